@@ -1,0 +1,48 @@
+import { z } from 'zod';
+import { cast, defineService } from '../contract.js';
+
+export const guestServiceStatus = z.enum([
+  'BUILDING',
+  'HEALTHY',
+  'RUNNING',
+  'SHUTDOWN',
+  'CRASHED',
+  'FAILED',
+  'RESTARTING',
+  'UNKNOWN',
+]);
+export type GuestServiceStatus = z.infer<typeof guestServiceStatus>;
+
+export const engineVersionReport = z.object({
+  /** datastore name, e.g. "postgresql" */
+  datastore: z.string(),
+  /** engine module that runs it, e.g. "postgresql" */
+  manager: z.string(),
+  /** version name users pick, e.g. "15" */
+  name: z.string(),
+  /** full engine version, e.g. "15.19" */
+  version: z.string(),
+  active: z.boolean(),
+  /** why the version cannot run here, when inactive */
+  inactiveReason: z.string().nullable(),
+});
+export type EngineVersionReport = z.infer<typeof engineVersionReport>;
+
+// Topic `conductor`, competing consumers: the only path from guests to the state database.
+export const conductorContract = defineService('conductor', '1.0', {
+  heartbeat: cast(
+    z.object({
+      instanceId: z.string(),
+      status: guestServiceStatus,
+      /** bytes used in the instance's volume, when known */
+      volumeUsedBytes: z.number().int().nonnegative().optional(),
+    }),
+  ),
+  /**
+   * An agent announces itself (so the taskmanager can place instances on it) and the engine
+   * versions its host can run (registered as datastore versions; missing binaries as inactive).
+   */
+  agentHeartbeat: cast(z.object({ host: z.string(), engines: z.array(engineVersionReport) })),
+});
+
+export const conductorTopic = 'conductor';

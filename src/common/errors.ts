@@ -1,0 +1,85 @@
+// One error catalogue for every role. An error has a stable code, a message a user can act on,
+// and optionally details and a cause. The API maps codes to HTTP statuses in one table
+// (src/api/error-status.ts); the bus carries errors as WireError and rebuilds the same class.
+
+export const errorCodes = [
+  'BadRequest', // malformed or invalid input
+  'ValidationError', // a request body failed its schema
+  'Unauthorized', // missing, wrong or expired credentials
+  'AdminRequired', // Trove's `Forbidden`: admin-only call by a non-admin (Trove answers 401)
+  'PolicyNotAuthorized', // the policy forbids this action (403)
+  'TenantMismatch', // the URL's project is not the token's project (403)
+  'NotFound',
+  'InstanceNotFound',
+  'DatastoreNotFound',
+  'DatastoreVersionNotFound', // Trove answers 400, not 404
+  'DatastoreVersionInactive',
+  'FlavorNotFound', // Trove answers 400
+  'UnprocessableEntity', // the action gate: wrong state for this action (422)
+  'Conflict',
+  'OverLimit', // quotas, sizes, rate limits (413)
+  'NotImplemented', // an engine or driver does not support the operation (501)
+  'GuestError', // the guest failed an operation (400, as Trove)
+  'GuestTimeout', // the guest did not answer in time (400, as Trove)
+  'BusTimeout', // an RPC call got no reply in time
+  'BusUnavailable', // the transport is closed or cannot reach the broker
+  'NoHostAvailable', // no agent is alive to place an instance
+  'EngineError', // an engine command failed
+  'TaskFailed',
+  'Internal',
+] as const;
+
+export type ErrorCode = (typeof errorCodes)[number];
+
+export interface CofferErrorOptions {
+  details?: string;
+  cause?: unknown;
+}
+
+export class CofferError extends Error {
+  readonly code: ErrorCode;
+  readonly details: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: CofferErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'CofferError';
+    this.code = code;
+    this.details = options.details;
+  }
+}
+
+export function isCofferError(err: unknown): err is CofferError {
+  return err instanceof CofferError;
+}
+
+/** Convenience constructors for the codes used most. */
+export const errors = {
+  badRequest: (message: string) => new CofferError('BadRequest', message),
+  notFound: (what: string) => new CofferError('NotFound', `Resource ${what} cannot be found.`),
+  instanceNotFound: (id: string) =>
+    new CofferError('InstanceNotFound', `Instance ${id} cannot be found.`),
+  internal: (message: string, cause?: unknown) =>
+    new CofferError('Internal', message, { cause }),
+};
+
+/** The serialisable form of an error, as it crosses the bus. */
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+  details?: string;
+}
+
+export function toWireError(err: unknown): WireError {
+  if (err instanceof CofferError) {
+    return err.details === undefined
+      ? { code: err.code, message: err.message }
+      : { code: err.code, message: err.message, details: err.details };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: 'Internal', message };
+}
+
+export function fromWireError(wire: WireError): CofferError {
+  const code = (errorCodes as readonly string[]).includes(wire.code) ? wire.code : 'Internal';
+  return new CofferError(code, wire.message, wire.details === undefined ? {} : { details: wire.details });
+}

@@ -1,0 +1,37 @@
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+export interface LoggerOptions {
+  level?: string;
+  /** Component or role name, carried by every line. */
+  name: string;
+}
+
+// Secrets must never reach a log line, whatever object a caller hands us.
+const redact = {
+  paths: [
+    'password',
+    '*.password',
+    '*.*.password',
+    'users[*].password',
+    '*.users[*].password',
+    'rootPassword',
+    '*.rootPassword',
+    'token',
+    '*.token',
+    'authorization',
+    'headers["x-auth-token"]',
+    'headers["x-subject-token"]',
+  ],
+  censor: '[redacted]',
+};
+
+export function createLogger(options: LoggerOptions): Logger {
+  return pino({ name: options.name, level: options.level ?? 'info', redact });
+}
+
+/** A logger that drops everything, for tests and library defaults. */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

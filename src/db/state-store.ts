@@ -1,0 +1,347 @@
+// The state store port: every role that owns state (api, taskmanager, conductor) talks to the
+// state database only through these repositories. Rows are camelCase TypeScript objects; the
+// adapter maps them to snake_case columns. Times are Date objects in UTC.
+
+export type TaskStatusName =
+  | 'NONE'
+  | 'BUILDING'
+  | 'DELETING'
+  | 'REBOOTING'
+  | 'RESIZING'
+  | 'RESTART_REQUIRED'
+  | 'UPDATING'
+  | 'BUILDING_ERROR_SERVER'
+  | 'BUILDING_ERROR_TIMEOUT_GA'
+  | 'DELETING_ERROR';
+
+/** Trove's service statuses (reference 3.1), stored by name. */
+export type ServiceStatusName =
+  | 'NEW'
+  | 'BUILDING'
+  | 'INSTANCE_READY'
+  | 'HEALTHY'
+  | 'RUNNING'
+  | 'BLOCKED'
+  | 'PAUSED'
+  | 'SHUTDOWN'
+  | 'CRASHED'
+  | 'FAILED'
+  | 'DELETED'
+  | 'UNKNOWN'
+  | 'FAILED_TIMEOUT_GUESTAGENT'
+  | 'RESTART_REQUIRED'
+  | 'RESTARTING';
+
+export interface ProjectRow {
+  id: string;
+  name: string;
+  domainId: string;
+  description: string;
+  enabled: boolean;
+  createdAt: Date;
+}
+
+export interface UserRow {
+  id: string;
+  name: string;
+  domainId: string;
+  /** scrypt hash in the form `scrypt$N$r$p$salt$hash`; never the password itself */
+  passwordHash: string;
+  defaultProjectId: string | null;
+  email: string | null;
+  description: string;
+  enabled: boolean;
+  createdAt: Date;
+}
+
+export interface RoleRow {
+  id: string;
+  name: string;
+}
+
+export interface RoleAssignmentRow {
+  userId: string;
+  projectId: string;
+  roleId: string;
+}
+
+export interface TokenRow {
+  /** sha256 hex of the bearer token; the token itself is never stored */
+  tokenHash: string;
+  userId: string;
+  projectId: string;
+  methods: string[];
+  auditId: string;
+  issuedAt: Date;
+  expiresAt: Date;
+}
+
+export interface FlavorRow {
+  id: string;
+  name: string;
+  ramMb: number;
+  vcpus: number;
+  diskGb: number;
+  ephemeralGb: number;
+}
+
+export interface DatastoreRow {
+  id: string;
+  name: string;
+  defaultVersionId: string | null;
+}
+
+export interface DatastoreVersionRow {
+  id: string;
+  datastoreId: string;
+  /** user-facing version name, e.g. "15" */
+  name: string;
+  /** full engine version, e.g. "15.19" */
+  version: string;
+  /** engine (datastore manager) name, e.g. "postgresql" */
+  manager: string;
+  active: boolean;
+  /** why the version is inactive (binary missing ...), null when active */
+  inactiveReason: string | null;
+  updatedAt: Date;
+}
+
+export interface InstanceAccess {
+  isPublic?: boolean;
+  allowedCidrs?: string[];
+}
+
+export interface InstanceRow {
+  id: string;
+  name: string;
+  tenantId: string;
+  flavorId: string;
+  volumeSizeGb: number;
+  datastoreVersionId: string;
+  taskStatus: TaskStatusName;
+  taskDescription: string;
+  taskStartTime: Date | null;
+  /** agent host the instance is placed on; null until placed */
+  host: string | null;
+  address: string | null;
+  port: number | null;
+  access: InstanceAccess | null;
+  createdAt: Date;
+  updatedAt: Date;
+  deleted: boolean;
+  deletedAt: Date | null;
+}
+
+export type NewInstance = Omit<InstanceRow, 'deleted' | 'deletedAt' | 'host' | 'address' | 'port'>;
+
+export type InstancePatch = Partial<
+  Pick<
+    InstanceRow,
+    | 'name'
+    | 'flavorId'
+    | 'volumeSizeGb'
+    | 'taskStatus'
+    | 'taskDescription'
+    | 'taskStartTime'
+    | 'host'
+    | 'address'
+    | 'port'
+    | 'access'
+  >
+>;
+
+export interface ServiceStatusRow {
+  instanceId: string;
+  status: ServiceStatusName;
+  updatedAt: Date;
+}
+
+export interface InstanceFaultRow {
+  id: string;
+  instanceId: string;
+  message: string;
+  details: string;
+  createdAt: Date;
+}
+
+export type TaskKind = 'create_instance' | 'delete_instance';
+export type TaskState = 'pending' | 'running' | 'done' | 'failed';
+
+export interface TaskRow {
+  id: string;
+  instanceId: string;
+  kind: TaskKind;
+  /** the last step completed; flows resume after it */
+  step: string;
+  state: TaskState;
+  /** worker id holding the lease, null when unclaimed */
+  owner: string | null;
+  leaseExpiresAt: Date | null;
+  /** flow input; may hold secrets for a create, so flows clear it when they end */
+  payload: unknown;
+  attempts: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface AgentRow {
+  host: string;
+  lastSeenAt: Date;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** marker for the next page; null when this is the last page */
+  nextMarker: string | null;
+}
+
+export interface ProjectRepository {
+  create(row: ProjectRow): Promise<void>;
+  get(id: string): Promise<ProjectRow | undefined>;
+  getByName(name: string, domainId: string): Promise<ProjectRow | undefined>;
+  list(filter?: { name?: string; domainId?: string }): Promise<ProjectRow[]>;
+  update(id: string, patch: Partial<Pick<ProjectRow, 'name' | 'description' | 'enabled'>>): Promise<void>;
+  delete(id: string): Promise<void>;
+}
+
+export interface UserRepository {
+  create(row: UserRow): Promise<void>;
+  get(id: string): Promise<UserRow | undefined>;
+  getByName(name: string, domainId: string): Promise<UserRow | undefined>;
+  list(filter?: { name?: string; domainId?: string }): Promise<UserRow[]>;
+  update(
+    id: string,
+    patch: Partial<
+      Pick<UserRow, 'name' | 'passwordHash' | 'defaultProjectId' | 'email' | 'description' | 'enabled'>
+    >,
+  ): Promise<void>;
+  delete(id: string): Promise<void>;
+}
+
+export interface RoleRepository {
+  /** returns the role with this name, creating it with `id` when missing */
+  ensure(name: string, id: string): Promise<RoleRow>;
+  get(id: string): Promise<RoleRow | undefined>;
+  getByName(name: string): Promise<RoleRow | undefined>;
+  list(): Promise<RoleRow[]>;
+}
+
+export interface RoleAssignmentRepository {
+  /** idempotent */
+  grant(row: RoleAssignmentRow): Promise<void>;
+  revoke(row: RoleAssignmentRow): Promise<void>;
+  /** the roles `userId` holds on `projectId` */
+  rolesOf(userId: string, projectId: string): Promise<RoleRow[]>;
+  list(filter?: { userId?: string; projectId?: string; roleId?: string }): Promise<RoleAssignmentRow[]>;
+}
+
+export interface TokenRepository {
+  create(row: TokenRow): Promise<void>;
+  get(tokenHash: string): Promise<TokenRow | undefined>;
+  delete(tokenHash: string): Promise<void>;
+  deleteExpired(now: Date): Promise<number>;
+}
+
+export interface FlavorRepository {
+  upsert(row: FlavorRow): Promise<void>;
+  get(id: string): Promise<FlavorRow | undefined>;
+  /** ordered by ram, then id */
+  list(): Promise<FlavorRow[]>;
+}
+
+export interface DatastoreRepository {
+  /** returns the datastore named `name`, creating it with `id` when missing */
+  ensureDatastore(name: string, id: string): Promise<DatastoreRow>;
+  setDefaultVersion(datastoreId: string, versionId: string | null): Promise<void>;
+  getDatastore(id: string): Promise<DatastoreRow | undefined>;
+  getDatastoreByName(name: string): Promise<DatastoreRow | undefined>;
+  listDatastores(): Promise<DatastoreRow[]>;
+  /** insert, or update every field but `id` of the version with the same datastore and name */
+  upsertVersion(row: DatastoreVersionRow): Promise<DatastoreVersionRow>;
+  getVersion(id: string): Promise<DatastoreVersionRow | undefined>;
+  getVersionByName(datastoreId: string, name: string): Promise<DatastoreVersionRow | undefined>;
+  listVersions(datastoreId?: string): Promise<DatastoreVersionRow[]>;
+}
+
+export interface InstanceRepository {
+  create(row: NewInstance): Promise<void>;
+  /** undefined for unknown or deleted instances, and for another project's when tenantId is given */
+  get(id: string, scope?: { tenantId?: string }): Promise<InstanceRow | undefined>;
+  /** not deleted, ordered by id ascending; marker = id of the last item of the previous page */
+  list(filter: { tenantId?: string; limit: number; marker?: string; host?: string }): Promise<Page<InstanceRow>>;
+  /** sets updatedAt too */
+  update(id: string, patch: InstancePatch): Promise<void>;
+  /** soft delete: deleted = true, deletedAt = now */
+  markDeleted(id: string, now: Date): Promise<void>;
+  countActive(tenantId: string): Promise<number>;
+}
+
+export interface ServiceStatusRepository {
+  get(instanceId: string): Promise<ServiceStatusRow | undefined>;
+  set(row: ServiceStatusRow): Promise<void>;
+}
+
+export interface InstanceFaultRepository {
+  record(row: InstanceFaultRow): Promise<void>;
+  /** the newest fault of the instance */
+  latest(instanceId: string): Promise<InstanceFaultRow | undefined>;
+  clear(instanceId: string): Promise<void>;
+}
+
+export interface TaskRepository {
+  create(row: TaskRow): Promise<void>;
+  get(id: string): Promise<TaskRow | undefined>;
+  /**
+   * Atomically take the task when it is pending, or running with an expired lease (its worker
+   * died). Increments attempts. Returns the claimed row, or undefined when another worker holds it.
+   */
+  claim(id: string, owner: string, leaseMs: number, now: Date): Promise<TaskRow | undefined>;
+  /** tasks that are pending, or running with an expired lease, oldest first */
+  listClaimable(now: Date, limit: number): Promise<TaskRow[]>;
+  /** extend the lease; false when `owner` no longer holds the task */
+  renewLease(id: string, owner: string, leaseMs: number, now: Date): Promise<boolean>;
+  /** record a completed step (and optionally replace the payload); false when `owner` lost the lease */
+  recordStep(id: string, owner: string, step: string, payload?: unknown): Promise<boolean>;
+  /** end the task (done or failed), release the lease and clear the payload */
+  finish(id: string, owner: string, state: 'done' | 'failed'): Promise<boolean>;
+  /** the unfinished task of an instance, if any */
+  activeForInstance(instanceId: string): Promise<TaskRow | undefined>;
+}
+
+export interface ConductorLastSeenRepository {
+  /**
+   * Records `sent` for (instance, method) when it is newer than the one stored and returns true;
+   * returns false (and changes nothing) for a stale or duplicate message.
+   */
+  recordIfNewer(instanceId: string, method: string, sent: number): Promise<boolean>;
+}
+
+export interface AgentRepository {
+  heartbeat(host: string, now: Date): Promise<void>;
+  /** agents seen at or after `since`, ordered by host */
+  listAlive(since: Date): Promise<AgentRow[]>;
+}
+
+export interface Repositories {
+  projects: ProjectRepository;
+  users: UserRepository;
+  roles: RoleRepository;
+  roleAssignments: RoleAssignmentRepository;
+  tokens: TokenRepository;
+  flavors: FlavorRepository;
+  datastores: DatastoreRepository;
+  instances: InstanceRepository;
+  serviceStatuses: ServiceStatusRepository;
+  faults: InstanceFaultRepository;
+  tasks: TaskRepository;
+  conductorLastSeen: ConductorLastSeenRepository;
+  agents: AgentRepository;
+}
+
+export interface StateStore extends Repositories {
+  /** which SQL engine backs the store */
+  readonly dialect: 'sqlite' | 'mysql' | 'postgres';
+  /** runs `fn` in one database transaction; rolls back when it throws */
+  transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
