@@ -6,6 +6,8 @@ export interface LoggerOptions {
   level?: string;
   /** Component or role name, carried by every line. */
   name: string;
+  /** file to append JSON lines to; standard output when absent */
+  file?: string;
 }
 
 // Secrets must never reach a log line, whatever object a caller hands us.
@@ -28,7 +30,8 @@ const redact = {
 };
 
 export function createLogger(options: LoggerOptions): Logger {
-  return pino({ name: options.name, level: options.level ?? 'info', redact });
+  const destination = options.file === undefined ? undefined : pino.destination({ dest: options.file, mkdir: true, sync: false });
+  return pino({ name: options.name, level: options.level ?? 'info', redact }, destination);
 }
 
 /** A logger that drops everything, for tests and library defaults. */

@@ -36,6 +36,8 @@ export const conductorContract = defineService('conductor', '1.0', {
       status: guestServiceStatus,
       /** bytes used in the instance's volume, when known */
       volumeUsedBytes: z.number().int().nonnegative().optional(),
+      /** what went wrong, with FAILED or CRASHED: becomes the instance's fault message */
+      message: z.string().max(1000).optional(),
     }),
   ),
   /**

@@ -1,0 +1,67 @@
+// The parts of Trove's JSON views the CLI reads (trove-reference.md §2.2, §2.6, §2.7). Everything
+// is optional beyond the ids: the CLI must show what it gets, not crash on what it doesn't.
+
+export interface InstanceAddress {
+  address: string;
+  type?: string;
+  network?: string;
+  port?: number;
+}
+
+export interface InstanceView {
+  id: string;
+  name: string;
+  status: string;
+  operating_status?: string;
+  datastore?: { type: string | null; version: string | null; version_number?: string };
+  flavor?: { id: string };
+  volume?: { size?: number; used?: number };
+  local_storage?: { used?: number };
+  ip?: string[];
+  addresses?: InstanceAddress[];
+  hostname?: string;
+  /** Not in Trove's view; read when Coffer adds it (several instances may share a host). */
+  port?: number;
+  fault?: { message: string; created?: string; details?: string | null };
+  created?: string;
+  updated?: string;
+  service_status_updated?: string;
+  configuration?: { id: string; name?: string };
+  replica_of?: { id: string };
+  replicas?: Array<{ id: string }>;
+  region?: string;
+  /** The generated root password: only in the create response, and only with root_on_create. */
+  password?: string;
+}
+
+export interface FlavorView {
+  /** An int only when Nova's id is all digits; clients fall back to `str_id`. */
+  id: number | string | null;
+  str_id?: string;
+  name: string;
+  ram?: number;
+  vcpus?: number;
+  disk?: number;
+}
+
+export interface DatastoreVersionView {
+  id: string;
+  name: string;
+  version?: string;
+  active?: boolean | number;
+}
+
+export interface DatastoreView {
+  id: string;
+  name: string;
+  default_version?: string;
+  versions?: DatastoreVersionView[];
+}
+
+export interface PageLinks {
+  links?: Array<{ rel: string; href: string }>;
+}
+
+export function flavorId(flavor: FlavorView): string {
+  return flavor.str_id ?? String(flavor.id);
+}

@@ -1,0 +1,31 @@
+// The conductor role: the only writer of what guests and agents report (heartbeats become
+// service statuses, agent reports become datastore versions), so they need no database access.
+import { conductorContract, conductorTopic } from '../bus/contracts/conductor.js';
+import { serveRpc } from '../bus/rpc-server.js';
+import type { Transport } from '../bus/transport.js';
+import type { Logger } from '../common/logger.js';
+import type { StateStore } from '../db/index.js';
+import { agentHeartbeatHandler } from './agent-heartbeat-handler.js';
+import { heartbeatHandler } from './heartbeat-handler.js';
+
+export interface ConductorOptions {
+  store: StateStore;
+  transport: Transport;
+  logger: Logger;
+}
+
+export interface Conductor {
+  stop(): Promise<void>;
+}
+
+export async function startConductor(options: ConductorOptions): Promise<Conductor> {
+  const { store, transport, logger } = options;
+  const subscription = await serveRpc(
+    transport,
+    conductorContract,
+    conductorTopic,
+    { heartbeat: heartbeatHandler(store, logger), agentHeartbeat: agentHeartbeatHandler(store, logger) },
+    logger,
+  );
+  return { stop: () => subscription.close() };
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+// The `coffer` command: one binary for every role (serve, api, taskmanager, conductor, agent)
+// and for the client commands (login, instance ...), which talk to the API over HTTP.
+import { Command, Option } from 'commander';
+import { registerClientCommands } from '../cli/index.js';
+import { CofferError } from '../common/errors.js';
+import {
+  agentConfigSchema,
+  apiConfigSchema,
+  loadConfig,
+  serveConfigSchema,
+  workerConfigSchema,
+} from './config.js';
+import { runAgent, runApi, runConductor, runServe, runTaskmanager, type Stop } from './roles.js';
+
+const print = (line: string) => process.stdout.write(`${line}\n`);
+
+/** Runs a role until SIGINT/SIGTERM, then stops it cleanly (database engines keep running). */
+async function runUntilSignalled(start: () => Promise<Stop>): Promise<void> {
+  let stop: Stop;
+  try {
+    stop = await start();
+  } catch (err) {
+    const message = err instanceof CofferError ? err.message : err instanceof Error ? err.message : String(err);
+    process.stderr.write(`coffer: ${message}\n`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`coffer: error while stopping after ${signal}: ${String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+const configOption = () => new Option('--config <file>', 'JSON config file (env COFFER_CONFIG)');
+const logOption = () => new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env COFFER_LOG_LEVEL)');
+const dbOption = () => new Option('--database-url <url>', 'state database: mysql://, mariadb://, postgres:// or sqlite: URL (env COFFER_DATABASE_URL)');
+const busOption = () => new Option('--bus-url <url>', 'RabbitMQ URL, e.g. amqp://guest:guest@127.0.0.1 (env COFFER_BUS_URL)');
+
+export function buildProgram(): Command {
+  const program = new Command('coffer')
+    .description('Coffer: MySQL, MariaDB, PostgreSQL and Redis as a service, behind the OpenStack Trove v1.0 API')
+    .showHelpAfterError('(run with --help for usage)');
+
+  program
+    .command('serve')
+    .description('run every role in one process: SQLite state, in-process bus, local compute (no other server needed)')
+    .option('--host <address>', 'address to listen on (env COFFER_HOST)', undefined)
+    .option('--port <port>', 'port to listen on, default 8779 (env COFFER_PORT)')
+    .option('--data-dir <dir>', 'state, instances and logs, default ./.coffer (env COFFER_DATA_DIR)')
+    .option('--public-url <url>', 'URL clients reach the API at (env COFFER_PUBLIC_URL)')
+    .option('--engine-user <user>', 'unprivileged user engines run as when started as root, default coffer-db')
+    .option('--address-pool <cidr>', 'loopback range for instance addresses, default 127.77.0.0/16')
+    .addOption(logOption())
+    .addOption(configOption())
+    .action((flags: Record<string, unknown>) =>
+      runUntilSignalled(() => runServe(loadConfig(serveConfigSchema, flags), print)),
+    );
+
+  program
+    .command('api')
+    .description('run the HTTP API (Trove v1.0 + identity) against a shared state database and bus')
+    .option('--host <address>', 'address to listen on (env COFFER_HOST)')
+    .option('--port <port>', 'port to listen on, default 8779 (env COFFER_PORT)')
+    .option('--public-url <url>', 'URL clients reach the API at (env COFFER_PUBLIC_URL)')
+    .option('--data-dir <dir>', 'where a generated admin password is kept, default ./.coffer')
+    .addOption(dbOption())
+    .addOption(busOption())
+    .addOption(logOption())
+    .addOption(configOption())
+    .action((flags: Record<string, unknown>) => runUntilSignalled(() => runApi(loadConfig(apiConfigSchema, flags), print)));
+
+  for (const [name, description, run] of [
+    ['taskmanager', 'run the taskmanager: durable create/delete workflows', runTaskmanager],
+    ['conductor', 'run the conductor: turns guest and agent reports into state', runConductor],
+  ] as const) {
+    program
+      .command(name)
+      .description(description)
+      .addOption(dbOption())
+      .addOption(busOption())
+      .addOption(logOption())
+      .addOption(configOption())
+      .action((flags: Record<string, unknown>) => runUntilSignalled(() => run(loadConfig(workerConfigSchema, flags))));
+  }
+
+  program
+    .command('agent')
+    .description('run the compute agent of this host: starts, supervises and re-adopts database processes')
+    .option('--data-dir <dir>', 'instance directories, default ./.coffer (env COFFER_DATA_DIR)')
+    .option('--agent-host <name>', 'this agent\'s host name, default the machine\'s (env COFFER_AGENT_HOST)')
+    .option('--engine-user <user>', 'unprivileged user engines run as when started as root, default coffer-db')
+    .option('--address-pool <cidr>', 'loopback range for instance addresses, default 127.77.0.0/16')
+    .addOption(busOption())
+    .addOption(logOption())
+    .addOption(configOption())
+    .action((flags: Record<string, unknown>) => runUntilSignalled(() => runAgent(loadConfig(agentConfigSchema, flags))));
+
+  registerClientCommands(program);
+  return program;
+}
+
+await buildProgram().parseAsync(process.argv);

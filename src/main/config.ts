@@ -1,0 +1,113 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { CofferError } from '../common/errors.js';
+
+// One validated configuration per role. Values come, strongest first, from command-line flags,
+// the environment (COFFER_*), a JSON config file (--config or COFFER_CONFIG), then defaults.
+// This is the only module that reads the environment; roles get a frozen object.
+
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info');
+const port = z.coerce.number().int().min(1).max(65535);
+const loopbackOrAny = z.string().min(1);
+
+const databaseUrl = z
+  .string({ error: 'a state database URL is required: --database-url or COFFER_DATABASE_URL (e.g. mysql://root@127.0.0.1/coffer)' })
+  .regex(/^(sqlite|mysql|mariadb|postgres|postgresql):/, 'the state database URL must start with sqlite:, mysql://, mariadb:// or postgres://');
+const busUrl = z
+  .string({ error: 'a bus URL is required: --bus-url or COFFER_BUS_URL (e.g. amqp://guest:guest@127.0.0.1)' })
+  .regex(/^amqps?:\/\//, 'the bus URL must be an amqp:// or amqps:// URL');
+
+export const serveConfigSchema = z.object({
+  host: loopbackOrAny.default('127.0.0.1'),
+  port: port.default(8779),
+  dataDir: z.string().default('.coffer'),
+  publicUrl: z.string().url().optional(),
+  adminPassword: z.string().min(8).optional(),
+  engineUser: z.string().default('coffer-db'),
+  addressPool: z.string().default('127.77.0.0/16'),
+  logLevel,
+});
+
+export const apiConfigSchema = z.object({
+  host: loopbackOrAny.default('127.0.0.1'),
+  port: port.default(8779),
+  publicUrl: z.string().url().optional(),
+  databaseUrl,
+  busUrl,
+  /** where a generated admin password is kept (mode 0600) */
+  dataDir: z.string().default('.coffer'),
+  adminPassword: z.string().min(8).optional(),
+  logLevel,
+});
+
+export const workerConfigSchema = z.object({ databaseUrl, busUrl, logLevel });
+
+export const agentConfigSchema = z.object({
+  busUrl,
+  dataDir: z.string().default('.coffer'),
+  agentHost: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
+  engineUser: z.string().default('coffer-db'),
+  addressPool: z.string().default('127.77.0.0/16'),
+  logLevel,
+});
+
+export type ServeConfig = Readonly<z.output<typeof serveConfigSchema>>;
+export type ApiConfig = Readonly<z.output<typeof apiConfigSchema>>;
+export type WorkerConfig = Readonly<z.output<typeof workerConfigSchema>>;
+export type AgentConfig = Readonly<z.output<typeof agentConfigSchema>>;
+
+const envNames: Record<string, string> = {
+  host: 'COFFER_HOST',
+  port: 'COFFER_PORT',
+  dataDir: 'COFFER_DATA_DIR',
+  publicUrl: 'COFFER_PUBLIC_URL',
+  databaseUrl: 'COFFER_DATABASE_URL',
+  busUrl: 'COFFER_BUS_URL',
+  adminPassword: 'COFFER_ADMIN_PASSWORD',
+  engineUser: 'COFFER_ENGINE_USER',
+  addressPool: 'COFFER_ADDRESS_POOL',
+  agentHost: 'COFFER_AGENT_HOST',
+  logLevel: 'COFFER_LOG_LEVEL',
+};
+
+/** Secrets may also come from a file named by <ENV>_FILE, so they stay out of the process list. */
+function fromEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, name] of Object.entries(envNames)) {
+    const direct = env[name];
+    const file = env[`${name}_FILE`];
+    if (direct !== undefined && direct !== '') out[key] = direct;
+    else if (file !== undefined && file !== '') out[key] = readFileSync(file, 'utf8').trim();
+  }
+  return out;
+}
+
+function fromFile(path: string | undefined): Record<string, unknown> {
+  if (path === undefined) return {};
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(path, 'utf8'));
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
+    return parsed as Record<string, unknown>;
+  } catch (err) {
+    throw new CofferError('BadRequest', `Cannot read config file ${path}: ${(err as Error).message}`);
+  }
+}
+
+export function loadConfig<S extends z.ZodType>(
+  schema: S,
+  flags: Record<string, unknown>,
+  env: NodeJS.ProcessEnv = process.env,
+): Readonly<z.output<S>> {
+  const definedFlags = Object.fromEntries(Object.entries(flags).filter(([k, v]) => v !== undefined && k !== 'config'));
+  const file = fromFile((flags['config'] as string | undefined) ?? env['COFFER_CONFIG']);
+  const merged = { ...file, ...fromEnv(env), ...definedFlags };
+  const result = schema.safeParse(merged);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; ');
+    throw new CofferError('BadRequest', `Invalid configuration: ${problems}`);
+  }
+  const config = result.data as Record<string, unknown>;
+  if (typeof config['dataDir'] === 'string') config['dataDir'] = resolve(config['dataDir']);
+  return Object.freeze(config) as Readonly<z.output<S>>;
+}

@@ -1,0 +1,117 @@
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { buildApiServer, seedFlavors } from '../api/index.js';
+import { startAgent } from '../agent/index.js';
+import { connectTransport, InProcessTransport } from '../bus/index.js';
+import type { Transport } from '../bus/index.js';
+import { createLogger, type Logger } from '../common/logger.js';
+import { startConductor } from '../conductor/index.js';
+import { openStateStore, type StateStore } from '../db/index.js';
+import { startTaskmanager } from '../taskmanager/index.js';
+import { bootstrapAdmin } from './admin-password.js';
+import type { AgentConfig, ApiConfig, ServeConfig, WorkerConfig } from './config.js';
+
+// Each function wires one role (or, for serve, all of them) from a validated config and returns
+// a stop function. Stopping a role never stops the database engines: they outlive the agent.
+
+export type Stop = () => Promise<void>;
+
+async function listenApi(
+  store: StateStore,
+  transport: Transport,
+  logger: Logger,
+  config: { host: string; port: number; publicUrl?: string | undefined },
+) {
+  const publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
+  const app = await buildApiServer({ store, transport, logger, publicUrl });
+  await seedFlavors(store);
+  await app.listen({ host: config.host, port: config.port });
+  return { app, publicUrl };
+}
+
+export async function runServe(config: ServeConfig, print: (line: string) => void): Promise<Stop> {
+  const logger = createLogger({ name: 'coffer', level: config.logLevel, file: join(config.dataDir, 'coffer.log') });
+  const store = await openStateStore(`sqlite:${join(config.dataDir, 'coffer.sqlite')}`, { logger });
+  const transport = new InProcessTransport();
+  const conductor = await startConductor({ store, transport, logger: logger.child({ role: 'conductor' }) });
+  const agent = await startAgent({
+    host: 'local',
+    dataDir: config.dataDir,
+    transport,
+    logger: logger.child({ role: 'agent' }),
+    engineUser: config.engineUser,
+    addressPool: config.addressPool,
+  });
+  const taskmanager = await startTaskmanager({ store, transport, logger: logger.child({ role: 'taskmanager' }) });
+  await bootstrapAdmin(store, config.dataDir, config.adminPassword, print);
+  const { app, publicUrl } = await listenApi(store, transport, logger.child({ role: 'api' }), config);
+  print(`Coffer is serving the Trove API on ${publicUrl} (identity: ${publicUrl}/identity/v3)`);
+  print(`Data and logs: ${config.dataDir}`);
+  print(`Next: ./bin/coffer login --url ${publicUrl} --user admin --project admin`);
+  return async () => {
+    await app.close();
+    await taskmanager.stop();
+    await agent.stop();
+    await conductor.stop();
+    await transport.close();
+    await store.close();
+  };
+}
+
+export async function runApi(config: ApiConfig, print: (line: string) => void): Promise<Stop> {
+  const logger = createLogger({ name: 'coffer-api', level: config.logLevel });
+  const store = await openStateStore(config.databaseUrl, { logger });
+  const transport = await connectTransport(config.busUrl, { logger });
+  await bootstrapAdmin(store, config.dataDir, config.adminPassword, print);
+  const { app, publicUrl } = await listenApi(store, transport, logger, config);
+  logger.info({ publicUrl }, 'api listening');
+  return async () => {
+    await app.close();
+    await transport.close();
+    await store.close();
+  };
+}
+
+export async function runTaskmanager(config: WorkerConfig): Promise<Stop> {
+  const logger = createLogger({ name: 'coffer-taskmanager', level: config.logLevel });
+  const store = await openStateStore(config.databaseUrl, { logger });
+  const transport = await connectTransport(config.busUrl, { logger });
+  const taskmanager = await startTaskmanager({ store, transport, logger });
+  logger.info('taskmanager running');
+  return async () => {
+    await taskmanager.stop();
+    await transport.close();
+    await store.close();
+  };
+}
+
+export async function runConductor(config: WorkerConfig): Promise<Stop> {
+  const logger = createLogger({ name: 'coffer-conductor', level: config.logLevel });
+  const store = await openStateStore(config.databaseUrl, { logger });
+  const transport = await connectTransport(config.busUrl, { logger });
+  const conductor = await startConductor({ store, transport, logger });
+  logger.info('conductor running');
+  return async () => {
+    await conductor.stop();
+    await transport.close();
+    await store.close();
+  };
+}
+
+export async function runAgent(config: AgentConfig): Promise<Stop> {
+  const logger = createLogger({ name: 'coffer-agent', level: config.logLevel });
+  const transport = await connectTransport(config.busUrl, { logger });
+  const agent = await startAgent({
+    host: config.agentHost ?? hostname(),
+    dataDir: config.dataDir,
+    transport,
+    logger,
+    engineUser: config.engineUser,
+    addressPool: config.addressPool,
+  });
+  logger.info({ host: agent.host }, 'agent running');
+  return async () => {
+    await agent.stop();
+    await transport.close();
+  };
+}

@@ -1,0 +1,53 @@
+import { agentContract, agentTopic } from '../bus/contracts/agent.js';
+import { createRpcClient } from '../bus/rpc-client.js';
+import { newUuid } from '../common/ids.js';
+import type { StateStore } from '../db/index.js';
+import type { Transport } from '../bus/transport.js';
+import type { Logger } from '../common/logger.js';
+import { retryTransient } from './flow-support.js';
+import type { TaskHandle } from './task-runner.js';
+
+export interface DeleteFlowDeps {
+  store: StateStore;
+  transport: Transport;
+  logger: Logger;
+  /** how long to keep trying to reach the instance's agent */
+  deleteTimeoutMs: number;
+}
+
+/**
+ * delete_instance: the agent stops the engine and removes its directory and address, then the
+ * row is soft-deleted. Both steps are idempotent, so a resumed task simply runs them again.
+ */
+export function deleteInstanceFlow(deps: DeleteFlowDeps) {
+  return async (handle: TaskHandle): Promise<void> => {
+    const { store, transport, logger } = deps;
+    const instanceId = handle.task.instanceId;
+    const instance = await store.instances.get(instanceId);
+    if (instance === undefined) return;
+    const context = { requestId: `req-${newUuid()}`, instanceId };
+    try {
+      if (instance.host !== null) {
+        const agent = createRpcClient(transport, agentContract, agentTopic(instance.host));
+        await retryTransient(`deleteServer on ${instance.host}`, () => agent.deleteServer({ instanceId }, context), {
+          deadline: Date.now() + deps.deleteTimeoutMs,
+          signal: handle.signal,
+          logger: logger.child({ instanceId }),
+        });
+      }
+      const now = new Date();
+      await store.transaction(async (tx) => {
+        await tx.instances.markDeleted(instanceId, now);
+        await tx.serviceStatuses.set({ instanceId, status: 'DELETED', updatedAt: now });
+      });
+    } catch (err) {
+      if (handle.signal.aborted) throw err;
+      const message = `Delete failed: ${err instanceof Error ? err.message : String(err)}. Start the instance's agent (${instance.host}) and delete it again.`;
+      await store.transaction(async (tx) => {
+        await tx.faults.record({ id: newUuid(), instanceId, message: message.slice(0, 255), details: message, createdAt: new Date() });
+        await tx.instances.update(instanceId, { taskStatus: 'DELETING_ERROR', taskDescription: 'Delete error.' });
+      });
+      throw err;
+    }
+  };
+}

@@ -1,0 +1,25 @@
+import { CofferError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import { sleep } from '../common/time.js';
+
+/**
+ * Retries `attempt` while it fails with a transient bus error (the agent is restarting, the
+ * broker reconnecting) until `deadline`; other errors and the deadline end it.
+ */
+export async function retryTransient<T>(
+  what: string,
+  attempt: () => Promise<T>,
+  options: { deadline: number; signal: AbortSignal; logger: Logger; delayMs?: number },
+): Promise<T> {
+  for (;;) {
+    options.signal.throwIfAborted();
+    try {
+      return await attempt();
+    } catch (err) {
+      const transient = err instanceof CofferError && (err.code === 'BusTimeout' || err.code === 'BusUnavailable');
+      if (!transient || Date.now() >= options.deadline) throw err;
+      options.logger.warn({ err: err.message }, `${what} failed, retrying`);
+      await sleep(options.delayMs ?? 1000, options.signal);
+    }
+  }
+}

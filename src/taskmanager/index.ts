@@ -1,0 +1,65 @@
+// The taskmanager role: runs every operation that takes longer than a request (create, delete)
+// as a durable task with a lease, so that any taskmanager can resume what a dead one started.
+import { hostname } from 'node:os';
+import { taskmanagerContract, taskmanagerTopic } from '../bus/contracts/taskmanager.js';
+import { serveRpc } from '../bus/rpc-server.js';
+import type { Subscription, Transport } from '../bus/transport.js';
+import type { Logger } from '../common/logger.js';
+import { newUuid } from '../common/ids.js';
+import type { StateStore } from '../db/index.js';
+import { createInstanceFlow } from './create-instance-flow.js';
+import { deleteInstanceFlow } from './delete-instance-flow.js';
+import { TaskRunner } from './task-runner.js';
+
+export interface TaskmanagerOptions {
+  store: StateStore;
+  transport: Transport;
+  logger: Logger;
+  /** default: host name + pid + random suffix */
+  workerId?: string;
+  leaseMs?: number;
+  sweepIntervalMs?: number;
+  buildTimeoutMs?: number;
+  deleteTimeoutMs?: number;
+  agentAliveWindowMs?: number;
+  prepareResendMs?: number;
+}
+
+export interface Taskmanager {
+  stop(): Promise<void>;
+}
+
+export async function startTaskmanager(options: TaskmanagerOptions): Promise<Taskmanager> {
+  const { store, transport, logger } = options;
+  const deps = {
+    store,
+    transport,
+    logger,
+    buildTimeoutMs: options.buildTimeoutMs ?? 10 * 60_000,
+    agentAliveWindowMs: options.agentAliveWindowMs ?? 30_000,
+    prepareResendMs: options.prepareResendMs ?? 20_000,
+    deleteTimeoutMs: options.deleteTimeoutMs ?? 10 * 60_000,
+  };
+  const runner = new TaskRunner({
+    store,
+    logger,
+    workerId: options.workerId ?? `${hostname()}-${process.pid}-${newUuid().slice(0, 8)}`,
+    leaseMs: options.leaseMs ?? 15_000,
+    sweepIntervalMs: options.sweepIntervalMs ?? 2_000,
+    flows: { create_instance: createInstanceFlow(deps), delete_instance: deleteInstanceFlow(deps) },
+  });
+  runner.start();
+  const subscription: Subscription = await serveRpc(
+    transport,
+    taskmanagerContract,
+    taskmanagerTopic,
+    { runTask: async ({ taskId }) => runner.trigger(taskId) },
+    logger,
+  );
+  return {
+    async stop() {
+      await subscription.close();
+      await runner.stop();
+    },
+  };
+}

@@ -1,0 +1,123 @@
+import type { Logger } from '../common/logger.js';
+import { sleep } from '../common/time.js';
+import type { StateStore, TaskKind, TaskRow } from '../db/index.js';
+
+/** What a flow gets to record its progress and notice it lost its task to another worker. */
+export interface TaskHandle {
+  readonly task: TaskRow;
+  /** aborted when the lease is lost or the runner stops: the flow must stop touching state */
+  readonly signal: AbortSignal;
+  /** records a completed step (and optionally a new payload); throws when the lease was lost */
+  recordStep(step: string, payload?: unknown): Promise<void>;
+}
+
+export type Flow = (handle: TaskHandle) => Promise<void>;
+
+export interface TaskRunnerOptions {
+  store: StateStore;
+  logger: Logger;
+  workerId: string;
+  flows: Record<TaskKind, Flow>;
+  leaseMs: number;
+  sweepIntervalMs: number;
+}
+
+class LeaseLost extends Error {
+  constructor() {
+    super('task lease lost');
+  }
+}
+
+/**
+ * Runs durable tasks. A task is claimed with a lease that the runner renews while the flow runs;
+ * a runner that dies stops renewing, and after the lease expires the periodic sweep of any
+ * runner claims the task again and its flow resumes after the last recorded step.
+ */
+export class TaskRunner {
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly stopController = new AbortController();
+  private sweeper: Promise<void> | undefined;
+
+  constructor(private readonly options: TaskRunnerOptions) {}
+
+  start(): void {
+    this.sweeper = this.sweepLoop();
+  }
+
+  /** Claims and runs `taskId` unless another worker holds it; returns at once. */
+  async trigger(taskId: string): Promise<void> {
+    if (this.running.has(taskId) || this.stopController.signal.aborted) return;
+    const { store, workerId, leaseMs } = this.options;
+    const task = await store.tasks.claim(taskId, workerId, leaseMs, new Date());
+    if (task !== undefined) this.launch(task);
+  }
+
+  async stop(): Promise<void> {
+    this.stopController.abort(new Error('task runner stopping'));
+    await this.sweeper;
+    await Promise.allSettled(this.running.values());
+  }
+
+  private launch(task: TaskRow): void {
+    const run = this.run(task).finally(() => this.running.delete(task.id));
+    this.running.set(task.id, run);
+  }
+
+  private async run(task: TaskRow): Promise<void> {
+    const { store, workerId, leaseMs, logger } = this.options;
+    const log = logger.child({ taskId: task.id, instanceId: task.instanceId, kind: task.kind });
+    const lease = new AbortController();
+    const onStop = () => lease.abort(this.stopController.signal.reason);
+    this.stopController.signal.addEventListener('abort', onStop, { once: true });
+    const renewer = setInterval(() => {
+      store.tasks.renewLease(task.id, workerId, leaseMs, new Date()).then(
+        (held) => {
+          if (!held) lease.abort(new LeaseLost());
+        },
+        (err: unknown) => log.warn({ err }, 'could not renew task lease'),
+      );
+    }, Math.max(100, Math.floor(leaseMs / 3)));
+
+    const handle: TaskHandle = {
+      task,
+      signal: lease.signal,
+      recordStep: async (step, payload) => {
+        if (!(await store.tasks.recordStep(task.id, workerId, step, payload))) {
+          lease.abort(new LeaseLost());
+          throw new LeaseLost();
+        }
+      },
+    };
+    log.info({ step: task.step, attempt: task.attempts }, 'task started');
+    try {
+      await this.options.flows[task.kind](handle);
+      await store.tasks.finish(task.id, workerId, 'done');
+      log.info('task done');
+    } catch (err) {
+      if (lease.signal.aborted) {
+        // Another worker owns the task now, or we are stopping: leave it to the next claim.
+        log.info({ reason: String(lease.signal.reason) }, 'task left to another worker');
+      } else {
+        log.error({ err }, 'task failed');
+        await store.tasks.finish(task.id, workerId, 'failed').catch(() => undefined);
+      }
+    } finally {
+      clearInterval(renewer);
+      this.stopController.signal.removeEventListener('abort', onStop);
+    }
+  }
+
+  private async sweepLoop(): Promise<void> {
+    const { store, logger, sweepIntervalMs } = this.options;
+    const signal = this.stopController.signal;
+    while (!signal.aborted) {
+      try {
+        const claimable = await store.tasks.listClaimable(new Date(), 20);
+        for (const task of claimable) await this.trigger(task.id);
+      } catch (err) {
+        logger.warn({ err }, 'task sweep failed');
+      }
+      await sleep(sweepIntervalMs, signal).catch(() => undefined);
+    }
+  }
+}

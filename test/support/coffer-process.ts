@@ -1,0 +1,86 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+// Starts `coffer <role>` as a real child process from the TypeScript sources, the way an
+// operator runs it, and stops it the way an operator (or a crash) would.
+
+const entry = fileURLToPath(new URL('../../src/main/coffer.ts', import.meta.url));
+
+export interface RoleProcess {
+  readonly child: ChildProcess;
+  /** everything the process printed so far */
+  output(): string;
+  /** resolves when a line matching `pattern` was printed */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** SIGTERM and wait for exit (clean stop) */
+  stop(): Promise<void>;
+  /** SIGKILL and wait for exit (a crash) */
+  kill(): Promise<void>;
+}
+
+export function startRole(args: string[], env: Record<string, string> = {}): RoleProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  const waiters = new Set<() => void>();
+  const onData = (chunk: Buffer) => {
+    text += chunk.toString();
+    for (const waiter of waiters) waiter();
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = once(child, 'exit');
+
+  const waitExit = async (signal: NodeJS.Signals) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(signal);
+    await exited;
+  };
+
+  return {
+    child,
+    output: () => text,
+    waitFor(pattern, timeoutMs = 30_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const match = pattern.exec(text);
+          if (match) {
+            cleanup();
+            resolve(match[0]);
+          } else if (child.exitCode !== null) {
+            cleanup();
+            reject(new Error(`coffer ${args[0]} exited (${child.exitCode}) before printing ${pattern}:\n${text}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`timed out waiting for ${pattern} from coffer ${args[0]}:\n${text}`));
+        }, timeoutMs);
+        const cleanup = () => {
+          clearTimeout(timer);
+          waiters.delete(check);
+          child.off('exit', check);
+        };
+        waiters.add(check);
+        child.on('exit', check);
+        check();
+      });
+    },
+    stop: () => waitExit('SIGTERM'),
+    kill: () => waitExit('SIGKILL'),
+  };
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  server.close();
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
