@@ -38,6 +38,23 @@ export class ApiClient {
     return (await this.request('POST', path, body)).body as T;
   }
 
+  /** `body[key]` of a GET, e.g. the `instance` of `{"instance": {...}}`; a CliError if it is missing. */
+  async getMember<T>(path: string, key: string): Promise<T> {
+    return this.member<T>('GET', path, key, await this.get<unknown>(path));
+  }
+
+  async postMember<T>(path: string, key: string, body: unknown): Promise<T> {
+    return this.member<T>('POST', path, key, await this.post<unknown>(path, body));
+  }
+
+  private member<T>(method: HttpMethod, path: string, key: string, body: unknown): T {
+    const value = isRecord(body) ? body[key] : undefined;
+    if (value === undefined || value === null) {
+      throw new CliError(`Coffer answered ${method} ${path} without "${key}".`, 'Is --url the Coffer API?');
+    }
+    return value as T;
+  }
+
   async delete(path: string): Promise<void> {
     await this.request('DELETE', path);
   }
@@ -88,9 +105,9 @@ export class ApiClient {
         'Check that `coffer serve` is healthy and try again.',
       );
     }
-    const code = causeCode(err);
+    const reason = socketReason(err);
     return new CliError(
-      `Cannot reach Coffer at ${url}: is \`coffer serve\` running?${code === undefined ? '' : ` (${code})`}`,
+      `Cannot reach Coffer at ${url}: is \`coffer serve\` running?${reason === undefined ? '' : ` (${reason})`}`,
     );
   }
 }
@@ -117,13 +134,18 @@ function troveMessage(body: unknown): string | undefined {
   return typeof body.message === 'string' ? body.message : undefined;
 }
 
-/** fetch hides the socket error (ECONNREFUSED, ENOTFOUND...) in `cause`, sometimes nested. */
-function causeCode(err: unknown): string | undefined {
-  let current: unknown = err;
+/**
+ * fetch says only "fetch failed"; the socket's reason (ECONNREFUSED, ENOTFOUND, "bad port"...)
+ * is in `cause`, sometimes nested.
+ */
+function socketReason(err: unknown): string | undefined {
+  let current: unknown = err instanceof Error ? err.cause : undefined;
+  let message: string | undefined;
   for (let depth = 0; depth < 4 && current instanceof Error; depth += 1) {
     const code = (current as { code?: unknown }).code;
     if (typeof code === 'string') return code;
+    message ??= current.message;
     current = current.cause;
   }
-  return undefined;
+  return message;
 }

@@ -48,7 +48,9 @@ export function connectionInfo(instance: InstanceView, user?: string, database?:
       return {
         host,
         port,
-        command: shellLine(['mysql', '-h', host, ...portArg('-P'), '-u', shownUser, '-p', ...(database === undefined ? [] : [database])]),
+        command: shellLine([
+          'mysql', '-h', host, ...portArg('-P'), '-u', shownUser, '-p', ...(database === undefined ? [] : [database]),
+        ]),
         url: `mysql://${userPart}@${urlHost}${dbPart}`,
       };
     case 'redis':

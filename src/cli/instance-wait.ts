@@ -24,6 +24,10 @@ export function stateText(instance: InstanceView): string {
   return operating === undefined || operating === '' ? instance.status : `${instance.status} / ${operating}`;
 }
 
+export function faultText(instance: InstanceView): string {
+  return instance.fault?.message ?? 'Coffer recorded no fault message.';
+}
+
 /** Polls GET /instances/{id} until the goal, status ERROR, a 404, or the timeout, whichever comes first. */
 export async function waitForInstance(client: ApiClient, id: string, options: WaitOptions): Promise<WaitResult> {
   const clock = options.clock ?? Date.now;
@@ -31,7 +35,7 @@ export async function waitForInstance(client: ApiClient, id: string, options: Wa
   let last: InstanceView | undefined;
   for (;;) {
     try {
-      last = (await client.get<{ instance: InstanceView }>(`/instances/${encodeURIComponent(id)}`)).instance;
+      last = await client.getMember<InstanceView>(`/instances/${encodeURIComponent(id)}`, 'instance');
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) return { outcome: 'gone', last };
       throw err;

@@ -3,8 +3,9 @@ import type { OutputStream } from './cli-io.js';
 
 export type Cell = string | number | undefined | null;
 
-// No colours: output is often piped or read by tests, and cli-table3 colours headings by default.
-const style = { head: [] as string[], border: [] as string[] };
+// No colours (output is often piped, and cli-table3 colours headings by default) and no rule
+// between rows, as OpenStack's own tables.
+const style = { head: [] as string[], border: [] as string[], compact: true };
 
 function text(cell: Cell): string {
   return cell === undefined || cell === null ? '' : String(cell);

@@ -1,0 +1,51 @@
+// The message bus: typed RPC by topic between Coffer's roles. Contracts (contracts/*.ts) are data
+// that both ends validate against; createRpcClient/serveRpc turn them into typed proxies and
+// handlers over a Transport: in-process for `coffer serve`, AMQP to RabbitMQ for everything else.
+import { CofferError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import { AmqpTransport } from './amqp-transport.js';
+import { InProcessTransport } from './in-process-transport.js';
+import type { Transport } from './transport.js';
+
+export type { BusMessage, BusReply, MessageHandler, RequestContext, Subscription, Transport } from './transport.js';
+export type { CallMethod, CastMethod, MethodContract, ServiceContract } from './contract.js';
+export { call, cast, defineService } from './contract.js';
+export type { RpcClient, RpcClientOptions } from './rpc-client.js';
+export { createRpcClient } from './rpc-client.js';
+export type { MessageMeta, RpcHandlers } from './rpc-server.js';
+export { createDispatcher, serveRpc } from './rpc-server.js';
+export * from './contracts/agent.js';
+export * from './contracts/conductor.js';
+export * from './contracts/guest.js';
+export * from './contracts/taskmanager.js';
+export type { InProcessTransportOptions } from './in-process-transport.js';
+export { InProcessTransport } from './in-process-transport.js';
+export type { AmqpTransportOptions } from './amqp-transport.js';
+export { AmqpTransport } from './amqp-transport.js';
+
+export interface ConnectTransportOptions {
+  logger?: Logger;
+  /** unsettled messages per consumer */
+  prefetch?: number;
+  /** AMQP only: first pause before reconnecting after the broker went away */
+  reconnectDelayMs?: number;
+  /** AMQP only: how long a cast waits for a lost broker to come back */
+  reconnectWaitMs?: number;
+}
+
+/**
+ * The transport a bus URL names: none, `memory:` or `inproc:` for the in-process bus (every role
+ * in this process), `amqp://` or `amqps://` for RabbitMQ.
+ */
+export async function connectTransport(url: string | undefined, options: ConnectTransportOptions = {}): Promise<Transport> {
+  const trimmed = url?.trim() ?? '';
+  if (trimmed === '' || trimmed === 'memory:' || trimmed === 'inproc:') {
+    return new InProcessTransport({ logger: options.logger, prefetch: options.prefetch });
+  }
+  if (/^amqps?:\/\//i.test(trimmed)) return AmqpTransport.connect(trimmed, options);
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(trimmed)?.[1];
+  throw new CofferError(
+    'BadRequest',
+    `Unsupported message bus URL${scheme === undefined ? '' : ` scheme "${scheme}:"`}: use amqp://user:password@host:5672/vhost, amqps://..., or memory: for the in-process bus.`,
+  );
+}

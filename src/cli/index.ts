@@ -1,0 +1,25 @@
+/**
+ * The client half of the `coffer` command: login/logout, instances, flavors and datastores.
+ * It talks to Coffer's HTTP API (Keystone v3 tokens + Trove v1.0) like any other client, so it
+ * imports no role's internals; the role commands (serve, api, ...) live in src/main.
+ */
+import type { Command } from 'commander';
+import { processIo, type CliIo } from './cli-io.js';
+import { registerDatastoreCommands } from './datastore-commands.js';
+import { registerFlavorCommands } from './flavor-commands.js';
+import { registerInstanceCommands } from './instance-commands.js';
+import { registerLoginCommands } from './login-commands.js';
+
+export type { CliIo, OutputStream } from './cli-io.js';
+export { processIo } from './cli-io.js';
+
+/**
+ * Adds `login`, `logout`, `instance create|list|show|delete`, `flavor list` and `datastore list`.
+ * The actions are async: run the program with `parseAsync`. `io` defaults to the real process.
+ */
+export function registerClientCommands(program: Command, io: CliIo = processIo()): void {
+  registerLoginCommands(program, io);
+  registerInstanceCommands(program, io);
+  registerFlavorCommands(program, io);
+  registerDatastoreCommands(program, io);
+}

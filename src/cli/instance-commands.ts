@@ -1,0 +1,110 @@
+import type { Command } from 'commander';
+import { CliError } from './cli-error.js';
+import type { CliIo } from './cli-io.js';
+import { runAction } from './command-runner.js';
+import { createInstance, type CreateOptions } from './instance-create.js';
+import { instanceFields, instanceListHead, instanceListRow } from './instance-format.js';
+import { findInstance, listInstances } from './instance-lookup.js';
+import { faultText, stateText, waitForInstance } from './instance-wait.js';
+import { collect, positiveInteger, positiveSeconds, userSpec, type UserSpec } from './option-parsers.js';
+import { ProgressDisplay } from './progress-display.js';
+import { openSession } from './session.js';
+import { printJson, renderFields, renderTable } from './table-format.js';
+
+const defaultTimeoutSeconds = 300;
+
+export function registerInstanceCommands(program: Command, io: CliIo): void {
+  const instance = program.command('instance').description('Database instances');
+
+  instance
+    .command('create <name>')
+    .description('Create a database instance and wait until it is ready')
+    .requiredOption('--datastore <type>', 'engine, e.g. postgresql (see `coffer datastore list`)')
+    .option('--datastore-version <version>', "engine version (default: the datastore's default)")
+    .requiredOption('--flavor <id-or-name>', 'instance size (see `coffer flavor list`)')
+    .requiredOption('--size <GB>', 'volume size in GB', positiveInteger)
+    .option('--database <name>', 'create a database (repeatable)', collect)
+    .option('--user <name:password>', 'create a user with access to every --database (repeatable)', collectUser)
+    .option('--no-wait', 'return once the API accepted the request')
+    .option('--timeout <seconds>', 'how long to wait for ACTIVE', positiveSeconds, defaultTimeoutSeconds)
+    .option('--json', 'print the API object as JSON')
+    .action((name: string, options: CreateOptions) => runAction(io, () => createInstance(io, name, options)));
+
+  instance
+    .command('list')
+    .description('List your instances')
+    .option('--json', 'print the API objects as JSON')
+    .action((options: { json?: boolean }) =>
+      runAction(io, async () => {
+        const instances = await listInstances(await openSession(io));
+        if (options.json === true) return printJson(io.stdout, instances);
+        if (instances.length === 0) {
+          io.stdout.write('No instances. Create one with `coffer instance create`.\n');
+          return;
+        }
+        io.stdout.write(renderTable(instanceListHead, instances.map(instanceListRow)));
+      }),
+    );
+
+  instance
+    .command('show <id-or-name>')
+    .description('Show one instance, including its fault if it failed')
+    .option('--json', 'print the API object as JSON')
+    .action((idOrName: string, options: { json?: boolean }) =>
+      runAction(io, async () => {
+        const found = await findInstance(await openSession(io), idOrName);
+        if (options.json === true) return printJson(io.stdout, found);
+        io.stdout.write(renderFields(instanceFields(found)));
+      }),
+    );
+
+  instance
+    .command('delete <id-or-name>')
+    .description('Delete an instance and its data')
+    .option('--wait', 'wait until the instance is gone')
+    .option('--timeout <seconds>', 'how long --wait waits', positiveSeconds, defaultTimeoutSeconds)
+    .action((idOrName: string, options: { wait?: boolean; timeout: number }) =>
+      runAction(io, () => deleteInstance(io, idOrName, options.wait === true, options.timeout)),
+    );
+}
+
+function collectUser(value: string, previous?: UserSpec[]): UserSpec[] {
+  return [...(previous ?? []), userSpec(value)];
+}
+
+async function deleteInstance(io: CliIo, idOrName: string, wait: boolean, timeoutSeconds: number): Promise<void> {
+  const client = await openSession(io);
+  const { id, name } = await findInstance(client, idOrName);
+  await client.delete(`/instances/${encodeURIComponent(id)}`);
+  if (!wait) {
+    io.stdout.write(`Deleting instance ${name} (${id}).\n`);
+    return;
+  }
+  const progress = new ProgressDisplay(io.stderr, `Deleting ${name}`);
+  let result;
+  try {
+    result = await waitForInstance(client, id, {
+      goal: 'gone',
+      timeoutMs: timeoutSeconds * 1000,
+      intervalMs: io.pollIntervalMs,
+      progress,
+    });
+  } finally {
+    progress.stop();
+  }
+  if (result.outcome === 'gone') {
+    io.stdout.write(`Instance ${name} (${id}) is deleted.\n`);
+  } else if (result.outcome === 'error') {
+    throw new CliError(
+      `Deleting instance ${name} (${id}) failed: ${faultText(result.instance)}`,
+      `See \`coffer instance show ${id}\` for details.`,
+    );
+  } else {
+    const last = result.outcome === 'timeout' ? result.last : result.instance;
+    throw new CliError(
+      `Instance ${name} (${id}) is still being deleted after ${timeoutSeconds} s` +
+        `${last === undefined ? '' : ` (${stateText(last)})`}.`,
+      `Check on it with \`coffer instance show ${id}\`.`,
+    );
+  }
+}

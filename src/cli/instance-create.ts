@@ -1,0 +1,127 @@
+import type { ApiClient } from './api-client.js';
+import { flavorId, type InstanceView } from './api-types.js';
+import { CliError } from './cli-error.js';
+import type { CliIo } from './cli-io.js';
+import { connectionInfo } from './connection-info.js';
+import { resolveFlavor } from './flavor-commands.js';
+import type { UserSpec } from './option-parsers.js';
+import { ProgressDisplay } from './progress-display.js';
+import { openSession } from './session.js';
+import { printJson } from './table-format.js';
+import { faultText, stateText, waitForInstance } from './instance-wait.js';
+
+export interface CreateOptions {
+  datastore: string;
+  datastoreVersion?: string;
+  flavor: string;
+  size: number;
+  database?: string[];
+  user?: UserSpec[];
+  wait: boolean;
+  json?: boolean;
+  timeout: number;
+}
+
+export async function createInstance(io: CliIo, name: string, options: CreateOptions): Promise<void> {
+  const client = await openSession(io);
+  const flavor = await resolveFlavor(client, options.flavor);
+  const body = createBody(name, flavorId(flavor), options);
+  const created = await client.postMember<InstanceView>('/instances', 'instance', body);
+  if (!options.wait) {
+    if (options.json === true) return printJson(io.stdout, created);
+    io.stdout.write(
+      `Creating instance ${created.name} (${created.id}): ${stateText(created)}.\n` +
+        `Follow it with \`coffer instance show ${created.id}\`.\n`,
+    );
+    return;
+  }
+  const instance = await waitUntilActive(io, client, created, options.timeout);
+  if (options.json === true) return printJson(io.stdout, instance);
+  io.stdout.write(connectionText(instance, options));
+  // Trove returns a generated root password only in the create answer; it cannot be read again.
+  if (created.password !== undefined) io.stdout.write(`Root password (shown only now): ${created.password}\n`);
+}
+
+function createBody(name: string, flavorRef: string, options: CreateOptions): unknown {
+  const databases = options.database ?? [];
+  const users = options.user ?? [];
+  return {
+    instance: {
+      name,
+      flavorRef,
+      volume: { size: options.size },
+      datastore: {
+        type: options.datastore,
+        ...(options.datastoreVersion === undefined ? {} : { version: options.datastoreVersion }),
+      },
+      ...(databases.length === 0 ? {} : { databases: databases.map((db) => ({ name: db })) }),
+      ...(users.length === 0
+        ? {}
+        : {
+            users: users.map((u) => ({
+              name: u.name,
+              password: u.password,
+              databases: databases.map((db) => ({ name: db })),
+            })),
+          }),
+    },
+  };
+}
+
+async function waitUntilActive(
+  io: CliIo,
+  client: ApiClient,
+  created: InstanceView,
+  timeoutSeconds: number,
+): Promise<InstanceView> {
+  const { id, name } = created;
+  const progress = new ProgressDisplay(io.stderr, `Creating ${name}`);
+  let result;
+  try {
+    result = await waitForInstance(client, id, {
+      goal: 'active',
+      timeoutMs: timeoutSeconds * 1000,
+      intervalMs: io.pollIntervalMs,
+      progress,
+    });
+  } finally {
+    progress.stop();
+  }
+  const showHint = `See \`coffer instance show ${id}\` for details.`;
+  switch (result.outcome) {
+    case 'active':
+      io.stderr.write(
+        `Instance ${name} (${id}) is ${stateText(result.instance)} after ${progress.elapsedSeconds()} s.\n`,
+      );
+      return result.instance;
+    case 'error':
+      throw new CliError(
+        `Instance ${name} (${id}) failed: ${faultText(result.instance)}`,
+        showHint,
+      );
+    case 'gone':
+      throw new CliError(`Instance ${name} (${id}) disappeared while building.`, 'It was probably deleted.');
+    case 'timeout':
+      throw new CliError(
+        `Instance ${name} (${id}) is still building after ${timeoutSeconds} s` +
+          `${result.last === undefined ? '' : ` (${stateText(result.last)})`}.`,
+        `Check on it with \`coffer instance show ${id}\`, or wait longer with --timeout.`,
+      );
+  }
+}
+
+function connectionText(instance: InstanceView, options: CreateOptions): string {
+  const user = options.user?.[0]?.name;
+  const database = options.database?.[0];
+  const info = connectionInfo(instance, user, database);
+  if (info === undefined) {
+    const { id } = instance;
+    return `Instance ${instance.name} (${id}) has no address yet: see \`coffer instance show ${id}\`.\n`;
+  }
+  const lines = [`Connect to ${instance.name}:`, `  host: ${info.host}`];
+  if (info.port !== undefined) lines.push(`  port: ${info.port}`);
+  if (info.command !== undefined) lines.push(`  ${info.command.split(' ')[0]}: ${info.command}`);
+  if (info.url !== undefined) lines.push(`  url:  ${info.url}`);
+  if (user === undefined) lines.push('  (no --user was given: connect as a user you create)');
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { z } from 'zod';
+import { AmqpTransport, call, connectTransport, createRpcClient, defineService, serveRpc } from '../../src/bus/index.js';
+import type { BusMessage, BusReply } from '../../src/bus/index.js';
+import { startRabbitmqNode, type RabbitmqNode } from '../support/rabbitmq-node.js';
+import { transportSuite } from './transport.suite.js';
+
+// Runs the conformance suite on the shared RabbitMQ, then what only a real broker can show:
+// separate connections competing, the latency a call costs, and a broker restart (on a private
+// node: the shared one belongs to everybody).
+
+const sharedUrl = 'amqp://guest:guest@127.0.0.1:5672';
+
+transportSuite('AmqpTransport', () => AmqpTransport.connect(sharedUrl, { reconnectDelayMs: 100 }));
+
+const echo = defineService('echo', '1.0', {
+  double: call(z.object({ n: z.number() }), z.object({ doubled: z.number() }), 5_000),
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function note(id: number): BusMessage {
+  return { service: 'notes', version: '1.0', method: 'note', args: { id }, context: { requestId: `req-${id}` }, sentAt: Date.now() };
+}
+
+async function until(what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+describe('AmqpTransport on the shared broker', () => {
+  it('is what connectTransport gives for an amqp:// URL, and an unreachable broker is BusUnavailable', async () => {
+    const transport = await connectTransport(sharedUrl);
+    assert.ok(transport instanceof AmqpTransport);
+    await transport.close();
+    await assert.rejects(AmqpTransport.connect('amqp://guest:guest@127.0.0.1:1'), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'BusUnavailable');
+      assert.doesNotMatch(err.message, /guest:guest/, 'the password stays out of the message');
+      return true;
+    });
+  });
+
+  it('lets consumers on separate connections compete, and calls cross connections', async () => {
+    const [producer, workerA, workerB] = await Promise.all([1, 2, 3].map(() => AmqpTransport.connect(sharedUrl)));
+    const topic = `test.amqp.${randomUUID()}`;
+    try {
+      const seen = { a: [] as number[], b: [] as number[] };
+      const record = (into: number[]) => async (m: BusMessage): Promise<BusReply> => {
+        into.push((m.args as { id: number }).id);
+        return { ok: true, result: null };
+      };
+      await workerA!.subscribe(topic, record(seen.a));
+      await workerB!.subscribe(topic, record(seen.b));
+      for (let id = 0; id < 20; id++) await producer!.cast(topic, note(id));
+      await until('every cast', () => seen.a.length + seen.b.length === 20);
+      assert.ok(seen.a.length > 0 && seen.b.length > 0, `both workers got a share (${seen.a.length}/${seen.b.length})`);
+
+      const callTopic = `${topic}.calls`;
+      await serveRpc(workerA!, echo, callTopic, { double: async ({ n }) => ({ doubled: n * 2 }) });
+      assert.deepEqual(await createRpcClient(producer!, echo, callTopic).double({ n: 4 }), { doubled: 8 });
+      await producer!.deleteTopic(callTopic);
+    } finally {
+      await producer!.deleteTopic(topic);
+      await Promise.all([producer, workerA, workerB].map((t) => t!.close()));
+    }
+  });
+});
+
+describe('AmqpTransport across a broker restart (private RabbitMQ node)', () => {
+  let node: RabbitmqNode | undefined;
+  before(async () => {
+    node = await startRabbitmqNode();
+  });
+  after(async () => {
+    await node?.stop();
+  });
+
+  it('reconnects by itself, delivers every acknowledged cast, and serves calls again', async () => {
+    const broker = node!;
+    const options = { reconnectDelayMs: 100, reconnectWaitMs: 30_000 };
+    const client = await AmqpTransport.connect(broker.url, options);
+    const server = await AmqpTransport.connect(broker.url, options);
+    try {
+      const castTopic = 'restart.casts';
+      const callTopic = 'restart.calls';
+      await serveRpc(server, echo, callTopic, { double: async ({ n }) => ({ doubled: n * 2 }) });
+      const rpc = createRpcClient(client, echo, callTopic);
+      assert.deepEqual(await rpc.double({ n: 1 }), { doubled: 2 });
+
+      // The consumer holds what it is handed until the restart: those messages are in flight,
+      // unacknowledged, when the broker goes; the rest still wait in the queue.
+      let restarted = false;
+      let releaseHeld!: () => void;
+      const held = new Promise<void>((resolve) => (releaseHeld = resolve));
+      const deliveredAfterRestart = new Set<number>();
+      let heldBeforeRestart = 0;
+      await server.subscribe(castTopic, async (m) => {
+        const id = (m.args as { id: number }).id;
+        if (restarted) deliveredAfterRestart.add(id);
+        else {
+          heldBeforeRestart++;
+          await held;
+        }
+        return { ok: true, result: null };
+      });
+      const total = 40;
+      for (let id = 0; id < total; id++) await client.cast(castTopic, note(id)); // each confirmed by the broker
+      await until('some casts in flight', () => heldBeforeRestart > 0);
+
+      const stoppedAt = Date.now() + 50;
+      const nobody = assert.rejects(client.call('restart.nobody', note(-1), 30_000), { code: 'BusUnavailable' });
+      const failedAt = nobody.then(() => Date.now());
+      await sleep(50);
+      await broker.stopApp();
+      assert.ok((await failedAt) - stoppedAt < 5_000, 'a call pending at the drop fails at once');
+
+      // A cast while the broker is away waits for it instead of failing.
+      let lateCastDone = false;
+      const lateCast = client.cast(castTopic, note(total)).then(() => {
+        lateCastDone = true;
+      });
+      await sleep(300);
+      assert.equal(lateCastDone, false);
+
+      restarted = true;
+      await broker.startApp();
+      await lateCast;
+      releaseHeld();
+
+      await until('every acknowledged cast after the restart', () => deliveredAfterRestart.size === total + 1, 20_000);
+      assert.deepEqual(await rpc.double({ n: 21 }), { doubled: 42 });
+      assert.ok(heldBeforeRestart > 0 && heldBeforeRestart < total, `${heldBeforeRestart} were in flight at the drop`);
+    } finally {
+      await Promise.all([client.close(), server.close()]);
+    }
+  });
+});

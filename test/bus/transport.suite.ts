@@ -1,0 +1,364 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { z } from 'zod';
+import { CofferError } from '../../src/common/errors.js';
+import { call, cast, createRpcClient, defineService, serveRpc } from '../../src/bus/index.js';
+import type { BusMessage, BusReply, MessageHandler, Transport } from '../../src/bus/index.js';
+
+// The conformance suite every Transport adapter runs (in-process and AMQP): the same promises,
+// checked the same way, through the real rpc layer and through raw transport calls.
+
+const testContract = defineService('suite', '1.0', {
+  double: call(
+    z.object({ n: z.number().int() }),
+    z.object({ doubled: z.number().int(), requestId: z.string(), projectId: z.string().optional(), sentAt: z.number() }),
+    5_000,
+  ),
+  fail: call(z.object({ code: z.string(), message: z.string() }), z.object({}), 5_000),
+  sleep: call(z.object({ ms: z.number().int() }), z.object({ slept: z.number().int() }), 5_000),
+  badOutput: call(z.object({}), z.object({ value: z.string() }), 5_000),
+  note: cast(z.object({ id: z.number().int() })),
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(what: string, predicate: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+function message(method: string, args: unknown): BusMessage {
+  return {
+    service: 'suite',
+    version: '1.0',
+    method,
+    args,
+    context: { requestId: `req-${randomUUID()}` },
+    sentAt: Date.now(),
+  };
+}
+
+const handled: BusReply = { ok: true, result: null };
+
+/** A raw handler that records the `id` argument of every message it is handed. */
+function recorder(): { ids: number[]; handler: MessageHandler } {
+  const ids: number[] = [];
+  return {
+    ids,
+    handler: async (m) => {
+      ids.push((m.args as { id: number }).id);
+      return handled;
+    },
+  };
+}
+
+interface Bus {
+  transport: Transport;
+  /** a fresh topic name, deleted after the test */
+  topic(): string;
+}
+
+export function transportSuite(name: string, makeTransport: () => Promise<Transport>, cleanup?: () => Promise<void>): void {
+  describe(`${name}: Transport conformance`, () => {
+    let janitor: Transport;
+    before(async () => {
+      janitor = await makeTransport();
+    });
+    after(async () => {
+      await janitor.close();
+      await cleanup?.();
+    });
+
+    async function withBus(test: (bus: Bus) => Promise<void>): Promise<void> {
+      const transport = await makeTransport();
+      const topics: string[] = [];
+      const topic = () => {
+        const t = `test.suite.${randomUUID()}`;
+        topics.push(t);
+        return t;
+      };
+      try {
+        await test({ transport, topic });
+      } finally {
+        await transport.close();
+        for (const t of topics) await janitor.deleteTopic(t);
+      }
+    }
+
+    const handlers = {
+      double: async ({ n }: { n: number }, meta: { context: { requestId: string; projectId?: string }; sentAt: number }) => ({
+        doubled: n * 2,
+        requestId: meta.context.requestId,
+        projectId: meta.context.projectId,
+        sentAt: meta.sentAt,
+      }),
+      fail: async ({ code, message: text }: { code: string; message: string }): Promise<Record<string, never>> => {
+        if (code === 'plain') throw new Error(text);
+        throw new CofferError(code as 'InstanceNotFound', text, { details: 'from the handler' });
+      },
+      sleep: async ({ ms }: { ms: number }) => {
+        await sleep(ms);
+        return { slept: ms };
+      },
+      badOutput: async () => ({ value: 42 }) as unknown as { value: string },
+      note: async () => {},
+    };
+
+    it('answers a call with the typed output, the request context and the send time', () =>
+      withBus(async ({ transport, topic }) => {
+        const t = topic();
+        await serveRpc(transport, testContract, t, handlers);
+        const client = createRpcClient(transport, testContract, t);
+        const sentAfter = performance.timeOrigin + performance.now();
+        const out = await client.double({ n: 21 }, { requestId: 'req-suite-1', projectId: 'project-9' });
+        assert.equal(out.doubled, 42);
+        assert.equal(out.requestId, 'req-suite-1');
+        assert.equal(out.projectId, 'project-9');
+        assert.ok(out.sentAt >= sentAfter && out.sentAt <= Date.now() + 1, `sentAt ${out.sentAt} is the send time`);
+        const generated = await client.double({ n: 1 });
+        assert.match(generated.requestId, /^req-/);
+      }));
+
+    it('brings a CofferError thrown by a handler back with the same code, message and details', () =>
+      withBus(async ({ transport, topic }) => {
+        const t = topic();
+        await serveRpc(transport, testContract, t, handlers);
+        const client = createRpcClient(transport, testContract, t);
+        await assert.rejects(client.fail({ code: 'InstanceNotFound', message: 'Instance i-1 cannot be found.' }), (err) => {
+          assert.ok(err instanceof CofferError);
+          assert.equal(err.code, 'InstanceNotFound');
+          assert.equal(err.message, 'Instance i-1 cannot be found.');
+          assert.equal(err.details, 'from the handler');
+          return true;
+        });
+        await assert.rejects(client.fail({ code: 'plain', message: 'disk on fire' }), (err) => {
+          assert.ok(err instanceof CofferError);
+          assert.equal(err.code, 'Internal');
+          assert.equal(err.message, 'disk on fire');
+          return true;
+        });
+      }));
+
+    it('validates inputs on both ends and outputs on the client', () =>
+      withBus(async ({ transport, topic }) => {
+        const t = topic();
+        let calls = 0;
+        await serveRpc(transport, testContract, t, {
+          ...handlers,
+          double: async (args, meta) => {
+            calls++;
+            return handlers.double(args, meta);
+          },
+        });
+        const client = createRpcClient(transport, testContract, t);
+        await assert.rejects(client.double({ n: 'seven' } as never), { code: 'BadRequest' });
+        assert.equal(calls, 0, 'an invalid call is never sent');
+        const raw = await transport.call(t, message('double', { n: 'seven' }), 5_000);
+        assert.equal(raw.ok, false);
+        assert.equal(!raw.ok && raw.error.code, 'BadRequest');
+        const unknown = await transport.call(t, message('noSuchMethod', {}), 5_000);
+        assert.equal(!unknown.ok && unknown.error.code, 'NotImplemented');
+        await assert.rejects(client.badOutput({}), { code: 'Internal' });
+        assert.equal(calls, 0);
+      }));
+
+    it('times out a call nobody answers, and never delivers the stale request', () =>
+      withBus(async ({ transport, topic }) => {
+        const t = topic();
+        const client = createRpcClient(transport, testContract, t, { timeoutMs: 300 });
+        const started = Date.now();
+        await assert.rejects(client.double({ n: 1 }), (err) => {
+          assert.ok(err instanceof CofferError);
+          assert.equal(err.code, 'BusTimeout');
+          return true;
+        });
+        const elapsed = Date.now() - started;
+        assert.ok(elapsed >= 290 && elapsed < 2_000, `timed out after ${elapsed} ms`);
+        const seen: BusMessage[] = [];
+        await transport.subscribe(t, async (m) => {
+          seen.push(m);
+          return handled;
+        });
+        await sleep(300);
+        assert.equal(seen.length, 0, 'the expired request was dropped');
+      }));
+
+    it('times out a slow handler and ignores its late reply', () =>
+      withBus(async ({ transport, topic }) => {
+        const t = topic();
+        await serveRpc(transport, testContract, t, handlers);
+        const impatient = createRpcClient(transport, testContract, t, { timeoutMs: 150 });
+        const client = createRpcClient(transport, testContract, t);
+        await assert.rejects(impatient.sleep({ ms: 500 }), { code: 'BusTimeout' });
+        assert.equal((await client.double({ n: 5 })).doubled, 10);
+        await sleep(450); // the late reply arrives now and must go nowhere
+        assert.deepEqual(await client.sleep({ ms: 1 }), { slept: 1 });
+      }));
+
+    it('delivers each cast to exactly one of several competing consumers', () =>
+      withBus(async ({ transport, topic }) => {
+        const t = topic();
+        const a = recorder();
+        const b = recorder();
+        await transport.subscribe(t, a.handler);
+        await transport.subscribe(t, b.handler);
+        const client = createRpcClient(transport, testContract, t);
+        const count = 40;
+        for (let id = 0; id < count; id++) await client.note({ id });
+        await until('every cast', () => a.ids.length + b.ids.length >= count);
+        await sleep(150);
+        const all = [...a.ids, ...b.ids].sort((x, y) => x - y);
+        assert.deepEqual(all, Array.from({ length: count }, (_, i) => i), 'each cast exactly once');
+        assert.ok(a.ids.length > 0 && b.ids.length > 0, `both consumers got a share (${a.ids.length}/${b.ids.length})`);
+      }));
+
+    it('keeps casts sent before anyone subscribes until a consumer comes', () =>
+      withBus(async ({ transport, topic }) => {
+        const t = topic();
+        const client = createRpcClient(transport, testContract, t);
+        for (const id of [1, 2, 3]) await client.note({ id });
+        await sleep(100);
+        const r = recorder();
+        await transport.subscribe(t, r.handler);
+        await until('the queued casts', () => r.ids.length >= 3);
+        await sleep(100);
+        assert.deepEqual([...r.ids].sort(), [1, 2, 3]);
+      }));
+
+    it('answers 500 concurrent calls, each with its own reply', () =>
+      withBus(async ({ transport, topic }) => {
+        const t = topic();
+        await serveRpc(transport, testContract, t, handlers);
+        const client = createRpcClient(transport, testContract, t);
+        const ns = Array.from({ length: 500 }, (_, i) => i - 250);
+        const outs = await Promise.all(ns.map((n) => client.double({ n }, { requestId: `req-${n}` })));
+        outs.forEach((out, i) => {
+          assert.equal(out.doubled, ns[i]! * 2);
+          assert.equal(out.requestId, `req-${ns[i]}`);
+        });
+      }));
+
+    it('redelivers a cast whose handler throws, but not one answered with an error reply', () =>
+      withBus(async ({ transport, topic }) => {
+        const throwing = topic();
+        let attempts = 0;
+        let done = false;
+        await transport.subscribe(throwing, async () => {
+          attempts++;
+          if (attempts === 1) throw new Error('transient failure');
+          done = true;
+          return handled;
+        });
+        await transport.cast(throwing, message('note', { id: 1 }));
+        await until('the redelivery', () => done);
+        assert.equal(attempts, 2);
+
+        const refusing = topic();
+        let refusals = 0;
+        await transport.subscribe(refusing, async () => {
+          refusals++;
+          return { ok: false, error: { code: 'GuestError', message: 'no' } };
+        });
+        await transport.cast(refusing, message('note', { id: 2 }));
+        await until('the delivery', () => refusals > 0);
+        await sleep(500);
+        assert.equal(refusals, 1, 'an error reply settles the message');
+      }));
+
+    it('leaves messages to the remaining consumers once a subscription closes', () =>
+      withBus(async ({ transport, topic }) => {
+        const t = topic();
+        const a = recorder();
+        const b = recorder();
+        const subA = await transport.subscribe(t, a.handler);
+        await transport.subscribe(t, b.handler);
+        await subA.close();
+        for (let id = 0; id < 10; id++) await transport.cast(t, message('note', { id }));
+        await until('every cast', () => b.ids.length >= 10);
+        assert.equal(a.ids.length, 0);
+      }));
+
+    it('hands a message back when its consumer closes before the handler settles', () =>
+      withBus(async ({ transport, topic }) => {
+        const t = topic();
+        let release!: () => void;
+        const released = new Promise<void>((resolve) => (release = resolve));
+        let taken = 0;
+        const first = await transport.subscribe(t, async () => {
+          taken++;
+          await released;
+          return handled;
+        });
+        await transport.cast(t, message('note', { id: 7 }));
+        await until('the first delivery', () => taken === 1);
+        await first.close();
+        const second = recorder();
+        await transport.subscribe(t, second.handler);
+        await until('the redelivery', () => second.ids.length === 1);
+        release();
+        await sleep(150);
+        assert.deepEqual(second.ids, [7]);
+        assert.equal(taken, 1);
+      }));
+
+    it('drops what waits in a topic when the topic is deleted', () =>
+      withBus(async ({ transport, topic }) => {
+        const t = topic();
+        for (const id of [1, 2, 3]) await transport.cast(t, message('note', { id }));
+        await transport.deleteTopic(t);
+        await transport.deleteTopic(t); // deleting twice is fine
+        const r = recorder();
+        await transport.subscribe(t, r.handler);
+        await transport.cast(t, message('note', { id: 4 }));
+        await until('the new cast', () => r.ids.length >= 1);
+        await sleep(150);
+        assert.deepEqual(r.ids, [4]);
+      }));
+
+    it('never lets sender and receiver share objects', () =>
+      withBus(async ({ transport, topic }) => {
+        const t = topic();
+        const seen: unknown[] = [];
+        const kept = { items: [1] };
+        await transport.subscribe(t, async (m) => {
+          seen.push(m.args);
+          return { ok: true, result: kept };
+        });
+        const args = { items: [1], at: new Date(0), missing: undefined };
+        const sending = transport.cast(t, message('note', args));
+        args.items.push(2);
+        await sending;
+        await until('the cast', () => seen.length === 1);
+        // JSON semantics, as on the wire: dates become strings, undefined fields vanish
+        assert.deepEqual(seen[0], { items: [1], at: '1970-01-01T00:00:00.000Z' });
+        const reply = await transport.call(t, message('get', {}), 5_000);
+        assert.ok(reply.ok);
+        assert.notEqual(reply.result, kept);
+        kept.items.push(3);
+        assert.deepEqual(reply.result, { items: [1] });
+      }));
+
+    it('refuses work once closed and fails the calls in flight with BusUnavailable', async () => {
+      const transport = await makeTransport();
+      const t = `test.suite.${randomUUID()}`;
+      try {
+        const inFlight = assert.rejects(transport.call(t, message('double', { n: 1 }), 30_000), { code: 'BusUnavailable' });
+        await sleep(50);
+        const closedAt = Date.now();
+        await transport.close();
+        await inFlight;
+        assert.ok(Date.now() - closedAt < 1_000);
+        await assert.rejects(transport.cast(t, message('note', { id: 1 })), { code: 'BusUnavailable' });
+        await assert.rejects(transport.call(t, message('double', { n: 1 }), 1_000), { code: 'BusUnavailable' });
+        await assert.rejects(transport.subscribe(t, recorder().handler), { code: 'BusUnavailable' });
+        await transport.close(); // closing twice is fine
+      } finally {
+        await janitor.deleteTopic(t);
+      }
+    });
+  });
+}

@@ -1,0 +1,274 @@
+// A stand-in for Coffer's HTTP API with just the endpoints the CLI uses, so the CLI tests run
+// without the roles behind it. The real API is tested in test/api; the end-to-end test drives
+// this CLI against it.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  headers: IncomingMessage['headers'];
+  body: unknown;
+}
+
+type InstanceState = Record<string, unknown>;
+type Send = (status: number, payload?: unknown, headers?: Record<string, string>) => void;
+
+interface TokenRequest {
+  auth?: {
+    identity?: { password?: { user?: { name?: string; password?: string } } };
+    scope?: { project?: { name?: string } };
+  };
+}
+
+interface CreateRequest {
+  instance?: { name?: unknown; flavorRef?: unknown; volume?: { size?: unknown }; datastore?: { type?: unknown } };
+}
+
+interface FakeInstance {
+  id: string;
+  base: InstanceState;
+  /** What each GET shows, in turn; the last one stays. */
+  states: InstanceState[];
+  polls: number;
+  /** After delete: GETs left before the instance is gone (404). */
+  deleteAfterPolls?: number;
+}
+
+const faults = {
+  badRequest: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  itemNotFound: 404,
+  unprocessableEntity: 422,
+} as const;
+
+export class FakeCoffer {
+  readonly user = 'admin';
+  readonly project = 'admin';
+  readonly password = `pw-${randomBytes(6).toString('hex')}`;
+  readonly projectId = randomBytes(16).toString('hex');
+  readonly token = `gAAAA${randomBytes(24).toString('hex')}`;
+  readonly requests: RecordedRequest[] = [];
+  readonly revokedTokens: string[] = [];
+  /** Trove pages at 20; 2 makes the CLI follow `links[rel=next]` with only a few instances. */
+  pageSize = 2;
+  tokenLifetimeMs = 3_600_000;
+  url = '';
+
+  readonly flavors = [
+    { id: 1, str_id: '1', name: 'small', ram: 512, vcpus: 1, disk: 0 },
+    { id: 2, str_id: '2', name: 'medium', ram: 2048, vcpus: 2, disk: 0 },
+  ];
+  readonly datastores = [
+    {
+      id: randomUUID(),
+      name: 'postgresql',
+      default_version: 'v15',
+      versions: [
+        { id: 'v15', name: '15', version: '15.18' },
+        { id: 'v16', name: '16', version: '16.4' },
+      ],
+    },
+  ];
+
+  private readonly instances = new Map<string, FakeInstance>();
+  private readonly server: Server = createServer((req, res) => this.handle(req, res));
+
+  async start(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  get endpoint(): string {
+    return `${this.url}/v1.0/${this.projectId}`;
+  }
+
+  /** Adds an instance that shows `states` in turn (default: ACTIVE and healthy). */
+  addInstance(name: string, states: InstanceState[] = [activeState()], extra: InstanceState = {}): string {
+    const id = randomUUID();
+    this.instances.set(id, {
+      id,
+      base: {
+        id,
+        name,
+        datastore: { type: 'postgresql', version: '15', version_number: '15.18' },
+        flavor: { id: '1' },
+        volume: { size: 1 },
+        created: '2024-05-01T10:00:00',
+        updated: '2024-05-01T10:00:00',
+        ...extra,
+      },
+      states,
+      polls: 0,
+    });
+    return id;
+  }
+
+  requestsTo(method: string, pathPrefix: string): RecordedRequest[] {
+    return this.requests.filter((r) => r.method === method && r.path.startsWith(pathPrefix));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const text = Buffer.concat(chunks).toString('utf8');
+    const body: unknown = text === '' ? undefined : JSON.parse(text);
+    const url = new URL(req.url ?? '/', this.url);
+    this.requests.push({ method: req.method ?? '', path: url.pathname + url.search, headers: req.headers, body });
+    const send = (status: number, payload?: unknown, headers: Record<string, string> = {}) => {
+      res.writeHead(status, { 'Content-Type': 'application/json', ...headers });
+      res.end(payload === undefined ? '' : JSON.stringify(payload));
+    };
+    const fail = (fault: keyof typeof faults, message: string) =>
+      send(faults[fault], { [fault]: { code: faults[fault], message } });
+
+    if (url.pathname === '/identity/v3/auth/tokens') {
+      if (req.method === 'POST') return this.issueToken(body, send);
+      if (req.method === 'DELETE') {
+        this.revokedTokens.push(String(req.headers['x-subject-token']));
+        return send(204);
+      }
+    }
+    const match = /^\/v1\.0\/([^/]+)(\/.*)$/.exec(url.pathname);
+    if (match === null) return fail('itemNotFound', 'The resource could not be found.');
+    const token = req.headers['x-auth-token'];
+    if (token !== this.token || this.revokedTokens.includes(token)) {
+      return send(401, {
+        error: { code: 401, title: 'Unauthorized', message: 'The request you have made requires authentication.' },
+      });
+    }
+    if (match[1] !== this.projectId) return fail('forbidden', `User with tenant id X cannot access this resource.`);
+    const path = match[2]!;
+    if (req.method === 'GET' && path === '/flavors') return send(200, { flavors: this.flavors });
+    if (req.method === 'GET' && path === '/datastores') return send(200, { datastores: this.datastores });
+    if (req.method === 'GET' && path === '/instances') return send(200, this.listPage(url));
+    if (req.method === 'POST' && path === '/instances') return this.createInstance(body, send, fail);
+    const instanceMatch = /^\/instances\/([^/]+)$/.exec(path);
+    const instance = instanceMatch === null ? undefined : this.instances.get(decodeURIComponent(instanceMatch[1]!));
+    if (instanceMatch !== null && instance === undefined) {
+      return fail('itemNotFound', `Resource ${decodeURIComponent(instanceMatch[1]!)} cannot be found.`);
+    }
+    if (instance !== undefined && req.method === 'GET') return this.showInstance(instance, send, fail);
+    if (instance !== undefined && req.method === 'DELETE') {
+      instance.states = [{ status: 'SHUTDOWN', operating_status: '' }];
+      instance.deleteAfterPolls = 2;
+      return send(202);
+    }
+    return fail('itemNotFound', 'The resource could not be found.');
+  }
+
+  private issueToken(body: unknown, send: Send) {
+    const auth = (body as TokenRequest | undefined)?.auth;
+    const user = auth?.identity?.password?.user;
+    const project = auth?.scope?.project;
+    if (user?.name !== this.user || user?.password !== this.password || project?.name !== this.project) {
+      return send(401, {
+        error: { code: 401, title: 'Unauthorized', message: 'The request you have made requires authentication.' },
+      });
+    }
+    const expiresAt = new Date(Date.now() + this.tokenLifetimeMs).toISOString().replace('Z', '000Z');
+    send(
+      201,
+      {
+        token: {
+          methods: ['password'],
+          expires_at: expiresAt,
+          project: { id: this.projectId, name: this.project, domain: { id: 'default', name: 'Default' } },
+          user: { id: 'u1', name: this.user, domain: { id: 'default', name: 'Default' } },
+          roles: [{ id: 'r1', name: 'admin' }],
+          catalog: [
+            { type: 'identity', name: 'keystone', endpoints: [{ interface: 'public', url: `${this.url}/identity/v3` }] },
+            {
+              type: 'database',
+              name: 'trove',
+              endpoints: [
+                { interface: 'internal', url: 'http://127.0.0.1:9/wrong-interface' },
+                { interface: 'public', url: this.endpoint },
+              ],
+            },
+          ],
+        },
+      },
+      { 'X-Subject-Token': this.token },
+    );
+  }
+
+  private view(instance: FakeInstance): InstanceState {
+    const state = instance.states[Math.min(instance.polls, instance.states.length - 1)] ?? {};
+    return { ...instance.base, ...state };
+  }
+
+  private listPage(url: URL): unknown {
+    const marker = url.searchParams.get('marker');
+    const sorted = [...this.instances.values()].sort((a, b) => a.id.localeCompare(b.id));
+    const rest = marker === null ? sorted : sorted.filter((i) => i.id > marker);
+    const page = rest.slice(0, this.pageSize);
+    const last = page[page.length - 1];
+    const links =
+      rest.length > this.pageSize && last !== undefined
+        ? [{ rel: 'next', href: `https://elsewhere.invalid/v1.0/${this.projectId}/instances?marker=${last.id}` }]
+        : undefined;
+    return { instances: page.map((i) => this.view(i)), ...(links === undefined ? {} : { links }) };
+  }
+
+  private showInstance(
+    instance: FakeInstance,
+    send: (status: number, payload?: unknown) => void,
+    fail: (fault: keyof typeof faults, message: string) => void,
+  ) {
+    if (instance.deleteAfterPolls !== undefined) {
+      if (instance.deleteAfterPolls <= 0) {
+        this.instances.delete(instance.id);
+        return fail('itemNotFound', `Resource ${instance.id} cannot be found.`);
+      }
+      instance.deleteAfterPolls -= 1;
+    }
+    const view = this.view(instance);
+    instance.polls += 1;
+    send(200, { instance: view });
+  }
+
+  private createInstance(
+    body: unknown,
+    send: (status: number, payload?: unknown) => void,
+    fail: (fault: keyof typeof faults, message: string) => void,
+  ) {
+    const spec = (body as CreateRequest | undefined)?.instance;
+    if (spec === undefined || typeof spec.name !== 'string') return fail('badRequest', 'Validation error: name');
+    if (!this.flavors.some((f) => f.str_id === spec.flavorRef)) {
+      return fail('badRequest', `Flavor ${String(spec.flavorRef)} could not be found.`);
+    }
+    if (spec.datastore?.type !== 'postgresql') {
+      return fail('itemNotFound', `Datastore '${String(spec.datastore?.type)}' cannot be found.`);
+    }
+    const name = spec.name;
+    const building = { status: 'BUILD', operating_status: '' };
+    // The instance's name picks its fate, so each test can ask for the path it checks.
+    const states = name.includes('broken')
+      ? [building, { status: 'ERROR', operating_status: '', fault: buildFault }]
+      : name.includes('stuck')
+        ? [building]
+        : [building, building, activeState()];
+    const id = this.addInstance(name, states, { volume: { size: spec.volume?.size } });
+    const instance = this.instances.get(id)!;
+    send(200, { instance: { ...this.view(instance) } });
+  }
+}
+
+const buildFault = { message: 'initdb failed: No space left on device', created: '2024-05-01T10:00:03', details: null };
+
+export function activeState(address = '127.77.0.12'): InstanceState {
+  return {
+    status: 'ACTIVE',
+    operating_status: 'HEALTHY',
+    ip: [address],
+    addresses: [{ address, type: 'private', network: 'loopback' }],
+  };
+}

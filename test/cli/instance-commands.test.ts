@@ -1,0 +1,212 @@
+import assert from 'node:assert/strict';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { FakeCoffer } from './fake-coffer.js';
+import { createArgs, runCli, tempConfigDir } from './run-cli.js';
+
+describe('coffer instance', () => {
+  let fake: FakeCoffer;
+  let dir: string;
+  let cleanup: () => Promise<void>;
+
+  before(async () => {
+    ({ dir, cleanup } = await tempConfigDir());
+  });
+  after(() => cleanup());
+
+  beforeEach(async () => {
+    fake = new FakeCoffer();
+    await fake.start();
+    const login = await runCli(dir, ['login', '--url', fake.url], { env: { COFFER_PASSWORD: fake.password } });
+    assert.equal(login.code, 0, login.stderr);
+  });
+  afterEach(() => fake.close());
+
+  describe('create', () => {
+    it('resolves the flavor by name, sends databases and users, waits through BUILD to ACTIVE and prints how to connect', async () => {
+      const result = await runCli(dir, [
+        'instance', 'create', 'orders',
+        '--datastore', 'postgresql', '--datastore-version', '15',
+        '--flavor', 'medium', '--size', '2',
+        '--database', 'app', '--database', 'audit',
+        '--user', 'alice:s3cr:et',
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      const [create] = fake.requestsTo('POST', `/v1.0/${fake.projectId}/instances`);
+      assert.deepEqual(create?.body, {
+        instance: {
+          name: 'orders',
+          flavorRef: '2',
+          volume: { size: 2 },
+          datastore: { type: 'postgresql', version: '15' },
+          databases: [{ name: 'app' }, { name: 'audit' }],
+          users: [{ name: 'alice', password: 's3cr:et', databases: [{ name: 'app' }, { name: 'audit' }] }],
+        },
+      });
+      assert.equal(fake.requestsTo('GET', `/v1.0/${fake.projectId}/instances/`).length, 3, 'BUILD, BUILD, ACTIVE');
+
+      // Not a terminal: one plain line per change of state.
+      assert.match(result.stderr, /^Creating orders: BUILD \(\d+s\)\nCreating orders: ACTIVE \/ HEALTHY \(\d+s\)\n/);
+      assert.match(result.stderr, /Instance orders \(.+\) is ACTIVE \/ HEALTHY after \d+ s\.\n$/);
+      assert.equal(
+        result.stdout,
+        'Connect to orders:\n' +
+          '  host: 127.77.0.12\n' +
+          '  port: 5432\n' +
+          '  psql: psql -h 127.77.0.12 -p 5432 -U alice -d app\n' +
+          '  url:  postgresql://alice@127.77.0.12:5432/app\n',
+      );
+      assert.ok(!result.stdout.includes('s3cr:et') && !result.stderr.includes('s3cr:et'));
+    });
+
+    it('shows a spinner line rewritten in place on a terminal', async () => {
+      const result = await runCli(dir, createArgs('spin', '--flavor', '1'), { stderrIsTty: true });
+      assert.equal(result.code, 0, result.stderr);
+      // Each poll redraws the one line (\r + erase line); the final message starts on a cleared line.
+      const frames = result.stderr.split('\r\x1b[2K');
+      assert.equal(frames[0], '');
+      assert.deepEqual(
+        frames.slice(1, 4).map((f) => f.replace(/\(\d+s\)$/, '(Ns)')),
+        ['⠋ Creating spin: BUILD (Ns)', '⠙ Creating spin: BUILD (Ns)', '⠹ Creating spin: ACTIVE / HEALTHY (Ns)'],
+      );
+      assert.match(frames[4]!, /^Instance spin \(.+\) is ACTIVE \/ HEALTHY after \d+ s\.\n$/);
+      assert.equal(frames.length, 5);
+      assert.match(result.stdout, /-U <user> -d postgres/);
+      assert.match(result.stdout, /no --user was given/);
+    });
+
+    it('exits 1 with the fault and where to look when the instance goes to ERROR', async () => {
+      const result = await runCli(dir, createArgs('broken-db'));
+      assert.equal(result.code, 1);
+      const id = fake.requestsTo('GET', `/v1.0/${fake.projectId}/instances/`)[0]!.path.split('/').pop();
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `Error: Instance broken-db \\(${id}\\) failed: initdb failed: No space left on device\\n` +
+            `See \`coffer instance show ${id}\` for details\\.\\n$`,
+        ),
+      );
+      assert.equal(result.stdout, '');
+    });
+
+    it('gives up after --timeout, saying the instance is still building and how to check it', async () => {
+      const started = Date.now();
+      const result = await runCli(dir, createArgs('stuck-db', '--timeout', '0.3'));
+      assert.equal(result.code, 1);
+      assert.ok(Date.now() - started < 2000);
+      assert.match(result.stderr, /Error: Instance stuck-db \(.+\) is still building after 0\.3 s \(BUILD\)\.\nCheck on it with `coffer instance show .+`, or wait longer with --timeout\.\n$/);
+    });
+
+    it('with --no-wait --json prints the API object as accepted and does not poll', async () => {
+      const result = await runCli(dir, createArgs('quick', '--no-wait', '--json'));
+      assert.equal(result.code, 0, result.stderr);
+      const instance = JSON.parse(result.stdout);
+      assert.equal(instance.name, 'quick');
+      assert.equal(instance.status, 'BUILD');
+      assert.equal(fake.requestsTo('GET', `/v1.0/${fake.projectId}/instances/`).length, 0);
+    });
+
+    it('prints the API error message for a rejected create, and rejects an unknown flavor before posting', async () => {
+      const badDatastore = await runCli(dir, createArgs('x', '--datastore', 'oracle'));
+      assert.equal(badDatastore.code, 1);
+      assert.equal(badDatastore.stderr, "Error: Datastore 'oracle' cannot be found.\n");
+
+      const badFlavor = await runCli(dir, createArgs('x', '--flavor', 'huge'));
+      assert.equal(badFlavor.code, 1);
+      assert.equal(badFlavor.stderr, 'Error: No flavor has the ID or name "huge".\nAvailable: small (1), medium (2).\n');
+      assert.equal(fake.requestsTo('POST', `/v1.0/${fake.projectId}/instances`).length, 1);
+    });
+
+    it('rejects a --user without a password before calling the API', async () => {
+      const result = await runCli(dir, createArgs('x', '--user', 'alice'));
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /--user <name:password>.*Expected name:password\./);
+      assert.equal(fake.requestsTo('POST', `/v1.0/${fake.projectId}/instances`).length, 0);
+    });
+  });
+
+  describe('list, show and delete', () => {
+    it('list follows pagination and prints the API objects with --json, or a table', async () => {
+      const ids = ['a', 'b', 'c', 'd', 'e'].map((n) => fake.addInstance(`db-${n}`));
+      const json = await runCli(dir, ['instance', 'list', '--json']);
+      assert.equal(json.code, 0, json.stderr);
+      const listed = JSON.parse(json.stdout) as Array<{ id: string; name: string }>;
+      assert.deepEqual(listed.map((i) => i.id).sort(), [...ids].sort());
+      assert.equal(fake.requestsTo('GET', `/v1.0/${fake.projectId}/instances`).length, 3, 'three pages of two');
+
+      const table = await runCli(dir, ['instance', 'list']);
+      assert.equal(table.code, 0, table.stderr);
+      const lines = table.stdout.split('\n');
+      assert.match(lines[1]!, /│ ID +│ Name +│ Datastore +│ Version +│ Status +│ Operating status +│ Address +│ Size +│/);
+      assert.match(table.stdout, new RegExp(`│ ${ids[0]} │ db-a +│ postgresql +│ 15 +│ ACTIVE +│ HEALTHY +│ 127\\.77\\.0\\.12 │ 1 GB │`));
+    });
+
+    it('list says so when there are no instances', async () => {
+      const result = await runCli(dir, ['instance', 'list']);
+      assert.equal(result.stdout, 'No instances. Create one with `coffer instance create`.\n');
+    });
+
+    it('show finds an instance by ID or by name and includes the fault', async () => {
+      const id = fake.addInstance('ledger', [
+        { status: 'ERROR', operating_status: '', fault: { message: 'guest timed out', created: '2024-05-01T10:05:00', details: null } },
+      ]);
+      const byName = await runCli(dir, ['instance', 'show', 'ledger', '--json']);
+      assert.equal(byName.code, 0, byName.stderr);
+      assert.equal(JSON.parse(byName.stdout).id, id);
+
+      const byId = await runCli(dir, ['instance', 'show', id]);
+      assert.equal(byId.code, 0, byId.stderr);
+      assert.match(byId.stdout, /│ Field +│ Value +│/);
+      assert.match(byId.stdout, /│ Status +│ ERROR +│/);
+      assert.match(byId.stdout, /│ Fault +│ guest timed out +│/);
+      assert.match(byId.stdout, /│ Fault time +│ 2024-05-01T10:05:00 +│/);
+    });
+
+    it('show names both ids when a name is ambiguous, and says when nothing matches', async () => {
+      const first = fake.addInstance('twin');
+      const second = fake.addInstance('twin');
+      const ambiguous = await runCli(dir, ['instance', 'show', 'twin']);
+      assert.equal(ambiguous.code, 1);
+      assert.match(ambiguous.stderr, /^Error: More than one instance is named "twin": /);
+      assert.ok(ambiguous.stderr.includes(first) && ambiguous.stderr.includes(second));
+      assert.match(ambiguous.stderr, /\nUse the ID instead\.\n$/);
+
+      const missing = await runCli(dir, ['instance', 'show', 'nope']);
+      assert.equal(missing.code, 1);
+      assert.equal(missing.stderr, 'Error: No instance has the ID or name "nope".\nSee them all with `coffer instance list`.\n');
+    });
+
+    it('delete by name sends DELETE for the id and, with --wait, polls until the API answers 404', async () => {
+      const id = fake.addInstance('scratch');
+      const result = await runCli(dir, ['instance', 'delete', 'scratch', '--wait']);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(fake.requestsTo('DELETE', `/v1.0/${fake.projectId}/instances/${id}`).length, 1);
+      assert.match(result.stderr, /^Deleting scratch: SHUTDOWN \(\d+s\)\n$/);
+      assert.equal(result.stdout, `Instance scratch (${id}) is deleted.\n`);
+      const show = await runCli(dir, ['instance', 'show', id]);
+      assert.equal(show.code, 1);
+    });
+
+    it('delete without --wait returns once the API accepted it', async () => {
+      const id = fake.addInstance('scratch2');
+      const result = await runCli(dir, ['instance', 'delete', id]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(result.stdout, `Deleting instance scratch2 (${id}).\n`);
+    });
+  });
+
+  describe('flavor list and datastore list', () => {
+    it('print tables, or the API objects with --json', async () => {
+      const flavors = await runCli(dir, ['flavor', 'list']);
+      assert.equal(flavors.code, 0, flavors.stderr);
+      assert.match(flavors.stdout, /│ ID │ Name +│ RAM \(MB\) │ vCPUs │ Disk \(GB\) │/);
+      assert.match(flavors.stdout, /│ 2 +│ medium │ 2048 +│ 2 +│ 0 +│/);
+      assert.deepEqual(JSON.parse((await runCli(dir, ['flavor', 'list', '--json'])).stdout), fake.flavors);
+
+      const datastores = await runCli(dir, ['datastore', 'list']);
+      assert.equal(datastores.code, 0, datastores.stderr);
+      assert.match(datastores.stdout, /│ postgresql │ 15 +│ 15\.18 +│ v15 +│ yes +│/);
+      assert.match(datastores.stdout, /│ postgresql │ 16 +│ 16\.4 +│ v16 +│ +│/);
+      assert.deepEqual(JSON.parse((await runCli(dir, ['datastore', 'list', '--json'])).stdout), fake.datastores);
+    });
+  });
+});
