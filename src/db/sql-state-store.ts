@@ -1,0 +1,73 @@
+import type { Kysely } from 'kysely';
+import { createRepositories } from './create-repositories.js';
+import type { Database } from './schema.js';
+import type { SqlDialect } from './sql-dialect.js';
+import type {
+  AgentRepository,
+  ConductorLastSeenRepository,
+  DatastoreRepository,
+  FlavorRepository,
+  InstanceFaultRepository,
+  InstanceRepository,
+  ProjectRepository,
+  Repositories,
+  RoleAssignmentRepository,
+  RoleRepository,
+  ServiceStatusRepository,
+  StateStore,
+  TaskRepository,
+  TokenRepository,
+  UserRepository,
+} from './state-store.js';
+
+/** The state store over one Kysely handle, whichever engine is behind it. */
+export class SqlStateStore implements StateStore {
+  readonly dialect: StateStore['dialect'];
+  readonly projects: ProjectRepository;
+  readonly users: UserRepository;
+  readonly roles: RoleRepository;
+  readonly roleAssignments: RoleAssignmentRepository;
+  readonly tokens: TokenRepository;
+  readonly flavors: FlavorRepository;
+  readonly datastores: DatastoreRepository;
+  readonly instances: InstanceRepository;
+  readonly serviceStatuses: ServiceStatusRepository;
+  readonly faults: InstanceFaultRepository;
+  readonly tasks: TaskRepository;
+  readonly conductorLastSeen: ConductorLastSeenRepository;
+  readonly agents: AgentRepository;
+  #closed: Promise<void> | undefined;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly sqlDialect: SqlDialect,
+  ) {
+    this.dialect = sqlDialect.name;
+    const repositories = createRepositories({ db, dialect: sqlDialect });
+    this.projects = repositories.projects;
+    this.users = repositories.users;
+    this.roles = repositories.roles;
+    this.roleAssignments = repositories.roleAssignments;
+    this.tokens = repositories.tokens;
+    this.flavors = repositories.flavors;
+    this.datastores = repositories.datastores;
+    this.instances = repositories.instances;
+    this.serviceStatuses = repositories.serviceStatuses;
+    this.faults = repositories.faults;
+    this.tasks = repositories.tasks;
+    this.conductorLastSeen = repositories.conductorLastSeen;
+    this.agents = repositories.agents;
+  }
+
+  // Inside `fn` use `tx` only: on SQLite the transaction holds the one connection, so a call on
+  // the store itself would wait for the transaction to end, which waits for `fn`.
+  transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T> {
+    return this.sqlDialect.transaction(this.db, (tx) => fn(createRepositories({ db: tx, dialect: this.sqlDialect })));
+  }
+
+  /** idempotent */
+  close(): Promise<void> {
+    this.#closed ??= this.db.destroy();
+    return this.#closed;
+  }
+}

@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import BetterSqlite3 from 'better-sqlite3';
+import { openStateStore } from '../../src/db/index.js';
+import { openStateStoreSuite } from './open-state-store.suite.js';
+import { task, uid } from './state-store-fixtures.js';
+import { stateStoreSuite } from './state-store.suite.js';
+
+// SQLite, the embedded default: a file in a temporary directory per database.
+
+async function freshFile(): Promise<{ dir: string; path: string; url: string; drop: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'coffer-state-'));
+  // A missing parent directory is part of the contract: openStateStore creates it.
+  const path = join(dir, 'nested', 'state.db');
+  return { dir, path, url: `sqlite:${path}`, drop: () => rm(dir, { recursive: true, force: true }) };
+}
+
+stateStoreSuite('SQLite', async () => {
+  const db = await freshFile();
+  const store = await openStateStore(db.url);
+  return {
+    store,
+    drop: async () => {
+      await store.close();
+      await db.drop();
+    },
+  };
+});
+
+openStateStoreSuite('SQLite', freshFile);
+
+describe('openStateStore on SQLite specifics', () => {
+  let db: Awaited<ReturnType<typeof freshFile>>;
+  before(async () => {
+    db = await freshFile();
+  });
+  after(() => db.drop());
+
+  it('creates the parent directory and leaves the file in WAL mode', async () => {
+    const store = await openStateStore(`sqlite://${db.path}`);
+    await store.close();
+    assert.ok(existsSync(db.path));
+    const raw = new BetterSqlite3(db.path, { readonly: true });
+    try {
+      assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('enforces foreign keys', async () => {
+    const store = await openStateStore(db.url);
+    try {
+      await assert.rejects(store.tokens.create({
+        tokenHash: uid(),
+        userId: uid(),
+        projectId: uid(),
+        methods: [],
+        auditId: uid(),
+        issuedAt: new Date(),
+        expiresAt: new Date(),
+      }), { code: 'NotFound' });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('two stores on one file race for a task and exactly one gets it', async () => {
+    const [a, b] = await Promise.all([openStateStore(db.url), openStateStore(db.url)]);
+    try {
+      const t = task(uid());
+      await a.tasks.create(t);
+      const now = new Date();
+      const results = await Promise.all(
+        Array.from({ length: 10 }, (_, n) => (n % 2 === 0 ? a : b).tasks.claim(t.id, `w${n}`, 60_000, now)),
+      );
+      assert.equal(results.filter((r) => r !== undefined).length, 1);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('opens an in-memory database', async () => {
+    const store = await openStateStore('sqlite::memory:');
+    try {
+      assert.equal(store.dialect, 'sqlite');
+      assert.equal(await store.instances.countActive('anyone'), 0);
+    } finally {
+      await store.close();
+      await store.close();
+    }
+  });
+});

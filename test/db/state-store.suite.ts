@@ -1,0 +1,645 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { StateStore } from '../../src/db/index.js';
+import { at, instance, project, rejectsWithCode, task, token, uid, user } from './state-store-fixtures.js';
+
+// The conformance suite every state-store engine runs (SQLite, MariaDB, PostgreSQL) against a
+// real database. One database per run; each test makes its own rows with fresh ids.
+
+export function stateStoreSuite(
+  name: string,
+  open: () => Promise<{ store: StateStore; drop: () => Promise<void> }>,
+): void {
+  describe(`StateStore on ${name}`, () => {
+    let store: StateStore;
+    let drop: () => Promise<void>;
+
+    before(async () => {
+      ({ store, drop } = await open());
+    });
+    after(() => drop());
+
+    describe('projects', () => {
+      it('creates, reads by id and by name, and lists with filters', async () => {
+        const domainId = uid();
+        const a = project({ domainId, name: 'alpha', enabled: false, createdAt: at.dstSwitch });
+        const b = project({ domainId, name: 'beta' });
+        await store.projects.create(b);
+        await store.projects.create(a);
+        assert.deepEqual(await store.projects.get(a.id), a);
+        assert.deepEqual(await store.projects.getByName('alpha', domainId), a);
+        assert.equal(await store.projects.getByName('alpha', 'other-domain'), undefined);
+        assert.equal(await store.projects.get(uid()), undefined);
+        assert.deepEqual(await store.projects.list({ domainId }), [a, b]);
+        assert.deepEqual(await store.projects.list({ domainId, name: 'beta' }), [b]);
+        assert.ok((await store.projects.list()).some((p) => p.id === a.id));
+      });
+
+      it('refuses a second project of the same name in a domain, but not in another domain', async () => {
+        const first = project();
+        await store.projects.create(first);
+        await rejectsWithCode(store.projects.create(project({ name: first.name })), 'Conflict');
+        await store.projects.create(project({ name: first.name, domainId: uid() }));
+      });
+
+      it('updates only the fields given, and says NotFound for an unknown project', async () => {
+        const p = project();
+        await store.projects.create(p);
+        await store.projects.update(p.id, { description: 'changed', enabled: false });
+        assert.deepEqual(await store.projects.get(p.id), { ...p, description: 'changed', enabled: false });
+        await store.projects.update(p.id, {});
+        await rejectsWithCode(store.projects.update(uid(), { name: 'x' }), 'NotFound');
+        await rejectsWithCode(store.projects.update(uid(), {}), 'NotFound');
+        const other = project();
+        await store.projects.create(other);
+        await rejectsWithCode(store.projects.update(p.id, { name: other.name }), 'Conflict');
+      });
+
+      it('deletes idempotently, taking its role assignments and tokens along', async () => {
+        const p = project();
+        const u = user();
+        await store.projects.create(p);
+        await store.users.create(u);
+        const role = await store.roles.ensure(`role-${uid()}`, uid());
+        await store.roleAssignments.grant({ userId: u.id, projectId: p.id, roleId: role.id });
+        const t = token(u.id, p.id);
+        await store.tokens.create(t);
+        await store.projects.delete(p.id);
+        await store.projects.delete(p.id);
+        assert.equal(await store.projects.get(p.id), undefined);
+        assert.deepEqual(await store.roleAssignments.list({ userId: u.id }), []);
+        assert.equal(await store.tokens.get(t.tokenHash), undefined);
+        assert.ok(await store.users.get(u.id));
+      });
+    });
+
+    describe('users', () => {
+      it('round-trips every field, nullable ones both ways', async () => {
+        const p = project();
+        await store.projects.create(p);
+        const plain = user();
+        const full = user({ defaultProjectId: p.id, email: 'ops@example.com', description: 'ops', enabled: false });
+        await store.users.create(plain);
+        await store.users.create(full);
+        assert.deepEqual(await store.users.get(plain.id), plain);
+        assert.deepEqual(await store.users.get(full.id), full);
+        assert.deepEqual(await store.users.getByName(full.name, 'default'), full);
+        assert.equal(await store.users.getByName(full.name, 'elsewhere'), undefined);
+        assert.deepEqual(await store.users.list({ name: plain.name }), [plain]);
+      });
+
+      it('updates, refuses duplicate names and says NotFound for an unknown user', async () => {
+        const u = user({ email: 'a@example.com' });
+        await store.users.create(u);
+        await store.users.update(u.id, { passwordHash: 'scrypt$new', email: null, enabled: false });
+        assert.deepEqual(await store.users.get(u.id), { ...u, passwordHash: 'scrypt$new', email: null, enabled: false });
+        await rejectsWithCode(store.users.update(uid(), { enabled: true }), 'NotFound');
+        await rejectsWithCode(store.users.create(user({ name: u.name })), 'Conflict');
+        const other = user();
+        await store.users.create(other);
+        await rejectsWithCode(store.users.update(other.id, { name: u.name }), 'Conflict');
+      });
+
+      it('deletes idempotently, taking its role assignments and tokens along', async () => {
+        const p = project();
+        const u = user();
+        await store.projects.create(p);
+        await store.users.create(u);
+        const role = await store.roles.ensure(`role-${uid()}`, uid());
+        await store.roleAssignments.grant({ userId: u.id, projectId: p.id, roleId: role.id });
+        const t = token(u.id, p.id);
+        await store.tokens.create(t);
+        await store.users.delete(u.id);
+        await store.users.delete(u.id);
+        assert.equal(await store.users.get(u.id), undefined);
+        assert.deepEqual(await store.roleAssignments.list({ projectId: p.id }), []);
+        assert.equal(await store.tokens.get(t.tokenHash), undefined);
+      });
+    });
+
+    describe('roles and role assignments', () => {
+      it('ensure creates a role once and then returns it, even under concurrency', async () => {
+        const name = `role-${uid()}`;
+        const ids = Array.from({ length: 10 }, () => uid());
+        const results = await Promise.all(ids.map((id) => store.roles.ensure(name, id)));
+        const winner = results[0]!;
+        assert.ok(ids.includes(winner.id));
+        for (const r of results) assert.deepEqual(r, winner);
+        assert.deepEqual(await store.roles.ensure(name, uid()), winner);
+        assert.deepEqual(await store.roles.get(winner.id), winner);
+        assert.deepEqual(await store.roles.getByName(name), winner);
+        assert.equal(await store.roles.get(uid()), undefined);
+        assert.equal((await store.roles.list()).filter((r) => r.name === name).length, 1);
+        await rejectsWithCode(store.roles.ensure(`role-${uid()}`, winner.id), 'Conflict');
+      });
+
+      it('grants idempotently (also concurrently), lists, reads roles of a user and revokes', async () => {
+        const p = project();
+        const u = user();
+        await store.projects.create(p);
+        await store.users.create(u);
+        const reader = await store.roles.ensure(`reader-${uid()}`, uid());
+        const admin = await store.roles.ensure(`admin-${uid()}`, uid());
+        const grant = { userId: u.id, projectId: p.id, roleId: reader.id };
+        await Promise.all(Array.from({ length: 10 }, () => store.roleAssignments.grant(grant)));
+        await store.roleAssignments.grant({ ...grant, roleId: admin.id });
+        await store.roleAssignments.grant(grant);
+        assert.deepEqual(await store.roleAssignments.rolesOf(u.id, p.id), [admin, reader]);
+        assert.deepEqual(await store.roleAssignments.rolesOf(u.id, uid()), []);
+        assert.equal((await store.roleAssignments.list({ userId: u.id })).length, 2);
+        assert.deepEqual(await store.roleAssignments.list({ projectId: p.id, roleId: reader.id }), [grant]);
+        await store.roleAssignments.revoke(grant);
+        await store.roleAssignments.revoke(grant);
+        assert.deepEqual(await store.roleAssignments.rolesOf(u.id, p.id), [admin]);
+      });
+
+      it('refuses to grant on a user, project or role that does not exist', async () => {
+        const p = project();
+        await store.projects.create(p);
+        const role = await store.roles.ensure(`role-${uid()}`, uid());
+        await rejectsWithCode(
+          store.roleAssignments.grant({ userId: uid(), projectId: p.id, roleId: role.id }),
+          'NotFound',
+        );
+      });
+    });
+
+    describe('tokens', () => {
+      it('stores a token by hash, with its methods and times, and deletes it', async () => {
+        const p = project();
+        const u = user();
+        await store.projects.create(p);
+        await store.users.create(u);
+        const t = token(u.id, p.id, { methods: ['password', 'token'], issuedAt: at.oneMs, expiresAt: at.past2038 });
+        await store.tokens.create(t);
+        assert.deepEqual(await store.tokens.get(t.tokenHash), t);
+        await rejectsWithCode(store.tokens.create(t), 'Conflict');
+        await store.tokens.delete(t.tokenHash);
+        assert.equal(await store.tokens.get(t.tokenHash), undefined);
+        await rejectsWithCode(store.tokens.create(token(uid(), p.id)), 'NotFound');
+      });
+
+      it('deleteExpired removes tokens expired at or before now and counts them', async () => {
+        const p = project();
+        const u = user();
+        await store.projects.create(p);
+        await store.users.create(u);
+        // Years no other test uses, so the count is exact on a shared database.
+        const now = new Date('1995-06-01T12:00:00.500Z');
+        const expired = token(u.id, p.id, { expiresAt: new Date('1995-06-01T12:00:00.499Z') });
+        const expiringNow = token(u.id, p.id, { expiresAt: now });
+        const valid = token(u.id, p.id, { expiresAt: new Date('1995-06-01T12:00:00.501Z') });
+        for (const t of [expired, expiringNow, valid]) await store.tokens.create(t);
+        assert.equal(await store.tokens.deleteExpired(now), 2);
+        assert.equal(await store.tokens.get(expired.tokenHash), undefined);
+        assert.equal(await store.tokens.get(expiringNow.tokenHash), undefined);
+        assert.deepEqual(await store.tokens.get(valid.tokenHash), valid);
+      });
+    });
+
+    describe('flavors', () => {
+      it('upserts, reads and lists by ram then id', async () => {
+        const prefix = uid();
+        const big = { id: `${prefix}-b`, name: 'big', ramMb: 4096, vcpus: 2, diskGb: 20, ephemeralGb: 0 };
+        const smallB = { id: `${prefix}-2`, name: 'small', ramMb: 512, vcpus: 1, diskGb: 5, ephemeralGb: 0 };
+        const smallA = { id: `${prefix}-1`, name: 'small too', ramMb: 512, vcpus: 1, diskGb: 5, ephemeralGb: 1 };
+        for (const f of [big, smallB, smallA]) await store.flavors.upsert(f);
+        const changed = { ...big, name: 'bigger', ramMb: 8192, vcpus: 4 };
+        await store.flavors.upsert(changed);
+        assert.deepEqual(await store.flavors.get(big.id), changed);
+        assert.equal(await store.flavors.get(uid()), undefined);
+        const mine = (await store.flavors.list()).filter((f) => f.id.startsWith(prefix));
+        assert.deepEqual(mine, [smallA, smallB, changed]);
+      });
+    });
+
+    describe('datastores', () => {
+      it('ensureDatastore creates once, also under concurrency', async () => {
+        const name = `engine-${uid()}`;
+        const results = await Promise.all(Array.from({ length: 10 }, () => store.datastores.ensureDatastore(name, uid())));
+        for (const r of results) assert.deepEqual(r, results[0]);
+        assert.equal(results[0]!.defaultVersionId, null);
+        assert.deepEqual(await store.datastores.getDatastore(results[0]!.id), results[0]);
+        assert.deepEqual(await store.datastores.getDatastoreByName(name), results[0]);
+        assert.equal(await store.datastores.getDatastoreByName(uid()), undefined);
+        assert.equal((await store.datastores.listDatastores()).filter((d) => d.name === name).length, 1);
+      });
+
+      it('upsertVersion inserts, then updates the version of the same name keeping its id', async () => {
+        const ds = await store.datastores.ensureDatastore(`engine-${uid()}`, uid());
+        const v15 = {
+          id: uid(),
+          datastoreId: ds.id,
+          name: '15',
+          version: '15.18',
+          manager: 'postgresql',
+          active: true,
+          inactiveReason: null,
+          updatedAt: at.leapDay,
+        };
+        assert.deepEqual(await store.datastores.upsertVersion(v15), v15);
+        const again = { ...v15, id: uid(), version: '15.19', active: false, inactiveReason: 'postgres binary missing', updatedAt: at.past2038 };
+        const stored = await store.datastores.upsertVersion(again);
+        assert.deepEqual(stored, { ...again, id: v15.id });
+        assert.deepEqual(await store.datastores.getVersion(v15.id), stored);
+        assert.equal(await store.datastores.getVersion(again.id), undefined);
+        assert.deepEqual(await store.datastores.getVersionByName(ds.id, '15'), stored);
+        const v14 = await store.datastores.upsertVersion({ ...v15, id: uid(), name: '14', version: '14.11' });
+        assert.deepEqual(await store.datastores.listVersions(ds.id), [v14, stored]);
+        assert.ok((await store.datastores.listVersions()).some((v) => v.id === v14.id));
+        await rejectsWithCode(store.datastores.upsertVersion({ ...v15, id: uid(), datastoreId: uid() }), 'DatastoreNotFound');
+      });
+
+      it('setDefaultVersion accepts only a version of that datastore, and null', async () => {
+        const ds = await store.datastores.ensureDatastore(`engine-${uid()}`, uid());
+        const other = await store.datastores.ensureDatastore(`engine-${uid()}`, uid());
+        const base = { manager: 'mysql', version: '8.0.36', active: true, inactiveReason: null, updatedAt: at.oneMs };
+        const v = await store.datastores.upsertVersion({ ...base, id: uid(), datastoreId: ds.id, name: '8.0' });
+        const foreign = await store.datastores.upsertVersion({ ...base, id: uid(), datastoreId: other.id, name: '8.0' });
+        await store.datastores.setDefaultVersion(ds.id, v.id);
+        assert.equal((await store.datastores.getDatastore(ds.id))?.defaultVersionId, v.id);
+        await rejectsWithCode(store.datastores.setDefaultVersion(ds.id, foreign.id), 'DatastoreVersionNotFound');
+        await rejectsWithCode(store.datastores.setDefaultVersion(ds.id, uid()), 'DatastoreVersionNotFound');
+        await rejectsWithCode(store.datastores.setDefaultVersion(uid(), null), 'DatastoreNotFound');
+        await store.datastores.setDefaultVersion(ds.id, null);
+        assert.equal((await store.datastores.getDatastore(ds.id))?.defaultVersionId, null);
+      });
+    });
+
+    describe('instances', () => {
+      it('round-trips every field: times to the millisecond, access as JSON, nulls', async () => {
+        const withAccess = instance({
+          access: { isPublic: false, allowedCidrs: ['10.0.0.0/8', '192.168.1.7/32'] },
+          taskStartTime: at.dstSwitch,
+          createdAt: at.oneMs,
+          updatedAt: at.past2038,
+        });
+        const bare = instance({ taskStartTime: null, access: null });
+        await store.instances.create(withAccess);
+        await store.instances.create(bare);
+        const extra = { host: null, address: null, port: null, deleted: false, deletedAt: null };
+        assert.deepEqual(await store.instances.get(withAccess.id), { ...withAccess, ...extra });
+        assert.deepEqual(await store.instances.get(bare.id), { ...bare, ...extra });
+        await rejectsWithCode(store.instances.create(bare), 'Conflict');
+      });
+
+      it('get is scoped to the tenant when one is given', async () => {
+        const i = instance();
+        await store.instances.create(i);
+        assert.equal((await store.instances.get(i.id, { tenantId: i.tenantId }))?.id, i.id);
+        assert.equal(await store.instances.get(i.id, { tenantId: 'someone-else' }), undefined);
+        assert.equal((await store.instances.get(i.id, {}))?.id, i.id);
+        assert.equal(await store.instances.get(uid()), undefined);
+      });
+
+      it('update applies the patch, clears fields set to null and moves updatedAt', async () => {
+        const i = instance({ access: { isPublic: true } });
+        await store.instances.create(i);
+        const before = Date.now();
+        await store.instances.update(i.id, {
+          host: 'agent-1',
+          address: '127.77.0.12',
+          port: 5432,
+          taskStatus: 'NONE',
+          taskDescription: 'No tasks for the instance.',
+          taskStartTime: null,
+          access: null,
+          volumeSizeGb: 5,
+        });
+        const got = await store.instances.get(i.id);
+        assert.ok(got);
+        assert.ok(got.updatedAt.getTime() >= before - 1000, 'updatedAt follows the update');
+        assert.deepEqual(got, {
+          ...i,
+          host: 'agent-1',
+          address: '127.77.0.12',
+          port: 5432,
+          taskStatus: 'NONE',
+          taskDescription: 'No tasks for the instance.',
+          taskStartTime: null,
+          access: null,
+          volumeSizeGb: 5,
+          updatedAt: got.updatedAt,
+          deleted: false,
+          deletedAt: null,
+        });
+        await rejectsWithCode(store.instances.update(uid(), { name: 'x' }), 'InstanceNotFound');
+      });
+
+      it('markDeleted hides the instance from get, list and countActive, and is idempotent', async () => {
+        const tenantId = `tenant-${uid()}`;
+        const kept = instance({ tenantId });
+        const gone = instance({ tenantId });
+        await store.instances.create(kept);
+        await store.instances.create(gone);
+        assert.equal(await store.instances.countActive(tenantId), 2);
+        await store.instances.markDeleted(gone.id, at.past2038);
+        await store.instances.markDeleted(gone.id, new Date());
+        assert.equal(await store.instances.get(gone.id), undefined);
+        assert.equal(await store.instances.get(gone.id, { tenantId }), undefined);
+        assert.deepEqual((await store.instances.list({ tenantId, limit: 10 })).items.map((x) => x.id), [kept.id]);
+        assert.equal(await store.instances.countActive(tenantId), 1);
+        assert.equal(await store.instances.countActive(`tenant-${uid()}`), 0);
+        await rejectsWithCode(store.instances.markDeleted(uid(), new Date()), 'InstanceNotFound');
+        // The row stays (Trove's soft delete): a delete flow can still record a fault on it.
+        await store.instances.update(gone.id, { taskStatus: 'NONE' });
+      });
+
+      it('lists page by page in id order, the marker being the last id of a page', async () => {
+        const tenantId = `tenant-${uid()}`;
+        const rows = Array.from({ length: 5 }, () => instance({ tenantId }));
+        for (const r of rows) await store.instances.create(r);
+        await store.instances.create(instance()); // another tenant's
+        const ids = rows.map((r) => r.id).sort();
+
+        const first = await store.instances.list({ tenantId, limit: 2 });
+        assert.deepEqual(first.items.map((x) => x.id), ids.slice(0, 2));
+        assert.equal(first.nextMarker, ids[1]);
+        const second = await store.instances.list({ tenantId, limit: 2, marker: first.nextMarker! });
+        assert.deepEqual(second.items.map((x) => x.id), ids.slice(2, 4));
+        assert.equal(second.nextMarker, ids[3]);
+        const last = await store.instances.list({ tenantId, limit: 2, marker: second.nextMarker! });
+        assert.deepEqual(last.items.map((x) => x.id), ids.slice(4));
+        assert.equal(last.nextMarker, null);
+
+        const exact = await store.instances.list({ tenantId, limit: 5 });
+        assert.equal(exact.items.length, 5);
+        assert.equal(exact.nextMarker, null, 'a page that ends the list has no next marker');
+        assert.deepEqual(await store.instances.list({ tenantId, limit: 3, marker: ids[4]! }), { items: [], nextMarker: null });
+        await rejectsWithCode(store.instances.list({ tenantId, limit: 0 }), 'BadRequest');
+      });
+
+      it('lists by host, across tenants', async () => {
+        const host = `agent-${uid()}`;
+        const a = instance();
+        const b = instance();
+        await store.instances.create(a);
+        await store.instances.create(b);
+        await store.instances.create(instance());
+        await store.instances.update(a.id, { host });
+        await store.instances.update(b.id, { host });
+        const page = await store.instances.list({ host, limit: 10 });
+        assert.deepEqual(page.items.map((x) => x.id), [a.id, b.id].sort());
+        assert.equal(page.nextMarker, null);
+      });
+    });
+
+    describe('service statuses and faults', () => {
+      it('set inserts, then replaces the status of an instance', async () => {
+        const id = uid();
+        assert.equal(await store.serviceStatuses.get(id), undefined);
+        await store.serviceStatuses.set({ instanceId: id, status: 'NEW', updatedAt: at.oneMs });
+        await store.serviceStatuses.set({ instanceId: id, status: 'HEALTHY', updatedAt: at.leapDay });
+        assert.deepEqual(await store.serviceStatuses.get(id), { instanceId: id, status: 'HEALTHY', updatedAt: at.leapDay });
+      });
+
+      it('latest returns the newest fault; clear removes them all', async () => {
+        const instanceId = uid();
+        const older = { id: uid(), instanceId, message: 'disk full', details: 'x'.repeat(70_000), createdAt: at.oneMs };
+        const newer = { id: uid(), instanceId, message: 'crashed', details: 'trace', createdAt: at.leapDay };
+        await store.faults.record(newer);
+        await store.faults.record(older);
+        assert.deepEqual(await store.faults.latest(instanceId), newer);
+        await rejectsWithCode(store.faults.record(newer), 'Conflict');
+        await store.faults.clear(instanceId);
+        assert.equal(await store.faults.latest(instanceId), undefined);
+      });
+    });
+
+    describe('tasks', () => {
+      it('round-trips a task with its JSON payload', async () => {
+        const t = task(uid(), { payload: { nested: { list: [1, 'two', null, true] }, n: 1.5 } });
+        await store.tasks.create(t);
+        assert.deepEqual(await store.tasks.get(t.id), t);
+        assert.equal(await store.tasks.get(uid()), undefined);
+        await rejectsWithCode(store.tasks.create(t), 'Conflict');
+      });
+
+      it('claim takes a pending task: running, owned, leased from now, one attempt more', async () => {
+        const t = task(uid());
+        await store.tasks.create(t);
+        const now = new Date('2030-05-05T05:05:05.505Z');
+        const claimed = await store.tasks.claim(t.id, 'worker-a', 30_000, now);
+        assert.deepEqual(claimed, {
+          ...t,
+          state: 'running',
+          owner: 'worker-a',
+          leaseExpiresAt: new Date(now.getTime() + 30_000),
+          attempts: 1,
+          updatedAt: now,
+        });
+        assert.equal(await store.tasks.claim(t.id, 'worker-b', 30_000, now), undefined);
+        assert.equal(await store.tasks.claim(uid(), 'worker-b', 30_000, now), undefined);
+      });
+
+      it('of ten concurrent claims on one task exactly one wins', async () => {
+        const t = task(uid());
+        await store.tasks.create(t);
+        const now = new Date();
+        const results = await Promise.all(
+          Array.from({ length: 10 }, (_, n) => store.tasks.claim(t.id, `worker-${n}`, 60_000, now)),
+        );
+        const winners = results.filter((r) => r !== undefined);
+        assert.equal(winners.length, 1);
+        const stored = await store.tasks.get(t.id);
+        assert.equal(stored?.owner, winners[0]!.owner);
+        assert.equal(stored?.attempts, 1);
+      });
+
+      it('a task whose lease ran out can be claimed again, and only once', async () => {
+        const t = task(uid());
+        await store.tasks.create(t);
+        const start = new Date('2030-01-01T00:00:00.000Z');
+        await store.tasks.claim(t.id, 'dead-worker', 1_000, start);
+        const expired = new Date(start.getTime() + 1_000);
+        assert.equal(await store.tasks.claim(t.id, 'early', 1_000, new Date(expired.getTime() - 1)), undefined);
+        const results = await Promise.all(
+          Array.from({ length: 5 }, (_, n) => store.tasks.claim(t.id, `heir-${n}`, 1_000, expired)),
+        );
+        const heirs = results.filter((r) => r !== undefined);
+        assert.equal(heirs.length, 1);
+        assert.equal(heirs[0]!.attempts, 2);
+        assert.equal(await store.tasks.renewLease(t.id, 'dead-worker', 1_000, expired), false);
+        assert.equal(await store.tasks.recordStep(t.id, 'dead-worker', 'late'), false);
+        assert.equal(await store.tasks.finish(t.id, 'dead-worker', 'failed'), false);
+      });
+
+      it('listClaimable returns pending and lease-expired tasks, oldest first, up to the limit', async () => {
+        // Older than any other test's tasks, so the oldest-first page is ours.
+        const base = Date.parse('1990-01-01T00:00:00.000Z');
+        const now = new Date('1990-02-01T00:00:00.000Z');
+        const mk = (minutes: number, overrides = {}) =>
+          task(uid(), { createdAt: new Date(base + minutes * 60_000), ...overrides });
+        const pendingOld = mk(1);
+        const expiredRun = mk(2, { state: 'running', owner: 'w', leaseExpiresAt: new Date(now.getTime() - 1) });
+        const liveRun = mk(3, { state: 'running', owner: 'w', leaseExpiresAt: new Date(now.getTime() + 60_000) });
+        const done = mk(4, { state: 'done' });
+        const pendingNew = mk(5);
+        for (const t of [pendingNew, done, liveRun, expiredRun, pendingOld]) await store.tasks.create(t);
+        const ids = (await store.tasks.listClaimable(now, 3)).map((t) => t.id);
+        assert.deepEqual(ids, [pendingOld.id, expiredRun.id, pendingNew.id]);
+        assert.deepEqual((await store.tasks.listClaimable(now, 1)).map((t) => t.id), [pendingOld.id]);
+      });
+
+      it('renewLease, recordStep and finish work for the owner only; finish clears the payload', async () => {
+        const instanceId = uid();
+        const t = task(instanceId);
+        await store.tasks.create(t);
+        assert.equal(await store.tasks.renewLease(t.id, 'w1', 1_000, new Date()), false, 'not running yet');
+        const now = new Date('2031-01-01T00:00:00.000Z');
+        await store.tasks.claim(t.id, 'w1', 1_000, now);
+        assert.deepEqual(await store.tasks.activeForInstance(instanceId), await store.tasks.get(t.id));
+
+        const later = new Date(now.getTime() + 500);
+        assert.equal(await store.tasks.renewLease(t.id, 'w2', 10_000, later), false);
+        assert.equal(await store.tasks.renewLease(t.id, 'w1', 10_000, later), true);
+        assert.deepEqual((await store.tasks.get(t.id))?.leaseExpiresAt, new Date(later.getTime() + 10_000));
+
+        assert.equal(await store.tasks.recordStep(t.id, 'w2', 'placed'), false);
+        assert.equal(await store.tasks.recordStep(t.id, 'w1', 'placed'), true);
+        let got = await store.tasks.get(t.id);
+        assert.equal(got?.step, 'placed');
+        assert.deepEqual(got?.payload, t.payload, 'payload kept when none is given');
+        assert.equal(await store.tasks.recordStep(t.id, 'w1', 'prepared', { phase: 2 }), true);
+        got = await store.tasks.get(t.id);
+        assert.equal(got?.step, 'prepared');
+        assert.deepEqual(got?.payload, { phase: 2 });
+
+        assert.equal(await store.tasks.finish(t.id, 'w2', 'done'), false);
+        assert.equal(await store.tasks.finish(t.id, 'w1', 'done'), true);
+        got = await store.tasks.get(t.id);
+        assert.equal(got?.state, 'done');
+        assert.equal(got?.owner, null);
+        assert.equal(got?.leaseExpiresAt, null);
+        assert.equal(got?.payload, null);
+        assert.equal(got?.step, 'prepared');
+        assert.equal(await store.tasks.finish(t.id, 'w1', 'failed'), false, 'a finished task stays finished');
+        assert.equal(await store.tasks.claim(t.id, 'w3', 1_000, new Date('2100-01-01T00:00:00Z')), undefined);
+        assert.equal(await store.tasks.activeForInstance(instanceId), undefined);
+      });
+
+      it('activeForInstance finds the pending task of an instance', async () => {
+        const instanceId = uid();
+        await store.tasks.create(task(instanceId, { state: 'failed', createdAt: at.oneMs }));
+        const pending = task(instanceId, { kind: 'delete_instance' });
+        await store.tasks.create(pending);
+        assert.deepEqual(await store.tasks.activeForInstance(instanceId), pending);
+        assert.equal(await store.tasks.activeForInstance(uid()), undefined);
+      });
+    });
+
+    describe('conductor last seen', () => {
+      it('accepts only newer times per instance and method, to the fraction of a millisecond', async () => {
+        const id = uid();
+        const sent = 1_709_251_199_987.125;
+        assert.equal(await store.conductorLastSeen.recordIfNewer(id, 'heartbeat', sent), true);
+        assert.equal(await store.conductorLastSeen.recordIfNewer(id, 'heartbeat', sent), false, 'duplicate');
+        assert.equal(await store.conductorLastSeen.recordIfNewer(id, 'heartbeat', sent - 0.125), false, 'stale');
+        assert.equal(await store.conductorLastSeen.recordIfNewer(id, 'heartbeat', sent + 0.125), true);
+        assert.equal(await store.conductorLastSeen.recordIfNewer(id, 'backup_update', sent - 1), true, 'other method');
+        assert.equal(await store.conductorLastSeen.recordIfNewer(uid(), 'heartbeat', 1), true, 'other instance');
+      });
+
+      it('under concurrency the newest wins and a duplicate counts once', async () => {
+        const id = uid();
+        const times = Array.from({ length: 12 }, (_, n) => 1_700_000_000_000 + n * 0.5);
+        const results = await Promise.all(times.map((t) => store.conductorLastSeen.recordIfNewer(id, 'heartbeat', t)));
+        assert.equal(results.at(-1), true, 'the newest message is never stale');
+        const newest = times.at(-1)!;
+        assert.equal(await store.conductorLastSeen.recordIfNewer(id, 'heartbeat', newest), false);
+        assert.equal(await store.conductorLastSeen.recordIfNewer(id, 'heartbeat', newest + 0.001), true);
+
+        const fresh = uid();
+        const dupes = await Promise.all(
+          Array.from({ length: 10 }, () => store.conductorLastSeen.recordIfNewer(fresh, 'heartbeat', 42.5)),
+        );
+        assert.equal(dupes.filter(Boolean).length, 1);
+      });
+    });
+
+    describe('agents', () => {
+      it('heartbeat inserts then refreshes; listAlive returns the agents seen since, by host', async () => {
+        const prefix = `host-${uid()}`;
+        const since = new Date('2095-01-01T00:00:00.000Z');
+        await store.agents.heartbeat(`${prefix}-b`, new Date(since.getTime() - 1));
+        await store.agents.heartbeat(`${prefix}-a`, since);
+        await store.agents.heartbeat(`${prefix}-c`, new Date(since.getTime() - 1));
+        await store.agents.heartbeat(`${prefix}-b`, at.past2038);
+        await store.agents.heartbeat(`${prefix}-b`, new Date(since.getTime() + 1));
+        const alive = (await store.agents.listAlive(since)).filter((a) => a.host.startsWith(prefix));
+        assert.deepEqual(alive, [
+          { host: `${prefix}-a`, lastSeenAt: since },
+          { host: `${prefix}-b`, lastSeenAt: new Date(since.getTime() + 1) },
+        ]);
+      });
+    });
+
+    describe('transactions', () => {
+      it('commits what fn wrote and returns its result', async () => {
+        const p = project();
+        const i = instance();
+        const result = await store.transaction(async (tx) => {
+          await tx.projects.create(p);
+          await tx.instances.create(i);
+          assert.equal((await tx.instances.get(i.id))?.id, i.id, 'reads its own writes');
+          return 'done';
+        });
+        assert.equal(result, 'done');
+        assert.deepEqual(await store.projects.get(p.id), p);
+        assert.equal((await store.instances.get(i.id))?.id, i.id);
+      });
+
+      it('rolls everything back when fn throws, and rethrows the same error', async () => {
+        const p = project();
+        const i = instance();
+        const t = task(i.id);
+        await store.tasks.create(t);
+        const boom = new Error('boom');
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            await tx.projects.create(p);
+            await tx.instances.create(i);
+            assert.ok(await tx.tasks.claim(t.id, 'w', 1_000, new Date()));
+            await tx.conductorLastSeen.recordIfNewer(i.id, 'heartbeat', 1);
+            throw boom;
+          }),
+          (err) => err === boom,
+        );
+        assert.equal(await store.projects.get(p.id), undefined);
+        assert.equal(await store.instances.get(i.id), undefined);
+        assert.equal((await store.tasks.get(t.id))?.state, 'pending');
+        assert.equal(await store.conductorLastSeen.recordIfNewer(i.id, 'heartbeat', 1), true);
+      });
+
+      it('a failed statement inside fn rolls back the writes before it', async () => {
+        const existing = project();
+        await store.projects.create(existing);
+        const fresh = project();
+        await rejectsWithCode(
+          store.transaction(async (tx) => {
+            await tx.projects.create(fresh);
+            await tx.projects.create(project({ name: existing.name }));
+          }),
+          'Conflict',
+        );
+        assert.equal(await store.projects.get(fresh.id), undefined);
+      });
+
+      it('idempotent writes inside a transaction do not break it', async () => {
+        const name = `role-${uid()}`;
+        const role = await store.roles.ensure(name, uid());
+        const id = uid();
+        await store.conductorLastSeen.recordIfNewer(id, 'heartbeat', 10);
+        const inside = await store.transaction(async (tx) => {
+          const again = await tx.roles.ensure(name, uid());
+          const stale = await tx.conductorLastSeen.recordIfNewer(id, 'heartbeat', 5);
+          const ds = await tx.datastores.ensureDatastore(`engine-${uid()}`, uid());
+          return { again, stale, ds };
+        });
+        assert.deepEqual(inside.again, role);
+        assert.equal(inside.stale, false);
+        assert.ok(await store.datastores.getDatastore(inside.ds.id));
+      });
+    });
+  });
+}

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { silentLogger } from '../../src/common/logger.js';
+import { openStateStore, type StateStore, type TaskRow } from '../../src/db/index.js';
+import { TaskRunner, type Flow } from '../../src/taskmanager/task-runner.js';
+
+let store: StateStore;
+
+before(async () => {
+  store = await openStateStore('sqlite::memory:');
+});
+after(() => store.close());
+
+function newTask(id: string): TaskRow {
+  const now = new Date();
+  return {
+    id,
+    instanceId: `instance-${id}`,
+    kind: 'create_instance',
+    step: 'start',
+    state: 'pending',
+    owner: null,
+    leaseExpiresAt: null,
+    payload: { secret: 'kept only while the task runs' },
+    attempts: 0,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+function runner(workerId: string, flow: Flow, leaseMs = 300): TaskRunner {
+  const noop: Flow = async () => undefined;
+  return new TaskRunner({
+    store,
+    logger: silentLogger(),
+    workerId,
+    leaseMs,
+    sweepIntervalMs: 50,
+    flows: { create_instance: flow, delete_instance: noop },
+  });
+}
+
+async function waitForState(id: string, state: string): Promise<TaskRow> {
+  for (let i = 0; i < 200; i++) {
+    const task = await store.tasks.get(id);
+    if (task?.state === state) return task;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`task ${id} never reached ${state}`);
+}
+
+test('a task left by a dead worker is resumed by another after its lease expires, from the last step', async () => {
+  await store.tasks.create(newTask('t-resume'));
+  const seenSteps: string[] = [];
+  let release!: () => void;
+  const blocked = new Promise<void>((r) => (release = r));
+  const first = runner('worker-a', async (handle) => {
+    seenSteps.push(handle.task.step);
+    await handle.recordStep('placed');
+    await blocked; // the worker "dies" here
+  });
+  await first.trigger('t-resume');
+  for (let i = 0; i < 100 && (await store.tasks.get('t-resume'))?.step !== 'placed'; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  // Simulate a crash: the lease is no longer renewed, and the flow never ends.
+  const stopping = first.stop();
+  const second = runner('worker-b', async (handle) => {
+    seenSteps.push(handle.task.step);
+    assert.deepEqual(handle.task.payload, { secret: 'kept only while the task runs' });
+  });
+  second.start();
+  const done = await waitForState('t-resume', 'done');
+  release();
+  await stopping;
+  await second.stop();
+  assert.deepEqual(seenSteps, ['start', 'placed']);
+  assert.equal(done.attempts, 2);
+  assert.equal(done.owner, null);
+  assert.equal(done.payload, null, 'secrets in the payload are cleared when the task ends');
+});
+
+test('a flow that throws fails its task', async () => {
+  await store.tasks.create(newTask('t-fail'));
+  const r = runner('worker-c', async () => {
+    throw new Error('boom');
+  });
+  await r.trigger('t-fail');
+  await waitForState('t-fail', 'failed');
+  await r.stop();
+});
+
+test('two workers triggered for the same task run its flow once', async () => {
+  await store.tasks.create(newTask('t-once'));
+  let runs = 0;
+  const flow: Flow = async () => {
+    runs += 1;
+    await new Promise((r) => setTimeout(r, 50));
+  };
+  const a = runner('worker-d', flow, 5_000);
+  const b = runner('worker-e', flow, 5_000);
+  await Promise.all([a.trigger('t-once'), b.trigger('t-once'), a.trigger('t-once')]);
+  await waitForState('t-once', 'done');
+  await Promise.all([a.stop(), b.stop()]);
+  assert.equal(runs, 1);
+});
