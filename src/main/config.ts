@@ -7,6 +7,10 @@ import { CofferError } from '../common/errors.js';
 // the environment (COFFER_*), a JSON config file (--config or COFFER_CONFIG), then defaults.
 // This is the only module that reads the environment; roles get a frozen object.
 
+// Run as root, engines run as an unprivileged user that must reach the instance directories;
+// a clone under /root is out of its reach, so root gets the usual system location instead.
+export const defaultDataDir = process.getuid?.() === 0 ? '/var/lib/coffer' : '.coffer';
+
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info');
 const port = z.coerce.number().int().min(1).max(65535);
 const loopbackOrAny = z.string().min(1);
@@ -21,7 +25,7 @@ const busUrl = z
 export const serveConfigSchema = z.object({
   host: loopbackOrAny.default('127.0.0.1'),
   port: port.default(8779),
-  dataDir: z.string().default('.coffer'),
+  dataDir: z.string().default(defaultDataDir),
   publicUrl: z.string().url().optional(),
   adminPassword: z.string().min(8).optional(),
   engineUser: z.string().default('coffer-db'),
@@ -36,7 +40,7 @@ export const apiConfigSchema = z.object({
   databaseUrl,
   busUrl,
   /** where a generated admin password is kept (mode 0600) */
-  dataDir: z.string().default('.coffer'),
+  dataDir: z.string().default(defaultDataDir),
   adminPassword: z.string().min(8).optional(),
   logLevel,
 });
@@ -45,7 +49,7 @@ export const workerConfigSchema = z.object({ databaseUrl, busUrl, logLevel });
 
 export const agentConfigSchema = z.object({
   busUrl,
-  dataDir: z.string().default('.coffer'),
+  dataDir: z.string().default(defaultDataDir),
   agentHost: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
   engineUser: z.string().default('coffer-db'),
   addressPool: z.string().default('127.77.0.0/16'),

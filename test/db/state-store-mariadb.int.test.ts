@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { test } from 'node:test';
 import { createConnection } from 'mysql2/promise';
 import { openStateStore } from '../../src/db/index.js';
 import { openStateStoreSuite, type FreshDatabase } from './open-state-store.suite.js';

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { test } from 'node:test';
 import pg from 'pg';
 import { openStateStore } from '../../src/db/index.js';
 import { openStateStoreSuite, type FreshDatabase } from './open-state-store.suite.js';

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { makeDataDir } from '../support/temp-dir.js';
-import { freePort, startRole, type RoleProcess } from '../support/coffer-process.js';
+import { freePort, runCli, startRole, type RoleProcess } from '../support/coffer-process.js';
+import { join } from 'node:path';
+import pg from 'pg';
 import type { Session } from '../support/api-client.js';
 import { adminSession, connectAndWrite, createInstance, deleteAndVerifyGone, waitActive } from './instance-lifecycle.js';
 
@@ -34,4 +36,40 @@ test('an instance created over HTTP becomes ACTIVE/HEALTHY, accepts its user, an
   assert.equal(instance.volume.size, 1);
   await connectAndWrite(instance);
   await deleteAndVerifyGone(session, created.id, dataDir.path);
+});
+
+test('the coffer CLI logs in, creates an instance with progress, shows how to connect, lists and deletes it', async () => {
+  const env = { COFFER_CONFIG_DIR: join(dataDir.path, 'cli') };
+  const login = await runCli(['login', '--url', baseUrl, '--user', 'admin', '--project', 'admin', '--password-stdin'], {
+    env,
+    input: `${adminPassword}\n`,
+  });
+  assert.equal(login.code, 0, login.stderr);
+  assert.ok(!login.stdout.includes(adminPassword) && !login.stderr.includes(adminPassword), 'the password is never printed');
+
+  const create = await runCli(
+    ['instance', 'create', 'mypg', '--datastore', 'postgresql', '--flavor', 'm1.tiny', '--size', '1', '--database', 'app', '--user', 'app:Cli-user-pass-1234'],
+    { env },
+  );
+  assert.equal(create.code, 0, create.stderr + create.stdout);
+  assert.match(create.stderr + create.stdout, /BUILD/, 'progress is shown while building');
+  assert.match(create.stdout, /psql/);
+  assert.ok(!create.stdout.includes('Cli-user-pass-1234'), 'the connection info does not repeat the password');
+  const host = /(127\.\d+\.\d+\.\d+)/.exec(create.stdout)?.[1];
+  assert.ok(host, `the output names the instance address: ${create.stdout}`);
+  const client = new pg.Client({ host, port: 5432, user: 'app', password: 'Cli-user-pass-1234', database: 'app' });
+  await client.connect();
+  assert.equal((await client.query('SELECT current_user AS u')).rows[0].u, 'app');
+  await client.end();
+
+  const list = await runCli(['instance', 'list', '--json'], { env });
+  assert.equal(list.code, 0, list.stderr);
+  const listed = JSON.parse(list.stdout) as Array<{ name: string; status: string }>;
+  assert.deepEqual(listed.map((i) => [i.name, i.status]), [['mypg', 'ACTIVE']]);
+
+  const remove = await runCli(['instance', 'delete', 'mypg', '--wait'], { env });
+  assert.equal(remove.code, 0, remove.stderr);
+  const after = await runCli(['instance', 'show', 'mypg'], { env });
+  assert.equal(after.code, 1);
+  assert.match(after.stderr, /not found|cannot be found|No instance/i);
 });
