@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { pino, destination as pinoDestination, type Logger } from 'pino';
 
 export type { Logger };
 
@@ -30,7 +30,7 @@ const redact = {
 };
 
 export function createLogger(options: LoggerOptions): Logger {
-  const destination = options.file === undefined ? undefined : pino.destination({ dest: options.file, mkdir: true, sync: false });
+  const destination = options.file === undefined ? undefined : pinoDestination({ dest: options.file, mkdir: true, sync: false });
   return pino({ name: options.name, level: options.level ?? 'info', redact }, destination);
 }
 
