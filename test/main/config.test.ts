@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { CofferError } from '../../src/common/errors.js';
+import { apiConfigSchema, loadConfig, serveConfigSchema, workerConfigSchema } from '../../src/main/config.js';
+
+test('serve needs no configuration at all', () => {
+  const config = loadConfig(serveConfigSchema, {}, {});
+  assert.equal(config.host, '127.0.0.1');
+  assert.equal(config.port, 8779);
+  assert.ok(config.dataDir.startsWith('/'), 'the data directory is made absolute');
+  assert.ok(Object.isFrozen(config));
+});
+
+test('flags beat the environment, which beats the config file', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'coffer-config-'));
+  const file = join(dir, 'coffer.json');
+  await writeFile(file, JSON.stringify({ port: 9000, host: '127.0.0.2', logLevel: 'debug' }));
+  const config = loadConfig(serveConfigSchema, { config: file, port: '9100' }, { COFFER_HOST: '127.0.0.3' });
+  assert.equal(config.port, 9100);
+  assert.equal(config.host, '127.0.0.3');
+  assert.equal(config.logLevel, 'debug');
+});
+
+test('a role that needs the database and the bus says which setting is missing', () => {
+  assert.throws(
+    () => loadConfig(workerConfigSchema, {}, {}),
+    (err: unknown) => err instanceof CofferError && /--database-url or COFFER_DATABASE_URL/.test(err.message) && /--bus-url/.test(err.message),
+  );
+});
+
+test('bad values are refused with the name of the setting', () => {
+  assert.throws(
+    () => loadConfig(apiConfigSchema, { port: '99999', databaseUrl: 'mysql://root@127.0.0.1/c', busUrl: 'amqp://x' }, {}),
+    /port/,
+  );
+  assert.throws(() => loadConfig(workerConfigSchema, { databaseUrl: 'oracle://x', busUrl: 'amqp://x' }, {}), /state database URL/);
+});
+
+test('a secret can come from a file named by <NAME>_FILE', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'coffer-config-'));
+  const secret = join(dir, 'password');
+  await writeFile(secret, 'From-a-file-123\n');
+  const config = loadConfig(serveConfigSchema, {}, { COFFER_ADMIN_PASSWORD_FILE: secret });
+  assert.equal(config.adminPassword, 'From-a-file-123');
+});
