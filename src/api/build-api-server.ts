@@ -1,0 +1,86 @@
+import { randomUUID } from 'node:crypto';
+import fastify, { type FastifyInstance } from 'fastify';
+import type { Transport } from '../bus/index.js';
+import { CofferError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import type { StateStore } from '../db/index.js';
+import { publicBase } from './base-url.js';
+import { troveErrorReply } from './error-replies.js';
+import { identityPlugin } from './identity/identity-plugin.js';
+import { TokenService } from './identity/token-service.js';
+import { registerJsonBody } from './json-body.js';
+import { trovePlugin } from './trove/trove-plugin.js';
+
+export interface ApiOptions {
+  store: StateStore;
+  transport: Transport;
+  logger: Logger;
+  /** base URL clients should use, e.g. http://127.0.0.1:8779; default from the request Host */
+  publicUrl?: string;
+  /** default 'RegionOne' */
+  region?: string;
+  /** default 86400 */
+  tokenTtlSeconds?: number;
+  /** default 10 (Trove max_accepted_volume_size) */
+  maxVolumeSizeGb?: number;
+  /** default 90 (Trove agent_heartbeat_expiry) */
+  heartbeatExpirySeconds?: number;
+  /** how long GET /instances/{id} waits for the guest's filesystem stats; default 2000 */
+  guestCallTimeoutMs?: number;
+}
+
+/** The HTTP API, ready to listen; the caller listens (and closes it). */
+export async function buildApiServer(options: ApiOptions): Promise<FastifyInstance> {
+  const app = fastify({
+    loggerInstance: options.logger,
+    // Every response names its request (X-OpenStack-Request-ID); a client cannot choose the id.
+    genReqId: () => `req-${randomUUID()}`,
+    requestIdHeader: false,
+    routerOptions: { ignoreTrailingSlash: true },
+    // Fastify types an instance by its logger; pino's Logger is a FastifyBaseLogger, so the
+    // narrower default-typed instance is what plugins and callers see.
+  }) as unknown as FastifyInstance;
+  const tokens = new TokenService(options.store, options.tokenTtlSeconds ?? 86_400, options.logger);
+  const region = options.region ?? 'RegionOne';
+
+  app.decorateRequest('auth', null);
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-openstack-request-id', request.id);
+  });
+  registerJsonBody(app);
+
+  app.setErrorHandler((err, request, reply) => {
+    const out = troveErrorReply(err, {
+      requestId: request.id,
+      identityUri: `${publicBase(request, options.publicUrl)}/identity`,
+    });
+    if (out.internal) request.log.error({ err }, 'request failed');
+    reply.code(out.status).headers(out.headers).send(out.body);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const out = troveErrorReply(new CofferError('NotFound', 'The resource could not be found.'), {
+      requestId: request.id,
+      identityUri: `${publicBase(request, options.publicUrl)}/identity`,
+    });
+    reply.code(out.status).send(out.body);
+  });
+
+  await app.register(
+    identityPlugin({ store: options.store, tokens, publicUrl: options.publicUrl, region }),
+    { prefix: '/identity' },
+  );
+  await app.register(
+    trovePlugin({
+      store: options.store,
+      transport: options.transport,
+      logger: options.logger,
+      tokens,
+      publicUrl: options.publicUrl,
+      region,
+      maxVolumeSizeGb: options.maxVolumeSizeGb ?? 10,
+      heartbeatExpirySeconds: options.heartbeatExpirySeconds ?? 90,
+      guestCallTimeoutMs: options.guestCallTimeoutMs ?? 2000,
+    }),
+  );
+  return app;
+}

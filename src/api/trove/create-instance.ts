@@ -1,0 +1,174 @@
+import type { RequestContext } from '../../bus/index.js';
+import { CofferError } from '../../common/errors.js';
+import { newUuid } from '../../common/ids.js';
+import type {
+  DatastoreRow,
+  DatastoreVersionRow,
+  InstanceAccess,
+  InstanceRow,
+  ServiceStatusRow,
+  TaskRow,
+} from '../../db/index.js';
+import type { AuthContext } from '../auth-context.js';
+import { enforce } from '../policy.js';
+import { findDatastore, findVersionOf, versionNotFound } from './datastore-lookup.js';
+import { validateDatabases, validateUsers, type DatabaseSpec, type UserSpec } from './database-user-rules.js';
+import type { CreateInstanceBody } from './instance-create-schema.js';
+import type { InstanceViewData } from './instance-views.js';
+import type { TroveDeps } from './trove-deps.js';
+import { wakeTaskmanager } from './wake-taskmanager.js';
+
+// POST /instances, in Trove's validation order (reference 2.2): policy, unsupported features,
+// datastore and version, databases and users, flavor, volume. Nothing is written until every
+// check has passed; then the instance, its service status and its durable task row are written
+// in one transaction and the taskmanager is woken with a cast.
+
+/** The create_instance task's payload: what the flow hands to the guest's prepare. */
+export interface CreateInstancePayload {
+  databases: DatabaseSpec[];
+  users: UserSpec[];
+  access: InstanceAccess | null;
+}
+
+type InstanceInput = CreateInstanceBody['instance'];
+
+function notSupportedYet(what: string): CofferError {
+  return new CofferError('NotImplemented', `${what} is not supported by Coffer yet.`);
+}
+
+function rejectUnsupported(input: InstanceInput): void {
+  if (input.replica_of !== undefined) throw notSupportedYet('Replication (replica_of)');
+  if (input.replica_count !== undefined && input.replica_count > 1) {
+    throw new CofferError('BadRequest', 'replica_count can only be set when creating replicas.');
+  }
+  if (input.restorePoint !== undefined) throw notSupportedYet('Restoring from a backup (restorePoint)');
+  if (input.configuration !== undefined) throw notSupportedYet('Attaching a configuration group');
+  if (input.modules !== undefined && input.modules.length > 0) throw notSupportedYet('Applying modules');
+}
+
+async function resolveVersion(
+  deps: TroveDeps,
+  input: InstanceInput,
+): Promise<{ datastore: DatastoreRow; version: DatastoreVersionRow }> {
+  const { store } = deps;
+  const type = input.datastore?.type;
+  if (type === undefined) throw new CofferError('BadRequest', 'Please specify datastore. No default datastore is defined.');
+  const datastore = await findDatastore(store, type);
+  const requested = input.datastore?.version;
+  const versionNumber = input.datastore?.version_number;
+  let version: DatastoreVersionRow | undefined;
+  if (requested !== undefined) {
+    version = await findVersionOf(store, datastore, requested);
+    if (version === undefined || (versionNumber !== undefined && version.version !== versionNumber)) {
+      throw versionNotFound(requested);
+    }
+  } else if (versionNumber !== undefined) {
+    const matches = (await store.datastores.listVersions(datastore.id)).filter((v) => v.version === versionNumber);
+    if (matches.length > 1) {
+      throw new CofferError('BadRequest', `Multiple matches found for '${versionNumber}', use an UUID to be more specific.`);
+    }
+    version = matches[0];
+    if (version === undefined) throw versionNotFound(versionNumber);
+  } else {
+    version = datastore.defaultVersionId === null ? undefined : await store.datastores.getVersion(datastore.defaultVersionId);
+    if (version === undefined) {
+      throw new CofferError('BadRequest', `Default version for datastore '${datastore.name}' not found.`);
+    }
+  }
+  if (!version.active) {
+    throw new CofferError('DatastoreVersionInactive', `Datastore version '${version.name}' is not active.`);
+  }
+  return { datastore, version };
+}
+
+/** flavorRef may be an id, a number, or an href whose last path segment is the id. */
+function flavorIdOf(ref: string | number): string {
+  const text = String(ref).replace(/\/+$/, '');
+  return text.slice(text.lastIndexOf('/') + 1);
+}
+
+function accessOf(input: InstanceInput): InstanceAccess | null {
+  if (input.access === undefined) return null;
+  const access: InstanceAccess = {};
+  if (input.access.is_public !== undefined) access.isPublic = input.access.is_public;
+  if (input.access.allowed_cidrs !== undefined) access.allowedCidrs = input.access.allowed_cidrs;
+  return access;
+}
+
+export async function createInstance(
+  deps: TroveDeps,
+  auth: AuthContext,
+  body: CreateInstanceBody,
+  context: RequestContext,
+): Promise<InstanceViewData> {
+  const input = body.instance;
+  enforce(auth, 'instance:create', auth.projectId);
+  if (input.databases !== undefined && input.databases.length > 0) {
+    enforce(auth, 'instance:extension:database:create', auth.projectId);
+  }
+  if (input.users !== undefined && input.users.length > 0) enforce(auth, 'instance:extension:user:create', auth.projectId);
+  rejectUnsupported(input);
+
+  const { datastore, version } = await resolveVersion(deps, input);
+  const databases = validateDatabases(input.databases ?? [], version.manager, datastore.name);
+  const users = validateUsers(input.users ?? [], databases, version.manager, datastore.name);
+
+  const flavorId = flavorIdOf(input.flavorRef);
+  const flavor = await deps.store.flavors.get(flavorId);
+  if (flavor === undefined) throw new CofferError('FlavorNotFound', `Resource ${flavorId} cannot be found.`);
+
+  const size = input.volume?.size;
+  if (size === undefined) throw new CofferError('BadRequest', 'Volume size was not specified.');
+  const sizeGb = Number(size);
+  if (sizeGb > deps.maxVolumeSizeGb) {
+    throw new CofferError(
+      'OverLimit',
+      `Volume 'size' cannot exceed maximum of ${deps.maxVolumeSizeGb} GB, ${sizeGb} cannot be accepted.`,
+    );
+  }
+
+  const now = new Date();
+  const access = accessOf(input);
+  const instance: InstanceRow = {
+    id: newUuid(),
+    name: input.name,
+    tenantId: auth.projectId,
+    flavorId: flavor.id,
+    volumeSizeGb: sizeGb,
+    datastoreVersionId: version.id,
+    taskStatus: 'BUILDING',
+    taskDescription: 'Building the initial instance.',
+    taskStartTime: now,
+    host: null,
+    address: null,
+    port: null,
+    access,
+    createdAt: now,
+    updatedAt: now,
+    deleted: false,
+    deletedAt: null,
+  };
+  const service: ServiceStatusRow = { instanceId: instance.id, status: 'NEW', updatedAt: now };
+  const payload: CreateInstancePayload = { databases, users, access };
+  const task: TaskRow = {
+    id: newUuid(),
+    instanceId: instance.id,
+    kind: 'create_instance',
+    step: 'start',
+    state: 'pending',
+    owner: null,
+    leaseExpiresAt: null,
+    payload,
+    attempts: 0,
+    createdAt: now,
+    updatedAt: now,
+  };
+  const { deleted: _deleted, deletedAt: _deletedAt, host: _host, address: _address, port: _port, ...newInstance } = instance;
+  await deps.store.transaction(async (tx) => {
+    await tx.instances.create(newInstance);
+    await tx.serviceStatuses.set(service);
+    await tx.tasks.create(task);
+  });
+  await wakeTaskmanager(deps, task.id, { ...context, instanceId: instance.id });
+  return { instance, datastore, version, service, fault: undefined };
+}

@@ -1,0 +1,46 @@
+import type { RequestContext } from '../../bus/index.js';
+import { CofferError } from '../../common/errors.js';
+import { newUuid } from '../../common/ids.js';
+import type { InstanceRow, TaskRow } from '../../db/index.js';
+import { instanceStatus } from './instance-status.js';
+import type { TroveDeps } from './trove-deps.js';
+import { wakeTaskmanager } from './wake-taskmanager.js';
+
+/**
+ * DELETE /instances/{id} (reference 2.2): refused (422) while the instance builds; otherwise the
+ * task becomes DELETING and a durable delete_instance task is queued. Deleting twice re-wakes the
+ * pending delete instead of queueing another.
+ */
+export async function deleteInstance(deps: TroveDeps, instance: InstanceRow, context: RequestContext): Promise<void> {
+  const service = await deps.store.serviceStatuses.get(instance.id);
+  const status = instanceStatus(instance.taskStatus, service?.status);
+  if (status === 'BUILD') {
+    throw new CofferError('UnprocessableEntity', `Instance ${instance.id} is not ready. (Status is ${status}).`);
+  }
+  const now = new Date();
+  const taskId = await deps.store.transaction(async (tx) => {
+    const active = await tx.tasks.activeForInstance(instance.id);
+    await tx.instances.update(instance.id, {
+      taskStatus: 'DELETING',
+      taskDescription: 'Deleting the instance.',
+      taskStartTime: now,
+    });
+    if (active?.kind === 'delete_instance') return active.id;
+    const task: TaskRow = {
+      id: newUuid(),
+      instanceId: instance.id,
+      kind: 'delete_instance',
+      step: 'start',
+      state: 'pending',
+      owner: null,
+      leaseExpiresAt: null,
+      payload: {},
+      attempts: 0,
+      createdAt: now,
+      updatedAt: now,
+    };
+    await tx.tasks.create(task);
+    return task.id;
+  });
+  await wakeTaskmanager(deps, taskId, context);
+}

@@ -1,0 +1,101 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { createRpcClient, guestContract, guestTopic } from '../../bus/index.js';
+import { errors } from '../../common/errors.js';
+import type { InstanceRow } from '../../db/index.js';
+import { requireAuth } from '../auth-context.js';
+import { parseTroveBody } from '../parse-body.js';
+import { enforce } from '../policy.js';
+import { createInstance } from './create-instance.js';
+import { deleteInstance } from './delete-instance.js';
+import { createInstanceSchema } from './instance-create-schema.js';
+import { InstanceViewLoader } from './instance-view-loader.js';
+import { instanceDetailView, instanceSummaryView, type InstanceViewContext, type InstanceViewData } from './instance-views.js';
+import { nextPageLink, pageRequest } from './pagination.js';
+import { busContext, viewContext, type TenantParams, type TroveDeps } from './trove-deps.js';
+
+// Instances: create, list, list with detail, show, delete (reference 2.2).
+
+type InstanceParams = { Params: TenantParams & { instanceId: string } };
+
+const bytesPerGb = 1024 ** 3;
+
+export async function instanceRoutes(app: FastifyInstance, deps: TroveDeps): Promise<void> {
+  const { store } = deps;
+
+  const instanceContext = (request: FastifyRequest): InstanceViewContext => ({
+    ...viewContext(request),
+    region: deps.region,
+    now: new Date(),
+    heartbeatExpirySeconds: deps.heartbeatExpirySeconds,
+  });
+
+  /** Another project's instance is 404 for non-admins; admins reach any id through their own tenant path. */
+  async function loadInstance(request: FastifyRequest<InstanceParams>, action: string): Promise<InstanceRow> {
+    const auth = requireAuth(request);
+    const { instanceId } = request.params;
+    const instance = await store.instances.get(instanceId, auth.isAdmin ? {} : { tenantId: auth.projectId });
+    if (instance === undefined) throw errors.notFound(instanceId);
+    enforce(auth, action, instance.tenantId);
+    return instance;
+  }
+
+  /** Best effort: a slow or absent guest costs at most guestCallTimeoutMs and hides volume.used. */
+  async function volumeUsedGb(request: FastifyRequest, data: InstanceViewData, status: string): Promise<number | undefined> {
+    if (status !== 'ACTIVE') return undefined;
+    const guest = createRpcClient(deps.transport, guestContract, guestTopic(data.instance.id), {
+      timeoutMs: deps.guestCallTimeoutMs,
+    });
+    try {
+      const stats = await guest.getFilesystemStats({}, busContext(request, data.instance.id));
+      return stats.usedBytes > 0 ? Math.round((stats.usedBytes / bytesPerGb) * 100) / 100 : undefined;
+    } catch (err) {
+      request.log.debug({ err, instanceId: data.instance.id }, 'guest filesystem stats unavailable');
+      return undefined;
+    }
+  }
+
+  app.post('/instances', async (request) => {
+    const auth = requireAuth(request);
+    const body = parseTroveBody(createInstanceSchema, request.body);
+    const data = await createInstance(deps, auth, body, busContext(request));
+    return { instance: instanceDetailView(data, instanceContext(request)) };
+  });
+
+  async function list(request: FastifyRequest, detail: boolean) {
+    const auth = requireAuth(request);
+    enforce(auth, detail ? 'instance:detail' : 'instance:index', auth.projectId);
+    // Only the caller's project, even for admins (reference 2.2).
+    const page = await store.instances.list({ tenantId: auth.projectId, ...pageRequest(request) });
+    const ctx = instanceContext(request);
+    const loader = new InstanceViewLoader(store);
+    const items = [...page.items].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
+    const views = await Promise.all(
+      items.map(async (i) => {
+        const data = await loader.load(i);
+        return detail ? instanceDetailView(data, ctx) : instanceSummaryView(data, ctx);
+      }),
+    );
+    return {
+      instances: views,
+      ...(page.nextMarker === null ? {} : { links: [nextPageLink(request, ctx.linkBase, page.nextMarker)] }),
+    };
+  }
+
+  app.get('/instances', (request) => list(request, false));
+  app.get('/instances/detail', (request) => list(request, true));
+
+  app.get<InstanceParams>('/instances/:instanceId', async (request) => {
+    const instance = await loadInstance(request, 'instance:show');
+    const data = await new InstanceViewLoader(store).load(instance);
+    const ctx = instanceContext(request);
+    const view = instanceDetailView(data, ctx);
+    const used = await volumeUsedGb(request, data, view.status);
+    return { instance: used === undefined ? view : instanceDetailView(data, ctx, used) };
+  });
+
+  app.delete<InstanceParams>('/instances/:instanceId', async (request, reply) => {
+    const instance = await loadInstance(request, 'instance:delete');
+    await deleteInstance(deps, instance, busContext(request, instance.id));
+    reply.code(202).type('application/json').send();
+  });
+}

@@ -1,0 +1,83 @@
+import type { ServiceStatusName, ServiceStatusRow, TaskStatusName } from '../../db/index.js';
+
+// The API's `status` and `operating_status` (reference 3.3, 3.4). Trove derives `status` from the
+// task and Nova's server status; Coffer has no Nova, so the guest-reported service status stands
+// in for the server when no task is running. The database's own health shows in
+// `operating_status`, and only while no task runs and the instance is up.
+
+/** Trove's `api_status` of each service status (reference 3.1). */
+export const serviceApiStatus: Readonly<Record<ServiceStatusName, string>> = Object.freeze({
+  NEW: 'NEW',
+  BUILDING: 'BUILD',
+  INSTANCE_READY: 'BUILD',
+  HEALTHY: 'HEALTHY',
+  RUNNING: 'ACTIVE',
+  BLOCKED: 'BLOCKED',
+  PAUSED: 'SHUTDOWN',
+  SHUTDOWN: 'SHUTDOWN',
+  CRASHED: 'SHUTDOWN',
+  FAILED: 'FAILED',
+  DELETED: 'DELETED',
+  UNKNOWN: 'ERROR',
+  FAILED_TIMEOUT_GUESTAGENT: 'ERROR',
+  RESTART_REQUIRED: 'RESTART_REQUIRED',
+  RESTARTING: 'RESTARTING',
+});
+
+/** What Nova's server status would be, read from the service status. */
+const serverStatus: Readonly<Record<ServiceStatusName, string>> = Object.freeze({
+  NEW: 'BUILD',
+  BUILDING: 'BUILD',
+  INSTANCE_READY: 'BUILD',
+  HEALTHY: 'ACTIVE',
+  RUNNING: 'ACTIVE',
+  BLOCKED: 'ACTIVE',
+  RESTART_REQUIRED: 'ACTIVE',
+  RESTARTING: 'ACTIVE',
+  PAUSED: 'SHUTDOWN',
+  SHUTDOWN: 'SHUTDOWN',
+  CRASHED: 'SHUTDOWN',
+  DELETED: 'SHUTDOWN',
+  FAILED: 'ERROR',
+  UNKNOWN: 'ERROR',
+  FAILED_TIMEOUT_GUESTAGENT: 'ERROR',
+});
+
+/** First match wins, as in Trove's SimpleInstance.status. */
+export function instanceStatus(task: TaskStatusName, service: ServiceStatusName | undefined): string {
+  if (task.endsWith('_ERROR') || task.startsWith('BUILDING_ERROR')) return 'ERROR';
+  switch (task) {
+    case 'BUILDING':
+      return 'BUILD';
+    case 'REBOOTING':
+      return 'REBOOT';
+    case 'RESIZING':
+      return 'RESIZE';
+    case 'RESTART_REQUIRED':
+      return 'RESTART_REQUIRED';
+    case 'DELETING':
+      return 'SHUTDOWN';
+    default:
+      // NONE and UPDATING fall through to the server status, as MIGRATING/UPDATING do in Trove.
+      return service === undefined ? 'ERROR' : (serverStatus[service] ?? 'UNKNOWN');
+  }
+}
+
+export interface OperatingStatusInput {
+  task: TaskStatusName;
+  /** the result of instanceStatus */
+  status: string;
+  service: ServiceStatusRow | undefined;
+  now: Date;
+  heartbeatExpirySeconds: number;
+}
+
+export function operatingStatus(input: OperatingStatusInput): string {
+  const { task, status, service } = input;
+  if (task !== 'NONE' || (status !== 'ACTIVE' && status !== 'SHUTDOWN') || service === undefined) return '';
+  // A guest silent for longer than the expiry is reported as failed (not persisted), except
+  // while a restart is pending: Trove's FAILED_TIMEOUT_GUESTAGENT read-time override.
+  const ageMs = input.now.getTime() - service.updatedAt.getTime();
+  if (service.status !== 'RESTART_REQUIRED' && ageMs > input.heartbeatExpirySeconds * 1000) return 'ERROR';
+  return serviceApiStatus[service.status];
+}

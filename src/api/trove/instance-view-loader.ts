@@ -1,0 +1,41 @@
+import type { DatastoreRow, DatastoreVersionRow, InstanceRow, Repositories } from '../../db/index.js';
+import type { InstanceViewData } from './instance-views.js';
+
+/**
+ * Gathers what an instance view shows. Datastores and versions are cached for the life of one
+ * request, since a page of instances usually shares a few.
+ */
+export class InstanceViewLoader {
+  private readonly versions = new Map<string, Promise<DatastoreVersionRow | undefined>>();
+  private readonly datastores = new Map<string, Promise<DatastoreRow | undefined>>();
+
+  constructor(private readonly store: Repositories) {}
+
+  async load(instance: InstanceRow): Promise<InstanceViewData> {
+    const [version, service, fault] = await Promise.all([
+      this.version(instance.datastoreVersionId),
+      this.store.serviceStatuses.get(instance.id),
+      this.store.faults.latest(instance.id),
+    ]);
+    const datastore = version === undefined ? undefined : await this.datastore(version.datastoreId);
+    return { instance, datastore, version, service, fault };
+  }
+
+  private version(id: string): Promise<DatastoreVersionRow | undefined> {
+    let found = this.versions.get(id);
+    if (found === undefined) {
+      found = this.store.datastores.getVersion(id);
+      this.versions.set(id, found);
+    }
+    return found;
+  }
+
+  private datastore(id: string): Promise<DatastoreRow | undefined> {
+    let found = this.datastores.get(id);
+    if (found === undefined) {
+      found = this.store.datastores.getDatastore(id);
+      this.datastores.set(id, found);
+    }
+    return found;
+  }
+}

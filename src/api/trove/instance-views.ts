@@ -1,0 +1,97 @@
+import { troveTimestamp } from '../../common/time.js';
+import type {
+  DatastoreRow,
+  DatastoreVersionRow,
+  InstanceFaultRow,
+  InstanceRow,
+  ServiceStatusRow,
+} from '../../db/index.js';
+import { instanceStatus, operatingStatus } from './instance-status.js';
+import { resourceLinks, type LinkContext } from './links.js';
+
+// Trove's instance views (reference 2.2 "Instance view"): the summary of GET /instances and the
+// detail of GET /instances/detail, GET /instances/{id} and the create response.
+
+export interface InstanceViewData {
+  instance: InstanceRow;
+  datastore: DatastoreRow | undefined;
+  version: DatastoreVersionRow | undefined;
+  service: ServiceStatusRow | undefined;
+  fault: InstanceFaultRow | undefined;
+}
+
+export interface InstanceViewContext extends LinkContext {
+  isAdmin: boolean;
+  region: string;
+  now: Date;
+  heartbeatExpirySeconds: number;
+}
+
+function accessView(instance: InstanceRow) {
+  if (instance.access !== null) {
+    return {
+      ...(instance.access.isPublic === undefined ? {} : { is_public: instance.access.isPublic }),
+      ...(instance.access.allowedCidrs === undefined ? {} : { allowed_cidrs: instance.access.allowedCidrs }),
+    };
+  }
+  // Trove computes is_public from a public address when addresses are known; Coffer's are private.
+  return instance.address === null ? {} : { is_public: false };
+}
+
+export function instanceSummaryView(data: InstanceViewData, ctx: InstanceViewContext) {
+  const { instance, datastore, version, service } = data;
+  const status = instanceStatus(instance.taskStatus, service?.status);
+  const known = datastore !== undefined && version !== undefined;
+  return {
+    id: instance.id,
+    name: instance.name,
+    status,
+    operating_status: operatingStatus({
+      task: instance.taskStatus,
+      status,
+      service,
+      now: ctx.now,
+      heartbeatExpirySeconds: ctx.heartbeatExpirySeconds,
+    }),
+    links: resourceLinks(ctx, 'instances', instance.id),
+    flavor: { id: instance.flavorId, links: resourceLinks(ctx, 'flavors', instance.flavorId) },
+    datastore: { type: known ? datastore.name : null, version: known ? version.name : null },
+    region: ctx.region,
+    access: accessView(instance),
+    volume: { size: instance.volumeSizeGb } as { size: number; used?: number },
+    ...(instance.address === null
+      ? {}
+      : { ip: [instance.address], addresses: [{ address: instance.address, type: 'private' }] }),
+    ...(ctx.isAdmin ? { tenant_id: instance.tenantId } : {}),
+  };
+}
+
+export function instanceDetailView(data: InstanceViewData, ctx: InstanceViewContext, volumeUsedGb?: number) {
+  const { instance, version, service, fault } = data;
+  const view = instanceSummaryView(data, ctx);
+  if (volumeUsedGb !== undefined) view.volume.used = volumeUsedGb;
+  return {
+    ...view,
+    datastore: { ...view.datastore, version_number: view.datastore.version === null ? null : (version?.version ?? null) },
+    created: troveTimestamp(instance.createdAt),
+    updated: troveTimestamp(instance.updatedAt),
+    service_status_updated: troveTimestamp(service?.updatedAt ?? instance.updatedAt),
+    ...(fault === undefined
+      ? {}
+      : {
+          fault: {
+            message: fault.message,
+            created: troveTimestamp(fault.createdAt),
+            // Trove shows a fault's details (often a stack trace) to admins only.
+            details: ctx.isAdmin ? fault.details : null,
+          },
+        }),
+    ...(ctx.isAdmin
+      ? {
+          // Coffer has no Nova server: the "server" is the agent host the instance runs on.
+          server_id: instance.host,
+          encrypted_rpc_messaging: false,
+        }
+      : {}),
+  };
+}

@@ -1,0 +1,43 @@
+import type { FastifyRequest } from 'fastify';
+import type { RequestContext, Transport } from '../../bus/index.js';
+import type { Logger } from '../../common/logger.js';
+import type { StateStore } from '../../db/index.js';
+import { requireAuth } from '../auth-context.js';
+import { troveLinkBase } from '../base-url.js';
+import type { TokenService } from '../identity/token-service.js';
+import type { DatastoreViewContext } from './datastore-views.js';
+
+export interface TroveDeps {
+  store: StateStore;
+  transport: Transport;
+  logger: Logger;
+  tokens: TokenService;
+  publicUrl: string | undefined;
+  region: string;
+  maxVolumeSizeGb: number;
+  heartbeatExpirySeconds: number;
+  /** how long GET /instances/{id} waits for the guest's filesystem stats */
+  guestCallTimeoutMs: number;
+}
+
+/** Route params of everything under /v1.0/{tenantId}. */
+export interface TenantParams {
+  tenantId: string;
+}
+
+export function viewContext(request: FastifyRequest): DatastoreViewContext {
+  const auth = requireAuth(request);
+  // The authentication hook has checked that the URL's tenant is the token's project.
+  return { linkBase: troveLinkBase(request), tenantId: auth.projectId, isAdmin: auth.isAdmin };
+}
+
+/** The request context every bus message carries, so each log line names the request. */
+export function busContext(request: FastifyRequest, instanceId?: string): RequestContext {
+  const auth = requireAuth(request);
+  return {
+    requestId: request.id,
+    projectId: auth.projectId,
+    userId: auth.userId,
+    ...(instanceId === undefined ? {} : { instanceId }),
+  };
+}

@@ -1,0 +1,43 @@
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { CofferError } from '../../common/errors.js';
+import { authenticate } from '../auth-context.js';
+import { publicBase } from '../base-url.js';
+import { datastoreRoutes } from './datastore-routes.js';
+import { flavorRoutes } from './flavor-routes.js';
+import { instanceRoutes } from './instance-routes.js';
+import type { TenantParams, TroveDeps } from './trove-deps.js';
+
+// The Trove v1.0 API. Everything under /v1.0/{tenant} passes keystonemiddleware's token check
+// and then Trove's tenant check (reference 1.2), in that order, before its body is even parsed.
+
+function v1Routes(deps: TroveDeps): FastifyPluginAsync {
+  return async (app: FastifyInstance) => {
+    app.addHook('onRequest', async (request) => {
+      const auth = await authenticate(request, deps.tokens);
+      const { tenantId } = request.params as TenantParams;
+      // Even admins must use their own project in the URL.
+      if (tenantId !== auth.projectId) {
+        throw new CofferError('TenantMismatch', `User with tenant id ${auth.projectId} cannot access this resource.`);
+      }
+    });
+    await flavorRoutes(app, deps);
+    await datastoreRoutes(app, deps);
+    await instanceRoutes(app, deps);
+  };
+}
+
+export function trovePlugin(deps: TroveDeps): FastifyPluginAsync {
+  return async (app: FastifyInstance) => {
+    app.get('/', async (request) => ({
+      versions: [
+        {
+          id: 'v1.0',
+          status: 'CURRENT',
+          updated: '2012-08-01T00:00:00Z',
+          links: [{ rel: 'self', href: `${publicBase(request, deps.publicUrl)}/v1.0/` }],
+        },
+      ],
+    }));
+    await app.register(v1Routes(deps), { prefix: '/v1.0/:tenantId' });
+  };
+}
