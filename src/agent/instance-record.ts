@@ -1,0 +1,72 @@
+import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { engineRef, flavorSpec } from '../bus/index.js';
+import type { Logger } from '../common/logger.js';
+
+// `<dataDir>/instances/<id>/instance.json`: what the agent needs to re-adopt an instance after a
+// restart. The state database is the system's record; this file is the host's own, so an agent
+// never needs the state database to bring its instances back.
+
+export const instanceRecord = z.object({
+  id: z.string(),
+  engine: engineRef,
+  address: z.string(),
+  port: z.number().int(),
+  flavor: flavorSpec,
+  volumeSizeGb: z.number().int().positive(),
+  desiredState: z.enum(['running', 'stopped']),
+  createdAt: z.string(),
+});
+export type InstanceRecord = z.infer<typeof instanceRecord>;
+
+export const recordFile = 'instance.json';
+
+/** ids name directories and topics: nothing that could climb out of the instances directory */
+export function isSafeInstanceId(id: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(id);
+}
+
+export async function readInstanceRecord(dir: string): Promise<InstanceRecord | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, recordFile), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  return instanceRecord.parse(JSON.parse(text));
+}
+
+/** Written aside and renamed over, so a crash never leaves half a record. */
+export async function writeInstanceRecord(dir: string, record: InstanceRecord): Promise<void> {
+  const temporary = join(dir, `.${recordFile}.tmp`);
+  await writeFile(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644 });
+  await rename(temporary, join(dir, recordFile));
+}
+
+export interface FoundInstance {
+  dir: string;
+  record: InstanceRecord;
+}
+
+export async function scanInstanceRecords(instancesDir: string, logger: Logger): Promise<FoundInstance[]> {
+  const found: FoundInstance[] = [];
+  for (const name of await readdir(instancesDir).catch(() => [] as string[])) {
+    if (!isSafeInstanceId(name)) continue;
+    const dir = join(instancesDir, name);
+    try {
+      const record = await readInstanceRecord(dir);
+      if (record === undefined) continue;
+      // the directory name is authoritative: the file sits where the engine's user may write
+      if (record.id !== name) {
+        logger.warn({ instanceId: name, recordId: record.id }, 'instance record names another instance: skipped');
+        continue;
+      }
+      found.push({ dir, record });
+    } catch (err) {
+      logger.error({ err, instanceId: name }, 'unreadable instance record: skipped');
+    }
+  }
+  return found;
+}

@@ -1,0 +1,110 @@
+import { spawn } from 'node:child_process';
+import { lchown, open } from 'node:fs/promises';
+import { basename } from 'node:path';
+import type { DetachedProcess, ProcessExit, ProcessRunner, RunOptions, RunResult, SpawnDetachedOptions } from '../guest/index.js';
+import { CofferError } from '../common/errors.js';
+
+// The local driver's ProcessRunner: programs run as argument arrays (never through a shell),
+// with a minimal environment (the agent's own may hold secrets), and, when the agent runs as
+// root, as the unprivileged engine user: PostgreSQL refuses to run as root.
+
+export interface EngineIdentity {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+const maxOutput = 1024 * 1024;
+const baseEnv = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' };
+
+function tail(text: string, length = 1500): string {
+  return text.length > length ? text.slice(-length) : text;
+}
+
+export class LocalProcessRunner implements ProcessRunner {
+  /** `identity` undefined: run as the agent's own user */
+  constructor(readonly identity: EngineIdentity | undefined) {}
+
+  private ids(): { uid?: number; gid?: number } {
+    return this.identity === undefined ? {} : { uid: this.identity.uid, gid: this.identity.gid };
+  }
+
+  run(file: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+    const name = basename(file);
+    return new Promise<RunResult>((resolve, reject) => {
+      const began = Date.now();
+      const child = spawn(file, args, {
+        ...this.ids(),
+        cwd: options.cwd,
+        env: { ...baseEnv, ...options.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        timeout: options.timeoutMs,
+        killSignal: 'SIGKILL',
+        signal: options.signal,
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        if (stdout.length < maxOutput) stdout += chunk;
+      });
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+        if (stderr.length < maxOutput) stderr += chunk;
+      });
+      let settled = false;
+      child.on('error', (err) => {
+        if (settled) return;
+        settled = true;
+        reject(new CofferError('EngineError', `${name} could not run: ${err.message}`, { cause: err }));
+      });
+      child.on('close', (code, signal) => {
+        if (settled) return;
+        settled = true;
+        if (code === 0) {
+          resolve({ stdout, stderr });
+          return;
+        }
+        const timedOut = signal === 'SIGKILL' && Date.now() - began >= options.timeoutMs;
+        const how = timedOut
+          ? `timed out after ${options.timeoutMs} ms`
+          : signal !== null
+            ? `was killed by ${signal}`
+            : `exited with code ${code}`;
+        reject(new CofferError('EngineError', `${name} ${how}.`, { details: tail(stderr.trim() || stdout.trim()) }));
+      });
+    });
+  }
+
+  async spawnDetached(file: string, args: readonly string[], options: SpawnDetachedOptions): Promise<DetachedProcess> {
+    const log = await open(options.logFile, 'a', 0o600);
+    try {
+      await this.handOver(options.logFile);
+      // detached: its own process group and session, so the agent's exit or a signal to the
+      // agent's group does not reach it; unref'd below so it does not keep the agent alive
+      const child = spawn(file, args, {
+        ...this.ids(),
+        cwd: options.cwd,
+        env: { ...baseEnv, ...options.env },
+        detached: true,
+        stdio: ['ignore', log.fd, log.fd],
+      });
+      await new Promise<void>((resolve, reject) => {
+        child.once('spawn', resolve);
+        child.once('error', (err) =>
+          reject(new CofferError('EngineError', `${basename(file)} could not start: ${err.message}`, { cause: err })),
+        );
+      });
+      child.on('error', () => undefined);
+      const exited = new Promise<ProcessExit>((resolve) => {
+        child.once('exit', (code, signal) => resolve({ code, signal }));
+      });
+      child.unref();
+      return { pid: child.pid!, exited };
+    } finally {
+      await log.close();
+    }
+  }
+
+  async handOver(path: string): Promise<void> {
+    if (this.identity !== undefined) await lchown(path, this.identity.uid, this.identity.gid);
+  }
+}

@@ -1,0 +1,85 @@
+import type { EngineVersionReport, PrepareInput } from '../../bus/index.js';
+import type { Logger } from '../../common/logger.js';
+import type { ProcessRunner } from '../process-runner.js';
+
+// The capability interface every datastore engine implements. An engine declares what it
+// supports so that callers answer an unsupported operation up front instead of failing at run
+// time (Trove's 85-method base class is what we avoid).
+
+export interface EngineCapabilities {
+  /** databases and users can be managed after create through the API */
+  manageDatabases: boolean;
+  manageUsers: boolean;
+  root: boolean;
+  backup: boolean;
+  replication: boolean;
+  configurationGroups: boolean;
+}
+
+/** One runnable version of an engine on this host. */
+export interface EngineBinary {
+  /** the version name users pick, e.g. "15" */
+  versionName: string;
+  /** the full engine version, e.g. "15.20" */
+  version: string;
+  binDir: string;
+}
+
+export interface EngineDiscovery {
+  /** what the agent announces: found versions active, missing ones inactive with the fix */
+  reports: EngineVersionReport[];
+  /** the binaries to run, one per version name */
+  binaries: EngineBinary[];
+}
+
+/** Where and how one instance lives. */
+export interface InstancePlacement {
+  instanceId: string;
+  /** the instance's directory (its volume): data, configuration, socket, logs */
+  dir: string;
+  address: string;
+  port: number;
+}
+
+export interface EngineContext {
+  placement: InstancePlacement;
+  /** undefined when this host lacks the instance's version: the engine can be watched and stopped, not started */
+  binary: EngineBinary | undefined;
+  runner: ProcessRunner;
+  logger: Logger;
+  /** client address ranges allowed when the prepare request names none */
+  defaultClientCidrs: readonly string[];
+}
+
+/** healthy: accepts queries; running: the process is up but does not answer; stopped: no process */
+export type EngineHealth = 'healthy' | 'running' | 'stopped';
+
+export interface PrepareTimings {
+  initMs: number;
+  startMs: number;
+  setupMs: number;
+}
+
+/** Drives the engine of one instance. Every method is idempotent. */
+export interface EngineDriver {
+  /** initialise, configure, start and create the requested databases and users; resumes a partial run */
+  prepare(input: PrepareInput): Promise<PrepareTimings>;
+  /** start (or adopt the already running process) and wait until it accepts queries */
+  start(): Promise<void>;
+  /** stop quickly; forcibly after a timeout */
+  stop(): Promise<void>;
+  health(): Promise<EngineHealth>;
+  /** the pid of the running server process, if any */
+  processId(): Promise<number | undefined>;
+}
+
+export interface EngineFactory {
+  readonly manager: string;
+  readonly capabilities: EngineCapabilities;
+  readonly standardPort: number;
+  /** finds the versions this host can run; `extraBinDirs` are searched first */
+  discover(extraBinDirs: readonly string[], runner: ProcessRunner): Promise<EngineDiscovery>;
+  /** throws a CofferError when an instance cannot live in `dir` (e.g. a socket path too long) */
+  checkInstanceDir(dir: string): void;
+  create(context: EngineContext): EngineDriver;
+}

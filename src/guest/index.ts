@@ -1,0 +1,29 @@
+// The guest: one per instance, hosted by the agent of its host (or later standalone next to a
+// container). It serves `guest.<instanceId>`, turns abstract commands into engine-specific ones
+// through an engine driver, supervises the engine and heartbeats its health to the conductor.
+// It holds no state-database access and runs programs only through the ProcessRunner port its
+// host provides.
+
+export { startGuest } from './guest.js';
+export type { DesiredState, Guest, GuestInstance, GuestOptions } from './guest.js';
+export type {
+  DetachedProcess,
+  ProcessExit,
+  ProcessRunner,
+  RunOptions,
+  RunResult,
+  SpawnDetachedOptions,
+} from './process-runner.js';
+export { engineNames, engineRegistry, isEngineName } from './engines/registry.js';
+export type { EngineName } from './engines/registry.js';
+export type {
+  EngineBinary,
+  EngineCapabilities,
+  EngineContext,
+  EngineDiscovery,
+  EngineDriver,
+  EngineFactory,
+  EngineHealth,
+  InstancePlacement,
+  PrepareTimings,
+} from './engines/engine.js';

@@ -1,0 +1,53 @@
+// The port through which a guest runs its engine's programs. The guest never decides which OS
+// user a program runs as or how it is detached: its host (the agent's local driver, later a
+// container driver) implements this port and owns those choices.
+
+export interface RunOptions {
+  /** the program is killed and the run rejected after this long */
+  timeoutMs: number;
+  signal?: AbortSignal;
+  cwd?: string;
+  /** added to the runner's minimal environment; the host's own environment is never passed on */
+  env?: Record<string, string>;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+}
+
+export interface SpawnDetachedOptions {
+  /** stdout and stderr are appended to this file */
+  logFile: string;
+  cwd?: string;
+  env?: Record<string, string>;
+}
+
+export interface ProcessExit {
+  code: number | null;
+  signal: string | null;
+}
+
+export interface DetachedProcess {
+  readonly pid: number;
+  /**
+   * Settles when the process exits, as long as the host that spawned it lives; a process
+   * adopted after a host restart has no such promise (watch its pid instead). Never rejects.
+   */
+  readonly exited: Promise<ProcessExit>;
+}
+
+export interface ProcessRunner {
+  /**
+   * Runs a program to completion as the engine's OS user. Rejects with CofferError `EngineError`
+   * (carrying the tail of stderr) when it cannot start, exits non-zero or times out.
+   */
+  run(file: string, args: readonly string[], options: RunOptions): Promise<RunResult>;
+  /**
+   * Starts a long-running program as the engine's OS user in its own process group, detached
+   * from the host so that it outlives it. Resolves once the process exists.
+   */
+  spawnDetached(file: string, args: readonly string[], options: SpawnDetachedOptions): Promise<DetachedProcess>;
+  /** Gives a file or directory the host created to the engine's OS user (no-op when they are the same). */
+  handOver(path: string): Promise<void>;
+}

@@ -1,0 +1,140 @@
+import assert from 'node:assert/strict';
+import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
+import { describe, it } from 'node:test';
+import {
+  alterRolePasswordStatement,
+  checkPrepareNames,
+  createDatabaseStatement,
+  createRoleStatement,
+  grantDatabaseStatement,
+  grantPublicSchemaStatement,
+} from '../../src/guest/engines/postgresql/admin.js';
+import { parsePostgresVersion } from '../../src/guest/engines/postgresql/binaries.js';
+import { configString, renderPgHba, renderPostgresqlConf, tuneMemory } from '../../src/guest/engines/postgresql/config.js';
+import { scramVerifier } from '../../src/guest/engines/postgresql/scram-verifier.js';
+
+const isCode = (code: string) => (err: Error & { code?: string }) => err.code === code;
+
+describe('postgresql memory settings', () => {
+  it('scales with the flavor RAM', () => {
+    assert.deepEqual(tuneMemory(512), {
+      sharedBuffersMb: 128,
+      effectiveCacheSizeMb: 384,
+      maxConnections: 50,
+      workMemKb: 2621,
+      maintenanceWorkMemMb: 32,
+    });
+    const big = tuneMemory(16 * 1024);
+    assert.equal(big.sharedBuffersMb, 4096);
+    assert.equal(big.effectiveCacheSizeMb, 12288);
+    assert.equal(big.maxConnections, 500);
+    assert.equal(big.maintenanceWorkMemMb, 1024);
+    assert.ok(big.workMemKb > tuneMemory(512).workMemKb);
+  });
+
+  it('stays within sane bounds on tiny flavors', () => {
+    const tiny = tuneMemory(64);
+    assert.equal(tiny.sharedBuffersMb, 16);
+    assert.equal(tiny.maxConnections, 20);
+    assert.equal(tiny.workMemKb, 1024);
+    assert.equal(tiny.maintenanceWorkMemMb, 16);
+  });
+});
+
+describe('postgresql.conf', () => {
+  const conf = renderPostgresqlConf({ memoryMb: 1024, address: '127.77.0.5', port: 5432, socketDir: "/var/lib/co'ffer/i" });
+
+  it('listens on the instance address only, with its socket in the instance directory', () => {
+    assert.match(conf, /^listen_addresses = '127\.77\.0\.5'$/m);
+    assert.match(conf, /^port = 5432$/m);
+    assert.match(conf, /^unix_socket_directories = '\/var\/lib\/co''ffer\/i'$/m);
+    assert.match(conf, /^password_encryption = 'scram-sha-256'$/m);
+  });
+
+  it('carries the memory settings', () => {
+    assert.match(conf, /^shared_buffers = '256MB'$/m);
+    assert.match(conf, /^effective_cache_size = '768MB'$/m);
+    assert.match(conf, /^max_connections = 100$/m);
+    assert.match(conf, /^work_mem = '2621kB'$/m);
+  });
+
+  it('quotes string values the way the config parser reads them', () => {
+    assert.equal(configString("it's"), "'it''s'");
+    assert.equal(configString('a\\b'), "'a\\\\b'");
+    assert.throws(() => configString('a\nlisten_addresses = *'), isCode('BadRequest'));
+  });
+});
+
+describe('pg_hba.conf', () => {
+  it('allows password logins only: the admin over the socket, users over TCP from the given ranges', () => {
+    const hba = renderPgHba('os_admin', ['127.0.0.0/8', 'fd00::/8']);
+    const rules = hba.split('\n').filter((line) => line !== '' && !line.startsWith('#'));
+    assert.deepEqual(rules, [
+      'local all os_admin scram-sha-256',
+      'host all os_admin 0.0.0.0/0 reject',
+      'host all os_admin ::/0 reject',
+      'host all all 127.0.0.0/8 scram-sha-256',
+      'host all all fd00::/8 scram-sha-256',
+    ]);
+    assert.doesNotMatch(hba, /trust|peer|password$/m);
+  });
+
+  it('refuses anything but a CIDR', () => {
+    for (const bad of ['0.0.0.0/0 trust', '10.0.0.0', '10.0.0.0/33', 'all', '::1/129']) {
+      assert.throws(() => renderPgHba('os_admin', [bad]), isCode('BadRequest'), bad);
+    }
+  });
+});
+
+describe('postgresql statements', () => {
+  it('quotes identifiers and literals from user input', () => {
+    assert.equal(createDatabaseStatement({ name: 'we"ird; DROP DATABASE x' }), 'CREATE DATABASE "we""ird; DROP DATABASE x"');
+    assert.equal(
+      createDatabaseStatement({ name: 'd', characterSet: "UTF8'", collate: 'C' }),
+      `CREATE DATABASE "d" ENCODING 'UTF8''' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`,
+    );
+    assert.equal(createRoleStatement('Bob "x"', "p'w\\"), `CREATE ROLE "Bob ""x""" WITH LOGIN PASSWORD  E'p''w\\\\'`);
+    assert.equal(alterRolePasswordStatement('u', 'pw'), `ALTER ROLE "u" WITH LOGIN PASSWORD 'pw'`);
+    assert.equal(grantDatabaseStatement('u', 'd"b'), 'GRANT ALL PRIVILEGES ON DATABASE "d""b" TO "u"');
+    assert.equal(grantPublicSchemaStatement('u'), 'GRANT ALL ON SCHEMA public TO "u"');
+  });
+
+  it('refuses reserved and over-long names', () => {
+    const user = (name: string) => ({ users: [{ name, password: 'x', databases: [] }], databases: [] });
+    const database = (name: string) => ({ users: [], databases: [{ name }] });
+    for (const name of ['os_admin', 'postgres', 'pg_monitor', '', 'x'.repeat(64), 'é'.repeat(32)]) {
+      assert.throws(() => checkPrepareNames(user(name)), isCode('BadRequest'), name);
+    }
+    for (const name of ['postgres', 'template0', 'template1', 'os_admin']) {
+      assert.throws(() => checkPrepareNames(database(name)), isCode('BadRequest'), name);
+    }
+    checkPrepareNames(user('x'.repeat(63)));
+  });
+});
+
+describe('SCRAM verifier', () => {
+  it('is what PostgreSQL stores for the password', async () => {
+    const verifier = await scramVerifier('s3cret pass');
+    const match = /^SCRAM-SHA-256\$4096:([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+):([A-Za-z0-9+/=]+)$/.exec(verifier ?? '');
+    assert.ok(match, verifier);
+    const salted = pbkdf2Sync('s3cret pass', Buffer.from(match[1]!, 'base64'), 4096, 32, 'sha256');
+    const storedKey = createHash('sha256').update(createHmac('sha256', salted).update('Client Key').digest()).digest();
+    assert.equal(match[2], storedKey.toString('base64'));
+    assert.notEqual(await scramVerifier('s3cret pass'), verifier, 'salted afresh each time');
+  });
+
+  it('leaves passwords that need SASLprep to the server', async () => {
+    assert.equal(await scramVerifier('pässword'), undefined);
+  });
+});
+
+describe('postgres --version', () => {
+  it('gives the major version as the name and the full version', () => {
+    assert.deepEqual(parsePostgresVersion('postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)\n'), {
+      versionName: '15',
+      version: '15.20',
+    });
+    assert.deepEqual(parsePostgresVersion('postgres (PostgreSQL) 9.6.24'), { versionName: '9.6', version: '9.6.24' });
+    assert.equal(parsePostgresVersion('something else'), undefined);
+  });
+});
