@@ -58,7 +58,7 @@ export async function startHarness(options: Partial<ApiOptions> = {}): Promise<H
 }
 
 // Response bodies are checked by assertions, not by types.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+ 
 export function json<T = any>(res: LightMyRequestResponse): T {
   return (res.body === '' ? undefined : JSON.parse(res.body)) as T;
 }
