@@ -35,6 +35,8 @@ export interface InstanceFlowDeps {
   agentAliveWindowMs: number;
   /** a prepare with no sign of life from the guest after this long is sent again */
   prepareResendMs: number;
+  /** how often the service status is read while waiting for the guest */
+  statusPollMs: number;
 }
 
 const readyStatuses = new Set(['HEALTHY', 'RUNNING']);
@@ -158,14 +160,17 @@ async function waitUntilReady(
 ): Promise<void> {
   const { store } = deps;
   let lastSent = Date.now();
-  let delay = 20;
+  let lastInstanceCheck = 0;
   for (;;) {
     handle.signal.throwIfAborted();
-    const [status, current] = await Promise.all([
-      store.serviceStatuses.get(instance.id),
-      store.instances.get(instance.id),
-    ]);
-    if (current === undefined || current.taskStatus !== 'BUILDING') return;
+    // The status row is polled often, as it is what tells an instance is ready (a short poll is
+    // most of the latency Coffer adds to a create); the instance row only now and then.
+    if (Date.now() - lastInstanceCheck > 1000) {
+      const current = await store.instances.get(instance.id);
+      if (current === undefined || current.taskStatus !== 'BUILDING') return;
+      lastInstanceCheck = Date.now();
+    }
+    const status = await store.serviceStatuses.get(instance.id);
     if (status !== undefined && readyStatuses.has(status.status)) {
       await store.instances.update(instance.id, { taskStatus: 'NONE', taskDescription: 'No tasks for the instance.', taskStartTime: null });
       return;
@@ -184,8 +189,7 @@ async function waitUntilReady(
       await sendPrepare(deps, instance, payload, context);
       lastSent = Date.now();
     }
-    await sleep(delay, handle.signal);
-    delay = Math.min(delay * 2, 500);
+    await sleep(deps.statusPollMs, handle.signal);
   }
 }
 

@@ -23,6 +23,7 @@ export interface TaskmanagerOptions {
   deleteTimeoutMs?: number;
   agentAliveWindowMs?: number;
   prepareResendMs?: number;
+  statusPollMs?: number;
 }
 
 export interface Taskmanager {
@@ -38,6 +39,7 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
     buildTimeoutMs: options.buildTimeoutMs ?? 10 * 60_000,
     agentAliveWindowMs: options.agentAliveWindowMs ?? 30_000,
     prepareResendMs: options.prepareResendMs ?? 20_000,
+    statusPollMs: options.statusPollMs ?? 25,
     deleteTimeoutMs: options.deleteTimeoutMs ?? 10 * 60_000,
   };
   const runner = new TaskRunner({
