@@ -91,7 +91,7 @@ async function waitUntilActive(
   switch (result.outcome) {
     case 'active':
       io.stderr.write(
-        `Instance ${name} (${id}) is ${stateText(result.instance)} after ${progress.elapsedSeconds()} s.\n`,
+        `Instance ${name} (${id}) is ${stateText(result.instance)} after ${progress.elapsedSeconds(true)} s.\n`,
       );
       return result.instance;
     case 'error':

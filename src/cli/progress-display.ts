@@ -40,7 +40,9 @@ export class ProgressDisplay {
     this.lineDrawn = false;
   }
 
-  elapsedSeconds(): number {
-    return Math.floor((this.clock() - this.startedAt) / 1000);
+  /** whole seconds while waiting; tenths once done, since most creates take about a second */
+  elapsedSeconds(precise = false): string {
+    const seconds = (this.clock() - this.startedAt) / 1000;
+    return precise ? seconds.toFixed(1) : String(Math.floor(seconds));
   }
 }

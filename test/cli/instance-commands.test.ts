@@ -46,7 +46,7 @@ describe('coffer instance', () => {
 
       // Not a terminal: one plain line per change of state.
       assert.match(result.stderr, /^Creating orders: BUILD \(\d+s\)\nCreating orders: ACTIVE \/ HEALTHY \(\d+s\)\n/);
-      assert.match(result.stderr, /Instance orders \(.+\) is ACTIVE \/ HEALTHY after \d+ s\.\n$/);
+      assert.match(result.stderr, /Instance orders \(.+\) is ACTIVE \/ HEALTHY after \d+\.\d s\.\n$/);
       assert.equal(
         result.stdout,
         'Connect to orders:\n' +
@@ -68,7 +68,7 @@ describe('coffer instance', () => {
         frames.slice(1, 4).map((f) => f.replace(/\(\d+s\)$/, '(Ns)')),
         ['⠋ Creating spin: BUILD (Ns)', '⠙ Creating spin: BUILD (Ns)', '⠹ Creating spin: ACTIVE / HEALTHY (Ns)'],
       );
-      assert.match(frames[4]!, /^Instance spin \(.+\) is ACTIVE \/ HEALTHY after \d+ s\.\n$/);
+      assert.match(frames[4]!, /^Instance spin \(.+\) is ACTIVE \/ HEALTHY after \d+\.\d s\.\n$/);
       assert.equal(frames.length, 5);
       assert.match(result.stdout, /-U <user> -d postgres/);
       assert.match(result.stdout, /no --user was given/);
