@@ -72,31 +72,26 @@ export async function runApi(config: ApiConfig, print: (line: string) => void): 
   };
 }
 
-export async function runTaskmanager(config: WorkerConfig): Promise<Stop> {
-  const logger = createLogger({ name: 'coffer-taskmanager', level: config.logLevel });
+/** A worker role: state database + bus, nothing listening. */
+async function runWorker(
+  name: 'taskmanager' | 'conductor',
+  config: WorkerConfig,
+  startRole: (deps: { store: StateStore; transport: Transport; logger: Logger }) => Promise<{ stop: Stop }>,
+): Promise<Stop> {
+  const logger = createLogger({ name: `coffer-${name}`, level: config.logLevel });
   const store = await openStateStore(config.databaseUrl, { logger });
   const transport = await connectTransport(config.busUrl, { logger });
-  const taskmanager = await startTaskmanager({ store, transport, logger });
-  logger.info('taskmanager running');
+  const role = await startRole({ store, transport, logger });
+  logger.info(`${name} running`);
   return async () => {
-    await taskmanager.stop();
+    await role.stop();
     await transport.close();
     await store.close();
   };
 }
 
-export async function runConductor(config: WorkerConfig): Promise<Stop> {
-  const logger = createLogger({ name: 'coffer-conductor', level: config.logLevel });
-  const store = await openStateStore(config.databaseUrl, { logger });
-  const transport = await connectTransport(config.busUrl, { logger });
-  const conductor = await startConductor({ store, transport, logger });
-  logger.info('conductor running');
-  return async () => {
-    await conductor.stop();
-    await transport.close();
-    await store.close();
-  };
-}
+export const runTaskmanager = (config: WorkerConfig): Promise<Stop> => runWorker('taskmanager', config, startTaskmanager);
+export const runConductor = (config: WorkerConfig): Promise<Stop> => runWorker('conductor', config, startConductor);
 
 export async function runAgent(config: AgentConfig): Promise<Stop> {
   const logger = createLogger({ name: 'coffer-agent', level: config.logLevel });
