@@ -48,12 +48,12 @@ const busOption = () => new Option('--bus-url <url>', 'RabbitMQ URL, e.g. amqp:/
 
 export function buildProgram(): Command {
   const program = new Command('coffer')
-    .description('Coffer: MySQL, MariaDB, PostgreSQL and Redis as a service, behind the OpenStack Trove v1.0 API')
+    .description('Coffer: database instances as a service (PostgreSQL), behind the OpenStack Trove v1.0 API')
     .showHelpAfterError('(run with --help for usage)');
 
   program
     .command('serve')
-    .description('run every role in one process: SQLite state, in-process bus, local compute (no other server needed)')
+    .description('Run every role in one process: SQLite state, in-process bus, local compute (no other server needed)')
     .option('--host <address>', 'address to listen on (env COFFER_HOST)', undefined)
     .option('--port <port>', 'port to listen on, default 8779 (env COFFER_PORT)')
     .option('--data-dir <dir>', 'state, instances and logs, default ./.coffer (env COFFER_DATA_DIR)')
@@ -68,7 +68,7 @@ export function buildProgram(): Command {
 
   program
     .command('api')
-    .description('run the HTTP API (Trove v1.0 + identity) against a shared state database and bus')
+    .description('Run the HTTP API (Trove v1.0 + identity) against a shared state database and bus')
     .option('--host <address>', 'address to listen on (env COFFER_HOST)')
     .option('--port <port>', 'port to listen on, default 8779 (env COFFER_PORT)')
     .option('--public-url <url>', 'URL clients reach the API at (env COFFER_PUBLIC_URL)')
@@ -80,8 +80,8 @@ export function buildProgram(): Command {
     .action((flags: Record<string, unknown>) => runUntilSignalled(() => runApi(loadConfig(apiConfigSchema, flags), print)));
 
   for (const [name, description, run] of [
-    ['taskmanager', 'run the taskmanager: durable create/delete workflows', runTaskmanager],
-    ['conductor', 'run the conductor: turns guest and agent reports into state', runConductor],
+    ['taskmanager', 'Run the taskmanager: durable create/delete workflows', runTaskmanager],
+    ['conductor', 'Run the conductor: turns guest and agent reports into state', runConductor],
   ] as const) {
     program
       .command(name)
@@ -95,7 +95,7 @@ export function buildProgram(): Command {
 
   program
     .command('agent')
-    .description('run the compute agent of this host: starts, supervises and re-adopts database processes')
+    .description('Run the compute agent of this host: starts, supervises and re-adopts database processes')
     .option('--data-dir <dir>', 'instance directories, default ./.coffer (env COFFER_DATA_DIR)')
     .option('--agent-host <name>', 'this agent\'s host name, default the machine\'s (env COFFER_AGENT_HOST)')
     .option('--engine-user <user>', 'unprivileged user engines run as when started as root, default coffer-db')
