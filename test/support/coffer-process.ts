@@ -20,10 +20,15 @@ export interface RoleProcess {
   kill(): Promise<void>;
 }
 
-export function startRole(args: string[], env: Record<string, string> = {}): RoleProcess {
+export function startRole(
+  args: string[],
+  env: Record<string, string> = {},
+  as: { uid?: number; gid?: number } = {},
+): RoleProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...as,
   });
   let text = '';
   const waiters = new Set<() => void>();
