@@ -36,6 +36,9 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
     // Every response names its request (X-OpenStack-Request-ID); a client cannot choose the id.
     genReqId: () => `req-${randomUUID()}`,
     requestIdHeader: false,
+    // Fastify logs every request and response at info, which buries everything else in the log
+    // file of `coffer serve`; the hooks below log them at debug instead.
+    disableRequestLogging: true,
     routerOptions: { ignoreTrailingSlash: true },
     // Fastify types an instance by its logger; pino's Logger is a FastifyBaseLogger, so the
     // narrower default-typed instance is what plugins and callers see.
@@ -46,6 +49,10 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
   app.decorateRequest('auth', null);
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-openstack-request-id', request.id);
+    request.log.debug({ method: request.method, url: request.url }, 'incoming request');
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.debug({ statusCode: reply.statusCode, responseTime: reply.elapsedTime }, 'request completed');
   });
   registerJsonBody(app);
 

@@ -7,7 +7,8 @@ import { CofferError } from '../common/errors.js';
 
 export function registerJsonBody(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
-  for (const type of ['application/json', /^application\/vnd\.openstack\.[a-z0-9.-]+\+json$/]) {
+  // Fastify matches a RegExp against the whole header, parameters included (`;version=1.0`).
+  for (const type of ['application/json', /^application\/vnd\.openstack\.[a-z0-9.-]+\+json\s*(?:;|$)/]) {
     app.addContentTypeParser(type, { parseAs: 'string' }, (_request, body, done) => {
       const text = typeof body === 'string' ? body : body.toString('utf8');
       if (text.trim() === '') {

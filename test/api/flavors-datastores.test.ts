@@ -105,13 +105,21 @@ describe('datastores', () => {
     assert.ok((await names(admin)).includes('redis'));
   });
 
-  test('an admin sees inactive versions and their state', async () => {
-    const pg = json(await get(admin, `/datastores/postgresql`)).datastore;
-    assert.equal(pg.versions.length, 2);
-    const inactive = pg.versions.find((v: { name: string }) => v.name === '16');
+  test('an admin sees inactive versions and their state in the lists', async () => {
+    const listed = json(await get(admin, '/datastores')).datastores.find((d: { name: string }) => d.name === 'postgresql');
+    assert.deepEqual(listed.versions.map((v: { name: string }) => v.name).sort(), ['15', '16']);
+    const versions = json(await get(admin, '/datastores/postgresql/versions')).versions;
+    const inactive = versions.find((v: { name: string }) => v.name === '16');
     assert.equal(inactive.active, false);
     assert.equal(inactive.inactive_reason, 'postgres 16 binaries not found');
     assert.deepEqual(inactive.image_tags, []);
+  });
+
+  test('showing one datastore lists its active versions only, for admins too (Trove loads only_active)', async () => {
+    for (const s of [member, admin]) {
+      const pg = json(await get(s, '/datastores/postgresql')).datastore;
+      assert.deepEqual(pg.versions.map((v: { id: string }) => v.id), [seeded.activeVersionId]);
+    }
   });
 
   test('show by id or by name; unknown 404', async () => {

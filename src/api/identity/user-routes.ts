@@ -16,7 +16,7 @@ const userFields = {
   name: z.string().min(1).max(255),
   password: z.string().min(1).nullable(),
   default_project_id: z.string().nullable(),
-  email: z.string().nullable(),
+  email: z.string().max(255).nullable(),
   description: z.string().nullable(),
   enabled: z.boolean(),
 };

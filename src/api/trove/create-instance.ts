@@ -28,6 +28,8 @@ export interface CreateInstancePayload {
   databases: DatabaseSpec[];
   users: UserSpec[];
   access: InstanceAccess | null;
+  /** the request that created the instance, named by every log line and message of the flow */
+  requestId: string;
 }
 
 type InstanceInput = CreateInstanceBody['instance'];
@@ -149,7 +151,7 @@ export async function createInstance(
     deletedAt: null,
   };
   const service: ServiceStatusRow = { instanceId: instance.id, status: 'NEW', updatedAt: now };
-  const payload: CreateInstancePayload = { databases, users, access };
+  const payload: CreateInstancePayload = { databases, users, access, requestId: context.requestId };
   const task: TaskRow = {
     id: newUuid(),
     instanceId: instance.id,

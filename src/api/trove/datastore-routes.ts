@@ -7,8 +7,9 @@ import { findDatastore, findVersionOf, isUuidLike, versionNotFound } from './dat
 import { datastoreVersionView, datastoreView } from './datastore-views.js';
 import { viewContext, type TenantParams, type TroveDeps } from './trove-deps.js';
 
-// Datastores and their versions (reference 2.7). Non-admins see only active versions, and in the
-// list only datastores that have one; admins see everything, with each version's state.
+// Datastores and their versions (reference 2.7). In the lists non-admins see only active
+// versions, and only datastores that have one; admins see everything, with each version's state.
+// Showing one datastore lists its active versions only, for admins too, as Trove does.
 
 export async function datastoreRoutes(app: FastifyInstance, deps: TroveDeps): Promise<void> {
   const { store } = deps;
@@ -43,7 +44,7 @@ export async function datastoreRoutes(app: FastifyInstance, deps: TroveDeps): Pr
     const auth = requireAuth(request);
     enforce(auth, 'datastore:show', auth.projectId);
     const datastore = await findDatastore(store, request.params.datastore);
-    const versions = visible(await store.datastores.listVersions(datastore.id), auth.isAdmin);
+    const versions = (await store.datastores.listVersions(datastore.id)).filter((v) => v.active);
     return { datastore: datastoreView(datastore, versions, viewContext(request)) };
   });
 
