@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import { createServer as createTcpServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import {
@@ -249,8 +249,10 @@ class LocalAgent implements Agent {
     } else {
       const address = await this.pool.allocate(args.instanceId, (candidate) => portIsFree(candidate, factory.standardPort));
       try {
-        await mkdir(dir, { mode: 0o700 });
-        await this.runner.handOver(dir);
+        // the host's own directory: the engine's user may traverse it, not list or change it;
+        // the engine gets the data directory inside (see the engine's layout)
+        await mkdir(dir);
+        await chmod(dir, 0o711);
         record = {
           id: args.instanceId,
           engine: args.engine,

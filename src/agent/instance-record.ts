@@ -58,7 +58,7 @@ export async function scanInstanceRecords(instancesDir: string, logger: Logger):
     try {
       const record = await readInstanceRecord(dir);
       if (record === undefined) continue;
-      // the directory name is authoritative: the file sits where the engine's user may write
+      // the directory name is authoritative: a copied or renamed directory must not pass for another instance
       if (record.id !== name) {
         logger.warn({ instanceId: name, recordId: record.id }, 'instance record names another instance: skipped');
         continue;

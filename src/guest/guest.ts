@@ -68,10 +68,13 @@ const preparedMarker = '.prepare.done';
 const maxMessage = 1000;
 const usageIntervalMs = 5 * 60_000;
 
+/** The error and, as room allows, the end of its details: a log's last lines say what failed. */
 function describe(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
-  const details = err instanceof CofferError && err.details !== undefined ? `: ${err.details}` : '';
-  return `${message}${details}`.slice(0, maxMessage);
+  const message = (err instanceof Error ? err.message : String(err)).slice(0, maxMessage);
+  const details = err instanceof CofferError ? (err.details ?? '') : '';
+  const room = maxMessage - message.length - 2;
+  if (details === '' || room <= 0) return message;
+  return `${message.replace(/\.$/, '')}: ${details.slice(-room)}`;
 }
 
 class GuestAgent implements Guest {
@@ -87,9 +90,11 @@ class GuestAgent implements Guest {
   private timer: NodeJS.Timeout | undefined;
   private tail: Promise<unknown> = Promise.resolve();
   private busy = 0;
-  /** the first check after the guest starts adopts what it finds */
-  private adopting = true;
+  /** the first check after the guest starts adopts what it finds (a prepare's engine is not adopted) */
+  private adopting = false;
   private usageReportedAt = 0;
+  /** why the last restart by supervision failed, while the engine stays down */
+  private restartFailure: string | undefined;
 
   constructor(private readonly options: GuestOptions) {
     this.instanceId = options.instance.instanceId;
@@ -110,6 +115,11 @@ class GuestAgent implements Guest {
       () => true,
       () => false,
     );
+    this.adopting = this.prepared;
+    // queued before serving, so that a prepare delivered at once runs after it
+    if (!this.prepared) {
+      this.exclusive(() => this.stopUnprepared()).catch((err) => this.logger.error({ err }, 'stop of a leftover engine failed'));
+    }
     this.subscription = await serveRpc(
       this.options.transport,
       guestContract,
@@ -128,8 +138,20 @@ class GuestAgent implements Guest {
     );
     // adopt or restart at once rather than one interval later
     if (this.prepared) this.exclusive(() => this.check()).catch((err) => this.logger.error({ err }, 'health check failed'));
-    else this.logger.info('instance not prepared yet: waiting for prepare');
     this.schedule();
+  }
+
+  /**
+   * An engine that runs before prepare finished was left by a host that died mid-prepare.
+   * Nothing supervises it: it is stopped, and a prepare delivered again starts it anew.
+   */
+  private async stopUnprepared(): Promise<void> {
+    if ((await this.engine.processId()) !== undefined) {
+      this.logger.warn('engine left running by an interrupted prepare: stopping it until prepare runs again');
+      await this.engine.stop();
+    } else {
+      this.logger.info('instance not prepared yet: waiting for prepare');
+    }
   }
 
   private requestLogger(meta: MessageMeta): Logger {
@@ -192,23 +214,29 @@ class GuestAgent implements Guest {
     const health = await this.engine.health();
     const adopting = this.adopting;
     this.adopting = false;
+    if (health !== 'stopped' || this.desired === 'stopped') this.restartFailure = undefined;
     if (health === 'healthy') return this.heartbeat('HEALTHY');
     if (health === 'running') return this.heartbeat('RUNNING');
     if (this.desired === 'stopped') return this.heartbeat('SHUTDOWN');
     if (adopting) {
       // found stopped when the host came up (e.g. after a reboot): a start, not a crash
       this.logger.info('engine should run but does not: starting it');
-    } else {
+    } else if (this.restartFailure === undefined) {
       this.logger.warn('engine should run but stopped: restarting it');
       await this.heartbeat('CRASHED', 'The database process stopped unexpectedly; restarting it.');
     }
     try {
       await this.engine.start();
+      this.restartFailure = undefined;
       this.logger.info({ pid: await this.engine.processId() }, 'engine restarted');
       await this.heartbeat('HEALTHY');
     } catch (err) {
       this.logger.error({ err }, 'engine restart failed');
-      await this.heartbeat('CRASHED', describe(err));
+      // every message becomes a fault: a restart that keeps failing the same way reports it
+      // once (compared without the details, whose log lines carry timestamps)
+      const failure = err instanceof Error ? err.message : String(err);
+      await this.heartbeat('CRASHED', failure === this.restartFailure ? undefined : describe(err));
+      this.restartFailure = failure;
     }
   }
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { access, chmod, mkdir } from 'node:fs/promises';
+import { access, appendFile, chmod, mkdir, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -35,6 +35,20 @@ interface Beat {
 
 const flavor = { id: 'small', ramMb: 512, vcpus: 1 };
 const engine = { manager: 'postgresql', version: '15' };
+
+/** Pids of the processes working in `dir` or below it, even once it is removed. */
+async function processesIn(dir: string): Promise<number[]> {
+  const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name));
+  const cwds = await Promise.all(pids.map((pid) => readlink(`/proc/${pid}/cwd`).catch(() => '')));
+  return pids.filter((_, i) => cwds[i] === dir || cwds[i]!.startsWith(`${dir}/`)).map(Number);
+}
+
+const prepareInput = (adminPassword: string) => ({
+  memoryMb: flavor.ramMb,
+  databases: [{ name: 'appdb' }],
+  users: [{ name: 'app', password: 'app-Secret-1', databases: [{ name: 'appdb' }] }],
+  adminPassword,
+});
 
 describe('agent', () => {
   const transport = new InProcessTransport();
@@ -109,6 +123,9 @@ describe('agent', () => {
 
     const created = await Promise.all([...ids, ids[0]!].map((id) => agentRpc.createServer(request(id))));
     assert.deepEqual(created[4], created[0], 'createServer twice returns the same server');
+    const dir = await stat(join(options.dataDir, 'instances', ids[0]!));
+    assert.equal(dir.uid, process.getuid!(), "the instance directory is the host's, not the engine user's");
+    assert.equal(dir.mode & 0o777, 0o711);
     assert.equal(new Set(created.map((s) => s.address)).size, 4, 'concurrent creates get distinct addresses');
     assert.ok(created.every((s) => s.port === 5432 && s.host === options.host));
     assert.deepEqual((await agentRpc.createServer(request(ids[1]!))).address, created[1]!.address);
@@ -236,5 +253,120 @@ describe('agent', () => {
     });
     assert.equal(refused, true, 'nothing listens on the deleted address');
     assert.deepEqual(await agentRpc.listServers({}), []);
+  });
+
+  it('deletes a server whose prepare was just sent or is running, leaving nothing behind', async () => {
+    const { options } = await newAgent();
+    const agentRpc = createRpcClient(transport, agentContract, agentTopic(options.host));
+    for (const when of ['sent', 'running'] as const) {
+      const instanceId = `inst-${when}-${suffix()}`;
+      const dir = join(options.dataDir, 'instances', instanceId);
+      await agentRpc.createServer({ instanceId, engine, flavor, volumeSizeGb: 1 });
+      const mark = beats.length;
+      await createRpcClient(transport, guestContract, guestTopic(instanceId)).prepare(prepareInput(`admin-${suffix()}`));
+      if (when === 'running') await beat(instanceId, 'BUILDING', mark);
+      assert.deepEqual(await agentRpc.deleteServer({ instanceId }), { deleted: true }, when);
+      assert.deepEqual(await processesIn(dir), [], `no engine process is left (prepare ${when})`);
+      await assert.rejects(access(dir));
+      assert.ok(!(await agentRpc.listServers({})).some((server) => server.instanceId === instanceId));
+    }
+  });
+
+  it('reports a failed prepare with its reason and leaves no engine running', async () => {
+    const { options } = await newAgent();
+    const instanceId = `inst-${suffix()}`;
+    await createRpcClient(transport, agentContract, agentTopic(options.host)).createServer({
+      instanceId,
+      engine,
+      flavor,
+      volumeSizeGb: 1,
+    });
+    const mark = beats.length;
+    await createRpcClient(transport, guestContract, guestTopic(instanceId)).prepare({
+      ...prepareInput(`admin-${suffix()}`),
+      // fails once the server runs: the user's database was never asked for
+      users: [{ name: 'app', password: 'app-Secret-1', databases: [{ name: 'missing' }] }],
+    });
+    const failed = beats[await beat(instanceId, 'FAILED', mark)]!;
+    assert.match(failed.message ?? '', /database "missing" does not exist/);
+    assert.deepEqual(await processesIn(join(options.dataDir, 'instances', instanceId)), []);
+  });
+
+  it('lets a prepare finish when its agent stops, and stops an engine a dead agent left mid-prepare', async () => {
+    const first = await newAgent();
+    const { options } = first;
+    const instanceId = `inst-${suffix()}`;
+    const dir = join(options.dataDir, 'instances', instanceId);
+    const guestRpc = createRpcClient(transport, guestContract, guestTopic(instanceId));
+    const server = await createRpcClient(transport, agentContract, agentTopic(options.host)).createServer({
+      instanceId,
+      engine,
+      flavor,
+      volumeSizeGb: 1,
+    });
+    let mark = beats.length;
+    await guestRpc.prepare(prepareInput(`admin-${suffix()}`));
+    await beat(instanceId, 'BUILDING', mark);
+    await first.agent.stop();
+    const pid = (await readPostmasterPid(join(dir, 'data')))!.pid;
+    assert.equal(await isProcessAlive(pid), true, 'the prepare finished before the agent stopped');
+
+    // the next agent gets the prepare again and finds the instance ready
+    mark = beats.length;
+    const second = await newAgent({ dataDir: options.dataDir, host: options.host, addressPool: options.addressPool });
+    await beat(instanceId, 'HEALTHY', mark);
+    assert.equal((await readPostmasterPid(join(dir, 'data')))!.pid, pid);
+    assert.ok(!beats.slice(mark).some((b) => b.instanceId === instanceId && b.status === 'FAILED'));
+
+    // an agent that dies mid-prepare leaves the engine running without the prepared marker
+    await second.agent.stop();
+    await rm(join(dir, '.prepare.done'));
+    await newAgent({ dataDir: options.dataDir, host: options.host, addressPool: options.addressPool });
+    await waitUntil('the leftover engine to stop', async () => ((await isProcessAlive(pid)) ? undefined : true));
+    assert.deepEqual(await processesIn(dir), []);
+
+    // a prepare delivered again brings it back, with what the first one made
+    mark = beats.length;
+    await guestRpc.prepare(prepareInput('ignored: the first admin password stays'));
+    await beat(instanceId, 'HEALTHY', mark);
+    const client = new Client({ host: server.address, port: server.port, user: 'app', password: 'app-Secret-1', database: 'appdb' });
+    await client.connect();
+    await client.end();
+  });
+
+  it('reports a restart that keeps failing once, and recovers when it can start again', async () => {
+    const { options } = await newAgent();
+    const instanceId = `inst-${suffix()}`;
+    const dir = join(options.dataDir, 'instances', instanceId);
+    await createRpcClient(transport, agentContract, agentTopic(options.host)).createServer({
+      instanceId,
+      engine,
+      flavor,
+      volumeSizeGb: 1,
+    });
+    let mark = beats.length;
+    await createRpcClient(transport, guestContract, guestTopic(instanceId)).prepare(prepareInput(`admin-${suffix()}`));
+    await beat(instanceId, 'HEALTHY', mark);
+
+    const conf = join(dir, 'postgresql.conf');
+    const good = await readFile(conf, 'utf8');
+    await appendFile(conf, "shared_buffers = 'bogus'\n");
+    // a long log before the failure: the fault must still end with the line that says why
+    await appendFile(join(dir, 'postgresql.log'), 'earlier log line\n'.repeat(200));
+    mark = beats.length;
+    process.kill((await readPostmasterPid(join(dir, 'data')))!.pid, 'SIGKILL');
+    const crashed = () => beats.slice(mark).filter((b) => b.instanceId === instanceId && b.status === 'CRASHED');
+    await waitUntil('several failed restarts', () => (crashed().length >= 5 ? true : undefined));
+    const messages = crashed()
+      .map((b) => b.message)
+      .filter((message) => message !== undefined);
+    assert.equal(messages.length, 2, JSON.stringify(messages));
+    assert.match(messages[0]!, /stopped unexpectedly/);
+    assert.match(messages[1]!, /^PostgreSQL exited \(code 1, signal null\) while starting: /);
+    assert.match(messages[1]!, /FATAL: +configuration file "[^"]+" contains errors$/);
+
+    await writeFile(conf, good);
+    await beat(instanceId, 'HEALTHY', mark);
+    await createRpcClient(transport, agentContract, agentTopic(options.host)).deleteServer({ instanceId });
   });
 });

@@ -42,12 +42,19 @@ describe('postgresql memory settings', () => {
 });
 
 describe('postgresql.conf', () => {
-  const conf = renderPostgresqlConf({ memoryMb: 1024, address: '127.77.0.5', port: 5432, socketDir: "/var/lib/co'ffer/i" });
+  const conf = renderPostgresqlConf({
+    memoryMb: 1024,
+    address: '127.77.0.5',
+    port: 5432,
+    socketDir: "/var/lib/co'ffer/i/data",
+    hbaFile: "/var/lib/co'ffer/i/pg_hba.conf",
+  });
 
-  it('listens on the instance address only, with its socket in the instance directory', () => {
+  it('listens on the instance address only, with its socket and pg_hba.conf where it is told', () => {
     assert.match(conf, /^listen_addresses = '127\.77\.0\.5'$/m);
     assert.match(conf, /^port = 5432$/m);
-    assert.match(conf, /^unix_socket_directories = '\/var\/lib\/co''ffer\/i'$/m);
+    assert.match(conf, /^unix_socket_directories = '\/var\/lib\/co''ffer\/i\/data'$/m);
+    assert.match(conf, /^hba_file = '\/var\/lib\/co''ffer\/i\/pg_hba\.conf'$/m);
     assert.match(conf, /^password_encryption = 'scram-sha-256'$/m);
   });
 

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { join } from 'node:path';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { access, chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { Client } from 'pg';
 import type { LocalProcessRunner } from '../../src/agent/index.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { engineRegistry, type EngineDriver, type ProcessRunner } from '../../src/guest/index.js';
+import { withAdminClient } from '../../src/guest/engines/postgresql/admin.js';
 import { isProcessAlive } from '../../src/guest/engines/postgresql/postmaster.js';
 import { cleanUp, localRunner, randomAddress, tempDataDir } from './engine-fixture.js';
 
@@ -20,8 +21,16 @@ const users = {
   bob: 'bøb-pässwörd',
 };
 
+/** The instance directory as the agent makes it: the host's, traversable by the engine's user. */
+async function instanceDir(path: string): Promise<string> {
+  await mkdir(path);
+  await chmod(path, 0o711);
+  return path;
+}
+
 describe('postgresql engine', () => {
   let root: string;
+  let dir: string;
   let address: string;
   let driver: EngineDriver;
   let runner: LocalProcessRunner;
@@ -35,10 +44,12 @@ describe('postgresql engine', () => {
 
   before(async () => {
     root = await tempDataDir('coffer-pg-');
-    const dir = join(root, 'i');
+    // as long as the socket path <dir>/data/.s.PGSQL.5432 may be: 107 bytes
+    const name = 'i'.repeat(107 - '/data/.s.PGSQL.5432'.length - root.length - 1);
+    assert.throws(() => engineRegistry.postgresql.checkInstanceDir(join(root, `${name}i`)), /shorter --data-dir/);
+    engineRegistry.postgresql.checkInstanceDir(join(root, name));
+    dir = await instanceDir(join(root, name));
     runner = await localRunner();
-    await mkdir(dir, { mode: 0o700 });
-    await runner.handOver(dir);
     address = randomAddress();
     const discovery = await engineRegistry.postgresql.discover([], runner);
     assert.ok(discovery.binaries.length > 0, `no PostgreSQL binaries: ${JSON.stringify(discovery.reports)}`);
@@ -80,7 +91,7 @@ describe('postgresql engine', () => {
       // as root, PostgreSQL runs as the unprivileged engine user
       const status = await readFile(`/proc/${await driver.processId()}/status`, 'utf8');
       assert.match(status, new RegExp(`^Uid:\\s+${runner.identity.uid}\\s`, 'm'));
-      assert.equal((await stat(join(root, 'i', 'data'))).uid, runner.identity.uid);
+      assert.equal((await stat(join(dir, 'data'))).uid, runner.identity.uid);
     }
 
     const alice = await connect('alice', users.alice, 'app db');
@@ -103,13 +114,48 @@ describe('postgresql engine', () => {
     await assert.rejects(connect('postgres', undefined, 'postgres'), /password|does not exist/);
   });
 
+  it('keeps secrets and what the host writes out of the engine user\'s reach', async () => {
+    const host = process.getuid!();
+    const engine = runner.identity?.uid ?? host;
+    const owner = async (name: string) => {
+      const stats = await stat(join(dir, name));
+      return { uid: stats.uid, mode: (stats.mode & 0o777).toString(8) };
+    };
+    assert.deepEqual(await owner('.'), { uid: host, mode: '711' });
+    assert.deepEqual(await owner('os_admin.password'), { uid: host, mode: '600' });
+    assert.equal(await readFile(join(dir, 'os_admin.password'), 'utf8'), adminPassword);
+    assert.deepEqual(await owner('data'), { uid: engine, mode: '700' });
+    for (const name of ['postgresql.conf', 'pg_hba.conf', 'postgresql.log']) {
+      assert.deepEqual(await owner(name), { uid: engine, mode: '600' }, name);
+    }
+    await assert.rejects(access(join(dir, '.initdb-pwfile')), 'the initdb password file is gone');
+    if (runner.identity !== undefined) {
+      await assert.rejects(runner.run('test', ['-w', dir], { timeoutMs: 5000 }), 'the engine user cannot write in the instance directory');
+    }
+    // the server runs with the files the host wrote, not initdb's in the data directory
+    const files = await withAdminClient({ socketDir: join(dir, 'data'), port: 5432, password: adminPassword }, 'postgres', (client) =>
+      client.query<{ config_file: string; hba_file: string }>(
+        "SELECT current_setting('config_file') AS config_file, current_setting('hba_file') AS hba_file",
+      ),
+    );
+    assert.deepEqual(files.rows, [{ config_file: join(dir, 'postgresql.conf'), hba_file: join(dir, 'pg_hba.conf') }]);
+  });
+
   it('converges when prepare is delivered again', async () => {
+    // as an interrupted prepare leaves a database: created, still open to every role
+    await withAdminClient({ socketDir: join(dir, 'data'), port: 5432, password: adminPassword }, 'postgres', (client) =>
+      client.query('GRANT CONNECT ON DATABASE other TO PUBLIC'),
+    );
+    const sneaky = await connect('alice', users.alice, 'other');
+    await sneaky.end();
+
     const pid = await driver.processId();
     await driver.prepare(input);
     assert.equal(await driver.processId(), pid, 'the running server is kept');
     const alice = await connect('alice', users.alice, 'app db');
     assert.equal((await alice.query('SELECT count(*)::int AS n FROM notes')).rows[0].n, 1);
     await alice.end();
+    await assert.rejects(connect('alice', users.alice, 'other'), /permission denied for database/);
   });
 
   it('stops, starts and restarts the server, keeping the data', async () => {
@@ -153,9 +199,7 @@ describe('postgresql engine from the npm package', () => {
     assert.match(binary.version, /^\d+\.\d+$/);
 
     root = await tempDataDir('coffer-pg-');
-    const dir = join(root, 'i');
-    await mkdir(dir, { mode: 0o700 });
-    await runner.handOver(dir);
+    const dir = await instanceDir(join(root, 'i'));
     const address = randomAddress();
     driver = engineRegistry.postgresql.create({
       placement: { instanceId: 'i', dir, address, port: 5432 },

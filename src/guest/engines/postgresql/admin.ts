@@ -124,8 +124,10 @@ export async function ensureDatabasesAndUsers(
   const usersByDatabase = new Map<string, string[]>();
   await withAdminClient(endpoint, 'postgres', async (client) => {
     for (const database of input.databases) {
-      if (await exists(client, 'SELECT 1 FROM pg_database WHERE datname = $1', database.name)) continue;
-      await client.query(createDatabaseStatement(database));
+      if (!(await exists(client, 'SELECT 1 FROM pg_database WHERE datname = $1', database.name))) {
+        await client.query(createDatabaseStatement(database));
+      }
+      // also for a database found: a prepare interrupted between the two statements left it open
       await client.query(revokePublicConnectStatement(database.name));
     }
     for (const [index, user] of input.users.entries()) {

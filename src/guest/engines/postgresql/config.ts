@@ -43,6 +43,7 @@ export interface ServerConfigInput {
   address: string;
   port: number;
   socketDir: string;
+  hbaFile: string;
 }
 
 export function renderPostgresqlConf(input: ServerConfigInput): string {
@@ -52,6 +53,8 @@ export function renderPostgresqlConf(input: ServerConfigInput): string {
     ['port', String(input.port)],
     ['unix_socket_directories', configString(input.socketDir)],
     ['unix_socket_permissions', '0700'],
+    // initdb's own pg_hba.conf in the data directory stays unused
+    ['hba_file', configString(input.hbaFile)],
     ['password_encryption', "'scram-sha-256'"],
     ['max_connections', String(memory.maxConnections)],
     ['shared_buffers', `'${memory.sharedBuffersMb}MB'`],

@@ -1,4 +1,4 @@
-import { access, chmod, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PrepareInput } from '../../../bus/index.js';
 import { CofferError } from '../../../common/errors.js';
@@ -19,7 +19,10 @@ import { killDataDirProcesses, readPostmasterPid, runningPostmaster, stopPostmas
 
 // PostgreSQL as a supervised local process: initdb, a postgresql.conf rendered from the
 // flavor, the postmaster started directly (pg_ctl costs ~0.1 s per start and stop) and stopped
-// with SIGINT. The instance directory holds the data directory, the socket and the log.
+// with SIGINT. The instance directory belongs to the host; the engine's OS user owns only the
+// data directory (which also holds the socket) and the files handed to it. The host (root, when
+// the engines run as another user) thus never writes through a path the engine's user could
+// have turned into a symlink, as it could anywhere inside a directory that user owns.
 
 export const postgresqlCapabilities: EngineCapabilities = {
   // Trove's PostgreSQL manager answers database and user management after create with 422
@@ -32,8 +35,8 @@ export const postgresqlCapabilities: EngineCapabilities = {
 };
 
 const standardPort = 5432;
-// sun_path holds 108 bytes; keep a margin as the project rule asks
-const maxSocketPath = 99;
+// sun_path holds 108 bytes with the final NUL; PostgreSQL refuses a longer socket path
+const maxSocketPath = 107;
 
 const initdbTimeoutMs = 120_000;
 const startTimeoutMs = 120_000;
@@ -42,6 +45,9 @@ const probeTimeoutMs = 3_000;
 
 interface Layout {
   dataDir: string;
+  /** passed as `-c config_file`: outside the data directory, where only the host writes */
+  configFile: string;
+  hbaFile: string;
   logFile: string;
   socketDir: string;
   pwfile: string;
@@ -50,15 +56,23 @@ interface Layout {
 }
 
 function layout(dir: string): Layout {
+  const dataDir = join(dir, 'data');
   return {
-    dataDir: join(dir, 'data'),
+    dataDir,
+    configFile: join(dir, 'postgresql.conf'),
+    hbaFile: join(dir, 'pg_hba.conf'),
     logFile: join(dir, 'postgresql.log'),
-    socketDir: dir,
+    // the engine creates its socket, so it lives in the one directory the engine owns
+    socketDir: dataDir,
     pwfile: join(dir, '.initdb-pwfile'),
     // read by the guest only: owned by the host's user, not the engine's
     adminSecret: join(dir, `${adminRole}.password`),
     initialised: join(dir, '.initdb.done'),
   };
+}
+
+function socketPath(dir: string): string {
+  return join(layout(dir).socketDir, `.s.PGSQL.${standardPort}`);
 }
 
 async function fileExists(path: string): Promise<boolean> {
@@ -114,6 +128,7 @@ class PostgresqlDriver implements EngineDriver {
       address: this.context.placement.address,
       port: this.context.placement.port,
       socketDir: this.paths.socketDir,
+      hbaFile: this.paths.hbaFile,
     });
 
     let sync: Promise<unknown> = Promise.resolve();
@@ -125,8 +140,8 @@ class PostgresqlDriver implements EngineDriver {
     }
     const initialised = performance.now();
     try {
-      await this.writeEngineFile(join(this.paths.dataDir, 'postgresql.conf'), conf);
-      await this.writeEngineFile(join(this.paths.dataDir, 'pg_hba.conf'), hba);
+      await this.writeEngineFile(this.paths.configFile, conf);
+      await this.writeEngineFile(this.paths.hbaFile, hba);
       await this.start();
       const started = performance.now();
       const endpoint = await this.endpoint();
@@ -152,6 +167,9 @@ class PostgresqlDriver implements EngineDriver {
     const leftover = await runningPostmaster(this.paths.dataDir);
     if (leftover !== undefined) await stopPostmaster(leftover, this.paths.dataDir, stopTimeoutMs);
     await rm(this.paths.dataDir, { recursive: true, force: true });
+    // initdb fills an empty directory; the engine's user could not create one in the host's
+    await mkdir(this.paths.dataDir, { mode: 0o700 });
+    await this.runner.handOver(this.paths.dataDir);
     await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
     this.adminPassword = adminPassword;
     await this.writeEngineFile(this.paths.pwfile, adminPassword);
@@ -196,7 +214,8 @@ class PostgresqlDriver implements EngineDriver {
     }
     await killDataDirProcesses(this.paths.dataDir);
     await this.removeStaleLocks();
-    const child = await this.runner.spawnDetached(this.bin('postgres'), ['-D', this.paths.dataDir], {
+    const args = ['-D', this.paths.dataDir, '-c', `config_file=${this.paths.configFile}`];
+    const child = await this.runner.spawnDetached(this.bin('postgres'), args, {
       logFile: this.paths.logFile,
       cwd: this.paths.dataDir,
     });
@@ -257,11 +276,12 @@ export const postgresqlEngine: EngineFactory = {
   standardPort,
   discover: discoverPostgresql,
   checkInstanceDir(dir: string): void {
-    const socket = join(dir, `.s.PGSQL.${standardPort}`);
-    if (socket.length > maxSocketPath) {
+    const socket = socketPath(dir);
+    const length = Buffer.byteLength(socket);
+    if (length > maxSocketPath) {
       throw new CofferError(
         'BadRequest',
-        `The PostgreSQL socket path ${socket} is ${socket.length} characters long, ` +
+        `The PostgreSQL socket path ${socket} is ${length} bytes long, ` +
           `over the ${maxSocketPath} a Unix socket allows: choose a shorter --data-dir.`,
       );
     }
