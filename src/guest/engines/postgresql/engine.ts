@@ -25,10 +25,10 @@ import { killDataDirProcesses, readPostmasterPid, runningPostmaster, stopPostmas
 // have turned into a symlink, as it could anywhere inside a directory that user owns.
 
 export const postgresqlCapabilities: EngineCapabilities = {
-  // Trove's PostgreSQL manager answers database and user management after create with 422
+  // What the guest implements today: an engine declares only what it can do.
   manageDatabases: false,
   manageUsers: false,
-  root: true,
+  root: false,
   backup: false,
   replication: false,
   configurationGroups: false,
