@@ -8,7 +8,7 @@ import importX from 'eslint-plugin-import-x';
 const zone = (target, from, message) => ({ target: `./src/${target}`, from: `./src/${from}`, message });
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'tmp/**'] },
   ...tseslint.configs.recommended,
   {
     plugins: { 'import-x': importX },

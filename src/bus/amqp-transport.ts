@@ -183,7 +183,8 @@ export class AmqpTransport implements Transport {
     } catch (err) {
       // On a lost connection the consumer stays registered: the reconnection starts it.
       if (session.alive || this.closed) {
-        this.consumers.delete(consumer);
+        // The caller is told it is not subscribed: the consumer must not retry on its own either.
+        await consumer.close();
         throw new CofferError('BusUnavailable', `Cannot consume ${queueName(topic)}: ${describe(err)}`, { cause: err });
       }
     }

@@ -103,10 +103,17 @@ export class InProcessTransport implements Transport {
           reject(err);
         },
       };
-      const timer = setTimeout(() => pending.fail(callTimeout(topic, message, timeoutMs)), timeoutMs);
+      const target = this.topic(topic);
+      const envelope: Envelope = { payload, call: pending };
+      const timer = setTimeout(() => {
+        pending.fail(callTimeout(topic, message, timeoutMs));
+        // A topic nobody consumes would otherwise keep every expired call it was sent.
+        const waiting = target.queue.indexOf(envelope);
+        if (waiting >= 0) target.queue.splice(waiting, 1);
+      }, timeoutMs);
       this.timers.add(timer);
       this.pendingCalls.add(pending);
-      this.enqueue(this.topic(topic), { payload, call: pending });
+      this.enqueue(target, envelope);
     });
   }
 

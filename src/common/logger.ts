@@ -20,6 +20,10 @@ const redact = {
     '*.users[*].password',
     'rootPassword',
     '*.rootPassword',
+    // the engine superuser's password, in a create task's payload and the guest's prepare
+    'adminPassword',
+    '*.adminPassword',
+    '*.*.adminPassword',
     'token',
     '*.token',
     'authorization',

@@ -14,27 +14,31 @@ type Heartbeat = z.output<typeof conductorContract.methods.heartbeat.input>;
  */
 export function heartbeatHandler(store: StateStore, logger: Logger) {
   return async (beat: Heartbeat, meta: MessageMeta): Promise<void> => {
-    const fresh = await store.conductorLastSeen.recordIfNewer(beat.instanceId, 'heartbeat', meta.sentAt);
-    if (!fresh) {
-      logger.debug({ instanceId: beat.instanceId }, 'stale heartbeat dropped');
-      return;
-    }
-    const instance = await store.instances.get(beat.instanceId);
-    if (instance === undefined) return; // deleted meanwhile: its last words don't matter
-    const current = await store.serviceStatuses.get(beat.instanceId);
-    if (current?.status === 'RESTART_REQUIRED') return;
     const now = new Date();
-    await store.transaction(async (tx) => {
+    // One transaction: the staleness check locks the instance's last-seen row until the status is
+    // written, so two heartbeats handled at once (prefetch, competing conductors) cannot end with
+    // the older one's status.
+    const outcome = await store.transaction(async (tx) => {
+      if ((await tx.instances.get(beat.instanceId)) === undefined) return 'unknown'; // deleted meanwhile
+      if (!(await tx.conductorLastSeen.recordIfNewer(beat.instanceId, 'heartbeat', meta.sentAt))) return 'stale';
+      const current = await tx.serviceStatuses.get(beat.instanceId);
+      if (current?.status === 'RESTART_REQUIRED') return 'kept';
       await tx.serviceStatuses.set({ instanceId: beat.instanceId, status: beat.status, updatedAt: now });
       if ((beat.status === 'FAILED' || beat.status === 'CRASHED') && beat.message !== undefined) {
-        await tx.faults.record({
-          id: newUuid(),
-          instanceId: beat.instanceId,
-          message: beat.message.slice(0, 255),
-          details: beat.message,
-          createdAt: now,
-        });
+        // A guest that keeps failing the same way says so on every beat: one fault row is enough.
+        const latest = current?.status === beat.status ? await tx.faults.latest(beat.instanceId) : undefined;
+        if (latest?.details !== beat.message) {
+          await tx.faults.record({
+            id: newUuid(),
+            instanceId: beat.instanceId,
+            message: beat.message.slice(0, 255),
+            details: beat.message,
+            createdAt: now,
+          });
+        }
       }
+      return 'written';
     });
+    if (outcome === 'stale') logger.debug({ instanceId: beat.instanceId }, 'stale heartbeat dropped');
   };
 }

@@ -4,15 +4,28 @@ import type { ConductorLastSeenRepository } from './state-store.js';
 export class SqlConductorLastSeenRepository implements ConductorLastSeenRepository {
   constructor(private readonly ctx: RepositoryContext) {}
 
-  // Three atomic statements instead of one engine-specific upsert (MySQL's affected-row count
-  // cannot tell "inserted" from "left alone"): raise the stored time, else insert the first one,
-  // else someone inserted concurrently and the raise is tried once more against their row.
+  // Atomic statements instead of one engine-specific upsert (MySQL's affected-row count cannot
+  // tell "inserted" from "left alone"): raise the stored time, else insert the first one, else
+  // someone inserted concurrently and the raise is tried once more against their row.
+  // The raise is tried first only when the row is there: inside a transaction on MySQL, an
+  // UPDATE that finds no row locks the gap where it would be, and two first messages of two
+  // instances would then deadlock on each other's gap when they insert.
   async recordIfNewer(instanceId: string, method: string, sent: number): Promise<boolean> {
-    if (await this.raise(instanceId, method, sent)) return true;
+    if (await this.exists(instanceId, method)) return this.raise(instanceId, method, sent);
     const inserted = await this.ctx.dialect.insertIfAbsent(
       this.ctx.db.insertInto('conductor_last_seen').values({ instance_id: instanceId, method_name: method, sent }),
     );
     return inserted || this.raise(instanceId, method, sent);
+  }
+
+  private async exists(instanceId: string, method: string): Promise<boolean> {
+    const row = await this.ctx.db
+      .selectFrom('conductor_last_seen')
+      .select('sent')
+      .where('instance_id', '=', instanceId)
+      .where('method_name', '=', method)
+      .executeTakeFirst();
+    return row !== undefined;
   }
 
   private async raise(instanceId: string, method: string, sent: number): Promise<boolean> {

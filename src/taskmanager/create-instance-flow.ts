@@ -1,18 +1,18 @@
 import { z } from 'zod';
 import { agentContract, agentTopic } from '../bus/contracts/agent.js';
-import { guestContract, guestTopic, databaseSpec, userSpec } from '../bus/contracts/guest.js';
+import { guestContract, guestTopic, databaseSpec, userSpec, type PrepareInput } from '../bus/contracts/guest.js';
 import { createRpcClient } from '../bus/rpc-client.js';
 import type { RequestContext, Transport } from '../bus/transport.js';
 import { CofferError } from '../common/errors.js';
 import { newPassword, newUuid } from '../common/ids.js';
 import type { Logger } from '../common/logger.js';
 import { sleep } from '../common/time.js';
-import type { InstanceRow, StateStore } from '../db/index.js';
+import type { FlavorRow, InstanceRow, StateStore } from '../db/index.js';
 import { retryTransient } from './flow-support.js';
 import type { TaskHandle } from './task-runner.js';
 
 /** What the API leaves in a create task; read back through this schema because it crossed the DB. */
-export const createInstancePayload = z.object({
+const createInstancePayload = z.object({
   databases: z.array(databaseSpec).default([]),
   users: z.array(userSpec).default([]),
   access: z
@@ -23,7 +23,6 @@ export const createInstancePayload = z.object({
   adminPassword: z.string().optional(),
   requestId: z.string().optional(),
 });
-export type CreateInstancePayload = z.infer<typeof createInstancePayload>;
 
 export interface InstanceFlowDeps {
   store: StateStore;
@@ -44,38 +43,57 @@ const readyStatuses = new Set(['HEALTHY', 'RUNNING']);
 /**
  * create_instance: place the instance on an agent (directory, address, guest), ask its guest to
  * prepare the engine, and wait for the conductor to record a healthy heartbeat. Each step is
- * recorded, and each is safe to run again when a new taskmanager resumes the task.
+ * recorded, and each is safe to run again when a new taskmanager resumes the task. Whatever goes
+ * wrong ends with the instance in ERROR and a fault saying why, never in BUILD.
  */
 export function createInstanceFlow(deps: InstanceFlowDeps) {
   return async (handle: TaskHandle): Promise<void> => {
     const { store, logger } = deps;
     const instanceId = handle.task.instanceId;
     const log = logger.child({ instanceId, taskId: handle.task.id });
-    let payload = createInstancePayload.parse(handle.task.payload ?? {});
-    const context: RequestContext = { requestId: payload.requestId ?? `req-${newUuid()}`, instanceId };
-
-    const instance = await store.instances.get(instanceId);
-    if (instance === undefined || instance.taskStatus !== 'BUILDING') {
-      log.info('instance no longer building; nothing to do');
-      return;
-    }
-    const deadline = instance.createdAt.getTime() + deps.buildTimeoutMs;
     try {
+      const instance = await store.instances.get(instanceId);
+      if (instance === undefined || instance.taskStatus !== 'BUILDING') {
+        log.info('instance no longer building; nothing to do');
+        return;
+      }
+      let payload = createInstancePayload.parse(handle.task.payload ?? {});
+      const context: RequestContext = { requestId: payload.requestId ?? `req-${newUuid()}`, instanceId };
+      const deadline = instance.createdAt.getTime() + deps.buildTimeoutMs;
+      const flavor = await store.flavors.get(instance.flavorId);
+      if (flavor === undefined) throw new CofferError('FlavorNotFound', `Flavor ${instance.flavorId} no longer exists.`);
       let step = handle.task.step;
+      // A task taken up after the build timeout (no taskmanager ran meanwhile) must not start an
+      // engine for an instance it is about to fail.
+      if (step !== 'prepare-sent' && Date.now() >= deadline) {
+        throw new CofferError('GuestTimeout', 'Build error: no taskmanager took up the instance before the build timeout.');
+      }
       if (step === 'start') {
-        await place(deps, handle, instance, context, deadline);
+        await place(deps, handle, instance, flavor, context, deadline);
+        // Generated once and recorded with the step: a resumed task resends the same password.
         payload = { ...payload, adminPassword: payload.adminPassword ?? newPassword() };
         await handle.recordStep('placed', payload);
         step = 'placed';
       }
+      const { adminPassword } = payload;
+      if (adminPassword === undefined) {
+        throw new CofferError('Internal', `The create task reached step ${step} without its recorded admin password.`);
+      }
+      const prepare: PrepareInput = {
+        memoryMb: flavor.ramMb,
+        databases: payload.databases,
+        users: payload.users,
+        adminPassword,
+        access: payload.access,
+      };
       if (step === 'placed') {
-        await sendPrepare(deps, instance, payload, context);
+        await sendPrepare(deps, instance, prepare, context);
         await handle.recordStep('prepare-sent', payload);
       }
-      await waitUntilReady(deps, handle, instance, payload, context, deadline);
+      await waitUntilReady(deps, handle, instance, prepare, context, deadline);
     } catch (err) {
       if (handle.signal.aborted) throw err;
-      await failBuild(deps, instanceId, err);
+      await failBuild(deps, handle.signal, instanceId, err);
       throw err;
     }
   };
@@ -85,16 +103,13 @@ async function place(
   deps: InstanceFlowDeps,
   handle: TaskHandle,
   instance: InstanceRow,
+  flavor: FlavorRow,
   context: RequestContext,
   deadline: number,
 ): Promise<void> {
   const { store, transport, logger } = deps;
-  const [version, flavor] = await Promise.all([
-    store.datastores.getVersion(instance.datastoreVersionId),
-    store.flavors.get(instance.flavorId),
-  ]);
+  const version = await store.datastores.getVersion(instance.datastoreVersionId);
   if (version === undefined) throw new CofferError('DatastoreVersionNotFound', 'The datastore version of this instance no longer exists.');
-  if (flavor === undefined) throw new CofferError('FlavorNotFound', `Flavor ${instance.flavorId} no longer exists.`);
 
   // The host is recorded before the agent is asked, so a resumed task returns to the same agent
   // (createServer is idempotent) instead of leaving a half-made server behind on another one.
@@ -130,31 +145,15 @@ async function pickHost(deps: InstanceFlowDeps, signal: AbortSignal, deadline: n
   }
 }
 
-async function sendPrepare(
-  deps: InstanceFlowDeps,
-  instance: InstanceRow,
-  payload: CreateInstancePayload,
-  context: RequestContext,
-): Promise<void> {
-  const flavor = await deps.store.flavors.get(instance.flavorId);
-  const guest = createRpcClient(deps.transport, guestContract, guestTopic(instance.id));
-  await guest.prepare(
-    {
-      memoryMb: flavor?.ramMb ?? 512,
-      databases: payload.databases,
-      users: payload.users,
-      adminPassword: payload.adminPassword ?? newPassword(),
-      access: payload.access,
-    },
-    context,
-  );
+async function sendPrepare(deps: InstanceFlowDeps, instance: InstanceRow, prepare: PrepareInput, context: RequestContext): Promise<void> {
+  await createRpcClient(deps.transport, guestContract, guestTopic(instance.id)).prepare(prepare, context);
 }
 
 async function waitUntilReady(
   deps: InstanceFlowDeps,
   handle: TaskHandle,
   instance: InstanceRow,
-  payload: CreateInstancePayload,
+  prepare: PrepareInput,
   context: RequestContext,
   deadline: number,
 ): Promise<void> {
@@ -180,33 +179,48 @@ async function waitUntilReady(
       throw new CofferError('TaskFailed', fault?.message ?? 'The database engine failed to start.');
     }
     if (Date.now() >= deadline) {
-      await store.serviceStatuses.set({ instanceId: instance.id, status: 'FAILED_TIMEOUT_GUESTAGENT', updatedAt: new Date() });
       throw new CofferError('GuestTimeout', 'Build error: the guest did not report a healthy engine in time.');
     }
     // Casts are durable, so a prepare is only lost with a whole in-process deployment; a guest
     // that never said a word gets it again (prepare is idempotent).
     if ((status === undefined || status.status === 'NEW') && Date.now() - lastSent > deps.prepareResendMs) {
-      await sendPrepare(deps, instance, payload, context);
+      await sendPrepare(deps, instance, prepare, context);
       lastSent = Date.now();
     }
     await sleep(deps.statusPollMs, handle.signal);
   }
 }
 
-async function failBuild(deps: InstanceFlowDeps, instanceId: string, err: unknown): Promise<void> {
+/**
+ * Puts the instance in ERROR with a fault saying why. The task ends as failed only after this is
+ * written, so it keeps trying while the database is away (until the lease is lost, and then the
+ * worker that takes the task over fails it again): a failed task never leaves its instance in BUILD.
+ */
+async function failBuild(deps: InstanceFlowDeps, signal: AbortSignal, instanceId: string, err: unknown): Promise<void> {
   const timedOut = err instanceof CofferError && err.code === 'GuestTimeout';
   const message = err instanceof Error ? err.message : String(err);
   deps.logger.error({ instanceId, err: message }, 'instance build failed');
-  const now = new Date();
-  await deps.store.transaction(async (tx) => {
-    // Keep the guest's own fault (the conductor wrote it with the FAILED heartbeat) when it said why.
-    const existing = await tx.faults.latest(instanceId);
-    if (existing === undefined || existing.message !== message) {
-      await tx.faults.record({ id: newUuid(), instanceId, message: message.slice(0, 255), details: message, createdAt: now });
+  for (;;) {
+    const now = new Date();
+    try {
+      await deps.store.transaction(async (tx) => {
+        // Keep the guest's own fault (the conductor wrote it with the FAILED heartbeat) when it said why.
+        const existing = await tx.faults.latest(instanceId);
+        if (existing === undefined || existing.message !== message) {
+          await tx.faults.record({ id: newUuid(), instanceId, message: message.slice(0, 255), details: message, createdAt: now });
+        }
+        if (timedOut) await tx.serviceStatuses.set({ instanceId, status: 'FAILED_TIMEOUT_GUESTAGENT', updatedAt: now });
+        await tx.instances.update(instanceId, {
+          taskStatus: timedOut ? 'BUILDING_ERROR_TIMEOUT_GA' : 'BUILDING_ERROR_SERVER',
+          taskDescription: timedOut ? 'Build error: guestagent timeout.' : 'Build error: Server.',
+        });
+      });
+      return;
+    } catch (recordErr) {
+      // A CofferError is an answer (the row is gone...), not the database being away.
+      if (recordErr instanceof CofferError) throw recordErr;
+      deps.logger.warn({ instanceId, err: recordErr }, 'could not record the build failure; retrying');
+      await sleep(1000, signal);
     }
-    await tx.instances.update(instanceId, {
-      taskStatus: timedOut ? 'BUILDING_ERROR_TIMEOUT_GA' : 'BUILDING_ERROR_SERVER',
-      taskDescription: timedOut ? 'Build error: guestagent timeout.' : 'Build error: Server.',
-    });
-  });
+  }
 }

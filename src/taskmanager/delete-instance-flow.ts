@@ -4,7 +4,7 @@ import { newUuid } from '../common/ids.js';
 import type { StateStore } from '../db/index.js';
 import type { Transport } from '../bus/transport.js';
 import type { Logger } from '../common/logger.js';
-import { retryTransient } from './flow-support.js';
+import { isTransientBusError, retryTransient } from './flow-support.js';
 import type { TaskHandle } from './task-runner.js';
 
 export interface DeleteFlowDeps {
@@ -42,7 +42,10 @@ export function deleteInstanceFlow(deps: DeleteFlowDeps) {
       });
     } catch (err) {
       if (handle.signal.aborted) throw err;
-      const message = `Delete failed: ${err instanceof Error ? err.message : String(err)}. Start the instance's agent (${instance.host}) and delete it again.`;
+      // Only an agent that could not be reached is the operator's to fix by starting it.
+      const message =
+        `Delete failed: ${err instanceof Error ? err.message : String(err)}` +
+        (isTransientBusError(err) ? ` Start the agent of host ${instance.host} and delete the instance again.` : ' Delete the instance again.');
       await store.transaction(async (tx) => {
         await tx.faults.record({ id: newUuid(), instanceId, message: message.slice(0, 255), details: message, createdAt: new Date() });
         await tx.instances.update(instanceId, { taskStatus: 'DELETING_ERROR', taskDescription: 'Delete error.' });

@@ -2,6 +2,11 @@ import { CofferError } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { sleep } from '../common/time.js';
 
+/** The bus could not reach the other side (it is restarting, the broker reconnecting): worth another try. */
+export function isTransientBusError(err: unknown): err is CofferError {
+  return err instanceof CofferError && (err.code === 'BusTimeout' || err.code === 'BusUnavailable');
+}
+
 /**
  * Retries `attempt` while it fails with a transient bus error (the agent is restarting, the
  * broker reconnecting) until `deadline`; other errors and the deadline end it.
@@ -16,8 +21,7 @@ export async function retryTransient<T>(
     try {
       return await attempt();
     } catch (err) {
-      const transient = err instanceof CofferError && (err.code === 'BusTimeout' || err.code === 'BusUnavailable');
-      if (!transient || Date.now() >= options.deadline) throw err;
+      if (!isTransientBusError(err) || Date.now() >= options.deadline) throw err;
       options.logger.warn({ err: err.message }, `${what} failed, retrying`);
       await sleep(options.delayMs ?? 1000, options.signal);
     }

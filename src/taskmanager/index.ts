@@ -50,7 +50,8 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
     sweepIntervalMs: options.sweepIntervalMs ?? 2_000,
     flows: { create_instance: createInstanceFlow(deps), delete_instance: deleteInstanceFlow(deps) },
   });
-  runner.start();
+  // Subscribed first: a taskmanager that cannot hear the bus fails to start and leaves no sweep
+  // behind to claim tasks. A wake-up that comes before the sweep starts is served all the same.
   const subscription: Subscription = await serveRpc(
     transport,
     taskmanagerContract,
@@ -58,6 +59,7 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
     { runTask: async ({ taskId }) => runner.trigger(taskId) },
     logger,
   );
+  runner.start();
   return {
     async stop() {
       await subscription.close();

@@ -95,16 +95,25 @@ export class TaskRunner {
     };
     log.info({ step: task.step, attempt: task.attempts }, 'task started');
     try {
-      await this.options.flows[task.kind](handle);
-      await store.tasks.finish(task.id, workerId, 'done');
-      log.info('task done');
-    } catch (err) {
-      if (lease.signal.aborted) {
-        // Another worker owns the task now, or we are stopping: leave it to the next claim.
-        log.info({ reason: String(lease.signal.reason) }, 'task left to another worker');
-      } else {
+      let outcome: 'done' | 'failed' = 'done';
+      try {
+        await this.options.flows[task.kind](handle);
+      } catch (err) {
+        if (lease.signal.aborted) {
+          // Another worker owns the task now, or we are stopping: leave it to the next claim.
+          log.info({ reason: String(lease.signal.reason) }, 'task left to another worker');
+          return;
+        }
         log.error({ err }, 'task failed');
-        await store.tasks.finish(task.id, workerId, 'failed').catch(() => undefined);
+        outcome = 'failed';
+      }
+      // An end that cannot be recorded leaves the task to be claimed again once its lease runs
+      // out; flows are idempotent, so the next run finds the work done (or failed) and ends it.
+      try {
+        if (await store.tasks.finish(task.id, workerId, outcome)) log.info(`task ${outcome}`);
+        else log.warn('task ended after its lease passed to another worker');
+      } catch (err) {
+        log.warn({ err }, 'could not record the end of the task; it will be resumed');
       }
     } finally {
       clearInterval(renewer);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import amqp from 'amqplib';
 import { z } from 'zod';
 import { AmqpTransport, call, connectTransport, createRpcClient, defineService, serveRpc } from '../../src/bus/index.js';
 import type { BusMessage, BusReply } from '../../src/bus/index.js';
@@ -71,6 +72,38 @@ describe('AmqpTransport on the shared broker', () => {
   });
 });
 
+describe('AmqpTransport when a queue cannot be consumed', () => {
+  it('refuses the subscription and never consumes behind the caller’s back later', async () => {
+    const transport = await AmqpTransport.connect(sharedUrl, { reconnectDelayMs: 50 });
+    const raw = await amqp.connect(sharedUrl);
+    const topic = `test.amqp.${randomUUID()}`;
+    try {
+      // A queue of that name made by someone else, with other arguments: declaring ours fails.
+      const ch = await raw.createChannel();
+      await ch.assertQueue(`coffer.${topic}`, { durable: true, arguments: { 'x-max-length': 5 } });
+      const handled: number[] = [];
+      await assert.rejects(
+        transport.subscribe(topic, async (m) => {
+          handled.push((m.args as { id: number }).id);
+          return { ok: true, result: null };
+        }),
+        { code: 'BusUnavailable' },
+      );
+      // Once the queue is what we expect, a consumer still retrying would take the next cast.
+      await ch.deleteQueue(`coffer.${topic}`);
+      await transport.cast(topic, note(1));
+      await sleep(500);
+      assert.deepEqual(handled, []);
+      assert.equal((await ch.checkQueue(`coffer.${topic}`)).messageCount, 1, 'the cast waits for a real consumer');
+      await ch.close();
+    } finally {
+      await transport.deleteTopic(topic);
+      await transport.close();
+      await raw.close();
+    }
+  });
+});
+
 describe('AmqpTransport across a broker restart (private RabbitMQ node)', () => {
   let node: RabbitmqNode | undefined;
   before(async () => {
@@ -112,12 +145,11 @@ describe('AmqpTransport across a broker restart (private RabbitMQ node)', () => 
       for (let id = 0; id < total; id++) await client.cast(castTopic, note(id)); // each confirmed by the broker
       await until('some casts in flight', () => heldBeforeRestart > 0);
 
-      const stoppedAt = Date.now() + 50;
+      // BusUnavailable, not BusTimeout: a call pending at the drop fails then, not 30 s later.
       const nobody = assert.rejects(client.call('restart.nobody', note(-1), 30_000), { code: 'BusUnavailable' });
-      const failedAt = nobody.then(() => Date.now());
       await sleep(50);
       await broker.stopApp();
-      assert.ok((await failedAt) - stoppedAt < 5_000, 'a call pending at the drop fails at once');
+      await nobody;
 
       // A cast while the broker is away waits for it instead of failing.
       let lateCastDone = false;

@@ -9,7 +9,8 @@ import {
 } from '../../src/bus/index.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { startConductor, type Conductor } from '../../src/conductor/index.js';
-import { openStateStore, type StateStore } from '../../src/db/index.js';
+import { heartbeatHandler } from '../../src/conductor/heartbeat-handler.js';
+import { openStateStore, type InstanceRepository, type Repositories, type StateStore } from '../../src/db/index.js';
 
 let store: StateStore;
 let transport: InProcessTransport;
@@ -119,4 +120,65 @@ test('agent reports register datastore versions; a host lacking a binary does no
   const alive = await eventually(() => store.agents.listAlive(new Date(Date.now() - 60_000)), (a) => a.length === 2);
   assert.deepEqual(alive.map((a) => a.host), ['host-a', 'host-b']);
   assert.equal((await store.datastores.getVersion(byName['15']!.id))?.active, true);
+});
+
+/** `store` whose instance reads (outside and inside transactions) first wait for `gate()`. */
+function withGatedInstanceReads(real: StateStore, gate: () => Promise<void>): StateStore {
+  const gated = (repo: InstanceRepository): InstanceRepository =>
+    new Proxy(repo, {
+      get(target, prop) {
+        if (prop === 'get') {
+          return async (...args: Parameters<InstanceRepository['get']>) => {
+            await gate();
+            return target.get(...args);
+          };
+        }
+        const value: unknown = Reflect.get(target, prop);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+  return new Proxy(real, {
+    get(target, prop) {
+      if (prop === 'instances') return gated(target.instances);
+      if (prop === 'transaction') {
+        return <T>(fn: (tx: Repositories) => Promise<T>) =>
+          target.transaction((tx) => fn({ ...tx, instances: gated(tx.instances) }));
+      }
+      const value: unknown = Reflect.get(target, prop);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+test('of two heartbeats handled at once, the newer status is the one that stays', async () => {
+  await makeInstance('i-race');
+  let releaseOlder!: () => void;
+  const olderMayGo = new Promise<void>((resolve) => (releaseOlder = resolve));
+  let reads = 0;
+  // The older heartbeat is held inside its handling; the newer one is handled meanwhile (or, when
+  // the handling is serialised, waits for the older one: then a pause lets the older one go).
+  const handle = heartbeatHandler(withGatedInstanceReads(store, () => (++reads === 1 ? olderMayGo : Promise.resolve())), silentLogger());
+  const meta = (sentAt: number) => ({ context: { requestId: 'req-race' }, sentAt });
+  const t0 = Date.now();
+  const older = handle({ instanceId: 'i-race', status: 'BUILDING' }, meta(t0));
+  const newer = handle({ instanceId: 'i-race', status: 'HEALTHY' }, meta(t0 + 1));
+  await Promise.race([newer, new Promise((r) => setTimeout(r, 200))]);
+  releaseOlder();
+  await Promise.all([older, newer]);
+  assert.equal((await store.serviceStatuses.get('i-race'))?.status, 'HEALTHY');
+});
+
+test('a guest repeating the same failure leaves one fault, a new failure another', async () => {
+  await makeInstance('i-crash');
+  const handle = heartbeatHandler(store, silentLogger());
+  const meta = (sentAt: number) => ({ context: { requestId: 'req-crash' }, sentAt });
+  const t0 = Date.now();
+  await handle({ instanceId: 'i-crash', status: 'CRASHED', message: 'could not start: port in use' }, meta(t0));
+  const first = await store.faults.latest('i-crash');
+  await handle({ instanceId: 'i-crash', status: 'CRASHED', message: 'could not start: port in use' }, meta(t0 + 1));
+  assert.equal((await store.faults.latest('i-crash'))?.id, first?.id, 'the repeated failure is not recorded again');
+  await handle({ instanceId: 'i-crash', status: 'CRASHED', message: 'could not start: disk full' }, meta(t0 + 2));
+  const second = await store.faults.latest('i-crash');
+  assert.notEqual(second?.id, first?.id);
+  assert.equal(second?.message, 'could not start: disk full');
 });

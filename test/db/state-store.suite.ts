@@ -555,6 +555,15 @@ export function stateStoreSuite(
         );
         assert.equal(dupes.filter(Boolean).length, 1);
       });
+
+      it('first messages of many instances recorded in concurrent transactions all go through', async () => {
+        // The conductor records the time and the status in one transaction per heartbeat.
+        const ids = Array.from({ length: 8 }, () => uid());
+        const results = await Promise.all(
+          ids.map((id) => store.transaction((tx) => tx.conductorLastSeen.recordIfNewer(id, 'heartbeat', 1_700_000_000_000))),
+        );
+        assert.deepEqual(results, ids.map(() => true));
+      });
     });
 
     describe('agents', () => {

@@ -104,3 +104,43 @@ test('two workers triggered for the same task run its flow once', async () => {
   await Promise.all([a.stop(), b.stop()]);
   assert.equal(runs, 1);
 });
+
+test('a task whose end could not be recorded is resumed and ends done, never marked failed', async () => {
+  await store.tasks.create(newTask('t-unrecorded'));
+  let finishes = 0;
+  // The database refuses the first attempt to record the end (a dropped connection, a lock timeout).
+  const flaky: StateStore = new Proxy(store, {
+    get(target, prop) {
+      if (prop !== 'tasks') return Reflect.get(target, prop);
+      return new Proxy(target.tasks, {
+        get(tasks, method) {
+          if (method === 'finish') {
+            return async (...args: Parameters<typeof tasks.finish>) => {
+              if (++finishes === 1) throw new Error('connection lost');
+              return tasks.finish(...args);
+            };
+          }
+          const value: unknown = Reflect.get(tasks, method);
+          return typeof value === 'function' ? value.bind(tasks) : value;
+        },
+      });
+    },
+  });
+  let runs = 0;
+  const r = new TaskRunner({
+    store: flaky,
+    logger: silentLogger(),
+    workerId: 'worker-f',
+    leaseMs: 300,
+    sweepIntervalMs: 50,
+    flows: { create_instance: async () => void runs++, delete_instance: async () => undefined },
+  });
+  r.start();
+  try {
+    const done = await waitForState('t-unrecorded', 'done');
+    assert.equal(runs, 2, 'run again once its lease ran out');
+    assert.equal(done.payload, null);
+  } finally {
+    await r.stop();
+  }
+});

@@ -1,0 +1,473 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { test } from 'node:test';
+import {
+  agentContract,
+  agentTopic,
+  conductorContract,
+  conductorTopic,
+  createRpcClient,
+  guestContract,
+  guestTopic,
+  InProcessTransport,
+  serveRpc,
+  taskmanagerContract,
+  taskmanagerTopic,
+  type PrepareInput,
+  type Subscription,
+} from '../../src/bus/index.js';
+import { CofferError } from '../../src/common/errors.js';
+import { silentLogger } from '../../src/common/logger.js';
+import { startConductor, type Conductor } from '../../src/conductor/index.js';
+import { openStateStore, type InstanceRow, type StateStore, type TaskRow } from '../../src/db/index.js';
+import { startTaskmanager, type Taskmanager, type TaskmanagerOptions } from '../../src/taskmanager/index.js';
+
+// The create and delete flows end to end inside one process: the real taskmanager and conductor
+// over a SQLite store and the in-process bus, with a fake agent and fake guests that answer as
+// the real ones do (the agent places, the guest heartbeats through the conductor).
+
+type GuestBehaviour = { kind: 'healthy' } | { kind: 'fails'; message: string } | { kind: 'silent' };
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+class FakeAgent {
+  readonly created: string[] = [];
+  readonly deleted: string[] = [];
+  readonly prepares: PrepareInput[] = [];
+  private subscription: Subscription | undefined;
+  private readonly guests = new Map<string, Subscription>();
+  deleteError: CofferError | undefined;
+
+  constructor(
+    private readonly transport: InProcessTransport,
+    readonly host: string,
+    private readonly guest: GuestBehaviour,
+  ) {}
+
+  /** serves agent.<host> and announces itself to the conductor, as a starting agent does */
+  async start(): Promise<void> {
+    const conductor = createRpcClient(this.transport, conductorContract, conductorTopic);
+    this.subscription = await serveRpc(this.transport, agentContract, agentTopic(this.host), {
+      createServer: async ({ instanceId }) => {
+        this.created.push(instanceId);
+        if (!this.guests.has(instanceId)) this.guests.set(instanceId, await this.serveGuest(instanceId));
+        return { instanceId, host: this.host, address: '127.77.0.9', port: 5432 };
+      },
+      deleteServer: async ({ instanceId }) => {
+        this.deleted.push(instanceId);
+        if (this.deleteError !== undefined) throw this.deleteError;
+        await this.guests.get(instanceId)?.close();
+        this.guests.delete(instanceId);
+        return { deleted: true };
+      },
+      listServers: async () => [],
+    });
+    await conductor.agentHeartbeat({ host: this.host, engines: [] });
+  }
+
+  /** the agent process goes away: its topic is no longer served */
+  async stop(): Promise<void> {
+    await this.subscription?.close();
+    for (const guest of this.guests.values()) await guest.close();
+    this.guests.clear();
+  }
+
+  private serveGuest(instanceId: string): Promise<Subscription> {
+    const conductor = createRpcClient(this.transport, conductorContract, conductorTopic);
+    const beat = (status: 'BUILDING' | 'HEALTHY' | 'FAILED', message?: string) =>
+      conductor.heartbeat({ instanceId, status, ...(message === undefined ? {} : { message }) });
+    const noop = async () => ({});
+    return serveRpc(this.transport, guestContract, guestTopic(instanceId), {
+      prepare: async (input) => {
+        this.prepares.push(input);
+        if (this.guest.kind === 'silent') return;
+        await beat('BUILDING');
+        if (this.guest.kind === 'healthy') await beat('HEALTHY');
+        else await beat('FAILED', this.guest.message);
+      },
+      restart: noop,
+      stopDb: noop,
+      startDb: noop,
+      getFilesystemStats: async () => ({ totalBytes: 0, usedBytes: 0 }),
+    });
+  }
+}
+
+interface World {
+  store: StateStore;
+  transport: InProcessTransport;
+  flavorId: string;
+  versionId: string;
+  close(): Promise<void>;
+}
+
+async function startWorld(
+  options: Partial<TaskmanagerOptions> = {},
+  taskmanagerStore: (store: StateStore) => StateStore = (store) => store,
+): Promise<World & { taskmanager: Taskmanager }> {
+  const store = await openStateStore('sqlite::memory:');
+  const transport = new InProcessTransport();
+  const conductor: Conductor = await startConductor({ store, transport, logger: silentLogger() });
+  await store.flavors.upsert({ id: 'f-small', name: 'small', ramMb: 512, vcpus: 1, diskGb: 1, ephemeralGb: 0 });
+  const datastore = await store.datastores.ensureDatastore('postgresql', randomUUID());
+  const version = await store.datastores.upsertVersion({
+    id: randomUUID(),
+    datastoreId: datastore.id,
+    name: '15',
+    version: '15.19',
+    manager: 'postgresql',
+    active: true,
+    inactiveReason: null,
+    updatedAt: new Date(),
+  });
+  const taskmanager = await startTaskmanager({
+    store: taskmanagerStore(store),
+    transport,
+    logger: silentLogger(),
+    leaseMs: 2_000,
+    sweepIntervalMs: 50,
+    statusPollMs: 10,
+    agentAliveWindowMs: 30_000,
+    ...options,
+  });
+  return {
+    store,
+    transport,
+    taskmanager,
+    flavorId: 'f-small',
+    versionId: version.id,
+    async close() {
+      await taskmanager.stop();
+      await conductor.stop();
+      await transport.close();
+      await store.close();
+    },
+  };
+}
+
+interface NewInstanceOptions {
+  payload?: unknown;
+  host?: string;
+  step?: string;
+  createdAt?: Date;
+}
+
+/** What the API writes for POST /instances: the instance in BUILD, its status NEW, a pending task. */
+async function requestCreate(world: World, options: NewInstanceOptions = {}): Promise<{ instanceId: string; taskId: string }> {
+  const instanceId = randomUUID();
+  const taskId = randomUUID();
+  const now = options.createdAt ?? new Date();
+  await world.store.transaction(async (tx) => {
+    await tx.instances.create({
+      id: instanceId,
+      name: 'db1',
+      tenantId: 'project-1',
+      flavorId: world.flavorId,
+      volumeSizeGb: 1,
+      datastoreVersionId: world.versionId,
+      taskStatus: 'BUILDING',
+      taskDescription: 'Building the initial instance.',
+      taskStartTime: now,
+      access: null,
+      createdAt: now,
+      updatedAt: now,
+    });
+    if (options.host !== undefined) await tx.instances.update(instanceId, { host: options.host });
+    await tx.serviceStatuses.set({ instanceId, status: 'NEW', updatedAt: now });
+    await tx.tasks.create(task(taskId, instanceId, 'create_instance', options.payload ?? defaultPayload, options.step ?? 'start'));
+  });
+  await wake(world, taskId);
+  return { instanceId, taskId };
+}
+
+const defaultPayload = {
+  databases: [{ name: 'app' }],
+  users: [{ name: 'app', password: 'App-user-pass-1234', databases: [{ name: 'app' }] }],
+  access: null,
+};
+
+function task(id: string, instanceId: string, kind: TaskRow['kind'], payload: unknown, step = 'start'): TaskRow {
+  const now = new Date();
+  return { id, instanceId, kind, step, state: 'pending', owner: null, leaseExpiresAt: null, payload, attempts: 0, createdAt: now, updatedAt: now };
+}
+
+async function wake(world: World, taskId: string): Promise<void> {
+  await createRpcClient(world.transport, taskmanagerContract, taskmanagerTopic).runTask({ taskId });
+}
+
+/** What the API does for DELETE /instances/{id} on an instance that is up. */
+async function requestDelete(world: World, instanceId: string): Promise<string> {
+  const taskId = randomUUID();
+  await world.store.transaction(async (tx) => {
+    await tx.instances.update(instanceId, { taskStatus: 'DELETING', taskDescription: 'Deleting the instance.' });
+    await tx.tasks.create(task(taskId, instanceId, 'delete_instance', {}));
+  });
+  await wake(world, taskId);
+  return taskId;
+}
+
+async function eventually<T>(what: string, read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (ok(value)) return value;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+async function builtInstance(world: World, instanceId: string): Promise<InstanceRow> {
+  const instance = await eventually('the build to end', () => world.store.instances.get(instanceId), (i) => i?.taskStatus !== 'BUILDING');
+  return instance!;
+}
+
+async function endedTask(world: World, taskId: string): Promise<TaskRow> {
+  const ended = await eventually('the task to end', () => world.store.tasks.get(taskId), (t) => t?.state === 'done' || t?.state === 'failed');
+  return ended!;
+}
+
+test('create places the instance, prepares its guest and ends ACTIVE, clearing the secrets of the task', async () => {
+  const world = await startWorld();
+  const agent = new FakeAgent(world.transport, 'host-1', { kind: 'healthy' });
+  try {
+    await agent.start();
+    const { instanceId, taskId } = await requestCreate(world);
+    const instance = await builtInstance(world, instanceId);
+    assert.equal(instance.taskStatus, 'NONE');
+    assert.deepEqual([instance.host, instance.address, instance.port], ['host-1', '127.77.0.9', 5432]);
+    assert.equal((await world.store.serviceStatuses.get(instanceId))?.status, 'HEALTHY');
+    const ended = await endedTask(world, taskId);
+    assert.equal(ended.state, 'done');
+    assert.equal(ended.payload, null, 'user and admin passwords leave the task row');
+    assert.equal(agent.prepares.length, 1);
+    const prepare = agent.prepares[0]!;
+    assert.deepEqual(prepare.users.map((u) => [u.name, u.password]), [['app', 'App-user-pass-1234']]);
+    assert.deepEqual(prepare.databases.map((d) => d.name), ['app']);
+    assert.equal(prepare.memoryMb, 512);
+    assert.match(prepare.adminPassword, /^[A-Za-z0-9]{36}$/);
+  } finally {
+    await agent.stop();
+    await world.close();
+  }
+});
+
+test('create with no agent alive ends in ERROR with a fault telling to start one', async () => {
+  const world = await startWorld({ buildTimeoutMs: 600 });
+  try {
+    const { instanceId, taskId } = await requestCreate(world);
+    const instance = await builtInstance(world, instanceId);
+    assert.equal(instance.taskStatus, 'BUILDING_ERROR_SERVER');
+    assert.match((await world.store.faults.latest(instanceId))?.message ?? '', /start one with `coffer agent`/);
+    const ended = await endedTask(world, taskId);
+    assert.equal(ended.state, 'failed');
+    assert.equal(ended.payload, null, 'a failed task keeps no secrets either');
+  } finally {
+    await world.close();
+  }
+});
+
+test('a build failure the database cannot record at first is recorded once it answers: never a failed task in BUILD', async () => {
+  let refusals = 0;
+  // The taskmanager's first transaction (recording the failure) meets a database that is away.
+  const flaky = (store: StateStore): StateStore =>
+    new Proxy(store, {
+      get(target, prop) {
+        if (prop === 'transaction') {
+          return (fn: Parameters<StateStore['transaction']>[0]) => {
+            if (++refusals === 1) return Promise.reject(new Error('Connection lost: The server closed the connection.'));
+            return target.transaction(fn);
+          };
+        }
+        const value: unknown = Reflect.get(target, prop);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+  const world = await startWorld({ buildTimeoutMs: 300 }, flaky);
+  try {
+    const { instanceId, taskId } = await requestCreate(world);
+    const ended = await endedTask(world, taskId);
+    assert.equal(ended.state, 'failed');
+    assert.equal((await world.store.instances.get(instanceId))?.taskStatus, 'BUILDING_ERROR_SERVER');
+    assert.match((await world.store.faults.latest(instanceId))?.message ?? '', /coffer agent/);
+    assert.ok(refusals >= 2);
+  } finally {
+    await world.close();
+  }
+});
+
+test('a guest reporting FAILED ends the build in ERROR with the guest’s own message', async () => {
+  const world = await startWorld();
+  const agent = new FakeAgent(world.transport, 'host-1', { kind: 'fails', message: 'initdb: No space left on device' });
+  try {
+    await agent.start();
+    const { instanceId, taskId } = await requestCreate(world);
+    const instance = await builtInstance(world, instanceId);
+    assert.equal(instance.taskStatus, 'BUILDING_ERROR_SERVER');
+    assert.equal((await world.store.faults.latest(instanceId))?.message, 'initdb: No space left on device');
+    assert.equal((await endedTask(world, taskId)).payload, null);
+  } finally {
+    await agent.stop();
+    await world.close();
+  }
+});
+
+test('a guest that never reports a healthy engine times out as BUILDING_ERROR_TIMEOUT_GA', async () => {
+  const world = await startWorld({ buildTimeoutMs: 800 });
+  const agent = new FakeAgent(world.transport, 'host-1', { kind: 'silent' });
+  try {
+    await agent.start();
+    const { instanceId, taskId } = await requestCreate(world);
+    const instance = await builtInstance(world, instanceId);
+    assert.equal(instance.taskStatus, 'BUILDING_ERROR_TIMEOUT_GA');
+    assert.equal((await world.store.serviceStatuses.get(instanceId))?.status, 'FAILED_TIMEOUT_GUESTAGENT');
+    assert.match((await world.store.faults.latest(instanceId))?.message ?? '', /did not report a healthy engine in time/);
+    const ended = await endedTask(world, taskId);
+    assert.equal(ended.state, 'failed');
+    assert.equal(ended.payload, null);
+  } finally {
+    await agent.stop();
+    await world.close();
+  }
+});
+
+test('a create task whose payload cannot be read fails the build instead of leaving it in BUILD', async () => {
+  const world = await startWorld();
+  const agent = new FakeAgent(world.transport, 'host-1', { kind: 'healthy' });
+  try {
+    await agent.start();
+    const { instanceId, taskId } = await requestCreate(world, { payload: { users: 'not a list' } });
+    const instance = await builtInstance(world, instanceId);
+    assert.equal(instance.taskStatus, 'BUILDING_ERROR_SERVER');
+    assert.ok((await world.store.faults.latest(instanceId)) !== undefined, 'the ERROR says why');
+    assert.equal((await endedTask(world, taskId)).state, 'failed');
+    assert.deepEqual(agent.created, [], 'nothing was placed');
+  } finally {
+    await agent.stop();
+    await world.close();
+  }
+});
+
+test('a create resumed after its host was recorded goes back to that host, not another', async () => {
+  const world = await startWorld();
+  const hostA = new FakeAgent(world.transport, 'host-a', { kind: 'healthy' });
+  const hostB = new FakeAgent(world.transport, 'host-b', { kind: 'healthy' });
+  try {
+    await hostA.start();
+    await hostB.start();
+    // The taskmanager died after recording the host and before recording the step.
+    const { instanceId } = await requestCreate(world, { host: 'host-b' });
+    assert.equal((await builtInstance(world, instanceId)).taskStatus, 'NONE');
+    assert.deepEqual(hostA.created, []);
+    assert.deepEqual(hostB.created, [instanceId]);
+  } finally {
+    await hostA.stop();
+    await hostB.stop();
+    await world.close();
+  }
+});
+
+test('a create resumed after placing resends prepare with the password it recorded, without placing again', async () => {
+  const world = await startWorld();
+  const agent = new FakeAgent(world.transport, 'host-a', { kind: 'healthy' });
+  try {
+    await agent.start();
+    const recorded = 'Recorded-admin-password-0123456789ab';
+    const { instanceId } = await requestCreate(world, { host: 'host-a', step: 'placed', payload: { ...defaultPayload, adminPassword: recorded } });
+    // The server the dead taskmanager had placed: its guest serves the instance's topic.
+    await createRpcClient(world.transport, agentContract, agentTopic('host-a')).createServer({
+      instanceId,
+      engine: { manager: 'postgresql', version: '15' },
+      flavor: { id: 'f-small', ramMb: 512, vcpus: 1 },
+      volumeSizeGb: 1,
+    });
+    assert.equal((await builtInstance(world, instanceId)).taskStatus, 'NONE');
+    assert.deepEqual(agent.created, [instanceId], 'only the placement made above, none by the resumed task');
+    assert.deepEqual(agent.prepares.map((p) => p.adminPassword), [recorded]);
+  } finally {
+    await agent.stop();
+    await world.close();
+  }
+});
+
+test('a create taken up only after the build timeout fails without placing the instance', async () => {
+  const world = await startWorld({ buildTimeoutMs: 60_000 });
+  const agent = new FakeAgent(world.transport, 'host-1', { kind: 'healthy' });
+  try {
+    await agent.start();
+    const { instanceId } = await requestCreate(world, { createdAt: new Date(Date.now() - 120_000) });
+    const instance = await builtInstance(world, instanceId);
+    assert.equal(instance.taskStatus, 'BUILDING_ERROR_TIMEOUT_GA');
+    assert.deepEqual(agent.created, [], 'no engine is started for an instance that is failed at once');
+    assert.deepEqual(agent.prepares, []);
+  } finally {
+    await agent.stop();
+    await world.close();
+  }
+});
+
+test('a delete asked while the agent is down completes once the agent is back', async () => {
+  const world = await startWorld();
+  const agent = new FakeAgent(world.transport, 'host-1', { kind: 'healthy' });
+  try {
+    await agent.start();
+    const { instanceId } = await requestCreate(world);
+    assert.equal((await builtInstance(world, instanceId)).taskStatus, 'NONE');
+    await agent.stop();
+
+    const taskId = await requestDelete(world, instanceId);
+    await sleep(300);
+    assert.equal((await world.store.instances.get(instanceId))?.taskStatus, 'DELETING', 'the delete waits for the agent');
+    assert.equal((await world.store.tasks.get(taskId))?.state, 'running');
+
+    await agent.start();
+    await eventually('the instance to be deleted', () => world.store.instances.get(instanceId), (i) => i === undefined);
+    assert.deepEqual(agent.deleted, [instanceId]);
+    assert.equal((await world.store.serviceStatuses.get(instanceId))?.status, 'DELETED');
+    assert.equal((await endedTask(world, taskId)).state, 'done');
+  } finally {
+    await agent.stop();
+    await world.close();
+  }
+});
+
+test('a delete the agent refuses ends in ERROR with the agent’s reason, and can be asked again', async () => {
+  const world = await startWorld();
+  const agent = new FakeAgent(world.transport, 'host-1', { kind: 'healthy' });
+  try {
+    await agent.start();
+    const { instanceId } = await requestCreate(world);
+    assert.equal((await builtInstance(world, instanceId)).taskStatus, 'NONE');
+    agent.deleteError = new CofferError('EngineError', 'pg_ctl stop failed: device busy.');
+    const first = await requestDelete(world, instanceId);
+    assert.equal((await endedTask(world, first)).state, 'failed');
+    assert.equal((await world.store.instances.get(instanceId))?.taskStatus, 'DELETING_ERROR');
+    const fault = (await world.store.faults.latest(instanceId))?.message ?? '';
+    assert.match(fault, /pg_ctl stop failed: device busy\./);
+    assert.doesNotMatch(fault, /start the .*agent/i, 'the agent answered: starting it is not the fix');
+
+    agent.deleteError = undefined;
+    const second = await requestDelete(world, instanceId);
+    assert.equal((await endedTask(world, second)).state, 'done');
+    assert.equal(await world.store.instances.get(instanceId), undefined);
+  } finally {
+    await agent.stop();
+    await world.close();
+  }
+});
+
+test('a taskmanager that cannot subscribe fails to start and claims nothing', async () => {
+  const store = await openStateStore('sqlite::memory:');
+  const transport = new InProcessTransport();
+  try {
+    await store.tasks.create(task('t-orphan', 'i-orphan', 'delete_instance', {}));
+    await transport.close();
+    await assert.rejects(
+      startTaskmanager({ store, transport, logger: silentLogger(), sweepIntervalMs: 10 }),
+      { code: 'BusUnavailable' },
+    );
+    await sleep(200);
+    assert.equal((await store.tasks.get('t-orphan'))?.state, 'pending', 'no sweep was left running');
+  } finally {
+    await store.close();
+  }
+});
