@@ -5,6 +5,8 @@
 import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 
+const components = ['agent', 'api', 'bus', 'cli', 'common', 'conductor', 'db', 'guest', 'main', 'taskmanager'];
+
 const zone = (target, from, message) => ({ target: `./src/${target}`, from: `./src/${from}`, message });
 
 export default tseslint.config(
@@ -42,6 +44,23 @@ export default tseslint.config(
             zone('cli', 'agent', 'the CLI talks to the API like any client'),
             zone('bus', 'db', 'the bus knows nothing of the state database'),
             zone('db', 'bus', 'the state database knows nothing of the bus'),
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // A component is a folder with one index.ts: other components import only that.
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: components.flatMap((c) => [`**/${c}/**`, `!**/${c}/index.js`]),
+              message: 'import another component only through its index.ts',
+            },
           ],
         },
       ],

@@ -1,4 +1,4 @@
-import { CofferError } from '../common/errors.js';
+import { CofferError } from '../common/index.js';
 
 // Instance addresses on one host: every 127/8 address is local on Linux, so each instance gets
 // an address of its own and the engine's standard port, as if it were a host of its own.

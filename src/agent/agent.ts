@@ -15,8 +15,8 @@ import {
   type Subscription,
   type Transport,
 } from '../bus/index.js';
-import { CofferError } from '../common/errors.js';
-import type { Logger } from '../common/logger.js';
+import { CofferError } from '../common/index.js';
+import type { Logger } from '../common/index.js';
 import {
   engineNames,
   engineRegistry,

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { CofferError } from '../common/errors.js';
-import type { Logger } from '../common/logger.js';
+import { CofferError } from '../common/index.js';
+import type { Logger } from '../common/index.js';
 import type { EngineIdentity, LocalProcessRunner } from './local-process-runner.js';
 
 // When the agent runs as root, engines run as an unprivileged system user (PostgreSQL refuses

@@ -2,7 +2,7 @@ import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { engineRef, flavorSpec } from '../bus/index.js';
-import type { Logger } from '../common/logger.js';
+import type { Logger } from '../common/index.js';
 
 // `<dataDir>/instances/<id>/instance.json`: what the agent needs to re-adopt an instance after a
 // restart. The state database is the system's record; this file is the host's own, so an agent

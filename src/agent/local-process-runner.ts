@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { lchown, open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { DetachedProcess, ProcessExit, ProcessRunner, RunOptions, RunResult, SpawnDetachedOptions } from '../guest/index.js';
-import { CofferError } from '../common/errors.js';
+import { CofferError } from '../common/index.js';
 
 // The local driver's ProcessRunner: programs run as argument arrays (never through a shell),
 // with a minimal environment (the agent's own may hold secrets), and, when the agent runs as

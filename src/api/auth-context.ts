@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { CofferError } from '../common/errors.js';
+import { CofferError } from '../common/index.js';
 import { authRequiredMessage } from './error-replies.js';
 import type { TokenService, TokenSession } from './identity/token-service.js';
 

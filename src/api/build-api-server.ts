@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import fastify, { type FastifyInstance } from 'fastify';
 import type { Transport } from '../bus/index.js';
-import { CofferError } from '../common/errors.js';
-import type { Logger } from '../common/logger.js';
+import { CofferError } from '../common/index.js';
+import type { Logger } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
 import { publicBase } from './base-url.js';
 import { troveErrorReply } from './error-replies.js';

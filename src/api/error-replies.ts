@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http';
-import { isCofferError, type ErrorCode } from '../common/errors.js';
+import { isCofferError, type ErrorCode } from '../common/index.js';
 import { errorStatus, faultByStatus } from './error-status.js';
 
 // Turns whatever a handler threw into one of the two error bodies the API speaks: Trove's

@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../common/errors.js';
+import type { ErrorCode } from '../common/index.js';
 
 // The one place where an error code becomes an HTTP status. Trove maps exact exception classes,
 // not message text, and its defaults surprise (reference 1.4): an unknown datastore version or

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { CofferError } from '../common/errors.js';
+import { CofferError } from '../common/index.js';
 
 // Request bodies are JSON (application/json or Trove's application/vnd.openstack.trove+json).
 // Malformed JSON is Trove's MalformedRequestBody (400); an empty body is no body; a body of any

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { CofferError } from '../common/errors.js';
+import { CofferError } from '../common/index.js';
 
 // Every request body is checked against a zod schema at the edge; handlers only ever see the
 // parsed, typed value. Messages name the field and never quote the value (it may be a password).

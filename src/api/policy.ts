@@ -1,4 +1,4 @@
-import { CofferError } from '../common/errors.js';
+import { CofferError } from '../common/index.js';
 import type { AuthContext } from './auth-context.js';
 
 // Trove's policy defaults (reference 8.3), for the actions the API serves. `any` is the empty

@@ -1,5 +1,5 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
-import type { Logger } from '../common/logger.js';
+import type { Logger } from '../common/index.js';
 import { describe, queueName, quietly, type Session } from './amqp-session.js';
 import type { BusMessage, BusReply, MessageHandler, Subscription } from './transport.js';
 import { decodeMessage } from './wire-format.js';

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
 import type { Channel, ConsumeMessage, Options } from 'amqplib';
-import { CofferError } from '../common/errors.js';
-import type { Logger } from '../common/logger.js';
-import { silentLogger } from '../common/logger.js';
+import { CofferError, silentLogger } from '../common/index.js';
+import type { Logger } from '../common/index.js';
 import { AmqpConsumer, type ConsumerHost } from './amqp-consumer.js';
 import { describe, queueName, quietly, type Session } from './amqp-session.js';
 import type { BusMessage, BusReply, MessageHandler, Subscription, Transport } from './transport.js';

@@ -1,5 +1,5 @@
-import type { Logger } from '../common/logger.js';
-import { silentLogger } from '../common/logger.js';
+import type { Logger } from '../common/index.js';
+import { silentLogger } from '../common/index.js';
 import type { BusMessage, BusReply, MessageHandler, Subscription, Transport } from './transport.js';
 import {
   callTimeout,

@@ -1,8 +1,8 @@
 // The message bus: typed RPC by topic between Coffer's roles. Contracts (contracts/*.ts) are data
 // that both ends validate against; createRpcClient/serveRpc turn them into typed proxies and
 // handlers over a Transport: in-process for `coffer serve`, AMQP to RabbitMQ for everything else.
-import { CofferError } from '../common/errors.js';
-import type { Logger } from '../common/logger.js';
+import { CofferError } from '../common/index.js';
+import type { Logger } from '../common/index.js';
 import { AmqpTransport } from './amqp-transport.js';
 import { InProcessTransport } from './in-process-transport.js';
 import type { Transport } from './transport.js';

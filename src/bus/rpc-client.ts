@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
-import { CofferError, fromWireError } from '../common/errors.js';
+import { CofferError, fromWireError } from '../common/index.js';
 import type { CallMethod, CastMethod, MethodContract, ServiceContract } from './contract.js';
 import type { RequestContext, Transport } from './transport.js';
 

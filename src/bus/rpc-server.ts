@@ -1,6 +1,6 @@
 import type { z } from 'zod';
-import { CofferError, toWireError } from '../common/errors.js';
-import type { Logger } from '../common/logger.js';
+import { CofferError, toWireError } from '../common/index.js';
+import type { Logger } from '../common/index.js';
 import type { CallMethod, CastMethod, MethodContract, ServiceContract } from './contract.js';
 import type { BusMessage, BusReply, RequestContext, Subscription, Transport } from './transport.js';
 

@@ -1,4 +1,4 @@
-import type { WireError } from '../common/errors.js';
+import type { WireError } from '../common/index.js';
 
 // The transport port: moves messages by topic. Two adapters pass one conformance suite
 // (test/bus/transport.suite.ts): in-process for `coffer serve`, AMQP 0-9-1 for RabbitMQ.

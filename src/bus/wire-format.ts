@@ -1,4 +1,4 @@
-import { CofferError } from '../common/errors.js';
+import { CofferError } from '../common/index.js';
 import type { BusMessage, BusReply } from './transport.js';
 
 // What crosses the bus, for both transports. The in-process transport encodes exactly as AMQP

@@ -1,4 +1,4 @@
-import { sleep } from '../common/time.js';
+import { sleep } from '../common/index.js';
 import type { ApiClient } from './api-client.js';
 import type { InstanceView } from './api-types.js';
 import { ApiError } from './cli-error.js';

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
-import type { conductorContract, EngineVersionReport } from '../bus/contracts/conductor.js';
-import { newUuid } from '../common/ids.js';
-import type { Logger } from '../common/logger.js';
+import type { conductorContract, EngineVersionReport } from '../bus/index.js';
+import { newUuid } from '../common/index.js';
+import type { Logger } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
 
 type AgentHeartbeat = z.output<typeof conductorContract.methods.agentHeartbeat.input>;

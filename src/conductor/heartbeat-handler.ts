@@ -1,8 +1,7 @@
 import type { z } from 'zod';
-import type { conductorContract } from '../bus/contracts/conductor.js';
-import type { MessageMeta } from '../bus/rpc-server.js';
-import { newUuid } from '../common/ids.js';
-import type { Logger } from '../common/logger.js';
+import type { conductorContract, MessageMeta } from '../bus/index.js';
+import { newUuid } from '../common/index.js';
+import type { Logger } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
 
 type Heartbeat = z.output<typeof conductorContract.methods.heartbeat.input>;

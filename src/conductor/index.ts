@@ -1,9 +1,8 @@
 // The conductor role: the only writer of what guests and agents report (heartbeats become
 // service statuses, agent reports become datastore versions), so they need no database access.
-import { conductorContract, conductorTopic } from '../bus/contracts/conductor.js';
-import { serveRpc } from '../bus/rpc-server.js';
-import type { Transport } from '../bus/transport.js';
-import type { Logger } from '../common/logger.js';
+import { conductorContract, conductorTopic, serveRpc } from '../bus/index.js';
+import type { Transport } from '../bus/index.js';
+import type { Logger } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
 import { agentHeartbeatHandler } from './agent-heartbeat-handler.js';
 import { heartbeatHandler } from './heartbeat-handler.js';

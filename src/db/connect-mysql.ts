@@ -1,7 +1,7 @@
 import { Kysely, MysqlDialect } from 'kysely';
 import { createPool } from 'mysql2';
 import { createConnection, type ConnectionOptions } from 'mysql2/promise';
-import { CofferError } from '../common/errors.js';
+import { CofferError } from '../common/index.js';
 import type { DatabaseTarget } from './database-url.js';
 import type { Database } from './schema.js';
 

@@ -1,7 +1,7 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { CofferError } from '../common/errors.js';
-import type { Logger } from '../common/logger.js';
+import { CofferError } from '../common/index.js';
+import type { Logger } from '../common/index.js';
 import { redactDatabaseUrl, type DatabaseTarget } from './database-url.js';
 import type { Database } from './schema.js';
 

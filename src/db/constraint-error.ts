@@ -1,4 +1,4 @@
-import type { CofferError } from '../common/errors.js';
+import type { CofferError } from '../common/index.js';
 
 /** Which constraint a driver error reports, whatever the engine. */
 export function constraintViolation(err: unknown): 'unique' | 'foreign-key' | undefined {

@@ -1,4 +1,4 @@
-import { CofferError } from '../common/errors.js';
+import { CofferError } from '../common/index.js';
 
 // The one string that says where the state lives, as operators write it on the command line.
 

@@ -1,5 +1,5 @@
 import type { Selectable, Updateable } from 'kysely';
-import { CofferError, errors } from '../common/errors.js';
+import { CofferError, errors } from '../common/index.js';
 import { mapConstraintErrors } from './constraint-error.js';
 import type { RepositoryContext } from './repository-context.js';
 import { fromJson, toBool, toDate, toJson, toNullableDate } from './row-codec.js';

@@ -1,7 +1,6 @@
 import { Migrator, sql, type Kysely, type MigrationResultSet } from 'kysely';
-import { CofferError } from '../common/errors.js';
-import { sleep } from '../common/time.js';
-import type { Logger } from '../common/logger.js';
+import { CofferError, sleep } from '../common/index.js';
+import type { Logger } from '../common/index.js';
 import { sqliteBusyTimeoutMs } from './connect-sqlite.js';
 import { migrations } from './migrations/index.js';
 import type { Database } from './schema.js';

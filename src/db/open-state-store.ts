@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { silentLogger, type Logger } from '../common/logger.js';
+import { silentLogger, type Logger } from '../common/index.js';
 import { connectMysql } from './connect-mysql.js';
 import { connectPostgres } from './connect-postgres.js';
 import { connectSqlite } from './connect-sqlite.js';

@@ -1,4 +1,4 @@
-import { CofferError } from '../common/errors.js';
+import { CofferError } from '../common/index.js';
 import { mapConstraintErrors } from './constraint-error.js';
 import type { RepositoryContext } from './repository-context.js';
 import type { RoleAssignmentRepository, RoleAssignmentRow, RoleRow } from './state-store.js';

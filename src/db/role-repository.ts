@@ -1,4 +1,4 @@
-import { CofferError } from '../common/errors.js';
+import { CofferError } from '../common/index.js';
 import type { RepositoryContext } from './repository-context.js';
 import type { RoleRepository, RoleRow } from './state-store.js';
 

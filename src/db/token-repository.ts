@@ -1,5 +1,5 @@
 import type { Selectable } from 'kysely';
-import { CofferError } from '../common/errors.js';
+import { CofferError } from '../common/index.js';
 import { mapConstraintErrors } from './constraint-error.js';
 import type { RepositoryContext } from './repository-context.js';
 import { fromJson, toDate } from './row-codec.js';

@@ -1,5 +1,5 @@
 import type { Selectable } from 'kysely';
-import { CofferError, errors } from '../common/errors.js';
+import { CofferError, errors } from '../common/index.js';
 import { mapConstraintErrors } from './constraint-error.js';
 import type { RepositoryContext } from './repository-context.js';
 import { toBool, toDate } from './row-codec.js';

@@ -15,8 +15,8 @@ import {
   type Subscription,
   type Transport,
 } from '../bus/index.js';
-import { CofferError } from '../common/errors.js';
-import type { Logger } from '../common/logger.js';
+import { CofferError } from '../common/index.js';
+import type { Logger } from '../common/index.js';
 import { directoryUsage } from './directory-usage.js';
 import type { EngineBinary, EngineDriver } from './engines/engine.js';
 import { engineRegistry, type EngineName } from './engines/registry.js';

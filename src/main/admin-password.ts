@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { bootstrapIdentity } from '../api/index.js';
-import { newPassword } from '../common/ids.js';
+import { newPassword } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
 
 /**

@@ -3,7 +3,7 @@
 // and for the client commands (login, instance ...), which talk to the API over HTTP.
 import { Command, Option } from 'commander';
 import { registerClientCommands } from '../cli/index.js';
-import { CofferError } from '../common/errors.js';
+import { CofferError } from '../common/index.js';
 import {
   agentConfigSchema,
   apiConfigSchema,

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { CofferError } from '../common/errors.js';
+import { CofferError } from '../common/index.js';
 
 // One validated configuration per role. Values come, strongest first, from command-line flags,
 // the environment (COFFER_*), a JSON config file (--config or COFFER_CONFIG), then defaults.

@@ -4,7 +4,7 @@ import { buildApiServer, seedFlavors } from '../api/index.js';
 import { startAgent } from '../agent/index.js';
 import { connectTransport, InProcessTransport } from '../bus/index.js';
 import type { Transport } from '../bus/index.js';
-import { createLogger, type Logger } from '../common/logger.js';
+import { createLogger, type Logger } from '../common/index.js';
 import { startConductor } from '../conductor/index.js';
 import { openStateStore, type StateStore } from '../db/index.js';
 import { startTaskmanager } from '../taskmanager/index.js';

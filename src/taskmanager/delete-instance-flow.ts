@@ -1,9 +1,8 @@
-import { agentContract, agentTopic } from '../bus/contracts/agent.js';
-import { createRpcClient } from '../bus/rpc-client.js';
-import { newUuid } from '../common/ids.js';
+import { agentContract, agentTopic, createRpcClient } from '../bus/index.js';
+import { newUuid } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
-import type { Transport } from '../bus/transport.js';
-import type { Logger } from '../common/logger.js';
+import type { Transport } from '../bus/index.js';
+import type { Logger } from '../common/index.js';
 import { isTransientBusError, retryTransient } from './flow-support.js';
 import type { TaskHandle } from './task-runner.js';
 

@@ -1,6 +1,5 @@
-import { CofferError } from '../common/errors.js';
-import type { Logger } from '../common/logger.js';
-import { sleep } from '../common/time.js';
+import { CofferError, sleep } from '../common/index.js';
+import type { Logger } from '../common/index.js';
 
 /** The bus could not reach the other side (it is restarting, the broker reconnecting): worth another try. */
 export function isTransientBusError(err: unknown): err is CofferError {

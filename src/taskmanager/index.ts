@@ -1,11 +1,10 @@
 // The taskmanager role: runs every operation that takes longer than a request (create, delete)
 // as a durable task with a lease, so that any taskmanager can resume what a dead one started.
 import { hostname } from 'node:os';
-import { taskmanagerContract, taskmanagerTopic } from '../bus/contracts/taskmanager.js';
-import { serveRpc } from '../bus/rpc-server.js';
-import type { Subscription, Transport } from '../bus/transport.js';
-import type { Logger } from '../common/logger.js';
-import { newUuid } from '../common/ids.js';
+import { taskmanagerContract, taskmanagerTopic, serveRpc } from '../bus/index.js';
+import type { Subscription, Transport } from '../bus/index.js';
+import type { Logger } from '../common/index.js';
+import { newUuid } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
 import { createInstanceFlow } from './create-instance-flow.js';
 import { deleteInstanceFlow } from './delete-instance-flow.js';

@@ -1,5 +1,5 @@
-import type { Logger } from '../common/logger.js';
-import { sleep } from '../common/time.js';
+import type { Logger } from '../common/index.js';
+import { sleep } from '../common/index.js';
 import type { StateStore, TaskKind, TaskRow } from '../db/index.js';
 
 /** What a flow gets to record its progress and notice it lost its task to another worker. */

@@ -1,4 +1,4 @@
-import { newKeystoneId } from '../../common/ids.js';
+import { newKeystoneId } from '../../common/index.js';
 import type { StateStore } from '../../db/index.js';
 import { defaultDomain } from './keystone-views.js';
 import { hashPassword } from './password-hash.js';

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { CofferError } from '../../common/errors.js';
+import { CofferError } from '../../common/index.js';
 import type { StateStore } from '../../db/index.js';
 import { authenticate, type AuthContext } from '../auth-context.js';
 import { publicBase } from '../base-url.js';

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
-import { CofferError } from '../../common/errors.js';
+import { CofferError } from '../../common/index.js';
 import { publicBase } from '../base-url.js';
 import { keystoneErrorReply } from '../error-replies.js';
 import { discoveryRoutes } from './discovery-routes.js';

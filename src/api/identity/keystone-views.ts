@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { keystoneTimestamp } from '../../common/time.js';
+import { keystoneTimestamp } from '../../common/index.js';
 import type { ProjectRow, RoleAssignmentRow, RoleRow, UserRow } from '../../db/index.js';
 import type { TokenSession } from './token-service.js';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CofferError } from '../../common/errors.js';
+import { CofferError } from '../../common/index.js';
 import type { ProjectRow, Repositories, RoleRow, UserRow } from '../../db/index.js';
 import { authRequiredMessage } from '../error-replies.js';
 import { resolveDomainId } from './identity-deps.js';

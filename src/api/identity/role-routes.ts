@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { CofferError } from '../../common/errors.js';
+import { CofferError } from '../../common/index.js';
 import type { RoleAssignmentRow } from '../../db/index.js';
 import { queryParam } from '../query-param.js';
 import { notFound, requireAdmin, v3Base, type IdentityDeps } from './identity-deps.js';

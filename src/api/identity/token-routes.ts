@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { CofferError } from '../../common/errors.js';
+import { CofferError } from '../../common/index.js';
 import { authenticate, headerValue } from '../auth-context.js';
 import { publicBase } from '../base-url.js';
 import { parseKeystoneBody } from '../parse-body.js';

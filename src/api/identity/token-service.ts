@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { newToken } from '../../common/ids.js';
-import type { Logger } from '../../common/logger.js';
+import { newToken } from '../../common/index.js';
+import type { Logger } from '../../common/index.js';
 import type { ProjectRow, Repositories, RoleRow, TokenRow, UserRow } from '../../db/index.js';
 
 // Bearer tokens are random and stored only as their sha256: a copy of the state database does

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { CofferError } from '../../common/errors.js';
-import { newKeystoneId } from '../../common/ids.js';
+import { CofferError, newKeystoneId } from '../../common/index.js';
 import type { UserRow } from '../../db/index.js';
 import { authenticate } from '../auth-context.js';
 import { parseKeystoneBody } from '../parse-body.js';

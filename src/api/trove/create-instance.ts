@@ -1,6 +1,5 @@
-import type { RequestContext } from '../../bus/index.js';
-import { CofferError } from '../../common/errors.js';
-import { newUuid } from '../../common/ids.js';
+import type { CreateInstanceTaskPayload, RequestContext } from '../../bus/index.js';
+import { CofferError, newUuid } from '../../common/index.js';
 import type {
   DatastoreRow,
   DatastoreVersionRow,
@@ -12,7 +11,7 @@ import type {
 import type { AuthContext } from '../auth-context.js';
 import { enforce } from '../policy.js';
 import { findDatastore, findVersionOf, versionNotFound } from './datastore-lookup.js';
-import { validateDatabases, validateUsers, type DatabaseSpec, type UserSpec } from './database-user-rules.js';
+import { validateDatabases, validateUsers } from './database-user-rules.js';
 import type { CreateInstanceBody } from './instance-create-schema.js';
 import type { InstanceViewData } from './instance-views.js';
 import type { TroveDeps } from './trove-deps.js';
@@ -23,14 +22,6 @@ import { wakeTaskmanager } from './wake-taskmanager.js';
 // check has passed; then the instance, its service status and its durable task row are written
 // in one transaction and the taskmanager is woken with a cast.
 
-/** The create_instance task's payload: what the flow hands to the guest's prepare. */
-export interface CreateInstancePayload {
-  databases: DatabaseSpec[];
-  users: UserSpec[];
-  access: InstanceAccess | null;
-  /** the request that created the instance, named by every log line and message of the flow */
-  requestId: string;
-}
 
 type InstanceInput = CreateInstanceBody['instance'];
 
@@ -151,7 +142,7 @@ export async function createInstance(
     deletedAt: null,
   };
   const service: ServiceStatusRow = { instanceId: instance.id, status: 'NEW', updatedAt: now };
-  const payload: CreateInstancePayload = { databases, users, access, requestId: context.requestId };
+  const payload: CreateInstanceTaskPayload = { databases, users, access, requestId: context.requestId };
   const task: TaskRow = {
     id: newUuid(),
     instanceId: instance.id,

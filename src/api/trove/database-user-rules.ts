@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { CofferError } from '../../common/errors.js';
+import { CofferError } from '../../common/index.js';
 import { mysqlCharsets, mysqlCollations } from './mysql-charsets.js';
 
 // Initial databases and users of POST /instances (reference 2.2 step 5). Trove checks names

@@ -1,4 +1,4 @@
-import { CofferError } from '../../common/errors.js';
+import { CofferError } from '../../common/index.js';
 import type { DatastoreRow, DatastoreVersionRow, Repositories } from '../../db/index.js';
 
 // Datastores and versions are addressed by id or by name, ids first (reference 2.2 step 3, 2.7).

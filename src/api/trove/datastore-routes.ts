@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { CofferError } from '../../common/errors.js';
+import { CofferError } from '../../common/index.js';
 import type { DatastoreVersionRow } from '../../db/index.js';
 import { requireAuth } from '../auth-context.js';
 import { enforce } from '../policy.js';

@@ -1,6 +1,5 @@
-import type { RequestContext } from '../../bus/index.js';
-import { CofferError } from '../../common/errors.js';
-import { newUuid } from '../../common/ids.js';
+import type { DeleteInstanceTaskPayload, RequestContext } from '../../bus/index.js';
+import { CofferError, newUuid } from '../../common/index.js';
 import type { InstanceRow, TaskRow } from '../../db/index.js';
 import { instanceStatus } from './instance-status.js';
 import type { TroveDeps } from './trove-deps.js';
@@ -34,7 +33,7 @@ export async function deleteInstance(deps: TroveDeps, instance: InstanceRow, con
       state: 'pending',
       owner: null,
       leaseExpiresAt: null,
-      payload: {},
+      payload: { requestId: context.requestId } satisfies DeleteInstanceTaskPayload,
       attempts: 0,
       createdAt: now,
       updatedAt: now,

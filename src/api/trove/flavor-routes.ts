@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { errors } from '../../common/errors.js';
+import { errors } from '../../common/index.js';
 import { requireAuth } from '../auth-context.js';
 import { enforce } from '../policy.js';
 import { flavorView } from './flavor-view.js';

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { createRpcClient, guestContract, guestTopic } from '../../bus/index.js';
-import { errors } from '../../common/errors.js';
+import { errors } from '../../common/index.js';
 import type { InstanceRow } from '../../db/index.js';
 import { requireAuth } from '../auth-context.js';
 import { parseTroveBody } from '../parse-body.js';

@@ -1,4 +1,4 @@
-import { troveTimestamp } from '../../common/time.js';
+import { troveTimestamp } from '../../common/index.js';
 import type {
   DatastoreRow,
   DatastoreVersionRow,

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { CofferError } from '../../common/errors.js';
+import { CofferError } from '../../common/index.js';
 import { queryParam } from '../query-param.js';
 import type { Link } from './links.js';
 

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { RequestContext, Transport } from '../../bus/index.js';
-import type { Logger } from '../../common/logger.js';
+import type { Logger } from '../../common/index.js';
 import type { StateStore } from '../../db/index.js';
 import { requireAuth } from '../auth-context.js';
 import { troveLinkBase } from '../base-url.js';

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
-import { CofferError } from '../../common/errors.js';
+import { CofferError } from '../../common/index.js';
 import { authenticate } from '../auth-context.js';
 import { publicBase } from '../base-url.js';
 import { datastoreRoutes } from './datastore-routes.js';

@@ -1,5 +1,5 @@
 import type { EngineVersionReport, PrepareInput } from '../../bus/index.js';
-import type { Logger } from '../../common/logger.js';
+import type { Logger } from '../../common/index.js';
 import type { ProcessRunner } from '../process-runner.js';
 
 // The capability interface every datastore engine implements. An engine declares what it

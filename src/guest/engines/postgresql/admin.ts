@@ -1,6 +1,6 @@
 import { Client, escapeIdentifier, escapeLiteral } from 'pg';
 import type { PrepareInput } from '../../../bus/index.js';
-import { CofferError } from '../../../common/errors.js';
+import { CofferError } from '../../../common/index.js';
 import { scramVerifier } from './scram-verifier.js';
 
 // Databases, users and grants, over the instance's own socket as the administrative role.

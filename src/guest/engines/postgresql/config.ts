@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import { CofferError } from '../../../common/errors.js';
+import { CofferError } from '../../../common/index.js';
 
 // postgresql.conf and pg_hba.conf, rendered whole from the flavor and the placement: the files
 // initdb writes are replaced, so what runs is exactly what is written here.

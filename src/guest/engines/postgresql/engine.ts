@@ -1,8 +1,8 @@
 import { access, chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PrepareInput } from '../../../bus/index.js';
-import { CofferError } from '../../../common/errors.js';
-import type { Logger } from '../../../common/logger.js';
+import { CofferError } from '../../../common/index.js';
+import type { Logger } from '../../../common/index.js';
 import type { DetachedProcess, ProcessRunner } from '../../process-runner.js';
 import type {
   EngineCapabilities,

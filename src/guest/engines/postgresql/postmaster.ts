@@ -1,6 +1,5 @@
 import { open, readdir, readFile, readlink, realpath } from 'node:fs/promises';
-import { CofferError } from '../../../common/errors.js';
-import { sleep } from '../../../common/time.js';
+import { CofferError, sleep } from '../../../common/index.js';
 import type { ProcessExit } from '../../process-runner.js';
 
 // The postmaster seen from outside: its lock file, whether its pid is really alive and really
