@@ -1,8 +1,6 @@
-import { agentContract, agentTopic, createRpcClient } from '../bus/index.js';
-import { newUuid } from '../common/index.js';
+import { agentContract, agentTopic, createRpcClient, deleteInstanceTaskPayload, type Transport } from '../bus/index.js';
+import { newUuid, type Logger } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
-import type { Transport } from '../bus/index.js';
-import type { Logger } from '../common/index.js';
 import { isTransientBusError, retryTransient } from './flow-support.js';
 import type { TaskHandle } from './task-runner.js';
 
@@ -24,7 +22,9 @@ export function deleteInstanceFlow(deps: DeleteFlowDeps) {
     const instanceId = handle.task.instanceId;
     const instance = await store.instances.get(instanceId);
     if (instance === undefined) return;
-    const context = { requestId: `req-${newUuid()}`, instanceId };
+    // The request id only names log lines: a payload without one must not stop a delete.
+    const requestId = deleteInstanceTaskPayload.safeParse(handle.task.payload ?? {}).data?.requestId;
+    const context = { requestId: requestId ?? `req-${newUuid()}`, instanceId };
     try {
       if (instance.host !== null) {
         const agent = createRpcClient(transport, agentContract, agentTopic(instance.host));
