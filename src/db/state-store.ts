@@ -239,6 +239,8 @@ export interface TokenRepository {
   create(row: TokenRow): Promise<void>;
   get(tokenHash: string): Promise<TokenRow | undefined>;
   delete(tokenHash: string): Promise<void>;
+  /** revokes every token of a user (their password changed); returns how many */
+  deleteForUser(userId: string): Promise<number>;
   deleteExpired(now: Date): Promise<number>;
 }
 

@@ -57,6 +57,11 @@ export class SqlTokenRepository implements TokenRepository {
     await this.ctx.db.deleteFrom('tokens').where('token_hash', '=', tokenHash).execute();
   }
 
+  async deleteForUser(userId: string): Promise<number> {
+    const result = await this.ctx.db.deleteFrom('tokens').where('user_id', '=', userId).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   /** removes the tokens whose expiry is at or before `now`; returns how many */
   async deleteExpired(now: Date): Promise<number> {
     const result = await this.ctx.db.deleteFrom('tokens').where('expires_at', '<=', now).executeTakeFirst();

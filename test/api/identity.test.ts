@@ -327,6 +327,22 @@ describe('admin CRUD as openstack project/user/role commands drive it', () => {
     assert.equal((await h.app.inject({ method: 'GET', url: `/identity/v3/users/${created.id}`, headers: auth(admin) })).statusCode, 404);
   });
 
+  test('a new password ends the sessions opened with the old one', async () => {
+    const member = await memberSession(h, 'pwchange');
+    const flavors = () => h.app.inject({ method: 'GET', url: `/v1.0/${member.projectId}/flavors`, headers: auth(member) });
+    assert.equal((await flavors()).statusCode, 200);
+    const patch = await h.app.inject({
+      method: 'PATCH',
+      url: `/identity/v3/users/${member.userId}`,
+      headers: auth(admin),
+      payload: { user: { password: 'a-brand-new-password' } },
+    });
+    assert.equal(patch.statusCode, 200);
+    assert.equal((await flavors()).statusCode, 401);
+    const adminStill = await h.app.inject({ method: 'GET', url: '/identity/v3/users', headers: auth(admin) });
+    assert.equal(adminStill.statusCode, 200, "other users' sessions are untouched");
+  });
+
   test('domains: default by id, by name, unknown 404', async () => {
     const byId = await h.app.inject({ method: 'GET', url: '/identity/v3/domains/default', headers: auth(admin) });
     assert.equal(json(byId).domain.name, 'Default');

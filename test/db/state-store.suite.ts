@@ -179,6 +179,20 @@ export function stateStoreSuite(
         await rejectsWithCode(store.tokens.create(token(uid(), p.id)), 'NotFound');
       });
 
+      it('deleteForUser revokes only that user\'s tokens', async () => {
+        const p = project();
+        const [a, b] = [user(), user()];
+        await store.projects.create(p);
+        await store.users.create(a);
+        await store.users.create(b);
+        const [a1, a2, b1] = [token(a.id, p.id), token(a.id, p.id), token(b.id, p.id)];
+        for (const t of [a1, a2, b1]) await store.tokens.create(t);
+        assert.equal(await store.tokens.deleteForUser(a.id), 2);
+        assert.equal(await store.tokens.get(a1.tokenHash), undefined);
+        assert.equal(await store.tokens.get(a2.tokenHash), undefined);
+        assert.deepEqual(await store.tokens.get(b1.tokenHash), b1);
+      });
+
       it('deleteExpired removes tokens expired at or before now and counts them', async () => {
         const p = project();
         const u = user();

@@ -104,13 +104,19 @@ export async function userRoutes(app: FastifyInstance, deps: IdentityDeps): Prom
       if ((await store.users.getByName(input.name, current.domainId)) !== undefined) throw conflict(input.name);
     }
     await checkProject(input.default_project_id);
-    await store.users.update(current.id, {
-      ...(input.name === undefined ? {} : { name: input.name }),
-      ...(input.password === undefined ? {} : { passwordHash: input.password === null ? '' : await hashPassword(input.password) }),
-      ...(input.default_project_id === undefined ? {} : { defaultProjectId: input.default_project_id }),
-      ...(input.email === undefined ? {} : { email: input.email }),
-      ...(input.description === undefined ? {} : { description: input.description ?? '' }),
-      ...(input.enabled === undefined ? {} : { enabled: input.enabled }),
+    // Hashed before the transaction: scrypt takes a while and must not hold the write lock.
+    const passwordHash = input.password == null ? '' : await hashPassword(input.password);
+    await store.transaction(async (tx) => {
+      await tx.users.update(current.id, {
+        ...(input.name === undefined ? {} : { name: input.name }),
+        ...(input.password === undefined ? {} : { passwordHash }),
+        ...(input.default_project_id === undefined ? {} : { defaultProjectId: input.default_project_id }),
+        ...(input.email === undefined ? {} : { email: input.email }),
+        ...(input.description === undefined ? {} : { description: input.description ?? '' }),
+        ...(input.enabled === undefined ? {} : { enabled: input.enabled }),
+      });
+      // As Keystone does: a new password ends every session opened with the old one.
+      if (input.password !== undefined) await tx.tokens.deleteForUser(current.id);
     });
     return { user: userView(await loadUser(current.id), v3Base(request, deps)) };
   });
