@@ -23,6 +23,8 @@ export interface InstanceFlowDeps {
   buildTimeoutMs: number;
   /** an agent is alive when it heartbeated within this window */
   agentAliveWindowMs: number;
+  /** how long a create waits for an agent to be alive before it fails */
+  noHostWaitMs: number;
   /** a prepare with no sign of life from the guest after this long is sent again */
   prepareResendMs: number;
   /** how often the service status is read while waiting for the guest */
@@ -125,7 +127,10 @@ async function place(
   await store.instances.update(instance.id, { address: server.address, port: server.port });
 }
 
-async function pickHost(deps: InstanceFlowDeps, signal: AbortSignal, deadline: number): Promise<string> {
+async function pickHost(deps: InstanceFlowDeps, signal: AbortSignal, buildDeadline: number): Promise<string> {
+  // An agent that is restarting comes back within seconds; none at all is a deployment mistake
+  // that the user should hear about soon, not at the end of the build timeout.
+  const deadline = Math.min(buildDeadline, Date.now() + deps.noHostWaitMs);
   for (;;) {
     const alive = await deps.store.agents.listAlive(new Date(Date.now() - deps.agentAliveWindowMs));
     if (alive.length > 0) return alive[Math.floor(Math.random() * alive.length)]!.host;

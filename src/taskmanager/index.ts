@@ -21,6 +21,7 @@ export interface TaskmanagerOptions {
   buildTimeoutMs?: number;
   deleteTimeoutMs?: number;
   agentAliveWindowMs?: number;
+  noHostWaitMs?: number;
   prepareResendMs?: number;
   statusPollMs?: number;
 }
@@ -37,6 +38,7 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
     logger,
     buildTimeoutMs: options.buildTimeoutMs ?? 10 * 60_000,
     agentAliveWindowMs: options.agentAliveWindowMs ?? 30_000,
+    noHostWaitMs: options.noHostWaitMs ?? 60_000,
     prepareResendMs: options.prepareResendMs ?? 20_000,
     statusPollMs: options.statusPollMs ?? 25,
     deleteTimeoutMs: options.deleteTimeoutMs ?? 10 * 60_000,

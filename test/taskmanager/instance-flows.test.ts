@@ -251,8 +251,8 @@ test('create places the instance, prepares its guest and ends ACTIVE, clearing t
   }
 });
 
-test('create with no agent alive ends in ERROR with a fault telling to start one', async () => {
-  const world = await startWorld({ buildTimeoutMs: 600 });
+test('create with no agent alive ends in ERROR with a fault telling to start one, before the build timeout', async () => {
+  const world = await startWorld({ buildTimeoutMs: 60_000, noHostWaitMs: 300 });
   try {
     const { instanceId, taskId } = await requestCreate(world);
     const instance = await builtInstance(world, instanceId);
