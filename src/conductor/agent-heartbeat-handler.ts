@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { conductorContract, EngineVersionReport } from '../bus/index.js';
+import { engineVersionKey, type conductorContract, type EngineVersionReport } from '../bus/index.js';
 import { newUuid } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
@@ -7,14 +7,15 @@ import type { StateStore } from '../db/index.js';
 type AgentHeartbeat = z.output<typeof conductorContract.methods.agentHeartbeat.input>;
 
 /**
- * Records that an agent is alive and registers the engine versions its host can run as datastore
- * versions. A version another agent runs stays active even when this host lacks its binary.
+ * Records that an agent is alive and which engine versions its host can run (the taskmanager
+ * places instances by that), and registers those versions as datastore versions. A version another agent runs stays active even when this host lacks its binary.
  */
 export function agentHeartbeatHandler(store: StateStore, logger: Logger) {
   // Agents repeat the same engine list every few seconds: write it only when it changes.
   const lastReport = new Map<string, string>();
   return async (beat: AgentHeartbeat): Promise<void> => {
-    await store.agents.heartbeat(beat.host, new Date());
+    const runnable = beat.engines.filter((e) => e.active).map((e) => engineVersionKey(e.manager, e.name));
+    await store.agents.heartbeat(beat.host, new Date(), runnable);
     const key = JSON.stringify(beat.engines);
     if (lastReport.get(beat.host) === key) return;
     for (const engine of beat.engines) await registerVersion(store, engine);

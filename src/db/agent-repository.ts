@@ -1,15 +1,16 @@
 import type { RepositoryContext } from './repository-context.js';
-import { toDate } from './row-codec.js';
+import { fromJson, toDate } from './row-codec.js';
 import type { AgentRepository, AgentRow } from './state-store.js';
 
 export class SqlAgentRepository implements AgentRepository {
   constructor(private readonly ctx: RepositoryContext) {}
 
-  async heartbeat(host: string, now: Date): Promise<void> {
+  async heartbeat(host: string, now: Date, engines: string[]): Promise<void> {
+    const json = JSON.stringify(engines);
     await this.ctx.dialect.upsert(
-      this.ctx.db.insertInto('agents').values({ host, last_seen_at: now }),
+      this.ctx.db.insertInto('agents').values({ host, last_seen_at: now, engines: json }),
       ['host'],
-      { last_seen_at: now },
+      { last_seen_at: now, engines: json },
     );
   }
 
@@ -20,6 +21,6 @@ export class SqlAgentRepository implements AgentRepository {
       .where('last_seen_at', '>=', since)
       .orderBy('host')
       .execute();
-    return rows.map((r) => ({ host: r.host, lastSeenAt: toDate(r.last_seen_at) }));
+    return rows.map((r) => ({ host: r.host, lastSeenAt: toDate(r.last_seen_at), engines: fromJson<string[]>(r.engines) ?? [] }));
   }
 }

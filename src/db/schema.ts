@@ -138,6 +138,8 @@ export interface ConductorLastSeenTable {
 export interface AgentsTable {
   host: string;
   last_seen_at: Timestamp;
+  /** JSON array of engine version keys */
+  engines: string;
 }
 
 export interface Database {

@@ -187,6 +187,8 @@ export interface TaskRow {
 export interface AgentRow {
   host: string;
   lastSeenAt: Date;
+  /** the engine versions the host can run, as `<manager>/<version name>` (e.g. `postgresql/15`) */
+  engines: string[];
 }
 
 export interface Page<T> {
@@ -319,7 +321,7 @@ export interface ConductorLastSeenRepository {
 }
 
 export interface AgentRepository {
-  heartbeat(host: string, now: Date): Promise<void>;
+  heartbeat(host: string, now: Date, engines: string[]): Promise<void>;
   /** agents seen at or after `since`, ordered by host */
   listAlive(since: Date): Promise<AgentRow[]>;
 }

@@ -2,6 +2,7 @@ import {
   agentContract,
   agentTopic,
   createInstanceTaskPayload,
+  engineVersionKey,
   createRpcClient,
   guestContract,
   guestTopic,
@@ -10,7 +11,7 @@ import {
 import type { RequestContext, Transport } from '../bus/index.js';
 import { CofferError, newPassword, newUuid, sleep } from '../common/index.js';
 import type { Logger } from '../common/index.js';
-import type { FlavorRow, InstanceRow, StateStore } from '../db/index.js';
+import type { DatastoreVersionRow, FlavorRow, InstanceRow, StateStore } from '../db/index.js';
 import { retryTransient } from './flow-support.js';
 import type { TaskHandle } from './task-runner.js';
 
@@ -106,7 +107,7 @@ async function place(
 
   // The host is recorded before the agent is asked, so a resumed task returns to the same agent
   // (createServer is idempotent) instead of leaving a half-made server behind on another one.
-  const host = instance.host ?? (await pickHost(deps, handle.signal, deadline));
+  const host = instance.host ?? (await pickHost(deps, version, handle.signal, deadline));
   if (instance.host === null) await store.instances.update(instance.id, { host });
 
   const agent = createRpcClient(transport, agentContract, agentTopic(host));
@@ -127,15 +128,28 @@ async function place(
   await store.instances.update(instance.id, { address: server.address, port: server.port });
 }
 
-async function pickHost(deps: InstanceFlowDeps, signal: AbortSignal, buildDeadline: number): Promise<string> {
+/** A random live agent among those whose host can run the instance's engine version. */
+async function pickHost(
+  deps: InstanceFlowDeps,
+  version: DatastoreVersionRow,
+  signal: AbortSignal,
+  buildDeadline: number,
+): Promise<string> {
   // An agent that is restarting comes back within seconds; none at all is a deployment mistake
   // that the user should hear about soon, not at the end of the build timeout.
   const deadline = Math.min(buildDeadline, Date.now() + deps.noHostWaitMs);
+  const key = engineVersionKey(version.manager, version.name);
   for (;;) {
     const alive = await deps.store.agents.listAlive(new Date(Date.now() - deps.agentAliveWindowMs));
-    if (alive.length > 0) return alive[Math.floor(Math.random() * alive.length)]!.host;
+    const able = alive.filter((agent) => agent.engines.includes(key));
+    if (able.length > 0) return able[Math.floor(Math.random() * able.length)]!.host;
     if (Date.now() >= deadline) {
-      throw new CofferError('NoHostAvailable', 'No compute agent is running: start one with `coffer agent` (or use `coffer serve`).');
+      throw new CofferError(
+        'NoHostAvailable',
+        alive.length === 0
+          ? 'No compute agent is running: start one with `coffer agent` (or use `coffer serve`).'
+          : `No running compute agent can run ${version.manager} ${version.name}: install its binaries on a host and restart that host's agent.`,
+      );
     }
     await sleep(500, signal);
   }

@@ -42,6 +42,8 @@ class FakeAgent {
     private readonly transport: InProcessTransport,
     readonly host: string,
     private readonly guest: GuestBehaviour,
+    /** whether this host has the binaries of the world's only engine version, postgresql 15 */
+    private readonly runsPostgresql = true,
   ) {}
 
   /** serves agent.<host> and announces itself to the conductor, as a starting agent does */
@@ -62,7 +64,10 @@ class FakeAgent {
       },
       listServers: async () => [],
     });
-    await conductor.agentHeartbeat({ host: this.host, engines: [] });
+    const engines = this.runsPostgresql
+      ? [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: true, inactiveReason: null }]
+      : [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15', active: false, inactiveReason: 'no binaries' }];
+    await conductor.agentHeartbeat({ host: this.host, engines });
   }
 
   /** the agent process goes away: its topic is no longer served */
@@ -343,6 +348,40 @@ test('a create task whose payload cannot be read fails the build instead of leav
     assert.deepEqual(agent.created, [], 'nothing was placed');
   } finally {
     await agent.stop();
+    await world.close();
+  }
+});
+
+test('a create is placed only on a host that can run its engine version', async () => {
+  const world = await startWorld();
+  const without = new FakeAgent(world.transport, 'host-without', { kind: 'healthy' }, false);
+  const able = new FakeAgent(world.transport, 'host-able', { kind: 'healthy' });
+  try {
+    await without.start();
+    await able.start();
+    // Six creates: a random pick over both hosts would miss host-without only once in 64 runs.
+    for (let i = 0; i < 6; i++) {
+      const { instanceId } = await requestCreate(world);
+      assert.equal((await builtInstance(world, instanceId)).host, 'host-able');
+    }
+    assert.deepEqual(without.created, []);
+  } finally {
+    await without.stop();
+    await able.stop();
+    await world.close();
+  }
+});
+
+test('a create with only hosts that lack its engine ends in ERROR saying what to install', async () => {
+  const world = await startWorld({ noHostWaitMs: 300 });
+  const without = new FakeAgent(world.transport, 'host-without', { kind: 'healthy' }, false);
+  try {
+    await without.start();
+    const { instanceId } = await requestCreate(world);
+    assert.equal((await builtInstance(world, instanceId)).taskStatus, 'BUILDING_ERROR_SERVER');
+    assert.match((await world.store.faults.latest(instanceId))?.message ?? '', /can run postgresql 15: install its binaries/);
+  } finally {
+    await without.stop();
     await world.close();
   }
 });

@@ -28,6 +28,11 @@ export const engineVersionReport = z.object({
 });
 export type EngineVersionReport = z.infer<typeof engineVersionReport>;
 
+/** How an engine version is named where agents are matched to instances: `<manager>/<version name>`. */
+export function engineVersionKey(manager: string, versionName: string): string {
+  return `${manager}/${versionName}`;
+}
+
 // Topic `conductor`, competing consumers: the only path from guests to the state database.
 export const conductorContract = defineService('conductor', '1.0', {
   heartbeat: cast(

@@ -176,6 +176,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await createTable(db, t, 'agents')
     .addColumn('host', name, (c) => c.primaryKey())
     .addColumn('last_seen_at', t.timestamp, (c) => c.notNull())
+    .addColumn('engines', 'text', (c) => c.notNull())
     .execute();
 }
 
