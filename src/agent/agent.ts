@@ -38,6 +38,7 @@ import {
 } from './instance-record.js';
 import { KeyedLock } from './keyed-lock.js';
 import { LocalProcessRunner } from './local-process-runner.js';
+import { WarmPool, type WarmKind } from './warm-pool.js';
 
 export interface AgentOptions {
   /** agent host name, e.g. os.hostname() or 'local' */
@@ -54,6 +55,11 @@ export interface AgentOptions {
   heartbeatIntervalMs?: number;
   /** extra bin directories to search first, per engine */
   binaries?: Partial<Record<EngineName, string[]>>;
+  /**
+   * clusters kept initialised ahead of time per engine version in <dataDir>/pool, so that a
+   * create skips initdb; made one at a time at low CPU priority. Default 2; 0 keeps none.
+   */
+  warmPoolSize?: number;
 }
 
 export interface Agent {
@@ -71,6 +77,11 @@ interface Hosted {
   guest: Guest;
 }
 
+/** The pool's directory of one engine version, e.g. postgresql-15. */
+function warmKindName(manager: string, versionName: string): string {
+  return `${manager}-${versionName}`;
+}
+
 /** True when nothing listens on address:port (another agent on this host, a stray server). */
 function portIsFree(address: string, port: number): Promise<boolean> {
   return new Promise((resolvePromise) => {
@@ -83,6 +94,8 @@ function portIsFree(address: string, port: number): Promise<boolean> {
 class LocalAgent implements Agent {
   readonly host: string;
   private readonly instancesDir: string;
+  private readonly warmPoolSize: number;
+  private warmPool: WarmPool | undefined;
   private readonly logger: Logger;
   private readonly pool: AddressPool;
   private readonly interval: number;
@@ -101,6 +114,10 @@ class LocalAgent implements Agent {
     if (options.host.trim() === '') throw new CofferError('BadRequest', 'The agent needs a host name.');
     this.host = options.host;
     this.instancesDir = join(resolve(options.dataDir), 'instances');
+    this.warmPoolSize = options.warmPoolSize ?? 2;
+    if (!Number.isInteger(this.warmPoolSize) || this.warmPoolSize < 0) {
+      throw new CofferError('BadRequest', `The warm pool size must be a whole number from 0, not ${options.warmPoolSize}.`);
+    }
     this.logger = options.logger.child({ component: 'agent', host: options.host });
     this.pool = new AddressPool(options.addressPool ?? '127.77.0.0/16');
     this.interval = options.heartbeatIntervalMs ?? 10_000;
@@ -113,6 +130,13 @@ class LocalAgent implements Agent {
       process.getuid?.() === 0 ? await ensureEngineUser(this.options.engineUser ?? 'coffer-db', this.logger) : undefined;
     this.runner = new LocalProcessRunner(identity);
     await this.discover();
+    this.warmPool = new WarmPool({
+      dir: join(resolve(this.options.dataDir), 'pool'),
+      size: this.warmPoolSize,
+      kinds: this.warmKinds(),
+      runner: this.runner,
+      logger: this.logger,
+    });
     for (const { dir, record } of await scanInstanceRecords(this.instancesDir, this.logger)) {
       try {
         this.pool.reserve(record.id, record.address);
@@ -133,7 +157,17 @@ class LocalAgent implements Agent {
       this.logger,
     );
     await this.announce();
+    // after the instances are back: filling the pool is the least urgent work there is
+    this.warmPool.start();
     this.logger.info({ instances: this.hosted.size, engines: this.reports }, 'agent started');
+  }
+
+  private warmKinds(): WarmKind[] {
+    return [...this.binaries].flatMap(([manager, binaries]) => {
+      const warm = engineRegistry[manager].warm;
+      if (warm === undefined) return [];
+      return binaries.map((binary) => ({ name: warmKindName(manager, binary.versionName), binary, warm }));
+    });
   }
 
   private async discover(): Promise<void> {
@@ -194,6 +228,7 @@ class LocalAgent implements Agent {
       desiredState: record.desiredState,
       saveDesiredState: (state) => this.saveDesiredState(record.id, state),
       defaultClientCidrs: localClientCidrs,
+      warm: binary === undefined ? undefined : this.warmPool?.source(warmKindName(record.engine.manager, binary.versionName)),
     });
     const hosted = { record, dir, guest };
     this.hosted.set(record.id, hosted);
@@ -310,6 +345,8 @@ class LocalAgent implements Agent {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
+    // first: an initdb in progress is killed at once rather than waited for
+    await this.warmPool?.stop();
     await this.subscription?.close();
     await this.locks.drain();
     await Promise.all([...this.hosted.values()].map(({ guest }) => guest.close()));

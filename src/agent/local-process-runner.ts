@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { lchown, open } from 'node:fs/promises';
+import { constants, setPriority } from 'node:os';
 import { basename } from 'node:path';
 import type { DetachedProcess, ProcessExit, ProcessRunner, RunOptions, RunResult, SpawnDetachedOptions } from '../guest/index.js';
 import { CofferError } from '../common/index.js';
@@ -42,6 +43,14 @@ export class LocalProcessRunner implements ProcessRunner {
         killSignal: 'SIGKILL',
         signal: options.signal,
       });
+      if (options.lowPriority === true && child.pid !== undefined) {
+        // inherited by what it forks next; set before it has got far enough to fork anything big
+        try {
+          setPriority(child.pid, constants.priority.PRIORITY_LOW);
+        } catch {
+          // already exited: its close event reports how
+        }
+      }
       let stdout = '';
       let stderr = '';
       child.stdout.setEncoding('utf8').on('data', (chunk: string) => {

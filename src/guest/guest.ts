@@ -18,7 +18,7 @@ import {
 import { CofferError } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import { directoryUsage } from './directory-usage.js';
-import type { EngineBinary, EngineDriver } from './engines/engine.js';
+import type { EngineBinary, EngineDriver, WarmSource } from './engines/engine.js';
 import { engineRegistry, type EngineName } from './engines/registry.js';
 import type { ProcessRunner } from './process-runner.js';
 
@@ -51,6 +51,8 @@ export interface GuestOptions {
   saveDesiredState(state: DesiredState): Promise<void>;
   /** client address ranges pg_hba/grants allow when prepare names none */
   defaultClientCidrs: readonly string[];
+  /** clusters the host initialised ahead of time for this instance's version */
+  warm?: WarmSource;
 }
 
 export interface Guest {
@@ -107,6 +109,7 @@ class GuestAgent implements Guest {
       runner: options.runner,
       logger: this.logger,
       defaultClientCidrs: options.defaultClientCidrs,
+      warm: options.warm,
     });
   }
 

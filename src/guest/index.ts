@@ -26,4 +26,6 @@ export type {
   EngineHealth,
   InstancePlacement,
   PrepareTimings,
+  WarmSource,
+  WarmStart,
 } from './engines/engine.js';

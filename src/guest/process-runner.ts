@@ -9,6 +9,8 @@ export interface RunOptions {
   cwd?: string;
   /** added to the runner's minimal environment; the host's own environment is never passed on */
   env?: Record<string, string>;
+  /** work done ahead of time (a warm pool's initdb) yields the CPU to what users wait for */
+  lowPriority?: boolean;
 }
 
 export interface RunResult {

@@ -41,6 +41,33 @@ export interface InstancePlacement {
   port: number;
 }
 
+/**
+ * The host's stock of clusters initialised ahead of time for the instance's engine version
+ * (see `WarmStart`).
+ */
+export interface WarmSource {
+  /**
+   * Moves one complete cluster directory, atomically, to `dest` (a path that does not exist, in
+   * the instance's directory) and resolves true; resolves false when none is ready or it cannot
+   * be moved there, and the engine initialises its own as it would without a pool.
+   */
+  take(dest: string): Promise<boolean>;
+}
+
+/**
+ * What an engine does ahead of time so that a create skips its slowest step. Each cluster is
+ * made on its own (no copies of one template): every instance keeps identifiers of its own.
+ */
+export interface WarmStart {
+  /**
+   * Fills `dir`, an empty directory the host made and owns, with one cluster, durable on disk
+   * when this resolves. Runs at low CPU priority; `signal` aborts it.
+   */
+  make(dir: string, binary: EngineBinary, runner: ProcessRunner, signal: AbortSignal): Promise<void>;
+  /** stops whatever an interrupted `make` may have left running in `dir`, before the host removes it */
+  discard(dir: string): Promise<void>;
+}
+
 export interface EngineContext {
   placement: InstancePlacement;
   /** undefined when this host lacks the instance's version: the engine can be watched and stopped, not started */
@@ -49,6 +76,8 @@ export interface EngineContext {
   logger: Logger;
   /** client address ranges allowed when the prepare request names none */
   defaultClientCidrs: readonly string[];
+  /** clusters the host initialised ahead of time; absent: the engine initialises its own */
+  warm?: WarmSource;
 }
 
 /** healthy: accepts queries; running: the process is up but does not answer; stopped: no process */
@@ -82,4 +111,6 @@ export interface EngineFactory {
   /** throws a CofferError when an instance cannot live in `dir` (e.g. a socket path too long) */
   checkInstanceDir(dir: string): void;
   create(context: EngineContext): EngineDriver;
+  /** absent: the engine has nothing to prepare ahead of time */
+  readonly warm?: WarmStart;
 }

@@ -147,6 +147,14 @@ export async function ensureDatabasesAndUsers(
   }
 }
 
+/** Gives the administrative role `password`, logging in with the one it has (`current.password`). */
+export async function rotateAdminPassword(current: AdminEndpoint, password: string): Promise<void> {
+  const secret = await passwordSql(password);
+  await withAdminClient(current, 'postgres', async (client) => {
+    await client.query(alterRolePasswordStatement(adminRole, secret));
+  });
+}
+
 /** `SELECT 1` as the administrative role: true when the server answers. */
 export async function answersQueries(endpoint: AdminEndpoint, timeoutMs: number): Promise<boolean> {
   try {

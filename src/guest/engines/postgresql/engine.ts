@@ -12,17 +12,26 @@ import type {
   EngineHealth,
   PrepareTimings,
 } from '../engine.js';
-import { adminRole, answersQueries, checkPrepareNames, ensureDatabasesAndUsers, type AdminEndpoint } from './admin.js';
+import {
+  adminRole,
+  answersQueries,
+  checkPrepareNames,
+  ensureDatabasesAndUsers,
+  rotateAdminPassword,
+  type AdminEndpoint,
+} from './admin.js';
 import { discoverPostgresql, missingBinaryReason } from './binaries.js';
 import { renderPgHba, renderPostgresqlConf } from './config.js';
 import { killDataDirProcesses, readPostmasterPid, runningPostmaster, stopPostmaster, waitUntilReady } from './postmaster.js';
+import { initdbArguments, postgresqlWarmStart, syncDirectory, takeWarmCluster } from './warm-cluster.js';
 
-// PostgreSQL as a supervised local process: initdb, a postgresql.conf rendered from the
-// flavor, the postmaster started directly (pg_ctl costs ~0.1 s per start and stop) and stopped
-// with SIGINT. The instance directory belongs to the host; the engine's OS user owns only the
-// data directory (which also holds the socket) and the files handed to it. The host (root, when
-// the engines run as another user) thus never writes through a path the engine's user could
-// have turned into a symlink, as it could anywhere inside a directory that user owns.
+// PostgreSQL as a supervised local process: initdb (or a cluster the host initialised ahead of
+// time, see warm-cluster.ts), a postgresql.conf rendered from the flavor, the postmaster
+// started directly (pg_ctl costs ~0.1 s per start and stop) and stopped with SIGINT. The
+// instance directory belongs to the host; the engine's OS user owns only the data directory
+// (which also holds the socket) and the files handed to it. The host (root, when the engines
+// run as another user) thus never writes through a path the engine's user could have turned
+// into a symlink, as it could anywhere inside a directory that user owns.
 
 export const postgresqlCapabilities: EngineCapabilities = {
   // What the guest implements today: an engine declares only what it can do.
@@ -73,6 +82,13 @@ function layout(dir: string): Layout {
 
 function socketPath(dir: string): string {
   return join(layout(dir).socketDir, `.s.PGSQL.${standardPort}`);
+}
+
+interface Initialised {
+  /** settles once the new cluster is durable on disk */
+  sync: Promise<unknown>;
+  /** set when the cluster came from the host's pool: its superuser still has the pool's password */
+  poolPassword?: string;
 }
 
 async function fileExists(path: string): Promise<boolean> {
@@ -132,8 +148,9 @@ class PostgresqlDriver implements EngineDriver {
     });
 
     let sync: Promise<unknown> = Promise.resolve();
+    let poolPassword: string | undefined;
     if (!(await fileExists(this.paths.initialised))) {
-      ({ sync } = await this.initialise(input.adminPassword));
+      ({ sync, poolPassword } = await this.initialise(input.adminPassword));
     } else {
       const stored = (await this.endpoint()).password;
       if (stored !== input.adminPassword) this.logger.warn('prepare redelivered with another admin password: keeping the first');
@@ -145,6 +162,9 @@ class PostgresqlDriver implements EngineDriver {
       await this.start();
       const started = performance.now();
       const endpoint = await this.endpoint();
+      // before anything else: from here on only the instance's own password opens it. Until then
+      // `.initdb.done` is missing, so an interrupted prepare starts over with another cluster.
+      if (poolPassword !== undefined) await rotateAdminPassword({ ...endpoint, password: poolPassword }, endpoint.password);
       await Promise.all([
         sync.then(() => writeFile(this.paths.initialised, new Date().toISOString())),
         ensureDatabasesAndUsers(endpoint, input),
@@ -158,35 +178,36 @@ class PostgresqlDriver implements EngineDriver {
   }
 
   /**
-   * initdb without its final fsync pass, which instead runs (`initdb --sync-only`) while the
-   * server starts and the databases are created: the data is on disk before prepare reports
-   * HEALTHY, and the ~60 ms of fsync overlap work that was waiting anyway.
+   * A cluster from the host's pool when it has one ready, made by initdb otherwise. initdb runs
+   * without its final fsync pass, which instead runs (`initdb --sync-only`) while the server
+   * starts and the databases are created: the data is on disk before prepare reports HEALTHY,
+   * and the ~60 ms of fsync overlap work that was waiting anyway.
    */
-  private async initialise(adminPassword: string): Promise<{ sync: Promise<unknown> }> {
+  private async initialise(adminPassword: string): Promise<Initialised> {
     // a data directory without the marker is what an interrupted earlier attempt left
     const leftover = await runningPostmaster(this.paths.dataDir);
     if (leftover !== undefined) await stopPostmaster(leftover, this.paths.dataDir, stopTimeoutMs);
     await rm(this.paths.dataDir, { recursive: true, force: true });
+    await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
+    this.adminPassword = adminPassword;
+    const dir = this.context.placement.dir;
+    const poolPassword =
+      this.context.warm === undefined ? undefined : await takeWarmCluster(this.context.warm, dir, this.paths.dataDir, this.logger);
+    if (poolPassword !== undefined) {
+      this.logger.debug('took a cluster from the warm pool');
+      // the pool made its cluster durable; what remains is the rename that brought it here
+      const sync = syncDirectory(dir);
+      sync.catch(() => undefined);
+      return { sync, poolPassword };
+    }
     // initdb fills an empty directory; the engine's user could not create one in the host's
     await mkdir(this.paths.dataDir, { mode: 0o700 });
     await this.runner.handOver(this.paths.dataDir);
-    await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
-    this.adminPassword = adminPassword;
     await this.writeEngineFile(this.paths.pwfile, adminPassword);
     try {
-      await this.runner.run(
-        this.bin('initdb'),
-        [
-          `--pgdata=${this.paths.dataDir}`,
-          `--username=${adminRole}`,
-          `--pwfile=${this.paths.pwfile}`,
-          '--auth=scram-sha-256',
-          '--encoding=UTF8',
-          '--locale=C.UTF-8',
-          '--no-sync',
-        ],
-        { timeoutMs: initdbTimeoutMs },
-      );
+      await this.runner.run(this.bin('initdb'), [...initdbArguments(this.paths.dataDir, this.paths.pwfile), '--no-sync'], {
+        timeoutMs: initdbTimeoutMs,
+      });
     } finally {
       await rm(this.paths.pwfile, { force: true });
     }
@@ -287,4 +308,5 @@ export const postgresqlEngine: EngineFactory = {
     }
   },
   create: (context) => new PostgresqlDriver(context),
+  warm: postgresqlWarmStart,
 };

@@ -1,0 +1,213 @@
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../common/index.js';
+import type { EngineBinary, ProcessRunner, WarmSource, WarmStart } from '../guest/index.js';
+
+// `<dataDir>/pool/<engine>-<version>/<id>/`: clusters initialised ahead of time, each by its
+// own run of the engine's tool (never copies of one), so that a create skips its slowest step.
+// An entry is built under a dot-name and renamed to its id once complete: a name without a dot
+// is the only mark of a complete entry, so a half-made one (agent killed mid-initdb) is never
+// handed out, and the next start removes it. Taking is a rename too: of two concurrent takers
+// of one entry, exactly one gets it. Entries are built one at a time, at low CPU priority.
+
+/** One engine version the pool keeps clusters for. */
+export interface WarmKind {
+  /** the directory name under the pool, e.g. `postgresql-15` */
+  name: string;
+  binary: EngineBinary;
+  warm: WarmStart;
+}
+
+export interface WarmPoolOptions {
+  /** `<dataDir>/pool` */
+  dir: string;
+  /** complete entries kept per kind; 0 keeps none (and removes those left from before) */
+  size: number;
+  kinds: readonly WarmKind[];
+  runner: ProcessRunner;
+  logger: Logger;
+  /** after a failed build the kind rests this long before the next try */
+  retryMs?: number;
+}
+
+const buildingPrefix = '.building-';
+const discardPrefix = '.discard-';
+const isComplete = (name: string) => /^[0-9a-f]{16}$/.test(name);
+const newId = () => randomBytes(8).toString('hex');
+
+async function hostDirectory(path: string, mayExist: boolean): Promise<void> {
+  try {
+    await mkdir(path, { mode: 0o711 });
+  } catch (err) {
+    if (!mayExist || (err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return;
+  }
+  // mkdir's mode passes through the umask
+  await chmod(path, 0o711);
+}
+
+export class WarmPool {
+  private readonly logger: Logger;
+  private readonly abort = new AbortController();
+  private readonly failedAt = new Map<string, number>();
+  private readonly retryMs: number;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: WarmPoolOptions) {
+    this.logger = options.logger.child({ component: 'warm-pool' });
+    this.retryMs = options.retryMs ?? 60_000;
+  }
+
+  /** Removes what an earlier run left unfinished or in excess, then fills the pool, in the background. */
+  start(): void {
+    this.running = this.cleanUp()
+      .catch((err) => this.logger.error({ err }, 'warm pool clean-up failed'))
+      .then(() => this.fill())
+      .finally(() => this.settled());
+  }
+
+  source(kind: string): WarmSource | undefined {
+    if (this.options.size === 0 || !this.options.kinds.some((k) => k.name === kind)) return undefined;
+    return { take: (dest) => this.take(kind, dest) };
+  }
+
+  /** Moves a complete entry of `kind` to `dest`; false when there is none. Refills behind it. */
+  async take(kind: string, dest: string): Promise<boolean> {
+    const dir = join(this.options.dir, kind);
+    try {
+      for (const name of (await readdir(dir).catch(() => [] as string[])).filter(isComplete)) {
+        try {
+          await rename(join(dir, name), dest);
+          return true;
+        } catch (err) {
+          // another taker was first
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+          // e.g. EXDEV: the instances live on another filesystem than the pool
+          this.logger.warn({ err, kind }, 'could not take a warm cluster');
+          return false;
+        }
+      }
+      return false;
+    } finally {
+      this.kick();
+    }
+  }
+
+  /** Complete entries of `kind` now. */
+  async count(kind: string): Promise<number> {
+    return (await readdir(join(this.options.dir, kind)).catch(() => [] as string[])).filter(isComplete).length;
+  }
+
+  /** Stops filling: a build in progress is killed and its entry removed. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.abort.abort();
+    await this.running;
+  }
+
+  private kick(): void {
+    if (this.stopped || this.options.size === 0) return;
+    if (this.running !== undefined) {
+      this.again = true;
+      return;
+    }
+    this.running = this.fill().finally(() => this.settled());
+  }
+
+  private settled(): void {
+    this.running = undefined;
+    if (this.again) {
+      this.again = false;
+      this.kick();
+    }
+  }
+
+  private async fill(): Promise<void> {
+    while (!this.stopped) {
+      this.again = false;
+      const kind = await this.nextShort();
+      if (kind === undefined) return;
+      await this.build(kind);
+    }
+  }
+
+  private async nextShort(): Promise<WarmKind | undefined> {
+    for (const kind of this.options.kinds) {
+      const failed = this.failedAt.get(kind.name);
+      if (failed !== undefined && Date.now() - failed < this.retryMs) continue;
+      if ((await this.count(kind.name)) < this.options.size) return kind;
+    }
+    return undefined;
+  }
+
+  private async build(kind: WarmKind): Promise<void> {
+    const dir = join(this.options.dir, kind.name);
+    const id = newId();
+    const building = join(dir, `${buildingPrefix}${id}`);
+    const began = performance.now();
+    try {
+      // the host's directories, as for instances: the engine's user may traverse them only
+      for (const path of [this.options.dir, dir]) await hostDirectory(path, true);
+      await hostDirectory(building, false);
+      await kind.warm.make(building, kind.binary, this.options.runner, this.abort.signal);
+      await rename(building, join(dir, id));
+      this.failedAt.delete(kind.name);
+      this.logger.debug({ kind: kind.name, ms: Math.round(performance.now() - began) }, 'warm cluster ready');
+    } catch (err) {
+      await this.discard(kind, building);
+      if (this.stopped) return;
+      this.logger.error({ err, kind: kind.name }, `could not make a warm cluster: retrying in ${this.retryMs / 1000} s`);
+      this.failedAt.set(kind.name, Date.now());
+      clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => this.kick(), this.retryMs);
+      this.retryTimer.unref();
+    }
+  }
+
+  private async discard(kind: WarmKind | undefined, path: string): Promise<void> {
+    try {
+      await kind?.warm.discard(path);
+      await rm(path, { recursive: true, force: true });
+    } catch (err) {
+      this.logger.warn({ err, path }, 'could not remove a warm pool entry');
+    }
+  }
+
+  /** Removes `path` after claiming it by a rename, as a take would: removed in place, it could be taken half-removed. */
+  private async claimAndDiscard(kind: WarmKind | undefined, parent: string, path: string): Promise<void> {
+    const claimed = join(parent, `${discardPrefix}${newId()}`);
+    if (await rename(path, claimed).then(() => true, () => false)) await this.discard(kind, claimed);
+  }
+
+  /** Half-made entries go, and so do kinds this host no longer runs and complete entries over the size. */
+  private async cleanUp(): Promise<void> {
+    const root = this.options.dir;
+    for (const name of await readdir(root).catch(() => [] as string[])) {
+      const dir = join(root, name);
+      const kind = this.options.kinds.find((k) => k.name === name);
+      if (name.startsWith(discardPrefix)) await this.discard(undefined, dir);
+      else if (kind === undefined) await this.claimAndDiscard(undefined, root, dir);
+      else await this.trim(kind, dir);
+    }
+  }
+
+  private async trim(kind: WarmKind, dir: string): Promise<void> {
+    let kept = 0;
+    for (const entry of (await readdir(dir).catch(() => [] as string[])).sort()) {
+      const path = join(dir, entry);
+      if (!isComplete(entry)) {
+        this.logger.info({ kind: kind.name, entry }, 'removing a half-made warm cluster');
+        await this.discard(kind, path);
+      } else if (kept < this.options.size) {
+        kept += 1;
+      } else {
+        await this.claimAndDiscard(kind, dir, path);
+      }
+    }
+  }
+}

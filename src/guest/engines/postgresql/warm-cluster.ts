@@ -1,0 +1,100 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../../../common/index.js';
+import type { ProcessRunner } from '../../process-runner.js';
+import type { EngineBinary, WarmSource, WarmStart } from '../engine.js';
+import { adminRole } from './admin.js';
+import { killDataDirProcesses } from './postmaster.js';
+
+// A warm cluster: `<dir>/data`, made by an initdb of its own ahead of time (so it has its own
+// system identifier, unlike a copy of a template), and beside it, readable by the host only,
+// the random password its superuser was given. An instance that takes it rotates that password
+// to its own at once; the file goes with the directory it came in.
+
+const secretFile = `${adminRole}.pool-password`;
+/** where a taken cluster lands in the instance's directory before its data directory moves into place */
+const landingName = '.warm-cluster';
+const initdbTimeoutMs = 120_000;
+
+/** The same cluster whether made ahead of time or at prepare: only the fsync is scheduled apart. */
+export function initdbArguments(dataDir: string, pwfile: string): string[] {
+  return [
+    `--pgdata=${dataDir}`,
+    `--username=${adminRole}`,
+    `--pwfile=${pwfile}`,
+    '--auth=scram-sha-256',
+    '--encoding=UTF8',
+    '--locale=C.UTF-8',
+  ];
+}
+
+async function makeWarmCluster(dir: string, binary: EngineBinary, runner: ProcessRunner, signal: AbortSignal): Promise<void> {
+  const dataDir = join(dir, 'data');
+  // initdb fills an empty directory; the engine's user could not create one in the host's
+  await mkdir(dataDir, { mode: 0o700 });
+  await runner.handOver(dataDir);
+  const password = randomBytes(24).toString('base64url');
+  await writeFile(join(dir, secretFile), password, { mode: 0o600 });
+  const pwfile = join(dir, '.initdb-pwfile');
+  await writeFile(pwfile, password, { mode: 0o600 });
+  await runner.handOver(pwfile);
+  try {
+    // with initdb's own fsync: the host counts the cluster complete once this returns
+    await runner.run(join(binary.binDir, 'initdb'), initdbArguments(dataDir, pwfile), {
+      timeoutMs: initdbTimeoutMs,
+      signal,
+      lowPriority: true,
+    });
+  } finally {
+    await rm(pwfile, { force: true });
+  }
+}
+
+export const postgresqlWarmStart: WarmStart = {
+  make: makeWarmCluster,
+  // a killed initdb leaves its single-user postgres behind until it notices its input closed
+  discard: (dir) => killDataDirProcesses(join(dir, 'data')),
+};
+
+/** The landing place of a taken cluster: whatever an interrupted take left there goes first. */
+export function warmLanding(instanceDir: string): string {
+  return join(instanceDir, landingName);
+}
+
+/**
+ * Takes a warm cluster whose data directory becomes `dataDir` (which must not exist) and
+ * returns the password its superuser has; undefined when the pool had none, and the caller
+ * runs initdb as it would without a pool.
+ */
+export async function takeWarmCluster(
+  source: WarmSource,
+  instanceDir: string,
+  dataDir: string,
+  logger: Logger,
+): Promise<string | undefined> {
+  const landing = warmLanding(instanceDir);
+  await rm(landing, { recursive: true, force: true });
+  if (!(await source.take(landing))) return undefined;
+  try {
+    const password = await readFile(join(landing, secretFile), 'utf8');
+    await rename(join(landing, 'data'), dataDir);
+    return password;
+  } catch (err) {
+    logger.warn({ err }, 'the warm cluster taken was incomplete: initialising one instead');
+    return undefined;
+  } finally {
+    // the pool's password leaves with the directory it came in
+    await rm(landing, { recursive: true, force: true });
+  }
+}
+
+/** Makes the renames in `dir` durable, as initdb's fsync does for the files it writes. */
+export async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

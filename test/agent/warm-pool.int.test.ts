@@ -1,0 +1,227 @@
+import assert from 'node:assert/strict';
+import { access, mkdir, readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Client } from 'pg';
+import { startAgent, type Agent, type AgentOptions } from '../../src/agent/index.js';
+import {
+  agentContract,
+  agentTopic,
+  conductorContract,
+  conductorTopic,
+  createRpcClient,
+  guestContract,
+  guestTopic,
+  InProcessTransport,
+  serveRpc,
+  type GuestServiceStatus,
+  type RpcClient,
+  type ServerInfo,
+  type Subscription,
+} from '../../src/bus/index.js';
+import { silentLogger } from '../../src/common/logger.js';
+import { withAdminClient } from '../../src/guest/engines/postgresql/admin.js';
+import { cleanUp, localRunner, randomPool, suffix, tempDataDir, waitUntil } from '../guest/engine-fixture.js';
+
+// The agent's warm pool with real PostgreSQL: clusters made ahead of time by initdb, each
+// handed to one create only, refilled, cleaned after a crash, stopped with the agent.
+
+const flavor = { id: 'small', ramMb: 512, vcpus: 1 };
+const engine = { manager: 'postgresql', version: '15' };
+const kind = `postgresql-${engine.version}`;
+/** a pool initdb runs at low priority next to other tests: give it time */
+const fillTimeoutMs = 60_000;
+
+const isComplete = (name: string) => /^[0-9a-f]{16}$/.test(name);
+
+/** Pids of processes whose command line mentions `dir` or that work in it or below it. */
+async function processesUsing(dir: string): Promise<number[]> {
+  const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name)).map(Number);
+  const found: number[] = [];
+  for (const pid of pids) {
+    if (pid === process.pid) continue;
+    const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => '');
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cwd === dir || cwd.startsWith(`${dir}/`) || cmdline.includes(dir)) found.push(pid);
+  }
+  return found;
+}
+
+describe('agent warm pool', () => {
+  const transport = new InProcessTransport();
+  const beats: { instanceId: string; status: GuestServiceStatus }[] = [];
+  const roots: string[] = [];
+  const agents: Agent[] = [];
+  let conductor: Subscription;
+
+  before(async () => {
+    conductor = await serveRpc(transport, conductorContract, conductorTopic, {
+      heartbeat: async (args) => {
+        beats.push(args);
+      },
+      agentHeartbeat: async () => undefined,
+    });
+  });
+
+  after(async () => {
+    for (const agent of agents) await agent.stop();
+    await conductor.close();
+    await transport.close();
+    for (const root of roots) await cleanUp(root);
+  });
+
+  async function newAgent(overrides: Partial<AgentOptions> = {}) {
+    const dataDir = overrides.dataDir ?? (await tempDataDir('coffer-wpa-'));
+    if (overrides.dataDir === undefined) roots.push(dataDir);
+    const options: AgentOptions = {
+      host: `test-${suffix()}`,
+      dataDir,
+      transport,
+      logger: silentLogger(),
+      addressPool: randomPool(),
+      heartbeatIntervalMs: 200,
+      ...overrides,
+    };
+    const agent = await startAgent(options);
+    agents.push(agent);
+    return { agent, options, kindDir: join(dataDir, 'pool', kind), agentRpc: createRpcClient(transport, agentContract, agentTopic(options.host)) };
+  }
+
+  const entries = async (kindDir: string) => (await readdir(kindDir).catch(() => [] as string[])).filter(isComplete);
+  const filled = (kindDir: string, size: number) =>
+    waitUntil(`${size} warm clusters`, async () => ((await entries(kindDir)).length === size ? true : undefined), fillTimeoutMs);
+
+  /** creates and prepares an instance; resolves once it is HEALTHY */
+  async function prepared(agentRpc: RpcClient<typeof agentContract>, adminPassword: string) {
+    const instanceId = `inst-${suffix()}`;
+    const server = await agentRpc.createServer({ instanceId, engine, flavor, volumeSizeGb: 1 });
+    const mark = beats.length;
+    await createRpcClient(transport, guestContract, guestTopic(instanceId)).prepare({
+      memoryMb: flavor.ramMb,
+      databases: [{ name: 'appdb' }],
+      users: [{ name: 'app', password: 'app-Secret-1', databases: [{ name: 'appdb' }] }],
+      adminPassword,
+    });
+    await waitUntil(
+      `HEALTHY of ${instanceId}`,
+      () => (beats.some((b, i) => i >= mark && b.instanceId === instanceId && b.status === 'HEALTHY') ? true : undefined),
+      30_000,
+    );
+    return { instanceId, server };
+  }
+
+  const connect = async (server: ServerInfo, user: string, password: string, database = 'appdb') => {
+    const client = new Client({ host: server.address, port: server.port, user, password, database, connectionTimeoutMillis: 5000 });
+    client.on('error', () => undefined);
+    await client.connect();
+    return client;
+  };
+
+  it('hands each of two concurrent creates its own pre-made cluster, refills, and never adopts an entry', async (t) => {
+    const { options, kindDir, agentRpc } = await newAgent({ warmPoolSize: 2 });
+    await filled(kindDir, 2);
+    const inodes = new Set(await Promise.all((await entries(kindDir)).map(async (e) => (await stat(join(kindDir, e, 'data'))).ino)));
+    const instancesDir = join(options.dataDir, 'instances');
+    const poolDir = join(options.dataDir, 'pool');
+    // the instances' layout: the host's directories, the engine user's data directory, the host's secret
+    const engineUid = (await localRunner()).identity?.uid ?? process.getuid!();
+    const entry = join(kindDir, (await entries(kindDir))[0]!);
+    const owner = async (path: string) => {
+      const stats = await stat(path);
+      return { uid: stats.uid, mode: (stats.mode & 0o777).toString(8) };
+    };
+    for (const dir of [poolDir, kindDir, entry]) assert.deepEqual(await owner(dir), { uid: process.getuid!(), mode: '711' }, dir);
+    assert.deepEqual(await owner(join(entry, 'data')), { uid: engineUid, mode: '700' });
+    assert.deepEqual(await owner(join(entry, 'os_admin.pool-password')), { uid: process.getuid!(), mode: '600' });
+    assert.deepEqual((await readdir(entry)).sort(), ['data', 'os_admin.pool-password'], 'no initdb password file is left');
+
+    const admins = [`adm-${suffix()}-1`, `adm-${suffix()}-2`];
+    const began = performance.now();
+    const instances = await Promise.all(admins.map((admin) => prepared(agentRpc, admin)));
+    t.diagnostic(`two creates + prepares from the pool: ${(performance.now() - began).toFixed(0)} ms`);
+
+    const identifiers = new Set<string>();
+    const verifiers = new Set<string>();
+    for (const [i, { instanceId, server }] of instances.entries()) {
+      const dir = join(instancesDir, instanceId);
+      const ino = (await stat(join(dir, 'data'))).ino;
+      assert.ok(inodes.delete(ino), 'the data directory is a pool entry no other instance got');
+      const app = await connect(server, 'app', 'app-Secret-1');
+      await app.query('SELECT 1');
+      await app.end();
+      await assert.rejects(connect(server, 'app', 'wrong'), /password authentication failed/);
+      await assert.rejects(connect(server, 'os_admin', admins[i]!, 'postgres'), /pg_hba\.conf rejects/);
+      const rows = await withAdminClient({ socketDir: join(dir, 'data'), port: server.port, password: admins[i]! }, 'postgres', async (c) =>
+        (
+          await c.query(
+            "SELECT (SELECT system_identifier::text FROM pg_control_system()) AS id, rolpassword FROM pg_authid WHERE rolname = 'os_admin'",
+          )
+        ).rows,
+      );
+      identifiers.add(rows[0].id);
+      verifiers.add(rows[0].rolpassword);
+      assert.equal(await readFile(join(dir, 'os_admin.password'), 'utf8'), admins[i]);
+    }
+    assert.equal(identifiers.size, 2, 'different system identifiers');
+    assert.equal(verifiers.size, 2, 'different os_admin passwords');
+
+    await filled(kindDir, 2);
+    const servers = async () => (await agentRpc.listServers({})).map((s) => s.instanceId).sort();
+    const ids = instances.map((x) => x.instanceId).sort();
+    assert.deepEqual(await servers(), ids, 'pool entries are not servers');
+
+    // a restarted agent re-adopts the instances and nothing of the pool
+    await agents.pop()!.stop();
+    const second = await newAgent({ dataDir: options.dataDir, host: options.host, addressPool: options.addressPool, warmPoolSize: 2 });
+    assert.deepEqual((await second.agentRpc.listServers({})).map((s) => s.instanceId).sort(), ids);
+    assert.equal((await entries(kindDir)).length, 2, 'complete entries are kept across restarts');
+    for (const id of ids) await second.agentRpc.deleteServer({ instanceId: id });
+  });
+
+  it('removes a half-made entry at start and never hands it out', async () => {
+    const dataDir = await tempDataDir('coffer-wpa-');
+    roots.push(dataDir);
+    // what an agent killed during initdb leaves
+    const half = join(dataDir, 'pool', kind, '.building-00000000000000aa');
+    await mkdir(join(half, 'data'), { recursive: true });
+    await writeFile(join(half, 'data', 'PG_VERSION'), '15\n');
+    await writeFile(join(half, 'data', 'half-made'), '');
+    await writeFile(join(half, 'os_admin.pool-password'), 'half-made');
+
+    const { kindDir, agentRpc } = await newAgent({ dataDir, warmPoolSize: 1 });
+    await filled(kindDir, 1);
+    await assert.rejects(access(half));
+    const [entry] = await entries(kindDir);
+    const entryIno = (await stat(join(kindDir, entry!, 'data'))).ino;
+    const { instanceId, server } = await prepared(agentRpc, `adm-${suffix()}`);
+    const data = join(dataDir, 'instances', instanceId, 'data');
+    assert.equal((await stat(data)).ino, entryIno, 'the complete entry was taken');
+    await assert.rejects(access(join(data, 'half-made')));
+    const app = await connect(server, 'app', 'app-Secret-1');
+    await app.end();
+    await agentRpc.deleteServer({ instanceId });
+  });
+
+  it('stops an initdb in progress when the agent stops, leaving no process and no half-made entry', async () => {
+    const { agent, kindDir, options } = await newAgent({ warmPoolSize: 2 });
+    const poolDir = join(options.dataDir, 'pool');
+    await waitUntil(
+      'a pool initdb',
+      async () => ((await processesUsing(poolDir)).length > 0 ? true : undefined),
+      fillTimeoutMs,
+    );
+    await agent.stop();
+    assert.deepEqual(await processesUsing(poolDir), [], 'no initdb or postgres of the pool is left');
+    assert.deepEqual((await readdir(kindDir)).filter((name) => !isComplete(name)), [], 'no half-made entry is left');
+  });
+
+  it('with a pool size of 0 creates by initdb as before and keeps no pool', async () => {
+    await assert.rejects(newAgent({ warmPoolSize: -1 }), /warm pool size/);
+    const { options, agentRpc } = await newAgent({ warmPoolSize: 0 });
+    const { instanceId, server } = await prepared(agentRpc, `adm-${suffix()}`);
+    const app = await connect(server, 'app', 'app-Secret-1');
+    await app.end();
+    await assert.rejects(access(join(options.dataDir, 'pool')), 'no pool directory');
+    await agentRpc.deleteServer({ instanceId });
+  });
+});
