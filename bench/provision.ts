@@ -5,6 +5,7 @@
 //
 // Coffer: POST /instances (PostgreSQL, one database, one user) on a fresh `coffer serve`, then
 // poll until ACTIVE/HEALTHY, then connect as the created user; DELETE and wait for the 404.
+// Twice: with the agent's warm pool of pre-initialised clusters, and without it.
 // Raw: initdb (with its fsync, as Coffer also makes the new cluster durable before it reports
 // it ready), start the postmaster directly, wait until it accepts a connection (SELECT 1).
 import { spawn, execFileSync } from 'node:child_process';
@@ -92,21 +93,34 @@ async function rawOnce(bin: string, root: string, address: string, i: number): P
   return elapsed;
 }
 
-async function main(): Promise<void> {
+/** Complete warm-pool entries on disk (their directories are named by 16 hex digits). */
+function warmEntries(dataDir: string): number {
+  const pool = join(dataDir, 'pool');
+  if (!existsSync(pool)) return 0;
+  return readdirSync(pool)
+    .flatMap((version) => readdirSync(join(pool, version)))
+    .filter((name) => /^[0-9a-f]{16}$/.test(name)).length;
+}
+
+/**
+ * Creates, times and deletes `runs` instances (after one warm-up) on a fresh `coffer serve`.
+ * With `poolSize` > 0 each create waits until the pool is full again, as creates that arrive
+ * more than a couple of seconds apart find it; with 0 every create runs initdb.
+ */
+async function measureCoffer(poolSize: number): Promise<number[]> {
   const dataDir = await makeDataDir('coffer-bench');
   const port = await freePort();
-  const baseUrl = `http://127.0.0.1:${port}`;
   const adminPassword = 'Bench-admin-pass-1234';
-  const serve = startRole(['serve', '--port', String(port), '--data-dir', dataDir.path, '--log-level', 'warn'], {
-    COFFER_ADMIN_PASSWORD: adminPassword,
-  });
-  const coffer: number[] = [];
-  const raw: number[] = [];
+  const serve = startRole(
+    ['serve', '--port', String(port), '--data-dir', dataDir.path, '--log-level', 'warn', '--warm-pool-size', String(poolSize)],
+    { COFFER_ADMIN_PASSWORD: adminPassword },
+  );
+  const samples: number[] = [];
   try {
     await serve.waitFor(/serving the Trove API/, 60_000);
-    const session = await login(baseUrl, 'admin', adminPassword, 'admin');
-    // One warm-up create: the first one pays for loading code paths and the engine user.
+    const session = await login(`http://127.0.0.1:${port}`, 'admin', adminPassword, 'admin');
     for (let i = 0; i <= runs; i++) {
+      while (warmEntries(dataDir.path) < poolSize) await new Promise((r) => setTimeout(r, 50));
       const started = performance.now();
       const res = await request<any>('POST', trove(session, '/instances'), {
         token: session.token,
@@ -136,33 +150,53 @@ async function main(): Promise<void> {
       await client.query('SELECT 1');
       await client.end();
       const elapsed = performance.now() - started;
-      if (i > 0) coffer.push(elapsed);
+      // The first create pays for loading code paths and creating the engine user.
+      if (i > 0) samples.push(elapsed);
       await request('DELETE', trove(session, `/instances/${id}`), { token: session.token });
       await waitForInstance(session, id, (_x, status) => status === 404, 60_000);
-    }
-    const bin = postgresBinDir();
-    for (let i = 0; i <= runs; i++) {
-      const elapsed = await rawOnce(bin, dataDir.path, '127.79.0.1', i);
-      if (i > 0) raw.push(elapsed);
     }
   } finally {
     await serve.stop();
     await dataDir.remove();
   }
-  const c = median(coffer);
+  return samples;
+}
+
+async function measureRaw(): Promise<number[]> {
+  const dir = await makeDataDir('coffer-bench-raw');
+  const samples: number[] = [];
+  try {
+    const bin = postgresBinDir();
+    for (let i = 0; i <= runs; i++) {
+      const elapsed = await rawOnce(bin, dir.path, '127.79.0.1', i);
+      if (i > 0) samples.push(elapsed);
+    }
+  } finally {
+    await dir.remove();
+  }
+  return samples;
+}
+
+async function main(): Promise<void> {
+  const warm = await measureCoffer(2);
+  const cold = await measureCoffer(0);
+  const raw = await measureRaw();
   const r = median(raw);
+  const row = (what: string, xs: number[]) =>
+    `| ${what} | ${median(xs).toFixed(0)} ms | ${(median(xs) / r).toFixed(2)} | ${xs.map((x) => x.toFixed(0)).join(', ')} |`;
   const lines = [
     `# bench/provision — ${new Date().toISOString().slice(0, 19)}Z`,
     '',
     `Machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; PostgreSQL from ${postgresBinDir()}.`,
     `${runs} runs each (after one warm-up), one at a time; Coffer polled every ${pollMs} ms.`,
+    'Coffer: POST /instances (one database, one user) → ACTIVE/HEALTHY → first query as the created user, then delete.',
+    'Raw: initdb → postgres → first query, by hand.',
     '',
-    '| what | median | all runs (ms) |',
-    '| --- | --- | --- |',
-    `| Coffer: POST /instances → ACTIVE/HEALTHY → first query as the created user | ${c.toFixed(0)} ms | ${coffer.map((x) => x.toFixed(0)).join(', ')} |`,
-    `| raw PostgreSQL: initdb → postgres → first query | ${r.toFixed(0)} ms | ${raw.map((x) => x.toFixed(0)).join(', ')} |`,
-    '',
-    `Ratio Coffer / raw: ${(c / r).toFixed(2)} (Coffer adds ${(((c - r) / r) * 100).toFixed(0)}%).`,
+    '| what | median | ratio to raw | all runs (ms) |',
+    '| --- | --- | --- | --- |',
+    row('Coffer, warm pool of 2 (refilled between creates)', warm),
+    row('Coffer, no warm pool (`--warm-pool-size 0`; also a burst that drained the pool)', cold),
+    row('raw PostgreSQL', raw),
     '',
   ];
   const text = lines.join('\n');

@@ -60,6 +60,7 @@ export function buildProgram(): Command {
     .option('--public-url <url>', 'URL clients reach the API at (env COFFER_PUBLIC_URL)')
     .option('--engine-user <user>', 'unprivileged user engines run as when started as root, default coffer-db')
     .option('--address-pool <cidr>', 'loopback range for instance addresses, default 127.77.0.0/16')
+    .option('--warm-pool-size <n>', 'pre-initialised clusters kept per engine version so creates skip initdb, default 2 (0: off)')
     .addOption(logOption())
     .addOption(configOption())
     .action((flags: Record<string, unknown>) =>
@@ -100,6 +101,7 @@ export function buildProgram(): Command {
     .option('--agent-host <name>', 'this agent\'s host name, default the machine\'s (env COFFER_AGENT_HOST)')
     .option('--engine-user <user>', 'unprivileged user engines run as when started as root, default coffer-db')
     .option('--address-pool <cidr>', 'loopback range for instance addresses, default 127.77.0.0/16')
+    .option('--warm-pool-size <n>', 'pre-initialised clusters kept per engine version so creates skip initdb, default 2 (0: off)')
     .addOption(busOption())
     .addOption(logOption())
     .addOption(configOption())

@@ -15,6 +15,9 @@ const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'si
 const port = z.coerce.number().int().min(1).max(65535);
 const loopbackOrAny = z.string().min(1);
 
+/** pre-initialised clusters an agent keeps per engine version, so that a create skips initdb */
+const warmPoolSize = z.coerce.number().int().min(0).max(50).default(2);
+
 const databaseUrl = z
   .string({ error: 'a state database URL is required: --database-url or COFFER_DATABASE_URL (e.g. mysql://root@127.0.0.1/coffer)' })
   .regex(/^(sqlite|mysql|mariadb|postgres|postgresql):/, 'the state database URL must start with sqlite:, mysql://, mariadb:// or postgres://');
@@ -30,6 +33,7 @@ export const serveConfigSchema = z.object({
   adminPassword: z.string().min(8).optional(),
   engineUser: z.string().default('coffer-db'),
   addressPool: z.string().default('127.77.0.0/16'),
+  warmPoolSize,
   logLevel,
 });
 
@@ -53,6 +57,7 @@ export const agentConfigSchema = z.object({
   agentHost: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
   engineUser: z.string().default('coffer-db'),
   addressPool: z.string().default('127.77.0.0/16'),
+  warmPoolSize,
   logLevel,
 });
 
@@ -72,6 +77,7 @@ const envNames: Record<string, string> = {
   engineUser: 'COFFER_ENGINE_USER',
   addressPool: 'COFFER_ADDRESS_POOL',
   agentHost: 'COFFER_AGENT_HOST',
+  warmPoolSize: 'COFFER_WARM_POOL_SIZE',
   logLevel: 'COFFER_LOG_LEVEL',
 };
 

@@ -41,6 +41,7 @@ export async function runServe(config: ServeConfig, print: (line: string) => voi
     logger: logger.child({ role: 'agent' }),
     engineUser: config.engineUser,
     addressPool: config.addressPool,
+    warmPoolSize: config.warmPoolSize,
   });
   const taskmanager = await startTaskmanager({ store, transport, logger: logger.child({ role: 'taskmanager' }) });
   await bootstrapAdmin(store, config.dataDir, config.adminPassword, print);
@@ -103,6 +104,7 @@ export async function runAgent(config: AgentConfig): Promise<Stop> {
     logger,
     engineUser: config.engineUser,
     addressPool: config.addressPool,
+    warmPoolSize: config.warmPoolSize,
   });
   logger.info({ host: agent.host }, 'agent running');
   return async () => {
