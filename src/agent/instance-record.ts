@@ -8,7 +8,7 @@ import type { Logger } from '../common/index.js';
 // restart. The state database is the system's record; this file is the host's own, so an agent
 // never needs the state database to bring its instances back.
 
-export const instanceRecord = z.object({
+const instanceRecord = z.object({
   id: z.string(),
   engine: engineRef,
   address: z.string(),
@@ -20,7 +20,7 @@ export const instanceRecord = z.object({
 });
 export type InstanceRecord = z.infer<typeof instanceRecord>;
 
-export const recordFile = 'instance.json';
+const recordFile = 'instance.json';
 
 /** ids name directories and topics: nothing that could climb out of the instances directory */
 export function isSafeInstanceId(id: string): boolean {

@@ -23,7 +23,7 @@ declare module 'fastify' {
 
 const adminRoles = new Set(['admin']);
 
-export function authContextOf(session: TokenSession): AuthContext {
+function authContextOf(session: TokenSession): AuthContext {
   const roles = session.roles.map((r) => r.name);
   return {
     userId: session.user.id,

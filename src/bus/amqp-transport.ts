@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
 import type { Channel, ConsumeMessage, Options } from 'amqplib';
-import { CofferError, silentLogger } from '../common/index.js';
+import { CofferError, redactUrl, silentLogger } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import { AmqpConsumer, type ConsumerHost } from './amqp-consumer.js';
 import { describe, queueName, quietly, type Session } from './amqp-session.js';
@@ -29,16 +29,6 @@ export interface AmqpTransportOptions {
 
 const directReplyTo = 'amq.rabbitmq.reply-to';
 const defaultHeartbeatSeconds = 15;
-
-function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '(unparsable url)';
-  }
-}
 
 // amqplib's default heartbeat is the broker's (60 s): a silent network loss would go unnoticed
 // for two minutes.

@@ -13,7 +13,7 @@ export { call, cast, defineService } from './contract.js';
 export type { RpcClient, RpcClientOptions } from './rpc-client.js';
 export { createRpcClient } from './rpc-client.js';
 export type { MessageMeta, RpcHandlers } from './rpc-server.js';
-export { createDispatcher, serveRpc } from './rpc-server.js';
+export { serveRpc } from './rpc-server.js';
 export * from './contracts/agent.js';
 export * from './contracts/conductor.js';
 export * from './contracts/guest.js';

@@ -21,8 +21,8 @@ export type RpcHandlers<C extends ServiceContract> = {
   [K in keyof C['methods']]: HandlerFor<C['methods'][K]>;
 };
 
-/** Dispatches one message to its handler; exported for transports' tests and for serveRpc. */
-export function createDispatcher<C extends ServiceContract>(
+/** Dispatches one message to its handler. */
+function createDispatcher<C extends ServiceContract>(
   contract: C,
   handlers: RpcHandlers<C>,
   logger?: Logger,

@@ -12,7 +12,7 @@ export interface ConnectionInfo {
 const defaultPorts: Record<string, number> = { postgresql: 5432, mysql: 3306, mariadb: 3306, redis: 6379 };
 
 /** The address a client should use: a public one first, as Trove lists private and public. */
-export function instanceHost(instance: InstanceView): string | undefined {
+function instanceHost(instance: InstanceView): string | undefined {
   const addresses = instance.addresses ?? [];
   const preferred = addresses.find((a) => a.type === 'public') ?? addresses[0];
   return instance.hostname ?? preferred?.address ?? instance.ip?.[0];

@@ -11,7 +11,6 @@ import { registerInstanceCommands } from './instance-commands.js';
 import { registerLoginCommands } from './login-commands.js';
 
 export type { CliIo, OutputStream } from './cli-io.js';
-export { processIo } from './cli-io.js';
 
 /**
  * Adds `login`, `logout`, `instance create|list|show|delete`, `flavor list` and `datastore list`.

@@ -7,7 +7,6 @@ import { instanceFields, instanceListHead, instanceListRow } from './instance-fo
 import { findInstance, listInstances } from './instance-lookup.js';
 import { faultText, stateText, waitForInstance } from './instance-wait.js';
 import { collect, positiveInteger, positiveSeconds, userSpec, type UserSpec } from './option-parsers.js';
-import { ProgressDisplay } from './progress-display.js';
 import { openSession } from './session.js';
 import { printJson, renderFields, renderTable } from './table-format.js';
 
@@ -80,18 +79,7 @@ async function deleteInstance(io: CliIo, idOrName: string, wait: boolean, timeou
     io.stdout.write(`Deleting instance ${name} (${id}).\n`);
     return;
   }
-  const progress = new ProgressDisplay(io.stderr, `Deleting ${name}`);
-  let result;
-  try {
-    result = await waitForInstance(client, id, {
-      goal: 'gone',
-      timeoutMs: timeoutSeconds * 1000,
-      intervalMs: io.pollIntervalMs,
-      progress,
-    });
-  } finally {
-    progress.stop();
-  }
+  const result = await waitForInstance(io, client, id, { goal: 'gone', label: `Deleting ${name}`, timeoutSeconds });
   if (result.outcome === 'gone') {
     io.stdout.write(`Instance ${name} (${id}) is deleted.\n`);
   } else if (result.outcome === 'error') {

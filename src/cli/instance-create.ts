@@ -5,7 +5,6 @@ import type { CliIo } from './cli-io.js';
 import { connectionInfo } from './connection-info.js';
 import { resolveFlavor } from './flavor-commands.js';
 import type { UserSpec } from './option-parsers.js';
-import { ProgressDisplay } from './progress-display.js';
 import { openSession } from './session.js';
 import { printJson } from './table-format.js';
 import { faultText, stateText, waitForInstance } from './instance-wait.js';
@@ -75,23 +74,12 @@ async function waitUntilActive(
   timeoutSeconds: number,
 ): Promise<InstanceView> {
   const { id, name } = created;
-  const progress = new ProgressDisplay(io.stderr, `Creating ${name}`);
-  let result;
-  try {
-    result = await waitForInstance(client, id, {
-      goal: 'active',
-      timeoutMs: timeoutSeconds * 1000,
-      intervalMs: io.pollIntervalMs,
-      progress,
-    });
-  } finally {
-    progress.stop();
-  }
+  const result = await waitForInstance(io, client, id, { goal: 'active', label: `Creating ${name}`, timeoutSeconds });
   const showHint = `See \`coffer instance show ${id}\` for details.`;
   switch (result.outcome) {
     case 'active':
       io.stderr.write(
-        `Instance ${name} (${id}) is ${stateText(result.instance)} after ${progress.elapsedSeconds(true)} s.\n`,
+        `Instance ${name} (${id}) is ${stateText(result.instance)} after ${result.seconds} s.\n`,
       );
       return result.instance;
     case 'error':

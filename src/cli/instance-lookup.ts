@@ -30,7 +30,8 @@ export async function findInstance(client: ApiClient, idOrName: string): Promise
   return (await getInstance(client, only.id)) ?? only;
 }
 
-async function getInstance(client: ApiClient, id: string): Promise<InstanceView | undefined> {
+/** The instance's detail view; undefined when the API answers 404. */
+export async function getInstance(client: ApiClient, id: string): Promise<InstanceView | undefined> {
   try {
     return await client.getMember<InstanceView>(`/instances/${encodeURIComponent(id)}`, 'instance');
   } catch (err) {

@@ -1,8 +1,9 @@
 import { sleep } from '../common/index.js';
 import type { ApiClient } from './api-client.js';
 import type { InstanceView } from './api-types.js';
-import { ApiError } from './cli-error.js';
-import type { ProgressDisplay } from './progress-display.js';
+import type { CliIo } from './cli-io.js';
+import { getInstance } from './instance-lookup.js';
+import { ProgressDisplay } from './progress-display.js';
 
 export type WaitResult =
   | { outcome: 'active'; instance: InstanceView }
@@ -13,10 +14,9 @@ export type WaitResult =
 export interface WaitOptions {
   /** `active`: until status ACTIVE (create). `gone`: until the API answers 404 (delete). */
   goal: 'active' | 'gone';
-  timeoutMs: number;
-  intervalMs: number;
-  progress: ProgressDisplay;
-  clock?: () => number;
+  /** what the progress line says is going on, e.g. `Creating mypg` */
+  label: string;
+  timeoutSeconds: number;
 }
 
 export function stateText(instance: InstanceView): string {
@@ -28,23 +28,43 @@ export function faultText(instance: InstanceView): string {
   return instance.fault?.message ?? 'Coffer recorded no fault message.';
 }
 
-/** Polls GET /instances/{id} until the goal, status ERROR, a 404, or the timeout, whichever comes first. */
-export async function waitForInstance(client: ApiClient, id: string, options: WaitOptions): Promise<WaitResult> {
-  const clock = options.clock ?? Date.now;
-  const deadline = clock() + options.timeoutMs;
+/**
+ * Polls GET /instances/{id} until the goal, status ERROR, a 404, or the timeout, whichever comes
+ * first, showing progress on stderr; `seconds` is how long it took.
+ */
+export async function waitForInstance(
+  io: CliIo,
+  client: ApiClient,
+  id: string,
+  options: WaitOptions,
+): Promise<WaitResult & { seconds: string }> {
+  const progress = new ProgressDisplay(io.stderr, options.label);
+  try {
+    const result = await poll(client, id, options, io.pollIntervalMs, progress);
+    return { ...result, seconds: progress.elapsedSeconds(true) };
+  } finally {
+    progress.stop();
+  }
+}
+
+async function poll(
+  client: ApiClient,
+  id: string,
+  { goal, timeoutSeconds }: WaitOptions,
+  intervalMs: number,
+  progress: ProgressDisplay,
+): Promise<WaitResult> {
+  const deadline = Date.now() + timeoutSeconds * 1000;
   let last: InstanceView | undefined;
   for (;;) {
-    try {
-      last = await client.getMember<InstanceView>(`/instances/${encodeURIComponent(id)}`, 'instance');
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 404) return { outcome: 'gone', last };
-      throw err;
-    }
-    options.progress.update(stateText(last));
+    const current = await getInstance(client, id);
+    if (current === undefined) return { outcome: 'gone', last };
+    last = current;
+    progress.update(stateText(last));
     if (last.status === 'ERROR') return { outcome: 'error', instance: last };
-    if (options.goal === 'active' && last.status === 'ACTIVE') return { outcome: 'active', instance: last };
-    const remaining = deadline - clock();
+    if (goal === 'active' && last.status === 'ACTIVE') return { outcome: 'active', instance: last };
+    const remaining = deadline - Date.now();
     if (remaining <= 0) return { outcome: 'timeout', last };
-    await sleep(Math.min(options.intervalMs, remaining));
+    await sleep(Math.min(intervalMs, remaining));
   }
 }

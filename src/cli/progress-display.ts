@@ -8,7 +8,7 @@ const clearLine = '\r\x1b[2K';
  * (a log, a pipe, CI) each change of state is one plain line, so the output stays readable.
  */
 export class ProgressDisplay {
-  private readonly startedAt: number;
+  private readonly startedAt = Date.now();
   private frame = 0;
   private lastState: string | undefined;
   private lineDrawn = false;
@@ -16,10 +16,7 @@ export class ProgressDisplay {
   constructor(
     private readonly out: OutputStream,
     private readonly label: string,
-    private readonly clock: () => number = Date.now,
-  ) {
-    this.startedAt = clock();
-  }
+  ) {}
 
   update(state: string): void {
     const elapsed = `${this.elapsedSeconds()}s`;
@@ -42,7 +39,7 @@ export class ProgressDisplay {
 
   /** whole seconds while waiting; tenths once done, since most creates take about a second */
   elapsedSeconds(precise = false): string {
-    const seconds = (this.clock() - this.startedAt) / 1000;
+    const seconds = (Date.now() - this.startedAt) / 1000;
     return precise ? seconds.toFixed(1) : String(Math.floor(seconds));
   }
 }

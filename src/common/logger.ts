@@ -38,6 +38,11 @@ export function createLogger(options: LoggerOptions): Logger {
   return pino({ name: options.name, level: options.level ?? 'info', redact }, destination);
 }
 
+/** The URL with its password masked, for log lines and error messages (state database, message broker). */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@/]*@/i, '$1:***@');
+}
+
 /** A logger that drops everything, for tests and library defaults. */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });

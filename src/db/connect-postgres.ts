@@ -1,8 +1,8 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { CofferError } from '../common/index.js';
+import { CofferError, redactUrl } from '../common/index.js';
 import type { Logger } from '../common/index.js';
-import { redactDatabaseUrl, type DatabaseTarget } from './database-url.js';
+import type { DatabaseTarget } from './database-url.js';
 import type { Database } from './schema.js';
 
 type PostgresTarget = Extract<DatabaseTarget, { engine: 'postgres' }>;
@@ -53,7 +53,7 @@ async function withClient(url: string, fn: (client: pg.Client) => Promise<unknow
 
 function unreachable(target: PostgresTarget, cause: unknown): CofferError {
   const reason = cause instanceof Error ? cause.message : String(cause);
-  return new CofferError('Internal', `Cannot open the state database ${redactDatabaseUrl(target.url)}: ${reason}`, {
+  return new CofferError('Internal', `Cannot open the state database ${redactUrl(target.url)}: ${reason}`, {
     cause,
   });
 }

@@ -1,4 +1,4 @@
-import { CofferError } from '../common/index.js';
+import { CofferError, redactUrl } from '../common/index.js';
 
 // The one string that says where the state lives, as operators write it on the command line.
 
@@ -25,14 +25,9 @@ export function parseDatabaseUrl(url: string): DatabaseTarget {
     default:
       throw new CofferError(
         'BadRequest',
-        `Unsupported state database URL ${redactDatabaseUrl(url)}: use one of ${supported}.`,
+        `Unsupported state database URL ${redactUrl(url)}: use one of ${supported}.`,
       );
   }
-}
-
-/** The URL with its password masked, for log lines and error messages. */
-export function redactDatabaseUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@/]*@/i, '$1:***@');
 }
 
 function sqlitePath(rest: string): string {
@@ -45,7 +40,7 @@ function sqlitePath(rest: string): string {
 function mysqlTarget(url: string): DatabaseTarget {
   const parsed = parse(url);
   const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
-  if (host === '') throw new CofferError('BadRequest', `The URL ${redactDatabaseUrl(url)} names no host.`);
+  if (host === '') throw new CofferError('BadRequest', `The URL ${redactUrl(url)} names no host.`);
   return {
     engine: 'mysql',
     host,
@@ -60,7 +55,7 @@ function parse(url: string): URL {
   try {
     return new URL(url);
   } catch (cause) {
-    throw new CofferError('BadRequest', `The state database URL ${redactDatabaseUrl(url)} is malformed.`, { cause });
+    throw new CofferError('BadRequest', `The state database URL ${redactUrl(url)} is malformed.`, { cause });
   }
 }
 
@@ -69,7 +64,7 @@ function databaseName(url: URL): string {
   if (name === '' || name.includes('/')) {
     throw new CofferError(
       'BadRequest',
-      `The URL ${redactDatabaseUrl(url.href)} must name one database, e.g. ${url.protocol}//host/coffer.`,
+      `The URL ${redactUrl(url.href)} must name one database, e.g. ${url.protocol}//host/coffer.`,
     );
   }
   return name;

@@ -4,5 +4,4 @@
 // StateStore port; Kysely and the drivers stay inside this folder.
 
 export { openStateStore, type OpenStateStoreOptions } from './open-state-store.js';
-export { redactDatabaseUrl } from './database-url.js';
 export type * from './state-store.js';

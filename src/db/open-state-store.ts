@@ -1,9 +1,9 @@
 import type { Kysely } from 'kysely';
-import { silentLogger, type Logger } from '../common/index.js';
+import { redactUrl, silentLogger, type Logger } from '../common/index.js';
 import { connectMysql } from './connect-mysql.js';
 import { connectPostgres } from './connect-postgres.js';
 import { connectSqlite } from './connect-sqlite.js';
-import { parseDatabaseUrl, redactDatabaseUrl, type DatabaseTarget } from './database-url.js';
+import { parseDatabaseUrl, type DatabaseTarget } from './database-url.js';
 import { migrateToLatest } from './migrate-to-latest.js';
 import type { Database } from './schema.js';
 import { sqlDialect, type DialectName } from './sql-dialect.js';
@@ -33,7 +33,7 @@ export async function openStateStore(url: string, options: OpenStateStoreOptions
     await db.destroy();
     throw err;
   }
-  logger.info({ dialect, database: redactDatabaseUrl(url) }, 'state database open');
+  logger.info({ dialect, database: redactUrl(url) }, 'state database open');
   return new SqlStateStore(db, sqlDialect(dialect));
 }
 

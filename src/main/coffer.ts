@@ -46,7 +46,7 @@ const logOption = () => new Option('--log-level <level>', 'fatal|error|warn|info
 const dbOption = () => new Option('--database-url <url>', 'state database: mysql://, mariadb://, postgres:// or sqlite: URL (env COFFER_DATABASE_URL)');
 const busOption = () => new Option('--bus-url <url>', 'RabbitMQ URL, e.g. amqp://guest:guest@127.0.0.1 (env COFFER_BUS_URL)');
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command('coffer')
     .description('Coffer: database instances as a service (PostgreSQL), behind the OpenStack Trove v1.0 API')
     .showHelpAfterError('(run with --help for usage)');

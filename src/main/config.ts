@@ -9,7 +9,7 @@ import { CofferError } from '../common/index.js';
 
 // Run as root, engines run as an unprivileged user that must reach the instance directories;
 // a clone under /root is out of its reach, so root gets the usual system location instead.
-export const defaultDataDir = process.getuid?.() === 0 ? '/var/lib/coffer' : '.coffer';
+const defaultDataDir = process.getuid?.() === 0 ? '/var/lib/coffer' : '.coffer';
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info');
 const port = z.coerce.number().int().min(1).max(65535);

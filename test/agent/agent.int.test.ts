@@ -1,47 +1,21 @@
 import assert from 'node:assert/strict';
-import { access, appendFile, chmod, mkdir, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { access, appendFile, chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Client } from 'pg';
-import { startAgent, type Agent, type AgentOptions } from '../../src/agent/index.js';
-import {
-  agentContract,
-  agentTopic,
-  conductorContract,
-  conductorTopic,
-  createRpcClient,
-  guestContract,
-  guestTopic,
-  InProcessTransport,
-  serveRpc,
-  type EngineVersionReport,
-  type GuestServiceStatus,
-  type Subscription,
-} from '../../src/bus/index.js';
-import { silentLogger } from '../../src/common/logger.js';
+import { agentContract, agentTopic, createRpcClient, guestContract, guestTopic, type GuestServiceStatus } from '../../src/bus/index.js';
 import { isProcessAlive, readPostmasterPid } from '../../src/guest/engines/postgresql/postmaster.js';
-import { cleanUp, randomPool, suffix, tempDataDir, waitUntil } from '../guest/engine-fixture.js';
+import { suffix } from '../guest/engine-fixture.js';
+import { tempDataDir } from '../support/temp-dir.js';
+import { until, waitUntil } from '../support/wait.js';
+import { agentHarness, processesUsing } from './agent-harness.js';
 
 // The agent through the bus, as the taskmanager and conductor see it: real PostgreSQL
 // processes, a fake conductor that records heartbeats.
 
-interface Beat {
-  instanceId: string;
-  status: GuestServiceStatus;
-  message?: string;
-  volumeUsedBytes?: number;
-}
-
 const flavor = { id: 'small', ramMb: 512, vcpus: 1 };
 const engine = { manager: 'postgresql', version: '15' };
-
-/** Pids of the processes working in `dir` or below it, even once it is removed. */
-async function processesIn(dir: string): Promise<number[]> {
-  const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name));
-  const cwds = await Promise.all(pids.map((pid) => readlink(`/proc/${pid}/cwd`).catch(() => '')));
-  return pids.filter((_, i) => cwds[i] === dir || cwds[i]!.startsWith(`${dir}/`)).map(Number);
-}
 
 const prepareInput = (adminPassword: string) => ({
   memoryMb: flavor.ramMb,
@@ -51,47 +25,7 @@ const prepareInput = (adminPassword: string) => ({
 });
 
 describe('agent', () => {
-  const transport = new InProcessTransport();
-  const beats: Beat[] = [];
-  const announcements: { host: string; engines: EngineVersionReport[] }[] = [];
-  const roots: string[] = [];
-  const agents: Agent[] = [];
-  let conductor: Subscription;
-
-  before(async () => {
-    conductor = await serveRpc(transport, conductorContract, conductorTopic, {
-      heartbeat: async (args) => {
-        beats.push(args);
-      },
-      agentHeartbeat: async (args) => {
-        announcements.push(args);
-      },
-    });
-  });
-
-  after(async () => {
-    for (const agent of agents) await agent.stop();
-    await conductor.close();
-    await transport.close();
-    for (const root of roots) await cleanUp(root);
-  });
-
-  async function newAgent(overrides: Partial<AgentOptions> = {}): Promise<{ agent: Agent; options: AgentOptions }> {
-    const dataDir = overrides.dataDir ?? (await tempDataDir('coffer-agent-'));
-    if (overrides.dataDir === undefined) roots.push(dataDir);
-    const options: AgentOptions = {
-      host: `test-${suffix()}`,
-      dataDir,
-      transport,
-      logger: silentLogger(),
-      addressPool: randomPool(),
-      heartbeatIntervalMs: 200,
-      ...overrides,
-    };
-    const agent = await startAgent(options);
-    agents.push(agent);
-    return { agent, options };
-  }
+  const { transport, beats, announcements, roots, newAgent } = agentHarness('coffer-agent-');
 
   /** the first heartbeat of `instanceId` with `status` at or after index `from` */
   const beat = (instanceId: string, status: GuestServiceStatus, from: number, timeoutMs = 20_000) =>
@@ -266,7 +200,7 @@ describe('agent', () => {
       await createRpcClient(transport, guestContract, guestTopic(instanceId)).prepare(prepareInput(`admin-${suffix()}`));
       if (when === 'running') await beat(instanceId, 'BUILDING', mark);
       assert.deepEqual(await agentRpc.deleteServer({ instanceId }), { deleted: true }, when);
-      assert.deepEqual(await processesIn(dir), [], `no engine process is left (prepare ${when})`);
+      assert.deepEqual(await processesUsing(dir), [], `no engine process is left (prepare ${when})`);
       await assert.rejects(access(dir));
       assert.ok(!(await agentRpc.listServers({})).some((server) => server.instanceId === instanceId));
     }
@@ -289,7 +223,7 @@ describe('agent', () => {
     });
     const failed = beats[await beat(instanceId, 'FAILED', mark)]!;
     assert.match(failed.message ?? '', /database "missing" does not exist/);
-    assert.deepEqual(await processesIn(join(options.dataDir, 'instances', instanceId)), []);
+    assert.deepEqual(await processesUsing(join(options.dataDir, 'instances', instanceId)), []);
   });
 
   it('lets a prepare finish when its agent stops, and stops an engine a dead agent left mid-prepare', async () => {
@@ -322,8 +256,8 @@ describe('agent', () => {
     await second.agent.stop();
     await rm(join(dir, '.prepare.done'));
     await newAgent({ dataDir: options.dataDir, host: options.host, addressPool: options.addressPool });
-    await waitUntil('the leftover engine to stop', async () => ((await isProcessAlive(pid)) ? undefined : true));
-    assert.deepEqual(await processesIn(dir), []);
+    await until('the leftover engine to stop', async () => !(await isProcessAlive(pid)));
+    assert.deepEqual(await processesUsing(dir), []);
 
     // a prepare delivered again brings it back, with what the first one made
     mark = beats.length;
@@ -356,7 +290,7 @@ describe('agent', () => {
     mark = beats.length;
     process.kill((await readPostmasterPid(join(dir, 'data')))!.pid, 'SIGKILL');
     const crashed = () => beats.slice(mark).filter((b) => b.instanceId === instanceId && b.status === 'CRASHED');
-    await waitUntil('several failed restarts', () => (crashed().length >= 5 ? true : undefined));
+    await until('several failed restarts', () => crashed().length >= 5);
     const messages = crashed()
       .map((b) => b.message)
       .filter((message) => message !== undefined);

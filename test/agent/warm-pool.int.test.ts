@@ -1,27 +1,23 @@
 import assert from 'node:assert/strict';
-import { access, mkdir, readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Client } from 'pg';
-import { startAgent, type Agent, type AgentOptions } from '../../src/agent/index.js';
+import type { AgentOptions } from '../../src/agent/index.js';
 import {
   agentContract,
   agentTopic,
-  conductorContract,
-  conductorTopic,
   createRpcClient,
   guestContract,
   guestTopic,
-  InProcessTransport,
-  serveRpc,
-  type GuestServiceStatus,
   type RpcClient,
   type ServerInfo,
-  type Subscription,
 } from '../../src/bus/index.js';
-import { silentLogger } from '../../src/common/logger.js';
 import { withAdminClient } from '../../src/guest/engines/postgresql/admin.js';
-import { cleanUp, localRunner, randomPool, suffix, tempDataDir, waitUntil } from '../guest/engine-fixture.js';
+import { localRunner, ownerOf, suffix } from '../guest/engine-fixture.js';
+import { tempDataDir } from '../support/temp-dir.js';
+import { until } from '../support/wait.js';
+import { agentHarness, processesUsing } from './agent-harness.js';
 
 // The agent's warm pool with real PostgreSQL: clusters made ahead of time by initdb, each
 // handed to one create only, refilled, cleaned after a crash, stopped with the agent.
@@ -34,62 +30,18 @@ const fillTimeoutMs = 60_000;
 
 const isComplete = (name: string) => /^[0-9a-f]{16}$/.test(name);
 
-/** Pids of processes whose command line mentions `dir` or that work in it or below it. */
-async function processesUsing(dir: string): Promise<number[]> {
-  const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name)).map(Number);
-  const found: number[] = [];
-  for (const pid of pids) {
-    if (pid === process.pid) continue;
-    const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => '');
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cwd === dir || cwd.startsWith(`${dir}/`) || cmdline.includes(dir)) found.push(pid);
-  }
-  return found;
-}
-
 describe('agent warm pool', () => {
-  const transport = new InProcessTransport();
-  const beats: { instanceId: string; status: GuestServiceStatus }[] = [];
-  const roots: string[] = [];
-  const agents: Agent[] = [];
-  let conductor: Subscription;
-
-  before(async () => {
-    conductor = await serveRpc(transport, conductorContract, conductorTopic, {
-      heartbeat: async (args) => {
-        beats.push(args);
-      },
-      agentHeartbeat: async () => undefined,
-    });
-  });
-
-  after(async () => {
-    for (const agent of agents) await agent.stop();
-    await conductor.close();
-    await transport.close();
-    for (const root of roots) await cleanUp(root);
-  });
+  const harness = agentHarness('coffer-wpa-');
+  const { transport, beats, roots, agents } = harness;
 
   async function newAgent(overrides: Partial<AgentOptions> = {}) {
-    const dataDir = overrides.dataDir ?? (await tempDataDir('coffer-wpa-'));
-    if (overrides.dataDir === undefined) roots.push(dataDir);
-    const options: AgentOptions = {
-      host: `test-${suffix()}`,
-      dataDir,
-      transport,
-      logger: silentLogger(),
-      addressPool: randomPool(),
-      heartbeatIntervalMs: 200,
-      ...overrides,
-    };
-    const agent = await startAgent(options);
-    agents.push(agent);
-    return { agent, options, kindDir: join(dataDir, 'pool', kind), agentRpc: createRpcClient(transport, agentContract, agentTopic(options.host)) };
+    const { agent, options } = await harness.newAgent(overrides);
+    return { agent, options, kindDir: join(options.dataDir, 'pool', kind), agentRpc: createRpcClient(transport, agentContract, agentTopic(options.host)) };
   }
 
   const entries = async (kindDir: string) => (await readdir(kindDir).catch(() => [] as string[])).filter(isComplete);
   const filled = (kindDir: string, size: number) =>
-    waitUntil(`${size} warm clusters`, async () => ((await entries(kindDir)).length === size ? true : undefined), fillTimeoutMs);
+    until(`${size} warm clusters`, async () => (await entries(kindDir)).length === size, fillTimeoutMs);
 
   /** creates and prepares an instance; resolves once it is HEALTHY */
   async function prepared(agentRpc: RpcClient<typeof agentContract>, adminPassword: string) {
@@ -102,9 +54,9 @@ describe('agent warm pool', () => {
       users: [{ name: 'app', password: 'app-Secret-1', databases: [{ name: 'appdb' }] }],
       adminPassword,
     });
-    await waitUntil(
+    await until(
       `HEALTHY of ${instanceId}`,
-      () => (beats.some((b, i) => i >= mark && b.instanceId === instanceId && b.status === 'HEALTHY') ? true : undefined),
+      () => beats.some((b, i) => i >= mark && b.instanceId === instanceId && b.status === 'HEALTHY'),
       30_000,
     );
     return { instanceId, server };
@@ -126,13 +78,9 @@ describe('agent warm pool', () => {
     // the instances' layout: the host's directories, the engine user's data directory, the host's secret
     const engineUid = (await localRunner()).identity?.uid ?? process.getuid!();
     const entry = join(kindDir, (await entries(kindDir))[0]!);
-    const owner = async (path: string) => {
-      const stats = await stat(path);
-      return { uid: stats.uid, mode: (stats.mode & 0o777).toString(8) };
-    };
-    for (const dir of [poolDir, kindDir, entry]) assert.deepEqual(await owner(dir), { uid: process.getuid!(), mode: '711' }, dir);
-    assert.deepEqual(await owner(join(entry, 'data')), { uid: engineUid, mode: '700' });
-    assert.deepEqual(await owner(join(entry, 'os_admin.pool-password')), { uid: process.getuid!(), mode: '600' });
+    for (const dir of [poolDir, kindDir, entry]) assert.deepEqual(await ownerOf(dir), { uid: process.getuid!(), mode: '711' }, dir);
+    assert.deepEqual(await ownerOf(join(entry, 'data')), { uid: engineUid, mode: '700' });
+    assert.deepEqual(await ownerOf(join(entry, 'os_admin.pool-password')), { uid: process.getuid!(), mode: '600' });
     assert.deepEqual((await readdir(entry)).sort(), ['data', 'os_admin.pool-password'], 'no initdb password file is left');
 
     const admins = [`adm-${suffix()}-1`, `adm-${suffix()}-2`];
@@ -205,9 +153,9 @@ describe('agent warm pool', () => {
   it('stops an initdb in progress when the agent stops, leaving no process and no half-made entry', async () => {
     const { agent, kindDir, options } = await newAgent({ warmPoolSize: 2 });
     const poolDir = join(options.dataDir, 'pool');
-    await waitUntil(
+    await until(
       'a pool initdb',
-      async () => ((await processesUsing(poolDir)).length > 0 ? true : undefined),
+      async () => (await processesUsing(poolDir)).length > 0,
       fillTimeoutMs,
     );
     await agent.stop();

@@ -7,6 +7,7 @@ import { LocalProcessRunner } from '../../src/agent/index.js';
 import { WarmPool, type WarmKind } from '../../src/agent/warm-pool.js';
 import { silentLogger } from '../../src/common/logger.js';
 import type { WarmStart } from '../../src/guest/index.js';
+import { until } from '../support/wait.js';
 
 // The pool's bookkeeping with a stand-in engine whose "cluster" is a file naming itself: what
 // counts as complete, atomic takes, refills, clean-up at start, failures and stop. The real
@@ -48,16 +49,6 @@ function fakeStart(): FakeStart & { release(): void } {
   return fake;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 describe('warm pool', () => {
   const roots: string[] = [];
   const pools: WarmPool[] = [];
@@ -76,14 +67,14 @@ describe('warm pool', () => {
   }
 
   const full = (pool: WarmPool, size: number) =>
-    waitFor(`${size} entries`, async () => ((await pool.count('fake-1')) === size ? true : undefined));
+    until(`${size} entries`, async () => (await pool.count('fake-1')) === size);
 
   it('fills to its size, hands each entry to one taker only, and refills', async () => {
     const fake = fakeStart();
     const { pool, root, kindDir } = await newPool(3, fake);
     pool.start();
     // nothing complete while the first entry is being made
-    await waitFor('a build', async () => ((await readdir(kindDir).catch(() => [])).length > 0 ? true : undefined));
+    await until('a build', async () => (await readdir(kindDir).catch(() => [])).length > 0);
     assert.equal(await pool.count('fake-1'), 0);
     assert.equal(await pool.take('fake-1', join(root, 'none')), false);
     fake.release();
@@ -114,7 +105,7 @@ describe('warm pool', () => {
     const fake = fakeStart();
     const { pool } = await newPool(2, fake, root);
     pool.start();
-    await waitFor('clean-up', async () => ((await readdir(join(root, 'pool'))).length === 1 ? true : undefined));
+    await until('clean-up', async () => (await readdir(join(root, 'pool'))).length === 1);
     assert.deepEqual(await readdir(kindDir), complete.slice(0, 2), 'the half-made and the excess entry are gone');
     assert.ok(fake.discarded.some((dir) => dir.endsWith('.building-00000000000000aa')), 'the engine stopped what the half-made entry ran');
     assert.equal(await pool.take('fake-1', join(root, 'a')), true);
@@ -130,7 +121,7 @@ describe('warm pool', () => {
     const { pool, kindDir } = await newPool(0, fake, root);
     assert.equal(pool.source('fake-1'), undefined);
     pool.start();
-    await waitFor('clean-up', async () => ((await readdir(kindDir)).length === 0 ? true : undefined));
+    await until('clean-up', async () => (await readdir(kindDir)).length === 0);
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(fake.made, 0);
   });
@@ -141,7 +132,7 @@ describe('warm pool', () => {
     fake.release();
     const { pool, kindDir } = await newPool(1, fake, undefined, 200);
     pool.start();
-    await waitFor('a failed build', async () => (fake.discarded.length > 0 ? true : undefined));
+    await until('a failed build', async () => fake.discarded.length > 0);
     assert.deepEqual(await readdir(kindDir), []);
     fake.fail = false;
     await full(pool, 1);
@@ -151,7 +142,7 @@ describe('warm pool', () => {
     const fake = fakeStart();
     const { pool, kindDir } = await newPool(2, fake);
     pool.start();
-    await waitFor('a build', async () => ((await readdir(kindDir).catch(() => [])).length > 0 ? true : undefined));
+    await until('a build', async () => (await readdir(kindDir).catch(() => [])).length > 0);
     await pool.stop();
     assert.deepEqual(await readdir(kindDir), []);
     assert.equal(fake.discarded.length, 1);

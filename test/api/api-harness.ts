@@ -161,11 +161,3 @@ export async function seedDatastores(store: StateStore): Promise<SeededDatastore
   });
   return { datastoreId: ds.id, activeVersionId: active.id, inactiveVersionId: inactive.id, mysqlId: mysql.id };
 }
-
-export async function waitFor(predicate: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

@@ -4,7 +4,8 @@ import { guestContract, guestTopic, serveRpc } from '../../src/bus/index.js';
 import { CofferError } from '../../src/common/errors.js';
 import { newUuid } from '../../src/common/ids.js';
 import type { ServiceStatusName } from '../../src/db/index.js';
-import { adminSession, json, memberSession, seedDatastores, startHarness, waitFor, type Harness, type Session } from './api-harness.js';
+import { adminSession, json, memberSession, seedDatastores, startHarness, type Harness, type Session } from './api-harness.js';
+import { until } from '../support/wait.js';
 
 let h: Harness;
 let admin: Session;
@@ -108,7 +109,7 @@ describe('POST /instances', () => {
       requestId: res.headers['x-openstack-request-id'],
     });
 
-    await waitFor(() => h.casts.length === castsBefore + 1);
+    await until('the create cast', () => h.casts.length === castsBefore + 1);
     const cast = h.casts.at(-1)!;
     assert.equal(cast.taskId, task?.id);
     assert.equal(cast.instanceId, view.id);
@@ -365,7 +366,7 @@ describe('DELETE /instances/{id}', () => {
     assert.equal((await h.store.instances.get(id))?.taskStatus, 'DELETING');
     const task = await h.store.tasks.activeForInstance(id);
     assert.equal(task?.kind, 'delete_instance');
-    await waitFor(() => h.casts.length === castsBefore + 1);
+    await until('the create cast', () => h.casts.length === castsBefore + 1);
     assert.equal(h.casts.at(-1)?.taskId, task?.id);
 
     const view = json(await h.app.inject({ method: 'GET', url: url(alice, `/${id}`), headers: headers(alice) })).instance;
@@ -374,7 +375,7 @@ describe('DELETE /instances/{id}', () => {
     // A second delete re-wakes the same task instead of queueing another.
     const again = await h.app.inject({ method: 'DELETE', url: url(alice, `/${id}`), headers: headers(alice) });
     assert.equal(again.statusCode, 202);
-    await waitFor(() => h.casts.length === castsBefore + 2);
+    await until('the second cast', () => h.casts.length === castsBefore + 2);
     assert.equal(h.casts.at(-1)?.taskId, task?.id);
   });
 });

@@ -7,6 +7,7 @@ import { AmqpTransport, call, connectTransport, createRpcClient, defineService, 
 import type { BusMessage, BusReply } from '../../src/bus/index.js';
 import { startRabbitmqNode, type RabbitmqNode } from '../support/rabbitmq-node.js';
 import { transportSuite } from './transport.suite.js';
+import { until } from '../support/wait.js';
 
 // Runs the conformance suite on the shared RabbitMQ, then what only a real broker can show:
 // separate connections competing, the latency a call costs, and a broker restart (on a private
@@ -24,14 +25,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function note(id: number): BusMessage {
   return { service: 'notes', version: '1.0', method: 'note', args: { id }, context: { requestId: `req-${id}` }, sentAt: Date.now() };
-}
-
-async function until(what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 describe('AmqpTransport on the shared broker', () => {

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { CofferError } from '../../src/common/errors.js';
 import { call, cast, createRpcClient, defineService, serveRpc } from '../../src/bus/index.js';
 import type { BusMessage, BusReply, MessageHandler, Transport } from '../../src/bus/index.js';
+import { until } from '../support/wait.js';
 
 // The conformance suite every Transport adapter runs (in-process and AMQP): the same promises,
 // checked the same way, through the real rpc layer and through raw transport calls.
@@ -22,14 +23,6 @@ const testContract = defineService('suite', '1.0', {
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what: string, predicate: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 function message(method: string, args: unknown): BusMessage {
   return {

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { createLogger } from '../../src/common/logger.js';
+import { createLogger, redactUrl } from '../../src/common/logger.js';
 
 test('passwords never reach a log line, wherever they sit in what is logged', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'coffer-logger-'));
@@ -30,4 +30,9 @@ test('passwords never reach a log line, wherever they sit in what is logged', as
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('a URL is shown with its password masked, whatever its scheme', () => {
+  assert.equal(redactUrl('amqp://guest:s3cret@127.0.0.1:5672/vhost'), 'amqp://guest:***@127.0.0.1:5672/vhost');
+  assert.equal(redactUrl('amqp://127.0.0.1'), 'amqp://127.0.0.1');
 });

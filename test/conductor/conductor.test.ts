@@ -11,6 +11,7 @@ import { silentLogger } from '../../src/common/logger.js';
 import { startConductor, type Conductor } from '../../src/conductor/index.js';
 import { heartbeatHandler } from '../../src/conductor/heartbeat-handler.js';
 import { openStateStore, type InstanceRepository, type Repositories, type StateStore } from '../../src/db/index.js';
+import { eventually } from '../support/wait.js';
 
 let store: StateStore;
 let transport: InProcessTransport;
@@ -27,15 +28,6 @@ after(async () => {
   await transport.close();
   await store.close();
 });
-
-async function eventually<T>(read: () => Promise<T>, ok: (value: T) => boolean): Promise<T> {
-  for (let i = 0; i < 100; i++) {
-    const value = await read();
-    if (ok(value)) return value;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error('condition never met');
-}
 
 async function makeInstance(id: string): Promise<void> {
   const now = new Date();
@@ -71,10 +63,10 @@ test('a heartbeat becomes the service status; an older one arriving late is drop
   await makeInstance('i-1');
   const t0 = Date.now();
   await transport.cast(conductorTopic, heartbeatAt('i-1', 'HEALTHY', t0 + 10));
-  await eventually(() => store.serviceStatuses.get('i-1'), (s) => s?.status === 'HEALTHY');
+  await eventually('HEALTHY', () => store.serviceStatuses.get('i-1'), (s) => s?.status === 'HEALTHY');
   await transport.cast(conductorTopic, heartbeatAt('i-1', 'BUILDING', t0));
   await transport.cast(conductorTopic, heartbeatAt('i-1', 'SHUTDOWN', t0 + 20));
-  await eventually(() => store.serviceStatuses.get('i-1'), (s) => s?.status === 'SHUTDOWN');
+  await eventually('SHUTDOWN', () => store.serviceStatuses.get('i-1'), (s) => s?.status === 'SHUTDOWN');
   await new Promise((r) => setTimeout(r, 30));
   assert.equal((await store.serviceStatuses.get('i-1'))?.status, 'SHUTDOWN');
 });
@@ -83,7 +75,7 @@ test('a FAILED heartbeat with a message records it as the instance fault', async
   await makeInstance('i-2');
   const client = createRpcClient(transport, conductorContract, conductorTopic);
   await client.heartbeat({ instanceId: 'i-2', status: 'FAILED', message: 'initdb: disk full' });
-  const fault = await eventually(() => store.faults.latest('i-2'), (f) => f !== undefined);
+  const fault = await eventually('the fault', () => store.faults.latest('i-2'), (f) => f !== undefined);
   assert.equal(fault?.message, 'initdb: disk full');
   assert.equal((await store.serviceStatuses.get('i-2'))?.status, 'FAILED');
 });
@@ -104,7 +96,7 @@ test('agent reports register datastore versions; a host lacking a binary does no
       { datastore: 'postgresql', manager: 'postgresql', name: '17', version: '17', active: false, inactiveReason: 'no PostgreSQL 17 binaries' },
     ],
   });
-  const datastore = await eventually(() => store.datastores.getDatastoreByName('postgresql'), (d) => d?.defaultVersionId != null);
+  const datastore = await eventually('the datastore', () => store.datastores.getDatastoreByName('postgresql'), (d) => d?.defaultVersionId != null);
   const versions = await store.datastores.listVersions(datastore!.id);
   const byName = Object.fromEntries(versions.map((v) => [v.name, v]));
   assert.equal(byName['15']?.active, true);
@@ -117,7 +109,7 @@ test('agent reports register datastore versions; a host lacking a binary does no
     host: 'host-b',
     engines: [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: false, inactiveReason: 'missing' }],
   });
-  const alive = await eventually(() => store.agents.listAlive(new Date(Date.now() - 60_000)), (a) => a.length === 2);
+  const alive = await eventually('both agents', () => store.agents.listAlive(new Date(Date.now() - 60_000)), (a) => a.length === 2);
   assert.deepEqual(alive.map((a) => a.host), ['host-a', 'host-b']);
   assert.equal((await store.datastores.getVersion(byName['15']!.id))?.active, true);
 });

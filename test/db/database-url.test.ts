@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { openStateStore } from '../../src/db/index.js';
-import { parseDatabaseUrl, redactDatabaseUrl } from '../../src/db/database-url.js';
+import { redactUrl } from '../../src/common/logger.js';
+import { parseDatabaseUrl } from '../../src/db/database-url.js';
 import { rejectsWithCode } from './state-store-fixtures.js';
 
 describe('parseDatabaseUrl', () => {
@@ -51,8 +52,8 @@ describe('parseDatabaseUrl', () => {
   });
 
   it('never shows a password in what it reports', () => {
-    assert.equal(redactDatabaseUrl('mysql://root:hunter2@127.0.0.1/coffer'), 'mysql://root:***@127.0.0.1/coffer');
-    assert.equal(redactDatabaseUrl('postgres://127.0.0.1/coffer'), 'postgres://127.0.0.1/coffer');
+    assert.equal(redactUrl('mysql://root:hunter2@127.0.0.1/coffer'), 'mysql://root:***@127.0.0.1/coffer');
+    assert.equal(redactUrl('postgres://127.0.0.1/coffer'), 'postgres://127.0.0.1/coffer');
     assert.throws(
       () => parseDatabaseUrl('oracle://scott:tiger@db/coffer'),
       (err: Error) => !err.message.includes('tiger'),

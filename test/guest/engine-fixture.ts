@@ -1,5 +1,4 @@
-import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import { ensureEngineUser, LocalProcessRunner } from '../../src/agent/index.js';
@@ -14,13 +13,6 @@ export async function localRunner(): Promise<LocalProcessRunner> {
   return new LocalProcessRunner(identity);
 }
 
-/** A temp directory the engine user can traverse (mkdtemp makes it 0700). Short: sockets live under it. */
-export async function tempDataDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  await chmod(dir, 0o755);
-  return dir;
-}
-
 /** A /24 pool unlikely to meet anyone else's on this shared machine (not 127.0/16, not 127.77/16). */
 export function randomPool(): string {
   return `127.${randomInt(100, 250)}.${randomInt(0, 256)}.0/24`;
@@ -28,6 +20,12 @@ export function randomPool(): string {
 
 export function randomAddress(): string {
   return `127.${randomInt(100, 250)}.${randomInt(0, 256)}.${randomInt(2, 255)}`;
+}
+
+/** Who owns `path` and its permission bits in octal, as the layout assertions compare them. */
+export async function ownerOf(path: string): Promise<{ uid: number; mode: string }> {
+  const stats = await stat(path);
+  return { uid: stats.uid, mode: (stats.mode & 0o777).toString(8) };
 }
 
 export function suffix(): string {
@@ -52,18 +50,4 @@ export async function cleanUp(root: string): Promise<void> {
     await killDataDirProcesses(dataDir);
   }
   await rm(root, { recursive: true, force: true });
-}
-
-export async function waitUntil<T>(
-  what: string,
-  probe: () => T | undefined | Promise<T | undefined>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }

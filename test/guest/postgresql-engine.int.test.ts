@@ -9,7 +9,8 @@ import { silentLogger } from '../../src/common/logger.js';
 import { engineRegistry, type EngineDriver, type ProcessRunner } from '../../src/guest/index.js';
 import { withAdminClient } from '../../src/guest/engines/postgresql/admin.js';
 import { isProcessAlive } from '../../src/guest/engines/postgresql/postmaster.js';
-import { cleanUp, localRunner, randomAddress, tempDataDir } from './engine-fixture.js';
+import { tempDataDir } from '../support/temp-dir.js';
+import { cleanUp, localRunner, ownerOf, randomAddress } from './engine-fixture.js';
 
 // The PostgreSQL engine driver against real binaries and processes: what a client of the
 // instance sees (password logins only, its own database), and stop/start/restart.
@@ -117,10 +118,7 @@ describe('postgresql engine', () => {
   it('keeps secrets and what the host writes out of the engine user\'s reach', async () => {
     const host = process.getuid!();
     const engine = runner.identity?.uid ?? host;
-    const owner = async (name: string) => {
-      const stats = await stat(join(dir, name));
-      return { uid: stats.uid, mode: (stats.mode & 0o777).toString(8) };
-    };
+    const owner = (name: string) => ownerOf(join(dir, name));
     assert.deepEqual(await owner('.'), { uid: host, mode: '711' });
     assert.deepEqual(await owner('os_admin.password'), { uid: host, mode: '600' });
     assert.equal(await readFile(join(dir, 'os_admin.password'), 'utf8'), adminPassword);

@@ -7,7 +7,8 @@ import type { LocalProcessRunner } from '../../src/agent/index.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { engineRegistry, type EngineBinary, type EngineDriver, type WarmSource } from '../../src/guest/index.js';
 import { withAdminClient } from '../../src/guest/engines/postgresql/admin.js';
-import { cleanUp, localRunner, randomAddress, suffix, tempDataDir } from './engine-fixture.js';
+import { tempDataDir } from '../support/temp-dir.js';
+import { cleanUp, localRunner, ownerOf, randomAddress, suffix } from './engine-fixture.js';
 
 // Instances prepared from clusters initialised ahead of time (the agent's warm pool): each
 // works exactly like one prepared by initdb, keeps identifiers of its own, and nothing of the
@@ -141,10 +142,7 @@ describe('postgresql engine with warm clusters', () => {
       // the layout is the one a prepare by initdb makes
       const host = process.getuid!();
       const engine = runner.identity?.uid ?? host;
-      const owner = async (name: string) => {
-        const stats = await stat(join(dir, name));
-        return { uid: stats.uid, mode: (stats.mode & 0o777).toString(8) };
-      };
+      const owner = (name: string) => ownerOf(join(dir, name));
       assert.deepEqual(await owner('.'), { uid: host, mode: '711' });
       assert.deepEqual(await owner('os_admin.password'), { uid: host, mode: '600' });
       assert.deepEqual(await owner('data'), { uid: engine, mode: '700' });

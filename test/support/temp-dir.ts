@@ -4,10 +4,17 @@ import { join } from 'node:path';
 
 /**
  * A temporary data directory that the unprivileged engine user can traverse (mkdtemp makes
- * it 0700, which would lock PostgreSQL out when the tests run as root, as CI does).
+ * it 0700, which would lock PostgreSQL out when the tests run as root, as CI does). Keep
+ * `prefix` short: sockets live under it.
  */
-export async function makeDataDir(prefix: string): Promise<{ path: string; remove: () => Promise<void> }> {
-  const path = await mkdtemp(join(tmpdir(), `${prefix}-`));
+export async function tempDataDir(prefix: string): Promise<string> {
+  const path = await mkdtemp(join(tmpdir(), prefix));
   await chmod(path, 0o755);
+  return path;
+}
+
+/** {@link tempDataDir} with a `-` after `prefix`, and how to remove it. */
+export async function makeDataDir(prefix: string): Promise<{ path: string; remove: () => Promise<void> }> {
+  const path = await tempDataDir(`${prefix}-`);
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
 }

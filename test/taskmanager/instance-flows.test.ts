@@ -21,6 +21,7 @@ import { silentLogger } from '../../src/common/logger.js';
 import { startConductor, type Conductor } from '../../src/conductor/index.js';
 import { openStateStore, type InstanceRow, type StateStore, type TaskRow } from '../../src/db/index.js';
 import { startTaskmanager, type Taskmanager, type TaskmanagerOptions } from '../../src/taskmanager/index.js';
+import { eventually } from '../support/wait.js';
 
 // The create and delete flows end to end inside one process: the real taskmanager and conductor
 // over a SQLite store and the in-process bus, with a fake agent and fake guests that answer as
@@ -209,16 +210,6 @@ async function requestDelete(world: World, instanceId: string): Promise<string> 
   });
   await wake(world, taskId);
   return taskId;
-}
-
-async function eventually<T>(what: string, read: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 async function builtInstance(world: World, instanceId: string): Promise<InstanceRow> {

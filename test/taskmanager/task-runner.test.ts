@@ -3,6 +3,7 @@ import { after, before, test } from 'node:test';
 import { silentLogger } from '../../src/common/logger.js';
 import { openStateStore, type StateStore, type TaskRow } from '../../src/db/index.js';
 import { TaskRunner, type Flow } from '../../src/taskmanager/task-runner.js';
+import { eventually } from '../support/wait.js';
 
 let store: StateStore;
 
@@ -41,12 +42,7 @@ function runner(workerId: string, flow: Flow, leaseMs = 300): TaskRunner {
 }
 
 async function waitForState(id: string, state: string): Promise<TaskRow> {
-  for (let i = 0; i < 200; i++) {
-    const task = await store.tasks.get(id);
-    if (task?.state === state) return task;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`task ${id} never reached ${state}`);
+  return (await eventually(`task ${id} ${state}`, () => store.tasks.get(id), (task) => task?.state === state))!;
 }
 
 test('a task left by a dead worker is resumed by another after its lease expires, from the last step', async () => {

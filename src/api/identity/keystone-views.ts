@@ -105,7 +105,7 @@ function endpoints(service: string, url: string, region: string) {
   }));
 }
 
-export function catalogView(projectId: string, options: CatalogOptions) {
+function catalogView(projectId: string, options: CatalogOptions) {
   return [
     {
       id: stableId('database'),

@@ -22,20 +22,19 @@ export class InstanceViewLoader {
   }
 
   private version(id: string): Promise<DatastoreVersionRow | undefined> {
-    let found = this.versions.get(id);
-    if (found === undefined) {
-      found = this.store.datastores.getVersion(id);
-      this.versions.set(id, found);
-    }
-    return found;
+    return cached(this.versions, id, () => this.store.datastores.getVersion(id));
   }
 
   private datastore(id: string): Promise<DatastoreRow | undefined> {
-    let found = this.datastores.get(id);
-    if (found === undefined) {
-      found = this.store.datastores.getDatastore(id);
-      this.datastores.set(id, found);
-    }
-    return found;
+    return cached(this.datastores, id, () => this.store.datastores.getDatastore(id));
   }
+}
+
+function cached<T>(cache: Map<string, Promise<T>>, id: string, load: () => Promise<T>): Promise<T> {
+  let found = cache.get(id);
+  if (found === undefined) {
+    found = load();
+    cache.set(id, found);
+  }
+  return found;
 }

@@ -6,7 +6,7 @@ import type { Link } from './links.js';
 // Marker pagination (reference 1.6): at most `pageSize` items per page whatever the client asks,
 // and a `next` link only when another page follows.
 
-export const defaultPageSize = 20;
+const defaultPageSize = 20;
 
 export function pageRequest(request: FastifyRequest, pageSize = defaultPageSize): { limit: number; marker?: string } {
   const rawLimit = queryParam(request.query, 'limit');

@@ -66,7 +66,7 @@ export function grantPublicSchemaStatement(user: string): string {
 }
 
 /** Without this every role may connect to every database, and a user's database list means nothing. */
-export function revokePublicConnectStatement(database: string): string {
+function revokePublicConnectStatement(database: string): string {
   return `REVOKE CONNECT, TEMPORARY ON DATABASE ${escapeIdentifier(database)} FROM PUBLIC`;
 }
 

@@ -83,7 +83,7 @@ export function renderPostgresqlConf(input: ServerConfigInput): string {
 }
 
 /** Accepts `a.b.c.d/n` and IPv6 `x::y/n` only: the value lands in pg_hba.conf verbatim. */
-export function parseCidr(cidr: string): string {
+function parseCidr(cidr: string): string {
   const match = /^([0-9a-fA-F:.]+)\/(\d{1,3})$/.exec(cidr.trim());
   const address = match?.[1];
   const bits = Number(match?.[2]);

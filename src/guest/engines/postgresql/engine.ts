@@ -33,7 +33,7 @@ import { initdbArguments, postgresqlWarmStart, syncDirectory, takeWarmCluster } 
 // run as another user) thus never writes through a path the engine's user could have turned
 // into a symlink, as it could anywhere inside a directory that user owns.
 
-export const postgresqlCapabilities: EngineCapabilities = {
+const postgresqlCapabilities: EngineCapabilities = {
   // What the guest implements today: an engine declares only what it can do.
   manageDatabases: false,
   manageUsers: false,

@@ -66,7 +66,7 @@ export async function runningPostmaster(dataDir: string): Promise<number | undef
   return (await servesDataDir(lock.pid, dataDir)) ? lock.pid : undefined;
 }
 
-export async function logTail(logFile: string, bytes = 1500): Promise<string> {
+async function logTail(logFile: string, bytes = 1500): Promise<string> {
   try {
     const handle = await open(logFile, 'r');
     try {

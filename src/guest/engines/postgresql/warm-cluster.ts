@@ -58,7 +58,7 @@ export const postgresqlWarmStart: WarmStart = {
 };
 
 /** The landing place of a taken cluster: whatever an interrupted take left there goes first. */
-export function warmLanding(instanceDir: string): string {
+function warmLanding(instanceDir: string): string {
   return join(instanceDir, landingName);
 }
 

@@ -1,0 +1,88 @@
+import { readdir, readFile, readlink } from 'node:fs/promises';
+import { after, before } from 'node:test';
+import { startAgent, type Agent, type AgentOptions } from '../../src/agent/index.js';
+import {
+  conductorContract,
+  conductorTopic,
+  InProcessTransport,
+  serveRpc,
+  type EngineVersionReport,
+  type GuestServiceStatus,
+  type Subscription,
+} from '../../src/bus/index.js';
+import { silentLogger } from '../../src/common/logger.js';
+import { cleanUp, randomPool, suffix } from '../guest/engine-fixture.js';
+import { tempDataDir } from '../support/temp-dir.js';
+
+// Shared by the agent integration tests: real agents on an in-process bus, seen through a fake
+// conductor that records heartbeats, and cleaned up (engines killed, directories removed) after.
+
+export interface Beat {
+  instanceId: string;
+  status: GuestServiceStatus;
+  message?: string;
+  volumeUsedBytes?: number;
+}
+
+/** Registers the suite's before/after hooks: call it inside a `describe`. */
+export function agentHarness(dataDirPrefix: string) {
+  const transport = new InProcessTransport();
+  const beats: Beat[] = [];
+  const announcements: { host: string; engines: EngineVersionReport[] }[] = [];
+  /** directories removed after the suite, engines under them killed */
+  const roots: string[] = [];
+  /** agents stopped after the suite */
+  const agents: Agent[] = [];
+  let conductor: Subscription;
+
+  before(async () => {
+    conductor = await serveRpc(transport, conductorContract, conductorTopic, {
+      heartbeat: async (args) => {
+        beats.push(args);
+      },
+      agentHeartbeat: async (args) => {
+        announcements.push(args);
+      },
+    });
+  });
+
+  after(async () => {
+    for (const agent of agents) await agent.stop();
+    await conductor.close();
+    await transport.close();
+    for (const root of roots) await cleanUp(root);
+  });
+
+  /** starts an agent on a fresh data directory (unless `overrides` names one) and a random address pool */
+  async function newAgent(overrides: Partial<AgentOptions> = {}): Promise<{ agent: Agent; options: AgentOptions }> {
+    const dataDir = overrides.dataDir ?? (await tempDataDir(dataDirPrefix));
+    if (overrides.dataDir === undefined) roots.push(dataDir);
+    const options: AgentOptions = {
+      host: `test-${suffix()}`,
+      dataDir,
+      transport,
+      logger: silentLogger(),
+      addressPool: randomPool(),
+      heartbeatIntervalMs: 200,
+      ...overrides,
+    };
+    const agent = await startAgent(options);
+    agents.push(agent);
+    return { agent, options };
+  }
+
+  return { transport, beats, announcements, roots, agents, newAgent };
+}
+
+/** Pids of processes whose command line mentions `dir` or that work in it or below it, even once it is removed. */
+export async function processesUsing(dir: string): Promise<number[]> {
+  const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name)).map(Number);
+  const found: number[] = [];
+  for (const pid of pids) {
+    if (pid === process.pid) continue;
+    const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => '');
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cwd === dir || cwd.startsWith(`${dir}/`) || cmdline.includes(dir)) found.push(pid);
+  }
+  return found;
+}
