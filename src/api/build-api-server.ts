@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import fastify, { type FastifyInstance } from 'fastify';
+import fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Transport } from '../bus/index.js';
 import { CofferError } from '../common/index.js';
 import type { Logger } from '../common/index.js';
@@ -38,7 +38,7 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
     requestIdHeader: false,
     // Fastify logs every request and response at info, which buries everything else in the log
     // file of `coffer serve`; the hooks below log them at debug instead.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: true },
     // Fastify types an instance by its logger; pino's Logger is a FastifyBaseLogger, so the
     // narrower default-typed instance is what plugins and callers see.
