@@ -20,6 +20,7 @@ let busUrl: string;
 let removeVhost: () => void;
 let dataDir: { path: string; remove: () => Promise<void> };
 let baseUrl: string;
+let apiPort: number;
 let session: Session;
 const roles: Record<string, RoleProcess> = {};
 
@@ -41,12 +42,12 @@ before(async () => {
   busUrl = vhost.url;
   removeVhost = vhost.remove;
   dataDir = await makeDataDir('coffer-e2e-dist');
-  const port = await freePort();
-  baseUrl = `http://127.0.0.1:${port}`;
+  apiPort = await freePort();
+  baseUrl = `http://127.0.0.1:${apiPort}`;
   await start('conductor');
   await start('agent');
   await start('taskmanager');
-  await start('api', port);
+  await start('api', apiPort);
   session = await adminSession(baseUrl, adminPassword);
 });
 
@@ -107,6 +108,17 @@ for (const moment of ['right after the create request', 'while the guest prepare
     await deleteAndVerifyGone(session, created.id, dataDir.path);
   });
 }
+
+test('the conductor and the API can die during a create: heartbeats wait in the bus, the instance becomes ACTIVE', async () => {
+  const created = await createInstance(session, 'e2e-fault-conductor');
+  await Promise.all([roles['conductor']!.kill(), roles['api']!.kill()]);
+  await new Promise((r) => setTimeout(r, 1500));
+  await start('conductor');
+  await start('api', apiPort);
+  const instance = await waitActive(session, created.id);
+  await connectAndWrite(instance);
+  await deleteAndVerifyGone(session, created.id, dataDir.path);
+});
 
 test('a wrong token and another project are refused', async () => {
   const res = await request('GET', trove(session, '/instances'), { token: 'not-a-token' });
