@@ -15,6 +15,8 @@ const badRequest: HttpFault = { status: 400, fault: 'badRequest' };
 const unauthorized: HttpFault = { status: 401, fault: 'unauthorized' };
 const forbidden: HttpFault = { status: 403, fault: 'forbidden' };
 const itemNotFound: HttpFault = { status: 404, fault: 'itemNotFound' };
+const unprocessableEntity: HttpFault = { status: 422, fault: 'unprocessableEntity' };
+const overLimit: HttpFault = { status: 413, fault: 'overLimit' };
 const instanceFault: HttpFault = { status: 500, fault: 'instanceFault' };
 const serviceUnavailable: HttpFault = { status: 503, fault: 'serviceUnavailable' };
 
@@ -31,9 +33,16 @@ export const errorStatus: Readonly<Record<ErrorCode, HttpFault>> = Object.freeze
   DatastoreVersionNotFound: badRequest,
   DatastoreVersionInactive: badRequest,
   FlavorNotFound: badRequest,
-  UnprocessableEntity: { status: 422, fault: 'unprocessableEntity' },
+  UnprocessableEntity: unprocessableEntity,
+  OperationNotSupported: unprocessableEntity,
+  DatabaseNotFound: itemNotFound,
+  UserNotFound: itemNotFound,
+  DatabaseAlreadyExists: badRequest,
+  UserAlreadyExists: badRequest,
+  RootHistoryNotFound: itemNotFound,
+  QuotaExceeded: overLimit,
   Conflict: { status: 409, fault: 'conflict' },
-  OverLimit: { status: 413, fault: 'overLimit' },
+  OverLimit: overLimit,
   NotImplemented: { status: 501, fault: 'notImplemented' },
   // Trove answers guest failures and guest timeouts with 400; the API's only calls go to guests.
   GuestError: badRequest,

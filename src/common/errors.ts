@@ -16,6 +16,13 @@ export const errorCodes = [
   'DatastoreVersionInactive',
   'FlavorNotFound', // Trove answers 400
   'UnprocessableEntity', // the action gate: wrong state for this action (422)
+  'OperationNotSupported', // the instance's datastore does not support this operation (Trove: 422)
+  'DatabaseNotFound',
+  'UserNotFound',
+  'DatabaseAlreadyExists', // Trove answers 400
+  'UserAlreadyExists', // Trove answers 400
+  'RootHistoryNotFound', // root was never enabled on the instance (404)
+  'QuotaExceeded', // 413
   'Conflict',
   'OverLimit', // quotas, sizes, rate limits (413)
   'NotImplemented', // an engine or driver does not support the operation (501)

@@ -18,7 +18,7 @@ import {
 import { CofferError } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import { directoryUsage } from './directory-usage.js';
-import type { EngineBinary, EngineDriver, WarmSource } from './engines/engine.js';
+import type { DatabaseAdmin, EngineBinary, EngineDriver, RootAdmin, UserAdmin, WarmSource } from './engines/engine.js';
 import { engineRegistry, type EngineName } from './engines/registry.js';
 import type { ProcessRunner } from './process-runner.js';
 
@@ -136,6 +136,19 @@ class GuestAgent implements Guest {
           totalBytes: this.options.instance.volumeSizeGb * 1024 ** 3,
           usedBytes: await directoryUsage(this.options.instance.dir),
         }),
+        resize: ({ memoryMb }, meta) => this.exclusive(() => this.resize(memoryMb, this.requestLogger(meta))),
+        updateAccess: ({ access }) => this.running(() => this.engine.updateAccess(access)),
+        listDatabases: () => this.running(async () => ({ databases: await this.databases().list() })),
+        createDatabases: ({ databases }) => this.running(() => this.databases().create(databases)),
+        deleteDatabase: ({ name }) => this.running(() => this.databases().delete(name)),
+        listUsers: () => this.running(async () => ({ users: await this.users().list() })),
+        createUsers: ({ users }) => this.running(() => this.users().create(users)),
+        deleteUser: ({ user }) => this.running(() => this.users().delete(user)),
+        updateUser: ({ user, changes }) => this.running(() => this.users().update(user, changes)),
+        grantAccess: ({ user, databases }) => this.running(() => this.userAccess().grant(user, databases)),
+        revokeAccess: ({ user, database }) => this.running(() => this.userAccess().revoke(user, database)),
+        enableRoot: ({ password }) => this.running(async () => ({ name: await this.rootAdmin().enable(password) })),
+        disableRoot: () => this.running(() => this.rootAdmin().disable()),
       },
       this.logger,
     );
@@ -266,6 +279,53 @@ class GuestAgent implements Guest {
       await this.engine.stop().catch((stopErr) => log.error({ err: stopErr }, 'stop after failed prepare failed'));
       await this.heartbeat('FAILED', describe(err));
     }
+  }
+
+  /**
+   * Runs an administrative operation on the prepared engine, one at a time with the other
+   * operations; answers `{}` when the work answers nothing.
+   */
+  private running<T>(work: () => Promise<T>): Promise<T extends void ? Record<string, never> : T> {
+    return this.exclusive(async () => {
+      this.requirePrepared();
+      const result = await work();
+      return (result ?? {}) as T extends void ? Record<string, never> : T;
+    });
+  }
+
+  private unsupported(what: string): CofferError {
+    return new CofferError('OperationNotSupported', `Operation not supported for datastore ${this.options.engine.manager}: ${what}.`);
+  }
+
+  private databases(): DatabaseAdmin {
+    if (this.engine.databases === undefined) throw this.unsupported('databases');
+    return this.engine.databases;
+  }
+
+  private users(): UserAdmin {
+    if (this.engine.users === undefined) throw this.unsupported('users');
+    return this.engine.users;
+  }
+
+  private userAccess(): NonNullable<UserAdmin['access']> {
+    const access = this.users().access;
+    if (access === undefined) throw this.unsupported('user access to databases');
+    return access;
+  }
+
+  private rootAdmin(): RootAdmin {
+    if (this.engine.root === undefined) throw this.unsupported('root');
+    return this.engine.root;
+  }
+
+  private async resize(memoryMb: number, log: Logger): Promise<Record<string, never>> {
+    this.requirePrepared();
+    log.info({ memoryMb }, 'resizing the engine for a new flavor');
+    await this.heartbeat('RESTARTING');
+    await this.setDesired('running');
+    await this.engine.resize(memoryMb);
+    await this.heartbeat('HEALTHY');
+    return {};
   }
 
   private requirePrepared(): void {

@@ -5,6 +5,7 @@ import { CofferError } from '../../src/common/errors.js';
 import { newUuid } from '../../src/common/ids.js';
 import type { ServiceStatusName } from '../../src/db/index.js';
 import { adminSession, json, memberSession, seedDatastores, startHarness, type Harness, type Session } from './api-harness.js';
+import { fakeGuestHandlers } from '../support/fake-guest.js';
 import { until } from '../support/wait.js';
 
 let h: Harness;
@@ -285,13 +286,12 @@ describe('GET /instances', () => {
 describe('GET /instances/{id}', () => {
   test('an ACTIVE instance shows volume.used from the guest', async () => {
     const id = await insertInstance(alice, { address: '127.77.0.3' });
-    const sub = await serveRpc(h.transport, guestContract, guestTopic(id), {
-      getFilesystemStats: async () => ({ totalBytes: 2 * 1024 ** 3, usedBytes: 0.5 * 1024 ** 3 }),
-      prepare: async () => {},
-      restart: async () => ({}),
-      stopDb: async () => ({}),
-      startDb: async () => ({}),
-    });
+    const sub = await serveRpc(
+      h.transport,
+      guestContract,
+      guestTopic(id),
+      fakeGuestHandlers({ getFilesystemStats: async () => ({ totalBytes: 2 * 1024 ** 3, usedBytes: 0.5 * 1024 ** 3 }) }),
+    );
     try {
       const view = json(await h.app.inject({ method: 'GET', url: url(alice, `/${id}`), headers: headers(alice) })).instance;
       assert.equal(view.status, 'ACTIVE');
@@ -309,15 +309,16 @@ describe('GET /instances/{id}', () => {
     await h.transport.deleteTopic(guestTopic(silent));
 
     const failing = await insertInstance(alice);
-    const sub = await serveRpc(h.transport, guestContract, guestTopic(failing), {
-      getFilesystemStats: async () => {
-        throw new CofferError('EngineError', 'df failed');
-      },
-      prepare: async () => {},
-      restart: async () => ({}),
-      stopDb: async () => ({}),
-      startDb: async () => ({}),
-    });
+    const sub = await serveRpc(
+      h.transport,
+      guestContract,
+      guestTopic(failing),
+      fakeGuestHandlers({
+        getFilesystemStats: async () => {
+          throw new CofferError('EngineError', 'df failed');
+        },
+      }),
+    );
     try {
       const res = await h.app.inject({ method: 'GET', url: url(alice, `/${failing}`), headers: headers(alice) });
       assert.equal(res.statusCode, 200);

@@ -11,6 +11,7 @@ import { silentLogger } from '../../src/common/logger.js';
 import { startConductor, type Conductor } from '../../src/conductor/index.js';
 import { heartbeatHandler } from '../../src/conductor/heartbeat-handler.js';
 import { openStateStore, type InstanceRepository, type Repositories, type StateStore } from '../../src/db/index.js';
+import { noCapabilities } from '../support/fake-guest.js';
 import { eventually } from '../support/wait.js';
 
 let store: StateStore;
@@ -92,8 +93,8 @@ test('agent reports register datastore versions; a host lacking a binary does no
   await client.agentHeartbeat({
     host: 'host-a',
     engines: [
-      { datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: true, inactiveReason: null },
-      { datastore: 'postgresql', manager: 'postgresql', name: '17', version: '17', active: false, inactiveReason: 'no PostgreSQL 17 binaries' },
+      { datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: true, inactiveReason: null, capabilities: noCapabilities },
+      { datastore: 'postgresql', manager: 'postgresql', name: '17', version: '17', active: false, inactiveReason: 'no PostgreSQL 17 binaries', capabilities: noCapabilities },
     ],
   });
   const datastore = await eventually('the datastore', () => store.datastores.getDatastoreByName('postgresql'), (d) => d?.defaultVersionId != null);
@@ -107,7 +108,7 @@ test('agent reports register datastore versions; a host lacking a binary does no
 
   await client.agentHeartbeat({
     host: 'host-b',
-    engines: [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: false, inactiveReason: 'missing' }],
+    engines: [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: false, inactiveReason: 'missing', capabilities: noCapabilities }],
   });
   const alive = await eventually('both agents', () => store.agents.listAlive(new Date(Date.now() - 60_000)), (a) => a.length === 2);
   assert.deepEqual(alive.map((a) => a.host), ['host-a', 'host-b']);

@@ -21,6 +21,7 @@ import { silentLogger } from '../../src/common/logger.js';
 import { startConductor, type Conductor } from '../../src/conductor/index.js';
 import { openStateStore, type InstanceRow, type StateStore, type TaskRow } from '../../src/db/index.js';
 import { startTaskmanager, type Taskmanager, type TaskmanagerOptions } from '../../src/taskmanager/index.js';
+import { fakeGuestHandlers, noCapabilities } from '../support/fake-guest.js';
 import { eventually } from '../support/wait.js';
 
 // The create and delete flows end to end inside one process: the real taskmanager and conductor
@@ -66,8 +67,8 @@ class FakeAgent {
       listServers: async () => [],
     });
     const engines = this.runsPostgresql
-      ? [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: true, inactiveReason: null }]
-      : [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15', active: false, inactiveReason: 'no binaries' }];
+      ? [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: true, inactiveReason: null, capabilities: noCapabilities }]
+      : [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15', active: false, inactiveReason: 'no binaries', capabilities: noCapabilities }];
     await conductor.agentHeartbeat({ host: this.host, engines });
   }
 
@@ -82,20 +83,20 @@ class FakeAgent {
     const conductor = createRpcClient(this.transport, conductorContract, conductorTopic);
     const beat = (status: 'BUILDING' | 'HEALTHY' | 'FAILED', message?: string) =>
       conductor.heartbeat({ instanceId, status, ...(message === undefined ? {} : { message }) });
-    const noop = async () => ({});
-    return serveRpc(this.transport, guestContract, guestTopic(instanceId), {
-      prepare: async (input) => {
-        this.prepares.push(input);
-        if (this.guest.kind === 'silent') return;
-        await beat('BUILDING');
-        if (this.guest.kind === 'healthy') await beat('HEALTHY');
-        else await beat('FAILED', this.guest.message);
-      },
-      restart: noop,
-      stopDb: noop,
-      startDb: noop,
-      getFilesystemStats: async () => ({ totalBytes: 0, usedBytes: 0 }),
-    });
+    return serveRpc(
+      this.transport,
+      guestContract,
+      guestTopic(instanceId),
+      fakeGuestHandlers({
+        prepare: async (input) => {
+          this.prepares.push(input);
+          if (this.guest.kind === 'silent') return;
+          await beat('BUILDING');
+          if (this.guest.kind === 'healthy') await beat('HEALTHY');
+          else await beat('FAILED', this.guest.message);
+        },
+      }),
+    );
   }
 }
 

@@ -13,6 +13,32 @@ export const guestServiceStatus = z.enum([
 ]);
 export type GuestServiceStatus = z.infer<typeof guestServiceStatus>;
 
+/**
+ * What an engine can do, as its guest implements it. Reported by agents with each version and
+ * stored with the datastore version, so that the API answers an unsupported operation with
+ * Trove's error before any message reaches a guest.
+ */
+export const engineCapabilities = z.object({
+  /** databases can be created with the instance and listed, created and deleted after */
+  databases: z.boolean(),
+  /** users can be created with the instance and listed, shown, updated and deleted after */
+  users: z.boolean(),
+  /** users have host patterns (`name@host`); without them every user's host is `%` */
+  userHosts: z.boolean(),
+  /** users can be granted access to databases (needs `databases` and `users`) */
+  userAccess: z.boolean(),
+  /** databases take a character set and a collation */
+  characterSets: z.boolean(),
+  /** root enable/disable; false also where the host cannot keep a tenant's superuser contained */
+  root: z.boolean(),
+  /** `access.allowed_cidrs` / `is_public` enforced by the engine's own access rules */
+  accessRules: z.boolean(),
+  backup: z.boolean(),
+  replication: z.boolean(),
+  configurationGroups: z.boolean(),
+});
+export type EngineCapabilities = z.infer<typeof engineCapabilities>;
+
 export const engineVersionReport = z.object({
   /** datastore name, e.g. "postgresql" */
   datastore: z.string(),
@@ -25,6 +51,7 @@ export const engineVersionReport = z.object({
   active: z.boolean(),
   /** why the version cannot run here, when inactive */
   inactiveReason: z.string().nullable(),
+  capabilities: engineCapabilities,
 });
 export type EngineVersionReport = z.infer<typeof engineVersionReport>;
 

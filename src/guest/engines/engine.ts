@@ -1,4 +1,14 @@
-import type { EngineVersionReport, PrepareInput } from '../../bus/index.js';
+import type {
+  AccessSpec,
+  DatabaseSpec,
+  EngineCapabilities,
+  EngineVersionReport,
+  PrepareInput,
+  UserChanges,
+  UserInfo,
+  UserRef,
+  UserSpec,
+} from '../../bus/index.js';
 import type { Logger } from '../../common/index.js';
 import type { ProcessRunner } from '../process-runner.js';
 
@@ -6,15 +16,7 @@ import type { ProcessRunner } from '../process-runner.js';
 // supports so that callers answer an unsupported operation up front instead of failing at run
 // time (Trove's 85-method base class is what we avoid).
 
-export interface EngineCapabilities {
-  /** databases and users can be managed after create through the API */
-  manageDatabases: boolean;
-  manageUsers: boolean;
-  root: boolean;
-  backup: boolean;
-  replication: boolean;
-  configurationGroups: boolean;
-}
+export type { EngineCapabilities };
 
 /** One runnable version of an engine on this host. */
 export interface EngineBinary {
@@ -89,6 +91,41 @@ export interface PrepareTimings {
   setupMs: number;
 }
 
+/** Databases after create. Names come from API users: every statement quotes them. */
+export interface DatabaseAdmin {
+  /** the tenant's databases; the engine's own (system, templates, the guest's) are left out */
+  list(): Promise<DatabaseSpec[]>;
+  /** all or nothing: DatabaseAlreadyExists (and nothing created) when one exists */
+  create(databases: DatabaseSpec[]): Promise<void>;
+  /** DatabaseNotFound when absent */
+  delete(name: string): Promise<void>;
+}
+
+/** Users after create; `host` is `%` on engines without host patterns. */
+export interface UserAdmin {
+  /** the tenant's users; the guest's own and root are left out */
+  list(): Promise<UserInfo[]>;
+  /** all or nothing: UserAlreadyExists (and nothing created) when one exists */
+  create(users: UserSpec[]): Promise<void>;
+  /** UserNotFound when absent */
+  delete(user: UserRef): Promise<void>;
+  /** UserNotFound; UserAlreadyExists when the new name@host is taken */
+  update(user: UserRef, changes: UserChanges): Promise<void>;
+  /** present when users can be given databases (capability `userAccess`) */
+  readonly access?: {
+    grant(user: UserRef, databases: string[]): Promise<void>;
+    /** DatabaseNotFound when the user has no access to it */
+    revoke(user: UserRef, database: string): Promise<void>;
+  };
+}
+
+export interface RootAdmin {
+  /** gives root `password`, creating the user where needed; resolves root's user name */
+  enable(password: string): Promise<string>;
+  /** locks root out (random password or user removed); a no-op when never enabled */
+  disable(): Promise<void>;
+}
+
 /** Drives the engine of one instance. Every method is idempotent. */
 export interface EngineDriver {
   /** initialise, configure, start and create the requested databases and users; resumes a partial run */
@@ -100,6 +137,18 @@ export interface EngineDriver {
   health(): Promise<EngineHealth>;
   /** the pid of the running server process, if any */
   processId(): Promise<number | undefined>;
+  /** renders the configuration for a flavor with `memoryMb` of RAM and restarts the engine with it */
+  resize(memoryMb: number): Promise<void>;
+  /** applies `access` to the engine's own rules on the running engine (see capability `accessRules`) */
+  updateAccess(access: AccessSpec): Promise<void>;
+  /** the engine's log files by log name (e.g. `general`), absolute paths inside the instance directory */
+  logFiles(): Record<string, string>;
+  /** present exactly when the engine's capabilities declare `databases` */
+  readonly databases?: DatabaseAdmin;
+  /** present exactly when the engine's capabilities declare `users` */
+  readonly users?: UserAdmin;
+  /** present exactly when the engine implements root (a host may still report `root` false) */
+  readonly root?: RootAdmin;
 }
 
 export interface EngineFactory {

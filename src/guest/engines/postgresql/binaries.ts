@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import type { EngineVersionReport } from '../../../bus/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
 import type { EngineBinary, EngineDiscovery } from '../engine.js';
+import { postgresqlCapabilities } from './capabilities.js';
 
 // Where PostgreSQL server binaries come from: directories named in the configuration first,
 // then Debian's packages (/usr/lib/postgresql/<major>/bin), then the npm package
@@ -84,6 +85,7 @@ function report(binary: EngineBinary): EngineVersionReport {
     version: binary.version,
     active: true,
     inactiveReason: null,
+    capabilities: postgresqlCapabilities,
   };
 }
 
@@ -103,7 +105,15 @@ export async function discoverPostgresql(extraBinDirs: readonly string[], runner
   return {
     binaries,
     reports: [
-      { datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15', active: false, inactiveReason: reason },
+      {
+        datastore: 'postgresql',
+        manager: 'postgresql',
+        name: '15',
+        version: '15',
+        active: false,
+        inactiveReason: reason,
+        capabilities: postgresqlCapabilities,
+      },
     ],
   };
 }

@@ -4,8 +4,8 @@ import type { PrepareInput } from '../../../bus/index.js';
 import { CofferError } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
 import type { DetachedProcess, ProcessRunner } from '../../process-runner.js';
+import type { AccessSpec } from '../../../bus/index.js';
 import type {
-  EngineCapabilities,
   EngineContext,
   EngineDriver,
   EngineFactory,
@@ -21,6 +21,7 @@ import {
   type AdminEndpoint,
 } from './admin.js';
 import { discoverPostgresql, missingBinaryReason } from './binaries.js';
+import { postgresqlCapabilities } from './capabilities.js';
 import { renderPgHba, renderPostgresqlConf } from './config.js';
 import { killDataDirProcesses, readPostmasterPid, runningPostmaster, stopPostmaster, waitUntilReady } from './postmaster.js';
 import { initdbArguments, postgresqlWarmStart, syncDirectory, takeWarmCluster } from './warm-cluster.js';
@@ -33,15 +34,6 @@ import { initdbArguments, postgresqlWarmStart, syncDirectory, takeWarmCluster } 
 // run as another user) thus never writes through a path the engine's user could have turned
 // into a symlink, as it could anywhere inside a directory that user owns.
 
-const postgresqlCapabilities: EngineCapabilities = {
-  // What the guest implements today: an engine declares only what it can do.
-  manageDatabases: false,
-  manageUsers: false,
-  root: false,
-  backup: false,
-  replication: false,
-  configurationGroups: false,
-};
 
 const standardPort = 5432;
 // sun_path holds 108 bytes with the final NUL; PostgreSQL refuses a longer socket path
@@ -137,15 +129,8 @@ class PostgresqlDriver implements EngineDriver {
   async prepare(input: PrepareInput): Promise<PrepareTimings> {
     const began = performance.now();
     checkPrepareNames(input);
-    const cidrs = input.access?.allowedCidrs?.length ? input.access.allowedCidrs : this.context.defaultClientCidrs;
-    const hba = renderPgHba(adminRole, cidrs);
-    const conf = renderPostgresqlConf({
-      memoryMb: input.memoryMb,
-      address: this.context.placement.address,
-      port: this.context.placement.port,
-      socketDir: this.paths.socketDir,
-      hbaFile: this.paths.hbaFile,
-    });
+    const hba = this.renderHba(input.access);
+    const conf = this.renderConf(input.memoryMb);
 
     let sync: Promise<unknown> = Promise.resolve();
     let poolPassword: string | undefined;
@@ -217,6 +202,40 @@ class PostgresqlDriver implements EngineDriver {
     sync.catch(() => undefined);
     // wrapped: an async function returning a bare promise would wait for it
     return { sync };
+  }
+
+  private renderHba(access: AccessSpec): string {
+    const cidrs = access?.allowedCidrs?.length ? access.allowedCidrs : this.context.defaultClientCidrs;
+    return renderPgHba(adminRole, cidrs);
+  }
+
+  private renderConf(memoryMb: number): string {
+    return renderPostgresqlConf({
+      memoryMb,
+      address: this.context.placement.address,
+      port: this.context.placement.port,
+      socketDir: this.paths.socketDir,
+      hbaFile: this.paths.hbaFile,
+    });
+  }
+
+  async resize(memoryMb: number): Promise<void> {
+    // rendered before the stop: a bad value leaves the running engine alone
+    const conf = this.renderConf(memoryMb);
+    await this.stop();
+    await this.writeEngineFile(this.paths.configFile, conf);
+    await this.start();
+  }
+
+  async updateAccess(access: AccessSpec): Promise<void> {
+    await this.writeEngineFile(this.paths.hbaFile, this.renderHba(access));
+    // pg_hba.conf is read again on SIGHUP; new connections follow the new rules at once
+    const pid = await runningPostmaster(this.paths.dataDir);
+    if (pid !== undefined) process.kill(pid, 'SIGHUP');
+  }
+
+  logFiles(): Record<string, string> {
+    return { general: this.paths.logFile };
   }
 
   async start(): Promise<void> {

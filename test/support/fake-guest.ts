@@ -1,0 +1,50 @@
+import { guestContract, type RpcHandlers } from '../../src/bus/index.js';
+import { CofferError } from '../../src/common/index.js';
+
+// A guest that answers the lifecycle calls with nothing and every administrative call with
+// OperationNotSupported, as an engine without those capabilities does; tests override what they need.
+
+type GuestHandlers = RpcHandlers<typeof guestContract>;
+
+const unsupported = async (): Promise<never> => {
+  throw new CofferError('OperationNotSupported', 'Operation not supported by this fake guest.');
+};
+
+export function fakeGuestHandlers(overrides: Partial<GuestHandlers> = {}): GuestHandlers {
+  const noop = async () => ({});
+  return {
+    prepare: async () => {},
+    restart: noop,
+    stopDb: noop,
+    startDb: noop,
+    getFilesystemStats: async () => ({ totalBytes: 0, usedBytes: 0 }),
+    resize: noop,
+    updateAccess: noop,
+    listDatabases: unsupported,
+    createDatabases: unsupported,
+    deleteDatabase: unsupported,
+    listUsers: unsupported,
+    createUsers: unsupported,
+    deleteUser: unsupported,
+    updateUser: unsupported,
+    grantAccess: unsupported,
+    revokeAccess: unsupported,
+    enableRoot: unsupported,
+    disableRoot: unsupported,
+    ...overrides,
+  };
+}
+
+/** The capabilities of an engine that can do nothing optional. */
+export const noCapabilities = {
+  databases: false,
+  users: false,
+  userHosts: false,
+  userAccess: false,
+  characterSets: false,
+  root: false,
+  accessRules: false,
+  backup: false,
+  replication: false,
+  configurationGroups: false,
+};
