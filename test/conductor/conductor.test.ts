@@ -93,8 +93,8 @@ test('agent reports register datastore versions; a host lacking a binary does no
   await client.agentHeartbeat({
     host: 'host-a',
     engines: [
-      { datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: true, inactiveReason: null, capabilities: noCapabilities },
-      { datastore: 'postgresql', manager: 'postgresql', name: '17', version: '17', active: false, inactiveReason: 'no PostgreSQL 17 binaries', capabilities: noCapabilities },
+      { datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: true, inactiveReason: null, capabilities: noCapabilities, parameters: [] },
+      { datastore: 'postgresql', manager: 'postgresql', name: '17', version: '17', active: false, inactiveReason: 'no PostgreSQL 17 binaries', capabilities: noCapabilities, parameters: [] },
     ],
   });
   const datastore = await eventually('the datastore', () => store.datastores.getDatastoreByName('postgresql'), (d) => d?.defaultVersionId != null);
@@ -108,7 +108,7 @@ test('agent reports register datastore versions; a host lacking a binary does no
 
   await client.agentHeartbeat({
     host: 'host-b',
-    engines: [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: false, inactiveReason: 'missing', capabilities: noCapabilities }],
+    engines: [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: false, inactiveReason: 'missing', capabilities: noCapabilities, parameters: [] }],
   });
   const alive = await eventually('both agents', () => store.agents.listAlive(new Date(Date.now() - 60_000)), (a) => a.length === 2);
   assert.deepEqual(alive.map((a) => a.host), ['host-a', 'host-b']);

@@ -67,8 +67,8 @@ class FakeAgent {
       listServers: async () => [],
     });
     const engines = this.runsPostgresql
-      ? [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: true, inactiveReason: null, capabilities: noCapabilities }]
-      : [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15', active: false, inactiveReason: 'no binaries', capabilities: noCapabilities }];
+      ? [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: true, inactiveReason: null, capabilities: noCapabilities, parameters: [] }]
+      : [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15', active: false, inactiveReason: 'no binaries', capabilities: noCapabilities, parameters: [] }];
     await conductor.agentHeartbeat({ host: this.host, engines });
   }
 

@@ -39,6 +39,16 @@ export const engineCapabilities = z.object({
 });
 export type EngineCapabilities = z.infer<typeof engineCapabilities>;
 
+/** A setting a configuration group may set (Trove's validation rules), as the engine declares it. */
+export const configurationParameter = z.object({
+  name: z.string(),
+  type: z.enum(['integer', 'string', 'boolean', 'float']),
+  restartRequired: z.boolean(),
+  min: z.number().optional(),
+  max: z.number().optional(),
+});
+export type ConfigurationParameter = z.infer<typeof configurationParameter>;
+
 export const engineVersionReport = z.object({
   /** datastore name, e.g. "postgresql" */
   datastore: z.string(),
@@ -52,6 +62,7 @@ export const engineVersionReport = z.object({
   /** why the version cannot run here, when inactive */
   inactiveReason: z.string().nullable(),
   capabilities: engineCapabilities,
+  parameters: z.array(configurationParameter),
 });
 export type EngineVersionReport = z.infer<typeof engineVersionReport>;
 

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import type { EngineVersionReport } from '../../../bus/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
 import type { EngineBinary, EngineDiscovery } from '../engine.js';
-import { postgresqlCapabilities } from './capabilities.js';
+import { postgresqlCapabilities, postgresqlParameters } from './capabilities.js';
 
 // Where PostgreSQL server binaries come from: directories named in the configuration first,
 // then Debian's packages (/usr/lib/postgresql/<major>/bin), then the npm package
@@ -86,6 +86,7 @@ function report(binary: EngineBinary): EngineVersionReport {
     active: true,
     inactiveReason: null,
     capabilities: postgresqlCapabilities,
+    parameters: postgresqlParameters,
   };
 }
 
@@ -113,6 +114,7 @@ export async function discoverPostgresql(extraBinDirs: readonly string[], runner
         active: false,
         inactiveReason: reason,
         capabilities: postgresqlCapabilities,
+    parameters: postgresqlParameters,
       },
     ],
   };
