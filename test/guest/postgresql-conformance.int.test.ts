@@ -1,0 +1,65 @@
+import { Socket } from 'node:net';
+import { Client, escapeIdentifier } from 'pg';
+import { runEngineConformance, type EngineConnectOptions } from './engine-conformance.suite.js';
+import { cleanUp } from './engine-fixture.js';
+
+// The engine conformance suite for PostgreSQL, through pg as a tenant's client would connect.
+
+/** A socket for pg that connects from `localAddress` (pg calls `connect(port, host)` itself). */
+function boundSocket(localAddress: string): Socket {
+  const socket = new Socket();
+  const connect = socket.connect.bind(socket) as (options: { port: number; host: string; localAddress: string }) => Socket;
+  Object.assign(socket, { connect: (port: number, host: string) => connect({ port, host, localAddress }) });
+  return socket;
+}
+
+async function connect(options: EngineConnectOptions): Promise<Client> {
+  const client = new Client({
+    host: options.address,
+    port: options.port,
+    // pg falls back to the OS user for an empty name: still no role of the instance's
+    user: options.user,
+    password: options.password,
+    database: options.database ?? 'postgres',
+    connectionTimeoutMillis: 10_000,
+    ...(options.localAddress === undefined ? {} : { stream: () => boundSocket(options.localAddress!) }),
+  });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw err;
+  }
+  return client;
+}
+
+/** one table per user: a table another user created is not writable without a grant */
+function tableOf(client: Client): string {
+  return `conformance ${client.user ?? ''}`;
+}
+
+runEngineConformance<Client>({
+  engine: 'postgresql',
+  loopbackPrefix: '127.91',
+  connect,
+  async write(client, key, value) {
+    const table = escapeIdentifier(tableOf(client));
+    await client.query(`CREATE TABLE IF NOT EXISTS ${table} (key text PRIMARY KEY, value text)`);
+    await client.query(`INSERT INTO ${table} VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = $2`, [key, value]);
+  },
+  async read(client, key) {
+    const table = tableOf(client);
+    const present = await client.query('SELECT to_regclass($1) IS NOT NULL AS present', [escapeIdentifier(table)]);
+    if (!present.rows[0].present) return undefined;
+    const result = await client.query<{ value: string }>(`SELECT value FROM ${escapeIdentifier(table)} WHERE key = $1`, [key]);
+    return result.rows[0]?.value;
+  },
+  async memorySetting(client) {
+    return (await client.query<{ shared_buffers: string }>('SHOW shared_buffers')).rows[0]!.shared_buffers;
+  },
+  adminUser: 'os_admin',
+  rootUser: 'postgres',
+  characterSet: { characterSet: 'LATIN1', collate: 'C' },
+  cleanUp,
+});
