@@ -37,6 +37,9 @@ async function registerVersion(store: StateStore, engine: EngineVersionReport): 
     active: engine.active,
     inactiveReason: engine.active ? null : engine.inactiveReason,
     updatedAt: new Date(),
+    // The API answers what a version cannot do from these, before any message reaches a guest.
+    capabilities: engine.capabilities,
+    parameters: engine.parameters,
   });
   if (version.active && datastore.defaultVersionId === null) {
     await store.datastores.setDefaultVersion(datastore.id, version.id);

@@ -8,6 +8,7 @@ import { SqlProjectRepository } from './project-repository.js';
 import type { RepositoryContext } from './repository-context.js';
 import { SqlRoleAssignmentRepository } from './role-assignment-repository.js';
 import { SqlRoleRepository } from './role-repository.js';
+import { SqlRootHistoryRepository } from './root-history-repository.js';
 import { SqlServiceStatusRepository } from './service-status-repository.js';
 import type { Repositories } from './state-store.js';
 import { SqlTaskRepository } from './task-repository.js';
@@ -30,5 +31,6 @@ export function createRepositories(ctx: RepositoryContext): Repositories {
     tasks: new SqlTaskRepository(ctx),
     conductorLastSeen: new SqlConductorLastSeenRepository(ctx),
     agents: new SqlAgentRepository(ctx),
+    rootHistory: new SqlRootHistoryRepository(ctx),
   };
 }

@@ -1,13 +1,48 @@
 import type { Selectable } from 'kysely';
-import { CofferError } from '../common/index.js';
+import { z } from 'zod';
+import {
+  CofferError,
+  configurationParameter,
+  engineCapabilities,
+  noEngineCapabilities,
+  type ConfigurationParameter,
+  type EngineCapabilities,
+} from '../common/index.js';
 import { mapConstraintErrors } from './constraint-error.js';
 import type { RepositoryContext } from './repository-context.js';
 import { toBool, toDate } from './row-codec.js';
 import type { DatastoresTable, DatastoreVersionsTable } from './schema.js';
-import type { DatastoreRepository, DatastoreRow, DatastoreVersionRow } from './state-store.js';
+import type { DatastoreRepository, DatastoreRow, DatastoreVersionRow, NewDatastoreVersion } from './state-store.js';
 
 function toDatastore(r: Selectable<DatastoresTable>): DatastoreRow {
   return { id: r.id, name: r.name, defaultVersionId: r.default_version_id };
+}
+
+// Rows outlive the code that wrote them: a capability this code knows and the row lacks is one
+// the version did not report, so false; anything unreadable counts as no capabilities at all,
+// which makes the API refuse the operation rather than send it to a guest that cannot do it.
+function decodeCapabilities(text: string | null): EngineCapabilities {
+  if (text === null) return { ...noEngineCapabilities };
+  const stored = parseJson(text);
+  if (stored === null || typeof stored !== 'object') return { ...noEngineCapabilities };
+  const parsed = engineCapabilities.safeParse({ ...noEngineCapabilities, ...stored });
+  return parsed.success ? parsed.data : { ...noEngineCapabilities };
+}
+
+const parameterList = z.array(configurationParameter);
+
+function decodeParameters(text: string | null): ConfigurationParameter[] {
+  if (text === null) return [];
+  const parsed = parameterList.safeParse(parseJson(text));
+  return parsed.success ? parsed.data : [];
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 function toVersion(r: Selectable<DatastoreVersionsTable>): DatastoreVersionRow {
@@ -20,6 +55,8 @@ function toVersion(r: Selectable<DatastoreVersionsTable>): DatastoreVersionRow {
     active: toBool(r.active),
     inactiveReason: r.inactive_reason,
     updatedAt: toDate(r.updated_at),
+    capabilities: decodeCapabilities(r.capabilities),
+    parameters: decodeParameters(r.parameters),
   };
 }
 
@@ -72,13 +109,15 @@ export class SqlDatastoreRepository implements DatastoreRepository {
     return rows.map(toDatastore);
   }
 
-  async upsertVersion(row: DatastoreVersionRow): Promise<DatastoreVersionRow> {
+  async upsertVersion(row: NewDatastoreVersion): Promise<DatastoreVersionRow> {
     const fields = {
       version: row.version,
       manager: row.manager,
       active: row.active,
       inactive_reason: row.inactiveReason,
       updated_at: row.updatedAt,
+      capabilities: JSON.stringify(engineCapabilities.parse(row.capabilities ?? noEngineCapabilities)),
+      parameters: JSON.stringify(parameterList.parse(row.parameters ?? [])),
     };
     await mapConstraintErrors(
       () =>

@@ -78,6 +78,10 @@ export interface DatastoreVersionsTable {
   active: Bool;
   inactive_reason: string | null;
   updated_at: Timestamp;
+  /** JSON EngineCapabilities; null for versions registered before agents reported them */
+  capabilities: JsonText | null;
+  /** JSON ConfigurationParameter[]; null as capabilities */
+  parameters: JsonText | null;
 }
 
 export interface InstancesTable {
@@ -142,6 +146,12 @@ export interface AgentsTable {
   engines: string;
 }
 
+export interface RootEnabledHistoryTable {
+  instance_id: string;
+  user_id: string;
+  created_at: Timestamp;
+}
+
 export interface Database {
   projects: ProjectsTable;
   users: UsersTable;
@@ -157,4 +167,5 @@ export interface Database {
   tasks: TasksTable;
   conductor_last_seen: ConductorLastSeenTable;
   agents: AgentsTable;
+  root_enabled_history: RootEnabledHistoryTable;
 }

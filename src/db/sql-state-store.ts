@@ -13,6 +13,7 @@ import type {
   Repositories,
   RoleAssignmentRepository,
   RoleRepository,
+  RootHistoryRepository,
   ServiceStatusRepository,
   StateStore,
   TaskRepository,
@@ -36,6 +37,7 @@ export class SqlStateStore implements StateStore {
   readonly tasks: TaskRepository;
   readonly conductorLastSeen: ConductorLastSeenRepository;
   readonly agents: AgentRepository;
+  readonly rootHistory: RootHistoryRepository;
   #closed: Promise<void> | undefined;
 
   constructor(
@@ -57,6 +59,7 @@ export class SqlStateStore implements StateStore {
     this.tasks = repositories.tasks;
     this.conductorLastSeen = repositories.conductorLastSeen;
     this.agents = repositories.agents;
+    this.rootHistory = repositories.rootHistory;
   }
 
   // Inside `fn` use `tx` only: on SQLite the transaction holds the one connection, so a call on

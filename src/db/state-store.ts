@@ -2,6 +2,8 @@
 // state database only through these repositories. Rows are camelCase TypeScript objects; the
 // adapter maps them to snake_case columns. Times are Date objects in UTC.
 
+import type { ConfigurationParameter, EngineCapabilities } from '../common/index.js';
+
 export type TaskStatusName =
   | 'NONE'
   | 'BUILDING'
@@ -104,7 +106,15 @@ export interface DatastoreVersionRow {
   /** why the version is inactive (binary missing ...), null when active */
   inactiveReason: string | null;
   updatedAt: Date;
+  /** what the engine can do, as its agents report it; nothing for versions no agent has described */
+  capabilities: EngineCapabilities;
+  /** the settings a configuration group may change */
+  parameters: ConfigurationParameter[];
 }
+
+/** A version to upsert: without capabilities or parameters it can do nothing optional. */
+export type NewDatastoreVersion = Omit<DatastoreVersionRow, 'capabilities' | 'parameters'> &
+  Partial<Pick<DatastoreVersionRow, 'capabilities' | 'parameters'>>;
 
 export interface InstanceAccess {
   isPublic?: boolean;
@@ -191,6 +201,23 @@ export interface AgentRow {
   engines: string[];
 }
 
+/** Trove's root_enabled_history: who first enabled root on an instance, and when. */
+export interface RootHistoryRow {
+  instanceId: string;
+  userId: string;
+  createdAt: Date;
+}
+
+/** Trove's quota resources: instances, RAM of their flavors (MB), volume size (GB), backups. */
+export type QuotaResource = 'instances' | 'ram' | 'backups' | 'volumes';
+
+/** A project's own hard limit for one resource; -1 is unlimited. */
+export interface QuotaRow {
+  tenantId: string;
+  resource: QuotaResource;
+  hardLimit: number;
+}
+
 export interface Page<T> {
   items: T[];
   /** marker for the next page; null when this is the last page */
@@ -261,7 +288,7 @@ export interface DatastoreRepository {
   getDatastoreByName(name: string): Promise<DatastoreRow | undefined>;
   listDatastores(): Promise<DatastoreRow[]>;
   /** insert, or update every field but `id` of the version with the same datastore and name */
-  upsertVersion(row: DatastoreVersionRow): Promise<DatastoreVersionRow>;
+  upsertVersion(row: NewDatastoreVersion): Promise<DatastoreVersionRow>;
   getVersion(id: string): Promise<DatastoreVersionRow | undefined>;
   getVersionByName(datastoreId: string, name: string): Promise<DatastoreVersionRow | undefined>;
   listVersions(datastoreId?: string): Promise<DatastoreVersionRow[]>;
@@ -326,6 +353,26 @@ export interface AgentRepository {
   listAlive(since: Date): Promise<AgentRow[]>;
 }
 
+export interface RootHistoryRepository {
+  /** records the first enable of root on an instance; later ones keep the first (as Trove) and return it */
+  record(row: RootHistoryRow): Promise<RootHistoryRow>;
+  get(instanceId: string): Promise<RootHistoryRow | undefined>;
+}
+
+export interface QuotaRepository {
+  /** the project's overrides; a resource without one uses the configured default */
+  list(tenantId: string): Promise<QuotaRow[]>;
+  /** insert or replace */
+  set(row: QuotaRow): Promise<void>;
+  /**
+   * Inside a transaction: another transaction's lockTenant for the same project waits until this
+   * one ends, so a quota check and the write it allows cannot interleave with another's.
+   */
+  lockTenant(tenantId: string, now: Date): Promise<void>;
+  /** what the project's live (not deleted) instances use; backups count 0 until they are stored */
+  usage(tenantId: string): Promise<Record<QuotaResource, number>>;
+}
+
 export interface Repositories {
   projects: ProjectRepository;
   users: UserRepository;
@@ -340,6 +387,8 @@ export interface Repositories {
   tasks: TaskRepository;
   conductorLastSeen: ConductorLastSeenRepository;
   agents: AgentRepository;
+  rootHistory: RootHistoryRepository;
+  quotas: QuotaRepository;
 }
 
 export interface StateStore extends Repositories {

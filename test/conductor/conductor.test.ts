@@ -115,6 +115,22 @@ test('agent reports register datastore versions; a host lacking a binary does no
   assert.equal((await store.datastores.getVersion(byName['15']!.id))?.active, true);
 });
 
+test('agent reports store each version\'s capabilities and parameters, and a changed report replaces them', async () => {
+  const client = createRpcClient(transport, conductorContract, conductorTopic);
+  const capabilities = { ...noCapabilities, databases: true, users: true, userAccess: true };
+  const parameters = [{ name: 'maxmemory', type: 'string' as const, restartRequired: false }];
+  const report = { datastore: 'redis', manager: 'redis', name: '7', version: '7.2.4', active: true, inactiveReason: null, capabilities, parameters };
+  await client.agentHeartbeat({ host: 'host-c', engines: [report] });
+  const datastore = await eventually('redis', () => store.datastores.getDatastoreByName('redis'), (d) => d?.defaultVersionId != null);
+  const stored = await store.datastores.getVersion(datastore!.defaultVersionId!);
+  assert.deepEqual(stored?.capabilities, capabilities);
+  assert.deepEqual(stored?.parameters, parameters);
+
+  await client.agentHeartbeat({ host: 'host-c', engines: [{ ...report, capabilities: { ...capabilities, root: true }, parameters: [] }] });
+  const updated = await eventually('root capability', () => store.datastores.getVersion(stored!.id), (v) => v?.capabilities.root === true);
+  assert.deepEqual(updated?.parameters, []);
+});
+
 /** `store` whose instance reads (outside and inside transactions) first wait for `gate()`. */
 function withGatedInstanceReads(real: StateStore, gate: () => Promise<void>): StateStore {
   const gated = (repo: InstanceRepository): InstanceRepository =>

@@ -5,7 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { noEngineCapabilities } from '../../src/common/index.js';
 import { openStateStore } from '../../src/db/index.js';
+import { migrations } from '../../src/db/migrations/index.js';
 import { openStateStoreSuite } from './open-state-store.suite.js';
 import { task, uid } from './state-store-fixtures.js';
 import { stateStoreSuite } from './state-store.suite.js';
@@ -82,6 +85,35 @@ describe('openStateStore on SQLite specifics', () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it('upgrading a 0001 database keeps its versions, which then can do nothing optional', async () => {
+    const upgraded = await freshFile();
+    try {
+      const path = join(upgraded.dir, 'state.db');
+      const raw = new BetterSqlite3(path);
+      const old = new Kysely<any>({ dialect: new SqliteDialect({ database: raw }) });
+      const migrated = await new Migrator({ db: old, provider: { getMigrations: async () => migrations } }).migrateTo('0001-initial');
+      assert.equal(migrated.error, undefined);
+      await old.insertInto('datastores').values({ id: 'ds', name: 'postgresql', default_version_id: null }).execute();
+      await old
+        .insertInto('datastore_versions')
+        .values({ id: 'v15', datastore_id: 'ds', name: '15', version: '15.19', manager: 'postgresql', active: 1, inactive_reason: null, updated_at: '2026-01-01T00:00:00.000Z' })
+        .execute();
+      await old.destroy();
+      const store = await openStateStore(`sqlite:${path}`);
+      try {
+        const version = await store.datastores.getVersion('v15');
+        assert.equal(version?.version, '15.19');
+        assert.deepEqual(version?.capabilities, noEngineCapabilities);
+        assert.deepEqual(version?.parameters, []);
+        assert.equal(await store.rootHistory.get('any-instance'), undefined);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await upgraded.drop();
     }
   });
 

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { noEngineCapabilities } from '../../src/common/index.js';
 import type { StateStore } from '../../src/db/index.js';
 import { at, instance, project, rejectsWithCode, task, token, uid, user } from './state-store-fixtures.js';
 
@@ -251,8 +252,9 @@ export function stateStoreSuite(
           inactiveReason: null,
           updatedAt: at.leapDay,
         };
-        assert.deepEqual(await store.datastores.upsertVersion(v15), v15);
-        const again = { ...v15, id: uid(), version: '15.19', active: false, inactiveReason: 'postgres binary missing', updatedAt: at.past2038 };
+        const described = { capabilities: { ...noEngineCapabilities }, parameters: [] };
+        assert.deepEqual(await store.datastores.upsertVersion(v15), { ...v15, ...described });
+        const again = { ...v15, id: uid(), version: '15.19', active: false, inactiveReason: 'postgres binary missing', updatedAt: at.past2038, ...described };
         const stored = await store.datastores.upsertVersion(again);
         assert.deepEqual(stored, { ...again, id: v15.id });
         assert.deepEqual(await store.datastores.getVersion(v15.id), stored);
@@ -262,6 +264,39 @@ export function stateStoreSuite(
         assert.deepEqual(await store.datastores.listVersions(ds.id), [v14, stored]);
         assert.ok((await store.datastores.listVersions()).some((v) => v.id === v14.id));
         await rejectsWithCode(store.datastores.upsertVersion({ ...v15, id: uid(), datastoreId: uid() }), 'DatastoreNotFound');
+      });
+
+      it('stores the capabilities and parameters agents report with a version, and replaces them on upsert', async () => {
+        const ds = await store.datastores.ensureDatastore(`engine-${uid()}`, uid());
+        const capabilities = { ...noEngineCapabilities, databases: true, users: true, userAccess: true, root: true };
+        const parameters = [
+          { name: 'max_connections', type: 'integer' as const, restartRequired: true, min: 10, max: 10_000 },
+          { name: 'work_mem', type: 'string' as const, restartRequired: false },
+          { name: 'random_page_cost', type: 'float' as const, restartRequired: false, min: 0, max: 1.5 },
+        ];
+        const row = {
+          id: uid(),
+          datastoreId: ds.id,
+          name: '16',
+          version: '16.4',
+          manager: 'postgresql',
+          active: true,
+          inactiveReason: null,
+          updatedAt: at.oneMs,
+          capabilities,
+          parameters,
+        };
+        assert.deepEqual(await store.datastores.upsertVersion(row), row);
+        assert.deepEqual(await store.datastores.getVersion(row.id), row);
+        assert.deepEqual((await store.datastores.listVersions(ds.id))[0], row);
+        const fewer = { ...row, capabilities: { ...capabilities, root: false }, parameters: parameters.slice(1) };
+        assert.deepEqual(await store.datastores.upsertVersion(fewer), fewer);
+        const { capabilities: _c, parameters: _p, ...undescribed } = row;
+        assert.deepEqual(await store.datastores.upsertVersion(undescribed), {
+          ...undescribed,
+          capabilities: noEngineCapabilities,
+          parameters: [],
+        });
       });
 
       it('setDefaultVersion accepts only a version of that datastore, and null', async () => {
@@ -594,6 +629,28 @@ export function stateStoreSuite(
           { host: `${prefix}-a`, lastSeenAt: since, engines: ['postgresql/15'] },
           { host: `${prefix}-b`, lastSeenAt: new Date(since.getTime() + 1), engines: ['postgresql/15', 'postgresql/16'] },
         ]);
+      });
+    });
+
+    describe('root enabled history', () => {
+      it('records the first enable of root on an instance and keeps it; get answers undefined before', async () => {
+        const instanceId = uid();
+        assert.equal(await store.rootHistory.get(instanceId), undefined);
+        const first = { instanceId, userId: uid().replaceAll('-', ''), createdAt: at.dstSwitch };
+        assert.deepEqual(await store.rootHistory.record(first), first);
+        const later = { instanceId, userId: uid().replaceAll('-', ''), createdAt: at.past2038 };
+        assert.deepEqual(await store.rootHistory.record(later), first);
+        assert.deepEqual(await store.rootHistory.get(instanceId), first);
+        assert.equal(await store.rootHistory.get(uid()), undefined);
+      });
+
+      it('of concurrent first enables exactly one is kept', async () => {
+        const instanceId = uid();
+        const rows = Array.from({ length: 8 }, (_, n) => ({ instanceId, userId: `user-${n}`, createdAt: at.leapDay }));
+        const results = await Promise.all(rows.map((r) => store.rootHistory.record(r)));
+        const kept = await store.rootHistory.get(instanceId);
+        assert.ok(kept !== undefined && rows.some((r) => r.userId === kept.userId));
+        for (const r of results) assert.deepEqual(r, kept);
       });
     });
 

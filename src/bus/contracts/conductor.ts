@@ -1,5 +1,14 @@
 import { z } from 'zod';
+import { configurationParameter, engineCapabilities } from '../../common/index.js';
 import { cast, defineService } from '../contract.js';
+
+// Shared with the state database, which stores them with each datastore version.
+export {
+  configurationParameter,
+  engineCapabilities,
+  type ConfigurationParameter,
+  type EngineCapabilities,
+} from '../../common/index.js';
 
 export const guestServiceStatus = z.enum([
   'BUILDING',
@@ -12,42 +21,6 @@ export const guestServiceStatus = z.enum([
   'UNKNOWN',
 ]);
 export type GuestServiceStatus = z.infer<typeof guestServiceStatus>;
-
-/**
- * What an engine can do, as its guest implements it. Reported by agents with each version and
- * stored with the datastore version, so that the API answers an unsupported operation with
- * Trove's error before any message reaches a guest.
- */
-export const engineCapabilities = z.object({
-  /** databases can be created with the instance and listed, created and deleted after */
-  databases: z.boolean(),
-  /** users can be created with the instance and listed, shown, updated and deleted after */
-  users: z.boolean(),
-  /** users have host patterns (`name@host`); without them every user's host is `%` */
-  userHosts: z.boolean(),
-  /** users can be granted access to databases (needs `databases` and `users`) */
-  userAccess: z.boolean(),
-  /** databases take a character set and a collation */
-  characterSets: z.boolean(),
-  /** root enable/disable; false also where the host cannot keep a tenant's superuser contained */
-  root: z.boolean(),
-  /** `access.allowed_cidrs` / `is_public` enforced by the engine's own access rules */
-  accessRules: z.boolean(),
-  backup: z.boolean(),
-  replication: z.boolean(),
-  configurationGroups: z.boolean(),
-});
-export type EngineCapabilities = z.infer<typeof engineCapabilities>;
-
-/** A setting a configuration group may set (Trove's validation rules), as the engine declares it. */
-export const configurationParameter = z.object({
-  name: z.string(),
-  type: z.enum(['integer', 'string', 'boolean', 'float']),
-  restartRequired: z.boolean(),
-  min: z.number().optional(),
-  max: z.number().optional(),
-});
-export type ConfigurationParameter = z.infer<typeof configurationParameter>;
 
 export const engineVersionReport = z.object({
   /** datastore name, e.g. "postgresql" */
