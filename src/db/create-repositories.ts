@@ -5,6 +5,7 @@ import { SqlFlavorRepository } from './flavor-repository.js';
 import { SqlInstanceFaultRepository } from './instance-fault-repository.js';
 import { SqlInstanceRepository } from './instance-repository.js';
 import { SqlProjectRepository } from './project-repository.js';
+import { SqlQuotaRepository } from './quota-repository.js';
 import type { RepositoryContext } from './repository-context.js';
 import { SqlRoleAssignmentRepository } from './role-assignment-repository.js';
 import { SqlRoleRepository } from './role-repository.js';
@@ -32,5 +33,6 @@ export function createRepositories(ctx: RepositoryContext): Repositories {
     conductorLastSeen: new SqlConductorLastSeenRepository(ctx),
     agents: new SqlAgentRepository(ctx),
     rootHistory: new SqlRootHistoryRepository(ctx),
+    quotas: new SqlQuotaRepository(ctx),
   };
 }

@@ -83,8 +83,9 @@ export class SqlInstanceRepository implements InstanceRepository {
     );
   }
 
-  async get(id: string, scope: { tenantId?: string } = {}): Promise<InstanceRow | undefined> {
-    let query = this.ctx.db.selectFrom('instances').selectAll().where('id', '=', id).where('deleted', '=', false);
+  async get(id: string, scope: { tenantId?: string; includeDeleted?: boolean } = {}): Promise<InstanceRow | undefined> {
+    let query = this.ctx.db.selectFrom('instances').selectAll().where('id', '=', id);
+    if (scope.includeDeleted !== true) query = query.where('deleted', '=', false);
     if (scope.tenantId !== undefined) query = query.where('tenant_id', '=', scope.tenantId);
     const r = await query.executeTakeFirst();
     return r && toRow(r);
@@ -103,6 +104,13 @@ export class SqlInstanceRepository implements InstanceRepository {
     const items = rows.slice(0, filter.limit).map(toRow);
     const nextMarker = rows.length > filter.limit ? (items[items.length - 1]?.id ?? null) : null;
     return { items, nextMarker };
+  }
+
+  async listAll(filter: { deleted?: boolean; tenantId?: string }): Promise<InstanceRow[]> {
+    let query = this.ctx.db.selectFrom('instances').selectAll();
+    if (filter.deleted !== undefined) query = query.where('deleted', '=', filter.deleted);
+    if (filter.tenantId !== undefined) query = query.where('tenant_id', '=', filter.tenantId);
+    return (await query.orderBy('id').execute()).map(toRow);
   }
 
   /** applies to deleted instances too, so a delete flow can still record its progress */

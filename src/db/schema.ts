@@ -152,6 +152,17 @@ export interface RootEnabledHistoryTable {
   created_at: Timestamp;
 }
 
+export interface QuotasTable {
+  tenant_id: string;
+  resource: string;
+  hard_limit: number;
+}
+
+export interface QuotaLocksTable {
+  tenant_id: string;
+  locked_at: Timestamp;
+}
+
 export interface Database {
   projects: ProjectsTable;
   users: UsersTable;
@@ -168,4 +179,6 @@ export interface Database {
   conductor_last_seen: ConductorLastSeenTable;
   agents: AgentsTable;
   root_enabled_history: RootEnabledHistoryTable;
+  quotas: QuotasTable;
+  quota_locks: QuotaLocksTable;
 }

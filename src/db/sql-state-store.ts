@@ -10,6 +10,7 @@ import type {
   InstanceFaultRepository,
   InstanceRepository,
   ProjectRepository,
+  QuotaRepository,
   Repositories,
   RoleAssignmentRepository,
   RoleRepository,
@@ -37,6 +38,7 @@ export class SqlStateStore implements StateStore {
   readonly tasks: TaskRepository;
   readonly conductorLastSeen: ConductorLastSeenRepository;
   readonly agents: AgentRepository;
+  readonly quotas: QuotaRepository;
   readonly rootHistory: RootHistoryRepository;
   #closed: Promise<void> | undefined;
 
@@ -59,6 +61,7 @@ export class SqlStateStore implements StateStore {
     this.tasks = repositories.tasks;
     this.conductorLastSeen = repositories.conductorLastSeen;
     this.agents = repositories.agents;
+    this.quotas = repositories.quotas;
     this.rootHistory = repositories.rootHistory;
   }
 

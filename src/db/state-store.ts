@@ -297,7 +297,7 @@ export interface DatastoreRepository {
 export interface InstanceRepository {
   create(row: NewInstance): Promise<void>;
   /** undefined for unknown or deleted instances, and for another project's when tenantId is given */
-  get(id: string, scope?: { tenantId?: string }): Promise<InstanceRow | undefined>;
+  get(id: string, scope?: { tenantId?: string; includeDeleted?: boolean }): Promise<InstanceRow | undefined>;
   /** not deleted, ordered by id ascending; marker = id of the last item of the previous page */
   list(filter: { tenantId?: string; limit: number; marker?: string; host?: string }): Promise<Page<InstanceRow>>;
   /** sets updatedAt too */
@@ -305,6 +305,8 @@ export interface InstanceRepository {
   /** soft delete: deleted = true, deletedAt = now */
   markDeleted(id: string, now: Date): Promise<void>;
   countActive(tenantId: string): Promise<number>;
+  /** every project's, ordered by id; `deleted` true: only deleted ones, false: only live ones, absent: both */
+  listAll(filter: { deleted?: boolean; tenantId?: string }): Promise<InstanceRow[]>;
 }
 
 export interface ServiceStatusRepository {

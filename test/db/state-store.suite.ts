@@ -654,6 +654,77 @@ export function stateStoreSuite(
       });
     });
 
+    describe('instances across projects (management)', () => {
+      it('listAll filters by deleted and project; get reaches a deleted instance only when asked', async () => {
+        const tenantId = `tenant-${uid()}`;
+        const live = instance({ tenantId });
+        const gone = instance({ tenantId });
+        const other = instance();
+        for (const i of [live, gone, other]) await store.instances.create(i);
+        await store.instances.markDeleted(gone.id, at.oneMs);
+        const ids = (rows: { id: string }[]) => rows.map((r) => r.id);
+        const sorted = (...rows: { id: string }[]) => ids(rows).sort();
+        assert.deepEqual(ids(await store.instances.listAll({ tenantId })), sorted(live, gone));
+        assert.deepEqual(ids(await store.instances.listAll({ tenantId, deleted: false })), [live.id]);
+        const deleted = await store.instances.listAll({ tenantId, deleted: true });
+        assert.deepEqual(ids(deleted), [gone.id]);
+        assert.equal(deleted[0]?.deleted, true);
+        assert.deepEqual(deleted[0]?.deletedAt, at.oneMs);
+        const everyone = ids(await store.instances.listAll({}));
+        assert.ok([live.id, gone.id, other.id].every((id) => everyone.includes(id)));
+        assert.equal(await store.instances.get(gone.id), undefined);
+        assert.equal((await store.instances.get(gone.id, { includeDeleted: true }))?.deleted, true);
+        assert.equal(await store.instances.get(gone.id, { includeDeleted: true, tenantId: 'someone-else' }), undefined);
+      });
+    });
+
+    describe('quotas', () => {
+      it('sets, replaces and lists a project\'s own limits, apart from other projects', async () => {
+        const tenantId = `tenant-${uid()}`;
+        assert.deepEqual(await store.quotas.list(tenantId), []);
+        await store.quotas.set({ tenantId, resource: 'volumes', hardLimit: 100 });
+        await store.quotas.set({ tenantId, resource: 'instances', hardLimit: 3 });
+        await store.quotas.set({ tenantId, resource: 'instances', hardLimit: -1 });
+        await store.quotas.set({ tenantId: `tenant-${uid()}`, resource: 'instances', hardLimit: 7 });
+        assert.deepEqual(await store.quotas.list(tenantId), [
+          { tenantId, resource: 'instances', hardLimit: -1 },
+          { tenantId, resource: 'volumes', hardLimit: 100 },
+        ]);
+      });
+
+      it('usage counts the live instances of the project, their volume GB and their flavors\' RAM', async () => {
+        const tenantId = `tenant-${uid()}`;
+        const flavorId = `flavor-${uid()}`;
+        await store.flavors.upsert({ id: flavorId, name: 'q', ramMb: 768, vcpus: 1, diskGb: 0, ephemeralGb: 0 });
+        assert.deepEqual(await store.quotas.usage(tenantId), { instances: 0, ram: 0, volumes: 0, backups: 0 });
+        await store.instances.create(instance({ tenantId, flavorId, volumeSizeGb: 3 }));
+        await store.instances.create(instance({ tenantId, flavorId, volumeSizeGb: 4 }));
+        // A flavor deleted since still counts as an instance and its volume, with no RAM.
+        await store.instances.create(instance({ tenantId, flavorId: `gone-${uid()}`, volumeSizeGb: 5 }));
+        const deleted = instance({ tenantId, flavorId, volumeSizeGb: 9 });
+        await store.instances.create(deleted);
+        await store.instances.markDeleted(deleted.id, new Date());
+        await store.instances.create(instance({ flavorId, volumeSizeGb: 9 }));
+        assert.deepEqual(await store.quotas.usage(tenantId), { instances: 3, ram: 1536, volumes: 12, backups: 0 });
+      });
+
+      it('lockTenant makes concurrent check-then-insert transactions of one project take turns', async () => {
+        const tenantId = `tenant-${uid()}`;
+        const limit = 2;
+        const attempt = () =>
+          store.transaction(async (tx) => {
+            await tx.quotas.lockTenant(tenantId, new Date());
+            const { instances } = await tx.quotas.usage(tenantId);
+            if (instances >= limit) return false;
+            await tx.instances.create(instance({ tenantId }));
+            return true;
+          });
+        const results = await Promise.all(Array.from({ length: 6 }, attempt));
+        assert.equal(results.filter(Boolean).length, limit);
+        assert.equal((await store.quotas.usage(tenantId)).instances, limit);
+      });
+    });
+
     describe('transactions', () => {
       it('commits what fn wrote and returns its result', async () => {
         const p = project();
