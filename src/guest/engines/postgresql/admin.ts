@@ -13,12 +13,15 @@ type UserSpec = PrepareInput['users'][number];
 /** The superuser initdb creates; the guest's own, never handed to users (Trove's os_admin). */
 export const adminRole = 'os_admin';
 
+/** The superuser `root.enable` creates (Trove's root user on PostgreSQL). */
+export const rootRole = 'postgres';
+
 // Trove's ignore_users / ignore_dbs for PostgreSQL, plus the templates.
-const reservedRoles = new Set([adminRole, 'postgres']);
-const reservedDatabases = new Set([adminRole, 'postgres', 'template0', 'template1']);
+export const reservedRoles: ReadonlySet<string> = new Set([adminRole, rootRole, 'root']);
+export const reservedDatabases: ReadonlySet<string> = new Set([adminRole, 'postgres', 'template0', 'template1']);
 
 /** PostgreSQL silently truncates longer names to 63 bytes, which would create a different name. */
-function checkName(kind: string, name: string, reserved: Set<string>): void {
+export function checkName(kind: 'database' | 'user', name: string, reserved: ReadonlySet<string>): void {
   const bytes = Buffer.byteLength(name, 'utf8');
   if (bytes === 0 || bytes > 63 || name.includes('\0')) {
     throw new CofferError('BadRequest', `Invalid ${kind} name "${name}": 1 to 63 bytes, no NUL character.`);
@@ -66,8 +69,48 @@ export function grantPublicSchemaStatement(user: string): string {
 }
 
 /** Without this every role may connect to every database, and a user's database list means nothing. */
-function revokePublicConnectStatement(database: string): string {
+export function revokePublicConnectStatement(database: string): string {
   return `REVOKE CONNECT, TEMPORARY ON DATABASE ${escapeIdentifier(database)} FROM PUBLIC`;
+}
+
+/** WITH (FORCE): the tenant's open sessions would otherwise keep the database from being dropped. */
+export function dropDatabaseStatement(database: string): string {
+  return `DROP DATABASE ${escapeIdentifier(database)} WITH (FORCE)`;
+}
+
+export function revokeDatabaseStatement(user: string, database: string): string {
+  return `REVOKE ALL PRIVILEGES ON DATABASE ${escapeIdentifier(database)} FROM ${escapeIdentifier(user)}`;
+}
+
+export function revokePublicSchemaStatement(user: string): string {
+  return `REVOKE ALL ON SCHEMA public FROM ${escapeIdentifier(user)}`;
+}
+
+export function renameRoleStatement(from: string, to: string): string {
+  return `ALTER ROLE ${escapeIdentifier(from)} RENAME TO ${escapeIdentifier(to)}`;
+}
+
+/** A deleted user's tables stay, given to the administrative role (as MySQL keeps them on DROP USER). */
+export function reassignOwnedStatement(user: string): string {
+  return `REASSIGN OWNED BY ${escapeIdentifier(user)} TO ${escapeIdentifier(adminRole)}`;
+}
+
+/** After REASSIGN OWNED only the user's privileges are left for this to remove. */
+export function dropOwnedStatement(user: string): string {
+  return `DROP OWNED BY ${escapeIdentifier(user)}`;
+}
+
+export function dropRoleStatement(user: string): string {
+  return `DROP ROLE ${escapeIdentifier(user)}`;
+}
+
+export function enableRootStatement(exists: boolean, passwordSql: string): string {
+  const verb = exists ? 'ALTER' : 'CREATE';
+  return `${verb} ROLE ${escapeIdentifier(rootRole)} WITH SUPERUSER LOGIN PASSWORD ${escapeLiteral(passwordSql)}`;
+}
+
+export function disableRootStatement(passwordSql: string): string {
+  return `ALTER ROLE ${escapeIdentifier(rootRole)} WITH NOLOGIN PASSWORD ${escapeLiteral(passwordSql)}`;
 }
 
 export interface AdminEndpoint {
@@ -102,12 +145,15 @@ export async function withAdminClient<T>(
   }
 }
 
-async function exists(client: Client, sql: string, value: string): Promise<boolean> {
+export async function exists(client: Client, sql: string, value: string): Promise<boolean> {
   const result = await client.query(sql, [value]);
   return (result.rowCount ?? 0) > 0;
 }
 
-async function passwordSql(password: string): Promise<string> {
+/** What `PASSWORD` is given: the SCRAM verifier, or the password itself for the server to hash. */
+export async function passwordSql(password: string): Promise<string> {
+  // a NUL ends a string literal in PostgreSQL: refused rather than cut short
+  if (password.includes('\0')) throw new CofferError('BadRequest', 'A password cannot contain a NUL character.');
   return (await scramVerifier(password)) ?? password;
 }
 

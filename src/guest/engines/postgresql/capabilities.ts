@@ -3,12 +3,13 @@ import type { EngineCapabilities } from '../engine.js';
 
 // What the PostgreSQL guest implements today: an engine declares only what it can do.
 export const postgresqlCapabilities: EngineCapabilities = {
-  databases: false,
-  users: false,
+  databases: true,
+  users: true,
+  // roles have no host; client addresses are limited by pg_hba.conf (accessRules)
   userHosts: false,
-  userAccess: false,
-  characterSets: false,
-  root: false,
+  userAccess: true,
+  characterSets: true,
+  root: true,
   accessRules: true,
   backup: false,
   replication: false,

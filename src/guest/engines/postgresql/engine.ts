@@ -23,6 +23,9 @@ import {
 import { discoverPostgresql, missingBinaryReason } from './binaries.js';
 import { postgresqlCapabilities } from './capabilities.js';
 import { renderPgHba, renderPostgresqlConf } from './config.js';
+import { PostgresqlDatabaseAdmin } from './database-admin.js';
+import { PostgresqlRootAdmin } from './root-admin.js';
+import { PostgresqlUserAdmin } from './user-admin.js';
 import { killDataDirProcesses, readPostmasterPid, runningPostmaster, stopPostmaster, waitUntilReady } from './postmaster.js';
 import { initdbArguments, postgresqlWarmStart, syncDirectory, takeWarmCluster } from './warm-cluster.js';
 
@@ -97,11 +100,18 @@ class PostgresqlDriver implements EngineDriver {
   private adminPassword: string | undefined;
   /** the postmaster this host spawned, whose exit it can observe */
   private child: DetachedProcess | undefined;
+  readonly databases: PostgresqlDatabaseAdmin;
+  readonly users: PostgresqlUserAdmin;
+  readonly root: PostgresqlRootAdmin;
 
   constructor(private readonly context: EngineContext) {
     this.paths = layout(context.placement.dir);
     this.runner = context.runner;
     this.logger = context.logger;
+    const endpoint = () => this.endpoint();
+    this.databases = new PostgresqlDatabaseAdmin(endpoint);
+    this.users = new PostgresqlUserAdmin(endpoint);
+    this.root = new PostgresqlRootAdmin(endpoint);
   }
 
   private bin(name: string): string {
