@@ -12,6 +12,7 @@ export type TaskStatusName =
   | 'RESIZING'
   | 'RESTART_REQUIRED'
   | 'UPDATING'
+  | 'UPDATING_ERROR_ACCESS'
   | 'BUILDING_ERROR_SERVER'
   | 'BUILDING_ERROR_TIMEOUT_GA'
   | 'DELETING_ERROR';
@@ -174,7 +175,13 @@ export interface InstanceFaultRow {
   createdAt: Date;
 }
 
-export type TaskKind = 'create_instance' | 'delete_instance';
+export type TaskKind =
+  | 'create_instance'
+  | 'delete_instance'
+  | 'restart'
+  | 'resize_flavor'
+  | 'resize_volume'
+  | 'update_access';
 export type TaskState = 'pending' | 'running' | 'done' | 'failed';
 
 export interface TaskRow {

@@ -1,4 +1,5 @@
-// The taskmanager role: runs every operation that takes longer than a request (create, delete)
+// The taskmanager role: runs every operation that takes longer than a request (create, delete,
+// restart, resize, access updates)
 // as a durable task with a lease, so that any taskmanager can resume what a dead one started.
 import { hostname } from 'node:os';
 import { taskmanagerContract, taskmanagerTopic, serveRpc } from '../bus/index.js';
@@ -8,6 +9,10 @@ import { newUuid } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
 import { createInstanceFlow } from './create-instance-flow.js';
 import { deleteInstanceFlow } from './delete-instance-flow.js';
+import { resizeFlavorFlow } from './resize-flavor-flow.js';
+import { resizeVolumeFlow } from './resize-volume-flow.js';
+import { restartInstanceFlow } from './restart-instance-flow.js';
+import { updateAccessFlow } from './update-access-flow.js';
 import { TaskRunner } from './task-runner.js';
 
 export interface TaskmanagerOptions {
@@ -24,6 +29,10 @@ export interface TaskmanagerOptions {
   noHostWaitMs?: number;
   prepareResendMs?: number;
   statusPollMs?: number;
+  /** how long a restart, resize or access update keeps trying to reach the guest */
+  actionTimeoutMs?: number;
+  /** how long a restarted engine has to report healthy (Trove's state_change_wait_time) */
+  healthyWaitMs?: number;
 }
 
 export interface Taskmanager {
@@ -42,6 +51,8 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
     prepareResendMs: options.prepareResendMs ?? 20_000,
     statusPollMs: options.statusPollMs ?? 25,
     deleteTimeoutMs: options.deleteTimeoutMs ?? 10 * 60_000,
+    actionTimeoutMs: options.actionTimeoutMs ?? 5 * 60_000,
+    healthyWaitMs: options.healthyWaitMs ?? 180_000,
   };
   const runner = new TaskRunner({
     store,
@@ -49,7 +60,14 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
     workerId: options.workerId ?? `${hostname()}-${process.pid}-${newUuid().slice(0, 8)}`,
     leaseMs: options.leaseMs ?? 15_000,
     sweepIntervalMs: options.sweepIntervalMs ?? 2_000,
-    flows: { create_instance: createInstanceFlow(deps), delete_instance: deleteInstanceFlow(deps) },
+    flows: {
+      create_instance: createInstanceFlow(deps),
+      delete_instance: deleteInstanceFlow(deps),
+      restart: restartInstanceFlow(deps),
+      resize_flavor: resizeFlavorFlow(deps),
+      resize_volume: resizeVolumeFlow(deps),
+      update_access: updateAccessFlow(deps),
+    },
   });
   // Subscribed first: a taskmanager that cannot hear the bus fails to start and leaves no sweep
   // behind to claim tasks. A wake-up that comes before the sweep starts is served all the same.

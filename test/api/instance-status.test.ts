@@ -9,6 +9,8 @@ test('a running task decides the status, whatever the guest reports', () => {
     ['BUILDING_ERROR_SERVER', 'ERROR'],
     ['BUILDING_ERROR_TIMEOUT_GA', 'ERROR'],
     ['DELETING_ERROR', 'ERROR'],
+    ['UPDATING_ERROR_ACCESS', 'ERROR'],
+    ['UPDATING', 'ACTIVE'],
     ['DELETING', 'SHUTDOWN'],
     ['REBOOTING', 'REBOOT'],
     ['RESIZING', 'RESIZE'],

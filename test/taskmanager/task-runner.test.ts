@@ -37,7 +37,7 @@ function runner(workerId: string, flow: Flow, leaseMs = 300): TaskRunner {
     workerId,
     leaseMs,
     sweepIntervalMs: 50,
-    flows: { create_instance: flow, delete_instance: noop },
+    flows: { create_instance: flow, delete_instance: noop, restart: noop, resize_flavor: noop, resize_volume: noop, update_access: noop },
   });
 }
 
@@ -129,7 +129,14 @@ test('a task whose end could not be recorded is resumed and ends done, never mar
     workerId: 'worker-f',
     leaseMs: 300,
     sweepIntervalMs: 50,
-    flows: { create_instance: async () => void runs++, delete_instance: async () => undefined },
+    flows: {
+      create_instance: async () => void runs++,
+      delete_instance: async () => undefined,
+      restart: async () => undefined,
+      resize_flavor: async () => undefined,
+      resize_volume: async () => undefined,
+      update_access: async () => undefined,
+    },
   });
   r.start();
   try {

@@ -45,7 +45,8 @@ const serverStatus: Readonly<Record<ServiceStatusName, string>> = Object.freeze(
 
 /** First match wins, as in Trove's SimpleInstance.status. */
 export function instanceStatus(task: TaskStatusName, service: ServiceStatusName | undefined): string {
-  if (task.endsWith('_ERROR') || task.startsWith('BUILDING_ERROR')) return 'ERROR';
+  // Trove's is_error tasks: BUILDING_ERROR_*, UPDATING_ERROR_ACCESS, and Coffer's DELETING_ERROR.
+  if (task.includes('_ERROR')) return 'ERROR';
   switch (task) {
     case 'BUILDING':
       return 'BUILD';

@@ -29,3 +29,32 @@ export type CreateInstanceTaskPayload = z.input<typeof createInstanceTaskPayload
 
 export const deleteInstanceTaskPayload = z.object({ requestId: z.string().optional() });
 export type DeleteInstanceTaskPayload = z.input<typeof deleteInstanceTaskPayload>;
+
+// Instance actions (reference 2.2 "action" and "update"). The API sets the instance's task
+// status and writes the task row in one transaction; the flows read the rest from the instance
+// row, so a payload holds only what the row cannot tell.
+
+export const restartTaskPayload = z.object({ requestId: z.string().optional() });
+export type RestartTaskPayload = z.input<typeof restartTaskPayload>;
+
+export const resizeFlavorTaskPayload = z.object({
+  requestId: z.string().optional(),
+  /** the flavor the instance runs with until the resize succeeds; a failed resize returns to it */
+  oldFlavorId: z.string(),
+  newFlavorId: z.string(),
+});
+export type ResizeFlavorTaskPayload = z.input<typeof resizeFlavorTaskPayload>;
+
+export const resizeVolumeTaskPayload = z.object({
+  requestId: z.string().optional(),
+  oldSizeGb: z.number().int().positive(),
+  newSizeGb: z.number().int().positive(),
+});
+export type ResizeVolumeTaskPayload = z.input<typeof resizeVolumeTaskPayload>;
+
+export const updateAccessTaskPayload = z.object({
+  requestId: z.string().optional(),
+  /** the task status the instance returns to once the rules are applied (a pending restart stays pending) */
+  resumeTask: z.enum(['NONE', 'RESTART_REQUIRED']).default('NONE'),
+});
+export type UpdateAccessTaskPayload = z.input<typeof updateAccessTaskPayload>;

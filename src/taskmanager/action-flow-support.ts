@@ -1,0 +1,122 @@
+import { createRpcClient, guestContract, guestTopic, type RequestContext, type RpcClient, type Transport } from '../bus/index.js';
+import { CofferError, newUuid, sleep, type Logger } from '../common/index.js';
+import type { InstancePatch, InstanceRow, StateStore, TaskStatusName } from '../db/index.js';
+import { retryTransient } from './flow-support.js';
+import type { TaskHandle } from './task-runner.js';
+
+// What the flows of instance actions (restart, resize, access) share. Each action owns the
+// instance's task status while it runs: it starts only when the instance is still in the status
+// the API set, and it ends (NONE, an error status, a fault) only if nothing else took the
+// instance over meanwhile: a reset_status or a delete asked during the action wins.
+
+export interface ActionFlowDeps {
+  store: StateStore;
+  transport: Transport;
+  logger: Logger;
+  /** how long an action keeps trying to reach a guest whose agent is away (restarting) */
+  actionTimeoutMs: number;
+  /** how long a restarted engine has to report itself healthy */
+  healthyWaitMs: number;
+  /** how often the service status is read while waiting for the guest */
+  statusPollMs: number;
+}
+
+export const noTask: InstancePatch = { taskStatus: 'NONE', taskDescription: 'No tasks for the instance.', taskStartTime: null };
+
+export interface ActionStart {
+  instance: InstanceRow;
+  context: RequestContext;
+  log: Logger;
+  guest: RpcClient<typeof guestContract>;
+}
+
+/** The instance, when it is still in `expected`; undefined when the action has nothing left to do. */
+export async function startAction(
+  deps: ActionFlowDeps,
+  handle: TaskHandle,
+  expected: TaskStatusName,
+  requestId: string | undefined,
+): Promise<ActionStart | undefined> {
+  const instanceId = handle.task.instanceId;
+  const log = deps.logger.child({ instanceId, taskId: handle.task.id, kind: handle.task.kind, ...(requestId === undefined ? {} : { requestId }) });
+  const instance = await deps.store.instances.get(instanceId);
+  if (instance === undefined || instance.taskStatus !== expected) {
+    log.info({ taskStatus: instance?.taskStatus }, `instance no longer ${expected}; nothing to do`);
+    return undefined;
+  }
+  const context: RequestContext = { requestId: requestId ?? `req-${newUuid()}`, instanceId };
+  return { instance, context, log, guest: createRpcClient(deps.transport, guestContract, guestTopic(instanceId)) };
+}
+
+/** Calls the guest, retrying while its agent cannot be reached, until the action's deadline. */
+export function callGuest<T>(deps: ActionFlowDeps, handle: TaskHandle, what: string, log: Logger, attempt: () => Promise<T>): Promise<T> {
+  return retryTransient(what, attempt, { deadline: Date.now() + deps.actionTimeoutMs, signal: handle.signal, logger: log });
+}
+
+/**
+ * Ends the action with `patch` and, when it failed, a fault saying why, both only while the
+ * instance is still in `expected`. The database being away is waited out (until the lease is
+ * lost; the worker that takes the task over ends it then): an action never leaves its instance
+ * in its task status for good. Returns whether the instance was still the action's.
+ */
+export async function endAction(
+  deps: ActionFlowDeps,
+  handle: TaskHandle,
+  expected: TaskStatusName,
+  patch: InstancePatch,
+  fault?: string,
+): Promise<boolean> {
+  const instanceId = handle.task.instanceId;
+  for (;;) {
+    try {
+      return await deps.store.transaction(async (tx) => {
+        const current = await tx.instances.get(instanceId);
+        if (current === undefined || current.taskStatus !== expected) return false;
+        if (fault !== undefined) {
+          await tx.faults.record({ id: newUuid(), instanceId, message: fault.slice(0, 255), details: fault, createdAt: new Date() });
+        }
+        await tx.instances.update(instanceId, patch);
+        return true;
+      });
+    } catch (err) {
+      // A CofferError is an answer (the row is gone...), not the database being away.
+      if (err instanceof CofferError) throw err;
+      deps.logger.warn({ instanceId, err }, 'could not record the end of the action; retrying');
+      await sleep(1000, handle.signal);
+    }
+  }
+}
+
+const readyStatuses = new Set(['HEALTHY', 'RUNNING']);
+
+/**
+ * Waits until the conductor has recorded a healthy heartbeat. False when the instance left
+ * `expected` meanwhile (reset or deleted): then there is nothing left to wait for.
+ */
+export async function waitUntilHealthy(deps: ActionFlowDeps, handle: TaskHandle, expected: TaskStatusName): Promise<boolean> {
+  const instanceId = handle.task.instanceId;
+  const deadline = Date.now() + deps.healthyWaitMs;
+  let lastInstanceCheck = 0;
+  for (;;) {
+    handle.signal.throwIfAborted();
+    if (Date.now() - lastInstanceCheck > 1000) {
+      const current = await deps.store.instances.get(instanceId);
+      if (current === undefined || current.taskStatus !== expected) return false;
+      lastInstanceCheck = Date.now();
+    }
+    const status = await deps.store.serviceStatuses.get(instanceId);
+    if (status !== undefined && readyStatuses.has(status.status)) return true;
+    if (status?.status === 'FAILED') {
+      const fault = await deps.store.faults.latest(instanceId);
+      throw new CofferError('TaskFailed', fault?.message ?? 'The database engine failed to start.');
+    }
+    if (Date.now() >= deadline) {
+      throw new CofferError('GuestTimeout', `The engine did not report itself healthy within ${Math.round(deps.healthyWaitMs / 1000)} s.`);
+    }
+    await sleep(deps.statusPollMs, handle.signal);
+  }
+}
+
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

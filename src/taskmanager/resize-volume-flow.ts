@@ -1,0 +1,32 @@
+import { resizeVolumeTaskPayload } from '../bus/index.js';
+import { CofferError } from '../common/index.js';
+import { type ActionFlowDeps, endAction, messageOf, noTask, startAction } from './action-flow-support.js';
+import type { TaskHandle } from './task-runner.js';
+
+/**
+ * resize_volume (reference 3.6). The local compute driver's volume is the instance's directory
+ * on the host's filesystem, with no size of its own to grow: the new size is the instance's
+ * allowance, recorded on the instance (what the API shows and quotas count). A driver with real
+ * volumes (or a directory quota) grows them here, before the size is recorded.
+ */
+export function resizeVolumeFlow(deps: ActionFlowDeps) {
+  return async (handle: TaskHandle): Promise<void> => {
+    const parsed = resizeVolumeTaskPayload.safeParse(handle.task.payload ?? {});
+    const started = await startAction(deps, handle, 'RESIZING', parsed.data?.requestId);
+    if (started === undefined) return;
+    const { instance, log } = started;
+    try {
+      if (!parsed.success) throw new CofferError('Internal', 'The volume resize task has no readable sizes.');
+      const { newSizeGb } = parsed.data;
+      // A resumed task finds the size recorded already; growing is the only way, never back.
+      const volumeSizeGb = Math.max(newSizeGb, instance.volumeSizeGb);
+      await endAction(deps, handle, 'RESIZING', { ...noTask, volumeSizeGb });
+      log.info({ volumeSizeGb }, 'volume resized');
+    } catch (err) {
+      if (handle.signal.aborted) throw err;
+      log.error({ err }, 'volume resize failed');
+      await endAction(deps, handle, 'RESIZING', noTask, `Resize of the volume failed: ${messageOf(err)}`);
+      throw err;
+    }
+  };
+}

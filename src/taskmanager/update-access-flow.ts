@@ -1,0 +1,39 @@
+import { updateAccessTaskPayload } from '../bus/index.js';
+import { type ActionFlowDeps, endAction, callGuest, messageOf, noTask, startAction } from './action-flow-support.js';
+import type { TaskHandle } from './task-runner.js';
+
+/**
+ * update_access (reference 2.2): the API recorded the wanted access on the instance and set
+ * UPDATING; the guest rewrites the engine's access rules from that record (pg_hba, user host
+ * patterns) on the running engine. A failure leaves UPDATING_ERROR_ACCESS (status ERROR) and a
+ * fault; asking for the access again retries it, and reset_status clears it.
+ */
+export function updateAccessFlow(deps: ActionFlowDeps) {
+  return async (handle: TaskHandle): Promise<void> => {
+    const payload = updateAccessTaskPayload.safeParse(handle.task.payload ?? {}).data;
+    const started = await startAction(deps, handle, 'UPDATING', payload?.requestId);
+    if (started === undefined) return;
+    const { instance, guest, context, log } = started;
+    try {
+      if (handle.task.step === 'start') {
+        log.info({ access: instance.access }, 'applying access rules');
+        await callGuest(deps, handle, 'updateAccess', log, () => guest.updateAccess({ access: instance.access }, context));
+        await handle.recordStep('applied');
+      }
+      const resume = payload?.resumeTask ?? 'NONE';
+      await endAction(deps, handle, 'UPDATING', resume === 'NONE' ? noTask : { ...noTask, taskStatus: resume, taskDescription: 'Restart required.' });
+      log.info('access rules applied');
+    } catch (err) {
+      if (handle.signal.aborted) throw err;
+      log.error({ err }, 'access update failed');
+      await endAction(
+        deps,
+        handle,
+        'UPDATING',
+        { taskStatus: 'UPDATING_ERROR_ACCESS', taskDescription: 'Access update error.' },
+        `Updating the access rules failed: ${messageOf(err)}`,
+      );
+      throw err;
+    }
+  };
+}

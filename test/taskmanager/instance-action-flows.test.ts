@@ -1,0 +1,322 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, test } from 'node:test';
+import {
+  conductorContract,
+  conductorTopic,
+  createRpcClient,
+  guestContract,
+  guestTopic,
+  InProcessTransport,
+  serveRpc,
+  taskmanagerContract,
+  taskmanagerTopic,
+  type AccessSpec,
+  type RpcHandlers,
+  type Subscription,
+} from '../../src/bus/index.js';
+import { CofferError } from '../../src/common/errors.js';
+import { silentLogger } from '../../src/common/logger.js';
+import { startConductor, type Conductor } from '../../src/conductor/index.js';
+import { openStateStore, type InstanceAccess, type StateStore, type TaskKind, type TaskRow, type TaskStatusName } from '../../src/db/index.js';
+import { startTaskmanager, type Taskmanager } from '../../src/taskmanager/index.js';
+import { fakeGuestHandlers } from '../support/fake-guest.js';
+import { eventually } from '../support/wait.js';
+
+// The restart, resize and access flows inside one process: the real taskmanager and conductor
+// over a SQLite store and the in-process bus, with a fake guest that answers and heartbeats as
+// the real one does. Each test writes what the API writes (the task status and a pending task
+// row) and wakes the taskmanager.
+
+let store: StateStore;
+let transport: InProcessTransport;
+let conductor: Conductor;
+let taskmanager: Taskmanager;
+const guests: Subscription[] = [];
+
+beforeEach(async () => {
+  store = await openStateStore('sqlite::memory:');
+  transport = new InProcessTransport();
+  conductor = await startConductor({ store, transport, logger: silentLogger() });
+  await store.flavors.upsert({ id: 'f-small', name: 'small', ramMb: 512, vcpus: 1, diskGb: 0, ephemeralGb: 0 });
+  await store.flavors.upsert({ id: 'f-large', name: 'large', ramMb: 2048, vcpus: 2, diskGb: 0, ephemeralGb: 0 });
+  taskmanager = await startTaskmanager({
+    store,
+    transport,
+    logger: silentLogger(),
+    leaseMs: 2_000,
+    sweepIntervalMs: 50,
+    statusPollMs: 10,
+    healthyWaitMs: 2_000,
+    actionTimeoutMs: 2_000,
+  });
+});
+
+afterEach(async () => {
+  for (const guest of guests.splice(0)) await guest.close();
+  await taskmanager.stop();
+  await conductor.stop();
+  await transport.close();
+  await store.close();
+});
+
+/** A running instance, as a finished create leaves it. */
+async function runningInstance(access: InstanceAccess | null = null): Promise<string> {
+  const id = randomUUID();
+  const datastore = await store.datastores.ensureDatastore('postgresql', randomUUID());
+  const version = await store.datastores.upsertVersion({
+    id: randomUUID(),
+    datastoreId: datastore.id,
+    name: '15',
+    version: '15.19',
+    manager: 'postgresql',
+    active: true,
+    inactiveReason: null,
+    updatedAt: new Date(),
+  });
+  const now = new Date();
+  await store.instances.create({
+    id,
+    name: 'db1',
+    tenantId: 'project-1',
+    flavorId: 'f-small',
+    volumeSizeGb: 2,
+    datastoreVersionId: version.id,
+    taskStatus: 'NONE',
+    taskDescription: 'No tasks for the instance.',
+    taskStartTime: null,
+    access,
+    createdAt: now,
+    updatedAt: now,
+  });
+  await store.instances.update(id, { host: 'host-1', address: '127.95.0.9', port: 5432 });
+  await store.serviceStatuses.set({ instanceId: id, status: 'HEALTHY', updatedAt: now });
+  return id;
+}
+
+/** A guest that heartbeats through the conductor as the real one does around its operations. */
+async function serveGuest(instanceId: string, overrides: Partial<RpcHandlers<typeof guestContract>> = {}): Promise<void> {
+  guests.push(await serveRpc(transport, guestContract, guestTopic(instanceId), fakeGuestHandlers(overrides)));
+}
+
+function heartbeat(instanceId: string, status: 'RESTARTING' | 'HEALTHY' | 'FAILED', message?: string): Promise<void> {
+  return createRpcClient(transport, conductorContract, conductorTopic).heartbeat({ instanceId, status, ...(message === undefined ? {} : { message }) });
+}
+
+/** What the API writes for an action: the task status, a pending task row; then the wake-up cast. */
+async function requestAction(
+  instanceId: string,
+  kind: TaskKind,
+  taskStatus: TaskStatusName,
+  payload: unknown,
+  options: { step?: string; service?: 'RESTARTING' } = {},
+): Promise<string> {
+  const taskId = randomUUID();
+  const now = new Date();
+  await store.transaction(async (tx) => {
+    await tx.instances.update(instanceId, { taskStatus, taskDescription: 'an action', taskStartTime: now });
+    if (options.service !== undefined) await tx.serviceStatuses.set({ instanceId, status: options.service, updatedAt: now });
+    const task: TaskRow = {
+      id: taskId,
+      instanceId,
+      kind,
+      step: options.step ?? 'start',
+      state: 'pending',
+      owner: null,
+      leaseExpiresAt: null,
+      payload,
+      attempts: 0,
+      createdAt: now,
+      updatedAt: now,
+    };
+    await tx.tasks.create(task);
+  });
+  await createRpcClient(transport, taskmanagerContract, taskmanagerTopic).runTask({ taskId });
+  return taskId;
+}
+
+async function endedTask(taskId: string): Promise<TaskRow> {
+  return (await eventually('the task to end', () => store.tasks.get(taskId), (t) => t?.state === 'done' || t?.state === 'failed'))!;
+}
+
+test('restart: the guest restarts the engine, and the task ends once the conductor has a healthy heartbeat', async () => {
+  const id = await runningInstance();
+  let restarts = 0;
+  let statusDuringRestart: string | undefined;
+  await serveGuest(id, {
+    restart: async () => {
+      restarts += 1;
+      statusDuringRestart = (await store.instances.get(id))?.taskStatus;
+      await heartbeat(id, 'RESTARTING');
+      await heartbeat(id, 'HEALTHY');
+      return {};
+    },
+  });
+  const taskId = await requestAction(id, 'restart', 'REBOOTING', { requestId: 'req-1' }, { service: 'RESTARTING' });
+  const ended = await endedTask(taskId);
+  assert.equal(ended.state, 'done');
+  assert.equal(restarts, 1);
+  assert.equal(statusDuringRestart, 'REBOOTING');
+  const instance = await store.instances.get(id);
+  assert.equal(instance?.taskStatus, 'NONE');
+  assert.equal(instance?.taskStartTime, null);
+  assert.equal((await store.serviceStatuses.get(id))?.status, 'HEALTHY');
+  assert.equal(await store.faults.latest(id), undefined);
+});
+
+test('restart resumed after the guest answered does not restart the engine a second time', async () => {
+  const id = await runningInstance();
+  let restarts = 0;
+  await serveGuest(id, {
+    restart: async () => {
+      restarts += 1;
+      return {};
+    },
+  });
+  const taskId = await requestAction(id, 'restart', 'REBOOTING', {}, { step: 'restarted' });
+  assert.equal((await endedTask(taskId)).state, 'done');
+  assert.equal(restarts, 0);
+  assert.equal((await store.instances.get(id))?.taskStatus, 'NONE');
+});
+
+test('a restart the guest fails ends with no task and a fault saying why', async () => {
+  const id = await runningInstance();
+  await serveGuest(id, {
+    restart: async () => {
+      throw new CofferError('EngineError', 'postgres: could not bind to 127.95.0.9:5432');
+    },
+  });
+  const taskId = await requestAction(id, 'restart', 'REBOOTING', {}, { service: 'RESTARTING' });
+  assert.equal((await endedTask(taskId)).state, 'failed');
+  assert.equal((await store.instances.get(id))?.taskStatus, 'NONE');
+  assert.equal((await store.faults.latest(id))?.message, 'Restart failed: postgres: could not bind to 127.95.0.9:5432');
+});
+
+test('a restarted engine that never reports healthy ends the restart with a fault after the wait', async () => {
+  const id = await runningInstance();
+  await serveGuest(id); // answers restart but sends no heartbeat
+  const taskId = await requestAction(id, 'restart', 'REBOOTING', {}, { service: 'RESTARTING' });
+  assert.equal((await endedTask(taskId)).state, 'failed');
+  assert.equal((await store.instances.get(id))?.taskStatus, 'NONE');
+  assert.match((await store.faults.latest(id))?.message ?? '', /^Restart failed: The engine did not report itself healthy within 2 s\.$/);
+});
+
+test('an instance reset while its restart runs is left as the reset made it, without a fault', async () => {
+  const id = await runningInstance();
+  await serveGuest(id, {
+    restart: async () => {
+      // reset_status, as the API does it, while the guest is busy
+      await store.instances.update(id, { taskStatus: 'NONE', taskDescription: 'No tasks for the instance.' });
+      await store.serviceStatuses.set({ instanceId: id, status: 'UNKNOWN', updatedAt: new Date() });
+      throw new CofferError('GuestTimeout', 'the engine did not stop');
+    },
+  });
+  const taskId = await requestAction(id, 'restart', 'REBOOTING', {}, { service: 'RESTARTING' });
+  await endedTask(taskId);
+  assert.equal((await store.instances.get(id))?.taskStatus, 'NONE');
+  assert.equal((await store.serviceStatuses.get(id))?.status, 'UNKNOWN');
+  assert.equal(await store.faults.latest(id), undefined, 'the reset is what the user asked for last');
+});
+
+test('resize flavor: the guest re-renders the engine for the new RAM; then the instance takes the new flavor', async () => {
+  const id = await runningInstance();
+  const asked: number[] = [];
+  await serveGuest(id, {
+    resize: async ({ memoryMb }) => {
+      asked.push(memoryMb);
+      assert.equal((await store.instances.get(id))?.flavorId, 'f-small', 'the old flavor stays until the engine runs with the new one');
+      return {};
+    },
+  });
+  const taskId = await requestAction(id, 'resize_flavor', 'RESIZING', { oldFlavorId: 'f-small', newFlavorId: 'f-large' });
+  assert.equal((await endedTask(taskId)).state, 'done');
+  assert.deepEqual(asked, [2048]);
+  const instance = await store.instances.get(id);
+  assert.equal(instance?.flavorId, 'f-large');
+  assert.equal(instance?.taskStatus, 'NONE');
+});
+
+test('a flavor resize the guest fails returns the engine to the old flavor and keeps it, with a fault', async () => {
+  const id = await runningInstance();
+  const asked: number[] = [];
+  await serveGuest(id, {
+    resize: async ({ memoryMb }) => {
+      asked.push(memoryMb);
+      if (memoryMb === 2048) throw new CofferError('EngineError', 'could not map shared memory segment');
+      return {};
+    },
+  });
+  const taskId = await requestAction(id, 'resize_flavor', 'RESIZING', { oldFlavorId: 'f-small', newFlavorId: 'f-large' });
+  assert.equal((await endedTask(taskId)).state, 'failed');
+  assert.deepEqual(asked, [2048, 512], 'asked for the new RAM, then back to the old');
+  const instance = await store.instances.get(id);
+  assert.equal(instance?.flavorId, 'f-small');
+  assert.equal(instance?.taskStatus, 'NONE');
+  assert.equal(
+    (await store.faults.latest(id))?.message,
+    'Resize to a new flavor failed: could not map shared memory segment. The instance keeps flavor f-small.',
+  );
+});
+
+test('resize volume records the larger size and ends the task', async () => {
+  const id = await runningInstance();
+  const taskId = await requestAction(id, 'resize_volume', 'RESIZING', { oldSizeGb: 2, newSizeGb: 5 });
+  assert.equal((await endedTask(taskId)).state, 'done');
+  const instance = await store.instances.get(id);
+  assert.equal(instance?.volumeSizeGb, 5);
+  assert.equal(instance?.taskStatus, 'NONE');
+});
+
+test('update access applies the access recorded on the instance through the guest', async () => {
+  const access = { isPublic: false, allowedCidrs: ['10.1.0.0/16'] };
+  const id = await runningInstance(access);
+  const applied: AccessSpec[] = [];
+  await serveGuest(id, {
+    updateAccess: async ({ access: spec }) => {
+      applied.push(spec);
+      return {};
+    },
+  });
+  const taskId = await requestAction(id, 'update_access', 'UPDATING', { requestId: 'req-2' });
+  assert.equal((await endedTask(taskId)).state, 'done');
+  assert.deepEqual(applied, [access]);
+  assert.equal((await store.instances.get(id))?.taskStatus, 'NONE');
+});
+
+test('update access asked while the guest is away completes once it is back', async () => {
+  const id = await runningInstance({ allowedCidrs: ['10.2.0.0/16'] });
+  const taskId = await requestAction(id, 'update_access', 'UPDATING', {});
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal((await store.instances.get(id))?.taskStatus, 'UPDATING');
+  let applied = 0;
+  await serveGuest(id, {
+    updateAccess: async () => {
+      applied += 1;
+      return {};
+    },
+  });
+  assert.equal((await endedTask(taskId)).state, 'done');
+  assert.equal(applied, 1);
+  assert.equal((await store.instances.get(id))?.taskStatus, 'NONE');
+});
+
+test('an access update the guest refuses ends in UPDATING_ERROR_ACCESS with a fault', async () => {
+  const id = await runningInstance({ allowedCidrs: ['10.3.0.0/16'] });
+  await serveGuest(id, {
+    updateAccess: async () => {
+      throw new CofferError('BadRequest', 'Invalid client address range "10.3.0.0/99".');
+    },
+  });
+  const taskId = await requestAction(id, 'update_access', 'UPDATING', {});
+  assert.equal((await endedTask(taskId)).state, 'failed');
+  assert.equal((await store.instances.get(id))?.taskStatus, 'UPDATING_ERROR_ACCESS');
+  assert.equal((await store.faults.latest(id))?.message, 'Updating the access rules failed: Invalid client address range "10.3.0.0/99".');
+});
+
+test('an access update keeps a pending restart pending', async () => {
+  const id = await runningInstance();
+  await serveGuest(id);
+  const taskId = await requestAction(id, 'update_access', 'UPDATING', { resumeTask: 'RESTART_REQUIRED' });
+  assert.equal((await endedTask(taskId)).state, 'done');
+  assert.equal((await store.instances.get(id))?.taskStatus, 'RESTART_REQUIRED');
+});
