@@ -1,4 +1,4 @@
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, rm } from 'node:fs/promises';
 import { createServer as createTcpServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import {
@@ -29,6 +29,7 @@ import {
 } from '../guest/index.js';
 import { AddressPool } from './address-pool.js';
 import { checkEngineUserReaches, ensureEngineUser } from './engine-user.js';
+import { createInstanceUser, findInstanceUser, removeInstanceUser } from './instance-user.js';
 import {
   isSafeInstanceId,
   readInstanceRecord,
@@ -37,7 +38,8 @@ import {
   type InstanceRecord,
 } from './instance-record.js';
 import { KeyedLock } from './keyed-lock.js';
-import { LocalProcessRunner } from './local-process-runner.js';
+import { LocalProcessRunner, type EngineIdentity } from './local-process-runner.js';
+import { chownTree } from './owner-tree.js';
 import { WarmPool, type WarmKind } from './warm-pool.js';
 
 export interface AgentOptions {
@@ -49,7 +51,10 @@ export interface AgentOptions {
   logger: Logger;
   /** CIDR inside 127.0.0.0/8 for instance addresses, default '127.77.0.0/16' */
   addressPool?: string;
-  /** unprivileged user the engines run as when the agent runs as root; default 'coffer-db' */
+  /**
+   * when the agent runs as root: the unprivileged user that discovers engine versions and
+   * prepares the warm pool (each instance's engine runs as a user of its own); default 'coffer-db'
+   */
   engineUser?: string;
   /** guest heartbeats and agent heartbeat cadence, default 10 s */
   heartbeatIntervalMs?: number;
@@ -102,6 +107,12 @@ class LocalAgent implements Agent {
   private readonly hosted = new Map<string, Hosted>();
   private readonly locks = new KeyedLock();
   private readonly conductor: RpcClient<typeof conductorContract>;
+  /**
+   * as root, each instance's engine runs as an OS user of its own; otherwise every engine runs
+   * as the agent's user, and a tenant's superuser could reach other tenants and Coffer itself
+   */
+  private readonly isolated = process.getuid?.() === 0;
+  /** the host's own work: discovery and the warm pool; also every engine when not isolated */
   private runner!: LocalProcessRunner;
   private reports: EngineVersionReport[] = [];
   private binaries = new Map<EngineName, EngineBinary[]>();
@@ -125,9 +136,10 @@ class LocalAgent implements Agent {
   }
 
   async start(): Promise<void> {
-    await mkdir(this.instancesDir, { recursive: true, mode: 0o755 });
-    const identity =
-      process.getuid?.() === 0 ? await ensureEngineUser(this.options.engineUser ?? 'coffer-db', this.logger) : undefined;
+    // engine users traverse it to their own directory; listing it would show them the others
+    await mkdir(this.instancesDir, { recursive: true, mode: 0o711 });
+    await chmod(this.instancesDir, 0o711);
+    const identity = this.isolated ? await ensureEngineUser(this.options.engineUser ?? 'coffer-db', this.logger) : undefined;
     this.runner = new LocalProcessRunner(identity);
     await this.discover();
     this.warmPool = new WarmPool({
@@ -175,7 +187,11 @@ class LocalAgent implements Agent {
     for (const name of engineNames) {
       const found = await engineRegistry[name].discover(this.options.binaries?.[name] ?? [], this.runner);
       this.binaries.set(name, found.binaries);
-      this.reports.push(...found.reports);
+      // a tenant's superuser runs programs as the engine's OS user: only one's own keeps it contained
+      const reports = this.isolated
+        ? found.reports
+        : found.reports.map((report) => ({ ...report, capabilities: { ...report.capabilities, root: false } }));
+      this.reports.push(...reports);
     }
   }
 
@@ -201,10 +217,12 @@ class LocalAgent implements Agent {
   }
 
   /** starts the instance's guest: from then on it serves guest.<id> and supervises the engine */
-  private async hostInstance(record: InstanceRecord, dir: string): Promise<Hosted> {
-    if (!isEngineName(record.engine.manager)) {
-      throw new CofferError('DatastoreNotFound', `This agent has no engine ${record.engine.manager}.`);
-    }
+  private async hostInstance(found: InstanceRecord, dir: string): Promise<Hosted> {
+    const manager = found.engine.manager;
+    if (!isEngineName(manager)) throw new CofferError('DatastoreNotFound', `This agent has no engine ${manager}.`);
+    const record = this.isolated && found.osUser === undefined ? await this.giveOwnUser(found, dir) : found;
+    const identity = record.osUser === undefined ? undefined : await findInstanceUser(record.osUser);
+    const runner = identity === undefined ? this.runner : new LocalProcessRunner(identity);
     const binary = this.binaryFor(record.engine);
     if (binary === undefined) {
       this.logger.error(
@@ -220,19 +238,75 @@ class LocalAgent implements Agent {
         port: record.port,
         volumeSizeGb: record.volumeSizeGb,
       },
-      engine: { manager: record.engine.manager, binary },
-      runner: this.runner,
+      engine: { manager, binary },
+      runner,
+      rootAllowed: identity !== undefined,
       transport: this.options.transport,
       logger: this.options.logger,
       heartbeatIntervalMs: this.interval,
       desiredState: record.desiredState,
       saveDesiredState: (state) => this.saveDesiredState(record.id, state),
       defaultClientCidrs: localClientCidrs,
-      warm: binary === undefined ? undefined : this.warmPool?.source(warmKindName(record.engine.manager, binary.versionName)),
+      warm:
+        binary === undefined
+          ? undefined
+          : this.warmPool?.source(warmKindName(record.engine.manager, binary.versionName), this.warmHandOver(record.id, identity)),
     });
     const hosted = { record, dir, guest };
     this.hosted.set(record.id, hosted);
     return hosted;
+  }
+
+  /** A warm cluster the host's user made becomes the instance user's before its engine starts. */
+  private warmHandOver(instanceId: string, identity: EngineIdentity | undefined): ((path: string) => Promise<void>) | undefined {
+    const poolUser = this.runner.identity;
+    if (identity === undefined || poolUser === undefined) return undefined;
+    return async (path) => {
+      const began = performance.now();
+      const files = await chownTree(path, poolUser.uid, identity);
+      const ms = Math.round((performance.now() - began) * 10) / 10;
+      this.logger.info({ instanceId, files, ms }, 'warm cluster handed to the instance user');
+    };
+  }
+
+  /**
+   * The instance directory is the host's; only the engine's user may traverse it (its group),
+   * so no instance's user even learns the names of another's files.
+   */
+  private async lockInstanceDir(dir: string, identity: EngineIdentity | undefined): Promise<void> {
+    if (identity === undefined) {
+      await chmod(dir, this.isolated ? 0o711 : 0o700);
+      return;
+    }
+    await chown(dir, process.getuid!(), identity.gid);
+    await chmod(dir, 0o710);
+  }
+
+  /**
+   * An instance created before engines had users of their own (all ran as the host's user):
+   * its engine is stopped, it gets its own user and its files, and the guest starts it again.
+   */
+  private async giveOwnUser(record: InstanceRecord, dir: string): Promise<InstanceRecord> {
+    const hostUser = this.runner.identity!;
+    this.logger.warn({ instanceId: record.id }, `moving the instance's engine from ${hostUser.name} to a user of its own`);
+    await this.engineOf(record, dir).stop();
+    const identity = await createInstanceUser(record.id, this.logger);
+    await chownTree(dir, hostUser.uid, identity);
+    await this.lockInstanceDir(dir, identity);
+    const updated = { ...record, osUser: identity.name };
+    await writeInstanceRecord(dir, updated);
+    return updated;
+  }
+
+  /** A driver for stopping the engine of an instance this agent does not host. */
+  private engineOf(record: InstanceRecord, dir: string) {
+    return engineRegistry[record.engine.manager as EngineName].create({
+      placement: { instanceId: record.id, dir, address: record.address, port: record.port },
+      binary: undefined,
+      runner: this.runner,
+      logger: this.logger.child({ instanceId: record.id }),
+      defaultClientCidrs: localClientCidrs,
+    });
   }
 
   private async saveDesiredState(instanceId: string, state: DesiredState): Promise<void> {
@@ -283,11 +357,13 @@ class LocalAgent implements Agent {
       this.pool.reserve(record.id, record.address);
     } else {
       const address = await this.pool.allocate(args.instanceId, (candidate) => portIsFree(candidate, factory.standardPort));
+      let identity: EngineIdentity | undefined;
       try {
         // the host's own directory: the engine's user may traverse it, not list or change it;
         // the engine gets the data directory inside (see the engine's layout)
         await mkdir(dir);
-        await chmod(dir, 0o711);
+        if (this.isolated) identity = await createInstanceUser(args.instanceId, this.logger);
+        await this.lockInstanceDir(dir, identity);
         record = {
           id: args.instanceId,
           engine: args.engine,
@@ -297,9 +373,11 @@ class LocalAgent implements Agent {
           volumeSizeGb: args.volumeSizeGb,
           desiredState: 'running',
           createdAt: new Date().toISOString(),
+          ...(identity === undefined ? {} : { osUser: identity.name }),
         };
         await writeInstanceRecord(dir, record);
       } catch (err) {
+        if (identity !== undefined) await removeInstanceUser(identity.name, this.logger);
         this.pool.release(args.instanceId);
         await rm(dir, { recursive: true, force: true });
         throw err;
@@ -315,6 +393,7 @@ class LocalAgent implements Agent {
     const dir = join(this.instancesDir, instanceId);
     const hosted = this.hosted.get(instanceId);
     let existed = hosted !== undefined;
+    let osUser = hosted?.record.osUser;
     if (hosted !== undefined) {
       await hosted.guest.destroy();
       this.hosted.delete(instanceId);
@@ -323,18 +402,13 @@ class LocalAgent implements Agent {
       const record = await readInstanceRecord(dir).catch(() => undefined);
       if (record !== undefined && isEngineName(record.engine.manager)) {
         existed = true;
-        await engineRegistry[record.engine.manager]
-          .create({
-            placement: { instanceId, dir, address: record.address, port: record.port },
-            binary: undefined,
-            runner: this.runner,
-            logger: this.logger.child({ instanceId }),
-            defaultClientCidrs: localClientCidrs,
-          })
-          .stop();
+        osUser = record.osUser;
+        await this.engineOf(record, dir).stop();
       }
     }
     await this.options.transport.deleteTopic(guestTopic(instanceId));
+    // before the directory and its record go: a delete that fails here is retried knowing the user
+    if (osUser !== undefined) await removeInstanceUser(osUser, this.logger.child({ instanceId }));
     await rm(dir, { recursive: true, force: true });
     this.pool.release(instanceId);
     if (existed) this.logger.info({ instanceId }, 'server deleted');

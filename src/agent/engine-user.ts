@@ -4,13 +4,28 @@ import { CofferError } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import type { EngineIdentity, LocalProcessRunner } from './local-process-runner.js';
 
-// When the agent runs as root, engines run as an unprivileged system user (PostgreSQL refuses
-// root). The user is created once; its uid/gid come from NSS, not from parsing /etc/passwd.
+// When the agent runs as root, engines run as unprivileged system users (PostgreSQL refuses
+// root): `coffer-db` for the host's own work (discovery, the warm pool) and one user per
+// instance (instance-user.ts). Users are created with useradd; their uid/gid come from NSS, not
+// from parsing /etc/passwd.
 
 const run = promisify(execFile);
 const timeout = 30_000;
+/** useradd and userdel exit 1 or 10 when another process holds the lock on /etc/passwd or /etc/group */
+const lockBusyCodes = new Set([1, 10]);
+const lockRetries = 20;
 
-async function lookup(name: string): Promise<EngineIdentity | undefined> {
+const userName = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+export function isValidUserName(name: string): boolean {
+  return userName.test(name);
+}
+
+function exitCode(err: unknown): unknown {
+  return (err as { code?: unknown }).code;
+}
+
+export async function lookupUser(name: string): Promise<EngineIdentity | undefined> {
   try {
     const { stdout } = await run('getent', ['passwd', name], { timeout });
     const fields = stdout.trim().split(':');
@@ -19,25 +34,55 @@ async function lookup(name: string): Promise<EngineIdentity | undefined> {
     return Number.isInteger(uid) && Number.isInteger(gid) ? { name, uid, gid } : undefined;
   } catch (err) {
     // getent exits 2 when the key is unknown
-    if ((err as { code?: unknown }).code === 2) return undefined;
+    if (exitCode(err) === 2) return undefined;
     throw new CofferError('Internal', `Could not look up the engine user ${name}: ${(err as Error).message}`, { cause: err });
   }
 }
 
+// One useradd or userdel at a time from this process: concurrent ones fight over the lock files.
+let accountsTail: Promise<unknown> = Promise.resolve();
+
+/**
+ * Runs useradd or userdel, waiting out a lock another process (another agent on this host)
+ * holds; resolves the exit code, 0 on success.
+ */
+export function changeAccounts(program: 'useradd' | 'userdel', args: readonly string[]): Promise<number> {
+  const work = async (): Promise<number> => {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        await run(program, [...args], { timeout });
+        return 0;
+      } catch (err) {
+        const code = exitCode(err);
+        if (typeof code !== 'number') {
+          throw new CofferError('Internal', `${program} could not run: ${(err as Error).message}`, { cause: err });
+        }
+        if (!lockBusyCodes.has(code) || attempt >= lockRetries) return code;
+        await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 100));
+      }
+    }
+  };
+  const result = accountsTail.then(work, work);
+  accountsTail = result.catch(() => undefined);
+  return result;
+}
+
+/** A system user without home or login shell: `useradd` exit code, 9 when the name is taken. */
+export function addSystemUser(name: string): Promise<number> {
+  return changeAccounts('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', name]);
+}
+
 export async function ensureEngineUser(name: string, logger: Logger): Promise<EngineIdentity> {
-  if (!/^[a-z_][a-z0-9_-]{0,31}$/.test(name)) {
+  if (!isValidUserName(name)) {
     throw new CofferError('BadRequest', `Invalid engine user name "${name}".`);
   }
-  const known = await lookup(name);
+  const known = await lookupUser(name);
   if (known !== undefined) return known;
-  try {
-    await run('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', name], { timeout });
-    logger.info({ engineUser: name }, 'created the engine user');
-  } catch (err) {
-    // another agent may have created it meanwhile (useradd exits 9); the lookup below decides
-    logger.warn({ err, engineUser: name }, 'useradd failed');
-  }
-  const created = await lookup(name);
+  const code = await addSystemUser(name);
+  // 9: another agent created it meanwhile; the lookup below decides
+  if (code === 0) logger.info({ engineUser: name }, 'created the engine user');
+  else logger.warn({ engineUser: name, code }, 'useradd failed');
+  const created = await lookupUser(name);
   if (created === undefined) {
     throw new CofferError('Internal', `Could not create the engine user ${name}: run useradd --system ${name} yourself.`);
   }

@@ -1,4 +1,4 @@
-import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { engineRef, flavorSpec } from '../bus/index.js';
@@ -17,6 +17,11 @@ const instanceRecord = z.object({
   volumeSizeGb: z.number().int().positive(),
   desiredState: z.enum(['running', 'stopped']),
   createdAt: z.string(),
+  /**
+   * The OS user the engine runs as when the agent runs as root, one per instance; absent when
+   * the engines run as the agent's own user (and in records from before per-instance users).
+   */
+  osUser: z.string().optional(),
 });
 export type InstanceRecord = z.infer<typeof instanceRecord>;
 
@@ -41,7 +46,10 @@ export async function readInstanceRecord(dir: string): Promise<InstanceRecord | 
 /** Written aside and renamed over, so a crash never leaves half a record. */
 export async function writeInstanceRecord(dir: string, record: InstanceRecord): Promise<void> {
   const temporary = join(dir, `.${recordFile}.tmp`);
-  await writeFile(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644 });
+  // the host's alone: the engine's user never needs it
+  await writeFile(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+  // a temporary file a crash left keeps its mode through writeFile
+  await chmod(temporary, 0o600);
   await rename(temporary, join(dir, recordFile));
 }
 

@@ -19,6 +19,9 @@ export interface WarmKind {
   warm: WarmStart;
 }
 
+/** Gives a taken entry, now at `path`, to its taker. */
+export type HandOver = (path: string) => Promise<void>;
+
 export interface WarmPoolOptions {
   /** `<dataDir>/pool` */
   dir: string;
@@ -70,19 +73,23 @@ export class WarmPool {
       .finally(() => this.settled());
   }
 
-  source(kind: string): WarmSource | undefined {
+  /** `handOver`: see {@link take} */
+  source(kind: string, handOver?: HandOver): WarmSource | undefined {
     if (this.options.size === 0 || !this.options.kinds.some((k) => k.name === kind)) return undefined;
-    return { take: (dest) => this.take(kind, dest) };
+    return { take: (dest) => this.take(kind, dest, handOver) };
   }
 
-  /** Moves a complete entry of `kind` to `dest`; false when there is none. Refills behind it. */
-  async take(kind: string, dest: string): Promise<boolean> {
+  /**
+   * Moves a complete entry of `kind` to `dest`; false when there is none. Refills behind it.
+   * `handOver` then gives the entry to the taker (e.g. to the OS user of the instance that
+   * takes it) before this resolves; when it fails, the entry is removed and this resolves false.
+   */
+  async take(kind: string, dest: string, handOver?: HandOver): Promise<boolean> {
     const dir = join(this.options.dir, kind);
     try {
       for (const name of (await readdir(dir).catch(() => [] as string[])).filter(isComplete)) {
         try {
           await rename(join(dir, name), dest);
-          return true;
         } catch (err) {
           // another taker was first
           if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
@@ -90,10 +97,23 @@ export class WarmPool {
           this.logger.warn({ err, kind }, 'could not take a warm cluster');
           return false;
         }
+        return await this.handOver(kind, dest, handOver);
       }
       return false;
     } finally {
       this.kick();
+    }
+  }
+
+  private async handOver(kind: string, dest: string, handOver: HandOver | undefined): Promise<boolean> {
+    if (handOver === undefined) return true;
+    try {
+      await handOver(dest);
+      return true;
+    } catch (err) {
+      this.logger.error({ err, kind }, 'could not hand a warm cluster over: initialising one instead');
+      await this.discard(this.options.kinds.find((k) => k.name === kind), dest);
+      return false;
     }
   }
 

@@ -15,7 +15,7 @@ import {
   type Subscription,
   type Transport,
 } from '../bus/index.js';
-import { CofferError } from '../common/index.js';
+import { CofferError, isCofferError } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import { directoryUsage } from './directory-usage.js';
 import type { DatabaseAdmin, EngineBinary, EngineDriver, RootAdmin, UserAdmin, WarmSource } from './engines/engine.js';
@@ -53,6 +53,11 @@ export interface GuestOptions {
   defaultClientCidrs: readonly string[];
   /** clusters the host initialised ahead of time for this instance's version */
   warm?: WarmSource;
+  /**
+   * Whether root may be enabled: only where the engine runs as an OS user of its own, since a
+   * tenant's superuser runs programs and reads files as that user (COPY ... PROGRAM, FILE).
+   */
+  rootAllowed: boolean;
 }
 
 export interface Guest {
@@ -69,6 +74,12 @@ export interface Guest {
 const preparedMarker = '.prepare.done';
 const maxMessage = 1000;
 const usageIntervalMs = 5 * 60_000;
+const rootNotContained = () =>
+  new CofferError(
+    'OperationNotSupported',
+    "Root is not available on this host: its engines run as one shared OS user, which a tenant's root could use " +
+      'to reach other instances and Coffer itself. Run the Coffer agent as root so that each instance gets its own OS user.',
+  );
 
 /** The error and, as room allows, the end of its details: a log's last lines say what failed. */
 function describe(err: unknown): string {
@@ -147,7 +158,10 @@ class GuestAgent implements Guest {
         updateUser: ({ user, changes }) => this.running(() => this.users().update(user, changes)),
         grantAccess: ({ user, databases }) => this.running(() => this.userAccess().grant(user, databases)),
         revokeAccess: ({ user, database }) => this.running(() => this.userAccess().revoke(user, database)),
-        enableRoot: ({ password }) => this.running(async () => ({ name: await this.rootAdmin().enable(password) })),
+        enableRoot: async ({ password }) => {
+          if (!this.options.rootAllowed) throw rootNotContained();
+          return this.running(async () => ({ name: await this.rootAdmin().enable(password) }));
+        },
         disableRoot: () => this.running(() => this.rootAdmin().disable()),
       },
       this.logger,
@@ -288,7 +302,10 @@ class GuestAgent implements Guest {
   private running<T>(work: () => Promise<T>): Promise<T extends void ? Record<string, never> : T> {
     return this.exclusive(async () => {
       this.requirePrepared();
-      const result = await work();
+      const result = await work().catch((err: unknown) => {
+        // what the engine itself refused (a statement, a lost connection) is the engine's error, not Coffer's fault
+        throw isCofferError(err) ? err : new CofferError('EngineError', describe(err), { cause: err });
+      });
       return (result ?? {}) as T extends void ? Record<string, never> : T;
     });
   }
@@ -297,13 +314,22 @@ class GuestAgent implements Guest {
     return new CofferError('OperationNotSupported', `Operation not supported for datastore ${this.options.engine.manager}: ${what}.`);
   }
 
+  /** Databases, users and root live in the running engine: a stopped one is started first, by its owner. */
+  private requireStarted(): void {
+    if (this.desired === 'stopped') {
+      throw new CofferError('UnprocessableEntity', `The database of instance ${this.instanceId} is stopped: start it first.`);
+    }
+  }
+
   private databases(): DatabaseAdmin {
     if (this.engine.databases === undefined) throw this.unsupported('databases');
+    this.requireStarted();
     return this.engine.databases;
   }
 
   private users(): UserAdmin {
     if (this.engine.users === undefined) throw this.unsupported('users');
+    this.requireStarted();
     return this.engine.users;
   }
 
@@ -315,6 +341,7 @@ class GuestAgent implements Guest {
 
   private rootAdmin(): RootAdmin {
     if (this.engine.root === undefined) throw this.unsupported('root');
+    this.requireStarted();
     return this.engine.root;
   }
 

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { access, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { access, lstat, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Client } from 'pg';
 import type { AgentOptions } from '../../src/agent/index.js';
+import { lookupUser } from '../../src/agent/engine-user.js';
 import {
   agentContract,
   agentTopic,
@@ -29,6 +30,20 @@ const kind = `postgresql-${engine.version}`;
 const fillTimeoutMs = 60_000;
 
 const isComplete = (name: string) => /^[0-9a-f]{16}$/.test(name);
+const isRoot = process.getuid?.() === 0;
+
+/** The OS user the instance in `dir` runs as, from its record. */
+async function instanceUser(dir: string) {
+  const { osUser } = JSON.parse(await readFile(join(dir, 'instance.json'), 'utf8')) as { osUser: string };
+  return (await lookupUser(osUser))!;
+}
+
+/** The uids owning `root` and everything below it (links not followed). */
+async function ownersUnder(root: string): Promise<Set<number>> {
+  const owners = new Set([(await lstat(root)).uid]);
+  for (const entry of await readdir(root, { recursive: true })) owners.add((await lstat(join(root, entry))).uid);
+  return owners;
+}
 
 describe('agent warm pool', () => {
   const harness = agentHarness('coffer-wpa-');
@@ -109,6 +124,13 @@ describe('agent warm pool', () => {
       identifiers.add(rows[0].id);
       verifiers.add(rows[0].rolpassword);
       assert.equal(await readFile(join(dir, 'os_admin.password'), 'utf8'), admins[i]);
+      if (isRoot) {
+        // taken from the pool user, given to the instance's own before its engine started
+        const owner = await instanceUser(dir);
+        assert.notEqual(owner.uid, engineUid);
+        assert.deepEqual(await ownersUnder(join(dir, 'data')), new Set([owner.uid]), 'every file of the cluster is the instance user\'s');
+        assert.deepEqual(await ownerOf(join(dir, 'os_admin.password')), { uid: 0, mode: '600' });
+      }
     }
     assert.equal(identifiers.size, 2, 'different system identifiers');
     assert.equal(verifiers.size, 2, 'different os_admin passwords');

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -90,6 +90,32 @@ describe('warm pool', () => {
     await full(pool, 3);
     assert.equal(fake.made, 6);
     assert.equal(pool.source('other-1'), undefined);
+  });
+
+  it('hands a taken entry to its taker before the take resolves, and removes one it could not hand over', async () => {
+    const fake = fakeStart();
+    const { pool, root } = await newPool(2, fake);
+    pool.start();
+    fake.release();
+    await full(pool, 2);
+
+    const seen: string[] = [];
+    const handed = pool.source('fake-1', async (path) => {
+      seen.push(await readFile(join(path, 'cluster'), 'utf8'));
+      await writeFile(join(path, 'handed'), '');
+    })!;
+    const dest = join(root, 'handed');
+    assert.equal(await handed.take(dest), true);
+    assert.deepEqual(seen, [await readFile(join(dest, 'cluster'), 'utf8')], 'handed over at its destination');
+    await access(join(dest, 'handed'));
+
+    const refused = pool.source('fake-1', async () => {
+      throw new Error('chown failed');
+    })!;
+    const lost = join(root, 'lost');
+    assert.equal(await refused.take(lost), false, 'a taker that cannot have it initialises its own');
+    await assert.rejects(access(lost), 'the entry is removed, not left half-given');
+    assert.ok(fake.discarded.includes(lost));
   });
 
   it('removes half-made entries, excess entries and unknown kinds at start', async () => {

@@ -1,0 +1,109 @@
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { CofferError } from '../common/index.js';
+import type { Logger } from '../common/index.js';
+import { addSystemUser, changeAccounts, isValidUserName, lookupUser } from './engine-user.js';
+import type { EngineIdentity } from './local-process-runner.js';
+
+// When the agent runs as root, each instance's engine runs as an OS user of its own. A
+// tenant's superuser can run programs and read files as that user (PostgreSQL's COPY ...
+// PROGRAM, MariaDB's FILE privilege): with one user per instance that reaches the instance's
+// own files and nothing of other tenants or of Coffer. The name goes into the instance record,
+// so a restarted agent finds the same user; the user goes when the instance is deleted.
+
+const run = promisify(execFile);
+const candidates = 5;
+/** where any user may leave files behind: cleared of the user's before its uid is freed for reuse */
+const sharedTempDirs = ['/tmp', '/var/tmp', '/dev/shm'];
+const killRounds = 50;
+
+/**
+ * `coffer-` and 12 hex digits (useradd allows 32 characters): the start of the instance id
+ * when it is a UUID, so an operator sees whose processes these are; otherwise, and when that
+ * name is taken (another agent on this host has an instance of the same id), a hash of the id.
+ */
+export function instanceUserName(instanceId: string, attempt: number): string {
+  const hex = instanceId.toLowerCase().replaceAll('-', '');
+  const base =
+    attempt === 0 && /^[0-9a-f]{12}/.test(hex)
+      ? hex.slice(0, 12)
+      : createHash('sha256').update(`${instanceId}\0${attempt}`).digest('hex').slice(0, 12);
+  return `coffer-${base}`;
+}
+
+/** Creates a user no one else has: a name already in use is never shared, the next candidate is tried. */
+export async function createInstanceUser(instanceId: string, logger: Logger): Promise<EngineIdentity> {
+  for (let attempt = 0; attempt < candidates; attempt += 1) {
+    const name = instanceUserName(instanceId, attempt);
+    const code = await addSystemUser(name);
+    if (code === 9) continue;
+    if (code !== 0) throw new CofferError('Internal', `useradd ${name} failed with exit code ${code}.`);
+    const identity = await lookupUser(name);
+    if (identity === undefined) throw new CofferError('Internal', `The new user ${name} cannot be looked up.`);
+    logger.info({ instanceId, osUser: name, uid: identity.uid }, 'created the instance user');
+    return identity;
+  }
+  throw new CofferError('Internal', `No free OS user name for instance ${instanceId}.`);
+}
+
+/** The recorded user of an instance; an error when it is gone (its files would belong to no one). */
+export async function findInstanceUser(name: string): Promise<EngineIdentity> {
+  const identity = isValidUserName(name) ? await lookupUser(name) : undefined;
+  if (identity === undefined) {
+    throw new CofferError('Internal', `The instance's OS user ${name} does not exist on this host.`);
+  }
+  return identity;
+}
+
+/** Pids whose real, effective, saved or filesystem uid is `uid`. */
+async function processesOf(uid: number): Promise<number[]> {
+  const found: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const status = await readFile(`/proc/${name}/status`, 'utf8').catch(() => '');
+    const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/).map(Number) ?? [];
+    if (uids.includes(uid)) found.push(Number(name));
+  }
+  return found;
+}
+
+/**
+ * Kills whatever still runs as the instance's user: its engine is stopped by then, but a
+ * tenant's superuser may have started programs of its own. Repeated until none is left, as
+ * one may fork while the others die.
+ */
+async function killAllOf(uid: number, logger: Logger): Promise<void> {
+  for (let round = 0; round < killRounds; round += 1) {
+    const pids = await processesOf(uid);
+    if (pids.length === 0) return;
+    if (round === 0) logger.warn({ uid, pids }, 'processes of the instance user outlived its engine: killing them');
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new CofferError('Internal', `Processes of uid ${uid} keep running after ${killRounds} rounds of SIGKILL.`);
+}
+
+/** Removes the instance's user once its engine is stopped; a no-op when it is already gone. */
+export async function removeInstanceUser(name: string, logger: Logger): Promise<void> {
+  const identity = isValidUserName(name) ? await lookupUser(name) : undefined;
+  if (identity === undefined) return;
+  await killAllOf(identity.uid, logger);
+  // files it left where anyone may write would pass to the next user given its uid
+  for (const dir of sharedTempDirs) {
+    await run('find', [dir, '-xdev', '-user', String(identity.uid), '-delete'], { timeout: 60_000 }).catch((err: Error) =>
+      logger.warn({ err, dir, osUser: name }, 'could not remove all files of the instance user'),
+    );
+  }
+  const code = await changeAccounts('userdel', [name]);
+  // 6: removed meanwhile
+  if (code !== 0 && code !== 6) throw new CofferError('Internal', `userdel ${name} failed with exit code ${code}.`);
+  logger.info({ osUser: name }, 'removed the instance user');
+}
