@@ -1,0 +1,279 @@
+import { access, chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
+import { CofferError } from '../../../common/index.js';
+import type { Logger } from '../../../common/index.js';
+import type { DetachedProcess, ProcessRunner } from '../../process-runner.js';
+import type { EngineContext, EngineDriver, EngineFactory, EngineHealth, PrepareTimings } from '../engine.js';
+import { renderInitialAclFile } from './acl.js';
+import {
+  checkUserSpecs,
+  ensureUsers,
+  probeServer,
+  RedisRootAdmin,
+  RedisUserAdmin,
+  setMaxmemory,
+  type AdminEndpoint,
+} from './admin.js';
+import { discoverRedis, missingBinaryReason } from './binaries.js';
+import { redisCapabilities } from './capabilities.js';
+import { maxmemoryMb, renderRedisConf } from './config.js';
+import { killServerProcesses, runningServer, stopServer, waitUntilReady, type ServerFiles } from './server-process.js';
+
+// Redis as a supervised local process: redis-server started directly on a redis.conf rendered
+// from the flavor, in the foreground (the agent supervises it), stopped with SIGTERM. As for
+// PostgreSQL the instance directory belongs to the host; the engine's user owns only the data
+// directory, where Redis writes its snapshots, AOF, ACL file, socket and pid file.
+//
+// Locked down from the first start: the ACL file the host writes before the server ever runs
+// turns the `default` user off (no passwordless access) and gives the guest's `os_admin` the
+// admin password, stored as its hash. Tenants' users and root are ACL users saved to that file.
+
+const standardPort = 6379;
+// sun_path holds 108 bytes with the final NUL; Redis would silently truncate a longer path
+const maxSocketPath = 107;
+
+const startTimeoutMs = 120_000;
+// a final RDB snapshot of a large dataset takes its time (~80 MB/s); the AOF has it anyway
+const stopTimeoutMs = 60_000;
+const probeTimeoutMs = 3_000;
+
+interface Layout extends ServerFiles {
+  logFile: string;
+  socketPath: string;
+  aclFile: string;
+  /** read by the guest only: owned by the host's user, not the engine's */
+  adminSecret: string;
+  initialised: string;
+}
+
+function layout(dir: string): Layout {
+  const dataDir = join(dir, 'data');
+  return {
+    dataDir,
+    configFile: join(dir, 'redis.conf'),
+    logFile: join(dir, 'redis.log'),
+    // the engine creates its socket, pid file and saves its ACL file (a rename in the
+    // directory), so they live in the one directory the engine owns
+    socketPath: join(dataDir, 'redis.sock'),
+    pidFile: join(dataDir, 'redis.pid'),
+    aclFile: join(dataDir, 'users.acl'),
+    adminSecret: join(dir, 'os_admin.password'),
+    initialised: join(dir, '.redis-init.done'),
+  };
+}
+
+async function fileExists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Everything Redis cannot do that a prepare asks for is refused before anything starts. */
+function checkPrepareInput(input: PrepareInput): void {
+  if (input.databases.length > 0) {
+    throw new CofferError('BadRequest', 'Redis has no databases: create the instance without any.');
+  }
+  checkUserSpecs(input.users);
+  checkAccess(input.access);
+}
+
+/** Redis cannot tell clients apart by address: only the host's default ranges are possible. */
+function checkAccess(access: AccessSpec): void {
+  if ((access?.allowedCidrs?.length ?? 0) > 0) {
+    throw new CofferError(
+      'OperationNotSupported',
+      'Operation not supported for datastore redis: Redis cannot restrict clients by address (allowed_cidrs).',
+    );
+  }
+}
+
+class RedisDriver implements EngineDriver {
+  readonly users: RedisUserAdmin;
+  readonly root: RedisRootAdmin;
+  private readonly paths: Layout;
+  private readonly runner: ProcessRunner;
+  private readonly logger: Logger;
+  private adminPassword: string | undefined;
+  /** the server this host spawned, whose exit it can observe */
+  private child: DetachedProcess | undefined;
+
+  constructor(private readonly context: EngineContext) {
+    this.paths = layout(context.placement.dir);
+    this.runner = context.runner;
+    this.logger = context.logger;
+    this.users = new RedisUserAdmin(() => this.endpoint());
+    this.root = new RedisRootAdmin(() => this.endpoint());
+  }
+
+  private server(): string {
+    if (this.context.binary === undefined) {
+      throw new CofferError(
+        'DatastoreVersionInactive',
+        `This host has no redis-server for the instance's version. ${missingBinaryReason}`,
+      );
+    }
+    return join(this.context.binary.binDir, 'redis-server');
+  }
+
+  private async endpoint(): Promise<AdminEndpoint> {
+    // not trimmed: the ACL file holds the hash of exactly these bytes
+    this.adminPassword ??= await readFile(this.paths.adminSecret, 'utf8');
+    return { socketPath: this.paths.socketPath, password: this.adminPassword };
+  }
+
+  /** A file the engine reads: written by the host, then given to the engine's user. */
+  private async writeEngineFile(path: string, content: string): Promise<void> {
+    await writeFile(path, content, { mode: 0o600 });
+    await chmod(path, 0o600);
+    await this.runner.handOver(path);
+  }
+
+  private renderConf(memoryMb: number): string {
+    return renderRedisConf({
+      memoryMb,
+      address: this.context.placement.address,
+      port: this.context.placement.port,
+      dataDir: this.paths.dataDir,
+      socketPath: this.paths.socketPath,
+      pidFile: this.paths.pidFile,
+      aclFile: this.paths.aclFile,
+    });
+  }
+
+  async prepare(input: PrepareInput): Promise<PrepareTimings> {
+    const began = performance.now();
+    checkPrepareInput(input);
+    const conf = this.renderConf(input.memoryMb);
+    if (!(await fileExists(this.paths.initialised))) {
+      await this.initialise(input.adminPassword);
+    } else if ((await this.endpoint()).password !== input.adminPassword) {
+      this.logger.warn('prepare redelivered with another admin password: keeping the first');
+    }
+    const initialised = performance.now();
+    await this.writeEngineFile(this.paths.configFile, conf);
+    await this.start();
+    const started = performance.now();
+    await ensureUsers(await this.endpoint(), input.users);
+    const done = performance.now();
+    return { initMs: initialised - began, startMs: started - initialised, setupMs: done - started };
+  }
+
+  /**
+   * A fresh data directory holding only the ACL file. Until `.redis-init.done` exists an
+   * interrupted prepare starts over from nothing: the host writes into the directory only
+   * while it still owns it, before handing it to the engine's user.
+   */
+  private async initialise(adminPassword: string): Promise<void> {
+    const leftover = await runningServer(this.paths);
+    if (leftover !== undefined) await stopServer(leftover, this.paths.dataDir, stopTimeoutMs);
+    await rm(this.paths.dataDir, { recursive: true, force: true });
+    await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
+    this.adminPassword = adminPassword;
+    await mkdir(this.paths.dataDir, { mode: 0o700 });
+    await writeFile(this.paths.aclFile, renderInitialAclFile(adminPassword), { mode: 0o600 });
+    await this.runner.handOver(this.paths.aclFile);
+    await this.runner.handOver(this.paths.dataDir);
+    await writeFile(this.paths.initialised, new Date().toISOString());
+  }
+
+  async resize(memoryMb: number): Promise<void> {
+    // rendered first: a bad value leaves the running engine alone
+    const conf = this.renderConf(memoryMb);
+    await this.writeEngineFile(this.paths.configFile, conf);
+    if ((await runningServer(this.paths)) === undefined) {
+      await this.start();
+      return;
+    }
+    // maxmemory changes live: no restart, no reload of the dataset
+    await setMaxmemory(await this.endpoint(), maxmemoryMb(memoryMb));
+  }
+
+  async updateAccess(access: AccessSpec): Promise<void> {
+    // the default (the host's client ranges) is what Redis enforces already: nothing to change
+    checkAccess(access);
+  }
+
+  logFiles(): Record<string, string> {
+    return { general: this.paths.logFile };
+  }
+
+  async start(): Promise<void> {
+    const running = await runningServer(this.paths);
+    if (running !== undefined) {
+      // adopted (after an agent restart) or still starting: wait until it answers
+      await waitUntilReady({
+        pid: running,
+        exited: undefined,
+        endpoint: () => this.endpoint(),
+        logFile: this.paths.logFile,
+        timeoutMs: startTimeoutMs,
+      });
+      return;
+    }
+    await killServerProcesses(this.paths.dataDir);
+    const child = await this.runner.spawnDetached(this.server(), [this.paths.configFile], {
+      logFile: this.paths.logFile,
+      cwd: this.paths.dataDir,
+    });
+    this.child = child;
+    child.exited.then(() => {
+      if (this.child === child) this.child = undefined;
+    });
+    try {
+      await waitUntilReady({
+        pid: child.pid,
+        exited: child.exited,
+        endpoint: () => this.endpoint(),
+        logFile: this.paths.logFile,
+        timeoutMs: startTimeoutMs,
+      });
+    } catch (err) {
+      // never leave a half-started server nobody supervises
+      await this.stop().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async stop(): Promise<void> {
+    // a child that has not written its pid file yet is only known by the pid we spawned
+    const pid = (await runningServer(this.paths)) ?? this.child?.pid;
+    this.child = undefined;
+    if (pid !== undefined) {
+      const how = await stopServer(pid, this.paths.dataDir, stopTimeoutMs);
+      if (how === 'killed') this.logger.warn({ pid }, `Redis ignored SIGTERM for ${stopTimeoutMs} ms and was killed`);
+    }
+    await killServerProcesses(this.paths.dataDir);
+  }
+
+  async health(): Promise<EngineHealth> {
+    if ((await runningServer(this.paths)) === undefined) return 'stopped';
+    const endpoint = await this.endpoint().catch(() => undefined);
+    if (endpoint === undefined) return 'running';
+    return (await probeServer(endpoint, probeTimeoutMs)) === 'ready' ? 'healthy' : 'running';
+  }
+
+  processId(): Promise<number | undefined> {
+    return runningServer(this.paths);
+  }
+}
+
+export const redisEngine: EngineFactory = {
+  manager: 'redis',
+  capabilities: redisCapabilities,
+  standardPort,
+  discover: discoverRedis,
+  checkInstanceDir(dir: string): void {
+    const socket = layout(dir).socketPath;
+    const length = Buffer.byteLength(socket);
+    if (length > maxSocketPath) {
+      throw new CofferError(
+        'BadRequest',
+        `The Redis socket path ${socket} is ${length} bytes long, ` +
+          `over the ${maxSocketPath} a Unix socket allows: choose a shorter --data-dir.`,
+      );
+    }
+  },
+  create: (context) => new RedisDriver(context),
+};
