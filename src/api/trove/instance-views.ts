@@ -90,6 +90,8 @@ export function instanceDetailView(data: InstanceViewData, ctx: InstanceViewCont
       ? {
           // Coffer has no Nova server: the "server" is the agent host the instance runs on.
           server_id: instance.host,
+          // Nor a Cinder volume; the key is kept for clients that read it.
+          volume_id: null,
           encrypted_rpc_messaging: false,
         }
       : {}),

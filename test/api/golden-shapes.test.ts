@@ -1,0 +1,301 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { LightMyRequestResponse } from 'fastify';
+import { z } from 'zod';
+import { guestContract, guestTopic, serveRpc, type Subscription } from '../../src/bus/index.js';
+import { newUuid } from '../../src/common/ids.js';
+import { fakeGuestHandlers } from '../support/fake-guest.js';
+import {
+  adminPassword,
+  adminSession,
+  json,
+  memberSession,
+  passwordAuth,
+  seedDatastores,
+  startHarness,
+  type Harness,
+  type Session,
+} from './api-harness.js';
+import * as shape from './golden-shapes.js';
+
+// Every endpoint Coffer serves answers with every field Trove (or Keystone) answers, each of the
+// right type, and with nothing secret. The API runs in-process over a real SQLite state store;
+// guests are fakes on the in-process bus.
+
+const memberPassword = 'pw-member';
+const userPassword = 'Golden-user-pass-1';
+
+let h: Harness;
+let admin: Session;
+let member: Session;
+let seeded: Awaited<ReturnType<typeof seedDatastores>>;
+const guests: Subscription[] = [];
+
+before(async () => {
+  h = await startHarness({ guestCallTimeoutMs: 500 });
+  admin = await adminSession(h.app);
+  member = await memberSession(h, 'golden');
+  seeded = await seedDatastores(h.store);
+});
+after(async () => {
+  for (const g of guests) await g.close();
+  await h.close();
+});
+
+const host = 'db.example';
+const secrets = () => [adminPassword, memberPassword, userPassword, admin.token, member.token];
+
+function get(s: Session | undefined, url: string) {
+  return h.app.inject({ method: 'GET', url, headers: { host, ...(s === undefined ? {} : { 'x-auth-token': s.token }) } });
+}
+
+function send(s: Session, method: 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, payload?: object) {
+  return h.app.inject({ method, url, headers: { host, 'x-auth-token': s.token }, ...(payload === undefined ? {} : { payload }) });
+}
+
+const trove = (s: Session, path: string) => `/v1.0/${s.projectId}${path}`;
+
+/** Asserts the status, the shape and the absence of secrets; returns the body. */
+function golden(what: string, res: LightMyRequestResponse, status: number, body: Parameters<typeof shape.assertShape>[1], allowed: string[] = []) {
+  assert.equal(res.statusCode, status, `${what}: ${res.statusCode} ${res.body}`);
+  assert.match(String(res.headers['content-type']), /^application\/json/, `${what} is JSON`);
+  const parsed = json(res);
+  shape.assertShape(what, body, parsed);
+  shape.assertNoSecrets(what, parsed, secrets(), allowed);
+  return parsed;
+}
+
+/** An ACTIVE instance with an address, written to the store, and a fake guest answering for it. */
+async function activeInstance(s: Session, name: string): Promise<string> {
+  const id = newUuid();
+  const now = new Date();
+  await h.store.instances.create({
+    id,
+    name,
+    tenantId: s.projectId,
+    flavorId: '2',
+    volumeSizeGb: 2,
+    datastoreVersionId: seeded.activeVersionId,
+    taskStatus: 'NONE',
+    taskDescription: '',
+    taskStartTime: null,
+    access: { isPublic: false, allowedCidrs: ['10.0.0.0/8'] },
+    createdAt: now,
+    updatedAt: now,
+  });
+  await h.store.instances.update(id, { host: 'host-a', address: '127.97.9.9', port: 5432 });
+  await h.store.serviceStatuses.set({ instanceId: id, status: 'HEALTHY', updatedAt: now });
+  guests.push(
+    await serveRpc(
+      h.transport,
+      guestContract,
+      guestTopic(id),
+      fakeGuestHandlers({ getFilesystemStats: async () => ({ totalBytes: 4 * 1024 ** 3, usedBytes: 1024 ** 3 }) }),
+    ),
+  );
+  return id;
+}
+
+const list = (key: string, item: z.ZodType, min = 1) => z.object({ [key]: z.array(item).min(min) });
+const one = (key: string, item: z.ZodType) => z.object({ [key]: item });
+
+describe('Trove: versions, flavors, datastores', () => {
+  test('GET / (no token)', async () => {
+    golden('GET /', await get(undefined, '/'), 200, shape.versionsDocument);
+  });
+
+  test('GET /flavors, /flavors/{id}', async () => {
+    golden('GET /flavors', await get(member, trove(member, '/flavors')), 200, list('flavors', shape.flavor));
+    golden('GET /flavors/2', await get(member, trove(member, '/flavors/2')), 200, one('flavor', shape.flavor));
+  });
+
+  test('GET /datastores, /datastores/{ds} as a member', async () => {
+    golden('GET /datastores', await get(member, trove(member, '/datastores')), 200, list('datastores', shape.datastore));
+    const ds = golden('GET /datastores/postgresql', await get(member, trove(member, '/datastores/postgresql')), 200, one('datastore', shape.datastore));
+    assert.equal(ds.datastore.default_version, seeded.activeVersionId, 'default_version is shown when set');
+  });
+
+  test('GET /datastores/{ds}/versions, /datastores/{ds}/versions/{v}, /datastores/versions/{uuid}', async () => {
+    golden('GET versions', await get(member, trove(member, '/datastores/postgresql/versions')), 200, list('versions', shape.datastoreVersion));
+    golden('GET version by name', await get(member, trove(member, '/datastores/postgresql/versions/15')), 200, one('version', shape.datastoreVersion));
+    golden(
+      'GET version by uuid',
+      await get(member, trove(member, `/datastores/versions/${seeded.activeVersionId}`)),
+      200,
+      one('version', shape.datastoreVersion),
+    );
+  });
+
+  test('the datastore views admins see carry the version administration fields', async () => {
+    golden(
+      'GET /datastores (admin)',
+      await get(admin, trove(admin, '/datastores')),
+      200,
+      list('datastores', shape.datastore.extend({ versions: z.array(shape.datastoreVersionInListAdmin) })),
+    );
+    golden(
+      'GET versions (admin)',
+      await get(admin, trove(admin, '/datastores/postgresql/versions')),
+      200,
+      list('versions', shape.datastoreVersionAdmin),
+    );
+  });
+});
+
+describe('Trove: instances', () => {
+  test('POST /instances answers 200 with the detail view in BUILD, without the passwords', async () => {
+    const res = await send(member, 'POST', trove(member, '/instances'), {
+      instance: {
+        name: 'golden-create',
+        flavorRef: '1',
+        volume: { size: 1 },
+        datastore: { type: 'postgresql', version: '15' },
+        databases: [{ name: 'app' }],
+        users: [{ name: 'app', password: userPassword, databases: [{ name: 'app' }] }],
+      },
+    });
+    const body = golden('POST /instances', res, 200, one('instance', shape.instanceDetail));
+    assert.equal(body.instance.status, 'BUILD');
+    assert.equal(body.instance.operating_status, '');
+  });
+
+  test('GET /instances, /instances/detail, with the next link when there is another page', async () => {
+    await activeInstance(member, 'golden-list-a');
+    await activeInstance(member, 'golden-list-b');
+    golden('GET /instances', await get(member, trove(member, '/instances')), 200, list('instances', shape.instanceSummary, 2));
+    const withAddresses = (await get(member, trove(member, '/instances'))).json().instances.filter((i: any) => i.ip !== undefined);
+    shape.assertShape('listed instance with an address', z.array(shape.instanceSummaryWithAddress).min(2), withAddresses);
+    golden('GET /instances/detail', await get(member, trove(member, '/instances/detail')), 200, list('instances', shape.instanceDetail, 2));
+    const page = golden(
+      'GET /instances?limit=1',
+      await get(member, trove(member, '/instances?limit=1')),
+      200,
+      z.object({ instances: z.array(shape.instanceSummary).length(1), links: shape.nextLinks }),
+    );
+    assert.match(page.links[0].href, /[?&]marker=/);
+    const last = golden('last page', await get(member, trove(member, '/instances?limit=100')), 200, list('instances', shape.instanceSummary));
+    assert.equal('links' in last, false, 'no links key without a next page');
+  });
+
+  test('GET /instances/{id}: the detail view with volume.used; admins also see tenant, server, volume ids', async () => {
+    const id = await activeInstance(member, 'golden-show');
+    const shown = golden('GET /instances/{id}', await get(member, trove(member, `/instances/${id}`)), 200, one('instance', shape.instanceDetailWithAddress));
+    assert.equal(typeof shown.instance.volume.used, 'number', 'volume.used from the guest');
+    assert.equal('tenant_id' in shown.instance, false, 'tenant_id is for admins');
+    golden('GET /instances/{id} (admin)', await get(admin, trove(admin, `/instances/${id}`)), 200, one('instance', shape.instanceDetailAdmin));
+  });
+
+  test('an instance fault is shown with its message, date and (for members) no details', async () => {
+    const id = await activeInstance(member, 'golden-fault');
+    await h.store.faults.record({ id: newUuid(), instanceId: id, message: 'engine failed to start', details: 'trace', createdAt: new Date() });
+    const shown = golden('GET faulted instance', await get(member, trove(member, `/instances/${id}`)), 200, one('instance', shape.instanceDetail));
+    shape.assertShape('fault', shape.instanceFault, shown.instance.fault);
+    assert.equal(shown.instance.fault.details, null);
+  });
+
+  test('DELETE /instances/{id} answers 202 with an empty JSON body', async () => {
+    const id = await activeInstance(member, 'golden-delete');
+    const res = await send(member, 'DELETE', trove(member, `/instances/${id}`));
+    assert.equal(res.statusCode, 202, res.body);
+    assert.equal(res.body, '');
+    assert.match(String(res.headers['content-type']), /^application\/json/);
+  });
+});
+
+describe('Trove: error bodies', () => {
+  test('404 itemNotFound, 400 badRequest, 403 forbidden (tenant), 401 (no token)', async () => {
+    golden('unknown instance', await get(member, trove(member, `/instances/${newUuid()}`)), 404, shape.troveError('itemNotFound', 404));
+    golden('unknown route', await get(member, trove(member, '/no-such-thing')), 404, shape.troveError('itemNotFound', 404));
+    golden('bad body', await send(member, 'POST', trove(member, '/instances'), { instance: {} }), 400, shape.troveError('badRequest', 400));
+    golden('other tenant', await get(member, trove(admin, '/instances')), 403, shape.troveError('forbidden', 403));
+    const res = await get(undefined, trove(member, '/instances'));
+    golden('no token', res, 401, shape.keystoneError(401, 'Unauthorized'));
+    assert.match(String(res.headers['www-authenticate']), /^Keystone uri=/);
+  });
+});
+
+describe('Keystone v3 subset', () => {
+  test('discovery: GET /identity (300) and /identity/v3', async () => {
+    golden('GET /identity', await get(undefined, '/identity'), 300, z.object({ versions: z.object({ values: z.array(shape.keystoneVersion).min(1) }) }));
+    golden('GET /identity/v3', await get(undefined, '/identity/v3'), 200, z.object({ version: shape.keystoneVersion }));
+  });
+
+  test('tokens: issue (201 + X-Subject-Token), validate, revoke', async () => {
+    const res = await h.app.inject({ method: 'POST', url: '/identity/v3/auth/tokens', headers: { host }, payload: passwordAuth('admin', adminPassword, 'admin') });
+    const issued = golden('POST /auth/tokens', res, 201, shape.token);
+    const subject = String(res.headers['x-subject-token']);
+    assert.ok(subject.length >= 20);
+    assert.ok(!res.body.includes(subject), 'the token is in the header only');
+    const database = issued.token.catalog.find((s: any) => s.type === 'database');
+    assert.ok(database.endpoints.every((e: any) => e.url.endsWith(`/v1.0/${issued.token.project.id}`)));
+    const validated = await h.app.inject({
+      method: 'GET',
+      url: '/identity/v3/auth/tokens',
+      headers: { host, 'x-auth-token': admin.token, 'x-subject-token': subject },
+    });
+    golden('GET /auth/tokens', validated, 200, shape.token);
+    const revoked = await h.app.inject({
+      method: 'DELETE',
+      url: '/identity/v3/auth/tokens',
+      headers: { host, 'x-auth-token': admin.token, 'x-subject-token': subject },
+    });
+    assert.equal(revoked.statusCode, 204);
+  });
+
+  test('projects, users, roles, grants, role assignments, domains', async () => {
+    const p = golden(
+      'POST /projects',
+      await send(admin, 'POST', '/identity/v3/projects', { project: { name: 'golden-project', description: 'd', domain_id: 'default', enabled: true } }),
+      201,
+      one('project', shape.keystoneProject),
+    );
+    const projectId = p.project.id;
+    golden('GET /projects', await get(admin, '/identity/v3/projects?name=golden-project'), 200, z.object({ projects: z.array(shape.keystoneProject).length(1), links: shape.keystoneListLinks }));
+    golden('GET /projects/{id}', await get(admin, `/identity/v3/projects/${projectId}`), 200, one('project', shape.keystoneProject));
+    golden('PATCH /projects/{id}', await send(admin, 'PATCH', `/identity/v3/projects/${projectId}`, { project: { description: 'e' } }), 200, one('project', shape.keystoneProject));
+
+    const u = golden(
+      'POST /users',
+      await send(admin, 'POST', '/identity/v3/users', { user: { name: 'golden-user', password: userPassword, default_project_id: projectId, enabled: true } }),
+      201,
+      one('user', shape.keystoneUser.extend({ default_project_id: shape.keystoneId })),
+    );
+    const userId = u.user.id;
+    golden('GET /users', await get(admin, '/identity/v3/users?name=golden-user'), 200, z.object({ users: z.array(shape.keystoneUser).length(1), links: shape.keystoneListLinks }));
+    golden('GET /users/{id}', await get(admin, `/identity/v3/users/${userId}`), 200, one('user', shape.keystoneUser));
+    golden('PATCH /users/{id}', await send(admin, 'PATCH', `/identity/v3/users/${userId}`, { user: { password: `${userPassword}-2` } }), 200, one('user', shape.keystoneUser));
+
+    const roles = golden('GET /roles', await get(admin, '/identity/v3/roles?name=member'), 200, z.object({ roles: z.array(shape.keystoneRole).length(1), links: shape.keystoneListLinks }));
+    const roleId = roles.roles[0].id;
+    golden('GET /roles/{id}', await get(admin, `/identity/v3/roles/${roleId}`), 200, one('role', shape.keystoneRole));
+    const grant = `/identity/v3/projects/${projectId}/users/${userId}/roles/${roleId}`;
+    const put = await send(admin, 'PUT', grant);
+    assert.equal(put.statusCode, 204, put.body);
+    assert.equal((await h.app.inject({ method: 'HEAD', url: grant, headers: { host, 'x-auth-token': admin.token } })).statusCode, 204);
+    golden(
+      'GET grants',
+      await get(admin, `/identity/v3/projects/${projectId}/users/${userId}/roles`),
+      200,
+      z.object({ roles: z.array(shape.keystoneRole).length(1), links: shape.keystoneListLinks }),
+    );
+    golden(
+      'GET /role_assignments',
+      await get(admin, `/identity/v3/role_assignments?user.id=${userId}&scope.project.id=${projectId}`),
+      200,
+      z.object({ role_assignments: z.array(shape.keystoneRoleAssignment).length(1), links: shape.keystoneListLinks }),
+    );
+
+    golden('GET /domains/default', await get(admin, '/identity/v3/domains/default'), 200, one('domain', shape.keystoneDomain));
+    golden('GET /domains', await get(admin, '/identity/v3/domains?name=Default'), 200, z.object({ domains: z.array(shape.keystoneDomain).length(1), links: shape.keystoneListLinks }));
+
+    assert.equal((await send(admin, 'DELETE', grant)).statusCode, 204);
+    assert.equal((await send(admin, 'DELETE', `/identity/v3/users/${userId}`)).statusCode, 204);
+    assert.equal((await send(admin, 'DELETE', `/identity/v3/projects/${projectId}`)).statusCode, 204);
+  });
+
+  test('Keystone error bodies: 404, 403, 401', async () => {
+    golden('unknown user', await get(admin, `/identity/v3/users/${'0'.repeat(32)}`), 404, shape.keystoneError(404, 'Not Found'));
+    golden('member lists users', await get(member, '/identity/v3/users'), 403, shape.keystoneError(403, 'Forbidden'));
+    golden('no token', await get(undefined, '/identity/v3/users'), 401, shape.keystoneError(401, 'Unauthorized'));
+  });
+});

@@ -1,0 +1,246 @@
+import assert from 'node:assert/strict';
+import { z } from 'zod';
+
+// The shapes of Trove's and Keystone's response bodies, field by field, as Trove 18 and
+// Keystone write them (Trove reference sections 2 and 8.2, and the api-ref samples). A shape
+// names every field a client may read and its type; Coffer may add fields (a superset), never
+// drop or retype one.
+
+export const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+export const keystoneId = z.string().regex(/^[0-9a-f]{32}$/);
+/** Trove's naive UTC datetimes: no fraction, no zone (reference 1.5). */
+export const troveTime = z.string().regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/);
+/** Keystone's: microseconds and Z. */
+export const keystoneTime = z.string().regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+const int = z.number().int();
+
+/** Trove's self + bookmark links, always https (reference 1.5). */
+export const troveLinks = z.tuple([
+  z.object({ href: z.string().startsWith('https://'), rel: z.literal('self') }),
+  z.object({ href: z.string().startsWith('https://'), rel: z.literal('bookmark') }),
+]);
+export const nextLinks = z.tuple([z.object({ href: z.string().startsWith('https://'), rel: z.literal('next') })]);
+
+export const troveError = (fault: string, code: number) =>
+  z.object({ [fault]: z.object({ code: z.literal(code), message: z.string().min(1) }) });
+export const keystoneError = (code: number, title: string) =>
+  z.object({ error: z.object({ code: z.literal(code), title: z.literal(title), message: z.string().min(1) }) });
+
+export const versionsDocument = z.object({
+  versions: z.array(
+    z.object({
+      id: z.literal('v1.0'),
+      status: z.literal('CURRENT'),
+      updated: z.literal('2012-08-01T00:00:00Z'),
+      links: z.array(z.object({ rel: z.literal('self'), href: z.string().endsWith('/v1.0/') })).length(1),
+    }),
+  ),
+});
+
+// --- Trove: flavors and datastores (reference 2.6, 2.7)
+
+export const flavor = z.object({
+  id: int.nullable(),
+  str_id: z.string(),
+  name: z.string(),
+  ram: int,
+  vcpus: int,
+  disk: int,
+  ephemeral: int,
+  links: troveLinks,
+});
+
+const versionBase = { id: uuid, name: z.string(), version: z.string(), links: troveLinks };
+/** The fields admins see besides (reference 2.7). */
+const versionAdmin = { active: z.boolean(), packages: z.union([z.string(), z.array(z.string())]), image: z.string().nullable(), image_tags: z.array(z.string()) };
+
+export const datastoreVersionInList = z.object(versionBase);
+export const datastoreVersionInListAdmin = z.object({ ...versionBase, ...versionAdmin });
+export const datastoreVersion = z.object({ ...versionBase, datastore: uuid });
+export const datastoreVersionAdmin = z.object({ ...versionBase, datastore: uuid, ...versionAdmin });
+
+export const datastore = z.object({
+  id: uuid,
+  name: z.string(),
+  links: troveLinks,
+  versions: z.array(datastoreVersionInList),
+  default_version: uuid.optional(),
+});
+
+// --- Trove: instances (reference 2.2)
+
+const address = z.object({ address: z.string(), type: z.enum(['private', 'public']) });
+const summaryFields = {
+  id: uuid,
+  name: z.string(),
+  status: z.string().min(1),
+  operating_status: z.string(),
+  links: troveLinks,
+  flavor: z.object({ id: z.string(), links: troveLinks }),
+  datastore: z.object({ type: z.string().nullable(), version: z.string().nullable() }),
+  region: z.string(),
+  access: z.object({ is_public: z.boolean().optional(), allowed_cidrs: z.array(z.string()).optional() }),
+  volume: z.object({ size: int }),
+};
+const addressFields = { ip: z.array(z.string()).min(1), addresses: z.array(address).min(1) };
+const detailFields = {
+  ...summaryFields,
+  datastore: z.object({ type: z.string().nullable(), version: z.string().nullable(), version_number: z.string().nullable() }),
+  created: troveTime,
+  updated: troveTime,
+  service_status_updated: troveTime,
+};
+const adminFields = {
+  tenant_id: keystoneId,
+  server_id: z.string().nullable(),
+  volume_id: z.string().nullable(),
+  encrypted_rpc_messaging: z.boolean(),
+};
+
+export const instanceSummary = z.object(summaryFields);
+export const instanceSummaryWithAddress = z.object({ ...summaryFields, ...addressFields });
+export const instanceDetail = z.object(detailFields);
+export const instanceDetailWithAddress = z.object({ ...detailFields, ...addressFields });
+export const instanceDetailAdmin = z.object({ ...detailFields, ...addressFields, ...adminFields });
+export const instanceFault = z.object({ message: z.string(), created: troveTime, details: z.string().nullable() });
+
+// --- Trove: databases, users, root (reference 2.3 to 2.5)
+
+export const databaseList = z.object({ databases: z.array(z.object({ name: z.string() })) });
+export const user = z.object({ name: z.string(), host: z.string(), databases: z.array(z.object({ name: z.string() })) });
+export const userList = z.object({ users: z.array(user) });
+export const rootEnabled = z.object({ rootEnabled: z.boolean() });
+export const rootCreated = z.object({ user: z.object({ name: z.string(), password: z.string().min(1) }) });
+
+// --- Trove: limits and quotas (reference 2.13, 2.14)
+
+export const absoluteLimits = z.object({
+  verb: z.literal('ABSOLUTE'),
+  max_instances: int,
+  max_ram: int,
+  max_backups: int,
+  max_volumes: int,
+});
+export const rateLimit = z.object({
+  verb: z.enum(['GET', 'POST', 'PUT', 'DELETE']),
+  uri: z.string(),
+  regex: z.string(),
+  value: int,
+  remaining: int,
+  unit: z.literal('MINUTE'),
+  nextAvailable: z.string().regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/),
+});
+export const quotaList = z.object({
+  quotas: z.array(z.object({ resource: z.string(), in_use: int, reserved: int, limit: int })),
+});
+
+// --- Keystone v3 (reference 8.2, Keystone's own views)
+
+const selfLink = z.object({ self: z.string().startsWith('http') });
+export const keystoneListLinks = z.object({ self: z.string(), previous: z.null(), next: z.null() });
+export const keystoneVersion = z.object({
+  id: z.string().startsWith('v3'),
+  status: z.literal('stable'),
+  updated: z.string(),
+  links: z.array(z.object({ rel: z.literal('self'), href: z.string().endsWith('/v3/') })),
+  'media-types': z.array(z.object({ base: z.literal('application/json'), type: z.string() })),
+});
+const domainRef = z.object({ id: z.string(), name: z.string() });
+const endpoint = z.object({
+  id: z.string(),
+  interface: z.enum(['public', 'internal', 'admin']),
+  region: z.string(),
+  region_id: z.string(),
+  url: z.string().startsWith('http'),
+});
+export const token = z.object({
+  token: z.object({
+    methods: z.array(z.string()).min(1),
+    expires_at: keystoneTime,
+    issued_at: keystoneTime,
+    audit_ids: z.array(z.string()).min(1),
+    is_domain: z.literal(false),
+    user: z.object({ id: keystoneId, name: z.string(), domain: domainRef, password_expires_at: z.null() }),
+    project: z.object({ id: keystoneId, name: z.string(), domain: domainRef }),
+    roles: z.array(z.object({ id: z.string(), name: z.string() })).min(1),
+    catalog: z
+      .array(z.object({ id: z.string(), type: z.string(), name: z.string(), endpoints: z.array(endpoint).min(1) }))
+      .optional(),
+  }),
+});
+export const keystoneUser = z.object({
+  id: keystoneId,
+  name: z.string(),
+  domain_id: z.string(),
+  enabled: z.boolean(),
+  password_expires_at: z.null(),
+  options: z.object({}),
+  links: selfLink,
+  default_project_id: keystoneId.optional(),
+});
+export const keystoneProject = z.object({
+  id: keystoneId,
+  name: z.string(),
+  domain_id: z.string(),
+  description: z.string(),
+  enabled: z.boolean(),
+  parent_id: z.string(),
+  is_domain: z.literal(false),
+  tags: z.array(z.string()),
+  options: z.object({}),
+  links: selfLink,
+});
+export const keystoneRole = z.object({
+  id: z.string(),
+  name: z.string(),
+  domain_id: z.null(),
+  options: z.object({}),
+  links: selfLink,
+});
+export const keystoneDomain = z.object({
+  id: z.string(),
+  name: z.string(),
+  description: z.string(),
+  enabled: z.boolean(),
+  tags: z.array(z.string()),
+  options: z.object({}),
+  links: selfLink,
+});
+export const keystoneRoleAssignment = z.object({
+  role: z.object({ id: z.string() }),
+  user: z.object({ id: keystoneId }),
+  scope: z.object({ project: z.object({ id: keystoneId }) }),
+  links: z.object({ assignment: z.string().startsWith('http') }),
+});
+
+/** Fails with every field that is missing or of the wrong type. */
+export function assertShape(what: string, shape: z.ZodType, body: unknown): void {
+  const parsed = shape.safeParse(body);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(body)'}: ${i.message}`).join('\n');
+    assert.fail(`${what} does not have Trove's shape:\n${problems}\nbody: ${JSON.stringify(body)}`);
+  }
+}
+
+/** Keys that would carry a secret, wherever they are; `password_expires_at` is Keystone's date. */
+const secretKey = /^(?!password_expires_at$).*(pass|secret|hash|salt|private_key)/i;
+
+/**
+ * Nothing secret in a body: none of the `secrets` appears anywhere in it, and no key looks like
+ * one except at the paths in `allowed` (e.g. `user.password` in a root-enable answer).
+ */
+export function assertNoSecrets(what: string, body: unknown, secrets: readonly string[], allowed: readonly string[] = []): void {
+  const text = JSON.stringify(body) ?? '';
+  for (const secret of secrets) assert.ok(!text.includes(secret), `${what} contains a secret`);
+  const walk = (value: unknown, path: string) => {
+    if (Array.isArray(value)) value.forEach((v) => walk(v, path));
+    else if (value !== null && typeof value === 'object') {
+      for (const [key, v] of Object.entries(value)) {
+        const at = path === '' ? key : `${path}.${key}`;
+        assert.ok(!secretKey.test(key) || allowed.includes(at), `${what} has a secret-looking field ${at}`);
+        walk(v, at);
+      }
+    }
+  };
+  walk(body, '');
+}
