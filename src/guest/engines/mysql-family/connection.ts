@@ -1,0 +1,55 @@
+import { createConnection, type Connection } from 'mysql2/promise';
+import { adminSqlMode, adminUser } from './sql.js';
+
+// The guest's own session: over the instance's Unix socket as os_admin, which exists only at
+// `localhost` (the socket) and so never logs in over TCP.
+
+export interface AdminEndpoint {
+  socketPath: string;
+  password: string;
+}
+
+export async function openAdminConnection(endpoint: AdminEndpoint, timeoutMs = 10_000): Promise<Connection> {
+  const connection = await createConnection({
+    socketPath: endpoint.socketPath,
+    user: adminUser,
+    password: endpoint.password,
+    connectTimeout: timeoutMs,
+    charset: 'utf8mb4_bin',
+    multipleStatements: false,
+    supportBigNumbers: true,
+  });
+  // a server that dies under an open connection emits 'error'; unhandled, it would kill the agent
+  connection.on('error', () => undefined);
+  try {
+    await connection.query(adminSqlMode);
+  } catch (err) {
+    connection.destroy();
+    throw err;
+  }
+  return connection;
+}
+
+export async function withAdminConnection<T>(endpoint: AdminEndpoint, work: (connection: Connection) => Promise<T>): Promise<T> {
+  const connection = await openAdminConnection(endpoint);
+  try {
+    return await work(connection);
+  } finally {
+    await connection.end().catch(() => connection.destroy());
+  }
+}
+
+/** `SELECT 1` as the administrative user: true when the server answers. */
+export async function answersQueries(endpoint: AdminEndpoint, timeoutMs: number): Promise<boolean> {
+  try {
+    const connection = await openAdminConnection(endpoint, timeoutMs);
+    try {
+      await connection.query('SELECT 1');
+      return true;
+    } finally {
+      connection.destroy();
+    }
+  } catch {
+    return false;
+  }
+}

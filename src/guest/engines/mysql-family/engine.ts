@@ -1,0 +1,306 @@
+import { access, chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
+import { CofferError } from '../../../common/index.js';
+import type { Logger } from '../../../common/index.js';
+import type { DetachedProcess, ProcessRunner } from '../../process-runner.js';
+import type { EngineContext, EngineDriver, EngineFactory, EngineHealth, PrepareTimings } from '../engine.js';
+import { MysqlFamilyAdmin } from './admin.js';
+import { discoverMysqlFamily, findTools } from './binaries.js';
+import { mysqlFamilyCapabilities } from './capabilities.js';
+import { renderMyCnf } from './config.js';
+import { answersQueries, type AdminEndpoint } from './connection.js';
+import type { MysqlFamilyFlavor, ServerTools } from './flavor.js';
+import { runningServer, serversIn, stopServer, waitUntilReady } from './server.js';
+import { adminUser, checkDatabaseName } from './sql.js';
+
+// A MySQL-family server (MariaDB, MySQL) as a supervised local process: the data directory
+// initialised once with an init file that leaves only the guest's own account (no anonymous
+// users, no root), a my.cnf rendered from the flavor, the server started directly (no
+// mysqld_safe) and stopped with SIGTERM. As for PostgreSQL, the instance directory belongs to
+// the host; the engine's OS user owns only its data, temporary and file directories and the
+// files handed to it.
+
+const standardPort = 3306;
+// sun_path holds 108 bytes with the final NUL
+const maxSocketPath = 107;
+
+const initTimeoutMs = 180_000;
+const startTimeoutMs = 180_000;
+const stopTimeoutMs = 60_000;
+const probeTimeoutMs = 3_000;
+
+interface Layout {
+  dataDir: string;
+  tmpDir: string;
+  filesDir: string;
+  configFile: string;
+  socket: string;
+  pidFile: string;
+  errorLog: string;
+  slowLog: string;
+  generalLog: string;
+  initFile: string;
+  adminSecret: string;
+  initialised: string;
+}
+
+function layout(dir: string): Layout {
+  const dataDir = join(dir, 'data');
+  return {
+    dataDir,
+    tmpDir: join(dir, 'tmp'),
+    filesDir: join(dir, 'files'),
+    configFile: join(dir, 'my.cnf'),
+    // the server creates these, so they live in the directory the engine owns
+    socket: join(dataDir, 'mysqld.sock'),
+    pidFile: join(dataDir, 'mysqld.pid'),
+    errorLog: join(dir, 'error.log'),
+    slowLog: join(dir, 'slow-query.log'),
+    generalLog: join(dir, 'general.log'),
+    initFile: join(dir, '.init.sql'),
+    // read by the guest only: owned by the host's user, not the engine's
+    adminSecret: join(dir, `${adminUser}.password`),
+    initialised: join(dir, '.initialised'),
+  };
+}
+
+async function fileExists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+class MysqlFamilyDriver implements EngineDriver {
+  private readonly paths: Layout;
+  private readonly runner: ProcessRunner;
+  private readonly logger: Logger;
+  private readonly admin: MysqlFamilyAdmin;
+  private adminPassword: string | undefined;
+  private tools: ServerTools | undefined;
+  /** the server this host spawned, whose exit it can observe */
+  private child: DetachedProcess | undefined;
+
+  readonly databases;
+  readonly users;
+  readonly root;
+
+  constructor(
+    private readonly flavor: MysqlFamilyFlavor,
+    private readonly context: EngineContext,
+  ) {
+    this.paths = layout(context.placement.dir);
+    this.runner = context.runner;
+    this.logger = context.logger;
+    this.admin = new MysqlFamilyAdmin(flavor, () => this.endpoint());
+    this.databases = this.admin.databases;
+    this.users = this.admin.users;
+    this.root = this.admin.root;
+  }
+
+  private async serverTools(): Promise<ServerTools> {
+    if (this.tools !== undefined) return this.tools;
+    const binDir = this.context.binary?.binDir;
+    const tools = binDir === undefined ? undefined : await findTools(this.flavor, binDir);
+    if (tools === undefined) {
+      throw new CofferError(
+        'DatastoreVersionInactive',
+        `This host has no ${this.flavor.title} server for the instance's version. ${this.flavor.missingReason([])}`,
+      );
+    }
+    this.tools = tools;
+    return tools;
+  }
+
+  private async endpoint(): Promise<AdminEndpoint> {
+    this.adminPassword ??= (await readFile(this.paths.adminSecret, 'utf8')).trim();
+    return { socketPath: this.paths.socket, password: this.adminPassword };
+  }
+
+  /** A file the engine reads or appends to: written by the host, then given to the engine's user. */
+  private async writeEngineFile(path: string, content: string | undefined): Promise<void> {
+    if (content === undefined) {
+      if (await fileExists(path)) return;
+      content = '';
+    }
+    await writeFile(path, content, { mode: 0o600 });
+    await chmod(path, 0o600);
+    await this.runner.handOver(path);
+  }
+
+  private async engineDir(path: string): Promise<void> {
+    await mkdir(path, { mode: 0o700 });
+    await this.runner.handOver(path);
+  }
+
+  private clientCidrs(access: AccessSpec): readonly string[] {
+    return access?.allowedCidrs?.length ? access.allowedCidrs : this.context.defaultClientCidrs;
+  }
+
+  private renderConf(memoryMb: number): string {
+    return renderMyCnf({
+      memoryMb,
+      address: this.context.placement.address,
+      port: this.context.placement.port,
+      dataDir: this.paths.dataDir,
+      tmpDir: this.paths.tmpDir,
+      filesDir: this.paths.filesDir,
+      socket: this.paths.socket,
+      pidFile: this.paths.pidFile,
+      slowLog: this.paths.slowLog,
+      generalLog: this.paths.generalLog,
+      extra: (memory) => this.flavor.extraConfig(memory),
+    });
+  }
+
+  async prepare(input: PrepareInput): Promise<PrepareTimings> {
+    const began = performance.now();
+    for (const database of input.databases) checkDatabaseName(database.name);
+    this.admin.checkUsers(input.users);
+    const cidrs = this.clientCidrs(input.access);
+    const conf = this.renderConf(input.memoryMb);
+
+    if (!(await fileExists(this.paths.initialised))) {
+      await this.initialise(input.adminPassword, conf);
+    } else if ((await this.endpoint()).password !== input.adminPassword) {
+      this.logger.warn('prepare redelivered with another admin password: keeping the first');
+    }
+    const initialised = performance.now();
+    await this.writeEngineFile(this.paths.configFile, conf);
+    await this.start();
+    const started = performance.now();
+    await this.admin.run(async (connection) => {
+      const registry = this.admin.registry;
+      await registry.ensureSchema(connection);
+      await registry.setAccessRules(connection, cidrs);
+      await registry.lockDown(connection);
+      await this.admin.ensureDatabases(connection, input.databases);
+      await this.admin.ensureUsers(connection, input.users);
+      await registry.reconcileAll(connection);
+    });
+    const done = performance.now();
+    return { initMs: initialised - began, startMs: started - initialised, setupMs: done - started };
+  }
+
+  private async initialise(adminPassword: string, conf: string): Promise<void> {
+    const tools = await this.serverTools();
+    // what an interrupted earlier attempt left: its server, its directories
+    await this.stop();
+    for (const dir of [this.paths.dataDir, this.paths.tmpDir, this.paths.filesDir]) {
+      await rm(dir, { recursive: true, force: true });
+      await this.engineDir(dir);
+    }
+    await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
+    this.adminPassword = adminPassword;
+    await this.writeEngineFile(this.paths.configFile, conf);
+    await this.writeEngineFile(this.paths.initFile, this.flavor.initSql(this.flavor.hashPassword(adminPassword)));
+    try {
+      const command = this.flavor.initCommand(tools, this.paths.configFile, this.paths.initFile);
+      await this.runner.run(command.file, command.args, { timeoutMs: initTimeoutMs, cwd: this.paths.dataDir });
+    } finally {
+      await rm(this.paths.initFile, { force: true });
+    }
+    await writeFile(this.paths.initialised, new Date().toISOString());
+  }
+
+  async resize(memoryMb: number): Promise<void> {
+    // rendered before the stop: a bad value leaves the running engine alone
+    const conf = this.renderConf(memoryMb);
+    await this.stop();
+    await this.writeEngineFile(this.paths.configFile, conf);
+    await this.start();
+  }
+
+  async updateAccess(access: AccessSpec): Promise<void> {
+    const cidrs = this.clientCidrs(access);
+    await this.admin.run(async (connection) => {
+      await this.admin.registry.setAccessRules(connection, cidrs);
+      await this.admin.registry.reconcileAll(connection);
+    });
+  }
+
+  logFiles(): Record<string, string> {
+    return { error: this.paths.errorLog, general: this.paths.generalLog, slow_query: this.paths.slowLog };
+  }
+
+  async start(): Promise<void> {
+    const endpoint = await this.endpoint();
+    const running = await runningServer(this.paths.pidFile, this.paths.dataDir);
+    if (running !== undefined) {
+      await waitUntilReady({ title: this.flavor.title, endpoint, pid: running, exited: undefined, logFile: this.paths.errorLog, timeoutMs: startTimeoutMs });
+      return;
+    }
+    for (const pid of await serversIn(this.paths.dataDir)) await stopServer(pid, stopTimeoutMs);
+    const tools = await this.serverTools();
+    // the server opens these to append; the engine's user cannot create files in the host's directory
+    await this.writeEngineFile(this.paths.slowLog, undefined);
+    await this.writeEngineFile(this.paths.generalLog, undefined);
+    const child = await this.runner.spawnDetached(tools.server, [`--defaults-file=${this.paths.configFile}`], {
+      logFile: this.paths.errorLog,
+      cwd: this.paths.dataDir,
+    });
+    this.child = child;
+    child.exited.then(() => {
+      if (this.child === child) this.child = undefined;
+    });
+    try {
+      await waitUntilReady({
+        title: this.flavor.title,
+        endpoint,
+        pid: child.pid,
+        exited: child.exited,
+        logFile: this.paths.errorLog,
+        timeoutMs: startTimeoutMs,
+      });
+    } catch (err) {
+      // never leave a half-started server nobody supervises
+      await this.stop().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async stop(): Promise<void> {
+    // a child that has not written its pid file yet is only known by the pid we spawned
+    const pid = (await runningServer(this.paths.pidFile, this.paths.dataDir)) ?? this.child?.pid;
+    this.child = undefined;
+    if (pid !== undefined) {
+      const how = await stopServer(pid, stopTimeoutMs);
+      if (how === 'killed') this.logger.warn({ pid }, `${this.flavor.title} ignored SIGTERM for ${stopTimeoutMs} ms and was killed`);
+    }
+    for (const other of await serversIn(this.paths.dataDir)) await stopServer(other, stopTimeoutMs);
+  }
+
+  async health(): Promise<EngineHealth> {
+    if ((await runningServer(this.paths.pidFile, this.paths.dataDir)) === undefined) return 'stopped';
+    const endpoint = await this.endpoint().catch(() => undefined);
+    if (endpoint === undefined) return 'running';
+    return (await answersQueries(endpoint, probeTimeoutMs)) ? 'healthy' : 'running';
+  }
+
+  processId(): Promise<number | undefined> {
+    return runningServer(this.paths.pidFile, this.paths.dataDir);
+  }
+}
+
+/** The engine factory of one member of the family. */
+export function mysqlFamilyEngine(flavor: MysqlFamilyFlavor): EngineFactory {
+  return {
+    manager: flavor.manager,
+    capabilities: mysqlFamilyCapabilities,
+    standardPort,
+    discover: (extraBinDirs, runner) => discoverMysqlFamily(flavor, extraBinDirs, runner),
+    checkInstanceDir(dir: string): void {
+      const socket = layout(dir).socket;
+      const length = Buffer.byteLength(socket);
+      if (length > maxSocketPath) {
+        throw new CofferError(
+          'BadRequest',
+          `The ${flavor.title} socket path ${socket} is ${length} bytes long, ` +
+            `over the ${maxSocketPath} a Unix socket allows: choose a shorter --data-dir.`,
+        );
+      }
+    },
+    create: (context) => new MysqlFamilyDriver(flavor, context),
+  };
+}

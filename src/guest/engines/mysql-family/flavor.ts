@@ -1,0 +1,55 @@
+import type { MemorySettings } from './config.js';
+
+// What differs between the engines of the MySQL family. Everything else (layout, process,
+// configuration, databases, users, access rules) is shared by mysql-family/.
+
+export interface ParsedVersion {
+  /** the version name users pick, e.g. "10.11" */
+  versionName: string;
+  /** the full version, e.g. "10.11.19" */
+  version: string;
+}
+
+/** The programs of one installation. */
+export interface ServerTools {
+  server: string;
+  /** the install script (MariaDB); undefined where the server initialises itself (MySQL) */
+  installer?: string;
+  /** the installation's root, e.g. /usr */
+  baseDir: string;
+}
+
+export interface MysqlFamilyFlavor {
+  /** engine and datastore name, e.g. "mariadb" */
+  readonly manager: 'mariadb' | 'mysql';
+  /** how users call the product in messages */
+  readonly title: string;
+  /** server program names looked for in a bin directory, preferred first */
+  readonly serverNames: readonly string[];
+  /** install script names, looked for beside the server and in the installation's bin and scripts */
+  readonly installerNames: readonly string[];
+  /** directories searched after the configured ones */
+  readonly defaultBinDirs: readonly string[];
+  /** the version name reported while no binary is found */
+  readonly fallbackVersion: string;
+  /** why the engine is inactive, and how to fix it; `found` names servers that are not this engine */
+  missingReason(found: readonly string[]): string;
+  /** the server's `--version` output, parsed; undefined when it is another engine */
+  parseVersion(output: string): ParsedVersion | undefined;
+  /** the longest account name the engine accepts */
+  readonly maxUserNameLength: number;
+  /** the clause after `IDENTIFIED` that sets a password hash computed by `hashPassword` */
+  identifiedClause(hash: string): string;
+  hashPassword(password: string): string;
+  /** lines added to the [mysqld] section of my.cnf */
+  extraConfig(memory: MemorySettings): string[];
+  /**
+   * How the data directory is initialised: the program and its arguments. `initFile` holds SQL
+   * that runs at the end of initialisation and sets up the guest's account.
+   */
+  initCommand(tools: ServerTools, defaultsFile: string, initFile: string): { file: string; args: string[] };
+  /** the init file's SQL: drop what the initialisation left for root and anonymous users, add the admin account */
+  initSql(adminPasswordHash: string): string;
+  /** accounts the engine creates for itself, never listed nor touched */
+  isSystemAccount(name: string): boolean;
+}

@@ -1,0 +1,170 @@
+import { escape, escapeId } from 'mysql2';
+import { isIPv4 } from 'node:net';
+import { CofferError } from '../../../common/index.js';
+import type { DatabaseSpec } from '../../../bus/index.js';
+
+// Statements built from API users' names and passwords. Every identifier goes through escapeId
+// and every literal through escape; the admin session pins sql_mode so that backslash escapes
+// keep their meaning whatever a tenant's root sets globally.
+
+/** The guest's own account and database (Trove's os_admin): never listed, never given to users. */
+export const adminUser = 'os_admin';
+/** the database that keeps what the guest needs to rebuild accounts (see accounts.ts) */
+export const guestDatabase = 'os_admin';
+export const rootUser = 'root';
+
+export const systemDatabases = new Set(['mysql', 'information_schema', 'performance_schema', 'sys', guestDatabase]);
+const maxDatabaseName = 64;
+
+/** A session setting with no NO_BACKSLASH_ESCAPES or ANSI_QUOTES, which would change how quoting works. */
+export const adminSqlMode = "SET SESSION sql_mode = 'STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION'";
+
+/** One identifier, dots included (escapeId alone would read `a.b` as database a, table b). */
+export function quoteId(name: string): string {
+  return escapeId(name, true);
+}
+
+export function account(name: string, host: string): string {
+  return `${escape(name)}@${escape(host)}`;
+}
+
+export function checkDatabaseName(name: string): void {
+  const length = [...name].length;
+  if (length === 0 || length > maxDatabaseName || name.includes('\0') || name.endsWith(' ')) {
+    throw new CofferError(
+      'BadRequest',
+      `Invalid database name "${name}": 1 to ${maxDatabaseName} characters, no NUL character, no trailing space.`,
+    );
+  }
+  if (systemDatabases.has(name.toLowerCase())) throw new CofferError('BadRequest', `The database name "${name}" is reserved.`);
+}
+
+export function checkUserName(name: string, maxLength: number, isSystemAccount: (name: string) => boolean): void {
+  const length = [...name].length;
+  if (length === 0 || length > maxLength || name.includes('\0')) {
+    throw new CofferError('BadRequest', `Invalid user name "${name}": 1 to ${maxLength} characters, no NUL character.`);
+  }
+  if (name === adminUser || name === rootUser || isSystemAccount(name)) {
+    throw new CofferError('BadRequest', `The user name "${name}" is reserved.`);
+  }
+}
+
+/** Character set and collation names are plain words; the server rejects unknown ones. */
+function charsetWord(kind: string, value: string): string {
+  if (!/^[A-Za-z0-9_]{1,64}$/.test(value)) throw new CofferError('BadRequest', `Invalid ${kind} "${value}".`);
+  return value;
+}
+
+export function createDatabaseStatement(database: DatabaseSpec, ifNotExists = false): string {
+  const parts = [`CREATE DATABASE ${ifNotExists ? 'IF NOT EXISTS ' : ''}${quoteId(database.name)}`];
+  if (database.characterSet !== undefined) parts.push(`CHARACTER SET ${charsetWord('character set', database.characterSet)}`);
+  if (database.collate !== undefined) parts.push(`COLLATE ${charsetWord('collation', database.collate)}`);
+  return parts.join(' ');
+}
+
+export function dropDatabaseStatement(name: string): string {
+  return `DROP DATABASE ${quoteId(name)}`;
+}
+
+/**
+ * In GRANT ... ON db.*, `_` and `%` in the database name are wildcards: `a_b` would also open
+ * `axb`. Escaped, the grant names exactly one database.
+ */
+export function grantDatabaseStatement(name: string, host: string, database: string): string {
+  return `GRANT ALL PRIVILEGES ON ${quoteId(database.replace(/[\\_%]/g, '\\$&'))}.* TO ${account(name, host)}`;
+}
+
+export function grantSuperuserStatement(name: string, host: string): string {
+  return `GRANT ALL PRIVILEGES ON *.* TO ${account(name, host)} WITH GRANT OPTION`;
+}
+
+export function revokeAllStatement(name: string, host: string): string {
+  return `REVOKE ALL PRIVILEGES, GRANT OPTION FROM ${account(name, host)}`;
+}
+
+export function createUserStatement(name: string, host: string, identified: string): string {
+  return `CREATE USER ${account(name, host)} IDENTIFIED ${identified}`;
+}
+
+export function alterUserPasswordStatement(name: string, host: string, identified: string): string {
+  return `ALTER USER ${account(name, host)} IDENTIFIED ${identified}`;
+}
+
+export function dropUserStatement(name: string, host: string): string {
+  return `DROP USER IF EXISTS ${account(name, host)}`;
+}
+
+/** A range of IPv4 addresses: `network` with the first `prefix` bits significant. */
+export interface Ipv4Range {
+  network: number;
+  prefix: number;
+}
+
+function ipv4ToNumber(address: string): number {
+  return address.split('.').reduce((value, octet) => value * 256 + Number(octet), 0);
+}
+
+function numberToIpv4(value: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join('.');
+}
+
+function maskOf(prefix: number): number {
+  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+}
+
+function range(address: string, prefix: number): Ipv4Range {
+  return { network: (ipv4ToNumber(address) & maskOf(prefix)) >>> 0, prefix };
+}
+
+/** A netmask such as 255.255.0.0 as a prefix length; undefined when its bits are not contiguous. */
+function prefixOfMask(mask: string): number | undefined {
+  if (!isIPv4(mask)) return undefined;
+  const value = ipv4ToNumber(mask);
+  for (let prefix = 0; prefix <= 32; prefix++) if (maskOf(prefix) === value) return prefix;
+  return undefined;
+}
+
+const hostHelp =
+  'expected %, an IPv4 address, address/netmask (10.0.0.0/255.0.0.0) or a.b.% (the server resolves no host names)';
+
+/** The addresses a tenant's host pattern admits; BadRequest for a pattern that is not a range. */
+export function parseUserHost(host: string): Ipv4Range {
+  if (host === '%') return { network: 0, prefix: 0 };
+  if (isIPv4(host)) return range(host, 32);
+  const masked = /^([0-9.]+)\/([0-9.]+)$/.exec(host);
+  if (masked !== null && isIPv4(masked[1]!)) {
+    const prefix = prefixOfMask(masked[2]!);
+    if (prefix !== undefined && range(masked[1]!, prefix).network === ipv4ToNumber(masked[1]!)) return range(masked[1]!, prefix);
+  }
+  const wildcard = /^(\d{1,3}(?:\.\d{1,3}){0,2})\.%$/.exec(host);
+  if (wildcard !== null) {
+    const octets = wildcard[1]!.split('.');
+    if (octets.every((octet) => Number(octet) <= 255 && String(Number(octet)) === octet)) {
+      return range([...octets, ...Array(4 - octets.length).fill('0')].join('.'), octets.length * 8);
+    }
+  }
+  throw new CofferError('BadRequest', `Invalid host "${host}": ${hostHelp}.`);
+}
+
+/** An allowed client range: IPv4 CIDRs give ranges, IPv6 ones none (the server listens on IPv4). */
+export function parseCidr(cidr: string): Ipv4Range | undefined {
+  const match = /^([0-9a-fA-F:.]+)\/(\d{1,3})$/.exec(cidr.trim());
+  const address = match?.[1];
+  const bits = Number(match?.[2]);
+  if (address !== undefined && isIPv4(address) && bits <= 32) return range(address, bits);
+  if (address !== undefined && address.includes(':') && bits <= 128) return undefined;
+  throw new CofferError('BadRequest', `Invalid client address range "${cidr}": expected a CIDR such as 10.0.0.0/8.`);
+}
+
+/** The addresses in both ranges, which are nested or disjoint. */
+export function intersect(a: Ipv4Range, b: Ipv4Range): Ipv4Range | undefined {
+  const [wide, narrow] = a.prefix <= b.prefix ? [a, b] : [b, a];
+  return ((narrow.network & maskOf(wide.prefix)) >>> 0) === wide.network ? narrow : undefined;
+}
+
+/** A range in the account host syntax both engines read: `%`, an address, or address/netmask. */
+export function accountHost(value: Ipv4Range): string {
+  if (value.prefix === 0) return '%';
+  if (value.prefix === 32) return numberToIpv4(value.network);
+  return `${numberToIpv4(value.network)}/${numberToIpv4(maskOf(value.prefix))}`;
+}

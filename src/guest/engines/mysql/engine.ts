@@ -1,0 +1,61 @@
+import { escape } from 'mysql2';
+import type { EngineFactory } from '../engine.js';
+import type { MysqlFamilyFlavor, ParsedVersion } from '../mysql-family/flavor.js';
+import { mysqlFamilyEngine } from '../mysql-family/engine.js';
+import { cachingSha2PasswordHash } from '../mysql-family/password-hash.js';
+import { account, adminUser } from '../mysql-family/sql.js';
+
+// MySQL (Oracle's server, 8.0 and later), through the shared MySQL-family engine. Debian ships
+// no MySQL server, and its /usr/sbin/mysqld is MariaDB: MySQL runs only where a real MySQL
+// server is installed and found.
+
+/** `mysqld  Ver 8.0.36 for Linux on x86_64 (MySQL Community Server - GPL)` -> 8.0 / 8.0.36; MariaDB's is not MySQL */
+export function parseMysqlVersion(output: string): ParsedVersion | undefined {
+  if (/MariaDB/i.test(output)) return undefined;
+  const match = /\bVer\s+(\d+)\.(\d+)\.(\d+)/.exec(output);
+  if (match === null) return undefined;
+  const [, major, minor, patch] = match;
+  return { versionName: `${major}.${minor}`, version: `${major}.${minor}.${patch}` };
+}
+
+/**
+ * Runs at the end of `mysqld --initialize-insecure`, before any client can connect: the
+ * guest's account is created and root@localhost, which that initialisation leaves without a
+ * password, is dropped. MySQL has no unix_socket plugin to fall back on.
+ */
+export function mysqlInitSql(adminPasswordHash: string): string {
+  const admin = account(adminUser, 'localhost');
+  return [
+    `CREATE USER ${admin} IDENTIFIED WITH caching_sha2_password AS ${escape(adminPasswordHash)};`,
+    `GRANT ALL PRIVILEGES ON *.* TO ${admin} WITH GRANT OPTION;`,
+    `DROP USER ${account('root', 'localhost')};`,
+    '',
+  ].join('\n');
+}
+
+export const mysqlFlavor: MysqlFamilyFlavor = {
+  manager: 'mysql',
+  title: 'MySQL',
+  serverNames: ['mysqld'],
+  installerNames: [],
+  defaultBinDirs: ['/usr/sbin', '/usr/local/mysql/bin'],
+  fallbackVersion: '8.0',
+  missingReason: (found) =>
+    `No MySQL server found${found.length > 0 ? ` (${found.join('; ')}: not MySQL)` : ''}. Debian ships no MySQL server: ` +
+    "install MySQL Community Server 8.0 or later (Oracle's Debian packages, or its tarball unpacked e.g. under " +
+    "/usr/local/mysql), then name the directory holding mysqld in the agent's engine binaries for mysql.",
+  parseVersion: parseMysqlVersion,
+  maxUserNameLength: 32,
+  identifiedClause: (hash) => `WITH caching_sha2_password AS ${escape(hash)}`,
+  hashPassword: (password) => cachingSha2PasswordHash(password),
+  // the X Protocol plugin would listen on every address (port 33060); binary logging is on by default
+  extraConfig: () => ['mysqlx = OFF', 'skip-log-bin'],
+  initCommand: (tools, defaultsFile, initFile) => ({
+    file: tools.server,
+    args: [`--defaults-file=${defaultsFile}`, '--initialize-insecure', `--init-file=${initFile}`],
+  }),
+  initSql: mysqlInitSql,
+  isSystemAccount: (name) => name.startsWith('mysql.'),
+};
+
+export const mysqlEngine: EngineFactory = mysqlFamilyEngine(mysqlFlavor);
