@@ -27,7 +27,8 @@ test('with no task the service status stands in for the server status', () => {
     ['CRASHED', 'SHUTDOWN'],
     ['PAUSED', 'SHUTDOWN'],
     ['FAILED', 'ERROR'],
-    ['UNKNOWN', 'ERROR'],
+    // reset_status: the host runs; operating_status tells the database's state is unknown
+    ['UNKNOWN', 'ACTIVE'],
     ['NEW', 'BUILD'],
     ['BUILDING', 'BUILD'],
     [undefined, 'ERROR'],
@@ -50,6 +51,7 @@ test('operating_status is the service api status only with no task and an ACTIVE
   assert.equal(op('NONE', 'SHUTDOWN'), 'SHUTDOWN');
   assert.equal(op('NONE', 'CRASHED'), 'SHUTDOWN');
   assert.equal(op('NONE', 'BLOCKED'), 'BLOCKED');
+  assert.equal(op('NONE', 'UNKNOWN'), 'ERROR', 'after reset_status, until the next heartbeat');
   assert.equal(op('NONE', 'NEW'), '');
   assert.equal(op('NONE', 'FAILED'), '');
   assert.equal(op('BUILDING', 'HEALTHY'), '');

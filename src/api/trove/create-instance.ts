@@ -75,7 +75,7 @@ async function resolveVersion(
 }
 
 /** flavorRef may be an id, a number, or an href whose last path segment is the id. */
-function flavorIdOf(ref: string | number): string {
+export function flavorIdOf(ref: string | number): string {
   const text = String(ref).replace(/\/+$/, '');
   return text.slice(text.lastIndexOf('/') + 1);
 }

@@ -6,7 +6,7 @@ import { z } from 'zod';
 
 const nonEmpty = z.string().min(1);
 
-function isCidr(value: string): boolean {
+export function isCidr(value: string): boolean {
   const [address = '', prefix, ...rest] = value.split('/');
   const family = isIP(address);
   if (family === 0 || prefix === undefined || rest.length > 0 || !/^\d{1,3}$/.test(prefix)) return false;

@@ -7,13 +7,17 @@ import { parseTroveBody } from '../parse-body.js';
 import { enforce } from '../policy.js';
 import { createInstance } from './create-instance.js';
 import { deleteInstance } from './delete-instance.js';
+import { parseInstanceAction } from './instance-action-schema.js';
+import { actionPolicy, performInstanceAction } from './instance-actions.js';
 import { createInstanceSchema } from './instance-create-schema.js';
+import { editInstanceSchema, updateInstanceSchema } from './instance-update-schema.js';
 import { InstanceViewLoader } from './instance-view-loader.js';
 import { instanceDetailView, instanceSummaryView, type InstanceViewContext, type InstanceViewData } from './instance-views.js';
 import { nextPageLink, pageRequest } from './pagination.js';
 import { busContext, viewContext, type TenantParams, type TroveDeps } from './trove-deps.js';
+import { checkOneAttribute, updateInstance } from './update-instance.js';
 
-// Instances: create, list, list with detail, show, delete (reference 2.2).
+// Instances: create, list, list with detail, show, update (PUT/PATCH), actions, delete (reference 2.2).
 
 type InstanceParams = { Params: TenantParams & { instanceId: string } };
 
@@ -91,6 +95,28 @@ export async function instanceRoutes(app: FastifyInstance, deps: TroveDeps): Pro
     const view = instanceDetailView(data, ctx);
     const used = await volumeUsedGb(request, data, view.status);
     return { instance: used === undefined ? view : instanceDetailView(data, ctx, used) };
+  });
+
+  // PUT and PATCH share one policy rule, `instance:update` (reference 2.2).
+  for (const [method, schema] of [['PUT', updateInstanceSchema], ['PATCH', editInstanceSchema]] as const) {
+    app.route<InstanceParams>({
+      method,
+      url: '/instances/:instanceId',
+      handler: async (request, reply) => {
+        const body = parseTroveBody(schema, request.body);
+        checkOneAttribute(body.instance);
+        const instance = await loadInstance(request, 'instance:update');
+        await updateInstance(deps, instance, body.instance, busContext(request, instance.id));
+        reply.code(202).type('application/json').send();
+      },
+    });
+  }
+
+  app.post<InstanceParams>('/instances/:instanceId/action', async (request, reply) => {
+    const action = parseInstanceAction(request.body);
+    const instance = await loadInstance(request, actionPolicy(action));
+    await performInstanceAction(deps, instance, action, busContext(request, instance.id));
+    reply.code(202).type('application/json').send();
   });
 
   app.delete<InstanceParams>('/instances/:instanceId', async (request, reply) => {

@@ -24,7 +24,11 @@ export const serviceApiStatus: Readonly<Record<ServiceStatusName, string>> = Obj
   RESTARTING: 'RESTARTING',
 });
 
-/** What Nova's server status would be, read from the service status. */
+/**
+ * What Nova's server status would be, read from the service status. UNKNOWN is what
+ * reset_status leaves until the next heartbeat: the host still runs, as Nova's server would,
+ * so the instance shows ACTIVE with operating_status ERROR (reference 3.6).
+ */
 const serverStatus: Readonly<Record<ServiceStatusName, string>> = Object.freeze({
   NEW: 'BUILD',
   BUILDING: 'BUILD',
@@ -38,10 +42,21 @@ const serverStatus: Readonly<Record<ServiceStatusName, string>> = Object.freeze(
   SHUTDOWN: 'SHUTDOWN',
   CRASHED: 'SHUTDOWN',
   DELETED: 'SHUTDOWN',
+  UNKNOWN: 'ACTIVE',
   FAILED: 'ERROR',
-  UNKNOWN: 'ERROR',
   FAILED_TIMEOUT_GUESTAGENT: 'ERROR',
 });
+
+export function serverStatusOf(service: ServiceStatusName | undefined): string {
+  return service === undefined ? 'ERROR' : (serverStatus[service] ?? 'UNKNOWN');
+}
+
+/** Trove's task `action`: an error task names the action that failed (reference 3.2). */
+export function taskAction(task: TaskStatusName): string {
+  if (task.startsWith('BUILDING_ERROR')) return 'BUILDING';
+  const failed = /^([A-Z]+)_ERROR/.exec(task);
+  return failed?.[1] ?? task;
+}
 
 /** First match wins, as in Trove's SimpleInstance.status. */
 export function instanceStatus(task: TaskStatusName, service: ServiceStatusName | undefined): string {
@@ -60,7 +75,7 @@ export function instanceStatus(task: TaskStatusName, service: ServiceStatusName 
       return 'SHUTDOWN';
     default:
       // NONE and UPDATING fall through to the server status, as MIGRATING/UPDATING do in Trove.
-      return service === undefined ? 'ERROR' : (serverStatus[service] ?? 'UNKNOWN');
+      return serverStatusOf(service);
   }
 }
 

@@ -1,0 +1,131 @@
+import type { RequestContext, ResizeFlavorTaskPayload, ResizeVolumeTaskPayload, RestartTaskPayload } from '../../bus/index.js';
+import { CofferError } from '../../common/index.js';
+import type { InstanceRow, Repositories } from '../../db/index.js';
+import { validateCanPerformAction } from './action-gate.js';
+import { flavorIdOf } from './create-instance.js';
+import type { InstanceAction } from './instance-action-schema.js';
+import { queueInstanceTask } from './queue-instance-task.js';
+import type { TroveDeps } from './trove-deps.js';
+
+// POST /instances/{id}/action (reference 2.2): each action's checks in Trove's order, then the
+// task status and a durable task for the taskmanager; reset_status is answered here at once.
+
+/** The policy rule of each action; reset_status with force_delete is the owner's to use. */
+export function actionPolicy(action: InstanceAction): string {
+  switch (action.kind) {
+    case 'reset_status':
+      return action.forceDelete ? 'instance:force_delete' : 'instance:reset_status';
+    default:
+      return `instance:${action.kind}`;
+  }
+}
+
+export async function performInstanceAction(
+  deps: TroveDeps,
+  instance: InstanceRow,
+  action: InstanceAction,
+  context: RequestContext,
+): Promise<void> {
+  const gate = async (current: InstanceRow, store: Repositories = deps.store) =>
+    validateCanPerformAction({
+      instance: current,
+      service: await store.serviceStatuses.get(current.id),
+      now: new Date(),
+      heartbeatExpirySeconds: deps.heartbeatExpirySeconds,
+    });
+  const payloadBase = { requestId: context.requestId };
+
+  switch (action.kind) {
+    case 'restart':
+      await gate(instance);
+      return queueInstanceTask(
+        deps,
+        instance,
+        {
+          kind: 'restart',
+          patch: { taskStatus: 'REBOOTING', taskDescription: 'Restarting the datastore.' },
+          serviceStatus: 'RESTARTING',
+          payload: payloadBase satisfies RestartTaskPayload,
+          recheck: gate,
+        },
+        context,
+      );
+
+    case 'resize_flavor': {
+      await gate(instance);
+      const flavorId = flavorIdOf(action.flavorRef);
+      if (flavorId === instance.flavorId) {
+        throw new CofferError('BadRequest', `The new flavor id must be different than the current flavor id of '${instance.flavorId}'.`);
+      }
+      const flavor = await deps.store.flavors.get(flavorId);
+      if (flavor === undefined) throw new CofferError('FlavorNotFound', `Resource ${flavorId} cannot be found.`);
+      // Quotas: the RAM delta (flavor.ramMb minus the old flavor's) is reserved here.
+      return queueInstanceTask(
+        deps,
+        instance,
+        {
+          kind: 'resize_flavor',
+          patch: { taskStatus: 'RESIZING', taskDescription: 'Resizing the instance to a new flavor.' },
+          payload: { ...payloadBase, oldFlavorId: instance.flavorId, newFlavorId: flavor.id } satisfies ResizeFlavorTaskPayload,
+          recheck: gate,
+        },
+        context,
+      );
+    }
+
+    case 'resize_volume': {
+      const sizeGb = action.sizeGb;
+      if (sizeGb > deps.maxVolumeSizeGb) {
+        throw new CofferError('OverLimit', `Volume 'size' cannot exceed maximum of ${deps.maxVolumeSizeGb} GB, ${sizeGb} cannot be accepted.`);
+      }
+      await gate(instance);
+      if (sizeGb <= instance.volumeSizeGb) {
+        throw new CofferError('BadRequest', `The new volume 'size' must be larger than the current volume size of '${instance.volumeSizeGb}'.`);
+      }
+      // Quotas: the volume delta (sizeGb - instance.volumeSizeGb) is checked and reserved here,
+      // before the task is queued (413 QuotaExceeded).
+      return queueInstanceTask(
+        deps,
+        instance,
+        {
+          kind: 'resize_volume',
+          patch: { taskStatus: 'RESIZING', taskDescription: 'Resizing the volume of the instance.' },
+          payload: { ...payloadBase, oldSizeGb: instance.volumeSizeGb, newSizeGb: sizeGb } satisfies ResizeVolumeTaskPayload,
+          recheck: async (current, tx) => {
+            await gate(current, tx);
+            if (sizeGb <= current.volumeSizeGb) {
+              throw new CofferError('BadRequest', `The new volume 'size' must be larger than the current volume size of '${current.volumeSizeGb}'.`);
+            }
+          },
+        },
+        context,
+      );
+    }
+
+    case 'reset_status':
+      return resetStatus(deps, instance);
+
+    case 'promote_to_replica_source':
+      await gate(instance);
+      // Coffer has no replicas yet, so no instance is one.
+      throw new CofferError('BadRequest', `Instance ${instance.id} is not a replica.`);
+
+    case 'eject_replica_source':
+      throw new CofferError('BadRequest', `Instance ${instance.id} is not a replica source.`);
+  }
+}
+
+/**
+ * reset_status (reference 3.6): no task, and a service status of UNKNOWN (operating_status
+ * ERROR) until the next heartbeat says what the engine is doing. It rescues an instance stuck in
+ * a failed or hung task; a flow still running for it finds the instance no longer its own and
+ * leaves it alone.
+ */
+async function resetStatus(deps: TroveDeps, instance: InstanceRow): Promise<void> {
+  const now = new Date();
+  await deps.store.transaction(async (tx) => {
+    await tx.instances.update(instance.id, { taskStatus: 'NONE', taskDescription: 'No tasks for the instance.', taskStartTime: null });
+    await tx.serviceStatuses.set({ instanceId: instance.id, status: 'UNKNOWN', updatedAt: now });
+    // Running backups of the instance become FAILED here once backups exist.
+  });
+}

@@ -1,0 +1,49 @@
+import type { RequestContext } from '../../bus/index.js';
+import { errors, newUuid } from '../../common/index.js';
+import type { InstancePatch, InstanceRow, Repositories, TaskKind, TaskRow } from '../../db/index.js';
+import type { TroveDeps } from './trove-deps.js';
+import { wakeTaskmanager } from './wake-taskmanager.js';
+
+export interface InstanceTaskRequest {
+  kind: TaskKind;
+  /** what the instance shows while the task runs: its task status and more */
+  patch: InstancePatch;
+  payload: unknown;
+  /** sets the service status too (RESTARTING for a restart) */
+  serviceStatus?: 'RESTARTING';
+  /**
+   * Checks the instance as it is inside the transaction, so that two requests racing past the
+   * first check cannot both start a task.
+   */
+  recheck(current: InstanceRow, tx: Repositories): Promise<void>;
+}
+
+/**
+ * Starts a durable instance action: the instance's new task status, its service status and the
+ * task row are written in one transaction, then the taskmanager is woken (reference 2.2 "cast").
+ */
+export async function queueInstanceTask(deps: TroveDeps, instance: InstanceRow, request: InstanceTaskRequest, context: RequestContext): Promise<void> {
+  const now = new Date();
+  const task: TaskRow = {
+    id: newUuid(),
+    instanceId: instance.id,
+    kind: request.kind,
+    step: 'start',
+    state: 'pending',
+    owner: null,
+    leaseExpiresAt: null,
+    payload: request.payload,
+    attempts: 0,
+    createdAt: now,
+    updatedAt: now,
+  };
+  await deps.store.transaction(async (tx) => {
+    const current = await tx.instances.get(instance.id);
+    if (current === undefined) throw errors.notFound(instance.id);
+    await request.recheck(current, tx);
+    await tx.instances.update(instance.id, { taskStartTime: now, ...request.patch });
+    if (request.serviceStatus !== undefined) await tx.serviceStatuses.set({ instanceId: instance.id, status: request.serviceStatus, updatedAt: now });
+    await tx.tasks.create(task);
+  });
+  await wakeTaskmanager(deps, task.id, context);
+}

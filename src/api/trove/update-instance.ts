@@ -1,0 +1,93 @@
+import type { RequestContext, UpdateAccessTaskPayload } from '../../bus/index.js';
+import { CofferError } from '../../common/index.js';
+import type { InstanceAccess, InstanceRow } from '../../db/index.js';
+import { notAvailable, validateCanPerformAction } from './action-gate.js';
+import { findVersionOf, versionNotFound } from './datastore-lookup.js';
+import { taskAction } from './instance-status.js';
+import type { UpdateInstanceInput } from './instance-update-schema.js';
+import { queueInstanceTask } from './queue-instance-task.js';
+import type { TroveDeps } from './trove-deps.js';
+
+// PUT /instances/{id} and PATCH /instances/{id} (reference 2.2, InstanceController.update/edit
+// and _modify_instance): the name first, then at most one other change, in Trove's order.
+
+/** Trove's count rule: besides `name`, one attribute at most (checked before the instance is loaded). */
+export function checkOneAttribute(input: Record<string, unknown>): void {
+  const others = Object.keys(input).filter((key) => key !== 'name');
+  if (others.length > 1) throw new CofferError('BadRequest', "Only one attribute (except 'name') is allowed to update.");
+}
+
+function notSupportedYet(what: string): CofferError {
+  return new CofferError('NotImplemented', `${what} is not supported by Coffer yet.`);
+}
+
+/** Task statuses from which the access rules may be rewritten (a failed rewrite may be asked again). */
+const accessUpdatable = new Set(['NONE', 'RESTART_REQUIRED', 'UPDATING_ERROR_ACCESS']);
+
+export async function updateInstance(deps: TroveDeps, instance: InstanceRow, input: UpdateInstanceInput, context: RequestContext): Promise<void> {
+  const { store } = deps;
+  if (input.name !== undefined) await store.instances.update(instance.id, { name: input.name });
+
+  if ('replica_of' in input || 'slave_of' in input) {
+    // Detaching a replica: Trove checks the action gate first, then that it is one.
+    validateCanPerformAction({
+      instance,
+      service: await store.serviceStatuses.get(instance.id),
+      now: new Date(),
+      heartbeatExpirySeconds: deps.heartbeatExpirySeconds,
+    });
+    throw new CofferError('BadRequest', `Instance ${instance.id} is not a replica.`);
+  }
+  if ('configuration' in input) throw notSupportedYet('Attaching or detaching a configuration group');
+  if (input.datastore_version !== undefined) return upgrade(deps, instance, input.datastore_version);
+  if (input.access !== undefined) return updateAccess(deps, instance, input.access, context);
+}
+
+/** Only a no-op is possible yet: upgrading to the version the instance already runs (Trove: 202). */
+async function upgrade(deps: TroveDeps, instance: InstanceRow, requested: string): Promise<void> {
+  const current = await deps.store.datastores.getVersion(instance.datastoreVersionId);
+  const datastore = current === undefined ? undefined : await deps.store.datastores.getDatastore(current.datastoreId);
+  if (current === undefined || datastore === undefined) throw versionNotFound(requested);
+  const version = await findVersionOf(deps.store, datastore, requested);
+  if (version === undefined) throw versionNotFound(requested);
+  if (version.name === current.name) return;
+  throw notSupportedYet('Upgrading an instance to another datastore version');
+}
+
+async function updateAccess(
+  deps: TroveDeps,
+  instance: InstanceRow,
+  body: { is_public?: boolean | undefined; allowed_cidrs?: string[] | undefined },
+  context: RequestContext,
+): Promise<void> {
+  const version = await deps.store.datastores.getVersion(instance.datastoreVersionId);
+  if (version === undefined || !version.capabilities.accessRules) {
+    throw new CofferError(
+      'OperationNotSupported',
+      `Operation not supported for datastore ${version?.manager ?? 'unknown'}: its engine does not enforce access rules.`,
+    );
+  }
+  // Trove leaves this unchecked; Coffer refuses while another task owns the instance, so that a
+  // create, resize or delete is never taken over.
+  const check = (current: InstanceRow) => {
+    if (!accessUpdatable.has(current.taskStatus)) throw notAvailable(current.id, 'task', taskAction(current.taskStatus));
+  };
+  check(instance);
+  const access: InstanceAccess = {
+    ...(body.is_public === undefined ? {} : { isPublic: body.is_public }),
+    ...(body.allowed_cidrs === undefined ? {} : { allowedCidrs: body.allowed_cidrs }),
+  };
+  const resumeTask = instance.taskStatus === 'RESTART_REQUIRED' ? 'RESTART_REQUIRED' : 'NONE';
+  await queueInstanceTask(
+    deps,
+    instance,
+    {
+      kind: 'update_access',
+      // The wanted access is the instance's from now on; the flow applies it from the row.
+      patch: { access, taskStatus: 'UPDATING', taskDescription: 'Updating the access rules of the instance.' },
+      payload: { requestId: context.requestId, resumeTask } satisfies UpdateAccessTaskPayload,
+      recheck: async (current) => check(current),
+    },
+    context,
+  );
+}

@@ -1,0 +1,405 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { newUuid } from '../../src/common/ids.js';
+import { noEngineCapabilities } from '../../src/common/index.js';
+import type { ServiceStatusName, TaskStatusName } from '../../src/db/index.js';
+import { adminSession, json, memberSession, startHarness, type Harness, type Session } from './api-harness.js';
+import { until } from '../support/wait.js';
+
+// PUT/PATCH /instances/{id} and POST /instances/{id}/action over HTTP, against the real API and
+// state store; a recording consumer stands in for the taskmanager.
+
+let h: Harness;
+let admin: Session;
+let alice: Session;
+let bob: Session;
+const versions: Record<'pg15' | 'pg16' | 'redis', string> = { pg15: '', pg16: '', redis: '' };
+
+before(async () => {
+  h = await startHarness({ guestCallTimeoutMs: 100 });
+  admin = await adminSession(h.app);
+  alice = await memberSession(h, 'alice');
+  bob = await memberSession(h, 'bob');
+  const withAccess = { ...noEngineCapabilities, accessRules: true };
+  const pg = await h.store.datastores.ensureDatastore('postgresql', newUuid());
+  const redis = await h.store.datastores.ensureDatastore('redis', newUuid());
+  const version = (datastoreId: string, name: string, capabilities = withAccess) =>
+    h.store.datastores.upsertVersion({
+      id: newUuid(),
+      datastoreId,
+      name,
+      version: `${name}.1`,
+      manager: datastoreId === redis.id ? 'redis' : 'postgresql',
+      active: true,
+      inactiveReason: null,
+      updatedAt: new Date(),
+      capabilities,
+    });
+  versions.pg15 = (await version(pg.id, '15')).id;
+  versions.pg16 = (await version(pg.id, '16')).id;
+  versions.redis = (await version(redis.id, '7', { ...noEngineCapabilities })).id;
+});
+after(() => h.close());
+
+const headers = (s: Session) => ({ 'x-auth-token': s.token, host: 'db.example' });
+const url = (s: Session, path = '') => `/v1.0/${s.projectId}/instances${path}`;
+
+interface InstanceOptions {
+  task?: TaskStatusName;
+  service?: ServiceStatusName;
+  heartbeatAt?: Date;
+  version?: keyof typeof versions;
+  flavorId?: string;
+  volumeSizeGb?: number;
+}
+
+/** An instance row as a finished create leaves it (or in the state a test needs). */
+async function insertInstance(s: Session, options: InstanceOptions = {}): Promise<string> {
+  const id = newUuid();
+  const now = new Date();
+  await h.store.instances.create({
+    id,
+    name: `db-${id.slice(0, 6)}`,
+    tenantId: s.projectId,
+    flavorId: options.flavorId ?? '2',
+    volumeSizeGb: options.volumeSizeGb ?? 2,
+    datastoreVersionId: versions[options.version ?? 'pg15'],
+    taskStatus: options.task ?? 'NONE',
+    taskDescription: '',
+    taskStartTime: null,
+    access: null,
+    createdAt: now,
+    updatedAt: now,
+  });
+  await h.store.instances.update(id, { host: 'host-a', address: '127.95.0.20', port: 5432 });
+  await h.store.serviceStatuses.set({ instanceId: id, status: options.service ?? 'HEALTHY', updatedAt: options.heartbeatAt ?? now });
+  return id;
+}
+
+function put(s: Session, id: string, payload: unknown, method: 'PUT' | 'PATCH' = 'PUT') {
+  return h.app.inject({ method, url: url(s, `/${id}`), headers: headers(s), payload: payload as object });
+}
+
+function act(s: Session, id: string, payload: unknown) {
+  return h.app.inject({ method: 'POST', url: url(s, `/${id}/action`), headers: headers(s), payload: payload as object });
+}
+
+function show(s: Session, id: string) {
+  return h.app.inject({ method: 'GET', url: url(s, `/${id}`), headers: headers(s) });
+}
+
+function assertFault(res: { statusCode: number; body: string }, status: number, fault: string, message: string | RegExp): void {
+  assert.equal(res.statusCode, status, res.body);
+  const parsed = JSON.parse(res.body);
+  assert.deepEqual(Object.keys(parsed), [fault]);
+  assert.equal(parsed[fault].code, status);
+  if (typeof message === 'string') assert.equal(parsed[fault].message, message);
+  else assert.match(parsed[fault].message, message);
+}
+
+async function assertAccepted(res: { statusCode: number; body: string; headers: Record<string, unknown> }): Promise<void> {
+  assert.equal(res.statusCode, 202, res.body);
+  assert.equal(res.body, '');
+  assert.match(String(res.headers['content-type']), /^application\/json/);
+}
+
+/** The task queued for the instance, once the taskmanager was woken for it. */
+async function queuedTask(id: string, castsBefore: number) {
+  const task = await h.store.tasks.activeForInstance(id);
+  assert.ok(task, 'a task row was written');
+  await until('the wake-up cast', () => h.casts.length > castsBefore);
+  assert.equal(h.casts.at(-1)?.taskId, task.id);
+  assert.equal(h.casts.at(-1)?.instanceId, id);
+  return task;
+}
+
+describe('PUT /instances/{id}', () => {
+  test('renames the instance and answers 202 with an empty body, queueing nothing', async () => {
+    const id = await insertInstance(alice);
+    await assertAccepted(await put(alice, id, { instance: { name: 'renamed' } }));
+    assert.equal((await h.store.instances.get(id))?.name, 'renamed');
+    assert.equal(await h.store.tasks.activeForInstance(id), undefined);
+  });
+
+  test('access: records the rules on the instance, sets UPDATING and queues update_access', async () => {
+    const id = await insertInstance(alice);
+    const castsBefore = h.casts.length;
+    const res = await put(alice, id, { instance: { name: 'guarded', access: { is_public: false, allowed_cidrs: ['10.0.0.0/8', '192.168.1.0/24'] } } });
+    await assertAccepted(res);
+    const row = await h.store.instances.get(id);
+    assert.equal(row?.name, 'guarded');
+    assert.deepEqual(row?.access, { isPublic: false, allowedCidrs: ['10.0.0.0/8', '192.168.1.0/24'] });
+    assert.equal(row?.taskStatus, 'UPDATING');
+    const task = await queuedTask(id, castsBefore);
+    assert.equal(task.kind, 'update_access');
+    assert.deepEqual(task.payload, { requestId: res.headers['x-openstack-request-id'], resumeTask: 'NONE' });
+    const view = json(await show(alice, id)).instance;
+    assert.deepEqual(view.access, { is_public: false, allowed_cidrs: ['10.0.0.0/8', '192.168.1.0/24'] });
+    // Trove's UPDATING falls through to the server status; no operating_status during a task.
+    assert.equal(view.status, 'ACTIVE');
+    assert.equal(view.operating_status, '');
+  });
+
+  test('access may be asked again after a failed update, and not while another task runs', async () => {
+    const failed = await insertInstance(alice, { task: 'UPDATING_ERROR_ACCESS' });
+    await assertAccepted(await put(alice, failed, { instance: { access: { allowed_cidrs: ['10.9.0.0/16'] } } }));
+    assert.equal((await h.store.instances.get(failed))?.taskStatus, 'UPDATING');
+
+    for (const [task, action] of [['BUILDING', 'BUILDING'], ['RESIZING', 'RESIZING'], ['BUILDING_ERROR_SERVER', 'BUILDING']] as const) {
+      const id = await insertInstance(alice, { task });
+      assertFault(
+        await put(alice, id, { instance: { access: { allowed_cidrs: ['10.9.0.0/16'] } } }),
+        422,
+        'unprocessableEntity',
+        `Instance ${id} is not currently available for an action to be performed (task status was ${action}).`,
+      );
+      assert.equal((await h.store.instances.get(id))?.access, null);
+    }
+  });
+
+  test('access on an engine that does not enforce access rules is 422 OperationNotSupported', async () => {
+    const id = await insertInstance(alice, { version: 'redis' });
+    assertFault(
+      await put(alice, id, { instance: { access: { allowed_cidrs: ['10.0.0.0/8'] } } }),
+      422,
+      'unprocessableEntity',
+      /^Operation not supported for datastore redis/,
+    );
+    assert.equal((await h.store.instances.get(id))?.taskStatus, 'NONE');
+  });
+
+  test('replica_of (PUT) and slave_of (PATCH) detach a replica: this instance is not one', async () => {
+    const id = await insertInstance(alice);
+    assertFault(await put(alice, id, { instance: { replica_of: null } }), 400, 'badRequest', `Instance ${id} is not a replica.`);
+    assertFault(await put(alice, id, { instance: { slave_of: null } }, 'PATCH'), 400, 'badRequest', `Instance ${id} is not a replica.`);
+    const building = await insertInstance(alice, { task: 'BUILDING', service: 'NEW' });
+    assertFault(
+      await put(alice, building, { instance: { replica_of: null } }),
+      422,
+      'unprocessableEntity',
+      `Instance ${building} is not currently available for an action to be performed (instance status was BUILD).`,
+    );
+  });
+
+  test('configuration groups are 501 until they exist; datastore_version upgrades only to the same version', async () => {
+    const id = await insertInstance(alice);
+    assertFault(await put(alice, id, { instance: { configuration: newUuid() } }), 501, 'notImplemented', /configuration group is not supported by Coffer yet/);
+    assertFault(await put(alice, id, { instance: { configuration: null } }), 501, 'notImplemented', /configuration group/);
+    await assertAccepted(await put(alice, id, { instance: { datastore_version: '15' } }));
+    await assertAccepted(await put(alice, id, { instance: { datastore_version: versions.pg15 } }, 'PATCH'));
+    assertFault(await put(alice, id, { instance: { datastore_version: '16' } }), 501, 'notImplemented', /Upgrading an instance to another datastore version/);
+    assertFault(await put(alice, id, { instance: { datastore_version: '9.6' } }), 400, 'badRequest', "Datastore version '9.6' cannot be found.");
+    assert.equal((await h.store.instances.get(id))?.datastoreVersionId, versions.pg15);
+  });
+
+  const invalid: [string, unknown, string | RegExp, ('PUT' | 'PATCH')?][] = [
+    ['two attributes besides the name', { instance: { name: 'x', replica_of: null, datastore_version: '15' } }, "Only one attribute (except 'name') is allowed to update."],
+    ['an unknown attribute', { instance: { flavorRef: '3' } }, /^Validation error: /],
+    ['a key beside instance', { instance: { name: 'x' }, extra: 1 }, /^Validation error: /],
+    ['no instance', {}, "Validation error: 'instance' is a required property"],
+    ['an empty name', { instance: { name: '' } }, /^Validation error: instance\.name/],
+    ['a CIDR with a bad prefix', { instance: { access: { allowed_cidrs: ['10.0.0.0/33'] } } }, /^Validation error: instance\.access\.allowed_cidrs\[0\] is not a valid CIDR/],
+    ['a host name for a CIDR', { instance: { access: { allowed_cidrs: ['db.example.com/8'] } } }, /allowed_cidrs\[0\] is not a valid CIDR/],
+    ['allowed_cidrs not a list', { instance: { access: { allowed_cidrs: '10.0.0.0/8' } } }, /instance\.access\.allowed_cidrs/],
+    ['is_public not a boolean', { instance: { access: { is_public: 'yes' } } }, /instance\.access\.is_public/],
+    ['another key in access', { instance: { access: { is_public: true, ports: [5432] } } }, /^Validation error: instance\.access/],
+    ['a configuration that is not a UUID', { instance: { configuration: '' } }, /instance\.configuration/],
+    ['access through PATCH', { instance: { access: { is_public: true } } }, /^Validation error: /, 'PATCH'],
+  ];
+  for (const [name, payload, message, method] of invalid) {
+    test(`refuses ${name} with 400 and changes nothing`, async () => {
+      const id = await insertInstance(alice);
+      assertFault(await put(alice, id, payload, method), 400, 'badRequest', message);
+      const row = await h.store.instances.get(id);
+      assert.equal(row?.name, `db-${id.slice(0, 6)}`);
+      assert.equal(row?.taskStatus, 'NONE');
+      assert.equal(row?.access, null);
+    });
+  }
+
+  test('a body without a JSON content type is no body (400); another project’s instance is 404', async () => {
+    const id = await insertInstance(alice);
+    const untyped = await h.app.inject({
+      method: 'PUT',
+      url: url(alice, `/${id}`),
+      headers: { ...headers(alice), 'content-type': 'text/plain' },
+      payload: JSON.stringify({ instance: { name: 'x' } }),
+    });
+    assertFault(untyped, 400, 'badRequest', /^Validation error: /);
+    assertFault(await put(bob, id, { instance: { name: 'stolen' } }), 404, 'itemNotFound', `Resource ${id} cannot be found.`);
+    assert.equal((await h.store.instances.get(id))?.name, `db-${id.slice(0, 6)}`);
+  });
+});
+
+describe('POST /instances/{id}/action restart', () => {
+  test('sets REBOOTING and the service status RESTARTING, queues a restart task and shows REBOOT', async () => {
+    const id = await insertInstance(alice);
+    const castsBefore = h.casts.length;
+    const res = await act(alice, id, { restart: {} });
+    await assertAccepted(res);
+    assert.equal((await h.store.instances.get(id))?.taskStatus, 'REBOOTING');
+    assert.equal((await h.store.serviceStatuses.get(id))?.status, 'RESTARTING');
+    const task = await queuedTask(id, castsBefore);
+    assert.equal(task.kind, 'restart');
+    assert.deepEqual(task.payload, { requestId: res.headers['x-openstack-request-id'] });
+    const view = json(await show(alice, id)).instance;
+    assert.equal(view.status, 'REBOOT');
+    assert.equal(view.operating_status, '');
+  });
+
+  test('is allowed for a stopped or crashed database and while a restart is required', async () => {
+    for (const [service, task] of [['SHUTDOWN', 'NONE'], ['CRASHED', 'NONE'], ['RUNNING', 'RESTART_REQUIRED']] as const) {
+      const id = await insertInstance(alice, { service, task });
+      await assertAccepted(await act(alice, id, { restart: {} }));
+      assert.equal((await h.store.instances.get(id))?.taskStatus, 'REBOOTING');
+    }
+  });
+
+  const gated: [string, InstanceOptions, string][] = [
+    ['building', { task: 'BUILDING', service: 'NEW' }, 'instance status was BUILD'],
+    ['failed to build', { task: 'BUILDING_ERROR_SERVER', service: 'FAILED' }, 'instance status was ERROR'],
+    ['rebooting', { task: 'REBOOTING', service: 'RESTARTING' }, 'task status was REBOOTING'],
+    ['resizing', { task: 'RESIZING' }, 'task status was RESIZING'],
+    ['deleting', { task: 'DELETING' }, 'task status was DELETING'],
+    ['in a failed access update', { task: 'UPDATING_ERROR_ACCESS' }, 'task status was UPDATING'],
+    ['with a service status of UNKNOWN (after reset_status)', { service: 'UNKNOWN' }, 'instance status was ACTIVE'],
+    ['with a silent guest', { heartbeatAt: new Date(Date.now() - 10 * 60_000) }, 'instance status was ACTIVE'],
+  ];
+  for (const [name, options, reason] of gated) {
+    test(`is refused with 422 when the instance is ${name}`, async () => {
+      const id = await insertInstance(alice, options);
+      const castsBefore = h.casts.length;
+      assertFault(
+        await act(alice, id, { restart: {} }),
+        422,
+        'unprocessableEntity',
+        `Instance ${id} is not currently available for an action to be performed (${reason}).`,
+      );
+      assert.equal((await h.store.instances.get(id))?.taskStatus, options.task ?? 'NONE');
+      assert.equal(await h.store.tasks.activeForInstance(id), undefined);
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(h.casts.length, castsBefore);
+    });
+  }
+});
+
+describe('POST /instances/{id}/action resize', () => {
+  test('flavor: sets RESIZING and queues resize_flavor with the old and new flavor; the flavor changes only later', async () => {
+    const id = await insertInstance(alice, { flavorId: '2' });
+    const castsBefore = h.casts.length;
+    await assertAccepted(await act(alice, id, { resize: { flavorRef: 'https://db.example/v1.0/x/flavors/3' } }));
+    const row = await h.store.instances.get(id);
+    assert.equal(row?.taskStatus, 'RESIZING');
+    assert.equal(row?.flavorId, '2');
+    const task = await queuedTask(id, castsBefore);
+    assert.equal(task.kind, 'resize_flavor');
+    assert.deepEqual(task.payload, { requestId: h.casts.at(-1)?.requestId, oldFlavorId: '2', newFlavorId: '3' });
+    assert.equal(json(await show(alice, id)).instance.status, 'RESIZE');
+  });
+
+  test('flavor: the same flavor or an unknown one is 400', async () => {
+    const id = await insertInstance(alice, { flavorId: '2' });
+    assertFault(await act(alice, id, { resize: { flavorRef: 2 } }), 400, 'badRequest', "The new flavor id must be different than the current flavor id of '2'.");
+    assertFault(await act(alice, id, { resize: { flavorRef: '99' } }), 400, 'badRequest', 'Resource 99 cannot be found.');
+    assert.equal((await h.store.instances.get(id))?.taskStatus, 'NONE');
+  });
+
+  test('volume: grows only, up to the maximum, and queues resize_volume', async () => {
+    const id = await insertInstance(alice, { volumeSizeGb: 2 });
+    assertFault(await act(alice, id, { resize: { volume: { size: 2 } } }), 400, 'badRequest', "The new volume 'size' must be larger than the current volume size of '2'.");
+    assertFault(await act(alice, id, { resize: { volume: { size: 1 } } }), 400, 'badRequest', "The new volume 'size' must be larger than the current volume size of '2'.");
+    assertFault(await act(alice, id, { resize: { volume: { size: 11 } } }), 413, 'overLimit', "Volume 'size' cannot exceed maximum of 10 GB, 11 cannot be accepted.");
+    const castsBefore = h.casts.length;
+    await assertAccepted(await act(alice, id, { resize: { volume: { size: '5' } } }));
+    const row = await h.store.instances.get(id);
+    assert.equal(row?.taskStatus, 'RESIZING');
+    assert.equal(row?.volumeSizeGb, 2, 'the size changes when the taskmanager has resized');
+    const task = await queuedTask(id, castsBefore);
+    assert.equal(task.kind, 'resize_volume');
+    assert.deepEqual(task.payload, { requestId: h.casts.at(-1)?.requestId, oldSizeGb: 2, newSizeGb: 5 });
+    // the gate now sees the running resize
+    assertFault(
+      await act(alice, id, { resize: { volume: { size: 6 } } }),
+      422,
+      'unprocessableEntity',
+      `Instance ${id} is not currently available for an action to be performed (task status was RESIZING).`,
+    );
+  });
+
+  const invalid: [string, unknown, string | RegExp][] = [
+    ['both a flavor and a volume', { resize: { flavorRef: '3', volume: { size: 3 } } }, 'Not allowed to resize volume and flavor at the same time.'],
+    ['neither a flavor nor a volume', { resize: {} }, 'Missing resize arguments.'],
+    ['a volume without a size', { resize: { volume: {} } }, "Validation error: resize.volume 'size' is a required property"],
+    ['a size of 0', { resize: { volume: { size: 0 } } }, /^Validation error: resize\.volume\.size/],
+    ['a size that is not a number', { resize: { volume: { size: 'big' } } }, /^Validation error: resize\.volume\.size/],
+    ['an empty flavorRef', { resize: { flavorRef: '' } }, /^Validation error: resize\.flavorRef/],
+    ['resize not an object', { resize: 'm1.large' }, /^Validation error: resize/],
+  ];
+  for (const [name, payload, message] of invalid) {
+    test(`refuses ${name} with 400`, async () => {
+      const id = await insertInstance(alice);
+      assertFault(await act(alice, id, payload), 400, 'badRequest', message);
+      assert.equal((await h.store.instances.get(id))?.taskStatus, 'NONE');
+    });
+  }
+});
+
+describe('POST /instances/{id}/action reset_status', () => {
+  test('is admin only (403 for the owner) unless force_delete is given', async () => {
+    const id = await insertInstance(alice, { task: 'UPDATING_ERROR_ACCESS' });
+    assertFault(await act(alice, id, { reset_status: {} }), 403, 'forbidden', "Policy doesn't allow instance:reset_status to be performed.");
+    assert.equal((await h.store.instances.get(id))?.taskStatus, 'UPDATING_ERROR_ACCESS');
+    await assertAccepted(await act(alice, id, { reset_status: { force_delete: true } }));
+    assert.equal((await h.store.instances.get(id))?.taskStatus, 'NONE');
+    assertFault(await act(bob, id, { reset_status: { force_delete: true } }), 404, 'itemNotFound', `Resource ${id} cannot be found.`);
+  });
+
+  test('rescues a failed instance: no task, service UNKNOWN, ACTIVE with operating_status ERROR until the next heartbeat', async () => {
+    const id = await insertInstance(alice, { task: 'BUILDING_ERROR_SERVER', service: 'FAILED' });
+    assert.equal(json(await show(alice, id)).instance.status, 'ERROR');
+    await assertAccepted(await act(admin, id, { reset_status: null }));
+    const row = await h.store.instances.get(id);
+    assert.equal(row?.taskStatus, 'NONE');
+    assert.equal(row?.taskStartTime, null);
+    assert.equal((await h.store.serviceStatuses.get(id))?.status, 'UNKNOWN');
+    assert.equal(await h.store.tasks.activeForInstance(id), undefined, 'nothing is queued');
+    const view = json(await show(alice, id)).instance;
+    assert.equal(view.status, 'ACTIVE');
+    assert.equal(view.operating_status, 'ERROR');
+
+    await h.store.serviceStatuses.set({ instanceId: id, status: 'HEALTHY', updatedAt: new Date() }); // the next heartbeat
+    assert.equal(json(await show(alice, id)).instance.operating_status, 'HEALTHY');
+    await assertAccepted(await act(alice, id, { restart: {} }));
+  });
+});
+
+describe('POST /instances/{id}/action (any action)', () => {
+  test('replication actions answer as for an instance that is neither replica nor source', async () => {
+    const id = await insertInstance(alice);
+    assertFault(await act(alice, id, { promote_to_replica_source: {} }), 400, 'badRequest', `Instance ${id} is not a replica.`);
+    assertFault(await act(alice, id, { eject_replica_source: {} }), 400, 'badRequest', `Instance ${id} is not a replica source.`);
+  });
+
+  const invalid: [string, unknown, string | RegExp][] = [
+    ['an unknown action', { reboot: {} }, 'Invalid instance action: reboot. Expected one of restart, resize, reset_status, promote_to_replica_source, eject_replica_source.'],
+    ['no action', {}, /^No action given/],
+    ['two actions', { restart: {}, reset_status: {} }, 'Only one action may be performed at a time, not restart and reset_status.'],
+    ['restart not an object', { restart: 1 }, /^Validation error: restart /],
+    ['a body that is a list', [{ restart: {} }], /^Validation error: /],
+    ['force_delete not a boolean', { reset_status: { force_delete: 'yes' } }, /^Validation error: reset_status\.force_delete/],
+  ];
+  for (const [name, payload, message] of invalid) {
+    test(`refuses ${name} with 400`, async () => {
+      const id = await insertInstance(alice);
+      assertFault(await act(alice, id, payload), 400, 'badRequest', message);
+      assert.equal((await h.store.instances.get(id))?.taskStatus, 'NONE');
+    });
+  }
+
+  test('an unknown instance, or another project’s, is 404; a known action with extra keys is accepted', async () => {
+    assertFault(await act(alice, 'nope', { restart: {} }), 404, 'itemNotFound', 'Resource nope cannot be found.');
+    const id = await insertInstance(alice);
+    assertFault(await act(bob, id, { restart: {} }), 404, 'itemNotFound', `Resource ${id} cannot be found.`);
+    await assertAccepted(await act(alice, id, { restart: {}, note: 'ignored, as Trove allows' }));
+  });
+});
