@@ -46,7 +46,11 @@ describe('redis engine', () => {
   let context: EngineContext;
   let driver: EngineDriver;
   let runner: LocalProcessRunner;
-  const admin = () => ({ socketPath: join(dir, 'data', 'redis.sock'), password: adminPassword });
+  /** the guest's own way in: its socket and the secret the engine made for os_admin */
+  const admin = async () => ({
+    socketPath: join(dir, 'data', 'redis.sock'),
+    password: await readFile(join(dir, 'os_admin.password'), 'utf8'),
+  });
 
   /** A client on the instance's address; `auth` is AUTH's arguments (none: unauthenticated). */
   const connect = async (auth: string[], target = host): Promise<Redis> => {
@@ -179,6 +183,10 @@ describe('redis engine', () => {
     await assert.rejects(connect([adminPassword]), /WRONGPASS/);
     await assert.rejects(connect(['default', '']), /WRONGPASS/);
     await assert.rejects(connect(['alice', 'wrong']), /WRONGPASS/);
+    // the admin password the taskmanager recorded opens nothing: os_admin has a secret of the host's
+    const secret = (await admin()).password;
+    assert.ok(secret.length >= 32 && secret !== adminPassword);
+    await assert.rejects(connect(['os_admin', adminPassword]), /WRONGPASS/);
     const [a, b, c, d] = host.split('.').map(Number) as [number, number, number, number];
     await refused(host);
     await assert.rejects(refused(`${a}.${b}.${c}.${d === 254 ? 253 : d + 1}`), { code: 'ECONNREFUSED' });
@@ -192,8 +200,8 @@ describe('redis engine', () => {
     for (const name of ['redis.conf', 'redis.log']) assert.deepEqual(await ownerOf(join(dir, name)), { uid: engine, mode: '600' }, name);
     const acl = await readFile(join(dir, 'data', 'users.acl'), 'utf8');
     assert.match(acl, /^user default off /m);
-    assert.ok(!acl.includes(adminPassword) && !acl.includes('al1ce'), 'the ACL file holds hashes, no password');
-    const served = await withAdminClient(admin(), (client) => client.call('CONFIG', ['GET', 'bind']));
+    assert.ok(!acl.includes(secret) && !acl.includes('al1ce'), 'the ACL file holds hashes, no password');
+    const served = await withAdminClient(await admin(), (client) => client.call('CONFIG', ['GET', 'bind']));
     assert.deepEqual(served, ['bind', host]);
   });
 
@@ -327,7 +335,7 @@ describe('redis engine', () => {
     const pid = await driver.processId();
     await driver.resize(1024);
     assert.equal(await driver.processId(), pid);
-    const maxmemory = await withAdminClient(admin(), (client) => client.call('CONFIG', ['GET', 'maxmemory']));
+    const maxmemory = await withAdminClient(await admin(), (client) => client.call('CONFIG', ['GET', 'maxmemory']));
     assert.deepEqual(maxmemory, ['maxmemory', String(768 * 1024 * 1024)]);
     assert.match(await readFile(join(dir, 'redis.conf'), 'utf8'), /^maxmemory 768mb$/m);
     assert.equal(await as('alice', passwords.alice, (alice) => alice.get('greeting')), 'hello');
@@ -336,7 +344,7 @@ describe('redis engine', () => {
     await driver.stop();
     await driver.resize(512);
     assert.equal(await driver.health(), 'healthy');
-    const after = await withAdminClient(admin(), (client) => client.call('CONFIG', ['GET', 'maxmemory']));
+    const after = await withAdminClient(await admin(), (client) => client.call('CONFIG', ['GET', 'maxmemory']));
     assert.deepEqual(after, ['maxmemory', String(384 * 1024 * 1024)]);
   });
 

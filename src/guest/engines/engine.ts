@@ -137,7 +137,7 @@ export interface EngineDriver {
   health(): Promise<EngineHealth>;
   /** the pid of the running server process, if any */
   processId(): Promise<number | undefined>;
-  /** renders the configuration for a flavor with `memoryMb` of RAM and restarts the engine with it */
+  /** renders the configuration for a flavor with `memoryMb` of RAM and restarts the engine with it (applies it live where the engine can); leaves the engine running */
   resize(memoryMb: number): Promise<void>;
   /** applies `access` to the engine's own rules on the running engine (see capability `accessRules`) */
   updateAccess(access: AccessSpec): Promise<void>;

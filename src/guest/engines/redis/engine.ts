@@ -1,7 +1,7 @@
 import { access, chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
-import { CofferError } from '../../../common/index.js';
+import { CofferError, newPassword } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
 import type { DetachedProcess, ProcessRunner } from '../../process-runner.js';
 import type { EngineContext, EngineDriver, EngineFactory, EngineHealth, PrepareTimings } from '../engine.js';
@@ -26,8 +26,13 @@ import { killServerProcesses, runningServer, stopServer, waitUntilReady, type Se
 // directory, where Redis writes its snapshots, AOF, ACL file, socket and pid file.
 //
 // Locked down from the first start: the ACL file the host writes before the server ever runs
-// turns the `default` user off (no passwordless access) and gives the guest's `os_admin` the
-// admin password, stored as its hash. Tenants' users and root are ACL users saved to that file.
+// turns the `default` user off (no passwordless access) and gives the guest's `os_admin` a
+// password stored as its hash. Tenants' users and root are ACL users saved to that file.
+//
+// Redis cannot refuse a user by the client's address, so os_admin, unlike PostgreSQL's, could
+// log in over TCP. Its password is therefore not prepare's `adminPassword` (which the
+// taskmanager records in the state database with its task) but a secret made here, which never
+// leaves the host: a leaked task record opens nothing.
 
 const standardPort = 6379;
 // sun_path holds 108 bytes with the final NUL; Redis would silently truncate a longer path
@@ -146,11 +151,7 @@ class RedisDriver implements EngineDriver {
     const began = performance.now();
     checkPrepareInput(input);
     const conf = this.renderConf(input.memoryMb);
-    if (!(await fileExists(this.paths.initialised))) {
-      await this.initialise(input.adminPassword);
-    } else if ((await this.endpoint()).password !== input.adminPassword) {
-      this.logger.warn('prepare redelivered with another admin password: keeping the first');
-    }
+    if (!(await fileExists(this.paths.initialised))) await this.initialise();
     const initialised = performance.now();
     await this.writeEngineFile(this.paths.configFile, conf);
     await this.start();
@@ -165,10 +166,11 @@ class RedisDriver implements EngineDriver {
    * interrupted prepare starts over from nothing: the host writes into the directory only
    * while it still owns it, before handing it to the engine's user.
    */
-  private async initialise(adminPassword: string): Promise<void> {
+  private async initialise(): Promise<void> {
     const leftover = await runningServer(this.paths);
     if (leftover !== undefined) await stopServer(leftover, this.paths.dataDir, stopTimeoutMs);
     await rm(this.paths.dataDir, { recursive: true, force: true });
+    const adminPassword = newPassword(48);
     await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
     this.adminPassword = adminPassword;
     await mkdir(this.paths.dataDir, { mode: 0o700 });
