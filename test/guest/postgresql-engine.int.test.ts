@@ -5,6 +5,7 @@ import { access, chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { Client } from 'pg';
 import type { LocalProcessRunner } from '../../src/agent/index.js';
+import { isCofferError } from '../../src/common/index.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { engineRegistry, type EngineDriver, type ProcessRunner } from '../../src/guest/index.js';
 import { withAdminClient } from '../../src/guest/engines/postgresql/admin.js';
@@ -175,6 +176,22 @@ describe('postgresql engine', () => {
     const alice = await connect('alice', users.alice, 'app db');
     assert.deepEqual((await alice.query('SELECT body FROM notes')).rows, [{ body: 'hello' }]);
     await alice.end();
+  });
+
+  it('keeps running on its previous settings when it cannot start with a new size', async () => {
+    const sharedBuffers = async () => {
+      const alice = await connect('alice', users.alice, 'app db');
+      try {
+        return (await alice.query('SHOW shared_buffers')).rows[0].shared_buffers as string;
+      } finally {
+        await alice.end();
+      }
+    };
+    const before = await sharedBuffers();
+    // a quarter of 4 TB as shared memory, which the kernel refuses to map (unless it overcommits blindly)
+    await assert.rejects(driver.resize(4 * 1024 * 1024), (err: unknown) => isCofferError(err) && err.code === 'EngineError');
+    assert.equal(await driver.health(), 'healthy');
+    assert.equal(await sharedBuffers(), before);
   });
 });
 

@@ -214,3 +214,29 @@ export async function answersQueries(endpoint: AdminEndpoint, timeoutMs: number)
     return false;
   }
 }
+
+const reloadPollMs = 20;
+
+/**
+ * Makes the server read its configuration files again (pg_hba.conf among them) and resolves once
+ * a new session runs with what was read: a signal alone returns before the postmaster has acted,
+ * and a client let in or refused right after would still meet the old rules.
+ */
+export async function reloadConfiguration(endpoint: AdminEndpoint, timeoutMs = 30_000): Promise<void> {
+  const loadedAt = await withAdminClient(endpoint, 'postgres', async (client) => {
+    const result = await client.query<{ loaded: string }>('SELECT pg_conf_load_time()::text AS loaded');
+    await client.query('SELECT pg_reload_conf()');
+    return result.rows[0]!.loaded;
+  });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    // a backend inherits the postmaster's load time when it is forked, so only a new session tells
+    const reloaded = await withAdminClient(endpoint, 'postgres', async (client) => {
+      const result = await client.query<{ reloaded: boolean }>('SELECT pg_conf_load_time() > $1::timestamptz AS reloaded', [loadedAt]);
+      return result.rows[0]!.reloaded;
+    });
+    if (reloaded) return;
+    if (Date.now() > deadline) throw new CofferError('EngineError', `PostgreSQL did not reload its configuration within ${timeoutMs} ms.`);
+    await new Promise((resolve) => setTimeout(resolve, reloadPollMs));
+  }
+}

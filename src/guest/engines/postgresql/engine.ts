@@ -17,6 +17,7 @@ import {
   answersQueries,
   checkPrepareNames,
   ensureDatabasesAndUsers,
+  reloadConfiguration,
   rotateAdminPassword,
   type AdminEndpoint,
 } from './admin.js';
@@ -232,16 +233,25 @@ class PostgresqlDriver implements EngineDriver {
   async resize(memoryMb: number): Promise<void> {
     // rendered before the stop: a bad value leaves the running engine alone
     const conf = this.renderConf(memoryMb);
+    const previous = await readFile(this.paths.configFile, 'utf8');
     await this.stop();
     await this.writeEngineFile(this.paths.configFile, conf);
-    await this.start();
+    try {
+      await this.start();
+    } catch (err) {
+      // e.g. more shared memory than the host grants: the instance keeps running on its old size
+      this.logger.warn({ err, memoryMb }, 'PostgreSQL did not start with the new size: back to the previous configuration');
+      await this.writeEngineFile(this.paths.configFile, previous);
+      await this.start();
+      const message = `PostgreSQL did not start with settings for ${memoryMb} MB of RAM; it runs with its previous settings.`;
+      throw new CofferError('EngineError', message, { cause: err });
+    }
   }
 
   async updateAccess(access: AccessSpec): Promise<void> {
     await this.writeEngineFile(this.paths.hbaFile, this.renderHba(access));
-    // pg_hba.conf is read again on SIGHUP; new connections follow the new rules at once
-    const pid = await runningPostmaster(this.paths.dataDir);
-    if (pid !== undefined) process.kill(pid, 'SIGHUP');
+    // a stopped engine reads the file when it starts
+    if ((await runningPostmaster(this.paths.dataDir)) !== undefined) await reloadConfiguration(await this.endpoint());
   }
 
   logFiles(): Record<string, string> {
