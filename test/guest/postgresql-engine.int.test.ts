@@ -178,6 +178,22 @@ describe('postgresql engine', () => {
     await alice.end();
   });
 
+  it('creates no user when one of its databases does not exist', async () => {
+    const hasCode = (code: string) => (err: unknown) => isCofferError(err) && err.code === code;
+    await assert.rejects(
+      driver.users!.create([
+        { name: 'carol', password: 'carol-Pass-1', databases: [{ name: 'other' }] },
+        { name: 'dave', password: 'dave-Pass-1', databases: [{ name: 'absent' }] },
+      ]),
+      hasCode('DatabaseNotFound'),
+    );
+    const names = (await driver.users!.list()).map((user) => user.name);
+    assert.ok(!names.includes('carol') && !names.includes('dave'), names.join());
+    await assert.rejects(driver.users!.access!.grant({ name: 'alice', host: '%' }, ['absent']), hasCode('DatabaseNotFound'));
+    // the superuser's own database is no tenant's
+    await assert.rejects(driver.users!.access!.grant({ name: 'alice', host: '%' }, ['postgres']), hasCode('BadRequest'));
+  });
+
   it('keeps running on its previous settings when it cannot start with a new size', async () => {
     const sharedBuffers = async () => {
       const alice = await connect('alice', users.alice, 'app db');
