@@ -5,6 +5,7 @@ import { hashPassword } from '../../src/api/identity/password-hash.js';
 import { buildApiServer, bootstrapIdentity, seedFlavors, type ApiOptions } from '../../src/api/index.js';
 import { InProcessTransport, serveRpc, taskmanagerContract, taskmanagerTopic, type Subscription } from '../../src/bus/index.js';
 import { newKeystoneId, newUuid } from '../../src/common/ids.js';
+import { noEngineCapabilities } from '../../src/common/index.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { openStateStore, type StateStore } from '../../src/db/index.js';
 
@@ -124,6 +125,12 @@ export interface SeededDatastore {
   inactiveVersionId: string;
 }
 
+/** What the seeded versions report they can do: PostgreSQL without host patterns or character sets. */
+export const seededCapabilities = {
+  postgresql: { ...noEngineCapabilities, databases: true, users: true, userAccess: true, root: true, accessRules: true },
+  mysql: { ...noEngineCapabilities, databases: true, users: true, userHosts: true, userAccess: true, characterSets: true, root: true },
+};
+
 /** A postgresql datastore with an active "15" (the default) and an inactive "16"; a mysql one with "8.0". */
 export async function seedDatastores(store: StateStore): Promise<SeededDatastore & { mysqlId: string }> {
   const ds = await store.datastores.ensureDatastore('postgresql', newUuid());
@@ -136,6 +143,7 @@ export async function seedDatastores(store: StateStore): Promise<SeededDatastore
     active: true,
     inactiveReason: null,
     updatedAt: new Date(),
+    capabilities: seededCapabilities.postgresql,
   });
   const inactive = await store.datastores.upsertVersion({
     id: newUuid(),
@@ -158,6 +166,7 @@ export async function seedDatastores(store: StateStore): Promise<SeededDatastore
     active: true,
     inactiveReason: null,
     updatedAt: new Date(),
+    capabilities: seededCapabilities.mysql,
   });
   return { datastoreId: ds.id, activeVersionId: active.id, inactiveVersionId: inactive.id, mysqlId: mysql.id };
 }

@@ -103,8 +103,10 @@ export async function createInstance(
   rejectUnsupported(input);
 
   const { datastore, version } = await resolveVersion(deps, input);
-  const databases = validateDatabases(input.databases ?? [], version.manager, datastore.name);
-  const users = validateUsers(input.users ?? [], databases, version.manager, datastore.name);
+  // What the version reported it can do decides whether databases and users may be asked for.
+  const target = { manager: version.manager, datastore: datastore.name, capabilities: version.capabilities };
+  const databases = validateDatabases(input.databases ?? [], target);
+  const users = validateUsers(input.users ?? [], target, databases);
 
   const flavorId = flavorIdOf(input.flavorRef);
   const flavor = await deps.store.flavors.get(flavorId);

@@ -1,11 +1,20 @@
 import { isIP } from 'node:net';
-import { CofferError } from '../../common/index.js';
+import { CofferError, type EngineCapabilities } from '../../common/index.js';
 import { mysqlCharsets, mysqlCollations } from './mysql-charsets.js';
 
-// Initial databases and users of POST /instances (reference 2.2 step 5). Trove checks names
-// with MySQL's rules for every datastore (trove/common/db/mysql/models.py); the reserved names
-// and the character-set table follow the instance's engine. Messages follow Trove's, except
-// that a password is never quoted back.
+// Databases and users in request bodies: the initial ones of POST /instances (reference 2.2
+// step 5) and those of the database and user APIs (2.3, 2.4). Trove checks names with MySQL's
+// rules for every datastore (trove/common/db/mysql/models.py); the reserved names and the
+// character-set table follow the instance's engine, and what the engine supports at all
+// (databases, users, hosts, access, character sets) follows the capabilities its version
+// reported. Messages follow Trove's, except that a password is never quoted back.
+
+/** The engine a request is for: its manager's naming rules and its version's capabilities. */
+export interface SchemaTarget {
+  manager: string;
+  datastore: string;
+  capabilities: EngineCapabilities;
+}
 
 export interface DatabaseRequest {
   name: string;
@@ -37,15 +46,12 @@ export interface UserSpec {
 interface EngineRules {
   reservedDatabases: string[];
   reservedUsers: string[];
-  /** false for engines (Redis) that have neither databases nor users */
-  supportsSchemas: boolean;
   mysqlCharsets: boolean;
 }
 
 const mysqlRules: EngineRules = {
   reservedDatabases: ['mysql', 'information_schema', 'performance_schema', 'sys'],
   reservedUsers: ['os_admin', 'root'],
-  supportsSchemas: true,
   mysqlCharsets: true,
 };
 
@@ -55,10 +61,9 @@ const rulesByManager: Readonly<Record<string, EngineRules>> = {
   postgresql: {
     reservedDatabases: ['os_admin', 'postgres', 'template0', 'template1'],
     reservedUsers: ['os_admin', 'postgres', 'root'],
-    supportsSchemas: true,
     mysqlCharsets: false,
   },
-  redis: { reservedDatabases: [], reservedUsers: [], supportsSchemas: false, mysqlCharsets: false },
+  redis: { reservedDatabases: [], reservedUsers: ['default'], mysqlCharsets: false },
 };
 
 const bad = (message: string) => new CofferError('BadRequest', message);
@@ -96,19 +101,29 @@ function engineRules(manager: string): EngineRules {
   return rulesByManager[manager] ?? mysqlRules;
 }
 
-function notSupported(operation: string, datastore: string): CofferError {
-  return new CofferError('NotImplemented', `The '${operation}' operation is not supported for the '${datastore}' datastore.`);
+function notSupported(operation: string, target: SchemaTarget, field: string): CofferError {
+  return new CofferError(
+    'OperationNotSupported',
+    `The '${operation}' operation is not supported for the '${target.datastore}' datastore: leave out '${field}'.`,
+  );
 }
 
-export function validateDatabases(requested: DatabaseRequest[], manager: string, datastore: string): DatabaseSpec[] {
-  const rules = engineRules(manager);
-  if (requested.length > 0 && !rules.supportsSchemas) throw notSupported('create database', datastore);
+/** A database named in a path or in an access list: a valid name that is not the engine's own. */
+export function validateDatabaseName(name: string, target: SchemaTarget): string {
+  checkDatabaseName(name);
+  const { reservedDatabases } = engineRules(target.manager);
+  if (reservedDatabases.includes(name)) {
+    throw bad(`Database name "${name}" is on the reserved list: ${pyList(reservedDatabases)}.`);
+  }
+  return name;
+}
+
+export function validateDatabases(requested: DatabaseRequest[], target: SchemaTarget): DatabaseSpec[] {
+  const rules = engineRules(target.manager);
+  if (requested.length > 0 && !target.capabilities.databases) throw notSupported('create database', target, 'databases');
   const seen = new Set<string>();
   return requested.map((db) => {
-    checkDatabaseName(db.name);
-    if (rules.reservedDatabases.includes(db.name)) {
-      throw bad(`Database name "${db.name}" is on the reserved list: ${pyList(rules.reservedDatabases)}.`);
-    }
+    validateDatabaseName(db.name, target);
     if (seen.has(db.name)) {
       throw bad('Two or more databases share the same name in the initial databases list. Please correct the names or remove the duplicate entries.');
     }
@@ -116,6 +131,9 @@ export function validateDatabases(requested: DatabaseRequest[], manager: string,
     const spec: DatabaseSpec = { name: db.name };
     const charset = db.character_set || undefined;
     const collate = db.collate || undefined;
+    if ((charset !== undefined || collate !== undefined) && !target.capabilities.characterSets) {
+      throw bad(`Databases of the '${target.datastore}' datastore take no character set or collation: leave out 'character_set' and 'collate'.`);
+    }
     if (rules.mysqlCharsets) {
       if (charset !== undefined && mysqlCharsets[charset] === undefined) throw bad(`'${charset}' not a valid character set.`);
       if (collate !== undefined) {
@@ -134,36 +152,58 @@ export function validateDatabases(requested: DatabaseRequest[], manager: string,
   });
 }
 
-export function validateUsers(
-  requested: UserRequest[],
-  databases: DatabaseSpec[],
-  manager: string,
-  datastore: string,
-): UserSpec[] {
-  const rules = engineRules(manager);
-  if (requested.length > 0 && !rules.supportsSchemas) throw notSupported('create user', datastore);
-  const initial = new Set(databases.map((d) => d.name));
+/** A user name given in a body: Trove's rules, and not one of the engine's own users. */
+export function validateUserName(name: string, target: SchemaTarget): string {
+  if (name === '') throw bad('User name empty.');
+  if (name.length > 16) throw bad(`User name '${name}' is too long. Max length = 16.`);
+  if (!isValidString(name)) throw bad(`'${name}' is not a valid user name.`);
+  const { reservedUsers } = engineRules(target.manager);
+  if (reservedUsers.includes(name)) {
+    throw bad(`User name "${name}" is on the reserved list: ${pyList(reservedUsers)}.`);
+  }
+  return name;
+}
+
+/** A host pattern given in a body; engines without host patterns take only `%`. */
+export function validateUserHost(host: string | null | undefined, userName: string, target: SchemaTarget): string {
+  const value = host ?? '%';
+  if (!isValidHost(value)) throw bad(`'${value}' is not a valid hostname.`);
+  if (value !== '%' && !target.capabilities.userHosts) {
+    throw bad(`Users of the '${target.datastore}' datastore have no host patterns: leave out 'host' for user '${userName}' (or give '%').`);
+  }
+  return value;
+}
+
+export function validatePassword(password: string, userName: string): string {
+  if (!isValidString(password)) throw bad(`The password of user '${userName}' is not a valid password.`);
+  return password;
+}
+
+/**
+ * Users to create. With `initialDatabases` (POST /instances) each database a user is given must
+ * be one of them; without (POST /users) it must merely be a valid name: the engine grants it.
+ */
+export function validateUsers(requested: UserRequest[], target: SchemaTarget, initialDatabases?: DatabaseSpec[]): UserSpec[] {
+  if (requested.length > 0 && !target.capabilities.users) throw notSupported('create user', target, 'users');
+  const initial = initialDatabases === undefined ? undefined : new Set(initialDatabases.map((d) => d.name));
   const seen = new Set<string>();
   return requested.map((user) => {
-    const { name } = user;
-    if (name === '') throw bad('User name empty.');
-    if (name.length > 16) throw bad(`User name '${name}' is too long. Max length = 16.`);
-    if (!isValidString(name)) throw bad(`'${name}' is not a valid user name.`);
-    if (rules.reservedUsers.includes(name)) {
-      throw bad(`User name "${name}" is on the reserved list: ${pyList(rules.reservedUsers)}.`);
-    }
-    const host = user.host ?? '%';
-    if (!isValidHost(host)) throw bad(`'${host}' is not a valid hostname.`);
+    const name = validateUserName(user.name, target);
+    const host = validateUserHost(user.host, name, target);
     const identity = `${name}@${host}`;
     if (seen.has(identity)) {
       throw bad('Two or more users share the same name and host in the initial users list. Please correct the names or remove the duplicate entries.');
     }
     seen.add(identity);
-    if (!isValidString(user.password)) throw bad(`The password of user '${name}' is not a valid password.`);
+    validatePassword(user.password, name);
     const access: { name: string }[] = [];
-    for (const db of user.databases ?? []) {
-      checkDatabaseName(db.name);
-      if (!initial.has(db.name)) {
+    const requestedAccess = user.databases ?? [];
+    if (requestedAccess.length > 0 && !target.capabilities.userAccess) {
+      throw bad(`Users of the '${target.datastore}' datastore cannot be given databases: leave out 'databases' for user '${name}'.`);
+    }
+    for (const db of requestedAccess) {
+      validateDatabaseName(db.name, target);
+      if (initial !== undefined && !initial.has(db.name)) {
         throw bad(
           `The request indicates that user ${name} should have access to database ${db.name}, but database ${db.name} is not included in the initial databases list.`,
         );

@@ -2,10 +2,13 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { CofferError } from '../../common/index.js';
 import { authenticate } from '../auth-context.js';
 import { publicBase } from '../base-url.js';
+import { databaseRoutes } from './database-routes.js';
 import { datastoreRoutes } from './datastore-routes.js';
 import { flavorRoutes } from './flavor-routes.js';
 import { instanceRoutes } from './instance-routes.js';
+import { rootRoutes } from './root-routes.js';
 import type { TenantParams, TroveDeps } from './trove-deps.js';
+import { userRoutes } from './user-routes.js';
 
 // The Trove v1.0 API. Everything under /v1.0/{tenant} passes keystonemiddleware's token check
 // and then Trove's tenant check (reference 1.2), in that order, before its body is even parsed.
@@ -23,6 +26,9 @@ function v1Routes(deps: TroveDeps): FastifyPluginAsync {
     await flavorRoutes(app, deps);
     await datastoreRoutes(app, deps);
     await instanceRoutes(app, deps);
+    await databaseRoutes(app, deps);
+    await userRoutes(app, deps);
+    await rootRoutes(app, deps);
   };
 }
 

@@ -1,0 +1,68 @@
+import type { FastifyRequest } from 'fastify';
+import { createRpcClient, guestContract, guestTopic, type RequestContext, type RpcClient } from '../../bus/index.js';
+import { CofferError, errors, type EngineCapabilities } from '../../common/index.js';
+import type { DatastoreRow, DatastoreVersionRow, InstanceRow } from '../../db/index.js';
+import { requireAuth } from '../auth-context.js';
+import { enforce } from '../policy.js';
+import type { SchemaTarget } from './database-user-rules.js';
+import { busContext, type TenantParams, type TroveDeps } from './trove-deps.js';
+
+// Trove's load_and_verify for the database, user and root APIs (reference 2.3-2.5), in its
+// order: the instance (404), the policy, what its datastore version can do (422, before any
+// message reaches the guest), and a running datastore (422). Capabilities stand in for Trove's
+// fixed list of managers: each version says what its guest implements.
+
+export type InstanceParams = TenantParams & { instanceId: string };
+
+export interface GuestTarget {
+  instance: InstanceRow;
+  version: DatastoreVersionRow;
+  /** the engine's naming rules and capabilities, for validating request bodies */
+  schema: SchemaTarget;
+  guest: RpcClient<typeof guestContract>;
+  /** the request context every guest call carries */
+  context: RequestContext;
+}
+
+/** The service statuses in which the database answers (Trove's "datastore running"). */
+const runningStatuses = new Set(['RUNNING', 'HEALTHY']);
+
+export function operationNotSupported(manager: string): CofferError {
+  return new CofferError('OperationNotSupported', `Operation not supported for datastore ${manager}.`);
+}
+
+export async function loadGuestTarget(
+  deps: TroveDeps,
+  request: FastifyRequest<{ Params: InstanceParams }>,
+  action: string,
+  allowed: (capabilities: EngineCapabilities) => boolean,
+): Promise<GuestTarget> {
+  const { store } = deps;
+  const auth = requireAuth(request);
+  const { instanceId } = request.params;
+  // Another project's instance is 404 for non-admins, as for GET /instances/{id}.
+  const instance = await store.instances.get(instanceId, auth.isAdmin ? {} : { tenantId: auth.projectId });
+  if (instance === undefined) throw errors.notFound(instanceId);
+  enforce(auth, action, instance.tenantId);
+
+  const version = await store.datastores.getVersion(instance.datastoreVersionId);
+  if (version === undefined) {
+    throw errors.internal(`Instance ${instance.id} refers to datastore version ${instance.datastoreVersionId}, which is gone.`);
+  }
+  if (!allowed(version.capabilities)) throw operationNotSupported(version.manager);
+
+  const service = await store.serviceStatuses.get(instance.id);
+  const status = service?.status ?? 'NEW';
+  if (!runningStatuses.has(status)) {
+    throw new CofferError('UnprocessableEntity', `Instance ${instance.id} is not ready, status: ${status}.`);
+  }
+
+  const datastore: DatastoreRow | undefined = await store.datastores.getDatastore(version.datastoreId);
+  return {
+    instance,
+    version,
+    schema: { manager: version.manager, datastore: datastore?.name ?? version.manager, capabilities: version.capabilities },
+    guest: createRpcClient(deps.transport, guestContract, guestTopic(instance.id)),
+    context: busContext(request, instance.id),
+  };
+}

@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { Socket } from 'node:net';
+import { after, before, test } from 'node:test';
+import pg from 'pg';
+import { request, trove, waitForInstance, type Session } from '../support/api-client.js';
+import { freePort, startRole, type RoleProcess } from '../support/coffer-process.js';
+import { makeDataDir } from '../support/temp-dir.js';
+import { adminSession, appPassword, createInstance, deleteAndVerifyGone, waitActive } from './instance-lifecycle.js';
+
+// `coffer serve` end to end: restart, resize of the flavor and of the volume, an access update
+// and reset_status on one real PostgreSQL instance, each checked on the engine itself.
+
+const adminPassword = 'Actions-admin-pass-1234';
+let dataDir: { path: string; remove: () => Promise<void> };
+let serve: RoleProcess;
+let session: Session;
+
+before(async () => {
+  dataDir = await makeDataDir('coffer-e2e-actions');
+  const port = await freePort();
+  serve = startRole(['serve', '--port', String(port), '--data-dir', dataDir.path, '--address-pool', '127.95.0.0/24'], {
+    COFFER_ADMIN_PASSWORD: adminPassword,
+  });
+  await serve.waitFor(/serving the Trove API/, 60_000);
+  session = await adminSession(`http://127.0.0.1:${port}`, adminPassword);
+});
+
+after(async () => {
+  await serve?.stop();
+  await dataDir?.remove();
+});
+
+/** Runs `sql` as the instance's user, connecting from `localAddress` when given. */
+async function query(instance: any, sql: string, localAddress?: string): Promise<any[]> {
+  const host = instance.addresses[0].address as string;
+  const client = new pg.Client({
+    host,
+    port: 5432,
+    user: 'app',
+    password: appPassword,
+    database: 'app',
+    ...(localAddress === undefined
+      ? {}
+      : {
+          // pg connects its stream with (port, host); the source address is bound here.
+          stream: () => {
+            const socket = new Socket();
+            const connect = socket.connect.bind(socket);
+            socket.connect = ((p: number, h: string) => connect({ port: p, host: h, localAddress })) as typeof socket.connect;
+            return socket;
+          },
+        }),
+  });
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+async function action(id: string, body: unknown): Promise<void> {
+  const res = await request('POST', trove(session, `/instances/${id}/action`), { token: session.token, body });
+  assert.equal(res.status, 202, JSON.stringify(res.body));
+}
+
+/** Waits until no task runs (operating_status is only shown then) and the engine is healthy. */
+function settled(id: string, also: (instance: any) => boolean = () => true): Promise<{ instance: any }> {
+  return waitForInstance(
+    session,
+    id,
+    (i) => i?.status === 'ERROR' || (i?.status === 'ACTIVE' && i?.operating_status === 'HEALTHY' && also(i)),
+    60_000,
+  );
+}
+
+test('restart, resize flavor and volume, update access and reset_status on a running PostgreSQL', async () => {
+  const created = await createInstance(session, 'e2e-actions');
+  let instance = await waitActive(session, created.id);
+  assert.equal(instance.flavor.id, '1');
+
+  // restart: a new postmaster, the same data
+  await query(instance, 'CREATE TABLE kept (v text); INSERT INTO kept VALUES (\'before restart\')');
+  const [{ started: startedBefore }] = await query(instance, 'SELECT pg_postmaster_start_time() AS started');
+  await action(created.id, { restart: {} });
+  instance = (await settled(created.id)).instance;
+  assert.equal(instance.status, 'ACTIVE', JSON.stringify(instance.fault));
+  const [{ started: startedAfter }] = await query(instance, 'SELECT pg_postmaster_start_time() AS started');
+  assert.ok(startedAfter > startedBefore, 'the postmaster was started again');
+  assert.deepEqual(await query(instance, 'SELECT v FROM kept'), [{ v: 'before restart' }]);
+
+  // resize flavor: m1.tiny (256 MB) to m1.small (512 MB) re-renders shared_buffers (a quarter of RAM)
+  assert.deepEqual(await query(instance, 'SHOW shared_buffers'), [{ shared_buffers: '64MB' }]);
+  await action(created.id, { resize: { flavorRef: '2' } });
+  instance = (await settled(created.id, (i) => i.flavor.id === '2')).instance;
+  assert.equal(instance.status, 'ACTIVE', JSON.stringify(instance.fault));
+  assert.deepEqual(await query(instance, 'SHOW shared_buffers'), [{ shared_buffers: '128MB' }]);
+  const same = await request<any>('POST', trove(session, `/instances/${created.id}/action`), { token: session.token, body: { resize: { flavorRef: '2' } } });
+  assert.equal(same.status, 400);
+
+  // resize volume: the instance's allowance grows
+  await action(created.id, { resize: { volume: { size: 2 } } });
+  instance = (await settled(created.id, (i) => i.volume.size === 2)).instance;
+  assert.equal(instance.status, 'ACTIVE', JSON.stringify(instance.fault));
+
+  // update access: before it, any loopback source may connect; after it, only 127.95.77.0/24
+  assert.equal((await query(instance, 'SELECT 1 AS one', '127.95.78.5'))[0].one, 1);
+  const put = await request('PUT', trove(session, `/instances/${created.id}`), {
+    token: session.token,
+    body: { instance: { access: { is_public: false, allowed_cidrs: ['127.95.77.0/24'] } } },
+  });
+  assert.equal(put.status, 202, JSON.stringify(put.body));
+  instance = (await settled(created.id)).instance;
+  assert.equal(instance.status, 'ACTIVE', JSON.stringify(instance.fault));
+  assert.deepEqual(instance.access, { is_public: false, allowed_cidrs: ['127.95.77.0/24'] });
+  assert.equal((await query(instance, 'SELECT 1 AS one', '127.95.77.5'))[0].one, 1);
+  await assert.rejects(query(instance, 'SELECT 1', '127.95.78.5'), /no pg_hba\.conf entry for host "127\.95\.78\.5"/);
+
+  // reset_status (admin): ACTIVE with operating_status ERROR until the guest's next heartbeat
+  await action(created.id, { reset_status: {} });
+  const reset = await request<any>('GET', trove(session, `/instances/${created.id}`), { token: session.token });
+  assert.equal(reset.body.instance.status, 'ACTIVE');
+  assert.equal(reset.body.instance.operating_status, 'ERROR');
+  instance = (await settled(created.id)).instance;
+  assert.equal(instance.operating_status, 'HEALTHY', 'the next heartbeat tells the engine is healthy');
+
+  await deleteAndVerifyGone(session, created.id, dataDir.path);
+});
