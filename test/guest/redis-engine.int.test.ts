@@ -24,8 +24,9 @@ const passwords = {
   alice: 'al1ce pass >with ~rule &chars +@all -@read\nand a newline',
   odd: 'odd-Secret-1',
 };
-// every character ACL rules give a meaning to, in a name sent as its own argument
-const oddName = 'x>y<z~&+-@#%';
+// every character ACL rules or the ACL file's syntax give a meaning to, in a name sent as its
+// own argument and read back from the ACL file after a restart
+const oddName = `x>y<z~&+-@#%'"\`\\`;
 
 /** The instance directory as the agent makes it: the host's, traversable by the engine's user. */
 async function instanceDir(path: string): Promise<string> {

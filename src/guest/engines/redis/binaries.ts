@@ -61,10 +61,15 @@ function report(name: string, version: string, inactiveReason: string | null): E
   };
 }
 
-export async function discoverRedis(extraBinDirs: readonly string[], runner: ProcessRunner): Promise<EngineDiscovery> {
+export function discoverRedis(extraBinDirs: readonly string[], runner: ProcessRunner): Promise<EngineDiscovery> {
+  return discoverRedisIn([...extraBinDirs, ...defaultBinDirs], runner);
+}
+
+/** Looks in exactly `binDirs`, in that order. */
+export async function discoverRedisIn(binDirs: readonly string[], runner: ProcessRunner): Promise<EngineDiscovery> {
   const binaries: EngineBinary[] = [];
   const failures: string[] = [];
-  for (const binDir of [...extraBinDirs, ...defaultBinDirs]) {
+  for (const binDir of binDirs) {
     const result = await probe(binDir, runner);
     if (result === undefined) continue;
     if ('failure' in result) failures.push(result.failure);
