@@ -334,8 +334,9 @@ class GuestAgent implements Guest {
   }
 
   private userAccess(): NonNullable<UserAdmin['access']> {
-    const access = this.users().access;
-    if (access === undefined) throw this.unsupported('user access to databases');
+    const access = this.engine.users?.access;
+    if (access === undefined) throw this.unsupported(this.engine.users === undefined ? 'users' : 'user access to databases');
+    this.requireStarted();
     return access;
   }
 

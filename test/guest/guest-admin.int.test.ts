@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -117,5 +117,58 @@ describe('guest admin calls', () => {
       }
     });
     await assert.rejects(rpc.listDatabases({}), hasCode('EngineError'));
+  });
+});
+
+describe('guest admin calls an engine does not declare', () => {
+  let root: string;
+  let transport: InProcessTransport;
+  let conductor: Subscription;
+  let guest: Guest;
+
+  before(async () => {
+    root = await tempDataDir('coffer-gu-');
+    const dir = join(root, 'i');
+    await mkdir(dir);
+    // a prepared instance whose engine is stopped, on a host without its binaries: nothing runs
+    await writeFile(join(dir, '.prepare.done'), 'test');
+    transport = new InProcessTransport();
+    conductor = await serveRpc(transport, conductorContract, conductorTopic, {
+      heartbeat: async () => undefined,
+      agentHeartbeat: async () => undefined,
+    });
+    guest = await startGuest({
+      instance: { instanceId: 'guest-unsupported', dir, address: '127.91.0.4', port: 6379, volumeSizeGb: 1 },
+      engine: { manager: 'redis', binary: undefined },
+      runner: await localRunner(),
+      transport,
+      logger: silentLogger(),
+      heartbeatIntervalMs: 600_000,
+      desiredState: 'stopped',
+      saveDesiredState: async () => undefined,
+      defaultClientCidrs: ['127.0.0.0/8'],
+      rootAllowed: true,
+    });
+  });
+
+  after(async () => {
+    await guest?.close();
+    await conductor?.close();
+    await transport?.close();
+    if (root !== undefined) await cleanUp(root);
+  });
+
+  it('answers OperationNotSupported for what the engine lacks, before anything else', async () => {
+    const { capabilities } = engineRegistry.redis;
+    assert.deepEqual([capabilities.databases, capabilities.userAccess], [false, false], 'the engine this check relies on');
+    const rpc = createRpcClient(transport, guestContract, guestTopic('guest-unsupported'));
+    const unsupported = hasCode('OperationNotSupported');
+    await assert.rejects(rpc.listDatabases({}), unsupported);
+    await assert.rejects(rpc.createDatabases({ databases: [{ name: 'd' }] }), unsupported);
+    await assert.rejects(rpc.deleteDatabase({ name: 'd' }), unsupported);
+    await assert.rejects(rpc.grantAccess({ user: { name: 'u', host: '%' }, databases: ['d'] }), unsupported);
+    await assert.rejects(rpc.revokeAccess({ user: { name: 'u', host: '%' }, database: 'd' }), unsupported);
+    // what it has answers that the engine is stopped
+    await assert.rejects(rpc.listUsers({}), hasCode('UnprocessableEntity'));
   });
 });
