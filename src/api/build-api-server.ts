@@ -8,7 +8,10 @@ import { publicBase } from './base-url.js';
 import { troveErrorReply } from './error-replies.js';
 import { identityPlugin } from './identity/identity-plugin.js';
 import { TokenService } from './identity/token-service.js';
+import { stripFormatSuffix } from './format-suffix.js';
 import { registerJsonBody } from './json-body.js';
+import { RateLimiter, troveRateLimitRules } from './rate-limiter.js';
+import { unlimitedQuotas, type QuotaLimits } from './trove/quota-enforcement.js';
 import { trovePlugin } from './trove/trove-plugin.js';
 
 export interface ApiOptions {
@@ -27,6 +30,10 @@ export interface ApiOptions {
   heartbeatExpirySeconds?: number;
   /** how long GET /instances/{id} waits for the guest's filesystem stats; default 2000 */
   guestCallTimeoutMs?: number;
+  /** hard limits of projects without their own; default none (the config gives Trove's defaults) */
+  quotaDefaults?: QuotaLimits;
+  /** requests per minute per verb and project (Trove: 200); default 0, no rate limiting */
+  rateLimitPerMinute?: number;
 }
 
 /** The HTTP API, ready to listen; the caller listens (and closes it). */
@@ -40,6 +47,7 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
     // file of `coffer serve`; the hooks below log them at debug instead.
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: true },
+    rewriteUrl: (req) => stripFormatSuffix(req.url ?? '/'),
     // Fastify types an instance by its logger; pino's Logger is a FastifyBaseLogger, so the
     // narrower default-typed instance is what plugins and callers see.
   }) as unknown as FastifyInstance;
@@ -87,6 +95,11 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
       maxVolumeSizeGb: options.maxVolumeSizeGb ?? 10,
       heartbeatExpirySeconds: options.heartbeatExpirySeconds ?? 90,
       guestCallTimeoutMs: options.guestCallTimeoutMs ?? 2000,
+      quotaDefaults: options.quotaDefaults ?? unlimitedQuotas,
+      rateLimiter:
+        options.rateLimitPerMinute === undefined || options.rateLimitPerMinute === 0
+          ? undefined
+          : new RateLimiter(troveRateLimitRules(options.rateLimitPerMinute)),
     }),
   );
   return app;

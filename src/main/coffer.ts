@@ -46,12 +46,22 @@ const logOption = () => new Option('--log-level <level>', 'fatal|error|warn|info
 const dbOption = () => new Option('--database-url <url>', 'state database: mysql://, mariadb://, postgres:// or sqlite: URL (env COFFER_DATABASE_URL)');
 const busOption = () => new Option('--bus-url <url>', 'RabbitMQ URL, e.g. amqp://guest:guest@127.0.0.1 (env COFFER_BUS_URL)');
 
+/** Trove's quota defaults and rate limit, for the roles that serve the API. */
+function addLimitOptions(command: Command): Command {
+  return command
+    .option('--max-instances-per-tenant <n>', 'instances per project unless its quota says otherwise, default 10, -1 unlimited (env COFFER_MAX_INSTANCES_PER_TENANT)')
+    .option('--max-volumes-per-tenant <gb>', 'total volume GB per project, default 40, -1 unlimited (env COFFER_MAX_VOLUMES_PER_TENANT)')
+    .option('--max-backups-per-tenant <n>', 'backups per project, default 50, -1 unlimited (env COFFER_MAX_BACKUPS_PER_TENANT)')
+    .option('--max-ram-per-tenant <mb>', 'total flavor RAM MB per project, default -1 unlimited (env COFFER_MAX_RAM_PER_TENANT)')
+    .option('--rate-limit <n>', 'requests per minute per HTTP verb and project, counted in each API process, default 200, 0 off (env COFFER_RATE_LIMIT)');
+}
+
 function buildProgram(): Command {
   const program = new Command('coffer')
     .description('Coffer: database instances as a service (PostgreSQL), behind the OpenStack Trove v1.0 API')
     .showHelpAfterError('(run with --help for usage)');
 
-  program
+  const serve = program
     .command('serve')
     .description('Run every role in one process: SQLite state, in-process bus, local compute (no other server needed)')
     .option('--host <address>', 'address to listen on (env COFFER_HOST)', undefined)
@@ -62,12 +72,12 @@ function buildProgram(): Command {
     .option('--address-pool <cidr>', 'loopback range for instance addresses, default 127.77.0.0/16')
     .option('--warm-pool-size <n>', 'pre-initialised clusters kept per engine version so creates skip initdb, default 2 (0: off)')
     .addOption(logOption())
-    .addOption(configOption())
-    .action((flags: Record<string, unknown>) =>
-      runUntilSignalled(() => runServe(loadConfig(serveConfigSchema, flags), print)),
-    );
+    .addOption(configOption());
+  addLimitOptions(serve).action((flags: Record<string, unknown>) =>
+    runUntilSignalled(() => runServe(loadConfig(serveConfigSchema, flags), print)),
+  );
 
-  program
+  const api = program
     .command('api')
     .description('Run the HTTP API (Trove v1.0 + identity) against a shared state database and bus')
     .option('--host <address>', 'address to listen on (env COFFER_HOST)')
@@ -77,8 +87,10 @@ function buildProgram(): Command {
     .addOption(dbOption())
     .addOption(busOption())
     .addOption(logOption())
-    .addOption(configOption())
-    .action((flags: Record<string, unknown>) => runUntilSignalled(() => runApi(loadConfig(apiConfigSchema, flags), print)));
+    .addOption(configOption());
+  addLimitOptions(api).action((flags: Record<string, unknown>) =>
+    runUntilSignalled(() => runApi(loadConfig(apiConfigSchema, flags), print)),
+  );
 
   for (const [name, description, run] of [
     ['taskmanager', 'Run the taskmanager: durable create/delete workflows', runTaskmanager],

@@ -18,6 +18,17 @@ const loopbackOrAny = z.string().min(1);
 /** pre-initialised clusters an agent keeps per engine version, so that a create skips initdb */
 const warmPoolSize = z.coerce.number().int().min(0).max(50).default(2);
 
+/** Trove's per-project quota defaults (max_*_per_tenant; -1 unlimited) and its rate limit (0: off). */
+const quotaLimit = z.coerce.number().int().min(-1);
+const apiLimits = {
+  maxInstancesPerTenant: quotaLimit.default(10),
+  maxRamPerTenant: quotaLimit.default(-1),
+  maxVolumesPerTenant: quotaLimit.default(40),
+  maxBackupsPerTenant: quotaLimit.default(50),
+  /** requests per minute, per verb and project, counted in each API process's memory */
+  rateLimit: z.coerce.number().int().min(0).default(200),
+};
+
 const databaseUrl = z
   .string({ error: 'a state database URL is required: --database-url or COFFER_DATABASE_URL (e.g. mysql://root@127.0.0.1/coffer)' })
   .regex(/^(sqlite|mysql|mariadb|postgres|postgresql):/, 'the state database URL must start with sqlite:, mysql://, mariadb:// or postgres://');
@@ -34,6 +45,7 @@ export const serveConfigSchema = z.object({
   engineUser: z.string().default('coffer-db'),
   addressPool: z.string().default('127.77.0.0/16'),
   warmPoolSize,
+  ...apiLimits,
   logLevel,
 });
 
@@ -46,6 +58,7 @@ export const apiConfigSchema = z.object({
   /** where a generated admin password is kept (mode 0600) */
   dataDir: z.string().default(defaultDataDir),
   adminPassword: z.string().min(8).optional(),
+  ...apiLimits,
   logLevel,
 });
 
@@ -78,6 +91,11 @@ const envNames: Record<string, string> = {
   addressPool: 'COFFER_ADDRESS_POOL',
   agentHost: 'COFFER_AGENT_HOST',
   warmPoolSize: 'COFFER_WARM_POOL_SIZE',
+  maxInstancesPerTenant: 'COFFER_MAX_INSTANCES_PER_TENANT',
+  maxRamPerTenant: 'COFFER_MAX_RAM_PER_TENANT',
+  maxVolumesPerTenant: 'COFFER_MAX_VOLUMES_PER_TENANT',
+  maxBackupsPerTenant: 'COFFER_MAX_BACKUPS_PER_TENANT',
+  rateLimit: 'COFFER_RATE_LIMIT',
   logLevel: 'COFFER_LOG_LEVEL',
 };
 

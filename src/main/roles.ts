@@ -20,10 +20,22 @@ async function listenApi(
   store: StateStore,
   transport: Transport,
   logger: Logger,
-  config: { host: string; port: number; publicUrl?: string | undefined },
+  config: ApiConfig | ServeConfig,
 ) {
   const publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
-  const app = await buildApiServer({ store, transport, logger, publicUrl });
+  const app = await buildApiServer({
+    store,
+    transport,
+    logger,
+    publicUrl,
+    quotaDefaults: {
+      instances: config.maxInstancesPerTenant,
+      ram: config.maxRamPerTenant,
+      backups: config.maxBackupsPerTenant,
+      volumes: config.maxVolumesPerTenant,
+    },
+    rateLimitPerMinute: config.rateLimit,
+  });
   await seedFlavors(store);
   await app.listen({ host: config.host, port: config.port });
   return { app, publicUrl };

@@ -26,8 +26,9 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(options: Partial<ApiOptions> = {}): Promise<Harness> {
-  const store = await openStateStore('sqlite::memory:');
+/** `storeUrl`: another state database (created when missing) for tests that need real concurrency. */
+export async function startHarness(options: Partial<ApiOptions> = {}, storeUrl = 'sqlite::memory:'): Promise<Harness> {
+  const store = await openStateStore(storeUrl);
   const transport = new InProcessTransport();
   const casts: RecordedCast[] = [];
   const consumer: Subscription = await serveRpc(transport, taskmanagerContract, taskmanagerTopic, {

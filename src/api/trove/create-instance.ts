@@ -13,6 +13,7 @@ import { enforce } from '../policy.js';
 import { findDatastore, findVersionOf, versionNotFound } from './datastore-lookup.js';
 import { validateDatabases, validateUsers } from './database-user-rules.js';
 import type { CreateInstanceBody } from './instance-create-schema.js';
+import { enforceQuota } from './quota-enforcement.js';
 import type { InstanceViewData } from './instance-views.js';
 import type { TroveDeps } from './trove-deps.js';
 import { wakeTaskmanager } from './wake-taskmanager.js';
@@ -160,6 +161,9 @@ export async function createInstance(
   };
   const { deleted: _deleted, deletedAt: _deletedAt, host: _host, address: _address, port: _port, ...newInstance } = instance;
   await deps.store.transaction(async (tx) => {
+    // The quota check and the insert share the transaction and the project's quota lock, so
+    // concurrent creates cannot both pass on the same free slot (reference 7.1 deltas).
+    await enforceQuota(tx, auth.projectId, deps.quotaDefaults, { instances: 1, ram: flavor.ramMb, volumes: sizeGb });
     await tx.instances.create(newInstance);
     await tx.serviceStatuses.set(service);
     await tx.tasks.create(task);

@@ -5,7 +5,9 @@ import type { StateStore } from '../../db/index.js';
 import { requireAuth } from '../auth-context.js';
 import { troveLinkBase } from '../base-url.js';
 import type { TokenService } from '../identity/token-service.js';
+import type { RateLimiter } from '../rate-limiter.js';
 import type { DatastoreViewContext } from './datastore-views.js';
+import type { QuotaLimits } from './quota-enforcement.js';
 
 export interface TroveDeps {
   store: StateStore;
@@ -18,6 +20,10 @@ export interface TroveDeps {
   heartbeatExpirySeconds: number;
   /** how long GET /instances/{id} waits for the guest's filesystem stats */
   guestCallTimeoutMs: number;
+  /** hard limits of projects without their own (Trove's max_*_per_tenant) */
+  quotaDefaults: QuotaLimits;
+  /** undefined when rate limiting is off */
+  rateLimiter: RateLimiter | undefined;
 }
 
 /** Route params of everything under /v1.0/{tenantId}. */

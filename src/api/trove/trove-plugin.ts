@@ -2,10 +2,16 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { CofferError } from '../../common/index.js';
 import { authenticate } from '../auth-context.js';
 import { publicBase } from '../base-url.js';
+import { catalogRoutes } from './catalog-routes.js';
+import { configurationParameterRoutes } from './configuration-parameter-routes.js';
 import { databaseRoutes } from './database-routes.js';
 import { datastoreRoutes } from './datastore-routes.js';
 import { flavorRoutes } from './flavor-routes.js';
 import { instanceRoutes } from './instance-routes.js';
+import { limitsRoutes } from './limits-routes.js';
+import { mgmtRoutes } from './mgmt-routes.js';
+import { quotaRoutes } from './quota-routes.js';
+import { replyIfRateLimited } from './rate-limit-reply.js';
 import { rootRoutes } from './root-routes.js';
 import type { TenantParams, TroveDeps } from './trove-deps.js';
 import { userRoutes } from './user-routes.js';
@@ -15,17 +21,26 @@ import { userRoutes } from './user-routes.js';
 
 function v1Routes(deps: TroveDeps): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
-    app.addHook('onRequest', async (request) => {
+    app.addHook('onRequest', async (request, reply) => {
       const auth = await authenticate(request, deps.tokens);
       const { tenantId } = request.params as TenantParams;
       // Even admins must use their own project in the URL.
       if (tenantId !== auth.projectId) {
         throw new CofferError('TenantMismatch', `User with tenant id ${auth.projectId} cannot access this resource.`);
       }
+      if (deps.rateLimiter !== undefined && replyIfRateLimited(request, reply, deps.rateLimiter, auth.projectId)) {
+        return reply;
+      }
+      return undefined;
     });
     await flavorRoutes(app, deps);
     await datastoreRoutes(app, deps);
     await instanceRoutes(app, deps);
+    await catalogRoutes(app, deps);
+    await configurationParameterRoutes(app, deps);
+    await limitsRoutes(app, deps);
+    await quotaRoutes(app, deps);
+    await mgmtRoutes(app, deps);
     await databaseRoutes(app, deps);
     await userRoutes(app, deps);
     await rootRoutes(app, deps);

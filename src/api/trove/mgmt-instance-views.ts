@@ -1,0 +1,90 @@
+import { troveTimestamp } from '../../common/index.js';
+import type { InstanceRow, RootHistoryRow, ServiceStatusName, ServiceStatusRow } from '../../db/index.js';
+import { instanceStatus, serviceApiStatus } from './instance-status.js';
+import { instanceDetailView, type InstanceViewContext, type InstanceViewData } from './instance-views.js';
+
+// Trove's management instance views (reference 2.15, trove/extensions/mgmt/instances/views.py):
+// the detail view plus what only operators see. Coffer has no Nova server and no Cinder volume:
+// the "server" is the engine process on its agent host (its id is the host, as `server_id` in
+// the detail view) and the "volume" is the instance's directory there.
+
+/** Trove's ServiceStatus descriptions (reference 3.1), what guest_status.state_description shows. */
+const statusDescription: Readonly<Record<ServiceStatusName, string>> = Object.freeze({
+  NEW: 'new',
+  BUILDING: 'building',
+  INSTANCE_READY: 'instance ready',
+  HEALTHY: 'healthy',
+  RUNNING: 'running',
+  BLOCKED: 'blocked',
+  PAUSED: 'paused',
+  SHUTDOWN: 'shutdown',
+  CRASHED: 'crashed',
+  FAILED: 'failed to spawn',
+  DELETED: 'deleted',
+  UNKNOWN: 'unknown',
+  FAILED_TIMEOUT_GUESTAGENT: 'guestagent error',
+  RESTART_REQUIRED: 'restart required',
+  RESTARTING: 'restarting',
+});
+
+function serverView(instance: InstanceRow, service: ServiceStatusRow | undefined) {
+  if (instance.deleted || instance.host === null) return null;
+  return {
+    id: instance.host,
+    name: instance.name,
+    // What Nova's status would be: the status an instance with no task shows.
+    status: instanceStatus('NONE', service?.status),
+    tenant_id: instance.tenantId,
+    host: instance.host,
+  };
+}
+
+export function mgmtInstanceView(data: InstanceViewData, ctx: InstanceViewContext) {
+  const { instance, service } = data;
+  return {
+    ...instanceDetailView(data, ctx),
+    server: serverView(instance, service),
+    service_status: service === undefined ? null : serviceApiStatus[service.status],
+    tenant_id: instance.tenantId,
+    deleted: instance.deleted,
+    deleted_at: instance.deletedAt === null ? null : troveTimestamp(instance.deletedAt),
+    task_description: instance.taskDescription,
+  };
+}
+
+export interface MgmtDetailExtras {
+  rootHistory: RootHistoryRow | undefined;
+  /** the instance directory's filesystem, when the guest answered */
+  volumeStats: { usedGb: number; totalGb: number } | undefined;
+}
+
+export function mgmtInstanceDetailView(data: InstanceViewData, ctx: InstanceViewContext, extras: MgmtDetailExtras) {
+  const { instance, service } = data;
+  const view = mgmtInstanceView(data, ctx);
+  const { rootHistory, volumeStats } = extras;
+  return {
+    ...view,
+    server:
+      view.server === null
+        ? null
+        : {
+            ...view.server,
+            // Nova's shape: addresses by network name.
+            addresses: instance.address === null ? {} : { private: [{ addr: instance.address, version: 4 }] },
+          },
+    ...(rootHistory === undefined
+      ? {}
+      : { root_enabled: troveTimestamp(rootHistory.createdAt), root_enabled_by: rootHistory.userId }),
+    volume: {
+      attachments: [],
+      availability_zone: null,
+      created_at: troveTimestamp(instance.createdAt),
+      id: instance.id,
+      size: instance.volumeSizeGb,
+      status: instance.deleted ? 'deleted' : instance.host === null ? 'creating' : 'in-use',
+      used: volumeStats?.usedGb ?? null,
+      total: volumeStats?.totalGb ?? null,
+    },
+    ...(service === undefined ? {} : { guest_status: { state_description: statusDescription[service.status] } }),
+  };
+}

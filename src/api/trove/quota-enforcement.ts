@@ -1,0 +1,61 @@
+import { CofferError } from '../../common/index.js';
+import type { QuotaResource, Repositories } from '../../db/index.js';
+
+// Trove's quotas (reference 7.1): a hard limit per project and resource, -1 for unlimited, from
+// the project's own row or else the configured default. What a project uses is counted from its
+// live instances at check time, not kept in a usage table that could drift.
+
+/** In Trove's order (GET /mgmt/quotas lists them so). */
+export const quotaResources: readonly QuotaResource[] = ['instances', 'ram', 'backups', 'volumes'];
+
+export type QuotaLimits = Readonly<Record<QuotaResource, number>>;
+
+/** Trove's defaults: max_instances_per_tenant, max_ram_per_tenant, max_backups_per_tenant, max_volumes_per_tenant. */
+export const troveDefaultQuotas: QuotaLimits = Object.freeze({ instances: 10, ram: -1, backups: 50, volumes: 40 });
+
+export const unlimitedQuotas: QuotaLimits = Object.freeze({ instances: -1, ram: -1, backups: -1, volumes: -1 });
+
+export function isQuotaResource(name: string): name is QuotaResource {
+  return (quotaResources as readonly string[]).includes(name);
+}
+
+/** The project's hard limits: its own rows over the configured defaults. */
+export async function quotaLimits(repos: Repositories, tenantId: string, defaults: QuotaLimits): Promise<QuotaLimits> {
+  const limits: Record<QuotaResource, number> = { ...defaults };
+  for (const row of await repos.quotas.list(tenantId)) limits[row.resource] = row.hardLimit;
+  return limits;
+}
+
+export function quotaExceeded(resources: readonly string[]): CofferError {
+  // Trove prints the Python list of the sorted resource names.
+  const list = [...resources].sort().map((r) => `'${r}'`).join(', ');
+  return new CofferError('QuotaExceeded', `Quota exceeded for resources: [${list}].`);
+}
+
+/**
+ * Checks that `deltas` fit the project's quotas, for the write that follows in the same
+ * transaction. Call it as the first thing inside `store.transaction`, with the transaction's
+ * repositories, and write the rows the deltas stand for (instance insert, new volume size …) in
+ * that transaction after it: it takes the project's quota lock, so two requests of one project
+ * check and write one after the other on every state database, and neither sees a count the
+ * other is about to change. Only positive deltas are checked (as Trove): shrinking never fails.
+ * Throws QuotaExceeded (413) naming every resource that would go over its limit.
+ *
+ * A resize-volume, say, passes `{ volumes: newSize - oldSize }` for the instance's project.
+ */
+export async function enforceQuota(
+  tx: Repositories,
+  tenantId: string,
+  defaults: QuotaLimits,
+  deltas: Partial<Record<QuotaResource, number>>,
+): Promise<void> {
+  const increases = quotaResources.filter((r) => (deltas[r] ?? 0) > 0);
+  if (increases.length === 0) return;
+  await tx.quotas.lockTenant(tenantId, new Date());
+  const limits = await quotaLimits(tx, tenantId, defaults);
+  const checked = increases.filter((r) => limits[r] >= 0);
+  if (checked.length === 0) return;
+  const usage = await tx.quotas.usage(tenantId);
+  const over = checked.filter((r) => usage[r] + (deltas[r] ?? 0) > limits[r]);
+  if (over.length > 0) throw quotaExceeded(over);
+}
