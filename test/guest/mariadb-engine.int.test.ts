@@ -205,4 +205,15 @@ describe('mariadb engine', () => {
     await driver.start();
     assert.equal(await canLogIn('bob', 'b0b-pass', 'binary', `${net}.8`), true);
   });
+
+  it('starts again after the server was killed, leaving its pid file and socket behind', async () => {
+    const pid = (await driver.processId())!;
+    process.kill(pid, 'SIGKILL');
+    while (await isProcessAlive(pid)) await new Promise((resolve) => setTimeout(resolve, 5));
+    await access(join(dir, 'data', 'mysqld.pid'));
+    assert.equal(await driver.health(), 'stopped');
+    await driver.start();
+    assert.notEqual(await driver.processId(), pid);
+    assert.equal(await canLogIn('alice', alicePassword, 'app'), true);
+  });
 });
