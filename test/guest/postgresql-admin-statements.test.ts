@@ -28,6 +28,7 @@ describe('postgresql admin statements', () => {
   it('quotes hostile database names as one identifier', () => {
     assert.equal(dropDatabaseStatement('x"; DROP DATABASE "y'), 'DROP DATABASE "x""; DROP DATABASE ""y" WITH (FORCE)');
     assert.equal(dropDatabaseStatement("it's `so` ☃"), 'DROP DATABASE "it\'s `so` ☃" WITH (FORCE)');
+    assert.equal(dropDatabaseStatement('old"', false), 'DROP DATABASE "old"""');
     assert.equal(revokePublicConnectStatement('a"b'), 'REVOKE CONNECT, TEMPORARY ON DATABASE "a""b" FROM PUBLIC');
     assert.equal(revokeDatabaseStatement('u"', 'd;--'), 'REVOKE ALL PRIVILEGES ON DATABASE "d;--" FROM "u"""');
   });

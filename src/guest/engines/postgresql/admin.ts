@@ -73,9 +73,12 @@ export function revokePublicConnectStatement(database: string): string {
   return `REVOKE CONNECT, TEMPORARY ON DATABASE ${escapeIdentifier(database)} FROM PUBLIC`;
 }
 
-/** WITH (FORCE): the tenant's open sessions would otherwise keep the database from being dropped. */
-export function dropDatabaseStatement(database: string): string {
-  return `DROP DATABASE ${escapeIdentifier(database)} WITH (FORCE)`;
+/**
+ * WITH (FORCE) (PostgreSQL 13 and later): the tenant's open sessions would otherwise keep the
+ * database from being dropped. Older servers have their sessions ended first, by the caller.
+ */
+export function dropDatabaseStatement(database: string, force = true): string {
+  return `DROP DATABASE ${escapeIdentifier(database)}${force ? ' WITH (FORCE)' : ''}`;
 }
 
 export function revokeDatabaseStatement(user: string, database: string): string {

@@ -52,7 +52,7 @@ export class PostgresqlDatabaseAdmin implements DatabaseAdmin {
           await client.query(revokePublicConnectStatement(database.name));
         }
       } catch (err) {
-        for (const name of created) await client.query(dropDatabaseStatement(name)).catch(() => undefined);
+        for (const name of created) await drop(client, name).catch(() => undefined);
         throw err;
       }
     });
@@ -61,7 +61,7 @@ export class PostgresqlDatabaseAdmin implements DatabaseAdmin {
   async delete(name: string): Promise<void> {
     checkName('database', name, reservedDatabases);
     await this.admin(async (client) => {
-      await client.query(dropDatabaseStatement(name)).catch((err: unknown) => {
+      await drop(client, name).catch((err: unknown) => {
         if (pgErrorCode(err) === sqlStates.invalidCatalogName) {
           throw new CofferError('DatabaseNotFound', `Database "${name}" not found.`);
         }
@@ -69,6 +69,13 @@ export class PostgresqlDatabaseAdmin implements DatabaseAdmin {
       });
     });
   }
+}
+
+async function drop(client: Client, name: string): Promise<void> {
+  const version = await client.query<{ version: string }>("SELECT current_setting('server_version_num') AS version");
+  const force = Number(version.rows[0]!.version) >= 130_000;
+  if (!force) await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [name]);
+  await client.query(dropDatabaseStatement(name, force));
 }
 
 function alreadyExists(name: string): CofferError {
