@@ -8,6 +8,8 @@
 // Twice: with the agent's warm pool of pre-initialised clusters, and without it.
 // Raw: initdb (with its fsync, as Coffer also makes the new cluster durable before it reports
 // it ready), start the postmaster directly, wait until it accepts a connection (SELECT 1).
+// Redis: the same create (one user, no database) against redis-server started by hand with AOF
+// on, answering PING.
 import { spawn, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readdirSync } from 'node:fs';
@@ -16,6 +18,7 @@ import { createRequire } from 'node:module';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { makeDataDir } from '../test/support/temp-dir.js';
 import { freePort, startRole } from '../test/support/coffer-process.js';
@@ -106,12 +109,51 @@ function warmEntries(dataDir: string): number {
     .filter((name) => /^[0-9a-f]{16}$/.test(name)).length;
 }
 
+/** What a create asks for, and how its created user gets a first answer from the instance. */
+interface BenchDatastore {
+  type: string;
+  body: { databases?: object[]; users: object[] };
+  firstAnswer(address: string): Promise<void>;
+}
+
+const userPassword = 'Bench-user-pass-1234';
+
+const postgresql: BenchDatastore = {
+  type: 'postgresql',
+  body: { databases: [{ name: 'app' }], users: [{ name: 'app', password: userPassword, databases: [{ name: 'app' }] }] },
+  async firstAnswer(address) {
+    const client = new pg.Client({ host: address, port: 5432, user: 'app', password: userPassword, database: 'app' });
+    await client.connect();
+    await client.query('SELECT 1');
+    await client.end();
+  },
+};
+
+/** PING as `user`; rejects until the server answers it. */
+async function redisPing(address: string, user: string, password: string): Promise<void> {
+  const client = new Redis({ host: address, port: 6379, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, enableOfflineQueue: false, enableReadyCheck: false, disableClientInfo: true });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.call('AUTH', [user, password]);
+    await client.ping();
+  } finally {
+    client.disconnect();
+  }
+}
+
+const redis: BenchDatastore = {
+  type: 'redis',
+  body: { users: [{ name: 'app', password: userPassword }] },
+  firstAnswer: (address) => redisPing(address, 'app', userPassword),
+};
+
 /**
  * Creates, times and deletes `runs` instances (after one warm-up) on a fresh `coffer serve`.
  * With `poolSize` > 0 each create waits until the pool is full again, as creates that arrive
  * more than a couple of seconds apart find it; with 0 every create runs initdb.
  */
-async function measureCoffer(poolSize: number): Promise<number[]> {
+async function measureCoffer(poolSize: number, datastore: BenchDatastore = postgresql): Promise<number[]> {
   const dataDir = await makeDataDir('coffer-bench');
   const port = await freePort();
   const adminPassword = 'Bench-admin-pass-1234';
@@ -133,9 +175,8 @@ async function measureCoffer(poolSize: number): Promise<number[]> {
             name: `bench-${i}`,
             flavorRef: '1',
             volume: { size: 1 },
-            datastore: { type: 'postgresql' },
-            databases: [{ name: 'app' }],
-            users: [{ name: 'app', password: 'Bench-user-pass-1234', databases: [{ name: 'app' }] }],
+            datastore: { type: datastore.type },
+            ...datastore.body,
           },
         },
       });
@@ -149,10 +190,7 @@ async function measureCoffer(poolSize: number): Promise<number[]> {
         if (instance.status === 'ACTIVE' && instance.operating_status === 'HEALTHY') break;
         await new Promise((r) => setTimeout(r, pollMs));
       }
-      const client = new pg.Client({ host: instance.addresses[0].address, port: 5432, user: 'app', password: 'Bench-user-pass-1234', database: 'app' });
-      await client.connect();
-      await client.query('SELECT 1');
-      await client.end();
+      await datastore.firstAnswer(instance.addresses[0].address);
       const elapsed = performance.now() - started;
       // The first create pays for loading code paths and creating the engine user.
       if (i > 0) samples.push(elapsed);
@@ -181,26 +219,70 @@ async function measureRaw(): Promise<number[]> {
   return samples;
 }
 
+/** redis-server started by hand as Coffer starts it (AOF on, in the foreground) → first PING. */
+async function rawRedisOnce(root: string, address: string, i: number): Promise<number> {
+  const ids = engineIds();
+  const dir = join(root, `raw-redis-${i}`);
+  await mkdir(dir, { recursive: true });
+  if (ids.uid !== undefined) await chown(dir, ids.uid, ids.gid!);
+  const password = 'Raw-bench-pass-1234';
+  const started = performance.now();
+  const server = spawn('redis-server', ['--bind', address, '--port', '6379', '--dir', dir, '--appendonly', 'yes', '--requirepass', password], {
+    ...ids,
+    stdio: 'ignore',
+  });
+  for (;;) {
+    try {
+      await redisPing(address, 'default', password);
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+  const elapsed = performance.now() - started;
+  server.kill('SIGTERM');
+  await once(server, 'exit');
+  await rm(dir, { recursive: true, force: true });
+  return elapsed;
+}
+
+async function measureRawRedis(): Promise<number[]> {
+  const dir = await makeDataDir('coffer-bench-raw-redis');
+  const samples: number[] = [];
+  try {
+    for (let i = 0; i <= runs; i++) {
+      const elapsed = await rawRedisOnce(dir.path, '127.79.0.2', i);
+      if (i > 0) samples.push(elapsed);
+    }
+  } finally {
+    await dir.remove();
+  }
+  return samples;
+}
+
 async function main(): Promise<void> {
   const warm = await measureCoffer(2);
   const cold = await measureCoffer(0);
   const raw = await measureRaw();
-  const r = median(raw);
-  const row = (what: string, xs: number[]) =>
-    `| ${what} | ${median(xs).toFixed(0)} ms | ${(median(xs) / r).toFixed(2)} | ${xs.map((x) => x.toFixed(0)).join(', ')} |`;
+  const redisCoffer = await measureCoffer(0, redis);
+  const redisRaw = await measureRawRedis();
+  const row = (what: string, xs: number[], baseline = raw) =>
+    `| ${what} | ${median(xs).toFixed(0)} ms | ${(median(xs) / median(baseline)).toFixed(2)} | ${xs.map((x) => x.toFixed(0)).join(', ')} |`;
   const lines = [
     `# bench/provision — ${new Date().toISOString().slice(0, 19)}Z`,
     '',
     `Machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; PostgreSQL from ${postgresBinDir()}.`,
     `${runs} runs each (after one warm-up), one at a time; Coffer polled every ${pollMs} ms.`,
     'Coffer: POST /instances (one database, one user) → ACTIVE/HEALTHY → first query as the created user, then delete.',
-    'Raw: initdb → postgres → first query, by hand.',
+    'Raw: initdb → postgres → first query, by hand. Redis rows: the ratio is to raw Redis (redis-server with AOF → PING).',
     '',
     '| what | median | ratio to raw | all runs (ms) |',
     '| --- | --- | --- | --- |',
     row('Coffer, warm pool of 2 (refilled between creates)', warm),
     row('Coffer, no warm pool (`--warm-pool-size 0`; also a burst that drained the pool)', cold),
     row('raw PostgreSQL', raw),
+    row('Coffer, Redis (one user)', redisCoffer, redisRaw),
+    row('raw Redis (redis-server → PING)', redisRaw, redisRaw),
     '',
   ];
   const text = lines.join('\n');
