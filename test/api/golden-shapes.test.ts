@@ -4,7 +4,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import { z } from 'zod';
 import { guestContract, guestTopic, serveRpc, type Subscription } from '../../src/bus/index.js';
 import { newUuid } from '../../src/common/ids.js';
-import { fakeGuestHandlers } from '../support/fake-guest.js';
+import { fakeGuestHandlers, noCapabilities } from '../support/fake-guest.js';
 import {
   adminPassword,
   adminSession,
@@ -32,10 +32,21 @@ let seeded: Awaited<ReturnType<typeof seedDatastores>>;
 const guests: Subscription[] = [];
 
 before(async () => {
-  h = await startHarness({ guestCallTimeoutMs: 500 });
+  h = await startHarness({ guestCallTimeoutMs: 500, rateLimitPerMinute: 10_000 });
   admin = await adminSession(h.app);
   member = await memberSession(h, 'golden');
   seeded = await seedDatastores(h.store);
+  // What a PostgreSQL agent reports for its version: the administrative capabilities and the
+  // configuration parameters its engine validates.
+  const version = (await h.store.datastores.getVersion(seeded.activeVersionId))!;
+  await h.store.datastores.upsertVersion({
+    ...version,
+    capabilities: { ...noCapabilities, databases: true, users: true, userAccess: true, root: true, accessRules: true },
+    parameters: [
+      { name: 'max_connections', type: 'integer', restartRequired: true, min: 1, max: 10_000 },
+      { name: 'work_mem', type: 'integer', restartRequired: false, min: 0, max: 2_147_483_647 },
+    ],
+  });
 });
 after(async () => {
   for (const g of guests) await g.close();
@@ -90,7 +101,20 @@ async function activeInstance(s: Session, name: string): Promise<string> {
       h.transport,
       guestContract,
       guestTopic(id),
-      fakeGuestHandlers({ getFilesystemStats: async () => ({ totalBytes: 4 * 1024 ** 3, usedBytes: 1024 ** 3 }) }),
+      fakeGuestHandlers({
+        getFilesystemStats: async () => ({ totalBytes: 4 * 1024 ** 3, usedBytes: 1024 ** 3 }),
+        listDatabases: async () => ({ databases: [{ name: 'app' }, { name: 'reports' }] }),
+        createDatabases: async () => ({}),
+        deleteDatabase: async () => ({}),
+        listUsers: async () => ({ users: [{ name: 'app', host: '%', databases: [{ name: 'app' }] }] }),
+        createUsers: async () => ({}),
+        deleteUser: async () => ({}),
+        updateUser: async () => ({}),
+        grantAccess: async () => ({}),
+        revokeAccess: async () => ({}),
+        enableRoot: async () => ({ name: 'root' }),
+        disableRoot: async () => ({}),
+      }),
     ),
   );
   return id;
@@ -98,6 +122,13 @@ async function activeInstance(s: Session, name: string): Promise<string> {
 
 const list = (key: string, item: z.ZodType, min = 1) => z.object({ [key]: z.array(item).min(min) });
 const one = (key: string, item: z.ZodType) => z.object({ [key]: item });
+
+/** 202 (or `status`) with an empty body that still says it is JSON, as Trove answers. */
+function empty(what: string, res: LightMyRequestResponse, status = 202) {
+  assert.equal(res.statusCode, status, `${what}: ${res.statusCode} ${res.body}`);
+  assert.equal(res.body, '', `${what} has no body`);
+  if (status !== 204) assert.match(String(res.headers['content-type']), /^application\/json/, `${what} is JSON`);
+}
 
 describe('Trove: versions, flavors, datastores', () => {
   test('GET / (no token)', async () => {
@@ -199,6 +230,114 @@ describe('Trove: instances', () => {
     assert.equal(res.statusCode, 202, res.body);
     assert.equal(res.body, '');
     assert.match(String(res.headers['content-type']), /^application\/json/);
+  });
+});
+
+describe('Trove: what goes with a datastore version, configuration parameters', () => {
+  test('GET /datastores/{ds}/versions/{v}/flavors and /volume-types, /volume-types', async () => {
+    golden('version flavors', await get(member, trove(member, '/datastores/postgresql/versions/15/flavors')), 200, list('flavors', shape.flavor));
+    golden('version volume types', await get(member, trove(member, '/datastores/postgresql/versions/15/volume-types')), 200, list('volume_types', shape.volumeType));
+    golden('GET /volume-types', await get(member, trove(member, '/volume-types')), 200, list('volume_types', shape.volumeType));
+  });
+
+  test('GET …/parameters and …/parameters/{name}, by datastore and by version uuid; min 0 left out', async () => {
+    const params = z.object({ 'configuration-parameters': z.array(shape.configurationParameter).length(2) });
+    const byName = golden('parameters', await get(member, trove(member, '/datastores/postgresql/versions/15/parameters')), 200, params);
+    golden('parameters by uuid', await get(member, trove(member, `/datastores/versions/${seeded.activeVersionId}/parameters`)), 200, params);
+    const workMem = golden('one parameter', await get(member, trove(member, '/datastores/postgresql/versions/15/parameters/work_mem')), 200, shape.configurationParameter);
+    assert.equal('min' in workMem, false, 'min 0 is omitted, as Trove does');
+    golden(
+      'one parameter by uuid',
+      await get(member, trove(member, `/datastores/versions/${seeded.activeVersionId}/parameters/max_connections`)),
+      200,
+      shape.configurationParameter.extend({ min: z.literal(1), max: z.literal(10_000) }),
+    );
+    assert.deepEqual(byName['configuration-parameters'].map((p: any) => p.name).sort(), ['max_connections', 'work_mem']);
+  });
+});
+
+describe('Trove: instance update and actions', () => {
+  test('PUT and PATCH /instances/{id} answer 202 with an empty JSON body', async () => {
+    const id = await activeInstance(member, 'golden-update');
+    empty('PUT name', await send(member, 'PUT', trove(member, `/instances/${id}`), { instance: { name: 'golden-renamed' } }));
+    empty('PATCH name', await send(member, 'PATCH', trove(member, `/instances/${id}`), { instance: { name: 'golden-renamed-2' } }));
+    empty('PUT access', await send(member, 'PUT', trove(member, `/instances/${id}`), { instance: { access: { is_public: true, allowed_cidrs: ['10.1.0.0/16'] } } }));
+  });
+
+  test('POST /instances/{id}/action: restart, resize flavor, resize volume answer 202 empty', async () => {
+    empty('restart', await send(member, 'POST', trove(member, `/instances/${await activeInstance(member, 'golden-restart')}/action`), { restart: {} }));
+    empty('resize flavor', await send(member, 'POST', trove(member, `/instances/${await activeInstance(member, 'golden-flavor')}/action`), { resize: { flavorRef: '3' } }));
+    empty('resize volume', await send(member, 'POST', trove(member, `/instances/${await activeInstance(member, 'golden-volume')}/action`), { resize: { volume: { size: 3 } } }));
+    golden('a smaller volume', await send(member, 'POST', trove(member, `/instances/${await activeInstance(member, 'golden-smaller')}/action`), { resize: { volume: { size: 1 } } }), 400, shape.troveError('badRequest', 400));
+  });
+});
+
+describe('Trove: databases, users, root', () => {
+  test('databases: GET list, POST 202, DELETE 202, GET one 501', async () => {
+    const id = await activeInstance(member, 'golden-dbs');
+    const base = trove(member, `/instances/${id}/databases`);
+    golden('GET databases', await get(member, base), 200, shape.databaseList);
+    empty('POST databases', await send(member, 'POST', base, { databases: [{ name: 'more' }] }));
+    empty('DELETE database', await send(member, 'DELETE', `${base}/reports`));
+    golden('GET one database', await get(member, `${base}/app`), 501, shape.troveError('notImplemented', 501));
+  });
+
+  test('users: list, create, show, update, change passwords, access, delete; no password ever shown', async () => {
+    const id = await activeInstance(member, 'golden-users');
+    const base = trove(member, `/instances/${id}/users`);
+    golden('GET users', await get(member, base), 200, shape.userList);
+    empty('POST users', await send(member, 'POST', base, { users: [{ name: 'bob', password: userPassword, databases: [{ name: 'app' }] }] }));
+    golden('GET user', await get(member, `${base}/app`), 200, one('user', shape.user));
+    empty('PUT user', await send(member, 'PUT', `${base}/app`, { user: { password: userPassword } }));
+    empty('PUT users', await send(member, 'PUT', base, { users: [{ name: 'app', password: userPassword }] }));
+    golden('GET user access', await get(member, `${base}/app/databases`), 200, shape.databaseList);
+    empty('PUT user access', await send(member, 'PUT', `${base}/app/databases`, { databases: [{ name: 'reports' }] }));
+    empty('DELETE user access', await send(member, 'DELETE', `${base}/app/databases/app`));
+    empty('DELETE user', await send(member, 'DELETE', `${base}/app`));
+  });
+
+  test('root: GET false, POST 200 with the password, GET true, DELETE 204; mgmt root history', async () => {
+    const id = await activeInstance(member, 'golden-root');
+    const base = trove(member, `/instances/${id}/root`);
+    const before = golden('GET root', await get(member, base), 200, shape.rootEnabled);
+    assert.equal(before.rootEnabled, false);
+    const res = await h.app.inject({ method: 'POST', url: base, headers: { host, 'x-auth-token': member.token } });
+    const created = golden('POST root (no body)', res, 200, shape.rootCreated, ['user.password']);
+    assert.ok(created.user.password.length >= 16);
+    assert.equal((golden('GET root after', await get(member, base), 200, shape.rootEnabled)).rootEnabled, true);
+    const history = golden('GET mgmt root', await get(admin, trove(admin, `/mgmt/instances/${id}/root`)), 200, shape.rootHistory);
+    assert.equal(history.root_history.user, member.userId);
+    empty('DELETE root', await send(member, 'DELETE', base), 204);
+  });
+});
+
+describe('Trove: limits, quotas, management', () => {
+  test('GET /limits: ABSOLUTE first, then the five rate limits', async () => {
+    const body = golden('GET /limits', await get(member, trove(member, '/limits')), 200, z.object({ limits: z.array(z.unknown()).length(6) }));
+    shape.assertShape('absolute limits', shape.absoluteLimits, body.limits[0]);
+    shape.assertShape('rate limits', z.array(shape.rateLimit).length(5), body.limits.slice(1));
+  });
+
+  test('GET /mgmt/quotas/{own project} as a member, PUT as an admin', async () => {
+    const quotas = golden('GET quotas', await get(member, trove(member, `/mgmt/quotas/${member.projectId}`)), 200, shape.quotaList);
+    assert.deepEqual(quotas.quotas.map((q: any) => q.resource).sort(), ['backups', 'instances', 'ram', 'volumes']);
+    const updated = golden(
+      'PUT quotas',
+      await send(admin, 'PUT', trove(admin, `/mgmt/quotas/${member.projectId}`), { quotas: { instances: 50 } }),
+      200,
+      z.object({ quotas: z.object({ instances: z.literal(50) }) }),
+    );
+    assert.deepEqual(Object.keys(updated.quotas), ['instances']);
+    golden('PUT quotas as a member', await send(member, 'PUT', trove(member, `/mgmt/quotas/${member.projectId}`), { quotas: { instances: 99 } }), 401, shape.troveError('unauthorized', 401));
+  });
+
+  test('GET /mgmt/instances, /mgmt/instances/{id}; POST /mgmt/instances/{id}/action', async () => {
+    const id = await activeInstance(member, 'golden-mgmt');
+    const all = golden('GET mgmt instances', await get(admin, trove(admin, '/mgmt/instances?deleted=False&include_clustered=False')), 200, list('instances', shape.mgmtInstance));
+    assert.ok(all.instances.some((i: any) => i.id === id && i.tenant_id === member.projectId));
+    golden('GET mgmt instance', await get(admin, trove(admin, `/mgmt/instances/${id}`)), 200, one('instance', shape.mgmtInstanceDetail));
+    empty('POST mgmt action', await send(admin, 'POST', trove(admin, `/mgmt/instances/${id}/action`), { 'reset-task-status': {} }));
+    golden('mgmt as a member', await get(member, trove(member, '/mgmt/instances')), 401, shape.troveError('unauthorized', 401));
   });
 });
 

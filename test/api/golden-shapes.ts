@@ -134,6 +134,51 @@ export const quotaList = z.object({
   quotas: z.array(z.object({ resource: z.string(), in_use: int, reserved: int, limit: int })),
 });
 
+// --- Trove: what a datastore version goes with, its configuration parameters (reference 2.6, 2.7)
+
+export const volumeType = z.object({ id: z.string(), name: z.string(), is_public: z.boolean(), description: z.string().nullable() });
+/** `max`/`min` only when truthy, as Trove's view writes them. */
+export const configurationParameter = z.object({
+  name: z.string(),
+  datastore_version_id: uuid,
+  restart_required: z.boolean(),
+  type: z.enum(['integer', 'string', 'boolean', 'float']),
+  max: z.number().optional(),
+  min: z.number().optional(),
+});
+
+// --- Trove: management (reference 2.15)
+
+const mgmtServer = z.object({ id: z.string(), name: z.string(), status: z.string(), tenant_id: keystoneId, host: z.string() });
+const mgmtFields = {
+  ...detailFields,
+  tenant_id: keystoneId,
+  server: mgmtServer.nullable(),
+  service_status: z.string().nullable(),
+  deleted: z.boolean(),
+  deleted_at: troveTime.nullable(),
+  task_description: z.string(),
+};
+export const mgmtInstance = z.object(mgmtFields);
+export const mgmtInstanceDetail = z.object({
+  ...mgmtFields,
+  server: mgmtServer.extend({ addresses: z.record(z.string(), z.array(z.object({ addr: z.string(), version: int }))) }).nullable(),
+  volume: z.object({
+    attachments: z.array(z.unknown()),
+    availability_zone: z.string().nullable(),
+    created_at: z.string().nullable(),
+    id: z.string().nullable(),
+    size: int,
+    status: z.string(),
+    used: z.number().nullable().optional(),
+    total: z.number().nullable().optional(),
+  }),
+  guest_status: z.object({ state_description: z.string() }),
+});
+export const rootHistory = z.object({
+  root_history: z.object({ id: uuid, enabled: z.string(), user: z.string() }),
+});
+
 // --- Keystone v3 (reference 8.2, Keystone's own views)
 
 const selfLink = z.object({ self: z.string().startsWith('http') });
