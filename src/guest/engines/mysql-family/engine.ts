@@ -114,7 +114,15 @@ class MysqlFamilyDriver implements EngineDriver {
   }
 
   private async endpoint(): Promise<AdminEndpoint> {
-    this.adminPassword ??= (await readFile(this.paths.adminSecret, 'utf8')).trim();
+    if (this.adminPassword === undefined) {
+      const stored = await readFile(this.paths.adminSecret, 'utf8').catch((err: unknown) => {
+        throw new CofferError('EngineError', `The ${this.flavor.title} instance was never prepared: ${this.paths.adminSecret} is missing.`, {
+          cause: err,
+        });
+      });
+      // written exactly as given: no trimming, a password may end in a space
+      this.adminPassword = stored;
+    }
     return { socketPath: this.paths.socket, password: this.adminPassword };
   }
 
