@@ -54,7 +54,13 @@ export function connectionInfo(instance: InstanceView, user?: string, database?:
         url: `mysql://${userPart}@${urlHost}${dbPart}`,
       };
     case 'redis':
-      return { host, port, command: shellLine(['redis-cli', '-h', host, ...portArg('-p')]), url: `redis://${urlHost}` };
+      // every Redis instance wants a user: its `default` user is off until root is enabled
+      return {
+        host,
+        port,
+        command: shellLine(['redis-cli', '-h', host, ...portArg('-p'), '--user', shownUser, '--askpass']),
+        url: `redis://${userPart}@${urlHost}`,
+      };
     default:
       return { host, port, command: undefined, url: undefined };
   }
