@@ -30,6 +30,7 @@ export interface InstanceView {
   replica_of?: { id: string };
   replicas?: Array<{ id: string }>;
   region?: string;
+  access?: { is_public?: boolean; allowed_cidrs?: string[] };
   /** The generated root password: only in the create response, and only with root_on_create. */
   password?: string;
 }

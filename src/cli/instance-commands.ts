@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { CliError } from './cli-error.js';
 import type { CliIo } from './cli-io.js';
 import { runAction } from './command-runner.js';
+import { registerInstanceActionCommands } from './instance-action-commands.js';
 import { createInstance, type CreateOptions } from './instance-create.js';
 import { instanceFields, instanceListHead, instanceListRow } from './instance-format.js';
 import { findInstance, listInstances } from './instance-lookup.js';
@@ -65,6 +66,8 @@ export function registerInstanceCommands(program: Command, io: CliIo): void {
     .action((idOrName: string, options: { wait?: boolean; timeout: number }) =>
       runAction(io, () => deleteInstance(io, idOrName, options.wait === true, options.timeout)),
     );
+
+  registerInstanceActionCommands(instance, io);
 }
 
 function collectUser(value: string, previous?: UserSpec[]): UserSpec[] {

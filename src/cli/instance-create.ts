@@ -78,6 +78,7 @@ async function waitUntilActive(
   const showHint = `See \`coffer instance show ${id}\` for details.`;
   switch (result.outcome) {
     case 'active':
+    case 'settled':
       io.stderr.write(
         `Instance ${name} (${id}) is ${stateText(result.instance)} after ${result.seconds} s.\n`,
       );

@@ -33,6 +33,7 @@ export function instanceFields(instance: InstanceView): Array<[string, Cell]> {
     ['Used', used === undefined ? undefined : `${used} GB`],
     ['Address', addressText(instance)],
     ['Port', instanceHasAddress(instance) ? instancePort(instance) : undefined],
+    ['Allowed clients', instance.access?.allowed_cidrs?.join(', ')],
     ['Configuration', instance.configuration?.name ?? instance.configuration?.id],
     ['Replica of', instance.replica_of?.id],
     ['Replicas', instance.replicas?.map((r) => r.id).join(', ')],

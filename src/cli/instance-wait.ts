@@ -7,13 +7,17 @@ import { ProgressDisplay } from './progress-display.js';
 
 export type WaitResult =
   | { outcome: 'active'; instance: InstanceView }
+  | { outcome: 'settled'; instance: InstanceView }
   | { outcome: 'error'; instance: InstanceView }
   | { outcome: 'gone'; last: InstanceView | undefined }
   | { outcome: 'timeout'; last: InstanceView | undefined };
 
 export interface WaitOptions {
-  /** `active`: until status ACTIVE (create). `gone`: until the API answers 404 (delete). */
-  goal: 'active' | 'gone';
+  /**
+   * `active`: until status ACTIVE (create). `gone`: until the API answers 404 (delete).
+   * `settled`: until no task runs (an action): Trove shows operating_status only then.
+   */
+  goal: 'active' | 'gone' | 'settled';
   /** what the progress line says is going on, e.g. `Creating mypg` */
   label: string;
   timeoutSeconds: number;
@@ -63,6 +67,7 @@ async function poll(
     progress.update(stateText(last));
     if (last.status === 'ERROR') return { outcome: 'error', instance: last };
     if (goal === 'active' && last.status === 'ACTIVE') return { outcome: 'active', instance: last };
+    if (goal === 'settled' && (last.operating_status ?? '') !== '') return { outcome: 'settled', instance: last };
     const remaining = deadline - Date.now();
     if (remaining <= 0) return { outcome: 'timeout', last };
     await sleep(Math.min(intervalMs, remaining));

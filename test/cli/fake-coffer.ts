@@ -156,6 +156,13 @@ export class FakeCoffer {
       return fail('itemNotFound', `Resource ${decodeURIComponent(instanceMatch[1]!)} cannot be found.`);
     }
     if (instance !== undefined && req.method === 'GET') return this.showInstance(instance, send, fail);
+    if (instance !== undefined && req.method === 'PUT') return this.updateInstance(instance, body, send);
+    const actionMatch = /^\/instances\/([^/]+)\/action$/.exec(path);
+    if (actionMatch !== null && req.method === 'POST') {
+      const target = this.instances.get(decodeURIComponent(actionMatch[1]!));
+      if (target === undefined) return fail('itemNotFound', `Resource ${actionMatch[1]!} cannot be found.`);
+      return this.act(target, body, send, fail);
+    }
     if (instance !== undefined && req.method === 'DELETE') {
       instance.states = [{ status: 'SHUTDOWN', operating_status: '' }];
       instance.deleteAfterPolls = 2;
@@ -235,6 +242,48 @@ export class FakeCoffer {
     send(200, { instance: view });
   }
 
+  /** The instance goes through `during` for one poll, then shows `after` (fault included). */
+  private follow(instance: FakeInstance, during: InstanceState, after: InstanceState): void {
+    instance.states = [during, { ...activeState(), ...after }];
+    instance.polls = 0;
+  }
+
+  private act(instance: FakeInstance, body: unknown, send: Send, fail: (fault: keyof typeof faults, message: string) => void) {
+    const action = (body ?? {}) as { restart?: unknown; resize?: { flavorRef?: string; volume?: { size?: number } }; reset_status?: unknown };
+    // The instance's name picks its fate: one named "broken" fails its action as Trove's do,
+    // with no task and a new fault.
+    const failed = String(instance.base.name).includes('broken') ? { fault: actionFault } : {};
+    if (action.restart !== undefined) {
+      this.follow(instance, { status: 'REBOOT', operating_status: '' }, failed);
+    } else if (action.resize?.flavorRef !== undefined) {
+      if (action.resize.flavorRef === (instance.base.flavor as { id: string }).id) {
+        return fail('badRequest', `The new flavor id must be different than the current flavor id of '${action.resize.flavorRef}'.`);
+      }
+      if (!('fault' in failed)) instance.base.flavor = { id: action.resize.flavorRef };
+      this.follow(instance, { status: 'RESIZE', operating_status: '' }, failed);
+    } else if (action.resize?.volume !== undefined) {
+      instance.base.volume = { size: action.resize.volume.size };
+      this.follow(instance, { status: 'RESIZE', operating_status: '' }, failed);
+    } else if (action.reset_status !== undefined) {
+      instance.states = [{ ...activeState(), operating_status: 'ERROR' }];
+      instance.polls = 0;
+    } else {
+      return fail('badRequest', 'Invalid instance action.');
+    }
+    send(202);
+  }
+
+  private updateInstance(instance: FakeInstance, body: unknown, send: Send) {
+    const update = (body as { instance?: { name?: string; access?: InstanceState } } | undefined)?.instance ?? {};
+    if (update.name !== undefined) instance.base.name = update.name;
+    if (update.access !== undefined) {
+      instance.base.access = update.access;
+      // Trove's UPDATING shows the server status, without operating_status while it runs.
+      this.follow(instance, { status: 'ACTIVE', operating_status: '' }, {});
+    }
+    send(202);
+  }
+
   private createInstance(
     body: unknown,
     send: (status: number, payload?: unknown) => void,
@@ -262,6 +311,7 @@ export class FakeCoffer {
   }
 }
 
+const actionFault = { message: 'Restart failed: the engine did not stop', created: '2024-05-01T11:00:00', details: null };
 const buildFault = { message: 'initdb failed: No space left on device', created: '2024-05-01T10:00:03', details: null };
 
 export function activeState(address = '127.77.0.12'): InstanceState {

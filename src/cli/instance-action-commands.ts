@@ -1,0 +1,193 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import type { ApiClient } from './api-client.js';
+import { flavorId, type InstanceView } from './api-types.js';
+import { CliError } from './cli-error.js';
+import type { CliIo } from './cli-io.js';
+import { runAction } from './command-runner.js';
+import { resolveFlavor } from './flavor-commands.js';
+import { findInstance } from './instance-lookup.js';
+import { faultText, stateText, waitForInstance } from './instance-wait.js';
+import { collect, positiveInteger, positiveSeconds } from './option-parsers.js';
+import { openSession } from './session.js';
+import { printJson } from './table-format.js';
+
+// The instance actions (Trove's POST /instances/{id}/action and PUT /instances/{id}): each sends
+// its request, then follows the instance until its task ends, showing progress as create does.
+
+const defaultTimeoutSeconds = 300;
+
+interface WaitFlags {
+  wait: boolean;
+  timeout: number;
+  json?: boolean;
+}
+
+interface ActionSpec {
+  /** progress label and messages: "Restarting mypg" */
+  doing: string;
+  /** what failed, in an error: "Restart" */
+  what: string;
+  send(client: ApiClient, instance: InstanceView): Promise<void>;
+  /** the line printed once the task ended well; undefined when the instance shows the action failed */
+  done(instance: InstanceView): string | undefined;
+}
+
+function withWaitOptions(command: Command): Command {
+  return command
+    .option('--no-wait', 'return once the API accepted the request')
+    .option('--timeout <seconds>', 'how long to wait for the action to end', positiveSeconds, defaultTimeoutSeconds)
+    .option('--json', 'print the API object as JSON once the action ended');
+}
+
+function actionPath(id: string): string {
+  return `/instances/${encodeURIComponent(id)}/action`;
+}
+
+function faultKey(instance: InstanceView): string {
+  return instance.fault === undefined ? '' : `${instance.fault.created ?? ''} ${instance.fault.message}`;
+}
+
+async function runInstanceAction(io: CliIo, idOrName: string, flags: WaitFlags, spec: (instance: InstanceView) => ActionSpec): Promise<void> {
+  const client = await openSession(io);
+  const before = await findInstance(client, idOrName);
+  const { id, name } = before;
+  const action = spec(before);
+  await action.send(client, before);
+  if (!flags.wait) {
+    io.stdout.write(`${action.doing} (${id}). Follow it with \`coffer instance show ${id}\`.\n`);
+    return;
+  }
+  const result = await waitForInstance(io, client, id, { goal: 'settled', label: action.doing, timeoutSeconds: flags.timeout });
+  const showHint = `See \`coffer instance show ${id}\` for details.`;
+  switch (result.outcome) {
+    case 'active':
+    case 'settled': {
+      // Actions that fail without an error status (a restart, a resize) leave a new fault.
+      const line = faultKey(result.instance) === faultKey(before) ? action.done(result.instance) : undefined;
+      if (line === undefined) throw new CliError(`${action.what} of ${name} (${id}) failed: ${faultText(result.instance)}`, showHint);
+      if (flags.json === true) return printJson(io.stdout, result.instance);
+      io.stdout.write(`${line} (${stateText(result.instance)}, ${result.seconds} s)\n`);
+      return;
+    }
+    case 'error':
+      throw new CliError(`${action.what} of ${name} (${id}) failed: ${faultText(result.instance)}`, showHint);
+    case 'gone':
+      throw new CliError(`Instance ${name} (${id}) disappeared during the ${action.what.toLowerCase()}.`, 'It was probably deleted.');
+    case 'timeout':
+      throw new CliError(
+        `${action.doing} is still going after ${flags.timeout} s${result.last === undefined ? '' : ` (${stateText(result.last)})`}.`,
+        `Check on it with \`coffer instance show ${id}\`, or wait longer with --timeout.`,
+      );
+  }
+}
+
+function cidr(value: string, previous?: string[]): string[] {
+  if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(value)) throw new InvalidArgumentError('Expected a CIDR such as 10.0.0.0/8.');
+  return collect(value, previous);
+}
+
+export function registerInstanceActionCommands(instance: Command, io: CliIo): void {
+  withWaitOptions(instance.command('restart <id-or-name>').description('Restart the database engine of an instance')).action(
+    (idOrName: string, flags: WaitFlags) =>
+      runAction(io, () =>
+        runInstanceAction(io, idOrName, flags, ({ id, name }) => ({
+          doing: `Restarting ${name}`,
+          what: 'Restart',
+          send: (client) => client.post(actionPath(id), { restart: {} }),
+          done: () => `Instance ${name} restarted.`,
+        })),
+      ),
+  );
+
+  withWaitOptions(
+    instance.command('resize <id-or-name> <flavor>').description('Give an instance another flavor (RAM, vCPUs); the engine restarts'),
+  ).action((idOrName: string, flavorRef: string, flags: WaitFlags) =>
+    runAction(io, async () => {
+      let target = '';
+      await runInstanceAction(io, idOrName, flags, ({ id, name }) => ({
+        doing: `Resizing ${name}`,
+        what: 'Resize',
+        send: async (client) => {
+          const flavor = await resolveFlavor(client, flavorRef);
+          target = flavorId(flavor);
+          await client.post(actionPath(id), { resize: { flavorRef: target } });
+        },
+        done: (after) => (after.flavor?.id === target ? `Instance ${name} now has flavor ${target}.` : undefined),
+      }));
+    }),
+  );
+
+  withWaitOptions(
+    instance
+      .command('resize-volume')
+      .description("Grow an instance's volume")
+      .argument('<id-or-name>')
+      .argument('<GB>', 'the new size, larger than the current one', positiveInteger),
+  ).action((idOrName: string, sizeGb: number, flags: WaitFlags) =>
+    runAction(io, () =>
+      runInstanceAction(io, idOrName, flags, ({ id, name }) => ({
+        doing: `Resizing the volume of ${name}`,
+        what: 'Volume resize',
+        send: (client) => client.post(actionPath(id), { resize: { volume: { size: sizeGb } } }),
+        done: (after) => (after.volume?.size === sizeGb ? `Instance ${name} now has a ${sizeGb} GB volume.` : undefined),
+      })),
+    ),
+  );
+
+  withWaitOptions(
+    instance
+      .command('update <id-or-name>')
+      .description('Rename an instance and/or change which clients may connect to it')
+      .option('--name <name>', 'the new name')
+      .option('--allowed-cidr <cidr>', 'let clients from this address range connect (repeatable; replaces the current list)', cidr)
+      .option('--public', 'mark the instance public')
+      .option('--private', 'mark the instance private'),
+  ).action(
+    (idOrName: string, flags: WaitFlags & { name?: string; allowedCidr?: string[]; public?: boolean; private?: boolean }) =>
+      runAction(io, async () => {
+        if (flags.public === true && flags.private === true) throw new CliError('Give --public or --private, not both.');
+        const isPublic = flags.public === true ? true : flags.private === true ? false : undefined;
+        const access =
+          flags.allowedCidr === undefined && isPublic === undefined
+            ? undefined
+            : { ...(isPublic === undefined ? {} : { is_public: isPublic }), ...(flags.allowedCidr === undefined ? {} : { allowed_cidrs: flags.allowedCidr }) };
+        if (flags.name === undefined && access === undefined) {
+          throw new CliError('Nothing to update.', 'Give --name, --allowed-cidr, --public or --private.');
+        }
+        const body = { instance: { ...(flags.name === undefined ? {} : { name: flags.name }), ...(access === undefined ? {} : { access }) } };
+        if (access === undefined) {
+          // A rename is done when the API answers: no task to follow.
+          const client = await openSession(io);
+          const { id, name } = await findInstance(client, idOrName);
+          await client.request('PUT', `/instances/${encodeURIComponent(id)}`, body);
+          io.stdout.write(`Instance ${name} (${id}) is now named ${flags.name}.\n`);
+          return;
+        }
+        await runInstanceAction(io, idOrName, flags, ({ id, name }) => ({
+          doing: `Updating the access rules of ${name}`,
+          what: 'Access update',
+          send: async (client) => {
+            await client.request('PUT', `/instances/${encodeURIComponent(id)}`, body);
+          },
+          done: (after) =>
+            `Instance ${after.name} accepts clients from ${after.access?.allowed_cidrs?.join(', ') ?? "the host's default ranges"}.`,
+        }));
+      }),
+  );
+
+  instance
+    .command('reset-status <id-or-name>')
+    .description('Clear a stuck or failed task (admin; the owner with --force-delete); the status is known again at the next heartbeat')
+    .option('--force-delete', "reset as the instance's owner, to delete it afterwards")
+    .option('--json', 'print the API object as JSON')
+    .action((idOrName: string, flags: { forceDelete?: boolean; json?: boolean }) =>
+      runAction(io, async () => {
+        const client = await openSession(io);
+        const { id, name } = await findInstance(client, idOrName);
+        await client.post(actionPath(id), { reset_status: flags.forceDelete === true ? { force_delete: true } : {} });
+        const after = await findInstance(client, id);
+        if (flags.json === true) return printJson(io.stdout, after);
+        io.stdout.write(`Instance ${name} (${id}) was reset: ${stateText(after)} until its next heartbeat.\n`);
+      }),
+    );
+}
