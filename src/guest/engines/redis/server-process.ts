@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, readlink } from 'node:fs/promises';
 import { CofferError, sleep } from '../../../common/index.js';
 import type { ProcessExit } from '../../process-runner.js';
 import { isProcessAlive, logTail, processesIn, sendSignal, waitFor, worksIn } from '../process-watch.js';
@@ -28,7 +28,8 @@ export async function runningServer(files: ServerFiles): Promise<number | undefi
   if (!Number.isInteger(pid) || pid <= 0 || !(await isProcessAlive(pid))) return undefined;
   const inDataDir = await worksIn(pid, files.dataDir);
   if (inDataDir === true) {
-    return (await processesIn(files.dataDir, serverExecutable)).includes(pid) ? pid : undefined;
+    const exe = (await readlink(`/proc/${pid}/exe`).catch(() => '')).replace(/ \(deleted\)$/, '');
+    return serverExecutable.test(exe) ? pid : undefined;
   }
   if (inDataDir === false) return undefined;
   // /proc/<pid>/cwd is unreadable for another user's process: the command line names our config
