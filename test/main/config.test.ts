@@ -46,3 +46,26 @@ test('a secret can come from a file named by <NAME>_FILE', async () => {
   const config = loadConfig(serveConfigSchema, {}, { COFFER_ADMIN_PASSWORD_FILE: secret });
   assert.equal(config.adminPassword, 'From-a-file-123');
 });
+
+test("quota defaults and the rate limit: Trove's values, from flags, environment or file; -1 and 0 allowed, less refused", async () => {
+  const api = { databaseUrl: 'mysql://root@127.0.0.1/c', busUrl: 'amqp://x' };
+  const defaults = loadConfig(apiConfigSchema, api, {});
+  assert.deepEqual(
+    [defaults.maxInstancesPerTenant, defaults.maxRamPerTenant, defaults.maxVolumesPerTenant, defaults.maxBackupsPerTenant, defaults.rateLimit],
+    [10, -1, 40, 50, 200],
+  );
+  const dir = await mkdtemp(join(tmpdir(), 'coffer-config-'));
+  const file = join(dir, 'coffer.json');
+  await writeFile(file, JSON.stringify({ maxBackupsPerTenant: 5, rateLimit: 1000 }));
+  const set = loadConfig(
+    serveConfigSchema,
+    { config: file, maxInstancesPerTenant: '-1', rateLimit: '0' },
+    { COFFER_MAX_VOLUMES_PER_TENANT: '100', COFFER_MAX_RAM_PER_TENANT: '8192', COFFER_RATE_LIMIT: '5000' },
+  );
+  assert.deepEqual(
+    [set.maxInstancesPerTenant, set.maxRamPerTenant, set.maxVolumesPerTenant, set.maxBackupsPerTenant, set.rateLimit],
+    [-1, 8192, 100, 5, 0],
+  );
+  assert.throws(() => loadConfig(serveConfigSchema, { maxInstancesPerTenant: '-2' }, {}), /maxInstancesPerTenant/);
+  assert.throws(() => loadConfig(serveConfigSchema, {}, { COFFER_RATE_LIMIT: '-1' }), /rateLimit/);
+});
