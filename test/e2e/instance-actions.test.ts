@@ -3,7 +3,8 @@ import { Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { request, trove, waitForInstance, type Session } from '../support/api-client.js';
-import { freePort, startRole, type RoleProcess } from '../support/coffer-process.js';
+import { join } from 'node:path';
+import { freePort, runCli, startRole, type RoleProcess } from '../support/coffer-process.js';
 import { makeDataDir } from '../support/temp-dir.js';
 import { adminSession, appPassword, createInstance, deleteAndVerifyGone, waitActive } from './instance-lifecycle.js';
 
@@ -14,6 +15,7 @@ const adminPassword = 'Actions-admin-pass-1234';
 let dataDir: { path: string; remove: () => Promise<void> };
 let serve: RoleProcess;
 let session: Session;
+let baseUrl: string;
 
 before(async () => {
   dataDir = await makeDataDir('coffer-e2e-actions');
@@ -22,7 +24,8 @@ before(async () => {
     COFFER_ADMIN_PASSWORD: adminPassword,
   });
   await serve.waitFor(/serving the Trove API/, 60_000);
-  session = await adminSession(`http://127.0.0.1:${port}`, adminPassword);
+  baseUrl = `http://127.0.0.1:${port}`;
+  session = await adminSession(baseUrl, adminPassword);
 });
 
 after(async () => {
@@ -98,10 +101,20 @@ test('restart, resize flavor and volume, update access and reset_status on a run
   const same = await request<any>('POST', trove(session, `/instances/${created.id}/action`), { token: session.token, body: { resize: { flavorRef: '2' } } });
   assert.equal(same.status, 400);
 
-  // resize volume: the instance's allowance grows
-  await action(created.id, { resize: { volume: { size: 2 } } });
-  instance = (await settled(created.id, (i) => i.volume.size === 2)).instance;
-  assert.equal(instance.status, 'ACTIVE', JSON.stringify(instance.fault));
+  // resize volume, through the CLI: the instance's allowance grows
+  const env = { COFFER_CONFIG_DIR: join(dataDir.path, 'cli') };
+  const login = await runCli(['login', '--url', baseUrl, '--user', 'admin', '--project', 'admin', '--password-stdin'], {
+    env,
+    input: `${adminPassword}\n`,
+  });
+  assert.equal(login.code, 0, login.stderr);
+  const resized = await runCli(['instance', 'resize-volume', 'e2e-actions', '2'], { env });
+  assert.equal(resized.code, 0, resized.stderr + resized.stdout);
+  // the local driver's resize is only a record, often done before the first poll
+  assert.match(resized.stderr, /Resizing the volume of e2e-actions: (RESIZE|ACTIVE)/);
+  assert.match(resized.stdout, /^Instance e2e-actions now has a 2 GB volume\. \(ACTIVE \/ HEALTHY/);
+  instance = (await settled(created.id)).instance;
+  assert.equal(instance.volume.size, 2);
 
   // update access: before it, any loopback source may connect; after it, only 127.95.77.0/24
   assert.equal((await query(instance, 'SELECT 1 AS one', '127.95.78.5'))[0].one, 1);
