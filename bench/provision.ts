@@ -10,6 +10,8 @@
 // it ready), start the postmaster directly, wait until it accepts a connection (SELECT 1).
 // Redis: the same create (one user, no database) against redis-server started by hand with AOF
 // on, answering PING.
+// MariaDB: the same create (one database, one user) against mariadb-install-db, mariadbd started
+// directly and a first query over its socket, by hand.
 import { spawn, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readdirSync } from 'node:fs';
@@ -19,6 +21,7 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import { createConnection } from 'mysql2/promise';
 import pg from 'pg';
 import { makeDataDir } from '../test/support/temp-dir.js';
 import { freePort, startRole } from '../test/support/coffer-process.js';
@@ -148,6 +151,16 @@ const redis: BenchDatastore = {
   firstAnswer: (address) => redisPing(address, 'app', userPassword),
 };
 
+const mariadb: BenchDatastore = {
+  type: 'mariadb',
+  body: { databases: [{ name: 'app' }], users: [{ name: 'app', password: userPassword, databases: [{ name: 'app' }] }] },
+  async firstAnswer(address) {
+    const connection = await createConnection({ host: address, port: 3306, user: 'app', password: userPassword, database: 'app' });
+    await connection.query('SELECT 1');
+    await connection.end();
+  },
+};
+
 /**
  * Creates, times and deletes `runs` instances (after one warm-up) on a fresh `coffer serve`.
  * With `poolSize` > 0 each create waits until the pool is full again, as creates that arrive
@@ -260,12 +273,64 @@ async function measureRawRedis(): Promise<number[]> {
   return samples;
 }
 
+/** mariadb-install-db → mariadbd (directly, no mysqld_safe) → SELECT 1 over its socket, by hand. */
+async function rawMariadbOnce(root: string, address: string, i: number): Promise<number> {
+  const ids = engineIds();
+  const dir = join(root, `raw-mariadb-${i}`);
+  const data = join(dir, 'data');
+  const tmp = join(dir, 'tmp');
+  await mkdir(data, { recursive: true });
+  await mkdir(tmp);
+  if (ids.uid !== undefined) for (const path of [dir, data, tmp]) await chown(path, ids.uid, ids.gid!);
+  const socketPath = join(dir, 'mysqld.sock');
+  const options = ['--no-defaults', `--datadir=${data}`, `--tmpdir=${tmp}`];
+  const started = performance.now();
+  await run('mariadb-install-db', [...options, '--auth-root-authentication-method=normal', '--skip-test-db', '--skip-name-resolve'], ids);
+  const server = spawn(
+    '/usr/sbin/mariadbd',
+    [...options, `--socket=${socketPath}`, `--pid-file=${join(dir, 'mysqld.pid')}`, `--bind-address=${address}`, '--port=3306', '--skip-name-resolve'],
+    { ...ids, stdio: 'ignore' },
+  );
+  for (;;) {
+    try {
+      // install-db's passwordless root@localhost, over the socket
+      const connection = await createConnection({ socketPath, user: 'root' });
+      await connection.query('SELECT 1');
+      await connection.end();
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+  const elapsed = performance.now() - started;
+  server.kill('SIGTERM');
+  await once(server, 'exit');
+  await rm(dir, { recursive: true, force: true });
+  return elapsed;
+}
+
+async function measureRawMariadb(): Promise<number[]> {
+  const dir = await makeDataDir('coffer-bench-raw-mariadb');
+  const samples: number[] = [];
+  try {
+    for (let i = 0; i <= runs; i++) {
+      const elapsed = await rawMariadbOnce(dir.path, '127.79.0.3', i);
+      if (i > 0) samples.push(elapsed);
+    }
+  } finally {
+    await dir.remove();
+  }
+  return samples;
+}
+
 async function main(): Promise<void> {
   const warm = await measureCoffer(2);
   const cold = await measureCoffer(0);
   const raw = await measureRaw();
   const redisCoffer = await measureCoffer(0, redis);
   const redisRaw = await measureRawRedis();
+  const mariadbCoffer = await measureCoffer(0, mariadb);
+  const mariadbRaw = await measureRawMariadb();
   const row = (what: string, xs: number[], baseline = raw) =>
     `| ${what} | ${median(xs).toFixed(0)} ms | ${(median(xs) / median(baseline)).toFixed(2)} | ${xs.map((x) => x.toFixed(0)).join(', ')} |`;
   const lines = [
@@ -275,6 +340,7 @@ async function main(): Promise<void> {
     `${runs} runs each (after one warm-up), one at a time; Coffer polled every ${pollMs} ms.`,
     'Coffer: POST /instances (one database, one user) → ACTIVE/HEALTHY → first query as the created user, then delete.',
     'Raw: initdb → postgres → first query, by hand. Redis rows: the ratio is to raw Redis (redis-server with AOF → PING).',
+    'MariaDB rows: the ratio is to raw MariaDB (mariadb-install-db → mariadbd → SELECT 1 over the socket).',
     '',
     '| what | median | ratio to raw | all runs (ms) |',
     '| --- | --- | --- | --- |',
@@ -283,6 +349,8 @@ async function main(): Promise<void> {
     row('raw PostgreSQL', raw),
     row('Coffer, Redis (one user)', redisCoffer, redisRaw),
     row('raw Redis (redis-server → PING)', redisRaw, redisRaw),
+    row('Coffer, MariaDB (one database, one user)', mariadbCoffer, mariadbRaw),
+    row('raw MariaDB (install-db → mariadbd → SELECT 1)', mariadbRaw, mariadbRaw),
     '',
   ];
   const text = lines.join('\n');
