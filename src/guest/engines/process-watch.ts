@@ -1,10 +1,10 @@
 import { open, readdir, readFile, readlink, realpath } from 'node:fs/promises';
 import { sleep } from '../../common/index.js';
 
-// An engine's server process seen from outside, for engines whose supervision needs nothing
-// engine-specific (Redis; PostgreSQL's postmaster.ts keeps its own copies for now): whether a
-// pid is really alive, which processes work in a directory, polling and log tails. Everything
-// works on a process this agent did not spawn, so that a restarted agent can adopt it.
+// An engine's server process seen from outside, shared by the engines (PostgreSQL's
+// postmaster, redis-server): whether a pid is really alive, which processes work in a
+// directory, polling and log tails. Everything works on a process this agent did not spawn,
+// so that a restarted agent can adopt it.
 
 /** Alive and not a zombie (a zombie answers kill(0) until its parent reaps it). */
 export async function isProcessAlive(pid: number): Promise<boolean> {
