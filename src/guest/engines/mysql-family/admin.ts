@@ -78,8 +78,11 @@ export class MysqlFamilyAdmin {
     }
   }
 
-  /** Creates or updates tenant users to match `users` (a redelivered prepare converges). */
-  async ensureUsers(connection: Connection, users: readonly UserSpec[]): Promise<void> {
+  /**
+   * Records tenant users as `users` says, creating or updating them (a redelivered prepare
+   * converges); their accounts follow with the caller's reconcile.
+   */
+  async recordUsers(connection: Connection, users: readonly UserSpec[]): Promise<void> {
     this.checkUsers(users);
     await this.checkDatabasesExist(connection, users.flatMap((user) => user.databases.map((d) => d.name)));
     for (const user of users) {
@@ -93,7 +96,6 @@ export class MysqlFamilyAdmin {
         await connection.query(`INSERT IGNORE INTO ${tenantGrants} (name, host, db) VALUES (?, ?, ?)`, [user.name, host, database.name]);
       }
     }
-    for (const name of new Set(users.map((user) => user.name))) await this.registry.reconcile(connection, name);
   }
 
   async checkDatabasesExist(connection: Connection, names: readonly string[]): Promise<void> {
@@ -188,7 +190,8 @@ export class MysqlFamilyAdmin {
           const clash = users.findIndex((other) => other.name === user.name && (other.host ?? '%') === (user.host ?? '%'));
           if (clash !== index) throw new CofferError('UserAlreadyExists', `User ${user.name}@${user.host ?? '%'} is given twice.`);
         }
-        await this.ensureUsers(connection, users);
+        await this.recordUsers(connection, users);
+        for (const name of new Set(users.map((user) => user.name))) await this.registry.reconcile(connection, name);
       }),
     delete: (user) =>
       this.run(async (connection) => {

@@ -5,6 +5,7 @@ import { CofferError } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
 import type { DetachedProcess, ProcessRunner } from '../../process-runner.js';
 import type { EngineContext, EngineDriver, EngineFactory, EngineHealth, PrepareTimings } from '../engine.js';
+import { registrySchema } from './accounts.js';
 import { MysqlFamilyAdmin } from './admin.js';
 import { discoverMysqlFamily, findTools } from './binaries.js';
 import { mysqlFamilyCapabilities } from './capabilities.js';
@@ -184,7 +185,7 @@ class MysqlFamilyDriver implements EngineDriver {
       await registry.setAccessRules(connection, cidrs);
       await registry.lockDown(connection);
       await this.admin.ensureDatabases(connection, input.databases);
-      await this.admin.ensureUsers(connection, input.users);
+      await this.admin.recordUsers(connection, input.users);
       await registry.reconcileAll(connection);
     });
     const done = performance.now();
@@ -202,7 +203,9 @@ class MysqlFamilyDriver implements EngineDriver {
     await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
     this.adminPassword = adminPassword;
     await this.writeEngineFile(this.paths.configFile, conf);
-    await this.writeEngineFile(this.paths.initFile, this.flavor.initSql(this.flavor.hashPassword(adminPassword)));
+    // the guest's tables are made here too, before the server first starts: fewer statements to wait for after it
+    const initSql = [this.flavor.initSql(this.flavor.hashPassword(adminPassword)), ...registrySchema.map((statement) => `${statement};`)];
+    await this.writeEngineFile(this.paths.initFile, `${initSql.join('\n')}\n`);
     try {
       const command = this.flavor.initCommand(tools, this.paths.configFile, this.paths.initFile);
       await this.runner.run(command.file, command.args, { timeoutMs: initTimeoutMs, cwd: this.paths.dataDir });
