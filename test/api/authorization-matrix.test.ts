@@ -1,0 +1,317 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { faultByStatus } from '../../src/api/error-status.js';
+import { newKeystoneId, newUuid } from '../../src/common/index.js';
+import { adminSession, json, login, memberSession, passwordAuth, seedDatastores, seededCapabilities, startHarness, type Harness, type Session } from './api-harness.js';
+import { guestInstance, type GuestInstance } from './guest-instance.js';
+import { registeredRoutes } from './route-table.js';
+
+// Who may call what (reference 1.2, 8.1, 8.3, 2.14, 2.15), for every route the API registers:
+// the route table is read from Fastify, so a route added without a row here fails the test.
+// Each call runs against objects of its own (a fresh instance, user, project), so that one
+// caller's successful DELETE does not decide what the next caller sees.
+//
+// Callers: `admin` (the admin project, through its own tenant path), `owner` (member of the
+// project owning the objects), `other` (member of another project, through its own tenant path:
+// the first project's objects are 404), `mismatch` (that member with the owner's tenant id in
+// the URL: 403 TenantMismatch, even before the body is read) and `anon` (no token: 401).
+
+type Actor = 'admin' | 'owner' | 'other' | 'mismatch' | 'anon';
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** What the URL's placeholders stand for in one call. */
+interface Objects {
+  tenantId: string;
+  instanceId: string;
+  name: string;
+  user: string;
+  database: string;
+  projectId: string;
+  userId: string;
+  roleId: string;
+  datastore: string;
+  version: string;
+  versionId: string;
+  flavorId: string;
+  volumeType: string;
+  domainId: string;
+}
+
+interface Row {
+  method: Method;
+  path: string;
+  body?: (o: Objects) => unknown;
+  /** headers beyond the caller's token */
+  headers?: (o: Objects) => Promise<Record<string, string>>;
+  /** placeholders that must name a fresh object of their own in each call */
+  fresh?: (o: Objects) => Promise<Partial<Objects>>;
+  /** the status each caller gets; identity routes have no tenant in the URL, hence no `mismatch` */
+  expect: Partial<Record<Actor, number>>;
+  label?: string;
+}
+
+let h: Harness;
+let admin: Session;
+let owner: Session;
+let other: Session;
+let ownerName: string;
+let memberRoleId: string;
+let versionId: string;
+const guests: GuestInstance[] = [];
+
+before(async () => {
+  h = await startHarness();
+  admin = await adminSession(h.app);
+  owner = await memberSession(h, 'owner');
+  other = await memberSession(h, 'other');
+  ownerName = (await h.store.users.get(owner.userId))!.name;
+  memberRoleId = (await h.store.roles.ensure('member', newKeystoneId())).id;
+  const seeded = await seedDatastores(h.store);
+  versionId = seeded.activeVersionId;
+  const version = (await h.store.datastores.getVersion(versionId))!;
+  await h.store.datastores.upsertVersion({
+    ...version,
+    parameters: [{ name: 'max_connections', type: 'integer', restartRequired: true, min: 10, max: 1000 }],
+  });
+});
+after(async () => {
+  for (const g of guests) await g.close();
+  await h.close();
+});
+
+/** An instance of the owner's project with a running guest holding database `orders`, user `app` and root history. */
+async function freshInstance(): Promise<string> {
+  const g = await guestInstance(h, owner, { capabilities: seededCapabilities.postgresql });
+  guests.push(g);
+  g.engine.databases.set('orders', { name: 'orders' });
+  g.engine.users.set('app@%', { name: 'app', host: '%', password: 'pw', databases: new Set(['orders']) });
+  await h.store.rootHistory.record({ instanceId: g.id, userId: owner.userId, createdAt: new Date() });
+  return g.id;
+}
+
+/** A Keystone user of the owner's project, written to the store without a password. */
+async function freshUser(): Promise<string> {
+  const id = newKeystoneId();
+  await h.store.users.create({
+    id,
+    name: `m-${id.slice(0, 10)}`,
+    domainId: 'default',
+    passwordHash: '',
+    defaultProjectId: owner.projectId,
+    email: null,
+    description: '',
+    enabled: true,
+    createdAt: new Date(),
+  });
+  return id;
+}
+
+async function freshProject(): Promise<string> {
+  const id = newKeystoneId();
+  await h.store.projects.create({ id, name: `p-${id.slice(0, 10)}`, domainId: 'default', description: '', enabled: true, createdAt: new Date() });
+  return id;
+}
+
+const anyone = { admin: 200, owner: 200, other: 200, mismatch: 403, anon: 401 };
+const adminOnly = (ok: number) => ({ admin: ok, owner: 401, other: 401, mismatch: 403, anon: 401 });
+const ownerOrAdmin = (ok: number) => ({ admin: ok, owner: ok, other: 404, mismatch: 403, anon: 401 });
+const keystoneAdmin = (ok: number) => ({ admin: ok, owner: 403, other: 403, anon: 401 });
+const everyone = (ok: number) => ({ admin: ok, owner: ok, other: ok, anon: ok });
+
+const instance = async () => ({ instanceId: await freshInstance() });
+const parameter = async () => ({ name: 'max_connections' });
+const v1 = (rest: string) => `/v1.0/:tenantId${rest}`;
+const createBody = () => ({
+  instance: { name: 'matrix-db', flavorRef: '2', volume: { size: 1 }, datastore: { type: 'postgresql', version: '15' } },
+});
+
+const rows: Row[] = [
+  // Public: version documents and the token request itself.
+  { method: 'GET', path: '/', expect: everyone(200) },
+  { method: 'GET', path: '/identity', expect: everyone(300) },
+  { method: 'GET', path: '/identity/v3', expect: everyone(200) },
+  { method: 'POST', path: '/identity/v3/auth/tokens', body: () => passwordAuth(ownerName, 'pw-member', undefined), expect: everyone(201) },
+  // A token's own holder or an admin may validate and revoke it.
+  ...(['GET', 'DELETE'] as const).map((method): Row => ({
+    method,
+    path: '/identity/v3/auth/tokens',
+    headers: async () => ({ 'x-subject-token': (await login(h.app, ownerName, 'pw-member', (await h.store.projects.get(owner.projectId))!.name)).token }),
+    expect: { admin: method === 'GET' ? 200 : 204, owner: method === 'GET' ? 200 : 204, other: 403, anon: 401 },
+  })),
+  { method: 'POST', path: '/identity/v3/users', body: () => ({ user: { name: `new-${newUuid().slice(0, 8)}` } }), expect: keystoneAdmin(201) },
+  { method: 'GET', path: '/identity/v3/users', expect: keystoneAdmin(200) },
+  { method: 'GET', path: '/identity/v3/users/:userId', expect: { admin: 200, owner: 200, other: 403, anon: 401 }, label: 'self' },
+  { method: 'PATCH', path: '/identity/v3/users/:userId', body: () => ({ user: { description: 'x' } }), fresh: async () => ({ userId: await freshUser() }), expect: keystoneAdmin(200) },
+  { method: 'DELETE', path: '/identity/v3/users/:userId', fresh: async () => ({ userId: await freshUser() }), expect: keystoneAdmin(204) },
+  { method: 'POST', path: '/identity/v3/projects', body: () => ({ project: { name: `new-${newUuid().slice(0, 8)}` } }), expect: keystoneAdmin(201) },
+  { method: 'GET', path: '/identity/v3/projects', expect: keystoneAdmin(200) },
+  { method: 'GET', path: '/identity/v3/projects/:projectId', expect: { admin: 200, owner: 200, other: 403, anon: 401 }, label: 'own project' },
+  { method: 'PATCH', path: '/identity/v3/projects/:projectId', body: () => ({ project: { description: 'x' } }), fresh: async () => ({ projectId: await freshProject() }), expect: keystoneAdmin(200) },
+  { method: 'DELETE', path: '/identity/v3/projects/:projectId', fresh: async () => ({ projectId: await freshProject() }), expect: keystoneAdmin(204) },
+  { method: 'GET', path: '/identity/v3/projects/:projectId/users/:userId/roles', expect: keystoneAdmin(200) },
+  { method: 'PUT', path: '/identity/v3/projects/:projectId/users/:userId/roles/:roleId', fresh: async () => ({ userId: await freshUser() }), expect: keystoneAdmin(204) },
+  { method: 'GET', path: '/identity/v3/projects/:projectId/users/:userId/roles/:roleId', expect: keystoneAdmin(204) },
+  {
+    method: 'DELETE',
+    path: '/identity/v3/projects/:projectId/users/:userId/roles/:roleId',
+    fresh: async (o) => {
+      const userId = await freshUser();
+      await h.store.roleAssignments.grant({ userId, projectId: o.projectId, roleId: o.roleId });
+      return { userId };
+    },
+    expect: keystoneAdmin(204),
+  },
+  { method: 'GET', path: '/identity/v3/roles', expect: keystoneAdmin(200) },
+  { method: 'GET', path: '/identity/v3/roles/:roleId', expect: keystoneAdmin(200) },
+  { method: 'GET', path: '/identity/v3/role_assignments', expect: keystoneAdmin(200) },
+  { method: 'GET', path: '/identity/v3/domains', expect: { admin: 200, owner: 200, other: 200, anon: 401 } },
+  { method: 'GET', path: '/identity/v3/domains/:domainId', expect: { admin: 200, owner: 200, other: 200, anon: 401 } },
+
+  // Catalog: anyone authenticated, through their own tenant (policy "").
+  { method: 'GET', path: v1('/flavors'), expect: anyone },
+  { method: 'GET', path: v1('/flavors/:flavorId'), expect: anyone },
+  { method: 'GET', path: v1('/datastores'), expect: anyone },
+  { method: 'GET', path: v1('/datastores/versions/:versionId'), expect: anyone },
+  { method: 'GET', path: v1('/datastores/versions/:versionId/parameters'), expect: anyone },
+  { method: 'GET', path: v1('/datastores/versions/:versionId/parameters/:name'), fresh: parameter, expect: anyone },
+  { method: 'GET', path: v1('/datastores/:datastore'), expect: anyone },
+  { method: 'GET', path: v1('/datastores/:datastore/versions'), expect: anyone },
+  { method: 'GET', path: v1('/datastores/:datastore/versions/:version'), expect: anyone },
+  { method: 'GET', path: v1('/datastores/:datastore/versions/:version/flavors'), expect: anyone },
+  { method: 'GET', path: v1('/datastores/:datastore/versions/:version/volume-types'), expect: anyone },
+  { method: 'GET', path: v1('/datastores/:datastore/versions/:version/parameters'), expect: anyone },
+  { method: 'GET', path: v1('/datastores/:datastore/versions/:version/parameters/:name'), fresh: parameter, expect: anyone },
+  { method: 'GET', path: v1('/volume-types'), expect: anyone },
+  { method: 'GET', path: v1('/volume-types/:volumeType'), expect: anyone },
+  { method: 'GET', path: v1('/limits'), expect: anyone },
+
+  // Quotas: a member reads its own project's (403 for another's); only admins change any (401).
+  { method: 'GET', path: v1('/mgmt/quotas/:projectId'), expect: { admin: 200, owner: 200, other: 403, mismatch: 403, anon: 401 } },
+  // A project of its own: a limit set on the owner's project would refuse the creates below.
+  { method: 'PUT', path: v1('/mgmt/quotas/:projectId'), body: () => ({ quotas: { instances: 10 } }), fresh: async () => ({ projectId: await freshProject() }), expect: adminOnly(200) },
+
+  // Management: admins only, Trove's 401 for everyone else.
+  { method: 'GET', path: v1('/mgmt/instances'), expect: adminOnly(200) },
+  { method: 'GET', path: v1('/mgmt/instances/:instanceId'), fresh: instance, expect: adminOnly(200) },
+  { method: 'GET', path: v1('/mgmt/instances/:instanceId/root'), fresh: instance, expect: adminOnly(200) },
+  { method: 'POST', path: v1('/mgmt/instances/:instanceId/action'), body: () => ({ 'reset-task-status': {} }), fresh: instance, expect: adminOnly(202) },
+
+  // Instances: collections are the caller's own project; objects are the owner's or an admin's.
+  { method: 'POST', path: v1('/instances'), body: createBody, expect: anyone },
+  { method: 'GET', path: v1('/instances'), expect: anyone },
+  { method: 'GET', path: v1('/instances/detail'), expect: anyone },
+  { method: 'GET', path: v1('/instances/:instanceId'), fresh: instance, expect: ownerOrAdmin(200) },
+  { method: 'PUT', path: v1('/instances/:instanceId'), body: () => ({ instance: { name: 'renamed' } }), fresh: instance, expect: ownerOrAdmin(202) },
+  { method: 'PATCH', path: v1('/instances/:instanceId'), body: () => ({ instance: { name: 'renamed' } }), fresh: instance, expect: ownerOrAdmin(202) },
+  { method: 'DELETE', path: v1('/instances/:instanceId'), fresh: instance, expect: ownerOrAdmin(202) },
+  { method: 'POST', path: v1('/instances/:instanceId/action'), body: () => ({ restart: {} }), fresh: instance, expect: ownerOrAdmin(202), label: 'restart' },
+  { method: 'POST', path: v1('/instances/:instanceId/action'), body: () => ({ resize: { flavorRef: '3' } }), fresh: instance, expect: ownerOrAdmin(202), label: 'resize flavor' },
+  { method: 'POST', path: v1('/instances/:instanceId/action'), body: () => ({ resize: { volume: { size: 2 } } }), fresh: instance, expect: ownerOrAdmin(202), label: 'resize volume' },
+  // instance:reset_status is rule:admin (reference 8.3).
+  {
+    method: 'POST',
+    path: v1('/instances/:instanceId/action'),
+    body: () => ({ reset_status: {} }),
+    fresh: instance,
+    expect: { admin: 202, owner: 403, other: 404, mismatch: 403, anon: 401 },
+    label: 'reset_status',
+  },
+  { method: 'GET', path: v1('/instances/:instanceId/databases'), fresh: instance, expect: ownerOrAdmin(200) },
+  { method: 'POST', path: v1('/instances/:instanceId/databases'), body: () => ({ databases: [{ name: 'newdb' }] }), fresh: instance, expect: ownerOrAdmin(202) },
+  { method: 'DELETE', path: v1('/instances/:instanceId/databases/:name'), fresh: instance, expect: ownerOrAdmin(202) },
+  // Trove routes it and never implemented it: 501 before the instance is looked at.
+  { method: 'GET', path: v1('/instances/:instanceId/databases/:name'), fresh: instance, expect: { admin: 501, owner: 501, other: 501, mismatch: 403, anon: 401 } },
+  { method: 'GET', path: v1('/instances/:instanceId/users'), fresh: instance, expect: ownerOrAdmin(200) },
+  { method: 'POST', path: v1('/instances/:instanceId/users'), body: () => ({ users: [{ name: 'u2', password: 'pw2' }] }), fresh: instance, expect: ownerOrAdmin(202) },
+  { method: 'PUT', path: v1('/instances/:instanceId/users'), body: () => ({ users: [{ name: 'app', password: 'pw3' }] }), fresh: instance, expect: ownerOrAdmin(202) },
+  { method: 'GET', path: v1('/instances/:instanceId/users/:user'), fresh: instance, expect: ownerOrAdmin(200) },
+  { method: 'PUT', path: v1('/instances/:instanceId/users/:user'), body: () => ({ user: { password: 'pw4' } }), fresh: instance, expect: ownerOrAdmin(202) },
+  { method: 'DELETE', path: v1('/instances/:instanceId/users/:user'), fresh: instance, expect: ownerOrAdmin(202) },
+  { method: 'GET', path: v1('/instances/:instanceId/users/:user/databases'), fresh: instance, expect: ownerOrAdmin(200) },
+  { method: 'PUT', path: v1('/instances/:instanceId/users/:user/databases'), body: () => ({ databases: [{ name: 'orders' }] }), fresh: instance, expect: ownerOrAdmin(202) },
+  { method: 'DELETE', path: v1('/instances/:instanceId/users/:user/databases/:database'), fresh: instance, expect: ownerOrAdmin(202) },
+  { method: 'GET', path: v1('/instances/:instanceId/root'), fresh: instance, expect: ownerOrAdmin(200) },
+  { method: 'POST', path: v1('/instances/:instanceId/root'), fresh: instance, expect: ownerOrAdmin(200) },
+  { method: 'DELETE', path: v1('/instances/:instanceId/root'), fresh: instance, expect: ownerOrAdmin(204) },
+];
+
+function sessionOf(actor: Actor): Session | undefined {
+  return actor === 'admin' ? admin : actor === 'owner' ? owner : actor === 'anon' ? undefined : other;
+}
+
+/** The tenant in the URL: the caller's own, except for `mismatch` and `anon` (the owner's). */
+function tenantOf(actor: Actor): string {
+  return actor === 'admin' ? admin.projectId : actor === 'other' ? other.projectId : owner.projectId;
+}
+
+function fill(path: string, o: Objects): string {
+  return path.replace(/:([A-Za-z]+)/g, (_, key: string) => encodeURIComponent(o[key as keyof Objects]));
+}
+
+async function call(row: Row, actor: Actor) {
+  const base: Objects = {
+    tenantId: tenantOf(actor),
+    instanceId: newUuid(),
+    name: 'orders',
+    user: 'app',
+    database: 'orders',
+    projectId: owner.projectId,
+    userId: owner.userId,
+    roleId: memberRoleId,
+    datastore: 'postgresql',
+    version: '15',
+    versionId,
+    flavorId: '1',
+    volumeType: 'local',
+    domainId: 'default',
+  };
+  const o = { ...base, ...(await row.fresh?.(base)) };
+  const session = sessionOf(actor);
+  const body = row.body?.(o);
+  return h.app.inject({
+    method: row.method,
+    url: fill(row.path, o),
+    headers: {
+      host: 'db.example',
+      ...(session === undefined ? {} : { 'x-auth-token': session.token }),
+      ...(await row.headers?.(o)),
+    },
+    ...(body === undefined ? {} : { payload: body as object }),
+  });
+}
+
+describe('authorization matrix', () => {
+  test('every registered route has a row, and every row a registered route', () => {
+    const routes = registeredRoutes(h.app);
+    assert.ok(routes.size > 40, `the route table parsed to ${routes.size} routes`);
+    const covered = new Set(rows.map((r) => `${r.method} ${r.path}`));
+    assert.deepEqual([...routes].filter((r) => !covered.has(r)).sort(), [], 'routes without a matrix row');
+    assert.deepEqual([...covered].filter((r) => !routes.has(r)).sort(), [], 'matrix rows for routes that do not exist');
+  });
+
+  for (const row of rows) {
+    const name = `${row.method} ${row.path}${row.label === undefined ? '' : ` (${row.label})`}`;
+    test(name, async () => {
+      for (const [actor, status] of Object.entries(row.expect) as [Actor, number][]) {
+        const res = await call(row, actor);
+        assert.equal(res.statusCode, status, `${actor}: ${res.body}`);
+        if (status < 400) continue;
+        const body = json(res);
+        if (status === 401 && actor === 'anon') {
+          // keystonemiddleware's answer, in front of Trove (reference 1.2)
+          assert.equal(body.error?.code, 401, `${actor}: ${res.body}`);
+          assert.match(String(res.headers['www-authenticate']), /^Keystone uri=/);
+        } else if (row.path.startsWith('/identity')) {
+          assert.equal(body.error?.code, status, `${actor}: ${res.body}`);
+        } else {
+          const fault = faultByStatus[status]!;
+          assert.deepEqual(Object.keys(body), [fault], `${actor}: ${res.body}`);
+          assert.equal(body[fault].code, status);
+          assert.equal(typeof body[fault].message, 'string');
+        }
+        if (actor === 'mismatch') assert.match(res.body, /User with tenant id .* cannot access this resource/);
+        if (status === 401 && actor !== 'anon') assert.match(res.body, /does not have admin privileges/);
+      }
+    });
+  }
+});
