@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { request, trove, type Session } from '../support/api-client.js';
-import { freePort, startRole, type RoleProcess } from '../support/coffer-process.js';
+import { join } from 'node:path';
+import { freePort, runCli, startRole, type RoleProcess } from '../support/coffer-process.js';
 import { makeDataDir } from '../support/temp-dir.js';
 import { adminSession, appPassword, createInstance, deleteAndVerifyGone, waitActive } from './instance-lifecycle.js';
 
@@ -13,6 +14,7 @@ const adminPassword = 'Dbusers-admin-pass-1234';
 let dataDir: { path: string; remove: () => Promise<void> };
 let serve: RoleProcess;
 let session: Session;
+let baseUrl: string;
 
 before(async () => {
   dataDir = await makeDataDir('coffer-e2e-dbusers');
@@ -21,7 +23,8 @@ before(async () => {
     COFFER_ADMIN_PASSWORD: adminPassword,
   });
   await serve.waitFor(/serving the Trove API/, 60_000);
-  session = await adminSession(`http://127.0.0.1:${port}`, adminPassword);
+  baseUrl = `http://127.0.0.1:${port}`;
+  session = await adminSession(baseUrl, adminPassword);
 });
 
 after(async () => {
@@ -118,6 +121,34 @@ test('databases, users, their access and root on a running PostgreSQL, each chec
   await expect('DELETE', `${base}/root`, 204);
   await assert.rejects(asUser(host, root.name, root.password, 'postgres'), /password authentication failed|not permitted to log in/);
   assert.deepEqual(await expect('GET', `${base}/root`, 200), { rootEnabled: true });
+
+  await deleteAndVerifyGone(session, created.id, dataDir.path);
+});
+
+test('the coffer CLI creates a database, a user with a generated password and enables root, each of which logs in', async () => {
+  const env = { COFFER_CONFIG_DIR: join(dataDir.path, 'cli') };
+  const cli = async (args: string[], input?: string) => {
+    const result = await runCli(args, { env, ...(input === undefined ? {} : { input }) });
+    assert.equal(result.code, 0, `coffer ${args.join(' ')}: ${result.stderr}${result.stdout}`);
+    return result.stdout;
+  };
+  await cli(['login', '--url', baseUrl, '--password-stdin'], `${adminPassword}\n`);
+  const created = await createInstance(session, 'e2e-dbusers-cli');
+  const instance = await waitActive(session, created.id);
+  const host = instance.addresses[0].address as string;
+
+  await cli(['database', 'create', 'e2e-dbusers-cli', 'ledger']);
+  assert.match(await cli(['database', 'list', 'e2e-dbusers-cli']), /ledger/);
+  const user = await cli(['user', 'create', 'e2e-dbusers-cli', 'clerk', '--database', 'ledger']);
+  const password = /^Password: (\S+)$/m.exec(user)?.[1];
+  assert.ok(password !== undefined, user);
+  assert.deepEqual(await asUser(host, 'clerk', password, 'ledger'), [{ u: 'clerk' }]);
+
+  const root = await cli(['root', 'enable', 'e2e-dbusers-cli', '--json']);
+  const { name, password: rootPassword } = JSON.parse(root) as { name: string; password: string };
+  assert.deepEqual(await asUser(host, name, rootPassword, 'postgres', 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user'), [{ rolsuper: true }]);
+  await cli(['root', 'disable', 'e2e-dbusers-cli']);
+  await assert.rejects(asUser(host, name, rootPassword, 'postgres'), /password authentication failed|not permitted to log in/);
 
   await deleteAndVerifyGone(session, created.id, dataDir.path);
 });
