@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { RepositoryContext } from './repository-context.js';
 import type { QuotaRepository, QuotaResource, QuotaRow } from './state-store.js';
 
@@ -36,7 +37,7 @@ export class SqlQuotaRepository implements QuotaRepository {
   }
 
   async usage(tenantId: string): Promise<Record<QuotaResource, number>> {
-    const r = await this.ctx.db
+    let query = this.ctx.db
       .selectFrom('instances')
       .leftJoin('flavors', 'flavors.id', 'instances.flavor_id')
       .select((eb) => [
@@ -45,8 +46,12 @@ export class SqlQuotaRepository implements QuotaRepository {
         eb.fn.sum('flavors.ram_mb').as('ram'),
       ])
       .where('instances.tenant_id', '=', tenantId)
-      .where('instances.deleted', '=', false)
-      .executeTakeFirstOrThrow();
+      .where('instances.deleted', '=', false);
+    // MySQL's repeatable read answers plain reads from the snapshot of the transaction's first
+    // read, which may predate lockTenant; a locking read sees what was committed since. (MariaDB
+    // knows no FOR SHARE; PostgreSQL reads afresh per statement and refuses locks on aggregates.)
+    if (this.ctx.dialect.name === 'mysql') query = query.modifyEnd(sql`lock in share mode`);
+    const r = await query.executeTakeFirstOrThrow();
     // Counts and sums come back as bigint text from PostgreSQL, decimal text from MySQL, and
     // SUM over no rows is NULL everywhere.
     return {

@@ -375,6 +375,24 @@ export function stateStoreSuite(
         await rejectsWithCode(store.instances.update(uid(), { name: 'x' }), 'InstanceNotFound');
       });
 
+      it('updateIfTask changes the instance only from one of the given task statuses', async () => {
+        const i = instance({ taskStatus: 'NONE' });
+        await store.instances.create(i);
+        assert.equal(await store.instances.updateIfTask(i.id, ['REBOOTING'], { taskStatus: 'NONE', name: 'not applied' }), false);
+        assert.equal((await store.instances.get(i.id))?.name, i.name);
+        assert.equal(await store.instances.updateIfTask(i.id, ['NONE', 'RESTART_REQUIRED'], { taskStatus: 'REBOOTING', name: 'applied' }), true);
+        const got = await store.instances.get(i.id);
+        assert.deepEqual([got?.taskStatus, got?.name], ['REBOOTING', 'applied']);
+        // two racing transitions from the same status: one wins
+        const raced = await Promise.all([
+          store.instances.updateIfTask(i.id, ['REBOOTING'], { taskStatus: 'NONE' }),
+          store.instances.updateIfTask(i.id, ['REBOOTING'], { taskStatus: 'NONE' }),
+        ]);
+        assert.deepEqual(raced.sort(), [false, true]);
+        assert.equal(await store.instances.updateIfTask(uid(), ['NONE'], { name: 'x' }), false);
+        assert.equal(await store.instances.updateIfTask(i.id, [], { name: 'x' }), false);
+      });
+
       it('markDeleted hides the instance from get, list and countActive, and is idempotent', async () => {
         const tenantId = `tenant-${uid()}`;
         const kept = instance({ tenantId });
@@ -713,6 +731,25 @@ export function stateStoreSuite(
         const limit = 2;
         const attempt = () =>
           store.transaction(async (tx) => {
+            await tx.quotas.lockTenant(tenantId, new Date());
+            const { instances } = await tx.quotas.usage(tenantId);
+            if (instances >= limit) return false;
+            await tx.instances.create(instance({ tenantId }));
+            return true;
+          });
+        const results = await Promise.all(Array.from({ length: 6 }, attempt));
+        assert.equal(results.filter(Boolean).length, limit);
+        assert.equal((await store.quotas.usage(tenantId)).instances, limit);
+      });
+
+      it('usage after lockTenant sees what others committed, even when the transaction read before it', async () => {
+        // MySQL's repeatable read would otherwise answer from the snapshot of that first read.
+        const tenantId = `tenant-${uid()}`;
+        const limit = 2;
+        const attempt = () =>
+          store.transaction(async (tx) => {
+            await tx.quotas.list(tenantId);
+            await tx.instances.get(uid());
             await tx.quotas.lockTenant(tenantId, new Date());
             const { instances } = await tx.quotas.usage(tenantId);
             if (instances >= limit) return false;

@@ -34,14 +34,16 @@ export function quotaExceeded(resources: readonly string[]): CofferError {
 
 /**
  * Checks that `deltas` fit the project's quotas, for the write that follows in the same
- * transaction. Call it as the first thing inside `store.transaction`, with the transaction's
- * repositories, and write the rows the deltas stand for (instance insert, new volume size …) in
- * that transaction after it: it takes the project's quota lock, so two requests of one project
- * check and write one after the other on every state database, and neither sees a count the
- * other is about to change. Only positive deltas are checked (as Trove): shrinking never fails.
- * Throws QuotaExceeded (413) naming every resource that would go over its limit.
+ * transaction. Call it inside `store.transaction` with the transaction's repositories, and write
+ * the rows the deltas stand for (the instance insert, the instance's new volumeSizeGb …) in that
+ * transaction after it: it takes the project's quota lock, so two requests of one project check
+ * and write one after the other on every state database, and neither counts without the other's
+ * write. Usage is counted from the instance rows, so a change the rows do not show yet (a size
+ * only a task will write later) is invisible to the next check. Only positive deltas are checked
+ * (as Trove): shrinking never fails. Throws QuotaExceeded (413) naming every resource over.
  *
- * A resize-volume, say, passes `{ volumes: newSize - oldSize }` for the instance's project.
+ * A resize-volume, say, passes `{ volumes: newSize - current.volumeSizeGb }` for the instance's
+ * project and sets the instance's volumeSizeGb to newSize in the same transaction.
  */
 export async function enforceQuota(
   tx: Repositories,
