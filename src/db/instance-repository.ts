@@ -123,6 +123,17 @@ export class SqlInstanceRepository implements InstanceRepository {
     if (result.numUpdatedRows === 0n) throw errors.instanceNotFound(id);
   }
 
+  async updateIfTask(id: string, from: readonly TaskStatusName[], patch: InstancePatch): Promise<boolean> {
+    if (from.length === 0) return false;
+    const result = await this.ctx.db
+      .updateTable('instances')
+      .set({ ...toColumns(patch), updated_at: new Date() })
+      .where('id', '=', id)
+      .where('task_status', 'in', from)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
   /** idempotent: a second call keeps the first deletedAt */
   async markDeleted(id: string, now: Date): Promise<void> {
     const result = await this.ctx.db

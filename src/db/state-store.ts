@@ -309,6 +309,12 @@ export interface InstanceRepository {
   list(filter: { tenantId?: string; limit: number; marker?: string; host?: string }): Promise<Page<InstanceRow>>;
   /** sets updatedAt too */
   update(id: string, patch: InstancePatch): Promise<void>;
+  /**
+   * Applies `patch` only while the instance's task status is one of `from`, in one conditional
+   * UPDATE, so that of two racing changes of the task exactly one wins. False (and nothing
+   * changed) when the task status was another, or the instance does not exist.
+   */
+  updateIfTask(id: string, from: readonly TaskStatusName[], patch: InstancePatch): Promise<boolean>;
   /** soft delete: deleted = true, deletedAt = now */
   markDeleted(id: string, now: Date): Promise<void>;
   countActive(tenantId: string): Promise<number>;

@@ -70,12 +70,10 @@ export async function endAction(
   for (;;) {
     try {
       return await deps.store.transaction(async (tx) => {
-        const current = await tx.instances.get(instanceId);
-        if (current === undefined || current.taskStatus !== expected) return false;
+        if (!(await tx.instances.updateIfTask(instanceId, [expected], patch))) return false;
         if (fault !== undefined) {
           await tx.faults.record({ id: newUuid(), instanceId, message: fault.slice(0, 255), details: fault, createdAt: new Date() });
         }
-        await tx.instances.update(instanceId, patch);
         return true;
       });
     } catch (err) {

@@ -247,6 +247,17 @@ describe('POST /instances/{id}/action restart', () => {
     assert.equal(view.operating_status, '');
   });
 
+  test('of two actions asked at once, one is accepted and the other refused by the gate', async () => {
+    const id = await insertInstance(alice);
+    const answers = await Promise.all([act(alice, id, { restart: {} }), act(alice, id, { resize: { volume: { size: 3 } } })]);
+    assert.deepEqual(answers.map((r) => r.statusCode).sort(), [202, 422]);
+    const refused = answers.find((r) => r.statusCode === 422)!;
+    assert.match(json(refused).unprocessableEntity.message, /\(task status was (REBOOTING|RESIZING)\)\.$/);
+    const restartWon = answers[0]!.statusCode === 202;
+    assert.equal((await h.store.instances.get(id))?.taskStatus, restartWon ? 'REBOOTING' : 'RESIZING');
+    assert.equal((await h.store.tasks.activeForInstance(id))?.kind, restartWon ? 'restart' : 'resize_volume');
+  });
+
   test('is allowed for a stopped or crashed database and while a restart is required', async () => {
     for (const [service, task] of [['SHUTDOWN', 'NONE'], ['CRASHED', 'NONE'], ['RUNNING', 'RESTART_REQUIRED']] as const) {
       const id = await insertInstance(alice, { service, task });

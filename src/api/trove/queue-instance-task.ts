@@ -1,6 +1,8 @@
 import type { RequestContext } from '../../bus/index.js';
 import { errors, newUuid } from '../../common/index.js';
 import type { InstancePatch, InstanceRow, Repositories, TaskKind, TaskRow } from '../../db/index.js';
+import { notAvailable } from './action-gate.js';
+import { taskAction } from './instance-status.js';
 import type { TroveDeps } from './trove-deps.js';
 import { wakeTaskmanager } from './wake-taskmanager.js';
 
@@ -11,10 +13,7 @@ export interface InstanceTaskRequest {
   payload: unknown;
   /** sets the service status too (RESTARTING for a restart) */
   serviceStatus?: 'RESTARTING';
-  /**
-   * Checks the instance as it is inside the transaction, so that two requests racing past the
-   * first check cannot both start a task.
-   */
+  /** Checks the instance again as it is inside the transaction, just before it changes. */
   recheck(current: InstanceRow, tx: Repositories): Promise<void>;
 }
 
@@ -41,7 +40,12 @@ export async function queueInstanceTask(deps: TroveDeps, instance: InstanceRow, 
     const current = await tx.instances.get(instance.id);
     if (current === undefined) throw errors.notFound(instance.id);
     await request.recheck(current, tx);
-    await tx.instances.update(instance.id, { taskStartTime: now, ...request.patch });
+    // Conditional on the task status just checked: of two requests racing past the checks, the
+    // second finds the first one's task and is refused as the gate would refuse it.
+    if (!(await tx.instances.updateIfTask(instance.id, [current.taskStatus], { taskStartTime: now, ...request.patch }))) {
+      const latest = await tx.instances.get(instance.id);
+      throw notAvailable(instance.id, 'task', taskAction(latest?.taskStatus ?? current.taskStatus));
+    }
     if (request.serviceStatus !== undefined) await tx.serviceStatuses.set({ instanceId: instance.id, status: request.serviceStatus, updatedAt: now });
     await tx.tasks.create(task);
   });
