@@ -8,6 +8,7 @@ import type { LocalProcessRunner } from '../../src/agent/index.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { engineRegistry, type EngineBinary, type EngineDriver } from '../../src/guest/index.js';
 import { withAdminConnection } from '../../src/guest/engines/mysql-family/connection.js';
+import { nativePasswordHash } from '../../src/guest/engines/mysql-family/password-hash.js';
 import { isProcessAlive } from '../../src/guest/engines/mysql-family/server.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { localRunner, ownerOf } from './engine-fixture.js';
@@ -215,5 +216,21 @@ describe('mariadb engine', () => {
     await driver.start();
     assert.notEqual(await driver.processId(), pid);
     assert.equal(await canLogIn('alice', alicePassword, 'app'), true);
+  });
+
+  it('says so at once when a tenant\'s root locked the guest out, and recovers when it is let back in', async () => {
+    await driver.root!.enable('R00t-pass');
+    const rootSession = await login('root', 'R00t-pass');
+    try {
+      await rootSession.query("ALTER USER 'os_admin'@'localhost' IDENTIFIED BY 'changed-by-root'");
+      assert.equal(await driver.health(), 'running');
+      await assert.rejects(driver.start(), /refuses the guest's administrative login/);
+      assert.ok(await driver.processId(), 'the tenant\'s server keeps running');
+      await rootSession.query("ALTER USER 'os_admin'@'localhost' IDENTIFIED BY PASSWORD ?", [nativePasswordHash(adminPassword)]);
+    } finally {
+      await rootSession.end();
+    }
+    assert.equal(await driver.health(), 'healthy');
+    await driver.root!.disable();
   });
 });

@@ -39,17 +39,25 @@ export async function withAdminConnection<T>(endpoint: AdminEndpoint, work: (con
   }
 }
 
-/** `SELECT 1` as the administrative user: true when the server answers. */
-export async function answersQueries(endpoint: AdminEndpoint, timeoutMs: number): Promise<boolean> {
+/**
+ * `SELECT 1` as the administrative user: `yes` when the server answers, `denied` when it
+ * answers but refuses the guest's login (a tenant's root changed or dropped os_admin), `no`
+ * when it does not answer.
+ */
+export async function probeServer(endpoint: AdminEndpoint, timeoutMs: number): Promise<'yes' | 'denied' | 'no'> {
   try {
     const connection = await openAdminConnection(endpoint, timeoutMs);
     try {
       await connection.query('SELECT 1');
-      return true;
+      return 'yes';
     } finally {
       connection.destroy();
     }
-  } catch {
-    return false;
+  } catch (err) {
+    return (err as { code?: string }).code === 'ER_ACCESS_DENIED_ERROR' ? 'denied' : 'no';
   }
+}
+
+export async function answersQueries(endpoint: AdminEndpoint, timeoutMs: number): Promise<boolean> {
+  return (await probeServer(endpoint, timeoutMs)) === 'yes';
 }

@@ -1,7 +1,7 @@
 import { open, readdir, readFile, readlink, realpath } from 'node:fs/promises';
 import { CofferError, sleep } from '../../../common/index.js';
 import type { ProcessExit } from '../../process-runner.js';
-import { answersQueries, type AdminEndpoint } from './connection.js';
+import { probeServer, type AdminEndpoint } from './connection.js';
 
 // The server seen from outside: its pid file, whether that pid is alive and really serves our
 // data directory (the server chdirs there), how to wait for it to answer and to stop it.
@@ -94,7 +94,12 @@ export async function waitUntilReady(options: WaitReadyOptions): Promise<void> {
   });
   const began = Date.now();
   for (;;) {
-    if (await answersQueries(options.endpoint, 2_000)) return;
+    const answer = await probeServer(options.endpoint, 2_000);
+    if (answer === 'yes') return;
+    if (answer === 'denied') {
+      // waiting would not help: the server is up and only a new admin password would let the guest in
+      throw new CofferError('EngineError', `${options.title} runs but refuses the guest's administrative login.`);
+    }
     if (exit !== undefined || (options.exited === undefined && !(await isProcessAlive(options.pid)))) {
       const how = exit === undefined ? 'exited' : `exited (code ${exit.code}, signal ${exit.signal})`;
       throw new CofferError('EngineError', `${options.title} ${how} while starting.`, { details: await logTail(options.logFile) });
