@@ -393,24 +393,6 @@ export function stateStoreSuite(
         assert.equal(await store.instances.updateIfTask(i.id, [], { name: 'x' }), false);
       });
 
-      it('updateIfTask changes the instance only from one of the given task statuses', async () => {
-        const i = instance({ taskStatus: 'NONE' });
-        await store.instances.create(i);
-        assert.equal(await store.instances.updateIfTask(i.id, ['REBOOTING'], { taskStatus: 'NONE', name: 'not applied' }), false);
-        assert.equal((await store.instances.get(i.id))?.name, i.name);
-        assert.equal(await store.instances.updateIfTask(i.id, ['NONE', 'RESTART_REQUIRED'], { taskStatus: 'REBOOTING', name: 'applied' }), true);
-        const got = await store.instances.get(i.id);
-        assert.deepEqual([got?.taskStatus, got?.name], ['REBOOTING', 'applied']);
-        // two racing transitions from the same status: one wins
-        const raced = await Promise.all([
-          store.instances.updateIfTask(i.id, ['REBOOTING'], { taskStatus: 'NONE' }),
-          store.instances.updateIfTask(i.id, ['REBOOTING'], { taskStatus: 'NONE' }),
-        ]);
-        assert.deepEqual(raced.sort(), [false, true]);
-        assert.equal(await store.instances.updateIfTask(uid(), ['NONE'], { name: 'x' }), false);
-        assert.equal(await store.instances.updateIfTask(i.id, [], { name: 'x' }), false);
-      });
-
       it('markDeleted hides the instance from get, list and countActive, and is idempotent', async () => {
         const tenantId = `tenant-${uid()}`;
         const kept = instance({ tenantId });
