@@ -145,6 +145,17 @@ describe('the .json format suffix', () => {
     assert.ok(Array.isArray(json(mgmt).instances));
   });
 
+  test('is stripped on the databases, users and root extensions of an instance', async () => {
+    const id = newUuid();
+    for (const path of [`/instances/${id}/databases`, `/instances/${id}/users`, `/instances/${id}/root`]) {
+      const plain = await get(member, path);
+      const suffixed = await get(member, `${path}.json`);
+      assert.equal(suffixed.statusCode, plain.statusCode, path);
+      assert.deepEqual(json(suffixed), json(plain));
+      assert.doesNotMatch(json(plain).itemNotFound.message, /could not be found/, 'the route itself answered');
+    }
+  });
+
   test('is kept on explicit routes: instances and flavors', async () => {
     expectError(await get(member, '/flavors/1.json'), 404, 'itemNotFound', 'Resource 1.json cannot be found.');
     const res = await get(member, '/instances.json');
