@@ -320,3 +320,33 @@ test('an access update keeps a pending restart pending', async () => {
   assert.equal((await endedTask(taskId)).state, 'done');
   assert.equal((await store.instances.get(id))?.taskStatus, 'RESTART_REQUIRED');
 });
+
+test('a restart whose taskmanager stops mid-way is resumed by another one, without a fault', async () => {
+  const id = await runningInstance();
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let restarts = 0;
+  await serveGuest(id, {
+    restart: async () => {
+      restarts += 1;
+      if (restarts === 1) await released;
+      await heartbeat(id, 'HEALTHY');
+      return {};
+    },
+  });
+  const taskId = await requestAction(id, 'restart', 'REBOOTING', {}, { service: 'RESTARTING' });
+  await eventually('the first taskmanager to call the guest', () => restarts, (n) => n === 1);
+  // The first worker stops while the guest is busy; its flow must leave the task to another.
+  const stopping = taskmanager.stop();
+  release();
+  await stopping;
+  assert.equal((await store.tasks.get(taskId))?.state, 'running', 'left for another worker, not ended');
+  assert.equal((await store.instances.get(id))?.taskStatus, 'REBOOTING');
+
+  taskmanager = await startTaskmanager({ store, transport, logger: silentLogger(), leaseMs: 300, sweepIntervalMs: 50, statusPollMs: 10, workerId: 'second' });
+  const ended = await endedTask(taskId);
+  assert.equal(ended.state, 'done');
+  assert.equal(ended.attempts, 2, 'claimed again once the lease ran out');
+  assert.equal((await store.instances.get(id))?.taskStatus, 'NONE');
+  assert.equal(await store.faults.latest(id), undefined);
+});
