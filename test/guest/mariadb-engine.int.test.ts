@@ -62,6 +62,10 @@ describe('mariadb engine', () => {
     const discovery = await engineRegistry.mariadb.discover([], runner);
     assert.ok(discovery.binaries[0] !== undefined, JSON.stringify(discovery.reports));
     binary = discovery.binaries[0];
+    // Debian's 10.11: the version users pick, and the full one
+    assert.match(binary.versionName, /^\d+\.\d+$/);
+    assert.ok(binary.version.startsWith(`${binary.versionName}.`), binary.version);
+    assert.equal(discovery.reports[0]?.active, true);
     driver = create();
   });
 

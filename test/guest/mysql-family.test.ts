@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { isCofferError } from '../../src/common/index.js';
 import type { ProcessRunner } from '../../src/guest/index.js';
-import { mariadbEngine, mariadbFlavor, mariadbInitSql, parseMariadbVersion } from '../../src/guest/engines/mariadb/engine.js';
+import { mariadbFlavor, mariadbInitSql, parseMariadbVersion } from '../../src/guest/engines/mariadb/engine.js';
 import { mysqlEngine, mysqlFlavor, mysqlInitSql, parseMysqlVersion } from '../../src/guest/engines/mysql/engine.js';
 import { deriveAccounts, rangesOf } from '../../src/guest/engines/mysql-family/accounts.js';
 import { MysqlFamilyAdmin } from '../../src/guest/engines/mysql-family/admin.js';
@@ -289,13 +289,5 @@ describe('mysql-family discovery', () => {
     } finally {
       await rm(root, { recursive: true, force: true });
     }
-  });
-
-  it('finds Debian\'s MariaDB with its version name and full version', async () => {
-    const found = await mariadbEngine.discover([], runner);
-    assert.equal(found.reports[0]?.active, true, found.reports[0]?.inactiveReason ?? '');
-    assert.match(found.binaries[0]!.versionName, /^\d+\.\d+$/);
-    assert.match(found.binaries[0]!.version, new RegExp(`^${found.binaries[0]!.versionName.replace('.', '\\.')}\\.\\d+$`));
-    assert.ok(found.reports[0]!.parameters.some((p) => p.name === 'innodb_buffer_pool_size'));
   });
 });
