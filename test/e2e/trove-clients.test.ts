@@ -151,6 +151,14 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
       assert.match(v.ID, /^[0-9a-f-]{36}$/);
       assert.match(v.Version, /^\d+(\.\d+)*$/);
     }
+    const shown = await osJson(member, ['datastore', 'show', 'postgresql']);
+    assert.equal(shown.name, 'postgresql');
+    const version = await osJson(member, ['datastore', 'version', 'show', versions[0].Name, '--datastore', 'postgresql']);
+    assert.equal(version.id, versions[0].ID);
+    assert.equal(version.datastore, shown.id);
+    const parameters = await osJson(member, ['database', 'configuration', 'parameter', 'list', versions[0].Name, '--datastore', 'postgresql']);
+    assert.ok(parameters.length > 0, 'the engine reports the parameters it validates');
+    for (const p of parameters) assert.match(p.Type, /^(integer|string|boolean|float)$/, JSON.stringify(p));
   });
 
   test('member: openstack database flavor list, trove flavor-list', { timeout: waitMs }, async () => {
@@ -158,6 +166,9 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     const small = flavors.find((f: any) => f.Name === 'm1.small');
     assert.ok(small, JSON.stringify(flavors));
     assert.equal(small.RAM, 512);
+    const shown = await osJson(member, ['database', 'flavor', 'show', 'm1.small']);
+    assert.equal(shown.name, 'm1.small');
+    assert.equal(shown.ram, 512);
     const legacy = lastJson((await trove(['flavor-list'])).stdout);
     assert.deepEqual(
       legacy.map((f: any) => f.name).sort(),
@@ -234,6 +245,11 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     assert.equal(bob.host, '%');
     assert.deepEqual(bob.databases, [{ name: 'scratch' }]);
     assert.ok(!JSON.stringify(bob).includes(bobPassword));
+    assert.equal(await withPg('bob', bobPassword, 'scratch', async (c) => (await c.query('SELECT 1 AS one')).rows[0].one), 1);
+
+    await os(member, ['database', 'user', 'update', 'attributes', instanceName, 'bob', '--new_password', `${bobPassword}-new`]);
+    assert.match(await pgRefuses('bob', bobPassword, 'scratch'), /authentication failed/i);
+    await os(member, ['database', 'user', 'update', 'attributes', instanceName, 'bob', '--new_password', bobPassword]);
     assert.equal(await withPg('bob', bobPassword, 'scratch', async (c) => (await c.query('SELECT 1 AS one')).rows[0].one), 1);
 
     await trove(['user-grant-access', instanceName, 'bob', 'app']);
@@ -344,7 +360,7 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     assert.deepEqual(lastJson(legacy.stdout).map((l: any) => l.verb).sort(), ['DELETE', 'GET', 'POST', 'POST', 'PUT']);
   });
 
-  test('openstack database quota show: the member for its project id, the admin by project name', { timeout: waitMs }, async () => {
+  test('openstack database quota show (member by id, admin by name), quota update (admin)', { timeout: waitMs }, async () => {
     const quotas = await osJson(member, ['database', 'quota', 'show', projectId]);
     const instances = quotas.find((q: any) => q.Resource === 'instances');
     assert.ok(instances, JSON.stringify(quotas));
@@ -352,13 +368,23 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     assert.equal(typeof instances.Limit, 'number');
     const byName = await osJson(admin, ['database', 'quota', 'show', member.project]);
     assert.deepEqual(byName, quotas);
+
+    assert.deepEqual(await osJson(admin, ['database', 'quota', 'update', projectId, 'instances', '20']), { instances: 20 });
+    const raised = await osJson(member, ['database', 'quota', 'show', projectId]);
+    assert.equal(raised.find((q: any) => q.Resource === 'instances').Limit, 20);
+    const refused = await openstack(member, ['database', 'quota', 'update', projectId, 'instances', '30']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /HTTP 401/);
   });
 
-  test('admin: openstack database instance list --all-projects', { timeout: waitMs }, async () => {
+  test('admin: openstack database instance list --all-projects (a member is refused)', { timeout: waitMs }, async () => {
     const all = await osJson(admin, ['database', 'instance', 'list', '--all-projects']);
     const mine = all.find((i: any) => i.ID === instanceId);
     assert.ok(mine, JSON.stringify(all));
     assert.equal(mine['Tenant ID'], projectId);
+    const refused = await openstack(member, ['database', 'instance', 'list', '--all-projects']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /admin privileges.*HTTP 401/s);
   });
 
   test('member: openstack database instance delete, until it is gone', { timeout: waitMs }, async () => {
