@@ -9,6 +9,7 @@ import { startConductor } from '../conductor/index.js';
 import { openStateStore, type StateStore } from '../db/index.js';
 import { startTaskmanager } from '../taskmanager/index.js';
 import { bootstrapAdmin } from './admin-password.js';
+import { secureDataDir } from './data-dir.js';
 import type { AgentConfig, ApiConfig, ServeConfig, WorkerConfig } from './config.js';
 
 // Each function wires one role (or, for serve, all of them) from a validated config and returns
@@ -42,6 +43,7 @@ async function listenApi(
 }
 
 export async function runServe(config: ServeConfig, print: (line: string) => void): Promise<Stop> {
+  await secureDataDir(config.dataDir, { serve: true });
   const logger = createLogger({ name: 'coffer', level: config.logLevel, file: join(config.dataDir, 'coffer.log') });
   const store = await openStateStore(`sqlite:${join(config.dataDir, 'coffer.sqlite')}`, { logger });
   const transport = new InProcessTransport();
@@ -107,6 +109,7 @@ export const runTaskmanager = (config: WorkerConfig): Promise<Stop> => runWorker
 export const runConductor = (config: WorkerConfig): Promise<Stop> => runWorker('conductor', config, startConductor);
 
 export async function runAgent(config: AgentConfig): Promise<Stop> {
+  await secureDataDir(config.dataDir, { serve: false });
   const logger = createLogger({ name: 'coffer-agent', level: config.logLevel });
   const transport = await connectTransport(config.busUrl, { logger });
   const agent = await startAgent({

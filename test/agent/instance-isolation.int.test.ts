@@ -1,0 +1,188 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { access, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, it } from 'node:test';
+import { Client } from 'pg';
+import { lookupUser } from '../../src/agent/engine-user.js';
+import { agentContract, agentTopic, createRpcClient, guestContract, guestTopic } from '../../src/bus/index.js';
+import { silentLogger } from '../../src/common/logger.js';
+import { openStateStore } from '../../src/db/index.js';
+import { withAdminClient } from '../../src/guest/engines/postgresql/admin.js';
+import { readPostmasterPid } from '../../src/guest/engines/postgresql/postmaster.js';
+import { bootstrapAdmin } from '../../src/main/admin-password.js';
+import { secureDataDir } from '../../src/main/data-dir.js';
+import { suffix } from '../guest/engine-fixture.js';
+import { tempDataDir } from '../support/temp-dir.js';
+import { until } from '../support/wait.js';
+import { agentHarness } from './agent-harness.js';
+
+// The agent as root (how CI and production run it): a tenant's superuser can run programs as
+// its engine's OS user (COPY ... PROGRAM). Each instance has a user of its own, which can read
+// its own engine's files and nothing of another instance's, of the warm pool's or of Coffer's.
+
+const run = promisify(execFile);
+const flavor = { id: 'small', ramMb: 512, vcpus: 1 };
+const engine = { manager: 'postgresql', version: '15' };
+const kind = `postgresql-${engine.version}`;
+
+/** Runs `args` as `user`; what it printed, or the error when it failed. */
+async function asUser(user: string, args: string[]): Promise<{ ok: boolean; output: string }> {
+  try {
+    const { stdout } = await run('runuser', ['-u', user, '--', ...args], { timeout: 10_000 });
+    return { ok: true, output: stdout };
+  } catch (err) {
+    return { ok: false, output: String((err as { stderr?: unknown }).stderr ?? err) };
+  }
+}
+
+/** The uid a process runs as. */
+async function uidOf(pid: number): Promise<number> {
+  return Number(/^Uid:\s+(\d+)/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1]);
+}
+
+const notRoot = process.getuid?.() !== 0 && 'only root gives each instance an OS user of its own';
+
+describe('instance isolation', { skip: notRoot }, () => {
+  const { transport, beats, roots, newAgent } = agentHarness('coffer-iso-');
+
+  it("lets an instance's OS user read its own engine's files and nothing of other instances, the pool or Coffer", async (t) => {
+    // the data directory as `coffer serve` lays it out: state database and admin password beside the instances
+    const dataDir = await tempDataDir('coffer-iso-');
+    roots.push(dataDir);
+    await secureDataDir(dataDir, { serve: true });
+    const store = await openStateStore(`sqlite:${join(dataDir, 'coffer.sqlite')}`, { logger: silentLogger() });
+    await bootstrapAdmin(store, dataDir, undefined, () => undefined);
+    assert.equal((await stat(join(dataDir, 'coffer.sqlite-wal'))).mode & 0o777, 0o600, 'SQLite gives its WAL the database file\'s mode');
+    await store.close();
+    const secrets = ['coffer.sqlite', 'coffer.log', 'admin-password'].map((name) => join(dataDir, name));
+    for (const path of secrets) assert.equal((await stat(path)).mode & 0o777, 0o600, path);
+    assert.equal((await stat(dataDir)).mode & 0o777, 0o711);
+
+    const first = await newAgent({ dataDir, warmPoolSize: 1 });
+    const agentRpc = createRpcClient(transport, agentContract, agentTopic(first.options.host));
+    const kindDir = join(dataDir, 'pool', kind);
+    const poolEntries = async () => (await readdir(kindDir).catch(() => [] as string[])).filter((n) => /^[0-9a-f]{16}$/.test(n));
+    await until('a warm cluster', async () => (await poolEntries()).length === 1, 60_000);
+
+    // A takes the pool's cluster, B (unless the pool refilled meanwhile) runs initdb
+    const instances = [];
+    for (const name of ['a', 'b']) {
+      const instanceId = `iso-${name}-${suffix()}`;
+      const adminPassword = `adm-${suffix()}`;
+      const server = await agentRpc.createServer({ instanceId, engine, flavor, volumeSizeGb: 1 });
+      const mark = beats.length;
+      await createRpcClient(transport, guestContract, guestTopic(instanceId)).prepare({
+        memoryMb: flavor.ramMb,
+        databases: [{ name: 'appdb' }],
+        users: [{ name: 'app', password: 'app-Secret-1', databases: [{ name: 'appdb' }] }],
+        adminPassword,
+      });
+      await until(`HEALTHY of ${instanceId}`, () =>
+        beats.some((b, i) => i >= mark && b.instanceId === instanceId && b.status === 'HEALTHY'), 30_000);
+      const dir = join(dataDir, 'instances', instanceId);
+      const { osUser } = JSON.parse(await readFile(join(dir, 'instance.json'), 'utf8')) as { osUser: string };
+      const identity = (await lookupUser(osUser))!;
+      instances.push({ instanceId, server, dir, adminPassword, identity, pid: (await readPostmasterPid(join(dir, 'data')))!.pid });
+    }
+    const [a, b] = instances as [(typeof instances)[0], (typeof instances)[0]];
+    const poolUid = (await lookupUser('coffer-db'))!.uid;
+    assert.equal(new Set([a.identity.uid, b.identity.uid, poolUid, 0]).size, 4, 'each instance has a user of its own');
+    assert.equal(await uidOf(a.pid), a.identity.uid);
+    assert.equal(await uidOf(b.pid), b.identity.uid);
+
+    // what A's user can and cannot read (the successes show the probe itself works)
+    const readsAsA = async (path: string) => (await asUser(a.identity.name, ['cat', path])).ok;
+    assert.equal((await asUser(a.identity.name, ['cat', join(a.dir, 'data', 'PG_VERSION')])).output, '15\n');
+    assert.equal(await readsAsA(join(a.dir, 'postgresql.conf')), true);
+    assert.equal((await asUser(b.identity.name, ['cat', join(b.dir, 'data', 'PG_VERSION')])).output, '15\n');
+    const [entry] = await poolEntries();
+    const forbidden = [
+      ...['data/PG_VERSION', 'data/global/pg_control', 'postgresql.conf', 'pg_hba.conf', 'postgresql.log', 'os_admin.password', 'instance.json'].map(
+        (name) => join(b.dir, name),
+      ),
+      // the guest's secret and the host's record of A's own instance
+      join(a.dir, 'os_admin.password'),
+      join(a.dir, 'instance.json'),
+      ...secrets,
+      ...(entry === undefined ? [] : [join(kindDir, entry, 'data', 'PG_VERSION'), join(kindDir, entry, 'os_admin.pool-password')]),
+    ];
+    for (const path of forbidden) {
+      await access(path);
+      assert.equal(await readsAsA(path), false, `${a.identity.name} must not read ${path}`);
+    }
+    for (const dir of [b.dir, join(dataDir, 'instances'), dataDir]) {
+      assert.equal((await asUser(a.identity.name, ['ls', dir])).ok, false, `${a.identity.name} must not list ${dir}`);
+    }
+
+    // the same through A's engine, as a tenant's superuser would try it
+    const endpoint = { socketDir: join(a.dir, 'data'), port: a.server.port, password: a.adminPassword };
+    const copyFromProgram = async (client: Client, command: string) => {
+      await client.query('CREATE TEMP TABLE out (line text)');
+      await client.query(`COPY out FROM PROGRAM '${command}'`);
+      return (await client.query<{ line: string }>('SELECT line FROM out')).rows.map((row) => row.line);
+    };
+    const program = (command: string) => withAdminClient(endpoint, 'postgres', (client) => copyFromProgram(client, command));
+    assert.deepEqual(await program('id -un'), [a.identity.name]);
+    await assert.rejects(program(`cat ${join(b.dir, 'data', 'PG_VERSION')}`), /program ".*" failed/);
+    await assert.rejects(program(`cat ${join(dataDir, 'coffer.sqlite')}`), /program ".*" failed/);
+    // left behind by A's tenant: a file in /tmp and a process that outlives its engine, which
+    // inherits the session's socket: this client's end settles only once that process is gone
+    const leftover = `/tmp/coffer-iso-left-${suffix()}`;
+    const tenant = new Client({ host: endpoint.socketDir, port: endpoint.port, user: 'os_admin', password: a.adminPassword, database: 'postgres' });
+    tenant.on('error', () => undefined);
+    await tenant.connect();
+    assert.deepEqual(await copyFromProgram(tenant, `setsid sleep 600 < /dev/null > /dev/null 2>&1 & touch ${leftover}; echo started`), ['started']);
+    const tenantEnded = tenant.end();
+    await access(leftover);
+
+    // A's own engine serves its users
+    const app = new Client({ host: a.server.address, port: a.server.port, user: 'app', password: 'app-Secret-1', database: 'appdb' });
+    await app.connect();
+    assert.deepEqual((await app.query('SELECT 1 AS one')).rows, [{ one: 1 }]);
+    await app.end();
+
+    // a restarted agent finds each instance's engine under the same user
+    await first.agent.stop();
+    const mark = beats.length;
+    await newAgent({ dataDir, host: first.options.host, addressPool: first.options.addressPool, warmPoolSize: 1 });
+    await until('A HEALTHY again', () => beats.some((x, i) => i >= mark && x.instanceId === a.instanceId && x.status === 'HEALTHY'));
+    assert.equal((await readPostmasterPid(join(a.dir, 'data')))!.pid, a.pid, 'adopted, not restarted');
+    assert.equal(await uidOf(a.pid), a.identity.uid);
+
+    // delete: whatever ran as A's user is gone, and so are the user and its files in /tmp; B runs on
+    const began = performance.now();
+    assert.deepEqual(await agentRpc.deleteServer({ instanceId: a.instanceId }), { deleted: true });
+    t.diagnostic(`delete with user removal: ${(performance.now() - began).toFixed(0)} ms`);
+    assert.equal(await lookupUser(a.identity.name), undefined, 'the instance user is removed');
+    await assert.rejects(access(leftover), 'files the user left in /tmp are removed');
+    const status = await Promise.all(
+      (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map((pid) => uidOf(Number(pid)).catch(() => -1)),
+    );
+    assert.ok(!status.includes(a.identity.uid), 'no process of the removed user is left');
+    await tenantEnded;
+    assert.equal(await uidOf(b.pid), b.identity.uid, "B's engine keeps running");
+    assert.deepEqual(await agentRpc.deleteServer({ instanceId: b.instanceId }), { deleted: true });
+    assert.equal(await lookupUser(b.identity.name), undefined);
+  });
+
+  it("keeps each instance directory the host's, traversable by the instance's user alone", async () => {
+    const { options } = await newAgent({ warmPoolSize: 0 });
+    const agentRpc = createRpcClient(transport, agentContract, agentTopic(options.host));
+    const instanceId = `iso-${suffix()}`;
+    await agentRpc.createServer({ instanceId, engine, flavor, volumeSizeGb: 1 });
+    const dir = join(options.dataDir, 'instances', instanceId);
+    const record = JSON.parse(await readFile(join(dir, 'instance.json'), 'utf8')) as { osUser: string };
+    const identity = (await lookupUser(record.osUser))!;
+    const stats = await stat(dir);
+    assert.deepEqual({ uid: stats.uid, gid: stats.gid, mode: stats.mode & 0o777 }, { uid: 0, gid: identity.gid, mode: 0o710 });
+    assert.equal((await stat(join(dir, 'instance.json'))).mode & 0o777, 0o600);
+    assert.match(record.osUser, /^coffer-[0-9a-f]{12}$/);
+    await writeFile(join(dir, 'probe'), 'x', { mode: 0o644 });
+    assert.equal((await asUser(identity.name, ['cat', join(dir, 'probe')])).ok, true, 'its own user traverses it');
+    assert.equal((await asUser('coffer-db', ['cat', join(dir, 'probe')])).ok, false, 'no other user does');
+    await agentRpc.deleteServer({ instanceId });
+    assert.equal(await lookupUser(record.osUser), undefined);
+  });
+});
