@@ -144,12 +144,19 @@ describe('mysql-family statements', () => {
 });
 
 describe('mysql-family hosts and access ranges', () => {
-  it('reads the host patterns that are address ranges', () => {
+  it('reads the host patterns that are address ranges, as the API accepts them', () => {
+    const host = (pattern: string) => accountHost(parseUserHost(pattern)!);
     assert.deepEqual(parseUserHost('%'), { network: 0, prefix: 0 });
-    assert.equal(accountHost(parseUserHost('10.1.2.3')), '10.1.2.3');
-    assert.equal(accountHost(parseUserHost('10.1.%')), '10.1.0.0/255.255.0.0');
-    assert.equal(accountHost(parseUserHost('192.168.0.0/255.255.255.0')), '192.168.0.0/255.255.255.0');
-    for (const bad of ['localhost', 'db.example.com', '10.1%', '10.%.1', '1.2.3.4/255.0.255.0', '10.0.0.1/255.0.0.0', '::1', '300.%', '']) {
+    assert.equal(host('10.1.2.3'), '10.1.2.3');
+    assert.equal(host('10.1.%'), '10.1.0.0/255.255.0.0');
+    assert.equal(host('192.168.%.%'), '192.168.0.0/255.255.0.0');
+    assert.equal(host('%.%.%.%'), '%');
+    assert.equal(host('192.168.0.0/255.255.255.0'), '192.168.0.0/255.255.255.0');
+    assert.equal(host('10.0.0.0/8'), '10.0.0.0/255.0.0.0');
+    // the server listens on IPv4: an IPv6 host is valid and admits no client
+    assert.equal(parseUserHost('::1'), undefined);
+    assert.equal(parseUserHost('fd00::/8'), undefined);
+    for (const bad of ['localhost', 'db.example.com', '10.1%', '10.%.1', '10.%.%.%.%', '1.2.3.4/255.0.255.0', '10.0.0.1/255.0.0.0', '10.0.0.1/8', '10.0.0.0/33', '300.%', '']) {
       assert.throws(() => parseUserHost(bad), badRequest, bad);
     }
   });
@@ -161,7 +168,7 @@ describe('mysql-family hosts and access ranges', () => {
   });
 
   it('intersects nested ranges and finds none between disjoint ones', () => {
-    const of = (host: string) => parseUserHost(host);
+    const of = (host: string) => parseUserHost(host)!;
     assert.equal(accountHost(intersect(of('%'), parseCidr('10.0.0.0/8')!)!), '10.0.0.0/255.0.0.0');
     assert.equal(accountHost(intersect(of('10.1.%'), parseCidr('10.0.0.0/8')!)!), '10.1.0.0/255.255.0.0');
     assert.equal(accountHost(intersect(of('10.1.2.3'), parseCidr('10.1.0.0/16')!)!), '10.1.2.3');
@@ -176,6 +183,7 @@ describe('mysql-family hosts and access ranges', () => {
       { accountHost: '192.168.1.0/255.255.255.0', host: '%' },
     ]);
     assert.deepEqual(deriveAccounts([{ host: '172.16.0.1' }], ranges), [], 'a host outside every range gets no account');
+    assert.deepEqual(deriveAccounts([{ host: '::1' }], ranges), [], 'an IPv6 host gets no account');
     assert.deepEqual(deriveAccounts([{ host: '%' }, { host: '10.%' }], rangesOf(['10.0.0.0/8'])), [
       { accountHost: '10.0.0.0/255.0.0.0', host: '10.%' },
     ]);

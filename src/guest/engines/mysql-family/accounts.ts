@@ -64,10 +64,13 @@ export interface DerivedAccount {
  * server itself would pick it.
  */
 export function deriveAccounts(users: readonly Pick<TenantUser, 'host'>[], ranges: readonly Ipv4Range[]): DerivedAccount[] {
-  const bySpecificity = [...users].sort((a, b) => parseUserHost(b.host).prefix - parseUserHost(a.host).prefix);
+  const prefix = (host: string) => parseUserHost(host)?.prefix ?? 128;
+  const bySpecificity = [...users].sort((a, b) => prefix(b.host) - prefix(a.host));
   const derived = new Map<string, DerivedAccount>();
   for (const user of bySpecificity) {
     const own = parseUserHost(user.host);
+    // an IPv6 host: no client of the server's IPv4 address is one
+    if (own === undefined) continue;
     for (const range of ranges) {
       const both = intersect(own, range);
       if (both === undefined) continue;

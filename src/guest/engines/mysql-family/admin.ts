@@ -120,7 +120,8 @@ export class MysqlFamilyAdmin {
     const taken = (await this.registry.users(connection, name)).find((user) => {
       if (user.host === except) return false;
       const other = parseUserHost(user.host);
-      return user.host === host || (other.prefix === range.prefix && other.network === range.network);
+      const same = other !== undefined && range !== undefined && other.prefix === range.prefix && other.network === range.network;
+      return user.host === host || same;
     });
     if (taken !== undefined) throw new CofferError('UserAlreadyExists', `User ${name}@${taken.host} already exists.`);
   }

@@ -1,5 +1,5 @@
 import { escape, escapeId } from 'mysql2';
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import { CofferError } from '../../../common/index.js';
 import type { DatabaseSpec } from '../../../bus/index.js';
 
@@ -125,24 +125,45 @@ function prefixOfMask(mask: string): number | undefined {
 }
 
 const hostHelp =
-  'expected %, an IPv4 address, address/netmask (10.0.0.0/255.0.0.0) or a.b.% (the server resolves no host names)';
+  'expected %, an IPv4 address, address/netmask (10.0.0.0/255.0.0.0), address/prefix (10.0.0.0/8), ' +
+  'a.b.% or a.b.%.% (the server resolves no host names)';
 
-/** The addresses a tenant's host pattern admits; BadRequest for a pattern that is not a range. */
-export function parseUserHost(host: string): Ipv4Range {
+function networkRange(address: string, prefix: number | undefined): Ipv4Range | undefined {
+  if (prefix === undefined || !isIPv4(address)) return undefined;
+  const value = range(address, prefix);
+  // the server compares (client & mask) with the address as given: host bits make it match nobody
+  return value.network === ipv4ToNumber(address) ? value : undefined;
+}
+
+/** `10.%`, `10.1.%.%`, `%.%.%.%`: whole trailing octets as wildcards are an address range. */
+function wildcardRange(host: string): Ipv4Range | undefined {
+  const parts = host.split('.');
+  const first = parts.indexOf('%');
+  if (first < 0 || parts.length > 4 || parts.slice(first).some((part) => part !== '%')) return undefined;
+  const octets = parts.slice(0, first);
+  if (!octets.every((octet) => /^\d{1,3}$/.test(octet) && Number(octet) <= 255 && String(Number(octet)) === octet)) return undefined;
+  return range([...octets, '0', '0', '0', '0'].slice(0, 4).join('.'), octets.length * 8);
+}
+
+/**
+ * The IPv4 addresses a tenant's host pattern admits; `undefined` for an IPv6 pattern, which no
+ * client of the IPv4 address the server listens on can match. BadRequest for a pattern that is
+ * not an address range (host names, wildcards inside an octet).
+ */
+export function parseUserHost(host: string): Ipv4Range | undefined {
   if (host === '%') return { network: 0, prefix: 0 };
   if (isIPv4(host)) return range(host, 32);
-  const masked = /^([0-9.]+)\/([0-9.]+)$/.exec(host);
-  if (masked !== null && isIPv4(masked[1]!)) {
-    const prefix = prefixOfMask(masked[2]!);
-    if (prefix !== undefined && range(masked[1]!, prefix).network === ipv4ToNumber(masked[1]!)) return range(masked[1]!, prefix);
+  if (isIPv6(host)) return undefined;
+  const slash = /^([0-9a-fA-F:.]+)\/([0-9.]+)$/.exec(host);
+  if (slash !== null) {
+    const [, address, suffix] = slash as unknown as [string, string, string];
+    if (isIPv6(address) && /^\d{1,3}$/.test(suffix) && Number(suffix) <= 128) return undefined;
+    const prefix = /^\d{1,2}$/.test(suffix) ? (Number(suffix) <= 32 ? Number(suffix) : undefined) : prefixOfMask(suffix);
+    const found = networkRange(address, prefix);
+    if (found !== undefined) return found;
   }
-  const wildcard = /^(\d{1,3}(?:\.\d{1,3}){0,2})\.%$/.exec(host);
-  if (wildcard !== null) {
-    const octets = wildcard[1]!.split('.');
-    if (octets.every((octet) => Number(octet) <= 255 && String(Number(octet)) === octet)) {
-      return range([...octets, ...Array(4 - octets.length).fill('0')].join('.'), octets.length * 8);
-    }
-  }
+  const wildcard = wildcardRange(host);
+  if (wildcard !== undefined) return wildcard;
   throw new CofferError('BadRequest', `Invalid host "${host}": ${hostHelp}.`);
 }
 
