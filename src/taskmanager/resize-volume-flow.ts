@@ -6,8 +6,8 @@ import type { TaskHandle } from './task-runner.js';
 /**
  * resize_volume (reference 3.6). The local compute driver's volume is the instance's directory
  * on the host's filesystem, with no size of its own to grow: the new size is the instance's
- * allowance, recorded on the instance (what the API shows and quotas count). A driver with real
- * volumes (or a directory quota) grows them here, before the size is recorded.
+ * allowance, which the API recorded with the task (quotas count it from then on). A driver with
+ * real volumes (or a directory quota) grows them here; when that fails, the old size is given back.
  */
 export function resizeVolumeFlow(deps: ActionFlowDeps) {
   return async (handle: TaskHandle): Promise<void> => {
@@ -17,15 +17,21 @@ export function resizeVolumeFlow(deps: ActionFlowDeps) {
     const { instance, log } = started;
     try {
       if (!parsed.success) throw new CofferError('Internal', 'The volume resize task has no readable sizes.');
-      const { newSizeGb } = parsed.data;
-      // A resumed task finds the size recorded already; growing is the only way, never back.
-      const volumeSizeGb = Math.max(newSizeGb, instance.volumeSizeGb);
+      // Growing is the only way: a size larger than asked (recorded since) stays.
+      const volumeSizeGb = Math.max(parsed.data.newSizeGb, instance.volumeSizeGb);
       await endAction(deps, handle, 'RESIZING', { ...noTask, volumeSizeGb });
       log.info({ volumeSizeGb }, 'volume resized');
     } catch (err) {
       if (handle.signal.aborted) throw err;
       log.error({ err }, 'volume resize failed');
-      await endAction(deps, handle, 'RESIZING', noTask, `Resize of the volume failed: ${messageOf(err)}`);
+      const oldSizeGb = parsed.data?.oldSizeGb;
+      await endAction(
+        deps,
+        handle,
+        'RESIZING',
+        oldSizeGb === undefined ? noTask : { ...noTask, volumeSizeGb: oldSizeGb },
+        `Resize of the volume failed: ${messageOf(err)}`,
+      );
       throw err;
     }
   };

@@ -324,7 +324,7 @@ describe('POST /instances/{id}/action resize', () => {
     await assertAccepted(await act(alice, id, { resize: { volume: { size: '5' } } }));
     const row = await h.store.instances.get(id);
     assert.equal(row?.taskStatus, 'RESIZING');
-    assert.equal(row?.volumeSizeGb, 2, 'the size changes when the taskmanager has resized');
+    assert.equal(row?.volumeSizeGb, 5, 'recorded with the task, so that quotas count it at once');
     const task = await queuedTask(id, castsBefore);
     assert.equal(task.kind, 'resize_volume');
     assert.deepEqual(task.payload, { requestId: h.casts.at(-1)?.requestId, oldSizeGb: 2, newSizeGb: 5 });

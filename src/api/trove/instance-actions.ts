@@ -59,7 +59,8 @@ export async function performInstanceAction(
       }
       const flavor = await deps.store.flavors.get(flavorId);
       if (flavor === undefined) throw new CofferError('FlavorNotFound', `Resource ${flavorId} cannot be found.`);
-      // Quotas: the RAM delta (flavor.ramMb minus the old flavor's) is reserved here.
+      // Quotas count RAM from the instance's flavor, which changes only once the engine runs with
+      // the new one: a RAM quota check of the delta would go in this task's recheck.
       return queueInstanceTask(
         deps,
         instance,
@@ -82,20 +83,22 @@ export async function performInstanceAction(
       if (sizeGb <= instance.volumeSizeGb) {
         throw new CofferError('BadRequest', `The new volume 'size' must be larger than the current volume size of '${instance.volumeSizeGb}'.`);
       }
-      // Quotas: the volume delta (sizeGb - instance.volumeSizeGb) is checked and reserved here,
-      // before the task is queued (413 QuotaExceeded).
+      // The new size is written with the task, in the transaction, so that quotas (counted from
+      // the instance rows) count it from now on; a resize that fails gives the old size back.
       return queueInstanceTask(
         deps,
         instance,
         {
           kind: 'resize_volume',
-          patch: { taskStatus: 'RESIZING', taskDescription: 'Resizing the volume of the instance.' },
+          patch: { taskStatus: 'RESIZING', taskDescription: 'Resizing the volume of the instance.', volumeSizeGb: sizeGb },
           payload: { ...payloadBase, oldSizeGb: instance.volumeSizeGb, newSizeGb: sizeGb } satisfies ResizeVolumeTaskPayload,
           recheck: async (current, tx) => {
             await gate(current, tx);
             if (sizeGb <= current.volumeSizeGb) {
               throw new CofferError('BadRequest', `The new volume 'size' must be larger than the current volume size of '${current.volumeSizeGb}'.`);
             }
+            // Quota spot: enforceQuota(tx, current.tenantId, …, { volumes: sizeGb - current.volumeSizeGb })
+            // belongs here, under the project's quota lock, before the size is written (413).
           },
         },
         context,
