@@ -343,6 +343,35 @@ describe('admin CRUD as openstack project/user/role commands drive it', () => {
     assert.equal(adminStill.statusCode, 200, "other users' sessions are untouched");
   });
 
+  test('a user changes its own password with the original one (openstack user password set)', async () => {
+    const member = await memberSession(h, 'selfpw');
+    const project = json(await h.app.inject({ method: 'GET', url: `/identity/v3/projects/${member.projectId}`, headers: auth(member) })).project;
+    const name = json(await h.app.inject({ method: 'GET', url: `/identity/v3/users/${member.userId}`, headers: auth(member) })).user.name;
+    const change = (original: string, password: string, userId = member.userId) =>
+      h.app.inject({
+        method: 'POST',
+        url: `/identity/v3/users/${userId}/password`,
+        headers: auth(member),
+        payload: { user: { original_password: original, password } },
+      });
+
+    const wrong = await change('not-the-password', 'Self-chosen-pw-1');
+    assert.equal(wrong.statusCode, 401);
+    assert.equal(json(wrong).error.title, 'Unauthorized');
+    const unknown = await change('pw-member', 'Self-chosen-pw-1', '0'.repeat(32));
+    assert.equal(unknown.statusCode, 401, 'an unknown user is answered as a wrong password');
+
+    const ok = await change('pw-member', 'Self-chosen-pw-1');
+    assert.equal(ok.statusCode, 204, ok.body);
+    const flavors = await h.app.inject({ method: 'GET', url: `/v1.0/${member.projectId}/flavors`, headers: auth(member) });
+    assert.equal(flavors.statusCode, 401, 'the sessions of the old password end');
+    await assert.rejects(login(h.app, name, 'pw-member', project.name));
+    const again = await login(h.app, name, 'Self-chosen-pw-1', project.name);
+    assert.equal(again.userId, member.userId);
+    const row = await h.store.users.get(member.userId);
+    assert.doesNotMatch(row!.passwordHash, /Self-chosen/);
+  });
+
   test('domains: default by id, by name, unknown 404', async () => {
     const byId = await h.app.inject({ method: 'GET', url: '/identity/v3/domains/default', headers: auth(admin) });
     assert.equal(json(byId).domain.name, 'Default');

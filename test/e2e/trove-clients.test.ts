@@ -140,6 +140,12 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
 
     const token = await osJson(member, ['token', 'issue']);
     assert.equal(token.project_id, projectId);
+
+    // The member changes its own password, and keeps using the new one.
+    const changed = `${memberPassword}-new`;
+    await os(member, ['user', 'password', 'set', '--original-password', memberPassword, '--password', changed]);
+    member = { ...member, password: changed };
+    assert.equal((await osJson(member, ['token', 'issue'])).user_id, user.id);
   });
 
   test('member: openstack datastore list, datastore version list postgresql', { timeout: waitMs }, async () => {

@@ -7,7 +7,7 @@ import { parseKeystoneBody } from '../parse-body.js';
 import { queryParam } from '../query-param.js';
 import { forbidden, notFound, requireAdmin, resolveDomainId, v3Base, type IdentityDeps } from './identity-deps.js';
 import { defaultDomain, listLinks, userView } from './keystone-views.js';
-import { hashPassword } from './password-hash.js';
+import { hashPassword, verifyPassword } from './password-hash.js';
 
 // /identity/v3/users: admin CRUD, as `openstack user create|list|show|set|delete` drive it.
 
@@ -33,6 +33,10 @@ const createSchema = z.object({
 });
 
 const updateSchema = z.object({ user: z.object(userFields).partial() });
+
+const changePasswordSchema = z.object({
+  user: z.object({ password: z.string().min(1), original_password: z.string().min(1) }),
+});
 
 function conflict(name: string): CofferError {
   return new CofferError(
@@ -119,6 +123,24 @@ export async function userRoutes(app: FastifyInstance, deps: IdentityDeps): Prom
       if (input.password !== undefined) await tx.tokens.deleteForUser(current.id);
     });
     return { user: userView(await loadUser(current.id), v3Base(request, deps)) };
+  });
+
+  // `openstack user password set`: a user changes its own password. Keystone asks for no token
+  // here (an expired password gets none), only the original password; an unknown user and a
+  // wrong password get the same 401, so the answer tells nobody which users exist.
+  app.post<{ Params: { userId: string } }>('/v3/users/:userId/password', async (request, reply) => {
+    const { user: input } = parseKeystoneBody(changePasswordSchema, request.body);
+    const user = await store.users.get(request.params.userId);
+    const accepted = await verifyPassword(input.original_password, user?.enabled === true ? user.passwordHash : undefined);
+    if (user === undefined || !accepted) {
+      throw new CofferError('Unauthorized', 'The request you have made requires authentication.');
+    }
+    const passwordHash = await hashPassword(input.password);
+    await store.transaction(async (tx) => {
+      await tx.users.update(user.id, { passwordHash });
+      await tx.tokens.deleteForUser(user.id);
+    });
+    reply.code(204).send();
   });
 
   app.delete<{ Params: { userId: string } }>('/v3/users/:userId', async (request, reply) => {
