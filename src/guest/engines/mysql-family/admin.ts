@@ -1,4 +1,4 @@
-import type { Connection, RowDataPacket } from 'mysql2/promise';
+import type { Connection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import type { DatabaseSpec, UserChanges, UserInfo, UserRef, UserSpec } from '../../../bus/index.js';
 import { CofferError } from '../../../common/index.js';
 import type { DatabaseAdmin, RootAdmin, UserAdmin } from '../engine.js';
@@ -164,9 +164,9 @@ export class MysqlFamilyAdmin {
         }
         await connection.query(dropDatabaseStatement(name));
         // the server keeps grants on a dropped database: a new one of the same name would inherit them
-        const grantees = await connection.query<Row[]>(`SELECT DISTINCT name FROM ${tenantGrants} WHERE db = ?`, [name]);
+        const [grantees] = await connection.query<Row[]>(`SELECT DISTINCT name FROM ${tenantGrants} WHERE db = ?`, [name]);
         await connection.query(`DELETE FROM ${tenantGrants} WHERE db = ?`, [name]);
-        for (const row of grantees[0]) await this.registry.reconcile(connection, String(row.name));
+        for (const row of grantees) await this.registry.reconcile(connection, String(row.name));
       }),
   };
 
@@ -251,7 +251,7 @@ export class MysqlFamilyAdmin {
       revoke: (user, database) =>
         this.run(async (connection) => {
           await this.tenantUser(connection, user);
-          const [result] = await connection.query<import('mysql2').ResultSetHeader>(
+          const [result] = await connection.query<ResultSetHeader>(
             `DELETE FROM ${tenantGrants} WHERE name = ? AND host = ? AND db = ?`,
             [user.name, user.host, database],
           );
