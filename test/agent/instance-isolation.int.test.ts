@@ -1,21 +1,25 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { access, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, chown, lstat, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import { Client } from 'pg';
+import { LocalProcessRunner } from '../../src/agent/index.js';
 import { lookupUser } from '../../src/agent/engine-user.js';
+import { removeInstanceUser } from '../../src/agent/instance-user.js';
+import { chownTree } from '../../src/agent/owner-tree.js';
 import { agentContract, agentTopic, createRpcClient, guestContract, guestTopic } from '../../src/bus/index.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { openStateStore } from '../../src/db/index.js';
+import { engineRegistry } from '../../src/guest/index.js';
 import { withAdminClient } from '../../src/guest/engines/postgresql/admin.js';
 import { readPostmasterPid } from '../../src/guest/engines/postgresql/postmaster.js';
 import { bootstrapAdmin } from '../../src/main/admin-password.js';
 import { secureDataDir } from '../../src/main/data-dir.js';
 import { suffix } from '../guest/engine-fixture.js';
 import { tempDataDir } from '../support/temp-dir.js';
-import { until } from '../support/wait.js';
+import { until, waitUntil } from '../support/wait.js';
 import { agentHarness } from './agent-harness.js';
 
 // The agent as root (how CI and production run it): a tenant's superuser can run programs as
@@ -45,7 +49,15 @@ async function uidOf(pid: number): Promise<number> {
 const notRoot = process.getuid?.() !== 0 && 'only root gives each instance an OS user of its own';
 
 describe('instance isolation', { skip: notRoot }, () => {
-  const { transport, beats, roots, newAgent } = agentHarness('coffer-iso-');
+  const { transport, beats, roots, announcements, newAgent } = agentHarness('coffer-iso-');
+
+  it('announces each engine version with the capabilities its engine declares, root included', async () => {
+    const { options } = await newAgent({ warmPoolSize: 0 });
+    const announced = await waitUntil('agent heartbeat', () => announcements.find((x) => x.host === options.host));
+    const postgresql = announced.engines.filter((e) => e.manager === 'postgresql');
+    assert.ok(postgresql.length > 0);
+    for (const version of postgresql) assert.deepEqual(version.capabilities, engineRegistry.postgresql.capabilities);
+  });
 
   it("lets an instance's OS user read its own engine's files and nothing of other instances, the pool or Coffer", async (t) => {
     // the data directory as `coffer serve` lays it out: state database and admin password beside the instances
@@ -184,5 +196,71 @@ describe('instance isolation', { skip: notRoot }, () => {
     assert.equal((await asUser('coffer-db', ['cat', join(dir, 'probe')])).ok, false, 'no other user does');
     await agentRpc.deleteServer({ instanceId });
     assert.equal(await lookupUser(record.osUser), undefined);
+  });
+
+  it('moves an instance made when all engines shared the pool user to a user of its own, keeping its data', async () => {
+    const first = await newAgent({ warmPoolSize: 0 });
+    const { options } = first;
+    const agentRpc = createRpcClient(transport, agentContract, agentTopic(options.host));
+    const instanceId = `iso-old-${suffix()}`;
+    const dir = join(options.dataDir, 'instances', instanceId);
+    const server = await agentRpc.createServer({ instanceId, engine, flavor, volumeSizeGb: 1 });
+    let mark = beats.length;
+    await createRpcClient(transport, guestContract, guestTopic(instanceId)).prepare({
+      memoryMb: flavor.ramMb,
+      databases: [{ name: 'appdb' }],
+      users: [{ name: 'app', password: 'app-Secret-1', databases: [{ name: 'appdb' }] }],
+      adminPassword: `adm-${suffix()}`,
+    });
+    await until('HEALTHY', () => beats.some((x, i) => i >= mark && x.instanceId === instanceId && x.status === 'HEALTHY'), 30_000);
+    const query = async (sql: string) => {
+      const client = new Client({ host: server.address, port: server.port, user: 'app', password: 'app-Secret-1', database: 'appdb' });
+      await client.connect();
+      try {
+        return (await client.query(sql)).rows;
+      } finally {
+        await client.end();
+      }
+    };
+    await query("CREATE TABLE t AS SELECT 'kept' AS v");
+
+    // rewound to the layout of before: the engine runs as coffer-db, the record names no user
+    await first.agent.stop();
+    const poolUser = (await lookupUser('coffer-db'))!;
+    const placement = { instanceId, dir, address: server.address, port: server.port };
+    const found = await engineRegistry.postgresql.discover([], new LocalProcessRunner(poolUser));
+    const binary = found.binaries.find((x) => x.versionName === engine.version);
+    const driver = (runner: LocalProcessRunner) =>
+      engineRegistry.postgresql.create({ placement, binary, runner, logger: silentLogger(), defaultClientCidrs: ['127.0.0.0/8'] });
+    const record = JSON.parse(await readFile(join(dir, 'instance.json'), 'utf8')) as Record<string, unknown>;
+    const ownUser = (await lookupUser(record['osUser'] as string))!;
+    await driver(new LocalProcessRunner(ownUser)).stop();
+    await chownTree(dir, ownUser.uid, poolUser);
+    await chown(dir, 0, 0);
+    await chmod(dir, 0o711);
+    await removeInstanceUser(ownUser.name, silentLogger());
+    delete record['osUser'];
+    await writeFile(join(dir, 'instance.json'), JSON.stringify(record));
+    await driver(new LocalProcessRunner(poolUser)).start();
+    const oldPid = (await readPostmasterPid(join(dir, 'data')))!.pid;
+    assert.equal(await uidOf(oldPid), poolUser.uid);
+
+    mark = beats.length;
+    await newAgent({ dataDir: options.dataDir, host: options.host, addressPool: options.addressPool, warmPoolSize: 0 });
+    await until('HEALTHY again', () => beats.some((x, i) => i >= mark && x.instanceId === instanceId && x.status === 'HEALTHY'), 30_000);
+    const { osUser } = JSON.parse(await readFile(join(dir, 'instance.json'), 'utf8')) as { osUser: string };
+    const moved = (await lookupUser(osUser))!;
+    const pid = (await readPostmasterPid(join(dir, 'data')))!.pid;
+    assert.notEqual(pid, oldPid, 'restarted under its new user');
+    assert.equal(await uidOf(pid), moved.uid);
+    assert.notEqual(moved.uid, poolUser.uid);
+    const stats = await stat(dir);
+    assert.deepEqual({ gid: stats.gid, mode: stats.mode & 0o777 }, { gid: moved.gid, mode: 0o710 });
+    const owners = new Set<number>();
+    for (const entry of await readdir(join(dir, 'data'), { recursive: true })) owners.add((await lstat(join(dir, 'data', entry))).uid);
+    assert.deepEqual(owners, new Set([moved.uid]));
+    assert.deepEqual(await query('SELECT v FROM t'), [{ v: 'kept' }]);
+    assert.deepEqual(await agentRpc.deleteServer({ instanceId }), { deleted: true });
+    assert.equal(await lookupUser(osUser), undefined);
   });
 });
