@@ -7,7 +7,7 @@ import { isCofferError } from '../../src/common/index.js';
 import type { ProcessRunner } from '../../src/guest/index.js';
 import { mariadbFlavor, mariadbInitSql, parseMariadbVersion } from '../../src/guest/engines/mariadb/engine.js';
 import { mysqlEngine, mysqlFlavor, mysqlInitSql, parseMysqlVersion } from '../../src/guest/engines/mysql/engine.js';
-import { deriveAccounts, rangesOf } from '../../src/guest/engines/mysql-family/accounts.js';
+import { deriveAccounts, rangesOf } from '../../src/guest/engines/mysql-family/account-registry.js';
 import { MysqlFamilyAdmin } from '../../src/guest/engines/mysql-family/admin.js';
 import { optionValue, renderMyCnf, tuneMemory, type MyCnfInput } from '../../src/guest/engines/mysql-family/config.js';
 import {

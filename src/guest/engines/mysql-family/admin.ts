@@ -2,7 +2,7 @@ import type { Connection, ResultSetHeader, RowDataPacket } from 'mysql2/promise'
 import type { DatabaseSpec, UserChanges, UserInfo, UserRef, UserSpec } from '../../../bus/index.js';
 import { CofferError } from '../../../common/index.js';
 import type { DatabaseAdmin, RootAdmin, UserAdmin } from '../engine.js';
-import { AccountRegistry, tenantGrants, tenantUsers } from './accounts.js';
+import { AccountRegistry, tenantGrants, tenantUsers } from './account-registry.js';
 import { withAdminConnection, type AdminEndpoint } from './connection.js';
 import type { MysqlFamilyFlavor } from './flavor.js';
 import {

@@ -5,7 +5,7 @@ import { CofferError } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
 import type { DetachedProcess, ProcessRunner } from '../../process-runner.js';
 import type { EngineContext, EngineDriver, EngineFactory, EngineHealth, PrepareTimings } from '../engine.js';
-import { registrySchema } from './accounts.js';
+import { registrySchema } from './account-registry.js';
 import { MysqlFamilyAdmin } from './admin.js';
 import { discoverMysqlFamily, findTools } from './binaries.js';
 import { mysqlFamilyCapabilities } from './capabilities.js';

@@ -9,7 +9,7 @@ import type { DatabaseSpec } from '../../../bus/index.js';
 
 /** The guest's own account and database (Trove's os_admin): never listed, never given to users. */
 export const adminUser = 'os_admin';
-/** the database that keeps what the guest needs to rebuild accounts (see accounts.ts) */
+/** the database that keeps what the guest needs to rebuild accounts (see account-registry.ts) */
 export const guestDatabase = 'os_admin';
 export const rootUser = 'root';
 
