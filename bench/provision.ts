@@ -1,7 +1,10 @@
 // bench/provision: how long Coffer takes to turn "create instance" into a database that answers,
 // next to the raw engine doing the same job by hand, measured in the same run on the same box.
 //
-//   npm run bench -- [--runs 7] [--out bench/results/provision.md]
+//   npm run bench -- [--runs 7] [--subnet 127.79] [--out bench/results/provision.md]
+//
+// --subnet: the first two octets of the loopback addresses used (instances get <subnet>.1.0/24,
+// the raw engines <subnet>.0.1-3), so that a run does not meet another one on the same host.
 //
 // Coffer: POST /instances (PostgreSQL, one database, one user) on a fresh `coffer serve`, then
 // poll until ACTIVE/HEALTHY, then connect as the created user; DELETE and wait for the 404.
@@ -17,7 +20,7 @@ import { once } from 'node:events';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, rm, writeFile, chmod, chown } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
@@ -28,9 +31,16 @@ import { freePort, startRole } from '../test/support/coffer-process.js';
 import { login, request, trove, waitForInstance } from '../test/support/api-client.js';
 
 const { values } = parseArgs({
-  options: { runs: { type: 'string', default: '7' }, out: { type: 'string', default: 'bench/results/provision.md' } },
+  options: {
+    runs: { type: 'string', default: '7' },
+    subnet: { type: 'string', default: '127.79' },
+    out: { type: 'string', default: 'bench/results/provision.md' },
+  },
 });
 const runs = Number(values.runs);
+if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs takes a whole number of at least 1');
+if (!/^127\.\d{1,3}$/.test(values.subnet!)) throw new Error('--subnet takes two octets of 127.0.0.0/8, e.g. 127.79');
+const subnet = values.subnet!;
 // How often the benchmark asks the API whether the instance is ready (the CLI asks every 250 ms).
 const pollMs = 20;
 
@@ -171,7 +181,10 @@ async function measureCoffer(poolSize: number, datastore: BenchDatastore = postg
   const port = await freePort();
   const adminPassword = 'Bench-admin-pass-1234';
   const serve = startRole(
-    ['serve', '--port', String(port), '--data-dir', dataDir.path, '--log-level', 'warn', '--warm-pool-size', String(poolSize)],
+    [
+      'serve', '--port', String(port), '--data-dir', dataDir.path, '--log-level', 'warn', '--warm-pool-size', String(poolSize),
+      '--address-pool', `${subnet}.1.0/24`,
+    ],
     { COFFER_ADMIN_PASSWORD: adminPassword },
   );
   const samples: number[] = [];
@@ -223,7 +236,7 @@ async function measureRaw(): Promise<number[]> {
   try {
     const bin = postgresBinDir();
     for (let i = 0; i <= runs; i++) {
-      const elapsed = await rawOnce(bin, dir.path, '127.79.0.1', i);
+      const elapsed = await rawOnce(bin, dir.path, `${subnet}.0.1`, i);
       if (i > 0) samples.push(elapsed);
     }
   } finally {
@@ -264,7 +277,7 @@ async function measureRawRedis(): Promise<number[]> {
   const samples: number[] = [];
   try {
     for (let i = 0; i <= runs; i++) {
-      const elapsed = await rawRedisOnce(dir.path, '127.79.0.2', i);
+      const elapsed = await rawRedisOnce(dir.path, `${subnet}.0.2`, i);
       if (i > 0) samples.push(elapsed);
     }
   } finally {
@@ -314,7 +327,7 @@ async function measureRawMariadb(): Promise<number[]> {
   const samples: number[] = [];
   try {
     for (let i = 0; i <= runs; i++) {
-      const elapsed = await rawMariadbOnce(dir.path, '127.79.0.3', i);
+      const elapsed = await rawMariadbOnce(dir.path, `${subnet}.0.3`, i);
       if (i > 0) samples.push(elapsed);
     }
   } finally {
@@ -324,6 +337,8 @@ async function measureRawMariadb(): Promise<number[]> {
 }
 
 async function main(): Promise<void> {
+  // Other work on the host skews every row alike; the load says how busy it was.
+  const loadBefore = loadavg()[0]!;
   const warm = await measureCoffer(2);
   const cold = await measureCoffer(0);
   const raw = await measureRaw();
@@ -331,6 +346,7 @@ async function main(): Promise<void> {
   const redisRaw = await measureRawRedis();
   const mariadbCoffer = await measureCoffer(0, mariadb);
   const mariadbRaw = await measureRawMariadb();
+  const loadAfter = loadavg()[0]!;
   const row = (what: string, xs: number[], baseline = raw) =>
     `| ${what} | ${median(xs).toFixed(0)} ms | ${(median(xs) / median(baseline)).toFixed(2)} | ${xs.map((x) => x.toFixed(0)).join(', ')} |`;
   const lines = [
@@ -338,6 +354,7 @@ async function main(): Promise<void> {
     '',
     `Machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; PostgreSQL from ${postgresBinDir()}.`,
     `${runs} runs each (after one warm-up), one at a time; Coffer polled every ${pollMs} ms.`,
+    `Load average (1 min) ${loadBefore.toFixed(1)} at the start, ${loadAfter.toFixed(1)} at the end.`,
     'Coffer: POST /instances (one database, one user) → ACTIVE/HEALTHY → first query as the created user, then delete.',
     'Raw: initdb → postgres → first query, by hand. Redis rows: the ratio is to raw Redis (redis-server with AOF → PING).',
     'MariaDB rows: the ratio is to raw MariaDB (mariadb-install-db → mariadbd → SELECT 1 over the socket).',
