@@ -5,6 +5,7 @@ import { validateCanPerformAction } from './action-gate.js';
 import { flavorIdOf } from './create-instance.js';
 import type { InstanceAction } from './instance-action-schema.js';
 import { queueInstanceTask } from './queue-instance-task.js';
+import { enforceQuota } from './quota-enforcement.js';
 import type { TroveDeps } from './trove-deps.js';
 
 // POST /instances/{id}/action (reference 2.2): each action's checks in Trove's order, then the
@@ -60,7 +61,8 @@ export async function performInstanceAction(
       const flavor = await deps.store.flavors.get(flavorId);
       if (flavor === undefined) throw new CofferError('FlavorNotFound', `Resource ${flavorId} cannot be found.`);
       // Quotas count RAM from the instance's flavor, which changes only once the engine runs with
-      // the new one: a RAM quota check of the delta would go in this task's recheck.
+      // the new one: the delta is checked here, as Trove reserves it at the request.
+      const oldRamMb = (await deps.store.flavors.get(instance.flavorId))?.ramMb ?? 0;
       return queueInstanceTask(
         deps,
         instance,
@@ -68,7 +70,10 @@ export async function performInstanceAction(
           kind: 'resize_flavor',
           patch: { taskStatus: 'RESIZING', taskDescription: 'Resizing the instance to a new flavor.' },
           payload: { ...payloadBase, oldFlavorId: instance.flavorId, newFlavorId: flavor.id } satisfies ResizeFlavorTaskPayload,
-          recheck: gate,
+          recheck: async (current, tx) => {
+            await gate(current, tx);
+            await enforceQuota(tx, current.tenantId, deps.quotaDefaults, { ram: flavor.ramMb - oldRamMb });
+          },
         },
         context,
       );
@@ -97,8 +102,7 @@ export async function performInstanceAction(
             if (sizeGb <= current.volumeSizeGb) {
               throw new CofferError('BadRequest', `The new volume 'size' must be larger than the current volume size of '${current.volumeSizeGb}'.`);
             }
-            // Quota spot: enforceQuota(tx, current.tenantId, …, { volumes: sizeGb - current.volumeSizeGb })
-            // belongs here, under the project's quota lock, before the size is written (413).
+            await enforceQuota(tx, current.tenantId, deps.quotaDefaults, { volumes: sizeGb - current.volumeSizeGb });
           },
         },
         context,
