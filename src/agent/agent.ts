@@ -263,9 +263,9 @@ class LocalAgent implements Agent {
     if (identity === undefined || poolUser === undefined) return undefined;
     return async (path) => {
       const began = performance.now();
-      const files = await chownTree(path, poolUser.uid, identity);
+      await chownTree(path, poolUser.uid, identity);
       const ms = Math.round((performance.now() - began) * 10) / 10;
-      this.logger.info({ instanceId, files, ms }, 'warm cluster handed to the instance user');
+      this.logger.debug({ instanceId, ms }, 'warm cluster handed to the instance user');
     };
   }
 

@@ -1,46 +1,25 @@
-import { lchown, lstat, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { CofferError } from '../common/index.js';
 import type { EngineIdentity } from './local-process-runner.js';
 
 // Gives a directory tree made by one OS user to another: what the warm pool's user prepared
-// becomes the instance user's. lchown and lstat never follow a symbolic link, so a link in the
-// tree changes owner itself and never redirects the change elsewhere. The caller makes sure the
-// previous owner can no longer reach the tree (it sits in a directory that user cannot traverse),
-// so nothing swaps a directory for a link while the walk runs.
+// becomes the instance user's. Coreutils' chown walks a fresh cluster (~1000 entries) in ~10 ms
+// where a walk in Node takes ~150 ms (lstat and lchown each a thread-pool round trip). -R -P
+// with -h never follows a symbolic link: a link changes owner itself and never redirects the
+// change elsewhere. The caller makes sure the previous owner can no longer reach the tree (it
+// sits in a directory that user cannot traverse), so nothing swaps a directory for a link
+// while the walk runs.
 
-/** directories handled at once: enough to keep the disk busy without thousands of open handles */
-const parallel = 16;
+const run = promisify(execFile);
+const timeoutMs = 60_000;
 
-/**
- * Changes every entry under (and including) `root` owned by uid `from` to `to`; entries of
- * other owners (the host's secrets beside the data) keep theirs. Resolves how many changed.
- */
-export async function chownTree(root: string, from: number, to: EngineIdentity): Promise<number> {
-  let changed = 0;
-  const visit = async (path: string, uid: number): Promise<void> => {
-    if (uid !== from) return;
-    await lchown(path, to.uid, to.gid);
-    changed += 1;
-  };
-  const rootStats = await lstat(root);
-  await visit(root, rootStats.uid);
-  let directories = rootStats.isDirectory() ? [root] : [];
-  while (directories.length > 0) {
-    const next: string[] = [];
-    for (let i = 0; i < directories.length; i += parallel) {
-      await Promise.all(
-        directories.slice(i, i + parallel).map(async (dir) => {
-          for (const entry of await readdir(dir, { withFileTypes: true })) {
-            const path = join(dir, entry.name);
-            // lstat: a link to a directory is a link here, never walked into
-            const stats = await lstat(path);
-            await visit(path, stats.uid);
-            if (stats.isDirectory()) next.push(path);
-          }
-        }),
-      );
-    }
-    directories = next;
+/** Changes every entry under (and including) `root` owned by uid `from` to `to`; other owners' entries (the host's secrets) keep theirs. */
+export async function chownTree(root: string, from: number, to: EngineIdentity): Promise<void> {
+  try {
+    await run('chown', ['-R', '-P', '-h', `--from=${from}`, `${to.uid}:${to.gid}`, '--', root], { timeout: timeoutMs });
+  } catch (err) {
+    const stderr = String((err as { stderr?: unknown }).stderr ?? '').trim();
+    throw new CofferError('Internal', `Could not give ${root} to ${to.name}: ${stderr || (err as Error).message}`, { cause: err });
   }
-  return changed;
 }
