@@ -71,6 +71,7 @@ function buildProgram(): Command {
     .option('--engine-user <user>', 'unprivileged user engines run as when started as root, default coffer-db')
     .option('--address-pool <cidr>', 'loopback range for instance addresses, default 127.77.0.0/16')
     .option('--warm-pool-size <n>', 'pre-initialised clusters kept per engine version so creates skip initdb, default 2 (0: off)')
+    .option('--engine-bin-dir <engine=dir...>', 'also look for an engine\'s binaries in dir, first, e.g. mysql=/opt/mysql/bin (env COFFER_ENGINE_BIN_DIRS, comma-separated)')
     .addOption(logOption())
     .addOption(configOption());
   addLimitOptions(serve).action((flags: Record<string, unknown>) =>
@@ -114,6 +115,7 @@ function buildProgram(): Command {
     .option('--engine-user <user>', 'unprivileged user engines run as when started as root, default coffer-db')
     .option('--address-pool <cidr>', 'loopback range for instance addresses, default 127.77.0.0/16')
     .option('--warm-pool-size <n>', 'pre-initialised clusters kept per engine version so creates skip initdb, default 2 (0: off)')
+    .option('--engine-bin-dir <engine=dir...>', 'also look for an engine\'s binaries in dir, first, e.g. mysql=/opt/mysql/bin (env COFFER_ENGINE_BIN_DIRS, comma-separated)')
     .addOption(busOption())
     .addOption(logOption())
     .addOption(configOption())

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { CofferError } from '../common/index.js';
+import { engineNames } from '../guest/index.js';
 
 // One validated configuration per role. Values come, strongest first, from command-line flags,
 // the environment (COFFER_*), a JSON config file (--config or COFFER_CONFIG), then defaults.
@@ -17,6 +18,28 @@ const loopbackOrAny = z.string().min(1);
 
 /** pre-initialised clusters an agent keeps per engine version, so that a create skips initdb */
 const warmPoolSize = z.coerce.number().int().min(0).max(50).default(2);
+
+/**
+ * Extra directories searched first for an engine's binaries, per engine: `mysql=/opt/mysql/bin`
+ * (repeatable flag, or comma-separated in the environment) or `"engineBinDir": {"mysql": ["/opt/mysql/bin"]}` in
+ * the config file. How a MySQL server, which Debian does not ship, is made available.
+ */
+const engineBinDir = z
+  .preprocess((value, ctx) => {
+    if (typeof value === 'string') value = value.split(',');
+    if (!Array.isArray(value)) return value;
+    const dirs: Record<string, string[]> = {};
+    for (const entry of value) {
+      const [engine, dir] = String(entry).split(/=(.*)/s, 2).map((part) => part.trim());
+      if (!engine || !dir) {
+        ctx.addIssue({ code: 'custom', message: `"${String(entry)}" is not <engine>=<directory>, e.g. mysql=/opt/mysql/bin` });
+        return value;
+      }
+      (dirs[engine] ??= []).push(dir);
+    }
+    return dirs;
+  }, z.partialRecord(z.enum(engineNames), z.array(z.string().min(1))))
+  .default({});
 
 /** Trove's per-project quota defaults (max_*_per_tenant; -1 unlimited) and its rate limit (0: off). */
 const quotaLimit = z.coerce.number().int().min(-1);
@@ -45,6 +68,7 @@ export const serveConfigSchema = z.object({
   engineUser: z.string().default('coffer-db'),
   addressPool: z.string().default('127.77.0.0/16'),
   warmPoolSize,
+  engineBinDir,
   ...apiLimits,
   logLevel,
 });
@@ -71,6 +95,7 @@ export const agentConfigSchema = z.object({
   engineUser: z.string().default('coffer-db'),
   addressPool: z.string().default('127.77.0.0/16'),
   warmPoolSize,
+  engineBinDir,
   logLevel,
 });
 
@@ -91,6 +116,7 @@ const envNames: Record<string, string> = {
   addressPool: 'COFFER_ADDRESS_POOL',
   agentHost: 'COFFER_AGENT_HOST',
   warmPoolSize: 'COFFER_WARM_POOL_SIZE',
+  engineBinDir: 'COFFER_ENGINE_BIN_DIRS',
   maxInstancesPerTenant: 'COFFER_MAX_INSTANCES_PER_TENANT',
   maxRamPerTenant: 'COFFER_MAX_RAM_PER_TENANT',
   maxVolumesPerTenant: 'COFFER_MAX_VOLUMES_PER_TENANT',

@@ -56,6 +56,7 @@ export async function runServe(config: ServeConfig, print: (line: string) => voi
     engineUser: config.engineUser,
     addressPool: config.addressPool,
     warmPoolSize: config.warmPoolSize,
+    binaries: config.engineBinDir,
   });
   const taskmanager = await startTaskmanager({ store, transport, logger: logger.child({ role: 'taskmanager' }) });
   await bootstrapAdmin(store, config.dataDir, config.adminPassword, print);
@@ -120,6 +121,7 @@ export async function runAgent(config: AgentConfig): Promise<Stop> {
     engineUser: config.engineUser,
     addressPool: config.addressPool,
     warmPoolSize: config.warmPoolSize,
+    binaries: config.engineBinDir,
   });
   logger.info({ host: agent.host }, 'agent running');
   return async () => {

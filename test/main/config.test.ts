@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CofferError } from '../../src/common/errors.js';
-import { apiConfigSchema, loadConfig, serveConfigSchema, workerConfigSchema } from '../../src/main/config.js';
+import { agentConfigSchema, apiConfigSchema, loadConfig, serveConfigSchema, workerConfigSchema } from '../../src/main/config.js';
 
 test('serve needs no configuration at all', () => {
   const config = loadConfig(serveConfigSchema, {}, {});
@@ -68,4 +68,19 @@ test("quota defaults and the rate limit: Trove's values, from flags, environment
   );
   assert.throws(() => loadConfig(serveConfigSchema, { maxInstancesPerTenant: '-2' }, {}), /maxInstancesPerTenant/);
   assert.throws(() => loadConfig(serveConfigSchema, {}, { COFFER_RATE_LIMIT: '-1' }), /rateLimit/);
+});
+
+test('engine binary directories come per engine from a repeated flag, the environment or the file', () => {
+  const base = { busUrl: 'amqp://127.0.0.1' };
+  assert.deepEqual(
+    loadConfig(agentConfigSchema, { ...base, engineBinDir: ['mysql=/opt/mysql/bin', 'mysql=/opt/mysql8/bin'] }, {}).engineBinDir,
+    { mysql: ['/opt/mysql/bin', '/opt/mysql8/bin'] },
+  );
+  assert.deepEqual(loadConfig(agentConfigSchema, base, { COFFER_ENGINE_BIN_DIRS: 'mysql=/a,postgresql=/p' }).engineBinDir, {
+    mysql: ['/a'],
+    postgresql: ['/p'],
+  });
+  assert.deepEqual(loadConfig(agentConfigSchema, base, {}).engineBinDir, {});
+  assert.throws(() => loadConfig(agentConfigSchema, { ...base, engineBinDir: ['oracle=/x'] }, {}), /engineBinDir/);
+  assert.throws(() => loadConfig(agentConfigSchema, { ...base, engineBinDir: ['mysql'] }, {}), /not <engine>=<directory>/);
 });
