@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { freePort, startRole, type RoleProcess } from '../support/coffer-process.js';
@@ -35,6 +37,8 @@ let member: Credentials;
 let projectId = '';
 let instanceId = '';
 let instanceAddress = '';
+/** every password the steps used or were given, for the log check at the end */
+const passwordsSeen = [adminPassword, memberPassword, appPassword, bobPassword, rootPassword];
 
 before(async () => {
   dataDir = await makeDataDir('coffer-e2e-clients');
@@ -143,6 +147,7 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
 
     // The member changes its own password, and keeps using the new one.
     const changed = `${memberPassword}-new`;
+    passwordsSeen.push(changed);
     await os(member, ['user', 'password', 'set', '--original-password', memberPassword, '--password', changed]);
     member = { ...member, password: changed };
     assert.equal((await osJson(member, ['token', 'issue'])).user_id, user.id);
@@ -281,6 +286,7 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
   test('member: openstack database root enable, log in as root with pg, root show, root disable', { timeout: waitMs }, async () => {
     const generated = await osJson(member, ['database', 'root', 'enable', instanceName]);
     const rootName: string = generated.name;
+    passwordsSeen.push(generated.password);
     assert.ok(generated.password.length >= 16, 'a generated password');
     const isSuper = await withPg(rootName, generated.password, 'postgres', async (c) =>
       (await c.query('SELECT rolsuper FROM pg_roles WHERE rolname = current_user')).rows[0].rolsuper,
@@ -404,5 +410,11 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     assert.match(gone.stderr, /No instance with a name or ID of '[0-9a-f-]{36}' exists/);
     assert.deepEqual(lastJson((await trove(['list'])).stdout), []);
     assert.match(await pgRefuses('app', appPassword, 'app'), /ECONNREFUSED|connect/i);
+  });
+
+  test('no password reached the log of coffer serve', async () => {
+    const log = await readFile(join(dataDir.path, 'coffer.log'), 'utf8');
+    assert.ok(log.length > 0, 'coffer serve logs to its data directory');
+    for (const password of passwordsSeen) assert.ok(!log.includes(password), 'a password is in coffer.log');
   });
 });
