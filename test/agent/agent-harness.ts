@@ -1,5 +1,4 @@
 import { readdir, readFile, readlink } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { startAgent, type Agent, type AgentOptions } from '../../src/agent/index.js';
 import {
@@ -11,9 +10,9 @@ import {
   type GuestServiceStatus,
   type Subscription,
 } from '../../src/bus/index.js';
-import { removeInstanceUser } from '../../src/agent/instance-user.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { cleanUp, randomPool, suffix } from '../guest/engine-fixture.js';
+import { removeInstanceUsersUnder } from '../support/instance-users.js';
 import { tempDataDir } from '../support/temp-dir.js';
 
 // Shared by the agent integration tests: real agents on an in-process bus, seen through a fake
@@ -53,10 +52,9 @@ export function agentHarness(dataDirPrefix: string) {
     await conductor.close();
     await transport.close();
     for (const root of roots) {
-      const users = await osUsersUnder(root);
+      // before the directory goes: the records name the users
+      await removeInstanceUsersUnder(root);
       await cleanUp(root);
-      // instances a test left behind leave no OS users behind
-      for (const user of users) await removeInstanceUser(user, silentLogger());
     }
   });
 
@@ -79,28 +77,6 @@ export function agentHarness(dataDirPrefix: string) {
   }
 
   return { transport, beats, announcements, roots, agents, newAgent };
-}
-
-/** The OS users recorded by the instances under `root` (a data directory, or one level above one). */
-export async function osUsersUnder(root: string): Promise<string[]> {
-  const users: string[] = [];
-  const visit = async (dir: string, depth: number): Promise<void> => {
-    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-    for (const entry of entries.filter((e) => e.isDirectory())) {
-      const path = join(dir, entry.name);
-      if (entry.name === 'instances') {
-        for (const id of await readdir(path).catch(() => [] as string[])) {
-          const text = await readFile(join(path, id, 'instance.json'), 'utf8').catch(() => '{}');
-          const { osUser } = JSON.parse(text) as { osUser?: unknown };
-          if (typeof osUser === 'string') users.push(osUser);
-        }
-      } else if (depth > 0) {
-        await visit(path, depth - 1);
-      }
-    }
-  };
-  await visit(root, 2);
-  return users;
 }
 
 /** Pids of processes whose command line mentions `dir` or that work in it or below it, even once it is removed. */

@@ -1,6 +1,7 @@
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { removeInstanceUsersUnder } from './instance-users.js';
 
 /**
  * A temporary data directory that the unprivileged engine user can traverse (mkdtemp makes
@@ -16,5 +17,10 @@ export async function tempDataDir(prefix: string): Promise<string> {
 /** {@link tempDataDir} with a `-` after `prefix`, and how to remove it. */
 export async function makeDataDir(prefix: string): Promise<{ path: string; remove: () => Promise<void> }> {
   const path = await tempDataDir(`${prefix}-`);
-  return { path, remove: () => rm(path, { recursive: true, force: true }) };
+  const remove = async () => {
+    // instances left in it take their OS users (and what those still run) with them
+    await removeInstanceUsersUnder(path);
+    await rm(path, { recursive: true, force: true });
+  };
+  return { path, remove };
 }
