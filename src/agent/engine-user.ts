@@ -67,9 +67,24 @@ export function changeAccounts(program: 'useradd' | 'userdel', args: readonly st
   return result;
 }
 
-/** A system user without home or login shell: `useradd` exit code, 9 when the name is taken. */
+/**
+ * A system user without home or login shell, with a group of its own (whatever login.defs'
+ * USERGROUPS_ENAB says): `useradd` exit code, 9 when the name is taken.
+ */
 export function addSystemUser(name: string): Promise<number> {
-  return changeAccounts('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', name]);
+  return changeAccounts('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', name]);
+}
+
+/** The gid of the group `name`, if there is one. */
+export async function lookupGroup(name: string): Promise<number | undefined> {
+  try {
+    const { stdout } = await run('getent', ['group', name], { timeout });
+    const gid = Number(stdout.trim().split(':')[2]);
+    return Number.isInteger(gid) ? gid : undefined;
+  } catch (err) {
+    if (exitCode(err) === 2) return undefined;
+    throw new CofferError('Internal', `Could not look up the group ${name}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 export async function ensureEngineUser(name: string, logger: Logger): Promise<EngineIdentity> {

@@ -4,7 +4,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { CofferError } from '../common/index.js';
 import type { Logger } from '../common/index.js';
-import { addSystemUser, changeAccounts, isValidUserName, lookupUser } from './engine-user.js';
+import { addSystemUser, changeAccounts, isValidUserName, lookupGroup, lookupUser } from './engine-user.js';
 import type { EngineIdentity } from './local-process-runner.js';
 
 // When the agent runs as root, each instance's engine runs as an OS user of its own. A
@@ -42,6 +42,11 @@ export async function createInstanceUser(instanceId: string, logger: Logger): Pr
     if (code !== 0) throw new CofferError('Internal', `useradd ${name} failed with exit code ${code}.`);
     const identity = await lookupUser(name);
     if (identity === undefined) throw new CofferError('Internal', `The new user ${name} cannot be looked up.`);
+    // the instance directory opens to this gid: a group shared with other users would open it to them
+    if ((await lookupGroup(name)) !== identity.gid) {
+      await changeAccounts('userdel', [name]);
+      throw new CofferError('Internal', `The new user ${name} did not get a group of its own.`);
+    }
     logger.info({ instanceId, osUser: name, uid: identity.uid }, 'created the instance user');
     return identity;
   }
