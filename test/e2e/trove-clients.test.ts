@@ -12,6 +12,7 @@ import {
   type ClientResult,
   type Credentials,
 } from '../support/openstack-clients.js';
+import { login, request, trove as troveUrl } from '../support/api-client.js';
 import { makeDataDir } from '../support/temp-dir.js';
 import { eventually } from '../support/wait.js';
 
@@ -32,6 +33,7 @@ const waitMs = 120_000;
 
 let dataDir: { path: string; remove: () => Promise<void> };
 let serve: RoleProcess;
+let baseUrl = '';
 let admin: Credentials;
 let member: Credentials;
 let projectId = '';
@@ -50,7 +52,8 @@ before(async () => {
     { COFFER_ADMIN_PASSWORD: adminPassword, COFFER_RATE_LIMIT: '100000' },
   );
   await serve.waitFor(/serving the Trove API/, 60_000);
-  const authUrl = `http://127.0.0.1:${port}/identity/v3`;
+  baseUrl = `http://127.0.0.1:${port}`;
+  const authUrl = `${baseUrl}/identity/v3`;
   admin = { authUrl, user: 'admin', password: adminPassword, project: 'admin' };
   member = { authUrl, user: 'clients-member', password: memberPassword, project: 'clients-project' };
 });
@@ -240,6 +243,39 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     assert.match(duplicate.stderr, /already exists.*HTTP 400/s);
 
     await os(member, ['database', 'db', 'delete', instanceName, 'reports']);
+    assert.deepEqual(names(await osJson(member, ['database', 'db', 'list', instanceName])), ['app']);
+  });
+
+  test('member: db list and user list follow the next links past a page of 20 (openstack and trove)', { timeout: waitMs * 2 }, async () => {
+    // Made over HTTP in one request each: 25 client commands would only slow the proof down.
+    const session = await login(baseUrl, member.user, member.password, member.project);
+    const dbNames = Array.from({ length: 25 }, (_, i) => `page_db_${String(i).padStart(2, '0')}`);
+    const userNames = Array.from({ length: 25 }, (_, i) => `page_user_${String(i).padStart(2, '0')}`);
+    const made = await request('POST', troveUrl(session, `/instances/${instanceId}/databases`), {
+      token: session.token,
+      body: { databases: dbNames.map((name) => ({ name })) },
+    });
+    assert.equal(made.status, 202, JSON.stringify(made.body));
+    const users = await request('POST', troveUrl(session, `/instances/${instanceId}/users`), {
+      token: session.token,
+      body: { users: userNames.map((name) => ({ name, password: appPassword })) },
+    });
+    assert.equal(users.status, 202, JSON.stringify(users.body));
+
+    assert.deepEqual(names(await osJson(member, ['database', 'db', 'list', instanceName])), ['app', ...dbNames].sort());
+    assert.deepEqual(lastJson((await trove(['database-list', instanceName])).stdout).map((d: any) => d.name).sort(), ['app', ...dbNames].sort());
+    // OSC asks for the later pages with the instance argument as given: an id works, as with Trove.
+    assert.deepEqual(names(await osJson(member, ['database', 'user', 'list', instanceId])), ['app', ...userNames].sort());
+    assert.deepEqual(lastJson((await trove(['user-list', instanceName])).stdout).map((u: any) => u.name).sort(), ['app', ...userNames].sort());
+
+    for (const name of userNames) {
+      const r = await request('DELETE', troveUrl(session, `/instances/${instanceId}/users/${name}`), { token: session.token });
+      assert.equal(r.status, 202);
+    }
+    for (const name of dbNames) {
+      const r = await request('DELETE', troveUrl(session, `/instances/${instanceId}/databases/${name}`), { token: session.token });
+      assert.equal(r.status, 202);
+    }
     assert.deepEqual(names(await osJson(member, ['database', 'db', 'list', instanceName])), ['app']);
   });
 
