@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readlinkSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -152,12 +152,31 @@ function engineProcesses(id: string): number[] {
   return [...pids];
 }
 
-async function deleteAndCheckGone(id: string, running: number[]): Promise<void> {
+/** The name of the OS user a process runs as. */
+function userOf(pid: number): string {
+  const uid = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  assert.ok(uid !== undefined, `process ${pid} has a uid`);
+  return execFileSync('id', ['-nu', uid], { encoding: 'utf8' }).trim();
+}
+
+const userExists = (name: string) => spawnSync('getent', ['passwd', name]).status === 0;
+
+/** Deletes a running instance and checks that its engine, its directory and (as root) its OS user are gone. */
+async function deleteAndCheckGone(id: string): Promise<void> {
+  const running = engineProcesses(id);
+  assert.ok(running.length > 0, 'the engine is found among the processes before the delete');
+  const owners = [...new Set(running.map(userOf))];
+  if (process.getuid?.() === 0) {
+    // run as root, each instance's engine runs as an OS user of its own, removed with it
+    assert.equal(owners.length, 1, `one engine user: ${owners.join(', ')}`);
+    assert.match(owners[0]!, /^coffer-[0-9a-f]{12}$/);
+  }
   await expect('DELETE', `/instances/${id}`, 202);
   await waitForInstance(admin, id, (_i, status) => status === 404, 120_000);
   assert.equal(existsSync(join(dataDir.path, 'instances', id)), false, 'instance directory removed');
   for (const pid of running) assert.equal(existsSync(`/proc/${pid}`), false, `engine process ${pid} has exited`);
   assert.deepEqual(engineProcesses(id), [], 'no engine process of the instance is left');
+  if (process.getuid?.() === 0) assert.equal(userExists(owners[0]!), false, `the instance's OS user ${owners[0]} is removed`);
   created.delete(id);
 }
 
@@ -290,9 +309,7 @@ test('MariaDB: a database and a user made at create, used with mysql2; root enab
   await expect('DELETE', `${base}/root`, 204);
   await assert.rejects(mysql(host, root.name, root.password), /Access denied/);
 
-  const running = engineProcesses(id);
-  assert.ok(running.length > 0, 'the MariaDB server is found among the processes before the delete');
-  await deleteAndCheckGone(id, running);
+  await deleteAndCheckGone(id);
 });
 
 test('Redis: a user made at create, used with ioredis; no databases API, refused before the guest; root enabled, used and disabled; deleted without a trace', async () => {
@@ -349,7 +366,5 @@ test('Redis: a user made at create, used with ioredis; no databases API, refused
   await assert.rejects(redisAs(host, root.name, root.password), /WRONGPASS|NOAUTH|disabled/);
   assert.deepEqual(await expect('GET', `${base}/root`, 200), { rootEnabled: true });
 
-  const running = engineProcesses(id);
-  assert.ok(running.length > 0, 'the Redis server is found among the processes before the delete');
-  await deleteAndCheckGone(id, running);
+  await deleteAndCheckGone(id);
 });
