@@ -353,6 +353,45 @@ describe('Trove: error bodies', () => {
   });
 });
 
+describe('Trove: 413 overLimit', () => {
+  test('a project over its instance quota gets overLimit with the resource named', async () => {
+    const s = await memberSession(h, 'golden-quota');
+    const put = await send(admin, 'PUT', trove(admin, `/mgmt/quotas/${s.projectId}`), { quotas: { instances: 0 } });
+    assert.equal(put.statusCode, 200, put.body);
+    const res = await send(s, 'POST', trove(s, '/instances'), {
+      instance: { name: 'over', flavorRef: '1', volume: { size: 1 }, datastore: { type: 'postgresql', version: '15' } },
+    });
+    const body = golden('quota exceeded', res, 413, shape.troveError('overLimit', 413));
+    assert.match(body.overLimit.message, /Quota exceeded for resources: \['instances'\]/);
+  });
+
+  test('the rate limiter answers overLimit with details, retryAfter and a Retry-After header', async () => {
+    const limited = await startHarness({ rateLimitPerMinute: 1 });
+    try {
+      const s = await adminSession(limited.app);
+      const call = () => limited.app.inject({ method: 'GET', url: `/v1.0/${s.projectId}/flavors`, headers: { host, 'x-auth-token': s.token } });
+      assert.equal((await call()).statusCode, 200);
+      const res = await call();
+      const body = golden(
+        'rate limited',
+        res,
+        413,
+        z.object({
+          overLimit: z.object({
+            code: z.literal(413),
+            message: z.literal('This request was rate-limited.'),
+            details: z.string().regex(/^Only 1 GET request\(s\) can be made to \* every minute\.$/),
+            retryAfter: z.string().regex(/^\d+$/),
+          }),
+        }),
+      );
+      assert.equal(res.headers['retry-after'], body.overLimit.retryAfter);
+    } finally {
+      await limited.close();
+    }
+  });
+});
+
 describe('Keystone v3 subset', () => {
   test('discovery: GET /identity (300) and /identity/v3', async () => {
     golden('GET /identity', await get(undefined, '/identity'), 300, z.object({ versions: z.object({ values: z.array(shape.keystoneVersion).min(1) }) }));
