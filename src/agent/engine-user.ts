@@ -11,7 +11,7 @@ import type { EngineIdentity, LocalProcessRunner } from './local-process-runner.
 
 const run = promisify(execFile);
 const timeout = 30_000;
-/** useradd and userdel exit 1 or 10 when another process holds the lock on /etc/passwd or /etc/group */
+/** useradd, userdel and groupdel exit 1 or 10 when another process holds the lock on /etc/passwd or /etc/group */
 const lockBusyCodes = new Set([1, 10]);
 const lockRetries = 20;
 
@@ -39,14 +39,14 @@ export async function lookupUser(name: string): Promise<EngineIdentity | undefin
   }
 }
 
-// One useradd or userdel at a time from this process: concurrent ones fight over the lock files.
+// One change of the account files at a time from this process: concurrent ones fight over the lock files.
 let accountsTail: Promise<unknown> = Promise.resolve();
 
 /**
- * Runs useradd or userdel, waiting out a lock another process (another agent on this host)
+ * Runs useradd, userdel or groupdel, waiting out a lock another process (another agent on this host)
  * holds; resolves the exit code, 0 on success.
  */
-export function changeAccounts(program: 'useradd' | 'userdel', args: readonly string[]): Promise<number> {
+export function changeAccounts(program: 'useradd' | 'userdel' | 'groupdel', args: readonly string[]): Promise<number> {
   const work = async (): Promise<number> => {
     for (let attempt = 0; ; attempt += 1) {
       try {

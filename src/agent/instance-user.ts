@@ -110,5 +110,7 @@ export async function removeInstanceUser(name: string, logger: Logger): Promise<
   const code = await changeAccounts('userdel', [name]);
   // 6: removed meanwhile
   if (code !== 0 && code !== 6) throw new CofferError('Internal', `userdel ${name} failed with exit code ${code}.`);
+  // userdel keeps the group where login.defs says USERGROUPS_ENAB no
+  if ((await lookupGroup(name)) !== undefined) await changeAccounts('groupdel', [name]);
   logger.info({ osUser: name }, 'removed the instance user');
 }

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import { Client } from 'pg';
 import { LocalProcessRunner } from '../../src/agent/index.js';
-import { lookupUser } from '../../src/agent/engine-user.js';
+import { lookupGroup, lookupUser } from '../../src/agent/engine-user.js';
 import { removeInstanceUser } from '../../src/agent/instance-user.js';
 import { chownTree } from '../../src/agent/owner-tree.js';
 import { agentContract, agentTopic, createRpcClient, guestContract, guestTopic } from '../../src/bus/index.js';
@@ -196,6 +196,7 @@ describe('instance isolation', { skip: notRoot }, () => {
     assert.equal((await asUser('coffer-db', ['cat', join(dir, 'probe')])).ok, false, 'no other user does');
     await agentRpc.deleteServer({ instanceId });
     assert.equal(await lookupUser(record.osUser), undefined);
+    assert.equal(await lookupGroup(record.osUser), undefined, 'its group goes with it');
   });
 
   it('moves an instance made when all engines shared the pool user to a user of its own, keeping its data', async () => {
