@@ -43,7 +43,7 @@ export const mariadbFlavor: MysqlFamilyFlavor = {
   fallbackVersion: '10.11',
   missingReason: (found) =>
     `No MariaDB server found${found.length > 0 ? ` (${found.join('; ')})` : ''}: install Debian's mariadb-server ` +
-    "package (apt-get install mariadb-server), or name the directory holding mariadbd in the agent's engine binaries for mariadb.",
+    "package (apt-get install mariadb-server), or start the agent with --engine-bin-dir mariadb=<the directory holding mariadbd>.",
   parseVersion: parseMariadbVersion,
   maxUserNameLength: 80,
   identifiedClause: (hash) => `BY PASSWORD ${escape(hash)}`,

@@ -43,7 +43,7 @@ export const mysqlFlavor: MysqlFamilyFlavor = {
   missingReason: (found) =>
     `No MySQL server found${found.length > 0 ? ` (${found.join('; ')}: not MySQL)` : ''}. Debian ships no MySQL server: ` +
     "install MySQL Community Server 8.0 or later (Oracle's Debian packages, or its tarball unpacked e.g. under " +
-    "/usr/local/mysql), then name the directory holding mysqld in the agent's engine binaries for mysql.",
+    "/usr/local/mysql), then start the agent with --engine-bin-dir mysql=<the directory holding mysqld>.",
   parseVersion: parseMysqlVersion,
   maxUserNameLength: 32,
   identifiedClause: (hash) => `WITH caching_sha2_password AS ${escape(hash)}`,
