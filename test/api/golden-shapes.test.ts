@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { LightMyRequestResponse } from 'fastify';
+import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { z } from 'zod';
 import { guestContract, guestTopic, serveRpc, type Subscription } from '../../src/bus/index.js';
 import { newUuid } from '../../src/common/ids.js';
@@ -17,6 +17,7 @@ import {
   type Session,
 } from './api-harness.js';
 import * as shape from './golden-shapes.js';
+import { registeredRoutes } from './route-table.js';
 
 // Every endpoint Coffer serves answers with every field Trove (or Keystone) answers, each of the
 // right type, and with nothing secret. The API runs in-process over a real SQLite state store;
@@ -56,12 +57,20 @@ after(async () => {
 const host = 'db.example';
 const secrets = () => [adminPassword, memberPassword, userPassword, admin.token, member.token];
 
+/** `METHOD url` of every request the shapes below were checked on, for the coverage test at the end. */
+const requested: string[] = [];
+
+function inject(options: InjectOptions & { method: string; url: string }) {
+  requested.push(`${options.method} ${options.url.split('?')[0]}`);
+  return h.app.inject(options);
+}
+
 function get(s: Session | undefined, url: string) {
-  return h.app.inject({ method: 'GET', url, headers: { host, ...(s === undefined ? {} : { 'x-auth-token': s.token }) } });
+  return inject({ method: 'GET', url, headers: { host, ...(s === undefined ? {} : { 'x-auth-token': s.token }) } });
 }
 
 function send(s: Session, method: 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, payload?: object) {
-  return h.app.inject({ method, url, headers: { host, 'x-auth-token': s.token }, ...(payload === undefined ? {} : { payload }) });
+  return inject({ method, url, headers: { host, 'x-auth-token': s.token }, ...(payload === undefined ? {} : { payload }) });
 }
 
 const trove = (s: Session, path: string) => `/v1.0/${s.projectId}${path}`;
@@ -237,7 +246,8 @@ describe('Trove: what goes with a datastore version, configuration parameters', 
   test('GET /datastores/{ds}/versions/{v}/flavors and /volume-types, /volume-types', async () => {
     golden('version flavors', await get(member, trove(member, '/datastores/postgresql/versions/15/flavors')), 200, list('flavors', shape.flavor));
     golden('version volume types', await get(member, trove(member, '/datastores/postgresql/versions/15/volume-types')), 200, list('volume_types', shape.volumeType));
-    golden('GET /volume-types', await get(member, trove(member, '/volume-types')), 200, list('volume_types', shape.volumeType));
+    const types = golden('GET /volume-types', await get(member, trove(member, '/volume-types')), 200, list('volume_types', shape.volumeType));
+    golden('GET /volume-types/{id}', await get(member, trove(member, `/volume-types/${types.volume_types[0].id}`)), 200, one('volume_type', shape.volumeType));
   });
 
   test('GET …/parameters and …/parameters/{name}, by datastore and by version uuid; min 0 left out', async () => {
@@ -301,7 +311,7 @@ describe('Trove: databases, users, root', () => {
     const base = trove(member, `/instances/${id}/root`);
     const before = golden('GET root', await get(member, base), 200, shape.rootEnabled);
     assert.equal(before.rootEnabled, false);
-    const res = await h.app.inject({ method: 'POST', url: base, headers: { host, 'x-auth-token': member.token } });
+    const res = await inject({ method: 'POST', url: base, headers: { host, 'x-auth-token': member.token } });
     const created = golden('POST root (no body)', res, 200, shape.rootCreated, ['user.password']);
     assert.ok(created.user.password.length >= 16);
     assert.equal((golden('GET root after', await get(member, base), 200, shape.rootEnabled)).rootEnabled, true);
@@ -399,20 +409,20 @@ describe('Keystone v3 subset', () => {
   });
 
   test('tokens: issue (201 + X-Subject-Token), validate, revoke', async () => {
-    const res = await h.app.inject({ method: 'POST', url: '/identity/v3/auth/tokens', headers: { host }, payload: passwordAuth('admin', adminPassword, 'admin') });
+    const res = await inject({ method: 'POST', url: '/identity/v3/auth/tokens', headers: { host }, payload: passwordAuth('admin', adminPassword, 'admin') });
     const issued = golden('POST /auth/tokens', res, 201, shape.token);
     const subject = String(res.headers['x-subject-token']);
     assert.ok(subject.length >= 20);
     assert.ok(!res.body.includes(subject), 'the token is in the header only');
     const database = issued.token.catalog.find((s: any) => s.type === 'database');
     assert.ok(database.endpoints.every((e: any) => e.url.endsWith(`/v1.0/${issued.token.project.id}`)));
-    const validated = await h.app.inject({
+    const validated = await inject({
       method: 'GET',
       url: '/identity/v3/auth/tokens',
       headers: { host, 'x-auth-token': admin.token, 'x-subject-token': subject },
     });
     golden('GET /auth/tokens', validated, 200, shape.token);
-    const revoked = await h.app.inject({
+    const revoked = await inject({
       method: 'DELETE',
       url: '/identity/v3/auth/tokens',
       headers: { host, 'x-auth-token': admin.token, 'x-subject-token': subject },
@@ -442,6 +452,12 @@ describe('Keystone v3 subset', () => {
     golden('GET /users', await get(admin, '/identity/v3/users?name=golden-user'), 200, z.object({ users: z.array(shape.keystoneUser).length(1), links: shape.keystoneListLinks }));
     golden('GET /users/{id}', await get(admin, `/identity/v3/users/${userId}`), 200, one('user', shape.keystoneUser));
     golden('PATCH /users/{id}', await send(admin, 'PATCH', `/identity/v3/users/${userId}`, { user: { password: `${userPassword}-2` } }), 200, one('user', shape.keystoneUser));
+    const selfChange = (original: string) =>
+      inject({ method: 'POST', url: `/identity/v3/users/${userId}/password`, headers: { host }, payload: { user: { original_password: original, password: `${userPassword}-3` } } });
+    golden('POST /users/{id}/password, wrong original', await selfChange('wrong'), 401, shape.keystoneError(401, 'Unauthorized'));
+    const changed = await selfChange(`${userPassword}-2`);
+    assert.equal(changed.statusCode, 204, changed.body);
+    assert.equal(changed.body, '');
 
     const roles = golden('GET /roles', await get(admin, '/identity/v3/roles?name=member'), 200, z.object({ roles: z.array(shape.keystoneRole).length(1), links: shape.keystoneListLinks }));
     const roleId = roles.roles[0].id;
@@ -449,7 +465,10 @@ describe('Keystone v3 subset', () => {
     const grant = `/identity/v3/projects/${projectId}/users/${userId}/roles/${roleId}`;
     const put = await send(admin, 'PUT', grant);
     assert.equal(put.statusCode, 204, put.body);
-    assert.equal((await h.app.inject({ method: 'HEAD', url: grant, headers: { host, 'x-auth-token': admin.token } })).statusCode, 204);
+    assert.equal((await inject({ method: 'HEAD', url: grant, headers: { host, 'x-auth-token': admin.token } })).statusCode, 204);
+    const check = await get(admin, grant);
+    assert.equal(check.statusCode, 204);
+    assert.equal(check.body, '');
     golden(
       'GET grants',
       await get(admin, `/identity/v3/projects/${projectId}/users/${userId}/roles`),
@@ -476,4 +495,14 @@ describe('Keystone v3 subset', () => {
     golden('member lists users', await get(member, '/identity/v3/users'), 403, shape.keystoneError(403, 'Forbidden'));
     golden('no token', await get(undefined, '/identity/v3/users'), 401, shape.keystoneError(401, 'Unauthorized'));
   });
+});
+
+test('every route Coffer serves has its shapes checked above', () => {
+  const toPattern = (route: string) =>
+    new RegExp(`^${route.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z]+/g, '[^/]+')}$`);
+  const unchecked = [...registeredRoutes(h.app)].filter((route) => {
+    const pattern = toPattern(route);
+    return !requested.some((r) => pattern.test(r));
+  });
+  assert.deepEqual(unchecked, [], 'routes without a golden-shape check');
 });
