@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { access, readdir, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { CofferError } from '../common/index.js';
 import type { Logger } from '../common/index.js';
@@ -16,7 +16,13 @@ import type { EngineIdentity } from './local-process-runner.js';
 const run = promisify(execFile);
 const candidates = 5;
 /** where any user may leave files behind: cleared of the user's before its uid is freed for reuse */
-const sharedTempDirs = ['/tmp', '/var/tmp', '/dev/shm'];
+const sharedTempDirs = ['/tmp', '/var/tmp', '/dev/shm', '/run/lock', '/dev/mqueue'];
+/** System V IPC objects outlive their processes (a killed PostgreSQL leaves its segment) */
+const sysvIpc = [
+  { table: '/proc/sysvipc/shm', id: 'shmid', flag: '-m' },
+  { table: '/proc/sysvipc/sem', id: 'semid', flag: '-s' },
+  { table: '/proc/sysvipc/msg', id: 'msqid', flag: '-q' },
+];
 const killRounds = 50;
 
 /**
@@ -96,17 +102,37 @@ async function killAllOf(uid: number, logger: Logger): Promise<void> {
   throw new CofferError('Internal', `Processes of uid ${uid} keep running after ${killRounds} rounds of SIGKILL.`);
 }
 
+/** Ids of the IPC objects of `table` whose owner or creator is `uid`. */
+async function ipcObjectsOf(table: string, idColumn: string, uid: number): Promise<string[]> {
+  const [header, ...rows] = (await readFile(table, 'utf8').catch(() => '')).trim().split('\n');
+  const columns = header?.trim().split(/\s+/) ?? [];
+  const at = (name: string) => columns.indexOf(name);
+  return rows
+    .map((row) => row.trim().split(/\s+/))
+    .filter((fields) => Number(fields[at('uid')]) === uid || Number(fields[at('cuid')]) === uid)
+    .map((fields) => fields[at(idColumn)]!);
+}
+
+/** What the user leaves outside its instance directory, which the next user given its uid would own. */
+async function removeLeftovers(identity: EngineIdentity, logger: Logger): Promise<void> {
+  const warn = (err: unknown) => logger.warn({ err, osUser: identity.name }, 'could not remove all the instance user left');
+  for (const dir of sharedTempDirs) {
+    if (!(await access(dir).then(() => true, () => false))) continue;
+    await run('find', [dir, '-xdev', '-user', String(identity.uid), '-delete'], { timeout: 60_000 }).catch(warn);
+  }
+  for (const { table, id, flag } of sysvIpc) {
+    for (const object of await ipcObjectsOf(table, id, identity.uid)) {
+      await run('ipcrm', [flag, object], { timeout: 10_000 }).catch(warn);
+    }
+  }
+}
+
 /** Removes the instance's user once its engine is stopped; a no-op when it is already gone. */
 export async function removeInstanceUser(name: string, logger: Logger): Promise<void> {
   const identity = isValidUserName(name) ? await lookupUser(name) : undefined;
   if (identity === undefined) return;
   await killAllOf(identity.uid, logger);
-  // files it left where anyone may write would pass to the next user given its uid
-  for (const dir of sharedTempDirs) {
-    await run('find', [dir, '-xdev', '-user', String(identity.uid), '-delete'], { timeout: 60_000 }).catch((err: Error) =>
-      logger.warn({ err, dir, osUser: name }, 'could not remove all files of the instance user'),
-    );
-  }
+  await removeLeftovers(identity, logger);
   const code = await changeAccounts('userdel', [name]);
   // 6: removed meanwhile
   if (code !== 0 && code !== 6) throw new CofferError('Internal', `userdel ${name} failed with exit code ${code}.`);

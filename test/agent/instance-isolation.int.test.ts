@@ -139,13 +139,16 @@ describe('instance isolation', { skip: notRoot }, () => {
     assert.deepEqual(await program('id -un'), [a.identity.name]);
     await assert.rejects(program(`cat ${join(b.dir, 'data', 'PG_VERSION')}`), /program ".*" failed/);
     await assert.rejects(program(`cat ${join(dataDir, 'coffer.sqlite')}`), /program ".*" failed/);
-    // left behind by A's tenant: a file in /tmp and a process that outlives its engine, which
-    // inherits the session's socket: this client's end settles only once that process is gone
+    // left behind by A's tenant: a file in /tmp, a System V shared memory segment, and a process
+    // that outlives its engine, which inherits the session's socket: this client's end settles
+    // only once that process is gone
     const leftover = `/tmp/coffer-iso-left-${suffix()}`;
     const tenant = new Client({ host: endpoint.socketDir, port: endpoint.port, user: 'os_admin', password: a.adminPassword, database: 'postgres' });
     tenant.on('error', () => undefined);
     await tenant.connect();
-    assert.deepEqual(await copyFromProgram(tenant, `setsid sleep 600 < /dev/null > /dev/null 2>&1 & touch ${leftover}; echo started`), ['started']);
+    const [segment] = await copyFromProgram(tenant, `setsid sleep 600 < /dev/null > /dev/null 2>&1 & touch ${leftover}; ipcmk -M 4096 | tr -dc 0-9`);
+    const segments = async () => (await readFile('/proc/sysvipc/shm', 'utf8')).split('\n').map((line) => line.trim().split(/\s+/)[1]);
+    assert.ok((await segments()).includes(segment), `segment ${segment} exists`);
     const tenantEnded = tenant.end();
     await access(leftover);
 
@@ -169,6 +172,7 @@ describe('instance isolation', { skip: notRoot }, () => {
     t.diagnostic(`delete with user removal: ${(performance.now() - began).toFixed(0)} ms`);
     assert.equal(await lookupUser(a.identity.name), undefined, 'the instance user is removed');
     await assert.rejects(access(leftover), 'files the user left in /tmp are removed');
+    assert.ok(!(await segments()).includes(segment), 'its shared memory segment is removed');
     const status = await Promise.all(
       (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map((pid) => uidOf(Number(pid)).catch(() => -1)),
     );
