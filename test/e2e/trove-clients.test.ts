@@ -30,6 +30,8 @@ const rootPassword = 'Clients-root-pass-1234';
 const addressPool = '127.97.0.0/16';
 const instanceName = 'clients-pg';
 const waitMs = 120_000;
+/** a guard against a hung step, not a measure: client commands take seconds each on a busy machine */
+const stepMs = 600_000;
 
 let dataDir: { path: string; remove: () => Promise<void> };
 let serve: RoleProcess;
@@ -126,7 +128,7 @@ async function pgRefuses(user: string, password: string, database: string): Prom
 const names = (rows: Array<{ Name: string }>) => rows.map((r) => r.Name).sort();
 
 describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
-  test('admin: openstack project create, user create --password, role add member', { timeout: waitMs }, async () => {
+  test('admin: openstack project create, user create --password, role add member', { timeout: stepMs }, async () => {
     const project = await osJson(admin, ['project', 'create', '--description', 'client proof', member.project]);
     assert.equal(project.name, member.project);
     assert.equal(project.enabled, true);
@@ -156,7 +158,7 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     assert.equal((await osJson(member, ['token', 'issue'])).user_id, user.id);
   });
 
-  test('member: openstack datastore list, datastore version list postgresql', { timeout: waitMs }, async () => {
+  test('member: openstack datastore list, datastore version list postgresql', { timeout: stepMs }, async () => {
     const datastores = await osJson(member, ['datastore', 'list']);
     assert.ok(datastores.some((d: any) => d.Name === 'postgresql'), JSON.stringify(datastores));
     const versions = await osJson(member, ['datastore', 'version', 'list', 'postgresql']);
@@ -175,7 +177,7 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     for (const p of parameters) assert.match(p.Type, /^(integer|string|boolean|float)$/, JSON.stringify(p));
   });
 
-  test('member: openstack database flavor list, trove flavor-list', { timeout: waitMs }, async () => {
+  test('member: openstack database flavor list, trove flavor-list', { timeout: stepMs }, async () => {
     const flavors = await osJson(member, ['database', 'flavor', 'list']);
     const small = flavors.find((f: any) => f.Name === 'm1.small');
     assert.ok(small, JSON.stringify(flavors));
@@ -190,7 +192,7 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     );
   });
 
-  test('member: openstack database instance create with a database and a user, until ACTIVE/HEALTHY', { timeout: waitMs * 2 }, async () => {
+  test('member: openstack database instance create with a database and a user, until ACTIVE/HEALTHY', { timeout: stepMs }, async () => {
     const versions = await osJson(member, ['datastore', 'version', 'list', 'postgresql']);
     const created = await osJson(member, [
       'database', 'instance', 'create', instanceName,
@@ -215,7 +217,7 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     assert.equal(who, 'app');
   });
 
-  test('member: trove list, trove show', { timeout: waitMs }, async () => {
+  test('member: trove list, trove show', { timeout: stepMs }, async () => {
     const list = lastJson((await trove(['list'])).stdout);
     assert.deepEqual(list.map((i: any) => [i.id, i.name, i.status]), [[instanceId, instanceName, 'ACTIVE']]);
     const shown = lastJson((await trove(['show', instanceName])).stdout);
@@ -228,7 +230,7 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     assert.deepEqual(osList.map((i: any) => i.ID), [instanceId]);
   });
 
-  test('member: openstack database db create / list / delete, trove database-list', { timeout: waitMs }, async () => {
+  test('member: openstack database db create / list / delete, trove database-list', { timeout: stepMs }, async () => {
     await os(member, ['database', 'db', 'create', instanceName, 'reports']);
     assert.deepEqual(names(await osJson(member, ['database', 'db', 'list', instanceName])), ['app', 'reports']);
     const legacy = lastJson((await trove(['database-list', instanceName])).stdout);
@@ -246,7 +248,7 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     assert.deepEqual(names(await osJson(member, ['database', 'db', 'list', instanceName])), ['app']);
   });
 
-  test('member: db list and user list follow the next links past a page of 20 (openstack and trove)', { timeout: waitMs * 2 }, async () => {
+  test('member: db list and user list follow the next links past a page of 20 (openstack and trove)', { timeout: stepMs }, async () => {
     // Made over HTTP in one request each: 25 client commands would only slow the proof down.
     const session = await login(baseUrl, member.user, member.password, member.project);
     const dbNames = Array.from({ length: 25 }, (_, i) => `page_db_${String(i).padStart(2, '0')}`);
@@ -279,7 +281,7 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     assert.deepEqual(names(await osJson(member, ['database', 'db', 'list', instanceName])), ['app']);
   });
 
-  test('member: openstack database user create / list / show / delete; trove user-grant/revoke/show-access', { timeout: waitMs * 2 }, async () => {
+  test('member: openstack database user create / list / show / delete; trove user-grant/revoke/show-access', { timeout: stepMs }, async () => {
     await os(member, ['database', 'db', 'create', instanceName, 'scratch']);
     await os(member, ['database', 'user', 'create', instanceName, 'bob', bobPassword, '--databases', 'scratch']);
     const users = await osJson(member, ['database', 'user', 'list', instanceName]);
@@ -319,7 +321,7 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     await os(member, ['database', 'db', 'delete', instanceName, 'scratch']);
   });
 
-  test('member: openstack database root enable, log in as root with pg, root show, root disable', { timeout: waitMs }, async () => {
+  test('member: openstack database root enable, log in as root with pg, root show, root disable', { timeout: stepMs }, async () => {
     const generated = await osJson(member, ['database', 'root', 'enable', instanceName]);
     const rootName: string = generated.name;
     passwordsSeen.push(generated.password);
@@ -343,7 +345,7 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     assert.equal(rootName, 'root', "Trove's root user on PostgreSQL is named root");
   });
 
-  test('member: openstack database instance restart', { timeout: waitMs }, async () => {
+  test('member: openstack database instance restart', { timeout: stepMs }, async () => {
     const startedAt = () =>
       withPg('app', appPassword, 'app', async (c) => String((await c.query('SELECT pg_postmaster_start_time() AS t')).rows[0].t));
     const before = await startedAt();
@@ -353,14 +355,14 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     assert.notEqual(after, before, 'PostgreSQL was restarted');
   });
 
-  test('member: openstack database instance resize flavor', { timeout: waitMs }, async () => {
+  test('member: openstack database instance resize flavor', { timeout: stepMs }, async () => {
     await os(member, ['database', 'instance', 'resize', 'flavor', instanceName, 'm1.medium']);
     const view = await waitForInstance('flavor 3, ACTIVE/HEALTHY', (v) => v.flavor === '3' && healthy(v));
     assert.equal(view.flavor, '3');
     assert.equal(await withPg('app', appPassword, 'app', async (c) => (await c.query('SELECT 1 AS one')).rows[0].one), 1);
   });
 
-  test('member: openstack database instance resize volume', { timeout: waitMs }, async () => {
+  test('member: openstack database instance resize volume', { timeout: stepMs }, async () => {
     await os(member, ['database', 'instance', 'resize', 'volume', instanceName, '2']);
     const view = await waitForInstance('volume 2, ACTIVE/HEALTHY', (v) => v.volume === 2 && healthy(v));
     assert.equal(view.volume, 2);
@@ -369,7 +371,7 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     assert.match(smaller.stderr, /must be larger than the current volume size.*HTTP 400/s);
   });
 
-  test('member: openstack database instance update --is-private/--is-public --allowed-cidr', { timeout: waitMs * 2 }, async () => {
+  test('member: openstack database instance update --is-private/--is-public --allowed-cidr', { timeout: stepMs }, async () => {
     await os(member, ['database', 'instance', 'update', instanceName, '--is-private', '--allowed-cidr', '10.20.0.0/16']);
     const closed = await waitForInstance(
       'access 10.20.0.0/16 applied',
@@ -392,7 +394,7 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     await os(member, ['database', 'instance', 'update', instanceId, '--name', instanceName]);
   });
 
-  test('member: openstack database limit list, trove limit-list', { timeout: waitMs }, async () => {
+  test('member: openstack database limit list, trove limit-list', { timeout: stepMs }, async () => {
     const r = await os(member, ['database', 'limit', 'list', '-f', 'json']);
     // OSC prints the absolute limits as a table before the JSON of the rate limits.
     assert.match(r.stdout, /max_instances/);
@@ -408,7 +410,7 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     assert.deepEqual(lastJson(legacy.stdout).map((l: any) => l.verb).sort(), ['DELETE', 'GET', 'POST', 'POST', 'PUT']);
   });
 
-  test('openstack database quota show (member by id, admin by name), quota update (admin)', { timeout: waitMs }, async () => {
+  test('openstack database quota show (member by id, admin by name), quota update (admin)', { timeout: stepMs }, async () => {
     const quotas = await osJson(member, ['database', 'quota', 'show', projectId]);
     const instances = quotas.find((q: any) => q.Resource === 'instances');
     assert.ok(instances, JSON.stringify(quotas));
@@ -425,7 +427,7 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     assert.match(refused.stderr, /HTTP 401/);
   });
 
-  test('admin: openstack database instance list --all-projects (a member is refused)', { timeout: waitMs }, async () => {
+  test('admin: openstack database instance list --all-projects (a member is refused)', { timeout: stepMs }, async () => {
     const all = await osJson(admin, ['database', 'instance', 'list', '--all-projects']);
     const mine = all.find((i: any) => i.ID === instanceId);
     assert.ok(mine, JSON.stringify(all));
@@ -435,7 +437,7 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
     assert.match(refused.stderr, /admin privileges.*HTTP 401/s);
   });
 
-  test('member: openstack database instance delete, until it is gone', { timeout: waitMs }, async () => {
+  test('member: openstack database instance delete, until it is gone', { timeout: stepMs }, async () => {
     await os(member, ['database', 'instance', 'delete', instanceName]);
     const gone = await eventually(
       'the instance to disappear',
