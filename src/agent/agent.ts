@@ -147,6 +147,7 @@ class LocalAgent implements Agent {
       size: this.warmPoolSize,
       kinds: this.warmKinds(),
       runner: this.runner,
+      group: identity?.gid,
       logger: this.logger,
     });
     for (const { dir, record } of await scanInstanceRecords(this.instancesDir, this.logger)) {

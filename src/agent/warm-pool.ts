@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../common/index.js';
 import type { EngineBinary, ProcessRunner, WarmSource, WarmStart } from '../guest/index.js';
@@ -29,6 +29,8 @@ export interface WarmPoolOptions {
   size: number;
   kinds: readonly WarmKind[];
   runner: ProcessRunner;
+  /** the gid of the runner's user, when it is not the host's own: it alone may traverse the pool */
+  group?: number;
   logger: Logger;
   /** after a failed build the kind rests this long before the next try */
   retryMs?: number;
@@ -39,15 +41,16 @@ const discardPrefix = '.discard-';
 const isComplete = (name: string) => /^[0-9a-f]{16}$/.test(name);
 const newId = () => randomBytes(8).toString('hex');
 
-async function hostDirectory(path: string, mayExist: boolean): Promise<void> {
+/** The host's directories: the pool's user may traverse them (by `group`), no instance's user. */
+async function hostDirectory(path: string, mayExist: boolean, group: number | undefined): Promise<void> {
   try {
-    await mkdir(path, { mode: 0o711 });
+    await mkdir(path, { mode: 0o700 });
   } catch (err) {
     if (!mayExist || (err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    return;
   }
+  if (group !== undefined) await chown(path, process.getuid!(), group);
   // mkdir's mode passes through the umask
-  await chmod(path, 0o711);
+  await chmod(path, group === undefined ? 0o700 : 0o710);
 }
 
 export class WarmPool {
@@ -171,9 +174,8 @@ export class WarmPool {
     const building = join(dir, `${buildingPrefix}${id}`);
     const began = performance.now();
     try {
-      // the host's directories, as for instances: the engine's user may traverse them only
-      for (const path of [this.options.dir, dir]) await hostDirectory(path, true);
-      await hostDirectory(building, false);
+      for (const path of [this.options.dir, dir]) await hostDirectory(path, true, this.options.group);
+      await hostDirectory(building, false, this.options.group);
       await kind.warm.make(building, kind.binary, this.options.runner, this.abort.signal);
       await rename(building, join(dir, id));
       this.failedAt.delete(kind.name);

@@ -124,7 +124,7 @@ describe('instance isolation', { skip: notRoot }, () => {
       await access(path);
       assert.equal(await readsAsA(path), false, `${a.identity.name} must not read ${path}`);
     }
-    for (const dir of [b.dir, join(dataDir, 'instances'), dataDir]) {
+    for (const dir of [b.dir, join(dataDir, 'instances'), join(dataDir, 'pool'), dataDir]) {
       assert.equal((await asUser(a.identity.name, ['ls', dir])).ok, false, `${a.identity.name} must not list ${dir}`);
     }
 

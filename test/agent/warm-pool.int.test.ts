@@ -93,7 +93,11 @@ describe('agent warm pool', () => {
     // the instances' layout: the host's directories, the engine user's data directory, the host's secret
     const engineUid = (await localRunner()).identity?.uid ?? process.getuid!();
     const entry = join(kindDir, (await entries(kindDir))[0]!);
-    for (const dir of [poolDir, kindDir, entry]) assert.deepEqual(await ownerOf(dir), { uid: process.getuid!(), mode: '711' }, dir);
+    // the host's directories: only the pool's user may traverse them (by its group), no instance's user
+    for (const dir of [poolDir, kindDir, entry]) {
+      assert.deepEqual(await ownerOf(dir), { uid: process.getuid!(), mode: isRoot ? '710' : '700' }, dir);
+      if (isRoot) assert.equal((await stat(dir)).gid, (await localRunner()).identity!.gid, dir);
+    }
     assert.deepEqual(await ownerOf(join(entry, 'data')), { uid: engineUid, mode: '700' });
     assert.deepEqual(await ownerOf(join(entry, 'os_admin.pool-password')), { uid: process.getuid!(), mode: '600' });
     assert.deepEqual((await readdir(entry)).sort(), ['data', 'os_admin.pool-password'], 'no initdb password file is left');
