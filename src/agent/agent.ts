@@ -189,7 +189,7 @@ class LocalAgent implements Agent {
       const found = await engineRegistry[name].discover(this.options.binaries?.[name] ?? [], this.runner);
       this.binaries.set(name, found.binaries);
       // a tenant's superuser runs programs as the engine's OS user: only one's own keeps it contained
-      const reports = this.isolated
+      const reports = this.isolated || !engineRegistry[name].rootReachesOsUser
         ? found.reports
         : found.reports.map((report) => ({ ...report, capabilities: { ...report.capabilities, root: false } }));
       this.reports.push(...reports);
@@ -241,7 +241,7 @@ class LocalAgent implements Agent {
       },
       engine: { manager, binary },
       runner,
-      rootAllowed: identity !== undefined,
+      rootAllowed: identity !== undefined || !engineRegistry[manager].rootReachesOsUser,
       transport: this.options.transport,
       logger: this.options.logger,
       heartbeatIntervalMs: this.interval,

@@ -154,6 +154,12 @@ export interface EngineDriver {
 export interface EngineFactory {
   readonly manager: string;
   readonly capabilities: EngineCapabilities;
+  /**
+   * Whether the engine's root can run programs or touch files as the engine's OS user (a
+   * PostgreSQL superuser's COPY … PROGRAM, MariaDB's FILE): such a root is offered only on hosts
+   * that give each instance an OS user of its own.
+   */
+  readonly rootReachesOsUser: boolean;
   readonly standardPort: number;
   /** finds the versions this host can run; `extraBinDirs` are searched first */
   discover(extraBinDirs: readonly string[], runner: ProcessRunner): Promise<EngineDiscovery>;

@@ -299,6 +299,7 @@ export function mysqlFamilyEngine(flavor: MysqlFamilyFlavor): EngineFactory {
   return {
     manager: flavor.manager,
     capabilities: mysqlFamilyCapabilities,
+    rootReachesOsUser: true,
     standardPort,
     discover: (extraBinDirs, runner) => discoverMysqlFamily(flavor, extraBinDirs, runner),
     checkInstanceDir(dir: string): void {

@@ -333,6 +333,7 @@ class PostgresqlDriver implements EngineDriver {
 export const postgresqlEngine: EngineFactory = {
   manager: 'postgresql',
   capabilities: postgresqlCapabilities,
+  rootReachesOsUser: true,
   standardPort,
   discover: discoverPostgresql,
   checkInstanceDir(dir: string): void {

@@ -264,6 +264,8 @@ class RedisDriver implements EngineDriver {
 export const redisEngine: EngineFactory = {
   manager: 'redis',
   capabilities: redisCapabilities,
+  // root is the default user, without CONFIG, MODULE or DEBUG: it cannot reach files or programs
+  rootReachesOsUser: false,
   standardPort,
   discover: discoverRedis,
   checkInstanceDir(dir: string): void {
