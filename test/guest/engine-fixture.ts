@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import { ensureEngineUser, LocalProcessRunner } from '../../src/agent/index.js';
 import { silentLogger } from '../../src/common/logger.js';
-import { isProcessAlive, killDataDirProcesses, readPostmasterPid } from '../../src/guest/engines/postgresql/postmaster.js';
+import { killDataDirProcesses, readPostmasterPid } from '../../src/guest/engines/postgresql/postmaster.js';
+import { isProcessAlive } from '../../src/guest/engines/process-watch.js';
 
 // Shared by the engine and agent integration tests: real binaries, real processes, and a
 // runner that, as root (how CI runs), runs engines as the unprivileged engine user.

@@ -9,7 +9,7 @@ import { silentLogger } from '../../src/common/logger.js';
 import { engineRegistry, type EngineBinary, type EngineDriver } from '../../src/guest/index.js';
 import { withAdminConnection } from '../../src/guest/engines/mysql-family/connection.js';
 import { nativePasswordHash } from '../../src/guest/engines/mysql-family/password-hash.js';
-import { isProcessAlive } from '../../src/guest/engines/mysql-family/server.js';
+import { isProcessAlive } from '../../src/guest/engines/process-watch.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { localRunner, ownerOf } from './engine-fixture.js';
 import { cleanUpMysqlFamily, connectTenant } from './mysql-family-fixture.js';

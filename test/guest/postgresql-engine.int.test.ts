@@ -9,7 +9,7 @@ import { isCofferError } from '../../src/common/index.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { engineRegistry, type EngineDriver, type ProcessRunner } from '../../src/guest/index.js';
 import { withAdminClient } from '../../src/guest/engines/postgresql/admin.js';
-import { isProcessAlive } from '../../src/guest/engines/postgresql/postmaster.js';
+import { isProcessAlive } from '../../src/guest/engines/process-watch.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { cleanUp, localRunner, ownerOf, randomAddress } from './engine-fixture.js';
 

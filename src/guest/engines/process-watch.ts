@@ -1,10 +1,11 @@
 import { open, readdir, readFile, readlink, realpath } from 'node:fs/promises';
-import { sleep } from '../../common/index.js';
+import { CofferError, sleep } from '../../common/index.js';
+import type { ProcessExit } from '../process-runner.js';
 
 // An engine's server process seen from outside, shared by the engines (PostgreSQL's
-// postmaster, redis-server): whether a pid is really alive, which processes work in a
-// directory, polling and log tails. Everything works on a process this agent did not spawn,
-// so that a restarted agent can adopt it.
+// postmaster, mariadbd/mysqld, redis-server): whether a pid is really alive, which processes
+// work in a directory, waiting for a start, stopping, polling and log tails. Everything works
+// on a process this agent did not spawn, so that a restarted agent can adopt it.
 
 /** Alive and not a zombie (a zombie answers kill(0) until its parent reaps it). */
 export async function isProcessAlive(pid: number): Promise<boolean> {
@@ -87,4 +88,65 @@ export async function processesIn(dir: string, executable: RegExp): Promise<numb
     }),
   );
   return found;
+}
+
+/**
+ * SIGKILLs every process `executable` runs in `dir` until none is left: what remains of a
+ * server that died abruptly (children it forked, still writing or holding shared memory).
+ */
+export async function killProcessesIn(dir: string, executable: RegExp, timeoutMs = 10_000): Promise<void> {
+  let pids = await processesIn(dir, executable);
+  if (pids.length === 0) return;
+  const gone = await waitFor(async () => {
+    for (const pid of pids) sendSignal(pid, 'SIGKILL');
+    pids = await processesIn(dir, executable);
+    return pids.length === 0;
+  }, timeoutMs);
+  if (!gone) throw new CofferError('EngineError', `Processes ${pids.join(', ')} of ${dir} did not exit after SIGKILL.`);
+}
+
+/** Sends the engine's orderly shutdown `signal`, then SIGKILL when `pid` outlives `timeoutMs`. */
+export async function stopProcess(pid: number, signal: NodeJS.Signals, timeoutMs: number): Promise<'stopped' | 'killed'> {
+  sendSignal(pid, signal);
+  if (await waitFor(async () => !(await isProcessAlive(pid)), timeoutMs)) return 'stopped';
+  sendSignal(pid, 'SIGKILL');
+  return 'killed';
+}
+
+export interface ServingWait {
+  /** the engine's name in messages */
+  title: string;
+  /** what the engine failed to do in time, as in "did not accept connections" */
+  readiness: string;
+  pid: number;
+  /** the spawned child's exit; undefined for an adopted process, watched through its pid */
+  exited: Promise<ProcessExit> | undefined;
+  logFile: string;
+  timeoutMs: number;
+  /** true once the engine serves; throws where waiting cannot help */
+  ready: () => Promise<boolean>;
+  /** the poll interval during the first 2 s (a normal start) and after (a long recovery or load) */
+  pollMs: readonly [first: number, later: number];
+}
+
+/** Polls `ready` until it holds; a process that exits or the timeout fails with the log's tail. */
+export async function waitUntilServing(wait: ServingWait): Promise<void> {
+  let exit: ProcessExit | undefined;
+  wait.exited?.then((value) => {
+    exit = value;
+  });
+  const began = Date.now();
+  for (;;) {
+    if (await wait.ready()) return;
+    if (exit !== undefined || (wait.exited === undefined && !(await isProcessAlive(wait.pid)))) {
+      const how = exit === undefined ? 'exited' : `exited (code ${exit.code}, signal ${exit.signal})`;
+      throw new CofferError('EngineError', `${wait.title} ${how} while starting.`, { details: await logTail(wait.logFile) });
+    }
+    if (Date.now() - began > wait.timeoutMs) {
+      throw new CofferError('EngineError', `${wait.title} did not ${wait.readiness} within ${wait.timeoutMs} ms.`, {
+        details: await logTail(wait.logFile),
+      });
+    }
+    await sleep(Date.now() - began < 2_000 ? wait.pollMs[0] : wait.pollMs[1]);
+  }
 }

@@ -1,6 +1,7 @@
-import { open, readdir, readFile, readlink, realpath } from 'node:fs/promises';
-import { CofferError, sleep } from '../../../common/index.js';
+import { readFile, readlink, realpath } from 'node:fs/promises';
+import { CofferError } from '../../../common/index.js';
 import type { ProcessExit } from '../../process-runner.js';
+import { isProcessAlive, processesIn, stopProcess, waitFor, waitUntilServing } from '../process-watch.js';
 import { probeServer, type AdminEndpoint } from './connection.js';
 
 // The server seen from outside: its pid file, whether that pid is alive and really serves our
@@ -8,22 +9,7 @@ import { probeServer, type AdminEndpoint } from './connection.js';
 // Everything works on a server this process did not spawn, so an agent can adopt one after a
 // restart.
 
-const serverExe = /\/(mariadbd|mysqld)( \(deleted\))?$/;
-
-/** Alive and not a zombie (a zombie answers kill(0) until its parent reaps it). */
-export async function isProcessAlive(pid: number): Promise<boolean> {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
+const serverExe = /\/(mariadbd|mysqld)$/;
 
 async function servesDataDir(pid: number, dataDir: string): Promise<boolean> {
   const [cwd, real] = await Promise.all([readlink(`/proc/${pid}/cwd`).catch(() => undefined), realpath(dataDir).catch(() => dataDir)]);
@@ -44,37 +30,8 @@ export async function runningServer(pidFile: string, dataDir: string): Promise<n
 }
 
 /** Servers working in `dataDir` whether or not they wrote a pid file yet. */
-export async function serversIn(dataDir: string): Promise<number[]> {
-  const real = await realpath(dataDir).catch(() => dataDir);
-  const pids = (await readdir('/proc')).filter((name) => /^\d+$/.test(name)).map(Number);
-  const found: number[] = [];
-  await Promise.all(
-    pids.map(async (pid) => {
-      if (pid === process.pid) return;
-      const cwd = await readlink(`/proc/${pid}/cwd`).catch(() => undefined);
-      if (cwd !== real) return;
-      const exe = await readlink(`/proc/${pid}/exe`).catch(() => '');
-      if (serverExe.test(exe) && (await isProcessAlive(pid))) found.push(pid);
-    }),
-  );
-  return found;
-}
-
-export async function logTail(logFile: string, bytes = 1500): Promise<string> {
-  try {
-    const handle = await open(logFile, 'r');
-    try {
-      const { size } = await handle.stat();
-      const length = Math.min(bytes, size);
-      const buffer = Buffer.alloc(length);
-      await handle.read(buffer, 0, length, size - length);
-      return buffer.toString('utf8').trim();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    return '';
-  }
+export function serversIn(dataDir: string): Promise<number[]> {
+  return processesIn(dataDir, serverExe);
 }
 
 export interface WaitReadyOptions {
@@ -88,46 +45,19 @@ export interface WaitReadyOptions {
 
 /** Polls with a login over the socket (≈0.5 ms each): the server answers once it is ready. */
 export async function waitUntilReady(options: WaitReadyOptions): Promise<void> {
-  let exit: ProcessExit | undefined;
-  options.exited?.then((value) => {
-    exit = value;
+  await waitUntilServing({
+    ...options,
+    readiness: 'accept connections',
+    ready: async () => {
+      const answer = await probeServer(options.endpoint, 2_000);
+      if (answer === 'denied') {
+        // waiting would not help: the server is up and only a new admin password would let the guest in
+        throw new CofferError('EngineError', `${options.title} runs but refuses the guest's administrative login.`);
+      }
+      return answer === 'yes';
+    },
+    pollMs: [5, 50],
   });
-  const began = Date.now();
-  for (;;) {
-    const answer = await probeServer(options.endpoint, 2_000);
-    if (answer === 'yes') return;
-    if (answer === 'denied') {
-      // waiting would not help: the server is up and only a new admin password would let the guest in
-      throw new CofferError('EngineError', `${options.title} runs but refuses the guest's administrative login.`);
-    }
-    if (exit !== undefined || (options.exited === undefined && !(await isProcessAlive(options.pid)))) {
-      const how = exit === undefined ? 'exited' : `exited (code ${exit.code}, signal ${exit.signal})`;
-      throw new CofferError('EngineError', `${options.title} ${how} while starting.`, { details: await logTail(options.logFile) });
-    }
-    if (Date.now() - began > options.timeoutMs) {
-      throw new CofferError('EngineError', `${options.title} did not accept connections within ${options.timeoutMs} ms.`, {
-        details: await logTail(options.logFile),
-      });
-    }
-    await sleep(Date.now() - began < 2_000 ? 5 : 50);
-  }
-}
-
-function signal(pid: number, name: NodeJS.Signals): void {
-  try {
-    process.kill(pid, name);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
-  }
-}
-
-async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (let delay = 2; ; delay = Math.min(delay * 2, 25)) {
-    if (await condition()) return true;
-    if (Date.now() > deadline) return false;
-    await sleep(delay);
-  }
 }
 
 /**
@@ -135,9 +65,7 @@ async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Pr
  * of ms; `mariadb-admin shutdown` would add about a second. Killed after `timeoutMs`.
  */
 export async function stopServer(pid: number, timeoutMs: number): Promise<'stopped' | 'killed'> {
-  signal(pid, 'SIGTERM');
-  if (await waitFor(async () => !(await isProcessAlive(pid)), timeoutMs)) return 'stopped';
-  signal(pid, 'SIGKILL');
-  await waitFor(async () => !(await isProcessAlive(pid)), 10_000);
-  return 'killed';
+  const how = await stopProcess(pid, 'SIGTERM', timeoutMs);
+  if (how === 'killed') await waitFor(async () => !(await isProcessAlive(pid)), 10_000);
+  return how;
 }

@@ -1,9 +1,6 @@
-import { readFile, readlink, realpath } from 'node:fs/promises';
-import { CofferError, sleep } from '../../../common/index.js';
+import { readFile } from 'node:fs/promises';
 import type { ProcessExit } from '../../process-runner.js';
-import { isProcessAlive, logTail, processesIn, sendSignal, waitFor } from '../process-watch.js';
-
-export { isProcessAlive };
+import { isProcessAlive, killProcessesIn, stopProcess, waitUntilServing, worksIn } from '../process-watch.js';
 
 // The postmaster seen from outside: its lock file, whether its pid is really alive and really
 // serves our data directory, and how to wait for it to be ready or gone. Everything works on a
@@ -31,17 +28,14 @@ export async function readPostmasterPid(dataDir: string): Promise<PostmasterPid 
 
 /** Guards against a recycled pid: the postmaster's working directory is its data directory. */
 async function servesDataDir(pid: number, dataDir: string): Promise<boolean> {
+  const inDataDir = await worksIn(pid, dataDir);
+  if (inDataDir !== undefined) return inDataDir;
+  // /proc/<pid>/cwd is unreadable for another user's process: fall back on the command line
   try {
-    const [cwd, real] = await Promise.all([readlink(`/proc/${pid}/cwd`), realpath(dataDir)]);
-    return cwd === real;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+    return cmdline.split('\0').some((arg) => arg.endsWith('postgres')) && cmdline.includes(dataDir);
   } catch {
-    // /proc/<pid>/cwd is unreadable for another user's process: fall back on the command line
-    try {
-      const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
-      return cmdline.split('\0').some((arg) => arg.endsWith('postgres')) && cmdline.includes(dataDir);
-    } catch {
-      return false;
-    }
+    return false;
   }
 }
 
@@ -63,29 +57,17 @@ export interface WaitReadyOptions {
 
 /** Polls the lock file as `pg_ctl -w` does, but every few ms: readiness costs no connection. */
 export async function waitUntilReady(options: WaitReadyOptions): Promise<void> {
-  let exit: ProcessExit | undefined;
-  options.exited?.then((value) => {
-    exit = value;
-  });
-  const began = Date.now();
-  const deadline = began + options.timeoutMs;
-  for (;;) {
-    const lock = await readPostmasterPid(options.dataDir);
-    if (lock?.pid === options.pid && lock.status === 'ready') return;
-    if (exit !== undefined || (options.exited === undefined && !(await isProcessAlive(options.pid)))) {
-      const how = exit === undefined ? 'exited' : `exited (code ${exit.code}, signal ${exit.signal})`;
-      throw new CofferError('EngineError', `PostgreSQL ${how} while starting.`, {
-        details: await logTail(options.logFile),
-      });
-    }
-    if (Date.now() > deadline) {
-      throw new CofferError('EngineError', `PostgreSQL did not accept connections within ${options.timeoutMs} ms.`, {
-        details: await logTail(options.logFile),
-      });
-    }
+  await waitUntilServing({
+    ...options,
+    title: 'PostgreSQL',
+    readiness: 'accept connections',
+    ready: async () => {
+      const lock = await readPostmasterPid(options.dataDir);
+      return lock?.pid === options.pid && lock.status === 'ready';
+    },
     // a normal start takes ~30 ms: poll tightly at first, gently during a long crash recovery
-    await sleep(Date.now() - began < 2_000 ? 2 : 20);
-  }
+    pollMs: [2, 20],
+  });
 }
 
 /**
@@ -94,11 +76,9 @@ export async function waitUntilReady(options: WaitReadyOptions): Promise<void> {
  * postmaster and every process still working in its data directory are killed.
  */
 export async function stopPostmaster(pid: number, dataDir: string, timeoutMs: number): Promise<'stopped' | 'killed'> {
-  sendSignal(pid, 'SIGINT');
-  if (await waitFor(async () => !(await isProcessAlive(pid)), timeoutMs)) return 'stopped';
-  sendSignal(pid, 'SIGKILL');
-  await killDataDirProcesses(dataDir);
-  return 'killed';
+  const how = await stopProcess(pid, 'SIGINT', timeoutMs);
+  if (how === 'killed') await killDataDirProcesses(dataDir);
+  return how;
 }
 
 // only PostgreSQL's own processes: an operator's shell may well sit in the data directory
@@ -110,13 +90,6 @@ const postgresExecutable = /\/postgres$/;
  * old shared memory attached, and a new postmaster refuses to start while they do. They all
  * run the postgres binary in the data directory, which is how they are found.
  */
-export async function killDataDirProcesses(dataDir: string, timeoutMs = 10_000): Promise<void> {
-  let pids = await processesIn(dataDir, postgresExecutable);
-  if (pids.length === 0) return;
-  const gone = await waitFor(async () => {
-    for (const pid of pids) sendSignal(pid, 'SIGKILL');
-    pids = await processesIn(dataDir, postgresExecutable);
-    return pids.length === 0;
-  }, timeoutMs);
-  if (!gone) throw new CofferError('EngineError', `Processes ${pids.join(', ')} of ${dataDir} did not exit after SIGKILL.`);
+export async function killDataDirProcesses(dataDir: string): Promise<void> {
+  await killProcessesIn(dataDir, postgresExecutable);
 }

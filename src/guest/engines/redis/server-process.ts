@@ -1,7 +1,6 @@
 import { readFile, readlink } from 'node:fs/promises';
-import { CofferError, sleep } from '../../../common/index.js';
 import type { ProcessExit } from '../../process-runner.js';
-import { isProcessAlive, logTail, processesIn, sendSignal, waitFor, worksIn } from '../process-watch.js';
+import { isProcessAlive, killProcessesIn, stopProcess, waitUntilServing, worksIn } from '../process-watch.js';
 import { probeServer, type AdminEndpoint } from './admin.js';
 
 // redis-server seen from outside: its pid file, whether that pid really is our server, how
@@ -51,26 +50,14 @@ export interface WaitReadyOptions {
  * LOADING first; a server that exits meanwhile fails the wait with the end of its log.
  */
 export async function waitUntilReady(options: WaitReadyOptions): Promise<void> {
-  let exit: ProcessExit | undefined;
-  options.exited?.then((value) => {
-    exit = value;
-  });
-  const began = Date.now();
-  const deadline = began + options.timeoutMs;
-  for (;;) {
-    if ((await probeServer(await options.endpoint(), 1_000)) === 'ready') return;
-    if (exit !== undefined || (options.exited === undefined && !(await isProcessAlive(options.pid)))) {
-      const how = exit === undefined ? 'exited' : `exited (code ${exit.code}, signal ${exit.signal})`;
-      throw new CofferError('EngineError', `Redis ${how} while starting.`, { details: await logTail(options.logFile) });
-    }
-    if (Date.now() > deadline) {
-      throw new CofferError('EngineError', `Redis did not answer within ${options.timeoutMs} ms.`, {
-        details: await logTail(options.logFile),
-      });
-    }
+  await waitUntilServing({
+    ...options,
+    title: 'Redis',
+    readiness: 'answer',
+    ready: async () => (await probeServer(await options.endpoint(), 1_000)) === 'ready',
     // a start takes ~15 ms: poll tightly at first, gently while a large dataset loads
-    await sleep(Date.now() - began < 2_000 ? 3 : 50);
-  }
+    pollMs: [3, 50],
+  });
 }
 
 /**
@@ -78,24 +65,15 @@ export async function waitUntilReady(options: WaitReadyOptions): Promise<void> {
  * and exits. After `timeoutMs` it and whatever it forked are killed; the AOF keeps the data.
  */
 export async function stopServer(pid: number, dataDir: string, timeoutMs: number): Promise<'stopped' | 'killed'> {
-  sendSignal(pid, 'SIGTERM');
-  if (await waitFor(async () => !(await isProcessAlive(pid)), timeoutMs)) return 'stopped';
-  sendSignal(pid, 'SIGKILL');
-  await killServerProcesses(dataDir);
-  return 'killed';
+  const how = await stopProcess(pid, 'SIGTERM', timeoutMs);
+  if (how === 'killed') await killServerProcesses(dataDir);
+  return how;
 }
 
 /**
  * Kills what remains of a server that died abruptly: a snapshot or AOF-rewrite child it
  * forked may still be writing in the data directory, racing the next server's files.
  */
-export async function killServerProcesses(dataDir: string, timeoutMs = 10_000): Promise<void> {
-  let pids = await processesIn(dataDir, serverExecutable);
-  if (pids.length === 0) return;
-  const gone = await waitFor(async () => {
-    for (const pid of pids) sendSignal(pid, 'SIGKILL');
-    pids = await processesIn(dataDir, serverExecutable);
-    return pids.length === 0;
-  }, timeoutMs);
-  if (!gone) throw new CofferError('EngineError', `Processes ${pids.join(', ')} of ${dataDir} did not exit after SIGKILL.`);
+export async function killServerProcesses(dataDir: string): Promise<void> {
+  await killProcessesIn(dataDir, serverExecutable);
 }
