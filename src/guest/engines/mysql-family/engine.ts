@@ -1,10 +1,11 @@
-import { access, chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
 import { CofferError } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
 import type { DetachedProcess, ProcessRunner } from '../../process-runner.js';
 import type { EngineContext, EngineDriver, EngineFactory, EngineHealth, PrepareTimings } from '../engine.js';
+import { checkSocketPath, fileExists, writeEngineFile } from '../engine-files.js';
 import { registrySchema } from './account-registry.js';
 import { MysqlFamilyAdmin } from './admin.js';
 import { discoverMysqlFamily, findTools } from './binaries.js';
@@ -23,8 +24,6 @@ import { adminUser, checkDatabaseName } from './sql.js';
 // files handed to it.
 
 const standardPort = 3306;
-// sun_path holds 108 bytes with the final NUL
-const maxSocketPath = 107;
 
 const initTimeoutMs = 180_000;
 const startTimeoutMs = 180_000;
@@ -64,13 +63,6 @@ function layout(dir: string): Layout {
     adminSecret: join(dir, `${adminUser}.password`),
     initialised: join(dir, '.initialised'),
   };
-}
-
-async function fileExists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 class MysqlFamilyDriver implements EngineDriver {
@@ -133,9 +125,7 @@ class MysqlFamilyDriver implements EngineDriver {
       if (await fileExists(path)) return;
       content = '';
     }
-    await writeFile(path, content, { mode: 0o600 });
-    await chmod(path, 0o600);
-    await this.runner.handOver(path);
+    await writeEngineFile(this.runner, path, content);
   }
 
   private async engineDir(path: string): Promise<void> {
@@ -302,17 +292,7 @@ export function mysqlFamilyEngine(flavor: MysqlFamilyFlavor): EngineFactory {
     rootReachesOsUser: true,
     standardPort,
     discover: (extraBinDirs, runner) => discoverMysqlFamily(flavor, extraBinDirs, runner),
-    checkInstanceDir(dir: string): void {
-      const socket = layout(dir).socket;
-      const length = Buffer.byteLength(socket);
-      if (length > maxSocketPath) {
-        throw new CofferError(
-          'BadRequest',
-          `The ${flavor.title} socket path ${socket} is ${length} bytes long, ` +
-            `over the ${maxSocketPath} a Unix socket allows: choose a shorter --data-dir.`,
-        );
-      }
-    },
+    checkInstanceDir: (dir) => checkSocketPath(flavor.title, layout(dir).socket),
     create: (context) => new MysqlFamilyDriver(flavor, context),
   };
 }

@@ -1,4 +1,4 @@
-import { access, chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PrepareInput } from '../../../bus/index.js';
 import { CofferError } from '../../../common/index.js';
@@ -27,6 +27,7 @@ import { renderPgHba, renderPostgresqlConf } from './config.js';
 import { PostgresqlDatabaseAdmin } from './database-admin.js';
 import { PostgresqlRootAdmin } from './root-admin.js';
 import { PostgresqlUserAdmin } from './user-admin.js';
+import { checkSocketPath, fileExists, writeEngineFile } from '../engine-files.js';
 import { killDataDirProcesses, readPostmasterPid, runningPostmaster, stopPostmaster, waitUntilReady } from './postmaster.js';
 import { initdbArguments, postgresqlWarmStart, syncDirectory, takeWarmCluster } from './warm-cluster.js';
 
@@ -40,8 +41,6 @@ import { initdbArguments, postgresqlWarmStart, syncDirectory, takeWarmCluster } 
 
 
 const standardPort = 5432;
-// sun_path holds 108 bytes with the final NUL; PostgreSQL refuses a longer socket path
-const maxSocketPath = 107;
 
 const initdbTimeoutMs = 120_000;
 const startTimeoutMs = 120_000;
@@ -87,13 +86,6 @@ interface Initialised {
   poolPassword?: string;
 }
 
-async function fileExists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
-}
-
 class PostgresqlDriver implements EngineDriver {
   private readonly paths: Layout;
   private readonly runner: ProcessRunner;
@@ -130,13 +122,6 @@ class PostgresqlDriver implements EngineDriver {
     return { socketDir: this.paths.socketDir, port: this.context.placement.port, password: this.adminPassword };
   }
 
-  /** A file the engine reads: written by the host, then given to the engine's user. */
-  private async writeEngineFile(path: string, content: string): Promise<void> {
-    await writeFile(path, content, { mode: 0o600 });
-    await chmod(path, 0o600);
-    await this.runner.handOver(path);
-  }
-
   async prepare(input: PrepareInput): Promise<PrepareTimings> {
     const began = performance.now();
     checkPrepareNames(input);
@@ -153,8 +138,8 @@ class PostgresqlDriver implements EngineDriver {
     }
     const initialised = performance.now();
     try {
-      await this.writeEngineFile(this.paths.configFile, conf);
-      await this.writeEngineFile(this.paths.hbaFile, hba);
+      await writeEngineFile(this.runner, this.paths.configFile, conf);
+      await writeEngineFile(this.runner, this.paths.hbaFile, hba);
       await this.start();
       const started = performance.now();
       const endpoint = await this.endpoint();
@@ -199,7 +184,7 @@ class PostgresqlDriver implements EngineDriver {
     // initdb fills an empty directory; the engine's user could not create one in the host's
     await mkdir(this.paths.dataDir, { mode: 0o700 });
     await this.runner.handOver(this.paths.dataDir);
-    await this.writeEngineFile(this.paths.pwfile, adminPassword);
+    await writeEngineFile(this.runner, this.paths.pwfile, adminPassword);
     try {
       await this.runner.run(this.bin('initdb'), [...initdbArguments(this.paths.dataDir, this.paths.pwfile), '--no-sync'], {
         timeoutMs: initdbTimeoutMs,
@@ -235,13 +220,13 @@ class PostgresqlDriver implements EngineDriver {
     const conf = this.renderConf(memoryMb);
     const previous = await readFile(this.paths.configFile, 'utf8');
     await this.stop();
-    await this.writeEngineFile(this.paths.configFile, conf);
+    await writeEngineFile(this.runner, this.paths.configFile, conf);
     try {
       await this.start();
     } catch (err) {
       // e.g. more shared memory than the host grants: the instance keeps running on its old size
       this.logger.warn({ err, memoryMb }, 'PostgreSQL did not start with the new size: back to the previous configuration');
-      await this.writeEngineFile(this.paths.configFile, previous);
+      await writeEngineFile(this.runner, this.paths.configFile, previous);
       await this.start();
       const message = `PostgreSQL did not start with settings for ${memoryMb} MB of RAM; it runs with its previous settings.`;
       throw new CofferError('EngineError', message, { cause: err });
@@ -249,7 +234,7 @@ class PostgresqlDriver implements EngineDriver {
   }
 
   async updateAccess(access: AccessSpec): Promise<void> {
-    await this.writeEngineFile(this.paths.hbaFile, this.renderHba(access));
+    await writeEngineFile(this.runner, this.paths.hbaFile, this.renderHba(access));
     // a stopped engine reads the file when it starts
     if ((await runningPostmaster(this.paths.dataDir)) !== undefined) await reloadConfiguration(await this.endpoint());
   }
@@ -336,17 +321,7 @@ export const postgresqlEngine: EngineFactory = {
   rootReachesOsUser: true,
   standardPort,
   discover: discoverPostgresql,
-  checkInstanceDir(dir: string): void {
-    const socket = socketPath(dir);
-    const length = Buffer.byteLength(socket);
-    if (length > maxSocketPath) {
-      throw new CofferError(
-        'BadRequest',
-        `The PostgreSQL socket path ${socket} is ${length} bytes long, ` +
-          `over the ${maxSocketPath} a Unix socket allows: choose a shorter --data-dir.`,
-      );
-    }
-  },
+  checkInstanceDir: (dir) => checkSocketPath('PostgreSQL', socketPath(dir)),
   create: (context) => new PostgresqlDriver(context),
   warm: postgresqlWarmStart,
 };

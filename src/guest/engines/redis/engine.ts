@@ -1,10 +1,11 @@
-import { access, chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
 import { CofferError, newPassword } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
 import type { DetachedProcess, ProcessRunner } from '../../process-runner.js';
 import type { EngineContext, EngineDriver, EngineFactory, EngineHealth, PrepareTimings } from '../engine.js';
+import { checkSocketPath, fileExists, writeEngineFile } from '../engine-files.js';
 import { renderInitialAclFile } from './acl.js';
 import {
   checkUserSpecs,
@@ -35,8 +36,6 @@ import { killServerProcesses, runningServer, stopServer, waitUntilReady, type Se
 // leaves the host: a leaked task record opens nothing.
 
 const standardPort = 6379;
-// sun_path holds 108 bytes with the final NUL; Redis would silently truncate a longer path
-const maxSocketPath = 107;
 
 const startTimeoutMs = 120_000;
 // a final RDB snapshot of a large dataset takes its time (~80 MB/s); the AOF has it anyway
@@ -66,13 +65,6 @@ function layout(dir: string): Layout {
     adminSecret: join(dir, 'os_admin.password'),
     initialised: join(dir, '.redis-init.done'),
   };
-}
-
-async function fileExists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 /** Everything Redis cannot do that a prepare asks for is refused before anything starts. */
@@ -128,13 +120,6 @@ class RedisDriver implements EngineDriver {
     return { socketPath: this.paths.socketPath, password: this.adminPassword };
   }
 
-  /** A file the engine reads: written by the host, then given to the engine's user. */
-  private async writeEngineFile(path: string, content: string): Promise<void> {
-    await writeFile(path, content, { mode: 0o600 });
-    await chmod(path, 0o600);
-    await this.runner.handOver(path);
-  }
-
   private renderConf(memoryMb: number): string {
     return renderRedisConf({
       memoryMb,
@@ -153,7 +138,7 @@ class RedisDriver implements EngineDriver {
     const conf = this.renderConf(input.memoryMb);
     if (!(await fileExists(this.paths.initialised))) await this.initialise();
     const initialised = performance.now();
-    await this.writeEngineFile(this.paths.configFile, conf);
+    await writeEngineFile(this.runner, this.paths.configFile, conf);
     await this.start();
     const started = performance.now();
     await ensureUsers(await this.endpoint(), input.users);
@@ -183,7 +168,7 @@ class RedisDriver implements EngineDriver {
   async resize(memoryMb: number): Promise<void> {
     // rendered first: a bad value leaves the running engine alone
     const conf = this.renderConf(memoryMb);
-    await this.writeEngineFile(this.paths.configFile, conf);
+    await writeEngineFile(this.runner, this.paths.configFile, conf);
     if ((await runningServer(this.paths)) === undefined) {
       await this.start();
       return;
@@ -268,16 +253,6 @@ export const redisEngine: EngineFactory = {
   rootReachesOsUser: false,
   standardPort,
   discover: discoverRedis,
-  checkInstanceDir(dir: string): void {
-    const socket = layout(dir).socketPath;
-    const length = Buffer.byteLength(socket);
-    if (length > maxSocketPath) {
-      throw new CofferError(
-        'BadRequest',
-        `The Redis socket path ${socket} is ${length} bytes long, ` +
-          `over the ${maxSocketPath} a Unix socket allows: choose a shorter --data-dir.`,
-      );
-    }
-  },
+  checkInstanceDir: (dir) => checkSocketPath('Redis', layout(dir).socketPath),
   create: (context) => new RedisDriver(context),
 };
