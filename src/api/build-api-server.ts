@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import fastify, { LogController, type FastifyInstance } from 'fastify';
+import fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Transport } from '../bus/index.js';
 import { CofferError } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
 import { publicBase } from './base-url.js';
-import { troveErrorReply } from './error-replies.js';
+import { keystoneErrorReply, troveErrorReply } from './error-replies.js';
 import { identityPlugin } from './identity/identity-plugin.js';
 import { TokenService } from './identity/token-service.js';
 import { stripFormatSuffix } from './format-suffix.js';
@@ -38,6 +38,13 @@ export interface ApiOptions {
 
 /** The HTTP API, ready to listen; the caller listens (and closes it). */
 export async function buildApiServer(options: ApiOptions): Promise<FastifyInstance> {
+  // A URL that is not percent-encoded UTF-8 fails in the router, before any route or error
+  // handler: answered in the API's shapes all the same, Keystone's under /identity.
+  const answerFrameworkError = (err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const context = { requestId: request.id, identityUri: `${publicBase(request, options.publicUrl)}/identity` };
+    const out = (request.url.startsWith('/identity') ? keystoneErrorReply : troveErrorReply)(err, context);
+    reply.code(out.status).headers({ ...out.headers, 'x-openstack-request-id': request.id }).send(out.body);
+  };
   const app = fastify({
     loggerInstance: options.logger,
     // Every response names its request (X-OpenStack-Request-ID); a client cannot choose the id.
@@ -48,6 +55,7 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: true },
     rewriteUrl: (req) => stripFormatSuffix(req.url ?? '/'),
+    frameworkErrors: (err, request, reply) => answerFrameworkError(err, request as FastifyRequest, reply as FastifyReply),
     // Fastify types an instance by its logger; pino's Logger is a FastifyBaseLogger, so the
     // narrower default-typed instance is what plugins and callers see.
   }) as unknown as FastifyInstance;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { faultByStatus } from '../../src/api/error-status.js';
+import { hashPassword } from '../../src/api/identity/password-hash.js';
 import { newKeystoneId, newUuid } from '../../src/common/index.js';
 import { adminSession, json, login, memberSession, passwordAuth, seedDatastores, seededCapabilities, startHarness, type Harness, type Session } from './api-harness.js';
 import { guestInstance, type GuestInstance } from './guest-instance.js';
@@ -57,6 +58,7 @@ let other: Session;
 let ownerName: string;
 let memberRoleId: string;
 let versionId: string;
+let originalPasswordHash: string;
 const guests: GuestInstance[] = [];
 
 before(async () => {
@@ -65,6 +67,7 @@ before(async () => {
   owner = await memberSession(h, 'owner');
   other = await memberSession(h, 'other');
   ownerName = (await h.store.users.get(owner.userId))!.name;
+  originalPasswordHash = await hashPassword('original-pw');
   memberRoleId = (await h.store.roles.ensure('member', newKeystoneId())).id;
   const seeded = await seedDatastores(h.store);
   versionId = seeded.activeVersionId;
@@ -90,13 +93,13 @@ async function freshInstance(): Promise<string> {
 }
 
 /** A Keystone user of the owner's project, written to the store without a password. */
-async function freshUser(): Promise<string> {
+async function freshUser(passwordHash = ''): Promise<string> {
   const id = newKeystoneId();
   await h.store.users.create({
     id,
     name: `m-${id.slice(0, 10)}`,
     domainId: 'default',
-    passwordHash: '',
+    passwordHash,
     defaultProjectId: owner.projectId,
     email: null,
     description: '',
@@ -143,6 +146,14 @@ const rows: Row[] = [
   { method: 'GET', path: '/identity/v3/users/:userId', expect: { admin: 200, owner: 200, other: 403, anon: 401 }, label: 'self' },
   { method: 'PATCH', path: '/identity/v3/users/:userId', body: () => ({ user: { description: 'x' } }), fresh: async () => ({ userId: await freshUser() }), expect: keystoneAdmin(200) },
   { method: 'DELETE', path: '/identity/v3/users/:userId', fresh: async () => ({ userId: await freshUser() }), expect: keystoneAdmin(204) },
+  // A user changes its own password with the original one and no token (an expired password gets none).
+  {
+    method: 'POST',
+    path: '/identity/v3/users/:userId/password',
+    body: () => ({ user: { original_password: 'original-pw', password: 'changed-pw' } }),
+    fresh: async () => ({ userId: await freshUser(originalPasswordHash) }),
+    expect: everyone(204),
+  },
   { method: 'POST', path: '/identity/v3/projects', body: () => ({ project: { name: `new-${newUuid().slice(0, 8)}` } }), expect: keystoneAdmin(201) },
   { method: 'GET', path: '/identity/v3/projects', expect: keystoneAdmin(200) },
   { method: 'GET', path: '/identity/v3/projects/:projectId', expect: { admin: 200, owner: 200, other: 403, anon: 401 }, label: 'own project' },

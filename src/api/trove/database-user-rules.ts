@@ -73,6 +73,8 @@ const databaseName = /^[A-Za-z0-9_-]+[\s?#@]*[A-Za-z0-9_-]+$/;
 // Trove also refuses anything Python's repr() would escape: control characters and backslashes.
 const controlOrBackslash = /[\u0000-\u001f\u007f\\]/;
 const unsupportedInUser = /^\s|\s$|'|"|;|`|,|\//;
+// A lone surrogate has no UTF-8 form: an engine would get U+FFFD, a name other than the one asked for.
+const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 // Identifiers handed to engines that do not use the MySQL table still must be plain words.
 const plainWord = /^[A-Za-z0-9_.@-]+$/;
 
@@ -83,7 +85,7 @@ function checkDatabaseName(name: string): void {
 }
 
 function isValidString(value: string): boolean {
-  return value !== '' && !unsupportedInUser.test(value) && !controlOrBackslash.test(value);
+  return value !== '' && !unsupportedInUser.test(value) && !controlOrBackslash.test(value) && !loneSurrogate.test(value);
 }
 
 function isValidHost(host: string): boolean {
@@ -135,9 +137,11 @@ export function validateDatabases(requested: DatabaseRequest[], target: SchemaTa
       throw bad(`Databases of the '${target.datastore}' datastore take no character set or collation: leave out 'character_set' and 'collate'.`);
     }
     if (rules.mysqlCharsets) {
-      if (charset !== undefined && mysqlCharsets[charset] === undefined) throw bad(`'${charset}' not a valid character set.`);
+      // Own keys only: a character set named "constructor" or "__proto__" is no entry of the table.
+      const collations = charset === undefined || !Object.hasOwn(mysqlCharsets, charset) ? undefined : mysqlCharsets[charset];
+      if (charset !== undefined && collations === undefined) throw bad(`'${charset}' not a valid character set.`);
       if (collate !== undefined) {
-        if (charset !== undefined && !mysqlCharsets[charset]?.includes(collate)) {
+        if (charset !== undefined && !collations?.includes(collate)) {
           throw bad(`${collate} not a valid collation for charset ${charset}.`);
         }
         if (charset === undefined && !mysqlCollations.has(collate)) throw bad(`'${collate}' not a valid collation.`);

@@ -1,0 +1,726 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { faultByStatus } from '../../src/api/error-status.js';
+import { guestContract, guestTopic, serveRpc, type Subscription } from '../../src/bus/index.js';
+import { newKeystoneId, newUuid, type EngineCapabilities } from '../../src/common/index.js';
+import { fakeGuestHandlers } from '../support/fake-guest.js';
+import { fuzzSeed, hostileNames, seededRandom } from '../support/hostile-corpus.js';
+import { adminSession, json, memberSession, seedDatastores, seededCapabilities, startHarness, type Harness, type Session } from './api-harness.js';
+import { arr, bodyCases, leaf, obj, sampleOf, str, unfitForEngine, violates, type Spec } from './fuzz-body.js';
+import { registeredRoutes } from './route-table.js';
+
+// Malformed and hostile requests to every write endpoint (issue 3). Each must be answered with a
+// 4xx in the API's error shape (Trove's `{"<fault>":{"code","message"}}`, Keystone's under
+// /identity), change nothing (instances, identity rows, quotas, root history, tasks cast, guest
+// writes), and leave the server answering. What is accepted must reach the guest (a recording
+// fake) with exactly the strings the client sent, none an engine cannot carry. Problems are
+// collected per endpoint so that one run shows them all. Seeded: COFFER_FUZZ_SEED replays a run.
+
+const seed = fuzzSeed();
+console.log(`api fuzz: seed ${seed} (COFFER_FUZZ_SEED replays it)`);
+
+interface GuestCall {
+  method: string;
+  args: unknown;
+}
+
+/** Guest methods that change an engine; a refused request must not have called any. */
+const guestWrites = new Set([
+  'createDatabases',
+  'deleteDatabase',
+  'createUsers',
+  'deleteUser',
+  'updateUser',
+  'grantAccess',
+  'revokeAccess',
+  'enableRoot',
+  'disableRoot',
+  'restart',
+  'stopDb',
+  'startDb',
+  'resize',
+  'updateAccess',
+]);
+
+let h: Harness;
+let admin: Session;
+let owner: Session;
+let pgId: string;
+let mysqlId: string;
+let fuzzUserId: string;
+let fuzzProjectId: string;
+let quotaProjectId: string;
+let memberRoleId: string;
+const calls: GuestCall[] = [];
+const subscriptions: Subscription[] = [];
+
+/** A guest that records every call and answers as an engine holding database `orders` and user `app`. */
+async function recordingInstance(manager: string, capabilities: EngineCapabilities): Promise<string> {
+  const datastore = await h.store.datastores.ensureDatastore(manager, newUuid());
+  const version = await h.store.datastores.upsertVersion({
+    id: newUuid(),
+    datastoreId: datastore.id,
+    name: `fuzz-${newUuid().slice(0, 8)}`,
+    version: '1.0',
+    manager,
+    active: true,
+    inactiveReason: null,
+    updatedAt: new Date(),
+    capabilities,
+  });
+  const id = newUuid();
+  const now = new Date();
+  await h.store.instances.create({
+    id,
+    name: `fuzz-${manager}`,
+    tenantId: owner.projectId,
+    flavorId: '1',
+    volumeSizeGb: 1,
+    datastoreVersionId: version.id,
+    taskStatus: 'NONE',
+    taskDescription: '',
+    taskStartTime: null,
+    access: null,
+    createdAt: now,
+    updatedAt: now,
+  });
+  await h.store.serviceStatuses.set({ instanceId: id, status: 'HEALTHY', updatedAt: now });
+  const host = manager === 'mysql' ? '10.0.0.1' : '%';
+  const handlers = fakeGuestHandlers({
+    listDatabases: async () => ({ databases: [{ name: 'orders' }] }),
+    listUsers: async () => ({ users: [{ name: 'app', host, databases: [{ name: 'orders' }] }] }),
+    createDatabases: async () => ({}),
+    deleteDatabase: async () => ({}),
+    createUsers: async () => ({}),
+    deleteUser: async () => ({}),
+    updateUser: async () => ({}),
+    grantAccess: async () => ({}),
+    revokeAccess: async () => ({}),
+    enableRoot: async () => ({ name: 'root' }),
+    disableRoot: async () => ({}),
+  });
+  const recorded = Object.fromEntries(
+    Object.entries(handlers).map(([method, handler]) => [
+      method,
+      async (args: unknown, meta: unknown) => {
+        calls.push({ method, args });
+        return (handler as (a: unknown, m: unknown) => Promise<unknown>)(args, meta);
+      },
+    ]),
+  ) as typeof handlers;
+  subscriptions.push(await serveRpc(h.transport, guestContract, guestTopic(id), recorded));
+  return id;
+}
+
+before(async () => {
+  h = await startHarness();
+  admin = await adminSession(h.app);
+  owner = await memberSession(h, 'fuzz');
+  await seedDatastores(h.store);
+  pgId = await recordingInstance('postgresql', seededCapabilities.postgresql);
+  mysqlId = await recordingInstance('mysql', seededCapabilities.mysql);
+  memberRoleId = (await h.store.roles.ensure('member', newKeystoneId())).id;
+  fuzzUserId = newKeystoneId();
+  await h.store.users.create({
+    id: fuzzUserId,
+    name: 'fuzz-target',
+    domainId: 'default',
+    passwordHash: '',
+    defaultProjectId: null,
+    email: null,
+    description: '',
+    enabled: true,
+    createdAt: new Date(),
+  });
+  fuzzProjectId = newKeystoneId();
+  quotaProjectId = newKeystoneId();
+  for (const [id, name] of [[fuzzProjectId, 'fuzz-project'], [quotaProjectId, 'fuzz-quotas']] as const) {
+    await h.store.projects.create({ id, name, domainId: 'default', description: '', enabled: true, createdAt: new Date() });
+  }
+});
+after(async () => {
+  for (const s of subscriptions) await s.close();
+  await h.close();
+});
+
+/** Everything a request could have changed, as one comparable string. */
+async function snapshot(): Promise<string> {
+  const [instances, pg, mysql, users, fuzzUser, projects, fuzzProject, assignments, quotas, pgRoot, mysqlRoot] = await Promise.all([
+    h.store.instances.listAll({}),
+    h.store.instances.get(pgId),
+    h.store.instances.get(mysqlId),
+    h.store.users.list({}),
+    h.store.users.get(fuzzUserId),
+    h.store.projects.list({}),
+    h.store.projects.get(fuzzProjectId),
+    h.store.roleAssignments.list({}),
+    h.store.quotas.list(quotaProjectId),
+    h.store.rootHistory.get(pgId),
+    h.store.rootHistory.get(mysqlId),
+  ]);
+  return JSON.stringify({
+    instances: instances.length,
+    pg,
+    mysql,
+    users: users.length,
+    fuzzUser,
+    projects: projects.length,
+    fuzzProject,
+    assignments: assignments.length,
+    quotas,
+    pgRoot,
+    mysqlRoot,
+    casts: h.casts.length,
+  });
+}
+
+/** An accepted change may have queued a task: the instances go back to accepting actions. */
+async function settleInstances(): Promise<void> {
+  for (const id of [pgId, mysqlId]) {
+    await h.store.instances.update(id, { taskStatus: 'NONE', taskDescription: '' });
+    await h.store.serviceStatuses.set({ instanceId: id, status: 'HEALTHY', updatedAt: new Date() });
+  }
+}
+
+// ---- what the write endpoints take ----
+
+const tooLong = (max: number) => (v: unknown) => typeof v === 'string' && v.length > max;
+const nameLike = (max: number) => (v: unknown) => typeof v === 'string' && (v === '' || v.length > max);
+/** A size in GB: an integer (or a string of digits) between `min` and the API's maximum, 10. */
+const sizeOutside = (min: number) => (v: unknown) =>
+  typeof v === 'number' ? !(Number.isInteger(v) && v >= min && v <= 10) : typeof v === 'string' && !(/^0*[1-9][0-9]*$/.test(v) && Number(v) >= min && Number(v) <= 10);
+const notCidrShaped = (v: unknown) => typeof v === 'string' && !/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(v);
+const engineName = (sample: string, options: { optional?: boolean } = {}) => str(sample, { engineString: true, ...options });
+const password = (options: { optional?: boolean } = {}) => str('pw-Fuzz-1', { engineString: true, ...options });
+const quotaLimit = leaf(['integer', 'null'], 5, { invalid: (v) => typeof v === 'number' && (!Number.isSafeInteger(v) || v < -1) });
+
+const createInstance = obj({
+  instance: obj({
+    name: str('fuzz-db', { invalid: (v) => nameLike(255)(v) || (typeof v === 'string' && !/[0-9a-zA-Z]/.test(v)) }),
+    flavorRef: leaf(['string', 'integer'], '1'),
+    volume: obj({ size: leaf(['integer', 'string'], 1, { invalid: sizeOutside(1) }), type: leaf(['string', 'null'], 'local', { optional: true }) }),
+    datastore: obj({ type: str('postgresql'), version: str('15', { optional: true }) }),
+    databases: arr(obj({ name: engineName('orders') }), { optional: true }),
+    users: arr(obj({ name: engineName('app'), password: password(), databases: arr(obj({ name: engineName('orders') }), { optional: true }) }), {
+      optional: true,
+    }),
+    access: obj({ is_public: leaf(['boolean'], false, { optional: true }), allowed_cidrs: arr(str('10.0.0.0/8', { invalid: notCidrShaped }), { optional: true }) }, { optional: true }),
+  }),
+});
+
+const updateInstance = obj(
+  {
+    instance: obj(
+      {
+        name: str('renamed', { optional: true, invalid: nameLike(255) }),
+        access: obj(
+          { is_public: leaf(['boolean'], false, { optional: true }), allowed_cidrs: arr(str('10.0.0.0/8', { invalid: notCidrShaped }), { optional: true }) },
+          { optional: true, strict: true },
+        ),
+      },
+      { strict: true },
+    ),
+  },
+  { strict: true },
+);
+
+const editInstance = obj({ instance: obj({ name: str('renamed', { optional: true, invalid: nameLike(255) }) }, { strict: true }) }, { strict: true });
+
+const anyJson = leaf(['object', 'null', 'integer', 'number', 'string', 'boolean', 'array'], {});
+
+interface Target {
+  /** `METHOD path` as in Fastify's route table */
+  route: string;
+  label?: string;
+  as: 'admin' | 'owner' | 'none';
+  url: () => string;
+  spec?: Spec;
+  /** the body may be absent (POST /root) */
+  bodyOptional?: boolean;
+  /** few mutations per field: each accepted body costs a password hash */
+  light?: boolean;
+  /** hostile values of a path parameter: the URL for each */
+  pathValue?: (encoded: string) => string;
+}
+
+const v1 = (rest: string) => () => `/v1.0/${owner.projectId}${rest}`;
+const v1admin = (rest: string) => () => `/v1.0/${admin.projectId}${rest}`;
+
+const targets = (): Target[] => [
+  { route: 'POST /v1.0/:tenantId/instances', as: 'owner', url: v1('/instances'), spec: createInstance },
+  { route: 'PUT /v1.0/:tenantId/instances/:instanceId', as: 'owner', url: v1(`/instances/${pgId}`), spec: updateInstance },
+  { route: 'PATCH /v1.0/:tenantId/instances/:instanceId', as: 'owner', url: v1(`/instances/${pgId}`), spec: editInstance },
+  { route: 'DELETE /v1.0/:tenantId/instances/:instanceId', as: 'owner', url: v1('/instances/x'), pathValue: (id) => `/v1.0/${owner.projectId}/instances/${id}` },
+  { route: 'POST /v1.0/:tenantId/instances/:instanceId/action', label: 'restart', as: 'owner', url: v1(`/instances/${pgId}/action`), spec: obj({ restart: obj({}) }) },
+  {
+    route: 'POST /v1.0/:tenantId/instances/:instanceId/action',
+    label: 'resize flavor',
+    as: 'owner',
+    url: v1(`/instances/${pgId}/action`),
+    spec: obj({ resize: obj({ flavorRef: leaf(['string', 'integer'], '2') }) }),
+  },
+  {
+    route: 'POST /v1.0/:tenantId/instances/:instanceId/action',
+    label: 'resize volume',
+    as: 'owner',
+    url: v1(`/instances/${pgId}/action`),
+    spec: obj({ resize: obj({ volume: obj({ size: leaf(['integer', 'string'], 2, { invalid: sizeOutside(2) }) }) }) }),
+  },
+  {
+    route: 'POST /v1.0/:tenantId/instances/:instanceId/action',
+    label: 'reset_status',
+    as: 'admin',
+    url: v1admin(`/instances/${pgId}/action`),
+    spec: obj({ reset_status: obj({ force_delete: leaf(['boolean'], false, { optional: true }) }, { nullable: true }) }),
+  },
+  { route: 'POST /v1.0/:tenantId/instances/:instanceId/databases', label: 'postgresql', as: 'owner', url: v1(`/instances/${pgId}/databases`), spec: obj({ databases: arr(obj({ name: engineName('newdb') }), { nonEmpty: true }) }) },
+  {
+    route: 'POST /v1.0/:tenantId/instances/:instanceId/databases',
+    label: 'mysql',
+    as: 'owner',
+    url: v1(`/instances/${mysqlId}/databases`),
+    spec: obj({
+      databases: arr(obj({ name: engineName('newdb'), character_set: str('utf8mb4', { optional: true }), collate: str('utf8mb4_general_ci', { optional: true }) }), { nonEmpty: true }),
+    }),
+  },
+  {
+    route: 'DELETE /v1.0/:tenantId/instances/:instanceId/databases/:name',
+    as: 'owner',
+    url: v1(`/instances/${pgId}/databases/orders`),
+    pathValue: (name) => `/v1.0/${owner.projectId}/instances/${pgId}/databases/${name}`,
+  },
+  {
+    route: 'POST /v1.0/:tenantId/instances/:instanceId/users',
+    label: 'postgresql',
+    as: 'owner',
+    url: v1(`/instances/${pgId}/users`),
+    spec: obj({ users: arr(obj({ name: engineName('u1'), password: password(), databases: arr(obj({ name: engineName('orders') }), { optional: true }) }), { nonEmpty: true }) }),
+  },
+  {
+    route: 'POST /v1.0/:tenantId/instances/:instanceId/users',
+    label: 'mysql',
+    as: 'owner',
+    url: v1(`/instances/${mysqlId}/users`),
+    spec: obj({
+      users: arr(
+        obj({
+          name: engineName('u1'),
+          password: password(),
+          host: leaf(['string', 'null'], '10.0.0.1', { optional: true, engineString: true }),
+          databases: arr(obj({ name: engineName('orders') }), { optional: true }),
+        }),
+        { nonEmpty: true },
+      ),
+    }),
+  },
+  {
+    route: 'PUT /v1.0/:tenantId/instances/:instanceId/users',
+    label: 'change passwords',
+    as: 'owner',
+    url: v1(`/instances/${mysqlId}/users`),
+    spec: obj({ users: arr(obj({ name: engineName('app'), password: password(), host: leaf(['string', 'null'], '10.0.0.1', { optional: true, engineString: true }) }), { nonEmpty: true }) }),
+  },
+  {
+    route: 'PUT /v1.0/:tenantId/instances/:instanceId/users/:user',
+    as: 'owner',
+    url: v1(`/instances/${mysqlId}/users/app@10.0.0.1`),
+    spec: obj({
+      user: obj({ name: engineName('app2', { optional: true }), password: password({ optional: true }), host: leaf(['string'], '10.0.0.2', { optional: true, engineString: true }) }),
+    }),
+  },
+  {
+    route: 'DELETE /v1.0/:tenantId/instances/:instanceId/users/:user',
+    as: 'owner',
+    url: v1(`/instances/${pgId}/users/app`),
+    pathValue: (user) => `/v1.0/${owner.projectId}/instances/${pgId}/users/${user}`,
+  },
+  {
+    route: 'PUT /v1.0/:tenantId/instances/:instanceId/users/:user/databases',
+    as: 'owner',
+    url: v1(`/instances/${pgId}/users/app/databases`),
+    spec: obj({ databases: arr(obj({ name: engineName('orders') }), { nonEmpty: true }) }),
+  },
+  {
+    route: 'DELETE /v1.0/:tenantId/instances/:instanceId/users/:user/databases/:database',
+    as: 'owner',
+    url: v1(`/instances/${pgId}/users/app/databases/orders`),
+    pathValue: (database) => `/v1.0/${owner.projectId}/instances/${pgId}/users/app/databases/${database}`,
+  },
+  { route: 'POST /v1.0/:tenantId/instances/:instanceId/root', as: 'owner', url: v1(`/instances/${pgId}/root`), spec: obj({ password: password({ optional: true }) }, { nullable: true }), bodyOptional: true },
+  { route: 'DELETE /v1.0/:tenantId/instances/:instanceId/root', as: 'owner', url: v1(`/instances/${pgId}/root`), pathValue: (id) => `/v1.0/${owner.projectId}/instances/${id}/root` },
+  {
+    route: 'PUT /v1.0/:tenantId/mgmt/quotas/:projectId',
+    as: 'admin',
+    url: v1admin(`/mgmt/quotas/${quotaProjectId}`),
+    spec: obj({ quotas: obj({ instances: { ...quotaLimit, optional: true }, volumes: { ...quotaLimit, optional: true } }, { strict: true }) }),
+  },
+  { route: 'POST /v1.0/:tenantId/mgmt/instances/:instanceId/action', label: 'reset-task-status', as: 'admin', url: v1admin(`/mgmt/instances/${pgId}/action`), spec: obj({ 'reset-task-status': anyJson }, { strict: true }) },
+  { route: 'POST /v1.0/:tenantId/mgmt/instances/:instanceId/action', label: 'stop', as: 'admin', url: v1admin(`/mgmt/instances/${mysqlId}/action`), spec: obj({ stop: anyJson }, { strict: true }) },
+  {
+    route: 'POST /identity/v3/auth/tokens',
+    label: 'token method',
+    as: 'none',
+    url: () => '/identity/v3/auth/tokens',
+    spec: obj({
+      auth: obj({
+        identity: obj({ methods: arr(str('token'), { nonEmpty: true }), token: obj({ id: str('not-a-token') }) }),
+        scope: obj({ project: obj({ name: str('admin'), domain: obj({ id: str('default') }) }) }, { optional: true }),
+      }),
+    }),
+  },
+  {
+    // a missing user costs a hash check as a wrong password does: lightly
+    route: 'POST /identity/v3/auth/tokens',
+    label: 'password method',
+    as: 'none',
+    url: () => '/identity/v3/auth/tokens',
+    light: true,
+    spec: obj({
+      auth: obj({
+        identity: obj({
+          methods: arr(str('password'), { nonEmpty: true }),
+          password: obj({ user: obj({ name: str('nobody-fuzz'), domain: obj({ id: str('default') }), password: str('pw') }) }),
+        }),
+      }),
+    }),
+  },
+  { route: 'DELETE /identity/v3/auth/tokens', as: 'admin', url: () => '/identity/v3/auth/tokens' },
+  {
+    route: 'POST /identity/v3/users',
+    as: 'admin',
+    url: () => '/identity/v3/users',
+    spec: obj({
+      user: obj({
+        name: str('fuzz-new-user', { invalid: nameLike(255) }),
+        password: leaf(['string', 'null'], null, { optional: true, fewStrings: true }),
+        default_project_id: leaf(['string', 'null'], null, { optional: true }),
+        email: leaf(['string', 'null'], 'a@example.org', { optional: true, invalid: tooLong(255) }),
+        description: leaf(['string', 'null'], 'd', { optional: true }),
+        enabled: leaf(['boolean'], true, { optional: true }),
+        domain_id: leaf(['string', 'null'], 'default', { optional: true }),
+      }),
+    }),
+  },
+  {
+    route: 'PATCH /identity/v3/users/:userId',
+    as: 'admin',
+    url: () => `/identity/v3/users/${fuzzUserId}`,
+    spec: obj({
+      user: obj({
+        description: leaf(['string', 'null'], 'd', { optional: true }),
+        email: leaf(['string', 'null'], 'a@example.org', { optional: true, invalid: tooLong(255) }),
+        enabled: leaf(['boolean'], true, { optional: true }),
+      }),
+    }),
+  },
+  {
+    route: 'PATCH /identity/v3/users/:userId',
+    label: 'password',
+    as: 'admin',
+    url: () => `/identity/v3/users/${fuzzUserId}`,
+    light: true,
+    spec: obj({ user: obj({ password: leaf(['string', 'null'], 'pw', { optional: true, invalid: (v) => v === '' }) }) }),
+  },
+  {
+    route: 'POST /identity/v3/users/:userId/password',
+    as: 'none',
+    url: () => `/identity/v3/users/${fuzzUserId}/password`,
+    light: true,
+    spec: obj({ user: obj({ original_password: str('wrong'), password: str('new-pw') }) }),
+  },
+  { route: 'DELETE /identity/v3/users/:userId', as: 'admin', url: () => '/identity/v3/users/x', pathValue: (id) => `/identity/v3/users/${id}` },
+  {
+    route: 'POST /identity/v3/projects',
+    as: 'admin',
+    url: () => '/identity/v3/projects',
+    spec: obj({
+      project: obj({
+        name: str('fuzz-new-project', { invalid: nameLike(64) }),
+        domain_id: leaf(['string', 'null'], 'default', { optional: true }),
+        description: leaf(['string', 'null'], 'd', { optional: true }),
+        enabled: leaf(['boolean'], true, { optional: true }),
+      }),
+    }),
+  },
+  {
+    route: 'PATCH /identity/v3/projects/:projectId',
+    as: 'admin',
+    url: () => `/identity/v3/projects/${fuzzProjectId}`,
+    spec: obj({
+      project: obj({
+        name: str('fuzz-project', { optional: true, invalid: nameLike(64) }),
+        description: leaf(['string', 'null'], 'd', { optional: true }),
+        enabled: leaf(['boolean'], true, { optional: true }),
+      }),
+    }),
+  },
+  { route: 'DELETE /identity/v3/projects/:projectId', as: 'admin', url: () => '/identity/v3/projects/x', pathValue: (id) => `/identity/v3/projects/${id}` },
+  {
+    route: 'PUT /identity/v3/projects/:projectId/users/:userId/roles/:roleId',
+    as: 'admin',
+    url: () => '/identity/v3/projects/x/users/y/roles/z',
+    pathValue: (id) => `/identity/v3/projects/${fuzzProjectId}/users/${fuzzUserId}/roles/${id}`,
+  },
+  {
+    route: 'DELETE /identity/v3/projects/:projectId/users/:userId/roles/:roleId',
+    as: 'admin',
+    url: () => '/identity/v3/projects/x/users/y/roles/z',
+    pathValue: (id) => `/identity/v3/projects/${id}/users/${fuzzUserId}/roles/${memberRoleId}`,
+  },
+];
+
+// ---- requests ----
+
+interface FuzzRequest {
+  what: string;
+  url: string;
+  contentType?: string;
+  payload?: string;
+  headers?: Record<string, string>;
+  mustReject: boolean;
+  /** every string the client sent, for comparing with what the guest got */
+  sent: Set<string>;
+}
+
+function stringsIn(value: unknown, into = new Set<string>()): Set<string> {
+  if (typeof value === 'string') into.add(value);
+  else if (Array.isArray(value)) for (const v of value) stringsIn(v, into);
+  else if (value !== null && typeof value === 'object') for (const [k, v] of Object.entries(value)) stringsIn(v, into.add(k));
+  return into;
+}
+
+/** Percent-encoding of the UTF-8 bytes (encodeURIComponent throws on a lone surrogate). */
+function encodePathSegment(value: string): string {
+  return [...Buffer.from(value, 'utf8')].map((b) => (/[A-Za-z0-9_.~-]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`)).join('');
+}
+
+const wrongContentTypes = ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml', 'application/json-patch+json'];
+const invalidJson = ['{', '{"a":', '{"a" 1}', "{'a': 1}", '{"a":1}x', '{"a":1,}', '[1,]', 'NaN', 'nul', '\ufeff{}', '{"a":"\\x41"}', '{"a":"\\ud800"', '\u0000'];
+
+function requestsFor(target: Target, random: () => number): FuzzRequest[] {
+  const out: FuzzRequest[] = [];
+  if (target.pathValue !== undefined) {
+    const values = [...hostileNames.filter((n) => n !== '' && n !== '.' && n !== '..'), newUuid()];
+    for (const value of values) {
+      out.push({ what: `path value ${JSON.stringify(value.slice(0, 40))}`, url: target.pathValue(encodePathSegment(value)), mustReject: false, sent: new Set([value]) });
+    }
+    // bytes that are not UTF-8 at all, and an encoded NUL
+    for (const raw of ['%ED%A0%80', '%FF', '%C0%AF', '%00', 'a%00b', '%25', '%']) {
+      out.push({ what: `raw path value ${raw}`, url: target.pathValue(raw), mustReject: false, sent: new Set([raw]) });
+    }
+  }
+  if (target.route === 'DELETE /identity/v3/auth/tokens') {
+    for (const value of [...hostileNames.filter((n) => !unfitForEngine(n)), 'x'.repeat(10_000)]) {
+      out.push({ what: `subject token ${JSON.stringify(value.slice(0, 40))}`, url: target.url(), headers: { 'x-subject-token': value }, mustReject: true, sent: new Set() });
+    }
+  }
+  const spec = target.spec;
+  if (spec === undefined) return out;
+  const url = target.url();
+  const sample = sampleOf(spec);
+  const bodyRequired = target.bodyOptional !== true;
+  const json = (what: string, body: unknown): FuzzRequest => ({
+    what,
+    url,
+    contentType: 'application/json',
+    payload: JSON.stringify(body),
+    mustReject: violates(spec, body) && !(body === null && !bodyRequired),
+    sent: stringsIn(body),
+  });
+  for (const c of bodyCases(spec, random, target.light === true)) out.push(json(c.what, c.body));
+  for (const [what, body] of [['null', null], ['[]', []], ['[sample]', [sample]], ['a string', 'x'], ['42', 42], ['true', true], ['{}', {}]] as const) {
+    out.push(json(`body = ${what}`, body));
+  }
+  for (const text of invalidJson) out.push({ what: `invalid JSON ${JSON.stringify(text)}`, url, contentType: 'application/json', payload: text, mustReject: true, sent: new Set() });
+  out.push({ what: 'empty body', url, contentType: 'application/json', payload: '', mustReject: bodyRequired, sent: new Set() });
+  out.push({ what: 'no content type', url, payload: JSON.stringify(sample), mustReject: false, sent: stringsIn(sample) });
+  for (const type of wrongContentTypes) {
+    out.push({ what: `content type ${type}`, url, contentType: type, payload: JSON.stringify(sample), mustReject: bodyRequired, sent: stringsIn(sample) });
+  }
+  out.push({ what: 'charset parameter', url, contentType: 'application/json; charset=utf-8', payload: JSON.stringify(sample), mustReject: false, sent: stringsIn(sample) });
+  out.push({ what: 'arrays 100000 deep', url, contentType: 'application/json', payload: `${'['.repeat(100_000)}${']'.repeat(100_000)}`, mustReject: true, sent: new Set() });
+  // refused where a key `a` is (unknown keys are ignored elsewhere, as in Trove)
+  const deepObjects = `${'{"a":'.repeat(50_000)}1${'}'.repeat(50_000)}`;
+  out.push({ what: 'objects 50000 deep', url, contentType: 'application/json', payload: deepObjects, mustReject: violates(spec, { a: 1 }), sent: new Set() });
+  // 1 MB in one string: the body limit, not the handler, refuses it
+  const big = JSON.stringify({ ...(sample as object), fuzz_padding: 'n'.repeat(1024 * 1024) });
+  out.push({ what: '1 MB string', url, contentType: 'application/json', payload: big, mustReject: true, sent: new Set() });
+  return out;
+}
+
+// ---- judging ----
+
+function headersFor(target: Target, request: FuzzRequest): Record<string, string> {
+  const session = target.as === 'admin' ? admin : target.as === 'owner' ? owner : undefined;
+  return {
+    host: 'db.example',
+    ...(session === undefined ? {} : { 'x-auth-token': session.token }),
+    ...(request.contentType === undefined ? {} : { 'content-type': request.contentType }),
+    ...request.headers,
+  };
+}
+
+function errorShapeProblem(target: Target, status: number, body: string): string | undefined {
+  let parsed: any;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return `error body is not JSON: ${body.slice(0, 200)}`;
+  }
+  if (target.route.includes(' /identity')) {
+    const e = parsed?.error;
+    if (e?.code !== status || typeof e.title !== 'string' || typeof e.message !== 'string') return `not Keystone's error shape: ${body.slice(0, 300)}`;
+    return undefined;
+  }
+  const fault = faultByStatus[status];
+  const keys = Object.keys(parsed ?? {});
+  if (fault === undefined || keys.length !== 1 || keys[0] !== fault || parsed[fault].code !== status || typeof parsed[fault].message !== 'string') {
+    return `not Trove's error shape for ${status} (${fault}): ${body.slice(0, 300)}`;
+  }
+  return undefined;
+}
+
+/** Strings the guest got that an engine would take as names: database names, user names and hosts. */
+function engineStrings(call: GuestCall): { names: string[]; secrets: string[] } {
+  const names: string[] = [];
+  const secrets: string[] = [];
+  const walk = (value: unknown, key: string) => {
+    if (typeof value === 'string') (key === 'password' ? secrets : names).push(value);
+    else if (Array.isArray(value)) for (const v of value) walk(v, key);
+    else if (value !== null && typeof value === 'object') for (const [k, v] of Object.entries(value)) walk(v, k);
+  };
+  walk(call.args, '');
+  return { names, secrets };
+}
+
+async function run(target: Target, request: FuzzRequest): Promise<string[]> {
+  const problems: string[] = [];
+  const before = await snapshot();
+  const callsBefore = calls.length;
+  const castsBefore = h.casts.length;
+  const method = target.route.split(' ')[0] as 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  // what the URL names (users as name@host) was sent too
+  for (const segment of request.url.split('?')[0]!.split('/')) {
+    try {
+      const decoded = decodeURIComponent(segment);
+      request.sent.add(decoded);
+      const at = decoded.lastIndexOf('@');
+      if (at >= 0) request.sent.add(decoded.slice(0, at)).add(decoded.slice(at + 1));
+    } catch {
+      // not UTF-8: the router refuses it
+    }
+  }
+  const res = await h.app.inject({
+    method,
+    url: request.url,
+    headers: headersFor(target, request),
+    ...(request.payload === undefined ? {} : { payload: request.payload }),
+  });
+  const status = res.statusCode;
+  const made = calls.slice(callsBefore);
+  const writes = made.filter((c) => guestWrites.has(c.method));
+  if (status >= 500 || status < 200 || (status >= 300 && status < 400)) {
+    problems.push(`${status}: ${res.body.slice(0, 300)}`);
+  } else if (status >= 400) {
+    const shape = errorShapeProblem(target, status, res.body);
+    if (shape !== undefined) problems.push(shape);
+    if ((await snapshot()) !== before) problems.push(`refused with ${status} but changed state: ${res.body.slice(0, 200)}`);
+    if (writes.length > 0) problems.push(`refused with ${status} after guest writes ${writes.map((w) => w.method).join(', ')}: ${res.body.slice(0, 200)}`);
+  } else {
+    if (request.mustReject) problems.push(`accepted with ${status}, must be refused`);
+    for (const call of writes) {
+      const { names, secrets } = engineStrings(call);
+      for (const s of [...names, ...secrets]) {
+        if (unfitForEngine(s)) problems.push(`guest ${call.method} got ${JSON.stringify(s)}, which no engine can carry`);
+      }
+      for (const name of names) {
+        if (name !== '%' && !request.sent.has(name)) problems.push(`guest ${call.method} got ${JSON.stringify(name)}, which the client did not send`);
+      }
+    }
+    // what POST /instances hands the taskmanager for the guest's prepare
+    for (const cast of h.casts.slice(castsBefore)) {
+      const task = await h.store.tasks.get(cast.taskId);
+      for (const s of stringsIn(task?.payload)) {
+        if (unfitForEngine(s)) problems.push(`task ${task?.kind} carries ${JSON.stringify(s)}, which no engine can carry`);
+      }
+    }
+    await settleInstances();
+  }
+  return problems.map((p) => `${request.what}: ${p}`);
+}
+
+describe('fuzzing every write endpoint', () => {
+  test('every write route the API registers is fuzzed', () => {
+    const writes = [...registeredRoutes(h.app)].filter((r) => !r.startsWith('GET '));
+    const fuzzed = new Set(targets().map((t) => t.route));
+    assert.deepEqual(writes.filter((r) => !fuzzed.has(r)).sort(), [], 'write routes without fuzz targets');
+    assert.deepEqual([...fuzzed].filter((r) => !writes.includes(r)).sort(), [], 'fuzz targets for routes that do not exist');
+  });
+
+  test('the fuzz descriptions accept their own samples', () => {
+    for (const target of targets()) {
+      if (target.spec !== undefined) assert.equal(violates(target.spec, sampleOf(target.spec)), false, target.route);
+    }
+  });
+
+  const random = seededRandom(seed);
+  test('malformed and hostile requests get a 4xx in the API\'s shape and change nothing', async (t) => {
+    const all = targets();
+    let sent = 0;
+    const byTarget: Record<string, string[]> = {};
+    for (const target of all) {
+      const name = `${target.route}${target.label === undefined ? '' : ` (${target.label})`}`;
+      const problems: string[] = [];
+      const started = Date.now();
+      const requests = requestsFor(target, random);
+      for (const request of requests) {
+        problems.push(...(await run(target, request)));
+        sent++;
+      }
+      if (problems.length > 0) byTarget[name] = problems;
+      t.diagnostic(`${name}: ${requests.length} requests, ${problems.length} problems (${Date.now() - started} ms)`);
+    }
+    t.diagnostic(`${sent} requests`);
+    assert.ok(sent > 4000, `${sent} requests sent`);
+    assert.deepEqual(byTarget, {});
+  });
+
+  // What the fuzz found first, pinned down.
+  test('found by fuzzing: inherited names are no character sets, lone surrogates no names, bad URLs get the API\'s shapes', async () => {
+    const headers = { 'x-auth-token': owner.token, 'content-type': 'application/json' };
+    for (const charset of ['constructor', '__proto__', 'toString']) {
+      const res = await h.app.inject({
+        method: 'POST',
+        url: `/v1.0/${owner.projectId}/instances/${mysqlId}/databases`,
+        headers,
+        payload: JSON.stringify({ databases: [{ name: 'd1', character_set: charset, collate: 'utf8mb4_bin' }] }),
+      });
+      assert.equal(res.statusCode, 400, res.body);
+      assert.equal(json(res).badRequest.message, `'${charset}' not a valid character set.`);
+    }
+    for (const user of [{ name: 'a\ud800', password: 'pw' }, { name: 'ok', password: 'p\udc00w' }]) {
+      const res = await h.app.inject({ method: 'POST', url: `/v1.0/${owner.projectId}/instances/${pgId}/users`, headers, payload: JSON.stringify({ users: [user] }) });
+      assert.equal(res.statusCode, 400, res.body);
+      assert.ok(json(res).badRequest);
+    }
+    const trove = await h.app.inject({ method: 'DELETE', url: `/v1.0/${owner.projectId}/instances/%FF`, headers });
+    assert.equal(trove.statusCode, 400);
+    assert.deepEqual(Object.keys(json(trove)), ['badRequest']);
+    assert.match(String(trove.headers['x-openstack-request-id']), /^req-/);
+    const keystone = await h.app.inject({ method: 'DELETE', url: '/identity/v3/users/%ED%A0%80', headers: { 'x-auth-token': admin.token } });
+    assert.equal(keystone.statusCode, 400);
+    assert.equal(json(keystone).error.code, 400);
+  });
+
+  test('the server still answers, and no request polluted a prototype', async () => {
+    const flavors = await h.app.inject({ method: 'GET', url: `/v1.0/${owner.projectId}/flavors`, headers: { 'x-auth-token': owner.token } });
+    assert.equal(flavors.statusCode, 200);
+    assert.ok(json(flavors).flavors.length > 0);
+    const version = await h.app.inject({ method: 'GET', url: '/identity/v3' });
+    assert.equal(version.statusCode, 200);
+    assert.equal(({} as Record<string, unknown>)['polluted'], undefined);
+    assert.equal(({} as Record<string, unknown>)['isAdmin'], undefined);
+    const me = await h.app.inject({ method: 'GET', url: `/v1.0/${owner.projectId}/mgmt/instances`, headers: { 'x-auth-token': owner.token } });
+    assert.equal(me.statusCode, 401, 'the member is still no admin');
+  });
+});
