@@ -3,9 +3,10 @@ import { join } from 'node:path';
 import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
 import { CofferError } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
-import type { DetachedProcess, ProcessRunner } from '../../process-runner.js';
+import type { ProcessRunner } from '../../process-runner.js';
 import type { EngineContext, EngineDriver, EngineFactory, EngineHealth, PrepareTimings } from '../engine.js';
 import { checkSocketPath, fileExists, writeEngineFile } from '../engine-files.js';
+import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { registrySchema } from './account-registry.js';
 import { MysqlFamilyAdmin } from './admin.js';
 import { discoverMysqlFamily, findTools } from './binaries.js';
@@ -72,8 +73,7 @@ class MysqlFamilyDriver implements EngineDriver {
   private readonly admin: MysqlFamilyAdmin;
   private adminPassword: string | undefined;
   private tools: ServerTools | undefined;
-  /** the server this host spawned, whose exit it can observe */
-  private child: DetachedProcess | undefined;
+  private readonly server: SupervisedServer;
 
   readonly databases;
   readonly users;
@@ -90,6 +90,7 @@ class MysqlFamilyDriver implements EngineDriver {
     this.databases = this.admin.databases;
     this.users = this.admin.users;
     this.root = this.admin.root;
+    this.server = new SupervisedServer(this.serverControl(), this.logger);
   }
 
   private async serverTools(): Promise<ServerTools> {
@@ -226,50 +227,38 @@ class MysqlFamilyDriver implements EngineDriver {
   }
 
   async start(): Promise<void> {
-    const endpoint = await this.endpoint();
-    const running = await runningServer(this.paths.pidFile, this.paths.dataDir);
-    if (running !== undefined) {
-      await waitUntilReady({ title: this.flavor.title, endpoint, pid: running, exited: undefined, logFile: this.paths.errorLog, timeoutMs: startTimeoutMs });
-      return;
-    }
-    for (const pid of await serversIn(this.paths.dataDir)) await stopServer(pid, stopTimeoutMs);
-    const tools = await this.serverTools();
-    // the server opens these to append; the engine's user cannot create files in the host's directory
-    await this.writeEngineFile(this.paths.slowLog, undefined);
-    await this.writeEngineFile(this.paths.generalLog, undefined);
-    const child = await this.runner.spawnDetached(tools.server, [`--defaults-file=${this.paths.configFile}`], {
-      logFile: this.paths.errorLog,
-      cwd: this.paths.dataDir,
-    });
-    this.child = child;
-    child.exited.then(() => {
-      if (this.child === child) this.child = undefined;
-    });
-    try {
-      await waitUntilReady({
-        title: this.flavor.title,
-        endpoint,
-        pid: child.pid,
-        exited: child.exited,
-        logFile: this.paths.errorLog,
-        timeoutMs: startTimeoutMs,
-      });
-    } catch (err) {
-      // never leave a half-started server nobody supervises
-      await this.stop().catch(() => undefined);
-      throw err;
-    }
+    // an instance never prepared has no admin password: refused before any server starts
+    await this.endpoint();
+    await this.server.start();
   }
 
-  async stop(): Promise<void> {
-    // a child that has not written its pid file yet is only known by the pid we spawned
-    const pid = (await runningServer(this.paths.pidFile, this.paths.dataDir)) ?? this.child?.pid;
-    this.child = undefined;
-    if (pid !== undefined) {
-      const how = await stopServer(pid, stopTimeoutMs);
-      if (how === 'killed') this.logger.warn({ pid }, `${this.flavor.title} ignored SIGTERM for ${stopTimeoutMs} ms and was killed`);
-    }
-    for (const other of await serversIn(this.paths.dataDir)) await stopServer(other, stopTimeoutMs);
+  stop(): Promise<void> {
+    return this.server.stop();
+  }
+
+  private serverControl(): ServerControl {
+    const { dataDir, pidFile, errorLog } = this.paths;
+    const stopAllIn = async () => {
+      for (const pid of await serversIn(dataDir)) await stopServer(pid, stopTimeoutMs);
+    };
+    return {
+      title: this.flavor.title,
+      stopSignal: 'SIGTERM',
+      stopTimeoutMs,
+      running: () => runningServer(pidFile, dataDir),
+      beforeSpawn: stopAllIn,
+      spawn: async () => {
+        const tools = await this.serverTools();
+        // the server opens these to append; the engine's user cannot create files in the host's directory
+        await this.writeEngineFile(this.paths.slowLog, undefined);
+        await this.writeEngineFile(this.paths.generalLog, undefined);
+        return this.runner.spawnDetached(tools.server, [`--defaults-file=${this.paths.configFile}`], { logFile: errorLog, cwd: dataDir });
+      },
+      waitReady: async (pid, exited) =>
+        waitUntilReady({ title: this.flavor.title, endpoint: await this.endpoint(), pid, exited, logFile: errorLog, timeoutMs: startTimeoutMs }),
+      stopPid: (pid) => stopServer(pid, stopTimeoutMs),
+      afterStop: stopAllIn,
+    };
   }
 
   async health(): Promise<EngineHealth> {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { PrepareInput } from '../../../bus/index.js';
 import { CofferError } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
-import type { DetachedProcess, ProcessRunner } from '../../process-runner.js';
+import type { ProcessRunner } from '../../process-runner.js';
 import type { AccessSpec } from '../../../bus/index.js';
 import type {
   EngineContext,
@@ -28,7 +28,8 @@ import { PostgresqlDatabaseAdmin } from './database-admin.js';
 import { PostgresqlRootAdmin } from './root-admin.js';
 import { PostgresqlUserAdmin } from './user-admin.js';
 import { checkSocketPath, fileExists, writeEngineFile } from '../engine-files.js';
-import { killDataDirProcesses, readPostmasterPid, runningPostmaster, stopPostmaster, waitUntilReady } from './postmaster.js';
+import { SupervisedServer, type ServerControl } from '../supervised-server.js';
+import { killDataDirProcesses, runningPostmaster, stopPostmaster, waitUntilReady } from './postmaster.js';
 import { initdbArguments, postgresqlWarmStart, syncDirectory, takeWarmCluster } from './warm-cluster.js';
 
 // PostgreSQL as a supervised local process: initdb (or a cluster the host initialised ahead of
@@ -91,8 +92,7 @@ class PostgresqlDriver implements EngineDriver {
   private readonly runner: ProcessRunner;
   private readonly logger: Logger;
   private adminPassword: string | undefined;
-  /** the postmaster this host spawned, whose exit it can observe */
-  private child: DetachedProcess | undefined;
+  private readonly server: SupervisedServer;
   readonly databases: PostgresqlDatabaseAdmin;
   readonly users: PostgresqlUserAdmin;
   readonly root: PostgresqlRootAdmin;
@@ -105,6 +105,7 @@ class PostgresqlDriver implements EngineDriver {
     this.databases = new PostgresqlDatabaseAdmin(endpoint);
     this.users = new PostgresqlUserAdmin(endpoint);
     this.root = new PostgresqlRootAdmin(endpoint);
+    this.server = new SupervisedServer(this.serverControl(), this.logger);
   }
 
   private bin(name: string): string {
@@ -243,44 +244,30 @@ class PostgresqlDriver implements EngineDriver {
     return { general: this.paths.logFile };
   }
 
-  async start(): Promise<void> {
-    const running = await runningPostmaster(this.paths.dataDir);
-    if (running !== undefined) {
-      const lock = await readPostmasterPid(this.paths.dataDir);
-      if (lock?.status === 'ready') return;
-      await waitUntilReady({
-        dataDir: this.paths.dataDir,
-        pid: running,
-        exited: undefined,
-        logFile: this.paths.logFile,
-        timeoutMs: startTimeoutMs,
-      });
-      return;
-    }
-    await killDataDirProcesses(this.paths.dataDir);
-    await this.removeStaleLocks();
-    const args = ['-D', this.paths.dataDir, '-c', `config_file=${this.paths.configFile}`];
-    const child = await this.runner.spawnDetached(this.bin('postgres'), args, {
-      logFile: this.paths.logFile,
-      cwd: this.paths.dataDir,
-    });
-    this.child = child;
-    child.exited.then(() => {
-      if (this.child === child) this.child = undefined;
-    });
-    try {
-      await waitUntilReady({
-        dataDir: this.paths.dataDir,
-        pid: child.pid,
-        exited: child.exited,
-        logFile: this.paths.logFile,
-        timeoutMs: startTimeoutMs,
-      });
-    } catch (err) {
-      // never leave a half-started server nobody supervises
-      await this.stop().catch(() => undefined);
-      throw err;
-    }
+  start(): Promise<void> {
+    return this.server.start();
+  }
+
+  private serverControl(): ServerControl {
+    const { dataDir, logFile } = this.paths;
+    return {
+      title: 'PostgreSQL',
+      stopSignal: 'SIGINT',
+      stopTimeoutMs,
+      running: () => runningPostmaster(dataDir),
+      beforeSpawn: async () => {
+        await killDataDirProcesses(dataDir);
+        await this.removeStaleLocks();
+      },
+      spawn: () =>
+        this.runner.spawnDetached(this.bin('postgres'), ['-D', dataDir, '-c', `config_file=${this.paths.configFile}`], {
+          logFile,
+          cwd: dataDir,
+        }),
+      waitReady: (pid, exited) => waitUntilReady({ dataDir, pid, exited, logFile, timeoutMs: startTimeoutMs }),
+      stopPid: (pid) => stopPostmaster(pid, dataDir, stopTimeoutMs),
+      afterStop: () => killDataDirProcesses(dataDir),
+    };
   }
 
   /**
@@ -292,15 +279,8 @@ class PostgresqlDriver implements EngineDriver {
     await rm(join(this.paths.socketDir, `.s.PGSQL.${this.context.placement.port}.lock`), { force: true });
   }
 
-  async stop(): Promise<void> {
-    // a child that has not written its lock file yet is only known by the pid we spawned
-    const pid = (await runningPostmaster(this.paths.dataDir)) ?? this.child?.pid;
-    this.child = undefined;
-    if (pid !== undefined) {
-      const how = await stopPostmaster(pid, this.paths.dataDir, stopTimeoutMs);
-      if (how === 'killed') this.logger.warn({ pid }, `PostgreSQL ignored SIGINT for ${stopTimeoutMs} ms and was killed`);
-    }
-    await killDataDirProcesses(this.paths.dataDir);
+  stop(): Promise<void> {
+    return this.server.stop();
   }
 
   async health(): Promise<EngineHealth> {

@@ -3,9 +3,10 @@ import { join } from 'node:path';
 import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
 import { CofferError, newPassword } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
-import type { DetachedProcess, ProcessRunner } from '../../process-runner.js';
+import type { ProcessRunner } from '../../process-runner.js';
 import type { EngineContext, EngineDriver, EngineFactory, EngineHealth, PrepareTimings } from '../engine.js';
 import { checkSocketPath, fileExists, writeEngineFile } from '../engine-files.js';
+import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { renderInitialAclFile } from './acl.js';
 import {
   checkUserSpecs,
@@ -93,8 +94,7 @@ class RedisDriver implements EngineDriver {
   private readonly runner: ProcessRunner;
   private readonly logger: Logger;
   private adminPassword: string | undefined;
-  /** the server this host spawned, whose exit it can observe */
-  private child: DetachedProcess | undefined;
+  private readonly serverProcess: SupervisedServer;
 
   constructor(private readonly context: EngineContext) {
     this.paths = layout(context.placement.dir);
@@ -102,6 +102,7 @@ class RedisDriver implements EngineDriver {
     this.logger = context.logger;
     this.users = new RedisUserAdmin(() => this.endpoint());
     this.root = new RedisRootAdmin(() => this.endpoint());
+    this.serverProcess = new SupervisedServer(this.serverControl(), this.logger);
   }
 
   private server(): string {
@@ -186,52 +187,29 @@ class RedisDriver implements EngineDriver {
     return { general: this.paths.logFile };
   }
 
-  async start(): Promise<void> {
-    const running = await runningServer(this.paths);
-    if (running !== undefined) {
-      // adopted (after an agent restart) or still starting: wait until it answers
-      await waitUntilReady({
-        pid: running,
-        exited: undefined,
-        endpoint: () => this.endpoint(),
-        logFile: this.paths.logFile,
-        timeoutMs: startTimeoutMs,
-      });
-      return;
-    }
-    await killServerProcesses(this.paths.dataDir);
-    const child = await this.runner.spawnDetached(this.server(), [this.paths.configFile], {
-      logFile: this.paths.logFile,
-      cwd: this.paths.dataDir,
-    });
-    this.child = child;
-    child.exited.then(() => {
-      if (this.child === child) this.child = undefined;
-    });
-    try {
-      await waitUntilReady({
-        pid: child.pid,
-        exited: child.exited,
-        endpoint: () => this.endpoint(),
-        logFile: this.paths.logFile,
-        timeoutMs: startTimeoutMs,
-      });
-    } catch (err) {
-      // never leave a half-started server nobody supervises
-      await this.stop().catch(() => undefined);
-      throw err;
-    }
+  start(): Promise<void> {
+    return this.serverProcess.start();
   }
 
-  async stop(): Promise<void> {
-    // a child that has not written its pid file yet is only known by the pid we spawned
-    const pid = (await runningServer(this.paths)) ?? this.child?.pid;
-    this.child = undefined;
-    if (pid !== undefined) {
-      const how = await stopServer(pid, this.paths.dataDir, stopTimeoutMs);
-      if (how === 'killed') this.logger.warn({ pid }, `Redis ignored SIGTERM for ${stopTimeoutMs} ms and was killed`);
-    }
-    await killServerProcesses(this.paths.dataDir);
+  stop(): Promise<void> {
+    return this.serverProcess.stop();
+  }
+
+  private serverControl(): ServerControl {
+    const { dataDir, logFile } = this.paths;
+    return {
+      title: 'Redis',
+      stopSignal: 'SIGTERM',
+      stopTimeoutMs,
+      // adopted (after an agent restart) or still starting: waited for until it answers
+      running: () => runningServer(this.paths),
+      beforeSpawn: () => killServerProcesses(dataDir),
+      spawn: () => this.runner.spawnDetached(this.server(), [this.paths.configFile], { logFile, cwd: dataDir }),
+      waitReady: (pid, exited) =>
+        waitUntilReady({ pid, exited, endpoint: () => this.endpoint(), logFile, timeoutMs: startTimeoutMs }),
+      stopPid: (pid) => stopServer(pid, dataDir, stopTimeoutMs),
+      afterStop: () => killServerProcesses(dataDir),
+    };
   }
 
   async health(): Promise<EngineHealth> {
