@@ -53,7 +53,10 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
     // Fastify logs every request and response at info, which buries everything else in the log
     // file of `coffer serve`; the hooks below log them at debug instead.
     logController: new LogController({ disableRequestLogging: true }),
-    routerOptions: { ignoreTrailingSlash: true },
+    // Ids longer than find-my-way's default of 100 encoded characters are answered by the routes
+    // (404 for an unknown one, as Trove does), not with a bare 414: a user path id `name@host` in
+    // non-ASCII letters passes 100 once percent-encoded.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 2048 },
     rewriteUrl: (req) => stripFormatSuffix(req.url ?? '/'),
     frameworkErrors: (err, request, reply) => answerFrameworkError(err, request as FastifyRequest, reply as FastifyReply),
     // Fastify types an instance by its logger; pino's Logger is a FastifyBaseLogger, so the
@@ -66,6 +69,8 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-openstack-request-id', request.id);
     request.log.debug({ method: request.method, url: request.url }, 'incoming request');
+    // As in bodies (json-body.ts): a NUL in an id or a query reaches the state store's lookups.
+    if (/%00/.test(request.url)) throw new CofferError('BadRequest', 'The URL cannot contain NUL characters.');
   });
   app.addHook('onResponse', async (request, reply) => {
     request.log.debug({ statusCode: reply.statusCode, responseTime: reply.elapsedTime }, 'request completed');

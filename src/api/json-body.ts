@@ -5,6 +5,27 @@ import { CofferError } from '../common/index.js';
 // Malformed JSON is Trove's MalformedRequestBody (400); an empty body is no body; a body of any
 // other type is ignored, as Trove ignores bodies it has no deserializer for (reference 1.1).
 
+// PostgreSQL text cannot hold a NUL (a state store there would fail with a 500), and no engine
+// takes one in a name; a lone surrogate (valid as a JSON escape) has no UTF-8 form and would be
+// stored as U+FFFD, a name other than the one given (RFC 7493 I-JSON refuses both).
+const unstorable = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** Any string of the body, keys included, that cannot be stored; walked without recursion (bodies nest deep). */
+function holdsUnstorable(value: unknown): boolean {
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const item = pending.pop();
+    if (typeof item === 'string') {
+      if (unstorable.test(item)) return true;
+    } else if (Array.isArray(item)) {
+      for (const child of item) pending.push(child);
+    } else if (item !== null && typeof item === 'object') {
+      for (const [key, child] of Object.entries(item)) pending.push(key, child);
+    }
+  }
+  return false;
+}
+
 export function registerJsonBody(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
   // Fastify matches a RegExp against the whole header, parameters included (`;version=1.0`).
@@ -15,11 +36,18 @@ export function registerJsonBody(app: FastifyInstance): void {
         done(null, undefined);
         return;
       }
+      let parsed: unknown;
       try {
-        done(null, JSON.parse(text));
+        parsed = JSON.parse(text);
       } catch {
         done(new CofferError('BadRequest', 'Malformed message body: cannot understand JSON'), undefined);
+        return;
       }
+      if (holdsUnstorable(parsed)) {
+        done(new CofferError('BadRequest', 'Malformed message body: strings cannot contain NUL characters or lone surrogates.'), undefined);
+        return;
+      }
+      done(null, parsed);
     });
   }
   app.addContentTypeParser('*', (_request, payload, done) => {

@@ -6,7 +6,7 @@ import { newKeystoneId, newUuid, type EngineCapabilities } from '../../src/commo
 import { fakeGuestHandlers } from '../support/fake-guest.js';
 import { fuzzSeed, hostileNames, seededRandom } from '../support/hostile-corpus.js';
 import { adminSession, json, memberSession, seedDatastores, seededCapabilities, startHarness, type Harness, type Session } from './api-harness.js';
-import { arr, bodyCases, leaf, obj, sampleOf, str, unfitForEngine, violates, type Spec } from './fuzz-body.js';
+import { arr, bodyCases, isWellFormed, leaf, obj, sampleOf, str, unfitForEngine, violates, type Spec } from './fuzz-body.js';
 import { registeredRoutes } from './route-table.js';
 
 // Malformed and hostile requests to every write endpoint (issue 3). Each must be answered with a
@@ -471,6 +471,8 @@ const targets = (): Target[] => [
 
 // ---- requests ----
 
+const unstorable = (s: string) => s.includes('\0') || !isWellFormed(s);
+
 interface FuzzRequest {
   what: string;
   url: string;
@@ -506,7 +508,11 @@ function requestsFor(target: Target, random: () => number): FuzzRequest[] {
     }
     // bytes that are not UTF-8 at all, and an encoded NUL
     for (const raw of ['%ED%A0%80', '%FF', '%C0%AF', '%00', 'a%00b', '%25', '%']) {
-      out.push({ what: `raw path value ${raw}`, url: target.pathValue(raw), mustReject: false, sent: new Set([raw]) });
+      out.push({ what: `raw path value ${raw}`, url: target.pathValue(raw), mustReject: raw.includes('%00'), sent: new Set([raw]) });
+    }
+    // longer than the router's default parameter limit once encoded
+    for (const long of ['x'.repeat(300), 'ü'.repeat(40), '😀'.repeat(30)]) {
+      out.push({ what: `path value of ${long.length} characters`, url: target.pathValue(encodePathSegment(long)), mustReject: false, sent: new Set([long]) });
     }
   }
   if (target.route === 'DELETE /identity/v3/auth/tokens') {
@@ -524,7 +530,8 @@ function requestsFor(target: Target, random: () => number): FuzzRequest[] {
     url,
     contentType: 'application/json',
     payload: JSON.stringify(body),
-    mustReject: violates(spec, body) && !(body === null && !bodyRequired),
+    // NUL and lone surrogates are refused in any string of any body (json-body.ts)
+    mustReject: (violates(spec, body) && !(body === null && !bodyRequired)) || [...stringsIn(body)].some(unstorable),
     sent: stringsIn(body),
   });
   for (const c of bodyCases(spec, random, target.light === true)) out.push(json(c.what, c.body));
@@ -686,7 +693,7 @@ describe('fuzzing every write endpoint', () => {
   });
 
   // What the fuzz found first, pinned down.
-  test('found by fuzzing: inherited names are no character sets, lone surrogates no names, bad URLs get the API\'s shapes', async () => {
+  test('found by fuzzing: inherited names are no character sets; NUL and lone surrogates are refused; long ids are 404; bad URLs get the API\'s shapes', async () => {
     const headers = { 'x-auth-token': owner.token, 'content-type': 'application/json' };
     for (const charset of ['constructor', '__proto__', 'toString']) {
       const res = await h.app.inject({
@@ -703,6 +710,22 @@ describe('fuzzing every write endpoint', () => {
       assert.equal(res.statusCode, 400, res.body);
       assert.ok(json(res).badRequest);
     }
+    const nul = await h.app.inject({
+      method: 'POST',
+      url: `/v1.0/${owner.projectId}/instances`,
+      headers,
+      payload: JSON.stringify({ instance: { name: 'db\u0000x', flavorRef: '1', volume: { size: 1 }, datastore: { type: 'postgresql' } } }),
+    });
+    assert.equal(nul.statusCode, 400, 'a PostgreSQL state store cannot hold it: refused for every store');
+    assert.match(json(nul).badRequest.message, /NUL/);
+    const nulKey = await h.app.inject({ method: 'POST', url: '/identity/v3/projects', headers: { 'x-auth-token': admin.token, 'content-type': 'application/json' }, payload: '{"project":{"name":"p","x\\u0000":1}}' });
+    assert.equal(nulKey.statusCode, 400);
+    assert.equal(json(nulKey).error.code, 400);
+    const nulPath = await h.app.inject({ method: 'GET', url: `/v1.0/${owner.projectId}/instances/a%00b`, headers });
+    assert.equal(nulPath.statusCode, 400);
+    assert.deepEqual(Object.keys(json(nulPath)), ['badRequest']);
+    const longId = await h.app.inject({ method: 'GET', url: `/v1.0/${owner.projectId}/instances/${'x'.repeat(300)}`, headers });
+    assert.equal(longId.statusCode, 404, 'an unknown id, however long, is 404 as in Trove');
     const trove = await h.app.inject({ method: 'DELETE', url: `/v1.0/${owner.projectId}/instances/%FF`, headers });
     assert.equal(trove.statusCode, 400);
     assert.deepEqual(Object.keys(json(trove)), ['badRequest']);
