@@ -1,5 +1,5 @@
 import { guestContract, type RpcHandlers } from '../../src/bus/index.js';
-import { CofferError } from '../../src/common/index.js';
+import { CofferError, noEngineCapabilities } from '../../src/common/index.js';
 
 // A guest that answers the lifecycle calls with nothing and every administrative call with
 // OperationNotSupported, as an engine without those capabilities does; tests override what they need.
@@ -36,15 +36,4 @@ export function fakeGuestHandlers(overrides: Partial<GuestHandlers> = {}): Guest
 }
 
 /** The capabilities of an engine that can do nothing optional. */
-export const noCapabilities = {
-  databases: false,
-  users: false,
-  userHosts: false,
-  userAccess: false,
-  characterSets: false,
-  root: false,
-  accessRules: false,
-  backup: false,
-  replication: false,
-  configurationGroups: false,
-};
+export { noEngineCapabilities as noCapabilities };
