@@ -4,6 +4,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { runCli } from './run-cli.js';
 
 export interface RecordedRequest {
   method: string;
@@ -321,4 +322,13 @@ export function activeState(address = '127.77.0.12'): InstanceState {
     ip: [address],
     addresses: [{ address, type: 'private', network: 'loopback' }],
   };
+}
+
+/** A started FakeCoffer that the CLI using `configDir` is logged in to. */
+export async function loggedInFake(configDir: string): Promise<FakeCoffer> {
+  const fake = new FakeCoffer();
+  await fake.start();
+  const login = await runCli(configDir, ['login', '--url', fake.url], { env: { COFFER_PASSWORD: fake.password } });
+  if (login.code !== 0) throw new Error(`login to the fake failed: ${login.stderr}`);
+  return fake;
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { activeState, FakeCoffer } from './fake-coffer.js';
+import { activeState, loggedInFake, type FakeCoffer } from './fake-coffer.js';
 import { runCli, tempConfigDir } from './run-cli.js';
 
 // coffer instance restart | resize | resize-volume | update | reset-status against a stand-in
@@ -17,10 +17,7 @@ describe('coffer instance actions', () => {
   after(() => cleanup());
 
   beforeEach(async () => {
-    fake = new FakeCoffer();
-    await fake.start();
-    const login = await runCli(dir, ['login', '--url', fake.url], { env: { COFFER_PASSWORD: fake.password } });
-    assert.equal(login.code, 0, login.stderr);
+    fake = await loggedInFake(dir);
   });
   afterEach(() => fake.close());
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { FakeCoffer } from './fake-coffer.js';
+import { loggedInFake, type FakeCoffer } from './fake-coffer.js';
 import { createArgs, runCli, tempConfigDir } from './run-cli.js';
 
 describe('coffer instance', () => {
@@ -14,10 +14,7 @@ describe('coffer instance', () => {
   after(() => cleanup());
 
   beforeEach(async () => {
-    fake = new FakeCoffer();
-    await fake.start();
-    const login = await runCli(dir, ['login', '--url', fake.url], { env: { COFFER_PASSWORD: fake.password } });
-    assert.equal(login.code, 0, login.stderr);
+    fake = await loggedInFake(dir);
   });
   afterEach(() => fake.close());
 
