@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { faultByStatus } from '../../src/api/error-status.js';
 import { guestContract, guestTopic, serveRpc, type Subscription } from '../../src/bus/index.js';
 import { newKeystoneId, newUuid, type EngineCapabilities } from '../../src/common/index.js';
+import { createLogger, type Logger } from '../../src/common/logger.js';
 import { fakeGuestHandlers } from '../support/fake-guest.js';
 import { fuzzSeed, hostileNames, seededRandom } from '../support/hostile-corpus.js';
 import { adminSession, json, memberSession, seedDatastores, seededCapabilities, startHarness, type Harness, type Session } from './api-harness.js';
@@ -53,6 +57,10 @@ let quotaProjectId: string;
 let memberRoleId: string;
 const calls: GuestCall[] = [];
 const subscriptions: Subscription[] = [];
+// The API logs at debug into a file, through the logger `coffer serve` uses, to look for secrets.
+let logDir: string;
+let logFile: string;
+let logger: Logger;
 
 /** A guest that records every call and answers as an engine holding database `orders` and user `app`. */
 async function recordingInstance(manager: string, capabilities: EngineCapabilities): Promise<string> {
@@ -113,7 +121,10 @@ async function recordingInstance(manager: string, capabilities: EngineCapabiliti
 }
 
 before(async () => {
-  h = await startHarness();
+  logDir = await mkdtemp(join(tmpdir(), 'coffer-fuzz-'));
+  logFile = join(logDir, 'api.log');
+  logger = createLogger({ name: 'api', level: 'debug', file: logFile });
+  h = await startHarness({ logger });
   admin = await adminSession(h.app);
   owner = await memberSession(h, 'fuzz');
   await seedDatastores(h.store);
@@ -141,6 +152,7 @@ before(async () => {
 after(async () => {
   for (const s of subscriptions) await s.close();
   await h.close();
+  await rm(logDir, { recursive: true, force: true });
 });
 
 /** Everything a request could have changed, as one comparable string. */
@@ -745,5 +757,32 @@ describe('fuzzing every write endpoint', () => {
     assert.equal(({} as Record<string, unknown>)['isAdmin'], undefined);
     const me = await h.app.inject({ method: 'GET', url: `/v1.0/${owner.projectId}/mgmt/instances`, headers: { 'x-auth-token': owner.token } });
     assert.equal(me.statusCode, 401, 'the member is still no admin');
+  });
+
+  test('hostile tokens get keystonemiddleware\'s 401 and create nothing', async () => {
+    const printable = hostileNames.filter((n) => /^[\x20-\x7e]+$/.test(n));
+    const tokens = [...printable, 'x'.repeat(10_000), `${owner.token}x`, owner.token.toUpperCase()];
+    const before = await snapshot();
+    for (const token of tokens) {
+      const res = await h.app.inject({
+        method: 'POST',
+        url: `/v1.0/${owner.projectId}/instances`,
+        headers: { 'x-auth-token': token, 'content-type': 'application/json' },
+        payload: JSON.stringify(sampleOf(createInstance)),
+      });
+      assert.equal(res.statusCode, 401, `${JSON.stringify(token.slice(0, 40))}: ${res.body.slice(0, 200)}`);
+      assert.equal(json(res).error.code, 401);
+      assert.match(String(res.headers['www-authenticate']), /^Keystone uri=/);
+    }
+    assert.equal(await snapshot(), before);
+  });
+
+  test('no password or token sent during the fuzz reached the log', async () => {
+    await new Promise<void>((resolve, reject) => logger.flush((err) => (err ? reject(err) : resolve())));
+    const log = await readFile(logFile, 'utf8');
+    assert.ok(log.split('\n').length > 1000, 'the API logged each request at debug');
+    for (const secret of ['pw-Fuzz-1', 'new-pw', admin.token, owner.token]) {
+      assert.equal(log.includes(secret), false, `${secret.slice(0, 12)}… is in the log`);
+    }
   });
 });
