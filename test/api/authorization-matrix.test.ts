@@ -259,7 +259,8 @@ function fill(path: string, o: Objects): string {
   return path.replace(/:([A-Za-z]+)/g, (_, key: string) => encodeURIComponent(o[key as keyof Objects]));
 }
 
-async function call(row: Row, actor: Actor) {
+/** `unknownInstance`: address an instance id that does not exist instead of the fresh one. */
+async function call(row: Row, actor: Actor, unknownInstance = false) {
   const base: Objects = {
     tenantId: tenantOf(actor),
     instanceId: newUuid(),
@@ -276,10 +277,10 @@ async function call(row: Row, actor: Actor) {
     volumeType: 'local',
     domainId: 'default',
   };
-  const o = { ...base, ...(await row.fresh?.(base)) };
+  const o = { ...base, ...(await row.fresh?.(base)), ...(unknownInstance ? { instanceId: newUuid() } : {}) };
   const session = sessionOf(actor);
   const body = row.body?.(o);
-  return h.app.inject({
+  const res = await h.app.inject({
     method: row.method,
     url: fill(row.path, o),
     headers: {
@@ -289,6 +290,7 @@ async function call(row: Row, actor: Actor) {
     },
     ...(body === undefined ? {} : { payload: body as object }),
   });
+  return { res, instanceId: o.instanceId };
 }
 
 describe('authorization matrix', () => {
@@ -304,7 +306,7 @@ describe('authorization matrix', () => {
     const name = `${row.method} ${row.path}${row.label === undefined ? '' : ` (${row.label})`}`;
     test(name, async () => {
       for (const [actor, status] of Object.entries(row.expect) as [Actor, number][]) {
-        const res = await call(row, actor);
+        const { res, instanceId } = await call(row, actor);
         assert.equal(res.statusCode, status, `${actor}: ${res.body}`);
         if (status < 400) continue;
         const body = json(res);
@@ -322,6 +324,12 @@ describe('authorization matrix', () => {
         }
         if (actor === 'mismatch') assert.match(res.body, /User with tenant id .* cannot access this resource/);
         if (status === 401 && actor !== 'anon') assert.match(res.body, /does not have admin privileges/);
+        if (actor === 'other' && status === 404 && row.path.includes(':instanceId')) {
+          // another project's instance is answered exactly as one that does not exist
+          const unknown = await call(row, actor, true);
+          assert.equal(unknown.res.statusCode, 404);
+          assert.equal(res.body.replaceAll(instanceId, '<id>'), unknown.res.body.replaceAll(unknown.instanceId, '<id>'));
+        }
       }
     });
   }
