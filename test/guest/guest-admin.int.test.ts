@@ -3,22 +3,13 @@ import { randomInt } from 'node:crypto';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  conductorContract,
-  conductorTopic,
-  createRpcClient,
-  guestContract,
-  guestTopic,
-  InProcessTransport,
-  serveRpc,
-  type RpcClient,
-  type Subscription,
-} from '../../src/bus/index.js';
-import { isCofferError, silentLogger, type ErrorCode } from '../../src/common/index.js';
-import { engineRegistry, startGuest, type Guest } from '../../src/guest/index.js';
+import type { guestContract, RpcClient } from '../../src/bus/index.js';
+import { isCofferError, type ErrorCode } from '../../src/common/index.js';
+import { engineRegistry } from '../../src/guest/index.js';
 import { readPostmasterPid } from '../../src/guest/engines/postgresql/postmaster.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { until } from '../support/wait.js';
+import { startBusGuest, type BusGuest } from './bus-guest.js';
 import { cleanUp, localRunner } from './engine-fixture.js';
 
 // The guest's database, user and root calls over the bus, against a real PostgreSQL: they reach
@@ -35,11 +26,8 @@ const hasCode = (code: ErrorCode) => (err: unknown) => {
 
 describe('guest admin calls', () => {
   let root: string;
-  let transport: InProcessTransport;
-  let conductor: Subscription;
-  let guest: Guest;
+  let bus: BusGuest;
   let rpc: RpcClient<typeof guestContract>;
-  const beats: string[] = [];
 
   before(async () => {
     root = await tempDataDir('coffer-ga-');
@@ -48,35 +36,22 @@ describe('guest admin calls', () => {
     await chmod(dir, 0o711);
     const runner = await localRunner();
     const discovery = await engineRegistry.postgresql.discover([], runner);
-    transport = new InProcessTransport();
-    conductor = await serveRpc(transport, conductorContract, conductorTopic, {
-      heartbeat: async ({ status }) => {
-        beats.push(status);
-      },
-      agentHeartbeat: async () => undefined,
-    });
-    guest = await startGuest({
+    bus = await startBusGuest({
       instance: { instanceId, dir, address: `127.91.${randomInt(1, 255)}.3`, port: 5432, volumeSizeGb: 1 },
       engine: { manager: 'postgresql', binary: discovery.binaries[0] },
       runner,
-      transport,
-      logger: silentLogger(),
-      heartbeatIntervalMs: 600_000,
       desiredState: 'running',
-      saveDesiredState: async () => undefined,
-      defaultClientCidrs: ['127.0.0.0/8'],
-      rootAllowed: true,
     });
-    rpc = createRpcClient(transport, guestContract, guestTopic(instanceId));
+    rpc = bus.rpc;
     await rpc.prepare({ memoryMb: 256, databases: [{ name: 'app' }], users: [], adminPassword: 'Adm1n-guest-test', access: null });
-    await until('prepare reports HEALTHY', () => beats.includes('HEALTHY') || beats.includes('FAILED'), 120_000);
-    assert.ok(!beats.includes('FAILED'), 'prepare did not fail');
+    const reported = (status: string) => bus.beats.some((beat) => beat.status === status);
+    await until('prepare reports HEALTHY', () => reported('HEALTHY') || reported('FAILED'), 120_000);
+    assert.ok(!reported('FAILED'), 'prepare did not fail');
   });
 
   after(async () => {
-    await guest?.destroy().catch(() => undefined);
-    await conductor?.close();
-    await transport?.close();
+    await bus?.guest.destroy().catch(() => undefined);
+    await bus?.closeBus();
     if (root !== undefined) await cleanUp(root);
   });
 
@@ -122,9 +97,7 @@ describe('guest admin calls', () => {
 
 describe('guest admin calls an engine does not declare', () => {
   let root: string;
-  let transport: InProcessTransport;
-  let conductor: Subscription;
-  let guest: Guest;
+  let bus: BusGuest;
 
   before(async () => {
     root = await tempDataDir('coffer-gu-');
@@ -132,36 +105,24 @@ describe('guest admin calls an engine does not declare', () => {
     await mkdir(dir);
     // a prepared instance whose engine is stopped, on a host without its binaries: nothing runs
     await writeFile(join(dir, '.prepare.done'), 'test');
-    transport = new InProcessTransport();
-    conductor = await serveRpc(transport, conductorContract, conductorTopic, {
-      heartbeat: async () => undefined,
-      agentHeartbeat: async () => undefined,
-    });
-    guest = await startGuest({
+    bus = await startBusGuest({
       instance: { instanceId: 'guest-unsupported', dir, address: '127.91.0.4', port: 6379, volumeSizeGb: 1 },
       engine: { manager: 'redis', binary: undefined },
       runner: await localRunner(),
-      transport,
-      logger: silentLogger(),
-      heartbeatIntervalMs: 600_000,
       desiredState: 'stopped',
-      saveDesiredState: async () => undefined,
-      defaultClientCidrs: ['127.0.0.0/8'],
-      rootAllowed: true,
     });
   });
 
   after(async () => {
-    await guest?.close();
-    await conductor?.close();
-    await transport?.close();
+    await bus?.guest.close();
+    await bus?.closeBus();
     if (root !== undefined) await cleanUp(root);
   });
 
   it('answers OperationNotSupported for what the engine lacks, before anything else', async () => {
     const { capabilities } = engineRegistry.redis;
     assert.deepEqual([capabilities.databases, capabilities.userAccess], [false, false], 'the engine this check relies on');
-    const rpc = createRpcClient(transport, guestContract, guestTopic('guest-unsupported'));
+    const { rpc } = bus;
     const unsupported = hasCode('OperationNotSupported');
     await assert.rejects(rpc.listDatabases({}), unsupported);
     await assert.rejects(rpc.createDatabases({ databases: [{ name: 'd' }] }), unsupported);

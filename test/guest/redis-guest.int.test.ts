@@ -4,22 +4,13 @@ import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import {
-  conductorContract,
-  conductorTopic,
-  createRpcClient,
-  guestContract,
-  guestTopic,
-  InProcessTransport,
-  serveRpc,
-  type RpcClient,
-  type Subscription,
-} from '../../src/bus/index.js';
-import { isCofferError, silentLogger, type ErrorCode } from '../../src/common/index.js';
-import { engineRegistry, startGuest, type Guest } from '../../src/guest/index.js';
+import type { guestContract, RpcClient } from '../../src/bus/index.js';
+import { isCofferError, type ErrorCode } from '../../src/common/index.js';
+import { engineRegistry } from '../../src/guest/index.js';
 import { killServerProcesses } from '../../src/guest/engines/redis/server-process.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { until } from '../support/wait.js';
+import { startBusGuest, type BusGuest } from './bus-guest.js';
 import { localRunner } from './engine-fixture.js';
 
 // A Redis instance through its guest over the bus: what Redis cannot do fails clearly (a
@@ -37,12 +28,9 @@ const hasCode = (code: ErrorCode) => (err: unknown) => {
 describe('redis guest', () => {
   let root: string;
   let dir: string;
-  let transport: InProcessTransport;
-  let conductor: Subscription;
-  let guest: Guest;
+  let bus: BusGuest;
   let rpc: RpcClient<typeof guestContract>;
   const address = `127.93.${randomInt(0, 256)}.${randomInt(2, 254)}`;
-  const beats: { status: string; message?: string }[] = [];
   const input = { memoryMb: 256, databases: [], users: [], adminPassword: 'Adm1n-guest-test', access: null };
 
   before(async () => {
@@ -52,32 +40,18 @@ describe('redis guest', () => {
     await chmod(dir, 0o711);
     const runner = await localRunner();
     const discovery = await engineRegistry.redis.discover([], runner);
-    transport = new InProcessTransport();
-    conductor = await serveRpc(transport, conductorContract, conductorTopic, {
-      heartbeat: async ({ status, message }) => {
-        beats.push({ status, message });
-      },
-      agentHeartbeat: async () => undefined,
-    });
-    guest = await startGuest({
+    bus = await startBusGuest({
       instance: { instanceId, dir, address, port: 6379, volumeSizeGb: 1 },
       engine: { manager: 'redis', binary: discovery.binaries[0] },
       runner,
-      transport,
-      logger: silentLogger(),
-      heartbeatIntervalMs: 600_000,
       desiredState: 'running',
-      saveDesiredState: async () => undefined,
-      defaultClientCidrs: ['127.0.0.0/8'],
-      rootAllowed: true,
     });
-    rpc = createRpcClient(transport, guestContract, guestTopic(instanceId));
+    rpc = bus.rpc;
   });
 
   after(async () => {
-    await guest?.destroy().catch(() => undefined);
-    await conductor?.close();
-    await transport?.close();
+    await bus?.guest.destroy().catch(() => undefined);
+    await bus?.closeBus();
     if (root !== undefined) {
       await killServerProcesses(join(dir, 'data')).catch(() => undefined);
       await rm(root, { recursive: true, force: true });
@@ -86,16 +60,16 @@ describe('redis guest', () => {
 
   it('fails a prepare that asks for databases, saying Redis has none', async () => {
     await rpc.prepare({ ...input, databases: [{ name: 'app' }] });
-    await until('prepare reports', () => beats.some((b) => b.status === 'FAILED' || b.status === 'HEALTHY'), 60_000);
-    const failed = beats.find((b) => b.status === 'FAILED');
+    await until('prepare reports', () => bus.beats.some((b) => b.status === 'FAILED' || b.status === 'HEALTHY'), 60_000);
+    const failed = bus.beats.find((b) => b.status === 'FAILED');
     assert.match(failed?.message ?? '', /Redis has no databases/);
   });
 
   it('prepares when asked for what Redis holds, and answers the calls it supports', async () => {
-    beats.length = 0;
+    bus.beats.length = 0;
     await rpc.prepare({ ...input, users: [{ name: 'app', password: 'App-pass-1', databases: [] }] });
-    await until('prepare reports', () => beats.some((b) => b.status === 'FAILED' || b.status === 'HEALTHY'), 60_000);
-    assert.ok(beats.some((b) => b.status === 'HEALTHY'), JSON.stringify(beats));
+    await until('prepare reports', () => bus.beats.some((b) => b.status === 'FAILED' || b.status === 'HEALTHY'), 60_000);
+    assert.ok(bus.beats.some((b) => b.status === 'HEALTHY'), JSON.stringify(bus.beats));
 
     await rpc.createUsers({ users: [{ name: 'second', password: 'Second-pass-1', databases: [] }] });
     assert.deepEqual((await rpc.listUsers({})).users.map((u) => u.name), ['app', 'second']);

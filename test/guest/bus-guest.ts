@@ -1,0 +1,55 @@
+import {
+  conductorContract,
+  conductorTopic,
+  createRpcClient,
+  guestContract,
+  guestTopic,
+  InProcessTransport,
+  serveRpc,
+  type RpcClient,
+} from '../../src/bus/index.js';
+import { silentLogger } from '../../src/common/index.js';
+import { startGuest, type Guest, type GuestOptions } from '../../src/guest/index.js';
+
+// A guest served on an in-process bus as its agent would start it, beside a conductor that
+// only records heartbeats: the guest tests call it over the bus, as the API and taskmanager do.
+
+export interface BusGuest {
+  guest: Guest;
+  rpc: RpcClient<typeof guestContract>;
+  /** every heartbeat's status and message, in order */
+  beats: { status: string; message?: string }[];
+  /** closes the conductor and the bus; the test stops or destroys the guest first */
+  closeBus(): Promise<void>;
+}
+
+export async function startBusGuest(options: Pick<GuestOptions, 'instance' | 'engine' | 'runner' | 'desiredState'>): Promise<BusGuest> {
+  const transport = new InProcessTransport();
+  const beats: BusGuest['beats'] = [];
+  const conductor = await serveRpc(transport, conductorContract, conductorTopic, {
+    heartbeat: async ({ status, message }) => {
+      beats.push({ status, message });
+    },
+    agentHeartbeat: async () => undefined,
+  });
+  const closeBus = async () => {
+    await conductor.close();
+    await transport.close();
+  };
+  try {
+    const guest = await startGuest({
+      ...options,
+      transport,
+      logger: silentLogger(),
+      // never fires during a test: the beats recorded are the ones the guest sends on a change
+      heartbeatIntervalMs: 600_000,
+      saveDesiredState: async () => undefined,
+      defaultClientCidrs: ['127.0.0.0/8'],
+      rootAllowed: true,
+    });
+    return { guest, rpc: createRpcClient(transport, guestContract, guestTopic(options.instance.instanceId)), beats, closeBus };
+  } catch (err) {
+    await closeBus();
+    throw err;
+  }
+}
