@@ -46,6 +46,8 @@ interface Row {
   headers?: (o: Objects) => Promise<Record<string, string>>;
   /** placeholders that must name a fresh object of their own in each call */
   fresh?: (o: Objects) => Promise<Partial<Objects>>;
+  /** more to check of a caller's successful answer */
+  check?: (actor: Actor, body: string) => Promise<void>;
   /** the status each caller gets; identity routes have no tenant in the URL, hence no `mismatch` */
   expect: Partial<Record<Actor, number>>;
   label?: string;
@@ -120,6 +122,14 @@ const adminOnly = (ok: number) => ({ admin: ok, owner: 401, other: 401, mismatch
 const ownerOrAdmin = (ok: number) => ({ admin: ok, owner: ok, other: 404, mismatch: 403, anon: 401 });
 const keystoneAdmin = (ok: number) => ({ admin: ok, owner: 403, other: 403, anon: 401 });
 const everyone = (ok: number) => ({ admin: ok, owner: ok, other: ok, anon: ok });
+
+/** Instance lists hold the caller's project only, even for admins (reference 2.2). */
+async function ownProjectOnly(actor: Actor, body: string): Promise<void> {
+  const owners = await h.store.instances.listAll({ tenantId: owner.projectId });
+  assert.ok(owners.length > 0);
+  const seen = owners.filter((i) => body.includes(i.id));
+  assert.equal(actor === 'owner' ? seen.length > 0 : seen.length, actor === 'owner' ? true : 0, `${actor} sees the owner's instances: ${seen.length}`);
+}
 
 const instance = async () => ({ instanceId: await freshInstance() });
 const parameter = async () => ({ name: 'max_connections' });
@@ -209,8 +219,8 @@ const rows: Row[] = [
 
   // Instances: collections are the caller's own project; objects are the owner's or an admin's.
   { method: 'POST', path: v1('/instances'), body: createBody, expect: anyone },
-  { method: 'GET', path: v1('/instances'), expect: anyone },
-  { method: 'GET', path: v1('/instances/detail'), expect: anyone },
+  { method: 'GET', path: v1('/instances'), expect: anyone, check: ownProjectOnly },
+  { method: 'GET', path: v1('/instances/detail'), expect: anyone, check: ownProjectOnly },
   { method: 'GET', path: v1('/instances/:instanceId'), fresh: instance, expect: ownerOrAdmin(200) },
   { method: 'PUT', path: v1('/instances/:instanceId'), body: () => ({ instance: { name: 'renamed' } }), fresh: instance, expect: ownerOrAdmin(202) },
   { method: 'PATCH', path: v1('/instances/:instanceId'), body: () => ({ instance: { name: 'renamed' } }), fresh: instance, expect: ownerOrAdmin(202) },
@@ -308,7 +318,10 @@ describe('authorization matrix', () => {
       for (const [actor, status] of Object.entries(row.expect) as [Actor, number][]) {
         const { res, instanceId } = await call(row, actor);
         assert.equal(res.statusCode, status, `${actor}: ${res.body}`);
-        if (status < 400) continue;
+        if (status < 400) {
+          await row.check?.(actor, res.body);
+          continue;
+        }
         const body = json(res);
         if (status === 401 && actor === 'anon') {
           // keystonemiddleware's answer, in front of Trove (reference 1.2)
