@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { openStateStore } from '../../src/db/index.js';
 import { redactUrl } from '../../src/common/logger.js';
 import { parseDatabaseUrl } from '../../src/db/database-url.js';
-import { rejectsWithCode } from './state-store-fixtures.js';
+import { rejectsWithCode } from '../support/coffer-errors.js';
 
 describe('parseDatabaseUrl', () => {
   it('reads the SQLite forms: relative, absolute, sqlite:// and in-memory', () => {

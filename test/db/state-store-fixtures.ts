@@ -1,6 +1,4 @@
-import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { isCofferError, type ErrorCode } from '../../src/common/errors.js';
 import type { NewInstance, ProjectRow, TaskRow, TokenRow, UserRow } from '../../src/db/index.js';
 
 // Rows for the state-store suite. Every id and name is fresh, so tests sharing one database
@@ -89,12 +87,4 @@ export function task(instanceId: string, overrides: Partial<TaskRow> = {}): Task
     updatedAt: at.leapDay,
     ...overrides,
   };
-}
-
-export async function rejectsWithCode(promise: Promise<unknown>, code: ErrorCode): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(isCofferError(err), `expected a CofferError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    return true;
-  });
 }

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { noEngineCapabilities } from '../../src/common/index.js';
 import type { StateStore } from '../../src/db/index.js';
-import { at, instance, project, rejectsWithCode, task, token, uid, user } from './state-store-fixtures.js';
+import { rejectsWithCode } from '../support/coffer-errors.js';
+import { at, instance, project, task, token, uid, user } from './state-store-fixtures.js';
 
 // The conformance suite every state-store engine runs (SQLite, MariaDB, PostgreSQL) against a
 // real database. One database per run; each test makes its own rows with fresh ids.

@@ -4,8 +4,9 @@ import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import { join, relative, isAbsolute } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { DatabaseSpec, PrepareInput } from '../../src/bus/index.js';
-import { isCofferError, silentLogger, type ErrorCode } from '../../src/common/index.js';
+import { silentLogger } from '../../src/common/index.js';
 import { engineRegistry, type EngineBinary, type EngineDriver, type EngineName } from '../../src/guest/index.js';
+import { rejectsWithCode } from '../support/coffer-errors.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { localRunner } from './engine-fixture.js';
 
@@ -81,14 +82,6 @@ const defaultHostileNames = [
 
 const hostilePassword = 'p\'a"s`s; \\ $$ DROP ROLE x; -- ünï ☃';
 
-/** asserts that `promise` rejects with a CofferError of `code` */
-export async function rejectsWithCode(promise: Promise<unknown>, code: ErrorCode): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(isCofferError(err), `expected CofferError ${code}, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    return true;
-  });
-}
 
 function isAlive(pid: number): boolean {
   try {

@@ -4,9 +4,9 @@ import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { guestContract, RpcClient } from '../../src/bus/index.js';
-import { isCofferError, type ErrorCode } from '../../src/common/index.js';
 import { engineRegistry } from '../../src/guest/index.js';
 import { readPostmasterPid } from '../../src/guest/engines/postgresql/postmaster.js';
+import { rejectsWithCode } from '../support/coffer-errors.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { until } from '../support/wait.js';
 import { startBusGuest, type BusGuest } from './bus-guest.js';
@@ -17,12 +17,6 @@ import { cleanUp, localRunner } from './engine-fixture.js';
 // lost connection, and what the engine itself fails with comes back as EngineError.
 
 const instanceId = 'guest-admin';
-
-const hasCode = (code: ErrorCode) => (err: unknown) => {
-  assert.ok(isCofferError(err), String(err));
-  assert.equal(err.code, code, err.message);
-  return true;
-};
 
 describe('guest admin calls', () => {
   let root: string;
@@ -63,17 +57,17 @@ describe('guest admin calls', () => {
     );
     await rpc.createUsers({ users: [{ name: 'u', password: 'u-Pass-1', databases: [{ name: 'app' }] }] });
     assert.deepEqual((await rpc.listUsers({})).users, [{ name: 'u', host: '%', databases: [{ name: 'app' }] }]);
-    await assert.rejects(rpc.createUsers({ users: [{ name: 'u', password: 'x', databases: [] }] }), hasCode('UserAlreadyExists'));
-    await assert.rejects(rpc.deleteDatabase({ name: 'absent' }), hasCode('DatabaseNotFound'));
+    await rejectsWithCode(rpc.createUsers({ users: [{ name: 'u', password: 'x', databases: [] }] }), 'UserAlreadyExists');
+    await rejectsWithCode(rpc.deleteDatabase({ name: 'absent' }), 'DatabaseNotFound');
     assert.deepEqual(await rpc.enableRoot({ password: 'R00t-pass' }), { name: 'postgres' });
     await rpc.disableRoot({});
   });
 
   it('refuses calls on a stopped engine, and answers them again once started', async () => {
     await rpc.stopDb({});
-    await assert.rejects(rpc.listDatabases({}), hasCode('UnprocessableEntity'));
-    await assert.rejects(rpc.createUsers({ users: [{ name: 'v', password: 'v-Pass-1', databases: [] }] }), hasCode('UnprocessableEntity'));
-    await assert.rejects(rpc.enableRoot({ password: 'R00t-pass' }), hasCode('UnprocessableEntity'));
+    await rejectsWithCode(rpc.listDatabases({}), 'UnprocessableEntity');
+    await rejectsWithCode(rpc.createUsers({ users: [{ name: 'v', password: 'v-Pass-1', databases: [] }] }), 'UnprocessableEntity');
+    await rejectsWithCode(rpc.enableRoot({ password: 'R00t-pass' }), 'UnprocessableEntity');
     await rpc.startDb({});
     assert.equal((await rpc.listUsers({})).users.length, 1);
   });
@@ -91,7 +85,7 @@ describe('guest admin calls', () => {
         return true;
       }
     });
-    await assert.rejects(rpc.listDatabases({}), hasCode('EngineError'));
+    await rejectsWithCode(rpc.listDatabases({}), 'EngineError');
   });
 });
 
@@ -123,13 +117,12 @@ describe('guest admin calls an engine does not declare', () => {
     const { capabilities } = engineRegistry.redis;
     assert.deepEqual([capabilities.databases, capabilities.userAccess], [false, false], 'the engine this check relies on');
     const { rpc } = bus;
-    const unsupported = hasCode('OperationNotSupported');
-    await assert.rejects(rpc.listDatabases({}), unsupported);
-    await assert.rejects(rpc.createDatabases({ databases: [{ name: 'd' }] }), unsupported);
-    await assert.rejects(rpc.deleteDatabase({ name: 'd' }), unsupported);
-    await assert.rejects(rpc.grantAccess({ user: { name: 'u', host: '%' }, databases: ['d'] }), unsupported);
-    await assert.rejects(rpc.revokeAccess({ user: { name: 'u', host: '%' }, database: 'd' }), unsupported);
+    await rejectsWithCode(rpc.listDatabases({}), 'OperationNotSupported');
+    await rejectsWithCode(rpc.createDatabases({ databases: [{ name: 'd' }] }), 'OperationNotSupported');
+    await rejectsWithCode(rpc.deleteDatabase({ name: 'd' }), 'OperationNotSupported');
+    await rejectsWithCode(rpc.grantAccess({ user: { name: 'u', host: '%' }, databases: ['d'] }), 'OperationNotSupported');
+    await rejectsWithCode(rpc.revokeAccess({ user: { name: 'u', host: '%' }, database: 'd' }), 'OperationNotSupported');
     // what it has answers that the engine is stopped
-    await assert.rejects(rpc.listUsers({}), hasCode('UnprocessableEntity'));
+    await rejectsWithCode(rpc.listUsers({}), 'UnprocessableEntity');
   });
 });

@@ -10,6 +10,7 @@ import { silentLogger } from '../../src/common/logger.js';
 import { engineRegistry, type EngineDriver, type ProcessRunner } from '../../src/guest/index.js';
 import { withAdminClient } from '../../src/guest/engines/postgresql/admin.js';
 import { isProcessAlive } from '../../src/guest/engines/process-watch.js';
+import { rejectsWithCode } from '../support/coffer-errors.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { cleanUp, localRunner, ownerOf, randomAddress } from './engine-fixture.js';
 
@@ -179,19 +180,18 @@ describe('postgresql engine', () => {
   });
 
   it('creates no user when one of its databases does not exist', async () => {
-    const hasCode = (code: string) => (err: unknown) => isCofferError(err) && err.code === code;
-    await assert.rejects(
+    await rejectsWithCode(
       driver.users!.create([
         { name: 'carol', password: 'carol-Pass-1', databases: [{ name: 'other' }] },
         { name: 'dave', password: 'dave-Pass-1', databases: [{ name: 'absent' }] },
       ]),
-      hasCode('DatabaseNotFound'),
+      'DatabaseNotFound',
     );
     const names = (await driver.users!.list()).map((user) => user.name);
     assert.ok(!names.includes('carol') && !names.includes('dave'), names.join());
-    await assert.rejects(driver.users!.access!.grant({ name: 'alice', host: '%' }, ['absent']), hasCode('DatabaseNotFound'));
+    await rejectsWithCode(driver.users!.access!.grant({ name: 'alice', host: '%' }, ['absent']), 'DatabaseNotFound');
     // the superuser's own database is no tenant's
-    await assert.rejects(driver.users!.access!.grant({ name: 'alice', host: '%' }, ['postgres']), hasCode('BadRequest'));
+    await rejectsWithCode(driver.users!.access!.grant({ name: 'alice', host: '%' }, ['postgres']), 'BadRequest');
   });
 
   it('keeps running on its previous settings when it cannot start with a new size', async () => {

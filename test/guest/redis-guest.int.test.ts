@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import type { guestContract, RpcClient } from '../../src/bus/index.js';
-import { isCofferError, type ErrorCode } from '../../src/common/index.js';
 import { engineRegistry } from '../../src/guest/index.js';
 import { killServerProcesses } from '../../src/guest/engines/redis/server-process.js';
+import { rejectsWithCode } from '../support/coffer-errors.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { until } from '../support/wait.js';
 import { startBusGuest, type BusGuest } from './bus-guest.js';
@@ -18,12 +18,6 @@ import { localRunner } from './engine-fixture.js';
 // OperationNotSupported), what it can reaches the real server.
 
 const instanceId = 'redis-guest';
-
-const hasCode = (code: ErrorCode) => (err: unknown) => {
-  assert.ok(isCofferError(err), String(err));
-  assert.equal(err.code, code, err.message);
-  return true;
-};
 
 describe('redis guest', () => {
   let root: string;
@@ -86,8 +80,8 @@ describe('redis guest', () => {
   });
 
   it('answers OperationNotSupported for databases and address rules', async () => {
-    await assert.rejects(rpc.listDatabases({}), hasCode('OperationNotSupported'));
-    await assert.rejects(rpc.createDatabases({ databases: [{ name: 'd' }] }), hasCode('OperationNotSupported'));
-    await assert.rejects(rpc.updateAccess({ access: { allowedCidrs: ['10.0.0.0/8'] } }), hasCode('OperationNotSupported'));
+    await rejectsWithCode(rpc.listDatabases({}), 'OperationNotSupported');
+    await rejectsWithCode(rpc.createDatabases({ databases: [{ name: 'd' }] }), 'OperationNotSupported');
+    await rejectsWithCode(rpc.updateAccess({ access: { allowedCidrs: ['10.0.0.0/8'] } }), 'OperationNotSupported');
   });
 });
