@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { readdir } from 'node:fs/promises';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { killServerProcesses } from '../../src/guest/engines/redis/server-process.js';
+import { connectRedis } from '../support/redis-client.js';
 import { runEngineConformance, type EngineConnectOptions, type EngineSession } from './engine-conformance.suite.js';
 
 // The engine conformance suite for Redis, through ioredis as a tenant's client would connect.
@@ -14,22 +15,8 @@ async function connect(options: EngineConnectOptions): Promise<RedisSession> {
   // ioredis connects from the kernel's choice of address; the suite asks for a source address
   // only to check access rules and user hosts, which Redis has neither of
   if (options.localAddress !== undefined) throw new Error('the Redis fixture cannot choose a source address');
-  const client = new Redis({
-    host: options.address,
-    port: options.port,
-    lazyConnect: true,
-    retryStrategy: () => null,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    enableReadyCheck: false,
-    disableClientInfo: true,
-    connectTimeout: 10_000,
-  });
-  client.on('error', () => undefined);
+  const client = await connectRedis(options.address, options.port, options.password === undefined ? [] : [options.user, options.password]);
   try {
-    await client.connect();
-    // no password: no AUTH at all, as a client without credentials would do
-    if (options.password !== undefined) await client.call('AUTH', [options.user, options.password]);
     // the login counts once a command went through
     await client.ping();
     return {

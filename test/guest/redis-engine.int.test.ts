@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { randomInt } from 'node:crypto';
 import { connect as tcpConnect } from 'node:net';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { LocalProcessRunner } from '../../src/agent/index.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { engineRegistry, type EngineDriver } from '../../src/guest/index.js';
@@ -12,6 +12,7 @@ import type { EngineContext } from '../../src/guest/engines/engine.js';
 import { withAdminClient } from '../../src/guest/engines/redis/admin.js';
 import { killServerProcesses } from '../../src/guest/engines/redis/server-process.js';
 import { isProcessAlive } from '../../src/guest/engines/process-watch.js';
+import { connectRedis } from '../support/redis-client.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { localRunner, ownerOf } from './engine-fixture.js';
 
@@ -54,28 +55,7 @@ describe('redis engine', () => {
   });
 
   /** A client on the instance's address; `auth` is AUTH's arguments (none: unauthenticated). */
-  const connect = async (auth: string[], target = host): Promise<Redis> => {
-    const client = new Redis({
-      host: target,
-      port: 6379,
-      lazyConnect: true,
-      retryStrategy: () => null,
-      maxRetriesPerRequest: 0,
-      enableOfflineQueue: false,
-      enableReadyCheck: false,
-      disableClientInfo: true,
-      connectTimeout: 5000,
-    });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-      if (auth.length > 0) await client.call('AUTH', auth);
-      return client;
-    } catch (err) {
-      client.disconnect();
-      throw err;
-    }
-  };
+  const connect = (auth: string[], target = host): Promise<Redis> => connectRedis(target, 6379, auth);
   /** Rejects with the socket's error code when nothing listens on `target`:6379. */
   const refused = (target: string) =>
     new Promise<void>((resolve, reject) => {

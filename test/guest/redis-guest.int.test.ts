@@ -3,11 +3,11 @@ import { randomInt } from 'node:crypto';
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
 import type { guestContract, RpcClient } from '../../src/bus/index.js';
 import { engineRegistry } from '../../src/guest/index.js';
 import { killServerProcesses } from '../../src/guest/engines/redis/server-process.js';
 import { rejectsWithCode } from '../support/coffer-errors.js';
+import { connectRedis } from '../support/redis-client.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { until } from '../support/wait.js';
 import { startBusGuest, type BusGuest } from './bus-guest.js';
@@ -67,10 +67,7 @@ describe('redis guest', () => {
 
     await rpc.createUsers({ users: [{ name: 'second', password: 'Second-pass-1', databases: [] }] });
     assert.deepEqual((await rpc.listUsers({})).users.map((u) => u.name), ['app', 'second']);
-    const client = new Redis({ host: address, port: 6379, lazyConnect: true, retryStrategy: () => null, enableReadyCheck: false });
-    client.on('error', () => undefined);
-    await client.connect();
-    await client.call('AUTH', ['second', 'Second-pass-1']);
+    const client = await connectRedis(address, 6379, ['second', 'Second-pass-1']);
     assert.equal(await client.ping(), 'PONG');
     client.disconnect();
     assert.deepEqual(await rpc.enableRoot({ password: 'R00t-pass-1' }), { name: 'default' });
