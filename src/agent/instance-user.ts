@@ -30,7 +30,7 @@ const killRounds = 50;
  * when it is a UUID, so an operator sees whose processes these are; otherwise, and when that
  * name is taken (another agent on this host has an instance of the same id), a hash of the id.
  */
-export function instanceUserName(instanceId: string, attempt: number): string {
+function instanceUserName(instanceId: string, attempt: number): string {
   const hex = instanceId.toLowerCase().replaceAll('-', '');
   const base =
     attempt === 0 && /^[0-9a-f]{12}/.test(hex)

@@ -15,7 +15,7 @@ type ByDatastore = { Params: TenantParams & { datastore: string; version: string
 type ByVersion = { Params: TenantParams & { versionId: string; name?: string } };
 
 /** Trove's ConfigurationParameterView: `max`/`min` only when truthy, so `min: 0` is left out. */
-export function parameterView(parameter: ConfigurationParameter, versionId: string) {
+function parameterView(parameter: ConfigurationParameter, versionId: string) {
   return {
     name: parameter.name,
     datastore_version_id: versionId,

@@ -27,7 +27,7 @@ export interface GuestTarget {
 /** The service statuses in which the database answers (Trove's "datastore running"). */
 const runningStatuses = new Set(['RUNNING', 'HEALTHY']);
 
-export function operationNotSupported(manager: string): CofferError {
+function operationNotSupported(manager: string): CofferError {
   return new CofferError('OperationNotSupported', `Operation not supported for datastore ${manager}.`);
 }
 

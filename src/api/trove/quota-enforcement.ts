@@ -26,7 +26,7 @@ export async function quotaLimits(repos: Repositories, tenantId: string, default
   return limits;
 }
 
-export function quotaExceeded(resources: readonly string[]): CofferError {
+function quotaExceeded(resources: readonly string[]): CofferError {
   // Trove prints the Python list of the sorted resource names.
   const list = [...resources].sort().map((r) => `'${r}'`).join(', ');
   return new CofferError('QuotaExceeded', `Quota exceeded for resources: [${list}].`);

@@ -24,7 +24,7 @@ export async function isProcessAlive(pid: number): Promise<boolean> {
 }
 
 /** Sends `name` to `pid`; a process already gone is not an error. */
-export function sendSignal(pid: number, name: NodeJS.Signals): void {
+function sendSignal(pid: number, name: NodeJS.Signals): void {
   try {
     process.kill(pid, name);
   } catch (err) {
@@ -43,7 +43,7 @@ export async function waitFor(condition: () => Promise<boolean>, timeoutMs: numb
 }
 
 /** The end of a log file: what an engine said before it failed to start. */
-export async function logTail(logFile: string, bytes = 1500): Promise<string> {
+async function logTail(logFile: string, bytes = 1500): Promise<string> {
   try {
     const handle = await open(logFile, 'r');
     try {

@@ -29,7 +29,7 @@ import {
 const table = (name: string) => `${quoteId(guestDatabase)}.${quoteId(name)}`;
 export const tenantUsers = table('tenant_user');
 export const tenantGrants = table('tenant_grant');
-export const tenantAccounts = table('tenant_account');
+const tenantAccounts = table('tenant_account');
 export const accessRules = table('access_rule');
 
 const options = 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin';

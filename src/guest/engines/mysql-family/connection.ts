@@ -9,7 +9,7 @@ export interface AdminEndpoint {
   password: string;
 }
 
-export async function openAdminConnection(endpoint: AdminEndpoint, timeoutMs = 10_000): Promise<Connection> {
+async function openAdminConnection(endpoint: AdminEndpoint, timeoutMs = 10_000): Promise<Connection> {
   const connection = await createConnection({
     socketPath: endpoint.socketPath,
     user: adminUser,
