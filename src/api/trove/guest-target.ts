@@ -2,9 +2,8 @@ import type { FastifyRequest } from 'fastify';
 import { createRpcClient, guestContract, guestTopic, type RequestContext, type RpcClient } from '../../bus/index.js';
 import { CofferError, errors, type EngineCapabilities } from '../../common/index.js';
 import type { DatastoreRow, DatastoreVersionRow, InstanceRow } from '../../db/index.js';
-import { requireAuth } from '../auth-context.js';
-import { enforce } from '../policy.js';
 import type { SchemaTarget } from './database-user-rules.js';
+import { loadTenantInstance } from './tenant-instance.js';
 import { busContext, type TenantParams, type TroveDeps } from './trove-deps.js';
 
 // Trove's load_and_verify for the database, user and root APIs (reference 2.3-2.5), in its
@@ -38,12 +37,7 @@ export async function loadGuestTarget(
   allowed: (capabilities: EngineCapabilities) => boolean,
 ): Promise<GuestTarget> {
   const { store } = deps;
-  const auth = requireAuth(request);
-  const { instanceId } = request.params;
-  // Another project's instance is 404 for non-admins, as for GET /instances/{id}.
-  const instance = await store.instances.get(instanceId, auth.isAdmin ? {} : { tenantId: auth.projectId });
-  if (instance === undefined) throw errors.notFound(instanceId);
-  enforce(auth, action, instance.tenantId);
+  const instance = await loadTenantInstance(store, request, action);
 
   const version = await store.datastores.getVersion(instance.datastoreVersionId);
   if (version === undefined) {

@@ -1,7 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { createRpcClient, guestContract, guestTopic } from '../../bus/index.js';
-import { errors } from '../../common/index.js';
-import type { InstanceRow } from '../../db/index.js';
 import { requireAuth } from '../auth-context.js';
 import { parseTroveBody } from '../parse-body.js';
 import { enforce } from '../policy.js';
@@ -14,6 +12,7 @@ import { editInstanceSchema, updateInstanceSchema } from './instance-update-sche
 import { InstanceViewLoader } from './instance-view-loader.js';
 import { instanceDetailView, instanceSummaryView, type InstanceViewContext, type InstanceViewData } from './instance-views.js';
 import { nextPageLink, pageRequest } from './pagination.js';
+import { loadTenantInstance } from './tenant-instance.js';
 import { busContext, viewContext, type TenantParams, type TroveDeps } from './trove-deps.js';
 import { checkOneAttribute, updateInstance } from './update-instance.js';
 
@@ -33,15 +32,7 @@ export async function instanceRoutes(app: FastifyInstance, deps: TroveDeps): Pro
     heartbeatExpirySeconds: deps.heartbeatExpirySeconds,
   });
 
-  /** Another project's instance is 404 for non-admins; admins reach any id through their own tenant path. */
-  async function loadInstance(request: FastifyRequest<InstanceParams>, action: string): Promise<InstanceRow> {
-    const auth = requireAuth(request);
-    const { instanceId } = request.params;
-    const instance = await store.instances.get(instanceId, auth.isAdmin ? {} : { tenantId: auth.projectId });
-    if (instance === undefined) throw errors.notFound(instanceId);
-    enforce(auth, action, instance.tenantId);
-    return instance;
-  }
+  const loadInstance = (request: FastifyRequest<InstanceParams>, action: string) => loadTenantInstance(store, request, action);
 
   /** Best effort: a slow or absent guest costs at most guestCallTimeoutMs and hides volume.used. */
   async function volumeUsedGb(request: FastifyRequest, data: InstanceViewData, status: string): Promise<number | undefined> {
