@@ -3,21 +3,13 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { createConnection, type Connection } from 'mysql2/promise';
 import { serversIn } from '../../src/guest/engines/mysql-family/server.js';
+import type { EngineConnectOptions } from './engine-conformance.suite.js';
 
 // Shared by the MariaDB tests: a tenant's client connection, and the clean-up that kills
 // whatever server a failing test left behind.
 
-export interface MysqlLogin {
-  address: string;
-  port: number;
-  user: string;
-  password?: string;
-  database?: string;
-  localAddress?: string;
-}
-
 /** Logs in over TCP as a tenant's client would; resolves once the server accepted the login. */
-export async function connectTenant(login: MysqlLogin): Promise<Connection> {
+export async function connectTenant(login: EngineConnectOptions): Promise<Connection> {
   const connection = await createConnection({
     host: login.address,
     port: login.port,
