@@ -230,19 +230,24 @@ async function measureCoffer(poolSize: number, datastore: BenchDatastore = postg
   return samples;
 }
 
-async function measureRaw(): Promise<number[]> {
-  const dir = await makeDataDir('coffer-bench-raw');
+/** `runs` timings of `once` in a fresh directory, after one untimed warm-up run. */
+async function measureRawRuns(prefix: string, once: (root: string, i: number) => Promise<number>): Promise<number[]> {
+  const dir = await makeDataDir(prefix);
   const samples: number[] = [];
   try {
-    const bin = postgresBinDir();
     for (let i = 0; i <= runs; i++) {
-      const elapsed = await rawOnce(bin, dir.path, `${subnet}.0.1`, i);
+      const elapsed = await once(dir.path, i);
       if (i > 0) samples.push(elapsed);
     }
   } finally {
     await dir.remove();
   }
   return samples;
+}
+
+function measureRaw(): Promise<number[]> {
+  const bin = postgresBinDir();
+  return measureRawRuns('coffer-bench-raw', (root, i) => rawOnce(bin, root, `${subnet}.0.1`, i));
 }
 
 /** redis-server started by hand as Coffer starts it (AOF on, in the foreground) → first PING. */
@@ -272,18 +277,8 @@ async function rawRedisOnce(root: string, address: string, i: number): Promise<n
   return elapsed;
 }
 
-async function measureRawRedis(): Promise<number[]> {
-  const dir = await makeDataDir('coffer-bench-raw-redis');
-  const samples: number[] = [];
-  try {
-    for (let i = 0; i <= runs; i++) {
-      const elapsed = await rawRedisOnce(dir.path, `${subnet}.0.2`, i);
-      if (i > 0) samples.push(elapsed);
-    }
-  } finally {
-    await dir.remove();
-  }
-  return samples;
+function measureRawRedis(): Promise<number[]> {
+  return measureRawRuns('coffer-bench-raw-redis', (root, i) => rawRedisOnce(root, `${subnet}.0.2`, i));
 }
 
 /** mariadb-install-db → mariadbd (directly, no mysqld_safe) → SELECT 1 over its socket, by hand. */
@@ -322,18 +317,8 @@ async function rawMariadbOnce(root: string, address: string, i: number): Promise
   return elapsed;
 }
 
-async function measureRawMariadb(): Promise<number[]> {
-  const dir = await makeDataDir('coffer-bench-raw-mariadb');
-  const samples: number[] = [];
-  try {
-    for (let i = 0; i <= runs; i++) {
-      const elapsed = await rawMariadbOnce(dir.path, `${subnet}.0.3`, i);
-      if (i > 0) samples.push(elapsed);
-    }
-  } finally {
-    await dir.remove();
-  }
-  return samples;
+function measureRawMariadb(): Promise<number[]> {
+  return measureRawRuns('coffer-bench-raw-mariadb', (root, i) => rawMariadbOnce(root, `${subnet}.0.3`, i));
 }
 
 async function main(): Promise<void> {
