@@ -4,34 +4,25 @@ import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { request, trove, waitForInstance, type Session } from '../support/api-client.js';
 import { join } from 'node:path';
-import { freePort, runCli, startRole, type RoleProcess } from '../support/coffer-process.js';
-import { makeDataDir } from '../support/temp-dir.js';
-import { adminSession, appPassword, createInstance, deleteAndVerifyGone, waitActive } from './instance-lifecycle.js';
+import { runCli } from '../support/coffer-process.js';
+import { appPassword, createInstance, deleteAndVerifyGone, waitActive } from './instance-lifecycle.js';
+import { startServe, type ServeRun } from './serve-run.js';
 
 // `coffer serve` end to end: restart, resize of the flavor and of the volume, an access update
 // and reset_status on one real PostgreSQL instance, each checked on the engine itself.
 
 const adminPassword = 'Actions-admin-pass-1234';
-let dataDir: { path: string; remove: () => Promise<void> };
-let serve: RoleProcess;
+let run: ServeRun;
+let dataDir: ServeRun['dataDir'];
 let session: Session;
 let baseUrl: string;
 
 before(async () => {
-  dataDir = await makeDataDir('coffer-e2e-actions');
-  const port = await freePort();
-  serve = startRole(['serve', '--port', String(port), '--data-dir', dataDir.path, '--address-pool', '127.95.0.0/24'], {
-    COFFER_ADMIN_PASSWORD: adminPassword,
-  });
-  await serve.waitFor(/serving the Trove API/, 60_000);
-  baseUrl = `http://127.0.0.1:${port}`;
-  session = await adminSession(baseUrl, adminPassword);
+  run = await startServe('coffer-e2e-actions', adminPassword, ['--address-pool', '127.95.0.0/24']);
+  ({ dataDir, session, baseUrl } = run);
 });
 
-after(async () => {
-  await serve?.stop();
-  await dataDir?.remove();
-});
+after(() => run?.stop());
 
 /** Runs `sql` as the instance's user, connecting from `localAddress` when given. */
 async function query(instance: any, sql: string, localAddress?: string): Promise<any[]> {

@@ -1,33 +1,26 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { makeDataDir } from '../support/temp-dir.js';
-import { freePort, runCli, startRole, type RoleProcess } from '../support/coffer-process.js';
+import { runCli } from '../support/coffer-process.js';
 import { join } from 'node:path';
 import pg from 'pg';
 import type { Session } from '../support/api-client.js';
-import { adminSession, connectAndWrite, createInstance, deleteAndVerifyGone, waitActive } from './instance-lifecycle.js';
+import { connectAndWrite, createInstance, deleteAndVerifyGone, waitActive } from './instance-lifecycle.js';
+import { startServe, type ServeRun } from './serve-run.js';
 
 // `coffer serve`: every role in one process, SQLite state, in-process bus, local compute.
 
 const adminPassword = 'Serve-admin-pass-1234';
-let dataDir: { path: string; remove: () => Promise<void> };
-let serve: RoleProcess;
+let run: ServeRun;
+let dataDir: ServeRun['dataDir'];
 let baseUrl: string;
 let session: Session;
 
 before(async () => {
-  dataDir = await makeDataDir('coffer-e2e-serve');
-  const port = await freePort();
-  baseUrl = `http://127.0.0.1:${port}`;
-  serve = startRole(['serve', '--port', String(port), '--data-dir', dataDir.path], { COFFER_ADMIN_PASSWORD: adminPassword });
-  await serve.waitFor(/serving the Trove API/, 60_000);
-  session = await adminSession(baseUrl, adminPassword);
+  run = await startServe('coffer-e2e-serve', adminPassword);
+  ({ dataDir, session, baseUrl } = run);
 });
 
-after(async () => {
-  await serve?.stop();
-  await dataDir?.remove();
-});
+after(() => run?.stop());
 
 test('an instance created over HTTP becomes ACTIVE/HEALTHY, accepts its user, and is deleted without a trace', async () => {
   const created = await createInstance(session, 'e2e-serve');
