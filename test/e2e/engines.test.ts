@@ -7,10 +7,9 @@ import { after, before, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { createConnection, type Connection } from 'mysql2/promise';
 import { login, request, trove, waitForInstance, type Session } from '../support/api-client.js';
-import { freePort, startRole, type RoleProcess } from '../support/coffer-process.js';
 import { processesMentioning } from '../support/processes.js';
-import { makeDataDir } from '../support/temp-dir.js';
-import { adminSession, waitActive } from './instance-lifecycle.js';
+import { waitActive } from './instance-lifecycle.js';
+import { startServe, type ServeRun } from './serve-run.js';
 
 // `coffer serve` end to end with every engine this host has: MariaDB and Redis instances made
 // through the Trove API, used with real drivers as the users the API created and as root; the
@@ -19,8 +18,7 @@ import { adminSession, waitActive } from './instance-lifecycle.js';
 
 const adminPassword = 'Engines-admin-pass-1234';
 const memberPassword = 'Engines-member-pass-1234';
-let dataDir: { path: string; remove: () => Promise<void> };
-let serve: RoleProcess;
+let run: ServeRun;
 let admin: Session;
 let member: Session;
 /** instances a test made; one that failed before its delete is removed in after() */
@@ -30,15 +28,9 @@ const created = new Set<string>();
 const activeTimeoutMs = 240_000;
 
 before(async () => {
-  dataDir = await makeDataDir('coffer-e2e-engines');
-  const port = await freePort();
-  serve = startRole(['serve', '--port', String(port), '--data-dir', dataDir.path, '--address-pool', '127.90.2.0/24'], {
-    COFFER_ADMIN_PASSWORD: adminPassword,
-  });
-  await serve.waitFor(/serving the Trove API/, 60_000);
-  const baseUrl = `http://127.0.0.1:${port}`;
-  admin = await adminSession(baseUrl, adminPassword);
-  member = await newMember(baseUrl);
+  run = await startServe('coffer-e2e-engines', adminPassword, ['--address-pool', '127.90.2.0/24']);
+  admin = run.session;
+  member = await newMember(run.baseUrl);
 });
 
 after(async () => {
@@ -56,8 +48,7 @@ after(async () => {
       }
     }
   }
-  await serve?.stop();
-  await dataDir?.remove();
+  await run?.stop();
 });
 
 /** A user with the member role in a project of its own, made through Keystone's API. */
@@ -139,7 +130,7 @@ const byName = (a: FoundVersion, b: FoundVersion) => a.name.localeCompare(b.name
 
 /** Pids whose command line names the instance, or whose working directory is inside it (Redis renames its process title). */
 function engineProcesses(id: string): number[] {
-  const instanceDir = join(dataDir.path, 'instances', id);
+  const instanceDir = join(run.dataDir.path, 'instances', id);
   const pids = new Set(processesMentioning(id));
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -173,7 +164,7 @@ async function deleteAndCheckGone(id: string): Promise<void> {
   }
   await expect('DELETE', `/instances/${id}`, 202);
   await waitForInstance(admin, id, (_i, status) => status === 404, 120_000);
-  assert.equal(existsSync(join(dataDir.path, 'instances', id)), false, 'instance directory removed');
+  assert.equal(existsSync(join(run.dataDir.path, 'instances', id)), false, 'instance directory removed');
   for (const pid of running) assert.equal(existsSync(`/proc/${pid}`), false, `engine process ${pid} has exited`);
   assert.deepEqual(engineProcesses(id), [], 'no engine process of the instance is left');
   if (process.getuid?.() === 0) assert.equal(userExists(owners[0]!), false, `the instance's OS user ${owners[0]} is removed`);
