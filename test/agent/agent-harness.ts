@@ -4,19 +4,38 @@ import { startAgent, type Agent, type AgentOptions } from '../../src/agent/index
 import {
   conductorContract,
   conductorTopic,
+  createRpcClient,
+  guestContract,
+  guestTopic,
   InProcessTransport,
   serveRpc,
+  type agentContract,
   type EngineVersionReport,
   type GuestServiceStatus,
+  type RpcClient,
+  type ServerInfo,
   type Subscription,
 } from '../../src/bus/index.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { cleanUp, randomPool, suffix } from '../guest/engine-fixture.js';
 import { removeInstanceUsersUnder } from '../support/instance-users.js';
 import { tempDataDir } from '../support/temp-dir.js';
+import { waitUntil } from '../support/wait.js';
 
 // Shared by the agent integration tests: real agents on an in-process bus, seen through a fake
 // conductor that records heartbeats, and cleaned up (engines killed, directories removed) after.
+
+/** What the agent tests create: PostgreSQL 15 on a small flavor. */
+export const flavor = { id: 'small', ramMb: 512, vcpus: 1 };
+export const engine = { manager: 'postgresql', version: '15' };
+
+/** A prepare with one database and a user of it, as the agent tests send it. */
+export const prepareInput = (adminPassword: string) => ({
+  memoryMb: flavor.ramMb,
+  databases: [{ name: 'appdb' }],
+  users: [{ name: 'app', password: 'app-Secret-1', databases: [{ name: 'appdb' }] }],
+  adminPassword,
+});
 
 export interface Beat {
   instanceId: string;
@@ -76,7 +95,27 @@ export function agentHarness(dataDirPrefix: string) {
     return { agent, options };
   }
 
-  return { transport, beats, announcements, roots, agents, newAgent };
+  /** Resolves with the index of `instanceId`'s first `status` heartbeat at or after index `from`. */
+  const beat = (instanceId: string, status: GuestServiceStatus, from: number, timeoutMs = 20_000) =>
+    waitUntil(
+      `${status} heartbeat of ${instanceId}`,
+      () => {
+        const index = beats.findIndex((b, i) => i >= from && b.instanceId === instanceId && b.status === status);
+        return index < 0 ? undefined : index;
+      },
+      timeoutMs,
+    );
+
+  /** Creates `instanceId` through `agentRpc` and prepares it with `prepareInput`; resolves once it is HEALTHY. */
+  async function prepared(agentRpc: RpcClient<typeof agentContract>, instanceId: string, adminPassword: string): Promise<ServerInfo> {
+    const server = await agentRpc.createServer({ instanceId, engine, flavor, volumeSizeGb: 1 });
+    const mark = beats.length;
+    await createRpcClient(transport, guestContract, guestTopic(instanceId)).prepare(prepareInput(adminPassword));
+    await beat(instanceId, 'HEALTHY', mark, 30_000);
+    return server;
+  }
+
+  return { transport, beats, announcements, roots, agents, newAgent, beat, prepared };
 }
 
 /** Pids of processes whose command line mentions `dir` or that work in it or below it, even once it is removed. */

@@ -4,40 +4,21 @@ import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Client } from 'pg';
-import { agentContract, agentTopic, createRpcClient, guestContract, guestTopic, type GuestServiceStatus } from '../../src/bus/index.js';
+import { agentContract, agentTopic, createRpcClient, guestContract, guestTopic } from '../../src/bus/index.js';
 import { readPostmasterPid } from '../../src/guest/engines/postgresql/postmaster.js';
 import { isProcessAlive } from '../../src/guest/engines/process-watch.js';
 import { suffix } from '../guest/engine-fixture.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { until, waitUntil } from '../support/wait.js';
-import { agentHarness, processesUsing } from './agent-harness.js';
+import { agentHarness, engine, flavor, prepareInput, processesUsing } from './agent-harness.js';
 
 // The agent through the bus, as the taskmanager and conductor see it: real PostgreSQL
 // processes, a fake conductor that records heartbeats.
 
-const flavor = { id: 'small', ramMb: 512, vcpus: 1 };
-const engine = { manager: 'postgresql', version: '15' };
-
-const prepareInput = (adminPassword: string) => ({
-  memoryMb: flavor.ramMb,
-  databases: [{ name: 'appdb' }],
-  users: [{ name: 'app', password: 'app-Secret-1', databases: [{ name: 'appdb' }] }],
-  adminPassword,
-});
-
 describe('agent', () => {
-  const { transport, beats, announcements, roots, newAgent } = agentHarness('coffer-agent-');
+  const { transport, beats, announcements, roots, newAgent, beat } = agentHarness('coffer-agent-');
 
   /** the first heartbeat of `instanceId` with `status` at or after index `from` */
-  const beat = (instanceId: string, status: GuestServiceStatus, from: number, timeoutMs = 20_000) =>
-    waitUntil(
-      `${status} heartbeat of ${instanceId}`,
-      () => {
-        const index = beats.findIndex((b, i) => i >= from && b.instanceId === instanceId && b.status === status);
-        return index < 0 ? undefined : index;
-      },
-      timeoutMs,
-    );
 
   it('announces the PostgreSQL versions it found', async () => {
     const { options } = await newAgent();

@@ -9,7 +9,7 @@ import { LocalProcessRunner } from '../../src/agent/index.js';
 import { lookupGroup, lookupUser } from '../../src/agent/engine-user.js';
 import { removeInstanceUser } from '../../src/agent/instance-user.js';
 import { chownTree } from '../../src/agent/owner-tree.js';
-import { agentContract, agentTopic, createRpcClient, guestContract, guestTopic } from '../../src/bus/index.js';
+import { agentContract, agentTopic, createRpcClient } from '../../src/bus/index.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { openStateStore } from '../../src/db/index.js';
 import { engineRegistry } from '../../src/guest/index.js';
@@ -20,15 +20,13 @@ import { secureDataDir } from '../../src/main/data-dir.js';
 import { suffix } from '../guest/engine-fixture.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { until, waitUntil } from '../support/wait.js';
-import { agentHarness } from './agent-harness.js';
+import { agentHarness, engine, flavor } from './agent-harness.js';
 
 // The agent as root (how CI and production run it): a tenant's superuser can run programs as
 // its engine's OS user (COPY ... PROGRAM). Each instance has a user of its own, which can read
 // its own engine's files and nothing of another instance's, of the warm pool's or of Coffer's.
 
 const run = promisify(execFile);
-const flavor = { id: 'small', ramMb: 512, vcpus: 1 };
-const engine = { manager: 'postgresql', version: '15' };
 const kind = `postgresql-${engine.version}`;
 
 /** Runs `args` as `user`; what it printed, or the error when it failed. */
@@ -49,7 +47,7 @@ async function uidOf(pid: number): Promise<number> {
 const notRoot = process.getuid?.() !== 0 && 'only root gives each instance an OS user of its own';
 
 describe('instance isolation', { skip: notRoot }, () => {
-  const { transport, beats, roots, announcements, newAgent } = agentHarness('coffer-iso-');
+  const { transport, beats, roots, announcements, newAgent, prepared } = agentHarness('coffer-iso-');
 
   it('announces each engine version with the capabilities its engine declares, root included', async () => {
     const { options } = await newAgent({ warmPoolSize: 0 });
@@ -83,16 +81,7 @@ describe('instance isolation', { skip: notRoot }, () => {
     for (const name of ['a', 'b']) {
       const instanceId = `iso-${name}-${suffix()}`;
       const adminPassword = `adm-${suffix()}`;
-      const server = await agentRpc.createServer({ instanceId, engine, flavor, volumeSizeGb: 1 });
-      const mark = beats.length;
-      await createRpcClient(transport, guestContract, guestTopic(instanceId)).prepare({
-        memoryMb: flavor.ramMb,
-        databases: [{ name: 'appdb' }],
-        users: [{ name: 'app', password: 'app-Secret-1', databases: [{ name: 'appdb' }] }],
-        adminPassword,
-      });
-      await until(`HEALTHY of ${instanceId}`, () =>
-        beats.some((b, i) => i >= mark && b.instanceId === instanceId && b.status === 'HEALTHY'), 30_000);
+      const server = await prepared(agentRpc, instanceId, adminPassword);
       const dir = join(dataDir, 'instances', instanceId);
       const { osUser } = JSON.parse(await readFile(join(dir, 'instance.json'), 'utf8')) as { osUser: string };
       const identity = (await lookupUser(osUser))!;
@@ -209,15 +198,7 @@ describe('instance isolation', { skip: notRoot }, () => {
     const agentRpc = createRpcClient(transport, agentContract, agentTopic(options.host));
     const instanceId = `iso-old-${suffix()}`;
     const dir = join(options.dataDir, 'instances', instanceId);
-    const server = await agentRpc.createServer({ instanceId, engine, flavor, volumeSizeGb: 1 });
-    let mark = beats.length;
-    await createRpcClient(transport, guestContract, guestTopic(instanceId)).prepare({
-      memoryMb: flavor.ramMb,
-      databases: [{ name: 'appdb' }],
-      users: [{ name: 'app', password: 'app-Secret-1', databases: [{ name: 'appdb' }] }],
-      adminPassword: `adm-${suffix()}`,
-    });
-    await until('HEALTHY', () => beats.some((x, i) => i >= mark && x.instanceId === instanceId && x.status === 'HEALTHY'), 30_000);
+    const server = await prepared(agentRpc, instanceId, `adm-${suffix()}`);
     const query = async (sql: string) => {
       const client = new Client({ host: server.address, port: server.port, user: 'app', password: 'app-Secret-1', database: 'appdb' });
       await client.connect();
@@ -250,7 +231,7 @@ describe('instance isolation', { skip: notRoot }, () => {
     const oldPid = (await readPostmasterPid(join(dir, 'data')))!.pid;
     assert.equal(await uidOf(oldPid), poolUser.uid);
 
-    mark = beats.length;
+    const mark = beats.length;
     await newAgent({ dataDir: options.dataDir, host: options.host, addressPool: options.addressPool, warmPoolSize: 0 });
     await until('HEALTHY again', () => beats.some((x, i) => i >= mark && x.instanceId === instanceId && x.status === 'HEALTHY'), 30_000);
     const { osUser } = JSON.parse(await readFile(join(dir, 'instance.json'), 'utf8')) as { osUser: string };

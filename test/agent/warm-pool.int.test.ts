@@ -9,8 +9,6 @@ import {
   agentContract,
   agentTopic,
   createRpcClient,
-  guestContract,
-  guestTopic,
   type RpcClient,
   type ServerInfo,
 } from '../../src/bus/index.js';
@@ -18,13 +16,11 @@ import { withAdminClient } from '../../src/guest/engines/postgresql/admin.js';
 import { localRunner, ownerOf, suffix } from '../guest/engine-fixture.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { until } from '../support/wait.js';
-import { agentHarness, processesUsing } from './agent-harness.js';
+import { agentHarness, engine, processesUsing } from './agent-harness.js';
 
 // The agent's warm pool with real PostgreSQL: clusters made ahead of time by initdb, each
 // handed to one create only, refilled, cleaned after a crash, stopped with the agent.
 
-const flavor = { id: 'small', ramMb: 512, vcpus: 1 };
-const engine = { manager: 'postgresql', version: '15' };
 const kind = `postgresql-${engine.version}`;
 /** a pool initdb runs at low priority next to other tests: give it time */
 const fillTimeoutMs = 60_000;
@@ -47,7 +43,7 @@ async function ownersUnder(root: string): Promise<Set<number>> {
 
 describe('agent warm pool', () => {
   const harness = agentHarness('coffer-wpa-');
-  const { transport, beats, roots, agents } = harness;
+  const { transport, roots, agents } = harness;
 
   async function newAgent(overrides: Partial<AgentOptions> = {}) {
     const { agent, options } = await harness.newAgent(overrides);
@@ -61,20 +57,7 @@ describe('agent warm pool', () => {
   /** creates and prepares an instance; resolves once it is HEALTHY */
   async function prepared(agentRpc: RpcClient<typeof agentContract>, adminPassword: string) {
     const instanceId = `inst-${suffix()}`;
-    const server = await agentRpc.createServer({ instanceId, engine, flavor, volumeSizeGb: 1 });
-    const mark = beats.length;
-    await createRpcClient(transport, guestContract, guestTopic(instanceId)).prepare({
-      memoryMb: flavor.ramMb,
-      databases: [{ name: 'appdb' }],
-      users: [{ name: 'app', password: 'app-Secret-1', databases: [{ name: 'appdb' }] }],
-      adminPassword,
-    });
-    await until(
-      `HEALTHY of ${instanceId}`,
-      () => beats.some((b, i) => i >= mark && b.instanceId === instanceId && b.status === 'HEALTHY'),
-      30_000,
-    );
-    return { instanceId, server };
+    return { instanceId, server: await harness.prepared(agentRpc, instanceId, adminPassword) };
   }
 
   const connect = async (server: ServerInfo, user: string, password: string, database = 'appdb') => {
