@@ -21,6 +21,7 @@ import { startConductor, type Conductor } from '../../src/conductor/index.js';
 import { openStateStore, type InstanceAccess, type StateStore, type TaskKind, type TaskRow, type TaskStatusName } from '../../src/db/index.js';
 import { startTaskmanager, type Taskmanager } from '../../src/taskmanager/index.js';
 import { fakeGuestHandlers } from '../support/fake-guest.js';
+import { activePostgresql15 } from './datastore-fixture.js';
 import { eventually } from '../support/wait.js';
 
 // The restart, resize and access flows inside one process: the real taskmanager and conductor
@@ -63,17 +64,7 @@ afterEach(async () => {
 /** A running instance, as a finished create leaves it. */
 async function runningInstance(access: InstanceAccess | null = null): Promise<string> {
   const id = randomUUID();
-  const datastore = await store.datastores.ensureDatastore('postgresql', randomUUID());
-  const version = await store.datastores.upsertVersion({
-    id: randomUUID(),
-    datastoreId: datastore.id,
-    name: '15',
-    version: '15.19',
-    manager: 'postgresql',
-    active: true,
-    inactiveReason: null,
-    updatedAt: new Date(),
-  });
+  const version = await activePostgresql15(store);
   const now = new Date();
   await store.instances.create({
     id,

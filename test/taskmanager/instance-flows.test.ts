@@ -22,6 +22,7 @@ import { startConductor, type Conductor } from '../../src/conductor/index.js';
 import { openStateStore, type InstanceRow, type StateStore, type TaskRow } from '../../src/db/index.js';
 import { startTaskmanager, type Taskmanager, type TaskmanagerOptions } from '../../src/taskmanager/index.js';
 import { fakeGuestHandlers, noCapabilities } from '../support/fake-guest.js';
+import { activePostgresql15 } from './datastore-fixture.js';
 import { eventually } from '../support/wait.js';
 
 // The create and delete flows end to end inside one process: the real taskmanager and conductor
@@ -116,17 +117,7 @@ async function startWorld(
   const transport = new InProcessTransport();
   const conductor: Conductor = await startConductor({ store, transport, logger: silentLogger() });
   await store.flavors.upsert({ id: 'f-small', name: 'small', ramMb: 512, vcpus: 1, diskGb: 1, ephemeralGb: 0 });
-  const datastore = await store.datastores.ensureDatastore('postgresql', randomUUID());
-  const version = await store.datastores.upsertVersion({
-    id: randomUUID(),
-    datastoreId: datastore.id,
-    name: '15',
-    version: '15.19',
-    manager: 'postgresql',
-    active: true,
-    inactiveReason: null,
-    updatedAt: new Date(),
-  });
+  const version = await activePostgresql15(store);
   const taskmanager = await startTaskmanager({
     store: taskmanagerStore(store),
     transport,
