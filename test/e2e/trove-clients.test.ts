@@ -3,7 +3,6 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { freePort, startRole, type RoleProcess } from '../support/coffer-process.js';
 import {
   describeRun,
   lastJson,
@@ -13,8 +12,8 @@ import {
   type Credentials,
 } from '../support/openstack-clients.js';
 import { login, request, trove as troveUrl } from '../support/api-client.js';
-import { makeDataDir } from '../support/temp-dir.js';
 import { eventually } from '../support/wait.js';
+import { startServe, type ServeRun } from './serve-run.js';
 
 // The proof that Trove's own clients work against Coffer unchanged: a real `coffer serve`, and
 // Debian's python3-openstackclient (OSC 6.0 with python-troveclient 8.0's plugin) and `trove`
@@ -33,8 +32,7 @@ const waitMs = 120_000;
 /** a guard against a hung step, not a measure: client commands take seconds each on a busy machine */
 const stepMs = 600_000;
 
-let dataDir: { path: string; remove: () => Promise<void> };
-let serve: RoleProcess;
+let run: ServeRun;
 let baseUrl = '';
 let admin: Credentials;
 let member: Credentials;
@@ -45,24 +43,21 @@ let instanceAddress = '';
 const passwordsSeen = [adminPassword, memberPassword, appPassword, bobPassword, rootPassword];
 
 before(async () => {
-  dataDir = await makeDataDir('coffer-e2e-clients');
-  const port = await freePort();
-  serve = startRole(
-    ['serve', '--port', String(port), '--data-dir', dataDir.path, '--address-pool', addressPool, '--warm-pool-size', '1'],
+  run = await startServe('coffer-e2e-clients', adminPassword, [
+    '--address-pool', addressPool,
+    '--warm-pool-size', '1',
     // Trove's 200 requests a minute per verb is within reach of a client polling and resolving
     // names; the limit is raised, not turned off, so that GET /limits still lists it.
-    { COFFER_ADMIN_PASSWORD: adminPassword, COFFER_RATE_LIMIT: '100000' },
-  );
-  await serve.waitFor(/serving the Trove API/, 60_000);
-  baseUrl = `http://127.0.0.1:${port}`;
+    '--rate-limit', '100000',
+  ]);
+  baseUrl = run.baseUrl;
   const authUrl = `${baseUrl}/identity/v3`;
   admin = { authUrl, user: 'admin', password: adminPassword, project: 'admin' };
   member = { authUrl, user: 'clients-member', password: memberPassword, project: 'clients-project' };
 });
 
 after(async () => {
-  await serve?.stop();
-  await dataDir?.remove();
+  await run?.stop();
 });
 
 /** Runs `openstack <args>` and insists that it succeeded. */
@@ -451,7 +446,7 @@ describe('OpenStack clients against coffer serve', { concurrency: 1 }, () => {
   });
 
   test('no password reached the log of coffer serve', async () => {
-    const log = await readFile(join(dataDir.path, 'coffer.log'), 'utf8');
+    const log = await readFile(join(run.dataDir.path, 'coffer.log'), 'utf8');
     assert.ok(log.length > 0, 'coffer serve logs to its data directory');
     for (const password of passwordsSeen) assert.ok(!log.includes(password), 'a password is in coffer.log');
   });
