@@ -90,7 +90,7 @@ function memoryHandlers(engine: MemoryEngine): Partial<GuestHandlers> {
     }),
     enableRoot: record('enableRoot', async ({ password }) => {
       engine.rootPassword = password;
-      return { name: 'postgres' };
+      return { name: 'root' };
     }),
     disableRoot: record('disableRoot', async () => {
       engine.rootPassword = undefined;

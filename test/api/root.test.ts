@@ -38,7 +38,7 @@ test('root: never enabled, enabled with a generated password, disabled, and stil
   const enabled = await send('POST', pg.id);
   assert.equal(enabled.statusCode, 200, enabled.body);
   const { user } = json(enabled);
-  assert.equal(user.name, 'postgres');
+  assert.equal(user.name, 'root');
   assert.match(user.password, /^[A-Za-z0-9]{36}$/);
   assert.equal(pg.engine.rootPassword, user.password);
   assert.notEqual(json(await send('POST', pg.id)).user.password, user.password);
@@ -56,7 +56,7 @@ test('root enable takes the password given, and refuses one the engine could not
   const other = await guestInstance(h, alice, { capabilities: seededCapabilities.postgresql });
   try {
     const res = await send('POST', other.id, { password: 'Chosen-Pass_123' });
-    assert.deepEqual(json(res), { user: { name: 'postgres', password: 'Chosen-Pass_123' } });
+    assert.deepEqual(json(res), { user: { name: 'root', password: 'Chosen-Pass_123' } });
     assert.equal(other.engine.rootPassword, 'Chosen-Pass_123');
     const bad = await send('POST', other.id, { password: "it's" });
     assertFault(bad, 400, 'badRequest', "The password of user 'root' is not a valid password.");

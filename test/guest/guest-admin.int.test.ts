@@ -59,7 +59,7 @@ describe('guest admin calls', () => {
     assert.deepEqual((await rpc.listUsers({})).users, [{ name: 'u', host: '%', databases: [{ name: 'app' }] }]);
     await rejectsWithCode(rpc.createUsers({ users: [{ name: 'u', password: 'x', databases: [] }] }), 'UserAlreadyExists');
     await rejectsWithCode(rpc.deleteDatabase({ name: 'absent' }), 'DatabaseNotFound');
-    assert.deepEqual(await rpc.enableRoot({ password: 'R00t-pass' }), { name: 'postgres' });
+    assert.deepEqual(await rpc.enableRoot({ password: 'R00t-pass' }), { name: 'root' });
     await rpc.disableRoot({});
   });
 

@@ -42,9 +42,9 @@ describe('postgresql admin statements', () => {
   });
 
   it('creates or alters root as a superuser with a quoted password', () => {
-    assert.equal(enableRootStatement(false, "p'w"), `CREATE ROLE "postgres" WITH SUPERUSER LOGIN PASSWORD 'p''w'`);
-    assert.equal(enableRootStatement(true, 'p\\w'), `ALTER ROLE "postgres" WITH SUPERUSER LOGIN PASSWORD  E'p\\\\w'`);
-    assert.equal(disableRootStatement("x'; ALTER ROLE y"), `ALTER ROLE "postgres" WITH NOLOGIN PASSWORD 'x''; ALTER ROLE y'`);
+    assert.equal(enableRootStatement(false, "p'w"), `CREATE ROLE "root" WITH SUPERUSER LOGIN PASSWORD 'p''w'`);
+    assert.equal(enableRootStatement(true, 'p\\w'), `ALTER ROLE "root" WITH SUPERUSER LOGIN PASSWORD  E'p\\\\w'`);
+    assert.equal(disableRootStatement("x'; ALTER ROLE y"), `ALTER ROLE "root" WITH NOLOGIN PASSWORD 'x''; ALTER ROLE y'`);
   });
 
   it('passes printable ASCII passwords as SCRAM verifiers and refuses a NUL', async () => {

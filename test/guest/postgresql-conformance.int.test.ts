@@ -59,7 +59,7 @@ runEngineConformance<Client>({
     return (await client.query<{ shared_buffers: string }>('SHOW shared_buffers')).rows[0]!.shared_buffers;
   },
   adminUser: 'os_admin',
-  rootUser: 'postgres',
+  rootUser: 'root',
   characterSet: { characterSet: 'LATIN1', collate: 'C' },
   cleanUp,
 });

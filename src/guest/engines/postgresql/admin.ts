@@ -14,10 +14,10 @@ type UserSpec = PrepareInput['users'][number];
 export const adminRole = 'os_admin';
 
 /** The superuser `root.enable` creates (Trove's root user on PostgreSQL). */
-export const rootRole = 'postgres';
+export const rootRole = 'root';
 
 // Trove's ignore_users / ignore_dbs for PostgreSQL, plus the templates.
-export const reservedRoles: ReadonlySet<string> = new Set([adminRole, rootRole, 'root']);
+export const reservedRoles: ReadonlySet<string> = new Set([adminRole, rootRole, 'postgres']);
 export const reservedDatabases: ReadonlySet<string> = new Set([adminRole, 'postgres', 'template0', 'template1']);
 
 /** PostgreSQL silently truncates longer names to 63 bytes, which would create a different name. */

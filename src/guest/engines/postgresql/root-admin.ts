@@ -11,8 +11,8 @@ import {
 } from './admin.js';
 import { terminateSessions } from './user-admin.js';
 
-// Root is the role `postgres` as a superuser that logs in with the tenant's password, as on a
-// stock PostgreSQL. Disabled, it keeps existing (objects it created stay owned) but cannot log in.
+// Root is the role `root` (as Trove 18 names it) as a superuser that logs in with the tenant's password.
+// Disabled, it keeps existing (objects it created stay owned) but cannot log in.
 
 export class PostgresqlRootAdmin implements RootAdmin {
   constructor(private readonly endpoint: () => Promise<AdminEndpoint>) {}
