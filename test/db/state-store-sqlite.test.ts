@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -69,6 +69,29 @@ describe('openStateStore on SQLite specifics', () => {
       }), { code: 'NotFound' });
     } finally {
       await store.close();
+    }
+  });
+
+  it("a finished task's payload (user passwords) is gone from the file, not left in a free page", async () => {
+    const fresh = await freshFile();
+    try {
+      const store = await openStateStore(fresh.url);
+      const secret = `Pw-${uid()}-not-in-the-file`;
+      const t = task(uid(), { payload: { users: [{ name: 'app', password: secret }] } });
+      await store.tasks.create(t);
+      // the payload reaches the file itself, as it does when a create outlives a checkpoint
+      const raw = new BetterSqlite3(fresh.path);
+      raw.pragma('wal_checkpoint(TRUNCATE)');
+      raw.close();
+      assert.equal((await readFile(fresh.path)).includes(secret), true);
+      assert.ok(await store.tasks.claim(t.id, 'w', 60_000, new Date()));
+      assert.ok(await store.tasks.finish(t.id, 'w', 'done'));
+      await store.close();
+      // closing checkpoints the WAL into the file and removes it: the file is all there is
+      assert.equal(existsSync(`${fresh.path}-wal`), false);
+      assert.equal((await readFile(fresh.path)).includes(secret), false);
+    } finally {
+      await fresh.drop();
     }
   });
 
