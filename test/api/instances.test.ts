@@ -6,6 +6,7 @@ import { newUuid } from '../../src/common/ids.js';
 import type { ServiceStatusName } from '../../src/db/index.js';
 import { adminSession, json, memberSession, seedDatastores, startHarness, type Harness, type Session } from './api-harness.js';
 import { fakeGuestHandlers } from '../support/fake-guest.js';
+import { localVolumeType } from '../../src/api/trove/volume-types.js';
 import { until } from '../support/wait.js';
 
 let h: Harness;
@@ -163,6 +164,7 @@ describe('POST /instances', () => {
     ['no volume', () => create(alice, body({ volume: undefined })), 400, 'badRequest', 'Volume size was not specified.'],
     ['volume size 0', () => create(alice, body({ volume: { size: 0 } })), 400, 'badRequest', 'Validation error: instance.volume.size'],
     ['volume too big', () => create(alice, body({ volume: { size: 11 } })), 413, 'overLimit', "Volume 'size' cannot exceed maximum of 10 GB, 11 cannot be accepted."],
+    ['unknown volume type', () => create(alice, body({ volume: { size: 1, type: 'ssd' } })), 400, 'badRequest', 'Volume type ssd cannot be found'],
     ['database name too short', () => create(alice, body({ databases: [{ name: 'a' }], users: [] })), 400, 'badRequest', "'a' is not a valid schema name."],
     ['database name with a slash', () => create(alice, body({ databases: [{ name: 'bad/name' }], users: [] })), 400, 'badRequest', "'bad/name' is not a valid schema name."],
     ['database name too long', () => create(alice, body({ databases: [{ name: 'x'.repeat(65) }], users: [] })), 400, 'badRequest', 'is too long. Max length = 64.'],
@@ -179,6 +181,13 @@ describe('POST /instances', () => {
     ['replica_of', () => create(alice, body({ replica_of: newUuid() })), 501, 'notImplemented', 'Replication'],
     ["another project's id in the URL", () => h.app.inject({ method: 'POST', url: url(bob), headers: headers(alice), payload: body() }), 403, 'forbidden', () => `User with tenant id ${alice.projectId} cannot access this resource.`],
   ];
+
+  test('accepts the one volume type, local, by name or id, and no type', async () => {
+    for (const type of ['local', localVolumeType.id, null]) {
+      const res = await create(alice, body({ volume: { size: 1, type } }));
+      assert.equal(res.statusCode, 200, res.body);
+    }
+  });
 
   for (const [name, send, status, fault, message] of rejected) {
     test(`rejects ${name} with ${status} ${fault} and creates nothing`, async () => {

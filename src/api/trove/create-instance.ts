@@ -16,6 +16,7 @@ import type { CreateInstanceBody } from './instance-create-schema.js';
 import { enforceQuota } from './quota-enforcement.js';
 import type { InstanceViewData } from './instance-views.js';
 import type { TroveDeps } from './trove-deps.js';
+import { localVolumeType } from './volume-types.js';
 import { wakeTaskmanager } from './wake-taskmanager.js';
 
 // POST /instances, in Trove's validation order (reference 2.2): policy, unsupported features,
@@ -115,6 +116,10 @@ export async function createInstance(
 
   const size = input.volume?.size;
   if (size === undefined) throw new CofferError('BadRequest', 'Volume size was not specified.');
+  const volumeType = input.volume?.type;
+  if (volumeType != null && volumeType !== localVolumeType.name && volumeType !== localVolumeType.id) {
+    throw new CofferError('BadRequest', `Volume type ${volumeType} cannot be found: Coffer has one volume type, "${localVolumeType.name}".`);
+  }
   const sizeGb = Number(size);
   if (sizeGb > deps.maxVolumeSizeGb) {
     throw new CofferError(
