@@ -68,12 +68,17 @@ export async function findInstanceUser(name: string): Promise<EngineIdentity> {
   return identity;
 }
 
-/** Pids whose real, effective, saved or filesystem uid is `uid`. */
+/**
+ * Pids whose real, effective, saved or filesystem uid is `uid`. Zombies are left out: they run
+ * nothing, SIGKILL cannot end them, and where PID 1 does not reap orphans (as in some containers)
+ * an engine that outlived its agent stays one after it stops. userdel does not count them either.
+ */
 async function processesOf(uid: number): Promise<number[]> {
   const found: number[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const status = await readFile(`/proc/${name}/status`, 'utf8').catch(() => '');
+    if (/^State:\s+Z/m.test(status)) continue;
     const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/).map(Number) ?? [];
     if (uids.includes(uid)) found.push(Number(name));
   }

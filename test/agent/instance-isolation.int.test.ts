@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { access, chmod, chown, lstat, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -45,6 +45,15 @@ async function uidOf(pid: number): Promise<number> {
 }
 
 const notRoot = process.getuid?.() !== 0 && 'only root gives each instance an OS user of its own';
+
+async function zombiesOf(uid: number): Promise<string[]> {
+  const found: string[] = [];
+  for (const pid of await readdir('/proc')) {
+    const status = /^\d+$/.test(pid) ? await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '') : '';
+    if (/^State:\s+Z/m.test(status) && new RegExp(`^Uid:\\s+${uid}\\s`, 'm').test(status)) found.push(pid);
+  }
+  return found;
+}
 
 describe('instance isolation', { skip: notRoot }, () => {
   const { transport, beats, roots, announcements, newAgent, prepared } = agentHarness('coffer-iso-');
@@ -162,8 +171,12 @@ describe('instance isolation', { skip: notRoot }, () => {
     assert.equal(await lookupUser(a.identity.name), undefined, 'the instance user is removed');
     await assert.rejects(access(leftover), 'files the user left in /tmp are removed');
     assert.ok(!(await segments()).includes(segment), 'its shared memory segment is removed');
+    // a zombie runs nothing; one may linger where PID 1 is slow to reap the orphans
+    const zombies = await zombiesOf(a.identity.uid);
     const status = await Promise.all(
-      (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map((pid) => uidOf(Number(pid)).catch(() => -1)),
+      (await readdir('/proc'))
+        .filter((n) => /^\d+$/.test(n) && !zombies.includes(n))
+        .map((pid) => uidOf(Number(pid)).catch(() => -1)),
     );
     assert.ok(!status.includes(a.identity.uid), 'no process of the removed user is left');
     await tenantEnded;
@@ -248,5 +261,24 @@ describe('instance isolation', { skip: notRoot }, () => {
     assert.deepEqual(await query('SELECT v FROM t'), [{ v: 'kept' }]);
     assert.deepEqual(await agentRpc.deleteServer({ instanceId }), { deleted: true });
     assert.equal(await lookupUser(osUser), undefined);
+  });
+
+  it('removes an instance user whose exited process lingers as a zombie nobody reaps', async () => {
+    const name = `coffer-zz${suffix()}`.slice(0, 32);
+    await run('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', name]);
+    const user = (await lookupUser(name))!;
+    // sh forks a process of the user that exits at once, then becomes `sleep`, which never reaps
+    // it: a zombie of the user, as an engine orphaned under a PID 1 that does not reap leaves
+    const parent = spawn('sh', ['-c', `setpriv --reuid=${user.uid} --regid=${user.gid} --clear-groups true & exec sleep 60`], {
+      stdio: 'ignore',
+    });
+    try {
+      await until('a zombie of the user', async () => (await zombiesOf(user.uid)).length > 0, 10_000);
+      await removeInstanceUser(name, silentLogger());
+      assert.equal(await lookupUser(name), undefined);
+    } finally {
+      parent.kill('SIGKILL');
+      await run('userdel', [name]).catch(() => undefined);
+    }
   });
 });

@@ -156,11 +156,11 @@ describe('coffer root', () => {
 
     const enabled = await cli('root', 'enable', 'mypg');
     assert.equal(enabled.code, 0, enabled.stderr);
-    assert.match(enabled.stdout, /^Root is enabled on mypg\.\n  user: +postgres\n  password: (\S{36})\n$/);
+    assert.match(enabled.stdout, /^Root is enabled on mypg\.\n  user: +root\n  password: (\S{36})\n$/);
     assert.equal(pg.engine.rootPassword, /password: (\S+)/.exec(enabled.stdout)?.[1]);
 
     const chosen = await runCli(dir, ['root', 'enable', 'mypg', '--password-stdin', '--json'], { stdin: Readable.from(['Root-pass-123\n']) });
-    assert.deepEqual(JSON.parse(chosen.stdout), { name: 'postgres', password: 'Root-pass-123' });
+    assert.deepEqual(JSON.parse(chosen.stdout), { name: 'root', password: 'Root-pass-123' });
 
     assert.equal((await cli('root', 'disable', 'mypg')).stdout, 'Root is disabled on mypg.\n');
     assert.equal(pg.engine.rootPassword, undefined);
