@@ -1,77 +1,31 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { createConnection } from 'mysql2/promise';
 import type { LightMyRequestResponse } from 'fastify';
-import pg from 'pg';
 import { hostileNames, longStrings } from '../support/hostile-corpus.js';
+import { serverDatabases, type ScratchDatabase } from '../support/server-databases.js';
 import { adminSession, json, memberSession, seedDatastores, startHarness, type Harness, type Session } from './api-harness.js';
 
 // Hostile strings through the API into a real PostgreSQL and MariaDB state store, where SQLite
 // forgives what they refuse: a NUL in a PostgreSQL text value, a string it cannot encode. Every
 // string is stored and read back exactly, or refused with a 4xx; none is a 500.
 
-const name = () => `coffer_test_${randomBytes(6).toString('hex')}`;
-
-async function postgresUser(): Promise<string> {
-  for (const user of ['postgres', 'root']) {
-    const client = new pg.Client({ connectionString: `postgres://${user}@127.0.0.1:5432/postgres` });
-    try {
-      await client.connect();
-      return user;
-    } catch {
-      // try the next one
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-  }
-  throw new Error('no PostgreSQL at 127.0.0.1:5432 for postgres or root');
-}
-
-const pgUser = await postgresUser();
-const stores = {
-  PostgreSQL: {
-    url: (db: string) => `postgres://${pgUser}@127.0.0.1:5432/${db}`,
-    drop: async (db: string) => {
-      const client = new pg.Client({ connectionString: `postgres://${pgUser}@127.0.0.1:5432/postgres` });
-      await client.connect();
-      try {
-        await client.query(`drop database if exists "${db}" with (force)`);
-      } finally {
-        await client.end();
-      }
-    },
-  },
-  MariaDB: {
-    url: (db: string) => `mariadb://root@127.0.0.1:3306/${db}`,
-    drop: async (db: string) => {
-      const conn = await createConnection({ host: '127.0.0.1', port: 3306, user: 'root' });
-      try {
-        await conn.query(`drop database if exists \`${db}\``);
-      } finally {
-        await conn.end();
-      }
-    },
-  },
-};
-
 const strings = [...hostileNames, longStrings[0]!];
 
-for (const [engine, { url, drop }] of Object.entries(stores)) {
+for (const [engine, scratch] of Object.entries(serverDatabases)) {
   describe(`hostile strings in a ${engine} state store`, () => {
-    const db = name();
+    let db: ScratchDatabase | undefined;
     let h: Harness;
     let admin: Session;
     let alice: Session;
     before(async () => {
-      h = await startHarness({}, url(db));
+      h = await startHarness({}, (db = await scratch()).url);
       admin = await adminSession(h.app);
       alice = await memberSession(h, 'alice');
       await seedDatastores(h.store);
     });
     after(async () => {
       await h?.close();
-      await drop(db);
+      await db?.drop();
     });
 
     const send = (method: 'GET' | 'POST' | 'PATCH', path: string, s: Session, body?: unknown) =>

@@ -1,69 +1,23 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
-import { createConnection } from 'mysql2/promise';
-import pg from 'pg';
+import { serverDatabases, type ScratchDatabase } from '../support/server-databases.js';
 import { adminSession, json, memberSession, seedDatastores, startHarness } from './api-harness.js';
 
 // The quota check of POST /instances under real concurrency: on MariaDB and PostgreSQL the API's
 // queries run on a pool of connections, so concurrent creates of one project truly overlap, and
 // only the project's quota lock keeps them from all passing the check on the same free slot.
 
-const name = () => `coffer_test_${randomBytes(6).toString('hex')}`;
-
-async function postgresUser(): Promise<string> {
-  for (const user of ['postgres', 'root']) {
-    const client = new pg.Client({ connectionString: `postgres://${user}@127.0.0.1:5432/postgres` });
-    try {
-      await client.connect();
-      return user;
-    } catch {
-      // try the next one
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-  }
-  throw new Error('no PostgreSQL at 127.0.0.1:5432 for postgres or root');
-}
-
-const pgUser = await postgresUser();
-const databases = {
-  PostgreSQL: {
-    url: (db: string) => `postgres://${pgUser}@127.0.0.1:5432/${db}`,
-    drop: async (db: string) => {
-      const client = new pg.Client({ connectionString: `postgres://${pgUser}@127.0.0.1:5432/postgres` });
-      await client.connect();
-      try {
-        await client.query(`drop database if exists "${db}" with (force)`);
-      } finally {
-        await client.end();
-      }
-    },
-  },
-  MariaDB: {
-    url: (db: string) => `mariadb://root@127.0.0.1:3306/${db}`,
-    drop: async (db: string) => {
-      const conn = await createConnection({ host: '127.0.0.1', port: 3306, user: 'root' });
-      try {
-        await conn.query(`drop database if exists \`${db}\``);
-      } finally {
-        await conn.end();
-      }
-    },
-  },
-};
-
-for (const [engine, { url, drop }] of Object.entries(databases)) {
+for (const [engine, scratch] of Object.entries(serverDatabases)) {
   describe(`quota enforcement on ${engine}`, () => {
-    const db = name();
+    let db: ScratchDatabase | undefined;
     let cleanup: (() => Promise<void>) | undefined;
     after(async () => {
       await cleanup?.();
-      await drop(db);
+      await db?.drop();
     });
 
     test('of eight concurrent creates with one project at 3 of 5 instances, exactly two pass', async () => {
-      const h = await startHarness({}, url(db));
+      const h = await startHarness({}, (db = await scratch()).url);
       cleanup = () => h.close();
       await seedDatastores(h.store);
       const admin = await adminSession(h.app);
