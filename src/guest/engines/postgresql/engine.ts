@@ -40,7 +40,6 @@ import { initdbArguments, postgresqlWarmStart, syncDirectory, takeWarmCluster } 
 // run as another user) thus never writes through a path the engine's user could have turned
 // into a symlink, as it could anywhere inside a directory that user owns.
 
-
 const standardPort = 5432;
 
 const initdbTimeoutMs = 120_000;
