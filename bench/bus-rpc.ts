@@ -1,8 +1,19 @@
 // bench/bus-rpc: sequential and concurrent RPC call latency over RabbitMQ, beside the in-process
-// bus, measured in the same run. `node --import tsx bench/bus-rpc.ts [amqp url]`
+// bus, each unsigned and signed (as the roles run it), measured in the same run.
+// `node --import tsx bench/bus-rpc.ts [amqp url]`
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { AmqpTransport, InProcessTransport, call, createRpcClient, defineService, serveRpc, type Transport } from '../src/bus/index.js';
+import {
+  AmqpTransport,
+  BusKey,
+  InProcessTransport,
+  SignedTransport,
+  call,
+  createRpcClient,
+  defineService,
+  serveRpc,
+  type Transport,
+} from '../src/bus/index.js';
 
 const echo = defineService('bench', '1.0', { double: call(z.object({ n: z.number() }), z.object({ doubled: z.number() }), 5_000) });
 const url = process.argv[2] ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -29,9 +40,13 @@ async function measure(name: string, server: Transport, client: Transport): Prom
   await server.deleteTopic(topic);
 }
 
+const key = BusKey.generate();
 const memory = new InProcessTransport();
 await measure('in-process', memory, memory);
+const signedMemory = new SignedTransport(memory, { key });
+await measure('in-process, signed', signedMemory, signedMemory);
 await memory.close();
 const [server, client] = await Promise.all([AmqpTransport.connect(url), AmqpTransport.connect(url)]);
 await measure('RabbitMQ', server, client);
+await measure('RabbitMQ, signed', new SignedTransport(server, { key }), new SignedTransport(client, { key }));
 await Promise.all([server.close(), client.close()]);

@@ -50,6 +50,8 @@ export const errorStatus: Readonly<Record<ErrorCode, HttpFault>> = Object.freeze
   BusTimeout: badRequest,
   EngineError: badRequest,
   BusUnavailable: serviceUnavailable,
+  // roles with different bus keys: the deployment is misconfigured, not the request
+  BusMessageRefused: instanceFault,
   NoHostAvailable: serviceUnavailable,
   TaskFailed: instanceFault,
   Internal: instanceFault,

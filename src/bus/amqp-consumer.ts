@@ -102,7 +102,7 @@ export class AmqpConsumer implements Subscription {
     }
     let reply: BusReply;
     try {
-      reply = await this.handler(message);
+      reply = await this.handler(message, { redelivered: msg.fields.redelivered });
     } catch (err) {
       logger.warn({ err, topic: this.topic, requestId: message.context.requestId }, 'bus handler threw; the message will be redelivered');
       const timer = setTimeout(() => {

@@ -29,6 +29,8 @@ interface Envelope {
   payload: string;
   /** set for calls: delivers the first reply; later ones are ignored */
   call?: PendingCall;
+  /** handed to a consumer before and put back unsettled, as AMQP's redelivered flag */
+  redelivered?: boolean;
 }
 
 interface PendingCall {
@@ -132,6 +134,7 @@ export class InProcessTransport implements Transport {
         if (current !== target) return; // the topic was deleted, and its messages with it
         target.consumers = target.consumers.filter((c) => c !== consumer);
         // As a closed AMQP channel does: what the consumer had not settled goes back to the queue.
+        for (const envelope of consumer.unsettled) envelope.redelivered = true;
         target.queue.unshift(...consumer.unsettled);
         consumer.unsettled.clear();
         this.scheduleDispatch(target);
@@ -223,13 +226,14 @@ export class InProcessTransport implements Transport {
   private async deliver(target: Topic, consumer: Consumer, envelope: Envelope): Promise<void> {
     let reply: BusReply;
     try {
-      reply = await consumer.handler(decodeMessage(envelope.payload));
+      reply = await consumer.handler(decodeMessage(envelope.payload), { redelivered: envelope.redelivered === true });
     } catch (err) {
       this.logger.warn({ err, topic: target.name }, 'bus handler threw; the message will be redelivered');
       const timer = setTimeout(() => {
         this.timers.delete(timer);
         // Still ours only if the consumer has not closed meanwhile (close requeued it already).
         if (!consumer.unsettled.delete(envelope)) return;
+        envelope.redelivered = true;
         target.queue.unshift(envelope);
         this.scheduleDispatch(target);
       }, this.redeliveryDelayMs);

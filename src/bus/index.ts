@@ -1,13 +1,31 @@
 // The message bus: typed RPC by topic between Coffer's roles. Contracts (contracts/*.ts) are data
 // that both ends validate against; createRpcClient/serveRpc turn them into typed proxies and
 // handlers over a Transport: in-process for `coffer serve`, AMQP to RabbitMQ for everything else.
+// The roles' transport signs every message and refuses what it cannot verify (SignedTransport).
 import { CofferError } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import { AmqpTransport } from './amqp-transport.js';
 import { InProcessTransport } from './in-process-transport.js';
+import type { BusKey } from './bus-key.js';
+import { SignedTransport } from './signed-transport.js';
 import type { Transport } from './transport.js';
 
-export type { BusMessage, BusReply, MessageHandler, RequestContext, Subscription, Transport } from './transport.js';
+export type {
+  BusMessage,
+  BusReply,
+  Delivery,
+  MessageHandler,
+  MessageSeal,
+  RequestContext,
+  Subscription,
+  Transport,
+} from './transport.js';
+export { BusKey, busKeyHowTo, minBusKeyBytes } from './bus-key.js';
+export type { SealCheck } from './message-seal.js';
+export { checkSeal, sealMessage } from './message-seal.js';
+export type { SignedTransportOptions } from './signed-transport.js';
+export { defaultMaxAgeMs, defaultMaxSkewMs, SignedTransport } from './signed-transport.js';
+export { LogThrottle } from './log-throttle.js';
 export type { CallMethod, CastMethod, MethodContract, ServiceContract } from './contract.js';
 export { call, cast, defineService } from './contract.js';
 export type { RpcClient, RpcClientOptions } from './rpc-client.js';
@@ -24,6 +42,8 @@ export type { AmqpTransportOptions } from './amqp-transport.js';
 export { AmqpTransport } from './amqp-transport.js';
 
 export interface ConnectTransportOptions {
+  /** signs every message sent and checks every message received */
+  key: BusKey;
   logger?: Logger;
   /** unsettled messages per consumer */
   prefetch?: number;
@@ -35,14 +55,15 @@ export interface ConnectTransportOptions {
 
 /**
  * The transport a bus URL names: none, `memory:` or `inproc:` for the in-process bus (every role
- * in this process), `amqp://` or `amqps://` for RabbitMQ.
+ * in this process), `amqp://` or `amqps://` for RabbitMQ; either way signed with `options.key`.
  */
-export async function connectTransport(url: string | undefined, options: ConnectTransportOptions = {}): Promise<Transport> {
+export async function connectTransport(url: string | undefined, options: ConnectTransportOptions): Promise<SignedTransport> {
+  const signed = (inner: Transport) => new SignedTransport(inner, { key: options.key, logger: options.logger });
   const trimmed = url?.trim() ?? '';
   if (trimmed === '' || trimmed === 'memory:' || trimmed === 'inproc:') {
-    return new InProcessTransport({ logger: options.logger, prefetch: options.prefetch });
+    return signed(new InProcessTransport({ logger: options.logger, prefetch: options.prefetch }));
   }
-  if (/^amqps?:\/\//i.test(trimmed)) return AmqpTransport.connect(trimmed, options);
+  if (/^amqps?:\/\//i.test(trimmed)) return signed(await AmqpTransport.connect(trimmed, options));
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(trimmed)?.[1];
   throw new CofferError(
     'BadRequest',

@@ -21,11 +21,36 @@ export interface BusMessage {
   context: RequestContext;
   /** sender's clock, epoch milliseconds (fractional); receivers use it to drop stale messages */
   sentAt: number;
+  /** the sender's signature (signed-transport.ts); absent on what a transport carries unsigned */
+  seal?: MessageSeal;
+}
+
+/** Authenticates one message: an HMAC over the destination topic, the id and every other field. */
+export interface MessageSeal {
+  /** format version of the signed text */
+  v: 1;
+  /** unique per message, so a receiver can tell a replay from a new message */
+  id: string;
+  /** the topic the sender addressed, so a message moved to another queue is refused */
+  topic: string;
+  /** fingerprint of the key it was signed with (BusKey.id) */
+  keyId: string;
+  /** base64 HMAC-SHA256 */
+  mac: string;
+}
+
+/** What the transport knows about one delivery. */
+export interface Delivery {
+  /**
+   * The broker handed this message out before and it was never acknowledged (its handler threw,
+   * or its consumer went away): AMQP's `redelivered` flag, which only the broker sets.
+   */
+  redelivered: boolean;
 }
 
 export type BusReply = { ok: true; result: unknown } | { ok: false; error: WireError };
 
-export type MessageHandler = (message: BusMessage) => Promise<BusReply>;
+export type MessageHandler = (message: BusMessage, delivery: Delivery) => Promise<BusReply>;
 
 export interface Subscription {
   /** stop consuming; messages not yet taken stay queued for other consumers */

@@ -30,6 +30,7 @@ export const errorCodes = [
   'GuestTimeout', // the guest did not answer in time (400, as Trove)
   'BusTimeout', // an RPC call got no reply in time
   'BusUnavailable', // the transport is closed or cannot reach the broker
+  'BusMessageRefused', // a receiver refused a bus message: unsigned, another key, misaimed, expired or replayed
   'NoHostAvailable', // no agent is alive to place an instance
   'EngineError', // an engine command failed
   'TaskFailed',

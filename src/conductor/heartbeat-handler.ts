@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { conductorContract, MessageMeta } from '../bus/index.js';
+import { LogThrottle, type conductorContract, type MessageMeta } from '../bus/index.js';
 import { newUuid } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
@@ -12,6 +12,9 @@ type Heartbeat = z.output<typeof conductorContract.methods.heartbeat.input>;
  * as Trove's conductor does with its `sent` stamp.
  */
 export function heartbeatHandler(store: StateStore, logger: Logger) {
+  // Queue names are global on a vhost: a second deployment there shows up as a stream of
+  // heartbeats from instances this state database never had. One line a minute says so.
+  const strangers = new LogThrottle(60_000);
   return async (beat: Heartbeat, meta: MessageMeta): Promise<void> => {
     const now = new Date();
     // One transaction: the staleness check locks the instance's last-seen row until the status is
@@ -39,5 +42,18 @@ export function heartbeatHandler(store: StateStore, logger: Logger) {
       return 'written';
     });
     if (outcome === 'stale') logger.debug({ instanceId: beat.instanceId }, 'stale heartbeat dropped');
+    if (outcome === 'unknown') {
+      if ((await store.instances.get(beat.instanceId, { includeDeleted: true })) !== undefined) {
+        logger.debug({ instanceId: beat.instanceId }, 'heartbeat of a deleted instance dropped');
+        return;
+      }
+      const { log, suppressed } = strangers.take('unknown-instance');
+      if (log) {
+        logger.warn(
+          { instanceId: beat.instanceId.slice(0, 80), ...(suppressed > 0 ? { suppressedSinceLastLine: suppressed } : {}) },
+          'heartbeat from an instance this state database never had: another Coffer deployment (different bus key) is using this vhost?',
+        );
+      }
+    }
   };
 }

@@ -44,7 +44,13 @@ async function runUntilSignalled(start: () => Promise<Stop>): Promise<void> {
 const configOption = () => new Option('--config <file>', 'JSON config file (env COFFER_CONFIG)');
 const logOption = () => new Option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env COFFER_LOG_LEVEL)');
 const dbOption = () => new Option('--database-url <url>', 'state database: mysql://, mariadb://, postgres:// or sqlite: URL (env COFFER_DATABASE_URL)');
-const busOption = () => new Option('--bus-url <url>', 'RabbitMQ URL, e.g. amqp://guest:guest@127.0.0.1 (env COFFER_BUS_URL)');
+const busOption = () =>
+  new Option('--bus-url <url>', 'RabbitMQ URL with a user and vhost of this deployment\'s own, e.g. amqp://coffer:<password>@127.0.0.1/coffer (env COFFER_BUS_URL)');
+const busKeyOption = () =>
+  new Option(
+    '--bus-key-file <file>',
+    'key that signs every bus message, the same on every role; mode 0600 (make one: head -c 32 /dev/urandom | base64 > bus.key; chmod 600 bus.key) (env COFFER_BUS_KEY_FILE)',
+  );
 
 /** Trove's quota defaults and rate limit, for the roles that serve the API. */
 function addLimitOptions(command: Command): Command {
@@ -84,9 +90,10 @@ function buildProgram(): Command {
     .option('--host <address>', 'address to listen on (env COFFER_HOST)')
     .option('--port <port>', 'port to listen on, default 8779 (env COFFER_PORT)')
     .option('--public-url <url>', 'URL clients reach the API at (env COFFER_PUBLIC_URL)')
-    .option('--data-dir <dir>', 'where a generated admin password is kept, default ./.coffer')
+    .option('--data-dir <dir>', 'where the generated admin password is kept (the file admin-password, nothing else), default ./.coffer, /var/lib/coffer as root (env COFFER_DATA_DIR)')
     .addOption(dbOption())
     .addOption(busOption())
+    .addOption(busKeyOption())
     .addOption(logOption())
     .addOption(configOption());
   addLimitOptions(api).action((flags: Record<string, unknown>) =>
@@ -102,6 +109,7 @@ function buildProgram(): Command {
       .description(description)
       .addOption(dbOption())
       .addOption(busOption())
+      .addOption(busKeyOption())
       .addOption(logOption())
       .addOption(configOption())
       .action((flags: Record<string, unknown>) => runUntilSignalled(() => run(loadConfig(workerConfigSchema, flags))));
@@ -117,6 +125,7 @@ function buildProgram(): Command {
     .option('--warm-pool-size <n>', 'pre-initialised clusters kept per engine version so creates skip initdb, default 2 (0: off)')
     .option('--engine-bin-dir <engine=dir...>', 'also look for an engine\'s binaries in dir, first, e.g. mysql=/opt/mysql/bin (env COFFER_ENGINE_BIN_DIRS, comma-separated)')
     .addOption(busOption())
+    .addOption(busKeyOption())
     .addOption(logOption())
     .addOption(configOption())
     .action((flags: Record<string, unknown>) => runUntilSignalled(() => runAgent(loadConfig(agentConfigSchema, flags))));

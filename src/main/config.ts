@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { CofferError } from '../common/index.js';
+import { busKeyHowTo } from '../bus/index.js';
 import { engineNames } from '../guest/index.js';
 
 // One validated configuration per role. Values come, strongest first, from command-line flags,
@@ -56,8 +57,12 @@ const databaseUrl = z
   .string({ error: 'a state database URL is required: --database-url or COFFER_DATABASE_URL (e.g. mysql://root@127.0.0.1/coffer)' })
   .regex(/^(sqlite|mysql|mariadb|postgres|postgresql):/, 'the state database URL must start with sqlite:, mysql://, mariadb:// or postgres://');
 const busUrl = z
-  .string({ error: 'a bus URL is required: --bus-url or COFFER_BUS_URL (e.g. amqp://guest:guest@127.0.0.1)' })
+  .string({ error: 'a bus URL is required: --bus-url or COFFER_BUS_URL (e.g. amqp://coffer:<password>@127.0.0.1/coffer)' })
   .regex(/^amqps?:\/\//, 'the bus URL must be an amqp:// or amqps:// URL');
+/** the key every bus message is signed with, the same file on every role of a deployment */
+const busKeyFile = z
+  .string({ error: `a bus key file is required: --bus-key-file or COFFER_BUS_KEY_FILE; make one with: ${busKeyHowTo}` })
+  .min(1);
 
 export const serveConfigSchema = z.object({
   host: loopbackOrAny.default('127.0.0.1'),
@@ -79,6 +84,7 @@ export const apiConfigSchema = z.object({
   publicUrl: z.string().url().optional(),
   databaseUrl,
   busUrl,
+  busKeyFile,
   /** where a generated admin password is kept (mode 0600) */
   dataDir: z.string().default(defaultDataDir),
   adminPassword: z.string().min(8).optional(),
@@ -86,10 +92,11 @@ export const apiConfigSchema = z.object({
   logLevel,
 });
 
-export const workerConfigSchema = z.object({ databaseUrl, busUrl, logLevel });
+export const workerConfigSchema = z.object({ databaseUrl, busUrl, busKeyFile, logLevel });
 
 export const agentConfigSchema = z.object({
   busUrl,
+  busKeyFile,
   dataDir: z.string().default(defaultDataDir),
   agentHost: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
   engineUser: z.string().default('coffer-db'),
@@ -111,6 +118,7 @@ const envNames: Record<string, string> = {
   publicUrl: 'COFFER_PUBLIC_URL',
   databaseUrl: 'COFFER_DATABASE_URL',
   busUrl: 'COFFER_BUS_URL',
+  busKeyFile: 'COFFER_BUS_KEY_FILE',
   adminPassword: 'COFFER_ADMIN_PASSWORD',
   engineUser: 'COFFER_ENGINE_USER',
   addressPool: 'COFFER_ADDRESS_POOL',

@@ -2,13 +2,15 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { buildApiServer, seedFlavors } from '../api/index.js';
 import { startAgent } from '../agent/index.js';
-import { connectTransport, InProcessTransport } from '../bus/index.js';
+import { BusKey, connectTransport } from '../bus/index.js';
 import type { Transport } from '../bus/index.js';
 import { createLogger, type Logger } from '../common/index.js';
 import { startConductor } from '../conductor/index.js';
 import { openStateStore, type StateStore } from '../db/index.js';
 import { startTaskmanager } from '../taskmanager/index.js';
 import { bootstrapAdmin } from './admin-password.js';
+import { readBusKeyFile } from './bus-key-file.js';
+import { startupWarnings } from './startup-warnings.js';
 import { secureDataDir } from './data-dir.js';
 import type { AgentConfig, ApiConfig, ServeConfig, WorkerConfig } from './config.js';
 
@@ -46,7 +48,9 @@ export async function runServe(config: ServeConfig, print: (line: string) => voi
   await secureDataDir(config.dataDir, { serve: true });
   const logger = createLogger({ name: 'coffer', level: config.logLevel, file: join(config.dataDir, 'coffer.log') });
   const store = await openStateStore(`sqlite:${join(config.dataDir, 'coffer.sqlite')}`, { logger });
-  const transport = new InProcessTransport();
+  // The in-process bus never leaves this process: a key of its own, kept in memory, signs it
+  // exactly as a deployment's bus is signed.
+  const transport = await connectTransport('memory:', { key: BusKey.generate(), logger });
   const conductor = await startConductor({ store, transport, logger: logger.child({ role: 'conductor' }) });
   const agent = await startAgent({
     host: 'local',
@@ -74,10 +78,31 @@ export async function runServe(config: ServeConfig, print: (line: string) => voi
   };
 }
 
+interface DistributedBusConfig {
+  busUrl: string;
+  busKeyFile: string;
+  databaseUrl?: string;
+}
+
+/**
+ * Reads a distributed role's bus key and names the set-up's open doors, before the role opens
+ * anything: a role without a usable key stops before it touches the state database or the bus.
+ */
+async function prepareBus(config: DistributedBusConfig, logger: Logger): Promise<() => Promise<Transport>> {
+  const key = await readBusKeyFile(config.busKeyFile);
+  for (const warning of startupWarnings(config)) logger.warn(warning);
+  return async () => {
+    const transport = await connectTransport(config.busUrl, { key, logger });
+    logger.info({ busKeyId: key.id }, 'bus messages are signed; every role of this deployment must show the same busKeyId');
+    return transport;
+  };
+}
+
 export async function runApi(config: ApiConfig, print: (line: string) => void): Promise<Stop> {
   const logger = createLogger({ name: 'coffer-api', level: config.logLevel });
+  const openBus = await prepareBus(config, logger);
   const store = await openStateStore(config.databaseUrl, { logger });
-  const transport = await connectTransport(config.busUrl, { logger });
+  const transport = await openBus();
   await bootstrapAdmin(store, config.dataDir, config.adminPassword, print);
   const { app, publicUrl } = await listenApi(store, transport, logger, config);
   logger.info({ publicUrl }, 'api listening');
@@ -95,8 +120,9 @@ async function runWorker(
   startRole: (deps: { store: StateStore; transport: Transport; logger: Logger }) => Promise<{ stop: Stop }>,
 ): Promise<Stop> {
   const logger = createLogger({ name: `coffer-${name}`, level: config.logLevel });
+  const openBus = await prepareBus(config, logger);
   const store = await openStateStore(config.databaseUrl, { logger });
-  const transport = await connectTransport(config.busUrl, { logger });
+  const transport = await openBus();
   const role = await startRole({ store, transport, logger });
   logger.info(`${name} running`);
   return async () => {
@@ -110,9 +136,10 @@ export const runTaskmanager = (config: WorkerConfig): Promise<Stop> => runWorker
 export const runConductor = (config: WorkerConfig): Promise<Stop> => runWorker('conductor', config, startConductor);
 
 export async function runAgent(config: AgentConfig): Promise<Stop> {
-  await secureDataDir(config.dataDir, { serve: false });
   const logger = createLogger({ name: 'coffer-agent', level: config.logLevel });
-  const transport = await connectTransport(config.busUrl, { logger });
+  const openBus = await prepareBus(config, logger);
+  await secureDataDir(config.dataDir, { serve: false });
+  const transport = await openBus();
   const agent = await startAgent({
     host: config.agentHost ?? hostname(),
     dataDir: config.dataDir,

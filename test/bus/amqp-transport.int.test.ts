@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import amqp from 'amqplib';
 import { z } from 'zod';
-import { AmqpTransport, call, connectTransport, createRpcClient, defineService, serveRpc } from '../../src/bus/index.js';
+import { AmqpTransport, BusKey, call, connectTransport, createRpcClient, defineService, serveRpc } from '../../src/bus/index.js';
 import type { BusMessage, BusReply } from '../../src/bus/index.js';
 import { startRabbitmqNode, type RabbitmqNode } from '../support/rabbitmq-node.js';
 import { transportSuite } from './transport.suite.js';
@@ -29,8 +29,8 @@ function note(id: number): BusMessage {
 
 describe('AmqpTransport on the shared broker', () => {
   it('is what connectTransport gives for an amqp:// URL, and an unreachable broker is BusUnavailable', async () => {
-    const transport = await connectTransport(sharedUrl);
-    assert.ok(transport instanceof AmqpTransport);
+    const transport = await connectTransport(sharedUrl, { key: BusKey.generate() });
+    assert.ok(transport.inner instanceof AmqpTransport);
     await transport.close();
     await assert.rejects(AmqpTransport.connect('amqp://guest:guest@127.0.0.1:1'), (err: Error & { code?: string }) => {
       assert.equal(err.code, 'BusUnavailable');

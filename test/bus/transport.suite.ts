@@ -3,12 +3,15 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { z } from 'zod';
 import { CofferError } from '../../src/common/errors.js';
-import { call, cast, createRpcClient, defineService, serveRpc } from '../../src/bus/index.js';
+import { pino } from 'pino';
+import { BusKey, call, cast, createRpcClient, defineService, sealMessage, serveRpc, SignedTransport } from '../../src/bus/index.js';
 import type { BusMessage, BusReply, MessageHandler, Transport } from '../../src/bus/index.js';
 import { until } from '../support/wait.js';
 
 // The conformance suite every Transport adapter runs (in-process and AMQP): the same promises,
-// checked the same way, through the real rpc layer and through raw transport calls.
+// checked the same way, through the real rpc layer and through raw transport calls. Roles use
+// an adapter under SignedTransport, and so does the suite; `raw` is the adapter itself, which
+// plays whoever has the broker's credentials but not the key.
 
 const testContract = defineService('suite', '1.0', {
   double: call(
@@ -49,11 +52,27 @@ function recorder(): { ids: number[]; handler: MessageHandler } {
   };
 }
 
+interface LogLine {
+  level: number;
+  msg: string;
+  reason?: string;
+  topic?: string;
+  suppressedSinceLastLine?: number;
+}
+
 interface Bus {
+  /** the adapter under a SignedTransport with the suite's key, as the roles use it */
   transport: Transport;
+  /** the adapter itself: publishes whatever it is given, unsigned */
+  raw: Transport;
+  key: BusKey;
   /** a fresh topic name, deleted after the test */
   topic(): string;
+  /** the signed transport's warnings so far */
+  warnings(): LogLine[];
 }
+
+const warnLevel = 40;
 
 export function transportSuite(name: string, makeTransport: () => Promise<Transport>, cleanup?: () => Promise<void>): void {
   describe(`${name}: Transport conformance`, () => {
@@ -67,15 +86,20 @@ export function transportSuite(name: string, makeTransport: () => Promise<Transp
     });
 
     async function withBus(test: (bus: Bus) => Promise<void>): Promise<void> {
-      const transport = await makeTransport();
+      const raw = await makeTransport();
+      const lines: LogLine[] = [];
+      const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
+      const key = BusKey.generate();
+      const transport = new SignedTransport(raw, { key, logger });
       const topics: string[] = [];
       const topic = () => {
         const t = `test.suite.${randomUUID()}`;
         topics.push(t);
         return t;
       };
+      const warnings = () => lines.filter((line) => line.level >= warnLevel);
       try {
-        await test({ transport, topic });
+        await test({ transport, raw, key, topic, warnings });
       } finally {
         await transport.close();
         for (const t of topics) await janitor.deleteTopic(t);
@@ -352,5 +376,176 @@ export function transportSuite(name: string, makeTransport: () => Promise<Transp
         await janitor.deleteTopic(t);
       }
     });
+
+    // ---- signed messages: what a process with the broker's credentials but not the key can do ----
+
+    /** A handler that counts what it runs; the suite's refusals must never reach it. */
+    function counting(): { runs: number[]; handler: MessageHandler } {
+      const runs: number[] = [];
+      return {
+        runs,
+        handler: async (m) => {
+          runs.push((m.args as { id: number }).id);
+          return { ok: true, result: { ran: true } };
+        },
+      };
+    }
+
+    /** Waits for a refusal of `reason` to be logged, then gives a looping redelivery time to show. */
+    async function refusedOnce(bus: Bus, reason: string, topic: string): Promise<void> {
+      await until(`a ${reason} refusal logged`, () => bus.warnings().some((w) => w.reason === reason && w.topic === topic));
+      await sleep(400);
+      const lines = bus.warnings().filter((w) => w.reason === reason && w.topic === topic);
+      assert.equal(lines.length, 1, `refused once, settled, not redelivered (${lines.length} lines)`);
+    }
+
+    it('refuses an unsigned call with BusMessageRefused and an unsigned cast without looping; the handler never runs', () =>
+      withBus(async (bus) => {
+        const t = bus.topic();
+        const target = counting();
+        await bus.transport.subscribe(t, target.handler);
+        const reply = await bus.raw.call(t, message('note', { id: 1 }), 5_000);
+        assert.equal(reply.ok, false);
+        assert.equal(!reply.ok && reply.error.code, 'BusMessageRefused');
+        assert.match(!reply.ok ? reply.error.message : '', /unsigned/);
+        await bus.raw.cast(t, message('note', { id: 2 }));
+        await refusedOnce(bus, 'unsigned', t);
+        assert.deepEqual(target.runs, []);
+        const warning = bus.warnings().find((w) => w.reason === 'unsigned');
+        assert.equal(warning?.level, warnLevel);
+        // the signed path still works beside it
+        await bus.transport.cast(t, message('note', { id: 3 }));
+        await until('the signed cast', () => target.runs.length === 1);
+        assert.deepEqual(target.runs, [3]);
+      }));
+
+    it('refuses a message signed with another key as another deployment, and rate-limits that line', () =>
+      withBus(async (bus) => {
+        const t = bus.topic();
+        const target = counting();
+        await bus.transport.subscribe(t, target.handler);
+        const foreign = new SignedTransport(bus.raw, { key: BusKey.generate() });
+        const reply = await foreign.call(t, message('note', { id: 1 }), 5_000);
+        assert.equal(!reply.ok && reply.error.code, 'BusMessageRefused');
+        for (let id = 2; id <= 6; id++) await foreign.cast(t, message('note', { id }));
+        await sleep(500);
+        assert.deepEqual(target.runs, []);
+        const lines = bus.warnings().filter((w) => w.reason === 'foreign-key');
+        assert.equal(lines.length, 1, 'one line for a stream of foreign messages');
+        assert.match(lines[0]!.msg, /another Coffer deployment \(different bus key\) is using this vhost\?/);
+      }));
+
+    it('refuses a signed message whose body, context or method was altered on the way', () =>
+      withBus(async (bus) => {
+        const t = bus.topic();
+        const target = counting();
+        await bus.transport.subscribe(t, target.handler);
+        const sealed = sealMessage(bus.key, t, message('note', { id: 1 }));
+        const altered: BusMessage[] = [
+          { ...sealed, args: { id: 666 } },
+          { ...sealed, context: { ...sealed.context, projectId: 'someone-else' } },
+          { ...sealed, method: 'fail' },
+          { ...sealed, sentAt: sealed.sentAt + 1 },
+        ];
+        for (const m of altered) {
+          const reply = await bus.raw.call(t, m, 5_000);
+          assert.equal(!reply.ok && reply.error.code, 'BusMessageRefused');
+        }
+        await until('the refusals', () => bus.warnings().filter((w) => w.reason === 'bad-signature').length >= 1);
+        assert.deepEqual(target.runs, []);
+      }));
+
+    it('refuses a message signed for another topic (one guest’s message moved to another’s queue)', () =>
+      withBus(async (bus) => {
+        const a = bus.topic();
+        const b = bus.topic();
+        const target = counting();
+        await bus.transport.subscribe(b, target.handler);
+        const forA = sealMessage(bus.key, a, message('note', { id: 1 }));
+        await bus.raw.cast(b, forA);
+        await refusedOnce(bus, 'misaimed', b);
+        const reply = await bus.raw.call(b, sealMessage(bus.key, a, message('note', { id: 2 })), 5_000);
+        assert.equal(!reply.ok && reply.error.code, 'BusMessageRefused');
+        assert.deepEqual(target.runs, []);
+      }));
+
+    it('refuses a validly signed message sent too long ago or too far ahead, and takes one within the clock skew', () =>
+      withBus(async (bus) => {
+        const t = bus.topic();
+        const target = counting();
+        await bus.transport.subscribe(t, target.handler);
+        const at = (id: number, sentAt: number) => sealMessage(bus.key, t, { ...message('note', { id }), sentAt });
+        const old = await bus.raw.call(t, at(1, Date.now() - 6 * 60_000), 5_000);
+        assert.equal(!old.ok && old.error.code, 'BusMessageRefused');
+        const ahead = await bus.raw.call(t, at(2, Date.now() + 10 * 60_000), 5_000);
+        assert.equal(!ahead.ok && ahead.error.code, 'BusMessageRefused');
+        const skewed = await bus.raw.call(t, at(3, Date.now() + 20_000), 5_000);
+        assert.ok(skewed.ok, 'a sender 20 s ahead is within the allowed skew');
+        const late = await bus.raw.call(t, at(4, Date.now() - 60_000), 5_000);
+        assert.ok(late.ok, 'a message that waited a minute in the queue is still taken');
+        assert.deepEqual(target.runs, [3, 4]);
+        assert.ok(bus.warnings().some((w) => w.reason === 'expired'));
+        assert.ok(bus.warnings().some((w) => w.reason === 'from-the-future'));
+      }));
+
+    it('runs a captured signed message once: a copy published again is refused as a replay', () =>
+      withBus(async (bus) => {
+        const t = bus.topic();
+        const target = counting();
+        await bus.transport.subscribe(t, target.handler);
+        const captured = sealMessage(bus.key, t, message('note', { id: 1 }));
+        const first = await bus.raw.call(t, captured, 5_000);
+        assert.ok(first.ok);
+        const again = await bus.raw.call(t, captured, 5_000);
+        assert.equal(!again.ok && again.error.code, 'BusMessageRefused');
+        const castCopy = sealMessage(bus.key, t, message('note', { id: 2 }));
+        await bus.raw.cast(t, castCopy);
+        await bus.raw.cast(t, castCopy);
+        await refusedOnce(bus, 'replay', t);
+        assert.deepEqual(target.runs, [1, 2]);
+      }));
+
+    it('handles a broker redelivery of a message never settled, but not a copy published while it runs', () =>
+      withBus(async (bus) => {
+        const t = bus.topic();
+        let release!: () => void;
+        const released = new Promise<void>((resolve) => (release = resolve));
+        const firstRuns: number[] = [];
+        const first = await bus.transport.subscribe(t, async (m) => {
+          firstRuns.push((m.args as { id: number }).id);
+          await released;
+          return handled;
+        });
+        const sealed = sealMessage(bus.key, t, message('note', { id: 7 }));
+        await bus.raw.cast(t, sealed);
+        await until('the first delivery', () => firstRuns.length === 1);
+        await bus.raw.cast(t, sealed); // an attacker's copy while the first is in flight
+        await refusedOnce(bus, 'replay', t);
+        await first.close(); // the broker takes the unsettled message back and redelivers it
+        const second = counting();
+        await bus.transport.subscribe(t, second.handler);
+        await until('the redelivery', () => second.runs.length === 1);
+        release();
+        await sleep(150);
+        assert.deepEqual(second.runs, [7]);
+        assert.deepEqual(firstRuns, [7]);
+        assert.equal(bus.warnings().filter((w) => w.reason === 'replay').length, 1, 'the redelivery is no replay');
+      }));
+
+    it('handles again a message whose handler threw, with no refusal logged', () =>
+      withBus(async (bus) => {
+        const t = bus.topic();
+        let attempts = 0;
+        await bus.transport.subscribe(t, async () => {
+          attempts++;
+          if (attempts === 1) throw new Error('transient failure');
+          return handled;
+        });
+        await bus.raw.cast(t, sealMessage(bus.key, t, message('note', { id: 1 })));
+        await until('the redelivery', () => attempts === 2);
+        await sleep(300);
+        assert.equal(attempts, 2);
+        assert.deepEqual(bus.warnings().filter((w) => w.reason !== undefined), []);
+      }));
   });
 }

@@ -7,6 +7,7 @@ import {
   createRpcClient,
   type BusMessage,
 } from '../../src/bus/index.js';
+import { pino } from 'pino';
 import { silentLogger } from '../../src/common/logger.js';
 import { startConductor, type Conductor } from '../../src/conductor/index.js';
 import { heartbeatHandler } from '../../src/conductor/heartbeat-handler.js';
@@ -86,6 +87,23 @@ test('heartbeats of unknown instances change nothing', async () => {
   await client.heartbeat({ instanceId: 'nope', status: 'HEALTHY' });
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(await store.serviceStatuses.get('nope'), undefined);
+});
+
+test('heartbeats from instances the state database never had are logged once a minute as another deployment; a deleted one quietly', async () => {
+  const lines: { level: number; msg: string; instanceId?: string; suppressedSinceLastLine?: number }[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const handle = heartbeatHandler(store, logger);
+  await makeInstance('gone-1');
+  await store.instances.markDeleted('gone-1', new Date());
+  await handle({ instanceId: 'gone-1', status: 'SHUTDOWN' }, { context: { requestId: 'r' }, sentAt: Date.now() });
+  for (const id of ['stranger-1', 'stranger-2', 'stranger-3']) {
+    await handle({ instanceId: id, status: 'HEALTHY' }, { context: { requestId: 'r' }, sentAt: Date.now() });
+  }
+  const warnings = lines.filter((l) => l.level === 40);
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!.msg, /another Coffer deployment \(different bus key\) is using this vhost\?/);
+  assert.equal(warnings[0]!.instanceId, 'stranger-1');
+  assert.ok(lines.some((l) => l.level === 20 && l.instanceId === 'gone-1'), 'the deleted instance is a debug line');
 });
 
 test('agent reports register datastore versions; a host lacking a binary does not deactivate it', async () => {

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import mysql from 'mysql2/promise';
 import { makeDataDir } from '../support/temp-dir.js';
@@ -9,14 +11,16 @@ import { processesMentioning } from '../support/processes.js';
 import { request, trove, waitForInstance, type Session } from '../support/api-client.js';
 import { adminSession, connectAndWrite, createInstance, deleteAndVerifyGone, waitActive } from './instance-lifecycle.js';
 
-// The four roles as separate processes over RabbitMQ (a private vhost) and a MariaDB state
-// database, including the faults the design promises to survive.
+// The four roles as separate processes over RabbitMQ (a vhost and user of their own, as the
+// README sets it up) and a MariaDB state database, sharing one bus key file, including the
+// faults the design promises to survive.
 
 const adminPassword = 'Dist-admin-pass-1234';
 const suffix = randomBytes(3).toString('hex');
 const databaseName = `coffer_e2e_${suffix}`;
 const databaseUrl = `mysql://root@127.0.0.1:3306/${databaseName}`;
 let busUrl: string;
+let busKeyFile: string;
 let removeVhost: () => void;
 let dataDir: { path: string; remove: () => Promise<void> };
 let baseUrl: string;
@@ -24,7 +28,7 @@ let apiPort: number;
 let session: Session;
 const roles: Record<string, RoleProcess> = {};
 
-const env = () => ({ COFFER_DATABASE_URL: databaseUrl, COFFER_BUS_URL: busUrl, COFFER_LOG_LEVEL: 'info' });
+const env = () => ({ COFFER_DATABASE_URL: databaseUrl, COFFER_BUS_URL: busUrl, COFFER_BUS_KEY_FILE: busKeyFile, COFFER_LOG_LEVEL: 'info' });
 
 async function start(role: 'conductor' | 'taskmanager' | 'agent' | 'api', port?: number): Promise<void> {
   const args =
@@ -38,10 +42,12 @@ async function start(role: 'conductor' | 'taskmanager' | 'agent' | 'api', port?:
 }
 
 before(async () => {
-  const vhost = makeVhost();
+  const vhost = makeVhost({ ownUser: true });
   busUrl = vhost.url;
   removeVhost = vhost.remove;
   dataDir = await makeDataDir('coffer-e2e-dist');
+  busKeyFile = join(dataDir.path, 'bus.key');
+  await writeFile(busKeyFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
   apiPort = await freePort();
   baseUrl = `http://127.0.0.1:${apiPort}`;
   await start('conductor');

@@ -1,18 +1,20 @@
 import {
+  BusKey,
   conductorContract,
+  connectTransport,
   conductorTopic,
   createRpcClient,
   guestContract,
   guestTopic,
-  InProcessTransport,
   serveRpc,
   type RpcClient,
 } from '../../src/bus/index.js';
 import { silentLogger } from '../../src/common/index.js';
 import { startGuest, type Guest, type GuestOptions } from '../../src/guest/index.js';
 
-// A guest served on an in-process bus as its agent would start it, beside a conductor that
-// only records heartbeats: the guest tests call it over the bus, as the API and taskmanager do.
+// A guest served on an in-process bus as its agent would start it (signed, as every role's bus
+// is), beside a conductor that only records heartbeats: the guest tests call it over the bus,
+// as the API and taskmanager do.
 
 export interface BusGuest {
   guest: Guest;
@@ -24,7 +26,7 @@ export interface BusGuest {
 }
 
 export async function startBusGuest(options: Pick<GuestOptions, 'instance' | 'engine' | 'runner' | 'desiredState'>): Promise<BusGuest> {
-  const transport = new InProcessTransport();
+  const transport = await connectTransport('memory:', { key: BusKey.generate() });
   const beats: BusGuest['beats'] = [];
   const conductor = await serveRpc(transport, conductorContract, conductorTopic, {
     heartbeat: async ({ status, message }) => {

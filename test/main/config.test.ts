@@ -27,13 +27,17 @@ test('flags beat the environment, which beats the config file', async () => {
 test('a role that needs the database and the bus says which setting is missing', () => {
   assert.throws(
     () => loadConfig(workerConfigSchema, {}, {}),
-    (err: unknown) => err instanceof CofferError && /--database-url or COFFER_DATABASE_URL/.test(err.message) && /--bus-url/.test(err.message),
+    (err: unknown) =>
+      err instanceof CofferError &&
+      /--database-url or COFFER_DATABASE_URL/.test(err.message) &&
+      /--bus-url/.test(err.message) &&
+      /--bus-key-file or COFFER_BUS_KEY_FILE; make one with: head -c 32 \/dev\/urandom \| base64/.test(err.message),
   );
 });
 
 test('bad values are refused with the name of the setting', () => {
   assert.throws(
-    () => loadConfig(apiConfigSchema, { port: '99999', databaseUrl: 'mysql://root@127.0.0.1/c', busUrl: 'amqp://x' }, {}),
+    () => loadConfig(apiConfigSchema, { port: '99999', databaseUrl: 'mysql://root@127.0.0.1/c', busUrl: 'amqp://x', busKeyFile: '/k' }, {}),
     /port/,
   );
   assert.throws(() => loadConfig(workerConfigSchema, { databaseUrl: 'oracle://x', busUrl: 'amqp://x' }, {}), /state database URL/);
@@ -48,7 +52,7 @@ test('a secret can come from a file named by <NAME>_FILE', async () => {
 });
 
 test("quota defaults and the rate limit: Trove's values, from flags, environment or file; -1 and 0 allowed, less refused", async () => {
-  const api = { databaseUrl: 'mysql://root@127.0.0.1/c', busUrl: 'amqp://x' };
+  const api = { databaseUrl: 'mysql://root@127.0.0.1/c', busUrl: 'amqp://x', busKeyFile: '/k' };
   const defaults = loadConfig(apiConfigSchema, api, {});
   assert.deepEqual(
     [defaults.maxInstancesPerTenant, defaults.maxRamPerTenant, defaults.maxVolumesPerTenant, defaults.maxBackupsPerTenant, defaults.rateLimit],
@@ -71,7 +75,7 @@ test("quota defaults and the rate limit: Trove's values, from flags, environment
 });
 
 test('engine binary directories come per engine from a repeated flag, the environment or the file', () => {
-  const base = { busUrl: 'amqp://127.0.0.1' };
+  const base = { busUrl: 'amqp://127.0.0.1', busKeyFile: '/k' };
   assert.deepEqual(
     loadConfig(agentConfigSchema, { ...base, engineBinDir: ['mysql=/opt/mysql/bin', 'mysql=/opt/mysql8/bin'] }, {}).engineBinDir,
     { mysql: ['/opt/mysql/bin', '/opt/mysql8/bin'] },
