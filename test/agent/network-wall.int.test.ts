@@ -9,7 +9,9 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
 import { lookupUser } from '../../src/agent/engine-user.js';
 import { LocalProcessRunner } from '../../src/agent/index.js';
+import { removeInstanceUser } from '../../src/agent/instance-user.js';
 import { NetworkWall } from '../../src/agent/network-wall.js';
+import { silentLogger } from '../../src/common/logger.js';
 import { agentContract, agentTopic, createRpcClient, guestContract, guestTopic, type RpcClient, type ServerInfo } from '../../src/bus/index.js';
 import { withAdminClient } from '../../src/guest/engines/postgresql/admin.js';
 import { suffix } from '../guest/engine-fixture.js';
@@ -166,6 +168,13 @@ describe('network wall', { skip: notRoot }, () => {
       if (self !== b) assert.match(results[`unix:${bSocket}`]!, /^refused:EACCES/, `${user} to B's socket`);
     }
 
+    // the host's engine user, which fills the warm pool, reaches nothing at all
+    const poolUid = (await lookupUser('coffer-db'))!.uid;
+    walled.add(poolUid);
+    assert.ok((await walledUids()).includes(poolUid));
+    const pool = await asUser('coffer-db', outside(a, b));
+    for (const target of outside(a, b)) assert.match(pool[target]!, /^refused:/, `coffer-db to ${target}`);
+
     // the same through PostgreSQL's COPY ... FROM PROGRAM, as a tenant's superuser runs it
     const endpoint = { socketDir: join(instanceDir(aId), 'data'), port: a.port, password: aPassword };
     const targets = [...outside(a, b), own(a), `unix:${bSocket}`];
@@ -211,6 +220,38 @@ describe('network wall', { skip: notRoot }, () => {
       assert.deepEqual(await agentRpc.deleteServer({ instanceId: server.instanceId }), { deleted: true });
       assert.ok(!(await walledUids()).includes(uids[i]!), `uid ${uids[i]} left the wall`);
     }
+  });
+
+  it('adopts, walls and deletes an instance whose OS user is named after its id, as before random names', async () => {
+    const { agent, options } = await newAgent({ warmPoolSize: 0 });
+    const agentRpc = createRpcClient(transport, agentContract, agentTopic(options.host));
+    const instanceId = `0123456789ab-wall-${suffix()}`;
+    // not prepared yet: usermod renames no user that runs a process
+    const server = await agentRpc.createServer({ instanceId, engine, flavor, volumeSizeGb: 1 });
+    await agent.stop();
+    // what the agent made before: `coffer-` and the start of the id (a stray one from an earlier run is removed first)
+    const recordFile = join(options.dataDir, 'instances', instanceId, 'instance.json');
+    const record = JSON.parse(await readFile(recordFile, 'utf8')) as { osUser: string };
+    const oldName = 'coffer-0123456789ab';
+    await removeInstanceUser(oldName, silentLogger());
+    await run('usermod', ['-l', oldName, record.osUser]);
+    await run('groupmod', ['-n', oldName, record.osUser]);
+    await writeFile(recordFile, JSON.stringify({ ...record, osUser: oldName }), { mode: 0o600 });
+    const uid = (await lookupUser(oldName))!.uid;
+    walled.add(uid);
+    await run('nft', ['delete', 'element', 'inet', 'coffer', 'walled', `{ ${uid} }`]);
+
+    await newAgent({ dataDir: options.dataDir, host: options.host, addressPool: options.addressPool, warmPoolSize: 0 });
+    assert.ok((await walledUids()).includes(uid), 'walled at adoption');
+    const mark = beats.length;
+    await createRpcClient(transport, guestContract, guestTopic(instanceId)).prepare({ memoryMb: flavor.ramMb, adminPassword: `adm-${suffix()}` });
+    await beat(instanceId, 'HEALTHY', mark, 60_000);
+    const results = await asUser(oldName, ['tcp:127.0.0.1:5672', `tcp:${server.address}:${server.port}`]);
+    assert.deepEqual(results, { 'tcp:127.0.0.1:5672': 'refused:ECONNREFUSED', [`tcp:${server.address}:${server.port}`]: 'open' });
+    assert.deepEqual(await agentRpc.deleteServer({ instanceId }), { deleted: true });
+    assert.equal(await lookupUser(oldName), undefined, 'the old-style user is removed');
+    assert.deepEqual(await processesOf(uid), []);
+    assert.ok(!(await walledUids()).includes(uid));
   });
 
   it('fails closed: without nftables a create fails with a fault that says what to install, and no engine runs', async () => {
