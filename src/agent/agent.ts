@@ -289,7 +289,8 @@ class LocalAgent implements Agent {
   /** Fails closed: an adopted engine that cannot be walled is stopped, a new one never starts. */
   private async raiseWall(record: InstanceRecord, dir: string, identity: EngineIdentity): Promise<void> {
     try {
-      await this.wall!.raise(identity.uid, [record.address]);
+      // its own engine only; replication and backup targets join this list when they come
+      await this.wall!.raise(identity.uid, [{ address: record.address, port: record.port }]);
     } catch (err) {
       this.logger.error({ err, instanceId: record.id }, 'the network wall could not be put up: the engine is stopped');
       await this.engineOf(record, dir)

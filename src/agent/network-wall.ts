@@ -6,13 +6,15 @@ import type { LocalProcessRunner } from './local-process-runner.js';
 // A tenant's superuser runs programs as its engine's OS user (PostgreSQL's COPY ... PROGRAM),
 // and everything the control plane listens on is on this host's loopback: the bus, the state
 // database, the API, the other instances. The wall lets packets from a walled uid go only to
-// the addresses it is allowed (its own instance's address; later its replicas and backup
-// target); everything else it sends is refused, TCP and UDP, IPv4 and IPv6. Replies to
+// the destinations it is allowed, an address and a port each (its own instance's; later its
+// replicas and backup target); everything else it sends is refused, TCP and UDP, IPv4 and
+// IPv6. Ports too, not just addresses: a service bound to 0.0.0.0 (a broker's default) answers
+// on every local address, the instance's own included. Replies to
 // connections others opened to the engine pass (conntrack's established state), so clients
 // and the guest still reach it.
 //
 // One table of Coffer's own (`inet coffer`, never anyone else's), with one fixed chain and
-// three sets: the walled uids and the allowed uid.address pairs. Each change is one `nft -f -`
+// three sets: the walled uids and the allowed uid.address.port triples. Each change is one `nft -f -`
 // transaction, which the kernel applies whole or not at all, so there is never a moment when
 // a uid is half walled; and sets need no rule handles to find and delete, unlike a chain per uid.
 // Refused rather than dropped: a dropped SYN leaves the program (and the tests) waiting minutes.
@@ -21,14 +23,14 @@ const table = 'coffer';
 const family = 'inet';
 const timeoutMs = 10_000;
 
-const pair = z.object({ concat: z.tuple([z.number(), z.string()]) });
+const triple = z.object({ concat: z.tuple([z.number(), z.string(), z.number()]) });
 const listing = z.object({
   nftables: z.array(
     z.object({
       set: z
         .object({
           name: z.string(),
-          // uids in `walled`, uid.address pairs in the allowed sets
+          // uids in `walled`, uid.address.port triples in the allowed sets
           elem: z.array(z.unknown()).optional(),
         })
         .optional(),
@@ -42,13 +44,14 @@ function baseRuleset(): string[] {
   return [
     `add table ${t}`,
     `add set ${t} walled { type uid; }`,
-    `add set ${t} allowed4 { type uid . ipv4_addr; }`,
-    `add set ${t} allowed6 { type uid . ipv6_addr; }`,
+    `add set ${t} allowed4 { type uid . ipv4_addr . inet_service; }`,
+    `add set ${t} allowed6 { type uid . ipv6_addr . inet_service; }`,
     `add chain ${t} output { type filter hook output priority 0; policy accept; }`,
     `flush chain ${t} output`,
     `add rule ${t} output ct state established,related accept`,
-    `add rule ${t} output meta skuid . ip daddr @allowed4 accept`,
-    `add rule ${t} output meta skuid . ip6 daddr @allowed6 accept`,
+    // th dport only where there is one: an ICMP header has none
+    `add rule ${t} output meta l4proto { tcp, udp } meta skuid . ip daddr . th dport @allowed4 accept`,
+    `add rule ${t} output meta l4proto { tcp, udp } meta skuid . ip6 daddr . th dport @allowed6 accept`,
     `add rule ${t} output meta skuid @walled meta l4proto tcp reject with tcp reset`,
     `add rule ${t} output meta skuid @walled reject with icmpx type admin-prohibited`,
   ];
@@ -64,6 +67,20 @@ function removeElement(set: string, element: string): string[] {
   return [`add element ${family} ${table} ${set} { ${element} }`, `delete element ${family} ${table} ${set} { ${element} }`];
 }
 
+/** Where a walled user may open connections (TCP) or send datagrams (UDP). */
+export interface Destination {
+  address: string;
+  port: number;
+}
+
+interface Allowed extends Destination {
+  set: 'allowed4' | 'allowed6';
+}
+
+function element(uid: number, { address, port }: Destination): string {
+  return `${uid} . ${address} . ${port}`;
+}
+
 export class NetworkWall {
   /** `nft`: the nftables program, by path or found on the runner's PATH; `runner` runs as root */
   constructor(
@@ -72,22 +89,27 @@ export class NetworkWall {
   ) {}
 
   /**
-   * Walls `uid` in: from now on it reaches `allowed` (IPv4 or IPv6 addresses, any port) and
+   * Walls `uid` in: from now on it reaches `allowed` (IPv4 or IPv6 addresses and ports) and
    * nothing else. Replaces what it was allowed before, so a uid reused after a user was removed
    * keeps nothing of its former owner's. Idempotent; rejects with a fault that says what to
    * install when the wall cannot be put up.
    */
-  async raise(uid: number, allowed: readonly string[]): Promise<void> {
+  async raise(uid: number, allowed: readonly Destination[]): Promise<void> {
     checkUid(uid);
-    for (const address of allowed) {
-      if (!isIPv4(address) && !isIPv6(address)) throw new CofferError('Internal', `Not an address to allow: ${address}.`);
+    // validated: they are written into the ruleset's text
+    for (const { address, port } of allowed) {
+      if ((!isIPv4(address) && !isIPv6(address)) || !Number.isInteger(port) || port < 1 || port > 65535) {
+        throw new CofferError('Internal', `Not a destination to allow: ${address} port ${port}.`);
+      }
     }
+    const same = (a: Destination) => (b: Destination) => a.address === b.address && a.port === b.port;
     const lines = [...baseRuleset()];
-    const stale = (await this.pairsOf(uid)).filter((pair) => !allowed.includes(pair.address));
-    for (const pair of stale) lines.push(...removeElement(pair.set, `${uid} . ${pair.address}`));
+    for (const stale of (await this.allowedOf(uid)).filter((old) => !allowed.some(same(old)))) {
+      lines.push(...removeElement(stale.set, element(uid, stale)));
+    }
     lines.push(`add element ${family} ${table} walled { ${uid} }`);
-    for (const address of allowed) {
-      lines.push(`add element ${family} ${table} ${isIPv4(address) ? 'allowed4' : 'allowed6'} { ${uid} . ${address} }`);
+    for (const destination of allowed) {
+      lines.push(`add element ${family} ${table} ${isIPv4(destination.address) ? 'allowed4' : 'allowed6'} { ${element(uid, destination)} }`);
     }
     await this.apply(lines);
   }
@@ -96,12 +118,12 @@ export class NetworkWall {
   async remove(uid: number): Promise<void> {
     checkUid(uid);
     const lines = [...baseRuleset(), ...removeElement('walled', String(uid))];
-    for (const pair of await this.pairsOf(uid)) lines.push(...removeElement(pair.set, `${uid} . ${pair.address}`));
+    for (const old of await this.allowedOf(uid)) lines.push(...removeElement(old.set, element(uid, old)));
     await this.apply(lines);
   }
 
-  /** The allowed pairs of `uid` now in the kernel; none when Coffer's table does not exist yet. */
-  private async pairsOf(uid: number): Promise<{ set: string; address: string }[]> {
+  /** What `uid` is allowed now, in the kernel; nothing when Coffer's table does not exist yet. */
+  private async allowedOf(uid: number): Promise<Allowed[]> {
     let stdout: string;
     try {
       ({ stdout } = await this.runner.run(this.nft, ['-j', 'list', 'table', family, table], { timeoutMs }));
@@ -110,16 +132,16 @@ export class NetworkWall {
       if (/No such file or directory/.test((err as CofferError).details ?? '')) return [];
       throw this.fault(err);
     }
-    const pairs: { set: string; address: string }[] = [];
+    const found: Allowed[] = [];
     for (const item of listing.parse(JSON.parse(stdout)).nftables) {
       const set = item.set;
       if (set === undefined || (set.name !== 'allowed4' && set.name !== 'allowed6')) continue;
-      for (const element of set.elem ?? []) {
-        const [owner, address] = pair.parse(element).concat;
-        if (owner === uid) pairs.push({ set: set.name, address });
+      for (const entry of set.elem ?? []) {
+        const [owner, address, port] = triple.parse(entry).concat;
+        if (owner === uid) found.push({ set: set.name, address, port });
       }
     }
-    return pairs;
+    return found;
   }
 
   private async apply(lines: string[]): Promise<void> {

@@ -85,6 +85,8 @@ describe('network wall', { skip: notRoot }, () => {
   // address and port, not what listens there
   let api: Server;
   let ipv6: Server;
+  // as a broker listens by default: on every address, the instances' own included
+  let everywhere: Server;
 
   before(async () => {
     probeDir = await mkdtemp(join(tmpdir(), 'coffer-wall-probe-'));
@@ -93,6 +95,7 @@ describe('network wall', { skip: notRoot }, () => {
     await writeFile(probe, probeSource, { mode: 0o644 });
     api = await listen('127.0.0.1');
     ipv6 = await listen('::1');
+    everywhere = await listen('0.0.0.0');
   });
 
   /** uids this suite walled, taken out again even when a test fails half way (uids are reused) */
@@ -103,6 +106,7 @@ describe('network wall', { skip: notRoot }, () => {
     for (const uid of walled) await wall.remove(uid);
     api.close();
     ipv6.close();
+    everywhere.close();
     await rm(probeDir, { recursive: true, force: true });
   });
 
@@ -138,6 +142,7 @@ describe('network wall', { skip: notRoot }, () => {
 
     const apiPort = (api.address() as AddressInfo).port;
     const ipv6Port = (ipv6.address() as AddressInfo).port;
+    const everywherePort = (everywhere.address() as AddressInfo).port;
     const outside = (self: ServerInfo, other: ServerInfo) => [
       'tcp:127.0.0.1:5672', // RabbitMQ
       'tcp:127.0.0.1:5432', // the PostgreSQL state database
@@ -145,6 +150,7 @@ describe('network wall', { skip: notRoot }, () => {
       `tcp:127.0.0.1:${apiPort}`, // the API
       `tcp:::1:${ipv6Port}`, // IPv6 loopback
       `tcp:${other.address}:${other.port}`, // another instance
+      `tcp:${self.address}:${everywherePort}`, // a service bound to every address, at the instance's own
       `udp:127.0.0.1:${apiPort}`,
       `udp:::1:${ipv6Port}`,
     ].filter((target) => !target.endsWith(`${self.address}:${self.port}`));
