@@ -139,6 +139,13 @@ describe('network wall', { skip: notRoot }, () => {
     const m = await preparedOf(agentRpc, 'mariadb', '10.11');
     const r = await preparedOf(agentRpc, 'redis', '7.0');
     const bSocket = join(instanceDir(bId), 'data', '.s.PGSQL.5432');
+    // each engine's admin socket, which only its own user may reach
+    const sockets = new Map([
+      [a.instanceId, join(instanceDir(aId), 'data', '.s.PGSQL.5432')],
+      [b.instanceId, bSocket],
+      [m.instanceId, join(instanceDir(m.instanceId), 'data', 'mysqld.sock')],
+      [r.instanceId, join(instanceDir(r.instanceId), 'data', 'redis.sock')],
+    ]);
 
     const apiPort = (api.address() as AddressInfo).port;
     const ipv6Port = (ipv6.address() as AddressInfo).port;
@@ -157,7 +164,7 @@ describe('network wall', { skip: notRoot }, () => {
     const own = (self: ServerInfo) => `tcp:${self.address}:${self.port}`;
 
     // the probe itself works: as root every target answers (UDP only says it was sent)
-    const control = await asRoot([...outside(a, b), own(a), `unix:${bSocket}`]);
+    const control = await asRoot([...outside(a, b), own(a), ...[...sockets.values()].map((path) => `unix:${path}`)]);
     for (const [target, result] of Object.entries(control)) assert.equal(result, 'open', `as root ${target}`);
 
     for (const [self, other] of [
@@ -167,11 +174,15 @@ describe('network wall', { skip: notRoot }, () => {
       [r, a],
     ] as const) {
       const user = await osUserOf(self.instanceId);
-      const results = await asUser(user, [...outside(self, other), own(self), `unix:${bSocket}`]);
+      const socketTargets = [...sockets].map(([id, path]) => [id, `unix:${path}`] as const);
+      const results = await asUser(user, [...outside(self, other), own(self), ...socketTargets.map(([, target]) => target)]);
       t.diagnostic(`${user}: ${JSON.stringify(results)}`);
       assert.equal(results[own(self)], 'open', `${user} reaches its own instance`);
       for (const target of outside(self, other)) assert.match(results[target]!, /^refused:E(CONNREFUSED|PERM|ACCES)/, `${user} to ${target}`);
-      if (self !== b) assert.match(results[`unix:${bSocket}`]!, /^refused:EACCES/, `${user} to B's socket`);
+      for (const [id, target] of socketTargets) {
+        if (id === self.instanceId) assert.equal(results[target], 'open', `${user} reaches its own socket`);
+        else assert.match(results[target]!, /^refused:EACCES/, `${user} to ${target}`);
+      }
     }
 
     // the host's engine user, which fills the warm pool, reaches nothing at all
