@@ -50,6 +50,8 @@ Promise.all(process.argv.slice(2).map(tryTarget)).then((results) => console.log(
 `;
 
 type ProbeResults = Record<string, string>;
+/** this very Node.js: the engines' users must be able to run it (a Node.js installed under /root would not do) */
+const node = process.execPath;
 
 function listen(host: string): Promise<Server> {
   return new Promise((resolve, reject) => {
@@ -111,9 +113,9 @@ describe('network wall', { skip: notRoot }, () => {
   });
 
   const probeArgs = (targets: string[]) => [probe, ...targets];
-  const asRoot = async (targets: string[]) => JSON.parse((await run('/usr/bin/node', probeArgs(targets))).stdout) as ProbeResults;
+  const asRoot = async (targets: string[]) => JSON.parse((await run(node, probeArgs(targets))).stdout) as ProbeResults;
   const asUser = async (user: string, targets: string[]) =>
-    JSON.parse((await run('runuser', ['-u', user, '--', '/usr/bin/node', ...probeArgs(targets)], { timeout: 30_000 })).stdout) as ProbeResults;
+    JSON.parse((await run('runuser', ['-u', user, '--', node, ...probeArgs(targets)], { timeout: 30_000 })).stdout) as ProbeResults;
 
   /** Creates and prepares an instance of `manager`, resolves once it is HEALTHY. */
   async function preparedOf(agentRpc: RpcClient<typeof agentContract>, manager: string, version: string) {
@@ -197,7 +199,7 @@ describe('network wall', { skip: notRoot }, () => {
     const targets = [...outside(a, b), own(a), `unix:${bSocket}`];
     const fromEngine = await withAdminClient(endpoint, 'postgres', async (client: Client) => {
       await client.query('CREATE TEMP TABLE out (line text)');
-      await client.query(`COPY out FROM PROGRAM '/usr/bin/node ${probe} ${targets.join(' ')}'`);
+      await client.query(`COPY out FROM PROGRAM '${node} ${probe} ${targets.join(' ')}'`);
       return JSON.parse((await client.query<{ line: string }>('SELECT line FROM out')).rows[0]!.line) as ProbeResults;
     });
     assert.equal(fromEngine[own(a)], 'open');
