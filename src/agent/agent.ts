@@ -28,7 +28,7 @@ import {
   type Guest,
 } from '../guest/index.js';
 import { AddressPool } from './address-pool.js';
-import { checkEngineUserReaches, ensureEngineUser } from './engine-user.js';
+import { checkEngineUserReaches, ensureEngineUser, lookupUser } from './engine-user.js';
 import { createInstanceUser, findInstanceUser, removeInstanceUser } from './instance-user.js';
 import {
   isSafeInstanceId,
@@ -39,6 +39,7 @@ import {
 } from './instance-record.js';
 import { KeyedLock } from './keyed-lock.js';
 import { LocalProcessRunner, type EngineIdentity } from './local-process-runner.js';
+import { NetworkWall } from './network-wall.js';
 import { chownTree } from './owner-tree.js';
 import { WarmPool, type WarmKind } from './warm-pool.js';
 
@@ -65,6 +66,11 @@ export interface AgentOptions {
    * create skips initdb; made one at a time at low CPU priority. Default 2; 0 keeps none.
    */
   warmPoolSize?: number;
+  /**
+   * the nftables program that walls each engine's OS user off the network when the agent runs
+   * as root (network-wall.ts); default `nft` on the runner's PATH
+   */
+  nftPath?: string;
 }
 
 export interface Agent {
@@ -114,6 +120,8 @@ class LocalAgent implements Agent {
   private readonly isolated = process.getuid?.() === 0;
   /** the host's own work: discovery and the warm pool; also every engine when not isolated */
   private runner!: LocalProcessRunner;
+  /** as root: every instance user, and the host's engine user, reach only what they are allowed */
+  private wall: NetworkWall | undefined;
   private reports: EngineVersionReport[] = [];
   private binaries = new Map<EngineName, EngineBinary[]>();
   private reachable = false;
@@ -141,6 +149,10 @@ class LocalAgent implements Agent {
     await chmod(this.instancesDir, 0o711);
     const identity = this.isolated ? await ensureEngineUser(this.options.engineUser ?? 'coffer-db', this.logger) : undefined;
     this.runner = new LocalProcessRunner(identity);
+    if (identity !== undefined) {
+      this.wall = new NetworkWall(new LocalProcessRunner(undefined), this.options.nftPath);
+      await this.wallHostUser(identity);
+    }
     await this.discover();
     this.warmPool = new WarmPool({
       dir: join(resolve(this.options.dataDir), 'pool'),
@@ -173,6 +185,20 @@ class LocalAgent implements Agent {
     // after the instances are back: filling the pool is the least urgent work there is
     this.warmPool.start();
     this.logger.info({ instances: this.hosted.size, engines: this.reports }, 'agent started');
+  }
+
+  /**
+   * The host's engine user runs no tenant's code (discovery and the warm pool's initdb, whose
+   * clusters no tenant reaches) and needs no network at all: walled with nothing allowed, as a
+   * second line should that ever change. Without nftables it only warns: each instance's own
+   * wall is what fails closed.
+   */
+  private async wallHostUser(identity: EngineIdentity): Promise<void> {
+    try {
+      await this.wall!.raise(identity.uid, []);
+    } catch (err) {
+      this.logger.error({ err, engineUser: identity.name }, 'the host engine user is not walled off the network; creates will fail');
+    }
   }
 
   private warmKinds(): WarmKind[] {
@@ -223,6 +249,8 @@ class LocalAgent implements Agent {
     if (!isEngineName(manager)) throw new CofferError('DatastoreNotFound', `This agent has no engine ${manager}.`);
     const record = this.isolated && found.osUser === undefined ? await this.giveOwnUser(found, dir) : found;
     const identity = record.osUser === undefined ? undefined : await findInstanceUser(record.osUser);
+    // before anything runs as the instance's user (its initdb too); re-asserted at adoption
+    if (identity !== undefined && this.wall !== undefined) await this.raiseWall(record, dir, identity);
     const runner = identity === undefined ? this.runner : new LocalProcessRunner(identity);
     const binary = this.binaryFor(record.engine);
     if (binary === undefined) {
@@ -256,6 +284,20 @@ class LocalAgent implements Agent {
     const hosted = { record, dir, guest };
     this.hosted.set(record.id, hosted);
     return hosted;
+  }
+
+  /** Fails closed: an adopted engine that cannot be walled is stopped, a new one never starts. */
+  private async raiseWall(record: InstanceRecord, dir: string, identity: EngineIdentity): Promise<void> {
+    try {
+      // its own engine only; replication and backup targets join this list when they come
+      await this.wall!.raise(identity.uid, [{ address: record.address, port: record.port }]);
+    } catch (err) {
+      this.logger.error({ err, instanceId: record.id }, 'the network wall could not be put up: the engine is stopped');
+      await this.engineOf(record, dir)
+        .stop()
+        .catch((stopErr: unknown) => this.logger.error({ err: stopErr, instanceId: record.id }, 'could not stop the unwalled engine'));
+      throw err;
+    }
   }
 
   /** A warm cluster the host's user made becomes the instance user's before its engine starts. */
@@ -409,7 +451,14 @@ class LocalAgent implements Agent {
     }
     await this.options.transport.deleteTopic(guestTopic(instanceId));
     // before the directory and its record go: a delete that fails here is retried knowing the user
-    if (osUser !== undefined) await removeInstanceUser(osUser, this.logger.child({ instanceId }));
+    if (osUser !== undefined) {
+      const identity = await lookupUser(osUser).catch(() => undefined);
+      await removeInstanceUser(osUser, this.logger.child({ instanceId }));
+      // once nothing runs as it; a wall left behind only walls a uid whose next user gets its own allowed list
+      if (identity !== undefined) {
+        await this.wall?.remove(identity.uid).catch((err: unknown) => this.logger.warn({ err, instanceId }, 'could not take the instance user out of the wall'));
+      }
+    }
     await rm(dir, { recursive: true, force: true });
     this.pool.release(instanceId);
     if (existed) this.logger.info({ instanceId }, 'server deleted');

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { access, readdir, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { CofferError } from '../common/index.js';
@@ -26,23 +26,19 @@ const sysvIpc = [
 const killRounds = 50;
 
 /**
- * `coffer-` and 12 hex digits (useradd allows 32 characters): the start of the instance id
- * when it is a UUID, so an operator sees whose processes these are; otherwise, and when that
- * name is taken (another agent on this host has an instance of the same id), a hash of the id.
+ * `coffer-` and 12 random hex digits (useradd allows 32 characters). Random, not derived from
+ * the instance id: user names show in every `ps`, and another tenant must not learn the ids of
+ * the instances beside theirs. The instance record keeps the name; records from before keep
+ * theirs (the start of the id), which is found and removed the same way.
  */
-function instanceUserName(instanceId: string, attempt: number): string {
-  const hex = instanceId.toLowerCase().replaceAll('-', '');
-  const base =
-    attempt === 0 && /^[0-9a-f]{12}/.test(hex)
-      ? hex.slice(0, 12)
-      : createHash('sha256').update(`${instanceId}\0${attempt}`).digest('hex').slice(0, 12);
-  return `coffer-${base}`;
+function instanceUserName(): string {
+  return `coffer-${randomBytes(6).toString('hex')}`;
 }
 
 /** Creates a user no one else has: a name already in use is never shared, the next candidate is tried. */
 export async function createInstanceUser(instanceId: string, logger: Logger): Promise<EngineIdentity> {
   for (let attempt = 0; attempt < candidates; attempt += 1) {
-    const name = instanceUserName(instanceId, attempt);
+    const name = instanceUserName();
     const code = await addSystemUser(name);
     if (code === 9) continue;
     if (code !== 0) throw new CofferError('Internal', `useradd ${name} failed with exit code ${code}.`);

@@ -38,7 +38,8 @@ export class LocalProcessRunner implements ProcessRunner {
         ...this.ids(),
         cwd: options.cwd,
         env: { ...baseEnv, ...options.env },
-        stdio: ['ignore', 'pipe', 'pipe'],
+        // stdin: what `input` holds, else an empty pipe (EOF at once, as /dev/null)
+        stdio: ['pipe', 'pipe', 'pipe'],
         timeout: options.timeoutMs,
         killSignal: 'SIGKILL',
         signal: options.signal,
@@ -51,6 +52,9 @@ export class LocalProcessRunner implements ProcessRunner {
           // already exited: its close event reports how
         }
       }
+      // a program that exits before reading all of it must not crash the agent with EPIPE
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(options.input ?? '');
       let stdout = '';
       let stderr = '';
       child.stdout.setEncoding('utf8').on('data', (chunk: string) => {

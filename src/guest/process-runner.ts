@@ -11,6 +11,8 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** work done ahead of time (a warm pool's initdb) yields the CPU to what users wait for */
   lowPriority?: boolean;
+  /** written to the program's standard input (closed after it); without it stdin is empty */
+  input?: string;
 }
 
 export interface RunResult {

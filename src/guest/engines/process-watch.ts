@@ -1,4 +1,4 @@
-import { open, readdir, readFile, readlink, realpath } from 'node:fs/promises';
+import { open, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import { CofferError, sleep } from '../../common/index.js';
 import type { ProcessExit } from '../process-runner.js';
 
@@ -68,6 +68,21 @@ export async function worksIn(pid: number, dir: string): Promise<boolean | undef
   } catch {
     // unreadable (another user's process without privileges, or gone): the caller decides
     return undefined;
+  }
+}
+
+/**
+ * Whether `pid` runs as the owner of `dir` (its real uid). Where another user's working
+ * directory is unreadable (root without CAP_SYS_PTRACE, as in containers) this is what ties an
+ * engine to its instance: its command line names no path (so that ps does not show instance
+ * ids), and as root each instance's data directory belongs to a user no other instance has.
+ */
+export async function runsAsOwnerOf(pid: number, dir: string): Promise<boolean> {
+  try {
+    const [status, owner] = await Promise.all([readFile(`/proc/${pid}/status`, 'utf8'), stat(dir)]);
+    return Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]) === owner.uid;
+  } catch {
+    return false;
   }
 }
 

@@ -1,5 +1,5 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
 import { CofferError } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
@@ -252,7 +252,11 @@ class MysqlFamilyDriver implements EngineDriver {
         // the server opens these to append; the engine's user cannot create files in the host's directory
         await this.writeEngineFile(this.paths.slowLog, undefined);
         await this.writeEngineFile(this.paths.generalLog, undefined);
-        return this.runner.spawnDetached(tools.server, [`--defaults-file=${this.paths.configFile}`], { logFile: errorLog, cwd: dataDir });
+        // relative: the command line is anyone's to read in ps, and the path names the instance
+        return this.runner.spawnDetached(tools.server, [`--defaults-file=${relative(dataDir, this.paths.configFile)}`], {
+          logFile: errorLog,
+          cwd: dataDir,
+        });
       },
       waitReady: async (pid, exited) =>
         waitUntilReady({ title: this.flavor.title, endpoint: await this.endpoint(), pid, exited, logFile: errorLog, timeoutMs: startTimeoutMs }),

@@ -1,7 +1,7 @@
 import { readFile, readlink, realpath } from 'node:fs/promises';
 import { CofferError } from '../../../common/index.js';
 import type { ProcessExit } from '../../process-runner.js';
-import { isProcessAlive, processesIn, stopProcess, waitFor, waitUntilServing } from '../process-watch.js';
+import { isProcessAlive, processesIn, runsAsOwnerOf, stopProcess, waitFor, waitUntilServing } from '../process-watch.js';
 import { probeServer, type AdminEndpoint } from './connection.js';
 
 // The server seen from outside: its pid file, whether that pid is alive and really serves our
@@ -17,7 +17,8 @@ async function servesDataDir(pid: number, dataDir: string): Promise<boolean> {
   // another user's /proc/<pid>/cwd is unreadable: fall back on the command line
   const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
   const args = cmdline.split('\0');
-  return serverExe.test(`/${args[0]?.split('/').pop() ?? ''}`) && cmdline.includes(dataDir);
+  // a server started before command lines were relative names its defaults file, beside the data directory
+  return serverExe.test(`/${args[0]?.split('/').pop() ?? ''}`) && (cmdline.includes(dataDir) || (await runsAsOwnerOf(pid, dataDir)));
 }
 
 /** The pid of the server serving `dataDir` according to `pidFile`, if one runs. */

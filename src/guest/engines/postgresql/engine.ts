@@ -1,5 +1,5 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { PrepareInput } from '../../../bus/index.js';
 import { CofferError } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
@@ -258,8 +258,10 @@ class PostgresqlDriver implements EngineDriver {
         await killDataDirProcesses(dataDir);
         await this.removeStaleLocks();
       },
+      // relative to its working directory: the postmaster's command line is anyone's to read in
+      // ps, and the instance directory's path would give the instance id away
       spawn: () =>
-        this.runner.spawnDetached(this.bin('postgres'), ['-D', dataDir, '-c', `config_file=${this.paths.configFile}`], {
+        this.runner.spawnDetached(this.bin('postgres'), ['-D', '.', '-c', `config_file=${relative(dataDir, this.paths.configFile)}`], {
           logFile,
           cwd: dataDir,
         }),

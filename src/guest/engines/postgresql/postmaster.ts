@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { ProcessExit } from '../../process-runner.js';
-import { isProcessAlive, killProcessesIn, stopProcess, waitUntilServing, worksIn } from '../process-watch.js';
+import { isProcessAlive, killProcessesIn, runsAsOwnerOf, stopProcess, waitUntilServing, worksIn } from '../process-watch.js';
 
 // The postmaster seen from outside: its lock file, whether its pid is really alive and really
 // serves our data directory, and how to wait for it to be ready or gone. Everything works on a
@@ -33,7 +33,8 @@ async function servesDataDir(pid: number, dataDir: string): Promise<boolean> {
   // /proc/<pid>/cwd is unreadable for another user's process: fall back on the command line
   try {
     const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
-    return cmdline.split('\0').some((arg) => arg.endsWith('postgres')) && cmdline.includes(dataDir);
+    // a postmaster started before command lines were relative names its data directory
+    return cmdline.split('\0').some((arg) => arg.endsWith('postgres')) && (cmdline.includes(dataDir) || (await runsAsOwnerOf(pid, dataDir)));
   } catch {
     return false;
   }

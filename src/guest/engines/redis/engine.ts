@@ -1,5 +1,5 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
 import { CofferError, newPassword } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
@@ -204,7 +204,8 @@ class RedisDriver implements EngineDriver {
       // adopted (after an agent restart) or still starting: waited for until it answers
       running: () => runningServer(this.paths),
       beforeSpawn: () => killServerProcesses(dataDir),
-      spawn: () => this.runner.spawnDetached(this.server(), [this.paths.configFile], { logFile, cwd: dataDir }),
+      // relative: the command line is anyone's to read in ps, and the path names the instance
+      spawn: () => this.runner.spawnDetached(this.server(), [relative(dataDir, this.paths.configFile)], { logFile, cwd: dataDir }),
       waitReady: (pid, exited) =>
         waitUntilReady({ pid, exited, endpoint: () => this.endpoint(), logFile, timeoutMs: startTimeoutMs }),
       stopPid: (pid) => stopServer(pid, dataDir, stopTimeoutMs),

@@ -1,6 +1,6 @@
 import { readFile, readlink } from 'node:fs/promises';
 import type { ProcessExit } from '../../process-runner.js';
-import { isProcessAlive, killProcessesIn, stopProcess, waitUntilServing, worksIn } from '../process-watch.js';
+import { isProcessAlive, killProcessesIn, runsAsOwnerOf, stopProcess, waitUntilServing, worksIn } from '../process-watch.js';
 import { probeServer, type AdminEndpoint } from './admin.js';
 
 // redis-server seen from outside: its pid file, whether that pid really is our server, how
@@ -34,7 +34,9 @@ export async function runningServer(files: ServerFiles): Promise<number | undefi
   // /proc/<pid>/cwd is unreadable for another user's process: the command line names our config
   const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
   const args = cmdline.split('\0');
-  return args.some((arg) => /redis-(server|check-rdb)$/.test(arg)) && args.includes(files.configFile) ? pid : undefined;
+  if (!args.some((arg) => /redis-(server|check-rdb)$/.test(arg))) return undefined;
+  // a server started before command lines were relative names its config file
+  return args.includes(files.configFile) || (await runsAsOwnerOf(pid, files.dataDir)) ? pid : undefined;
 }
 
 export interface WaitReadyOptions {
