@@ -104,15 +104,17 @@ export function registerInstanceActionCommands(instance: Command, io: CliIo): vo
   ).action((idOrName: string, flavorRef: string, flags: WaitFlags) =>
     runAction(io, async () => {
       let target = '';
+      let targetText = '';
       await runInstanceAction(io, idOrName, flags, ({ id, name }) => ({
         doing: `Resizing ${name}`,
         what: 'Resize',
         send: async (client) => {
           const flavor = await resolveFlavor(client, flavorRef);
           target = flavorId(flavor);
+          targetText = `${flavor.name} (${target})`;
           await client.post(actionPath(id), { resize: { flavorRef: target } });
         },
-        done: (after) => (after.flavor?.id === target ? `Instance ${name} now has flavor ${target}.` : undefined),
+        done: (after) => (after.flavor?.id === target ? `Instance ${name} now has flavor ${targetText}.` : undefined),
       }));
     }),
   );

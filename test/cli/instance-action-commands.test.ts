@@ -54,7 +54,7 @@ describe('coffer instance actions', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(actionsOf(id), [{ resize: { flavorRef: '2' } }]);
     assert.match(result.stderr, /Resizing orders: RESIZE/);
-    assert.match(result.stdout, /^Instance orders now has flavor 2\./);
+    assert.match(result.stdout, /^Instance orders now has flavor medium \(2\)\./);
   });
 
   it("resize to the instance's own flavor shows the API's 400 message", async () => {
