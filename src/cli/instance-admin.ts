@@ -48,7 +48,7 @@ function unprocessableHint(target: AdminTarget, message: string): string | undef
     return `The datastore of ${target.name} does not support this; \`coffer datastore list\` shows the others.`;
   }
   if (/not ready/i.test(message)) {
-    return `Wait until \`coffer instance show ${target.name}\` says ACTIVE, then try again.`;
+    return `Wait until \`coffer instance show ${target.name}\` says ACTIVE / HEALTHY (or ACTIVE / ACTIVE), then try again.`;
   }
   return undefined;
 }

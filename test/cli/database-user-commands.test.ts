@@ -78,7 +78,7 @@ describe('coffer database', () => {
     const down = await cli('database', 'list', 'mysql-1');
     await h.store.serviceStatuses.set({ instanceId: my.id, status: 'HEALTHY', updatedAt: new Date() });
     assert.equal(down.code, 1);
-    assert.match(down.stderr, /^Error: Instance .* is not ready, status: SHUTDOWN\.\nWait until `coffer instance show mysql-1` says ACTIVE, then try again\.\n$/);
+    assert.match(down.stderr, /^Error: Instance .* is not ready, status: SHUTDOWN\. .*the instance shows SHUTDOWN\.\nWait until `coffer instance show mysql-1` says ACTIVE \/ HEALTHY \(or ACTIVE \/ ACTIVE\), then try again\.\n$/);
 
     const unknown = await cli('database', 'list', 'no-such-instance');
     assert.equal(unknown.code, 1);
