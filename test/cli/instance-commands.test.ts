@@ -227,7 +227,8 @@ describe('coffer instance', () => {
       const datastores = await runCli(dir, ['datastore', 'list']);
       assert.equal(datastores.code, 0, datastores.stderr);
       assert.match(datastores.stdout, /│ postgresql │ 15 +│ 15\.18 +│ v15 +│ yes +│/);
-      assert.match(datastores.stdout, /│ postgresql │ 16 +│ 16\.4 +│ v16 +│ +│/);
+      assert.match(datastores.stdout, /│ postgresql │ 16 +│ 16\.4 +│ v16 +│ +│ +│/);
+      assert.match(datastores.stdout, /│ mysql +│ 8\.0 \(inactive\) │ 8\.0 +│ v80 +│ +│ no MySQL server found: install mysql-community-server │/);
       assert.deepEqual(JSON.parse((await runCli(dir, ['datastore', 'list', '--json'])).stdout), fake.datastores);
     });
   });
