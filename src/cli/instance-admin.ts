@@ -13,12 +13,22 @@ export interface AdminTarget {
   name: string;
   /** `/instances/<id>` */
   path: string;
+  /** the instance's datastore type, e.g. `postgresql` */
+  datastore: string | undefined;
+}
+
+/**
+ * Whether users of this datastore have host patterns (`user@host`). The API's capabilities are
+ * per version and not in the instance view; MySQL and MariaDB are the engines that have them.
+ */
+export function hasUserHosts(target: AdminTarget): boolean {
+  return target.datastore === 'mysql' || target.datastore === 'mariadb';
 }
 
 export async function adminTarget(io: CliIo, idOrName: string): Promise<AdminTarget> {
   const client = await openSession(io);
-  const { id, name } = await findInstance(client, idOrName);
-  return { client, id, name, path: `/instances/${encodeURIComponent(id)}` };
+  const { id, name, datastore } = await findInstance(client, idOrName);
+  return { client, id, name, path: `/instances/${encodeURIComponent(id)}`, datastore: datastore?.type ?? undefined };
 }
 
 /**

@@ -57,7 +57,7 @@ describe('databases of an instance', () => {
 
   test('names and bodies are checked before any guest call: invalid, reserved, charsets the engine lacks, bad shapes', async () => {
     const calls = pg.engine.calls.length;
-    assertFault(await post(alice, pg.id, { databases: [{ name: 'a;drop' }] }), 400, 'badRequest', "'a;drop' is not a valid schema name.");
+    assertFault(await post(alice, pg.id, { databases: [{ name: 'a;drop' }] }), 400, 'badRequest', "'a;drop' is not a valid schema name. A database name has letters, digits, '_' and '-' (at least two), with at most one run of spaces, '?', '#' or '@' between them.");
     assertFault(await post(alice, pg.id, { databases: [{ name: 'template1' }] }), 400, 'badRequest', /reserved list/);
     assertFault(await post(alice, pg.id, { databases: [{ name: 'latin', character_set: 'latin1' }] }), 400, 'badRequest', /take no character set or collation: leave out 'character_set'/);
     assertFault(await post(alice, pg.id, { databases: [] }), 400, 'badRequest', /^Validation error: databases/);
