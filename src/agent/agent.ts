@@ -28,6 +28,7 @@ import {
   type Guest,
 } from '../guest/index.js';
 import { AddressPool } from './address-pool.js';
+import { checkDataDirDepth } from './data-dir-depth.js';
 import { checkEngineUserReaches, ensureEngineUser } from './engine-user.js';
 import { createInstanceUser, findInstanceUser, removeInstanceUser } from './instance-user.js';
 import {
@@ -136,6 +137,7 @@ class LocalAgent implements Agent {
   }
 
   async start(): Promise<void> {
+    checkDataDirDepth(resolve(this.options.dataDir), this.instancesDir);
     // engine users traverse it to their own directory; listing it would show them the others
     await mkdir(this.instancesDir, { recursive: true, mode: 0o711 });
     await chmod(this.instancesDir, 0o711);
