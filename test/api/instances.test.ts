@@ -233,6 +233,22 @@ describe('POST /instances', () => {
     assert.equal(unknown.itemNotFound.message, "Datastore 'oracle' cannot be found. Datastores: mysql, postgresql.", 'mariadb has nothing to offer');
   });
 
+  test('the volume cap is the configured one (--max-volume-size), not a fixed 10 GB', async () => {
+    const own = await startHarness({ maxVolumeSizeGb: 30 });
+    try {
+      await seedDatastores(own.store);
+      const carol = await memberSession(own, 'carol');
+      const send = (size: number) =>
+        own.app.inject({ method: 'POST', url: url(carol), headers: headers(carol), payload: body({ volume: { size } }) });
+      assert.equal((await send(20)).statusCode, 200);
+      const over = await send(31);
+      assert.equal(over.statusCode, 413, over.body);
+      assert.equal(JSON.parse(over.body).overLimit.message, "Volume 'size' cannot exceed maximum of 30 GB, 31 cannot be accepted.");
+    } finally {
+      await own.close();
+    }
+  });
+
   test('a wrong or missing token is 401 before the body is even read', async () => {
     for (const token of ['wrong-token', undefined]) {
       const res = await h.app.inject({
