@@ -115,7 +115,7 @@ function buildProgram(): Command {
     .option('--host <address>', 'address to listen on (env COFFER_HOST)')
     .option('--port <port>', 'port to listen on, default 8779 (env COFFER_PORT)')
     .option('--public-url <url>', 'URL clients reach the API at (env COFFER_PUBLIC_URL)')
-    .option('--data-dir <dir>', `where a generated admin password is kept, default ${dataDirDefaultText} (env COFFER_DATA_DIR)`)
+    .option('--data-dir <dir>', 'where the generated admin password is kept (the file admin-password, nothing else), default ./.coffer, /var/lib/coffer as root (env COFFER_DATA_DIR)')
     .addOption(dbOption())
     .addOption(busOption())
     .addOption(logOption())

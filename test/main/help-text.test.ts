@@ -12,8 +12,10 @@ test('the top-level help names every engine', async () => {
   assert.match(help.stdout, /PostgreSQL, MariaDB, MySQL, Redis/);
 });
 
-test('serve, api and agent help give the data directory default of this user', async () => {
-  for (const role of ['serve', 'api', 'agent']) {
+test('serve, api and agent help give the data directory default as root too', async () => {
+  const api = await runCli(['api', '--help']);
+  assert.match(api.stdout.replace(/\s+/g, ' '), /default \.\/\.coffer, \/var\/lib\/coffer as root/);
+  for (const role of ['serve', 'agent']) {
     const help = await runCli([role, '--help']);
     assert.equal(help.code, 0, help.stderr);
     const text = help.stdout.replace(/\s+/g, ' ');
