@@ -86,9 +86,8 @@ test('engine binary directories come per engine from a repeated flag, the enviro
 });
 
 test('the largest volume is 10 GB unless --max-volume-size, COFFER_MAX_VOLUME_SIZE or maxVolumeSize says otherwise', () => {
-  const needs = { databaseUrl: 'mysql://root@127.0.0.1/c', busUrl: 'amqp://x' };
   assert.equal(loadConfig(serveConfigSchema, {}, {}).maxVolumeSize, 10);
   assert.equal(loadConfig(serveConfigSchema, { maxVolumeSize: '50' }, { COFFER_MAX_VOLUME_SIZE: '20' }).maxVolumeSize, 50);
-  assert.equal(loadConfig(apiConfigSchema, needs, { COFFER_MAX_VOLUME_SIZE: '20' }).maxVolumeSize, 20);
+  assert.equal(loadConfig(serveConfigSchema, {}, { COFFER_MAX_VOLUME_SIZE: '20' }).maxVolumeSize, 20);
   assert.throws(() => loadConfig(serveConfigSchema, { maxVolumeSize: '0' }, {}), /maxVolumeSize/);
 });
