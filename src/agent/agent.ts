@@ -28,7 +28,6 @@ import {
   type Guest,
 } from '../guest/index.js';
 import { AddressPool } from './address-pool.js';
-import { checkDataDirDepth } from './data-dir-depth.js';
 import { checkEngineUserReaches, ensureEngineUser } from './engine-user.js';
 import { createInstanceUser, findInstanceUser, removeInstanceUser } from './instance-user.js';
 import {
@@ -42,6 +41,7 @@ import { KeyedLock } from './keyed-lock.js';
 import { LocalProcessRunner, type EngineIdentity } from './local-process-runner.js';
 import { chownTree } from './owner-tree.js';
 import { WarmPool, type WarmKind } from './warm-pool.js';
+import { checkDataDirDepth } from './data-dir-depth.js';
 
 export interface AgentOptions {
   /** agent host name, e.g. os.hostname() or 'local' */
