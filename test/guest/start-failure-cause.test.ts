@@ -39,6 +39,7 @@ test("otherwise the last error line, after its level, with host paths cut to the
   assert.equal(startFailureCause('123:M 02 Dec 2026 21:00:00.000 # Fatal error, can\'t open config file \'/etc/x/redis.conf\''), "Fatal error, can't open config file 'redis.conf'");
   assert.equal(startFailureCause('just some output\nnothing that says error'), undefined);
   assert.equal(withoutPaths('see /var/lib/coffer/instances/a/b.log and /tmp/'), 'see b.log and tmp');
+  assert.equal(withoutPaths('could not create any TCP/IP sockets in "/run/x"'), 'could not create any TCP/IP sockets in "x"');
 });
 
 test('a real redis-server whose address is taken: "Address already in use"', async () => {

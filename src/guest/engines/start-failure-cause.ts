@@ -24,7 +24,8 @@ const maxCause = 200;
 
 /** Host paths become their last component: enough to say which file, nothing of the layout. */
 export function withoutPaths(text: string): string {
-  return text.replace(/(?:\/[^\s/"'`:;,()]+)+\/?/g, (path) => {
+  // Only what starts a word is a path: "TCP/IP" is not one.
+  return text.replace(/(?<![\w.-])(?:\/[^\s/"'`:;,()]+)+\/?/g, (path) => {
     const parts = path.split('/').filter((p) => p !== '');
     return parts.length === 0 ? path : parts[parts.length - 1]!;
   });
