@@ -42,6 +42,7 @@ import { LocalProcessRunner, type EngineIdentity } from './local-process-runner.
 import { NetworkWall } from './network-wall.js';
 import { chownTree } from './owner-tree.js';
 import { WarmPool, type WarmKind } from './warm-pool.js';
+import { checkDataDirDepth } from './data-dir-depth.js';
 
 export interface AgentOptions {
   /** agent host name, e.g. os.hostname() or 'local' */
@@ -144,6 +145,7 @@ class LocalAgent implements Agent {
   }
 
   async start(): Promise<void> {
+    checkDataDirDepth(resolve(this.options.dataDir), this.instancesDir);
     // engine users traverse it to their own directory; listing it would show them the others
     await mkdir(this.instancesDir, { recursive: true, mode: 0o711 });
     await chmod(this.instancesDir, 0o711);

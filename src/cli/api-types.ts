@@ -50,6 +50,8 @@ export interface DatastoreVersionView {
   name: string;
   version?: string;
   active?: boolean | number;
+  /** Coffer's, for admins: why the agents found the version unusable and what to install. */
+  inactive_reason?: string;
 }
 
 export interface DatastoreView {

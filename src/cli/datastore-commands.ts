@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { DatastoreView } from './api-types.js';
+import type { DatastoreVersionView, DatastoreView } from './api-types.js';
 import type { CliIo } from './cli-io.js';
 import { runAction } from './command-runner.js';
 import { openSession } from './session.js';
@@ -17,7 +17,10 @@ export function registerDatastoreCommands(program: Command, io: CliIo): void {
         const datastores = await client.getMember<DatastoreView[]>('/datastores', 'datastores');
         if (options.json === true) return printJson(io.stdout, datastores);
         const head = ['Datastore', 'Version', 'Version number', 'Version ID', 'Default'];
-        io.stdout.write(renderTable(head, versionRows(datastores)));
+        const rows = versionRows(datastores);
+        // Only admins see inactive versions; the column is there only when one is listed.
+        const anyInactive = datastores.some((ds) => (ds.versions ?? []).some(isInactive));
+        io.stdout.write(anyInactive ? renderTable([...head, 'Inactive because'], rows) : renderTable(head, rows.map((r) => r.slice(0, 5))));
       }),
     );
 }
@@ -26,11 +29,16 @@ export function registerDatastoreCommands(program: Command, io: CliIo): void {
 function versionRows(datastores: DatastoreView[]): Cell[][] {
   return datastores.flatMap((ds) => {
     const versions = ds.versions ?? [];
-    if (versions.length === 0) return [[ds.name, '(no versions)', undefined, undefined, undefined]];
+    if (versions.length === 0) return [[ds.name, '(no versions)', undefined, undefined, undefined, undefined]];
     return versions.map((v) => {
-      // Admins also see inactive versions; say so rather than let them be picked.
-      const inactive = v.active === false || v.active === 0 ? ' (inactive)' : '';
-      return [ds.name, `${v.name}${inactive}`, v.version, v.id, v.id === ds.default_version ? 'yes' : ''];
+      // Admins also see inactive versions; say so, and why, rather than let them be picked.
+      const inactive = isInactive(v) ? ' (inactive)' : '';
+      const reason = isInactive(v) ? (v.inactive_reason ?? '') : '';
+      return [ds.name, `${v.name}${inactive}`, v.version, v.id, v.id === ds.default_version ? 'yes' : '', reason];
     });
   });
+}
+
+function isInactive(version: DatastoreVersionView): boolean {
+  return version.active === false || version.active === 0;
 }

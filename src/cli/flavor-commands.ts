@@ -27,7 +27,7 @@ export function registerFlavorCommands(program: Command, io: CliIo): void {
     );
 }
 
-async function listFlavors(client: ApiClient): Promise<FlavorView[]> {
+export async function listFlavors(client: ApiClient): Promise<FlavorView[]> {
   return client.getMember<FlavorView[]>('/flavors', 'flavors');
 }
 

@@ -4,6 +4,7 @@ import { flavorId, type InstanceView } from './api-types.js';
 import { CliError } from './cli-error.js';
 import type { CliIo } from './cli-io.js';
 import { runAction } from './command-runner.js';
+import { loopbackLockoutWarning } from './access-warning.js';
 import { resolveFlavor } from './flavor-commands.js';
 import { findInstance } from './instance-lookup.js';
 import { faultText, stateText, waitForInstance } from './instance-wait.js';
@@ -81,9 +82,10 @@ async function runInstanceAction(io: CliIo, idOrName: string, flags: WaitFlags, 
   }
 }
 
-function cidr(value: string, previous?: string[]): string[] {
+/** `--allowed-cidr` alone (commander's `true`) clears the list. */
+function cidr(value: string, previous?: string[] | true): string[] {
   if (!/^[0-9a-fA-F:.]+\/\d{1,3}$/.test(value)) throw new InvalidArgumentError('Expected a CIDR such as 10.0.0.0/8.');
-  return collect(value, previous);
+  return collect(value, previous === true ? [] : previous);
 }
 
 export function registerInstanceActionCommands(instance: Command, io: CliIo): void {
@@ -104,15 +106,17 @@ export function registerInstanceActionCommands(instance: Command, io: CliIo): vo
   ).action((idOrName: string, flavorRef: string, flags: WaitFlags) =>
     runAction(io, async () => {
       let target = '';
+      let targetText = '';
       await runInstanceAction(io, idOrName, flags, ({ id, name }) => ({
         doing: `Resizing ${name}`,
         what: 'Resize',
         send: async (client) => {
           const flavor = await resolveFlavor(client, flavorRef);
           target = flavorId(flavor);
+          targetText = `${flavor.name} (${target})`;
           await client.post(actionPath(id), { resize: { flavorRef: target } });
         },
-        done: (after) => (after.flavor?.id === target ? `Instance ${name} now has flavor ${target}.` : undefined),
+        done: (after) => (after.flavor?.id === target ? `Instance ${name} now has flavor ${targetText}.` : undefined),
       }));
     }),
   );
@@ -139,41 +143,14 @@ export function registerInstanceActionCommands(instance: Command, io: CliIo): vo
       .command('update <id-or-name>')
       .description('Rename an instance and/or change which clients may connect to it')
       .option('--name <name>', 'the new name')
-      .option('--allowed-cidr <cidr>', 'let clients from this address range connect (repeatable; replaces the current list)', cidr)
+      .option(
+        '--allowed-cidr [cidr]',
+        'let clients from this address range connect (repeatable; replaces the current list); without a range, clear the list (the default ranges again)',
+        cidr,
+      )
       .option('--public', 'mark the instance public')
       .option('--private', 'mark the instance private'),
-  ).action(
-    (idOrName: string, flags: WaitFlags & { name?: string; allowedCidr?: string[]; public?: boolean; private?: boolean }) =>
-      runAction(io, async () => {
-        if (flags.public === true && flags.private === true) throw new CliError('Give --public or --private, not both.');
-        const isPublic = flags.public === true ? true : flags.private === true ? false : undefined;
-        const access =
-          flags.allowedCidr === undefined && isPublic === undefined
-            ? undefined
-            : { ...(isPublic === undefined ? {} : { is_public: isPublic }), ...(flags.allowedCidr === undefined ? {} : { allowed_cidrs: flags.allowedCidr }) };
-        if (flags.name === undefined && access === undefined) {
-          throw new CliError('Nothing to update.', 'Give --name, --allowed-cidr, --public or --private.');
-        }
-        const body = { instance: { ...(flags.name === undefined ? {} : { name: flags.name }), ...(access === undefined ? {} : { access }) } };
-        if (access === undefined) {
-          // A rename is done when the API answers: no task to follow.
-          const client = await openSession(io);
-          const { id, name } = await findInstance(client, idOrName);
-          await client.request('PUT', `/instances/${encodeURIComponent(id)}`, body);
-          io.stdout.write(`Instance ${name} (${id}) is now named ${flags.name}.\n`);
-          return;
-        }
-        await runInstanceAction(io, idOrName, flags, ({ id, name }) => ({
-          doing: `Updating the access rules of ${name}`,
-          what: 'Access update',
-          send: async (client) => {
-            await client.request('PUT', `/instances/${encodeURIComponent(id)}`, body);
-          },
-          done: (after) =>
-            `Instance ${after.name} accepts clients from ${after.access?.allowed_cidrs?.join(', ') ?? "the host's default ranges"}.`,
-        }));
-      }),
-  );
+  ).action((idOrName: string, flags: WaitFlags & UpdateFlags) => runAction(io, () => updateInstance(io, idOrName, flags)));
 
   instance
     .command('reset-status <id-or-name>')
@@ -190,4 +167,46 @@ export function registerInstanceActionCommands(instance: Command, io: CliIo): vo
         io.stdout.write(`Instance ${name} (${id}) was reset: ${stateText(after)} until its next heartbeat.\n`);
       }),
     );
+}
+
+interface UpdateFlags {
+  name?: string;
+  allowedCidr?: string[] | true;
+  public?: boolean;
+  private?: boolean;
+}
+
+async function updateInstance(io: CliIo, idOrName: string, flags: WaitFlags & UpdateFlags): Promise<void> {
+  if (flags.public === true && flags.private === true) throw new CliError('Give --public or --private, not both.');
+  const isPublic = flags.public === true ? true : flags.private === true ? false : undefined;
+  const cidrs = flags.allowedCidr === true ? [] : flags.allowedCidr;
+  const access =
+    cidrs === undefined && isPublic === undefined
+      ? undefined
+      : { ...(isPublic === undefined ? {} : { is_public: isPublic }), ...(cidrs === undefined ? {} : { allowed_cidrs: cidrs }) };
+  if (flags.name === undefined && access === undefined) {
+    throw new CliError('Nothing to update.', 'Give --name, --allowed-cidr, --public or --private.');
+  }
+  const body = { instance: { ...(flags.name === undefined ? {} : { name: flags.name }), ...(access === undefined ? {} : { access }) } };
+  if (access === undefined) {
+    // A rename is done when the API answers: no task to follow.
+    const client = await openSession(io);
+    const { id, name } = await findInstance(client, idOrName);
+    await client.request('PUT', `/instances/${encodeURIComponent(id)}`, body);
+    io.stdout.write(`Instance ${name} (${id}) is now named ${flags.name}.\n`);
+    return;
+  }
+  await runInstanceAction(io, idOrName, flags, (before) => ({
+    doing: `Updating the access rules of ${before.name}`,
+    what: 'Access update',
+    send: async (client) => {
+      const warning = cidrs === undefined ? undefined : loopbackLockoutWarning(before, cidrs);
+      if (warning !== undefined) io.stderr.write(warning);
+      await client.request('PUT', `/instances/${encodeURIComponent(before.id)}`, body);
+    },
+    done: (after) => {
+      const allowed = after.access?.allowed_cidrs ?? [];
+      return `Instance ${after.name} accepts clients from ${allowed.length > 0 ? allowed.join(', ') : "the host's default ranges"}.`;
+    },
+  }));
 }

@@ -13,12 +13,22 @@ export interface AdminTarget {
   name: string;
   /** `/instances/<id>` */
   path: string;
+  /** the instance's datastore type, e.g. `postgresql` */
+  datastore: string | undefined;
+}
+
+/**
+ * Whether users of this datastore have host patterns (`user@host`). The API's capabilities are
+ * per version and not in the instance view; MySQL and MariaDB are the engines that have them.
+ */
+export function hasUserHosts(target: AdminTarget): boolean {
+  return target.datastore === 'mysql' || target.datastore === 'mariadb';
 }
 
 export async function adminTarget(io: CliIo, idOrName: string): Promise<AdminTarget> {
   const client = await openSession(io);
-  const { id, name } = await findInstance(client, idOrName);
-  return { client, id, name, path: `/instances/${encodeURIComponent(id)}` };
+  const { id, name, datastore } = await findInstance(client, idOrName);
+  return { client, id, name, path: `/instances/${encodeURIComponent(id)}`, datastore: datastore?.type ?? undefined };
 }
 
 /**
@@ -48,7 +58,7 @@ function unprocessableHint(target: AdminTarget, message: string): string | undef
     return `The datastore of ${target.name} does not support this; \`coffer datastore list\` shows the others.`;
   }
   if (/not ready/i.test(message)) {
-    return `Wait until \`coffer instance show ${target.name}\` says ACTIVE, then try again.`;
+    return `Wait until \`coffer instance show ${target.name}\` says ACTIVE / HEALTHY (or ACTIVE / ACTIVE), then try again.`;
   }
   return undefined;
 }

@@ -4,6 +4,7 @@ import type { CliIo } from './cli-io.js';
 import { runAction } from './command-runner.js';
 import { registerInstanceActionCommands } from './instance-action-commands.js';
 import { createInstance, type CreateOptions } from './instance-create.js';
+import { listFlavors } from './flavor-commands.js';
 import { instanceFields, instanceListHead, instanceListRow } from './instance-format.js';
 import { findInstance, listInstances } from './instance-lookup.js';
 import { faultText, stateText, waitForInstance } from './instance-wait.js';
@@ -25,6 +26,7 @@ export function registerInstanceCommands(program: Command, io: CliIo): void {
     .requiredOption('--size <GB>', 'volume size in GB', positiveInteger)
     .option('--database <name>', 'create a database (repeatable)', collect)
     .option('--user <name:password>', 'create a user with access to every --database (repeatable)', collectUser)
+    .option('--allow-duplicate-name', 'create it even if another of your instances has this name')
     .option('--no-wait', 'return once the API accepted the request')
     .option('--timeout <seconds>', 'how long to wait for ACTIVE', positiveSeconds, defaultTimeoutSeconds)
     .option('--json', 'print the API object as JSON')
@@ -52,19 +54,22 @@ export function registerInstanceCommands(program: Command, io: CliIo): void {
     .option('--json', 'print the API object as JSON')
     .action((idOrName: string, options: { json?: boolean }) =>
       runAction(io, async () => {
-        const found = await findInstance(await openSession(io), idOrName);
+        const client = await openSession(io);
+        const found = await findInstance(client, idOrName);
         if (options.json === true) return printJson(io.stdout, found);
-        io.stdout.write(renderFields(instanceFields(found)));
+        io.stdout.write(renderFields(instanceFields(found, await listFlavors(client))));
       }),
     );
 
   instance
     .command('delete <id-or-name>')
-    .description('Delete an instance and its data')
-    .option('--wait', 'wait until the instance is gone')
-    .option('--timeout <seconds>', 'how long --wait waits', positiveSeconds, defaultTimeoutSeconds)
+    .description('Delete an instance and its data, and wait until it is gone')
+    // --wait was needed before delete waited by default; it is still accepted.
+    .option('--wait', 'wait until the instance is gone (the default)')
+    .option('--no-wait', 'return once the API accepted the request')
+    .option('--timeout <seconds>', 'how long to wait until the instance is gone', positiveSeconds, defaultTimeoutSeconds)
     .action((idOrName: string, options: { wait?: boolean; timeout: number }) =>
-      runAction(io, () => deleteInstance(io, idOrName, options.wait === true, options.timeout)),
+      runAction(io, () => deleteInstance(io, idOrName, options.wait !== false, options.timeout)),
     );
 
   registerInstanceActionCommands(instance, io);
@@ -79,7 +84,7 @@ async function deleteInstance(io: CliIo, idOrName: string, wait: boolean, timeou
   const { id, name } = await findInstance(client, idOrName);
   await client.delete(`/instances/${encodeURIComponent(id)}`);
   if (!wait) {
-    io.stdout.write(`Deleting instance ${name} (${id}).\n`);
+    io.stdout.write(`Deleting instance ${name} (${id}). Follow it with \`coffer instance show ${id}\`.\n`);
     return;
   }
   const result = await waitForInstance(io, client, id, { goal: 'gone', label: `Deleting ${name}`, timeoutSeconds });

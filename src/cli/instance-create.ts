@@ -4,6 +4,7 @@ import { CliError } from './cli-error.js';
 import type { CliIo } from './cli-io.js';
 import { connectionInfo } from './connection-info.js';
 import { resolveFlavor } from './flavor-commands.js';
+import { listInstances } from './instance-lookup.js';
 import type { UserSpec } from './option-parsers.js';
 import { openSession } from './session.js';
 import { printJson } from './table-format.js';
@@ -16,6 +17,7 @@ export interface CreateOptions {
   size: number;
   database?: string[];
   user?: UserSpec[];
+  allowDuplicateName?: boolean;
   wait: boolean;
   json?: boolean;
   timeout: number;
@@ -23,6 +25,7 @@ export interface CreateOptions {
 
 export async function createInstance(io: CliIo, name: string, options: CreateOptions): Promise<void> {
   const client = await openSession(io);
+  if (options.allowDuplicateName !== true) await refuseDuplicateName(client, name);
   const flavor = await resolveFlavor(client, options.flavor);
   const body = createBody(name, flavorId(flavor), options);
   const created = await client.postMember<InstanceView>('/instances', 'instance', body);
@@ -39,6 +42,19 @@ export async function createInstance(io: CliIo, name: string, options: CreateOpt
   io.stdout.write(connectionText(instance, options));
   // Trove returns a generated root password only in the create answer; it cannot be read again.
   if (created.password !== undefined) io.stdout.write(`Root password (shown only now): ${created.password}\n`);
+}
+
+/**
+ * Trove (and so the API) accepts two instances of one name, but every command that takes a name
+ * then has to ask which one is meant: the CLI refuses unless told it is wanted.
+ */
+async function refuseDuplicateName(client: ApiClient, name: string): Promise<void> {
+  const same = (await listInstances(client)).filter((instance) => instance.name === name);
+  if (same.length === 0) return;
+  throw new CliError(
+    `An instance named "${name}" already exists (${same.map((i) => i.id).join(', ')}).`,
+    'Choose another name, or give --allow-duplicate-name (commands then need the ID instead of the name).',
+  );
 }
 
 function createBody(name: string, flavorRef: string, options: CreateOptions): unknown {

@@ -1,4 +1,4 @@
-import type { InstanceView } from './api-types.js';
+import { flavorId, type FlavorView, type InstanceView } from './api-types.js';
 import { instancePort } from './connection-info.js';
 import type { Cell } from './table-format.js';
 
@@ -17,7 +17,23 @@ export function instanceListRow(instance: InstanceView): Cell[] {
   ];
 }
 
-export function instanceFields(instance: InstanceView): Array<[string, Cell]> {
+/** `m1.small (2)`: the name from the flavor list when it has the id, else the id alone. */
+export function flavorText(flavorRefId: string | undefined, flavors: readonly FlavorView[]): string | undefined {
+  if (flavorRefId === undefined) return undefined;
+  const flavor = flavors.find((f) => flavorId(f) === flavorRefId || String(f.id) === flavorRefId);
+  return flavor === undefined ? flavorRefId : `${flavor.name} (${flavorRefId})`;
+}
+
+/**
+ * Trove's timestamps are UTC without a zone (`2024-05-01T10:00:00`); the CLI says so, so that
+ * nobody reads them as local time. Anything else is shown as it came.
+ */
+export function timestampText(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?$/.test(value) ? `${value.replace('T', ' ')} UTC` : value;
+}
+
+export function instanceFields(instance: InstanceView, flavors: readonly FlavorView[] = []): Array<[string, Cell]> {
   const version = instance.datastore?.version;
   const number = instance.datastore?.version_number;
   const used = instance.volume?.used ?? instance.local_storage?.used;
@@ -28,7 +44,7 @@ export function instanceFields(instance: InstanceView): Array<[string, Cell]> {
     ['Operating status', instance.operating_status],
     ['Datastore', instance.datastore?.type],
     ['Version', number !== undefined && number !== version ? `${version} (${number})` : version],
-    ['Flavor', instance.flavor?.id],
+    ['Flavor', flavorText(instance.flavor?.id, flavors)],
     ['Size', instance.volume?.size === undefined ? undefined : `${instance.volume.size} GB`],
     ['Used', used === undefined ? undefined : `${used} GB`],
     ['Address', addressText(instance)],
@@ -38,11 +54,11 @@ export function instanceFields(instance: InstanceView): Array<[string, Cell]> {
     ['Replica of', instance.replica_of?.id],
     ['Replicas', instance.replicas?.map((r) => r.id).join(', ')],
     ['Region', instance.region],
-    ['Created', instance.created],
-    ['Updated', instance.updated],
-    ['Last heartbeat', instance.service_status_updated],
+    ['Created', timestampText(instance.created)],
+    ['Updated', timestampText(instance.updated)],
+    ['Last heartbeat', timestampText(instance.service_status_updated)],
     ['Fault', instance.fault?.message],
-    ['Fault time', instance.fault?.created],
+    ['Fault time', timestampText(instance.fault?.created)],
     ['Fault details', instance.fault?.details],
   ];
 }

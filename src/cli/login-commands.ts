@@ -5,10 +5,11 @@ import type { CliIo } from './cli-io.js';
 import { runAction } from './command-runner.js';
 import type { StoredCredentials } from './credentials-store.js';
 import { readPassword } from './password-prompt.js';
-import { credentialsStore } from './session.js';
+import { serverKey } from './credentials-store.js';
+import { chosenServer, credentialsStore } from './session.js';
 
 interface LoginOptions {
-  url: string;
+  url?: string;
   user: string;
   project: string;
   domain: string;
@@ -19,7 +20,7 @@ export function registerLoginCommands(program: Command, io: CliIo): void {
   program
     .command('login')
     .description('Sign in to a Coffer API and keep the token for the other commands')
-    .option('--url <url>', 'the Coffer API', defaultUrl)
+    .option('--url <url>', `the Coffer API (default: COFFER_URL, else ${defaultUrl})`)
     .option('--user <name>', 'user name', 'admin')
     .option('--project <name>', 'project to work in', 'admin')
     .option('--domain <id>', 'domain of the user and the project', 'default')
@@ -28,12 +29,13 @@ export function registerLoginCommands(program: Command, io: CliIo): void {
 
   program
     .command('logout')
-    .description('Forget the saved token and revoke it on the server')
-    .action(() => runAction(io, () => logout(io)));
+    .description('Forget the saved token of one server and revoke it there (logins to other servers stay)')
+    .option('--url <url>', 'the server to log out of (default: COFFER_URL, else the one of the last login)')
+    .action((options: { url?: string }) => runAction(io, () => logout(io, options.url ?? chosenServer(io))));
 }
 
 async function login(io: CliIo, options: LoginOptions): Promise<void> {
-  const url = normaliseUrl(options.url);
+  const url = normaliseUrl(options.url ?? chosenServer(io) ?? defaultUrl);
   const password = await readPassword(io, options.passwordStdin === true);
   const identity = new ApiClient({ baseUrl: `${url}/identity/v3`, serverUrl: url });
   const domain = { id: options.domain };
@@ -68,7 +70,7 @@ function normaliseUrl(raw: string): string {
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new CliError(`"${raw}" is not an http(s) URL.`, `Give the API's address, e.g. --url ${defaultUrl}`);
   }
-  return raw.replace(/\/+$/, '');
+  return serverKey(raw);
 }
 
 /** Keystone's token answer: the token in X-Subject-Token, the database endpoint in the catalog. */
@@ -99,16 +101,18 @@ function publicDatabaseEndpoint(catalog: unknown): string | undefined {
   return undefined;
 }
 
-async function logout(io: CliIo): Promise<void> {
+async function logout(io: CliIo, url: string | undefined): Promise<void> {
   const store = credentialsStore(io);
-  const credentials = await store.read();
+  const credentials = await store.read(url);
   if (credentials === undefined) {
-    io.stdout.write('Not logged in.\n');
+    io.stdout.write(url === undefined ? 'Not logged in.\n' : `Not logged in to ${serverKey(url)}.\n`);
     return;
   }
   await revoke(credentials);
-  await store.remove();
+  await store.remove(credentials.url);
   io.stdout.write(`Logged out of ${credentials.url}.\n`);
+  const next = await store.read();
+  if (next !== undefined) io.stdout.write(`Commands now go to ${next.url}, where you are still logged in.\n`);
 }
 
 /** Best effort: an unreachable server or an already expired token must not keep the user logged in. */

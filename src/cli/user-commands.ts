@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { newPassword } from '../common/index.js';
 import type { CliIo } from './cli-io.js';
 import { runAction } from './command-runner.js';
-import { adminTarget, userPath, withHints, type AdminTarget } from './instance-admin.js';
+import { adminTarget, hasUserHosts, userPath, withHints, type AdminTarget } from './instance-admin.js';
 import { listAll } from './list-all.js';
 import { collect } from './option-parsers.js';
 import { readPassword } from './password-prompt.js';
@@ -33,7 +33,8 @@ function userLabel(name: string, host: string | undefined): string {
 }
 
 function listHint(target: AdminTarget): string {
-  return `See the users of ${target.name} with \`coffer user list ${target.name}\` (a user with a host needs --host).`;
+  const hostNote = hasUserHosts(target) ? ' (a user with a host needs --host)' : '';
+  return `See the users of ${target.name} with \`coffer user list ${target.name}\`${hostNote}.`;
 }
 
 export function registerUserCommands(program: Command, io: CliIo): void {

@@ -33,7 +33,8 @@ export function heartbeatHandler(store: StateStore, logger: Logger) {
           await tx.faults.record({
             id: newUuid(),
             instanceId: beat.instanceId,
-            message: beat.message.slice(0, 255),
+            // The guest puts what a tenant may read on the first line, the engine's log after it.
+            message: (beat.message.split('\n', 1)[0] ?? '').slice(0, 255),
             details: beat.message,
             createdAt: now,
           });

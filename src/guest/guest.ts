@@ -81,13 +81,17 @@ const rootNotContained = () =>
       'to reach other instances and Coffer itself. Run the Coffer agent as root so that each instance gets its own OS user.',
   );
 
-/** The error and, as room allows, the end of its details: a log's last lines say what failed. */
+/**
+ * The error on its first line and, as room allows, the end of its details on the next: a log's
+ * last lines say what failed. The conductor shows tenants the first line only (the log may name
+ * host paths); the whole goes into the fault's details, which only admins see.
+ */
 function describe(err: unknown): string {
-  const message = (err instanceof Error ? err.message : String(err)).slice(0, maxMessage);
+  const message = (err instanceof Error ? err.message : String(err)).replace(/\n/g, ' ').slice(0, maxMessage);
   const details = err instanceof CofferError ? (err.details ?? '') : '';
-  const room = maxMessage - message.length - 2;
+  const room = maxMessage - message.length - 1;
   if (details === '' || room <= 0) return message;
-  return `${message.replace(/\.$/, '')}: ${details.slice(-room)}`;
+  return `${message}\n${details.slice(-room)}`;
 }
 
 class GuestAgent implements Guest {

@@ -7,6 +7,7 @@ import { CofferError } from '../common/index.js';
 import {
   agentConfigSchema,
   apiConfigSchema,
+  defaultDataDir,
   loadConfig,
   serveConfigSchema,
   workerConfigSchema,
@@ -15,11 +16,19 @@ import { runAgent, runApi, runConductor, runServe, runTaskmanager, type Stop } f
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
 
-/** Runs a role until SIGINT/SIGTERM, then stops it cleanly (database engines keep running). */
-async function runUntilSignalled(start: () => Promise<Stop>): Promise<void> {
+const dataDirDefaultText = defaultDataDir === '.coffer' ? './.coffer (/var/lib/coffer when run as root)' : `${defaultDataDir} (run as root; ./.coffer otherwise)`;
+
+/**
+ * Runs a role until SIGINT/SIGTERM, then stops it cleanly (database engines keep running).
+ * `start` may return a note for the operator, printed once the role has stopped.
+ */
+async function runUntilSignalled(start: () => Promise<Stop | { stop: Stop; stoppedNote: string }>): Promise<void> {
   let stop: Stop;
+  let stoppedNote: string | undefined;
   try {
-    stop = await start();
+    const started = await start();
+    if (typeof started === 'function') stop = started;
+    else ({ stop, stoppedNote } = started);
   } catch (err) {
     const message = err instanceof CofferError ? err.message : err instanceof Error ? err.message : String(err);
     process.stderr.write(`coffer: ${message}\n`);
@@ -29,8 +38,12 @@ async function runUntilSignalled(start: () => Promise<Stop>): Promise<void> {
   const onSignal = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
+    if (stoppedNote !== undefined) print(`\nStopping Coffer (${signal}) ...`);
     stop().then(
-      () => process.exit(0),
+      () => {
+        if (stoppedNote !== undefined) print(stoppedNote);
+        process.exit(0);
+      },
       (err: unknown) => {
         process.stderr.write(`coffer: error while stopping after ${signal}: ${String(err)}\n`);
         process.exit(1);
@@ -39,6 +52,20 @@ async function runUntilSignalled(start: () => Promise<Stop>): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+}
+
+/**
+ * What a stopped `serve` or `agent` leaves behind: its engines, on purpose (restarting the control
+ * plane never stops a database), and how to take them back.
+ */
+function enginesKeepRunningNote(role: 'serve' | 'agent', dataDir: string): string {
+  return (
+    'Coffer stopped. The database engines of its instances keep running and accept clients.\n' +
+    `To manage them again, start \`coffer ${role} --data-dir ${dataDir}\`` +
+    (role === 'serve' ? ` (or \`npm start -- --data-dir ${dataDir}\`)` : '') +
+    ': it takes them back as they are.\n' +
+    'To stop an engine for good, delete its instance (`coffer instance delete <name>`) while Coffer runs.'
+  );
 }
 
 const configOption = () => new Option('--config <file>', 'JSON config file (env COFFER_CONFIG)');
@@ -59,12 +86,13 @@ function addLimitOptions(command: Command): Command {
     .option('--max-volumes-per-tenant <gb>', 'total volume GB per project, default 40, -1 unlimited (env COFFER_MAX_VOLUMES_PER_TENANT)')
     .option('--max-backups-per-tenant <n>', 'backups per project, default 50, -1 unlimited (env COFFER_MAX_BACKUPS_PER_TENANT)')
     .option('--max-ram-per-tenant <mb>', 'total flavor RAM MB per project, default -1 unlimited (env COFFER_MAX_RAM_PER_TENANT)')
+    .option('--max-volume-size <gb>', 'largest volume one instance may have, default 10 (env COFFER_MAX_VOLUME_SIZE)')
     .option('--rate-limit <n>', 'requests per minute per HTTP verb and project, counted in each API process, default 200, 0 off (env COFFER_RATE_LIMIT)');
 }
 
 function buildProgram(): Command {
   const program = new Command('coffer')
-    .description('Coffer: database instances as a service (PostgreSQL), behind the OpenStack Trove v1.0 API')
+    .description('Coffer: database instances as a service (PostgreSQL, MariaDB, MySQL, Redis), behind the OpenStack Trove v1.0 API')
     .showHelpAfterError('(run with --help for usage)');
 
   const serve = program
@@ -72,7 +100,7 @@ function buildProgram(): Command {
     .description('Run every role in one process: SQLite state, in-process bus, local compute (no other server needed)')
     .option('--host <address>', 'address to listen on (env COFFER_HOST)', undefined)
     .option('--port <port>', 'port to listen on, default 8779 (env COFFER_PORT)')
-    .option('--data-dir <dir>', 'state, instances and logs, default ./.coffer (env COFFER_DATA_DIR)')
+    .option('--data-dir <dir>', `state, instances and logs, default ${dataDirDefaultText} (env COFFER_DATA_DIR)`)
     .option('--public-url <url>', 'URL clients reach the API at (env COFFER_PUBLIC_URL)')
     .option('--engine-user <user>', 'as root: the unprivileged user that finds engine versions and fills the warm pool (each instance runs as a user of its own), default coffer-db')
     .option('--address-pool <cidr>', 'loopback range for instance addresses, default 127.77.0.0/16')
@@ -81,7 +109,10 @@ function buildProgram(): Command {
     .addOption(logOption())
     .addOption(configOption());
   addLimitOptions(serve).action((flags: Record<string, unknown>) =>
-    runUntilSignalled(() => runServe(loadConfig(serveConfigSchema, flags), print)),
+    runUntilSignalled(async () => {
+      const config = loadConfig(serveConfigSchema, flags);
+      return { stop: await runServe(config, print), stoppedNote: enginesKeepRunningNote('serve', config.dataDir) };
+    }),
   );
 
   const api = program
@@ -118,7 +149,7 @@ function buildProgram(): Command {
   program
     .command('agent')
     .description('Run the compute agent of this host: starts, supervises and re-adopts database processes')
-    .option('--data-dir <dir>', 'instance directories, default ./.coffer (env COFFER_DATA_DIR)')
+    .option('--data-dir <dir>', `instance directories, default ${dataDirDefaultText} (env COFFER_DATA_DIR)`)
     .option('--agent-host <name>', 'this agent\'s host name, default the machine\'s (env COFFER_AGENT_HOST)')
     .option('--engine-user <user>', 'as root: the unprivileged user that finds engine versions and fills the warm pool (each instance runs as a user of its own), default coffer-db')
     .option('--address-pool <cidr>', 'loopback range for instance addresses, default 127.77.0.0/16')
@@ -128,7 +159,12 @@ function buildProgram(): Command {
     .addOption(busKeyOption())
     .addOption(logOption())
     .addOption(configOption())
-    .action((flags: Record<string, unknown>) => runUntilSignalled(() => runAgent(loadConfig(agentConfigSchema, flags))));
+    .action((flags: Record<string, unknown>) =>
+      runUntilSignalled(async () => {
+        const config = loadConfig(agentConfigSchema, flags);
+        return { stop: await runAgent(config), stoppedNote: enginesKeepRunningNote('agent', config.dataDir) };
+      }),
+    );
 
   registerClientCommands(program);
   return program;

@@ -11,7 +11,7 @@ import { engineNames } from '../guest/index.js';
 
 // Run as root, engines run as an unprivileged user that must reach the instance directories;
 // a clone under /root is out of its reach, so root gets the usual system location instead.
-const defaultDataDir = process.getuid?.() === 0 ? '/var/lib/coffer' : '.coffer';
+export const defaultDataDir = process.getuid?.() === 0 ? '/var/lib/coffer' : '.coffer';
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info');
 const port = z.coerce.number().int().min(1).max(65535);
@@ -49,6 +49,8 @@ const apiLimits = {
   maxRamPerTenant: quotaLimit.default(-1),
   maxVolumesPerTenant: quotaLimit.default(40),
   maxBackupsPerTenant: quotaLimit.default(50),
+  /** the largest volume one instance may ask for, in GB (Trove's max_accepted_volume_size) */
+  maxVolumeSize: z.coerce.number().int().min(1).default(10),
   /** requests per minute, per verb and project, counted in each API process's memory */
   rateLimit: z.coerce.number().int().min(0).default(200),
 };
@@ -129,6 +131,7 @@ const envNames: Record<string, string> = {
   maxRamPerTenant: 'COFFER_MAX_RAM_PER_TENANT',
   maxVolumesPerTenant: 'COFFER_MAX_VOLUMES_PER_TENANT',
   maxBackupsPerTenant: 'COFFER_MAX_BACKUPS_PER_TENANT',
+  maxVolumeSize: 'COFFER_MAX_VOLUME_SIZE',
   rateLimit: 'COFFER_RATE_LIMIT',
   logLevel: 'COFFER_LOG_LEVEL',
 };

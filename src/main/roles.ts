@@ -38,6 +38,7 @@ async function listenApi(
       volumes: config.maxVolumesPerTenant,
     },
     rateLimitPerMinute: config.rateLimit,
+    maxVolumeSizeGb: config.maxVolumeSize,
   });
   await seedFlavors(store);
   await app.listen({ host: config.host, port: config.port });

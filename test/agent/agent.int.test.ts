@@ -279,7 +279,7 @@ describe('agent', () => {
       .filter((message) => message !== undefined);
     assert.equal(messages.length, 2, JSON.stringify(messages));
     assert.match(messages[0]!, /stopped unexpectedly/);
-    assert.match(messages[1]!, /^PostgreSQL exited \(code 1, signal null\) while starting: /);
+    assert.match(messages[1]!, /^PostgreSQL exited \(code 1\) while starting: configuration file "postgresql\.conf" contains errors\.\n/, 'the cause, without host paths, on the line tenants see');
     assert.match(messages[1]!, /FATAL: +configuration file "[^"]+" contains errors$/);
 
     await writeFile(conf, good);

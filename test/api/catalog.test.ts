@@ -70,11 +70,11 @@ describe('flavors and volume types of a datastore version', () => {
 
   for (const suffix of ['flavors', 'volume-types']) {
     test(`${suffix}: unknown datastore 404, unknown version 400, inactive version 400`, async () => {
-      expectError(await get(member, `/datastores/oracle/versions/15/${suffix}`), 404, 'itemNotFound', "Datastore 'oracle' cannot be found.");
+      expectError(await get(member, `/datastores/oracle/versions/15/${suffix}`), 404, 'itemNotFound', "Datastore 'oracle' cannot be found. Datastores: mysql, postgresql.");
       expectError(await get(member, `/datastores/postgresql/versions/9.6/${suffix}`), 400, 'badRequest', "Datastore version '9.6' cannot be found.");
       const unknownId = newUuid();
       expectError(await get(member, `/datastores/postgresql/versions/${unknownId}/${suffix}`), 400, 'badRequest', `Datastore version '${unknownId}' cannot be found.`);
-      expectError(await get(member, `/datastores/postgresql/versions/16/${suffix}`), 400, 'badRequest', "Datastore version '16' is not active.");
+      expectError(await get(member, `/datastores/postgresql/versions/16/${suffix}`), 400, 'badRequest', "Datastore version '16' is not active. postgres 16 binaries not found.");
     });
   }
 });
@@ -122,8 +122,8 @@ describe('configuration parameters', () => {
     const unknownId = newUuid();
     expectError(await get(member, `/datastores/versions/${unknownId}/parameters`), 400, 'badRequest', `Datastore version '${unknownId}' cannot be found.`);
     expectError(await get(member, `/datastores/versions/${unknownId}/parameters/x`), 400, 'badRequest', `Datastore version '${unknownId}' cannot be found.`);
-    expectError(await get(member, '/datastores/postgresql/versions/16/parameters'), 400, 'badRequest', "Datastore version '16' is not active.");
-    expectError(await get(member, '/datastores/oracle/versions/1/parameters/x'), 404, 'itemNotFound', "Datastore 'oracle' cannot be found.");
+    expectError(await get(member, '/datastores/postgresql/versions/16/parameters'), 400, 'badRequest', "Datastore version '16' is not active. postgres 16 binaries not found.");
+    expectError(await get(member, '/datastores/oracle/versions/1/parameters/x'), 404, 'itemNotFound', "Datastore 'oracle' cannot be found. Datastores: mysql, postgresql.");
   });
 });
 
@@ -167,6 +167,6 @@ describe('the .json format suffix', () => {
   });
 
   test('an encoded dot (%2e) is a dot in a name, not a suffix', async () => {
-    expectError(await get(member, '/datastores/postgresql%2ejson'), 404, 'itemNotFound', "Datastore 'postgresql.json' cannot be found.");
+    expectError(await get(member, '/datastores/postgresql%2ejson'), 404, 'itemNotFound', "Datastore 'postgresql.json' cannot be found. Datastores: mysql, postgresql.");
   });
 });

@@ -57,7 +57,7 @@ describe('databases of an instance', () => {
 
   test('names and bodies are checked before any guest call: invalid, reserved, charsets the engine lacks, bad shapes', async () => {
     const calls = pg.engine.calls.length;
-    assertFault(await post(alice, pg.id, { databases: [{ name: 'a;drop' }] }), 400, 'badRequest', "'a;drop' is not a valid schema name.");
+    assertFault(await post(alice, pg.id, { databases: [{ name: 'a;drop' }] }), 400, 'badRequest', "'a;drop' is not a valid schema name. A database name has letters, digits, '_' and '-' (at least two), with at most one run of spaces, '?', '#' or '@' between them.");
     assertFault(await post(alice, pg.id, { databases: [{ name: 'template1' }] }), 400, 'badRequest', /reserved list/);
     assertFault(await post(alice, pg.id, { databases: [{ name: 'latin', character_set: 'latin1' }] }), 400, 'badRequest', /take no character set or collation: leave out 'character_set'/);
     assertFault(await post(alice, pg.id, { databases: [] }), 400, 'badRequest', /^Validation error: databases/);
@@ -123,11 +123,26 @@ describe('databases of an instance', () => {
     for (const status of ['BUILDING', 'SHUTDOWN', 'FAILED'] as const) {
       const down = await guestInstance(h, alice, { capabilities: seededCapabilities.postgresql, status });
       try {
-        assertFault(await get(alice, down.id), 422, 'unprocessableEntity', `Instance ${down.id} is not ready, status: ${status}.`);
+        assertFault(await get(alice, down.id), 422, 'unprocessableEntity', new RegExp(`^Instance ${down.id} is not ready, status: ${status}\\. Databases, users and root need operating_status HEALTHY or ACTIVE; the instance shows (BUILD|SHUTDOWN|FAILED)\\.$`));
         assert.deepEqual(down.engine.calls, []);
       } finally {
         await down.close();
       }
+    }
+    // What reset_status leaves: show gives ACTIVE with operating_status ERROR, and the message says so.
+    const reset = await guestInstance(h, alice, { capabilities: seededCapabilities.postgresql, status: 'UNKNOWN' });
+    try {
+      assertFault(
+        await get(alice, reset.id),
+        422,
+        'unprocessableEntity',
+        `Instance ${reset.id} is not ready, status: UNKNOWN. Its status was reset and is known again at the next heartbeat of its guest. ` +
+          'Databases, users and root need operating_status HEALTHY or ACTIVE; the instance shows ERROR.',
+      );
+      const shown = JSON.parse((await h.app.inject({ method: 'GET', url: `/v1.0/${alice.projectId}/instances/${reset.id}`, headers: headers(alice) })).body);
+      assert.deepEqual([shown.instance.status, shown.instance.operating_status], ['ACTIVE', 'ERROR']);
+    } finally {
+      await reset.close();
     }
     const running = await guestInstance(h, alice, { capabilities: seededCapabilities.postgresql, status: 'RUNNING' });
     assert.equal((await get(alice, running.id)).statusCode, 200);

@@ -127,7 +127,7 @@ describe('datastores', () => {
     assert.equal(json(await get(member, '/datastores/postgresql')).datastore.id, seeded.datastoreId);
     const missing = await get(member, '/datastores/oracle');
     assert.equal(missing.statusCode, 404);
-    assert.deepEqual(json(missing), { itemNotFound: { code: 404, message: "Datastore 'oracle' cannot be found." } });
+    assert.deepEqual(json(missing), { itemNotFound: { code: 404, message: "Datastore 'oracle' cannot be found. Datastores: mysql, postgresql." } });
   });
 
   test('versions: list (active only for members), show by name or id, unknown name 400, unknown uuid 404', async () => {

@@ -156,10 +156,10 @@ describe('POST /instances', () => {
     ['missing instance', () => create(alice, {}), 400, 'badRequest', "'instance' is a required property"],
     ['unknown flavor', () => create(alice, body({ flavorRef: '99' })), 400, 'badRequest', 'Resource 99 cannot be found.'],
     ['no datastore', () => create(alice, body({ datastore: undefined })), 400, 'badRequest', 'Please specify datastore. No default datastore is defined.'],
-    ['unknown datastore', () => create(alice, body({ datastore: { type: 'oracle' } })), 404, 'itemNotFound', "Datastore 'oracle' cannot be found."],
+    ['unknown datastore', () => create(alice, body({ datastore: { type: 'oracle' } })), 404, 'itemNotFound', "Datastore 'oracle' cannot be found. Datastores: mysql, postgresql."],
     ['a datastore without a default version', () => create(alice, body({ datastore: { type: 'mysql' } })), 400, 'badRequest', "Default version for datastore 'mysql' not found."],
     ['unknown version', () => create(alice, body({ datastore: { type: 'postgresql', version: '9.6' } })), 400, 'badRequest', "Datastore version '9.6' cannot be found."],
-    ['inactive version', () => create(alice, body({ datastore: { type: 'postgresql', version: '16' } })), 400, 'badRequest', "Datastore version '16' is not active."],
+    ['inactive version', () => create(alice, body({ datastore: { type: 'postgresql', version: '16' } })), 400, 'badRequest', "Datastore version '16' is not active. postgres 16 binaries not found."],
     ['version of another datastore', () => create(alice, body({ datastore: { type: 'mysql', version: seeded.activeVersionId } })), 400, 'badRequest', "Datastore 'mysql' has no version"],
     ['no volume', () => create(alice, body({ volume: undefined })), 400, 'badRequest', 'Volume size was not specified.'],
     ['volume size 0', () => create(alice, body({ volume: { size: 0 } })), 400, 'badRequest', 'Validation error: instance.volume.size'],
@@ -206,6 +206,48 @@ describe('POST /instances', () => {
       assert.equal(h.casts.length, castsBefore);
     });
   }
+
+  test('a datastore whose versions are all inactive says why at create, with what the agent reported', async () => {
+    const mariadb = await h.store.datastores.ensureDatastore('mariadb', newUuid());
+    await h.store.datastores.upsertVersion({
+      id: newUuid(),
+      datastoreId: mariadb.id,
+      name: '10.11',
+      version: '10.11',
+      manager: 'mariadb',
+      active: false,
+      inactiveReason: 'mariadbd not found in /usr/sbin, /usr/bin: apt-get install mariadb-server',
+      updatedAt: new Date(),
+    });
+    const res = await create(alice, body({ datastore: { type: 'mariadb' } }));
+    assert.equal(res.statusCode, 400, res.body);
+    assert.deepEqual(JSON.parse(res.body), {
+      badRequest: {
+        code: 400,
+        message:
+          "Default version for datastore 'mariadb' not found. No version of it is active: " +
+          '10.11: mariadbd not found in /usr/sbin, /usr/bin: apt-get install mariadb-server.',
+      },
+    });
+    const unknown = JSON.parse((await create(alice, body({ datastore: { type: 'oracle' } }))).body);
+    assert.equal(unknown.itemNotFound.message, "Datastore 'oracle' cannot be found. Datastores: mysql, postgresql.", 'mariadb has nothing to offer');
+  });
+
+  test('the volume cap is the configured one (--max-volume-size), not a fixed 10 GB', async () => {
+    const own = await startHarness({ maxVolumeSizeGb: 30 });
+    try {
+      await seedDatastores(own.store);
+      const carol = await memberSession(own, 'carol');
+      const send = (size: number) =>
+        own.app.inject({ method: 'POST', url: url(carol), headers: headers(carol), payload: body({ volume: { size } }) });
+      assert.equal((await send(20)).statusCode, 200);
+      const over = await send(31);
+      assert.equal(over.statusCode, 413, over.body);
+      assert.equal(JSON.parse(over.body).overLimit.message, "Volume 'size' cannot exceed maximum of 30 GB, 31 cannot be accepted.");
+    } finally {
+      await own.close();
+    }
+  });
 
   test('a wrong or missing token is 401 before the body is even read', async () => {
     for (const token of ['wrong-token', undefined]) {

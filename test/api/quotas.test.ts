@@ -112,7 +112,16 @@ describe('quota enforcement on POST /instances', () => {
     assert.equal(second.statusCode, 200);
     const refused = await create(member);
     assert.equal(refused.statusCode, 413);
-    assert.deepEqual(json(refused), { overLimit: { code: 413, message: "Quota exceeded for resources: ['instances']." } });
+    const pid = member.projectId;
+    assert.deepEqual(json(refused), {
+      overLimit: {
+        code: 413,
+        message:
+          "Quota exceeded for resources: ['instances']. instances: limit 2, in use 2, this request adds 1. " +
+          `An admin can raise the project's limit: \`openstack database quota update ${pid} instances <limit>\` ` +
+          `(PUT /v1.0/<project>/mgmt/quotas/${pid}), or the default for every project (--max-*-per-tenant).`,
+      },
+    });
     assert.equal((await h.store.quotas.usage(member.projectId)).instances, 2, 'the refused create wrote nothing');
     await h.store.instances.markDeleted(json(second).instance.id, new Date());
     assert.equal((await create(member)).statusCode, 200);
@@ -124,15 +133,15 @@ describe('quota enforcement on POST /instances', () => {
     assert.equal((await create(member, 4, '2')).statusCode, 200);
     const volumes = await create(member, 2, '1');
     assert.equal(volumes.statusCode, 413);
-    assert.equal(json(volumes).overLimit.message, "Quota exceeded for resources: ['volumes'].");
+    assert.match(json(volumes).overLimit.message, /^Quota exceeded for resources: \['volumes'\]\. volumes: limit 5 GB, in use 4 GB, this request adds 2 GB\. An admin/);
     assert.equal((await create(member, 1, '3')).statusCode, 200, 'exactly at both limits is allowed');
     const ram = await create(member, 1, '1');
     assert.equal(ram.statusCode, 413);
-    assert.equal(json(ram).overLimit.message, "Quota exceeded for resources: ['ram', 'volumes'].");
+    assert.match(json(ram).overLimit.message, /^Quota exceeded for resources: \['ram', 'volumes'\]\. ram: limit 1536 MB, in use 1536 MB, this request adds \d+ MB; volumes: limit 5 GB, in use 5 GB, this request adds 1 GB\. /);
     await setQuotas(member.projectId, { instances: 2, volumes: 10 });
     const all = await create(member, 1, '1');
     assert.equal(all.statusCode, 413);
-    assert.equal(json(all).overLimit.message, "Quota exceeded for resources: ['instances', 'ram'].");
+    assert.match(json(all).overLimit.message, /^Quota exceeded for resources: \['instances', 'ram'\]\. instances: limit 2, in use 2, this request adds 1; ram: /);
     assert.deepEqual(await h.store.quotas.usage(member.projectId), { instances: 2, ram: 1536, volumes: 5, backups: 0 });
   });
 

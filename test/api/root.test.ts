@@ -72,7 +72,7 @@ test('root on an engine without it is 422 on every route, before any guest call;
   try {
     for (const method of ['GET', 'POST', 'DELETE'] as const) {
       assertFault(await send(method, bare.id), 422, 'unprocessableEntity', 'Operation not supported for datastore redis.');
-      assertFault(await send(method, building.id), 422, 'unprocessableEntity', `Instance ${building.id} is not ready, status: BUILDING.`);
+      assertFault(await send(method, building.id), 422, 'unprocessableEntity', `Instance ${building.id} is not ready, status: BUILDING. Databases, users and root need operating_status HEALTHY or ACTIVE; the instance shows BUILD.`);
     }
     assert.deepEqual([...bare.engine.calls, ...building.engine.calls], []);
     assertFault(await send('GET', pg.id, undefined, bob), 404, 'itemNotFound', `Resource ${pg.id} cannot be found.`);

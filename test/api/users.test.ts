@@ -59,7 +59,7 @@ describe('users of an instance', () => {
   test('an existing user comes back from the guest as 400; invalid names, hosts and passwords never reach it', async () => {
     assertFault(await send('POST', path(pg.id), { users: [{ name: 'app', password: 'pw' }] }), 400, 'badRequest', 'A user with the name "app" already exists.');
     const calls = pg.engine.calls.length;
-    assertFault(await send('POST', path(pg.id), { users: [{ name: "o'neil", password: 'pw' }] }), 400, 'badRequest', "'o'neil' is not a valid user name.");
+    assertFault(await send('POST', path(pg.id), { users: [{ name: "o'neil", password: 'pw' }] }), 400, 'badRequest', `'o'neil' is not a valid user name. A user name may have any characters but quotes (' " \`), ';', ',', '/', backslashes and control characters, and may not start or end with a space.`);
     assertFault(await send('POST', path(pg.id), { users: [{ name: 'postgres', password: 'pw' }] }), 400, 'badRequest', /reserved list/);
     assertFault(await send('POST', path(pg.id), { users: [{ name: 'u2', password: 'pw', host: '10.0.0.1' }] }), 400, 'badRequest', /no host patterns: leave out 'host' for user 'u2'/);
     const badPassword = await send('POST', path(pg.id), { users: [{ name: 'u2', password: "x'; drop" }] });

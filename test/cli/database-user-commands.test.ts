@@ -78,7 +78,7 @@ describe('coffer database', () => {
     const down = await cli('database', 'list', 'mysql-1');
     await h.store.serviceStatuses.set({ instanceId: my.id, status: 'HEALTHY', updatedAt: new Date() });
     assert.equal(down.code, 1);
-    assert.match(down.stderr, /^Error: Instance .* is not ready, status: SHUTDOWN\.\nWait until `coffer instance show mysql-1` says ACTIVE, then try again\.\n$/);
+    assert.match(down.stderr, /^Error: Instance .* is not ready, status: SHUTDOWN\. .*the instance shows SHUTDOWN\.\nWait until `coffer instance show mysql-1` says ACTIVE \/ HEALTHY \(or ACTIVE \/ ACTIVE\), then try again\.\n$/);
 
     const unknown = await cli('database', 'list', 'no-such-instance');
     assert.equal(unknown.code, 1);
@@ -103,6 +103,21 @@ describe('coffer user', () => {
     const again = await cli('user', 'create', 'mypg', 'app');
     assert.equal(again.code, 1);
     assert.match(again.stderr, /^Error: A user with the name "app" already exists\.\nSee the users of mypg with `coffer user list mypg`/);
+    assert.doesNotMatch(again.stderr, /--host/, 'PostgreSQL users have no host');
+  });
+
+  it('names CLI flags, not API fields, in what to leave out, and says which characters a name may have', async () => {
+    const host = await runCli(dir, ['user', 'create', 'mypg', 'bob', '--host', '10.0.0.1', '--password-stdin'], { stdin: Readable.from(['Bob-pass-1234']) });
+    assert.equal(host.code, 1);
+    assert.match(host.stderr, /^Error: Users of the 'postgresql' datastore have no host patterns: leave out --host for user 'bob' \(or give '%'\)\.\n/);
+    assert.doesNotMatch(host.stderr, /'host'|a user with a host needs/);
+
+    const quoted = await runCli(dir, ['user', 'create', 'mypg', "o'neil", '--password-stdin'], { stdin: Readable.from(['Bob-pass-1234']) });
+    assert.equal(quoted.code, 1);
+    assert.match(quoted.stderr, /^Error: 'o'neil' is not a valid user name\. A user name may have any characters but quotes \(' " `\), ';', ',', '\/', backslashes and control characters, and may not start or end with a space\.\n/);
+    const badDb = await cli('database', 'create', 'mypg', 'it"s');
+    assert.equal(badDb.code, 1);
+    assert.match(badDb.stderr, /^Error: 'it"s' is not a valid schema name\. A database name has letters, digits, '_' and '-' \(at least two\), with at most one run of spaces, '\?', '#' or '@' between them\.\n/);
   });
 
   it('lists, shows, grants, revokes and deletes; --host addresses users whose name holds @', async () => {

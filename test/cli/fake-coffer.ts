@@ -72,6 +72,13 @@ export class FakeCoffer {
         { id: 'v16', name: '16', version: '16.4' },
       ],
     },
+    {
+      id: randomUUID(),
+      name: 'mysql',
+      versions: [
+        { id: 'v80', name: '8.0', version: '8.0', active: false, inactive_reason: 'no MySQL server found: install mysql-community-server' },
+      ],
+    },
   ];
 
   private readonly instances = new Map<string, FakeInstance>();

@@ -54,7 +54,7 @@ describe('coffer instance actions', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(actionsOf(id), [{ resize: { flavorRef: '2' } }]);
     assert.match(result.stderr, /Resizing orders: RESIZE/);
-    assert.match(result.stdout, /^Instance orders now has flavor 2\./);
+    assert.match(result.stdout, /^Instance orders now has flavor medium \(2\)\./);
   });
 
   it("resize to the instance's own flavor shows the API's 400 message", async () => {
@@ -92,6 +92,27 @@ describe('coffer instance actions', () => {
     assert.deepEqual(put?.body, { instance: { access: { is_public: false, allowed_cidrs: ['10.0.0.0/8', '192.168.0.0/16'] } } });
     assert.match(result.stderr, /Updating the access rules of orders: ACTIVE \(\d+s\)\n.*ACTIVE \/ HEALTHY/);
     assert.match(result.stdout, /^Instance orders accepts clients from 10\.0\.0\.0\/8, 192\.168\.0\.0\/16\./);
+  });
+
+  it('update warns when the new ranges leave out 127.0.0.1, where clients on a loopback instance\'s host come from', async () => {
+    const id = fake.addInstance('mypg', [activeState('127.77.0.2')]);
+    const trap = await runCli(dir, ['instance', 'update', 'mypg', '--allowed-cidr', '127.77.0.0/16']);
+    assert.equal(trap.code, 0, trap.stderr);
+    assert.match(
+      trap.stderr,
+      /^Warning: mypg listens on 127\.77\.0\.2, and clients on its host connect to it from 127\.0\.0\.1, which 127\.77\.0\.0\/16 leaves out: they will be refused\.\n {2}Add --allowed-cidr 127\.0\.0\.1\/32 /,
+    );
+
+    const fine = await runCli(dir, ['instance', 'update', 'mypg', '--allowed-cidr', '127.0.0.1/32', '--allowed-cidr', '10.0.0.0/8']);
+    assert.equal(fine.code, 0, fine.stderr);
+    assert.doesNotMatch(fine.stderr, /Warning/);
+
+    const cleared = await runCli(dir, ['instance', 'update', 'mypg', '--allowed-cidr']);
+    assert.equal(cleared.code, 0, cleared.stderr);
+    assert.doesNotMatch(cleared.stderr, /Warning/);
+    const puts = fake.requestsTo('PUT', `/v1.0/${fake.projectId}/instances/${id}`);
+    assert.deepEqual(puts.at(-1)?.body, { instance: { access: { allowed_cidrs: [] } } }, 'an empty list: the default ranges');
+    assert.match(cleared.stdout, /^Instance mypg accepts clients from the host's default ranges\./);
   });
 
   it('update --name renames without waiting; update with nothing to change or a bad CIDR is refused', async () => {

@@ -155,7 +155,26 @@ describe('coffer instance', () => {
       assert.match(byId.stdout, /│ Field +│ Value +│/);
       assert.match(byId.stdout, /│ Status +│ ERROR +│/);
       assert.match(byId.stdout, /│ Fault +│ guest timed out +│/);
-      assert.match(byId.stdout, /│ Fault time +│ 2024-05-01T10:05:00 +│/);
+      assert.match(byId.stdout, /│ Fault time +│ 2024-05-01 10:05:00 UTC +│/, 'Trove gives UTC without saying so');
+      assert.match(byId.stdout, /│ Created +│ 2024-05-01 10:00:00 UTC +│/);
+      assert.match(byId.stdout, /│ Flavor +│ small \(1\) +│/);
+      assert.equal(JSON.parse(byName.stdout).created, '2024-05-01T10:00:00', '--json keeps the API object as it is');
+    });
+
+    it('create refuses a name another instance has, naming its id, unless --allow-duplicate-name', async () => {
+      const existing = fake.addInstance('twice');
+      const refused = await runCli(dir, createArgs('twice'));
+      assert.equal(refused.code, 1);
+      assert.equal(
+        refused.stderr,
+        `Error: An instance named "twice" already exists (${existing}).\n` +
+          'Choose another name, or give --allow-duplicate-name (commands then need the ID instead of the name).\n',
+      );
+      assert.equal(fake.requestsTo('POST', `/v1.0/${fake.projectId}/instances`).length, 0, 'nothing was created');
+
+      const allowed = await runCli(dir, createArgs('twice', '--allow-duplicate-name', '--no-wait'));
+      assert.equal(allowed.code, 0, allowed.stderr);
+      assert.equal(fake.requestsTo('POST', `/v1.0/${fake.projectId}/instances`).length, 1);
     });
 
     it('show names both ids when a name is ambiguous, and says when nothing matches', async () => {
@@ -172,22 +191,28 @@ describe('coffer instance', () => {
       assert.equal(missing.stderr, 'Error: No instance has the ID or name "nope".\nSee them all with `coffer instance list`.\n');
     });
 
-    it('delete by name sends DELETE for the id and, with --wait, polls until the API answers 404', async () => {
+    it('delete by name sends DELETE for the id and polls until the API answers 404 (--wait is still accepted)', async () => {
       const id = fake.addInstance('scratch');
-      const result = await runCli(dir, ['instance', 'delete', 'scratch', '--wait']);
+      const result = await runCli(dir, ['instance', 'delete', 'scratch']);
       assert.equal(result.code, 0, result.stderr);
       assert.equal(fake.requestsTo('DELETE', `/v1.0/${fake.projectId}/instances/${id}`).length, 1);
       assert.match(result.stderr, /^Deleting scratch: SHUTDOWN \(\d+s\)\n$/);
       assert.equal(result.stdout, `Instance scratch (${id}) is deleted.\n`);
       const show = await runCli(dir, ['instance', 'show', id]);
       assert.equal(show.code, 1);
+
+      const againId = fake.addInstance('scratch3');
+      const withWait = await runCli(dir, ['instance', 'delete', againId, '--wait']);
+      assert.equal(withWait.code, 0, withWait.stderr);
+      assert.equal(withWait.stdout, `Instance scratch3 (${againId}) is deleted.\n`);
     });
 
-    it('delete without --wait returns once the API accepted it', async () => {
+    it('delete --no-wait returns once the API accepted it', async () => {
       const id = fake.addInstance('scratch2');
-      const result = await runCli(dir, ['instance', 'delete', id]);
+      const result = await runCli(dir, ['instance', 'delete', id, '--no-wait']);
       assert.equal(result.code, 0, result.stderr);
-      assert.equal(result.stdout, `Deleting instance scratch2 (${id}).\n`);
+      assert.equal(result.stdout, `Deleting instance scratch2 (${id}). Follow it with \`coffer instance show ${id}\`.\n`);
+      assert.equal(result.stderr, '');
     });
   });
 
@@ -202,7 +227,8 @@ describe('coffer instance', () => {
       const datastores = await runCli(dir, ['datastore', 'list']);
       assert.equal(datastores.code, 0, datastores.stderr);
       assert.match(datastores.stdout, /│ postgresql │ 15 +│ 15\.18 +│ v15 +│ yes +│/);
-      assert.match(datastores.stdout, /│ postgresql │ 16 +│ 16\.4 +│ v16 +│ +│/);
+      assert.match(datastores.stdout, /│ postgresql │ 16 +│ 16\.4 +│ v16 +│ +│ +│/);
+      assert.match(datastores.stdout, /│ mysql +│ 8\.0 \(inactive\) │ 8\.0 +│ v80 +│ +│ no MySQL server found: install mysql-community-server │/);
       assert.deepEqual(JSON.parse((await runCli(dir, ['datastore', 'list', '--json'])).stdout), fake.datastores);
     });
   });

@@ -30,7 +30,9 @@ describe('coffer login / logout', () => {
       const file = join(dir, 'credentials.json');
       assert.equal((await stat(file)).mode & 0o777, 0o600);
       assert.equal((await stat(dir)).mode & 0o777, 0o700);
-      const saved = JSON.parse(await readFile(file, 'utf8'));
+      const file_ = JSON.parse(await readFile(file, 'utf8'));
+      assert.equal(file_.current, fake.url);
+      const saved = file_.servers[fake.url];
       assert.equal(saved.url, fake.url);
       assert.equal(saved.token, fake.token);
       assert.equal(saved.projectId, fake.projectId);
@@ -144,7 +146,8 @@ describe('coffer login / logout', () => {
       await runCli(dir, ['login', '--url', fake.url], { env: { COFFER_PASSWORD: fake.password } });
       const file = join(dir, 'credentials.json');
       const saved = JSON.parse(await readFile(file, 'utf8'));
-      await writeFile(file, JSON.stringify({ ...saved, expiresAt: new Date(Date.now() - 1000).toISOString() }));
+      saved.servers[fake.url].expiresAt = new Date(Date.now() - 1000).toISOString();
+      await writeFile(file, JSON.stringify(saved));
       const before = fake.requests.length;
       const result = await runCli(dir, ['flavor', 'list']);
       assert.equal(result.code, 1);
@@ -189,5 +192,74 @@ describe('coffer login / logout', () => {
     } finally {
       await cleanup();
     }
+  });
+
+  describe('several servers', () => {
+    const second = new FakeCoffer();
+    before(() => second.start());
+    after(() => second.close());
+
+    it('keeps one login per server URL: a second login does not log out of the first, and COFFER_URL picks one', async () => {
+      const { dir, cleanup } = await tempConfigDir();
+      try {
+        assert.equal((await runCli(dir, ['login', '--url', fake.url], { env: { COFFER_PASSWORD: fake.password } })).code, 0);
+        assert.equal((await runCli(dir, ['login', '--url', second.url], { env: { COFFER_PASSWORD: second.password } })).code, 0);
+
+        const beforeFirst = fake.requestsTo('GET', `/v1.0/${fake.projectId}/flavors`).length;
+        const beforeSecond = second.requestsTo('GET', `/v1.0/${second.projectId}/flavors`).length;
+        assert.equal((await runCli(dir, ['flavor', 'list'])).code, 0, 'the last login is the current server');
+        assert.equal(second.requestsTo('GET', `/v1.0/${second.projectId}/flavors`).length, beforeSecond + 1);
+        const first = await runCli(dir, ['flavor', 'list'], { env: { COFFER_URL: `${fake.url}/` } });
+        assert.equal(first.code, 0, first.stderr);
+        assert.equal(fake.requestsTo('GET', `/v1.0/${fake.projectId}/flavors`).length, beforeFirst + 1);
+
+        const elsewhere = await runCli(dir, ['flavor', 'list'], { env: { COFFER_URL: 'http://127.0.0.1:1' } });
+        assert.equal(elsewhere.code, 1);
+        assert.equal(elsewhere.stderr, 'Error: Not logged in. Run `coffer login --url http://127.0.0.1:1`.\n');
+
+        const out = await runCli(dir, ['logout']);
+        assert.equal(out.stdout, `Logged out of ${second.url}.\nCommands now go to ${fake.url}, where you are still logged in.\n`);
+        assert.ok(second.revokedTokens.includes(second.token));
+        assert.ok(!fake.revokedTokens.includes(fake.token), 'the other login is left alone');
+        assert.equal((await runCli(dir, ['flavor', 'list'])).code, 0);
+        assert.equal(fake.requestsTo('GET', `/v1.0/${fake.projectId}/flavors`).length, beforeFirst + 2);
+      } finally {
+        second.revokedTokens.length = 0;
+        await cleanup();
+      }
+    });
+
+    it('logout --url forgets only that server', async () => {
+      const { dir, cleanup } = await tempConfigDir();
+      try {
+        await runCli(dir, ['login', '--url', fake.url], { env: { COFFER_PASSWORD: fake.password } });
+        await runCli(dir, ['login', '--url', second.url], { env: { COFFER_PASSWORD: second.password } });
+        const out = await runCli(dir, ['logout', '--url', fake.url]);
+        assert.equal(out.stdout, `Logged out of ${fake.url}.\nCommands now go to ${second.url}, where you are still logged in.\n`);
+        const saved = JSON.parse(await readFile(join(dir, 'credentials.json'), 'utf8'));
+        assert.deepEqual(Object.keys(saved.servers), [second.url]);
+        assert.equal((await runCli(dir, ['logout', '--url', fake.url])).stdout, `Not logged in to ${fake.url}.\n`);
+      } finally {
+        fake.revokedTokens.length = 0;
+        await cleanup();
+      }
+    });
+
+    it("still reads the one-login file earlier versions wrote, and keeps it when logging in to another server", async () => {
+      const { dir, cleanup } = await tempConfigDir();
+      try {
+        await runCli(dir, ['login', '--url', fake.url], { env: { COFFER_PASSWORD: fake.password } });
+        const file = join(dir, 'credentials.json');
+        const saved = JSON.parse(await readFile(file, 'utf8'));
+        await writeFile(file, JSON.stringify(saved.servers[fake.url]), { mode: 0o600 });
+        assert.equal((await runCli(dir, ['flavor', 'list'])).code, 0);
+        await runCli(dir, ['login', '--url', second.url], { env: { COFFER_PASSWORD: second.password } });
+        const both = JSON.parse(await readFile(file, 'utf8'));
+        assert.deepEqual(Object.keys(both.servers).sort(), [fake.url, second.url].sort());
+        assert.equal(both.current, second.url);
+      } finally {
+        await cleanup();
+      }
+    });
   });
 });

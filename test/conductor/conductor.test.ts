@@ -82,6 +82,18 @@ test('a FAILED heartbeat with a message records it as the instance fault', async
   assert.equal((await store.serviceStatuses.get('i-2'))?.status, 'FAILED');
 });
 
+test("a failure's first line is the fault message tenants see; the engine's log after it goes into the details only", async () => {
+  await makeInstance('i-2b');
+  const client = createRpcClient(transport, conductorContract, conductorTopic);
+  const log = '2026-12-02 21:00:00.000 UTC [42] FATAL:  could not bind IPv4 address "127.77.0.2": Address already in use\n' +
+    '2026-12-02 21:00:00.001 UTC [42] LOG:  lock file "/var/lib/coffer/instances/i-2b/data/postmaster.pid" removed';
+  const message = 'PostgreSQL exited (code 1) while starting: Address already in use.';
+  await client.heartbeat({ instanceId: 'i-2b', status: 'FAILED', message: `${message}\n${log}` });
+  const fault = await eventually('the fault', () => store.faults.latest('i-2b'), (f) => f !== undefined);
+  assert.equal(fault?.message, message);
+  assert.equal(fault?.details, `${message}\n${log}`);
+});
+
 test('heartbeats of unknown instances change nothing', async () => {
   const client = createRpcClient(transport, conductorContract, conductorTopic);
   await client.heartbeat({ instanceId: 'nope', status: 'HEALTHY' });

@@ -66,3 +66,12 @@ test('the coffer CLI logs in, creates an instance with progress, shows how to co
   assert.equal(after.code, 1);
   assert.match(after.stderr, /not found|cannot be found|No instance/i);
 });
+
+// Last: it stops the shared `coffer serve`.
+test('Ctrl-C (SIGINT) says that the engines keep running and how to take them back', async () => {
+  run.serve.child.kill('SIGINT');
+  await run.serve.waitFor(/To stop an engine for good/, 60_000);
+  const output = run.serve.output();
+  assert.match(output, /Stopping Coffer \(SIGINT\) \.\.\.\nCoffer stopped\. The database engines of its instances keep running and accept clients\.\n/);
+  assert.ok(output.includes(`To manage them again, start \`coffer serve --data-dir ${dataDir.path}\``), output);
+});

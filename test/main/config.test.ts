@@ -88,3 +88,10 @@ test('engine binary directories come per engine from a repeated flag, the enviro
   assert.throws(() => loadConfig(agentConfigSchema, { ...base, engineBinDir: ['oracle=/x'] }, {}), /engineBinDir/);
   assert.throws(() => loadConfig(agentConfigSchema, { ...base, engineBinDir: ['mysql'] }, {}), /not <engine>=<directory>/);
 });
+
+test('the largest volume is 10 GB unless --max-volume-size, COFFER_MAX_VOLUME_SIZE or maxVolumeSize says otherwise', () => {
+  assert.equal(loadConfig(serveConfigSchema, {}, {}).maxVolumeSize, 10);
+  assert.equal(loadConfig(serveConfigSchema, { maxVolumeSize: '50' }, { COFFER_MAX_VOLUME_SIZE: '20' }).maxVolumeSize, 50);
+  assert.equal(loadConfig(serveConfigSchema, {}, { COFFER_MAX_VOLUME_SIZE: '20' }).maxVolumeSize, 20);
+  assert.throws(() => loadConfig(serveConfigSchema, { maxVolumeSize: '0' }, {}), /maxVolumeSize/);
+});

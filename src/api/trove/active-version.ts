@@ -1,6 +1,5 @@
-import { CofferError } from '../../common/index.js';
 import type { DatastoreRow, DatastoreVersionRow, Repositories } from '../../db/index.js';
-import { findDatastore, findVersionOf, versionNotFound } from './datastore-lookup.js';
+import { findDatastore, findVersionOf, versionInactive, versionNotFound } from './datastore-lookup.js';
 
 /**
  * Trove's get_datastore_version, which the per-version flavors, volume types and configuration
@@ -15,8 +14,6 @@ export async function findActiveVersion(
   const datastore = await findDatastore(store, datastoreIdOrName);
   const version = await findVersionOf(store, datastore, versionIdOrName);
   if (version === undefined) throw versionNotFound(versionIdOrName);
-  if (!version.active) {
-    throw new CofferError('DatastoreVersionInactive', `Datastore version '${version.name}' is not active.`);
-  }
+  if (!version.active) throw versionInactive(version);
   return { datastore, version };
 }

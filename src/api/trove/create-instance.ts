@@ -10,7 +10,7 @@ import type {
 } from '../../db/index.js';
 import type { AuthContext } from '../auth-context.js';
 import { enforce } from '../policy.js';
-import { findDatastore, findVersionOf, versionNotFound } from './datastore-lookup.js';
+import { defaultVersionNotFound, findDatastore, findVersionOf, versionInactive, versionNotFound } from './datastore-lookup.js';
 import { validateDatabases, validateUsers } from './database-user-rules.js';
 import type { CreateInstanceBody } from './instance-create-schema.js';
 import { enforceQuota } from './quota-enforcement.js';
@@ -66,13 +66,9 @@ async function resolveVersion(
     if (version === undefined) throw versionNotFound(versionNumber);
   } else {
     version = datastore.defaultVersionId === null ? undefined : await store.datastores.getVersion(datastore.defaultVersionId);
-    if (version === undefined) {
-      throw new CofferError('BadRequest', `Default version for datastore '${datastore.name}' not found.`);
-    }
+    if (version === undefined) throw await defaultVersionNotFound(store, datastore);
   }
-  if (!version.active) {
-    throw new CofferError('DatastoreVersionInactive', `Datastore version '${version.name}' is not active.`);
-  }
+  if (!version.active) throw versionInactive(version);
   return { datastore, version };
 }
 

@@ -81,7 +81,12 @@ const plainWord = /^[A-Za-z0-9_.@-]+$/;
 function checkDatabaseName(name: string): void {
   if (name === '') throw bad('Schema name empty.');
   if (name.length > 64) throw bad(`Schema name '${name}' is too long. Max length = 64.`);
-  if (!databaseName.test(name) || controlOrBackslash.test(name)) throw bad(`'${name}' is not a valid schema name.`);
+  if (!databaseName.test(name) || controlOrBackslash.test(name)) {
+    throw bad(
+      `'${name}' is not a valid schema name. A database name has letters, digits, '_' and '-' (at least two), ` +
+        "with at most one run of spaces, '?', '#' or '@' between them.",
+    );
+  }
 }
 
 function isValidString(value: string): boolean {
@@ -160,7 +165,12 @@ export function validateDatabases(requested: DatabaseRequest[], target: SchemaTa
 export function validateUserName(name: string, target: SchemaTarget): string {
   if (name === '') throw bad('User name empty.');
   if (name.length > 16) throw bad(`User name '${name}' is too long. Max length = 16.`);
-  if (!isValidString(name)) throw bad(`'${name}' is not a valid user name.`);
+  if (!isValidString(name)) {
+    throw bad(
+      `'${name}' is not a valid user name. A user name may have any characters but quotes (' " \`), ';', ',', '/', ` +
+        'backslashes and control characters, and may not start or end with a space.',
+    );
+  }
   const { reservedUsers } = engineRules(target.manager);
   if (reservedUsers.includes(name)) {
     throw bad(`User name "${name}" is on the reserved list: ${pyList(reservedUsers)}.`);

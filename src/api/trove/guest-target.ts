@@ -1,8 +1,9 @@
 import type { FastifyRequest } from 'fastify';
 import { createRpcClient, guestContract, guestTopic, type RequestContext, type RpcClient } from '../../bus/index.js';
 import { CofferError, errors, type EngineCapabilities } from '../../common/index.js';
-import type { DatastoreRow, DatastoreVersionRow, InstanceRow } from '../../db/index.js';
+import type { DatastoreRow, DatastoreVersionRow, InstanceRow, ServiceStatusName } from '../../db/index.js';
 import type { SchemaTarget } from './database-user-rules.js';
+import { serviceApiStatus } from './instance-status.js';
 import { loadTenantInstance } from './tenant-instance.js';
 import { busContext, type TenantParams, type TroveDeps } from './trove-deps.js';
 
@@ -24,10 +25,27 @@ export interface GuestTarget {
 }
 
 /** The service statuses in which the database answers (Trove's "datastore running"). */
-const runningStatuses = new Set(['RUNNING', 'HEALTHY']);
+const runningStatuses = new Set<ServiceStatusName>(['RUNNING', 'HEALTHY']);
 
 function operationNotSupported(manager: string): CofferError {
   return new CofferError('OperationNotSupported', `Operation not supported for datastore ${manager}.`);
+}
+
+/**
+ * Trove's message names the service status, which `show` never gives; the rest says what `show`
+ * gives instead (its operating_status), so that the two can be matched, and what to wait for.
+ */
+function notReady(instanceId: string, status: ServiceStatusName): CofferError {
+  const shown = serviceApiStatus[status];
+  const why =
+    status === 'UNKNOWN'
+      ? ' Its status was reset and is known again at the next heartbeat of its guest.'
+      : '';
+  return new CofferError(
+    'UnprocessableEntity',
+    `Instance ${instanceId} is not ready, status: ${status}.${why} ` +
+      `Databases, users and root need operating_status HEALTHY or ACTIVE; the instance shows ${shown}.`,
+  );
 }
 
 export async function loadGuestTarget(
@@ -46,10 +64,8 @@ export async function loadGuestTarget(
   if (!allowed(version.capabilities)) throw operationNotSupported(version.manager);
 
   const service = await store.serviceStatuses.get(instance.id);
-  const status = service?.status ?? 'NEW';
-  if (!runningStatuses.has(status)) {
-    throw new CofferError('UnprocessableEntity', `Instance ${instance.id} is not ready, status: ${status}.`);
-  }
+  const status: ServiceStatusName = service?.status ?? 'NEW';
+  if (!runningStatuses.has(status)) throw notReady(instance.id, status);
 
   const datastore: DatastoreRow | undefined = await store.datastores.getDatastore(version.datastoreId);
   return {

@@ -26,10 +26,32 @@ export async function quotaLimits(repos: Repositories, tenantId: string, default
   return limits;
 }
 
-function quotaExceeded(resources: readonly string[]): CofferError {
-  // Trove prints the Python list of the sorted resource names.
-  const list = [...resources].sort().map((r) => `'${r}'`).join(', ');
-  return new CofferError('QuotaExceeded', `Quota exceeded for resources: [${list}].`);
+const units: Readonly<Record<QuotaResource, string>> = { instances: '', ram: ' MB', backups: '', volumes: ' GB' };
+
+interface Overrun {
+  resource: QuotaResource;
+  limit: number;
+  used: number;
+  adds: number;
+}
+
+function quotaExceeded(tenantId: string, over: readonly Overrun[]): CofferError {
+  // Trove prints the Python list of the sorted resource names; what follows is Coffer's.
+  const sorted = [...over].sort((a, b) => a.resource.localeCompare(b.resource));
+  const list = sorted.map((o) => `'${o.resource}'`).join(', ');
+  const details = sorted
+    .map(({ resource, limit, used, adds }) => {
+      const unit = units[resource];
+      return `${resource}: limit ${limit}${unit}, in use ${used}${unit}, this request adds ${adds}${unit}`;
+    })
+    .join('; ');
+  const [first] = sorted;
+  return new CofferError(
+    'QuotaExceeded',
+    `Quota exceeded for resources: [${list}]. ${details}. ` +
+      `An admin can raise the project's limit: \`openstack database quota update ${tenantId} ${first?.resource ?? 'instances'} <limit>\` ` +
+      `(PUT /v1.0/<project>/mgmt/quotas/${tenantId}), or the default for every project (--max-*-per-tenant).`,
+  );
 }
 
 /**
@@ -58,6 +80,8 @@ export async function enforceQuota(
   const checked = increases.filter((r) => limits[r] >= 0);
   if (checked.length === 0) return;
   const usage = await tx.quotas.usage(tenantId);
-  const over = checked.filter((r) => usage[r] + (deltas[r] ?? 0) > limits[r]);
-  if (over.length > 0) throw quotaExceeded(over);
+  const over = checked
+    .map((resource) => ({ resource, limit: limits[resource], used: usage[resource], adds: deltas[resource] ?? 0 }))
+    .filter(({ limit, used, adds }) => used + adds > limit);
+  if (over.length > 0) throw quotaExceeded(tenantId, over);
 }

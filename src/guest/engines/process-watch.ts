@@ -1,6 +1,7 @@
 import { open, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import { CofferError, sleep } from '../../common/index.js';
 import type { ProcessExit } from '../process-runner.js';
+import { startFailureCause } from './start-failure-cause.js';
 
 // An engine's server process seen from outside, shared by the engines (PostgreSQL's
 // postmaster, mariadbd/mysqld, redis-server): whether a pid is really alive, which processes
@@ -144,6 +145,13 @@ export interface ServingWait {
   pollMs: readonly [first: number, later: number];
 }
 
+/** The failure with the cause the log names in its message, and the log's tail as details. */
+async function startFailed(what: string, logFile: string): Promise<CofferError> {
+  const details = await logTail(logFile);
+  const cause = startFailureCause(details);
+  return new CofferError('EngineError', cause === undefined ? `${what}.` : `${what}: ${cause}.`, { details });
+}
+
 /** Polls `ready` until it holds; a process that exits or the timeout fails with the log's tail. */
 export async function waitUntilServing(wait: ServingWait): Promise<void> {
   let exit: ProcessExit | undefined;
@@ -154,13 +162,11 @@ export async function waitUntilServing(wait: ServingWait): Promise<void> {
   for (;;) {
     if (await wait.ready()) return;
     if (exit !== undefined || (wait.exited === undefined && !(await isProcessAlive(wait.pid)))) {
-      const how = exit === undefined ? 'exited' : `exited (code ${exit.code}, signal ${exit.signal})`;
-      throw new CofferError('EngineError', `${wait.title} ${how} while starting.`, { details: await logTail(wait.logFile) });
+      const how = exit === undefined ? 'exited' : `exited (code ${exit.code}${exit.signal === null ? '' : `, signal ${exit.signal}`})`;
+      throw await startFailed(`${wait.title} ${how} while starting`, wait.logFile);
     }
     if (Date.now() - began > wait.timeoutMs) {
-      throw new CofferError('EngineError', `${wait.title} did not ${wait.readiness} within ${wait.timeoutMs} ms.`, {
-        details: await logTail(wait.logFile),
-      });
+      throw await startFailed(`${wait.title} did not ${wait.readiness} within ${wait.timeoutMs} ms`, wait.logFile);
     }
     await sleep(Date.now() - began < 2_000 ? wait.pollMs[0] : wait.pollMs[1]);
   }

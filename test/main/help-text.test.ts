@@ -1,0 +1,27 @@
+// What `coffer --help`, `coffer serve --help` and `coffer agent --help` tell a new user: every
+// engine, and the data directory the process will really use (it depends on running as root).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { runCli } from '../support/coffer-process.js';
+
+const asRoot = process.getuid?.() === 0;
+
+test('the top-level help names every engine', async () => {
+  const help = await runCli(['--help']);
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /PostgreSQL, MariaDB, MySQL, Redis/);
+});
+
+test('serve, api and agent help give the data directory default as root too', async () => {
+  const api = await runCli(['api', '--help']);
+  assert.match(api.stdout.replace(/\s+/g, ' '), /default \.\/\.coffer, \/var\/lib\/coffer as root/);
+  for (const role of ['serve', 'agent']) {
+    const help = await runCli([role, '--help']);
+    assert.equal(help.code, 0, help.stderr);
+    const text = help.stdout.replace(/\s+/g, ' ');
+    const expected = asRoot ? 'default /var/lib/coffer (run as root; ./.coffer otherwise)' : 'default ./.coffer (/var/lib/coffer when run as root)';
+    assert.ok(text.includes(expected), `${role} --help: ${text}`);
+  }
+  const serve = await runCli(['serve', '--help']);
+  assert.match(serve.stdout.replace(/\s+/g, ' '), /--max-volume-size <gb> largest volume one instance may have, default 10 \(env COFFER_MAX_VOLUME_SIZE\)/);
+});
