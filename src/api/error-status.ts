@@ -50,6 +50,7 @@ export const errorStatus: Readonly<Record<ErrorCode, HttpFault>> = Object.freeze
   BusTimeout: badRequest,
   EngineError: badRequest,
   BusUnavailable: serviceUnavailable,
+  IdentityUnavailable: serviceUnavailable,
   NoHostAvailable: serviceUnavailable,
   TaskFailed: instanceFault,
   Internal: instanceFault,

@@ -30,6 +30,7 @@ export const errorCodes = [
   'GuestTimeout', // the guest did not answer in time (400, as Trove)
   'BusTimeout', // an RPC call got no reply in time
   'BusUnavailable', // the transport is closed or cannot reach the broker
+  'IdentityUnavailable', // the external Keystone cannot be reached or refuses Coffer's service user (503)
   'NoHostAvailable', // no agent is alive to place an instance
   'EngineError', // an engine command failed
   'TaskFailed',
