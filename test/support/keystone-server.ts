@@ -73,6 +73,9 @@ export async function startKeystone(adminPassword = 'Keystone-admin-pass-1234'):
       'bootstrap', '--bootstrap-password', adminPassword, '--bootstrap-region-id', 'RegionOne',
       '--bootstrap-public-url', `${url}/v3/`, '--bootstrap-internal-url', `${url}/v3/`, '--bootstrap-admin-url', `${url}/v3/`,
     );
+    // Under load Keystone's SQLite commits failed now and then with "database is locked" (a 500):
+    // a reader it left open blocks a writer in SQLite's default journal mode, never in WAL mode.
+    await run('python3', ['-c', 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute("pragma journal_mode=wal")', join(dir, 'keystone.sqlite')]);
     // wsgiref prints the tracebacks of what fails outside Keystone's own handlers on stderr
     const serverLog = await open(join(dir, 'server.log'), 'a');
     server = spawn('keystone-wsgi-public', ['--host', '127.0.0.1', '--port', String(port)], {
