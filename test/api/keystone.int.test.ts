@@ -142,6 +142,24 @@ describe('token validation', { concurrency: 1 }, () => {
     assert.equal(await callers.validate(token, new Date()), undefined);
   });
 
+  test('when Keystone revokes the service token, Coffer signs in again and the validation still answers', async () => {
+    const callers = new KeystoneCallers(new KeystoneClient(options, silentLogger()), { cacheSeconds: 0, cacheSize: 100 }, silentLogger());
+    const { token } = await keystone.issueToken('alice', alicePassword, 'alpha');
+    assert.equal((await callers.validate(token, new Date()))?.userId, aliceUserId, 'the service user is signed in');
+
+    // Taking a role away revokes the user's tokens on that project (Keystone's revocation events);
+    // giving it back lets new ones work. Revocation events count whole seconds: wait one out.
+    const service = (await keystone.call('GET', '/v3/projects?name=service', { token: adminToken })).body.projects[0];
+    const coffer = (await keystone.call('GET', '/v3/users?name=coffer', { token: adminToken })).body.users[0];
+    const adminRole = (await keystone.call('GET', '/v3/roles?name=admin', { token: adminToken })).body.roles[0];
+    const assignment = `/v3/projects/${service.id}/users/${coffer.id}/roles/${adminRole.id}`;
+    assert.equal((await keystone.call('DELETE', assignment, { token: adminToken })).status, 204);
+    assert.equal((await keystone.call('PUT', assignment, { token: adminToken })).status, 204);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+
+    assert.equal((await callers.validate(token, new Date()))?.userId, aliceUserId, 'validated with a new service token');
+  });
+
   test('a Keystone that cannot be reached is IdentityUnavailable (503), not a refused token', async () => {
     const client = new KeystoneClient({ ...options, url: 'http://127.0.0.1:9/v3' }, silentLogger());
     const callers = new KeystoneCallers(client, { cacheSeconds: 300, cacheSize: 100 }, silentLogger());
