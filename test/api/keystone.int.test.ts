@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { pino } from 'pino';
 import { registerEndpoints } from '../../src/api/keystone/endpoint-registration.js';
 import { KeystoneCallers } from '../../src/api/keystone/keystone-callers.js';
 import { KeystoneClient, type KeystoneClientOptions } from '../../src/api/keystone/keystone-client.js';
@@ -143,7 +144,9 @@ describe('token validation', { concurrency: 1 }, () => {
   });
 
   test('when Keystone revokes the service token, Coffer signs in again and the validation still answers', async () => {
-    const callers = new KeystoneCallers(new KeystoneClient(options, silentLogger()), { cacheSeconds: 0, cacheSize: 100 }, silentLogger());
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const callers = new KeystoneCallers(new KeystoneClient(options, logger), { cacheSeconds: 0, cacheSize: 100 }, logger);
     const { token } = await keystone.issueToken('alice', alicePassword, 'alpha');
     assert.equal((await callers.validate(token, new Date()))?.userId, aliceUserId, 'the service user is signed in');
 
@@ -158,6 +161,7 @@ describe('token validation', { concurrency: 1 }, () => {
     await new Promise((resolve) => setTimeout(resolve, 1100));
 
     assert.equal((await callers.validate(token, new Date()))?.userId, aliceUserId, 'validated with a new service token');
+    assert.equal(lines.filter((l) => l.includes('Keystone refused the service token; authenticating again')).length, 1, lines.join(''));
   });
 
   test('a Keystone that cannot be reached is IdentityUnavailable (503), not a refused token', async () => {
