@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { CofferError } from '../common/index.js';
 import { authRequiredMessage } from './error-replies.js';
-import type { TokenService, TokenSession } from './identity/token-service.js';
+import type { TokenService } from './identity/token-service.js';
 
 // Who is calling, as Trove's context sees it (reference 8.1): the token's user and project and
 // the role names; `isAdmin` when any role is in admin_roles (default ["admin"], case-insensitive).
@@ -11,7 +11,21 @@ export interface AuthContext {
   projectId: string;
   roles: string[];
   isAdmin: boolean;
-  session: TokenSession;
+}
+
+/** What a valid, project-scoped token says about its holder, wherever it was validated. */
+export interface Caller {
+  userId: string;
+  projectId: string;
+  roles: string[];
+}
+
+/**
+ * Turns an X-Auth-Token into its caller, or undefined when the token is missing, invalid,
+ * expired or revoked: the built-in identity's TokenService, or an external Keystone.
+ */
+export interface CallerValidator {
+  validate(token: string | undefined, now: Date): Promise<Caller | undefined>;
 }
 
 declare module 'fastify' {
@@ -23,14 +37,23 @@ declare module 'fastify' {
 
 const adminRoles = new Set(['admin']);
 
-function authContextOf(session: TokenSession): AuthContext {
-  const roles = session.roles.map((r) => r.name);
+function authContextOf(caller: Caller): AuthContext {
   return {
-    userId: session.user.id,
-    projectId: session.project.id,
-    roles,
-    isAdmin: roles.some((r) => adminRoles.has(r.toLowerCase())),
-    session,
+    userId: caller.userId,
+    projectId: caller.projectId,
+    roles: caller.roles,
+    isAdmin: caller.roles.some((r) => adminRoles.has(r.toLowerCase())),
+  };
+}
+
+/** The built-in identity's tokens, seen as callers. */
+export function builtInCallers(tokens: TokenService): CallerValidator {
+  return {
+    async validate(token, now) {
+      const session = await tokens.validate(token, now);
+      if (session === undefined) return undefined;
+      return { userId: session.user.id, projectId: session.project.id, roles: session.roles.map((r) => r.name) };
+    },
   };
 }
 
@@ -39,13 +62,18 @@ export function headerValue(request: FastifyRequest, name: string): string | und
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** Validates the request's X-Auth-Token; throws Unauthorized (401) when it is missing or invalid. */
-export async function authenticate(request: FastifyRequest, tokens: TokenService): Promise<AuthContext> {
-  const session = await tokens.validate(headerValue(request, 'x-auth-token'), new Date());
-  if (session === undefined) throw new CofferError('Unauthorized', authRequiredMessage);
-  const auth = authContextOf(session);
+/** Validates the request's X-Auth-Token with `callers`; throws Unauthorized (401) when it is missing or invalid. */
+export async function authenticateWith(request: FastifyRequest, callers: CallerValidator): Promise<AuthContext> {
+  const caller = await callers.validate(headerValue(request, 'x-auth-token'), new Date());
+  if (caller === undefined) throw new CofferError('Unauthorized', authRequiredMessage);
+  const auth = authContextOf(caller);
   request.auth = auth;
   return auth;
+}
+
+/** Validates the request's X-Auth-Token against the built-in identity's tokens. */
+export function authenticate(request: FastifyRequest, tokens: TokenService): Promise<AuthContext> {
+  return authenticateWith(request, builtInCallers(tokens));
 }
 
 /** The context set by the authentication hook; a route that reaches here without one is a bug. */

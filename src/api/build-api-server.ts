@@ -4,10 +4,12 @@ import type { Transport } from '../bus/index.js';
 import { CofferError } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
+import { builtInCallers, type CallerValidator } from './auth-context.js';
 import { publicBase } from './base-url.js';
 import { keystoneErrorReply, troveErrorReply } from './error-replies.js';
 import { identityPlugin } from './identity/identity-plugin.js';
 import { TokenService } from './identity/token-service.js';
+import { externalIdentityPlugin } from './keystone/external-identity-plugin.js';
 import { stripFormatSuffix } from './format-suffix.js';
 import { registerJsonBody } from './json-body.js';
 import { RateLimiter, troveRateLimitRules } from './rate-limiter.js';
@@ -34,14 +36,22 @@ export interface ApiOptions {
   quotaDefaults?: QuotaLimits;
   /** requests per minute per verb and project (Trove: 200); default 0, no rate limiting */
   rateLimitPerMinute?: number;
+  /**
+   * An external Keystone in place of the built-in identity (see src/api/keystone): tokens are
+   * validated by `callers`, and /identity only says to authenticate at `url` instead.
+   */
+  externalIdentity?: { callers: CallerValidator; url: string };
 }
 
 /** The HTTP API, ready to listen; the caller listens (and closes it). */
 export async function buildApiServer(options: ApiOptions): Promise<FastifyInstance> {
+  const external = options.externalIdentity;
+  // Where a 401's WWW-Authenticate sends the client to authenticate.
+  const identityUri = (request: FastifyRequest) => external?.url ?? `${publicBase(request, options.publicUrl)}/identity`;
   // A URL that is not percent-encoded UTF-8 fails in the router, before any route or error
   // handler: answered in the API's shapes all the same, Keystone's under /identity.
   const answerFrameworkError = (err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    const context = { requestId: request.id, identityUri: `${publicBase(request, options.publicUrl)}/identity` };
+    const context = { requestId: request.id, identityUri: identityUri(request) };
     const out = (request.url.startsWith('/identity') ? keystoneErrorReply : troveErrorReply)(err, context);
     reply.code(out.status).headers({ ...out.headers, 'x-openstack-request-id': request.id }).send(out.body);
   };
@@ -80,7 +90,7 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
   app.setErrorHandler((err, request, reply) => {
     const out = troveErrorReply(err, {
       requestId: request.id,
-      identityUri: `${publicBase(request, options.publicUrl)}/identity`,
+      identityUri: identityUri(request),
     });
     if (out.internal) request.log.error({ err }, 'request failed');
     reply.code(out.status).headers(out.headers).send(out.body);
@@ -88,13 +98,15 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
   app.setNotFoundHandler((request, reply) => {
     const out = troveErrorReply(new CofferError('NotFound', 'The resource could not be found.'), {
       requestId: request.id,
-      identityUri: `${publicBase(request, options.publicUrl)}/identity`,
+      identityUri: identityUri(request),
     });
     reply.code(out.status).send(out.body);
   });
 
   await app.register(
-    identityPlugin({ store: options.store, tokens, publicUrl: options.publicUrl, region }),
+    external === undefined
+      ? identityPlugin({ store: options.store, tokens, publicUrl: options.publicUrl, region })
+      : externalIdentityPlugin(external.url),
     { prefix: '/identity' },
   );
   await app.register(
@@ -102,7 +114,7 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
       store: options.store,
       transport: options.transport,
       logger: options.logger,
-      tokens,
+      callers: external?.callers ?? builtInCallers(tokens),
       publicUrl: options.publicUrl,
       region,
       maxVolumeSizeGb: options.maxVolumeSizeGb ?? 10,

@@ -52,6 +52,7 @@ export const errorStatus: Readonly<Record<ErrorCode, HttpFault>> = Object.freeze
   BusUnavailable: serviceUnavailable,
   // roles with different bus keys: the deployment is misconfigured, not the request
   BusMessageRefused: instanceFault,
+  IdentityUnavailable: serviceUnavailable,
   NoHostAvailable: serviceUnavailable,
   TaskFailed: instanceFault,
   Internal: instanceFault,

@@ -31,6 +31,7 @@ export const errorCodes = [
   'BusTimeout', // an RPC call got no reply in time
   'BusUnavailable', // the transport is closed or cannot reach the broker
   'BusMessageRefused', // a receiver refused a bus message: unsigned, another key, misaimed, expired or replayed
+  'IdentityUnavailable', // the external Keystone cannot be reached or refuses Coffer's service user (503)
   'NoHostAvailable', // no agent is alive to place an instance
   'EngineError', // an engine command failed
   'TaskFailed',

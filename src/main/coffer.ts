@@ -90,6 +90,22 @@ function addLimitOptions(command: Command): Command {
     .option('--rate-limit <n>', 'requests per minute per HTTP verb and project, counted in each API process, default 200, 0 off (env COFFER_RATE_LIMIT)');
 }
 
+/** An external Keystone in place of the built-in identity, for the roles that serve the API. */
+function addKeystoneOptions(command: Command): Command {
+  return command
+    .option('--keystone-url <url>', 'use this Keystone instead of the built-in identity, e.g. http://keystone:5000 (env COFFER_KEYSTONE_URL)')
+    .option('--keystone-user <name>', 'Coffer\'s service user in Keystone (env COFFER_KEYSTONE_USER); its password: env COFFER_KEYSTONE_PASSWORD or COFFER_KEYSTONE_PASSWORD_FILE')
+    .option('--keystone-password-file <file>', 'file holding the service user\'s password (env COFFER_KEYSTONE_PASSWORD_FILE)')
+    .option('--keystone-project <name>', 'the service user\'s project, default service (env COFFER_KEYSTONE_PROJECT)')
+    .option('--keystone-user-domain <id>', 'the service user\'s domain id, default default (env COFFER_KEYSTONE_USER_DOMAIN)')
+    .option('--keystone-project-domain <id>', 'the project\'s domain id, default default (env COFFER_KEYSTONE_PROJECT_DOMAIN)')
+    .option('--keystone-region <region>', 'region of Keystone\'s identity endpoint and of Coffer\'s catalog entry, default RegionOne (env COFFER_KEYSTONE_REGION)')
+    .option('--keystone-interface <interface>', 'public|internal|admin: which of Keystone\'s catalog endpoints Coffer calls, default internal (env COFFER_KEYSTONE_INTERFACE)')
+    .option('--keystone-token-cache-time <seconds>', 'how long a validated token is trusted without asking Keystone, so also how long a revoked one may still work, default 300, 0 off (env COFFER_KEYSTONE_TOKEN_CACHE_TIME)')
+    .option('--keystone-token-cache-size <n>', 'tokens kept in that cache at most, default 10000 (env COFFER_KEYSTONE_TOKEN_CACHE_SIZE)')
+    .option('--keystone-register-endpoint <yes|no>', 'register the database service and its endpoints in Keystone\'s catalog at start (needs the admin role), default yes (env COFFER_KEYSTONE_REGISTER_ENDPOINT)');
+}
+
 function buildProgram(): Command {
   const program = new Command('coffer')
     .description('Coffer: database instances as a service (PostgreSQL, MariaDB, MySQL, Redis), behind the OpenStack Trove v1.0 API')
@@ -108,7 +124,7 @@ function buildProgram(): Command {
     .option('--engine-bin-dir <engine=dir...>', 'also look for an engine\'s binaries in dir, first, e.g. mysql=/opt/mysql/bin (env COFFER_ENGINE_BIN_DIRS, comma-separated)')
     .addOption(logOption())
     .addOption(configOption());
-  addLimitOptions(serve).action((flags: Record<string, unknown>) =>
+  addKeystoneOptions(addLimitOptions(serve)).action((flags: Record<string, unknown>) =>
     runUntilSignalled(async () => {
       const config = loadConfig(serveConfigSchema, flags);
       return { stop: await runServe(config, print), stoppedNote: enginesKeepRunningNote('serve', config.dataDir) };
@@ -127,7 +143,7 @@ function buildProgram(): Command {
     .addOption(busKeyOption())
     .addOption(logOption())
     .addOption(configOption());
-  addLimitOptions(api).action((flags: Record<string, unknown>) =>
+  addKeystoneOptions(addLimitOptions(api)).action((flags: Record<string, unknown>) =>
     runUntilSignalled(() => runApi(loadConfig(apiConfigSchema, flags), print)),
   );
 

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { CofferError } from '../common/index.js';
 import { busKeyHowTo } from '../bus/index.js';
+import type { ExternalKeystoneOptions } from '../api/index.js';
 import { engineNames } from '../guest/index.js';
 
 // One validated configuration per role. Values come, strongest first, from command-line flags,
@@ -55,6 +56,43 @@ const apiLimits = {
   rateLimit: z.coerce.number().int().min(0).default(200),
 };
 
+/**
+ * An external Keystone in place of the built-in identity (serve and api). Unset keystoneUrl
+ * keeps the built-in one. The service user's password may come from a file
+ * (--keystone-password-file or COFFER_KEYSTONE_PASSWORD_FILE), never from a flag.
+ */
+const yesNo = z.preprocess((value) => {
+  if (typeof value !== 'string') return value;
+  const v = value.trim().toLowerCase();
+  return ['true', 'yes', '1', 'on'].includes(v) ? true : ['false', 'no', '0', 'off'].includes(v) ? false : value;
+}, z.boolean());
+const keystoneSettings = {
+  keystoneUrl: z.string().url().optional(),
+  keystoneUser: z.string().min(1).optional(),
+  keystonePassword: z.string().min(1).optional(),
+  keystonePasswordFile: z.string().min(1).optional(),
+  keystoneUserDomain: z.string().min(1).default('default'),
+  keystoneProject: z.string().min(1).default('service'),
+  keystoneProjectDomain: z.string().min(1).default('default'),
+  keystoneRegion: z.string().min(1).default('RegionOne'),
+  keystoneInterface: z.enum(['public', 'internal', 'admin']).default('internal'),
+  /** seconds a validated (or refused) token is taken on trust: keystonemiddleware's token_cache_time */
+  keystoneTokenCacheTime: z.coerce.number().int().min(0).default(300),
+  keystoneTokenCacheSize: z.coerce.number().int().min(1).default(10_000),
+  keystoneRegisterEndpoint: yesNo.default(true),
+};
+
+/** Names what an external Keystone still lacks; the built-in identity needs none of it. */
+function requireKeystoneCredentials(config: { keystoneUrl?: string | undefined; keystoneUser?: string | undefined; keystonePassword?: string | undefined; keystonePasswordFile?: string | undefined }, ctx: z.RefinementCtx): void {
+  if (config.keystoneUrl === undefined) return;
+  if (config.keystoneUser === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['keystoneUser'], message: 'with --keystone-url, Coffer\'s service user is required: --keystone-user or COFFER_KEYSTONE_USER' });
+  }
+  if (config.keystonePassword === undefined && config.keystonePasswordFile === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['keystonePassword'], message: 'with --keystone-url, the service user\'s password is required: COFFER_KEYSTONE_PASSWORD(_FILE) or --keystone-password-file' });
+  }
+}
+
 const databaseUrl = z
   .string({ error: 'a state database URL is required: --database-url or COFFER_DATABASE_URL (e.g. mysql://root@127.0.0.1/coffer)' })
   .regex(/^(sqlite|mysql|mariadb|postgres|postgresql):/, 'the state database URL must start with sqlite:, mysql://, mariadb:// or postgres://');
@@ -77,8 +115,9 @@ export const serveConfigSchema = z.object({
   warmPoolSize,
   engineBinDir,
   ...apiLimits,
+  ...keystoneSettings,
   logLevel,
-});
+}).superRefine(requireKeystoneCredentials);
 
 export const apiConfigSchema = z.object({
   host: loopbackOrAny.default('127.0.0.1'),
@@ -91,8 +130,9 @@ export const apiConfigSchema = z.object({
   dataDir: z.string().default(defaultDataDir),
   adminPassword: z.string().min(8).optional(),
   ...apiLimits,
+  ...keystoneSettings,
   logLevel,
-});
+}).superRefine(requireKeystoneCredentials);
 
 export const workerConfigSchema = z.object({ databaseUrl, busUrl, busKeyFile, logLevel });
 
@@ -133,6 +173,17 @@ const envNames: Record<string, string> = {
   maxBackupsPerTenant: 'COFFER_MAX_BACKUPS_PER_TENANT',
   maxVolumeSize: 'COFFER_MAX_VOLUME_SIZE',
   rateLimit: 'COFFER_RATE_LIMIT',
+  keystoneUrl: 'COFFER_KEYSTONE_URL',
+  keystoneUser: 'COFFER_KEYSTONE_USER',
+  keystonePassword: 'COFFER_KEYSTONE_PASSWORD',
+  keystoneUserDomain: 'COFFER_KEYSTONE_USER_DOMAIN',
+  keystoneProject: 'COFFER_KEYSTONE_PROJECT',
+  keystoneProjectDomain: 'COFFER_KEYSTONE_PROJECT_DOMAIN',
+  keystoneRegion: 'COFFER_KEYSTONE_REGION',
+  keystoneInterface: 'COFFER_KEYSTONE_INTERFACE',
+  keystoneTokenCacheTime: 'COFFER_KEYSTONE_TOKEN_CACHE_TIME',
+  keystoneTokenCacheSize: 'COFFER_KEYSTONE_TOKEN_CACHE_SIZE',
+  keystoneRegisterEndpoint: 'COFFER_KEYSTONE_REGISTER_ENDPOINT',
   logLevel: 'COFFER_LOG_LEVEL',
 };
 
@@ -175,4 +226,34 @@ export function loadConfig<S extends z.ZodType>(
   const config = result.data as Record<string, unknown>;
   if (typeof config['dataDir'] === 'string') config['dataDir'] = resolve(config['dataDir']);
   return Object.freeze(config) as Readonly<z.output<S>>;
+}
+
+/** The external Keystone settings of a serve or api config, or undefined for the built-in identity. */
+export function keystoneOptionsOf(config: ServeConfig | ApiConfig): ExternalKeystoneOptions | undefined {
+  if (config.keystoneUrl === undefined || config.keystoneUser === undefined) return undefined;
+  const passwordFile = config.keystonePasswordFile;
+  const password =
+    config.keystonePassword ?? (passwordFile === undefined ? undefined : readSecretFile(passwordFile, 'the Keystone password file'));
+  if (password === undefined) return undefined;
+  return {
+    url: config.keystoneUrl,
+    username: config.keystoneUser,
+    password,
+    userDomainId: config.keystoneUserDomain,
+    projectName: config.keystoneProject,
+    projectDomainId: config.keystoneProjectDomain,
+    region: config.keystoneRegion,
+    interface: config.keystoneInterface,
+    cacheSeconds: config.keystoneTokenCacheTime,
+    cacheSize: config.keystoneTokenCacheSize,
+    registerEndpoint: config.keystoneRegisterEndpoint,
+  };
+}
+
+function readSecretFile(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    throw new CofferError('BadRequest', `Cannot read ${what} ${path}: ${(err as Error).message}`);
+  }
 }

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { buildApiServer, seedFlavors } from '../api/index.js';
+import { buildApiServer, connectKeystone, seedFlavors, type ExternalIdentity } from '../api/index.js';
 import { startAgent } from '../agent/index.js';
 import { BusKey, connectTransport } from '../bus/index.js';
 import type { Transport } from '../bus/index.js';
@@ -12,7 +12,7 @@ import { bootstrapAdmin } from './admin-password.js';
 import { readBusKeyFile } from './bus-key-file.js';
 import { startupWarnings } from './startup-warnings.js';
 import { secureDataDir } from './data-dir.js';
-import type { AgentConfig, ApiConfig, ServeConfig, WorkerConfig } from './config.js';
+import { keystoneOptionsOf, type AgentConfig, type ApiConfig, type ServeConfig, type WorkerConfig } from './config.js';
 
 // Each function wires one role (or, for serve, all of them) from a validated config and returns
 // a stop function. Stopping a role never stops the database engines: they outlive the agent.
@@ -26,11 +26,17 @@ async function listenApi(
   config: ApiConfig | ServeConfig,
 ) {
   const publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
+  const keystone = keystoneOptionsOf(config);
+  const externalIdentity: ExternalIdentity | undefined =
+    keystone === undefined ? undefined : await connectKeystone(keystone, publicUrl, logger.child({ component: 'keystone' }));
+  const region = keystone?.region;
   const app = await buildApiServer({
     store,
     transport,
     logger,
     publicUrl,
+    ...(externalIdentity === undefined ? {} : { externalIdentity }),
+    ...(region === undefined ? {} : { region }),
     quotaDefaults: {
       instances: config.maxInstancesPerTenant,
       ram: config.maxRamPerTenant,
@@ -42,7 +48,13 @@ async function listenApi(
   });
   await seedFlavors(store);
   await app.listen({ host: config.host, port: config.port });
-  return { app, publicUrl };
+  return { app, publicUrl, keystoneUrl: externalIdentity?.url };
+}
+
+/** The built-in identity's admin; an external Keystone has its own users. */
+async function bootstrapBuiltInAdmin(store: StateStore, config: ApiConfig | ServeConfig, print: (line: string) => void): Promise<void> {
+  if (config.keystoneUrl !== undefined) return;
+  await bootstrapAdmin(store, config.dataDir, config.adminPassword, print);
 }
 
 export async function runServe(config: ServeConfig, print: (line: string) => void): Promise<Stop> {
@@ -64,11 +76,11 @@ export async function runServe(config: ServeConfig, print: (line: string) => voi
     binaries: config.engineBinDir,
   });
   const taskmanager = await startTaskmanager({ store, transport, logger: logger.child({ role: 'taskmanager' }) });
-  await bootstrapAdmin(store, config.dataDir, config.adminPassword, print);
-  const { app, publicUrl } = await listenApi(store, transport, logger.child({ role: 'api' }), config);
-  print(`Coffer is serving the Trove API on ${publicUrl} (identity: ${publicUrl}/identity/v3)`);
+  await bootstrapBuiltInAdmin(store, config, print);
+  const { app, publicUrl, keystoneUrl } = await listenApi(store, transport, logger.child({ role: 'api' }), config);
+  print(`Coffer is serving the Trove API on ${publicUrl} (identity: ${keystoneUrl ?? `${publicUrl}/identity`}/v3)`);
   print(`Data and logs: ${config.dataDir}`);
-  print(`Next: ./bin/coffer login --url ${publicUrl} --user admin --project admin`);
+  if (keystoneUrl === undefined) print(`Next: ./bin/coffer login --url ${publicUrl} --user admin --project admin`);
   return async () => {
     await app.close();
     await taskmanager.stop();
@@ -104,9 +116,9 @@ export async function runApi(config: ApiConfig, print: (line: string) => void): 
   const openBus = await prepareBus(config, logger);
   const store = await openStateStore(config.databaseUrl, { logger });
   const transport = await openBus();
-  await bootstrapAdmin(store, config.dataDir, config.adminPassword, print);
-  const { app, publicUrl } = await listenApi(store, transport, logger, config);
-  logger.info({ publicUrl }, 'api listening');
+  await bootstrapBuiltInAdmin(store, config, print);
+  const { app, publicUrl, keystoneUrl } = await listenApi(store, transport, logger, config);
+  logger.info({ publicUrl, keystoneUrl }, 'api listening');
   return async () => {
     await app.close();
     await transport.close();

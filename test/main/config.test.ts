@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CofferError } from '../../src/common/errors.js';
-import { agentConfigSchema, apiConfigSchema, loadConfig, serveConfigSchema, workerConfigSchema } from '../../src/main/config.js';
+import { agentConfigSchema, apiConfigSchema, keystoneOptionsOf, loadConfig, serveConfigSchema, workerConfigSchema } from '../../src/main/config.js';
 
 test('serve needs no configuration at all', () => {
   const config = loadConfig(serveConfigSchema, {}, {});
@@ -94,4 +94,47 @@ test('the largest volume is 10 GB unless --max-volume-size, COFFER_MAX_VOLUME_SI
   assert.equal(loadConfig(serveConfigSchema, { maxVolumeSize: '50' }, { COFFER_MAX_VOLUME_SIZE: '20' }).maxVolumeSize, 50);
   assert.equal(loadConfig(serveConfigSchema, {}, { COFFER_MAX_VOLUME_SIZE: '20' }).maxVolumeSize, 20);
   assert.throws(() => loadConfig(serveConfigSchema, { maxVolumeSize: '0' }, {}), /maxVolumeSize/);
+});
+
+test('without a Keystone URL the built-in identity serves, and no Keystone setting is needed', () => {
+  assert.equal(keystoneOptionsOf(loadConfig(serveConfigSchema, {}, {})), undefined);
+});
+
+test('a Keystone URL needs the service user and its password, and says which is missing', () => {
+  assert.throws(
+    () => loadConfig(serveConfigSchema, { keystoneUrl: 'http://keystone:5000/v3' }, {}),
+    (err: unknown) => err instanceof CofferError && /keystoneUser: .*--keystone-user/.test(err.message) && /COFFER_KEYSTONE_PASSWORD/.test(err.message),
+  );
+});
+
+test('Keystone settings: defaults as keystonemiddleware\'s, the password from a file, yes/no from the environment', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'coffer-config-'));
+  const passwordFile = join(dir, 'keystone-password');
+  await writeFile(passwordFile, 'from-the-file\n', { mode: 0o600 });
+  const config = loadConfig(
+    apiConfigSchema,
+    { keystoneUrl: 'http://keystone:5000/v3', keystoneUser: 'coffer', keystonePasswordFile: passwordFile, databaseUrl: 'sqlite::memory:', busUrl: 'amqp://x' },
+    { COFFER_KEYSTONE_REGISTER_ENDPOINT: 'no', COFFER_KEYSTONE_TOKEN_CACHE_TIME: '0' },
+  );
+  assert.deepEqual(keystoneOptionsOf(config), {
+    url: 'http://keystone:5000/v3',
+    username: 'coffer',
+    password: 'from-the-file',
+    userDomainId: 'default',
+    projectName: 'service',
+    projectDomainId: 'default',
+    region: 'RegionOne',
+    interface: 'internal',
+    cacheSeconds: 0,
+    cacheSize: 10_000,
+    registerEndpoint: false,
+  });
+  const fromEnv = loadConfig(serveConfigSchema, {}, {
+    COFFER_KEYSTONE_URL: 'http://keystone:5000',
+    COFFER_KEYSTONE_USER: 'coffer',
+    COFFER_KEYSTONE_PASSWORD_FILE: passwordFile,
+  });
+  assert.equal(keystoneOptionsOf(fromEnv)?.password, 'from-the-file');
+  assert.equal(keystoneOptionsOf(fromEnv)?.registerEndpoint, true);
+  assert.throws(() => loadConfig(serveConfigSchema, { keystoneInterface: 'private' }, {}), /keystoneInterface/);
 });

@@ -2,9 +2,8 @@ import type { FastifyRequest } from 'fastify';
 import type { RequestContext, Transport } from '../../bus/index.js';
 import type { Logger } from '../../common/index.js';
 import type { StateStore } from '../../db/index.js';
-import { requireAuth } from '../auth-context.js';
+import { requireAuth, type CallerValidator } from '../auth-context.js';
 import { troveLinkBase } from '../base-url.js';
-import type { TokenService } from '../identity/token-service.js';
 import type { RateLimiter } from '../rate-limiter.js';
 import type { DatastoreViewContext } from './datastore-views.js';
 import type { QuotaLimits } from './quota-enforcement.js';
@@ -13,7 +12,8 @@ export interface TroveDeps {
   store: StateStore;
   transport: Transport;
   logger: Logger;
-  tokens: TokenService;
+  /** validates each request's X-Auth-Token: the built-in identity or an external Keystone */
+  callers: CallerValidator;
   publicUrl: string | undefined;
   region: string;
   maxVolumeSizeGb: number;

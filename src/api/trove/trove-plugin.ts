@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { CofferError } from '../../common/index.js';
-import { authenticate } from '../auth-context.js';
+import { authenticateWith } from '../auth-context.js';
 import { publicBase } from '../base-url.js';
 import { catalogRoutes } from './catalog-routes.js';
 import { configurationParameterRoutes } from './configuration-parameter-routes.js';
@@ -22,7 +22,7 @@ import { userRoutes } from './user-routes.js';
 function v1Routes(deps: TroveDeps): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
     app.addHook('onRequest', async (request, reply) => {
-      const auth = await authenticate(request, deps.tokens);
+      const auth = await authenticateWith(request, deps.callers);
       const { tenantId } = request.params as TenantParams;
       // Even admins must use their own project in the URL.
       if (tenantId !== auth.projectId) {
