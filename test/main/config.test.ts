@@ -113,7 +113,7 @@ test('Keystone settings: defaults as keystonemiddleware\'s, the password from a 
   await writeFile(passwordFile, 'from-the-file\n', { mode: 0o600 });
   const config = loadConfig(
     apiConfigSchema,
-    { keystoneUrl: 'http://keystone:5000/v3', keystoneUser: 'coffer', keystonePasswordFile: passwordFile, databaseUrl: 'sqlite::memory:', busUrl: 'amqp://x' },
+    { keystoneUrl: 'http://keystone:5000/v3', keystoneUser: 'coffer', keystonePasswordFile: passwordFile, databaseUrl: 'sqlite::memory:', busUrl: 'amqp://x', busKeyFile: '/etc/coffer/bus.key' },
     { COFFER_KEYSTONE_REGISTER_ENDPOINT: 'no', COFFER_KEYSTONE_TOKEN_CACHE_TIME: '0' },
   );
   assert.deepEqual(keystoneOptionsOf(config), {
