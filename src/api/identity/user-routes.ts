@@ -119,8 +119,9 @@ export async function userRoutes(app: FastifyInstance, deps: IdentityDeps): Prom
         ...(input.description === undefined ? {} : { description: input.description ?? '' }),
         ...(input.enabled === undefined ? {} : { enabled: input.enabled }),
       });
-      // As Keystone does: a new password ends every session opened with the old one.
-      if (input.password !== undefined) await tx.tokens.deleteForUser(current.id);
+      // As Keystone does: a new password ends every session opened with the old one, and
+      // disabling a user revokes its tokens for good, so re-enabling it does not revive them.
+      if (input.password !== undefined || input.enabled === false) await tx.tokens.deleteForUser(current.id);
     });
     return { user: userView(await loadUser(current.id), v3Base(request, deps)) };
   });
