@@ -7,9 +7,11 @@ import type { StateStore } from '../db/index.js';
 import { publicBase } from './base-url.js';
 import { keystoneErrorReply, troveErrorReply } from './error-replies.js';
 import { identityPlugin } from './identity/identity-plugin.js';
+import { LoginLimiter, noLoginLimits, type LoginLimits } from './identity/login-limiter.js';
 import { TokenService } from './identity/token-service.js';
 import { stripFormatSuffix } from './format-suffix.js';
 import { registerJsonBody } from './json-body.js';
+import { noPasswordPolicy, type PasswordPolicy } from './password-policy.js';
 import { RateLimiter, troveRateLimitRules } from './rate-limiter.js';
 import { unlimitedQuotas, type QuotaLimits } from './trove/quota-enforcement.js';
 import { trovePlugin } from './trove/trove-plugin.js';
@@ -34,6 +36,10 @@ export interface ApiOptions {
   quotaDefaults?: QuotaLimits;
   /** requests per minute per verb and project (Trove: 200); default 0, no rate limiting */
   rateLimitPerMinute?: number;
+  /** failed-login lockout and per-address limits; default none (the config gives Coffer's defaults) */
+  loginLimits?: LoginLimits;
+  /** what passwords users choose must be; default any (the config gives Coffer's default policy) */
+  passwordPolicy?: PasswordPolicy;
 }
 
 /** The HTTP API, ready to listen; the caller listens (and closes it). */
@@ -64,6 +70,8 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
   }) as unknown as FastifyInstance;
   const tokens = new TokenService(options.store, options.tokenTtlSeconds ?? 86_400, options.logger);
   const region = options.region ?? 'RegionOne';
+  const passwordPolicy = options.passwordPolicy ?? noPasswordPolicy;
+  const loginLimiter = new LoginLimiter(options.store, options.loginLimits ?? noLoginLimits, options.logger);
 
   app.decorateRequest('auth', null);
   app.addHook('onRequest', async (request, reply) => {
@@ -94,7 +102,7 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
   });
 
   await app.register(
-    identityPlugin({ store: options.store, tokens, publicUrl: options.publicUrl, region }),
+    identityPlugin({ store: options.store, tokens, loginLimiter, passwordPolicy, publicUrl: options.publicUrl, region }),
     { prefix: '/identity' },
   );
   await app.register(
@@ -109,6 +117,7 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
       heartbeatExpirySeconds: options.heartbeatExpirySeconds ?? 90,
       guestCallTimeoutMs: options.guestCallTimeoutMs ?? 2000,
       quotaDefaults: options.quotaDefaults ?? unlimitedQuotas,
+      passwordPolicy,
       rateLimiter:
         options.rateLimitPerMinute === undefined || options.rateLimitPerMinute === 0
           ? undefined

@@ -36,6 +36,18 @@ async function listenApi(
       volumes: config.maxVolumesPerTenant,
     },
     rateLimitPerMinute: config.rateLimit,
+    loginLimits: {
+      lockoutAttempts: config.loginLockoutAttempts,
+      lockoutSeconds: config.loginLockoutSeconds,
+      addressAttempts: config.loginAddressAttempts,
+      addressSeconds: config.loginAddressSeconds,
+    },
+    passwordPolicy: {
+      minLength: config.passwordMinLength,
+      minClasses: config.passwordMinClasses,
+      regex: config.passwordRegex,
+      regexDescription: config.passwordRegexDescription,
+    },
   });
   await seedFlavors(store);
   await app.listen({ host: config.host, port: config.port });

@@ -1,4 +1,6 @@
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import pLimit from 'p-limit';
+import { CofferError } from '../../common/index.js';
 
 // Passwords are stored as `scrypt$N$r$p$salt$hash` (base64url salt and hash), so the cost can be
 // raised later without invalidating stored hashes: each hash carries its own parameters.
@@ -9,7 +11,25 @@ import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:c
 const cost = { N: 16384, r: 8, p: 5 };
 const keyLength = 32;
 
+// scrypt runs on libuv's thread pool (4 threads by default), which the same process also needs
+// for file I/O, DNS and the agent's work: 16 parallel bad logins once made a PostgreSQL create
+// take 40 s instead of 1 s. One hash at a time leaves three threads and a core to everything
+// else; the gate is per process because the thread pool is.
+const hashes = pLimit(1);
+/** logins waiting beyond this are refused at once: a flood costs a queue, not the process */
+export const maxWaitingLogins = 8;
+
+export class HashQueueFull extends CofferError {
+  constructor() {
+    super('Unauthorized', 'Too many logins are being checked at once; try again in a few seconds.');
+  }
+}
+
 function derive(password: string, salt: Buffer, options: ScryptOptions): Promise<Buffer> {
+  return hashes(() => scryptOnce(password, salt, options));
+}
+
+function scryptOnce(password: string, salt: Buffer, options: ScryptOptions): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     // 256 MiB leaves room for raised parameters while refusing absurd ones from a tampered row.
     scrypt(password, salt, keyLength, { ...options, maxmem: 256 * 1024 * 1024 }, (err, key) =>
@@ -33,7 +53,16 @@ function parse(stored: string | undefined): string[] | undefined {
   return parts?.length === 6 && parts[0] === 'scrypt' ? parts : undefined;
 }
 
-export async function verifyPassword(password: string, stored: string | undefined): Promise<boolean> {
+/**
+ * `refuseWhenBusy`: a login (as opposed to an admin's or a user's own change) is refused with
+ * HashQueueFull rather than queued when `maxWaitingLogins` checks already wait.
+ */
+export async function verifyPassword(
+  password: string,
+  stored: string | undefined,
+  options: { refuseWhenBusy?: boolean } = {},
+): Promise<boolean> {
+  if (options.refuseWhenBusy === true && hashes.pendingCount >= maxWaitingLogins) throw new HashQueueFull();
   const parsed = parse(stored);
   const [, n, r, p, salt, hash] = (parsed ?? parse(decoy)) as [string, string, string, string, string, string];
   const expected = Buffer.from(hash, 'base64url');
