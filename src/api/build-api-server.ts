@@ -10,7 +10,7 @@ import { identityPlugin } from './identity/identity-plugin.js';
 import { LoginLimiter, noLoginLimits, type LoginLimits } from './identity/login-limiter.js';
 import { TokenService } from './identity/token-service.js';
 import { stripFormatSuffix } from './format-suffix.js';
-import { registerJsonBody } from './json-body.js';
+import { maxBodyBytes, registerJsonBody } from './json-body.js';
 import { noPasswordPolicy, type PasswordPolicy } from './password-policy.js';
 import { RateLimiter, troveRateLimitRules } from './rate-limiter.js';
 import { unlimitedQuotas, type QuotaLimits } from './trove/quota-enforcement.js';
@@ -63,6 +63,7 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
     // (404 for an unknown one, as Trove does), not with a bare 414: a user path id `name@host` in
     // non-ASCII letters passes 100 once percent-encoded.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 2048 },
+    bodyLimit: maxBodyBytes,
     rewriteUrl: (req) => stripFormatSuffix(req.url ?? '/'),
     frameworkErrors: (err, request, reply) => answerFrameworkError(err, request as FastifyRequest, reply as FastifyReply),
     // Fastify types an instance by its logger; pino's Logger is a FastifyBaseLogger, so the
