@@ -45,7 +45,7 @@ try {
     `| alone | ${ms(f.quiet)} | ${Math.round(median(f.quiet))} |`,
     `| under the flood | ${ms(f.flooded)} | ${Math.round(median(f.flooded))} |`,
     '',
-    `Ratio of medians: **${ratio.toFixed(2)}**. Bad logins answered during the flooded creates: ${f.logins}, of which ${f.refusedBusy} refused at once because the hashing queue was full.`,
+    `Ratio of medians: **${ratio.toFixed(2)}**. Bad logins answered during the flooded creates: ${f.logins}, of which ${f.refusedBusy} were refused without a hash because the hashing queue was full.`,
     '',
   ].join('\n');
   process.stdout.write(`${report}\n`);

@@ -4,7 +4,7 @@ import type { ProjectRow, Repositories, RoleRow, UserRow } from '../../db/index.
 import { authRequiredMessage } from '../error-replies.js';
 import { resolveDomainId } from './identity-deps.js';
 import type { LoginLimiter } from './login-limiter.js';
-import { verifyPassword } from './password-hash.js';
+import { refuseWhenBusy, verifyPassword } from './password-hash.js';
 import type { TokenService } from './token-service.js';
 
 // POST /v3/auth/tokens: who the caller is (password or token method) and which project the new
@@ -70,6 +70,8 @@ async function passwordUser(
   source: LoginSource,
   now: Date,
 ): Promise<UserRow> {
+  // A full queue is refused before the state store is asked anything.
+  await refuseWhenBusy();
   const { user: ref } = credentials;
   let user: UserRow | undefined;
   if (ref.id !== undefined) {
