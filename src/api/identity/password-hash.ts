@@ -32,11 +32,13 @@ export class HashQueueFull extends CofferError {
 }
 
 function derive(password: string, salt: Buffer, options: ScryptOptions): Promise<Buffer> {
-  return hashes(async () => {
-    const started = performance.now();
-    const key = await scryptOnce(password, salt, options);
-    if (hashes.pendingCount > 0) await sleep(performance.now() - started);
-    return key;
+  // The caller gets its key as soon as it is ready; only the turn is held for the pause.
+  return new Promise((resolve, reject) => {
+    hashes(async () => {
+      const started = performance.now();
+      resolve(await scryptOnce(password, salt, options));
+      if (hashes.pendingCount > 0) await sleep(performance.now() - started);
+    }).catch(reject);
   });
 }
 
