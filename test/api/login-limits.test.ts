@@ -39,6 +39,22 @@ describe('user lockout', () => {
     assert.equal((await attempt(h, 'admin', adminPassword, 'admin')).statusCode, 201);
   });
 
+  test('an admin setting enabled: true unlocks a locked user at once', async () => {
+    const s = await memberSession(h);
+    const m = { user: (await h.store.users.get(s.userId))!.name, project: (await h.store.projects.get(s.projectId))!.name };
+    for (let i = 0; i < 3; i++) await attempt(h, m.user, 'wrong-password', m.project);
+    assert.equal((await attempt(h, m.user, 'pw-member', m.project)).statusCode, 401);
+    const admin = await attempt(h, 'admin', adminPassword, 'admin');
+    const unlock = await h.app.inject({
+      method: 'PATCH',
+      url: `/identity/v3/users/${s.userId}`,
+      headers: { 'x-auth-token': String(admin.headers['x-subject-token']) },
+      payload: { user: { enabled: true } },
+    });
+    assert.equal(unlock.statusCode, 200, unlock.body);
+    assert.equal((await attempt(h, m.user, 'pw-member', m.project)).statusCode, 201);
+  });
+
   test('a success resets the count', async () => {
     const m = await member(h);
     for (let round = 0; round < 3; round++) {

@@ -60,6 +60,11 @@ export class LoginLimiter {
     if (this.limits.lockoutAttempts > 0) await this.store.loginFailures.clear(`user:${user.id}`);
   }
 
+  /** An admin enabling the user unlocks it at once, as Keystone's manual unlock does. */
+  async unlock(userId: string): Promise<void> {
+    await this.store.loginFailures.clear(`user:${userId}`);
+  }
+
   private async blocked(subject: string, attempts: number, seconds: number, now: Date): Promise<boolean> {
     if (attempts <= 0) return false;
     const row = await this.store.loginFailures.get(subject);

@@ -124,6 +124,7 @@ export async function userRoutes(app: FastifyInstance, deps: IdentityDeps): Prom
       // disabling a user revokes its tokens for good, so re-enabling it does not revive them.
       if (input.password !== undefined || input.enabled === false) await tx.tokens.deleteForUser(current.id);
     });
+    if (input.enabled === true) await deps.loginLimiter.unlock(current.id);
     return { user: userView(await loadUser(current.id), v3Base(request, deps)) };
   });
 
