@@ -8,10 +8,12 @@ import { builtInCallers, type CallerValidator } from './auth-context.js';
 import { publicBase } from './base-url.js';
 import { keystoneErrorReply, troveErrorReply } from './error-replies.js';
 import { identityPlugin } from './identity/identity-plugin.js';
+import { LoginLimiter, noLoginLimits, type LoginLimits } from './identity/login-limiter.js';
 import { TokenService } from './identity/token-service.js';
 import { externalIdentityPlugin } from './keystone/external-identity-plugin.js';
 import { stripFormatSuffix } from './format-suffix.js';
-import { registerJsonBody } from './json-body.js';
+import { maxBodyBytes, registerJsonBody } from './json-body.js';
+import { noPasswordPolicy, type PasswordPolicy } from './password-policy.js';
 import { RateLimiter, troveRateLimitRules } from './rate-limiter.js';
 import { unlimitedQuotas, type QuotaLimits } from './trove/quota-enforcement.js';
 import { trovePlugin } from './trove/trove-plugin.js';
@@ -41,6 +43,10 @@ export interface ApiOptions {
    * validated by `callers`, and /identity only says to authenticate at `url` instead.
    */
   externalIdentity?: { callers: CallerValidator; url: string };
+  /** failed-login lockout and per-address limits; default none (the config gives Coffer's defaults) */
+  loginLimits?: LoginLimits;
+  /** what passwords users choose must be; default any (the config gives Coffer's default policy) */
+  passwordPolicy?: PasswordPolicy;
 }
 
 /** The HTTP API, ready to listen; the caller listens (and closes it). */
@@ -67,6 +73,7 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
     // (404 for an unknown one, as Trove does), not with a bare 414: a user path id `name@host` in
     // non-ASCII letters passes 100 once percent-encoded.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 2048 },
+    bodyLimit: maxBodyBytes,
     rewriteUrl: (req) => stripFormatSuffix(req.url ?? '/'),
     frameworkErrors: (err, request, reply) => answerFrameworkError(err, request as FastifyRequest, reply as FastifyReply),
     // Fastify types an instance by its logger; pino's Logger is a FastifyBaseLogger, so the
@@ -74,6 +81,8 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
   }) as unknown as FastifyInstance;
   const tokens = new TokenService(options.store, options.tokenTtlSeconds ?? 86_400, options.logger);
   const region = options.region ?? 'RegionOne';
+  const passwordPolicy = options.passwordPolicy ?? noPasswordPolicy;
+  const loginLimiter = new LoginLimiter(options.store, options.loginLimits ?? noLoginLimits, options.logger);
 
   app.decorateRequest('auth', null);
   app.addHook('onRequest', async (request, reply) => {
@@ -105,7 +114,7 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
 
   await app.register(
     external === undefined
-      ? identityPlugin({ store: options.store, tokens, publicUrl: options.publicUrl, region })
+      ? identityPlugin({ store: options.store, tokens, loginLimiter, passwordPolicy, publicUrl: options.publicUrl, region })
       : externalIdentityPlugin(external.url),
     { prefix: '/identity' },
   );
@@ -121,6 +130,7 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
       heartbeatExpirySeconds: options.heartbeatExpirySeconds ?? 90,
       guestCallTimeoutMs: options.guestCallTimeoutMs ?? 2000,
       quotaDefaults: options.quotaDefaults ?? unlimitedQuotas,
+      passwordPolicy,
       rateLimiter:
         options.rateLimitPerMinute === undefined || options.rateLimitPerMinute === 0
           ? undefined

@@ -18,6 +18,15 @@ const passwordAlphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456
  * without characters that need quoting in a shell or a connection string.
  */
 export function newPassword(length = 36): string {
+  // Drawn again (rarely: about 1 in 300 at 36 characters) until it has a lower-case letter, an
+  // upper-case letter and a digit, so it meets any password policy of up to three classes.
+  for (;;) {
+    const password = drawPassword(length);
+    if (length < 3 || (/[a-z]/.test(password) && /[A-Z]/.test(password) && /[0-9]/.test(password))) return password;
+  }
+}
+
+function drawPassword(length: number): string {
   const out: string[] = [];
   const limit = 256 - (256 % passwordAlphabet.length);
   while (out.length < length) {

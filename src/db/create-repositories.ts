@@ -4,6 +4,7 @@ import { SqlDatastoreRepository } from './datastore-repository.js';
 import { SqlFlavorRepository } from './flavor-repository.js';
 import { SqlInstanceFaultRepository } from './instance-fault-repository.js';
 import { SqlInstanceRepository } from './instance-repository.js';
+import { SqlLoginFailureRepository } from './login-failure-repository.js';
 import { SqlProjectRepository } from './project-repository.js';
 import { SqlQuotaRepository } from './quota-repository.js';
 import type { RepositoryContext } from './repository-context.js';
@@ -34,5 +35,6 @@ export function createRepositories(ctx: RepositoryContext): Repositories {
     agents: new SqlAgentRepository(ctx),
     rootHistory: new SqlRootHistoryRepository(ctx),
     quotas: new SqlQuotaRepository(ctx),
+    loginFailures: new SqlLoginFailureRepository(ctx),
   };
 }

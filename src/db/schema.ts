@@ -163,6 +163,12 @@ export interface QuotaLocksTable {
   locked_at: Timestamp;
 }
 
+export interface LoginFailuresTable {
+  subject: string;
+  failures: number;
+  last_failure_at: Timestamp;
+}
+
 export interface Database {
   projects: ProjectsTable;
   users: UsersTable;
@@ -181,4 +187,5 @@ export interface Database {
   root_enabled_history: RootEnabledHistoryTable;
   quotas: QuotasTable;
   quota_locks: QuotaLocksTable;
+  login_failures: LoginFailuresTable;
 }

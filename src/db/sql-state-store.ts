@@ -11,6 +11,7 @@ import type {
   InstanceRepository,
   ProjectRepository,
   QuotaRepository,
+  LoginFailureRepository,
   Repositories,
   RoleAssignmentRepository,
   RoleRepository,
@@ -39,6 +40,7 @@ export class SqlStateStore implements StateStore {
   readonly conductorLastSeen: ConductorLastSeenRepository;
   readonly agents: AgentRepository;
   readonly quotas: QuotaRepository;
+  readonly loginFailures: LoginFailureRepository;
   readonly rootHistory: RootHistoryRepository;
   #closed: Promise<void> | undefined;
 
@@ -62,6 +64,7 @@ export class SqlStateStore implements StateStore {
     this.conductorLastSeen = repositories.conductorLastSeen;
     this.agents = repositories.agents;
     this.quotas = repositories.quotas;
+    this.loginFailures = repositories.loginFailures;
     this.rootHistory = repositories.rootHistory;
   }
 

@@ -277,7 +277,29 @@ export interface TokenRepository {
   delete(tokenHash: string): Promise<void>;
   /** revokes every token of a user (their password changed); returns how many */
   deleteForUser(userId: string): Promise<number>;
+  /** revokes every token scoped to a project (it was disabled); returns how many */
+  deleteForProject(projectId: string): Promise<number>;
+  /** revokes a user's tokens on one project (a role assignment went); returns how many */
+  deleteForUserOnProject(userId: string, projectId: string): Promise<number>;
   deleteExpired(now: Date): Promise<number>;
+}
+
+/** Failed logins of one subject (`user:<id>` or `address:<ip>`) in a row. */
+export interface LoginFailureRow {
+  subject: string;
+  failures: number;
+  lastFailureAt: Date;
+}
+
+export interface LoginFailureRepository {
+  get(subject: string): Promise<LoginFailureRow | undefined>;
+  /**
+   * Counts one more failure at `now`, atomically (several API processes may count at once); a
+   * row whose last failure is before `restartBefore` starts again at 1. Returns the new row.
+   */
+  recordFailure(subject: string, now: Date, restartBefore: Date): Promise<LoginFailureRow>;
+  /** a successful login: the subject's count starts again from nothing */
+  clear(subject: string): Promise<void>;
 }
 
 export interface FlavorRepository {
@@ -404,6 +426,7 @@ export interface Repositories {
   agents: AgentRepository;
   rootHistory: RootHistoryRepository;
   quotas: QuotaRepository;
+  loginFailures: LoginFailureRepository;
 }
 
 export interface StateStore extends Repositories {

@@ -62,6 +62,20 @@ export class SqlTokenRepository implements TokenRepository {
     return Number(result.numDeletedRows);
   }
 
+  async deleteForProject(projectId: string): Promise<number> {
+    const result = await this.ctx.db.deleteFrom('tokens').where('project_id', '=', projectId).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  async deleteForUserOnProject(userId: string, projectId: string): Promise<number> {
+    const result = await this.ctx.db
+      .deleteFrom('tokens')
+      .where('user_id', '=', userId)
+      .where('project_id', '=', projectId)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   /** removes the tokens whose expiry is at or before `now`; returns how many */
   async deleteExpired(now: Date): Promise<number> {
     const result = await this.ctx.db.deleteFrom('tokens').where('expires_at', '<=', now).executeTakeFirst();

@@ -87,7 +87,15 @@ function addLimitOptions(command: Command): Command {
     .option('--max-backups-per-tenant <n>', 'backups per project, default 50, -1 unlimited (env COFFER_MAX_BACKUPS_PER_TENANT)')
     .option('--max-ram-per-tenant <mb>', 'total flavor RAM MB per project, default -1 unlimited (env COFFER_MAX_RAM_PER_TENANT)')
     .option('--max-volume-size <gb>', 'largest volume one instance may have, default 10 (env COFFER_MAX_VOLUME_SIZE)')
-    .option('--rate-limit <n>', 'requests per minute per HTTP verb and project, counted in each API process, default 200, 0 off (env COFFER_RATE_LIMIT)');
+    .option('--rate-limit <n>', 'requests per minute per HTTP verb and project, counted in each API process, default 200, 0 off (env COFFER_RATE_LIMIT)')
+    .option('--login-lockout-attempts <n>', 'failed logins in a row that lock a user, default 6, 0 off (env COFFER_LOGIN_LOCKOUT_ATTEMPTS)')
+    .option('--login-lockout-seconds <s>', 'how long a locked user stays locked, default 1800 (env COFFER_LOGIN_LOCKOUT_SECONDS)')
+    .option('--login-address-attempts <n>', 'failed logins from one source address before it is refused, default 30, 0 off (env COFFER_LOGIN_ADDRESS_ATTEMPTS)')
+    .option('--login-address-seconds <s>', 'how long a refused address stays refused, default 300 (env COFFER_LOGIN_ADDRESS_SECONDS)')
+    .option('--password-min-length <n>', 'shortest password a user may choose, default 10 (env COFFER_PASSWORD_MIN_LENGTH)')
+    .option('--password-min-classes <n>', 'character classes (lower case, upper case, digits, others) a chosen password needs, default 2 (env COFFER_PASSWORD_MIN_CLASSES)')
+    .option('--password-regex <regex>', 'a chosen password must also match this, as Keystone\'s password_regex (env COFFER_PASSWORD_REGEX)')
+    .option('--password-regex-description <text>', 'what --password-regex asks for, in words, for the refusal message (env COFFER_PASSWORD_REGEX_DESCRIPTION)');
 }
 
 /** An external Keystone in place of the built-in identity, for the roles that serve the API. */

@@ -54,6 +54,26 @@ const apiLimits = {
   maxVolumeSize: z.coerce.number().int().min(1).default(10),
   /** requests per minute, per verb and project, counted in each API process's memory */
   rateLimit: z.coerce.number().int().min(0).default(200),
+  /** Keystone's lockout_failure_attempts / lockout_duration, and the same per source address (0: off) */
+  loginLockoutAttempts: z.coerce.number().int().min(0).default(6),
+  loginLockoutSeconds: z.coerce.number().int().min(1).default(1800),
+  loginAddressAttempts: z.coerce.number().int().min(0).default(30),
+  loginAddressSeconds: z.coerce.number().int().min(1).default(300),
+  /** the least a password a user chooses must be (0 and 0: any); plus Keystone's password_regex */
+  passwordMinLength: z.coerce.number().int().min(0).max(128).default(10),
+  passwordMinClasses: z.coerce.number().int().min(0).max(4).default(2),
+  passwordRegex: z
+    .string()
+    .refine((value) => {
+      try {
+        new RegExp(value, 'u');
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'not a valid regular expression')
+    .optional(),
+  passwordRegexDescription: z.string().optional(),
 };
 
 /**
@@ -184,6 +204,14 @@ const envNames: Record<string, string> = {
   keystoneTokenCacheTime: 'COFFER_KEYSTONE_TOKEN_CACHE_TIME',
   keystoneTokenCacheSize: 'COFFER_KEYSTONE_TOKEN_CACHE_SIZE',
   keystoneRegisterEndpoint: 'COFFER_KEYSTONE_REGISTER_ENDPOINT',
+  loginLockoutAttempts: 'COFFER_LOGIN_LOCKOUT_ATTEMPTS',
+  loginLockoutSeconds: 'COFFER_LOGIN_LOCKOUT_SECONDS',
+  loginAddressAttempts: 'COFFER_LOGIN_ADDRESS_ATTEMPTS',
+  loginAddressSeconds: 'COFFER_LOGIN_ADDRESS_SECONDS',
+  passwordMinLength: 'COFFER_PASSWORD_MIN_LENGTH',
+  passwordMinClasses: 'COFFER_PASSWORD_MIN_CLASSES',
+  passwordRegex: 'COFFER_PASSWORD_REGEX',
+  passwordRegexDescription: 'COFFER_PASSWORD_REGEX_DESCRIPTION',
   logLevel: 'COFFER_LOG_LEVEL',
 };
 

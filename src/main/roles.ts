@@ -45,6 +45,18 @@ async function listenApi(
     },
     rateLimitPerMinute: config.rateLimit,
     maxVolumeSizeGb: config.maxVolumeSize,
+    loginLimits: {
+      lockoutAttempts: config.loginLockoutAttempts,
+      lockoutSeconds: config.loginLockoutSeconds,
+      addressAttempts: config.loginAddressAttempts,
+      addressSeconds: config.loginAddressSeconds,
+    },
+    passwordPolicy: {
+      minLength: config.passwordMinLength,
+      minClasses: config.passwordMinClasses,
+      regex: config.passwordRegex,
+      regexDescription: config.passwordRegexDescription,
+    },
   });
   await seedFlavors(store);
   await app.listen({ host: config.host, port: config.port });

@@ -32,6 +32,33 @@ test("database names follow Trove's MySQL rules for every engine", () => {
   rejects(() => validateDatabases([{ name: '' }], mysql), 'BadRequest', /^Schema name empty\.$/);
 });
 
+test('reserved user names are matched by what they look like: NFKC, case, invisible characters, confusable letters', () => {
+  const aclUsers = { ...redis, capabilities: { ...noEngineCapabilities, users: true } };
+  const lookAlikes: [string, typeof mysql][] = [
+    ['\uff52\uff4f\uff4f\uff54', mysql], // fullwidth ｒｏｏｔ
+    ['r\u043e\u043et', mysql], // Cyrillic o's
+    ['\u0433oot', postgresql], // Cyrillic ghe for r
+    ['ROOT', mysql],
+    ['Root', postgresql],
+    ['ro\u200bot', mysql], // zero-width space
+    ['r\u00adoot', mysql], // soft hyphen
+    ['p\u03bfstgres', postgresql], // Greek omicron
+    ['\u1d0fs_admin', postgresql], // small capital O
+    ['os\uff3fadmin', mysql], // fullwidth low line
+    ['mysq1.sys', mysql], // digit one for l
+    ['mysql\u2024sys', mysql], // one dot leader
+    ['d\u0435fault', aclUsers], // Cyrillic e
+    ['DEFAULT', aclUsers],
+  ];
+  for (const [name, target] of lookAlikes) {
+    rejects(() => validateUsers([{ name, password: 'p' }], target, []), 'BadRequest', /reserved list/);
+  }
+  // names that only share letters with a reserved one are still fine
+  for (const name of ['rooted', 'r00t', 'app', 'm\u00fcller', '\u0440\u0443\u0442']) {
+    assert.equal(validateUsers([{ name, password: 'p' }], mysql, []).length, 1, name);
+  }
+});
+
 test('reserved names depend on the engine', () => {
   rejects(() => validateDatabases([{ name: 'mysql' }], mariadb), 'BadRequest', /reserved list: \['mysql', /);
   assert.equal(validateDatabases([{ name: 'mysql' }], postgresql).length, 1);

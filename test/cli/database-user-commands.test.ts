@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { defaultPasswordPolicy } from '../../src/api/password-policy.js';
 import { noEngineCapabilities } from '../../src/common/index.js';
 import { adminPassword, adminSession, seededCapabilities, startHarness, type Harness } from '../api/api-harness.js';
 import { guestInstance, type GuestInstance } from '../api/guest-instance.js';
@@ -19,7 +20,7 @@ let cache: GuestInstance;
 
 before(async () => {
   ({ dir, cleanup } = await tempConfigDir());
-  h = await startHarness();
+  h = await startHarness({ passwordPolicy: defaultPasswordPolicy });
   await h.app.listen({ host: '127.94.0.1', port: 0 });
   const { port } = h.app.server.address() as AddressInfo;
   const admin = await adminSession(h.app);
@@ -100,6 +101,13 @@ describe('coffer user', () => {
     assert.equal(piped.stdout, 'Created user report on mypg.\n');
     assert.equal(pg.engine.users.get('report@%')?.password, 'Piped-pass-123');
 
+    // issue 15: `user create … short` was accepted; now the refusal says what the policy is
+    const weak = await runCli(dir, ['user', 'create', 'mypg', 'weak', '--password-stdin'], { stdin: Readable.from(['short\n']) });
+    assert.equal(weak.code, 1);
+    assert.match(weak.stderr, /^Error: Password validation error: the password of user 'weak' does not meet the requirements: Passwords must be at least 10 characters long and use at least 2 of: lower-case letters, upper-case letters, digits, other characters\.\n/);
+    assert.ok(!weak.stderr.includes('short'));
+    assert.equal(pg.engine.users.get('weak@%'), undefined);
+
     const again = await cli('user', 'create', 'mypg', 'app');
     assert.equal(again.code, 1);
     assert.match(again.stderr, /^Error: A user with the name "app" already exists\.\nSee the users of mypg with `coffer user list mypg`/);
@@ -142,7 +150,7 @@ describe('coffer user', () => {
     assert.equal(notGranted.code, 1);
     assert.match(notGranted.stderr, /`coffer user show mypg report` shows which databases the user has/);
 
-    const odd = await runCli(dir, ['user', 'create', 'mysql-1', 'a@b', '--host', '10.0.0.1', '--password-stdin'], { stdin: Readable.from(['pw-1234']) });
+    const odd = await runCli(dir, ['user', 'create', 'mysql-1', 'a@b', '--host', '10.0.0.1', '--password-stdin'], { stdin: Readable.from(['Pw-1234-567']) });
     assert.equal(odd.code, 0, odd.stderr);
     assert.equal(odd.stdout, 'Created user a@b@10.0.0.1 on mysql-1.\n');
     const shown = await cli('user', 'show', 'mysql-1', 'a@b', '--host', '10.0.0.1');

@@ -119,6 +119,61 @@ export function stateStoreSuite(
       });
     });
 
+    describe('identity names compare exactly as stored', () => {
+      // MySQL's default (PAD SPACE, case-insensitive) collations would find `admin` for `admin `
+      // or `ADMIN`, and refuse the second as a duplicate; every engine must see different names.
+      const variants = (base: string) => [base, `${base} `, base.toUpperCase(), `${base}\u0301`, base.replace('a', '\uff41'), base.normalize('NFD')];
+
+      it('users: a trailing space, another case or another Unicode form is another user', async () => {
+        const base = `admin-${uid().slice(0, 8)}`;
+        const rows = variants(`${base}\u00e9`).map((name) => user({ name }));
+        for (const row of rows) await store.users.create(row);
+        for (const row of rows) {
+          assert.deepEqual(await store.users.getByName(row.name, 'default'), row, JSON.stringify(row.name));
+          assert.deepEqual(await store.users.list({ name: row.name }), [row], JSON.stringify(row.name));
+        }
+        assert.equal(await store.users.getByName(`${base}\u00e9  `, 'default'), undefined);
+      });
+
+      it('projects and roles: the same', async () => {
+        const base = `admin-${uid().slice(0, 8)}`;
+        const projects = variants(`${base}\u00e9`).map((name) => project({ name }));
+        for (const row of projects) await store.projects.create(row);
+        for (const row of projects) {
+          assert.deepEqual(await store.projects.getByName(row.name, 'default'), row, JSON.stringify(row.name));
+          assert.deepEqual(await store.projects.list({ name: row.name }), [row], JSON.stringify(row.name));
+        }
+        const roleNames = variants(`admin-role-${uid().slice(0, 8)}\u00e9`);
+        const roles = [];
+        for (const name of roleNames) roles.push(await store.roles.ensure(name, uid()));
+        assert.equal(new Set(roles.map((r) => r.id)).size, roleNames.length);
+        for (const [i, name] of roleNames.entries()) assert.deepEqual(await store.roles.getByName(name), roles[i]);
+      });
+    });
+
+    describe('login failures', () => {
+      it('counts failures in a row, restarts after a quiet spell, and clears', async () => {
+        const subject = `user:${uid()}`;
+        const t0 = new Date('2030-01-01T00:00:00.000Z');
+        const later = (s: number) => new Date(t0.getTime() + s * 1000);
+        assert.equal(await store.loginFailures.get(subject), undefined);
+        assert.deepEqual(await store.loginFailures.recordFailure(subject, t0, later(-60)), { subject, failures: 1, lastFailureAt: t0 });
+        assert.equal((await store.loginFailures.recordFailure(subject, later(10), later(-50))).failures, 2);
+        assert.equal((await store.loginFailures.recordFailure(subject, later(20), later(-40))).failures, 3);
+        // the last failure (t0 + 20 s) is older than the restart point: counting starts again
+        assert.deepEqual(await store.loginFailures.recordFailure(subject, later(100), later(40)), { subject, failures: 1, lastFailureAt: later(100) });
+        await store.loginFailures.clear(subject);
+        assert.equal(await store.loginFailures.get(subject), undefined);
+      });
+
+      it('counts every one of concurrent failures', async () => {
+        const subject = `address:${uid()}`;
+        const now = new Date('2030-01-01T00:00:00.000Z');
+        await Promise.all(Array.from({ length: 12 }, () => store.loginFailures.recordFailure(subject, now, new Date(0))));
+        assert.equal((await store.loginFailures.get(subject))?.failures, 12);
+      });
+    });
+
     describe('roles and role assignments', () => {
       it('ensure creates a role once and then returns it, even under concurrency', async () => {
         const name = `role-${uid()}`;
@@ -193,6 +248,22 @@ export function stateStoreSuite(
         assert.equal(await store.tokens.get(a1.tokenHash), undefined);
         assert.equal(await store.tokens.get(a2.tokenHash), undefined);
         assert.deepEqual(await store.tokens.get(b1.tokenHash), b1);
+      });
+
+      it('deleteForProject and deleteForUserOnProject revoke only the tokens they name', async () => {
+        const [p, q] = [project(), project()];
+        const [a, b] = [user(), user()];
+        for (const x of [p, q]) await store.projects.create(x);
+        for (const x of [a, b]) await store.users.create(x);
+        const [ap, aq, bp, bq] = [token(a.id, p.id), token(a.id, q.id), token(b.id, p.id), token(b.id, q.id)];
+        for (const t of [ap, aq, bp, bq]) await store.tokens.create(t);
+        assert.equal(await store.tokens.deleteForUserOnProject(a.id, q.id), 1);
+        assert.equal(await store.tokens.get(aq.tokenHash), undefined);
+        assert.deepEqual(await store.tokens.get(ap.tokenHash), ap);
+        assert.equal(await store.tokens.deleteForProject(p.id), 2);
+        assert.equal(await store.tokens.get(ap.tokenHash), undefined);
+        assert.equal(await store.tokens.get(bp.tokenHash), undefined);
+        assert.deepEqual(await store.tokens.get(bq.tokenHash), bq);
       });
 
       it('deleteExpired removes tokens expired at or before now and counts them', async () => {

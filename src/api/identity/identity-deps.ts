@@ -4,11 +4,15 @@ import type { StateStore } from '../../db/index.js';
 import { authenticate, type AuthContext } from '../auth-context.js';
 import { publicBase } from '../base-url.js';
 import { defaultDomain } from './keystone-views.js';
+import type { PasswordPolicy } from '../password-policy.js';
+import type { LoginLimiter } from './login-limiter.js';
 import type { TokenService } from './token-service.js';
 
 export interface IdentityDeps {
   store: StateStore;
   tokens: TokenService;
+  loginLimiter: LoginLimiter;
+  passwordPolicy: PasswordPolicy;
   publicUrl: string | undefined;
   region: string;
 }

@@ -90,10 +90,14 @@ export async function projectRoutes(app: FastifyInstance, deps: IdentityDeps): P
     if (input.name !== undefined && input.name !== current.name) {
       if ((await store.projects.getByName(input.name, current.domainId)) !== undefined) throw conflict(input.name);
     }
-    await store.projects.update(current.id, {
-      ...(input.name === undefined ? {} : { name: input.name }),
-      ...(input.description === undefined ? {} : { description: input.description ?? '' }),
-      ...(input.enabled === undefined ? {} : { enabled: input.enabled }),
+    await store.transaction(async (tx) => {
+      await tx.projects.update(current.id, {
+        ...(input.name === undefined ? {} : { name: input.name }),
+        ...(input.description === undefined ? {} : { description: input.description ?? '' }),
+        ...(input.enabled === undefined ? {} : { enabled: input.enabled }),
+      });
+      // Keystone revokes a disabled project's tokens: re-enabling it does not bring them back.
+      if (input.enabled === false) await tx.tokens.deleteForProject(current.id);
     });
     return { project: projectView(await loadProject(current.id), v3Base(request, deps)) };
   });

@@ -3,7 +3,8 @@ import { CofferError } from '../../common/index.js';
 import type { ProjectRow, Repositories, RoleRow, UserRow } from '../../db/index.js';
 import { authRequiredMessage } from '../error-replies.js';
 import { resolveDomainId } from './identity-deps.js';
-import { verifyPassword } from './password-hash.js';
+import type { LoginLimiter } from './login-limiter.js';
+import { refuseWhenBusy, verifyPassword } from './password-hash.js';
 import type { TokenService } from './token-service.js';
 
 // POST /v3/auth/tokens: who the caller is (password or token method) and which project the new
@@ -57,7 +58,20 @@ export interface ResolvedAuth {
 
 const unauthorized = (message = authRequiredMessage) => new CofferError('Unauthorized', message);
 
-async function passwordUser(store: Repositories, credentials: NonNullable<AuthRequest['auth']['identity']['password']>): Promise<UserRow> {
+/** Who is logging in, from where: the source address is counted against the login limits. */
+export interface LoginSource {
+  limiter: LoginLimiter;
+  address: string;
+}
+
+async function passwordUser(
+  store: Repositories,
+  credentials: NonNullable<AuthRequest['auth']['identity']['password']>,
+  source: LoginSource,
+  now: Date,
+): Promise<UserRow> {
+  // A full queue is refused before the state store is asked anything.
+  await refuseWhenBusy();
   const { user: ref } = credentials;
   let user: UserRow | undefined;
   if (ref.id !== undefined) {
@@ -69,9 +83,15 @@ async function passwordUser(store: Repositories, credentials: NonNullable<AuthRe
   } else {
     throw new CofferError('ValidationError', 'Expecting to find id or name in user.');
   }
+  await source.limiter.check(source.address, user, now);
   // Always pay for one hash check, so a missing user takes as long as a wrong password.
-  const ok = await verifyPassword(ref.password, user?.passwordHash);
-  if (!ok || user === undefined || !user.enabled) throw unauthorized();
+  const ok = await verifyPassword(ref.password, user?.passwordHash, { refuseWhenBusy: true });
+  if (!ok || user === undefined) {
+    await source.limiter.failed(source.address, user, now);
+    throw unauthorized();
+  }
+  await source.limiter.succeeded(user);
+  if (!user.enabled) throw unauthorized();
   return user;
 }
 
@@ -80,6 +100,7 @@ export async function resolveAuthRequest(
   tokens: TokenService,
   request: AuthRequest,
   now: Date,
+  source: LoginSource,
 ): Promise<ResolvedAuth> {
   const { identity, scope } = request.auth;
   let user: UserRow;
@@ -89,7 +110,7 @@ export async function resolveAuthRequest(
 
   if (identity.methods.includes('password')) {
     if (identity.password === undefined) throw new CofferError('ValidationError', 'Expecting to find password in identity.');
-    user = await passwordUser(store, identity.password);
+    user = await passwordUser(store, identity.password, source, now);
     methods = ['password'];
     fallbackProjectId = user.defaultProjectId;
   } else if (identity.methods.includes('token')) {

@@ -69,7 +69,12 @@ export async function roleRoutes(app: FastifyInstance, deps: IdentityDeps): Prom
     await requireAdmin(request, deps, 'identity:revoke_grant');
     const row = await assignment(request);
     if (!(await isGranted(row))) throw assignmentNotFound(row);
-    await store.roleAssignments.revoke(row);
+    // Keystone revokes the user's tokens on the project with the assignment: their role list is
+    // stale, and granting the role again must not revive them.
+    await store.transaction(async (tx) => {
+      await tx.roleAssignments.revoke(row);
+      await tx.tokens.deleteForUserOnProject(row.userId, row.projectId);
+    });
     reply.code(204).send();
   });
 

@@ -20,7 +20,7 @@ export async function tokenRoutes(app: FastifyInstance, deps: IdentityDeps): Pro
   app.post('/v3/auth/tokens', async (request, reply) => {
     const body = parseKeystoneBody(authRequestSchema, request.body);
     const now = new Date();
-    const resolved = await resolveAuthRequest(deps.store, deps.tokens, body, now);
+    const resolved = await resolveAuthRequest(deps.store, deps.tokens, body, now, { limiter: deps.loginLimiter, address: request.ip });
     const { token, session } = await deps.tokens.issue({ ...resolved, now });
     reply.code(201).header('x-subject-token', token);
     return tokenView(session, catalogOptions(request));

@@ -7,6 +7,7 @@ import { parseKeystoneBody } from '../parse-body.js';
 import { queryParam } from '../query-param.js';
 import { forbidden, notFound, requireAdmin, resolveDomainId, v3Base, type IdentityDeps } from './identity-deps.js';
 import { defaultDomain, listLinks, userView } from './keystone-views.js';
+import { checkPasswordPolicy } from '../password-policy.js';
 import { hashPassword, verifyPassword } from './password-hash.js';
 
 // /identity/v3/users: admin CRUD, as `openstack user create|list|show|set|delete` drive it.
@@ -70,7 +71,7 @@ export async function userRoutes(app: FastifyInstance, deps: IdentityDeps): Prom
       name: input.name,
       domainId,
       // A user created without a password cannot log in until one is set.
-      passwordHash: input.password == null ? '' : await hashPassword(input.password),
+      passwordHash: input.password == null ? '' : await hashPassword(checkPasswordPolicy(input.password, deps.passwordPolicy, `user ${input.name}`)),
       defaultProjectId: input.default_project_id ?? null,
       email: input.email ?? null,
       description: input.description ?? '',
@@ -109,7 +110,7 @@ export async function userRoutes(app: FastifyInstance, deps: IdentityDeps): Prom
     }
     await checkProject(input.default_project_id);
     // Hashed before the transaction: scrypt takes a while and must not hold the write lock.
-    const passwordHash = input.password == null ? '' : await hashPassword(input.password);
+    const passwordHash = input.password == null ? '' : await hashPassword(checkPasswordPolicy(input.password, deps.passwordPolicy, `user ${input.name ?? current.name}`));
     await store.transaction(async (tx) => {
       await tx.users.update(current.id, {
         ...(input.name === undefined ? {} : { name: input.name }),
@@ -119,9 +120,11 @@ export async function userRoutes(app: FastifyInstance, deps: IdentityDeps): Prom
         ...(input.description === undefined ? {} : { description: input.description ?? '' }),
         ...(input.enabled === undefined ? {} : { enabled: input.enabled }),
       });
-      // As Keystone does: a new password ends every session opened with the old one.
-      if (input.password !== undefined) await tx.tokens.deleteForUser(current.id);
+      // As Keystone does: a new password ends every session opened with the old one, and
+      // disabling a user revokes its tokens for good, so re-enabling it does not revive them.
+      if (input.password !== undefined || input.enabled === false) await tx.tokens.deleteForUser(current.id);
     });
+    if (input.enabled === true) await deps.loginLimiter.unlock(current.id);
     return { user: userView(await loadUser(current.id), v3Base(request, deps)) };
   });
 
@@ -131,11 +134,16 @@ export async function userRoutes(app: FastifyInstance, deps: IdentityDeps): Prom
   app.post<{ Params: { userId: string } }>('/v3/users/:userId/password', async (request, reply) => {
     const { user: input } = parseKeystoneBody(changePasswordSchema, request.body);
     const user = await store.users.get(request.params.userId);
-    const accepted = await verifyPassword(input.original_password, user?.enabled === true ? user.passwordHash : undefined);
+    // The original password is a password check like a login's: the same limits apply.
+    const now = new Date();
+    await deps.loginLimiter.check(request.ip, user, now);
+    const accepted = await verifyPassword(input.original_password, user?.enabled === true ? user.passwordHash : undefined, { refuseWhenBusy: true });
     if (user === undefined || !accepted) {
+      await deps.loginLimiter.failed(request.ip, user, now);
       throw new CofferError('Unauthorized', 'The request you have made requires authentication.');
     }
-    const passwordHash = await hashPassword(input.password);
+    await deps.loginLimiter.succeeded(user);
+    const passwordHash = await hashPassword(checkPasswordPolicy(input.password, deps.passwordPolicy, `user ${user.name}`));
     await store.transaction(async (tx) => {
       await tx.users.update(user.id, { passwordHash });
       await tx.tokens.deleteForUser(user.id);

@@ -9,6 +9,7 @@ import type {
   TaskRow,
 } from '../../db/index.js';
 import type { AuthContext } from '../auth-context.js';
+import { checkPasswordPolicy } from '../password-policy.js';
 import { enforce } from '../policy.js';
 import { defaultVersionNotFound, findDatastore, findVersionOf, versionInactive, versionNotFound } from './datastore-lookup.js';
 import { validateDatabases, validateUsers } from './database-user-rules.js';
@@ -105,6 +106,7 @@ export async function createInstance(
   const target = { manager: version.manager, datastore: datastore.name, capabilities: version.capabilities };
   const databases = validateDatabases(input.databases ?? [], target);
   const users = validateUsers(input.users ?? [], target, databases);
+  for (const u of users) checkPasswordPolicy(u.password, deps.passwordPolicy, `user '${u.name}'`);
 
   const flavorId = flavorIdOf(input.flavorRef);
   const flavor = await deps.store.flavors.get(flavorId);

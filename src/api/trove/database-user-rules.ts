@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { CofferError, type EngineCapabilities } from '../../common/index.js';
 import { mysqlCharsets, mysqlCollations } from './mysql-charsets.js';
+import { nameSkeleton } from './name-skeleton.js';
 
 // Databases and users in request bodies: the initial ones of POST /instances (reference 2.2
 // step 5) and those of the database and user APIs (2.3, 2.4). Trove checks names with MySQL's
@@ -51,7 +52,8 @@ interface EngineRules {
 
 const mysqlRules: EngineRules = {
   reservedDatabases: ['mysql', 'information_schema', 'performance_schema', 'sys'],
-  reservedUsers: ['os_admin', 'root'],
+  // Trove's ignore_users, and the accounts MySQL 8 and MariaDB make for themselves
+  reservedUsers: ['os_admin', 'root', 'mysql.sys', 'mysql.session', 'mysql.infoschema', 'mariadb.sys'],
   mysqlCharsets: true,
 };
 
@@ -172,7 +174,9 @@ export function validateUserName(name: string, target: SchemaTarget): string {
     );
   }
   const { reservedUsers } = engineRules(target.manager);
-  if (reservedUsers.includes(name)) {
+  // Compared by what they look like, so that no look-alike of an engine's own user gets in.
+  const skeleton = nameSkeleton(name);
+  if (reservedUsers.some((reserved) => nameSkeleton(reserved) === skeleton)) {
     throw bad(`User name "${name}" is on the reserved list: ${pyList(reservedUsers)}.`);
   }
   return name;

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { CofferError, newPassword } from '../../common/index.js';
 import { requireAuth } from '../auth-context.js';
 import { parseTroveBody } from '../parse-body.js';
+import { checkPasswordPolicy } from '../password-policy.js';
 import { validatePassword } from './database-user-rules.js';
 import { enableRootSchema } from './database-user-schemas.js';
 import { loadGuestTarget, type InstanceParams } from './guest-target.js';
@@ -24,7 +25,10 @@ export async function rootRoutes(app: FastifyInstance, deps: TroveDeps): Promise
   app.post<Params>('/instances/:instanceId/root', async (request) => {
     const body = parseTroveBody(enableRootSchema, request.body);
     const target = await root(request, 'create');
-    const password = body?.password === undefined ? newPassword() : validatePassword(body.password, 'root');
+    const password =
+      body?.password === undefined
+        ? newPassword()
+        : checkPasswordPolicy(validatePassword(body.password, 'root'), deps.passwordPolicy, 'root');
     const { name } = await target.guest.enableRoot({ password }, target.context);
     await deps.store.rootHistory.record({ instanceId: target.instance.id, userId: requireAuth(request).userId, createdAt: new Date() });
     return { user: { name, password } };

@@ -4,6 +4,7 @@ import type { Logger } from '../../common/index.js';
 import type { StateStore } from '../../db/index.js';
 import { requireAuth, type CallerValidator } from '../auth-context.js';
 import { troveLinkBase } from '../base-url.js';
+import type { PasswordPolicy } from '../password-policy.js';
 import type { RateLimiter } from '../rate-limiter.js';
 import type { DatastoreViewContext } from './datastore-views.js';
 import type { QuotaLimits } from './quota-enforcement.js';
@@ -24,6 +25,8 @@ export interface TroveDeps {
   quotaDefaults: QuotaLimits;
   /** undefined when rate limiting is off */
   rateLimiter: RateLimiter | undefined;
+  /** what database user and root passwords given in a request must be */
+  passwordPolicy: PasswordPolicy;
 }
 
 /** Route params of everything under /v1.0/{tenantId}. */

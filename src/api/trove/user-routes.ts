@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { UserChanges, UserInfo, UserRef } from '../../bus/index.js';
 import { CofferError } from '../../common/index.js';
 import { parseTroveBody } from '../parse-body.js';
+import { checkPasswordPolicy } from '../password-policy.js';
 import {
   validateDatabaseName,
   validatePassword,
@@ -67,7 +68,9 @@ export async function userRoutes(app: FastifyInstance, deps: TroveDeps): Promise
   app.post<Params>('/instances/:instanceId/users', async (request, reply) => {
     const body = parseTroveBody(createUsersSchema, request.body);
     const target = await users('create')(request);
-    await target.guest.createUsers({ users: validateUsers(body.users, target.schema) }, target.context);
+    const created = validateUsers(body.users, target.schema);
+    for (const u of created) checkPasswordPolicy(u.password, deps.passwordPolicy, `user '${u.name}'`);
+    await target.guest.createUsers({ users: created }, target.context);
     reply.code(202).type('application/json').send();
   });
 
@@ -78,7 +81,8 @@ export async function userRoutes(app: FastifyInstance, deps: TroveDeps): Promise
     const changes = body.users.map((u) => {
       const name = validateUserName(u.name, target.schema);
       const host = validateUserHost(u.host, name, target.schema);
-      return { user: { name, host }, password: validatePassword(u.password, name) };
+      const password = checkPasswordPolicy(validatePassword(u.password, name), deps.passwordPolicy, `user '${name}'`);
+      return { user: { name, host }, password };
     });
     const { users: existing } = await target.guest.listUsers({}, target.context);
     for (const { user } of changes) {
@@ -104,7 +108,9 @@ export async function userRoutes(app: FastifyInstance, deps: TroveDeps): Promise
     const newName = body.user.name === undefined ? ref.name : validateUserName(body.user.name, target.schema);
     if (body.user.name !== undefined) changes.name = newName;
     if (body.user.host !== undefined) changes.host = validateUserHost(body.user.host, newName, target.schema);
-    if (body.user.password !== undefined) changes.password = validatePassword(body.user.password, newName);
+    if (body.user.password !== undefined) {
+      changes.password = checkPasswordPolicy(validatePassword(body.user.password, newName), deps.passwordPolicy, `user '${newName}'`);
+    }
     await findUser(target, ref, request.params.user);
     await target.guest.updateUser({ user: ref, changes }, target.context);
     reply.code(202).type('application/json').send();
