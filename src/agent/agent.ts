@@ -22,12 +22,14 @@ import {
   engineRegistry,
   isEngineName,
   startGuest,
+  type CertificateIssuer,
   type DesiredState,
   type EngineBinary,
   type EngineName,
   type Guest,
 } from '../guest/index.js';
 import { AddressPool } from './address-pool.js';
+import { CertificateAuthority, type CaFiles } from './certificate-authority.js';
 import { checkEngineUserReaches, ensureEngineUser } from './engine-user.js';
 import { createInstanceUser, findInstanceUser, removeInstanceUser } from './instance-user.js';
 import {
@@ -65,6 +67,13 @@ export interface AgentOptions {
    * create skips initdb; made one at a time at low CPU priority. Default 2; 0 keeps none.
    */
   warmPoolSize?: number;
+  /**
+   * the CA that signs the instances' certificates, brought by the operator; default: Coffer's
+   * own, made in <dataDir>/ca on first start
+   */
+  ca?: CaFiles;
+  /** how long an instance's certificate is valid, in days (renewed when a third is left); default 90 */
+  certificateValidityDays?: number;
 }
 
 export interface Agent {
@@ -117,6 +126,7 @@ class LocalAgent implements Agent {
   private reports: EngineVersionReport[] = [];
   private binaries = new Map<EngineName, EngineBinary[]>();
   private reachable = false;
+  private ca!: CertificateAuthority;
   private subscription: Subscription | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -141,6 +151,13 @@ class LocalAgent implements Agent {
     await chmod(this.instancesDir, 0o711);
     const identity = this.isolated ? await ensureEngineUser(this.options.engineUser ?? 'coffer-db', this.logger) : undefined;
     this.runner = new LocalProcessRunner(identity);
+    // openssl runs as the agent's own user: the CA key is never readable by an engine's
+    this.ca = await CertificateAuthority.open({
+      dir: join(resolve(this.options.dataDir), 'ca'),
+      ...(this.options.ca === undefined ? {} : { given: this.options.ca }),
+      runner: new LocalProcessRunner(undefined),
+      logger: this.logger,
+    });
     await this.discover();
     this.warmPool = new WarmPool({
       dir: join(resolve(this.options.dataDir), 'pool'),
@@ -242,6 +259,7 @@ class LocalAgent implements Agent {
       engine: { manager, binary },
       runner,
       rootAllowed: identity !== undefined || !engineRegistry[manager].rootReachesOsUser,
+      certificates: this.certificatesFor(record.address),
       transport: this.options.transport,
       logger: this.options.logger,
       heartbeatIntervalMs: this.interval,
@@ -256,6 +274,16 @@ class LocalAgent implements Agent {
     const hosted = { record, dir, guest };
     this.hosted.set(record.id, hosted);
     return hosted;
+  }
+
+  private certificatesFor(address: string): CertificateIssuer {
+    const validityDays = this.options.certificateValidityDays ?? 90;
+    const ca = this.ca;
+    return {
+      caCertificate: ca.certificate,
+      issue: () => ca.issue({ address, validityDays }),
+      renewBeforeMs: (validityDays * 86_400_000) / 3,
+    };
   }
 
   /** A warm cluster the host's user made becomes the instance user's before its engine starts. */

@@ -20,6 +20,8 @@ export function heartbeatHandler(store: StateStore, logger: Logger) {
     const outcome = await store.transaction(async (tx) => {
       if ((await tx.instances.get(beat.instanceId)) === undefined) return 'unknown'; // deleted meanwhile
       if (!(await tx.conductorLastSeen.recordIfNewer(beat.instanceId, 'heartbeat', meta.sentAt))) return 'stale';
+      // a guest reports its TLS once per change (a new certificate or CA), whatever its status
+      if (beat.tls !== undefined) await tx.instances.update(beat.instanceId, { tls: beat.tls });
       const current = await tx.serviceStatuses.get(beat.instanceId);
       if (current?.status === 'RESTART_REQUIRED') return 'kept';
       await tx.serviceStatuses.set({ instanceId: beat.instanceId, status: beat.status, updatedAt: now });
