@@ -1,8 +1,8 @@
+import { rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CertificateAuthority } from '../../src/agent/certificate-authority.js';
-import { LocalProcessRunner } from '../../src/agent/index.js';
+import { CertificateAuthority, LocalProcessRunner } from '../../src/agent/index.js';
 import { silentLogger } from '../../src/common/index.js';
 import type { CertificateIssuer } from '../../src/guest/index.js';
 
@@ -10,11 +10,20 @@ import type { CertificateIssuer } from '../../src/guest/index.js';
 // private temporary directory; one per test process is enough.
 
 let shared: Promise<CertificateAuthority> | undefined;
+const made: string[] = [];
+process.once('exit', () => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A CA of its own in a temporary directory, removed when the test process exits. */
+export async function newTestCa(): Promise<CertificateAuthority> {
+  const dir = await mkdtemp(join(tmpdir(), 'coffer-ca-'));
+  made.push(dir);
+  return CertificateAuthority.open({ dir, runner: new LocalProcessRunner(undefined), logger: silentLogger() });
+}
 
 export function testCa(): Promise<CertificateAuthority> {
-  shared ??= mkdtemp(join(tmpdir(), 'coffer-ca-')).then((dir) =>
-    CertificateAuthority.open({ dir, runner: new LocalProcessRunner(undefined), logger: silentLogger() }),
-  );
+  shared ??= newTestCa();
   return shared;
 }
 
