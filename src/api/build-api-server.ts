@@ -34,6 +34,8 @@ export interface ApiOptions {
   quotaDefaults?: QuotaLimits;
   /** requests per minute per verb and project (Trove: 200); default 0, no rate limiting */
   rateLimitPerMinute?: number;
+  /** serve HTTPS with this certificate (chain) and key, PEM; default plain HTTP */
+  https?: { cert: string; key: string };
 }
 
 /** The HTTP API, ready to listen; the caller listens (and closes it). */
@@ -46,6 +48,7 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
     reply.code(out.status).headers({ ...out.headers, 'x-openstack-request-id': request.id }).send(out.body);
   };
   const app = fastify({
+    ...(options.https === undefined ? {} : { https: { cert: options.https.cert, key: options.https.key } }),
     loggerInstance: options.logger,
     // Every response names its request (X-OpenStack-Request-ID); a client cannot choose the id.
     genReqId: () => `req-${randomUUID()}`,

@@ -56,6 +56,20 @@ function addLimitOptions(command: Command): Command {
     .option('--rate-limit <n>', 'requests per minute per HTTP verb and project, counted in each API process, default 200, 0 off (env COFFER_RATE_LIMIT)');
 }
 
+/** Coffer's CA, which signs every instance's certificate, for the roles that run an agent. */
+function addCaOptions(command: Command): Command {
+  return command
+    .option('--ca-cert-file <file>', "the CA certificate (PEM) that signs the instances' TLS certificates; default: Coffer's own, made in <data dir>/ca on first start (env COFFER_CA_CERT_FILE)")
+    .option('--ca-key-file <file>', 'the key of --ca-cert-file (PEM); read by the agent only (env COFFER_CA_KEY_FILE)');
+}
+
+/** HTTPS for the API, for the roles that serve it. */
+function addHttpsOptions(command: Command): Command {
+  return command
+    .option('--tls-cert-file <file>', 'serve the API over HTTPS with this certificate (PEM, chain after it); links then say https (env COFFER_TLS_CERT_FILE)')
+    .option('--tls-key-file <file>', 'the key of --tls-cert-file (PEM) (env COFFER_TLS_KEY_FILE)');
+}
+
 function buildProgram(): Command {
   const program = new Command('coffer')
     .description('Coffer: database instances as a service (PostgreSQL), behind the OpenStack Trove v1.0 API')
@@ -74,6 +88,8 @@ function buildProgram(): Command {
     .option('--engine-bin-dir <engine=dir...>', 'also look for an engine\'s binaries in dir, first, e.g. mysql=/opt/mysql/bin (env COFFER_ENGINE_BIN_DIRS, comma-separated)')
     .addOption(logOption())
     .addOption(configOption());
+  addCaOptions(serve);
+  addHttpsOptions(serve);
   addLimitOptions(serve).action((flags: Record<string, unknown>) =>
     runUntilSignalled(() => runServe(loadConfig(serveConfigSchema, flags), print)),
   );
@@ -89,6 +105,7 @@ function buildProgram(): Command {
     .addOption(busOption())
     .addOption(logOption())
     .addOption(configOption());
+  addHttpsOptions(api);
   addLimitOptions(api).action((flags: Record<string, unknown>) =>
     runUntilSignalled(() => runApi(loadConfig(apiConfigSchema, flags), print)),
   );
@@ -107,7 +124,7 @@ function buildProgram(): Command {
       .action((flags: Record<string, unknown>) => runUntilSignalled(() => run(loadConfig(workerConfigSchema, flags))));
   }
 
-  program
+  const agent = program
     .command('agent')
     .description('Run the compute agent of this host: starts, supervises and re-adopts database processes')
     .option('--data-dir <dir>', 'instance directories, default ./.coffer (env COFFER_DATA_DIR)')
@@ -118,8 +135,8 @@ function buildProgram(): Command {
     .option('--engine-bin-dir <engine=dir...>', 'also look for an engine\'s binaries in dir, first, e.g. mysql=/opt/mysql/bin (env COFFER_ENGINE_BIN_DIRS, comma-separated)')
     .addOption(busOption())
     .addOption(logOption())
-    .addOption(configOption())
-    .action((flags: Record<string, unknown>) => runUntilSignalled(() => runAgent(loadConfig(agentConfigSchema, flags))));
+    .addOption(configOption());
+  addCaOptions(agent).action((flags: Record<string, unknown>) => runUntilSignalled(() => runAgent(loadConfig(agentConfigSchema, flags))));
 
   registerClientCommands(program);
   return program;

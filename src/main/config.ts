@@ -52,6 +52,11 @@ const apiLimits = {
   rateLimit: z.coerce.number().int().min(0).default(200),
 };
 
+/** PEM files: the CA that signs the instances' certificates (agent), the API's own certificate (api) */
+const pemFile = z.string().min(1).optional();
+const caFiles = { caCertFile: pemFile, caKeyFile: pemFile };
+const httpsFiles = { tlsCertFile: pemFile, tlsKeyFile: pemFile };
+
 const databaseUrl = z
   .string({ error: 'a state database URL is required: --database-url or COFFER_DATABASE_URL (e.g. mysql://root@127.0.0.1/coffer)' })
   .regex(/^(sqlite|mysql|mariadb|postgres|postgresql):/, 'the state database URL must start with sqlite:, mysql://, mariadb:// or postgres://');
@@ -69,6 +74,8 @@ export const serveConfigSchema = z.object({
   addressPool: z.string().default('127.77.0.0/16'),
   warmPoolSize,
   engineBinDir,
+  ...caFiles,
+  ...httpsFiles,
   ...apiLimits,
   logLevel,
 });
@@ -82,6 +89,7 @@ export const apiConfigSchema = z.object({
   /** where a generated admin password is kept (mode 0600) */
   dataDir: z.string().default(defaultDataDir),
   adminPassword: z.string().min(8).optional(),
+  ...httpsFiles,
   ...apiLimits,
   logLevel,
 });
@@ -96,6 +104,7 @@ export const agentConfigSchema = z.object({
   addressPool: z.string().default('127.77.0.0/16'),
   warmPoolSize,
   engineBinDir,
+  ...caFiles,
   logLevel,
 });
 
@@ -122,6 +131,10 @@ const envNames: Record<string, string> = {
   maxVolumesPerTenant: 'COFFER_MAX_VOLUMES_PER_TENANT',
   maxBackupsPerTenant: 'COFFER_MAX_BACKUPS_PER_TENANT',
   rateLimit: 'COFFER_RATE_LIMIT',
+  caCertFile: 'COFFER_CA_CERT_FILE',
+  caKeyFile: 'COFFER_CA_KEY_FILE',
+  tlsCertFile: 'COFFER_TLS_CERT_FILE',
+  tlsKeyFile: 'COFFER_TLS_KEY_FILE',
   logLevel: 'COFFER_LOG_LEVEL',
 };
 
