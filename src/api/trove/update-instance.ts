@@ -80,7 +80,7 @@ async function updateAccess(
 /** Coffer's `tls: {required}`: every engine enforces it, through the same task as the access rules. */
 async function updateTls(deps: TroveDeps, instance: InstanceRow, required: boolean, context: RequestContext): Promise<void> {
   const { requireTls: _previous, ...rest } = instance.access ?? {};
-  const access: InstanceAccess = required ? { ...rest, requireTls: true } : rest;
+  const access: InstanceAccess | null = required ? { ...rest, requireTls: true } : Object.keys(rest).length > 0 ? rest : null;
   const description = required ? 'Requiring TLS for client connections.' : 'Allowing plaintext client connections.';
   await queueAccessTask(deps, instance, access, description, context);
 }
@@ -88,7 +88,7 @@ async function updateTls(deps: TroveDeps, instance: InstanceRow, required: boole
 async function queueAccessTask(
   deps: TroveDeps,
   instance: InstanceRow,
-  access: InstanceAccess,
+  access: InstanceAccess | null,
   description: string,
   context: RequestContext,
 ): Promise<void> {
