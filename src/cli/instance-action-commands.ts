@@ -32,6 +32,36 @@ interface ActionSpec {
   done(instance: InstanceView): string | undefined;
 }
 
+interface TlsFlags {
+  requireTls?: boolean;
+  allowPlaintext?: boolean;
+}
+
+/** Coffer's `tls.required`: one attribute of its own, as Trove's update takes one besides the name. */
+async function updateTls(
+  io: CliIo,
+  idOrName: string,
+  flags: WaitFlags & TlsFlags & { name?: string; allowedCidr?: string[]; public?: boolean; private?: boolean },
+) {
+  if (flags.requireTls === true && flags.allowPlaintext === true) throw new CliError('Give --require-tls or --allow-plaintext, not both.');
+  if (flags.allowedCidr !== undefined || flags.public === true || flags.private === true) {
+    throw new CliError('TLS and the access rules change one at a time.', 'Run `coffer instance update` once for each.');
+  }
+  const required = flags.requireTls === true;
+  await runInstanceAction(io, idOrName, flags, ({ id, name }) => ({
+    doing: required ? `Requiring TLS on ${name}` : `Allowing plaintext clients on ${name}`,
+    what: 'TLS update',
+    send: async (client) => {
+      const rename = flags.name === undefined ? {} : { name: flags.name };
+      await client.request('PUT', `/instances/${encodeURIComponent(id)}`, { instance: { ...rename, tls: { required } } });
+    },
+    done: (after) =>
+      after.tls?.required === required
+        ? `Instance ${after.name} ${required ? 'refuses clients without TLS' : 'accepts clients with or without TLS'}.`
+        : undefined,
+  }));
+}
+
 function withWaitOptions(command: Command): Command {
   return command
     .option('--no-wait', 'return once the API accepted the request')
@@ -141,18 +171,21 @@ export function registerInstanceActionCommands(instance: Command, io: CliIo): vo
       .option('--name <name>', 'the new name')
       .option('--allowed-cidr <cidr>', 'let clients from this address range connect (repeatable; replaces the current list)', cidr)
       .option('--public', 'mark the instance public')
-      .option('--private', 'mark the instance private'),
+      .option('--private', 'mark the instance private')
+      .option('--require-tls', 'refuse clients that do not use TLS')
+      .option('--allow-plaintext', 'accept clients without TLS again'),
   ).action(
-    (idOrName: string, flags: WaitFlags & { name?: string; allowedCidr?: string[]; public?: boolean; private?: boolean }) =>
+    (idOrName: string, flags: WaitFlags & TlsFlags & { name?: string; allowedCidr?: string[]; public?: boolean; private?: boolean }) =>
       runAction(io, async () => {
         if (flags.public === true && flags.private === true) throw new CliError('Give --public or --private, not both.');
+        if (flags.requireTls === true || flags.allowPlaintext === true) return updateTls(io, idOrName, flags);
         const isPublic = flags.public === true ? true : flags.private === true ? false : undefined;
         const access =
           flags.allowedCidr === undefined && isPublic === undefined
             ? undefined
             : { ...(isPublic === undefined ? {} : { is_public: isPublic }), ...(flags.allowedCidr === undefined ? {} : { allowed_cidrs: flags.allowedCidr }) };
         if (flags.name === undefined && access === undefined) {
-          throw new CliError('Nothing to update.', 'Give --name, --allowed-cidr, --public or --private.');
+          throw new CliError('Nothing to update.', 'Give --name, --allowed-cidr, --public, --private, --require-tls or --allow-plaintext.');
         }
         const body = { instance: { ...(flags.name === undefined ? {} : { name: flags.name }), ...(access === undefined ? {} : { access }) } };
         if (access === undefined) {
