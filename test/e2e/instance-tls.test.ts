@@ -177,18 +177,26 @@ test('Redis and MariaDB: verified TLS with the CA from the API; TLS required ref
       (err: Error) => err.message,
     );
   // while the access task re-derives the accounts a login may be refused for a moment otherwise
-  // MariaDB's words for it (its error number is not MySQL's, so mysql2 names the code wrongly)
-  await eventually('plaintext refused for want of TLS', plain, (answer) => /insecure transport/i.test(answer), 60_000);
-  await eventually('the access task ended', () => waitActive(admin, mariaId), (instance) => instance.tls.required === true, 60_000);
-  const overTls = await createConnection({
-    host: maria.host,
-    port: maria.port,
-    user: 'app',
-    password: appPassword,
-    database: 'app',
-    ssl: { ca: maria.ca, rejectUnauthorized: true, verifyIdentity: false },
-  });
-  await overTls.end();
+  const overTls = () =>
+    createConnection({
+      host: maria.host,
+      port: maria.port,
+      user: 'app',
+      password: appPassword,
+      database: 'app',
+      ssl: { ca: maria.ca, rejectUnauthorized: true, verifyIdentity: false },
+    }).then(async (c) => {
+      await c.end();
+      return 'accepted';
+    }, (err: Error) => err.message);
+  // MariaDB answers an insecure login "Access denied": the same login over TLS shows why
+  await eventually(
+    'plaintext refused while TLS is accepted',
+    async () => [await plain(), await overTls()],
+    ([plainAnswer, tlsAnswer]) => plainAnswer !== 'accepted' && tlsAnswer === 'accepted',
+    60_000,
+  );
+  assert.equal((await waitActive(admin, mariaId)).tls.required, true);
 
   await deleteInstance(redisId);
   await deleteInstance(mariaId);
