@@ -293,7 +293,7 @@ class GuestAgent implements Guest {
   private async renewCertificate(force: boolean, log: Logger): Promise<void> {
     const issuer = this.options.certificates;
     const dir = this.options.instance.dir;
-    let installed = await readInstalledCertificate(dir);
+    const installed = await readInstalledCertificate(dir);
     const why = force
       ? 'rotation asked for'
       : installed === undefined
@@ -303,17 +303,19 @@ class GuestAgent implements Guest {
           : Date.parse(installed.certificate.validTo) - Date.now() < issuer.renewBeforeMs
             ? 'expires soon'
             : undefined;
+    let current = installed;
     if (why !== undefined) {
       await this.engine.installTls(await issuer.issue());
-      installed = await readInstalledCertificate(dir);
-      if (installed === undefined) throw new CofferError('EngineError', 'The certificate just installed cannot be read back.');
-      log.info({ serial: installed.certificate.serialNumber, expires: installed.certificate.validTo, why }, 'certificate installed');
+      current = await readInstalledCertificate(dir);
+      if (current === undefined) throw new CofferError('EngineError', 'The certificate just installed cannot be read back.');
+      log.info({ serial: current.certificate.serialNumber, expires: current.certificate.validTo, why }, 'certificate installed');
     }
     this.certificateCheckedAt = Date.now();
-    const expiresAt = new Date(installed!.certificate.validTo).toISOString();
-    if (this.tls?.expiresAt !== expiresAt || this.tls.caCertificate !== installed!.caCertificate) {
+    if (current === undefined) return;
+    const expiresAt = new Date(current.certificate.validTo).toISOString();
+    if (this.tls?.expiresAt !== expiresAt || this.tls.caCertificate !== current.caCertificate) {
       this.tls = {
-        caCertificate: installed!.caCertificate,
+        caCertificate: current.caCertificate,
         expiresAt,
         port: engineRegistry[this.options.engine.manager].tlsPort(this.options.instance.port),
       };
