@@ -22,12 +22,14 @@ import {
   engineRegistry,
   isEngineName,
   startGuest,
+  type CertificateIssuer,
   type DesiredState,
   type EngineBinary,
   type EngineName,
   type Guest,
 } from '../guest/index.js';
 import { AddressPool } from './address-pool.js';
+import { CertificateAuthority, type CaFiles } from './certificate-authority.js';
 import { checkEngineUserReaches, ensureEngineUser, lookupUser } from './engine-user.js';
 import { createInstanceUser, findInstanceUser, removeInstanceUser } from './instance-user.js';
 import {
@@ -72,6 +74,13 @@ export interface AgentOptions {
    * as root (network-wall.ts); default `nft` on the runner's PATH
    */
   nftPath?: string;
+  /**
+   * the CA that signs the instances' certificates, brought by the operator; default: Coffer's
+   * own, made in <dataDir>/ca on first start
+   */
+  ca?: CaFiles;
+  /** how long an instance's certificate is valid, in days (renewed when a third is left); default 90 */
+  certificateValidityDays?: number;
 }
 
 export interface Agent {
@@ -126,6 +135,7 @@ class LocalAgent implements Agent {
   private reports: EngineVersionReport[] = [];
   private binaries = new Map<EngineName, EngineBinary[]>();
   private reachable = false;
+  private ca!: CertificateAuthority;
   private subscription: Subscription | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -155,6 +165,13 @@ class LocalAgent implements Agent {
       this.wall = new NetworkWall(new LocalProcessRunner(undefined), this.options.nftPath);
       await this.wallHostUser(identity);
     }
+    // openssl runs as the agent's own user: the CA key is never readable by an engine's
+    this.ca = await CertificateAuthority.open({
+      dir: join(resolve(this.options.dataDir), 'ca'),
+      ...(this.options.ca === undefined ? {} : { given: this.options.ca }),
+      runner: new LocalProcessRunner(undefined),
+      logger: this.logger,
+    });
     await this.discover();
     this.warmPool = new WarmPool({
       dir: join(resolve(this.options.dataDir), 'pool'),
@@ -272,6 +289,7 @@ class LocalAgent implements Agent {
       engine: { manager, binary },
       runner,
       rootAllowed: identity !== undefined || !engineRegistry[manager].rootReachesOsUser,
+      certificates: this.certificatesFor(record.address),
       transport: this.options.transport,
       logger: this.options.logger,
       heartbeatIntervalMs: this.interval,
@@ -300,6 +318,16 @@ class LocalAgent implements Agent {
         .catch((stopErr: unknown) => this.logger.error({ err: stopErr, instanceId: record.id }, 'could not stop the unwalled engine'));
       throw err;
     }
+  }
+
+  private certificatesFor(address: string): CertificateIssuer {
+    const validityDays = this.options.certificateValidityDays ?? 90;
+    const ca = this.ca;
+    return {
+      caCertificate: ca.certificate,
+      issue: () => ca.issue({ address, validityDays }),
+      renewBeforeMs: (validityDays * 86_400_000) / 3,
+    };
   }
 
   /** A warm cluster the host's user made becomes the instance user's before its engine starts. */

@@ -11,3 +11,5 @@ export type { AddressProbe } from './address-pool.js';
 export { LocalProcessRunner } from './local-process-runner.js';
 export type { EngineIdentity } from './local-process-runner.js';
 export { ensureEngineUser } from './engine-user.js';
+export { CertificateAuthority } from './certificate-authority.js';
+export type { CaFiles, IssueRequest } from './certificate-authority.js';

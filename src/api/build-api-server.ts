@@ -47,6 +47,8 @@ export interface ApiOptions {
   loginLimits?: LoginLimits;
   /** what passwords users choose must be; default any (the config gives Coffer's default policy) */
   passwordPolicy?: PasswordPolicy;
+  /** serve HTTPS with this certificate (chain) and key, PEM; default plain HTTP */
+  https?: { cert: string; key: string };
 }
 
 /** The HTTP API, ready to listen; the caller listens (and closes it). */
@@ -62,6 +64,7 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
     reply.code(out.status).headers({ ...out.headers, 'x-openstack-request-id': request.id }).send(out.body);
   };
   const app = fastify({
+    ...(options.https === undefined ? {} : { https: { cert: options.https.cert, key: options.https.key } }),
     loggerInstance: options.logger,
     // Every response names its request (X-OpenStack-Request-ID); a client cannot choose the id.
     genReqId: () => `req-${randomUUID()}`,

@@ -31,6 +31,8 @@ export interface InstanceView {
   replicas?: Array<{ id: string }>;
   region?: string;
   access?: { is_public?: boolean; allowed_cidrs?: string[] };
+  /** Coffer's: the CA to verify the instance with, its certificate's expiry, the TLS port */
+  tls?: { required?: boolean; ca_certificate?: string | null; expires?: string | null; port?: number | null };
   /** The generated root password: only in the create response, and only with root_on_create. */
   password?: string;
 }

@@ -33,6 +33,36 @@ interface ActionSpec {
   done(instance: InstanceView): string | undefined;
 }
 
+interface TlsFlags {
+  requireTls?: boolean;
+  allowPlaintext?: boolean;
+}
+
+/** Coffer's `tls.required`: one attribute of its own, as Trove's update takes one besides the name. */
+async function updateTls(
+  io: CliIo,
+  idOrName: string,
+  flags: WaitFlags & TlsFlags & UpdateFlags,
+) {
+  if (flags.requireTls === true && flags.allowPlaintext === true) throw new CliError('Give --require-tls or --allow-plaintext, not both.');
+  if (flags.allowedCidr !== undefined || flags.public === true || flags.private === true) {
+    throw new CliError('TLS and the access rules change one at a time.', 'Run `coffer instance update` once for each.');
+  }
+  const required = flags.requireTls === true;
+  await runInstanceAction(io, idOrName, flags, ({ id, name }) => ({
+    doing: required ? `Requiring TLS on ${name}` : `Allowing plaintext clients on ${name}`,
+    what: 'TLS update',
+    send: async (client) => {
+      const rename = flags.name === undefined ? {} : { name: flags.name };
+      await client.request('PUT', `/instances/${encodeURIComponent(id)}`, { instance: { ...rename, tls: { required } } });
+    },
+    done: (after) =>
+      after.tls?.required === required
+        ? `Instance ${after.name} ${required ? 'refuses clients without TLS' : 'accepts clients with or without TLS'}.`
+        : undefined,
+  }));
+}
+
 function withWaitOptions(command: Command): Command {
   return command
     .option('--no-wait', 'return once the API accepted the request')
@@ -149,8 +179,14 @@ export function registerInstanceActionCommands(instance: Command, io: CliIo): vo
         cidr,
       )
       .option('--public', 'mark the instance public')
-      .option('--private', 'mark the instance private'),
-  ).action((idOrName: string, flags: WaitFlags & UpdateFlags) => runAction(io, () => updateInstance(io, idOrName, flags)));
+      .option('--private', 'mark the instance private')
+      .option('--require-tls', 'refuse clients that do not use TLS')
+      .option('--allow-plaintext', 'accept clients without TLS again'),
+  ).action((idOrName: string, flags: WaitFlags & UpdateFlags & TlsFlags) =>
+    runAction(io, () =>
+      flags.requireTls === true || flags.allowPlaintext === true ? updateTls(io, idOrName, flags) : updateInstance(io, idOrName, flags),
+    ),
+  );
 
   instance
     .command('reset-status <id-or-name>')
@@ -185,7 +221,7 @@ async function updateInstance(io: CliIo, idOrName: string, flags: WaitFlags & Up
       ? undefined
       : { ...(isPublic === undefined ? {} : { is_public: isPublic }), ...(cidrs === undefined ? {} : { allowed_cidrs: cidrs }) };
   if (flags.name === undefined && access === undefined) {
-    throw new CliError('Nothing to update.', 'Give --name, --allowed-cidr, --public or --private.');
+    throw new CliError('Nothing to update.', 'Give --name, --allowed-cidr, --public, --private, --require-tls or --allow-plaintext.');
   }
   const body = { instance: { ...(flags.name === undefined ? {} : { name: flags.name }), ...(access === undefined ? {} : { access }) } };
   if (access === undefined) {

@@ -6,6 +6,7 @@ import { registerInstanceActionCommands } from './instance-action-commands.js';
 import { createInstance, type CreateOptions } from './instance-create.js';
 import { listFlavors } from './flavor-commands.js';
 import { instanceFields, instanceListHead, instanceListRow } from './instance-format.js';
+import { caCertificateText, saveCaCertificate, tlsFields } from './instance-tls.js';
 import { findInstance, listInstances } from './instance-lookup.js';
 import { faultText, stateText, waitForInstance } from './instance-wait.js';
 import { collect, positiveInteger, positiveSeconds, userSpec, type UserSpec } from './option-parsers.js';
@@ -27,6 +28,8 @@ export function registerInstanceCommands(program: Command, io: CliIo): void {
     .option('--database <name>', 'create a database (repeatable)', collect)
     .option('--user <name:password>', 'create a user with access to every --database (repeatable)', collectUser)
     .option('--allow-duplicate-name', 'create it even if another of your instances has this name')
+    .option('--require-tls', 'refuse clients that do not use TLS (every instance serves TLS)')
+    .option('--ca-file <path>', "write the instance's CA certificate there once it is ready; the connect line verifies with it")
     .option('--no-wait', 'return once the API accepted the request')
     .option('--timeout <seconds>', 'how long to wait for ACTIVE', positiveSeconds, defaultTimeoutSeconds)
     .option('--json', 'print the API object as JSON')
@@ -50,14 +53,17 @@ export function registerInstanceCommands(program: Command, io: CliIo): void {
 
   instance
     .command('show <id-or-name>')
-    .description('Show one instance, including its fault if it failed')
+    .description('Show one instance, including its fault if it failed, its TLS and the CA certificate to verify it with')
     .option('--json', 'print the API object as JSON')
-    .action((idOrName: string, options: { json?: boolean }) =>
+    .option('--ca-file <path>', "write the instance's CA certificate there (instead of printing it); the connect line verifies with it")
+    .action((idOrName: string, options: { json?: boolean; caFile?: string }) =>
       runAction(io, async () => {
         const client = await openSession(io);
         const found = await findInstance(client, idOrName);
+        const caFile = options.caFile === undefined ? undefined : await saveCaCertificate(found, options.caFile);
         if (options.json === true) return printJson(io.stdout, found);
-        io.stdout.write(renderFields(instanceFields(found, await listFlavors(client))));
+        io.stdout.write(renderFields([...instanceFields(found, await listFlavors(client)), ...tlsFields(found, caFile)]));
+        io.stdout.write(caCertificateText(found, caFile));
       }),
     );
 

@@ -8,6 +8,7 @@ import { listInstances } from './instance-lookup.js';
 import type { UserSpec } from './option-parsers.js';
 import { openSession } from './session.js';
 import { printJson } from './table-format.js';
+import { saveCaCertificate } from './instance-tls.js';
 import { faultText, stateText, waitForInstance } from './instance-wait.js';
 
 export interface CreateOptions {
@@ -18,6 +19,8 @@ export interface CreateOptions {
   database?: string[];
   user?: UserSpec[];
   allowDuplicateName?: boolean;
+  requireTls?: boolean;
+  caFile?: string;
   wait: boolean;
   json?: boolean;
   timeout: number;
@@ -38,8 +41,9 @@ export async function createInstance(io: CliIo, name: string, options: CreateOpt
     return;
   }
   const instance = await waitUntilActive(io, client, created, options.timeout);
+  const caFile = options.caFile === undefined ? undefined : await saveCaCertificate(instance, options.caFile);
   if (options.json === true) return printJson(io.stdout, instance);
-  io.stdout.write(connectionText(instance, options));
+  io.stdout.write(connectionText(instance, options, caFile));
   // Trove returns a generated root password only in the create answer; it cannot be read again.
   if (created.password !== undefined) io.stdout.write(`Root password (shown only now): ${created.password}\n`);
 }
@@ -70,6 +74,7 @@ function createBody(name: string, flavorRef: string, options: CreateOptions): un
         ...(options.datastoreVersion === undefined ? {} : { version: options.datastoreVersion }),
       },
       ...(databases.length === 0 ? {} : { databases: databases.map((db) => ({ name: db })) }),
+      ...(options.requireTls === true ? { tls: { required: true } } : {}),
       ...(users.length === 0
         ? {}
         : {
@@ -115,10 +120,10 @@ async function waitUntilActive(
   }
 }
 
-function connectionText(instance: InstanceView, options: CreateOptions): string {
+function connectionText(instance: InstanceView, options: CreateOptions, caFile: string | undefined): string {
   const user = options.user?.[0]?.name;
   const database = options.database?.[0];
-  const info = connectionInfo(instance, user, database);
+  const info = connectionInfo(instance, user, database, caFile);
   if (info === undefined) {
     const { id } = instance;
     return `Instance ${instance.name} (${id}) has no address yet: see \`coffer instance show ${id}\`.\n`;
@@ -128,5 +133,12 @@ function connectionText(instance: InstanceView, options: CreateOptions): string 
   if (info.command !== undefined) lines.push(`  ${info.command.split(' ')[0]}: ${info.command}`);
   if (info.url !== undefined) lines.push(`  url:  ${info.url}`);
   if (user === undefined) lines.push('  (no --user was given: connect as a user you create)');
+  if (info.tls === true) {
+    lines.push(
+      caFile === undefined
+        ? `  (over TLS: save the CA certificate with \`coffer instance show ${instance.id} --ca-file <path>\`)`
+        : `  (over TLS, verified with the CA certificate in ${caFile})`,
+    );
+  }
   return `${lines.join('\n')}\n`;
 }

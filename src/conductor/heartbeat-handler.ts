@@ -2,9 +2,18 @@ import type { z } from 'zod';
 import { LogThrottle, type conductorContract, type MessageMeta } from '../bus/index.js';
 import { newUuid } from '../common/index.js';
 import type { Logger } from '../common/index.js';
-import type { StateStore } from '../db/index.js';
+import type { InstanceTls, StateStore } from '../db/index.js';
 
 type Heartbeat = z.output<typeof conductorContract.methods.heartbeat.input>;
+
+function sameTls(stored: InstanceTls | null, reported: InstanceTls): boolean {
+  return (
+    stored !== null &&
+    stored.caCertificate === reported.caCertificate &&
+    stored.expiresAt === reported.expiresAt &&
+    stored.port === reported.port
+  );
+}
 
 /**
  * A guest heartbeat becomes the instance's service status. Messages can arrive late or twice
@@ -21,8 +30,12 @@ export function heartbeatHandler(store: StateStore, logger: Logger) {
     // written, so two heartbeats handled at once (prefetch, competing conductors) cannot end with
     // the older one's status.
     const outcome = await store.transaction(async (tx) => {
-      if ((await tx.instances.get(beat.instanceId)) === undefined) return 'unknown'; // deleted meanwhile
+      const instance = await tx.instances.get(beat.instanceId);
+      if (instance === undefined) return 'unknown'; // deleted meanwhile
       if (!(await tx.conductorLastSeen.recordIfNewer(beat.instanceId, 'heartbeat', meta.sentAt))) return 'stale';
+      // a guest reports its TLS on a change (a new certificate or CA) and now and then again,
+      // whatever its status; only a change is written (it moves the instance's `updated`)
+      if (beat.tls !== undefined && !sameTls(instance.tls, beat.tls)) await tx.instances.update(beat.instanceId, { tls: beat.tls });
       const current = await tx.serviceStatuses.get(beat.instanceId);
       if (current?.status === 'RESTART_REQUIRED') return 'kept';
       await tx.serviceStatuses.set({ instanceId: beat.instanceId, status: beat.status, updatedAt: now });

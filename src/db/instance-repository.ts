@@ -9,6 +9,7 @@ import type {
   InstancePatch,
   InstanceRepository,
   InstanceRow,
+  InstanceTls,
   NewInstance,
   Page,
   TaskStatusName,
@@ -29,6 +30,7 @@ function toRow(r: Selectable<InstancesTable>): InstanceRow {
     address: r.address,
     port: r.port,
     access: fromJson<InstanceAccess>(r.access),
+    tls: fromJson<InstanceTls>(r.tls),
     createdAt: toDate(r.created_at),
     updatedAt: toDate(r.updated_at),
     deleted: toBool(r.deleted),
@@ -48,6 +50,7 @@ function toColumns(patch: InstancePatch): Updateable<InstancesTable> {
     ...(patch.address !== undefined && { address: patch.address }),
     ...(patch.port !== undefined && { port: patch.port }),
     ...(patch.access !== undefined && { access: toJson(patch.access) }),
+    ...(patch.tls !== undefined && { tls: toJson(patch.tls) }),
   };
 }
 
@@ -73,6 +76,7 @@ export class SqlInstanceRepository implements InstanceRepository {
             address: null,
             port: null,
             access: toJson(row.access),
+            tls: null,
             created_at: row.createdAt,
             updated_at: row.updatedAt,
             deleted: false,

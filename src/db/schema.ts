@@ -98,6 +98,8 @@ export interface InstancesTable {
   address: string | null;
   port: number | null;
   access: JsonText | null;
+  /** JSON InstanceTls; null until the guest first reported it */
+  tls: JsonText | null;
   created_at: Timestamp;
   updated_at: Timestamp;
   deleted: Bool;

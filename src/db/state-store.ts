@@ -120,6 +120,18 @@ export type NewDatastoreVersion = Omit<DatastoreVersionRow, 'capabilities' | 'pa
 export interface InstanceAccess {
   isPublic?: boolean;
   allowedCidrs?: string[];
+  /** Coffer's: plaintext clients are refused */
+  requireTls?: boolean;
+}
+
+/** An instance's TLS as its guest reported it. */
+export interface InstanceTls {
+  /** PEM of the CA that signed the instance's certificate */
+  caCertificate: string;
+  /** when the instance's certificate expires (it is renewed before) */
+  expiresAt: string;
+  /** the port TLS clients connect to */
+  port: number;
 }
 
 export interface InstanceRow {
@@ -137,13 +149,14 @@ export interface InstanceRow {
   address: string | null;
   port: number | null;
   access: InstanceAccess | null;
+  tls: InstanceTls | null;
   createdAt: Date;
   updatedAt: Date;
   deleted: boolean;
   deletedAt: Date | null;
 }
 
-export type NewInstance = Omit<InstanceRow, 'deleted' | 'deletedAt' | 'host' | 'address' | 'port'>;
+export type NewInstance = Omit<InstanceRow, 'deleted' | 'deletedAt' | 'host' | 'address' | 'port' | 'tls'>;
 
 export type InstancePatch = Partial<
   Pick<
@@ -158,6 +171,7 @@ export type InstancePatch = Partial<
     | 'address'
     | 'port'
     | 'access'
+    | 'tls'
   >
 >;
 

@@ -18,8 +18,9 @@ import {
 import { CofferError, isCofferError } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import { directoryUsage } from './directory-usage.js';
-import type { DatabaseAdmin, EngineBinary, EngineDriver, RootAdmin, UserAdmin, WarmSource } from './engines/engine.js';
+import type { DatabaseAdmin, EngineBinary, EngineDriver, RootAdmin, TlsMaterial, UserAdmin, WarmSource } from './engines/engine.js';
 import { engineRegistry, type EngineName } from './engines/registry.js';
+import { readInstalledCertificate } from './engines/tls-files.js';
 import type { ProcessRunner } from './process-runner.js';
 
 // The guest of one instance: serves `guest.<instanceId>`, drives the engine through its driver,
@@ -35,6 +36,19 @@ export interface GuestInstance {
   address: string;
   port: number;
   volumeSizeGb: number;
+}
+
+/**
+ * The host's CA as a guest sees it: it issues the instance's server certificate. The guest
+ * decides when (none installed, expiring, or signed by another CA than the host's current one).
+ */
+export interface CertificateIssuer {
+  /** the CA certificate (PEM) that signs what `issue` returns */
+  readonly caCertificate: string;
+  /** a new certificate and key for the instance's address */
+  issue(): Promise<TlsMaterial>;
+  /** a certificate with less than this left (ms) is renewed */
+  readonly renewBeforeMs: number;
 }
 
 export interface GuestOptions {
@@ -58,12 +72,18 @@ export interface GuestOptions {
    * tenant's superuser runs programs and reads files as that user (COPY ... PROGRAM, FILE).
    */
   rootAllowed: boolean;
+  /** issues the instance's certificate: every instance serves TLS */
+  certificates: CertificateIssuer;
+  /** how often a prepared instance's certificate is checked for renewal; default hourly */
+  certificateCheckIntervalMs?: number;
 }
 
 export interface Guest {
   readonly instanceId: string;
   /** the wall time of the last prepare this guest ran, in ms */
   readonly lastPrepareMs: number | undefined;
+  /** a new certificate from the host's CA, served by the running engine without a restart */
+  rotateCertificate(): Promise<void>;
   /** stops serving and supervising; the engine keeps running */
   close(): Promise<void>;
   /** stops the engine, then closes */
@@ -74,6 +94,14 @@ export interface Guest {
 const preparedMarker = '.prepare.done';
 const maxMessage = 1000;
 const usageIntervalMs = 5 * 60_000;
+const certificateCheckIntervalMs = 60 * 60_000;
+
+/** What the API shows of an instance's TLS, reported with heartbeats until the conductor has it. */
+interface TlsReport {
+  caCertificate: string;
+  expiresAt: string;
+  port: number;
+}
 const rootNotContained = () =>
   new CofferError(
     'OperationNotSupported',
@@ -112,6 +140,11 @@ class GuestAgent implements Guest {
   private usageReportedAt = 0;
   /** why the last restart by supervision failed, while the engine stays down */
   private restartFailure: string | undefined;
+  private certificateCheckedAt = 0;
+  private tls: TlsReport | undefined;
+  /** the report the conductor last received */
+  private tlsReported: TlsReport | undefined;
+  private tlsReportedAt = 0;
 
   constructor(private readonly options: GuestOptions) {
     this.instanceId = options.instance.instanceId;
@@ -167,6 +200,12 @@ class GuestAgent implements Guest {
           return this.running(async () => ({ name: await this.rootAdmin().enable(password) }));
         },
         disableRoot: () => this.running(() => this.rootAdmin().disable()),
+        rotateCertificate: (_args, meta) =>
+          this.exclusive(async () => {
+            this.requirePrepared();
+            await this.renewCertificate(true, this.requestLogger(meta));
+            return {};
+          }),
       },
       this.logger,
     );
@@ -222,6 +261,9 @@ class GuestAgent implements Guest {
   }
 
   private async heartbeat(status: GuestServiceStatus, message?: string): Promise<void> {
+    // again every few minutes too: a cast that reached the bus may still be lost or arrive stale
+    const tlsDue = this.tls !== this.tlsReported || Date.now() - this.tlsReportedAt >= usageIntervalMs;
+    const tls = tlsDue ? this.tls : undefined;
     try {
       await this.conductor.heartbeat(
         {
@@ -229,9 +271,14 @@ class GuestAgent implements Guest {
           status,
           ...(message === undefined ? {} : { message }),
           ...(await this.volumeUsage(status)),
+          ...(tls === undefined ? {} : { tls }),
         },
         { requestId: `req-${randomUUID()}`, instanceId: this.instanceId },
       );
+      if (tls !== undefined) {
+        this.tlsReported = tls;
+        this.tlsReportedAt = Date.now();
+      }
     } catch (err) {
       this.logger.warn({ err, status }, 'heartbeat not sent');
     }
@@ -243,8 +290,56 @@ class GuestAgent implements Guest {
     await this.options.saveDesiredState(state);
   }
 
+  /**
+   * Installs a certificate from the host's CA when the instance has none, when it expires within
+   * the renewal window, when another CA signed it (the operator changed the CA), or when `force`d.
+   */
+  private async renewCertificate(force: boolean, log: Logger): Promise<void> {
+    const issuer = this.options.certificates;
+    const dir = this.options.instance.dir;
+    const installed = await readInstalledCertificate(dir);
+    const why = force
+      ? 'rotation asked for'
+      : installed === undefined
+        ? 'none installed'
+        : installed.caCertificate !== issuer.caCertificate
+          ? 'signed by another CA'
+          : Date.parse(installed.certificate.validTo) - Date.now() < issuer.renewBeforeMs
+            ? 'expires soon'
+            : undefined;
+    let current = installed;
+    if (why !== undefined) {
+      await this.engine.installTls(await issuer.issue());
+      current = await readInstalledCertificate(dir);
+      if (current === undefined) throw new CofferError('EngineError', 'The certificate just installed cannot be read back.');
+      log.info({ serial: current.certificate.serialNumber, expires: current.certificate.validTo, why }, 'certificate installed');
+    }
+    this.certificateCheckedAt = Date.now();
+    if (current === undefined) return;
+    const expiresAt = new Date(current.certificate.validTo).toISOString();
+    if (this.tls?.expiresAt !== expiresAt || this.tls.caCertificate !== current.caCertificate) {
+      this.tls = {
+        caCertificate: current.caCertificate,
+        expiresAt,
+        port: engineRegistry[this.options.engine.manager].tlsPort(this.options.instance.port),
+      };
+    }
+  }
+
+  async rotateCertificate(): Promise<void> {
+    await this.exclusive(async () => {
+      this.requirePrepared();
+      await this.renewCertificate(true, this.logger);
+    });
+  }
+
   private async check(): Promise<void> {
     if (!this.prepared || this.closed) return;
+    const checkEvery = this.options.certificateCheckIntervalMs ?? certificateCheckIntervalMs;
+    if (Date.now() - this.certificateCheckedAt >= checkEvery) {
+      // an expiring certificate is renewed on the next check if this one fails; the engine's health comes first
+      await this.renewCertificate(false, this.logger).catch((err) => this.logger.error({ err }, 'certificate renewal failed'));
+    }
     const health = await this.engine.health();
     const adopting = this.adopting;
     this.adopting = false;
@@ -284,6 +379,8 @@ class GuestAgent implements Guest {
     const began = performance.now();
     await this.heartbeat('BUILDING');
     try {
+      // before the engine's configuration is rendered: it serves TLS from its first start
+      await this.renewCertificate(false, log);
       const timings = await this.engine.prepare(input);
       await writeFile(join(this.options.instance.dir, preparedMarker), new Date().toISOString());
       this.prepared = true;

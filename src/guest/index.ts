@@ -5,7 +5,7 @@
 // host provides.
 
 export { startGuest } from './guest.js';
-export type { DesiredState, Guest, GuestInstance, GuestOptions } from './guest.js';
+export type { CertificateIssuer, DesiredState, Guest, GuestInstance, GuestOptions } from './guest.js';
 export type {
   DetachedProcess,
   ProcessExit,
@@ -26,6 +26,7 @@ export type {
   EngineHealth,
   InstancePlacement,
   PrepareTimings,
+  TlsMaterial,
   WarmSource,
   WarmStart,
 } from './engines/engine.js';

@@ -114,6 +114,20 @@ function addKeystoneOptions(command: Command): Command {
     .option('--keystone-register-endpoint <yes|no>', 'register the database service and its endpoints in Keystone\'s catalog at start (needs the admin role), default yes (env COFFER_KEYSTONE_REGISTER_ENDPOINT)');
 }
 
+/** Coffer's CA, which signs every instance's certificate, for the roles that run an agent. */
+function addCaOptions(command: Command): Command {
+  return command
+    .option('--ca-cert-file <file>', "the CA certificate (PEM) that signs the instances' TLS certificates; default: Coffer's own, made in <data dir>/ca on first start (env COFFER_CA_CERT_FILE)")
+    .option('--ca-key-file <file>', 'the key of --ca-cert-file (PEM); read by the agent only (env COFFER_CA_KEY_FILE)');
+}
+
+/** HTTPS for the API, for the roles that serve it. */
+function addHttpsOptions(command: Command): Command {
+  return command
+    .option('--tls-cert-file <file>', 'serve the API over HTTPS with this certificate (PEM, chain after it); links then say https (env COFFER_TLS_CERT_FILE)')
+    .option('--tls-key-file <file>', 'the key of --tls-cert-file (PEM) (env COFFER_TLS_KEY_FILE)');
+}
+
 function buildProgram(): Command {
   const program = new Command('coffer')
     .description('Coffer: database instances as a service (PostgreSQL, MariaDB, MySQL, Redis), behind the OpenStack Trove v1.0 API')
@@ -132,6 +146,8 @@ function buildProgram(): Command {
     .option('--engine-bin-dir <engine=dir...>', 'also look for an engine\'s binaries in dir, first, e.g. mysql=/opt/mysql/bin (env COFFER_ENGINE_BIN_DIRS, comma-separated)')
     .addOption(logOption())
     .addOption(configOption());
+  addCaOptions(serve);
+  addHttpsOptions(serve);
   addKeystoneOptions(addLimitOptions(serve)).action((flags: Record<string, unknown>) =>
     runUntilSignalled(async () => {
       const config = loadConfig(serveConfigSchema, flags);
@@ -151,6 +167,7 @@ function buildProgram(): Command {
     .addOption(busKeyOption())
     .addOption(logOption())
     .addOption(configOption());
+  addHttpsOptions(api);
   addKeystoneOptions(addLimitOptions(api)).action((flags: Record<string, unknown>) =>
     runUntilSignalled(() => runApi(loadConfig(apiConfigSchema, flags), print)),
   );
@@ -170,7 +187,7 @@ function buildProgram(): Command {
       .action((flags: Record<string, unknown>) => runUntilSignalled(() => run(loadConfig(workerConfigSchema, flags))));
   }
 
-  program
+  const agent = program
     .command('agent')
     .description('Run the compute agent of this host: starts, supervises and re-adopts database processes')
     .option('--data-dir <dir>', `instance directories, default ${dataDirDefaultText} (env COFFER_DATA_DIR)`)
@@ -182,7 +199,8 @@ function buildProgram(): Command {
     .addOption(busOption())
     .addOption(busKeyOption())
     .addOption(logOption())
-    .addOption(configOption())
+    .addOption(configOption());
+  addCaOptions(agent)
     .action((flags: Record<string, unknown>) =>
       runUntilSignalled(async () => {
         const config = loadConfig(agentConfigSchema, flags);

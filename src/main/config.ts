@@ -113,6 +113,11 @@ function requireKeystoneCredentials(config: { keystoneUrl?: string | undefined; 
   }
 }
 
+/** PEM files: the CA that signs the instances' certificates (agent), the API's own certificate (api) */
+const pemFile = z.string().min(1).optional();
+const caFiles = { caCertFile: pemFile, caKeyFile: pemFile };
+const httpsFiles = { tlsCertFile: pemFile, tlsKeyFile: pemFile };
+
 const databaseUrl = z
   .string({ error: 'a state database URL is required: --database-url or COFFER_DATABASE_URL (e.g. mysql://root@127.0.0.1/coffer)' })
   .regex(/^(sqlite|mysql|mariadb|postgres|postgresql):/, 'the state database URL must start with sqlite:, mysql://, mariadb:// or postgres://');
@@ -134,6 +139,8 @@ export const serveConfigSchema = z.object({
   addressPool: z.string().default('127.77.0.0/16'),
   warmPoolSize,
   engineBinDir,
+  ...caFiles,
+  ...httpsFiles,
   ...apiLimits,
   ...keystoneSettings,
   logLevel,
@@ -149,6 +156,7 @@ export const apiConfigSchema = z.object({
   /** where a generated admin password is kept (mode 0600) */
   dataDir: z.string().default(defaultDataDir),
   adminPassword: z.string().min(8).optional(),
+  ...httpsFiles,
   ...apiLimits,
   ...keystoneSettings,
   logLevel,
@@ -165,6 +173,7 @@ export const agentConfigSchema = z.object({
   addressPool: z.string().default('127.77.0.0/16'),
   warmPoolSize,
   engineBinDir,
+  ...caFiles,
   logLevel,
 });
 
@@ -212,6 +221,10 @@ const envNames: Record<string, string> = {
   passwordMinClasses: 'COFFER_PASSWORD_MIN_CLASSES',
   passwordRegex: 'COFFER_PASSWORD_REGEX',
   passwordRegexDescription: 'COFFER_PASSWORD_REGEX_DESCRIPTION',
+  caCertFile: 'COFFER_CA_CERT_FILE',
+  caKeyFile: 'COFFER_CA_KEY_FILE',
+  tlsCertFile: 'COFFER_TLS_CERT_FILE',
+  tlsKeyFile: 'COFFER_TLS_KEY_FILE',
   logLevel: 'COFFER_LOG_LEVEL',
 };
 

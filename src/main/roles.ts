@@ -1,10 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { buildApiServer, connectKeystone, seedFlavors, type ExternalIdentity } from '../api/index.js';
 import { startAgent } from '../agent/index.js';
 import { BusKey, connectTransport } from '../bus/index.js';
 import type { Transport } from '../bus/index.js';
-import { createLogger, type Logger } from '../common/index.js';
+import { CofferError, createLogger, type Logger } from '../common/index.js';
 import { startConductor } from '../conductor/index.js';
 import { openStateStore, type StateStore } from '../db/index.js';
 import { startTaskmanager } from '../taskmanager/index.js';
@@ -19,18 +20,48 @@ import { keystoneOptionsOf, type AgentConfig, type ApiConfig, type ServeConfig, 
 
 export type Stop = () => Promise<void>;
 
+/** Two files named together or not at all: a certificate without its key (or the reverse) is a mistake. */
+function filePair(cert: string | undefined, key: string | undefined, names: [string, string]): { certFile: string; keyFile: string } | undefined {
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined) {
+    throw new CofferError('BadRequest', `${names[0]} and ${names[1]} go together: give both or neither.`);
+  }
+  return { certFile: resolve(cert), keyFile: resolve(key) };
+}
+
+/** The operator's CA for the instances' certificates, when given; else the agent makes its own. */
+function operatorCa(config: AgentConfig | ServeConfig) {
+  return filePair(config.caCertFile, config.caKeyFile, ['--ca-cert-file', '--ca-key-file']);
+}
+
+/** The API's certificate and key (PEM), read once at start, when it serves HTTPS. */
+function httpsMaterial(config: ApiConfig | ServeConfig): { cert: string; key: string } | undefined {
+  const files = filePair(config.tlsCertFile, config.tlsKeyFile, ['--tls-cert-file', '--tls-key-file']);
+  if (files === undefined) return undefined;
+  const read = (path: string) => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new CofferError('BadRequest', `Cannot read ${path} for HTTPS: ${(err as Error).message}`);
+    }
+  };
+  return { cert: read(files.certFile), key: read(files.keyFile) };
+}
+
 async function listenApi(
   store: StateStore,
   transport: Transport,
   logger: Logger,
   config: ApiConfig | ServeConfig,
 ) {
-  const publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
+  const https = httpsMaterial(config);
+  const publicUrl = config.publicUrl ?? `${https === undefined ? 'http' : 'https'}://${config.host}:${config.port}`;
   const keystone = keystoneOptionsOf(config);
   const externalIdentity: ExternalIdentity | undefined =
     keystone === undefined ? undefined : await connectKeystone(keystone, publicUrl, logger.child({ component: 'keystone' }));
   const region = keystone?.region;
   const app = await buildApiServer({
+    ...(https === undefined ? {} : { https }),
     store,
     transport,
     logger,
@@ -86,6 +117,7 @@ export async function runServe(config: ServeConfig, print: (line: string) => voi
     addressPool: config.addressPool,
     warmPoolSize: config.warmPoolSize,
     binaries: config.engineBinDir,
+    ca: operatorCa(config),
   });
   const taskmanager = await startTaskmanager({ store, transport, logger: logger.child({ role: 'taskmanager' }) });
   await bootstrapBuiltInAdmin(store, config, print);
@@ -174,6 +206,7 @@ export async function runAgent(config: AgentConfig): Promise<Stop> {
     addressPool: config.addressPool,
     warmPoolSize: config.warmPoolSize,
     binaries: config.engineBinDir,
+    ca: operatorCa(config),
   });
   logger.info({ host: agent.host }, 'agent running');
   return async () => {

@@ -103,7 +103,13 @@ async function activeInstance(s: Session, name: string): Promise<string> {
     createdAt: now,
     updatedAt: now,
   });
-  await h.store.instances.update(id, { host: 'host-a', address: '127.97.9.9', port: 5432 });
+  await h.store.instances.update(id, {
+    host: 'host-a',
+    address: '127.97.9.9',
+    port: 5432,
+    // as the conductor records a guest's report
+    tls: { caCertificate: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n', expiresAt: '2027-03-02T21:00:00.000Z', port: 5432 },
+  });
   await h.store.serviceStatuses.set({ instanceId: id, status: 'HEALTHY', updatedAt: now });
   guests.push(
     await serveRpc(
@@ -195,6 +201,7 @@ describe('Trove: instances', () => {
       },
     });
     const body = golden('POST /instances', res, 200, one('instance', shape.instanceDetail));
+    assert.deepEqual(body.instance.tls, { required: false, ca_certificate: null, expires: null, port: null }, 'nothing reported yet');
     assert.equal(body.instance.status, 'BUILD');
     assert.equal(body.instance.operating_status, '');
   });
@@ -221,6 +228,8 @@ describe('Trove: instances', () => {
     const id = await activeInstance(member, 'golden-show');
     const shown = golden('GET /instances/{id}', await get(member, trove(member, `/instances/${id}`)), 200, one('instance', shape.instanceDetailWithAddress));
     assert.equal(typeof shown.instance.volume.used, 'number', 'volume.used from the guest');
+    shape.assertShape('tls', shape.instanceTlsReported, shown.instance.tls);
+    assert.equal(shown.instance.tls.expires, '2027-03-02T21:00:00');
     assert.equal('tenant_id' in shown.instance, false, 'tenant_id is for admins');
     golden('GET /instances/{id} (admin)', await get(admin, trove(admin, `/instances/${id}`)), 200, one('instance', shape.instanceDetailAdmin));
   });

@@ -83,8 +83,22 @@ const summaryFields = {
   volume: z.object({ size: int }),
 };
 const addressFields = { ip: z.array(z.string()).min(1), addresses: z.array(address).min(1) };
+/** Coffer's extension (a superset of Trove's view): the instance's TLS, null until its guest reported it. */
+export const instanceTls = z.object({
+  required: z.boolean(),
+  ca_certificate: z.string().startsWith('-----BEGIN CERTIFICATE-----').nullable(),
+  expires: troveTime.nullable(),
+  port: int.nullable(),
+});
+/** once the guest reported its certificate */
+export const instanceTlsReported = instanceTls.extend({
+  ca_certificate: z.string().startsWith('-----BEGIN CERTIFICATE-----'),
+  expires: troveTime,
+  port: int,
+});
 const detailFields = {
   ...summaryFields,
+  tls: instanceTls,
   datastore: z.object({ type: z.string().nullable(), version: z.string().nullable(), version_number: z.string().nullable() }),
   created: troveTime,
   updated: troveTime,

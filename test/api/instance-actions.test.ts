@@ -168,6 +168,36 @@ describe('PUT /instances/{id}', () => {
     assert.equal((await h.store.instances.get(id))?.taskStatus, 'NONE');
   });
 
+  test('tls.required (Coffer): queues update_access with the requirement, on every engine, keeping the access rules', async () => {
+    for (const version of ['pg15', 'redis'] as const) {
+      const id = await insertInstance(alice, { version });
+      await h.store.instances.update(id, { access: version === 'pg15' ? { allowedCidrs: ['10.0.0.0/8'] } : null });
+      const castsBefore = h.casts.length;
+      await assertAccepted(await put(alice, id, { instance: { tls: { required: true } } }));
+      const row = await h.store.instances.get(id);
+      assert.deepEqual(row?.access, version === 'pg15' ? { allowedCidrs: ['10.0.0.0/8'], requireTls: true } : { requireTls: true });
+      assert.equal(row?.taskStatus, 'UPDATING');
+      assert.equal((await queuedTask(id, castsBefore)).kind, 'update_access');
+      const view = json(await show(alice, id)).instance;
+      assert.equal(view.tls.required, true);
+      // Trove's access keys stay as they were
+      assert.deepEqual(view.access, version === 'pg15' ? { allowed_cidrs: ['10.0.0.0/8'] } : { is_public: false });
+    }
+  });
+
+  test('tls.required false allows plaintext again; Trove access updates keep the requirement', async () => {
+    const id = await insertInstance(alice);
+    await h.store.instances.update(id, { access: { requireTls: true } });
+    await assertAccepted(await put(alice, id, { instance: { access: { allowed_cidrs: ['10.1.0.0/16'] } } }));
+    assert.deepEqual((await h.store.instances.get(id))?.access, { allowedCidrs: ['10.1.0.0/16'], requireTls: true });
+
+    const other = await insertInstance(alice);
+    await h.store.instances.update(other, { access: { requireTls: true } });
+    await assertAccepted(await put(alice, other, { instance: { tls: { required: false } } }));
+    assert.equal((await h.store.instances.get(other))?.access, null, 'back to no rules at all');
+    assert.equal(json(await show(alice, other)).instance.tls.required, false);
+  });
+
   test('replica_of (PUT) and slave_of (PATCH) detach a replica: this instance is not one', async () => {
     const id = await insertInstance(alice);
     assertFault(await put(alice, id, { instance: { replica_of: null } }), 400, 'badRequest', `Instance ${id} is not a replica.`);
@@ -205,6 +235,8 @@ describe('PUT /instances/{id}', () => {
     ['another key in access', { instance: { access: { is_public: true, ports: [5432] } } }, /^Validation error: instance\.access/],
     ['a configuration that is not a UUID', { instance: { configuration: '' } }, /instance\.configuration/],
     ['access through PATCH', { instance: { access: { is_public: true } } }, /^Validation error: /, 'PATCH'],
+    ['tls.required not a boolean', { instance: { tls: { required: 'yes' } } }, /instance\.tls\.required/],
+    ['another key in tls', { instance: { tls: { required: true, verify: true } } }, /^Validation error: instance\.tls/],
   ];
   for (const [name, payload, message, method] of invalid) {
     test(`refuses ${name} with 400 and changes nothing`, async () => {

@@ -120,11 +120,23 @@ describe('POST /instances', () => {
     assert.match(cast.requestId, /^req-[0-9a-f-]{36}$/);
   });
 
+  test('tls.required (Coffer) at create: the prepare asks for it and the view says so', async () => {
+    const res = await create(alice, body({ name: 'tls-db', tls: { required: true } }));
+    assert.equal(res.statusCode, 200, res.body);
+    const view = json(res).instance;
+    assert.deepEqual(view.tls, { required: true, ca_certificate: null, expires: null, port: null });
+    assert.equal('access' in view && Object.keys(view.access).length, 0, 'Trove access keys untouched');
+    const task = await h.store.tasks.activeForInstance(view.id);
+    assert.deepEqual((task?.payload as { access: unknown }).access, { requireTls: true });
+    const bad = await create(alice, body({ name: 'tls-bad', tls: { required: 'yes' } }));
+    assert.equal(bad.statusCode, 400);
+  });
+
   test('the create response has exactly the detail fields a non-admin sees', async () => {
     const view = json(await create(alice, body({ name: 'shape' }))).instance;
     assert.deepEqual(Object.keys(view).sort(), [
       'access', 'created', 'datastore', 'flavor', 'id', 'links', 'name', 'operating_status', 'region',
-      'service_status_updated', 'status', 'updated', 'volume',
+      'service_status_updated', 'status', 'tls', 'updated', 'volume',
     ]);
     assert.match(view.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     assert.match(view.created, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/);

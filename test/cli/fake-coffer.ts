@@ -282,8 +282,12 @@ export class FakeCoffer {
   }
 
   private updateInstance(instance: FakeInstance, body: unknown, send: Send) {
-    const update = (body as { instance?: { name?: string; access?: InstanceState } } | undefined)?.instance ?? {};
+    const update = (body as { instance?: { name?: string; access?: InstanceState; tls?: { required: boolean } } } | undefined)?.instance ?? {};
     if (update.name !== undefined) instance.base.name = update.name;
+    if (update.tls !== undefined) {
+      instance.base.tls = { ...(instance.base.tls as InstanceState | undefined), required: update.tls.required };
+      this.follow(instance, { status: 'ACTIVE', operating_status: '' }, {});
+    }
     if (update.access !== undefined) {
       instance.base.access = update.access;
       // Trove's UPDATING shows the server status, without operating_status while it runs.

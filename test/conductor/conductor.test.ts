@@ -94,6 +94,26 @@ test("a failure's first line is the fault message tenants see; the engine's log 
   assert.equal(fault?.details, `${message}\n${log}`);
 });
 
+test("a heartbeat's TLS report is recorded on the instance, and written again only when it changed", async () => {
+  await makeInstance('i-tls');
+  const tls = { caCertificate: '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n', expiresAt: '2027-03-02T21:33:47.000Z', port: 6380 };
+  const beat = (sentAt: number, report: typeof tls): BusMessage => {
+    const message = heartbeatAt('i-tls', 'HEALTHY', sentAt);
+    return { ...message, args: { ...(message.args as object), tls: report } };
+  };
+  const t0 = Date.now();
+  await transport.cast(conductorTopic, beat(t0, tls));
+  const first = await eventually('the TLS report', () => store.instances.get('i-tls'), (i) => i?.tls !== null);
+  assert.deepEqual(first?.tls, tls);
+  await transport.cast(conductorTopic, beat(t0 + 10, tls));
+  await eventually('the second heartbeat', () => store.serviceStatuses.get('i-tls'), (s) => (s?.updatedAt.getTime() ?? 0) > 0);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal((await store.instances.get('i-tls'))?.updatedAt.getTime(), first?.updatedAt.getTime(), 'the same report is not written again');
+  const renewed = { ...tls, expiresAt: '2027-06-01T00:00:00.000Z' };
+  await transport.cast(conductorTopic, beat(t0 + 20, renewed));
+  await eventually('the renewed certificate', () => store.instances.get('i-tls'), (i) => i?.tls?.expiresAt === renewed.expiresAt);
+});
+
 test('heartbeats of unknown instances change nothing', async () => {
   const client = createRpcClient(transport, conductorContract, conductorTopic);
   await client.heartbeat({ instanceId: 'nope', status: 'HEALTHY' });

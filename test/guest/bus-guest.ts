@@ -11,6 +11,7 @@ import {
 } from '../../src/bus/index.js';
 import { silentLogger } from '../../src/common/index.js';
 import { startGuest, type Guest, type GuestOptions } from '../../src/guest/index.js';
+import { testCertificates } from '../support/test-ca.js';
 
 // A guest served on an in-process bus as its agent would start it (signed, as every role's bus
 // is), beside a conductor that only records heartbeats: the guest tests call it over the bus,
@@ -19,18 +20,20 @@ import { startGuest, type Guest, type GuestOptions } from '../../src/guest/index
 export interface BusGuest {
   guest: Guest;
   rpc: RpcClient<typeof guestContract>;
-  /** every heartbeat's status and message, in order */
-  beats: { status: string; message?: string }[];
+  /** every heartbeat's status, message and TLS report, in order */
+  beats: { status: string; message?: string; tls?: { caCertificate: string; expiresAt: string; port: number } }[];
   /** closes the conductor and the bus; the test stops or destroys the guest first */
   closeBus(): Promise<void>;
 }
 
-export async function startBusGuest(options: Pick<GuestOptions, 'instance' | 'engine' | 'runner' | 'desiredState'>): Promise<BusGuest> {
+export async function startBusGuest(
+  options: Pick<GuestOptions, 'instance' | 'engine' | 'runner' | 'desiredState'> & Partial<Pick<GuestOptions, 'certificates'>>,
+): Promise<BusGuest> {
   const transport = await connectTransport('memory:', { key: BusKey.generate() });
   const beats: BusGuest['beats'] = [];
   const conductor = await serveRpc(transport, conductorContract, conductorTopic, {
-    heartbeat: async ({ status, message }) => {
-      beats.push({ status, message });
+    heartbeat: async ({ status, message, tls }) => {
+      beats.push({ status, message, ...(tls === undefined ? {} : { tls }) });
     },
     agentHeartbeat: async () => undefined,
   });
@@ -48,6 +51,7 @@ export async function startBusGuest(options: Pick<GuestOptions, 'instance' | 'en
       saveDesiredState: async () => undefined,
       defaultClientCidrs: ['127.0.0.0/8'],
       rootAllowed: true,
+      certificates: options.certificates ?? (await testCertificates(options.instance.address)),
     });
     return { guest, rpc: createRpcClient(transport, guestContract, guestTopic(options.instance.instanceId)), beats, closeBus };
   } catch (err) {

@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
-import { randomInt } from 'node:crypto';
+import { randomInt, X509Certificate } from 'node:crypto';
 import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import { join, relative, isAbsolute } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { DatabaseSpec, PrepareInput } from '../../src/bus/index.js';
 import { silentLogger } from '../../src/common/index.js';
-import { engineRegistry, type EngineBinary, type EngineDriver, type EngineName } from '../../src/guest/index.js';
+import type { CertificateAuthority } from '../../src/agent/index.js';
+import { engineRegistry, type EngineBinary, type EngineDriver, type EngineName, type TlsMaterial } from '../../src/guest/index.js';
 import { rejectsWithCode } from '../support/coffer-errors.js';
 import { tempDataDir } from '../support/temp-dir.js';
+import { newTestCa, testCa } from '../support/test-ca.js';
 import { localRunner } from './engine-fixture.js';
 
 // One suite for every engine: a real engine process driven through its EngineDriver, checked
@@ -67,6 +69,13 @@ export interface EngineConformanceFixture<S extends EngineSession = EngineSessio
   memoryMb?: { initial: number; resized: number };
   /** false where a resize applies the new memory to the running engine (Redis: CONFIG SET maxmemory) */
   resizeRestarts?: boolean;
+  /**
+   * Logs in over TLS with the engine's real client driver, verifying the server's certificate
+   * against `ca` and the address it connects to; resolves once the engine accepted the login.
+   */
+  connectTls(options: EngineConnectOptions & { ca: string }): Promise<S>;
+  /** the serial number (hex, as X509Certificate.serialNumber) of the certificate the session's server presented */
+  serverCertificateSerial(session: S): string;
   /** kills whatever engine process a failed check left under `root`; the suite removes `root` after */
   cleanUp?(root: string): Promise<void>;
 }
@@ -123,6 +132,11 @@ export function runEngineConformance<S extends EngineSession>(fixture: EngineCon
   let root: string;
   let dir: string;
   let driver: EngineDriver;
+  let ca: CertificateAuthority;
+  /** what the driver serves now */
+  let material: TlsMaterial;
+  const serialOf = (pem: string) => new X509Certificate(pem).serialNumber;
+  const tlsPort = factory.tlsPort(port);
 
   const connect = (options: Omit<EngineConnectOptions, 'address' | 'port'> & { address?: string }) =>
     fixture.connect({ address, port, ...options });
@@ -137,6 +151,16 @@ export function runEngineConformance<S extends EngineSession>(fixture: EngineCon
   };
   const asTenant = <T>(work: (session: S) => Promise<T>) =>
     as({ user: tenant.user, password: tenant.password, database: tenantDatabase }, work);
+  /** connects over TLS trusting `trusted` (default: the CA that signed what the engine serves), runs `work`, always closes */
+  const asTls = async <T>(options: Parameters<typeof connect>[0], work: (session: S) => Promise<T>, trusted?: string): Promise<T> => {
+    const session = await fixture.connectTls({ address, port: tlsPort, ...options, ca: trusted ?? material.caCertificate });
+    try {
+      return await work(session);
+    } finally {
+      await session.end().catch(() => undefined);
+    }
+  };
+  const tenantLogin = () => ({ user: tenant.user, password: tenant.password, database: tenantDatabase });
   const refused = (options: Parameters<typeof connect>[0], message?: string) =>
     assert.rejects(
       as(options, async () => undefined),
@@ -162,6 +186,10 @@ export function runEngineConformance<S extends EngineSession>(fixture: EngineCon
         logger: silentLogger(),
         defaultClientCidrs: ['127.0.0.0/8'],
       });
+      // as the guest does before prepare: the engine serves TLS from its first start
+      ca = await testCa();
+      material = await ca.issue({ address, validityDays: 90 });
+      await driver.installTls(material);
     });
 
     after(async () => {
@@ -455,6 +483,58 @@ export function runEngineConformance<S extends EngineSession>(fixture: EngineCon
         });
       });
     }
+
+    describe('TLS', () => {
+      test('serves TLS with its certificate for its address, verified against the CA', async () => {
+        await asTls(tenantLogin(), async (session) => {
+          assert.equal(fixture.serverCertificateSerial(session), serialOf(material.certificate));
+          assert.equal(await fixture.read(session, 'k1'), 'hello ☃');
+        });
+        // and plaintext while TLS is not required
+        await asTenant(async () => undefined);
+      });
+
+      test('is refused by a client that trusts another CA', async () => {
+        const stranger = await newTestCa();
+        await assert.rejects(asTls(tenantLogin(), async () => undefined, stranger.certificate), 'an unknown CA');
+      });
+
+      test('requires TLS on the running engine: plaintext refused, TLS accepted, and back', async () => {
+        const pid = await driver.processId();
+        await driver.updateAccess({ requireTls: true });
+        try {
+          await refused(tenantLogin(), 'plaintext while TLS is required');
+          await asTls(tenantLogin(), async (session) => assert.equal(await fixture.read(session, 'k1'), 'hello ☃'));
+        } finally {
+          await driver.updateAccess(null);
+        }
+        await asTenant(async () => undefined);
+        assert.equal(await driver.processId(), pid, 'no restart');
+      });
+
+      test('serves a renewed certificate after rotation, without a restart', async () => {
+        const pid = await driver.processId();
+        const before = serialOf(material.certificate);
+        material = await ca.issue({ address, validityDays: 90 });
+        assert.notEqual(serialOf(material.certificate), before);
+        await driver.installTls(material);
+        await asTls(tenantLogin(), async (session) => assert.equal(fixture.serverCertificateSerial(session), serialOf(material.certificate)));
+        assert.equal(await driver.processId(), pid, 'no restart');
+      });
+
+      test('keeps the requirement and the certificate across a restart', async () => {
+        await driver.updateAccess({ requireTls: true });
+        try {
+          await driver.stop();
+          await driver.start();
+          await refused(tenantLogin(), 'plaintext after a restart with TLS required');
+          await asTls(tenantLogin(), async (session) => assert.equal(fixture.serverCertificateSerial(session), serialOf(material.certificate)));
+        } finally {
+          await driver.updateAccess(null);
+        }
+        await asTenant(async () => undefined);
+      });
+    });
 
     test('resizes: runs with settings for the new memory, keeping the data', async () => {
       const before = await asTenant((session) => fixture.memorySetting(session));

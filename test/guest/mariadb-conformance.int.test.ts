@@ -1,7 +1,7 @@
 import { escapeId } from 'mysql2';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { runEngineConformance } from './engine-conformance.suite.js';
-import { cleanUpMysqlFamily, connectTenant } from './mysql-family-fixture.js';
+import { cleanUpMysqlFamily, connectTenant, connectTenantTls, tlsSocketOf } from './mysql-family-fixture.js';
 
 // The engine conformance suite for MariaDB, through mysql2 as a tenant's client would connect.
 
@@ -17,6 +17,8 @@ runEngineConformance<Connection>({
   engine: 'mariadb',
   loopbackPrefix: '127.92',
   connect: (options) => connectTenant(options),
+  connectTls: (options) => connectTenantTls(options),
+  serverCertificateSerial: (connection) => tlsSocketOf(connection).getPeerCertificate().serialNumber,
   async write(connection, key, value) {
     const table = escapeId(await tableOf(connection), true);
     await connection.query(`CREATE TABLE IF NOT EXISTS ${table} (k VARCHAR(100) PRIMARY KEY, v TEXT) CHARACTER SET utf8mb4`);

@@ -1,5 +1,6 @@
 import { readdir, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
+import { checkServerIdentity, type TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { createConnection, type Connection } from 'mysql2/promise';
 import { serversIn } from '../../src/guest/engines/mysql-family/server.js';
@@ -11,6 +12,39 @@ import type { EngineConnectOptions } from './engine-conformance.suite.js';
 /** Logs in over TCP as a tenant's client would; resolves once the server accepted the login. */
 export async function connectTenant(login: EngineConnectOptions): Promise<Connection> {
   const connection = await createConnection({
+    ...mysqlConnectOptions(login),
+  });
+  connection.on('error', () => undefined);
+  return connection;
+}
+
+/** The TLS socket under a connection that switched to TLS. */
+export function tlsSocketOf(connection: Connection): TLSSocket {
+  return (connection as unknown as { connection: { stream: TLSSocket } }).connection.stream;
+}
+
+/**
+ * Logs in over TLS as `mariadb --ssl-ca … --ssl-verify-server-cert` would: the chain up to `ca`,
+ * then the address in the certificate (mysql2 checks names only, not IP addresses: done here).
+ * A new `ssl` object each time: mysql2 would otherwise resume an earlier TLS session, whose
+ * certificate may be one the server no longer serves.
+ */
+export async function connectTenantTls(login: EngineConnectOptions & { ca: string }): Promise<Connection> {
+  const connection = await createConnection({
+    ...mysqlConnectOptions(login),
+    ssl: { ca: login.ca, rejectUnauthorized: true, verifyIdentity: false },
+  });
+  connection.on('error', () => undefined);
+  const mismatch = checkServerIdentity(login.address, tlsSocketOf(connection).getPeerCertificate());
+  if (mismatch !== undefined) {
+    connection.destroy();
+    throw mismatch;
+  }
+  return connection;
+}
+
+function mysqlConnectOptions(login: EngineConnectOptions) {
+  return {
     host: login.address,
     port: login.port,
     user: login.user,
@@ -22,9 +56,7 @@ export async function connectTenant(login: EngineConnectOptions): Promise<Connec
       : { stream: () => connect({ host: login.address, port: login.port, localAddress: login.localAddress }) }),
     connectTimeout: 10_000,
     charset: 'utf8mb4_general_ci',
-  });
-  connection.on('error', () => undefined);
-  return connection;
+  };
 }
 
 /** Kills every server working in a data directory under `root` (three levels down at most), then removes `root`. */

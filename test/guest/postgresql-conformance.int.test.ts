@@ -1,4 +1,5 @@
 import { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { Client, escapeIdentifier } from 'pg';
 import { runEngineConformance, type EngineConnectOptions } from './engine-conformance.suite.js';
 import { cleanUp } from './engine-fixture.js';
@@ -13,8 +14,10 @@ function boundSocket(localAddress: string): Socket {
   return socket;
 }
 
-async function connect(options: EngineConnectOptions): Promise<Client> {
+async function connect(options: EngineConnectOptions & { ca?: string }): Promise<Client> {
   const client = new Client({
+    // verified as `sslmode=verify-full` does: the chain up to `ca`, and the address in the certificate
+    ...(options.ca === undefined ? {} : { ssl: { ca: options.ca, rejectUnauthorized: true } }),
     host: options.address,
     port: options.port,
     // pg falls back to the OS user for an empty name: still no role of the instance's
@@ -43,6 +46,9 @@ runEngineConformance<Client>({
   engine: 'postgresql',
   loopbackPrefix: '127.91',
   connect,
+  connectTls: connect,
+  serverCertificateSerial: (client) =>
+    ((client as unknown as { connection: { stream: TLSSocket } }).connection.stream).getPeerCertificate().serialNumber,
   async write(client, key, value) {
     const table = escapeIdentifier(tableOf(client));
     await client.query(`CREATE TABLE IF NOT EXISTS ${table} (key text PRIMARY KEY, value text)`);

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { readdir } from 'node:fs/promises';
 import type { Redis } from 'ioredis';
 import { killServerProcesses } from '../../src/guest/engines/redis/server-process.js';
@@ -11,11 +12,12 @@ interface RedisSession extends EngineSession {
   client: Redis;
 }
 
-async function connect(options: EngineConnectOptions): Promise<RedisSession> {
+async function connect(options: EngineConnectOptions & { ca?: string }): Promise<RedisSession> {
   // ioredis connects from the kernel's choice of address; the suite asks for a source address
   // only to check access rules and user hosts, which Redis has neither of
   if (options.localAddress !== undefined) throw new Error('the Redis fixture cannot choose a source address');
-  const client = await connectRedis(options.address, options.port, options.password === undefined ? [] : [options.user, options.password]);
+  const auth = options.password === undefined ? [] : [options.user, options.password];
+  const client = await connectRedis(options.address, options.port, auth, options.ca === undefined ? undefined : { ca: options.ca });
   try {
     // the login counts once a command went through
     await client.ping();
@@ -42,6 +44,8 @@ runEngineConformance<RedisSession>({
   engine: 'redis',
   loopbackPrefix: '127.93',
   connect,
+  connectTls: connect,
+  serverCertificateSerial: ({ client }) => (client.stream as TLSSocket).getPeerCertificate().serialNumber,
   async write({ client }, key, value) {
     await client.set(key, value);
   },

@@ -24,6 +24,7 @@ import { killServerProcesses } from '../../src/guest/engines/redis/server-proces
 import { rejectsWithCode } from '../support/coffer-errors.js';
 import { makeVhost } from '../support/rabbitmq-vhost.js';
 import { connectRedis } from '../support/redis-client.js';
+import { testCertificates } from '../support/test-ca.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { until } from '../support/wait.js';
 import { localRunner } from './engine-fixture.js';
@@ -77,6 +78,7 @@ describe('a guest on the signed bus, attacked by a process with the broker crede
       engine: { manager: 'redis', binary: discovery.binaries[0]! },
       runner,
       desiredState: 'running',
+      certificates: await testCertificates(address),
       transport: guestBus,
       logger,
       heartbeatIntervalMs: 600_000,

@@ -31,6 +31,7 @@ export function fakeGuestHandlers(overrides: Partial<GuestHandlers> = {}): Guest
     revokeAccess: unsupported,
     enableRoot: unsupported,
     disableRoot: unsupported,
+    rotateCertificate: noop,
     ...overrides,
   };
 }

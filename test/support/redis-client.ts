@@ -5,8 +5,10 @@ import { Redis } from 'ioredis';
  * connection with no retries or offline queue: a refused login or a server that is gone fails
  * the call at once. The client is disconnected when connecting or AUTH fails.
  */
-export async function connectRedis(host: string, port: number, auth: readonly string[] = []): Promise<Redis> {
+export async function connectRedis(host: string, port: number, auth: readonly string[] = [], tls?: { ca: string }): Promise<Redis> {
   const client = new Redis({
+    // verified as `redis-cli --tls --cacert` does: the chain up to `ca`, and the address in the certificate
+    ...(tls === undefined ? {} : { tls: { ca: tls.ca, rejectUnauthorized: true } }),
     host,
     port,
     lazyConnect: true,

@@ -87,6 +87,13 @@ function accessOf(input: InstanceInput): InstanceAccess | null {
   return access;
 }
 
+/** Coffer's `tls: {required}` rides with the access rules: both say who may connect, and how. */
+function accessWithTls(input: InstanceInput): InstanceAccess | null {
+  const access = accessOf(input);
+  if (input.tls?.required !== true) return access;
+  return { ...access, requireTls: true };
+}
+
 export async function createInstance(
   deps: TroveDeps,
   auth: AuthContext,
@@ -127,7 +134,7 @@ export async function createInstance(
   }
 
   const now = new Date();
-  const access = accessOf(input);
+  const access = accessWithTls(input);
   const instance: InstanceRow = {
     id: newUuid(),
     name: input.name,
@@ -142,6 +149,7 @@ export async function createInstance(
     address: null,
     port: null,
     access,
+    tls: null,
     createdAt: now,
     updatedAt: now,
     deleted: false,
@@ -162,7 +170,7 @@ export async function createInstance(
     createdAt: now,
     updatedAt: now,
   };
-  const { deleted: _deleted, deletedAt: _deletedAt, host: _host, address: _address, port: _port, ...newInstance } = instance;
+  const { deleted: _deleted, deletedAt: _deletedAt, host: _host, address: _address, port: _port, tls: _tls, ...newInstance } = instance;
   await deps.store.transaction(async (tx) => {
     // The quota check and the insert share the transaction and the project's quota lock, so
     // concurrent creates cannot both pass on the same free slot (reference 7.1 deltas).

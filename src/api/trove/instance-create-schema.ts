@@ -45,6 +45,8 @@ export const createInstanceSchema = z.object({
         allowed_cidrs: z.array(z.string().refine(isCidr, 'is not a valid CIDR')).optional(),
       })
       .optional(),
+    // Coffer's extension: refuse plaintext clients from the start
+    tls: z.strictObject({ required: z.boolean().optional() }).optional(),
     replica_of: nonEmpty.optional(),
     replica_count: z.number().int().min(1).max(3).optional(),
     restorePoint: z.object({ backupRef: nonEmpty }).optional(),

@@ -24,6 +24,8 @@ export const updateInstanceSchema = z.strictObject({
         is_public: z.boolean().optional(),
         allowed_cidrs: z.array(z.string().refine(isCidr, 'is not a valid CIDR')).optional(),
       }),
+      // Coffer's extension: refuse (or allow again) plaintext clients
+      tls: z.strictObject({ required: z.boolean() }),
     })
     .partial(),
 });

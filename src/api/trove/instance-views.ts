@@ -28,10 +28,13 @@ export interface InstanceViewContext extends LinkContext {
 }
 
 function accessView(instance: InstanceRow) {
-  if (instance.access !== null) {
+  // Coffer's requireTls is shown as `tls.required`, not among Trove's access keys
+  const { requireTls, ...trove } = instance.access ?? {};
+  const onlyTls = requireTls !== undefined && Object.keys(trove).length === 0;
+  if (instance.access !== null && !onlyTls) {
     return {
-      ...(instance.access.isPublic === undefined ? {} : { is_public: instance.access.isPublic }),
-      ...(instance.access.allowedCidrs === undefined ? {} : { allowed_cidrs: instance.access.allowedCidrs }),
+      ...(trove.isPublic === undefined ? {} : { is_public: trove.isPublic }),
+      ...(trove.allowedCidrs === undefined ? {} : { allowed_cidrs: trove.allowedCidrs }),
     };
   }
   // Trove computes is_public from a public address when addresses are known; Coffer's are private.
@@ -66,6 +69,20 @@ export function instanceSummaryView(data: InstanceViewData, ctx: InstanceViewCon
   };
 }
 
+/**
+ * Coffer's extension: the CA certificate that signed the instance's certificate (clients verify
+ * the server with it), when that certificate expires (it is renewed before), the port TLS
+ * clients connect to, and whether plaintext clients are refused. Null until the guest reported.
+ */
+function tlsView(instance: InstanceRow) {
+  return {
+    required: instance.access?.requireTls === true,
+    ca_certificate: instance.tls?.caCertificate ?? null,
+    expires: instance.tls === null ? null : troveTimestamp(new Date(instance.tls.expiresAt)),
+    port: instance.tls?.port ?? null,
+  };
+}
+
 export function instanceDetailView(data: InstanceViewData, ctx: InstanceViewContext, volumeUsedGb?: number) {
   const { instance, version, service, fault } = data;
   const view = instanceSummaryView(data, ctx);
@@ -76,6 +93,7 @@ export function instanceDetailView(data: InstanceViewData, ctx: InstanceViewCont
     created: troveTimestamp(instance.createdAt),
     updated: troveTimestamp(instance.updatedAt),
     service_status_updated: troveTimestamp(service?.updatedAt ?? instance.updatedAt),
+    tls: tlsView(instance),
     ...(fault === undefined
       ? {}
       : {

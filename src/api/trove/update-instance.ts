@@ -41,6 +41,7 @@ export async function updateInstance(deps: TroveDeps, instance: InstanceRow, inp
   if ('configuration' in input) throw notSupportedYet('Attaching or detaching a configuration group');
   if (input.datastore_version !== undefined) return upgrade(deps, instance, input.datastore_version);
   if (input.access !== undefined) return updateAccess(deps, instance, input.access, context);
+  if (input.tls !== undefined) return updateTls(deps, instance, input.tls.required, context);
 }
 
 /** Only a no-op is possible yet: upgrading to the version the instance already runs (Trove: 202). */
@@ -67,16 +68,36 @@ async function updateAccess(
       `Operation not supported for datastore ${version?.manager ?? 'unknown'}: its engine does not enforce access rules.`,
     );
   }
+  const access: InstanceAccess = {
+    ...(body.is_public === undefined ? {} : { isPublic: body.is_public }),
+    ...(body.allowed_cidrs === undefined ? {} : { allowedCidrs: body.allowed_cidrs }),
+    // Trove's access body replaces the rules; Coffer's TLS requirement stays as it was
+    ...(instance.access?.requireTls === true ? { requireTls: true } : {}),
+  };
+  await queueAccessTask(deps, instance, access, 'Updating the access rules of the instance.', context);
+}
+
+/** Coffer's `tls: {required}`: every engine enforces it, through the same task as the access rules. */
+async function updateTls(deps: TroveDeps, instance: InstanceRow, required: boolean, context: RequestContext): Promise<void> {
+  const { requireTls: _previous, ...rest } = instance.access ?? {};
+  const access: InstanceAccess | null = required ? { ...rest, requireTls: true } : Object.keys(rest).length > 0 ? rest : null;
+  const description = required ? 'Requiring TLS for client connections.' : 'Allowing plaintext client connections.';
+  await queueAccessTask(deps, instance, access, description, context);
+}
+
+async function queueAccessTask(
+  deps: TroveDeps,
+  instance: InstanceRow,
+  access: InstanceAccess | null,
+  description: string,
+  context: RequestContext,
+): Promise<void> {
   // Trove leaves this unchecked; Coffer refuses while another task owns the instance, so that a
   // create, resize or delete is never taken over.
   const check = (current: InstanceRow) => {
     if (!accessUpdatable.has(current.taskStatus)) throw notAvailable(current.id, 'task', taskAction(current.taskStatus));
   };
   check(instance);
-  const access: InstanceAccess = {
-    ...(body.is_public === undefined ? {} : { isPublic: body.is_public }),
-    ...(body.allowed_cidrs === undefined ? {} : { allowedCidrs: body.allowed_cidrs }),
-  };
   const resumeTask = instance.taskStatus === 'RESTART_REQUIRED' ? 'RESTART_REQUIRED' : 'NONE';
   await queueInstanceTask(
     deps,
@@ -84,7 +105,7 @@ async function updateAccess(
     {
       kind: 'update_access',
       // The wanted access is the instance's from now on; the flow applies it from the row.
-      patch: { access, taskStatus: 'UPDATING', taskDescription: 'Updating the access rules of the instance.' },
+      patch: { access, taskStatus: 'UPDATING', taskDescription: description },
       payload: { requestId: context.requestId, resumeTask } satisfies UpdateAccessTaskPayload,
       recheck: async (current) => check(current),
     },

@@ -44,6 +44,14 @@ export function engineVersionKey(manager: string, versionName: string): string {
   return `${manager}/${versionName}`;
 }
 
+/** An instance's TLS: the CA that signed its certificate, when that expires, and the port TLS clients use. */
+export const instanceTlsReport = z.object({
+  caCertificate: z.string().max(20_000),
+  expiresAt: z.iso.datetime(),
+  port: z.number().int().min(1).max(65_535),
+});
+export type InstanceTlsReport = z.infer<typeof instanceTlsReport>;
+
 // Topic `conductor`, competing consumers: the only path from guests to the state database.
 export const conductorContract = defineService('conductor', '1.0', {
   heartbeat: cast(
@@ -54,6 +62,8 @@ export const conductorContract = defineService('conductor', '1.0', {
       volumeUsedBytes: z.number().int().nonnegative().optional(),
       /** what went wrong, with FAILED or CRASHED: becomes the instance's fault message */
       message: z.string().max(1000).optional(),
+      /** the instance's TLS as its clients see it, sent when it changed (a new certificate or CA) */
+      tls: instanceTlsReport.optional(),
     }),
   ),
   /**

@@ -30,9 +30,12 @@ export const userChanges = z.object({
 });
 export type UserChanges = z.infer<typeof userChanges>;
 
-/** Who may connect: Trove's `access`. No CIDRs: the host's default client ranges. */
+/**
+ * Who may connect, and how: Trove's `access`, plus Coffer's `requireTls` (plaintext clients
+ * refused). No CIDRs: the host's default client ranges.
+ */
 export const accessSpec = z
-  .object({ isPublic: z.boolean().optional(), allowedCidrs: z.array(z.string()).optional() })
+  .object({ isPublic: z.boolean().optional(), allowedCidrs: z.array(z.string()).optional(), requireTls: z.boolean().optional() })
   .nullable();
 export type AccessSpec = z.infer<typeof accessSpec>;
 
@@ -87,6 +90,9 @@ export const guestContract = defineService('guest', '1.0', {
   enableRoot: call(z.object({ password: z.string() }), z.object({ name: z.string() }), high),
   /** locks root out again (a random password, or the user removed) */
   disableRoot: call(none, none, high),
+
+  /** a new server certificate from the host's CA, served by the running engine without a restart */
+  rotateCertificate: call(none, none, high),
 });
 
 export function guestTopic(instanceId: string): string {

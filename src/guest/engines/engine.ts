@@ -34,6 +34,13 @@ export interface EngineDiscovery {
   binaries: EngineBinary[];
 }
 
+/** An instance's server certificate, its private key and the CA certificate that signed it, in PEM. */
+export interface TlsMaterial {
+  certificate: string;
+  privateKey: string;
+  caCertificate: string;
+}
+
 /** Where and how one instance lives. */
 export interface InstancePlacement {
   instanceId: string;
@@ -139,8 +146,18 @@ export interface EngineDriver {
   processId(): Promise<number | undefined>;
   /** renders the configuration for a flavor with `memoryMb` of RAM and restarts the engine with it (applies it live where the engine can); leaves the engine running */
   resize(memoryMb: number): Promise<void>;
-  /** applies `access` to the engine's own rules on the running engine (see capability `accessRules`) */
+  /**
+   * applies `access` to the engine's own rules on the running engine: client ranges (see
+   * capability `accessRules`) and whether plaintext clients are refused (`requireTls`, every engine)
+   */
   updateAccess(access: AccessSpec): Promise<void>;
+  /**
+   * Writes the instance's certificate and key (the key readable by the engine's user alone). A
+   * running engine serves them to new connections without a restart; from then on the engine
+   * serves TLS, also after a resize or restart. Before the first install it serves plaintext only,
+   * and refuses `requireTls`.
+   */
+  installTls(material: TlsMaterial): Promise<void>;
   /** the engine's log files by log name (e.g. `general`), absolute paths inside the instance directory */
   logFiles(): Record<string, string>;
   /** present exactly when the engine's capabilities declare `databases` */
@@ -161,6 +178,8 @@ export interface EngineFactory {
    */
   readonly rootReachesOsUser: boolean;
   readonly standardPort: number;
+  /** the port TLS clients connect to on an instance listening on `port` */
+  tlsPort(port: number): number;
   /** finds the versions this host can run; `extraBinDirs` are searched first */
   discover(extraBinDirs: readonly string[], runner: ProcessRunner): Promise<EngineDiscovery>;
   /** throws a CofferError when an instance cannot live in `dir` (e.g. a socket path too long) */

@@ -61,6 +61,7 @@ export const mariadbFlavor: MysqlFamilyFlavor = {
       `--extra-file=${initFile}`,
     ],
   }),
+  reloadTlsStatement: 'FLUSH SSL',
   initSql: mariadbInitSql,
   isSystemAccount: (name) => name === 'mariadb.sys' || name.startsWith('mysql.') || name === 'PUBLIC',
 };

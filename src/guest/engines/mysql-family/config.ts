@@ -48,6 +48,8 @@ export interface MyCnfInput {
   pidFile: string;
   slowLog: string;
   generalLog: string;
+  /** TLS options (see tls.ts) */
+  tls?: readonly string[];
   /** settings only this engine of the family knows */
   extra: (memory: MemorySettings) => readonly string[];
 }
@@ -81,6 +83,7 @@ export function renderMyCnf(input: MyCnfInput): string {
     'long_query_time = 10',
     'general_log = OFF',
     `general_log_file = ${optionValue(input.generalLog)}`,
+    ...(input.tls ?? []),
     ...input.extra(memory),
   ];
   return `${lines.join('\n')}\n`;

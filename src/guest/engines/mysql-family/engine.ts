@@ -4,8 +4,9 @@ import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
 import { CofferError } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
-import type { EngineContext, EngineDriver, EngineFactory, EngineHealth, PrepareTimings } from '../engine.js';
+import type { EngineContext, EngineDriver, EngineFactory, EngineHealth, PrepareTimings, TlsMaterial } from '../engine.js';
 import { checkSocketPath, fileExists, writeEngineFile } from '../engine-files.js';
+import { checkTlsRequirement, installedTlsFiles, readTlsRequired, saveTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { registrySchema } from './account-registry.js';
 import { MysqlFamilyAdmin } from './admin.js';
@@ -16,6 +17,7 @@ import { answersQueries, type AdminEndpoint } from './connection.js';
 import type { MysqlFamilyFlavor, ServerTools } from './flavor.js';
 import { runningServer, serversIn, stopServer, waitUntilReady } from './server.js';
 import { adminUser, checkDatabaseName } from './sql.js';
+import { mysqlTlsOptions, reloadTls, setRequireSecureTransport } from './tls.js';
 
 // A MySQL-family server (MariaDB, MySQL) as a supervised local process: the data directory
 // initialised once with an init file that leaves only the guest's own account (no anonymous
@@ -138,8 +140,9 @@ class MysqlFamilyDriver implements EngineDriver {
     return access?.allowedCidrs?.length ? access.allowedCidrs : this.context.defaultClientCidrs;
   }
 
-  private renderConf(memoryMb: number): string {
+  private renderConf(memoryMb: number, tls: TlsFiles | undefined, requireTls: boolean): string {
     return renderMyCnf({
+      tls: mysqlTlsOptions(tls, requireTls),
       memoryMb,
       address: this.context.placement.address,
       port: this.context.placement.port,
@@ -159,7 +162,9 @@ class MysqlFamilyDriver implements EngineDriver {
     for (const database of input.databases) checkDatabaseName(database.name);
     this.admin.checkUsers(input.users);
     const cidrs = this.clientCidrs(input.access);
-    const conf = this.renderConf(input.memoryMb);
+    const tls = await installedTlsFiles(this.context.placement.dir);
+    const requireTls = checkTlsRequirement(input.access, tls);
+    const conf = this.renderConf(input.memoryMb, tls, requireTls);
 
     if (!(await fileExists(this.paths.initialised))) {
       await this.initialise(input.adminPassword, conf);
@@ -168,6 +173,7 @@ class MysqlFamilyDriver implements EngineDriver {
     }
     const initialised = performance.now();
     await this.writeEngineFile(this.paths.configFile, conf);
+    await saveTlsRequired(this.context.placement.dir, requireTls);
     await this.start();
     const started = performance.now();
     await this.admin.run(async (connection) => {
@@ -208,7 +214,8 @@ class MysqlFamilyDriver implements EngineDriver {
 
   async resize(memoryMb: number): Promise<void> {
     // rendered before the stop: a bad value leaves the running engine alone
-    const conf = this.renderConf(memoryMb);
+    const dir = this.context.placement.dir;
+    const conf = this.renderConf(memoryMb, await installedTlsFiles(dir), await readTlsRequired(dir));
     await this.stop();
     await this.writeEngineFile(this.paths.configFile, conf);
     await this.start();
@@ -216,10 +223,39 @@ class MysqlFamilyDriver implements EngineDriver {
 
   async updateAccess(access: AccessSpec): Promise<void> {
     const cidrs = this.clientCidrs(access);
+    const dir = this.context.placement.dir;
+    const requireTls = checkTlsRequirement(access, await installedTlsFiles(dir));
     await this.admin.run(async (connection) => {
       await this.admin.registry.setAccessRules(connection, cidrs);
       await this.admin.registry.reconcileAll(connection);
+      await setRequireSecureTransport(connection, requireTls);
     });
+    // my.cnf is rendered again from the saved choice when the flavor changes
+    await saveTlsRequired(dir, requireTls);
+    await this.rewriteTlsOptions();
+  }
+
+  async installTls(material: TlsMaterial): Promise<void> {
+    await writeTlsFiles(this.runner, this.context.placement.dir, material);
+    await this.rewriteTlsOptions();
+    if ((await runningServer(this.paths.pidFile, this.paths.dataDir)) !== undefined) {
+      await this.admin.run((connection) => reloadTls(connection, this.flavor));
+    }
+  }
+
+  /**
+   * The TLS lines of the my.cnf in place, so that a restart keeps what the running server was
+   * told; the rest of the file (rendered from the flavor) stays as it is.
+   */
+  private async rewriteTlsOptions(): Promise<void> {
+    const dir = this.context.placement.dir;
+    const current = await readFile(this.paths.configFile, 'utf8').catch(() => undefined);
+    if (current === undefined) return;
+    const tlsLines = mysqlTlsOptions(await installedTlsFiles(dir), await readTlsRequired(dir));
+    const kept = current.split('\n').filter((line) => !/^(ssl_cert|ssl_key|require_secure_transport) =/.test(line));
+    const end = kept.at(-1) === '' ? kept.length - 1 : kept.length;
+    const next = [...kept.slice(0, end), ...tlsLines, ...kept.slice(end)].join('\n');
+    await this.writeEngineFile(this.paths.configFile, next);
   }
 
   logFiles(): Record<string, string> {
@@ -284,6 +320,8 @@ export function mysqlFamilyEngine(flavor: MysqlFamilyFlavor): EngineFactory {
     capabilities: mysqlFamilyCapabilities,
     rootReachesOsUser: true,
     standardPort,
+    // TLS and plaintext on one port: the client switches to TLS in the handshake
+    tlsPort: (port) => port,
     discover: (extraBinDirs, runner) => discoverMysqlFamily(flavor, extraBinDirs, runner),
     checkInstanceDir: (dir) => checkSocketPath(flavor.title, layout(dir).socket),
     create: (context) => new MysqlFamilyDriver(flavor, context),

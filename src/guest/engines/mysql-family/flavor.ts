@@ -50,6 +50,8 @@ export interface MysqlFamilyFlavor {
   initCommand(tools: ServerTools, defaultsFile: string, initFile: string): { file: string; args: string[] };
   /** the init file's SQL: drop what the initialisation left for root and anonymous users, add the admin account */
   initSql(adminPasswordHash: string): string;
+  /** makes the running server read its certificate and key again (MariaDB `FLUSH SSL`) */
+  readonly reloadTlsStatement: string;
   /** accounts the engine creates for itself, never listed nor touched */
   isSystemAccount(name: string): boolean;
 }

@@ -54,6 +54,7 @@ export const mysqlFlavor: MysqlFamilyFlavor = {
     file: tools.server,
     args: [`--defaults-file=${defaultsFile}`, '--initialize-insecure', `--init-file=${initFile}`],
   }),
+  reloadTlsStatement: 'ALTER INSTANCE RELOAD TLS',
   initSql: mysqlInitSql,
   isSystemAccount: (name) => name.startsWith('mysql.'),
 };

@@ -1,5 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { CofferError } from '../../../common/index.js';
+import type { TlsFiles } from '../tls-files.js';
+import { postgresqlTlsSettings, tenantConnectionType } from './tls.js';
 
 // postgresql.conf and pg_hba.conf, rendered whole from the flavor and the placement: the files
 // initdb writes are replaced, so what runs is exactly what is written here.
@@ -44,6 +46,8 @@ export interface ServerConfigInput {
   port: number;
   socketDir: string;
   hbaFile: string;
+  /** undefined: no certificate installed yet */
+  tls?: TlsFiles;
 }
 
 export function renderPostgresqlConf(input: ServerConfigInput): string {
@@ -56,6 +60,7 @@ export function renderPostgresqlConf(input: ServerConfigInput): string {
     // initdb's own pg_hba.conf in the data directory stays unused
     ['hba_file', configString(input.hbaFile)],
     ['password_encryption', "'scram-sha-256'"],
+    ...postgresqlTlsSettings(input.tls, configString),
     ['max_connections', String(memory.maxConnections)],
     ['shared_buffers', `'${memory.sharedBuffersMb}MB'`],
     ['effective_cache_size', `'${memory.effectiveCacheSizeMb}MB'`],
@@ -94,17 +99,19 @@ function parseCidr(cidr: string): string {
 
 /**
  * Password (SCRAM) logins only, nothing trusted: the administrative role logs in over the
- * instance's own socket only and is refused over TCP; everyone else over TCP from `clientCidrs`.
+ * instance's own socket only and is refused over TCP; everyone else over TCP from `clientCidrs`
+ * (over TLS only when `requireTls`).
  */
-export function renderPgHba(adminRole: string, clientCidrs: readonly string[]): string {
+export function renderPgHba(adminRole: string, clientCidrs: readonly string[], requireTls = false): string {
   const cidrs = clientCidrs.map(parseCidr);
+  const type = tenantConnectionType(requireTls);
   const lines = [
     '# Written by Coffer; rewritten on prepare.',
     '# TYPE  DATABASE  USER  ADDRESS  METHOD',
     `local all ${adminRole} scram-sha-256`,
     `host all ${adminRole} 0.0.0.0/0 reject`,
     `host all ${adminRole} ::/0 reject`,
-    ...cidrs.map((cidr) => `host all all ${cidr} scram-sha-256`),
+    ...cidrs.map((cidr) => `${type} all all ${cidr} scram-sha-256`),
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -11,6 +11,7 @@ import type {
   EngineFactory,
   EngineHealth,
   PrepareTimings,
+  TlsMaterial,
 } from '../engine.js';
 import {
   adminRole,
@@ -28,6 +29,7 @@ import { PostgresqlDatabaseAdmin } from './database-admin.js';
 import { PostgresqlRootAdmin } from './root-admin.js';
 import { PostgresqlUserAdmin } from './user-admin.js';
 import { checkSocketPath, fileExists, writeEngineFile } from '../engine-files.js';
+import { checkTlsRequirement, installedTlsFiles, saveTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { killDataDirProcesses, runningPostmaster, stopPostmaster, waitUntilReady } from './postmaster.js';
 import { initdbArguments, postgresqlWarmStart, syncDirectory, takeWarmCluster } from './warm-cluster.js';
@@ -125,8 +127,9 @@ class PostgresqlDriver implements EngineDriver {
   async prepare(input: PrepareInput): Promise<PrepareTimings> {
     const began = performance.now();
     checkPrepareNames(input);
-    const hba = this.renderHba(input.access);
-    const conf = this.renderConf(input.memoryMb);
+    const tls = await installedTlsFiles(this.context.placement.dir);
+    const hba = this.renderHba(input.access, tls);
+    const conf = this.renderConf(input.memoryMb, tls);
 
     let sync: Promise<unknown> = Promise.resolve();
     let poolPassword: string | undefined;
@@ -140,6 +143,7 @@ class PostgresqlDriver implements EngineDriver {
     try {
       await writeEngineFile(this.runner, this.paths.configFile, conf);
       await writeEngineFile(this.runner, this.paths.hbaFile, hba);
+      await saveTlsRequired(this.context.placement.dir, input.access?.requireTls === true);
       await this.start();
       const started = performance.now();
       const endpoint = await this.endpoint();
@@ -200,24 +204,25 @@ class PostgresqlDriver implements EngineDriver {
     return { sync };
   }
 
-  private renderHba(access: AccessSpec): string {
+  private renderHba(access: AccessSpec, tls: TlsFiles | undefined): string {
     const cidrs = access?.allowedCidrs?.length ? access.allowedCidrs : this.context.defaultClientCidrs;
-    return renderPgHba(adminRole, cidrs);
+    return renderPgHba(adminRole, cidrs, checkTlsRequirement(access, tls));
   }
 
-  private renderConf(memoryMb: number): string {
+  private renderConf(memoryMb: number, tls: TlsFiles | undefined): string {
     return renderPostgresqlConf({
       memoryMb,
       address: this.context.placement.address,
       port: this.context.placement.port,
       socketDir: this.paths.socketDir,
       hbaFile: this.paths.hbaFile,
+      tls,
     });
   }
 
   async resize(memoryMb: number): Promise<void> {
     // rendered before the stop: a bad value leaves the running engine alone
-    const conf = this.renderConf(memoryMb);
+    const conf = this.renderConf(memoryMb, await installedTlsFiles(this.context.placement.dir));
     const previous = await readFile(this.paths.configFile, 'utf8');
     await this.stop();
     await writeEngineFile(this.runner, this.paths.configFile, conf);
@@ -234,8 +239,20 @@ class PostgresqlDriver implements EngineDriver {
   }
 
   async updateAccess(access: AccessSpec): Promise<void> {
-    await writeEngineFile(this.runner, this.paths.hbaFile, this.renderHba(access));
-    // a stopped engine reads the file when it starts
+    const dir = this.context.placement.dir;
+    await writeEngineFile(this.runner, this.paths.hbaFile, this.renderHba(access, await installedTlsFiles(dir)));
+    await saveTlsRequired(dir, access?.requireTls === true);
+    await this.reloadIfRunning();
+  }
+
+  async installTls(material: TlsMaterial): Promise<void> {
+    await writeTlsFiles(this.runner, this.context.placement.dir, material);
+    // new connections get the new certificate; open sessions keep theirs
+    await this.reloadIfRunning();
+  }
+
+  /** a stopped engine reads its files when it starts */
+  private async reloadIfRunning(): Promise<void> {
     if ((await runningPostmaster(this.paths.dataDir)) !== undefined) await reloadConfiguration(await this.endpoint());
   }
 
@@ -301,6 +318,8 @@ export const postgresqlEngine: EngineFactory = {
   capabilities: postgresqlCapabilities,
   rootReachesOsUser: true,
   standardPort,
+  // TLS and plaintext on one port: the client asks for TLS first (SSLRequest)
+  tlsPort: (port) => port,
   discover: discoverPostgresql,
   checkInstanceDir: (dir) => checkSocketPath('PostgreSQL', socketPath(dir)),
   create: (context) => new PostgresqlDriver(context),

@@ -1,5 +1,7 @@
 import { isIP } from 'node:net';
 import { CofferError } from '../../../common/index.js';
+import type { TlsFiles } from '../tls-files.js';
+import { redisTlsSettings } from './tls.js';
 
 // redis.conf, rendered whole from the flavor and the placement: nothing of Debian's
 // /etc/redis/redis.conf applies, so what runs is exactly what is written here.
@@ -28,6 +30,9 @@ export interface RedisConfigInput {
   socketPath: string;
   pidFile: string;
   aclFile: string;
+  /** undefined: no certificate installed yet */
+  tls?: TlsFiles;
+  requireTls?: boolean;
 }
 
 export function renderRedisConf(input: RedisConfigInput): string {
@@ -38,7 +43,7 @@ export function renderRedisConf(input: RedisConfigInput): string {
   const settings: [string, string][] = [
     // the instance's own address only: other instances on this host listen on 6379 too
     ['bind', input.address],
-    ['port', String(input.port)],
+    ...redisTlsSettings(input.tls, input.port, input.requireTls === true),
     ['protected-mode', 'yes'],
     // the guest's way in; 0700: only the engine's user (and root) may connect
     ['unixsocket', configString(input.socketPath)],

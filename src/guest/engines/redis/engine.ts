@@ -4,8 +4,9 @@ import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
 import { CofferError, newPassword } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
-import type { EngineContext, EngineDriver, EngineFactory, EngineHealth, PrepareTimings } from '../engine.js';
+import type { EngineContext, EngineDriver, EngineFactory, EngineHealth, PrepareTimings, TlsMaterial } from '../engine.js';
 import { checkSocketPath, fileExists, writeEngineFile } from '../engine-files.js';
+import { checkTlsRequirement, installedTlsFiles, readTlsRequired, saveTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { renderInitialAclFile } from './acl.js';
 import {
@@ -15,11 +16,13 @@ import {
   RedisRootAdmin,
   RedisUserAdmin,
   setMaxmemory,
+  withAdminClient,
   type AdminEndpoint,
 } from './admin.js';
 import { discoverRedis, missingBinaryReason } from './binaries.js';
 import { redisCapabilities } from './capabilities.js';
 import { maxmemoryMb, renderRedisConf } from './config.js';
+import { applyTls, isTlsSetting, redisTlsPort, redisTlsSettings } from './tls.js';
 import { killServerProcesses, runningServer, stopServer, waitUntilReady, type ServerFiles } from './server-process.js';
 
 // Redis as a supervised local process: redis-server started directly on a redis.conf rendered
@@ -121,8 +124,10 @@ class RedisDriver implements EngineDriver {
     return { socketPath: this.paths.socketPath, password: this.adminPassword };
   }
 
-  private renderConf(memoryMb: number): string {
+  private renderConf(memoryMb: number, tls: TlsFiles | undefined, requireTls: boolean): string {
     return renderRedisConf({
+      tls,
+      requireTls,
       memoryMb,
       address: this.context.placement.address,
       port: this.context.placement.port,
@@ -136,10 +141,13 @@ class RedisDriver implements EngineDriver {
   async prepare(input: PrepareInput): Promise<PrepareTimings> {
     const began = performance.now();
     checkPrepareInput(input);
-    const conf = this.renderConf(input.memoryMb);
+    const tls = await installedTlsFiles(this.context.placement.dir);
+    const requireTls = checkTlsRequirement(input.access, tls);
+    const conf = this.renderConf(input.memoryMb, tls, requireTls);
     if (!(await fileExists(this.paths.initialised))) await this.initialise();
     const initialised = performance.now();
     await writeEngineFile(this.runner, this.paths.configFile, conf);
+    await saveTlsRequired(this.context.placement.dir, requireTls);
     await this.start();
     const started = performance.now();
     await ensureUsers(await this.endpoint(), input.users);
@@ -168,7 +176,8 @@ class RedisDriver implements EngineDriver {
 
   async resize(memoryMb: number): Promise<void> {
     // rendered first: a bad value leaves the running engine alone
-    const conf = this.renderConf(memoryMb);
+    const dir = this.context.placement.dir;
+    const conf = this.renderConf(memoryMb, await installedTlsFiles(dir), await readTlsRequired(dir));
     await writeEngineFile(this.runner, this.paths.configFile, conf);
     if ((await runningServer(this.paths)) === undefined) {
       await this.start();
@@ -179,8 +188,38 @@ class RedisDriver implements EngineDriver {
   }
 
   async updateAccess(access: AccessSpec): Promise<void> {
-    // the default (the host's client ranges) is what Redis enforces already: nothing to change
+    // the default (the host's client ranges) is what Redis enforces already: only TLS can change
     checkAccess(access);
+    const dir = this.context.placement.dir;
+    const files = await installedTlsFiles(dir);
+    const requireTls = checkTlsRequirement(access, files);
+    await saveTlsRequired(dir, requireTls);
+    if (files !== undefined) await this.applyTls(files, requireTls);
+  }
+
+  async installTls(material: TlsMaterial): Promise<void> {
+    const dir = this.context.placement.dir;
+    const files = await writeTlsFiles(this.runner, dir, material);
+    await this.applyTls(files, await readTlsRequired(dir));
+  }
+
+  /**
+   * The running server's TLS follows the files and the requirement, and so do the TLS lines of
+   * redis.conf (the rest of it, rendered from the flavor, stays), so that a restart keeps them.
+   * Not CONFIG REWRITE: the server's user cannot write in the host's directory.
+   */
+  private async applyTls(files: TlsFiles, requireTls: boolean): Promise<void> {
+    const port = this.context.placement.port;
+    const current = await readFile(this.paths.configFile, 'utf8').catch(() => undefined);
+    if (current !== undefined) {
+      const lines = current.split('\n').filter((line) => !isTlsSetting(line));
+      const bind = lines.findIndex((line) => line.startsWith('bind '));
+      const tlsLines = redisTlsSettings(files, port, requireTls).map(([name, value]) => `${name} ${value}`);
+      lines.splice(bind + 1, 0, ...tlsLines);
+      await writeEngineFile(this.runner, this.paths.configFile, lines.join('\n'));
+    }
+    if ((await runningServer(this.paths)) === undefined) return;
+    await withAdminClient(await this.endpoint(), (client) => applyTls(client, files, port, requireTls));
   }
 
   logFiles(): Record<string, string> {
@@ -231,6 +270,7 @@ export const redisEngine: EngineFactory = {
   // root is the default user, without CONFIG, MODULE or DEBUG: it cannot reach files or programs
   rootReachesOsUser: false,
   standardPort,
+  tlsPort: redisTlsPort,
   discover: discoverRedis,
   checkInstanceDir: (dir) => checkSocketPath('Redis', layout(dir).socketPath),
   create: (context) => new RedisDriver(context),
