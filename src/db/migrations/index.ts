@@ -2,6 +2,7 @@ import type { Migration } from 'kysely';
 import * as initial from './0001-initial.js';
 import * as capabilitiesRootHistory from './0002-capabilities-root-history.js';
 import * as quotas from './0003-quotas.js';
+import * as agentContracts from './0004-agent-contracts.js';
 
 // Every migration, by name. Kysely runs them in name order and records each one it ran; a
 // shipped migration never changes, a schema change is a new file with the next number.
@@ -9,4 +10,5 @@ export const migrations: Record<string, Migration> = {
   '0001-initial': initial,
   '0002-capabilities-root-history': capabilitiesRootHistory,
   '0003-quotas': quotas,
+  '0004-agent-contracts': agentContracts,
 };
