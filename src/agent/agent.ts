@@ -7,6 +7,7 @@ import {
   conductorContract,
   conductorTopic,
   createRpcClient,
+  guestContract,
   guestTopic,
   serveRpc,
   type EngineVersionReport,
@@ -45,6 +46,10 @@ import { NetworkWall } from './network-wall.js';
 import { chownTree } from './owner-tree.js';
 import { WarmPool, type WarmKind } from './warm-pool.js';
 import { checkDataDirDepth } from './data-dir-depth.js';
+
+// Reported with every heartbeat, so callers check before they send. The guests run in this
+// process from the same build, so they serve what it was built with.
+const servedContracts = { [agentContract.name]: agentContract.version, [guestContract.name]: guestContract.version };
 
 export interface AgentOptions {
   /** agent host name, e.g. os.hostname() or 'local' */
@@ -244,7 +249,7 @@ class LocalAgent implements Agent {
   private async announce(): Promise<void> {
     if (this.stopped) return;
     try {
-      await this.conductor.agentHeartbeat({ host: this.host, engines: this.reports });
+      await this.conductor.agentHeartbeat({ host: this.host, engines: this.reports, contracts: servedContracts });
     } catch (err) {
       this.logger.warn({ err }, 'agent heartbeat not sent');
     }

@@ -2,8 +2,18 @@ import { spawn } from 'node:child_process';
 import { lchown, open } from 'node:fs/promises';
 import { constants, setPriority } from 'node:os';
 import { basename } from 'node:path';
-import type { DetachedProcess, ProcessExit, ProcessRunner, RunOptions, RunResult, SpawnDetachedOptions } from '../guest/index.js';
+import type {
+  DetachedProcess,
+  ProcessExit,
+  ProcessRunner,
+  RunOptions,
+  RunResult,
+  SpawnDetachedOptions,
+  StreamingProcess,
+  StreamOptions,
+} from '../guest/index.js';
 import { CofferError } from '../common/index.js';
+import { startStreamingProcess } from './streaming-process.js';
 
 // The local driver's ProcessRunner: programs run as argument arrays (never through a shell),
 // with a minimal environment (the agent's own may hold secrets), and, when the agent runs as
@@ -85,6 +95,10 @@ export class LocalProcessRunner implements ProcessRunner {
         reject(new CofferError('EngineError', `${name} ${how}.`, { details: tail(stderr.trim() || stdout.trim()) }));
       });
     });
+  }
+
+  stream(file: string, args: readonly string[], options: StreamOptions): StreamingProcess {
+    return startStreamingProcess(file, args, options, { ...this.ids(), env: { ...baseEnv, ...options.env } });
   }
 
   async spawnDetached(file: string, args: readonly string[], options: SpawnDetachedOptions): Promise<DetachedProcess> {

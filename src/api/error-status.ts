@@ -53,6 +53,8 @@ export const errorStatus: Readonly<Record<ErrorCode, HttpFault>> = Object.freeze
   // roles with different bus keys: the deployment is misconfigured, not the request
   BusMessageRefused: instanceFault,
   IdentityUnavailable: serviceUnavailable,
+  // roles of different Coffer versions: the deployment is mismatched, not the request
+  ContractVersionUnsupported: instanceFault,
   NoHostAvailable: serviceUnavailable,
   TaskFailed: instanceFault,
   Internal: instanceFault,

@@ -43,3 +43,16 @@ export function defineService<M extends Record<string, MethodContract>>(
 ): ServiceContract<M> {
   return { name, version, methods };
 }
+
+// Versions are `<major>.<minor>`. A minor version only adds (a method, an optional field), so a
+// receiver serving 1.3 understands what a 1.0 sender says; a new major version changes meaning.
+// A message newer than its receiver is refused: its new fields would otherwise be lost on it.
+const versionPattern = /^(\d+)\.(\d+)$/;
+
+/** Whether a receiver serving `served` understands a message speaking `spoken`. */
+export function servesVersion(served: string, spoken: string): boolean {
+  const s = versionPattern.exec(served);
+  const m = versionPattern.exec(spoken);
+  if (s === null || m === null) return false;
+  return s[1] === m[1] && Number(m[2]) <= Number(s[2]);
+}

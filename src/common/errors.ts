@@ -32,6 +32,7 @@ export const errorCodes = [
   'BusUnavailable', // the transport is closed or cannot reach the broker
   'BusMessageRefused', // a receiver refused a bus message: unsigned, another key, misaimed, expired or replayed
   'IdentityUnavailable', // the external Keystone cannot be reached or refuses Coffer's service user (503)
+  'ContractVersionUnsupported', // a receiver does not serve the contract version a message speaks
   'NoHostAvailable', // no agent is alive to place an instance
   'EngineError', // an engine command failed
   'TaskFailed',
@@ -70,6 +71,24 @@ export const errors = {
   internal: (message: string, cause?: unknown) =>
     new CofferError('Internal', message, { cause }),
 };
+
+// Failures that may pass by themselves: the bus or a guest did not answer in time, the broker or
+// a state database was briefly out of reach. A cast whose handler fails with one of them is
+// offered again (a bounded number of times); any other failure would fail the same way again.
+const transientCodes: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['BusTimeout', 'BusUnavailable', 'GuestTimeout']);
+const transientSystemCodes: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']);
+
+export function isTransientError(err: unknown): boolean {
+  for (let cause = err, depth = 0; cause !== undefined && cause !== null && depth < 5; depth++) {
+    if (cause instanceof CofferError) {
+      if (transientCodes.has(cause.code)) return true;
+    } else if (typeof cause === 'object' && 'code' in cause && typeof cause.code === 'string' && transientSystemCodes.has(cause.code)) {
+      return true;
+    }
+    cause = cause instanceof Error ? cause.cause : undefined;
+  }
+  return false;
+}
 
 /** The serialisable form of an error, as it crosses the bus. */
 export interface WireError {

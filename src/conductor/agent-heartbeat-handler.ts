@@ -15,7 +15,7 @@ export function agentHeartbeatHandler(store: StateStore, logger: Logger) {
   const lastReport = new Map<string, string>();
   return async (beat: AgentHeartbeat): Promise<void> => {
     const runnable = beat.engines.filter((e) => e.active).map((e) => engineVersionKey(e.manager, e.name));
-    await store.agents.heartbeat(beat.host, new Date(), runnable);
+    await store.agents.heartbeat(beat.host, new Date(), runnable, beat.contracts ?? {});
     const key = JSON.stringify(beat.engines);
     if (lastReport.get(beat.host) === key) return;
     for (const engine of beat.engines) await registerVersion(store, engine);

@@ -146,6 +146,8 @@ export interface AgentsTable {
   last_seen_at: Timestamp;
   /** JSON array of engine version keys */
   engines: string;
+  /** JSON object: contract name to the version the agent and its guests serve; NULL before agents reported them */
+  contracts: string | null;
 }
 
 export interface RootEnabledHistoryTable {

@@ -220,6 +220,11 @@ export interface AgentRow {
   lastSeenAt: Date;
   /** the engine versions the host can run, as `<manager>/<version name>` (e.g. `postgresql/15`) */
   engines: string[];
+  /**
+   * the bus contract versions the agent and the guests it hosts serve, by contract name (e.g.
+   * `{ agent: '1.0', guest: '1.0' }`); empty for an agent that never reported them
+   */
+  contracts: Record<string, string>;
 }
 
 /** Trove's root_enabled_history: who first enabled root on an instance, and when. */
@@ -399,7 +404,7 @@ export interface ConductorLastSeenRepository {
 }
 
 export interface AgentRepository {
-  heartbeat(host: string, now: Date, engines: string[]): Promise<void>;
+  heartbeat(host: string, now: Date, engines: string[], contracts?: Record<string, string>): Promise<void>;
   /** agents seen at or after `since`, ordered by host */
   listAlive(since: Date): Promise<AgentRow[]>;
 }

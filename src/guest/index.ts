@@ -13,6 +13,8 @@ export type {
   RunOptions,
   RunResult,
   SpawnDetachedOptions,
+  StreamingProcess,
+  StreamOptions,
 } from './process-runner.js';
 export { engineNames, engineRegistry, isEngineName } from './engines/registry.js';
 export type { EngineName } from './engines/registry.js';

@@ -1,3 +1,5 @@
+import type { Readable, Writable } from 'node:stream';
+
 // The port through which a guest runs its engine's programs. The guest never decides which OS
 // user a program runs as or how it is detached: its host (the agent's local driver, later a
 // container driver) implements this port and owns those choices.
@@ -18,6 +20,36 @@ export interface RunOptions {
 export interface RunResult {
   stdout: string;
   stderr: string;
+}
+
+export interface StreamOptions {
+  /** the program (and its process group) is killed and `exited` rejected after this long */
+  timeoutMs: number;
+  /** aborting kills the program and its process group */
+  signal?: AbortSignal;
+  cwd?: string;
+  /** added to the runner's minimal environment; the host's own environment is never passed on */
+  env?: Record<string, string>;
+  lowPriority?: boolean;
+}
+
+/**
+ * A program whose standard input and output are Node streams, for data too large to hold in
+ * memory (backups, restores). Writing to `stdin` honours backpressure (`write()` returns false,
+ * `pipeline()` waits); the program blocks on its stdout until `stdout` is read.
+ */
+export interface StreamingProcess {
+  readonly pid: number;
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  /**
+   * Resolves once the program exited with status 0 and its output is closed; rejects with
+   * CofferError `EngineError` (carrying the tail of stderr) when it cannot start, exits
+   * non-zero, is aborted or times out. `stdout` must be read (or destroyed) for it to settle.
+   */
+  readonly exited: Promise<void>;
+  /** Kills the program and its process group; `exited` rejects unless it had already settled. */
+  kill(): void;
 }
 
 export interface SpawnDetachedOptions {
@@ -47,6 +79,12 @@ export interface ProcessRunner {
    * (carrying the tail of stderr) when it cannot start, exits non-zero or times out.
    */
   run(file: string, args: readonly string[], options: RunOptions): Promise<RunResult>;
+  /**
+   * Starts a program as the engine's OS user in its own process group with its stdin and
+   * stdout as streams. Nothing it forks outlives it: the whole group is killed when it exits,
+   * is aborted or times out.
+   */
+  stream(file: string, args: readonly string[], options: StreamOptions): StreamingProcess;
   /**
    * Starts a long-running program as the engine's OS user in its own process group, detached
    * from the host so that it outlives it. Resolves once the process exists.

@@ -12,6 +12,7 @@ import type { RequestContext, Transport } from '../bus/index.js';
 import { CofferError, newPassword, newUuid, sleep } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import type { DatastoreVersionRow, FlavorRow, InstanceRow, StateStore } from '../db/index.js';
+import { contractMismatch, unservedContracts } from './agent-contracts.js';
 import { retryTransient } from './flow-support.js';
 import type { TaskHandle } from './task-runner.js';
 
@@ -109,6 +110,7 @@ async function place(
   // (createServer is idempotent) instead of leaving a half-made server behind on another one.
   const host = instance.host ?? (await pickHost(deps, version, handle.signal, deadline));
   if (instance.host === null) await store.instances.update(instance.id, { host });
+  else await checkResumedHost(deps, host);
 
   const agent = createRpcClient(transport, agentContract, agentTopic(host));
   const server = await retryTransient(
@@ -142,8 +144,11 @@ async function pickHost(
   for (;;) {
     const alive = await deps.store.agents.listAlive(new Date(Date.now() - deps.agentAliveWindowMs));
     const able = alive.filter((agent) => agent.engines.includes(key));
-    if (able.length > 0) return able[Math.floor(Math.random() * able.length)]!.host;
+    const speaking = able.filter((agent) => unservedContracts(agent).length === 0);
+    if (speaking.length > 0) return speaking[Math.floor(Math.random() * speaking.length)]!.host;
     if (Date.now() >= deadline) {
+      // an agent being upgraded may come round within the wait; after it, say what is mismatched
+      if (able.length > 0) throw contractMismatch(able);
       throw new CofferError(
         'NoHostAvailable',
         alive.length === 0
@@ -153,6 +158,13 @@ async function pickHost(
     }
     await sleep(500, signal);
   }
+}
+
+/** A resumed task returns to its host: only if that agent, when alive, still speaks our contracts. */
+async function checkResumedHost(deps: InstanceFlowDeps, host: string): Promise<void> {
+  const alive = await deps.store.agents.listAlive(new Date(Date.now() - deps.agentAliveWindowMs));
+  const agent = alive.find((a) => a.host === host);
+  if (agent !== undefined && unservedContracts(agent).length > 0) throw contractMismatch([agent]);
 }
 
 async function sendPrepare(deps: InstanceFlowDeps, instance: InstanceRow, prepare: PrepareInput, context: RequestContext): Promise<void> {

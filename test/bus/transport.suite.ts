@@ -6,6 +6,7 @@ import { CofferError } from '../../src/common/errors.js';
 import { pino } from 'pino';
 import { BusKey, call, cast, createRpcClient, defineService, sealMessage, serveRpc, SignedTransport } from '../../src/bus/index.js';
 import type { BusMessage, BusReply, MessageHandler, Transport } from '../../src/bus/index.js';
+import type { Logger } from '../../src/common/index.js';
 import { until } from '../support/wait.js';
 
 // The conformance suite every Transport adapter runs (in-process and AMQP): the same promises,
@@ -24,6 +25,25 @@ const testContract = defineService('suite', '1.0', {
   badOutput: call(z.object({}), z.object({ value: z.string() }), 5_000),
   note: cast(z.object({ id: z.number().int() })),
 });
+
+/** a client that says it speaks `version` of the suite's contract */
+const speaking = (version: string) => defineService('suite', version, testContract.methods);
+
+/** a contract with nested objects, for unknown fields deep in the arguments */
+const nestedContract = defineService('nested', '1.0', {
+  put: call(
+    z.object({ user: z.object({ name: z.string(), databases: z.array(z.object({ name: z.string() })).default([]) }) }),
+    z.object({ name: z.string() }),
+    5_000,
+  ),
+  store: cast(z.object({ id: z.number().int() })),
+});
+
+/** a logger whose lines the test reads */
+function capturedLogger(): { logger: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  return { lines, logger: pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) }) };
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -284,6 +304,113 @@ export function transportSuite(name: string, makeTransport: () => Promise<Transp
         await until('the delivery', () => refusals > 0);
         await sleep(500);
         assert.equal(refusals, 1, 'an error reply settles the message');
+      }));
+
+    it('refuses a message of a contract version it does not serve, and takes an older minor version', () =>
+      withBus(async ({ transport, topic }) => {
+        const t = topic();
+        let calls = 0;
+        let notes = 0;
+        await serveRpc(transport, speaking('1.1'), t, {
+          ...handlers,
+          double: async (args, meta) => {
+            calls++;
+            return handlers.double(args, meta);
+          },
+          note: async () => {
+            notes++;
+          },
+        });
+        assert.equal((await createRpcClient(transport, speaking('1.0'), t).double({ n: 2 })).doubled, 4);
+        assert.equal((await createRpcClient(transport, speaking('1.1'), t).double({ n: 3 })).doubled, 6);
+        for (const version of ['1.2', '2.0', '0.1', 'one']) {
+          await assert.rejects(createRpcClient(transport, speaking(version), t).double({ n: 1 }), (err) => {
+            assert.ok(err instanceof CofferError);
+            assert.equal(err.code, 'ContractVersionUnsupported');
+            assert.match(err.message, new RegExp(`serves contract version 1\\.1; the message to suite\\.double speaks ${version}`));
+            return true;
+          });
+        }
+        assert.equal(calls, 2, 'a refused message never reaches its handler');
+        // a refused cast is settled, not redelivered forever
+        await createRpcClient(transport, speaking('2.0'), t).note({ id: 1 });
+        await createRpcClient(transport, speaking('1.0'), t).note({ id: 2 });
+        await until('the 1.0 cast', () => notes === 1);
+        await sleep(400);
+        assert.equal(notes, 1);
+      }));
+
+    it('refuses arguments with a field the contract does not know, at any depth', () =>
+      withBus(async ({ transport, topic }) => {
+        const t = topic();
+        let puts = 0;
+        const stored: number[] = [];
+        await serveRpc(transport, nestedContract, t, {
+          put: async ({ user }) => {
+            puts++;
+            return { name: user.name };
+          },
+          store: async ({ id }) => {
+            stored.push(id);
+          },
+        });
+        const nested = (method: string, args: unknown): BusMessage => ({ ...message(method, args), service: 'nested' });
+        const ok = await transport.call(t, nested('put', { user: { name: 'a', databases: [{ name: 'd' }] } }), 5_000);
+        assert.deepEqual(ok, { ok: true, result: { name: 'a' } });
+        const cases: Array<[unknown, string]> = [
+          [{ user: { name: 'a' }, admin: true }, 'admin'],
+          [{ user: { name: 'a', colour: 'red' } }, 'user.colour'],
+          [{ user: { name: 'a', databases: [{ name: 'd' }, { name: 'e', owner: 'x' }] } }, 'user.databases[1].owner'],
+        ];
+        for (const [args, field] of cases) {
+          const reply = await transport.call(t, nested('put', args), 5_000);
+          assert.equal(reply.ok, false);
+          assert.equal(!reply.ok && reply.error.code, 'BadRequest');
+          assert.match(!reply.ok ? reply.error.message : '', new RegExp(`Unknown field in the arguments of nested\\.put \\(version 1\\.0\\): ${field.replace(/[.[\]]/g, '\\$&')}\\.$`));
+        }
+        assert.equal(puts, 1, 'arguments with unknown fields never reach the handler');
+        await transport.cast(t, nested('store', { id: 1, extra: 1 }));
+        await transport.cast(t, nested('store', { id: 2 }));
+        await until('the valid cast', () => stored.length === 1);
+        await sleep(400);
+        assert.deepEqual(stored, [2]);
+      }));
+
+    it('redelivers a cast failing with a transient error a bounded number of times, then logs and drops it', () =>
+      withBus(async ({ transport, topic }) => {
+        const t = topic();
+        const { logger, lines } = capturedLogger();
+        const attempts = new Map<number, number>();
+        await serveRpc(
+          transport,
+          testContract,
+          t,
+          {
+            ...handlers,
+            note: async ({ id }) => {
+              const n = (attempts.get(id) ?? 0) + 1;
+              attempts.set(id, n);
+              // 1: never recovers; 2: recovers on the second attempt; 3: fails for good at once
+              if (id === 1) throw new CofferError('GuestTimeout', 'the guest did not answer');
+              if (id === 2 && n === 1) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+              if (id === 3) throw new CofferError('InstanceNotFound', 'gone');
+            },
+          },
+          logger,
+          { maxCastAttempts: 3 },
+        );
+        const client = createRpcClient(transport, testContract, t);
+        await client.note({ id: 1 });
+        await client.note({ id: 2 });
+        await client.note({ id: 3 });
+        await until('the bound', () => attempts.get(1) === 3 && attempts.get(2) === 2);
+        await sleep(800);
+        assert.equal(attempts.get(1), 3, 'not redelivered past the bound');
+        assert.equal(attempts.get(2), 2, 'handled once it succeeded');
+        assert.equal(attempts.get(3), 1, 'a permanent error is not redelivered');
+        const dropped = lines.filter((l) => l.msg === 'cast failed with a transient error too many times; dropping it');
+        assert.equal(dropped.length, 1);
+        assert.equal(lines.filter((l) => l.msg === 'cast failed with a transient error; it will be redelivered').length, 3);
       }));
 
     it('leaves messages to the remaining consumers once a subscription closes', () =>

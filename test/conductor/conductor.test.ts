@@ -159,9 +159,12 @@ test('agent reports register datastore versions; a host lacking a binary does no
   await client.agentHeartbeat({
     host: 'host-b',
     engines: [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: false, inactiveReason: 'missing', capabilities: noCapabilities, parameters: [] }],
+    contracts: { agent: '1.0', guest: '1.0' },
   });
   const alive = await eventually('both agents', () => store.agents.listAlive(new Date(Date.now() - 60_000)), (a) => a.length === 2);
   assert.deepEqual(alive.map((a) => a.host), ['host-a', 'host-b']);
+  // the contract versions an agent serves are kept for the taskmanager; none reported, none kept
+  assert.deepEqual(alive.map((a) => a.contracts), [{}, { agent: '1.0', guest: '1.0' }]);
   assert.equal((await store.datastores.getVersion(byName['15']!.id))?.active, true);
 });
 

@@ -706,18 +706,23 @@ export function stateStoreSuite(
     });
 
     describe('agents', () => {
-      it('heartbeat inserts then refreshes (engines too); listAlive returns the agents seen since, by host', async () => {
+      it('heartbeat inserts then refreshes (engines and contract versions too); listAlive returns the agents seen since, by host', async () => {
         const prefix = `host-${uid()}`;
         const since = new Date('2095-01-01T00:00:00.000Z');
         await store.agents.heartbeat(`${prefix}-b`, new Date(since.getTime() - 1), []);
         await store.agents.heartbeat(`${prefix}-a`, since, ['postgresql/15']);
         await store.agents.heartbeat(`${prefix}-c`, new Date(since.getTime() - 1), []);
         await store.agents.heartbeat(`${prefix}-b`, at.past2038, []);
-        await store.agents.heartbeat(`${prefix}-b`, new Date(since.getTime() + 1), ['postgresql/15', 'postgresql/16']);
+        await store.agents.heartbeat(`${prefix}-b`, new Date(since.getTime() + 1), ['postgresql/15', 'postgresql/16'], { agent: '1.0', guest: '1.2' });
         const alive = (await store.agents.listAlive(since)).filter((a) => a.host.startsWith(prefix));
         assert.deepEqual(alive, [
-          { host: `${prefix}-a`, lastSeenAt: since, engines: ['postgresql/15'] },
-          { host: `${prefix}-b`, lastSeenAt: new Date(since.getTime() + 1), engines: ['postgresql/15', 'postgresql/16'] },
+          { host: `${prefix}-a`, lastSeenAt: since, engines: ['postgresql/15'], contracts: {} },
+          {
+            host: `${prefix}-b`,
+            lastSeenAt: new Date(since.getTime() + 1),
+            engines: ['postgresql/15', 'postgresql/16'],
+            contracts: { agent: '1.0', guest: '1.2' },
+          },
         ]);
       });
     });

@@ -270,6 +270,9 @@ describe('mysql-family discovery', () => {
       );
     },
     spawnDetached: () => Promise.reject(new Error('not used')),
+    stream: () => {
+      throw new Error('not used');
+    },
     handOver: async () => undefined,
   };
 

@@ -145,6 +145,9 @@ describe('redis discovery', () => {
   const fakeRunner = (stdout: string): ProcessRunner => ({
     run: async () => ({ stdout, stderr: '' }),
     spawnDetached: () => Promise.reject(new Error('not used')),
+    stream: () => {
+      throw new Error('not used');
+    },
     handOver: async () => undefined,
   });
   const binDir = async (withServer: boolean) => {

@@ -47,6 +47,8 @@ class FakeAgent {
     private readonly guest: GuestBehaviour,
     /** whether this host has the binaries of the world's only engine version, postgresql 15 */
     private readonly runsPostgresql = true,
+    /** the contract versions it reports; none, as an agent from before they were reported */
+    private readonly contracts?: Record<string, string>,
   ) {}
 
   /** serves agent.<host> and announces itself to the conductor, as a starting agent does */
@@ -70,7 +72,7 @@ class FakeAgent {
     const engines = this.runsPostgresql
       ? [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: true, inactiveReason: null, capabilities: noCapabilities, parameters: [] }]
       : [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15', active: false, inactiveReason: 'no binaries', capabilities: noCapabilities, parameters: [] }];
-    await conductor.agentHeartbeat({ host: this.host, engines });
+    await conductor.agentHeartbeat({ host: this.host, engines, ...(this.contracts === undefined ? {} : { contracts: this.contracts }) });
   }
 
   /** the agent process goes away: its topic is no longer served */
@@ -365,6 +367,61 @@ test('a create with only hosts that lack its engine ends in ERROR saying what to
     assert.match((await world.store.faults.latest(instanceId))?.message ?? '', /can run postgresql 15: install its binaries/);
   } finally {
     await without.stop();
+    await world.close();
+  }
+});
+
+test('a create goes only to an agent that serves the contract versions the taskmanager sends', async () => {
+  const world = await startWorld({ noHostWaitMs: 300 });
+  const newer = new FakeAgent(world.transport, 'host-newer', { kind: 'healthy' }, true, { agent: '2.0', guest: '2.0' });
+  const current = new FakeAgent(world.transport, 'host-current', { kind: 'healthy' }, true, {
+    agent: agentContract.version,
+    guest: guestContract.version,
+  });
+  try {
+    await newer.start();
+    await current.start();
+    for (let i = 0; i < 4; i++) {
+      const { instanceId } = await requestCreate(world);
+      assert.equal((await builtInstance(world, instanceId)).taskStatus, 'NONE');
+    }
+    assert.equal(newer.created.length, 0, 'never placed on an agent of another major version');
+    assert.equal(current.created.length, 4);
+  } finally {
+    await newer.stop();
+    await current.stop();
+    await world.close();
+  }
+});
+
+test('a create whose only capable agents speak other contract versions ends in ERROR saying which', async () => {
+  const world = await startWorld({ noHostWaitMs: 300 });
+  const older = new FakeAgent(world.transport, 'host-older', { kind: 'healthy' }, true, { agent: agentContract.version, guest: '0.9' });
+  try {
+    await older.start();
+    const { instanceId } = await requestCreate(world);
+    assert.equal((await builtInstance(world, instanceId)).taskStatus, 'BUILDING_ERROR_SERVER');
+    assert.deepEqual(older.created, []);
+    const fault = (await world.store.faults.latest(instanceId))?.message ?? '';
+    assert.match(fault, new RegExp(`host-older does not serve guest ${guestContract.version.replace('.', '\\.')} \\(it serves 0\\.9\\)`));
+    assert.match(fault, /Run the same Coffer version on the taskmanager and the agents/);
+  } finally {
+    await older.stop();
+    await world.close();
+  }
+});
+
+test('a resumed create does not send to its recorded host once that agent speaks other contract versions', async () => {
+  const world = await startWorld();
+  const agent = new FakeAgent(world.transport, 'host-a', { kind: 'healthy' }, true, { agent: '2.0', guest: '2.0' });
+  try {
+    await agent.start();
+    const { instanceId } = await requestCreate(world, { host: 'host-a' });
+    assert.equal((await builtInstance(world, instanceId)).taskStatus, 'BUILDING_ERROR_SERVER');
+    assert.deepEqual(agent.created, []);
+    assert.match((await world.store.faults.latest(instanceId))?.message ?? '', /host-a does not serve agent 1\.0 \(it serves 2\.0\), guest/);
+  } finally {
+    await agent.stop();
     await world.close();
   }
 });

@@ -53,7 +53,7 @@ export const instanceTlsReport = z.object({
 export type InstanceTlsReport = z.infer<typeof instanceTlsReport>;
 
 // Topic `conductor`, competing consumers: the only path from guests to the state database.
-export const conductorContract = defineService('conductor', '1.0', {
+export const conductorContract = defineService('conductor', '1.1', {
   heartbeat: cast(
     z.object({
       instanceId: z.string(),
@@ -70,7 +70,14 @@ export const conductorContract = defineService('conductor', '1.0', {
    * An agent announces itself (so the taskmanager can place instances on it) and the engine
    * versions its host can run (registered as datastore versions; missing binaries as inactive).
    */
-  agentHeartbeat: cast(z.object({ host: z.string(), engines: z.array(engineVersionReport) })),
+  agentHeartbeat: cast(
+    z.object({
+      host: z.string(),
+      engines: z.array(engineVersionReport),
+      /** since 1.1: contract name to the version the agent and its guests serve (servesVersion) */
+      contracts: z.record(z.string(), z.string()).optional(),
+    }),
+  ),
 });
 
 export const conductorTopic = 'conductor';

@@ -4,6 +4,7 @@ import * as capabilitiesRootHistory from './0002-capabilities-root-history.js';
 import * as quotas from './0003-quotas.js';
 import * as loginFailuresExactNames from './0004-login-failures-exact-names.js';
 import * as instanceTls from './0005-instance-tls.js';
+import * as agentContracts from './0006-agent-contracts.js';
 
 // Every migration, by name. Kysely runs them in name order and records each one it ran; a
 // shipped migration never changes, a schema change is a new file with the next number.
@@ -13,4 +14,5 @@ export const migrations: Record<string, Migration> = {
   '0003-quotas': quotas,
   '0004-login-failures-exact-names': loginFailuresExactNames,
   '0005-instance-tls': instanceTls,
+  '0006-agent-contracts': agentContracts,
 };
