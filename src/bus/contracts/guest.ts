@@ -56,7 +56,7 @@ const none = z.object({});
 // Topic `guest.<instance id>`: one guest per instance, hosted by its agent. Database, user and
 // root calls are answered only by engines whose capabilities declare them; the API checks the
 // capabilities first, and a guest asked anyway answers OperationNotSupported.
-export const guestContract = defineService('guest', '1.0', {
+export const guestContract = defineService('guest', '1.1', {
   /** initialise, configure and start the engine, then create databases and users; heartbeats report progress */
   prepare: cast(prepareInput),
   restart: call(none, none, high),
