@@ -398,7 +398,7 @@ export function stateStoreSuite(
         const bare = instance({ taskStartTime: null, access: null });
         await store.instances.create(withAccess);
         await store.instances.create(bare);
-        const extra = { host: null, address: null, port: null, deleted: false, deletedAt: null };
+        const extra = { host: null, address: null, port: null, tls: null, deleted: false, deletedAt: null };
         assert.deepEqual(await store.instances.get(withAccess.id), { ...withAccess, ...extra });
         assert.deepEqual(await store.instances.get(bare.id), { ...bare, ...extra });
         await rejectsWithCode(store.instances.create(bare), 'Conflict');
@@ -426,6 +426,7 @@ export function stateStoreSuite(
           taskStartTime: null,
           access: null,
           volumeSizeGb: 5,
+          tls: { caCertificate: '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n', expiresAt: '2027-03-02T21:33:47.000Z', port: 6380 },
         });
         const got = await store.instances.get(i.id);
         assert.ok(got);
@@ -440,6 +441,7 @@ export function stateStoreSuite(
           taskStartTime: null,
           access: null,
           volumeSizeGb: 5,
+          tls: { caCertificate: '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n', expiresAt: '2027-03-02T21:33:47.000Z', port: 6380 },
           updatedAt: got.updatedAt,
           deleted: false,
           deletedAt: null,
