@@ -1,11 +1,26 @@
-import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
-/** Pids of processes whose command line mentions `needle` (an instance id or directory). */
+function readOr(read: () => string): string {
+  try {
+    return read();
+  } catch {
+    return ''; // the process ended, or its cwd is not ours to read
+  }
+}
+
+/**
+ * Pids of processes whose command line or working directory mentions `needle` (an instance id
+ * or directory). Engines start from their data directory with relative paths, so that `ps` shows
+ * no instance id: the working directory is where the id still shows, to root.
+ */
 export function processesMentioning(needle: string): number[] {
-  const out = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
-  return out
-    .split('\n')
-    .filter((line) => line.includes(needle) && !line.includes('ps -eo'))
-    .map((line) => Number.parseInt(line.trim(), 10))
-    .filter((pid) => Number.isInteger(pid) && pid !== process.pid);
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+    .filter((pid) => pid !== process.pid)
+    .filter((pid) => {
+      const args = readOr(() => readFileSync(`/proc/${pid}/cmdline`, 'utf8')).replaceAll('\0', ' ');
+      const cwd = readOr(() => readlinkSync(`/proc/${pid}/cwd`));
+      return args.includes(needle) || cwd.includes(needle);
+    });
 }
