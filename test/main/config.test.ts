@@ -140,13 +140,13 @@ test('Keystone settings: defaults as keystonemiddleware\'s, the password from a 
 });
 
 test("the CA (serve, agent) and the API's HTTPS files (serve, api) come from flags, the environment or the file", () => {
-  const agent = loadConfig(agentConfigSchema, { caCertFile: '/etc/coffer/ca.crt' }, { COFFER_BUS_URL: 'amqp://x', COFFER_CA_KEY_FILE: '/etc/coffer/ca.key' });
+  const agent = loadConfig(agentConfigSchema, { caCertFile: '/etc/coffer/ca.crt' }, { COFFER_BUS_URL: 'amqp://x', COFFER_BUS_KEY_FILE: '/etc/coffer/bus.key', COFFER_CA_KEY_FILE: '/etc/coffer/ca.key' });
   assert.equal(agent.caCertFile, '/etc/coffer/ca.crt');
   assert.equal(agent.caKeyFile, '/etc/coffer/ca.key');
   const api = loadConfig(
     apiConfigSchema,
     {},
-    { COFFER_DATABASE_URL: 'sqlite::memory:', COFFER_BUS_URL: 'amqp://x', COFFER_TLS_CERT_FILE: '/c.pem', COFFER_TLS_KEY_FILE: '/k.pem' },
+    { COFFER_DATABASE_URL: 'sqlite::memory:', COFFER_BUS_URL: 'amqp://x', COFFER_BUS_KEY_FILE: '/etc/coffer/bus.key', COFFER_TLS_CERT_FILE: '/c.pem', COFFER_TLS_KEY_FILE: '/k.pem' },
   );
   assert.deepEqual([api.tlsCertFile, api.tlsKeyFile], ['/c.pem', '/k.pem']);
   const serve = loadConfig(serveConfigSchema, {}, {});

@@ -47,8 +47,8 @@ class FakeAgent {
     private readonly guest: GuestBehaviour,
     /** whether this host has the binaries of the world's only engine version, postgresql 15 */
     private readonly runsPostgresql = true,
-    /** the contract versions it reports; none, as an agent from before they were reported */
-    private readonly contracts?: Record<string, string>,
+    /** the contract versions it reports: by default this build's, as a real agent reports them */
+    private readonly contracts: Record<string, string> = { [agentContract.name]: agentContract.version, [guestContract.name]: guestContract.version },
   ) {}
 
   /** serves agent.<host> and announces itself to the conductor, as a starting agent does */
@@ -72,7 +72,7 @@ class FakeAgent {
     const engines = this.runsPostgresql
       ? [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: true, inactiveReason: null, capabilities: noCapabilities, parameters: [] }]
       : [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15', active: false, inactiveReason: 'no binaries', capabilities: noCapabilities, parameters: [] }];
-    await conductor.agentHeartbeat({ host: this.host, engines, ...(this.contracts === undefined ? {} : { contracts: this.contracts }) });
+    await conductor.agentHeartbeat({ host: this.host, engines, contracts: this.contracts });
   }
 
   /** the agent process goes away: its topic is no longer served */
