@@ -56,11 +56,11 @@ async function hostDirectory(path: string, mayExist: boolean, group: number | un
 export class WarmPool {
   private readonly logger: Logger;
   private readonly abort = new AbortController();
-  private readonly failedAt = new Map<string, number>();
+  /** kinds resting after a failed build, each until its timer fires */
+  private readonly resting = new Map<string, NodeJS.Timeout>();
   private readonly retryMs: number;
   private running: Promise<void> | undefined;
   private again = false;
-  private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
   constructor(private readonly options: WarmPoolOptions) {
@@ -128,7 +128,7 @@ export class WarmPool {
   /** Stops filling: a build in progress is killed and its entry removed. */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.retryTimer);
+    for (const timer of this.resting.values()) clearTimeout(timer);
     this.abort.abort();
     await this.running;
   }
@@ -161,8 +161,7 @@ export class WarmPool {
 
   private async nextShort(): Promise<WarmKind | undefined> {
     for (const kind of this.options.kinds) {
-      const failed = this.failedAt.get(kind.name);
-      if (failed !== undefined && Date.now() - failed < this.retryMs) continue;
+      if (this.resting.has(kind.name)) continue;
       if ((await this.count(kind.name)) < this.options.size) return kind;
     }
     return undefined;
@@ -178,16 +177,20 @@ export class WarmPool {
       await hostDirectory(building, false, this.options.group);
       await kind.warm.make(building, kind.binary, this.options.runner, this.abort.signal);
       await rename(building, join(dir, id));
-      this.failedAt.delete(kind.name);
       this.logger.debug({ kind: kind.name, ms: Math.round(performance.now() - began) }, 'warm cluster ready');
     } catch (err) {
       await this.discard(kind, building);
       if (this.stopped) return;
       this.logger.error({ err, kind: kind.name }, `could not make a warm cluster: retrying in ${this.retryMs / 1000} s`);
-      this.failedAt.set(kind.name, Date.now());
-      clearTimeout(this.retryTimer);
-      this.retryTimer = setTimeout(() => this.kick(), this.retryMs);
-      this.retryTimer.unref();
+      // The timer alone ends the rest: comparing clocks instead could find the rest not yet over
+      // when the timer fires (timers and Date.now() disagree by a millisecond), and nothing would
+      // ever kick the pool again.
+      const timer = setTimeout(() => {
+        this.resting.delete(kind.name);
+        this.kick();
+      }, this.retryMs);
+      timer.unref();
+      this.resting.set(kind.name, timer);
     }
   }
 
