@@ -290,6 +290,7 @@ class LocalAgent implements Agent {
         address: record.address,
         port: record.port,
         volumeSizeGb: record.volumeSizeGb,
+        memoryMb: record.flavor.ramMb,
       },
       engine: { manager, binary },
       runner,

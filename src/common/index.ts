@@ -1,5 +1,6 @@
 // What two or more roles share and nothing else: the error catalogue, ids and generated
 // secrets, logging, time formats, and what an engine version can do. It imports no other component.
+export * from './configuration-values.js';
 export * from './engine-capabilities.js';
 export * from './errors.js';
 export * from './ids.js';

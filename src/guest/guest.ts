@@ -18,7 +18,7 @@ import {
 import { CofferError, isCofferError } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import { directoryUsage } from './directory-usage.js';
-import type { DatabaseAdmin, EngineBinary, EngineDriver, RootAdmin, TlsMaterial, UserAdmin, WarmSource } from './engines/engine.js';
+import type { ConfigurationAdmin, DatabaseAdmin, EngineBinary, EngineDriver, RootAdmin, TlsMaterial, UserAdmin, WarmSource } from './engines/engine.js';
 import { engineRegistry, type EngineName } from './engines/registry.js';
 import { readInstalledCertificate } from './engines/tls-files.js';
 import type { ProcessRunner } from './process-runner.js';
@@ -36,6 +36,8 @@ export interface GuestInstance {
   address: string;
   port: number;
   volumeSizeGb: number;
+  /** the flavor's memory as the host recorded it (see EngineContext.memoryMb) */
+  memoryMb?: number;
 }
 
 /**
@@ -158,6 +160,7 @@ class GuestAgent implements Guest {
       logger: this.logger,
       defaultClientCidrs: options.defaultClientCidrs,
       warm: options.warm,
+      ...(options.instance.memoryMb === undefined ? {} : { memoryMb: options.instance.memoryMb }),
     });
   }
 
@@ -200,6 +203,14 @@ class GuestAgent implements Guest {
           return this.running(async () => ({ name: await this.rootAdmin().enable(password) }));
         },
         disableRoot: () => this.running(() => this.rootAdmin().disable()),
+        applyConfiguration: ({ overrides }, meta) =>
+          this.exclusive(async () => {
+            this.requirePrepared();
+            const configuration = this.configurationAdmin();
+            this.requestLogger(meta).info({ parameters: Object.keys(overrides) }, 'applying configuration overrides');
+            return configuration.apply(overrides);
+          }),
+        getConfiguration: () => this.running(async () => ({ values: await this.configurationAdmin().effective() })),
         rotateCertificate: (_args, meta) =>
           this.exclusive(async () => {
             this.requirePrepared();
@@ -439,6 +450,12 @@ class GuestAgent implements Guest {
     if (access === undefined) throw this.unsupported(this.engine.users === undefined ? 'users' : 'user access to databases');
     this.requireStarted();
     return access;
+  }
+
+  private configurationAdmin(): ConfigurationAdmin {
+    if (this.engine.configuration === undefined) throw this.unsupported('configurationGroups');
+    this.requireStarted();
+    return this.engine.configuration;
   }
 
   private rootAdmin(): RootAdmin {

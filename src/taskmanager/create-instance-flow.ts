@@ -80,6 +80,7 @@ export function createInstanceFlow(deps: InstanceFlowDeps) {
         users: payload.users,
         adminPassword,
         access: payload.access,
+        overrides: {},
       };
       if (step === 'placed') {
         await sendPrepare(deps, instance, prepare, context);

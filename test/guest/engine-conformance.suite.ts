@@ -4,7 +4,7 @@ import { chmod, mkdir, rm, stat } from 'node:fs/promises';
 import { join, relative, isAbsolute } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { DatabaseSpec, PrepareInput } from '../../src/bus/index.js';
-import { silentLogger } from '../../src/common/index.js';
+import { silentLogger, type ConfigurationValue } from '../../src/common/index.js';
 import type { CertificateAuthority } from '../../src/agent/index.js';
 import { engineRegistry, type EngineBinary, type EngineDriver, type EngineName, type TlsMaterial } from '../../src/guest/index.js';
 import { rejectsWithCode } from '../support/coffer-errors.js';
@@ -76,8 +76,31 @@ export interface EngineConformanceFixture<S extends EngineSession = EngineSessio
   connectTls(options: EngineConnectOptions & { ca: string }): Promise<S>;
   /** the serial number (hex, as X509Certificate.serialNumber) of the certificate the session's server presented */
   serverCertificateSerial(session: S): string;
+  /** with capability `configurationGroups`: what the configuration checks set and how they read it back */
+  configuration?: ConfigurationFixture<S>;
   /** kills whatever engine process a failed check left under `root`; the suite removes `root` after */
   cleanUp?(root: string): Promise<void>;
+}
+
+/** A parameter the suite sets, and what the engine reports for it before and after. */
+export interface ParameterCase {
+  name: string;
+  value: ConfigurationValue;
+  /** what `setting` reads once `value` is live */
+  live: string;
+  /** what `setting` reads without an override (Coffer's own rendering) */
+  initial: string;
+}
+
+export interface ConfigurationFixture<S extends EngineSession> {
+  /** a parameter the engine applies without a restart */
+  dynamic: ParameterCase;
+  /** a parameter that takes effect only at the next start */
+  restartOnly: ParameterCase;
+  /** a value inside the parameter's published rules that the engine itself refuses */
+  rejected: { name: string; value: ConfigurationValue };
+  /** the running value of `name`, read from the engine as a tenant would (SHOW, SELECT @@, CONFIG GET) */
+  setting(session: S, name: string): Promise<string>;
 }
 
 const defaultHostileNames = [
@@ -121,6 +144,7 @@ export function runEngineConformance<S extends EngineSession>(fixture: EngineCon
       : [],
     adminPassword,
     access: null,
+    overrides: {},
   };
   const tenant = (() => {
     if (caps.users) return { user: 'tenant', password: tenantPassword };
@@ -535,6 +559,87 @@ export function runEngineConformance<S extends EngineSession>(fixture: EngineCon
         await asTenant(async () => undefined);
       });
     });
+
+    if (caps.configurationGroups) {
+      describe('configuration groups', () => {
+        const config = fixture.configuration!;
+        const setting = (name: string) => asTenant((session) => config.setting(session, name));
+        const { dynamic, restartOnly } = config;
+
+        test('declares its parameters and refuses any other name before changing anything', async () => {
+          assert.ok(fixture.configuration, 'an engine with configurationGroups needs fixture.configuration');
+          const admin = driver.configuration!;
+          assert.ok(admin !== undefined, 'driver.configuration');
+          const names = admin.parameters.map((p) => p.name);
+          assert.ok(names.includes(dynamic.name) && names.includes(restartOnly.name));
+          assert.equal(admin.parameters.find((p) => p.name === dynamic.name)?.restartRequired, false);
+          assert.equal(admin.parameters.find((p) => p.name === restartOnly.name)?.restartRequired, true);
+          await rejectsWithCode(admin.apply({ [dynamic.name]: dynamic.value, no_such_parameter_here: 1 }), 'UnprocessableEntity');
+          assert.equal(await setting(dynamic.name), dynamic.initial, 'nothing applied');
+        });
+
+        test('applies a dynamic parameter to the running engine, without a restart', async () => {
+          const pid = await driver.processId();
+          assert.deepEqual(await driver.configuration!.apply({ [dynamic.name]: dynamic.value }), { pendingRestart: [] });
+          assert.equal(await setting(dynamic.name), dynamic.live);
+          assert.equal(await driver.processId(), pid, 'no restart');
+          const effective = await driver.configuration!.effective();
+          assert.equal(effective[dynamic.name], dynamic.value, 'the effective configuration shows the override');
+        });
+
+        test('a restart-only parameter is pending until the next start, then live; the dynamic one stays', async () => {
+          const pid = await driver.processId();
+          const outcome = await driver.configuration!.apply({ [dynamic.name]: dynamic.value, [restartOnly.name]: restartOnly.value });
+          assert.deepEqual(outcome.pendingRestart, [restartOnly.name]);
+          assert.equal(await driver.processId(), pid, 'no restart yet');
+          assert.equal(await setting(restartOnly.name), restartOnly.initial, 'the old value runs until the restart');
+          await driver.stop();
+          await driver.start();
+          assert.equal(await setting(restartOnly.name), restartOnly.live);
+          assert.equal(await setting(dynamic.name), dynamic.live, 'the dynamic override survives the restart');
+        });
+
+        test('keeps the overrides across a resize', async () => {
+          await driver.resize(memory.initial + 64);
+          assert.equal(await driver.health(), 'healthy');
+          assert.equal(await setting(dynamic.name), dynamic.live);
+          assert.equal(await setting(restartOnly.name), restartOnly.live);
+        });
+
+        test('a value the engine rejects leaves it serving on the previous values, with the parameter named', async () => {
+          const { rejected } = config;
+          const pid = await driver.processId();
+          await assert.rejects(driver.configuration!.apply({ [dynamic.name]: dynamic.value, [rejected.name]: rejected.value }), (err: Error) => {
+            assert.equal((err as { code?: string }).code, 'EngineError');
+            assert.ok(err.message.includes(rejected.name), err.message);
+            return true;
+          });
+          assert.equal(await driver.health(), 'healthy');
+          assert.equal(await driver.processId(), pid, 'still the same engine process');
+          assert.equal(await setting(dynamic.name), dynamic.live);
+          await asTenant(async (session) => assert.equal(await fixture.read(session, 'k1'), 'hello ☃'));
+          // and the previous values are what a restart brings back
+          await driver.stop();
+          await driver.start();
+          assert.equal(await setting(dynamic.name), dynamic.live);
+          assert.equal(await setting(restartOnly.name), restartOnly.live);
+        });
+
+        test('detaching ({}) brings back Coffer’s own values', async () => {
+          const outcome = await driver.configuration!.apply({});
+          assert.deepEqual(outcome.pendingRestart, [restartOnly.name]);
+          assert.equal(await setting(dynamic.name), dynamic.initial);
+          await driver.stop();
+          await driver.start();
+          assert.equal(await setting(restartOnly.name), restartOnly.initial);
+          assert.equal((await driver.configuration!.effective())[dynamic.name] === dynamic.value, false);
+        });
+      });
+    } else {
+      test('has no configuration admin without capability configurationGroups', () => {
+        assert.equal(driver.configuration, undefined);
+      });
+    }
 
     test('resizes: runs with settings for the new memory, keeping the data', async () => {
       const before = await asTenant((session) => fixture.memorySetting(session));

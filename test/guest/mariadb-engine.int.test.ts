@@ -83,6 +83,7 @@ describe('mariadb engine', () => {
     ],
     adminPassword,
     access: null,
+    overrides: {},
   };
 
   it('prepares a server that runs as the engine user with a tmpdir, socket and pid file of its own', async (t) => {

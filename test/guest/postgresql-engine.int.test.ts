@@ -79,6 +79,7 @@ describe('postgresql engine', () => {
     ],
     adminPassword,
     access: null,
+    overrides: {},
   };
 
   it('prepares an instance whose user writes and reads its database over TCP with its password', async (t) => {
@@ -245,6 +246,7 @@ describe('postgresql engine from the npm package', () => {
       users: [{ name: 'u', password: 'u-Secret-1', databases: [{ name: 'db' }] }],
       adminPassword: 'admin-Secret-1',
       access: null,
+      overrides: {},
     });
     const client = new Client({ host: address, port: 5432, user: 'u', password: 'u-Secret-1', database: 'db' });
     await client.connect();

@@ -98,6 +98,7 @@ describe('postgresql engine with warm clusters', () => {
     users: [{ name: 'app', password: 'app-Secret-1', databases: [{ name: 'appdb' }] }],
     adminPassword,
     access: null,
+    overrides: {},
   });
 
   const connect = async (address: string, user: string, password: string | undefined, database = 'appdb') => {

@@ -112,6 +112,7 @@ describe('redis engine', () => {
     ],
     adminPassword,
     access: null,
+    overrides: {},
   };
 
   it('reports Redis 7.0 as active with its capabilities', async () => {

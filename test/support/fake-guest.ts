@@ -31,6 +31,8 @@ export function fakeGuestHandlers(overrides: Partial<GuestHandlers> = {}): Guest
     revokeAccess: unsupported,
     enableRoot: unsupported,
     disableRoot: unsupported,
+    applyConfiguration: unsupported,
+    getConfiguration: unsupported,
     rotateCertificate: noop,
     ...overrides,
   };

@@ -9,7 +9,7 @@ import type {
   UserRef,
   UserSpec,
 } from '../../bus/index.js';
-import type { Logger } from '../../common/index.js';
+import type { ConfigurationParameter, ConfigurationValue, ConfigurationValues, Logger } from '../../common/index.js';
 import type { ProcessRunner } from '../process-runner.js';
 
 // The capability interface every datastore engine implements. An engine declares what it
@@ -87,6 +87,11 @@ export interface EngineContext {
   defaultClientCidrs: readonly string[];
   /** clusters the host initialised ahead of time; absent: the engine initialises its own */
   warm?: WarmSource;
+  /**
+   * the flavor's memory as the host recorded it: what an instance prepared before the engine
+   * saved its spec (see engine-spec-file.ts) renders with until its next prepare or resize
+   */
+  memoryMb?: number;
 }
 
 /** healthy: accepts queries; running: the process is up but does not answer; stopped: no process */
@@ -126,6 +131,33 @@ export interface UserAdmin {
   };
 }
 
+/** What applying a configuration group's values did. */
+export interface ConfigurationOutcome {
+  /** parameters whose new value takes effect only at the next restart; the engine runs the old one meanwhile */
+  pendingRestart: string[];
+}
+
+/**
+ * Configuration-group values (capability `configurationGroups`). The engine renders its whole
+ * configuration from the flavor's memory, the access rules and these overrides together, so a
+ * resize or an access update keeps them, and a resize recomputes only what follows from memory
+ * and no override sets.
+ */
+export interface ConfigurationAdmin {
+  /** the settings a group may set, with Trove's rules; nothing else is ever rendered from a group */
+  readonly parameters: readonly ConfigurationParameter[];
+  /**
+   * Makes `overrides` the instance's values, replacing the previous ones ({} detaches). Dynamic
+   * parameters are applied to the running engine (and survive a restart); restart-only ones are
+   * written and named in `pendingRestart`. A name or value outside `parameters`' rules is refused
+   * before anything changes (UnprocessableEntity, see validateConfigurationValues). A value the engine rejects restores the previous files and live values,
+   * the engine keeps serving, and this throws EngineError naming the parameter and the engine's reason.
+   */
+  apply(overrides: ConfigurationValues): Promise<ConfigurationOutcome>;
+  /** the effective configuration as rendered (Coffer's own settings with the overrides), for `GET /instances/{id}/configuration` */
+  effective(): Promise<Record<string, ConfigurationValue>>;
+}
+
 export interface RootAdmin {
   /** gives root `password`, creating the user where needed; resolves root's user name */
   enable(password: string): Promise<string>;
@@ -144,7 +176,7 @@ export interface EngineDriver {
   health(): Promise<EngineHealth>;
   /** the pid of the running server process, if any */
   processId(): Promise<number | undefined>;
-  /** renders the configuration for a flavor with `memoryMb` of RAM and restarts the engine with it (applies it live where the engine can); leaves the engine running */
+  /** renders the configuration for a flavor with `memoryMb` of RAM, keeping the overrides, and restarts the engine with it (applies it live where the engine can); leaves the engine running */
   resize(memoryMb: number): Promise<void>;
   /**
    * applies `access` to the engine's own rules on the running engine: client ranges (see
@@ -166,6 +198,8 @@ export interface EngineDriver {
   readonly users?: UserAdmin;
   /** present exactly when the engine implements root (a host may still report `root` false) */
   readonly root?: RootAdmin;
+  /** present exactly when the engine's capabilities declare `configurationGroups` */
+  readonly configuration?: ConfigurationAdmin;
 }
 
 export interface EngineFactory {

@@ -1,0 +1,50 @@
+import { chmod, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { accessSpec } from '../../bus/index.js';
+import { configurationValues } from '../../common/index.js';
+
+// `<instance dir>/engine-spec.json`: what the engine renders its whole configuration from, as
+// last applied: the flavor's memory, the access rules and the configuration-group overrides.
+// Every change (prepare, resize, access update, configuration apply) reads it, changes its own
+// part and writes it back, so no change wipes what another set. The host's file: the engine's
+// user neither reads nor writes it.
+
+export const engineSpec = z.object({
+  memoryMb: z.number().int().positive(),
+  access: accessSpec,
+  overrides: configurationValues,
+});
+export type EngineSpec = z.infer<typeof engineSpec>;
+
+const specFile = 'engine-spec.json';
+
+/** The saved spec; undefined for an instance prepared before specs were saved (or not yet prepared). */
+export async function readEngineSpec(dir: string): Promise<EngineSpec | undefined> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, specFile), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  return engineSpec.parse(JSON.parse(text));
+}
+
+/**
+ * The saved spec, or for an instance from before specs were saved one made of what is known:
+ * `memoryMb` (the host's record of the flavor), no access rules, no overrides.
+ */
+export async function currentEngineSpec(dir: string, memoryMb: number | undefined): Promise<EngineSpec | undefined> {
+  const saved = await readEngineSpec(dir);
+  if (saved !== undefined || memoryMb === undefined) return saved;
+  return { memoryMb, access: null, overrides: {} };
+}
+
+/** Written aside and renamed over: a crash never leaves half a spec. */
+export async function writeEngineSpec(dir: string, spec: EngineSpec): Promise<void> {
+  const temporary = join(dir, `.${specFile}.tmp`);
+  await writeFile(temporary, `${JSON.stringify(engineSpec.parse(spec), null, 2)}\n`, { mode: 0o600 });
+  await chmod(temporary, 0o600);
+  await rename(temporary, join(dir, specFile));
+}
