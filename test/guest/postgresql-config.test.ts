@@ -11,6 +11,7 @@ import {
 } from '../../src/guest/engines/postgresql/admin.js';
 import { parsePostgresVersion } from '../../src/guest/engines/postgresql/binaries.js';
 import {
+  changedSettings,
   configString,
   configValue,
   effectivePostgresqlSettings,
@@ -141,6 +142,18 @@ describe('postgresql.conf with a configuration group', () => {
     assert.throws(() => render({ timezone: 'UTC\nlisten_addresses = *' }), isCode('UnprocessableEntity'));
     assert.throws(() => render({ max_connections: '42' }), isCode('UnprocessableEntity'));
     assert.throws(() => render({ max_connections: 0 }), isCode('UnprocessableEntity'));
+  });
+
+  it('names the settings two renderings differ in, as a failed start reports them', () => {
+    const before = render({ work_mem: '8MB', jit: true });
+    assert.deepEqual(changedSettings(before, render({ work_mem: '8MB', jit: true })), []);
+    assert.deepEqual(changedSettings(before, render({ work_mem: '16MB', shared_buffers: '4TB' })).sort(), ['jit', 'shared_buffers', 'work_mem']);
+    assert.deepEqual(changedSettings(before, renderPostgresqlConf({ ...base, memoryMb: 2048, overrides: { work_mem: '8MB', jit: true } })).sort(), [
+      'effective_cache_size',
+      'maintenance_work_mem',
+      'max_connections',
+      'shared_buffers',
+    ]);
   });
 
   it('reports the effective settings typed, overrides included, without the host paths', () => {

@@ -227,5 +227,10 @@ describe('postgresql configuration groups', () => {
       access: { isPublic: false, allowedCidrs: ['127.0.0.0/8'] },
       overrides: { work_mem: '12MB', max_connections: 40 },
     });
+    assert.deepEqual(
+      await driver.configuration!.apply({ work_mem: '12MB', max_connections: 40, jit: false }),
+      { pendingRestart: [] },
+      'a restart-only value the server already runs with waits for nothing',
+    );
   });
 });

@@ -130,6 +130,20 @@ export function effectivePostgresqlSettings(input: ServerConfigInput): Record<st
   return Object.fromEntries([...own, ...overrides].filter(([name]) => !hostPaths.has(name)));
 }
 
+/** The names of the `name = value` lines that differ between two postgresql.conf texts as rendered here. */
+export function changedSettings(before: string, after: string): string[] {
+  const parse = (text: string) =>
+    new Map(
+      text
+        .split('\n')
+        .map((line) => /^(\w+) = (.*)$/.exec(line))
+        .filter((match) => match !== null)
+        .map((match) => [match[1]!, match[2]!]),
+    );
+  const [old, now] = [parse(before), parse(after)];
+  return [...new Set([...old.keys(), ...now.keys()])].filter((name) => old.get(name) !== now.get(name));
+}
+
 /** Accepts `a.b.c.d/n` and IPv6 `x::y/n` only: the value lands in pg_hba.conf verbatim. */
 function parseCidr(cidr: string): string {
   const match = /^([0-9a-fA-F:.]+)\/(\d{1,3})$/.exec(cidr.trim());

@@ -60,8 +60,9 @@ async function rejectedSettings(endpoint: AdminEndpoint, names: readonly string[
     const notices: Notice[] = [];
     client.on('notice', (notice: Notice) => notices.push(notice));
     await client.query("SET client_min_messages = 'debug3'");
-    const { rows } = await client.query<{ name: string; error: string }>(
-      'SELECT name, error FROM pg_file_settings WHERE error IS NOT NULL AND name IS NOT NULL',
+    const { rows } = await client.query<{ name: string; error: string; context: string | null }>(
+      `SELECT f.name, f.error, s.context FROM pg_file_settings f LEFT JOIN pg_settings s ON lower(s.name) = lower(f.name)
+        WHERE f.error IS NOT NULL AND f.name IS NOT NULL`,
     );
     const rejections: Rejection[] = [];
     for (const row of rows) {
@@ -69,6 +70,9 @@ async function rejectedSettings(endpoint: AdminEndpoint, names: readonly string[
       if (!wanted.has(name)) continue;
       const about = notices.filter((notice) => (notice.message ?? '').toLowerCase().includes(`"${name}"`));
       if (about.length > 0 && about.every((notice) => notice.code === pendingRestartState)) continue;
+      // a server that sent no reason: a restart-only value is taken as waiting for the restart
+      // (one PostgreSQL refuses then fails that start, which falls back, see the driver)
+      if (about.length === 0 && row.context === 'postmaster') continue;
       const notice = about.find((n) => n.code !== pendingRestartState);
       const reason = notice === undefined ? row.error : [notice.message, notice.detail, notice.hint].filter(Boolean).join('. ');
       rejections.push({ name, reason });

@@ -24,7 +24,7 @@ import {
 } from './admin.js';
 import { discoverPostgresql, missingBinaryReason } from './binaries.js';
 import { postgresqlCapabilities, postgresqlParameters } from './capabilities.js';
-import { effectivePostgresqlSettings, renderPgHba, renderPostgresqlConf, type ServerConfigInput } from './config.js';
+import { changedSettings, effectivePostgresqlSettings, renderPgHba, renderPostgresqlConf, type ServerConfigInput } from './config.js';
 import { PostgresqlConfigurationAdmin } from './configuration-admin.js';
 import { PostgresqlDatabaseAdmin } from './database-admin.js';
 import { PostgresqlRootAdmin } from './root-admin.js';
@@ -360,7 +360,10 @@ class PostgresqlDriver implements EngineDriver {
         await waitUntilReady({ dataDir, pid, exited, logFile, timeoutMs: startTimeoutMs });
         // only a postmaster spawned here (`exited` known) read the file this host just wrote
         if (exited !== undefined && this.spawnedWith !== undefined) {
-          await writeFile(this.paths.startedConfigFile, this.spawnedWith, { mode: 0o600 });
+          // a server that runs is not failed for want of this record: a later fallback has one start less to go back to
+          await writeFile(this.paths.startedConfigFile, this.spawnedWith, { mode: 0o600 }).catch((err: unknown) =>
+            this.logger.warn({ err }, 'could not record the configuration PostgreSQL started with'),
+          );
         }
       },
       stopPid: (pid) => stopPostmaster(pid, dataDir, stopTimeoutMs),
@@ -391,20 +394,6 @@ class PostgresqlDriver implements EngineDriver {
   processId(): Promise<number | undefined> {
     return runningPostmaster(this.paths.dataDir);
   }
-}
-
-/** The names of the `name = value` lines that differ between two postgresql.conf texts. */
-function changedSettings(before: string, after: string): string[] {
-  const parse = (text: string) =>
-    new Map(
-      text
-        .split('\n')
-        .map((line) => /^(\w+) = (.*)$/.exec(line))
-        .filter((match) => match !== null)
-        .map((match) => [match[1]!, match[2]!]),
-    );
-  const [old, now] = [parse(before), parse(after)];
-  return [...new Set([...old.keys(), ...now.keys()])].filter((name) => old.get(name) !== now.get(name));
 }
 
 export const postgresqlEngine: EngineFactory = {
