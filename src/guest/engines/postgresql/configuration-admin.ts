@@ -10,6 +10,7 @@ import {
 import type { ConfigurationAdmin, ConfigurationOutcome } from '../engine.js';
 import type { EngineSpec } from '../engine-spec-file.js';
 import { reloadConfiguration, withAdminClient, type AdminEndpoint } from './admin.js';
+import { sqlStates } from './sql-states.js';
 
 // Configuration groups on PostgreSQL: the group's values are rendered into postgresql.conf with
 // everything else (see config.ts) and the server reloads it, so there is no ALTER SYSTEM state
@@ -32,9 +33,9 @@ export interface ConfigurationHost {
   logger: Logger;
 }
 
-// SQLSTATE cant_change_runtime_param: a postmaster-context value that differs from the running
-// one, which waits for a restart; anything else pg_file_settings reports is a refused value
-const pendingRestartState = '55P02';
+// a postmaster-context value that differs from the running one waits for a restart; anything
+// else pg_file_settings reports is a refused value
+const pendingRestartState = sqlStates.cantChangeRuntimeParam;
 
 /** what this code reads of a server's notice (pg's NoticeMessage) */
 interface Notice {
