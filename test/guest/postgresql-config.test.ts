@@ -10,7 +10,16 @@ import {
   grantPublicSchemaStatement,
 } from '../../src/guest/engines/postgresql/admin.js';
 import { parsePostgresVersion } from '../../src/guest/engines/postgresql/binaries.js';
-import { configString, renderPgHba, renderPostgresqlConf, tuneMemory } from '../../src/guest/engines/postgresql/config.js';
+import {
+  changedSettings,
+  configString,
+  configValue,
+  effectivePostgresqlSettings,
+  renderPgHba,
+  renderPostgresqlConf,
+  tuneMemory,
+  type ServerConfigInput,
+} from '../../src/guest/engines/postgresql/config.js';
 import { scramVerifier } from '../../src/guest/engines/postgresql/scram-verifier.js';
 
 const isCode = (code: string) => (err: Error & { code?: string }) => err.code === code;
@@ -69,6 +78,93 @@ describe('postgresql.conf', () => {
     assert.equal(configString("it's"), "'it''s'");
     assert.equal(configString('a\\b'), "'a\\\\b'");
     assert.throws(() => configString('a\nlisten_addresses = *'), isCode('BadRequest'));
+  });
+});
+
+/**
+ * The value of `name` as PostgreSQL's configuration lexer reads the file: the last line setting
+ * it, a quoted string decoded ('' and backslash escapes), anything else up to a comment.
+ */
+function readSetting(conf: string, name: string): string | undefined {
+  let value: string | undefined;
+  for (const line of conf.split('\n')) {
+    if (line.trim() === '' || line.trimStart().startsWith('#')) continue;
+    const match = /^\s*(\w+)\s*=?\s*('(?:[^'\\\n]|\\.|'')*'|[^\s#']+)\s*(#.*)?$/.exec(line);
+    assert.ok(match, `a line PostgreSQL would not parse as one setting: ${line}`);
+    if (match[1]!.toLowerCase() !== name.toLowerCase()) continue;
+    const raw = match[2]!;
+    value = raw.startsWith("'") ? raw.slice(1, -1).replace(/''/g, "'").replace(/\\(.)/g, '$1') : raw;
+  }
+  return value;
+}
+
+describe('postgresql.conf with a configuration group', () => {
+  const base: ServerConfigInput = { memoryMb: 1024, address: '127.77.0.5', port: 5432, socketDir: '/i/data', hbaFile: '/i/pg_hba.conf' };
+  const render = (overrides: ServerConfigInput['overrides']) => renderPostgresqlConf({ ...base, overrides });
+
+  it("replaces Coffer's own value of the same name, once, and leaves the rest following the memory", () => {
+    const conf = render({ shared_buffers: '1GB', MAX_CONNECTIONS: 42, work_mem: '8MB' });
+    assert.equal(readSetting(conf, 'shared_buffers'), '1GB');
+    assert.equal(readSetting(conf, 'max_connections'), '42');
+    assert.equal(conf.match(/^shared_buffers = /gm)?.length, 1);
+    assert.equal(conf.match(/^max_connections = /gim)?.length, 1, 'under its published name only');
+    assert.equal(readSetting(conf, 'effective_cache_size'), '768MB', 'still from the flavor');
+    assert.equal(readSetting(conf, 'maintenance_work_mem'), '64MB');
+    assert.equal(readSetting(render({}), 'shared_buffers'), '256MB');
+  });
+
+  it('writes booleans as on/off, numbers as they are, strings quoted', () => {
+    const conf = render({ autovacuum: false, log_connections: true, random_page_cost: 1.1, statement_timeout: 30_000, log_statement: 'ddl' });
+    assert.match(conf, /^autovacuum = off$/m);
+    assert.match(conf, /^log_connections = on$/m);
+    assert.match(conf, /^random_page_cost = 1\.1$/m);
+    assert.match(conf, /^statement_timeout = 30000$/m);
+    assert.match(conf, /^log_statement = 'ddl'$/m);
+    assert.equal(configValue(0.000001), '0.000001');
+    assert.throws(() => configValue(Number.NaN), isCode('BadRequest'));
+  });
+
+  it('keeps a hostile string one quoted value of its own parameter', () => {
+    const lines = render({ timezone: 'UTC' }).split('\n').length;
+    for (const hostile of ["UTC' listen_addresses = '*", "UTC\\' ssl = 'off", 'UTC\\', "x # ' archive_command = 'rm -rf /", "''''"]) {
+      const conf = render({ timezone: hostile });
+      assert.equal(readSetting(conf, 'timezone'), hostile, hostile);
+      assert.equal(readSetting(conf, 'listen_addresses'), '127.77.0.5', hostile);
+      assert.equal(readSetting(conf, 'ssl'), 'off', hostile);
+      assert.equal(readSetting(conf, 'archive_command'), undefined, hostile);
+      assert.equal(conf.split('\n').length, lines, hostile);
+    }
+  });
+
+  it('refuses what no published parameter allows, whoever asks', () => {
+    assert.throws(() => render({ archive_command: 'rm -rf /' }), isCode('UnprocessableEntity'));
+    assert.throws(() => render({ listen_addresses: '*' }), isCode('UnprocessableEntity'));
+    assert.throws(() => render({ timezone: 'UTC\nlisten_addresses = *' }), isCode('UnprocessableEntity'));
+    assert.throws(() => render({ max_connections: '42' }), isCode('UnprocessableEntity'));
+    assert.throws(() => render({ max_connections: 0 }), isCode('UnprocessableEntity'));
+  });
+
+  it('names the settings two renderings differ in, as a failed start reports them', () => {
+    const before = render({ work_mem: '8MB', jit: true });
+    assert.deepEqual(changedSettings(before, render({ work_mem: '8MB', jit: true })), []);
+    assert.deepEqual(changedSettings(before, render({ work_mem: '16MB', shared_buffers: '4TB' })).sort(), ['jit', 'shared_buffers', 'work_mem']);
+    assert.deepEqual(changedSettings(before, renderPostgresqlConf({ ...base, memoryMb: 2048, overrides: { work_mem: '8MB', jit: true } })).sort(), [
+      'effective_cache_size',
+      'maintenance_work_mem',
+      'max_connections',
+      'shared_buffers',
+    ]);
+  });
+
+  it('reports the effective settings typed, overrides included, without the host paths', () => {
+    const effective = effectivePostgresqlSettings({ ...base, overrides: { work_mem: '8MB', jit: false } });
+    assert.equal(effective.work_mem, '8MB');
+    assert.equal(effective.jit, false);
+    assert.equal(effective.max_connections, 100);
+    assert.equal(effective.port, 5432);
+    assert.equal(effective.shared_buffers, '256MB');
+    assert.equal(effective.ssl, false);
+    for (const path of ['hba_file', 'unix_socket_directories']) assert.equal(effective[path], undefined, path);
   });
 });
 

@@ -122,6 +122,22 @@ export interface AdminEndpoint {
   password: string;
 }
 
+/**
+ * The guest's own sessions run without the limits and statement logging a configuration group
+ * may set for everyone: a tenant's 1 ms statement_timeout must not cancel CREATE DATABASE, and
+ * log_statement = 'all' must not write the ALTER ROLE ... PASSWORD the guest sends into the log
+ * (which the tenant may read). Parameters that exist since PostgreSQL 9.6, the oldest served.
+ */
+const adminSessionOptions = [
+  'statement_timeout=0',
+  'lock_timeout=0',
+  'idle_in_transaction_session_timeout=0',
+  'log_statement=none',
+  'log_min_duration_statement=-1',
+]
+  .map((setting) => `-c ${setting}`)
+  .join(' ');
+
 export async function withAdminClient<T>(
   endpoint: AdminEndpoint,
   database: string,
@@ -137,6 +153,7 @@ export async function withAdminClient<T>(
     connectionTimeoutMillis: timeoutMs,
     query_timeout: timeoutMs * 6,
     application_name: 'coffer-guest',
+    options: adminSessionOptions,
   });
   // a server that dies under an open connection emits 'error'; unhandled, it would kill the agent
   client.on('error', () => undefined);

@@ -1,10 +1,12 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import { CofferError } from '../../../common/index.js';
+import { CofferError, validateConfigurationValues, type ConfigurationValue, type ConfigurationValues } from '../../../common/index.js';
 import type { TlsFiles } from '../tls-files.js';
+import { postgresqlParameters } from './capabilities.js';
 import { postgresqlTlsSettings, tenantConnectionType } from './tls.js';
 
-// postgresql.conf and pg_hba.conf, rendered whole from the flavor and the placement: the files
-// initdb writes are replaced, so what runs is exactly what is written here.
+// postgresql.conf and pg_hba.conf, rendered whole from the instance's spec (the flavor's memory,
+// the access rules, the configuration group's overrides) and its placement: the files initdb
+// writes are replaced, so what runs is exactly what is written here.
 
 export interface MemorySettings {
   sharedBuffersMb: number;
@@ -40,6 +42,16 @@ export function configString(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
+/** One value in postgresql.conf syntax: strings quoted, booleans on/off, numbers as they are. */
+export function configValue(value: ConfigurationValue): string {
+  if (typeof value === 'boolean') return value ? 'on' : 'off';
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new CofferError('BadRequest', `${value} is not a configuration value.`);
+    return String(value);
+  }
+  return configString(value);
+}
+
 export interface ServerConfigInput {
   memoryMb: number;
   address: string;
@@ -48,43 +60,88 @@ export interface ServerConfigInput {
   hbaFile: string;
   /** undefined: no certificate installed yet */
   tls?: TlsFiles;
+  /** the configuration group's values: each replaces Coffer's own setting of the same name */
+  overrides?: ConfigurationValues;
+}
+
+/** Where the host keeps the instance's files: its layout, not the tenant's configuration. */
+const hostPaths: ReadonlySet<string> = new Set(['unix_socket_directories', 'hba_file', 'ssl_cert_file', 'ssl_key_file']);
+
+interface RenderedSettings {
+  /** Coffer's own settings that no override replaces, in file order */
+  own: [string, ConfigurationValue][];
+  /** the configuration group's, under their published names */
+  overrides: [string, ConfigurationValue][];
+}
+
+function settings(input: ServerConfigInput): RenderedSettings {
+  const memory = tuneMemory(input.memoryMb);
+  const own: [string, ConfigurationValue][] = [
+    ['listen_addresses', input.address],
+    ['port', input.port],
+    ['unix_socket_directories', input.socketDir],
+    ['unix_socket_permissions', '0700'],
+    // initdb's own pg_hba.conf in the data directory stays unused
+    ['hba_file', input.hbaFile],
+    ['password_encryption', 'scram-sha-256'],
+    ...postgresqlTlsSettings(input.tls),
+    ['max_connections', memory.maxConnections],
+    ['shared_buffers', `${memory.sharedBuffersMb}MB`],
+    ['effective_cache_size', `${memory.effectiveCacheSizeMb}MB`],
+    ['work_mem', `${memory.workMemKb}kB`],
+    ['maintenance_work_mem', `${memory.maintenanceWorkMemMb}MB`],
+    ['dynamic_shared_memory_type', 'posix'],
+    ['max_wal_size', '1GB'],
+    ['min_wal_size', '80MB'],
+    // stderr goes to the log file the supervisor opened for the postmaster
+    ['log_destination', 'stderr'],
+    ['logging_collector', false],
+    ['log_line_prefix', '%m [%p] %q%u@%d '],
+    ['datestyle', 'iso, mdy'],
+    ['timezone', 'UTC'],
+    ['log_timezone', 'UTC'],
+    ['lc_messages', 'C.UTF-8'],
+    ['lc_monetary', 'C.UTF-8'],
+    ['lc_numeric', 'C.UTF-8'],
+    ['lc_time', 'C.UTF-8'],
+    ['default_text_search_config', 'pg_catalog.english'],
+  ];
+  // checked again here, whoever the caller: only a published parameter with a value inside its
+  // rules ever reaches the file, under its own name (so it replaces Coffer's line, never doubles it)
+  const overrides = Object.entries(validateConfigurationValues(input.overrides ?? {}, postgresqlParameters, 'postgresql'));
+  const overridden = new Set(overrides.map(([name]) => name));
+  return { own: own.filter(([name]) => !overridden.has(name)), overrides };
 }
 
 export function renderPostgresqlConf(input: ServerConfigInput): string {
-  const memory = tuneMemory(input.memoryMb);
-  const settings: [string, string][] = [
-    ['listen_addresses', configString(input.address)],
-    ['port', String(input.port)],
-    ['unix_socket_directories', configString(input.socketDir)],
-    ['unix_socket_permissions', '0700'],
-    // initdb's own pg_hba.conf in the data directory stays unused
-    ['hba_file', configString(input.hbaFile)],
-    ['password_encryption', "'scram-sha-256'"],
-    ...postgresqlTlsSettings(input.tls, configString),
-    ['max_connections', String(memory.maxConnections)],
-    ['shared_buffers', `'${memory.sharedBuffersMb}MB'`],
-    ['effective_cache_size', `'${memory.effectiveCacheSizeMb}MB'`],
-    ['work_mem', `'${memory.workMemKb}kB'`],
-    ['maintenance_work_mem', `'${memory.maintenanceWorkMemMb}MB'`],
-    ['dynamic_shared_memory_type', 'posix'],
-    ['max_wal_size', "'1GB'"],
-    ['min_wal_size', "'80MB'"],
-    // stderr goes to the log file the supervisor opened for the postmaster
-    ['log_destination', "'stderr'"],
-    ['logging_collector', 'off'],
-    ['log_line_prefix', "'%m [%p] %q%u@%d '"],
-    ['datestyle', "'iso, mdy'"],
-    ['timezone', "'UTC'"],
-    ['log_timezone', "'UTC'"],
-    ['lc_messages', "'C.UTF-8'"],
-    ['lc_monetary', "'C.UTF-8'"],
-    ['lc_numeric', "'C.UTF-8'"],
-    ['lc_time', "'C.UTF-8'"],
-    ['default_text_search_config', "'pg_catalog.english'"],
-  ];
-  return `# Written by Coffer from the instance's flavor (${input.memoryMb} MB RAM); rewritten on prepare.\n${settings
-    .map(([name, value]) => `${name} = ${value}`)
-    .join('\n')}\n`;
+  const { own, overrides } = settings(input);
+  const lines = (entries: [string, ConfigurationValue][]) => entries.map(([name, value]) => `${name} = ${configValue(value)}\n`).join('');
+  const header = `# Written by Coffer from the instance's flavor (${input.memoryMb} MB RAM) and configuration group; rewritten on every change.\n`;
+  const group = overrides.length === 0 ? '' : `# the configuration group's values, in place of Coffer's own\n${lines(overrides)}`;
+  return `${header}${lines(own)}${group}`;
+}
+
+/**
+ * The settings a tenant's instance runs with as rendered, by name: Coffer's own and the group's
+ * overrides, typed as in the file (numbers, booleans, strings), without the host's file paths.
+ */
+export function effectivePostgresqlSettings(input: ServerConfigInput): Record<string, ConfigurationValue> {
+  const { own, overrides } = settings(input);
+  return Object.fromEntries([...own, ...overrides].filter(([name]) => !hostPaths.has(name)));
+}
+
+/** The names of the `name = value` lines that differ between two postgresql.conf texts as rendered here. */
+export function changedSettings(before: string, after: string): string[] {
+  const parse = (text: string) =>
+    new Map(
+      text
+        .split('\n')
+        .map((line) => /^(\w+) = (.*)$/.exec(line))
+        .filter((match) => match !== null)
+        .map((match) => [match[1]!, match[2]!]),
+    );
+  const [old, now] = [parse(before), parse(after)];
+  return [...new Set([...old.keys(), ...now.keys()])].filter((name) => old.get(name) !== now.get(name));
 }
 
 /** Accepts `a.b.c.d/n` and IPv6 `x::y/n` only: the value lands in pg_hba.conf verbatim. */

@@ -1,8 +1,8 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { PrepareInput } from '../../../bus/index.js';
-import { CofferError } from '../../../common/index.js';
-import type { Logger } from '../../../common/index.js';
+import { CofferError, validateConfigurationValues } from '../../../common/index.js';
+import type { ConfigurationValues, Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
 import type { AccessSpec } from '../../../bus/index.js';
 import type {
@@ -23,19 +23,22 @@ import {
   type AdminEndpoint,
 } from './admin.js';
 import { discoverPostgresql, missingBinaryReason } from './binaries.js';
-import { postgresqlCapabilities } from './capabilities.js';
-import { renderPgHba, renderPostgresqlConf } from './config.js';
+import { postgresqlCapabilities, postgresqlParameters } from './capabilities.js';
+import { changedSettings, effectivePostgresqlSettings, renderPgHba, renderPostgresqlConf, type ServerConfigInput } from './config.js';
+import { PostgresqlConfigurationAdmin } from './configuration-admin.js';
 import { PostgresqlDatabaseAdmin } from './database-admin.js';
 import { PostgresqlRootAdmin } from './root-admin.js';
 import { PostgresqlUserAdmin } from './user-admin.js';
 import { checkSocketPath, fileExists, writeEngineFile } from '../engine-files.js';
+import { currentEngineSpec, writeEngineSpec, type EngineSpec } from '../engine-spec-file.js';
 import { checkTlsRequirement, installedTlsFiles, saveTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { killDataDirProcesses, runningPostmaster, stopPostmaster, waitUntilReady } from './postmaster.js';
 import { initdbArguments, postgresqlWarmStart, syncDirectory, takeWarmCluster } from './warm-cluster.js';
 
 // PostgreSQL as a supervised local process: initdb (or a cluster the host initialised ahead of
-// time, see warm-cluster.ts), a postgresql.conf rendered from the flavor, the postmaster
+// time, see warm-cluster.ts), a postgresql.conf rendered from the instance's spec (flavor,
+// access, configuration group: engine-spec-file.ts), the postmaster
 // started directly (pg_ctl costs ~0.1 s per start and stop) and stopped with SIGINT. The
 // instance directory belongs to the host; the engine's OS user owns only the data directory
 // (which also holds the socket) and the files handed to it. The host (root, when the engines
@@ -53,6 +56,8 @@ interface Layout {
   dataDir: string;
   /** passed as `-c config_file`: outside the data directory, where only the host writes */
   configFile: string;
+  /** the configuration the postmaster last started with: what a start that fails falls back to */
+  startedConfigFile: string;
   hbaFile: string;
   logFile: string;
   socketDir: string;
@@ -66,6 +71,8 @@ function layout(dir: string): Layout {
   return {
     dataDir,
     configFile: join(dir, 'postgresql.conf'),
+    // the host's, like the instance directory: the engine never reads it
+    startedConfigFile: join(dir, 'postgresql.conf.started'),
     hbaFile: join(dir, 'pg_hba.conf'),
     logFile: join(dir, 'postgresql.log'),
     // the engine creates its socket, so it lives in the one directory the engine owns
@@ -97,6 +104,9 @@ class PostgresqlDriver implements EngineDriver {
   readonly databases: PostgresqlDatabaseAdmin;
   readonly users: PostgresqlUserAdmin;
   readonly root: PostgresqlRootAdmin;
+  readonly configuration: PostgresqlConfigurationAdmin;
+  /** what the postmaster being spawned reads: saved as the last good configuration once it is ready */
+  private spawnedWith: string | undefined;
 
   constructor(private readonly context: EngineContext) {
     this.paths = layout(context.placement.dir);
@@ -106,6 +116,17 @@ class PostgresqlDriver implements EngineDriver {
     this.databases = new PostgresqlDatabaseAdmin(endpoint);
     this.users = new PostgresqlUserAdmin(endpoint);
     this.root = new PostgresqlRootAdmin(endpoint);
+    this.configuration = new PostgresqlConfigurationAdmin(postgresqlParameters, {
+      datastore: this.datastore(),
+      logger: this.logger,
+      readSpec: () => this.readSpec(),
+      saveSpec: (spec) => writeEngineSpec(this.context.placement.dir, spec),
+      renderConf: (spec) => this.renderConf(spec),
+      effective: async (spec) => effectivePostgresqlSettings(await this.confInput(spec)),
+      readConf: () => readFile(this.paths.configFile, 'utf8'),
+      writeConf: (text) => writeEngineFile(this.runner, this.paths.configFile, text),
+      runningEndpoint: async () => ((await this.processId()) === undefined ? undefined : this.endpoint()),
+    });
     this.server = new SupervisedServer(this.serverControl(), this.logger);
   }
 
@@ -127,9 +148,14 @@ class PostgresqlDriver implements EngineDriver {
   async prepare(input: PrepareInput): Promise<PrepareTimings> {
     const began = performance.now();
     checkPrepareNames(input);
+    const spec: EngineSpec = {
+      memoryMb: input.memoryMb,
+      access: input.access,
+      overrides: this.checkOverrides(input.overrides),
+    };
     const tls = await installedTlsFiles(this.context.placement.dir);
     const hba = this.renderHba(input.access, tls);
-    const conf = this.renderConf(input.memoryMb, tls);
+    const conf = await this.renderConf(spec);
 
     let sync: Promise<unknown> = Promise.resolve();
     let poolPassword: string | undefined;
@@ -144,6 +170,7 @@ class PostgresqlDriver implements EngineDriver {
       await writeEngineFile(this.runner, this.paths.configFile, conf);
       await writeEngineFile(this.runner, this.paths.hbaFile, hba);
       await saveTlsRequired(this.context.placement.dir, input.access?.requireTls === true);
+      await writeEngineSpec(this.context.placement.dir, spec);
       await this.start();
       const started = performance.now();
       const endpoint = await this.endpoint();
@@ -209,39 +236,60 @@ class PostgresqlDriver implements EngineDriver {
     return renderPgHba(adminRole, cidrs, checkTlsRequirement(access, tls));
   }
 
-  private renderConf(memoryMb: number, tls: TlsFiles | undefined): string {
-    return renderPostgresqlConf({
-      memoryMb,
+  /** e.g. `postgresql 15`, as configuration errors name the datastore */
+  private datastore(): string {
+    return `postgresql ${this.context.binary?.versionName ?? ''}`.trim();
+  }
+
+  private checkOverrides(overrides: ConfigurationValues): ConfigurationValues {
+    return validateConfigurationValues(overrides, postgresqlParameters, this.datastore());
+  }
+
+  /** the saved spec, or for an instance from before specs were saved one from the host's record of the flavor */
+  private async readSpec(): Promise<EngineSpec> {
+    const spec = await currentEngineSpec(this.context.placement.dir, this.context.memoryMb);
+    if (spec === undefined) {
+      throw new CofferError('EngineError', 'This instance has no saved engine configuration and its host no record of its memory: resize it first.');
+    }
+    return spec;
+  }
+
+  private async confInput(spec: EngineSpec): Promise<ServerConfigInput> {
+    return {
+      memoryMb: spec.memoryMb,
       address: this.context.placement.address,
       port: this.context.placement.port,
       socketDir: this.paths.socketDir,
       hbaFile: this.paths.hbaFile,
-      tls,
-    });
+      tls: await installedTlsFiles(this.context.placement.dir),
+      overrides: spec.overrides,
+    };
+  }
+
+  private async renderConf(spec: EngineSpec): Promise<string> {
+    return renderPostgresqlConf(await this.confInput(spec));
   }
 
   async resize(memoryMb: number): Promise<void> {
+    const saved = await currentEngineSpec(this.context.placement.dir, this.context.memoryMb);
+    const spec: EngineSpec = { access: null, overrides: {}, ...saved, memoryMb };
     // rendered before the stop: a bad value leaves the running engine alone
-    const conf = this.renderConf(memoryMb, await installedTlsFiles(this.context.placement.dir));
+    const conf = await this.renderConf(spec);
     const previous = await readFile(this.paths.configFile, 'utf8');
     await this.stop();
     await writeEngineFile(this.runner, this.paths.configFile, conf);
-    try {
-      await this.start();
-    } catch (err) {
-      // e.g. more shared memory than the host grants: the instance keeps running on its old size
-      this.logger.warn({ err, memoryMb }, 'PostgreSQL did not start with the new size: back to the previous configuration');
-      await writeEngineFile(this.runner, this.paths.configFile, previous);
-      await this.start();
-      const message = `PostgreSQL did not start with settings for ${memoryMb} MB of RAM; it runs with its previous settings.`;
-      throw new CofferError('EngineError', message, { cause: err });
-    }
+    // e.g. more shared memory than the host grants: the instance keeps running on its old size
+    await this.startOrFallBack(`settings for ${memoryMb} MB of RAM`, previous);
+    await writeEngineSpec(this.context.placement.dir, spec);
   }
 
   async updateAccess(access: AccessSpec): Promise<void> {
     const dir = this.context.placement.dir;
     await writeEngineFile(this.runner, this.paths.hbaFile, this.renderHba(access, await installedTlsFiles(dir)));
     await saveTlsRequired(dir, access?.requireTls === true);
+    const saved = await currentEngineSpec(dir, this.context.memoryMb);
+    // without a spec and a memory size there is nothing whole to save; the next resize saves one
+    if (saved !== undefined) await writeEngineSpec(dir, { ...saved, access });
     await this.reloadIfRunning();
   }
 
@@ -261,7 +309,32 @@ class PostgresqlDriver implements EngineDriver {
   }
 
   start(): Promise<void> {
-    return this.server.start();
+    return this.startOrFallBack('its new configuration');
+  }
+
+  /**
+   * Starts the server; one that fails to start with its configuration (a restart-only value the
+   * host cannot grant, such as more shared memory than it has) is started with the configuration
+   * it last started with, or `previous` for an instance that has none recorded, so the instance
+   * keeps serving, and the failure is an EngineError naming what changed.
+   */
+  private async startOrFallBack(what: string, previous?: string): Promise<void> {
+    try {
+      await this.server.start();
+      return;
+    } catch (err) {
+      const fallback = (await readFile(this.paths.startedConfigFile, 'utf8').catch(() => undefined)) ?? previous;
+      const current = await readFile(this.paths.configFile, 'utf8').catch(() => undefined);
+      if (fallback === undefined || current === undefined || fallback === current) throw err;
+      this.logger.warn({ err }, `PostgreSQL did not start with ${what}: back to the configuration it last started with`);
+      await writeEngineFile(this.runner, this.paths.configFile, fallback);
+      await this.server.start();
+      const changed = changedSettings(fallback, current);
+      const which = changed.length === 0 ? '' : ` (${changed.join(', ')})`;
+      const cause = err instanceof CofferError ? ` ${err.message}` : '';
+      const message = `PostgreSQL did not start with ${what}${which}; it runs with its previous settings.${cause}`;
+      throw new CofferError('EngineError', message, { cause: err });
+    }
   }
 
   private serverControl(): ServerControl {
@@ -274,6 +347,7 @@ class PostgresqlDriver implements EngineDriver {
       beforeSpawn: async () => {
         await killDataDirProcesses(dataDir);
         await this.removeStaleLocks();
+        this.spawnedWith = await readFile(this.paths.configFile, 'utf8').catch(() => undefined);
       },
       // relative to its working directory: the postmaster's command line is anyone's to read in
       // ps, and the instance directory's path would give the instance id away
@@ -282,7 +356,16 @@ class PostgresqlDriver implements EngineDriver {
           logFile,
           cwd: dataDir,
         }),
-      waitReady: (pid, exited) => waitUntilReady({ dataDir, pid, exited, logFile, timeoutMs: startTimeoutMs }),
+      waitReady: async (pid, exited) => {
+        await waitUntilReady({ dataDir, pid, exited, logFile, timeoutMs: startTimeoutMs });
+        // only a postmaster spawned here (`exited` known) read the file this host just wrote
+        if (exited !== undefined && this.spawnedWith !== undefined) {
+          // a server that runs is not failed for want of this record: a later fallback has one start less to go back to
+          await writeFile(this.paths.startedConfigFile, this.spawnedWith, { mode: 0o600 }).catch((err: unknown) =>
+            this.logger.warn({ err }, 'could not record the configuration PostgreSQL started with'),
+          );
+        }
+      },
       stopPid: (pid) => stopPostmaster(pid, dataDir, stopTimeoutMs),
       afterStop: () => killDataDirProcesses(dataDir),
     };

@@ -7,6 +7,8 @@ export const sqlStates = {
   invalidParameterValue: '22023',
   featureNotSupported: '0A000',
   objectInUse: '55006',
+  /** a restart-only setting whose new value waits for the next start */
+  cantChangeRuntimeParam: '55P02',
 } as const;
 
 /** The SQLSTATE of an error the server answered, undefined for any other error. */

@@ -1,3 +1,4 @@
+import type { ConfigurationValue } from '../../../common/index.js';
 import type { TlsFiles } from '../tls-files.js';
 
 // PostgreSQL's TLS, in one place: the postgresql.conf settings that serve the instance's
@@ -5,13 +6,13 @@ import type { TlsFiles } from '../tls-files.js';
 // (pg_reload_conf) makes the postmaster read a renewed certificate for new connections.
 
 /** postgresql.conf settings; `files` undefined: no certificate installed yet, plaintext only */
-export function postgresqlTlsSettings(files: TlsFiles | undefined, quote: (value: string) => string): [string, string][] {
-  if (files === undefined) return [['ssl', 'off']];
+export function postgresqlTlsSettings(files: TlsFiles | undefined): [string, ConfigurationValue][] {
+  if (files === undefined) return [['ssl', false]];
   return [
-    ['ssl', 'on'],
-    ['ssl_cert_file', quote(files.certFile)],
-    ['ssl_key_file', quote(files.keyFile)],
-    ['ssl_min_protocol_version', "'TLSv1.2'"],
+    ['ssl', true],
+    ['ssl_cert_file', files.certFile],
+    ['ssl_key_file', files.keyFile],
+    ['ssl_min_protocol_version', 'TLSv1.2'],
   ];
 }
 
