@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
-import { chmod, mkdir, readFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { escapeId } from 'mysql2';
@@ -92,6 +92,7 @@ describe('mariadb configuration groups', () => {
   let root: string;
   let dir: string;
   let binary: EngineBinary;
+  let runner: Awaited<ReturnType<typeof localRunner>>;
   let driver: EngineDriver;
 
   const admin = <T>(work: (connection: Connection) => Promise<T>) =>
@@ -114,18 +115,23 @@ describe('mariadb configuration groups', () => {
     dir = join(root, 'i');
     await mkdir(dir);
     await chmod(dir, 0o711);
-    const runner = await localRunner();
+    runner = await localRunner();
     const discovery = await engineRegistry.mariadb.discover([], runner);
     assert.ok(discovery.binaries[0] !== undefined, JSON.stringify(discovery.reports));
     binary = discovery.binaries[0];
-    driver = engineRegistry.mariadb.create({
+    driver = create();
+  });
+
+  /** a driver as the agent makes one; `memoryMb` is the host's record of the flavor */
+  const create = (memoryMb?: number) =>
+    engineRegistry.mariadb.create({
       placement: { instanceId: 'i', dir, address, port: 3306 },
       binary,
       runner,
       logger: silentLogger(),
       defaultClientCidrs: ['127.0.0.0/8'],
+      ...(memoryMb === undefined ? {} : { memoryMb }),
     });
-  });
 
   after(async () => {
     await driver?.stop().catch(() => undefined);
@@ -294,5 +300,25 @@ describe('mariadb configuration groups', () => {
     await driver.stop();
     await driver.start();
     assert.equal(Number(await globalValue('max_connections')), 90);
+  });
+
+  it('serves an instance prepared before specs were saved from the host\'s record of its flavor, and saves a spec from then on', async () => {
+    await driver.configuration!.apply({});
+    await rm(join(dir, 'engine-spec.json'));
+    const file = await myCnf();
+    await rejectsWithCode(driver.configuration!.apply({ wait_timeout: 50 }), 'EngineError');
+    await rejectsWithCode(driver.configuration!.effective(), 'EngineError');
+    assert.equal(await myCnf(), file, 'nothing rendered without knowing the memory');
+
+    const recorded = create(1024);
+    assert.equal((await recorded.configuration!.effective()).innodb_buffer_pool_size, 512 * mib);
+    assert.deepEqual(await recorded.configuration!.apply({ wait_timeout: 50 }), { pendingRestart: [] });
+    assert.equal(Number(await globalValue('wait_timeout')), 50);
+    assert.deepEqual(await readEngineSpec(dir), { memoryMb: 1024, access: null, overrides: { wait_timeout: 50 } });
+
+    await rm(join(dir, 'engine-spec.json'));
+    await driver.resize(512);
+    assert.deepEqual(await readEngineSpec(dir), { memoryMb: 512, access: null, overrides: {} }, 'a resize saves what it rendered');
+    assert.equal(Number(await globalValue('innodb_buffer_pool_size')), 256 * mib);
   });
 });
