@@ -267,6 +267,11 @@ class MysqlFamilyDriver implements EngineDriver {
     // the overrides stay; what follows from memory and no override sets is computed again
     const saved = await currentEngineSpec(dir, this.context.memoryMb);
     const spec: EngineSpec = { memoryMb, access: saved?.access ?? null, overrides: saved?.overrides ?? {} };
+    const pool = spec.overrides.innodb_buffer_pool_size;
+    if (typeof pool === 'number' && pool > memoryMb * 1024 * 1024) {
+      // the group's value stands (as in Trove); an apply would refuse it now
+      this.logger.warn({ innodb_buffer_pool_size: pool, memoryMb }, "the configuration group's buffer pool is larger than the new flavor's memory");
+    }
     // rendered before the stop: a bad value leaves the running engine alone
     const conf = await this.renderConf(spec);
     await this.stop();

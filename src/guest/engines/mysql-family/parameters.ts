@@ -9,8 +9,9 @@ import type { ConfigurationParameter } from '../../../common/index.js';
 // integer 0..1 there, so groups written for Trove work unchanged), narrowed to what both engines
 // accept so that a value is never silently clamped, and to sizes a host can hold (the engines'
 // 2^64-1 cannot be carried by JSON numbers anyway). `restartRequired` is true exactly where the
-// server refuses SET GLOBAL (a read-only variable): checked against a running MariaDB by
-// test/guest/mariadb-parameters.int.test.ts.
+// server refuses SET GLOBAL (a read-only variable), which is not always Trove's choice (Trove
+// restarts for innodb_buffer_pool_size, which both engines resize live): checked against a
+// running MariaDB by test/guest/mariadb-configuration.int.test.ts.
 
 export interface MysqlParameter extends ConfigurationParameter {
   /** the option-file name where it is not the variable's (MariaDB reads tx_isolation as transaction-isolation) */
