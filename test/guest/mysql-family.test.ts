@@ -3,13 +3,16 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { isCofferError } from '../../src/common/index.js';
+import { isCofferError, type ConfigurationValues } from '../../src/common/index.js';
 import type { ProcessRunner } from '../../src/guest/index.js';
 import { mariadbFlavor, mariadbInitSql, parseMariadbVersion } from '../../src/guest/engines/mariadb/engine.js';
 import { mysqlEngine, mysqlFlavor, mysqlInitSql, parseMysqlVersion } from '../../src/guest/engines/mysql/engine.js';
 import { deriveAccounts, rangesOf } from '../../src/guest/engines/mysql-family/account-registry.js';
 import { MysqlFamilyAdmin } from '../../src/guest/engines/mysql-family/admin.js';
-import { optionValue, renderMyCnf, tuneMemory, type MyCnfInput } from '../../src/guest/engines/mysql-family/config.js';
+import { cofferSettings, optionValue, renderMyCnf, tuneMemory, withOverrides } from '../../src/guest/engines/mysql-family/config.js';
+import { checkOverrides, planChange, setGlobalStatement } from '../../src/guest/engines/mysql-family/configuration-admin.js';
+import type { MysqlFamilyFlavor } from '../../src/guest/engines/mysql-family/flavor.js';
+import { reportedParameters } from '../../src/guest/engines/mysql-family/parameters.js';
 import {
   cachingSha2PasswordHash,
   nativePasswordHash,
@@ -48,8 +51,7 @@ describe('mysql-family memory settings', () => {
 });
 
 describe('my.cnf', () => {
-  const input: MyCnfInput = {
-    memoryMb: 1024,
+  const placement = {
     address: '127.92.0.5',
     port: 3306,
     dataDir: '/var/lib/coffer/i/data',
@@ -59,11 +61,21 @@ describe('my.cnf', () => {
     pidFile: '/var/lib/coffer/i/data/mysqld.pid',
     slowLog: '/var/lib/coffer/i/slow-query.log',
     generalLog: '/var/lib/coffer/i/general.log',
-    extra: (memory) => mariadbFlavor.extraConfig(memory),
   };
+  const render = (memoryMb: number, overrides: ConfigurationValues = {}, flavor: MysqlFamilyFlavor = mariadbFlavor) =>
+    renderMyCnf({
+      ...placement,
+      memoryMb,
+      extraOptions: flavor.extraOptions,
+      settings: withOverrides(cofferSettings(memoryMb, (memory) => flavor.extraSettings(memory)), overrides),
+      parameters: flavor.parameters,
+    });
+  const mib = 1024 * 1024;
+  /** every line setting `name`, as `name = value` */
+  const linesOf = (conf: string, name: string) => conf.split('\n').filter((line) => line.startsWith(`${name} =`));
 
   it('listens on the instance address, with socket, pid file and tmpdir of its own', () => {
-    const conf = renderMyCnf(input);
+    const conf = render(1024);
     assert.match(conf, /^\[mysqld\]$/m);
     assert.match(conf, /^bind-address = 127\.92\.0\.5$/m);
     assert.match(conf, /^port = 3306$/m);
@@ -77,25 +89,191 @@ describe('my.cnf', () => {
   });
 
   it('sizes InnoDB and connections from the flavor, with MariaDB settings', () => {
-    const conf = renderMyCnf(input);
-    assert.match(conf, /^innodb_buffer_pool_size = 512M$/m);
+    const conf = render(1024);
+    assert.match(conf, new RegExp(`^innodb_buffer_pool_size = ${512 * mib}$`, 'm'));
     assert.match(conf, /^max_connections = 256$/m);
-    assert.match(conf, /^innodb_log_file_size = 128M$/m);
-    assert.match(conf, /^collation-server = utf8mb4_general_ci$/m);
+    assert.match(conf, new RegExp(`^innodb_log_file_size = ${128 * mib}$`, 'm'));
+    assert.match(conf, /^character_set_server = "utf8mb4"$/m);
+    assert.match(conf, /^collation_server = "utf8mb4_general_ci"$/m);
+    assert.match(conf, /^performance_schema = OFF$/m);
     assert.doesNotMatch(conf, /mysqlx/);
-    assert.notEqual(renderMyCnf({ ...input, memoryMb: 2048 }), conf);
+    assert.notEqual(render(2048), conf);
   });
 
   it('turns off MySQL\'s X Protocol listener and binary log, and leaves out MariaDB-only settings', () => {
-    const conf = renderMyCnf({ ...input, extra: (memory) => mysqlFlavor.extraConfig(memory) });
+    const conf = render(1024, {}, mysqlFlavor);
     assert.match(conf, /^mysqlx = OFF$/m);
     assert.match(conf, /^skip-log-bin$/m);
     assert.doesNotMatch(conf, /innodb_log_file_size|utf8mb4_general_ci/);
   });
 
-  it('refuses option values that would break out of their line or quotes', () => {
+  it('lets an override replace Coffer\'s value of the same name, and keeps everything else following memory', () => {
+    const overrides = { innodb_buffer_pool_size: 100 * mib, max_connections: 500, wait_timeout: 60 };
+    const small = render(1024, overrides);
+    const large = render(4096, overrides);
+    for (const conf of [small, large]) {
+      assert.deepEqual(linesOf(conf, 'innodb_buffer_pool_size'), [`innodb_buffer_pool_size = ${100 * mib}`]);
+      assert.deepEqual(linesOf(conf, 'max_connections'), ['max_connections = 500']);
+      assert.deepEqual(linesOf(conf, 'wait_timeout'), ['wait_timeout = 60']);
+    }
+    assert.deepEqual(linesOf(small, 'tmp_table_size'), [`tmp_table_size = ${32 * mib}`]);
+    assert.deepEqual(linesOf(large, 'tmp_table_size'), [`tmp_table_size = ${128 * mib}`], 'what no override sets follows memory');
+  });
+
+  it('writes each value in option-file syntax: booleans ON/OFF, numbers without exponents, strings quoted, options under their own name', () => {
+    const conf = render(1024, { performance_schema: true, long_query_time: 0.0000001, sql_mode: '', tx_isolation: 'READ-COMMITTED' });
+    assert.deepEqual(linesOf(conf, 'performance_schema'), ['performance_schema = ON']);
+    assert.deepEqual(linesOf(conf, 'long_query_time'), ['long_query_time = 0.000000']);
+    assert.deepEqual(linesOf(conf, 'sql_mode'), ['sql_mode = ""']);
+    // MariaDB 10.11 has the variable tx_isolation but reads the option transaction-isolation
+    assert.deepEqual(linesOf(conf, 'transaction-isolation'), ['transaction-isolation = "READ-COMMITTED"']);
+    assert.deepEqual(linesOf(conf, 'tx_isolation'), []);
+  });
+
+  it('replaces Coffer\'s character set and collation together, so that the server never gets a mismatched pair', () => {
+    const charset = render(1024, { character_set_server: 'latin1' });
+    assert.deepEqual(linesOf(charset, 'character_set_server'), ['character_set_server = "latin1"']);
+    assert.deepEqual(linesOf(charset, 'collation_server'), [], 'the server derives latin1\'s own collation');
+    const collation = render(1024, { collation_server: 'latin1_german2_ci' });
+    assert.deepEqual(linesOf(collation, 'character_set_server'), []);
+    assert.deepEqual(linesOf(collation, 'collation_server'), ['collation_server = "latin1_german2_ci"']);
+  });
+
+  it('renders nothing outside the published parameters, and refuses values that would break out of their line or quotes', () => {
+    for (const name of ['secure_file_priv', 'plugin_load_add', 'init_file', 'local_infile', 'datadir']) {
+      assert.throws(
+        () => renderMyCnf({ ...placement, memoryMb: 512, extraOptions: [], settings: new Map([[name, 'x']]), parameters: mariadbFlavor.parameters }),
+        (err: unknown) => isCofferError(err) && err.code === 'UnprocessableEntity',
+        name,
+      );
+    }
     assert.equal(optionValue('/a b/#c'), '"/a b/#c"');
     for (const bad of ['a\nb', 'a"b', 'a\\b', 'a\rb']) assert.throws(() => optionValue(bad), badRequest);
+    assert.throws(() => render(1024, { sql_mode: 'ANSI"\nplugin_load_add = evil' }), badRequest);
+  });
+});
+
+describe('mysql-family configuration parameters', () => {
+  const flavors = [mariadbFlavor, mysqlFlavor];
+  const unprocessable = (err: unknown) => isCofferError(err) && err.code === 'UnprocessableEntity';
+  const engineError = (err: unknown) => isCofferError(err) && err.code === 'EngineError';
+
+  it('publishes nothing that reaches files, programs, the network or what Coffer manages', () => {
+    const forbidden =
+      /(_file|dir|socket|port|address)$|^(plugin|ssl_|log_bin|binlog|relay|gtid|init_|secure|local_infile|skip_networking|require_secure|server_id|read_only)/;
+    for (const flavor of flavors) {
+      const names = flavor.parameters.map((p) => p.name);
+      assert.deepEqual(names.filter((name) => forbidden.test(name)), [], flavor.manager);
+      assert.equal(new Set(names).size, names.length, `${flavor.manager}: each name once`);
+    }
+  });
+
+  it('lets a group set every setting Coffer computes itself', () => {
+    for (const flavor of flavors) {
+      const names = new Set(flavor.parameters.map((p) => p.name));
+      for (const name of cofferSettings(512, (memory) => flavor.extraSettings(memory)).keys()) assert.ok(names.has(name), `${flavor.manager}: ${name}`);
+    }
+  });
+
+  it('names the variable each engine has, and reports Trove\'s fields only, in name order', () => {
+    const mariadb = reportedParameters(mariadbFlavor.parameters);
+    const mysql = reportedParameters(mysqlFlavor.parameters);
+    assert.ok(mariadb.some((p) => p.name === 'tx_isolation') && !mariadb.some((p) => p.name === 'transaction_isolation'));
+    assert.ok(mysql.some((p) => p.name === 'transaction_isolation') && !mysql.some((p) => p.name === 'lower_case_table_names'));
+    assert.deepEqual(
+      mariadb.map((p) => p.name),
+      mariadb.map((p) => p.name).sort(),
+    );
+    assert.deepEqual(mariadb.find((p) => p.name === 'innodb_flush_method'), { name: 'innodb_flush_method', type: 'string', restartRequired: true });
+    assert.deepEqual(mariadb.find((p) => p.name === 'innodb_file_per_table'), {
+      name: 'innodb_file_per_table',
+      type: 'integer',
+      restartRequired: false,
+      min: 0,
+      max: 1,
+    });
+    for (const parameter of [...mariadb, ...mysql]) {
+      if (parameter.max !== undefined) assert.ok(Number.isSafeInteger(parameter.max), `${parameter.name}: max exact as JSON`);
+    }
+  });
+
+  it('checks overrides with Trove\'s rules, then refuses strings that are not words and names outside the list', () => {
+    const check = (values: Record<string, unknown>, memoryMb = 512) => checkOverrides(values, mariadbFlavor, 'mariadb 10.11', memoryMb);
+    assert.deepEqual(check({ WAIT_TIMEOUT: 60, sql_mode: 'STRICT_TRANS_TABLES,ANSI', tx_isolation: 'READ-COMMITTED' }), {
+      wait_timeout: 60,
+      sql_mode: 'STRICT_TRANS_TABLES,ANSI',
+      tx_isolation: 'READ-COMMITTED',
+    });
+    assert.throws(() => check({ wait_timeout: '60' }), unprocessable);
+    assert.throws(() => check({ max_connections: 100_001 }), unprocessable);
+    for (const name of ['secure_file_priv', 'local_infile', 'plugin_load_add', 'init_connect', 'general_log_file', 'require_secure_transport']) {
+      assert.throws(() => check({ [name]: 'x' }), unprocessable, name);
+    }
+    for (const hostile of ['a"b', "a'b", 'a\\b', 'a b', 'x\nplugin_load_add=evil', 'a#b', 'a;b', 'x'.repeat(1025)]) {
+      assert.throws(() => check({ sql_mode: hostile }), unprocessable, JSON.stringify(hostile));
+    }
+  });
+
+  it('refuses a restart-only value the server would not start with, and a buffer pool larger than the flavor', () => {
+    const check = (values: Record<string, unknown>, memoryMb = 512) => checkOverrides(values, mariadbFlavor, 'mariadb 10.11', memoryMb);
+    assert.deepEqual(check({ innodb_flush_method: 'O_DIRECT' }), { innodb_flush_method: 'O_DIRECT' });
+    assert.throws(() => check({ innodb_flush_method: 'sometimes' }), (err: unknown) => engineError(err) && /innodb_flush_method/.test((err as Error).message));
+    assert.deepEqual(check({ innodb_buffer_pool_size: 512 * 1024 * 1024 }), { innodb_buffer_pool_size: 512 * 1024 * 1024 });
+    assert.throws(
+      () => check({ innodb_buffer_pool_size: 512 * 1024 * 1024 + 1 }),
+      (err: unknown) => engineError(err) && /innodb_buffer_pool_size/.test((err as Error).message),
+    );
+  });
+});
+
+describe('mysql-family configuration changes', () => {
+  const settings = (memoryMb: number, overrides: ConfigurationValues) =>
+    withOverrides(cofferSettings(memoryMb, (memory) => mariadbFlavor.extraSettings(memory)), overrides);
+  const plan = (before: ConfigurationValues, after: ConfigurationValues) =>
+    planChange(settings(512, before), settings(512, after), mariadbFlavor.parameters);
+
+  it('sets changed dynamic values live and names only the changed restart-only ones', () => {
+    assert.deepEqual(plan({}, { wait_timeout: 60, performance_schema: true }), {
+      live: [{ name: 'wait_timeout', value: 60 }],
+      pendingRestart: ['performance_schema'],
+    });
+    assert.deepEqual(plan({ performance_schema: true }, { performance_schema: true, wait_timeout: 60 }), {
+      live: [{ name: 'wait_timeout', value: 60 }],
+      pendingRestart: [],
+    });
+    assert.deepEqual(plan({ max_connections: 128 }, {}), { live: [], pendingRestart: [] }, 'Coffer renders 128 for 512 MB too');
+  });
+
+  it('puts a removed override back to Coffer\'s value, or to the server\'s default where Coffer sets none', () => {
+    assert.deepEqual(plan({ max_connections: 500, wait_timeout: 60, performance_schema: true }, {}), {
+      live: [
+        { name: 'max_connections', value: 128 },
+        { name: 'wait_timeout', value: undefined },
+      ],
+      pendingRestart: ['performance_schema'],
+    });
+  });
+
+  it('raises innodb_io_capacity_max before innodb_io_capacity', () => {
+    const { live } = plan({}, { innodb_io_capacity: 4000, innodb_io_capacity_max: 8000 });
+    assert.deepEqual(live.map((s) => s.name), ['innodb_io_capacity_max', 'innodb_io_capacity']);
+  });
+
+  it('sets a character set and collation as the file does: the most specific one, from which the server derives the other', () => {
+    assert.deepEqual(plan({}, { character_set_server: 'latin1' }).live, [{ name: 'character_set_server', value: 'latin1' }]);
+    assert.deepEqual(plan({}, { character_set_server: 'latin1', collation_server: 'latin1_bin' }).live, [
+      { name: 'collation_server', value: 'latin1_bin' },
+    ]);
+    assert.deepEqual(plan({ collation_server: 'latin1_bin' }, {}).live, [{ name: 'collation_server', value: 'utf8mb4_general_ci' }]);
+  });
+
+  it('writes SET GLOBAL with numbers as numbers, booleans ON/OFF, strings as quoted literals, DEFAULT for none', () => {
+    assert.equal(setGlobalStatement({ name: 'wait_timeout', value: 60 }), 'SET GLOBAL wait_timeout = 60');
+    assert.equal(setGlobalStatement({ name: 'long_query_time', value: 0.5 }), 'SET GLOBAL long_query_time = 0.5');
+    assert.equal(setGlobalStatement({ name: 'general_log', value: true }), 'SET GLOBAL general_log = ON');
+    assert.equal(setGlobalStatement({ name: 'sql_mode', value: "a' OR 1; --" }), "SET GLOBAL sql_mode = 'a\\' OR 1; --'");
+    assert.equal(setGlobalStatement({ name: 'sql_mode', value: undefined }), 'SET GLOBAL sql_mode = DEFAULT');
+    assert.throws(() => setGlobalStatement({ name: 'x = 1; DROP', value: 1 }), (err: unknown) => isCofferError(err));
   });
 });
 

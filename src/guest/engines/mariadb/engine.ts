@@ -5,6 +5,7 @@ import type { MysqlFamilyFlavor, ParsedVersion } from '../mysql-family/flavor.js
 import { mysqlFamilyEngine } from '../mysql-family/engine.js';
 import { nativePasswordHash } from '../mysql-family/password-hash.js';
 import { adminUser } from '../mysql-family/sql.js';
+import { mariadbParameters } from './parameters.js';
 
 // MariaDB (Debian's 10.11 on this kind of host), through the shared MySQL-family engine.
 
@@ -48,7 +49,9 @@ export const mariadbFlavor: MysqlFamilyFlavor = {
   maxUserNameLength: 80,
   identifiedClause: (hash) => `BY PASSWORD ${escape(hash)}`,
   hashPassword: nativePasswordHash,
-  extraConfig: (memory) => ['collation-server = utf8mb4_general_ci', `innodb_log_file_size = ${memory.logFileMb}M`],
+  extraSettings: (memory) => ({ collation_server: 'utf8mb4_general_ci', innodb_log_file_size: memory.logFileMb * 1024 * 1024 }),
+  extraOptions: [],
+  parameters: mariadbParameters,
   initCommand: (tools, defaultsFile, initFile) => ({
     file: tools.installer ?? join(tools.baseDir, 'bin', 'mariadb-install-db'),
     // --defaults-file must come first, as for the server

@@ -1,7 +1,12 @@
 import { CofferError } from '../../../common/index.js';
+import type { ConfigurationValue, ConfigurationValues } from '../../../common/index.js';
+import type { MysqlParameter } from './parameters.js';
 
-// my.cnf, rendered whole from the flavor and the placement and passed with --defaults-file, so
-// that no file of the host's own installation (/etc/mysql) changes what runs.
+// my.cnf, rendered whole from the instance's spec (the flavor's memory and the configuration
+// group's overrides) and the placement, and passed with --defaults-file, so that no file of the
+// host's own installation (/etc/mysql) changes what runs. Two parts: the placement and lock-down
+// options, which only Coffer sets, and the settings, where a group's override replaces Coffer's
+// value of the same name.
 
 export interface MemorySettings {
   bufferPoolMb: number;
@@ -11,6 +16,7 @@ export interface MemorySettings {
 }
 
 const clamp = (value: number, min: number, max: number) => Math.min(max, Math.max(min, value));
+const mib = 1024 * 1024;
 
 /**
  * InnoDB's buffer pool takes half of a small flavor's RAM and more of a large one's (what is
@@ -28,6 +34,47 @@ export function tuneMemory(memoryMb: number): MemorySettings {
   };
 }
 
+/** Settings in the order they are rendered, by variable name; sizes in bytes. */
+export type Settings = ReadonlyMap<string, ConfigurationValue>;
+
+/**
+ * Coffer's own values for settings a group may also set. `extra` adds the engine's own; every
+ * name is one of the engine's published parameters, so that a group can replace any of them.
+ */
+export function cofferSettings(memoryMb: number, extra: (memory: MemorySettings) => Record<string, ConfigurationValue>): Settings {
+  const memory = tuneMemory(memoryMb);
+  return new Map<string, ConfigurationValue>([
+    ['character_set_server', 'utf8mb4'],
+    ['max_connections', memory.maxConnections],
+    ['innodb_buffer_pool_size', memory.bufferPoolMb * mib],
+    ['tmp_table_size', memory.tmpTableMb * mib],
+    ['max_heap_table_size', memory.tmpTableMb * mib],
+    ['key_buffer_size', 8 * mib],
+    ['performance_schema', false],
+    ['slow_query_log', false],
+    ['long_query_time', 10],
+    ['general_log', false],
+    ...Object.entries(extra(memory)),
+  ]);
+}
+
+/**
+ * Settings a group replaces together: the server refuses to start with a collation of another
+ * character set, so a group's character set or collation also drops Coffer's other one (the
+ * server then derives it, as SET GLOBAL does). The last one present is the most specific.
+ */
+export const settingGroups: readonly (readonly string[])[] = [['character_set_server', 'collation_server']];
+
+/** Coffer's settings with the overrides: an override replaces Coffer's value of its name and of its group. */
+export function withOverrides(own: Settings, overrides: ConfigurationValues): Settings {
+  const settings = new Map(own);
+  for (const group of settingGroups) {
+    if (group.some((name) => Object.hasOwn(overrides, name))) for (const name of group) settings.delete(name);
+  }
+  for (const [name, value] of Object.entries(overrides)) settings.set(name, value);
+  return settings;
+}
+
 /** A value in option-file syntax; quotes keep spaces and `#`, and nothing here needs an escape. */
 export function optionValue(value: string): string {
   if (/[\r\n\0"\\]/.test(value)) {
@@ -36,7 +83,22 @@ export function optionValue(value: string): string {
   return `"${value}"`;
 }
 
+/** A number as both the option parser and SQL read it: never in exponent notation. */
+export function numberText(value: number): string {
+  if (!Number.isFinite(value)) throw new CofferError('BadRequest', `${value} is not a number a MySQL-family server reads.`);
+  const text = String(value);
+  // floats are read to the microsecond (long_query_time); integers here stay far below 1e21
+  return /e/i.test(text) ? value.toFixed(6) : text;
+}
+
+function settingText(value: ConfigurationValue): string {
+  if (typeof value === 'boolean') return value ? 'ON' : 'OFF';
+  if (typeof value === 'number') return numberText(value);
+  return optionValue(value);
+}
+
 export interface MyCnfInput {
+  /** shown in the file's header */
   memoryMb: number;
   address: string;
   port: number;
@@ -50,14 +112,26 @@ export interface MyCnfInput {
   generalLog: string;
   /** TLS options (see tls.ts) */
   tls?: readonly string[];
-  /** settings only this engine of the family knows */
-  extra: (memory: MemorySettings) => readonly string[];
+  /** fixed options only this engine of the family needs */
+  extraOptions: readonly string[];
+  /** Coffer's settings with the group's overrides (see withOverrides) */
+  settings: Settings;
+  /** the engine's published parameters: option names, and the only settings ever rendered */
+  parameters: readonly MysqlParameter[];
 }
 
 export function renderMyCnf(input: MyCnfInput): string {
-  const memory = tuneMemory(input.memoryMb);
+  const byName = new Map(input.parameters.map((p) => [p.name, p]));
+  const settingLines = [...input.settings].map(([name, value]) => {
+    const parameter = byName.get(name);
+    // a name outside the published list never reaches the file, whoever computed it
+    if (parameter === undefined || !/^[a-z_]+$/.test(name)) {
+      throw new CofferError('UnprocessableEntity', `The configuration parameter ${name} is not supported.`);
+    }
+    return `${parameter.option ?? name} = ${settingText(value)}`;
+  });
   const lines = [
-    `# Written by Coffer from the instance's flavor (${input.memoryMb} MB RAM); rewritten on prepare and resize.`,
+    `# Written by Coffer from the instance's spec (${input.memoryMb} MB RAM and its configuration group); rewritten on every change.`,
     '[mysqld]',
     `datadir = ${optionValue(input.dataDir)}`,
     // each instance its own: a shared tmpdir made parallel creates fail
@@ -70,21 +144,13 @@ export function renderMyCnf(input: MyCnfInput): string {
     'skip-name-resolve',
     'local-infile = 0',
     `secure-file-priv = ${optionValue(input.filesDir)}`,
-    'character-set-server = utf8mb4',
-    `max_connections = ${memory.maxConnections}`,
-    `innodb_buffer_pool_size = ${memory.bufferPoolMb}M`,
-    `tmp_table_size = ${memory.tmpTableMb}M`,
-    `max_heap_table_size = ${memory.tmpTableMb}M`,
-    'key_buffer_size = 8M',
-    'performance_schema = OFF',
-    // errors go to stderr, which the supervisor appends to the instance's error log
-    'slow_query_log = OFF',
+    // errors go to stderr, which the supervisor appends to the instance's error log; these two have files of their own
     `slow_query_log_file = ${optionValue(input.slowLog)}`,
-    'long_query_time = 10',
-    'general_log = OFF',
     `general_log_file = ${optionValue(input.generalLog)}`,
+    ...input.extraOptions,
+    '# the flavor\'s memory and the configuration group (a group\'s value replaces Coffer\'s)',
+    ...settingLines,
     ...(input.tls ?? []),
-    ...input.extra(memory),
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -1,5 +1,5 @@
 import { createConnection, type Connection } from 'mysql2/promise';
-import { adminSqlMode, adminUser } from './sql.js';
+import { adminSessionSettings, adminUser } from './sql.js';
 
 // The guest's own session: over the instance's Unix socket as os_admin, which exists only at
 // `localhost` (the socket) and so never logs in over TCP.
@@ -22,7 +22,7 @@ async function openAdminConnection(endpoint: AdminEndpoint, timeoutMs = 10_000):
   // a server that dies under an open connection emits 'error'; unhandled, it would kill the agent
   connection.on('error', () => undefined);
   try {
-    await connection.query(adminSqlMode);
+    await connection.query(adminSessionSettings);
   } catch (err) {
     connection.destroy();
     throw err;

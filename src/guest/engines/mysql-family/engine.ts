@@ -6,13 +6,15 @@ import type { Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
 import type { EngineContext, EngineDriver, EngineFactory, EngineHealth, PrepareTimings, TlsMaterial } from '../engine.js';
 import { checkSocketPath, fileExists, writeEngineFile } from '../engine-files.js';
-import { checkTlsRequirement, installedTlsFiles, readTlsRequired, saveTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
+import { currentEngineSpec, writeEngineSpec, type EngineSpec } from '../engine-spec-file.js';
+import { checkTlsRequirement, installedTlsFiles, readTlsRequired, saveTlsRequired, writeTlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { registrySchema } from './account-registry.js';
 import { MysqlFamilyAdmin } from './admin.js';
 import { discoverMysqlFamily, findTools } from './binaries.js';
 import { mysqlFamilyCapabilities } from './capabilities.js';
-import { renderMyCnf } from './config.js';
+import { cofferSettings, renderMyCnf, withOverrides, type Settings } from './config.js';
+import { checkOverrides, MysqlFamilyConfiguration } from './configuration-admin.js';
 import { answersQueries, type AdminEndpoint } from './connection.js';
 import type { MysqlFamilyFlavor, ServerTools } from './flavor.js';
 import { runningServer, serversIn, stopServer, waitUntilReady } from './server.js';
@@ -21,7 +23,8 @@ import { mysqlTlsOptions, reloadTls, setRequireSecureTransport } from './tls.js'
 
 // A MySQL-family server (MariaDB, MySQL) as a supervised local process: the data directory
 // initialised once with an init file that leaves only the guest's own account (no anonymous
-// users, no root), a my.cnf rendered from the flavor, the server started directly (no
+// users, no root), a my.cnf rendered whole from the instance's spec (engine-spec-file.ts: the
+// flavor's memory and the configuration group) on every change, the server started directly (no
 // mysqld_safe) and stopped with SIGTERM. As for PostgreSQL, the instance directory belongs to
 // the host; the engine's OS user owns only its data, temporary and file directories and the
 // files handed to it.
@@ -80,6 +83,7 @@ class MysqlFamilyDriver implements EngineDriver {
   readonly databases;
   readonly users;
   readonly root;
+  readonly configuration: MysqlFamilyConfiguration;
 
   constructor(
     private readonly flavor: MysqlFamilyFlavor,
@@ -93,6 +97,42 @@ class MysqlFamilyDriver implements EngineDriver {
     this.users = this.admin.users;
     this.root = this.admin.root;
     this.server = new SupervisedServer(this.serverControl(), this.logger);
+    this.configuration = new MysqlFamilyConfiguration({
+      flavor,
+      datastore: this.datastore(),
+      logger: this.logger,
+      spec: () => this.spec(),
+      saveSpec: (spec) => writeEngineSpec(this.context.placement.dir, spec),
+      settings: (spec) => this.settings(spec),
+      render: (spec) => this.renderConf(spec),
+      readConfigFile: () => readFile(this.paths.configFile, 'utf8'),
+      writeConfigFile: (content) => this.writeEngineFile(this.paths.configFile, content),
+      run: (work) => this.admin.run(work),
+    });
+  }
+
+  /** as Trove's messages name it, e.g. `mariadb 10.11` */
+  private datastore(): string {
+    return `${this.flavor.manager} ${this.context.binary?.versionName ?? this.flavor.fallbackVersion}`;
+  }
+
+  /** The saved spec; for an instance from before specs were saved, one from the host's record of its flavor. */
+  private async spec(): Promise<EngineSpec> {
+    const spec = await currentEngineSpec(this.context.placement.dir, this.context.memoryMb);
+    if (spec === undefined) {
+      throw new CofferError(
+        'EngineError',
+        `The ${this.flavor.title} instance has no saved spec and its flavor's memory is unknown: resize it to render its configuration again.`,
+      );
+    }
+    return spec;
+  }
+
+  private settings(spec: EngineSpec): Settings {
+    return withOverrides(
+      cofferSettings(spec.memoryMb, (memory) => this.flavor.extraSettings(memory)),
+      spec.overrides,
+    );
   }
 
   private async serverTools(): Promise<ServerTools> {
@@ -140,10 +180,13 @@ class MysqlFamilyDriver implements EngineDriver {
     return access?.allowedCidrs?.length ? access.allowedCidrs : this.context.defaultClientCidrs;
   }
 
-  private renderConf(memoryMb: number, tls: TlsFiles | undefined, requireTls: boolean): string {
+  /** my.cnf for `spec`, serving the installed certificate; `requireTls` defaults to the saved choice */
+  private async renderConf(spec: EngineSpec, requireTls?: boolean): Promise<string> {
+    const dir = this.context.placement.dir;
+    const tls = await installedTlsFiles(dir);
     return renderMyCnf({
-      tls: mysqlTlsOptions(tls, requireTls),
-      memoryMb,
+      tls: mysqlTlsOptions(tls, requireTls ?? (await readTlsRequired(dir))),
+      memoryMb: spec.memoryMb,
       address: this.context.placement.address,
       port: this.context.placement.port,
       dataDir: this.paths.dataDir,
@@ -153,7 +196,9 @@ class MysqlFamilyDriver implements EngineDriver {
       pidFile: this.paths.pidFile,
       slowLog: this.paths.slowLog,
       generalLog: this.paths.generalLog,
-      extra: (memory) => this.flavor.extraConfig(memory),
+      extraOptions: this.flavor.extraOptions,
+      settings: this.settings(spec),
+      parameters: this.flavor.parameters,
     });
   }
 
@@ -162,18 +207,23 @@ class MysqlFamilyDriver implements EngineDriver {
     for (const database of input.databases) checkDatabaseName(database.name);
     this.admin.checkUsers(input.users);
     const cidrs = this.clientCidrs(input.access);
-    const tls = await installedTlsFiles(this.context.placement.dir);
-    const requireTls = checkTlsRequirement(input.access, tls);
-    const conf = this.renderConf(input.memoryMb, tls, requireTls);
+    const dir = this.context.placement.dir;
+    const requireTls = checkTlsRequirement(input.access, await installedTlsFiles(dir));
+    const overrides = checkOverrides(input.overrides, this.flavor, this.datastore(), input.memoryMb);
+    const spec: EngineSpec = { memoryMb: input.memoryMb, access: input.access, overrides };
+    const conf = await this.renderConf(spec, requireTls);
 
     if (!(await fileExists(this.paths.initialised))) {
-      await this.initialise(input.adminPassword, conf);
+      // the group's values from the first start on, not while the init SQL runs (a sql_mode
+      // with NO_BACKSLASH_ESCAPES would misread its literals)
+      await this.initialise(input.adminPassword, await this.renderConf({ ...spec, overrides: {} }, requireTls));
     } else if ((await this.endpoint()).password !== input.adminPassword) {
       this.logger.warn('prepare redelivered with another admin password: keeping the first');
     }
     const initialised = performance.now();
     await this.writeEngineFile(this.paths.configFile, conf);
-    await saveTlsRequired(this.context.placement.dir, requireTls);
+    await writeEngineSpec(dir, spec);
+    await saveTlsRequired(dir, requireTls);
     await this.start();
     const started = performance.now();
     await this.admin.run(async (connection) => {
@@ -213,11 +263,20 @@ class MysqlFamilyDriver implements EngineDriver {
   }
 
   async resize(memoryMb: number): Promise<void> {
-    // rendered before the stop: a bad value leaves the running engine alone
     const dir = this.context.placement.dir;
-    const conf = this.renderConf(memoryMb, await installedTlsFiles(dir), await readTlsRequired(dir));
+    // the overrides stay; what follows from memory and no override sets is computed again
+    const saved = await currentEngineSpec(dir, this.context.memoryMb);
+    const spec: EngineSpec = { memoryMb, access: saved?.access ?? null, overrides: saved?.overrides ?? {} };
+    const pool = spec.overrides.innodb_buffer_pool_size;
+    if (typeof pool === 'number' && pool > memoryMb * 1024 * 1024) {
+      // the group's value stands (as in Trove); an apply would refuse it now
+      this.logger.warn({ innodb_buffer_pool_size: pool, memoryMb }, "the configuration group's buffer pool is larger than the new flavor's memory");
+    }
+    // rendered before the stop: a bad value leaves the running engine alone
+    const conf = await this.renderConf(spec);
     await this.stop();
     await this.writeEngineFile(this.paths.configFile, conf);
+    await writeEngineSpec(dir, spec);
     await this.start();
   }
 
@@ -230,9 +289,16 @@ class MysqlFamilyDriver implements EngineDriver {
       await this.admin.registry.reconcileAll(connection);
       await setRequireSecureTransport(connection, requireTls);
     });
-    // my.cnf is rendered again from the saved choice when the flavor changes
+    // my.cnf is rendered again from the saved choice and spec on every later change
     await saveTlsRequired(dir, requireTls);
-    await this.rewriteTlsOptions();
+    const saved = await currentEngineSpec(dir, this.context.memoryMb);
+    if (saved === undefined) {
+      await this.rewriteTlsOptions();
+      return;
+    }
+    const spec: EngineSpec = { ...saved, access };
+    await this.writeEngineFile(this.paths.configFile, await this.renderConf(spec));
+    await writeEngineSpec(dir, spec);
   }
 
   async installTls(material: TlsMaterial): Promise<void> {
@@ -244,13 +310,19 @@ class MysqlFamilyDriver implements EngineDriver {
   }
 
   /**
-   * The TLS lines of the my.cnf in place, so that a restart keeps what the running server was
-   * told; the rest of the file (rendered from the flavor) stays as it is.
+   * The TLS lines of the my.cnf, so that a restart keeps what the running server was told: the
+   * whole file from the spec, or for an instance with none (and no known memory) the TLS lines
+   * in place and the rest as it is.
    */
   private async rewriteTlsOptions(): Promise<void> {
     const dir = this.context.placement.dir;
     const current = await readFile(this.paths.configFile, 'utf8').catch(() => undefined);
     if (current === undefined) return;
+    const spec = await currentEngineSpec(dir, this.context.memoryMb);
+    if (spec !== undefined) {
+      await this.writeEngineFile(this.paths.configFile, await this.renderConf(spec));
+      return;
+    }
     const tlsLines = mysqlTlsOptions(await installedTlsFiles(dir), await readTlsRequired(dir));
     const kept = current.split('\n').filter((line) => !/^(ssl_cert|ssl_key|require_secure_transport) =/.test(line));
     const end = kept.at(-1) === '' ? kept.length - 1 : kept.length;

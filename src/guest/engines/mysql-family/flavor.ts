@@ -1,4 +1,6 @@
+import type { ConfigurationValue } from '../../../common/index.js';
 import type { MemorySettings } from './config.js';
+import type { MysqlParameter } from './parameters.js';
 
 // What differs between the engines of the MySQL family. Everything else (layout, process,
 // configuration, databases, users, access rules) is shared by mysql-family/.
@@ -41,8 +43,12 @@ export interface MysqlFamilyFlavor {
   /** the clause after `IDENTIFIED` that sets a password hash computed by `hashPassword` */
   identifiedClause(hash: string): string;
   hashPassword(password: string): string;
-  /** lines added to the [mysqld] section of my.cnf */
-  extraConfig(memory: MemorySettings): string[];
+  /** Coffer's values of this engine's own settings (each a published parameter, so a group may replace it) */
+  extraSettings(memory: MemorySettings): Record<string, ConfigurationValue>;
+  /** fixed lines added to the [mysqld] section of my.cnf, which no group changes */
+  readonly extraOptions: readonly string[];
+  /** what a configuration group may set, in the order SET GLOBAL applies them (see parameters.ts) */
+  readonly parameters: readonly MysqlParameter[];
   /**
    * How the data directory is initialised: the program and its arguments. `initFile` holds SQL
    * that runs at the end of initialisation and sets up the guest's account.

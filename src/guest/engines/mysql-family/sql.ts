@@ -16,8 +16,12 @@ export const rootUser = 'root';
 export const systemDatabases = new Set(['mysql', 'information_schema', 'performance_schema', 'sys', guestDatabase]);
 const maxDatabaseName = 64;
 
-/** A session setting with no NO_BACKSLASH_ESCAPES or ANSI_QUOTES, which would change how quoting works. */
-export const adminSqlMode = "SET SESSION sql_mode = 'STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION'";
+/**
+ * The guest's session whatever a configuration group (or a tenant's root) sets globally: a
+ * sql_mode with no NO_BACKSLASH_ESCAPES or ANSI_QUOTES, which would change how quoting works,
+ * and autocommit, without which the guest's own writes would be rolled back when it disconnects.
+ */
+export const adminSessionSettings = "SET SESSION sql_mode = 'STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION', autocommit = 1";
 
 /** One identifier, dots included (escapeId alone would read `a.b` as database a, table b). */
 export function quoteId(name: string): string {

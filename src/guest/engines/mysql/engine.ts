@@ -4,6 +4,7 @@ import type { MysqlFamilyFlavor, ParsedVersion } from '../mysql-family/flavor.js
 import { mysqlFamilyEngine } from '../mysql-family/engine.js';
 import { cachingSha2PasswordHash } from '../mysql-family/password-hash.js';
 import { account, adminUser } from '../mysql-family/sql.js';
+import { mysqlParameters } from './parameters.js';
 
 // MySQL (Oracle's server, 8.0 and later), through the shared MySQL-family engine. Debian ships
 // no MySQL server, and its /usr/sbin/mysqld is MariaDB: MySQL runs only where a real MySQL
@@ -48,8 +49,10 @@ export const mysqlFlavor: MysqlFamilyFlavor = {
   maxUserNameLength: 32,
   identifiedClause: (hash) => `WITH caching_sha2_password AS ${escape(hash)}`,
   hashPassword: (password) => cachingSha2PasswordHash(password),
+  extraSettings: () => ({}),
   // the X Protocol plugin would listen on every address (port 33060); binary logging is on by default
-  extraConfig: () => ['mysqlx = OFF', 'skip-log-bin'],
+  extraOptions: ['mysqlx = OFF', 'skip-log-bin'],
+  parameters: mysqlParameters,
   initCommand: (tools, defaultsFile, initFile) => ({
     file: tools.server,
     args: [`--defaults-file=${defaultsFile}`, '--initialize-insecure', `--init-file=${initFile}`],
