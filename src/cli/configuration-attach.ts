@@ -16,7 +16,7 @@ import { openSession } from './session.js';
 
 /** What to do once a change reached an instance: nothing, or the restart it waits for. */
 export function restartAdvice(instance: InstanceView, restartRef: string, restartKeys: readonly string[]): string {
-  if (instance.status !== 'RESTART_REQUIRED') return `${instance.name} runs with the new values; no restart is needed.\n`;
+  if (instance.status !== 'RESTART_REQUIRED') return `The change is live on ${instance.name}; no restart is needed.\n`;
   const which = restartKeys.length === 0 ? 'The change takes' : `${restartKeys.join(', ')} ${restartKeys.length === 1 ? 'takes' : 'take'}`;
   return `${instance.name} is RESTART_REQUIRED: ${which} effect when the engine restarts. Restart it with:\n  coffer instance restart ${restartRef}\n`;
 }

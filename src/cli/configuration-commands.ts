@@ -216,6 +216,10 @@ function unsetNames(group: ConfigurationGroupView, names: readonly string[]): st
 
 async function updateConfiguration(io: CliIo, ref: string, flags: UpdateFlags): Promise<void> {
   const unset = flags.unset ?? [];
+  const asked = [flags.values, flags.set, flags.unset, flags.replace, flags.name, flags.description];
+  if (asked.every((flag) => flag === undefined)) {
+    throw new CliError('Nothing to update.', 'Give --set, --values, --unset, --replace, --name or --description.');
+  }
   if (flags.replace === true && unset.length > 0) {
     throw new CliError('Give --unset or --replace, not both.', 'With --replace, the values given are the whole set: leave out what should go.');
   }

@@ -50,7 +50,7 @@ describe('coffer configuration attach and detach', () => {
     const result = await runCli(dir, ['configuration', 'attach', id, group]);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /  ~ work_mem: "4MB" → 8192\n/);
-    assert.match(result.stdout, /is attached to orders\. \(ACTIVE \/ HEALTHY, [\d.]+ s\)\norders runs with the new values; no restart is needed\.\n$/);
+    assert.match(result.stdout, /is attached to orders\. \(ACTIVE \/ HEALTHY, [\d.]+ s\)\nThe change is live on orders; no restart is needed\.\n$/);
   });
 
   it('attach to an instance that has a group already is refused before any request, with the way out', async () => {

@@ -242,6 +242,8 @@ describe('coffer configuration', () => {
       const missing = await runCli(dir, ['configuration', 'update', 'tuned', '--unset', 'max_connections']);
       assert.equal(missing.code, 1);
       assert.equal(missing.stderr, 'Error: tuned does not set max_connections: nothing to unset.\nIt sets work_mem.\n');
+      const nothing = await runCli(dir, ['configuration', 'update', 'tuned']);
+      assert.equal(nothing.stderr, 'Error: Nothing to update.\nGive --set, --values, --unset, --replace, --name or --description.\n');
       const both = await runCli(dir, ['configuration', 'update', 'tuned', '--unset', 'work_mem', '--replace']);
       assert.match(both.stderr, /Give --unset or --replace, not both/);
       assert.deepEqual(groupWrites(), []);
@@ -276,7 +278,7 @@ describe('coffer configuration', () => {
 
       const live = await runCli(dir, ['configuration', 'update', 'tuned', '--set', 'work_mem=8192']);
       assert.equal(live.code, 0, live.stderr);
-      assert.match(live.stdout, /orders runs with the new values; no restart is needed\.\n$/);
+      assert.match(live.stdout, /The change is live on orders; no restart is needed\.\n$/);
     });
 
     it('fails naming the instance whose engine refused the new values', async () => {

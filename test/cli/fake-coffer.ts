@@ -25,7 +25,7 @@ interface TokenRequest {
 }
 
 interface CreateRequest {
-  instance?: { name?: unknown; flavorRef?: unknown; volume?: { size?: unknown }; datastore?: { type?: unknown } };
+  instance?: { name?: unknown; flavorRef?: unknown; volume?: { size?: unknown }; datastore?: { type?: unknown }; configuration?: unknown };
 }
 
 interface FakeInstance {
@@ -322,6 +322,10 @@ export class FakeCoffer {
     if (spec.datastore?.type !== 'postgresql') {
       return fail('itemNotFound', `Datastore '${String(spec.datastore?.type)}' cannot be found.`);
     }
+    const group = spec.configuration === undefined ? undefined : this.configurations.groups.get(String(spec.configuration));
+    if (spec.configuration !== undefined && group === undefined) {
+      return fail('itemNotFound', `Configuration group with ID ${String(spec.configuration)} could not be found.`);
+    }
     const name = spec.name;
     const building = { status: 'BUILD', operating_status: '' };
     // The instance's name picks its fate, so each test can ask for the path it checks.
@@ -330,7 +334,8 @@ export class FakeCoffer {
       : name.includes('stuck')
         ? [building]
         : [building, building, activeState()];
-    const id = this.addInstance(name, states, { volume: { size: spec.volume?.size } });
+    const configuration = group === undefined ? {} : { configuration: { id: group.id, name: group.name, links: [] } };
+    const id = this.addInstance(name, states, { volume: { size: spec.volume?.size }, ...configuration });
     const instance = this.instances.get(id)!;
     send(200, { instance: { ...this.view(instance) } });
   }
