@@ -3,7 +3,7 @@ import type { ConfigurationGroupView, ConfigurationValue, InstanceView } from '.
 import { ApiError, CliError } from './cli-error.js';
 import type { CliIo } from './cli-io.js';
 import { renderChanges, restartNames, valuesDiff, type ValueChange } from './configuration-diff.js';
-import { findConfiguration, getConfiguration, groupParameters, groupPath } from './configuration-lookup.js';
+import { findConfiguration, getConfiguration, groupParametersIfKnown, groupPath } from './configuration-lookup.js';
 import { runInstanceAction, type WaitFlags } from './instance-action-commands.js';
 import { findInstance, getInstance } from './instance-lookup.js';
 import { faultText, stateText, waitForInstance } from './instance-wait.js';
@@ -57,18 +57,33 @@ export async function attachConfiguration(io: CliIo, instanceRef: string, groupR
     );
   }
   const group = await findConfiguration(client, groupRef);
-  const { parameters } = await groupParameters(client, group);
+  refuseOtherVersion(instance, group);
+  const { parameters } = await groupParametersIfKnown(client, group);
   const changes = valuesDiff((await effectiveConfiguration(client, instance.id)) ?? {}, group.values ?? {}, parameters, { removals: false });
   // With --json, stdout is the instance's JSON alone.
   const notes = flags.json === true ? io.stderr : io.stdout;
-  notes.write(changesText(`Attaching configuration group ${group.name} to ${instance.name}:`, changes));
   const after = await runInstanceAction(io, instance.id, flags, () => ({
     doing: `Attaching ${group.name} to ${instance.name}`,
-    what: 'Attaching the configuration group',
-    send: (c) => sendConfiguration(c, instance, group.id, group),
+    what: 'Configuration change',
+    send: async (c) => {
+      await sendConfiguration(c, instance, group.id, group);
+      notes.write(changesText(`Attaching configuration group ${group.name} to ${instance.name}:`, changes));
+    },
     done: (now) => (now.configuration?.id === group.id ? `Configuration group ${group.name} is attached to ${instance.name}.` : undefined),
   }));
   if (after !== undefined) io.stdout.write(restartAdvice(after, instanceRef, restartNames(changes)));
+}
+
+/** Trove attaches a group only to instances of its datastore version: say which group would fit. */
+function refuseOtherVersion(instance: InstanceView, group: ConfigurationGroupView): void {
+  const datastore = instance.datastore?.type ?? undefined;
+  const version = instance.datastore?.version ?? undefined;
+  if (datastore === undefined || version === undefined || group.datastore_name === undefined || group.datastore_version_name === undefined) return;
+  if (datastore === group.datastore_name && version === group.datastore_version_name) return;
+  throw new CliError(
+    `${group.name} is for ${group.datastore_name} ${group.datastore_version_name}; ${instance.name} runs ${datastore} ${version}.`,
+    `Create a group for it with \`coffer configuration create <name> --datastore ${datastore} --datastore-version ${version} --set ...\`.`,
+  );
 }
 
 export async function detachConfiguration(io: CliIo, instanceRef: string, flags: WaitFlags): Promise<void> {
@@ -81,14 +96,16 @@ export async function detachConfiguration(io: CliIo, instanceRef: string, flags:
   }
   const group = await getConfiguration(client, attached);
   const name = group?.name ?? instance.configuration?.name ?? attached;
-  const { parameters } = group === undefined ? { parameters: [] } : await groupParameters(client, group);
+  const { parameters } = group === undefined ? { parameters: [] } : await groupParametersIfKnown(client, group);
   const changes = valuesDiff(group?.values ?? {}, {}, parameters, { removals: true });
   const notes = flags.json === true ? io.stderr : io.stdout;
-  notes.write(changesText(`Detaching configuration group ${name} from ${instance.name}:`, changes));
   const after = await runInstanceAction(io, instance.id, flags, () => ({
     doing: `Detaching ${name} from ${instance.name}`,
-    what: 'Detaching the configuration group',
-    send: (c) => sendConfiguration(c, instance, null, group),
+    what: 'Configuration change',
+    send: async (c) => {
+      await sendConfiguration(c, instance, null, group);
+      notes.write(changesText(`Detaching configuration group ${name} from ${instance.name}:`, changes));
+    },
     done: (now) => (hasConfiguration(now) ? undefined : `Configuration group ${name} is detached from ${instance.name}.`),
   }));
   if (after !== undefined) io.stdout.write(restartAdvice(after, instanceRef, restartNames(changes)));

@@ -10,6 +10,7 @@ import { collectSetting, givenValues, valuesJson, type Setting } from './configu
 import {
   findConfiguration,
   groupParameters,
+  groupParametersIfKnown,
   groupPath,
   listConfigurations,
   resolveDatastoreVersion,
@@ -116,7 +117,7 @@ export function registerConfigurationCommands(program: Command, io: CliIo): void
         const client = await openSession(io);
         const group = await findConfiguration(client, ref);
         if (flags.json === true) return printJson(io.stdout, maskedGroup(group));
-        showGroup(io, group, await groupParameters(client, group));
+        showGroup(io, group, await groupParametersIfKnown(client, group));
       }),
     );
 
@@ -257,9 +258,10 @@ async function updateConfiguration(io: CliIo, ref: string, flags: UpdateFlags): 
       };
   await withValuesHint(set, () => client.request(patch ? 'PATCH' : 'PUT', groupPath(group.id), body));
   const name = flags.name ?? group.name;
-  io.stdout.write(`Updated configuration group ${name} (${group.id})${renamed ? `, renamed from ${group.name}` : ''}:\n`);
-  if (changes.length > 0) io.stdout.write(renderChanges(changes));
+  const renamedText = renamed ? `, renamed from ${group.name}` : '';
+  io.stdout.write(`Updated configuration group ${name} (${group.id})${renamedText}${changes.length === 0 ? '.' : ':'}\n`);
   if (changes.length === 0) return;
+  io.stdout.write(renderChanges(changes));
   const restartKeys = restartNames(changes);
   if (before.length === 0 && restartKeys.length > 0) {
     io.stdout.write(`No instance uses ${name} yet; ${restartKeys.join(', ')} will take a restart once it is attached.\n`);

@@ -72,6 +72,19 @@ export async function groupParameters(client: ApiClient, group: ConfigurationGro
 }
 
 /**
+ * The same, or none when the API cannot list them (a version gone inactive): where the list only
+ * marks which values take a restart, that is worth having, not worth failing for.
+ */
+export async function groupParametersIfKnown(client: ApiClient, group: ConfigurationGroupView): Promise<ParameterSet> {
+  try {
+    return await groupParameters(client, group);
+  } catch (err) {
+    if (err instanceof ApiError) return parameterSet(group.datastore_name ?? '?', group.datastore_version_name ?? '?', []);
+    throw err;
+  }
+}
+
+/**
  * A datastore and version by name or ID, from the datastore list; without a version, the
  * datastore's default. Errors list what there is to choose from.
  */

@@ -67,16 +67,18 @@ describe('coffer configuration attach and detach', () => {
     assert.deepEqual(putsTo(id), []);
   });
 
-  it("attach of a group for another version shows the API's 400 and which group would fit", async () => {
+  it('attach of a group for another version is refused before any request, saying which group would fit', async () => {
     fake.configurations.addGroup('pg16', { work_mem: 8192 }, '16');
-    fake.addInstance('orders');
+    const id = fake.addInstance('orders');
     const result = await runCli(dir, ['configuration', 'attach', 'orders', 'pg16']);
     assert.equal(result.code, 1);
     assert.equal(
       result.stderr,
-      'Error: Datastore Version on Configuration 16 does not match the Datastore Version on the instance 15.\n' +
-        'pg16 is for postgresql 16; create one for postgresql 15 with `coffer configuration create`.\n',
+      'Error: pg16 is for postgresql 16; orders runs postgresql 15.\n' +
+        'Create a group for it with `coffer configuration create <name> --datastore postgresql --datastore-version 15 --set ...`.\n',
     );
+    assert.deepEqual(putsTo(id), []);
+    assert.equal(result.stdout, '');
   });
 
   it('an attach the engine refuses exits 1 with the fault', async () => {
@@ -84,7 +86,7 @@ describe('coffer configuration attach and detach', () => {
     const id = fake.addInstance('broken-db');
     const result = await runCli(dir, ['configuration', 'attach', 'broken-db', 'huge']);
     assert.equal(result.code, 1);
-    assert.match(result.stderr, new RegExp(`Error: Attaching the configuration group of broken-db \\(${id}\\) failed: shared_buffers: 2000000 is more than`));
+    assert.match(result.stderr, new RegExp(`Error: Configuration change of broken-db \\(${id}\\) failed: shared_buffers: 2000000 is more than`));
   });
 
   it('attach --no-wait returns once the API accepted it; --json prints only the instance on stdout', async () => {

@@ -232,6 +232,11 @@ describe('coffer configuration', () => {
           'No instance uses lean yet; max_connections will take a restart once it is attached.\n',
       );
       assert.equal(fake.configurations.groups.get(id)!.name, 'lean');
+
+      const described = await runCli(dir, ['configuration', 'update', 'lean', '--description', 'small reports']);
+      assert.equal(described.code, 0, described.stderr);
+      assert.deepEqual(groupWrites().at(-1), { method: 'PUT', body: { configuration: { values: { work_mem: 2048 }, description: 'small reports' } } });
+      assert.equal(described.stdout, `Updated configuration group lean (${id}).\n`);
     });
 
     it('sends nothing when nothing changes, and refuses an --unset of a name the group does not set', async () => {
