@@ -6,7 +6,7 @@ import { runAction } from './command-runner.js';
 import { attachConfiguration, attachedInstances, detachConfiguration, followAttached, instancesBefore } from './configuration-attach.js';
 import { renderChanges, restartNames, valuesDiff } from './configuration-diff.js';
 import { groupFields, groupListHead, groupListRow, isSecretName, maskedGroup, secretMask, valueRows, valuesHead } from './configuration-format.js';
-import { collectSetting, givenValues, valuesJson, type Setting } from './configuration-input.js';
+import { givenValues } from './configuration-input.js';
 import {
   findConfiguration,
   groupParameters,
@@ -28,14 +28,14 @@ import { printJson, renderFields, renderTable } from './table-format.js';
 const defaultTimeoutSeconds = 300;
 
 interface ValueFlags {
-  values?: Record<string, unknown>;
-  set?: Setting[];
+  values?: string;
+  set?: string[];
 }
 
 function withValueOptions(command: Command): Command {
   return command
-    .option('--values <json>', 'values as a JSON object, typed as the parameter list says, e.g. \'{"max_connections": 200}\'', valuesJson)
-    .option('--set <name=value>', 'set one parameter (repeatable); the value is read as the type the parameter takes', collectSetting);
+    .option('--values <json>', 'values as a JSON object, typed as the parameter list says, e.g. \'{"max_connections": 200}\'')
+    .option('--set <name=value>', 'set one parameter (repeatable); the value is read as the type the parameter takes', collect);
 }
 
 /** A 422 from the API about values: where the allowed values are listed. */
@@ -230,7 +230,7 @@ async function updateConfiguration(io: CliIo, ref: string, flags: UpdateFlags): 
   const given = givenValues(set, flags.values, flags.set);
   const removed = new Set(unsetNames(group, unset));
   for (const name of removed) {
-    if (name in given) throw new CliError(`${name} is both set and unset.`, 'Give it once.');
+    if (Object.hasOwn(given, name)) throw new CliError(`${name} is both set and unset.`, 'Give it once.');
   }
   const current = group.values ?? {};
   const next: ConfigurationValues =
@@ -274,7 +274,7 @@ async function updateConfiguration(io: CliIo, ref: string, flags: UpdateFlags): 
  * password. Such a value must be given again (or dropped) for a PUT.
  */
 function refuseLosingSecrets(group: ConfigurationGroupView, next: ConfigurationValues, given: ConfigurationValues): void {
-  const lost = Object.keys(next).filter((name) => isSecretName(name) && !(name in given) && next[name] === secretMask);
+  const lost = Object.keys(next).filter((name) => isSecretName(name) && !Object.hasOwn(given, name) && next[name] === secretMask);
   if (lost.length === 0) return;
   throw new CliError(
     `${group.name} holds ${lost.join(', ')}, which the API does not show, and this change rewrites the whole group.`,

@@ -1,4 +1,3 @@
-import { InvalidArgumentError } from 'commander';
 import { CofferError, validateConfigurationValues, type ConfigurationParameter } from '../common/index.js';
 import type { ConfigurationParameterView, ConfigurationValue, ConfigurationValues } from './api-types.js';
 import { isRecord } from './api-client.js';
@@ -11,27 +10,30 @@ import { isSecretName, secretMask } from './configuration-format.js';
 // (src/common), so that a typo gets the close names before anything is sent and an update never
 // sends half of what was meant.
 
-export interface Setting {
+interface Setting {
   name: string;
   text: string;
 }
 
-/** For repeatable `--set name=value`; the value may itself hold `=`. */
-export function collectSetting(value: string, previous: Setting[] = []): Setting[] {
+// Both are parsed here rather than by commander, whose errors repeat the argument: a mistyped
+// `--set some_password:...` must not print the password.
+
+/** `--set name=value`; the value may itself hold `=`. */
+function setting(value: string): Setting {
   const eq = value.indexOf('=');
-  if (eq <= 0) throw new InvalidArgumentError('Expected name=value, e.g. max_connections=200.');
-  return [...previous, { name: value.slice(0, eq).trim(), text: value.slice(eq + 1) }];
+  if (eq <= 0) throw new CliError('--set takes name=value, e.g. --set max_connections=200.');
+  return { name: value.slice(0, eq).trim(), text: value.slice(eq + 1) };
 }
 
 /** `--values '{"max_connections": 200}'`: a JSON object, as Trove's `values`. */
-export function valuesJson(value: string): Record<string, unknown> {
+function valuesObject(value: string): Record<string, unknown> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(value);
   } catch {
-    throw new InvalidArgumentError('Expected a JSON object, e.g. \'{"max_connections": 200}\'.');
+    parsed = undefined;
   }
-  if (!isRecord(parsed)) throw new InvalidArgumentError('Expected a JSON object, e.g. \'{"max_connections": 200}\'.');
+  if (!isRecord(parsed)) throw new CliError('--values takes a JSON object, e.g. --values \'{"max_connections": 200}\'.');
   return parsed;
 }
 
@@ -121,11 +123,11 @@ function asRule(parameter: ConfigurationParameterView): ConfigurationParameter {
  * parameter's own name, checked as the API will check them. Errors name the value and where the
  * allowed ones are listed.
  */
-export function givenValues(set: ParameterSet, json: Record<string, unknown> | undefined, settings: Setting[] | undefined): ConfigurationValues {
+export function givenValues(set: ParameterSet, json: string | undefined, settings: readonly string[] | undefined): ConfigurationValues {
   const raw: Record<string, unknown> = {};
   const entries: Array<[string, unknown]> = [
-    ...Object.entries(json ?? {}),
-    ...(settings ?? []).map(({ name, text }): [string, unknown] => {
+    ...Object.entries(json === undefined ? {} : valuesObject(json)),
+    ...(settings ?? []).map(setting).map(({ name, text }): [string, unknown] => {
       const parameter = findParameter(set, name);
       if (parameter === undefined) throw set.parameters.length === 0 ? unsupported(set) : unknownParameter(set, name);
       return [name, typedValue(set, parameter, text)];

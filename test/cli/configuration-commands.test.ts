@@ -129,12 +129,13 @@ describe('coffer configuration', () => {
       );
       const json = await runCli(dir, ['configuration', 'create', 'g', '--datastore', 'postgresql', '--values', '{"work_mem": "4MB"}']);
       assert.match(json.stderr, /^Error: The value provided for the configuration parameter work_mem is not of type integer\.\n/);
-      const notJson = await runCli(dir, ['configuration', 'create', 'g', '--datastore', 'postgresql', '--values', 'work_mem=1']);
-      assert.notEqual(notJson.code, 0);
-      assert.match(notJson.stderr, /Expected a JSON object/);
+      const notJson = await runCli(dir, ['configuration', 'create', 'g', '--datastore', 'postgresql', '--values', '{"test_password": "hunter2"']);
+      assert.equal(notJson.stderr, 'Error: --values takes a JSON object, e.g. --values \'{"max_connections": 200}\'.\n');
+      const noEquals = await runCli(dir, ['configuration', 'create', 'g', '--datastore', 'postgresql', '--set', 'test_password:hunter2']);
+      assert.equal(noEquals.stderr, 'Error: --set takes name=value, e.g. --set max_connections=200.\n');
       const unsupported = await runCli(dir, ['configuration', 'create', 'g', '--datastore', 'mysql', '--datastore-version', '8.0', '--set', 'x=1']);
       assert.match(unsupported.stderr, /Configuration groups are not supported for mysql 8\.0/);
-      for (const r of [typo, word, flag, low, json, unsupported]) assert.equal(r.code, 1);
+      for (const r of [typo, word, flag, low, json, notJson, noEquals, unsupported]) assert.equal(r.code, 1);
       assert.deepEqual(groupWrites(), []);
     });
 
