@@ -23,7 +23,7 @@ export interface WaitFlags {
   json?: boolean;
 }
 
-export interface ActionSpec {
+interface ActionSpec {
   /** progress label and messages: "Restarting mypg" */
   doing: string;
   /** what failed, in an error: "Restart" */

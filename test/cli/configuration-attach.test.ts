@@ -44,6 +44,18 @@ describe('coffer configuration attach and detach', () => {
     );
   });
 
+  it('the advised restart command ends RESTART_REQUIRED', async () => {
+    fake.configurations.addGroup('tuned', { max_connections: 200 });
+    fake.addInstance('orders');
+    const attached = await runCli(dir, ['configuration', 'attach', 'orders', 'tuned']);
+    const advised = /\n {2}coffer (instance restart orders)\n$/.exec(attached.stdout);
+    assert.ok(advised, attached.stdout);
+    const restart = await runCli(dir, advised[1]!.split(' '));
+    assert.equal(restart.code, 0, restart.stderr);
+    assert.match(restart.stderr, /^Restarting orders: REBOOT \(\d+s\)\nRestarting orders: ACTIVE \/ HEALTHY/);
+    assert.match(restart.stdout, /^Instance orders restarted\. \(ACTIVE \/ HEALTHY/);
+  });
+
   it('attach of dynamic values only: live at once, no restart', async () => {
     const group = fake.configurations.addGroup('live', { work_mem: 8192 });
     const id = fake.addInstance('orders');
