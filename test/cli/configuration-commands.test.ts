@@ -285,6 +285,12 @@ describe('coffer configuration', () => {
       const live = await runCli(dir, ['configuration', 'update', 'tuned', '--set', 'work_mem=8192']);
       assert.equal(live.code, 0, live.stderr);
       assert.match(live.stdout, /The change is live on orders; no restart is needed\.\n$/);
+
+      const polls = fake.requestsTo('GET', api(`/instances/${orders}`)).length;
+      const quick = await runCli(dir, ['configuration', 'update', 'tuned', '--set', 'work_mem=64', '--no-wait']);
+      assert.equal(quick.code, 0, quick.stderr);
+      assert.match(quick.stdout, /~ work_mem: 8192 → 64\nThe change is being applied to orders\. Follow it with `coffer instance show <instance>`\.\n$/);
+      assert.equal(fake.requestsTo('GET', api(`/instances/${orders}`)).length, polls + 1, 'only the look before the change');
     });
 
     it('fails naming the instance whose engine refused the new values', async () => {
