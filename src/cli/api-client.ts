@@ -16,7 +16,7 @@ export interface ApiResponse {
   body: unknown;
 }
 
-export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /** A thin JSON-over-HTTP client for Coffer's Trove and Keystone APIs, mapping failures to CliErrors. */
 export class ApiClient {

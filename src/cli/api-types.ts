@@ -1,4 +1,4 @@
-// The parts of Trove's JSON views the CLI reads (trove-reference.md §2.2, §2.6, §2.7). Everything
+// The parts of Trove's JSON views the CLI reads (trove-reference.md §2.2, §2.6, §2.7, §2.8). Everything
 // is optional beyond the ids: the CLI must show what it gets, not crash on what it doesn't.
 
 export interface InstanceAddress {
@@ -61,6 +61,35 @@ export interface DatastoreView {
   name: string;
   default_version?: string;
   versions?: DatastoreVersionView[];
+}
+
+export type ConfigurationValue = string | number | boolean;
+export type ConfigurationValues = Record<string, ConfigurationValue>;
+
+/** A configuration group: the list item, plus `values` and `instance_count` in the detail. */
+export interface ConfigurationGroupView {
+  id: string;
+  name: string;
+  description?: string | null;
+  created?: string;
+  updated?: string;
+  datastore_version_id?: string;
+  datastore_name?: string;
+  datastore_version_name?: string;
+  datastore_version_number?: string;
+  /** Values of keys holding "password" come back as `***`. */
+  values?: ConfigurationValues;
+  instance_count?: number;
+}
+
+/** A setting a group may set. Trove leaves out `min` and `max` when they are 0 or absent. */
+export interface ConfigurationParameterView {
+  name: string;
+  datastore_version_id?: string;
+  restart_required?: boolean;
+  type: 'integer' | 'float' | 'boolean' | 'string';
+  min?: number;
+  max?: number;
 }
 
 export interface PageLinks {

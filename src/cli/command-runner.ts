@@ -6,7 +6,7 @@ import type { CliIo } from './cli-io.js';
  * Runs one command's work and turns any failure into a message, its next step and exit code 1.
  * Stacks are for developers: the user sees only what to do.
  */
-export async function runAction(io: CliIo, work: () => Promise<void>): Promise<void> {
+export async function runAction(io: CliIo, work: () => Promise<unknown>): Promise<void> {
   try {
     await work();
   } catch (err) {

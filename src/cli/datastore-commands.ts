@@ -1,9 +1,13 @@
 import type { Command } from 'commander';
-import type { DatastoreVersionView, DatastoreView } from './api-types.js';
+import type { ConfigurationParameterView, DatastoreVersionView, DatastoreView } from './api-types.js';
+import { ApiError } from './cli-error.js';
 import type { CliIo } from './cli-io.js';
 import { runAction } from './command-runner.js';
+import { parameterHead, parameterRow } from './configuration-format.js';
+import { unknownParameter } from './configuration-input.js';
+import { versionParameters } from './configuration-lookup.js';
 import { openSession } from './session.js';
-import { printJson, renderTable, type Cell } from './table-format.js';
+import { printJson, renderFields, renderTable, type Cell } from './table-format.js';
 
 export function registerDatastoreCommands(program: Command, io: CliIo): void {
   const datastore = program.command('datastore').description('Database engines and their versions');
@@ -21,6 +25,40 @@ export function registerDatastoreCommands(program: Command, io: CliIo): void {
         // Only admins see inactive versions; the column is there only when one is listed.
         const anyInactive = datastores.some((ds) => (ds.versions ?? []).some(isInactive));
         io.stdout.write(anyInactive ? renderTable([...head, 'Inactive because'], rows) : renderTable(head, rows.map((r) => r.slice(0, 5))));
+      }),
+    );
+
+  datastore
+    .command('parameters <datastore> <version> [name]')
+    .description(
+      'List the parameters a configuration group may set for a datastore version (type, range, whether the engine needs a restart), or show one',
+    )
+    .option('--json', 'print the API objects as JSON')
+    .action((datastoreRef: string, version: string, name: string | undefined, options: { json?: boolean }) =>
+      runAction(io, async () => {
+        const client = await openSession(io);
+        const set = await versionParameters(client, datastoreRef, version);
+        if (name === undefined) {
+          if (options.json === true) return printJson(io.stdout, set.parameters);
+          if (set.parameters.length === 0) {
+            io.stdout.write(`${set.label} publishes no configuration parameters: configuration groups are not supported for it.\n`);
+            return;
+          }
+          io.stdout.write(renderTable(parameterHead, [...set.parameters].sort((a, b) => a.name.localeCompare(b.name)).map(parameterRow)));
+          return;
+        }
+        const path = `/datastores/${encodeURIComponent(datastoreRef)}/versions/${encodeURIComponent(version)}/parameters/${encodeURIComponent(name)}`;
+        let parameter: ConfigurationParameterView;
+        try {
+          // Trove answers this one parameter unwrapped.
+          parameter = await client.get<ConfigurationParameterView>(path);
+        } catch (err) {
+          if (err instanceof ApiError && err.status === 404) throw unknownParameter(set, name);
+          throw err;
+        }
+        if (options.json === true) return printJson(io.stdout, parameter);
+        const row = parameterRow(parameter);
+        io.stdout.write(renderFields(parameterHead.map((heading, i): [string, Cell] => [heading, row[i]])));
       }),
     );
 }

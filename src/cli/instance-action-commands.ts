@@ -17,7 +17,7 @@ import { printJson } from './table-format.js';
 
 const defaultTimeoutSeconds = 300;
 
-interface WaitFlags {
+export interface WaitFlags {
   wait: boolean;
   timeout: number;
   json?: boolean;
@@ -63,7 +63,7 @@ async function updateTls(
   }));
 }
 
-function withWaitOptions(command: Command): Command {
+export function withWaitOptions(command: Command): Command {
   return command
     .option('--no-wait', 'return once the API accepted the request')
     .option('--timeout <seconds>', 'how long to wait for the action to end', positiveSeconds, defaultTimeoutSeconds)
@@ -78,7 +78,16 @@ function faultKey(instance: InstanceView): string {
   return instance.fault === undefined ? '' : `${instance.fault.created ?? ''} ${instance.fault.message}`;
 }
 
-async function runInstanceAction(io: CliIo, idOrName: string, flags: WaitFlags, spec: (instance: InstanceView) => ActionSpec): Promise<void> {
+/**
+ * Sends the action and follows the instance until its task ends. Answers the instance as it ended
+ * when the CLI printed its line, undefined when it printed nothing more to add to (--no-wait, --json).
+ */
+export async function runInstanceAction(
+  io: CliIo,
+  idOrName: string,
+  flags: WaitFlags,
+  spec: (instance: InstanceView) => ActionSpec,
+): Promise<InstanceView | undefined> {
   const client = await openSession(io);
   const before = await findInstance(client, idOrName);
   const { id, name } = before;
@@ -86,7 +95,7 @@ async function runInstanceAction(io: CliIo, idOrName: string, flags: WaitFlags, 
   await action.send(client, before);
   if (!flags.wait) {
     io.stdout.write(`${action.doing} (${id}). Follow it with \`coffer instance show ${id}\`.\n`);
-    return;
+    return undefined;
   }
   const result = await waitForInstance(io, client, id, { goal: 'settled', label: action.doing, timeoutSeconds: flags.timeout });
   const showHint = `See \`coffer instance show ${id}\` for details.`;
@@ -96,9 +105,12 @@ async function runInstanceAction(io: CliIo, idOrName: string, flags: WaitFlags, 
       // Actions that fail without an error status (a restart, a resize) leave a new fault.
       const line = faultKey(result.instance) === faultKey(before) ? action.done(result.instance) : undefined;
       if (line === undefined) throw new CliError(`${action.what} of ${name} (${id}) failed: ${faultText(result.instance)}`, showHint);
-      if (flags.json === true) return printJson(io.stdout, result.instance);
+      if (flags.json === true) {
+        printJson(io.stdout, result.instance);
+        return undefined;
+      }
       io.stdout.write(`${line} (${stateText(result.instance)}, ${result.seconds} s)\n`);
-      return;
+      return result.instance;
     }
     case 'error':
       throw new CliError(`${action.what} of ${name} (${id}) failed: ${faultText(result.instance)}`, showHint);

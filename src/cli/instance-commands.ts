@@ -29,6 +29,7 @@ export function registerInstanceCommands(program: Command, io: CliIo): void {
     .option('--user <name:password>', 'create a user with access to every --database (repeatable)', collectUser)
     .option('--allow-duplicate-name', 'create it even if another of your instances has this name')
     .option('--require-tls', 'refuse clients that do not use TLS (every instance serves TLS)')
+    .option('--configuration <group>', 'start with this configuration group (ID or name; see `coffer configuration list`)')
     .option('--ca-file <path>', "write the instance's CA certificate there once it is ready; the connect line verifies with it")
     .option('--no-wait', 'return once the API accepted the request')
     .option('--timeout <seconds>', 'how long to wait for ACTIVE', positiveSeconds, defaultTimeoutSeconds)

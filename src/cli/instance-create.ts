@@ -2,6 +2,7 @@ import type { ApiClient } from './api-client.js';
 import { flavorId, type InstanceView } from './api-types.js';
 import { CliError } from './cli-error.js';
 import type { CliIo } from './cli-io.js';
+import { findConfiguration } from './configuration-lookup.js';
 import { connectionInfo } from './connection-info.js';
 import { resolveFlavor } from './flavor-commands.js';
 import { listInstances } from './instance-lookup.js';
@@ -20,6 +21,8 @@ export interface CreateOptions {
   user?: UserSpec[];
   allowDuplicateName?: boolean;
   requireTls?: boolean;
+  /** a configuration group's ID or name */
+  configuration?: string;
   caFile?: string;
   wait: boolean;
   json?: boolean;
@@ -30,7 +33,8 @@ export async function createInstance(io: CliIo, name: string, options: CreateOpt
   const client = await openSession(io);
   if (options.allowDuplicateName !== true) await refuseDuplicateName(client, name);
   const flavor = await resolveFlavor(client, options.flavor);
-  const body = createBody(name, flavorId(flavor), options);
+  const configuration = options.configuration === undefined ? undefined : (await findConfiguration(client, options.configuration)).id;
+  const body = createBody(name, flavorId(flavor), options, configuration);
   const created = await client.postMember<InstanceView>('/instances', 'instance', body);
   if (!options.wait) {
     if (options.json === true) return printJson(io.stdout, created);
@@ -61,7 +65,7 @@ async function refuseDuplicateName(client: ApiClient, name: string): Promise<voi
   );
 }
 
-function createBody(name: string, flavorRef: string, options: CreateOptions): unknown {
+function createBody(name: string, flavorRef: string, options: CreateOptions, configuration: string | undefined): unknown {
   const databases = options.database ?? [];
   const users = options.user ?? [];
   return {
@@ -75,6 +79,7 @@ function createBody(name: string, flavorRef: string, options: CreateOptions): un
       },
       ...(databases.length === 0 ? {} : { databases: databases.map((db) => ({ name: db })) }),
       ...(options.requireTls === true ? { tls: { required: true } } : {}),
+      ...(configuration === undefined ? {} : { configuration }),
       ...(users.length === 0
         ? {}
         : {

@@ -15,12 +15,20 @@ export type WaitResult =
 export interface WaitOptions {
   /**
    * `active`: until status ACTIVE (create). `gone`: until the API answers 404 (delete).
-   * `settled`: until no task runs (an action): Trove shows operating_status only then.
+   * `settled`: until no task runs (an action), or the instance waits for a restart.
    */
   goal: 'active' | 'gone' | 'settled';
   /** what the progress line says is going on, e.g. `Creating mypg` */
   label: string;
   timeoutSeconds: number;
+}
+
+/**
+ * No task runs: Trove shows operating_status only with task NONE, and RESTART_REQUIRED is the one
+ * other task an instance rests in (a configuration change waits there for the user's restart).
+ */
+function isSettled(instance: InstanceView): boolean {
+  return (instance.operating_status ?? '') !== '' || instance.status === 'RESTART_REQUIRED';
 }
 
 export function stateText(instance: InstanceView): string {
@@ -67,7 +75,7 @@ async function poll(
     progress.update(stateText(last));
     if (last.status === 'ERROR') return { outcome: 'error', instance: last };
     if (goal === 'active' && last.status === 'ACTIVE') return { outcome: 'active', instance: last };
-    if (goal === 'settled' && (last.operating_status ?? '') !== '') return { outcome: 'settled', instance: last };
+    if (goal === 'settled' && isSettled(last)) return { outcome: 'settled', instance: last };
     const remaining = deadline - Date.now();
     if (remaining <= 0) return { outcome: 'timeout', last };
     await sleep(Math.min(intervalMs, remaining));

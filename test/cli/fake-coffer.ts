@@ -4,6 +4,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { FakeConfigurations } from './fake-configurations.js';
 import { runCli } from './run-cli.js';
 
 export interface RecordedRequest {
@@ -24,7 +25,7 @@ interface TokenRequest {
 }
 
 interface CreateRequest {
-  instance?: { name?: unknown; flavorRef?: unknown; volume?: { size?: unknown }; datastore?: { type?: unknown } };
+  instance?: { name?: unknown; flavorRef?: unknown; volume?: { size?: unknown }; datastore?: { type?: unknown }; configuration?: unknown };
 }
 
 interface FakeInstance {
@@ -82,6 +83,14 @@ export class FakeCoffer {
   ];
 
   private readonly instances = new Map<string, FakeInstance>();
+  /** Configuration groups and the datastore versions' parameters. */
+  readonly configurations = new FakeConfigurations({
+    instance: (id) => this.instances.get(id),
+    instances: () => [...this.instances.values()],
+    follow: (instance, during, after) => this.follow(instance as FakeInstance, during, after),
+    datastores: this.datastores,
+    pageSize: () => this.pageSize,
+  });
   private readonly server: Server = createServer((req, res) => this.handle(req, res));
 
   async start(): Promise<void> {
@@ -156,6 +165,7 @@ export class FakeCoffer {
     const path = match[2]!;
     if (req.method === 'GET' && path === '/flavors') return send(200, { flavors: this.flavors });
     if (req.method === 'GET' && path === '/datastores') return send(200, { datastores: this.datastores });
+    if (this.configurations.handle(req.method ?? '', path, url, body, send, fail)) return;
     if (req.method === 'GET' && path === '/instances') return send(200, this.listPage(url));
     if (req.method === 'POST' && path === '/instances') return this.createInstance(body, send, fail);
     const instanceMatch = /^\/instances\/([^/]+)$/.exec(path);
@@ -164,7 +174,7 @@ export class FakeCoffer {
       return fail('itemNotFound', `Resource ${decodeURIComponent(instanceMatch[1]!)} cannot be found.`);
     }
     if (instance !== undefined && req.method === 'GET') return this.showInstance(instance, send, fail);
-    if (instance !== undefined && req.method === 'PUT') return this.updateInstance(instance, body, send);
+    if (instance !== undefined && req.method === 'PUT') return this.updateInstance(instance, body, send, fail);
     const actionMatch = /^\/instances\/([^/]+)\/action$/.exec(path);
     if (actionMatch !== null && req.method === 'POST') {
       const target = this.instances.get(decodeURIComponent(actionMatch[1]!));
@@ -281,8 +291,11 @@ export class FakeCoffer {
     send(202);
   }
 
-  private updateInstance(instance: FakeInstance, body: unknown, send: Send) {
-    const update = (body as { instance?: { name?: string; access?: InstanceState; tls?: { required: boolean } } } | undefined)?.instance ?? {};
+  private updateInstance(instance: FakeInstance, body: unknown, send: Send, fail: (fault: keyof typeof faults, message: string) => void) {
+    const update =
+      (body as { instance?: { name?: string; access?: InstanceState; tls?: { required: boolean }; configuration?: unknown } } | undefined)
+        ?.instance ?? {};
+    if ('configuration' in update && !this.configurations.attachOrDetach(instance, update.configuration, fail)) return;
     if (update.name !== undefined) instance.base.name = update.name;
     if (update.tls !== undefined) {
       instance.base.tls = { ...(instance.base.tls as InstanceState | undefined), required: update.tls.required };
@@ -309,6 +322,10 @@ export class FakeCoffer {
     if (spec.datastore?.type !== 'postgresql') {
       return fail('itemNotFound', `Datastore '${String(spec.datastore?.type)}' cannot be found.`);
     }
+    const group = spec.configuration === undefined ? undefined : this.configurations.groups.get(String(spec.configuration));
+    if (spec.configuration !== undefined && group === undefined) {
+      return fail('itemNotFound', `Configuration group with ID ${String(spec.configuration)} could not be found.`);
+    }
     const name = spec.name;
     const building = { status: 'BUILD', operating_status: '' };
     // The instance's name picks its fate, so each test can ask for the path it checks.
@@ -317,7 +334,8 @@ export class FakeCoffer {
       : name.includes('stuck')
         ? [building]
         : [building, building, activeState()];
-    const id = this.addInstance(name, states, { volume: { size: spec.volume?.size } });
+    const configuration = group === undefined ? {} : { configuration: { id: group.id, name: group.name, links: [] } };
+    const id = this.addInstance(name, states, { volume: { size: spec.volume?.size }, ...configuration });
     const instance = this.instances.get(id)!;
     send(200, { instance: { ...this.view(instance) } });
   }

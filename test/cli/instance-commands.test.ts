@@ -113,6 +113,21 @@ describe('coffer instance', () => {
       assert.equal(fake.requestsTo('POST', `/v1.0/${fake.projectId}/instances`).length, 1);
     });
 
+    it('--configuration finds the group by name and sends its ID; show names it; an unknown group stops before the create', async () => {
+      const group = fake.configurations.addGroup('tuned', { work_mem: 8192 });
+      const result = await runCli(dir, createArgs('orders', '--configuration', 'tuned'));
+      assert.equal(result.code, 0, result.stderr);
+      const [create] = fake.requestsTo('POST', `/v1.0/${fake.projectId}/instances`);
+      assert.equal((create?.body as any).instance.configuration, group);
+      const shown = await runCli(dir, ['instance', 'show', 'orders']);
+      assert.match(shown.stdout, /│ Configuration +│ tuned +│/);
+
+      const unknown = await runCli(dir, createArgs('other', '--configuration', 'nope'));
+      assert.equal(unknown.code, 1);
+      assert.equal(unknown.stderr, 'Error: No configuration group has the ID or name "nope".\nSee them all with `coffer configuration list`.\n');
+      assert.equal(fake.requestsTo('POST', `/v1.0/${fake.projectId}/instances`).length, 1);
+    });
+
     it('rejects a --user without a password before calling the API', async () => {
       const result = await runCli(dir, createArgs('x', '--user', 'alice'));
       assert.equal(result.code, 1);
