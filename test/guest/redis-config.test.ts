@@ -18,6 +18,7 @@ import { discoverRedisIn, parseRedisVersion } from '../../src/guest/engines/redi
 import { redisCapabilities } from '../../src/guest/engines/redis/capabilities.js';
 import { configString, maxmemoryMb, redisSettings, renderRedisConf } from '../../src/guest/engines/redis/config.js';
 import { planLiveChanges } from '../../src/guest/engines/redis/live-config.js';
+import { refusedDirective } from '../../src/guest/engines/redis/server-process.js';
 import { redisParameters, redisParameterTable } from '../../src/guest/engines/redis/parameters.js';
 
 const isCode = (code: string) => (err: Error & { code?: string }) => err.code === code;
@@ -239,6 +240,30 @@ describe('redis configuration groups', () => {
       set: [['maxmemory-policy', 'noeviction'], ['appendonly', true]],
       pendingRestart: ['databases'],
     });
+  });
+});
+
+describe('redis start failures', () => {
+  const refusal = [
+    '',
+    '*** FATAL CONFIG FILE ERROR (Redis 7.0.15) ***',
+    'Reading the configuration file, at line 51',
+    `>>> 'notify-keyspace-events "Kx!"'`,
+    "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.",
+  ].join('\n');
+
+  it('names the directive and reason of the redis.conf line Redis refused, without its value or paths', () => {
+    assert.deepEqual(refusedDirective(`1:C 03 Dec 2026 07:00:00.000 # oO0OoO0OoO0Oo Redis is starting\n${refusal}\n`), {
+      name: 'notify-keyspace-events',
+      reason: "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.",
+    });
+    const withPath = refusal.replace(/Invalid.*$/, "Can't open the log file: /srv/coffer/i1/x.log");
+    assert.equal(refusedDirective(withPath)?.reason, "Can't open the log file: x.log");
+  });
+
+  it('ignores a refusal that is not the last thing the log says (an earlier start)', () => {
+    assert.equal(refusedDirective(`${refusal}\n1:M 03 Dec 2026 07:01:00.000 # Could not create server TCP listening socket`), undefined);
+    assert.equal(refusedDirective('1:M 03 Dec 2026 07:01:00.000 * Ready to accept connections'), undefined);
   });
 });
 

@@ -99,6 +99,15 @@ describe('redis configuration groups', () => {
     assert.equal(await driver.health(), 'stopped');
   });
 
+  it('fails a prepare whose value Redis refuses at its start, naming the parameter', async () => {
+    await assert.rejects(driver.prepare({ ...input, overrides: { 'maxmemory-policy': 'bogus-policy' } }), (err: Error) => {
+      assert.equal((err as Error & { code?: string }).code, 'EngineError');
+      assert.match(err.message, /^Redis refused the value of maxmemory-policy in its configuration: argument\(s\) must be one of the following: volatile-lru/);
+      return true;
+    });
+    assert.equal(await driver.health(), 'stopped');
+  });
+
   it('starts a prepared instance with its overrides live from the first start', async () => {
     await driver.prepare(input);
     assert.equal(await driver.health(), 'healthy');
