@@ -1,7 +1,8 @@
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import type { Redis } from 'ioredis';
+import { withAdminClient } from '../../src/guest/engines/redis/admin.js';
 import { killServerProcesses } from '../../src/guest/engines/redis/server-process.js';
 import { connectRedis } from '../support/redis-client.js';
 import { runEngineConformance, type EngineConnectOptions, type EngineSession } from './engine-conformance.suite.js';
@@ -33,6 +34,24 @@ async function connect(options: EngineConnectOptions & { ca?: string }): Promise
   }
 }
 
+/**
+ * A setting as the running server reports it (CONFIG GET). Tenants may not run CONFIG (it is
+ * in @admin), and no INFO section shows most settings, so the tenant's session only finds the
+ * instance (INFO server's config_file, a tenant's right) and the guest's own user reads the
+ * setting over the instance's socket, as the guest does: the host's secret and socket, not a
+ * right any tenant has.
+ */
+async function runningSetting(client: Redis, name: string): Promise<string> {
+  const info = String(await client.call('INFO', ['server']));
+  const configFile = /^config_file:(.+?)\r?$/m.exec(info)?.[1];
+  if (configFile === undefined) throw new Error('INFO server shows no config_file');
+  const dir = dirname(configFile);
+  const endpoint = { socketPath: join(dir, 'data', 'redis.sock'), password: await readFile(join(dir, 'os_admin.password'), 'utf8') };
+  const reply = (await withAdminClient(endpoint, (admin) => admin.call('CONFIG', ['GET', name]))) as string[];
+  if (reply[0] !== name || reply[1] === undefined) throw new Error(`CONFIG GET ${name} answered ${JSON.stringify(reply)}`);
+  return reply[1];
+}
+
 /** Every server process left in an instance's data directory under `root`. */
 async function cleanUp(root: string): Promise<void> {
   for (const entry of await readdir(root, { withFileTypes: true })) {
@@ -61,6 +80,15 @@ runEngineConformance<RedisSession>({
   },
   // maxmemory changes on the running server: no restart, no reload of the dataset
   resizeRestarts: false,
+  configuration: {
+    // Coffer's own value is replaced: a cache's eviction instead of a datastore's refusal
+    dynamic: { name: 'maxmemory-policy', value: 'allkeys-lru', live: 'allkeys-lru', initial: 'noeviction' },
+    // IMMUTABLE_CONFIG in Redis 7: CONFIG SET refuses it, the next start reads it
+    restartOnly: { name: 'databases', value: 32, live: '32', initial: '16' },
+    // a string by Trove's rules; Redis knows no event class '!'
+    rejected: { name: 'notify-keyspace-events', value: 'Kx!' },
+    setting: ({ client }, name) => runningSetting(client, name),
+  },
   adminUser: 'os_admin',
   rootUser: 'default',
   // Redis user names hold no whitespace (the server refuses it): the suite's defaults have

@@ -319,7 +319,7 @@ describe('redis engine', () => {
     assert.equal(await driver.processId(), pid);
     const maxmemory = await withAdminClient(await admin(), (client) => client.call('CONFIG', ['GET', 'maxmemory']));
     assert.deepEqual(maxmemory, ['maxmemory', String(768 * 1024 * 1024)]);
-    assert.match(await readFile(join(dir, 'redis.conf'), 'utf8'), /^maxmemory 768mb$/m);
+    assert.match(await readFile(join(dir, 'redis.conf'), 'utf8'), new RegExp(`^maxmemory ${768 * 1024 * 1024}$`, 'm'));
     assert.equal(await as('alice', passwords.alice, (alice) => alice.get('greeting')), 'hello');
 
     // a stopped engine is started with the new configuration

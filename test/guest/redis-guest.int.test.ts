@@ -76,6 +76,18 @@ describe('redis guest', () => {
     await rpc.updateAccess({ access: null });
   });
 
+  it('applies a configuration group live and answers the effective configuration', async () => {
+    assert.deepEqual(await rpc.applyConfiguration({ overrides: { timeout: 60, databases: 2 } }), { pendingRestart: ['databases'] });
+    const { values } = await rpc.getConfiguration({});
+    assert.equal(values.timeout, 60);
+    assert.equal(values.databases, 2);
+    assert.equal(values['maxmemory-policy'], 'noeviction');
+    await rejectsWithCode(rpc.applyConfiguration({ overrides: { dir: '/tmp' } }), 'UnprocessableEntity');
+    await rejectsWithCode(rpc.applyConfiguration({ overrides: { 'maxmemory-policy': 'bogus-policy' } }), 'EngineError');
+    assert.equal((await rpc.getConfiguration({})).values.timeout, 60, 'the refused apply changed nothing');
+    assert.deepEqual(await rpc.applyConfiguration({ overrides: {} }), { pendingRestart: [] }, 'databases never ran with 2');
+  });
+
   it('answers OperationNotSupported for databases and address rules', async () => {
     await rejectsWithCode(rpc.listDatabases({}), 'OperationNotSupported');
     await rejectsWithCode(rpc.createDatabases({ databases: [{ name: 'd' }] }), 'OperationNotSupported');

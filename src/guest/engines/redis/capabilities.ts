@@ -1,4 +1,3 @@
-import type { ConfigurationParameter } from '../../../bus/index.js';
 import type { EngineCapabilities } from '../engine.js';
 
 // What the Redis guest implements. Redis has no databases in Trove's sense (its numbered
@@ -14,19 +13,9 @@ export const redisCapabilities: EngineCapabilities = {
   accessRules: false,
   backup: false,
   replication: false,
-  configurationGroups: false,
+  // redis.conf rendered from the saved spec, applied live with CONFIG SET where Redis can
+  configurationGroups: true,
 };
 
-/** The settings a configuration group may change (Trove's Redis validation-rules.json, abridged). */
-export const redisParameters: ConfigurationParameter[] = [
-  { name: 'maxmemory-policy', type: 'string', restartRequired: false },
-  { name: 'timeout', type: 'integer', restartRequired: false, min: 0, max: 2_147_483_647 },
-  { name: 'tcp-keepalive', type: 'integer', restartRequired: false, min: 0, max: 2_147_483_647 },
-  { name: 'appendfsync', type: 'string', restartRequired: false },
-  { name: 'hz', type: 'integer', restartRequired: false, min: 1, max: 500 },
-  { name: 'slowlog-log-slower-than', type: 'integer', restartRequired: false, min: -1, max: 2_147_483_647 },
-  { name: 'slowlog-max-len', type: 'integer', restartRequired: false, min: 0, max: 2_147_483_647 },
-  { name: 'notify-keyspace-events', type: 'string', restartRequired: false },
-  { name: 'lazyfree-lazy-eviction', type: 'boolean', restartRequired: false },
-  { name: 'maxclients', type: 'integer', restartRequired: false, min: 1, max: 100_000 },
-];
+/** The settings a configuration group may change, with Trove's rules (see parameters.ts). */
+export { redisParameters } from './parameters.js';

@@ -1,10 +1,15 @@
 import { isIP } from 'node:net';
-import { CofferError } from '../../../common/index.js';
+import { CofferError, validateConfigurationValues, type ConfigurationValue, type ConfigurationValues } from '../../../common/index.js';
 import type { TlsFiles } from '../tls-files.js';
+import { redisParameters, redisParameterTable } from './parameters.js';
 import { redisTlsSettings } from './tls.js';
 
-// redis.conf, rendered whole from the flavor and the placement: nothing of Debian's
+// redis.conf, rendered whole from the instance's spec (the flavor's memory, the access rules,
+// the configuration group's overrides) and its placement: nothing of Debian's
 // /etc/redis/redis.conf applies, so what runs is exactly what is written here.
+
+/** A setting as Redis means it; `confValue` and `liveValue` write it in each of Redis's syntaxes. */
+export type RedisSetting = readonly [name: string, value: ConfigurationValue];
 
 /**
  * A quarter of the flavor's RAM stays outside the dataset, as ElastiCache's default
@@ -21,6 +26,24 @@ export function configString(value: string): string {
   return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
+function integerText(value: number): string {
+  // a float or a huge number would print as 1.5 or 1e+21, which Redis reads as something else or refuses
+  if (!Number.isSafeInteger(value)) throw new CofferError('BadRequest', `${value} is not an integer Redis can take.`);
+  return String(value);
+}
+
+/** As CONFIG SET takes it and CONFIG GET answers it (for the values Coffer renders). */
+export function liveValue(value: ConfigurationValue): string {
+  if (typeof value === 'boolean') return value ? 'yes' : 'no';
+  if (typeof value === 'number') return integerText(value);
+  return value;
+}
+
+/** As redis.conf holds it: strings always quoted, so that no value becomes two arguments. */
+export function confValue(value: ConfigurationValue): string {
+  return typeof value === 'string' ? configString(value) : liveValue(value);
+}
+
 export interface RedisConfigInput {
   memoryMb: number;
   address: string;
@@ -33,50 +56,54 @@ export interface RedisConfigInput {
   /** undefined: no certificate installed yet */
   tls?: TlsFiles;
   requireTls?: boolean;
+  /** a configuration group's values: each replaces Coffer's value of a published parameter */
+  overrides?: ConfigurationValues;
 }
 
-export function renderRedisConf(input: RedisConfigInput): string {
+/** Every setting redis.conf holds, in its order, with the overrides in place of Coffer's values. */
+export function redisSettings(input: RedisConfigInput): RedisSetting[] {
   if (isIP(input.address) === 0) throw new CofferError('BadRequest', `Invalid listen address "${input.address}".`);
   if (!Number.isInteger(input.port) || input.port < 1 || input.port > 65_535) {
     throw new CofferError('BadRequest', `Invalid port ${input.port}.`);
   }
-  const settings: [string, string][] = [
+  // checked here too, whoever called: only a published name with a value of its type is rendered
+  const overrides = validateConfigurationValues(input.overrides ?? {}, redisParameters, 'redis');
+  return [
     // the instance's own address only: other instances on this host listen on 6379 too
     ['bind', input.address],
     ...redisTlsSettings(input.tls, input.port, input.requireTls === true),
-    ['protected-mode', 'yes'],
+    ['protected-mode', true],
     // the guest's way in; 0700: only the engine's user (and root) may connect
-    ['unixsocket', configString(input.socketPath)],
+    ['unixsocket', input.socketPath],
     ['unixsocketperm', '700'],
     // supervised by the agent: in the foreground, its output in the log the runner opened
-    ['daemonize', 'no'],
+    ['daemonize', false],
     ['supervised', 'no'],
-    ['pidfile', configString(input.pidFile)],
-    ['logfile', '""'],
+    ['pidfile', input.pidFile],
+    ['logfile', ''],
     ['loglevel', 'notice'],
-    ['always-show-logo', 'no'],
-    ['dir', configString(input.dataDir)],
-    ['aclfile', configString(input.aclFile)],
-    ['maxmemory', `${maxmemoryMb(input.memoryMb)}mb`],
-    // a datastore, not a cache: writes fail when full rather than keys silently vanishing
-    ['maxmemory-policy', 'noeviction'],
-    // persistence: the AOF every second (at most a second lost), RDB snapshots as well
-    ['appendonly', 'yes'],
-    ['appendfsync', 'everysec'],
-    ['appenddirname', '"appendonlydir"'],
-    ['aof-use-rdb-preamble', 'yes'],
-    ['dbfilename', '"dump.rdb"'],
-    ['save', '"3600 1 300 100 60 10000"'],
-    ['stop-writes-on-bgsave-error', 'yes'],
+    ['always-show-logo', false],
+    ['dir', input.dataDir],
+    ['aclfile', input.aclFile],
+    ['maxmemory', maxmemoryMb(input.memoryMb) * 1024 * 1024],
+    ['appenddirname', 'appendonlydir'],
+    ['dbfilename', 'dump.rdb'],
     // nothing that lets a client move files or load code, whatever its ACL rights
-    ['enable-protected-configs', 'no'],
-    ['enable-debug-command', 'no'],
-    ['enable-module-command', 'no'],
-    ['sanitize-dump-payload', 'yes'],
-    ['timeout', '0'],
-    ['tcp-keepalive', '300'],
+    ['enable-protected-configs', false],
+    ['enable-debug-command', false],
+    ['enable-module-command', false],
+    ['sanitize-dump-payload', true],
+    ...redisParameterTable.map(({ name, standard }): RedisSetting => [name, overrides[name] ?? standard]),
   ];
-  return `# Written by Coffer from the instance's flavor (${input.memoryMb} MB RAM); rewritten on prepare and resize.\n${settings
-    .map(([name, value]) => `${name} ${value}`)
-    .join('\n')}\n`;
+}
+
+export function renderRedisConf(input: RedisConfigInput): string {
+  const lines = redisSettings(input).map(([name, value]) => `${name} ${confValue(value)}`);
+  const overridden = Object.keys(input.overrides ?? {}).length;
+  return [
+    `# Written by Coffer from the instance's flavor (${input.memoryMb} MB RAM), access rules and ${overridden} configuration-group value(s);`,
+    '# rewritten whole on every change.',
+    ...lines,
+    '',
+  ].join('\n');
 }

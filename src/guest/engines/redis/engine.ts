@@ -1,12 +1,29 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
-import { CofferError, newPassword } from '../../../common/index.js';
-import type { Logger } from '../../../common/index.js';
+import {
+  CofferError,
+  isCofferError,
+  newPassword,
+  validateConfigurationValues,
+  type ConfigurationValue,
+  type ConfigurationValues,
+  type Logger,
+} from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
-import type { EngineContext, EngineDriver, EngineFactory, EngineHealth, PrepareTimings, TlsMaterial } from '../engine.js';
+import type {
+  ConfigurationAdmin,
+  ConfigurationOutcome,
+  EngineContext,
+  EngineDriver,
+  EngineFactory,
+  EngineHealth,
+  PrepareTimings,
+  TlsMaterial,
+} from '../engine.js';
 import { checkSocketPath, fileExists, writeEngineFile } from '../engine-files.js';
-import { checkTlsRequirement, installedTlsFiles, readTlsRequired, saveTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
+import { currentEngineSpec, readEngineSpec, writeEngineSpec, type EngineSpec } from '../engine-spec-file.js';
+import { checkTlsRequirement, installedTlsFiles, readTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { renderInitialAclFile } from './acl.js';
 import {
@@ -20,13 +37,18 @@ import {
   type AdminEndpoint,
 } from './admin.js';
 import { discoverRedis, missingBinaryReason } from './binaries.js';
-import { redisCapabilities } from './capabilities.js';
-import { maxmemoryMb, renderRedisConf } from './config.js';
-import { applyTls, isTlsSetting, redisTlsPort, redisTlsSettings } from './tls.js';
+import { redisCapabilities, redisParameters } from './capabilities.js';
+import { maxmemoryMb, redisSettings, renderRedisConf, type RedisConfigInput } from './config.js';
+import { planLiveChanges, readLiveSettings, setLive } from './live-config.js';
+import { redisParameterTable } from './parameters.js';
+import { applyTls, redisTlsPort } from './tls.js';
 import { killServerProcesses, runningServer, stopServer, waitUntilReady, type ServerFiles } from './server-process.js';
 
 // Redis as a supervised local process: redis-server started directly on a redis.conf rendered
-// from the flavor, in the foreground (the agent supervises it), stopped with SIGTERM. As for
+// from the instance's saved spec (engine-spec-file.ts: the flavor's memory, the access rules,
+// the configuration group's overrides), in the foreground (the agent supervises it), stopped
+// with SIGTERM. Every change reads the spec, changes its own part, renders redis.conf whole
+// and saves the spec back, so that none of them loses what another set. As for
 // PostgreSQL the instance directory belongs to the host; the engine's user owns only the data
 // directory, where Redis writes its snapshots, AOF, ACL file, socket and pid file.
 //
@@ -72,12 +94,13 @@ function layout(dir: string): Layout {
 }
 
 /** Everything Redis cannot do that a prepare asks for is refused before anything starts. */
-function checkPrepareInput(input: PrepareInput): void {
+function checkPrepareInput(input: PrepareInput, datastore: string): ConfigurationValues {
   if (input.databases.length > 0) {
     throw new CofferError('BadRequest', 'Redis has no databases: create the instance without any.');
   }
   checkUserSpecs(input.users);
   checkAccess(input.access);
+  return validateConfigurationValues(input.overrides, redisParameters, datastore);
 }
 
 /** Redis cannot tell clients apart by address: only the host's default ranges are possible. */
@@ -93,6 +116,11 @@ function checkAccess(access: AccessSpec): void {
 class RedisDriver implements EngineDriver {
   readonly users: RedisUserAdmin;
   readonly root: RedisRootAdmin;
+  readonly configuration: ConfigurationAdmin = {
+    parameters: redisParameters,
+    apply: (overrides) => this.applyConfiguration(overrides),
+    effective: () => this.effectiveConfiguration(),
+  };
   private readonly paths: Layout;
   private readonly runner: ProcessRunner;
   private readonly logger: Logger;
@@ -124,30 +152,66 @@ class RedisDriver implements EngineDriver {
     return { socketPath: this.paths.socketPath, password: this.adminPassword };
   }
 
-  private renderConf(memoryMb: number, tls: TlsFiles | undefined, requireTls: boolean): string {
-    return renderRedisConf({
+  /** `redis 7.0`, as Trove names a datastore version in its messages */
+  private datastore(): string {
+    return ['redis', this.context.binary?.versionName].filter((part) => part !== undefined).join(' ');
+  }
+
+  /**
+   * The saved spec; for an instance prepared before specs were saved, one made of the host's
+   * record of the flavor (`memoryMb`, or the context's) and the TLS requirement its marker file kept.
+   */
+  private async currentSpec(memoryMb = this.context.memoryMb): Promise<EngineSpec | undefined> {
+    const dir = this.context.placement.dir;
+    const saved = await readEngineSpec(dir);
+    if (saved !== undefined) return saved;
+    const legacy = await currentEngineSpec(dir, memoryMb);
+    return legacy && { ...legacy, access: (await readTlsRequired(dir)) ? { requireTls: true } : null };
+  }
+
+  private async requireSpec(): Promise<EngineSpec> {
+    const spec = await this.currentSpec();
+    if (spec === undefined) {
+      throw new CofferError('EngineError', 'The instance has no saved engine spec and no recorded flavor memory: prepare it again.');
+    }
+    return spec;
+  }
+
+  /** What redis.conf is rendered from for `spec`; refuses a TLS requirement without a certificate. */
+  private async confInput(spec: EngineSpec): Promise<RedisConfigInput> {
+    const tls = await installedTlsFiles(this.context.placement.dir);
+    return {
       tls,
-      requireTls,
-      memoryMb,
+      requireTls: checkTlsRequirement(spec.access, tls),
+      memoryMb: spec.memoryMb,
+      overrides: spec.overrides,
       address: this.context.placement.address,
       port: this.context.placement.port,
       dataDir: this.paths.dataDir,
       socketPath: this.paths.socketPath,
       pidFile: this.paths.pidFile,
       aclFile: this.paths.aclFile,
-    });
+    };
+  }
+
+  private writeConf(conf: string): Promise<void> {
+    return writeEngineFile(this.runner, this.paths.configFile, conf);
+  }
+
+  private async isRunning(): Promise<boolean> {
+    return (await runningServer(this.paths)) !== undefined;
   }
 
   async prepare(input: PrepareInput): Promise<PrepareTimings> {
     const began = performance.now();
-    checkPrepareInput(input);
-    const tls = await installedTlsFiles(this.context.placement.dir);
-    const requireTls = checkTlsRequirement(input.access, tls);
-    const conf = this.renderConf(input.memoryMb, tls, requireTls);
+    const overrides = checkPrepareInput(input, this.datastore());
+    const spec: EngineSpec = { memoryMb: input.memoryMb, access: input.access, overrides };
+    // rendered before anything changes: a bad value leaves the instance directory alone
+    const conf = renderRedisConf(await this.confInput(spec));
     if (!(await fileExists(this.paths.initialised))) await this.initialise();
     const initialised = performance.now();
-    await writeEngineFile(this.runner, this.paths.configFile, conf);
-    await saveTlsRequired(this.context.placement.dir, requireTls);
+    await this.writeConf(conf);
+    await writeEngineSpec(this.context.placement.dir, spec);
     await this.start();
     const started = performance.now();
     await ensureUsers(await this.endpoint(), input.users);
@@ -175,11 +239,12 @@ class RedisDriver implements EngineDriver {
   }
 
   async resize(memoryMb: number): Promise<void> {
-    // rendered first: a bad value leaves the running engine alone
     const dir = this.context.placement.dir;
-    const conf = this.renderConf(memoryMb, await installedTlsFiles(dir), await readTlsRequired(dir));
-    await writeEngineFile(this.runner, this.paths.configFile, conf);
-    if ((await runningServer(this.paths)) === undefined) {
+    const spec: EngineSpec = { ...(await this.currentSpec(memoryMb))!, memoryMb };
+    // rendered first: a bad value leaves the running engine alone
+    await this.writeConf(renderRedisConf(await this.confInput(spec)));
+    await writeEngineSpec(dir, spec);
+    if (!(await this.isRunning())) {
       await this.start();
       return;
     }
@@ -190,36 +255,69 @@ class RedisDriver implements EngineDriver {
   async updateAccess(access: AccessSpec): Promise<void> {
     // the default (the host's client ranges) is what Redis enforces already: only TLS can change
     checkAccess(access);
-    const dir = this.context.placement.dir;
-    const files = await installedTlsFiles(dir);
-    const requireTls = checkTlsRequirement(access, files);
-    await saveTlsRequired(dir, requireTls);
-    if (files !== undefined) await this.applyTls(files, requireTls);
+    const spec: EngineSpec = { ...(await this.requireSpec()), access };
+    const input = await this.confInput(spec);
+    await this.writeConf(renderRedisConf(input));
+    await writeEngineSpec(this.context.placement.dir, spec);
+    if (input.tls !== undefined) await this.applyLiveTls(input.tls, input.requireTls === true);
   }
 
   async installTls(material: TlsMaterial): Promise<void> {
-    const dir = this.context.placement.dir;
-    const files = await writeTlsFiles(this.runner, dir, material);
-    await this.applyTls(files, await readTlsRequired(dir));
+    const files = await writeTlsFiles(this.runner, this.context.placement.dir, material);
+    // before the first prepare there is no redis.conf yet: prepare renders it with these files
+    const spec = (await fileExists(this.paths.configFile)) ? await this.currentSpec() : undefined;
+    if (spec !== undefined) await this.writeConf(renderRedisConf(await this.confInput(spec)));
+    await this.applyLiveTls(files, spec?.access?.requireTls === true);
   }
 
   /**
-   * The running server's TLS follows the files and the requirement, and so do the TLS lines of
-   * redis.conf (the rest of it, rendered from the flavor, stays), so that a restart keeps them.
-   * Not CONFIG REWRITE: the server's user cannot write in the host's directory.
+   * The running server's TLS follows the files and the requirement (redis.conf already does,
+   * so that a restart keeps them). Not CONFIG REWRITE: the server's user cannot write in the
+   * host's directory.
    */
-  private async applyTls(files: TlsFiles, requireTls: boolean): Promise<void> {
+  private async applyLiveTls(files: TlsFiles, requireTls: boolean): Promise<void> {
+    if (!(await this.isRunning())) return;
     const port = this.context.placement.port;
-    const current = await readFile(this.paths.configFile, 'utf8').catch(() => undefined);
-    if (current !== undefined) {
-      const lines = current.split('\n').filter((line) => !isTlsSetting(line));
-      const bind = lines.findIndex((line) => line.startsWith('bind '));
-      const tlsLines = redisTlsSettings(files, port, requireTls).map(([name, value]) => `${name} ${value}`);
-      lines.splice(bind + 1, 0, ...tlsLines);
-      await writeEngineFile(this.runner, this.paths.configFile, lines.join('\n'));
-    }
-    if ((await runningServer(this.paths)) === undefined) return;
     await withAdminClient(await this.endpoint(), (client) => applyTls(client, files, port, requireTls));
+  }
+
+  /**
+   * Renders redis.conf with `overrides`, then sets on the running server, in one CONFIG SET,
+   * every dynamic parameter that runs with another value; restart-only ones wait in the file.
+   * The running server checks the values, so a stopped one is not configured: its next start
+   * would be the first to read a value it may refuse.
+   */
+  private async applyConfiguration(overrides: ConfigurationValues): Promise<ConfigurationOutcome> {
+    const checked = validateConfigurationValues(overrides, redisParameters, this.datastore());
+    const spec: EngineSpec = { ...(await this.requireSpec()), overrides: checked };
+    const input = await this.confInput(spec);
+    const conf = renderRedisConf(input);
+    if (!(await this.isRunning())) {
+      throw new CofferError('UnprocessableEntity', 'Redis is not running: start the instance, then apply its configuration again.');
+    }
+    const previous = await readFile(this.paths.configFile, 'utf8');
+    await this.writeConf(conf);
+    let pendingRestart: string[];
+    try {
+      pendingRestart = await withAdminClient(await this.endpoint(), async (client) => {
+        const live = await readLiveSettings(client, redisParameters.map((p) => p.name));
+        const plan = planLiveChanges(redisSettings(input), live, redisParameterTable);
+        await setLive(client, plan.set);
+        return plan.pendingRestart;
+      });
+    } catch (err) {
+      // one CONFIG SET changed all or nothing: the previous file matches what still runs
+      await this.writeConf(previous);
+      throw isCofferError(err) ? err : new CofferError('EngineError', `Redis could not be configured: ${String(err)}`, { cause: err });
+    }
+    await writeEngineSpec(this.context.placement.dir, spec);
+    this.logger.info({ parameters: Object.keys(checked), pendingRestart }, 'configuration applied');
+    return { pendingRestart };
+  }
+
+  private async effectiveConfiguration(): Promise<Record<string, ConfigurationValue>> {
+    const spec = await this.requireSpec();
+    return Object.fromEntries(redisSettings(await this.confInput(spec)));
   }
 
   logFiles(): Record<string, string> {

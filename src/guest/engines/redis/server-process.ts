@@ -1,6 +1,8 @@
 import { readFile, readlink } from 'node:fs/promises';
+import { CofferError, isCofferError } from '../../../common/index.js';
 import type { ProcessExit } from '../../process-runner.js';
 import { isProcessAlive, killProcessesIn, runsAsOwnerOf, stopProcess, waitUntilServing, worksIn } from '../process-watch.js';
+import { withoutPaths } from '../start-failure-cause.js';
 import { probeServer, type AdminEndpoint } from './admin.js';
 
 // redis-server seen from outside: its pid file, whether that pid really is our server, how
@@ -47,19 +49,44 @@ export interface WaitReadyOptions {
   timeoutMs: number;
 }
 
+// How redis-server reports a redis.conf line it refuses, as the last thing it writes:
+//   *** FATAL CONFIG FILE ERROR (Redis 7.0.15) ***
+//   Reading the configuration file, at line 2
+//   >>> 'maxmemory-policy "bogus-policy"'
+//   argument(s) must be one of the following: …
+const configFileError = /\*\*\* FATAL CONFIG FILE ERROR[^\n]*\n[^\n]*\n>>> '([^\s']+)[^\n]*\n([^\n]+)$/;
+
+/**
+ * The directive and Redis's reason when the log ends with its refusal of a redis.conf line
+ * (a configuration-group value only Redis checks), without the value or any path.
+ */
+export function refusedDirective(logTail: string): { name: string; reason: string } | undefined {
+  const match = configFileError.exec(logTail.trimEnd());
+  return match === null ? undefined : { name: match[1]!, reason: withoutPaths(match[2]!.trim()) };
+}
+
 /**
  * Polls until the server answers PING as the guest's user. A server loading its AOF answers
  * LOADING first; a server that exits meanwhile fails the wait with the end of its log.
  */
 export async function waitUntilReady(options: WaitReadyOptions): Promise<void> {
-  await waitUntilServing({
-    ...options,
-    title: 'Redis',
-    readiness: 'answer',
-    ready: async () => (await probeServer(await options.endpoint(), 1_000)) === 'ready',
-    // a start takes ~15 ms: poll tightly at first, gently while a large dataset loads
-    pollMs: [3, 50],
-  });
+  try {
+    await waitUntilServing({
+      ...options,
+      title: 'Redis',
+      readiness: 'answer',
+      ready: async () => (await probeServer(await options.endpoint(), 1_000)) === 'ready',
+      // a start takes ~15 ms: poll tightly at first, gently while a large dataset loads
+      pollMs: [3, 50],
+    });
+  } catch (err) {
+    const refused = isCofferError(err) ? refusedDirective(err.details ?? '') : undefined;
+    if (refused === undefined) throw err;
+    throw new CofferError('EngineError', `Redis refused the value of ${refused.name} in its configuration: ${refused.reason}`, {
+      details: (err as CofferError).details,
+      cause: err,
+    });
+  }
 }
 
 /**

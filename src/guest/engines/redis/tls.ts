@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
+import type { ConfigurationValue } from '../../../common/index.js';
 import type { TlsFiles } from '../tls-files.js';
-import { configString } from './config.js';
 
 // Redis's TLS, in one place. Redis cannot serve TLS and plaintext on one port, so TLS has a
 // port of its own, the standard port + 1 (6380), always, and the plaintext port closes
@@ -13,22 +13,17 @@ export function redisTlsPort(port: number): number {
 }
 
 /** redis.conf settings; `files` undefined: no certificate installed yet, plaintext only */
-export function redisTlsSettings(files: TlsFiles | undefined, port: number, requireTls: boolean): [string, string][] {
-  if (files === undefined) return [['port', String(port)]];
+export function redisTlsSettings(files: TlsFiles | undefined, port: number, requireTls: boolean): [string, ConfigurationValue][] {
+  if (files === undefined) return [['port', port]];
   return [
-    ['port', requireTls ? '0' : String(port)],
-    ['tls-port', String(redisTlsPort(port))],
-    ['tls-cert-file', configString(files.certFile)],
-    ['tls-key-file', configString(files.keyFile)],
+    ['port', requireTls ? 0 : port],
+    ['tls-port', redisTlsPort(port)],
+    ['tls-cert-file', files.certFile],
+    ['tls-key-file', files.keyFile],
     // clients prove who they are with passwords, not certificates
     ['tls-auth-clients', 'no'],
-    ['tls-protocols', '"TLSv1.2 TLSv1.3"'],
+    ['tls-protocols', 'TLSv1.2 TLSv1.3'],
   ];
-}
-
-/** a redis.conf line that `redisTlsSettings` renders */
-export function isTlsSetting(line: string): boolean {
-  return /^(port|tls-port|tls-cert-file|tls-key-file|tls-auth-clients|tls-protocols) /.test(line);
 }
 
 /** the running server's TLS: the certificate files read again, the plaintext port opened or closed */
