@@ -15,7 +15,7 @@ import type {
 } from './state-store.js';
 
 // Trove's wording (reference 2.8).
-export const configurationNotFound = (id: string) =>
+const configurationNotFound = (id: string) =>
   new CofferError('NotFound', `Configuration group with ID ${id} could not be found.`);
 
 function toRow(r: Selectable<ConfigurationsTable>): ConfigurationRow {

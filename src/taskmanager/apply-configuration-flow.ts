@@ -1,11 +1,9 @@
 import { applyConfigurationTaskPayload } from '../bus/index.js';
 import { CofferError } from '../common/index.js';
 import type { InstancePatch } from '../db/index.js';
-import { type ActionFlowDeps, callGuest, endAction, messageOf, noTask, startAction } from './action-flow-support.js';
+import { type ActionFlowDeps, callGuest, endAction, messageOf, resumed, startAction } from './action-flow-support.js';
 import { overridesOf } from './configuration-overrides.js';
 import type { TaskHandle } from './task-runner.js';
-
-const restartRequired: InstancePatch = { taskStatus: 'RESTART_REQUIRED', taskDescription: 'Restart required.', taskStartTime: null };
 
 /**
  * apply_configuration (reference 2.2 attach/detach, 2.8 group updates): the guest makes the
@@ -34,14 +32,14 @@ export function applyConfigurationFlow(deps: ActionFlowDeps) {
       }
       // A restart asked for before this apply is still owed: the engine was not restarted since.
       const restart = pending.length > 0 || resume === 'RESTART_REQUIRED';
-      await endAction(deps, handle, 'UPDATING', restart ? restartRequired : noTask);
+      await endAction(deps, handle, 'UPDATING', resumed(restart ? 'RESTART_REQUIRED' : 'NONE'));
       log.info({ pendingRestart: pending }, 'configuration applied');
     } catch (err) {
       if (handle.signal.aborted) throw err;
       log.error({ err }, 'applying the configuration failed');
       const previous = parsed.data?.previousConfigurationId;
       const back: InstancePatch = {
-        ...(resume === 'RESTART_REQUIRED' ? restartRequired : noTask),
+        ...resumed(resume),
         ...(previous === undefined ? {} : { configurationId: previous }),
       };
       const keeps =

@@ -247,14 +247,20 @@ const createInstance = obj({
       optional: true,
     }),
     access: obj({ is_public: leaf(['boolean'], false, { optional: true }), allowed_cidrs: arr(str('10.0.0.0/8', { invalid: notCidrShaped }), { optional: true }) }, { optional: true }),
+    // a group's id or href; any other string names no group (404)
+    configuration: str('00000000-0000-4000-8000-000000000000', { optional: true }),
   }),
 });
+
+const uuidShaped = (v: unknown) => typeof v === 'string' && !/^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$/.test(v);
 
 const updateInstance = obj(
   {
     instance: obj(
       {
         name: str('renamed', { optional: true, invalid: nameLike(255) }),
+        // null detaches (nothing to do without a group); a group id must be a UUID
+        configuration: leaf(['string', 'null'], null, { optional: true, invalid: uuidShaped }),
         access: obj(
           { is_public: leaf(['boolean'], false, { optional: true }), allowed_cidrs: arr(str('10.0.0.0/8', { invalid: notCidrShaped }), { optional: true }) },
           { optional: true, strict: true },
