@@ -358,7 +358,7 @@ describe('configuration groups belong to their project', () => {
 
 describe('attaching and detaching', () => {
   test('attach applies the values live: the view shows the group, the group counts the instance; detach sends {}', async () => {
-    const group = await createGroup(alice, { work_mem: 4096, log_statement: 'ddl' });
+    const group = await createGroup(alice, { work_mem: 4096, log_statement: 'ddl', ssl_key_password: 'hush' });
     const id = await createInstance(alice);
     const res = await attach(alice, id, group);
     assert.equal(res.statusCode, 202, res.body);
@@ -373,7 +373,7 @@ describe('attaching and detaching', () => {
         { href: `https://db.example/configurations/${group}`, rel: 'bookmark' },
       ],
     });
-    assert.deepEqual(engines.get(id)?.applied, [{ work_mem: 4096, log_statement: 'ddl' }]);
+    assert.deepEqual(engines.get(id)?.applied, [{ work_mem: 4096, log_statement: 'ddl', ssl_key_password: 'hush' }]);
     assert.equal(json(await call(alice, 'GET', `/configurations/${group}`)).configuration.instance_count, 1);
     const listed = await call(alice, 'GET', `/configurations/${group}/instances`);
     assert.equal(listed.statusCode, 200);
@@ -381,7 +381,14 @@ describe('attaching and detaching', () => {
 
     const effective = await call(alice, 'GET', `/instances/${id}/configuration`);
     assert.equal(effective.statusCode, 200, effective.body);
-    assert.deepEqual(json(effective), { instance: { configuration: { port: 5432, shared_buffers: '128MB', work_mem: 4096, log_statement: 'ddl' } } });
+    assert.deepEqual(json(effective), {
+      instance: { configuration: { port: 5432, shared_buffers: '128MB', work_mem: 4096, log_statement: 'ddl', ssl_key_password: '***' } },
+    });
+    await h.store.serviceStatuses.set({ instanceId: id, status: 'SHUTDOWN', updatedAt: new Date() });
+    const stopped = await call(alice, 'GET', `/instances/${id}/configuration`);
+    assert.equal(stopped.statusCode, 422);
+    assert.match(json(stopped).unprocessableEntity.message, /Its configuration needs operating_status HEALTHY or ACTIVE; the instance shows SHUTDOWN\.$/);
+    await heartbeat(id, 'HEALTHY');
 
     expectFault(await attach(alice, id, group), 400, 'badRequest', `Instance ${id} already has a Configuration Group attached: ${group}.`);
 
@@ -496,7 +503,7 @@ describe('changing and deleting an attached group', () => {
     await h.store.instances.update(id, { taskStatus: 'NONE' });
   });
 
-  test('a group attached to a live instance cannot be deleted (400); once detached, or its instance deleted, it can', async () => {
+  test('a group attached to a live instance cannot be deleted (400); once detached, or its instance being deleted, it can', async () => {
     const group = await createGroup(alice, {});
     const id = await createInstance(alice, { configuration: group });
     expectFault(
@@ -509,11 +516,12 @@ describe('changing and deleting an attached group', () => {
     await eventually('detached', async () => (await h.store.instances.get(id))?.taskStatus, (t) => t === 'NONE');
     assert.equal((await call(alice, 'DELETE', `/configurations/${group}`)).statusCode, 202);
 
+    // as in Trove, an instance being deleted lets go of its group at once
     const second = await createGroup(alice, {});
     const other = await createInstance(alice, { configuration: second });
     assert.equal((await call(alice, 'DELETE', `/instances/${other}`)).statusCode, 202);
-    await eventually('instance deleted', () => h.store.instances.get(other), (i) => i === undefined);
     assert.equal((await call(alice, 'DELETE', `/configurations/${second}`)).statusCode, 202);
+    await eventually('instance deleted', () => h.store.instances.get(other), (i) => i === undefined);
   });
 });
 

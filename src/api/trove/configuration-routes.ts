@@ -6,7 +6,7 @@ import { parseTroveBody } from '../parse-body.js';
 import { enforce } from '../policy.js';
 import { checkValues, configurationNotFound, deleteGroup, updateGroup } from './configuration-apply.js';
 import { createConfigurationSchema, editConfigurationSchema, updateConfigurationSchema } from './configuration-schemas.js';
-import { ConfigurationViewLoader, configurationDetailView, configurationView } from './configuration-views.js';
+import { ConfigurationViewLoader, configurationDetailView, configurationView, maskedValues } from './configuration-views.js';
 import { resolveVersion } from './create-instance.js';
 import { loadGuestTarget } from './guest-target.js';
 import { nextPageLink, pageRequest } from './pagination.js';
@@ -118,11 +118,14 @@ export async function configurationRoutes(app: FastifyInstance, deps: TroveDeps)
     reply.code(202).type('application/json').send();
   });
 
-  /** The configuration the engine runs with, as its guest renders it (Trove renders its template). */
+  /**
+   * The configuration the engine runs with, as its guest renders it (Trove renders its template);
+   * a setting named like a password is masked as in the group views.
+   */
   app.get<InstanceParams>('/instances/:instanceId/configuration', async (request) => {
-    const target = await loadGuestTarget(deps, request, 'instance:configuration', (c) => c.configurationGroups);
+    const target = await loadGuestTarget(deps, request, 'instance:configuration', (c) => c.configurationGroups, 'Its configuration needs');
     const { values } = await target.guest.getConfiguration({}, target.context);
-    return { instance: { configuration: values } };
+    return { instance: { configuration: maskedValues(values) } };
   });
 
   async function versionOf(group: ConfigurationRow) {
