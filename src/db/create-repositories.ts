@@ -1,5 +1,6 @@
 import { SqlAgentRepository } from './agent-repository.js';
 import { SqlConductorLastSeenRepository } from './conductor-last-seen-repository.js';
+import { SqlConfigurationRepository } from './configuration-repository.js';
 import { SqlDatastoreRepository } from './datastore-repository.js';
 import { SqlFlavorRepository } from './flavor-repository.js';
 import { SqlInstanceFaultRepository } from './instance-fault-repository.js';
@@ -28,6 +29,7 @@ export function createRepositories(ctx: RepositoryContext): Repositories {
     flavors: new SqlFlavorRepository(ctx),
     datastores: new SqlDatastoreRepository(ctx),
     instances: new SqlInstanceRepository(ctx),
+    configurations: new SqlConfigurationRepository(ctx),
     serviceStatuses: new SqlServiceStatusRepository(ctx),
     faults: new SqlInstanceFaultRepository(ctx),
     tasks: new SqlTaskRepository(ctx),

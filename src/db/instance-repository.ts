@@ -15,7 +15,7 @@ import type {
   TaskStatusName,
 } from './state-store.js';
 
-function toRow(r: Selectable<InstancesTable>): InstanceRow {
+export function instanceFromRow(r: Selectable<InstancesTable>): InstanceRow {
   return {
     id: r.id,
     name: r.name,
@@ -31,6 +31,7 @@ function toRow(r: Selectable<InstancesTable>): InstanceRow {
     port: r.port,
     access: fromJson<InstanceAccess>(r.access),
     tls: fromJson<InstanceTls>(r.tls),
+    configurationId: r.configuration_id,
     createdAt: toDate(r.created_at),
     updatedAt: toDate(r.updated_at),
     deleted: toBool(r.deleted),
@@ -51,6 +52,7 @@ function toColumns(patch: InstancePatch): Updateable<InstancesTable> {
     ...(patch.port !== undefined && { port: patch.port }),
     ...(patch.access !== undefined && { access: toJson(patch.access) }),
     ...(patch.tls !== undefined && { tls: toJson(patch.tls) }),
+    ...(patch.configurationId !== undefined && { configuration_id: patch.configurationId }),
   };
 }
 
@@ -77,6 +79,7 @@ export class SqlInstanceRepository implements InstanceRepository {
             port: null,
             access: toJson(row.access),
             tls: null,
+            configuration_id: row.configurationId ?? null,
             created_at: row.createdAt,
             updated_at: row.updatedAt,
             deleted: false,
@@ -92,7 +95,7 @@ export class SqlInstanceRepository implements InstanceRepository {
     if (scope.includeDeleted !== true) query = query.where('deleted', '=', false);
     if (scope.tenantId !== undefined) query = query.where('tenant_id', '=', scope.tenantId);
     const r = await query.executeTakeFirst();
-    return r && toRow(r);
+    return r && instanceFromRow(r);
   }
 
   async list(filter: { tenantId?: string; limit: number; marker?: string; host?: string }): Promise<Page<InstanceRow>> {
@@ -105,7 +108,7 @@ export class SqlInstanceRepository implements InstanceRepository {
     if (filter.marker !== undefined) query = query.where('id', '>', filter.marker);
     // One row past the page tells whether another page follows.
     const rows = await query.orderBy('id').limit(filter.limit + 1).execute();
-    const items = rows.slice(0, filter.limit).map(toRow);
+    const items = rows.slice(0, filter.limit).map(instanceFromRow);
     const nextMarker = rows.length > filter.limit ? (items[items.length - 1]?.id ?? null) : null;
     return { items, nextMarker };
   }
@@ -114,7 +117,7 @@ export class SqlInstanceRepository implements InstanceRepository {
     let query = this.ctx.db.selectFrom('instances').selectAll();
     if (filter.deleted !== undefined) query = query.where('deleted', '=', filter.deleted);
     if (filter.tenantId !== undefined) query = query.where('tenant_id', '=', filter.tenantId);
-    return (await query.orderBy('id').execute()).map(toRow);
+    return (await query.orderBy('id').execute()).map(instanceFromRow);
   }
 
   /** applies to deleted instances too, so a delete flow can still record its progress */

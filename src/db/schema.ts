@@ -100,6 +100,8 @@ export interface InstancesTable {
   access: JsonText | null;
   /** JSON InstanceTls; null until the guest first reported it */
   tls: JsonText | null;
+  /** the attached configuration group; null: none */
+  configuration_id: string | null;
   created_at: Timestamp;
   updated_at: Timestamp;
   deleted: Bool;
@@ -167,6 +169,20 @@ export interface QuotaLocksTable {
   locked_at: Timestamp;
 }
 
+export interface ConfigurationsTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  description: string | null;
+  datastore_version_id: string;
+  /** JSON object: parameter name to value */
+  config_values: JsonText;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  deleted: Bool;
+  deleted_at: NullableTimestamp;
+}
+
 export interface LoginFailuresTable {
   subject: string;
   failures: number;
@@ -192,4 +208,5 @@ export interface Database {
   quotas: QuotasTable;
   quota_locks: QuotaLocksTable;
   login_failures: LoginFailuresTable;
+  configurations: ConfigurationsTable;
 }

@@ -5,6 +5,7 @@ import type { SqlDialect } from './sql-dialect.js';
 import type {
   AgentRepository,
   ConductorLastSeenRepository,
+  ConfigurationRepository,
   DatastoreRepository,
   FlavorRepository,
   InstanceFaultRepository,
@@ -34,6 +35,7 @@ export class SqlStateStore implements StateStore {
   readonly flavors: FlavorRepository;
   readonly datastores: DatastoreRepository;
   readonly instances: InstanceRepository;
+  readonly configurations: ConfigurationRepository;
   readonly serviceStatuses: ServiceStatusRepository;
   readonly faults: InstanceFaultRepository;
   readonly tasks: TaskRepository;
@@ -58,6 +60,7 @@ export class SqlStateStore implements StateStore {
     this.flavors = repositories.flavors;
     this.datastores = repositories.datastores;
     this.instances = repositories.instances;
+    this.configurations = repositories.configurations;
     this.serviceStatuses = repositories.serviceStatuses;
     this.faults = repositories.faults;
     this.tasks = repositories.tasks;

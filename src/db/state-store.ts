@@ -2,7 +2,7 @@
 // state database only through these repositories. Rows are camelCase TypeScript objects; the
 // adapter maps them to snake_case columns. Times are Date objects in UTC.
 
-import type { ConfigurationParameter, EngineCapabilities } from '../common/index.js';
+import type { ConfigurationParameter, ConfigurationValues, EngineCapabilities } from '../common/index.js';
 
 export type TaskStatusName =
   | 'NONE'
@@ -150,13 +150,16 @@ export interface InstanceRow {
   port: number | null;
   access: InstanceAccess | null;
   tls: InstanceTls | null;
+  /** the attached configuration group; null: none */
+  configurationId: string | null;
   createdAt: Date;
   updatedAt: Date;
   deleted: boolean;
   deletedAt: Date | null;
 }
 
-export type NewInstance = Omit<InstanceRow, 'deleted' | 'deletedAt' | 'host' | 'address' | 'port' | 'tls'>;
+export type NewInstance = Omit<InstanceRow, 'deleted' | 'deletedAt' | 'host' | 'address' | 'port' | 'tls' | 'configurationId'> &
+  Partial<Pick<InstanceRow, 'configurationId'>>;
 
 export type InstancePatch = Partial<
   Pick<
@@ -172,6 +175,7 @@ export type InstancePatch = Partial<
     | 'port'
     | 'access'
     | 'tls'
+    | 'configurationId'
   >
 >;
 
@@ -195,7 +199,8 @@ export type TaskKind =
   | 'restart'
   | 'resize_flavor'
   | 'resize_volume'
-  | 'update_access';
+  | 'update_access'
+  | 'apply_configuration';
 export type TaskState = 'pending' | 'running' | 'done' | 'failed';
 
 export interface TaskRow {
@@ -243,6 +248,25 @@ export interface QuotaRow {
   resource: QuotaResource;
   hardLimit: number;
 }
+
+/** Trove's configuration group: a project's values for one datastore version. */
+export interface ConfigurationRow {
+  id: string;
+  tenantId: string;
+  name: string;
+  description: string | null;
+  datastoreVersionId: string;
+  /** checked against the version's parameters when saved, under each parameter's own name */
+  values: ConfigurationValues;
+  createdAt: Date;
+  updatedAt: Date;
+  deleted: boolean;
+  deletedAt: Date | null;
+}
+
+export type NewConfiguration = Omit<ConfigurationRow, 'deleted' | 'deletedAt'>;
+
+export type ConfigurationPatch = Partial<Pick<ConfigurationRow, 'name' | 'description' | 'values'>>;
 
 export interface Page<T> {
   items: T[];
@@ -363,6 +387,22 @@ export interface InstanceRepository {
   listAll(filter: { deleted?: boolean; tenantId?: string }): Promise<InstanceRow[]>;
 }
 
+export interface ConfigurationRepository {
+  create(row: NewConfiguration): Promise<void>;
+  /** undefined for unknown or deleted groups, and for another project's when tenantId is given */
+  get(id: string, scope?: { tenantId?: string }): Promise<ConfigurationRow | undefined>;
+  /** not deleted, ordered by id ascending; marker = id of the last item of the previous page; every project's without tenantId */
+  list(filter: { tenantId?: string; limit: number; marker?: string }): Promise<Page<ConfigurationRow>>;
+  /** sets updatedAt too; InstanceNotFound-like NotFound for an unknown or deleted group */
+  update(id: string, patch: ConfigurationPatch): Promise<void>;
+  /** soft delete: deleted = true, deletedAt = now; idempotent */
+  markDeleted(id: string, now: Date): Promise<void>;
+  /** the live instances the group is attached to, ordered by id; of one project when tenantId is given */
+  instances(id: string, filter: { tenantId?: string; limit: number; marker?: string }): Promise<Page<InstanceRow>>;
+  /** how many live instances the group is attached to (of one project when tenantId is given) */
+  countInstances(id: string, scope?: { tenantId?: string }): Promise<number>;
+}
+
 export interface ServiceStatusRepository {
   get(instanceId: string): Promise<ServiceStatusRow | undefined>;
   set(row: ServiceStatusRow): Promise<void>;
@@ -438,6 +478,7 @@ export interface Repositories {
   flavors: FlavorRepository;
   datastores: DatastoreRepository;
   instances: InstanceRepository;
+  configurations: ConfigurationRepository;
   serviceStatuses: ServiceStatusRepository;
   faults: InstanceFaultRepository;
   tasks: TaskRepository;

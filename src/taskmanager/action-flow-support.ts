@@ -23,6 +23,14 @@ export interface ActionFlowDeps {
 
 export const noTask: InstancePatch = { taskStatus: 'NONE', taskDescription: 'No tasks for the instance.', taskStartTime: null };
 
+/**
+ * What an action that may not have restarted the engine ends in: a restart a configuration group
+ * asked for stays owed (Redis, for one, resizes without a restart).
+ */
+export function resumed(resumeTask: 'NONE' | 'RESTART_REQUIRED' | undefined): InstancePatch {
+  return resumeTask === 'RESTART_REQUIRED' ? { ...noTask, taskStatus: 'RESTART_REQUIRED', taskDescription: 'Restart required.' } : noTask;
+}
+
 export interface ActionStart {
   instance: InstanceRow;
   context: RequestContext;

@@ -13,6 +13,7 @@ import { CofferError, newPassword, newUuid, sleep } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import type { DatastoreVersionRow, FlavorRow, InstanceRow, StateStore } from '../db/index.js';
 import { contractMismatch, unservedContracts } from './agent-contracts.js';
+import { overridesOf } from './configuration-overrides.js';
 import { retryTransient } from './flow-support.js';
 import type { TaskHandle } from './task-runner.js';
 
@@ -80,7 +81,8 @@ export function createInstanceFlow(deps: InstanceFlowDeps) {
         users: payload.users,
         adminPassword,
         access: payload.access,
-        overrides: {},
+        // the group's values start with the engine: nothing runs a moment without them
+        overrides: await overridesOf(store, instance),
       };
       if (step === 'placed') {
         await sendPrepare(deps, instance, prepare, context);

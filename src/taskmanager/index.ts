@@ -1,5 +1,5 @@
 // The taskmanager role: runs every operation that takes longer than a request (create, delete,
-// restart, resize, access updates)
+// restart, resize, access updates, configuration groups)
 // as a durable task with a lease, so that any taskmanager can resume what a dead one started.
 import { hostname } from 'node:os';
 import { taskmanagerContract, taskmanagerTopic, serveRpc } from '../bus/index.js';
@@ -7,6 +7,7 @@ import type { Subscription, Transport } from '../bus/index.js';
 import type { Logger } from '../common/index.js';
 import { newUuid } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
+import { applyConfigurationFlow } from './apply-configuration-flow.js';
 import { createInstanceFlow } from './create-instance-flow.js';
 import { deleteInstanceFlow } from './delete-instance-flow.js';
 import { resizeFlavorFlow } from './resize-flavor-flow.js';
@@ -29,7 +30,7 @@ export interface TaskmanagerOptions {
   noHostWaitMs?: number;
   prepareResendMs?: number;
   statusPollMs?: number;
-  /** how long a restart, resize or access update keeps trying to reach the guest */
+  /** how long a restart, resize, access update or configuration apply keeps trying to reach the guest */
   actionTimeoutMs?: number;
   /** how long a restarted engine has to report healthy (Trove's state_change_wait_time) */
   healthyWaitMs?: number;
@@ -67,6 +68,7 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
       resize_flavor: resizeFlavorFlow(deps),
       resize_volume: resizeVolumeFlow(deps),
       update_access: updateAccessFlow(deps),
+      apply_configuration: applyConfigurationFlow(deps),
     },
   });
   // Subscribed first: a taskmanager that cannot hear the bus fails to start and leaves no sweep

@@ -1,6 +1,6 @@
 import { resizeFlavorTaskPayload } from '../bus/index.js';
 import { CofferError } from '../common/index.js';
-import { type ActionFlowDeps, endAction, callGuest, messageOf, noTask, startAction } from './action-flow-support.js';
+import { type ActionFlowDeps, endAction, callGuest, messageOf, resumed, startAction } from './action-flow-support.js';
 import type { TaskHandle } from './task-runner.js';
 
 /**
@@ -27,7 +27,7 @@ export function resizeFlavorFlow(deps: ActionFlowDeps) {
         await callGuest(deps, handle, 'resize', log, () => guest.resize({ memoryMb: flavor.ramMb }, context));
         await handle.recordStep('resized');
       }
-      await endAction(deps, handle, 'RESIZING', { ...noTask, flavorId: newFlavorId });
+      await endAction(deps, handle, 'RESIZING', { ...resumed(parsed.data.resumeTask), flavorId: newFlavorId });
       log.info({ flavorId: newFlavorId }, 'flavor resized');
     } catch (err) {
       if (handle.signal.aborted) throw err;
@@ -42,7 +42,7 @@ export function resizeFlavorFlow(deps: ActionFlowDeps) {
         }
       }
       const keeps = oldFlavorId === undefined ? '' : ` The instance keeps flavor ${oldFlavorId}.`;
-      await endAction(deps, handle, 'RESIZING', noTask, `Resize to a new flavor failed: ${messageOf(err).replace(/\.?$/, '.')}${keeps}`);
+      await endAction(deps, handle, 'RESIZING', resumed(parsed.data?.resumeTask), `Resize to a new flavor failed: ${messageOf(err).replace(/\.?$/, '.')}${keeps}`);
       throw err;
     }
   };

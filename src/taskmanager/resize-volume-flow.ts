@@ -1,6 +1,6 @@
 import { resizeVolumeTaskPayload } from '../bus/index.js';
 import { CofferError } from '../common/index.js';
-import { type ActionFlowDeps, endAction, messageOf, noTask, startAction } from './action-flow-support.js';
+import { type ActionFlowDeps, endAction, messageOf, resumed, startAction } from './action-flow-support.js';
 import type { TaskHandle } from './task-runner.js';
 
 /**
@@ -19,7 +19,7 @@ export function resizeVolumeFlow(deps: ActionFlowDeps) {
       if (!parsed.success) throw new CofferError('Internal', 'The volume resize task has no readable sizes.');
       // Growing is the only way: a size larger than asked (recorded since) stays.
       const volumeSizeGb = Math.max(parsed.data.newSizeGb, instance.volumeSizeGb);
-      await endAction(deps, handle, 'RESIZING', { ...noTask, volumeSizeGb });
+      await endAction(deps, handle, 'RESIZING', { ...resumed(parsed.data.resumeTask), volumeSizeGb });
       log.info({ volumeSizeGb }, 'volume resized');
     } catch (err) {
       if (handle.signal.aborted) throw err;
@@ -29,7 +29,7 @@ export function resizeVolumeFlow(deps: ActionFlowDeps) {
         deps,
         handle,
         'RESIZING',
-        oldSizeGb === undefined ? noTask : { ...noTask, volumeSizeGb: oldSizeGb },
+        { ...resumed(parsed.data?.resumeTask), ...(oldSizeGb === undefined ? {} : { volumeSizeGb: oldSizeGb }) },
         `Resize of the volume failed: ${messageOf(err)}`,
       );
       throw err;

@@ -36,6 +36,7 @@ interface Objects {
   flavorId: string;
   volumeType: string;
   domainId: string;
+  configurationId: string;
 }
 
 interface Row {
@@ -76,6 +77,7 @@ before(async () => {
   const version = (await h.store.datastores.getVersion(versionId))!;
   await h.store.datastores.upsertVersion({
     ...version,
+    capabilities: { ...version.capabilities, configurationGroups: true },
     parameters: [{ name: 'max_connections', type: 'integer', restartRequired: true, min: 10, max: 1000 }],
   });
 });
@@ -92,6 +94,42 @@ async function freshInstance(): Promise<string> {
   g.engine.users.set('app@%', { name: 'app', host: '%', password: 'pw', databases: new Set(['orders']) });
   await h.store.rootHistory.record({ instanceId: g.id, userId: owner.userId, createdAt: new Date() });
   return g.id;
+}
+
+/** An instance of the owner's project whose engine has configuration groups, and its guest. */
+async function freshConfigurableInstance(): Promise<string> {
+  const g = await guestInstance(h, owner, {
+    capabilities: { ...seededCapabilities.postgresql, configurationGroups: true },
+    handlers: { getConfiguration: async () => ({ values: { max_connections: 100 } }) },
+  });
+  guests.push(g);
+  return g.id;
+}
+
+/** A configuration group of the owner's project on the seeded PostgreSQL 15. */
+async function freshGroup(): Promise<string> {
+  const id = newUuid();
+  const now = new Date();
+  await h.store.configurations.create({
+    id,
+    tenantId: owner.projectId,
+    name: 'matrix-group',
+    description: null,
+    datastoreVersionId: versionId,
+    values: { max_connections: 100 },
+    createdAt: now,
+    updatedAt: now,
+  });
+  return id;
+}
+
+/** Configuration group lists hold the caller's project's groups; an admin's every project's. */
+async function ownGroupsOnly(actor: Actor, body: string): Promise<void> {
+  const owners = (await h.store.configurations.list({ tenantId: owner.projectId, limit: 20 })).items;
+  assert.ok(owners.length > 0);
+  const seen = owners.filter((c) => body.includes(c.id));
+  if (actor === 'other') assert.equal(seen.length, 0, `${actor} sees the owner's groups`);
+  else assert.ok(seen.length > 0, `${actor} does not see the owner's groups`);
 }
 
 /** A Keystone user of the owner's project, written to the store without a password. */
@@ -133,6 +171,7 @@ async function ownProjectOnly(actor: Actor, body: string): Promise<void> {
 
 const instance = async () => ({ instanceId: await freshInstance() });
 const parameter = async () => ({ name: 'max_connections' });
+const group = async () => ({ configurationId: await freshGroup() });
 const v1 = (rest: string) => `/v1.0/:tenantId${rest}`;
 const createBody = () => ({
   instance: { name: 'matrix-db', flavorRef: '2', volume: { size: 1 }, datastore: { type: 'postgresql', version: '15' } },
@@ -216,6 +255,27 @@ const rows: Row[] = [
   { method: 'GET', path: v1('/mgmt/instances/:instanceId'), fresh: instance, expect: adminOnly(200) },
   { method: 'GET', path: v1('/mgmt/instances/:instanceId/root'), fresh: instance, expect: adminOnly(200) },
   { method: 'POST', path: v1('/mgmt/instances/:instanceId/action'), body: () => ({ 'reset-task-status': {} }), fresh: instance, expect: adminOnly(202) },
+  { method: 'GET', path: v1('/mgmt/datastores/versions/:versionId/parameters'), expect: adminOnly(200) },
+  { method: 'GET', path: v1('/mgmt/datastores/versions/:versionId/parameters/:name'), fresh: parameter, expect: adminOnly(200) },
+  // Parameters are what the engines publish: nobody edits them through the API (501 for admins).
+  { method: 'POST', path: v1('/mgmt/datastores/versions/:versionId/parameters'), body: () => ({ 'configuration-parameter': { name: 'x' } }), expect: adminOnly(501) },
+  { method: 'PUT', path: v1('/mgmt/datastores/versions/:versionId/parameters/:name'), body: () => ({ 'configuration-parameter': {} }), fresh: parameter, expect: adminOnly(501) },
+  { method: 'DELETE', path: v1('/mgmt/datastores/versions/:versionId/parameters/:name'), fresh: parameter, expect: adminOnly(501) },
+
+  // Configuration groups: the collection is the caller's project's (an admin's: every project's);
+  // a group is its project's or an admin's.
+  { method: 'GET', path: v1('/configurations'), fresh: group, expect: anyone, check: ownGroupsOnly },
+  {
+    method: 'POST',
+    path: v1('/configurations'),
+    body: () => ({ configuration: { name: 'matrix', values: { max_connections: 50 }, datastore: { type: 'postgresql', version: '15' } } }),
+    expect: anyone,
+  },
+  { method: 'GET', path: v1('/configurations/:configurationId'), fresh: group, expect: ownerOrAdmin(200) },
+  { method: 'GET', path: v1('/configurations/:configurationId/instances'), fresh: group, expect: ownerOrAdmin(200) },
+  { method: 'PUT', path: v1('/configurations/:configurationId'), body: () => ({ configuration: { values: { max_connections: 60 } } }), fresh: group, expect: ownerOrAdmin(202) },
+  { method: 'PATCH', path: v1('/configurations/:configurationId'), body: () => ({ configuration: { values: { max_connections: 70 } } }), fresh: group, expect: ownerOrAdmin(200) },
+  { method: 'DELETE', path: v1('/configurations/:configurationId'), fresh: group, expect: ownerOrAdmin(202) },
 
   // Instances: collections are the caller's own project; objects are the owner's or an admin's.
   { method: 'POST', path: v1('/instances'), body: createBody, expect: anyone },
@@ -251,6 +311,7 @@ const rows: Row[] = [
   { method: 'GET', path: v1('/instances/:instanceId/users/:user/databases'), fresh: instance, expect: ownerOrAdmin(200) },
   { method: 'PUT', path: v1('/instances/:instanceId/users/:user/databases'), body: () => ({ databases: [{ name: 'orders' }] }), fresh: instance, expect: ownerOrAdmin(202) },
   { method: 'DELETE', path: v1('/instances/:instanceId/users/:user/databases/:database'), fresh: instance, expect: ownerOrAdmin(202) },
+  { method: 'GET', path: v1('/instances/:instanceId/configuration'), fresh: async () => ({ instanceId: await freshConfigurableInstance() }), expect: ownerOrAdmin(200) },
   { method: 'GET', path: v1('/instances/:instanceId/root'), fresh: instance, expect: ownerOrAdmin(200) },
   { method: 'POST', path: v1('/instances/:instanceId/root'), fresh: instance, expect: ownerOrAdmin(200) },
   { method: 'DELETE', path: v1('/instances/:instanceId/root'), fresh: instance, expect: ownerOrAdmin(204) },
@@ -286,6 +347,7 @@ async function call(row: Row, actor: Actor, unknownInstance = false) {
     flavorId: '1',
     volumeType: 'local',
     domainId: 'default',
+    configurationId: newUuid(),
   };
   const o = { ...base, ...(await row.fresh?.(base)), ...(unknownInstance ? { instanceId: newUuid() } : {}) };
   const session = sessionOf(actor);

@@ -55,6 +55,8 @@ let fuzzUserId: string;
 let fuzzProjectId: string;
 let quotaProjectId: string;
 let memberRoleId: string;
+let groupId: string;
+let pgVersionId: string;
 const calls: GuestCall[] = [];
 const subscriptions: Subscription[] = [];
 // The API logs at debug into a file, through the logger `coffer serve` uses, to look for secrets.
@@ -127,7 +129,20 @@ before(async () => {
   h = await startHarness({ logger });
   admin = await adminSession(h.app);
   owner = await memberSession(h, 'fuzz');
-  await seedDatastores(h.store);
+  const seeded = await seedDatastores(h.store);
+  pgVersionId = seeded.activeVersionId;
+  // the seeded PostgreSQL 15 takes configuration groups, with a parameter of each kind
+  const pg15 = (await h.store.datastores.getVersion(pgVersionId))!;
+  await h.store.datastores.upsertVersion({
+    ...pg15,
+    capabilities: { ...pg15.capabilities, configurationGroups: true },
+    parameters: [
+      { name: 'max_connections', type: 'integer', restartRequired: true, min: 10, max: 1000 },
+      { name: 'log_statement', type: 'string', restartRequired: false },
+      { name: 'jit', type: 'boolean', restartRequired: false },
+      { name: 'random_page_cost', type: 'float', restartRequired: false },
+    ],
+  });
   pgId = await recordingInstance('postgresql', seededCapabilities.postgresql);
   mysqlId = await recordingInstance('mysql', seededCapabilities.mysql);
   memberRoleId = (await h.store.roles.ensure('member', newKeystoneId())).id;
@@ -143,6 +158,17 @@ before(async () => {
     enabled: true,
     createdAt: new Date(),
   });
+  groupId = newUuid();
+  await h.store.configurations.create({
+    id: groupId,
+    tenantId: owner.projectId,
+    name: 'fuzz-group',
+    description: null,
+    datastoreVersionId: pgVersionId,
+    values: { max_connections: 100 },
+    createdAt: new Date(),
+    updatedAt: new Date(),
+  });
   fuzzProjectId = newKeystoneId();
   quotaProjectId = newKeystoneId();
   for (const [id, name] of [[fuzzProjectId, 'fuzz-project'], [quotaProjectId, 'fuzz-quotas']] as const) {
@@ -157,7 +183,7 @@ after(async () => {
 
 /** Everything a request could have changed, as one comparable string. */
 async function snapshot(): Promise<string> {
-  const [instances, pg, mysql, users, fuzzUser, projects, fuzzProject, assignments, quotas, pgRoot, mysqlRoot] = await Promise.all([
+  const [instances, pg, mysql, users, fuzzUser, projects, fuzzProject, assignments, quotas, pgRoot, mysqlRoot, groups, pgVersion] = await Promise.all([
     h.store.instances.listAll({}),
     h.store.instances.get(pgId),
     h.store.instances.get(mysqlId),
@@ -169,6 +195,8 @@ async function snapshot(): Promise<string> {
     h.store.quotas.list(quotaProjectId),
     h.store.rootHistory.get(pgId),
     h.store.rootHistory.get(mysqlId),
+    h.store.configurations.list({ limit: 1000 }),
+    h.store.datastores.getVersion(pgVersionId),
   ]);
   return JSON.stringify({
     instances: instances.length,
@@ -182,6 +210,8 @@ async function snapshot(): Promise<string> {
     quotas,
     pgRoot,
     mysqlRoot,
+    groups: groups.items,
+    parameters: pgVersion?.parameters,
     casts: h.casts.length,
   });
 }
@@ -217,14 +247,20 @@ const createInstance = obj({
       optional: true,
     }),
     access: obj({ is_public: leaf(['boolean'], false, { optional: true }), allowed_cidrs: arr(str('10.0.0.0/8', { invalid: notCidrShaped }), { optional: true }) }, { optional: true }),
+    // a group's id or href; any other string names no group (404)
+    configuration: str('00000000-0000-4000-8000-000000000000', { optional: true }),
   }),
 });
+
+const uuidShaped = (v: unknown) => typeof v === 'string' && !/^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$/.test(v);
 
 const updateInstance = obj(
   {
     instance: obj(
       {
         name: str('renamed', { optional: true, invalid: nameLike(255) }),
+        // null detaches (nothing to do without a group); a group id must be a UUID
+        configuration: leaf(['string', 'null'], null, { optional: true, invalid: uuidShaped }),
         access: obj(
           { is_public: leaf(['boolean'], false, { optional: true }), allowed_cidrs: arr(str('10.0.0.0/8', { invalid: notCidrShaped }), { optional: true }) },
           { optional: true, strict: true },
@@ -237,6 +273,29 @@ const updateInstance = obj(
 );
 
 const editInstance = obj({ instance: obj({ name: str('renamed', { optional: true, invalid: nameLike(255) }) }, { strict: true }) }, { strict: true });
+
+/** Values of the seeded version's parameters; what breaks a rule is refused (422), unknown names too. */
+const configurationValues = obj({
+  max_connections: leaf(['integer'], 100, { optional: true, invalid: (v) => typeof v === 'number' && (v < 10 || v > 1000) }),
+  log_statement: str('ddl', { optional: true, invalid: (v) => typeof v === 'string' && /[\r\n\0]/.test(v) }),
+  jit: leaf(['boolean'], false, { optional: true }),
+  random_page_cost: leaf(['number'], 1.5, { optional: true }),
+});
+const createConfiguration = obj({
+  configuration: obj({
+    name: str('fuzz-new-group', { invalid: nameLike(255) }),
+    values: configurationValues,
+    description: leaf(['string', 'null'], 'd', { optional: true, invalid: tooLong(255) }),
+    datastore: obj({ type: str('postgresql'), version: str('15', { optional: true }) }),
+  }),
+});
+const updateConfiguration = obj({
+  configuration: obj({
+    values: configurationValues,
+    name: str('fuzz-group', { optional: true, invalid: nameLike(255) }),
+    description: leaf(['string', 'null'], 'd', { optional: true, invalid: tooLong(255) }),
+  }),
+});
 
 const anyJson = leaf(['object', 'null', 'integer', 'number', 'string', 'boolean', 'array'], {});
 
@@ -253,6 +312,8 @@ interface Target {
   light?: boolean;
   /** hostile values of a path parameter: the URL for each */
   pathValue?: (encoded: string) => string;
+  /** a status the route answers by design to every caller that gets past the checks (501: not offered) */
+  refuses?: number;
 }
 
 const v1 = (rest: string) => () => `/v1.0/${owner.projectId}${rest}`;
@@ -367,6 +428,37 @@ const targets = (): Target[] => [
     spec: obj({ quotas: obj({ instances: { ...quotaLimit, optional: true }, volumes: { ...quotaLimit, optional: true } }, { strict: true }) }),
   },
   { route: 'POST /v1.0/:tenantId/mgmt/instances/:instanceId/action', label: 'reset-task-status', as: 'admin', url: v1admin(`/mgmt/instances/${pgId}/action`), spec: obj({ 'reset-task-status': anyJson }, { strict: true }) },
+  { route: 'POST /v1.0/:tenantId/configurations', as: 'owner', url: v1('/configurations'), spec: createConfiguration },
+  { route: 'PUT /v1.0/:tenantId/configurations/:configurationId', as: 'owner', url: v1(`/configurations/${groupId}`), spec: updateConfiguration },
+  { route: 'PATCH /v1.0/:tenantId/configurations/:configurationId', as: 'owner', url: v1(`/configurations/${groupId}`), spec: obj({ configuration: obj({ values: configurationValues }) }) },
+  {
+    route: 'DELETE /v1.0/:tenantId/configurations/:configurationId',
+    as: 'owner',
+    url: v1('/configurations/x'),
+    pathValue: (id) => `/v1.0/${owner.projectId}/configurations/${id}`,
+  },
+  // parameters are what the engines publish: these answer 501 to an admin, whatever the body
+  {
+    route: 'POST /v1.0/:tenantId/mgmt/datastores/versions/:versionId/parameters',
+    as: 'admin',
+    url: v1admin(`/mgmt/datastores/versions/${pgVersionId}/parameters`),
+    spec: obj({ 'configuration-parameter': obj({ name: str('archive_command'), data_type: str('string'), restart_required: leaf(['integer', 'boolean'], 0) }) }),
+    refuses: 501,
+  },
+  {
+    route: 'PUT /v1.0/:tenantId/mgmt/datastores/versions/:versionId/parameters/:name',
+    as: 'admin',
+    url: v1admin(`/mgmt/datastores/versions/${pgVersionId}/parameters/max_connections`),
+    spec: obj({ 'configuration-parameter': obj({ max_size: leaf(['integer'], 10_000) }) }),
+    refuses: 501,
+  },
+  {
+    route: 'DELETE /v1.0/:tenantId/mgmt/datastores/versions/:versionId/parameters/:name',
+    as: 'admin',
+    url: v1admin(`/mgmt/datastores/versions/${pgVersionId}/parameters/max_connections`),
+    pathValue: (name) => `/v1.0/${admin.projectId}/mgmt/datastores/versions/${pgVersionId}/parameters/${name}`,
+    refuses: 501,
+  },
   { route: 'POST /v1.0/:tenantId/mgmt/instances/:instanceId/action', label: 'stop', as: 'admin', url: v1admin(`/mgmt/instances/${mysqlId}/action`), spec: obj({ stop: anyJson }, { strict: true }) },
   {
     route: 'POST /identity/v3/auth/tokens',
@@ -638,7 +730,7 @@ async function run(target: Target, request: FuzzRequest): Promise<string[]> {
   const status = res.statusCode;
   const made = calls.slice(callsBefore);
   const writes = made.filter((c) => guestWrites.has(c.method));
-  if (status >= 500 || status < 200 || (status >= 300 && status < 400)) {
+  if ((status >= 500 && status !== target.refuses) || status < 200 || (status >= 300 && status < 400)) {
     problems.push(`${status}: ${res.body.slice(0, 300)}`);
   } else if (status >= 400) {
     const shape = errorShapeProblem(target, status, res.body);

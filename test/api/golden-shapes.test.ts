@@ -42,7 +42,7 @@ before(async () => {
   const version = (await h.store.datastores.getVersion(seeded.activeVersionId))!;
   await h.store.datastores.upsertVersion({
     ...version,
-    capabilities: { ...noCapabilities, databases: true, users: true, userAccess: true, root: true, accessRules: true },
+    capabilities: { ...noCapabilities, databases: true, users: true, userAccess: true, root: true, accessRules: true, configurationGroups: true },
     parameters: [
       { name: 'max_connections', type: 'integer', restartRequired: true, min: 1, max: 10_000 },
       { name: 'work_mem', type: 'integer', restartRequired: false, min: 0, max: 2_147_483_647 },
@@ -129,6 +129,7 @@ async function activeInstance(s: Session, name: string): Promise<string> {
         revokeAccess: async () => ({}),
         enableRoot: async () => ({ name: 'root' }),
         disableRoot: async () => ({}),
+        getConfiguration: async () => ({ values: { max_connections: 100, work_mem: 4096, listen_addresses: '127.97.9.9' } }),
       }),
     ),
   );
@@ -272,6 +273,54 @@ describe('Trove: what goes with a datastore version, configuration parameters', 
       shape.configurationParameter.extend({ min: z.literal(1), max: z.literal(10_000) }),
     );
     assert.deepEqual(byName['configuration-parameters'].map((p: any) => p.name).sort(), ['max_connections', 'work_mem']);
+  });
+});
+
+describe('Trove: configuration groups', () => {
+  test('POST, GET list (with next link), GET one, its instances, PUT 202, PATCH 200, DELETE 202: all empty but the reads', async () => {
+    const body = (name: string) => ({
+      configuration: { name, description: 'golden', values: { max_connections: 200, work_mem: 1024 }, datastore: { type: 'postgresql', version: '15' } },
+    });
+    const created = golden('POST /configurations', await send(member, 'POST', trove(member, '/configurations'), body('golden-a')), 200, one('configuration', shape.configurationDetail));
+    assert.equal(created.configuration.instance_count, 0);
+    const second = golden('POST /configurations', await send(member, 'POST', trove(member, '/configurations'), body('golden-b')), 200, one('configuration', shape.configurationDetail));
+    golden(
+      'GET /configurations?limit=1',
+      await get(member, trove(member, '/configurations?limit=1')),
+      200,
+      z.object({ configurations: z.array(shape.configurationSummary).length(1), links: shape.nextLinks }),
+    );
+    const id = created.configuration.id;
+    golden('GET /configurations/{id}', await get(member, trove(member, `/configurations/${id}`)), 200, one('configuration', shape.configurationDetail));
+    const instanceId = await activeInstance(member, 'golden-configured');
+    await h.store.instances.update(instanceId, { configurationId: id });
+    const members = golden('GET /configurations/{id}/instances', await get(member, trove(member, `/configurations/${id}/instances`)), 200, shape.configurationInstances);
+    assert.deepEqual(members.instances, [{ id: instanceId, name: 'golden-configured' }]);
+    const shown = golden('GET /instances/{id} with a group', await get(member, trove(member, `/instances/${instanceId}`)), 200, one('instance', shape.instanceDetail.extend({ configuration: shape.instanceConfigurationRef })));
+    assert.equal(shown.instance.configuration.id, id);
+    golden(
+      'GET /instances/{id}/configuration',
+      await get(member, trove(member, `/instances/${instanceId}/configuration`)),
+      200,
+      z.object({ instance: z.object({ configuration: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])) }) }),
+    );
+    // the attached instance takes the changes (the recording taskmanager leaves it UPDATING)
+    empty('PATCH /configurations/{id}', await send(member, 'PATCH', trove(member, `/configurations/${id}`), { configuration: { values: { work_mem: 2048 } } }), 200);
+    await h.store.instances.update(instanceId, { taskStatus: 'NONE' });
+    empty('PUT /configurations/{id}', await send(member, 'PUT', trove(member, `/configurations/${id}`), { configuration: { values: { work_mem: 4096 }, name: 'golden-c' } }));
+    empty('DELETE /configurations/{id}', await send(member, 'DELETE', trove(member, `/configurations/${second.configuration.id}`)));
+    golden('DELETE attached', await send(member, 'DELETE', trove(member, `/configurations/${id}`)), 400, shape.troveError('badRequest', 400));
+  });
+
+  test('mgmt parameters: GET list and one (max_size/min_size); POST, PUT, DELETE answer 501', async () => {
+    const base = trove(admin, `/mgmt/datastores/versions/${seeded.activeVersionId}/parameters`);
+    golden('GET mgmt parameters', await get(admin, base), 200, z.object({ 'configuration-parameters': z.array(shape.mgmtConfigurationParameter).length(2) }));
+    const workMem = golden('GET mgmt parameter', await get(admin, `${base}/work_mem`), 200, shape.mgmtConfigurationParameter);
+    assert.equal(workMem.min_size, 0, 'the management view shows a 0 minimum');
+    const refused = shape.troveError('notImplemented', 501);
+    golden('POST mgmt parameter', await send(admin, 'POST', base, { 'configuration-parameter': { name: 'x', data_type: 'string', restart_required: 0 } }), 501, refused);
+    golden('PUT mgmt parameter', await send(admin, 'PUT', `${base}/work_mem`, { 'configuration-parameter': { max_size: 1 } }), 501, refused);
+    golden('DELETE mgmt parameter', await send(admin, 'DELETE', `${base}/work_mem`), 501, refused);
   });
 });
 

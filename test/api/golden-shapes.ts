@@ -161,6 +161,37 @@ export const configurationParameter = z.object({
   min: z.number().optional(),
 });
 
+// --- Trove: configuration groups (reference 2.8, 2.2, 2.15)
+
+/** The list item carries `datastore_version_number` too (the OpenStack client reads it). */
+export const configurationSummary = z.object({
+  id: uuid,
+  name: z.string(),
+  description: z.string().nullable(),
+  created: troveTime,
+  updated: troveTime,
+  datastore_version_id: uuid,
+  datastore_name: z.string(),
+  datastore_version_name: z.string(),
+  datastore_version_number: z.string(),
+});
+export const configurationDetail = configurationSummary.extend({
+  values: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+  instance_count: int,
+});
+/** what an instance's detail view shows of its group */
+export const instanceConfigurationRef = z.object({ id: uuid, name: z.string(), links: troveLinks });
+export const configurationInstances = z.object({ instances: z.array(z.object({ id: uuid, name: z.string() })) });
+/** the management view: the rule as stored, sizes null when none */
+export const mgmtConfigurationParameter = z.object({
+  name: z.string(),
+  datastore_version_id: uuid,
+  restart_required: z.boolean(),
+  type: z.enum(['integer', 'string', 'boolean', 'float']),
+  max_size: z.number().nullable(),
+  min_size: z.number().nullable(),
+});
+
 // --- Trove: management (reference 2.15)
 
 const mgmtServer = z.object({ id: z.string(), name: z.string(), status: z.string(), tenant_id: keystoneId, host: z.string() });

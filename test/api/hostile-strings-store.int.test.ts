@@ -21,7 +21,14 @@ for (const [engine, scratch] of Object.entries(serverDatabases)) {
       h = await startHarness({}, (db = await scratch()).url);
       admin = await adminSession(h.app);
       alice = await memberSession(h, 'alice');
-      await seedDatastores(h.store);
+      const seeded = await seedDatastores(h.store);
+      // the default PostgreSQL takes configuration groups with one string setting
+      const version = (await h.store.datastores.getVersion(seeded.activeVersionId))!;
+      await h.store.datastores.upsertVersion({
+        ...version,
+        capabilities: { ...version.capabilities, configurationGroups: true },
+        parameters: [{ name: 'log_statement', type: 'string', restartRequired: false }],
+      });
     });
     after(async () => {
       await h?.close();
@@ -70,6 +77,22 @@ for (const [engine, scratch] of Object.entries(serverDatabases)) {
         assert.ok(lookup.statusCode >= 400 && lookup.statusCode < 500, `${JSON.stringify(value)}: ${lookup.statusCode} ${lookup.body.slice(0, 300)}`);
       }
       assert.ok(kept > strings.length / 2, `${kept} names kept`);
+    });
+
+    test('configuration groups: names, descriptions and string values, stored and shown back exactly', async () => {
+      let kept = 0;
+      for (const value of strings) {
+        const created = await send('POST', `/v1.0/${alice.projectId}/configurations`, alice, {
+          configuration: { name: value, description: value.slice(0, 255), values: { log_statement: value }, datastore: { type: 'postgresql' } },
+        });
+        refusedOrKept(created, value, (b) => b.configuration.name, false);
+        if (created.statusCode !== 200) continue;
+        kept++;
+        const shown = json(await send('GET', `/v1.0/${alice.projectId}/configurations/${json(created).configuration.id}`, alice)).configuration;
+        assert.equal(shown.values.log_statement, value, `${JSON.stringify(value)} came back changed`);
+        assert.equal(shown.description, value.slice(0, 255));
+      }
+      assert.ok(kept > strings.length / 2, `${kept} groups kept`);
     });
 
     test('Keystone users and projects: names, descriptions and e-mails, and lookups by name', async () => {

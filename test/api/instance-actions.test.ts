@@ -211,10 +211,12 @@ describe('PUT /instances/{id}', () => {
     );
   });
 
-  test('configuration groups are 501 until they exist; datastore_version upgrades only to the same version', async () => {
+  test('configuration: an unknown group is 404, detaching none is nothing to do; datastore_version upgrades only to the same version', async () => {
     const id = await insertInstance(alice);
-    assertFault(await put(alice, id, { instance: { configuration: newUuid() } }), 501, 'notImplemented', /configuration group is not supported by Coffer yet/);
-    assertFault(await put(alice, id, { instance: { configuration: null } }), 501, 'notImplemented', /configuration group/);
+    const unknown = newUuid();
+    assertFault(await put(alice, id, { instance: { configuration: unknown } }), 404, 'itemNotFound', `Configuration group with ID ${unknown} could not be found.`);
+    await assertAccepted(await put(alice, id, { instance: { configuration: null } }));
+    assert.equal(await h.store.tasks.activeForInstance(id), undefined, 'no task for a detach without a group');
     await assertAccepted(await put(alice, id, { instance: { datastore_version: '15' } }));
     await assertAccepted(await put(alice, id, { instance: { datastore_version: versions.pg15 } }, 'PATCH'));
     assertFault(await put(alice, id, { instance: { datastore_version: '16' } }), 501, 'notImplemented', /Upgrading an instance to another datastore version/);
@@ -336,7 +338,7 @@ describe('POST /instances/{id}/action resize', () => {
     assert.equal(row?.flavorId, '2');
     const task = await queuedTask(id, castsBefore);
     assert.equal(task.kind, 'resize_flavor');
-    assert.deepEqual(task.payload, { requestId: h.casts.at(-1)?.requestId, oldFlavorId: '2', newFlavorId: '3' });
+    assert.deepEqual(task.payload, { requestId: h.casts.at(-1)?.requestId, resumeTask: 'NONE', oldFlavorId: '2', newFlavorId: '3' });
     assert.equal(json(await show(alice, id)).instance.status, 'RESIZE');
   });
 
@@ -345,6 +347,16 @@ describe('POST /instances/{id}/action resize', () => {
     assertFault(await act(alice, id, { resize: { flavorRef: 2 } }), 400, 'badRequest', "The new flavor id must be different than the current flavor id of '2'.");
     assertFault(await act(alice, id, { resize: { flavorRef: '99' } }), 400, 'badRequest', 'Resource 99 cannot be found.');
     assert.equal((await h.store.instances.get(id))?.taskStatus, 'NONE');
+  });
+
+  test('a resize asked while a restart is owed (RESTART_REQUIRED) tells the flow to keep it owed', async () => {
+    for (const resize of [{ flavorRef: '3' }, { volume: { size: 3 } }]) {
+      const id = await insertInstance(alice, { task: 'RESTART_REQUIRED' });
+      const castsBefore = h.casts.length;
+      await assertAccepted(await act(alice, id, { resize }));
+      const task = await queuedTask(id, castsBefore);
+      assert.equal((task.payload as { resumeTask?: string }).resumeTask, 'RESTART_REQUIRED');
+    }
   });
 
   test('volume: grows only, up to the maximum, and queues resize_volume', async () => {
@@ -359,7 +371,7 @@ describe('POST /instances/{id}/action resize', () => {
     assert.equal(row?.volumeSizeGb, 5, 'recorded with the task, so that quotas count it at once');
     const task = await queuedTask(id, castsBefore);
     assert.equal(task.kind, 'resize_volume');
-    assert.deepEqual(task.payload, { requestId: h.casts.at(-1)?.requestId, oldSizeGb: 2, newSizeGb: 5 });
+    assert.deepEqual(task.payload, { requestId: h.casts.at(-1)?.requestId, resumeTask: 'NONE', oldSizeGb: 2, newSizeGb: 5 });
     // the gate now sees the running resize
     assertFault(
       await act(alice, id, { resize: { volume: { size: 6 } } }),

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { NewInstance, ProjectRow, TaskRow, TokenRow, UserRow } from '../../src/db/index.js';
+import type { NewConfiguration, NewInstance, ProjectRow, TaskRow, TokenRow, UserRow } from '../../src/db/index.js';
 
 // Rows for the state-store suite. Every id and name is fresh, so tests sharing one database
 // never see each other's rows.
@@ -83,6 +83,20 @@ export function task(instanceId: string, overrides: Partial<TaskRow> = {}): Task
     leaseExpiresAt: null,
     payload: { rootPassword: 'secret', databases: [{ name: 'app' }], volumeSizeGb: 2 },
     attempts: 0,
+    createdAt: at.leapDay,
+    updatedAt: at.leapDay,
+    ...overrides,
+  };
+}
+
+export function configuration(overrides: Partial<NewConfiguration> = {}): NewConfiguration {
+  return {
+    id: uid(),
+    tenantId: `tenant-${uid()}`,
+    name: 'reporting',
+    description: null,
+    datastoreVersionId: uid(),
+    values: { max_connections: 100 },
     createdAt: at.leapDay,
     updatedAt: at.leapDay,
     ...overrides,

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { noEngineCapabilities } from '../../src/common/index.js';
 import type { StateStore } from '../../src/db/index.js';
 import { rejectsWithCode } from '../support/coffer-errors.js';
-import { at, instance, project, task, token, uid, user } from './state-store-fixtures.js';
+import { at, configuration, instance, project, task, token, uid, user } from './state-store-fixtures.js';
 
 // The conformance suite every state-store engine runs (SQLite, MariaDB, PostgreSQL) against a
 // real database. One database per run; each test makes its own rows with fresh ids.
@@ -398,7 +398,7 @@ export function stateStoreSuite(
         const bare = instance({ taskStartTime: null, access: null });
         await store.instances.create(withAccess);
         await store.instances.create(bare);
-        const extra = { host: null, address: null, port: null, tls: null, deleted: false, deletedAt: null };
+        const extra = { host: null, address: null, port: null, tls: null, configurationId: null, deleted: false, deletedAt: null };
         assert.deepEqual(await store.instances.get(withAccess.id), { ...withAccess, ...extra });
         assert.deepEqual(await store.instances.get(bare.id), { ...bare, ...extra });
         await rejectsWithCode(store.instances.create(bare), 'Conflict');
@@ -443,6 +443,7 @@ export function stateStoreSuite(
           volumeSizeGb: 5,
           tls: { caCertificate: '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n', expiresAt: '2027-03-02T21:33:47.000Z', port: 6380 },
           updatedAt: got.updatedAt,
+          configurationId: null,
           deleted: false,
           deletedAt: null,
         });
@@ -522,6 +523,114 @@ export function stateStoreSuite(
         const page = await store.instances.list({ host, limit: 10 });
         assert.deepEqual(page.items.map((x) => x.id), [a.id, b.id].sort());
         assert.equal(page.nextMarker, null);
+      });
+    });
+
+    describe('configuration groups', () => {
+      it('round-trips a group: typed values, a null description, times to the millisecond', async () => {
+        const full = configuration({
+          description: 'tuned for reporting',
+          values: { max_connections: 200, work_mem: 4096, log_min_duration_statement: -1, random_page_cost: 1.1, jit: false, search_path: "\"$user\", public ☃" },
+          createdAt: at.oneMs,
+          updatedAt: at.past2038,
+        });
+        const bare = configuration({ description: null, values: {} });
+        await store.configurations.create(full);
+        await store.configurations.create(bare);
+        assert.deepEqual(await store.configurations.get(full.id), { ...full, deleted: false, deletedAt: null });
+        assert.deepEqual(await store.configurations.get(bare.id), { ...bare, deleted: false, deletedAt: null });
+        assert.equal((await store.configurations.get(full.id))?.values.jit, false, 'a boolean stays a boolean');
+        assert.equal(await store.configurations.get(uid()), undefined);
+        await rejectsWithCode(store.configurations.create(bare), 'Conflict');
+      });
+
+      it('get is scoped to the tenant when one is given', async () => {
+        const c = configuration();
+        await store.configurations.create(c);
+        assert.equal((await store.configurations.get(c.id, { tenantId: c.tenantId }))?.id, c.id);
+        assert.equal(await store.configurations.get(c.id, { tenantId: 'someone-else' }), undefined);
+      });
+
+      it('update replaces only what it is given and moves updatedAt; an unknown or deleted group is NotFound', async () => {
+        const c = configuration({ values: { a: 1 } });
+        await store.configurations.create(c);
+        const before = Date.now();
+        await store.configurations.update(c.id, { values: { b: 'two' } });
+        const got = await store.configurations.get(c.id);
+        assert.ok(got && got.updatedAt.getTime() >= before - 1000);
+        assert.deepEqual(got, { ...c, values: { b: 'two' }, updatedAt: got.updatedAt, deleted: false, deletedAt: null });
+        await store.configurations.update(c.id, { name: 'renamed', description: null });
+        assert.deepEqual([(await store.configurations.get(c.id))?.name, (await store.configurations.get(c.id))?.description], ['renamed', null]);
+        await rejectsWithCode(store.configurations.update(uid(), { name: 'x' }), 'NotFound');
+        await store.configurations.markDeleted(c.id, at.leapDay);
+        await rejectsWithCode(store.configurations.update(c.id, { name: 'x' }), 'NotFound');
+      });
+
+      it('markDeleted hides the group from get and list, idempotently', async () => {
+        const tenantId = `tenant-${uid()}`;
+        const kept = configuration({ tenantId });
+        const gone = configuration({ tenantId });
+        await store.configurations.create(kept);
+        await store.configurations.create(gone);
+        await store.configurations.markDeleted(gone.id, at.dstSwitch);
+        await store.configurations.markDeleted(gone.id, new Date());
+        assert.equal(await store.configurations.get(gone.id), undefined);
+        assert.deepEqual((await store.configurations.list({ tenantId, limit: 10 })).items.map((x) => x.id), [kept.id]);
+        await rejectsWithCode(store.configurations.markDeleted(uid(), new Date()), 'NotFound');
+      });
+
+      it('lists page by page in id order, of one project or of all', async () => {
+        const tenantId = `tenant-${uid()}`;
+        const rows = Array.from({ length: 5 }, () => configuration({ tenantId }));
+        for (const r of rows) await store.configurations.create(r);
+        const foreign = configuration();
+        await store.configurations.create(foreign);
+        const ids = rows.map((r) => r.id).sort();
+        const first = await store.configurations.list({ tenantId, limit: 2 });
+        assert.deepEqual([first.items.map((x) => x.id), first.nextMarker], [ids.slice(0, 2), ids[1]]);
+        const second = await store.configurations.list({ tenantId, limit: 2, marker: first.nextMarker! });
+        assert.deepEqual(second.items.map((x) => x.id), ids.slice(2, 4));
+        const last = await store.configurations.list({ tenantId, limit: 2, marker: second.nextMarker! });
+        assert.deepEqual([last.items.map((x) => x.id), last.nextMarker], [ids.slice(4), null]);
+        assert.equal((await store.configurations.list({ tenantId, limit: 5 })).nextMarker, null);
+        const all: string[] = [];
+        for (let marker: string | undefined; ; ) {
+          const page = await store.configurations.list({ limit: 3, ...(marker === undefined ? {} : { marker }) });
+          all.push(...page.items.map((x) => x.id));
+          if (page.nextMarker === null) break;
+          marker = page.nextMarker;
+        }
+        assert.ok([...ids, foreign.id].every((id) => all.includes(id)), 'without a tenant every project\'s groups are listed');
+        await rejectsWithCode(store.configurations.list({ tenantId, limit: 0 }), 'BadRequest');
+      });
+
+      it('instances carry their group; the group lists and counts its live instances, per project or all', async () => {
+        const c = configuration();
+        await store.configurations.create(c);
+        const tenantId = c.tenantId;
+        const attached = Array.from({ length: 3 }, () => instance({ tenantId, configurationId: c.id }));
+        const foreign = instance({ configurationId: c.id });
+        const unattached = instance({ tenantId });
+        for (const i of [...attached, foreign, unattached]) await store.instances.create(i);
+        assert.equal((await store.instances.get(attached[0]!.id))?.configurationId, c.id);
+        assert.equal((await store.instances.get(unattached.id))?.configurationId, null);
+        assert.equal(await store.configurations.countInstances(c.id), 4);
+        assert.equal(await store.configurations.countInstances(c.id, { tenantId }), 3);
+        const ids = attached.map((i) => i.id).sort();
+        const page = await store.configurations.instances(c.id, { tenantId, limit: 2 });
+        assert.deepEqual([page.items.map((i) => i.id), page.nextMarker], [ids.slice(0, 2), ids[1]]);
+        const rest = await store.configurations.instances(c.id, { tenantId, limit: 2, marker: page.nextMarker! });
+        assert.deepEqual([rest.items.map((i) => i.id), rest.nextMarker], [ids.slice(2), null]);
+        // detaching, and a deleted instance, no longer count
+        await store.instances.update(attached[0]!.id, { configurationId: null });
+        await store.instances.markDeleted(attached[1]!.id, new Date());
+        assert.equal(await store.configurations.countInstances(c.id, { tenantId }), 1);
+        assert.deepEqual((await store.configurations.instances(c.id, { limit: 10 })).items.map((i) => i.id), [attached[2]!.id, foreign.id].sort());
+        // attaching through an update
+        await store.instances.update(unattached.id, { configurationId: c.id });
+        assert.equal((await store.instances.get(unattached.id))?.configurationId, c.id);
+        assert.equal(await store.instances.updateIfTask(unattached.id, ['BUILDING'], { configurationId: null }), true);
+        assert.equal((await store.instances.get(unattached.id))?.configurationId, null);
       });
     });
 

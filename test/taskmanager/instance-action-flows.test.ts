@@ -341,3 +341,89 @@ test('a restart whose taskmanager stops mid-way is resumed by another one, witho
   assert.equal((await store.instances.get(id))?.taskStatus, 'NONE');
   assert.equal(await store.faults.latest(id), undefined);
 });
+
+test('resizes keep a restart a configuration group asked for: the engine may not have restarted', async () => {
+  const id = await runningInstance();
+  const volume = await requestAction(id, 'resize_volume', 'RESIZING', { oldSizeGb: 2, newSizeGb: 3, resumeTask: 'RESTART_REQUIRED' });
+  assert.equal((await endedTask(volume)).state, 'done');
+  assert.deepEqual([(await store.instances.get(id))?.taskStatus, (await store.instances.get(id))?.volumeSizeGb], ['RESTART_REQUIRED', 3]);
+  await serveGuest(id, { resize: async () => ({}) });
+  const flavor = await requestAction(id, 'resize_flavor', 'RESIZING', { oldFlavorId: 'f-small', newFlavorId: 'f-large', resumeTask: 'RESTART_REQUIRED' });
+  assert.equal((await endedTask(flavor)).state, 'done');
+  assert.deepEqual([(await store.instances.get(id))?.taskStatus, (await store.instances.get(id))?.flavorId], ['RESTART_REQUIRED', 'f-large']);
+});
+
+/** A configuration group of the instance's project and version, attached as the API attaches one. */
+async function attachGroup(instanceId: string, values: Record<string, number | string | boolean>): Promise<string> {
+  const instance = (await store.instances.get(instanceId))!;
+  const id = randomUUID();
+  const now = new Date();
+  await store.configurations.create({ id, tenantId: instance.tenantId, name: 'g', description: null, datastoreVersionId: instance.datastoreVersionId, values, createdAt: now, updatedAt: now });
+  await store.instances.update(instanceId, { configurationId: id });
+  return id;
+}
+
+test('apply_configuration sends the group’s values as they are when it runs, and ends RESTART_REQUIRED when a restart is pending', async () => {
+  const id = await runningInstance();
+  const group = await attachGroup(id, { work_mem: 1024 });
+  const applied: unknown[] = [];
+  let statusDuringApply: string | undefined;
+  await serveGuest(id, {
+    applyConfiguration: async ({ overrides }) => {
+      applied.push(overrides);
+      statusDuringApply = (await store.instances.get(id))?.taskStatus;
+      return { pendingRestart: ['max_connections'] };
+    },
+  });
+  await store.configurations.update(group, { values: { work_mem: 2048, max_connections: 50 } });
+  const taskId = await requestAction(id, 'apply_configuration', 'UPDATING', { requestId: 'req-cfg', previousConfigurationId: null });
+  assert.equal((await endedTask(taskId)).state, 'done');
+  assert.deepEqual(applied, [{ work_mem: 2048, max_connections: 50 }]);
+  assert.equal(statusDuringApply, 'UPDATING');
+  const instance = await store.instances.get(id);
+  assert.deepEqual([instance?.taskStatus, instance?.configurationId, instance?.taskStartTime], ['RESTART_REQUIRED', group, null]);
+  assert.equal(await store.faults.latest(id), undefined);
+});
+
+test('apply_configuration resumed after the guest answered does not apply again: the recorded pending restarts decide', async () => {
+  const id = await runningInstance();
+  await attachGroup(id, { work_mem: 1024 });
+  let applies = 0;
+  await serveGuest(id, {
+    applyConfiguration: async () => {
+      applies += 1;
+      return { pendingRestart: [] };
+    },
+  });
+  const pending = await requestAction(id, 'apply_configuration', 'UPDATING', { previousConfigurationId: null, pendingRestart: ['shared_buffers'] }, { step: 'applied' });
+  assert.equal((await endedTask(pending)).state, 'done');
+  assert.equal(applies, 0);
+  assert.equal((await store.instances.get(id))?.taskStatus, 'RESTART_REQUIRED');
+  // a group change applied while a restart was owed keeps it owed, even when nothing new is pending
+  const again = await requestAction(id, 'apply_configuration', 'UPDATING', { previousConfigurationId: null, resumeTask: 'RESTART_REQUIRED' });
+  assert.equal((await endedTask(again)).state, 'done');
+  assert.equal(applies, 1);
+  assert.equal((await store.instances.get(id))?.taskStatus, 'RESTART_REQUIRED');
+});
+
+test('an attach whose group was deleted meanwhile returns the instance to its previous group, with a fault', async () => {
+  const id = await runningInstance();
+  const previous = await attachGroup(id, { work_mem: 64 });
+  const gone = await attachGroup(id, { work_mem: 128 });
+  await store.configurations.markDeleted(gone, new Date());
+  let applies = 0;
+  await serveGuest(id, {
+    applyConfiguration: async () => {
+      applies += 1;
+      return { pendingRestart: [] };
+    },
+  });
+  const taskId = await requestAction(id, 'apply_configuration', 'UPDATING', { previousConfigurationId: previous });
+  assert.equal((await endedTask(taskId)).state, 'failed');
+  assert.equal(applies, 0, 'nothing reached the guest');
+  assert.deepEqual([(await store.instances.get(id))?.configurationId, (await store.instances.get(id))?.taskStatus], [previous, 'NONE']);
+  assert.equal(
+    (await store.faults.latest(id))?.message,
+    `Applying the configuration failed: Configuration group with ID ${gone} could not be found: it was deleted. The instance keeps configuration group ${previous} and the values it ran with.`,
+  );
+});

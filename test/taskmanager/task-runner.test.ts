@@ -37,7 +37,7 @@ function runner(workerId: string, flow: Flow, leaseMs = 300): TaskRunner {
     workerId,
     leaseMs,
     sweepIntervalMs: 50,
-    flows: { create_instance: flow, delete_instance: noop, restart: noop, resize_flavor: noop, resize_volume: noop, update_access: noop },
+    flows: { create_instance: flow, delete_instance: noop, restart: noop, resize_flavor: noop, resize_volume: noop, update_access: noop, apply_configuration: noop },
   });
 }
 
@@ -136,6 +136,7 @@ test('a task whose end could not be recorded is resumed and ends done, never mar
       resize_flavor: async () => undefined,
       resize_volume: async () => undefined,
       update_access: async () => undefined,
+      apply_configuration: async () => undefined,
     },
   });
   r.start();

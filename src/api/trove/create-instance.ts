@@ -12,6 +12,7 @@ import type { AuthContext } from '../auth-context.js';
 import { checkPasswordPolicy } from '../password-policy.js';
 import { enforce } from '../policy.js';
 import { defaultVersionNotFound, findDatastore, findVersionOf, versionInactive, versionNotFound } from './datastore-lookup.js';
+import { configurationNotFound, groupForCreate } from './configuration-apply.js';
 import { validateDatabases, validateUsers } from './database-user-rules.js';
 import type { CreateInstanceBody } from './instance-create-schema.js';
 import { enforceQuota } from './quota-enforcement.js';
@@ -38,13 +39,13 @@ function rejectUnsupported(input: InstanceInput): void {
     throw new CofferError('BadRequest', 'replica_count can only be set when creating replicas.');
   }
   if (input.restorePoint !== undefined) throw notSupportedYet('Restoring from a backup (restorePoint)');
-  if (input.configuration !== undefined) throw notSupportedYet('Attaching a configuration group');
   if (input.modules !== undefined && input.modules.length > 0) throw notSupportedYet('Applying modules');
 }
 
-async function resolveVersion(
+/** Trove's get_datastore_version for a request's `datastore` (instance and configuration-group create). */
+export async function resolveVersion(
   deps: TroveDeps,
-  input: InstanceInput,
+  input: { datastore?: { type?: string | undefined; version?: string | undefined; version_number?: string | undefined } | undefined },
 ): Promise<{ datastore: DatastoreRow; version: DatastoreVersionRow }> {
   const { store } = deps;
   const type = input.datastore?.type;
@@ -106,9 +107,12 @@ export async function createInstance(
     enforce(auth, 'instance:extension:database:create', auth.projectId);
   }
   if (input.users !== undefined && input.users.length > 0) enforce(auth, 'instance:extension:user:create', auth.projectId);
+  if (input.configuration !== undefined) enforce(auth, 'instance:update', auth.projectId);
   rejectUnsupported(input);
 
   const { datastore, version } = await resolveVersion(deps, input);
+  // the group's values are read by the create flow when it prepares the engine
+  const configuration = input.configuration === undefined ? undefined : await groupForCreate(deps.store, auth.projectId, input.configuration, version);
   // What the version reported it can do decides whether databases and users may be asked for.
   const target = { manager: version.manager, datastore: datastore.name, capabilities: version.capabilities };
   const databases = validateDatabases(input.databases ?? [], target);
@@ -150,6 +154,7 @@ export async function createInstance(
     port: null,
     access,
     tls: null,
+    configurationId: configuration?.id ?? null,
     createdAt: now,
     updatedAt: now,
     deleted: false,
@@ -175,10 +180,12 @@ export async function createInstance(
     // The quota check and the insert share the transaction and the project's quota lock, so
     // concurrent creates cannot both pass on the same free slot (reference 7.1 deltas).
     await enforceQuota(tx, auth.projectId, deps.quotaDefaults, { instances: 1, ram: flavor.ramMb, volumes: sizeGb });
+    // a group deleted since it was looked up is not attached to a new instance
+    if (configuration !== undefined && (await tx.configurations.get(configuration.id)) === undefined) throw configurationNotFound(configuration.id);
     await tx.instances.create(newInstance);
     await tx.serviceStatuses.set(service);
     await tx.tasks.create(task);
   });
   await wakeTaskmanager(deps, task.id, { ...context, instanceId: instance.id });
-  return { instance, datastore, version, service, fault: undefined };
+  return { instance, datastore, version, service, fault: undefined, configuration };
 }

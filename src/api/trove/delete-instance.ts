@@ -7,7 +7,8 @@ import { wakeTaskmanager } from './wake-taskmanager.js';
 
 /**
  * DELETE /instances/{id} (reference 2.2): refused (422) while the instance builds; otherwise the
- * task becomes DELETING and a durable delete_instance task is queued. Deleting twice re-wakes the
+ * task becomes DELETING, the configuration group is detached from the record (as Trove) and a
+ * durable delete_instance task is queued. Deleting twice re-wakes the
  * pending delete instead of queueing another.
  */
 export async function deleteInstance(deps: TroveDeps, instance: InstanceRow, context: RequestContext): Promise<void> {
@@ -23,6 +24,8 @@ export async function deleteInstance(deps: TroveDeps, instance: InstanceRow, con
       taskStatus: 'DELETING',
       taskDescription: 'Deleting the instance.',
       taskStartTime: now,
+      // as Trove: a group may be deleted once its instances are being deleted
+      configurationId: null,
     });
     if (active?.kind === 'delete_instance') return active.id;
     const task: TaskRow = {

@@ -35,7 +35,7 @@ function operationNotSupported(manager: string): CofferError {
  * Trove's message names the service status, which `show` never gives; the rest says what `show`
  * gives instead (its operating_status), so that the two can be matched, and what to wait for.
  */
-function notReady(instanceId: string, status: ServiceStatusName): CofferError {
+function notReady(instanceId: string, status: ServiceStatusName, needs: string): CofferError {
   const shown = serviceApiStatus[status];
   const why =
     status === 'UNKNOWN'
@@ -44,7 +44,7 @@ function notReady(instanceId: string, status: ServiceStatusName): CofferError {
   return new CofferError(
     'UnprocessableEntity',
     `Instance ${instanceId} is not ready, status: ${status}.${why} ` +
-      `Databases, users and root need operating_status HEALTHY or ACTIVE; the instance shows ${shown}.`,
+      `${needs} operating_status HEALTHY or ACTIVE; the instance shows ${shown}.`,
   );
 }
 
@@ -53,6 +53,8 @@ export async function loadGuestTarget(
   request: FastifyRequest<{ Params: InstanceParams }>,
   action: string,
   allowed: (capabilities: EngineCapabilities) => boolean,
+  /** what the message of a not-running instance says needs it running */
+  needs = 'Databases, users and root need',
 ): Promise<GuestTarget> {
   const { store } = deps;
   const instance = await loadTenantInstance(store, request, action);
@@ -65,7 +67,7 @@ export async function loadGuestTarget(
 
   const service = await store.serviceStatuses.get(instance.id);
   const status: ServiceStatusName = service?.status ?? 'NEW';
-  if (!runningStatuses.has(status)) throw notReady(instance.id, status);
+  if (!runningStatuses.has(status)) throw notReady(instance.id, status, needs);
 
   const datastore: DatastoreRow | undefined = await store.datastores.getDatastore(version.datastoreId);
   return {

@@ -35,6 +35,8 @@ export async function performInstanceAction(
       heartbeatExpirySeconds: deps.heartbeatExpirySeconds,
     });
   const payloadBase = { requestId: context.requestId };
+  // a restart a configuration group asked for stays owed after a resize (see resumed() in the taskmanager)
+  const resumeTask = instance.taskStatus === 'RESTART_REQUIRED' ? ('RESTART_REQUIRED' as const) : ('NONE' as const);
 
   switch (action.kind) {
     case 'restart':
@@ -69,7 +71,7 @@ export async function performInstanceAction(
         {
           kind: 'resize_flavor',
           patch: { taskStatus: 'RESIZING', taskDescription: 'Resizing the instance to a new flavor.' },
-          payload: { ...payloadBase, oldFlavorId: instance.flavorId, newFlavorId: flavor.id } satisfies ResizeFlavorTaskPayload,
+          payload: { ...payloadBase, resumeTask, oldFlavorId: instance.flavorId, newFlavorId: flavor.id } satisfies ResizeFlavorTaskPayload,
           recheck: async (current, tx) => {
             await gate(current, tx);
             await enforceQuota(tx, current.tenantId, deps.quotaDefaults, { ram: flavor.ramMb - oldRamMb });
@@ -96,7 +98,7 @@ export async function performInstanceAction(
         {
           kind: 'resize_volume',
           patch: { taskStatus: 'RESIZING', taskDescription: 'Resizing the volume of the instance.', volumeSizeGb: sizeGb },
-          payload: { ...payloadBase, oldSizeGb: instance.volumeSizeGb, newSizeGb: sizeGb } satisfies ResizeVolumeTaskPayload,
+          payload: { ...payloadBase, resumeTask, oldSizeGb: instance.volumeSizeGb, newSizeGb: sizeGb } satisfies ResizeVolumeTaskPayload,
           recheck: async (current, tx) => {
             await gate(current, tx);
             if (sizeGb <= current.volumeSizeGb) {

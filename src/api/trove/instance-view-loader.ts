@@ -12,13 +12,14 @@ export class InstanceViewLoader {
   constructor(private readonly store: Repositories) {}
 
   async load(instance: InstanceRow): Promise<InstanceViewData> {
-    const [version, service, fault] = await Promise.all([
+    const [version, service, fault, configuration] = await Promise.all([
       this.version(instance.datastoreVersionId),
       this.store.serviceStatuses.get(instance.id),
       this.store.faults.latest(instance.id),
+      instance.configurationId === null ? undefined : this.store.configurations.get(instance.configurationId),
     ]);
     const datastore = version === undefined ? undefined : await this.datastore(version.datastoreId);
-    return { instance, datastore, version, service, fault };
+    return { instance, datastore, version, service, fault, configuration };
   }
 
   private version(id: string): Promise<DatastoreVersionRow | undefined> {

@@ -1,5 +1,6 @@
 import { troveTimestamp } from '../../common/index.js';
 import type {
+  ConfigurationRow,
   DatastoreRow,
   DatastoreVersionRow,
   InstanceFaultRow,
@@ -18,6 +19,8 @@ export interface InstanceViewData {
   version: DatastoreVersionRow | undefined;
   service: ServiceStatusRow | undefined;
   fault: InstanceFaultRow | undefined;
+  /** the attached configuration group, when there is one */
+  configuration?: ConfigurationRow | undefined;
 }
 
 export interface InstanceViewContext extends LinkContext {
@@ -94,6 +97,9 @@ export function instanceDetailView(data: InstanceViewData, ctx: InstanceViewCont
     updated: troveTimestamp(instance.updatedAt),
     service_status_updated: troveTimestamp(service?.updatedAt ?? instance.updatedAt),
     tls: tlsView(instance),
+    ...(data.configuration === undefined
+      ? {}
+      : { configuration: { id: data.configuration.id, name: data.configuration.name, links: resourceLinks(ctx, 'configurations', data.configuration.id) } }),
     ...(fault === undefined
       ? {}
       : {

@@ -3,7 +3,8 @@ import { CofferError } from '../../common/index.js';
 import { authenticateWith } from '../auth-context.js';
 import { publicBase } from '../base-url.js';
 import { catalogRoutes } from './catalog-routes.js';
-import { configurationParameterRoutes } from './configuration-parameter-routes.js';
+import { configurationParameterRoutes, mgmtConfigurationParameterRoutes } from './configuration-parameter-routes.js';
+import { configurationRoutes } from './configuration-routes.js';
 import { databaseRoutes } from './database-routes.js';
 import { datastoreRoutes } from './datastore-routes.js';
 import { flavorRoutes } from './flavor-routes.js';
@@ -38,6 +39,8 @@ function v1Routes(deps: TroveDeps): FastifyPluginAsync {
     await instanceRoutes(app, deps);
     await catalogRoutes(app, deps);
     await configurationParameterRoutes(app, deps);
+    await configurationRoutes(app, deps);
+    await mgmtConfigurationParameterRoutes(app, deps);
     await limitsRoutes(app, deps);
     await quotaRoutes(app, deps);
     await mgmtRoutes(app, deps);

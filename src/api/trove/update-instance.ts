@@ -2,6 +2,7 @@ import type { RequestContext, UpdateAccessTaskPayload } from '../../bus/index.js
 import { CofferError } from '../../common/index.js';
 import type { InstanceAccess, InstanceRow } from '../../db/index.js';
 import { notAvailable, validateCanPerformAction } from './action-gate.js';
+import { changeConfiguration } from './configuration-apply.js';
 import { findVersionOf, versionNotFound } from './datastore-lookup.js';
 import { taskAction } from './instance-status.js';
 import type { UpdateInstanceInput } from './instance-update-schema.js';
@@ -38,7 +39,7 @@ export async function updateInstance(deps: TroveDeps, instance: InstanceRow, inp
     });
     throw new CofferError('BadRequest', `Instance ${instance.id} is not a replica.`);
   }
-  if ('configuration' in input) throw notSupportedYet('Attaching or detaching a configuration group');
+  if (input.configuration !== undefined) return changeConfiguration(deps, instance, input.configuration, context);
   if (input.datastore_version !== undefined) return upgrade(deps, instance, input.datastore_version);
   if (input.access !== undefined) return updateAccess(deps, instance, input.access, context);
   if (input.tls !== undefined) return updateTls(deps, instance, input.tls.required, context);

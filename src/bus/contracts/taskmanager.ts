@@ -34,8 +34,15 @@ export type DeleteInstanceTaskPayload = z.input<typeof deleteInstanceTaskPayload
 export const restartTaskPayload = z.object({ requestId: z.string().optional() });
 export type RestartTaskPayload = z.input<typeof restartTaskPayload>;
 
+/**
+ * The task status an action returns the instance to: a restart a configuration group asked for
+ * is still pending after an action that does not restart the engine for certain.
+ */
+const resumeTask = z.enum(['NONE', 'RESTART_REQUIRED']).default('NONE');
+
 export const resizeFlavorTaskPayload = z.object({
   requestId: z.string().optional(),
+  resumeTask,
   /** the flavor the instance runs with until the resize succeeds; a failed resize returns to it */
   oldFlavorId: z.string(),
   newFlavorId: z.string(),
@@ -44,6 +51,7 @@ export type ResizeFlavorTaskPayload = z.input<typeof resizeFlavorTaskPayload>;
 
 export const resizeVolumeTaskPayload = z.object({
   requestId: z.string().optional(),
+  resumeTask,
   oldSizeGb: z.number().int().positive(),
   newSizeGb: z.number().int().positive(),
 });
@@ -52,6 +60,22 @@ export type ResizeVolumeTaskPayload = z.input<typeof resizeVolumeTaskPayload>;
 export const updateAccessTaskPayload = z.object({
   requestId: z.string().optional(),
   /** the task status the instance returns to once the rules are applied (a pending restart stays pending) */
-  resumeTask: z.enum(['NONE', 'RESTART_REQUIRED']).default('NONE'),
+  resumeTask,
 });
 export type UpdateAccessTaskPayload = z.input<typeof updateAccessTaskPayload>;
+
+/**
+ * Attaching, detaching or re-applying a configuration group (reference 2.2 update, 2.8). The
+ * API recorded the wanted group on the instance (configuration_id; null detaches) and set
+ * UPDATING; the flow sends the group's values as they are when it runs. While any instance of
+ * a group is UPDATING the API refuses to change the group, so those are the values asked for.
+ */
+export const applyConfigurationTaskPayload = z.object({
+  requestId: z.string().optional(),
+  /** the group the instance had before; a failed apply returns the instance to it */
+  previousConfigurationId: z.string().nullable(),
+  resumeTask,
+  /** recorded once the guest answered: what runs with its old value until a restart */
+  pendingRestart: z.array(z.string()).optional(),
+});
+export type ApplyConfigurationTaskPayload = z.input<typeof applyConfigurationTaskPayload>;
