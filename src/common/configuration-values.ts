@@ -60,8 +60,8 @@ export function validateConfigurationValues(
         throw new CofferError('UnprocessableEntity', `The value for the configuration parameter ${key} is greater than the maximum allowed: ${parameter.max}`);
       }
     }
-    if (typeof value === 'string' && /[\r\n\0]/.test(value)) {
-      throw new CofferError('UnprocessableEntity', `The value for the configuration parameter ${key} cannot contain line breaks.`);
+    if (typeof value === 'string' && /[\u0000-\u001f\u007f]/.test(value)) {
+      throw new CofferError('UnprocessableEntity', `The value for the configuration parameter ${key} cannot contain line breaks or other control characters.`);
     }
     checked[parameter.name] = value;
   }

@@ -251,7 +251,9 @@ describe('configuration groups: create, show, list, change, delete', () => {
       [{ jit: 1 }, 'The value provided for the configuration parameter jit is not of type boolean.'],
       [{ max_connections: 9 }, 'The value for the configuration parameter max_connections is less than the minimum allowed: 10'],
       [{ max_connections: 1001 }, 'The value for the configuration parameter max_connections is greater than the maximum allowed: 1000'],
-      [{ log_statement: 'all\nshared_preload_libraries = evil' }, 'The value for the configuration parameter log_statement cannot contain line breaks.'],
+      [{ log_statement: 'all\nshared_preload_libraries = evil' }, 'The value for the configuration parameter log_statement cannot contain line breaks or other control characters.'],
+      [{ log_statement: 'all\tx' }, 'The value for the configuration parameter log_statement cannot contain line breaks or other control characters.'],
+      [{ log_statement: 'all\u007f' }, 'The value for the configuration parameter log_statement cannot contain line breaks or other control characters.'],
       [{ log_statement: { nested: 1 } }, 'The value provided for the configuration parameter log_statement is not of type string.'],
     ];
     for (const [values, message] of cases) {
