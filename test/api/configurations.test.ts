@@ -403,6 +403,19 @@ describe('attaching and detaching', () => {
     // detaching without a group is nothing to do
     assert.equal((await attach(alice, id, null)).statusCode, 202);
     assert.equal(engines.get(id)?.applied.length, 2);
+
+    // an empty PUT detaches too, as Trove's update did and `trove configuration-detach` sends
+    assert.equal((await attach(alice, id, group)).statusCode, 202);
+    await settled(alice, id);
+    const empty = await call(alice, 'PUT', `/instances/${id}`, { instance: {} });
+    assert.equal(empty.statusCode, 202, empty.body);
+    assert.equal((await settled(alice, id)).configuration, undefined);
+    assert.deepEqual(engines.get(id)?.applied.at(-1), {});
+    // an empty PATCH changes nothing
+    assert.equal((await attach(alice, id, group)).statusCode, 202);
+    await settled(alice, id);
+    assert.equal((await call(alice, 'PATCH', `/instances/${id}`, { instance: {} })).statusCode, 202);
+    assert.equal((await settled(alice, id)).configuration?.id, group);
   });
 
   test('a restart-only value leaves RESTART_REQUIRED until a restart, which clears it', async () => {

@@ -97,7 +97,10 @@ export async function instanceRoutes(app: FastifyInstance, deps: TroveDeps): Pro
         const body = parseTroveBody(schema, request.body);
         checkOneAttribute(body.instance);
         const instance = await loadInstance(request, 'instance:update');
-        await updateInstance(deps, instance, body.instance, busContext(request, instance.id));
+        // Trove's update() always passed a configuration id, so an empty PUT detached the group;
+        // `trove configuration-detach` (troveclient's modify) still sends exactly that.
+        const change = method === 'PUT' && Object.keys(body.instance).length === 0 ? { configuration: null } : body.instance;
+        await updateInstance(deps, instance, change, busContext(request, instance.id));
         reply.code(202).type('application/json').send();
       },
     });
