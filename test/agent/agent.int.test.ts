@@ -268,6 +268,8 @@ describe('agent', () => {
     const conf = join(dir, 'postgresql.conf');
     const good = await readFile(conf, 'utf8');
     await appendFile(conf, "shared_buffers = 'bogus'\n");
+    // and the configuration it last started with, which a failed start falls back to, is as bad
+    await writeFile(`${conf}.started`, await readFile(conf, 'utf8'));
     // a long log before the failure: the fault must still end with the line that says why
     await appendFile(join(dir, 'postgresql.log'), 'earlier log line\n'.repeat(200));
     mark = beats.length;
