@@ -8,15 +8,17 @@ import {
   type Logger,
 } from '../../../common/index.js';
 import type { ConfigurationAdmin, ConfigurationOutcome } from '../engine.js';
+import type { ConfigurationModule } from '../engine-modules.js';
 import type { EngineSpec } from '../engine-spec-file.js';
 import { reloadConfiguration, withAdminClient, type AdminEndpoint } from './admin.js';
+import { postgresqlParameters } from './parameters.js';
 import { sqlStates } from './sql-states.js';
 
-// Configuration groups on PostgreSQL: the group's values are rendered into postgresql.conf with
-// everything else (see config.ts) and the server reloads it, so there is no ALTER SYSTEM state
-// beside the file. PostgreSQL applies whatever part of a file it can and only logs the rest, so
-// a new file is first checked through pg_file_settings, which parses the file on disk as a reload
-// would, before the server is asked to read it.
+// The configuration module: configuration groups on PostgreSQL. The group's values are
+// rendered into postgresql.conf with everything else (see config.ts) and the server reloads it,
+// so there is no ALTER SYSTEM state beside the file. PostgreSQL applies whatever part of a file
+// it can and only logs the rest, so a new file is first checked through pg_file_settings, which
+// parses the file on disk as a reload would, before the server is asked to read it.
 
 /** What the configuration admin needs of its driver: the spec, the file and the running server. */
 export interface ConfigurationHost {
@@ -32,6 +34,11 @@ export interface ConfigurationHost {
   runningEndpoint(): Promise<AdminEndpoint | undefined>;
   logger: Logger;
 }
+
+export const postgresqlConfiguration: ConfigurationModule<{ configurationHost(): ConfigurationHost }> = {
+  parameters: postgresqlParameters,
+  create: (lifecycle) => new PostgresqlConfigurationAdmin(postgresqlParameters, lifecycle.configurationHost()),
+};
 
 // a postmaster-context value that differs from the running one waits for a restart; anything
 // else pg_file_settings reports is a refused value
