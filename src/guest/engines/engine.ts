@@ -14,10 +14,14 @@ import type { ProcessRunner } from '../process-runner.js';
 import type { EngineModules } from './engine-modules.js';
 
 // What every datastore engine implements, and the capability modules it is made of. Each engine
-// folder has the same file roles: `lifecycle.ts` (prepare, start, stop, health, resize, access,
-// TLS: the part every engine has), `config.ts` (rendering its configuration files), and one file
-// per capability module it has: `databases.ts`, `users.ts`, `root.ts`, `configuration.ts`
-// (later `backup.ts`, `replication.ts`); `engine.ts` assembles them into the engine's factory.
+// folder has the same file roles: `lifecycle.ts` (prepare, start, stop, health, process id,
+// resize, access, TLS: the part every engine has), `config.ts` (rendering its configuration
+// files), one file per capability module it has: `databases.ts`, `users.ts`, `root.ts`,
+// `configuration.ts` (later `backup.ts`, `replication.ts`), and `engine.ts`, which assembles
+// them into the engine's factory. Beside them: `admin.ts` (the guest's administrative
+// connection, which the modules share), `binaries.ts` (finding the engine's versions),
+// `parameters.ts` (what a configuration group may set), `tls.ts`, and the engine's own helpers.
+// mysql/ and mariadb/ are flavors of mysql-family/, whose modules they share.
 // What an engine supports follows from which modules it declares (engine-modules.ts): the
 // reported capabilities and the driver's admin objects both come from the same record, so an
 // engine without a `databases` module can neither report `databases` nor have
