@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { noEngineCapabilities, silentLogger } from '../../src/common/index.js';
+import type { EngineIdentity } from '../../src/guest/engines/binary-discovery.js';
 import {
   capabilitiesOf,
   defineEngine,
@@ -136,7 +137,7 @@ describe('a hypothetical engine', () => {
     standardPort: 1,
     tlsPort: (port: number) => port,
     checkInstanceDir: () => undefined,
-    discover: async (_dirs: readonly string[], _runner: ProcessRunner, identity: Parameters<Parameters<typeof defineEngine>[0]['discover']>[2]) => ({
+    discover: async (_dirs: readonly string[], _runner: ProcessRunner, identity: EngineIdentity) => ({
       binaries: [],
       reports: [{ ...identity, name: '1', version: '1.0', active: false, inactiveReason: 'a toy' }],
     }),

@@ -13,7 +13,6 @@ import type {
   RootAdmin,
   UserAccessAdmin,
   UserAdmin,
-  WarmStart,
 } from './engine.js';
 
 // An engine is a record of capability modules: its lifecycle, which every engine has, and one
@@ -134,7 +133,6 @@ export interface EngineDefinition<L extends EngineLifecycle> extends Omit<Engine
   readonly modules: EngineModules<L>;
   /** finds the versions this host can run and reports each as `identity` (its capabilities and parameters) */
   discover(extraBinDirs: readonly string[], runner: ProcessRunner, identity: EngineIdentity): Promise<EngineDiscovery>;
-  readonly warm?: WarmStart;
 }
 
 /** An engine's factory, with its capabilities, reports and drivers all taken from its modules. */
