@@ -13,8 +13,9 @@ import { newTestCa, testCa } from '../support/test-ca.js';
 import { localRunner } from './engine-fixture.js';
 
 // One suite for every engine: a real engine process driven through its EngineDriver, checked
-// against each capability its factory declares, and, for each it does not, checked that the
-// driver lacks the matching admin object (so that the guest answers OperationNotSupported).
+// against each capability its factory reports (what its modules imply, engine-modules.ts), and,
+// for each it does not, checked that the driver lacks the matching admin object (so that the
+// guest answers OperationNotSupported). engine-modules.test.ts checks the derivation itself.
 // What differs between engines (how a client logs in, what "write and read" means, which
 // setting shows the flavor's memory) comes from the fixture.
 

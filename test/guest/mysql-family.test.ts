@@ -10,7 +10,7 @@ import { mysqlEngine, mysqlFlavor, mysqlInitSql, parseMysqlVersion } from '../..
 import { deriveAccounts, rangesOf } from '../../src/guest/engines/mysql-family/account-registry.js';
 import { MysqlFamilyAdmin } from '../../src/guest/engines/mysql-family/admin.js';
 import { cofferSettings, optionValue, renderMyCnf, tuneMemory, withOverrides } from '../../src/guest/engines/mysql-family/config.js';
-import { checkOverrides, planChange, setGlobalStatement } from '../../src/guest/engines/mysql-family/configuration-admin.js';
+import { checkOverrides, planChange, setGlobalStatement } from '../../src/guest/engines/mysql-family/configuration.js';
 import type { MysqlFamilyFlavor } from '../../src/guest/engines/mysql-family/flavor.js';
 import { reportedParameters } from '../../src/guest/engines/mysql-family/parameters.js';
 import {

@@ -6,7 +6,7 @@ import { Client } from 'pg';
 import { isCofferError, silentLogger } from '../../src/common/index.js';
 import { engineRegistry, type EngineDriver } from '../../src/guest/index.js';
 import { withAdminClient, type AdminEndpoint } from '../../src/guest/engines/postgresql/admin.js';
-import { postgresqlParameters } from '../../src/guest/engines/postgresql/capabilities.js';
+import { postgresqlParameters } from '../../src/guest/engines/postgresql/parameters.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { cleanUp, localRunner, randomAddress } from './engine-fixture.js';
 

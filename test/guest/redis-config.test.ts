@@ -15,11 +15,14 @@ import {
   tenantUserArguments,
 } from '../../src/guest/engines/redis/acl.js';
 import { discoverRedisIn, parseRedisVersion } from '../../src/guest/engines/redis/binaries.js';
-import { redisCapabilities } from '../../src/guest/engines/redis/capabilities.js';
+import { identityOf } from '../../src/guest/engines/engine-modules.js';
+import { redisEngine } from '../../src/guest/engines/redis/engine.js';
 import { configString, maxmemoryMb, redisSettings, renderRedisConf } from '../../src/guest/engines/redis/config.js';
 import { planLiveChanges } from '../../src/guest/engines/redis/live-config.js';
 import { refusedDirective } from '../../src/guest/engines/redis/server-process.js';
 import { redisParameters, redisParameterTable } from '../../src/guest/engines/redis/parameters.js';
+
+const redis = identityOf('redis', redisEngine.modules);
 
 const isCode = (code: string) => (err: Error & { code?: string }) => err.code === code;
 
@@ -155,7 +158,7 @@ describe('redis configuration groups', () => {
   const plain = render({});
 
   it('publishes a useful set, with Coffer’s value of each in range, and nothing that reaches files, programs or the network', () => {
-    assert.equal(redisCapabilities.configurationGroups, true);
+    assert.equal(redisEngine.capabilities.configurationGroups, true);
     const names = redisParameters.map((p) => p.name);
     assert.equal(new Set(names).size, names.length, 'no name twice');
     for (const wanted of ['maxmemory-policy', 'timeout', 'save', 'appendonly', 'appendfsync', 'slowlog-log-slower-than', 'notify-keyspace-events', 'databases']) {
@@ -345,7 +348,7 @@ describe('redis discovery', () => {
   });
 
   it('reports a missing redis-server as inactive, saying how to install it', async () => {
-    const discovery = await discoverRedisIn([await binDir(false)], fakeRunner(''));
+    const discovery = await discoverRedisIn([await binDir(false)], fakeRunner(''), redis);
     assert.deepEqual(discovery.binaries, []);
     const [report] = discovery.reports;
     assert.equal(report?.active, false);
@@ -355,10 +358,10 @@ describe('redis discovery', () => {
 
   it('finds a redis-server and reports an unknown --version format as the reason it is inactive', async () => {
     const dir = await binDir(true);
-    const found = await discoverRedisIn([dir], fakeRunner('Redis server v=7.0.15 sha=0'));
+    const found = await discoverRedisIn([dir], fakeRunner('Redis server v=7.0.15 sha=0'), redis);
     assert.deepEqual(found.binaries, [{ versionName: '7.0', version: '7.0.15', binDir: dir }]);
     assert.equal(found.reports[0]?.active, true);
-    const odd = await discoverRedisIn([dir], fakeRunner('something else'));
+    const odd = await discoverRedisIn([dir], fakeRunner('something else'), redis);
     assert.equal(odd.reports[0]?.active, false);
     assert.match(odd.reports[0]?.inactiveReason ?? '', /unknown format: something else.*apt-get install redis-server/);
   });

@@ -11,10 +11,22 @@ import type {
 } from '../../bus/index.js';
 import type { ConfigurationParameter, ConfigurationValue, ConfigurationValues, Logger } from '../../common/index.js';
 import type { ProcessRunner } from '../process-runner.js';
+import type { EngineModules } from './engine-modules.js';
 
-// The capability interface every datastore engine implements. An engine declares what it
-// supports so that callers answer an unsupported operation up front instead of failing at run
-// time (Trove's 85-method base class is what we avoid).
+// What every datastore engine implements, and the capability modules it is made of. Each engine
+// folder has the same file roles: `lifecycle.ts` (prepare, start, stop, health, process id,
+// resize, access, TLS: the part every engine has), `config.ts` (rendering its configuration
+// files), one file per capability module it has: `databases.ts`, `users.ts`, `root.ts`,
+// `configuration.ts` (later `backup.ts`, `replication.ts`), and `engine.ts`, which assembles
+// them into the engine's factory. Beside them: `admin.ts` (the guest's administrative
+// connection, which the modules share), `binaries.ts` (finding the engine's versions),
+// `parameters.ts` (what a configuration group may set), `tls.ts`, and the engine's own helpers.
+// mysql/ and mariadb/ are flavors of mysql-family/, whose modules they share.
+// What an engine supports follows from which modules it declares (engine-modules.ts): the
+// reported capabilities and the driver's admin objects both come from the same record, so an
+// engine without a `databases` module can neither report `databases` nor have
+// `driver.databases`, and callers answer an unsupported operation up front instead of failing
+// at run time (Trove's 85-method base class is what we avoid).
 
 export type { EngineCapabilities };
 
@@ -124,11 +136,14 @@ export interface UserAdmin {
   /** UserNotFound; UserAlreadyExists when the new name@host is taken */
   update(user: UserRef, changes: UserChanges): Promise<void>;
   /** present when users can be given databases (capability `userAccess`) */
-  readonly access?: {
-    grant(user: UserRef, databases: string[]): Promise<void>;
-    /** DatabaseNotFound when the user has no access to it */
-    revoke(user: UserRef, database: string): Promise<void>;
-  };
+  readonly access?: UserAccessAdmin;
+}
+
+/** Which databases a user may use (capability `userAccess`). */
+export interface UserAccessAdmin {
+  grant(user: UserRef, databases: string[]): Promise<void>;
+  /** DatabaseNotFound when the user has no access to it */
+  revoke(user: UserRef, database: string): Promise<void>;
 }
 
 /** What applying a configuration group's values did. */
@@ -165,8 +180,11 @@ export interface RootAdmin {
   disable(): Promise<void>;
 }
 
-/** Drives the engine of one instance. Every method is idempotent. */
-export interface EngineDriver {
+/**
+ * The part of a driver every engine has: the engine process and its files. Every method is
+ * idempotent.
+ */
+export interface EngineLifecycle {
   /** initialise, configure, start and create the requested databases and users; resumes a partial run */
   prepare(input: PrepareInput): Promise<PrepareTimings>;
   /** start (or adopt the already running process) and wait until it accepts queries */
@@ -192,19 +210,30 @@ export interface EngineDriver {
   installTls(material: TlsMaterial): Promise<void>;
   /** the engine's log files by log name (e.g. `general`), absolute paths inside the instance directory */
   logFiles(): Record<string, string>;
-  /** present exactly when the engine's capabilities declare `databases` */
+}
+
+/**
+ * Drives the engine of one instance: its lifecycle and the admin object of each capability
+ * module it has. Made only by `assembleDriver` (engine-modules.ts), from the same modules the
+ * capabilities derive from.
+ */
+export interface EngineDriver extends EngineLifecycle {
+  /** present exactly when the engine has a `databases` module (capability `databases`) */
   readonly databases?: DatabaseAdmin;
-  /** present exactly when the engine's capabilities declare `users` */
+  /** present exactly when the engine has a `users` module (capability `users`) */
   readonly users?: UserAdmin;
-  /** present exactly when the engine implements root (a host may still report `root` false) */
+  /** present exactly when the engine has a `root` module (a host may still report `root` false) */
   readonly root?: RootAdmin;
-  /** present exactly when the engine's capabilities declare `configurationGroups` */
+  /** present exactly when the engine has a `configuration` module (capability `configurationGroups`) */
   readonly configuration?: ConfigurationAdmin;
 }
 
 export interface EngineFactory {
   readonly manager: string;
+  /** what the engine's modules imply (capabilitiesOf): what its discovery reports */
   readonly capabilities: EngineCapabilities;
+  /** the modules the engine is made of: the one source of its capabilities and its driver's admin objects */
+  readonly modules: EngineModules<EngineLifecycle>;
   /**
    * Whether the engine's root can run programs or touch files as the engine's OS user (a
    * PostgreSQL superuser's COPY … PROGRAM, MariaDB's FILE): such a root is offered only on hosts

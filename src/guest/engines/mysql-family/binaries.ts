@@ -1,10 +1,8 @@
 import { dirname, join } from 'node:path';
 import type { ProcessRunner } from '../../process-runner.js';
-import { isExecutable, probeAll, probeVersion, versionReport, type Probe } from '../binary-discovery.js';
+import { isExecutable, probeAll, probeVersion, versionReport, type EngineIdentity, type Probe } from '../binary-discovery.js';
 import type { EngineDiscovery } from '../engine.js';
-import { mysqlFamilyCapabilities } from './capabilities.js';
 import type { MysqlFamilyFlavor, ServerTools } from './flavor.js';
-import { reportedParameters } from './parameters.js';
 
 // Where a family member's server comes from: the configured directories first, then the
 // usual places. A server whose `--version` names another engine of the family (Debian's
@@ -42,13 +40,8 @@ export async function discoverMysqlFamily(
   flavor: MysqlFamilyFlavor,
   extraBinDirs: readonly string[],
   runner: ProcessRunner,
+  engine: EngineIdentity,
 ): Promise<EngineDiscovery> {
-  const engine = {
-    datastore: flavor.manager,
-    manager: flavor.manager,
-    capabilities: mysqlFamilyCapabilities,
-    parameters: reportedParameters(flavor.parameters),
-  };
   const binDirs = [...new Set([...extraBinDirs, ...flavor.defaultBinDirs])];
   const { binaries, failures, others } = await probeAll(binDirs, (binDir) => probe(flavor, binDir, runner));
   if (binaries.length > 0) {

@@ -3,7 +3,7 @@ import type { MemorySettings } from './config.js';
 import type { MysqlParameter } from './parameters.js';
 
 // What differs between the engines of the MySQL family. Everything else (layout, process,
-// configuration, databases, users, access rules) is shared by mysql-family/.
+// configuration, databases, users, access rules) is shared: mysql-family/'s modules.
 
 export interface ParsedVersion {
   /** the version name users pick, e.g. "10.11" */

@@ -122,6 +122,12 @@ export interface AdminEndpoint {
   password: string;
 }
 
+/** What the databases, users and root modules need of the instance's lifecycle. */
+export interface AdminEndpointSource {
+  /** the instance's administrative endpoint (its password read once from the instance directory) */
+  endpoint(): Promise<AdminEndpoint>;
+}
+
 /**
  * The guest's own sessions run without the limits and statement logging a configuration group
  * may set for everyone: a tenant's 1 ms statement_timeout must not cancel CREATE DATABASE, and

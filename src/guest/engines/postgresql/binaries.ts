@@ -2,9 +2,8 @@ import { readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { ProcessRunner } from '../../process-runner.js';
-import { isExecutable, probeAll, probeVersion, versionReport, type Probe } from '../binary-discovery.js';
+import { isExecutable, probeAll, probeVersion, versionReport, type EngineIdentity, type Probe } from '../binary-discovery.js';
 import type { EngineDiscovery } from '../engine.js';
-import { postgresqlCapabilities, postgresqlParameters } from './capabilities.js';
 
 // Where PostgreSQL server binaries come from: directories named in the configuration first,
 // then Debian's packages (/usr/lib/postgresql/<major>/bin), then the npm package
@@ -52,20 +51,18 @@ export function parsePostgresVersion(output: string): { versionName: string; ver
   return { versionName, version };
 }
 
-const postgresql = {
-  datastore: 'postgresql',
-  manager: 'postgresql',
-  capabilities: postgresqlCapabilities,
-  parameters: postgresqlParameters,
-};
-
 async function probe(binDir: string, runner: ProcessRunner): Promise<Probe | undefined> {
   const postgres = join(binDir, 'postgres');
   if (!(await isExecutable(postgres)) || !(await isExecutable(join(binDir, 'initdb')))) return undefined;
   return probeVersion(postgres, binDir, runner, parsePostgresVersion);
 }
 
-export async function discoverPostgresql(extraBinDirs: readonly string[], runner: ProcessRunner): Promise<EngineDiscovery> {
+/** `postgresql` is what each version is reported as: the capabilities and parameters of the engine's modules. */
+export async function discoverPostgresql(
+  extraBinDirs: readonly string[],
+  runner: ProcessRunner,
+  postgresql: EngineIdentity,
+): Promise<EngineDiscovery> {
   const embedded = embeddedBinDir();
   const candidates = [...extraBinDirs, ...(await debianBinDirs()), ...(embedded === undefined ? [] : [embedded])];
   const { binaries, failures } = await probeAll(candidates, (binDir) => probe(binDir, runner));

@@ -1,7 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { CofferError, validateConfigurationValues, type ConfigurationValue, type ConfigurationValues } from '../../../common/index.js';
 import type { TlsFiles } from '../tls-files.js';
-import { postgresqlParameters } from './capabilities.js';
+import { postgresqlParameters } from './parameters.js';
 import { postgresqlTlsSettings, tenantConnectionType } from './tls.js';
 
 // postgresql.conf and pg_hba.conf, rendered whole from the instance's spec (the flavor's memory,

@@ -1,25 +1,20 @@
 import { Redis } from 'ioredis';
-import type { UserChanges, UserInfo, UserRef, UserSpec } from '../../../bus/index.js';
 import { CofferError } from '../../../common/index.js';
-import type { RootAdmin, UserAdmin } from '../engine.js';
-import {
-  adminUser,
-  checkPassword,
-  checkUserName,
-  isTenantUser,
-  rootDisableArguments,
-  rootEnableArguments,
-  rootUser,
-  tenantUserArguments,
-  type Secret,
-} from './acl.js';
+import { adminUser } from './acl.js';
 
-// ACL users and root, over the instance's own socket as the guest's user. Every change is
-// saved to the ACL file at once (ACL SAVE): the file is where users live across restarts.
+// The guest's own connection to an instance, over its socket as the guest's user, and the ACL
+// changes the users and root modules make through it. Every change is saved to the ACL file at
+// once (ACL SAVE): the file is where users live across restarts.
 
 export interface AdminEndpoint {
   socketPath: string;
   password: string;
+}
+
+/** What the users and root modules need of the instance's lifecycle. */
+export interface AdminEndpointSource {
+  /** the instance's administrative endpoint (its secret read once from the instance directory) */
+  endpoint(): Promise<AdminEndpoint>;
 }
 
 function connection(socketPath: string, timeoutMs: number): Redis {
@@ -65,144 +60,14 @@ export async function probeServer(endpoint: AdminEndpoint, timeoutMs: number): P
   }
 }
 
-async function tenantUsers(client: Redis): Promise<string[]> {
-  const names = (await client.call('ACL', ['USERS'])) as string[];
-  return names.filter(isTenantUser).sort();
-}
-
-/** The password hashes ACL GETUSER reports, or undefined for a user that does not exist. */
-async function passwordHashes(client: Redis, name: string): Promise<string[] | undefined> {
-  const reply = (await client.call('ACL', ['GETUSER', name])) as unknown[] | null;
-  if (reply === null) return undefined;
-  const index = reply.indexOf('passwords');
-  const hashes = reply[index + 1];
-  if (index < 0 || !Array.isArray(hashes)) throw new CofferError('EngineError', 'ACL GETUSER answered without passwords.');
-  return hashes.map(String);
-}
-
 /** Runs ACL commands as one transaction, then persists the ACL file. */
-async function applyAcl(client: Redis, commands: string[][]): Promise<void> {
+export async function applyAcl(client: Redis, commands: string[][]): Promise<void> {
   const transaction = client.multi();
   for (const args of commands) transaction.call('ACL', args);
   const results = (await transaction.exec()) ?? [];
   const failed = results.find(([err]) => err !== null);
   if (failed !== undefined) throw new CofferError('EngineError', `Redis refused an ACL change: ${String(failed[0])}`);
   await client.call('ACL', ['SAVE']);
-}
-
-/** Redis users have no host: only `%` (or none) names one. */
-function checkHost(host: string | undefined): void {
-  if (host !== undefined && host !== '%') {
-    throw new CofferError('BadRequest', `Redis users have no host: "${host}" cannot be given, only "%".`);
-  }
-}
-
-/** Throws BadRequest for anything of `users` Redis cannot hold, before anything is changed. */
-export function checkUserSpecs(users: readonly UserSpec[]): void {
-  const seen = new Set<string>();
-  for (const user of users) {
-    checkUserName(user.name);
-    checkPassword(user.password);
-    checkHost(user.host);
-    if (user.databases.length > 0) {
-      throw new CofferError('BadRequest', `Redis has no databases: user "${user.name}" cannot be given any.`);
-    }
-    if (seen.has(user.name)) throw new CofferError('BadRequest', `User "${user.name}" is listed twice.`);
-    seen.add(user.name);
-  }
-}
-
-/**
- * Defines every user of `users`, resetting those that exist: a prepare delivered again
- * converges on the same users and passwords.
- */
-export async function ensureUsers(endpoint: AdminEndpoint, users: readonly UserSpec[]): Promise<void> {
-  checkUserSpecs(users);
-  if (users.length === 0) return;
-  await withAdminClient(endpoint, (client) =>
-    applyAcl(
-      client,
-      users.map((user) => ['SETUSER', ...tenantUserArguments(user.name, { password: user.password })]),
-    ),
-  );
-}
-
-function notFound(user: UserRef): CofferError {
-  return new CofferError('UserNotFound', `User ${user.name}@${user.host} does not exist.`);
-}
-
-export class RedisUserAdmin implements UserAdmin {
-  constructor(private readonly endpoint: () => Promise<AdminEndpoint>) {}
-
-  private async admin<T>(work: (client: Redis) => Promise<T>): Promise<T> {
-    return withAdminClient(await this.endpoint(), work);
-  }
-
-  async list(): Promise<UserInfo[]> {
-    const names = await this.admin(tenantUsers);
-    return names.map((name) => ({ name, host: '%', databases: [] }));
-  }
-
-  async create(users: UserSpec[]): Promise<void> {
-    checkUserSpecs(users);
-    await this.admin(async (client) => {
-      const existing = new Set(await tenantUsers(client));
-      const taken = users.find((user) => existing.has(user.name));
-      if (taken !== undefined) throw new CofferError('UserAlreadyExists', `User ${taken.name}@% already exists.`);
-      await applyAcl(
-        client,
-        users.map((user) => ['SETUSER', ...tenantUserArguments(user.name, { password: user.password })]),
-      );
-    });
-  }
-
-  async delete(user: UserRef): Promise<void> {
-    if (user.host !== '%' || !isTenantUser(user.name)) throw notFound(user);
-    await this.admin(async (client) => {
-      if (!(await tenantUsers(client)).includes(user.name)) throw notFound(user);
-      // DELUSER also disconnects the user's open sessions
-      await applyAcl(client, [['DELUSER', user.name]]);
-    });
-  }
-
-  async update(user: UserRef, changes: UserChanges): Promise<void> {
-    if (user.host !== '%' || !isTenantUser(user.name)) throw notFound(user);
-    checkHost(changes.host);
-    const name = changes.name ?? user.name;
-    checkUserName(name);
-    if (changes.password !== undefined) checkPassword(changes.password);
-    await this.admin(async (client) => {
-      const hashes = await passwordHashes(client, user.name);
-      if (hashes === undefined) throw notFound(user);
-      if (name !== user.name && (await passwordHashes(client, name)) !== undefined) {
-        throw new CofferError('UserAlreadyExists', `User ${name}@% already exists.`);
-      }
-      const secret: Secret = changes.password !== undefined ? { password: changes.password } : { hashes };
-      // Redis cannot rename a user: the new one takes the old one's password, then the old goes
-      const commands = [['SETUSER', ...tenantUserArguments(name, secret)]];
-      if (name !== user.name) commands.push(['DELUSER', user.name]);
-      await applyAcl(client, commands);
-    });
-  }
-}
-
-export class RedisRootAdmin implements RootAdmin {
-  constructor(private readonly endpoint: () => Promise<AdminEndpoint>) {}
-
-  async enable(password: string): Promise<string> {
-    const args = rootEnableArguments(password);
-    await withAdminClient(await this.endpoint(), (client) => applyAcl(client, [['SETUSER', ...args]]));
-    return rootUser;
-  }
-
-  async disable(): Promise<void> {
-    await withAdminClient(await this.endpoint(), async (client) => {
-      await applyAcl(client, [['SETUSER', ...rootDisableArguments()]]);
-      // sessions already logged in as root would otherwise keep it (unauthenticated
-      // connections count as `default` too: they just connect again)
-      await client.call('CLIENT', ['KILL', 'USER', rootUser]);
-    });
-  }
 }
 
 /** Sets maxmemory on the running server: a resize needs no restart. */

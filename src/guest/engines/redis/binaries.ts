@@ -1,8 +1,7 @@
 import { join } from 'node:path';
 import type { ProcessRunner } from '../../process-runner.js';
-import { isExecutable, probeAll, probeVersion, versionReport, type Probe } from '../binary-discovery.js';
+import { isExecutable, probeAll, probeVersion, versionReport, type EngineIdentity, type Probe } from '../binary-discovery.js';
 import type { EngineDiscovery } from '../engine.js';
-import { redisCapabilities, redisParameters } from './capabilities.js';
 
 // Where redis-server comes from: directories named in the configuration first, then Debian's
 // package (/usr/bin/redis-server). One binary per version name: the first found wins.
@@ -24,20 +23,19 @@ export function parseRedisVersion(output: string): { versionName: string; versio
   return { versionName: `${major}.${minor}`, version: `${major}.${minor}.${patch}` };
 }
 
-const redis = { datastore: 'redis', manager: 'redis', capabilities: redisCapabilities, parameters: redisParameters };
-
 async function probe(binDir: string, runner: ProcessRunner): Promise<Probe | undefined> {
   const server = join(binDir, 'redis-server');
   if (!(await isExecutable(server))) return undefined;
   return probeVersion(server, binDir, runner, parseRedisVersion);
 }
 
-export function discoverRedis(extraBinDirs: readonly string[], runner: ProcessRunner): Promise<EngineDiscovery> {
-  return discoverRedisIn([...extraBinDirs, ...defaultBinDirs], runner);
+/** `redis` is what each version is reported as: the capabilities and parameters of the engine's modules. */
+export function discoverRedis(extraBinDirs: readonly string[], runner: ProcessRunner, redis: EngineIdentity): Promise<EngineDiscovery> {
+  return discoverRedisIn([...extraBinDirs, ...defaultBinDirs], runner, redis);
 }
 
 /** Looks in exactly `binDirs`, in that order. */
-export async function discoverRedisIn(binDirs: readonly string[], runner: ProcessRunner): Promise<EngineDiscovery> {
+export async function discoverRedisIn(binDirs: readonly string[], runner: ProcessRunner, redis: EngineIdentity): Promise<EngineDiscovery> {
   const { binaries, failures } = await probeAll(binDirs, (binDir) => probe(binDir, runner));
   if (binaries.length > 0) {
     return { binaries, reports: binaries.map((b) => versionReport(redis, b.versionName, b.version, null)) };

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { RootAdmin } from '../engine.js';
+import type { RootModule } from '../engine-modules.js';
 import {
   disableRootStatement,
   enableRootStatement,
@@ -8,11 +9,16 @@ import {
   rootRole,
   withAdminClient,
   type AdminEndpoint,
+  type AdminEndpointSource,
 } from './admin.js';
-import { terminateSessions } from './user-admin.js';
+import { terminateSessions } from './users.js';
 
-// Root is the role `root` (as Trove 18 names it) as a superuser that logs in with the tenant's password.
+// The root module. Root is the role `root` (as Trove 18 names it) as a superuser that logs in with the tenant's password.
 // Disabled, it keeps existing (objects it created stay owned) but cannot log in.
+
+export const postgresqlRoot: RootModule<AdminEndpointSource> = {
+  create: (lifecycle) => new PostgresqlRootAdmin(() => lifecycle.endpoint()),
+};
 
 export class PostgresqlRootAdmin implements RootAdmin {
   constructor(private readonly endpoint: () => Promise<AdminEndpoint>) {}

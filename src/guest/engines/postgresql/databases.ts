@@ -2,6 +2,7 @@ import type { Client } from 'pg';
 import type { DatabaseSpec } from '../../../bus/index.js';
 import { CofferError } from '../../../common/index.js';
 import type { DatabaseAdmin } from '../engine.js';
+import type { DatabasesModule } from '../engine-modules.js';
 import {
   checkName,
   createDatabaseStatement,
@@ -10,11 +11,18 @@ import {
   revokePublicConnectStatement,
   withAdminClient,
   type AdminEndpoint,
+  type AdminEndpointSource,
 } from './admin.js';
 import { pgErrorCode, sqlStates } from './sql-states.js';
 
-// The tenant's databases. CREATE DATABASE cannot run inside a transaction, so a batch is all or
-// nothing by checking first and dropping what this call created when a later one fails.
+// The databases module: the tenant's databases, each with its encoding and collation. CREATE
+// DATABASE cannot run inside a transaction, so a batch is all or nothing by checking first and
+// dropping what this call created when a later one fails.
+
+export const postgresqlDatabases: DatabasesModule<AdminEndpointSource> = {
+  characterSets: true,
+  create: (lifecycle) => new PostgresqlDatabaseAdmin(() => lifecycle.endpoint()),
+};
 
 export class PostgresqlDatabaseAdmin implements DatabaseAdmin {
   constructor(private readonly endpoint: () => Promise<AdminEndpoint>) {}

@@ -8,17 +8,19 @@ import {
   type Logger,
 } from '../../../common/index.js';
 import type { ConfigurationAdmin, ConfigurationOutcome } from '../engine.js';
+import type { ConfigurationModule } from '../engine-modules.js';
 import type { EngineSpec } from '../engine-spec-file.js';
 import { reloadConfiguration, withAdminClient, type AdminEndpoint } from './admin.js';
+import { postgresqlParameters } from './parameters.js';
 import { sqlStates } from './sql-states.js';
 
-// Configuration groups on PostgreSQL: the group's values are rendered into postgresql.conf with
-// everything else (see config.ts) and the server reloads it, so there is no ALTER SYSTEM state
-// beside the file. PostgreSQL applies whatever part of a file it can and only logs the rest, so
-// a new file is first checked through pg_file_settings, which parses the file on disk as a reload
-// would, before the server is asked to read it.
+// The configuration module: configuration groups on PostgreSQL. The group's values are
+// rendered into postgresql.conf with everything else (see config.ts) and the server reloads it,
+// so there is no ALTER SYSTEM state beside the file. PostgreSQL applies whatever part of a file
+// it can and only logs the rest, so a new file is first checked through pg_file_settings, which
+// parses the file on disk as a reload would, before the server is asked to read it.
 
-/** What the configuration admin needs of its driver: the spec, the file and the running server. */
+/** What the configuration module needs of the instance's lifecycle: the spec, the file and the running server. */
 export interface ConfigurationHost {
   /** e.g. `postgresql 15`, as errors name the datastore */
   datastore: string;
@@ -32,6 +34,11 @@ export interface ConfigurationHost {
   runningEndpoint(): Promise<AdminEndpoint | undefined>;
   logger: Logger;
 }
+
+export const postgresqlConfiguration: ConfigurationModule<{ configurationHost(): ConfigurationHost }> = {
+  parameters: postgresqlParameters,
+  create: (lifecycle) => new PostgresqlConfigurationAdmin(postgresqlParameters, lifecycle.configurationHost()),
+};
 
 // a postmaster-context value that differs from the running one waits for a restart; anything
 // else pg_file_settings reports is a refused value
@@ -72,7 +79,7 @@ async function rejectedSettings(endpoint: AdminEndpoint, names: readonly string[
       const about = notices.filter((notice) => (notice.message ?? '').toLowerCase().includes(`"${name}"`));
       if (about.length > 0 && about.every((notice) => notice.code === pendingRestartState)) continue;
       // a server that sent no reason: a restart-only value is taken as waiting for the restart
-      // (one PostgreSQL refuses then fails that start, which falls back, see the driver)
+      // (one PostgreSQL refuses then fails that start, which falls back, see lifecycle.ts)
       if (about.length === 0 && row.context === 'postmaster') continue;
       const notice = about.find((n) => n.code !== pendingRestartState);
       const reason = notice === undefined ? row.error : [notice.message, notice.detail, notice.hint].filter(Boolean).join('. ');
@@ -110,7 +117,7 @@ export class PostgresqlConfigurationAdmin implements ConfigurationAdmin {
     await this.host.writeConf(conf);
     if (endpoint === undefined) {
       // nothing runs an old value: the next start reads the file (and falls back to the
-      // configuration it last started with if PostgreSQL refuses it, see the driver's start)
+      // configuration it last started with if PostgreSQL refuses it, see lifecycle.ts's start)
       await this.host.saveSpec(next);
       return { pendingRestart: [] };
     }

@@ -1,7 +1,8 @@
 import type { Client } from 'pg';
 import type { UserChanges, UserInfo, UserRef, UserSpec } from '../../../bus/index.js';
 import { CofferError } from '../../../common/index.js';
-import type { UserAdmin } from '../engine.js';
+import type { UserAccessAdmin, UserAdmin } from '../engine.js';
+import type { UsersModule } from '../engine-modules.js';
 import {
   alterRolePasswordStatement,
   checkName,
@@ -20,13 +21,21 @@ import {
   revokePublicSchemaStatement,
   withAdminClient,
   type AdminEndpoint,
+  type AdminEndpointSource,
 } from './admin.js';
 import { pgErrorCode, sqlStates } from './sql-states.js';
 
-// The tenant's users: roles with LOGIN. PostgreSQL roles have no host, so every user's host is
-// `%` and asking for another is a BadRequest rather than a silently ignored setting. A user's
-// databases are those it was granted CONNECT on by name (PUBLIC's grant does not count: the
-// guest revokes it from every tenant database).
+// The users module: the tenant's users, roles with LOGIN. PostgreSQL roles have no host, so
+// every user's host is `%` and asking for another is a BadRequest rather than a silently ignored
+// setting (client addresses are limited by pg_hba.conf instead: the lifecycle's access rules). A
+// user's databases are those it was granted CONNECT on by name (PUBLIC's grant does not count:
+// the guest revokes it from every tenant database).
+
+export const postgresqlUsers: UsersModule<AdminEndpointSource> = {
+  userHosts: false,
+  userAccess: true,
+  create: (lifecycle) => new PostgresqlUserAdmin(() => lifecycle.endpoint()),
+};
 
 const anyHost = '%';
 
@@ -71,7 +80,7 @@ async function inTransaction<T>(client: Client, work: () => Promise<T>): Promise
 }
 
 export class PostgresqlUserAdmin implements UserAdmin {
-  readonly access: NonNullable<UserAdmin['access']>;
+  readonly access: UserAccessAdmin;
 
   constructor(private readonly endpoint: () => Promise<AdminEndpoint>) {
     this.access = {

@@ -3,12 +3,13 @@ import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { CofferError, validateConfigurationValues } from '../../../common/index.js';
 import type { ConfigurationValue, ConfigurationValues, Logger } from '../../../common/index.js';
 import type { ConfigurationAdmin, ConfigurationOutcome } from '../engine.js';
+import type { ConfigurationModule } from '../engine-modules.js';
 import type { EngineSpec } from '../engine-spec-file.js';
 import { numberText, settingGroups, type Settings } from './config.js';
 import type { MysqlFamilyFlavor } from './flavor.js';
-import type { MysqlParameter } from './parameters.js';
+import { reportedParameters, type MysqlParameter } from './parameters.js';
 
-// Configuration groups on a MySQL-family server: the overrides are checked, rendered into
+// The configuration module: configuration groups on a MySQL-family server: the overrides are checked, rendered into
 // my.cnf with everything else of the spec, and each changed dynamic setting is given to the
 // running server with SET GLOBAL, which checks the value as the server will at its next start.
 // A value it refuses puts the previous file and live values back before the error is reported.
@@ -130,7 +131,7 @@ async function checkCollation(connection: Connection, settings: Settings, title:
   }
 }
 
-/** What the configuration admin needs of its driver. */
+/** What the configuration admin needs of the instance's lifecycle. */
 export interface ConfigurationHost {
   readonly flavor: MysqlFamilyFlavor;
   /** the datastore and version as Trove's messages name it, e.g. `mariadb 10.11` */
@@ -147,6 +148,14 @@ export interface ConfigurationHost {
   writeConfigFile(content: string): Promise<void>;
   /** runs `work` on the guest's admin connection, after any admin work before it */
   run<T>(work: (connection: Connection) => Promise<T>): Promise<T>;
+}
+
+/** Each member of the family publishes its own parameters (its flavor's). */
+export function mysqlFamilyConfiguration(flavor: MysqlFamilyFlavor): ConfigurationModule<{ configurationHost(): ConfigurationHost }> {
+  return {
+    parameters: reportedParameters(flavor.parameters),
+    create: (lifecycle) => new MysqlFamilyConfiguration(lifecycle.configurationHost()),
+  };
 }
 
 export class MysqlFamilyConfiguration implements ConfigurationAdmin {

@@ -1,21 +1,4 @@
 import type { ConfigurationParameter } from '../../../bus/index.js';
-import type { EngineCapabilities } from '../engine.js';
-
-// What the PostgreSQL guest implements today: an engine declares only what it can do.
-export const postgresqlCapabilities: EngineCapabilities = {
-  databases: true,
-  users: true,
-  // roles have no host; client addresses are limited by pg_hba.conf (accessRules)
-  userHosts: false,
-  userAccess: true,
-  characterSets: true,
-  root: true,
-  accessRules: true,
-  backup: false,
-  replication: false,
-  configurationGroups: true,
-};
-
 // The settings a configuration group may change: what people tune, and nothing that runs a
 // program, names a file or directory, loads a library or moves the server's address or socket
 // (archive_command, ssl_*, *_file, *_directory, *_preload_libraries, listen_addresses, port...):

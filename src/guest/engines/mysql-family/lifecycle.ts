@@ -1,0 +1,394 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
+import { CofferError } from '../../../common/index.js';
+import type { Logger } from '../../../common/index.js';
+import type { ProcessRunner } from '../../process-runner.js';
+import type { EngineContext, EngineHealth, EngineLifecycle, PrepareTimings, TlsMaterial } from '../engine.js';
+import type { LifecycleModule } from '../engine-modules.js';
+import { fileExists, writeEngineFile } from '../engine-files.js';
+import { currentEngineSpec, writeEngineSpec, type EngineSpec } from '../engine-spec-file.js';
+import { checkTlsRequirement, installedTlsFiles, readTlsRequired, saveTlsRequired, writeTlsFiles } from '../tls-files.js';
+import { SupervisedServer, type ServerControl } from '../supervised-server.js';
+import { registrySchema } from './account-registry.js';
+import { MysqlFamilyAdmin } from './admin.js';
+import { findTools } from './binaries.js';
+import { cofferSettings, renderMyCnf, withOverrides, type Settings } from './config.js';
+import { checkOverrides, type ConfigurationHost } from './configuration.js';
+import { answersQueries, type AdminEndpoint } from './connection.js';
+import type { MysqlFamilyFlavor, ServerTools } from './flavor.js';
+import { runningServer, serversIn, stopServer, waitUntilReady } from './server.js';
+import { adminUser, checkDatabaseName } from './sql.js';
+import { mysqlTlsOptions, reloadTls, setRequireSecureTransport } from './tls.js';
+
+// The lifecycle module of the MySQL family (databases, users, root and configuration groups are
+// the modules beside it, engine.ts assembles them). A MySQL-family server (MariaDB, MySQL) as a
+// supervised local process: the data directory
+// initialised once with an init file that leaves only the guest's own account (no anonymous
+// users, no root), a my.cnf rendered whole from the instance's spec (engine-spec-file.ts: the
+// flavor's memory and the configuration group) on every change, the server started directly (no
+// mysqld_safe) and stopped with SIGTERM. As for PostgreSQL, the instance directory belongs to
+// the host; the engine's OS user owns only its data, temporary and file directories and the
+// files handed to it.
+
+export const standardPort = 3306;
+
+const initTimeoutMs = 180_000;
+const startTimeoutMs = 180_000;
+const stopTimeoutMs = 60_000;
+const probeTimeoutMs = 3_000;
+
+interface Layout {
+  dataDir: string;
+  tmpDir: string;
+  filesDir: string;
+  configFile: string;
+  socket: string;
+  pidFile: string;
+  errorLog: string;
+  slowLog: string;
+  generalLog: string;
+  initFile: string;
+  adminSecret: string;
+  initialised: string;
+}
+
+export function layout(dir: string): Layout {
+  const dataDir = join(dir, 'data');
+  return {
+    dataDir,
+    tmpDir: join(dir, 'tmp'),
+    filesDir: join(dir, 'files'),
+    configFile: join(dir, 'my.cnf'),
+    // the server creates these, so they live in the directory the engine owns
+    socket: join(dataDir, 'mysqld.sock'),
+    pidFile: join(dataDir, 'mysqld.pid'),
+    errorLog: join(dir, 'error.log'),
+    slowLog: join(dir, 'slow-query.log'),
+    generalLog: join(dir, 'general.log'),
+    initFile: join(dir, '.init.sql'),
+    // read by the guest only: owned by the host's user, not the engine's
+    adminSecret: join(dir, `${adminUser}.password`),
+    initialised: join(dir, '.initialised'),
+  };
+}
+
+export class MysqlFamilyLifecycle implements EngineLifecycle {
+  private readonly paths: Layout;
+  private readonly runner: ProcessRunner;
+  private readonly logger: Logger;
+  /** the admin connection, shared with the databases, users and root modules */
+  readonly admin: MysqlFamilyAdmin;
+  private adminPassword: string | undefined;
+  private tools: ServerTools | undefined;
+  private readonly server: SupervisedServer;
+
+  constructor(
+    private readonly flavor: MysqlFamilyFlavor,
+    private readonly context: EngineContext,
+  ) {
+    this.paths = layout(context.placement.dir);
+    this.runner = context.runner;
+    this.logger = context.logger;
+    this.admin = new MysqlFamilyAdmin(flavor, () => this.endpoint());
+    this.server = new SupervisedServer(this.serverControl(), this.logger);
+  }
+
+  /** What the configuration module needs: the spec, my.cnf and the admin connection. */
+  configurationHost(): ConfigurationHost {
+    return {
+      flavor: this.flavor,
+      datastore: this.datastore(),
+      logger: this.logger,
+      spec: () => this.spec(),
+      saveSpec: (spec) => writeEngineSpec(this.context.placement.dir, spec),
+      settings: (spec) => this.settings(spec),
+      render: (spec) => this.renderConf(spec),
+      readConfigFile: () => readFile(this.paths.configFile, 'utf8'),
+      writeConfigFile: (content) => this.writeEngineFile(this.paths.configFile, content),
+      run: (work) => this.admin.run(work),
+    };
+  }
+
+  /** as Trove's messages name it, e.g. `mariadb 10.11` */
+  private datastore(): string {
+    return `${this.flavor.manager} ${this.context.binary?.versionName ?? this.flavor.fallbackVersion}`;
+  }
+
+  /** The saved spec; for an instance from before specs were saved, one from the host's record of its flavor. */
+  private async spec(): Promise<EngineSpec> {
+    const spec = await currentEngineSpec(this.context.placement.dir, this.context.memoryMb);
+    if (spec === undefined) {
+      throw new CofferError(
+        'EngineError',
+        `The ${this.flavor.title} instance has no saved spec and its flavor's memory is unknown: resize it to render its configuration again.`,
+      );
+    }
+    return spec;
+  }
+
+  private settings(spec: EngineSpec): Settings {
+    return withOverrides(
+      cofferSettings(spec.memoryMb, (memory) => this.flavor.extraSettings(memory)),
+      spec.overrides,
+    );
+  }
+
+  private async serverTools(): Promise<ServerTools> {
+    if (this.tools !== undefined) return this.tools;
+    const binDir = this.context.binary?.binDir;
+    const tools = binDir === undefined ? undefined : await findTools(this.flavor, binDir);
+    if (tools === undefined) {
+      throw new CofferError(
+        'DatastoreVersionInactive',
+        `This host has no ${this.flavor.title} server for the instance's version. ${this.flavor.missingReason([])}`,
+      );
+    }
+    this.tools = tools;
+    return tools;
+  }
+
+  private async endpoint(): Promise<AdminEndpoint> {
+    if (this.adminPassword === undefined) {
+      const stored = await readFile(this.paths.adminSecret, 'utf8').catch((err: unknown) => {
+        throw new CofferError('EngineError', `The ${this.flavor.title} instance was never prepared: ${this.paths.adminSecret} is missing.`, {
+          cause: err,
+        });
+      });
+      // written exactly as given: no trimming, a password may end in a space
+      this.adminPassword = stored;
+    }
+    return { socketPath: this.paths.socket, password: this.adminPassword };
+  }
+
+  /** A file the engine reads or appends to: written by the host, then given to the engine's user. */
+  private async writeEngineFile(path: string, content: string | undefined): Promise<void> {
+    if (content === undefined) {
+      if (await fileExists(path)) return;
+      content = '';
+    }
+    await writeEngineFile(this.runner, path, content);
+  }
+
+  private async engineDir(path: string): Promise<void> {
+    await mkdir(path, { mode: 0o700 });
+    await this.runner.handOver(path);
+  }
+
+  private clientCidrs(access: AccessSpec): readonly string[] {
+    return access?.allowedCidrs?.length ? access.allowedCidrs : this.context.defaultClientCidrs;
+  }
+
+  /** my.cnf for `spec`, serving the installed certificate; `requireTls` defaults to the saved choice */
+  private async renderConf(spec: EngineSpec, requireTls?: boolean): Promise<string> {
+    const dir = this.context.placement.dir;
+    const tls = await installedTlsFiles(dir);
+    return renderMyCnf({
+      tls: mysqlTlsOptions(tls, requireTls ?? (await readTlsRequired(dir))),
+      memoryMb: spec.memoryMb,
+      address: this.context.placement.address,
+      port: this.context.placement.port,
+      dataDir: this.paths.dataDir,
+      tmpDir: this.paths.tmpDir,
+      filesDir: this.paths.filesDir,
+      socket: this.paths.socket,
+      pidFile: this.paths.pidFile,
+      slowLog: this.paths.slowLog,
+      generalLog: this.paths.generalLog,
+      extraOptions: this.flavor.extraOptions,
+      settings: this.settings(spec),
+      parameters: this.flavor.parameters,
+    });
+  }
+
+  async prepare(input: PrepareInput): Promise<PrepareTimings> {
+    const began = performance.now();
+    for (const database of input.databases) checkDatabaseName(database.name);
+    this.admin.checkUsers(input.users);
+    const cidrs = this.clientCidrs(input.access);
+    const dir = this.context.placement.dir;
+    const requireTls = checkTlsRequirement(input.access, await installedTlsFiles(dir));
+    const overrides = checkOverrides(input.overrides, this.flavor, this.datastore(), input.memoryMb);
+    const spec: EngineSpec = { memoryMb: input.memoryMb, access: input.access, overrides };
+    const conf = await this.renderConf(spec, requireTls);
+
+    if (!(await fileExists(this.paths.initialised))) {
+      // the group's values from the first start on, not while the init SQL runs (a sql_mode
+      // with NO_BACKSLASH_ESCAPES would misread its literals)
+      await this.initialise(input.adminPassword, await this.renderConf({ ...spec, overrides: {} }, requireTls));
+    } else if ((await this.endpoint()).password !== input.adminPassword) {
+      this.logger.warn('prepare redelivered with another admin password: keeping the first');
+    }
+    const initialised = performance.now();
+    await this.writeEngineFile(this.paths.configFile, conf);
+    await writeEngineSpec(dir, spec);
+    await saveTlsRequired(dir, requireTls);
+    await this.start();
+    const started = performance.now();
+    await this.admin.run(async (connection) => {
+      const registry = this.admin.registry;
+      await registry.ensureSchema(connection);
+      await registry.setAccessRules(connection, cidrs);
+      await registry.lockDown(connection);
+      await this.admin.ensureDatabases(connection, input.databases);
+      await this.admin.recordUsers(connection, input.users);
+      await registry.reconcileAll(connection);
+    });
+    const done = performance.now();
+    return { initMs: initialised - began, startMs: started - initialised, setupMs: done - started };
+  }
+
+  private async initialise(adminPassword: string, conf: string): Promise<void> {
+    const tools = await this.serverTools();
+    // what an interrupted earlier attempt left: its server, its directories
+    await this.stop();
+    for (const dir of [this.paths.dataDir, this.paths.tmpDir, this.paths.filesDir]) {
+      await rm(dir, { recursive: true, force: true });
+      await this.engineDir(dir);
+    }
+    await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
+    this.adminPassword = adminPassword;
+    await this.writeEngineFile(this.paths.configFile, conf);
+    // the guest's tables are made here too, before the server first starts: fewer statements to wait for after it
+    const initSql = [this.flavor.initSql(this.flavor.hashPassword(adminPassword)), ...registrySchema.map((statement) => `${statement};`)];
+    await this.writeEngineFile(this.paths.initFile, `${initSql.join('\n')}\n`);
+    try {
+      const command = this.flavor.initCommand(tools, this.paths.configFile, this.paths.initFile);
+      await this.runner.run(command.file, command.args, { timeoutMs: initTimeoutMs, cwd: this.paths.dataDir });
+    } finally {
+      await rm(this.paths.initFile, { force: true });
+    }
+    await writeFile(this.paths.initialised, new Date().toISOString());
+  }
+
+  async resize(memoryMb: number): Promise<void> {
+    const dir = this.context.placement.dir;
+    // the overrides stay; what follows from memory and no override sets is computed again
+    const saved = await currentEngineSpec(dir, this.context.memoryMb);
+    const spec: EngineSpec = { memoryMb, access: saved?.access ?? null, overrides: saved?.overrides ?? {} };
+    const pool = spec.overrides.innodb_buffer_pool_size;
+    if (typeof pool === 'number' && pool > memoryMb * 1024 * 1024) {
+      // the group's value stands (as in Trove); an apply would refuse it now
+      this.logger.warn({ innodb_buffer_pool_size: pool, memoryMb }, "the configuration group's buffer pool is larger than the new flavor's memory");
+    }
+    // rendered before the stop: a bad value leaves the running engine alone
+    const conf = await this.renderConf(spec);
+    await this.stop();
+    await this.writeEngineFile(this.paths.configFile, conf);
+    await writeEngineSpec(dir, spec);
+    await this.start();
+  }
+
+  async updateAccess(access: AccessSpec): Promise<void> {
+    const cidrs = this.clientCidrs(access);
+    const dir = this.context.placement.dir;
+    const requireTls = checkTlsRequirement(access, await installedTlsFiles(dir));
+    await this.admin.run(async (connection) => {
+      await this.admin.registry.setAccessRules(connection, cidrs);
+      await this.admin.registry.reconcileAll(connection);
+      await setRequireSecureTransport(connection, requireTls);
+    });
+    // my.cnf is rendered again from the saved choice and spec on every later change
+    await saveTlsRequired(dir, requireTls);
+    const saved = await currentEngineSpec(dir, this.context.memoryMb);
+    if (saved === undefined) {
+      await this.rewriteTlsOptions();
+      return;
+    }
+    const spec: EngineSpec = { ...saved, access };
+    await this.writeEngineFile(this.paths.configFile, await this.renderConf(spec));
+    await writeEngineSpec(dir, spec);
+  }
+
+  async installTls(material: TlsMaterial): Promise<void> {
+    await writeTlsFiles(this.runner, this.context.placement.dir, material);
+    await this.rewriteTlsOptions();
+    if ((await runningServer(this.paths.pidFile, this.paths.dataDir)) !== undefined) {
+      await this.admin.run((connection) => reloadTls(connection, this.flavor));
+    }
+  }
+
+  /**
+   * The TLS lines of the my.cnf, so that a restart keeps what the running server was told: the
+   * whole file from the spec, or for an instance with none (and no known memory) the TLS lines
+   * in place and the rest as it is.
+   */
+  private async rewriteTlsOptions(): Promise<void> {
+    const dir = this.context.placement.dir;
+    const current = await readFile(this.paths.configFile, 'utf8').catch(() => undefined);
+    if (current === undefined) return;
+    const spec = await currentEngineSpec(dir, this.context.memoryMb);
+    if (spec !== undefined) {
+      await this.writeEngineFile(this.paths.configFile, await this.renderConf(spec));
+      return;
+    }
+    const tlsLines = mysqlTlsOptions(await installedTlsFiles(dir), await readTlsRequired(dir));
+    const kept = current.split('\n').filter((line) => !/^(ssl_cert|ssl_key|require_secure_transport) =/.test(line));
+    const end = kept.at(-1) === '' ? kept.length - 1 : kept.length;
+    const next = [...kept.slice(0, end), ...tlsLines, ...kept.slice(end)].join('\n');
+    await this.writeEngineFile(this.paths.configFile, next);
+  }
+
+  logFiles(): Record<string, string> {
+    return { error: this.paths.errorLog, general: this.paths.generalLog, slow_query: this.paths.slowLog };
+  }
+
+  async start(): Promise<void> {
+    // an instance never prepared has no admin password: refused before any server starts
+    await this.endpoint();
+    await this.server.start();
+  }
+
+  stop(): Promise<void> {
+    return this.server.stop();
+  }
+
+  private serverControl(): ServerControl {
+    const { dataDir, pidFile, errorLog } = this.paths;
+    const stopAllIn = async () => {
+      for (const pid of await serversIn(dataDir)) await stopServer(pid, stopTimeoutMs);
+    };
+    return {
+      title: this.flavor.title,
+      stopSignal: 'SIGTERM',
+      stopTimeoutMs,
+      running: () => runningServer(pidFile, dataDir),
+      beforeSpawn: stopAllIn,
+      spawn: async () => {
+        const tools = await this.serverTools();
+        // the server opens these to append; the engine's user cannot create files in the host's directory
+        await this.writeEngineFile(this.paths.slowLog, undefined);
+        await this.writeEngineFile(this.paths.generalLog, undefined);
+        // relative: the command line is anyone's to read in ps, and the path names the instance
+        return this.runner.spawnDetached(tools.server, [`--defaults-file=${relative(dataDir, this.paths.configFile)}`], {
+          logFile: errorLog,
+          cwd: dataDir,
+        });
+      },
+      waitReady: async (pid, exited) =>
+        waitUntilReady({ title: this.flavor.title, endpoint: await this.endpoint(), pid, exited, logFile: errorLog, timeoutMs: startTimeoutMs }),
+      stopPid: (pid) => stopServer(pid, stopTimeoutMs),
+      afterStop: stopAllIn,
+    };
+  }
+
+  async health(): Promise<EngineHealth> {
+    if ((await runningServer(this.paths.pidFile, this.paths.dataDir)) === undefined) return 'stopped';
+    const endpoint = await this.endpoint().catch(() => undefined);
+    if (endpoint === undefined) return 'running';
+    return (await answersQueries(endpoint, probeTimeoutMs)) ? 'healthy' : 'running';
+  }
+
+  processId(): Promise<number | undefined> {
+    return runningServer(this.paths.pidFile, this.paths.dataDir);
+  }
+}
+
+/** The lifecycle module of one member of the family. */
+export function mysqlFamilyLifecycle(flavor: MysqlFamilyFlavor): LifecycleModule<MysqlFamilyLifecycle> {
+  return {
+    // the guest's registry derives each account's allowed client ranges (account-registry.ts)
+    accessRules: true,
+    create: (context) => new MysqlFamilyLifecycle(flavor, context),
+  };
+}

@@ -1,0 +1,392 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import type { PrepareInput } from '../../../bus/index.js';
+import { CofferError, validateConfigurationValues } from '../../../common/index.js';
+import type { ConfigurationValues, Logger } from '../../../common/index.js';
+import type { ProcessRunner } from '../../process-runner.js';
+import type { AccessSpec } from '../../../bus/index.js';
+import type { EngineContext, EngineHealth, EngineLifecycle, PrepareTimings, TlsMaterial } from '../engine.js';
+import type { LifecycleModule } from '../engine-modules.js';
+import {
+  adminRole,
+  answersQueries,
+  checkPrepareNames,
+  ensureDatabasesAndUsers,
+  reloadConfiguration,
+  rotateAdminPassword,
+  type AdminEndpoint,
+  type AdminEndpointSource,
+} from './admin.js';
+import { missingBinaryReason } from './binaries.js';
+import { changedSettings, effectivePostgresqlSettings, renderPgHba, renderPostgresqlConf, type ServerConfigInput } from './config.js';
+import type { ConfigurationHost } from './configuration.js';
+import { postgresqlParameters } from './parameters.js';
+import { fileExists, writeEngineFile } from '../engine-files.js';
+import { currentEngineSpec, writeEngineSpec, type EngineSpec } from '../engine-spec-file.js';
+import { checkTlsRequirement, installedTlsFiles, saveTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
+import { SupervisedServer, type ServerControl } from '../supervised-server.js';
+import { killDataDirProcesses, runningPostmaster, stopPostmaster, waitUntilReady } from './postmaster.js';
+import { initdbArguments, syncDirectory, takeWarmCluster } from './warm-cluster.js';
+
+// The lifecycle module of PostgreSQL (databases, users, root and configuration groups are the
+// modules beside it, engine.ts assembles them). PostgreSQL as a supervised local process: initdb (or a cluster the host initialised ahead of
+// time, see warm-cluster.ts), a postgresql.conf rendered from the instance's spec (flavor,
+// access, configuration group: engine-spec-file.ts), the postmaster
+// started directly (pg_ctl costs ~0.1 s per start and stop) and stopped with SIGINT. The
+// instance directory belongs to the host; the engine's OS user owns only the data directory
+// (which also holds the socket) and the files handed to it. The host (root, when the engines
+// run as another user) thus never writes through a path the engine's user could have turned
+// into a symlink, as it could anywhere inside a directory that user owns.
+
+export const standardPort = 5432;
+
+const initdbTimeoutMs = 120_000;
+const startTimeoutMs = 120_000;
+const stopTimeoutMs = 30_000;
+const probeTimeoutMs = 3_000;
+
+interface Layout {
+  dataDir: string;
+  /** passed as `-c config_file`: outside the data directory, where only the host writes */
+  configFile: string;
+  /** the configuration the postmaster last started with: what a start that fails falls back to */
+  startedConfigFile: string;
+  hbaFile: string;
+  logFile: string;
+  socketDir: string;
+  pwfile: string;
+  adminSecret: string;
+  initialised: string;
+}
+
+function layout(dir: string): Layout {
+  const dataDir = join(dir, 'data');
+  return {
+    dataDir,
+    configFile: join(dir, 'postgresql.conf'),
+    // the host's, like the instance directory: the engine never reads it
+    startedConfigFile: join(dir, 'postgresql.conf.started'),
+    hbaFile: join(dir, 'pg_hba.conf'),
+    logFile: join(dir, 'postgresql.log'),
+    // the engine creates its socket, so it lives in the one directory the engine owns
+    socketDir: dataDir,
+    pwfile: join(dir, '.initdb-pwfile'),
+    // read by the guest only: owned by the host's user, not the engine's
+    adminSecret: join(dir, `${adminRole}.password`),
+    initialised: join(dir, '.initdb.done'),
+  };
+}
+
+export function socketPath(dir: string): string {
+  return join(layout(dir).socketDir, `.s.PGSQL.${standardPort}`);
+}
+
+interface Initialised {
+  /** settles once the new cluster is durable on disk */
+  sync: Promise<unknown>;
+  /** set when the cluster came from the host's pool: its superuser still has the pool's password */
+  poolPassword?: string;
+}
+
+export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource {
+  private readonly paths: Layout;
+  private readonly runner: ProcessRunner;
+  private readonly logger: Logger;
+  private adminPassword: string | undefined;
+  private readonly server: SupervisedServer;
+  /** what the postmaster being spawned reads: saved as the last good configuration once it is ready */
+  private spawnedWith: string | undefined;
+
+  constructor(private readonly context: EngineContext) {
+    this.paths = layout(context.placement.dir);
+    this.runner = context.runner;
+    this.logger = context.logger;
+    this.server = new SupervisedServer(this.serverControl(), this.logger);
+  }
+
+  /** What the configuration module needs: the spec, the configuration file and the running server. */
+  configurationHost(): ConfigurationHost {
+    return {
+      datastore: this.datastore(),
+      logger: this.logger,
+      readSpec: () => this.readSpec(),
+      saveSpec: (spec) => writeEngineSpec(this.context.placement.dir, spec),
+      renderConf: (spec) => this.renderConf(spec),
+      effective: async (spec) => effectivePostgresqlSettings(await this.confInput(spec)),
+      readConf: () => readFile(this.paths.configFile, 'utf8'),
+      writeConf: (text) => writeEngineFile(this.runner, this.paths.configFile, text),
+      runningEndpoint: async () => ((await this.processId()) === undefined ? undefined : this.endpoint()),
+    };
+  }
+
+  private bin(name: string): string {
+    if (this.context.binary === undefined) {
+      throw new CofferError(
+        'DatastoreVersionInactive',
+        `This host has no PostgreSQL binaries for the instance's version. ${missingBinaryReason}`,
+      );
+    }
+    return join(this.context.binary.binDir, name);
+  }
+
+  async endpoint(): Promise<AdminEndpoint> {
+    this.adminPassword ??= (await readFile(this.paths.adminSecret, 'utf8')).trim();
+    return { socketDir: this.paths.socketDir, port: this.context.placement.port, password: this.adminPassword };
+  }
+
+  async prepare(input: PrepareInput): Promise<PrepareTimings> {
+    const began = performance.now();
+    checkPrepareNames(input);
+    const spec: EngineSpec = {
+      memoryMb: input.memoryMb,
+      access: input.access,
+      overrides: this.checkOverrides(input.overrides),
+    };
+    const tls = await installedTlsFiles(this.context.placement.dir);
+    const hba = this.renderHba(input.access, tls);
+    const conf = await this.renderConf(spec);
+
+    let sync: Promise<unknown> = Promise.resolve();
+    let poolPassword: string | undefined;
+    if (!(await fileExists(this.paths.initialised))) {
+      ({ sync, poolPassword } = await this.initialise(input.adminPassword));
+    } else {
+      const stored = (await this.endpoint()).password;
+      if (stored !== input.adminPassword) this.logger.warn('prepare redelivered with another admin password: keeping the first');
+    }
+    const initialised = performance.now();
+    try {
+      await writeEngineFile(this.runner, this.paths.configFile, conf);
+      await writeEngineFile(this.runner, this.paths.hbaFile, hba);
+      await saveTlsRequired(this.context.placement.dir, input.access?.requireTls === true);
+      await writeEngineSpec(this.context.placement.dir, spec);
+      await this.start();
+      const started = performance.now();
+      const endpoint = await this.endpoint();
+      // before anything else: from here on only the instance's own password opens it. Until then
+      // `.initdb.done` is missing, so an interrupted prepare starts over with another cluster.
+      if (poolPassword !== undefined) await rotateAdminPassword({ ...endpoint, password: poolPassword }, endpoint.password);
+      await Promise.all([
+        sync.then(() => writeFile(this.paths.initialised, new Date().toISOString())),
+        ensureDatabasesAndUsers(endpoint, input),
+      ]);
+      const done = performance.now();
+      return { initMs: initialised - began, startMs: started - initialised, setupMs: done - started };
+    } finally {
+      // a failed prepare leaves no unsupervised sync behind either
+      await sync.catch(() => undefined);
+    }
+  }
+
+  /**
+   * A cluster from the host's pool when it has one ready, made by initdb otherwise. initdb runs
+   * without its final fsync pass, which instead runs (`initdb --sync-only`) while the server
+   * starts and the databases are created: the data is on disk before prepare reports HEALTHY,
+   * and the ~60 ms of fsync overlap work that was waiting anyway.
+   */
+  private async initialise(adminPassword: string): Promise<Initialised> {
+    // a data directory without the marker is what an interrupted earlier attempt left
+    const leftover = await runningPostmaster(this.paths.dataDir);
+    if (leftover !== undefined) await stopPostmaster(leftover, this.paths.dataDir, stopTimeoutMs);
+    await rm(this.paths.dataDir, { recursive: true, force: true });
+    await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
+    this.adminPassword = adminPassword;
+    const dir = this.context.placement.dir;
+    const poolPassword =
+      this.context.warm === undefined ? undefined : await takeWarmCluster(this.context.warm, dir, this.paths.dataDir, this.logger);
+    if (poolPassword !== undefined) {
+      this.logger.debug('took a cluster from the warm pool');
+      // the pool made its cluster durable; what remains is the rename that brought it here
+      const sync = syncDirectory(dir);
+      sync.catch(() => undefined);
+      return { sync, poolPassword };
+    }
+    // initdb fills an empty directory; the engine's user could not create one in the host's
+    await mkdir(this.paths.dataDir, { mode: 0o700 });
+    await this.runner.handOver(this.paths.dataDir);
+    await writeEngineFile(this.runner, this.paths.pwfile, adminPassword);
+    try {
+      await this.runner.run(this.bin('initdb'), [...initdbArguments(this.paths.dataDir, this.paths.pwfile), '--no-sync'], {
+        timeoutMs: initdbTimeoutMs,
+      });
+    } finally {
+      await rm(this.paths.pwfile, { force: true });
+    }
+    const sync = this.runner.run(this.bin('initdb'), ['--sync-only', `--pgdata=${this.paths.dataDir}`], {
+      timeoutMs: initdbTimeoutMs,
+    });
+    sync.catch(() => undefined);
+    // wrapped: an async function returning a bare promise would wait for it
+    return { sync };
+  }
+
+  private renderHba(access: AccessSpec, tls: TlsFiles | undefined): string {
+    const cidrs = access?.allowedCidrs?.length ? access.allowedCidrs : this.context.defaultClientCidrs;
+    return renderPgHba(adminRole, cidrs, checkTlsRequirement(access, tls));
+  }
+
+  /** e.g. `postgresql 15`, as configuration errors name the datastore */
+  private datastore(): string {
+    return `postgresql ${this.context.binary?.versionName ?? ''}`.trim();
+  }
+
+  private checkOverrides(overrides: ConfigurationValues): ConfigurationValues {
+    return validateConfigurationValues(overrides, postgresqlParameters, this.datastore());
+  }
+
+  /** the saved spec, or for an instance from before specs were saved one from the host's record of the flavor */
+  private async readSpec(): Promise<EngineSpec> {
+    const spec = await currentEngineSpec(this.context.placement.dir, this.context.memoryMb);
+    if (spec === undefined) {
+      throw new CofferError('EngineError', 'This instance has no saved engine configuration and its host no record of its memory: resize it first.');
+    }
+    return spec;
+  }
+
+  private async confInput(spec: EngineSpec): Promise<ServerConfigInput> {
+    return {
+      memoryMb: spec.memoryMb,
+      address: this.context.placement.address,
+      port: this.context.placement.port,
+      socketDir: this.paths.socketDir,
+      hbaFile: this.paths.hbaFile,
+      tls: await installedTlsFiles(this.context.placement.dir),
+      overrides: spec.overrides,
+    };
+  }
+
+  private async renderConf(spec: EngineSpec): Promise<string> {
+    return renderPostgresqlConf(await this.confInput(spec));
+  }
+
+  async resize(memoryMb: number): Promise<void> {
+    const saved = await currentEngineSpec(this.context.placement.dir, this.context.memoryMb);
+    const spec: EngineSpec = { access: null, overrides: {}, ...saved, memoryMb };
+    // rendered before the stop: a bad value leaves the running engine alone
+    const conf = await this.renderConf(spec);
+    const previous = await readFile(this.paths.configFile, 'utf8');
+    await this.stop();
+    await writeEngineFile(this.runner, this.paths.configFile, conf);
+    // e.g. more shared memory than the host grants: the instance keeps running on its old size
+    await this.startOrFallBack(`settings for ${memoryMb} MB of RAM`, previous);
+    await writeEngineSpec(this.context.placement.dir, spec);
+  }
+
+  async updateAccess(access: AccessSpec): Promise<void> {
+    const dir = this.context.placement.dir;
+    await writeEngineFile(this.runner, this.paths.hbaFile, this.renderHba(access, await installedTlsFiles(dir)));
+    await saveTlsRequired(dir, access?.requireTls === true);
+    const saved = await currentEngineSpec(dir, this.context.memoryMb);
+    // without a spec and a memory size there is nothing whole to save; the next resize saves one
+    if (saved !== undefined) await writeEngineSpec(dir, { ...saved, access });
+    await this.reloadIfRunning();
+  }
+
+  async installTls(material: TlsMaterial): Promise<void> {
+    await writeTlsFiles(this.runner, this.context.placement.dir, material);
+    // new connections get the new certificate; open sessions keep theirs
+    await this.reloadIfRunning();
+  }
+
+  /** a stopped engine reads its files when it starts */
+  private async reloadIfRunning(): Promise<void> {
+    if ((await runningPostmaster(this.paths.dataDir)) !== undefined) await reloadConfiguration(await this.endpoint());
+  }
+
+  logFiles(): Record<string, string> {
+    return { general: this.paths.logFile };
+  }
+
+  start(): Promise<void> {
+    return this.startOrFallBack('its new configuration');
+  }
+
+  /**
+   * Starts the server; one that fails to start with its configuration (a restart-only value the
+   * host cannot grant, such as more shared memory than it has) is started with the configuration
+   * it last started with, or `previous` for an instance that has none recorded, so the instance
+   * keeps serving, and the failure is an EngineError naming what changed.
+   */
+  private async startOrFallBack(what: string, previous?: string): Promise<void> {
+    try {
+      await this.server.start();
+      return;
+    } catch (err) {
+      const fallback = (await readFile(this.paths.startedConfigFile, 'utf8').catch(() => undefined)) ?? previous;
+      const current = await readFile(this.paths.configFile, 'utf8').catch(() => undefined);
+      if (fallback === undefined || current === undefined || fallback === current) throw err;
+      this.logger.warn({ err }, `PostgreSQL did not start with ${what}: back to the configuration it last started with`);
+      await writeEngineFile(this.runner, this.paths.configFile, fallback);
+      await this.server.start();
+      const changed = changedSettings(fallback, current);
+      const which = changed.length === 0 ? '' : ` (${changed.join(', ')})`;
+      const cause = err instanceof CofferError ? ` ${err.message}` : '';
+      const message = `PostgreSQL did not start with ${what}${which}; it runs with its previous settings.${cause}`;
+      throw new CofferError('EngineError', message, { cause: err });
+    }
+  }
+
+  private serverControl(): ServerControl {
+    const { dataDir, logFile } = this.paths;
+    return {
+      title: 'PostgreSQL',
+      stopSignal: 'SIGINT',
+      stopTimeoutMs,
+      running: () => runningPostmaster(dataDir),
+      beforeSpawn: async () => {
+        await killDataDirProcesses(dataDir);
+        await this.removeStaleLocks();
+        this.spawnedWith = await readFile(this.paths.configFile, 'utf8').catch(() => undefined);
+      },
+      // relative to its working directory: the postmaster's command line is anyone's to read in
+      // ps, and the instance directory's path would give the instance id away
+      spawn: () =>
+        this.runner.spawnDetached(this.bin('postgres'), ['-D', '.', '-c', `config_file=${relative(dataDir, this.paths.configFile)}`], {
+          logFile,
+          cwd: dataDir,
+        }),
+      waitReady: async (pid, exited) => {
+        await waitUntilReady({ dataDir, pid, exited, logFile, timeoutMs: startTimeoutMs });
+        // only a postmaster spawned here (`exited` known) read the file this host just wrote
+        if (exited !== undefined && this.spawnedWith !== undefined) {
+          // a server that runs is not failed for want of this record: a later fallback has one start less to go back to
+          await writeFile(this.paths.startedConfigFile, this.spawnedWith, { mode: 0o600 }).catch((err: unknown) =>
+            this.logger.warn({ err }, 'could not record the configuration PostgreSQL started with'),
+          );
+        }
+      },
+      stopPid: (pid) => stopPostmaster(pid, dataDir, stopTimeoutMs),
+      afterStop: () => killDataDirProcesses(dataDir),
+    };
+  }
+
+  /**
+   * No postmaster serves the data directory, so its lock files are stale. PostgreSQL would
+   * refuse to start if their pid now belongs to another process, as it may after a reboot.
+   */
+  private async removeStaleLocks(): Promise<void> {
+    await rm(join(this.paths.dataDir, 'postmaster.pid'), { force: true });
+    await rm(join(this.paths.socketDir, `.s.PGSQL.${this.context.placement.port}.lock`), { force: true });
+  }
+
+  stop(): Promise<void> {
+    return this.server.stop();
+  }
+
+  async health(): Promise<EngineHealth> {
+    if ((await runningPostmaster(this.paths.dataDir)) === undefined) return 'stopped';
+    const endpoint = await this.endpoint().catch(() => undefined);
+    if (endpoint === undefined) return 'running';
+    return (await answersQueries(endpoint, probeTimeoutMs)) ? 'healthy' : 'running';
+  }
+
+  processId(): Promise<number | undefined> {
+    return runningPostmaster(this.paths.dataDir);
+  }
+}
+
+export const postgresqlLifecycle: LifecycleModule<PostgresqlLifecycle> = {
+  // pg_hba.conf limits client addresses
+  accessRules: true,
+  create: (context) => new PostgresqlLifecycle(context),
+};

@@ -1,0 +1,312 @@
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
+import { CofferError, newPassword, validateConfigurationValues, type ConfigurationValues, type Logger } from '../../../common/index.js';
+import type { ProcessRunner } from '../../process-runner.js';
+import type { EngineContext, EngineHealth, EngineLifecycle, PrepareTimings, TlsMaterial } from '../engine.js';
+import type { LifecycleModule } from '../engine-modules.js';
+import { fileExists, writeEngineFile } from '../engine-files.js';
+import { currentEngineSpec, readEngineSpec, writeEngineSpec, type EngineSpec } from '../engine-spec-file.js';
+import { checkTlsRequirement, installedTlsFiles, readTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
+import { SupervisedServer, type ServerControl } from '../supervised-server.js';
+import { renderInitialAclFile } from './acl.js';
+import { probeServer, setMaxmemory, withAdminClient, type AdminEndpoint, type AdminEndpointSource } from './admin.js';
+import { missingBinaryReason } from './binaries.js';
+import { maxmemoryMb, renderRedisConf, type RedisConfigInput } from './config.js';
+import type { ConfigurationHost } from './configuration.js';
+import { redisParameters } from './parameters.js';
+import { applyTls } from './tls.js';
+import { checkUserSpecs, ensureUsers } from './users.js';
+import { killServerProcesses, runningServer, stopServer, waitUntilReady, type ServerFiles } from './server-process.js';
+
+// The lifecycle module of Redis (users, root and configuration groups are the modules beside
+// it, engine.ts assembles them). Redis as a supervised local process: redis-server started directly on a redis.conf rendered
+// from the instance's saved spec (engine-spec-file.ts: the flavor's memory, the access rules,
+// the configuration group's overrides), in the foreground (the agent supervises it), stopped
+// with SIGTERM. Every change reads the spec, changes its own part, renders redis.conf whole
+// and saves the spec back, so that none of them loses what another set. As for
+// PostgreSQL the instance directory belongs to the host; the engine's user owns only the data
+// directory, where Redis writes its snapshots, AOF, ACL file, socket and pid file.
+//
+// Locked down from the first start: the ACL file the host writes before the server ever runs
+// turns the `default` user off (no passwordless access) and gives the guest's `os_admin` a
+// password stored as its hash. Tenants' users and root are ACL users saved to that file.
+//
+// Redis cannot refuse a user by the client's address, so os_admin, unlike PostgreSQL's, could
+// log in over TCP. Its password is therefore not prepare's `adminPassword` (which the
+// taskmanager records in the state database with its task) but a secret made here, which never
+// leaves the host: a leaked task record opens nothing.
+
+export const standardPort = 6379;
+
+const startTimeoutMs = 120_000;
+// a final RDB snapshot of a large dataset takes its time (~80 MB/s); the AOF has it anyway
+const stopTimeoutMs = 60_000;
+const probeTimeoutMs = 3_000;
+
+interface Layout extends ServerFiles {
+  logFile: string;
+  socketPath: string;
+  aclFile: string;
+  /** read by the guest only: owned by the host's user, not the engine's */
+  adminSecret: string;
+  initialised: string;
+}
+
+export function layout(dir: string): Layout {
+  const dataDir = join(dir, 'data');
+  return {
+    dataDir,
+    configFile: join(dir, 'redis.conf'),
+    logFile: join(dir, 'redis.log'),
+    // the engine creates its socket, pid file and saves its ACL file (a rename in the
+    // directory), so they live in the one directory the engine owns
+    socketPath: join(dataDir, 'redis.sock'),
+    pidFile: join(dataDir, 'redis.pid'),
+    aclFile: join(dataDir, 'users.acl'),
+    adminSecret: join(dir, 'os_admin.password'),
+    initialised: join(dir, '.redis-init.done'),
+  };
+}
+
+/** Everything Redis cannot do that a prepare asks for is refused before anything starts. */
+function checkPrepareInput(input: PrepareInput, datastore: string): ConfigurationValues {
+  if (input.databases.length > 0) {
+    throw new CofferError('BadRequest', 'Redis has no databases: create the instance without any.');
+  }
+  checkUserSpecs(input.users);
+  checkAccess(input.access);
+  return validateConfigurationValues(input.overrides, redisParameters, datastore);
+}
+
+/** Redis cannot tell clients apart by address: only the host's default ranges are possible. */
+function checkAccess(access: AccessSpec): void {
+  if ((access?.allowedCidrs?.length ?? 0) > 0) {
+    throw new CofferError(
+      'OperationNotSupported',
+      'Operation not supported for datastore redis: Redis cannot restrict clients by address (allowed_cidrs).',
+    );
+  }
+}
+
+export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
+  private readonly paths: Layout;
+  private readonly runner: ProcessRunner;
+  private readonly logger: Logger;
+  private adminPassword: string | undefined;
+  private readonly serverProcess: SupervisedServer;
+
+  constructor(private readonly context: EngineContext) {
+    this.paths = layout(context.placement.dir);
+    this.runner = context.runner;
+    this.logger = context.logger;
+    this.serverProcess = new SupervisedServer(this.serverControl(), this.logger);
+  }
+
+  /** What the configuration module needs: the spec, redis.conf and the running server. */
+  configurationHost(): ConfigurationHost {
+    return {
+      datastore: this.datastore(),
+      logger: this.logger,
+      configFile: this.paths.configFile,
+      requireSpec: () => this.requireSpec(),
+      saveSpec: (spec) => writeEngineSpec(this.context.placement.dir, spec),
+      confInput: (spec) => this.confInput(spec),
+      writeConf: (conf) => this.writeConf(conf),
+      isRunning: () => this.isRunning(),
+      endpoint: () => this.endpoint(),
+    };
+  }
+
+  private server(): string {
+    if (this.context.binary === undefined) {
+      throw new CofferError(
+        'DatastoreVersionInactive',
+        `This host has no redis-server for the instance's version. ${missingBinaryReason}`,
+      );
+    }
+    return join(this.context.binary.binDir, 'redis-server');
+  }
+
+  async endpoint(): Promise<AdminEndpoint> {
+    // not trimmed: the ACL file holds the hash of exactly these bytes
+    this.adminPassword ??= await readFile(this.paths.adminSecret, 'utf8');
+    return { socketPath: this.paths.socketPath, password: this.adminPassword };
+  }
+
+  /** `redis 7.0`, as Trove names a datastore version in its messages */
+  private datastore(): string {
+    return ['redis', this.context.binary?.versionName].filter((part) => part !== undefined).join(' ');
+  }
+
+  /**
+   * The saved spec; for an instance prepared before specs were saved, one made of the host's
+   * record of the flavor (`memoryMb`, or the context's) and the TLS requirement its marker file kept.
+   */
+  private async currentSpec(memoryMb = this.context.memoryMb): Promise<EngineSpec | undefined> {
+    const dir = this.context.placement.dir;
+    const saved = await readEngineSpec(dir);
+    if (saved !== undefined) return saved;
+    const legacy = await currentEngineSpec(dir, memoryMb);
+    return legacy && { ...legacy, access: (await readTlsRequired(dir)) ? { requireTls: true } : null };
+  }
+
+  private async requireSpec(): Promise<EngineSpec> {
+    const spec = await this.currentSpec();
+    if (spec === undefined) {
+      throw new CofferError('EngineError', 'The instance has no saved engine spec and no recorded flavor memory: prepare it again.');
+    }
+    return spec;
+  }
+
+  /** What redis.conf is rendered from for `spec`; refuses a TLS requirement without a certificate. */
+  private async confInput(spec: EngineSpec): Promise<RedisConfigInput> {
+    const tls = await installedTlsFiles(this.context.placement.dir);
+    return {
+      tls,
+      requireTls: checkTlsRequirement(spec.access, tls),
+      memoryMb: spec.memoryMb,
+      overrides: spec.overrides,
+      address: this.context.placement.address,
+      port: this.context.placement.port,
+      dataDir: this.paths.dataDir,
+      socketPath: this.paths.socketPath,
+      pidFile: this.paths.pidFile,
+      aclFile: this.paths.aclFile,
+    };
+  }
+
+  private writeConf(conf: string): Promise<void> {
+    return writeEngineFile(this.runner, this.paths.configFile, conf);
+  }
+
+  private async isRunning(): Promise<boolean> {
+    return (await runningServer(this.paths)) !== undefined;
+  }
+
+  async prepare(input: PrepareInput): Promise<PrepareTimings> {
+    const began = performance.now();
+    const overrides = checkPrepareInput(input, this.datastore());
+    const spec: EngineSpec = { memoryMb: input.memoryMb, access: input.access, overrides };
+    // rendered before anything changes: a bad value leaves the instance directory alone
+    const conf = renderRedisConf(await this.confInput(spec));
+    if (!(await fileExists(this.paths.initialised))) await this.initialise();
+    const initialised = performance.now();
+    await this.writeConf(conf);
+    await writeEngineSpec(this.context.placement.dir, spec);
+    await this.start();
+    const started = performance.now();
+    await ensureUsers(await this.endpoint(), input.users);
+    const done = performance.now();
+    return { initMs: initialised - began, startMs: started - initialised, setupMs: done - started };
+  }
+
+  /**
+   * A fresh data directory holding only the ACL file. Until `.redis-init.done` exists an
+   * interrupted prepare starts over from nothing: the host writes into the directory only
+   * while it still owns it, before handing it to the engine's user.
+   */
+  private async initialise(): Promise<void> {
+    const leftover = await runningServer(this.paths);
+    if (leftover !== undefined) await stopServer(leftover, this.paths.dataDir, stopTimeoutMs);
+    await rm(this.paths.dataDir, { recursive: true, force: true });
+    const adminPassword = newPassword(48);
+    await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
+    this.adminPassword = adminPassword;
+    await mkdir(this.paths.dataDir, { mode: 0o700 });
+    await writeFile(this.paths.aclFile, renderInitialAclFile(adminPassword), { mode: 0o600 });
+    await this.runner.handOver(this.paths.aclFile);
+    await this.runner.handOver(this.paths.dataDir);
+    await writeFile(this.paths.initialised, new Date().toISOString());
+  }
+
+  async resize(memoryMb: number): Promise<void> {
+    const dir = this.context.placement.dir;
+    const spec: EngineSpec = { ...(await this.currentSpec(memoryMb))!, memoryMb };
+    // rendered first: a bad value leaves the running engine alone
+    await this.writeConf(renderRedisConf(await this.confInput(spec)));
+    await writeEngineSpec(dir, spec);
+    if (!(await this.isRunning())) {
+      await this.start();
+      return;
+    }
+    // maxmemory changes live: no restart, no reload of the dataset
+    await setMaxmemory(await this.endpoint(), maxmemoryMb(memoryMb));
+  }
+
+  async updateAccess(access: AccessSpec): Promise<void> {
+    // the default (the host's client ranges) is what Redis enforces already: only TLS can change
+    checkAccess(access);
+    const spec: EngineSpec = { ...(await this.requireSpec()), access };
+    const input = await this.confInput(spec);
+    await this.writeConf(renderRedisConf(input));
+    await writeEngineSpec(this.context.placement.dir, spec);
+    if (input.tls !== undefined) await this.applyLiveTls(input.tls, input.requireTls === true);
+  }
+
+  async installTls(material: TlsMaterial): Promise<void> {
+    const files = await writeTlsFiles(this.runner, this.context.placement.dir, material);
+    // before the first prepare there is no redis.conf yet: prepare renders it with these files
+    const spec = (await fileExists(this.paths.configFile)) ? await this.currentSpec() : undefined;
+    if (spec !== undefined) await this.writeConf(renderRedisConf(await this.confInput(spec)));
+    await this.applyLiveTls(files, spec?.access?.requireTls === true);
+  }
+
+  /**
+   * The running server's TLS follows the files and the requirement (redis.conf already does,
+   * so that a restart keeps them). Not CONFIG REWRITE: the server's user cannot write in the
+   * host's directory.
+   */
+  private async applyLiveTls(files: TlsFiles, requireTls: boolean): Promise<void> {
+    if (!(await this.isRunning())) return;
+    const port = this.context.placement.port;
+    await withAdminClient(await this.endpoint(), (client) => applyTls(client, files, port, requireTls));
+  }
+
+  logFiles(): Record<string, string> {
+    return { general: this.paths.logFile };
+  }
+
+  start(): Promise<void> {
+    return this.serverProcess.start();
+  }
+
+  stop(): Promise<void> {
+    return this.serverProcess.stop();
+  }
+
+  private serverControl(): ServerControl {
+    const { dataDir, logFile } = this.paths;
+    return {
+      title: 'Redis',
+      stopSignal: 'SIGTERM',
+      stopTimeoutMs,
+      // adopted (after an agent restart) or still starting: waited for until it answers
+      running: () => runningServer(this.paths),
+      beforeSpawn: () => killServerProcesses(dataDir),
+      // relative: the command line is anyone's to read in ps, and the path names the instance
+      spawn: () => this.runner.spawnDetached(this.server(), [relative(dataDir, this.paths.configFile)], { logFile, cwd: dataDir }),
+      waitReady: (pid, exited) =>
+        waitUntilReady({ pid, exited, endpoint: () => this.endpoint(), logFile, timeoutMs: startTimeoutMs }),
+      stopPid: (pid) => stopServer(pid, dataDir, stopTimeoutMs),
+      afterStop: () => killServerProcesses(dataDir),
+    };
+  }
+
+  async health(): Promise<EngineHealth> {
+    if ((await runningServer(this.paths)) === undefined) return 'stopped';
+    const endpoint = await this.endpoint().catch(() => undefined);
+    if (endpoint === undefined) return 'running';
+    return (await probeServer(endpoint, probeTimeoutMs)) === 'ready' ? 'healthy' : 'running';
+  }
+
+  processId(): Promise<number | undefined> {
+    return runningServer(this.paths);
+  }
+}
+
+export const redisLifecycle: LifecycleModule<RedisLifecycle> = {
+  // Redis cannot tell clients apart by address: access rules are the host's (see checkAccess)
+  accessRules: false,
+  create: (context) => new RedisLifecycle(context),
+};
