@@ -175,6 +175,8 @@ export class WarmPool {
     try {
       for (const path of [this.options.dir, dir]) await hostDirectory(path, true, this.options.group);
       await hostDirectory(building, false, this.options.group);
+      // a stop that came while the directories were made: `make` would only see a signal that already fired
+      this.abort.signal.throwIfAborted();
       await kind.warm.make(building, kind.binary, this.options.runner, this.abort.signal);
       await rename(building, join(dir, id));
       this.logger.debug({ kind: kind.name, ms: Math.round(performance.now() - began) }, 'warm cluster ready');
