@@ -32,8 +32,6 @@ export interface ApiOptions {
   maxVolumeSizeGb?: number;
   /** default 90 (Trove agent_heartbeat_expiry) */
   heartbeatExpirySeconds?: number;
-  /** how long GET /instances/{id} waits for the guest's filesystem stats; default 2000 */
-  guestCallTimeoutMs?: number;
   /** hard limits of projects without their own; default none (the config gives Trove's defaults) */
   quotaDefaults?: QuotaLimits;
   /** requests per minute per verb and project (Trove: 200); default 0, no rate limiting */
@@ -131,7 +129,6 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
       region,
       maxVolumeSizeGb: options.maxVolumeSizeGb ?? 10,
       heartbeatExpirySeconds: options.heartbeatExpirySeconds ?? 90,
-      guestCallTimeoutMs: options.guestCallTimeoutMs ?? 2000,
       quotaDefaults: options.quotaDefaults ?? unlimitedQuotas,
       passwordPolicy,
       rateLimiter:

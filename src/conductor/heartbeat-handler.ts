@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import { LogThrottle, type conductorContract, type MessageMeta } from '../bus/index.js';
 import { newUuid } from '../common/index.js';
 import type { Logger } from '../common/index.js';
-import type { InstanceTls, StateStore } from '../db/index.js';
+import type { GuestReport, InstanceTls, ServiceStatusRow, StateStore } from '../db/index.js';
 
 type Heartbeat = z.output<typeof conductorContract.methods.heartbeat.input>;
 
@@ -15,10 +15,36 @@ function sameTls(stored: InstanceTls | null, reported: InstanceTls): boolean {
   );
 }
 
+const failing = new Set(['FAILED', 'CRASHED']);
+
 /**
- * A guest heartbeat becomes the instance's service status. Messages can arrive late or twice
- * (redelivery, competing conductors): one older than the newest seen for the instance is dropped,
- * as Trove's conductor does with its `sent` stamp.
+ * What the beat carried that the stored status row lacks. Most beats carry nothing new (usage
+ * rides along every few minutes, a health detail only with a failure): they write nothing more.
+ * A measurement is as old as the message that carried it (it may have waited in a queue), but
+ * never newer than now: a guest's clock running ahead must not make it look fresh.
+ */
+function guestReport(beat: Heartbeat, meta: MessageMeta, now: Date, stored: ServiceStatusRow | undefined): GuestReport {
+  const measuredAt = new Date(Math.min(Math.floor(meta.sentAt), now.getTime()));
+  const detail = healthDetail(beat);
+  return {
+    ...(beat.volumeUsedBytes === undefined ? {} : { volumeUsage: { usedBytes: beat.volumeUsedBytes, measuredAt } }),
+    ...(detail === undefined || detail === (stored?.healthDetail ?? null) ? {} : { healthDetail: detail }),
+  };
+}
+
+/**
+ * A failure's message, null once the engine reports anything but a failure. A guest failing the
+ * same way again says so without repeating the message (undefined): the last one stands.
+ */
+function healthDetail(beat: Heartbeat): string | null | undefined {
+  return failing.has(beat.status) ? beat.message : null;
+}
+
+/**
+ * A guest heartbeat becomes the instance's service status, and what it carries (volume usage,
+ * the engine's health) is kept beside it, so views are served from the state DB alone. Messages
+ * can arrive late or twice (redelivery, competing conductors): one older than the newest seen for
+ * the instance is dropped, as Trove's conductor does with its `sent` stamp.
  */
 export function heartbeatHandler(store: StateStore, logger: Logger) {
   // Queue names are global on a vhost: a second deployment there shows up as a stream of
@@ -37,8 +63,12 @@ export function heartbeatHandler(store: StateStore, logger: Logger) {
       // whatever its status; only a change is written (it moves the instance's `updated`)
       if (beat.tls !== undefined && !sameTls(instance.tls, beat.tls)) await tx.instances.update(beat.instanceId, { tls: beat.tls });
       const current = await tx.serviceStatuses.get(beat.instanceId);
+      if (current?.status !== 'RESTART_REQUIRED') {
+        await tx.serviceStatuses.set({ instanceId: beat.instanceId, status: beat.status, updatedAt: now });
+      }
+      // kept even while the status waits for a restart: views read usage from here, not the guest
+      await tx.serviceStatuses.report(beat.instanceId, guestReport(beat, meta, now, current));
       if (current?.status === 'RESTART_REQUIRED') return 'kept';
-      await tx.serviceStatuses.set({ instanceId: beat.instanceId, status: beat.status, updatedAt: now });
       if ((beat.status === 'FAILED' || beat.status === 'CRASHED') && beat.message !== undefined) {
         // A guest that keeps failing the same way says so on every beat: one fault row is enough.
         const latest = current?.status === beat.status ? await tx.faults.latest(beat.instanceId) : undefined;

@@ -1,5 +1,7 @@
 // The conductor role: the only writer of what guests and agents report (heartbeats become
-// service statuses, agent reports become datastore versions), so they need no database access.
+// service statuses, with the volume usage and engine health they carry, which the API's views
+// read instead of asking guests; agent reports become datastore versions), so they need no
+// database access.
 import { conductorContract, conductorTopic, serveRpc } from '../bus/index.js';
 import type { Transport } from '../bus/index.js';
 import type { Logger } from '../common/index.js';

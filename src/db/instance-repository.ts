@@ -4,6 +4,7 @@ import { mapConstraintErrors } from './constraint-error.js';
 import type { RepositoryContext } from './repository-context.js';
 import { fromJson, toBool, toDate, toJson, toNullableDate } from './row-codec.js';
 import type { InstancesTable } from './schema.js';
+import { SqlServiceStatusRepository } from './service-status-repository.js';
 import type {
   InstanceAccess,
   InstancePatch,
@@ -149,7 +150,11 @@ export class SqlInstanceRepository implements InstanceRepository {
       .where('id', '=', id)
       .where('deleted', '=', false)
       .executeTakeFirst();
-    if (result.numUpdatedRows > 0n) return;
+    if (result.numUpdatedRows > 0n) {
+      // what its guest measured and said goes with the instance; the status row stays (DELETED)
+      await new SqlServiceStatusRepository(this.ctx).clearReport(id);
+      return;
+    }
     const exists = await this.ctx.db.selectFrom('instances').select('id').where('id', '=', id).executeTakeFirst();
     if (exists === undefined) throw errors.instanceNotFound(id);
   }

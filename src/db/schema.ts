@@ -112,6 +112,10 @@ export interface ServiceStatusesTable {
   instance_id: string;
   status: string;
   updated_at: Timestamp;
+  /** bigint: PostgreSQL hands it back as text */
+  volume_used_bytes: ColumnType<number | string | null, number | null | undefined, number | null>;
+  volume_measured_at: ColumnType<Date | string | null, Date | null | undefined, Date | null>;
+  health_detail: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface InstanceFaultsTable {

@@ -1,6 +1,6 @@
 import type { RepositoryContext } from './repository-context.js';
-import { toDate } from './row-codec.js';
-import type { ServiceStatusName, ServiceStatusRepository, ServiceStatusRow } from './state-store.js';
+import { toDate, toNullableDate } from './row-codec.js';
+import type { GuestReport, ServiceStatusName, ServiceStatusRepository, ServiceStatusRow } from './state-store.js';
 
 export class SqlServiceStatusRepository implements ServiceStatusRepository {
   constructor(private readonly ctx: RepositoryContext) {}
@@ -11,17 +11,51 @@ export class SqlServiceStatusRepository implements ServiceStatusRepository {
       .selectAll()
       .where('instance_id', '=', instanceId)
       .executeTakeFirst();
-    return (
-      r && { instanceId: r.instance_id, status: r.status as ServiceStatusName, updatedAt: toDate(r.updated_at) }
-    );
+    if (r === undefined) return undefined;
+    const measuredAt = toNullableDate(r.volume_measured_at);
+    return {
+      instanceId: r.instance_id,
+      status: r.status as ServiceStatusName,
+      updatedAt: toDate(r.updated_at),
+      // bigint comes back as text from PostgreSQL; volumes stay far below 2^53 bytes
+      ...(r.volume_used_bytes === null || measuredAt === null ? {} : { volumeUsage: { usedBytes: Number(r.volume_used_bytes), measuredAt } }),
+      ...(r.health_detail === null ? {} : { healthDetail: r.health_detail }),
+    };
   }
 
-  async set(row: ServiceStatusRow): Promise<void> {
+  async set(row: Pick<ServiceStatusRow, 'instanceId' | 'status' | 'updatedAt'>): Promise<void> {
     const fields = { status: row.status, updated_at: row.updatedAt };
     await this.ctx.dialect.upsert(
       this.ctx.db.insertInto('service_statuses').values({ instance_id: row.instanceId, ...fields }),
       ['instance_id'],
       fields,
     );
+  }
+
+  async report(instanceId: string, report: GuestReport): Promise<void> {
+    const fields = {
+      ...(report.volumeUsage === undefined
+        ? {}
+        : { volume_used_bytes: report.volumeUsage.usedBytes, volume_measured_at: report.volumeUsage.measuredAt }),
+      ...(report.healthDetail === undefined ? {} : { health_detail: report.healthDetail }),
+    };
+    if (Object.keys(fields).length === 0) return;
+    await this.ctx.db
+      .updateTable('service_statuses')
+      .set(fields)
+      .where('instance_id', '=', instanceId)
+      // a heartbeat handled while its instance is deleted must not bring back what the delete cleared
+      .where((eb) =>
+        eb.exists(eb.selectFrom('instances').select('id').where('id', '=', instanceId).where('deleted', '=', false)),
+      )
+      .execute();
+  }
+
+  async clearReport(instanceId: string): Promise<void> {
+    await this.ctx.db
+      .updateTable('service_statuses')
+      .set({ volume_used_bytes: null, volume_measured_at: null, health_detail: null })
+      .where('instance_id', '=', instanceId)
+      .execute();
   }
 }

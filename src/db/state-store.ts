@@ -183,6 +183,21 @@ export interface ServiceStatusRow {
   instanceId: string;
   status: ServiceStatusName;
   updatedAt: Date;
+  /** what the guest last measured of the instance's volume; absent until it first did */
+  volumeUsage?: VolumeUsage;
+  /** the engine's health as the guest last described it (a failure, a restart that keeps failing); absent when it said nothing */
+  healthDetail?: string;
+}
+
+export interface VolumeUsage {
+  usedBytes: number;
+  measuredAt: Date;
+}
+
+/** What a heartbeat carried besides its status: an absent field leaves the stored one, a null health detail clears it. */
+export interface GuestReport {
+  volumeUsage?: VolumeUsage;
+  healthDetail?: string | null;
 }
 
 export interface InstanceFaultRow {
@@ -405,7 +420,12 @@ export interface ConfigurationRepository {
 
 export interface ServiceStatusRepository {
   get(instanceId: string): Promise<ServiceStatusRow | undefined>;
-  set(row: ServiceStatusRow): Promise<void>;
+  /** writes the status and its time only: what the guest reported stays (see `report`) */
+  set(row: Pick<ServiceStatusRow, 'instanceId' | 'status' | 'updatedAt'>): Promise<void>;
+  /** keeps what a heartbeat carried on the instance's status row; nothing when it has none */
+  report(instanceId: string, report: GuestReport): Promise<void>;
+  /** forgets what the guest reported (its instance is deleted); the status stays */
+  clearReport(instanceId: string): Promise<void>;
 }
 
 export interface InstanceFaultRepository {

@@ -263,12 +263,18 @@ class GuestAgent implements Guest {
 
   /**
    * Walking the volume costs a few ms per instance; on every heartbeat of a thousand instances
-   * that adds up, so usage rides along only every few minutes.
+   * that adds up, so usage rides along only every few minutes, and with the first HEALTHY beat
+   * (views show what the conductor stored, so a new instance's usage should not wait minutes).
    */
   private async volumeUsage(status: GuestServiceStatus): Promise<{ volumeUsedBytes?: number }> {
     if (status !== 'HEALTHY' || Date.now() - this.usageReportedAt < usageIntervalMs) return {};
-    this.usageReportedAt = Date.now();
-    return { volumeUsedBytes: await directoryUsage(this.options.instance.dir) };
+    try {
+      return { volumeUsedBytes: await directoryUsage(this.options.instance.dir) };
+    } catch (err) {
+      // the status matters more than the usage: the beat goes without it
+      this.logger.warn({ err }, 'volume usage not measured');
+      return {};
+    }
   }
 
   private async heartbeat(status: GuestServiceStatus, message?: string): Promise<void> {
@@ -276,16 +282,19 @@ class GuestAgent implements Guest {
     const tlsDue = this.tls !== this.tlsReported || Date.now() - this.tlsReportedAt >= usageIntervalMs;
     const tls = tlsDue ? this.tls : undefined;
     try {
+      const usage = await this.volumeUsage(status);
       await this.conductor.heartbeat(
         {
           instanceId: this.instanceId,
           status,
           ...(message === undefined ? {} : { message }),
-          ...(await this.volumeUsage(status)),
+          ...usage,
           ...(tls === undefined ? {} : { tls }),
         },
         { requestId: `req-${randomUUID()}`, instanceId: this.instanceId },
       );
+      // a usage that never left is sent again with the next HEALTHY beat, not minutes later
+      if (usage.volumeUsedBytes !== undefined) this.usageReportedAt = Date.now();
       if (tls !== undefined) {
         this.tlsReported = tls;
         this.tlsReportedAt = Date.now();

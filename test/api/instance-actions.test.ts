@@ -16,7 +16,7 @@ let bob: Session;
 const versions: Record<'pg15' | 'pg16' | 'redis', string> = { pg15: '', pg16: '', redis: '' };
 
 before(async () => {
-  h = await startHarness({ guestCallTimeoutMs: 100 });
+  h = await startHarness();
   admin = await adminSession(h.app);
   alice = await memberSession(h, 'alice');
   bob = await memberSession(h, 'bob');

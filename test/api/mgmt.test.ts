@@ -22,7 +22,7 @@ let gone: string;
 
 const gb = 1024 ** 3;
 
-async function insertInstance(options: { task?: TaskStatusName; address?: string; deleted?: boolean; createdAt?: Date }) {
+async function insertInstance(options: { task?: TaskStatusName; address?: string; deleted?: boolean; createdAt?: Date; usedBytes?: number }) {
   const id = newUuid();
   const createdAt = options.createdAt ?? new Date();
   await h.store.instances.create({
@@ -41,24 +41,30 @@ async function insertInstance(options: { task?: TaskStatusName; address?: string
   });
   if (options.address !== undefined) await h.store.instances.update(id, { host: 'host-a', address: options.address, port: 5432 });
   await h.store.serviceStatuses.set({ instanceId: id, status: options.task === 'BUILDING' ? 'NEW' : 'HEALTHY', updatedAt: new Date() });
+  if (options.usedBytes !== undefined) {
+    await h.store.serviceStatuses.report(id, { volumeUsage: { usedBytes: options.usedBytes, measuredAt: new Date() } });
+  }
   if (options.deleted === true) await h.store.instances.markDeleted(id, new Date('2026-03-04T05:06:07.890Z'));
   return id;
 }
 
 before(async () => {
-  h = await startHarness({ guestCallTimeoutMs: 300 });
+  h = await startHarness();
   admin = await adminSession(h.app);
   member = await memberSession(h, 'mgmt');
   seeded = await seedDatastores(h.store);
-  placed = await insertInstance({ address: '127.96.0.5', createdAt: new Date('2026-01-02T00:00:00Z') });
+  placed = await insertInstance({ address: '127.96.0.5', createdAt: new Date('2026-01-02T00:00:00Z'), usedBytes: 0.25 * gb });
   building = await insertInstance({ task: 'BUILDING', createdAt: new Date('2026-01-03T00:00:00Z') });
-  gone = await insertInstance({ address: '127.96.0.6', deleted: true, createdAt: new Date('2026-01-01T00:00:00Z') });
+  gone = await insertInstance({ address: '127.96.0.6', deleted: true, createdAt: new Date('2026-01-01T00:00:00Z'), usedBytes: gb });
   guest = await serveRpc(
     h.transport,
     guestContract,
     guestTopic(placed),
     fakeGuestHandlers({
-      getFilesystemStats: async () => ({ totalBytes: 2 * gb, usedBytes: 0.25 * gb }),
+      getFilesystemStats: async () => {
+        guestCalls.push({ method: 'getFilesystemStats', context: { requestId: 'not-expected' } });
+        return { totalBytes: 2 * gb, usedBytes: gb };
+      },
       stopDb: async (_args, meta) => {
         guestCalls.push({ method: 'stopDb', context: meta.context });
         return {};
@@ -127,7 +133,8 @@ describe('GET /mgmt/instances', () => {
 });
 
 describe('GET /mgmt/instances/{id}', () => {
-  test('adds server addresses, the volume with the guest\'s figures, guest_status; root_enabled once root was enabled', async () => {
+  test('adds server addresses, the volume with the usage its heartbeats reported (no guest asked), guest_status; root_enabled once root was enabled', async () => {
+    const callsBefore = guestCalls.length;
     const before = json(await call(admin, 'GET', `/mgmt/instances/${placed}`)).instance;
     assert.equal(before.root_enabled, undefined);
     assert.equal(before.root_enabled_by, undefined);
@@ -144,6 +151,9 @@ describe('GET /mgmt/instances/{id}', () => {
     });
     assert.deepEqual(before.guest_status, { state_description: 'healthy' });
     assert.equal(before.tenant_id, member.projectId);
+    assert.equal(guestCalls.length, callsBefore, 'the guest was not asked');
+    const listed = json(await call(admin, 'GET', `/mgmt/instances?project_id=${member.projectId}`)).instances;
+    assert.equal(listed.find((i: { id: string }) => i.id === placed).volume.used, 0.25);
 
     const enabledAt = new Date('2026-02-03T04:05:06.700Z');
     await h.store.rootHistory.record({ instanceId: placed, userId: 'user-who-did-it', createdAt: enabledAt });
@@ -152,7 +162,7 @@ describe('GET /mgmt/instances/{id}', () => {
     assert.equal(after.root_enabled_by, 'user-who-did-it');
   });
 
-  test('without an answering guest the volume figures are null; a building instance has no server', async () => {
+  test('before any usage report the volume figures are null; a building instance has no server', async () => {
     const view = json(await call(admin, 'GET', `/mgmt/instances/${building}`)).instance;
     assert.equal(view.server, null);
     assert.equal(view.volume.used, null);
@@ -170,6 +180,9 @@ describe('GET /mgmt/instances/{id}', () => {
     assert.equal(res.statusCode, 200);
     assert.equal(json(res).instance.deleted, true);
     assert.equal(json(res).instance.volume.status, 'deleted');
+    // its usage was reported before the delete, and went with it
+    assert.equal(json(res).instance.volume.used, null);
+    assert.equal(json(res).instance.volume.total, null);
   });
 });
 

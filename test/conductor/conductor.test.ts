@@ -244,3 +244,77 @@ test('a guest repeating the same failure leaves one fault, a new failure another
   assert.notEqual(second?.id, first?.id);
   assert.equal(second?.message, 'could not start: disk full');
 });
+
+test('a heartbeat carrying volume usage is kept with the status, measured when it was sent; beats without it keep it', async () => {
+  await makeInstance('i-usage');
+  const beat = (sentAt: number, status: string, volumeUsedBytes?: number): BusMessage => {
+    const message = heartbeatAt('i-usage', status, sentAt);
+    return { ...message, args: { ...(message.args as object), ...(volumeUsedBytes === undefined ? {} : { volumeUsedBytes }) } };
+  };
+  const sentAt = Date.now() - 5_000; // it waited in a queue
+  await transport.cast(conductorTopic, beat(sentAt, 'HEALTHY', 123_456_789_012));
+  const stored = await eventually('the usage', () => store.serviceStatuses.get('i-usage'), (s) => s?.volumeUsage !== undefined);
+  assert.deepEqual(stored?.volumeUsage, { usedBytes: 123_456_789_012, measuredAt: new Date(Math.floor(sentAt)) });
+  assert.equal(stored?.status, 'HEALTHY');
+
+  await transport.cast(conductorTopic, beat(sentAt + 10, 'SHUTDOWN'));
+  const later = await eventually('SHUTDOWN', () => store.serviceStatuses.get('i-usage'), (s) => s?.status === 'SHUTDOWN');
+  assert.deepEqual(later?.volumeUsage, stored?.volumeUsage, 'a beat without usage leaves the last measurement');
+
+  // a late beat is dropped whole: its older measurement does not replace the newer one
+  await transport.cast(conductorTopic, beat(sentAt + 20, 'HEALTHY', 2048));
+  await eventually('the newer usage', () => store.serviceStatuses.get('i-usage'), (s) => s?.volumeUsage?.usedBytes === 2048);
+  await transport.cast(conductorTopic, beat(sentAt + 15, 'HEALTHY', 1024));
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal((await store.serviceStatuses.get('i-usage'))?.volumeUsage?.usedBytes, 2048);
+});
+
+test("a measurement stamped ahead of the conductor's clock is kept as measured now", async () => {
+  await makeInstance('i-ahead');
+  const handle = heartbeatHandler(store, silentLogger());
+  const before = Date.now();
+  await handle({ instanceId: 'i-ahead', status: 'HEALTHY', volumeUsedBytes: 10 }, { context: { requestId: 'r' }, sentAt: before + 3_600_000 });
+  const measuredAt = (await store.serviceStatuses.get('i-ahead'))?.volumeUsage?.measuredAt.getTime() ?? 0;
+  assert.ok(measuredAt >= before && measuredAt <= Date.now(), `measured at ${new Date(measuredAt).toISOString()}`);
+});
+
+test("the engine's health detail: a failure's message, kept while the same failure repeats without it, cleared once healthy", async () => {
+  await makeInstance('i-health');
+  const handle = heartbeatHandler(store, silentLogger());
+  const meta = (sentAt: number) => ({ context: { requestId: 'req-health' }, sentAt });
+  const t0 = Date.now();
+  await handle({ instanceId: 'i-health', status: 'HEALTHY' }, meta(t0));
+  assert.equal((await store.serviceStatuses.get('i-health'))?.healthDetail, undefined);
+  const failure = 'PostgreSQL exited (code 1) while starting: Address already in use.\nFATAL:  could not bind';
+  await handle({ instanceId: 'i-health', status: 'CRASHED', message: failure }, meta(t0 + 1));
+  assert.equal((await store.serviceStatuses.get('i-health'))?.healthDetail, failure);
+  // the guest reports a restart failing the same way again without repeating the message
+  await handle({ instanceId: 'i-health', status: 'CRASHED' }, meta(t0 + 2));
+  assert.equal((await store.serviceStatuses.get('i-health'))?.healthDetail, failure);
+  await handle({ instanceId: 'i-health', status: 'HEALTHY' }, meta(t0 + 3));
+  assert.equal((await store.serviceStatuses.get('i-health'))?.healthDetail, undefined);
+});
+
+test('usage and health are kept while the status waits for a restart (RESTART_REQUIRED stays)', async () => {
+  await makeInstance('i-pending');
+  await store.serviceStatuses.set({ instanceId: 'i-pending', status: 'RESTART_REQUIRED', updatedAt: new Date() });
+  const handle = heartbeatHandler(store, silentLogger());
+  await handle({ instanceId: 'i-pending', status: 'HEALTHY', volumeUsedBytes: 4096 }, { context: { requestId: 'r' }, sentAt: Date.now() });
+  const stored = await store.serviceStatuses.get('i-pending');
+  assert.equal(stored?.status, 'RESTART_REQUIRED');
+  assert.equal(stored?.volumeUsage?.usedBytes, 4096);
+});
+
+test("a deleted instance's usage goes with it, and a heartbeat arriving after the delete does not bring it back", async () => {
+  await makeInstance('i-deleted');
+  const handle = heartbeatHandler(store, silentLogger());
+  const t0 = Date.now();
+  await handle({ instanceId: 'i-deleted', status: 'CRASHED', message: 'disk full', volumeUsedBytes: 4096 }, { context: { requestId: 'r' }, sentAt: t0 });
+  assert.equal((await store.serviceStatuses.get('i-deleted'))?.volumeUsage?.usedBytes, 4096);
+  await store.instances.markDeleted('i-deleted', new Date());
+  const cleared = await store.serviceStatuses.get('i-deleted');
+  assert.equal(cleared?.volumeUsage, undefined);
+  assert.equal(cleared?.healthDetail, undefined);
+  await handle({ instanceId: 'i-deleted', status: 'HEALTHY', volumeUsedBytes: 8192 }, { context: { requestId: 'r' }, sentAt: t0 + 1 });
+  assert.equal((await store.serviceStatuses.get('i-deleted'))?.volumeUsage, undefined);
+});

@@ -140,6 +140,27 @@ describe('openStateStore on SQLite specifics', () => {
     }
   });
 
+  it('upgrading a 0007 database keeps its service statuses, with nothing reported until the next heartbeat', async () => {
+    const upgraded = await freshFile();
+    try {
+      const path = join(upgraded.dir, 'state.db');
+      const raw = new BetterSqlite3(path);
+      const old = new Kysely<any>({ dialect: new SqliteDialect({ database: raw }) });
+      const migrated = await new Migrator({ db: old, provider: { getMigrations: async () => migrations } }).migrateTo('0007-configuration-groups');
+      assert.equal(migrated.error, undefined);
+      await old.insertInto('service_statuses').values({ instance_id: 'i-old', status: 'HEALTHY', updated_at: '2026-01-01T00:00:00.000Z' }).execute();
+      await old.destroy();
+      const store = await openStateStore(`sqlite:${path}`);
+      try {
+        assert.deepEqual(await store.serviceStatuses.get('i-old'), { instanceId: 'i-old', status: 'HEALTHY', updatedAt: new Date('2026-01-01T00:00:00.000Z') });
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await upgraded.drop();
+    }
+  });
+
   it('opens an in-memory database', async () => {
     const store = await openStateStore('sqlite::memory:');
     try {

@@ -643,6 +643,53 @@ export function stateStoreSuite(
         assert.deepEqual(await store.serviceStatuses.get(id), { instanceId: id, status: 'HEALTHY', updatedAt: at.leapDay });
       });
 
+      it('report keeps volume usage (past 2^32 bytes, time to the millisecond) and health detail beside the status; set leaves them', async () => {
+        const live = instance();
+        await store.instances.create(live);
+        const id = live.id;
+        await store.serviceStatuses.report(id, { volumeUsage: { usedBytes: 5, measuredAt: at.oneMs } });
+        assert.equal(await store.serviceStatuses.get(id), undefined, 'no status row, nothing written');
+        await store.serviceStatuses.set({ instanceId: id, status: 'HEALTHY', updatedAt: at.oneMs });
+        const usage = { usedBytes: 2 ** 40 + 7, measuredAt: at.leapDay };
+        const detail = `PostgreSQL exited (code 1) while starting.\n${'log line é\n'.repeat(100)}`;
+        await store.serviceStatuses.report(id, { volumeUsage: usage, healthDetail: detail });
+        await store.serviceStatuses.set({ instanceId: id, status: 'CRASHED', updatedAt: at.past2038 });
+        assert.deepEqual(await store.serviceStatuses.get(id), {
+          instanceId: id,
+          status: 'CRASHED',
+          updatedAt: at.past2038,
+          volumeUsage: usage,
+          healthDetail: detail,
+        });
+        await store.serviceStatuses.report(id, { healthDetail: null });
+        await store.serviceStatuses.report(id, {});
+        assert.deepEqual((await store.serviceStatuses.get(id))?.volumeUsage, usage, 'a report without usage keeps it');
+        assert.equal((await store.serviceStatuses.get(id))?.healthDetail, undefined, 'a null health detail clears it');
+        await store.serviceStatuses.report(id, { volumeUsage: { usedBytes: 0, measuredAt: at.oneMs } });
+        assert.deepEqual((await store.serviceStatuses.get(id))?.volumeUsage, { usedBytes: 0, measuredAt: at.oneMs });
+      });
+
+      it("markDeleted clears what the guest reported, keeps the status, and later reports for the deleted instance are not kept", async () => {
+        const gone = instance();
+        await store.instances.create(gone);
+        await store.serviceStatuses.set({ instanceId: gone.id, status: 'HEALTHY', updatedAt: at.oneMs });
+        await store.serviceStatuses.report(gone.id, { volumeUsage: { usedBytes: 1024, measuredAt: at.oneMs }, healthDetail: 'x' });
+        await store.instances.markDeleted(gone.id, at.leapDay);
+        assert.deepEqual(await store.serviceStatuses.get(gone.id), { instanceId: gone.id, status: 'HEALTHY', updatedAt: at.oneMs });
+        await store.serviceStatuses.report(gone.id, { volumeUsage: { usedBytes: 2048, measuredAt: at.leapDay } });
+        assert.equal((await store.serviceStatuses.get(gone.id))?.volumeUsage, undefined);
+        // inside a transaction, as the delete flow does it
+        const other = instance();
+        await store.instances.create(other);
+        await store.serviceStatuses.set({ instanceId: other.id, status: 'HEALTHY', updatedAt: at.oneMs });
+        await store.serviceStatuses.report(other.id, { volumeUsage: { usedBytes: 1024, measuredAt: at.oneMs } });
+        await store.transaction(async (tx) => {
+          await tx.instances.markDeleted(other.id, at.leapDay);
+          await tx.serviceStatuses.set({ instanceId: other.id, status: 'DELETED', updatedAt: at.leapDay });
+        });
+        assert.deepEqual(await store.serviceStatuses.get(other.id), { instanceId: other.id, status: 'DELETED', updatedAt: at.leapDay });
+      });
+
       it('latest returns the newest fault; clear removes them all', async () => {
         const instanceId = uid();
         const older = { id: uid(), instanceId, message: 'disk full', details: 'x'.repeat(70_000), createdAt: at.oneMs };

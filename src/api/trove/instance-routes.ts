@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { createRpcClient, guestContract, guestTopic } from '../../bus/index.js';
 import { requireAuth } from '../auth-context.js';
 import { parseTroveBody } from '../parse-body.js';
 import { enforce } from '../policy.js';
@@ -10,7 +9,7 @@ import { actionPolicy, performInstanceAction } from './instance-actions.js';
 import { createInstanceSchema } from './instance-create-schema.js';
 import { editInstanceSchema, updateInstanceSchema } from './instance-update-schema.js';
 import { InstanceViewLoader } from './instance-view-loader.js';
-import { instanceDetailView, instanceSummaryView, type InstanceViewContext, type InstanceViewData } from './instance-views.js';
+import { instanceDetailView, instanceSummaryView, type InstanceViewContext } from './instance-views.js';
 import { nextPageLink, pageRequest } from './pagination.js';
 import { loadTenantInstance } from './tenant-instance.js';
 import { busContext, viewContext, type TenantParams, type TroveDeps } from './trove-deps.js';
@@ -19,8 +18,6 @@ import { checkOneAttribute, updateInstance } from './update-instance.js';
 // Instances: create, list, list with detail, show, update (PUT/PATCH), actions, delete (reference 2.2).
 
 type InstanceParams = { Params: TenantParams & { instanceId: string } };
-
-const bytesPerGb = 1024 ** 3;
 
 export async function instanceRoutes(app: FastifyInstance, deps: TroveDeps): Promise<void> {
   const { store } = deps;
@@ -33,21 +30,6 @@ export async function instanceRoutes(app: FastifyInstance, deps: TroveDeps): Pro
   });
 
   const loadInstance = (request: FastifyRequest<InstanceParams>, action: string) => loadTenantInstance(store, request, action);
-
-  /** Best effort: a slow or absent guest costs at most guestCallTimeoutMs and hides volume.used. */
-  async function volumeUsedGb(request: FastifyRequest, data: InstanceViewData, status: string): Promise<number | undefined> {
-    if (status !== 'ACTIVE') return undefined;
-    const guest = createRpcClient(deps.transport, guestContract, guestTopic(data.instance.id), {
-      timeoutMs: deps.guestCallTimeoutMs,
-    });
-    try {
-      const stats = await guest.getFilesystemStats({}, busContext(request, data.instance.id));
-      return stats.usedBytes > 0 ? Math.round((stats.usedBytes / bytesPerGb) * 100) / 100 : undefined;
-    } catch (err) {
-      request.log.debug({ err, instanceId: data.instance.id }, 'guest filesystem stats unavailable');
-      return undefined;
-    }
-  }
 
   app.post('/instances', async (request) => {
     const auth = requireAuth(request);
@@ -81,11 +63,9 @@ export async function instanceRoutes(app: FastifyInstance, deps: TroveDeps): Pro
 
   app.get<InstanceParams>('/instances/:instanceId', async (request) => {
     const instance = await loadInstance(request, 'instance:show');
+    // served from the state DB alone: volume.used is what the guest's heartbeats last reported
     const data = await new InstanceViewLoader(store).load(instance);
-    const ctx = instanceContext(request);
-    const view = instanceDetailView(data, ctx);
-    const used = await volumeUsedGb(request, data, view.status);
-    return { instance: used === undefined ? view : instanceDetailView(data, ctx, used) };
+    return { instance: instanceDetailView(data, instanceContext(request)) };
   });
 
   // PUT and PATCH share one policy rule, `instance:update` (reference 2.2).

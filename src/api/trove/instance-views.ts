@@ -86,10 +86,30 @@ function tlsView(instance: InstanceRow) {
   };
 }
 
-export function instanceDetailView(data: InstanceViewData, ctx: InstanceViewContext, volumeUsedGb?: number) {
+const bytesPerGb = 1024 ** 3;
+
+/** bytes as Trove's GB with two decimals */
+export function toGb(bytes: number): number {
+  return Math.round((bytes / bytesPerGb) * 100) / 100;
+}
+
+/**
+ * The volume usage the guest last reported (the conductor keeps it; no guest is asked while a
+ * view is served). An old measurement still shows: usage changes slowly. A deleted instance's
+ * is gone with it.
+ */
+export function reportedVolumeUsedBytes(data: InstanceViewData): number | undefined {
+  const usage = data.service?.volumeUsage;
+  if (usage === undefined || data.instance.deleted) return undefined;
+  return usage.usedBytes;
+}
+
+export function instanceDetailView(data: InstanceViewData, ctx: InstanceViewContext) {
   const { instance, version, service, fault } = data;
   const view = instanceSummaryView(data, ctx);
-  if (volumeUsedGb !== undefined) view.volume.used = volumeUsedGb;
+  const usedBytes = reportedVolumeUsedBytes(data);
+  // Trove shows `used` only when it is known and not zero
+  if (usedBytes !== undefined && usedBytes > 0) view.volume.used = toGb(usedBytes);
   return {
     ...view,
     datastore: { ...view.datastore, version_number: view.datastore.version === null ? null : (version?.version ?? null) },

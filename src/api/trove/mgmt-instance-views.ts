@@ -1,7 +1,7 @@
 import { troveTimestamp } from '../../common/index.js';
 import type { InstanceRow, RootHistoryRow, ServiceStatusName, ServiceStatusRow } from '../../db/index.js';
 import { instanceStatus, serviceApiStatus } from './instance-status.js';
-import { instanceDetailView, type InstanceViewContext, type InstanceViewData } from './instance-views.js';
+import { instanceDetailView, reportedVolumeUsedBytes, toGb, type InstanceViewContext, type InstanceViewData } from './instance-views.js';
 
 // Trove's management instance views (reference 2.15, trove/extensions/mgmt/instances/views.py):
 // the detail view plus what only operators see. Coffer has no Nova server and no Cinder volume:
@@ -54,14 +54,14 @@ export function mgmtInstanceView(data: InstanceViewData, ctx: InstanceViewContex
 
 export interface MgmtDetailExtras {
   rootHistory: RootHistoryRow | undefined;
-  /** the instance directory's filesystem, when the guest answered */
-  volumeStats: { usedGb: number; totalGb: number } | undefined;
 }
 
 export function mgmtInstanceDetailView(data: InstanceViewData, ctx: InstanceViewContext, extras: MgmtDetailExtras) {
   const { instance, service } = data;
   const view = mgmtInstanceView(data, ctx);
-  const { rootHistory, volumeStats } = extras;
+  const { rootHistory } = extras;
+  // as the guest's heartbeats last reported it; null until the first report
+  const usedBytes = reportedVolumeUsedBytes(data);
   return {
     ...view,
     server:
@@ -82,8 +82,8 @@ export function mgmtInstanceDetailView(data: InstanceViewData, ctx: InstanceView
       id: instance.id,
       size: instance.volumeSizeGb,
       status: instance.deleted ? 'deleted' : instance.host === null ? 'creating' : 'in-use',
-      used: volumeStats?.usedGb ?? null,
-      total: volumeStats?.totalGb ?? null,
+      used: usedBytes === undefined ? null : toGb(usedBytes),
+      total: usedBytes === undefined ? null : instance.volumeSizeGb,
     },
     ...(service === undefined ? {} : { guest_status: { state_description: statusDescription[service.status] } }),
   };

@@ -7,16 +7,13 @@ import { requireAuth } from '../auth-context.js';
 import { queryParam } from '../query-param.js';
 import { InstanceViewLoader } from './instance-view-loader.js';
 import type { InstanceViewContext } from './instance-views.js';
-import { mgmtInstanceDetailView, mgmtInstanceView, type MgmtDetailExtras } from './mgmt-instance-views.js';
+import { mgmtInstanceDetailView, mgmtInstanceView } from './mgmt-instance-views.js';
 import { busContext, viewContext, type TenantParams, type TroveDeps } from './trove-deps.js';
 
 // Management of instances across projects (reference 2.15): admins only, and a non-admin gets
 // Trove's 401 before anything else is looked at.
 
 type InstanceParams = { Params: TenantParams & { instanceId: string } };
-
-const bytesPerGb = 1024 ** 3;
-const toGb = (bytes: number) => Math.round((bytes / bytesPerGb) * 100) / 100;
 
 /** Trove reads `deleted` as true, false, or (anything else) both. */
 function deletedFilter(request: FastifyRequest): boolean | undefined {
@@ -67,21 +64,6 @@ export async function mgmtRoutes(app: FastifyInstance, deps: TroveDeps): Promise
     return instance;
   }
 
-  /** Best effort, as the instance show: an absent guest costs at most guestCallTimeoutMs. */
-  async function volumeStats(request: FastifyRequest, instance: InstanceRow, status: string): Promise<MgmtDetailExtras['volumeStats']> {
-    if (status !== 'ACTIVE') return undefined;
-    const guest = createRpcClient(deps.transport, guestContract, guestTopic(instance.id), {
-      timeoutMs: deps.guestCallTimeoutMs,
-    });
-    try {
-      const stats = await guest.getFilesystemStats({}, busContext(request, instance.id));
-      return { usedGb: toGb(stats.usedBytes), totalGb: toGb(stats.totalBytes) };
-    } catch (err) {
-      request.log.debug({ err, instanceId: instance.id }, 'guest filesystem stats unavailable');
-      return undefined;
-    }
-  }
-
   app.get('/mgmt/instances', async (request) => {
     const ctx = adminContext(request);
     const projectId = queryParam(request.query, 'project_id');
@@ -97,13 +79,8 @@ export async function mgmtRoutes(app: FastifyInstance, deps: TroveDeps): Promise
   app.get<InstanceParams>('/mgmt/instances/:instanceId', async (request) => {
     const ctx = adminContext(request);
     const instance = await loadInstance(request.params.instanceId, deletedFilter(request) === true);
-    const data = await new InstanceViewLoader(store).load(instance);
-    const status = mgmtInstanceView(data, ctx).status;
-    const [rootHistory, stats] = await Promise.all([
-      store.rootHistory.get(instance.id),
-      volumeStats(request, instance, status),
-    ]);
-    return { instance: mgmtInstanceDetailView(data, ctx, { rootHistory, volumeStats: stats }) };
+    const [data, rootHistory] = await Promise.all([new InstanceViewLoader(store).load(instance), store.rootHistory.get(instance.id)]);
+    return { instance: mgmtInstanceDetailView(data, ctx, { rootHistory }) };
   });
 
   app.get<InstanceParams>('/mgmt/instances/:instanceId/root', async (request) => {

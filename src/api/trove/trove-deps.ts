@@ -19,8 +19,6 @@ export interface TroveDeps {
   region: string;
   maxVolumeSizeGb: number;
   heartbeatExpirySeconds: number;
-  /** how long GET /instances/{id} waits for the guest's filesystem stats */
-  guestCallTimeoutMs: number;
   /** hard limits of projects without their own (Trove's max_*_per_tenant) */
   quotaDefaults: QuotaLimits;
   /** undefined when rate limiting is off */

@@ -58,7 +58,7 @@ export const conductorContract = defineService('conductor', '1.1', {
     z.object({
       instanceId: z.string(),
       status: guestServiceStatus,
-      /** bytes used in the instance's volume, when known */
+      /** bytes used in the instance's volume: with the first HEALTHY beat, then every few minutes; the views show what the conductor kept */
       volumeUsedBytes: z.number().int().nonnegative().optional(),
       /** what went wrong, with FAILED or CRASHED: becomes the instance's fault message */
       message: z.string().max(1000).optional(),
