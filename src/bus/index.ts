@@ -14,6 +14,7 @@ export type {
   BusMessage,
   BusReply,
   Delivery,
+  EventHandler,
   MessageHandler,
   MessageSeal,
   RequestContext,
