@@ -14,7 +14,8 @@ import type { Logger } from '../common/index.js';
 import type { DatastoreVersionRow, FlavorRow, InstanceRow, StateStore } from '../db/index.js';
 import { contractMismatch, unservedContracts } from './agent-contracts.js';
 import { overridesOf } from './configuration-overrides.js';
-import { retryTransient } from './flow-support.js';
+import { engineFailed, engineState, retryTransient } from './flow-support.js';
+import type { InstanceWaiter } from './instance-waiter.js';
 import type { TaskHandle } from './task-runner.js';
 
 
@@ -30,11 +31,9 @@ export interface InstanceFlowDeps {
   noHostWaitMs: number;
   /** a prepare with no sign of life from the guest after this long is sent again */
   prepareResendMs: number;
-  /** how often the service status is read while waiting for the guest */
-  statusPollMs: number;
+  /** wakes a waiting flow on the conductor's status events */
+  waiter: InstanceWaiter;
 }
-
-const readyStatuses = new Set(['HEALTHY', 'RUNNING']);
 
 /**
  * create_instance: place the instance on an agent (directory, address, guest), ask its guest to
@@ -183,36 +182,25 @@ async function waitUntilReady(
   deadline: number,
 ): Promise<void> {
   const { store } = deps;
-  let lastSent = Date.now();
-  let lastInstanceCheck = 0;
   for (;;) {
-    handle.signal.throwIfAborted();
-    // The status row is polled often, as it is what tells an instance is ready (a short poll is
-    // most of the latency Coffer adds to a create); the instance row only now and then.
-    if (Date.now() - lastInstanceCheck > 1000) {
-      const current = await store.instances.get(instance.id);
-      if (current === undefined || current.taskStatus !== 'BUILDING') return;
-      lastInstanceCheck = Date.now();
-    }
-    const status = await store.serviceStatuses.get(instance.id);
-    if (status !== undefined && readyStatuses.has(status.status)) {
+    // Casts are durable, so a prepare is only lost with a whole in-process deployment; a guest
+    // that never said a word gets it again (prepare is idempotent) each resend interval.
+    const resendAt = Math.min(deadline, Date.now() + deps.prepareResendMs);
+    const state = await deps.waiter.waitFor([instance.id], ([row]) => engineState(row!, 'BUILDING'), {
+      timeoutMs: Math.max(0, resendAt - Date.now()),
+      signal: handle.signal,
+    });
+    if (state === 'left') return;
+    if (state === 'ready') {
       await store.instances.update(instance.id, { taskStatus: 'NONE', taskDescription: 'No tasks for the instance.', taskStartTime: null });
       return;
     }
-    if (status?.status === 'FAILED') {
-      const fault = await store.faults.latest(instance.id);
-      throw new CofferError('TaskFailed', fault?.message ?? 'The database engine failed to start.');
-    }
+    if (state === 'failed') throw await engineFailed(store, instance.id);
     if (Date.now() >= deadline) {
       throw new CofferError('GuestTimeout', 'Build error: the guest did not report a healthy engine in time.');
     }
-    // Casts are durable, so a prepare is only lost with a whole in-process deployment; a guest
-    // that never said a word gets it again (prepare is idempotent).
-    if ((status === undefined || status.status === 'NEW') && Date.now() - lastSent > deps.prepareResendMs) {
-      await sendPrepare(deps, instance, prepare, context);
-      lastSent = Date.now();
-    }
-    await sleep(deps.statusPollMs, handle.signal);
+    const status = await store.serviceStatuses.get(instance.id);
+    if (status === undefined || status.status === 'NEW') await sendPrepare(deps, instance, prepare, context);
   }
 }
 
