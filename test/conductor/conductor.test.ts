@@ -5,6 +5,7 @@ import {
   conductorContract,
   conductorTopic,
   createRpcClient,
+  listenInstanceStatus,
   type BusMessage,
 } from '../../src/bus/index.js';
 import { pino } from 'pino';
@@ -243,4 +244,23 @@ test('a guest repeating the same failure leaves one fault, a new failure another
   const second = await store.faults.latest('i-crash');
   assert.notEqual(second?.id, first?.id);
   assert.equal(second?.message, 'could not start: disk full');
+});
+
+test('a recorded status change is published to every listener; a repeated status is not', async () => {
+  const id = 'i-events';
+  await makeInstance(id);
+  const heard: { first: string[]; second: string[] } = { first: [], second: [] };
+  const first = await listenInstanceStatus(transport, (e) => e.instanceId === id && void heard.first.push(e.status), silentLogger());
+  const second = await listenInstanceStatus(transport, (e) => e.instanceId === id && void heard.second.push(e.status), silentLogger());
+  try {
+    const client = createRpcClient(transport, conductorContract, conductorTopic);
+    for (const status of ['BUILDING', 'BUILDING', 'HEALTHY', 'HEALTHY'] as const) await client.heartbeat({ instanceId: id, status });
+    await eventually('both listeners heard the changes', () => heard, (h) => h.first.length === 2 && h.second.length === 2);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(heard, { first: ['BUILDING', 'HEALTHY'], second: ['BUILDING', 'HEALTHY'] });
+    assert.equal((await store.serviceStatuses.get(id))?.status, 'HEALTHY', 'the event followed the write');
+  } finally {
+    await first.close();
+    await second.close();
+  }
 });
