@@ -15,6 +15,7 @@ import type { DatastoreVersionRow, FlavorRow, InstanceRow, StateStore } from '..
 import { contractMismatch, unservedContracts } from './agent-contracts.js';
 import { overridesOf } from './configuration-overrides.js';
 import { engineFailed, engineState, retryTransient } from './flow-support.js';
+import { runSteps } from './flow-steps.js';
 import type { InstanceWaiter } from './instance-waiter.js';
 import type { TaskHandle } from './task-runner.js';
 
@@ -57,37 +58,41 @@ export function createInstanceFlow(deps: InstanceFlowDeps) {
       const deadline = instance.createdAt.getTime() + deps.buildTimeoutMs;
       const flavor = await store.flavors.get(instance.flavorId);
       if (flavor === undefined) throw new CofferError('FlavorNotFound', `Flavor ${instance.flavorId} no longer exists.`);
-      let step = handle.task.step;
       // A task taken up after the build timeout (no taskmanager ran meanwhile) must not start an
       // engine for an instance it is about to fail.
-      if (step !== 'prepare-sent' && Date.now() >= deadline) {
+      if (handle.task.step !== 'prepare-sent' && Date.now() >= deadline) {
         throw new CofferError('GuestTimeout', 'Build error: no taskmanager took up the instance before the build timeout.');
       }
-      if (step === 'start') {
-        await place(deps, handle, instance, flavor, context, deadline);
-        // Generated once and recorded with the step: a resumed task resends the same password.
-        payload = { ...payload, adminPassword: payload.adminPassword ?? newPassword() };
-        await handle.recordStep('placed', payload);
-        step = 'placed';
-      }
-      const { adminPassword } = payload;
-      if (adminPassword === undefined) {
-        throw new CofferError('Internal', `The create task reached step ${step} without its recorded admin password.`);
-      }
-      const prepare: PrepareInput = {
-        memoryMb: flavor.ramMb,
-        databases: payload.databases,
-        users: payload.users,
-        adminPassword,
-        access: payload.access,
-        // the group's values start with the engine: nothing runs a moment without them
-        overrides: await overridesOf(store, instance),
+      let prepare: PrepareInput | undefined;
+      const prepareInput = async (): Promise<PrepareInput> => {
+        const { adminPassword } = payload;
+        if (adminPassword === undefined) {
+          throw new CofferError('Internal', `The create task reached step ${handle.task.step} without its recorded admin password.`);
+        }
+        prepare ??= {
+          memoryMb: flavor.ramMb,
+          databases: payload.databases,
+          users: payload.users,
+          adminPassword,
+          access: payload.access,
+          // the group's values start with the engine: nothing runs a moment without them
+          overrides: await overridesOf(store, instance),
+        };
+        return prepare;
       };
-      if (step === 'placed') {
-        await sendPrepare(deps, instance, prepare, context);
-        await handle.recordStep('prepare-sent', payload);
-      }
-      await waitUntilReady(deps, handle, instance, prepare, context, deadline);
+      await runSteps(handle, [
+        {
+          name: 'placed',
+          run: async () => {
+            await place(deps, handle, instance, flavor, context, deadline);
+            // Generated once and recorded with the step: a resumed task resends the same password.
+            payload = { ...payload, adminPassword: payload.adminPassword ?? newPassword() };
+          },
+          payload: () => payload,
+        },
+        { name: 'prepare-sent', run: async () => sendPrepare(deps, instance, await prepareInput(), context), payload: () => payload },
+        { name: 'healthy', repeatable: true, run: async () => waitUntilReady(deps, handle, instance, await prepareInput(), context, deadline) },
+      ]);
     } catch (err) {
       if (handle.signal.aborted) throw err;
       await failBuild(deps, handle.signal, instanceId, err);
