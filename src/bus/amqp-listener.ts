@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { Logger } from '../common/index.js';
 import { describe, quietly, type Session } from './amqp-session.js';
@@ -40,7 +41,8 @@ export class AmqpListener implements Subscription {
       if (this.channel === ch) this.channel = undefined;
     });
     await declareExchange(ch, this.topic);
-    const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true });
+    // named under coffer. as every other queue, so a broker user limited to those can listen too
+    const { queue } = await ch.assertQueue(`${exchangeName(this.topic)}.${randomUUID()}`, { exclusive: true, autoDelete: true });
     await ch.bindQueue(queue, exchangeName(this.topic), '');
     await ch.consume(queue, (msg) => this.onMessage(msg), { noAck: true });
     if (this.closed) await quietly(() => ch.close());
