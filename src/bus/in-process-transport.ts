@@ -151,7 +151,7 @@ export class InProcessTransport implements Transport {
     for (const handler of this.listeners.get(topic) ?? []) {
       // after the sender's own code, as over a socket; each listener decodes its own copy
       queueMicrotask(() => {
-        if (this.closed) return;
+        if (this.closed || this.listeners.get(topic)?.has(handler) !== true) return; // closed meanwhile
         handler(decodeMessage(payload)).catch((err: unknown) => this.logger.warn({ err, topic }, 'bus listener threw; the event is dropped'));
       });
     }
