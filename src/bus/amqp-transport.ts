@@ -4,8 +4,9 @@ import type { Channel, ConsumeMessage, Options } from 'amqplib';
 import { CofferError, redactUrl, silentLogger } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import { AmqpConsumer, type ConsumerHost } from './amqp-consumer.js';
+import { AmqpListener, declareExchange, exchangeName } from './amqp-listener.js';
 import { describe, queueName, quietly, type Session } from './amqp-session.js';
-import type { BusMessage, BusReply, MessageHandler, Subscription, Transport } from './transport.js';
+import type { BusMessage, BusReply, EventHandler, MessageHandler, Subscription, Transport } from './transport.js';
 import { callTimeout, checkTopic, decodeReply, encodeMessage, encodeReply, transportClosed } from './wire-format.js';
 
 // AMQP 0-9-1 to RabbitMQ: one durable queue per topic (`coffer.<topic>`, default exchange).
@@ -59,6 +60,7 @@ export class AmqpTransport implements Transport {
   private readonly pending = new Map<string, PendingCall>();
   private readonly waiters = new Set<Waiter>();
   private readonly consumers = new Set<AmqpConsumer>();
+  private readonly listeners = new Set<AmqpListener>();
   private readonly logger: Logger;
   private readonly prefetch: number;
   private readonly reconnectDelayMs: number;
@@ -180,6 +182,51 @@ export class AmqpTransport implements Transport {
     return consumer;
   }
 
+  async publish(topic: string, message: BusMessage): Promise<void> {
+    this.assertOpen();
+    checkTopic(topic);
+    // Best effort: no wait for a lost connection, no confirm, nothing persisted.
+    const session = this.currentSession();
+    if (session === undefined) {
+      this.logger.debug({ topic }, 'no broker connection; a published message is dropped');
+      return;
+    }
+    const key = `exchange ${topic}`; // a space is never in a topic: no clash with queue names
+    let declared = session.declared.get(key);
+    if (declared === undefined) {
+      declared = this.withScratchChannel(session, (ch) => declareExchange(ch, topic));
+      session.declared.set(key, declared);
+      declared.catch(() => session.declared.delete(key));
+    }
+    try {
+      await declared;
+      session.channel.publish(exchangeName(topic), '', Buffer.from(encodeMessage(message)), {
+        contentType: 'application/json',
+        timestamp: Math.floor(message.sentAt / 1000),
+        type: `${message.service}.${message.method}`,
+      });
+    } catch (err) {
+      this.logger.debug({ topic, err: describe(err) }, 'could not publish; the message is dropped');
+    }
+  }
+
+  async listen(topic: string, handler: EventHandler): Promise<Subscription> {
+    this.assertOpen();
+    checkTopic(topic);
+    const session = await this.waitForSession(Date.now() + this.reconnectWaitMs);
+    const listener = new AmqpListener(topic, handler, this.logger, (l) => this.listeners.delete(l));
+    this.listeners.add(listener);
+    try {
+      await listener.start(session);
+    } catch (err) {
+      if (session.alive || this.closed) {
+        await listener.close();
+        throw new CofferError('BusUnavailable', `Cannot listen to ${exchangeName(topic)}: ${describe(err)}`, { cause: err });
+      }
+    }
+    return listener;
+  }
+
   async deleteTopic(topic: string): Promise<void> {
     this.assertOpen();
     checkTopic(topic);
@@ -204,6 +251,8 @@ export class AmqpTransport implements Transport {
     for (const id of [...this.pending.keys()]) this.failCall(id, transportClosed());
     for (const consumer of this.consumers) consumer.dispose();
     this.consumers.clear();
+    for (const listener of this.listeners) listener.dispose();
+    this.listeners.clear();
     await quietly(() => this.opening);
     const session = this.session;
     this.session = undefined;
@@ -332,7 +381,10 @@ export class AmqpTransport implements Transport {
       waiter.resolve(session);
     }
     this.waiters.clear();
-    await Promise.all([...this.consumers].map((consumer) => consumer.restart(session)));
+    await Promise.all([
+      ...[...this.consumers].map((consumer) => consumer.restart(session)),
+      ...[...this.listeners].map((listener) => listener.restart(session)),
+    ]);
   }
 
   private waitForSession(deadline: number): Promise<Session> {

@@ -1,6 +1,6 @@
 import type { Logger } from '../common/index.js';
 import { silentLogger } from '../common/index.js';
-import type { BusMessage, BusReply, MessageHandler, Subscription, Transport } from './transport.js';
+import type { BusMessage, BusReply, EventHandler, MessageHandler, Subscription, Transport } from './transport.js';
 import {
   callTimeout,
   checkTopic,
@@ -58,6 +58,8 @@ interface Topic {
 export class InProcessTransport implements Transport {
   private readonly topics = new Map<string, Topic>();
   private readonly pendingCalls = new Set<PendingCall>();
+  /** published topics: each listener gets every message (AMQP: a fanout exchange) */
+  private readonly listeners = new Map<string, Set<EventHandler>>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly logger: Logger;
   private readonly prefetch: number;
@@ -142,6 +144,37 @@ export class InProcessTransport implements Transport {
     };
   }
 
+  async publish(topic: string, message: BusMessage): Promise<void> {
+    this.assertOpen();
+    checkTopic(topic);
+    const payload = encodeMessage(message);
+    for (const handler of this.listeners.get(topic) ?? []) {
+      // after the sender's own code, as over a socket; each listener decodes its own copy
+      queueMicrotask(() => {
+        if (this.closed || this.listeners.get(topic)?.has(handler) !== true) return; // closed meanwhile
+        handler(decodeMessage(payload)).catch((err: unknown) => this.logger.warn({ err, topic }, 'bus listener threw; the event is dropped'));
+      });
+    }
+  }
+
+  async listen(topic: string, handler: EventHandler): Promise<Subscription> {
+    this.assertOpen();
+    checkTopic(topic);
+    let set = this.listeners.get(topic);
+    if (set === undefined) {
+      set = new Set();
+      this.listeners.set(topic, set);
+    }
+    // a wrapper of its own, so one handler listening twice is two listeners
+    const listener: EventHandler = (message) => handler(message);
+    set.add(listener);
+    return {
+      close: async () => {
+        set.delete(listener);
+      },
+    };
+  }
+
   async deleteTopic(topic: string): Promise<void> {
     this.assertOpen();
     checkTopic(topic);
@@ -167,6 +200,7 @@ export class InProcessTransport implements Transport {
       target.queue.length = 0;
     }
     this.topics.clear();
+    this.listeners.clear();
   }
 
   private assertOpen(): void {

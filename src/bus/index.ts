@@ -14,6 +14,7 @@ export type {
   BusMessage,
   BusReply,
   Delivery,
+  EventHandler,
   MessageHandler,
   MessageSeal,
   RequestContext,
@@ -35,6 +36,7 @@ export { defaultMaxCastAttempts, serveRpc } from './rpc-server.js';
 export * from './contracts/agent.js';
 export * from './contracts/conductor.js';
 export * from './contracts/guest.js';
+export * from './contracts/instance-status.js';
 export * from './contracts/taskmanager.js';
 export type { InProcessTransportOptions } from './in-process-transport.js';
 export { InProcessTransport } from './in-process-transport.js';

@@ -4,7 +4,7 @@ import type { BusKey } from './bus-key.js';
 import { LogThrottle } from './log-throttle.js';
 import { checkSeal, sealMessage } from './message-seal.js';
 import { ReplayGuard } from './replay-guard.js';
-import type { BusMessage, BusReply, Delivery, MessageHandler, Subscription, Transport } from './transport.js';
+import type { BusMessage, BusReply, Delivery, EventHandler, MessageHandler, Subscription, Transport } from './transport.js';
 
 // Every message this transport sends is signed for its topic, and every message it delivers to a
 // handler has been checked: signed with our key, for this topic, sent within the window, and not
@@ -83,6 +83,25 @@ export class SignedTransport implements Transport {
     return this.inner.subscribe(topic, (message, delivery) => this.deliver(topic, handler, message, delivery));
   }
 
+  publish(topic: string, message: BusMessage): Promise<void> {
+    return this.inner.publish(topic, sealMessage(this.key, topic, message));
+  }
+
+  listen(topic: string, handler: EventHandler): Promise<Subscription> {
+    // Every listener gets the same message id: each keeps its own record of what it took.
+    const guard = new ReplayGuard(this.maxAgeMs + this.maxSkewMs);
+    return this.inner.listen(topic, async (message) => {
+      const admitted = this.admit(topic, message, false, guard);
+      if (typeof admitted !== 'string') return;
+      const { seal: _seal, ...unsealed } = message;
+      try {
+        await handler(unsealed);
+      } finally {
+        guard.settled(admitted);
+      }
+    });
+  }
+
   deleteTopic(topic: string): Promise<void> {
     return this.inner.deleteTopic(topic);
   }
@@ -92,6 +111,23 @@ export class SignedTransport implements Transport {
   }
 
   private async deliver(topic: string, handler: MessageHandler, message: BusMessage, delivery: Delivery): Promise<BusReply> {
+    const admitted = this.admit(topic, message, delivery.redelivered, this.guard);
+    if (typeof admitted !== 'string') return admitted;
+    const id = admitted;
+    const { seal: _seal, ...unsealed } = message;
+    let reply: BusReply;
+    try {
+      reply = await handler(unsealed, delivery);
+    } catch (err) {
+      this.guard.released(id);
+      throw err;
+    }
+    this.guard.settled(id);
+    return reply;
+  }
+
+  /** The message's id when it may be handled; otherwise the refusal to answer with. */
+  private admit(topic: string, message: BusMessage, redelivered: boolean, guard: ReplayGuard): string | BusReply {
     const check = checkSeal(this.key, topic, message);
     if (!check.ok) return this.refuse(check.reason, check.detail, topic, message);
     const now = Date.now();
@@ -101,23 +137,14 @@ export class SignedTransport implements Transport {
     if (message.sentAt > now + this.maxSkewMs) {
       return this.refuse('from-the-future', `sent ${Math.round((message.sentAt - now) / 1000)} s ahead of this host's clock`, topic, message);
     }
-    const admission = this.guard.admit(check.id, delivery.redelivered, now);
+    const admission = guard.admit(check.id, redelivered, now);
     if (admission === 'replay') return this.refuse('replay', `message ${check.id} was taken before`, topic, message);
     if (admission === 'already-handled') {
       // The broker lost our acknowledgement of a message we handled: nothing hostile.
       this.logger.info({ topic, messageId: check.id, method: `${message.service}.${message.method}` }, 'dropped a redelivered bus message already handled');
       return refused('already-handled');
     }
-    const { seal: _seal, ...unsealed } = message;
-    let reply: BusReply;
-    try {
-      reply = await handler(unsealed, delivery);
-    } catch (err) {
-      this.guard.released(check.id);
-      throw err;
-    }
-    this.guard.settled(check.id);
-    return reply;
+    return check.id;
   }
 
   private refuse(reason: Refusal, detail: string, topic: string, message: BusMessage): BusReply {

@@ -52,6 +52,9 @@ export type BusReply = { ok: true; result: unknown } | { ok: false; error: WireE
 
 export type MessageHandler = (message: BusMessage, delivery: Delivery) => Promise<BusReply>;
 
+/** Takes one published message; nothing is acknowledged or answered. */
+export type EventHandler = (message: BusMessage) => Promise<void>;
+
 export interface Subscription {
   /** stop consuming; messages not yet taken stay queued for other consumers */
   close(): Promise<void>;
@@ -75,6 +78,14 @@ export interface Transport {
    * the message to be redelivered (handlers must be idempotent).
    */
   subscribe(topic: string, handler: MessageHandler): Promise<Subscription>;
+  /**
+   * Broadcast, best effort: every listener of `topic` at that moment gets its own copy. Nothing is
+   * kept for a listener that is away or comes later, and a broker drop may lose a message, so
+   * what is published is a hint that the receiver can also learn some slower way.
+   */
+  publish(topic: string, message: BusMessage): Promise<void>;
+  /** Listens to what is published on `topic`: unlike subscribe, every listener gets every message. */
+  listen(topic: string, handler: EventHandler): Promise<Subscription>;
   /** drop a topic and whatever waits in it (a deleted instance's guest topic) */
   deleteTopic(topic: string): Promise<void>;
   close(): Promise<void>;

@@ -3,6 +3,7 @@ import { LogThrottle, type conductorContract, type MessageMeta } from '../bus/in
 import { newUuid } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import type { GuestReport, InstanceTls, ServiceStatusRow, StateStore } from '../db/index.js';
+import type { StatusChange } from './instance-status-publisher.js';
 
 type Heartbeat = z.output<typeof conductorContract.methods.heartbeat.input>;
 
@@ -46,7 +47,7 @@ function healthDetail(beat: Heartbeat): string | null | undefined {
  * can arrive late or twice (redelivery, competing conductors): one older than the newest seen for
  * the instance is dropped, as Trove's conductor does with its `sent` stamp.
  */
-export function heartbeatHandler(store: StateStore, logger: Logger) {
+export function heartbeatHandler(store: StateStore, logger: Logger, onStatusChange: (change: StatusChange) => void = () => {}) {
   // Queue names are global on a vhost: a second deployment there shows up as a stream of
   // heartbeats from instances this state database never had. One line a minute says so.
   const strangers = new LogThrottle(60_000);
@@ -69,6 +70,7 @@ export function heartbeatHandler(store: StateStore, logger: Logger) {
       // kept even while the status waits for a restart: views read usage from here, not the guest
       await tx.serviceStatuses.report(beat.instanceId, guestReport(beat, meta, now, current));
       if (current?.status === 'RESTART_REQUIRED') return 'kept';
+      const changed = current?.status !== beat.status;
       if ((beat.status === 'FAILED' || beat.status === 'CRASHED') && beat.message !== undefined) {
         // A guest that keeps failing the same way says so on every beat: one fault row is enough.
         const latest = current?.status === beat.status ? await tx.faults.latest(beat.instanceId) : undefined;
@@ -83,8 +85,9 @@ export function heartbeatHandler(store: StateStore, logger: Logger) {
           });
         }
       }
-      return 'written';
+      return changed ? 'changed' : 'written';
     });
+    if (outcome === 'changed') onStatusChange({ instanceId: beat.instanceId, status: beat.status, at: now, requestId: meta.context.requestId });
     if (outcome === 'stale') logger.debug({ instanceId: beat.instanceId }, 'stale heartbeat dropped');
     if (outcome === 'unknown') {
       if ((await store.instances.get(beat.instanceId, { includeDeleted: true })) !== undefined) {

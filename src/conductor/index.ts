@@ -8,6 +8,7 @@ import type { Logger } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
 import { agentHeartbeatHandler } from './agent-heartbeat-handler.js';
 import { heartbeatHandler } from './heartbeat-handler.js';
+import { instanceStatusPublisher } from './instance-status-publisher.js';
 
 export interface ConductorOptions {
   store: StateStore;
@@ -25,7 +26,10 @@ export async function startConductor(options: ConductorOptions): Promise<Conduct
     transport,
     conductorContract,
     conductorTopic,
-    { heartbeat: heartbeatHandler(store, logger), agentHeartbeat: agentHeartbeatHandler(store, logger) },
+    {
+      heartbeat: heartbeatHandler(store, logger, instanceStatusPublisher(transport, logger)),
+      agentHeartbeat: agentHeartbeatHandler(store, logger),
+    },
     logger,
   );
   return { stop: () => subscription.close() };

@@ -1,7 +1,8 @@
 import { createRpcClient, guestContract, guestTopic, type RequestContext, type RpcClient, type Transport } from '../bus/index.js';
 import { CofferError, newUuid, sleep, type Logger } from '../common/index.js';
 import type { InstancePatch, InstanceRow, StateStore, TaskStatusName } from '../db/index.js';
-import { retryTransient } from './flow-support.js';
+import { engineFailed, engineState, retryTransient } from './flow-support.js';
+import type { InstanceWaiter } from './instance-waiter.js';
 import type { TaskHandle } from './task-runner.js';
 
 // What the flows of instance actions (restart, resize, access) share. Each action owns the
@@ -17,8 +18,8 @@ export interface ActionFlowDeps {
   actionTimeoutMs: number;
   /** how long a restarted engine has to report itself healthy */
   healthyWaitMs: number;
-  /** how often the service status is read while waiting for the guest */
-  statusPollMs: number;
+  /** wakes a waiting flow on the conductor's status events */
+  waiter: InstanceWaiter;
 }
 
 export const noTask: InstancePatch = { taskStatus: 'NONE', taskDescription: 'No tasks for the instance.', taskStartTime: null };
@@ -93,34 +94,21 @@ export async function endAction(
   }
 }
 
-const readyStatuses = new Set(['HEALTHY', 'RUNNING']);
-
 /**
  * Waits until the conductor has recorded a healthy heartbeat. False when the instance left
  * `expected` meanwhile (reset or deleted): then there is nothing left to wait for.
  */
 export async function waitUntilHealthy(deps: ActionFlowDeps, handle: TaskHandle, expected: TaskStatusName): Promise<boolean> {
   const instanceId = handle.task.instanceId;
-  const deadline = Date.now() + deps.healthyWaitMs;
-  let lastInstanceCheck = 0;
-  for (;;) {
-    handle.signal.throwIfAborted();
-    if (Date.now() - lastInstanceCheck > 1000) {
-      const current = await deps.store.instances.get(instanceId);
-      if (current === undefined || current.taskStatus !== expected) return false;
-      lastInstanceCheck = Date.now();
-    }
-    const status = await deps.store.serviceStatuses.get(instanceId);
-    if (status !== undefined && readyStatuses.has(status.status)) return true;
-    if (status?.status === 'FAILED') {
-      const fault = await deps.store.faults.latest(instanceId);
-      throw new CofferError('TaskFailed', fault?.message ?? 'The database engine failed to start.');
-    }
-    if (Date.now() >= deadline) {
-      throw new CofferError('GuestTimeout', `The engine did not report itself healthy within ${Math.round(deps.healthyWaitMs / 1000)} s.`);
-    }
-    await sleep(deps.statusPollMs, handle.signal);
+  const state = await deps.waiter.waitFor([instanceId], ([row]) => engineState(row!, expected), {
+    timeoutMs: deps.healthyWaitMs,
+    signal: handle.signal,
+  });
+  if (state === 'failed') throw await engineFailed(deps.store, instanceId);
+  if (state === undefined) {
+    throw new CofferError('GuestTimeout', `The engine did not report itself healthy within ${Math.round(deps.healthyWaitMs / 1000)} s.`);
   }
+  return state === 'ready';
 }
 
 export function messageOf(err: unknown): string {

@@ -3,6 +3,7 @@ import { CofferError } from '../common/index.js';
 import type { InstancePatch } from '../db/index.js';
 import { type ActionFlowDeps, callGuest, endAction, messageOf, resumed, startAction } from './action-flow-support.js';
 import { overridesOf } from './configuration-overrides.js';
+import { runSteps } from './flow-steps.js';
 import type { TaskHandle } from './task-runner.js';
 
 /**
@@ -22,18 +23,30 @@ export function applyConfigurationFlow(deps: ActionFlowDeps) {
     const resume = parsed.data?.resumeTask ?? 'NONE';
     try {
       if (!parsed.success) throw new CofferError('Internal', 'The configuration task has no readable payload.');
-      let pending = parsed.data.pendingRestart ?? [];
-      if (handle.task.step === 'start') {
-        const overrides = await overridesOf(deps.store, instance);
-        log.info({ configurationId: instance.configurationId, parameters: Object.keys(overrides) }, 'applying configuration overrides');
-        const outcome = await callGuest(deps, handle, 'applyConfiguration', log, () => guest.applyConfiguration({ overrides }, context));
-        pending = outcome.pendingRestart;
-        await handle.recordStep('applied', { ...parsed.data, pendingRestart: pending });
-      }
-      // A restart asked for before this apply is still owed: the engine was not restarted since.
-      const restart = pending.length > 0 || resume === 'RESTART_REQUIRED';
-      await endAction(deps, handle, 'UPDATING', resumed(restart ? 'RESTART_REQUIRED' : 'NONE'));
-      log.info({ pendingRestart: pending }, 'configuration applied');
+      const recorded = parsed.data;
+      let pending = recorded.pendingRestart ?? [];
+      await runSteps(handle, [
+        {
+          name: 'applied',
+          run: async () => {
+            const overrides = await overridesOf(deps.store, instance);
+            log.info({ configurationId: instance.configurationId, parameters: Object.keys(overrides) }, 'applying configuration overrides');
+            const outcome = await callGuest(deps, handle, 'applyConfiguration', log, () => guest.applyConfiguration({ overrides }, context));
+            pending = outcome.pendingRestart;
+          },
+          payload: () => ({ ...recorded, pendingRestart: pending }),
+        },
+        {
+          name: 'ended',
+          repeatable: true,
+          run: async () => {
+            // A restart asked for before this apply is still owed: the engine was not restarted since.
+            const restart = pending.length > 0 || resume === 'RESTART_REQUIRED';
+            await endAction(deps, handle, 'UPDATING', resumed(restart ? 'RESTART_REQUIRED' : 'NONE'));
+            log.info({ pendingRestart: pending }, 'configuration applied');
+          },
+        },
+      ]);
     } catch (err) {
       if (handle.signal.aborted) throw err;
       log.error({ err }, 'applying the configuration failed');

@@ -14,7 +14,9 @@ import type { Logger } from '../common/index.js';
 import type { DatastoreVersionRow, FlavorRow, InstanceRow, StateStore } from '../db/index.js';
 import { contractMismatch, unservedContracts } from './agent-contracts.js';
 import { overridesOf } from './configuration-overrides.js';
-import { retryTransient } from './flow-support.js';
+import { engineFailed, engineState, retryTransient } from './flow-support.js';
+import { runSteps } from './flow-steps.js';
+import type { InstanceWaiter } from './instance-waiter.js';
 import type { TaskHandle } from './task-runner.js';
 
 
@@ -30,11 +32,9 @@ export interface InstanceFlowDeps {
   noHostWaitMs: number;
   /** a prepare with no sign of life from the guest after this long is sent again */
   prepareResendMs: number;
-  /** how often the service status is read while waiting for the guest */
-  statusPollMs: number;
+  /** wakes a waiting flow on the conductor's status events */
+  waiter: InstanceWaiter;
 }
-
-const readyStatuses = new Set(['HEALTHY', 'RUNNING']);
 
 /**
  * create_instance: place the instance on an agent (directory, address, guest), ask its guest to
@@ -58,37 +58,41 @@ export function createInstanceFlow(deps: InstanceFlowDeps) {
       const deadline = instance.createdAt.getTime() + deps.buildTimeoutMs;
       const flavor = await store.flavors.get(instance.flavorId);
       if (flavor === undefined) throw new CofferError('FlavorNotFound', `Flavor ${instance.flavorId} no longer exists.`);
-      let step = handle.task.step;
       // A task taken up after the build timeout (no taskmanager ran meanwhile) must not start an
       // engine for an instance it is about to fail.
-      if (step !== 'prepare-sent' && Date.now() >= deadline) {
+      if (handle.task.step !== 'prepare-sent' && Date.now() >= deadline) {
         throw new CofferError('GuestTimeout', 'Build error: no taskmanager took up the instance before the build timeout.');
       }
-      if (step === 'start') {
-        await place(deps, handle, instance, flavor, context, deadline);
-        // Generated once and recorded with the step: a resumed task resends the same password.
-        payload = { ...payload, adminPassword: payload.adminPassword ?? newPassword() };
-        await handle.recordStep('placed', payload);
-        step = 'placed';
-      }
-      const { adminPassword } = payload;
-      if (adminPassword === undefined) {
-        throw new CofferError('Internal', `The create task reached step ${step} without its recorded admin password.`);
-      }
-      const prepare: PrepareInput = {
-        memoryMb: flavor.ramMb,
-        databases: payload.databases,
-        users: payload.users,
-        adminPassword,
-        access: payload.access,
-        // the group's values start with the engine: nothing runs a moment without them
-        overrides: await overridesOf(store, instance),
+      let prepare: PrepareInput | undefined;
+      const prepareInput = async (): Promise<PrepareInput> => {
+        const { adminPassword } = payload;
+        if (adminPassword === undefined) {
+          throw new CofferError('Internal', `The create task reached step ${handle.task.step} without its recorded admin password.`);
+        }
+        prepare ??= {
+          memoryMb: flavor.ramMb,
+          databases: payload.databases,
+          users: payload.users,
+          adminPassword,
+          access: payload.access,
+          // the group's values start with the engine: nothing runs a moment without them
+          overrides: await overridesOf(store, instance),
+        };
+        return prepare;
       };
-      if (step === 'placed') {
-        await sendPrepare(deps, instance, prepare, context);
-        await handle.recordStep('prepare-sent', payload);
-      }
-      await waitUntilReady(deps, handle, instance, prepare, context, deadline);
+      await runSteps(handle, [
+        {
+          name: 'placed',
+          run: async () => {
+            await place(deps, handle, instance, flavor, context, deadline);
+            // Generated once and recorded with the step: a resumed task resends the same password.
+            payload = { ...payload, adminPassword: payload.adminPassword ?? newPassword() };
+          },
+          payload: () => payload,
+        },
+        { name: 'prepare-sent', run: async () => sendPrepare(deps, instance, await prepareInput(), context), payload: () => payload },
+        { name: 'healthy', repeatable: true, run: async () => waitUntilReady(deps, handle, instance, await prepareInput(), context, deadline) },
+      ]);
     } catch (err) {
       if (handle.signal.aborted) throw err;
       await failBuild(deps, handle.signal, instanceId, err);
@@ -183,36 +187,25 @@ async function waitUntilReady(
   deadline: number,
 ): Promise<void> {
   const { store } = deps;
-  let lastSent = Date.now();
-  let lastInstanceCheck = 0;
   for (;;) {
-    handle.signal.throwIfAborted();
-    // The status row is polled often, as it is what tells an instance is ready (a short poll is
-    // most of the latency Coffer adds to a create); the instance row only now and then.
-    if (Date.now() - lastInstanceCheck > 1000) {
-      const current = await store.instances.get(instance.id);
-      if (current === undefined || current.taskStatus !== 'BUILDING') return;
-      lastInstanceCheck = Date.now();
-    }
-    const status = await store.serviceStatuses.get(instance.id);
-    if (status !== undefined && readyStatuses.has(status.status)) {
+    // Casts are durable, so a prepare is only lost with a whole in-process deployment; a guest
+    // that never said a word gets it again (prepare is idempotent) each resend interval.
+    const resendAt = Math.min(deadline, Date.now() + deps.prepareResendMs);
+    const state = await deps.waiter.waitFor([instance.id], ([row]) => engineState(row!, 'BUILDING'), {
+      timeoutMs: Math.max(0, resendAt - Date.now()),
+      signal: handle.signal,
+    });
+    if (state === 'left') return;
+    if (state === 'ready') {
       await store.instances.update(instance.id, { taskStatus: 'NONE', taskDescription: 'No tasks for the instance.', taskStartTime: null });
       return;
     }
-    if (status?.status === 'FAILED') {
-      const fault = await store.faults.latest(instance.id);
-      throw new CofferError('TaskFailed', fault?.message ?? 'The database engine failed to start.');
-    }
+    if (state === 'failed') throw await engineFailed(store, instance.id);
     if (Date.now() >= deadline) {
       throw new CofferError('GuestTimeout', 'Build error: the guest did not report a healthy engine in time.');
     }
-    // Casts are durable, so a prepare is only lost with a whole in-process deployment; a guest
-    // that never said a word gets it again (prepare is idempotent).
-    if ((status === undefined || status.status === 'NEW') && Date.now() - lastSent > deps.prepareResendMs) {
-      await sendPrepare(deps, instance, prepare, context);
-      lastSent = Date.now();
-    }
-    await sleep(deps.statusPollMs, handle.signal);
+    const status = await store.serviceStatuses.get(instance.id);
+    if (status === undefined || status.status === 'NEW') await sendPrepare(deps, instance, prepare, context);
   }
 }
 

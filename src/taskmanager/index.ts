@@ -2,7 +2,7 @@
 // restart, resize, access updates, configuration groups)
 // as a durable task with a lease, so that any taskmanager can resume what a dead one started.
 import { hostname } from 'node:os';
-import { taskmanagerContract, taskmanagerTopic, serveRpc } from '../bus/index.js';
+import { listenInstanceStatus, taskmanagerContract, taskmanagerTopic, serveRpc } from '../bus/index.js';
 import type { Subscription, Transport } from '../bus/index.js';
 import type { Logger } from '../common/index.js';
 import { newUuid } from '../common/index.js';
@@ -14,6 +14,7 @@ import { resizeFlavorFlow } from './resize-flavor-flow.js';
 import { resizeVolumeFlow } from './resize-volume-flow.js';
 import { restartInstanceFlow } from './restart-instance-flow.js';
 import { updateAccessFlow } from './update-access-flow.js';
+import { InstanceWaiter } from './instance-waiter.js';
 import { TaskRunner } from './task-runner.js';
 
 export interface TaskmanagerOptions {
@@ -29,6 +30,10 @@ export interface TaskmanagerOptions {
   agentAliveWindowMs?: number;
   noHostWaitMs?: number;
   prepareResendMs?: number;
+  /**
+   * The safety net of a waiting flow: how long it goes without reading the state DB when no
+   * status event for its instances arrives (events wake it at once)
+   */
   statusPollMs?: number;
   /** how long a restart, resize, access update or configuration apply keeps trying to reach the guest */
   actionTimeoutMs?: number;
@@ -42,7 +47,9 @@ export interface Taskmanager {
 
 export async function startTaskmanager(options: TaskmanagerOptions): Promise<Taskmanager> {
   const { store, transport, logger } = options;
+  const waiter = new InstanceWaiter(store, options.statusPollMs ?? 1500);
   const deps = {
+    waiter,
     store,
     transport,
     logger,
@@ -50,7 +57,6 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
     agentAliveWindowMs: options.agentAliveWindowMs ?? 30_000,
     noHostWaitMs: options.noHostWaitMs ?? 60_000,
     prepareResendMs: options.prepareResendMs ?? 20_000,
-    statusPollMs: options.statusPollMs ?? 25,
     deleteTimeoutMs: options.deleteTimeoutMs ?? 10 * 60_000,
     actionTimeoutMs: options.actionTimeoutMs ?? 5 * 60_000,
     healthyWaitMs: options.healthyWaitMs ?? 180_000,
@@ -71,6 +77,8 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
       apply_configuration: applyConfigurationFlow(deps),
     },
   });
+  // Listening before any task runs, so no flow waits on an event it could not hear.
+  const events = await listenInstanceStatus(transport, (event) => waiter.notify(event.instanceId), logger);
   // Subscribed first: a taskmanager that cannot hear the bus fails to start and leaves no sweep
   // behind to claim tasks. A wake-up that comes before the sweep starts is served all the same.
   const subscription: Subscription = await serveRpc(
@@ -79,12 +87,16 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
     taskmanagerTopic,
     { runTask: async ({ taskId }) => runner.trigger(taskId) },
     logger,
-  );
+  ).catch(async (err: unknown) => {
+    await events.close();
+    throw err;
+  });
   runner.start();
   return {
     async stop() {
       await subscription.close();
       await runner.stop();
+      await events.close();
     },
   };
 }

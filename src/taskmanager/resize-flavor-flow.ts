@@ -1,6 +1,7 @@
 import { resizeFlavorTaskPayload } from '../bus/index.js';
 import { CofferError } from '../common/index.js';
 import { type ActionFlowDeps, endAction, callGuest, messageOf, resumed, startAction } from './action-flow-support.js';
+import { runSteps } from './flow-steps.js';
 import type { TaskHandle } from './task-runner.js';
 
 /**
@@ -19,16 +20,26 @@ export function resizeFlavorFlow(deps: ActionFlowDeps) {
     try {
       if (!parsed.success) throw new CofferError('Internal', 'The resize task has no readable flavors.');
       const { newFlavorId } = parsed.data;
-      if (handle.task.step === 'start') {
-        const flavor = await deps.store.flavors.get(newFlavorId);
-        if (flavor === undefined) throw new CofferError('FlavorNotFound', `Flavor ${newFlavorId} no longer exists.`);
-        log.info({ flavorId: flavor.id, memoryMb: flavor.ramMb }, 'resizing the engine for a new flavor');
-        asked = true;
-        await callGuest(deps, handle, 'resize', log, () => guest.resize({ memoryMb: flavor.ramMb }, context));
-        await handle.recordStep('resized');
-      }
-      await endAction(deps, handle, 'RESIZING', { ...resumed(parsed.data.resumeTask), flavorId: newFlavorId });
-      log.info({ flavorId: newFlavorId }, 'flavor resized');
+      await runSteps(handle, [
+        {
+          name: 'resized',
+          run: async () => {
+            const flavor = await deps.store.flavors.get(newFlavorId);
+            if (flavor === undefined) throw new CofferError('FlavorNotFound', `Flavor ${newFlavorId} no longer exists.`);
+            log.info({ flavorId: flavor.id, memoryMb: flavor.ramMb }, 'resizing the engine for a new flavor');
+            asked = true;
+            await callGuest(deps, handle, 'resize', log, () => guest.resize({ memoryMb: flavor.ramMb }, context));
+          },
+        },
+        {
+          name: 'ended',
+          repeatable: true,
+          run: async () => {
+            await endAction(deps, handle, 'RESIZING', { ...resumed(parsed.data.resumeTask), flavorId: newFlavorId });
+            log.info({ flavorId: newFlavorId }, 'flavor resized');
+          },
+        },
+      ]);
     } catch (err) {
       if (handle.signal.aborted) throw err;
       log.error({ err }, 'flavor resize failed');

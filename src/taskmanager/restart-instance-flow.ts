@@ -1,5 +1,6 @@
 import { restartTaskPayload } from '../bus/index.js';
 import { type ActionFlowDeps, endAction, callGuest, messageOf, noTask, startAction, waitUntilHealthy } from './action-flow-support.js';
+import { runSteps } from './flow-steps.js';
 import type { TaskHandle } from './task-runner.js';
 
 /**
@@ -15,14 +16,24 @@ export function restartInstanceFlow(deps: ActionFlowDeps) {
     if (started === undefined) return;
     const { guest, context, log } = started;
     try {
-      if (handle.task.step === 'start') {
-        log.info('restarting the engine');
-        await callGuest(deps, handle, 'restart', log, () => guest.restart({}, context));
-        await handle.recordStep('restarted');
-      }
-      if (!(await waitUntilHealthy(deps, handle, 'REBOOTING'))) return;
-      await endAction(deps, handle, 'REBOOTING', noTask);
-      log.info('engine restarted');
+      await runSteps(handle, [
+        {
+          name: 'restarted',
+          run: async () => {
+            log.info('restarting the engine');
+            await callGuest(deps, handle, 'restart', log, () => guest.restart({}, context));
+          },
+        },
+        {
+          name: 'healthy',
+          repeatable: true,
+          run: async () => {
+            if (!(await waitUntilHealthy(deps, handle, 'REBOOTING'))) return;
+            await endAction(deps, handle, 'REBOOTING', noTask);
+            log.info('engine restarted');
+          },
+        },
+      ]);
     } catch (err) {
       if (handle.signal.aborted) throw err;
       log.error({ err }, 'restart failed');

@@ -1,5 +1,6 @@
 import { updateAccessTaskPayload } from '../bus/index.js';
 import { type ActionFlowDeps, endAction, callGuest, messageOf, noTask, startAction } from './action-flow-support.js';
+import { runSteps } from './flow-steps.js';
 import type { TaskHandle } from './task-runner.js';
 
 /**
@@ -15,14 +16,24 @@ export function updateAccessFlow(deps: ActionFlowDeps) {
     if (started === undefined) return;
     const { instance, guest, context, log } = started;
     try {
-      if (handle.task.step === 'start') {
-        log.info({ access: instance.access }, 'applying access rules');
-        await callGuest(deps, handle, 'updateAccess', log, () => guest.updateAccess({ access: instance.access }, context));
-        await handle.recordStep('applied');
-      }
       const resume = payload?.resumeTask ?? 'NONE';
-      await endAction(deps, handle, 'UPDATING', resume === 'NONE' ? noTask : { ...noTask, taskStatus: resume, taskDescription: 'Restart required.' });
-      log.info('access rules applied');
+      await runSteps(handle, [
+        {
+          name: 'applied',
+          run: async () => {
+            log.info({ access: instance.access }, 'applying access rules');
+            await callGuest(deps, handle, 'updateAccess', log, () => guest.updateAccess({ access: instance.access }, context));
+          },
+        },
+        {
+          name: 'ended',
+          repeatable: true,
+          run: async () => {
+            await endAction(deps, handle, 'UPDATING', resume === 'NONE' ? noTask : { ...noTask, taskStatus: resume, taskDescription: 'Restart required.' });
+            log.info('access rules applied');
+          },
+        },
+      ]);
     } catch (err) {
       if (handle.signal.aborted) throw err;
       log.error({ err }, 'access update failed');

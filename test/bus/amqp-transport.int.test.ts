@@ -134,6 +134,8 @@ describe('AmqpTransport across a broker restart (private RabbitMQ node)', () => 
         }
         return { ok: true, result: null };
       });
+      const heard: number[] = [];
+      await server.listen('restart.events', async (m) => void heard.push((m.args as { id: number }).id));
       const total = 40;
       for (let id = 0; id < total; id++) await client.cast(castTopic, note(id)); // each confirmed by the broker
       await until('some casts in flight', () => heldBeforeRestart > 0);
@@ -160,6 +162,14 @@ describe('AmqpTransport across a broker restart (private RabbitMQ node)', () => 
       await until('every acknowledged cast after the restart', () => deliveredAfterRestart.size === total + 1, 20_000);
       assert.deepEqual(await rpc.double({ n: 21 }), { doubled: 42 });
       assert.ok(heldBeforeRestart > 0 && heldBeforeRestart < total, `${heldBeforeRestart} were in flight at the drop`);
+
+      // A listener binds a queue of its own again on the new connection; what was published
+      // before it did is lost, as publish() says, so the publisher tries until one arrives.
+      await until('a listener hears published messages again after the restart', async () => {
+        await client.publish('restart.events', note(7));
+        await sleep(100);
+        return heard.includes(7);
+      }, 20_000);
     } finally {
       await Promise.all([client.close(), server.close()]);
     }

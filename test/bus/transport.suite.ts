@@ -674,5 +674,43 @@ export function transportSuite(name: string, makeTransport: () => Promise<Transp
         assert.equal(attempts, 2);
         assert.deepEqual(bus.warnings().filter((w) => w.reason !== undefined), []);
       }));
+
+    it('publishes to every listener of a topic, each once, and keeps nothing for a listener that comes later', () =>
+      withBus(async ({ transport, raw, key, topic }) => {
+        const t = topic();
+        // another role on the same bus (in-process: the same process; AMQP: the same connection)
+        const other = new SignedTransport(raw, { key });
+        const got: Record<string, number[]> = { a: [], b: [], c: [], late: [] };
+        const listener = (name: string) => async (m: BusMessage) => void got[name]!.push((m.args as { id: number }).id);
+        await transport.listen(t, listener('a'));
+        await transport.listen(t, listener('b')); // same process, same signed transport
+        const c = await other.listen(t, listener('c'));
+        await transport.publish(t, message('note', { id: 1 }));
+        await until('each listener has the first event', () => got.a!.length + got.b!.length + got.c!.length === 3, 5_000);
+        await c.close();
+        await transport.publish(t, message('note', { id: 2 }));
+        await until('the open listeners have the second event', () => got.a!.length === 2 && got.b!.length === 2, 5_000);
+        await other.listen(t, listener('late'));
+        await sleep(100);
+        assert.deepEqual(got, { a: [1, 2], b: [1, 2], c: [1], late: [] }, 'a closed listener gets nothing, a later one nothing published before');
+        // nothing queued for competing consumers: a subscriber of the same name sees no event
+        const queued = recorder();
+        await transport.subscribe(t, queued.handler);
+        await sleep(100);
+        assert.deepEqual(queued.ids, []);
+      }));
+
+    it('hands a listener only published messages signed with its key', () =>
+      withBus(async ({ transport, raw, topic, warnings }) => {
+        const t = topic();
+        const got: number[] = [];
+        await transport.listen(t, async (m) => void got.push((m.args as { id: number }).id));
+        await raw.publish(t, message('note', { id: 666 })); // unsigned
+        await transport.publish(t, message('note', { id: 1 }));
+        await until('the signed event arrives', () => got.length > 0, 5_000);
+        await sleep(50);
+        assert.deepEqual(got, [1]);
+        assert.ok(warnings().some((w) => w.reason === 'unsigned' && w.topic === t), 'the refusal is logged');
+      }));
   });
 }

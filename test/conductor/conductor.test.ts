@@ -5,6 +5,7 @@ import {
   conductorContract,
   conductorTopic,
   createRpcClient,
+  listenInstanceStatus,
   type BusMessage,
 } from '../../src/bus/index.js';
 import { pino } from 'pino';
@@ -317,4 +318,23 @@ test("a deleted instance's usage goes with it, and a heartbeat arriving after th
   assert.equal(cleared?.healthDetail, undefined);
   await handle({ instanceId: 'i-deleted', status: 'HEALTHY', volumeUsedBytes: 8192 }, { context: { requestId: 'r' }, sentAt: t0 + 1 });
   assert.equal((await store.serviceStatuses.get('i-deleted'))?.volumeUsage, undefined);
+});
+
+test('a recorded status change is published to every listener; a repeated status is not', async () => {
+  const id = 'i-events';
+  await makeInstance(id);
+  const heard: { first: string[]; second: string[] } = { first: [], second: [] };
+  const first = await listenInstanceStatus(transport, (e) => e.instanceId === id && void heard.first.push(e.status), silentLogger());
+  const second = await listenInstanceStatus(transport, (e) => e.instanceId === id && void heard.second.push(e.status), silentLogger());
+  try {
+    const client = createRpcClient(transport, conductorContract, conductorTopic);
+    for (const status of ['BUILDING', 'BUILDING', 'HEALTHY', 'HEALTHY'] as const) await client.heartbeat({ instanceId: id, status });
+    await eventually('both listeners heard the changes', () => heard, (h) => h.first.length === 2 && h.second.length === 2);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(heard, { first: ['BUILDING', 'HEALTHY'], second: ['BUILDING', 'HEALTHY'] });
+    assert.equal((await store.serviceStatuses.get(id))?.status, 'HEALTHY', 'the event followed the write');
+  } finally {
+    await first.close();
+    await second.close();
+  }
 });

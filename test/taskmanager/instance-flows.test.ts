@@ -29,7 +29,7 @@ import { eventually } from '../support/wait.js';
 // over a SQLite store and the in-process bus, with a fake agent and fake guests that answer as
 // the real ones do (the agent places, the guest heartbeats through the conductor).
 
-type GuestBehaviour = { kind: 'healthy' } | { kind: 'fails'; message: string } | { kind: 'silent' };
+type GuestBehaviour = { kind: 'healthy'; afterMs?: number } | { kind: 'fails'; message: string } | { kind: 'silent' };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -95,7 +95,9 @@ class FakeAgent {
           this.prepares.push(input);
           if (this.guest.kind === 'silent') return;
           await beat('BUILDING');
-          if (this.guest.kind === 'healthy') await beat('HEALTHY');
+          // an engine that takes a while to start reports HEALTHY after the flow began waiting
+          if (this.guest.kind === 'healthy' && this.guest.afterMs !== undefined) setTimeout(() => void beat('HEALTHY'), this.guest.afterMs);
+          else if (this.guest.kind === 'healthy') await beat('HEALTHY');
           else await beat('FAILED', this.guest.message);
         },
       }),
@@ -235,6 +237,23 @@ test('create places the instance, prepares its guest and ends ACTIVE, clearing t
     assert.deepEqual(prepare.databases.map((d) => d.name), ['app']);
     assert.equal(prepare.memoryMb, 512);
     assert.match(prepare.adminPassword, /^[A-Za-z0-9]{36}$/);
+  } finally {
+    await agent.stop();
+    await world.close();
+  }
+});
+
+test('create ends on the conductor\'s status event, not on a poll: with a one-minute safety net it still ends at once', async () => {
+  const world = await startWorld({ statusPollMs: 60_000 });
+  const agent = new FakeAgent(world.transport, 'host-1', { kind: 'healthy', afterMs: 500 });
+  try {
+    await agent.start();
+    const started = Date.now();
+    const { instanceId, taskId } = await requestCreate(world);
+    const instance = await builtInstance(world, instanceId);
+    assert.equal(instance.taskStatus, 'NONE');
+    assert.equal((await endedTask(world, taskId)).state, 'done');
+    assert.ok(Date.now() - started < 10_000, `ended in ${Date.now() - started} ms, long before the safety net`);
   } finally {
     await agent.stop();
     await world.close();
