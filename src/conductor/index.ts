@@ -1,11 +1,13 @@
 // The conductor role: the only writer of what guests and agents report (heartbeats become
-// service statuses, agent reports become datastore versions), so they need no database access.
+// service statuses, agent reports become datastore versions, progress reports a running task's
+// progress), so they need no database access.
 import { conductorContract, conductorTopic, serveRpc } from '../bus/index.js';
 import type { Transport } from '../bus/index.js';
 import type { Logger } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
 import { agentHeartbeatHandler } from './agent-heartbeat-handler.js';
 import { heartbeatHandler } from './heartbeat-handler.js';
+import { progressHandler } from './progress-handler.js';
 
 export interface ConductorOptions {
   store: StateStore;
@@ -23,7 +25,11 @@ export async function startConductor(options: ConductorOptions): Promise<Conduct
     transport,
     conductorContract,
     conductorTopic,
-    { heartbeat: heartbeatHandler(store, logger), agentHeartbeat: agentHeartbeatHandler(store, logger) },
+    {
+      heartbeat: heartbeatHandler(store, logger),
+      agentHeartbeat: agentHeartbeatHandler(store, logger),
+      reportProgress: progressHandler(store, logger),
+    },
     logger,
   );
   return { stop: () => subscription.close() };

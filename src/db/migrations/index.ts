@@ -6,6 +6,7 @@ import * as loginFailuresExactNames from './0004-login-failures-exact-names.js';
 import * as instanceTls from './0005-instance-tls.js';
 import * as agentContracts from './0006-agent-contracts.js';
 import * as configurationGroups from './0007-configuration-groups.js';
+import * as taskProgress from './0009-task-progress.js';
 
 // Every migration, by name. Kysely runs them in name order and records each one it ran; a
 // shipped migration never changes, a schema change is a new file with the next number.
@@ -17,4 +18,5 @@ export const migrations: Record<string, Migration> = {
   '0005-instance-tls': instanceTls,
   '0006-agent-contracts': agentContracts,
   '0007-configuration-groups': configurationGroups,
+  '0009-task-progress': taskProgress,
 };
