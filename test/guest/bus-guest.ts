@@ -29,7 +29,7 @@ export interface BusGuest {
 }
 
 export async function startBusGuest(
-  options: Pick<GuestOptions, 'instance' | 'engine' | 'runner' | 'desiredState'> & Partial<Pick<GuestOptions, 'certificates'>>,
+  options: Pick<GuestOptions, 'instance' | 'engine' | 'runner' | 'desiredState'> & Partial<Pick<GuestOptions, 'certificates' | 'warm'>>,
 ): Promise<BusGuest> {
   const transport = await connectTransport('memory:', { key: BusKey.generate() });
   const beats: BusGuest['beats'] = [];
