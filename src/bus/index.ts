@@ -27,7 +27,7 @@ export type { SignedTransportOptions } from './signed-transport.js';
 export { defaultMaxAgeMs, defaultMaxSkewMs, SignedTransport } from './signed-transport.js';
 export { LogThrottle } from './log-throttle.js';
 export type { CallMethod, CastMethod, MethodContract, ServiceContract } from './contract.js';
-export { call, cast, defineService, messageVersion, servesVersion } from './contract.js';
+export { call, cast, defineService, servesVersion } from './contract.js';
 export type { RpcClient, RpcClientOptions } from './rpc-client.js';
 export { createRpcClient } from './rpc-client.js';
 export type { MessageMeta, RpcHandlers, ServeRpcOptions } from './rpc-server.js';
