@@ -14,6 +14,13 @@ export interface CallMethod<I extends z.ZodType = z.ZodType, O extends z.ZodType
 export interface CastMethod<I extends z.ZodType = z.ZodType> {
   kind: 'cast';
   input: I;
+  /**
+   * The contract version whose receivers understand this method as it is now (see
+   * servesVersion); its messages are stamped with it rather than the contract's version, so a
+   * receiver that predates a later method keeps taking this one. Raise it whenever the method's
+   * input changes. Absent: the contract's version.
+   */
+  since?: string;
 }
 
 export type MethodContract = CallMethod | CastMethod;
@@ -32,8 +39,13 @@ export function call<I extends z.ZodType, O extends z.ZodType>(
   return { kind: 'call', input, output, timeoutMs };
 }
 
-export function cast<I extends z.ZodType>(input: I): CastMethod<I> {
-  return { kind: 'cast', input };
+export function cast<I extends z.ZodType>(input: I, options: { since?: string } = {}): CastMethod<I> {
+  return { kind: 'cast', input, ...(options.since === undefined ? {} : { since: options.since }) };
+}
+
+/** the version a message of `method` is stamped with */
+export function messageVersion(contract: ServiceContract, method: MethodContract): string {
+  return method.kind === 'cast' ? (method.since ?? contract.version) : contract.version;
 }
 
 export function defineService<M extends Record<string, MethodContract>>(

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import { CofferError, fromWireError } from '../common/index.js';
-import type { CallMethod, CastMethod, MethodContract, ServiceContract } from './contract.js';
+import { messageVersion, type CallMethod, type CastMethod, type MethodContract, type ServiceContract } from './contract.js';
 import type { RequestContext, Transport } from './transport.js';
 
 type ClientMethod<M extends MethodContract> =
@@ -39,7 +39,7 @@ export function createRpcClient<C extends ServiceContract>(
       }
       const message = {
         service: contract.name,
-        version: contract.version,
+        version: messageVersion(contract, spec),
         method,
         args: parsed.data,
         context: context ?? { requestId: `req-${randomUUID()}` },

@@ -23,6 +23,8 @@ export interface InstanceView {
   /** Not in Trove's view; read when Coffer adds it (several instances may share a host). */
   port?: number;
   fault?: { message: string; created?: string; details?: string | null };
+  /** Coffer's: the step a running task's guest operation is on, and how far along it is */
+  progress?: { step: string; percent: number; updated?: string };
   created?: string;
   updated?: string;
   service_status_updated?: string;

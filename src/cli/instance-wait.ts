@@ -36,6 +36,16 @@ export function stateText(instance: InstanceView): string {
   return operating === undefined || operating === '' ? instance.status : `${instance.status} / ${operating}`;
 }
 
+/** the state, with the step the running task is on when the API shows it (Coffer's `progress`) */
+export function progressText(instance: InstanceView): string {
+  const state = stateText(instance);
+  const progress = instance.progress;
+  if (typeof progress?.step !== 'string' || typeof progress.percent !== 'number') return state;
+  // one line, redrawn in place on a terminal: nothing the server sends may move the cursor
+  const step = progress.step.replace(/\p{Cc}/gu, ' ').slice(0, 100);
+  return `${state} — ${step} (${progress.percent}%)`;
+}
+
 export function faultText(instance: InstanceView): string {
   return instance.fault?.message ?? 'Coffer recorded no fault message.';
 }
@@ -72,7 +82,7 @@ async function poll(
     const current = await getInstance(client, id);
     if (current === undefined) return { outcome: 'gone', last };
     last = current;
-    progress.update(stateText(last));
+    progress.update(progressText(last));
     if (last.status === 'ERROR') return { outcome: 'error', instance: last };
     if (goal === 'active' && last.status === 'ACTIVE') return { outcome: 'active', instance: last };
     if (goal === 'settled' && isSettled(last)) return { outcome: 'settled', instance: last };

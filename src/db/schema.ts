@@ -138,6 +138,9 @@ export interface TasksTable {
   attempts: number;
   created_at: Timestamp;
   updated_at: Timestamp;
+  progress_step: string | null;
+  progress_percent: number | null;
+  progress_updated_at: NullableTimestamp;
 }
 
 export interface ConductorLastSeenTable {

@@ -233,6 +233,15 @@ export interface TaskRow {
   attempts: number;
   createdAt: Date;
   updatedAt: Date;
+  /** how far the guest's long operation got, as it last reported; null until it reports and once the task ends */
+  progress?: TaskProgress | null;
+}
+
+/** a step of a long guest operation and how far along the whole operation is (0..100) */
+export interface TaskProgress {
+  step: string;
+  percent: number;
+  updatedAt: Date;
 }
 
 export interface AgentRow {
@@ -449,8 +458,10 @@ export interface TaskRepository {
   renewLease(id: string, owner: string, leaseMs: number, now: Date): Promise<boolean>;
   /** record a completed step (and optionally replace the payload); false when `owner` lost the lease */
   recordStep(id: string, owner: string, step: string, payload?: unknown): Promise<boolean>;
-  /** end the task (done or failed), release the lease and clear the payload */
+  /** end the task (done or failed), release the lease and clear the payload and progress */
   finish(id: string, owner: string, state: 'done' | 'failed'): Promise<boolean>;
+  /** sets the progress of the instance's running task; false when it has none (nothing is stored then) */
+  recordProgress(instanceId: string, progress: TaskProgress): Promise<boolean>;
   /** the unfinished task of an instance, if any */
   activeForInstance(instanceId: string): Promise<TaskRow | undefined>;
 }

@@ -4,7 +4,7 @@ import { mapConstraintErrors } from './constraint-error.js';
 import type { RepositoryContext } from './repository-context.js';
 import { fromJson, toDate, toJson, toNullableDate } from './row-codec.js';
 import type { Database, TasksTable } from './schema.js';
-import type { TaskKind, TaskRepository, TaskRow, TaskState } from './state-store.js';
+import type { TaskKind, TaskProgress, TaskRepository, TaskRow, TaskState } from './state-store.js';
 
 function toRow(r: Selectable<TasksTable>): TaskRow {
   return {
@@ -19,6 +19,10 @@ function toRow(r: Selectable<TasksTable>): TaskRow {
     attempts: r.attempts,
     createdAt: toDate(r.created_at),
     updatedAt: toDate(r.updated_at),
+    progress:
+      r.progress_step === null || r.progress_percent === null || r.progress_updated_at === null
+        ? null
+        : { step: r.progress_step, percent: r.progress_percent, updatedAt: toDate(r.progress_updated_at) },
   };
 }
 
@@ -122,9 +126,29 @@ export class SqlTaskRepository implements TaskRepository {
   async finish(id: string, owner: string, state: 'done' | 'failed'): Promise<boolean> {
     const result = await this.ctx.db
       .updateTable('tasks')
-      .set({ state, owner: null, lease_expires_at: null, payload: null, updated_at: new Date() })
+      .set({
+        state,
+        owner: null,
+        lease_expires_at: null,
+        payload: null,
+        updated_at: new Date(),
+        progress_step: null,
+        progress_percent: null,
+        progress_updated_at: null,
+      })
       .where('id', '=', id)
       .where('owner', '=', owner)
+      .where('state', '=', 'running')
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  // The task's `updated_at` is left alone: it says when the taskmanager last moved the task.
+  async recordProgress(instanceId: string, progress: TaskProgress): Promise<boolean> {
+    const result = await this.ctx.db
+      .updateTable('tasks')
+      .set({ progress_step: progress.step, progress_percent: progress.percent, progress_updated_at: progress.updatedAt })
+      .where('instance_id', '=', instanceId)
       .where('state', '=', 'running')
       .executeTakeFirst();
     return result.numUpdatedRows > 0n;

@@ -18,7 +18,18 @@ import {
 import { CofferError, isCofferError } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import { directoryUsage } from './directory-usage.js';
-import type { ConfigurationAdmin, DatabaseAdmin, EngineBinary, EngineDriver, RootAdmin, TlsMaterial, UserAdmin, WarmSource } from './engines/engine.js';
+import type {
+  ConfigurationAdmin,
+  DatabaseAdmin,
+  EngineBinary,
+  EngineDriver,
+  PrepareStep,
+  RootAdmin,
+  TlsMaterial,
+  UserAdmin,
+  WarmSource,
+} from './engines/engine.js';
+import { progressReporter, type ReportProgress } from './progress-reporter.js';
 import { engineRegistry, type EngineName } from './engines/registry.js';
 import { readInstalledCertificate } from './engines/tls-files.js';
 import type { ProcessRunner } from './process-runner.js';
@@ -124,11 +135,21 @@ function describe(err: unknown): string {
   return `${message}\n${details.slice(-room)}`;
 }
 
+/** how far along a prepare is as each of its phases begins: initdb and the start take most of it */
+const preparePercent: Record<PrepareStep, number> = {
+  initialising: 10,
+  'taking a prepared cluster': 10,
+  starting: 40,
+  'creating databases and users': 70,
+  'creating users': 70,
+};
+
 class GuestAgent implements Guest {
   readonly instanceId: string;
   lastPrepareMs: number | undefined;
   private readonly engine: EngineDriver;
   private readonly conductor: RpcClient<typeof conductorContract>;
+  private readonly progress: ReportProgress;
   private readonly logger: Logger;
   private subscription: Subscription | undefined;
   private prepared = false;
@@ -153,6 +174,7 @@ class GuestAgent implements Guest {
     this.logger = options.logger.child({ instanceId: this.instanceId });
     this.desired = options.desiredState;
     this.conductor = createRpcClient(options.transport, conductorContract, conductorTopic);
+    this.progress = progressReporter(this.conductor, this.instanceId, this.logger);
     this.engine = engineRegistry[options.engine.manager].create({
       placement: options.instance,
       binary: options.engine.binary,
@@ -208,7 +230,10 @@ class GuestAgent implements Guest {
             this.requirePrepared();
             const configuration = this.configurationAdmin();
             this.requestLogger(meta).info({ parameters: Object.keys(overrides) }, 'applying configuration overrides');
-            return configuration.apply(overrides);
+            this.progress('applying configuration', 20);
+            const outcome = await configuration.apply(overrides);
+            this.progress('configuration applied', 100);
+            return outcome;
           }),
         getConfiguration: () => this.running(async () => ({ values: await this.configurationAdmin().effective() })),
         rotateCertificate: (_args, meta) =>
@@ -401,12 +426,13 @@ class GuestAgent implements Guest {
     try {
       // before the engine's configuration is rendered: it serves TLS from its first start
       await this.renewCertificate(false, log);
-      const timings = await this.engine.prepare(input);
+      const timings = await this.engine.prepare(input, (step) => this.progress(step, preparePercent[step]));
       await writeFile(join(this.options.instance.dir, preparedMarker), new Date().toISOString());
       this.prepared = true;
       await this.setDesired('running');
       this.lastPrepareMs = performance.now() - began;
       log.info({ prepareMs: Math.round(this.lastPrepareMs), ...roundAll(timings) }, 'prepare finished');
+      this.progress('ready', 100);
       await this.heartbeat('HEALTHY');
     } catch (err) {
       log.error({ err }, 'prepare failed');
@@ -477,8 +503,10 @@ class GuestAgent implements Guest {
     this.requirePrepared();
     log.info({ memoryMb }, 'resizing the engine for a new flavor');
     await this.heartbeat('RESTARTING');
+    this.progress('restarting with the new memory', 20);
     await this.setDesired('running');
     await this.engine.resize(memoryMb);
+    this.progress('ready', 100);
     await this.heartbeat('HEALTHY');
     return {};
   }
@@ -512,8 +540,11 @@ class GuestAgent implements Guest {
     log.info('restarting the engine');
     await this.heartbeat('RESTARTING');
     await this.setDesired('running');
+    this.progress('stopping', 10);
     await this.engine.stop();
+    this.progress('starting', 50);
     await this.engine.start();
+    this.progress('ready', 100);
     await this.heartbeat('HEALTHY');
     return {};
   }

@@ -27,6 +27,8 @@ export type {
   EngineFactory,
   EngineHealth,
   InstancePlacement,
+  PrepareProgress,
+  PrepareStep,
   PrepareTimings,
   TlsMaterial,
   WarmSource,

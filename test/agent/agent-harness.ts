@@ -63,6 +63,7 @@ export function agentHarness(dataDirPrefix: string) {
       agentHeartbeat: async (args) => {
         announcements.push(args);
       },
+      reportProgress: async () => undefined,
     });
   });
 

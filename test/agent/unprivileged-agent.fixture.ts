@@ -24,6 +24,7 @@ const engines = new Promise<EngineVersionReport[]>((resolve) => (announced = res
 const conductor = await serveRpc(transport, conductorContract, conductorTopic, {
   heartbeat: async () => undefined,
   agentHeartbeat: async (args) => announced(args.engines),
+  reportProgress: async () => undefined,
 });
 const agent = await startAgent({ host: 'plain', dataDir, transport, logger: silentLogger(), addressPool, warmPoolSize: 0 });
 const agentRpc = createRpcClient(transport, agentContract, agentTopic('plain'));

@@ -96,9 +96,12 @@ export const instanceTlsReported = instanceTls.extend({
   expires: troveTime,
   port: int,
 });
+/** Coffer's extension: how far a running task's guest operation got, shown only while it runs and once the guest reported */
+export const instanceProgress = z.object({ step: z.string().min(1), percent: int.min(0).max(100), updated: troveTime });
 const detailFields = {
   ...summaryFields,
   tls: instanceTls,
+  progress: instanceProgress.optional(),
   datastore: z.object({ type: z.string().nullable(), version: z.string().nullable(), version_number: z.string().nullable() }),
   created: troveTime,
   updated: troveTime,

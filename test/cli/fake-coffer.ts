@@ -333,13 +333,22 @@ export class FakeCoffer {
       ? [building, { status: 'ERROR', operating_status: '', fault: buildFault }]
       : name.includes('stuck')
         ? [building]
-        : [building, building, activeState()];
+        : name.includes('steps')
+          ? [building, ...buildSteps.map((progress) => ({ ...building, progress })), activeState()]
+          : [building, building, activeState()];
     const configuration = group === undefined ? {} : { configuration: { id: group.id, name: group.name, links: [] } };
     const id = this.addInstance(name, states, { volume: { size: spec.volume?.size }, ...configuration });
     const instance = this.instances.get(id)!;
     send(200, { instance: { ...this.view(instance) } });
   }
 }
+
+/** Coffer's `progress` as a build shows it; the last step's name carries a terminal escape, as a hostile server might send */
+const buildSteps = [
+  { step: 'initialising', percent: 10, updated: '2024-05-01T10:00:01' },
+  { step: 'starting', percent: 40, updated: '2024-05-01T10:00:02' },
+  { step: 'creating\x1b[2J databases\nand users', percent: 70, updated: '2024-05-01T10:00:03' },
+];
 
 const actionFault = { message: 'Restart failed: the engine did not stop', created: '2024-05-01T11:00:00', details: null };
 const buildFault = { message: 'initdb failed: No space left on device', created: '2024-05-01T10:00:03', details: null };

@@ -55,6 +55,20 @@ describe('coffer instance', () => {
       assert.ok(!result.stdout.includes('s3cr:et') && !result.stderr.includes('s3cr:et'));
     });
 
+    it("shows the step and percent of the build when the API reports them, on one line whatever the step's text", async () => {
+      const result = await runCli(dir, createArgs('steps', '--flavor', '1'));
+      assert.equal(result.code, 0, result.stderr);
+      const lines = result.stderr.split('\n').map((line) => line.replace(/\(\d+s\)$/, '(Ns)'));
+      assert.deepEqual(lines.slice(0, 5), [
+        'Creating steps: BUILD (Ns)',
+        'Creating steps: BUILD — initialising (10%) (Ns)',
+        'Creating steps: BUILD — starting (40%) (Ns)',
+        'Creating steps: BUILD — creating [2J databases and users (70%) (Ns)',
+        'Creating steps: ACTIVE / HEALTHY (Ns)',
+      ]);
+      assert.ok(!result.stderr.includes('\x1b'), 'no escape reaches the terminal');
+    });
+
     it('shows a spinner line rewritten in place on a terminal', async () => {
       const result = await runCli(dir, createArgs('spin', '--flavor', '1'), { stderrIsTty: true });
       assert.equal(result.code, 0, result.stderr);

@@ -85,6 +85,7 @@ export function task(instanceId: string, overrides: Partial<TaskRow> = {}): Task
     attempts: 0,
     createdAt: at.leapDay,
     updatedAt: at.leapDay,
+    progress: null,
     ...overrides,
   };
 }

@@ -815,6 +815,27 @@ export function stateStoreSuite(
         assert.equal(await store.tasks.activeForInstance(instanceId), undefined);
       });
 
+      it("recordProgress sets the running task's progress only; finish clears it", async () => {
+        const instanceId = uid();
+        const t = task(instanceId);
+        await store.tasks.create(t);
+        const progress = { step: 'creating databases and users', percent: 70, updatedAt: at.oneMs };
+        assert.equal(await store.tasks.recordProgress(instanceId, progress), false, 'a pending task has not started');
+        assert.equal((await store.tasks.get(t.id))?.progress, null);
+        await store.tasks.claim(t.id, 'w1', 60_000, new Date('2031-01-01T00:00:00.000Z'));
+        assert.equal(await store.tasks.recordProgress(instanceId, { step: 'initialising', percent: 0, updatedAt: at.leapDay }), true);
+        assert.equal(await store.tasks.recordProgress(instanceId, progress), true);
+        const running = await store.tasks.get(t.id);
+        assert.deepEqual(running?.progress, progress);
+        assert.deepEqual(running?.updatedAt, new Date('2031-01-01T00:00:00.000Z'), "the task's own update time is the taskmanager's");
+        assert.deepEqual((await store.tasks.activeForInstance(instanceId))?.progress, progress);
+        assert.equal(await store.tasks.recordProgress(uid(), progress), false, 'an instance without tasks');
+        assert.equal(await store.tasks.finish(t.id, 'w1', 'done'), true);
+        assert.equal((await store.tasks.get(t.id))?.progress, null);
+        assert.equal(await store.tasks.recordProgress(instanceId, progress), false, 'a finished task takes none');
+        assert.equal((await store.tasks.get(t.id))?.progress, null);
+      });
+
       it('activeForInstance finds the pending task of an instance', async () => {
         const instanceId = uid();
         await store.tasks.create(task(instanceId, { state: 'failed', createdAt: at.oneMs }));

@@ -22,20 +22,26 @@ export interface BusGuest {
   rpc: RpcClient<typeof guestContract>;
   /** every heartbeat's status, message and TLS report, in order */
   beats: { status: string; message?: string; tls?: { caCertificate: string; expiresAt: string; port: number } }[];
+  /** every progress report's step and percent, in order */
+  progress: { step: string; percent: number }[];
   /** closes the conductor and the bus; the test stops or destroys the guest first */
   closeBus(): Promise<void>;
 }
 
 export async function startBusGuest(
-  options: Pick<GuestOptions, 'instance' | 'engine' | 'runner' | 'desiredState'> & Partial<Pick<GuestOptions, 'certificates'>>,
+  options: Pick<GuestOptions, 'instance' | 'engine' | 'runner' | 'desiredState'> & Partial<Pick<GuestOptions, 'certificates' | 'warm'>>,
 ): Promise<BusGuest> {
   const transport = await connectTransport('memory:', { key: BusKey.generate() });
   const beats: BusGuest['beats'] = [];
+  const progress: BusGuest['progress'] = [];
   const conductor = await serveRpc(transport, conductorContract, conductorTopic, {
     heartbeat: async ({ status, message, tls }) => {
       beats.push({ status, message, ...(tls === undefined ? {} : { tls }) });
     },
     agentHeartbeat: async () => undefined,
+    reportProgress: async ({ step, percent }) => {
+      progress.push({ step, percent });
+    },
   });
   const closeBus = async () => {
     await conductor.close();
@@ -53,7 +59,7 @@ export async function startBusGuest(
       rootAllowed: true,
       certificates: options.certificates ?? (await testCertificates(options.instance.address)),
     });
-    return { guest, rpc: createRpcClient(transport, guestContract, guestTopic(options.instance.instanceId)), beats, closeBus };
+    return { guest, rpc: createRpcClient(transport, guestContract, guestTopic(options.instance.instanceId)), beats, progress, closeBus };
   } catch (err) {
     await closeBus();
     throw err;

@@ -1,4 +1,4 @@
-import type { DatastoreRow, DatastoreVersionRow, InstanceRow, Repositories } from '../../db/index.js';
+import type { DatastoreRow, DatastoreVersionRow, InstanceRow, Repositories, TaskProgress } from '../../db/index.js';
 import type { InstanceViewData } from './instance-views.js';
 
 /**
@@ -12,14 +12,21 @@ export class InstanceViewLoader {
   constructor(private readonly store: Repositories) {}
 
   async load(instance: InstanceRow): Promise<InstanceViewData> {
-    const [version, service, fault, configuration] = await Promise.all([
+    const [version, service, fault, configuration, progress] = await Promise.all([
       this.version(instance.datastoreVersionId),
       this.store.serviceStatuses.get(instance.id),
       this.store.faults.latest(instance.id),
       instance.configurationId === null ? undefined : this.store.configurations.get(instance.configurationId),
+      this.progress(instance),
     ]);
     const datastore = version === undefined ? undefined : await this.datastore(version.datastoreId);
-    return { instance, datastore, version, service, fault, configuration };
+    return { instance, datastore, version, service, fault, configuration, progress };
+  }
+
+  /** only an instance with a task in progress has a task to read it from */
+  private async progress(instance: InstanceRow): Promise<TaskProgress | undefined> {
+    if (instance.taskStatus === 'NONE') return undefined;
+    return (await this.store.tasks.activeForInstance(instance.id))?.progress ?? undefined;
   }
 
   private version(id: string): Promise<DatastoreVersionRow | undefined> {

@@ -6,6 +6,7 @@ import type {
   InstanceFaultRow,
   InstanceRow,
   ServiceStatusRow,
+  TaskProgress,
 } from '../../db/index.js';
 import { instanceStatus, operatingStatus } from './instance-status.js';
 import { resourceLinks, type LinkContext } from './links.js';
@@ -21,6 +22,8 @@ export interface InstanceViewData {
   fault: InstanceFaultRow | undefined;
   /** the attached configuration group, when there is one */
   configuration?: ConfigurationRow | undefined;
+  /** how far the running task's guest operation got, when it reported */
+  progress?: TaskProgress | undefined;
 }
 
 export interface InstanceViewContext extends LinkContext {
@@ -117,6 +120,10 @@ export function instanceDetailView(data: InstanceViewData, ctx: InstanceViewCont
     updated: troveTimestamp(instance.updatedAt),
     service_status_updated: troveTimestamp(service?.updatedAt ?? instance.updatedAt),
     tls: tlsView(instance),
+    // Coffer's extension, while a task runs and its guest reported how far it got
+    ...(data.progress === undefined
+      ? {}
+      : { progress: { step: data.progress.step, percent: data.progress.percent, updated: troveTimestamp(data.progress.updatedAt) } }),
     ...(data.configuration === undefined
       ? {}
       : { configuration: { id: data.configuration.id, name: data.configuration.name, links: resourceLinks(ctx, 'configurations', data.configuration.id) } }),

@@ -53,7 +53,9 @@ export const instanceTlsReport = z.object({
 export type InstanceTlsReport = z.infer<typeof instanceTlsReport>;
 
 // Topic `conductor`, competing consumers: the only path from guests to the state database.
-export const conductorContract = defineService('conductor', '1.1', {
+// 1.2: reportProgress. Heartbeats keep their 1.1 stamp, so a conductor still on 1.1 takes them
+// from newer guests; it refuses their progress reports (logged there), which the guests never wait on.
+export const conductorContract = defineService('conductor', '1.2', {
   heartbeat: cast(
     z.object({
       instanceId: z.string(),
@@ -65,6 +67,7 @@ export const conductorContract = defineService('conductor', '1.1', {
       /** the instance's TLS as its clients see it, sent when it changed (a new certificate or CA) */
       tls: instanceTlsReport.optional(),
     }),
+    { since: '1.1' },
   ),
   /**
    * An agent announces itself (so the taskmanager can place instances on it) and the engine
@@ -77,6 +80,19 @@ export const conductorContract = defineService('conductor', '1.1', {
       /** since 1.1: contract name to the version the agent and its guests serve (servesVersion) */
       contracts: z.record(z.string(), z.string()).optional(),
     }),
+    { since: '1.1' },
+  ),
+  /**
+   * How far a long operation (prepare, resize, restart, applying a configuration) got: shown with
+   * the instance while its task runs. One older than the newest stored is dropped.
+   */
+  reportProgress: cast(
+    z.object({
+      instanceId: z.string(),
+      step: z.string().min(1).max(100),
+      percent: z.number().int().min(0).max(100),
+    }),
+    { since: '1.2' },
   ),
 });
 

@@ -7,6 +7,7 @@ import * as instanceTls from './0005-instance-tls.js';
 import * as agentContracts from './0006-agent-contracts.js';
 import * as configurationGroups from './0007-configuration-groups.js';
 import * as guestReports from './0008-guest-reports.js';
+import * as taskProgress from './0009-task-progress.js';
 
 // Every migration, by name. Kysely runs them in name order and records each one it ran; a
 // shipped migration never changes, a schema change is a new file with the next number.
@@ -19,4 +20,5 @@ export const migrations: Record<string, Migration> = {
   '0006-agent-contracts': agentContracts,
   '0007-configuration-groups': configurationGroups,
   '0008-guest-reports': guestReports,
+  '0009-task-progress': taskProgress,
 };

@@ -111,7 +111,7 @@ export function identityOf(manager: string, modules: EngineModules<EngineLifecyc
 export function assembleDriver<L extends EngineLifecycle>(modules: EngineModules<L>, context: EngineContext): EngineDriver {
   const lifecycle = modules.lifecycle.create(context);
   const driver: { -readonly [K in keyof EngineDriver]: EngineDriver[K] } = {
-    prepare: (input) => lifecycle.prepare(input),
+    prepare: (input, progress) => lifecycle.prepare(input, progress),
     start: () => lifecycle.start(),
     stop: () => lifecycle.stop(),
     health: () => lifecycle.health(),

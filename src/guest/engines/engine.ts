@@ -109,6 +109,16 @@ export interface EngineContext {
 /** healthy: accepts queries; running: the process is up but does not answer; stopped: no process */
 export type EngineHealth = 'healthy' | 'running' | 'stopped';
 
+/**
+ * The phases of a prepare, each announced as it begins: a new instance's data directory is made
+ * (`initialising`) or taken from the host's warm pool (`taking a prepared cluster`), the engine
+ * starts, then the requested databases and users are made (users only, where the engine has no databases).
+ */
+export type PrepareStep = 'initialising' | 'taking a prepared cluster' | 'starting' | 'creating databases and users' | 'creating users';
+
+/** told each phase of a prepare as it begins; must not throw or wait */
+export type PrepareProgress = (step: PrepareStep) => void;
+
 export interface PrepareTimings {
   initMs: number;
   startMs: number;
@@ -186,7 +196,7 @@ export interface RootAdmin {
  */
 export interface EngineLifecycle {
   /** initialise, configure, start and create the requested databases and users; resumes a partial run */
-  prepare(input: PrepareInput): Promise<PrepareTimings>;
+  prepare(input: PrepareInput, progress?: PrepareProgress): Promise<PrepareTimings>;
   /** start (or adopt the already running process) and wait until it accepts queries */
   start(): Promise<void>;
   /** stop quickly; forcibly after a timeout */

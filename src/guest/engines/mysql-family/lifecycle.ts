@@ -4,7 +4,7 @@ import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
 import { CofferError } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
-import type { EngineContext, EngineHealth, EngineLifecycle, PrepareTimings, TlsMaterial } from '../engine.js';
+import type { EngineContext, EngineHealth, EngineLifecycle, PrepareProgress, PrepareTimings, TlsMaterial } from '../engine.js';
 import type { LifecycleModule } from '../engine-modules.js';
 import { fileExists, writeEngineFile } from '../engine-files.js';
 import { currentEngineSpec, writeEngineSpec, type EngineSpec } from '../engine-spec-file.js';
@@ -201,7 +201,7 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     });
   }
 
-  async prepare(input: PrepareInput): Promise<PrepareTimings> {
+  async prepare(input: PrepareInput, progress: PrepareProgress = () => undefined): Promise<PrepareTimings> {
     const began = performance.now();
     for (const database of input.databases) checkDatabaseName(database.name);
     this.admin.checkUsers(input.users);
@@ -213,6 +213,7 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     const conf = await this.renderConf(spec, requireTls);
 
     if (!(await fileExists(this.paths.initialised))) {
+      progress('initialising');
       // the group's values from the first start on, not while the init SQL runs (a sql_mode
       // with NO_BACKSLASH_ESCAPES would misread its literals)
       await this.initialise(input.adminPassword, await this.renderConf({ ...spec, overrides: {} }, requireTls));
@@ -223,8 +224,10 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     await this.writeEngineFile(this.paths.configFile, conf);
     await writeEngineSpec(dir, spec);
     await saveTlsRequired(dir, requireTls);
+    progress('starting');
     await this.start();
     const started = performance.now();
+    progress('creating databases and users');
     await this.admin.run(async (connection) => {
       const registry = this.admin.registry;
       await registry.ensureSchema(connection);

@@ -5,7 +5,7 @@ import { CofferError, validateConfigurationValues } from '../../../common/index.
 import type { ConfigurationValues, Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
 import type { AccessSpec } from '../../../bus/index.js';
-import type { EngineContext, EngineHealth, EngineLifecycle, PrepareTimings, TlsMaterial } from '../engine.js';
+import type { EngineContext, EngineHealth, EngineLifecycle, PrepareProgress, PrepareTimings, TlsMaterial } from '../engine.js';
 import type { LifecycleModule } from '../engine-modules.js';
 import {
   adminRole,
@@ -134,7 +134,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
     return { socketDir: this.paths.socketDir, port: this.context.placement.port, password: this.adminPassword };
   }
 
-  async prepare(input: PrepareInput): Promise<PrepareTimings> {
+  async prepare(input: PrepareInput, progress: PrepareProgress = () => undefined): Promise<PrepareTimings> {
     const began = performance.now();
     checkPrepareNames(input);
     const spec: EngineSpec = {
@@ -149,7 +149,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
     let sync: Promise<unknown> = Promise.resolve();
     let poolPassword: string | undefined;
     if (!(await fileExists(this.paths.initialised))) {
-      ({ sync, poolPassword } = await this.initialise(input.adminPassword));
+      ({ sync, poolPassword } = await this.initialise(input.adminPassword, progress));
     } else {
       const stored = (await this.endpoint()).password;
       if (stored !== input.adminPassword) this.logger.warn('prepare redelivered with another admin password: keeping the first');
@@ -160,8 +160,10 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
       await writeEngineFile(this.runner, this.paths.hbaFile, hba);
       await saveTlsRequired(this.context.placement.dir, input.access?.requireTls === true);
       await writeEngineSpec(this.context.placement.dir, spec);
+      progress('starting');
       await this.start();
       const started = performance.now();
+      progress('creating databases and users');
       const endpoint = await this.endpoint();
       // before anything else: from here on only the instance's own password opens it. Until then
       // `.initdb.done` is missing, so an interrupted prepare starts over with another cluster.
@@ -184,7 +186,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
    * starts and the databases are created: the data is on disk before prepare reports HEALTHY,
    * and the ~60 ms of fsync overlap work that was waiting anyway.
    */
-  private async initialise(adminPassword: string): Promise<Initialised> {
+  private async initialise(adminPassword: string, progress: PrepareProgress): Promise<Initialised> {
     // a data directory without the marker is what an interrupted earlier attempt left
     const leftover = await runningPostmaster(this.paths.dataDir);
     if (leftover !== undefined) await stopPostmaster(leftover, this.paths.dataDir, stopTimeoutMs);
@@ -192,6 +194,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
     await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
     this.adminPassword = adminPassword;
     const dir = this.context.placement.dir;
+    if (this.context.warm !== undefined) progress('taking a prepared cluster');
     const poolPassword =
       this.context.warm === undefined ? undefined : await takeWarmCluster(this.context.warm, dir, this.paths.dataDir, this.logger);
     if (poolPassword !== undefined) {
@@ -201,6 +204,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
       sync.catch(() => undefined);
       return { sync, poolPassword };
     }
+    progress('initialising');
     // initdb fills an empty directory; the engine's user could not create one in the host's
     await mkdir(this.paths.dataDir, { mode: 0o700 });
     await this.runner.handOver(this.paths.dataDir);

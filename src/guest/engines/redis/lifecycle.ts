@@ -3,7 +3,7 @@ import { join, relative } from 'node:path';
 import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
 import { CofferError, newPassword, validateConfigurationValues, type ConfigurationValues, type Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
-import type { EngineContext, EngineHealth, EngineLifecycle, PrepareTimings, TlsMaterial } from '../engine.js';
+import type { EngineContext, EngineHealth, EngineLifecycle, PrepareProgress, PrepareTimings, TlsMaterial } from '../engine.js';
 import type { LifecycleModule } from '../engine-modules.js';
 import { fileExists, writeEngineFile } from '../engine-files.js';
 import { currentEngineSpec, readEngineSpec, writeEngineSpec, type EngineSpec } from '../engine-spec-file.js';
@@ -184,18 +184,23 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     return (await runningServer(this.paths)) !== undefined;
   }
 
-  async prepare(input: PrepareInput): Promise<PrepareTimings> {
+  async prepare(input: PrepareInput, progress: PrepareProgress = () => undefined): Promise<PrepareTimings> {
     const began = performance.now();
     const overrides = checkPrepareInput(input, this.datastore());
     const spec: EngineSpec = { memoryMb: input.memoryMb, access: input.access, overrides };
     // rendered before anything changes: a bad value leaves the instance directory alone
     const conf = renderRedisConf(await this.confInput(spec));
-    if (!(await fileExists(this.paths.initialised))) await this.initialise();
+    if (!(await fileExists(this.paths.initialised))) {
+      progress('initialising');
+      await this.initialise();
+    }
     const initialised = performance.now();
     await this.writeConf(conf);
     await writeEngineSpec(this.context.placement.dir, spec);
+    progress('starting');
     await this.start();
     const started = performance.now();
+    progress('creating users');
     await ensureUsers(await this.endpoint(), input.users);
     const done = performance.now();
     return { initMs: initialised - began, startMs: started - initialised, setupMs: done - started };
