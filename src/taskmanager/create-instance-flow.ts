@@ -77,6 +77,8 @@ export function createInstanceFlow(deps: InstanceFlowDeps) {
           access: payload.access,
           // the group's values start with the engine: nothing runs a moment without them
           overrides: await overridesOf(store, instance),
+          // what the guest records as applied once prepared; the flow records it when the engine is ready
+          generation: instance.desiredGeneration,
         };
         return prepare;
       };
@@ -198,6 +200,8 @@ async function waitUntilReady(
     if (state === 'left') return;
     if (state === 'ready') {
       await store.instances.update(instance.id, { taskStatus: 'NONE', taskDescription: 'No tasks for the instance.', taskStartTime: null });
+      // prepare is a cast: a healthy engine after it is the guest's answer that it applied the create
+      if (prepare.generation !== undefined) await store.instances.recordAppliedGeneration(instance.id, prepare.generation);
       return;
     }
     if (state === 'failed') throw await engineFailed(store, instance.id);
