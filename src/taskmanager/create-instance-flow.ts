@@ -199,9 +199,10 @@ async function waitUntilReady(
     });
     if (state === 'left') return;
     if (state === 'ready') {
-      await store.instances.update(instance.id, { taskStatus: 'NONE', taskDescription: 'No tasks for the instance.', taskStartTime: null });
-      // prepare is a cast: a healthy engine after it is the guest's answer that it applied the create
+      // prepare is a cast: a healthy engine after it is the guest's answer that it applied the
+      // create. Recorded before the build ends, so an ACTIVE instance never shows it unapplied.
       if (prepare.generation !== undefined) await store.instances.recordAppliedGeneration(instance.id, prepare.generation);
+      await store.instances.update(instance.id, { taskStatus: 'NONE', taskDescription: 'No tasks for the instance.', taskStartTime: null });
       return;
     }
     if (state === 'failed') throw await engineFailed(store, instance.id);
