@@ -33,6 +33,9 @@ export function instanceFromRow(r: Selectable<InstancesTable>): InstanceRow {
     access: fromJson<InstanceAccess>(r.access),
     tls: fromJson<InstanceTls>(r.tls),
     configurationId: r.configuration_id,
+    // PostgreSQL and MariaDB drivers may hand integers back as text
+    desiredGeneration: Number(r.desired_generation),
+    appliedGeneration: Number(r.applied_generation),
     createdAt: toDate(r.created_at),
     updatedAt: toDate(r.updated_at),
     deleted: toBool(r.deleted),
@@ -81,6 +84,9 @@ export class SqlInstanceRepository implements InstanceRepository {
             access: toJson(row.access),
             tls: null,
             configuration_id: row.configurationId ?? null,
+            // creating is the first change of what the instance should be
+            desired_generation: 1,
+            applied_generation: 0,
             created_at: row.createdAt,
             updated_at: row.updatedAt,
             deleted: false,
@@ -140,6 +146,25 @@ export class SqlInstanceRepository implements InstanceRepository {
       .where('task_status', 'in', from)
       .executeTakeFirst();
     return result.numUpdatedRows > 0n;
+  }
+
+  async bumpDesiredGeneration(id: string): Promise<void> {
+    const result = await this.ctx.db
+      .updateTable('instances')
+      .set((eb) => ({ desired_generation: eb('desired_generation', '+', 1), updated_at: new Date() }))
+      .where('id', '=', id)
+      .executeTakeFirst();
+    if (result.numUpdatedRows === 0n) throw errors.instanceNotFound(id);
+  }
+
+  async recordAppliedGeneration(id: string, generation: number): Promise<void> {
+    // Conditional in SQL: of a late answer and a newer one, the higher generation stays.
+    await this.ctx.db
+      .updateTable('instances')
+      .set({ applied_generation: generation, updated_at: new Date() })
+      .where('id', '=', id)
+      .where('applied_generation', '<', generation)
+      .execute();
   }
 
   /** idempotent: a second call keeps the first deletedAt */

@@ -102,6 +102,10 @@ export interface InstancesTable {
   tls: JsonText | null;
   /** the attached configuration group; null: none */
   configuration_id: string | null;
+  /** raised with every task that changes what the instance should be (create: 1) */
+  desired_generation: number;
+  /** the highest generation the guest reported applied; never lowered */
+  applied_generation: number;
   created_at: Timestamp;
   updated_at: Timestamp;
   deleted: Bool;

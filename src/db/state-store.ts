@@ -152,13 +152,20 @@ export interface InstanceRow {
   tls: InstanceTls | null;
   /** the attached configuration group; null: none */
   configurationId: string | null;
+  /** the version of what the instance should be: raised by every change of it (create: 1) */
+  desiredGeneration: number;
+  /** the highest desired generation the guest reported applied; equal to desiredGeneration when every change is live */
+  appliedGeneration: number;
   createdAt: Date;
   updatedAt: Date;
   deleted: boolean;
   deletedAt: Date | null;
 }
 
-export type NewInstance = Omit<InstanceRow, 'deleted' | 'deletedAt' | 'host' | 'address' | 'port' | 'tls' | 'configurationId'> &
+export type NewInstance = Omit<
+  InstanceRow,
+  'deleted' | 'deletedAt' | 'host' | 'address' | 'port' | 'tls' | 'configurationId' | 'desiredGeneration' | 'appliedGeneration'
+> &
   Partial<Pick<InstanceRow, 'configurationId'>>;
 
 export type InstancePatch = Partial<
@@ -404,6 +411,10 @@ export interface InstanceRepository {
    * changed) when the task status was another, or the instance does not exist.
    */
   updateIfTask(id: string, from: readonly TaskStatusName[], patch: InstancePatch): Promise<boolean>;
+  /** raises desiredGeneration by one, in SQL, so concurrent changes each count */
+  bumpDesiredGeneration(id: string): Promise<void>;
+  /** sets appliedGeneration to `generation` unless it is already that high: a late, older answer never lowers it */
+  recordAppliedGeneration(id: string, generation: number): Promise<void>;
   /** soft delete: deleted = true, deletedAt = now */
   markDeleted(id: string, now: Date): Promise<void>;
   countActive(tenantId: string): Promise<number>;

@@ -17,6 +17,7 @@ import {
 } from '../bus/index.js';
 import { CofferError, isCofferError } from '../common/index.js';
 import type { Logger } from '../common/index.js';
+import { recordAppliedGeneration } from './applied-generation.js';
 import { directoryUsage } from './directory-usage.js';
 import type {
   ConfigurationAdmin,
@@ -209,8 +210,16 @@ class GuestAgent implements Guest {
           totalBytes: this.options.instance.volumeSizeGb * 1024 ** 3,
           usedBytes: await directoryUsage(this.options.instance.dir),
         }),
-        resize: ({ memoryMb }, meta) => this.exclusive(() => this.resize(memoryMb, this.requestLogger(meta))),
-        updateAccess: ({ access }) => this.running(() => this.engine.updateAccess(access)),
+        resize: ({ memoryMb, generation }, meta) =>
+          this.exclusive(async () => {
+            await this.resize(memoryMb, this.requestLogger(meta));
+            return { generation: await this.applied(generation) };
+          }),
+        updateAccess: ({ access, generation }) =>
+          this.running(async () => {
+            await this.engine.updateAccess(access);
+            return { generation: await this.applied(generation) };
+          }),
         listDatabases: () => this.running(async () => ({ databases: await this.databases().list() })),
         createDatabases: ({ databases }) => this.running(() => this.databases().create(databases)),
         deleteDatabase: ({ name }) => this.running(() => this.databases().delete(name)),
@@ -225,7 +234,7 @@ class GuestAgent implements Guest {
           return this.running(async () => ({ name: await this.rootAdmin().enable(password) }));
         },
         disableRoot: () => this.running(() => this.rootAdmin().disable()),
-        applyConfiguration: ({ overrides }, meta) =>
+        applyConfiguration: ({ overrides, generation }, meta) =>
           this.exclusive(async () => {
             this.requirePrepared();
             const configuration = this.configurationAdmin();
@@ -233,7 +242,7 @@ class GuestAgent implements Guest {
             this.progress('applying configuration', 20);
             const outcome = await configuration.apply(overrides);
             this.progress('configuration applied', 100);
-            return outcome;
+            return { ...outcome, generation: await this.applied(generation) };
           }),
         getConfiguration: () => this.running(async () => ({ values: await this.configurationAdmin().effective() })),
         rotateCertificate: (_args, meta) =>
@@ -427,6 +436,7 @@ class GuestAgent implements Guest {
       // before the engine's configuration is rendered: it serves TLS from its first start
       await this.renewCertificate(false, log);
       const timings = await this.engine.prepare(input, (step) => this.progress(step, preparePercent[step]));
+      await this.applied(input.generation);
       await writeFile(join(this.options.instance.dir, preparedMarker), new Date().toISOString());
       this.prepared = true;
       await this.setDesired('running');
@@ -509,6 +519,11 @@ class GuestAgent implements Guest {
     this.progress('ready', 100);
     await this.heartbeat('HEALTHY');
     return {};
+  }
+
+  /** records that the change carrying `generation` is applied; answers the generation applied now */
+  private applied(generation: number | undefined): Promise<number> {
+    return recordAppliedGeneration(this.options.instance.dir, generation);
   }
 
   private requirePrepared(): void {

@@ -1,5 +1,5 @@
 import { createRpcClient, guestContract, guestTopic, type RequestContext, type RpcClient, type Transport } from '../bus/index.js';
-import { CofferError, newUuid, sleep, type Logger } from '../common/index.js';
+import { CofferError, errors, newUuid, sleep, type Logger } from '../common/index.js';
 import type { InstancePatch, InstanceRow, StateStore, TaskStatusName } from '../db/index.js';
 import { engineFailed, engineState, retryTransient } from './flow-support.js';
 import type { InstanceWaiter } from './instance-waiter.js';
@@ -60,6 +60,21 @@ export async function startAction(
 /** Calls the guest, retrying while its agent cannot be reached, until the action's deadline. */
 export function callGuest<T>(deps: ActionFlowDeps, handle: TaskHandle, what: string, log: Logger, attempt: () => Promise<T>): Promise<T> {
   return retryTransient(what, attempt, { deadline: Date.now() + deps.actionTimeoutMs, signal: handle.signal, logger: log });
+}
+
+/**
+ * The instance's desired generation as the step about to ask the guest reads it: what the change
+ * the step sends brings the instance to (the API raised it with the task).
+ */
+export async function desiredGeneration(deps: Pick<ActionFlowDeps, 'store'>, instanceId: string): Promise<number> {
+  const instance = await deps.store.instances.get(instanceId, { includeDeleted: true });
+  if (instance === undefined) throw errors.instanceNotFound(instanceId);
+  return instance.desiredGeneration;
+}
+
+/** Records the generation the guest answered it applied; a late answer of an older one never lowers the stored one. */
+export async function recordApplied(deps: Pick<ActionFlowDeps, 'store'>, instanceId: string, generation: number | undefined): Promise<void> {
+  if (generation !== undefined) await deps.store.instances.recordAppliedGeneration(instanceId, generation);
 }
 
 /**

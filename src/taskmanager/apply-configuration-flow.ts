@@ -1,7 +1,7 @@
 import { applyConfigurationTaskPayload } from '../bus/index.js';
 import { CofferError } from '../common/index.js';
 import type { InstancePatch } from '../db/index.js';
-import { type ActionFlowDeps, callGuest, endAction, messageOf, resumed, startAction } from './action-flow-support.js';
+import { type ActionFlowDeps, callGuest, desiredGeneration, endAction, messageOf, recordApplied, resumed, startAction } from './action-flow-support.js';
 import { overridesOf } from './configuration-overrides.js';
 import { runSteps } from './flow-steps.js';
 import type { TaskHandle } from './task-runner.js';
@@ -30,8 +30,10 @@ export function applyConfigurationFlow(deps: ActionFlowDeps) {
           name: 'applied',
           run: async () => {
             const overrides = await overridesOf(deps.store, instance);
-            log.info({ configurationId: instance.configurationId, parameters: Object.keys(overrides) }, 'applying configuration overrides');
-            const outcome = await callGuest(deps, handle, 'applyConfiguration', log, () => guest.applyConfiguration({ overrides }, context));
+            const generation = await desiredGeneration(deps, instance.id);
+            log.info({ configurationId: instance.configurationId, parameters: Object.keys(overrides), generation }, 'applying configuration overrides');
+            const outcome = await callGuest(deps, handle, 'applyConfiguration', log, () => guest.applyConfiguration({ overrides, generation }, context));
+            await recordApplied(deps, instance.id, outcome.generation);
             pending = outcome.pendingRestart;
           },
           payload: () => ({ ...recorded, pendingRestart: pending }),

@@ -77,6 +77,8 @@ export function createInstanceFlow(deps: InstanceFlowDeps) {
           access: payload.access,
           // the group's values start with the engine: nothing runs a moment without them
           overrides: await overridesOf(store, instance),
+          // what the guest records as applied once prepared; the flow records it when the engine is ready
+          generation: instance.desiredGeneration,
         };
         return prepare;
       };
@@ -197,6 +199,9 @@ async function waitUntilReady(
     });
     if (state === 'left') return;
     if (state === 'ready') {
+      // prepare is a cast: a healthy engine after it is the guest's answer that it applied the
+      // create. Recorded before the build ends, so an ACTIVE instance never shows it unapplied.
+      if (prepare.generation !== undefined) await store.instances.recordAppliedGeneration(instance.id, prepare.generation);
       await store.instances.update(instance.id, { taskStatus: 'NONE', taskDescription: 'No tasks for the instance.', taskStartTime: null });
       return;
     }

@@ -1,6 +1,6 @@
 import { resizeFlavorTaskPayload } from '../bus/index.js';
 import { CofferError } from '../common/index.js';
-import { type ActionFlowDeps, endAction, callGuest, messageOf, resumed, startAction } from './action-flow-support.js';
+import { type ActionFlowDeps, endAction, callGuest, desiredGeneration, messageOf, recordApplied, resumed, startAction } from './action-flow-support.js';
 import { runSteps } from './flow-steps.js';
 import type { TaskHandle } from './task-runner.js';
 
@@ -27,8 +27,10 @@ export function resizeFlavorFlow(deps: ActionFlowDeps) {
             const flavor = await deps.store.flavors.get(newFlavorId);
             if (flavor === undefined) throw new CofferError('FlavorNotFound', `Flavor ${newFlavorId} no longer exists.`);
             log.info({ flavorId: flavor.id, memoryMb: flavor.ramMb }, 'resizing the engine for a new flavor');
+            const generation = await desiredGeneration(deps, handle.task.instanceId);
             asked = true;
-            await callGuest(deps, handle, 'resize', log, () => guest.resize({ memoryMb: flavor.ramMb }, context));
+            const outcome = await callGuest(deps, handle, 'resize', log, () => guest.resize({ memoryMb: flavor.ramMb, generation }, context));
+            await recordApplied(deps, handle.task.instanceId, outcome.generation);
           },
         },
         {

@@ -1,5 +1,5 @@
 import { updateAccessTaskPayload } from '../bus/index.js';
-import { type ActionFlowDeps, endAction, callGuest, messageOf, noTask, startAction } from './action-flow-support.js';
+import { type ActionFlowDeps, endAction, callGuest, desiredGeneration, messageOf, noTask, recordApplied, startAction } from './action-flow-support.js';
 import { runSteps } from './flow-steps.js';
 import type { TaskHandle } from './task-runner.js';
 
@@ -21,8 +21,10 @@ export function updateAccessFlow(deps: ActionFlowDeps) {
         {
           name: 'applied',
           run: async () => {
-            log.info({ access: instance.access }, 'applying access rules');
-            await callGuest(deps, handle, 'updateAccess', log, () => guest.updateAccess({ access: instance.access }, context));
+            const generation = await desiredGeneration(deps, instance.id);
+            log.info({ access: instance.access, generation }, 'applying access rules');
+            const outcome = await callGuest(deps, handle, 'updateAccess', log, () => guest.updateAccess({ access: instance.access, generation }, context));
+            await recordApplied(deps, instance.id, outcome.generation);
           },
         },
         {

@@ -46,6 +46,8 @@ interface FakeEngine {
   overrides: ConfigurationValues;
   /** the values the running process started with */
   running: ConfigurationValues;
+  /** the generation of the desired state last applied, as a guest records it */
+  generation: number;
 }
 
 let h: Harness;
@@ -63,7 +65,7 @@ function heartbeat(instanceId: string, status: 'BUILDING' | 'HEALTHY'): Promise<
 }
 
 async function serveGuest(instanceId: string): Promise<void> {
-  const engine: FakeEngine = { prepares: [], applied: [], overrides: {}, running: {} };
+  const engine: FakeEngine = { prepares: [], applied: [], overrides: {}, running: {}, generation: 0 };
   engines.set(instanceId, engine);
   const pending = () => [...restartOnly].filter((name) => engine.overrides[name] !== engine.running[name]);
   guests.push(
@@ -76,6 +78,7 @@ async function serveGuest(instanceId: string): Promise<void> {
           engine.prepares.push(input);
           engine.overrides = { ...input.overrides };
           engine.running = { ...input.overrides };
+          engine.generation = Math.max(engine.generation, input.generation ?? 0);
           await heartbeat(instanceId, 'BUILDING');
           await heartbeat(instanceId, 'HEALTHY');
         },
@@ -84,13 +87,14 @@ async function serveGuest(instanceId: string): Promise<void> {
           await heartbeat(instanceId, 'HEALTHY');
           return {};
         },
-        applyConfiguration: async ({ overrides }) => {
+        applyConfiguration: async ({ overrides, generation }) => {
           engine.applied.push(overrides);
           if (overrides.work_mem === refusedWorkMem) {
             throw new CofferError('EngineError', `work_mem: the engine refused ${refusedWorkMem}: not enough memory for this flavor`);
           }
           engine.overrides = { ...overrides };
-          return { pendingRestart: pending() };
+          engine.generation = Math.max(engine.generation, generation ?? 0);
+          return { pendingRestart: pending(), generation: engine.generation };
         },
         getConfiguration: async () => ({ values: { port: 5432, shared_buffers: '128MB', ...engine.running, ...engine.overrides } }),
       }),
@@ -464,6 +468,36 @@ describe('attaching and detaching', () => {
     assert.equal((await h.store.instances.get(id))?.configurationId, good);
     assert.deepEqual(engines.get(id)?.overrides, { work_mem: 2048 });
     assert.match((await h.store.faults.latest(id))?.message ?? '', /keeps configuration group/);
+  });
+
+  test('generation: create ends 1/1, an attach raises desired and applied catches up, a refused apply leaves applied behind', async () => {
+    const good = await createGroup(alice, { work_mem: 2048 });
+    const id = await createInstance(alice);
+    assert.deepEqual((await settled(alice, id)).generation, { desired: 1, applied: 1 });
+    assert.equal(engines.get(id)?.prepares[0]?.generation, 1, 'prepare carries the create’s generation');
+
+    assert.equal((await attach(alice, id, good)).statusCode, 202);
+    // raised with the task, before any guest answered
+    assert.equal((await h.store.instances.get(id))?.desiredGeneration, 2);
+    assert.deepEqual((await settled(alice, id)).generation, { desired: 2, applied: 2 });
+    assert.equal(engines.get(id)?.generation, 2);
+
+    // a group change re-applied to the instance is a change too; the refused one stays unapplied
+    assert.equal((await call(alice, 'PATCH', `/configurations/${good}`, { configuration: { values: { work_mem: refusedWorkMem } } })).statusCode, 200);
+    const failed = await eventually(
+      'the refused re-apply ended',
+      async () => ({ task: await h.store.tasks.activeForInstance(id), view: json(await call(alice, 'GET', `/instances/${id}`)).instance }),
+      ({ task, view }) => task === undefined && view.status === 'ACTIVE',
+    );
+    assert.deepEqual(failed.view.generation, { desired: 3, applied: 2 });
+    assert.match(failed.view.fault.message, /^Applying the configuration failed: work_mem: the engine refused/);
+
+    // detaching is the next change, and once applied everything asked for is live again
+    assert.equal((await attach(alice, id, null)).statusCode, 202);
+    assert.deepEqual((await settled(alice, id)).generation, { desired: 4, applied: 4 });
+    // a restart changes nothing the instance should be
+    assert.equal((await call(alice, 'POST', `/instances/${id}/action`, { restart: {} })).statusCode, 202);
+    assert.deepEqual((await settled(alice, id)).generation, { desired: 4, applied: 4 });
   });
 
   test('attach and detach need an ACTIVE instance without a task (InvalidInstanceState, 400) and a group of its version', async () => {

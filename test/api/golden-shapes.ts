@@ -98,9 +98,12 @@ export const instanceTlsReported = instanceTls.extend({
 });
 /** Coffer's extension: how far a running task's guest operation got, shown only while it runs and once the guest reported */
 export const instanceProgress = z.object({ step: z.string().min(1), percent: int.min(0).max(100), updated: troveTime });
+/** Coffer's extension: the version of what the instance should be, and the one its guest last applied */
+export const instanceGeneration = z.object({ desired: int.min(0), applied: int.min(0) });
 const detailFields = {
   ...summaryFields,
   tls: instanceTls,
+  generation: instanceGeneration,
   progress: instanceProgress.optional(),
   datastore: z.object({ type: z.string().nullable(), version: z.string().nullable(), version_number: z.string().nullable() }),
   created: troveTime,

@@ -130,11 +130,13 @@ describe('PUT /instances/{id}', () => {
     assert.equal(row?.name, 'guarded');
     assert.deepEqual(row?.access, { isPublic: false, allowedCidrs: ['10.0.0.0/8', '192.168.1.0/24'] });
     assert.equal(row?.taskStatus, 'UPDATING');
+    assert.equal(row?.desiredGeneration, 2, 'a change of what the instance should be raises its generation');
     const task = await queuedTask(id, castsBefore);
     assert.equal(task.kind, 'update_access');
     assert.deepEqual(task.payload, { requestId: res.headers['x-openstack-request-id'], resumeTask: 'NONE' });
     const view = json(await show(alice, id)).instance;
     assert.deepEqual(view.access, { is_public: false, allowed_cidrs: ['10.0.0.0/8', '192.168.1.0/24'] });
+    assert.deepEqual(view.generation, { desired: 2, applied: 0 }, 'not live until the guest applied it');
     // Trove's UPDATING falls through to the server status; no operating_status during a task.
     assert.equal(view.status, 'ACTIVE');
     assert.equal(view.operating_status, '');
@@ -177,6 +179,7 @@ describe('PUT /instances/{id}', () => {
       const row = await h.store.instances.get(id);
       assert.deepEqual(row?.access, version === 'pg15' ? { allowedCidrs: ['10.0.0.0/8'], requireTls: true } : { requireTls: true });
       assert.equal(row?.taskStatus, 'UPDATING');
+      assert.equal(row?.desiredGeneration, 2);
       assert.equal((await queuedTask(id, castsBefore)).kind, 'update_access');
       const view = json(await show(alice, id)).instance;
       assert.equal(view.tls.required, true);
@@ -273,6 +276,7 @@ describe('POST /instances/{id}/action restart', () => {
     await assertAccepted(res);
     assert.equal((await h.store.instances.get(id))?.taskStatus, 'REBOOTING');
     assert.equal((await h.store.serviceStatuses.get(id))?.status, 'RESTARTING');
+    assert.equal((await h.store.instances.get(id))?.desiredGeneration, 1, 'a restart changes nothing the instance should be');
     const task = await queuedTask(id, castsBefore);
     assert.equal(task.kind, 'restart');
     assert.deepEqual(task.payload, { requestId: res.headers['x-openstack-request-id'] });
@@ -336,6 +340,7 @@ describe('POST /instances/{id}/action resize', () => {
     const row = await h.store.instances.get(id);
     assert.equal(row?.taskStatus, 'RESIZING');
     assert.equal(row?.flavorId, '2');
+    assert.equal(row?.desiredGeneration, 2);
     const task = await queuedTask(id, castsBefore);
     assert.equal(task.kind, 'resize_flavor');
     assert.deepEqual(task.payload, { requestId: h.casts.at(-1)?.requestId, resumeTask: 'NONE', oldFlavorId: '2', newFlavorId: '3' });
@@ -369,6 +374,7 @@ describe('POST /instances/{id}/action resize', () => {
     const row = await h.store.instances.get(id);
     assert.equal(row?.taskStatus, 'RESIZING');
     assert.equal(row?.volumeSizeGb, 5, 'recorded with the task, so that quotas count it at once');
+    assert.equal(row?.desiredGeneration, 1, 'the volume is not part of what the engine is rendered from');
     const task = await queuedTask(id, castsBefore);
     assert.equal(task.kind, 'resize_volume');
     assert.deepEqual(task.payload, { requestId: h.casts.at(-1)?.requestId, resumeTask: 'NONE', oldSizeGb: 2, newSizeGb: 5 });

@@ -134,9 +134,11 @@ describe('POST /instances', () => {
   test('the create response has exactly the detail fields a non-admin sees', async () => {
     const view = json(await create(alice, body({ name: 'shape' }))).instance;
     assert.deepEqual(Object.keys(view).sort(), [
-      'access', 'created', 'datastore', 'flavor', 'id', 'links', 'name', 'operating_status', 'region',
+      'access', 'created', 'datastore', 'flavor', 'generation', 'id', 'links', 'name', 'operating_status', 'region',
       'service_status_updated', 'status', 'tls', 'updated', 'volume',
     ]);
+    // created is the first desired state; nothing is applied until the guest prepared it
+    assert.deepEqual(view.generation, { desired: 1, applied: 0 });
     assert.match(view.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     assert.match(view.created, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/);
     assert.equal(view.region, 'RegionOne');

@@ -398,7 +398,17 @@ export function stateStoreSuite(
         const bare = instance({ taskStartTime: null, access: null });
         await store.instances.create(withAccess);
         await store.instances.create(bare);
-        const extra = { host: null, address: null, port: null, tls: null, configurationId: null, deleted: false, deletedAt: null };
+        const extra = {
+          host: null,
+          address: null,
+          port: null,
+          tls: null,
+          configurationId: null,
+          desiredGeneration: 1,
+          appliedGeneration: 0,
+          deleted: false,
+          deletedAt: null,
+        };
         assert.deepEqual(await store.instances.get(withAccess.id), { ...withAccess, ...extra });
         assert.deepEqual(await store.instances.get(bare.id), { ...bare, ...extra });
         await rejectsWithCode(store.instances.create(bare), 'Conflict');
@@ -444,10 +454,29 @@ export function stateStoreSuite(
           tls: { caCertificate: '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n', expiresAt: '2027-03-02T21:33:47.000Z', port: 6380 },
           updatedAt: got.updatedAt,
           configurationId: null,
+          desiredGeneration: 1,
+          appliedGeneration: 0,
           deleted: false,
           deletedAt: null,
         });
         await rejectsWithCode(store.instances.update(uid(), { name: 'x' }), 'InstanceNotFound');
+      });
+
+      it('generations: desired rises by one per change, applied only rises', async () => {
+        const i = instance();
+        await store.instances.create(i);
+        await store.instances.bumpDesiredGeneration(i.id);
+        assert.equal((await store.instances.get(i.id))?.desiredGeneration, 2);
+        // concurrent changes each count
+        await Promise.all([store.instances.bumpDesiredGeneration(i.id), store.instances.bumpDesiredGeneration(i.id)]);
+        await store.instances.recordAppliedGeneration(i.id, 3);
+        await store.instances.recordAppliedGeneration(i.id, 2);
+        let got = await store.instances.get(i.id);
+        assert.deepEqual([got?.desiredGeneration, got?.appliedGeneration], [4, 3], 'a late, older generation does not lower applied');
+        await store.instances.recordAppliedGeneration(i.id, 4);
+        got = await store.instances.get(i.id);
+        assert.deepEqual([got?.desiredGeneration, got?.appliedGeneration], [4, 4]);
+        await rejectsWithCode(store.instances.bumpDesiredGeneration(uid()), 'InstanceNotFound');
       });
 
       it('updateIfTask changes the instance only from one of the given task statuses', async () => {

@@ -249,6 +249,37 @@ test('a flavor resize the guest fails returns the engine to the old flavor and k
   );
 });
 
+test('a flavor resize sends the desired generation read when it runs and records what the guest applied', async () => {
+  const id = await runningInstance();
+  // as the API leaves it: the create applied (1), the resize raised desired to 2
+  await store.instances.recordAppliedGeneration(id, 1);
+  await store.instances.bumpDesiredGeneration(id);
+  const sent: Array<number | undefined> = [];
+  await serveGuest(id, {
+    resize: async ({ generation }) => {
+      sent.push(generation);
+      return { generation };
+    },
+  });
+  const taskId = await requestAction(id, 'resize_flavor', 'RESIZING', { oldFlavorId: 'f-small', newFlavorId: 'f-large' });
+  assert.equal((await endedTask(taskId)).state, 'done');
+  assert.deepEqual(sent, [2]);
+  const instance = await store.instances.get(id);
+  assert.deepEqual([instance?.desiredGeneration, instance?.appliedGeneration], [2, 2]);
+});
+
+test('a late answer of an older generation never lowers the applied one', async () => {
+  const id = await runningInstance();
+  await store.instances.bumpDesiredGeneration(id);
+  await store.instances.bumpDesiredGeneration(id);
+  // a newer change was already recorded applied (3) when this task's guest answers an older one
+  await store.instances.recordAppliedGeneration(id, 3);
+  await serveGuest(id, { updateAccess: async () => ({ generation: 2 }) });
+  const taskId = await requestAction(id, 'update_access', 'UPDATING', {});
+  assert.equal((await endedTask(taskId)).state, 'done');
+  assert.equal((await store.instances.get(id))?.appliedGeneration, 3);
+});
+
 test('resize volume records the larger size and ends the task', async () => {
   const id = await runningInstance();
   const taskId = await requestAction(id, 'resize_volume', 'RESIZING', { oldSizeGb: 2, newSizeGb: 5 });

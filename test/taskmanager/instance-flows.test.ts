@@ -226,6 +226,7 @@ test('create places the instance, prepares its guest and ends ACTIVE, clearing t
     const { instanceId, taskId } = await requestCreate(world);
     const instance = await builtInstance(world, instanceId);
     assert.equal(instance.taskStatus, 'NONE');
+    assert.deepEqual([instance.desiredGeneration, instance.appliedGeneration], [1, 1], 'the create is live');
     assert.deepEqual([instance.host, instance.address, instance.port], ['host-1', '127.77.0.9', 5432]);
     assert.equal((await world.store.serviceStatuses.get(instanceId))?.status, 'HEALTHY');
     const ended = await endedTask(world, taskId);
@@ -237,6 +238,7 @@ test('create places the instance, prepares its guest and ends ACTIVE, clearing t
     assert.deepEqual(prepare.databases.map((d) => d.name), ['app']);
     assert.equal(prepare.memoryMb, 512);
     assert.match(prepare.adminPassword, /^[A-Za-z0-9]{36}$/);
+    assert.equal(prepare.generation, 1);
   } finally {
     await agent.stop();
     await world.close();
@@ -312,6 +314,7 @@ test('a guest reporting FAILED ends the build in ERROR with the guest’s own me
     const { instanceId, taskId } = await requestCreate(world);
     const instance = await builtInstance(world, instanceId);
     assert.equal(instance.taskStatus, 'BUILDING_ERROR_SERVER');
+    assert.equal(instance.appliedGeneration, 0, 'a failed build applied nothing');
     assert.equal((await world.store.faults.latest(instanceId))?.message, 'initdb: No space left on device');
     assert.equal((await endedTask(world, taskId)).payload, null);
   } finally {

@@ -11,7 +11,7 @@ import type {
 } from '../../db/index.js';
 import { notAvailable } from './action-gate.js';
 import { instanceStatus, serverStatusOf, taskAction } from './instance-status.js';
-import { queueInstanceTask } from './queue-instance-task.js';
+import { createTaskRow, queueInstanceTask } from './queue-instance-task.js';
 import type { TroveDeps } from './trove-deps.js';
 import { wakeTaskmanager } from './wake-taskmanager.js';
 
@@ -143,7 +143,7 @@ export async function updateGroup(deps: TroveDeps, group: ConfigurationRow, patc
           throw notAvailable(instance.id, 'task', taskAction(status));
         }
         const taskId = newUuid();
-        await tx.tasks.create({
+        await createTaskRow(tx, {
           id: taskId,
           instanceId: instance.id,
           kind: 'apply_configuration',

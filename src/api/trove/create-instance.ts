@@ -155,6 +155,9 @@ export async function createInstance(
     access,
     tls: null,
     configurationId: configuration?.id ?? null,
+    // as the repository creates it: the first desired state, not yet applied
+    desiredGeneration: 1,
+    appliedGeneration: 0,
     createdAt: now,
     updatedAt: now,
     deleted: false,

@@ -120,6 +120,8 @@ export function instanceDetailView(data: InstanceViewData, ctx: InstanceViewCont
     updated: troveTimestamp(instance.updatedAt),
     service_status_updated: troveTimestamp(service?.updatedAt ?? instance.updatedAt),
     tls: tlsView(instance),
+    // Coffer's extension: the desired state's version and the one the guest last applied; equal when every change is live
+    generation: { desired: instance.desiredGeneration, applied: instance.appliedGeneration },
     // Coffer's extension, while a task runs and its guest reported how far it got
     ...(data.progress === undefined
       ? {}

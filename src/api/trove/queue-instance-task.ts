@@ -17,6 +17,19 @@ export interface InstanceTaskRequest {
   recheck(current: InstanceRow, tx: Repositories): Promise<void>;
 }
 
+/** Tasks that change what the instance should be; restarts and volume resizes do not. */
+const desiredStateChanges = new Set<TaskKind>(['resize_flavor', 'update_access', 'apply_configuration']);
+
+/**
+ * Writes a task row inside `tx`, and when the task changes what the instance should be, raises
+ * the instance's desired generation with it: the task's flow sends that generation to the guest,
+ * so the instance view can tell whether the change is live.
+ */
+export async function createTaskRow(tx: Repositories, task: TaskRow): Promise<void> {
+  if (desiredStateChanges.has(task.kind)) await tx.instances.bumpDesiredGeneration(task.instanceId);
+  await tx.tasks.create(task);
+}
+
 /**
  * Starts a durable instance action: the instance's new task status, its service status and the
  * task row are written in one transaction, then the taskmanager is woken (reference 2.2 "cast").
@@ -47,7 +60,7 @@ export async function queueInstanceTask(deps: TroveDeps, instance: InstanceRow, 
       throw notAvailable(instance.id, 'task', taskAction(latest?.taskStatus ?? current.taskStatus));
     }
     if (request.serviceStatus !== undefined) await tx.serviceStatuses.set({ instanceId: instance.id, status: request.serviceStatus, updatedAt: now });
-    await tx.tasks.create(task);
+    await createTaskRow(tx, task);
   });
   await wakeTaskmanager(deps, task.id, context);
 }

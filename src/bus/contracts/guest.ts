@@ -40,6 +40,15 @@ export const accessSpec = z
   .nullable();
 export type AccessSpec = z.infer<typeof accessSpec>;
 
+/**
+ * The version of the instance's desired state a change carries (the state DB's desired
+ * generation); the guest records the highest it applied successfully and answers it, so the API
+ * can tell whether a change is live. Optional: a caller that does not track it sends none.
+ */
+const generation = z.number().int().nonnegative().optional();
+/** what a change answers: the generation the guest has applied, after this change when it carried one */
+const applied = z.object({ generation });
+
 export const prepareInput = z.object({
   memoryMb: z.number().int().positive(),
   databases: z.array(databaseSpec).default([]),
@@ -49,6 +58,7 @@ export const prepareInput = z.object({
   access: accessSpec.default(null),
   /** the configuration group's values, checked against the engine's parameters; rendered from the first start */
   overrides: configurationValues.default({}),
+  generation,
 });
 export type PrepareInput = z.infer<typeof prepareInput>;
 
@@ -60,7 +70,8 @@ const none = z.object({});
 // root calls are answered only by engines whose capabilities declare them; the API checks the
 // capabilities first, and a guest asked anyway answers OperationNotSupported.
 // 1.2: configuration groups (prepare's overrides, applyConfiguration, getConfiguration)
-export const guestContract = defineService('guest', '1.2', {
+// 1.3: the desired state's generation (prepare, resize, updateAccess, applyConfiguration)
+export const guestContract = defineService('guest', '1.3', {
   /** initialise, configure and start the engine, then create databases and users; heartbeats report progress */
   prepare: cast(prepareInput),
   restart: call(none, none, high),
@@ -68,9 +79,9 @@ export const guestContract = defineService('guest', '1.2', {
   startDb: call(none, none, high),
   getFilesystemStats: call(none, z.object({ totalBytes: z.number(), usedBytes: z.number() }), low),
   /** renders the engine's configuration for a new flavor's RAM and restarts it */
-  resize: call(z.object({ memoryMb: z.number().int().positive() }), none, high),
+  resize: call(z.object({ memoryMb: z.number().int().positive(), generation }), applied, high),
   /** rewrites the engine's access rules (pg_hba, user host patterns) on the running instance */
-  updateAccess: call(z.object({ access: accessSpec }), none, high),
+  updateAccess: call(z.object({ access: accessSpec, generation }), applied, high),
 
   listDatabases: call(none, z.object({ databases: z.array(databaseSpec) }), low),
   /** DatabaseAlreadyExists when one exists; none is created then */
@@ -103,8 +114,8 @@ export const guestContract = defineService('guest', '1.2', {
    * the parameter. OperationNotSupported without capability `configurationGroups`.
    */
   applyConfiguration: call(
-    z.object({ overrides: configurationValues }),
-    z.object({ pendingRestart: z.array(z.string()) }),
+    z.object({ overrides: configurationValues, generation }),
+    z.object({ pendingRestart: z.array(z.string()), generation }),
     high,
   ),
   /** the configuration the engine runs with as rendered: Coffer's own settings and the overrides */

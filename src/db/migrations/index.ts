@@ -8,6 +8,7 @@ import * as agentContracts from './0006-agent-contracts.js';
 import * as configurationGroups from './0007-configuration-groups.js';
 import * as guestReports from './0008-guest-reports.js';
 import * as taskProgress from './0009-task-progress.js';
+import * as desiredGeneration from './0010-desired-generation.js';
 
 // Every migration, by name. Kysely runs them in name order and records each one it ran; a
 // shipped migration never changes, a schema change is a new file with the next number.
@@ -21,4 +22,5 @@ export const migrations: Record<string, Migration> = {
   '0007-configuration-groups': configurationGroups,
   '0008-guest-reports': guestReports,
   '0009-task-progress': taskProgress,
+  '0010-desired-generation': desiredGeneration,
 };
