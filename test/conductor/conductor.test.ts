@@ -266,7 +266,9 @@ test('a heartbeat carrying volume usage is kept with the status, measured when i
   await transport.cast(conductorTopic, beat(sentAt + 20, 'HEALTHY', 2048));
   await eventually('the newer usage', () => store.serviceStatuses.get('i-usage'), (s) => s?.volumeUsage?.usedBytes === 2048);
   await transport.cast(conductorTopic, beat(sentAt + 15, 'HEALTHY', 1024));
-  await new Promise((r) => setTimeout(r, 30));
+  // a newer beat after it: once that one is stored, the late one has been handled
+  await transport.cast(conductorTopic, beat(sentAt + 25, 'SHUTDOWN'));
+  await eventually('the beat after the late one', () => store.serviceStatuses.get('i-usage'), (s) => s?.status === 'SHUTDOWN');
   assert.equal((await store.serviceStatuses.get('i-usage'))?.volumeUsage?.usedBytes, 2048);
 });
 
