@@ -57,6 +57,11 @@ export const errorStatus: Readonly<Record<ErrorCode, HttpFault>> = Object.freeze
   ContractVersionUnsupported: instanceFault,
   NoHostAvailable: serviceUnavailable,
   TaskFailed: instanceFault,
+  BackupStorageUnavailable: serviceUnavailable,
+  // Trove's RestoreBackupIntegrityError
+  ChecksumMismatch: { status: 409, fault: 'conflict' },
+  BackupDecryptionFailed: { status: 409, fault: 'conflict' },
+  BackupTooLarge: forbidden,
   Internal: instanceFault,
 });
 

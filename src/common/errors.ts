@@ -36,6 +36,10 @@ export const errorCodes = [
   'NoHostAvailable', // no agent is alive to place an instance
   'EngineError', // an engine command failed
   'TaskFailed',
+  'BackupStorageUnavailable', // backup storage unreachable or failing (503)
+  'ChecksumMismatch', // a backup object's bytes differ from the checksum recorded when it was stored (409)
+  'BackupDecryptionFailed', // a backup object does not decrypt with the key given: wrong key or altered bytes (409)
+  'BackupTooLarge', // the backup is larger than the volume asked for (403)
   'Internal',
 ] as const;
 

@@ -2,6 +2,7 @@ import type { ConfigurationParameter } from '../../common/index.js';
 import type { ProcessRunner } from '../process-runner.js';
 import type { EngineIdentity } from './binary-discovery.js';
 import type {
+  BackupAdmin,
   ConfigurationAdmin,
   DatabaseAdmin,
   EngineCapabilities,
@@ -67,6 +68,11 @@ export interface ConfigurationModule<L> {
   create(lifecycle: L): ConfigurationAdmin;
 }
 
+/** Capability `backup`: taking backups; restoring them is the lifecycle's prepare (see BackupAdmin). */
+export interface BackupModule<L> {
+  create(lifecycle: L): BackupAdmin;
+}
+
 export interface EngineModules<L extends EngineLifecycle> {
   readonly lifecycle: LifecycleModule<L>;
   // L is what the lifecycle creates; each module takes it (or any narrower view of it)
@@ -74,8 +80,7 @@ export interface EngineModules<L extends EngineLifecycle> {
   readonly users?: UsersModule<NoInfer<L>>;
   readonly root?: RootModule<NoInfer<L>>;
   readonly configuration?: ConfigurationModule<NoInfer<L>>;
-  /** room for a backup module (`backup.ts`): none exists yet, so no engine can declare one */
-  readonly backup?: never;
+  readonly backup?: BackupModule<NoInfer<L>>;
   /** room for a replication module (`replication.ts`), as for backup */
   readonly replication?: never;
 }
@@ -111,7 +116,7 @@ export function identityOf(manager: string, modules: EngineModules<EngineLifecyc
 export function assembleDriver<L extends EngineLifecycle>(modules: EngineModules<L>, context: EngineContext): EngineDriver {
   const lifecycle = modules.lifecycle.create(context);
   const driver: { -readonly [K in keyof EngineDriver]: EngineDriver[K] } = {
-    prepare: (input, progress) => lifecycle.prepare(input, progress),
+    prepare: (input, progress, restore) => lifecycle.prepare(input, progress, restore),
     start: () => lifecycle.start(),
     stop: () => lifecycle.stop(),
     health: () => lifecycle.health(),
@@ -125,6 +130,7 @@ export function assembleDriver<L extends EngineLifecycle>(modules: EngineModules
   if (modules.users !== undefined) driver.users = modules.users.create(lifecycle);
   if (modules.root !== undefined) driver.root = modules.root.create(lifecycle);
   if (modules.configuration !== undefined) driver.configuration = modules.configuration.create(lifecycle);
+  if (modules.backup !== undefined) driver.backup = modules.backup.create(lifecycle);
   return driver;
 }
 

@@ -10,6 +10,7 @@ import type {
   UserSpec,
 } from '../../bus/index.js';
 import type { ConfigurationParameter, ConfigurationValue, ConfigurationValues, Logger } from '../../common/index.js';
+import type { Readable } from 'node:stream';
 import type { ProcessRunner } from '../process-runner.js';
 import type { EngineModules } from './engine-modules.js';
 
@@ -17,7 +18,7 @@ import type { EngineModules } from './engine-modules.js';
 // folder has the same file roles: `lifecycle.ts` (prepare, start, stop, health, process id,
 // resize, access, TLS: the part every engine has), `config.ts` (rendering its configuration
 // files), one file per capability module it has: `databases.ts`, `users.ts`, `root.ts`,
-// `configuration.ts` (later `backup.ts`, `replication.ts`), and `engine.ts`, which assembles
+// `configuration.ts`, `backup.ts` (later `replication.ts`), and `engine.ts`, which assembles
 // them into the engine's factory. Beside them: `admin.ts` (the guest's administrative
 // connection, which the modules share), `binaries.ts` (finding the engine's versions),
 // `parameters.ts` (what a configuration group may set), `tls.ts`, and the engine's own helpers.
@@ -190,13 +191,64 @@ export interface RootAdmin {
   disable(): Promise<void>;
 }
 
+/** A backup is a full copy of the instance's data, or the changes since its parent. */
+export type BackupKind = 'full' | 'incremental';
+
+/**
+ * What an engine records about a backup it took, as strings (a MariaDB backup's `to-lsn`, a
+ * PostgreSQL backup's WAL positions): stored with the backup, given back to the engine as the
+ * parent of an incremental and with each link of a restore chain.
+ */
+export type BackupFacts = Record<string, string>;
+
+/** A backup being taken: the engine tool's output, and what it learnt once it ended. */
+export interface BackupRun {
+  /** read it to the end; destroying it aborts the backup and kills the tool */
+  readonly stream: Readable;
+  /**
+   * Resolves once the tool exited successfully after `stream` ended, with the facts to record;
+   * rejects (EngineError with the tool's reason) when it failed or was aborted. A backup whose
+   * `finished` rejected must never be reported complete.
+   */
+  readonly finished: Promise<BackupFacts>;
+}
+
+/** One backup of a restore chain, opened when the restore reaches it. */
+export interface RestoreLink {
+  kind: BackupKind;
+  facts: BackupFacts;
+  /** the engine tool's output as it was taken (decoded, checksum-checked while read) */
+  open(): Promise<Readable>;
+}
+
+/**
+ * Capability `backup`. Backups are taken from the running engine, which keeps serving;
+ * restores fill a new instance's data directory during its prepare (EngineLifecycle.prepare's
+ * `restore`), never an existing instance's.
+ */
+export interface BackupAdmin {
+  /** whether `start` takes a `parent` (incremental backups) */
+  readonly incremental: boolean;
+  /**
+   * Starts a backup of the running engine: full, or with `parent` (the facts of the backup it
+   * follows) the changes since that one. `signal` aborts it (the tool is killed, `finished` rejects).
+   */
+  start(request: { parent?: BackupFacts; signal: AbortSignal }): Promise<BackupRun>;
+}
+
 /**
  * The part of a driver every engine has: the engine process and its files. Every method is
  * idempotent.
  */
 export interface EngineLifecycle {
-  /** initialise, configure, start and create the requested databases and users; resumes a partial run */
-  prepare(input: PrepareInput, progress?: PrepareProgress): Promise<PrepareTimings>;
+  /**
+   * initialise, configure, start and create the requested databases and users; resumes a partial
+   * run. With `restore` (engines with a backup module only) the data directory is filled from the
+   * chain (the full backup first, then each incremental in order) instead of initialised, and the
+   * guest's own administrative account gets `input.adminPassword`; a failed restore leaves no data
+   * directory a later prepare would take for a finished one.
+   */
+  prepare(input: PrepareInput, progress?: PrepareProgress, restore?: readonly RestoreLink[]): Promise<PrepareTimings>;
   /** start (or adopt the already running process) and wait until it accepts queries */
   start(): Promise<void>;
   /** stop quickly; forcibly after a timeout */
@@ -236,6 +288,8 @@ export interface EngineDriver extends EngineLifecycle {
   readonly root?: RootAdmin;
   /** present exactly when the engine has a `configuration` module (capability `configurationGroups`) */
   readonly configuration?: ConfigurationAdmin;
+  /** present exactly when the engine has a `backup` module (capability `backup`) */
+  readonly backup?: BackupAdmin;
 }
 
 export interface EngineFactory {
