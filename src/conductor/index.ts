@@ -1,12 +1,13 @@
 // The conductor role: the only writer of what guests and agents report (heartbeats become
 // service statuses, with the volume usage and engine health they carry, which the API's views
 // read instead of asking guests; agent reports become datastore versions; progress reports a
-// running task's progress), so they need no database access.
+// running task's progress, backup reports a backup's state), so they need no database access.
 import { conductorContract, conductorTopic, serveRpc } from '../bus/index.js';
 import type { Transport } from '../bus/index.js';
 import type { Logger } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
 import { agentHeartbeatHandler } from './agent-heartbeat-handler.js';
+import { backupUpdateHandler } from './backup-update-handler.js';
 import { heartbeatHandler } from './heartbeat-handler.js';
 import { instanceStatusPublisher } from './instance-status-publisher.js';
 import { progressHandler } from './progress-handler.js';
@@ -31,6 +32,7 @@ export async function startConductor(options: ConductorOptions): Promise<Conduct
       heartbeat: heartbeatHandler(store, logger, instanceStatusPublisher(transport, logger)),
       agentHeartbeat: agentHeartbeatHandler(store, logger),
       reportProgress: progressHandler(store, logger),
+      updateBackup: backupUpdateHandler(store, transport, logger),
     },
     logger,
   );

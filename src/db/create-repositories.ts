@@ -1,4 +1,6 @@
 import { SqlAgentRepository } from './agent-repository.js';
+import { SqlBackupRepository } from './backup-repository.js';
+import { SqlBackupStrategyRepository } from './backup-strategy-repository.js';
 import { SqlConductorLastSeenRepository } from './conductor-last-seen-repository.js';
 import { SqlConfigurationRepository } from './configuration-repository.js';
 import { SqlDatastoreRepository } from './datastore-repository.js';
@@ -6,6 +8,7 @@ import { SqlFlavorRepository } from './flavor-repository.js';
 import { SqlInstanceFaultRepository } from './instance-fault-repository.js';
 import { SqlInstanceRepository } from './instance-repository.js';
 import { SqlLoginFailureRepository } from './login-failure-repository.js';
+import { SqlProjectKeyRepository } from './project-key-repository.js';
 import { SqlProjectRepository } from './project-repository.js';
 import { SqlQuotaRepository } from './quota-repository.js';
 import type { RepositoryContext } from './repository-context.js';
@@ -38,5 +41,8 @@ export function createRepositories(ctx: RepositoryContext): Repositories {
     rootHistory: new SqlRootHistoryRepository(ctx),
     quotas: new SqlQuotaRepository(ctx),
     loginFailures: new SqlLoginFailureRepository(ctx),
+    backups: new SqlBackupRepository(ctx),
+    backupStrategies: new SqlBackupStrategyRepository(ctx),
+    projectKeys: new SqlProjectKeyRepository(ctx),
   };
 }

@@ -58,7 +58,17 @@ export class SqlQuotaRepository implements QuotaRepository {
       instances: Number(r.instances),
       ram: Number(r.ram ?? 0),
       volumes: Number(r.volumes ?? 0),
-      backups: 0,
+      backups: await this.countBackups(tenantId),
     };
+  }
+
+  private async countBackups(tenantId: string): Promise<number> {
+    let query = this.ctx.db
+      .selectFrom('backups')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('tenant_id', '=', tenantId)
+      .where('deleted', '=', false);
+    if (this.ctx.dialect.name === 'mysql') query = query.modifyEnd(sql`lock in share mode`);
+    return Number((await query.executeTakeFirstOrThrow()).n);
   }
 }

@@ -11,6 +11,8 @@ export type NullableTimestamp = ColumnType<Date | string | null, Date | null, Da
 export type Bool = ColumnType<boolean | number, boolean, boolean>;
 /** JSON text, encoded and parsed by the repositories. */
 export type JsonText = string;
+/** a bigint column: PostgreSQL hands it back as text */
+export type BigNumber = ColumnType<number | string | null, number | null, number | null>;
 
 export interface ProjectsTable {
   id: string;
@@ -194,6 +196,45 @@ export interface ConfigurationsTable {
   deleted_at: NullableTimestamp;
 }
 
+export interface BackupsTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  description: string | null;
+  instance_id: string;
+  parent_id: string | null;
+  datastore_version_id: string | null;
+  backup_type: string;
+  state: string;
+  container: string;
+  object_name: string;
+  /** bigint: text from PostgreSQL, a number elsewhere */
+  size_bytes: BigNumber;
+  data_bytes: BigNumber;
+  sha256: string | null;
+  /** JSON object of strings */
+  facts: JsonText | null;
+  fail_reason: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  deleted: Bool;
+  deleted_at: NullableTimestamp;
+}
+
+export interface BackupStrategiesTable {
+  tenant_id: string;
+  instance_id: string;
+  backend: string;
+  container: string;
+  created_at: Timestamp;
+}
+
+export interface ProjectKeysTable {
+  tenant_id: string;
+  wrapped_key: string;
+  created_at: Timestamp;
+}
+
 export interface LoginFailuresTable {
   subject: string;
   failures: number;
@@ -220,4 +261,7 @@ export interface Database {
   quota_locks: QuotaLocksTable;
   login_failures: LoginFailuresTable;
   configurations: ConfigurationsTable;
+  backups: BackupsTable;
+  backup_strategies: BackupStrategiesTable;
+  project_keys: ProjectKeysTable;
 }

@@ -19,6 +19,9 @@ import type {
   RootHistoryRepository,
   ServiceStatusRepository,
   StateStore,
+  BackupRepository,
+  BackupStrategyRepository,
+  ProjectKeyRepository,
   TaskRepository,
   TokenRepository,
   UserRepository,
@@ -44,6 +47,9 @@ export class SqlStateStore implements StateStore {
   readonly quotas: QuotaRepository;
   readonly loginFailures: LoginFailureRepository;
   readonly rootHistory: RootHistoryRepository;
+  readonly backups: BackupRepository;
+  readonly backupStrategies: BackupStrategyRepository;
+  readonly projectKeys: ProjectKeyRepository;
   #closed: Promise<void> | undefined;
 
   constructor(
@@ -69,6 +75,9 @@ export class SqlStateStore implements StateStore {
     this.quotas = repositories.quotas;
     this.loginFailures = repositories.loginFailures;
     this.rootHistory = repositories.rootHistory;
+    this.backups = repositories.backups;
+    this.backupStrategies = repositories.backupStrategies;
+    this.projectKeys = repositories.projectKeys;
   }
 
   // Inside `fn` use `tx` only: on SQLite the transaction holds the one connection, so a call on

@@ -222,7 +222,10 @@ export type TaskKind =
   | 'resize_flavor'
   | 'resize_volume'
   | 'update_access'
-  | 'apply_configuration';
+  | 'apply_configuration'
+  // the subject of a backup task is its instance; of a backup deletion, the backup
+  | 'create_backup'
+  | 'delete_backup';
 export type TaskState = 'pending' | 'running' | 'done' | 'failed';
 
 export interface TaskRow {
@@ -298,6 +301,51 @@ export interface ConfigurationRow {
 export type NewConfiguration = Omit<ConfigurationRow, 'deleted' | 'deletedAt'>;
 
 export type ConfigurationPatch = Partial<Pick<ConfigurationRow, 'name' | 'description' | 'values'>>;
+
+/** Trove's backup states (reference 6); running = NEW, BUILDING, SAVING. */
+export type BackupState = 'NEW' | 'BUILDING' | 'SAVING' | 'COMPLETED' | 'FAILED' | 'DELETE_FAILED' | 'RESTORED';
+export const runningBackupStates: readonly BackupState[] = ['NEW', 'BUILDING', 'SAVING'];
+
+export interface BackupRow {
+  id: string;
+  tenantId: string;
+  name: string;
+  description: string | null;
+  instanceId: string;
+  parentId: string | null;
+  datastoreVersionId: string | null;
+  backupType: 'full' | 'incremental';
+  state: BackupState;
+  /** where the object lives in the backup storage */
+  container: string;
+  objectName: string;
+  /** bytes stored; null until COMPLETED */
+  sizeBytes: number | null;
+  /** the instance's data when the backup started (what a restore needs room for) */
+  dataBytes: number | null;
+  /** SHA-256 of the stored object, recorded when it was stored whole */
+  sha256: string | null;
+  /** what the engine recorded about the backup (LSNs, WAL positions) */
+  facts: Record<string, string> | null;
+  failReason: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  deleted: boolean;
+}
+
+export type NewBackup = Omit<BackupRow, 'deleted' | 'sizeBytes' | 'dataBytes' | 'sha256' | 'facts' | 'failReason'>;
+export type BackupPatch = Partial<
+  Pick<BackupRow, 'state' | 'sizeBytes' | 'dataBytes' | 'sha256' | 'facts' | 'failReason'>
+>;
+
+export interface BackupStrategyRow {
+  tenantId: string;
+  /** '' for the project-wide strategy */
+  instanceId: string;
+  backend: string;
+  container: string;
+  createdAt: Date;
+}
 
 export interface Page<T> {
   items: T[];
@@ -438,6 +486,54 @@ export interface ConfigurationRepository {
   countInstances(id: string, scope?: { tenantId?: string }): Promise<number>;
 }
 
+export interface BackupRepository {
+  create(row: NewBackup): Promise<void>;
+  /** undefined for unknown or deleted backups, and for another project's when tenantId is given */
+  get(id: string, scope?: { tenantId?: string }): Promise<BackupRow | undefined>;
+  /**
+   * not deleted, newest `updatedAt` first (Trove's order); `offset` is Trove's integer marker.
+   * Every project's without tenantId.
+   */
+  list(filter: { tenantId?: string; instanceId?: string; datastoreVersionIds?: string[]; limit: number; offset: number }): Promise<BackupRow[]>;
+  /** sets updatedAt too */
+  update(id: string, patch: BackupPatch): Promise<void>;
+  /**
+   * Applies `patch` only while the backup's state is one of `from`, in one conditional UPDATE;
+   * false (and nothing changed) otherwise.
+   */
+  updateIfState(id: string, from: readonly BackupState[], patch: BackupPatch): Promise<boolean>;
+  /** soft delete; idempotent */
+  markDeleted(id: string, now: Date): Promise<void>;
+  /** the live backups whose parent is `id` */
+  children(id: string): Promise<BackupRow[]>;
+  /** the instance's newest COMPLETED backup (the parent of `incremental: true` without parent_id) */
+  latestCompleted(instanceId: string): Promise<BackupRow | undefined>;
+  /** the instance's backups in a running state (NEW, BUILDING, SAVING) */
+  running(instanceId: string): Promise<BackupRow[]>;
+  /** which of `instanceIds` have a running backup */
+  instancesWithRunning(instanceIds: readonly string[]): Promise<Set<string>>;
+  /** live backups of the project (quota `backups`) */
+  countLive(tenantId: string): Promise<number>;
+}
+
+export interface BackupStrategyRepository {
+  /** insert or replace the row for (tenant, instance or '') */
+  set(row: BackupStrategyRow): Promise<void>;
+  list(filter: { tenantId?: string; instanceId?: string }): Promise<BackupStrategyRow[]>;
+  /** removes the row for (tenant, instance or ''); nothing when absent */
+  delete(tenantId: string, instanceId: string): Promise<void>;
+}
+
+export interface ProjectKeyRepository {
+  /** the project's wrapped data key, if it has one */
+  get(tenantId: string): Promise<string | undefined>;
+  /**
+   * Stores `wrappedKey` unless the project has a key already, and answers the one that is
+   * stored: of two racing first backups, both use the same key.
+   */
+  getOrCreate(tenantId: string, wrappedKey: string, now: Date): Promise<string>;
+}
+
 export interface ServiceStatusRepository {
   get(instanceId: string): Promise<ServiceStatusRow | undefined>;
   /** writes the status and its time only: what the guest reported stays (see `report`) */
@@ -507,7 +603,7 @@ export interface QuotaRepository {
    * one ends, so a quota check and the write it allows cannot interleave with another's.
    */
   lockTenant(tenantId: string, now: Date): Promise<void>;
-  /** what the project's live (not deleted) instances use; backups count 0 until they are stored */
+  /** what the project's live (not deleted) instances and backups use */
   usage(tenantId: string): Promise<Record<QuotaResource, number>>;
 }
 
@@ -529,6 +625,9 @@ export interface Repositories {
   rootHistory: RootHistoryRepository;
   quotas: QuotaRepository;
   loginFailures: LoginFailureRepository;
+  backups: BackupRepository;
+  backupStrategies: BackupStrategyRepository;
+  projectKeys: ProjectKeyRepository;
 }
 
 export interface StateStore extends Repositories {

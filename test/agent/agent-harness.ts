@@ -64,6 +64,7 @@ export function agentHarness(dataDirPrefix: string) {
         announcements.push(args);
       },
       reportProgress: async () => undefined,
+      updateBackup: async () => undefined,
     });
   });
 

@@ -25,6 +25,7 @@ const conductor = await serveRpc(transport, conductorContract, conductorTopic, {
   heartbeat: async () => undefined,
   agentHeartbeat: async (args) => announced(args.engines),
   reportProgress: async () => undefined,
+  updateBackup: async () => undefined,
 });
 const agent = await startAgent({ host: 'plain', dataDir, transport, logger: silentLogger(), addressPool, warmPoolSize: 0 });
 const agentRpc = createRpcClient(transport, agentContract, agentTopic('plain'));

@@ -326,8 +326,8 @@ test('a recorded status change is published to every listener; a repeated status
   const id = 'i-events';
   await makeInstance(id);
   const heard: { first: string[]; second: string[] } = { first: [], second: [] };
-  const first = await listenInstanceStatus(transport, (e) => e.instanceId === id && void heard.first.push(e.status), silentLogger());
-  const second = await listenInstanceStatus(transport, (e) => e.instanceId === id && void heard.second.push(e.status), silentLogger());
+  const first = await listenInstanceStatus(transport, (e) => e.instanceId === id && void heard.first.push(e.status ?? ''), silentLogger());
+  const second = await listenInstanceStatus(transport, (e) => e.instanceId === id && void heard.second.push(e.status ?? ''), silentLogger());
   try {
     const client = createRpcClient(transport, conductorContract, conductorTopic);
     for (const status of ['BUILDING', 'BUILDING', 'HEALTHY', 'HEALTHY'] as const) await client.heartbeat({ instanceId: id, status });

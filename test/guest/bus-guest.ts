@@ -42,6 +42,7 @@ export async function startBusGuest(
     reportProgress: async ({ step, percent }) => {
       progress.push({ step, percent });
     },
+    updateBackup: async () => undefined,
   });
   const closeBus = async () => {
     await conductor.close();

@@ -71,6 +71,7 @@ describe('a guest on the signed bus, attacked by a process with the broker crede
       heartbeat: async ({ status }) => void beats.push(status),
       agentHeartbeat: async () => undefined,
       reportProgress: async () => undefined,
+      updateBackup: async () => undefined,
     });
     const runner = await localRunner();
     const discovery = await engineRegistry.redis.discover([], runner);

@@ -34,6 +34,9 @@ export function fakeGuestHandlers(overrides: Partial<GuestHandlers> = {}): Guest
     applyConfiguration: unsupported,
     getConfiguration: unsupported,
     rotateCertificate: noop,
+    createBackup: async () => {
+      throw new CofferError('OperationNotSupported', 'Operation not supported by this fake guest.');
+    },
     ...overrides,
   };
 }

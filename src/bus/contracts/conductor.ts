@@ -52,10 +52,13 @@ export const instanceTlsReport = z.object({
 });
 export type InstanceTlsReport = z.infer<typeof instanceTlsReport>;
 
+export const backupState = z.enum(['BUILDING', 'COMPLETED', 'FAILED']);
+
 // Topic `conductor`, competing consumers: the only path from guests to the state database.
 // 1.2: reportProgress. Heartbeats keep their 1.1 stamp, so a conductor still on 1.1 takes them
 // from newer guests; it refuses their progress reports (logged there), which the guests never wait on.
-export const conductorContract = defineService('conductor', '1.2', {
+// 1.3: updateBackup.
+export const conductorContract = defineService('conductor', '1.3', {
   heartbeat: cast(
     z.object({
       instanceId: z.string(),
@@ -93,6 +96,27 @@ export const conductorContract = defineService('conductor', '1.2', {
       percent: z.number().int().min(0).max(100),
     }),
     { since: '1.2' },
+  ),
+  /**
+   * A backup's state as its guest saw it (Trove's update_backup): BUILDING once the engine tool
+   * runs (with bytes stored so far, now and then), COMPLETED only once the object is stored whole
+   * (with its size, SHA-256 and the engine's facts), FAILED with the reason. Reports for a backup
+   * that already ended are dropped.
+   */
+  updateBackup: cast(
+    z.object({
+      instanceId: z.string(),
+      backupId: z.string(),
+      state: backupState,
+      /** bytes stored so far (BUILDING) or in all (COMPLETED) */
+      bytes: z.number().int().nonnegative().optional(),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+      facts: z.record(z.string(), z.string()).optional(),
+      /** the instance's data size when the backup started, in bytes (Trove's backup size) */
+      dataBytes: z.number().int().nonnegative().optional(),
+      message: z.string().max(1000).optional(),
+    }),
+    { since: '1.3' },
   ),
 });
 

@@ -49,6 +49,38 @@ const generation = z.number().int().nonnegative().optional();
 /** what a change answers: the generation the guest has applied, after this change when it carried one */
 const applied = z.object({ generation });
 
+/**
+ * Where one backup object lives and how to read it back: the storage container and object name,
+ * the SHA-256 recorded when it was stored (checked while it is read), and the project's data key
+ * wrapped under the hosts' master key (only a host holding that key can unwrap it).
+ */
+export const backupObjectRef = z.object({
+  backupId: z.string(),
+  container: z.string(),
+  objectName: z.string(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  wrappedKey: z.string(),
+});
+export type BackupObjectRef = z.infer<typeof backupObjectRef>;
+
+export const backupKind = z.enum(['full', 'incremental']);
+export const backupFacts = z.record(z.string(), z.string());
+
+/** One backup of a restore chain: the full backup first, then each incremental in order. */
+export const restoreLinkSpec = backupObjectRef.extend({ kind: backupKind, facts: backupFacts });
+export type RestoreLinkSpec = z.infer<typeof restoreLinkSpec>;
+
+export const createBackupInput = z.object({
+  /** where to store it; the object appears only once it is whole */
+  target: backupObjectRef.omit({ sha256: true }),
+  kind: backupKind,
+  /** the facts of the parent, for an incremental */
+  parentFacts: backupFacts.optional(),
+  /** the project id the wrapped key is bound to */
+  projectId: z.string(),
+});
+export type CreateBackupInput = z.infer<typeof createBackupInput>;
+
 export const prepareInput = z.object({
   memoryMb: z.number().int().positive(),
   databases: z.array(databaseSpec).default([]),
@@ -59,6 +91,8 @@ export const prepareInput = z.object({
   /** the configuration group's values, checked against the engine's parameters; rendered from the first start */
   overrides: configurationValues.default({}),
   generation,
+  /** since 1.4: the data comes from these backups (the full one first) instead of a new cluster */
+  restore: z.object({ projectId: z.string(), chain: z.array(restoreLinkSpec).min(1) }).optional(),
 });
 export type PrepareInput = z.infer<typeof prepareInput>;
 
@@ -71,7 +105,8 @@ const none = z.object({});
 // capabilities first, and a guest asked anyway answers OperationNotSupported.
 // 1.2: configuration groups (prepare's overrides, applyConfiguration, getConfiguration)
 // 1.3: the desired state's generation (prepare, resize, updateAccess, applyConfiguration)
-export const guestContract = defineService('guest', '1.3', {
+// 1.4: backups (createBackup, prepare's restore)
+export const guestContract = defineService('guest', '1.4', {
   /** initialise, configure and start the engine, then create databases and users; heartbeats report progress */
   prepare: cast(prepareInput),
   restart: call(none, none, high),
@@ -123,6 +158,13 @@ export const guestContract = defineService('guest', '1.3', {
 
   /** a new server certificate from the host's CA, served by the running engine without a restart */
   rotateCertificate: call(none, none, high),
+
+  /**
+   * Takes a backup of the running engine and stores it (compressed, sealed with the project's
+   * key), reporting BUILDING, progress and then COMPLETED or FAILED to the conductor
+   * (updateBackup). The engine keeps serving. OperationNotSupported without capability `backup`.
+   */
+  createBackup: cast(createBackupInput, { since: '1.4' }),
 });
 
 export function guestTopic(instanceId: string): string {

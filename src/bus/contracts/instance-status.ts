@@ -10,11 +10,15 @@ import { guestServiceStatus } from './conductor.js';
 
 export const instanceStatusTopic = 'instance-status';
 const service = 'instance-status';
-const version = '1.0';
+// 1.1: events about a backup of the instance (backupId, no status)
+const version = '1.1';
 
 export const instanceStatusEvent = z.object({
   instanceId: z.string(),
-  status: guestServiceStatus,
+  /** the service status recorded; absent on an event about one of the instance's backups */
+  status: guestServiceStatus.optional(),
+  /** the backup whose state the conductor recorded */
+  backupId: z.string().optional(),
   /** when the conductor recorded it, epoch milliseconds */
   at: z.number(),
 });
