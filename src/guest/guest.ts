@@ -8,6 +8,7 @@ import {
   guestContract,
   guestTopic,
   serveRpc,
+  type CreateBackupInput,
   type GuestServiceStatus,
   type MessageMeta,
   type PrepareInput,
@@ -18,6 +19,7 @@ import {
 import { CofferError, isCofferError } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import { recordAppliedGeneration } from './applied-generation.js';
+import { backupsNotOnHost, restoreChain, runBackup, type GuestBackupHost } from './backup-runner.js';
 import { directoryUsage } from './directory-usage.js';
 import type {
   ConfigurationAdmin,
@@ -25,6 +27,7 @@ import type {
   EngineBinary,
   EngineDriver,
   PrepareStep,
+  RestoreLink,
   RootAdmin,
   TlsMaterial,
   UserAdmin,
@@ -90,6 +93,8 @@ export interface GuestOptions {
   certificates: CertificateIssuer;
   /** how often a prepared instance's certificate is checked for renewal; default hourly */
   certificateCheckIntervalMs?: number;
+  /** where backups are stored and the key that unwraps projects' keys; absent: backups are refused */
+  backups?: GuestBackupHost;
 }
 
 export interface Guest {
@@ -154,6 +159,9 @@ class GuestAgent implements Guest {
   private readonly logger: Logger;
   private subscription: Subscription | undefined;
   private prepared = false;
+  private backupRunning = false;
+  /** aborted when the guest closes: a backup or restore in progress stops with it */
+  private readonly backupAbort = new AbortController();
   private desired: DesiredState;
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
@@ -245,6 +253,7 @@ class GuestAgent implements Guest {
             return { ...outcome, generation: await this.applied(generation) };
           }),
         getConfiguration: () => this.running(async () => ({ values: await this.configurationAdmin().effective() })),
+        createBackup: async (input, meta) => this.startBackup(input, this.requestLogger(meta).child({ backupId: input.target.backupId })),
         rotateCertificate: (_args, meta) =>
           this.exclusive(async () => {
             this.requirePrepared();
@@ -435,7 +444,12 @@ class GuestAgent implements Guest {
     try {
       // before the engine's configuration is rendered: it serves TLS from its first start
       await this.renewCertificate(false, log);
-      const timings = await this.engine.prepare(input, (step) => this.progress(step, preparePercent[step]));
+      const { restore, ...engineInput } = input;
+      const timings = await this.engine.prepare(
+        engineInput,
+        (step) => this.progress(step, preparePercent[step]),
+        restore === undefined ? undefined : this.restoreChain(restore),
+      );
       await this.applied(input.generation);
       await writeFile(join(this.options.instance.dir, preparedMarker), new Date().toISOString());
       this.prepared = true;
@@ -526,6 +540,41 @@ class GuestAgent implements Guest {
     return recordAppliedGeneration(this.options.instance.dir, generation);
   }
 
+  private restoreChain(restore: NonNullable<PrepareInput['restore']>): RestoreLink[] {
+    if (this.engine.backup === undefined) throw this.unsupported('restoring a backup');
+    if (this.options.backups === undefined) throw backupsNotOnHost();
+    return restoreChain(this.options.backups, restore, this.backupAbort.signal);
+  }
+
+  /**
+   * A backup runs beside the other operations, not queued behind them: the engine keeps serving
+   * and heartbeating while its tool runs (the API refuses restarts and resizes meanwhile, as the
+   * instance shows BACKUP). One at a time; the outcome goes to the conductor, not to the caller.
+   */
+  private async startBackup(input: CreateBackupInput, log: Logger): Promise<void> {
+    this.requirePrepared();
+    const admin = this.engine.backup;
+    if (admin === undefined) throw this.unsupported('backups');
+    if (this.options.backups === undefined) throw backupsNotOnHost();
+    if (this.backupRunning) {
+      log.warn('a backup is already running; this one is refused');
+      throw new CofferError('UnprocessableEntity', `Instance ${this.instanceId} is already taking a backup.`);
+    }
+    this.backupRunning = true;
+    const job = runBackup({
+      admin,
+      host: this.options.backups,
+      input,
+      instanceId: this.instanceId,
+      dataBytes: await directoryUsage(this.options.instance.dir),
+      conductor: this.conductor,
+      progress: this.progress,
+      signal: this.backupAbort.signal,
+      log,
+    });
+    job.finally(() => (this.backupRunning = false)).catch(() => undefined);
+  }
+
   private requirePrepared(): void {
     if (!this.prepared) {
       throw new CofferError('UnprocessableEntity', `Instance ${this.instanceId} is not prepared yet.`);
@@ -568,6 +617,7 @@ class GuestAgent implements Guest {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
+    this.backupAbort.abort(new CofferError('EngineError', 'The guest stopped (its host is shutting down).'));
     await this.subscription?.close();
     await this.tail;
   }

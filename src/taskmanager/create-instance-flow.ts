@@ -18,6 +18,7 @@ import { engineFailed, engineState, retryTransient } from './flow-support.js';
 import { runSteps } from './flow-steps.js';
 import type { InstanceWaiter } from './instance-waiter.js';
 import type { TaskHandle } from './task-runner.js';
+import { backupChain, restoreLinks } from './backup-chain.js';
 
 
 export interface InstanceFlowDeps {
@@ -79,6 +80,7 @@ export function createInstanceFlow(deps: InstanceFlowDeps) {
           overrides: await overridesOf(store, instance),
           // what the guest records as applied once prepared; the flow records it when the engine is ready
           generation: instance.desiredGeneration,
+          ...(payload.restoreBackupId === undefined ? {} : { restore: await restoreOf(store, payload.restoreBackupId) }),
         };
         return prepare;
       };
@@ -174,6 +176,16 @@ async function checkResumedHost(deps: InstanceFlowDeps, host: string): Promise<v
   const alive = await deps.store.agents.listAlive(new Date(Date.now() - deps.agentAliveWindowMs));
   const agent = alive.find((a) => a.host === host);
   if (agent !== undefined && unservedContracts(agent).length > 0) throw contractMismatch([agent]);
+}
+
+/** What a prepare restores from: the backup's chain, each object with its project's wrapped key. */
+async function restoreOf(store: InstanceFlowDeps['store'], backupId: string): Promise<NonNullable<PrepareInput['restore']>> {
+  const backup = await store.backups.get(backupId);
+  if (backup === undefined) throw new CofferError('NotFound', `Backup ${backupId} no longer exists.`);
+  const chain = await backupChain(store, backup);
+  const wrappedKey = await store.projectKeys.get(backup.tenantId);
+  if (wrappedKey === undefined) throw new CofferError('Conflict', `Backup ${backupId} cannot be decrypted: its project has no key.`);
+  return { projectId: backup.tenantId, chain: restoreLinks(chain, wrappedKey) };
 }
 
 async function sendPrepare(deps: InstanceFlowDeps, instance: InstanceRow, prepare: PrepareInput, context: RequestContext): Promise<void> {

@@ -1,5 +1,5 @@
 // The taskmanager role: runs every operation that takes longer than a request (create, delete,
-// restart, resize, access updates, configuration groups)
+// restart, resize, access updates, configuration groups, backups)
 // as a durable task with a lease, so that any taskmanager can resume what a dead one started.
 import { hostname } from 'node:os';
 import { listenInstanceStatus, taskmanagerContract, taskmanagerTopic, serveRpc } from '../bus/index.js';
@@ -7,7 +7,12 @@ import type { Subscription, Transport } from '../bus/index.js';
 import type { Logger } from '../common/index.js';
 import { newUuid } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
+import type { BackupStorage } from '../backup/index.js';
+import { newProjectKey, wrapKey } from '../backup/index.js';
 import { applyConfigurationFlow } from './apply-configuration-flow.js';
+import { backupsNotConfigured, type BackupFlowDeps } from './backup-flow-deps.js';
+import { createBackupFlow } from './create-backup-flow.js';
+import { deleteBackupFlow } from './delete-backup-flow.js';
 import { createInstanceFlow } from './create-instance-flow.js';
 import { deleteInstanceFlow } from './delete-instance-flow.js';
 import { resizeFlavorFlow } from './resize-flavor-flow.js';
@@ -39,7 +44,13 @@ export interface TaskmanagerOptions {
   actionTimeoutMs?: number;
   /** how long a restarted engine has to report healthy (Trove's state_change_wait_time) */
   healthyWaitMs?: number;
+  /** where backups live and the master key that wraps each project's data key; without them backup tasks fail, saying so */
+  backups?: { storage: BackupStorage; masterKey: Buffer };
+  /** a running backup whose guest has not reported for this long is failed */
+  backupStallMs?: number;
+  backupTimeoutMs?: number;
 }
+
 
 export interface Taskmanager {
   stop(): Promise<void>;
@@ -61,6 +72,20 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
     actionTimeoutMs: options.actionTimeoutMs ?? 5 * 60_000,
     healthyWaitMs: options.healthyWaitMs ?? 180_000,
   };
+  const backups = options.backups;
+  const backupDeps: BackupFlowDeps = {
+    ...deps,
+    ...(backups === undefined ? {} : { storage: backups.storage }),
+    wrappedProjectKey: async (tenantId) => {
+      if (backups === undefined) throw backupsNotConfigured();
+      return (
+        (await store.projectKeys.get(tenantId)) ??
+        (await store.projectKeys.getOrCreate(tenantId, wrapKey(backups.masterKey, newProjectKey(), tenantId), new Date()))
+      );
+    },
+    backupStallMs: options.backupStallMs ?? 120_000,
+    backupTimeoutMs: options.backupTimeoutMs ?? 24 * 60 * 60_000,
+  };
   const runner = new TaskRunner({
     store,
     logger,
@@ -75,6 +100,8 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
       resize_volume: resizeVolumeFlow(deps),
       update_access: updateAccessFlow(deps),
       apply_configuration: applyConfigurationFlow(deps),
+      create_backup: createBackupFlow(backupDeps),
+      delete_backup: deleteBackupFlow(backupDeps),
     },
   });
   // Listening before any task runs, so no flow waits on an event it could not hear.

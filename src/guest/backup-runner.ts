@@ -1,0 +1,106 @@
+import type { Readable } from 'node:stream';
+import { decodeBackup, encodeBackup, keyIdOf, unwrapKey, type BackupStorage } from '../backup/index.js';
+import type { conductorContract, CreateBackupInput, PrepareInput, RpcClient } from '../bus/index.js';
+import { CofferError, type Logger } from '../common/index.js';
+import type { BackupAdmin, RestoreLink } from './engines/engine.js';
+import type { ReportProgress } from './progress-reporter.js';
+
+// How a guest takes a backup and reads one back. The engine's tool runs as the engine's OS user
+// and writes to a pipe; everything after it (compression, encryption with the project's key,
+// the upload with the storage's credentials) runs in the guest's host, out of the engine user's
+// reach: a tenant who runs programs as that user sees neither the key nor the credentials.
+
+/** What a host gives its guests for backups: where they live, and the key that unwraps each project's key. */
+export interface GuestBackupHost {
+  storage: BackupStorage;
+  masterKey: Buffer;
+}
+
+const reportEveryMs = 2000;
+
+export interface BackupJob {
+  admin: BackupAdmin;
+  host: GuestBackupHost;
+  input: CreateBackupInput;
+  instanceId: string;
+  /** the instance's data now, in bytes: what progress is measured against */
+  dataBytes: number;
+  conductor: RpcClient<typeof conductorContract>;
+  progress: ReportProgress;
+  signal: AbortSignal;
+  log: Logger;
+}
+
+/**
+ * Takes the backup and reports it: BUILDING as it goes, COMPLETED only once the object is stored
+ * whole and the engine's tool exited successfully, FAILED (with the object removed) otherwise.
+ * Never throws: every outcome is a report.
+ */
+export async function runBackup(job: BackupJob): Promise<void> {
+  const { input, host, log } = job;
+  const { backupId, container, objectName } = input.target;
+  const report = (update: Omit<Parameters<typeof job.conductor.updateBackup>[0], 'instanceId' | 'backupId'>) =>
+    job.conductor.updateBackup({ instanceId: job.instanceId, backupId, ...update }, { requestId: `req-backup-${backupId}`, instanceId: job.instanceId });
+  try {
+    await report({ state: 'BUILDING', dataBytes: job.dataBytes });
+    job.progress('backing up', 0);
+    const key = unwrapKey(host.masterKey, input.target.wrappedKey, input.projectId);
+    const run = await job.admin.start({ ...(input.parentFacts === undefined ? {} : { parent: input.parentFacts }), signal: job.signal });
+    // a tool that fails must not leave its `finished` unobserved while the upload is torn down
+    const finished = run.finished.then(
+      (facts) => ({ facts }),
+      (err: unknown) => ({ err }),
+    );
+    let lastReport = Date.now();
+    const stored = await host.storage
+      .put(container, objectName, encodeBackup(run.stream, { compression: 'zstd', key, keyId: keyIdOf(key), signal: job.signal }), {
+        metadata: { 'backup-id': backupId, kind: input.kind },
+        signal: job.signal,
+        onProgress: (bytes: number) => {
+          if (Date.now() - lastReport < reportEveryMs) return;
+          lastReport = Date.now();
+          report({ state: 'BUILDING', bytes }).catch((err: unknown) => log.warn({ err }, 'backup progress report not sent'));
+          // compressed bytes against the raw data: a rough measure, held short of done until it is
+          if (job.dataBytes > 0) job.progress('backing up', Math.min(95, Math.round((bytes / job.dataBytes) * 100)));
+        },
+      })
+      .catch(async (err: unknown) => {
+        run.stream.destroy();
+        // the tool's own reason, when it failed first, says more than the broken upload
+        const tool = await finished;
+        throw 'err' in tool ? tool.err : err;
+      });
+    const outcome = await finished;
+    if ('err' in outcome) {
+      await host.storage.delete(container, objectName).catch((err: unknown) => log.warn({ err }, 'could not remove the object of a failed backup'));
+      throw outcome.err;
+    }
+    await report({ state: 'COMPLETED', bytes: stored.size, sha256: stored.sha256, facts: outcome.facts });
+    job.progress('backup stored', 100);
+    log.info({ bytes: stored.size }, 'backup stored');
+  } catch (err) {
+    log.error({ err }, 'backup failed');
+    const message = (err instanceof Error ? err.message : String(err)).replace(/\n/g, ' ').slice(0, 1000);
+    await report({ state: 'FAILED', message }).catch((reportErr: unknown) => log.error({ err: reportErr }, 'could not report a failed backup'));
+  }
+}
+
+/**
+ * The chain a prepare restores, each link opened when the engine reaches it: read from storage
+ * with its checksum checked as it streams, and decrypted with the project's key (each frame is
+ * authenticated before the engine sees a byte of it).
+ */
+export function restoreChain(host: GuestBackupHost, restore: NonNullable<PrepareInput['restore']>, signal: AbortSignal): RestoreLink[] {
+  return restore.chain.map((link) => ({
+    kind: link.kind,
+    facts: link.facts,
+    open: async (): Promise<Readable> => {
+      const key = unwrapKey(host.masterKey, link.wrappedKey, restore.projectId);
+      const stored = await host.storage.get(link.container, link.objectName, { expectedSha256: link.sha256, signal });
+      return decodeBackup(stored, { key, signal });
+    },
+  }));
+}
+
+export const backupsNotOnHost = () =>
+  new CofferError('NotImplemented', 'Backups are not configured on this host: start its agent with a backup storage and a master key file.');
