@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { BackupStorage } from '../backup/index.js';
 import type { Transport } from '../bus/index.js';
 import { CofferError } from '../common/index.js';
 import type { Logger } from '../common/index.js';
@@ -32,6 +33,10 @@ export interface ApiOptions {
   maxVolumeSizeGb?: number;
   /** default 90 (Trove agent_heartbeat_expiry) */
   heartbeatExpirySeconds?: number;
+  /** where backups live; without it backup requests are refused (501) */
+  backupStorage?: BackupStorage;
+  /** the container a backup goes to when neither the request nor a strategy names one (Trove's backup_swift_container) */
+  defaultBackupContainer?: string;
   /** hard limits of projects without their own; default none (the config gives Trove's defaults) */
   quotaDefaults?: QuotaLimits;
   /** requests per minute per verb and project (Trove: 200); default 0, no rate limiting */
@@ -129,6 +134,7 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
       region,
       maxVolumeSizeGb: options.maxVolumeSizeGb ?? 10,
       heartbeatExpirySeconds: options.heartbeatExpirySeconds ?? 90,
+      backups: { storage: options.backupStorage, defaultContainer: options.defaultBackupContainer ?? 'database_backups' },
       quotaDefaults: options.quotaDefaults ?? unlimitedQuotas,
       passwordPolicy,
       rateLimiter:

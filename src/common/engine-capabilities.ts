@@ -21,6 +21,8 @@ export const engineCapabilities = z.object({
   /** `access.allowed_cidrs` / `is_public` enforced by the engine's own access rules */
   accessRules: z.boolean(),
   backup: z.boolean(),
+  /** backups can follow a parent (incremental); absent in what older agents reported */
+  incrementalBackup: z.boolean().default(false),
   replication: z.boolean(),
   configurationGroups: z.boolean(),
 });
@@ -36,6 +38,7 @@ export const noEngineCapabilities: Readonly<EngineCapabilities> = Object.freeze(
   root: false,
   accessRules: false,
   backup: false,
+  incrementalBackup: false,
   replication: false,
   configurationGroups: false,
 });

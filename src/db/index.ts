@@ -6,3 +6,4 @@
 export { openStateStore, type OpenStateStoreOptions } from './open-state-store.js';
 export type * from './state-store.js';
 export { runningBackupStates } from './state-store.js';
+export { backupChain } from './backup-chain.js';

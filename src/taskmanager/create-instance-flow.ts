@@ -11,14 +11,14 @@ import {
 import type { RequestContext, Transport } from '../bus/index.js';
 import { CofferError, newPassword, newUuid, sleep } from '../common/index.js';
 import type { Logger } from '../common/index.js';
-import type { DatastoreVersionRow, FlavorRow, InstanceRow, StateStore } from '../db/index.js';
+import { backupChain, type DatastoreVersionRow, type FlavorRow, type InstanceRow, type StateStore } from '../db/index.js';
 import { contractMismatch, unservedContracts } from './agent-contracts.js';
 import { overridesOf } from './configuration-overrides.js';
 import { engineFailed, engineState, retryTransient } from './flow-support.js';
 import { runSteps } from './flow-steps.js';
 import type { InstanceWaiter } from './instance-waiter.js';
 import type { TaskHandle } from './task-runner.js';
-import { backupChain, restoreLinks } from './backup-chain.js';
+import { restoreLinks } from './backup-chain.js';
 
 
 export interface InstanceFlowDeps {

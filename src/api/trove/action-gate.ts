@@ -12,6 +12,8 @@ const actionAllowed = new Set<ServiceStatusName>(['RUNNING', 'SHUTDOWN', 'CRASHE
 
 export interface GateInput {
   instance: InstanceRow;
+  /** a backup of the instance is NEW, BUILDING or SAVING */
+  backupRunning: boolean;
   service: ServiceStatusRow | undefined;
   now: Date;
   heartbeatExpirySeconds: number;
@@ -24,7 +26,7 @@ export function notAvailable(instanceId: string, statusType: 'instance' | 'task'
   );
 }
 
-export function validateCanPerformAction({ instance, service, now, heartbeatExpirySeconds }: GateInput): void {
+export function validateCanPerformAction({ instance, service, now, heartbeatExpirySeconds, backupRunning }: GateInput): void {
   const server = serverStatusOf(service?.status);
   if (server === 'BUILD' || server === 'ERROR') throw notAvailable(instance.id, 'instance', server);
   if (instance.taskStatus !== 'NONE' && instance.taskStatus !== 'RESTART_REQUIRED') {
@@ -36,5 +38,5 @@ export function validateCanPerformAction({ instance, service, now, heartbeatExpi
   if (service === undefined || !actionAllowed.has(service.status) || (silent && service.status !== 'RESTART_REQUIRED')) {
     throw notAvailable(instance.id, 'instance', instanceStatus(instance.taskStatus, service?.status));
   }
-  // A running backup (status BACKUP) is the gate's last check once backups exist.
+  if (backupRunning) throw notAvailable(instance.id, 'instance', 'BACKUP');
 }

@@ -1,12 +1,14 @@
 import type { CreateInstanceTaskPayload, RequestContext } from '../../bus/index.js';
 import { CofferError, newUuid } from '../../common/index.js';
-import type {
-  DatastoreRow,
-  DatastoreVersionRow,
-  InstanceAccess,
-  InstanceRow,
-  ServiceStatusRow,
-  TaskRow,
+import {
+  backupChain,
+  type BackupRow,
+  type DatastoreRow,
+  type DatastoreVersionRow,
+  type InstanceAccess,
+  type InstanceRow,
+  type ServiceStatusRow,
+  type TaskRow,
 } from '../../db/index.js';
 import type { AuthContext } from '../auth-context.js';
 import { checkPasswordPolicy } from '../password-policy.js';
@@ -38,8 +40,49 @@ function rejectUnsupported(input: InstanceInput): void {
   if (input.replica_count !== undefined && input.replica_count > 1) {
     throw new CofferError('BadRequest', 'replica_count can only be set when creating replicas.');
   }
-  if (input.restorePoint !== undefined) throw notSupportedYet('Restoring from a backup (restorePoint)');
+  if (input.restorePoint?.restore_time !== undefined || input.restorePoint?.instance_id !== undefined) {
+    throw notSupportedYet('Point-in-time restore (restorePoint.restore_time)');
+  }
   if (input.modules !== undefined && input.modules.length > 0) throw notSupportedYet('Applying modules');
+}
+
+/**
+ * restorePoint (reference 2.2 step 8): a backup the caller sees (404), restorable with its whole
+ * chain (409), of the same datastore (400) and version (a physical backup runs only on the
+ * version that took it: 400), that fits the volume asked for (403).
+ */
+async function restorableBackup(
+  deps: TroveDeps,
+  auth: AuthContext,
+  backupId: string,
+  datastore: DatastoreRow,
+  version: DatastoreVersionRow,
+  sizeGb: number,
+): Promise<BackupRow> {
+  const backup = await deps.store.backups.get(backupId, auth.isAdmin ? {} : { tenantId: auth.projectId });
+  if (backup === undefined) throw new CofferError('NotFound', `Backup ${backupId} cannot be found.`);
+  if (backup.state !== 'COMPLETED' && backup.state !== 'RESTORED') {
+    throw new CofferError('Conflict', `Unable to create instance because backup ${backup.id} is not completed. Actual state: ${backup.state}.`);
+  }
+  await backupChain(deps.store, backup);
+  const source = backup.datastoreVersionId === null ? undefined : await deps.store.datastores.getVersion(backup.datastoreVersionId);
+  if (source === undefined || source.datastoreId !== datastore.id) {
+    throw new CofferError(
+      'BadRequest',
+      `The datastore from which the backup was taken, ${source?.manager ?? 'unknown'}, does not match the destination datastore of ${datastore.name}.`,
+    );
+  }
+  if (source.id !== version.id && source.name !== version.name) {
+    throw new CofferError('BadRequest', `Backup ${backup.id} was taken from ${datastore.name} ${source.name}; restore it into version ${source.name}, not ${version.name}.`);
+  }
+  const needGb = (backup.dataBytes ?? 0) / 1024 ** 3;
+  if (needGb > sizeGb) {
+    throw new CofferError(
+      'BackupTooLarge',
+      `Backup is too large for given flavor or volume. Backup size: ${Math.ceil(needGb * 100) / 100} GBs. Available size: ${sizeGb} GBs.`,
+    );
+  }
+  return backup;
 }
 
 /** Trove's get_datastore_version for a request's `datastore` (instance and configuration-group create). */
@@ -164,7 +207,14 @@ export async function createInstance(
     deletedAt: null,
   };
   const service: ServiceStatusRow = { instanceId: instance.id, status: 'NEW', updatedAt: now };
-  const payload: CreateInstanceTaskPayload = { databases, users, access, requestId: context.requestId };
+  const restore = input.restorePoint === undefined ? undefined : await restorableBackup(deps, auth, input.restorePoint.backupRef ?? '', datastore, version, sizeGb);
+  const payload: CreateInstanceTaskPayload = {
+    databases,
+    users,
+    access,
+    requestId: context.requestId,
+    ...(restore === undefined ? {} : { restoreBackupId: restore.id }),
+  };
   const task: TaskRow = {
     id: newUuid(),
     instanceId: instance.id,

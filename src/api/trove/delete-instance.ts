@@ -1,6 +1,6 @@
 import type { DeleteInstanceTaskPayload, RequestContext } from '../../bus/index.js';
 import { CofferError, newUuid } from '../../common/index.js';
-import type { InstanceRow, TaskRow } from '../../db/index.js';
+import { runningBackupStates, type InstanceRow, type TaskRow } from '../../db/index.js';
 import { instanceStatus } from './instance-status.js';
 import type { TroveDeps } from './trove-deps.js';
 import { wakeTaskmanager } from './wake-taskmanager.js';
@@ -20,6 +20,10 @@ export async function deleteInstance(deps: TroveDeps, instance: InstanceRow, con
   const now = new Date();
   const taskId = await deps.store.transaction(async (tx) => {
     const active = await tx.tasks.activeForInstance(instance.id);
+    // as Trove: a backup of a deleted instance cannot finish (its flow removes what it stored)
+    for (const backup of await tx.backups.running(instance.id)) {
+      await tx.backups.updateIfState(backup.id, runningBackupStates, { state: 'FAILED', failReason: 'The instance was deleted while the backup ran.' });
+    }
     await tx.instances.update(instance.id, {
       taskStatus: 'DELETING',
       taskDescription: 'Deleting the instance.',

@@ -31,6 +31,7 @@ export async function performInstanceAction(
     validateCanPerformAction({
       instance: current,
       service: await store.serviceStatuses.get(current.id),
+      backupRunning: (await store.backups.running(current.id)).length > 0,
       now: new Date(),
       heartbeatExpirySeconds: deps.heartbeatExpirySeconds,
     });

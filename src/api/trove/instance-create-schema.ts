@@ -49,7 +49,11 @@ export const createInstanceSchema = z.object({
     tls: z.strictObject({ required: z.boolean().optional() }).optional(),
     replica_of: nonEmpty.optional(),
     replica_count: z.number().int().min(1).max(3).optional(),
-    restorePoint: z.object({ backupRef: nonEmpty }).optional(),
+    // Trove's backupRef; Coffer's point in time adds restore_time (with backupRef or instance_id)
+    restorePoint: z
+      .object({ backupRef: nonEmpty.optional(), instance_id: nonEmpty.optional(), restore_time: nonEmpty.optional() })
+      .refine((p) => p.backupRef !== undefined || p.instance_id !== undefined, 'needs backupRef (or instance_id with restore_time)')
+      .optional(),
     configuration: nonEmpty.optional(),
     modules: z.array(z.unknown()).optional(),
     locality: z.enum(['affinity', 'anti-affinity']).optional(),

@@ -58,8 +58,8 @@ export function taskAction(task: TaskStatusName): string {
   return failed?.[1] ?? task;
 }
 
-/** First match wins, as in Trove's SimpleInstance.status. */
-export function instanceStatus(task: TaskStatusName, service: ServiceStatusName | undefined): string {
+/** First match wins, as in Trove's SimpleInstance.status; `backupRunning`: a backup of it is NEW, BUILDING or SAVING. */
+export function instanceStatus(task: TaskStatusName, service: ServiceStatusName | undefined, backupRunning = false): string {
   // Trove's is_error tasks: BUILDING_ERROR_*, UPDATING_ERROR_ACCESS, and Coffer's DELETING_ERROR.
   if (task.includes('_ERROR')) return 'ERROR';
   switch (task) {
@@ -74,14 +74,15 @@ export function instanceStatus(task: TaskStatusName, service: ServiceStatusName 
     case 'DELETING':
       return 'SHUTDOWN';
     default:
-      // NONE and UPDATING fall through to the server status, as MIGRATING/UPDATING do in Trove.
-      return serverStatusOf(service);
+      // NONE and UPDATING fall through to a running backup, then the server status, as
+      // MIGRATING/UPDATING do in Trove.
+      return backupRunning ? 'BACKUP' : serverStatusOf(service);
   }
 }
 
 export interface OperatingStatusInput {
   task: TaskStatusName;
-  /** the result of instanceStatus */
+  /** the result of instanceStatus without backups: a backup leaves the database's health showing, as Nova's ACTIVE server does in Trove */
   status: string;
   service: ServiceStatusRow | undefined;
   now: Date;

@@ -12,20 +12,21 @@ export class InstanceViewLoader {
   constructor(private readonly store: Repositories) {}
 
   async load(instance: InstanceRow): Promise<InstanceViewData> {
-    const [version, service, fault, configuration, progress] = await Promise.all([
+    const [version, service, fault, configuration, backupRunning] = await Promise.all([
       this.version(instance.datastoreVersionId),
       this.store.serviceStatuses.get(instance.id),
       this.store.faults.latest(instance.id),
       instance.configurationId === null ? undefined : this.store.configurations.get(instance.configurationId),
-      this.progress(instance),
+      this.store.backups.running(instance.id).then((running) => running.length > 0),
     ]);
+    const progress = await this.progress(instance, backupRunning);
     const datastore = version === undefined ? undefined : await this.datastore(version.datastoreId);
-    return { instance, datastore, version, service, fault, configuration, progress };
+    return { instance, datastore, version, service, fault, configuration, progress, backupRunning };
   }
 
-  /** only an instance with a task in progress has a task to read it from */
-  private async progress(instance: InstanceRow): Promise<TaskProgress | undefined> {
-    if (instance.taskStatus === 'NONE') return undefined;
+  /** only an instance with a task in progress (or a backup running) has a task to read it from */
+  private async progress(instance: InstanceRow, backupRunning: boolean): Promise<TaskProgress | undefined> {
+    if (instance.taskStatus === 'NONE' && !backupRunning) return undefined;
     return (await this.store.tasks.activeForInstance(instance.id))?.progress ?? undefined;
   }
 

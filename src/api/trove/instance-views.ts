@@ -24,6 +24,8 @@ export interface InstanceViewData {
   configuration?: ConfigurationRow | undefined;
   /** how far the running task's guest operation got, when it reported */
   progress?: TaskProgress | undefined;
+  /** a backup of the instance is running: it shows BACKUP */
+  backupRunning?: boolean;
 }
 
 export interface InstanceViewContext extends LinkContext {
@@ -54,7 +56,7 @@ export function instanceSummaryView(data: InstanceViewData, ctx: InstanceViewCon
   return {
     id: instance.id,
     name: instance.name,
-    status,
+    status: data.backupRunning === true ? instanceStatus(instance.taskStatus, service?.status, true) : status,
     operating_status: operatingStatus({
       task: instance.taskStatus,
       status,

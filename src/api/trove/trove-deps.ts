@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import type { BackupStorage } from '../../backup/index.js';
 import type { RequestContext, Transport } from '../../bus/index.js';
 import type { Logger } from '../../common/index.js';
 import type { StateStore } from '../../db/index.js';
@@ -25,6 +26,8 @@ export interface TroveDeps {
   rateLimiter: RateLimiter | undefined;
   /** what database user and root passwords given in a request must be */
   passwordPolicy: PasswordPolicy;
+  /** where backups are stored (undefined: backups are refused with 501) and the container used when nothing names one */
+  backups: { storage: BackupStorage | undefined; defaultContainer: string };
 }
 
 /** Route params of everything under /v1.0/{tenantId}. */

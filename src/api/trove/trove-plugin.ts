@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import { CofferError } from '../../common/index.js';
 import { authenticateWith } from '../auth-context.js';
 import { publicBase } from '../base-url.js';
+import { backupRoutes } from './backup-routes.js';
 import { catalogRoutes } from './catalog-routes.js';
 import { configurationParameterRoutes, mgmtConfigurationParameterRoutes } from './configuration-parameter-routes.js';
 import { configurationRoutes } from './configuration-routes.js';
@@ -47,6 +48,7 @@ function v1Routes(deps: TroveDeps): FastifyPluginAsync {
     await databaseRoutes(app, deps);
     await userRoutes(app, deps);
     await rootRoutes(app, deps);
+    await backupRoutes(app, deps);
   };
 }
 

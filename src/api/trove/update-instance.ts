@@ -34,6 +34,7 @@ export async function updateInstance(deps: TroveDeps, instance: InstanceRow, inp
     validateCanPerformAction({
       instance,
       service: await store.serviceStatuses.get(instance.id),
+      backupRunning: (await store.backups.running(instance.id)).length > 0,
       now: new Date(),
       heartbeatExpirySeconds: deps.heartbeatExpirySeconds,
     });

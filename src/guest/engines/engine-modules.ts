@@ -70,6 +70,8 @@ export interface ConfigurationModule<L> {
 
 /** Capability `backup`: taking backups; restoring them is the lifecycle's prepare (see BackupAdmin). */
 export interface BackupModule<L> {
+  /** backups can follow a parent (capability `incrementalBackup`); the admin object's `incremental` says the same */
+  readonly incremental: boolean;
   create(lifecycle: L): BackupAdmin;
 }
 
@@ -97,6 +99,7 @@ export function capabilitiesOf(modules: EngineModules<EngineLifecycle>): EngineC
     root: modules.root !== undefined,
     accessRules: modules.lifecycle.accessRules,
     backup: modules.backup !== undefined,
+    incrementalBackup: modules.backup?.incremental ?? false,
     replication: modules.replication !== undefined,
     configurationGroups: modules.configuration !== undefined,
   };

@@ -1,0 +1,35 @@
+import { z } from 'zod';
+
+// The bodies of POST /backups and POST /backup_strategies (reference 2.9, 2.10;
+// trove/common/apischema.py backup, backup_strategy).
+
+const nonEmpty = z.string().min(1);
+
+/**
+ * Trove refuses a container name a shell could read as more than a name; the same rule keeps a
+ * name a valid Swift container, S3 key prefix and directory name everywhere.
+ */
+export const containerName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'must be 1 to 128 letters, digits, "_", "." or "-", starting with a letter or digit');
+
+export const createBackupSchema = z.object({
+  backup: z.object({
+    name: nonEmpty.max(255),
+    instance: nonEmpty.optional(),
+    description: z.string().max(512).nullable().optional(),
+    parent_id: nonEmpty.optional(),
+    // Trove's schema takes 0 or 1; troveclient sends a boolean
+    incremental: z.union([z.literal(0), z.literal(1), z.boolean()]).optional(),
+    swift_container: z.string().optional(),
+    restore_from: z.unknown().optional(),
+  }),
+});
+export type CreateBackupBody = z.infer<typeof createBackupSchema>;
+
+export const createBackupStrategySchema = z.object({
+  backup_strategy: z.strictObject({
+    swift_container: containerName,
+    instance_id: nonEmpty.optional(),
+  }),
+});

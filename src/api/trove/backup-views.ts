@@ -1,0 +1,58 @@
+import type { BackupStorage } from '../../backup/index.js';
+import { troveTimestamp } from '../../common/index.js';
+import type { BackupRow, BackupStrategyRow, DatastoreRow, DatastoreVersionRow, Repositories } from '../../db/index.js';
+import { toGb } from './instance-views.js';
+
+// Trove's backup view (reference 2.9): `size` in GB (the stored object), `locationRef` once the
+// object is stored, the datastore while its version exists. Coffer adds `fail_reason` to a failed
+// backup, since a backup that failed without saying why is what users of other tools complain of.
+
+export interface BackupViewData {
+  backup: BackupRow;
+  datastore: DatastoreRow | undefined;
+  version: DatastoreVersionRow | undefined;
+}
+
+export function backupView(data: BackupViewData, storage: BackupStorage | undefined) {
+  const { backup, datastore, version } = data;
+  const stored = backup.state === 'COMPLETED' || backup.state === 'RESTORED';
+  return {
+    id: backup.id,
+    name: backup.name,
+    description: backup.description,
+    locationRef: stored && storage !== undefined ? storage.locationOf(backup.container, backup.objectName) : null,
+    instance_id: backup.instanceId,
+    created: troveTimestamp(backup.createdAt),
+    updated: troveTimestamp(backup.updatedAt),
+    size: stored && backup.sizeBytes !== null ? toGb(backup.sizeBytes) : null,
+    status: backup.state,
+    parent_id: backup.parentId,
+    project_id: backup.tenantId,
+    ...(datastore !== undefined && version !== undefined ? { datastore: { type: datastore.name, version: version.name, version_id: version.id } } : {}),
+    ...(backup.failReason !== null && (backup.state === 'FAILED' || backup.state === 'DELETE_FAILED') ? { fail_reason: backup.failReason } : {}),
+  };
+}
+
+/** Loads the datastore of each backup, once per version for a page. */
+export class BackupViewLoader {
+  private readonly versions = new Map<string, Promise<{ version: DatastoreVersionRow | undefined; datastore: DatastoreRow | undefined }>>();
+
+  constructor(private readonly store: Repositories) {}
+
+  async load(backup: BackupRow): Promise<BackupViewData> {
+    if (backup.datastoreVersionId === null) return { backup, datastore: undefined, version: undefined };
+    let found = this.versions.get(backup.datastoreVersionId);
+    if (found === undefined) {
+      found = this.store.datastores.getVersion(backup.datastoreVersionId).then(async (version) => ({
+        version,
+        datastore: version === undefined ? undefined : await this.store.datastores.getDatastore(version.datastoreId),
+      }));
+      this.versions.set(backup.datastoreVersionId, found);
+    }
+    return { backup, ...(await found) };
+  }
+}
+
+export function backupStrategyView(row: BackupStrategyRow) {
+  return { project_id: row.tenantId, instance_id: row.instanceId, backend: row.backend, swift_container: row.container };
+}
