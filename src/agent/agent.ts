@@ -24,6 +24,7 @@ import {
   isEngineName,
   startGuest,
   type CertificateIssuer,
+  type GuestBackupHost,
   type DesiredState,
   type EngineBinary,
   type EngineName,
@@ -86,6 +87,8 @@ export interface AgentOptions {
   ca?: CaFiles;
   /** how long an instance's certificate is valid, in days (renewed when a third is left); default 90 */
   certificateValidityDays?: number;
+  /** where the guests store backups and the master key that unwraps each project's key; absent: backups are refused */
+  backups?: GuestBackupHost;
 }
 
 export interface Agent {
@@ -296,6 +299,7 @@ class LocalAgent implements Agent {
       runner,
       rootAllowed: identity !== undefined || !engineRegistry[manager].rootReachesOsUser,
       certificates: this.certificatesFor(record.address),
+      ...(this.options.backups === undefined ? {} : { backups: this.options.backups }),
       transport: this.options.transport,
       logger: this.options.logger,
       heartbeatIntervalMs: this.interval,

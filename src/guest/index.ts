@@ -6,6 +6,7 @@
 
 export { startGuest } from './guest.js';
 export type { CertificateIssuer, DesiredState, Guest, GuestInstance, GuestOptions } from './guest.js';
+export type { GuestBackupHost } from './backup-runner.js';
 export type {
   DetachedProcess,
   ProcessExit,
