@@ -1,6 +1,6 @@
 import type { RequestContext, ResizeFlavorTaskPayload, ResizeVolumeTaskPayload, RestartTaskPayload } from '../../bus/index.js';
 import { CofferError } from '../../common/index.js';
-import type { InstanceRow, Repositories } from '../../db/index.js';
+import { runningBackupStates, type InstanceRow, type Repositories } from '../../db/index.js';
 import { validateCanPerformAction } from './action-gate.js';
 import { flavorIdOf } from './create-instance.js';
 import type { InstanceAction } from './instance-action-schema.js';
@@ -136,6 +136,9 @@ async function resetStatus(deps: TroveDeps, instance: InstanceRow): Promise<void
   await deps.store.transaction(async (tx) => {
     await tx.instances.update(instance.id, { taskStatus: 'NONE', taskDescription: 'No tasks for the instance.', taskStartTime: null });
     await tx.serviceStatuses.set({ instanceId: instance.id, status: 'UNKNOWN', updatedAt: now });
-    // Running backups of the instance become FAILED here once backups exist.
+    // as Trove: a reset ends the instance's running backups (their flows remove what they stored)
+    for (const backup of await tx.backups.running(instance.id)) {
+      await tx.backups.updateIfState(backup.id, runningBackupStates, { state: 'FAILED', failReason: 'An administrator reset the instance status while the backup ran.' });
+    }
   });
 }
