@@ -6,11 +6,12 @@ import { deleteBackup } from './backup-delete.js';
 import { backupFields, backupListHead, backupListRow } from './backup-format.js';
 import { findBackup, getBackup, instanceRef, listBackups, type InstanceRef } from './backup-lookup.js';
 import { registerBackupStrategyCommands } from './backup-strategy-commands.js';
-import { isStored } from './backup-wait.js';
+import { isRunning, isStored } from './backup-wait.js';
 import { ApiError } from './cli-error.js';
 import type { CliIo } from './cli-io.js';
 import { runAction } from './command-runner.js';
 import { getInstance, listInstances } from './instance-lookup.js';
+import { stepText } from './instance-wait.js';
 import { containerName, positiveSeconds } from './option-parsers.js';
 import { openSession } from './session.js';
 import { printJson, renderFields, renderTable } from './table-format.js';
@@ -59,7 +60,9 @@ export function registerBackupCommands(program: Command, io: CliIo): void {
         if (flags.json === true) return printJson(io.stdout, found);
         const instance = found.instance_id == null ? undefined : await getInstance(client, found.instance_id);
         const parent = found.parent_id == null ? undefined : await getBackup(client, found.parent_id);
-        io.stdout.write(renderFields(backupFields(found, { instanceName: instance?.name, parentName: parent?.name })));
+        // a running backup's progress is its instance's
+        const progress = isRunning(found) && instance?.status === 'BACKUP' ? stepText(instance.progress) : undefined;
+        io.stdout.write(renderFields(backupFields(found, { instanceName: instance?.name, parentName: parent?.name, progress })));
         io.stdout.write(nextStep(found, instance));
       }),
     );
@@ -81,7 +84,8 @@ async function listCommand(io: CliIo, flags: { instance?: string; allProjects?: 
   const client = await openSession(io);
   const instance = flags.instance === undefined ? undefined : await instanceRef(client, flags.instance);
   const allProjects = flags.allProjects === true;
-  const backups = await withListHints(() => listBackups(client, { ...(instance === undefined ? {} : { instanceId: instance.id }), allProjects }));
+  const list = () => listBackups(client, { ...(instance === undefined ? {} : { instanceId: instance.id }), allProjects });
+  const backups = allProjects ? await withAllProjectsHint(list) : await list();
   if (flags.json === true) return printJson(io.stdout, backups);
   if (backups.length === 0) {
     io.stdout.write(emptyListText(instance));
@@ -104,7 +108,7 @@ async function instanceNames(client: ApiClient): Promise<Map<string, string>> {
   return new Map((await listInstances(client)).map((i) => [i.id, i.name]));
 }
 
-async function withListHints<T>(work: () => Promise<T>): Promise<T> {
+async function withAllProjectsHint<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {

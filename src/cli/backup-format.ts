@@ -38,6 +38,8 @@ export interface BackupContext {
   instanceName?: string | undefined;
   /** the name of its parent, when that still exists */
   parentName?: string | undefined;
+  /** while it runs: the step and percent its instance shows */
+  progress?: string | undefined;
 }
 
 export function backupFields(backup: BackupView, context: BackupContext = {}): Array<[string, Cell]> {
@@ -48,6 +50,7 @@ export function backupFields(backup: BackupView, context: BackupContext = {}): A
     ['Name', backup.name],
     ['Description', backup.description],
     ['Status', backup.status],
+    ['Progress', context.progress],
     ['Fail reason', backup.fail_reason],
     ['Type', typeText(backup)],
     ['Parent', parentId === undefined ? undefined : named(parentId, context.parentName)],

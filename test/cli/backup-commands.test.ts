@@ -290,6 +290,19 @@ describe('coffer backup', () => {
       assert.equal(JSON.parse(byId.stdout).name, 'inc-1');
     });
 
+    it("show of a running backup gives the progress its instance shows, and no next step yet", async () => {
+      fake.addInstance('orders');
+      assert.equal((await runCli(dir, ['backup', 'create', 'orders', '--name', 'stuck', '--no-wait'])).code, 0);
+      const [id] = fake.backups.backups.keys();
+      // each GET of it moves the fake's backup along: NEW, then BUILDING
+      const first = await runCli(dir, ['backup', 'show', id!]);
+      assert.match(first.stdout, /│ Status +│ NEW +│\n│ Type/);
+      const second = await runCli(dir, ['backup', 'show', id!]);
+      assert.equal(second.code, 0, second.stderr);
+      assert.match(second.stdout, /│ Status +│ BUILDING +│\n│ Progress +│ backing up \(5%\) +│/);
+      assert.match(second.stdout, /│ Project +│ .+ │\n└.+┘\n$/);
+    });
+
     it('show of a failed backup gives its reason and how to free its quota slot; ambiguous and unknown names say what to do', async () => {
       const orders = fake.addInstance('orders');
       const failed = fake.backups.addBackup('failed-1', orders, { status: 'FAILED', fail_reason: 'pg_basebackup: could not connect' });
