@@ -93,7 +93,8 @@ export class ApiClient {
 
   private hintFor(status: number): string | undefined {
     if (status === 401) return `Run \`coffer login --url ${this.options.serverUrl}\` to sign in again.`;
-    if (status >= 500) return "Coffer failed on its side; the server's log has the details.";
+    // 501 is an answer, not a failure: the feature is missing, and the command says what instead.
+    if (status >= 500 && status !== 501) return "Coffer failed on its side; the server's log has the details.";
     return undefined;
   }
 

@@ -101,3 +101,29 @@ export interface PageLinks {
 export function flavorId(flavor: FlavorView): string {
   return flavor.str_id ?? String(flavor.id);
 }
+
+/** A backup (reference 2.9): `size` in GB once stored; Coffer adds `fail_reason` to FAILED and DELETE_FAILED ones. */
+export interface BackupView {
+  id: string;
+  name: string;
+  status: string;
+  description?: string | null;
+  instance_id?: string | null;
+  parent_id?: string | null;
+  project_id?: string;
+  locationRef?: string | null;
+  size?: number | null;
+  created?: string;
+  updated?: string;
+  /** absent once the datastore version it was taken on is gone */
+  datastore?: { type: string; version: string; version_id?: string };
+  fail_reason?: string;
+}
+
+/** Where a project's (instance_id '') or one instance's backups are stored. */
+export interface BackupStrategyView {
+  project_id?: string;
+  instance_id: string;
+  backend?: string;
+  swift_container: string;
+}

@@ -1,11 +1,12 @@
 /**
  * The client half of the `coffer` command: login/logout, instances, flavors and datastores,
- * configuration groups, and the databases, users and root account inside an instance.
+ * configuration groups, backups, and the databases, users and root account inside an instance.
  * It talks to Coffer's HTTP API (Keystone v3 tokens + Trove v1.0) like any other client, so it
  * imports no role's internals; the role commands (serve, api, ...) live in src/main.
  */
 import type { Command } from 'commander';
 import { processIo, type CliIo } from './cli-io.js';
+import { registerBackupCommands } from './backup-commands.js';
 import { registerConfigurationCommands } from './configuration-commands.js';
 import { registerDatabaseCommands } from './database-commands.js';
 import { registerDatastoreCommands } from './datastore-commands.js';
@@ -20,6 +21,7 @@ export type { CliIo, OutputStream } from './cli-io.js';
 /**
  * Adds `login`, `logout`, `instance create|list|show|delete|restart|resize|...`, `flavor list`,
  * `datastore list|parameters`, `configuration create|list|show|update|delete|attach|detach|instances`,
+ * `backup create|list|show|delete` and `backup strategy set|list|clear`,
  * `database list|create|delete`, `user list|create|show|delete|grant|revoke` and
  * `root enable|disable|show`.
  * The actions are async: run the program with `parseAsync`. `io` defaults to the real process.
@@ -30,6 +32,7 @@ export function registerClientCommands(program: Command, io: CliIo = processIo()
   registerFlavorCommands(program, io);
   registerDatastoreCommands(program, io);
   registerConfigurationCommands(program, io);
+  registerBackupCommands(program, io);
   registerDatabaseCommands(program, io);
   registerUserCommands(program, io);
   registerRootCommands(program, io);

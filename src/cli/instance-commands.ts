@@ -20,9 +20,9 @@ export function registerInstanceCommands(program: Command, io: CliIo): void {
 
   instance
     .command('create <name>')
-    .description('Create a database instance and wait until it is ready')
-    .requiredOption('--datastore <type>', 'engine, e.g. postgresql (see `coffer datastore list`)')
-    .option('--datastore-version <version>', "engine version (default: the datastore's default)")
+    .description('Create a database instance, empty or from a backup, and wait until it is ready')
+    .option('--datastore <type>', "engine, e.g. postgresql (see `coffer datastore list`); required unless --from-backup gives the backup's")
+    .option('--datastore-version <version>', "engine version (default: the datastore's default; with --from-backup, the backup's)")
     .requiredOption('--flavor <id-or-name>', 'instance size (see `coffer flavor list`)')
     .requiredOption('--size <GB>', 'volume size in GB', positiveInteger)
     .option('--database <name>', 'create a database (repeatable)', collect)
@@ -31,6 +31,8 @@ export function registerInstanceCommands(program: Command, io: CliIo): void {
     .option('--require-tls', 'refuse clients that do not use TLS (every instance serves TLS)')
     .option('--configuration <group>', 'start with this configuration group (ID or name; see `coffer configuration list`)')
     .option('--ca-file <path>', "write the instance's CA certificate there once it is ready; the connect line verifies with it")
+    .option('--from-backup <backup>', "start with this backup's data (ID or name; see `coffer backup list`)")
+    .option('--restore-time <time>', 'with --from-backup: the data as it was at this time (ISO 8601); the API refuses it (501) until it supports point-in-time restore')
     .option('--no-wait', 'return once the API accepted the request')
     .option('--timeout <seconds>', 'how long to wait for ACTIVE', positiveSeconds, defaultTimeoutSeconds)
     .option('--json', 'print the API object as JSON')

@@ -11,10 +11,9 @@ import { openSession } from './session.js';
 import { printJson } from './table-format.js';
 import { saveCaCertificate } from './instance-tls.js';
 import { faultText, stateText, waitForInstance } from './instance-wait.js';
+import { createTarget, withRestoreHints, type CreateTarget, type RestoreFlags } from './instance-restore.js';
 
-export interface CreateOptions {
-  datastore: string;
-  datastoreVersion?: string;
+export interface CreateOptions extends RestoreFlags {
   flavor: string;
   size: number;
   database?: string[];
@@ -31,11 +30,12 @@ export interface CreateOptions {
 
 export async function createInstance(io: CliIo, name: string, options: CreateOptions): Promise<void> {
   const client = await openSession(io);
+  const target = await createTarget(client, options);
   if (options.allowDuplicateName !== true) await refuseDuplicateName(client, name);
   const flavor = await resolveFlavor(client, options.flavor);
   const configuration = options.configuration === undefined ? undefined : (await findConfiguration(client, options.configuration)).id;
-  const body = createBody(name, flavorId(flavor), options, configuration);
-  const created = await client.postMember<InstanceView>('/instances', 'instance', body);
+  const body = createBody(name, flavorId(flavor), options, target, configuration);
+  const created = await withRestoreHints(target, () => client.postMember<InstanceView>('/instances', 'instance', body));
   if (!options.wait) {
     if (options.json === true) return printJson(io.stdout, created);
     io.stdout.write(
@@ -44,7 +44,8 @@ export async function createInstance(io: CliIo, name: string, options: CreateOpt
     );
     return;
   }
-  const instance = await waitUntilActive(io, client, created, options.timeout);
+  const label = target.backup === undefined ? `Creating ${name}` : `Restoring ${target.backup.name} into ${name}`;
+  const instance = await waitUntilActive(io, client, created, label, options.timeout);
   const caFile = options.caFile === undefined ? undefined : await saveCaCertificate(instance, options.caFile);
   if (options.json === true) return printJson(io.stdout, instance);
   io.stdout.write(connectionText(instance, options, caFile));
@@ -65,7 +66,7 @@ async function refuseDuplicateName(client: ApiClient, name: string): Promise<voi
   );
 }
 
-function createBody(name: string, flavorRef: string, options: CreateOptions, configuration: string | undefined): unknown {
+function createBody(name: string, flavorRef: string, options: CreateOptions, target: CreateTarget, configuration: string | undefined): unknown {
   const databases = options.database ?? [];
   const users = options.user ?? [];
   return {
@@ -73,10 +74,8 @@ function createBody(name: string, flavorRef: string, options: CreateOptions, con
       name,
       flavorRef,
       volume: { size: options.size },
-      datastore: {
-        type: options.datastore,
-        ...(options.datastoreVersion === undefined ? {} : { version: options.datastoreVersion }),
-      },
+      datastore: target.datastore,
+      ...(target.restorePoint === undefined ? {} : { restorePoint: target.restorePoint }),
       ...(databases.length === 0 ? {} : { databases: databases.map((db) => ({ name: db })) }),
       ...(options.requireTls === true ? { tls: { required: true } } : {}),
       ...(configuration === undefined ? {} : { configuration }),
@@ -97,10 +96,11 @@ async function waitUntilActive(
   io: CliIo,
   client: ApiClient,
   created: InstanceView,
+  label: string,
   timeoutSeconds: number,
 ): Promise<InstanceView> {
   const { id, name } = created;
-  const result = await waitForInstance(io, client, id, { goal: 'active', label: `Creating ${name}`, timeoutSeconds });
+  const result = await waitForInstance(io, client, id, { goal: 'active', label, timeoutSeconds });
   const showHint = `See \`coffer instance show ${id}\` for details.`;
   switch (result.outcome) {
     case 'active':

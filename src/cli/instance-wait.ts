@@ -39,11 +39,16 @@ export function stateText(instance: InstanceView): string {
 /** the state, with the step the running task is on when the API shows it (Coffer's `progress`) */
 export function progressText(instance: InstanceView): string {
   const state = stateText(instance);
-  const progress = instance.progress;
-  if (typeof progress?.step !== 'string' || typeof progress.percent !== 'number') return state;
+  const step = stepText(instance.progress);
+  return step === undefined ? state : `${state} — ${step}`;
+}
+
+/** `backing up (42%)`, from Coffer's `progress`; undefined when the API shows none. */
+export function stepText(progress: InstanceView['progress']): string | undefined {
+  if (typeof progress?.step !== 'string' || typeof progress.percent !== 'number') return undefined;
   // one line, redrawn in place on a terminal: nothing the server sends may move the cursor
   const step = progress.step.replace(/\p{Cc}/gu, ' ').slice(0, 100);
-  return `${state} — ${step} (${progress.percent}%)`;
+  return `${step} (${progress.percent}%)`;
 }
 
 export function faultText(instance: InstanceView): string {

@@ -34,3 +34,14 @@ export function userSpec(value: string): UserSpec {
   }
   return { name: value.slice(0, colon), password: value.slice(colon + 1) };
 }
+
+/**
+ * A backup container, as the API takes one: a valid Swift container, S3 key prefix and directory
+ * name alike, which no shell reads as more than a name.
+ */
+export function containerName(value: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(value)) {
+    throw new InvalidArgumentError('Expected 1 to 128 letters, digits, "_", "." or "-", starting with a letter or digit.');
+  }
+  return value;
+}

@@ -4,6 +4,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { FakeBackups } from './fake-backups.js';
 import { FakeConfigurations } from './fake-configurations.js';
 import { runCli } from './run-cli.js';
 
@@ -25,7 +26,14 @@ interface TokenRequest {
 }
 
 interface CreateRequest {
-  instance?: { name?: unknown; flavorRef?: unknown; volume?: { size?: unknown }; datastore?: { type?: unknown }; configuration?: unknown };
+  instance?: {
+    name?: unknown;
+    flavorRef?: unknown;
+    volume?: { size?: unknown };
+    datastore?: { type?: unknown; version?: string };
+    configuration?: unknown;
+    restorePoint?: { backupRef?: string; restore_time?: string };
+  };
 }
 
 interface FakeInstance {
@@ -43,7 +51,10 @@ const faults = {
   unauthorized: 401,
   forbidden: 403,
   itemNotFound: 404,
+  conflict: 409,
+  overLimit: 413,
   unprocessableEntity: 422,
+  notImplemented: 501,
 } as const;
 
 export class FakeCoffer {
@@ -89,6 +100,12 @@ export class FakeCoffer {
     instances: () => [...this.instances.values()],
     follow: (instance, during, after) => this.follow(instance as FakeInstance, during, after),
     datastores: this.datastores,
+    pageSize: () => this.pageSize,
+  });
+  /** Backups and backup strategies. */
+  readonly backups = new FakeBackups({
+    projectId: this.projectId,
+    instance: (id) => this.instances.get(id),
     pageSize: () => this.pageSize,
   });
   private readonly server: Server = createServer((req, res) => this.handle(req, res));
@@ -166,6 +183,7 @@ export class FakeCoffer {
     if (req.method === 'GET' && path === '/flavors') return send(200, { flavors: this.flavors });
     if (req.method === 'GET' && path === '/datastores') return send(200, { datastores: this.datastores });
     if (this.configurations.handle(req.method ?? '', path, url, body, send, fail)) return;
+    if (this.backups.handle(req.method ?? '', path, url, body, send, fail)) return;
     if (req.method === 'GET' && path === '/instances') return send(200, this.listPage(url));
     if (req.method === 'POST' && path === '/instances') return this.createInstance(body, send, fail);
     const instanceMatch = /^\/instances\/([^/]+)$/.exec(path);
@@ -227,7 +245,7 @@ export class FakeCoffer {
 
   private view(instance: FakeInstance): InstanceState {
     const state = instance.states[Math.min(instance.polls, instance.states.length - 1)] ?? {};
-    return { ...instance.base, ...state };
+    return { ...instance.base, ...state, ...this.backups.instanceOverlay(instance.id) };
   }
 
   private listPage(url: URL): unknown {
@@ -326,6 +344,8 @@ export class FakeCoffer {
     if (spec.configuration !== undefined && group === undefined) {
       return fail('itemNotFound', `Configuration group with ID ${String(spec.configuration)} could not be found.`);
     }
+    const restorePoint = spec.restorePoint;
+    if (restorePoint !== undefined && !this.backups.checkRestore(restorePoint, spec.datastore ?? {}, Number(spec.volume?.size), fail)) return;
     const name = spec.name;
     const building = { status: 'BUILD', operating_status: '' };
     // The instance's name picks its fate, so each test can ask for the path it checks.
