@@ -105,7 +105,7 @@ async function serveGuest(instanceId: string): Promise<void> {
 
 before(async () => {
   storageDir = await makeDataDir('coffer-backups-api');
-  storage = new LocalDirectoryStorage({ dir: storageDir.path });
+  storage = new LocalDirectoryStorage(storageDir.path);
   h = await startHarness({ rateLimitPerMinute: 100_000, backupStorage: storage, quotaDefaults: { instances: 10, ram: -1, volumes: 100, backups: 6 } });
   conductor = await startConductor({ store: h.store, transport: h.transport, logger: silentLogger() });
   taskmanager = await startTaskmanager({
