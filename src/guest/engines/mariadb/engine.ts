@@ -67,6 +67,15 @@ export const mariadbFlavor: MysqlFamilyFlavor = {
   reloadTlsStatement: 'FLUSH SSL',
   initSql: mariadbInitSql,
   isSystemAccount: (name) => name === 'mariadb.sys' || name.startsWith('mysql.') || name === 'PUBLIC',
+  backup: {
+    toolNames: ['mariadb-backup', 'mariabackup'],
+    extractorNames: ['mbstream'],
+    // 10.5 split BINLOG MONITOR out of REPLICATION CLIENT; SLAVE MONITOR only serves --slave-info, which Coffer does not use
+    grants: [{ privileges: 'RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR', on: '*.*' }],
+    backupArgs: [],
+    applyLogOnly: false,
+    missingReason: "install Debian's mariadb-backup package (apt-get install mariadb-backup), which provides mariadb-backup and mbstream",
+  },
 };
 
 export const mariadbEngine: EngineFactory = mysqlFamilyEngine(mariadbFlavor);

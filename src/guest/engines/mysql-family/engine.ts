@@ -1,6 +1,7 @@
 import { checkSocketPath } from '../engine-files.js';
 import { defineEngine } from '../engine-modules.js';
 import type { EngineFactory } from '../engine.js';
+import { mysqlFamilyBackup } from './backup.js';
 import { discoverMysqlFamily } from './binaries.js';
 import { mysqlFamilyConfiguration } from './configuration.js';
 import { mysqlFamilyDatabases } from './databases.js';
@@ -23,6 +24,7 @@ export function mysqlFamilyEngine(flavor: MysqlFamilyFlavor): EngineFactory {
       users: mysqlFamilyUsers,
       root: mysqlFamilyRoot,
       configuration: mysqlFamilyConfiguration(flavor),
+      backup: mysqlFamilyBackup,
     },
     rootReachesOsUser: true,
     standardPort,

@@ -21,6 +21,26 @@ export interface ServerTools {
   baseDir: string;
 }
 
+/** What differs between the family's physical backup tools (see backup-tools.ts). */
+export interface BackupToolFlavor {
+  /** the backup program's names, preferred first (it takes, prepares and applies backups) */
+  readonly toolNames: readonly string[];
+  /** the program that unpacks the tool's xbstream output */
+  readonly extractorNames: readonly string[];
+  /** what the tool's own account is granted, each privilege list with its ON target */
+  readonly grants: readonly { privileges: string; on: string }[];
+  /** arguments every `--backup` run adds */
+  readonly backupArgs: readonly string[];
+  /**
+   * XtraBackup prepares every link of an incremental chain but the last with
+   * `--apply-log-only` (rolling back uncommitted work early would break the next link);
+   * MariaDB's tool prepares the full backup, then applies each incremental to it as is.
+   */
+  readonly applyLogOnly: boolean;
+  /** how to install the tools, for the error when they are missing */
+  readonly missingReason: string;
+}
+
 export interface MysqlFamilyFlavor {
   /** engine and datastore name, e.g. "mariadb" */
   readonly manager: 'mariadb' | 'mysql';
@@ -60,4 +80,5 @@ export interface MysqlFamilyFlavor {
   readonly reloadTlsStatement: string;
   /** accounts the engine creates for itself, never listed nor touched */
   isSystemAccount(name: string): boolean;
+  readonly backup: BackupToolFlavor;
 }

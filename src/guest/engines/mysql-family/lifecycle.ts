@@ -4,21 +4,32 @@ import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
 import { CofferError } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
-import type { EngineContext, EngineHealth, EngineLifecycle, PrepareProgress, PrepareTimings, TlsMaterial } from '../engine.js';
+import type {
+  EngineContext,
+  EngineHealth,
+  EngineLifecycle,
+  PrepareProgress,
+  PrepareTimings,
+  RestoreLink,
+  TlsMaterial,
+} from '../engine.js';
 import type { LifecycleModule } from '../engine-modules.js';
 import { fileExists, writeEngineFile } from '../engine-files.js';
 import { currentEngineSpec, writeEngineSpec, type EngineSpec } from '../engine-spec-file.js';
 import { checkTlsRequirement, installedTlsFiles, readTlsRequired, saveTlsRequired, writeTlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
-import { registrySchema } from './account-registry.js';
+import { registrySchema, tenantUsers } from './account-registry.js';
 import { MysqlFamilyAdmin } from './admin.js';
+import type { BackupHost } from './backup.js';
+import { checkRestoreChain, findBackupTools, type BackupTools } from './backup-tools.js';
 import { findTools } from './binaries.js';
-import { cofferSettings, renderMyCnf, withOverrides, type Settings } from './config.js';
+import { cofferSettings, optionValue, renderMyCnf, withOverrides, type Settings } from './config.js';
 import { checkOverrides, type ConfigurationHost } from './configuration.js';
 import { answersQueries, type AdminEndpoint } from './connection.js';
 import type { MysqlFamilyFlavor, ServerTools } from './flavor.js';
+import { restoreChain, restoredAccountsSql } from './restore-chain.js';
 import { runningServer, serversIn, stopServer, waitUntilReady } from './server.js';
-import { adminUser, checkDatabaseName } from './sql.js';
+import { adminUser, checkDatabaseName, rootUser } from './sql.js';
 import { mysqlTlsOptions, reloadTls, setRequireSecureTransport } from './tls.js';
 
 // The lifecycle module of the MySQL family (databases, users, root and configuration groups are
@@ -51,6 +62,10 @@ interface Layout {
   initFile: string;
   adminSecret: string;
   initialised: string;
+  /** where a backup's tool writes its checkpoints and info (backup.ts) */
+  backupScratch: string;
+  /** where a restore unpacks and prepares its chain (restore-chain.ts) */
+  restoreScratch: string;
 }
 
 export function layout(dir: string): Layout {
@@ -70,6 +85,8 @@ export function layout(dir: string): Layout {
     // read by the guest only: owned by the host's user, not the engine's
     adminSecret: join(dir, `${adminUser}.password`),
     initialised: join(dir, '.initialised'),
+    backupScratch: join(dir, 'backup-scratch'),
+    restoreScratch: join(dir, 'restore-scratch'),
   };
 }
 
@@ -81,6 +98,7 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
   readonly admin: MysqlFamilyAdmin;
   private adminPassword: string | undefined;
   private tools: ServerTools | undefined;
+  private backupToolsFound: BackupTools | undefined;
   private readonly server: SupervisedServer;
 
   constructor(
@@ -179,8 +197,11 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     return access?.allowedCidrs?.length ? access.allowedCidrs : this.context.defaultClientCidrs;
   }
 
-  /** my.cnf for `spec`, serving the installed certificate; `requireTls` defaults to the saved choice */
-  private async renderConf(spec: EngineSpec, requireTls?: boolean): Promise<string> {
+  /**
+   * my.cnf for `spec`, serving the installed certificate; `requireTls` defaults to the saved
+   * choice; `extraOptions` are fixed lines for one start only
+   */
+  private async renderConf(spec: EngineSpec, requireTls?: boolean, extraOptions: readonly string[] = []): Promise<string> {
     const dir = this.context.placement.dir;
     const tls = await installedTlsFiles(dir);
     return renderMyCnf({
@@ -195,13 +216,13 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
       pidFile: this.paths.pidFile,
       slowLog: this.paths.slowLog,
       generalLog: this.paths.generalLog,
-      extraOptions: this.flavor.extraOptions,
+      extraOptions: [...this.flavor.extraOptions, ...extraOptions],
       settings: this.settings(spec),
       parameters: this.flavor.parameters,
     });
   }
 
-  async prepare(input: PrepareInput, progress: PrepareProgress = () => undefined): Promise<PrepareTimings> {
+  async prepare(input: PrepareInput, progress: PrepareProgress = () => undefined, restore?: readonly RestoreLink[]): Promise<PrepareTimings> {
     const began = performance.now();
     for (const database of input.databases) checkDatabaseName(database.name);
     this.admin.checkUsers(input.users);
@@ -213,10 +234,16 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     const conf = await this.renderConf(spec, requireTls);
 
     if (!(await fileExists(this.paths.initialised))) {
-      progress('initialising');
       // the group's values from the first start on, not while the init SQL runs (a sql_mode
       // with NO_BACKSLASH_ESCAPES would misread its literals)
-      await this.initialise(input.adminPassword, await this.renderConf({ ...spec, overrides: {} }, requireTls));
+      const plainSpec = { ...spec, overrides: {} };
+      if (restore === undefined) {
+        progress('initialising');
+        await this.initialise(input.adminPassword, await this.renderConf(plainSpec, requireTls));
+      } else {
+        progress('restoring');
+        await this.restore(restore, input.adminPassword, cidrs, (extra) => this.renderConf(plainSpec, requireTls, extra));
+      }
     } else if ((await this.endpoint()).password !== input.adminPassword) {
       this.logger.warn('prepare redelivered with another admin password: keeping the first');
     }
@@ -262,6 +289,91 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
       await rm(this.paths.initFile, { force: true });
     }
     await writeFile(this.paths.initialised, new Date().toISOString());
+  }
+
+  /**
+   * Fills the data directory from `chain` (restore-chain.ts), then makes it this instance's: a
+   * first start on the Unix socket alone (no TCP client can reach it) runs an init file that
+   * gives the guest's account the new admin password before the server serves anyone, and the
+   * guest then drops the source's root and anonymous accounts and derives the tenant users'
+   * accounts for this instance's client ranges. Root is disabled, as Trove does on a restore:
+   * the source's root password must not open the copy, and enabling root again sets a new one.
+   * Tenant users and databases come with the backup. `.initialised` is written last: a restore
+   * that fails anywhere leaves no server running and no data directory.
+   */
+  private async restore(
+    chain: readonly RestoreLink[],
+    adminPassword: string,
+    cidrs: readonly string[],
+    render: (extraOptions: readonly string[]) => Promise<string>,
+  ): Promise<void> {
+    const versionName = await this.versionName();
+    checkRestoreChain(this.flavor, chain, versionName);
+    const tools = await this.backupTools();
+    // what an interrupted earlier attempt left: its server, its directories
+    await this.stop();
+    for (const dir of [this.paths.dataDir, this.paths.tmpDir, this.paths.filesDir]) await rm(dir, { recursive: true, force: true });
+    for (const dir of [this.paths.tmpDir, this.paths.filesDir]) await this.engineDir(dir);
+    try {
+      await restoreChain({
+        flavor: this.flavor,
+        runner: this.runner,
+        logger: this.logger,
+        tools,
+        chain,
+        scratchDir: this.paths.restoreScratch,
+        dataDir: this.paths.dataDir,
+      });
+      await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
+      this.adminPassword = adminPassword;
+      await this.writeEngineFile(this.paths.initFile, restoredAccountsSql(this.flavor, this.flavor.hashPassword(adminPassword)));
+      await this.writeEngineFile(this.paths.configFile, await render(['skip-networking', `init-file = ${optionValue(this.paths.initFile)}`]));
+      await this.start();
+      await this.admin.run(async (connection) => {
+        const registry = this.admin.registry;
+        await registry.ensureSchema(connection);
+        await connection.query(`DELETE FROM ${tenantUsers} WHERE name = ?`, [rootUser]);
+        await registry.setAccessRules(connection, cidrs);
+        await registry.lockDown(connection);
+        await registry.reconcileAll(connection);
+      });
+      await this.stop();
+      await writeFile(this.paths.initialised, new Date().toISOString());
+    } catch (err) {
+      await this.stop().catch((stopErr: unknown) => this.logger.error({ err: stopErr }, 'stop after a failed restore failed'));
+      await rm(this.paths.dataDir, { recursive: true, force: true });
+      throw err;
+    } finally {
+      await rm(this.paths.initFile, { force: true });
+    }
+  }
+
+  private async versionName(): Promise<string> {
+    await this.serverTools();
+    return this.context.binary!.versionName;
+  }
+
+  private async backupTools(): Promise<BackupTools> {
+    await this.serverTools();
+    this.backupToolsFound ??= await findBackupTools(this.flavor, this.context.binary!.binDir);
+    return this.backupToolsFound;
+  }
+
+  /** What the backup module needs: the tools, the paths and the admin connection. */
+  backupHost(): BackupHost {
+    return {
+      flavor: this.flavor,
+      runner: this.runner,
+      logger: this.logger,
+      admin: this.admin,
+      dataDir: this.paths.dataDir,
+      configFile: this.paths.configFile,
+      socket: this.paths.socket,
+      scratchDir: this.paths.backupScratch,
+      versionName: () => this.versionName(),
+      tools: () => this.backupTools(),
+      running: async () => (await this.health()) === 'healthy',
+    };
   }
 
   async resize(memoryMb: number): Promise<void> {

@@ -60,6 +60,19 @@ export const mysqlFlavor: MysqlFamilyFlavor = {
   reloadTlsStatement: 'ALTER INSTANCE RELOAD TLS',
   initSql: mysqlInitSql,
   isSystemAccount: (name) => name.startsWith('mysql.'),
+  backup: {
+    toolNames: ['xtrabackup'],
+    extractorNames: ['xbstream'],
+    // what Percona XtraBackup 8 documents for a backup without --history or --slave-info
+    grants: [
+      { privileges: 'RELOAD, PROCESS, LOCK TABLES, REPLICATION CLIENT, BACKUP_ADMIN', on: '*.*' },
+      { privileges: 'SELECT', on: 'performance_schema.log_status' },
+    ],
+    // it would otherwise ask Percona's servers whether it is up to date
+    backupArgs: ['--no-version-check'],
+    applyLogOnly: true,
+    missingReason: "install Percona XtraBackup of the server's major version (its xtrabackup and xbstream) beside the server or in /usr/bin",
+  },
 };
 
 export const mysqlEngine: EngineFactory = mysqlFamilyEngine(mysqlFlavor);
