@@ -3,14 +3,25 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { isCofferError, type ConfigurationValues } from '../../src/common/index.js';
+import { isCofferError, type ConfigurationValues, type ErrorCode } from '../../src/common/index.js';
 import type { ProcessRunner } from '../../src/guest/index.js';
-import { mariadbFlavor, mariadbInitSql, parseMariadbVersion } from '../../src/guest/engines/mariadb/engine.js';
+import { mariadbEngine, mariadbFlavor, mariadbInitSql, parseMariadbVersion } from '../../src/guest/engines/mariadb/engine.js';
 import { mysqlEngine, mysqlFlavor, mysqlInitSql, parseMysqlVersion } from '../../src/guest/engines/mysql/engine.js';
 import { deriveAccounts, rangesOf } from '../../src/guest/engines/mysql-family/account-registry.js';
 import { MysqlFamilyAdmin } from '../../src/guest/engines/mysql-family/admin.js';
 import { cofferSettings, optionValue, renderMyCnf, tuneMemory, withOverrides } from '../../src/guest/engines/mysql-family/config.js';
 import { checkOverrides, planChange, setGlobalStatement } from '../../src/guest/engines/mysql-family/configuration.js';
+import {
+  backupArgs,
+  backupFacts,
+  checkExtracted,
+  checkParent,
+  checkRestoreChain,
+  extractArgs,
+  findBackupTools,
+  prepareArgs,
+} from '../../src/guest/engines/mysql-family/backup-tools.js';
+import { restoredAccountsSql } from '../../src/guest/engines/mysql-family/restore-chain.js';
 import type { MysqlFamilyFlavor } from '../../src/guest/engines/mysql-family/flavor.js';
 import { reportedParameters } from '../../src/guest/engines/mysql-family/parameters.js';
 import {
@@ -34,6 +45,8 @@ import {
 // ranges, password hashes, version parsing, and the MySQL paths that cannot run on this host.
 
 const badRequest = (err: unknown) => isCofferError(err) && err.code === 'BadRequest';
+/** a CofferError of `code` whose message matches `message` */
+const refused = (code: ErrorCode, message: RegExp) => (err: unknown) => isCofferError(err) && err.code === code && message.test(err.message);
 
 describe('mysql-family memory settings', () => {
   it('gives InnoDB half of a small flavor and more of a large one', () => {
@@ -311,7 +324,7 @@ describe('mysql-family statements', () => {
     assert.throws(() => mariadb.checkUsers(user('u'.repeat(81))), badRequest);
     mysql.checkUsers(user('u'.repeat(32)));
     assert.throws(() => mysql.checkUsers(user('u'.repeat(33))), badRequest);
-    for (const reserved of ['root', 'os_admin', 'mariadb.sys', 'mysql.session', '']) {
+    for (const reserved of ['root', 'os_admin', 'os_backup', 'mariadb.sys', 'mysql.session', '']) {
       assert.throws(() => mariadb.checkUsers(user(reserved)), badRequest, reserved);
     }
     assert.throws(() => mariadb.checkUsers(user('u', 'db.example.com')), badRequest);
@@ -478,5 +491,178 @@ describe('mysql-family discovery', () => {
     } finally {
       await rm(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('mysql-family backups', () => {
+  const mariadbCheckpoints = 'backup_type = full-backuped\nfrom_lsn = 0\nto_lsn = 44878\nlast_lsn = 48135\nrecover_binlog_info = 0\n';
+  const mariadbInfo = [
+    'uuid = 44b88f59-ef1d-11f1-a8dd-02fc00000001',
+    'name = ',
+    'tool_name = mariadb-backup',
+    'server_version = 10.11.19-MariaDB-0+deb12u1',
+    'binlog_pos = ',
+    'innodb_from_lsn = 0',
+    'innodb_to_lsn = 44878',
+    '',
+  ].join('\n');
+  // as Percona XtraBackup 8.0 writes them for a server that logs binary logs with GTIDs
+  const mysqlCheckpoints = 'backup_type = incremental\nfrom_lsn = 18153472\nto_lsn = 18164938\nlast_lsn = 18164948\nflushed_lsn = 18164948\n';
+  const mysqlInfo = [
+    'uuid = 0f7cd6a1-3a52-11ef-9a6b-0242ac110002',
+    'tool_name = xtrabackup',
+    'server_version = 8.0.36',
+    "binlog_pos = filename 'binlog.000003', position '1568', GTID of the last change '3E11FA47-71CA-11E1-9E33-C80AA9429562:1-23'",
+    '',
+  ].join('\n');
+
+  it('streams a backup as xbstream over the socket, the password never on the command line', () => {
+    const input = { defaultsFile: '../my.cnf', scratchDir: '../backup-scratch', socket: 'mysqld.sock', user: 'os_backup' };
+    assert.deepEqual(backupArgs(mariadbFlavor, input), [
+      '--defaults-file=../my.cnf',
+      '--backup',
+      '--stream=xbstream',
+      '--target-dir=../backup-scratch',
+      '--extra-lsndir=../backup-scratch',
+      '--socket=mysqld.sock',
+      '--user=os_backup',
+    ]);
+    const mysql = backupArgs(mysqlFlavor, { ...input, incrementalLsn: '18153472' });
+    assert.equal(mysql[0], '--defaults-file=../my.cnf');
+    assert.ok(mysql.includes('--incremental-lsn=18153472'));
+    assert.ok(mysql.includes('--no-version-check'));
+    for (const args of [mysql, backupArgs(mariadbFlavor, input)]) assert.ok(!args.some((arg) => /password/i.test(arg)));
+    assert.deepEqual(extractArgs('.'), ['-x', '-C', '.']);
+  });
+
+  it('prepares MariaDB\'s full backup, then applies each incremental to it; XtraBackup applies the log only until the last', () => {
+    const chain = (flavor: MysqlFamilyFlavor, count: number) =>
+      Array.from({ length: count }, (_, index) => prepareArgs(flavor, '.', { index, count, dir: `../incremental-${index}` }));
+    assert.deepEqual(chain(mariadbFlavor, 3), [
+      ['--prepare', '--target-dir=.'],
+      ['--prepare', '--target-dir=.', '--incremental-dir=../incremental-1'],
+      ['--prepare', '--target-dir=.', '--incremental-dir=../incremental-2'],
+    ]);
+    assert.deepEqual(chain(mysqlFlavor, 3), [
+      ['--prepare', '--target-dir=.', '--apply-log-only'],
+      ['--prepare', '--target-dir=.', '--incremental-dir=../incremental-1', '--apply-log-only'],
+      ['--prepare', '--target-dir=.', '--incremental-dir=../incremental-2'],
+    ]);
+    assert.deepEqual(chain(mysqlFlavor, 1), [['--prepare', '--target-dir=.']]);
+  });
+
+  it('records LSNs, the backup\'s id, the server version and the binary log position from the tool\'s files', () => {
+    assert.deepEqual(backupFacts(mariadbCheckpoints, mariadbInfo), {
+      uuid: '44b88f59-ef1d-11f1-a8dd-02fc00000001',
+      'from-lsn': '0',
+      'to-lsn': '44878',
+      version: '10.11.19',
+    });
+    const parent = { uuid: 'parent-id', 'to-lsn': '18153472', version: '8.0.36' };
+    assert.deepEqual(backupFacts(mysqlCheckpoints, mysqlInfo, parent), {
+      uuid: '0f7cd6a1-3a52-11ef-9a6b-0242ac110002',
+      'from-lsn': '18153472',
+      'to-lsn': '18164938',
+      version: '8.0.36',
+      'parent-uuid': 'parent-id',
+      'binlog-file': 'binlog.000003',
+      'binlog-position': '1568',
+      gtid: '3E11FA47-71CA-11E1-9E33-C80AA9429562:1-23',
+    });
+    const engineError = (err: unknown) => isCofferError(err) && err.code === 'EngineError';
+    assert.throws(() => backupFacts('', mariadbInfo), engineError);
+    assert.throws(() => backupFacts(mariadbCheckpoints, 'uuid = x\n'), engineError);
+    assert.throws(() => backupFacts(mariadbCheckpoints.replace('44878', '4487x'), mariadbInfo), engineError);
+  });
+
+  it('continues an incremental only from a parent of this server\'s major.minor', () => {
+    const parent = { uuid: 'p', 'to-lsn': '44878', version: '10.11.19' };
+    assert.equal(checkParent(mariadbFlavor, parent, '10.11'), '44878');
+    assert.throws(() => checkParent(mariadbFlavor, { ...parent, 'to-lsn': '1; rm -rf /' }, '10.11'), badRequest);
+    assert.throws(() => checkParent(mariadbFlavor, { 'to-lsn': '1', version: '10.11.19' }, '10.11'), badRequest);
+    assert.throws(
+      () => checkParent(mysqlFlavor, { ...parent, version: '8.0.36' }, '8.4'),
+      refused('BadRequest', /MySQL 8\.0\.36.*MySQL 8\.4: take a full backup/),
+    );
+  });
+
+  it('checks a restore chain before anything is restored', () => {
+    const full = { kind: 'full' as const, facts: { uuid: 'a', 'from-lsn': '0', 'to-lsn': '100', version: '10.11.19' } };
+    const one = { kind: 'incremental' as const, facts: { uuid: 'b', 'parent-uuid': 'a', 'from-lsn': '100', 'to-lsn': '100', version: '10.11.19' } };
+    const two = { kind: 'incremental' as const, facts: { uuid: 'c', 'parent-uuid': 'b', 'from-lsn': '100', 'to-lsn': '180', version: '10.11.19' } };
+    const check = (chain: (typeof full | typeof one)[], version = '10.11') => () => checkRestoreChain(mariadbFlavor, chain, version);
+    check([full])();
+    check([full, one, two])();
+    // one and two share their LSNs (no checkpoint between them): only their ids tell the order
+    assert.throws(
+      check([full, two, one]),
+      refused('BadRequest', /Backup 2 of the restore chain does not follow backup 1: the chain is out of order or misses a backup/),
+    );
+    assert.throws(check([full, two]), refused('BadRequest', /does not follow backup 1/));
+    assert.throws(check([one, two]), refused('BadRequest', /Backup 1 of the restore chain is incremental/));
+    assert.throws(check([full, full]), refused('BadRequest', /Backup 2 of the restore chain is a full backup/));
+    assert.throws(check([]), refused('BadRequest', /at least one backup/));
+    assert.throws(check([{ ...full, facts: { ...full.facts, 'to-lsn': '' } }]), refused('BadRequest', /records no to-lsn/));
+    assert.throws(
+      check([full], '11.4'),
+      refused('BadRequest', /taken from MariaDB 10\.11\.19; this instance runs MariaDB 11\.4: restore it into an instance of version 10\.11/),
+    );
+    // the LSN must continue too, whatever the ids say
+    assert.throws(check([full, { ...one, facts: { ...one.facts, 'from-lsn': '90' } }]), badRequest);
+  });
+
+  it('refuses a link whose unpacked stream is another backup than its record', () => {
+    const record = { kind: 'full' as const, facts: { 'from-lsn': '0', 'to-lsn': '44878' } };
+    checkExtracted(mariadbFlavor, record, 0, mariadbCheckpoints);
+    assert.throws(() => checkExtracted(mariadbFlavor, { ...record, facts: { ...record.facts, 'to-lsn': '1' } }, 0, mariadbCheckpoints), badRequest);
+    assert.throws(
+      () => checkExtracted(mariadbFlavor, { ...record, kind: 'incremental' }, 1, mariadbCheckpoints),
+      refused('BadRequest', /Backup 2 .*\(full-backuped, LSN 0 to 44878\)/),
+    );
+  });
+
+  it('gives a restored server\'s guest account the new password and drops the backup account, in each engine\'s syntax', () => {
+    const mariadb = restoredAccountsSql(mariadbFlavor, nativePasswordHash('new'));
+    assert.equal(
+      mariadb,
+      "DROP USER IF EXISTS 'os_admin'@'localhost', 'os_backup'@'localhost';\n" +
+        `CREATE USER 'os_admin'@'localhost' IDENTIFIED BY PASSWORD '${nativePasswordHash('new')}';\n` +
+        "GRANT ALL PRIVILEGES ON *.* TO 'os_admin'@'localhost' WITH GRANT OPTION;\n",
+    );
+    const hash = cachingSha2PasswordHash('new', 'ABCDEFGHIJKLMNOPQRST');
+    assert.match(restoredAccountsSql(mysqlFlavor, hash), /^CREATE USER 'os_admin'@'localhost' IDENTIFIED WITH caching_sha2_password AS '/m);
+  });
+
+  it('finds the tools beside the server or in the system\'s directories, and says how to install them when missing', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'coffer-xtrabackup-'));
+    try {
+      const bin = join(root, 'mysql', 'bin');
+      const system = join(root, 'usr-bin');
+      await mkdir(bin, { recursive: true });
+      await mkdir(system);
+      for (const path of [join(bin, 'xtrabackup'), join(system, 'xbstream')]) {
+        await writeFile(path, '#!/bin/sh\n');
+        await chmod(path, 0o755);
+      }
+      assert.deepEqual(await findBackupTools(mysqlFlavor, bin, [system]), {
+        tool: join(bin, 'xtrabackup'),
+        extractor: join(system, 'xbstream'),
+      });
+      await assert.rejects(
+        findBackupTools(mysqlFlavor, join(root, 'nowhere'), [system]),
+        refused('EngineError', /cannot back up or restore MySQL: xtrabackup is not installed\. Install Percona XtraBackup/),
+      );
+      await assert.rejects(
+        findBackupTools(mariadbFlavor, bin, [system]),
+        refused('EngineError', /mariadb-backup is not installed\. Install Debian's mariadb-backup package/),
+      );
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('declares backups for both engines of the family', () => {
+    assert.equal(mariadbEngine.capabilities.backup, true);
+    assert.equal(mysqlEngine.capabilities.backup, true);
   });
 });

@@ -18,10 +18,14 @@ export interface BackupTools {
 
 /**
  * The tools of the installation whose server lives in `binDir`: beside it, in its `bin`, then
- * where the distribution's packages put them.
+ * where the distribution's packages put them (`systemDirs`).
  */
-export async function findBackupTools(flavor: MysqlFamilyFlavor, binDir: string): Promise<BackupTools> {
-  const dirs = [...new Set([binDir, join(dirname(binDir), 'bin'), '/usr/bin', '/usr/local/bin'])];
+export async function findBackupTools(
+  flavor: MysqlFamilyFlavor,
+  binDir: string,
+  systemDirs: readonly string[] = ['/usr/bin', '/usr/local/bin'],
+): Promise<BackupTools> {
+  const dirs = [...new Set([binDir, join(dirname(binDir), 'bin'), ...systemDirs])];
   const find = async (names: readonly string[]) => {
     for (const dir of dirs) for (const name of names) if (await isExecutable(join(dir, name))) return join(dir, name);
     return undefined;
