@@ -8,7 +8,8 @@ import { engineRegistry } from '../../src/guest/index.js';
 import { probeServer, withAdminConnection } from '../../src/guest/engines/mysql-family/connection.js';
 import { isProcessAlive } from '../../src/guest/engines/process-watch.js';
 import { rejectsWithCode } from '../support/coffer-errors.js';
-import { runIncrementalBackupSuite, type TestInstance } from './engine-backup-incremental.suite.js';
+import { testCa } from '../support/test-ca.js';
+import { runIncrementalBackupSuite, storeBackup, type TestInstance } from './engine-backup-incremental.suite.js';
 import { localRunner } from './engine-fixture.js';
 import { cleanUpMysqlFamily, connectTenant } from './mysql-family-fixture.js';
 
@@ -146,6 +147,18 @@ runIncrementalBackupSuite<Connection>(
         return Number(rows[0]!.n);
       });
       assert.equal(left, 0, "an aborted backup's account is gone too");
+    });
+
+    // last: the source requires TLS from here on
+    test('mariadb: backs up a server that serves TLS and refuses plaintext clients, over its socket', async () => {
+      const { source, full, restoreInto, linkOf } = context();
+      const ca = await testCa();
+      await source.driver.installTls(await ca.issue({ address: source.address, validityDays: 1 }));
+      await source.driver.updateAccess({ requireTls: true });
+      const backup = await storeBackup(source.driver, join(source.dir, '..', 'backups', 'tls'), full);
+      assert.equal(backup.facts['parent-uuid'], full.facts.uuid);
+      const restored = await restoreInto([linkOf(full), linkOf(backup)], 'restored-tls');
+      assert.equal(await restored.driver.health(), 'healthy');
     });
   },
 );

@@ -13,8 +13,10 @@ import { account, adminUser, backupUser } from './sql.js';
 // backup and one incremental at a time: each link's stream is unpacked by the family's
 // extractor into a directory of its own, checked against its record, and prepared (the full
 // backup) or applied to the full backup (an incremental); the prepared directory then becomes
-// the data directory with one rename. Every program runs as the engine's OS user; the scratch
-// directory goes whatever happens.
+// the data directory with one rename. Every program runs as the engine's OS user, in
+// directories it owns inside a scratch directory the host keeps (so that what the guest renames
+// into place is the directory it made, whatever a program put inside); the scratch directory
+// goes whatever happens.
 
 export interface RestoreChainInput {
   flavor: MysqlFamilyFlavor;
@@ -38,7 +40,8 @@ export async function restoreChain(input: RestoreChainInput): Promise<void> {
     await runner.handOver(path);
   };
   await rm(scratchDir, { recursive: true, force: true });
-  await engineDir(scratchDir);
+  // the host's, traversable by the engine's user: the tools reach one link's directory from another's
+  await mkdir(scratchDir, { mode: 0o711 });
   try {
     const full = join(scratchDir, 'full');
     for (const [index, link] of chain.entries()) {
