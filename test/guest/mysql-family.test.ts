@@ -661,8 +661,10 @@ describe('mysql-family backups', () => {
     }
   });
 
-  it('declares backups for both engines of the family', () => {
-    assert.equal(mariadbEngine.capabilities.backup, true);
-    assert.equal(mysqlEngine.capabilities.backup, true);
+  it('declares full and incremental backups for both engines of the family', () => {
+    for (const engine of [mariadbEngine, mysqlEngine]) {
+      assert.equal(engine.capabilities.backup, true);
+      assert.equal(engine.capabilities.incrementalBackup, true);
+    }
   });
 });

@@ -160,5 +160,6 @@ class MysqlFamilyBackupAdmin implements BackupAdmin {
 
 /** The backup module of the family: what it needs of the lifecycle is `backupHost`. */
 export const mysqlFamilyBackup: BackupModule<{ backupHost(): BackupHost }> = {
+  incremental: true,
   create: (lifecycle) => new MysqlFamilyBackupAdmin(lifecycle.backupHost()),
 };
