@@ -15,7 +15,11 @@ import { account, backupUser, dropUserStatement } from './sql.js';
 
 // The backup module: physical backups of the running server by the family's backup tool
 // (backup-tools.ts), full or incremental since a parent's LSN, streamed as xbstream while the
-// server keeps serving. Restores are the lifecycle's prepare (restore-chain.ts).
+// server keeps serving. Restores are the lifecycle's prepare (restore-chain.ts). The LSN an
+// incremental continues from is the checkpoint its parent started at (the tool refuses any
+// other), so an incremental also holds the pages changed between that checkpoint and its
+// parent's end: after a bulk load that InnoDB has not yet checkpointed, it is larger than the
+// change.
 //
 // The tool runs as the engine's OS user, so whatever it is given that user's programs can read
 // (its environment, its memory): it never gets the guest's admin password. It logs in as an

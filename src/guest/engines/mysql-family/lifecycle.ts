@@ -32,11 +32,11 @@ import { runningServer, serversIn, stopServer, waitUntilReady } from './server.j
 import { adminUser, checkDatabaseName, rootUser } from './sql.js';
 import { mysqlTlsOptions, reloadTls, setRequireSecureTransport } from './tls.js';
 
-// The lifecycle module of the MySQL family (databases, users, root and configuration groups are
-// the modules beside it, engine.ts assembles them). A MySQL-family server (MariaDB, MySQL) as a
-// supervised local process: the data directory
-// initialised once with an init file that leaves only the guest's own account (no anonymous
-// users, no root), a my.cnf rendered whole from the instance's spec (engine-spec-file.ts: the
+// The lifecycle module of the MySQL family (databases, users, root, configuration groups and
+// backups are the modules beside it, engine.ts assembles them). A MySQL-family server (MariaDB,
+// MySQL) as a supervised local process: the data directory initialised once with an init file
+// that leaves only the guest's own account (no anonymous users, no root), or filled once from a
+// backup chain (see `restore`), a my.cnf rendered whole from the instance's spec (engine-spec-file.ts: the
 // flavor's memory and the configuration group) on every change, the server started directly (no
 // mysqld_safe) and stopped with SIGTERM. As for PostgreSQL, the instance directory belongs to
 // the host; the engine's OS user owns only its data, temporary and file directories and the
