@@ -121,6 +121,24 @@ function addCaOptions(command: Command): Command {
     .option('--ca-key-file <file>', 'the key of --ca-cert-file (PEM); read by the agent only (env COFFER_CA_KEY_FILE)');
 }
 
+/**
+ * Where backups are stored (every role but the conductor), the master key that wraps projects'
+ * keys (the roles that take and restore backups) and the default container (the roles that name one).
+ */
+function addBackupOptions(command: Command, parts: { key: boolean; container: boolean }): Command {
+  command.option(
+    '--backup-storage <json>',
+    'where backups are stored: {"driver":"local","dir":"/abs/dir"}, {"driver":"swift","authUrl":…,"user":…,"keyFile":…} or {"driver":"s3","endpoint":…,"region":…,"accessKeyId":…,"secretAccessKeyFile":…} (env COFFER_BACKUP_STORAGE)',
+  );
+  if (parts.key) {
+    command.option('--backup-master-key-file <file>', 'the key (32 bytes, mode 0600) that wraps each project\'s backup key; the same file on every taskmanager and agent (env COFFER_BACKUP_MASTER_KEY_FILE)');
+  }
+  if (parts.container) {
+    command.option('--backup-container <name>', 'the container of backups whose request and strategies name none, default database_backups (env COFFER_BACKUP_CONTAINER)');
+  }
+  return command;
+}
+
 /** HTTPS for the API, for the roles that serve it. */
 function addHttpsOptions(command: Command): Command {
   return command
@@ -148,6 +166,8 @@ function buildProgram(): Command {
     .addOption(configOption());
   addCaOptions(serve);
   addHttpsOptions(serve);
+  // serve's defaults: <data dir>/backups and <data dir>/backup-master.key, made on first start
+  addBackupOptions(serve, { key: true, container: true });
   addKeystoneOptions(addLimitOptions(serve)).action((flags: Record<string, unknown>) =>
     runUntilSignalled(async () => {
       const config = loadConfig(serveConfigSchema, flags);
@@ -168,23 +188,25 @@ function buildProgram(): Command {
     .addOption(logOption())
     .addOption(configOption());
   addHttpsOptions(api);
+  addBackupOptions(api, { key: false, container: true });
   addKeystoneOptions(addLimitOptions(api)).action((flags: Record<string, unknown>) =>
     runUntilSignalled(() => runApi(loadConfig(apiConfigSchema, flags), print)),
   );
 
   for (const [name, description, run] of [
-    ['taskmanager', 'Run the taskmanager: durable create/delete workflows', runTaskmanager],
+    ['taskmanager', 'Run the taskmanager: durable workflows (create, delete, resize, configuration, backups)', runTaskmanager],
     ['conductor', 'Run the conductor: turns guest and agent reports into state', runConductor],
   ] as const) {
-    program
+    const worker = program
       .command(name)
       .description(description)
       .addOption(dbOption())
       .addOption(busOption())
       .addOption(busKeyOption())
       .addOption(logOption())
-      .addOption(configOption())
-      .action((flags: Record<string, unknown>) => runUntilSignalled(() => run(loadConfig(workerConfigSchema, flags))));
+      .addOption(configOption());
+    if (name === 'taskmanager') addBackupOptions(worker, { key: true, container: false });
+    worker.action((flags: Record<string, unknown>) => runUntilSignalled(() => run(loadConfig(workerConfigSchema, flags))));
   }
 
   const agent = program
@@ -200,7 +222,7 @@ function buildProgram(): Command {
     .addOption(busKeyOption())
     .addOption(logOption())
     .addOption(configOption());
-  addCaOptions(agent)
+  addBackupOptions(addCaOptions(agent), { key: true, container: false })
     .action((flags: Record<string, unknown>) =>
       runUntilSignalled(async () => {
         const config = loadConfig(agentConfigSchema, flags);

@@ -5,6 +5,7 @@ import { CofferError } from '../common/index.js';
 import { busKeyHowTo } from '../bus/index.js';
 import type { ExternalKeystoneOptions } from '../api/index.js';
 import { engineNames } from '../guest/index.js';
+import { backupStorageConfigSchema } from '../backup/index.js';
 
 // One validated configuration per role. Values come, strongest first, from command-line flags,
 // the environment (COFFER_*), a JSON config file (--config or COFFER_CONFIG), then defaults.
@@ -129,6 +130,30 @@ const busKeyFile = z
   .string({ error: `a bus key file is required: --bus-key-file or COFFER_BUS_KEY_FILE; make one with: ${busKeyHowTo}` })
   .min(1);
 
+/**
+ * Where backups are stored: `{"driver":"local","dir":"/abs"}`, `{"driver":"swift",...}` or
+ * `{"driver":"s3",...}` (src/backup/storage-config.ts), as JSON in --backup-storage or
+ * COFFER_BACKUP_STORAGE, or as an object in the config file. Secrets may sit in files it names.
+ */
+const backupStorage = z
+  .preprocess((value, ctx) => {
+    if (typeof value !== 'string') return value;
+    try {
+      return JSON.parse(value) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'not JSON: give e.g. {"driver":"local","dir":"/var/lib/coffer/backups"}' });
+      return value;
+    }
+  }, backupStorageConfigSchema)
+  .optional();
+/** the file holding the master key that wraps each project's backup key: the same on every taskmanager and agent */
+const backupMasterKeyFile = z.string().min(1).optional();
+const backupSettings = {
+  backupStorage,
+  /** the container of a backup whose request and strategies name none (Trove's backup_swift_container) */
+  backupContainer: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/).default('database_backups'),
+};
+
 export const serveConfigSchema = z.object({
   host: loopbackOrAny.default('127.0.0.1'),
   port: port.default(8779),
@@ -143,6 +168,8 @@ export const serveConfigSchema = z.object({
   ...httpsFiles,
   ...apiLimits,
   ...keystoneSettings,
+  ...backupSettings,
+  backupMasterKeyFile,
   logLevel,
 }).superRefine(requireKeystoneCredentials);
 
@@ -159,10 +186,12 @@ export const apiConfigSchema = z.object({
   ...httpsFiles,
   ...apiLimits,
   ...keystoneSettings,
+  ...backupSettings,
   logLevel,
 }).superRefine(requireKeystoneCredentials);
 
-export const workerConfigSchema = z.object({ databaseUrl, busUrl, busKeyFile, logLevel });
+/** the taskmanager and the conductor; only the taskmanager reads the backup settings */
+export const workerConfigSchema = z.object({ databaseUrl, busUrl, busKeyFile, ...backupSettings, backupMasterKeyFile, logLevel });
 
 export const agentConfigSchema = z.object({
   busUrl,
@@ -174,6 +203,8 @@ export const agentConfigSchema = z.object({
   warmPoolSize,
   engineBinDir,
   ...caFiles,
+  backupStorage,
+  backupMasterKeyFile,
   logLevel,
 });
 
@@ -225,6 +256,9 @@ const envNames: Record<string, string> = {
   caKeyFile: 'COFFER_CA_KEY_FILE',
   tlsCertFile: 'COFFER_TLS_CERT_FILE',
   tlsKeyFile: 'COFFER_TLS_KEY_FILE',
+  backupStorage: 'COFFER_BACKUP_STORAGE',
+  backupMasterKeyFile: 'COFFER_BACKUP_MASTER_KEY_FILE',
+  backupContainer: 'COFFER_BACKUP_CONTAINER',
   logLevel: 'COFFER_LOG_LEVEL',
 };
 

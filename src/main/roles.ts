@@ -5,11 +5,13 @@ import { buildApiServer, connectKeystone, seedFlavors, type ExternalIdentity } f
 import { startAgent } from '../agent/index.js';
 import { BusKey, connectTransport } from '../bus/index.js';
 import type { Transport } from '../bus/index.js';
+import type { BackupStorage } from '../backup/index.js';
 import { CofferError, createLogger, type Logger } from '../common/index.js';
 import { startConductor } from '../conductor/index.js';
 import { openStateStore, type StateStore } from '../db/index.js';
 import { startTaskmanager } from '../taskmanager/index.js';
 import { bootstrapAdmin } from './admin-password.js';
+import { apiBackupStorage, roleBackups, serveBackups, type RoleBackups } from './backup-setup.js';
 import { readBusKeyFile } from './bus-key-file.js';
 import { startupWarnings } from './startup-warnings.js';
 import { secureDataDir } from './data-dir.js';
@@ -53,6 +55,7 @@ async function listenApi(
   transport: Transport,
   logger: Logger,
   config: ApiConfig | ServeConfig,
+  backupStorage: BackupStorage | undefined,
 ) {
   const https = httpsMaterial(config);
   const publicUrl = config.publicUrl ?? `${https === undefined ? 'http' : 'https'}://${config.host}:${config.port}`;
@@ -75,6 +78,8 @@ async function listenApi(
       volumes: config.maxVolumesPerTenant,
     },
     rateLimitPerMinute: config.rateLimit,
+    ...(backupStorage === undefined ? {} : { backupStorage }),
+    defaultBackupContainer: config.backupContainer,
     maxVolumeSizeGb: config.maxVolumeSize,
     loginLimits: {
       lockoutAttempts: config.loginLockoutAttempts,
@@ -107,6 +112,7 @@ export async function runServe(config: ServeConfig, print: (line: string) => voi
   // The in-process bus never leaves this process: a key of its own, kept in memory, signs it
   // exactly as a deployment's bus is signed.
   const transport = await connectTransport('memory:', { key: BusKey.generate(), logger });
+  const backups = await serveBackups(config, config.dataDir, logger);
   const conductor = await startConductor({ store, transport, logger: logger.child({ role: 'conductor' }) });
   const agent = await startAgent({
     host: 'local',
@@ -118,10 +124,11 @@ export async function runServe(config: ServeConfig, print: (line: string) => voi
     warmPoolSize: config.warmPoolSize,
     binaries: config.engineBinDir,
     ca: operatorCa(config),
+    backups,
   });
-  const taskmanager = await startTaskmanager({ store, transport, logger: logger.child({ role: 'taskmanager' }) });
+  const taskmanager = await startTaskmanager({ store, transport, logger: logger.child({ role: 'taskmanager' }), backups });
   await bootstrapBuiltInAdmin(store, config, print);
-  const { app, publicUrl, keystoneUrl } = await listenApi(store, transport, logger.child({ role: 'api' }), config);
+  const { app, publicUrl, keystoneUrl } = await listenApi(store, transport, logger.child({ role: 'api' }), config, backups.storage);
   print(`Coffer is serving the Trove API on ${publicUrl} (identity: ${keystoneUrl ?? `${publicUrl}/identity`}/v3)`);
   print(`Data and logs: ${config.dataDir}`);
   if (keystoneUrl === undefined) print(`Next: ./bin/coffer login --url ${publicUrl} --user admin --project admin`);
@@ -132,6 +139,7 @@ export async function runServe(config: ServeConfig, print: (line: string) => voi
     await conductor.stop();
     await transport.close();
     await store.close();
+    await backups.storage.close();
   };
 }
 
@@ -161,10 +169,12 @@ export async function runApi(config: ApiConfig, print: (line: string) => void): 
   const store = await openStateStore(config.databaseUrl, { logger });
   const transport = await openBus();
   await bootstrapBuiltInAdmin(store, config, print);
-  const { app, publicUrl, keystoneUrl } = await listenApi(store, transport, logger, config);
+  const backupStorage = apiBackupStorage(config);
+  const { app, publicUrl, keystoneUrl } = await listenApi(store, transport, logger, config, backupStorage);
   logger.info({ publicUrl, keystoneUrl }, 'api listening');
   return async () => {
     await app.close();
+    await backupStorage?.close();
     await transport.close();
     await store.close();
   };
@@ -174,18 +184,20 @@ export async function runApi(config: ApiConfig, print: (line: string) => void): 
 async function runWorker(
   name: 'taskmanager' | 'conductor',
   config: WorkerConfig,
-  startRole: (deps: { store: StateStore; transport: Transport; logger: Logger }) => Promise<{ stop: Stop }>,
+  startRole: (deps: { store: StateStore; transport: Transport; logger: Logger; backups?: RoleBackups }) => Promise<{ stop: Stop }>,
 ): Promise<Stop> {
   const logger = createLogger({ name: `coffer-${name}`, level: config.logLevel });
   const openBus = await prepareBus(config, logger);
+  const backups = name === 'taskmanager' ? await roleBackups(config, logger) : undefined;
   const store = await openStateStore(config.databaseUrl, { logger });
   const transport = await openBus();
-  const role = await startRole({ store, transport, logger });
+  const role = await startRole({ store, transport, logger, ...(backups === undefined ? {} : { backups }) });
   logger.info(`${name} running`);
   return async () => {
     await role.stop();
     await transport.close();
     await store.close();
+    await backups?.storage.close();
   };
 }
 
@@ -196,6 +208,7 @@ export async function runAgent(config: AgentConfig): Promise<Stop> {
   const logger = createLogger({ name: 'coffer-agent', level: config.logLevel });
   const openBus = await prepareBus(config, logger);
   await secureDataDir(config.dataDir, { serve: false });
+  const backups = await roleBackups(config, logger);
   const transport = await openBus();
   const agent = await startAgent({
     host: config.agentHost ?? hostname(),
@@ -207,10 +220,12 @@ export async function runAgent(config: AgentConfig): Promise<Stop> {
     warmPoolSize: config.warmPoolSize,
     binaries: config.engineBinDir,
     ca: operatorCa(config),
+    ...(backups === undefined ? {} : { backups }),
   });
   logger.info({ host: agent.host }, 'agent running');
   return async () => {
     await agent.stop();
     await transport.close();
+    await backups?.storage.close();
   };
 }
