@@ -34,6 +34,12 @@ export interface SwiftServer {
   region: string;
   /** every file the object server stored for `container`/`object` of account AUTH_test */
   objectFiles(container: string, object: string): Promise<string[]>;
+  /**
+   * Flips a byte in the middle of the file the object server keeps for `container`/`object` (its
+   * first segment's, for a static large object), leaving Swift's own record of it alone: the
+   * damage a disk does, which only a reader's own checksum catches.
+   */
+  corruptObject(container: string, object: string): Promise<void>;
   /** a Swift request as `user`, for looking at the raw backend */
   call(method: string, path: string, headers?: Record<string, string>, body?: Buffer): Promise<Response>;
   stop(): Promise<void>;
@@ -83,7 +89,7 @@ function ini(sections: Record<string, Record<string, string | number>>): string 
 export async function startSwift(): Promise<SwiftServer> {
   const dir = await mkdtemp(join(tmpdir(), 'coffer-swift-'));
   const address = randomAddress();
-  const [proxyPort, memcachedPort, ...serverPorts] = await Promise.all([0, 1, 2, 3, 4].map(() => freePortOn(address)));
+  const [proxyPort = 0, memcachedPort = 0, ...serverPorts] = await Promise.all([0, 1, 2, 3, 4].map(() => freePortOn(address)));
   const portOf = (server: (typeof servers)[number]) => serverPorts[servers.indexOf(server)]!;
   const url = `http://${address}:${proxyPort}`;
   const devices = join(dir, 'devices');
@@ -230,5 +236,29 @@ export async function startSwift(): Promise<SwiftServer> {
     return found;
   };
 
-  return { address, url, authUrl: `${url}/auth/v1.0`, user, key, region: 'us-east-1', objectFiles, call, stop };
+  const corruptObject: SwiftServer['corruptObject'] = async (container, object) => {
+    const path = `/${container}/${object.split('/').map(encodeURIComponent).join('/')}`;
+    const head = await call('HEAD', `${path}?multipart-manifest=get`);
+    if (!head.ok) throw new Error(`no object ${container}/${object}: ${head.status}`);
+    let [target, name] = [container, object];
+    if (head.headers.get('x-static-large-object') === 'True') {
+      const manifest = (await (await call('GET', `${path}?multipart-manifest=get`)).json()) as { name: string }[];
+      const match = /^\/([^/]+)\/(.+)$/.exec(manifest[0]!.name)!;
+      [target, name] = [match[1]!, match[2]!];
+    }
+    const data = (await objectFiles(target, name)).filter((file) => file.endsWith('.data'));
+    if (data.length !== 1) throw new Error(`expected one data file for ${target}/${name}, found ${data.length}`);
+    const file = await open(data[0]!, 'r+');
+    try {
+      const { size } = await file.stat();
+      const byte = Buffer.alloc(1);
+      await file.read(byte, 0, 1, Math.floor(size / 2));
+      byte[0] = byte[0]! ^ 0xff;
+      await file.write(byte, 0, 1, Math.floor(size / 2));
+    } finally {
+      await file.close();
+    }
+  };
+
+  return { address, url, authUrl: `${url}/auth/v1.0`, user, key, region: 'us-east-1', objectFiles, corruptObject, call, stop };
 }
