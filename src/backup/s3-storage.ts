@@ -37,6 +37,7 @@ import {
   storageFailed,
   storageRefusedCredentials,
   storageUnreachable,
+  transferBrokenOff,
 } from './storage-errors.js';
 import { verifiedStream } from './verified-stream.js';
 
@@ -220,7 +221,7 @@ export class S3Storage implements BackupStorage {
     (body as IncomingMessage).socket?.setTimeout(0);
     return verifiedStream(
       idleWatched(body, this.idleTimeoutMs),
-      (err) => (options.signal?.aborted ? (options.signal.reason as Error) : storageUnreachable(this.endpoint, err)),
+      (err) => (options.signal?.aborted ? (options.signal.reason as Error) : transferBrokenOff(this.endpoint, name, err)),
       options.expectedSha256,
       (actual) => checksumMismatch(container, name, options.expectedSha256!, actual),
     );

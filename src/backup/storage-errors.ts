@@ -11,6 +11,14 @@ export function storageUnreachable(where: string, cause: unknown): CofferError {
   );
 }
 
+export function transferBrokenOff(where: string, name: string, cause: unknown): CofferError {
+  return new CofferError(
+    'BackupStorageUnavailable',
+    `Backup storage at ${where} broke off reading backup object ${name} (${describeCause(cause)}): the connection failed, or the storage found a damaged part of the object; check the storage's logs.`,
+    { cause },
+  );
+}
+
 export function storageFailed(where: string, what: string, status: number, cause?: unknown): CofferError {
   return new CofferError(
     'BackupStorageUnavailable',

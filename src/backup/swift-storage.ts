@@ -12,7 +12,7 @@ import {
 } from './object-names.js';
 import { readSegments, uploadSegments } from './segment-reader.js';
 import type { BackupStorage, GetOptions, PutOptions, StoredObject } from './storage.js';
-import { checksumMismatch, containerMissing, objectMissing, storageFailed, storageUnreachable } from './storage-errors.js';
+import { checksumMismatch, containerMissing, objectMissing, storageFailed, transferBrokenOff } from './storage-errors.js';
 import { SwiftConnection, type SwiftCredentials } from './swift-connection.js';
 import type { TimedResponse } from './timed-fetch.js';
 import { verifiedStream } from './verified-stream.js';
@@ -148,7 +148,7 @@ export class SwiftStorage implements BackupStorage {
     this.expect(reply, [200], `read backup object ${name}`);
     return verifiedStream(
       reply.stream(),
-      (err) => (options.signal?.aborted ? (options.signal.reason as Error) : storageUnreachable(this.connection.endpoint, err)),
+      (err) => (options.signal?.aborted ? (options.signal.reason as Error) : transferBrokenOff(this.connection.endpoint, name, err)),
       options.expectedSha256,
       (actual) => checksumMismatch(container, name, options.expectedSha256!, actual),
     );
@@ -199,26 +199,34 @@ export class SwiftStorage implements BackupStorage {
   async delete(container: string, name: string): Promise<void> {
     checkContainer(container);
     checkObjectName(name);
-    // removes a manifest with its segments, or a plain object
+    // a manifest goes with its segments; Swift refuses that form of DELETE for a plain object
+    const manifest = await this.remove(container, name, true);
+    if (manifest === 'not a manifest') await this.remove(container, name, false);
+  }
+
+  private async remove(container: string, name: string, asManifest: boolean): Promise<'done' | 'not a manifest'> {
+    const what = `delete backup object ${name}`;
     const reply = await this.connection.request({
       method: 'DELETE',
       path: [container, name],
-      query: { 'multipart-manifest': 'delete' },
-      headers: { accept: 'application/json' },
-      what: `delete backup object ${name}`,
+      ...(asManifest ? { query: { 'multipart-manifest': 'delete' }, headers: { accept: 'application/json' } } : {}),
+      what,
     });
     const { status } = reply.response;
     if (status === 404 || status === 204) {
       await reply.discard();
-      return;
+      return 'done';
     }
-    this.expect(reply, [200], `delete backup object ${name}`);
+    this.expect(reply, [200], what);
     const text = await reply.text();
     // a manifest's deletion answers 200 with a bulk-delete report, which lists what failed
-    const report = text.startsWith('{') ? (JSON.parse(text) as { Errors?: unknown[]; 'Response Status'?: string }) : {};
-    if ((report.Errors?.length ?? 0) > 0 || !/^(2\d\d|404)/.test(report['Response Status'] ?? '200')) {
-      throw storageFailed(this.connection.endpoint, `delete backup object ${name} (${report['Response Status']})`, 500, new Error(text.slice(0, 500)));
+    const report = text.startsWith('{') ? (JSON.parse(text) as { Errors?: [string, string][]; 'Response Status'?: string }) : {};
+    const errors = report.Errors ?? [];
+    if (errors.length > 0 && errors.every(([, error]) => error === 'Not an SLO manifest')) return 'not a manifest';
+    if (errors.length > 0 || !/^(2\d\d|404)/.test(report['Response Status'] ?? '200')) {
+      throw storageFailed(this.connection.endpoint, `${what} (${report['Response Status']})`, 500, new Error(text.slice(0, 500)));
     }
+    return 'done';
   }
 
   locationOf(container: string, name: string): string {

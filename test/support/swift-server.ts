@@ -35,11 +35,13 @@ export interface SwiftServer {
   /** every file the object server stored for `container`/`object` of account AUTH_test */
   objectFiles(container: string, object: string): Promise<string[]>;
   /**
-   * Flips a byte in the middle of the file the object server keeps for `container`/`object` (its
-   * first segment's, for a static large object), leaving Swift's own record of it alone: the
-   * damage a disk does, which only a reader's own checksum catches.
+   * Flips a byte in the middle of the file the object server keeps for `container`/`object`,
+   * leaving Swift's own records alone: the damage a disk does. For a static large object, the
+   * file of segment `segment` (default: the last). Swift checks each segment's MD5 as it sends it
+   * and stops short after a damaged one, so only damage to the last segment reaches a reader
+   * whole, for the reader's own checksum to catch.
    */
-  corruptObject(container: string, object: string): Promise<void>;
+  corruptObject(container: string, object: string, segment?: number): Promise<void>;
   /** a Swift request as `user`, for looking at the raw backend */
   call(method: string, path: string, headers?: Record<string, string>, body?: Buffer): Promise<Response>;
   stop(): Promise<void>;
@@ -236,14 +238,14 @@ export async function startSwift(): Promise<SwiftServer> {
     return found;
   };
 
-  const corruptObject: SwiftServer['corruptObject'] = async (container, object) => {
+  const corruptObject: SwiftServer['corruptObject'] = async (container, object, segment) => {
     const path = `/${container}/${object.split('/').map(encodeURIComponent).join('/')}`;
     const head = await call('HEAD', `${path}?multipart-manifest=get`);
     if (!head.ok) throw new Error(`no object ${container}/${object}: ${head.status}`);
     let [target, name] = [container, object];
     if (head.headers.get('x-static-large-object') === 'True') {
       const manifest = (await (await call('GET', `${path}?multipart-manifest=get`)).json()) as { name: string }[];
-      const match = /^\/([^/]+)\/(.+)$/.exec(manifest[0]!.name)!;
+      const match = /^\/([^/]+)\/(.+)$/.exec(manifest.at(segment ?? -1)!.name)!;
       [target, name] = [match[1]!, match[2]!];
     }
     const data = (await objectFiles(target, name)).filter((file) => file.endsWith('.data'));
