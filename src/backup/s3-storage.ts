@@ -82,8 +82,10 @@ export class S3Storage implements BackupStorage {
   private readonly endpoint: string;
   private readonly partBytes: number;
   private readonly idleTimeoutMs: number;
+  private readonly location: { url: URL; pathStyle: boolean };
 
-  constructor(private readonly options: S3StorageOptions) {
+  constructor(options: S3StorageOptions) {
+    this.location = { url: new URL(options.endpoint), pathStyle: options.forcePathStyle ?? false };
     this.endpoint = endpointOf(options.endpoint);
     this.partBytes = options.partBytes ?? defaultS3PartBytes;
     if (this.partBytes < minS3PartBytes) {
@@ -280,8 +282,8 @@ export class S3Storage implements BackupStorage {
 
   locationOf(container: string, name: string): string {
     const key = name.split('/').map(encodeURIComponent).join('/');
-    const url = new URL(this.options.endpoint);
-    if (this.options.forcePathStyle) return `${url.origin}${url.pathname.replace(/\/+$/, '')}/${container}/${key}`;
+    const { url, pathStyle } = this.location;
+    if (pathStyle) return `${url.origin}${url.pathname.replace(/\/+$/, '')}/${container}/${key}`;
     return `${url.protocol}//${container}.${url.host}/${key}`;
   }
 

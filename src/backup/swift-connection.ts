@@ -28,17 +28,20 @@ interface Session {
 }
 
 export class SwiftConnection {
-  private session: Session | undefined;
+  // private fields stay out of util.inspect: a logged adapter shows no key or token
+  readonly #credentials: SwiftCredentials;
+  #session: Session | undefined;
   private authenticating: Promise<Session> | undefined;
   /** what error messages name: the storage's scheme, host and port */
   readonly endpoint: string;
 
   constructor(
-    private readonly credentials: SwiftCredentials,
+    credentials: SwiftCredentials,
     private readonly idleTimeoutMs: number,
   ) {
+    this.#credentials = credentials;
     if ('token' in credentials) {
-      this.session = { storageUrl: credentials.storageUrl.replace(/\/+$/, ''), token: credentials.token };
+      this.#session = { storageUrl: credentials.storageUrl.replace(/\/+$/, ''), token: credentials.token };
       this.endpoint = endpointOf(credentials.storageUrl);
     } else {
       this.endpoint = endpointOf(credentials.authUrl);
@@ -47,7 +50,7 @@ export class SwiftConnection {
 
   /** The account's URL, once known (always with a given token; after the first request with tempauth). */
   get storageUrl(): string | undefined {
-    return this.session?.storageUrl;
+    return this.#session?.storageUrl;
   }
 
   /**
@@ -58,9 +61,9 @@ export class SwiftConnection {
   async request(request: SwiftRequest): Promise<TimedResponse> {
     let session = await this.authenticate(request.signal);
     let reply = await this.send(session, request);
-    if (reply.response.status === 401 && 'authUrl' in this.credentials) {
+    if (reply.response.status === 401 && 'authUrl' in this.#credentials) {
       await reply.discard();
-      if (this.session === session) this.session = undefined;
+      if (this.#session === session) this.#session = undefined;
       session = await this.authenticate(request.signal);
       reply = await this.send(session, request);
     }
@@ -101,10 +104,10 @@ export class SwiftConnection {
   }
 
   private authenticate(signal: AbortSignal | undefined): Promise<Session> {
-    if (this.session !== undefined) return Promise.resolve(this.session);
-    if ('token' in this.credentials) throw new Error('unreachable: a given token has a session');
+    if (this.#session !== undefined) return Promise.resolve(this.#session);
+    if ('token' in this.#credentials) throw new Error('unreachable: a given token has a session');
     // concurrent requests share one authentication
-    this.authenticating ??= this.tempauth(this.credentials, signal).finally(() => {
+    this.authenticating ??= this.tempauth(this.#credentials, signal).finally(() => {
       this.authenticating = undefined;
     });
     return this.authenticating;
@@ -133,7 +136,7 @@ export class SwiftConnection {
     if (status >= 300 || storageUrl === null || token === null) {
       throw storageFailed(this.endpoint, `authenticate user ${credentials.user} (no storage URL and token in the answer)`, status);
     }
-    this.session = { storageUrl: storageUrl.replace(/\/+$/, ''), token };
-    return this.session;
+    this.#session = { storageUrl: storageUrl.replace(/\/+$/, ''), token };
+    return this.#session;
   }
 }
