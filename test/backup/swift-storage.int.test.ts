@@ -84,6 +84,15 @@ describe('SwiftStorage', { timeout: 120_000 }, () => {
     assert.equal(ended, false);
   });
 
+  it('authenticates again when its token is refused', async () => {
+    const storage = new SwiftStorage({ credentials: { authUrl: swift.authUrl, user: swift.user, key: swift.key }, segmentBytes });
+    await storage.ensureContainer('renewed');
+    await storage.put('renewed', 'before', bodyOf(Buffer.from('x')));
+    await swift.forgetTokens();
+    await storage.put('renewed', 'after', bodyOf(Buffer.alloc(segmentBytes * 2, 1)));
+    assert.deepEqual((await storage.list('renewed')).map((o) => o.name), ['after', 'before']);
+  });
+
   it('takes a token and storage URL issued elsewhere', async () => {
     const auth = await fetch(swift.authUrl, { headers: { 'x-auth-user': swift.user, 'x-auth-key': swift.key } });
     const storage = new SwiftStorage({

@@ -2,7 +2,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -42,6 +42,8 @@ export interface SwiftServer {
    * whole, for the reader's own checksum to catch.
    */
   corruptObject(container: string, object: string, segment?: number): Promise<void>;
+  /** makes every token tempauth handed out invalid (they live in memcached only), as their expiry would */
+  forgetTokens(): Promise<void>;
   /** a Swift request as `user`, for looking at the raw backend */
   call(method: string, path: string, headers?: Record<string, string>, body?: Buffer): Promise<Response>;
   stop(): Promise<void>;
@@ -262,5 +264,15 @@ export async function startSwift(): Promise<SwiftServer> {
     }
   };
 
-  return { address, url, authUrl: `${url}/auth/v1.0`, user, key, region: 'us-east-1', objectFiles, corruptObject, call, stop };
+  const forgetTokens: SwiftServer['forgetTokens'] = async () => {
+    const socket = connect(memcachedPort, address);
+    socket.end('flush_all\r\n');
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+    await once(socket, 'close');
+    if (!answer.startsWith('OK')) throw new Error(`memcached did not flush: ${answer}`);
+    session = undefined;
+  };
+
+  return { address, url, authUrl: `${url}/auth/v1.0`, user, key, region: 'us-east-1', objectFiles, corruptObject, forgetTokens, call, stop };
 }
