@@ -51,6 +51,10 @@ export interface SwiftServer {
 
 const servers = ['account', 'container', 'object'] as const;
 
+// Every address here is an IP: eventlet's green DNS resolver (dnspython) is not needed, and
+// importing it is half of each server's start.
+const pythonEnv = { ...process.env, EVENTLET_NO_GREENDNS: 'yes' };
+
 // Each ring: 2^2 partitions, one replica, one device, no minimum hours between moves.
 const buildRings = `
 import os, sys
@@ -125,7 +129,7 @@ export async function startSwift(): Promise<SwiftServer> {
 
   const start = async (name: string, command: string, args: string[]) => {
     const log = await open(join(dir, `${name}.log`), 'a');
-    const child = spawn(command, args, { stdio: ['ignore', log.fd, log.fd], cwd: dir });
+    const child = spawn(command, args, { stdio: ['ignore', log.fd, log.fd], cwd: dir, env: pythonEnv });
     await log.close();
     children.push(child);
     return child;
@@ -139,7 +143,7 @@ export async function startSwift(): Promise<SwiftServer> {
     const ringReady = run(
       '/usr/bin/python3',
       ['-c', buildRings, dir, ...servers.map((server) => `${server}=${address}:${portOf(server)}`)],
-      { timeout: 60_000 },
+      { timeout: 60_000, env: pythonEnv },
     );
     await Promise.all(
       servers.map((server) =>
