@@ -58,13 +58,17 @@ export interface BackupStorage {
   put(container: string, name: string, body: Readable, options?: PutOptions): Promise<StoredObject>;
   /** Reads an object; `NotFound` when it does not exist. */
   get(container: string, name: string, options?: GetOptions): Promise<Readable>;
-  /** The object's record, or undefined when it does not exist. */
+  /** The object's record, or undefined when it does not exist; `NotFound` when the container does not. */
   head(container: string, name: string): Promise<StoredObject | undefined>;
   /** The complete objects whose names start with `prefix`, by name; never a partial upload. */
   list(container: string, prefix?: string): Promise<StoredObject[]>;
   /** Removes an object (with its segments or parts); a missing one is not an error. */
   delete(container: string, name: string): Promise<void>;
-  /** A URL-like reference to the object for users (Trove's locationRef); never carries credentials. */
+  /**
+   * A URL-like reference to the object for users (Trove's locationRef); never carries credentials.
+   * Swift with tempauth learns its account's URL when it first authenticates: ask after
+   * `ensureContainer` or `put` (it throws Internal before).
+   */
   locationOf(container: string, name: string): string;
   /** Releases connections. */
   close(): Promise<void>;
