@@ -53,7 +53,9 @@ export class MasterKey {
    * may end with a newline). `source` names it in errors; the content is never repeated.
    */
   static fromFileContent(content: Buffer, source = 'The backup master key'): MasterKey {
-    if (content.length === backupKeyBytes) return new MasterKey(content);
+    // 32 bytes of text are a short key typed by hand, not raw bytes: 32 random bytes are all
+    // printable with a chance of about 1 in 10^14
+    if (content.length === backupKeyBytes && !/^[\x20-\x7e\s]*$/.test(content.toString('latin1'))) return new MasterKey(content);
     const text = content.toString('utf8').trim();
     if (/^[0-9a-fA-F]{64}$/.test(text)) return new MasterKey(Buffer.from(text, 'hex'));
     if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) {
