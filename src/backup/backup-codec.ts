@@ -1,25 +1,116 @@
-import type { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { type Duplex, PassThrough, type Readable, addAbortSignal, pipeline } from 'node:stream';
+import { CofferError } from '../common/index.js';
+import { type BackupCompression, checkKeyId, defaultFrameSize, maxFrameSize, objectKey, saltBytes, writeBackupHeader } from './backup-format.js';
+import { backupKeyBytes, backupKeyId } from './backup-keys.js';
+import { FrameOpener } from './frame-opener.js';
+import { FrameSealer } from './frame-sealer.js';
+import { ZstdStream, zstdCompressArgs, zstdDecompressArgs, zstdProgram } from './zstd-stream.js';
 
-// INTERFACE ONLY (implementation to come): how engine output becomes a stored backup object and
-// back. A stored object is a small header (format version, compression, key id, nonce base)
-// followed by the compressed (zstd by default) engine output cut into frames, each sealed with
-// AES-256-GCM under the project's data key: a frame's nonce is derived from its index, and the
-// last frame is marked final, so a reordered, truncated, extended or altered object fails to
-// decode (BackupDecryptionFailed) instead of restoring something shorter.
+// How engine output becomes a stored backup object and back: compressed by zstd (by default),
+// then cut into frames each sealed with AES-256-GCM under a key derived from the project's data
+// key; backup-format.ts has the layout and why a reordered, truncated, extended or altered
+// object fails to decode (BackupDecryptionFailed) instead of restoring something shorter.
+//
+// Both directions are streams end to end: memory holds a few frames, whatever the backup's
+// size, and a slow reader slows the source down. The stream returned closes only after every
+// stage behind it has, zstd included (killed and reaped when the stream is destroyed, fails or
+// is aborted), and destroying it destroys `source` too (an engine tool's stream kills the tool).
 
-export type BackupCompression = 'zstd' | 'none';
+export type { BackupCompression } from './backup-format.js';
 
 export interface EncodeOptions {
   compression: BackupCompression;
   /** the project's 32-byte data key; absent: stored unencrypted (only for tests of the codec) */
   key?: Buffer;
-  /** an identifier of the key, written in the header so that a restore names the key it needs */
+  /**
+   * an identifier of the key, written in the header so that a restore names the key it needs;
+   * default: backupKeyId(key)
+   */
   keyId?: string;
   signal?: AbortSignal;
+  /** plaintext bytes per frame (default 1 MiB; tests use small frames to get many) */
+  frameSize?: number;
+  /** the zstd program (tests point it elsewhere) */
+  zstdPath?: string;
 }
 
 export interface DecodeOptions {
   /** the key the object was sealed with; a wrong one fails with BackupDecryptionFailed */
   key?: Buffer;
   signal?: AbortSignal;
+  /** the zstd program (tests point it elsewhere) */
+  zstdPath?: string;
+}
+
+/** Turns engine output into the bytes of a backup object. */
+export function encodeBackup(source: Readable, options: EncodeOptions): Readable {
+  const frameSize = options.frameSize ?? defaultFrameSize;
+  if (!Number.isInteger(frameSize) || frameSize < 1 || frameSize > maxFrameSize) {
+    throw new CofferError('Internal', `A backup frame holds 1 to ${maxFrameSize} bytes, not ${frameSize}.`);
+  }
+  const key = options.key;
+  if (key !== undefined) checkKey(key);
+  const keyId = key === undefined ? '' : (options.keyId ?? backupKeyId(key));
+  if (key !== undefined) checkKeyId(keyId);
+  const salt = key === undefined ? Buffer.alloc(0) : randomBytes(saltBytes);
+  const header = writeBackupHeader({ compression: options.compression, sealed: key !== undefined, frameSize, keyId, salt });
+  const stages: Duplex[] = [];
+  if (options.compression === 'zstd') stages.push(new ZstdStream(options.zstdPath ?? zstdProgram, zstdCompressArgs));
+  stages.push(new FrameSealer(header, frameSize, key === undefined ? undefined : objectKey(key, salt)));
+  return connect(source, stages, options.signal);
+}
+
+/** Turns the bytes of a backup object back into the engine output it was made from. */
+export function decodeBackup(source: Readable, options: DecodeOptions): Readable {
+  if (options.key !== undefined) checkKey(options.key);
+  const zstd = new ZstdStream(options.zstdPath ?? zstdProgram);
+  // the header says whether the content is compressed; it is read before any content is pushed
+  const opener = new FrameOpener(options.key, (header) => {
+    if (header.compression === 'zstd') zstd.start(zstdDecompressArgs);
+    else zstd.passThrough();
+  });
+  return connect(source, [opener, zstd], options.signal);
+}
+
+function checkKey(key: Buffer): void {
+  if (key.length !== backupKeyBytes) {
+    throw new CofferError('Internal', `A backup data key has ${backupKeyBytes} bytes, not ${key.length}.`);
+  }
+}
+
+/**
+ * The end of a chain of stages: it closes only once every stage closed, so that whoever waits
+ * for it knows no child process is left, and destroying it tears the whole chain down.
+ */
+class ChainEnd extends PassThrough {
+  readonly #upstream: readonly Readable[];
+  readonly #stages: readonly Duplex[];
+
+  constructor(source: Readable, stages: readonly Duplex[]) {
+    super({ highWaterMark: 64 * 1024 });
+    this.#upstream = [source, ...stages];
+    this.#stages = stages;
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    for (const stream of this.#upstream) {
+      if (!stream.destroyed) stream.destroy(error ?? undefined);
+    }
+    // the source is the caller's: it is destroyed, but only our own stages are waited for
+    const waits = this.#stages.filter((stage) => !stage.closed).map((stage) => new Promise<void>((resolve) => stage.once('close', () => resolve())));
+    Promise.all(waits).then(
+      () => callback(error),
+      () => callback(error),
+    );
+  }
+}
+
+function connect(source: Readable, stages: readonly Duplex[], signal: AbortSignal | undefined): Readable {
+  const end = new ChainEnd(source, stages);
+  // errors travel down to `end` (pipeline destroys every stream with the first error); the
+  // consumer hears them there
+  pipeline([source, ...stages, end], () => undefined);
+  if (signal !== undefined) addAbortSignal(signal, end);
+  return end;
 }
