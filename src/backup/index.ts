@@ -13,3 +13,15 @@ export {
   parseBackupStorageConfig,
   type BackupStorageConfig,
 } from './storage-config.js';
+// The codec (compression, encryption, framing) and the keys it seals with.
+export { decodeBackup, encodeBackup, type BackupCompression, type DecodeOptions, type EncodeOptions } from './backup-codec.js';
+export {
+  backupKeyId,
+  MasterKey,
+  masterKeyHowTo,
+  newProjectKey,
+  readMasterKeyFile,
+  readOrCreateMasterKeyFile,
+  unwrapKey,
+  wrapKey,
+} from './backup-keys.js';

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { decodeBackup, encodeBackup, keyIdOf, unwrapKey, type BackupStorage } from '../backup/index.js';
+import { backupKeyId, decodeBackup, encodeBackup, unwrapKey, type BackupStorage, type MasterKey } from '../backup/index.js';
 import type { conductorContract, CreateBackupInput, PrepareInput, RpcClient } from '../bus/index.js';
 import { CofferError, type Logger } from '../common/index.js';
 import type { BackupAdmin, RestoreLink } from './engines/engine.js';
@@ -13,7 +13,7 @@ import type { ReportProgress } from './progress-reporter.js';
 /** What a host gives its guests for backups: where they live, and the key that unwraps each project's key. */
 export interface GuestBackupHost {
   storage: BackupStorage;
-  masterKey: Buffer;
+  masterKey: MasterKey;
 }
 
 const reportEveryMs = 2000;
@@ -53,7 +53,7 @@ export async function runBackup(job: BackupJob): Promise<void> {
     );
     let lastReport = Date.now();
     const stored = await host.storage
-      .put(container, objectName, encodeBackup(run.stream, { compression: 'zstd', key, keyId: keyIdOf(key), signal: job.signal }), {
+      .put(container, objectName, encodeBackup(run.stream, { compression: 'zstd', key, keyId: backupKeyId(key), signal: job.signal }), {
         metadata: { 'backup-id': backupId, kind: input.kind },
         signal: job.signal,
         onProgress: (bytes: number) => {

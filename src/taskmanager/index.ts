@@ -7,7 +7,7 @@ import type { Subscription, Transport } from '../bus/index.js';
 import type { Logger } from '../common/index.js';
 import { newUuid } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
-import type { BackupStorage } from '../backup/index.js';
+import type { BackupStorage, MasterKey } from '../backup/index.js';
 import { newProjectKey, wrapKey } from '../backup/index.js';
 import { applyConfigurationFlow } from './apply-configuration-flow.js';
 import { backupsNotConfigured, type BackupFlowDeps } from './backup-flow-deps.js';
@@ -45,7 +45,7 @@ export interface TaskmanagerOptions {
   /** how long a restarted engine has to report healthy (Trove's state_change_wait_time) */
   healthyWaitMs?: number;
   /** where backups live and the master key that wraps each project's data key; without them backup tasks fail, saying so */
-  backups?: { storage: BackupStorage; masterKey: Buffer };
+  backups?: { storage: BackupStorage; masterKey: MasterKey };
   /** a running backup whose guest has not reported for this long is failed */
   backupStallMs?: number;
   backupTimeoutMs?: number;
