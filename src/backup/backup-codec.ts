@@ -88,7 +88,7 @@ class ChainEnd extends PassThrough {
   readonly #stages: readonly Duplex[];
 
   constructor(source: Readable, stages: readonly Duplex[]) {
-    super({ highWaterMark: 64 * 1024 });
+    super({ highWaterMark: 1024 * 1024 });
     this.#upstream = [source, ...stages];
     this.#stages = stages;
   }
