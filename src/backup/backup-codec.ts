@@ -13,9 +13,10 @@ import { ZstdStream, zstdCompressArgs, zstdDecompressArgs, zstdProgram } from '.
 // object fails to decode (BackupDecryptionFailed) instead of restoring something shorter.
 //
 // Both directions are streams end to end: memory holds a few frames, whatever the backup's
-// size, and a slow reader slows the source down. The stream returned closes only after every
-// stage behind it has, zstd included (killed and reaped when the stream is destroyed, fails or
-// is aborted), and destroying it destroys `source` too (an engine tool's stream kills the tool).
+// size, and a slow reader slows the source down. The stream returned emits 'close' only after
+// every stage behind it closed, zstd included (killed and reaped when the stream is destroyed,
+// fails or is aborted; its error may reach a reader a moment before), and destroying it
+// destroys `source` too (an engine tool's stream kills the tool).
 
 export type { BackupCompression } from './backup-format.js';
 
@@ -88,7 +89,7 @@ class ChainEnd extends PassThrough {
   readonly #stages: readonly Duplex[];
 
   constructor(source: Readable, stages: readonly Duplex[]) {
-    super({ highWaterMark: 64 * 1024 });
+    super({ highWaterMark: 1024 * 1024 });
     this.#upstream = [source, ...stages];
     this.#stages = stages;
   }

@@ -42,7 +42,7 @@ export class ZstdStream extends Duplex {
    * the object's header whether its content is compressed at all).
    */
   constructor(program: string, args?: readonly string[]) {
-    super({ readableHighWaterMark: 256 * 1024, writableHighWaterMark: 256 * 1024 });
+    super({ readableHighWaterMark: 1024 * 1024, writableHighWaterMark: 1024 * 1024 });
     this.#program = program;
     if (args !== undefined) this.start(args);
   }

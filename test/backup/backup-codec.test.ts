@@ -11,6 +11,7 @@ import { decodeBackup, encodeBackup, type BackupCompression } from '../../src/ba
 import { backupKeyId, newProjectKey } from '../../src/backup/backup-keys.js';
 import {
   assertCode,
+  closed,
   collect,
   decode,
   decodeFailure,
@@ -289,8 +290,8 @@ describe('the zstd child', () => {
       })(),
       { name: 'AbortError' },
     );
-    if (!encoded.closed) await once(encoded, 'close');
-    assert.ok(decoded.closed);
+    await closed(decoded);
+    await closed(encoded);
     assert.deepEqual(zstdChildren(), []);
     assert.ok(source.destroyed, 'the source (an engine tool) is stopped too');
   });
@@ -301,7 +302,7 @@ describe('the zstd child', () => {
     await once(encoded, 'readable');
     assert.equal(zstdChildren().length, 1);
     encoded.destroy();
-    await once(encoded, 'close');
+    await closed(encoded);
     assert.deepEqual(zstdChildren(), []);
     assert.ok(source.destroyed);
   });
@@ -314,12 +315,14 @@ describe('the zstd child', () => {
     assert.equal(zstdChildren().length, 1);
     source.destroy(new Error('pg_basebackup exited with code 1'));
     await assert.rejects(reading, /pg_basebackup exited with code 1/);
+    await closed(encoded);
     assert.deepEqual(zstdChildren(), []);
   });
 
   test('an already aborted signal fails at once and starts nothing that stays', async () => {
     const encoded = encodeBackup(Readable.from([Buffer.from('x')]), { compression: 'zstd', key, signal: AbortSignal.abort() });
     await assert.rejects(collect(encoded), { name: 'AbortError' });
+    await closed(encoded);
     assert.deepEqual(zstdChildren(), []);
   });
 
@@ -330,6 +333,7 @@ describe('the zstd child', () => {
     const [pid] = zstdChildren();
     process.kill(pid!, 'SIGKILL');
     await assert.rejects(reading, (err) => (assertCode(err, 'Internal', /compression failed: zstd was killed by SIGKILL/), true));
+    await closed(encoded);
     assert.deepEqual(zstdChildren(), []);
   });
 
@@ -358,10 +362,12 @@ describe('the zstd child', () => {
     // an unsealed object (no tag vouches for its header) claiming zstd content that is not
     const bytes = await encode(Buffer.from('plain text, never compressed\n'.repeat(20)), { compression: 'none' });
     bytes[9] = 1;
-    await assert.rejects(decode(bytes, {}), (err) => {
+    const decoded = decodeBackup(Readable.from([bytes]), {});
+    await assert.rejects(collect(decoded), (err) => {
       assertCode(err, 'Internal', /decompression failed: zstd exited with code 1: .*(unknown header|unsupported format)/i);
       return true;
     });
+    await closed(decoded);
     assert.deepEqual(zstdChildren(), []);
   });
 });

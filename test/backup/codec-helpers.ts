@@ -8,9 +8,15 @@ import { decodeBackup, encodeBackup, type DecodeOptions, type EncodeOptions } fr
 // Helpers of the codec's tests: whole-buffer encode and decode, an independent reading of the
 // documented layout (to cut, drop and swap frames), and the zstd children of this process.
 
+/** The whole of `stream`; when it fails, the failure comes once the stream closed. */
 export async function collect(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+  } catch (err) {
+    await closed(stream);
+    throw err;
+  }
   return Buffer.concat(chunks);
 }
 
@@ -25,9 +31,11 @@ export function decode(bytes: Buffer, options: DecodeOptions): Promise<Buffer> {
 /** What a decode released before it failed, and how it failed. */
 export async function decodeFailure(bytes: Buffer, options: DecodeOptions): Promise<{ released: Buffer; error: Error }> {
   const chunks: Buffer[] = [];
+  const decoded = decodeBackup(Readable.from(bytes.length === 0 ? [] : [bytes]), options);
   try {
-    for await (const chunk of decodeBackup(Readable.from(bytes.length === 0 ? [] : [bytes]), options)) chunks.push(chunk as Buffer);
+    for await (const chunk of decoded) chunks.push(chunk as Buffer);
   } catch (err) {
+    await closed(decoded);
     return { released: Buffer.concat(chunks), error: err as Error };
   }
   assert.fail(`decoding succeeded with ${Buffer.concat(chunks).length} bytes`);
@@ -62,6 +70,16 @@ export function layoutOf(bytes: Buffer): Layout {
   }
   assert.equal(at, bytes.length, 'the frames fill the object exactly');
   return { header: bytes.subarray(0, headerLength), frames, sealed };
+}
+
+/**
+ * Resolves once `stream` emitted 'close' (at once if it has), whatever error it had: the codec's
+ * promise is that no zstd is left by then. An error may reach a reader earlier than that (an
+ * iterator started on an already destroyed stream throws at once).
+ */
+export function closed(stream: Readable): Promise<void> {
+  if (stream.closed) return Promise.resolve();
+  return new Promise((resolve) => stream.once('close', () => resolve()));
 }
 
 export function isFinal(frame: Buffer): boolean {
