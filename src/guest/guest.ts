@@ -140,6 +140,7 @@ function describe(err: unknown): string {
 const preparePercent: Record<PrepareStep, number> = {
   initialising: 10,
   'taking a prepared cluster': 10,
+  restoring: 10,
   starting: 40,
   'creating databases and users': 70,
   'creating users': 70,

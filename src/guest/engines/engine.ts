@@ -112,10 +112,17 @@ export type EngineHealth = 'healthy' | 'running' | 'stopped';
 
 /**
  * The phases of a prepare, each announced as it begins: a new instance's data directory is made
- * (`initialising`) or taken from the host's warm pool (`taking a prepared cluster`), the engine
- * starts, then the requested databases and users are made (users only, where the engine has no databases).
+ * (`initialising`), taken from the host's warm pool (`taking a prepared cluster`) or filled from
+ * a backup (`restoring`), the engine starts, then the requested databases and users are made
+ * (users only, where the engine has no databases).
  */
-export type PrepareStep = 'initialising' | 'taking a prepared cluster' | 'starting' | 'creating databases and users' | 'creating users';
+export type PrepareStep =
+  | 'initialising'
+  | 'taking a prepared cluster'
+  | 'restoring'
+  | 'starting'
+  | 'creating databases and users'
+  | 'creating users';
 
 /** told each phase of a prepare as it begins; must not throw or wait */
 export type PrepareProgress = (step: PrepareStep) => void;
