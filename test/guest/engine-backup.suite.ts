@@ -137,12 +137,12 @@ export function runEngineBackup<S extends EngineSession>(fixture: EngineBackupFi
     as({ address: address[which], ...tenant(input), database: tenantDatabase }, work);
 
   const link = (open: () => Promise<Readable>): RestoreLink => ({ kind: 'full', facts, open });
-  /** live engine servers of the suite's drivers: the only children of this process allowed to remain */
-  const serverPids = async () =>
-    new Set((await Promise.all(Object.values(drivers).map((driver) => driver?.processId()))).filter((pid) => pid !== undefined));
+  /** children of this process from before the suite (the test runner's own helpers) */
+  let baseline = new Set<number>();
+  /** children of this process other than those and the engine servers of the suite's drivers: none may remain */
   const strayChildren = async () => {
-    const servers = await serverPids();
-    return childProcesses().filter(({ pid }) => !servers.has(pid));
+    const servers = new Set(await Promise.all(Object.values(drivers).map((driver) => driver?.processId())));
+    return childProcesses().filter(({ pid }) => !servers.has(pid) && !baseline.has(pid));
   };
 
   if (!caps.backup) {
@@ -161,6 +161,7 @@ export function runEngineBackup<S extends EngineSession>(fixture: EngineBackupFi
 
   describe(`${fixture.engine} engine backup`, () => {
     before(async () => {
+      baseline = new Set(childProcesses().map(({ pid }) => pid));
       root = await tempDataDir('coffer-bk-');
       backupFile = join(root, 'backup');
       const source = await makeDriver('source');
@@ -224,6 +225,17 @@ export function runEngineBackup<S extends EngineSession>(fixture: EngineBackupFi
       // the source is untouched and separate
       await asTenant('restored', restoreInput, (session) => fixture.write(session, 'k1', 'changed in the restore'));
       await asTenant('source', sourceInput, async (session) => assert.equal(await fixture.read(session, 'k1'), data.k1));
+    });
+
+    test('the restored instance keeps its data across a restart', async () => {
+      const restored = drivers.restored!;
+      await restored.stop();
+      await restored.start();
+      assert.equal(await restored.health(), 'healthy');
+      await asTenant('restored', restoreInput, async (session) => {
+        assert.equal(await fixture.read(session, 'k1'), 'changed in the restore');
+        assert.equal(await fixture.read(session, 'bulk'), data.bulk);
+      });
     });
 
     test('converges when the restoring prepare is delivered again, keeping the restored engine and data', async () => {
