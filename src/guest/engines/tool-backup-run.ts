@@ -17,11 +17,11 @@ export interface BackupInspector {
 }
 
 /**
- * Makes the run of `tool`, a started backup program whose stdout is the backup. Destroying the
- * run's stream kills the tool; a tool that fails, is aborted or times out fails the stream and
- * rejects `finished` with its EngineError.
+ * Makes the run of `tool`, a started backup program whose stdout is the backup, started with
+ * `signal`. Destroying the run's stream kills the tool; a tool that fails, is aborted or times
+ * out fails the stream and rejects `finished` with its EngineError.
  */
-export function toolBackupRun(tool: StreamingProcess, inspector: BackupInspector): BackupRun {
+export function toolBackupRun(tool: StreamingProcess, inspector: BackupInspector, signal: AbortSignal): BackupRun {
   tool.stdin.end();
   let settle!: { resolve: (facts: BackupFacts) => void; reject: (err: unknown) => void };
   const finished = new Promise<BackupFacts>((resolve, reject) => {
@@ -59,6 +59,12 @@ export function toolBackupRun(tool: StreamingProcess, inspector: BackupInspector
     settle.reject(err);
     stream.destroy(err as Error);
   });
+  // the runner kills the tool, but its exit settles only once its stdout is closed: a reader
+  // that stopped reading would leave it open, so the stream (and with it stdout) goes now
+  const onAbort = () => stream.destroy(new CofferError('EngineError', 'The backup was aborted.'));
+  signal.addEventListener('abort', onAbort, { once: true });
+  if (signal.aborted) onAbort();
+  stream.once('close', () => signal.removeEventListener('abort', onAbort));
   pipeline(tool.stdout, stream, (err) => {
     if (err === undefined || err === null) return;
     // the reader gave up (destroyed the stream) or the output was malformed: the tool goes

@@ -123,6 +123,6 @@ export class PostgresqlBackupAdmin implements BackupAdmin {
         },
       },
     );
-    return toolBackupRun(tool, new BaseBackupInspector({ 'system-identifier': systemIdentifier }));
+    return toolBackupRun(tool, new BaseBackupInspector({ 'system-identifier': systemIdentifier }), request.signal);
   }
 }

@@ -202,8 +202,8 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
 
   /**
    * Fills the data directory from a base backup instead of initdb (restore.ts), up to a cluster
-   * whose guest role has `adminPassword`, stopped. The sync that makes it durable runs on while
-   * the server starts, as after initdb. A failure leaves no data directory.
+   * whose guest role has `adminPassword`, durable on disk and stopped. A failure leaves no data
+   * directory.
    */
   private async restore(links: readonly RestoreLink[], adminPassword: string, conf: string, progress: PrepareProgress): Promise<Initialised> {
     const link = checkRestoreChain(links, this.binary().versionName);
@@ -225,9 +225,8 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
       await this.discardRestore();
       throw err;
     }
-    const sync = this.runner.run(this.bin('initdb'), ['--sync-only', `--pgdata=${this.paths.dataDir}`], { timeoutMs: initdbTimeoutMs });
-    sync.catch(() => undefined);
-    return { sync };
+    // durable already: the single-user run's recovery began by fsyncing the whole data directory
+    return { sync: Promise.resolve() };
   }
 
   /** Stops whatever runs in the data directory and removes it: what a restore leaves when it fails. */

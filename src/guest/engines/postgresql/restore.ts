@@ -21,8 +21,8 @@ import { adminRole, disableRootStatement, passwordSql, rootRole, withAdminClient
 //    data directory and are rendered for the new instance; the backup's own copies are unused.
 // 3. `resetAdminOffline`: the backup holds the source's roles with their passwords, which the
 //    guest does not know. The server runs once in single-user mode (no socket, no TCP: nobody
-//    but this program can reach it), which replays the backup's WAL to a consistent state and
-//    gives the guest's role the new instance's password.
+//    but this program can reach it), which fsyncs the unpacked files, replays the backup's WAL
+//    to a consistent state and gives the guest's role the new instance's password.
 // 4. The first start serves the guest's role only (pg_hba without any client line), and
 //    `resetRestoredRoles` takes superuser from every other role and locks root out, before
 //    clients are let in. As Trove resets root on restore, the source's root password opens
@@ -108,6 +108,10 @@ export async function resetAdminOffline(server: OfflineServer, password: string)
       // an error ends the session with a failure status (single-user mode would go on and exit 0)
       '-c',
       'exit_on_error=on',
+      // recovery from a backup starts by fsyncing every file of the data directory, which makes
+      // tar's unsynced writes durable: the restore needs no sync pass of its own
+      '-c',
+      'recovery_init_sync_method=fsync',
       // the statement holds the password's verifier: never written to the log
       '-c',
       'log_min_error_statement=panic',

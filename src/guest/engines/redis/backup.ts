@@ -142,6 +142,6 @@ export class RedisBackupAdmin implements BackupAdmin {
       timeoutMs: Math.max(1, deadline - Date.now()),
       signal: request.signal,
     });
-    return toolBackupRun(tool, new RdbInspector({ 'redis-version': version }));
+    return toolBackupRun(tool, new RdbInspector({ 'redis-version': version }), request.signal);
   }
 }
