@@ -92,7 +92,7 @@ export function runEngineBackup<S extends EngineSession>(fixture: EngineBackupFi
   // what the source holds at backup time and the restore must give back exactly
   const data: Record<string, string> = {
     k1: 'hello ☃',
-    hostile: `it's "x"; DROP TABLE t; -- ünïcødé 名前 \\ \0`.replace('\0', ''),
+    hostile: `it's "x"; DROP TABLE t; -- ünïcødé 名前 \\ $$`,
     empty: '',
     // incompressible and larger than any pipe or stream buffer, so that a backup takes a while
     bulk: randomBytes(3 * 1024 * 1024).toString('base64'),

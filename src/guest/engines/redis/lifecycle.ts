@@ -13,7 +13,7 @@ import { renderInitialAclFile } from './acl.js';
 import { probeServer, setMaxmemory, withAdminClient, type AdminEndpoint, type AdminEndpointSource } from './admin.js';
 import type { RdbSource } from './backup.js';
 import { missingBinaryReason } from './binaries.js';
-import { maxmemoryMb, renderRedisConf, type RedisConfigInput } from './config.js';
+import { maxmemoryMb, redisSettings, renderRedisConf, type RedisConfigInput } from './config.js';
 import type { ConfigurationHost } from './configuration.js';
 import { redisParameters } from './parameters.js';
 import { checkRdbChain, enableAof, writeRdb } from './restore.js';
@@ -200,7 +200,8 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     const overrides = checkPrepareInput(input, this.datastore());
     const spec: EngineSpec = { memoryMb: input.memoryMb, access: input.access, overrides };
     // rendered before anything changes: a bad value leaves the instance directory alone
-    const conf = renderRedisConf(await this.confInput(spec));
+    const confInput = await this.confInput(spec);
+    const conf = renderRedisConf(confInput);
     // a restore already finished (a redelivered prepare) is an instance like any other
     const restoring = restore !== undefined && !(await fileExists(this.paths.initialised));
     if (restoring) {
@@ -213,8 +214,8 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     }
     const initialised = performance.now();
     // Redis 7 with the AOF on loads the AOF alone: the restored RDB is loaded with it off (restore.ts)
-    const aof = (overrides.appendonly ?? true) === true;
-    await this.writeConf(restoring && aof ? renderRedisConf(await this.confInput({ ...spec, overrides: { ...overrides, appendonly: false } })) : conf);
+    const aof = redisSettings(confInput).some(([name, value]) => name === 'appendonly' && value === true);
+    await this.writeConf(restoring && aof ? renderRedisConf({ ...confInput, overrides: { ...overrides, appendonly: false } }) : conf);
     await writeEngineSpec(this.context.placement.dir, spec);
     progress('starting');
     try {
