@@ -169,11 +169,12 @@ describe('postgresql.conf with a configuration group', () => {
 });
 
 describe('pg_hba.conf', () => {
-  it('allows password logins only: the admin over the socket, users over TCP from the given ranges', () => {
+  it('allows password logins only: the admin over the socket (replication too), users over TCP from the given ranges', () => {
     const hba = renderPgHba('os_admin', ['127.0.0.0/8', 'fd00::/8']);
     const rules = hba.split('\n').filter((line) => line !== '' && !line.startsWith('#'));
     assert.deepEqual(rules, [
       'local all os_admin scram-sha-256',
+      'local replication os_admin scram-sha-256',
       'host all os_admin 0.0.0.0/0 reject',
       'host all os_admin ::/0 reject',
       'host all all 127.0.0.0/8 scram-sha-256',

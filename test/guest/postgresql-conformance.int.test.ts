@@ -1,10 +1,12 @@
 import { Socket } from 'node:net';
+import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { Client, escapeIdentifier } from 'pg';
+import { runEngineBackup, type EngineBackupFixture } from './engine-backup.suite.js';
 import { runEngineConformance, type EngineConnectOptions } from './engine-conformance.suite.js';
 import { cleanUp } from './engine-fixture.js';
 
-// The engine conformance suite for PostgreSQL, through pg as a tenant's client would connect.
+// The engine conformance and backup suites for PostgreSQL, through pg as a tenant's client would connect.
 
 /** A socket for pg that connects from `localAddress` (pg calls `connect(port, host)` itself). */
 function boundSocket(localAddress: string): Socket {
@@ -42,7 +44,7 @@ function tableOf(client: Client): string {
   return `conformance ${client.user ?? ''}`;
 }
 
-runEngineConformance<Client>({
+const fixture: EngineBackupFixture<Client> = {
   engine: 'postgresql',
   loopbackPrefix: '127.91',
   connect,
@@ -76,5 +78,21 @@ runEngineConformance<Client>({
       return (await client.query<{ value: string }>('SELECT current_setting($1) AS value', [name])).rows[0]!.value;
     },
   },
+  // the guest's own password is the one prepare was given
+  adminPassword: async (_dir, input) => input.adminPassword,
+  async adminLogin(dir, password) {
+    // over the instance's socket, as the guest logs in (pg_hba refuses the admin over TCP)
+    const client = new Client({ host: join(dir, 'data'), port: 5432, user: 'os_admin', password, database: 'postgres' });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      await client.query('SELECT 1');
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  },
   cleanUp,
-});
+};
+
+runEngineConformance(fixture);
+runEngineBackup(fixture);

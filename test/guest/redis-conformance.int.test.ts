@@ -5,9 +5,10 @@ import type { Redis } from 'ioredis';
 import { withAdminClient } from '../../src/guest/engines/redis/admin.js';
 import { killServerProcesses } from '../../src/guest/engines/redis/server-process.js';
 import { connectRedis } from '../support/redis-client.js';
+import { runEngineBackup, type EngineBackupFixture } from './engine-backup.suite.js';
 import { runEngineConformance, type EngineConnectOptions, type EngineSession } from './engine-conformance.suite.js';
 
-// The engine conformance suite for Redis, through ioredis as a tenant's client would connect.
+// The engine conformance and backup suites for Redis, through ioredis as a tenant's client would connect.
 
 interface RedisSession extends EngineSession {
   client: Redis;
@@ -59,7 +60,7 @@ async function cleanUp(root: string): Promise<void> {
   }
 }
 
-runEngineConformance<RedisSession>({
+const fixture: EngineBackupFixture<RedisSession> = {
   engine: 'redis',
   loopbackPrefix: '127.93',
   connect,
@@ -94,5 +95,13 @@ runEngineConformance<RedisSession>({
   // Redis user names hold no whitespace (the server refuses it): the suite's defaults have
   // spaces, so these are the same kind of hostility without them, plus ACL rule syntax
   hostileUserNames: ["it's", 'say"hi"', 'back`tick', 'x;DROP_DATABASE_victim;--', '>pw', '~*', '&*', '+@all', 'nopass', 'ünïcødé☃名前'],
+  // not prepare's adminPassword: the guest's own secret, made at prepare, kept in the instance directory
+  adminPassword: (dir) => readFile(join(dir, 'os_admin.password'), 'utf8'),
+  async adminLogin(dir, password) {
+    await withAdminClient({ socketPath: join(dir, 'data', 'redis.sock'), password }, (client) => client.ping());
+  },
   cleanUp,
-});
+};
+
+runEngineConformance(fixture);
+runEngineBackup(fixture);

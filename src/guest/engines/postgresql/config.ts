@@ -157,7 +157,8 @@ function parseCidr(cidr: string): string {
 /**
  * Password (SCRAM) logins only, nothing trusted: the administrative role logs in over the
  * instance's own socket only and is refused over TCP; everyone else over TCP from `clientCidrs`
- * (over TLS only when `requireTls`).
+ * (over TLS only when `requireTls`). Replication connections (`all` does not match them) are
+ * the administrative role's alone, over the socket: pg_basebackup's (backup.ts).
  */
 export function renderPgHba(adminRole: string, clientCidrs: readonly string[], requireTls = false): string {
   const cidrs = clientCidrs.map(parseCidr);
@@ -166,6 +167,7 @@ export function renderPgHba(adminRole: string, clientCidrs: readonly string[], r
     '# Written by Coffer; rewritten on prepare.',
     '# TYPE  DATABASE  USER  ADDRESS  METHOD',
     `local all ${adminRole} scram-sha-256`,
+    `local replication ${adminRole} scram-sha-256`,
     `host all ${adminRole} 0.0.0.0/0 reject`,
     `host all ${adminRole} ::/0 reject`,
     ...cidrs.map((cidr) => `${type} all all ${cidr} scram-sha-256`),

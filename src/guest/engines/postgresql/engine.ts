@@ -1,6 +1,7 @@
 import { checkSocketPath } from '../engine-files.js';
 import { defineEngine } from '../engine-modules.js';
 import type { EngineFactory } from '../engine.js';
+import { postgresqlBackup } from './backup.js';
 import { discoverPostgresql } from './binaries.js';
 import { postgresqlConfiguration } from './configuration.js';
 import { postgresqlDatabases } from './databases.js';
@@ -20,6 +21,7 @@ export const postgresqlEngine: EngineFactory = defineEngine({
     users: postgresqlUsers,
     root: postgresqlRoot,
     configuration: postgresqlConfiguration,
+    backup: postgresqlBackup,
   },
   rootReachesOsUser: true,
   standardPort,

@@ -5,7 +5,7 @@ import { CofferError, validateConfigurationValues } from '../../../common/index.
 import type { ConfigurationValues, Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
 import type { AccessSpec } from '../../../bus/index.js';
-import type { EngineContext, EngineHealth, EngineLifecycle, PrepareProgress, PrepareTimings, TlsMaterial } from '../engine.js';
+import type { EngineBinary, EngineContext, EngineHealth, EngineLifecycle, PrepareProgress, PrepareTimings, RestoreLink, TlsMaterial } from '../engine.js';
 import type { LifecycleModule } from '../engine-modules.js';
 import {
   adminRole,
@@ -17,6 +17,7 @@ import {
   type AdminEndpoint,
   type AdminEndpointSource,
 } from './admin.js';
+import type { BaseBackupSource } from './backup.js';
 import { missingBinaryReason } from './binaries.js';
 import { changedSettings, effectivePostgresqlSettings, renderPgHba, renderPostgresqlConf, type ServerConfigInput } from './config.js';
 import type { ConfigurationHost } from './configuration.js';
@@ -26,11 +27,13 @@ import { currentEngineSpec, writeEngineSpec, type EngineSpec } from '../engine-s
 import { checkTlsRequirement, installedTlsFiles, saveTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { killDataDirProcesses, runningPostmaster, stopPostmaster, waitUntilReady } from './postmaster.js';
+import { checkRestoreChain, clearSourceState, extractBaseBackup, resetAdminOffline, resetRestoredRoles } from './restore.js';
 import { initdbArguments, syncDirectory, takeWarmCluster } from './warm-cluster.js';
 
-// The lifecycle module of PostgreSQL (databases, users, root and configuration groups are the
-// modules beside it, engine.ts assembles them). PostgreSQL as a supervised local process: initdb (or a cluster the host initialised ahead of
-// time, see warm-cluster.ts), a postgresql.conf rendered from the instance's spec (flavor,
+// The lifecycle module of PostgreSQL (databases, users, root, configuration groups and backups
+// are the modules beside it, engine.ts assembles them). PostgreSQL as a supervised local process:
+// initdb (or a cluster the host initialised ahead of time, see warm-cluster.ts, or a base backup
+// restored, see restore.ts), a postgresql.conf rendered from the instance's spec (flavor,
 // access, configuration group: engine-spec-file.ts), the postmaster
 // started directly (pg_ctl costs ~0.1 s per start and stop) and stopped with SIGINT. The
 // instance directory belongs to the host; the engine's OS user owns only the data directory
@@ -119,14 +122,18 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
     };
   }
 
-  private bin(name: string): string {
+  private binary(): EngineBinary {
     if (this.context.binary === undefined) {
       throw new CofferError(
         'DatastoreVersionInactive',
         `This host has no PostgreSQL binaries for the instance's version. ${missingBinaryReason}`,
       );
     }
-    return join(this.context.binary.binDir, name);
+    return this.context.binary;
+  }
+
+  private bin(name: string): string {
+    return join(this.binary().binDir, name);
   }
 
   async endpoint(): Promise<AdminEndpoint> {
@@ -134,7 +141,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
     return { socketDir: this.paths.socketDir, port: this.context.placement.port, password: this.adminPassword };
   }
 
-  async prepare(input: PrepareInput, progress: PrepareProgress = () => undefined): Promise<PrepareTimings> {
+  async prepare(input: PrepareInput, progress: PrepareProgress = () => undefined, restore?: readonly RestoreLink[]): Promise<PrepareTimings> {
     const began = performance.now();
     checkPrepareNames(input);
     const spec: EngineSpec = {
@@ -148,7 +155,11 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
 
     let sync: Promise<unknown> = Promise.resolve();
     let poolPassword: string | undefined;
-    if (!(await fileExists(this.paths.initialised))) {
+    // a restore already finished (a redelivered prepare) is an instance like any other
+    const restoring = restore !== undefined && !(await fileExists(this.paths.initialised));
+    if (restoring) {
+      ({ sync } = await this.restore(restore, input.adminPassword, conf, progress));
+    } else if (!(await fileExists(this.paths.initialised))) {
       ({ sync, poolPassword } = await this.initialise(input.adminPassword, progress));
     } else {
       const stored = (await this.endpoint()).password;
@@ -157,7 +168,8 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
     const initialised = performance.now();
     try {
       await writeEngineFile(this.runner, this.paths.configFile, conf);
-      await writeEngineFile(this.runner, this.paths.hbaFile, hba);
+      // a restored cluster holds its source's roles: no client but the guest until they are reset
+      await writeEngineFile(this.runner, this.paths.hbaFile, restoring ? renderPgHba(adminRole, []) : hba);
       await saveTlsRequired(this.context.placement.dir, input.access?.requireTls === true);
       await writeEngineSpec(this.context.placement.dir, spec);
       progress('starting');
@@ -168,16 +180,86 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
       // before anything else: from here on only the instance's own password opens it. Until then
       // `.initdb.done` is missing, so an interrupted prepare starts over with another cluster.
       if (poolPassword !== undefined) await rotateAdminPassword({ ...endpoint, password: poolPassword }, endpoint.password);
+      if (restoring) {
+        await resetRestoredRoles(endpoint);
+        await writeEngineFile(this.runner, this.paths.hbaFile, hba);
+        await reloadConfiguration(endpoint);
+      }
       await Promise.all([
         sync.then(() => writeFile(this.paths.initialised, new Date().toISOString())),
         ensureDatabasesAndUsers(endpoint, input),
       ]);
       const done = performance.now();
       return { initMs: initialised - began, startMs: started - initialised, setupMs: done - started };
+    } catch (err) {
+      if (restoring) await this.discardRestore(sync);
+      throw err;
     } finally {
       // a failed prepare leaves no unsupervised sync behind either
       await sync.catch(() => undefined);
     }
+  }
+
+  /**
+   * Fills the data directory from a base backup instead of initdb (restore.ts), up to a cluster
+   * whose guest role has `adminPassword`, durable on disk and stopped. A failure leaves no data
+   * directory.
+   */
+  private async restore(links: readonly RestoreLink[], adminPassword: string, conf: string, progress: PrepareProgress): Promise<Initialised> {
+    const link = checkRestoreChain(links, this.binary().versionName);
+    progress('restoring');
+    await this.discardRestore();
+    await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
+    this.adminPassword = adminPassword;
+    // as for initdb: the host makes the directory and hands it over before the engine's user fills it
+    await mkdir(this.paths.dataDir, { mode: 0o700 });
+    await this.runner.handOver(this.paths.dataDir);
+    try {
+      await extractBaseBackup(this.runner, this.paths.dataDir, link);
+      await clearSourceState(this.paths.dataDir);
+      // single-user mode reads the new instance's configuration, not the backup's
+      await writeEngineFile(this.runner, this.paths.configFile, conf);
+      const { dataDir, configFile } = this.paths;
+      await resetAdminOffline({ runner: this.runner, postgres: this.bin('postgres'), dataDir, configFile }, adminPassword);
+    } catch (err) {
+      await this.discardRestore();
+      throw err;
+    }
+    // durable already: the single-user run's recovery began by fsyncing the whole data directory
+    return { sync: Promise.resolve() };
+  }
+
+  /** Stops whatever runs in the data directory and removes it: what a restore leaves when it fails. */
+  private async discardRestore(sync: Promise<unknown> = Promise.resolve()): Promise<void> {
+    await this.server.stop().catch((err: unknown) => this.logger.warn({ err }, 'could not stop PostgreSQL after a failed restore'));
+    await killDataDirProcesses(this.paths.dataDir);
+    await sync.catch(() => undefined);
+    await rm(this.paths.dataDir, { recursive: true, force: true });
+  }
+
+  /** What the backup module needs: the programs, the admin endpoint, whether the server runs, and replication access. */
+  baseBackupSource(): BaseBackupSource {
+    return {
+      program: (name) => this.bin(name),
+      runner: this.runner,
+      endpoint: () => this.endpoint(),
+      running: () => this.processId(),
+      allowReplication: () => this.refreshHba(),
+    };
+  }
+
+  /**
+   * Renders pg_hba.conf again from the saved access rules and reloads it when it changed: an
+   * instance prepared before its rules let the guest's role replicate gets the line a backup needs.
+   */
+  private async refreshHba(): Promise<void> {
+    const dir = this.context.placement.dir;
+    const spec = await currentEngineSpec(dir, this.context.memoryMb);
+    if (spec === undefined) return;
+    const hba = this.renderHba(spec.access, await installedTlsFiles(dir));
+    if ((await readFile(this.paths.hbaFile, 'utf8').catch(() => undefined)) === hba) return;
+    await writeEngineFile(this.runner, this.paths.hbaFile, hba);
+    await this.reloadIfRunning();
   }
 
   /**

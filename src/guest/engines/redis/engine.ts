@@ -1,6 +1,7 @@
 import { checkSocketPath } from '../engine-files.js';
 import { defineEngine } from '../engine-modules.js';
 import type { EngineFactory } from '../engine.js';
+import { redisBackup } from './backup.js';
 import { discoverRedis } from './binaries.js';
 import { redisConfiguration } from './configuration.js';
 import { layout, redisLifecycle, standardPort } from './lifecycle.js';
@@ -19,6 +20,7 @@ export const redisEngine: EngineFactory = defineEngine({
     users: redisUsers,
     root: redisRoot,
     configuration: redisConfiguration,
+    backup: redisBackup,
   },
   // root is the default user, without CONFIG, MODULE or DEBUG: it cannot reach files or programs
   rootReachesOsUser: false,

@@ -3,7 +3,7 @@ import { join, relative } from 'node:path';
 import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
 import { CofferError, newPassword, validateConfigurationValues, type ConfigurationValues, type Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
-import type { EngineContext, EngineHealth, EngineLifecycle, PrepareProgress, PrepareTimings, TlsMaterial } from '../engine.js';
+import type { EngineBinary, EngineContext, EngineHealth, EngineLifecycle, PrepareProgress, PrepareTimings, RestoreLink, TlsMaterial } from '../engine.js';
 import type { LifecycleModule } from '../engine-modules.js';
 import { fileExists, writeEngineFile } from '../engine-files.js';
 import { currentEngineSpec, readEngineSpec, writeEngineSpec, type EngineSpec } from '../engine-spec-file.js';
@@ -11,16 +11,18 @@ import { checkTlsRequirement, installedTlsFiles, readTlsRequired, writeTlsFiles,
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { renderInitialAclFile } from './acl.js';
 import { probeServer, setMaxmemory, withAdminClient, type AdminEndpoint, type AdminEndpointSource } from './admin.js';
+import type { RdbSource } from './backup.js';
 import { missingBinaryReason } from './binaries.js';
-import { maxmemoryMb, renderRedisConf, type RedisConfigInput } from './config.js';
+import { maxmemoryMb, redisSettings, renderRedisConf, type RedisConfigInput } from './config.js';
 import type { ConfigurationHost } from './configuration.js';
 import { redisParameters } from './parameters.js';
+import { checkRdbChain, enableAof, writeRdb } from './restore.js';
 import { applyTls } from './tls.js';
 import { checkUserSpecs, ensureUsers } from './users.js';
 import { killServerProcesses, runningServer, stopServer, waitUntilReady, type ServerFiles } from './server-process.js';
 
-// The lifecycle module of Redis (users, root and configuration groups are the modules beside
-// it, engine.ts assembles them). Redis as a supervised local process: redis-server started directly on a redis.conf rendered
+// The lifecycle module of Redis (users, root, configuration groups and backups are the modules
+// beside it, engine.ts assembles them; a restore is this prepare's, restore.ts). Redis as a supervised local process: redis-server started directly on a redis.conf rendered
 // from the instance's saved spec (engine-spec-file.ts: the flavor's memory, the access rules,
 // the configuration group's overrides), in the foreground (the agent supervises it), stopped
 // with SIGTERM. Every change reads the spec, changes its own part, renders redis.conf whole
@@ -118,14 +120,23 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     };
   }
 
-  private server(): string {
+  private binary(): EngineBinary {
     if (this.context.binary === undefined) {
       throw new CofferError(
         'DatastoreVersionInactive',
         `This host has no redis-server for the instance's version. ${missingBinaryReason}`,
       );
     }
-    return join(this.context.binary.binDir, 'redis-server');
+    return this.context.binary;
+  }
+
+  private server(): string {
+    return join(this.binary().binDir, 'redis-server');
+  }
+
+  /** What the backup module needs: where the snapshot is written, the admin endpoint, whether the server runs. */
+  rdbSource(): RdbSource {
+    return { runner: this.runner, dataDir: this.paths.dataDir, endpoint: () => this.endpoint(), running: () => this.processId() };
   }
 
   async endpoint(): Promise<AdminEndpoint> {
@@ -184,21 +195,42 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     return (await runningServer(this.paths)) !== undefined;
   }
 
-  async prepare(input: PrepareInput, progress: PrepareProgress = () => undefined): Promise<PrepareTimings> {
+  async prepare(input: PrepareInput, progress: PrepareProgress = () => undefined, restore?: readonly RestoreLink[]): Promise<PrepareTimings> {
     const began = performance.now();
     const overrides = checkPrepareInput(input, this.datastore());
     const spec: EngineSpec = { memoryMb: input.memoryMb, access: input.access, overrides };
     // rendered before anything changes: a bad value leaves the instance directory alone
-    const conf = renderRedisConf(await this.confInput(spec));
-    if (!(await fileExists(this.paths.initialised))) {
+    const confInput = await this.confInput(spec);
+    const conf = renderRedisConf(confInput);
+    // a restore already finished (a redelivered prepare) is an instance like any other
+    const restoring = restore !== undefined && !(await fileExists(this.paths.initialised));
+    if (restoring) {
+      const link = checkRdbChain(restore, this.binary().version);
+      progress('restoring');
+      await this.initialise(link);
+    } else if (!(await fileExists(this.paths.initialised))) {
       progress('initialising');
       await this.initialise();
     }
     const initialised = performance.now();
-    await this.writeConf(conf);
+    // Redis 7 with the AOF on loads the AOF alone: the restored RDB is loaded with it off (restore.ts)
+    const aof = redisSettings(confInput).some(([name, value]) => name === 'appendonly' && value === true);
+    await this.writeConf(restoring && aof ? renderRedisConf({ ...confInput, overrides: { ...overrides, appendonly: false } }) : conf);
     await writeEngineSpec(this.context.placement.dir, spec);
     progress('starting');
-    await this.start();
+    try {
+      await this.start();
+      if (restoring) {
+        if (aof) {
+          await enableAof(await this.endpoint());
+          await this.writeConf(conf);
+        }
+        await writeFile(this.paths.initialised, new Date().toISOString());
+      }
+    } catch (err) {
+      if (restoring) await this.discardData();
+      throw err;
+    }
     const started = performance.now();
     progress('creating users');
     await ensureUsers(await this.endpoint(), input.users);
@@ -207,22 +239,38 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
   }
 
   /**
-   * A fresh data directory holding only the ACL file. Until `.redis-init.done` exists an
-   * interrupted prepare starts over from nothing: the host writes into the directory only
-   * while it still owns it, before handing it to the engine's user.
+   * A fresh data directory holding only the ACL file, and with `restore` the backup's RDB as
+   * the dump file the first start loads. Until `.redis-init.done` exists an interrupted prepare
+   * starts over from nothing: the host writes into the directory only while it still owns it,
+   * before handing it to the engine's user. A restored instance gets the marker once its data
+   * is loaded and its AOF written (prepare), a new one here.
    */
-  private async initialise(): Promise<void> {
-    const leftover = await runningServer(this.paths);
-    if (leftover !== undefined) await stopServer(leftover, this.paths.dataDir, stopTimeoutMs);
-    await rm(this.paths.dataDir, { recursive: true, force: true });
+  private async initialise(restore?: RestoreLink): Promise<void> {
+    await this.discardData();
     const adminPassword = newPassword(48);
     await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
     this.adminPassword = adminPassword;
     await mkdir(this.paths.dataDir, { mode: 0o700 });
     await writeFile(this.paths.aclFile, renderInitialAclFile(adminPassword), { mode: 0o600 });
     await this.runner.handOver(this.paths.aclFile);
+    if (restore !== undefined) {
+      const rdb = join(this.paths.dataDir, 'dump.rdb');
+      try {
+        await writeRdb(restore, rdb);
+      } catch (err) {
+        await this.discardData();
+        throw err;
+      }
+      await this.runner.handOver(rdb);
+    }
     await this.runner.handOver(this.paths.dataDir);
-    await writeFile(this.paths.initialised, new Date().toISOString());
+    if (restore === undefined) await writeFile(this.paths.initialised, new Date().toISOString());
+  }
+
+  /** Stops whatever serves the data directory and removes it: before a new one, and what a failed restore leaves. */
+  private async discardData(): Promise<void> {
+    await this.serverProcess.stop().catch((err: unknown) => this.logger.warn({ err }, 'could not stop Redis before discarding its data'));
+    await rm(this.paths.dataDir, { recursive: true, force: true });
   }
 
   async resize(memoryMb: number): Promise<void> {

@@ -1,0 +1,148 @@
+import type { Redis } from 'ioredis';
+import { CofferError } from '../../../common/index.js';
+import type { ProcessRunner } from '../../process-runner.js';
+import type { BackupAdmin, BackupFacts, BackupRun } from '../engine.js';
+import type { BackupModule } from '../engine-modules.js';
+import { toolBackupRun, type BackupInspector } from '../tool-backup-run.js';
+import { withAdminClient, type AdminEndpoint } from './admin.js';
+
+// The backup module of Redis: an RDB snapshot. BGSAVE makes the server fork and write
+// `dump.rdb` in its data directory while it keeps serving; once the save is done the file is
+// streamed by `cat`, run as the engine's OS user. Not read by the guest itself: the data
+// directory is the engine user's, and whoever runs programs as that user could have made
+// `dump.rdb` a link to a file only the host may read (another instance's, a key), which the
+// guest would then copy into a backup its tenant can restore. As that user, a link reaches
+// nothing the engine could not read anyway. A save that completes while the file is read
+// replaces it by a rename: `cat` keeps reading the snapshot it opened.
+//
+// The RDB holds the data only: the ACL users live in the instance's ACL file and are not part
+// of it, so a restored instance has the users its own prepare creates (restore: lifecycle.ts).
+//
+// Full backups only: an incremental would be the AOF written since the parent, not kept yet.
+
+/** a BGSAVE of a large dataset (~80 MB/s) and its copy may take a while; past this something is wrong */
+const backupTimeoutMs = 6 * 60 * 60 * 1000;
+const pollMs = 50;
+const rdbName = 'dump.rdb';
+
+/** What the backup module needs of the instance's lifecycle. */
+export interface RdbSource {
+  runner: ProcessRunner;
+  /** where redis-server writes `dump.rdb` */
+  dataDir: string;
+  endpoint(): Promise<AdminEndpoint>;
+  /** redis-server's pid when it runs */
+  running(): Promise<number | undefined>;
+}
+
+export const redisBackup: BackupModule<{ rdbSource(): RdbSource }> = {
+  incremental: false,
+  create: (lifecycle) => new RedisBackupAdmin(lifecycle.rdbSource()),
+};
+
+/** `field:value` lines of an INFO reply */
+export function infoFields(reply: string): Map<string, string> {
+  return new Map(
+    reply
+      .split(/\r?\n/)
+      .map((line) => /^([a-z_0-9]+):(.*)$/.exec(line))
+      .filter((match) => match !== null)
+      .map((match) => [match[1]!, match[2]!.trim()]),
+  );
+}
+
+export async function info(client: Redis, section: string): Promise<Map<string, string>> {
+  return infoFields(String(await client.call('INFO', [section])));
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function checkAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw new CofferError('EngineError', 'The Redis backup was aborted.');
+}
+
+/**
+ * Starts a BGSAVE of our own and resolves once it has written `dump.rdb`. A save already under
+ * way (an automatic save point's, root's BGSAVE) or an AOF rewrite makes Redis refuse another
+ * fork: it is waited for and BGSAVE asked again, so the snapshot is never older than the request.
+ */
+export async function snapshot(client: Redis, signal: AbortSignal, deadline: number): Promise<void> {
+  for (;;) {
+    checkAborted(signal);
+    if (Date.now() > deadline) throw new CofferError('EngineError', 'Redis did not start a snapshot (BGSAVE) in time: another save or AOF rewrite kept running.');
+    try {
+      const reply = String(await client.call('BGSAVE'));
+      if (reply.startsWith('Background saving started')) break;
+      throw new CofferError('EngineError', `Redis answered BGSAVE with "${reply}".`);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (!/in progress/i.test(message)) throw err instanceof CofferError ? err : new CofferError('EngineError', `Redis refused BGSAVE: ${message}`);
+      await sleep(pollMs);
+    }
+  }
+  for (;;) {
+    const persistence = await info(client, 'persistence');
+    if (persistence.get('rdb_bgsave_in_progress') === '0') {
+      if (persistence.get('rdb_last_bgsave_status') !== 'ok') {
+        throw new CofferError('EngineError', 'Redis failed to write its snapshot (BGSAVE): see its log, the disk may be full.');
+      }
+      return;
+    }
+    checkAborted(signal);
+    if (Date.now() > deadline) throw new CofferError('EngineError', 'Redis did not finish its snapshot (BGSAVE) in time.');
+    await sleep(pollMs);
+  }
+}
+
+/** An RDB file: `REDIS` and a 4-digit format version, then the data, which ends with the EOF opcode and a checksum. */
+class RdbInspector implements BackupInspector {
+  private head = Buffer.alloc(0);
+  private tail = Buffer.alloc(0);
+
+  constructor(private readonly known: BackupFacts) {}
+
+  see(chunk: Buffer): void {
+    if (this.head.length < 9) this.head = Buffer.concat([this.head, chunk.subarray(0, 9 - this.head.length)]);
+    // a copy: a slice would hold on to the whole chunk
+    this.tail = Buffer.from(Buffer.concat([this.tail, chunk.subarray(-9)]).subarray(-9));
+  }
+
+  facts(): BackupFacts {
+    const magic = /^REDIS(\d{4})$/.exec(this.head.toString('latin1'));
+    if (magic === null) throw new CofferError('EngineError', 'The Redis snapshot is not an RDB file.');
+    // 0xFF (RDB_OPCODE_EOF) then 8 bytes of CRC64
+    if (this.tail.length < 9 || this.tail[0] !== 0xff) throw new CofferError('EngineError', 'The Redis snapshot ends before its end marker.');
+    return { ...this.known, format: 'rdb', 'rdb-version': String(Number(magic[1])) };
+  }
+}
+
+export class RedisBackupAdmin implements BackupAdmin {
+  readonly incremental = false;
+
+  constructor(private readonly source: RdbSource) {}
+
+  async start(request: { parent?: BackupFacts; signal: AbortSignal }): Promise<BackupRun> {
+    if (request.parent !== undefined) {
+      throw new CofferError('OperationNotSupported', 'Operation not supported for datastore redis: incremental backups.');
+    }
+    if ((await this.source.running()) === undefined) {
+      throw new CofferError('EngineError', 'Redis is not running: start the instance before backing it up.');
+    }
+    const deadline = Date.now() + backupTimeoutMs;
+    const version = await withAdminClient(
+      await this.source.endpoint(),
+      async (client) => {
+        const server = await info(client, 'server');
+        await snapshot(client, request.signal, deadline);
+        return server.get('redis_version') ?? 'unknown';
+      },
+    );
+    checkAborted(request.signal);
+    const tool = this.source.runner.stream('/bin/cat', [rdbName], {
+      cwd: this.source.dataDir,
+      timeoutMs: Math.max(1, deadline - Date.now()),
+      signal: request.signal,
+    });
+    return toolBackupRun(tool, new RdbInspector({ 'redis-version': version }), request.signal);
+  }
+}

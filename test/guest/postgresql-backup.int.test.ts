@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { chmod, mkdir, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { Client } from 'pg';
+import type { PrepareInput } from '../../src/bus/index.js';
+import { silentLogger } from '../../src/common/index.js';
+import { engineRegistry, type EngineBinary, type EngineDriver } from '../../src/guest/index.js';
+import type { BackupFacts, RestoreLink } from '../../src/guest/engines/engine.js';
+import { rejectsWithCode } from '../support/coffer-errors.js';
+import { tempDataDir } from '../support/temp-dir.js';
+import { cleanUp, localRunner, randomAddress } from './engine-fixture.js';
+import { tarArchive } from './tar-archive.js';
+
+// What PostgreSQL's backups and restores must get right beyond the shared backup suite
+// (engine-backup.suite.ts): the facts a base backup records, the version a restore accepts,
+// and what of its source a restored cluster must not keep (ALTER SYSTEM settings,
+// superusers, root's password, the way out of its data directory).
+
+const lsn = /^[0-9A-F]+\/[0-9A-F]+$/;
+
+function lsnValue(text: string): bigint {
+  const [high, low] = text.split('/');
+  return (BigInt(`0x${high}`) << 32n) + BigInt(`0x${low}`);
+}
+
+describe('postgresql backup and restore', () => {
+  let root: string;
+  let binary: EngineBinary;
+  const drivers: EngineDriver[] = [];
+  const input: PrepareInput = {
+    memoryMb: 256,
+    databases: [{ name: 'app' }],
+    users: [{ name: 'tenant', password: 'tenant-Pass-1', databases: [{ name: 'app' }] }],
+    adminPassword: 'source-Admin-1',
+    access: null,
+    overrides: {},
+  };
+  let source: { driver: EngineDriver; address: string };
+  let backup: Buffer;
+  let facts: BackupFacts;
+
+  async function instance(name: string): Promise<{ driver: EngineDriver; address: string; dir: string }> {
+    const dir = join(root, name);
+    await mkdir(dir);
+    await chmod(dir, 0o711);
+    const address = randomAddress();
+    const driver = engineRegistry.postgresql.create({
+      placement: { instanceId: name, dir, address, port: 5432 },
+      binary,
+      runner: await localRunner(),
+      logger: silentLogger(),
+      defaultClientCidrs: ['127.0.0.0/8'],
+    });
+    drivers.push(driver);
+    return { driver, address, dir };
+  }
+
+  async function query<T extends Record<string, unknown>>(address: string, user: string, password: string, sql: string, database = 'app'): Promise<T[]> {
+    const client = new Client({ host: address, port: 5432, user, password, database, connectionTimeoutMillis: 5000 });
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      return (await client.query<T>(sql)).rows;
+    } finally {
+      await client.end();
+    }
+  }
+
+  const full = (stream: () => Readable, linkFacts: BackupFacts = facts): RestoreLink[] => [
+    { kind: 'full', facts: linkFacts, open: async () => stream() },
+  ];
+
+  before(async () => {
+    root = await tempDataDir('coffer-pgbk-');
+    const discovery = await engineRegistry.postgresql.discover([], await localRunner());
+    assert.ok(discovery.binaries[0] !== undefined, JSON.stringify(discovery.reports));
+    binary = discovery.binaries[0];
+    source = await instance('source');
+    await source.driver.prepare(input);
+    await source.driver.root!.enable('root-Pass-1');
+    // what a tenant's root could leave in its cluster: settings naming the source, a superuser of its own
+    await query(source.address, 'root', 'root-Pass-1', `ALTER SYSTEM SET listen_addresses = '${source.address}'`);
+    await query(source.address, 'root', 'root-Pass-1', "ALTER SYSTEM SET work_mem = '7MB'");
+    await query(source.address, 'root', 'root-Pass-1', "CREATE ROLE boss WITH SUPERUSER LOGIN PASSWORD 'boss-Pass-1'");
+    await query(source.address, 'tenant', 'tenant-Pass-1', "CREATE TABLE t AS SELECT 'kept'::text AS v");
+    const run = await source.driver.backup!.start({ signal: new AbortController().signal });
+    const chunks: Buffer[] = [];
+    for await (const chunk of run.stream) chunks.push(chunk as Buffer);
+    backup = Buffer.concat(chunks);
+    facts = await run.finished;
+  });
+
+  after(async () => {
+    for (const driver of drivers) await driver.stop().catch(() => undefined);
+    await cleanUp(root);
+  });
+
+  it('records where the backup starts and ends, on which timeline, of which cluster and major version', () => {
+    assert.equal(source.driver.backup!.incremental, false);
+    assert.equal(facts.format, 'tar');
+    assert.equal(facts.version, binary.versionName);
+    assert.equal(facts.timeline, '1');
+    assert.match(facts['start-lsn']!, lsn);
+    assert.match(facts['stop-lsn']!, lsn);
+    assert.ok(lsnValue(facts['stop-lsn']!) > lsnValue(facts['start-lsn']!), JSON.stringify(facts));
+    assert.match(facts['system-identifier']!, /^\d{10,}$/);
+  });
+
+  it('refuses an incremental backup: PostgreSQL 15 backups are full ones', async () => {
+    await rejectsWithCode(source.driver.backup!.start({ parent: facts, signal: new AbortController().signal }), 'OperationNotSupported');
+  });
+
+  it('refuses to restore a backup of another major version, before anything is written', async () => {
+    const other = await instance('other-version');
+    await rejectsWithCode(other.driver.prepare(input, undefined, full(() => Readable.from([backup]), { ...facts, version: '14' })), 'BadRequest');
+    await rejectsWithCode(
+      other.driver.prepare(input, undefined, [...full(() => Readable.from([backup])), ...full(() => Readable.from([backup]))]),
+      'BadRequest',
+    );
+    assert.deepEqual(await readdir(other.dir), []);
+    assert.equal(await other.driver.processId(), undefined);
+  });
+
+  it('restores without the source’s ALTER SYSTEM settings, superusers or root password', async () => {
+    const restored = await instance('restored');
+    await restored.driver.prepare({ ...input, adminPassword: 'restored-Admin-1' }, undefined, full(() => Readable.from([backup])));
+    // listening on its own address (the source's is taken: a carried listen_addresses would fail the start)
+    const [row] = await query<{ v: string; work_mem: string }>(restored.address, 'tenant', 'tenant-Pass-1', 'SELECT v, current_setting($$work_mem$$) AS work_mem FROM t');
+    assert.equal(row?.v, 'kept');
+    assert.notEqual(row?.work_mem, '7MB');
+    assert.equal((await stat(join(restored.dir, 'data', 'postgresql.auto.conf')).catch(() => undefined))?.isFile() ?? false, false);
+    // the tenant's superuser is one no more; root is locked out until enabled anew
+    const [boss] = await query<{ rolsuper: boolean }>(restored.address, 'boss', 'boss-Pass-1', 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user', 'postgres');
+    assert.equal(boss?.rolsuper, false);
+    await assert.rejects(query(restored.address, 'root', 'root-Pass-1', 'SELECT 1'));
+    // the source is as it was
+    const [sourceBoss] = await query<{ rolsuper: boolean }>(source.address, 'boss', 'boss-Pass-1', 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user', 'postgres');
+    assert.equal(sourceBoss?.rolsuper, true);
+    await restored.driver.stop();
+  });
+
+  it('extracts nothing outside the data directory, and fails a restore whose tar tries', async () => {
+    const hostile = await instance('hostile');
+    const archive = tarArchive([
+      { name: 'PG_VERSION', content: `${binary.versionName}\n` },
+      { name: '../escaped', content: 'out' },
+      { name: 'link', symlink: hostile.dir },
+      { name: 'link/through', content: 'out' },
+    ]);
+    await rejectsWithCode(hostile.driver.prepare(input, undefined, full(() => Readable.from([archive]))), 'EngineError');
+    const left = await readdir(hostile.dir);
+    assert.ok(!left.includes('data'), 'the failed restore left no data directory');
+    assert.ok(!left.includes('escaped') && !left.includes('through'), `nothing escaped: ${left.join(', ')}`);
+    assert.equal(await hostile.driver.processId(), undefined);
+  });
+});
