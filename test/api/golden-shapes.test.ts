@@ -3,8 +3,10 @@ import { after, before, describe, test } from 'node:test';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { z } from 'zod';
 import { guestContract, guestTopic, serveRpc, type Subscription } from '../../src/bus/index.js';
+import { LocalDirectoryStorage } from '../../src/backup/index.js';
 import { newUuid } from '../../src/common/ids.js';
 import { fakeGuestHandlers, noCapabilities } from '../support/fake-guest.js';
+import { makeDataDir } from '../support/temp-dir.js';
 import {
   adminPassword,
   adminSession,
@@ -30,10 +32,12 @@ let h: Harness;
 let admin: Session;
 let member: Session;
 let seeded: Awaited<ReturnType<typeof seedDatastores>>;
+let backupDir: Awaited<ReturnType<typeof makeDataDir>>;
 const guests: Subscription[] = [];
 
 before(async () => {
-  h = await startHarness({ rateLimitPerMinute: 10_000 });
+  backupDir = await makeDataDir('coffer-golden-backups');
+  h = await startHarness({ rateLimitPerMinute: 10_000, backupStorage: new LocalDirectoryStorage(backupDir.path) });
   admin = await adminSession(h.app);
   member = await memberSession(h, 'golden');
   seeded = await seedDatastores(h.store);
@@ -42,7 +46,7 @@ before(async () => {
   const version = (await h.store.datastores.getVersion(seeded.activeVersionId))!;
   await h.store.datastores.upsertVersion({
     ...version,
-    capabilities: { ...noCapabilities, databases: true, users: true, userAccess: true, root: true, accessRules: true, configurationGroups: true },
+    capabilities: { ...noCapabilities, databases: true, users: true, userAccess: true, root: true, accessRules: true, configurationGroups: true, backup: true },
     parameters: [
       { name: 'max_connections', type: 'integer', restartRequired: true, min: 1, max: 10_000 },
       { name: 'work_mem', type: 'integer', restartRequired: false, min: 0, max: 2_147_483_647 },
@@ -52,6 +56,7 @@ before(async () => {
 after(async () => {
   for (const g of guests) await g.close();
   await h.close();
+  await backupDir.remove();
 });
 
 const host = 'db.example';
@@ -377,6 +382,28 @@ describe('Trove: databases, users, root', () => {
     const history = golden('GET mgmt root', await get(admin, trove(admin, `/mgmt/instances/${id}/root`)), 200, shape.rootHistory);
     assert.equal(history.root_history.user, member.userId);
     empty('DELETE root', await send(member, 'DELETE', base), 204);
+  });
+});
+
+describe('Trove: backups and backup strategies', () => {
+  test('POST /backups 202 (NEW), GET list with next link, GET one, instance backups, DELETE 202; strategies POST 202, GET, DELETE 202', async () => {
+    const instanceId = await activeInstance(member, 'golden-backups');
+    const created = golden('POST /backups', await send(member, 'POST', trove(member, '/backups'), { backup: { name: 'nightly', instance: instanceId, description: 'golden' } }), 202, one('backup', shape.backup));
+    assert.equal(created.backup.status, 'NEW');
+    // as the conductor records a guest's report: a completed backup has its size and location
+    await h.store.backups.update(created.backup.id, { state: 'COMPLETED', sizeBytes: 3 * 1024 ** 3, sha256: 'a'.repeat(64), facts: {} });
+    const shown = golden('GET /backups/{id}', await get(member, trove(member, `/backups/${created.backup.id}`)), 200, one('backup', shape.backup));
+    assert.equal(shown.backup.size, 3);
+    assert.match(shown.backup.locationRef, new RegExp(created.backup.id));
+    const second = golden('POST /backups', await send(member, 'POST', trove(member, '/backups'), { backup: { name: 'second', instance: instanceId } }), 202, one('backup', shape.backup));
+    await h.store.backups.update(second.backup.id, { state: 'COMPLETED', sizeBytes: 1, sha256: 'b'.repeat(64), facts: {} });
+    golden('GET /backups?limit=1', await get(member, trove(member, '/backups?limit=1')), 200, z.object({ backups: z.array(shape.backup).length(1), links: shape.nextLinks }));
+    golden('GET /instances/{id}/backups', await get(member, trove(member, `/instances/${instanceId}/backups`)), 200, list('backups', shape.backup, 2));
+    empty('DELETE /backups/{id}', await send(member, 'DELETE', trove(member, `/backups/${second.backup.id}`)));
+
+    golden('POST /backup_strategies', await send(member, 'POST', trove(member, '/backup_strategies'), { backup_strategy: { swift_container: 'golden' } }), 202, one('backup_strategy', shape.backupStrategy));
+    golden('GET /backup_strategies', await get(member, trove(member, '/backup_strategies')), 200, list('backup_strategies', shape.backupStrategy));
+    empty('DELETE /backup_strategies', await send(member, 'DELETE', trove(member, '/backup_strategies')));
   });
 });
 

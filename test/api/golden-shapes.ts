@@ -340,3 +340,21 @@ export function assertNoSecrets(what: string, body: unknown, secrets: readonly s
   };
   walk(body, '');
 }
+
+// --- Trove: backups and backup strategies (reference 2.9, 2.10)
+
+export const backup = z.object({
+  id: uuid,
+  name: z.string(),
+  description: z.string().nullable(),
+  locationRef: z.string().nullable(),
+  instance_id: uuid,
+  created: troveTime,
+  updated: troveTime,
+  size: z.number().nullable(),
+  status: z.enum(['NEW', 'BUILDING', 'SAVING', 'COMPLETED', 'FAILED', 'DELETE_FAILED', 'RESTORED']),
+  parent_id: uuid.nullable(),
+  project_id: keystoneId,
+  datastore: z.object({ type: z.string(), version: z.string(), version_id: uuid }),
+});
+export const backupStrategy = z.object({ project_id: keystoneId, instance_id: z.string(), backend: z.literal('swift'), swift_container: z.string() });

@@ -56,7 +56,8 @@ test("a role warns at start about RabbitMQ's guest account and a state database 
     .map((line) => JSON.parse(line) as { level: number; msg: string })
     .filter((line) => line.level === 40)
     .map((line) => line.msg);
-  assert.equal(warnings.length, 2, run.stdout);
+  assert.equal(warnings.length, 3, run.stdout);
   assert.match(warnings.join('\n'), /default 'guest' account/);
   assert.match(warnings.join('\n'), /no password: on a shared host/);
+  assert.match(warnings.join('\n'), /backups are off: give --backup-storage and --backup-master-key-file/);
 });

@@ -127,8 +127,7 @@ export async function backupRoutes(app: FastifyInstance, deps: TroveDeps): Promi
       return task.id;
     });
     await wakeTaskmanager(deps, taskId, context);
-    reply.code(202);
-    return null;
+    reply.code(202).type('application/json').send();
   });
 
   app.post('/backup_strategies', async (request, reply) => {
@@ -168,7 +167,6 @@ export async function backupRoutes(app: FastifyInstance, deps: TroveDeps): Promi
     enforce(auth, 'backup_strategy:delete', auth.projectId);
     const { tenantId, instanceId } = strategyScope(request);
     await store.backupStrategies.delete(tenantId, instanceId ?? '');
-    reply.code(202);
-    return null;
+    reply.code(202).type('application/json').send();
   });
 }
