@@ -1,0 +1,183 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { after, before, test } from 'node:test';
+import { LocalDirectoryStorage, MasterKey, newProjectKey, wrapKey, type BackupStorage } from '../../src/backup/index.js';
+import type { CreateBackupInput } from '../../src/bus/index.js';
+import { CofferError, silentLogger } from '../../src/common/index.js';
+import { restoreChain, runBackup, type GuestBackupHost } from '../../src/guest/backup-runner.js';
+import type { BackupAdmin, BackupFacts, BackupRun } from '../../src/guest/engines/engine.js';
+import { makeDataDir } from '../support/temp-dir.js';
+
+// The guest's half of a backup, between an engine's tool and the storage: the tool's bytes go
+// through the real codec (zstd, AES-256-GCM under the project's key) into a real local-directory
+// storage, and every outcome is a report to the conductor. The engine's tool is a stand-in here
+// (the engines' own tests run pg_basebackup, mariadb-backup and Redis for real); what this checks
+// is what the guest adds: nothing is reported COMPLETED that cannot be read back, and a failure on
+// either side leaves no object and a FAILED report with the reason.
+
+type Report = { state: string; bytes?: number; sha256?: string; facts?: Record<string, string>; message?: string; dataBytes?: number };
+
+let dir: Awaited<ReturnType<typeof makeDataDir>>;
+let storage: BackupStorage;
+let host: GuestBackupHost;
+const masterKey = MasterKey.generate();
+const projectId = 'project-a';
+const wrappedKey = wrapKey(masterKey, newProjectKey(), projectId);
+
+before(async () => {
+  dir = await makeDataDir('coffer-backup-runner');
+  storage = new LocalDirectoryStorage(dir.path);
+  await storage.ensureContainer('backups');
+  host = { storage, masterKey };
+});
+
+after(async () => {
+  await storage.close();
+  await dir.remove();
+});
+
+/** An engine tool that writes `data` and then exits as `exit` says. */
+function fakeTool(data: Buffer, exit: { facts: BackupFacts } | { error: string; afterBytes?: number }): BackupAdmin & { killed: boolean } {
+  const admin = {
+    incremental: false,
+    killed: false,
+    async start({ signal }: { signal: AbortSignal }): Promise<BackupRun> {
+      const stream = new PassThrough();
+      let settle!: { resolve: (facts: BackupFacts) => void; reject: (err: Error) => void };
+      const finished = new Promise<BackupFacts>((resolve, reject) => (settle = { resolve, reject }));
+      const fail = (message: string) => {
+        admin.killed = true;
+        settle.reject(new CofferError('EngineError', message));
+      };
+      stream.on('close', () => {
+        if (!stream.readableEnded) fail('the backup tool was killed');
+      });
+      signal.addEventListener('abort', () => {
+        stream.destroy();
+        fail('the backup tool was killed');
+      });
+      const cut = 'error' in exit ? (exit.afterBytes ?? data.length) : data.length;
+      stream.end(data.subarray(0, cut));
+      stream.on('end', () => ('error' in exit ? fail(exit.error) : settle.resolve(exit.facts)));
+      return { stream, finished };
+    },
+  };
+  return admin;
+}
+
+async function backup(admin: BackupAdmin, objectName: string, options: { host?: GuestBackupHost; signal?: AbortSignal } = {}): Promise<Report[]> {
+  const reports: Report[] = [];
+  const input: CreateBackupInput = { target: { backupId: objectName, container: 'backups', objectName, wrappedKey }, kind: 'full', projectId };
+  await runBackup({
+    admin,
+    host: options.host ?? host,
+    input,
+    instanceId: 'instance-a',
+    dataBytes: 1024,
+    conductor: { updateBackup: async (report: Report) => void reports.push(report) } as never,
+    progress: () => undefined,
+    signal: options.signal ?? new AbortController().signal,
+    log: silentLogger(),
+  });
+  return reports;
+}
+
+function link(objectName: string, sha256: string, overrides: { wrappedKey?: string; projectId?: string } = {}) {
+  return restoreChain(
+    host,
+    {
+      projectId: overrides.projectId ?? projectId,
+      chain: [{ backupId: objectName, container: 'backups', objectName, sha256, wrappedKey: overrides.wrappedKey ?? wrappedKey, kind: 'full', facts: {} }],
+    },
+    new AbortController().signal,
+  )[0]!;
+}
+
+test('a backup is COMPLETED with the stored object’s size and checksum, and reads back as the tool wrote it', async () => {
+  const data = Buffer.concat([randomBytes(3 << 20), Buffer.alloc(3 << 20, 'coffer backup text ')]);
+  const reports = await backup(fakeTool(data, { facts: { 'stop-lsn': '0/3000100' } }), 'ok.zst.enc');
+  assert.deepEqual(reports.map((r) => r.state), ['BUILDING', 'COMPLETED']);
+  const done = reports.at(-1)!;
+  const stored = await storage.head('backups', 'ok.zst.enc');
+  assert.equal(done.sha256, stored?.sha256);
+  assert.equal(done.bytes, stored?.size);
+  assert.deepEqual(done.facts, { 'stop-lsn': '0/3000100' });
+  assert.ok(stored!.size < data.length, 'compressed');
+  const raw = await readFile(join(dir.path, 'backups', 'ok.zst.enc'));
+  assert.equal(raw.indexOf(Buffer.from('coffer backup text')), -1, 'the stored object is not plaintext');
+  assert.deepEqual(await buffer(await link('ok.zst.enc', done.sha256!).open()), data);
+});
+
+test('a tool that fails after its output is FAILED with its reason, and nothing is stored', async () => {
+  const reports = await backup(fakeTool(randomBytes(1 << 20), { error: 'pg_basebackup: error: could not get write-ahead log' }), 'tool-failed');
+  assert.deepEqual(reports.map((r) => r.state), ['BUILDING', 'FAILED']);
+  assert.match(reports[1]!.message!, /could not get write-ahead log/);
+  assert.equal(await storage.head('backups', 'tool-failed'), undefined);
+});
+
+test('a storage that fails mid-upload stops the tool; FAILED, and nothing is stored', async () => {
+  // a tool still writing when the storage fails: its output never ends by itself
+  const admin = { incremental: false, killed: false } as BackupAdmin & { killed: boolean };
+  admin.start = async () => {
+    const stream = new PassThrough();
+    stream.write(randomBytes(4 << 20));
+    const finished = new Promise<BackupFacts>((_resolve, reject) =>
+      stream.on('close', () => {
+        admin.killed = true;
+        reject(new CofferError('EngineError', 'the backup tool was killed'));
+      }),
+    );
+    return { stream, finished };
+  };
+  const failing: BackupStorage = Object.assign(Object.create(storage) as BackupStorage, {
+    put: async (_c: string, _n: string, body: Readable) => {
+      for await (const _chunk of body) throw new CofferError('BackupStorageUnavailable', 'The backup storage at http://swift:8080 broke off the upload.');
+      throw new Error('unreachable');
+    },
+  });
+  const reports = await backup(admin, 'storage-failed', { host: { storage: failing, masterKey } });
+  assert.deepEqual(reports.map((r) => r.state), ['BUILDING', 'FAILED']);
+  assert.match(reports[1]!.message!, /broke off|killed/);
+  assert.ok(admin.killed, 'the tool was stopped');
+  assert.equal(await storage.head('backups', 'storage-failed'), undefined);
+});
+
+test('a backup aborted (its guest closing) is FAILED and leaves nothing', async () => {
+  const stop = new AbortController();
+  const admin: BackupAdmin = {
+    incremental: false,
+    async start({ signal }) {
+      const stream = new PassThrough();
+      stream.write(randomBytes(1 << 20));
+      const finished = new Promise<BackupFacts>((_resolve, reject) =>
+        signal.addEventListener('abort', () => {
+          stream.destroy();
+          reject(new CofferError('EngineError', 'the backup tool was killed'));
+        }),
+      );
+      setTimeout(() => stop.abort(new CofferError('EngineError', 'The guest stopped (its host is shutting down).')), 50);
+      return { stream, finished };
+    },
+  };
+  const reports = await backup(admin, 'aborted', { signal: stop.signal });
+  assert.deepEqual(reports.map((r) => r.state), ['BUILDING', 'FAILED']);
+  assert.equal(await storage.head('backups', 'aborted'), undefined);
+});
+
+test('a restore refuses a corrupted object (checksum) and another project’s key (decryption), before the engine sees a byte', async () => {
+  const data = randomBytes(2 << 20);
+  const done = (await backup(fakeTool(data, { facts: {} }), 'guarded')).at(-1)!;
+  assert.equal(done.state, 'COMPLETED');
+  const otherKey = wrapKey(masterKey, newProjectKey(), projectId);
+  await assert.rejects(buffer(await link('guarded', done.sha256!, { wrappedKey: otherKey }).open()), { code: 'BackupDecryptionFailed' });
+  await assert.rejects(async () => buffer(await link('guarded', done.sha256!, { projectId: 'project-b' }).open()), { code: 'BackupDecryptionFailed' });
+  const path = join(dir.path, 'backups', 'guarded');
+  const bytes = await readFile(path);
+  bytes[bytes.length >> 1]! ^= 0x40;
+  await writeFile(path, bytes);
+  await assert.rejects(async () => buffer(await link('guarded', done.sha256!).open()), (err: CofferError) => ['ChecksumMismatch', 'BackupDecryptionFailed'].includes(err.code));
+});
