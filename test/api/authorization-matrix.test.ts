@@ -6,6 +6,8 @@ import { newKeystoneId, newUuid } from '../../src/common/index.js';
 import { adminSession, json, login, memberSession, passwordAuth, seedDatastores, seededCapabilities, startHarness, type Harness, type Session } from './api-harness.js';
 import { guestInstance, type GuestInstance } from './guest-instance.js';
 import { registeredRoutes } from './route-table.js';
+import { LocalDirectoryStorage } from '../../src/backup/index.js';
+import { makeDataDir } from '../support/temp-dir.js';
 
 // Who may call what (reference 1.2, 8.1, 8.3, 2.14, 2.15), for every route the API registers:
 // the route table is read from Fastify, so a route added without a row here fails the test.
@@ -37,6 +39,7 @@ interface Objects {
   volumeType: string;
   domainId: string;
   configurationId: string;
+  backupId: string;
 }
 
 interface Row {
@@ -63,9 +66,11 @@ let memberRoleId: string;
 let versionId: string;
 let originalPasswordHash: string;
 const guests: GuestInstance[] = [];
+let backupDir: Awaited<ReturnType<typeof makeDataDir>>;
 
 before(async () => {
-  h = await startHarness();
+  backupDir = await makeDataDir('coffer-matrix-backups');
+  h = await startHarness({ backupStorage: new LocalDirectoryStorage(backupDir.path) });
   admin = await adminSession(h.app);
   owner = await memberSession(h, 'owner');
   other = await memberSession(h, 'other');
@@ -77,18 +82,19 @@ before(async () => {
   const version = (await h.store.datastores.getVersion(versionId))!;
   await h.store.datastores.upsertVersion({
     ...version,
-    capabilities: { ...version.capabilities, configurationGroups: true },
+    capabilities: { ...version.capabilities, configurationGroups: true, backup: true },
     parameters: [{ name: 'max_connections', type: 'integer', restartRequired: true, min: 10, max: 1000 }],
   });
 });
 after(async () => {
   for (const g of guests) await g.close();
   await h.close();
+  await backupDir.remove();
 });
 
 /** An instance of the owner's project with a running guest holding database `orders`, user `app` and root history. */
 async function freshInstance(): Promise<string> {
-  const g = await guestInstance(h, owner, { capabilities: seededCapabilities.postgresql });
+  const g = await guestInstance(h, owner, { capabilities: { ...seededCapabilities.postgresql, backup: true } });
   guests.push(g);
   g.engine.databases.set('orders', { name: 'orders' });
   g.engine.users.set('app@%', { name: 'app', host: '%', password: 'pw', databases: new Set(['orders']) });
@@ -121,6 +127,39 @@ async function freshGroup(): Promise<string> {
     updatedAt: now,
   });
   return id;
+}
+
+/** A completed backup of a fresh instance of the owner's project, as the conductor records one. */
+async function freshBackup(): Promise<string> {
+  const instanceId = await freshInstance();
+  const id = newUuid();
+  const now = new Date();
+  await h.store.backups.create({
+    id,
+    tenantId: owner.projectId,
+    name: 'matrix-backup',
+    description: null,
+    instanceId,
+    parentId: null,
+    datastoreVersionId: versionId,
+    backupType: 'full',
+    state: 'COMPLETED',
+    container: 'database_backups',
+    objectName: `${id}.postgresql.zst.enc`,
+    createdAt: now,
+    updatedAt: now,
+  });
+  await h.store.backups.update(id, { sizeBytes: 1024, sha256: 'c'.repeat(64), facts: {} });
+  return id;
+}
+
+/** Backup lists hold the caller's project's backups (an admin's own too, without all_projects). */
+async function ownBackupsOnly(actor: Actor, body: string): Promise<void> {
+  const owners = await h.store.backups.list({ tenantId: owner.projectId, limit: 1000, offset: 0 });
+  assert.ok(owners.length > 0);
+  const seen = owners.filter((b) => body.includes(b.id));
+  if (actor === 'owner') assert.ok(seen.length > 0, 'the owner does not see its backups');
+  else assert.equal(seen.length, 0, `${actor} sees the owner's backups`);
 }
 
 /** Configuration group lists hold the caller's project's groups; an admin's every project's. */
@@ -172,6 +211,7 @@ async function ownProjectOnly(actor: Actor, body: string): Promise<void> {
 const instance = async () => ({ instanceId: await freshInstance() });
 const parameter = async () => ({ name: 'max_connections' });
 const group = async () => ({ configurationId: await freshGroup() });
+const backup = async () => ({ backupId: await freshBackup() });
 const v1 = (rest: string) => `/v1.0/:tenantId${rest}`;
 const createBody = () => ({
   instance: { name: 'matrix-db', flavorRef: '2', volume: { size: 1 }, datastore: { type: 'postgresql', version: '15' } },
@@ -276,6 +316,16 @@ const rows: Row[] = [
   { method: 'PUT', path: v1('/configurations/:configurationId'), body: () => ({ configuration: { values: { max_connections: 60 } } }), fresh: group, expect: ownerOrAdmin(202) },
   { method: 'PATCH', path: v1('/configurations/:configurationId'), body: () => ({ configuration: { values: { max_connections: 70 } } }), fresh: group, expect: ownerOrAdmin(200) },
   { method: 'DELETE', path: v1('/configurations/:configurationId'), fresh: group, expect: ownerOrAdmin(202) },
+  // Backups: lists are the caller's project's (an admin's too, unless all_projects); objects the owner's or an admin's.
+  { method: 'GET', path: v1('/backups'), fresh: backup, expect: anyone, check: ownBackupsOnly },
+  { method: 'POST', path: v1('/backups'), body: (o) => ({ backup: { name: 'matrix', instance: o.instanceId } }), fresh: instance, expect: { ...ownerOrAdmin(202) } },
+  { method: 'GET', path: v1('/backups/:backupId'), fresh: backup, expect: ownerOrAdmin(200) },
+  { method: 'DELETE', path: v1('/backups/:backupId'), fresh: backup, expect: ownerOrAdmin(202) },
+  { method: 'GET', path: v1('/instances/:instanceId/backups'), fresh: instance, expect: ownerOrAdmin(200) },
+  // a strategy is the caller's own project's
+  { method: 'POST', path: v1('/backup_strategies'), body: () => ({ backup_strategy: { swift_container: 'matrix' } }), expect: { ...anyone, admin: 202, owner: 202, other: 202 } },
+  { method: 'GET', path: v1('/backup_strategies'), expect: anyone },
+  { method: 'DELETE', path: v1('/backup_strategies'), expect: { ...anyone, admin: 202, owner: 202, other: 202 } },
 
   // Instances: collections are the caller's own project; objects are the owner's or an admin's.
   { method: 'POST', path: v1('/instances'), body: createBody, expect: anyone },
@@ -348,6 +398,7 @@ async function call(row: Row, actor: Actor, unknownInstance = false) {
     volumeType: 'local',
     domainId: 'default',
     configurationId: newUuid(),
+    backupId: newUuid(),
   };
   const o = { ...base, ...(await row.fresh?.(base)), ...(unknownInstance ? { instanceId: newUuid() } : {}) };
   const session = sessionOf(actor);

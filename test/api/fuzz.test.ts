@@ -9,6 +9,7 @@ import { newKeystoneId, newUuid, type EngineCapabilities } from '../../src/commo
 import { createLogger, type Logger } from '../../src/common/logger.js';
 import { fakeGuestHandlers } from '../support/fake-guest.js';
 import { fuzzSeed, hostileNames, randomNames, seededRandom } from '../support/hostile-corpus.js';
+import { LocalDirectoryStorage } from '../../src/backup/index.js';
 import { adminSession, json, memberSession, seedDatastores, seededCapabilities, startHarness, type Harness, type Session } from './api-harness.js';
 import { arr, bodyCases, isWellFormed, leaf, obj, sampleOf, str, unfitForEngine, violates, type Spec } from './fuzz-body.js';
 import { registeredRoutes } from './route-table.js';
@@ -126,7 +127,7 @@ before(async () => {
   logDir = await mkdtemp(join(tmpdir(), 'coffer-fuzz-'));
   logFile = join(logDir, 'api.log');
   logger = createLogger({ name: 'api', level: 'debug', file: logFile });
-  h = await startHarness({ logger });
+  h = await startHarness({ logger, backupStorage: new LocalDirectoryStorage(logDir) });
   admin = await adminSession(h.app);
   owner = await memberSession(h, 'fuzz');
   const seeded = await seedDatastores(h.store);
@@ -143,7 +144,7 @@ before(async () => {
       { name: 'random_page_cost', type: 'float', restartRequired: false },
     ],
   });
-  pgId = await recordingInstance('postgresql', seededCapabilities.postgresql);
+  pgId = await recordingInstance('postgresql', { ...seededCapabilities.postgresql, backup: true, incrementalBackup: true });
   mysqlId = await recordingInstance('mysql', seededCapabilities.mysql);
   memberRoleId = (await h.store.roles.ensure('member', newKeystoneId())).id;
   fuzzUserId = newKeystoneId();
@@ -183,7 +184,7 @@ after(async () => {
 
 /** Everything a request could have changed, as one comparable string. */
 async function snapshot(): Promise<string> {
-  const [instances, pg, mysql, users, fuzzUser, projects, fuzzProject, assignments, quotas, pgRoot, mysqlRoot, groups, pgVersion] = await Promise.all([
+  const [instances, pg, mysql, users, fuzzUser, projects, fuzzProject, assignments, quotas, pgRoot, mysqlRoot, groups, pgVersion, backups, strategies] = await Promise.all([
     h.store.instances.listAll({}),
     h.store.instances.get(pgId),
     h.store.instances.get(mysqlId),
@@ -197,6 +198,8 @@ async function snapshot(): Promise<string> {
     h.store.rootHistory.get(mysqlId),
     h.store.configurations.list({ limit: 1000 }),
     h.store.datastores.getVersion(pgVersionId),
+    h.store.backups.list({ limit: 1000, offset: 0 }),
+    h.store.backupStrategies.list({}),
   ]);
   return JSON.stringify({
     instances: instances.length,
@@ -212,12 +215,16 @@ async function snapshot(): Promise<string> {
     mysqlRoot,
     groups: groups.items,
     parameters: pgVersion?.parameters,
+    backups: backups.map((b) => [b.id, b.state]),
+    strategies,
     casts: h.casts.length,
   });
 }
 
 /** An accepted change may have queued a task: the instances go back to accepting actions. */
 async function settleInstances(): Promise<void> {
+  // an accepted backup would keep the instance busy (422) for the next one
+  for (const b of await h.store.backups.running(pgId)) await h.store.backups.update(b.id, { state: 'COMPLETED' });
   for (const id of [pgId, mysqlId]) {
     await h.store.instances.update(id, { taskStatus: 'NONE', taskDescription: '' });
     await h.store.serviceStatuses.set({ instanceId: id, status: 'HEALTHY', updatedAt: new Date() });
@@ -429,6 +436,30 @@ const targets = (): Target[] => [
   },
   { route: 'POST /v1.0/:tenantId/mgmt/instances/:instanceId/action', label: 'reset-task-status', as: 'admin', url: v1admin(`/mgmt/instances/${pgId}/action`), spec: obj({ 'reset-task-status': anyJson }, { strict: true }) },
   { route: 'POST /v1.0/:tenantId/configurations', as: 'owner', url: v1('/configurations'), spec: createConfiguration },
+  {
+    route: 'POST /v1.0/:tenantId/backups',
+    as: 'owner',
+    url: v1('/backups'),
+    spec: obj({
+      backup: obj({
+        name: str('fuzz-backup', { invalid: nameLike(255) }),
+        instance: str(pgId),
+        description: leaf(['string', 'null'], 'd', { optional: true, invalid: tooLong(512) }),
+        incremental: leaf(['integer', 'boolean'], 0, { optional: true, invalid: (v) => typeof v === 'number' && v !== 0 && v !== 1 }),
+        swift_container: str('fuzz-container', { optional: true, invalid: (v) => typeof v === 'string' && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(v) }),
+      }),
+    }),
+  },
+  { route: 'DELETE /v1.0/:tenantId/backups/:backupId', as: 'owner', url: v1('/backups/x'), pathValue: (id) => `/v1.0/${owner.projectId}/backups/${id}` },
+  {
+    route: 'POST /v1.0/:tenantId/backup_strategies',
+    as: 'owner',
+    url: v1('/backup_strategies'),
+    spec: obj(
+      { backup_strategy: obj({ swift_container: str('fuzz-container', { invalid: (v) => typeof v === 'string' && !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(v) }), instance_id: str(pgId, { optional: true }) }, { strict: true }) },
+    ),
+  },
+  { route: 'DELETE /v1.0/:tenantId/backup_strategies', as: 'owner', url: v1('/backup_strategies') },
   { route: 'PUT /v1.0/:tenantId/configurations/:configurationId', as: 'owner', url: v1(`/configurations/${groupId}`), spec: updateConfiguration },
   { route: 'PATCH /v1.0/:tenantId/configurations/:configurationId', as: 'owner', url: v1(`/configurations/${groupId}`), spec: obj({ configuration: obj({ values: configurationValues }) }) },
   {
