@@ -1,3 +1,4 @@
+// test-lane: parallel (its own Keystone on a free port)
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';

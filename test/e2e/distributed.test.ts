@@ -1,3 +1,4 @@
+// test-lane: parallel (its own vhost, database, loopback range and data directory; it checks processes under its own directory only)
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';

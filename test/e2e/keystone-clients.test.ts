@@ -1,3 +1,4 @@
+// test-lane: parallel (its own Keystone and coffer serve on free ports, a loopback range and a data directory of its own)
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
