@@ -25,9 +25,10 @@
 // the others (ports, addresses, names, directories, users, processes it counts); when in doubt
 // leave the default: a serial file costs minutes, a wrongly parallel one costs flaky runs.
 //
-// Long files should start first, so e2e files start before integration files, integration
-// files before unit files, and within each, larger files before smaller (a rough guess at which
-// runs longer).
+// Long files start first, so that none starts late and runs on alone at the end: a file that
+// takes minutes says so with a line `// test-long (why)`. After those, e2e files
+// start before integration files, integration files before unit files, and within each, larger
+// files before smaller (a rough guess at which runs longer).
 // Each file's output is printed whole when it ends, under a line that names it and its time; a
 // summary at the end adds up the counts and lists the slowest files and every failing one.
 // --jobs=1 runs one file at a time, in order, as the suite ran before there were lanes.
@@ -37,6 +38,7 @@ import { join } from 'node:path';
 
 const lanes = ['parallel', 'serial', 'alone'];
 const marker = /^\/\/ test-lane: ([^\s(]+)/m;
+const longMarker = /^\/\/ test-long\b/m;
 
 function find(dir) {
   const out = [];
@@ -84,10 +86,10 @@ if (missing.length > 0) {
   process.exit(2);
 }
 
-const kindRank = (f) => (isE2e(f) ? 0 : isIntegration(f) ? 1 : 2);
+const rank = (f) => (longMarker.test(readFileSync(f, 'utf8')) ? 0 : isE2e(f) ? 1 : isIntegration(f) ? 2 : 3);
 const queue = files
-  .map((file, index) => ({ file, lane: laneOf(file), index, size: statSync(file).size }))
-  .sort((a, b) => (jobs === 1 ? a.index - b.index : kindRank(a.file) - kindRank(b.file) || b.size - a.size));
+  .map((file, index) => ({ file, lane: laneOf(file), index, rank: rank(file), size: statSync(file).size }))
+  .sort((a, b) => (jobs === 1 ? a.index - b.index : a.rank - b.rank || b.size - a.size));
 
 const running = new Map(); // file -> { child, lane }
 const results = [];
@@ -96,6 +98,12 @@ let stopping = false;
 
 function seconds(ms) {
   return `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** minutes:seconds since the run started */
+function clock(ms) {
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
 
 const counted = ['tests', 'suites', 'pass', 'fail', 'cancelled', 'skipped', 'todo'];
@@ -114,6 +122,7 @@ function takeCounts(output) {
 function runFile({ file, lane }) {
   return new Promise((resolve) => {
     const begin = performance.now();
+    const startedAt = clock(begin - started);
     const child = spawn(process.execPath, ['--import', 'tsx', '--test-reporter=spec', file], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -131,7 +140,7 @@ function runFile({ file, lane }) {
       const ok = code === 0;
       const status = ok ? 'passed' : signal !== null ? `killed by ${signal}` : `FAILED (exit ${code})`;
       const body = takeCounts(Buffer.concat(chunks).toString('utf8').trimEnd());
-      process.stdout.write(`\n── ${ok ? '✔' : '✖'} ${file}: ${status} in ${seconds(ms)} [${lane}]\n${body}\n── end of ${file}\n`);
+      process.stdout.write(`\n── ${ok ? '✔' : '✖'} ${file}: ${status} in ${seconds(ms)} (from ${startedAt}) [${lane}]\n${body}\n── end of ${file}\n`);
       results.push({ file, lane, ok, ms });
       resolve();
     };
