@@ -1,3 +1,4 @@
+// test-lane: parallel (agents as root: they add and remove OS users and their walls; it checks processes only under its own directories)
 import assert from 'node:assert/strict';
 import { access, appendFile, chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { connect as tcpConnect } from 'node:net';

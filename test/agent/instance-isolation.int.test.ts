@@ -1,3 +1,4 @@
+// test-lane: alone (it checks processes by the uid of a user it just removed, which the next useradd anywhere reuses: no agent may run beside it)
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { access, chmod, chown, lstat, readdir, readFile, stat, writeFile } from 'node:fs/promises';

@@ -1,3 +1,4 @@
+// test-lane: alone (it checks the whole `inet coffer` table and processes by uid after userdel, and uids are reused by the next useradd anywhere: no agent may run beside it)
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';

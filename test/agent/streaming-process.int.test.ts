@@ -1,3 +1,4 @@
+// test-lane: parallel (its own programs as root, nothing shared)
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';

@@ -1,3 +1,4 @@
+// test-lane: parallel (an agent as nobody on a random pool: no OS users, no nftables)
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { chown } from 'node:fs/promises';

@@ -1,3 +1,4 @@
+// test-long (minutes of CPU: thousands of requests)
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

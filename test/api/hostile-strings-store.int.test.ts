@@ -1,3 +1,4 @@
+// test-lane: parallel (scratch databases of its own on the shared servers)
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';

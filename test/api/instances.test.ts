@@ -358,7 +358,9 @@ describe('GET /instances/{id}', () => {
     assert.equal(res.statusCode, 200);
     assert.equal(json(res).instance.status, 'ACTIVE');
     assert.deepEqual(json(res).instance.volume, { size: 1, used: 0.5 });
-    assert.ok(elapsedMs < 500, `answered in ${Math.round(elapsedMs)} ms, without waiting for a guest`);
+    // what a guest call would wait for when no guest answers; a loaded machine is slow, never that slow
+    const guestTimeoutMs = guestContract.methods.getFilesystemStats.timeoutMs;
+    assert.ok(elapsedMs < guestTimeoutMs, `answered in ${Math.round(elapsedMs)} ms, without waiting ${guestTimeoutMs} ms for a guest`);
 
     // a guest that would answer something else is not asked either
     let asked = 0;

@@ -1,3 +1,5 @@
+// test-lane: parallel (its own Keystone on a free port)
+// test-long (over a minute: its own Keystone)
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';

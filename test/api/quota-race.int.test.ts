@@ -1,3 +1,4 @@
+// test-lane: parallel (scratch databases of its own on the shared servers)
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { serverDatabases, type ScratchDatabase } from '../support/server-databases.js';

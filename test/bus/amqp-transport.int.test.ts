@@ -1,3 +1,4 @@
+// test-lane: parallel (random topics on the shared broker, a private node on free ports)
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';

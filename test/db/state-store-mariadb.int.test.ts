@@ -1,3 +1,4 @@
+// test-lane: parallel (a scratch database of its own)
 import { openStateStore } from '../../src/db/index.js';
 import { scratchMariadbDatabase } from '../support/server-databases.js';
 import { openStateStoreSuite } from './open-state-store.suite.js';

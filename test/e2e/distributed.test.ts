@@ -1,3 +1,5 @@
+// test-lane: parallel (its own vhost, database, loopback range and data directory; it checks processes under its own directory only)
+// test-long (minutes: four roles as processes, restarted)
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';

@@ -1,3 +1,5 @@
+// test-lane: parallel (its own Keystone and coffer serve on free ports, a loopback range and a data directory of its own)
+// test-long (minutes: a Keystone, coffer serve and many openstack commands)
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,3 +1,4 @@
+// test-lane: alone (it compares create times with and without a flood: load beside it would skew them)
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { measureLoginFlood, median } from '../support/login-flood.js';

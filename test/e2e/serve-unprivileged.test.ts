@@ -1,3 +1,4 @@
+// test-lane: parallel (coffer serve as nobody on a loopback range, a port and a data directory of its own)
 import assert from 'node:assert/strict';
 import { chown } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';

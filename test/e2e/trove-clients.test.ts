@@ -1,3 +1,5 @@
+// test-lane: parallel (coffer serve on a loopback range, a port and a data directory of its own; it checks processes of its own instances only)
+// test-long (minutes: every openstack and trove command it runs, some in loops, starts Python)
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -14,13 +14,20 @@ export async function localRunner(): Promise<LocalProcessRunner> {
   return new LocalProcessRunner(identity);
 }
 
-/** A /24 pool unlikely to meet anyone else's on this shared machine (not 127.0/16, not 127.77/16). */
+/**
+ * The first three octets of a /24 unlikely to meet anyone else's on this shared machine (not
+ * 127.0/16, not 127.77/16), where test files run side by side: one of 38,400.
+ */
+export function randomNet(): string {
+  return `127.${randomInt(100, 250)}.${randomInt(0, 256)}`;
+}
+
 export function randomPool(): string {
-  return `127.${randomInt(100, 250)}.${randomInt(0, 256)}.0/24`;
+  return `${randomNet()}.0/24`;
 }
 
 export function randomAddress(): string {
-  return `127.${randomInt(100, 250)}.${randomInt(0, 256)}.${randomInt(2, 255)}`;
+  return `${randomNet()}.${randomInt(2, 255)}`;
 }
 
 /** Who owns `path` and its permission bits in octal, as the layout assertions compare them. */

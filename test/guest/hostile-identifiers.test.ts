@@ -1,3 +1,4 @@
+// test-long (minutes of CPU: MySQL's caching_sha2 hash of every password it checks)
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isCofferError } from '../../src/common/index.js';

@@ -1,5 +1,5 @@
+// test-lane: parallel (engines as coffer-db on random loopback addresses, its own directories)
 import assert from 'node:assert/strict';
-import { randomInt } from 'node:crypto';
 import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,7 +14,7 @@ import type { MysqlParameter } from '../../src/guest/engines/mysql-family/parame
 import { readEngineSpec } from '../../src/guest/engines/engine-spec-file.js';
 import { rejectsWithCode } from '../support/coffer-errors.js';
 import { tempDataDir } from '../support/temp-dir.js';
-import { localRunner } from './engine-fixture.js';
+import { localRunner, randomNet } from './engine-fixture.js';
 import { cleanUpMysqlFamily, connectTenant } from './mysql-family-fixture.js';
 
 // Configuration groups on Debian's MariaDB 10.11: every published parameter set at prepare is
@@ -87,7 +87,7 @@ function isLive(parameter: MysqlParameter, value: ConfigurationValue, live: unkn
 }
 
 describe('mariadb configuration groups', () => {
-  const net = `127.92.${randomInt(1, 255)}`;
+  const net = randomNet();
   const address = `${net}.1`;
   let root: string;
   let dir: string;

@@ -1,3 +1,4 @@
+// test-lane: parallel (roles that stop before connecting to anything)
 import assert from 'node:assert/strict';
 import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
