@@ -1,5 +1,5 @@
 import { CofferError } from '../../common/index.js';
-import type { InstanceRow, ServiceStatusName, ServiceStatusRow } from '../../db/index.js';
+import type { InstanceRow, Repositories, ServiceStatusName, ServiceStatusRow } from '../../db/index.js';
 import { instanceStatus, serverStatusOf, taskAction } from './instance-status.js';
 
 // Trove's validate_can_perform_action (reference 3.5), the gate of restart, resize and the
@@ -39,4 +39,15 @@ export function validateCanPerformAction({ instance, service, now, heartbeatExpi
     throw notAvailable(instance.id, 'instance', instanceStatus(instance.taskStatus, service?.status));
   }
   if (backupRunning) throw notAvailable(instance.id, 'instance', 'BACKUP');
+}
+
+/** The gate for `instance` as the store has it now: its service status and whether a backup of it runs. */
+export async function gateAction(store: Repositories, instance: InstanceRow, heartbeatExpirySeconds: number): Promise<void> {
+  validateCanPerformAction({
+    instance,
+    service: await store.serviceStatuses.get(instance.id),
+    backupRunning: (await store.backups.running(instance.id)).length > 0,
+    now: new Date(),
+    heartbeatExpirySeconds,
+  });
 }

@@ -1,12 +1,13 @@
 import type { CreateBackupTaskPayload, RequestContext } from '../../bus/index.js';
 import { CofferError, errors, isCofferError, newUuid } from '../../common/index.js';
-import type { BackupRow, InstanceRow, NewBackup, TaskRow } from '../../db/index.js';
+import type { BackupRow, InstanceRow, NewBackup } from '../../db/index.js';
 import type { AuthContext } from '../auth-context.js';
 import { enforce } from '../policy.js';
-import { validateCanPerformAction } from './action-gate.js';
+import { gateAction } from './action-gate.js';
 import { containerName, type CreateBackupBody } from './backup-schemas.js';
 import { enforceQuota } from './quota-enforcement.js';
 import type { TroveDeps } from './trove-deps.js';
+import { pendingTask } from './queue-instance-task.js';
 import { wakeTaskmanager } from './wake-taskmanager.js';
 
 // POST /backups (reference 2.9) in Trove's order: the instance, the action gate (422, also while
@@ -23,13 +24,7 @@ export async function createBackup(deps: TroveDeps, auth: AuthContext, body: Cre
   if (input.instance === undefined) throw new CofferError('BadRequest', 'instance is missing.');
   const instance = await store.instances.get(input.instance, auth.isAdmin ? {} : { tenantId: auth.projectId });
   if (instance === undefined) throw errors.instanceNotFound(input.instance);
-  validateCanPerformAction({
-    instance,
-    service: await store.serviceStatuses.get(instance.id),
-    backupRunning: (await store.backups.running(instance.id)).length > 0,
-    now: new Date(),
-    heartbeatExpirySeconds: deps.heartbeatExpirySeconds,
-  });
+  await gateAction(store, instance, deps.heartbeatExpirySeconds);
   const version = await store.datastores.getVersion(instance.datastoreVersionId);
   if (version === undefined || !version.capabilities.backup) {
     throw notSupported(`Backups are not supported for datastore ${version?.manager ?? 'of this instance'}.`);
@@ -58,19 +53,7 @@ export async function createBackup(deps: TroveDeps, auth: AuthContext, body: Cre
     updatedAt: now,
   };
   backup.objectName = `${backup.id}.${version.manager}.zst.enc`;
-  const task: TaskRow = {
-    id: newUuid(),
-    instanceId: instance.id,
-    kind: 'create_backup',
-    step: 'start',
-    state: 'pending',
-    owner: null,
-    leaseExpiresAt: null,
-    payload: { requestId: context.requestId, backupId: backup.id } satisfies CreateBackupTaskPayload,
-    attempts: 0,
-    createdAt: now,
-    updatedAt: now,
-  };
+  const task = pendingTask('create_backup', instance.id, { requestId: context.requestId, backupId: backup.id } satisfies CreateBackupTaskPayload, now);
   await store.transaction(async (tx) => {
     await enforceQuota(tx, instance.tenantId, deps.quotaDefaults, { backups: 1 });
     // of two racing requests, one backup runs: the other sees it here, under the project's lock

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { DeleteBackupTaskPayload } from '../../bus/index.js';
-import { CofferError, newUuid } from '../../common/index.js';
-import { runningBackupStates, type BackupRow, type TaskRow } from '../../db/index.js';
+import { CofferError } from '../../common/index.js';
+import { runningBackupStates, type BackupRow } from '../../db/index.js';
 import { requireAuth } from '../auth-context.js';
 import { parseTroveBody } from '../parse-body.js';
 import { enforce } from '../policy.js';
@@ -11,6 +11,7 @@ import { createBackupStrategySchema, createBackupSchema } from './backup-schemas
 import { BackupViewLoader, backupStrategyView, backupView } from './backup-views.js';
 import { findDatastore } from './datastore-lookup.js';
 import { nextPageLink, pageRequest } from './pagination.js';
+import { pendingTask } from './queue-instance-task.js';
 import { loadTenantInstance } from './tenant-instance.js';
 import { busContext, viewContext, type TenantParams, type TroveDeps } from './trove-deps.js';
 import { wakeTaskmanager } from './wake-taskmanager.js';
@@ -109,20 +110,8 @@ export async function backupRoutes(app: FastifyInstance, deps: TroveDeps): Promi
       }
       const active = await tx.tasks.activeForInstance(backup.id);
       if (active?.kind === 'delete_backup') return active.id;
-      const task: TaskRow = {
-        id: newUuid(),
-        // a backup deletion's subject is the backup
-        instanceId: backup.id,
-        kind: 'delete_backup',
-        step: 'start',
-        state: 'pending',
-        owner: null,
-        leaseExpiresAt: null,
-        payload: { requestId: context.requestId } satisfies DeleteBackupTaskPayload,
-        attempts: 0,
-        createdAt: now,
-        updatedAt: now,
-      };
+      // a backup deletion's subject is the backup
+      const task = pendingTask('delete_backup', backup.id, { requestId: context.requestId } satisfies DeleteBackupTaskPayload, now);
       await tx.tasks.create(task);
       return task.id;
     });

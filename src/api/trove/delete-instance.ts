@@ -1,8 +1,9 @@
 import type { DeleteInstanceTaskPayload, RequestContext } from '../../bus/index.js';
-import { CofferError, newUuid } from '../../common/index.js';
-import { runningBackupStates, type InstanceRow, type TaskRow } from '../../db/index.js';
+import { CofferError } from '../../common/index.js';
+import { runningBackupStates, type InstanceRow } from '../../db/index.js';
 import { instanceStatus } from './instance-status.js';
 import type { TroveDeps } from './trove-deps.js';
+import { pendingTask } from './queue-instance-task.js';
 import { wakeTaskmanager } from './wake-taskmanager.js';
 
 /**
@@ -32,19 +33,7 @@ export async function deleteInstance(deps: TroveDeps, instance: InstanceRow, con
       configurationId: null,
     });
     if (active?.kind === 'delete_instance') return active.id;
-    const task: TaskRow = {
-      id: newUuid(),
-      instanceId: instance.id,
-      kind: 'delete_instance',
-      step: 'start',
-      state: 'pending',
-      owner: null,
-      leaseExpiresAt: null,
-      payload: { requestId: context.requestId } satisfies DeleteInstanceTaskPayload,
-      attempts: 0,
-      createdAt: now,
-      updatedAt: now,
-    };
+    const task = pendingTask('delete_instance', instance.id, { requestId: context.requestId } satisfies DeleteInstanceTaskPayload, now);
     await tx.tasks.create(task);
     return task.id;
   });

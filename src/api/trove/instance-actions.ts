@@ -1,7 +1,7 @@
 import type { RequestContext, ResizeFlavorTaskPayload, ResizeVolumeTaskPayload, RestartTaskPayload } from '../../bus/index.js';
 import { CofferError } from '../../common/index.js';
 import { runningBackupStates, type InstanceRow, type Repositories } from '../../db/index.js';
-import { validateCanPerformAction } from './action-gate.js';
+import { gateAction } from './action-gate.js';
 import { flavorIdOf } from './create-instance.js';
 import type { InstanceAction } from './instance-action-schema.js';
 import { queueInstanceTask } from './queue-instance-task.js';
@@ -27,14 +27,7 @@ export async function performInstanceAction(
   action: InstanceAction,
   context: RequestContext,
 ): Promise<void> {
-  const gate = async (current: InstanceRow, store: Repositories = deps.store) =>
-    validateCanPerformAction({
-      instance: current,
-      service: await store.serviceStatuses.get(current.id),
-      backupRunning: (await store.backups.running(current.id)).length > 0,
-      now: new Date(),
-      heartbeatExpirySeconds: deps.heartbeatExpirySeconds,
-    });
+  const gate = (current: InstanceRow, store: Repositories = deps.store) => gateAction(store, current, deps.heartbeatExpirySeconds);
   const payloadBase = { requestId: context.requestId };
   // a restart a configuration group asked for stays owed after a resize (see resumed() in the taskmanager)
   const resumeTask = instance.taskStatus === 'RESTART_REQUIRED' ? ('RESTART_REQUIRED' as const) : ('NONE' as const);

@@ -20,6 +20,11 @@ export interface InstanceTaskRequest {
 /** Tasks that change what the instance should be; restarts and volume resizes do not. */
 const desiredStateChanges = new Set<TaskKind>(['resize_flavor', 'update_access', 'apply_configuration']);
 
+/** A new task, pending, of `kind` on `subjectId` (an instance; a backup for a backup deletion). */
+export function pendingTask(kind: TaskKind, subjectId: string, payload: unknown, now: Date): TaskRow {
+  return { id: newUuid(), instanceId: subjectId, kind, step: 'start', state: 'pending', owner: null, leaseExpiresAt: null, payload, attempts: 0, createdAt: now, updatedAt: now };
+}
+
 /**
  * Writes a task row inside `tx`, and when the task changes what the instance should be, raises
  * the instance's desired generation with it: the task's flow sends that generation to the guest,
@@ -36,19 +41,7 @@ export async function createTaskRow(tx: Repositories, task: TaskRow): Promise<vo
  */
 export async function queueInstanceTask(deps: TroveDeps, instance: InstanceRow, request: InstanceTaskRequest, context: RequestContext): Promise<void> {
   const now = new Date();
-  const task: TaskRow = {
-    id: newUuid(),
-    instanceId: instance.id,
-    kind: request.kind,
-    step: 'start',
-    state: 'pending',
-    owner: null,
-    leaseExpiresAt: null,
-    payload: request.payload,
-    attempts: 0,
-    createdAt: now,
-    updatedAt: now,
-  };
+  const task = pendingTask(request.kind, instance.id, request.payload, now);
   await deps.store.transaction(async (tx) => {
     const current = await tx.instances.get(instance.id);
     if (current === undefined) throw errors.notFound(instance.id);

@@ -1,7 +1,7 @@
 import type { RequestContext, UpdateAccessTaskPayload } from '../../bus/index.js';
 import { CofferError } from '../../common/index.js';
 import type { InstanceAccess, InstanceRow } from '../../db/index.js';
-import { notAvailable, validateCanPerformAction } from './action-gate.js';
+import { notAvailable, gateAction } from './action-gate.js';
 import { changeConfiguration } from './configuration-apply.js';
 import { findVersionOf, versionNotFound } from './datastore-lookup.js';
 import { taskAction } from './instance-status.js';
@@ -31,13 +31,7 @@ export async function updateInstance(deps: TroveDeps, instance: InstanceRow, inp
 
   if ('replica_of' in input || 'slave_of' in input) {
     // Detaching a replica: Trove checks the action gate first, then that it is one.
-    validateCanPerformAction({
-      instance,
-      service: await store.serviceStatuses.get(instance.id),
-      backupRunning: (await store.backups.running(instance.id)).length > 0,
-      now: new Date(),
-      heartbeatExpirySeconds: deps.heartbeatExpirySeconds,
-    });
+    await gateAction(store, instance, deps.heartbeatExpirySeconds);
     throw new CofferError('BadRequest', `Instance ${instance.id} is not a replica.`);
   }
   if (input.configuration !== undefined) return changeConfiguration(deps, instance, input.configuration, context);
