@@ -160,7 +160,7 @@ let run: ServeRun;
 let member: Credentials;
 let session: Session;
 /** every instance made here, by name */
-const instances = new Map<string, { id: string; address: string; engine: Engine }>();
+const instances = new Map<string, { id: string; address: string; engine: Engine; adminPassword: string; deleted?: boolean }>();
 /** the root password each source was given, by engine */
 const rootPasswords = new Map<Engine, string>();
 
@@ -249,7 +249,9 @@ async function waitHealthy(name: string, id: string, engine: Engine): Promise<nu
   const { view, at } = await poll(`/instances/${id}`, 'instance', `${name} to be ACTIVE/HEALTHY`, healthy);
   const address = view.addresses[0].address as string;
   assert.match(address, /^127\.99\.\d+\.\d+$/, 'the address comes from the configured pool');
-  instances.set(name, { id, address, engine });
+  // the guest's own password for its engine, which only the host reads
+  const adminPassword = await readFile(join(run.dataDir.path, 'instances', id, 'os_admin.password'), 'utf8');
+  instances.set(name, { id, address, engine, adminPassword });
   return at;
 }
 
@@ -270,16 +272,22 @@ async function storedObjects(): Promise<string[]> {
   return found.sort();
 }
 
-/** Reads the instance's status over and over until stopped; returns each status seen, with how many reads in a row saw it. */
+/**
+ * Reads the instance's status over and over until stopped; returns each status seen, with how
+ * many reads in a row saw it. The last read starts after `stop` was called: one in flight then
+ * may have been answered before the change the caller waited for.
+ */
 function watchStatus(instanceId: string): { stop: () => Promise<Array<{ status: string; reads: number }>> } {
   const seen: Array<{ status: string; reads: number }> = [];
   let running = true;
   const loop = (async () => {
-    while (running) {
+    for (;;) {
+      const last = !running;
       const status = (await api('GET', `/instances/${instanceId}`, 200)).instance.status as string;
-      const last = seen.at(-1);
-      if (last?.status === status) last.reads += 1;
+      const previous = seen.at(-1);
+      if (previous?.status === status) previous.reads += 1;
       else seen.push({ status, reads: 1 });
+      if (last) return;
       await sleep(watchMs);
     }
   })();
@@ -294,9 +302,9 @@ function watchStatus(instanceId: string): { stop: () => Promise<Array<{ status: 
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
-/** What the source holds now, for the backup about to be taken. */
-async function snapshot(engine: Engine): Promise<Omit<BackupRecord, 'id' | 'version'>> {
-  const { address } = instances.get(engine.source)!;
+/** What the instance holds now, for the backup about to be taken. */
+async function snapshot(instance: string): Promise<Omit<BackupRecord, 'id' | 'version'>> {
+  const { address, engine } = instances.get(instance)!;
   const ticks = (await tickNumbers(engine, address)).length;
   return {
     rows: await itemRows(engine, address),
@@ -312,7 +320,7 @@ async function snapshot(engine: Engine): Promise<Omit<BackupRecord, 'id' | 'vers
  */
 async function backupWithOpenstack(t: TestContext, engine: Engine, name: string, extra: string[] = []): Promise<any> {
   const source = instances.get(engine.source)!;
-  const state = await snapshot(engine);
+  const state = await snapshot(engine.source);
   const ticker = await startTicking(engine, source.address);
   const watch = watchStatus(source.id);
   const started = Date.now();
@@ -355,16 +363,19 @@ async function backupWithOpenstack(t: TestContext, engine: Engine, name: string,
   assert.equal(shown.datastore, engine.datastore);
   const object = await stat(objectPath(shown));
   assert.equal(shown.size, Math.round((object.size / 1024 ** 3) * 100) / 100, 'size is the stored object’s, in GB');
+  assert.equal(object.mode & 0o777, 0o600, 'only the control plane reads the object, not the engines’ users');
   backups.set(name, { id, version: shown.datastore_version, ...state });
   return shown;
 }
 
 /**
  * The restored instance holds exactly the rows of its backup (and of the rows written during it,
- * an unbroken run), its tenant's users log in as they did then, and its guest admin is its own.
+ * an unbroken run), its tenant's users log in as they did then, root and the source's guest
+ * admin do not, and it takes writes.
  */
-async function checkRestored(name: string, backup: string, source: { id: string }): Promise<void> {
+async function checkRestored(name: string, backup: string, sourceName: string): Promise<void> {
   const restored = instances.get(name)!;
+  const source = instances.get(sourceName)!;
   const engine = restored.engine;
   const expected = backups.get(backup)!;
   assert.deepEqual(await itemRows(engine, restored.address), expected.rows, `${name} holds the rows of ${backup}`);
@@ -386,15 +397,14 @@ async function checkRestored(name: string, backup: string, source: { id: string 
   assert.equal(await loginRefusal(engine, restored.address, 'bob', expected.bobPassword), '', 'bob logs in with the password he had at the backup');
   assert.notEqual(await loginRefusal(engine, restored.address, 'bob', later), '', 'and not with the one he was given after it');
 
-  const sourceDir = join(run.dataDir.path, 'instances', source.id);
   const restoredDir = join(run.dataDir.path, 'instances', restored.id);
-  const restoredAdmin = await readFile(join(restoredDir, 'os_admin.password'), 'utf8');
-  assert.equal(await engine.adminLogin(restoredDir, restoredAdmin), '', 'the guest admin logs in with its own password');
-  if (existsSync(sourceDir)) {
-    const sourceAdmin = await readFile(join(sourceDir, 'os_admin.password'), 'utf8');
-    assert.notEqual(restoredAdmin, sourceAdmin, 'the restored instance has a guest admin password of its own');
-    assert.notEqual(await engine.adminLogin(restoredDir, sourceAdmin), '', 'the source’s guest admin password opens nothing on the copy');
-  }
+  assert.notEqual(restored.adminPassword, source.adminPassword, 'the restored instance has a guest admin password of its own');
+  assert.equal(await engine.adminLogin(restoredDir, restored.adminPassword), '', 'the guest admin logs in with its own password');
+  assert.notEqual(await engine.adminLogin(restoredDir, source.adminPassword), '', 'the source’s guest admin password opens nothing on the copy');
+
+  // a copy that still thought it was recovering would refuse this
+  const next = expected.rows.at(-1)![0] + 1;
+  await insertRows(engine, restored.address, next, next, 'written to the copy');
 }
 
 describe('backups through the OpenStack clients and the coffer CLI', { concurrency: 1 }, () => {
@@ -466,7 +476,12 @@ describe('backups through the OpenStack clients and the coffer CLI', { concurren
   });
 
   test('coffer serve restarts: the backups are kept, with the key that opens them', { timeout: stepMs }, async () => {
+    const keyFile = join(run.dataDir.path, 'backup-master.key');
+    const key = await readFile(keyFile);
+    assert.equal((await stat(keyFile)).mode & 0o777, 0o600);
+    assert.equal((await stat(join(run.dataDir.path, 'backups'))).mode & 0o777, 0o700);
     await run.restart();
+    assert.deepEqual(await readFile(keyFile), key, 'the master key is read again, not made anew');
     session = await login(run.baseUrl, member.user, memberPassword, member.project);
     const listed = (await api('GET', '/backups', 200)).backups;
     assert.deepEqual(listed.map((b: any) => [b.name, b.status]).sort(), [
@@ -502,56 +517,59 @@ describe('backups through the OpenStack clients and the coffer CLI', { concurren
         );
       }),
     );
-    for (const { name, engine, backup } of restores) await checkRestored(name, backup, instances.get(engine.source)!);
+    for (const { name, engine, backup } of restores) await checkRestored(name, backup, engine.source);
     assert.equal(backups.get('mariadb-incremental')!.rows.length, 50 + 30 - 1, 'the incremental holds the writes after the full backup');
   });
 
-  test('trove backup-create / backup-list / backup-show / backup-delete (PostgreSQL)', { timeout: stepMs }, async (t) => {
+  test('trove backup-create --incremental / backup-list / backup-show / backup-delete, on the restored MariaDB', { timeout: stepMs }, async (t) => {
+    const instance = instances.get('restored-maria-incr')!;
     const started = Date.now();
-    const created = lastJson((await trove(['backup-create', postgresql.source, 'pg-trove', '--description', 'legacy client'])).stdout);
-    assert.equal(created.name, 'pg-trove');
-    const { at } = await poll(`/backups/${created.id}`, 'backup', 'pg-trove to be COMPLETED', (b) => b.status === 'COMPLETED');
-    t.diagnostic(`pg-trove: COMPLETED ${seconds(at - started)} after \`trove backup-create\` started`);
-    const shown = lastJson((await trove(['backup-show', 'pg-trove'])).stdout);
+    // the copy has no backup of its own yet: --incremental takes a full one (Trove's rule)
+    const created = lastJson((await trove(['backup-create', 'restored-maria-incr', 'maria-trove', '--description', 'legacy client', '--incremental'])).stdout);
+    assert.equal(created.name, 'maria-trove');
+    const { at } = await poll(`/backups/${created.id}`, 'backup', 'maria-trove to be COMPLETED', (b) => b.status === 'COMPLETED');
+    t.diagnostic(`maria-trove: COMPLETED ${seconds(at - started)} after \`trove backup-create\` started`);
+    const shown = lastJson((await trove(['backup-show', 'maria-trove'])).stdout);
     assert.equal(shown.id, created.id);
     assert.equal(shown.status, 'COMPLETED');
     assert.equal(shown.description, 'legacy client');
-    assert.equal(shown.instance_id, instances.get(postgresql.source)!.id);
+    assert.equal(shown.instance_id, instance.id);
+    assert.equal(shown.parent_id, null, 'a full backup');
     const path = objectPath(shown);
     assert.ok(existsSync(path));
     const listed = lastJson<any[]>((await trove(['backup-list'])).stdout);
-    assert.deepEqual(listed.filter((b) => b.name === 'pg-trove').map((b) => [b.id, b.status]), [[created.id, 'COMPLETED']]);
+    assert.deepEqual(listed.filter((b) => b.name === 'maria-trove').map((b) => [b.id, b.status, b.instance_id]), [[created.id, 'COMPLETED', instance.id]]);
 
-    await trove(['backup-delete', 'pg-trove']);
-    await eventually('pg-trove to be gone', () => request('GET', troveUrl(session, `/backups/${created.id}`), { token: session.token }), (r) => r.status === 404, waitMs);
+    await trove(['backup-delete', 'maria-trove']);
+    await eventually('maria-trove to be gone', () => request('GET', troveUrl(session, `/backups/${created.id}`), { token: session.token }), (r) => r.status === 404, waitMs);
     assert.ok(!lastJson<any[]>((await trove(['backup-list'])).stdout).some((b) => b.id === created.id), 'trove backup-list no longer shows it');
     assert.equal(existsSync(path), false, 'its object is gone from the storage');
   });
 
-  test('coffer backup create; the source is deleted; coffer instance create --from-backup', { timeout: stepMs }, async (t) => {
+  test('coffer backup create of the restored PostgreSQL; it is deleted; coffer instance create --from-backup', { timeout: stepMs }, async (t) => {
     const env = { COFFER_CONFIG_DIR: join(run.dataDir.path, 'cli') };
     const loggedIn = await runCli(['login', '--url', run.baseUrl, '--user', member.user, '--project', member.project, '--password-stdin'], {
       env,
       input: `${memberPassword}\n`,
     });
     assert.equal(loggedIn.code, 0, loggedIn.stderr);
-    const source = instances.get(postgresql.source)!;
-    const state = await snapshot(postgresql);
+    // a copy's own backup: the second generation
+    const state = await snapshot('restored-pg');
 
     let started = Date.now();
-    const backedUp = await runCli(['backup', 'create', postgresql.source, '--name', 'cli-backup'], { env, timeoutMs: waitMs });
+    const backedUp = await runCli(['backup', 'create', 'restored-pg', '--name', 'cli-backup'], { env, timeoutMs: waitMs });
     assert.equal(backedUp.code, 0, backedUp.stderr + backedUp.stdout);
     t.diagnostic(`cli-backup: \`coffer backup create\` done in ${seconds(Date.now() - started)}`);
-    assert.match(backedUp.stderr, /Backing up backup-pg: (NEW|BUILDING)/, 'progress is shown while it runs');
-    assert.match(backedUp.stderr, /Backup cli-backup \([0-9a-f-]{36}\) of backup-pg is COMPLETED after/);
+    assert.match(backedUp.stderr, /Backing up restored-pg: (NEW|BUILDING)/, 'progress is shown while it runs');
+    assert.match(backedUp.stderr, /Backup cli-backup \([0-9a-f-]{36}\) of restored-pg is COMPLETED after/);
     assert.match(backedUp.stdout, /Restore it into a new instance with `coffer instance create <new name> --from-backup cli-backup --flavor 2 --size 1`/);
     const id = (await api('GET', '/backups', 200)).backups.find((b: any) => b.name === 'cli-backup').id as string;
     backups.set('cli-backup', { id, version: '', ...state });
 
     // a backup outlives its instance, and restores without it
-    const gone = await runCli(['instance', 'delete', postgresql.source, '--wait'], { env, timeoutMs: waitMs });
+    const gone = await runCli(['instance', 'delete', 'restored-pg', '--wait'], { env, timeoutMs: waitMs });
     assert.equal(gone.code, 0, gone.stderr + gone.stdout);
-    instances.delete(postgresql.source);
+    instances.get('restored-pg')!.deleted = true;
 
     started = Date.now();
     const restored = await runCli(['instance', 'create', 'restored-cli', '--from-backup', 'cli-backup', '--flavor', 'm1.small', '--size', '1'], {
@@ -560,15 +578,16 @@ describe('backups through the OpenStack clients and the coffer CLI', { concurren
     });
     assert.equal(restored.code, 0, restored.stderr + restored.stdout);
     t.diagnostic(`restored-cli from cli-backup: \`coffer instance create --from-backup\` done in ${seconds(Date.now() - started)}`);
+    assert.match(restored.stderr, /Restoring cli-backup into restored-cli: BUILD/);
     const view = (await api('GET', '/instances', 200)).instances.find((i: any) => i.name === 'restored-cli');
     await waitHealthy('restored-cli', view.id, postgresql);
-    await checkRestored('restored-cli', 'cli-backup', source);
+    await checkRestored('restored-cli', 'cli-backup', 'restored-pg');
   });
 
   test('openstack database backup delete: the backups, and a full backup’s incrementals, leave the list and the storage', { timeout: stepMs }, async () => {
     const before = await storedObjects();
     assert.equal(before.length, 4, before.join('\n'));
-    // the backups of the deleted PostgreSQL instance are still listed
+    // the backup of the deleted instance is still listed
     const listed = await osJson(['database', 'backup', 'list']);
     assert.deepEqual(listed.map((b: any) => b.Name).sort(), ['cli-backup', 'mariadb-full', 'mariadb-incremental', 'postgresql-full']);
     await os(['database', 'backup', 'delete', 'mariadb-full', 'postgresql-full', 'cli-backup']);
@@ -579,7 +598,7 @@ describe('backups through the OpenStack clients and the coffer CLI', { concurren
 
   test('every instance is deleted, and no engine process is left', { timeout: stepMs }, async () => {
     await Promise.all(
-      [...instances.entries()].map(async ([name, { id }]) => {
+      [...instances.entries()].filter(([, i]) => i.deleted !== true).map(async ([name, { id }]) => {
         await api('DELETE', `/instances/${id}`, 202);
         await eventually(`${name} to be gone`, () => request('GET', troveUrl(session, `/instances/${id}`), { token: session.token }), (r) => r.status === 404, waitMs);
         assert.deepEqual(processesMentioning(id), [], `no process of ${name} is left`);
