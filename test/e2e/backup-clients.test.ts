@@ -1,3 +1,5 @@
+// test-lane: parallel (coffer serve on a loopback range, a port and a data directory of its own; it checks processes of its own instances only)
+// test-long (minutes: real backups and restores of PostgreSQL and MariaDB through Python clients)
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
