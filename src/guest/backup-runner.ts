@@ -17,6 +17,12 @@ export interface GuestBackupHost {
 }
 
 const reportEveryMs = 2000;
+/**
+ * A backup whose tool writes nothing for a while (mariadb-backup waiting on a tenant's table
+ * lock, a checkpoint of a large buffer pool) is still reported this often: the taskmanager fails
+ * a backup it hears nothing of for two minutes, taking its guest for gone.
+ */
+const defaultKeepAliveMs = 30_000;
 
 export interface BackupJob {
   admin: BackupAdmin;
@@ -29,6 +35,8 @@ export interface BackupJob {
   progress: ReportProgress;
   signal: AbortSignal;
   log: Logger;
+  /** how often a backup is reported while nothing else is (default 30 s) */
+  keepAliveMs?: number;
 }
 
 /**
@@ -39,8 +47,17 @@ export interface BackupJob {
 export async function runBackup(job: BackupJob): Promise<void> {
   const { input, host, log } = job;
   const { backupId, container, objectName } = input.target;
-  const report = (update: Omit<Parameters<typeof job.conductor.updateBackup>[0], 'instanceId' | 'backupId'>) =>
-    job.conductor.updateBackup({ instanceId: job.instanceId, backupId, ...update }, { requestId: `req-backup-${backupId}`, instanceId: job.instanceId });
+  let lastReport = Date.now();
+  let storedBytes = 0;
+  const report = (update: Omit<Parameters<typeof job.conductor.updateBackup>[0], 'instanceId' | 'backupId'>) => {
+    lastReport = Date.now();
+    return job.conductor.updateBackup({ instanceId: job.instanceId, backupId, ...update }, { requestId: `req-backup-${backupId}`, instanceId: job.instanceId });
+  };
+  const keepAliveMs = job.keepAliveMs ?? defaultKeepAliveMs;
+  const keepAlive = setInterval(() => {
+    if (Date.now() - lastReport < keepAliveMs / 2) return;
+    report({ state: 'BUILDING', bytes: storedBytes }).catch((err: unknown) => log.warn({ err }, 'backup keep-alive report not sent'));
+  }, keepAliveMs);
   try {
     await report({ state: 'BUILDING', dataBytes: job.dataBytes });
     job.progress('backing up', 0);
@@ -51,14 +68,13 @@ export async function runBackup(job: BackupJob): Promise<void> {
       (facts) => ({ facts }),
       (err: unknown) => ({ err }),
     );
-    let lastReport = Date.now();
     const stored = await host.storage
       .put(container, objectName, encodeBackup(run.stream, { compression: 'zstd', key, keyId: backupKeyId(key), signal: job.signal }), {
         metadata: { 'backup-id': backupId, kind: input.kind },
         signal: job.signal,
         onProgress: (bytes: number) => {
+          storedBytes = bytes;
           if (Date.now() - lastReport < reportEveryMs) return;
-          lastReport = Date.now();
           report({ state: 'BUILDING', bytes }).catch((err: unknown) => log.warn({ err }, 'backup progress report not sent'));
           // compressed bytes against the raw data: a rough measure, held short of done until it is
           if (job.dataBytes > 0) job.progress('backing up', Math.min(95, Math.round((bytes / job.dataBytes) * 100)));
@@ -71,6 +87,8 @@ export async function runBackup(job: BackupJob): Promise<void> {
         throw 'err' in tool ? tool.err : err;
       });
     const outcome = await finished;
+    // nothing reports the backup running once it has ended
+    clearInterval(keepAlive);
     if ('err' in outcome) {
       await host.storage.delete(container, objectName).catch((err: unknown) => log.warn({ err }, 'could not remove the object of a failed backup'));
       throw outcome.err;
@@ -81,6 +99,7 @@ export async function runBackup(job: BackupJob): Promise<void> {
   } catch (err) {
     log.error({ err }, 'backup failed');
     const message = (err instanceof Error ? err.message : String(err)).replace(/\n/g, ' ').slice(0, 1000);
+    clearInterval(keepAlive);
     await report({ state: 'FAILED', message }).catch((reportErr: unknown) => log.error({ err: reportErr }, 'could not report a failed backup'));
   }
 }

@@ -181,3 +181,34 @@ test('a restore refuses a corrupted object (checksum) and another project’s ke
   await writeFile(path, bytes);
   await assert.rejects(async () => buffer(await link('guarded', done.sha256!).open()), (err: CofferError) => ['ChecksumMismatch', 'BackupDecryptionFailed'].includes(err.code));
 });
+
+test('a tool that writes nothing for a while is still reported BUILDING, so the backup is not taken for abandoned', async () => {
+  // mariadb-backup waiting on a tenant's table lock writes nothing until the lock goes
+  const admin: BackupAdmin = {
+    incremental: false,
+    async start() {
+      const stream = new PassThrough();
+      const finished = new Promise<BackupFacts>((resolve) => stream.on('end', () => resolve({})));
+      setTimeout(() => stream.end(randomBytes(1 << 10)), 400);
+      return { stream, finished };
+    },
+  };
+  const reports: Report[] = [];
+  const input: CreateBackupInput = { target: { backupId: 'silent', container: 'backups', objectName: 'silent', wrappedKey }, kind: 'full', projectId };
+  await runBackup({
+    admin,
+    host,
+    input,
+    instanceId: 'instance-a',
+    dataBytes: 1024,
+    conductor: { updateBackup: async (report: Report) => void reports.push(report) } as never,
+    progress: () => undefined,
+    signal: new AbortController().signal,
+    log: silentLogger(),
+    keepAliveMs: 50,
+  });
+  const states = reports.map((r) => r.state);
+  assert.equal(states.at(-1), 'COMPLETED');
+  assert.ok(states.filter((s) => s === 'BUILDING').length >= 3, `reported while silent: ${states.join(', ')}`);
+  assert.ok(reports.slice(1, -1).every((r) => r.bytes === 0 && r.dataBytes === undefined), 'keep-alives carry the bytes stored so far');
+});
