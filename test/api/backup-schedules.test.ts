@@ -1,3 +1,4 @@
+// test-lane: parallel (an in-memory store, an in-process bus and a temporary directory of its own)
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { LocalDirectoryStorage } from '../../src/backup/index.js';

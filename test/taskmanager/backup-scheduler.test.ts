@@ -1,3 +1,4 @@
+// test-lane: parallel (SQLite files in a temporary directory of its own, the in-process bus)
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
