@@ -127,3 +127,19 @@ export interface BackupStrategyView {
   backend?: string;
   swift_container: string;
 }
+
+/** Coffer's backup schedule of an instance (GET/PUT /instances/{id}/backup_schedule). */
+export interface BackupScheduleView {
+  id: string;
+  instance_id: string;
+  project_id?: string;
+  name: string | null;
+  pattern: string;
+  incremental: boolean;
+  retain_count: number | null;
+  retain_days: number | null;
+  next_run: string;
+  last_run: string | null;
+  last_backup_id: string | null;
+  last_error: string | null;
+}

@@ -219,6 +219,25 @@ export interface BackupsTable {
   updated_at: Timestamp;
   deleted: Bool;
   deleted_at: NullableTimestamp;
+  /** the schedule that made the backup; null for one a request made */
+  schedule_id: string | null;
+}
+
+export interface BackupSchedulesTable {
+  id: string;
+  tenant_id: string;
+  instance_id: string;
+  name: string | null;
+  pattern: string;
+  incremental: Bool;
+  retain_count: number | null;
+  retain_days: number | null;
+  next_run_at: Timestamp;
+  last_run_at: NullableTimestamp;
+  last_backup_id: string | null;
+  last_error: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
 }
 
 export interface BackupStrategiesTable {
@@ -263,5 +282,6 @@ export interface Database {
   configurations: ConfigurationsTable;
   backups: BackupsTable;
   backup_strategies: BackupStrategiesTable;
+  backup_schedules: BackupSchedulesTable;
   project_keys: ProjectKeysTable;
 }

@@ -21,6 +21,7 @@ import type {
   StateStore,
   BackupRepository,
   BackupStrategyRepository,
+  BackupScheduleRepository,
   ProjectKeyRepository,
   TaskRepository,
   TokenRepository,
@@ -49,6 +50,7 @@ export class SqlStateStore implements StateStore {
   readonly rootHistory: RootHistoryRepository;
   readonly backups: BackupRepository;
   readonly backupStrategies: BackupStrategyRepository;
+  readonly backupSchedules: BackupScheduleRepository;
   readonly projectKeys: ProjectKeyRepository;
   #closed: Promise<void> | undefined;
 
@@ -77,6 +79,7 @@ export class SqlStateStore implements StateStore {
     this.rootHistory = repositories.rootHistory;
     this.backups = repositories.backups;
     this.backupStrategies = repositories.backupStrategies;
+    this.backupSchedules = repositories.backupSchedules;
     this.projectKeys = repositories.projectKeys;
   }
 

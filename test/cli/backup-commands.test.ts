@@ -3,7 +3,8 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { loggedInFake, type FakeCoffer } from './fake-coffer.js';
 import { createArgs, runCli, tempConfigDir } from './run-cli.js';
 
-// coffer backup create|list|show|delete, backup strategy set|list|clear and instance create
+// coffer backup create|list|show|delete, backup strategy set|list|clear, backup schedule
+// set|show|clear and instance create
 // --from-backup against the stand-in API: the requests each sends, what each prints, how it fails
 // and what it says to do next.
 
@@ -486,6 +487,83 @@ describe('coffer backup', () => {
     });
   });
 
+  describe('schedule', () => {
+    const schedulePath = (id: string) => api(`/instances/${id}/backup_schedule`);
+
+    it('set sends the schedule, says when it runs next and how to check on it; show lists it; set again replaces it', async () => {
+      const orders = fake.addInstance('orders', undefined, mariadb);
+      const set = await runCli(dir, ['backup', 'schedule', 'set', 'orders', '--cron', '30 2 * * *', '--keep-count', '7', '--keep-days', '30', '--name', 'nightly', '--incremental']);
+      assert.equal(set.code, 0, set.stderr);
+      assert.deepEqual(fake.requestsTo('PUT', schedulePath(orders)).map((r) => r.body), [
+        { backup_schedule: { pattern: '30 2 * * *', incremental: true, retain_count: 7, retain_days: 30, name: 'nightly' } },
+      ]);
+      assert.equal(
+        set.stdout,
+        'Backups of orders: incremental, at "30 2 * * *" (UTC); keeps the newest 7, none older than 30 days (always the newest completed one, and what it builds on).\n' +
+          'Next run: 2024-05-02 02:30:00 UTC. Check on it with `coffer backup schedule show orders`; its backups: `coffer backup list --instance orders`.\n',
+      );
+      const show = await runCli(dir, ['backup', 'schedule', 'show', 'orders']);
+      assert.equal(show.code, 0, show.stderr);
+      assert.match(show.stdout, /│ Instance +│ orders \(.+\) +│/);
+      assert.match(show.stdout, /│ Cron \(UTC\) +│ 30 2 \* \* \* +│/);
+      assert.match(show.stdout, /│ Names +│ nightly-<UTC time> +│/);
+      assert.match(show.stdout, /│ Next run +│ 2024-05-02 02:30:00 UTC +│/);
+      assert.match(show.stdout, /│ Last run +│ never +│/);
+      assert.doesNotMatch(show.stdout, /Last error/);
+
+      await runCli(dir, ['backup', 'schedule', 'set', orders, '--cron', '0 * * * *', '--keep-days', '2']);
+      assert.deepEqual(fake.requestsTo('PUT', schedulePath(orders)).at(-1)?.body, { backup_schedule: { pattern: '0 * * * *', retain_days: 2 } });
+      const json = await runCli(dir, ['backup', 'schedule', 'show', 'orders', '--json']);
+      assert.equal(JSON.parse(json.stdout).retain_count, null);
+    });
+
+    it('show says what the last run did: the backup it started, or why it skipped', async () => {
+      const orders = fake.addInstance('orders');
+      await runCli(dir, ['backup', 'schedule', 'set', 'orders', '--cron', '30 2 * * *', '--keep-count', '3']);
+      Object.assign(fake.backups.schedules.get(orders)!, { last_run: '2024-05-02T02:30:00', last_error: 'The backup due at 2024-05-02T02:30:00Z was skipped: Quota exceeded for resources: [\'backups\'].' });
+      const skipped = await runCli(dir, ['backup', 'schedule', 'show', 'orders']);
+      assert.match(skipped.stdout, /│ Last run +│ 2024-05-02 02:30:00 UTC: skipped +│/);
+      assert.match(skipped.stdout, /│ Last error +│ The backup due at 2024-05-02T02:30:00Z was skipped: Quota/);
+      Object.assign(fake.backups.schedules.get(orders)!, { last_error: null, last_backup_id: 'b-1' });
+      const ran = await runCli(dir, ['backup', 'schedule', 'show', 'orders']);
+      assert.match(ran.stdout, /│ Last run +│ 2024-05-02 02:30:00 UTC: started backup b-1 +│/);
+    });
+
+    it('clear removes it and says the backups stay; show and clear without a schedule say how to set one', async () => {
+      const orders = fake.addInstance('orders');
+      await runCli(dir, ['backup', 'schedule', 'set', 'orders', '--cron', '30 2 * * *', '--keep-count', '3']);
+      const clear = await runCli(dir, ['backup', 'schedule', 'clear', 'orders']);
+      assert.equal(clear.code, 0, clear.stderr);
+      assert.equal(clear.stdout, 'orders is no longer backed up on a schedule. The backups it took stay: `coffer backup list --instance orders`.\n');
+      assert.equal(fake.requestsTo('DELETE', schedulePath(orders)).length, 1);
+      for (const command of ['show', 'clear']) {
+        const none = await runCli(dir, ['backup', 'schedule', command, 'orders']);
+        assert.equal(none.code, 1);
+        assert.match(none.stderr, /orders has no backup schedule\.[\s\S]*Set one with `coffer backup schedule set orders --cron "30 2 \* \* \*" --keep-count 7`\./);
+      }
+    });
+
+    it('set refuses before asking without a limit, and passes on the API’s refusals', async () => {
+      fake.addInstance('orders');
+      const noLimit = await runCli(dir, ['backup', 'schedule', 'set', 'orders', '--cron', '30 2 * * *']);
+      assert.equal(noLimit.code, 1);
+      assert.match(noLimit.stderr, /Say how long the schedule keeps its backups\.[\s\S]*--keep-count <n>/);
+      const badCount = await runCli(dir, ['backup', 'schedule', 'set', 'orders', '--cron', '30 2 * * *', '--keep-count', '0']);
+      assert.equal(badCount.code, 1);
+      assert.match(badCount.stderr, /--keep-count <n>' argument '0' is invalid\. Expected a whole number of at least 1\./);
+      const noCron = await runCli(dir, ['backup', 'schedule', 'set', 'orders', '--keep-count', '2']);
+      assert.equal(noCron.code, 1);
+      assert.match(noCron.stderr, /required option '--cron <pattern>' not specified/);
+      const badCron = await runCli(dir, ['backup', 'schedule', 'set', 'orders', '--cron', '30 2 * *', '--keep-count', '2']);
+      assert.equal(badCron.code, 1);
+      assert.match(badCron.stderr, /Invalid cron pattern "30 2 \* \*": it has 4 fields, not 5/);
+      const incremental = await runCli(dir, ['backup', 'schedule', 'set', 'orders', '--cron', '30 2 * * *', '--keep-count', '2', '--incremental']);
+      assert.equal(incremental.code, 1);
+      assert.match(incremental.stderr, /Incremental backups are not supported for datastore postgresql yet/);
+      assert.equal(fake.backups.schedules.size, 0);
+    });
+  });
+
   it('--help describes every backup command and instance create --from-backup', async () => {
     const expected: Array<[string[], RegExp]> = [
       [['backup', '--help'], /create \[options\] <instance>[\s\S]*list[\s\S]*show[\s\S]*delete[\s\S]*strategy/],
@@ -496,6 +574,10 @@ describe('coffer backup', () => {
       [['backup', 'strategy', '--help'], /set[\s\S]*list[\s\S]*clear/],
       [['backup', 'strategy', 'set', '--help'], /<container>[\s\S]*--instance <instance>/],
       [['backup', 'strategy', 'clear', '--help'], /--instance <instance>/],
+      [['backup', 'schedule', '--help'], /set \[options\] <instance>[\s\S]*show[\s\S]*clear/],
+      [['backup', 'schedule', 'set', '--help'], /--cron <pattern>[\s\S]*in\s+UTC[\s\S]*--incremental[\s\S]*--keep-count <n>[\s\S]*--keep-days <n>[\s\S]*--name <prefix>[\s\S]*both limits apply/],
+      [['backup', 'schedule', 'show', '--help'], /next run/],
+      [['backup', 'schedule', 'clear', '--help'], /backups the schedule took stay/],
       [['instance', 'create', '--help'], /--from-backup <backup>[\s\S]*--restore-time <time>/],
     ];
     for (const [args, pattern] of expected) {

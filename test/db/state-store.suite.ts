@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { noEngineCapabilities } from '../../src/common/index.js';
 import type { StateStore } from '../../src/db/index.js';
 import { rejectsWithCode } from '../support/coffer-errors.js';
+import { backupScheduleStoreTests } from './backup-schedule-store.suite.js';
 import { at, configuration, instance, project, task, token, uid, user } from './state-store-fixtures.js';
 
 // The conformance suite every state-store engine runs (SQLite, MariaDB, PostgreSQL) against a
@@ -1046,6 +1047,8 @@ export function stateStoreSuite(
         assert.equal((await store.quotas.usage(tenantId)).instances, limit);
       });
     });
+
+    backupScheduleStoreTests(() => store);
 
     describe('transactions', () => {
       it('commits what fn wrote and returns its result', async () => {
