@@ -201,6 +201,7 @@ export async function createInstance(
     // as the repository creates it: the first desired state, not yet applied
     desiredGeneration: 1,
     appliedGeneration: 0,
+    walArchivedUntil: null,
     createdAt: now,
     updatedAt: now,
     deleted: false,
