@@ -75,12 +75,22 @@ async function complete(instanceId: string, input: CreateBackupInput): Promise<v
         // as a guest whose engine archives its log records it (point in time)
         ...(input.walArchive === undefined || !instances.get(instanceId)!.archivesLog
           ? {}
-          : { 'wal-archiving': 'on', 'wal-container': input.walArchive.container, 'wal-prefix': input.walArchive.prefix, 'completed-at': new Date().toISOString() }),
+          : {
+              'wal-archiving': 'on',
+              'wal-container': input.walArchive.container,
+              'wal-prefix': input.walArchive.prefix,
+              'completed-at': new Date().toISOString(),
+              // each backup of an instance starts two segments after the one before
+              'wal-start': segment(instances.get(instanceId)!.backups.length * 2 - 1),
+            }),
       },
     },
     { requestId: 'r' },
   );
 }
+
+/** a WAL segment's name on timeline 1 */
+const segment = (n: number) => `00000001${'0'.repeat(8)}${n.toString(16).toUpperCase().padStart(8, '0')}`;
 
 async function serveGuest(instanceId: string): Promise<void> {
   const fake: FakeInstance = { behaviour: 'complete', backups: [], prepares: [] };
@@ -521,5 +531,27 @@ describe('point in time', () => {
     expectFault(await create(alice, { instance_id: pg, restore_time: 'yesterday' }), 400, 'badRequest', /restore_time "yesterday" is not a time: give an ISO 8601 time/);
     expectFault(await create(alice, { instance_id: pg }), 400, 'badRequest', 'restorePoint.instance_id restores to a moment: give restore_time too.');
     expectFault(await create(bob, { instance_id: pg, restore_time: moment }), 404, 'itemNotFound', new RegExp(pg));
+  });
+});
+
+describe('the archived log is kept as long as a backup needs it', () => {
+  test('deleting a base backup removes the log older than the oldest remaining one; the last one takes the whole archive', async () => {
+    const pg = await createInstance(alice);
+    const first = json(await backup(alice, { instance: pg })).backup.id;
+    await ended(alice, first);
+    const second = json(await backup(alice, { instance: pg })).backup.id;
+    await ended(alice, second);
+    const [start1, start2] = [(await h.store.backups.get(first))!.facts!['wal-start']!, (await h.store.backups.get(second))!.facts!['wal-start']!];
+    assert.deepEqual([start1, start2], [segment(1), segment(3)]);
+    for (let n = 1; n <= 5; n += 1) await storage.put('database_backups', `${pg}/wal/${segment(n)}`, Readable.from([randomBytes(64)]));
+    const archived = async () => (await storage.list('database_backups', `${pg}/wal/`)).map((o) => o.name.slice(`${pg}/wal/`.length));
+
+    assert.equal((await call(alice, 'DELETE', `/backups/${first}`)).statusCode, 202);
+    await eventually('the first backup deleted', () => h.store.backups.get(first), (row) => row === undefined);
+    await eventually('the log before the second backup removed', archived, (names) => names.length === 3);
+    assert.deepEqual(await archived(), [segment(3), segment(4), segment(5)]);
+
+    assert.equal((await call(alice, 'DELETE', `/backups/${second}`)).statusCode, 202);
+    await eventually('the whole archive removed', archived, (names) => names.length === 0);
   });
 });

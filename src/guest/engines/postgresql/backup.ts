@@ -6,7 +6,7 @@ import { toolBackupRun, type BackupInspector } from '../tool-backup-run.js';
 import { adminRole, withAdminClient, type AdminEndpoint } from './admin.js';
 import { TarWatch } from './tar-watch.js';
 import { PostgresqlWalArchive, type WalArchiveHost } from './wal-archive.js';
-import { parseSegmentSize } from './wal-files.js';
+import { parseLsn, parseSegmentSize, segmentName, segmentOf } from './wal-files.js';
 
 // The backup module of PostgreSQL: a base backup of the whole cluster by pg_basebackup, as one
 // tar on its standard output (`-D - -Ft`), with the WAL needed to make it consistent inside it
@@ -86,12 +86,16 @@ class BaseBackupInspector implements BackupInspector {
   facts(): BackupFacts {
     if (!this.watch.complete) throw new CofferError('EngineError', "pg_basebackup's output ended before the end of its tar archive.");
     const read = (name: string) => this.watch.entry(name)?.toString('utf8');
-    return {
+    const facts: BackupFacts = {
       ...this.known,
       // a point-in-time restore from this backup reaches no earlier than its end
       'completed-at': new Date().toISOString(),
       ...baseBackupFacts({ label: read('backup_label'), manifestTail: read('backup_manifest'), version: read('PG_VERSION') }),
     };
+    // the first archived file a restore from it reads: the archive's older files serve no backup after it
+    const segmentBytes = Number(facts['wal-segment-bytes']);
+    facts['wal-start'] = segmentName(Number(facts.timeline), segmentOf(parseLsn(facts['start-lsn']!), segmentBytes), segmentBytes);
+    return facts;
   }
 }
 
