@@ -35,6 +35,8 @@ export interface InstanceView {
   access?: { is_public?: boolean; allowed_cidrs?: string[] };
   /** Coffer's: the CA to verify the instance with, its certificate's expiry, the TLS port */
   tls?: { required?: boolean; ca_certificate?: string | null; expires?: string | null; port?: number | null };
+  /** Coffer's: the moments a point-in-time restore of the instance can reach (UTC) */
+  recoverable_window?: { earliest: string; latest: string };
   /** The generated root password: only in the create response, and only with root_on_create. */
   password?: string;
 }

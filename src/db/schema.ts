@@ -108,6 +108,8 @@ export interface InstancesTable {
   desired_generation: number;
   /** the highest generation the guest reported applied; never lowered */
   applied_generation: number;
+  /** every change committed up to this time is in the archived log; null: none archived */
+  wal_archived_until: NullableTimestamp;
   created_at: Timestamp;
   updated_at: Timestamp;
   deleted: Bool;

@@ -156,6 +156,8 @@ export interface InstanceRow {
   desiredGeneration: number;
   /** the highest desired generation the guest reported applied; equal to desiredGeneration when every change is live */
   appliedGeneration: number;
+  /** every change committed up to this time is in the instance's archived log (point in time); null: none archived */
+  walArchivedUntil: Date | null;
   createdAt: Date;
   updatedAt: Date;
   deleted: boolean;
@@ -164,7 +166,7 @@ export interface InstanceRow {
 
 export type NewInstance = Omit<
   InstanceRow,
-  'deleted' | 'deletedAt' | 'host' | 'address' | 'port' | 'tls' | 'configurationId' | 'desiredGeneration' | 'appliedGeneration'
+  'deleted' | 'deletedAt' | 'host' | 'address' | 'port' | 'tls' | 'configurationId' | 'desiredGeneration' | 'appliedGeneration' | 'walArchivedUntil'
 > &
   Partial<Pick<InstanceRow, 'configurationId'>>;
 
@@ -495,6 +497,8 @@ export interface InstanceRepository {
   bumpDesiredGeneration(id: string): Promise<void>;
   /** sets appliedGeneration to `generation` unless it is already that high: a late, older answer never lowers it */
   recordAppliedGeneration(id: string, generation: number): Promise<void>;
+  /** sets walArchivedUntil to `through` unless it is already later: a late report never moves it back */
+  recordWalArchived(id: string, through: Date): Promise<void>;
   /** soft delete: deleted = true, deletedAt = now */
   markDeleted(id: string, now: Date): Promise<void>;
   countActive(tenantId: string): Promise<number>;

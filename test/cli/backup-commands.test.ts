@@ -420,25 +420,48 @@ describe('coffer backup', () => {
       assert.equal(small.stderr, 'Error: Backup is too large for given flavor or volume. Backup size: 2.5 GBs. Available size: 2 GBs.\nGive a larger --size.\n');
     });
 
-    it("--restore-time is passed through and the API's answer shown with what to do; without --from-backup or --datastore nothing is sent", async () => {
+    it("--from-instance with --restore-time sends the instance and the moment on the instance's datastore; the API's refusal comes with where to look", async () => {
       const orders = fake.addInstance('orders');
       const backup = fake.backups.addBackup('nightly', orders);
-      const pitr = await runCli(dir, ['instance', 'create', 'copy', '--from-backup', 'nightly', '--restore-time', '2024-05-01T10:30:00Z', '--flavor', 'small', '--size', '1']);
-      assert.equal(pitr.code, 1);
-      assert.deepEqual((fake.requestsTo('POST', api('/instances'))[0]?.body as any).instance.restorePoint, { backupRef: backup, restore_time: '2024-05-01T10:30:00Z' });
+      const pitr = await runCli(dir, ['instance', 'create', 'copy', '--from-instance', 'orders', '--restore-time', '2024-05-01T10:30:00Z', '--flavor', 'small', '--size', '1', '--no-wait']);
+      assert.equal(pitr.code, 0, pitr.stderr);
+      assert.deepEqual((fake.requestsTo('POST', api('/instances'))[0]?.body as any).instance, {
+        name: 'copy',
+        flavorRef: '1',
+        volume: { size: 1 },
+        datastore: { type: 'postgresql', version: '15' },
+        restorePoint: { instance_id: orders, restore_time: '2024-05-01T10:30:00Z' },
+      });
+      const outside = await runCli(dir, ['instance', 'create', 'copy2', '--from-instance', 'orders', '--restore-time', '2024-05-02T10:30:00Z', '--flavor', 'small', '--size', '1']);
+      assert.equal(outside.code, 1);
       assert.equal(
-        pitr.stderr,
-        'Error: Point-in-time restore (restorePoint.restore_time) is not supported by Coffer yet.\nRestore the whole backup instead: leave out --restore-time.\n',
+        outside.stderr,
+        `Error: restore_time 2024-05-02T10:30:00Z is outside what instance ${orders} can be restored to: its recoverable window is 2024-05-01T10:00:00.000Z to 2024-05-01T11:00:00.000Z.\n` +
+          `\`coffer instance show ${orders}\` shows the times it can be restored to.\n`,
       );
+      const withBackup = await runCli(dir, ['instance', 'create', 'copy3', '--from-backup', 'nightly', '--restore-time', '2024-05-01T10:45:00Z', '--flavor', 'small', '--size', '1', '--no-wait']);
+      assert.equal(withBackup.code, 0, withBackup.stderr);
+      assert.deepEqual((fake.requestsTo('POST', api('/instances'))[2]?.body as any).instance.restorePoint, { backupRef: backup, restore_time: '2024-05-01T10:45:00Z' });
+    });
+
+    it('--restore-time and --from-instance each need the other; without --from-backup or --datastore nothing is sent', async () => {
+      fake.addInstance('orders');
       const alone = await runCli(dir, createArgs('copy', '--restore-time', '2024-05-01T10:30:00Z'));
       assert.equal(alone.code, 1);
-      assert.equal(alone.stderr, 'Error: --restore-time needs --from-backup: the backup to restore up to that time.\nGive --from-backup <backup>.\n');
+      assert.equal(
+        alone.stderr,
+        'Error: --restore-time needs --from-instance (or --from-backup): what to restore as it was at that time.\n' +
+          'Give --from-instance <instance> (see `coffer instance show <instance>` for its recoverable window).\n',
+      );
+      const noTime = await runCli(dir, ['instance', 'create', 'copy', '--from-instance', 'orders', '--flavor', 'small', '--size', '1']);
+      assert.equal(noTime.code, 1);
+      assert.equal(noTime.stderr, 'Error: --from-instance restores the instance as it was at a moment: give --restore-time too.\n`coffer instance show orders` shows its recoverable window.\n');
       const nothing = await runCli(dir, ['instance', 'create', 'copy', '--flavor', 'small', '--size', '1']);
       assert.equal(nothing.code, 1);
       assert.equal(nothing.stderr, 'Error: Give --datastore (see `coffer datastore list`), or --from-backup to restore a backup.\n');
       const unknown = await runCli(dir, ['instance', 'create', 'copy', '--from-backup', 'nope', '--flavor', 'small', '--size', '1']);
       assert.equal(unknown.stderr, 'Error: No backup has the ID or name "nope".\nSee them all with `coffer backup list`.\n');
-      assert.equal(fake.requestsTo('POST', api('/instances')).length, 1);
+      assert.equal(fake.requestsTo('POST', api('/instances')).length, 0);
     });
   });
 

@@ -5,6 +5,9 @@ import { randomUUID } from 'node:crypto';
 
 type State = Record<string, unknown>;
 type Send = (status: number, payload?: unknown) => void;
+/** The recoverable window every fake instance has (point in time). */
+export const fakeRecoverableWindow = ['2024-05-01T10:00:00.000Z', '2024-05-01T11:00:00.000Z'] as const;
+
 export type BackupFault = 'badRequest' | 'forbidden' | 'itemNotFound' | 'conflict' | 'overLimit' | 'unprocessableEntity' | 'notImplemented';
 export type BackupFail = (fault: BackupFault, message: string) => void;
 
@@ -125,11 +128,23 @@ export class FakeBackups {
     return false;
   }
 
-  /** Create's restorePoint checks, in the API's order; false when it failed the request. */
-  checkRestore(restorePoint: { backupRef?: string; restore_time?: string }, datastore: { version?: string }, sizeGb: number, fail: BackupFail): boolean {
+  /** Create's restorePoint checks, in the API's order (point in time first); false when it failed the request. */
+  checkRestore(
+    restorePoint: { backupRef?: string; instance_id?: string; restore_time?: string },
+    datastore: { version?: string },
+    sizeGb: number,
+    fail: BackupFail,
+  ): boolean {
     if (restorePoint.restore_time !== undefined) {
-      fail('notImplemented', 'Point-in-time restore (restorePoint.restore_time) is not supported by Coffer yet.');
-      return false;
+      // every instance's recoverable window here is the fake's own
+      const [earliest, latest] = fakeRecoverableWindow;
+      const time = Date.parse(restorePoint.restore_time);
+      if (Number.isNaN(time) || time < Date.parse(earliest) || time > Date.parse(latest)) {
+        const source = restorePoint.instance_id ?? 'the backup’s instance';
+        fail('badRequest', `restore_time ${restorePoint.restore_time} is outside what instance ${source} can be restored to: its recoverable window is ${earliest} to ${latest}.`);
+        return false;
+      }
+      if (restorePoint.backupRef === undefined) return true;
     }
     const backup = this.backups.get(restorePoint.backupRef ?? '');
     if (backup === undefined) {

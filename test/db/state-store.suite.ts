@@ -407,6 +407,7 @@ export function stateStoreSuite(
           configurationId: null,
           desiredGeneration: 1,
           appliedGeneration: 0,
+          walArchivedUntil: null,
           deleted: false,
           deletedAt: null,
         };
@@ -457,10 +458,21 @@ export function stateStoreSuite(
           configurationId: null,
           desiredGeneration: 1,
           appliedGeneration: 0,
+          walArchivedUntil: null,
           deleted: false,
           deletedAt: null,
         });
         await rejectsWithCode(store.instances.update(uid(), { name: 'x' }), 'InstanceNotFound');
+      });
+
+      it('how far the archived log reaches only moves forward', async () => {
+        const i = instance();
+        await store.instances.create(i);
+        await store.instances.recordWalArchived(i.id, at.oneMs);
+        assert.deepEqual((await store.instances.get(i.id))?.walArchivedUntil, at.oneMs);
+        await store.instances.recordWalArchived(i.id, at.past2038);
+        await store.instances.recordWalArchived(i.id, at.oneMs);
+        assert.deepEqual((await store.instances.get(i.id))?.walArchivedUntil, at.past2038, 'a late, older report is dropped');
       });
 
       it('generations: desired rises by one per change, applied only rises', async () => {
