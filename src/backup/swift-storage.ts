@@ -329,7 +329,13 @@ export class SwiftStorage implements BackupStorage {
           await reply.discard();
         }),
       ),
-    );
+    ).catch((err: unknown) => {
+      // A storage that failed one delete fails the next the same way: the first failure ends
+      // the cleanup, so a storage gone silent costs one timeout here, not one per segment (a
+      // put that failed midway reports its failure only after this).
+      limit.clearQueue();
+      throw err;
+    });
   }
 
   private async containerExists(container: string): Promise<boolean> {
