@@ -139,6 +139,10 @@ export class LocalDirectoryStorage implements BackupStorage {
     await this.fs(async () => {
       await rm(path, { force: true });
       await rm(recordPath(path), { force: true });
+      // what puts of the name left when their process died between writing and renaming
+      const entries = await readdir(dirname(path)).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? [] : Promise.reject(err)));
+      const unfinished = entries.filter((entry) => isTemporaryOf(entry, basename(path)));
+      await Promise.all(unfinished.map((entry) => rm(join(dirname(path), entry), { force: true })));
     }, path);
     // directories that only held this object go too (a WAL name's `<instance>/wal/`)
     for (let dir = dirname(path); dir !== containerDir && dir.startsWith(containerDir); dir = dirname(dir)) {
@@ -285,4 +289,9 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** Whether `entry` is a temporary file of a put of the object whose file name is `base` (see put). */
+function isTemporaryOf(entry: string, base: string): boolean {
+  return entry.startsWith(`.${base}.`) && /^[0-9a-f]{12}(\.meta)?\.tmp$/.test(entry.slice(base.length + 2));
 }

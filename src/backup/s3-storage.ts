@@ -11,6 +11,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -274,6 +275,23 @@ export class S3Storage implements BackupStorage {
       // the record first: from then on the object is gone for head and list
       await this.client.send(new DeleteObjectCommand({ Bucket: container, Key: recordKey(name) }));
       await this.client.send(new DeleteObjectCommand({ Bucket: container, Key: name }));
+      // the parts of an upload whose writer died before completing it, which S3 keeps (and bills) until aborted
+      for (let keyMarker: string | undefined, uploadIdMarker: string | undefined; ; ) {
+        const page = await this.client.send(
+          new ListMultipartUploadsCommand({ Bucket: container, Prefix: name, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+        );
+        for (const upload of page.Uploads ?? []) {
+          if (upload.Key !== name || upload.UploadId === undefined) continue;
+          await this.client
+            .send(new AbortMultipartUploadCommand({ Bucket: container, Key: name, UploadId: upload.UploadId }))
+            .catch((err: unknown) => {
+              // its put gave up on it meanwhile
+              if ((err as Error).name !== 'NoSuchUpload') throw err;
+            });
+        }
+        if (page.IsTruncated !== true) break;
+        [keyMarker, uploadIdMarker] = [page.NextKeyMarker, page.NextUploadIdMarker];
+      }
     } catch (err) {
       if ((err as Error).name === 'NoSuchBucket' || statusOf(err) === 404) return;
       throw this.failure(err, `delete backup object ${name}`, container);

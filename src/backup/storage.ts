@@ -62,7 +62,11 @@ export interface BackupStorage {
   head(container: string, name: string): Promise<StoredObject | undefined>;
   /** The complete objects whose names start with `prefix`, by name; never a partial upload. */
   list(container: string, prefix?: string): Promise<StoredObject[]>;
-  /** Removes an object (with its segments or parts); a missing one is not an error. */
+  /**
+   * Removes an object (with its segments or parts) and whatever unfinished puts of that name
+   * hold (the segments, parts or temporary file of a writer that died mid-put: a put still
+   * running under the name then fails); a missing one is not an error.
+   */
   delete(container: string, name: string): Promise<void>;
   /**
    * A URL-like reference to the object for users (Trove's locationRef); never carries credentials.

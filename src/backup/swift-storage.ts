@@ -202,6 +202,33 @@ export class SwiftStorage implements BackupStorage {
     // a manifest goes with its segments; Swift refuses that form of DELETE for a plain object
     const manifest = await this.remove(container, name, true);
     if (manifest === 'not a manifest') await this.remove(container, name, false);
+    // segments no manifest joins: an upload whose writer died before it put the manifest
+    const unfinished = await this.segmentNamesOf(container, name);
+    await this.deleteSegments(unfinished.map((segment) => [segmentsOf(container), segment] as const));
+  }
+
+  /** The names of every segment any upload of `name` stored (see put), whether a manifest joins them or not. */
+  private async segmentNamesOf(container: string, name: string): Promise<string[]> {
+    const segments = segmentsOf(container);
+    const found: string[] = [];
+    for (let marker = ''; ; ) {
+      const reply = await this.connection.request({
+        method: 'GET',
+        path: [segments],
+        query: { format: 'json', prefix: `${name}/`, marker, limit: String(listPageSize) },
+        what: `list container ${segments}`,
+      });
+      if (reply.response.status === 404 || reply.response.status === 204) {
+        await reply.discard();
+        return found;
+      }
+      this.expect(reply, [200], `list container ${segments}`);
+      const page = JSON.parse(await reply.text()) as { name: string }[];
+      // `<name>/<upload id>/<index>` only: `<name>/more` is another object's, with segments of its own
+      found.push(...page.map((entry) => entry.name).filter((entry) => /^\d+-[0-9a-f]{8}\/\d{8}$/.test(entry.slice(name.length + 1))));
+      if (page.length < listPageSize) return found;
+      marker = page[page.length - 1]!.name;
+    }
   }
 
   private async remove(container: string, name: string, asManifest: boolean): Promise<'done' | 'not a manifest'> {
@@ -302,7 +329,13 @@ export class SwiftStorage implements BackupStorage {
           await reply.discard();
         }),
       ),
-    );
+    ).catch((err: unknown) => {
+      // A storage that failed one delete fails the next the same way: the first failure ends
+      // the cleanup, so a storage gone silent costs one timeout here, not one per segment (a
+      // put that failed midway reports its failure only after this).
+      limit.clearQueue();
+      throw err;
+    });
   }
 
   private async containerExists(container: string): Promise<boolean> {

@@ -65,13 +65,22 @@ export async function runBackup(job: BackupJob): Promise<void> {
     job.progress('backing up', 0);
     const key = unwrapKey(host.masterKey, input.target.wrappedKey, input.projectId);
     const run = await job.admin.start({ ...(input.parentFacts === undefined ? {} : { parent: input.parentFacts }), signal: job.signal });
+    const body = encodeBackup(run.stream, { compression: 'zstd', key, keyId: backupKeyId(key), signal: job.signal });
+    // Which side failed first decides the reason given. A tool that fails while the upload still
+    // reads its output failed on its own; one that fails after the upload gave up on it (a
+    // storage gone silent, say: the upload destroys what it reads) was only stopped by that,
+    // and its "killed" says nothing.
+    let toolFailedFirst: { err: unknown } | undefined;
     // a tool that fails must not leave its `finished` unobserved while the upload is torn down
     const finished = run.finished.then(
       (facts) => ({ facts }),
-      (err: unknown) => ({ err }),
+      (err: unknown) => {
+        if (!body.destroyed) toolFailedFirst = { err };
+        return { err };
+      },
     );
     const stored = await host.storage
-      .put(container, objectName, encodeBackup(run.stream, { compression: 'zstd', key, keyId: backupKeyId(key), signal: job.signal }), {
+      .put(container, objectName, body, {
         metadata: { 'backup-id': backupId, kind: input.kind },
         signal: job.signal,
         onProgress: (bytes: number) => {
@@ -83,10 +92,12 @@ export async function runBackup(job: BackupJob): Promise<void> {
         },
       })
       .catch(async (err: unknown) => {
+        // the upload's side first, so that the tool stopped next is known to be stopped by it
+        body.destroy();
         run.stream.destroy();
+        await finished;
         // the tool's own reason, when it failed first, says more than the broken upload
-        const tool = await finished;
-        throw 'err' in tool ? tool.err : err;
+        throw toolFailedFirst === undefined ? err : toolFailedFirst.err;
       });
     const outcome = await finished;
     // nothing reports the backup running once it has ended

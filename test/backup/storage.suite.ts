@@ -178,6 +178,26 @@ export function backupStorageSuite(kind: string, features: StorageFeatures, open
       assert.deepEqual(await harness.rawNames(container), [], 'no segment, part or temporary file is left');
     });
 
+    it('deletes what a put cut short left behind (its writer died), and nothing of other objects', async () => {
+      const container = await freshContainer();
+      const neighbour = await storage.put(container, 'inst/full.1', bodyOf(multiPart()));
+      await storage.put(container, 'inst/fullx', bodyOf(Buffer.from('x')));
+      const before = await harness.rawNames(container);
+      // a put that stored parts and then heard nothing more: what a killed agent's upload leaves
+      const data = multiPart();
+      const body = new PassThrough();
+      body.write(data.subarray(0, Math.floor(harness.partBytes * 1.5)));
+      const putting = storage.put(container, 'inst/full', body);
+      putting.catch(() => undefined);
+      await eventually('the backend to hold part of the upload', () => harness.rawNames(container), (names) => names.length > before.length);
+      await storage.delete(container, 'inst/full');
+      assert.deepEqual(await harness.rawNames(container), before, 'nothing of the unfinished upload is left');
+      body.destroy(new Error('the writer is gone'));
+      await assert.rejects(putting);
+      assert.deepEqual(await harness.rawNames(container), before);
+      assert.deepEqual(await storage.head(container, 'inst/full.1'), neighbour);
+    });
+
     it('replaces an object put again under its name, and deletes the last one whole', async () => {
       const container = await freshContainer();
       await storage.put(container, 'again', bodyOf(multiPart()), { metadata: { generation: '1' } });

@@ -141,7 +141,8 @@ test('a storage that fails mid-upload stops the tool; FAILED, and nothing is sto
   });
   const reports = await backup(admin, 'storage-failed', { host: { storage: failing, masterKey } });
   assert.deepEqual(reports.map((r) => r.state), ['BUILDING', 'FAILED']);
-  assert.match(reports[1]!.message!, /broke off|killed/);
+  // the storage's reason: the tool died only because the guest stopped it
+  assert.match(reports[1]!.message!, /broke off/);
   assert.ok(admin.killed, 'the tool was stopped');
   assert.equal(await storage.head('backups', 'storage-failed'), undefined);
 });

@@ -44,6 +44,12 @@ export interface SwiftServer {
   corruptObject(container: string, object: string, segment?: number): Promise<void>;
   /** makes every token tempauth handed out invalid (they live in memcached only), as their expiry would */
   forgetTokens(): Promise<void>;
+  /**
+   * Freezes the proxy (SIGSTOP): the kernel still accepts connections on its port, but nothing
+   * answers, as a storage that hangs; `resume` lets it go on where it stopped.
+   */
+  pause(): void;
+  resume(): void;
   /** a Swift request as `user`, for looking at the raw backend */
   call(method: string, path: string, headers?: Record<string, string>, body?: Buffer): Promise<Response>;
   stop(): Promise<void>;
@@ -104,6 +110,8 @@ export async function startSwift(): Promise<SwiftServer> {
   const children: ChildProcess[] = [];
 
   const stop = async () => {
+    // a frozen proxy would hold its SIGTERM until it runs again
+    for (const child of children) child.kill('SIGCONT');
     await Promise.all(
       children.map(async (child) => {
         if (child.exitCode !== null || child.signalCode !== null) return;
@@ -278,5 +286,20 @@ export async function startSwift(): Promise<SwiftServer> {
     session = undefined;
   };
 
-  return { address, url, authUrl: `${url}/auth/v1.0`, user, key, region: 'us-east-1', objectFiles, corruptObject, forgetTokens, call, stop };
+  const proxy = children.at(-1)!;
+  return {
+    address,
+    url,
+    authUrl: `${url}/auth/v1.0`,
+    user,
+    key,
+    region: 'us-east-1',
+    objectFiles,
+    corruptObject,
+    forgetTokens,
+    pause: () => void proxy.kill('SIGSTOP'),
+    resume: () => void proxy.kill('SIGCONT'),
+    call,
+    stop,
+  };
 }
