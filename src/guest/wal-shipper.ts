@@ -157,7 +157,7 @@ export function pointInTimeSource(
     return listed;
   };
   return {
-    target: new Date(pointInTime.time),
+    ...(pointInTime.time === undefined ? {} : { target: new Date(pointInTime.time) }),
     list: async (): Promise<ArchivedLogFile[]> => [...(await list())].map(([name, { facts }]) => ({ name, facts })),
     open: async (name: string): Promise<Readable> => {
       const entry = (listed ?? (await list())).get(name);

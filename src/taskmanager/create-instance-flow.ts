@@ -189,13 +189,15 @@ async function restoreOf(store: InstanceFlowDeps['store'], backupId: string, res
   const wrappedKey = await store.projectKeys.get(backup.tenantId);
   if (wrappedKey === undefined) throw new CofferError('Conflict', `Backup ${backupId} cannot be decrypted: its project has no key.`);
   const restore = { projectId: backup.tenantId, chain: restoreLinks(chain, wrappedKey) };
-  if (restoreTime === undefined) return restore;
   const container = backup.facts?.['wal-container'];
   const prefix = backup.facts?.['wal-prefix'];
+  // an incremental that is its instance's log (PostgreSQL's) is replayed from the archive too
+  const logIncremental = backup.backupType === 'incremental' && prefix !== undefined;
+  if (restoreTime === undefined && !logIncremental) return restore;
   if (container === undefined || prefix === undefined) {
     throw new CofferError('Conflict', `Backup ${backupId} cannot be rolled forward to a moment: its instance's log was not archived from it on.`);
   }
-  return { ...restore, pointInTime: { time: restoreTime, container, prefix, wrappedKey } };
+  return { ...restore, pointInTime: { ...(restoreTime === undefined ? {} : { time: restoreTime }), container, prefix, wrappedKey } };
 }
 
 async function sendPrepare(deps: InstanceFlowDeps, instance: InstanceRow, prepare: PrepareInput, context: RequestContext): Promise<void> {

@@ -187,6 +187,31 @@ describe('postgresql point-in-time recovery', () => {
     assert.deepEqual(await restoredTo('at-latest', latest), rows.map((r) => r.id));
   });
 
+  it('an incremental backup is the WAL since its parent: restored with its full backup, it holds the rows committed before it', async () => {
+    await source.rpc.createBackup({
+      target: { backupId: 'b2', container, objectName: 'b2.postgresql.zst.enc', wrappedKey },
+      kind: 'incremental',
+      parentFacts: base.facts,
+      projectId,
+    });
+    await until('the incremental ends', () => source.backupReports.some((r) => r.backupId === 'b2' && (r.state === 'COMPLETED' || r.state === 'FAILED')), 120_000);
+    const done = source.backupReports.find((r) => r.backupId === 'b2' && r.state === 'COMPLETED');
+    assert.ok(done?.facts !== undefined, JSON.stringify(source.backupReports.filter((r) => r.backupId === 'b2')));
+    assert.equal(done.facts['wal-prefix'], prefix);
+    assert.equal(done.facts['wal-start'], base.facts['wal-start']);
+    assert.match(done.facts['restore-point']!, /^coffer-/);
+    const included = rows.map((r) => r.id);
+    // committed after the incremental: not in its restore
+    await insertRow();
+    const stored = await storage.head(container, 'b2.postgresql.zst.enc');
+    assert.ok(stored !== undefined);
+    const incremental: RestoreLinkSpec = { backupId: 'b2', container, objectName: 'b2.postgresql.zst.enc', sha256: stored.sha256, wrappedKey, kind: 'incremental', facts: done.facts };
+    const bus = await guest('from-incremental');
+    await prepared(bus, input('inc-Admin-1', { projectId, chain: [base, incremental], pointInTime: { container, prefix, wrappedKey } }));
+    const found = await tenant(bus.address, 'SELECT id FROM events ORDER BY id');
+    assert.deepEqual(found.map((r) => Number(r.id)), included);
+  });
+
   it('refuses a moment before the backup completed', async () => {
     const bus = await guest('too-early');
     const early = new Date(Date.parse(base.facts['completed-at']!) - 60_000);

@@ -104,9 +104,13 @@ export const prepareInput = z.object({
       chain: z.array(restoreLinkSpec).min(1),
       /**
        * since 1.5: roll the restored data forward through the source's archived log (stored under
-       * `prefix` in `container`, sealed with the chain's project key) to `time` (ISO 8601)
+       * `prefix` in `container`, sealed with the chain's project key) to `time` (ISO 8601), or
+       * without a time to where the chain's last incremental backup ends (an engine whose
+       * incrementals are its log, PostgreSQL's)
        */
-      pointInTime: z.object({ time: z.string().datetime({ offset: true }), container: z.string(), prefix: z.string(), wrappedKey: z.string() }).optional(),
+      pointInTime: z
+        .object({ time: z.string().datetime({ offset: true }).optional(), container: z.string(), prefix: z.string(), wrappedKey: z.string() })
+        .optional(),
     })
     .optional(),
 });

@@ -282,7 +282,8 @@ export interface ArchivedLogFile {
 
 /** Where a point-in-time restore finds the source's archived log, and the moment to stop at. */
 export interface PointInTimeSource {
-  target: Date;
+  /** the moment to stop at; undefined: where the chain's last incremental backup ends */
+  target?: Date;
   /** every archived file of the source, by name */
   list(): Promise<ArchivedLogFile[]>;
   /** a file's bytes (decoded, checksum-checked while read) */

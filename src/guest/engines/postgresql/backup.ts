@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { CofferError } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
 import type { BackupAdmin, BackupFacts, BackupRun, WalArchive } from '../engine.js';
@@ -6,6 +7,7 @@ import { toolBackupRun, type BackupInspector } from '../tool-backup-run.js';
 import { adminRole, withAdminClient, type AdminEndpoint } from './admin.js';
 import { TarWatch } from './tar-watch.js';
 import { PostgresqlWalArchive, type WalArchiveHost } from './wal-archive.js';
+import { startWalIncremental } from './wal-incremental.js';
 import { parseLsn, parseSegmentSize, segmentName, segmentOf } from './wal-files.js';
 
 // The backup module of PostgreSQL: a base backup of the whole cluster by pg_basebackup, as one
@@ -15,9 +17,9 @@ import { parseLsn, parseSegmentSize, segmentName, segmentOf } from './wal-files.
 // there and nowhere else (config.ts). The tar is restored by the lifecycle's prepare
 // (restore.ts).
 //
-// Full backups only: on PostgreSQL 15 an incremental is the WAL written since its parent, which
-// needs WAL archiving that Coffer does not run yet (PostgreSQL 17's block-level
-// `pg_basebackup --incremental` needs WAL summarisation, also not run).
+// Incremental backups are the WAL written since the parent (wal-incremental.ts), where the host
+// archives the instance's WAL; PostgreSQL 17's block-level `pg_basebackup --incremental` needs
+// WAL summarisation, which Coffer does not run (only PostgreSQL 15 is installed here).
 //
 // The facts come from the stream itself as it passes: backup_label (where the backup's WAL
 // starts, on which timeline), the manifest pg_basebackup appends (where it ends) and
@@ -40,12 +42,10 @@ export interface BaseBackupSource {
 }
 
 export const postgresqlBackup: BackupModule<{ baseBackupSource(): BaseBackupSource; walArchiveHost(): WalArchiveHost | undefined }> = {
-  incremental: false,
+  // the WAL since the parent (wal-incremental.ts), where the host archives it
+  incremental: true,
   pointInTime: true,
-  create: (lifecycle) => {
-    const archive = lifecycle.walArchiveHost();
-    return new PostgresqlBackupAdmin(lifecycle.baseBackupSource(), archive === undefined ? undefined : new PostgresqlWalArchive(archive));
-  },
+  create: (lifecycle) => new PostgresqlBackupAdmin(lifecycle.baseBackupSource(), lifecycle.walArchiveHost()),
 };
 
 /** What a base backup's own files say about it; throws EngineError when one of them is missing. */
@@ -100,19 +100,26 @@ class BaseBackupInspector implements BackupInspector {
 }
 
 export class PostgresqlBackupAdmin implements BackupAdmin {
-  readonly incremental = false;
+  readonly incremental: boolean;
+  readonly walArchive: WalArchive | undefined;
 
   constructor(
     private readonly source: BaseBackupSource,
-    readonly walArchive?: WalArchive,
-  ) {}
+    private readonly archiveHost?: WalArchiveHost,
+  ) {
+    this.walArchive = archiveHost === undefined ? undefined : new PostgresqlWalArchive(archiveHost);
+    this.incremental = archiveHost !== undefined;
+  }
 
   async start(request: { parent?: BackupFacts; signal: AbortSignal }): Promise<BackupRun> {
-    if (request.parent !== undefined) {
-      throw new CofferError('OperationNotSupported', 'Operation not supported for datastore postgresql: incremental backups.');
-    }
     if ((await this.source.running()) === undefined) {
       throw new CofferError('EngineError', 'PostgreSQL is not running: start the instance before backing it up.');
+    }
+    if (request.parent !== undefined) {
+      if (this.archiveHost === undefined) {
+        throw new CofferError('OperationNotSupported', "Operation not supported for datastore postgresql: incremental backups need this host to archive the instance's WAL (a backup storage).");
+      }
+      return startWalIncremental({ endpoint: () => this.source.endpoint(), spoolDir: this.archiveHost.spoolDir }, request.parent, `coffer-${randomUUID()}`, request.signal);
     }
     await this.source.allowReplication();
     const endpoint = await this.source.endpoint();

@@ -37,7 +37,7 @@ import { currentEngineSpec, writeEngineSpec, type EngineSpec } from '../engine-s
 import { checkTlsRequirement, installedTlsFiles, saveTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { killDataDirProcesses, runningPostmaster, stopPostmaster, waitUntilReady } from './postmaster.js';
-import { fetchRecoveryFiles, planRecovery, removeRecoveryFiles } from './point-in-time.js';
+import { fetchRecoveryFiles, planRecovery, removeRecoveryFiles, type RecoveryTarget } from './point-in-time.js';
 import { checkRestoreChain, clearSourceState, extractBaseBackup, resetAdminOffline, resetRestoredRoles } from './restore.js';
 import type { WalArchiveHost } from './wal-archive.js';
 import { initdbArguments, syncDirectory, takeWarmCluster } from './warm-cluster.js';
@@ -232,7 +232,10 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
     progress: PrepareProgress,
     pointInTime: PointInTimeSource | undefined,
   ): Promise<Initialised> {
-    const link = checkRestoreChain(links, this.binary().versionName);
+    const { full: link, last } = checkRestoreChain(links, this.binary().versionName);
+    if (last !== undefined && pointInTime === undefined) {
+      throw new CofferError('BadRequest', "An incremental PostgreSQL backup is replayed from its instance's archived WAL, which this restore was not given.");
+    }
     progress('restoring');
     await this.discardRestore();
     await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
@@ -247,7 +250,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
       const recovery =
         pointInTime === undefined
           ? []
-          : await fetchRecoveryFiles(this.runner, dataDir, pointInTime, planRecovery(await pointInTime.list(), link.facts, pointInTime.target));
+          : await fetchRecoveryFiles(this.runner, dataDir, pointInTime, planRecovery(await pointInTime.list(), link.facts, recoveryTarget(pointInTime, last)));
       // single-user mode reads the new instance's configuration, not the backup's
       await writeEngineFile(this.runner, this.paths.configFile, conf);
       await this.ensureWalSpool();
@@ -529,6 +532,13 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
   processId(): Promise<number | undefined> {
     return runningPostmaster(this.paths.dataDir);
   }
+}
+
+/** A moment asked for, else the mark the chain's last incremental left in the log. */
+function recoveryTarget(pointInTime: PointInTimeSource, last: RestoreLink | undefined): RecoveryTarget {
+  if (pointInTime.target !== undefined) return { time: pointInTime.target };
+  if (last === undefined) throw new CofferError('BadRequest', 'A point-in-time restore needs a moment to restore to.');
+  return { restorePoint: last.facts['restore-point']!, lastSegment: last.facts['wal-end']! };
 }
 
 export const postgresqlLifecycle: LifecycleModule<PostgresqlLifecycle> = {

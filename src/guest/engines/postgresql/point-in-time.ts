@@ -26,9 +26,14 @@ export interface RecoveryPlan {
   files: string[];
   /** undefined: replay everything fetched (no change archived after the target) */
   targetTime?: Date;
+  /** an incremental backup's restore point (wal-incremental.ts): replay up to it */
+  targetName?: string;
 }
 
-export function planRecovery(files: readonly ArchivedLogFile[], base: BackupFacts, target: Date): RecoveryPlan {
+/** Where a restore stops: a moment, or the mark an incremental backup left in the log (with the segment holding it). */
+export type RecoveryTarget = { time: Date } | { restorePoint: string; lastSegment: string };
+
+export function planRecovery(files: readonly ArchivedLogFile[], base: BackupFacts, target: RecoveryTarget): RecoveryPlan {
   const segmentBytes = Number(base['wal-segment-bytes'] ?? 16 * 1024 * 1024);
   const timeline = Number(base.timeline);
   const start = base['start-lsn'];
@@ -36,8 +41,8 @@ export function planRecovery(files: readonly ArchivedLogFile[], base: BackupFact
   if (!Number.isInteger(timeline) || start === undefined) {
     throw new CofferError('BadRequest', 'The backup does not record where its WAL begins: it cannot be rolled forward to a point in time.');
   }
-  if (completedAt !== undefined && target.getTime() < Date.parse(completedAt)) {
-    throw new CofferError('BadRequest', `The backup completed at ${completedAt}: it can be rolled forward to a later moment only, not to ${target.toISOString()}.`);
+  if ('time' in target && completedAt !== undefined && target.time.getTime() < Date.parse(completedAt)) {
+    throw new CofferError('BadRequest', `The backup completed at ${completedAt}: it can be rolled forward to a later moment only, not to ${target.time.toISOString()}.`);
   }
   const segments = new Map<bigint, ArchivedLogFile>();
   for (const file of files) {
@@ -45,18 +50,24 @@ export function planRecovery(files: readonly ArchivedLogFile[], base: BackupFact
     const parsed = parseSegmentName(file.name, segmentBytes);
     if (parsed.timeline === timeline) segments.set(parsed.number, file);
   }
-  const targetMicros = microsOf(target);
+  const histories = files.filter((f) => isHistoryName(f.name)).map((f) => f.name);
+  const targetMicros = 'time' in target ? microsOf(target.time) : undefined;
   const chosen: string[] = [];
   let number = segmentOf(parseLsn(start), segmentBytes);
   for (;;) {
     const file = segments.get(number);
     if (file === undefined) break;
     chosen.push(file.name);
-    const last = file.facts['last-commit'];
-    if (last !== undefined && microsOf(last) > targetMicros) {
-      return { files: [...files.filter((f) => isHistoryName(f.name)).map((f) => f.name), ...chosen], targetTime: target };
+    if ('restorePoint' in target) {
+      if (file.name === target.lastSegment) return { files: [...histories, ...chosen], targetName: target.restorePoint };
+    } else {
+      const last = file.facts['last-commit'];
+      if (last !== undefined && microsOf(last) > targetMicros!) return { files: [...histories, ...chosen], targetTime: target.time };
     }
     number += 1n;
+  }
+  if ('restorePoint' in target) {
+    throw new CofferError('BadRequest', `The archived WAL the incremental backup consists of is missing (from ${chosen.at(-1) ?? 'its first segment'} on): restore its full backup instead.`);
   }
   const gapAfter = [...segments.keys()].find((n) => n > number);
   if (gapAfter !== undefined) {
@@ -65,7 +76,7 @@ export function planRecovery(files: readonly ArchivedLogFile[], base: BackupFact
   if (chosen.length === 0) {
     throw new CofferError('BadRequest', "The archived WAL that follows the backup is missing: the source's log was not archived from this backup on.");
   }
-  return { files: [...files.filter((f) => isHistoryName(f.name)).map((f) => f.name), ...chosen] };
+  return { files: [...histories, ...chosen] };
 }
 
 /**
@@ -89,6 +100,7 @@ export async function fetchRecoveryFiles(runner: ProcessRunner, dataDir: string,
     'recovery_target_timeline=current',
     'recovery_target_action=promote',
     ...(plan.targetTime === undefined ? [] : [`recovery_target_time=${plan.targetTime.toISOString().replace('T', ' ').replace('Z', '+00')}`, 'recovery_target_inclusive=on']),
+    ...(plan.targetName === undefined ? [] : [`recovery_target_name=${plan.targetName}`]),
   ];
 }
 

@@ -38,11 +38,14 @@ const extractTimeoutMs = 12 * 60 * 60 * 1000;
 /** single-user mode replays the WAL written during the backup: on a busy source, a lot */
 const replayTimeoutMs = 60 * 60 * 1000;
 
-/** The one link of a chain a PostgreSQL instance of major version `versionName` can restore. */
-export function checkRestoreChain(links: readonly RestoreLink[], versionName: string): RestoreLink {
-  const [link] = links;
-  if (link === undefined || links.length !== 1 || link.kind !== 'full') {
-    throw new CofferError('BadRequest', 'PostgreSQL restores one full backup (incremental backups are not taken yet).');
+/**
+ * The full backup of a chain a PostgreSQL instance of major version `versionName` can restore,
+ * and the chain's last incremental (the WAL since the full one, wal-incremental.ts) when it has any.
+ */
+export function checkRestoreChain(links: readonly RestoreLink[], versionName: string): { full: RestoreLink; last?: RestoreLink } {
+  const [link, ...incrementals] = links;
+  if (link === undefined || link.kind !== 'full' || incrementals.some((l) => l.kind !== 'incremental')) {
+    throw new CofferError('BadRequest', 'A PostgreSQL restore chain is one full backup and the incremental backups after it.');
   }
   if (link.facts.format !== undefined && link.facts.format !== 'tar') {
     throw new CofferError('BadRequest', `The backup is not a PostgreSQL base backup (format ${link.facts.format}).`);
@@ -55,7 +58,11 @@ export function checkRestoreChain(links: readonly RestoreLink[], versionName: st
         'Restore it into an instance of the version it was taken from.',
     );
   }
-  return link;
+  const last = incrementals.at(-1);
+  if (last !== undefined && (last.facts['restore-point'] === undefined || last.facts['wal-end'] === undefined || last.facts['wal-prefix'] !== link.facts['wal-prefix'])) {
+    throw new CofferError('BadRequest', 'The incremental backup does not follow its full backup in the archived WAL.');
+  }
+  return last === undefined ? { full: link } : { full: link, last };
 }
 
 /**
