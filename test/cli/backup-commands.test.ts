@@ -444,6 +444,15 @@ describe('coffer backup', () => {
       assert.deepEqual((fake.requestsTo('POST', api('/instances'))[2]?.body as any).instance.restorePoint, { backupRef: backup, restore_time: '2024-05-01T10:45:00Z' });
     });
 
+    it('instance show gives the recoverable window and how to use it', async () => {
+      fake.addInstance('orders', undefined, { recoverable_window: { earliest: '2024-05-01T10:00:00', latest: '2024-05-01T11:00:00' } });
+      const shown = await runCli(dir, ['instance', 'show', 'orders']);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, /│ Restorable to +│ 2024-05-01 10:00:00 UTC … 2024-05-01 11:00:00 UTC \(--from-instance --restore-time\) +│/);
+      const plain = await runCli(dir, ['instance', 'show', fake.addInstance('ledger')]);
+      assert.doesNotMatch(plain.stdout, /Restorable to/);
+    });
+
     it('--restore-time and --from-instance each need the other; without --from-backup or --datastore nothing is sent', async () => {
       fake.addInstance('orders');
       const alone = await runCli(dir, createArgs('copy', '--restore-time', '2024-05-01T10:30:00Z'));
