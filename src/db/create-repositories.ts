@@ -1,6 +1,7 @@
 import { SqlAgentRepository } from './agent-repository.js';
 import { SqlBackupRepository } from './backup-repository.js';
 import { SqlBackupStrategyRepository } from './backup-strategy-repository.js';
+import { SqlBackupVerificationRepository } from './backup-verification-repository.js';
 import { SqlConductorLastSeenRepository } from './conductor-last-seen-repository.js';
 import { SqlConfigurationRepository } from './configuration-repository.js';
 import { SqlDatastoreRepository } from './datastore-repository.js';
@@ -44,5 +45,6 @@ export function createRepositories(ctx: RepositoryContext): Repositories {
     backups: new SqlBackupRepository(ctx),
     backupStrategies: new SqlBackupStrategyRepository(ctx),
     projectKeys: new SqlProjectKeyRepository(ctx),
+    backupVerifications: new SqlBackupVerificationRepository(ctx),
   };
 }

@@ -21,6 +21,7 @@ import type {
   StateStore,
   BackupRepository,
   BackupStrategyRepository,
+  BackupVerificationRepository,
   ProjectKeyRepository,
   TaskRepository,
   TokenRepository,
@@ -50,6 +51,7 @@ export class SqlStateStore implements StateStore {
   readonly backups: BackupRepository;
   readonly backupStrategies: BackupStrategyRepository;
   readonly projectKeys: ProjectKeyRepository;
+  readonly backupVerifications: BackupVerificationRepository;
   #closed: Promise<void> | undefined;
 
   constructor(
@@ -78,6 +80,7 @@ export class SqlStateStore implements StateStore {
     this.backups = repositories.backups;
     this.backupStrategies = repositories.backupStrategies;
     this.projectKeys = repositories.projectKeys;
+    this.backupVerifications = repositories.backupVerifications;
   }
 
   // Inside `fn` use `tx` only: on SQLite the transaction holds the one connection, so a call on

@@ -255,6 +255,7 @@ class GuestAgent implements Guest {
           }),
         getConfiguration: () => this.running(async () => ({ values: await this.configurationAdmin().effective() })),
         createBackup: async (input, meta) => this.startBackup(input, this.requestLogger(meta).child({ backupId: input.target.backupId })),
+        checkData: (_args, meta) => this.checkData(this.requestLogger(meta)),
         rotateCertificate: (_args, meta) =>
           this.exclusive(async () => {
             this.requirePrepared();
@@ -574,6 +575,24 @@ class GuestAgent implements Guest {
       log,
     });
     job.finally(() => (this.backupRunning = false)).catch(() => undefined);
+  }
+
+  /**
+   * The engine's own check of all the data. Like a backup it runs beside the other operations,
+   * not queued behind them: it reads for a long time, and the engine keeps heartbeating meanwhile.
+   */
+  private async checkData(log: Logger) {
+    this.requirePrepared();
+    const admin = this.engine.backup;
+    if (admin === undefined) throw this.unsupported('checking data');
+    this.requireStarted();
+    log.info('checking the data');
+    const began = performance.now();
+    const result = await admin.checkData(this.backupAbort.signal).catch((err: unknown) => {
+      throw isCofferError(err) ? err : new CofferError('EngineError', describe(err), { cause: err });
+    });
+    log.info({ checks: result.checks, checkMs: Math.round(performance.now() - began) }, 'data checked');
+    return result;
   }
 
   private requirePrepared(): void {

@@ -1,5 +1,5 @@
 // The taskmanager role: runs every operation that takes longer than a request (create, delete,
-// restart, resize, access updates, configuration groups, backups)
+// restart, resize, access updates, configuration groups, backups and their verification)
 // as a durable task with a lease, so that any taskmanager can resume what a dead one started.
 import { hostname } from 'node:os';
 import { listenInstanceStatus, taskmanagerContract, taskmanagerTopic, serveRpc } from '../bus/index.js';
@@ -19,6 +19,7 @@ import { resizeFlavorFlow } from './resize-flavor-flow.js';
 import { resizeVolumeFlow } from './resize-volume-flow.js';
 import { restartInstanceFlow } from './restart-instance-flow.js';
 import { updateAccessFlow } from './update-access-flow.js';
+import { verifyBackupFlow } from './verify-backup-flow.js';
 import { InstanceWaiter } from './instance-waiter.js';
 import { TaskRunner } from './task-runner.js';
 
@@ -102,6 +103,7 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
       apply_configuration: applyConfigurationFlow(deps),
       create_backup: createBackupFlow(backupDeps),
       delete_backup: deleteBackupFlow(backupDeps),
+      verify_backup: verifyBackupFlow({ ...backupDeps, buildTimeoutMs: deps.buildTimeoutMs, deleteTimeoutMs: deps.deleteTimeoutMs }),
     },
   });
   // Listening before any task runs, so no flow waits on an event it could not hear.

@@ -33,3 +33,6 @@ export const createBackupStrategySchema = z.object({
     instance_id: nonEmpty.optional(),
   }),
 });
+
+/** POST /backups/{id}/action (Coffer's): `verify` is the one action, with no options yet. */
+export const backupActionSchema = z.strictObject({ verify: z.strictObject({}) });

@@ -98,7 +98,20 @@ export type PrepareInput = z.infer<typeof prepareInput>;
 
 const low = 15_000;
 const high = 180_000;
+/** an engine's own check reads every page of a large instance: hours, not minutes */
+const dataCheck = 6 * 60 * 60_000;
 const none = z.object({});
+
+/**
+ * What the engine's own check of its data found: counts (databases, tables, indexes, keys and
+ * `errors`, each by the engine's own measure) and, when it found errors, the first of its
+ * messages. A check that cannot run at all (the engine down, its tool missing) fails instead.
+ */
+export const dataCheckResult = z.object({
+  checks: z.record(z.string(), z.number().int().nonnegative()),
+  problems: z.array(z.string()),
+});
+export type DataCheckResult = z.infer<typeof dataCheckResult>;
 
 // Topic `guest.<instance id>`: one guest per instance, hosted by its agent. Database, user and
 // root calls are answered only by engines whose capabilities declare them; the API checks the
@@ -106,7 +119,8 @@ const none = z.object({});
 // 1.2: configuration groups (prepare's overrides, applyConfiguration, getConfiguration)
 // 1.3: the desired state's generation (prepare, resize, updateAccess, applyConfiguration)
 // 1.4: backups (createBackup, prepare's restore)
-export const guestContract = defineService('guest', '1.4', {
+// 1.5: checkData (backup verification)
+export const guestContract = defineService('guest', '1.5', {
   /** initialise, configure and start the engine, then create databases and users; heartbeats report progress */
   prepare: cast(prepareInput),
   restart: call(none, none, high),
@@ -165,6 +179,14 @@ export const guestContract = defineService('guest', '1.4', {
    * (updateBackup). The engine keeps serving. OperationNotSupported without capability `backup`.
    */
   createBackup: cast(createBackupInput, { since: '1.4' }),
+
+  /**
+   * Runs the engine's own consistency check over all of the instance's data (PostgreSQL's
+   * amcheck, MariaDB's CHECK TABLE, Redis's RDB check) as the guest's own user, and answers what
+   * it counted. Read-only. OperationNotSupported without capability `backup` (a backup
+   * verification checks the instance its backup was restored into).
+   */
+  checkData: call(none, dataCheckResult, dataCheck),
 });
 
 export function guestTopic(instanceId: string): string {

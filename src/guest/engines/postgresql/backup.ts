@@ -3,7 +3,9 @@ import type { ProcessRunner } from '../../process-runner.js';
 import type { BackupAdmin, BackupFacts, BackupRun } from '../engine.js';
 import type { BackupModule } from '../engine-modules.js';
 import { toolBackupRun, type BackupInspector } from '../tool-backup-run.js';
+import type { DataCheckResult } from '../../../bus/index.js';
 import { adminRole, withAdminClient, type AdminEndpoint } from './admin.js';
+import { checkPostgresqlData } from './data-check.js';
 import { TarWatch } from './tar-watch.js';
 
 // The backup module of PostgreSQL: a base backup of the whole cluster by pg_basebackup, as one
@@ -125,5 +127,9 @@ export class PostgresqlBackupAdmin implements BackupAdmin {
       },
     );
     return toolBackupRun(tool, new BaseBackupInspector({ 'system-identifier': systemIdentifier }), request.signal);
+  }
+
+  checkData(signal: AbortSignal): Promise<DataCheckResult> {
+    return checkPostgresqlData(this.source, signal);
   }
 }
