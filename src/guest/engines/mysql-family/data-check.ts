@@ -29,7 +29,8 @@ export function checkTableProblems(rows: ReadonlyArray<{ table: string; type: st
   const problems: string[] = [];
   for (const [table, row] of last) {
     const sound = row.type.toLowerCase() === 'status' && /^(OK|Table is already up to date)$/i.test(row.text);
-    if (!sound) problems.push(`table ${table}: ${[...(messages.get(table) ?? []), row.text].join('; ')}`);
+    const said = messages.get(table) ?? [];
+    if (!sound) problems.push(`table ${table}: ${(said.includes(row.text) ? said : [...said, row.text]).join('; ')}`);
   }
   return problems;
 }
