@@ -321,6 +321,7 @@ const rows: Row[] = [
   { method: 'POST', path: v1('/backups'), body: (o) => ({ backup: { name: 'matrix', instance: o.instanceId } }), fresh: instance, expect: { ...ownerOrAdmin(202) } },
   { method: 'GET', path: v1('/backups/:backupId'), fresh: backup, expect: ownerOrAdmin(200) },
   { method: 'DELETE', path: v1('/backups/:backupId'), fresh: backup, expect: ownerOrAdmin(202) },
+  { method: 'POST', path: v1('/backups/:backupId/action'), body: () => ({ verify: {} }), fresh: backup, expect: ownerOrAdmin(202) },
   { method: 'GET', path: v1('/instances/:instanceId/backups'), fresh: instance, expect: ownerOrAdmin(200) },
   // a strategy is the caller's own project's
   { method: 'POST', path: v1('/backup_strategies'), body: () => ({ backup_strategy: { swift_container: 'matrix' } }), expect: { ...anyone, admin: 202, owner: 202, other: 202 } },

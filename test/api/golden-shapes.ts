@@ -356,5 +356,15 @@ export const backup = z.object({
   parent_id: uuid.nullable(),
   project_id: keystoneId,
   datastore: z.object({ type: z.string(), version: z.string(), version_id: uuid }),
+  // Coffer's: the latest verification, null when the backup was never verified
+  verification: z
+    .object({
+      status: z.enum(['RUNNING', 'PASSED', 'FAILED']),
+      started: troveTime,
+      finished: troveTime.nullable(),
+      message: z.string().nullable(),
+      checks: z.record(z.string(), int),
+    })
+    .nullable(),
 });
 export const backupStrategy = z.object({ project_id: keystoneId, instance_id: z.string(), backend: z.literal('swift'), swift_container: z.string() });
