@@ -36,7 +36,7 @@ export class SqlBackupVerificationRepository implements BackupVerificationReposi
     return new Map(rows.map((r) => [r.backup_id, toRow(r)]));
   }
 
-  async begin(row: Pick<BackupVerificationRow, 'backupId' | 'tenantId' | 'message' | 'startedAt'>): Promise<boolean> {
+  async begin(row: Pick<BackupVerificationRow, 'backupId' | 'tenantId' | 'message' | 'startedAt'>, options: { replaceRunning?: boolean } = {}): Promise<boolean> {
     const fresh = {
       status: 'RUNNING',
       message: row.message,
@@ -53,12 +53,9 @@ export class SqlBackupVerificationRepository implements BackupVerificationReposi
       await this.ctx.db.insertInto('backup_verifications').values({ backup_id: row.backupId, tenant_id: row.tenantId, ...fresh }).execute();
       return true;
     }
-    const result = await this.ctx.db
-      .updateTable('backup_verifications')
-      .set(fresh)
-      .where('backup_id', '=', row.backupId)
-      .where('status', '<>', 'RUNNING')
-      .executeTakeFirst();
+    let update = this.ctx.db.updateTable('backup_verifications').set(fresh).where('backup_id', '=', row.backupId);
+    if (options.replaceRunning !== true) update = update.where('status', '<>', 'RUNNING');
+    const result = await update.executeTakeFirst();
     return result.numUpdatedRows > 0n;
   }
 

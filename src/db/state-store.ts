@@ -371,9 +371,10 @@ export interface BackupVerificationRepository {
   getMany(backupIds: readonly string[]): Promise<Map<string, BackupVerificationRow>>;
   /**
    * Starts a verification (RUNNING, started now), replacing a finished one; false, and nothing
-   * changed, while one is RUNNING. Run it inside a transaction holding the project's lock.
+   * changed, while one is RUNNING, unless `replaceRunning` (one whose task is gone). Run it inside
+   * a transaction holding the project's lock.
    */
-  begin(row: Pick<BackupVerificationRow, 'backupId' | 'tenantId' | 'message' | 'startedAt'>): Promise<boolean>;
+  begin(row: Pick<BackupVerificationRow, 'backupId' | 'tenantId' | 'message' | 'startedAt'>, options?: { replaceRunning?: boolean }): Promise<boolean>;
   /** changes a RUNNING verification; false when none runs */
   update(backupId: string, patch: BackupVerificationPatch): Promise<boolean>;
   /** ends a RUNNING verification as PASSED or FAILED; false when none runs */

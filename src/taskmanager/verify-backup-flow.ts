@@ -9,7 +9,7 @@ import {
   type RequestContext,
   type VerifyBackupTaskPayload,
 } from '../bus/index.js';
-import { CofferError, newUuid, type Logger } from '../common/index.js';
+import { CofferError, newUuid, sleep, type Logger } from '../common/index.js';
 import { backupChain, type BackupRow } from '../db/index.js';
 import { callGuest, messageOf } from './action-flow-support.js';
 import { storageOf, type BackupFlowDeps } from './backup-flow-deps.js';
@@ -50,6 +50,8 @@ export function verifyBackupFlow(deps: VerifyBackupFlowDeps) {
       log.info({ status: verification?.status }, 'verification no longer running; nothing to do');
       return;
     }
+    // an earlier verification's task ended without removing its scratch instance: its delete goes first
+    if (payload.leftoverScratchInstanceId !== undefined) await deleteScratchInstance(deps, payload.leftoverScratchInstanceId, context);
     const step = (message: string) => deps.store.backupVerifications.update(backupId, { message });
     const scratchId = async () => payload.scratchInstanceId ?? (await deps.store.backupVerifications.get(backupId))?.scratchInstanceId ?? undefined;
     try {
@@ -171,7 +173,18 @@ async function finish(
       end = { ...outcome, status: 'FAILED', message: `${outcome.status === 'FAILED' ? `${outcome.message ?? ''} ` : ''}${why}`.slice(0, 1000) };
     }
   }
-  await deps.store.backupVerifications.finish(backupId, { status: end.status, message: end.message, checks: end.checks, finishedAt: new Date() });
+  // the database being away is waited out (until the lease is lost; the worker that takes the task
+  // over ends it then): a verification is never left RUNNING by a flow that lost its last write
+  for (;;) {
+    try {
+      await deps.store.backupVerifications.finish(backupId, { status: end.status, message: end.message, checks: end.checks, finishedAt: new Date() });
+      break;
+    } catch (err) {
+      if (err instanceof CofferError) throw err;
+      log.warn({ err }, 'could not record the end of the verification; retrying');
+      await sleep(1000, handle.signal);
+    }
+  }
   log.info({ status: end.status }, 'verification ended');
 }
 

@@ -258,6 +258,23 @@ describe('POST /backups/{id}/action {"verify": {}}', () => {
     assert.equal(await h.store.tasks.activeForInstance(backupId), undefined);
   });
 
+  test('a verification left RUNNING by a task that ended without it starts anew; its scratch instance is deleted', async () => {
+    const { instanceId, backupId } = await completedBackup(alice);
+    scratch = { restore: {}, check: sound };
+    // as a task that failed outright would leave it: RUNNING, a scratch instance, no task
+    const source = (await h.store.instances.get(instanceId))!;
+    const leftover = newUuid();
+    await h.store.instances.create({ ...source, id: leftover, name: 'verify-leftover', taskStatus: 'NONE', createdAt: new Date(), updatedAt: new Date(), internal: true });
+    await h.store.instances.update(leftover, { host });
+    assert.equal(await h.store.backupVerifications.begin({ backupId, tenantId: alice.projectId, message: 'waiting', startedAt: new Date() }), true);
+    await h.store.backupVerifications.update(backupId, { scratchInstanceId: leftover });
+    assert.equal((await verify(alice, backupId)).statusCode, 202);
+    const done = await ended(alice, backupId);
+    assert.equal(done.status, 'PASSED');
+    assert.ok(deleted.includes(leftover), 'the leftover scratch instance was removed by its agent');
+    await eventually('the leftover scratch instance deleted', () => h.store.instances.get(leftover), (row) => row === undefined);
+  });
+
   test("FAILED with what the engine's check found; the scratch instance is deleted all the same", async () => {
     const { backupId } = await completedBackup(alice);
     scratch = { restore: {}, check: { checks: { databases: 1, tables: 4, indexes: 1, errors: 2 }, problems: ['heap table "app.public.t", block 0: bad', 'btree index "app.public.i": bad'] } };

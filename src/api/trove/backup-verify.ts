@@ -11,7 +11,9 @@ import { wakeTaskmanager } from './wake-taskmanager.js';
 // instance create from it), whose chain is whole (409), of a datastore with backups (501) whose
 // version runs somewhere (422), on a deployment with backup storage (501); one verification at a
 // time (422). The verification is recorded RUNNING with its verify_backup task, whose subject is
-// the backup, in one transaction under the project's lock, so two racing requests start one.
+// the backup, in one transaction under the project's lock, so two racing requests start one. A
+// verification left RUNNING by a task that ended without recording it is started anew, and the
+// new task deletes the scratch instance the old one left.
 
 export async function verifyBackup(deps: TroveDeps, backup: BackupRow, context: RequestContext): Promise<void> {
   const { store } = deps;
@@ -26,13 +28,22 @@ export async function verifyBackup(deps: TroveDeps, backup: BackupRow, context: 
   if (!version.active) throw versionInactive(version);
   await backupChain(store, backup);
   const now = new Date();
-  const task = pendingTask('verify_backup', backup.id, { requestId: context.requestId } satisfies VerifyBackupTaskPayload, now);
-  await store.transaction(async (tx) => {
+  const taskId = await store.transaction(async (tx) => {
     await tx.quotas.lockTenant(backup.tenantId, now);
     if ((await tx.backups.get(backup.id)) === undefined) throw new CofferError('NotFound', `Backup ${backup.id} cannot be found.`);
-    const started = await tx.backupVerifications.begin({ backupId: backup.id, tenantId: backup.tenantId, message: 'waiting for a taskmanager', startedAt: now });
-    if (!started) throw new CofferError('UnprocessableEntity', `Backup ${backup.id} is already being verified: wait until its verification has PASSED or FAILED.`);
+    const previous = await tx.backupVerifications.get(backup.id);
+    const orphaned = previous?.status === 'RUNNING' && (await tx.tasks.activeForInstance(backup.id))?.kind !== 'verify_backup';
+    const payload: VerifyBackupTaskPayload = {
+      requestId: context.requestId,
+      ...(orphaned && previous.scratchInstanceId !== null ? { leftoverScratchInstanceId: previous.scratchInstanceId } : {}),
+    };
+    const row = { backupId: backup.id, tenantId: backup.tenantId, message: 'waiting for a taskmanager', startedAt: now };
+    if (!(await tx.backupVerifications.begin(row, { replaceRunning: orphaned }))) {
+      throw new CofferError('UnprocessableEntity', `Backup ${backup.id} is already being verified: wait until its verification has PASSED or FAILED.`);
+    }
+    const task = pendingTask('verify_backup', backup.id, payload, now);
     await tx.tasks.create(task);
+    return task.id;
   });
-  await wakeTaskmanager(deps, task.id, context);
+  await wakeTaskmanager(deps, taskId, context);
 }

@@ -97,6 +97,8 @@ export type DeleteBackupTaskPayload = z.input<typeof deleteBackupTaskPayload>;
  */
 export const verifyBackupTaskPayload = z.object({
   requestId: z.string().optional(),
+  /** the scratch instance of an earlier verification whose task ended without it: deleted first */
+  leftoverScratchInstanceId: z.string().optional(),
   scratchInstanceId: z.string().optional(),
   /** the outcome, recorded before the scratch instance is deleted: a resumed task only deletes it */
   outcome: z
