@@ -7,19 +7,23 @@ import {
   type RequestContext,
 } from '../bus/index.js';
 import { CofferError, newUuid } from '../common/index.js';
-import type { BackupRow, FlavorRow, Repositories, TaskKind, TaskRow } from '../db/index.js';
+import type { BackupRow, FlavorRow, InstanceAccess, Repositories, TaskKind, TaskRow } from '../db/index.js';
 import type { ActionFlowDeps } from './action-flow-support.js';
 
 // A backup verification's scratch instance: an instance of the backup's project made by Coffer
 // for itself and marked internal, so the project's lists, shows (404) and quotas leave it out.
 // It is made and removed by the very create_instance and delete_instance tasks a tenant's
 // instance goes through (the create restoring from the backup, as `restorePoint` does), so a
-// restore verified is a restore as users run it. Its prepare names no database and no user: the
-// only login it adds is the guest's own. The data restored keeps what the backup holds (a
-// PostgreSQL or MariaDB backup its tenant's accounts, with root disabled as on every restore);
-// its address is never shown to the project, and it has the network wall every instance has.
+// restore verified is a restore as users run it. Its prepare names no database and no user, and
+// where the engine enforces client ranges (PostgreSQL, MariaDB, MySQL) it admits clients from
+// 0.0.0.0/32 only, an address no connection comes from: the accounts the backup brings (root is
+// disabled on every restore) log in from nowhere, and only the guest's own login over the
+// instance's socket works. Redis backups bring no users. Its address is never shown to the
+// project, and it has the network wall every instance has.
 
 const gib = 1024 ** 3;
+/** the one client range a scratch instance admits: no TCP connection comes from 0.0.0.0 */
+export const noClients: InstanceAccess = { allowedCidrs: ['0.0.0.0/32'] };
 
 function task(kind: TaskKind, instanceId: string, payload: unknown, now: Date): TaskRow {
   return { id: newUuid(), instanceId, kind, step: 'start', state: 'pending', owner: null, leaseExpiresAt: null, payload, attempts: 0, createdAt: now, updatedAt: now };
@@ -43,9 +47,12 @@ export async function createScratchInstance(deps: Pick<ActionFlowDeps, 'store' |
   if (backup.datastoreVersionId === null) throw new CofferError('Conflict', `Backup ${backup.id} has no datastore version to restore it into.`);
   const source = await store.instances.get(backup.instanceId, { includeDeleted: true });
   const flavor = await flavorFor(store, source?.flavorId);
+  const version = await store.datastores.getVersion(backup.datastoreVersionId);
+  // an engine without client ranges refuses any (Redis: its backups hold no users)
+  const access = version?.capabilities.accessRules === true ? noClients : null;
   const now = new Date();
   const id = newUuid();
-  const payload: CreateInstanceTaskPayload = { databases: [], users: [], access: null, requestId: context.requestId, restoreBackupId: backup.id };
+  const payload: CreateInstanceTaskPayload = { databases: [], users: [], access, requestId: context.requestId, restoreBackupId: backup.id };
   const create = task('create_instance', id, payload, now);
   const made = await store.transaction(async (tx) => {
     const verification = await tx.backupVerifications.get(backup.id);
@@ -63,7 +70,7 @@ export async function createScratchInstance(deps: Pick<ActionFlowDeps, 'store' |
       taskStatus: 'BUILDING',
       taskDescription: 'Building the initial instance.',
       taskStartTime: now,
-      access: null,
+      access,
       configurationId: null,
       createdAt: now,
       updatedAt: now,

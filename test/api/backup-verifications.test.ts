@@ -128,7 +128,7 @@ before(async () => {
   await conductorClient().agentHeartbeat({
     host,
     engines: [
-      { datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: true, inactiveReason: null, capabilities: { ...noCapabilities, backup: true }, parameters: [] },
+      { datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: true, inactiveReason: null, capabilities: { ...noCapabilities, backup: true, accessRules: true }, parameters: [] },
       { datastore: 'redis', manager: 'redis', name: '7', version: '7.0.15', active: true, inactiveReason: null, capabilities: noCapabilities, parameters: [] },
     ],
     contracts: { [agentContract.name]: agentContract.version, [guestContract.name]: guestContract.version },
@@ -214,11 +214,12 @@ describe('POST /backups/{id}/action {"verify": {}}', () => {
     assert.equal(shown.message, "running the engine's own check of the data");
     assert.deepEqual(shown.checks, {});
 
-    // the restore is a create's: the backup's chain with the project's key, no database, no user
+    // the restore is a create's: the backup's chain with the project's key, no database, no user,
+    // and no client address the engine admits
     const prepare = restores.get(scratchId)!;
     assert.deepEqual(prepare.restore!.chain.map((link) => link.backupId), [backupId]);
     assert.equal(prepare.restore!.projectId, alice.projectId);
-    assert.deepEqual([prepare.databases, prepare.users, prepare.access], [[], [], null]);
+    assert.deepEqual([prepare.databases, prepare.users, prepare.access], [[], [], { allowedCidrs: ['0.0.0.0/32'] }]);
     // hidden from its project: not listed, 404, not counted
     const listed = json(await call(alice, 'GET', '/instances')).instances.map((i: { id: string }) => i.id);
     assert.ok(listed.includes(instanceId) && !listed.includes(scratchId), JSON.stringify(listed));

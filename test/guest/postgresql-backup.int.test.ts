@@ -141,6 +141,20 @@ describe('postgresql backup and restore', () => {
     await restored.driver.stop();
   });
 
+  it("a verification's scratch instance (clients from 0.0.0.0/32 only) lets no restored account in; the guest's check runs", async () => {
+    const scratch = await instance('scratch');
+    await scratch.driver.prepare(
+      { ...input, databases: [], users: [], adminPassword: 'scratch-Admin-1', access: { allowedCidrs: ['0.0.0.0/32'] } },
+      undefined,
+      full(() => Readable.from([backup])),
+    );
+    await assert.rejects(query(scratch.address, 'tenant', 'tenant-Pass-1', 'SELECT 1'), /no pg_hba\.conf entry/);
+    await assert.rejects(query(scratch.address, 'boss', 'boss-Pass-1', 'SELECT 1', 'postgres'), /no pg_hba\.conf entry/);
+    const checked = await scratch.driver.backup!.checkData(new AbortController().signal);
+    assert.equal(checked.checks.errors, 0, JSON.stringify(checked));
+    await scratch.driver.stop();
+  });
+
   it("the data check (pg_amcheck) reports a restored table whose page was damaged, and a sound one as sound", async () => {
     const restored = await instance('damaged');
     await restored.driver.prepare({ ...input, adminPassword: 'damaged-Admin-1' }, undefined, full(() => Readable.from([backup])));
