@@ -50,6 +50,10 @@ export interface TaskmanagerOptions {
   /** a running backup whose guest has not reported for this long is failed */
   backupStallMs?: number;
   backupTimeoutMs?: number;
+  /** how often a backup verification asks the scratch instance's guest how the engine's check stands */
+  dataCheckPollMs?: number;
+  /** the longest the engine's check of a backup verification may run */
+  dataCheckTimeoutMs?: number;
 }
 
 
@@ -103,7 +107,13 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
       apply_configuration: applyConfigurationFlow(deps),
       create_backup: createBackupFlow(backupDeps),
       delete_backup: deleteBackupFlow(backupDeps),
-      verify_backup: verifyBackupFlow({ ...backupDeps, buildTimeoutMs: deps.buildTimeoutMs, deleteTimeoutMs: deps.deleteTimeoutMs }),
+      verify_backup: verifyBackupFlow({
+        ...backupDeps,
+        buildTimeoutMs: deps.buildTimeoutMs,
+        deleteTimeoutMs: deps.deleteTimeoutMs,
+        dataCheckTimeoutMs: options.dataCheckTimeoutMs ?? 6 * 60 * 60_000,
+        dataCheckPollMs: options.dataCheckPollMs ?? 2_000,
+      }),
     },
   });
   // Listening before any task runs, so no flow waits on an event it could not hear.

@@ -18,10 +18,14 @@ import { runSteps } from './flow-steps.js';
 import { createScratchInstance, deleteScratchInstance } from './scratch-instance.js';
 import type { TaskHandle } from './task-runner.js';
 
-/** What a verification needs beyond the backup flows: how long a scratch instance may take to build and to go. */
+/** What a verification needs beyond the backup flows: how long a scratch instance may take to build, be checked and go. */
 export interface VerifyBackupFlowDeps extends BackupFlowDeps {
   buildTimeoutMs: number;
   deleteTimeoutMs: number;
+  /** the longest the engine's check may run */
+  dataCheckTimeoutMs: number;
+  /** how often the guest is asked how its check stands */
+  dataCheckPollMs: number;
 }
 
 type Outcome = NonNullable<VerifyBackupTaskPayload['outcome']>;
@@ -82,8 +86,7 @@ export function verifyBackupFlow(deps: VerifyBackupFlowDeps) {
             const id = payload.scratchInstanceId!;
             await waitForScratch(deps, handle, id);
             await step("running the engine's own check of the data");
-            const guest = createRpcClient(deps.transport, guestContract, guestTopic(id));
-            const result = await callGuest(deps, handle, 'checkData', log, () => guest.checkData({}, { ...context, instanceId: id }));
+            const result = await checkData(deps, handle, id, { ...context, instanceId: id }, log);
             log.info({ checks: result.checks }, 'data checked');
             payload = { ...payload, outcome: verdict(result) };
           },
@@ -109,6 +112,19 @@ async function checkStoredObjects(deps: VerifyBackupFlowDeps, backup: BackupRow,
   for (const link of await backupChain(deps.store, backup)) {
     const stored = await storage.get(link.container, link.objectName, { expectedSha256: link.sha256!, signal });
     await pipeline(stored, new Writable({ write: (_chunk, _encoding, done) => done() }), { signal });
+  }
+}
+
+/** Starts the guest's check and asks how it stands until it ends (a check of a large instance runs for hours). */
+async function checkData(deps: VerifyBackupFlowDeps, handle: TaskHandle, id: string, context: RequestContext, log: Logger): Promise<DataCheckResult> {
+  const guest = createRpcClient(deps.transport, guestContract, guestTopic(id));
+  const deadline = Date.now() + deps.dataCheckTimeoutMs;
+  for (;;) {
+    const check = await callGuest(deps, handle, 'checkData', log, () => guest.checkData({}, context));
+    if (check.state === 'done') return check.result;
+    if (check.state === 'failed') throw new CofferError('EngineError', `The engine's check could not run: ${check.message}`);
+    if (Date.now() >= deadline) throw new CofferError('GuestTimeout', `The engine's check did not end within ${Math.round(deps.dataCheckTimeoutMs / 60_000)} minutes.`);
+    await sleep(deps.dataCheckPollMs, handle.signal);
   }
 }
 

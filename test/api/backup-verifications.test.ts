@@ -37,8 +37,8 @@ import { json, memberSession, startHarness, type Harness, type Session } from '.
 type Scratch = {
   /** what the scratch instance's prepare does */
   restore: { fails?: string; silent?: true };
-  /** what its checkData answers; `hold` waits for `release` */
-  check: DataCheckResult | 'hold';
+  /** what its checkData ends with; `hold` runs until `release` */
+  check: DataCheckResult | { failed: string } | 'hold';
 };
 
 const host = 'host-verify';
@@ -84,11 +84,15 @@ async function serveGuest(instanceId: string): Promise<Subscription> {
           { requestId: 'r' },
         );
       },
+      // as a guest answers: running until the check ends (here: until released), then its result
       checkData: async () => {
         const answer = scratch.check;
-        if (answer !== 'hold') return answer;
-        await new Promise<void>((resolve) => (release = resolve));
-        return sound;
+        if (answer === 'hold') {
+          release ??= () => (scratch = { ...scratch, check: sound });
+          return { state: 'running' };
+        }
+        if ('failed' in answer) return { state: 'failed', message: String(answer.failed) };
+        return { state: 'done', result: answer };
       },
     }),
   );
@@ -107,6 +111,7 @@ before(async () => {
     sweepIntervalMs: 20,
     statusPollMs: 10,
     actionTimeoutMs: 2_000,
+    dataCheckPollMs: 20,
     // a scratch instance whose guest never answers fails its build quickly
     buildTimeoutMs: 1_500,
     backups: { storage, masterKey },
@@ -233,7 +238,8 @@ describe('POST /backups/{id}/action {"verify": {}}', () => {
     expectFault(await verify(alice, backupId), 422, 'unprocessableEntity', /already being verified/);
     expectFault(await call(alice, 'DELETE', `/backups/${backupId}`), 422, 'unprocessableEntity', /being verified/);
 
-    release!();
+    (await eventually('the guest asked for its check', async () => release, (r) => r !== undefined))!();
+    release = undefined;
     const done = await ended(alice, backupId);
     assert.equal(done.status, 'PASSED');
     assert.match(done.finished, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/);
@@ -313,6 +319,17 @@ describe('POST /backups/{id}/action {"verify": {}}', () => {
     const scratchId = (await h.store.backupVerifications.get(backupId))!.scratchInstanceId!;
     assert.equal(await h.store.instances.get(scratchId), undefined);
     assert.ok(deleted.includes(scratchId));
+  });
+
+  test('a check that cannot run: FAILED saying why; the scratch instance is deleted', async () => {
+    const { backupId } = await completedBackup(alice);
+    scratch = { restore: {}, check: { failed: 'PostgreSQL is not running: its data cannot be checked.' } };
+    assert.equal((await verify(alice, backupId)).statusCode, 202);
+    const done = await ended(alice, backupId);
+    assert.equal(done.status, 'FAILED');
+    assert.equal(done.message, "The engine's check could not run: PostgreSQL is not running: its data cannot be checked.");
+    const scratchId = (await h.store.backupVerifications.get(backupId))!.scratchInstanceId!;
+    assert.equal(await h.store.instances.get(scratchId), undefined);
   });
 
   test('a stored object that no longer matches its checksum: FAILED saying so, before any scratch instance is made', async () => {

@@ -98,8 +98,6 @@ export type PrepareInput = z.infer<typeof prepareInput>;
 
 const low = 15_000;
 const high = 180_000;
-/** an engine's own check reads every page of a large instance: hours, not minutes */
-const dataCheck = 6 * 60 * 60_000;
 const none = z.object({});
 
 /**
@@ -112,6 +110,14 @@ export const dataCheckResult = z.object({
   problems: z.array(z.string()),
 });
 export type DataCheckResult = z.infer<typeof dataCheckResult>;
+
+/** Where the guest's data check stands: it runs for hours on a large instance, so callers poll. */
+export const dataCheckState = z.discriminatedUnion('state', [
+  z.object({ state: z.literal('running') }),
+  z.object({ state: z.literal('done'), result: dataCheckResult }),
+  z.object({ state: z.literal('failed'), message: z.string() }),
+]);
+export type DataCheckState = z.infer<typeof dataCheckState>;
 
 // Topic `guest.<instance id>`: one guest per instance, hosted by its agent. Database, user and
 // root calls are answered only by engines whose capabilities declare them; the API checks the
@@ -181,12 +187,15 @@ export const guestContract = defineService('guest', '1.5', {
   createBackup: cast(createBackupInput, { since: '1.4' }),
 
   /**
-   * Runs the engine's own consistency check over all of the instance's data (PostgreSQL's
-   * amcheck, MariaDB's CHECK TABLE, Redis's RDB check) as the guest's own user, and answers what
-   * it counted. Read-only. OperationNotSupported without capability `backup` (a backup
+   * The engine's own consistency check over all of the instance's data (PostgreSQL's amcheck,
+   * MariaDB's CHECK TABLE, Redis's SCAN and RDB check), as the guest's own user. The first call
+   * starts it and answers `running`; later calls answer `running` until it ends, then what it
+   * counted (`done`) or why it could not run (`failed`), for as long as the guest runs. The
+   * check runs beside the other operations (no delivery is held for hours), and a guest that
+   * restarted starts it again. OperationNotSupported without capability `backup` (a backup
    * verification checks the instance its backup was restored into).
    */
-  checkData: call(none, dataCheckResult, dataCheck),
+  checkData: call(none, dataCheckState, low),
 });
 
 export function guestTopic(instanceId: string): string {
