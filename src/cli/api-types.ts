@@ -35,6 +35,8 @@ export interface InstanceView {
   access?: { is_public?: boolean; allowed_cidrs?: string[] };
   /** Coffer's: the CA to verify the instance with, its certificate's expiry, the TLS port */
   tls?: { required?: boolean; ca_certificate?: string | null; expires?: string | null; port?: number | null };
+  /** Coffer's: the moments a point-in-time restore of the instance can reach (UTC) */
+  recoverable_window?: { earliest: string; latest: string };
   /** The generated root password: only in the create response, and only with root_on_create. */
   password?: string;
 }
@@ -137,4 +139,20 @@ export interface BackupStrategyView {
   instance_id: string;
   backend?: string;
   swift_container: string;
+}
+
+/** Coffer's backup schedule of an instance (GET/PUT /instances/{id}/backup_schedule). */
+export interface BackupScheduleView {
+  id: string;
+  instance_id: string;
+  project_id?: string;
+  name: string | null;
+  pattern: string;
+  incremental: boolean;
+  retain_count: number | null;
+  retain_days: number | null;
+  next_run: string;
+  last_run: string | null;
+  last_backup_id: string | null;
+  last_error: string | null;
 }

@@ -5,6 +5,7 @@ import { createBackup, restoreCommand, type BackupCreateFlags } from './backup-c
 import { deleteBackup } from './backup-delete.js';
 import { backupFields, backupListHead, backupListRow } from './backup-format.js';
 import { findBackup, getBackup, instanceRef, listBackups, type InstanceRef } from './backup-lookup.js';
+import { registerBackupScheduleCommands } from './backup-schedule-commands.js';
 import { registerBackupStrategyCommands } from './backup-strategy-commands.js';
 import { verifyBackup, type BackupVerifyFlags } from './backup-verify.js';
 import { isRunning, isStored } from './backup-wait.js';
@@ -92,6 +93,7 @@ export function registerBackupCommands(program: Command, io: CliIo): void {
     );
 
   registerBackupStrategyCommands(backup, io);
+  registerBackupScheduleCommands(backup, io);
 }
 
 async function listCommand(io: CliIo, flags: { instance?: string; allProjects?: boolean; json?: boolean }): Promise<void> {

@@ -51,6 +51,12 @@ export function instanceFields(instance: InstanceView, flavors: readonly FlavorV
     ['Port', instanceHasAddress(instance) ? instancePort(instance) : undefined],
     ['Allowed clients', instance.access?.allowed_cidrs?.join(', ')],
     ['Configuration', instance.configuration?.name ?? instance.configuration?.id],
+    [
+      'Restorable to',
+      instance.recoverable_window === undefined
+        ? undefined
+        : `${timestampText(instance.recoverable_window.earliest)} … ${timestampText(instance.recoverable_window.latest)} (--from-instance --restore-time)`,
+    ],
     ['Replica of', instance.replica_of?.id],
     ['Replicas', instance.replicas?.map((r) => r.id).join(', ')],
     ['Region', instance.region],

@@ -23,6 +23,8 @@ export const engineCapabilities = z.object({
   backup: z.boolean(),
   /** backups can follow a parent (incremental); absent in what older agents reported */
   incrementalBackup: z.boolean().default(false),
+  /** restores can roll forward to a moment (`restore_time`) through the archived log; absent in what older agents reported */
+  pointInTimeRecovery: z.boolean().default(false),
   replication: z.boolean(),
   configurationGroups: z.boolean(),
 });
@@ -39,6 +41,7 @@ export const noEngineCapabilities: Readonly<EngineCapabilities> = Object.freeze(
   accessRules: false,
   backup: false,
   incrementalBackup: false,
+  pointInTimeRecovery: false,
   replication: false,
   configurationGroups: false,
 });

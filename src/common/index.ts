@@ -6,3 +6,4 @@ export * from './errors.js';
 export * from './ids.js';
 export * from './logger.js';
 export * from './time.js';
+export * from './cron-pattern.js';

@@ -8,6 +8,7 @@ import type { Logger } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
 import { agentHeartbeatHandler } from './agent-heartbeat-handler.js';
 import { backupUpdateHandler } from './backup-update-handler.js';
+import { walArchivedHandler } from './wal-archived-handler.js';
 import { heartbeatHandler } from './heartbeat-handler.js';
 import { instanceStatusPublisher } from './instance-status-publisher.js';
 import { progressHandler } from './progress-handler.js';
@@ -33,6 +34,7 @@ export async function startConductor(options: ConductorOptions): Promise<Conduct
       agentHeartbeat: agentHeartbeatHandler(store, logger),
       reportProgress: progressHandler(store, logger),
       updateBackup: backupUpdateHandler(store, transport, logger),
+      walArchived: walArchivedHandler(store, logger),
     },
     logger,
   );

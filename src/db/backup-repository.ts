@@ -36,6 +36,7 @@ function toRow(r: Selectable<BackupsTable>): BackupRow {
     createdAt: toDate(r.created_at),
     updatedAt: toDate(r.updated_at),
     deleted: toBool(r.deleted),
+    scheduleId: r.schedule_id,
   };
 }
 
@@ -80,6 +81,7 @@ export class SqlBackupRepository implements BackupRepository {
             updated_at: row.updatedAt,
             deleted: false,
             deleted_at: null,
+            schedule_id: row.scheduleId ?? null,
           })
           .execute(),
       { unique: (cause) => new CofferError('Conflict', `Backup ${row.id} already exists.`, { cause }) },
@@ -191,5 +193,12 @@ export class SqlBackupRepository implements BackupRepository {
       .where('deleted', '=', false)
       .executeTakeFirstOrThrow();
     return Number(r.n);
+  }
+
+  async listScheduled(filter: { scheduleId?: string } = {}): Promise<BackupRow[]> {
+    let query = this.ctx.db.selectFrom('backups').selectAll().where('deleted', '=', false);
+    query = filter.scheduleId === undefined ? query.where('schedule_id', 'is not', null) : query.where('schedule_id', '=', filter.scheduleId);
+    const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').execute();
+    return rows.map(toRow);
   }
 }

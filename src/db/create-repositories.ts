@@ -1,5 +1,6 @@
 import { SqlAgentRepository } from './agent-repository.js';
 import { SqlBackupRepository } from './backup-repository.js';
+import { SqlBackupScheduleRepository } from './backup-schedule-repository.js';
 import { SqlBackupStrategyRepository } from './backup-strategy-repository.js';
 import { SqlBackupVerificationRepository } from './backup-verification-repository.js';
 import { SqlConductorLastSeenRepository } from './conductor-last-seen-repository.js';
@@ -44,6 +45,7 @@ export function createRepositories(ctx: RepositoryContext): Repositories {
     loginFailures: new SqlLoginFailureRepository(ctx),
     backups: new SqlBackupRepository(ctx),
     backupStrategies: new SqlBackupStrategyRepository(ctx),
+    backupSchedules: new SqlBackupScheduleRepository(ctx),
     projectKeys: new SqlProjectKeyRepository(ctx),
     backupVerifications: new SqlBackupVerificationRepository(ctx),
   };

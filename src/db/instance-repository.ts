@@ -36,6 +36,7 @@ export function instanceFromRow(r: Selectable<InstancesTable>): InstanceRow {
     // PostgreSQL and MariaDB drivers may hand integers back as text
     desiredGeneration: Number(r.desired_generation),
     appliedGeneration: Number(r.applied_generation),
+    walArchivedUntil: toNullableDate(r.wal_archived_until),
     createdAt: toDate(r.created_at),
     updatedAt: toDate(r.updated_at),
     deleted: toBool(r.deleted),
@@ -167,6 +168,15 @@ export class SqlInstanceRepository implements InstanceRepository {
       .set({ applied_generation: generation, updated_at: new Date() })
       .where('id', '=', id)
       .where('applied_generation', '<', generation)
+      .execute();
+  }
+
+  async recordWalArchived(id: string, through: Date): Promise<void> {
+    await this.ctx.db
+      .updateTable('instances')
+      .set({ wal_archived_until: through })
+      .where('id', '=', id)
+      .where((eb) => eb.or([eb('wal_archived_until', 'is', null), eb('wal_archived_until', '<', through)]))
       .execute();
   }
 

@@ -108,6 +108,8 @@ export interface InstancesTable {
   desired_generation: number;
   /** the highest generation the guest reported applied; never lowered */
   applied_generation: number;
+  /** every change committed up to this time is in the archived log; null: none archived */
+  wal_archived_until: NullableTimestamp;
   created_at: Timestamp;
   updated_at: Timestamp;
   deleted: Bool;
@@ -221,6 +223,25 @@ export interface BackupsTable {
   updated_at: Timestamp;
   deleted: Bool;
   deleted_at: NullableTimestamp;
+  /** the schedule that made the backup; null for one a request made */
+  schedule_id: string | null;
+}
+
+export interface BackupSchedulesTable {
+  id: string;
+  tenant_id: string;
+  instance_id: string;
+  name: string | null;
+  pattern: string;
+  incremental: Bool;
+  retain_count: number | null;
+  retain_days: number | null;
+  next_run_at: Timestamp;
+  last_run_at: NullableTimestamp;
+  last_backup_id: string | null;
+  last_error: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
 }
 
 export interface BackupStrategiesTable {
@@ -278,6 +299,7 @@ export interface Database {
   configurations: ConfigurationsTable;
   backups: BackupsTable;
   backup_strategies: BackupStrategiesTable;
+  backup_schedules: BackupSchedulesTable;
   project_keys: ProjectKeysTable;
   backup_verifications: BackupVerificationsTable;
 }

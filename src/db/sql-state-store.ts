@@ -21,6 +21,7 @@ import type {
   StateStore,
   BackupRepository,
   BackupStrategyRepository,
+  BackupScheduleRepository,
   BackupVerificationRepository,
   ProjectKeyRepository,
   TaskRepository,
@@ -50,6 +51,7 @@ export class SqlStateStore implements StateStore {
   readonly rootHistory: RootHistoryRepository;
   readonly backups: BackupRepository;
   readonly backupStrategies: BackupStrategyRepository;
+  readonly backupSchedules: BackupScheduleRepository;
   readonly projectKeys: ProjectKeyRepository;
   readonly backupVerifications: BackupVerificationRepository;
   #closed: Promise<void> | undefined;
@@ -79,6 +81,7 @@ export class SqlStateStore implements StateStore {
     this.rootHistory = repositories.rootHistory;
     this.backups = repositories.backups;
     this.backupStrategies = repositories.backupStrategies;
+    this.backupSchedules = repositories.backupSchedules;
     this.projectKeys = repositories.projectKeys;
     this.backupVerifications = repositories.backupVerifications;
   }

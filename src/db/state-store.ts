@@ -156,6 +156,8 @@ export interface InstanceRow {
   desiredGeneration: number;
   /** the highest desired generation the guest reported applied; equal to desiredGeneration when every change is live */
   appliedGeneration: number;
+  /** every change committed up to this time is in the instance's archived log (point in time); null: none archived */
+  walArchivedUntil: Date | null;
   createdAt: Date;
   updatedAt: Date;
   deleted: boolean;
@@ -169,7 +171,7 @@ export interface InstanceRow {
 
 export type NewInstance = Omit<
   InstanceRow,
-  'deleted' | 'deletedAt' | 'host' | 'address' | 'port' | 'tls' | 'configurationId' | 'desiredGeneration' | 'appliedGeneration'
+  'deleted' | 'deletedAt' | 'host' | 'address' | 'port' | 'tls' | 'configurationId' | 'desiredGeneration' | 'appliedGeneration' | 'walArchivedUntil'
 > &
   Partial<Pick<InstanceRow, 'configurationId'>>;
 
@@ -338,12 +340,44 @@ export interface BackupRow {
   createdAt: Date;
   updatedAt: Date;
   deleted: boolean;
+  /** the backup schedule that made it; null for a backup a request asked for (retention never touches those) */
+  scheduleId: string | null;
 }
 
-export type NewBackup = Omit<BackupRow, 'deleted' | 'sizeBytes' | 'dataBytes' | 'sha256' | 'facts' | 'failReason'>;
+export type NewBackup = Omit<BackupRow, 'deleted' | 'sizeBytes' | 'dataBytes' | 'sha256' | 'facts' | 'failReason' | 'scheduleId'> & {
+  scheduleId?: string | null;
+};
 export type BackupPatch = Partial<
   Pick<BackupRow, 'state' | 'sizeBytes' | 'dataBytes' | 'sha256' | 'facts' | 'failReason'>
 >;
+
+/** Coffer's backup schedule of one instance: when its backups are taken and how long they are kept. */
+export interface BackupScheduleRow {
+  /** stays the same when the schedule is changed, so that its earlier backups stay its own */
+  id: string;
+  tenantId: string;
+  instanceId: string;
+  /** what the names of its backups start with; null: `scheduled` */
+  name: string | null;
+  /** five-field cron pattern, in UTC */
+  pattern: string;
+  incremental: boolean;
+  /** at most this many of its completed backups are kept; null: no limit by count */
+  retainCount: number | null;
+  /** none of its completed backups older than this many days is kept; null: no limit by age */
+  retainDays: number | null;
+  nextRunAt: Date;
+  lastRunAt: Date | null;
+  /** the backup the last run started, if it started one */
+  lastBackupId: string | null;
+  /** why the last run started no backup; null when it started one */
+  lastError: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** What PUT sets: the rest is the schedule's history, kept across changes. */
+export type BackupScheduleSettings = Pick<BackupScheduleRow, 'tenantId' | 'instanceId' | 'name' | 'pattern' | 'incremental' | 'retainCount' | 'retainDays' | 'nextRunAt'>;
 
 /** Coffer's backup verification: RUNNING until it PASSED or FAILED. */
 export type VerificationStatus = 'RUNNING' | 'PASSED' | 'FAILED';
@@ -509,6 +543,8 @@ export interface InstanceRepository {
   bumpDesiredGeneration(id: string): Promise<void>;
   /** sets appliedGeneration to `generation` unless it is already that high: a late, older answer never lowers it */
   recordAppliedGeneration(id: string, generation: number): Promise<void>;
+  /** sets walArchivedUntil to `through` unless it is already later: a late report never moves it back */
+  recordWalArchived(id: string, through: Date): Promise<void>;
   /** soft delete: deleted = true, deletedAt = now */
   markDeleted(id: string, now: Date): Promise<void>;
   /** the project's live instances, internal ones left out */
@@ -561,6 +597,36 @@ export interface BackupRepository {
   instancesWithRunning(instanceIds: readonly string[]): Promise<Set<string>>;
   /** live backups of the project (quota `backups`) */
   countLive(tenantId: string): Promise<number>;
+  /** the live backups schedules made (of one schedule when scheduleId is given), newest first */
+  listScheduled(filter?: { scheduleId?: string }): Promise<BackupRow[]>;
+}
+
+export interface BackupScheduleRepository {
+  /**
+   * Creates the instance's schedule, or changes its settings (keeping its id, creation time and
+   * last run); answers the stored row.
+   */
+  set(settings: BackupScheduleSettings, now: Date): Promise<BackupScheduleRow>;
+  /** the instance's schedule; undefined for another project's when tenantId is given */
+  get(instanceId: string, scope?: { tenantId?: string }): Promise<BackupScheduleRow | undefined>;
+  /** every schedule, by instance id */
+  list(): Promise<BackupScheduleRow[]>;
+  /** removes the instance's schedule; false when it had none */
+  delete(instanceId: string): Promise<boolean>;
+  /** schedules whose next run is at or before `now`, the longest due first */
+  listDue(now: Date, limit: number): Promise<BackupScheduleRow[]>;
+  /**
+   * Takes the run due at `due`: moves the next run to `next` and records `now` as the last run,
+   * only while the next run is still `due`, in one conditional UPDATE. True for exactly one of
+   * several claimers of one run.
+   */
+  claimRun(id: string, due: Date, next: Date, now: Date): Promise<boolean>;
+  /**
+   * What the run claimed at `runAt` did: the backup it started (clearing the last error), or why
+   * it started none (keeping the last backup started). Nothing changes once a later run was
+   * claimed: a slow run never overwrites a newer one's outcome.
+   */
+  recordRun(id: string, runAt: Date, outcome: { backupId: string } | { error: string }): Promise<boolean>;
 }
 
 export interface BackupStrategyRepository {
@@ -674,6 +740,7 @@ export interface Repositories {
   loginFailures: LoginFailureRepository;
   backups: BackupRepository;
   backupStrategies: BackupStrategyRepository;
+  backupSchedules: BackupScheduleRepository;
   projectKeys: ProjectKeyRepository;
   backupVerifications: BackupVerificationRepository;
 }

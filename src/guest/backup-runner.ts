@@ -37,6 +37,8 @@ export interface BackupJob {
   log: Logger;
   /** how often a backup is reported while nothing else is (default 30 s) */
   keepAliveMs?: number;
+  /** where the instance's log is archived from this backup on: recorded with it when the engine reports its log archived (`wal-archiving: on`) */
+  archiveFacts?: Record<string, string>;
 }
 
 /**
@@ -93,7 +95,8 @@ export async function runBackup(job: BackupJob): Promise<void> {
       await host.storage.delete(container, objectName).catch((err: unknown) => log.warn({ err }, 'could not remove the object of a failed backup'));
       throw outcome.err;
     }
-    await report({ state: 'COMPLETED', bytes: stored.size, sha256: stored.sha256, facts: outcome.facts });
+    const facts = outcome.facts['wal-archiving'] === 'on' ? { ...outcome.facts, ...job.archiveFacts } : outcome.facts;
+    await report({ state: 'COMPLETED', bytes: stored.size, sha256: stored.sha256, facts });
     job.progress('backup stored', 100);
     log.info({ bytes: stored.size }, 'backup stored');
   } catch (err) {

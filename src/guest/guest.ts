@@ -27,6 +27,7 @@ import type {
   DatabaseAdmin,
   EngineBinary,
   EngineDriver,
+  PointInTimeSource,
   PrepareStep,
   RestoreLink,
   RootAdmin,
@@ -35,6 +36,7 @@ import type {
   WarmSource,
 } from './engines/engine.js';
 import { progressReporter, type ReportProgress } from './progress-reporter.js';
+import { pointInTimeSource, WalShipper } from './wal-shipper.js';
 import { engineRegistry, type EngineName } from './engines/registry.js';
 import { readInstalledCertificate } from './engines/tls-files.js';
 import type { ProcessRunner } from './process-runner.js';
@@ -96,6 +98,8 @@ export interface GuestOptions {
   certificateCheckIntervalMs?: number;
   /** where backups are stored and the key that unwraps projects' keys; absent: backups are refused */
   backups?: GuestBackupHost;
+  /** how often the engine's archived log is shipped to the backup storage; default 10 s */
+  walShipIntervalMs?: number;
 }
 
 export interface Guest {
@@ -113,6 +117,7 @@ export interface Guest {
 /** Trove's `.guestagent.prepare.end`: from then on the guest supervises and heartbeats. */
 const preparedMarker = '.prepare.done';
 const maxMessage = 1000;
+const defaultWalShipIntervalMs = 10_000;
 const usageIntervalMs = 5 * 60_000;
 const certificateCheckIntervalMs = 60 * 60_000;
 
@@ -181,6 +186,8 @@ class GuestAgent implements Guest {
   /** the report the conductor last received */
   private tlsReported: TlsReport | undefined;
   private tlsReportedAt = 0;
+  /** ships the engine's archived log (engines with point-in-time recovery, on hosts with a backup storage) */
+  private readonly walShipper: WalShipper | undefined;
 
   constructor(private readonly options: GuestOptions) {
     this.instanceId = options.instance.instanceId;
@@ -196,7 +203,20 @@ class GuestAgent implements Guest {
       defaultClientCidrs: options.defaultClientCidrs,
       warm: options.warm,
       ...(options.instance.memoryMb === undefined ? {} : { memoryMb: options.instance.memoryMb }),
+      archiveLog: options.backups !== undefined,
     });
+    const archive = this.engine.backup?.walArchive;
+    if (archive !== undefined && options.backups !== undefined) {
+      this.walShipper = new WalShipper({
+        archive,
+        host: options.backups,
+        dir: options.instance.dir,
+        instanceId: this.instanceId,
+        conductor: this.conductor,
+        log: this.logger.child({ component: 'wal-shipper' }),
+        intervalMs: options.walShipIntervalMs ?? defaultWalShipIntervalMs,
+      });
+    }
   }
 
   async start(): Promise<void> {
@@ -271,6 +291,7 @@ class GuestAgent implements Guest {
     // adopt or restart at once rather than one interval later
     if (this.prepared) this.exclusive(() => this.check()).catch((err) => this.logger.error({ err }, 'health check failed'));
     this.schedule();
+    this.walShipper?.start();
   }
 
   /**
@@ -454,6 +475,7 @@ class GuestAgent implements Guest {
         engineInput,
         (step) => this.progress(step, preparePercent[step]),
         restore === undefined ? undefined : this.restoreChain(restore),
+        restore?.pointInTime === undefined ? undefined : this.pointInTime(restore),
       );
       await this.applied(input.generation);
       await writeFile(join(this.options.instance.dir, preparedMarker), new Date().toISOString());
@@ -551,6 +573,12 @@ class GuestAgent implements Guest {
     return restoreChain(this.options.backups, restore, this.backupAbort.signal);
   }
 
+  private pointInTime(restore: NonNullable<PrepareInput['restore']>): PointInTimeSource {
+    if (!engineRegistry[this.options.engine.manager].capabilities.pointInTimeRecovery) throw this.unsupported('point-in-time restores');
+    if (this.options.backups === undefined || restore.pointInTime === undefined) throw backupsNotOnHost();
+    return pointInTimeSource(this.options.backups, restore.projectId, restore.pointInTime, this.backupAbort.signal);
+  }
+
   /**
    * A backup runs beside the other operations, not queued behind them: the engine keeps serving
    * and heartbeating while its tool runs (the API refuses restarts and resizes meanwhile, as the
@@ -566,7 +594,20 @@ class GuestAgent implements Guest {
       throw new CofferError('UnprocessableEntity', `Instance ${this.instanceId} is already taking a backup.`);
     }
     this.backupRunning = true;
+    let archiveFacts: Record<string, string> = {};
+    try {
+      // before the engine's tool starts: the log the backup begins with must be shipped
+      if (input.walArchive !== undefined && this.walShipper !== undefined) {
+        const { container, prefix } = input.walArchive;
+        await this.walShipper.setTarget({ projectId: input.projectId, container, prefix, wrappedKey: input.target.wrappedKey });
+        archiveFacts = { 'wal-container': container, 'wal-prefix': prefix };
+      }
+    } catch (err) {
+      this.backupRunning = false;
+      throw err;
+    }
     const job = runBackup({
+      archiveFacts,
       admin,
       host: this.options.backups,
       input,
@@ -651,6 +692,7 @@ class GuestAgent implements Guest {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
+    await this.walShipper?.stop();
     this.backupAbort.abort(new CofferError('EngineError', 'The guest stopped (its host is shutting down).'));
     await this.subscription?.close();
     await this.tail;

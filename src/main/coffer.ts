@@ -194,7 +194,7 @@ function buildProgram(): Command {
   );
 
   for (const [name, description, run] of [
-    ['taskmanager', 'Run the taskmanager: durable workflows (create, delete, resize, configuration, backups)', runTaskmanager],
+    ['taskmanager', 'Run the taskmanager: durable workflows (create, delete, resize, configuration, backups) and backup schedules', runTaskmanager],
     ['conductor', 'Run the conductor: turns guest and agent reports into state', runConductor],
   ] as const) {
     const worker = program
@@ -205,7 +205,11 @@ function buildProgram(): Command {
       .addOption(busKeyOption())
       .addOption(logOption())
       .addOption(configOption());
-    if (name === 'taskmanager') addBackupOptions(worker, { key: true, container: false });
+    if (name === 'taskmanager') {
+      // backup schedules start their backups here, with the API's container and quota
+      addBackupOptions(worker, { key: true, container: true });
+      worker.option('--max-backups-per-tenant <n>', 'backups per project, counted when a backup schedule runs: give the API\'s value, default 50, -1 unlimited (env COFFER_MAX_BACKUPS_PER_TENANT)');
+    }
     worker.action((flags: Record<string, unknown>) => runUntilSignalled(() => run(loadConfig(workerConfigSchema, flags))));
   }
 

@@ -191,7 +191,16 @@ export const apiConfigSchema = z.object({
 }).superRefine(requireKeystoneCredentials);
 
 /** the taskmanager and the conductor; only the taskmanager reads the backup settings */
-export const workerConfigSchema = z.object({ databaseUrl, busUrl, busKeyFile, ...backupSettings, backupMasterKeyFile, logLevel });
+export const workerConfigSchema = z.object({
+  databaseUrl,
+  busUrl,
+  busKeyFile,
+  ...backupSettings,
+  backupMasterKeyFile,
+  /** what a backup schedule's run counts against, as the API's quota check does */
+  maxBackupsPerTenant: apiLimits.maxBackupsPerTenant,
+  logLevel,
+});
 
 export const agentConfigSchema = z.object({
   busUrl,

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { buildApiServer, connectKeystone, seedFlavors, type ExternalIdentity } from '../api/index.js';
+import { buildApiServer, connectKeystone, scheduledBackupStarter, seedFlavors, type ExternalIdentity } from '../api/index.js';
 import { startAgent } from '../agent/index.js';
 import { BusKey, connectTransport } from '../bus/index.js';
 import type { Transport } from '../bus/index.js';
@@ -126,7 +126,13 @@ export async function runServe(config: ServeConfig, print: (line: string) => voi
     ca: operatorCa(config),
     backups,
   });
-  const taskmanager = await startTaskmanager({ store, transport, logger: logger.child({ role: 'taskmanager' }), backups });
+  const taskmanager = await startTaskmanager({
+    store,
+    transport,
+    logger: logger.child({ role: 'taskmanager' }),
+    backups,
+    backupSchedules: { startBackup: scheduledBackupStarter({ store, transport, logger, backupStorage: backups.storage, defaultBackupContainer: config.backupContainer, maxBackupsPerTenant: config.maxBackupsPerTenant }) },
+  });
   await bootstrapBuiltInAdmin(store, config, print);
   const { app, publicUrl, keystoneUrl } = await listenApi(store, transport, logger.child({ role: 'api' }), config, backups.storage);
   print(`Coffer is serving the Trove API on ${publicUrl} (identity: ${keystoneUrl ?? `${publicUrl}/identity`}/v3)`);
@@ -180,12 +186,15 @@ export async function runApi(config: ApiConfig, print: (line: string) => void): 
   };
 }
 
+interface WorkerDeps {
+  store: StateStore;
+  transport: Transport;
+  logger: Logger;
+  backups?: RoleBackups;
+}
+
 /** A worker role: state database + bus, nothing listening. */
-async function runWorker(
-  name: 'taskmanager' | 'conductor',
-  config: WorkerConfig,
-  startRole: (deps: { store: StateStore; transport: Transport; logger: Logger; backups?: RoleBackups }) => Promise<{ stop: Stop }>,
-): Promise<Stop> {
+async function runWorker(name: 'taskmanager' | 'conductor', config: WorkerConfig, startRole: (deps: WorkerDeps) => Promise<{ stop: Stop }>): Promise<Stop> {
   const logger = createLogger({ name: `coffer-${name}`, level: config.logLevel });
   const openBus = await prepareBus(config, logger);
   const backups = name === 'taskmanager' ? await roleBackups(config, logger) : undefined;
@@ -201,7 +210,20 @@ async function runWorker(
   };
 }
 
-export const runTaskmanager = (config: WorkerConfig): Promise<Stop> => runWorker('taskmanager', config, startTaskmanager);
+export const runTaskmanager = (config: WorkerConfig): Promise<Stop> =>
+  runWorker('taskmanager', config, (deps) =>
+    startTaskmanager({
+      ...deps,
+      backupSchedules: {
+        startBackup: scheduledBackupStarter({
+          ...deps,
+          backupStorage: deps.backups?.storage,
+          defaultBackupContainer: config.backupContainer,
+          maxBackupsPerTenant: config.maxBackupsPerTenant,
+        }),
+      },
+    }),
+  );
 export const runConductor = (config: WorkerConfig): Promise<Stop> => runWorker('conductor', config, startConductor);
 
 export async function runAgent(config: AgentConfig): Promise<Stop> {

@@ -36,6 +36,8 @@ export function createBackupFlow(deps: BackupFlowDeps) {
               kind: backup.backupType,
               projectId: backup.tenantId,
               ...(backup.parentId === null ? {} : { parentFacts: await parentFacts(deps, backup) }),
+              // from a full backup on, an engine that archives its log ships it beside the backup (point in time)
+              ...(backup.backupType === 'full' ? { walArchive: { container: backup.container, prefix: walArchivePrefix(instanceId) } } : {}),
             };
             await storageOf(deps).ensureContainer(backup.container);
             log.info({ kind: backup.backupType }, 'asking the guest for a backup');
@@ -53,6 +55,9 @@ export function createBackupFlow(deps: BackupFlowDeps) {
     }
   };
 }
+
+/** Where an instance's archived log lives in its backups' container: beside the backup objects, named by the instance. */
+export const walArchivePrefix = (instanceId: string): string => `${instanceId}/wal`;
 
 async function parentFacts(deps: BackupFlowDeps, backup: BackupRow): Promise<Record<string, string>> {
   const parent = await deps.store.backups.get(backup.parentId!);

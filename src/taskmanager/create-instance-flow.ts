@@ -80,7 +80,7 @@ export function createInstanceFlow(deps: InstanceFlowDeps) {
           overrides: await overridesOf(store, instance),
           // what the guest records as applied once prepared; the flow records it when the engine is ready
           generation: instance.desiredGeneration,
-          ...(payload.restoreBackupId === undefined ? {} : { restore: await restoreOf(store, payload.restoreBackupId) }),
+          ...(payload.restoreBackupId === undefined ? {} : { restore: await restoreOf(store, payload.restoreBackupId, payload.restoreTime) }),
         };
         return prepare;
       };
@@ -178,14 +178,24 @@ async function checkResumedHost(deps: InstanceFlowDeps, host: string): Promise<v
   if (agent !== undefined && unservedContracts(agent).length > 0) throw contractMismatch([agent]);
 }
 
-/** What a prepare restores from: the backup's chain, each object with its project's wrapped key. */
-async function restoreOf(store: InstanceFlowDeps['store'], backupId: string): Promise<NonNullable<PrepareInput['restore']>> {
+/**
+ * What a prepare restores from: the backup's chain, each object with its project's wrapped key,
+ * and for a point in time where its instance's archived log is (recorded with the backup).
+ */
+async function restoreOf(store: InstanceFlowDeps['store'], backupId: string, restoreTime: string | undefined): Promise<NonNullable<PrepareInput['restore']>> {
   const backup = await store.backups.get(backupId);
   if (backup === undefined) throw new CofferError('NotFound', `Backup ${backupId} no longer exists.`);
   const chain = await backupChain(store, backup);
   const wrappedKey = await store.projectKeys.get(backup.tenantId);
   if (wrappedKey === undefined) throw new CofferError('Conflict', `Backup ${backupId} cannot be decrypted: its project has no key.`);
-  return { projectId: backup.tenantId, chain: restoreLinks(chain, wrappedKey) };
+  const restore = { projectId: backup.tenantId, chain: restoreLinks(chain, wrappedKey) };
+  if (restoreTime === undefined) return restore;
+  const container = backup.facts?.['wal-container'];
+  const prefix = backup.facts?.['wal-prefix'];
+  if (container === undefined || prefix === undefined) {
+    throw new CofferError('Conflict', `Backup ${backupId} cannot be rolled forward to a moment: its instance's log was not archived from it on.`);
+  }
+  return { ...restore, pointInTime: { time: restoreTime, container, prefix, wrappedKey } };
 }
 
 async function sendPrepare(deps: InstanceFlowDeps, instance: InstanceRow, prepare: PrepareInput, context: RequestContext): Promise<void> {

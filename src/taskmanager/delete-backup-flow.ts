@@ -3,6 +3,7 @@ import type { BackupRow } from '../db/index.js';
 import { messageOf } from './action-flow-support.js';
 import { storageOf, type BackupFlowDeps } from './backup-flow-deps.js';
 import type { TaskHandle } from './task-runner.js';
+import { pruneWalArchive } from './wal-archive-retention.js';
 
 /**
  * delete_backup (reference 2.9): the task's subject is the backup. Its incrementals go first
@@ -34,4 +35,5 @@ async function deleteWithChildren(deps: BackupFlowDeps, backup: BackupRow, log: 
   }
   await deps.store.backups.markDeleted(backup.id, new Date());
   log.info('backup deleted');
+  await pruneWalArchive(deps, backup, log);
 }

@@ -1,6 +1,7 @@
 // The taskmanager role: runs every operation that takes longer than a request (create, delete,
 // restart, resize, access updates, configuration groups, backups and their verification)
 // as a durable task with a lease, so that any taskmanager can resume what a dead one started.
+// It also runs backup schedules and their retention (backup-scheduler.ts).
 import { hostname } from 'node:os';
 import { listenInstanceStatus, taskmanagerContract, taskmanagerTopic, serveRpc } from '../bus/index.js';
 import type { Subscription, Transport } from '../bus/index.js';
@@ -11,6 +12,7 @@ import type { BackupStorage, MasterKey } from '../backup/index.js';
 import { newProjectKey, wrapKey } from '../backup/index.js';
 import { applyConfigurationFlow } from './apply-configuration-flow.js';
 import { backupsNotConfigured, type BackupFlowDeps } from './backup-flow-deps.js';
+import { BackupScheduler, type StartScheduledBackup } from './backup-scheduler.js';
 import { createBackupFlow } from './create-backup-flow.js';
 import { deleteBackupFlow } from './delete-backup-flow.js';
 import { createInstanceFlow } from './create-instance-flow.js';
@@ -50,12 +52,21 @@ export interface TaskmanagerOptions {
   /** a running backup whose guest has not reported for this long is failed */
   backupStallMs?: number;
   backupTimeoutMs?: number;
+  /**
+   * Runs backup schedules: `startBackup` is POST /backups' admission (the API's
+   * scheduledBackupStarter), `intervalMs` how often due schedules and retention are looked at
+   * (default 30 s). Without it this taskmanager runs no schedules.
+   */
+  backupSchedules?: { startBackup: StartScheduledBackup; intervalMs?: number };
   /** how often a backup verification asks the scratch instance's guest how the engine's check stands */
   dataCheckPollMs?: number;
   /** the longest the engine's check of a backup verification may run */
   dataCheckTimeoutMs?: number;
 }
 
+
+export { BackupScheduler, scheduledBackupName, type ScheduledBackupRequest, type StartScheduledBackup } from './backup-scheduler.js';
+export { retentionDeletes } from './backup-retention.js';
 
 export interface Taskmanager {
   stop(): Promise<void>;
@@ -131,8 +142,20 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
     throw err;
   });
   runner.start();
+  const scheduler =
+    options.backupSchedules === undefined
+      ? undefined
+      : new BackupScheduler({
+          store,
+          logger: logger.child({ component: 'backup-scheduler' }),
+          startBackup: options.backupSchedules.startBackup,
+          runTask: (taskId) => runner.trigger(taskId),
+          intervalMs: options.backupSchedules.intervalMs ?? 30_000,
+        });
+  scheduler?.start();
   return {
     async stop() {
+      await scheduler?.stop();
       await subscription.close();
       await runner.stop();
       await events.close();

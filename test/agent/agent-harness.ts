@@ -65,6 +65,7 @@ export function agentHarness(dataDirPrefix: string) {
       },
       reportProgress: async () => undefined,
       updateBackup: async () => undefined,
+      walArchived: async () => undefined,
     });
   });
 

@@ -26,6 +26,7 @@ const conductor = await serveRpc(transport, conductorContract, conductorTopic, {
   agentHeartbeat: async (args) => announced(args.engines),
   reportProgress: async () => undefined,
   updateBackup: async () => undefined,
+  walArchived: async () => undefined,
 });
 const agent = await startAgent({ host: 'plain', dataDir, transport, logger: silentLogger(), addressPool, warmPoolSize: 0 });
 const agentRpc = createRpcClient(transport, agentContract, agentTopic('plain'));

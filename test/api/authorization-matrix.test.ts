@@ -212,6 +212,15 @@ const instance = async () => ({ instanceId: await freshInstance() });
 const parameter = async () => ({ name: 'max_connections' });
 const group = async () => ({ configurationId: await freshGroup() });
 const backup = async () => ({ backupId: await freshBackup() });
+/** A fresh instance with a backup schedule. */
+const scheduled = async () => {
+  const instanceId = await freshInstance();
+  await h.store.backupSchedules.set(
+    { tenantId: owner.projectId, instanceId, name: null, pattern: '0 3 * * *', incremental: false, retainCount: 3, retainDays: null, nextRunAt: new Date('2099-01-01T03:00:00Z') },
+    new Date(),
+  );
+  return { instanceId };
+};
 const v1 = (rest: string) => `/v1.0/:tenantId${rest}`;
 const createBody = () => ({
   instance: { name: 'matrix-db', flavorRef: '2', volume: { size: 1 }, datastore: { type: 'postgresql', version: '15' } },
@@ -323,6 +332,16 @@ const rows: Row[] = [
   { method: 'DELETE', path: v1('/backups/:backupId'), fresh: backup, expect: ownerOrAdmin(202) },
   { method: 'POST', path: v1('/backups/:backupId/action'), body: () => ({ verify: {} }), fresh: backup, expect: ownerOrAdmin(202) },
   { method: 'GET', path: v1('/instances/:instanceId/backups'), fresh: instance, expect: ownerOrAdmin(200) },
+  // an instance's backup schedule (Coffer's extension) is its owner's or an admin's
+  {
+    method: 'PUT',
+    path: v1('/instances/:instanceId/backup_schedule'),
+    body: () => ({ backup_schedule: { pattern: '0 3 * * *', retain_count: 3 } }),
+    fresh: instance,
+    expect: ownerOrAdmin(200),
+  },
+  { method: 'GET', path: v1('/instances/:instanceId/backup_schedule'), fresh: scheduled, expect: ownerOrAdmin(200) },
+  { method: 'DELETE', path: v1('/instances/:instanceId/backup_schedule'), fresh: scheduled, expect: ownerOrAdmin(202) },
   // a strategy is the caller's own project's
   { method: 'POST', path: v1('/backup_strategies'), body: () => ({ backup_strategy: { swift_container: 'matrix' } }), expect: { ...anyone, admin: 202, owner: 202, other: 202 } },
   { method: 'GET', path: v1('/backup_strategies'), expect: anyone },

@@ -40,6 +40,8 @@ interface FakeInstance {
   release?: () => Promise<void>;
   /** a held backup's guest keeps reporting, as a live one does */
   reporting?: NodeJS.Timeout;
+  /** its engine archives its log (PostgreSQL's): its full backups record where */
+  archivesLog?: boolean;
 }
 
 const host = 'host-backup';
@@ -62,10 +64,33 @@ async function complete(instanceId: string, input: CreateBackupInput): Promise<v
   const { backupId, container, objectName } = input.target;
   const stored = await storage.put(container, objectName, Readable.from([randomBytes(4096)]));
   await conductorClient().updateBackup(
-    { instanceId, backupId, state: 'COMPLETED', bytes: stored.size, sha256: stored.sha256, facts: { 'to-lsn': String(instances.get(instanceId)!.backups.length) } },
+    {
+      instanceId,
+      backupId,
+      state: 'COMPLETED',
+      bytes: stored.size,
+      sha256: stored.sha256,
+      facts: {
+        'to-lsn': String(instances.get(instanceId)!.backups.length),
+        // as a guest whose engine archives its log records it (point in time)
+        ...(input.walArchive === undefined || !instances.get(instanceId)!.archivesLog
+          ? {}
+          : {
+              'wal-archiving': 'on',
+              'wal-container': input.walArchive.container,
+              'wal-prefix': input.walArchive.prefix,
+              'completed-at': new Date().toISOString(),
+              // each backup of an instance starts two segments after the one before
+              'wal-start': segment(instances.get(instanceId)!.backups.length * 2 - 1),
+            }),
+      },
+    },
     { requestId: 'r' },
   );
 }
+
+/** a WAL segment's name on timeline 1 */
+const segment = (n: number) => `00000001${'0'.repeat(8)}${n.toString(16).toUpperCase().padStart(8, '0')}`;
 
 async function serveGuest(instanceId: string): Promise<void> {
   const fake: FakeInstance = { behaviour: 'complete', backups: [], prepares: [] };
@@ -140,7 +165,7 @@ before(async () => {
   await conductorClient().agentHeartbeat({
     host,
     engines: [
-      report('postgresql', '15', '15.19', { ...noCapabilities, backup: true }),
+      report('postgresql', '15', '15.19', { ...noCapabilities, backup: true, pointInTimeRecovery: true }),
       report('mariadb', '10.11', '10.11.19', { ...noCapabilities, backup: true, incrementalBackup: true }),
       report('redis', '7', '7.0.15', noCapabilities),
     ],
@@ -185,6 +210,7 @@ async function createInstance(s: Session, datastore = 'postgresql', version = '1
   assert.equal(res.statusCode, 200, res.body);
   const id: string = json(res).instance.id;
   await eventually(`instance ${id} active`, () => h.store.instances.get(id), (row) => row?.taskStatus === 'NONE');
+  instances.get(id)!.archivesLog = datastore === 'postgresql';
   return id;
 }
 
@@ -408,7 +434,7 @@ describe('restoring into a new instance', () => {
     assert.equal(prepare.restore?.chain[0]?.wrappedKey, instances.get(maria)!.backups[0]!.target.wrappedKey, 'one key per project');
   });
 
-  test('Trove’s checks: unknown (404), not completed (409), other datastore (400), too large (403), point in time (501)', async () => {
+  test('Trove’s checks: unknown (404), not completed (409), other datastore (400), too large (403), point in time where the engine has none (501)', async () => {
     const pg = await createInstance(alice);
     const create = (extra: Record<string, unknown>, datastore = 'postgresql', version = '15', size = 5) =>
       call(alice, 'POST', '/instances', { instance: { name: 'r', flavorRef: '2', volume: { size }, datastore: { type: datastore, version }, ...extra } });
@@ -429,10 +455,103 @@ describe('restoring into a new instance', () => {
     expectFault(await create({ restorePoint: { backupRef: good } }, 'mariadb', '10.11'), 400, 'badRequest', /does not match the destination datastore of mariadb/);
     // the fake guest reported 3 GiB of data when the backup began
     expectFault(await create({ restorePoint: { backupRef: good } }, 'postgresql', '15', 2), 403, 'forbidden', /Backup size: 3 GBs. Available size: 2 GBs./);
-    expectFault(await create({ restorePoint: { backupRef: good, restore_time: '2026-12-01T00:00:00Z' } }), 501, 'notImplemented', /Point-in-time restore/);
+    const maria = await createInstance(alice, 'mariadb', '10.11');
+    expectFault(
+      await create({ restorePoint: { instance_id: maria, restore_time: '2026-12-01T00:00:00Z' } }, 'mariadb', '10.11'),
+      501,
+      'notImplemented',
+      'Point-in-time restore (restorePoint.restore_time) is not supported for datastore mariadb yet.',
+    );
     const bobsView = await call(bob, 'POST', '/instances', {
       instance: { name: 'r', flavorRef: '2', volume: { size: 5 }, datastore: { type: 'postgresql', version: '15' }, restorePoint: { backupRef: good } },
     });
     expectFault(bobsView, 404, 'itemNotFound', `Backup ${good} cannot be found.`);
+  });
+});
+
+describe('point in time', () => {
+  const create = (s: Session, restorePoint: Record<string, unknown>) =>
+    call(s, 'POST', '/instances', { instance: { name: 'pitr', flavorRef: '2', volume: { size: 5 }, datastore: { type: 'postgresql', version: '15' }, restorePoint } });
+
+  test('a full backup asks the guest to archive the log beside it; the instance view shows the window the guest reports', async () => {
+    const pg = await createInstance(alice);
+    const full = json(await backup(alice, { instance: pg })).backup.id;
+    await ended(alice, full);
+    assert.deepEqual(instances.get(pg)!.backups[0]!.walArchive, { container: 'database_backups', prefix: `${pg}/wal` });
+    const inc = await createInstance(alice, 'mariadb', '10.11');
+    json(await backup(alice, { instance: inc }));
+    await eventually('the mariadb backup asked', async () => instances.get(inc)!.backups.length, (n) => n === 1);
+
+    assert.equal(json(await call(alice, 'GET', `/instances/${pg}`)).instance.recoverable_window, undefined, 'nothing archived yet');
+    expectFault(await create(alice, { instance_id: pg, restore_time: new Date().toISOString() }), 400, 'badRequest', /has no recoverable window yet \(take a full backup first\)/);
+
+    const completed = new Date((await h.store.backups.get(full))!.facts!['completed-at']!);
+    const through = new Date(completed.getTime() + 60_000);
+    await conductorClient().walArchived({ instanceId: pg, through: through.toISOString() }, { requestId: 'r' });
+    await eventually('the archive recorded', () => h.store.instances.get(pg), (row) => row?.walArchivedUntil?.getTime() === through.getTime());
+    // a late, older report never narrows it
+    await conductorClient().walArchived({ instanceId: pg, through: completed.toISOString() }, { requestId: 'r' });
+    const window = json(await call(alice, 'GET', `/instances/${pg}`)).instance.recoverable_window;
+    assert.deepEqual(window, {
+      earliest: new Date(Math.ceil(completed.getTime() / 1000) * 1000).toISOString().slice(0, 19),
+      latest: through.toISOString().slice(0, 19),
+    });
+  });
+
+  test('restore_time with instance_id or backupRef sends the base backup and where its log is to the new instance; outside the window is 400', async () => {
+    const pg = await createInstance(alice);
+    const full = json(await backup(alice, { instance: pg })).backup.id;
+    await ended(alice, full);
+    const completed = new Date((await h.store.backups.get(full))!.facts!['completed-at']!);
+    const through = new Date(completed.getTime() + 120_000);
+    await conductorClient().walArchived({ instanceId: pg, through: through.toISOString() }, { requestId: 'r' });
+    await eventually('the archive recorded', () => h.store.instances.get(pg), (row) => row?.walArchivedUntil !== null);
+
+    const moment = new Date(completed.getTime() + 30_000).toISOString();
+    for (const restorePoint of [{ instance_id: pg, restore_time: moment }, { backupRef: full, restore_time: moment.replace('Z', '+00:00') }]) {
+      const res = await create(alice, restorePoint);
+      assert.equal(res.statusCode, 200, res.body);
+      const id = json(res).instance.id;
+      await eventually(`instance ${id} active`, () => h.store.instances.get(id), (row) => row?.taskStatus === 'NONE');
+      const prepare = instances.get(id)!.prepares[0]!;
+      assert.deepEqual(prepare.restore?.chain.map((l) => l.backupId), [full]);
+      assert.deepEqual(prepare.restore?.pointInTime, {
+        time: moment,
+        container: 'database_backups',
+        prefix: `${pg}/wal`,
+        wrappedKey: instances.get(pg)!.backups[0]!.target.wrappedKey,
+      });
+    }
+
+    const window = `its recoverable window is ${completed.toISOString()} to ${through.toISOString()}`;
+    const late = new Date(through.getTime() + 1000).toISOString();
+    expectFault(await create(alice, { instance_id: pg, restore_time: late }), 400, 'badRequest', `restore_time ${late} is outside what instance ${pg} can be restored to: ${window}.`);
+    const early = new Date(completed.getTime() - 1000).toISOString();
+    expectFault(await create(alice, { backupRef: full, restore_time: early }), 400, 'badRequest', `restore_time ${early} is outside what instance ${pg} can be restored to: ${window}.`);
+    expectFault(await create(alice, { instance_id: pg, restore_time: 'yesterday' }), 400, 'badRequest', /restore_time "yesterday" is not a time: give an ISO 8601 time/);
+    expectFault(await create(alice, { instance_id: pg }), 400, 'badRequest', 'restorePoint.instance_id restores to a moment: give restore_time too.');
+    expectFault(await create(bob, { instance_id: pg, restore_time: moment }), 404, 'itemNotFound', new RegExp(pg));
+  });
+});
+
+describe('the archived log is kept as long as a backup needs it', () => {
+  test('deleting a base backup removes the log older than the oldest remaining one; the last one takes the whole archive', async () => {
+    const pg = await createInstance(alice);
+    const first = json(await backup(alice, { instance: pg })).backup.id;
+    await ended(alice, first);
+    const second = json(await backup(alice, { instance: pg })).backup.id;
+    await ended(alice, second);
+    const [start1, start2] = [(await h.store.backups.get(first))!.facts!['wal-start']!, (await h.store.backups.get(second))!.facts!['wal-start']!];
+    assert.deepEqual([start1, start2], [segment(1), segment(3)]);
+    for (let n = 1; n <= 5; n += 1) await storage.put('database_backups', `${pg}/wal/${segment(n)}`, Readable.from([randomBytes(64)]));
+    const archived = async () => (await storage.list('database_backups', `${pg}/wal/`)).map((o) => o.name.slice(`${pg}/wal/`.length));
+
+    assert.equal((await call(alice, 'DELETE', `/backups/${first}`)).statusCode, 202);
+    await eventually('the first backup deleted', () => h.store.backups.get(first), (row) => row === undefined);
+    await eventually('the log before the second backup removed', archived, (names) => names.length === 3);
+    assert.deepEqual(await archived(), [segment(3), segment(4), segment(5)]);
+
+    assert.equal((await call(alice, 'DELETE', `/backups/${second}`)).statusCode, 202);
+    await eventually('the whole archive removed', archived, (names) => names.length === 0);
   });
 });

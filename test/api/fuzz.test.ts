@@ -193,7 +193,7 @@ after(async () => {
 
 /** Everything a request could have changed, as one comparable string. */
 async function snapshot(): Promise<string> {
-  const [instances, pg, mysql, users, fuzzUser, projects, fuzzProject, assignments, quotas, pgRoot, mysqlRoot, groups, pgVersion, backups, strategies, verification] = await Promise.all([
+  const [instances, pg, mysql, users, fuzzUser, projects, fuzzProject, assignments, quotas, pgRoot, mysqlRoot, groups, pgVersion, backups, strategies, schedule, verification] = await Promise.all([
     h.store.instances.listAll({}),
     h.store.instances.get(pgId),
     h.store.instances.get(mysqlId),
@@ -209,6 +209,7 @@ async function snapshot(): Promise<string> {
     h.store.datastores.getVersion(pgVersionId),
     h.store.backups.list({ limit: 1000, offset: 0 }),
     h.store.backupStrategies.list({}),
+    h.store.backupSchedules.get(pgId),
     h.store.backupVerifications.get(backupId),
   ]);
   return JSON.stringify({
@@ -227,6 +228,7 @@ async function snapshot(): Promise<string> {
     parameters: pgVersion?.parameters,
     backups: backups.map((b) => [b.id, b.state]),
     strategies,
+    schedule,
     verification,
     casts: h.casts.length,
   });
@@ -480,6 +482,29 @@ const targets = (): Target[] => [
     ),
   },
   { route: 'DELETE /v1.0/:tenantId/backup_strategies', as: 'owner', url: v1('/backup_strategies') },
+  {
+    route: 'PUT /v1.0/:tenantId/instances/:instanceId/backup_schedule',
+    as: 'owner',
+    url: v1(`/instances/${pgId}/backup_schedule`),
+    spec: obj({
+      backup_schedule: obj(
+        {
+          pattern: str('30 2 * * *', { invalid: (v) => typeof v === 'string' && (v.trim() === '' ? 0 : v.trim().split(/\s+/).length) !== 5 }),
+          incremental: leaf(['integer', 'boolean'], false, { optional: true, invalid: (v) => typeof v === 'number' && v !== 0 && v !== 1 }),
+          retain_count: leaf(['integer', 'null'], 7, { optional: true, invalid: (v) => typeof v === 'number' && (v < 1 || v > 1000) }),
+          retain_days: leaf(['integer', 'null'], 30, { optional: true, invalid: (v) => typeof v === 'number' && (v < 1 || v > 3650) }),
+          name: leaf(['string', 'null'], 'nightly', { optional: true, invalid: nameLike(64) }),
+        },
+        { strict: true },
+      ),
+    }),
+  },
+  {
+    route: 'DELETE /v1.0/:tenantId/instances/:instanceId/backup_schedule',
+    as: 'owner',
+    url: v1(`/instances/${pgId}/backup_schedule`),
+    pathValue: (id) => `/v1.0/${owner.projectId}/instances/${id}/backup_schedule`,
+  },
   { route: 'PUT /v1.0/:tenantId/configurations/:configurationId', as: 'owner', url: v1(`/configurations/${groupId}`), spec: updateConfiguration },
   { route: 'PATCH /v1.0/:tenantId/configurations/:configurationId', as: 'owner', url: v1(`/configurations/${groupId}`), spec: obj({ configuration: obj({ values: configurationValues }) }) },
   {

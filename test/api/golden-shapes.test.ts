@@ -410,6 +410,21 @@ describe('Trove: backups and backup strategies', () => {
     golden('GET /backup_strategies', await get(member, trove(member, '/backup_strategies')), 200, list('backup_strategies', shape.backupStrategy));
     empty('DELETE /backup_strategies', await send(member, 'DELETE', trove(member, '/backup_strategies')));
   });
+
+  test('Coffer: PUT /instances/{id}/backup_schedule 200, GET 200 (after a run), DELETE 202', async () => {
+    const instanceId = await activeInstance(member, 'golden-schedule');
+    const path = trove(member, `/instances/${instanceId}/backup_schedule`);
+    const set = golden('PUT backup_schedule', await send(member, 'PUT', path, { backup_schedule: { pattern: '30 2 * * *', retain_count: 7, name: 'nightly' } }), 200, one('backup_schedule', shape.backupSchedule));
+    assert.equal(set.backup_schedule.last_run, null);
+    // as a taskmanager's run records it
+    const row = (await h.store.backupSchedules.get(instanceId))!;
+    const runAt = new Date();
+    assert.ok(await h.store.backupSchedules.claimRun(row.id, row.nextRunAt, new Date(Date.now() + 86_400_000), runAt));
+    await h.store.backupSchedules.recordRun(row.id, runAt, { backupId: newUuid() });
+    const shown = golden('GET backup_schedule', await get(member, path), 200, one('backup_schedule', shape.backupSchedule));
+    assert.ok(shown.backup_schedule.last_run !== null && shown.backup_schedule.last_backup_id !== null);
+    empty('DELETE backup_schedule', await send(member, 'DELETE', path));
+  });
 });
 
 describe('Trove: limits, quotas, management', () => {

@@ -367,4 +367,21 @@ export const backup = z.object({
     })
     .nullable(),
 });
+/** Coffer's extension: an instance's backup schedule. */
+export const backupSchedule = z.object({
+  id: uuid,
+  instance_id: uuid,
+  project_id: keystoneId,
+  name: z.string().nullable(),
+  pattern: z.string(),
+  incremental: z.boolean(),
+  retain_count: int.nullable(),
+  retain_days: int.nullable(),
+  next_run: troveTime,
+  last_run: troveTime.nullable(),
+  last_backup_id: uuid.nullable(),
+  last_error: z.string().nullable(),
+  created: troveTime,
+  updated: troveTime,
+});
 export const backupStrategy = z.object({ project_id: keystoneId, instance_id: z.string(), backend: z.literal('swift'), swift_container: z.string() });

@@ -3,7 +3,8 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { loggedInFake, type FakeCoffer } from './fake-coffer.js';
 import { createArgs, runCli, tempConfigDir } from './run-cli.js';
 
-// coffer backup create|list|show|delete, backup strategy set|list|clear and instance create
+// coffer backup create|list|show|delete, backup strategy set|list|clear, backup schedule
+// set|show|clear and instance create
 // --from-backup against the stand-in API: the requests each sends, what each prints, how it fails
 // and what it says to do next.
 
@@ -492,25 +493,48 @@ describe('coffer backup', () => {
       assert.equal(small.stderr, 'Error: Backup is too large for given flavor or volume. Backup size: 2.5 GBs. Available size: 2 GBs.\nGive a larger --size.\n');
     });
 
-    it("--restore-time is passed through and the API's answer shown with what to do; without --from-backup or --datastore nothing is sent", async () => {
+    it("--from-instance with --restore-time sends the instance and the moment on the instance's datastore; the API's refusal comes with where to look", async () => {
       const orders = fake.addInstance('orders');
       const backup = fake.backups.addBackup('nightly', orders);
-      const pitr = await runCli(dir, ['instance', 'create', 'copy', '--from-backup', 'nightly', '--restore-time', '2024-05-01T10:30:00Z', '--flavor', 'small', '--size', '1']);
-      assert.equal(pitr.code, 1);
-      assert.deepEqual((fake.requestsTo('POST', api('/instances'))[0]?.body as any).instance.restorePoint, { backupRef: backup, restore_time: '2024-05-01T10:30:00Z' });
+      const pitr = await runCli(dir, ['instance', 'create', 'copy', '--from-instance', 'orders', '--restore-time', '2024-05-01T10:30:00Z', '--flavor', 'small', '--size', '1', '--no-wait']);
+      assert.equal(pitr.code, 0, pitr.stderr);
+      assert.deepEqual((fake.requestsTo('POST', api('/instances'))[0]?.body as any).instance, {
+        name: 'copy',
+        flavorRef: '1',
+        volume: { size: 1 },
+        datastore: { type: 'postgresql', version: '15' },
+        restorePoint: { instance_id: orders, restore_time: '2024-05-01T10:30:00Z' },
+      });
+      const outside = await runCli(dir, ['instance', 'create', 'copy2', '--from-instance', 'orders', '--restore-time', '2024-05-02T10:30:00Z', '--flavor', 'small', '--size', '1']);
+      assert.equal(outside.code, 1);
       assert.equal(
-        pitr.stderr,
-        'Error: Point-in-time restore (restorePoint.restore_time) is not supported by Coffer yet.\nRestore the whole backup instead: leave out --restore-time.\n',
+        outside.stderr,
+        `Error: restore_time 2024-05-02T10:30:00Z is outside what instance ${orders} can be restored to: its recoverable window is 2024-05-01T10:00:00.000Z to 2024-05-01T11:00:00.000Z.\n` +
+          `\`coffer instance show ${orders}\` shows the times it can be restored to.\n`,
       );
+      const withBackup = await runCli(dir, ['instance', 'create', 'copy3', '--from-backup', 'nightly', '--restore-time', '2024-05-01T10:45:00Z', '--flavor', 'small', '--size', '1', '--no-wait']);
+      assert.equal(withBackup.code, 0, withBackup.stderr);
+      assert.deepEqual((fake.requestsTo('POST', api('/instances'))[2]?.body as any).instance.restorePoint, { backupRef: backup, restore_time: '2024-05-01T10:45:00Z' });
+    });
+
+    it('--restore-time and --from-instance each need the other; without --from-backup or --datastore nothing is sent', async () => {
+      fake.addInstance('orders');
       const alone = await runCli(dir, createArgs('copy', '--restore-time', '2024-05-01T10:30:00Z'));
       assert.equal(alone.code, 1);
-      assert.equal(alone.stderr, 'Error: --restore-time needs --from-backup: the backup to restore up to that time.\nGive --from-backup <backup>.\n');
+      assert.equal(
+        alone.stderr,
+        'Error: --restore-time needs --from-instance (or --from-backup): what to restore as it was at that time.\n' +
+          'Give --from-instance <instance> (see `coffer instance show <instance>` for its recoverable window).\n',
+      );
+      const noTime = await runCli(dir, ['instance', 'create', 'copy', '--from-instance', 'orders', '--flavor', 'small', '--size', '1']);
+      assert.equal(noTime.code, 1);
+      assert.equal(noTime.stderr, 'Error: --from-instance restores the instance as it was at a moment: give --restore-time too.\n`coffer instance show orders` shows its recoverable window.\n');
       const nothing = await runCli(dir, ['instance', 'create', 'copy', '--flavor', 'small', '--size', '1']);
       assert.equal(nothing.code, 1);
       assert.equal(nothing.stderr, 'Error: Give --datastore (see `coffer datastore list`), or --from-backup to restore a backup.\n');
       const unknown = await runCli(dir, ['instance', 'create', 'copy', '--from-backup', 'nope', '--flavor', 'small', '--size', '1']);
       assert.equal(unknown.stderr, 'Error: No backup has the ID or name "nope".\nSee them all with `coffer backup list`.\n');
-      assert.equal(fake.requestsTo('POST', api('/instances')).length, 1);
+      assert.equal(fake.requestsTo('POST', api('/instances')).length, 0);
     });
   });
 
@@ -559,6 +583,83 @@ describe('coffer backup', () => {
     });
   });
 
+  describe('schedule', () => {
+    const schedulePath = (id: string) => api(`/instances/${id}/backup_schedule`);
+
+    it('set sends the schedule, says when it runs next and how to check on it; show lists it; set again replaces it', async () => {
+      const orders = fake.addInstance('orders', undefined, mariadb);
+      const set = await runCli(dir, ['backup', 'schedule', 'set', 'orders', '--cron', '30 2 * * *', '--keep-count', '7', '--keep-days', '30', '--name', 'nightly', '--incremental']);
+      assert.equal(set.code, 0, set.stderr);
+      assert.deepEqual(fake.requestsTo('PUT', schedulePath(orders)).map((r) => r.body), [
+        { backup_schedule: { pattern: '30 2 * * *', incremental: true, retain_count: 7, retain_days: 30, name: 'nightly' } },
+      ]);
+      assert.equal(
+        set.stdout,
+        'Backups of orders: incremental, at "30 2 * * *" (UTC); keeps the newest 7, none older than 30 days (always the newest completed one, and what it builds on).\n' +
+          'Next run: 2024-05-02 02:30:00 UTC. Check on it with `coffer backup schedule show orders`; its backups: `coffer backup list --instance orders`.\n',
+      );
+      const show = await runCli(dir, ['backup', 'schedule', 'show', 'orders']);
+      assert.equal(show.code, 0, show.stderr);
+      assert.match(show.stdout, /│ Instance +│ orders \(.+\) +│/);
+      assert.match(show.stdout, /│ Cron \(UTC\) +│ 30 2 \* \* \* +│/);
+      assert.match(show.stdout, /│ Names +│ nightly-<UTC time> +│/);
+      assert.match(show.stdout, /│ Next run +│ 2024-05-02 02:30:00 UTC +│/);
+      assert.match(show.stdout, /│ Last run +│ never +│/);
+      assert.doesNotMatch(show.stdout, /Last error/);
+
+      await runCli(dir, ['backup', 'schedule', 'set', orders, '--cron', '0 * * * *', '--keep-days', '2']);
+      assert.deepEqual(fake.requestsTo('PUT', schedulePath(orders)).at(-1)?.body, { backup_schedule: { pattern: '0 * * * *', retain_days: 2 } });
+      const json = await runCli(dir, ['backup', 'schedule', 'show', 'orders', '--json']);
+      assert.equal(JSON.parse(json.stdout).retain_count, null);
+    });
+
+    it('show says what the last run did: the backup it started, or why it skipped', async () => {
+      const orders = fake.addInstance('orders');
+      await runCli(dir, ['backup', 'schedule', 'set', 'orders', '--cron', '30 2 * * *', '--keep-count', '3']);
+      Object.assign(fake.backups.schedules.get(orders)!, { last_run: '2024-05-02T02:30:00', last_error: 'The backup due at 2024-05-02T02:30:00Z was skipped: Quota exceeded for resources: [\'backups\'].' });
+      const skipped = await runCli(dir, ['backup', 'schedule', 'show', 'orders']);
+      assert.match(skipped.stdout, /│ Last run +│ 2024-05-02 02:30:00 UTC: skipped +│/);
+      assert.match(skipped.stdout, /│ Last error +│ The backup due at 2024-05-02T02:30:00Z was skipped: Quota/);
+      Object.assign(fake.backups.schedules.get(orders)!, { last_error: null, last_backup_id: 'b-1' });
+      const ran = await runCli(dir, ['backup', 'schedule', 'show', 'orders']);
+      assert.match(ran.stdout, /│ Last run +│ 2024-05-02 02:30:00 UTC: started backup b-1 +│/);
+    });
+
+    it('clear removes it and says the backups stay; show and clear without a schedule say how to set one', async () => {
+      const orders = fake.addInstance('orders');
+      await runCli(dir, ['backup', 'schedule', 'set', 'orders', '--cron', '30 2 * * *', '--keep-count', '3']);
+      const clear = await runCli(dir, ['backup', 'schedule', 'clear', 'orders']);
+      assert.equal(clear.code, 0, clear.stderr);
+      assert.equal(clear.stdout, 'orders is no longer backed up on a schedule. The backups it took stay: `coffer backup list --instance orders`.\n');
+      assert.equal(fake.requestsTo('DELETE', schedulePath(orders)).length, 1);
+      for (const command of ['show', 'clear']) {
+        const none = await runCli(dir, ['backup', 'schedule', command, 'orders']);
+        assert.equal(none.code, 1);
+        assert.match(none.stderr, /orders has no backup schedule\.[\s\S]*Set one with `coffer backup schedule set orders --cron "30 2 \* \* \*" --keep-count 7`\./);
+      }
+    });
+
+    it('set refuses before asking without a limit, and passes on the API’s refusals', async () => {
+      fake.addInstance('orders');
+      const noLimit = await runCli(dir, ['backup', 'schedule', 'set', 'orders', '--cron', '30 2 * * *']);
+      assert.equal(noLimit.code, 1);
+      assert.match(noLimit.stderr, /Say how long the schedule keeps its backups\.[\s\S]*--keep-count <n>/);
+      const badCount = await runCli(dir, ['backup', 'schedule', 'set', 'orders', '--cron', '30 2 * * *', '--keep-count', '0']);
+      assert.equal(badCount.code, 1);
+      assert.match(badCount.stderr, /--keep-count <n>' argument '0' is invalid\. Expected a whole number of at least 1\./);
+      const noCron = await runCli(dir, ['backup', 'schedule', 'set', 'orders', '--keep-count', '2']);
+      assert.equal(noCron.code, 1);
+      assert.match(noCron.stderr, /required option '--cron <pattern>' not specified/);
+      const badCron = await runCli(dir, ['backup', 'schedule', 'set', 'orders', '--cron', '30 2 * *', '--keep-count', '2']);
+      assert.equal(badCron.code, 1);
+      assert.match(badCron.stderr, /Invalid cron pattern "30 2 \* \*": it has 4 fields, not 5/);
+      const incremental = await runCli(dir, ['backup', 'schedule', 'set', 'orders', '--cron', '30 2 * * *', '--keep-count', '2', '--incremental']);
+      assert.equal(incremental.code, 1);
+      assert.match(incremental.stderr, /Incremental backups are not supported for datastore postgresql yet/);
+      assert.equal(fake.backups.schedules.size, 0);
+    });
+  });
+
   it('--help describes every backup command and instance create --from-backup', async () => {
     const expected: Array<[string[], RegExp]> = [
       [['backup', '--help'], /create \[options\] <instance>[\s\S]*list[\s\S]*show[\s\S]*verify[\s\S]*delete[\s\S]*strategy/],
@@ -570,6 +671,10 @@ describe('coffer backup', () => {
       [['backup', 'strategy', '--help'], /set[\s\S]*list[\s\S]*clear/],
       [['backup', 'strategy', 'set', '--help'], /<container>[\s\S]*--instance <instance>/],
       [['backup', 'strategy', 'clear', '--help'], /--instance <instance>/],
+      [['backup', 'schedule', '--help'], /set \[options\] <instance>[\s\S]*show[\s\S]*clear/],
+      [['backup', 'schedule', 'set', '--help'], /--cron <pattern>[\s\S]*in\s+UTC[\s\S]*--incremental[\s\S]*--keep-count <n>[\s\S]*--keep-days <n>[\s\S]*--name <prefix>[\s\S]*both limits apply/],
+      [['backup', 'schedule', 'show', '--help'], /next run/],
+      [['backup', 'schedule', 'clear', '--help'], /backups the schedule took stay/],
       [['instance', 'create', '--help'], /--from-backup <backup>[\s\S]*--restore-time <time>/],
     ];
     for (const [args, pattern] of expected) {

@@ -5,6 +5,9 @@ import { randomUUID } from 'node:crypto';
 
 type State = Record<string, unknown>;
 type Send = (status: number, payload?: unknown) => void;
+/** The recoverable window every fake instance has (point in time). */
+export const fakeRecoverableWindow = ['2024-05-01T10:00:00.000Z', '2024-05-01T11:00:00.000Z'] as const;
+
 export type BackupFault = 'badRequest' | 'forbidden' | 'itemNotFound' | 'conflict' | 'overLimit' | 'unprocessableEntity' | 'notImplemented';
 export type BackupFail = (fault: BackupFault, message: string) => void;
 
@@ -57,6 +60,8 @@ function courseOf(name: string): State[] {
 export class FakeBackups {
   readonly backups = new Map<string, FakeBackup>();
   readonly strategies: Array<{ instance_id: string; swift_container: string }> = [];
+  /** backup schedules by instance id, as the API shows them */
+  readonly schedules = new Map<string, State>();
   /** Coffer's backups quota; FAILED backups count too */
   quota = 10;
   /** whether the caller may list every project's backups (an admin) */
@@ -136,14 +141,31 @@ export class FakeBackups {
       this.strategy(method, url, body, send, fail);
       return true;
     }
+    const scheduled = /^\/instances\/([^/]+)\/backup_schedule$/.exec(path);
+    if (scheduled !== null) {
+      this.schedule(method, decodeURIComponent(scheduled[1]!), body, send, fail);
+      return true;
+    }
     return false;
   }
 
-  /** Create's restorePoint checks, in the API's order; false when it failed the request. */
-  checkRestore(restorePoint: { backupRef?: string; restore_time?: string }, datastore: { version?: string }, sizeGb: number, fail: BackupFail): boolean {
+  /** Create's restorePoint checks, in the API's order (point in time first); false when it failed the request. */
+  checkRestore(
+    restorePoint: { backupRef?: string; instance_id?: string; restore_time?: string },
+    datastore: { version?: string },
+    sizeGb: number,
+    fail: BackupFail,
+  ): boolean {
     if (restorePoint.restore_time !== undefined) {
-      fail('notImplemented', 'Point-in-time restore (restorePoint.restore_time) is not supported by Coffer yet.');
-      return false;
+      // every instance's recoverable window here is the fake's own
+      const [earliest, latest] = fakeRecoverableWindow;
+      const time = Date.parse(restorePoint.restore_time);
+      if (Number.isNaN(time) || time < Date.parse(earliest) || time > Date.parse(latest)) {
+        const source = restorePoint.instance_id ?? 'the backup’s instance';
+        fail('badRequest', `restore_time ${restorePoint.restore_time} is outside what instance ${source} can be restored to: its recoverable window is ${earliest} to ${latest}.`);
+        return false;
+      }
+      if (restorePoint.backupRef === undefined) return true;
     }
     const backup = this.backups.get(restorePoint.backupRef ?? '');
     if (backup === undefined) {
@@ -342,5 +364,42 @@ export class FakeBackups {
     if (at >= 0) this.strategies.splice(at, 1, row);
     else this.strategies.push(row);
     send(202, { backup_strategy: view(row) });
+  }
+
+  /** PUT/GET/DELETE /instances/{id}/backup_schedule with the API's checks that the CLI meets (src/api/trove/backup-schedule-routes.ts). */
+  private schedule(method: string, instanceId: string, body: unknown, send: Send, fail: BackupFail): void {
+    if (this.host.instance(instanceId) === undefined) return fail('itemNotFound', `Resource ${instanceId} cannot be found.`);
+    const current = this.schedules.get(instanceId);
+    if (method === 'GET' || method === 'DELETE') {
+      if (current === undefined) return fail('itemNotFound', `Instance ${instanceId} has no backup schedule.`);
+      if (method === 'GET') return send(200, { backup_schedule: current });
+      this.schedules.delete(instanceId);
+      return send(202);
+    }
+    const spec = (body as { backup_schedule?: Record<string, unknown> })?.backup_schedule ?? {};
+    if (typeof spec.pattern !== 'string' || spec.pattern.trim().split(/\s+/).length !== 5) {
+      return fail('badRequest', `Invalid cron pattern ${JSON.stringify(spec.pattern)}: it has ${String(spec.pattern).trim().split(/\s+/).length} fields, not 5. Give five fields, minute hour day-of-month month day-of-week, in UTC (e.g. "30 2 * * *": every day at 02:30 UTC).`);
+    }
+    if (spec.incremental === true && this.host.instance(instanceId)?.base.datastore !== undefined && (this.host.instance(instanceId)!.base.datastore as State).type === 'postgresql') {
+      return fail('notImplemented', 'Incremental backups are not supported for datastore postgresql yet: schedule full backups (without incremental).');
+    }
+    const view = {
+      id: (current?.id as string | undefined) ?? randomUUID(),
+      instance_id: instanceId,
+      project_id: this.host.projectId,
+      name: spec.name ?? null,
+      pattern: spec.pattern,
+      incremental: spec.incremental === true,
+      retain_count: spec.retain_count ?? null,
+      retain_days: spec.retain_days ?? null,
+      next_run: '2024-05-02T02:30:00',
+      last_run: current?.last_run ?? null,
+      last_backup_id: current?.last_backup_id ?? null,
+      last_error: current?.last_error ?? null,
+      created: '2024-05-01T10:00:00',
+      updated: '2024-05-01T10:00:00',
+    };
+    this.schedules.set(instanceId, view);
+    send(200, { backup_schedule: view });
   }
 }

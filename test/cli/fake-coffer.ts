@@ -32,7 +32,7 @@ interface CreateRequest {
     volume?: { size?: unknown };
     datastore?: { type?: unknown; version?: string };
     configuration?: unknown;
-    restorePoint?: { backupRef?: string; restore_time?: string };
+    restorePoint?: { backupRef?: string; instance_id?: string; restore_time?: string };
   };
 }
 

@@ -140,6 +140,7 @@ test('progress reports are stamped 1.2 while heartbeats keep 1.1: a 1.1 conducto
       agentHeartbeat: async () => undefined,
       reportProgress: async ({ step }) => void reports.push(step),
       updateBackup: async () => undefined,
+      walArchived: async () => undefined,
     },
     logger,
   );

@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { noEngineCapabilities } from '../../src/common/index.js';
 import type { StateStore } from '../../src/db/index.js';
 import { rejectsWithCode } from '../support/coffer-errors.js';
+import { backupScheduleStoreTests } from './backup-schedule-store.suite.js';
 import { at, configuration, instance, project, task, token, uid, user } from './state-store-fixtures.js';
 
 // The conformance suite every state-store engine runs (SQLite, MariaDB, PostgreSQL) against a
@@ -406,6 +407,7 @@ export function stateStoreSuite(
           configurationId: null,
           desiredGeneration: 1,
           appliedGeneration: 0,
+          walArchivedUntil: null,
           deleted: false,
           deletedAt: null,
           internal: false,
@@ -473,11 +475,22 @@ export function stateStoreSuite(
           configurationId: null,
           desiredGeneration: 1,
           appliedGeneration: 0,
+          walArchivedUntil: null,
           deleted: false,
           deletedAt: null,
           internal: false,
         });
         await rejectsWithCode(store.instances.update(uid(), { name: 'x' }), 'InstanceNotFound');
+      });
+
+      it('how far the archived log reaches only moves forward', async () => {
+        const i = instance();
+        await store.instances.create(i);
+        await store.instances.recordWalArchived(i.id, at.oneMs);
+        assert.deepEqual((await store.instances.get(i.id))?.walArchivedUntil, at.oneMs);
+        await store.instances.recordWalArchived(i.id, at.past2038);
+        await store.instances.recordWalArchived(i.id, at.oneMs);
+        assert.deepEqual((await store.instances.get(i.id))?.walArchivedUntil, at.past2038, 'a late, older report is dropped');
       });
 
       it('generations: desired rises by one per change, applied only rises', async () => {
@@ -1092,6 +1105,8 @@ export function stateStoreSuite(
         assert.equal((await store.quotas.usage(tenantId)).instances, limit);
       });
     });
+
+    backupScheduleStoreTests(() => store);
 
     describe('transactions', () => {
       it('commits what fn wrote and returns its result', async () => {

@@ -264,15 +264,23 @@ function objectPath(backup: { locationRef: string }): string {
   return path;
 }
 
-/** Every object file in <data dir>/backups, the storage's own dot-files left out. */
+/**
+ * Every backup object file in <data dir>/backups, the storage's own dot-files left out, and the
+ * archived log (`<instance id>/wal/…`, the directories beside them) too.
+ */
 async function storedObjects(): Promise<string[]> {
   const root = join(run.dataDir.path, 'backups');
   const found: string[] = [];
   for (const container of await readdir(root)) {
-    for (const name of await readdir(join(root, container))) if (!name.startsWith('.')) found.push(join(root, container, name));
+    for (const entry of await readdir(join(root, container), { withFileTypes: true })) {
+      if (entry.isFile() && !entry.name.startsWith('.')) found.push(join(root, container, entry.name));
+    }
   }
   return found.sort();
 }
+
+/** A point-in-time restore's target: the PostgreSQL source's state at a moment between two commits. */
+let pitr: { moment: Date; lastCommit: Date } | undefined;
 
 /**
  * Reads the instance's status over and over until stopped; returns each status seen, with how
@@ -449,6 +457,16 @@ describe('backups through the OpenStack clients and the coffer CLI', { concurren
         await query(engine, address, 'DELETE FROM items WHERE id = 2');
         await api('PUT', `/instances/${id}/users/bob`, 202, { user: { password: bobNewPassword } });
         assert.equal(await loginRefusal(engine, address, 'bob', bobNewPassword), '');
+        if (engine === postgresql) {
+          // a row, a moment, a row: restored to the moment, the copy has the first and not the second
+          await insertRows(engine, address, 81, 81, 'before the moment');
+          await sleep(1200);
+          const moment = new Date();
+          backups.set('pitr-moment', { id: '', version: '', ...(await snapshot(engine.source)) });
+          await sleep(1200);
+          await insertRows(engine, address, 82, 82, 'after the moment');
+          pitr = { moment, lastCommit: new Date() };
+        }
       }),
     );
   });
@@ -491,6 +509,42 @@ describe('backups through the OpenStack clients and the coffer CLI', { concurren
       ['mariadb-incremental', 'COMPLETED'],
       ['postgresql-full', 'COMPLETED'],
     ]);
+  });
+
+  test('coffer instance create --from-instance --restore-time: the PostgreSQL source as it was at a moment between two commits', { timeout: stepMs }, async (t) => {
+    const env = { COFFER_CONFIG_DIR: join(run.dataDir.path, 'cli') };
+    const loggedIn = await runCli(['login', '--url', run.baseUrl, '--user', member.user, '--project', member.project, '--password-stdin'], {
+      env,
+      input: `${memberPassword}\n`,
+    });
+    assert.equal(loggedIn.code, 0, loggedIn.stderr);
+    const source = instances.get(postgresql.source)!;
+    const { moment, lastCommit } = pitr!;
+    // the WAL segment holding the last commit is archived within archive_timeout (60 s), then shipped
+    let started = Date.now();
+    const { view } = await poll(`/instances/${source.id}`, 'instance', 'the archive to reach the last commit', (v) =>
+      v.recoverable_window !== undefined && Date.parse(`${v.recoverable_window.latest}Z`) >= lastCommit.getTime(),
+    );
+    t.diagnostic(`the archived log reached the last commit ${seconds(Date.now() - lastCommit.getTime())} after it (waited ${seconds(Date.now() - started)})`);
+    assert.ok(Date.parse(`${view.recoverable_window.earliest}Z`) <= moment.getTime(), JSON.stringify(view.recoverable_window));
+    const shown = await runCli(['instance', 'show', postgresql.source], { env });
+    assert.match(shown.stdout, /Restorable to +│ .+ … .+ \(--from-instance --restore-time\)/);
+
+    started = Date.now();
+    const restored = await runCli(
+      ['instance', 'create', 'pitr-pg', '--from-instance', postgresql.source, '--restore-time', moment.toISOString(), '--flavor', 'm1.small', '--size', '1'],
+      { env, timeoutMs: waitMs },
+    );
+    assert.equal(restored.code, 0, restored.stderr + restored.stdout);
+    t.diagnostic(`pitr-pg: \`coffer instance create --from-instance --restore-time\` done in ${seconds(Date.now() - started)}`);
+    const id = (await api('GET', '/instances', 200)).instances.find((i: any) => i.name === 'pitr-pg').id as string;
+    await waitHealthy('pitr-pg', id, postgresql);
+    await checkRestored('pitr-pg', 'pitr-moment', postgresql.source);
+
+    const late = new Date(Date.now() + 3_600_000).toISOString();
+    const refused = await runCli(['instance', 'create', 'pitr-late', '--from-instance', postgresql.source, '--restore-time', late, '--flavor', 'm1.small', '--size', '1'], { env });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /is outside what instance .+ can be restored to: its recoverable window is .+ to .+\.\n`coffer instance show .+` shows the times it can be restored to\.\n$/);
   });
 
   test('openstack database instance create --backup, three at once: each holds exactly the rows of its backup', { timeout: stepMs }, async (t) => {

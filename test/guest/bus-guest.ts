@@ -9,6 +9,8 @@ import {
   serveRpc,
   type RpcClient,
 } from '../../src/bus/index.js';
+import { createWriteStream } from 'node:fs';
+import { pino } from 'pino';
 import { silentLogger } from '../../src/common/index.js';
 import { startGuest, type Guest, type GuestOptions } from '../../src/guest/index.js';
 import { testCertificates } from '../support/test-ca.js';
@@ -24,16 +26,23 @@ export interface BusGuest {
   beats: { status: string; message?: string; tls?: { caCertificate: string; expiresAt: string; port: number } }[];
   /** every progress report's step and percent, in order */
   progress: { step: string; percent: number }[];
+  /** every backup report, in order */
+  backupReports: { backupId: string; state: string; facts?: Record<string, string>; message?: string }[];
+  /** every archived-log report's time, in order */
+  walArchived: string[];
   /** closes the conductor and the bus; the test stops or destroys the guest first */
   closeBus(): Promise<void>;
 }
 
 export async function startBusGuest(
-  options: Pick<GuestOptions, 'instance' | 'engine' | 'runner' | 'desiredState'> & Partial<Pick<GuestOptions, 'certificates' | 'warm'>>,
+  options: Pick<GuestOptions, 'instance' | 'engine' | 'runner' | 'desiredState'> &
+    Partial<Pick<GuestOptions, 'certificates' | 'warm' | 'backups' | 'walShipIntervalMs'>>,
 ): Promise<BusGuest> {
   const transport = await connectTransport('memory:', { key: BusKey.generate() });
   const beats: BusGuest['beats'] = [];
   const progress: BusGuest['progress'] = [];
+  const backupReports: BusGuest['backupReports'] = [];
+  const walArchived: string[] = [];
   const conductor = await serveRpc(transport, conductorContract, conductorTopic, {
     heartbeat: async ({ status, message, tls }) => {
       beats.push({ status, message, ...(tls === undefined ? {} : { tls }) });
@@ -42,7 +51,12 @@ export async function startBusGuest(
     reportProgress: async ({ step, percent }) => {
       progress.push({ step, percent });
     },
-    updateBackup: async () => undefined,
+    updateBackup: async ({ backupId, state, facts, message }) => {
+      backupReports.push({ backupId, state, ...(facts === undefined ? {} : { facts }), ...(message === undefined ? {} : { message }) });
+    },
+    walArchived: async ({ through }) => {
+      walArchived.push(through);
+    },
   });
   const closeBus = async () => {
     await conductor.close();
@@ -52,7 +66,8 @@ export async function startBusGuest(
     const guest = await startGuest({
       ...options,
       transport,
-      logger: silentLogger(),
+      // COFFER_TEST_LOG=<file>: the guest's debug log goes there, for a test being debugged
+      logger: process.env.COFFER_TEST_LOG === undefined ? silentLogger() : pino({ level: 'debug' }, createWriteStream(process.env.COFFER_TEST_LOG, { flags: 'a' })),
       // never fires during a test: the beats recorded are the ones the guest sends on a change
       heartbeatIntervalMs: 600_000,
       saveDesiredState: async () => undefined,
@@ -60,7 +75,8 @@ export async function startBusGuest(
       rootAllowed: true,
       certificates: options.certificates ?? (await testCertificates(options.instance.address)),
     });
-    return { guest, rpc: createRpcClient(transport, guestContract, guestTopic(options.instance.instanceId)), beats, progress, closeBus };
+    const rpc = createRpcClient(transport, guestContract, guestTopic(options.instance.instanceId));
+    return { guest, rpc, beats, progress, backupReports, walArchived, closeBus };
   } catch (err) {
     await closeBus();
     throw err;

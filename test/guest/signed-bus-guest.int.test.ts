@@ -73,6 +73,7 @@ describe('a guest on the signed bus, attacked by a process with the broker crede
       agentHeartbeat: async () => undefined,
       reportProgress: async () => undefined,
       updateBackup: async () => undefined,
+      walArchived: async () => undefined,
     });
     const runner = await localRunner();
     const discovery = await engineRegistry.redis.discover([], runner);

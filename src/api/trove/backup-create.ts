@@ -13,27 +13,84 @@ import { wakeTaskmanager } from './wake-taskmanager.js';
 // POST /backups (reference 2.9) in Trove's order: the instance, the action gate (422, also while
 // another backup runs), the datastore's support (501), the parent, the container, the storage,
 // the quota (413). The backup is written NEW with its create_backup task in one transaction.
+// Backup schedules start theirs through the same admission (startScheduledBackup), so a
+// scheduled backup passes every check a requested one does.
 
 const notSupported = (what: string) => new CofferError('NotImplemented', what);
 
+/** What admitting a backup needs of the API's dependencies. */
+export type BackupAdmissionDeps = Pick<TroveDeps, 'store' | 'transport' | 'logger' | 'heartbeatExpirySeconds' | 'quotaDefaults' | 'backups'>;
+
+interface BackupAdmission {
+  name: string;
+  description: string | null;
+  /** `parent_id`, looked up within `scope` */
+  parentId?: string;
+  /** `incremental` without a parent: since the instance's newest completed backup */
+  incremental: boolean;
+  swiftContainer?: string;
+  /** the schedule that asks; absent for a request */
+  scheduleId?: string;
+  /** whose backups a parent may be: the caller's project, or any for an admin */
+  scope: { tenantId?: string };
+}
+
 export async function createBackup(deps: TroveDeps, auth: AuthContext, body: CreateBackupBody, context: RequestContext): Promise<BackupRow> {
   const input = body.backup;
-  const { store } = deps;
   enforce(auth, 'backup:create', auth.projectId);
   if (input.restore_from !== undefined) throw notSupported('Importing a backup from another storage (restore_from) is not supported by Coffer yet.');
   if (input.instance === undefined) throw new CofferError('BadRequest', 'instance is missing.');
-  const instance = await store.instances.get(input.instance, auth.isAdmin ? {} : { tenantId: auth.projectId });
+  const scope = auth.isAdmin ? {} : { tenantId: auth.projectId };
+  const instance = await deps.store.instances.get(input.instance, scope);
   if (instance === undefined) throw errors.instanceNotFound(input.instance);
+  return admitBackup(
+    deps,
+    instance,
+    {
+      name: input.name,
+      description: input.description ?? null,
+      ...(input.parent_id === undefined ? {} : { parentId: input.parent_id }),
+      incremental: input.incremental === 1 || input.incremental === true,
+      ...(input.swift_container === undefined ? {} : { swiftContainer: input.swift_container }),
+      scope,
+    },
+    context,
+  );
+}
+
+/** What a backup schedule asks for: a backup of its instance, as its project would ask for one. */
+export interface ScheduledBackupRequest {
+  tenantId: string;
+  instanceId: string;
+  scheduleId: string;
+  name: string;
+  incremental: boolean;
+}
+
+/** Starts a schedule's backup with every check of POST /backups; throws the error the request would get. */
+export async function startScheduledBackup(deps: BackupAdmissionDeps, request: ScheduledBackupRequest, context: RequestContext): Promise<BackupRow> {
+  const instance = await deps.store.instances.get(request.instanceId, { tenantId: request.tenantId });
+  if (instance === undefined) throw errors.instanceNotFound(request.instanceId);
+  return admitBackup(
+    deps,
+    instance,
+    { name: request.name, description: null, incremental: request.incremental, scheduleId: request.scheduleId, scope: { tenantId: request.tenantId } },
+    { ...context, instanceId: instance.id },
+  );
+}
+
+async function admitBackup(deps: BackupAdmissionDeps, instance: InstanceRow, input: BackupAdmission, context: RequestContext): Promise<BackupRow> {
+  const { store } = deps;
   await gateAction(store, instance, deps.heartbeatExpirySeconds);
   const version = await store.datastores.getVersion(instance.datastoreVersionId);
   if (version === undefined || !version.capabilities.backup) {
     throw notSupported(`Backups are not supported for datastore ${version?.manager ?? 'of this instance'}.`);
   }
-  const parent = await parentOf(deps, auth, instance, input);
+  const parent = await parentOf(deps, instance, input);
   if (parent !== undefined && !version.capabilities.incrementalBackup) {
     throw notSupported(`Incremental backups are not supported for datastore ${version.manager} yet: take a full backup (without incremental or parent_id).`);
   }
-  const container = await containerFor(deps, instance, input.swift_container);
+  const container = await containerFor(deps, instance, input.swiftContainer);
   await checkStorage(deps, container);
 
   const now = new Date();
@@ -41,7 +98,7 @@ export async function createBackup(deps: TroveDeps, auth: AuthContext, body: Cre
     id: newUuid(),
     tenantId: instance.tenantId,
     name: input.name,
-    description: input.description ?? null,
+    description: input.description,
     instanceId: instance.id,
     parentId: parent?.id ?? null,
     datastoreVersionId: version.id,
@@ -51,6 +108,7 @@ export async function createBackup(deps: TroveDeps, auth: AuthContext, body: Cre
     objectName: '',
     createdAt: now,
     updatedAt: now,
+    scheduleId: input.scheduleId ?? null,
   };
   backup.objectName = `${backup.id}.${version.manager}.zst.enc`;
   const task = pendingTask('create_backup', instance.id, { requestId: context.requestId, backupId: backup.id } satisfies CreateBackupTaskPayload, now);
@@ -64,31 +122,26 @@ export async function createBackup(deps: TroveDeps, auth: AuthContext, body: Cre
     await tx.tasks.create(task);
   });
   await wakeTaskmanager(deps, task.id, { ...context, instanceId: instance.id });
-  return { ...backup, sizeBytes: null, dataBytes: null, sha256: null, facts: null, failReason: null, deleted: false };
+  return { ...backup, scheduleId: backup.scheduleId ?? null, sizeBytes: null, dataBytes: null, sha256: null, facts: null, failReason: null, deleted: false };
 }
 
 /** `parent_id`, or with `incremental` the instance's newest completed backup (none: a full one). */
-async function parentOf(
-  deps: TroveDeps,
-  auth: AuthContext,
-  instance: InstanceRow,
-  input: CreateBackupBody['backup'],
-): Promise<BackupRow | undefined> {
-  if (input.parent_id !== undefined) {
-    const parent = await deps.store.backups.get(input.parent_id, auth.isAdmin ? {} : { tenantId: auth.projectId });
-    if (parent === undefined) throw new CofferError('NotFound', `Backup ${input.parent_id} cannot be found.`);
+async function parentOf(deps: BackupAdmissionDeps, instance: InstanceRow, input: BackupAdmission): Promise<BackupRow | undefined> {
+  if (input.parentId !== undefined) {
+    const parent = await deps.store.backups.get(input.parentId, input.scope);
+    if (parent === undefined) throw new CofferError('NotFound', `Backup ${input.parentId} cannot be found.`);
     if (parent.instanceId !== instance.id) {
       throw new CofferError('BadRequest', `Backup ${parent.id} is a backup of another instance: an incremental backup follows a backup of its own instance.`);
     }
     if (parent.state !== 'COMPLETED') throw new CofferError('BadRequest', `Backup ${parent.id} is not completed (it is ${parent.state}): it cannot be a parent.`);
     return parent;
   }
-  if (input.incremental === 1 || input.incremental === true) return deps.store.backups.latestCompleted(instance.id);
+  if (input.incremental) return deps.store.backups.latestCompleted(instance.id);
   return undefined;
 }
 
 /** The request's container, else the instance's strategy, else the project's, else the configured default. */
-async function containerFor(deps: TroveDeps, instance: InstanceRow, requested: string | undefined): Promise<string> {
+async function containerFor(deps: BackupAdmissionDeps, instance: InstanceRow, requested: string | undefined): Promise<string> {
   if (requested !== undefined) {
     const checked = containerName.safeParse(requested);
     if (!checked.success) throw new CofferError('BadRequest', `Invalid swift_container name ${JSON.stringify(requested)}: it ${checked.error.issues[0]?.message ?? 'is not valid'}.`);
@@ -103,7 +156,7 @@ async function containerFor(deps: TroveDeps, instance: InstanceRow, requested: s
 }
 
 /** The storage must take the backup before it is accepted: a refusal now is a clear error, not a FAILED backup later. */
-async function checkStorage(deps: TroveDeps, container: string): Promise<void> {
+async function checkStorage(deps: BackupAdmissionDeps, container: string): Promise<void> {
   const storage = deps.backups.storage;
   if (storage === undefined) throw notSupported('Backups are not configured on this deployment: it has no backup storage.');
   try {

@@ -34,5 +34,24 @@ export const createBackupStrategySchema = z.object({
   }),
 });
 
+/**
+ * PUT /instances/{id}/backup_schedule (Coffer's extension): a five-field cron pattern in UTC and
+ * at least one retention limit. Unknown keys are refused: a misspelt limit would keep every backup.
+ */
+export const backupScheduleSchema = z.object({
+  backup_schedule: z
+    .strictObject({
+      pattern: z.string().min(1).max(255),
+      incremental: z.union([z.literal(0), z.literal(1), z.boolean()]).optional(),
+      retain_count: z.number().int().min(1).max(1000).nullable().optional(),
+      retain_days: z.number().int().min(1).max(3650).nullable().optional(),
+      name: z.string().min(1).max(64).nullable().optional(),
+    })
+    .refine((s) => (s.retain_count ?? null) !== null || (s.retain_days ?? null) !== null, {
+      message: 'needs retain_count (1 to 1000 backups) or retain_days (1 to 3650 days), or both',
+    }),
+});
+export type BackupScheduleBody = z.infer<typeof backupScheduleSchema>;
+
 /** POST /backups/{id}/action (Coffer's): `verify` is the one action, with no options yet. */
 export const backupActionSchema = z.strictObject({ verify: z.strictObject({}) });

@@ -1,6 +1,6 @@
 import type { BackupStorage } from '../../backup/index.js';
 import { troveTimestamp } from '../../common/index.js';
-import type { BackupRow, BackupStrategyRow, BackupVerificationRow, DatastoreRow, DatastoreVersionRow, Repositories } from '../../db/index.js';
+import type { BackupRow, BackupScheduleRow, BackupStrategyRow, BackupVerificationRow, DatastoreRow, DatastoreVersionRow, Repositories } from '../../db/index.js';
 import { toGb } from './instance-views.js';
 
 // Trove's backup view (reference 2.9): `size` in GB (the stored object), `locationRef` once the
@@ -71,4 +71,24 @@ export class BackupViewLoader {
 
 export function backupStrategyView(row: BackupStrategyRow) {
   return { project_id: row.tenantId, instance_id: row.instanceId, backend: row.backend, swift_container: row.container };
+}
+
+/** Coffer's backup schedule: times in Trove's naive UTC, as every other view's. */
+export function backupScheduleView(row: BackupScheduleRow) {
+  return {
+    id: row.id,
+    instance_id: row.instanceId,
+    project_id: row.tenantId,
+    name: row.name,
+    pattern: row.pattern,
+    incremental: row.incremental,
+    retain_count: row.retainCount,
+    retain_days: row.retainDays,
+    next_run: troveTimestamp(row.nextRunAt),
+    last_run: row.lastRunAt === null ? null : troveTimestamp(row.lastRunAt),
+    last_backup_id: row.lastBackupId,
+    last_error: row.lastError,
+    created: troveTimestamp(row.createdAt),
+    updated: troveTimestamp(row.updatedAt),
+  };
 }

@@ -19,6 +19,7 @@ import { validateDatabases, validateUsers } from './database-user-rules.js';
 import type { CreateInstanceBody } from './instance-create-schema.js';
 import { enforceQuota } from './quota-enforcement.js';
 import type { InstanceViewData } from './instance-views.js';
+import { parseRestoreTime, pointInTimeBase } from './point-in-time.js';
 import type { TroveDeps } from './trove-deps.js';
 import { localVolumeType } from './volume-types.js';
 import { wakeTaskmanager } from './wake-taskmanager.js';
@@ -39,9 +40,6 @@ function rejectUnsupported(input: InstanceInput): void {
   if (input.replica_of !== undefined) throw notSupportedYet('Replication (replica_of)');
   if (input.replica_count !== undefined && input.replica_count > 1) {
     throw new CofferError('BadRequest', 'replica_count can only be set when creating replicas.');
-  }
-  if (input.restorePoint?.restore_time !== undefined || input.restorePoint?.instance_id !== undefined) {
-    throw notSupportedYet('Point-in-time restore (restorePoint.restore_time)');
   }
   if (input.modules !== undefined && input.modules.length > 0) throw notSupportedYet('Applying modules');
 }
@@ -83,6 +81,34 @@ async function restorableBackup(
     );
   }
   return backup;
+}
+
+/**
+ * Trove's restorePoint `{backupRef}`, or Coffer's point in time: `{backupRef, restore_time}` or
+ * `{instance_id, restore_time}` (point-in-time.ts), whose base backup then goes through Trove's
+ * checks as a backupRef would.
+ */
+async function restorePointOf(
+  deps: TroveDeps,
+  auth: AuthContext,
+  point: NonNullable<InstanceInput['restorePoint']>,
+  datastore: DatastoreRow,
+  version: DatastoreVersionRow,
+  sizeGb: number,
+): Promise<{ backup: BackupRow; time?: Date }> {
+  if (point.restore_time === undefined) {
+    if (point.backupRef === undefined) throw new CofferError('BadRequest', 'restorePoint.instance_id restores to a moment: give restore_time too.');
+    return { backup: await restorableBackup(deps, auth, point.backupRef, datastore, version, sizeGb) };
+  }
+  const time = parseRestoreTime(point.restore_time);
+  const scope = auth.isAdmin ? {} : { tenantId: auth.projectId };
+  const named = point.backupRef === undefined ? undefined : await restorableBackup(deps, auth, point.backupRef, datastore, version, sizeGb);
+  const base = await pointInTimeBase(deps.store, scope, version, {
+    ...(named === undefined ? {} : { backup: named }),
+    ...(point.instance_id === undefined ? {} : { instanceId: point.instance_id }),
+    time,
+  });
+  return { backup: named ?? (await restorableBackup(deps, auth, base.id, datastore, version, sizeGb)), time };
 }
 
 /** Trove's get_datastore_version for a request's `datastore` (instance and configuration-group create). */
@@ -201,19 +227,21 @@ export async function createInstance(
     // as the repository creates it: the first desired state, not yet applied
     desiredGeneration: 1,
     appliedGeneration: 0,
+    walArchivedUntil: null,
     createdAt: now,
     updatedAt: now,
     deleted: false,
     deletedAt: null,
   };
   const service: ServiceStatusRow = { instanceId: instance.id, status: 'NEW', updatedAt: now };
-  const restore = input.restorePoint === undefined ? undefined : await restorableBackup(deps, auth, input.restorePoint.backupRef ?? '', datastore, version, sizeGb);
+  const restore = input.restorePoint === undefined ? undefined : await restorePointOf(deps, auth, input.restorePoint, datastore, version, sizeGb);
   const payload: CreateInstanceTaskPayload = {
     databases,
     users,
     access,
     requestId: context.requestId,
-    ...(restore === undefined ? {} : { restoreBackupId: restore.id }),
+    ...(restore === undefined ? {} : { restoreBackupId: restore.backup.id }),
+    ...(restore?.time === undefined ? {} : { restoreTime: restore.time.toISOString() }),
   };
   const task: TaskRow = {
     id: newUuid(),

@@ -32,6 +32,8 @@ export async function deleteInstance(deps: TroveDeps, instance: InstanceRow, con
       // as Trove: a group may be deleted once its instances are being deleted
       configurationId: null,
     });
+    // no more backups of an instance that is going; those it has stay, as Trove keeps them
+    await tx.backupSchedules.delete(instance.id);
     if (active?.kind === 'delete_instance') return active.id;
     const task = pendingTask('delete_instance', instance.id, { requestId: context.requestId } satisfies DeleteInstanceTaskPayload, now);
     await tx.tasks.create(task);

@@ -1,5 +1,6 @@
 import type { DatastoreRow, DatastoreVersionRow, InstanceRow, Repositories, TaskProgress } from '../../db/index.js';
 import type { InstanceViewData } from './instance-views.js';
+import { recoverableWindow } from './point-in-time.js';
 
 /**
  * Gathers what an instance view shows. Datastores and versions are cached for the life of one
@@ -12,16 +13,18 @@ export class InstanceViewLoader {
   constructor(private readonly store: Repositories) {}
 
   async load(instance: InstanceRow): Promise<InstanceViewData> {
-    const [version, service, fault, configuration, backupRunning] = await Promise.all([
+    const [version, service, fault, configuration, backupRunning, recoverable] = await Promise.all([
       this.version(instance.datastoreVersionId),
       this.store.serviceStatuses.get(instance.id),
       this.store.faults.latest(instance.id),
       instance.configurationId === null ? undefined : this.store.configurations.get(instance.configurationId),
       this.store.backups.running(instance.id).then((running) => running.length > 0),
+      // only an instance whose log is archived has a window: the others cost no query
+      instance.walArchivedUntil === null ? undefined : recoverableWindow(this.store, instance),
     ]);
     const progress = await this.progress(instance, backupRunning);
     const datastore = version === undefined ? undefined : await this.datastore(version.datastoreId);
-    return { instance, datastore, version, service, fault, configuration, progress, backupRunning };
+    return { instance, datastore, version, service, fault, configuration, progress, backupRunning, recoverableWindow: recoverable };
   }
 
   /** only an instance with a task in progress (or a backup running) has a task to read it from */

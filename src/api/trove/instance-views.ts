@@ -9,6 +9,7 @@ import type {
   TaskProgress,
 } from '../../db/index.js';
 import { instanceStatus, operatingStatus } from './instance-status.js';
+import type { RecoverableWindow } from './point-in-time.js';
 import { resourceLinks, type LinkContext } from './links.js';
 
 // Trove's instance views (reference 2.2 "Instance view"): the summary of GET /instances and the
@@ -26,6 +27,8 @@ export interface InstanceViewData {
   progress?: TaskProgress | undefined;
   /** a backup of the instance is running: it shows BACKUP */
   backupRunning?: boolean;
+  /** the moments a point-in-time restore of the instance can reach, when there are any */
+  recoverableWindow?: RecoverableWindow | undefined;
 }
 
 export interface InstanceViewContext extends LinkContext {
@@ -128,6 +131,15 @@ export function instanceDetailView(data: InstanceViewData, ctx: InstanceViewCont
     ...(data.progress === undefined
       ? {}
       : { progress: { step: data.progress.step, percent: data.progress.percent, updated: troveTimestamp(data.progress.updatedAt) } }),
+    // Coffer's extension: the whole seconds a point-in-time restore can reach
+    ...(data.recoverableWindow === undefined
+      ? {}
+      : {
+          recoverable_window: {
+            earliest: troveTimestamp(new Date(Math.ceil(data.recoverableWindow.earliest.getTime() / 1000) * 1000)),
+            latest: troveTimestamp(data.recoverableWindow.latest),
+          },
+        }),
     ...(data.configuration === undefined
       ? {}
       : { configuration: { id: data.configuration.id, name: data.configuration.name, links: resourceLinks(ctx, 'configurations', data.configuration.id) } }),

@@ -3,6 +3,7 @@ import { CofferError } from '../../common/index.js';
 import { authenticateWith } from '../auth-context.js';
 import { publicBase } from '../base-url.js';
 import { backupRoutes } from './backup-routes.js';
+import { backupScheduleRoutes } from './backup-schedule-routes.js';
 import { catalogRoutes } from './catalog-routes.js';
 import { configurationParameterRoutes, mgmtConfigurationParameterRoutes } from './configuration-parameter-routes.js';
 import { configurationRoutes } from './configuration-routes.js';
@@ -49,6 +50,7 @@ function v1Routes(deps: TroveDeps): FastifyPluginAsync {
     await userRoutes(app, deps);
     await rootRoutes(app, deps);
     await backupRoutes(app, deps);
+    await backupScheduleRoutes(app, deps);
   };
 }
 

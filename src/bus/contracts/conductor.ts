@@ -58,7 +58,8 @@ export const backupState = z.enum(['BUILDING', 'COMPLETED', 'FAILED']);
 // 1.2: reportProgress. Heartbeats keep their 1.1 stamp, so a conductor still on 1.1 takes them
 // from newer guests; it refuses their progress reports (logged there), which the guests never wait on.
 // 1.3: updateBackup.
-export const conductorContract = defineService('conductor', '1.3', {
+// 1.4: walArchived.
+export const conductorContract = defineService('conductor', '1.4', {
   heartbeat: cast(
     z.object({
       instanceId: z.string(),
@@ -118,6 +119,12 @@ export const conductorContract = defineService('conductor', '1.3', {
     }),
     { since: '1.3' },
   ),
+  /**
+   * How far an instance's archived log reaches: every change committed up to `through` (ISO
+   * 8601) is stored, so a point-in-time restore can reach it. Reports that would move it back
+   * are dropped.
+   */
+  walArchived: cast(z.object({ instanceId: z.string(), through: z.string().datetime({ offset: true }) }), { since: '1.4' }),
 });
 
 export const conductorTopic = 'conductor';

@@ -78,6 +78,12 @@ export const createBackupInput = z.object({
   parentFacts: backupFacts.optional(),
   /** the project id the wrapped key is bound to */
   projectId: z.string(),
+  /**
+   * since 1.5, full backups of engines with point-in-time recovery: from this backup on, the
+   * guest stores the engine's archived log under `prefix` in `container` (sealed with the same
+   * project key), so the backup can be rolled forward to any moment after it
+   */
+  walArchive: z.object({ container: z.string(), prefix: z.string() }).optional(),
 });
 export type CreateBackupInput = z.infer<typeof createBackupInput>;
 
@@ -92,7 +98,17 @@ export const prepareInput = z.object({
   overrides: configurationValues.default({}),
   generation,
   /** since 1.4: the data comes from these backups (the full one first) instead of a new cluster */
-  restore: z.object({ projectId: z.string(), chain: z.array(restoreLinkSpec).min(1) }).optional(),
+  restore: z
+    .object({
+      projectId: z.string(),
+      chain: z.array(restoreLinkSpec).min(1),
+      /**
+       * since 1.5: roll the restored data forward through the source's archived log (stored under
+       * `prefix` in `container`, sealed with the chain's project key) to `time` (ISO 8601)
+       */
+      pointInTime: z.object({ time: z.string().datetime({ offset: true }), container: z.string(), prefix: z.string(), wrappedKey: z.string() }).optional(),
+    })
+    .optional(),
 });
 export type PrepareInput = z.infer<typeof prepareInput>;
 
@@ -125,8 +141,9 @@ export type DataCheckState = z.infer<typeof dataCheckState>;
 // 1.2: configuration groups (prepare's overrides, applyConfiguration, getConfiguration)
 // 1.3: the desired state's generation (prepare, resize, updateAccess, applyConfiguration)
 // 1.4: backups (createBackup, prepare's restore)
-// 1.5: checkData (backup verification)
-export const guestContract = defineService('guest', '1.5', {
+// 1.5: point in time (createBackup's walArchive, prepare's restore.pointInTime)
+// 1.6: checkData (backup verification)
+export const guestContract = defineService('guest', '1.6', {
   /** initialise, configure and start the engine, then create databases and users; heartbeats report progress */
   prepare: cast(prepareInput),
   restart: call(none, none, high),

@@ -23,6 +23,8 @@ export const createInstanceTaskPayload = z.object({
   adminPassword: z.string().optional(),
   /** restorePoint: the backup whose data the instance starts with (with its parents, for an incremental) */
   restoreBackupId: z.string().optional(),
+  /** Coffer's point in time: the restored data rolled forward to this moment (ISO 8601) through its source's archived log */
+  restoreTime: z.string().datetime({ offset: true }).optional(),
 });
 export type CreateInstanceTaskPayload = z.input<typeof createInstanceTaskPayload>;
 

@@ -10,7 +10,9 @@ import * as guestReports from './0008-guest-reports.js';
 import * as taskProgress from './0009-task-progress.js';
 import * as desiredGeneration from './0010-desired-generation.js';
 import * as backups from './0011-backups.js';
+import * as backupSchedules from './0012-backup-schedules.js';
 import * as backupVerifications from './0013-backup-verifications.js';
+import * as walArchive from './0014-wal-archive.js';
 
 // Every migration, by name. Kysely runs them in name order and records each one it ran; a
 // shipped migration never changes, a schema change is a new file with the next number.
@@ -26,5 +28,7 @@ export const migrations: Record<string, Migration> = {
   '0009-task-progress': taskProgress,
   '0010-desired-generation': desiredGeneration,
   '0011-backups': backups,
+  '0012-backup-schedules': backupSchedules,
   '0013-backup-verifications': backupVerifications,
+  '0014-wal-archive': walArchive,
 };

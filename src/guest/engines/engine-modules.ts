@@ -72,6 +72,8 @@ export interface ConfigurationModule<L> {
 export interface BackupModule<L> {
   /** backups can follow a parent (capability `incrementalBackup`); the admin object's `incremental` says the same */
   readonly incremental: boolean;
+  /** restores can roll forward to a moment through the archived log (capability `pointInTimeRecovery`) */
+  readonly pointInTime?: boolean;
   create(lifecycle: L): BackupAdmin;
 }
 
@@ -100,6 +102,7 @@ export function capabilitiesOf(modules: EngineModules<EngineLifecycle>): EngineC
     accessRules: modules.lifecycle.accessRules,
     backup: modules.backup !== undefined,
     incrementalBackup: modules.backup?.incremental ?? false,
+    pointInTimeRecovery: modules.backup?.pointInTime ?? false,
     replication: modules.replication !== undefined,
     configurationGroups: modules.configuration !== undefined,
   };
@@ -119,7 +122,7 @@ export function identityOf(manager: string, modules: EngineModules<EngineLifecyc
 export function assembleDriver<L extends EngineLifecycle>(modules: EngineModules<L>, context: EngineContext): EngineDriver {
   const lifecycle = modules.lifecycle.create(context);
   const driver: { -readonly [K in keyof EngineDriver]: EngineDriver[K] } = {
-    prepare: (input, progress, restore) => lifecycle.prepare(input, progress, restore),
+    prepare: (input, progress, restore, pointInTime) => lifecycle.prepare(input, progress, restore, pointInTime),
     start: () => lifecycle.start(),
     stop: () => lifecycle.stop(),
     health: () => lifecycle.health(),

@@ -106,6 +106,11 @@ export interface EngineContext {
    * saved its spec (see engine-spec-file.ts) renders with until its next prepare or resize
    */
   memoryMb?: number;
+  /**
+   * the host ships archived log files (it has a backup storage): engines with point-in-time
+   * recovery archive their log into their spool from the first start
+   */
+  archiveLog?: boolean;
 }
 
 /** healthy: accepts queries; running: the process is up but does not answer; stopped: no process */
@@ -249,6 +254,47 @@ export interface BackupAdmin {
    * (the engine stopped, a tool missing) rejects with EngineError. `signal` aborts it.
    */
   checkData(signal: AbortSignal): Promise<DataCheckResult>;
+  /** present where the engine archives its write-ahead log for point-in-time recovery */
+  readonly walArchive?: WalArchive;
+}
+
+/**
+ * An engine's log archiving as the guest's shipper (wal-shipper.ts) sees it: the engine copies
+ * each finished log file into a spool of its own (as its OS user), and the shipper stores each
+ * one, sealed like a backup, before it removes it. Names are the engine's (e.g. PostgreSQL's WAL
+ * segment and timeline history file names); nothing is read through a path the engine's user
+ * could point elsewhere.
+ */
+export interface WalArchive {
+  /** the finished files waiting in the spool, in the order they must be stored */
+  pending(): Promise<string[]>;
+  /** what is recorded with the stored file, e.g. `last-commit` (ISO time of its last commit) */
+  inspect(name: string): Promise<Record<string, string>>;
+  /** the file's bytes, read as the engine's OS user */
+  read(name: string, signal: AbortSignal): Readable;
+  /** removes a stored file from the spool */
+  remove(name: string): Promise<void>;
+  /**
+   * How far the archive reaches once `lastFile` is stored: every change committed before the
+   * returned time is in a stored file. Undefined when the engine cannot tell now (not running).
+   */
+  archivedThrough(lastFile: string): Promise<Date | undefined>;
+}
+
+/** An archived log file as a point-in-time restore sees it. */
+export interface ArchivedLogFile {
+  name: string;
+  /** what the shipper recorded with it (WalArchive.inspect) */
+  facts: Record<string, string>;
+}
+
+/** Where a point-in-time restore finds the source's archived log, and the moment to stop at. */
+export interface PointInTimeSource {
+  target: Date;
+  /** every archived file of the source, by name */
+  list(): Promise<ArchivedLogFile[]>;
+  /** a file's bytes (decoded, checksum-checked while read) */
+  open(name: string): Promise<Readable>;
 }
 
 /**
@@ -261,9 +307,11 @@ export interface EngineLifecycle {
    * run. With `restore` (engines with a backup module only) the data directory is filled from the
    * chain (the full backup first, then each incremental in order) instead of initialised, and the
    * guest's own administrative account gets `input.adminPassword`; a failed restore leaves no data
-   * directory a later prepare would take for a finished one.
+   * directory a later prepare would take for a finished one. With `pointInTime` (engines whose
+   * backup module has `pointInTime`) the restored data is rolled forward through the archived
+   * log to `pointInTime.target`.
    */
-  prepare(input: PrepareInput, progress?: PrepareProgress, restore?: readonly RestoreLink[]): Promise<PrepareTimings>;
+  prepare(input: PrepareInput, progress?: PrepareProgress, restore?: readonly RestoreLink[], pointInTime?: PointInTimeSource): Promise<PrepareTimings>;
   /** start (or adopt the already running process) and wait until it accepts queries */
   start(): Promise<void>;
   /** stop quickly; forcibly after a timeout */

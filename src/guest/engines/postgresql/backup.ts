@@ -1,12 +1,14 @@
 import { CofferError } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
-import type { BackupAdmin, BackupFacts, BackupRun } from '../engine.js';
+import type { BackupAdmin, BackupFacts, BackupRun, WalArchive } from '../engine.js';
 import type { BackupModule } from '../engine-modules.js';
 import { toolBackupRun, type BackupInspector } from '../tool-backup-run.js';
 import type { DataCheckResult } from '../../../bus/index.js';
 import { adminRole, withAdminClient, type AdminEndpoint } from './admin.js';
 import { checkPostgresqlData } from './data-check.js';
 import { TarWatch } from './tar-watch.js';
+import { PostgresqlWalArchive, type WalArchiveHost } from './wal-archive.js';
+import { parseLsn, parseSegmentSize, segmentName, segmentOf } from './wal-files.js';
 
 // The backup module of PostgreSQL: a base backup of the whole cluster by pg_basebackup, as one
 // tar on its standard output (`-D - -Ft`), with the WAL needed to make it consistent inside it
@@ -39,9 +41,13 @@ export interface BaseBackupSource {
   allowReplication(): Promise<void>;
 }
 
-export const postgresqlBackup: BackupModule<{ baseBackupSource(): BaseBackupSource }> = {
+export const postgresqlBackup: BackupModule<{ baseBackupSource(): BaseBackupSource; walArchiveHost(): WalArchiveHost | undefined }> = {
   incremental: false,
-  create: (lifecycle) => new PostgresqlBackupAdmin(lifecycle.baseBackupSource()),
+  pointInTime: true,
+  create: (lifecycle) => {
+    const archive = lifecycle.walArchiveHost();
+    return new PostgresqlBackupAdmin(lifecycle.baseBackupSource(), archive === undefined ? undefined : new PostgresqlWalArchive(archive));
+  },
 };
 
 /** What a base backup's own files say about it; throws EngineError when one of them is missing. */
@@ -82,17 +88,26 @@ class BaseBackupInspector implements BackupInspector {
   facts(): BackupFacts {
     if (!this.watch.complete) throw new CofferError('EngineError', "pg_basebackup's output ended before the end of its tar archive.");
     const read = (name: string) => this.watch.entry(name)?.toString('utf8');
-    return {
+    const facts: BackupFacts = {
       ...this.known,
+      // a point-in-time restore from this backup reaches no earlier than its end
+      'completed-at': new Date().toISOString(),
       ...baseBackupFacts({ label: read('backup_label'), manifestTail: read('backup_manifest'), version: read('PG_VERSION') }),
     };
+    // the first archived file a restore from it reads: the archive's older files serve no backup after it
+    const segmentBytes = Number(facts['wal-segment-bytes']);
+    facts['wal-start'] = segmentName(Number(facts.timeline), segmentOf(parseLsn(facts['start-lsn']!), segmentBytes), segmentBytes);
+    return facts;
   }
 }
 
 export class PostgresqlBackupAdmin implements BackupAdmin {
   readonly incremental = false;
 
-  constructor(private readonly source: BaseBackupSource) {}
+  constructor(
+    private readonly source: BaseBackupSource,
+    readonly walArchive?: WalArchive,
+  ) {}
 
   async start(request: { parent?: BackupFacts; signal: AbortSignal }): Promise<BackupRun> {
     if (request.parent !== undefined) {
@@ -103,10 +118,16 @@ export class PostgresqlBackupAdmin implements BackupAdmin {
     }
     await this.source.allowReplication();
     const endpoint = await this.source.endpoint();
-    // which cluster the backup is of: WAL archived later must come from the same one
-    const systemIdentifier = await withAdminClient(endpoint, 'postgres', async (client) => {
-      const result = await client.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
-      return result.rows[0]!.id;
+    // which cluster the backup is of (WAL archived later must come from the same one), its WAL
+    // segments' size, and whether its WAL is archived from here on (wal-archive.ts)
+    const known = await withAdminClient(endpoint, 'postgres', async (client) => {
+      const result = await client.query<{ id: string; segment: string; mode: string; library: string }>(
+        "SELECT system_identifier::text AS id, current_setting('wal_segment_size') AS segment, " +
+          "current_setting('archive_mode') AS mode, current_setting('archive_library', true) AS library FROM pg_control_system()",
+      );
+      const row = result.rows[0]!;
+      const archiving = this.walArchive !== undefined && row.mode === 'on' && row.library === 'basic_archive';
+      return { 'system-identifier': row.id, 'wal-segment-bytes': String(parseSegmentSize(row.segment)), 'wal-archiving': archiving ? 'on' : 'off' };
     });
     const tool = this.source.runner.stream(
       this.source.program('pg_basebackup'),
@@ -126,7 +147,7 @@ export class PostgresqlBackupAdmin implements BackupAdmin {
         },
       },
     );
-    return toolBackupRun(tool, new BaseBackupInspector({ 'system-identifier': systemIdentifier }), request.signal);
+    return toolBackupRun(tool, new BaseBackupInspector(known), request.signal);
   }
 
   checkData(signal: AbortSignal): Promise<DataCheckResult> {

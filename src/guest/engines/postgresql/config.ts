@@ -2,6 +2,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { CofferError, validateConfigurationValues, type ConfigurationValue, type ConfigurationValues } from '../../../common/index.js';
 import type { TlsFiles } from '../tls-files.js';
 import { postgresqlParameters } from './parameters.js';
+import { archiveTimeoutSeconds } from './wal-archive.js';
 import { postgresqlTlsSettings, tenantConnectionType } from './tls.js';
 
 // postgresql.conf and pg_hba.conf, rendered whole from the instance's spec (the flavor's memory,
@@ -62,10 +63,28 @@ export interface ServerConfigInput {
   tls?: TlsFiles;
   /** the configuration group's values: each replaces Coffer's own setting of the same name */
   overrides?: ConfigurationValues;
+  /** where basic_archive copies each finished WAL file for the guest to ship; undefined: no archiving */
+  walSpoolDir?: string;
 }
 
 /** Where the host keeps the instance's files: its layout, not the tenant's configuration. */
-const hostPaths: ReadonlySet<string> = new Set(['unix_socket_directories', 'hba_file', 'ssl_cert_file', 'ssl_key_file']);
+const hostPaths: ReadonlySet<string> = new Set(['unix_socket_directories', 'hba_file', 'ssl_cert_file', 'ssl_key_file', 'basic_archive.archive_directory']);
+
+/**
+ * Continuous archiving (wal-archive.ts) by PostgreSQL's own basic_archive module: no shell command
+ * and nothing of the storage's in the engine's reach, only a directory of the instance's own. A
+ * finished segment is archived at once, and a segment with changes is finished at the latest
+ * after archive_timeout.
+ */
+function archiveSettings(spoolDir: string | undefined): [string, ConfigurationValue][] {
+  if (spoolDir === undefined) return [];
+  return [
+    ['archive_mode', 'on'],
+    ['archive_library', 'basic_archive'],
+    ['basic_archive.archive_directory', spoolDir],
+    ['archive_timeout', archiveTimeoutSeconds],
+  ];
+}
 
 interface RenderedSettings {
   /** Coffer's own settings that no override replaces, in file order */
@@ -93,6 +112,7 @@ function settings(input: ServerConfigInput): RenderedSettings {
     ['dynamic_shared_memory_type', 'posix'],
     ['max_wal_size', '1GB'],
     ['min_wal_size', '80MB'],
+    ...archiveSettings(input.walSpoolDir),
     // stderr goes to the log file the supervisor opened for the postmaster
     ['log_destination', 'stderr'],
     ['logging_collector', false],

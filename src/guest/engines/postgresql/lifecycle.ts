@@ -5,7 +5,17 @@ import { CofferError, validateConfigurationValues } from '../../../common/index.
 import type { ConfigurationValues, Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
 import type { AccessSpec } from '../../../bus/index.js';
-import type { EngineBinary, EngineContext, EngineHealth, EngineLifecycle, PrepareProgress, PrepareTimings, RestoreLink, TlsMaterial } from '../engine.js';
+import type {
+  EngineBinary,
+  EngineContext,
+  EngineHealth,
+  EngineLifecycle,
+  PointInTimeSource,
+  PrepareProgress,
+  PrepareTimings,
+  RestoreLink,
+  TlsMaterial,
+} from '../engine.js';
 import type { LifecycleModule } from '../engine-modules.js';
 import {
   adminRole,
@@ -27,7 +37,9 @@ import { currentEngineSpec, writeEngineSpec, type EngineSpec } from '../engine-s
 import { checkTlsRequirement, installedTlsFiles, saveTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { killDataDirProcesses, runningPostmaster, stopPostmaster, waitUntilReady } from './postmaster.js';
+import { fetchRecoveryFiles, planRecovery, removeRecoveryFiles } from './point-in-time.js';
 import { checkRestoreChain, clearSourceState, extractBaseBackup, resetAdminOffline, resetRestoredRoles } from './restore.js';
+import type { WalArchiveHost } from './wal-archive.js';
 import { initdbArguments, syncDirectory, takeWarmCluster } from './warm-cluster.js';
 
 // The lifecycle module of PostgreSQL (databases, users, root, configuration groups and backups
@@ -60,6 +72,8 @@ interface Layout {
   pwfile: string;
   adminSecret: string;
   initialised: string;
+  /** where basic_archive puts finished WAL files for the guest to ship: the engine's, in the host's directory */
+  walSpool: string;
 }
 
 function layout(dir: string): Layout {
@@ -77,6 +91,7 @@ function layout(dir: string): Layout {
     // read by the guest only: owned by the host's user, not the engine's
     adminSecret: join(dir, `${adminRole}.password`),
     initialised: join(dir, '.initdb.done'),
+    walSpool: join(dir, 'wal-spool'),
   };
 }
 
@@ -141,7 +156,12 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
     return { socketDir: this.paths.socketDir, port: this.context.placement.port, password: this.adminPassword };
   }
 
-  async prepare(input: PrepareInput, progress: PrepareProgress = () => undefined, restore?: readonly RestoreLink[]): Promise<PrepareTimings> {
+  async prepare(
+    input: PrepareInput,
+    progress: PrepareProgress = () => undefined,
+    restore?: readonly RestoreLink[],
+    pointInTime?: PointInTimeSource,
+  ): Promise<PrepareTimings> {
     const began = performance.now();
     checkPrepareNames(input);
     const spec: EngineSpec = {
@@ -158,7 +178,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
     // a restore already finished (a redelivered prepare) is an instance like any other
     const restoring = restore !== undefined && !(await fileExists(this.paths.initialised));
     if (restoring) {
-      ({ sync } = await this.restore(restore, input.adminPassword, conf, progress));
+      ({ sync } = await this.restore(restore, input.adminPassword, conf, progress, pointInTime));
     } else if (!(await fileExists(this.paths.initialised))) {
       ({ sync, poolPassword } = await this.initialise(input.adminPassword, progress));
     } else {
@@ -205,7 +225,13 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
    * whose guest role has `adminPassword`, durable on disk and stopped. A failure leaves no data
    * directory.
    */
-  private async restore(links: readonly RestoreLink[], adminPassword: string, conf: string, progress: PrepareProgress): Promise<Initialised> {
+  private async restore(
+    links: readonly RestoreLink[],
+    adminPassword: string,
+    conf: string,
+    progress: PrepareProgress,
+    pointInTime: PointInTimeSource | undefined,
+  ): Promise<Initialised> {
     const link = checkRestoreChain(links, this.binary().versionName);
     progress('restoring');
     await this.discardRestore();
@@ -217,10 +243,16 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
     try {
       await extractBaseBackup(this.runner, this.paths.dataDir, link);
       await clearSourceState(this.paths.dataDir);
+      const { dataDir, configFile } = this.paths;
+      const recovery =
+        pointInTime === undefined
+          ? []
+          : await fetchRecoveryFiles(this.runner, dataDir, pointInTime, planRecovery(await pointInTime.list(), link.facts, pointInTime.target));
       // single-user mode reads the new instance's configuration, not the backup's
       await writeEngineFile(this.runner, this.paths.configFile, conf);
-      const { dataDir, configFile } = this.paths;
-      await resetAdminOffline({ runner: this.runner, postgres: this.bin('postgres'), dataDir, configFile }, adminPassword);
+      await this.ensureWalSpool();
+      await resetAdminOffline({ runner: this.runner, postgres: this.bin('postgres'), dataDir, configFile }, adminPassword, recovery);
+      await removeRecoveryFiles(dataDir);
     } catch (err) {
       await this.discardRestore();
       throw err;
@@ -235,6 +267,32 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
     await killDataDirProcesses(this.paths.dataDir);
     await sync.catch(() => undefined);
     await rm(this.paths.dataDir, { recursive: true, force: true });
+  }
+
+  /** basic_archive (archive_library) came with PostgreSQL 15 */
+  private archivesWal(): boolean {
+    return this.context.archiveLog === true && Number(this.context.binary?.versionName) >= 15;
+  }
+
+  /** The spool basic_archive copies into: made by the host in its directory, then handed to the engine's user. */
+  private async ensureWalSpool(): Promise<void> {
+    if (!this.archivesWal()) return;
+    await mkdir(this.paths.walSpool, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+    await this.runner.handOver(this.paths.walSpool);
+  }
+
+  /** What continuous archiving needs; undefined when this host ships no WAL. */
+  walArchiveHost(): WalArchiveHost | undefined {
+    if (!this.archivesWal()) return undefined;
+    return {
+      spoolDir: this.paths.walSpool,
+      dataDir: this.paths.dataDir,
+      runner: this.runner,
+      program: (name) => this.bin(name),
+      runningEndpoint: async () => ((await this.processId()) === undefined ? undefined : this.endpoint()),
+    };
   }
 
   /** What the backup module needs: the programs, the admin endpoint, whether the server runs, and replication access. */
@@ -338,6 +396,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
       hbaFile: this.paths.hbaFile,
       tls: await installedTlsFiles(this.context.placement.dir),
       overrides: spec.overrides,
+      ...(this.archivesWal() ? { walSpoolDir: this.paths.walSpool } : {}),
     };
   }
 
@@ -421,6 +480,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
       running: () => runningPostmaster(dataDir),
       beforeSpawn: async () => {
         await killDataDirProcesses(dataDir);
+        await this.ensureWalSpool();
         await this.removeStaleLocks();
         this.spawnedWith = await readFile(this.paths.configFile, 'utf8').catch(() => undefined);
       },

@@ -89,7 +89,7 @@ export interface OfflineServer {
 }
 
 /** Gives the guest's role `password` in single-user mode (see step 3); the server is stopped after. */
-export async function resetAdminOffline(server: OfflineServer, password: string): Promise<void> {
+export async function resetAdminOffline(server: OfflineServer, password: string, recoverySettings: readonly string[] = []): Promise<void> {
   const verifier = await passwordSql(password);
   const role = escapeIdentifier(adminRole);
   // one statement a line; whatever the source's root did to the role, it logs in with this password again
@@ -121,6 +121,8 @@ export async function resetAdminOffline(server: OfflineServer, password: string)
       'log_min_duration_statement=-1',
       '-c',
       'statement_timeout=0',
+      // a point-in-time restore's: where the archived WAL is and where to stop (point-in-time.ts)
+      ...recoverySettings.flatMap((setting) => ['-c', setting]),
       'postgres',
     ],
     { cwd: server.dataDir, timeoutMs: replayTimeoutMs, input: `${statements.join('\n')}\n` },

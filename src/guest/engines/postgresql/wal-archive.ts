@@ -1,0 +1,149 @@
+import { readdir } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { CofferError, isCofferError } from '../../../common/index.js';
+import type { ProcessRunner } from '../../process-runner.js';
+import type { WalArchive } from '../engine.js';
+import { withAdminClient, type AdminEndpoint } from './admin.js';
+import {
+  formatLsn,
+  isArchivedFileName,
+  isHistoryName,
+  isSegmentName,
+  microsOf,
+  parseLsn,
+  parseSegmentName,
+  parseSegmentSize,
+  transactionEndTimes,
+} from './wal-files.js';
+
+// Continuous WAL archiving, the guest's side. PostgreSQL's own basic_archive module (no shell,
+// no credentials) copies each finished WAL file into the instance's spool, fsynced and renamed
+// into place, at least every `archive_timeout` (config.ts); the guest's shipper stores each one
+// (sealed, under the project's key) and removes it. Everything that touches the spool or the WAL
+// runs as the engine's OS user: the spool is that user's, and a name in it could be a symlink to
+// anything that user may not read (or may): read as that user, it can only be what that user
+// could read anyway, its own instance's data.
+//
+// What the shipper records with each segment is the time of its last transaction end (commit or
+// abort): a restore to a moment T replays segments up to the first one ending a transaction after
+// T, and stops there. How far the archive reaches is the first transaction end not yet archived
+// (pg_waldump over the WAL after the last archived segment), or now when there is none.
+
+/** archive_timeout: a committed change reaches the spool within this (the recovery point objective) */
+export const archiveTimeoutSeconds = 60;
+const waldumpTimeoutMs = 60_000;
+const fileTimeoutMs = 10 * 60_000;
+
+/** What the archive needs of the instance's lifecycle. */
+export interface WalArchiveHost {
+  spoolDir: string;
+  dataDir: string;
+  runner: ProcessRunner;
+  program(name: string): string;
+  /** undefined while the server is not running */
+  runningEndpoint(): Promise<AdminEndpoint | undefined>;
+}
+
+/** pg_waldump's exit at the end of the WAL written so far, as opposed to a failure to read it */
+const endOfWal = /invalid record length at [0-9A-F]+\/[0-9A-F]+: wanted \d+, got 0|could not find file|could not find a valid record after/;
+
+export class PostgresqlWalArchive implements WalArchive {
+  private segmentBytes: number | undefined;
+
+  constructor(private readonly host: WalArchiveHost) {}
+
+  async pending(): Promise<string[]> {
+    const names = await readdir(this.host.spoolDir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [];
+      throw err;
+    });
+    // a restore reads a timeline's history before its segments
+    const rank = (name: string) => (isHistoryName(name) ? 0 : 1);
+    return names.filter(isArchivedFileName).sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  async inspect(name: string): Promise<Record<string, string>> {
+    if (!isSegmentName(name)) return {};
+    const { stdout } = await this.host.runner.run(this.host.program('pg_waldump'), ['--rmgr=Transaction', '--', name], {
+      cwd: this.host.spoolDir,
+      env: { TZ: 'UTC' },
+      timeoutMs: waldumpTimeoutMs,
+      lowPriority: true,
+    });
+    const last = latest(transactionEndTimes(stdout));
+    return last === undefined ? {} : { 'last-commit': last };
+  }
+
+  read(name: string, signal: AbortSignal): Readable {
+    if (!isArchivedFileName(name)) throw new CofferError('EngineError', `${JSON.stringify(name)} is not an archived WAL file.`);
+    const cat = this.host.runner.stream('/bin/cat', ['--', name], { cwd: this.host.spoolDir, timeoutMs: fileTimeoutMs, signal, lowPriority: true });
+    // a cat that fails (the file vanished) must fail the stream, not end it short
+    cat.exited.catch((err: unknown) => cat.stdout.destroy(err instanceof Error ? err : new Error(String(err))));
+    return cat.stdout;
+  }
+
+  async remove(name: string): Promise<void> {
+    if (!isArchivedFileName(name)) throw new CofferError('EngineError', `${JSON.stringify(name)} is not an archived WAL file.`);
+    await this.host.runner.run('/bin/rm', ['-f', '--', name], { cwd: this.host.spoolDir, timeoutMs: waldumpTimeoutMs });
+  }
+
+  async archivedThrough(lastSegment: string): Promise<Date | undefined> {
+    const endpoint = await this.host.runningEndpoint();
+    if (endpoint === undefined || !isSegmentName(lastSegment)) return undefined;
+    const segmentBytes = await this.segmentSize(endpoint);
+    const { timeline, number } = parseSegmentName(lastSegment, segmentBytes);
+    const end = (number + 1n) * BigInt(segmentBytes);
+    const [insert, currentTimeline] = await withAdminClient(endpoint, 'postgres', async (client) => {
+      const result = await client.query<{ lsn: string; timeline: string }>(
+        'SELECT pg_current_wal_insert_lsn()::text AS lsn, timeline_id::text AS timeline FROM pg_control_checkpoint()',
+      );
+      return [parseLsn(result.rows[0]!.lsn), Number(result.rows[0]!.timeline)];
+    });
+    // another timeline, or a file shipped out of order: nothing can be said this time
+    if (currentTimeline !== timeline || insert < end) return undefined;
+    const checked = new Date();
+    const firstPending = await this.firstTransactionEndAfter(end);
+    if (firstPending === 'unknown') return undefined;
+    if (firstPending === undefined) return checked;
+    // everything before the first transaction end not archived yet is archived
+    const micros = microsOf(firstPending) - 1n;
+    return new Date(Number(micros / 1000n));
+  }
+
+  /** The first transaction end written at or after `position`, undefined when none, 'unknown' when the WAL could not be read. */
+  private async firstTransactionEndAfter(position: bigint): Promise<string | undefined | 'unknown'> {
+    const args = ['--rmgr=Transaction', '--path=pg_wal', `--start=${formatLsn(position)}`];
+    const waldump = this.host.runner.stream(this.host.program('pg_waldump'), args, {
+      cwd: this.host.dataDir,
+      env: { TZ: 'UTC' },
+      timeoutMs: waldumpTimeoutMs,
+      lowPriority: true,
+    });
+    const chunks: Buffer[] = [];
+    waldump.stdin.end();
+    const [read, exited] = await Promise.allSettled([
+      (async () => {
+        for await (const chunk of waldump.stdout) chunks.push(chunk as Buffer);
+      })(),
+      waldump.exited,
+    ]);
+    if (read.status === 'rejected') return 'unknown';
+    // the usual end: pg_waldump reads on into the WAL not written yet and stops there
+    if (exited.status === 'rejected' && !(isCofferError(exited.reason) && endOfWal.test(String(exited.reason.details ?? '')))) return 'unknown';
+    const output = Buffer.concat(chunks).toString('utf8');
+    return transactionEndTimes(output)[0];
+  }
+
+  private async segmentSize(endpoint: AdminEndpoint): Promise<number> {
+    this.segmentBytes ??= await withAdminClient(endpoint, 'postgres', async (client) =>
+      parseSegmentSize((await client.query<{ wal_segment_size: string }>('SHOW wal_segment_size')).rows[0]!.wal_segment_size),
+    );
+    return this.segmentBytes;
+  }
+}
+
+function latest(times: readonly string[]): string | undefined {
+  let best: string | undefined;
+  for (const time of times) if (best === undefined || microsOf(time) > microsOf(best)) best = time;
+  return best;
+}
