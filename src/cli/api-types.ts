@@ -120,6 +120,17 @@ export interface BackupView {
   /** absent once the datastore version it was taken on is gone */
   datastore?: { type: string; version: string; version_id?: string };
   fail_reason?: string;
+  /** Coffer's: the latest verification; null (or absent from an older Coffer) when never verified */
+  verification?: BackupVerificationView | null;
+}
+
+export interface BackupVerificationView {
+  status: 'RUNNING' | 'PASSED' | 'FAILED' | string;
+  started: string;
+  finished: string | null;
+  /** while RUNNING, the step it is at; then what it found */
+  message: string | null;
+  checks: Record<string, number>;
 }
 
 /** Where a project's (instance_id '') or one instance's backups are stored. */

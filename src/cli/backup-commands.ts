@@ -7,6 +7,7 @@ import { backupFields, backupListHead, backupListRow } from './backup-format.js'
 import { findBackup, getBackup, instanceRef, listBackups, type InstanceRef } from './backup-lookup.js';
 import { registerBackupScheduleCommands } from './backup-schedule-commands.js';
 import { registerBackupStrategyCommands } from './backup-strategy-commands.js';
+import { verifyBackup, type BackupVerifyFlags } from './backup-verify.js';
 import { isRunning, isStored } from './backup-wait.js';
 import { ApiError } from './cli-error.js';
 import type { CliIo } from './cli-io.js';
@@ -52,7 +53,7 @@ export function registerBackupCommands(program: Command, io: CliIo): void {
 
   backup
     .command('show <backup>')
-    .description('Show a backup (by ID or name): its status, why it failed if it did, its instance, parent, size and location')
+    .description('Show a backup (by ID or name): its status, why it failed if it did, its instance, parent, size, location and latest verification')
     .option('--json', 'print the API object as JSON')
     .action((ref: string, flags: { json?: boolean }) =>
       runAction(io, async () => {
@@ -67,6 +68,19 @@ export function registerBackupCommands(program: Command, io: CliIo): void {
         io.stdout.write(nextStep(found, instance));
       }),
     );
+
+  backup
+    .command('verify <backup>')
+    .description(
+      'Verify a backup (by ID or name): Coffer restores it into a scratch instance of its own (not listed, not counted against your quotas), ' +
+        "runs the engine's own check of all the data, deletes the scratch instance, and records PASSED or FAILED on the backup. " +
+        'Shows each step until it ends; exits 1 when it FAILED',
+    )
+    .option('--wait', 'wait until the verification PASSED or FAILED (the default)')
+    .option('--no-wait', 'return once the API accepted the request (`coffer backup show` follows it)')
+    .option('--timeout <seconds>', 'how long to wait for the verification', positiveSeconds, defaultTimeoutSeconds)
+    .option('--json', 'print the backup, with its verification, as JSON')
+    .action((ref: string, flags: BackupVerifyFlags) => runAction(io, () => verifyBackup(io, ref, flags)));
 
   backup
     .command('delete <backup>')
@@ -121,7 +135,14 @@ async function withAllProjectsHint<T>(work: () => Promise<T>): Promise<T> {
 
 /** After `backup show`: what the backup is good for now. */
 function nextStep(backup: BackupView, instance: InstanceView | undefined): string {
-  if (isStored(backup)) return `Restore it into a new instance with \`${restoreCommand(instance, backup.id)}\`.\n`;
+  if (isStored(backup)) {
+    const restore = `Restore it into a new instance with \`${restoreCommand(instance, backup.id)}\`.\n`;
+    const verification = backup.verification?.status;
+    if (verification === 'RUNNING') return `${restore}Its verification is running: \`coffer backup verify\` is not needed again.\n`;
+    if (verification === 'FAILED') return `It FAILED its verification: take a new backup and verify that (\`coffer backup verify <backup>\`).\n`;
+    if (verification === undefined || verification === null) return `${restore}Check that it restores with \`coffer backup verify ${backup.id}\`.\n`;
+    return restore;
+  }
   if (backup.status === 'FAILED') {
     return `It holds no data but counts against your backups quota: remove it with \`coffer backup delete ${backup.id}\`.\n`;
   }

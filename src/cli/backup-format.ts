@@ -1,4 +1,4 @@
-import type { BackupView } from './api-types.js';
+import type { BackupVerificationView, BackupView } from './api-types.js';
 import { timestampText } from './instance-format.js';
 import type { Cell } from './table-format.js';
 
@@ -58,6 +58,8 @@ export function backupFields(backup: BackupView, context: BackupContext = {}): A
     ['Datastore', backup.datastore === undefined ? undefined : `${backup.datastore.type} ${backup.datastore.version}`],
     ['Size', sizeText(backup)],
     ['Location', backup.locationRef],
+    ['Verification', verificationText(backup.verification)],
+    ['Verification says', backup.verification?.status === 'RUNNING' ? undefined : backup.verification?.message],
     ['Created', timestampText(backup.created)],
     ['Updated', timestampText(backup.updated)],
     ['Project', backup.project_id],
@@ -66,4 +68,22 @@ export function backupFields(backup: BackupView, context: BackupContext = {}): A
 
 function named(id: string, name: string | undefined): string {
   return name === undefined ? id : `${name} (${id})`;
+}
+
+/** `databases 2, tables 14, indexes 9, errors 0`: what the engine's check counted */
+export function checksText(checks: Record<string, number>): string {
+  return Object.entries(checks)
+    .map(([name, count]) => `${name.replace(/_/g, ' ')} ${count}`)
+    .join(', ');
+}
+
+/** one line for `backup show`: `PASSED at 2030-01-01 00:00:00 UTC (databases 1, tables 3, errors 0)` */
+export function verificationText(verification: BackupVerificationView | null | undefined): string | undefined {
+  if (verification == null) return undefined;
+  if (verification.status === 'RUNNING') {
+    return `RUNNING since ${timestampText(verification.started) ?? verification.started}${verification.message === null ? '' : ` — ${verification.message}`}`;
+  }
+  const checks = checksText(verification.checks);
+  const at = verification.finished ?? verification.started;
+  return `${verification.status} at ${timestampText(at) ?? at}${checks === '' ? '' : ` (${checks})`}`;
 }

@@ -2,6 +2,7 @@ import { SqlAgentRepository } from './agent-repository.js';
 import { SqlBackupRepository } from './backup-repository.js';
 import { SqlBackupScheduleRepository } from './backup-schedule-repository.js';
 import { SqlBackupStrategyRepository } from './backup-strategy-repository.js';
+import { SqlBackupVerificationRepository } from './backup-verification-repository.js';
 import { SqlConductorLastSeenRepository } from './conductor-last-seen-repository.js';
 import { SqlConfigurationRepository } from './configuration-repository.js';
 import { SqlDatastoreRepository } from './datastore-repository.js';
@@ -46,5 +47,6 @@ export function createRepositories(ctx: RepositoryContext): Repositories {
     backupStrategies: new SqlBackupStrategyRepository(ctx),
     backupSchedules: new SqlBackupScheduleRepository(ctx),
     projectKeys: new SqlProjectKeyRepository(ctx),
+    backupVerifications: new SqlBackupVerificationRepository(ctx),
   };
 }

@@ -41,6 +41,7 @@ export function instanceFromRow(r: Selectable<InstancesTable>): InstanceRow {
     updatedAt: toDate(r.updated_at),
     deleted: toBool(r.deleted),
     deletedAt: toNullableDate(r.deleted_at),
+    internal: toBool(r.internal),
   };
 }
 
@@ -92,6 +93,7 @@ export class SqlInstanceRepository implements InstanceRepository {
             updated_at: row.updatedAt,
             deleted: false,
             deleted_at: null,
+            internal: row.internal === true,
           })
           .execute(),
       { unique: (cause) => new CofferError('Conflict', `Instance ${row.id} already exists.`, { cause }) },
@@ -101,7 +103,8 @@ export class SqlInstanceRepository implements InstanceRepository {
   async get(id: string, scope: { tenantId?: string; includeDeleted?: boolean } = {}): Promise<InstanceRow | undefined> {
     let query = this.ctx.db.selectFrom('instances').selectAll().where('id', '=', id);
     if (scope.includeDeleted !== true) query = query.where('deleted', '=', false);
-    if (scope.tenantId !== undefined) query = query.where('tenant_id', '=', scope.tenantId);
+    // a project's own view: Coffer's internal instances are not among its instances
+    if (scope.tenantId !== undefined) query = query.where('tenant_id', '=', scope.tenantId).where('internal', '=', false);
     const r = await query.executeTakeFirst();
     return r && instanceFromRow(r);
   }
@@ -110,7 +113,7 @@ export class SqlInstanceRepository implements InstanceRepository {
     if (!Number.isInteger(filter.limit) || filter.limit < 1) {
       throw new CofferError('BadRequest', `limit must be a positive integer, not ${filter.limit}.`);
     }
-    let query = this.ctx.db.selectFrom('instances').selectAll().where('deleted', '=', false);
+    let query = this.ctx.db.selectFrom('instances').selectAll().where('deleted', '=', false).where('internal', '=', false);
     if (filter.tenantId !== undefined) query = query.where('tenant_id', '=', filter.tenantId);
     if (filter.host !== undefined) query = query.where('host', '=', filter.host);
     if (filter.marker !== undefined) query = query.where('id', '>', filter.marker);
@@ -200,6 +203,7 @@ export class SqlInstanceRepository implements InstanceRepository {
       .select((eb) => eb.fn.countAll().as('count'))
       .where('tenant_id', '=', tenantId)
       .where('deleted', '=', false)
+      .where('internal', '=', false)
       .executeTakeFirstOrThrow();
     // PostgreSQL counts in int8, which pg hands back as text.
     return Number(r.count);

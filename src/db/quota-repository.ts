@@ -46,7 +46,9 @@ export class SqlQuotaRepository implements QuotaRepository {
         eb.fn.sum('flavors.ram_mb').as('ram'),
       ])
       .where('instances.tenant_id', '=', tenantId)
-      .where('instances.deleted', '=', false);
+      .where('instances.deleted', '=', false)
+      // a backup verification's scratch instance is Coffer's, not the project's to pay for
+      .where('instances.internal', '=', false);
     // MySQL's repeatable read answers plain reads from the snapshot of the transaction's first
     // read, which may predate lockTenant; a locking read sees what was committed since. (MariaDB
     // knows no FOR SHARE; PostgreSQL reads afresh per statement and refuses locks on aggregates.)

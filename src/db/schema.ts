@@ -114,6 +114,8 @@ export interface InstancesTable {
   updated_at: Timestamp;
   deleted: Bool;
   deleted_at: NullableTimestamp;
+  /** made by Coffer for itself (a backup verification's scratch instance): hidden from its project */
+  internal: Bool;
 }
 
 export interface ServiceStatusesTable {
@@ -250,6 +252,19 @@ export interface BackupStrategiesTable {
   created_at: Timestamp;
 }
 
+export interface BackupVerificationsTable {
+  backup_id: string;
+  tenant_id: string;
+  status: string;
+  message: string | null;
+  /** JSON object of numbers */
+  checks: JsonText | null;
+  scratch_instance_id: string | null;
+  started_at: Timestamp;
+  finished_at: NullableTimestamp;
+  updated_at: Timestamp;
+}
+
 export interface ProjectKeysTable {
   tenant_id: string;
   wrapped_key: string;
@@ -286,4 +301,5 @@ export interface Database {
   backup_strategies: BackupStrategiesTable;
   backup_schedules: BackupSchedulesTable;
   project_keys: ProjectKeysTable;
+  backup_verifications: BackupVerificationsTable;
 }

@@ -22,6 +22,7 @@ import type {
   BackupRepository,
   BackupStrategyRepository,
   BackupScheduleRepository,
+  BackupVerificationRepository,
   ProjectKeyRepository,
   TaskRepository,
   TokenRepository,
@@ -52,6 +53,7 @@ export class SqlStateStore implements StateStore {
   readonly backupStrategies: BackupStrategyRepository;
   readonly backupSchedules: BackupScheduleRepository;
   readonly projectKeys: ProjectKeyRepository;
+  readonly backupVerifications: BackupVerificationRepository;
   #closed: Promise<void> | undefined;
 
   constructor(
@@ -81,6 +83,7 @@ export class SqlStateStore implements StateStore {
     this.backupStrategies = repositories.backupStrategies;
     this.backupSchedules = repositories.backupSchedules;
     this.projectKeys = repositories.projectKeys;
+    this.backupVerifications = repositories.backupVerifications;
   }
 
   // Inside `fn` use `tx` only: on SQLite the transaction holds the one connection, so a call on

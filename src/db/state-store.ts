@@ -162,6 +162,11 @@ export interface InstanceRow {
   updatedAt: Date;
   deleted: boolean;
   deletedAt: Date | null;
+  /**
+   * Made by Coffer for itself (a backup verification's scratch instance): it belongs to its
+   * project, but the project's lists, shows (404) and quotas leave it out. Absent: false.
+   */
+  internal?: boolean;
 }
 
 export type NewInstance = Omit<
@@ -227,7 +232,9 @@ export type TaskKind =
   | 'apply_configuration'
   // the subject of a backup task is its instance; of a backup deletion, the backup
   | 'create_backup'
-  | 'delete_backup';
+  | 'delete_backup'
+  // Coffer's: the subject is the backup; the scratch instance it restores has tasks of its own
+  | 'verify_backup';
 export type TaskState = 'pending' | 'running' | 'done' | 'failed';
 
 export interface TaskRow {
@@ -372,6 +379,42 @@ export interface BackupScheduleRow {
 /** What PUT sets: the rest is the schedule's history, kept across changes. */
 export type BackupScheduleSettings = Pick<BackupScheduleRow, 'tenantId' | 'instanceId' | 'name' | 'pattern' | 'incremental' | 'retainCount' | 'retainDays' | 'nextRunAt'>;
 
+/** Coffer's backup verification: RUNNING until it PASSED or FAILED. */
+export type VerificationStatus = 'RUNNING' | 'PASSED' | 'FAILED';
+
+/** The latest verification of a backup (one row per backup; a new one replaces a finished one). */
+export interface BackupVerificationRow {
+  backupId: string;
+  tenantId: string;
+  status: VerificationStatus;
+  /** while RUNNING, the step it is at; once finished, what it found (why it FAILED) */
+  message: string | null;
+  /** what the engine's own check counted (databases, tables, keys, errors) */
+  checks: Record<string, number> | null;
+  /** the instance the backup was restored into while the verification runs */
+  scratchInstanceId: string | null;
+  startedAt: Date;
+  finishedAt: Date | null;
+}
+
+export type BackupVerificationPatch = Partial<Pick<BackupVerificationRow, 'message' | 'checks' | 'scratchInstanceId'>>;
+
+export interface BackupVerificationRepository {
+  get(backupId: string): Promise<BackupVerificationRow | undefined>;
+  /** the verifications of those of `backupIds` that have one */
+  getMany(backupIds: readonly string[]): Promise<Map<string, BackupVerificationRow>>;
+  /**
+   * Starts a verification (RUNNING, started now), replacing a finished one; false, and nothing
+   * changed, while one is RUNNING, unless `replaceRunning` (one whose task is gone). Run it inside
+   * a transaction holding the project's lock.
+   */
+  begin(row: Pick<BackupVerificationRow, 'backupId' | 'tenantId' | 'message' | 'startedAt'>, options?: { replaceRunning?: boolean }): Promise<boolean>;
+  /** changes a RUNNING verification; false when none runs */
+  update(backupId: string, patch: BackupVerificationPatch): Promise<boolean>;
+  /** ends a RUNNING verification as PASSED or FAILED; false when none runs */
+  finish(backupId: string, end: { status: 'PASSED' | 'FAILED'; message: string | null; checks?: Record<string, number> | null; finishedAt: Date }): Promise<boolean>;
+}
+
 export interface BackupStrategyRow {
   tenantId: string;
   /** '' for the project-wide strategy */
@@ -481,9 +524,12 @@ export interface DatastoreRepository {
 
 export interface InstanceRepository {
   create(row: NewInstance): Promise<void>;
-  /** undefined for unknown or deleted instances, and for another project's when tenantId is given */
+  /**
+   * undefined for unknown or deleted instances; with tenantId, also for another project's and for
+   * internal ones (the project's own view of its instances)
+   */
   get(id: string, scope?: { tenantId?: string; includeDeleted?: boolean }): Promise<InstanceRow | undefined>;
-  /** not deleted, ordered by id ascending; marker = id of the last item of the previous page */
+  /** not deleted, ordered by id ascending; marker = id of the last item of the previous page; internal ones left out */
   list(filter: { tenantId?: string; limit: number; marker?: string; host?: string }): Promise<Page<InstanceRow>>;
   /** sets updatedAt too */
   update(id: string, patch: InstancePatch): Promise<void>;
@@ -501,6 +547,7 @@ export interface InstanceRepository {
   recordWalArchived(id: string, through: Date): Promise<void>;
   /** soft delete: deleted = true, deletedAt = now */
   markDeleted(id: string, now: Date): Promise<void>;
+  /** the project's live instances, internal ones left out */
   countActive(tenantId: string): Promise<number>;
   /** every project's, ordered by id; `deleted` true: only deleted ones, false: only live ones, absent: both */
   listAll(filter: { deleted?: boolean; tenantId?: string }): Promise<InstanceRow[]>;
@@ -669,7 +716,7 @@ export interface QuotaRepository {
    * one ends, so a quota check and the write it allows cannot interleave with another's.
    */
   lockTenant(tenantId: string, now: Date): Promise<void>;
-  /** what the project's live (not deleted) instances and backups use */
+  /** what the project's live (not deleted) instances and backups use; internal instances count for nothing */
   usage(tenantId: string): Promise<Record<QuotaResource, number>>;
 }
 
@@ -695,6 +742,7 @@ export interface Repositories {
   backupStrategies: BackupStrategyRepository;
   backupSchedules: BackupScheduleRepository;
   projectKeys: ProjectKeyRepository;
+  backupVerifications: BackupVerificationRepository;
 }
 
 export interface StateStore extends Repositories {

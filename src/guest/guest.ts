@@ -9,6 +9,7 @@ import {
   guestTopic,
   serveRpc,
   type CreateBackupInput,
+  type DataCheckState,
   type GuestServiceStatus,
   type MessageMeta,
   type PrepareInput,
@@ -166,6 +167,8 @@ class GuestAgent implements Guest {
   private subscription: Subscription | undefined;
   private prepared = false;
   private backupRunning = false;
+  /** the data check this guest started, and where it stands (checkData) */
+  private dataCheck: { state: DataCheckState } | undefined;
   /** aborted when the guest closes: a backup or restore in progress stops with it */
   private readonly backupAbort = new AbortController();
   private desired: DesiredState;
@@ -275,6 +278,7 @@ class GuestAgent implements Guest {
           }),
         getConfiguration: () => this.running(async () => ({ values: await this.configurationAdmin().effective() })),
         createBackup: async (input, meta) => this.startBackup(input, this.requestLogger(meta).child({ backupId: input.target.backupId })),
+        checkData: async (_args, meta) => this.checkData(this.requestLogger(meta)),
         rotateCertificate: (_args, meta) =>
           this.exclusive(async () => {
             this.requirePrepared();
@@ -615,6 +619,35 @@ class GuestAgent implements Guest {
       log,
     });
     job.finally(() => (this.backupRunning = false)).catch(() => undefined);
+  }
+
+  /**
+   * The engine's own check of all the data. Like a backup it runs beside the other operations,
+   * not queued behind them: it reads for a long time, and the engine keeps heartbeating meanwhile.
+   * Callers poll: the first call starts it, each call answers where it stands.
+   */
+  private checkData(log: Logger): DataCheckState {
+    if (this.dataCheck === undefined) {
+      this.requirePrepared();
+      const admin = this.engine.backup;
+      if (admin === undefined) throw this.unsupported('checking data');
+      this.requireStarted();
+      log.info('checking the data');
+      const began = performance.now();
+      const check: { state: DataCheckState } = { state: { state: 'running' } };
+      admin.checkData(this.backupAbort.signal).then(
+        (result) => {
+          log.info({ checks: result.checks, checkMs: Math.round(performance.now() - began) }, 'data checked');
+          check.state = { state: 'done', result };
+        },
+        (err: unknown) => {
+          log.error({ err }, 'data check failed');
+          check.state = { state: 'failed', message: describe(err).split('\n', 1)[0] ?? 'The data check failed.' };
+        },
+      );
+      this.dataCheck = check;
+    }
+    return this.dataCheck.state;
   }
 
   private requirePrepared(): void {

@@ -1,5 +1,5 @@
 // The taskmanager role: runs every operation that takes longer than a request (create, delete,
-// restart, resize, access updates, configuration groups, backups)
+// restart, resize, access updates, configuration groups, backups and their verification)
 // as a durable task with a lease, so that any taskmanager can resume what a dead one started.
 // It also runs backup schedules and their retention (backup-scheduler.ts).
 import { hostname } from 'node:os';
@@ -21,6 +21,7 @@ import { resizeFlavorFlow } from './resize-flavor-flow.js';
 import { resizeVolumeFlow } from './resize-volume-flow.js';
 import { restartInstanceFlow } from './restart-instance-flow.js';
 import { updateAccessFlow } from './update-access-flow.js';
+import { verifyBackupFlow } from './verify-backup-flow.js';
 import { InstanceWaiter } from './instance-waiter.js';
 import { TaskRunner } from './task-runner.js';
 
@@ -57,6 +58,10 @@ export interface TaskmanagerOptions {
    * (default 30 s). Without it this taskmanager runs no schedules.
    */
   backupSchedules?: { startBackup: StartScheduledBackup; intervalMs?: number };
+  /** how often a backup verification asks the scratch instance's guest how the engine's check stands */
+  dataCheckPollMs?: number;
+  /** the longest the engine's check of a backup verification may run */
+  dataCheckTimeoutMs?: number;
 }
 
 
@@ -113,6 +118,13 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
       apply_configuration: applyConfigurationFlow(deps),
       create_backup: createBackupFlow(backupDeps),
       delete_backup: deleteBackupFlow(backupDeps),
+      verify_backup: verifyBackupFlow({
+        ...backupDeps,
+        buildTimeoutMs: deps.buildTimeoutMs,
+        deleteTimeoutMs: deps.deleteTimeoutMs,
+        dataCheckTimeoutMs: options.dataCheckTimeoutMs ?? 6 * 60 * 60_000,
+        dataCheckPollMs: options.dataCheckPollMs ?? 2_000,
+      }),
     },
   });
   // Listening before any task runs, so no flow waits on an event it could not hear.

@@ -330,6 +330,7 @@ const rows: Row[] = [
   { method: 'POST', path: v1('/backups'), body: (o) => ({ backup: { name: 'matrix', instance: o.instanceId } }), fresh: instance, expect: { ...ownerOrAdmin(202) } },
   { method: 'GET', path: v1('/backups/:backupId'), fresh: backup, expect: ownerOrAdmin(200) },
   { method: 'DELETE', path: v1('/backups/:backupId'), fresh: backup, expect: ownerOrAdmin(202) },
+  { method: 'POST', path: v1('/backups/:backupId/action'), body: () => ({ verify: {} }), fresh: backup, expect: ownerOrAdmin(202) },
   { method: 'GET', path: v1('/instances/:instanceId/backups'), fresh: instance, expect: ownerOrAdmin(200) },
   // an instance's backup schedule (Coffer's extension) is its owner's or an admin's
   {

@@ -58,6 +58,7 @@ let fuzzProjectId: string;
 let quotaProjectId: string;
 let memberRoleId: string;
 let groupId: string;
+let backupId: string;
 let pgVersionId: string;
 const calls: GuestCall[] = [];
 const subscriptions: Subscription[] = [];
@@ -160,6 +161,13 @@ before(async () => {
     enabled: true,
     createdAt: new Date(),
   });
+  // a completed backup of the PostgreSQL instance, to verify
+  backupId = newUuid();
+  await h.store.backups.create({
+    id: backupId, tenantId: owner.projectId, name: 'fuzz-verified', description: null, instanceId: pgId, parentId: null, datastoreVersionId: (await h.store.instances.get(pgId))!.datastoreVersionId,
+    backupType: 'full', state: 'COMPLETED', container: 'database_backups', objectName: `${backupId}.postgresql.zst.enc`, createdAt: new Date(), updatedAt: new Date(),
+  });
+  await h.store.backups.update(backupId, { sizeBytes: 1, sha256: 'e'.repeat(64), facts: {} });
   groupId = newUuid();
   await h.store.configurations.create({
     id: groupId,
@@ -185,7 +193,7 @@ after(async () => {
 
 /** Everything a request could have changed, as one comparable string. */
 async function snapshot(): Promise<string> {
-  const [instances, pg, mysql, users, fuzzUser, projects, fuzzProject, assignments, quotas, pgRoot, mysqlRoot, groups, pgVersion, backups, strategies, schedule] = await Promise.all([
+  const [instances, pg, mysql, users, fuzzUser, projects, fuzzProject, assignments, quotas, pgRoot, mysqlRoot, groups, pgVersion, backups, strategies, schedule, verification] = await Promise.all([
     h.store.instances.listAll({}),
     h.store.instances.get(pgId),
     h.store.instances.get(mysqlId),
@@ -202,6 +210,7 @@ async function snapshot(): Promise<string> {
     h.store.backups.list({ limit: 1000, offset: 0 }),
     h.store.backupStrategies.list({}),
     h.store.backupSchedules.get(pgId),
+    h.store.backupVerifications.get(backupId),
   ]);
   return JSON.stringify({
     instances: instances.length,
@@ -220,6 +229,7 @@ async function snapshot(): Promise<string> {
     backups: backups.map((b) => [b.id, b.state]),
     strategies,
     schedule,
+    verification,
     casts: h.casts.length,
   });
 }
@@ -228,6 +238,8 @@ async function snapshot(): Promise<string> {
 async function settleInstances(): Promise<void> {
   // an accepted backup would keep the instance busy (422) for the next one
   for (const b of await h.store.backups.running(pgId)) await h.store.backups.update(b.id, { state: 'COMPLETED' });
+  // and an accepted verification would refuse the next one (422)
+  await h.store.backupVerifications.finish(backupId, { status: 'PASSED', message: null, finishedAt: new Date() });
   for (const id of [pgId, mysqlId]) {
     await h.store.instances.update(id, { taskStatus: 'NONE', taskDescription: '' });
     await h.store.serviceStatuses.set({ instanceId: id, status: 'HEALTHY', updatedAt: new Date() });
@@ -454,6 +466,13 @@ const targets = (): Target[] => [
     }),
   },
   { route: 'DELETE /v1.0/:tenantId/backups/:backupId', as: 'owner', url: v1('/backups/x'), pathValue: (id) => `/v1.0/${owner.projectId}/backups/${id}` },
+  {
+    route: 'POST /v1.0/:tenantId/backups/:backupId/action',
+    as: 'owner',
+    url: v1(`/backups/${backupId}/action`),
+    spec: obj({ verify: obj({}, { strict: true }) }, { strict: true }),
+    pathValue: (id) => `/v1.0/${owner.projectId}/backups/${id}/action`,
+  },
   {
     route: 'POST /v1.0/:tenantId/backup_strategies',
     as: 'owner',

@@ -400,6 +400,11 @@ describe('Trove: backups and backup strategies', () => {
     golden('GET /backups?limit=1', await get(member, trove(member, '/backups?limit=1')), 200, z.object({ backups: z.array(shape.backup).length(1), links: shape.nextLinks }));
     golden('GET /instances/{id}/backups', await get(member, trove(member, `/instances/${instanceId}/backups`)), 200, list('backups', shape.backup, 2));
     empty('DELETE /backups/{id}', await send(member, 'DELETE', trove(member, `/backups/${second.backup.id}`)));
+    // Coffer's verification: 202 with no body, then the backup shows it RUNNING (no taskmanager runs here)
+    empty('POST /backups/{id}/action verify', await send(member, 'POST', trove(member, `/backups/${created.backup.id}/action`), { verify: {} }));
+    const verifying = golden('GET /backups/{id} verifying', await get(member, trove(member, `/backups/${created.backup.id}`)), 200, one('backup', shape.backup));
+    assert.equal(verifying.backup.verification.status, 'RUNNING');
+    golden('POST /backups/{id}/action twice', await send(member, 'POST', trove(member, `/backups/${created.backup.id}/action`), { verify: {} }), 422, shape.troveError('unprocessableEntity', 422));
 
     golden('POST /backup_strategies', await send(member, 'POST', trove(member, '/backup_strategies'), { backup_strategy: { swift_container: 'golden' } }), 202, one('backup_strategy', shape.backupStrategy));
     golden('GET /backup_strategies', await get(member, trove(member, '/backup_strategies')), 200, list('backup_strategies', shape.backupStrategy));

@@ -356,6 +356,16 @@ export const backup = z.object({
   parent_id: uuid.nullable(),
   project_id: keystoneId,
   datastore: z.object({ type: z.string(), version: z.string(), version_id: uuid }),
+  // Coffer's: the latest verification, null when the backup was never verified
+  verification: z
+    .object({
+      status: z.enum(['RUNNING', 'PASSED', 'FAILED']),
+      started: troveTime,
+      finished: troveTime.nullable(),
+      message: z.string().nullable(),
+      checks: z.record(z.string(), int),
+    })
+    .nullable(),
 });
 /** Coffer's extension: an instance's backup schedule. */
 export const backupSchedule = z.object({

@@ -286,7 +286,10 @@ describe('coffer backup', () => {
       assert.match(result.stdout, /│ Size +│ 0\.25 GB +│/);
       assert.match(result.stdout, /│ Created +│ 2024-05-01 10:02:00 UTC +│/);
       assert.ok(!result.stdout.includes('Fail reason'));
-      assert.match(result.stdout, new RegExp(`\nRestore it into a new instance with \`coffer instance create <new name> --from-backup ${inc} --flavor 2 --size 3\`\\.\n$`));
+      assert.match(
+        result.stdout,
+        new RegExp(`\nRestore it into a new instance with \`coffer instance create <new name> --from-backup ${inc} --flavor 2 --size 3\`\\.\nCheck that it restores with \`coffer backup verify ${inc}\`\\.\n$`),
+      );
       const byId = await runCli(dir, ['backup', 'show', inc, '--json']);
       assert.equal(JSON.parse(byId.stdout).name, 'inc-1');
     });
@@ -320,6 +323,76 @@ describe('coffer backup', () => {
       assert.match(ambiguous.stderr, /^Error: More than one backup is named "twin": .*\nUse the ID instead\.\n$/);
       const unknown = await runCli(dir, ['backup', 'show', 'nope']);
       assert.equal(unknown.stderr, 'Error: No backup has the ID or name "nope".\nSee them all with `coffer backup list`.\n');
+    });
+  });
+
+  describe('verify', () => {
+    const verifyPosts = (id: string) => fake.requestsTo('POST', api(`/backups/${id}/action`)).map((r) => r.body);
+
+    it('asks for the verification, shows each step until it PASSED, then what was checked and how to restore', async () => {
+      const orders = fake.addInstance('orders', undefined, { flavor: { id: '2' }, volume: { size: 3 } });
+      const id = fake.backups.addBackup('nightly', orders);
+      const result = await runCli(dir, ['backup', 'verify', 'nightly']);
+      assert.equal(result.code, 0, result.stderr);
+      assert.deepEqual(verifyPosts(id), [{ verify: {} }]);
+      assert.deepEqual(lines(result.stderr), [
+        'Verifying nightly: RUNNING — waiting for a taskmanager (Ns)',
+        'Verifying nightly: RUNNING — restoring it into a scratch instance (Ns)',
+        "Verifying nightly: RUNNING — running the engine's own check of the data (Ns)",
+        `The verification of backup nightly (${id}) PASSED after N s.`,
+        '',
+      ]);
+      assert.equal(
+        result.stdout,
+        `Backup nightly (${id}) PASSED: Restored into a scratch instance; the engine's own check found no errors.\n` +
+          'Checked: databases 2, tables 3, indexes 1, errors 0.\n' +
+          `Restore it into a new instance with \`coffer instance create <new name> --from-backup ${id} --flavor 2 --size 3\`.\n`,
+      );
+      const shown = await runCli(dir, ['backup', 'show', 'nightly']);
+      assert.match(shown.stdout, /│ Verification +│ PASSED at 2024-05-02 09:01:00 UTC \(databases 2, tables 3, indexes 1, errors 0\) +│/);
+      assert.match(shown.stdout, /│ Verification says +│ Restored into a scratch instance; the engine's own check found no errors\. +│/);
+    });
+
+    it('exits 1 when it FAILED, with what the check found and what to do instead', async () => {
+      const orders = fake.addInstance('orders');
+      const id = fake.backups.addBackup('damaged-1', orders);
+      const result = await runCli(dir, ['backup', 'verify', id]);
+      assert.equal(result.code, 1);
+      assert.equal(result.stdout, '');
+      assert.match(
+        result.stderr,
+        new RegExp(
+          `\nError: Backup damaged-1 \\(${id}\\) FAILED its verification: The engine's own check found 1 error\\(s\\) in the restored data: heap table "app\\.public\\.t", block 0: bad\n` +
+            'Do not count on this backup: take a new one with `coffer backup create <instance> --name <name>` and verify that\\.\n$',
+        ),
+      );
+      const shown = await runCli(dir, ['backup', 'show', 'damaged-1']);
+      assert.match(shown.stdout, /│ Verification +│ FAILED at 2024-05-02 09:01:00 UTC \(databases 2, tables 3, indexes 1, errors 1\) +│/);
+      assert.match(shown.stdout, /It FAILED its verification: take a new backup and verify that/);
+    });
+
+    it('--no-wait returns once accepted; a second while it runs, and a backup not COMPLETED, get the next step; --timeout gives up saying it goes on', async () => {
+      const orders = fake.addInstance('orders');
+      const id = fake.backups.addBackup('slow-1', orders);
+      const started = await runCli(dir, ['backup', 'verify', 'slow-1', '--no-wait']);
+      assert.equal(started.code, 0, started.stderr);
+      assert.equal(started.stdout, `Verifying backup slow-1 (${id}): it is restored into a scratch instance and checked.\nFollow it with \`coffer backup show ${id}\`.\n`);
+      const again = await runCli(dir, ['backup', 'verify', 'slow-1']);
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, new RegExp(`already being verified[^\n]*\nFollow the running verification with \`coffer backup show ${id}\`\\.\n$`));
+      const shown = await runCli(dir, ['backup', 'show', 'slow-1']);
+      assert.match(shown.stdout, /│ Verification +│ RUNNING since 2024-05-02 09:00:00 UTC — .+ +│/);
+      assert.match(shown.stdout, /Its verification is running/);
+
+      const other = fake.backups.addBackup('slow-2', orders);
+      const waited = await runCli(dir, ['backup', 'verify', 'slow-2', '--timeout', '0.3']);
+      assert.equal(waited.code, 1);
+      assert.match(waited.stderr, new RegExp(`Error: The verification of backup slow-2 \\(${other}\\) is still running after 0\\.3 s \\(.+\\)\\.\nIt goes on without the CLI: check on it with \`coffer backup show ${other}\``));
+
+      const failed = fake.backups.addBackup('failed-1', orders, { status: 'FAILED', fail_reason: 'x' });
+      const refused = await runCli(dir, ['backup', 'verify', 'failed-1']);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, new RegExp(`not completed\\. Actual state: FAILED\\.\nOnly a COMPLETED backup can be verified; failed-1 is FAILED \\(\`coffer backup show ${failed}\`\\)\\.\n$`));
     });
   });
 
@@ -598,7 +671,8 @@ describe('coffer backup', () => {
 
   it('--help describes every backup command and instance create --from-backup', async () => {
     const expected: Array<[string[], RegExp]> = [
-      [['backup', '--help'], /create \[options\] <instance>[\s\S]*list[\s\S]*show[\s\S]*delete[\s\S]*strategy/],
+      [['backup', '--help'], /create \[options\] <instance>[\s\S]*list[\s\S]*show[\s\S]*verify[\s\S]*delete[\s\S]*strategy/],
+      [['backup', 'verify', '--help'], /scratch instance[\s\S]*PASSED or FAILED[\s\S]*--no-wait[\s\S]*--timeout <seconds>[\s\S]*--json/],
       [['backup', 'create', '--help'], /--name <name>[\s\S]*--incremental[\s\S]*--parent <backup>[\s\S]*--container <name>[\s\S]*--no-wait[\s\S]*--timeout/],
       [['backup', 'list', '--help'], /--instance <instance>[\s\S]*--all-projects/],
       [['backup', 'show', '--help'], /Show a backup/],

@@ -29,9 +29,23 @@ interface FakeBackup {
   container: string;
   /** after a delete: GETs left before it is gone (404) */
   deleteAfterPolls?: number;
+  /** after a verify: what each GET shows of the verification in turn; the last one stays */
+  verification?: { course: State[]; polls: number };
 }
 
 const running = ['NEW', 'BUILDING', 'SAVING'];
+
+/** A verification's course by the backup's name: `damaged` fails the engine's check, `slow` never ends. */
+function verificationCourse(name: string): State[] {
+  const at = (message: string) => ({ status: 'RUNNING', started: '2024-05-02T09:00:00', finished: null, message, checks: {} });
+  const steps = [at('waiting for a taskmanager'), at('restoring it into a scratch instance'), at("running the engine's own check of the data")];
+  if (name.includes('slow')) return steps;
+  const end = { ...at('removing the scratch instance'), finished: '2024-05-02T09:01:00' };
+  if (name.includes('damaged')) {
+    return [...steps, { ...end, status: 'FAILED', message: 'The engine\'s own check found 1 error(s) in the restored data: heap table "app.public.t", block 0: bad', checks: { databases: 2, tables: 3, indexes: 1, errors: 1 } }];
+  }
+  return [...steps, { ...end, status: 'PASSED', message: "Restored into a scratch instance; the engine's own check found no errors.", checks: { databases: 2, tables: 3, indexes: 1, errors: 0 } }];
+}
 const containerRule = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 /** A backup's course by its name, so each test can ask for the path it checks. */
@@ -104,6 +118,13 @@ export class FakeBackups {
     }
     if (path === '/backups' && method === 'POST') {
       this.create(body, send, fail);
+      return true;
+    }
+    const action = /^\/backups\/([^/]+)\/action$/.exec(path);
+    if (action !== null && method === 'POST') {
+      const backup = this.backups.get(decodeURIComponent(action[1]!));
+      if (backup === undefined || backup.view.project_id !== this.host.projectId) fail('itemNotFound', `Backup ${action[1]!} cannot be found.`);
+      else this.verify(backup, body, send, fail);
       return true;
     }
     const member = /^\/backups\/([^/]+)$/.exec(path);
@@ -184,6 +205,7 @@ export class FakeBackups {
       status: 'NEW',
       parent_id: parentId,
       project_id: this.host.projectId,
+      verification: null,
       ...(datastore === undefined ? {} : { datastore: { type: datastore.type, version: datastore.version, version_id: `v${String(datastore.version)}` } }),
     };
   }
@@ -194,11 +216,28 @@ export class FakeBackups {
   }
 
   private current(backup: FakeBackup): State {
+    const verifying = backup.verification;
+    const verification = verifying === undefined ? undefined : verifying.course[Math.min(Math.max(verifying.polls - 1, 0), verifying.course.length - 1)];
+    const view = verification === undefined ? backup.view : { ...backup.view, verification };
     const step = this.step(backup);
-    if (step === undefined) return backup.view;
+    if (step === undefined) return view;
     const { percent: _percent, ...shown } = step;
     const stored = shown.status === 'COMPLETED' ? { locationRef: `file:///var/lib/coffer/backups/database_backups/${String(backup.view.id)}.zst.enc` } : {};
-    return { ...backup.view, ...stored, ...shown };
+    return { ...view, ...stored, ...shown };
+  }
+
+  private verify(backup: FakeBackup, body: unknown, send: Send, fail: BackupFail): void {
+    const keys = body !== null && typeof body === 'object' ? Object.keys(body) : [];
+    if (keys.length !== 1 || keys[0] !== 'verify') return fail('badRequest', 'Validation error: Unrecognized key(s) in object');
+    const view = this.current(backup);
+    if (view.status !== 'COMPLETED') {
+      return fail('conflict', `Backup ${String(view.id)} cannot be verified because it is not completed. Actual state: ${String(view.status)}.`);
+    }
+    if ((view.verification as State | null | undefined)?.status === 'RUNNING') {
+      return fail('unprocessableEntity', `Backup ${String(view.id)} is already being verified: wait until its verification has PASSED or FAILED.`);
+    }
+    backup.verification = { course: verificationCourse(String(view.name)), polls: 0 };
+    send(202);
   }
 
   private show(backup: FakeBackup, send: Send, fail: BackupFail): void {
@@ -214,8 +253,9 @@ export class FakeBackups {
         backup.deleteAfterPolls -= 1;
       }
     }
-    // each GET moves the backup one step along its course
+    // each GET moves the backup one step along its course, and its verification along its own
     backup.polls += 1;
+    if (backup.verification !== undefined) backup.verification.polls += 1;
     send(200, { backup: this.current(backup) });
   }
 

@@ -410,6 +410,7 @@ export function stateStoreSuite(
           walArchivedUntil: null,
           deleted: false,
           deletedAt: null,
+          internal: false,
         };
         assert.deepEqual(await store.instances.get(withAccess.id), { ...withAccess, ...extra });
         assert.deepEqual(await store.instances.get(bare.id), { ...bare, ...extra });
@@ -423,6 +424,22 @@ export function stateStoreSuite(
         assert.equal(await store.instances.get(i.id, { tenantId: 'someone-else' }), undefined);
         assert.equal((await store.instances.get(i.id, {}))?.id, i.id);
         assert.equal(await store.instances.get(uid()), undefined);
+      });
+
+      it("an internal instance is left out of its project's get, list, count and quota usage, not out of an unscoped get", async () => {
+        const tenantId = `tenant-${uid()}`;
+        const own = instance({ tenantId });
+        const scratch = { ...instance({ tenantId }), internal: true };
+        await store.instances.create(own);
+        await store.instances.create(scratch);
+        assert.equal((await store.instances.get(scratch.id))?.internal, true);
+        assert.equal(await store.instances.get(scratch.id, { tenantId }), undefined);
+        assert.deepEqual((await store.instances.list({ tenantId, limit: 10 })).items.map((x) => x.id), [own.id]);
+        assert.equal(await store.instances.countActive(tenantId), 1);
+        const usage = await store.quotas.usage(tenantId);
+        assert.equal(usage.instances, 1);
+        assert.equal(usage.volumes, own.volumeSizeGb);
+        assert.deepEqual((await store.instances.listAll({ tenantId })).map((x) => x.id).sort(), [own.id, scratch.id].sort());
       });
 
       it('update applies the patch, clears fields set to null and moves updatedAt', async () => {
@@ -461,6 +478,7 @@ export function stateStoreSuite(
           walArchivedUntil: null,
           deleted: false,
           deletedAt: null,
+          internal: false,
         });
         await rejectsWithCode(store.instances.update(uid(), { name: 'x' }), 'InstanceNotFound');
       });
@@ -991,6 +1009,34 @@ export function stateStoreSuite(
         assert.equal(await store.instances.get(gone.id), undefined);
         assert.equal((await store.instances.get(gone.id, { includeDeleted: true }))?.deleted, true);
         assert.equal(await store.instances.get(gone.id, { includeDeleted: true, tenantId: 'someone-else' }), undefined);
+      });
+    });
+
+    describe('backup verifications', () => {
+      it('one runs at a time per backup: begin, step, finish, then begin anew replaces the finished one', async () => {
+        const backupId = uid();
+        const tenantId = `tenant-${uid()}`;
+        const at = new Date('2031-02-03T04:05:06.789Z');
+        assert.equal(await store.backupVerifications.get(backupId), undefined);
+        assert.equal(await store.backupVerifications.update(backupId, { message: 'x' }), false, 'nothing runs yet');
+        assert.equal(await store.backupVerifications.begin({ backupId, tenantId, message: 'waiting', startedAt: at }), true);
+        assert.equal(await store.backupVerifications.begin({ backupId, tenantId, message: 'again', startedAt: at }), false, 'one runs already');
+        assert.equal(await store.backupVerifications.update(backupId, { message: 'checking', scratchInstanceId: 'scratch-1' }), true);
+        assert.deepEqual(await store.backupVerifications.get(backupId), {
+          backupId, tenantId, status: 'RUNNING', message: 'checking', checks: null, scratchInstanceId: 'scratch-1', startedAt: at, finishedAt: null,
+        });
+        const end = new Date('2031-02-03T04:06:00.001Z');
+        assert.equal(await store.backupVerifications.finish(backupId, { status: 'PASSED', message: 'fine', checks: { tables: 3, errors: 0 }, finishedAt: end }), true);
+        assert.equal(await store.backupVerifications.finish(backupId, { status: 'FAILED', message: 'late', finishedAt: end }), false, 'a finished one stays as it ended');
+        const passed = await store.backupVerifications.get(backupId);
+        assert.deepEqual([passed?.status, passed?.message, passed?.checks, passed?.finishedAt], ['PASSED', 'fine', { tables: 3, errors: 0 }, end]);
+        const later = new Date('2031-02-04T00:00:00.000Z');
+        assert.equal(await store.backupVerifications.begin({ backupId, tenantId, message: 'waiting', startedAt: later }), true);
+        assert.deepEqual(await store.backupVerifications.get(backupId), {
+          backupId, tenantId, status: 'RUNNING', message: 'waiting', checks: null, scratchInstanceId: null, startedAt: later, finishedAt: null,
+        });
+        const many = await store.backupVerifications.getMany([backupId, uid()]);
+        assert.deepEqual([...many.keys()], [backupId]);
       });
     });
 

@@ -40,10 +40,14 @@ after(async () => {
   await dir.remove();
 });
 
+/** these runs take backups only */
+const notChecked = () => Promise.reject(new Error('no data check in a backup run'));
+
 /** An engine tool that writes `data` and then exits as `exit` says. */
 function fakeTool(data: Buffer, exit: { facts: BackupFacts } | { error: string; afterBytes?: number }): BackupAdmin & { killed: boolean } {
   const admin = {
     incremental: false,
+    checkData: notChecked,
     killed: false,
     async start({ signal }: { signal: AbortSignal }): Promise<BackupRun> {
       const stream = new PassThrough();
@@ -151,6 +155,7 @@ test('a backup aborted (its guest closing) is FAILED and leaves nothing', async 
   const stop = new AbortController();
   const admin: BackupAdmin = {
     incremental: false,
+    checkData: notChecked,
     async start({ signal }) {
       const stream = new PassThrough();
       stream.write(randomBytes(1 << 20));
@@ -187,6 +192,7 @@ test('a tool that writes nothing for a while is still reported BUILDING, so the 
   // mariadb-backup waiting on a tenant's table lock writes nothing until the lock goes
   const admin: BackupAdmin = {
     incremental: false,
+    checkData: notChecked,
     async start() {
       const stream = new PassThrough();
       const finished = new Promise<BackupFacts>((resolve) => stream.on('end', () => resolve({})));

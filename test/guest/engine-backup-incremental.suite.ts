@@ -255,6 +255,11 @@ export function runIncrementalBackupSuite<S extends EngineSession>(
       const { full, incremental1, incremental2 } = backups();
       const restored = await restoreInto([linkOf(full), linkOf(incremental1), linkOf(incremental2)], 'restored-2');
       assert.deepEqual(await snapshotOf(restored), seen[2]);
+      // a backup verification's check: the engine's own, over every table of the restored chain
+      const checked = await restored.driver.backup!.checkData(new AbortController().signal);
+      assert.equal(checked.checks.errors, 0, JSON.stringify(checked));
+      assert.deepEqual(checked.problems, []);
+      assert.ok((checked.checks.databases ?? 0) >= 1 && (checked.checks.tables ?? 0) >= 1, JSON.stringify(checked.checks));
       // the prepare's own users are made beside the ones the backup brought
       await as(restored, { user: 'fresh', password: 'fr3sh-pass', database: 'app' }, async (session) => {
         assert.deepEqual(await fixture.snapshot(session), seen[2]);

@@ -227,6 +227,15 @@ export function runEngineBackup<S extends EngineSession>(fixture: EngineBackupFi
       await asTenant('source', sourceInput, async (session) => assert.equal(await fixture.read(session, 'k1'), data.k1));
     });
 
+    test("the engine's own check of the restored data finds no errors and counts what the tenant wrote", async () => {
+      const checked = await drivers.restored!.backup!.checkData(new AbortController().signal);
+      assert.equal(checked.checks.errors, 0, JSON.stringify(checked));
+      assert.deepEqual(checked.problems, []);
+      if (caps.databases) assert.ok((checked.checks.databases ?? 0) >= 1 && (checked.checks.tables ?? 0) >= 1, JSON.stringify(checked.checks));
+      else assert.ok((checked.checks.keys ?? 0) >= Object.keys(data).length, JSON.stringify(checked.checks));
+      assert.deepEqual(await strayChildren(), [], 'no check tool outlives the check');
+    });
+
     test('the restored instance keeps its data across a restart', async () => {
       const restored = drivers.restored!;
       await restored.stop();

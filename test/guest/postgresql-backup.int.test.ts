@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readdir, stat } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -138,6 +138,44 @@ describe('postgresql backup and restore', () => {
     // the source is as it was
     const [sourceBoss] = await query<{ rolsuper: boolean }>(source.address, 'boss', 'boss-Pass-1', 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user', 'postgres');
     assert.equal(sourceBoss?.rolsuper, true);
+    await restored.driver.stop();
+  });
+
+  it("a verification's scratch instance (clients from 0.0.0.0/32 only) lets no restored account in; the guest's check runs", async () => {
+    const scratch = await instance('scratch');
+    await scratch.driver.prepare(
+      { ...input, databases: [], users: [], adminPassword: 'scratch-Admin-1', access: { allowedCidrs: ['0.0.0.0/32'] } },
+      undefined,
+      full(() => Readable.from([backup])),
+    );
+    await assert.rejects(query(scratch.address, 'tenant', 'tenant-Pass-1', 'SELECT 1'), /no pg_hba\.conf entry/);
+    await assert.rejects(query(scratch.address, 'boss', 'boss-Pass-1', 'SELECT 1', 'postgres'), /no pg_hba\.conf entry/);
+    const checked = await scratch.driver.backup!.checkData(new AbortController().signal);
+    assert.equal(checked.checks.errors, 0, JSON.stringify(checked));
+    await scratch.driver.stop();
+  });
+
+  it("the data check (pg_amcheck) reports a restored table whose page was damaged, and a sound one as sound", async () => {
+    const restored = await instance('damaged');
+    await restored.driver.prepare({ ...input, adminPassword: 'damaged-Admin-1' }, undefined, full(() => Readable.from([backup])));
+    await query(restored.address, 'tenant', 'tenant-Pass-1', "CREATE TABLE rows AS SELECT g AS id, repeat('x', 100) AS note FROM generate_series(1, 2000) g");
+    await query(restored.address, 'tenant', 'tenant-Pass-1', 'CREATE INDEX rows_id ON rows (id)');
+    await query(restored.address, 'tenant', 'tenant-Pass-1', 'CHECKPOINT').catch(() => undefined);
+    const sound = await restored.driver.backup!.checkData(new AbortController().signal);
+    assert.deepEqual(sound.problems, []);
+    assert.equal(sound.checks.errors, 0);
+    assert.ok(sound.checks.tables! >= 2 && sound.checks.indexes! >= 1 && sound.checks.databases! >= 2, JSON.stringify(sound.checks));
+    const [{ path } = { path: '' }] = await query<{ path: string }>(restored.address, 'tenant', 'tenant-Pass-1', "SELECT pg_relation_filepath('rows') AS path");
+    await restored.driver.stop();
+    // the middle of the first page's tuples, as a failing disk would leave it
+    const file = join(restored.dir, 'data', path);
+    const bytes = await readFile(file);
+    bytes.fill(0xff, 4096, 4096 + 512);
+    await writeFile(file, bytes);
+    await restored.driver.start();
+    const damaged = await restored.driver.backup!.checkData(new AbortController().signal);
+    assert.ok(damaged.checks.errors! > 0, JSON.stringify(damaged));
+    assert.ok(damaged.problems.some((p) => p.includes('rows')), damaged.problems.join('\n'));
     await restored.driver.stop();
   });
 

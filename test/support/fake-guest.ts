@@ -37,6 +37,7 @@ export function fakeGuestHandlers(overrides: Partial<GuestHandlers> = {}): Guest
     createBackup: async () => {
       throw new CofferError('OperationNotSupported', 'Operation not supported by this fake guest.');
     },
+    checkData: unsupported,
     ...overrides,
   };
 }

@@ -37,7 +37,7 @@ function runner(workerId: string, flow: Flow, leaseMs = 300): TaskRunner {
     workerId,
     leaseMs,
     sweepIntervalMs: 50,
-    flows: { create_instance: flow, delete_instance: noop, restart: noop, resize_flavor: noop, resize_volume: noop, update_access: noop, apply_configuration: noop, create_backup: noop, delete_backup: noop },
+    flows: { create_instance: flow, delete_instance: noop, restart: noop, resize_flavor: noop, resize_volume: noop, update_access: noop, apply_configuration: noop, create_backup: noop, delete_backup: noop, verify_backup: noop },
   });
 }
 
@@ -138,6 +138,7 @@ test('a task whose end could not be recorded is resumed and ends done, never mar
       update_access: async () => undefined,
       apply_configuration: async () => undefined,
       create_backup: async () => undefined,
+      verify_backup: async () => undefined,
       delete_backup: async () => undefined,
     },
   });

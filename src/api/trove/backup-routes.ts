@@ -7,7 +7,8 @@ import { parseTroveBody } from '../parse-body.js';
 import { enforce } from '../policy.js';
 import { queryParam } from '../query-param.js';
 import { createBackup } from './backup-create.js';
-import { createBackupStrategySchema, createBackupSchema } from './backup-schemas.js';
+import { backupActionSchema, createBackupStrategySchema, createBackupSchema } from './backup-schemas.js';
+import { verifyBackup } from './backup-verify.js';
 import { BackupViewLoader, backupStrategyView, backupView } from './backup-views.js';
 import { findDatastore } from './datastore-lookup.js';
 import { nextPageLink, pageRequest } from './pagination.js';
@@ -104,6 +105,10 @@ export async function backupRoutes(app: FastifyInstance, deps: TroveDeps): Promi
         const next: BackupRow[] = [];
         for (const b of pending) {
           if (runningBackupStates.includes(b.state)) throw new CofferError('UnprocessableEntity', `Backup ${b.id} cannot be deleted because it is running.`);
+          // a verification reads the backup (and its parents) until it ends
+          if ((await tx.backupVerifications.get(b.id))?.status === 'RUNNING') {
+            throw new CofferError('UnprocessableEntity', `Backup ${b.id} cannot be deleted because it is being verified: wait until its verification has PASSED or FAILED.`);
+          }
           next.push(...(await tx.backups.children(b.id)));
         }
         pending = next;
@@ -116,6 +121,14 @@ export async function backupRoutes(app: FastifyInstance, deps: TroveDeps): Promi
       return task.id;
     });
     await wakeTaskmanager(deps, taskId, context);
+    reply.code(202).type('application/json').send();
+  });
+
+  // Coffer's: restores the backup into a hidden scratch instance and runs the engine's own check
+  app.post<BackupParams>('/backups/:backupId/action', async (request, reply) => {
+    parseTroveBody(backupActionSchema, request.body);
+    const backup = await loadBackup(request, 'backup:verify');
+    await verifyBackup(deps, backup, busContext(request));
     reply.code(202).type('application/json').send();
   });
 

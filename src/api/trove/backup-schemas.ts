@@ -52,3 +52,6 @@ export const backupScheduleSchema = z.object({
     }),
 });
 export type BackupScheduleBody = z.infer<typeof backupScheduleSchema>;
+
+/** POST /backups/{id}/action (Coffer's): `verify` is the one action, with no options yet. */
+export const backupActionSchema = z.strictObject({ verify: z.strictObject({}) });

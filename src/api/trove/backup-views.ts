@@ -1,20 +1,34 @@
 import type { BackupStorage } from '../../backup/index.js';
 import { troveTimestamp } from '../../common/index.js';
-import type { BackupRow, BackupScheduleRow, BackupStrategyRow, DatastoreRow, DatastoreVersionRow, Repositories } from '../../db/index.js';
+import type { BackupRow, BackupScheduleRow, BackupStrategyRow, BackupVerificationRow, DatastoreRow, DatastoreVersionRow, Repositories } from '../../db/index.js';
 import { toGb } from './instance-views.js';
 
 // Trove's backup view (reference 2.9): `size` in GB (the stored object), `locationRef` once the
 // object is stored, the datastore while its version exists. Coffer adds `fail_reason` to a failed
-// backup, since a backup that failed without saying why is what users of other tools complain of.
+// backup, since a backup that failed without saying why is what users of other tools complain of,
+// and `verification`: how the backup's latest verification went (null: never verified).
 
 export interface BackupViewData {
   backup: BackupRow;
   datastore: DatastoreRow | undefined;
   version: DatastoreVersionRow | undefined;
+  verification: BackupVerificationRow | undefined;
+}
+
+/** Coffer's: the latest verification; `message` is its current step while RUNNING, what it found after. */
+export function verificationView(row: BackupVerificationRow | undefined) {
+  if (row === undefined) return null;
+  return {
+    status: row.status,
+    started: troveTimestamp(row.startedAt),
+    finished: row.finishedAt === null ? null : troveTimestamp(row.finishedAt),
+    message: row.message,
+    checks: row.checks ?? {},
+  };
 }
 
 export function backupView(data: BackupViewData, storage: BackupStorage | undefined) {
-  const { backup, datastore, version } = data;
+  const { backup, datastore, version, verification } = data;
   const stored = backup.state === 'COMPLETED' || backup.state === 'RESTORED';
   return {
     id: backup.id,
@@ -30,6 +44,7 @@ export function backupView(data: BackupViewData, storage: BackupStorage | undefi
     project_id: backup.tenantId,
     ...(datastore !== undefined && version !== undefined ? { datastore: { type: datastore.name, version: version.name, version_id: version.id } } : {}),
     ...(backup.failReason !== null && (backup.state === 'FAILED' || backup.state === 'DELETE_FAILED') ? { fail_reason: backup.failReason } : {}),
+    verification: verificationView(verification),
   };
 }
 
@@ -40,7 +55,8 @@ export class BackupViewLoader {
   constructor(private readonly store: Repositories) {}
 
   async load(backup: BackupRow): Promise<BackupViewData> {
-    if (backup.datastoreVersionId === null) return { backup, datastore: undefined, version: undefined };
+    const verification = await this.store.backupVerifications.get(backup.id);
+    if (backup.datastoreVersionId === null) return { backup, datastore: undefined, version: undefined, verification };
     let found = this.versions.get(backup.datastoreVersionId);
     if (found === undefined) {
       found = this.store.datastores.getVersion(backup.datastoreVersionId).then(async (version) => ({
@@ -49,7 +65,7 @@ export class BackupViewLoader {
       }));
       this.versions.set(backup.datastoreVersionId, found);
     }
-    return { backup, ...(await found) };
+    return { backup, ...(await found), verification };
   }
 }
 

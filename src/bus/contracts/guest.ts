@@ -120,6 +120,25 @@ const low = 15_000;
 const high = 180_000;
 const none = z.object({});
 
+/**
+ * What the engine's own check of its data found: counts (databases, tables, indexes, keys and
+ * `errors`, each by the engine's own measure) and, when it found errors, the first of its
+ * messages. A check that cannot run at all (the engine down, its tool missing) fails instead.
+ */
+export const dataCheckResult = z.object({
+  checks: z.record(z.string(), z.number().int().nonnegative()),
+  problems: z.array(z.string()),
+});
+export type DataCheckResult = z.infer<typeof dataCheckResult>;
+
+/** Where the guest's data check stands: it runs for hours on a large instance, so callers poll. */
+export const dataCheckState = z.discriminatedUnion('state', [
+  z.object({ state: z.literal('running') }),
+  z.object({ state: z.literal('done'), result: dataCheckResult }),
+  z.object({ state: z.literal('failed'), message: z.string() }),
+]);
+export type DataCheckState = z.infer<typeof dataCheckState>;
+
 // Topic `guest.<instance id>`: one guest per instance, hosted by its agent. Database, user and
 // root calls are answered only by engines whose capabilities declare them; the API checks the
 // capabilities first, and a guest asked anyway answers OperationNotSupported.
@@ -127,7 +146,8 @@ const none = z.object({});
 // 1.3: the desired state's generation (prepare, resize, updateAccess, applyConfiguration)
 // 1.4: backups (createBackup, prepare's restore)
 // 1.5: point in time (createBackup's walArchive, prepare's restore.pointInTime)
-export const guestContract = defineService('guest', '1.5', {
+// 1.6: checkData (backup verification)
+export const guestContract = defineService('guest', '1.6', {
   /** initialise, configure and start the engine, then create databases and users; heartbeats report progress */
   prepare: cast(prepareInput),
   restart: call(none, none, high),
@@ -186,6 +206,17 @@ export const guestContract = defineService('guest', '1.5', {
    * (updateBackup). The engine keeps serving. OperationNotSupported without capability `backup`.
    */
   createBackup: cast(createBackupInput, { since: '1.4' }),
+
+  /**
+   * The engine's own consistency check over all of the instance's data (PostgreSQL's amcheck,
+   * MariaDB's CHECK TABLE, Redis's SCAN and RDB check), as the guest's own user. The first call
+   * starts it and answers `running`; later calls answer `running` until it ends, then what it
+   * counted (`done`) or why it could not run (`failed`), for as long as the guest runs. The
+   * check runs beside the other operations (no delivery is held for hours), and a guest that
+   * restarted starts it again. OperationNotSupported without capability `backup` (a backup
+   * verification checks the instance its backup was restored into).
+   */
+  checkData: call(none, dataCheckState, low),
 });
 
 export function guestTopic(instanceId: string): string {

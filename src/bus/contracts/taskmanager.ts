@@ -91,3 +91,24 @@ export type CreateBackupTaskPayload = z.input<typeof createBackupTaskPayload>;
 /** Deleting the task's subject, a backup, with its incrementals, from storage and then the state DB. */
 export const deleteBackupTaskPayload = z.object({ requestId: z.string().optional() });
 export type DeleteBackupTaskPayload = z.input<typeof deleteBackupTaskPayload>;
+
+/**
+ * Verifying the task's subject, a backup (Coffer's): restored into a scratch instance of its
+ * project, hidden from it, checked by the engine, then deleted. The API recorded the
+ * verification RUNNING; the flow records the scratch instance it made, so a resumed task finds it.
+ */
+export const verifyBackupTaskPayload = z.object({
+  requestId: z.string().optional(),
+  /** the scratch instance of an earlier verification whose task ended without it: deleted first */
+  leftoverScratchInstanceId: z.string().optional(),
+  scratchInstanceId: z.string().optional(),
+  /** the outcome, recorded before the scratch instance is deleted: a resumed task only deletes it */
+  outcome: z
+    .object({
+      status: z.enum(['PASSED', 'FAILED']),
+      message: z.string().nullable(),
+      checks: z.record(z.string(), z.number()).nullable(),
+    })
+    .optional(),
+});
+export type VerifyBackupTaskPayload = z.input<typeof verifyBackupTaskPayload>;

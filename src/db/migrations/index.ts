@@ -11,6 +11,7 @@ import * as taskProgress from './0009-task-progress.js';
 import * as desiredGeneration from './0010-desired-generation.js';
 import * as backups from './0011-backups.js';
 import * as backupSchedules from './0012-backup-schedules.js';
+import * as backupVerifications from './0013-backup-verifications.js';
 import * as walArchive from './0014-wal-archive.js';
 
 // Every migration, by name. Kysely runs them in name order and records each one it ran; a
@@ -28,5 +29,6 @@ export const migrations: Record<string, Migration> = {
   '0010-desired-generation': desiredGeneration,
   '0011-backups': backups,
   '0012-backup-schedules': backupSchedules,
+  '0013-backup-verifications': backupVerifications,
   '0014-wal-archive': walArchive,
 };

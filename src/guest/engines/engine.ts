@@ -1,5 +1,6 @@
 import type {
   AccessSpec,
+  DataCheckResult,
   DatabaseSpec,
   EngineCapabilities,
   EngineVersionReport,
@@ -246,6 +247,13 @@ export interface BackupAdmin {
    * follows) the changes since that one. `signal` aborts it (the tool is killed, `finished` rejects).
    */
   start(request: { parent?: BackupFacts; signal: AbortSignal }): Promise<BackupRun>;
+  /**
+   * Runs the engine's own consistency check over all of the instance's data, read-only, and
+   * answers what it counted: how a backup verification tells a restored backup is sound. Errors
+   * the check found are in the answer (`checks.errors`, `problems`); a check that could not run
+   * (the engine stopped, a tool missing) rejects with EngineError. `signal` aborts it.
+   */
+  checkData(signal: AbortSignal): Promise<DataCheckResult>;
   /** present where the engine archives its write-ahead log for point-in-time recovery */
   readonly walArchive?: WalArchive;
 }

@@ -12,6 +12,8 @@ import type { MysqlFamilyAdmin } from './admin.js';
 import { backupArgs, backupFacts, checkParent, type BackupTools } from './backup-tools.js';
 import type { MysqlFamilyFlavor } from './flavor.js';
 import { account, backupUser, dropUserStatement } from './sql.js';
+import type { DataCheckResult } from '../../../bus/index.js';
+import { checkMysqlFamilyData } from './data-check.js';
 
 // The backup module: physical backups of the running server by the family's backup tool
 // (backup-tools.ts), full or incremental since a parent's LSN, streamed as xbstream while the
@@ -159,6 +161,10 @@ class MysqlFamilyBackupAdmin implements BackupAdmin {
       await cleanUp();
       throw err;
     }
+  }
+
+  checkData(signal: AbortSignal): Promise<DataCheckResult> {
+    return checkMysqlFamilyData(this.host.admin, () => this.host.running(), signal);
   }
 }
 

@@ -134,7 +134,7 @@ export interface AdminEndpointSource {
  * log_statement = 'all' must not write the ALTER ROLE ... PASSWORD the guest sends into the log
  * (which the tenant may read). Parameters that exist since PostgreSQL 9.6, the oldest served.
  */
-const adminSessionOptions = [
+export const adminSessionOptions = [
   'statement_timeout=0',
   'lock_timeout=0',
   'idle_in_transaction_session_timeout=0',

@@ -4,7 +4,9 @@ import type { ProcessRunner } from '../../process-runner.js';
 import type { BackupAdmin, BackupFacts, BackupRun, WalArchive } from '../engine.js';
 import type { BackupModule } from '../engine-modules.js';
 import { toolBackupRun, type BackupInspector } from '../tool-backup-run.js';
+import type { DataCheckResult } from '../../../bus/index.js';
 import { adminRole, withAdminClient, type AdminEndpoint } from './admin.js';
+import { checkPostgresqlData } from './data-check.js';
 import { TarWatch } from './tar-watch.js';
 import { PostgresqlWalArchive, type WalArchiveHost } from './wal-archive.js';
 import { startWalIncremental } from './wal-incremental.js';
@@ -153,5 +155,9 @@ export class PostgresqlBackupAdmin implements BackupAdmin {
       },
     );
     return toolBackupRun(tool, new BaseBackupInspector(known), request.signal);
+  }
+
+  checkData(signal: AbortSignal): Promise<DataCheckResult> {
+    return checkPostgresqlData(this.source, signal);
   }
 }

@@ -4,7 +4,9 @@ import type { ProcessRunner } from '../../process-runner.js';
 import type { BackupAdmin, BackupFacts, BackupRun } from '../engine.js';
 import type { BackupModule } from '../engine-modules.js';
 import { toolBackupRun, type BackupInspector } from '../tool-backup-run.js';
+import type { DataCheckResult } from '../../../bus/index.js';
 import { withAdminClient, type AdminEndpoint } from './admin.js';
+import { checkRedisData } from './data-check.js';
 
 // The backup module of Redis: an RDB snapshot. BGSAVE makes the server fork and write
 // `dump.rdb` in its data directory while it keeps serving; once the save is done the file is
@@ -28,6 +30,8 @@ const rdbName = 'dump.rdb';
 /** What the backup module needs of the instance's lifecycle. */
 export interface RdbSource {
   runner: ProcessRunner;
+  /** the path of one of the instance's version's programs (redis-check-rdb) */
+  program(name: string): string;
   /** where redis-server writes `dump.rdb` */
   dataDir: string;
   endpoint(): Promise<AdminEndpoint>;
@@ -144,5 +148,9 @@ export class RedisBackupAdmin implements BackupAdmin {
       signal: request.signal,
     });
     return toolBackupRun(tool, new RdbInspector({ 'redis-version': version }), request.signal);
+  }
+
+  checkData(signal: AbortSignal): Promise<DataCheckResult> {
+    return checkRedisData(this.source, signal);
   }
 }

@@ -136,7 +136,13 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
 
   /** What the backup module needs: where the snapshot is written, the admin endpoint, whether the server runs. */
   rdbSource(): RdbSource {
-    return { runner: this.runner, dataDir: this.paths.dataDir, endpoint: () => this.endpoint(), running: () => this.processId() };
+    return {
+      runner: this.runner,
+      program: (name) => join(this.binary().binDir, name),
+      dataDir: this.paths.dataDir,
+      endpoint: () => this.endpoint(),
+      running: () => this.processId(),
+    };
   }
 
   async endpoint(): Promise<AdminEndpoint> {
