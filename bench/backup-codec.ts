@@ -12,16 +12,19 @@
 //   process through pipes, as the codec does, but no framing and no AES;
 // - the codec (sealed, zstd): encodeBackup / decodeBackup from and to memory;
 // - the codec without compression (sealed, none): framing and AES-256-GCM alone, streamed;
-// - AES-256-GCM alone: the frames sealed or opened in a loop, no streams.
+// - AES-256-GCM alone: the frames sealed or opened in a loop, no streams;
+// - decode into a process: what a restore does (the decoded bytes go to tar or mbstream), with
+//   `cat > /dev/null` as that process: `zstd -d -q -c data.zst | cat > /dev/null` by hand, and
+//   decodeBackupInto, whose zstd writes into the process's stdin itself.
 import { spawn } from 'node:child_process';
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { appendFile, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
-import { decodeBackup, encodeBackup } from '../src/backup/backup-codec.js';
+import { decodeBackup, decodeBackupInto, encodeBackup } from '../src/backup/backup-codec.js';
 import { newProjectKey } from '../src/backup/backup-keys.js';
 import { sampleChunks } from '../test/backup/sample-data.js';
 
@@ -117,6 +120,23 @@ async function drain(stream: Readable, keep?: Buffer[], hash?: ReturnType<typeof
   return out;
 }
 
+/** `cat > /dev/null` fed by `feed` (given its stdin) */
+async function intoProcess(feed: (stdin: Writable) => Promise<unknown>): Promise<number> {
+  const child = spawn('/bin/sh', ['-c', 'cat > /dev/null'], { stdio: ['pipe', 'ignore', 'inherit'] });
+  const closed = once(child, 'close');
+  await feed(child.stdin);
+  const [code] = (await closed) as [number];
+  if (code !== 0) throw new Error(`cat exited with ${code}`);
+  return 0;
+}
+
+async function byHandIntoProcess(input: string): Promise<number> {
+  const child = spawn('/bin/sh', ['-c', `${zstd} -d -q -c "$1" | cat > /dev/null`, 'sh', input], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const [code] = (await once(child, 'close')) as [number];
+  if (code !== 0) throw new Error(`the pipeline exited with ${code}`);
+  return 0;
+}
+
 const gcmKey = randomBytes(32);
 const gcmAad = randomBytes(60);
 let gcmSealed: Array<{ body: Buffer; tag: Buffer; nonce: Buffer }> = [];
@@ -156,6 +176,8 @@ const rows = {
   plainDec: [] as Sample[],
   gcmSeal: [] as Sample[],
   gcmOpen: [] as Sample[],
+  handInto: [] as Sample[],
+  codecInto: [] as Sample[],
 };
 let compressed = 0;
 let encodedSize = 0;
@@ -179,6 +201,8 @@ try {
     const check = round === rounds ? createHash('sha256') : undefined;
     rows.codecDec.push(await timed(() => drain(decodeBackup(Readable.from(encoded), { key }), undefined, check)));
     if (check !== undefined && check.digest('hex') !== expectedSha) throw new Error('the decoded data differs from the input');
+    rows.handInto.push(await timed(() => byHandIntoProcess(zstFile)));
+    rows.codecInto.push(await timed(() => intoProcess((stdin) => decodeBackupInto(Readable.from(encoded), stdin, { key }))));
 
     const plain: Buffer[] = [];
     rows.plainEnc.push(await timed(() => drain(encodeBackup(Readable.from(data), { compression: 'none', key }), plain)));
@@ -214,10 +238,12 @@ const report = [
   row('decode: zstd -d by hand, fed by Node', rows.handNodeDec, rows.handFileDec),
   row('**decode: codec (zstd, sealed)**', rows.codecDec, rows.handFileDec),
   row('decode: codec without compression (sealed)', rows.plainDec, undefined),
+  row('decode into a process: zstd -d by hand \\| cat > /dev/null', rows.handInto, rows.handInto),
+  row('**decode into a process: decodeBackupInto (zstd -d writes to it)**', rows.codecInto, rows.handInto),
   row('AES-256-GCM alone, 1 MiB frames, seal', rows.gcmSeal, undefined),
   row('AES-256-GCM alone, 1 MiB frames, open', rows.gcmOpen, undefined),
   '',
-  `Codec ÷ zstd fed by Node: encode **${(rate(rows.codecEnc) / rate(rows.handNodeEnc)).toFixed(2)}**, decode **${(rate(rows.codecDec) / rate(rows.handNodeDec)).toFixed(2)}**.`,
+  `Codec ÷ zstd fed by Node: encode **${(rate(rows.codecEnc) / rate(rows.handNodeEnc)).toFixed(2)}**, decode **${(rate(rows.codecDec) / rate(rows.handNodeDec)).toFixed(2)}**; decodeBackupInto ÷ zstd -d by hand into the same process: **${(rate(rows.codecInto) / rate(rows.handInto)).toFixed(2)}**.`,
   '',
 ].join('\n');
 process.stdout.write(`${report}\n`);

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { type Duplex, PassThrough, type Readable, addAbortSignal, pipeline } from 'node:stream';
+import { Socket } from 'node:net';
+import { type Duplex, PassThrough, type Readable, type Writable, addAbortSignal, pipeline } from 'node:stream';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { CofferError } from '../common/index.js';
 import { type BackupCompression, checkKeyId, defaultFrameSize, maxFrameSize, objectKey, saltBytes, writeBackupHeader } from './backup-format.js';
 import { backupKeyBytes, backupKeyId } from './backup-keys.js';
@@ -72,6 +74,39 @@ export function decodeBackup(source: Readable, options: DecodeOptions): Readable
     else zstd.passThrough();
   });
   return connect(source, [opener, zstd], options.signal);
+}
+
+/**
+ * decodeBackup into `sink`, the stdin of the process that restores the engine output (tar,
+ * mbstream): resolves once the whole object decoded and the sink took all of it, rejects as the
+ * decoded stream would fail. When the sink is a descriptor (a child process's pipe), zstd
+ * writes into it directly: the decompressed bytes, about three times the object's, never pass
+ * through this process (which on a busy host spends less CPU on them than it would reading
+ * them from zstd and writing them on). Only frames that verified reach zstd either way.
+ *
+ * When the sink's process stops reading, the rejection is not a CofferError (as a write to its
+ * closed pipe would not be either): that process's own exit status says why.
+ */
+export async function decodeBackupInto(source: Readable, sink: Writable, options: DecodeOptions): Promise<void> {
+  let decoded: Readable;
+  if (sink instanceof Socket) {
+    if (options.key !== undefined) checkKey(options.key);
+    const zstd = new ZstdStream(options.zstdPath ?? zstdProgram, undefined, sink);
+    const opener = new FrameOpener(options.key, (header) => {
+      if (header.compression === 'zstd') zstd.start(zstdDecompressArgs);
+      else zstd.passThrough();
+    });
+    decoded = connect(source, [opener, zstd], options.signal);
+  } else {
+    decoded = decodeBackup(source, options);
+  }
+  try {
+    // zstd's end (it exited 0 after all its input) ends the sink: only then does the process see EOF
+    await pipelineAsync(decoded, sink);
+  } finally {
+    // settled only once zstd is gone, as decodeBackup's stream closes only then
+    if (!decoded.closed) await new Promise((resolve) => decoded.once('close', resolve));
+  }
 }
 
 function checkKey(key: Buffer): void {

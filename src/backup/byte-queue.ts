@@ -36,6 +36,25 @@ export class ByteQueue {
     return out;
   }
 
+  /** exactly `n` bytes from the front as the runs of the chunks they lie in (no copy), removed from the queue */
+  takeRuns(n: number): Buffer[] {
+    const runs: Buffer[] = [];
+    let left = n;
+    this.#length -= n;
+    while (left > 0) {
+      const first = this.#chunks[0]!;
+      if (first.length > left) {
+        runs.push(first.subarray(0, left));
+        this.#chunks[0] = first.subarray(left);
+        return runs;
+      }
+      runs.push(first);
+      this.#chunks.shift();
+      left -= first.length;
+    }
+    return runs;
+  }
+
   skip(n: number): void {
     let left = n;
     this.#length -= n;

@@ -93,12 +93,13 @@ export class FrameOpener extends Transform {
       }
       if (this.#queue.length < frameHeadBytes + length + tagLength) return;
       this.#queue.skip(frameHeadBytes);
-      const body = this.#queue.take(length);
+      // the body as the pieces of the chunks it arrived in: opened piece by piece, never gathered
+      const body = this.#queue.takeRuns(length);
       const plain = header.sealed ? this.#open(head, body, this.#queue.take(tagLength)) : body;
       // the first frame's tag vouches for the header too: only then may it decide anything
       if (this.#index === 0) this.#onHeader(header);
       this.#index += 1;
-      if (plain.length > 0) this.push(plain);
+      for (const piece of plain) if (piece.length > 0) this.push(piece);
       if (final) {
         this.#finalSeen = true;
         if (this.#queue.length > 0) throw this.#altered('bytes follow its last frame');
@@ -125,12 +126,13 @@ export class FrameOpener extends Transform {
     if (header.sealed) this.#objectKey = objectKey(this.#key!, header.salt);
   }
 
-  #open(head: Buffer, body: Buffer, tag: Buffer): Buffer {
+  /** the frame's plaintext, in pieces, returned only once its tag verified */
+  #open(head: Buffer, body: readonly Buffer[], tag: Buffer): Buffer[] {
     const header = this.#header!;
     const decipher = createDecipheriv('aes-256-gcm', this.#objectKey!, frameNonce(this.#index), { authTagLength: tagBytes });
     decipher.setAAD(Buffer.concat([header.bytes, head]));
     decipher.setAuthTag(tag);
-    const plain = decipher.update(body);
+    const plain = body.map((piece) => decipher.update(piece));
     try {
       decipher.final();
     } catch {

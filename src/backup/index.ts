@@ -14,7 +14,7 @@ export {
   type BackupStorageConfig,
 } from './storage-config.js';
 // The codec (compression, encryption, framing) and the keys it seals with.
-export { decodeBackup, encodeBackup, type BackupCompression, type DecodeOptions, type EncodeOptions } from './backup-codec.js';
+export { decodeBackup, decodeBackupInto, encodeBackup, type BackupCompression, type DecodeOptions, type EncodeOptions } from './backup-codec.js';
 export {
   backupKeyId,
   MasterKey,

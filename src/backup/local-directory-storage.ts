@@ -22,6 +22,7 @@ import { verifiedStream } from './verified-stream.js';
 
 const recordSuffix = '.meta.json';
 const progressEveryBytes = 8 * 1024 * 1024;
+const readChunkBytes = 1024 * 1024;
 
 interface ObjectRecord {
   size: number;
@@ -92,7 +93,8 @@ export class LocalDirectoryStorage implements BackupStorage {
     checkObjectName(name);
     const path = join(await this.containerDir(container, true), name);
     if ((await this.recordOf(path, name)) === undefined) throw objectMissing(container, name, this.root);
-    const source = createReadStream(path, options.signal === undefined ? {} : { signal: options.signal });
+    // 1 MiB reads: a sixteenth of the default's reads and stream hops for a backup's gigabytes
+    const source = createReadStream(path, { highWaterMark: readChunkBytes, ...(options.signal === undefined ? {} : { signal: options.signal }) });
     return verifiedStream(
       source,
       (err) => (options.signal?.aborted ? (options.signal.reason as Error) : this.fsError(err, path)),

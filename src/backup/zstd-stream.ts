@@ -1,5 +1,5 @@
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { Duplex } from 'node:stream';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { Duplex, type Writable } from 'node:stream';
 import { CofferError } from '../common/index.js';
 
 // Debian's zstd program as a stream stage: bytes written go to its stdin, its stdout is what
@@ -13,6 +13,11 @@ import { CofferError } from '../common/index.js';
 // kill it. It gets no key (sealing happens in this process), no environment of ours (which may
 // hold secrets, and ZSTD_CLEVEL / ZSTD_NBTHREADS would change what it does) and no descriptors
 // but its three pipes.
+//
+// With an `output` (a child process's stdin, see decodeBackupInto), zstd writes into that
+// process's pipe itself: what it decompresses never passes through this process, which then
+// only reads and checks the third of the bytes that is compressed. The stream's readable side
+// carries nothing then but its end, once zstd exited successfully.
 //
 // Its life is the stream's: it ends when its input ends (and it exited 0), and destroying the
 // stream kills it (SIGKILL) and waits until it is reaped before the stream closes. There is no
@@ -29,7 +34,8 @@ const childEnv = { PATH: '/usr/bin:/bin', LANG: 'C' };
 
 export class ZstdStream extends Duplex {
   readonly #program: string;
-  #child: ChildProcessWithoutNullStreams | undefined;
+  readonly #output: Writable | undefined;
+  #child: ChildProcess | undefined;
   #passThrough = false;
   #inputEnded = false;
   #stderr = '';
@@ -39,11 +45,14 @@ export class ZstdStream extends Duplex {
   /**
    * With `args`, zstd starts now; without, the stream waits for {@link start} or
    * {@link passThrough}, which must come before the first byte is written (a decoder learns from
-   * the object's header whether its content is compressed at all).
+   * the object's header whether its content is compressed at all). With `output`, a stream
+   * backed by a descriptor (a child's stdin), zstd writes there instead (pass-through bytes
+   * still come out of this stream's readable side).
    */
-  constructor(program: string, args?: readonly string[]) {
+  constructor(program: string, args?: readonly string[], output?: Writable) {
     super({ readableHighWaterMark: 1024 * 1024, writableHighWaterMark: 1024 * 1024 });
     this.#program = program;
+    this.#output = output;
     if (args !== undefined) this.start(args);
   }
 
@@ -53,8 +62,12 @@ export class ZstdStream extends Duplex {
 
   start(args: readonly string[]): void {
     if (this.#child !== undefined || this.#passThrough || this.destroyed) return;
-    const child = spawn(this.#program, args, { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv });
+    const child = spawn(this.#program, args, { stdio: ['pipe', this.#output ?? 'pipe', 'pipe'], env: childEnv });
     this.#child = child;
+    // stdout is null when zstd writes into `output` itself
+    const { stdout } = child;
+    const stdin = child.stdin!;
+    const stderr = child.stderr!;
     child.on('error', (err: NodeJS.ErrnoException) => {
       this.destroy(
         new CofferError(
@@ -65,18 +78,23 @@ export class ZstdStream extends Duplex {
       );
     });
     // zstd may die before reading all it was given: its exit status tells why, not EPIPE
-    child.stdin.on('error', () => undefined);
-    child.stderr.setEncoding('utf8').on('data', (text: string) => {
+    stdin.on('error', () => undefined);
+    stderr.setEncoding('utf8').on('data', (text: string) => {
       this.#stderr = (this.#stderr + text).slice(-stderrLimit);
     });
-    child.stdout.on('data', (chunk: Buffer) => {
-      if (!this.push(chunk)) child.stdout.pause();
+    stdout?.on('data', (chunk: Buffer) => {
+      if (!this.push(chunk)) stdout.pause();
     });
     // after its pipes closed: everything it wrote has been pushed
     child.on('close', (code, signal) => {
       if (this.destroyed) return;
       if (code === 0 && this.#inputEnded) {
         this.push(null);
+        return;
+      }
+      if (this.#output !== undefined && (signal === 'SIGPIPE' || /Broken pipe/i.test(this.#stderr))) {
+        // the process zstd writes into stopped reading: not zstd's failure, and that process says why
+        this.destroy(Object.assign(new Error('The process fed with the decompressed backup stopped reading it.'), { code: 'EPIPE' }));
         return;
       }
       const how =
@@ -97,7 +115,7 @@ export class ZstdStream extends Duplex {
 
   override _read(): void {
     if (this.#child !== undefined) {
-      this.#child.stdout.resume();
+      this.#child.stdout?.resume();
       return;
     }
     const held = this.#heldWrite;
@@ -108,9 +126,9 @@ export class ZstdStream extends Duplex {
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     const child = this.#child;
     if (child !== undefined) {
-      if (child.stdin.write(chunk)) callback();
+      if (child.stdin!.write(chunk)) callback();
       // if it dies instead of draining, its close destroys this stream, which drops the callback
-      else child.stdin.once('drain', () => callback());
+      else child.stdin!.once('drain', () => callback());
       return;
     }
     if (!this.#passThrough) {
@@ -123,7 +141,7 @@ export class ZstdStream extends Duplex {
 
   override _final(callback: (error?: Error | null) => void): void {
     this.#inputEnded = true;
-    if (this.#child !== undefined) this.#child.stdin.end();
+    if (this.#child !== undefined) this.#child.stdin!.end();
     else this.push(null);
     callback();
   }
@@ -137,7 +155,7 @@ export class ZstdStream extends Duplex {
     child.once('exit', () => callback(error));
     child.kill('SIGKILL');
     // a paused stdout would keep its pipe open and the child's close from ever coming
-    child.stdin.destroy();
-    child.stdout.destroy();
+    child.stdin?.destroy();
+    child.stdout?.destroy();
   }
 }

@@ -1,5 +1,5 @@
-import type { Readable } from 'node:stream';
-import { backupKeyId, decodeBackup, encodeBackup, unwrapKey, type BackupStorage, type MasterKey } from '../backup/index.js';
+import type { Readable, Writable } from 'node:stream';
+import { backupKeyId, decodeBackup, decodeBackupInto, encodeBackup, unwrapKey, type BackupStorage, type MasterKey } from '../backup/index.js';
 import type { conductorContract, CreateBackupInput, PrepareInput, RpcClient } from '../bus/index.js';
 import { CofferError, type Logger } from '../common/index.js';
 import type { BackupAdmin, RestoreLink } from './engines/engine.js';
@@ -124,15 +124,25 @@ export async function runBackup(job: BackupJob): Promise<void> {
  * authenticated before the engine sees a byte of it).
  */
 export function restoreChain(host: GuestBackupHost, restore: NonNullable<PrepareInput['restore']>, signal: AbortSignal): RestoreLink[] {
-  return restore.chain.map((link) => ({
-    kind: link.kind,
-    facts: link.facts,
-    open: async (): Promise<Readable> => {
+  return restore.chain.map((link) => {
+    const read = async () => {
       const key = unwrapKey(host.masterKey, link.wrappedKey, restore.projectId);
-      const stored = await host.storage.get(link.container, link.objectName, { expectedSha256: link.sha256, signal });
-      return decodeBackup(stored, { key, signal });
-    },
-  }));
+      return { key, stored: await host.storage.get(link.container, link.objectName, { expectedSha256: link.sha256, signal }) };
+    };
+    return {
+      kind: link.kind,
+      facts: link.facts,
+      open: async (): Promise<Readable> => {
+        const { key, stored } = await read();
+        return decodeBackup(stored, { key, signal });
+      },
+      // zstd writes into the restoring process itself: the guest handles only the compressed bytes
+      writeTo: async (stdin: Writable): Promise<void> => {
+        const { key, stored } = await read();
+        await decodeBackupInto(stored, stdin, { key, signal });
+      },
+    };
+  });
 }
 
 export const backupsNotOnHost = () =>

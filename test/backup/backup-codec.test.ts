@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { spawn } from 'node:child_process';
+import { PassThrough, Readable, type Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
-import { decodeBackup, encodeBackup, type BackupCompression } from '../../src/backup/backup-codec.js';
+import { decodeBackup, decodeBackupInto, encodeBackup, type BackupCompression } from '../../src/backup/backup-codec.js';
+import { isCofferError } from '../../src/common/index.js';
 import { backupKeyId, newProjectKey } from '../../src/backup/backup-keys.js';
 import {
   assertCode,
@@ -369,5 +372,105 @@ describe('the zstd child', () => {
     });
     await closed(decoded);
     assert.deepEqual(zstdChildren(), []);
+  });
+});
+
+describe('decoding into a process', () => {
+  /** a process that reads its stdin whole into a file, as tar or mbstream would read a backup */
+  let sinks = 0;
+  function fileSink(): { stdin: Writable; result: Promise<{ read: Buffer; code: number | null }> } {
+    const path = join(dir, `sink-${++sinks}`);
+    const child = spawn('/bin/sh', ['-c', 'cat > "$1"', 'sh', path], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const result = once(child, 'close').then(async ([code]) => ({ read: await readFile(path), code: code as number | null }));
+    return { stdin: child.stdin, result };
+  }
+
+  for (const compression of ['zstd', 'none'] as BackupCompression[]) {
+    test(`${compression}: the process reads exactly what was encoded, and no zstd stays`, async () => {
+      const data = Buffer.concat([sample, randomBytes(3 * 1024 * 1024)]);
+      const bytes = await encode(data, { compression, key });
+      const sink = fileSink();
+      await decodeBackupInto(Readable.from([bytes]), sink.stdin, { key });
+      assert.deepEqual(zstdChildren(), []);
+      const { read, code } = await sink.result;
+      assert.equal(code, 0);
+      assert.ok(read.equals(data), 'the same bytes');
+    });
+  }
+
+  test('an object cut short fails as incomplete, the process sees its input end, and no zstd stays', async () => {
+    const bytes = await encode(sample, { compression: 'zstd', key, frameSize: 64 * 1024 });
+    const { header, frames } = layoutOf(bytes);
+    const cut = header.length + frames.slice(0, -1).reduce((n, f) => n + f.length, 0);
+    const sink = fileSink();
+    await assert.rejects(decodeBackupInto(Readable.from([bytes.subarray(0, cut)]), sink.stdin, { key }), (err) => {
+      assertCode(err, 'BackupDecryptionFailed', /incomplete/);
+      return true;
+    });
+    assert.deepEqual(zstdChildren(), []);
+    const { read } = await sink.result;
+    assert.ok(read.length < sample.length, 'the process got less than the whole');
+    assert.ok(sample.subarray(0, read.length).equals(read), 'and only what was sealed');
+  });
+
+  test('a frame that fails its tag stops the decode before zstd sees it', async () => {
+    const bytes = await encode(sample, { compression: 'zstd', key, frameSize: 64 * 1024 });
+    const { header, frames } = layoutOf(bytes);
+    const altered = Buffer.from(bytes);
+    // a byte in the body of the third frame
+    const at = header.length + frames[0]!.length + frames[1]!.length + 100;
+    altered[at] = altered[at]! ^ 1;
+    const sink = fileSink();
+    await assert.rejects(decodeBackupInto(Readable.from([altered]), sink.stdin, { key }), (err) => {
+      assertCode(err, 'BackupDecryptionFailed', /frame 2 fails its check/);
+      return true;
+    });
+    assert.deepEqual(zstdChildren(), []);
+    await sink.result;
+  });
+
+  test('a process that stops reading fails the decode with a plain error (its exit says why), and zstd goes', async () => {
+    const data = Buffer.concat([sample, sample, sample]);
+    const bytes = await encode(data, { compression: 'zstd', key });
+    const child = spawn('/usr/bin/head', ['-c', '1000'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const exited = once(child, 'close');
+    await assert.rejects(decodeBackupInto(Readable.from([bytes]), child.stdin, { key }), (err) => {
+      assert.ok(!isCofferError(err), `not a CofferError: ${String(err)}`);
+      return true;
+    });
+    assert.deepEqual(zstdChildren(), []);
+    await exited;
+  });
+
+  test('zstd writes into the process’s input itself; an abort kills it and ends that input', async () => {
+    const controller = new AbortController();
+    const encoded = encodeBackup(new RandomSource(Infinity), { compression: 'zstd', key });
+    const sink = fileSink();
+    const decoding = decodeBackupInto(encoded, sink.stdin, { key, signal: controller.signal });
+    while (zstdChildren().length < 2) await sleep(20);
+    const decompressor = zstdChildren().find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('-d'));
+    // its stdout is the very socket this process holds as the sink's stdin, not a pipe back to this process
+    const held = readdirSync('/proc/self/fd').map((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    });
+    const direct = held.includes(readlinkSync(`/proc/${decompressor}/fd/1`));
+    controller.abort();
+    await assert.rejects(decoding, { name: 'AbortError' });
+    encoded.destroy();
+    await closed(encoded);
+    assert.deepEqual(zstdChildren(), []);
+    await sink.result;
+    assert.ok(direct, 'zstd -d writes to the sink');
+  });
+
+  test('a sink in this process (no descriptor) gets the same bytes through the stream', async () => {
+    const bytes = await encode(sample, { compression: 'zstd', key });
+    const sink = new PassThrough();
+    const [, read] = await Promise.all([decodeBackupInto(Readable.from([bytes]), sink, { key }), collect(sink)]);
+    assert.deepEqual(read, sample);
   });
 });

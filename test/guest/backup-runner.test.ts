@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -9,6 +11,7 @@ import { LocalDirectoryStorage, MasterKey, newProjectKey, wrapKey, type BackupSt
 import type { CreateBackupInput } from '../../src/bus/index.js';
 import { CofferError, silentLogger } from '../../src/common/index.js';
 import { restoreChain, runBackup, type GuestBackupHost } from '../../src/guest/backup-runner.js';
+import { feedRestore } from '../../src/guest/engines/restore-input.js';
 import type { BackupAdmin, BackupFacts, BackupRun } from '../../src/guest/engines/engine.js';
 import { makeDataDir } from '../support/temp-dir.js';
 
@@ -186,6 +189,32 @@ test('a restore refuses a corrupted object (checksum) and another project’s ke
   bytes[bytes.length >> 1]! ^= 0x40;
   await writeFile(path, bytes);
   await assert.rejects(async () => buffer(await link('guarded', done.sha256!).open()), (err: CofferError) => ['ChecksumMismatch', 'BackupDecryptionFailed'].includes(err.code));
+});
+
+/** a restoring process as tar or mbstream is one: it reads its stdin whole (into a file here) */
+function restoringProcess(path: string) {
+  const child = spawn('/bin/sh', ['-c', 'cat > "$1"', 'sh', path], { stdio: ['pipe', 'ignore', 'ignore'] });
+  return { stdin: child.stdin, exited: once(child, 'close').then(([code]) => code as number) };
+}
+
+test('a link writes the backup into a restoring process as the tool wrote it; a corrupted object fails and ends that process’s input', async () => {
+  const data = Buffer.concat([randomBytes(2 << 20), Buffer.alloc(4 << 20, 'coffer backup text ')]);
+  const done = (await backup(fakeTool(data, { facts: {} }), 'fed')).at(-1)!;
+  assert.equal(done.state, 'COMPLETED');
+  const whole = restoringProcess(join(dir.path, 'fed-whole'));
+  await feedRestore(link('fed', done.sha256!), whole.stdin);
+  assert.equal(await whole.exited, 0);
+  assert.deepEqual(await readFile(join(dir.path, 'fed-whole')), data);
+
+  const path = join(dir.path, 'backups', 'fed');
+  const bytes = await readFile(path);
+  bytes[bytes.length - 100]! ^= 0x40;
+  await writeFile(path, bytes);
+  const cut = restoringProcess(join(dir.path, 'fed-cut'));
+  await assert.rejects(feedRestore(link('fed', done.sha256!), cut.stdin), (err: CofferError) => ['ChecksumMismatch', 'BackupDecryptionFailed'].includes(err.code));
+  // its input ended (it does not wait for more), short of the whole
+  await cut.exited;
+  assert.ok((await readFile(join(dir.path, 'fed-cut'))).length < data.length);
 });
 
 test('a tool that writes nothing for a while is still reported BUILDING, so the backup is not taken for abandoned', async () => {

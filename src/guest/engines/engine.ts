@@ -11,7 +11,7 @@ import type {
   UserSpec,
 } from '../../bus/index.js';
 import type { ConfigurationParameter, ConfigurationValue, ConfigurationValues, Logger } from '../../common/index.js';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { ProcessRunner } from '../process-runner.js';
 import type { EngineModules } from './engine-modules.js';
 
@@ -232,6 +232,12 @@ export interface RestoreLink {
   facts: BackupFacts;
   /** the engine tool's output as it was taken (decoded, checksum-checked while read) */
   open(): Promise<Readable>;
+  /**
+   * The same output written into `stdin`, a restoring process's input; resolves once all of it
+   * is there and fails as the stream of `open` would. Optional: a link that has it writes
+   * without passing the output through the guest (restore-input.ts picks it).
+   */
+  writeTo?(stdin: Writable): Promise<void>;
 }
 
 /**

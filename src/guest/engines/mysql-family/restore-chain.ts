@@ -1,9 +1,9 @@
 import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import type { Logger } from '../../../common/index.js';
+import { isCofferError, type Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
 import type { RestoreLink } from '../engine.js';
+import { feedRestore } from '../restore-input.js';
 import { readToolFile, toolTimeoutMs } from './backup.js';
 import { checkExtracted, extractArgs, prepareArgs, type BackupTools } from './backup-tools.js';
 import type { MysqlFamilyFlavor } from './flavor.js';
@@ -67,23 +67,19 @@ export async function restoreChain(input: RestoreChainInput): Promise<void> {
  * with the stream's own error, after the extractor was killed.
  */
 async function extract(input: RestoreChainInput, link: RestoreLink, dir: string): Promise<void> {
-  const source = await link.open();
-  let sourceError: unknown;
-  source.once('error', (err) => {
-    sourceError ??= err;
-  });
   const child = input.runner.stream(input.tools.extractor, extractArgs('.'), { timeoutMs: toolTimeoutMs, cwd: dir });
   // it writes nothing there, but its output must be read for it to settle
   child.stdout.resume();
   try {
-    await pipeline(source, child.stdin);
+    await feedRestore(link, child.stdin);
   } catch (err) {
     child.kill();
     const exitError = await child.exited.then(
       () => undefined,
       (exitErr: unknown) => exitErr,
     );
-    throw sourceError ?? exitError ?? err;
+    // the link's own failure (a CofferError) says more than the extractor it cut short
+    throw isCofferError(err) ? err : (exitError ?? err);
   }
   await child.exited;
 }

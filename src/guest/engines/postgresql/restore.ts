@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { escapeIdentifier, escapeLiteral } from 'pg';
 import { CofferError, isCofferError } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
 import type { RestoreLink } from '../engine.js';
+import { feedRestore } from '../restore-input.js';
 import { adminRole, disableRootStatement, passwordSql, rootRole, withAdminClient, type AdminEndpoint } from './admin.js';
 
 // Restoring a base backup (backup.ts) into a new instance's empty data directory, in the steps
@@ -70,9 +70,8 @@ export function checkRestoreChain(links: readonly RestoreLink[], versionName: st
  * failure (the storage's ChecksumMismatch, say) is what rejects, when it failed; else tar's.
  */
 export async function extractBaseBackup(runner: ProcessRunner, dataDir: string, link: RestoreLink): Promise<void> {
-  const source = await link.open();
   const tar = runner.stream(tarProgram, ['--extract', '--file=-', '--no-same-owner'], { cwd: dataDir, timeoutMs: extractTimeoutMs });
-  const [fed, exited] = await Promise.allSettled([pipeline(source, tar.stdin), tar.exited]);
+  const [fed, exited] = await Promise.allSettled([feedRestore(link, tar.stdin), tar.exited]);
   if (fed.status === 'rejected' && isCofferError(fed.reason)) throw fed.reason;
   if (exited.status === 'rejected') throw exited.reason;
   if (fed.status === 'rejected') {
