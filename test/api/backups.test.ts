@@ -142,7 +142,8 @@ before(async () => {
     statusPollMs: 10,
     actionTimeoutMs: 2_000,
     backups: { storage, masterKey },
-    backupStallMs: 300,
+    // long enough that a loaded machine never takes a slow first report for a stall; the silent guest waits this long
+    backupStallMs: 3_000,
   });
   agent = await serveRpc(h.transport, agentContract, agentTopic(host), {
     createServer: async ({ instanceId }) => {
