@@ -115,6 +115,8 @@ export interface BackupView {
   project_id?: string;
   locationRef?: string | null;
   size?: number | null;
+  /** Coffer's, while it runs: bytes stored so far */
+  stored_bytes?: number;
   created?: string;
   updated?: string;
   /** absent once the datastore version it was taken on is gone */

@@ -62,12 +62,20 @@ export async function waitForBackup(
   }
 }
 
-/** `BUILDING — backing up (42%)`: the instance's progress counts only while it shows BACKUP. */
+/**
+ * `BUILDING — backing up (42%), 1.2 GB stored`: the instance's progress counts only while it
+ * shows BACKUP; a running backup's `stored_bytes` is what is stored so far (compressed).
+ */
 async function backupProgressText(client: ApiClient, backup: BackupView): Promise<string> {
   if (!isRunning(backup) || backup.instance_id == null) return backup.status;
   const instance = await getInstance(client, backup.instance_id);
   const step = instance?.status === 'BACKUP' ? stepText(instance.progress) : undefined;
-  return step === undefined ? backup.status : `${backup.status} — ${step}`;
+  const stored = typeof backup.stored_bytes === 'number' && backup.stored_bytes > 0 ? `, ${storedText(backup.stored_bytes)} stored` : '';
+  return step === undefined ? `${backup.status}${stored}` : `${backup.status} — ${step}${stored}`;
+}
+
+function storedText(bytes: number): string {
+  return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(1)} GB` : `${Math.max(1, Math.round(bytes / 1e6))} MB`;
 }
 
 export type DeleteWaitResult =

@@ -264,6 +264,8 @@ describe('taking backups', () => {
     await eventually('the guest asked', async () => instances.get(instanceId)!.release, (r) => r !== undefined);
     const view = json(await call(alice, 'GET', `/instances/${instanceId}`)).instance;
     assert.equal(view.status, 'BACKUP');
+    const running = await eventually('the bytes stored so far shown', async () => json(await call(alice, 'GET', `/backups/${first.id}`)).backup, (b) => b.stored_bytes === 1024);
+    assert.equal(running.size, null, "Trove's size waits for the whole object");
     assert.equal(view.operating_status, 'HEALTHY');
     const busy = `Instance ${instanceId} is not currently available for an action to be performed (instance status was BACKUP).`;
     expectFault(await backup(alice, { instance: instanceId }), 422, 'unprocessableEntity', busy);

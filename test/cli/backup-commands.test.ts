@@ -40,7 +40,7 @@ describe('coffer backup', () => {
         'Backing up orders: NEW (Ns)',
         'Backing up orders: BUILDING — backing up (0%) (Ns)',
         'Backing up orders: BUILDING — backing up (40%) (Ns)',
-        'Backing up orders: BUILDING — backing up (80%) (Ns)',
+        'Backing up orders: BUILDING — backing up (80%), 12 MB stored (Ns)',
         'Backing up orders: COMPLETED (Ns)',
         `Backup nightly-steps (${backupId}) of orders is COMPLETED after N s.`,
         '',

@@ -53,7 +53,7 @@ function courseOf(name: string): State[] {
   const building = (percent: number) => ({ status: 'BUILDING', percent });
   if (name.includes('broken')) return [{ status: 'NEW' }, building(10), { status: 'FAILED', fail_reason: 'pg_basebackup: could not connect to the server' }];
   if (name.includes('stuck')) return [{ status: 'NEW' }, building(5)];
-  if (name.includes('steps')) return [{ status: 'NEW' }, building(0), building(40), building(80), { status: 'COMPLETED', size: 0.02 }];
+  if (name.includes('steps')) return [{ status: 'NEW' }, building(0), building(40), { ...building(80), stored_bytes: 12_400_000 }, { status: 'COMPLETED', size: 0.02 }];
   return [{ status: 'NEW' }, building(50), { status: 'COMPLETED', size: 0 }];
 }
 

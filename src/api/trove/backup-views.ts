@@ -1,6 +1,7 @@
 import type { BackupStorage } from '../../backup/index.js';
 import { troveTimestamp } from '../../common/index.js';
 import type { BackupRow, BackupScheduleRow, BackupStrategyRow, BackupVerificationRow, DatastoreRow, DatastoreVersionRow, Repositories } from '../../db/index.js';
+import { runningBackupStates } from '../../db/index.js';
 import { toGb } from './instance-views.js';
 
 // Trove's backup view (reference 2.9): `size` in GB (the stored object), `locationRef` once the
@@ -44,6 +45,8 @@ export function backupView(data: BackupViewData, storage: BackupStorage | undefi
     project_id: backup.tenantId,
     ...(datastore !== undefined && version !== undefined ? { datastore: { type: datastore.name, version: version.name, version_id: version.id } } : {}),
     ...(backup.failReason !== null && (backup.state === 'FAILED' || backup.state === 'DELETE_FAILED') ? { fail_reason: backup.failReason } : {}),
+    // Coffer's, while it runs: the bytes stored so far (compressed), as its guest last reported them
+    ...(runningBackupStates.includes(backup.state) && backup.sizeBytes !== null ? { stored_bytes: backup.sizeBytes } : {}),
     verification: verificationView(verification),
   };
 }
