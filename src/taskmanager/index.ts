@@ -54,8 +54,9 @@ export interface TaskmanagerOptions {
   backupTimeoutMs?: number;
   /**
    * Runs backup schedules: `startBackup` is POST /backups' admission (the API's
-   * scheduledBackupStarter), `startVerification` the verify action's (scheduledVerificationStarter), `intervalMs` how often due schedules and retention are looked at
-   * (default 30 s). Without it this taskmanager runs no schedules.
+   * scheduledBackupStarter), `startVerification` the verify action's (its
+   * scheduledVerificationStarter), `intervalMs` how often due schedules, completed scheduled
+   * backups to verify and retention are looked at (default 30 s). Without it this taskmanager runs no schedules.
    */
   backupSchedules?: { startBackup: StartScheduledBackup; startVerification: StartScheduledVerification; intervalMs?: number };
   /** how often a backup verification asks the scratch instance's guest how the engine's check stands */
