@@ -153,6 +153,9 @@ export interface BackupScheduleView {
   incremental: boolean;
   retain_count: number | null;
   retain_days: number | null;
+  /** absent from a server older than schedule verification */
+  verify?: boolean;
+  last_verified_backup_id?: string | null;
   next_run: string;
   last_run: string | null;
   last_backup_id: string | null;

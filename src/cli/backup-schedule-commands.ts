@@ -12,7 +12,8 @@ import { printJson, renderFields } from './table-format.js';
 
 // `coffer backup schedule set|show|clear`: Coffer's backup schedule of one instance, a cron
 // pattern in UTC and how many and how old of its backups are kept. The taskmanager takes the
-// backups; one that cannot (a busy instance, the quota) is skipped and `show` says why.
+// backups; one that cannot (a busy instance, the quota) is skipped and `show` says why. With
+// --verify each completed one is also verified (as `coffer backup verify`), once.
 
 const example = '--cron "30 2 * * *" --keep-count 7';
 const pathOf = (instance: InstanceView) => `/instances/${encodeURIComponent(instance.id)}/backup_schedule`;
@@ -23,8 +24,12 @@ interface SetFlags {
   keepCount?: number;
   keepDays?: number;
   name?: string;
+  verify?: boolean;
   json?: boolean;
 }
+
+/** The scheduler's own wording when a completed backup's verification could not start (the run itself did start a backup). */
+const verificationError = /^The verification of backup /;
 
 function keepsText(schedule: BackupScheduleView): string {
   const limits = [
@@ -37,8 +42,14 @@ function keepsText(schedule: BackupScheduleView): string {
 function lastRunText(schedule: BackupScheduleView): string {
   if (schedule.last_run === null) return 'never';
   const when = timestampText(schedule.last_run) ?? schedule.last_run;
-  if (schedule.last_error !== null) return `${when}: skipped`;
+  if (schedule.last_error !== null && !verificationError.test(schedule.last_error)) return `${when}: skipped`;
   return schedule.last_backup_id === null ? when : `${when}: started backup ${schedule.last_backup_id}`;
+}
+
+function verifiesText(schedule: BackupScheduleView): string {
+  if (schedule.verify !== true) return 'no';
+  const last = schedule.last_verified_backup_id;
+  return `each completed backup, once${last === null || last === undefined ? '' : ` (last: backup ${last})`}`;
 }
 
 function scheduleFields(schedule: BackupScheduleView, instance: InstanceView): Array<[string, string | null]> {
@@ -48,6 +59,7 @@ function scheduleFields(schedule: BackupScheduleView, instance: InstanceView): A
     ['Backups', schedule.incremental ? 'incremental (a full one to start each chain)' : 'full'],
     ['Names', `${schedule.name ?? 'scheduled'}-<UTC time>`],
     ['Keeps', keepsText(schedule)],
+    ['Verifies', verifiesText(schedule)],
     ['Next run', timestampText(schedule.next_run) ?? schedule.next_run],
     ['Last run', lastRunText(schedule)],
     ['Last error', schedule.last_error],
@@ -74,6 +86,7 @@ async function setSchedule(io: CliIo, client: ApiClient, ref: string, flags: Set
       ...(flags.keepCount === undefined ? {} : { retain_count: flags.keepCount }),
       ...(flags.keepDays === undefined ? {} : { retain_days: flags.keepDays }),
       ...(flags.name === undefined ? {} : { name: flags.name }),
+      ...(flags.verify === true ? { verify: true } : {}),
     },
   };
   const answer = await client.request('PUT', pathOf(instance), body);
@@ -81,6 +94,7 @@ async function setSchedule(io: CliIo, client: ApiClient, ref: string, flags: Set
   if (flags.json === true) return printJson(io.stdout, schedule);
   io.stdout.write(
     `Backups of ${instance.name}: ${schedule.incremental ? 'incremental' : 'full'}, at "${schedule.pattern}" (UTC); keeps ${keepsText(schedule)}.\n` +
+      (schedule.verify === true ? 'Each one is verified once it completed: `coffer backup show <backup>` says how that went.\n' : '') +
       `Next run: ${timestampText(schedule.next_run) ?? schedule.next_run}. ` +
       `Check on it with \`coffer backup schedule show ${instance.name}\`; its backups: \`coffer backup list --instance ${instance.name}\`.\n`,
   );
@@ -102,11 +116,13 @@ export function registerBackupScheduleCommands(backup: Command, io: CliIo): void
     .option('--keep-count <n>', "keep the schedule's newest n completed backups (1 to 1000)", positiveInteger)
     .option('--keep-days <n>', "keep none of the schedule's backups older than n days (1 to 3650)", positiveInteger)
     .option('--name <prefix>', 'what its backups are named, before the time they are taken (default "scheduled")')
+    .option('--verify', 'verify each backup once it completed, as `coffer backup verify` does (restored into a scratch instance and checked)')
     .option('--json', 'print the API object as JSON')
     .addHelpText(
       'after',
       '\nAt least one of --keep-count and --keep-days; with both, both limits apply.\n' +
-        'The newest completed backup, and the backups it is built on, are always kept.',
+        'The newest completed backup, and the backups it is built on, are always kept.\n' +
+        'Without --verify, setting the schedule again turns verification off.',
     )
     .action((ref: string, flags: SetFlags) =>
       runAction(io, async () => {
@@ -117,7 +133,7 @@ export function registerBackupScheduleCommands(backup: Command, io: CliIo): void
 
   schedule
     .command('show <instance>')
-    .description("Show the instance's backup schedule: its pattern, what it keeps, its next run, and what its last run did")
+    .description("Show the instance's backup schedule: its pattern, what it keeps, whether it verifies its backups, its next run, and what its last run did")
     .option('--json', 'print the API object as JSON')
     .action((ref: string, flags: { json?: boolean }) =>
       runAction(io, async () => {

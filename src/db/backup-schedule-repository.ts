@@ -21,6 +21,8 @@ function toRow(r: Selectable<BackupSchedulesTable>): BackupScheduleRow {
     lastError: r.last_error,
     createdAt: toDate(r.created_at),
     updatedAt: toDate(r.updated_at),
+    verify: toBool(r.verify),
+    lastVerifiedBackupId: r.last_verified_backup_id,
   };
 }
 
@@ -35,6 +37,7 @@ export class SqlBackupScheduleRepository implements BackupScheduleRepository {
       retain_count: settings.retainCount,
       retain_days: settings.retainDays,
       next_run_at: settings.nextRunAt,
+      verify: settings.verify,
       updated_at: now,
     };
     await this.ctx.dialect.upsert(
@@ -46,6 +49,7 @@ export class SqlBackupScheduleRepository implements BackupScheduleRepository {
         last_run_at: null,
         last_backup_id: null,
         last_error: null,
+        last_verified_backup_id: null,
         created_at: now,
       }),
       ['instance_id'],
@@ -103,6 +107,28 @@ export class SqlBackupScheduleRepository implements BackupScheduleRepository {
       .set('backupId' in outcome ? { last_backup_id: outcome.backupId, last_error: null } : { last_error: outcome.error })
       .where('id', '=', id)
       .where('last_run_at', '=', runAt)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  async claimVerification(id: string, backupId: string): Promise<boolean> {
+    const result = await this.ctx.db
+      .updateTable('backup_schedules')
+      .set({ last_verified_backup_id: backupId })
+      .where('id', '=', id)
+      .where('last_backup_id', '=', backupId)
+      .where((eb) => eb.or([eb('last_verified_backup_id', 'is', null), eb('last_verified_backup_id', '<>', backupId)]))
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  async recordVerificationError(id: string, backupId: string, error: string): Promise<boolean> {
+    const result = await this.ctx.db
+      .updateTable('backup_schedules')
+      .set({ last_error: error })
+      .where('id', '=', id)
+      .where('last_backup_id', '=', backupId)
+      .where('last_verified_backup_id', '=', backupId)
       .executeTakeFirst();
     return result.numUpdatedRows > 0n;
   }

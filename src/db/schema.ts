@@ -242,6 +242,8 @@ export interface BackupSchedulesTable {
   last_error: string | null;
   created_at: Timestamp;
   updated_at: Timestamp;
+  verify: Bool;
+  last_verified_backup_id: string | null;
 }
 
 export interface BackupStrategiesTable {

@@ -370,14 +370,18 @@ export interface BackupScheduleRow {
   lastRunAt: Date | null;
   /** the backup the last run started, if it started one */
   lastBackupId: string | null;
-  /** why the last run started no backup; null when it started one */
+  /** why the last run started no backup, or why its backup's verification did not start */
   lastError: string | null;
   createdAt: Date;
   updatedAt: Date;
+  /** each backup it makes is verified once it completed (POST /backups/{id}/action verify's way) */
+  verify: boolean;
+  /** the newest of its backups whose verification was taken on (started, or failed to start) */
+  lastVerifiedBackupId: string | null;
 }
 
 /** What PUT sets: the rest is the schedule's history, kept across changes. */
-export type BackupScheduleSettings = Pick<BackupScheduleRow, 'tenantId' | 'instanceId' | 'name' | 'pattern' | 'incremental' | 'retainCount' | 'retainDays' | 'nextRunAt'>;
+export type BackupScheduleSettings = Pick<BackupScheduleRow, 'tenantId' | 'instanceId' | 'name' | 'pattern' | 'incremental' | 'retainCount' | 'retainDays' | 'nextRunAt' | 'verify'>;
 
 /** Coffer's backup verification: RUNNING until it PASSED or FAILED. */
 export type VerificationStatus = 'RUNNING' | 'PASSED' | 'FAILED';
@@ -627,6 +631,14 @@ export interface BackupScheduleRepository {
    * claimed: a slow run never overwrites a newer one's outcome.
    */
   recordRun(id: string, runAt: Date, outcome: { backupId: string } | { error: string }): Promise<boolean>;
+  /**
+   * Takes on the verification of `backupId`, the schedule's last backup: records it as the last
+   * verified one, only while it is still the last backup and not recorded yet, in one conditional
+   * UPDATE. True for exactly one of several claimers.
+   */
+  claimVerification(id: string, backupId: string): Promise<boolean>;
+  /** why the verification of `backupId` did not start; nothing changes once a later backup was claimed */
+  recordVerificationError(id: string, backupId: string, error: string): Promise<boolean>;
 }
 
 export interface BackupStrategyRepository {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { buildApiServer, connectKeystone, scheduledBackupStarter, seedFlavors, type ExternalIdentity } from '../api/index.js';
+import { buildApiServer, connectKeystone, scheduledBackupStarter, scheduledVerificationStarter, seedFlavors, type ExternalIdentity } from '../api/index.js';
 import { startAgent } from '../agent/index.js';
 import { BusKey, connectTransport } from '../bus/index.js';
 import type { Transport } from '../bus/index.js';
@@ -131,7 +131,10 @@ export async function runServe(config: ServeConfig, print: (line: string) => voi
     transport,
     logger: logger.child({ role: 'taskmanager' }),
     backups,
-    backupSchedules: { startBackup: scheduledBackupStarter({ store, transport, logger, backupStorage: backups.storage, defaultBackupContainer: config.backupContainer, maxBackupsPerTenant: config.maxBackupsPerTenant }) },
+    backupSchedules: {
+      startBackup: scheduledBackupStarter({ store, transport, logger, backupStorage: backups.storage, defaultBackupContainer: config.backupContainer, maxBackupsPerTenant: config.maxBackupsPerTenant }),
+      startVerification: scheduledVerificationStarter({ store, transport, logger, backupStorage: backups.storage }),
+    },
   });
   await bootstrapBuiltInAdmin(store, config, print);
   const { app, publicUrl, keystoneUrl } = await listenApi(store, transport, logger.child({ role: 'api' }), config, backups.storage);
@@ -221,6 +224,7 @@ export const runTaskmanager = (config: WorkerConfig): Promise<Stop> =>
           defaultBackupContainer: config.backupContainer,
           maxBackupsPerTenant: config.maxBackupsPerTenant,
         }),
+        startVerification: scheduledVerificationStarter({ ...deps, backupStorage: deps.backups?.storage }),
       },
     }),
   );

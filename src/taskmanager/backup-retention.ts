@@ -5,9 +5,10 @@ import { runningBackupStates, type BackupRow, type BackupScheduleRow, type Repos
 // retain_count completed backups (the newest), none older than retain_days. Three things are
 // never deleted: the schedule's newest completed backup, a backup someone asked for (only those
 // with the schedule's id are looked at), and any backup another one that stays is built on (an
-// incremental needs its whole chain). A failed run's backup holds no data; it goes once a later
-// run's backup completed. Deleting goes through delete_backup, which takes a backup's incrementals
-// first.
+// incremental needs its whole chain). A backup being verified (or with an incremental being
+// verified) waits until the verification ended. A failed run's backup holds no data; it goes once
+// a later run's backup completed. Deleting goes through delete_backup, which takes a backup's
+// incrementals first.
 
 const dayMs = 24 * 60 * 60_000;
 
@@ -93,8 +94,8 @@ export async function applyRetention(deps: RetentionDeps, now: Date): Promise<st
 
 /**
  * The delete task of `backup` and what is built on it, checked again inside the transaction: a
- * running backup, one not the schedule's (made since the retention was worked out) or a delete
- * already under way leaves it for the next pass.
+ * running backup, one being verified, one not the schedule's (made since the retention was worked
+ * out) or a delete already under way leaves it for the next pass.
  */
 async function queueDelete(store: StateStore, backup: BackupRow, own: ReadonlySet<string>, now: Date): Promise<string | undefined> {
   return store.transaction(async (tx: Repositories) => {
@@ -102,6 +103,8 @@ async function queueDelete(store: StateStore, backup: BackupRow, own: ReadonlySe
       const next: BackupRow[] = [];
       for (const b of level) {
         if (!own.has(b.id) || runningBackupStates.includes(b.state)) return undefined;
+        // DELETE /backups/{id} refuses it (422) too: a verification reads the backup and its parents
+        if ((await tx.backupVerifications.get(b.id))?.status === 'RUNNING') return undefined;
         next.push(...(await tx.backups.children(b.id)));
       }
       level = next;

@@ -1,6 +1,6 @@
 import type { RequestContext } from '../bus/index.js';
 import { isCofferError, nextCronRun, newUuid, sleep, type Logger } from '../common/index.js';
-import { backupChain, type BackupRow, type BackupScheduleRow, type StateStore } from '../db/index.js';
+import { backupChain, runningBackupStates, type BackupRow, type BackupScheduleRow, type StateStore } from '../db/index.js';
 import { applyRetention } from './backup-retention.js';
 
 // Runs backup schedules (Coffer's extension of Trove's backups). Every taskmanager ticks; a due
@@ -8,7 +8,12 @@ import { applyRetention } from './backup-retention.js';
 // A run starts a backup through POST /backups' own admission: an instance that is busy, not
 // ACTIVE, or over its project's quota gets no backup this time, the schedule says why
 // (last_error), and the next run is the pattern's next time, not a retry. A taskmanager that was
-// down runs a missed schedule once, not once per missed time. Each tick also applies retention.
+// down runs a missed schedule once, not once per missed time. A schedule with verify has each
+// backup it made verified once that backup completed, through the verify action's own admission:
+// the backup is recorded as taken on (last_verified_backup_id) before the verification starts, so
+// one that cannot start (another verification running, the version retired) says why in
+// last_error and is not tried again at every tick. Each tick also applies retention, which leaves
+// a backup alone while it is being verified.
 
 /** What a schedule asks of POST /backups' admission (the API's scheduledBackupStarter). */
 export interface ScheduledBackupRequest {
@@ -21,10 +26,19 @@ export interface ScheduledBackupRequest {
 
 export type StartScheduledBackup = (request: ScheduledBackupRequest, context: RequestContext) => Promise<BackupRow>;
 
+/** What a schedule with verify asks of the verify action's admission (the API's scheduledVerificationStarter). */
+export interface ScheduledVerificationRequest {
+  tenantId: string;
+  backupId: string;
+}
+
+export type StartScheduledVerification = (request: ScheduledVerificationRequest, context: RequestContext) => Promise<void>;
+
 export interface BackupSchedulerOptions {
   store: StateStore;
   logger: Logger;
   startBackup: StartScheduledBackup;
+  startVerification: StartScheduledVerification;
   /** runs a task now (it waits for the next sweep otherwise) */
   runTask(taskId: string): Promise<void>;
   intervalMs: number;
@@ -73,12 +87,19 @@ export class BackupScheduler {
     await this.loop;
   }
 
-  /** One pass: the due schedules this taskmanager claims, then retention. Answers the schedules it ran. */
+  /**
+   * One pass: the due schedules this taskmanager claims, the verifications of completed scheduled
+   * backups, then retention. Answers the schedules it ran.
+   */
   async tick(now = new Date()): Promise<string[]> {
     const ran: string[] = [];
     for (const schedule of await this.options.store.backupSchedules.listDue(now, runsPerTick)) {
       if (this.stopController.signal.aborted) break;
       if (await this.runIfClaimed(schedule, now)) ran.push(schedule.id);
+    }
+    for (const schedule of await this.options.store.backupSchedules.list()) {
+      if (this.stopController.signal.aborted) break;
+      await this.verifyIfCompleted(schedule);
     }
     await applyRetention(this.options, now);
     return ran;
@@ -135,5 +156,30 @@ export class BackupScheduler {
       await store.backupSchedules.recordRun(schedule.id, now, { error: reason.slice(0, 2000) });
     }
     return true;
+  }
+
+  /**
+   * Starts the verification of the schedule's last backup once it completed, when the schedule
+   * has verify and nobody took it on yet. One that a request already verified is not verified again.
+   */
+  private async verifyIfCompleted(schedule: BackupScheduleRow): Promise<void> {
+    const { store, logger } = this.options;
+    const backupId = schedule.lastBackupId;
+    if (!schedule.verify || backupId === null || schedule.lastVerifiedBackupId === backupId) return;
+    const backup = await store.backups.get(backupId);
+    // a running backup is looked at again next tick; a failed or deleted one has nothing to verify
+    if (backup === undefined || runningBackupStates.includes(backup.state)) return;
+    if (!(await store.backupSchedules.claimVerification(schedule.id, backupId))) return;
+    if ((backup.state !== 'COMPLETED' && backup.state !== 'RESTORED') || (await store.backupVerifications.get(backupId)) !== undefined) return;
+    const context: RequestContext = { requestId: `req-${newUuid()}`, projectId: schedule.tenantId, instanceId: schedule.instanceId };
+    const log = logger.child({ requestId: context.requestId, instanceId: schedule.instanceId, scheduleId: schedule.id, backupId });
+    try {
+      await this.options.startVerification({ tenantId: schedule.tenantId, backupId }, context);
+      log.info('scheduled backup verification started');
+    } catch (err) {
+      const why = isCofferError(err) ? err.message : "Coffer could not start it (the taskmanager's log says why).";
+      log.warn({ err }, 'scheduled backup verification not started');
+      await store.backupSchedules.recordVerificationError(schedule.id, backupId, `The verification of backup ${backupId} was not started: ${why}`.slice(0, 2000));
+    }
   }
 }

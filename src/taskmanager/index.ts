@@ -12,7 +12,7 @@ import type { BackupStorage, MasterKey } from '../backup/index.js';
 import { newProjectKey, wrapKey } from '../backup/index.js';
 import { applyConfigurationFlow } from './apply-configuration-flow.js';
 import { backupsNotConfigured, type BackupFlowDeps } from './backup-flow-deps.js';
-import { BackupScheduler, type StartScheduledBackup } from './backup-scheduler.js';
+import { BackupScheduler, type StartScheduledBackup, type StartScheduledVerification } from './backup-scheduler.js';
 import { createBackupFlow } from './create-backup-flow.js';
 import { deleteBackupFlow } from './delete-backup-flow.js';
 import { createInstanceFlow } from './create-instance-flow.js';
@@ -54,10 +54,11 @@ export interface TaskmanagerOptions {
   backupTimeoutMs?: number;
   /**
    * Runs backup schedules: `startBackup` is POST /backups' admission (the API's
-   * scheduledBackupStarter), `intervalMs` how often due schedules and retention are looked at
-   * (default 30 s). Without it this taskmanager runs no schedules.
+   * scheduledBackupStarter), `startVerification` the verify action's (its
+   * scheduledVerificationStarter), `intervalMs` how often due schedules, completed scheduled
+   * backups to verify and retention are looked at (default 30 s). Without it this taskmanager runs no schedules.
    */
-  backupSchedules?: { startBackup: StartScheduledBackup; intervalMs?: number };
+  backupSchedules?: { startBackup: StartScheduledBackup; startVerification: StartScheduledVerification; intervalMs?: number };
   /** how often a backup verification asks the scratch instance's guest how the engine's check stands */
   dataCheckPollMs?: number;
   /** the longest the engine's check of a backup verification may run */
@@ -65,7 +66,7 @@ export interface TaskmanagerOptions {
 }
 
 
-export { BackupScheduler, scheduledBackupName, type ScheduledBackupRequest, type StartScheduledBackup } from './backup-scheduler.js';
+export { BackupScheduler, scheduledBackupName, type ScheduledBackupRequest, type ScheduledVerificationRequest, type StartScheduledBackup, type StartScheduledVerification } from './backup-scheduler.js';
 export { retentionDeletes } from './backup-retention.js';
 
 export interface Taskmanager {
@@ -149,6 +150,7 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
           store,
           logger: logger.child({ component: 'backup-scheduler' }),
           startBackup: options.backupSchedules.startBackup,
+          startVerification: options.backupSchedules.startVerification,
           runTask: (taskId) => runner.trigger(taskId),
           intervalMs: options.backupSchedules.intervalMs ?? 30_000,
         });

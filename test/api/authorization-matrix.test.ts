@@ -216,7 +216,7 @@ const backup = async () => ({ backupId: await freshBackup() });
 const scheduled = async () => {
   const instanceId = await freshInstance();
   await h.store.backupSchedules.set(
-    { tenantId: owner.projectId, instanceId, name: null, pattern: '0 3 * * *', incremental: false, retainCount: 3, retainDays: null, nextRunAt: new Date('2099-01-01T03:00:00Z') },
+    { tenantId: owner.projectId, instanceId, name: null, pattern: '0 3 * * *', incremental: false, retainCount: 3, retainDays: null, nextRunAt: new Date('2099-01-01T03:00:00Z'), verify: false },
     new Date(),
   );
   return { instanceId };

@@ -76,6 +76,8 @@ describe('setting, showing and clearing a schedule', () => {
       incremental: false,
       retain_count: 7,
       retain_days: null,
+      verify: false,
+      last_verified_backup_id: null,
       next_run: expectedNext,
       last_run: null,
       last_backup_id: null,
@@ -92,6 +94,21 @@ describe('setting, showing and clearing a schedule', () => {
     assert.equal(changed.name, null);
     assert.deepEqual([changed.retain_count, changed.retain_days], [null, 30]);
     assert.match(changed.next_run, /T(00|06|12|18):00:00$/);
+  });
+
+  test('verify: true is kept and shown; a PUT without it turns it off; anything but a boolean is 400', async () => {
+    const id = await instanceOf(alice);
+    const on = json(await call(alice, 'PUT', id, { pattern: '0 3 * * *', retain_count: 3, verify: true })).backup_schedule;
+    assert.deepEqual([on.verify, on.last_verified_backup_id], [true, null]);
+    assert.equal(json(await call(alice, 'GET', id)).backup_schedule.verify, true);
+    assert.equal((await h.store.backupSchedules.get(id))?.verify, true);
+    const off = json(await call(alice, 'PUT', id, { pattern: '0 3 * * *', retain_count: 3 })).backup_schedule;
+    assert.equal(off.id, on.id);
+    assert.equal(off.verify, false, 'a PUT sets the whole schedule, as for every other field');
+    for (const bad of [1, 'true', null, {}]) {
+      expectFault(await call(alice, 'PUT', id, { pattern: '0 3 * * *', retain_count: 3, verify: bad }), 400, 'badRequest', /^Validation error: backup_schedule\.verify /);
+    }
+    assert.equal(json(await call(alice, 'GET', id)).backup_schedule.verify, false, 'a refused PUT changes nothing');
   });
 
   test('DELETE answers 202 and the schedule is gone (404 after, for GET and DELETE)', async () => {

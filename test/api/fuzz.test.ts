@@ -494,6 +494,7 @@ const targets = (): Target[] => [
           retain_count: leaf(['integer', 'null'], 7, { optional: true, invalid: (v) => typeof v === 'number' && (v < 1 || v > 1000) }),
           retain_days: leaf(['integer', 'null'], 30, { optional: true, invalid: (v) => typeof v === 'number' && (v < 1 || v > 3650) }),
           name: leaf(['string', 'null'], 'nightly', { optional: true, invalid: nameLike(64) }),
+          verify: leaf(['boolean'], false, { optional: true }),
         },
         { strict: true },
       ),

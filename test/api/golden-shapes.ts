@@ -377,6 +377,8 @@ export const backupSchedule = z.object({
   incremental: z.boolean(),
   retain_count: int.nullable(),
   retain_days: int.nullable(),
+  verify: z.boolean(),
+  last_verified_backup_id: uuid.nullable(),
   next_run: troveTime,
   last_run: troveTime.nullable(),
   last_backup_id: uuid.nullable(),

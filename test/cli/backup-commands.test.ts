@@ -614,12 +614,34 @@ describe('coffer backup', () => {
       assert.match(show.stdout, /│ Names +│ nightly-<UTC time> +│/);
       assert.match(show.stdout, /│ Next run +│ 2024-05-02 02:30:00 UTC +│/);
       assert.match(show.stdout, /│ Last run +│ never +│/);
+      assert.match(show.stdout, /│ Verifies +│ no +│/);
       assert.doesNotMatch(show.stdout, /Last error/);
 
       await runCli(dir, ['backup', 'schedule', 'set', orders, '--cron', '0 * * * *', '--keep-days', '2']);
       assert.deepEqual(fake.requestsTo('PUT', schedulePath(orders)).at(-1)?.body, { backup_schedule: { pattern: '0 * * * *', retain_days: 2 } });
       const json = await runCli(dir, ['backup', 'schedule', 'show', 'orders', '--json']);
       assert.equal(JSON.parse(json.stdout).retain_count, null);
+    });
+
+    it('set --verify asks for each backup to be verified and says so; show says which was verified last, and why one was not', async () => {
+      const orders = fake.addInstance('orders');
+      const set = await runCli(dir, ['backup', 'schedule', 'set', 'orders', '--cron', '30 2 * * *', '--keep-count', '3', '--verify']);
+      assert.equal(set.code, 0, set.stderr);
+      assert.deepEqual(fake.requestsTo('PUT', schedulePath(orders)).at(-1)?.body, { backup_schedule: { pattern: '30 2 * * *', retain_count: 3, verify: true } });
+      assert.match(set.stdout, /\nEach one is verified once it completed: `coffer backup show <backup>` says how that went\.\n/);
+      const show = await runCli(dir, ['backup', 'schedule', 'show', 'orders']);
+      assert.match(show.stdout, /│ Verifies +│ each completed backup, once +│/);
+      Object.assign(fake.backups.schedules.get(orders)!, {
+        last_run: '2024-05-02T02:30:00',
+        last_backup_id: 'b-1',
+        last_verified_backup_id: 'b-1',
+        last_error: 'The verification of backup b-1 was not started: Backup b-1 is already being verified: wait until its verification has PASSED or FAILED.',
+      });
+      const failed = await runCli(dir, ['backup', 'schedule', 'show', 'orders']);
+      assert.match(failed.stdout, /│ Verifies +│ each completed backup, once \(last: backup b-1\) +│/);
+      assert.match(failed.stdout, /│ Last run +│ 2024-05-02 02:30:00 UTC: started backup b-1 +│/, 'the run did start its backup');
+      assert.match(failed.stdout, /│ Last error +│ The verification of backup b-1 was not started/);
+      assert.equal(JSON.parse((await runCli(dir, ['backup', 'schedule', 'show', 'orders', '--json'])).stdout).verify, true);
     });
 
     it('show says what the last run did: the backup it started, or why it skipped', async () => {
@@ -681,8 +703,8 @@ describe('coffer backup', () => {
       [['backup', 'strategy', 'set', '--help'], /<container>[\s\S]*--instance <instance>/],
       [['backup', 'strategy', 'clear', '--help'], /--instance <instance>/],
       [['backup', 'schedule', '--help'], /set \[options\] <instance>[\s\S]*show[\s\S]*clear/],
-      [['backup', 'schedule', 'set', '--help'], /--cron <pattern>[\s\S]*in\s+UTC[\s\S]*--incremental[\s\S]*--keep-count <n>[\s\S]*--keep-days <n>[\s\S]*--name <prefix>[\s\S]*both limits apply/],
-      [['backup', 'schedule', 'show', '--help'], /next run/],
+      [['backup', 'schedule', 'set', '--help'], /--cron <pattern>[\s\S]*in\s+UTC[\s\S]*--incremental[\s\S]*--keep-count <n>[\s\S]*--keep-days <n>[\s\S]*--name <prefix>[\s\S]*--verify[\s\S]*both limits apply[\s\S]*turns verification off/],
+      [['backup', 'schedule', 'show', '--help'], /verifies its backups[\s\S]*next run/],
       [['backup', 'schedule', 'clear', '--help'], /backups the schedule took stay/],
       [['instance', 'create', '--help'], /--from-backup <backup>[\s\S]*--restore-time <time>/],
     ];

@@ -392,6 +392,8 @@ export class FakeBackups {
       incremental: spec.incremental === true,
       retain_count: spec.retain_count ?? null,
       retain_days: spec.retain_days ?? null,
+      verify: spec.verify === true,
+      last_verified_backup_id: current?.last_verified_backup_id ?? null,
       next_run: '2024-05-02T02:30:00',
       last_run: current?.last_run ?? null,
       last_backup_id: current?.last_backup_id ?? null,

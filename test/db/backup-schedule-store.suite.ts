@@ -16,6 +16,7 @@ function settings(overrides: Partial<BackupScheduleSettings> = {}): BackupSchedu
     retainCount: 7,
     retainDays: null,
     nextRunAt: at.dstSwitch,
+    verify: false,
     ...overrides,
   };
 }
@@ -51,6 +52,7 @@ export function backupScheduleStoreTests(store: () => StateStore): void {
         lastRunAt: null,
         lastBackupId: null,
         lastError: null,
+        lastVerifiedBackupId: null,
         createdAt: at.oneMs,
         updatedAt: at.oneMs,
       });
@@ -61,7 +63,7 @@ export function backupScheduleStoreTests(store: () => StateStore): void {
       assert.ok(await store().backupSchedules.claimRun(created.id, s.nextRunAt, at.past2038, at.leapDay));
       assert.ok(await store().backupSchedules.recordRun(created.id, at.leapDay, { backupId: 'b-1' }));
       const changed = await store().backupSchedules.set(
-        { ...s, name: null, pattern: '0 * * * *', incremental: true, retainCount: null, retainDays: 3650, nextRunAt: at.oneMs },
+        { ...s, name: null, pattern: '0 * * * *', incremental: true, retainCount: null, retainDays: 3650, nextRunAt: at.oneMs, verify: true },
         at.dstSwitch,
       );
       assert.deepEqual(changed, {
@@ -73,9 +75,11 @@ export function backupScheduleStoreTests(store: () => StateStore): void {
         retainCount: null,
         retainDays: 3650,
         nextRunAt: at.oneMs,
+        verify: true,
         lastRunAt: at.leapDay,
         lastBackupId: 'b-1',
         lastError: null,
+        lastVerifiedBackupId: null,
         createdAt: at.oneMs,
         updatedAt: at.dstSwitch,
       });
@@ -131,6 +135,30 @@ export function backupScheduleStoreTests(store: () => StateStore): void {
       assert.deepEqual([got?.lastBackupId, got?.lastError], ['b-1', 'Instance is busy']);
       assert.equal(await store().backupSchedules.recordRun(row.id, first, { backupId: 'late' }), false, 'the first run is no longer the last');
       assert.equal((await store().backupSchedules.get(s.instanceId))?.lastBackupId, 'b-1');
+    });
+
+    it('claimVerification: of ten concurrent claims of the last backup one wins, once; its error is recorded; a later backup moves it on', async () => {
+      const s = settings({ verify: true });
+      const row = await store().backupSchedules.set(s, at.oneMs);
+      assert.equal(await store().backupSchedules.claimVerification(row.id, 'b-1'), false, 'not the last backup (there is none yet)');
+      const first = new Date('2030-01-01T02:30:00.123Z');
+      assert.ok(await store().backupSchedules.claimRun(row.id, s.nextRunAt, at.past2038, first));
+      assert.ok(await store().backupSchedules.recordRun(row.id, first, { backupId: 'b-1' }));
+      const results = await Promise.all(Array.from({ length: 10 }, () => store().backupSchedules.claimVerification(row.id, 'b-1')));
+      assert.equal(results.filter(Boolean).length, 1);
+      assert.equal(await store().backupSchedules.claimVerification(row.id, 'b-1'), false, 'taken on already');
+      assert.ok(await store().backupSchedules.recordVerificationError(row.id, 'b-1', 'already being verified'));
+      let got = await store().backupSchedules.get(s.instanceId);
+      assert.deepEqual([got?.verify, got?.lastVerifiedBackupId, got?.lastError], [true, 'b-1', 'already being verified']);
+
+      const second = new Date('2030-01-02T02:30:00.456Z');
+      assert.ok(await store().backupSchedules.claimRun(row.id, at.past2038, new Date('2040-01-01T00:00:00Z'), second));
+      assert.ok(await store().backupSchedules.recordRun(row.id, second, { backupId: 'b-2' }));
+      assert.equal(await store().backupSchedules.recordVerificationError(row.id, 'b-1', 'late'), false, 'b-1 is no longer the last backup');
+      assert.equal(await store().backupSchedules.claimVerification(row.id, 'b-1'), false, 'a stale claim of an older backup fails');
+      assert.ok(await store().backupSchedules.claimVerification(row.id, 'b-2'));
+      got = await store().backupSchedules.get(s.instanceId);
+      assert.deepEqual([got?.lastBackupId, got?.lastVerifiedBackupId, got?.lastError], ['b-2', 'b-2', null]);
     });
 
     it('a backup keeps the schedule that made it; listScheduled lists the live ones, newest first', async () => {

@@ -5,7 +5,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { scheduledBackupStarter } from '../../src/api/index.js';
+import { scheduledBackupStarter, scheduledVerificationStarter, type ScheduledVerificationRequest } from '../../src/api/index.js';
 import { LocalDirectoryStorage, MasterKey } from '../../src/backup/index.js';
 import {
   conductorContract,
@@ -18,7 +18,7 @@ import {
   type CreateBackupInput,
   type Subscription,
 } from '../../src/bus/index.js';
-import { nextCronRun, noEngineCapabilities, silentLogger } from '../../src/common/index.js';
+import { CofferError, nextCronRun, noEngineCapabilities, silentLogger } from '../../src/common/index.js';
 import { startConductor, type Conductor } from '../../src/conductor/index.js';
 import { openStateStore, type BackupRow, type BackupScheduleSettings, type NewBackup, type StateStore } from '../../src/db/index.js';
 import { BackupScheduler, retentionDeletes, startTaskmanager, type Taskmanager } from '../../src/taskmanager/index.js';
@@ -43,6 +43,8 @@ let storage: LocalDirectoryStorage;
 const guests: Subscription[] = [];
 const held = new Map<string, () => Promise<void>>();
 const hold = new Set<string>();
+/** every verification the taskmanager's scheduler asked for, by backup */
+const verificationsAsked: string[] = [];
 
 const conductorClient = () => createRpcClient(transport, conductorContract, conductorTopic);
 
@@ -72,6 +74,10 @@ before(async () => {
     backupStallMs: 5_000,
     backupSchedules: {
       startBackup: scheduledBackupStarter({ store, transport, logger: silentLogger(), backupStorage: storage, defaultBackupContainer: 'scheduled', maxBackupsPerTenant: 50 }),
+      startVerification: async (request: ScheduledVerificationRequest, context) => {
+        verificationsAsked.push(request.backupId);
+        await scheduledVerificationStarter({ store, transport, logger: silentLogger(), backupStorage: storage })(request, context);
+      },
       intervalMs: 20,
     },
   });
@@ -144,7 +150,7 @@ async function instance(tenantId: string, options: { incremental?: boolean; stat
 
 function schedule(tenantId: string, instanceId: string, overrides: Partial<BackupScheduleSettings> = {}): BackupScheduleSettings {
   // due a second ago: the scheduler's next tick runs it
-  return { tenantId, instanceId, name: 'nightly', pattern: '30 2 * * *', incremental: false, retainCount: 7, retainDays: null, nextRunAt: new Date(Date.now() - 1000), ...overrides };
+  return { tenantId, instanceId, name: 'nightly', pattern: '30 2 * * *', incremental: false, retainCount: 7, retainDays: null, nextRunAt: new Date(Date.now() - 1000), verify: false, ...overrides };
 }
 
 const ofSchedule = (scheduleId: string) => store.backups.listScheduled({ scheduleId });
@@ -289,6 +295,7 @@ describe('retention', () => {
             store: s,
             logger: silentLogger(),
             startBackup: scheduledBackupStarter({ store: s, transport: quiet, logger: silentLogger(), backupStorage: storage, defaultBackupContainer: 'scheduled', maxBackupsPerTenant: 50 }),
+            startVerification: scheduledVerificationStarter({ store: s, transport: quiet, logger: silentLogger(), backupStorage: storage }),
             runTask: async () => {},
             intervalMs: 1_000,
           }),
@@ -307,6 +314,85 @@ describe('retention', () => {
     } finally {
       await quiet.close();
       for (const s of stores) await s.close();
+    }
+  });
+});
+
+describe('verifying scheduled backups', () => {
+  test('with verify, the completed scheduled backup gets exactly one verification, as the verify action starts it; without, none', async () => {
+    const tenant = `p-${randomUUID()}`;
+    const verified = await instance(tenant);
+    const plain = await instance(tenant);
+    const { id: verifiedSchedule } = await store.backupSchedules.set(schedule(tenant, verified, { verify: true }), new Date());
+    const { id: plainSchedule } = await store.backupSchedules.set(schedule(tenant, plain), new Date());
+    const [made] = await eventually('the verified schedule’s backup completed', () => ofSchedule(verifiedSchedule), (b) => b.length === 1 && b[0]!.state === 'COMPLETED');
+    const [other] = await eventually('the plain schedule’s backup completed', () => ofSchedule(plainSchedule), (b) => b.length === 1 && b[0]!.state === 'COMPLETED');
+    const verification = await eventually('its verification was started', () => store.backupVerifications.get(made!.id), (v) => v !== undefined);
+    assert.equal(verification!.tenantId, tenant);
+    assert.equal((await store.backupSchedules.get(verified))!.lastVerifiedBackupId, made!.id);
+
+    // a scheduler of its own ticks over every schedule again, as the loop keeps doing: nothing new starts
+    const again = new BackupScheduler({
+      store,
+      logger: silentLogger(),
+      startBackup: async () => assert.fail('no schedule is due'),
+      startVerification: async (request) => assert.fail(`verification of ${request.backupId} asked again`),
+      runTask: async () => {},
+      intervalMs: 1_000,
+    });
+    await again.tick(new Date(Date.now() - 60_000));
+    await again.tick(new Date(Date.now() - 60_000));
+    assert.deepEqual(verificationsAsked.filter((id) => id === made!.id), [made!.id], 'asked once');
+    assert.ok(!verificationsAsked.includes(other!.id), 'verify off: never asked');
+    assert.equal(await store.backupVerifications.get(other!.id), undefined);
+    assert.equal((await store.backupSchedules.get(plain))!.lastVerifiedBackupId, null);
+  });
+
+  test('a verification that cannot start is said in last_error once; retention leaves a backup alone while it is being verified', async () => {
+    // a database of its own: no other scheduler looks at it
+    const s = await openStateStore(`sqlite:${join(dir.path, 'verify-errors.db')}`);
+    try {
+      const tenant = `p-${randomUUID()}`;
+      const id = await instanceRows(s, tenant);
+      const row = await s.backupSchedules.set(schedule(tenant, id, { verify: true, retainCount: 1, nextRunAt: new Date('2099-01-01T00:00:00Z') }), new Date());
+      const made = (name: string, createdAt: Date): NewBackup => ({
+        id: randomUUID(), tenantId: tenant, name, description: null, instanceId: id, parentId: null, datastoreVersionId: null,
+        backupType: 'full', state: 'COMPLETED', container: 'scheduled', objectName: name, createdAt, updatedAt: createdAt, scheduleId: row.id,
+      });
+      const older = made('older', new Date('2030-01-01T00:00:00Z'));
+      const newer = made('newer', new Date('2030-01-02T00:00:00Z'));
+      for (const b of [older, newer]) await s.backups.create(b);
+      const runAt = new Date('2030-01-02T00:00:00Z');
+      assert.ok(await s.backupSchedules.claimRun(row.id, row.nextRunAt, new Date('2099-01-02T00:00:00Z'), runAt));
+      assert.ok(await s.backupSchedules.recordRun(row.id, runAt, { backupId: newer.id }));
+      // the older one is being verified: retention (retain_count 1) wants it gone, but not now
+      await s.backupVerifications.begin({ backupId: older.id, tenantId: tenant, message: 'restoring', startedAt: runAt });
+
+      const asked: string[] = [];
+      const scheduler = new BackupScheduler({
+        store: s,
+        logger: silentLogger(),
+        startBackup: async () => assert.fail('no schedule is due'),
+        startVerification: async (request) => {
+          asked.push(request.backupId);
+          throw new CofferError('UnprocessableEntity', 'a verification of another backup is running.');
+        },
+        runTask: async () => {},
+        intervalMs: 1_000,
+      });
+      const now = new Date('2030-01-10T00:00:00Z');
+      for (let round = 0; round < 3; round++) await scheduler.tick(now);
+      assert.deepEqual(asked, [newer.id], 'tried once, not at every tick');
+      const after3 = await s.backupSchedules.get(id);
+      assert.equal(after3!.lastVerifiedBackupId, newer.id);
+      assert.match(after3!.lastError!, new RegExp(`verification of backup ${newer.id} was not started: a verification of another backup is running`));
+      assert.equal(await s.tasks.activeForInstance(older.id), undefined, 'no delete while it is verified');
+
+      assert.ok(await s.backupVerifications.finish(older.id, { status: 'PASSED', message: null, finishedAt: now }));
+      await scheduler.tick(now);
+      assert.equal((await s.tasks.activeForInstance(older.id))?.kind, 'delete_backup', 'once verified, retention deletes it');
+    } finally {
+      await s.close();
     }
   });
 });
@@ -338,7 +424,7 @@ describe('which backups retention picks', () => {
   });
   const limits = (retainCount: number | null, retainDays: number | null) => ({
     id: 's', tenantId: 't', instanceId: 'i', name: null, pattern: '0 3 * * *', incremental: false, retainCount, retainDays,
-    nextRunAt: now, lastRunAt: null, lastBackupId: null, lastError: null, createdAt: now, updatedAt: now,
+    nextRunAt: now, lastRunAt: null, lastBackupId: null, lastError: null, createdAt: now, updatedAt: now, verify: false, lastVerifiedBackupId: null,
   });
   const pick = async (retainCount: number | null, retainDays: number | null, own: BackupRow[], others: BackupRow[] = []) => {
     const all = [...own, ...others];

@@ -8,8 +8,9 @@ import { backupScheduleView } from './backup-views.js';
 import { loadTenantInstance } from './tenant-instance.js';
 import type { TenantParams, TroveDeps } from './trove-deps.js';
 
-// An instance's backup schedule (Coffer's extension, in Trove's style): PUT sets or changes it,
-// GET shows it with its next and last run, DELETE removes it and keeps the backups it made. The
+// An instance's backup schedule (Coffer's extension, in Trove's style): PUT sets or changes it
+// (with verify, each backup it makes is verified once completed), GET shows it with its next and
+// last run, DELETE removes it and keeps the backups it made. The
 // taskmanager runs it (src/taskmanager/backup-scheduler.ts). The instance is the caller's
 // project's (404 otherwise, as every instance route answers); the schedule goes with it.
 
@@ -51,6 +52,7 @@ export async function backupScheduleRoutes(app: FastifyInstance, deps: TroveDeps
         retainCount: input.retain_count ?? null,
         retainDays: input.retain_days ?? null,
         nextRunAt: nextCronRun(input.pattern, now),
+        verify: input.verify ?? false,
       },
       now,
     );

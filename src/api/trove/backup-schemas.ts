@@ -46,6 +46,7 @@ export const backupScheduleSchema = z.object({
       retain_count: z.number().int().min(1).max(1000).nullable().optional(),
       retain_days: z.number().int().min(1).max(3650).nullable().optional(),
       name: z.string().min(1).max(64).nullable().optional(),
+      verify: z.boolean().optional(),
     })
     .refine((s) => (s.retain_count ?? null) !== null || (s.retain_days ?? null) !== null, {
       message: 'needs retain_count (1 to 1000 backups) or retain_days (1 to 3650 days), or both',

@@ -13,9 +13,13 @@ import { wakeTaskmanager } from './wake-taskmanager.js';
 // time (422). The verification is recorded RUNNING with its verify_backup task, whose subject is
 // the backup, in one transaction under the project's lock, so two racing requests start one. A
 // verification left RUNNING by a task that ended without recording it is started anew, and the
-// new task deletes the scratch instance the old one left.
+// new task deletes the scratch instance the old one left. A schedule with verify starts its
+// backups' verifications here too (startScheduledVerification).
 
-export async function verifyBackup(deps: TroveDeps, backup: BackupRow, context: RequestContext): Promise<void> {
+/** What starting a verification needs of the API's dependencies. */
+export type VerificationAdmissionDeps = Pick<TroveDeps, 'store' | 'transport' | 'logger' | 'backups'>;
+
+export async function verifyBackup(deps: VerificationAdmissionDeps, backup: BackupRow, context: RequestContext): Promise<void> {
   const { store } = deps;
   if (backup.state !== 'COMPLETED' && backup.state !== 'RESTORED') {
     throw new CofferError('Conflict', `Backup ${backup.id} cannot be verified because it is not completed. Actual state: ${backup.state}.`);
@@ -46,4 +50,16 @@ export async function verifyBackup(deps: TroveDeps, backup: BackupRow, context: 
     return task.id;
   });
   await wakeTaskmanager(deps, taskId, context);
+}
+
+/** What a schedule with verify asks of the verify action's admission (the API's scheduledVerificationStarter). */
+export interface ScheduledVerificationRequest {
+  tenantId: string;
+  backupId: string;
+}
+
+export async function startScheduledVerification(deps: VerificationAdmissionDeps, request: ScheduledVerificationRequest, context: RequestContext): Promise<void> {
+  const backup = await deps.store.backups.get(request.backupId, { tenantId: request.tenantId });
+  if (backup === undefined) throw new CofferError('NotFound', `Backup ${request.backupId} cannot be found.`);
+  await verifyBackup(deps, backup, context);
 }

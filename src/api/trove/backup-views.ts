@@ -87,6 +87,8 @@ export function backupScheduleView(row: BackupScheduleRow) {
     incremental: row.incremental,
     retain_count: row.retainCount,
     retain_days: row.retainDays,
+    verify: row.verify,
+    last_verified_backup_id: row.lastVerifiedBackupId,
     next_run: troveTimestamp(row.nextRunAt),
     last_run: row.lastRunAt === null ? null : troveTimestamp(row.lastRunAt),
     last_backup_id: row.lastBackupId,
