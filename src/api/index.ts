@@ -9,5 +9,5 @@ export { bootstrapIdentity } from './identity/bootstrap-identity.js';
 export { seedFlavors } from './trove/seed-flavors.js';
 export { connectKeystone, type ExternalIdentity, type ExternalKeystoneOptions } from './keystone/external-keystone.js';
 export type { KeystoneInterface } from './keystone/keystone-client.js';
-export { scheduledBackupStarter, type ScheduledBackupRequest, type ScheduledBackupStarterOptions } from './scheduled-backup-starter.js';
-export { scheduledVerificationStarter, type ScheduledVerificationRequest, type ScheduledVerificationStarterOptions } from './scheduled-verification-starter.js';
+export { scheduledBackupStarter, type ScheduledBackupStarterOptions } from './scheduled-backup-starter.js';
+export { scheduledVerificationStarter, type ScheduledVerificationStarterOptions } from './scheduled-verification-starter.js';

@@ -1,11 +1,9 @@
 import type { BackupStorage } from '../backup/index.js';
 import type { RequestContext, Transport } from '../bus/index.js';
-import type { Logger } from '../common/index.js';
+import type { Logger, ScheduledBackupRequest } from '../common/index.js';
 import type { BackupRow, StateStore } from '../db/index.js';
-import { startScheduledBackup, type ScheduledBackupRequest } from './trove/backup-create.js';
+import { startScheduledBackup } from './trove/backup-create.js';
 import { unlimitedQuotas } from './trove/quota-enforcement.js';
-
-export type { ScheduledBackupRequest } from './trove/backup-create.js';
 
 export interface ScheduledBackupStarterOptions {
   store: StateStore;

@@ -1,10 +1,8 @@
 import type { BackupStorage } from '../backup/index.js';
 import type { RequestContext, Transport } from '../bus/index.js';
-import type { Logger } from '../common/index.js';
+import type { Logger, ScheduledVerificationRequest } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
-import { startScheduledVerification, type ScheduledVerificationRequest } from './trove/backup-verify.js';
-
-export type { ScheduledVerificationRequest } from './trove/backup-verify.js';
+import { startScheduledVerification } from './trove/backup-verify.js';
 
 export interface ScheduledVerificationStarterOptions {
   store: StateStore;

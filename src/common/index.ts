@@ -7,3 +7,4 @@ export * from './ids.js';
 export * from './logger.js';
 export * from './time.js';
 export * from './cron-pattern.js';
+export * from './scheduled-requests.js';

@@ -1,5 +1,5 @@
 import type { RequestContext } from '../bus/index.js';
-import { isCofferError, nextCronRun, newUuid, sleep, type Logger } from '../common/index.js';
+import { isCofferError, nextCronRun, newUuid, sleep, type Logger, type ScheduledBackupRequest, type ScheduledVerificationRequest } from '../common/index.js';
 import { backupChain, runningBackupStates, type BackupRow, type BackupScheduleRow, type StateStore } from '../db/index.js';
 import { applyRetention } from './backup-retention.js';
 
@@ -15,22 +15,7 @@ import { applyRetention } from './backup-retention.js';
 // last_error and is not tried again at every tick. Each tick also applies retention, which leaves
 // a backup alone while it is being verified.
 
-/** What a schedule asks of POST /backups' admission (the API's scheduledBackupStarter). */
-export interface ScheduledBackupRequest {
-  tenantId: string;
-  instanceId: string;
-  scheduleId: string;
-  name: string;
-  incremental: boolean;
-}
-
 export type StartScheduledBackup = (request: ScheduledBackupRequest, context: RequestContext) => Promise<BackupRow>;
-
-/** What a schedule with verify asks of the verify action's admission (the API's scheduledVerificationStarter). */
-export interface ScheduledVerificationRequest {
-  tenantId: string;
-  backupId: string;
-}
 
 export type StartScheduledVerification = (request: ScheduledVerificationRequest, context: RequestContext) => Promise<void>;
 

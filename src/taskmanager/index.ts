@@ -66,7 +66,7 @@ export interface TaskmanagerOptions {
 }
 
 
-export { BackupScheduler, scheduledBackupName, type ScheduledBackupRequest, type ScheduledVerificationRequest, type StartScheduledBackup, type StartScheduledVerification } from './backup-scheduler.js';
+export { BackupScheduler, scheduledBackupName, type StartScheduledBackup, type StartScheduledVerification } from './backup-scheduler.js';
 export { retentionDeletes } from './backup-retention.js';
 
 export interface Taskmanager {

@@ -5,7 +5,8 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { scheduledBackupStarter, scheduledVerificationStarter, type ScheduledVerificationRequest } from '../../src/api/index.js';
+import { scheduledBackupStarter, scheduledVerificationStarter } from '../../src/api/index.js';
+import type { ScheduledVerificationRequest } from '../../src/common/index.js';
 import { LocalDirectoryStorage, MasterKey } from '../../src/backup/index.js';
 import {
   conductorContract,

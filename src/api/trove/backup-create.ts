@@ -1,5 +1,5 @@
 import type { CreateBackupTaskPayload, RequestContext } from '../../bus/index.js';
-import { CofferError, errors, isCofferError, newUuid } from '../../common/index.js';
+import { CofferError, errors, isCofferError, newUuid, type ScheduledBackupRequest } from '../../common/index.js';
 import type { BackupRow, InstanceRow, NewBackup } from '../../db/index.js';
 import type { AuthContext } from '../auth-context.js';
 import { enforce } from '../policy.js';
@@ -56,15 +56,6 @@ export async function createBackup(deps: TroveDeps, auth: AuthContext, body: Cre
     },
     context,
   );
-}
-
-/** What a backup schedule asks for: a backup of its instance, as its project would ask for one. */
-export interface ScheduledBackupRequest {
-  tenantId: string;
-  instanceId: string;
-  scheduleId: string;
-  name: string;
-  incremental: boolean;
 }
 
 /** Starts a schedule's backup with every check of POST /backups; throws the error the request would get. */

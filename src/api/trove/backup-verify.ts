@@ -1,5 +1,5 @@
 import type { RequestContext, VerifyBackupTaskPayload } from '../../bus/index.js';
-import { CofferError } from '../../common/index.js';
+import { CofferError, type ScheduledVerificationRequest } from '../../common/index.js';
 import { backupChain, type BackupRow } from '../../db/index.js';
 import { versionInactive } from './datastore-lookup.js';
 import { pendingTask } from './queue-instance-task.js';
@@ -50,12 +50,6 @@ export async function verifyBackup(deps: VerificationAdmissionDeps, backup: Back
     return task.id;
   });
   await wakeTaskmanager(deps, taskId, context);
-}
-
-/** What a schedule with verify asks of the verify action's admission (the API's scheduledVerificationStarter). */
-export interface ScheduledVerificationRequest {
-  tenantId: string;
-  backupId: string;
 }
 
 export async function startScheduledVerification(deps: VerificationAdmissionDeps, request: ScheduledVerificationRequest, context: RequestContext): Promise<void> {
