@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { scheduledBackupStarter, scheduledVerificationStarter } from '../../src/api/index.js';
-import type { ScheduledVerificationRequest } from '../../src/common/index.js';
 import { LocalDirectoryStorage, MasterKey } from '../../src/backup/index.js';
 import {
   conductorContract,
@@ -19,7 +18,7 @@ import {
   type CreateBackupInput,
   type Subscription,
 } from '../../src/bus/index.js';
-import { CofferError, nextCronRun, noEngineCapabilities, silentLogger } from '../../src/common/index.js';
+import { CofferError, nextCronRun, noEngineCapabilities, silentLogger, type ScheduledVerificationRequest } from '../../src/common/index.js';
 import { startConductor, type Conductor } from '../../src/conductor/index.js';
 import { openStateStore, type BackupRow, type BackupScheduleSettings, type NewBackup, type StateStore } from '../../src/db/index.js';
 import { BackupScheduler, retentionDeletes, startTaskmanager, type Taskmanager } from '../../src/taskmanager/index.js';
