@@ -19,6 +19,7 @@ import type { ArchivedLogFile, PointInTimeSource, WalArchive } from './engines/e
 // directory, so a restarted agent ships on to the same place.
 
 const targetFile = 'wal-archive.json';
+const reachCheckMs = 15_000;
 
 const walTarget = z.object({ projectId: z.string(), container: z.string(), prefix: z.string(), wrappedKey: z.string() });
 export type WalTarget = z.infer<typeof walTarget>;
@@ -58,6 +59,7 @@ export class WalShipper {
   private targetLoaded = false;
   private lastShipped: string | undefined;
   private reported = 0;
+  private checkedAt = 0;
   private stopped = false;
 
   constructor(private readonly options: WalShipperOptions) {}
@@ -101,6 +103,7 @@ export class WalShipper {
         this.target = await readWalTarget(this.options.dir);
         this.targetLoaded = true;
       }
+      let shipped = false;
       for (const name of await archive.pending()) {
         if (this.abort.signal.aborted) return;
         const target = this.target;
@@ -111,9 +114,12 @@ export class WalShipper {
         await this.store(target, name);
         await archive.remove(name);
         log.debug({ file: name }, 'archived log file shipped');
-        if (!name.includes('.')) this.lastShipped = name;
+        if (archive.advances(name)) {
+          this.lastShipped = name;
+          shipped = true;
+        }
       }
-      await this.report();
+      await this.report(shipped);
     } catch (err) {
       // the files stay in the spool and go with the next round
       if (!this.abort.signal.aborted) log.warn({ err }, 'archived log not shipped; retrying');
@@ -129,8 +135,14 @@ export class WalShipper {
     await host.storage.put(target.container, `${target.prefix}/${name}`, body, { metadata: facts, signal });
   }
 
-  private async report(): Promise<void> {
+  /**
+   * How far the archive reaches, told to the conductor when it moved: at once after a file was
+   * shipped, else at most every `reachCheckMs` (a check reads the WAL written since).
+   */
+  private async report(shipped: boolean): Promise<void> {
     if (this.target === undefined || this.lastShipped === undefined) return;
+    if (!shipped && Date.now() - this.checkedAt < reachCheckMs) return;
+    this.checkedAt = Date.now();
     const through = await this.options.archive.archivedThrough(this.lastShipped);
     this.options.log.debug({ lastShipped: this.lastShipped, through }, 'archive reach');
     if (through === undefined || through.getTime() <= this.reported) return;

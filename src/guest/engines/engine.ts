@@ -280,6 +280,8 @@ export interface WalArchive {
   read(name: string, signal: AbortSignal): Readable;
   /** removes a stored file from the spool */
   remove(name: string): Promise<void>;
+  /** whether storing this file moves how far the archive reaches (a log file, not a history or label beside it) */
+  advances(name: string): boolean;
   /**
    * How far the archive reaches once `lastFile` is stored: every change committed before the
    * returned time is in a stored file. Undefined when the engine cannot tell now (not running).

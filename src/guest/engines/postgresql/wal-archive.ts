@@ -82,6 +82,10 @@ export class PostgresqlWalArchive implements WalArchive {
     return cat.stdout;
   }
 
+  advances(name: string): boolean {
+    return isSegmentName(name);
+  }
+
   async remove(name: string): Promise<void> {
     if (!isArchivedFileName(name)) throw new CofferError('EngineError', `${JSON.stringify(name)} is not an archived WAL file.`);
     await this.host.runner.run('/bin/rm', ['-f', '--', name], { cwd: this.host.spoolDir, timeoutMs: waldumpTimeoutMs });
