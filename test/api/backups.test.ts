@@ -264,6 +264,11 @@ describe('taking backups', () => {
     await eventually('the guest asked', async () => instances.get(instanceId)!.release, (r) => r !== undefined);
     const view = json(await call(alice, 'GET', `/instances/${instanceId}`)).instance;
     assert.equal(view.status, 'BACKUP');
+    for (const path of ['/instances', '/instances/detail']) {
+      const listed = json(await call(alice, 'GET', path)).instances;
+      assert.equal(listed.find((i: { id: string }) => i.id === instanceId).status, 'BACKUP', `${path} shows it too`);
+      assert.ok(listed.filter((i: { id: string }) => i.id !== instanceId).every((i: { status: string }) => i.status !== 'BACKUP'), `${path}: only it`);
+    }
     const running = await eventually('the bytes stored so far shown', async () => json(await call(alice, 'GET', `/backups/${first.id}`)).backup, (b) => b.stored_bytes === 1024);
     assert.equal(running.size, null, "Trove's size waits for the whole object");
     assert.equal(view.operating_status, 'HEALTHY');

@@ -44,8 +44,8 @@ export async function instanceRoutes(app: FastifyInstance, deps: TroveDeps): Pro
     // Only the caller's project, even for admins (reference 2.2).
     const page = await store.instances.list({ tenantId: auth.projectId, ...pageRequest(request) });
     const ctx = instanceContext(request);
-    const loader = new InstanceViewLoader(store);
     const items = [...page.items].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
+    const loader = new InstanceViewLoader(store, items);
     const views = await Promise.all(
       items.map(async (i) => {
         const data = await loader.load(i);

@@ -9,8 +9,21 @@ import { recoverableWindow } from './point-in-time.js';
 export class InstanceViewLoader {
   private readonly versions = new Map<string, Promise<DatastoreVersionRow | undefined>>();
   private readonly datastores = new Map<string, Promise<DatastoreRow | undefined>>();
+  /** for a page: which of its instances have a backup running, asked once for all of them */
+  private readonly withRunningBackup: Promise<Set<string>> | undefined;
 
-  constructor(private readonly store: Repositories) {}
+  /** `page`: the instances a list shows, so that what each view needs of every one is read at once */
+  constructor(
+    private readonly store: Repositories,
+    page?: readonly InstanceRow[],
+  ) {
+    this.withRunningBackup = page === undefined ? undefined : store.backups.instancesWithRunning(page.map((i) => i.id));
+  }
+
+  private async backupRunning(instance: InstanceRow): Promise<boolean> {
+    if (this.withRunningBackup !== undefined) return (await this.withRunningBackup).has(instance.id);
+    return (await this.store.backups.running(instance.id)).length > 0;
+  }
 
   async load(instance: InstanceRow): Promise<InstanceViewData> {
     const [version, service, fault, configuration, backupRunning, recoverable] = await Promise.all([
@@ -18,7 +31,7 @@ export class InstanceViewLoader {
       this.store.serviceStatuses.get(instance.id),
       this.store.faults.latest(instance.id),
       instance.configurationId === null ? undefined : this.store.configurations.get(instance.configurationId),
-      this.store.backups.running(instance.id).then((running) => running.length > 0),
+      this.backupRunning(instance),
       // only an instance whose log is archived has a window: the others cost no query
       instance.walArchivedUntil === null ? undefined : recoverableWindow(this.store, instance),
     ]);
