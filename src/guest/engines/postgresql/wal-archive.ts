@@ -97,6 +97,9 @@ export class PostgresqlWalArchive implements WalArchive {
     const segmentBytes = await this.segmentSize(endpoint);
     const { timeline, number } = parseSegmentName(lastSegment, segmentBytes);
     const end = (number + 1n) * BigInt(segmentBytes);
+    // a commit takes its time just before its WAL is written: one stamped a moment before this
+    // check may reach the WAL only after pg_waldump read it, so "now" is claimed a second short
+    const checked = new Date(Date.now() - 1000);
     const [insert, currentTimeline] = await withAdminClient(endpoint, 'postgres', async (client) => {
       const result = await client.query<{ lsn: string; timeline: string }>(
         'SELECT pg_current_wal_insert_lsn()::text AS lsn, timeline_id::text AS timeline FROM pg_control_checkpoint()',
@@ -105,7 +108,6 @@ export class PostgresqlWalArchive implements WalArchive {
     });
     // another timeline, or a file shipped out of order: nothing can be said this time
     if (currentTimeline !== timeline || insert < end) return undefined;
-    const checked = new Date();
     const firstPending = await this.firstTransactionEndAfter(end);
     if (firstPending === 'unknown') return undefined;
     if (firstPending === undefined) return checked;
