@@ -83,8 +83,12 @@ export class BinlogArchive implements WalArchive {
 
   async archivedThrough(lastFile: string): Promise<Date | undefined> {
     if (!isBinlogName(lastFile) || !(await this.host.running())) return undefined;
-    // an event is stamped when its statement starts, a moment before it is written: "now" is claimed a second short
-    const checked = new Date(Date.now() - 1000);
+    // An event is stamped (in whole seconds) when its statement starts, a moment before it is
+    // written, and a restore to a moment replays everything stamped in that moment's second
+    // (binlog-replay.ts): what is claimed ends before the second holding "now" less a second,
+    // and before the second of the first transaction not archived.
+    const wholeSecondBefore = (ms: number) => new Date(Math.floor(ms / 1000) * 1000 - 1);
+    const checked = wholeSecondBefore(Date.now() - 1000);
     const found = await this.host.admin.run(async (connection) => {
       const [logs] = await connection.query<Row[]>('SHOW BINARY LOGS');
       const active = logs.map((row) => String(row.Log_name)).at(-1);
@@ -98,7 +102,7 @@ export class BinlogArchive implements WalArchive {
     if (found.firstTransactionEnd === undefined) return checked;
     // the event's header carries its time: read only up to it, not the whole active log
     const first = binlogEvents(await this.dump(found.active, [`--stop-position=${found.firstTransactionEnd}`])).find(beginsTransaction);
-    return first?.at;
+    return first === undefined ? undefined : wholeSecondBefore(first.at.getTime());
   }
 
   private async dump(name: string, extraArgs: readonly string[] = []): Promise<string> {
