@@ -1,3 +1,4 @@
+import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { RowDataPacket } from 'mysql2/promise';
 import { CofferError } from '../../../common/index.js';
@@ -59,8 +60,25 @@ export class BinlogArchive implements WalArchive {
   }
 
   async inspect(name: string): Promise<Record<string, string>> {
-    const last = binlogEvents(await this.dump(name)).filter(endsTransaction).at(-1);
-    return last === undefined ? {} : { 'last-commit': last.at.toISOString() };
+    checkName(name);
+    // streamed line by line: a file of a bulk load prints far more than a run's output keeps
+    const dump = this.host.runner.stream(await this.host.binlogTool(), ['--base64-output=decode-rows', '--', name], {
+      cwd: this.host.dataDir,
+      env: { TZ: 'UTC' },
+      timeoutMs: fileTimeoutMs,
+      lowPriority: true,
+    });
+    dump.stdin.end();
+    let last: Date | undefined;
+    const read = (async () => {
+      for await (const line of createInterface({ input: dump.stdout, crlfDelay: Infinity })) {
+        if (!line.startsWith('#')) continue;
+        const event = binlogEvents(line)[0];
+        if (event !== undefined && endsTransaction(event)) last = event.at;
+      }
+    })();
+    await Promise.all([read, dump.exited]);
+    return last === undefined ? {} : { 'last-commit': last.toISOString() };
   }
 
   read(name: string, signal: AbortSignal): Readable {
