@@ -167,7 +167,7 @@ before(async () => {
     host,
     engines: [
       report('postgresql', '15', '15.19', { ...noCapabilities, backup: true, pointInTimeRecovery: true }),
-      report('mariadb', '10.11', '10.11.19', { ...noCapabilities, backup: true, incrementalBackup: true }),
+      report('mariadb', '10.11', '10.11.19', { ...noCapabilities, backup: true, incrementalBackup: true, pointInTimeRecovery: true }),
       report('redis', '7', '7.0.15', noCapabilities),
     ],
     contracts: { [agentContract.name]: agentContract.version, [guestContract.name]: guestContract.version },
@@ -463,12 +463,12 @@ describe('restoring into a new instance', () => {
     expectFault(await create({ restorePoint: { backupRef: good } }, 'mariadb', '10.11'), 400, 'badRequest', /does not match the destination datastore of mariadb/);
     // the fake guest reported 3 GiB of data when the backup began
     expectFault(await create({ restorePoint: { backupRef: good } }, 'postgresql', '15', 2), 403, 'forbidden', /Backup size: 3 GBs. Available size: 2 GBs./);
-    const maria = await createInstance(alice, 'mariadb', '10.11');
+    const cache = await createInstance(alice, 'redis', '7');
     expectFault(
-      await create({ restorePoint: { instance_id: maria, restore_time: '2026-12-01T00:00:00Z' } }, 'mariadb', '10.11'),
+      await create({ restorePoint: { instance_id: cache, restore_time: '2026-12-01T00:00:00Z' } }, 'redis', '7'),
       501,
       'notImplemented',
-      'Point-in-time restore (restorePoint.restore_time) is not supported for datastore mariadb yet.',
+      'Point-in-time restore (restorePoint.restore_time) is not supported for datastore redis yet.',
     );
     const bobsView = await call(bob, 'POST', '/instances', {
       instance: { name: 'r', flavorRef: '2', volume: { size: 5 }, datastore: { type: 'postgresql', version: '15' }, restorePoint: { backupRef: good } },

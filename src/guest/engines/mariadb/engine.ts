@@ -74,6 +74,7 @@ export const mariadbFlavor: MysqlFamilyFlavor = {
     grants: [{ privileges: 'RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR', on: '*.*' }],
     backupArgs: [],
     applyLogOnly: false,
+    binlog: { readerNames: ['mariadb-binlog', 'mysqlbinlog'], clientNames: ['mariadb', 'mysql'] },
     missingReason: "install Debian's mariadb-backup package (apt-get install mariadb-backup), which provides mariadb-backup and mbstream",
   },
 };

@@ -14,6 +14,10 @@ export interface BackupTools {
   tool: string;
   /** unpacks the tool's xbstream output (`-x -C <dir>`) */
   extractor: string;
+  /** reads the binary log, where the flavor archives it (flavor.backup.binlog) */
+  binlogReader?: string;
+  /** the SQL client a point-in-time restore replays the binary log with */
+  client?: string;
 }
 
 /**
@@ -38,7 +42,16 @@ export async function findBackupTools(
       `This host cannot back up or restore ${flavor.title}: ${missing} is not installed. ${capitalise(flavor.backup.missingReason)}.`,
     );
   }
-  return { tool, extractor };
+  const binlog = flavor.backup.binlog;
+  if (binlog === undefined) return { tool, extractor };
+  const [binlogReader, client] = [await find(binlog.readerNames), await find(binlog.clientNames)];
+  if (binlogReader === undefined || client === undefined) {
+    throw new CofferError(
+      'EngineError',
+      `This host cannot archive or replay ${flavor.title}'s binary log: ${binlogReader === undefined ? binlog.readerNames[0] : binlog.clientNames[0]} is not installed.`,
+    );
+  }
+  return { tool, extractor, binlogReader, client };
 }
 
 const capitalise = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);

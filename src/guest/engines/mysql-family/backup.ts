@@ -6,7 +6,8 @@ import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { CofferError } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
-import type { BackupAdmin, BackupFacts, BackupRun } from '../engine.js';
+import type { BackupAdmin, BackupFacts, BackupRun, WalArchive } from '../engine.js';
+import { BinlogArchive, type BinlogArchiveHost } from './binlog-archive.js';
 import type { BackupModule } from '../engine-modules.js';
 import type { MysqlFamilyAdmin } from './admin.js';
 import { backupArgs, backupFacts, checkParent, type BackupTools } from './backup-tools.js';
@@ -49,6 +50,8 @@ export interface BackupHost {
   versionName(): Promise<string>;
   tools(): Promise<BackupTools>;
   running(): Promise<boolean>;
+  /** whether the server writes a binary log the host archives (binlog-archive.ts) */
+  readonly archivesBinlog: boolean;
 }
 
 /**
@@ -89,7 +92,14 @@ class MysqlFamilyBackupAdmin implements BackupAdmin {
   /** one backup at a time: they share the tool's account and scratch directory */
   private busy = false;
 
-  constructor(private readonly host: BackupHost) {}
+  readonly walArchive: WalArchive | undefined;
+
+  constructor(
+    private readonly host: BackupHost,
+    archiveHost?: BinlogArchiveHost,
+  ) {
+    this.walArchive = archiveHost === undefined ? undefined : new BinlogArchive(archiveHost);
+  }
 
   async start(request: { parent?: BackupFacts; signal: AbortSignal }): Promise<BackupRun> {
     const { host } = this;
@@ -147,7 +157,14 @@ class MysqlFamilyBackupAdmin implements BackupAdmin {
             readToolFile(join(host.scratchDir, 'xtrabackup_checkpoints')),
             readToolFile(join(host.scratchDir, 'xtrabackup_info')),
           ]);
-          const facts = backupFacts(checkpoints, info, request.parent);
+          const facts: BackupFacts = { ...backupFacts(checkpoints, info, request.parent), 'completed-at': new Date().toISOString() };
+          // where the backup is consistent in the binary log (the tool reads it while commits are
+          // blocked): a point-in-time restore replays from there, and archived files before it
+          // are no longer needed by this backup (wal-archive-retention.ts compares names)
+          if (host.archivesBinlog && facts['binlog-file'] !== undefined) {
+            facts['wal-archiving'] = 'on';
+            facts['wal-start'] = facts['binlog-file'];
+          }
           host.logger.info({ facts }, `${flavor.title} backup finished`);
           return facts;
         } finally {
@@ -169,7 +186,7 @@ class MysqlFamilyBackupAdmin implements BackupAdmin {
 }
 
 /** The backup module of the family: what it needs of the lifecycle is `backupHost`. */
-export const mysqlFamilyBackup: BackupModule<{ backupHost(): BackupHost }> = {
+export const mysqlFamilyBackup: BackupModule<{ backupHost(): BackupHost; binlogArchiveHost(): BinlogArchiveHost | undefined }> = {
   incremental: true,
-  create: (lifecycle) => new MysqlFamilyBackupAdmin(lifecycle.backupHost()),
+  create: (lifecycle) => new MysqlFamilyBackupAdmin(lifecycle.backupHost(), lifecycle.binlogArchiveHost()),
 };

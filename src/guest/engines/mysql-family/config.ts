@@ -97,6 +97,17 @@ function settingText(value: ConfigurationValue): string {
   return optionValue(value);
 }
 
+/**
+ * The binary log, where the host archives it for point-in-time recovery (binlog-archive.ts): in
+ * the data directory, row-based (a replay then does exactly what the source did), flushed at
+ * each commit, and kept until the guest has shipped and purged each file (no expiry). These are
+ * fixed lines: no configuration group can set log_bin, binlog_format, sync_binlog, server_id or
+ * an expiry (parameters.ts publishes none of them).
+ */
+export function binlogOptions(basename: string): string[] {
+  return [`log-bin = ${basename}`, 'binlog_format = ROW', 'server_id = 1', 'sync_binlog = 1'];
+}
+
 export interface MyCnfInput {
   /** shown in the file's header */
   memoryMb: number;

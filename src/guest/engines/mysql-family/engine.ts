@@ -24,7 +24,8 @@ export function mysqlFamilyEngine(flavor: MysqlFamilyFlavor): EngineFactory {
       users: mysqlFamilyUsers,
       root: mysqlFamilyRoot,
       configuration: mysqlFamilyConfiguration(flavor),
-      backup: mysqlFamilyBackup,
+      // restores roll forward through the archived binary log where the flavor archives it
+      backup: { ...mysqlFamilyBackup, pointInTime: flavor.backup.binlog !== undefined },
     },
     rootReachesOsUser: true,
     standardPort,

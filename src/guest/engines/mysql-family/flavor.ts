@@ -37,6 +37,11 @@ export interface BackupToolFlavor {
    * MariaDB's tool prepares the full backup, then applies each incremental to it as is.
    */
   readonly applyLogOnly: boolean;
+  /**
+   * the binary log's reader and the SQL client, preferred first, where the engine archives its
+   * binary log for point-in-time recovery (binlog-archive.ts); undefined where it does not yet
+   */
+  readonly binlog?: { readonly readerNames: readonly string[]; readonly clientNames: readonly string[] };
   /** how to install the tools, for the error when they are missing */
   readonly missingReason: string;
 }

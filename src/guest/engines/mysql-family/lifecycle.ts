@@ -8,6 +8,7 @@ import type {
   EngineContext,
   EngineHealth,
   EngineLifecycle,
+  PointInTimeSource,
   PrepareProgress,
   PrepareTimings,
   RestoreLink,
@@ -23,7 +24,10 @@ import { MysqlFamilyAdmin } from './admin.js';
 import type { BackupHost } from './backup.js';
 import { checkRestoreChain, findBackupTools, type BackupTools } from './backup-tools.js';
 import { findTools } from './binaries.js';
-import { cofferSettings, optionValue, renderMyCnf, withOverrides, type Settings } from './config.js';
+import type { BinlogArchiveHost } from './binlog-archive.js';
+import { binlogBasename } from './binlog-files.js';
+import { planReplay, replayBinlog } from './binlog-replay.js';
+import { binlogOptions, cofferSettings, optionValue, renderMyCnf, withOverrides, type Settings } from './config.js';
 import { checkOverrides, type ConfigurationHost } from './configuration.js';
 import { answersQueries, type AdminEndpoint } from './connection.js';
 import type { MysqlFamilyFlavor, ServerTools } from './flavor.js';
@@ -216,13 +220,23 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
       pidFile: this.paths.pidFile,
       slowLog: this.paths.slowLog,
       generalLog: this.paths.generalLog,
-      extraOptions: [...this.flavor.extraOptions, ...extraOptions],
+      extraOptions: [...this.flavor.extraOptions, ...(this.archivesBinlog() ? binlogOptions(binlogBasename) : []), ...extraOptions],
       settings: this.settings(spec),
       parameters: this.flavor.parameters,
     });
   }
 
-  async prepare(input: PrepareInput, progress: PrepareProgress = () => undefined, restore?: readonly RestoreLink[]): Promise<PrepareTimings> {
+  /** whether the server writes a binary log for the host to archive (binlog-archive.ts) */
+  archivesBinlog(): boolean {
+    return this.context.archiveLog === true && this.flavor.backup.binlog !== undefined;
+  }
+
+  async prepare(
+    input: PrepareInput,
+    progress: PrepareProgress = () => undefined,
+    restore?: readonly RestoreLink[],
+    pointInTime?: PointInTimeSource,
+  ): Promise<PrepareTimings> {
     const began = performance.now();
     for (const database of input.databases) checkDatabaseName(database.name);
     this.admin.checkUsers(input.users);
@@ -242,7 +256,7 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
         await this.initialise(input.adminPassword, await this.renderConf(plainSpec, requireTls));
       } else {
         progress('restoring');
-        await this.restore(restore, input.adminPassword, cidrs, (extra) => this.renderConf(plainSpec, requireTls, extra));
+        await this.restore(restore, input.adminPassword, cidrs, (extra) => this.renderConf(plainSpec, requireTls, extra), pointInTime);
       }
     } else if ((await this.endpoint()).password !== input.adminPassword) {
       this.logger.warn('prepare redelivered with another admin password: keeping the first');
@@ -306,10 +320,14 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     adminPassword: string,
     cidrs: readonly string[],
     render: (extraOptions: readonly string[]) => Promise<string>,
+    pointInTime?: PointInTimeSource,
   ): Promise<void> {
     const versionName = await this.versionName();
     checkRestoreChain(this.flavor, chain, versionName);
     const tools = await this.backupTools();
+    // checked before anything is restored: a plan that cannot be followed fails the restore up front
+    const replayPlan =
+      pointInTime?.target === undefined ? undefined : planReplay(await pointInTime.list(), chain.at(-1)!.facts, pointInTime.target);
     // what an interrupted earlier attempt left: its server, its directories
     await this.stop();
     for (const dir of [this.paths.dataDir, this.paths.tmpDir, this.paths.filesDir]) await rm(dir, { recursive: true, force: true });
@@ -329,6 +347,23 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
       await this.writeEngineFile(this.paths.initFile, restoredAccountsSql(this.flavor, this.flavor.hashPassword(adminPassword)));
       await this.writeEngineFile(this.paths.configFile, await render(['skip-networking', `init-file = ${optionValue(this.paths.initFile)}`]));
       await this.start();
+      // before the accounts are derived for this instance: the replay may change the source's
+      if (pointInTime !== undefined && replayPlan !== undefined) {
+        await replayBinlog(
+          {
+            flavor: this.flavor,
+            runner: this.runner,
+            admin: this.admin,
+            tmpDir: this.paths.tmpDir,
+            dataDir: this.paths.dataDir,
+            socket: relative(this.paths.dataDir, this.paths.socket),
+            binlogTool: tools.binlogReader!,
+            client: tools.client!,
+          },
+          pointInTime,
+          replayPlan,
+        );
+      }
       await this.admin.run(async (connection) => {
         const registry = this.admin.registry;
         await registry.ensureSchema(connection);
@@ -372,6 +407,19 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
       scratchDir: this.paths.backupScratch,
       versionName: () => this.versionName(),
       tools: () => this.backupTools(),
+      running: async () => (await this.health()) === 'healthy',
+      archivesBinlog: this.archivesBinlog(),
+    };
+  }
+
+  /** What the binary log's archive needs, where the host archives it. */
+  binlogArchiveHost(): BinlogArchiveHost | undefined {
+    if (!this.archivesBinlog()) return undefined;
+    return {
+      dataDir: this.paths.dataDir,
+      runner: this.runner,
+      admin: this.admin,
+      binlogTool: async () => (await this.backupTools()).binlogReader!,
       running: async () => (await this.health()) === 'healthy',
     };
   }

@@ -14,6 +14,8 @@ export const guestDatabase = 'os_admin';
 export const rootUser = 'root';
 /** the account the backup tool logs in with while a backup runs (see backup.ts) */
 export const backupUser = 'os_backup';
+/** the account a point-in-time restore replays the archived binary log with (see binlog-replay.ts) */
+export const replayUser = 'os_replay';
 
 export const systemDatabases = new Set(['mysql', 'information_schema', 'performance_schema', 'sys', guestDatabase]);
 const maxDatabaseName = 64;
@@ -50,7 +52,7 @@ export function checkUserName(name: string, maxLength: number, isSystemAccount: 
   if (length === 0 || length > maxLength || name.includes('\0')) {
     throw new CofferError('BadRequest', `Invalid user name "${name}": 1 to ${maxLength} characters, no NUL character.`);
   }
-  if (name === adminUser || name === rootUser || name === backupUser || isSystemAccount(name)) {
+  if (name === adminUser || name === rootUser || name === backupUser || name === replayUser || isSystemAccount(name)) {
     throw new CofferError('BadRequest', `The user name "${name}" is reserved.`);
   }
 }
