@@ -1,4 +1,4 @@
-import type { Readable, Writable } from 'node:stream';
+import { pipeline, Transform, type Readable, type Writable } from 'node:stream';
 import { backupKeyId, decodeBackup, decodeBackupInto, encodeBackup, unwrapKey, type BackupStorage, type MasterKey } from '../backup/index.js';
 import type { conductorContract, CreateBackupInput, PrepareInput, RpcClient } from '../bus/index.js';
 import { CofferError, type Logger } from '../common/index.js';
@@ -118,16 +118,27 @@ export async function runBackup(job: BackupJob): Promise<void> {
   }
 }
 
+/** Told how many of a restore chain's stored bytes have been read, of how many; must not throw. */
+export type RestoreProgress = (readBytes: number, totalBytes: number) => void;
+
 /**
  * The chain a prepare restores, each link opened when the engine reaches it: read from storage
  * with its checksum checked as it streams, and decrypted with the project's key (each frame is
- * authenticated before the engine sees a byte of it).
+ * authenticated before the engine sees a byte of it). `onProgress` hears of the stored bytes
+ * read across the whole chain, against the sizes the storage holds for it.
  */
-export function restoreChain(host: GuestBackupHost, restore: NonNullable<PrepareInput['restore']>, signal: AbortSignal): RestoreLink[] {
+export function restoreChain(
+  host: GuestBackupHost,
+  restore: NonNullable<PrepareInput['restore']>,
+  signal: AbortSignal,
+  onProgress?: RestoreProgress,
+): RestoreLink[] {
+  const meter = onProgress === undefined ? undefined : chainMeter(host, restore.chain, onProgress);
   return restore.chain.map((link) => {
     const read = async () => {
       const key = unwrapKey(host.masterKey, link.wrappedKey, restore.projectId);
-      return { key, stored: await host.storage.get(link.container, link.objectName, { expectedSha256: link.sha256, signal }) };
+      const stored = await host.storage.get(link.container, link.objectName, { expectedSha256: link.sha256, signal });
+      return { key, stored: meter === undefined ? stored : await meter(stored) };
     };
     return {
       kind: link.kind,
@@ -143,6 +154,40 @@ export function restoreChain(host: GuestBackupHost, restore: NonNullable<Prepare
       },
     };
   });
+}
+
+/**
+ * Counts the bytes each link's stored stream yields, reporting at most every two seconds and
+ * once more at the end of each link. The total is the sizes the storage gives for the chain's
+ * objects, asked once, when the first link is read.
+ */
+function chainMeter(host: GuestBackupHost, chain: NonNullable<PrepareInput['restore']>['chain'], onProgress: RestoreProgress) {
+  let total: Promise<number> | undefined;
+  let read = 0;
+  let lastReport = 0;
+  return async (stored: Readable): Promise<Readable> => {
+    total ??= Promise.all(chain.map((link) => host.storage.head(link.container, link.objectName))).then((objects) =>
+      objects.reduce((sum, object) => sum + (object?.size ?? 0), 0),
+    );
+    const totalBytes = await total;
+    const counted = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        read += chunk.length;
+        if (Date.now() - lastReport >= reportEveryMs) {
+          lastReport = Date.now();
+          onProgress(read, Math.max(read, totalBytes));
+        }
+        done(null, chunk);
+      },
+      flush(done) {
+        onProgress(read, Math.max(read, totalBytes));
+        done();
+      },
+    });
+    // either side's error (a checksum mismatch, an abort, a reader that gives up) ends both;
+    // whoever reads the count sees it
+    return pipeline(stored, counted, () => undefined);
+  };
 }
 
 export const backupsNotOnHost = () =>

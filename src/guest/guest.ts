@@ -157,6 +157,11 @@ const preparePercent: Record<PrepareStep, number> = {
   'creating users': 70,
 };
 
+// a restore reads its chain between 'restoring' and 'starting'
+const restorePercent = (read: number, total: number) =>
+  preparePercent.restoring + Math.floor(((preparePercent.starting - preparePercent.restoring) * read) / Math.max(1, total));
+const megabytes = (bytes: number) => `${Math.round(bytes / 1e6)} MB`;
+
 class GuestAgent implements Guest {
   readonly instanceId: string;
   lastPrepareMs: number | undefined;
@@ -570,7 +575,9 @@ class GuestAgent implements Guest {
   private restoreChain(restore: NonNullable<PrepareInput['restore']>): RestoreLink[] {
     if (this.engine.backup === undefined) throw this.unsupported('restoring a backup');
     if (this.options.backups === undefined) throw backupsNotOnHost();
-    return restoreChain(this.options.backups, restore, this.backupAbort.signal);
+    return restoreChain(this.options.backups, restore, this.backupAbort.signal, (read, total) =>
+      this.progress(`restoring: ${megabytes(read)} of ${megabytes(total)} read`, restorePercent(read, total)),
+    );
   }
 
   private pointInTime(restore: NonNullable<PrepareInput['restore']>): PointInTimeSource {

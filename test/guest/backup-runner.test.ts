@@ -217,6 +217,37 @@ test('a link writes the backup into a restoring process as the tool wrote it; a 
   assert.ok((await readFile(join(dir.path, 'fed-cut'))).length < data.length);
 });
 
+test('a restore reports the stored bytes it has read of the whole chain, and a checksum error still reaches the engine’s side', async () => {
+  const full = (await backup(fakeTool(randomBytes(3 << 20), { facts: {} }), 'metered-full')).at(-1)!;
+  const incremental = (await backup(fakeTool(randomBytes(1 << 20), { facts: {} }), 'metered-incr')).at(-1)!;
+  const heard: Array<[number, number]> = [];
+  const chain = restoreChain(
+    host,
+    {
+      projectId,
+      chain: [
+        { backupId: 'metered-full', container: 'backups', objectName: 'metered-full', sha256: full.sha256!, wrappedKey, kind: 'full', facts: {} },
+        { backupId: 'metered-incr', container: 'backups', objectName: 'metered-incr', sha256: incremental.sha256!, wrappedKey, kind: 'incremental', facts: {} },
+      ],
+    },
+    new AbortController().signal,
+    (read, total) => heard.push([read, total]),
+  );
+  const total = full.bytes! + incremental.bytes!;
+  await buffer(await chain[0]!.open());
+  assert.deepEqual(heard.at(-1), [full.bytes, total], 'the first link read whole, of the chain’s stored bytes');
+  await buffer(await chain[1]!.open());
+  assert.deepEqual(heard.at(-1), [total, total]);
+  assert.ok(heard.every(([read], i) => i === 0 || read >= heard[i - 1]![0]), 'the count only grows');
+
+  const path = join(dir.path, 'backups', 'metered-incr');
+  const bytes = await readFile(path);
+  bytes[bytes.length - 100]! ^= 0x40;
+  await writeFile(path, bytes);
+  const again = restoreChain(host, { projectId, chain: [{ backupId: 'metered-incr', container: 'backups', objectName: 'metered-incr', sha256: incremental.sha256!, wrappedKey, kind: 'full', facts: {} }] }, new AbortController().signal, () => undefined);
+  await assert.rejects(async () => buffer(await again[0]!.open()), (err: CofferError) => ['ChecksumMismatch', 'BackupDecryptionFailed'].includes(err.code));
+});
+
 test('a tool that writes nothing for a while is still reported BUILDING, so the backup is not taken for abandoned', async () => {
   // mariadb-backup waiting on a tenant's table lock writes nothing until the lock goes
   const admin: BackupAdmin = {
