@@ -4,6 +4,7 @@ import type { CliIo } from './cli-io.js';
 import { runAction } from './command-runner.js';
 import { registerInstanceActionCommands } from './instance-action-commands.js';
 import { createInstance, type CreateOptions } from './instance-create.js';
+import { showInstanceEvents, type EventsOptions } from './instance-events.js';
 import { listFlavors } from './flavor-commands.js';
 import { instanceFields, instanceListHead, instanceListRow } from './instance-format.js';
 import { caCertificateText, saveCaCertificate, tlsFields } from './instance-tls.js';
@@ -70,6 +71,13 @@ export function registerInstanceCommands(program: Command, io: CliIo): void {
         io.stdout.write(caCertificateText(found, caFile));
       }),
     );
+
+  instance
+    .command('events <id-or-name>')
+    .description('What happened to an instance: status changes (with the reason of a failure) and the tasks run on it, oldest first')
+    .option('--limit <n>', 'how many of the newest events to show', positiveInteger, 20)
+    .option('--json', 'print the API objects as JSON (newest first)')
+    .action((idOrName: string, options: EventsOptions) => runAction(io, () => showInstanceEvents(io, idOrName, options)));
 
   instance
     .command('delete <id-or-name>')

@@ -71,19 +71,24 @@ export function heartbeatHandler(store: StateStore, logger: Logger, onStatusChan
       await tx.serviceStatuses.report(beat.instanceId, guestReport(beat, meta, now, current));
       if (current?.status === 'RESTART_REQUIRED') return 'kept';
       const changed = current?.status !== beat.status;
-      if ((beat.status === 'FAILED' || beat.status === 'CRASHED') && beat.message !== undefined) {
+      // The guest puts what a tenant may read on the first line, the engine's log after it.
+      const readable = beat.message === undefined ? null : (beat.message.split('\n', 1)[0] ?? '').slice(0, 255);
+      const failed = beat.status === 'FAILED' || beat.status === 'CRASHED';
+      if (failed && beat.message !== undefined) {
         // A guest that keeps failing the same way says so on every beat: one fault row is enough.
         const latest = current?.status === beat.status ? await tx.faults.latest(beat.instanceId) : undefined;
         if (latest?.details !== beat.message) {
-          await tx.faults.record({
-            id: newUuid(),
-            instanceId: beat.instanceId,
-            // The guest puts what a tenant may read on the first line, the engine's log after it.
-            message: (beat.message.split('\n', 1)[0] ?? '').slice(0, 255),
-            details: beat.message,
-            createdAt: now,
-          });
+          await tx.faults.record({ id: newUuid(), instanceId: beat.instanceId, message: readable ?? '', details: beat.message, createdAt: now });
         }
+      }
+      if (changed) {
+        await tx.instanceEvents.record({
+          instanceId: beat.instanceId,
+          type: 'status',
+          name: beat.status,
+          message: failed ? readable : null,
+          createdAt: now,
+        });
       }
       return changed ? 'changed' : 'written';
     });

@@ -16,6 +16,7 @@ import { SqlQuotaRepository } from './quota-repository.js';
 import type { RepositoryContext } from './repository-context.js';
 import { SqlRoleAssignmentRepository } from './role-assignment-repository.js';
 import { SqlRoleRepository } from './role-repository.js';
+import { SqlInstanceEventRepository } from './instance-event-repository.js';
 import { SqlRootHistoryRepository } from './root-history-repository.js';
 import { SqlServiceStatusRepository } from './service-status-repository.js';
 import type { Repositories } from './state-store.js';
@@ -37,6 +38,7 @@ export function createRepositories(ctx: RepositoryContext): Repositories {
     configurations: new SqlConfigurationRepository(ctx),
     serviceStatuses: new SqlServiceStatusRepository(ctx),
     faults: new SqlInstanceFaultRepository(ctx),
+    instanceEvents: new SqlInstanceEventRepository(ctx),
     tasks: new SqlTaskRepository(ctx),
     conductorLastSeen: new SqlConductorLastSeenRepository(ctx),
     agents: new SqlAgentRepository(ctx),

@@ -136,6 +136,15 @@ export interface InstanceFaultsTable {
   created_at: Timestamp;
 }
 
+export interface InstanceEventsTable {
+  id: string;
+  instance_id: string;
+  type: string;
+  name: string;
+  message: string | null;
+  created_at: Timestamp;
+}
+
 export interface TasksTable {
   id: string;
   instance_id: string;
@@ -291,6 +300,7 @@ export interface Database {
   instances: InstancesTable;
   service_statuses: ServiceStatusesTable;
   instance_faults: InstanceFaultsTable;
+  instance_events: InstanceEventsTable;
   tasks: TasksTable;
   conductor_last_seen: ConductorLastSeenTable;
   agents: AgentsTable;

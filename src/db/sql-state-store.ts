@@ -8,6 +8,7 @@ import type {
   ConfigurationRepository,
   DatastoreRepository,
   FlavorRepository,
+  InstanceEventRepository,
   InstanceFaultRepository,
   InstanceRepository,
   ProjectRepository,
@@ -43,6 +44,7 @@ export class SqlStateStore implements StateStore {
   readonly configurations: ConfigurationRepository;
   readonly serviceStatuses: ServiceStatusRepository;
   readonly faults: InstanceFaultRepository;
+  readonly instanceEvents: InstanceEventRepository;
   readonly tasks: TaskRepository;
   readonly conductorLastSeen: ConductorLastSeenRepository;
   readonly agents: AgentRepository;
@@ -73,6 +75,7 @@ export class SqlStateStore implements StateStore {
     this.configurations = repositories.configurations;
     this.serviceStatuses = repositories.serviceStatuses;
     this.faults = repositories.faults;
+    this.instanceEvents = repositories.instanceEvents;
     this.tasks = repositories.tasks;
     this.conductorLastSeen = repositories.conductorLastSeen;
     this.agents = repositories.agents;

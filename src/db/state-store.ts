@@ -275,6 +275,22 @@ export interface AgentRow {
   contracts: Record<string, string>;
 }
 
+/**
+ * One thing that happened to an instance: `status` (the service status its guest reported
+ * changed to `name`; `message` is the fault's first line when it failed), or `task.started`,
+ * `task.done`, `task.failed` (`name` is the task's kind; a failure's message is the fault it left).
+ */
+export type InstanceEventType = 'status' | 'task.started' | 'task.done' | 'task.failed';
+
+export interface InstanceEventRow {
+  id: string;
+  instanceId: string;
+  type: InstanceEventType;
+  name: string;
+  message: string | null;
+  createdAt: Date;
+}
+
 /** Trove's root_enabled_history: who first enabled root on an instance, and when. */
 export interface RootHistoryRow {
   instanceId: string;
@@ -712,6 +728,13 @@ export interface AgentRepository {
   listAlive(since: Date): Promise<AgentRow[]>;
 }
 
+export interface InstanceEventRepository {
+  /** appends an event (its id made here, sorting as recorded); the instance keeps its newest `instanceEventsKept` */
+  record(row: Omit<InstanceEventRow, 'id'>): Promise<void>;
+  /** newest first; `after` (an event's id) pages on past that event; an unknown one is BadRequest */
+  list(instanceId: string, page: { limit: number; after?: string }): Promise<InstanceEventRow[]>;
+}
+
 export interface RootHistoryRepository {
   /** records the first enable of root on an instance; later ones keep the first (as Trove) and return it */
   record(row: RootHistoryRow): Promise<RootHistoryRow>;
@@ -744,6 +767,7 @@ export interface Repositories {
   configurations: ConfigurationRepository;
   serviceStatuses: ServiceStatusRepository;
   faults: InstanceFaultRepository;
+  instanceEvents: InstanceEventRepository;
   tasks: TaskRepository;
   conductorLastSeen: ConductorLastSeenRepository;
   agents: AgentRepository;

@@ -1,6 +1,6 @@
 import type { Logger } from '../common/index.js';
 import { sleep } from '../common/index.js';
-import type { StateStore, TaskKind, TaskRow } from '../db/index.js';
+import type { InstanceEventType, StateStore, TaskKind, TaskRow } from '../db/index.js';
 
 /** What a flow gets to record its progress and notice it lost its task to another worker. */
 export interface TaskHandle {
@@ -21,6 +21,18 @@ export interface TaskRunnerOptions {
   leaseMs: number;
   sweepIntervalMs: number;
 }
+
+/** the kinds whose subject (the task's instanceId) is an instance; the others name a backup */
+const instanceTaskKinds: ReadonlySet<TaskKind> = new Set<TaskKind>([
+  'create_instance',
+  'delete_instance',
+  'restart',
+  'resize_flavor',
+  'resize_volume',
+  'update_access',
+  'apply_configuration',
+  'create_backup',
+]);
 
 class LeaseLost extends Error {
   constructor() {
@@ -94,6 +106,7 @@ export class TaskRunner {
       },
     };
     log.info({ step: task.step, attempt: task.attempts }, 'task started');
+    await this.recordEvent(task, 'task.started', task.attempts > 1 ? `resumed (attempt ${task.attempts})` : null);
     try {
       let outcome: 'done' | 'failed' = 'done';
       try {
@@ -110,14 +123,38 @@ export class TaskRunner {
       // An end that cannot be recorded leaves the task to be claimed again once its lease runs
       // out; flows are idempotent, so the next run finds the work done (or failed) and ends it.
       try {
-        if (await store.tasks.finish(task.id, workerId, outcome)) log.info(`task ${outcome}`);
-        else log.warn('task ended after its lease passed to another worker');
+        if (await store.tasks.finish(task.id, workerId, outcome)) {
+          log.info(`task ${outcome}`);
+          await this.recordEnd(task, outcome);
+        } else log.warn('task ended after its lease passed to another worker');
       } catch (err) {
         log.warn({ err }, 'could not record the end of the task; it will be resumed');
       }
     } finally {
       clearInterval(renewer);
       this.stopController.signal.removeEventListener('abort', onStop);
+    }
+  }
+
+  /**
+   * A flow that meets a failure it can name records a fault and ends as done (the instance shows
+   * ERROR with it); to whoever reads the instance's events that task failed, with that fault.
+   */
+  private async recordEnd(task: TaskRow, outcome: 'done' | 'failed'): Promise<void> {
+    if (!instanceTaskKinds.has(task.kind)) return;
+    const fault = await this.options.store.faults.latest(task.instanceId).catch(() => undefined);
+    const faulted = fault !== undefined && fault.createdAt >= task.createdAt;
+    if (outcome === 'failed' || faulted) await this.recordEvent(task, 'task.failed', faulted ? fault.message : null);
+    else await this.recordEvent(task, 'task.done', null);
+  }
+
+  /** The instance's event list is for people reading it: an event that cannot be written never fails the task. */
+  private async recordEvent(task: TaskRow, type: InstanceEventType, message: string | null): Promise<void> {
+    if (!instanceTaskKinds.has(task.kind)) return;
+    try {
+      await this.options.store.instanceEvents.record({ instanceId: task.instanceId, type, name: task.kind, message, createdAt: new Date() });
+    } catch (err) {
+      this.options.logger.warn({ err, taskId: task.id, type }, 'could not record an instance event');
     }
   }
 

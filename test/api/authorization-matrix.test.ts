@@ -332,6 +332,8 @@ const rows: Row[] = [
   { method: 'DELETE', path: v1('/backups/:backupId'), fresh: backup, expect: ownerOrAdmin(202) },
   { method: 'POST', path: v1('/backups/:backupId/action'), body: () => ({ verify: {} }), fresh: backup, expect: ownerOrAdmin(202) },
   { method: 'GET', path: v1('/instances/:instanceId/backups'), fresh: instance, expect: ownerOrAdmin(200) },
+  // an instance's events (Coffer's extension) are its owner's or an admin's
+  { method: 'GET', path: v1('/instances/:instanceId/events'), fresh: instance, expect: ownerOrAdmin(200) },
   // an instance's backup schedule (Coffer's extension) is its owner's or an admin's
   {
     method: 'PUT',

@@ -231,6 +231,27 @@ test('of two heartbeats handled at once, the newer status is the one that stays'
   assert.equal((await store.serviceStatuses.get('i-race'))?.status, 'HEALTHY');
 });
 
+test('each status change is an instance event, a failure with its first line; a repeated status or a stale beat adds none', async () => {
+  await makeInstance('i-status-events');
+  const handle = heartbeatHandler(store, silentLogger());
+  const meta = (sentAt: number) => ({ context: { requestId: 'req-status-events' }, sentAt });
+  const t0 = Date.now();
+  await handle({ instanceId: 'i-status-events', status: 'BUILDING' }, meta(t0));
+  await handle({ instanceId: 'i-status-events', status: 'HEALTHY' }, meta(t0 + 1));
+  await handle({ instanceId: 'i-status-events', status: 'HEALTHY' }, meta(t0 + 2));
+  await handle({ instanceId: 'i-status-events', status: 'CRASHED', message: 'PostgreSQL exited (code 1)\nFATAL: secret log line' }, meta(t0 + 3));
+  await handle({ instanceId: 'i-status-events', status: 'SHUTDOWN' }, meta(t0 + 1));
+  const events = await store.instanceEvents.list('i-status-events', { limit: 10 });
+  assert.deepEqual(
+    events.map((e) => [e.type, e.name, e.message]),
+    [
+      ['status', 'CRASHED', 'PostgreSQL exited (code 1)'],
+      ['status', 'HEALTHY', null],
+      ['status', 'BUILDING', null],
+    ],
+  );
+});
+
 test('a guest repeating the same failure leaves one fault, a new failure another', async () => {
   await makeInstance('i-crash');
   const handle = heartbeatHandler(store, silentLogger());

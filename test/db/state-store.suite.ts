@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { noEngineCapabilities } from '../../src/common/index.js';
 import type { StateStore } from '../../src/db/index.js';
+import { instanceEventsKept } from '../../src/db/instance-event-repository.js';
 import { rejectsWithCode } from '../support/coffer-errors.js';
 import { backupScheduleStoreTests } from './backup-schedule-store.suite.js';
 import { at, configuration, instance, project, task, token, uid, user } from './state-store-fixtures.js';
@@ -760,6 +761,36 @@ export function stateStoreSuite(
         await rejectsWithCode(store.faults.record(newer), 'Conflict');
         await store.faults.clear(instanceId);
         assert.equal(await store.faults.latest(instanceId), undefined);
+      });
+    });
+
+    describe('instance events', () => {
+      it('lists newest first (one millisecond as recorded), pages on past an event, and refuses an unknown marker', async () => {
+        const instanceId = uid();
+        const event = (name: string, createdAt: Date) => ({ instanceId, type: 'status', name, message: name === 'B' ? 'engine crashed' : null, createdAt }) as const;
+        for (const e of [event('C', at.dstSwitch), event('A', at.oneMs), event('D', at.dstSwitch), event('B', at.leapDay)]) await store.instanceEvents.record(e);
+        await store.instanceEvents.record({ ...event('X', at.dstSwitch), instanceId: uid() });
+        const all = await store.instanceEvents.list(instanceId, { limit: 10 });
+        assert.deepEqual(
+          all.map(({ id: _id, ...rest }) => rest),
+          [event('D', at.dstSwitch), event('C', at.dstSwitch), event('B', at.leapDay), event('A', at.oneMs)],
+        );
+        assert.equal(new Set(all.map((e) => e.id)).size, 4);
+        assert.deepEqual(await store.instanceEvents.list(instanceId, { limit: 1 }), all.slice(0, 1));
+        assert.deepEqual(await store.instanceEvents.list(instanceId, { limit: 2, after: all[0]!.id }), all.slice(1, 3));
+        assert.deepEqual(await store.instanceEvents.list(instanceId, { limit: 2, after: all[3]!.id }), []);
+        await rejectsWithCode(store.instanceEvents.list(instanceId, { limit: 2, after: 'no-such-event' }), 'BadRequest');
+      });
+
+      it(`keeps an instance's newest ${instanceEventsKept} only`, async () => {
+        const instanceId = uid();
+        const base = at.dstSwitch.getTime();
+        for (let n = 0; n < instanceEventsKept + 3; n++) {
+          await store.instanceEvents.record({ instanceId, type: 'status', name: n % 2 === 0 ? 'HEALTHY' : 'CRASHED', message: null, createdAt: new Date(base + n * 1000) });
+        }
+        const kept = await store.instanceEvents.list(instanceId, { limit: instanceEventsKept + 10 });
+        assert.equal(kept.length, instanceEventsKept);
+        assert.equal(kept.at(-1)!.createdAt.getTime(), base + 3 * 1000, 'the three oldest went');
       });
     });
 

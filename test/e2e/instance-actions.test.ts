@@ -129,5 +129,17 @@ test('restart, resize flavor and volume, update access and reset_status on a run
   instance = (await settled(created.id)).instance;
   assert.equal(instance.operating_status, 'HEALTHY', 'the next heartbeat tells the engine is healthy');
 
+  // the instance's events tell all of the above, oldest first, through the CLI
+  const events = await runCli(['instance', 'events', 'e2e-actions', '--limit', '100'], { env });
+  assert.equal(events.code, 0, events.stderr);
+  const told = events.stdout.split('\n').map((line) => line.split('│')[2]?.trim());
+  const order = ['create_instance started', 'status BUILD', 'status HEALTHY', 'create_instance done', 'restart started', 'restart done', 'resize_flavor done', 'resize_volume done', 'update_access done', 'status ERROR', 'status HEALTHY'];
+  let at = -1;
+  for (const text of order) {
+    const found = told.indexOf(text, at + 1);
+    assert.ok(found > at, `"${text}" after "${told[at] ?? 'the start'}" in:\n${events.stdout}`);
+    at = found;
+  }
+
   await deleteAndVerifyGone(session, created.id, dataDir.path);
 });

@@ -76,6 +76,52 @@ test('a task left by a dead worker is resumed by another after its lease expires
   assert.equal(done.payload, null, 'secrets in the payload are cleared when the task ends');
 });
 
+test("a task's start and end are events of its instance: done, failed, or failed with the fault its flow recorded; a resumed one says so", async () => {
+  const events = async (instanceId: string) =>
+    (await store.instanceEvents.list(instanceId, { limit: 10 })).reverse().map((e) => [e.type, e.name, e.message]);
+  await store.tasks.create(newTask('t-ev-done'));
+  const ok = runner('worker-ev', async () => undefined);
+  await ok.trigger('t-ev-done');
+  await waitForState('t-ev-done', 'done');
+  await ok.stop();
+  assert.deepEqual(await events('instance-t-ev-done'), [
+    ['task.started', 'create_instance', null],
+    ['task.done', 'create_instance', null],
+  ]);
+
+  await store.tasks.create(newTask('t-ev-thrown'));
+  const thrown = runner('worker-ev', async () => {
+    throw new Error('internal detail that stays in the log');
+  });
+  await thrown.trigger('t-ev-thrown');
+  await waitForState('t-ev-thrown', 'failed');
+  await thrown.stop();
+  assert.deepEqual((await events('instance-t-ev-thrown')).at(-1), ['task.failed', 'create_instance', null]);
+
+  await store.tasks.create(newTask('t-ev-fault'));
+  const faulted = runner('worker-ev', async (handle) => {
+    await store.faults.record({ id: `f-${handle.task.id}`, instanceId: handle.task.instanceId, message: 'initdb: disk full', details: 'initdb: disk full', createdAt: new Date() });
+  });
+  await faulted.trigger('t-ev-fault');
+  await waitForState('t-ev-fault', 'done');
+  await faulted.stop();
+  assert.deepEqual((await events('instance-t-ev-fault')).at(-1), ['task.failed', 'create_instance', 'initdb: disk full']);
+
+  await store.tasks.create({ ...newTask('t-ev-resumed'), attempts: 1 });
+  const resumed = runner('worker-ev', async () => undefined);
+  await resumed.trigger('t-ev-resumed');
+  await waitForState('t-ev-resumed', 'done');
+  await resumed.stop();
+  assert.deepEqual((await events('instance-t-ev-resumed'))[0], ['task.started', 'create_instance', 'resumed (attempt 2)']);
+
+  await store.tasks.create({ ...newTask('t-ev-backup-delete'), kind: 'delete_backup' });
+  const backupDeletion = runner('worker-ev', async () => undefined);
+  await backupDeletion.trigger('t-ev-backup-delete');
+  await waitForState('t-ev-backup-delete', 'done');
+  await backupDeletion.stop();
+  assert.deepEqual(await events('instance-t-ev-backup-delete'), [], "a backup deletion's subject is a backup: no instance event");
+});
+
 test('a flow that throws fails its task', async () => {
   await store.tasks.create(newTask('t-fail'));
   const r = runner('worker-c', async () => {

@@ -129,6 +129,7 @@ async function resetStatus(deps: TroveDeps, instance: InstanceRow): Promise<void
   await deps.store.transaction(async (tx) => {
     await tx.instances.update(instance.id, { taskStatus: 'NONE', taskDescription: 'No tasks for the instance.', taskStartTime: null });
     await tx.serviceStatuses.set({ instanceId: instance.id, status: 'UNKNOWN', updatedAt: now });
+    await tx.instanceEvents.record({ instanceId: instance.id, type: 'status', name: 'UNKNOWN', message: 'Status reset; the next heartbeat tells the engine’s.', createdAt: now });
     // as Trove: a reset ends the instance's running backups (their flows remove what they stored)
     for (const backup of await tx.backups.running(instance.id)) {
       await tx.backups.updateIfState(backup.id, runningBackupStates, { state: 'FAILED', failReason: 'An administrator reset the instance status while the backup ran.' });

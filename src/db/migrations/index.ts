@@ -14,6 +14,7 @@ import * as backupSchedules from './0012-backup-schedules.js';
 import * as backupVerifications from './0013-backup-verifications.js';
 import * as walArchive from './0014-wal-archive.js';
 import * as scheduleVerify from './0015-schedule-verify.js';
+import * as instanceEvents from './0020-instance-events.js';
 
 // Every migration, by name. Kysely runs them in name order and records each one it ran; a
 // shipped migration never changes, a schema change is a new file with the next number.
@@ -33,4 +34,5 @@ export const migrations: Record<string, Migration> = {
   '0013-backup-verifications': backupVerifications,
   '0014-wal-archive': walArchive,
   '0015-schedule-verify': scheduleVerify,
+  '0020-instance-events': instanceEvents,
 };
