@@ -139,6 +139,13 @@ function addBackupOptions(command: Command, parts: { key: boolean; container: bo
   return command;
 }
 
+/** Trove's usage notifications, for the roles that run the taskmanager. */
+function addNotificationOptions(command: Command): Command {
+  return command
+    .option('--notification-url <amqp-url>', "send Trove's usage notifications (trove.instance.create, .delete, .modify_flavor, .modify_volume) to this broker: exchange trove, routing key notifications.info; default: none sent (env COFFER_NOTIFICATION_URL, or COFFER_NOTIFICATION_URL_FILE)")
+    .option('--notification-region <region>', "the notifications' region, default RegionOne (env COFFER_NOTIFICATION_REGION)");
+}
+
 /** HTTPS for the API, for the roles that serve it. */
 function addHttpsOptions(command: Command): Command {
   return command
@@ -168,6 +175,7 @@ function buildProgram(): Command {
   addHttpsOptions(serve);
   // serve's defaults: <data dir>/backups and <data dir>/backup-master.key, made on first start
   addBackupOptions(serve, { key: true, container: true });
+  addNotificationOptions(serve);
   addKeystoneOptions(addLimitOptions(serve)).action((flags: Record<string, unknown>) =>
     runUntilSignalled(async () => {
       const config = loadConfig(serveConfigSchema, flags);
@@ -209,6 +217,7 @@ function buildProgram(): Command {
       // backup schedules start their backups here, with the API's container and quota
       addBackupOptions(worker, { key: true, container: true });
       worker.option('--max-backups-per-tenant <n>', 'backups per project, counted when a backup schedule runs: give the API\'s value, default 50, -1 unlimited (env COFFER_MAX_BACKUPS_PER_TENANT)');
+      addNotificationOptions(worker);
     }
     worker.action((flags: Record<string, unknown>) => runUntilSignalled(() => run(loadConfig(workerConfigSchema, flags))));
   }

@@ -154,6 +154,13 @@ const backupSettings = {
   backupContainer: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/).default('database_backups'),
 };
 
+/** Trove's usage notifications (trove.instance.create, …), to a broker the operator's consumers read; off without a URL */
+const notificationSettings = {
+  notificationUrl: z.string().regex(/^amqps?:\/\//, 'the notification URL must be an amqp:// or amqps:// URL').optional(),
+  /** the payloads' `region` */
+  notificationRegion: z.string().min(1).default('RegionOne'),
+};
+
 export const serveConfigSchema = z.object({
   host: loopbackOrAny.default('127.0.0.1'),
   port: port.default(8779),
@@ -170,6 +177,7 @@ export const serveConfigSchema = z.object({
   ...keystoneSettings,
   ...backupSettings,
   backupMasterKeyFile,
+  ...notificationSettings,
   logLevel,
 }).superRefine(requireKeystoneCredentials);
 
@@ -199,6 +207,7 @@ export const workerConfigSchema = z.object({
   backupMasterKeyFile,
   /** what a backup schedule's run counts against, as the API's quota check does */
   maxBackupsPerTenant: apiLimits.maxBackupsPerTenant,
+  ...notificationSettings,
   logLevel,
 });
 
@@ -268,6 +277,8 @@ const envNames: Record<string, string> = {
   backupStorage: 'COFFER_BACKUP_STORAGE',
   backupMasterKeyFile: 'COFFER_BACKUP_MASTER_KEY_FILE',
   backupContainer: 'COFFER_BACKUP_CONTAINER',
+  notificationUrl: 'COFFER_NOTIFICATION_URL',
+  notificationRegion: 'COFFER_NOTIFICATION_REGION',
   logLevel: 'COFFER_LOG_LEVEL',
 };
 

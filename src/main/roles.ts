@@ -3,10 +3,10 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildApiServer, connectKeystone, scheduledBackupStarter, scheduledVerificationStarter, seedFlavors, type ExternalIdentity } from '../api/index.js';
 import { startAgent } from '../agent/index.js';
-import { BusKey, connectTransport } from '../bus/index.js';
+import { BusKey, connectTransport, OsloNotifier } from '../bus/index.js';
 import type { Transport } from '../bus/index.js';
 import type { BackupStorage } from '../backup/index.js';
-import { CofferError, createLogger, type Logger } from '../common/index.js';
+import { CofferError, createLogger, redactUrl, type Logger } from '../common/index.js';
 import { startConductor } from '../conductor/index.js';
 import { openStateStore, type StateStore } from '../db/index.js';
 import { startTaskmanager } from '../taskmanager/index.js';
@@ -29,6 +29,14 @@ function filePair(cert: string | undefined, key: string | undefined, names: [str
     throw new CofferError('BadRequest', `${names[0]} and ${names[1]} go together: give both or neither.`);
   }
   return { certFile: resolve(cert), keyFile: resolve(key) };
+}
+
+/** Trove's usage notifications, when the config names a broker for them. */
+function usageNotifications(config: WorkerConfig | ServeConfig, logger: Logger) {
+  if (config.notificationUrl === undefined) return undefined;
+  logger.info({ broker: redactUrl(config.notificationUrl) }, "Trove's usage notifications go to this broker (exchange trove, routing key notifications.info)");
+  const publisher = new OsloNotifier({ url: config.notificationUrl, publisherId: `taskmanager.${hostname()}`, logger: logger.child({ role: 'notifications' }) });
+  return { publisher, region: config.notificationRegion };
 }
 
 /** The operator's CA for the instances' certificates, when given; else the agent makes its own. */
@@ -126,11 +134,13 @@ export async function runServe(config: ServeConfig, print: (line: string) => voi
     ca: operatorCa(config),
     backups,
   });
+  const notifications = usageNotifications(config, logger);
   const taskmanager = await startTaskmanager({
     store,
     transport,
     logger: logger.child({ role: 'taskmanager' }),
     backups,
+    ...(notifications === undefined ? {} : { notifications }),
     backupSchedules: {
       startBackup: scheduledBackupStarter({ store, transport, logger, backupStorage: backups.storage, defaultBackupContainer: config.backupContainer, maxBackupsPerTenant: config.maxBackupsPerTenant }),
       startVerification: scheduledVerificationStarter({ store, transport, logger, backupStorage: backups.storage }),
@@ -144,6 +154,7 @@ export async function runServe(config: ServeConfig, print: (line: string) => voi
   return async () => {
     await app.close();
     await taskmanager.stop();
+    await notifications?.publisher.close();
     await agent.stop();
     await conductor.stop();
     await transport.close();
@@ -214,9 +225,11 @@ async function runWorker(name: 'taskmanager' | 'conductor', config: WorkerConfig
 }
 
 export const runTaskmanager = (config: WorkerConfig): Promise<Stop> =>
-  runWorker('taskmanager', config, (deps) =>
-    startTaskmanager({
+  runWorker('taskmanager', config, async (deps) => {
+    const notifications = usageNotifications(config, deps.logger);
+    const taskmanager = await startTaskmanager({
       ...deps,
+      ...(notifications === undefined ? {} : { notifications }),
       backupSchedules: {
         startBackup: scheduledBackupStarter({
           ...deps,
@@ -226,8 +239,14 @@ export const runTaskmanager = (config: WorkerConfig): Promise<Stop> =>
         }),
         startVerification: scheduledVerificationStarter({ ...deps, backupStorage: deps.backups?.storage }),
       },
-    }),
-  );
+    });
+    return {
+      stop: async () => {
+        await taskmanager.stop();
+        await notifications?.publisher.close();
+      },
+    };
+  });
 export const runConductor = (config: WorkerConfig): Promise<Stop> => runWorker('conductor', config, startConductor);
 
 export async function runAgent(config: AgentConfig): Promise<Stop> {

@@ -4,7 +4,7 @@
 // It also runs backup schedules and their retention (backup-scheduler.ts).
 import { hostname } from 'node:os';
 import { listenInstanceStatus, taskmanagerContract, taskmanagerTopic, serveRpc } from '../bus/index.js';
-import type { Subscription, Transport } from '../bus/index.js';
+import type { NotificationPublisher, Subscription, Transport } from '../bus/index.js';
 import type { Logger } from '../common/index.js';
 import { newUuid } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
@@ -24,6 +24,7 @@ import { updateAccessFlow } from './update-access-flow.js';
 import { verifyBackupFlow } from './verify-backup-flow.js';
 import { InstanceWaiter } from './instance-waiter.js';
 import { TaskRunner } from './task-runner.js';
+import { UsageNotifier } from './usage-notifications.js';
 
 export interface TaskmanagerOptions {
   store: StateStore;
@@ -63,6 +64,8 @@ export interface TaskmanagerOptions {
   dataCheckPollMs?: number;
   /** the longest the engine's check of a backup verification may run */
   dataCheckTimeoutMs?: number;
+  /** where Trove's usage notifications go (trove.instance.create, …); without it none are sent */
+  notifications?: { publisher: NotificationPublisher; region: string };
 }
 
 
@@ -103,12 +106,14 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
     backupStallMs: options.backupStallMs ?? 120_000,
     backupTimeoutMs: options.backupTimeoutMs ?? 24 * 60 * 60_000,
   };
+  const usage = options.notifications === undefined ? undefined : new UsageNotifier({ store, logger, ...options.notifications });
   const runner = new TaskRunner({
     store,
     logger,
     workerId: options.workerId ?? `${hostname()}-${process.pid}-${newUuid().slice(0, 8)}`,
     leaseMs: options.leaseMs ?? 15_000,
     sweepIntervalMs: options.sweepIntervalMs ?? 2_000,
+    ...(usage === undefined ? {} : { onInstanceTaskEnded: (task, outcome) => usage.taskEnded(task, outcome) }),
     flows: {
       create_instance: createInstanceFlow(deps),
       delete_instance: deleteInstanceFlow(deps),

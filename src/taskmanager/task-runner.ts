@@ -20,6 +20,8 @@ export interface TaskRunnerOptions {
   flows: Record<TaskKind, Flow>;
   leaseMs: number;
   sweepIntervalMs: number;
+  /** told when a task on an instance ended (failed when it left a fault) and its end is recorded; must not throw */
+  onInstanceTaskEnded?: (task: TaskRow, outcome: 'done' | 'failed') => Promise<void>;
 }
 
 /** the kinds whose subject (the task's instanceId) is an instance; the others name a backup */
@@ -144,8 +146,9 @@ export class TaskRunner {
     if (!instanceTaskKinds.has(task.kind)) return;
     const fault = await this.options.store.faults.latest(task.instanceId).catch(() => undefined);
     const faulted = fault !== undefined && fault.createdAt >= task.createdAt;
-    if (outcome === 'failed' || faulted) await this.recordEvent(task, 'task.failed', faulted ? fault.message : null);
-    else await this.recordEvent(task, 'task.done', null);
+    const ended = outcome === 'failed' || faulted ? 'failed' : 'done';
+    await this.recordEvent(task, `task.${ended}`, faulted ? fault.message : null);
+    await this.options.onInstanceTaskEnded?.(task, ended);
   }
 
   /** The instance's event list is for people reading it: an event that cannot be written never fails the task. */

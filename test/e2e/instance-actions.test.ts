@@ -2,10 +2,13 @@
 import assert from 'node:assert/strict';
 import { Socket } from 'node:net';
 import { after, before, test } from 'node:test';
+import amqp, { type ChannelModel } from 'amqplib';
 import pg from 'pg';
 import { request, trove, waitForInstance, type Session } from '../support/api-client.js';
 import { join } from 'node:path';
 import { runCli } from '../support/coffer-process.js';
+import { makeVhost } from '../support/rabbitmq-vhost.js';
+import { eventually } from '../support/wait.js';
 import { appPassword, createInstance, deleteAndVerifyGone, waitActive } from './instance-lifecycle.js';
 import { startServe, type ServeRun } from './serve-run.js';
 
@@ -18,12 +21,31 @@ let dataDir: ServeRun['dataDir'];
 let session: Session;
 let baseUrl: string;
 
+// Trove's usage notifications go to a vhost of this file's, where a consumer bound as Ceilometer
+// binds (exchange trove, notifications.info) collects them
+let vhost: ReturnType<typeof makeVhost>;
+let consumer: ChannelModel;
+const notifications: Array<{ event_type: string; payload: Record<string, unknown> }> = [];
+
 before(async () => {
-  run = await startServe('coffer-e2e-actions', adminPassword, ['--address-pool', '127.95.0.0/24']);
+  vhost = makeVhost();
+  consumer = await amqp.connect(vhost.url);
+  const channel = await consumer.createChannel();
+  await channel.assertExchange('trove', 'topic', { durable: false });
+  const { queue } = await channel.assertQueue('', { exclusive: true });
+  await channel.bindQueue(queue, 'trove', 'notifications.info');
+  await channel.consume(queue, (delivery) => {
+    if (delivery !== null) notifications.push(JSON.parse((JSON.parse(delivery.content.toString()) as { 'oslo.message': string })['oslo.message']));
+  }, { noAck: true });
+  run = await startServe('coffer-e2e-actions', adminPassword, ['--address-pool', '127.95.0.0/24', '--notification-url', vhost.url]);
   ({ dataDir, session, baseUrl } = run);
 });
 
-after(() => run?.stop());
+after(async () => {
+  await run?.stop();
+  await consumer?.close();
+  vhost?.remove();
+});
 
 /** Runs `sql` as the instance's user, connecting from `localAddress` when given. */
 async function query(instance: any, sql: string, localAddress?: string): Promise<any[]> {
@@ -142,4 +164,11 @@ test('restart, resize flavor and volume, update access and reset_status on a run
   }
 
   await deleteAndVerifyGone(session, created.id, dataDir.path);
+
+  // billing heard of the instance as Trove's taskmanager would have told it
+  const usage = await eventually('the delete notification', async () => notifications.filter((n) => n.payload['instance_id'] === created.id), (n) => n.some((m) => m.event_type === 'trove.instance.delete'));
+  assert.deepEqual(usage.map((n) => n.event_type), ['trove.instance.create', 'trove.instance.modify_flavor', 'trove.instance.modify_volume', 'trove.instance.delete']);
+  assert.deepEqual(usage.map((n) => [n.payload['instance_size'], n.payload['volume_size']]), [[256, 1], [512, 1], [512, 2], [512, 2]]);
+  assert.equal(usage[1]!.payload['old_instance_size'], 256);
+  assert.equal(usage[2]!.payload['old_volume_size'], 1);
 });

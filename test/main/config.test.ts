@@ -152,3 +152,17 @@ test("the CA (serve, agent) and the API's HTTPS files (serve, api) come from fla
   const serve = loadConfig(serveConfigSchema, {}, {});
   assert.deepEqual([serve.caCertFile, serve.tlsCertFile], [undefined, undefined], 'none by default');
 });
+
+test("Trove's usage notifications: off without a URL, the URL from a file, an amqp URL only, RegionOne unless given", async () => {
+  const worker = { databaseUrl: 'sqlite::memory:', busUrl: 'amqp://x', busKeyFile: '/k' };
+  const off = loadConfig(workerConfigSchema, worker, {});
+  assert.equal(off.notificationUrl, undefined);
+  assert.equal(off.notificationRegion, 'RegionOne');
+  const dir = await mkdtemp(join(tmpdir(), 'coffer-config-'));
+  const urlFile = join(dir, 'notification-url');
+  await writeFile(urlFile, 'amqp://billing:s3cret@broker.example/billing\n');
+  const fromFile = loadConfig(serveConfigSchema, {}, { COFFER_NOTIFICATION_URL_FILE: urlFile, COFFER_NOTIFICATION_REGION: 'north' });
+  assert.equal(fromFile.notificationUrl, 'amqp://billing:s3cret@broker.example/billing');
+  assert.equal(fromFile.notificationRegion, 'north');
+  assert.throws(() => loadConfig(workerConfigSchema, { ...worker, notificationUrl: 'http://broker.example' }, {}), /notificationUrl: the notification URL must be an amqp/);
+});
