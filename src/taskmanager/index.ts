@@ -23,7 +23,7 @@ import { restartInstanceFlow } from './restart-instance-flow.js';
 import { updateAccessFlow } from './update-access-flow.js';
 import { verifyBackupFlow } from './verify-backup-flow.js';
 import { InstanceWaiter } from './instance-waiter.js';
-import { TaskRunner } from './task-runner.js';
+import { TaskRunner, type TaskObserver } from './task-runner.js';
 
 export interface TaskmanagerOptions {
   store: StateStore;
@@ -63,11 +63,14 @@ export interface TaskmanagerOptions {
   dataCheckPollMs?: number;
   /** the longest the engine's check of a backup verification may run */
   dataCheckTimeoutMs?: number;
+  /** takes each task run's duration and outcome (the role's /metrics) */
+  taskObserver?: TaskObserver;
 }
 
 
 export { BackupScheduler, scheduledBackupName, type StartScheduledBackup, type StartScheduledVerification } from './backup-scheduler.js';
 export { retentionDeletes } from './backup-retention.js';
+export type { TaskObserver, TaskRunOutcome } from './task-runner.js';
 
 export interface Taskmanager {
   stop(): Promise<void>;
@@ -109,6 +112,7 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
     workerId: options.workerId ?? `${hostname()}-${process.pid}-${newUuid().slice(0, 8)}`,
     leaseMs: options.leaseMs ?? 15_000,
     sweepIntervalMs: options.sweepIntervalMs ?? 2_000,
+    ...(options.taskObserver === undefined ? {} : { observer: options.taskObserver }),
     flows: {
       create_instance: createInstanceFlow(deps),
       delete_instance: deleteInstanceFlow(deps),

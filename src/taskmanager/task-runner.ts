@@ -13,6 +13,17 @@ export interface TaskHandle {
 
 export type Flow = (handle: TaskHandle) => Promise<void>;
 
+/**
+ * How a run of a task ended here: `done` or `failed` as recorded, or `handed_over` when the
+ * lease went to another worker (or this one stopped) and the task goes on elsewhere.
+ */
+export type TaskRunOutcome = 'done' | 'failed' | 'handed_over';
+
+/** What takes each run's duration and outcome: the role's metrics, or a test. */
+export interface TaskObserver {
+  observeTask(run: { kind: TaskKind; outcome: TaskRunOutcome; seconds: number }): void;
+}
+
 export interface TaskRunnerOptions {
   store: StateStore;
   logger: Logger;
@@ -20,6 +31,7 @@ export interface TaskRunnerOptions {
   flows: Record<TaskKind, Flow>;
   leaseMs: number;
   sweepIntervalMs: number;
+  observer?: TaskObserver;
 }
 
 class LeaseLost extends Error {
@@ -94,6 +106,9 @@ export class TaskRunner {
       },
     };
     log.info({ step: task.step, attempt: task.attempts }, 'task started');
+    const began = performance.now();
+    const observe = (outcome: TaskRunOutcome) =>
+      this.options.observer?.observeTask({ kind: task.kind, outcome, seconds: (performance.now() - began) / 1000 });
     try {
       let outcome: 'done' | 'failed' = 'done';
       try {
@@ -102,6 +117,7 @@ export class TaskRunner {
         if (lease.signal.aborted) {
           // Another worker owns the task now, or we are stopping: leave it to the next claim.
           log.info({ reason: String(lease.signal.reason) }, 'task left to another worker');
+          observe('handed_over');
           return;
         }
         log.error({ err }, 'task failed');
@@ -110,10 +126,16 @@ export class TaskRunner {
       // An end that cannot be recorded leaves the task to be claimed again once its lease runs
       // out; flows are idempotent, so the next run finds the work done (or failed) and ends it.
       try {
-        if (await store.tasks.finish(task.id, workerId, outcome)) log.info(`task ${outcome}`);
-        else log.warn('task ended after its lease passed to another worker');
+        if (await store.tasks.finish(task.id, workerId, outcome)) {
+          log.info(`task ${outcome}`);
+          observe(outcome);
+        } else {
+          log.warn('task ended after its lease passed to another worker');
+          observe('handed_over');
+        }
       } catch (err) {
         log.warn({ err }, 'could not record the end of the task; it will be resumed');
+        observe('handed_over');
       }
     } finally {
       clearInterval(renewer);
