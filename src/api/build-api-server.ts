@@ -61,7 +61,7 @@ export interface ApiOptions {
 
 /** What takes the API's request timings: the process's metrics, or a test. */
 export interface HttpRequestObserver {
-  /** `route` is the route's pattern (`/v1.0/:tenant_id/instances/:id`), undefined when none matched */
+  /** `route` is the route's pattern (`/v1.0/:tenantId/instances/:instanceId`), undefined when none matched */
   observeHttpRequest(request: { method: string; route: string | undefined; status: number; seconds: number }): void;
 }
 
