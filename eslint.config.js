@@ -5,7 +5,7 @@
 import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 
-const components = ['agent', 'api', 'bus', 'cli', 'common', 'conductor', 'db', 'guest', 'main', 'taskmanager'];
+const components = ['agent', 'api', 'bus', 'cli', 'common', 'conductor', 'db', 'guest', 'main', 'metrics', 'taskmanager'];
 
 const zone = (target, from, message) => ({ target: `./src/${target}`, from: `./src/${from}`, message });
 
@@ -24,6 +24,7 @@ export default tseslint.config(
         {
           zones: [
             zone('common', '!(common)/**/*', 'common holds only shared leaves: it imports no component'),
+            zone('metrics', '!(metrics|common)/**/*', 'metrics knows the roles only by the observer interfaces they declare'),
             zone('guest', 'db', 'the guest holds no state-database access; it reports through the conductor'),
             zone('guest', 'api', 'the guest does not depend on the API'),
             zone('guest', 'taskmanager', 'the guest does not depend on the taskmanager'),

@@ -93,6 +93,8 @@ export interface AgentOptions {
 
 export interface Agent {
   readonly host: string;
+  /** initialised clusters waiting in the warm pool, by kind (e.g. postgresql-15): its /metrics */
+  warmPoolSizes(): Promise<Record<string, number>>;
   /** stops guests and subscriptions; the database processes keep running */
   stop(): Promise<void>;
 }
@@ -503,6 +505,10 @@ class LocalAgent implements Agent {
     this.pool.release(instanceId);
     if (existed) this.logger.info({ instanceId }, 'server deleted');
     return { deleted: existed };
+  }
+
+  async warmPoolSizes(): Promise<Record<string, number>> {
+    return (await this.warmPool?.counts()) ?? {};
   }
 
   async stop(): Promise<void> {

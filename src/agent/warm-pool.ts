@@ -125,6 +125,13 @@ export class WarmPool {
     return (await readdir(join(this.options.dir, kind)).catch(() => [] as string[])).filter(isComplete).length;
   }
 
+  /** Complete entries of every kind now, by kind name. */
+  async counts(): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {};
+    for (const kind of this.options.kinds) counts[kind.name] = await this.count(kind.name);
+    return counts;
+  }
+
   /** Stops filling: a build in progress is killed and its entry removed. */
   async stop(): Promise<void> {
     this.stopped = true;

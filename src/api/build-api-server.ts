@@ -5,6 +5,7 @@ import type { Transport } from '../bus/index.js';
 import { CofferError } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
+import { healthRoutes, roleReadiness, type Readiness } from '../metrics/index.js';
 import { builtInCallers, type CallerValidator } from './auth-context.js';
 import { publicBase } from './base-url.js';
 import { keystoneErrorReply, troveErrorReply } from './error-replies.js';
@@ -52,7 +53,18 @@ export interface ApiOptions {
   passwordPolicy?: PasswordPolicy;
   /** serve HTTPS with this certificate (chain) and key, PEM; default plain HTTP */
   https?: { cert: string; key: string };
+  /** what /readyz asks; default: the state store and the bus above answer */
+  readiness?: Readiness;
+  /** takes every request's route pattern, status and duration (the role's /metrics) */
+  requestObserver?: HttpRequestObserver;
 }
+
+/** What takes the API's request timings: the process's metrics, or a test. */
+export interface HttpRequestObserver {
+  /** `route` is the route's pattern (`/v1.0/:tenantId/instances/:instanceId`), undefined when none matched */
+  observeHttpRequest(request: { method: string; route: string | undefined; status: number; seconds: number }): void;
+}
+
 
 /** The HTTP API, ready to listen; the caller listens (and closes it). */
 export async function buildApiServer(options: ApiOptions): Promise<FastifyInstance> {
@@ -97,8 +109,11 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
     // As in bodies (json-body.ts): a NUL in an id or a query reaches the state store's lookups.
     if (/%00/.test(request.url)) throw new CofferError('BadRequest', 'The URL cannot contain NUL characters.');
   });
+  const observer = options.requestObserver;
   app.addHook('onResponse', async (request, reply) => {
     request.log.debug({ statusCode: reply.statusCode, responseTime: reply.elapsedTime }, 'request completed');
+    // the route's pattern, never the URL: ids in paths would make a series per object
+    observer?.observeHttpRequest({ method: request.method, route: request.routeOptions.url, status: reply.statusCode, seconds: reply.elapsedTime / 1000 });
   });
   registerJsonBody(app);
 
@@ -118,6 +133,10 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
     reply.code(out.status).send(out.body);
   });
 
+  // Probes for a load balancer or an orchestrator; /metrics is not here but on the operator's
+  // own address (--metrics-address): request counts per route and heartbeats per instance and
+  // project are the operator's business, not every tenant's.
+  await app.register(healthRoutes({ readiness: options.readiness ?? roleReadiness({ stateDatabase: options.store, bus: options.transport }, options.logger) }));
   await app.register(
     external === undefined
       ? identityPlugin({ store: options.store, tokens, loginLimiter, passwordPolicy, publicUrl: options.publicUrl, region })

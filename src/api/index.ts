@@ -4,7 +4,7 @@
 // request creates, and hands long work to the taskmanager with a cast over the bus. With an
 // external Keystone (keystone/), tokens are validated there and Coffer registers in its catalog.
 
-export { buildApiServer, type ApiOptions } from './build-api-server.js';
+export { buildApiServer, type ApiOptions, type HttpRequestObserver } from './build-api-server.js';
 export { bootstrapIdentity } from './identity/bootstrap-identity.js';
 export { seedFlavors } from './trove/seed-flavors.js';
 export { connectKeystone, type ExternalIdentity, type ExternalKeystoneOptions } from './keystone/external-keystone.js';

@@ -239,6 +239,18 @@ export class AmqpTransport implements Transport {
     }
   }
 
+  async ping(): Promise<void> {
+    this.assertOpen();
+    const session = this.currentSession();
+    if (session === undefined) throw this.unavailable('the connection is lost and not back yet');
+    // Opening a channel is a round trip the broker answers: a half-open socket fails it.
+    try {
+      await this.withScratchChannel(session, async () => undefined);
+    } catch (err) {
+      throw this.unavailable(describe(err), err);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -189,6 +189,11 @@ export class InProcessTransport implements Transport {
     target.queue.length = 0;
   }
 
+  /** In one process the bus is there as long as it is open. */
+  async ping(): Promise<void> {
+    if (this.closed) throw transportClosed();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -28,6 +28,8 @@ export type { SignedTransportOptions } from './signed-transport.js';
 export { defaultMaxAgeMs, defaultMaxSkewMs, SignedTransport } from './signed-transport.js';
 export { LogThrottle } from './log-throttle.js';
 export { OsloNotifier, type NotificationPublisher, type OsloNotifierOptions } from './oslo-notifier.js';
+export type { BusCallObservation, BusCallObserver, BusCallOutcome } from './observed-transport.js';
+export { ObservedTransport } from './observed-transport.js';
 export type { CallMethod, CastMethod, MethodContract, ServiceContract } from './contract.js';
 export { call, cast, defineService, servesVersion } from './contract.js';
 export type { RpcClient, RpcClientOptions } from './rpc-client.js';

@@ -106,6 +106,10 @@ export class SignedTransport implements Transport {
     return this.inner.deleteTopic(topic);
   }
 
+  ping(): Promise<void> {
+    return this.inner.ping();
+  }
+
   close(): Promise<void> {
     return this.inner.close();
   }

@@ -88,5 +88,11 @@ export interface Transport {
   listen(topic: string, handler: EventHandler): Promise<Subscription>;
   /** drop a topic and whatever waits in it (a deleted instance's guest topic) */
   deleteTopic(topic: string): Promise<void>;
+  /**
+   * Resolves when the transport can carry a message now (on AMQP: a round trip to the broker on
+   * the live connection), else rejects with `BusUnavailable` without waiting for a reconnection:
+   * what a role's readiness check asks.
+   */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

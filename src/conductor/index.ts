@@ -5,7 +5,7 @@
 import { conductorContract, conductorTopic, serveRpc } from '../bus/index.js';
 import type { Transport } from '../bus/index.js';
 import type { Logger } from '../common/index.js';
-import type { StateStore } from '../db/index.js';
+import type { InstanceHeartbeat, StateStore } from '../db/index.js';
 import { agentHeartbeatHandler } from './agent-heartbeat-handler.js';
 import { backupUpdateHandler } from './backup-update-handler.js';
 import { walArchivedHandler } from './wal-archived-handler.js';
@@ -20,6 +20,11 @@ export interface ConductorOptions {
 }
 
 export interface Conductor {
+  /**
+   * Every live instance's last heartbeat, from the state database, so that any conductor of a
+   * deployment tells the same (each hears only its share of the heartbeats): its /metrics.
+   */
+  heartbeats(): Promise<InstanceHeartbeat[]>;
   stop(): Promise<void>;
 }
 
@@ -38,5 +43,5 @@ export async function startConductor(options: ConductorOptions): Promise<Conduct
     },
     logger,
   );
-  return { stop: () => subscription.close() };
+  return { heartbeats: () => store.conductorLastSeen.listHeartbeats(), stop: () => subscription.close() };
 }

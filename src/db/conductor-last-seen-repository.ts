@@ -1,5 +1,5 @@
 import type { RepositoryContext } from './repository-context.js';
-import type { ConductorLastSeenRepository } from './state-store.js';
+import type { ConductorLastSeenRepository, InstanceHeartbeat } from './state-store.js';
 
 export class SqlConductorLastSeenRepository implements ConductorLastSeenRepository {
   constructor(private readonly ctx: RepositoryContext) {}
@@ -16,6 +16,20 @@ export class SqlConductorLastSeenRepository implements ConductorLastSeenReposito
       this.ctx.db.insertInto('conductor_last_seen').values({ instance_id: instanceId, method_name: method, sent }),
     );
     return inserted || this.raise(instanceId, method, sent);
+  }
+
+  async listHeartbeats(): Promise<InstanceHeartbeat[]> {
+    const rows = await this.ctx.db
+      .selectFrom('conductor_last_seen as seen')
+      .innerJoin('instances as i', 'i.id', 'seen.instance_id')
+      .innerJoin('datastore_versions as v', 'v.id', 'i.datastore_version_id')
+      .innerJoin('datastores as d', 'd.id', 'v.datastore_id')
+      .select(['seen.instance_id', 'seen.sent', 'i.tenant_id', 'd.name'])
+      .where('seen.method_name', '=', 'heartbeat')
+      .where('i.deleted', '=', false)
+      .orderBy('seen.instance_id')
+      .execute();
+    return rows.map((row) => ({ instanceId: row.instance_id, tenantId: row.tenant_id, datastore: row.name, sentAt: Number(row.sent) }));
   }
 
   private async exists(instanceId: string, method: string): Promise<boolean> {

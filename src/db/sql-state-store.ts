@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { createRepositories } from './create-repositories.js';
 import type { Database } from './schema.js';
 import type { SqlDialect } from './sql-dialect.js';
@@ -93,6 +93,10 @@ export class SqlStateStore implements StateStore {
   // the store itself would wait for the transaction to end, which waits for `fn`.
   transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T> {
     return this.sqlDialect.transaction(this.db, (tx) => fn(createRepositories({ db: tx, dialect: this.sqlDialect })));
+  }
+
+  async ping(): Promise<void> {
+    await sql`select 1`.execute(this.db);
   }
 
   /** idempotent */

@@ -720,6 +720,18 @@ export interface ConductorLastSeenRepository {
    * returns false (and changes nothing) for a stale or duplicate message.
    */
   recordIfNewer(instanceId: string, method: string, sent: number): Promise<boolean>;
+  /** every live (not deleted) instance that has heartbeated, with its last heartbeat's send time */
+  listHeartbeats(): Promise<InstanceHeartbeat[]>;
+}
+
+/** An instance's last guest heartbeat, as the conductor recorded it (the role's /metrics). */
+export interface InstanceHeartbeat {
+  instanceId: string;
+  tenantId: string;
+  /** the datastore's name, e.g. postgresql */
+  datastore: string;
+  /** the guest's clock when it sent the heartbeat, epoch milliseconds */
+  sentAt: number;
 }
 
 export interface AgentRepository {
@@ -786,5 +798,7 @@ export interface StateStore extends Repositories {
   readonly dialect: 'sqlite' | 'mysql' | 'postgres';
   /** runs `fn` in one database transaction; rolls back when it throws */
   transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T>;
+  /** resolves when the database answers a trivial query now: what a role's readiness check asks */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

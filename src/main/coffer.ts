@@ -73,6 +73,11 @@ const logOption = () => new Option('--log-level <level>', 'fatal|error|warn|info
 const dbOption = () => new Option('--database-url <url>', 'state database: mysql://, mariadb://, postgres:// or sqlite: URL (env COFFER_DATABASE_URL)');
 const busOption = () =>
   new Option('--bus-url <url>', 'RabbitMQ URL with a user and vhost of this deployment\'s own, e.g. amqp://coffer:<password>@127.0.0.1/coffer (env COFFER_BUS_URL)');
+const metricsOption = () =>
+  new Option(
+    '--metrics-address <host:port>',
+    'serve /metrics (Prometheus), /healthz and /readyz for the operator on this address, e.g. 127.0.0.1:9180; default none (env COFFER_METRICS_ADDRESS)',
+  );
 const busKeyOption = () =>
   new Option(
     '--bus-key-file <file>',
@@ -169,6 +174,7 @@ function buildProgram(): Command {
     .option('--address-pool <cidr>', 'loopback range for instance addresses, default 127.77.0.0/16')
     .option('--warm-pool-size <n>', 'pre-initialised clusters kept per engine version so creates skip initdb, default 2 (0: off)')
     .option('--engine-bin-dir <engine=dir...>', 'also look for an engine\'s binaries in dir, first, e.g. mysql=/opt/mysql/bin (env COFFER_ENGINE_BIN_DIRS, comma-separated)')
+    .addOption(metricsOption())
     .addOption(logOption())
     .addOption(configOption());
   addCaOptions(serve);
@@ -193,6 +199,7 @@ function buildProgram(): Command {
     .addOption(dbOption())
     .addOption(busOption())
     .addOption(busKeyOption())
+    .addOption(metricsOption())
     .addOption(logOption())
     .addOption(configOption());
   addHttpsOptions(api);
@@ -211,6 +218,7 @@ function buildProgram(): Command {
       .addOption(dbOption())
       .addOption(busOption())
       .addOption(busKeyOption())
+      .addOption(metricsOption())
       .addOption(logOption())
       .addOption(configOption());
     if (name === 'taskmanager') {
@@ -233,6 +241,7 @@ function buildProgram(): Command {
     .option('--engine-bin-dir <engine=dir...>', 'also look for an engine\'s binaries in dir, first, e.g. mysql=/opt/mysql/bin (env COFFER_ENGINE_BIN_DIRS, comma-separated)')
     .addOption(busOption())
     .addOption(busKeyOption())
+    .addOption(metricsOption())
     .addOption(logOption())
     .addOption(configOption());
   addBackupOptions(addCaOptions(agent), { key: true, container: false })

@@ -6,6 +6,7 @@ import { busKeyHowTo } from '../bus/index.js';
 import type { ExternalKeystoneOptions } from '../api/index.js';
 import { engineNames } from '../guest/index.js';
 import { backupStorageConfigSchema } from '../backup/index.js';
+import { parseListenAddress } from '../metrics/index.js';
 
 // One validated configuration per role. Values come, strongest first, from command-line flags,
 // the environment (COFFER_*), a JSON config file (--config or COFFER_CONFIG), then defaults.
@@ -119,6 +120,22 @@ const pemFile = z.string().min(1).optional();
 const caFiles = { caCertFile: pemFile, caKeyFile: pemFile };
 const httpsFiles = { tlsCertFile: pemFile, tlsKeyFile: pemFile };
 
+/**
+ * Where a role serves /metrics, /healthz and /readyz for the operator (host:port); unset: nowhere
+ * (the API and serve still answer /healthz and /readyz on their own port, never /metrics).
+ */
+const metricsAddress = z
+  .string()
+  .refine((value) => {
+    try {
+      parseListenAddress(value);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'not host:port, e.g. 127.0.0.1:9180 ([::1]:9180 for IPv6)')
+  .optional();
+
 const databaseUrl = z
   .string({ error: 'a state database URL is required: --database-url or COFFER_DATABASE_URL (e.g. mysql://root@127.0.0.1/coffer)' })
   .regex(/^(sqlite|mysql|mariadb|postgres|postgresql):/, 'the state database URL must start with sqlite:, mysql://, mariadb:// or postgres://');
@@ -178,6 +195,7 @@ export const serveConfigSchema = z.object({
   ...backupSettings,
   backupMasterKeyFile,
   ...notificationSettings,
+  metricsAddress,
   logLevel,
 }).superRefine(requireKeystoneCredentials);
 
@@ -195,6 +213,7 @@ export const apiConfigSchema = z.object({
   ...apiLimits,
   ...keystoneSettings,
   ...backupSettings,
+  metricsAddress,
   logLevel,
 }).superRefine(requireKeystoneCredentials);
 
@@ -208,6 +227,7 @@ export const workerConfigSchema = z.object({
   /** what a backup schedule's run counts against, as the API's quota check does */
   maxBackupsPerTenant: apiLimits.maxBackupsPerTenant,
   ...notificationSettings,
+  metricsAddress,
   logLevel,
 });
 
@@ -223,6 +243,7 @@ export const agentConfigSchema = z.object({
   ...caFiles,
   backupStorage,
   backupMasterKeyFile,
+  metricsAddress,
   logLevel,
 });
 
@@ -279,6 +300,7 @@ const envNames: Record<string, string> = {
   backupContainer: 'COFFER_BACKUP_CONTAINER',
   notificationUrl: 'COFFER_NOTIFICATION_URL',
   notificationRegion: 'COFFER_NOTIFICATION_REGION',
+  metricsAddress: 'COFFER_METRICS_ADDRESS',
   logLevel: 'COFFER_LOG_LEVEL',
 };
 

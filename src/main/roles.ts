@@ -3,12 +3,13 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildApiServer, connectKeystone, scheduledBackupStarter, scheduledVerificationStarter, seedFlavors, type ExternalIdentity } from '../api/index.js';
 import { startAgent } from '../agent/index.js';
-import { BusKey, connectTransport, OsloNotifier } from '../bus/index.js';
+import { BusKey, connectTransport, ObservedTransport, OsloNotifier } from '../bus/index.js';
 import type { Transport } from '../bus/index.js';
 import type { BackupStorage } from '../backup/index.js';
 import { CofferError, createLogger, redactUrl, type Logger } from '../common/index.js';
 import { startConductor } from '../conductor/index.js';
 import { openStateStore, type StateStore } from '../db/index.js';
+import { CofferMetrics, parseListenAddress, roleReadiness, startMetricsListener, type MetricsListener, type Readiness } from '../metrics/index.js';
 import { startTaskmanager } from '../taskmanager/index.js';
 import { bootstrapAdmin } from './admin-password.js';
 import { apiBackupStorage, roleBackups, serveBackups, type RoleBackups } from './backup-setup.js';
@@ -58,12 +59,24 @@ function httpsMaterial(config: ApiConfig | ServeConfig): { cert: string; key: st
   return { cert: read(files.certFile), key: read(files.keyFile) };
 }
 
+/** The operator's /metrics, /healthz and /readyz, when --metrics-address names where. */
+async function metricsListener(
+  address: string | undefined,
+  metrics: CofferMetrics,
+  readiness: Readiness,
+  logger: Logger,
+): Promise<MetricsListener | undefined> {
+  if (address === undefined) return undefined;
+  return startMetricsListener({ address: parseListenAddress(address), metrics, readiness, logger });
+}
+
 async function listenApi(
   store: StateStore,
   transport: Transport,
   logger: Logger,
   config: ApiConfig | ServeConfig,
   backupStorage: BackupStorage | undefined,
+  observability: { metrics: CofferMetrics; readiness: Readiness },
 ) {
   const https = httpsMaterial(config);
   const publicUrl = config.publicUrl ?? `${https === undefined ? 'http' : 'https'}://${config.host}:${config.port}`;
@@ -101,6 +114,8 @@ async function listenApi(
       regex: config.passwordRegex,
       regexDescription: config.passwordRegexDescription,
     },
+    readiness: observability.readiness,
+    requestObserver: observability.metrics,
   });
   await seedFlavors(store);
   await app.listen({ host: config.host, port: config.port });
@@ -117,11 +132,15 @@ export async function runServe(config: ServeConfig, print: (line: string) => voi
   await secureDataDir(config.dataDir, { serve: true });
   const logger = createLogger({ name: 'coffer', level: config.logLevel, file: join(config.dataDir, 'coffer.log') });
   const store = await openStateStore(`sqlite:${join(config.dataDir, 'coffer.sqlite')}`, { logger });
+  // One registry for every role of the process.
+  const metrics = new CofferMetrics();
   // The in-process bus never leaves this process: a key of its own, kept in memory, signs it
   // exactly as a deployment's bus is signed.
-  const transport = await connectTransport('memory:', { key: BusKey.generate(), logger });
+  const transport = new ObservedTransport(await connectTransport('memory:', { key: BusKey.generate(), logger }), metrics);
+  const readiness = roleReadiness({ stateDatabase: store, bus: transport }, logger);
   const backups = await serveBackups(config, config.dataDir, logger);
   const conductor = await startConductor({ store, transport, logger: logger.child({ role: 'conductor' }) });
+  metrics.watchHeartbeats(() => conductor.heartbeats());
   const agent = await startAgent({
     host: 'local',
     dataDir: config.dataDir,
@@ -135,10 +154,12 @@ export async function runServe(config: ServeConfig, print: (line: string) => voi
     backups,
   });
   const notifications = usageNotifications(config, logger);
+  metrics.watchWarmPool(agent.host, () => agent.warmPoolSizes());
   const taskmanager = await startTaskmanager({
     store,
     transport,
     logger: logger.child({ role: 'taskmanager' }),
+    taskObserver: metrics,
     backups,
     ...(notifications === undefined ? {} : { notifications }),
     backupSchedules: {
@@ -147,11 +168,14 @@ export async function runServe(config: ServeConfig, print: (line: string) => voi
     },
   });
   await bootstrapBuiltInAdmin(store, config, print);
-  const { app, publicUrl, keystoneUrl } = await listenApi(store, transport, logger.child({ role: 'api' }), config, backups.storage);
+  const { app, publicUrl, keystoneUrl } = await listenApi(store, transport, logger.child({ role: 'api' }), config, backups.storage, { metrics, readiness });
+  const operator = await metricsListener(config.metricsAddress, metrics, readiness, logger);
   print(`Coffer is serving the Trove API on ${publicUrl} (identity: ${keystoneUrl ?? `${publicUrl}/identity`}/v3)`);
+  if (operator !== undefined) print(`Metrics for Prometheus: ${operator.url}/metrics`);
   print(`Data and logs: ${config.dataDir}`);
   if (keystoneUrl === undefined) print(`Next: ./bin/coffer login --url ${publicUrl} --user admin --project admin`);
   return async () => {
+    await operator?.close();
     await app.close();
     await taskmanager.stop();
     await notifications?.publisher.close();
@@ -173,26 +197,30 @@ interface DistributedBusConfig {
  * Reads a distributed role's bus key and names the set-up's open doors, before the role opens
  * anything: a role without a usable key stops before it touches the state database or the bus.
  */
-async function prepareBus(config: DistributedBusConfig, logger: Logger): Promise<() => Promise<Transport>> {
+async function prepareBus(config: DistributedBusConfig, logger: Logger, metrics: CofferMetrics): Promise<() => Promise<Transport>> {
   const key = await readBusKeyFile(config.busKeyFile);
   for (const warning of startupWarnings(config)) logger.warn(warning);
   return async () => {
     const transport = await connectTransport(config.busUrl, { key, logger });
     logger.info({ busKeyId: key.id }, 'bus messages are signed; every role of this deployment must show the same busKeyId');
-    return transport;
+    return new ObservedTransport(transport, metrics);
   };
 }
 
 export async function runApi(config: ApiConfig, print: (line: string) => void): Promise<Stop> {
   const logger = createLogger({ name: 'coffer-api', level: config.logLevel });
-  const openBus = await prepareBus(config, logger);
+  const metrics = new CofferMetrics();
+  const openBus = await prepareBus(config, logger, metrics);
   const store = await openStateStore(config.databaseUrl, { logger });
   const transport = await openBus();
+  const readiness = roleReadiness({ stateDatabase: store, bus: transport }, logger);
   await bootstrapBuiltInAdmin(store, config, print);
   const backupStorage = apiBackupStorage(config);
-  const { app, publicUrl, keystoneUrl } = await listenApi(store, transport, logger, config, backupStorage);
+  const { app, publicUrl, keystoneUrl } = await listenApi(store, transport, logger, config, backupStorage, { metrics, readiness });
+  const operator = await metricsListener(config.metricsAddress, metrics, readiness, logger);
   logger.info({ publicUrl, keystoneUrl }, 'api listening');
   return async () => {
+    await operator?.close();
     await app.close();
     await backupStorage?.close();
     await transport.close();
@@ -205,18 +233,22 @@ interface WorkerDeps {
   transport: Transport;
   logger: Logger;
   backups?: RoleBackups;
+  metrics: CofferMetrics;
 }
 
 /** A worker role: state database + bus, nothing listening. */
 async function runWorker(name: 'taskmanager' | 'conductor', config: WorkerConfig, startRole: (deps: WorkerDeps) => Promise<{ stop: Stop }>): Promise<Stop> {
   const logger = createLogger({ name: `coffer-${name}`, level: config.logLevel });
-  const openBus = await prepareBus(config, logger);
+  const metrics = new CofferMetrics();
+  const openBus = await prepareBus(config, logger, metrics);
   const backups = name === 'taskmanager' ? await roleBackups(config, logger) : undefined;
   const store = await openStateStore(config.databaseUrl, { logger });
   const transport = await openBus();
-  const role = await startRole({ store, transport, logger, ...(backups === undefined ? {} : { backups }) });
+  const role = await startRole({ store, transport, logger, metrics, ...(backups === undefined ? {} : { backups }) });
+  const operator = await metricsListener(config.metricsAddress, metrics, roleReadiness({ stateDatabase: store, bus: transport }, logger), logger);
   logger.info(`${name} running`);
   return async () => {
+    await operator?.close();
     await role.stop();
     await transport.close();
     await store.close();
@@ -230,6 +262,7 @@ export const runTaskmanager = (config: WorkerConfig): Promise<Stop> =>
     const taskmanager = await startTaskmanager({
       ...deps,
       ...(notifications === undefined ? {} : { notifications }),
+      taskObserver: deps.metrics,
       backupSchedules: {
         startBackup: scheduledBackupStarter({
           ...deps,
@@ -247,11 +280,17 @@ export const runTaskmanager = (config: WorkerConfig): Promise<Stop> =>
       },
     };
   });
-export const runConductor = (config: WorkerConfig): Promise<Stop> => runWorker('conductor', config, startConductor);
+export const runConductor = (config: WorkerConfig): Promise<Stop> =>
+  runWorker('conductor', config, async (deps) => {
+    const conductor = await startConductor(deps);
+    deps.metrics.watchHeartbeats(() => conductor.heartbeats());
+    return conductor;
+  });
 
 export async function runAgent(config: AgentConfig): Promise<Stop> {
   const logger = createLogger({ name: 'coffer-agent', level: config.logLevel });
-  const openBus = await prepareBus(config, logger);
+  const metrics = new CofferMetrics();
+  const openBus = await prepareBus(config, logger, metrics);
   await secureDataDir(config.dataDir, { serve: false });
   const backups = await roleBackups(config, logger);
   const transport = await openBus();
@@ -267,8 +306,13 @@ export async function runAgent(config: AgentConfig): Promise<Stop> {
     ca: operatorCa(config),
     ...(backups === undefined ? {} : { backups }),
   });
+  metrics.watchWarmPool(agent.host, () => agent.warmPoolSizes());
+  // The agent keeps no state database: it is ready when its bus answers.
+  const readiness = roleReadiness({ bus: transport }, logger);
+  const operator = await metricsListener(config.metricsAddress, metrics, readiness, logger);
   logger.info({ host: agent.host }, 'agent running');
   return async () => {
+    await operator?.close();
     await agent.stop();
     await transport.close();
     await backups?.storage.close();

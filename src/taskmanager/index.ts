@@ -23,7 +23,7 @@ import { restartInstanceFlow } from './restart-instance-flow.js';
 import { updateAccessFlow } from './update-access-flow.js';
 import { verifyBackupFlow } from './verify-backup-flow.js';
 import { InstanceWaiter } from './instance-waiter.js';
-import { TaskRunner } from './task-runner.js';
+import { TaskRunner, type TaskObserver } from './task-runner.js';
 import { UsageNotifier } from './usage-notifications.js';
 
 export interface TaskmanagerOptions {
@@ -66,11 +66,14 @@ export interface TaskmanagerOptions {
   dataCheckTimeoutMs?: number;
   /** where Trove's usage notifications go (trove.instance.create, …); without it none are sent */
   notifications?: { publisher: NotificationPublisher; region: string };
+  /** takes each task run's duration and outcome (the role's /metrics) */
+  taskObserver?: TaskObserver;
 }
 
 
 export { BackupScheduler, scheduledBackupName, type StartScheduledBackup, type StartScheduledVerification } from './backup-scheduler.js';
 export { retentionDeletes } from './backup-retention.js';
+export type { TaskObserver, TaskRunOutcome } from './task-runner.js';
 
 export interface Taskmanager {
   stop(): Promise<void>;
@@ -114,6 +117,7 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
     leaseMs: options.leaseMs ?? 15_000,
     sweepIntervalMs: options.sweepIntervalMs ?? 2_000,
     ...(usage === undefined ? {} : { onInstanceTaskEnded: (task, outcome) => usage.taskEnded(task, outcome) }),
+    ...(options.taskObserver === undefined ? {} : { observer: options.taskObserver }),
     flows: {
       create_instance: createInstanceFlow(deps),
       delete_instance: deleteInstanceFlow(deps),

@@ -13,6 +13,17 @@ export interface TaskHandle {
 
 export type Flow = (handle: TaskHandle) => Promise<void>;
 
+/**
+ * How a run of a task ended here: `done` or `failed` as recorded, or `handed_over` when the
+ * lease went to another worker (or this one stopped) and the task goes on elsewhere.
+ */
+export type TaskRunOutcome = 'done' | 'failed' | 'handed_over';
+
+/** What takes each run's duration and outcome: the role's metrics, or a test. */
+export interface TaskObserver {
+  observeTask(run: { kind: TaskKind; outcome: TaskRunOutcome; seconds: number }): void;
+}
+
 export interface TaskRunnerOptions {
   store: StateStore;
   logger: Logger;
@@ -22,6 +33,7 @@ export interface TaskRunnerOptions {
   sweepIntervalMs: number;
   /** told when a task on an instance ended (failed when it left a fault) and its end is recorded; must not throw */
   onInstanceTaskEnded?: (task: TaskRow, outcome: 'done' | 'failed') => Promise<void>;
+  observer?: TaskObserver;
 }
 
 /** the kinds whose subject (the task's instanceId) is an instance; the others name a backup */
@@ -108,6 +120,9 @@ export class TaskRunner {
       },
     };
     log.info({ step: task.step, attempt: task.attempts }, 'task started');
+    const began = performance.now();
+    const observe = (outcome: TaskRunOutcome) =>
+      this.options.observer?.observeTask({ kind: task.kind, outcome, seconds: (performance.now() - began) / 1000 });
     await this.recordEvent(task, 'task.started', task.attempts > 1 ? `resumed (attempt ${task.attempts})` : null);
     try {
       let outcome: 'done' | 'failed' = 'done';
@@ -117,6 +132,7 @@ export class TaskRunner {
         if (lease.signal.aborted) {
           // Another worker owns the task now, or we are stopping: leave it to the next claim.
           log.info({ reason: String(lease.signal.reason) }, 'task left to another worker');
+          observe('handed_over');
           return;
         }
         log.error({ err }, 'task failed');
@@ -127,10 +143,15 @@ export class TaskRunner {
       try {
         if (await store.tasks.finish(task.id, workerId, outcome)) {
           log.info(`task ${outcome}`);
+          observe(outcome);
           await this.recordEnd(task, outcome);
-        } else log.warn('task ended after its lease passed to another worker');
+        } else {
+          log.warn('task ended after its lease passed to another worker');
+          observe('handed_over');
+        }
       } catch (err) {
         log.warn({ err }, 'could not record the end of the task; it will be resumed');
+        observe('handed_over');
       }
     } finally {
       clearInterval(renewer);

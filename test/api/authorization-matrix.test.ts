@@ -229,6 +229,9 @@ const createBody = () => ({
 const rows: Row[] = [
   // Public: version documents and the token request itself.
   { method: 'GET', path: '/', expect: everyone(200) },
+  // Probes for load balancers and orchestrators: no token, nothing about any project.
+  { method: 'GET', path: '/healthz', expect: everyone(200) },
+  { method: 'GET', path: '/readyz', expect: everyone(200) },
   { method: 'GET', path: '/identity', expect: everyone(300) },
   { method: 'GET', path: '/identity/v3', expect: everyone(200) },
   { method: 'POST', path: '/identity/v3/auth/tokens', body: () => passwordAuth(ownerName, 'pw-member', undefined), expect: everyone(201) },

@@ -157,6 +157,12 @@ describe('Trove: versions, flavors, datastores', () => {
     golden('GET /', await get(undefined, '/'), 200, shape.versionsDocument);
   });
 
+  test('GET /healthz and /readyz (no token; Coffer\'s probes, outside Trove\'s API)', async () => {
+    golden('GET /healthz', await get(undefined, '/healthz'), 200, z.strictObject({ status: z.literal('alive') }));
+    const check = z.literal('ok');
+    golden('GET /readyz', await get(undefined, '/readyz'), 200, z.strictObject({ status: z.literal('ready'), checks: z.strictObject({ stateDatabase: check, bus: check }) }));
+  });
+
   test('GET /flavors, /flavors/{id}', async () => {
     golden('GET /flavors', await get(member, trove(member, '/flavors')), 200, list('flavors', shape.flavor));
     golden('GET /flavors/2', await get(member, trove(member, '/flavors/2')), 200, one('flavor', shape.flavor));

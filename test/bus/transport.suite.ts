@@ -486,6 +486,16 @@ export function transportSuite(name: string, makeTransport: () => Promise<Transp
         assert.deepEqual(reply.result, { items: [1] });
       }));
 
+    it('answers a ping while open, signed or not, and refuses it with BusUnavailable once closed', async () => {
+      const raw = await makeTransport();
+      const signed = new SignedTransport(raw, { key: BusKey.generate() });
+      await raw.ping();
+      await signed.ping();
+      await signed.close();
+      await assert.rejects(raw.ping(), { code: 'BusUnavailable' });
+      await assert.rejects(signed.ping(), { code: 'BusUnavailable' });
+    });
+
     it('refuses work once closed and fails the calls in flight with BusUnavailable', async () => {
       const transport = await makeTransport();
       const t = `test.suite.${randomUUID()}`;

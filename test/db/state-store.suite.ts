@@ -937,6 +937,13 @@ export function stateStoreSuite(
       });
     });
 
+    describe('ping', () => {
+      it('answers while the database does (what /readyz asks)', async () => {
+        await store.ping();
+        await store.ping();
+      });
+    });
+
     describe('conductor last seen', () => {
       it('accepts only newer times per instance and method, to the fraction of a millisecond', async () => {
         const id = uid();
@@ -963,6 +970,30 @@ export function stateStoreSuite(
           Array.from({ length: 10 }, () => store.conductorLastSeen.recordIfNewer(fresh, 'heartbeat', 42.5)),
         );
         assert.equal(dupes.filter(Boolean).length, 1);
+      });
+
+      it("lists live instances' last heartbeats with their project and datastore name, not deleted instances' nor other methods'", async () => {
+        const ds = await store.datastores.ensureDatastore(`hb-${uid().slice(0, 8)}`, uid());
+        const version = await store.datastores.upsertVersion({
+          id: uid(),
+          datastoreId: ds.id,
+          name: '1',
+          version: '1.0',
+          manager: 'postgresql',
+          active: true,
+          inactiveReason: null,
+          updatedAt: at.leapDay,
+        });
+        const [live, gone, silent] = [instance({ datastoreVersionId: version.id }), instance({ datastoreVersionId: version.id }), instance({ datastoreVersionId: version.id })];
+        for (const i of [live, gone, silent]) await store.instances.create(i);
+        const sent = 1_709_251_199_987.125;
+        await store.conductorLastSeen.recordIfNewer(live.id, 'heartbeat', sent);
+        await store.conductorLastSeen.recordIfNewer(live.id, 'backup_update', sent + 5);
+        await store.conductorLastSeen.recordIfNewer(gone.id, 'heartbeat', sent);
+        await store.conductorLastSeen.recordIfNewer(silent.id, 'backup_update', sent);
+        await store.instances.markDeleted(gone.id, at.leapDay);
+        const mine = (await store.conductorLastSeen.listHeartbeats()).filter((h) => [live.id, gone.id, silent.id].includes(h.instanceId));
+        assert.deepEqual(mine, [{ instanceId: live.id, tenantId: live.tenantId, datastore: ds.name, sentAt: sent }]);
       });
 
       it('first messages of many instances recorded in concurrent transactions all go through', async () => {

@@ -166,3 +166,21 @@ test("Trove's usage notifications: off without a URL, the URL from a file, an am
   assert.equal(fromFile.notificationRegion, 'north');
   assert.throws(() => loadConfig(workerConfigSchema, { ...worker, notificationUrl: 'http://broker.example' }, {}), /notificationUrl: the notification URL must be an amqp/);
 });
+
+test('--metrics-address: none by default on every role; host:port from the flag, the environment or the file; anything else refused', async () => {
+  const needs = { databaseUrl: 'sqlite::memory:', busUrl: 'amqp://u:p@127.0.0.1/v', busKeyFile: '/k' };
+  assert.equal(loadConfig(serveConfigSchema, {}, {}).metricsAddress, undefined);
+  assert.equal(loadConfig(apiConfigSchema, needs, {}).metricsAddress, undefined);
+  assert.equal(loadConfig(workerConfigSchema, needs, {}).metricsAddress, undefined);
+  assert.equal(loadConfig(agentConfigSchema, needs, {}).metricsAddress, undefined);
+  assert.equal(loadConfig(workerConfigSchema, { ...needs, metricsAddress: '127.0.0.1:9180' }, {}).metricsAddress, '127.0.0.1:9180');
+  assert.equal(loadConfig(agentConfigSchema, needs, { COFFER_METRICS_ADDRESS: '[::1]:9181' }).metricsAddress, '[::1]:9181');
+  const dir = await mkdtemp(join(tmpdir(), 'coffer-config-'));
+  const file = join(dir, 'coffer.json');
+  await writeFile(file, JSON.stringify({ metricsAddress: '0.0.0.0:9182' }));
+  assert.equal(loadConfig(serveConfigSchema, { config: file }, {}).metricsAddress, '0.0.0.0:9182');
+  assert.throws(
+    () => loadConfig(apiConfigSchema, { ...needs, metricsAddress: '9180' }, {}),
+    (err: unknown) => err instanceof CofferError && /metricsAddress: not host:port, e\.g\. 127\.0\.0\.1:9180/.test(err.message),
+  );
+});

@@ -25,3 +25,12 @@ test('serve, api and agent help give the data directory default as root too', as
   const serve = await runCli(['serve', '--help']);
   assert.match(serve.stdout.replace(/\s+/g, ' '), /--max-volume-size <gb> largest volume one instance may have, default 10 \(env COFFER_MAX_VOLUME_SIZE\)/);
 });
+
+test('every role\'s help offers --metrics-address, off unless given', async () => {
+  for (const role of ['serve', 'api', 'taskmanager', 'conductor', 'agent']) {
+    const help = await runCli([role, '--help']);
+    assert.equal(help.code, 0, help.stderr);
+    const text = help.stdout.replace(/\s+/g, ' ');
+    assert.match(text, /--metrics-address <host:port> serve \/metrics \(Prometheus\), \/healthz and \/readyz for the operator on this address, e\.g\. 127\.0\.0\.1:9180; default none \(env COFFER_METRICS_ADDRESS\)/, `${role} --help`);
+  }
+});
