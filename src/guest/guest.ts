@@ -433,6 +433,14 @@ class GuestAgent implements Guest {
     const adopting = this.adopting;
     this.adopting = false;
     if (health !== 'stopped' || this.desired === 'stopped') this.restartFailure = undefined;
+    if (this.desired === 'stopped' && health !== 'stopped') {
+      // Its owner stopped it (or an admin did): an engine found running anyway (a stop cut short
+      // by the host going down, a start from outside Coffer) is stopped again, so that a stopped
+      // instance holds no memory, whatever adoption finds.
+      this.logger.warn({ pid: await this.engine.processId() }, 'engine runs but should be stopped: stopping it');
+      await this.engine.stop();
+      return this.heartbeat('SHUTDOWN');
+    }
     if (health === 'healthy') return this.heartbeat('HEALTHY');
     if (health === 'running') return this.heartbeat('RUNNING');
     if (this.desired === 'stopped') return this.heartbeat('SHUTDOWN');
