@@ -432,6 +432,8 @@ class GuestAgent implements Guest {
     const health = await this.engine.health();
     const adopting = this.adopting;
     this.adopting = false;
+    // what a host that came back found, and what it will make of it (operators, and tests, read it)
+    if (adopting) this.logger.info({ health, desired: this.desired }, 'instance adopted');
     if (health !== 'stopped' || this.desired === 'stopped') this.restartFailure = undefined;
     if (this.desired === 'stopped' && health !== 'stopped') {
       // Its owner stopped it (or an admin did): an engine found running anyway (a stop cut short
