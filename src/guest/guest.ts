@@ -670,7 +670,9 @@ class GuestAgent implements Guest {
     this.requirePrepared();
     log.info('stopping the engine');
     await this.setDesired('stopped');
+    this.progress('stopping', 20);
     await this.engine.stop();
+    this.progress('stopped', 100);
     await this.heartbeat('SHUTDOWN');
     return {};
   }
@@ -679,7 +681,9 @@ class GuestAgent implements Guest {
     this.requirePrepared();
     log.info('starting the engine');
     await this.setDesired('running');
+    this.progress('starting', 20);
     await this.engine.start();
+    this.progress('ready', 100);
     await this.heartbeat('HEALTHY');
     return {};
   }

@@ -81,5 +81,15 @@ describe('a guest starting on an instance its host recorded as stopped', () => {
     await guest.rpc.startDb({});
     assert.equal(guest.beats.at(-1)?.status, 'HEALTHY');
     assert.ok(engineProcesses().length > 0);
+    // a stop asked from now on: the engine is gone when the guest answers, and both said how far they got
+    await guest.rpc.stopDb({});
+    assert.equal(guest.beats.at(-1)?.status, 'SHUTDOWN');
+    assert.deepEqual(engineProcesses(), []);
+    assert.deepEqual(guest.progress, [
+      { step: 'starting', percent: 20 },
+      { step: 'ready', percent: 100 },
+      { step: 'stopping', percent: 20 },
+      { step: 'stopped', percent: 100 },
+    ]);
   });
 });
