@@ -1,5 +1,6 @@
 // test-lane: parallel (coffer serve on a loopback range, a port and a data directory of its own; it checks processes under its own instances' directories only)
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -16,7 +17,7 @@ import { startServe, type ServeRun } from './serve-run.js';
 // Stop and start (issue 13) end to end on every engine: `coffer serve` with a real PostgreSQL,
 // MariaDB and Redis instance; each stopped (Redis through the CLI), found SHUTOFF with no process
 // under its directory, still stopped after `coffer serve` restarts and adopts it, then started
-// again with its data and its address.
+// again with its data and its address; one deleted while stopped.
 
 const adminPassword = 'StopStart-admin-pass-1234';
 const userPassword = 'StopStart-user-pass-1234';
@@ -195,10 +196,15 @@ test('stop and start on PostgreSQL, MariaDB and Redis: data, address and stop ke
     assert.ok(processesOf(ids[i]!).length > 0);
   }
 
+  // a stopped instance is deleted as a running one is: nothing of it is left
+  const redisId = ids[2]!;
+  assert.equal((await call('POST', `/instances/${redisId}/action`, { stop: {} })).status, 202);
+  await shutoff(redisId);
   for (const id of ids) {
     assert.equal((await call('DELETE', `/instances/${id}`)).status, 202);
     await waitForInstance(admin, id, (_i, status) => status === 404, 120_000);
     assert.deepEqual(processesOf(id), []);
+    assert.equal(existsSync(join(run.dataDir.path, 'instances', id)), false, 'the instance directory is removed');
     created.delete(id);
   }
 });
