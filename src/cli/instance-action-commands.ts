@@ -12,8 +12,9 @@ import { collect, positiveInteger, positiveSeconds } from './option-parsers.js';
 import { openSession } from './session.js';
 import { printJson } from './table-format.js';
 
-// The instance actions (Trove's POST /instances/{id}/action and PUT /instances/{id}): each sends
-// its request, then follows the instance until its task ends, showing progress as create does.
+// The instance actions (Trove's POST /instances/{id}/action, Coffer's stop and start, and PUT
+// /instances/{id}): each sends its request, then follows the instance until its task ends,
+// showing progress as create does.
 
 const defaultTimeoutSeconds = 300;
 
@@ -139,6 +140,34 @@ export function registerInstanceActionCommands(instance: Command, io: CliIo): vo
           what: 'Restart',
           send: (client) => client.post(actionPath(id), { restart: {} }),
           done: () => `Instance ${name} restarted.`,
+        })),
+      ),
+  );
+
+  // Coffer's stop and start: the instance keeps its data, address and quota while stopped
+  withWaitOptions(
+    instance
+      .command('stop <id-or-name>')
+      .description('Stop the database engine of an instance until `instance start`: it keeps its data, address and quota, and uses no memory'),
+  ).action((idOrName: string, flags: WaitFlags) =>
+    runAction(io, () =>
+      runInstanceAction(io, idOrName, flags, ({ id, name }) => ({
+        doing: `Stopping ${name}`,
+        what: 'Stop',
+        send: (client) => client.post(actionPath(id), { stop: {} }),
+        done: (after) => (after.status === 'SHUTOFF' ? `Instance ${name} stopped; \`coffer instance start ${name}\` starts it again.` : undefined),
+      })),
+    ),
+  );
+
+  withWaitOptions(instance.command('start <id-or-name>').description('Start a stopped instance again, on the data it had')).action(
+    (idOrName: string, flags: WaitFlags) =>
+      runAction(io, () =>
+        runInstanceAction(io, idOrName, flags, ({ id, name }) => ({
+          doing: `Starting ${name}`,
+          what: 'Start',
+          send: (client) => client.post(actionPath(id), { start: {} }),
+          done: (after) => (after.status === 'ACTIVE' ? `Instance ${name} started.` : undefined),
         })),
       ),
   );

@@ -15,7 +15,12 @@ export type TaskStatusName =
   | 'UPDATING_ERROR_ACCESS'
   | 'BUILDING_ERROR_SERVER'
   | 'BUILDING_ERROR_TIMEOUT_GA'
-  | 'DELETING_ERROR';
+  | 'DELETING_ERROR'
+  // Coffer's stop and start (issue 13): STOPPED is where a stopped instance rests, as an instance
+  // rests in RESTART_REQUIRED, until its owner starts it; the other two are the actions running.
+  | 'STOPPING'
+  | 'STOPPED'
+  | 'STARTING';
 
 /** Trove's service statuses (reference 3.1), stored by name. */
 export type ServiceStatusName =
@@ -230,6 +235,9 @@ export type TaskKind =
   | 'resize_volume'
   | 'update_access'
   | 'apply_configuration'
+  // Coffer's stop and start of an instance's engine
+  | 'stop'
+  | 'start'
   // the subject of a backup task is its instance; of a backup deletion, the backup
   | 'create_backup'
   | 'delete_backup'

@@ -437,7 +437,17 @@ class GuestAgent implements Guest {
     const health = await this.engine.health();
     const adopting = this.adopting;
     this.adopting = false;
+    // what a host that came back found, and what it will make of it (operators, and tests, read it)
+    if (adopting) this.logger.info({ health, desired: this.desired }, 'instance adopted');
     if (health !== 'stopped' || this.desired === 'stopped') this.restartFailure = undefined;
+    if (this.desired === 'stopped' && health !== 'stopped') {
+      // Its owner stopped it (or an admin did): an engine found running anyway (a stop cut short
+      // by the host going down, a start from outside Coffer) is stopped again, so that a stopped
+      // instance holds no memory, whatever adoption finds.
+      this.logger.warn({ pid: await this.engine.processId() }, 'engine runs but should be stopped: stopping it');
+      await this.engine.stop();
+      return this.heartbeat('SHUTDOWN');
+    }
     if (health === 'healthy') return this.heartbeat('HEALTHY');
     if (health === 'running') return this.heartbeat('RUNNING');
     if (this.desired === 'stopped') return this.heartbeat('SHUTDOWN');
@@ -667,7 +677,9 @@ class GuestAgent implements Guest {
     this.requirePrepared();
     log.info('stopping the engine');
     await this.setDesired('stopped');
+    this.progress('stopping', 20);
     await this.engine.stop();
+    this.progress('stopped', 100);
     await this.heartbeat('SHUTDOWN');
     return {};
   }
@@ -676,7 +688,9 @@ class GuestAgent implements Guest {
     this.requirePrepared();
     log.info('starting the engine');
     await this.setDesired('running');
+    this.progress('starting', 20);
     await this.engine.start();
+    this.progress('ready', 100);
     await this.heartbeat('HEALTHY');
     return {};
   }

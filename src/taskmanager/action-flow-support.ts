@@ -1,6 +1,6 @@
 import { createRpcClient, guestContract, guestTopic, type RequestContext, type RpcClient, type Transport } from '../bus/index.js';
 import { CofferError, errors, newUuid, sleep, type Logger } from '../common/index.js';
-import type { InstancePatch, InstanceRow, StateStore, TaskStatusName } from '../db/index.js';
+import type { InstancePatch, InstanceRow, ServiceStatusName, StateStore, TaskStatusName } from '../db/index.js';
 import { engineFailed, engineState, retryTransient } from './flow-support.js';
 import type { InstanceWaiter } from './instance-waiter.js';
 import type { TaskHandle } from './task-runner.js';
@@ -82,6 +82,8 @@ export async function recordApplied(deps: Pick<ActionFlowDeps, 'store'>, instanc
  * instance is still in `expected`. The database being away is waited out (until the lease is
  * lost; the worker that takes the task over ends it then): an action never leaves its instance
  * in its task status for good. Returns whether the instance was still the action's.
+ * `serviceStatus`: what the guest answered the engine is now, written with the end (a stop's
+ * SHUTDOWN replaces a RESTART_REQUIRED that heartbeats never overwrite).
  */
 export async function endAction(
   deps: ActionFlowDeps,
@@ -89,12 +91,14 @@ export async function endAction(
   expected: TaskStatusName,
   patch: InstancePatch,
   fault?: string,
+  serviceStatus?: ServiceStatusName,
 ): Promise<boolean> {
   const instanceId = handle.task.instanceId;
   for (;;) {
     try {
       return await deps.store.transaction(async (tx) => {
         if (!(await tx.instances.updateIfTask(instanceId, [expected], patch))) return false;
+        if (serviceStatus !== undefined) await tx.serviceStatuses.set({ instanceId, status: serviceStatus, updatedAt: new Date() });
         if (fault !== undefined) {
           await tx.faults.record({ id: newUuid(), instanceId, message: fault.slice(0, 255), details: fault, createdAt: new Date() });
         }

@@ -1,5 +1,5 @@
 // The taskmanager role: runs every operation that takes longer than a request (create, delete,
-// restart, resize, access updates, configuration groups, backups and their verification)
+// restart, stop, start, resize, access updates, configuration groups, backups and their verification)
 // as a durable task with a lease, so that any taskmanager can resume what a dead one started.
 // It also runs backup schedules and their retention (backup-scheduler.ts).
 import { hostname } from 'node:os';
@@ -20,6 +20,8 @@ import { deleteInstanceFlow } from './delete-instance-flow.js';
 import { resizeFlavorFlow } from './resize-flavor-flow.js';
 import { resizeVolumeFlow } from './resize-volume-flow.js';
 import { restartInstanceFlow } from './restart-instance-flow.js';
+import { startInstanceFlow } from './start-instance-flow.js';
+import { stopInstanceFlow } from './stop-instance-flow.js';
 import { updateAccessFlow } from './update-access-flow.js';
 import { verifyBackupFlow } from './verify-backup-flow.js';
 import { InstanceWaiter } from './instance-waiter.js';
@@ -122,6 +124,8 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
       create_instance: createInstanceFlow(deps),
       delete_instance: deleteInstanceFlow(deps),
       restart: restartInstanceFlow(deps),
+      stop: stopInstanceFlow(deps),
+      start: startInstanceFlow(deps),
       resize_flavor: resizeFlavorFlow(deps),
       resize_volume: resizeVolumeFlow(deps),
       update_access: updateAccessFlow(deps),

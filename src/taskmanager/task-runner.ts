@@ -46,6 +46,8 @@ const instanceTaskKinds: ReadonlySet<TaskKind> = new Set<TaskKind>([
   'update_access',
   'apply_configuration',
   'create_backup',
+  'stop',
+  'start',
 ]);
 
 class LeaseLost extends Error {

@@ -442,7 +442,7 @@ describe('POST /instances/{id}/action (any action)', () => {
   });
 
   const invalid: [string, unknown, string | RegExp][] = [
-    ['an unknown action', { reboot: {} }, 'Invalid instance action: reboot. Expected one of restart, resize, reset_status, promote_to_replica_source, eject_replica_source.'],
+    ['an unknown action', { reboot: {} }, 'Invalid instance action: reboot. Expected one of restart, resize, reset_status, promote_to_replica_source, eject_replica_source, stop, start.'],
     ['no action', {}, /^No action given/],
     ['two actions', { restart: {}, reset_status: {} }, 'Only one action may be performed at a time, not restart and reset_status.'],
     ['restart not an object', { restart: 1 }, /^Validation error: restart /],

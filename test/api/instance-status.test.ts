@@ -15,8 +15,13 @@ test('a running task decides the status, whatever the guest reports', () => {
     ['REBOOTING', 'REBOOT'],
     ['RESIZING', 'RESIZE'],
     ['RESTART_REQUIRED', 'RESTART_REQUIRED'],
+    // Coffer's stop and start: a stopped instance is SHUTOFF whatever the guest reports, and no backup shows over it
+    ['STOPPING', 'STOPPING'],
+    ['STOPPED', 'SHUTOFF'],
+    ['STARTING', 'STARTING'],
   ];
   for (const [task, expected] of cases) assert.equal(instanceStatus(task, 'HEALTHY'), expected, task);
+  assert.equal(instanceStatus('STOPPED', 'SHUTDOWN', true), 'SHUTOFF');
 });
 
 test('with no task the service status stands in for the server status', () => {
@@ -57,6 +62,11 @@ test('operating_status is the service api status only with no task and an ACTIVE
   assert.equal(op('BUILDING', 'HEALTHY'), '');
   assert.equal(op('REBOOTING', 'HEALTHY'), '');
   assert.equal(op('DELETING', 'SHUTDOWN'), '');
+  // a stopped instance rests: its guest's word shows, as with no task
+  assert.equal(op('STOPPED', 'SHUTDOWN'), 'SHUTDOWN');
+  assert.equal(op('STOPPED', 'SHUTDOWN', stale), 'ERROR', 'a silent guest');
+  assert.equal(op('STOPPING', 'HEALTHY'), '');
+  assert.equal(op('STARTING', 'HEALTHY'), '');
 });
 
 test('a heartbeat older than the expiry shows operating_status ERROR, except while a restart is required', () => {

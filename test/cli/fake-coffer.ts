@@ -285,7 +285,13 @@ export class FakeCoffer {
   }
 
   private act(instance: FakeInstance, body: unknown, send: Send, fail: (fault: keyof typeof faults, message: string) => void) {
-    const action = (body ?? {}) as { restart?: unknown; resize?: { flavorRef?: string; volume?: { size?: number } }; reset_status?: unknown };
+    const action = (body ?? {}) as {
+      restart?: unknown;
+      resize?: { flavorRef?: string; volume?: { size?: number } };
+      reset_status?: unknown;
+      stop?: unknown;
+      start?: unknown;
+    };
     // The instance's name picks its fate: one named "broken" fails its action as Trove's do,
     // with no task and a new fault.
     const failed = String(instance.base.name).includes('broken') ? { fault: actionFault } : {};
@@ -300,6 +306,24 @@ export class FakeCoffer {
     } else if (action.resize?.volume !== undefined) {
       instance.base.volume = { size: action.resize.volume.size };
       this.follow(instance, { status: 'RESIZE', operating_status: '' }, failed);
+    } else if (action.stop !== undefined) {
+      // Coffer's stop: STOPPING, then SHUTOFF with the guest's SHUTDOWN; one that fails is ACTIVE again with a fault
+      instance.states = [
+        { status: 'STOPPING', operating_status: '' },
+        'fault' in failed ? { ...activeState(), ...failed } : { status: 'SHUTOFF', operating_status: 'SHUTDOWN' },
+      ];
+      instance.polls = 0;
+    } else if (action.start !== undefined) {
+      const current = instance.states.at(-1);
+      if (current?.status !== 'SHUTOFF') {
+        return fail('conflict', `Instance ${instance.id} is not currently available for an action to be performed (instance status was ${String(current?.status)}). It is not stopped.`);
+      }
+      // a start that fails leaves it stopped, with a fault
+      instance.states = [
+        { status: 'STARTING', operating_status: '' },
+        'fault' in failed ? { status: 'SHUTOFF', operating_status: 'SHUTDOWN', ...failed } : activeState(),
+      ];
+      instance.polls = 0;
     } else if (action.reset_status !== undefined) {
       instance.states = [{ ...activeState(), operating_status: 'ERROR' }];
       instance.polls = 0;

@@ -3,7 +3,7 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { activeState, loggedInFake, type FakeCoffer } from './fake-coffer.js';
 import { runCli, tempConfigDir } from './run-cli.js';
 
-// coffer instance restart | resize | resize-volume | update | reset-status against a stand-in
+// coffer instance restart | stop | start | resize | resize-volume | update | reset-status against a stand-in
 // API: what each sends, how it follows the task, and how it reports a failed action.
 
 describe('coffer instance actions', () => {
@@ -38,6 +38,42 @@ describe('coffer instance actions', () => {
     assert.equal(result.code, 1);
     assert.match(result.stderr, new RegExp(`Error: Restart of broken-db \\(${id}\\) failed: Restart failed: the engine did not stop\\n`));
     assert.match(result.stderr, /See `coffer instance show/);
+  });
+
+  it('stop posts the action and follows STOPPING until the instance is SHUTOFF; start brings it back ACTIVE', async () => {
+    const id = fake.addInstance('orders');
+    const stopped = await runCli(dir, ['instance', 'stop', 'orders']);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.deepEqual(actionsOf(id), [{ stop: {} }]);
+    assert.match(stopped.stderr, /^Stopping orders: STOPPING \(\d+s\)\nStopping orders: SHUTOFF \/ SHUTDOWN \(\d+s\)\n$/);
+    assert.match(stopped.stdout, /^Instance orders stopped; `coffer instance start orders` starts it again\. \(SHUTOFF \/ SHUTDOWN, \d+\.\d s\)\n$/);
+
+    const started = await runCli(dir, ['instance', 'start', id]);
+    assert.equal(started.code, 0, started.stderr);
+    assert.deepEqual(actionsOf(id), [{ stop: {} }, { start: {} }]);
+    assert.match(started.stderr, /^Starting orders: STARTING \(\d+s\)\nStarting orders: ACTIVE \/ HEALTHY \(\d+s\)\n$/);
+    assert.match(started.stdout, /^Instance orders started\. \(ACTIVE \/ HEALTHY, \d+\.\d s\)\n$/);
+  });
+
+  it("start of an instance that is not stopped shows the API's 409 message and exits 1", async () => {
+    const id = fake.addInstance('orders');
+    const result = await runCli(dir, ['instance', 'start', 'orders']);
+    assert.equal(result.code, 1);
+    assert.equal(
+      result.stderr,
+      `Error: Instance ${id} is not currently available for an action to be performed (instance status was ACTIVE). It is not stopped.\n`,
+    );
+  });
+
+  it('a stop or start that fails exits 1 with the fault', async () => {
+    const id = fake.addInstance('broken-db');
+    const stop = await runCli(dir, ['instance', 'stop', id]);
+    assert.equal(stop.code, 1);
+    assert.match(stop.stderr, new RegExp(`Error: Stop of broken-db \\(${id}\\) failed: Restart failed: the engine did not stop\\n`));
+    fake.addInstance('broken-stopped', [{ status: 'SHUTOFF', operating_status: 'SHUTDOWN' }]);
+    const start = await runCli(dir, ['instance', 'start', 'broken-stopped']);
+    assert.equal(start.code, 1);
+    assert.match(start.stderr, /Error: Start of broken-stopped \(.+\) failed: Restart failed: the engine did not stop\n/);
   });
 
   it('--no-wait returns once the API accepted the action', async () => {

@@ -8,6 +8,7 @@ import { silentLogger, type ConfigurationValue } from '../../src/common/index.js
 import type { CertificateAuthority } from '../../src/agent/index.js';
 import { engineRegistry, type EngineBinary, type EngineDriver, type EngineName, type TlsMaterial } from '../../src/guest/index.js';
 import { rejectsWithCode } from '../support/coffer-errors.js';
+import { processesMentioning } from '../support/processes.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { newTestCa, testCa } from '../support/test-ca.js';
 import { localRunner } from './engine-fixture.js';
@@ -658,10 +659,13 @@ export function runEngineConformance<S extends EngineSession>(fixture: EngineCon
     test('stops and starts, reporting health and process id, keeping the data', async () => {
       const first = await driver.processId();
       assert.ok(first !== undefined);
+      assert.ok(processesMentioning(dir).includes(first), 'the engine is found by its instance directory');
       await driver.stop();
       assert.equal(await driver.health(), 'stopped');
       assert.equal(await driver.processId(), undefined);
       assert.equal(isAlive(first), false);
+      // a stopped instance holds no memory: nothing of its engine (workers, helpers) runs on
+      assert.deepEqual(processesMentioning(dir), [], 'no process runs under the instance directory');
       await refused({ user: tenant.user, password: tenant.password, database: tenantDatabase });
       await driver.stop();
       await driver.start();

@@ -24,7 +24,7 @@ import { fakeGuestHandlers } from '../support/fake-guest.js';
 import { activePostgresql15 } from './datastore-fixture.js';
 import { eventually } from '../support/wait.js';
 
-// The restart, resize and access flows inside one process: the real taskmanager and conductor
+// The restart, stop, start, resize and access flows inside one process: the real taskmanager and conductor
 // over a SQLite store and the in-process bus, with a fake guest that answers and heartbeats as
 // the real one does. Each test writes what the API writes (the task status and a pending task
 // row) and wakes the taskmanager.
@@ -90,7 +90,7 @@ async function serveGuest(instanceId: string, overrides: Partial<RpcHandlers<typ
   guests.push(await serveRpc(transport, guestContract, guestTopic(instanceId), fakeGuestHandlers(overrides)));
 }
 
-function heartbeat(instanceId: string, status: 'RESTARTING' | 'HEALTHY' | 'FAILED', message?: string): Promise<void> {
+function heartbeat(instanceId: string, status: 'RESTARTING' | 'HEALTHY' | 'FAILED' | 'SHUTDOWN', message?: string): Promise<void> {
   return createRpcClient(transport, conductorContract, conductorTopic).heartbeat({ instanceId, status, ...(message === undefined ? {} : { message }) });
 }
 
@@ -457,4 +457,106 @@ test('an attach whose group was deleted meanwhile returns the instance to its pr
     (await store.faults.latest(id))?.message,
     `Applying the configuration failed: Configuration group with ID ${gone} could not be found: it was deleted. The instance keeps configuration group ${previous} and the values it ran with.`,
   );
+});
+
+test('stop: the guest stops the engine; the instance rests STOPPED with the service SHUTDOWN, even after a pending restart', async () => {
+  const id = await runningInstance();
+  // a configuration change waits for a restart: heartbeats never overwrite that status
+  await store.serviceStatuses.set({ instanceId: id, status: 'RESTART_REQUIRED', updatedAt: new Date() });
+  let stops = 0;
+  let statusDuringStop: string | undefined;
+  await serveGuest(id, {
+    stopDb: async () => {
+      stops += 1;
+      statusDuringStop = (await store.instances.get(id))?.taskStatus;
+      await heartbeat(id, 'SHUTDOWN');
+      return {};
+    },
+  });
+  const taskId = await requestAction(id, 'stop', 'STOPPING', { requestId: 'req-stop', resumeTask: 'RESTART_REQUIRED' });
+  assert.equal((await endedTask(taskId)).state, 'done');
+  assert.equal(stops, 1);
+  assert.equal(statusDuringStop, 'STOPPING');
+  const instance = await store.instances.get(id);
+  assert.equal(instance?.taskStatus, 'STOPPED');
+  assert.equal(instance?.taskStartTime, null);
+  assert.equal((await store.serviceStatuses.get(id))?.status, 'SHUTDOWN');
+  assert.equal(await store.faults.latest(id), undefined);
+});
+
+test('a stop resumed after the guest answered does not ask it again', async () => {
+  const id = await runningInstance();
+  let stops = 0;
+  await serveGuest(id, {
+    stopDb: async () => {
+      stops += 1;
+      return {};
+    },
+  });
+  const taskId = await requestAction(id, 'stop', 'STOPPING', {}, { step: 'stopped' });
+  assert.equal((await endedTask(taskId)).state, 'done');
+  assert.equal(stops, 0);
+  assert.equal((await store.instances.get(id))?.taskStatus, 'STOPPED');
+});
+
+test('a stop the guest fails has the engine run again and returns the instance to where it was, with a fault', async () => {
+  const id = await runningInstance();
+  const calls: string[] = [];
+  await serveGuest(id, {
+    stopDb: async () => {
+      calls.push('stopDb');
+      throw new CofferError('EngineError', 'postgres did not stop within 60 s');
+    },
+    startDb: async () => {
+      calls.push('startDb');
+      return {};
+    },
+  });
+  const taskId = await requestAction(id, 'stop', 'STOPPING', { resumeTask: 'RESTART_REQUIRED' });
+  assert.equal((await endedTask(taskId)).state, 'failed');
+  assert.deepEqual(calls, ['stopDb', 'startDb'], 'the guest is told to supervise the engine as before');
+  assert.equal((await store.instances.get(id))?.taskStatus, 'RESTART_REQUIRED', 'the pending restart stays pending');
+  assert.equal((await store.faults.latest(id))?.message, 'Stop failed: postgres did not stop within 60 s');
+});
+
+test('start: the guest starts the engine, and the task ends once the conductor has a healthy heartbeat', async () => {
+  const id = await runningInstance();
+  await store.instances.update(id, { taskStatus: 'STOPPED' });
+  await store.serviceStatuses.set({ instanceId: id, status: 'SHUTDOWN', updatedAt: new Date() });
+  let starts = 0;
+  await serveGuest(id, {
+    startDb: async () => {
+      starts += 1;
+      await heartbeat(id, 'HEALTHY');
+      return {};
+    },
+  });
+  const taskId = await requestAction(id, 'start', 'STARTING', { requestId: 'req-start' });
+  assert.equal((await endedTask(taskId)).state, 'done');
+  assert.equal(starts, 1);
+  assert.equal((await store.instances.get(id))?.taskStatus, 'NONE');
+  assert.equal((await store.serviceStatuses.get(id))?.status, 'HEALTHY');
+  assert.equal(await store.faults.latest(id), undefined);
+});
+
+test('a start the guest fails keeps the instance stopped, with a fault, so that it can be started again', async () => {
+  const id = await runningInstance();
+  await store.serviceStatuses.set({ instanceId: id, status: 'SHUTDOWN', updatedAt: new Date() });
+  const calls: string[] = [];
+  await serveGuest(id, {
+    startDb: async () => {
+      calls.push('startDb');
+      throw new CofferError('EngineError', 'postgres: could not bind to 127.95.0.9:5432');
+    },
+    stopDb: async () => {
+      calls.push('stopDb');
+      return {};
+    },
+  });
+  const taskId = await requestAction(id, 'start', 'STARTING', {});
+  assert.equal((await endedTask(taskId)).state, 'failed');
+  assert.deepEqual(calls, ['startDb', 'stopDb'], 'the guest is told to keep the engine stopped again');
+  assert.equal((await store.instances.get(id))?.taskStatus, 'STOPPED');
+  assert.equal((await store.serviceStatuses.get(id))?.status, 'SHUTDOWN');
+  assert.equal((await store.faults.latest(id))?.message, 'Start failed: postgres: could not bind to 127.95.0.9:5432');
 });

@@ -37,7 +37,7 @@ function runner(workerId: string, flow: Flow, leaseMs = 300): TaskRunner {
     workerId,
     leaseMs,
     sweepIntervalMs: 50,
-    flows: { create_instance: flow, delete_instance: noop, restart: noop, resize_flavor: noop, resize_volume: noop, update_access: noop, apply_configuration: noop, create_backup: noop, delete_backup: noop, verify_backup: noop },
+    flows: { create_instance: flow, delete_instance: noop, restart: noop, stop: noop, start: noop, resize_flavor: noop, resize_volume: noop, update_access: noop, apply_configuration: noop, create_backup: noop, delete_backup: noop, verify_backup: noop },
   });
 }
 
@@ -179,6 +179,8 @@ test('a task whose end could not be recorded is resumed and ends done, never mar
       create_instance: async () => void runs++,
       delete_instance: async () => undefined,
       restart: async () => undefined,
+      stop: async () => undefined,
+      start: async () => undefined,
       resize_flavor: async () => undefined,
       resize_volume: async () => undefined,
       update_access: async () => undefined,

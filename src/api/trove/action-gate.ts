@@ -26,7 +26,17 @@ export function notAvailable(instanceId: string, statusType: 'instance' | 'task'
   );
 }
 
+/** Trove's gate on a stopped instance: its wording, and what to do about it. */
+export function stoppedInstance(instanceId: string): CofferError {
+  return new CofferError(
+    'UnprocessableEntity',
+    `Instance ${instanceId} is not currently available for an action to be performed (instance status was SHUTOFF). ` +
+      'It is stopped: start it first.',
+  );
+}
+
 export function validateCanPerformAction({ instance, service, now, heartbeatExpirySeconds, backupRunning }: GateInput): void {
+  if (instance.taskStatus === 'STOPPED') throw stoppedInstance(instance.id);
   const server = serverStatusOf(service?.status);
   if (server === 'BUILD' || server === 'ERROR') throw notAvailable(instance.id, 'instance', server);
   if (instance.taskStatus !== 'NONE' && instance.taskStatus !== 'RESTART_REQUIRED') {
@@ -42,8 +52,49 @@ export function validateCanPerformAction({ instance, service, now, heartbeatExpi
 }
 
 /** The gate for `instance` as the store has it now: its service status and whether a backup of it runs. */
-export async function gateAction(store: Repositories, instance: InstanceRow, heartbeatExpirySeconds: number): Promise<void> {
-  validateCanPerformAction({
+export function gateAction(store: Repositories, instance: InstanceRow, heartbeatExpirySeconds: number): Promise<void> {
+  return gateWith(store, instance, heartbeatExpirySeconds, validateCanPerformAction);
+}
+
+// Coffer's stop and start (issue 13) answer a state that does not allow them with 409 Conflict,
+// in the words of Trove's gate: they are ours, and a conflict is what they meet (the instance is
+// already stopped, or not yet). Trove's own actions keep Trove's 422.
+
+function conflict(instanceId: string, status: string, hint = ''): CofferError {
+  return new CofferError('Conflict', `Instance ${instanceId} is not currently available for an action to be performed (instance status was ${status}).${hint}`);
+}
+
+/**
+ * Stop: an ACTIVE instance (a restart still owed counts: the next start makes it), with a guest
+ * that answers and no backup running; anything else is a conflict.
+ */
+export function validateCanStop(input: GateInput): void {
+  const { instance, service, backupRunning } = input;
+  if (instance.taskStatus === 'STOPPED') throw conflict(instance.id, 'SHUTOFF', ' It is already stopped.');
+  const status = instanceStatus(instance.taskStatus, service?.status, backupRunning);
+  if (status !== 'ACTIVE' && status !== 'RESTART_REQUIRED') throw conflict(instance.id, status);
+  if (service !== undefined && input.now.getTime() - service.updatedAt.getTime() > input.heartbeatExpirySeconds * 1000) {
+    throw conflict(instance.id, status, ` Its guest has not reported for over ${input.heartbeatExpirySeconds} s (operating_status ERROR): nothing would stop the engine.`);
+  }
+  try {
+    validateCanPerformAction(input);
+  } catch (err) {
+    if (err instanceof CofferError && err.code === 'UnprocessableEntity') throw new CofferError('Conflict', err.message);
+    throw err;
+  }
+}
+
+/** Start: only a stopped instance (SHUTOFF). */
+export function validateCanStart(input: GateInput): void {
+  const { instance, service, backupRunning } = input;
+  if (instance.taskStatus === 'STOPPED') return;
+  const status = instanceStatus(instance.taskStatus, service?.status, backupRunning);
+  throw conflict(instance.id, status, status === 'ACTIVE' || status === 'RESTART_REQUIRED' ? ' It is not stopped.' : '');
+}
+
+/** `check` (a gate above) on `instance` as the store has it now. */
+export async function gateWith(store: Repositories, instance: InstanceRow, heartbeatExpirySeconds: number, check: (input: GateInput) => void): Promise<void> {
+  check({
     instance,
     service: await store.serviceStatuses.get(instance.id),
     backupRunning: (await store.backups.running(instance.id)).length > 0,

@@ -9,7 +9,7 @@ import type {
   ServiceStatusRow,
   TaskStatusName,
 } from '../../db/index.js';
-import { notAvailable } from './action-gate.js';
+import { notAvailable, stoppedInstance } from './action-gate.js';
 import { instanceStatus, serverStatusOf, taskAction } from './instance-status.js';
 import { createTaskRow, queueInstanceTask } from './queue-instance-task.js';
 import type { TroveDeps } from './trove-deps.js';
@@ -139,6 +139,8 @@ export async function updateGroup(deps: TroveDeps, group: ConfigurationRow, patc
       const page = await tx.configurations.instances(group.id, { limit: 100, ...(marker === undefined ? {} : { marker }) });
       for (const instance of page.items) {
         const status = instance.taskStatus;
+        // a stopped engine cannot be asked to apply it: the owner starts the instance first
+        if (status === 'STOPPED') throw stoppedInstance(instance.id);
         if (!reapplicable.has(status) || !(await tx.instances.updateIfTask(instance.id, [status], { ...applying('Applying the changed configuration group.'), taskStartTime: now }))) {
           throw notAvailable(instance.id, 'task', taskAction(status));
         }

@@ -3,6 +3,7 @@ import { createRpcClient, guestContract, guestTopic, type RequestContext, type R
 import { CofferError, errors, type EngineCapabilities } from '../../common/index.js';
 import type { DatastoreRow, DatastoreVersionRow, InstanceRow, ServiceStatusName } from '../../db/index.js';
 import type { SchemaTarget } from './database-user-rules.js';
+import { stoppedInstance } from './action-gate.js';
 import { serviceApiStatus } from './instance-status.js';
 import { loadTenantInstance } from './tenant-instance.js';
 import { busContext, type TenantParams, type TroveDeps } from './trove-deps.js';
@@ -65,6 +66,8 @@ export async function loadGuestTarget(
   }
   if (!allowed(version.capabilities)) throw operationNotSupported(version.manager);
 
+  // Trove's "datastore running" check (422), in words that say how to get it running again
+  if (instance.taskStatus === 'STOPPED') throw stoppedInstance(instance.id);
   const service = await store.serviceStatuses.get(instance.id);
   const status: ServiceStatusName = service?.status ?? 'NEW';
   if (!runningStatuses.has(status)) throw notReady(instance.id, status, needs);

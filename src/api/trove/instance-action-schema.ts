@@ -20,6 +20,9 @@ const actionSchemas = {
   reset_status: z.object({ reset_status: z.looseObject({ force_delete: z.boolean().optional() }).nullable() }),
   promote_to_replica_source: z.object({ promote_to_replica_source: anyOptions }),
   eject_replica_source: z.object({ eject_replica_source: anyOptions }),
+  // Coffer's (issue 13), in the shape of Trove's restart
+  stop: z.object({ stop: z.looseObject({}) }),
+  start: z.object({ start: z.looseObject({}) }),
 };
 
 export type InstanceAction =
@@ -28,7 +31,9 @@ export type InstanceAction =
   | { kind: 'resize_volume'; sizeGb: number }
   | { kind: 'reset_status'; forceDelete: boolean }
   | { kind: 'promote_to_replica_source' }
-  | { kind: 'eject_replica_source' };
+  | { kind: 'eject_replica_source' }
+  | { kind: 'stop' }
+  | { kind: 'start' };
 
 const actionNames = Object.keys(actionSchemas) as (keyof typeof actionSchemas)[];
 
@@ -70,5 +75,11 @@ export function parseInstanceAction(body: unknown): InstanceAction {
     case 'eject_replica_source':
       parseTroveBody(actionSchemas.eject_replica_source, body);
       return { kind: 'eject_replica_source' };
+    case 'stop':
+      parseTroveBody(actionSchemas.stop, body);
+      return { kind: 'stop' };
+    case 'start':
+      parseTroveBody(actionSchemas.start, body);
+      return { kind: 'start' };
   }
 }

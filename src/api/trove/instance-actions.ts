@@ -1,7 +1,14 @@
-import type { RequestContext, ResizeFlavorTaskPayload, ResizeVolumeTaskPayload, RestartTaskPayload } from '../../bus/index.js';
+import type {
+  RequestContext,
+  ResizeFlavorTaskPayload,
+  ResizeVolumeTaskPayload,
+  RestartTaskPayload,
+  StartTaskPayload,
+  StopTaskPayload,
+} from '../../bus/index.js';
 import { CofferError } from '../../common/index.js';
 import { runningBackupStates, type InstanceRow, type Repositories } from '../../db/index.js';
-import { gateAction } from './action-gate.js';
+import { gateAction, gateWith, validateCanStart, validateCanStop } from './action-gate.js';
 import { flavorIdOf } from './create-instance.js';
 import type { InstanceAction } from './instance-action-schema.js';
 import { queueInstanceTask } from './queue-instance-task.js';
@@ -115,6 +122,40 @@ export async function performInstanceAction(
 
     case 'eject_replica_source':
       throw new CofferError('BadRequest', `Instance ${instance.id} is not a replica source.`);
+
+    // Coffer's stop and start: the instance keeps its directory, data, address and quota (its
+    // row stays as it is), only its engine stops; STOPPED keeps every other action off it.
+    case 'stop': {
+      const check = (current: InstanceRow, store: Repositories = deps.store) => gateWith(store, current, deps.heartbeatExpirySeconds, validateCanStop);
+      await check(instance);
+      return queueInstanceTask(
+        deps,
+        instance,
+        {
+          kind: 'stop',
+          patch: { taskStatus: 'STOPPING', taskDescription: 'Stopping the instance.' },
+          payload: { ...payloadBase, resumeTask } satisfies StopTaskPayload,
+          recheck: check,
+        },
+        context,
+      );
+    }
+
+    case 'start': {
+      const check = (current: InstanceRow, store: Repositories = deps.store) => gateWith(store, current, deps.heartbeatExpirySeconds, validateCanStart);
+      await check(instance);
+      return queueInstanceTask(
+        deps,
+        instance,
+        {
+          kind: 'start',
+          patch: { taskStatus: 'STARTING', taskDescription: 'Starting the instance.' },
+          payload: payloadBase satisfies StartTaskPayload,
+          recheck: check,
+        },
+        context,
+      );
+    }
   }
 }
 

@@ -73,6 +73,14 @@ export function instanceStatus(task: TaskStatusName, service: ServiceStatusName 
       return 'RESTART_REQUIRED';
     case 'DELETING':
       return 'SHUTDOWN';
+    // Coffer's stop and start (issue 13). SHUTOFF is Nova's word for a server its owner stopped
+    // (Trove's own SHUTDOWN means a database that went down, or an instance being deleted).
+    case 'STOPPED':
+      return 'SHUTOFF';
+    case 'STOPPING':
+      return 'STOPPING';
+    case 'STARTING':
+      return 'STARTING';
     default:
       // NONE and UPDATING fall through to a running backup, then the server status, as
       // MIGRATING/UPDATING do in Trove.
@@ -89,9 +97,15 @@ export interface OperatingStatusInput {
   heartbeatExpirySeconds: number;
 }
 
+/** An instance at rest: no task runs, it only waits for its owner (a stopped one to be started). */
+function atRest(task: TaskStatusName, status: string): boolean {
+  return (task === 'NONE' && (status === 'ACTIVE' || status === 'SHUTDOWN')) || (task === 'STOPPED' && status === 'SHUTOFF');
+}
+
 export function operatingStatus(input: OperatingStatusInput): string {
   const { task, status, service } = input;
-  if (task !== 'NONE' || (status !== 'ACTIVE' && status !== 'SHUTDOWN') || service === undefined) return '';
+  // a stopped instance shows its guest's word (SHUTDOWN), or ERROR once the guest fell silent
+  if (!atRest(task, status) || service === undefined) return '';
   // A guest silent for longer than the expiry is reported as failed (not persisted), except
   // while a restart is pending: Trove's FAILED_TIMEOUT_GUESTAGENT read-time override.
   const ageMs = input.now.getTime() - service.updatedAt.getTime();

@@ -1,7 +1,7 @@
 import type { RequestContext, UpdateAccessTaskPayload } from '../../bus/index.js';
 import { CofferError } from '../../common/index.js';
 import type { InstanceAccess, InstanceRow } from '../../db/index.js';
-import { notAvailable, gateAction } from './action-gate.js';
+import { notAvailable, gateAction, stoppedInstance } from './action-gate.js';
 import { changeConfiguration } from './configuration-apply.js';
 import { findVersionOf, versionNotFound } from './datastore-lookup.js';
 import { taskAction } from './instance-status.js';
@@ -91,6 +91,7 @@ async function queueAccessTask(
   // Trove leaves this unchecked; Coffer refuses while another task owns the instance, so that a
   // create, resize or delete is never taken over.
   const check = (current: InstanceRow) => {
+    if (current.taskStatus === 'STOPPED') throw stoppedInstance(current.id);
     if (!accessUpdatable.has(current.taskStatus)) throw notAvailable(current.id, 'task', taskAction(current.taskStatus));
   };
   check(instance);

@@ -84,6 +84,17 @@ export const applyConfigurationTaskPayload = z.object({
 });
 export type ApplyConfigurationTaskPayload = z.input<typeof applyConfigurationTaskPayload>;
 
+/**
+ * Coffer's stop: the guest stops the engine and keeps it stopped, across its host's restarts,
+ * until a start. A stop that fails returns the instance to the task status it left.
+ */
+export const stopTaskPayload = z.object({ requestId: z.string().optional(), resumeTask });
+export type StopTaskPayload = z.input<typeof stopTaskPayload>;
+
+/** Coffer's start of a stopped instance; a start that fails leaves it stopped. */
+export const startTaskPayload = z.object({ requestId: z.string().optional() });
+export type StartTaskPayload = z.input<typeof startTaskPayload>;
+
 /** A backup of the task's instance (reference 2.9): the backup row says what to take. */
 export const createBackupTaskPayload = z.object({ requestId: z.string().optional(), backupId: z.string() });
 export type CreateBackupTaskPayload = z.input<typeof createBackupTaskPayload>;
