@@ -1,13 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
+import { Kysely, SqliteDialect, type LogConfig, type SqliteDatabase } from 'kysely';
 import type { Database } from './schema.js';
 
 /** How long a statement waits for another process's write lock before SQLITE_BUSY. */
 export const sqliteBusyTimeoutMs = 5000;
 
-export function connectSqlite(path: string): Kysely<Database> {
+export function connectSqlite(path: string, log?: LogConfig): Kysely<Database> {
   if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
   const raw = new BetterSqlite3(path);
   try {
@@ -20,7 +20,7 @@ export function connectSqlite(path: string): Kysely<Database> {
     raw.close();
     throw err;
   }
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: encodingParameters(raw) }) });
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: encodingParameters(raw) }), ...(log === undefined ? {} : { log }) });
 }
 
 // better-sqlite3 binds neither Dates nor booleans. Converting at this one boundary lets the
