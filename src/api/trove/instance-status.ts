@@ -92,9 +92,17 @@ export interface OperatingStatusInput {
 export function operatingStatus(input: OperatingStatusInput): string {
   const { task, status, service } = input;
   if (task !== 'NONE' || (status !== 'ACTIVE' && status !== 'SHUTDOWN') || service === undefined) return '';
-  // A guest silent for longer than the expiry is reported as failed (not persisted), except
-  // while a restart is pending: Trove's FAILED_TIMEOUT_GUESTAGENT read-time override.
-  const ageMs = input.now.getTime() - service.updatedAt.getTime();
-  if (service.status !== 'RESTART_REQUIRED' && ageMs > input.heartbeatExpirySeconds * 1000) return 'ERROR';
-  return serviceApiStatus[service.status];
+  return serviceApiStatus[guestServiceStatus(task, service, input.now, input.heartbeatExpirySeconds)];
+}
+
+/**
+ * The service status a view shows. A guest silent for longer than the expiry is reported as
+ * failed (not persisted) while no task runs, except while a restart is pending: Trove's
+ * FAILED_TIMEOUT_GUESTAGENT read-time override. Read from the last heartbeat's time, so a view
+ * shows a silent guest at once without asking it anything.
+ */
+export function guestServiceStatus(task: TaskStatusName, service: ServiceStatusRow, now: Date, heartbeatExpirySeconds: number): ServiceStatusName {
+  const ageMs = now.getTime() - service.updatedAt.getTime();
+  if (task === 'NONE' && service.status !== 'RESTART_REQUIRED' && ageMs > heartbeatExpirySeconds * 1000) return 'FAILED_TIMEOUT_GUESTAGENT';
+  return service.status;
 }
