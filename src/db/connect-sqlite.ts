@@ -23,16 +23,33 @@ export function connectSqlite(path: string, log?: LogConfig): Kysely<Database> {
   return new Kysely<Database>({ dialect: new SqliteDialect({ database: encodingParameters(raw) }), ...(log === undefined ? {} : { log }) });
 }
 
+/**
+ * Prepared statements kept for reuse, by their text. Kysely asks for a statement on every query,
+ * and preparing cost as much CPU as running on the read path (issue 14); the repositories' texts
+ * are few (an IN list's length makes a text of its own), so the oldest make room past this many.
+ */
+const preparedStatementsKept = 500;
+
 // better-sqlite3 binds neither Dates nor booleans. Converting at this one boundary lets the
 // repositories write the same values on every engine: ISO text keeps times sortable and exact
 // to the millisecond, and 0/1 is what SQLite's booleans are.
 function encodingParameters(raw: BetterSqlite3.Database): SqliteDatabase {
   const encode = (parameters: ReadonlyArray<unknown>) =>
     parameters.map((p) => (p instanceof Date ? p.toISOString() : typeof p === 'boolean' ? Number(p) : p));
+  const prepared = new Map<string, BetterSqlite3.Statement>();
+  const statementFor = (sqlText: string): BetterSqlite3.Statement => {
+    const kept = prepared.get(sqlText);
+    // a statement still iterating rows cannot run again until it is done: that caller gets its own
+    if (kept !== undefined) return kept.busy ? raw.prepare(sqlText) : kept;
+    const statement = raw.prepare(sqlText);
+    prepared.set(sqlText, statement);
+    if (prepared.size > preparedStatementsKept) prepared.delete(prepared.keys().next().value!);
+    return statement;
+  };
   return {
     close: () => raw.close(),
     prepare(sqlText) {
-      const statement = raw.prepare(sqlText);
+      const statement = statementFor(sqlText);
       return {
         reader: statement.reader,
         all: (parameters) => statement.all(encode(parameters)),

@@ -14,8 +14,8 @@ export interface OpenStateStoreOptions {
   logger?: Logger;
   /** apply pending migrations before returning (default true) */
   migrate?: boolean;
-  /** told the text of every statement run, once it ran: lets tests and benchmarks count them */
-  onStatement?: (sql: string) => void;
+  /** told the text of every statement run and how long it took, once it ran: lets tests and benchmarks count them */
+  onStatement?: (sql: string, durationMs: number) => void;
 }
 
 // A role makes few queries at a time; eight connections serve ~20,000 simple queries/s.
@@ -39,10 +39,10 @@ export async function openStateStore(url: string, options: OpenStateStoreOptions
   return new SqlStateStore(db, sqlDialect(dialect));
 }
 
-function statementLog(onStatement: ((sql: string) => void) | undefined): LogConfig | undefined {
+function statementLog(onStatement: OpenStateStoreOptions['onStatement']): LogConfig | undefined {
   if (onStatement === undefined) return undefined;
   return (event) => {
-    if (event.level === 'query') onStatement(event.query.sql);
+    if (event.level === 'query') onStatement(event.query.sql, event.queryDurationMillis);
   };
 }
 
