@@ -619,6 +619,8 @@ export interface BackupRepository {
   running(instanceId: string): Promise<BackupRow[]>;
   /** which of `instanceIds` have a running backup */
   instancesWithRunning(instanceIds: readonly string[]): Promise<Set<string>>;
+  /** the COMPLETED full backups of `instanceIds` (the bases a point-in-time restore can start from), in one statement */
+  completedFullOf(instanceIds: readonly string[]): Promise<BackupRow[]>;
   /** live backups of the project (quota `backups`) */
   countLive(tenantId: string): Promise<number>;
   /** the live backups schedules made (of one schedule when scheduleId is given), newest first */

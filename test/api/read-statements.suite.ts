@@ -8,8 +8,9 @@ import { adminSession, json, memberSession, seedDatastores, startHarness, type H
 // How many SQL statements a read of instances runs, token validation included, counted on the
 // real state database (issue 14): at most 10, and the same for a page of one as for a page of
 // twenty. Every instance has what each view looks up (a status with usage, faults, a running
-// backup, a configuration group, half of them a task with progress, two datastores), so that
-// each look-up runs and a look-up done per instance would show as a count growing with the page.
+// backup, a configuration group, an archived log with a base backup, half of them a task with
+// progress, two datastores), so that each look-up runs and a look-up done per instance would
+// show as a count growing with the page.
 
 /** the most statements a read of instances may run, whatever the page size (issue 14) */
 const maxStatements = 10;
@@ -20,6 +21,8 @@ interface Expected {
   configurationId: string;
   datastore: string;
   resizing: boolean;
+  /** the recoverable window's earliest moment (whole seconds, as shown) */
+  earliest: string;
 }
 
 async function seedInstance(store: StateStore, tenantId: string, n: number, versions: { id: string; name: string }[], groups: string[]): Promise<Expected> {
@@ -62,6 +65,26 @@ async function seedInstance(store: StateStore, tenantId: string, n: number, vers
     createdAt: now,
     updatedAt: now,
   });
+  // a base backup its archived log rolls forward, completed n minutes before the archive's reach
+  const baseId = newUuid();
+  const completed = new Date(Math.floor(now.getTime() / 1000) * 1000 - (n + 1) * 60_000);
+  await store.backups.create({
+    id: baseId,
+    tenantId,
+    instanceId: id,
+    name: `base-${n}`,
+    description: null,
+    datastoreVersionId: version.id,
+    parentId: null,
+    backupType: 'full',
+    state: 'COMPLETED',
+    container: 'c',
+    objectName: `base-${n}`,
+    createdAt: completed,
+    updatedAt: completed,
+  });
+  await store.backups.update(baseId, { facts: { 'wal-prefix': 'wal/', 'completed-at': completed.toISOString() } });
+  await store.instances.recordWalArchived(id, now);
   if (resizing) {
     await store.tasks.create({
       id: newUuid(),
@@ -78,7 +101,7 @@ async function seedInstance(store: StateStore, tenantId: string, n: number, vers
     });
     await store.tasks.recordProgress(id, { step: `step of ${n}`, percent: n, updatedAt: now });
   }
-  return { fault: `fault of ${n}`, configurationId, datastore: version.name, resizing };
+  return { fault: `fault of ${n}`, configurationId, datastore: version.name, resizing, earliest: completed.toISOString().slice(0, 19) };
 }
 
 export function readStatementsSuite(name: string, storeUrl: () => Promise<{ url: string; drop: () => Promise<void> }>): void {
@@ -155,6 +178,7 @@ export function readStatementsSuite(name: string, storeUrl: () => Promise<{ url:
         assert.equal(view.status, want.resizing ? 'RESIZE' : 'BACKUP');
         assert.deepEqual(view.progress === undefined ? undefined : view.progress.step, want.resizing ? `step of ${n}` : undefined);
         assert.equal(view.operating_status, want.resizing ? '' : 'HEALTHY');
+        assert.equal(view.recoverable_window.earliest, want.earliest);
       }
     });
 

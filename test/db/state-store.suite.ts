@@ -978,6 +978,46 @@ export function stateStoreSuite(
       });
     });
 
+    describe('backups of many instances', () => {
+      it('completedFullOf reads the live COMPLETED full backups of the instances named, and instancesWithRunning which have one running', async () => {
+        const [a, b, other] = [instance(), instance(), instance()];
+        for (const i of [a, b, other]) await store.instances.create(i);
+        const made: Record<string, string> = {};
+        const backup = async (name: string, instanceId: string, state: 'COMPLETED' | 'BUILDING' | 'FAILED', backupType: 'full' | 'incremental' = 'full') => {
+          const id = uid();
+          made[name] = id;
+          await store.backups.create({
+            id,
+            tenantId: a.tenantId,
+            instanceId,
+            name,
+            description: null,
+            datastoreVersionId: null,
+            parentId: null,
+            backupType,
+            state,
+            container: 'c',
+            objectName: name,
+            createdAt: at.leapDay,
+            updatedAt: at.leapDay,
+          });
+        };
+        await backup('a-full', a.id, 'COMPLETED');
+        await backup('a-incremental', a.id, 'COMPLETED', 'incremental');
+        await backup('a-running', a.id, 'BUILDING');
+        await backup('a-deleted', a.id, 'COMPLETED');
+        await store.backups.markDeleted(made['a-deleted']!, at.leapDay);
+        await backup('b-full', b.id, 'COMPLETED');
+        await backup('b-failed', b.id, 'FAILED');
+        await backup('other-full', other.id, 'COMPLETED');
+        const found = await store.backups.completedFullOf([a.id, b.id]);
+        assert.deepEqual(found.map((x) => x.name).sort(), ['a-full', 'b-full']);
+        assert.deepEqual(found.find((x) => x.name === 'a-full'), await store.backups.get(made['a-full']!));
+        assert.deepEqual(await store.backups.completedFullOf([]), []);
+        assert.deepEqual([...(await store.backups.instancesWithRunning([a.id, b.id, other.id]))], [a.id]);
+      });
+    });
+
     describe('conductor last seen', () => {
       it('accepts only newer times per instance and method, to the fraction of a millisecond', async () => {
         const id = uid();

@@ -1,11 +1,11 @@
 import type { InstanceRow, Repositories } from '../../db/index.js';
 import type { InstanceViewData } from './instance-views.js';
-import { recoverableWindow } from './point-in-time.js';
+import { recoverableWindows } from './point-in-time.js';
 
 /**
  * Gathers what the views of a page of instances (or of one) show, each kind of row read once for
  * the whole page: a page costs the same few statements whether it holds one instance or twenty
- * (issue 14). Only an instance whose log is archived costs one more, for its recoverable window.
+ * (issue 14), at most 10 with the token's.
  */
 export async function loadInstanceViews(store: Repositories, instances: readonly InstanceRow[]): Promise<InstanceViewData[]> {
   const ids = instances.map((i) => i.id);
@@ -16,7 +16,7 @@ export async function loadInstanceViews(store: Repositories, instances: readonly
     store.faults.latestOf(ids),
     store.configurations.getMany(configurationIds),
     store.backups.instancesWithRunning(ids),
-    Promise.all(instances.map((i) => (i.walArchivedUntil === null ? undefined : recoverableWindow(store, i)))),
+    recoverableWindows(store, instances),
   ]);
   // only an instance with a task in progress (or a backup running) has a task to read progress from
   const busy = instances.filter((i) => i.taskStatus !== 'NONE' || withRunningBackup.has(i.id)).map((i) => i.id);
@@ -24,7 +24,7 @@ export async function loadInstanceViews(store: Repositories, instances: readonly
     store.datastores.getDatastores(unique([...versions.values()].map((v) => v.datastoreId))),
     store.tasks.activeForInstances(busy),
   ]);
-  return instances.map((instance, n) => {
+  return instances.map((instance) => {
     const version = versions.get(instance.datastoreVersionId);
     return {
       instance,
@@ -35,7 +35,7 @@ export async function loadInstanceViews(store: Repositories, instances: readonly
       configuration: instance.configurationId === null ? undefined : configurations.get(instance.configurationId),
       progress: tasks.get(instance.id)?.progress ?? undefined,
       backupRunning: withRunningBackup.has(instance.id),
-      recoverableWindow: windows[n],
+      recoverableWindow: windows.get(instance.id),
     };
   });
 }
