@@ -92,17 +92,20 @@ export interface OperatingStatusInput {
 export function operatingStatus(input: OperatingStatusInput): string {
   const { task, status, service } = input;
   if (task !== 'NONE' || (status !== 'ACTIVE' && status !== 'SHUTDOWN') || service === undefined) return '';
-  return serviceApiStatus[guestServiceStatus(task, service, input.now, input.heartbeatExpirySeconds)];
+  // A guest silent for longer than the expiry is reported as failed (not persisted), except
+  // while a restart is pending: Trove's FAILED_TIMEOUT_GUESTAGENT read-time override.
+  const ageMs = input.now.getTime() - service.updatedAt.getTime();
+  if (service.status !== 'RESTART_REQUIRED' && ageMs > input.heartbeatExpirySeconds * 1000) return 'ERROR';
+  return serviceApiStatus[service.status];
 }
 
 /**
- * The service status a view shows. A guest silent for longer than the expiry is reported as
- * failed (not persisted) while no task runs, except while a restart is pending: Trove's
- * FAILED_TIMEOUT_GUESTAGENT read-time override. Read from the last heartbeat's time, so a view
- * shows a silent guest at once without asking it anything.
+ * The service status the management views show of an instance at rest: a guest silent for
+ * longer than the expiry shows as timed out, as operating_status shows it (the same read-time
+ * override), so a silent guest shows at once without anyone asking it.
  */
-export function guestServiceStatus(task: TaskStatusName, service: ServiceStatusRow, now: Date, heartbeatExpirySeconds: number): ServiceStatusName {
+export function guestServiceStatus(service: ServiceStatusRow, now: Date, heartbeatExpirySeconds: number): ServiceStatusName {
   const ageMs = now.getTime() - service.updatedAt.getTime();
-  if (task === 'NONE' && service.status !== 'RESTART_REQUIRED' && ageMs > heartbeatExpirySeconds * 1000) return 'FAILED_TIMEOUT_GUESTAGENT';
+  if (service.status !== 'RESTART_REQUIRED' && ageMs > heartbeatExpirySeconds * 1000) return 'FAILED_TIMEOUT_GUESTAGENT';
   return service.status;
 }

@@ -39,11 +39,11 @@ function serverView(instance: InstanceRow, service: ServiceStatusRow | undefined
   };
 }
 
-/** the guest's status as views show it: a live instance's silent guest shows as timed out */
+/** the guest's status as views show it: the silent guest of a live instance with no task running shows as timed out */
 function shownServiceStatus(data: InstanceViewData, ctx: InstanceViewContext): ServiceStatusName | undefined {
   const { instance, service } = data;
-  if (service === undefined || instance.deleted) return service?.status;
-  return guestServiceStatus(instance.taskStatus, service, ctx.now, ctx.heartbeatExpirySeconds);
+  if (service === undefined || instance.deleted || instance.taskStatus !== 'NONE') return service?.status;
+  return guestServiceStatus(service, ctx.now, ctx.heartbeatExpirySeconds);
 }
 
 export function mgmtInstanceView(data: InstanceViewData, ctx: InstanceViewContext) {
