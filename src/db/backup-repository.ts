@@ -172,6 +172,19 @@ export class SqlBackupRepository implements BackupRepository {
     return rows.map(toRow);
   }
 
+  async completedFullOf(instanceIds: readonly string[]): Promise<BackupRow[]> {
+    if (instanceIds.length === 0) return [];
+    const rows = await this.ctx.db
+      .selectFrom('backups')
+      .selectAll()
+      .where('instance_id', 'in', [...instanceIds])
+      .where('deleted', '=', false)
+      .where('state', '=', 'COMPLETED')
+      .where('backup_type', '=', 'full')
+      .execute();
+    return rows.map(toRow);
+  }
+
   async instancesWithRunning(instanceIds: readonly string[]): Promise<Set<string>> {
     if (instanceIds.length === 0) return new Set();
     const rows = await this.ctx.db

@@ -76,6 +76,12 @@ export class SqlConfigurationRepository implements ConfigurationRepository {
     return r && toRow(r);
   }
 
+  async getMany(ids: readonly string[]): Promise<Map<string, ConfigurationRow>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.ctx.db.selectFrom('configurations').selectAll().where('id', 'in', [...ids]).where('deleted', '=', false).execute();
+    return new Map(rows.map((r) => [r.id, toRow(r)]));
+  }
+
   async list(filter: { tenantId?: string; limit: number; marker?: string }): Promise<Page<ConfigurationRow>> {
     checkLimit(filter.limit);
     let query = this.ctx.db.selectFrom('configurations').selectAll().where('deleted', '=', false);

@@ -1,4 +1,4 @@
-import { Kysely, MysqlDialect } from 'kysely';
+import { Kysely, MysqlDialect, type LogConfig } from 'kysely';
 import { createPool } from 'mysql2';
 import { createConnection, type ConnectionOptions } from 'mysql2/promise';
 import { CofferError } from '../common/index.js';
@@ -9,7 +9,7 @@ type MysqlTarget = Extract<DatabaseTarget, { engine: 'mysql' }>;
 
 const unknownDatabase = 1049; // ER_BAD_DB_ERROR
 
-export async function connectMysql(target: MysqlTarget, poolSize: number): Promise<Kysely<Database>> {
+export async function connectMysql(target: MysqlTarget, poolSize: number, log?: LogConfig): Promise<Kysely<Database>> {
   const options: ConnectionOptions = {
     host: target.host,
     port: target.port,
@@ -21,7 +21,7 @@ export async function connectMysql(target: MysqlTarget, poolSize: number): Promi
   };
   await ensureDatabase(target, options);
   const pool = createPool({ ...options, database: target.database, connectionLimit: poolSize });
-  return new Kysely<Database>({ dialect: new MysqlDialect({ pool }) });
+  return new Kysely<Database>({ dialect: new MysqlDialect({ pool }), ...(log === undefined ? {} : { log }) });
 }
 
 // Probe first, so a user without CREATE rights can still use a database made for them.

@@ -1,4 +1,4 @@
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, type LogConfig } from 'kysely';
 import pg from 'pg';
 import { CofferError, redactUrl } from '../common/index.js';
 import type { Logger } from '../common/index.js';
@@ -11,12 +11,17 @@ const invalidCatalogName = '3D000';
 const duplicateDatabase = '42P04';
 const uniqueViolation = '23505'; // two CREATE DATABASE racing can also end in this
 
-export async function connectPostgres(target: PostgresTarget, poolSize: number, logger: Logger): Promise<Kysely<Database>> {
+export async function connectPostgres(
+  target: PostgresTarget,
+  poolSize: number,
+  logger: Logger,
+  log?: LogConfig,
+): Promise<Kysely<Database>> {
   await ensureDatabase(target);
   const pool = new pg.Pool({ connectionString: target.url, max: poolSize });
   // An idle client losing its server must not crash the process; the pool replaces it.
   pool.on('error', (err) => logger.warn({ err }, 'idle state database connection failed'));
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...(log === undefined ? {} : { log }) });
 }
 
 // Probe first, so a user without CREATEDB can still use a database made for them.

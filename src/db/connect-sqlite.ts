@@ -1,13 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
+import { Kysely, SqliteDialect, type LogConfig, type SqliteDatabase } from 'kysely';
 import type { Database } from './schema.js';
 
 /** How long a statement waits for another process's write lock before SQLITE_BUSY. */
 export const sqliteBusyTimeoutMs = 5000;
 
-export function connectSqlite(path: string): Kysely<Database> {
+export function connectSqlite(path: string, log?: LogConfig): Kysely<Database> {
   if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
   const raw = new BetterSqlite3(path);
   try {
@@ -20,8 +20,15 @@ export function connectSqlite(path: string): Kysely<Database> {
     raw.close();
     throw err;
   }
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: encodingParameters(raw) }) });
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: encodingParameters(raw) }), ...(log === undefined ? {} : { log }) });
 }
+
+/**
+ * Prepared statements kept for reuse, by their text. Kysely asks for a statement on every query,
+ * and preparing cost as much CPU as running on the read path (issue 14); the repositories' texts
+ * are few (an IN list's length makes a text of its own), so the oldest make room past this many.
+ */
+const preparedStatementsKept = 500;
 
 // better-sqlite3 binds neither Dates nor booleans. Converting at this one boundary lets the
 // repositories write the same values on every engine: ISO text keeps times sortable and exact
@@ -29,10 +36,20 @@ export function connectSqlite(path: string): Kysely<Database> {
 function encodingParameters(raw: BetterSqlite3.Database): SqliteDatabase {
   const encode = (parameters: ReadonlyArray<unknown>) =>
     parameters.map((p) => (p instanceof Date ? p.toISOString() : typeof p === 'boolean' ? Number(p) : p));
+  const prepared = new Map<string, BetterSqlite3.Statement>();
+  const statementFor = (sqlText: string): BetterSqlite3.Statement => {
+    const kept = prepared.get(sqlText);
+    // a statement still iterating rows cannot run again until it is done: that caller gets its own
+    if (kept !== undefined) return kept.busy ? raw.prepare(sqlText) : kept;
+    const statement = raw.prepare(sqlText);
+    prepared.set(sqlText, statement);
+    if (prepared.size > preparedStatementsKept) prepared.delete(prepared.keys().next().value!);
+    return statement;
+  };
   return {
     close: () => raw.close(),
     prepare(sqlText) {
-      const statement = raw.prepare(sqlText);
+      const statement = statementFor(sqlText);
       return {
         reader: statement.reader,
         all: (parameters) => statement.all(encode(parameters)),

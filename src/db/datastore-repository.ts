@@ -99,6 +99,12 @@ export class SqlDatastoreRepository implements DatastoreRepository {
     return r && toDatastore(r);
   }
 
+  async getDatastores(ids: readonly string[]): Promise<Map<string, DatastoreRow>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.ctx.db.selectFrom('datastores').selectAll().where('id', 'in', [...ids]).execute();
+    return new Map(rows.map((r) => [r.id, toDatastore(r)]));
+  }
+
   async getDatastoreByName(name: string): Promise<DatastoreRow | undefined> {
     const r = await this.ctx.db.selectFrom('datastores').selectAll().where('name', '=', name).executeTakeFirst();
     return r && toDatastore(r);
@@ -150,6 +156,12 @@ export class SqlDatastoreRepository implements DatastoreRepository {
       .where('id', '=', id)
       .executeTakeFirst();
     return r && toVersion(r);
+  }
+
+  async getVersions(ids: readonly string[]): Promise<Map<string, DatastoreVersionRow>> {
+    if (ids.length === 0) return new Map();
+    const rows = await this.ctx.db.selectFrom('datastore_versions').selectAll().where('id', 'in', [...ids]).execute();
+    return new Map(rows.map((r) => [r.id, toVersion(r)]));
   }
 
   async getVersionByName(datastoreId: string, name: string): Promise<DatastoreVersionRow | undefined> {

@@ -1,8 +1,14 @@
+import type { Selectable } from 'kysely';
 import { CofferError } from '../common/index.js';
 import { mapConstraintErrors } from './constraint-error.js';
 import type { RepositoryContext } from './repository-context.js';
 import { toDate } from './row-codec.js';
+import type { InstanceFaultsTable } from './schema.js';
 import type { InstanceFaultRepository, InstanceFaultRow } from './state-store.js';
+
+function toRow(r: Selectable<InstanceFaultsTable>): InstanceFaultRow {
+  return { id: r.id, instanceId: r.instance_id, message: r.message, details: r.details, createdAt: toDate(r.created_at) };
+}
 
 export class SqlInstanceFaultRepository implements InstanceFaultRepository {
   constructor(private readonly ctx: RepositoryContext) {}
@@ -36,15 +42,29 @@ export class SqlInstanceFaultRepository implements InstanceFaultRepository {
       .orderBy('id', 'desc')
       .limit(1)
       .executeTakeFirst();
-    return (
-      r && {
-        id: r.id,
-        instanceId: r.instance_id,
-        message: r.message,
-        details: r.details,
-        createdAt: toDate(r.created_at),
-      }
-    );
+    return r && toRow(r);
+  }
+
+  async latestOf(instanceIds: readonly string[]): Promise<Map<string, InstanceFaultRow>> {
+    if (instanceIds.length === 0) return new Map();
+    // each instance's newest only (a failing instance may have many faults): ranked per
+    // instance in the same order as `latest`, which all three engines' window functions do
+    const ranked = this.ctx.db
+      .selectFrom('instance_faults')
+      .selectAll()
+      .select((eb) =>
+        eb.fn
+          .agg<number>('row_number')
+          .over((ob) => ob.partitionBy('instance_id').orderBy('created_at', 'desc').orderBy('id', 'desc'))
+          .as('rank'),
+      )
+      .where('instance_id', 'in', [...instanceIds]);
+    const rows = await this.ctx.db
+      .selectFrom(ranked.as('ranked'))
+      .select(['id', 'instance_id', 'message', 'details', 'created_at'])
+      .where('rank', '=', 1)
+      .execute();
+    return new Map(rows.map((r) => [r.instance_id, toRow(r)]));
   }
 
   async clear(instanceId: string): Promise<void> {

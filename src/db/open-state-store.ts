@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, LogConfig } from 'kysely';
 import { redactUrl, silentLogger, type Logger } from '../common/index.js';
 import { connectMysql } from './connect-mysql.js';
 import { connectPostgres } from './connect-postgres.js';
@@ -14,6 +14,8 @@ export interface OpenStateStoreOptions {
   logger?: Logger;
   /** apply pending migrations before returning (default true) */
   migrate?: boolean;
+  /** told the text of every statement run and how long it took, once it ran: lets tests and benchmarks count them */
+  onStatement?: (sql: string, durationMs: number) => void;
 }
 
 // A role makes few queries at a time; eight connections serve ~20,000 simple queries/s.
@@ -26,7 +28,7 @@ const poolSize = 8;
 export async function openStateStore(url: string, options: OpenStateStoreOptions = {}): Promise<StateStore> {
   const logger = options.logger ?? silentLogger();
   const target = parseDatabaseUrl(url);
-  const { db, dialect } = await connect(target, logger);
+  const { db, dialect } = await connect(target, logger, statementLog(options.onStatement));
   try {
     if (options.migrate !== false) await migrateToLatest(db, dialect, logger);
   } catch (err) {
@@ -37,13 +39,24 @@ export async function openStateStore(url: string, options: OpenStateStoreOptions
   return new SqlStateStore(db, sqlDialect(dialect));
 }
 
-async function connect(target: DatabaseTarget, logger: Logger): Promise<{ db: Kysely<Database>; dialect: DialectName }> {
+function statementLog(onStatement: OpenStateStoreOptions['onStatement']): LogConfig | undefined {
+  if (onStatement === undefined) return undefined;
+  return (event) => {
+    if (event.level === 'query') onStatement(event.query.sql, event.queryDurationMillis);
+  };
+}
+
+async function connect(
+  target: DatabaseTarget,
+  logger: Logger,
+  log: LogConfig | undefined,
+): Promise<{ db: Kysely<Database>; dialect: DialectName }> {
   switch (target.engine) {
     case 'sqlite':
-      return { db: connectSqlite(target.path), dialect: 'sqlite' };
+      return { db: connectSqlite(target.path, log), dialect: 'sqlite' };
     case 'mysql':
-      return { db: await connectMysql(target, poolSize), dialect: 'mysql' };
+      return { db: await connectMysql(target, poolSize, log), dialect: 'mysql' };
     case 'postgres':
-      return { db: await connectPostgres(target, poolSize, logger), dialect: 'postgres' };
+      return { db: await connectPostgres(target, poolSize, logger, log), dialect: 'postgres' };
   }
 }

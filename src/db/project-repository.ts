@@ -8,7 +8,7 @@ import type { ProjectRepository, ProjectRow } from './state-store.js';
 
 type ProjectPatch = Parameters<ProjectRepository['update']>[1];
 
-function toRow(r: Selectable<ProjectsTable>): ProjectRow {
+export function projectFromRow(r: Selectable<ProjectsTable>): ProjectRow {
   return {
     id: r.id,
     name: r.name,
@@ -45,7 +45,7 @@ export class SqlProjectRepository implements ProjectRepository {
 
   async get(id: string): Promise<ProjectRow | undefined> {
     const r = await this.ctx.db.selectFrom('projects').selectAll().where('id', '=', id).executeTakeFirst();
-    return r && toRow(r);
+    return r && projectFromRow(r);
   }
 
   async getByName(name: string, domainId: string): Promise<ProjectRow | undefined> {
@@ -55,7 +55,7 @@ export class SqlProjectRepository implements ProjectRepository {
       .where('name', '=', name)
       .where('domain_id', '=', domainId)
       .executeTakeFirst();
-    return r && toRow(r);
+    return r && projectFromRow(r);
   }
 
   async list(filter: { name?: string; domainId?: string } = {}): Promise<ProjectRow[]> {
@@ -63,7 +63,7 @@ export class SqlProjectRepository implements ProjectRepository {
     if (filter.name !== undefined) query = query.where('name', '=', filter.name);
     if (filter.domainId !== undefined) query = query.where('domain_id', '=', filter.domainId);
     const rows = await query.orderBy('name').orderBy('id').execute();
-    return rows.map(toRow);
+    return rows.map(projectFromRow);
   }
 
   async update(id: string, patch: ProjectPatch): Promise<void> {

@@ -1,6 +1,20 @@
+import type { Selectable } from 'kysely';
 import type { RepositoryContext } from './repository-context.js';
 import { toDate, toNullableDate } from './row-codec.js';
+import type { ServiceStatusesTable } from './schema.js';
 import type { GuestReport, ServiceStatusName, ServiceStatusRepository, ServiceStatusRow } from './state-store.js';
+
+function toRow(r: Selectable<ServiceStatusesTable>): ServiceStatusRow {
+  const measuredAt = toNullableDate(r.volume_measured_at);
+  return {
+    instanceId: r.instance_id,
+    status: r.status as ServiceStatusName,
+    updatedAt: toDate(r.updated_at),
+    // bigint comes back as text from PostgreSQL; volumes stay far below 2^53 bytes
+    ...(r.volume_used_bytes === null || measuredAt === null ? {} : { volumeUsage: { usedBytes: Number(r.volume_used_bytes), measuredAt } }),
+    ...(r.health_detail === null ? {} : { healthDetail: r.health_detail }),
+  };
+}
 
 export class SqlServiceStatusRepository implements ServiceStatusRepository {
   constructor(private readonly ctx: RepositoryContext) {}
@@ -11,16 +25,17 @@ export class SqlServiceStatusRepository implements ServiceStatusRepository {
       .selectAll()
       .where('instance_id', '=', instanceId)
       .executeTakeFirst();
-    if (r === undefined) return undefined;
-    const measuredAt = toNullableDate(r.volume_measured_at);
-    return {
-      instanceId: r.instance_id,
-      status: r.status as ServiceStatusName,
-      updatedAt: toDate(r.updated_at),
-      // bigint comes back as text from PostgreSQL; volumes stay far below 2^53 bytes
-      ...(r.volume_used_bytes === null || measuredAt === null ? {} : { volumeUsage: { usedBytes: Number(r.volume_used_bytes), measuredAt } }),
-      ...(r.health_detail === null ? {} : { healthDetail: r.health_detail }),
-    };
+    return r && toRow(r);
+  }
+
+  async getMany(instanceIds: readonly string[]): Promise<Map<string, ServiceStatusRow>> {
+    if (instanceIds.length === 0) return new Map();
+    const rows = await this.ctx.db
+      .selectFrom('service_statuses')
+      .selectAll()
+      .where('instance_id', 'in', [...instanceIds])
+      .execute();
+    return new Map(rows.map((r) => [r.instance_id, toRow(r)]));
   }
 
   async set(row: Pick<ServiceStatusRow, 'instanceId' | 'status' | 'updatedAt'>): Promise<void> {

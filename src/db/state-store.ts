@@ -498,9 +498,23 @@ export interface RoleAssignmentRepository {
   list(filter?: { userId?: string; projectId?: string; roleId?: string }): Promise<RoleAssignmentRow[]>;
 }
 
+/** A stored token with its user, its project and the roles the user holds there. */
+export interface TokenHolder {
+  token: TokenRow;
+  user: UserRow;
+  project: ProjectRow;
+  roles: RoleRow[];
+}
+
 export interface TokenRepository {
   create(row: TokenRow): Promise<void>;
   get(tokenHash: string): Promise<TokenRow | undefined>;
+  /**
+   * The token with its user, project and roles on that project, in one statement; undefined when
+   * the token is not stored, its user or project is gone, or the user holds no role there.
+   * Expiry and whether user and project are enabled are the caller's to check.
+   */
+  holder(tokenHash: string): Promise<TokenHolder | undefined>;
   delete(tokenHash: string): Promise<void>;
   /** revokes every token of a user (their password changed); returns how many */
   deleteForUser(userId: string): Promise<number>;
@@ -541,11 +555,15 @@ export interface DatastoreRepository {
   ensureDatastore(name: string, id: string): Promise<DatastoreRow>;
   setDefaultVersion(datastoreId: string, versionId: string | null): Promise<void>;
   getDatastore(id: string): Promise<DatastoreRow | undefined>;
+  /** those of `ids` that exist, by id, in one statement */
+  getDatastores(ids: readonly string[]): Promise<Map<string, DatastoreRow>>;
   getDatastoreByName(name: string): Promise<DatastoreRow | undefined>;
   listDatastores(): Promise<DatastoreRow[]>;
   /** insert, or update every field but `id` of the version with the same datastore and name */
   upsertVersion(row: NewDatastoreVersion): Promise<DatastoreVersionRow>;
   getVersion(id: string): Promise<DatastoreVersionRow | undefined>;
+  /** those of `ids` that exist, by id, in one statement */
+  getVersions(ids: readonly string[]): Promise<Map<string, DatastoreVersionRow>>;
   getVersionByName(datastoreId: string, name: string): Promise<DatastoreVersionRow | undefined>;
   listVersions(datastoreId?: string): Promise<DatastoreVersionRow[]>;
 }
@@ -585,6 +603,8 @@ export interface ConfigurationRepository {
   create(row: NewConfiguration): Promise<void>;
   /** undefined for unknown or deleted groups, and for another project's when tenantId is given */
   get(id: string, scope?: { tenantId?: string }): Promise<ConfigurationRow | undefined>;
+  /** those of `ids` that exist and are not deleted, by id, in one statement */
+  getMany(ids: readonly string[]): Promise<Map<string, ConfigurationRow>>;
   /** not deleted, ordered by id ascending; marker = id of the last item of the previous page; every project's without tenantId */
   list(filter: { tenantId?: string; limit: number; marker?: string }): Promise<Page<ConfigurationRow>>;
   /** sets updatedAt too; InstanceNotFound-like NotFound for an unknown or deleted group */
@@ -623,6 +643,8 @@ export interface BackupRepository {
   running(instanceId: string): Promise<BackupRow[]>;
   /** which of `instanceIds` have a running backup */
   instancesWithRunning(instanceIds: readonly string[]): Promise<Set<string>>;
+  /** the COMPLETED full backups of `instanceIds` (the bases a point-in-time restore can start from), in one statement */
+  completedFullOf(instanceIds: readonly string[]): Promise<BackupRow[]>;
   /** live backups of the project (quota `backups`) */
   countLive(tenantId: string): Promise<number>;
   /** the live backups schedules made (of one schedule when scheduleId is given), newest first */
@@ -685,6 +707,8 @@ export interface ProjectKeyRepository {
 
 export interface ServiceStatusRepository {
   get(instanceId: string): Promise<ServiceStatusRow | undefined>;
+  /** the status rows of those of `instanceIds` that have one, by instance id, in one statement */
+  getMany(instanceIds: readonly string[]): Promise<Map<string, ServiceStatusRow>>;
   /** writes the status and its time only: what the guest reported stays (see `report`) */
   set(row: Pick<ServiceStatusRow, 'instanceId' | 'status' | 'updatedAt'>): Promise<void>;
   /** keeps what a heartbeat carried on the instance's status row; nothing when it has none */
@@ -697,6 +721,8 @@ export interface InstanceFaultRepository {
   record(row: InstanceFaultRow): Promise<void>;
   /** the newest fault of the instance */
   latest(instanceId: string): Promise<InstanceFaultRow | undefined>;
+  /** the newest fault of each of `instanceIds` that has one, by instance id, in one statement */
+  latestOf(instanceIds: readonly string[]): Promise<Map<string, InstanceFaultRow>>;
   clear(instanceId: string): Promise<void>;
 }
 
@@ -720,6 +746,8 @@ export interface TaskRepository {
   recordProgress(instanceId: string, progress: TaskProgress): Promise<boolean>;
   /** the unfinished task of an instance, if any */
   activeForInstance(instanceId: string): Promise<TaskRow | undefined>;
+  /** the unfinished task of each of `instanceIds` that has one, by instance id, in one statement */
+  activeForInstances(instanceIds: readonly string[]): Promise<Map<string, TaskRow>>;
 }
 
 export interface ConductorLastSeenRepository {

@@ -166,4 +166,23 @@ export class SqlTaskRepository implements TaskRepository {
       .executeTakeFirst();
     return r && toRow(r);
   }
+
+  async activeForInstances(instanceIds: readonly string[]): Promise<Map<string, TaskRow>> {
+    if (instanceIds.length === 0) return new Map();
+    // an instance has at most a few unfinished tasks: the newest of each is picked here, in
+    // the order `activeForInstance` uses
+    const rows = await this.ctx.db
+      .selectFrom('tasks')
+      .selectAll()
+      .where('instance_id', 'in', [...instanceIds])
+      .where('state', 'in', ['pending', 'running'])
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .execute();
+    const active = new Map<string, TaskRow>();
+    for (const r of rows) {
+      if (!active.has(r.instance_id)) active.set(r.instance_id, toRow(r));
+    }
+    return active;
+  }
 }

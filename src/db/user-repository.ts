@@ -8,7 +8,7 @@ import type { UserRepository, UserRow } from './state-store.js';
 
 type UserPatch = Parameters<UserRepository['update']>[1];
 
-function toRow(r: Selectable<UsersTable>): UserRow {
+export function userFromRow(r: Selectable<UsersTable>): UserRow {
   return {
     id: r.id,
     name: r.name,
@@ -51,7 +51,7 @@ export class SqlUserRepository implements UserRepository {
 
   async get(id: string): Promise<UserRow | undefined> {
     const r = await this.ctx.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
-    return r && toRow(r);
+    return r && userFromRow(r);
   }
 
   async getByName(name: string, domainId: string): Promise<UserRow | undefined> {
@@ -61,7 +61,7 @@ export class SqlUserRepository implements UserRepository {
       .where('name', '=', name)
       .where('domain_id', '=', domainId)
       .executeTakeFirst();
-    return r && toRow(r);
+    return r && userFromRow(r);
   }
 
   async list(filter: { name?: string; domainId?: string } = {}): Promise<UserRow[]> {
@@ -69,7 +69,7 @@ export class SqlUserRepository implements UserRepository {
     if (filter.name !== undefined) query = query.where('name', '=', filter.name);
     if (filter.domainId !== undefined) query = query.where('domain_id', '=', filter.domainId);
     const rows = await query.orderBy('name').orderBy('id').execute();
-    return rows.map(toRow);
+    return rows.map(userFromRow);
   }
 
   async update(id: string, patch: UserPatch): Promise<void> {

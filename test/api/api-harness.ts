@@ -7,7 +7,7 @@ import { InProcessTransport, serveRpc, taskmanagerContract, taskmanagerTopic, ty
 import { newKeystoneId, newUuid } from '../../src/common/ids.js';
 import { noEngineCapabilities } from '../../src/common/index.js';
 import { silentLogger } from '../../src/common/logger.js';
-import { openStateStore, type StateStore } from '../../src/db/index.js';
+import { openStateStore, type OpenStateStoreOptions, type StateStore } from '../../src/db/index.js';
 
 export const adminPassword = 'admin-secret-pw';
 
@@ -26,9 +26,16 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** `storeUrl`: another state database (created when missing) for tests that need real concurrency. */
-export async function startHarness(options: Partial<ApiOptions> = {}, storeUrl = 'sqlite::memory:'): Promise<Harness> {
-  const store = await openStateStore(storeUrl);
+/**
+ * `storeUrl`: another state database (created when missing) for tests that need real concurrency;
+ * `storeOptions`: how it is opened (e.g. to count the statements a request runs).
+ */
+export async function startHarness(
+  options: Partial<ApiOptions> = {},
+  storeUrl = 'sqlite::memory:',
+  storeOptions: OpenStateStoreOptions = {},
+): Promise<Harness> {
+  const store = await openStateStore(storeUrl, storeOptions);
   const transport = new InProcessTransport();
   const casts: RecordedCast[] = [];
   const consumer: Subscription = await serveRpc(transport, taskmanagerContract, taskmanagerTopic, {

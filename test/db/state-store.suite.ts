@@ -284,6 +284,29 @@ export function stateStoreSuite(
         assert.equal(await store.tokens.get(expiringNow.tokenHash), undefined);
         assert.deepEqual(await store.tokens.get(valid.tokenHash), valid);
       });
+
+      it('holder reads a token with its user, project and roles at once, and nothing once any of them is gone', async () => {
+        const p = project({ enabled: false, createdAt: at.dstSwitch });
+        const u = user({ email: 'a@example.org', defaultProjectId: p.id });
+        await store.projects.create(p);
+        await store.users.create(u);
+        const t = token(u.id, p.id, { methods: ['password', 'token'], issuedAt: at.oneMs, expiresAt: at.past2038 });
+        await store.tokens.create(t);
+        assert.equal(await store.tokens.holder(t.tokenHash), undefined, 'no role on the project: no holder');
+        const [reader, admin] = [await store.roles.ensure(`reader-${uid()}`, uid()), await store.roles.ensure(`admin-${uid()}`, uid())];
+        await store.roleAssignments.grant({ userId: u.id, projectId: p.id, roleId: reader.id });
+        await store.roleAssignments.grant({ userId: u.id, projectId: p.id, roleId: admin.id });
+        // a role on another project is not one on this
+        const other = project();
+        await store.projects.create(other);
+        await store.roleAssignments.grant({ userId: u.id, projectId: other.id, roleId: (await store.roles.ensure(`x-${uid()}`, uid())).id });
+        assert.deepEqual(await store.tokens.holder(t.tokenHash), { token: t, user: u, project: p, roles: [admin, reader] });
+        assert.equal(await store.tokens.holder(uid()), undefined);
+        await store.roleAssignments.revoke({ userId: u.id, projectId: p.id, roleId: admin.id });
+        assert.deepEqual((await store.tokens.holder(t.tokenHash))?.roles, [reader]);
+        await store.tokens.delete(t.tokenHash);
+        assert.equal(await store.tokens.holder(t.tokenHash), undefined);
+      });
     });
 
     describe('flavors', () => {
@@ -338,6 +361,14 @@ export function stateStoreSuite(
         assert.deepEqual(await store.datastores.listVersions(ds.id), [v14, stored]);
         assert.ok((await store.datastores.listVersions()).some((v) => v.id === v14.id));
         await rejectsWithCode(store.datastores.upsertVersion({ ...v15, id: uid(), datastoreId: uid() }), 'DatastoreNotFound');
+        const versions = await store.datastores.getVersions([v15.id, v14.id, uid()]);
+        assert.deepEqual([...versions.keys()].sort(), [v15.id, v14.id].sort());
+        assert.deepEqual(versions.get(v15.id), stored);
+        assert.deepEqual(versions.get(v14.id), v14);
+        assert.equal((await store.datastores.getVersions([])).size, 0);
+        const datastores = await store.datastores.getDatastores([ds.id, uid()]);
+        assert.deepEqual([...datastores.values()], [await store.datastores.getDatastore(ds.id)]);
+        assert.equal((await store.datastores.getDatastores([])).size, 0);
       });
 
       it('stores the capabilities and parameters agents report with a version, and replaces them on upsert', async () => {
@@ -602,6 +633,10 @@ export function stateStoreSuite(
         assert.deepEqual(await store.configurations.get(bare.id), { ...bare, deleted: false, deletedAt: null });
         assert.equal((await store.configurations.get(full.id))?.values.jit, false, 'a boolean stays a boolean');
         assert.equal(await store.configurations.get(uid()), undefined);
+        const many = await store.configurations.getMany([full.id, bare.id, uid()]);
+        assert.deepEqual([...many.keys()].sort(), [full.id, bare.id].sort());
+        assert.deepEqual(many.get(full.id), await store.configurations.get(full.id));
+        assert.equal((await store.configurations.getMany([])).size, 0);
         await rejectsWithCode(store.configurations.create(bare), 'Conflict');
       });
 
@@ -761,6 +796,27 @@ export function stateStoreSuite(
         await rejectsWithCode(store.faults.record(newer), 'Conflict');
         await store.faults.clear(instanceId);
         assert.equal(await store.faults.latest(instanceId), undefined);
+      });
+
+      it('getMany and latestOf read the statuses and newest faults of many instances at once', async () => {
+        const [a, b, none] = [uid(), uid(), uid()];
+        await store.serviceStatuses.set({ instanceId: a, status: 'HEALTHY', updatedAt: at.leapDay });
+        await store.serviceStatuses.set({ instanceId: b, status: 'CRASHED', updatedAt: at.oneMs });
+        const statuses = await store.serviceStatuses.getMany([a, b, none]);
+        assert.deepEqual([...statuses.keys()].sort(), [a, b].sort());
+        assert.deepEqual(statuses.get(a), await store.serviceStatuses.get(a));
+        assert.deepEqual(statuses.get(b), await store.serviceStatuses.get(b));
+        assert.equal((await store.serviceStatuses.getMany([])).size, 0);
+        const fault = (instanceId: string, createdAt: Date, id = uid()) => ({ id, instanceId, message: `m-${id}`, details: 'd', createdAt });
+        // b's two newest share a millisecond: the higher id wins, as in `latest`
+        const faults = [fault(a, at.oneMs), fault(a, at.leapDay), fault(a, at.dstSwitch), fault(b, at.leapDay, `1-${uid()}`), fault(b, at.leapDay, `2-${uid()}`)];
+        for (const f of faults) await store.faults.record(f);
+        const latest = await store.faults.latestOf([a, b, none]);
+        assert.deepEqual([...latest.keys()].sort(), [a, b].sort());
+        assert.deepEqual(latest.get(a), faults[2]);
+        assert.deepEqual(latest.get(b), faults[4]);
+        assert.deepEqual(latest.get(b), await store.faults.latest(b));
+        assert.equal((await store.faults.latestOf([])).size, 0);
       });
     });
 
@@ -934,6 +990,62 @@ export function stateStoreSuite(
         await store.tasks.create(pending);
         assert.deepEqual(await store.tasks.activeForInstance(instanceId), pending);
         assert.equal(await store.tasks.activeForInstance(uid()), undefined);
+      });
+
+      it('activeForInstances finds the newest unfinished task of each instance at once', async () => {
+        const [a, b, idle] = [uid(), uid(), uid()];
+        await store.tasks.create(task(a, { state: 'pending', createdAt: at.oneMs }));
+        const newest = task(a, { kind: 'delete_instance', createdAt: at.leapDay });
+        await store.tasks.create(newest);
+        const pending = task(b);
+        await store.tasks.create(pending);
+        await store.tasks.create(task(idle, { state: 'failed' }));
+        const active = await store.tasks.activeForInstances([a, b, idle, uid()]);
+        assert.deepEqual([...active.keys()].sort(), [a, b].sort());
+        assert.deepEqual(active.get(a), newest);
+        assert.deepEqual(active.get(a), await store.tasks.activeForInstance(a));
+        assert.deepEqual(active.get(b), pending);
+        assert.equal((await store.tasks.activeForInstances([])).size, 0);
+      });
+    });
+
+    describe('backups of many instances', () => {
+      it('completedFullOf reads the live COMPLETED full backups of the instances named, and instancesWithRunning which have one running', async () => {
+        const [a, b, other] = [instance(), instance(), instance()];
+        for (const i of [a, b, other]) await store.instances.create(i);
+        const made: Record<string, string> = {};
+        const backup = async (name: string, instanceId: string, state: 'COMPLETED' | 'BUILDING' | 'FAILED', backupType: 'full' | 'incremental' = 'full') => {
+          const id = uid();
+          made[name] = id;
+          await store.backups.create({
+            id,
+            tenantId: a.tenantId,
+            instanceId,
+            name,
+            description: null,
+            datastoreVersionId: null,
+            parentId: null,
+            backupType,
+            state,
+            container: 'c',
+            objectName: name,
+            createdAt: at.leapDay,
+            updatedAt: at.leapDay,
+          });
+        };
+        await backup('a-full', a.id, 'COMPLETED');
+        await backup('a-incremental', a.id, 'COMPLETED', 'incremental');
+        await backup('a-running', a.id, 'BUILDING');
+        await backup('a-deleted', a.id, 'COMPLETED');
+        await store.backups.markDeleted(made['a-deleted']!, at.leapDay);
+        await backup('b-full', b.id, 'COMPLETED');
+        await backup('b-failed', b.id, 'FAILED');
+        await backup('other-full', other.id, 'COMPLETED');
+        const found = await store.backups.completedFullOf([a.id, b.id]);
+        assert.deepEqual(found.map((x) => x.name).sort(), ['a-full', 'b-full']);
+        assert.deepEqual(found.find((x) => x.name === 'a-full'), await store.backups.get(made['a-full']!));
+        assert.deepEqual(await store.backups.completedFullOf([]), []);
+        assert.deepEqual([...(await store.backups.instancesWithRunning([a.id, b.id, other.id]))], [a.id]);
       });
     });
 

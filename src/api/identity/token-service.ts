@@ -1,19 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { newToken } from '../../common/index.js';
 import type { Logger } from '../../common/index.js';
-import type { ProjectRow, Repositories, RoleRow, TokenRow, UserRow } from '../../db/index.js';
+import type { ProjectRow, Repositories, RoleRow, TokenHolder, TokenRow, UserRow } from '../../db/index.js';
 
 // Bearer tokens are random and stored only as their sha256: a copy of the state database does
 // not hold usable credentials. A token is valid while it has not expired, its user and project
 // exist and are enabled, and the user still holds a role on the project (Keystone revokes tokens
 // when the last assignment goes; checking on every use gives the same effect).
 
-export interface TokenSession {
-  token: TokenRow;
-  user: UserRow;
-  project: ProjectRow;
-  roles: RoleRow[];
-}
+export type TokenSession = TokenHolder;
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
@@ -64,16 +59,13 @@ export class TokenService {
 
   async validate(token: string | undefined, now: Date): Promise<TokenSession | undefined> {
     if (token === undefined || token === '') return undefined;
-    const row = await this.store.tokens.get(hashToken(token));
-    if (row === undefined || row.expiresAt.getTime() <= now.getTime()) return undefined;
-    const [user, project, roles] = await Promise.all([
-      this.store.users.get(row.userId),
-      this.store.projects.get(row.projectId),
-      this.store.roleAssignments.rolesOf(row.userId, row.projectId),
-    ]);
-    if (user === undefined || !user.enabled || project === undefined || !project.enabled) return undefined;
-    if (roles.length === 0) return undefined;
-    return { token: row, user, project, roles };
+    // One statement, read afresh on every request: a revocation (token deleted, user or project
+    // disabled, last role removed) holds at once in every API process. A cache would have to ask
+    // the state DB whether anything was revoked since anyway, which costs the same statement.
+    const holder = await this.store.tokens.holder(hashToken(token));
+    if (holder === undefined || holder.token.expiresAt.getTime() <= now.getTime()) return undefined;
+    if (!holder.user.enabled || !holder.project.enabled) return undefined;
+    return holder;
   }
 
   async revoke(token: string): Promise<void> {

@@ -8,7 +8,7 @@ import { parseInstanceAction } from './instance-action-schema.js';
 import { actionPolicy, performInstanceAction } from './instance-actions.js';
 import { createInstanceSchema } from './instance-create-schema.js';
 import { editInstanceSchema, updateInstanceSchema } from './instance-update-schema.js';
-import { InstanceViewLoader } from './instance-view-loader.js';
+import { loadInstanceView, loadInstanceViews } from './instance-view-loader.js';
 import { instanceDetailView, instanceSummaryView, type InstanceViewContext } from './instance-views.js';
 import { nextPageLink, pageRequest } from './pagination.js';
 import { loadTenantInstance } from './tenant-instance.js';
@@ -45,13 +45,7 @@ export async function instanceRoutes(app: FastifyInstance, deps: TroveDeps): Pro
     const page = await store.instances.list({ tenantId: auth.projectId, ...pageRequest(request) });
     const ctx = instanceContext(request);
     const items = [...page.items].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
-    const loader = new InstanceViewLoader(store, items);
-    const views = await Promise.all(
-      items.map(async (i) => {
-        const data = await loader.load(i);
-        return detail ? instanceDetailView(data, ctx) : instanceSummaryView(data, ctx);
-      }),
-    );
+    const views = (await loadInstanceViews(store, items)).map((data) => (detail ? instanceDetailView(data, ctx) : instanceSummaryView(data, ctx)));
     return {
       instances: views,
       ...(page.nextMarker === null ? {} : { links: [nextPageLink(request, ctx.linkBase, page.nextMarker)] }),
@@ -64,7 +58,7 @@ export async function instanceRoutes(app: FastifyInstance, deps: TroveDeps): Pro
   app.get<InstanceParams>('/instances/:instanceId', async (request) => {
     const instance = await loadInstance(request, 'instance:show');
     // served from the state DB alone: volume.used is what the guest's heartbeats last reported
-    const data = await new InstanceViewLoader(store).load(instance);
+    const data = await loadInstanceView(store, instance);
     return { instance: instanceDetailView(data, instanceContext(request)) };
   });
 

@@ -112,3 +112,14 @@ export function operatingStatus(input: OperatingStatusInput): string {
   if (service.status !== 'RESTART_REQUIRED' && ageMs > input.heartbeatExpirySeconds * 1000) return 'ERROR';
   return serviceApiStatus[service.status];
 }
+
+/**
+ * The service status the management views show of an instance at rest: a guest silent for
+ * longer than the expiry shows as timed out, as operating_status shows it (the same read-time
+ * override), so a silent guest shows at once without anyone asking it.
+ */
+export function guestServiceStatus(service: ServiceStatusRow, now: Date, heartbeatExpirySeconds: number): ServiceStatusName {
+  const ageMs = now.getTime() - service.updatedAt.getTime();
+  if (service.status !== 'RESTART_REQUIRED' && ageMs > heartbeatExpirySeconds * 1000) return 'FAILED_TIMEOUT_GUESTAGENT';
+  return service.status;
+}

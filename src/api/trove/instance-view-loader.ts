@@ -1,65 +1,51 @@
-import type { DatastoreRow, DatastoreVersionRow, InstanceRow, Repositories, TaskProgress } from '../../db/index.js';
+import type { InstanceRow, Repositories } from '../../db/index.js';
 import type { InstanceViewData } from './instance-views.js';
-import { recoverableWindow } from './point-in-time.js';
+import { recoverableWindows } from './point-in-time.js';
 
 /**
- * Gathers what an instance view shows. Datastores and versions are cached for the life of one
- * request, since a page of instances usually shares a few.
+ * Gathers what the views of a page of instances (or of one) show, each kind of row read once for
+ * the whole page: a page costs the same few statements whether it holds one instance or twenty
+ * (issue 14), at most 10 with the token's.
  */
-export class InstanceViewLoader {
-  private readonly versions = new Map<string, Promise<DatastoreVersionRow | undefined>>();
-  private readonly datastores = new Map<string, Promise<DatastoreRow | undefined>>();
-  /** for a page: which of its instances have a backup running, asked once for all of them */
-  private readonly withRunningBackup: Promise<Set<string>> | undefined;
-
-  /** `page`: the instances a list shows, so that what each view needs of every one is read at once */
-  constructor(
-    private readonly store: Repositories,
-    page?: readonly InstanceRow[],
-  ) {
-    this.withRunningBackup = page === undefined ? undefined : store.backups.instancesWithRunning(page.map((i) => i.id));
-  }
-
-  private async backupRunning(instance: InstanceRow): Promise<boolean> {
-    if (this.withRunningBackup !== undefined) return (await this.withRunningBackup).has(instance.id);
-    return (await this.store.backups.running(instance.id)).length > 0;
-  }
-
-  async load(instance: InstanceRow): Promise<InstanceViewData> {
-    const [version, service, fault, configuration, backupRunning, recoverable] = await Promise.all([
-      this.version(instance.datastoreVersionId),
-      this.store.serviceStatuses.get(instance.id),
-      this.store.faults.latest(instance.id),
-      instance.configurationId === null ? undefined : this.store.configurations.get(instance.configurationId),
-      this.backupRunning(instance),
-      // only an instance whose log is archived has a window: the others cost no query
-      instance.walArchivedUntil === null ? undefined : recoverableWindow(this.store, instance),
-    ]);
-    const progress = await this.progress(instance, backupRunning);
-    const datastore = version === undefined ? undefined : await this.datastore(version.datastoreId);
-    return { instance, datastore, version, service, fault, configuration, progress, backupRunning, recoverableWindow: recoverable };
-  }
-
-  /** only an instance with a task in progress (or a backup running) has a task to read it from */
-  private async progress(instance: InstanceRow, backupRunning: boolean): Promise<TaskProgress | undefined> {
-    if (instance.taskStatus === 'NONE' && !backupRunning) return undefined;
-    return (await this.store.tasks.activeForInstance(instance.id))?.progress ?? undefined;
-  }
-
-  private version(id: string): Promise<DatastoreVersionRow | undefined> {
-    return cached(this.versions, id, () => this.store.datastores.getVersion(id));
-  }
-
-  private datastore(id: string): Promise<DatastoreRow | undefined> {
-    return cached(this.datastores, id, () => this.store.datastores.getDatastore(id));
-  }
+export async function loadInstanceViews(store: Repositories, instances: readonly InstanceRow[]): Promise<InstanceViewData[]> {
+  const ids = instances.map((i) => i.id);
+  const configurationIds = unique(instances.flatMap((i) => (i.configurationId === null ? [] : [i.configurationId])));
+  const [versions, services, faults, configurations, withRunningBackup, windows] = await Promise.all([
+    store.datastores.getVersions(unique(instances.map((i) => i.datastoreVersionId))),
+    store.serviceStatuses.getMany(ids),
+    store.faults.latestOf(ids),
+    store.configurations.getMany(configurationIds),
+    store.backups.instancesWithRunning(ids),
+    recoverableWindows(store, instances),
+  ]);
+  // only an instance with a task in progress (or a backup running) has a task to read progress from
+  const busy = instances.filter((i) => i.taskStatus !== 'NONE' || withRunningBackup.has(i.id)).map((i) => i.id);
+  const [datastores, tasks] = await Promise.all([
+    store.datastores.getDatastores(unique([...versions.values()].map((v) => v.datastoreId))),
+    store.tasks.activeForInstances(busy),
+  ]);
+  return instances.map((instance) => {
+    const version = versions.get(instance.datastoreVersionId);
+    return {
+      instance,
+      version,
+      datastore: version === undefined ? undefined : datastores.get(version.datastoreId),
+      service: services.get(instance.id),
+      fault: faults.get(instance.id),
+      configuration: instance.configurationId === null ? undefined : configurations.get(instance.configurationId),
+      progress: tasks.get(instance.id)?.progress ?? undefined,
+      backupRunning: withRunningBackup.has(instance.id),
+      recoverableWindow: windows.get(instance.id),
+    };
+  });
 }
 
-function cached<T>(cache: Map<string, Promise<T>>, id: string, load: () => Promise<T>): Promise<T> {
-  let found = cache.get(id);
-  if (found === undefined) {
-    found = load();
-    cache.set(id, found);
-  }
-  return found;
+/** The view data of one instance: a page of one. */
+export async function loadInstanceView(store: Repositories, instance: InstanceRow): Promise<InstanceViewData> {
+  const [data] = await loadInstanceViews(store, [instance]);
+  return data!;
+}
+
+function unique(values: readonly string[]): string[] {
+  return [...new Set(values)];
 }

@@ -1,6 +1,6 @@
 import { troveTimestamp } from '../../common/index.js';
 import type { InstanceRow, RootHistoryRow, ServiceStatusName, ServiceStatusRow } from '../../db/index.js';
-import { instanceStatus, serviceApiStatus } from './instance-status.js';
+import { guestServiceStatus, instanceStatus, serviceApiStatus } from './instance-status.js';
 import { instanceDetailView, reportedVolumeUsedBytes, toGb, type InstanceViewContext, type InstanceViewData } from './instance-views.js';
 
 // Trove's management instance views (reference 2.15, trove/extensions/mgmt/instances/views.py):
@@ -39,12 +39,20 @@ function serverView(instance: InstanceRow, service: ServiceStatusRow | undefined
   };
 }
 
+/** the guest's status as views show it: the silent guest of a live instance with no task running shows as timed out */
+function shownServiceStatus(data: InstanceViewData, ctx: InstanceViewContext): ServiceStatusName | undefined {
+  const { instance, service } = data;
+  if (service === undefined || instance.deleted || instance.taskStatus !== 'NONE') return service?.status;
+  return guestServiceStatus(service, ctx.now, ctx.heartbeatExpirySeconds);
+}
+
 export function mgmtInstanceView(data: InstanceViewData, ctx: InstanceViewContext) {
   const { instance, service } = data;
+  const shown = shownServiceStatus(data, ctx);
   return {
     ...instanceDetailView(data, ctx),
     server: serverView(instance, service),
-    service_status: service === undefined ? null : serviceApiStatus[service.status],
+    service_status: shown === undefined ? null : serviceApiStatus[shown],
     tenant_id: instance.tenantId,
     deleted: instance.deleted,
     deleted_at: instance.deletedAt === null ? null : troveTimestamp(instance.deletedAt),
@@ -57,7 +65,8 @@ export interface MgmtDetailExtras {
 }
 
 export function mgmtInstanceDetailView(data: InstanceViewData, ctx: InstanceViewContext, extras: MgmtDetailExtras) {
-  const { instance, service } = data;
+  const { instance } = data;
+  const shown = shownServiceStatus(data, ctx);
   const view = mgmtInstanceView(data, ctx);
   const { rootHistory } = extras;
   // as the guest's heartbeats last reported it; null until the first report
@@ -85,6 +94,6 @@ export function mgmtInstanceDetailView(data: InstanceViewData, ctx: InstanceView
       used: usedBytes === undefined ? null : toGb(usedBytes),
       total: usedBytes === undefined ? null : instance.volumeSizeGb,
     },
-    ...(service === undefined ? {} : { guest_status: { state_description: statusDescription[service.status] } }),
+    ...(shown === undefined ? {} : { guest_status: { state_description: statusDescription[shown] } }),
   };
 }

@@ -5,7 +5,7 @@ import type { InstanceRow } from '../../db/index.js';
 import { requireAdmin } from '../admin-context.js';
 import { requireAuth } from '../auth-context.js';
 import { queryParam } from '../query-param.js';
-import { InstanceViewLoader } from './instance-view-loader.js';
+import { loadInstanceView, loadInstanceViews } from './instance-view-loader.js';
 import type { InstanceViewContext } from './instance-views.js';
 import { mgmtInstanceDetailView, mgmtInstanceView } from './mgmt-instance-views.js';
 import { busContext, viewContext, type TenantParams, type TroveDeps } from './trove-deps.js';
@@ -14,6 +14,9 @@ import { busContext, viewContext, type TenantParams, type TroveDeps } from './tr
 // Trove's 401 before anything else is looked at.
 
 type InstanceParams = { Params: TenantParams & { instanceId: string } };
+
+/** instances whose rows one statement reads at once in the unpaged management list */
+const mgmtSliceSize = 500;
 
 /** Trove reads `deleted` as true, false, or (anything else) both. */
 function deletedFilter(request: FastifyRequest): boolean | undefined {
@@ -71,15 +74,20 @@ export async function mgmtRoutes(app: FastifyInstance, deps: TroveDeps): Promise
       ...(projectId === undefined || projectId === '' ? {} : { tenantId: projectId }),
       ...(deletedFilter(request) === undefined ? {} : { deleted: deletedFilter(request) }),
     });
-    const loader = new InstanceViewLoader(store);
     rows.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
-    return { instances: await Promise.all(rows.map(async (i) => mgmtInstanceView(await loader.load(i), ctx))) };
+    // every instance at once, unpaged as Trove's: the look-ups go in slices so that no
+    // statement carries more ids than the engines bind in one
+    const views = [];
+    for (let at = 0; at < rows.length; at += mgmtSliceSize) {
+      for (const data of await loadInstanceViews(store, rows.slice(at, at + mgmtSliceSize))) views.push(mgmtInstanceView(data, ctx));
+    }
+    return { instances: views };
   });
 
   app.get<InstanceParams>('/mgmt/instances/:instanceId', async (request) => {
     const ctx = adminContext(request);
     const instance = await loadInstance(request.params.instanceId, deletedFilter(request) === true);
-    const [data, rootHistory] = await Promise.all([new InstanceViewLoader(store).load(instance), store.rootHistory.get(instance.id)]);
+    const [data, rootHistory] = await Promise.all([loadInstanceView(store, instance), store.rootHistory.get(instance.id)]);
     return { instance: mgmtInstanceDetailView(data, ctx, { rootHistory }) };
   });
 

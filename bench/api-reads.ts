@@ -1,0 +1,158 @@
+// bench/api-reads: what the read path costs with many instances in one project. For each read
+// (GET /instances, /instances/detail, /instances/{id}, /mgmt/instances/{id}) it counts the SQL
+// statements one request runs (at page sizes 1 and 20, so a count that grows with the page shows),
+// then times each over real HTTP with N concurrent keep-alive connections: p50, p99, requests/s.
+// Real API over a SQLite state file (WAL, as `coffer serve` keeps it) and the in-process bus;
+// every instance HEALTHY with usage stored as the conductor keeps it, a fault on every fifth
+// instance and a running backup on every tenth, so each per-instance look-up has rows to find.
+// Prints; asserts nothing. Other work on the machine skews the timings: note the load. The CPU
+// time per request (this process's, the HTTP client's share included) is steadier than latency.
+//
+//   node --import tsx bench/api-reads.ts [--instances 1000] [--requests 2000] [--concurrency 16]
+import { mkdtemp, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { newUuid } from '../src/common/ids.js';
+import { adminSession, memberSession, seedDatastores, startHarness } from '../test/api/api-harness.js';
+
+const { values } = parseArgs({
+  options: {
+    instances: { type: 'string', default: '1000' },
+    requests: { type: 'string', default: '2000' },
+    concurrency: { type: 'string', default: '16' },
+  },
+});
+const count = Number(values.instances);
+const requests = Number(values.requests);
+const concurrency = Number(values.concurrency);
+for (const [name, n] of Object.entries({ count, requests, concurrency })) {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} takes a whole number of at least 1`);
+}
+
+const dir = await mkdtemp(join(tmpdir(), 'coffer-api-reads-'));
+let statements = 0;
+const h = await startHarness({ rateLimitPerMinute: 0 }, `sqlite:${join(dir, 'state.db')}`, { onStatement: () => (statements += 1) });
+const admin = await adminSession(h.app);
+const member = await memberSession(h, 'bench');
+const seeded = await seedDatastores(h.store);
+const ids: string[] = [];
+const gb = 1024 ** 3;
+const seedStarted = performance.now();
+for (let n = 0; n < count; n++) {
+  const id = newUuid();
+  const now = new Date();
+  await h.store.instances.create({
+    id,
+    name: `bench-${n}`,
+    tenantId: member.projectId,
+    flavorId: '1',
+    volumeSizeGb: 2,
+    datastoreVersionId: seeded.activeVersionId,
+    taskStatus: 'NONE',
+    taskDescription: '',
+    taskStartTime: null,
+    access: null,
+    createdAt: now,
+    updatedAt: now,
+  });
+  await h.store.instances.update(id, { host: 'host-a', address: `127.80.${Math.floor(n / 250)}.${(n % 250) + 1}`, port: 5432 });
+  await h.store.serviceStatuses.set({ instanceId: id, status: 'HEALTHY', updatedAt: now });
+  await h.store.serviceStatuses.report(id, { volumeUsage: { usedBytes: 0.5 * gb, measuredAt: now } });
+  if (n % 5 === 0) await h.store.faults.record({ id: newUuid(), instanceId: id, message: 'an old fault', details: 'trace', createdAt: now });
+  if (n % 10 === 0) {
+    await h.store.backups.create({
+      id: newUuid(),
+      tenantId: member.projectId,
+      instanceId: id,
+      name: `b-${n}`,
+      description: null,
+      datastoreVersionId: seeded.activeVersionId,
+      parentId: null,
+      backupType: 'full',
+      state: 'BUILDING',
+      container: 'bench',
+      objectName: `b-${n}`,
+      createdAt: now,
+      updatedAt: now,
+    });
+  }
+  ids.push(id);
+}
+process.stdout.write(`seeded ${count} instances in ${((performance.now() - seedStarted) / 1000).toFixed(1)} s\n`);
+
+const memberHeaders = { 'x-auth-token': member.token };
+const adminHeaders = { 'x-auth-token': admin.token };
+const base = `/v1.0/${member.projectId}`;
+const reads: { label: string; url: (n: number) => string; headers: Record<string, string> }[] = [
+  { label: 'GET /instances (page of 20)', url: () => `${base}/instances`, headers: memberHeaders },
+  { label: 'GET /instances/detail (page of 20)', url: () => `${base}/instances/detail`, headers: memberHeaders },
+  { label: 'GET /instances/{id}', url: (n) => `${base}/instances/${ids[n % ids.length]!}`, headers: memberHeaders },
+  { label: 'GET /mgmt/instances/{id}', url: (n) => `/v1.0/${admin.projectId}/mgmt/instances/${ids[n % ids.length]!}`, headers: adminHeaders },
+];
+
+// statements per request, at the smallest page and the largest
+process.stdout.write('\nSQL statements per request (token validation included):\n');
+for (const [label, url] of [
+  ['GET /instances?limit=1', `${base}/instances?limit=1`],
+  ['GET /instances?limit=20', `${base}/instances?limit=20`],
+  ['GET /instances/detail?limit=1', `${base}/instances/detail?limit=1`],
+  ['GET /instances/detail?limit=20', `${base}/instances/detail?limit=20`],
+  ['GET /instances/{id}', `${base}/instances/${ids[0]!}`],
+] as const) {
+  const before = statements;
+  const res = await h.app.inject({ method: 'GET', url, headers: memberHeaders });
+  if (res.statusCode !== 200) throw new Error(`${label}: ${res.statusCode} ${res.body}`);
+  process.stdout.write(`  ${label}: ${statements - before}\n`);
+}
+{
+  const before = statements;
+  const res = await h.app.inject({ method: 'GET', url: `/v1.0/${admin.projectId}/mgmt/instances/${ids[0]!}`, headers: adminHeaders });
+  if (res.statusCode !== 200) throw new Error(`mgmt show: ${res.statusCode} ${res.body}`);
+  process.stdout.write(`  GET /mgmt/instances/{id}: ${statements - before}\n`);
+}
+{
+  const before = statements;
+  const res = await h.app.inject({ method: 'GET', url: `/v1.0/${admin.projectId}/mgmt/instances`, headers: adminHeaders });
+  if (res.statusCode !== 200) throw new Error(`mgmt list: ${res.statusCode} ${res.body}`);
+  process.stdout.write(`  GET /mgmt/instances (all ${count}): ${statements - before}\n`);
+}
+
+// over real HTTP: N connections, each sending its next request as soon as the last one answered
+const address = await h.app.listen({ host: '127.0.0.1', port: 0 });
+process.stdout.write(`\nover HTTP, ${concurrency} concurrent connections, ${requests} requests each, after 100 warm-up requests:\n`);
+for (const read of reads) {
+  const run = async (total: number, samples: number[]) => {
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < total) {
+          const n = next++;
+          const began = performance.now();
+          const res = await fetch(`${address}${read.url(n)}`, { headers: read.headers });
+          await res.arrayBuffer();
+          if (res.status !== 200) throw new Error(`${read.label}: ${res.status}`);
+          samples.push(performance.now() - began);
+        }
+      }),
+    );
+  };
+  await run(100, []);
+  const samples: number[] = [];
+  const began = performance.now();
+  const cpuBefore = process.cpuUsage();
+  await run(requests, samples);
+  const cpu = process.cpuUsage(cpuBefore);
+  const seconds = (performance.now() - began) / 1000;
+  // CPU per request says more than latency on a shared machine: others' work does not add to it
+  const cpuMs = (cpu.user + cpu.system) / 1000 / requests;
+  samples.sort((a, b) => a - b);
+  const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]!.toFixed(1);
+  process.stdout.write(
+    `  ${read.label}: p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, ${(requests / seconds).toFixed(0)} requests/s, ${cpuMs.toFixed(2)} ms CPU per request\n`,
+  );
+}
+process.stdout.write(`\nload average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (2 cores)\n`);
+
+await h.close();
+await rm(dir, { recursive: true, force: true });
