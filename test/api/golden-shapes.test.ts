@@ -255,6 +255,16 @@ describe('Trove: instances', () => {
     assert.equal(shown.instance.fault.details, null);
   });
 
+  test("Coffer: GET /instances/{id}/events, newest first, with the next link when there is another page", async () => {
+    const id = await activeInstance(member, 'golden-events');
+    for (const [type, name, message] of [['task.started', 'restart', null], ['status', 'CRASHED', 'engine exited'], ['task.failed', 'restart', 'engine exited']] as const) {
+      await h.store.instanceEvents.record({ instanceId: id, type, name, message, createdAt: new Date() });
+    }
+    const all = golden('GET events', await get(member, trove(member, `/instances/${id}/events`)), 200, z.object({ events: z.array(shape.instanceEvent).length(3) }));
+    assert.deepEqual(all.events.map((e: { type: string }) => e.type), ['task.failed', 'status', 'task.started']);
+    golden('GET events (page)', await get(member, trove(member, `/instances/${id}/events?limit=2`)), 200, z.object({ events: z.array(shape.instanceEvent).length(2), links: shape.nextLinks }));
+  });
+
   test('DELETE /instances/{id} answers 202 with an empty JSON body', async () => {
     const id = await activeInstance(member, 'golden-delete');
     const res = await send(member, 'DELETE', trove(member, `/instances/${id}`));

@@ -367,6 +367,14 @@ export const backup = z.object({
     })
     .nullable(),
 });
+/** Coffer's extension: one of an instance's events. */
+export const instanceEvent = z.object({
+  id: z.string().regex(/^[0-9a-f]{12}-[0-9a-f]{6}-[0-9a-f]{16}$/),
+  type: z.enum(['status', 'task.started', 'task.done', 'task.failed']),
+  name: z.string(),
+  message: z.string().nullable(),
+  created: troveTime,
+});
 /** Coffer's extension: an instance's backup schedule. */
 export const backupSchedule = z.object({
   id: uuid,
