@@ -40,7 +40,7 @@ describe('redis point-in-time recovery', () => {
   let storage: LocalDirectoryStorage;
   const masterKey = MasterKey.generate();
   const wrappedKey = wrapKey(masterKey, newProjectKey(), projectId);
-  const guests: (BusGuest & { dir: string })[] = [];
+  const guests: (BusGuest & { address: string; dir: string })[] = [];
   let source: BusGuest & { address: string; dir: string };
   let base: RestoreLinkSpec;
   /** each write's key and when it was sent and answered, in order */

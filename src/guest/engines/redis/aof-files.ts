@@ -115,6 +115,11 @@ export class AofScanner {
     }
   }
 
+  /** where the line being read began, while one is: an annotation's stamp is known once its line is whole */
+  get openLineStart(): number | undefined {
+    return this.line === undefined ? undefined : this.lineStart;
+  }
+
   /** the AOF fed so far ends where a command or annotation ends */
   get complete(): boolean {
     return this.boundary === this.position;
@@ -159,21 +164,27 @@ export function cutAfterSecond(lastSecond: number): Transform {
   const scanner = new AofScanner((second, offset) => {
     if (cut === undefined && second > lastSecond) cut = offset;
   });
+  // the bytes of a line not read whole yet (a few dozen): it may be the annotation to cut at
+  let held = Buffer.alloc(0);
+  let done = false;
   return new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-      const before = scanner.position;
-      if (cut !== undefined) return callback();
+      if (done) return callback();
+      const heldFrom = scanner.position - held.length;
       try {
         scanner.feed(chunk);
       } catch (err) {
         return callback(err as Error);
       }
-      if (cut === undefined) return callback(null, chunk);
-      return callback(null, chunk.subarray(0, cut - before));
+      const data = held.length === 0 ? chunk : Buffer.concat([held, chunk]);
+      const keepUpTo = cut ?? scanner.openLineStart ?? scanner.position;
+      held = cut === undefined ? Buffer.from(data.subarray(keepUpTo - heldFrom)) : Buffer.alloc(0);
+      done = cut !== undefined;
+      callback(null, data.subarray(0, keepUpTo - heldFrom));
     },
     flush(callback: TransformCallback) {
       // what is kept must end with a whole command, or Redis would refuse (or truncate) it
-      if (cut === undefined && !scanner.complete) return callback(notAof('it ends inside a command'));
+      if (!done && !scanner.complete) return callback(notAof('it ends inside a command'));
       callback();
     },
   });
