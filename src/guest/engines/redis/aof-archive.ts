@@ -69,7 +69,14 @@ export class RedisAofArchive implements WalArchive {
   private waiting: { seq: number; offset: number; since: number } | undefined;
   private state: ArchiveState | undefined;
 
-  constructor(private readonly host: AofArchiveHost) {}
+  private readonly shipAfterMs: number;
+
+  constructor(
+    private readonly host: AofArchiveHost,
+    options: { shipAfterMs?: number } = {},
+  ) {
+    this.shipAfterMs = options.shipAfterMs ?? shipAfterMs;
+  }
 
   private get aofDir(): string {
     return join(this.host.dataDir, aofDirName);
@@ -98,7 +105,7 @@ export class RedisAofArchive implements WalArchive {
       if (!closed) {
         if (size <= offset) break;
         if (this.waiting?.seq !== file.seq || this.waiting.offset !== offset) this.waiting = { seq: file.seq, offset, since: Date.now() };
-        if (Date.now() - this.waiting.since < shipAfterMs && size - offset < chunkBytes) break;
+        if (Date.now() - this.waiting.since < this.shipAfterMs && size - offset < chunkBytes) break;
       }
       const chunk = await this.scan(file.name, file.seq, offset, closed ? size : Math.min(size, offset + chunkBytes), closed);
       // a single command larger than what was read: it goes once it is whole
@@ -170,9 +177,10 @@ export class RedisAofArchive implements WalArchive {
       // everything stamped before the first command not shipped yet is shipped
       return second === undefined ? undefined : new Date(second * 1000 - 1);
     }
-    // nothing waits: every command before the check is shipped; its second, and the one before (a
-    // command stamped a moment before the check may reach the file after it was read), are not claimed
-    return new Date(Math.floor(checked / 1000) * 1000 - 1000 - 1);
+    // nothing waits: Redis runs one command at a time, so with its buffer empty at the INFO every
+    // command before it is in the file, and shipped; a command of the check's own second may
+    // still come after it, so what is claimed ends before that second
+    return new Date(Math.floor(checked / 1000) * 1000 - 1);
   }
 
   private chunk(name: string): PlannedChunk {

@@ -5,9 +5,11 @@ import { CofferError } from '../../../common/index.js';
 // (`file <name> seq <n> type <b|h|i>` per line: the base, history, and incremental files), and
 // each incremental file is RESP commands (`*<argc>` then `$<len>` bulk strings), each run of
 // commands of a new second preceded by an annotation `#TS:<unix seconds>` when
-// aof-timestamp-enabled is on. Every incremental file opens with such an annotation and a SELECT.
-// A command is stamped with the second its annotation names, so times have one second's
-// precision: a restore to a moment keeps everything stamped in that moment's second.
+// aof-timestamp-enabled is on. Every incremental file opens with a SELECT, but with an annotation
+// only when its first write is in another second than the last one written: the commands before
+// a file's first annotation belong to the previous file's last second. A command is stamped with
+// the second its annotation names, so times have one second's precision: a restore to a moment
+// keeps everything stamped in that moment's second.
 //
 // The archive is the incremental files' bytes in order, cut into chunks named by where they
 // start (`incr-<seq>-<offset>`, zero-padded so that names sort in log order, as the archive's
