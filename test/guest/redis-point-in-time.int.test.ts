@@ -218,6 +218,17 @@ describe('redis point-in-time recovery', () => {
     assert.equal(await tenant(bus.address, (client) => client.get('after-restore')), '1');
   });
 
+  it('restores the backup itself, without a moment: the data when it was taken', async () => {
+    const bus = await guest('plain');
+    await prepared(bus, input({ projectId, chain: [base] }));
+    assert.deepEqual(await tenant(bus.address, (client) => client.keys('k*')), ['k0']);
+    assert.equal(await tenant(bus.address, (client) => client.get('writes')), '1');
+    // loaded with the AOF off, then archiving as every instance of a host with a backup storage
+    const live = await withAdminClient(await admin(bus.dir), async (client) => (await client.call('CONFIG', ['GET', 'a*'])) as string[]);
+    const settings = new Map(live.flatMap((v, i) => (i % 2 === 0 ? [[v, live[i + 1]!] as const] : [])));
+    assert.deepEqual([settings.get('appendonly'), settings.get('aof-timestamp-enabled'), settings.get('aof-disable-auto-gc')], ['yes', 'yes', 'yes']);
+  });
+
   it('refuses a moment before the backup completed', async () => {
     const bus = await guest('too-early');
     const early = new Date(Date.parse(base.facts['completed-at']!) - 60_000);

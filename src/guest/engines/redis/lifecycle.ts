@@ -276,7 +276,9 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     // Redis 7 with the AOF on loads the AOF alone: the restored RDB is loaded with it off (restore.ts);
     // a point-in-time restore wrote the AOF Redis loads (aof-replay.ts)
     const aof = !rolledForward && redisSettings(confInput).some(([name, value]) => name === 'appendonly' && value === true);
-    await this.writeConf(restoring && aof ? renderRedisConf({ ...confInput, overrides: { ...overrides, appendonly: false } }) : conf);
+    // (archiving, which keeps the AOF on, waits until the AOF is written: ensureArchiving below)
+    const loadRdb = { ...confInput, archiveLog: false, overrides: { ...overrides, appendonly: false } };
+    await this.writeConf(restoring && aof ? renderRedisConf(loadRdb) : conf);
     await writeEngineSpec(this.context.placement.dir, spec);
     progress('starting');
     try {
@@ -285,6 +287,7 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
         if (aof) {
           await enableAof(await this.endpoint());
           await this.writeConf(conf);
+          if (this.archivesAof()) await this.ensureArchiving();
         }
         await writeFile(this.paths.initialised, new Date().toISOString());
       }
