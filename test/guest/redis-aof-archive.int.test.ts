@@ -27,6 +27,7 @@ describe('redis AOF archive', () => {
   let dir: string;
   let driver: EngineDriver;
   let archive: RedisAofArchive;
+  let archiveHost: ConstructorParameters<typeof RedisAofArchive>[0];
   const address = randomAddress();
   const aofDir = () => join(dir, 'data', 'appendonlydir');
 
@@ -73,17 +74,16 @@ describe('redis AOF archive', () => {
       archiveLog: true,
     });
     await driver.prepare({
-      memoryMb: 256,
+      memoryMb: 512,
       databases: [],
       users: [{ name: 'tenant', password: 'tenant-Pass-1', databases: [] }],
       adminPassword: 'unused-by-redis',
       access: null,
-      overrides: { appendonly: false, 'aof-use-rdb-preamble': false },
+      // no automatic rewrite closing the file under the test's large writes
+      overrides: { appendonly: false, 'aof-use-rdb-preamble': false, 'auto-aof-rewrite-percentage': 0 },
     });
-    archive = new RedisAofArchive(
-      { dir, dataDir: join(dir, 'data'), runner, logger: silentLogger(), endpoint: admin, running: async () => (await driver.health()) === 'healthy' },
-      { shipAfterMs: 0 },
-    );
+    archiveHost = { dir, dataDir: join(dir, 'data'), runner, logger: silentLogger(), endpoint: admin, running: async () => (await driver.health()) === 'healthy' };
+    archive = new RedisAofArchive(archiveHost, { shipAfterMs: 0 });
   });
 
   after(async () => {
@@ -165,5 +165,38 @@ describe('redis AOF archive', () => {
     assert.deepEqual(parseChunkName(first!), { seq: seq + 1, offset: 0 });
     const shipped = await ship(first!);
     assert.match(shipped.bytes.toString('latin1'), /^(#TS:\d+\r\n)?\*2\r\n\$6\r\nSELECT\r\n/);
+  });
+
+  it('ships a full chunk before its minute, ending where a command ends, and a command larger than a chunk alone', async () => {
+    // as the guest runs it: the current file waits a minute unless a chunk's worth is written
+    archive = new RedisAofArchive(archiveHost, { shipAfterMs: 3_600_000 });
+    const mib = 1024 * 1024;
+    const client = await connectRedis(address, 6379, ['tenant', 'tenant-Pass-1']);
+    try {
+      await set('small');
+      assert.deepEqual(await archive.pending(), []);
+      for (let i = 0; i < 5; i += 1) await client.set('big', 'x'.repeat(16 * mib));
+      const [first, ...rest] = await archive.pending();
+      assert.deepEqual(rest, [], 'what is left of a chunk waits');
+      const { seq, offset } = parseChunkName(first!);
+      const shipped = await ship(first!);
+      const length = Number(shipped.facts.bytes);
+      assert.equal(shipped.facts.final, 'no');
+      assert.ok(length <= 64 * mib && length > 48 * mib, String(length));
+      const onDisk = await readFile(join(aofDir(), `appendonly.aof.${seq}.incr.aof`));
+      assert.match(onDisk.subarray(offset + length, offset + length + 4).toString('latin1'), /^(\*3|#TS)/, 'the next chunk starts with a command');
+
+      await client.set('huge', 'y'.repeat(70 * mib));
+      // the rest of the 16 MiB writes fill a chunk of their own; the 70 MiB command is one alone
+      const [rest16, huge, ...none] = await archive.pending();
+      assert.deepEqual(none, []);
+      assert.deepEqual(parseChunkName(rest16!), { seq, offset: offset + length });
+      const restLength = Number((await archive.inspect(rest16!)).bytes);
+      assert.deepEqual(parseChunkName(huge!), { seq, offset: offset + length + restLength });
+      const hugeCommand = `*3\r\n$3\r\nset\r\n$4\r\nhuge\r\n$${70 * mib}\r\n`.length + 70 * mib + 2;
+      assert.equal(Number((await archive.inspect(huge!)).bytes), hugeCommand);
+    } finally {
+      client.disconnect();
+    }
   });
 });

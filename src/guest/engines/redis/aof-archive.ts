@@ -97,23 +97,32 @@ export class RedisAofArchive implements WalArchive {
       await this.writeState(state);
     }
     const names: string[] = [];
-    for (const file of files) {
-      if (file.seq < state.seq) continue;
-      const offset = file.seq === state.seq ? state.offset : 0;
-      const size = await this.size(file.name);
-      const closed = file.seq !== current.seq;
-      if (!closed) {
-        if (size <= offset) break;
-        if (this.waiting?.seq !== file.seq || this.waiting.offset !== offset) this.waiting = { seq: file.seq, offset, since: Date.now() };
-        if (Date.now() - this.waiting.since < this.shipAfterMs && size - offset < chunkBytes) break;
-      }
-      const chunk = await this.scan(file.name, file.seq, offset, closed ? size : Math.min(size, offset + chunkBytes), closed);
-      // a single command larger than what was read: it goes once it is whole
-      if (chunk === undefined) break;
+    const plan = (chunk: PlannedChunk) => {
       const name = chunkName(chunk);
       this.planned.set(name, chunk);
       names.push(name);
-      if (!chunk.final) break;
+    };
+    for (const file of files) {
+      if (file.seq < state.seq) continue;
+      let offset = file.seq === state.seq ? state.offset : 0;
+      const size = await this.size(file.name);
+      if (file.seq !== current.seq) {
+        plan((await this.scan(file.name, file.seq, offset, size, true))!);
+        continue;
+      }
+      if (size <= offset) break;
+      if (this.waiting?.seq !== file.seq || this.waiting.offset !== offset) this.waiting = { seq: file.seq, offset, since: Date.now() };
+      const due = Date.now() - this.waiting.since >= this.shipAfterMs;
+      // what has waited goes whole, in chunks of at most chunkBytes; a full chunk goes at once
+      while (size > offset && (due || size - offset >= chunkBytes)) {
+        // a single command larger than a chunk is a chunk of its own; one not written whole yet waits
+        const chunk =
+          (await this.scan(file.name, file.seq, offset, Math.min(size, offset + chunkBytes), false)) ??
+          (size > offset + chunkBytes ? await this.scan(file.name, file.seq, offset, size, false) : undefined);
+        if (chunk === undefined) break;
+        plan(chunk);
+        offset = chunk.end;
+      }
     }
     return names;
   }
