@@ -5,10 +5,8 @@ import { z } from 'zod';
 import { CofferError, type Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
 import type { WalArchive } from '../engine.js';
-import { withAdminClient, type AdminEndpoint } from './admin.js';
-import { infoFields } from './backup.js';
-import { AofScanner, chunkName, isIncrementalName, parseManifest, type ChunkPosition, type ManifestEntry } from './aof-files.js';
-import { aofDirName } from './aof-replay.js';
+import { infoFields, withAdminClient, type AdminEndpoint } from './admin.js';
+import { aofDirName, AofScanner, chunkName, isIncrementalName, parseManifest, type ChunkPosition, type ManifestEntry } from './aof-files.js';
 
 // AOF archiving, the guest's side (PostgreSQL's is wal-archive.ts, MariaDB's binlog-archive.ts).
 // Redis appends every write to its current incremental AOF file; an AOF rewrite (automatic, root's

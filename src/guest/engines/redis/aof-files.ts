@@ -15,6 +15,9 @@ import { CofferError } from '../../../common/index.js';
 // start (`incr-<seq>-<offset>`, zero-padded so that names sort in log order, as the archive's
 // retention compares them); each chunk ends where a command or annotation ends.
 
+/** the AOF directory in the data directory (redis.conf's appenddirname) */
+export const aofDirName = 'appendonlydir';
+
 export interface ManifestEntry {
   name: string;
   seq: number;

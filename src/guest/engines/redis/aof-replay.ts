@@ -5,7 +5,7 @@ import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CofferError, isCofferError } from '../../../common/index.js';
 import type { ArchivedLogFile, BackupFacts, PointInTimeSource, RestoreLink } from '../engine.js';
-import { chunkName, cutAfterSecond, isChunkName, parseChunkName } from './aof-files.js';
+import { aofDirName, chunkName, cutAfterSecond, isChunkName, parseChunkName } from './aof-files.js';
 
 // A point-in-time restore of Redis: the backup (the RDB base of an AOF rewrite, backup.ts)
 // rolled forward through the source's archived AOF (aof-archive.ts). The new instance's AOF
@@ -18,7 +18,6 @@ import { chunkName, cutAfterSecond, isChunkName, parseChunkName } from './aof-fi
 // `#TS` times have one second's precision, so the target is too: a command stamped in the
 // target's second counts as before it.
 
-export const aofDirName = 'appendonlydir';
 const baseName = 'appendonly.aof.1.base.rdb';
 const incrName = 'appendonly.aof.1.incr.aof';
 const manifestName = 'appendonly.aof.manifest';

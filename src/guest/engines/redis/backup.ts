@@ -6,11 +6,11 @@ import type { BackupAdmin, BackupFacts, BackupRun, WalArchive } from '../engine.
 import type { BackupModule } from '../engine-modules.js';
 import { toolBackupRun, type BackupInspector } from '../tool-backup-run.js';
 import type { DataCheckResult } from '../../../bus/index.js';
-import { withAdminClient, type AdminEndpoint } from './admin.js';
+import { infoFields, withAdminClient, type AdminEndpoint } from './admin.js';
 import { checkRedisData } from './data-check.js';
 import { RedisAofArchive, type AofArchiveHost } from './aof-archive.js';
 import { chunkName, isBaseRdbName, isIncrementalName, parseManifest } from './aof-files.js';
-import { aofDirName } from './aof-replay.js';
+import { aofDirName } from './aof-files.js';
 
 // The backup module of Redis: an RDB snapshot. BGSAVE makes the server fork and write
 // `dump.rdb` in its data directory while it keeps serving; once the save is done the file is
@@ -60,17 +60,6 @@ export const redisBackup: BackupModule<{ rdbSource(): RdbSource; aofArchiveHost(
   pointInTime: true,
   create: (lifecycle) => new RedisBackupAdmin(lifecycle.rdbSource(), lifecycle.aofArchiveHost()),
 };
-
-/** `field:value` lines of an INFO reply */
-export function infoFields(reply: string): Map<string, string> {
-  return new Map(
-    reply
-      .split(/\r?\n/)
-      .map((line) => /^([a-z_0-9]+):(.*)$/.exec(line))
-      .filter((match) => match !== null)
-      .map((match) => [match[1]!, match[2]!.trim()]),
-  );
-}
 
 export async function info(client: Redis, section: string): Promise<Map<string, string>> {
   return infoFields(String(await client.call('INFO', [section])));
