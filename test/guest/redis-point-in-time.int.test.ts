@@ -162,7 +162,7 @@ describe('redis point-in-time recovery', () => {
       await bus.closeBus();
       await killServerProcesses(join(bus.dir, 'data')).catch(() => undefined);
     }
-    if (root !== undefined && process.env.KEEP === undefined) await rm(root, { recursive: true, force: true });
+    if (root !== undefined) await rm(root, { recursive: true, force: true });
   });
 
   it('records with the backup that the AOF is archived from it on, and where', () => {
