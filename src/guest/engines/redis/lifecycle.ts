@@ -19,8 +19,8 @@ import { fileExists, writeEngineFile } from '../engine-files.js';
 import { currentEngineSpec, readEngineSpec, writeEngineSpec, type EngineSpec } from '../engine-spec-file.js';
 import { checkTlsRequirement, installedTlsFiles, readTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
-import { renderInitialAclFile } from './acl.js';
-import { probeServer, setMaxmemory, withAdminClient, type AdminEndpoint, type AdminEndpointSource } from './admin.js';
+import { renderInitialAclFile, rootDisableArguments, rootUser } from './acl.js';
+import { applyAcl, probeServer, setMaxmemory, withAdminClient, type AdminEndpoint, type AdminEndpointSource } from './admin.js';
 import type { AofArchiveHost } from './aof-archive.js';
 import { planAofReplay, writeRestoredAof, type AofReplayPlan } from './aof-replay.js';
 import type { RdbSource } from './backup.js';
@@ -385,8 +385,25 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     return { general: this.paths.logFile };
   }
 
-  start(): Promise<void> {
-    return this.serverProcess.start();
+  async start(): Promise<void> {
+    await this.serverProcess.start();
+    await this.repairDefaultUser().catch((err: unknown) => this.logger.warn({ err }, "could not give Redis's default user root's rights"));
+  }
+
+  /**
+   * An instance made before its `default` user kept root's rights while off (acl.ts,
+   * rootDisableArguments) gets them now: until then each restart dropped the AOF's transactions.
+   */
+  private async repairDefaultUser(): Promise<void> {
+    await withAdminClient(await this.endpoint(), async (client) => {
+      const reply = (await client.call('ACL', ['GETUSER', rootUser])) as unknown[];
+      const field = (name: string) => reply[reply.indexOf(name) + 1];
+      const flags = field('flags');
+      if (Array.isArray(flags) && flags.includes('off') && field('commands') === '-@all') {
+        await applyAcl(client, [['SETUSER', ...rootDisableArguments()]]);
+        this.logger.info("Redis's default user given root's rights while off: the AOF's transactions replay at the next start");
+      }
+    });
   }
 
   stop(): Promise<void> {
