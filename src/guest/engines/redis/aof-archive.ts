@@ -104,6 +104,16 @@ export class RedisAofArchive implements WalArchive {
       if (file.seq < state.seq) continue;
       let offset = file.seq === state.seq ? state.offset : 0;
       const size = await this.size(file.name);
+      if (size < offset) {
+        // not what Redis does to a file (it truncates only a torn command, never shipped): what was
+        // shipped of it may differ from what it holds, so the archive goes on after it, leaving a
+        // gap a restore refuses to cross, and the next backup starts a sound one
+        this.host.logger.error({ file: file.name, size, shipped: offset }, 'an AOF file is shorter than what was archived of it');
+        if (file.seq === current.seq) break;
+        state = { seq: file.seq + 1, offset: 0, ...(state.lastStamp === undefined ? {} : { lastStamp: state.lastStamp }) };
+        await this.writeState(state);
+        continue;
+      }
       if (file.seq !== current.seq) {
         plan((await this.scan(file.name, file.seq, offset, size, true))!);
         continue;
