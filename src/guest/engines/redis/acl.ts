@@ -121,9 +121,15 @@ export function rootEnableArguments(password: string): string[] {
   return [rootUser, 'reset', 'on', ...secretRules({ password }), ...allData, ...rootCommandRules];
 }
 
-/** `reset` turns the user off, forgets its passwords and takes every command away. */
+/**
+ * Root off: no password, no way to log in (`reset` turns the user off), but root's rights kept.
+ * Redis 7.0 replays the AOF's transactions (MULTI/EXEC: every tenant's, and every script's
+ * writes) as the `default` user and checks them against its rights: without them a restart or a
+ * restore of the AOF drops every transaction with NOPERM. A user that is off is never who a
+ * client is, so its rights open nothing.
+ */
 export function rootDisableArguments(): string[] {
-  return [rootUser, 'reset'];
+  return [rootUser, 'reset', ...allData, ...rootCommandRules];
 }
 
 /**
@@ -134,7 +140,8 @@ export function rootDisableArguments(): string[] {
 export function renderInitialAclFile(adminPassword: string): string {
   checkPassword(adminPassword);
   return [
-    `user ${rootUser} off resetpass resetkeys resetchannels -@all`,
+    // off, with root's rights for the AOF's transactions (see rootDisableArguments)
+    `user ${rootUser} off resetpass ${[...allData, ...rootCommandRules].join(' ')}`,
     `user ${adminUser} on #${passwordHash(adminPassword)} ~* &* +@all`,
     '',
   ].join('\n');

@@ -74,3 +74,14 @@ export async function applyAcl(client: Redis, commands: string[][]): Promise<voi
 export async function setMaxmemory(endpoint: AdminEndpoint, megabytes: number): Promise<void> {
   await withAdminClient(endpoint, (client) => client.call('CONFIG', ['SET', 'maxmemory', `${megabytes}mb`]));
 }
+
+/** `field:value` lines of an INFO reply */
+export function infoFields(reply: string): Map<string, string> {
+  return new Map(
+    reply
+      .split(/\r?\n/)
+      .map((line) => /^([a-z_0-9]+):(.*)$/.exec(line))
+      .filter((match) => match !== null)
+      .map((match) => [match[1]!, match[2]!.trim()]),
+  );
+}

@@ -1,12 +1,15 @@
+import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { CofferError } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
-import type { BackupAdmin, BackupFacts, BackupRun } from '../engine.js';
+import type { BackupAdmin, BackupFacts, BackupRun, WalArchive } from '../engine.js';
 import type { BackupModule } from '../engine-modules.js';
 import { toolBackupRun, type BackupInspector } from '../tool-backup-run.js';
 import type { DataCheckResult } from '../../../bus/index.js';
-import { withAdminClient, type AdminEndpoint } from './admin.js';
+import { infoFields, withAdminClient, type AdminEndpoint } from './admin.js';
 import { checkRedisData } from './data-check.js';
+import { RedisAofArchive, type AofArchiveHost } from './aof-archive.js';
+import { aofDirName, chunkName, isBaseRdbName, isIncrementalName, parseManifest } from './aof-files.js';
 
 // The backup module of Redis: an RDB snapshot. BGSAVE makes the server fork and write
 // `dump.rdb` in its data directory while it keeps serving; once the save is done the file is
@@ -19,6 +22,13 @@ import { checkRedisData } from './data-check.js';
 //
 // The RDB holds the data only: the ACL users live in the instance's ACL file and are not part
 // of it, so a restored instance has the users its own prepare creates (restore: lifecycle.ts).
+//
+// Where the host archives the AOF (point in time, aof-archive.ts), a backup is instead the base
+// of an AOF rewrite of its own: the rewrite forks at one moment, writes the data as of then as a
+// new base (an RDB, aof-use-rdb-preamble being on) and opens a new incremental file for every
+// write after it. That base is exactly the data the first byte of that file follows, so the
+// backup records that file's first chunk as where its log starts (`wal-start`), and a restore
+// rolls it forward from there. A plain restore of it is a plain RDB restore.
 //
 // Full backups only: an incremental would be the AOF written since the parent, not kept yet.
 
@@ -37,23 +47,18 @@ export interface RdbSource {
   endpoint(): Promise<AdminEndpoint>;
   /** redis-server's pid when it runs */
   running(): Promise<number | undefined>;
+  /**
+   * Present where the host archives the AOF: redis.conf rendered again and the running server
+   * set to write what archiving needs (an instance may have started before the host had storage)
+   */
+  ensureArchiving?(): Promise<void>;
 }
 
-export const redisBackup: BackupModule<{ rdbSource(): RdbSource }> = {
+export const redisBackup: BackupModule<{ rdbSource(): RdbSource; aofArchiveHost(): AofArchiveHost | undefined }> = {
   incremental: false,
-  create: (lifecycle) => new RedisBackupAdmin(lifecycle.rdbSource()),
+  pointInTime: true,
+  create: (lifecycle) => new RedisBackupAdmin(lifecycle.rdbSource(), lifecycle.aofArchiveHost()),
 };
-
-/** `field:value` lines of an INFO reply */
-export function infoFields(reply: string): Map<string, string> {
-  return new Map(
-    reply
-      .split(/\r?\n/)
-      .map((line) => /^([a-z_0-9]+):(.*)$/.exec(line))
-      .filter((match) => match !== null)
-      .map((match) => [match[1]!, match[2]!.trim()]),
-  );
-}
 
 export async function info(client: Redis, section: string): Promise<Map<string, string>> {
   return infoFields(String(await client.call('INFO', [section])));
@@ -100,10 +105,14 @@ export async function snapshot(client: Redis, signal: AbortSignal, deadline: num
 
 /** An RDB file: `REDIS` and a 4-digit format version, then the data, which ends with the EOF opcode and a checksum. */
 class RdbInspector implements BackupInspector {
+  private readonly known: BackupFacts;
+
   private head = Buffer.alloc(0);
   private tail = Buffer.alloc(0);
 
-  constructor(private readonly known: BackupFacts) {}
+  constructor(known: BackupFacts) {
+    this.known = known;
+  }
 
   see(chunk: Buffer): void {
     if (this.head.length < 9) this.head = Buffer.concat([this.head, chunk.subarray(0, 9 - this.head.length)]);
@@ -116,14 +125,69 @@ class RdbInspector implements BackupInspector {
     if (magic === null) throw new CofferError('EngineError', 'The Redis snapshot is not an RDB file.');
     // 0xFF (RDB_OPCODE_EOF) then 8 bytes of CRC64
     if (this.tail.length < 9 || this.tail[0] !== 0xff) throw new CofferError('EngineError', 'The Redis snapshot ends before its end marker.');
-    return { ...this.known, format: 'rdb', 'rdb-version': String(Number(magic[1])) };
+    const archived: BackupFacts = this.known['wal-start'] === undefined ? {} : { 'wal-archiving': 'on', 'completed-at': new Date().toISOString() };
+    return { ...this.known, ...archived, format: 'rdb', 'rdb-version': String(Number(magic[1])) };
   }
+}
+
+/**
+ * Starts an AOF rewrite of our own (after any running one: its base may be older than the
+ * request) and resolves once it is done.
+ */
+export async function rewriteAof(client: Redis, signal: AbortSignal, deadline: number): Promise<void> {
+  for (;;) {
+    checkAborted(signal);
+    if (Date.now() > deadline) throw new CofferError('EngineError', 'Redis did not start an AOF rewrite (BGREWRITEAOF) in time: another kept running.');
+    const persistence = await info(client, 'persistence');
+    if (persistence.get('aof_rewrite_in_progress') === '0' && persistence.get('aof_rewrite_scheduled') === '0') {
+      try {
+        // "started", or "scheduled" behind a running save: either way it shows below
+        await client.call('BGREWRITEAOF');
+        break;
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        if (!/in progress/i.test(message)) throw new CofferError('EngineError', `Redis refused BGREWRITEAOF: ${message}`);
+      }
+    }
+    await sleep(pollMs);
+  }
+  // BGREWRITEAOF forks before it answers, or marks the rewrite scheduled: ours runs until this shows neither
+  for (;;) {
+    const persistence = await info(client, 'persistence');
+    const running = persistence.get('aof_rewrite_in_progress') !== '0' || persistence.get('aof_rewrite_scheduled') !== '0';
+    if (!running) {
+      if (persistence.get('aof_last_bgrewrite_status') !== 'ok') {
+        throw new CofferError('EngineError', 'Redis failed to rewrite its AOF (BGREWRITEAOF): see its log, the disk may be full.');
+      }
+      return;
+    }
+    checkAborted(signal);
+    if (Date.now() > deadline) throw new CofferError('EngineError', 'Redis did not finish its AOF rewrite (BGREWRITEAOF) in time.');
+    await sleep(pollMs);
+  }
+}
+
+/** The manifest's base (an RDB) and the first chunk of the incremental files that follow it. */
+export function baseOfManifest(manifest: string): { base: string; walStart: string } {
+  const entries = parseManifest(manifest);
+  const base = entries.find((e) => e.type === 'b');
+  const first = entries.filter((e) => e.type === 'i' && isIncrementalName(e.name)).sort((a, b) => a.seq - b.seq)[0];
+  if (base === undefined || !isBaseRdbName(base.name) || first === undefined) {
+    throw new CofferError('EngineError', "Redis's AOF has no RDB base followed by an incremental file: aof-use-rdb-preamble must be on.");
+  }
+  return { base: base.name, walStart: chunkName({ seq: first.seq, offset: 0 }) };
 }
 
 export class RedisBackupAdmin implements BackupAdmin {
   readonly incremental = false;
+  readonly walArchive: WalArchive | undefined;
 
-  constructor(private readonly source: RdbSource) {}
+  constructor(
+    private readonly source: RdbSource,
+    archiveHost?: AofArchiveHost,
+  ) {
+    this.walArchive = archiveHost === undefined ? undefined : new RedisAofArchive(archiveHost);
+  }
 
   async start(request: { parent?: BackupFacts; signal: AbortSignal }): Promise<BackupRun> {
     if (request.parent !== undefined) {
@@ -133,6 +197,7 @@ export class RedisBackupAdmin implements BackupAdmin {
       throw new CofferError('EngineError', 'Redis is not running: start the instance before backing it up.');
     }
     const deadline = Date.now() + backupTimeoutMs;
+    if (this.source.ensureArchiving !== undefined) return this.startBase(request.signal, deadline);
     const version = await withAdminClient(
       await this.source.endpoint(),
       async (client) => {
@@ -148,6 +213,22 @@ export class RedisBackupAdmin implements BackupAdmin {
       signal: request.signal,
     });
     return toolBackupRun(tool, new RdbInspector({ 'redis-version': version }), request.signal);
+  }
+
+  /** The base of a rewrite of our own, streamed by `cat` from the AOF directory. */
+  private async startBase(signal: AbortSignal, deadline: number): Promise<BackupRun> {
+    await this.source.ensureArchiving!();
+    const version = await withAdminClient(await this.source.endpoint(), async (client) => {
+      const server = await info(client, 'server');
+      await rewriteAof(client, signal, deadline);
+      return server.get('redis_version') ?? 'unknown';
+    });
+    checkAborted(signal);
+    const aofDir = join(this.source.dataDir, aofDirName);
+    const { stdout } = await this.source.runner.run('/bin/cat', ['--', 'appendonly.aof.manifest'], { cwd: aofDir, timeoutMs: 60_000 });
+    const { base, walStart } = baseOfManifest(stdout);
+    const tool = this.source.runner.stream('/bin/cat', ['--', base], { cwd: aofDir, timeoutMs: Math.max(1, deadline - Date.now()), signal });
+    return toolBackupRun(tool, new RdbInspector({ 'redis-version': version, 'wal-start': walStart }), signal);
   }
 
   checkData(signal: AbortSignal): Promise<DataCheckResult> {

@@ -58,7 +58,23 @@ export interface RedisConfigInput {
   requireTls?: boolean;
   /** a configuration group's values: each replaces Coffer's value of a published parameter */
   overrides?: ConfigurationValues;
+  /** the host archives the AOF (point in time, aof-archive.ts): what that needs wins over the group's values */
+  archiveLog?: boolean;
 }
+
+/**
+ * What archiving the AOF needs, whatever a group sets: the AOF on, rewrites that write an RDB
+ * base (a backup is one), a `#TS` annotation for each second with writes, and the files a
+ * rewrite replaces kept until the guest has shipped them.
+ */
+const archivingSettings: Readonly<Record<string, ConfigurationValue>> = {
+  appendonly: true,
+  'aof-use-rdb-preamble': true,
+};
+const archivingExtras: readonly RedisSetting[] = [
+  ['aof-timestamp-enabled', true],
+  ['aof-disable-auto-gc', true],
+];
 
 /** Every setting redis.conf holds, in its order, with the overrides in place of Coffer's values. */
 export function redisSettings(input: RedisConfigInput): RedisSetting[] {
@@ -93,7 +109,11 @@ export function redisSettings(input: RedisConfigInput): RedisSetting[] {
     ['enable-debug-command', false],
     ['enable-module-command', false],
     ['sanitize-dump-payload', true],
-    ...redisParameterTable.map(({ name, standard }): RedisSetting => [name, overrides[name] ?? standard]),
+    ...redisParameterTable.map(({ name, standard }): RedisSetting => [
+      name,
+      (input.archiveLog === true ? archivingSettings[name] : undefined) ?? overrides[name] ?? standard,
+    ]),
+    ...(input.archiveLog === true ? archivingExtras : []),
   ];
 }
 

@@ -3,17 +3,30 @@ import { join, relative } from 'node:path';
 import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
 import { CofferError, newPassword, validateConfigurationValues, type ConfigurationValues, type Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
-import type { EngineBinary, EngineContext, EngineHealth, EngineLifecycle, PrepareProgress, PrepareTimings, RestoreLink, TlsMaterial } from '../engine.js';
+import type {
+  EngineBinary,
+  EngineContext,
+  EngineHealth,
+  EngineLifecycle,
+  PointInTimeSource,
+  PrepareProgress,
+  PrepareTimings,
+  RestoreLink,
+  TlsMaterial,
+} from '../engine.js';
 import type { LifecycleModule } from '../engine-modules.js';
 import { fileExists, writeEngineFile } from '../engine-files.js';
 import { currentEngineSpec, readEngineSpec, writeEngineSpec, type EngineSpec } from '../engine-spec-file.js';
 import { checkTlsRequirement, installedTlsFiles, readTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
-import { renderInitialAclFile } from './acl.js';
-import { probeServer, setMaxmemory, withAdminClient, type AdminEndpoint, type AdminEndpointSource } from './admin.js';
+import { renderInitialAclFile, rootDisableArguments, rootUser } from './acl.js';
+import { applyAcl, probeServer, setMaxmemory, withAdminClient, type AdminEndpoint, type AdminEndpointSource } from './admin.js';
+import type { AofArchiveHost } from './aof-archive.js';
+import { planAofReplay, writeRestoredAof, type AofReplayPlan } from './aof-replay.js';
 import type { RdbSource } from './backup.js';
 import { missingBinaryReason } from './binaries.js';
 import { maxmemoryMb, redisSettings, renderRedisConf, type RedisConfigInput } from './config.js';
+import { setLive } from './live-config.js';
 import type { ConfigurationHost } from './configuration.js';
 import { redisParameters } from './parameters.js';
 import { checkRdbChain, enableAof, writeRdb } from './restore.js';
@@ -142,7 +155,38 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
       dataDir: this.paths.dataDir,
       endpoint: () => this.endpoint(),
       running: () => this.processId(),
+      ...(this.archivesAof() ? { ensureArchiving: () => this.ensureArchiving() } : {}),
     };
+  }
+
+  /** whether the host archives the AOF (it has a backup storage): point in time, aof-archive.ts */
+  private archivesAof(): boolean {
+    return this.context.archiveLog === true;
+  }
+
+  /** What the AOF's archive needs, where the host archives it. */
+  aofArchiveHost(): AofArchiveHost | undefined {
+    if (!this.archivesAof()) return undefined;
+    return {
+      dir: this.context.placement.dir,
+      dataDir: this.paths.dataDir,
+      runner: this.runner,
+      logger: this.logger,
+      endpoint: () => this.endpoint(),
+      running: async () => (await this.health()) === 'healthy',
+    };
+  }
+
+  /**
+   * redis.conf as archiving needs it, and the running server set the same way: an instance that
+   * started before its host had a backup storage runs without `#TS` annotations until then.
+   */
+  private async ensureArchiving(): Promise<void> {
+    const input = await this.confInput(await this.requireSpec());
+    const settings = redisSettings(input);
+    await this.writeConf(renderRedisConf(input));
+    const wanted = new Set(['appendonly', 'aof-use-rdb-preamble', 'aof-timestamp-enabled', 'aof-disable-auto-gc']);
+    await withAdminClient(await this.endpoint(), (client) => setLive(client, settings.filter(([name]) => wanted.has(name))));
   }
 
   async endpoint(): Promise<AdminEndpoint> {
@@ -190,6 +234,7 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
       socketPath: this.paths.socketPath,
       pidFile: this.paths.pidFile,
       aclFile: this.paths.aclFile,
+      archiveLog: this.archivesAof(),
     };
   }
 
@@ -201,7 +246,12 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     return (await runningServer(this.paths)) !== undefined;
   }
 
-  async prepare(input: PrepareInput, progress: PrepareProgress = () => undefined, restore?: readonly RestoreLink[]): Promise<PrepareTimings> {
+  async prepare(
+    input: PrepareInput,
+    progress: PrepareProgress = () => undefined,
+    restore?: readonly RestoreLink[],
+    pointInTime?: PointInTimeSource,
+  ): Promise<PrepareTimings> {
     const began = performance.now();
     const overrides = checkPrepareInput(input, this.datastore());
     const spec: EngineSpec = { memoryMb: input.memoryMb, access: input.access, overrides };
@@ -210,18 +260,25 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     const conf = renderRedisConf(confInput);
     // a restore already finished (a redelivered prepare) is an instance like any other
     const restoring = restore !== undefined && !(await fileExists(this.paths.initialised));
+    let rolledForward = false;
     if (restoring) {
       const link = checkRdbChain(restore, this.binary().version);
+      // checked before anything is restored: a plan that cannot be followed fails the restore up front
+      const plan = pointInTime === undefined ? undefined : planAofReplay(await pointInTime.list(), link.facts, pointInTime.target);
       progress('restoring');
-      await this.initialise(link);
+      await this.initialise(link, pointInTime === undefined || plan === undefined ? undefined : { source: pointInTime, plan });
+      rolledForward = plan !== undefined;
     } else if (!(await fileExists(this.paths.initialised))) {
       progress('initialising');
       await this.initialise();
     }
     const initialised = performance.now();
-    // Redis 7 with the AOF on loads the AOF alone: the restored RDB is loaded with it off (restore.ts)
-    const aof = redisSettings(confInput).some(([name, value]) => name === 'appendonly' && value === true);
-    await this.writeConf(restoring && aof ? renderRedisConf({ ...confInput, overrides: { ...overrides, appendonly: false } }) : conf);
+    // Redis 7 with the AOF on loads the AOF alone: the restored RDB is loaded with it off (restore.ts);
+    // a point-in-time restore wrote the AOF Redis loads (aof-replay.ts)
+    const aof = !rolledForward && redisSettings(confInput).some(([name, value]) => name === 'appendonly' && value === true);
+    // (archiving, which keeps the AOF on, waits until the AOF is written: ensureArchiving below)
+    const loadRdb = { ...confInput, archiveLog: false, overrides: { ...overrides, appendonly: false } };
+    await this.writeConf(restoring && aof ? renderRedisConf(loadRdb) : conf);
     await writeEngineSpec(this.context.placement.dir, spec);
     progress('starting');
     try {
@@ -230,6 +287,7 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
         if (aof) {
           await enableAof(await this.endpoint());
           await this.writeConf(conf);
+          if (this.archivesAof()) await this.ensureArchiving();
         }
         await writeFile(this.paths.initialised, new Date().toISOString());
       }
@@ -251,7 +309,7 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
    * before handing it to the engine's user. A restored instance gets the marker once its data
    * is loaded and its AOF written (prepare), a new one here.
    */
-  private async initialise(restore?: RestoreLink): Promise<void> {
+  private async initialise(restore?: RestoreLink, rollForward?: { source: PointInTimeSource; plan: AofReplayPlan }): Promise<void> {
     await this.discardData();
     const adminPassword = newPassword(48);
     await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
@@ -261,13 +319,14 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     await this.runner.handOver(this.paths.aclFile);
     if (restore !== undefined) {
       const rdb = join(this.paths.dataDir, 'dump.rdb');
+      let written: string[];
       try {
-        await writeRdb(restore, rdb);
+        written = rollForward === undefined ? (await writeRdb(restore, rdb), [rdb]) : await writeRestoredAof(this.paths.dataDir, restore, rollForward.source, rollForward.plan);
       } catch (err) {
         await this.discardData();
         throw err;
       }
-      await this.runner.handOver(rdb);
+      for (const path of written) await this.runner.handOver(path);
     }
     await this.runner.handOver(this.paths.dataDir);
     if (restore === undefined) await writeFile(this.paths.initialised, new Date().toISOString());
@@ -326,8 +385,25 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     return { general: this.paths.logFile };
   }
 
-  start(): Promise<void> {
-    return this.serverProcess.start();
+  async start(): Promise<void> {
+    await this.serverProcess.start();
+    await this.repairDefaultUser().catch((err: unknown) => this.logger.warn({ err }, "could not give Redis's default user root's rights"));
+  }
+
+  /**
+   * An instance made before its `default` user kept root's rights while off (acl.ts,
+   * rootDisableArguments) gets them now: until then each restart dropped the AOF's transactions.
+   */
+  private async repairDefaultUser(): Promise<void> {
+    await withAdminClient(await this.endpoint(), async (client) => {
+      const reply = (await client.call('ACL', ['GETUSER', rootUser])) as unknown[];
+      const field = (name: string) => reply[reply.indexOf(name) + 1];
+      const flags = field('flags');
+      if (Array.isArray(flags) && flags.includes('off') && field('commands') === '-@all') {
+        await applyAcl(client, [['SETUSER', ...rootDisableArguments()]]);
+        this.logger.info("Redis's default user given root's rights while off: the AOF's transactions replay at the next start");
+      }
+    });
   }
 
   stop(): Promise<void> {
