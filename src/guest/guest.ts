@@ -717,6 +717,8 @@ class GuestAgent implements Guest {
     this.backupAbort.abort(new CofferError('EngineError', 'The guest stopped (its host is shutting down).'));
     await this.subscription?.close();
     await this.tail;
+    // the engine runs on without it; an open connection would keep a stopping host's process alive
+    this.engine.release();
   }
 
   async destroy(): Promise<void> {
