@@ -1,7 +1,7 @@
 import { chmod, chown, mkdir, rm } from 'node:fs/promises';
 import { createServer as createTcpServer } from 'node:net';
-import pLimit from 'p-limit';
 import { join, resolve } from 'node:path';
+import pLimit from 'p-limit';
 import {
   agentContract,
   agentTopic,
@@ -573,6 +573,8 @@ class LocalAgent implements Agent {
     }
     await rm(dir, { recursive: true, force: true });
     this.pool.release(instanceId);
+    // one found at start and not adopted yet is gone: its adoption finds no record and skips it
+    this.pending.delete(instanceId);
     if (existed) this.logger.info({ instanceId }, 'server deleted');
     return { deleted: existed };
   }
