@@ -1,6 +1,7 @@
 import { chmod, chown, mkdir, rm } from 'node:fs/promises';
 import { createServer as createTcpServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import pLimit from 'p-limit';
 import {
   agentContract,
   agentTopic,
@@ -89,15 +90,32 @@ export interface AgentOptions {
   certificateValidityDays?: number;
   /** where the guests store backups and the master key that unwraps each project's key; absent: backups are refused */
   backups?: GuestBackupHost;
+  /** how many instances found at start are re-adopted at once, in the background; default 8 */
+  adoptionConcurrency?: number;
+  /**
+   * awaited as the re-adoption of each instance found at start begins: tests hold one there to
+   * see the agent (and the API of `coffer serve`) answer meanwhile
+   */
+  beforeAdopt?: (instanceId: string) => Promise<void>;
 }
 
 export interface Agent {
   readonly host: string;
+  /**
+   * Settles once every instance found at start has been re-adopted (its guest serving and its
+   * first health check done) or failed to be. The agent serves before that: adoption runs in
+   * the background, a few instances at a time.
+   */
+  readonly adopted: Promise<void>;
+  /** the instances found at start that are not re-adopted yet */
+  adopting(): string[];
   /** initialised clusters waiting in the warm pool, by kind (e.g. postgresql-15): its /metrics */
   warmPoolSizes(): Promise<Record<string, number>>;
   /** stops guests and subscriptions; the database processes keep running */
   stop(): Promise<void>;
 }
+
+const defaultAdoptionConcurrency = 8;
 
 // Clients of loopback instances connect from loopback addresses.
 const localClientCidrs = ['127.0.0.0/8'];
@@ -131,6 +149,9 @@ class LocalAgent implements Agent {
   private readonly pool: AddressPool;
   private readonly interval: number;
   private readonly hosted = new Map<string, Hosted>();
+  /** found at start, not re-adopted yet */
+  private readonly pending = new Map<string, InstanceRecord>();
+  adopted: Promise<void> = Promise.resolve();
   private readonly locks = new KeyedLock();
   private readonly conductor: RpcClient<typeof conductorContract>;
   /**
@@ -157,6 +178,10 @@ class LocalAgent implements Agent {
     this.warmPoolSize = options.warmPoolSize ?? 2;
     if (!Number.isInteger(this.warmPoolSize) || this.warmPoolSize < 0) {
       throw new CofferError('BadRequest', `The warm pool size must be a whole number from 0, not ${options.warmPoolSize}.`);
+    }
+    const concurrency = options.adoptionConcurrency ?? defaultAdoptionConcurrency;
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new CofferError('BadRequest', `The adoption concurrency must be a whole number from 1, not ${concurrency}.`);
     }
     this.logger = options.logger.child({ component: 'agent', host: options.host });
     this.pool = new AddressPool(options.addressPool ?? '127.77.0.0/16');
@@ -191,12 +216,15 @@ class LocalAgent implements Agent {
       group: identity?.gid,
       logger: this.logger,
     });
-    for (const { dir, record } of await scanInstanceRecords(this.instancesDir, this.logger)) {
+    const found: { dir: string; record: InstanceRecord }[] = [];
+    for (const entry of await scanInstanceRecords(this.instancesDir, this.logger)) {
       try {
-        this.pool.reserve(record.id, record.address);
-        await this.hostInstance(record, dir);
+        // before anything is created: a new instance never gets an address one found here has
+        this.pool.reserve(entry.record.id, entry.record.address);
+        this.pending.set(entry.record.id, entry.record);
+        found.push(entry);
       } catch (err) {
-        this.logger.error({ err, instanceId: record.id }, 'could not re-adopt instance');
+        this.logger.error({ err, instanceId: entry.record.id }, 'could not re-adopt instance');
       }
     }
     this.subscription = await serveRpc(
@@ -206,14 +234,56 @@ class LocalAgent implements Agent {
       {
         createServer: (args) => this.locks.run(args.instanceId, () => this.createServer(args)),
         deleteServer: (args) => this.locks.run(args.instanceId, () => this.deleteServer(args.instanceId)),
-        listServers: async () => [...this.hosted.values()].map(({ record }) => this.info(record)),
+        // those still being re-adopted are this host's as much as the others
+        listServers: async () => [...[...this.hosted.values()].map(({ record }) => record), ...this.pending.values()].map((record) => this.info(record)),
       },
       this.logger,
     );
     await this.announce();
-    // after the instances are back: filling the pool is the least urgent work there is
-    this.warmPool.start();
-    this.logger.info({ instances: this.hosted.size, engines: this.reports }, 'agent started');
+    // A thousand instances at ~17 ms each (walls, users, subscriptions) would hold the agent, and
+    // the API of `coffer serve`, for 17 s: they are taken up in the background, a few at a time.
+    // Requests for one not yet adopted wait in its guest's queue on the bus (or time out).
+    const began = performance.now();
+    this.adopted = this.adoptAll(found).then(() => {
+      if (found.length > 0) this.logger.info({ instances: found.length, ms: Math.round(performance.now() - began) }, 'instances re-adopted');
+      // after the instances are back: filling the pool is the least urgent work there is
+      if (!this.stopped) this.warmPool?.start();
+    });
+    this.logger.info({ instances: found.length, engines: this.reports }, 'agent started; re-adopting its instances');
+  }
+
+  adopting(): string[] {
+    return [...this.pending.keys()];
+  }
+
+  private async adoptAll(found: readonly { dir: string; record: InstanceRecord }[]): Promise<void> {
+    const limit = pLimit(this.options.adoptionConcurrency ?? defaultAdoptionConcurrency);
+    await Promise.all(
+      found.map(({ dir, record }) =>
+        limit(() =>
+          // one at a time with a create or delete of the same instance
+          this.locks.run(record.id, async () => {
+            try {
+              await this.adopt(record.id, dir);
+            } catch (err) {
+              this.logger.error({ err, instanceId: record.id }, 'could not re-adopt instance');
+            } finally {
+              this.pending.delete(record.id);
+            }
+          }),
+        ),
+      ),
+    );
+  }
+
+  private async adopt(instanceId: string, dir: string): Promise<void> {
+    if (this.stopped || this.hosted.has(instanceId)) return;
+    await this.options.beforeAdopt?.(instanceId);
+    // a delete that came first took the record away; a create that came first hosts it already
+    const record = await readInstanceRecord(dir);
+    if (record === undefined || this.stopped || this.hosted.has(instanceId)) return;
+    const hosted = await this.hostInstance(record, dir);
+    await hosted.guest.adopted;
   }
 
   /**
@@ -503,6 +573,8 @@ class LocalAgent implements Agent {
     }
     await rm(dir, { recursive: true, force: true });
     this.pool.release(instanceId);
+    // one found at start and not adopted yet is gone: its adoption finds no record and skips it
+    this.pending.delete(instanceId);
     if (existed) this.logger.info({ instanceId }, 'server deleted');
     return { deleted: existed };
   }
@@ -518,6 +590,8 @@ class LocalAgent implements Agent {
     // first: an initdb in progress is killed at once rather than waited for
     await this.warmPool?.stop();
     await this.subscription?.close();
+    // adoptions not begun end at once; those under way finish, so their guests are closed below
+    await this.adopted;
     await this.locks.drain();
     await Promise.all([...this.hosted.values()].map(({ guest }) => guest.close()));
     this.hosted.clear();

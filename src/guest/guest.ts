@@ -104,6 +104,13 @@ export interface GuestOptions {
 
 export interface Guest {
   readonly instanceId: string;
+  /**
+   * Settles once the guest has taken up what it found when it started (its first health check:
+   * the engine adopted, started or stopped as its desired state says; or a leftover of an
+   * interrupted prepare stopped), whatever came of it. Every request that touches the engine
+   * runs after it.
+   */
+  readonly adopted: Promise<void>;
   /** the wall time of the last prepare this guest ran, in ms */
   readonly lastPrepareMs: number | undefined;
   /** a new certificate from the host's CA, served by the running engine without a restart */
@@ -193,6 +200,7 @@ class GuestAgent implements Guest {
   private tlsReportedAt = 0;
   /** ships the engine's archived log (engines with point-in-time recovery, on hosts with a backup storage) */
   private readonly walShipper: WalShipper | undefined;
+  adopted: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: GuestOptions) {
     this.instanceId = options.instance.instanceId;
@@ -230,10 +238,11 @@ class GuestAgent implements Guest {
       () => false,
     );
     this.adopting = this.prepared;
-    // queued before serving, so that a prepare delivered at once runs after it
-    if (!this.prepared) {
-      this.exclusive(() => this.stopUnprepared()).catch((err) => this.logger.error({ err }, 'stop of a leftover engine failed'));
-    }
+    // queued before serving, so that a request delivered at once (a prepare, a restart, a user
+    // change) runs after it and never meets an engine not yet adopted
+    this.adopted = this.prepared
+      ? this.exclusive(() => this.check()).catch((err) => this.logger.error({ err }, 'health check failed'))
+      : this.exclusive(() => this.stopUnprepared()).catch((err) => this.logger.error({ err }, 'stop of a leftover engine failed'));
     this.subscription = await serveRpc(
       this.options.transport,
       guestContract,
@@ -282,8 +291,15 @@ class GuestAgent implements Guest {
             return { ...outcome, generation: await this.applied(generation) };
           }),
         getConfiguration: () => this.running(async () => ({ values: await this.configurationAdmin().effective() })),
-        createBackup: async (input, meta) => this.startBackup(input, this.requestLogger(meta).child({ backupId: input.target.backupId })),
-        checkData: async (_args, meta) => this.checkData(this.requestLogger(meta)),
+        // these run beside the queue, so they wait for adoption themselves
+        createBackup: async (input, meta) => {
+          await this.adopted;
+          return this.startBackup(input, this.requestLogger(meta).child({ backupId: input.target.backupId }));
+        },
+        checkData: async (_args, meta) => {
+          await this.adopted;
+          return this.checkData(this.requestLogger(meta));
+        },
         rotateCertificate: (_args, meta) =>
           this.exclusive(async () => {
             this.requirePrepared();
@@ -293,8 +309,6 @@ class GuestAgent implements Guest {
       },
       this.logger,
     );
-    // adopt or restart at once rather than one interval later
-    if (this.prepared) this.exclusive(() => this.check()).catch((err) => this.logger.error({ err }, 'health check failed'));
     this.schedule();
     this.walShipper?.start();
   }
@@ -717,6 +731,8 @@ class GuestAgent implements Guest {
     this.backupAbort.abort(new CofferError('EngineError', 'The guest stopped (its host is shutting down).'));
     await this.subscription?.close();
     await this.tail;
+    // the engine runs on without it; an open connection would keep a stopping host's process alive
+    this.engine.release();
   }
 
   async destroy(): Promise<void> {

@@ -155,6 +155,7 @@ export async function runServe(config: ServeConfig, print: (line: string) => voi
   });
   const notifications = usageNotifications(config, logger);
   metrics.watchWarmPool(agent.host, () => agent.warmPoolSizes());
+  metrics.watchAdoption(agent.host, () => agent.adopting().length);
   const taskmanager = await startTaskmanager({
     store,
     transport,
@@ -307,6 +308,7 @@ export async function runAgent(config: AgentConfig): Promise<Stop> {
     ...(backups === undefined ? {} : { backups }),
   });
   metrics.watchWarmPool(agent.host, () => agent.warmPoolSizes());
+  metrics.watchAdoption(agent.host, () => agent.adopting().length);
   // The agent keeps no state database: it is ready when its bus answers.
   const readiness = roleReadiness({ bus: transport }, logger);
   const operator = await metricsListener(config.metricsAddress, metrics, readiness, logger);

@@ -10,12 +10,15 @@ export const metricNames = {
   task: 'coffer_task_duration_seconds',
   heartbeatAge: 'coffer_instance_heartbeat_age_seconds',
   warmPool: 'coffer_agent_warm_pool_clusters',
+  adopting: 'coffer_agent_instances_adopting',
 } as const;
 
 /** Live instances' last heartbeats, read when Prometheus scrapes (the conductor's state DB). */
 export type HeartbeatSource = () => Promise<Array<{ instanceId: string; tenantId: string; datastore: string; sentAt: number }>>;
 /** Complete warm clusters per kind (e.g. postgresql-15), read when Prometheus scrapes. */
 export type WarmPoolSource = () => Promise<Record<string, number>>;
+/** How many instances an agent found at its start and has not re-adopted yet, read when Prometheus scrapes. */
+export type AdoptionSource = () => number;
 
 const httpMethods = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
@@ -35,6 +38,7 @@ export class CofferMetrics {
   private readonly tasks: Histogram<'kind' | 'outcome'>;
   private heartbeats: HeartbeatSource | undefined;
   private readonly warmPools = new Map<string, WarmPoolSource>();
+  private readonly adoptions = new Map<string, AdoptionSource>();
 
   constructor(options: CofferMetricsOptions = {}) {
     this.now = options.now ?? Date.now;
@@ -89,6 +93,16 @@ export class CofferMetrics {
         }
       },
     });
+    const adopting: Gauge<'host'> = new Gauge({
+      name: metricNames.adopting,
+      help: 'Instances an agent found at its start and has not re-adopted yet (it serves meanwhile; requests for them wait)',
+      labelNames: ['host'],
+      registers: [this.registry],
+      collect: () => {
+        adopting.reset();
+        for (const [host, source] of this.adoptions) adopting.set({ host }, source());
+      },
+    });
   }
 
   /** The API's requests (src/api HttpRequestObserver). `route` is the pattern, undefined when none matched. */
@@ -121,6 +135,11 @@ export class CofferMetrics {
   /** An agent's warm pool, by its host name. */
   watchWarmPool(host: string, source: WarmPoolSource): void {
     this.warmPools.set(host, source);
+  }
+
+  /** An agent's re-adoption after its start, by its host name. */
+  watchAdoption(host: string, source: AdoptionSource): void {
+    this.adoptions.set(host, source);
   }
 
   get contentType(): string {

@@ -107,6 +107,7 @@ describe('a hypothetical engine', () => {
     start = async () => undefined;
     stop = async () => undefined;
     health = async () => 'stopped' as const;
+    release = () => undefined;
     processId = async () => undefined;
     resize = async () => undefined;
     updateAccess = async () => undefined;

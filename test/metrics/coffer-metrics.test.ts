@@ -243,6 +243,15 @@ describe('warm pool and process', () => {
     assert.equal(value(text, metricNames.warmPool, { host: 'host-a', kind: 'postgresql-16' }), 0);
   });
 
+  test("an agent's instances not yet re-adopted are one gauge per host, read at each scrape", async () => {
+    const metrics = new CofferMetrics({ processMetrics: false });
+    let adopting = 3;
+    metrics.watchAdoption('host-a', () => adopting);
+    assert.equal(value(await metrics.render(), metricNames.adopting, { host: 'host-a' }), 3);
+    adopting = 0;
+    assert.equal(value(await metrics.render(), metricNames.adopting, { host: 'host-a' }), 0);
+  });
+
   test('a source that fails leaves its family empty instead of failing the scrape', async () => {
     const metrics = new CofferMetrics({ processMetrics: false });
     metrics.watchHeartbeats(async () => {

@@ -126,6 +126,7 @@ export function assembleDriver<L extends EngineLifecycle>(modules: EngineModules
     start: () => lifecycle.start(),
     stop: () => lifecycle.stop(),
     health: () => lifecycle.health(),
+    release: () => lifecycle.release(),
     processId: () => lifecycle.processId(),
     resize: (memoryMb) => lifecycle.resize(memoryMb),
     updateAccess: (access) => lifecycle.updateAccess(access),

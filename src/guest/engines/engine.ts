@@ -325,7 +325,10 @@ export interface EngineLifecycle {
   start(): Promise<void>;
   /** stop quickly; forcibly after a timeout */
   stop(): Promise<void>;
+  /** asks the engine a query over a connection kept between checks (kept-probe.ts) */
   health(): Promise<EngineHealth>;
+  /** closes what the driver keeps open between calls (the health check's connection); the engine keeps running */
+  release(): void;
   /** the pid of the running server process, if any */
   processId(): Promise<number | undefined>;
   /** renders the configuration for a flavor with `memoryMb` of RAM, keeping the overrides, and restarts the engine with it (applies it live where the engine can); leaves the engine running */

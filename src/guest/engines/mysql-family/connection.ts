@@ -1,4 +1,5 @@
 import { createConnection, type Connection } from 'mysql2/promise';
+import type { KeptProbeOps } from '../kept-probe.js';
 import { adminSessionSettings, adminUser } from './sql.js';
 
 // The guest's own session: over the instance's Unix socket as os_admin, which exists only at
@@ -58,6 +59,37 @@ export async function probeServer(endpoint: AdminEndpoint, timeoutMs: number): P
   }
 }
 
-export async function answersQueries(endpoint: AdminEndpoint, timeoutMs: number): Promise<boolean> {
-  return (await probeServer(endpoint, timeoutMs)) === 'yes';
+/** How long a closing session may take to say goodbye before its socket is cut (a hung server never answers). */
+const closeGraceMs = 1_000;
+
+/**
+ * The health check's session, kept between checks (kept-probe.ts): `SELECT 1` as the
+ * administrative user. A configuration group's wait_timeout (down to 1 s) would end it between
+ * checks, so the session keeps the server's default for itself.
+ */
+export function healthProbeOps(endpoint: () => Promise<AdminEndpoint>): KeptProbeOps<Connection> {
+  return {
+    open: async (timeoutMs) => {
+      const connection = await openAdminConnection(await endpoint(), timeoutMs);
+      try {
+        await connection.query('SET SESSION wait_timeout = 28800');
+      } catch (err) {
+        connection.destroy();
+        throw err;
+      }
+      return connection;
+    },
+    ask: async (connection) => {
+      await connection.query('SELECT 1');
+      return true;
+    },
+    close: (connection) => {
+      const cut = setTimeout(() => connection.destroy(), closeGraceMs);
+      cut.unref();
+      connection.end().then(
+        () => clearTimeout(cut),
+        () => undefined,
+      );
+    },
+  };
 }

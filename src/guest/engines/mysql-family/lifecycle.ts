@@ -29,7 +29,9 @@ import { binlogBasename } from './binlog-files.js';
 import { planReplay, replayBinlog } from './binlog-replay.js';
 import { binlogOptions, cofferSettings, optionValue, renderMyCnf, withOverrides, type Settings } from './config.js';
 import { checkOverrides, type ConfigurationHost } from './configuration.js';
-import { answersQueries, type AdminEndpoint } from './connection.js';
+import { healthProbeOps, type AdminEndpoint } from './connection.js';
+import { KeptProbe } from '../kept-probe.js';
+import type { Connection } from 'mysql2/promise';
 import type { MysqlFamilyFlavor, ServerTools } from './flavor.js';
 import { restoreChain, restoredAccountsSql } from './restore-chain.js';
 import { runningServer, serversIn, stopServer, waitUntilReady } from './server.js';
@@ -104,6 +106,7 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
   private tools: ServerTools | undefined;
   private backupToolsFound: BackupTools | undefined;
   private readonly server: SupervisedServer;
+  private readonly probe: KeptProbe<Connection>;
 
   constructor(
     private readonly flavor: MysqlFamilyFlavor,
@@ -114,6 +117,7 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     this.logger = context.logger;
     this.admin = new MysqlFamilyAdmin(flavor, () => this.endpoint());
     this.server = new SupervisedServer(this.serverControl(), this.logger);
+    this.probe = new KeptProbe(healthProbeOps(() => this.endpoint()), probeTimeoutMs);
   }
 
   /** What the configuration module needs: the spec, my.cnf and the admin connection. */
@@ -503,6 +507,8 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
   }
 
   stop(): Promise<void> {
+    // the server would end it anyway; closed first, it is not logged as an aborted connection
+    this.probe.close();
     return this.server.stop();
   }
 
@@ -536,10 +542,15 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
   }
 
   async health(): Promise<EngineHealth> {
-    if ((await runningServer(this.paths.pidFile, this.paths.dataDir)) === undefined) return 'stopped';
-    const endpoint = await this.endpoint().catch(() => undefined);
-    if (endpoint === undefined) return 'running';
-    return (await answersQueries(endpoint, probeTimeoutMs)) ? 'healthy' : 'running';
+    if ((await runningServer(this.paths.pidFile, this.paths.dataDir)) === undefined) {
+      this.probe.close();
+      return 'stopped';
+    }
+    return (await this.probe.answers()) ? 'healthy' : 'running';
+  }
+
+  release(): void {
+    this.probe.close();
   }
 
   processId(): Promise<number | undefined> {

@@ -1,6 +1,7 @@
 import { Client, escapeIdentifier, escapeLiteral } from 'pg';
 import type { PrepareInput } from '../../../bus/index.js';
 import { CofferError } from '../../../common/index.js';
+import type { KeptProbeOps } from '../kept-probe.js';
 import { scramVerifier } from './scram-verifier.js';
 
 // Databases, users and grants, over the instance's own socket as the administrative role.
@@ -144,12 +145,7 @@ export const adminSessionOptions = [
   .map((setting) => `-c ${setting}`)
   .join(' ');
 
-export async function withAdminClient<T>(
-  endpoint: AdminEndpoint,
-  database: string,
-  work: (client: Client) => Promise<T>,
-  timeoutMs = 10_000,
-): Promise<T> {
+async function openAdminClient(endpoint: AdminEndpoint, database: string, timeoutMs: number): Promise<Client> {
   const client = new Client({
     host: endpoint.socketDir,
     port: endpoint.port,
@@ -163,7 +159,22 @@ export async function withAdminClient<T>(
   });
   // a server that dies under an open connection emits 'error'; unhandled, it would kill the agent
   client.on('error', () => undefined);
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw err;
+  }
+  return client;
+}
+
+export async function withAdminClient<T>(
+  endpoint: AdminEndpoint,
+  database: string,
+  work: (client: Client) => Promise<T>,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const client = await openAdminClient(endpoint, database, timeoutMs);
   try {
     return await work(client);
   } finally {
@@ -227,18 +238,39 @@ export async function rotateAdminPassword(current: AdminEndpoint, password: stri
   });
 }
 
-/** `SELECT 1` as the administrative role: true when the server answers. */
-export async function answersQueries(endpoint: AdminEndpoint, timeoutMs: number): Promise<boolean> {
-  try {
-    return await withAdminClient(
-      endpoint,
-      'postgres',
-      async (client) => (await client.query('SELECT 1')).rowCount === 1,
-      timeoutMs,
-    );
-  } catch {
-    return false;
-  }
+/** How long a closing session may take to say goodbye before its socket is cut (a hung server never answers). */
+const closeGraceMs = 1_000;
+
+/**
+ * The health check's session, kept between checks (kept-probe.ts): `SELECT 1` as the
+ * administrative role. A configuration group's idle_session_timeout (PostgreSQL 14 and later)
+ * would end it between checks, so the session turns it off for itself where the server has it.
+ */
+export function healthProbeOps(endpoint: () => Promise<AdminEndpoint>): KeptProbeOps<Client> {
+  return {
+    open: async (timeoutMs) => {
+      const client = await openAdminClient(await endpoint(), 'postgres', timeoutMs);
+      try {
+        await client.query(
+          "SELECT set_config('idle_session_timeout', '0', false) WHERE current_setting('idle_session_timeout', true) IS NOT NULL",
+        );
+      } catch (err) {
+        await client.end().catch(() => undefined);
+        throw err;
+      }
+      return client;
+    },
+    ask: async (client) => (await client.query('SELECT 1')).rowCount === 1,
+    close: (client) => {
+      const stream = (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream;
+      const cut = setTimeout(() => stream.destroy(), closeGraceMs);
+      cut.unref();
+      client.end().then(
+        () => clearTimeout(cut),
+        () => undefined,
+      );
+    },
+  };
 }
 
 const reloadPollMs = 20;

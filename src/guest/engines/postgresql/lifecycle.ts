@@ -1,4 +1,5 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import type { Client } from 'pg';
 import { join, relative } from 'node:path';
 import type { PrepareInput } from '../../../bus/index.js';
 import { CofferError, validateConfigurationValues } from '../../../common/index.js';
@@ -19,8 +20,8 @@ import type {
 import type { LifecycleModule } from '../engine-modules.js';
 import {
   adminRole,
-  answersQueries,
   checkPrepareNames,
+  healthProbeOps,
   ensureDatabasesAndUsers,
   reloadConfiguration,
   rotateAdminPassword,
@@ -36,6 +37,7 @@ import { fileExists, writeEngineFile } from '../engine-files.js';
 import { currentEngineSpec, writeEngineSpec, type EngineSpec } from '../engine-spec-file.js';
 import { checkTlsRequirement, installedTlsFiles, saveTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
+import { KeptProbe } from '../kept-probe.js';
 import { killDataDirProcesses, runningPostmaster, stopPostmaster, waitUntilReady } from './postmaster.js';
 import { fetchRecoveryFiles, planRecovery, removeRecoveryFiles, type RecoveryTarget } from './point-in-time.js';
 import { checkRestoreChain, clearSourceState, extractBaseBackup, resetAdminOffline, resetRestoredRoles } from './restore.js';
@@ -114,12 +116,14 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
   private readonly server: SupervisedServer;
   /** what the postmaster being spawned reads: saved as the last good configuration once it is ready */
   private spawnedWith: string | undefined;
+  private readonly probe: KeptProbe<Client>;
 
   constructor(private readonly context: EngineContext) {
     this.paths = layout(context.placement.dir);
     this.runner = context.runner;
     this.logger = context.logger;
     this.server = new SupervisedServer(this.serverControl(), this.logger);
+    this.probe = new KeptProbe(healthProbeOps(() => this.endpoint()), probeTimeoutMs);
   }
 
   /** What the configuration module needs: the spec, the configuration file and the running server. */
@@ -519,14 +523,21 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
   }
 
   stop(): Promise<void> {
+    // a fast shutdown would end it anyway; closed first, it ends without an error in the log
+    this.probe.close();
     return this.server.stop();
   }
 
   async health(): Promise<EngineHealth> {
-    if ((await runningPostmaster(this.paths.dataDir)) === undefined) return 'stopped';
-    const endpoint = await this.endpoint().catch(() => undefined);
-    if (endpoint === undefined) return 'running';
-    return (await answersQueries(endpoint, probeTimeoutMs)) ? 'healthy' : 'running';
+    if ((await runningPostmaster(this.paths.dataDir)) === undefined) {
+      this.probe.close();
+      return 'stopped';
+    }
+    return (await this.probe.answers()) ? 'healthy' : 'running';
+  }
+
+  release(): void {
+    this.probe.close();
   }
 
   processId(): Promise<number | undefined> {

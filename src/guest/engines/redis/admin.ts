@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { CofferError } from '../../../common/index.js';
+import type { KeptProbeOps } from '../kept-probe.js';
 import { adminUser } from './acl.js';
 
 // The guest's own connection to an instance, over its socket as the guest's user, and the ACL
@@ -36,19 +37,42 @@ function connection(socketPath: string, timeoutMs: number): Redis {
   return client;
 }
 
+async function openAdminClient(endpoint: AdminEndpoint, timeoutMs: number): Promise<Redis> {
+  const client = connection(endpoint.socketPath, timeoutMs);
+  try {
+    await client.connect();
+    await client.call('AUTH', [adminUser, endpoint.password]);
+  } catch (err) {
+    client.disconnect();
+    throw err;
+  }
+  return client;
+}
+
 export async function withAdminClient<T>(
   endpoint: AdminEndpoint,
   work: (client: Redis) => Promise<T>,
   timeoutMs = 10_000,
 ): Promise<T> {
-  const client = connection(endpoint.socketPath, timeoutMs);
+  const client = await openAdminClient(endpoint, timeoutMs);
   try {
-    await client.connect();
-    await client.call('AUTH', [adminUser, endpoint.password]);
     return await work(client);
   } finally {
     client.disconnect();
   }
+}
+
+/**
+ * The health check's connection, kept between checks (kept-probe.ts): PING as the guest's user.
+ * A server still loading its data answers LOADING, which is not healthy. A configuration
+ * group's `timeout` below the check interval ends it between checks; the next check opens another.
+ */
+export function healthProbeOps(endpoint: () => Promise<AdminEndpoint>): KeptProbeOps<Redis> {
+  return {
+    open: async (timeoutMs) => openAdminClient(await endpoint(), timeoutMs),
+    ask: async (client) => (await client.call('PING')) === 'PONG',
+    close: (client) => client.disconnect(),
+  };
 }
 
 /** ready: answers PING; loading: up but still reading its data; down: no answer. */

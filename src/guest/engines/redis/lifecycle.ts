@@ -1,5 +1,6 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import type { Redis } from 'ioredis';
 import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
 import { CofferError, newPassword, validateConfigurationValues, type ConfigurationValues, type Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
@@ -19,8 +20,9 @@ import { fileExists, writeEngineFile } from '../engine-files.js';
 import { currentEngineSpec, readEngineSpec, writeEngineSpec, type EngineSpec } from '../engine-spec-file.js';
 import { checkTlsRequirement, installedTlsFiles, readTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
+import { KeptProbe } from '../kept-probe.js';
 import { renderInitialAclFile, rootDisableArguments, rootUser } from './acl.js';
-import { applyAcl, probeServer, setMaxmemory, withAdminClient, type AdminEndpoint, type AdminEndpointSource } from './admin.js';
+import { applyAcl, healthProbeOps, setMaxmemory, withAdminClient, type AdminEndpoint, type AdminEndpointSource } from './admin.js';
 import type { AofArchiveHost } from './aof-archive.js';
 import { planAofReplay, writeRestoredAof, type AofReplayPlan } from './aof-replay.js';
 import type { RdbSource } from './backup.js';
@@ -110,12 +112,14 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
   private readonly logger: Logger;
   private adminPassword: string | undefined;
   private readonly serverProcess: SupervisedServer;
+  private readonly probe: KeptProbe<Redis>;
 
   constructor(private readonly context: EngineContext) {
     this.paths = layout(context.placement.dir);
     this.runner = context.runner;
     this.logger = context.logger;
     this.serverProcess = new SupervisedServer(this.serverControl(), this.logger);
+    this.probe = new KeptProbe(healthProbeOps(() => this.endpoint()), probeTimeoutMs);
   }
 
   /** What the configuration module needs: the spec, redis.conf and the running server. */
@@ -407,6 +411,7 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
   }
 
   stop(): Promise<void> {
+    this.probe.close();
     return this.serverProcess.stop();
   }
 
@@ -429,10 +434,15 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
   }
 
   async health(): Promise<EngineHealth> {
-    if ((await runningServer(this.paths)) === undefined) return 'stopped';
-    const endpoint = await this.endpoint().catch(() => undefined);
-    if (endpoint === undefined) return 'running';
-    return (await probeServer(endpoint, probeTimeoutMs)) === 'ready' ? 'healthy' : 'running';
+    if ((await runningServer(this.paths)) === undefined) {
+      this.probe.close();
+      return 'stopped';
+    }
+    return (await this.probe.answers()) ? 'healthy' : 'running';
+  }
+
+  release(): void {
+    this.probe.close();
   }
 
   processId(): Promise<number | undefined> {
