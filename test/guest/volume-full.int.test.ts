@@ -7,6 +7,7 @@ import { Client } from 'pg';
 import type { Connection } from 'mysql2/promise';
 import type { Redis } from 'ioredis';
 import { engineRegistry, type EngineName } from '../../src/guest/index.js';
+import { volumeNearlyFullMessage } from '../../src/guest/volume-guard.js';
 import { killServerProcesses } from '../../src/guest/engines/redis/server-process.js';
 import { connectRedis } from '../support/redis-client.js';
 import { tempDataDir } from '../support/temp-dir.js';
@@ -166,18 +167,32 @@ for (const engine of cases) {
       if (root !== undefined) await engine.cleanUp(root, dir);
     });
 
-    it('refuses writes with the engine’s error, serves reads, and takes writes again once resized', async () => {
-      const { usedBytes } = await bus!.rpc.getFilesystemStats({});
-      // the guest of a restarted host takes the instance over with a volume smaller than its data
+    const restartGuest = async (volumeSizeGb: number) => {
       await bus!.guest.close();
       await bus!.closeBus();
-      const guest = await startGuest((usedBytes * 0.9) / 1024 ** 3);
+      return startGuest(volumeSizeGb);
+    };
+
+    it('warns from 90% and still takes writes', async () => {
+      const { usedBytes } = await bus!.rpc.getFilesystemStats({});
+      // the guest of a restarted host takes the instance over with a volume its data fills to 95%
+      const guest = await restartGuest(usedBytes / 0.95 / 1024 ** 3);
+      await until('the guest reports', () => guest.beats.length > 0, 60_000);
+      assert.deepEqual([guest.beats[0]?.status, guest.beats[0]?.message], ['HEALTHY', volumeNearlyFullMessage]);
+      await session!.write('nearly full');
+      assert.deepEqual(await session!.read(), ['before', 'nearly full']);
+    });
+
+    it('refuses writes with the engine’s error, serves reads, and takes writes again once resized', async () => {
+      const { usedBytes } = await bus!.rpc.getFilesystemStats({});
+      // the same with a volume smaller than its data
+      const guest = await restartGuest((usedBytes * 0.9) / 1024 ** 3);
       await until('the guest reports BLOCKED', () => guest.beats.some((b) => b.status === 'BLOCKED'), 60_000);
       const blocked = guest.beats.find((b) => b.status === 'BLOCKED');
       assert.match(blocked?.message ?? '', fullMessage);
 
       await assert.rejects(session!.write('while full'), engine.refusal);
-      assert.deepEqual(await session!.read(), ['before']);
+      assert.deepEqual(await session!.read(), ['before', 'nearly full']);
 
       // a restart forgets a mode set on the running engine: the guest sets it again
       await guest.rpc.restart({});
@@ -185,13 +200,13 @@ for (const engine of cases) {
       await session!.close();
       session = await engine.connect(address);
       await assert.rejects(session.write('after a restart'), engine.refusal);
-      assert.deepEqual(await session.read(), ['before']);
+      assert.deepEqual(await session.read(), ['before', 'nearly full']);
 
       const resized = await guest.rpc.resizeVolume({ sizeGb: 1 });
       assert.equal(resized.totalBytes, 1024 ** 3);
       assert.equal(guest.beats.at(-1)?.status, 'HEALTHY');
       await session.write('after the resize');
-      assert.deepEqual(await session.read(), ['after the resize', 'before']);
+      assert.deepEqual(await session.read(), ['after the resize', 'before', 'nearly full']);
     });
   });
 }
