@@ -90,8 +90,6 @@ export class VolumeGuard {
     if (due || reading === undefined) {
       const usedBytes = await directoryUsage(this.options.dir);
       reading = { usedBytes, sizeBytes: this.sizeBytes, state: volumeState(usedBytes, this.sizeBytes) };
-      this.measuredAt = now;
-      this.last = reading;
     }
     const refuse = reading.state === 'full';
     if (refuse || this.writesRefused !== false) {
@@ -103,6 +101,11 @@ export class VolumeGuard {
         );
       }
       this.writesRefused = refuse;
+    }
+    // kept only once the engine is in step: a switch that failed leaves the change to the next check, which says it then
+    if (due) {
+      this.measuredAt = now;
+      this.last = reading;
     }
     return { reading, measured: due, changed: previous?.state !== reading.state };
   }

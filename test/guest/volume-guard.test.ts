@@ -62,3 +62,21 @@ test('a guard measures the directory, refuses writes once it is full (again on e
   assert.equal((await guard.check(64_000)).reading.state, 'ok', 'a nearly full volume is measured on every check');
   assert.deepEqual(calls, [false, true, true, false]);
 });
+
+test('a switch that fails leaves the change to the next check, which reports it then', async () => {
+  const gb = 1024 ** 3;
+  let failing = true;
+  const guard = new VolumeGuard({
+    dir,
+    sizeGb: 1 / gb, // one byte: full
+    refuseWrites: async () => {
+      if (failing) throw new Error('the engine is restarting');
+    },
+    logger: silentLogger(),
+  });
+  await assert.rejects(guard.check(0), /restarting/);
+  failing = false;
+  const next = await guard.check(1000);
+  assert.equal(next.reading.state, 'full');
+  assert.ok(next.changed, 'the fill is news to this check: the guest sends the fault then');
+});
