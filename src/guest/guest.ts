@@ -54,6 +54,7 @@ export interface GuestInstance {
   dir: string;
   address: string;
   port: number;
+  /** the volume size the guest holds the engine to (read-only once the directory fills it) */
   volumeSizeGb: number;
   /** the flavor's memory as the host recorded it (see EngineContext.memoryMb) */
   memoryMb?: number;
