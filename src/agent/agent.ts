@@ -377,6 +377,7 @@ class LocalAgent implements Agent {
       heartbeatIntervalMs: this.interval,
       desiredState: record.desiredState,
       saveDesiredState: (state) => this.saveDesiredState(record.id, state),
+      saveVolumeSize: (sizeGb) => this.saveVolumeSize(record.id, sizeGb),
       defaultClientCidrs: localClientCidrs,
       warm:
         binary === undefined
@@ -468,6 +469,14 @@ class LocalAgent implements Agent {
     const hosted = this.hosted.get(instanceId);
     if (hosted === undefined) return;
     hosted.record = { ...hosted.record, desiredState: state };
+    await writeInstanceRecord(hosted.dir, hosted.record);
+  }
+
+  /** a resized volume: a restarted agent's guest holds the engine to the new size */
+  private async saveVolumeSize(instanceId: string, sizeGb: number): Promise<void> {
+    const hosted = this.hosted.get(instanceId);
+    if (hosted === undefined) return;
+    hosted.record = { ...hosted.record, volumeSizeGb: Math.ceil(sizeGb) };
     await writeInstanceRecord(hosted.dir, hosted.record);
   }
 

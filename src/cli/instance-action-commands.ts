@@ -195,7 +195,7 @@ export function registerInstanceActionCommands(instance: Command, io: CliIo): vo
   withWaitOptions(
     instance
       .command('resize-volume')
-      .description("Grow an instance's volume")
+      .description("Grow an instance's volume (a full one, BLOCKED, takes writes again)")
       .argument('<id-or-name>')
       .argument('<GB>', 'the new size, larger than the current one', positiveInteger),
   ).action((idOrName: string, sizeGb: number, flags: WaitFlags) =>

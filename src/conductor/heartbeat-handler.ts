@@ -16,7 +16,8 @@ function sameTls(stored: InstanceTls | null, reported: InstanceTls): boolean {
   );
 }
 
-const failing = new Set(['FAILED', 'CRASHED']);
+/** statuses whose message is a fault: the engine failed, or (BLOCKED) refuses writes, its volume full */
+const failing = new Set(['FAILED', 'CRASHED', 'BLOCKED']);
 
 /**
  * What the beat carried that the stored status row lacks. Most beats carry nothing new (usage
@@ -35,10 +36,11 @@ function guestReport(beat: Heartbeat, meta: MessageMeta, now: Date, stored: Serv
 
 /**
  * A failure's message, null once the engine reports anything but a failure. A guest failing the
- * same way again says so without repeating the message (undefined): the last one stands.
+ * same way again says so without repeating the message (undefined): the last one stands. A
+ * healthy engine's message is a warning (its volume nearly full), null once it is gone.
  */
 function healthDetail(beat: Heartbeat): string | null | undefined {
-  return failing.has(beat.status) ? beat.message : null;
+  return failing.has(beat.status) ? beat.message : (beat.message ?? null);
 }
 
 /**
@@ -73,13 +75,17 @@ export function heartbeatHandler(store: StateStore, logger: Logger, onStatusChan
       const changed = current?.status !== beat.status;
       // The guest puts what a tenant may read on the first line, the engine's log after it.
       const readable = beat.message === undefined ? null : (beat.message.split('\n', 1)[0] ?? '').slice(0, 255);
-      const failed = beat.status === 'FAILED' || beat.status === 'CRASHED';
+      const failed = failing.has(beat.status);
       if (failed && beat.message !== undefined) {
         // A guest that keeps failing the same way says so on every beat: one fault row is enough.
         const latest = current?.status === beat.status ? await tx.faults.latest(beat.instanceId) : undefined;
         if (latest?.details !== beat.message) {
           await tx.faults.record({ id: newUuid(), instanceId: beat.instanceId, message: readable ?? '', details: beat.message, createdAt: now });
         }
+      }
+      // a warning is recorded when it appears (the guest repeats it on every beat while it holds)
+      if (!failed && beat.message !== undefined && beat.message !== (current?.healthDetail ?? null)) {
+        await tx.instanceEvents.record({ instanceId: beat.instanceId, type: 'warning', name: beat.status, message: readable, createdAt: now });
       }
       if (changed) {
         await tx.instanceEvents.record({

@@ -285,10 +285,11 @@ export interface AgentRow {
 
 /**
  * One thing that happened to an instance: `status` (the service status its guest reported
- * changed to `name`; `message` is the fault's first line when it failed), or `task.started`,
+ * changed to `name`; `message` is the fault's first line when it failed), `warning` (a healthy
+ * guest reported a warning, e.g. its volume nearly full; `name` is its status), or `task.started`,
  * `task.done`, `task.failed` (`name` is the task's kind; a failure's message is the fault it left).
  */
-export type InstanceEventType = 'status' | 'task.started' | 'task.done' | 'task.failed';
+export type InstanceEventType = 'status' | 'warning' | 'task.started' | 'task.done' | 'task.failed';
 
 export interface InstanceEventRow {
   id: string;

@@ -37,6 +37,7 @@ import type {
 } from './engines/engine.js';
 import { progressReporter, type ReportProgress } from './progress-reporter.js';
 import { pointInTimeSource, WalShipper } from './wal-shipper.js';
+import { VolumeGuard, volumeFullMessage, volumeNearlyFullMessage, type VolumeCheck } from './volume-guard.js';
 import { engineRegistry, type EngineName } from './engines/registry.js';
 import { readInstalledCertificate } from './engines/tls-files.js';
 import type { ProcessRunner } from './process-runner.js';
@@ -53,6 +54,7 @@ export interface GuestInstance {
   dir: string;
   address: string;
   port: number;
+  /** the volume size the guest holds the engine to (read-only once the directory fills it) */
   volumeSizeGb: number;
   /** the flavor's memory as the host recorded it (see EngineContext.memoryMb) */
   memoryMb?: number;
@@ -83,6 +85,8 @@ export interface GuestOptions {
   desiredState: DesiredState;
   /** records a change of desired state, so that a restarted host knows whether to start the engine */
   saveDesiredState(state: DesiredState): Promise<void>;
+  /** records a resized volume's size, so that a restarted host holds the instance to it */
+  saveVolumeSize?(sizeGb: number): Promise<void>;
   /** client address ranges pg_hba/grants allow when prepare names none */
   defaultClientCidrs: readonly string[];
   /** clusters the host initialised ahead of time for this instance's version */
@@ -201,6 +205,8 @@ class GuestAgent implements Guest {
   /** ships the engine's archived log (engines with point-in-time recovery, on hosts with a backup storage) */
   private readonly walShipper: WalShipper | undefined;
   adopted: Promise<void> = Promise.resolve();
+  /** holds the engine to the volume size: read-only once it is full */
+  private readonly volume: VolumeGuard;
 
   constructor(private readonly options: GuestOptions) {
     this.instanceId = options.instance.instanceId;
@@ -217,6 +223,12 @@ class GuestAgent implements Guest {
       warm: options.warm,
       ...(options.instance.memoryMb === undefined ? {} : { memoryMb: options.instance.memoryMb }),
       archiveLog: options.backups !== undefined,
+    });
+    this.volume = new VolumeGuard({
+      dir: options.instance.dir,
+      sizeGb: options.instance.volumeSizeGb,
+      refuseWrites: (refused) => this.engine.refuseWrites(refused),
+      logger: this.logger,
     });
     const archive = this.engine.backup?.walArchive;
     if (archive !== undefined && options.backups !== undefined) {
@@ -253,9 +265,10 @@ class GuestAgent implements Guest {
         stopDb: (_args, meta) => this.exclusive(() => this.stopDb(this.requestLogger(meta))),
         startDb: (_args, meta) => this.exclusive(() => this.startDb(this.requestLogger(meta))),
         getFilesystemStats: async () => ({
-          totalBytes: this.options.instance.volumeSizeGb * 1024 ** 3,
+          totalBytes: this.volume.sizeBytes,
           usedBytes: await directoryUsage(this.options.instance.dir),
         }),
+        resizeVolume: ({ sizeGb }, meta) => this.exclusive(() => this.resizeVolume(sizeGb, this.requestLogger(meta))),
         resize: ({ memoryMb, generation }, meta) =>
           this.exclusive(async () => {
             await this.resize(memoryMb, this.requestLogger(meta));
@@ -351,26 +364,45 @@ class GuestAgent implements Guest {
 
   /**
    * Walking the volume costs a few ms per instance; on every heartbeat of a thousand instances
-   * that adds up, so usage rides along only every few minutes, and with the first HEALTHY beat
-   * (views show what the conductor stored, so a new instance's usage should not wait minutes).
+   * that adds up, so the guard measures a volume well below its size once a minute (one near it
+   * on every check), and the usage rides along only every few minutes, with the first HEALTHY
+   * beat (views show what the conductor stored, so a new instance's usage should not wait
+   * minutes) and when the volume's state changes.
    */
-  private async volumeUsage(status: GuestServiceStatus): Promise<{ volumeUsedBytes?: number }> {
-    if (status !== 'HEALTHY' || Date.now() - this.usageReportedAt < usageIntervalMs) return {};
+  private async volumeCheck(status: GuestServiceStatus): Promise<VolumeCheck | undefined> {
+    // the volume is held while the engine serves; a stopped or failing one writes nothing
+    if (status !== 'HEALTHY') return undefined;
     try {
-      return { volumeUsedBytes: await directoryUsage(this.options.instance.dir) };
+      return await this.volume.check();
     } catch (err) {
       // the status matters more than the usage: the beat goes without it
-      this.logger.warn({ err }, 'volume usage not measured');
-      return {};
+      this.logger.warn({ err }, 'volume usage not measured or not enforced');
+      return undefined;
     }
   }
 
-  private async heartbeat(status: GuestServiceStatus, message?: string): Promise<void> {
+  /**
+   * A healthy engine's beat says how full its volume is: BLOCKED with the fault's message once it
+   * is full (the message once, when it fills: the conductor keeps the fault), and HEALTHY with a
+   * warning (the same words each time, recorded once) near the size.
+   */
+  private volumeStatus(status: GuestServiceStatus, message: string | undefined, volume: VolumeCheck | undefined) {
+    if (volume?.reading.state === 'full') {
+      return { status: 'BLOCKED' as const, message: volume.changed ? volumeFullMessage(volume.reading) : undefined };
+    }
+    if (volume?.reading.state === 'nearly full' && message === undefined) return { status, message: volumeNearlyFullMessage };
+    return { status, message };
+  }
+
+  private async heartbeat(reported: GuestServiceStatus, reportedMessage?: string): Promise<void> {
     // again every few minutes too: a cast that reached the bus may still be lost or arrive stale
     const tlsDue = this.tls !== this.tlsReported || Date.now() - this.tlsReportedAt >= usageIntervalMs;
     const tls = tlsDue ? this.tls : undefined;
     try {
-      const usage = await this.volumeUsage(status);
+      const volume = await this.volumeCheck(reported);
+      const { status, message } = this.volumeStatus(reported, reportedMessage, volume);
+      const usageDue = volume !== undefined && volume.measured && (volume.changed || Date.now() - this.usageReportedAt >= usageIntervalMs);
+      const usage = usageDue ? { volumeUsedBytes: volume.reading.usedBytes } : {};
       await this.conductor.heartbeat(
         {
           instanceId: this.instanceId,
@@ -388,7 +420,7 @@ class GuestAgent implements Guest {
         this.tlsReportedAt = Date.now();
       }
     } catch (err) {
-      this.logger.warn({ err, status }, 'heartbeat not sent');
+      this.logger.warn({ err, status: reported }, 'heartbeat not sent');
     }
   }
 
@@ -685,6 +717,20 @@ class GuestAgent implements Guest {
     if (!this.prepared) {
       throw new CofferError('UnprocessableEntity', `Instance ${this.instanceId} is not prepared yet.`);
     }
+  }
+
+  /**
+   * A resized volume: the new size is recorded (with the host, so a restarted one keeps it) and
+   * the volume measured against it at once, which lifts the read-only mode of a full one.
+   */
+  private async resizeVolume(sizeGb: number, log: Logger): Promise<{ usedBytes: number; totalBytes: number }> {
+    this.requirePrepared();
+    log.info({ sizeGb }, 'volume resized');
+    this.volume.resize(sizeGb);
+    await this.options.saveVolumeSize?.(sizeGb);
+    // a running engine is told now; a stopped one when it runs again (its first healthy check)
+    await this.check();
+    return { usedBytes: await directoryUsage(this.options.instance.dir), totalBytes: this.volume.sizeBytes };
   }
 
   private async stopDb(log: Logger): Promise<Record<string, never>> {

@@ -30,7 +30,9 @@ export async function retryTransient<T>(
   }
 }
 
-const readyStatuses = new Set(['HEALTHY', 'RUNNING']);
+// BLOCKED: the engine runs and serves reads, its volume full; a restart or start is done then
+// (the resize that lifts it is another task)
+const readyStatuses = new Set(['HEALTHY', 'RUNNING', 'BLOCKED']);
 
 /** Where an instance a flow waits on stands: undefined while the wait should go on. */
 export type EngineState = 'left' | 'ready' | 'failed' | undefined;

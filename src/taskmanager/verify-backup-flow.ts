@@ -32,7 +32,8 @@ type Outcome = NonNullable<VerifyBackupTaskPayload['outcome']>;
 
 /** what a create or delete of the scratch instance gets beyond its own timeout, which ends it first */
 const graceMs = 60_000;
-const readyStatuses = new Set(['HEALTHY', 'RUNNING']);
+// BLOCKED: a scratch instance whose restored data fills its volume still serves the reads a check makes
+const readyStatuses = new Set(['HEALTHY', 'RUNNING', 'BLOCKED']);
 
 /**
  * verify_backup (Coffer's): the API recorded the backup's verification RUNNING and this task,

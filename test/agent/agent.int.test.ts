@@ -156,6 +156,12 @@ describe('agent', () => {
     await beat(instanceId, 'HEALTHY', restarting);
     assert.deepEqual(await query('SELECT v FROM t'), [{ v: 'kept' }]);
 
+    // a resized volume: the guest holds the engine to the new size, and the agent's record keeps it for a restarted agent
+    assert.equal((await guestRpc.resizeVolume({ sizeGb: 3 })).totalBytes, 3 * 1024 ** 3);
+    assert.equal((await guestRpc.getFilesystemStats({})).totalBytes, 3 * 1024 ** 3);
+    const record = JSON.parse(await readFile(join(options.dataDir, 'instances', instanceId, 'instance.json'), 'utf8')) as { volumeSizeGb: number };
+    assert.equal(record.volumeSizeGb, 3);
+
     // delete: process gone, directory gone, address free
     const lastPid = (await readPostmasterPid(dataDir))!.pid;
     assert.deepEqual(await agentRpc.deleteServer({ instanceId }), { deleted: true });

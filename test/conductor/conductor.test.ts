@@ -361,3 +361,38 @@ test('a recorded status change is published to every listener; a repeated status
     await second.close();
   }
 });
+
+test('a full volume (BLOCKED): one fault with the first line and a status event; a warning while healthy is one event, cleared once gone', async () => {
+  await makeInstance('i-volume');
+  const handle = heartbeatHandler(store, silentLogger());
+  const meta = (sentAt: number) => ({ context: { requestId: 'req-volume' }, sentAt });
+  const t0 = Date.now();
+  const warning = 'The volume is over 90% full: resize it (coffer instance resize-volume) before it fills; a full volume refuses writes.';
+  const full = 'The volume is full (1.02 of 1 GB used): writes are refused until it is resized (coffer instance resize-volume).';
+  await handle({ instanceId: 'i-volume', status: 'HEALTHY' }, meta(t0));
+  await handle({ instanceId: 'i-volume', status: 'HEALTHY', message: warning }, meta(t0 + 1));
+  // the guest repeats the warning on every beat while it holds: recorded once
+  await handle({ instanceId: 'i-volume', status: 'HEALTHY', message: warning }, meta(t0 + 2));
+  assert.equal((await store.serviceStatuses.get('i-volume'))?.healthDetail, warning);
+  await handle({ instanceId: 'i-volume', status: 'BLOCKED', message: full }, meta(t0 + 3));
+  // later beats of the full volume say BLOCKED without the message: no second fault
+  await handle({ instanceId: 'i-volume', status: 'BLOCKED' }, meta(t0 + 4));
+  const stored = await store.serviceStatuses.get('i-volume');
+  assert.equal(stored?.status, 'BLOCKED');
+  assert.equal(stored?.healthDetail, full);
+  const fault = await store.faults.latest('i-volume');
+  assert.equal(fault?.message, full);
+  await handle({ instanceId: 'i-volume', status: 'HEALTHY' }, meta(t0 + 5));
+  assert.equal((await store.serviceStatuses.get('i-volume'))?.healthDetail, undefined);
+  assert.equal((await store.faults.latest('i-volume'))?.id, fault?.id, 'one fault for the full volume');
+  const events = await store.instanceEvents.list('i-volume', { limit: 10 });
+  assert.deepEqual(
+    events.map((e) => [e.type, e.name, e.message]),
+    [
+      ['status', 'HEALTHY', null],
+      ['status', 'BLOCKED', full],
+      ['warning', 'HEALTHY', warning],
+      ['status', 'HEALTHY', null],
+    ],
+  );
+});

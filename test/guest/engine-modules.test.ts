@@ -113,6 +113,7 @@ describe('a hypothetical engine', () => {
     updateAccess = async () => undefined;
     installTls = async () => undefined;
     logFiles = () => ({ general: '/dev/null' });
+    refuseWrites = async () => undefined;
   }
   const lifecycle: LifecycleModule<ToyLifecycle> = { accessRules: false, create: (ctx) => new ToyLifecycle(ctx) };
   // no `access`: users that cannot be given databases

@@ -18,6 +18,7 @@ export function fakeGuestHandlers(overrides: Partial<GuestHandlers> = {}): Guest
     stopDb: noop,
     startDb: noop,
     getFilesystemStats: async () => ({ totalBytes: 0, usedBytes: 0 }),
+    resizeVolume: async ({ sizeGb }) => ({ totalBytes: sizeGb * 1024 ** 3, usedBytes: 0 }),
     resize: noop,
     updateAccess: noop,
     listDatabases: unsupported,

@@ -280,13 +280,36 @@ test('a late answer of an older generation never lowers the applied one', async 
   assert.equal((await store.instances.get(id))?.appliedGeneration, 3);
 });
 
-test('resize volume records the larger size and ends the task', async () => {
+test('resize volume tells the guest the new size, records it and ends the task', async () => {
   const id = await runningInstance();
+  const told: number[] = [];
+  await serveGuest(id, {
+    resizeVolume: async ({ sizeGb }) => {
+      told.push(sizeGb);
+      return { totalBytes: sizeGb * 1024 ** 3, usedBytes: 1 };
+    },
+  });
   const taskId = await requestAction(id, 'resize_volume', 'RESIZING', { oldSizeGb: 2, newSizeGb: 5 });
   assert.equal((await endedTask(taskId)).state, 'done');
+  assert.deepEqual(told, [5]);
   const instance = await store.instances.get(id);
   assert.equal(instance?.volumeSizeGb, 5);
   assert.equal(instance?.taskStatus, 'NONE');
+});
+
+test('a resize of the volume the guest refuses gives the old size back, with a fault', async () => {
+  const id = await runningInstance();
+  await serveGuest(id, {
+    resizeVolume: async () => {
+      throw new CofferError('UnprocessableEntity', 'Instance is not prepared yet.');
+    },
+  });
+  await store.instances.update(id, { volumeSizeGb: 4 });
+  const taskId = await requestAction(id, 'resize_volume', 'RESIZING', { oldSizeGb: 2, newSizeGb: 4 });
+  assert.equal((await endedTask(taskId)).state, 'failed');
+  const instance = await store.instances.get(id);
+  assert.deepEqual([instance?.volumeSizeGb, instance?.taskStatus], [2, 'NONE']);
+  assert.match((await store.faults.latest(id))?.message ?? '', /^Resize of the volume failed: Instance is not prepared yet\./);
 });
 
 test('update access applies the access recorded on the instance through the guest', async () => {
@@ -375,10 +398,10 @@ test('a restart whose taskmanager stops mid-way is resumed by another one, witho
 
 test('resizes keep a restart a configuration group asked for: the engine may not have restarted', async () => {
   const id = await runningInstance();
+  await serveGuest(id, { resize: async () => ({}) });
   const volume = await requestAction(id, 'resize_volume', 'RESIZING', { oldSizeGb: 2, newSizeGb: 3, resumeTask: 'RESTART_REQUIRED' });
   assert.equal((await endedTask(volume)).state, 'done');
   assert.deepEqual([(await store.instances.get(id))?.taskStatus, (await store.instances.get(id))?.volumeSizeGb], ['RESTART_REQUIRED', 3]);
-  await serveGuest(id, { resize: async () => ({}) });
   const flavor = await requestAction(id, 'resize_flavor', 'RESIZING', { oldFlavorId: 'f-small', newFlavorId: 'f-large', resumeTask: 'RESTART_REQUIRED' });
   assert.equal((await endedTask(flavor)).state, 'done');
   assert.deepEqual([(await store.instances.get(id))?.taskStatus, (await store.instances.get(id))?.flavorId], ['RESTART_REQUIRED', 'f-large']);

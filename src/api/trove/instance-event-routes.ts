@@ -8,7 +8,8 @@ import { viewContext, type TenantParams, type TroveDeps } from './trove-deps.js'
 
 // An instance's events (Coffer's, beside Trove's API): what happened to it, newest first, with
 // the id of the last event of a page as the next page's marker. Status events name the
-// instance's `operating_status` as its view shows it; task events name the task's kind.
+// instance's `operating_status` as its view shows it (warnings the one they came with); task
+// events name the task's kind.
 
 type InstanceParams = { Params: TenantParams & { instanceId: string } };
 
@@ -18,7 +19,7 @@ export function instanceEventView(event: InstanceEventRow) {
   return {
     id: event.id,
     type: event.type,
-    name: event.type === 'status' ? (serviceApiStatus[event.name as ServiceStatusName] ?? event.name) : event.name,
+    name: event.type === 'status' || event.type === 'warning' ? (serviceApiStatus[event.name as ServiceStatusName] ?? event.name) : event.name,
     message: event.message,
     created: troveTimestamp(event.createdAt),
   };

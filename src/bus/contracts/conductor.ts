@@ -13,6 +13,8 @@ export {
 export const guestServiceStatus = z.enum([
   'BUILDING',
   'HEALTHY',
+  // since 1.5: the engine runs but refuses writes, its volume full (Trove's BLOCKED)
+  'BLOCKED',
   'RUNNING',
   'SHUTDOWN',
   'CRASHED',
@@ -59,14 +61,19 @@ export const backupState = z.enum(['BUILDING', 'COMPLETED', 'FAILED']);
 // from newer guests; it refuses their progress reports (logged there), which the guests never wait on.
 // 1.3: updateBackup.
 // 1.4: walArchived.
-export const conductorContract = defineService('conductor', '1.4', {
+// 1.5: heartbeat status BLOCKED (a full volume), and a warning message with HEALTHY. A conductor
+// on 1.4 refuses a BLOCKED beat (logged there); the guest's next beats say it again.
+export const conductorContract = defineService('conductor', '1.5', {
   heartbeat: cast(
     z.object({
       instanceId: z.string(),
       status: guestServiceStatus,
       /** bytes used in the instance's volume: with the first HEALTHY beat, then every few minutes; the views show what the conductor kept */
       volumeUsedBytes: z.number().int().nonnegative().optional(),
-      /** what went wrong, with FAILED or CRASHED: becomes the instance's fault message */
+      /**
+       * what went wrong, with FAILED, CRASHED or BLOCKED: becomes the instance's fault message;
+       * with HEALTHY a warning (e.g. a nearly full volume), recorded as an event once
+       */
       message: z.string().max(1000).optional(),
       /** the instance's TLS as its clients see it, sent when it changed (a new certificate or CA) */
       tls: instanceTlsReport.optional(),

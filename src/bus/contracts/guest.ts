@@ -147,13 +147,20 @@ export type DataCheckState = z.infer<typeof dataCheckState>;
 // 1.4: backups (createBackup, prepare's restore)
 // 1.5: point in time (createBackup's walArchive, prepare's restore.pointInTime)
 // 1.6: checkData (backup verification)
-export const guestContract = defineService('guest', '1.6', {
+// 1.7: resizeVolume (the guest holds the engine to its volume size)
+export const guestContract = defineService('guest', '1.7', {
   /** initialise, configure and start the engine, then create databases and users; heartbeats report progress */
   prepare: cast(prepareInput),
   restart: call(none, none, high),
   stopDb: call(none, none, low),
   startDb: call(none, none, high),
   getFilesystemStats: call(none, z.object({ totalBytes: z.number(), usedBytes: z.number() }), low),
+  /**
+   * The instance's volume has a new size: the guest holds the engine to it from now on (and its
+   * host records it), measures the volume against it at once and lifts the read-only mode of a
+   * volume that was full. Answers the usage then.
+   */
+  resizeVolume: call(z.object({ sizeGb: z.number().positive() }), z.object({ totalBytes: z.number(), usedBytes: z.number() }), high),
   /** renders the engine's configuration for a new flavor's RAM and restarts it */
   resize: call(z.object({ memoryMb: z.number().int().positive(), generation }), applied, high),
   /** rewrites the engine's access rules (pg_hba, user host patterns) on the running instance */

@@ -132,6 +132,7 @@ export function assembleDriver<L extends EngineLifecycle>(modules: EngineModules
     updateAccess: (access) => lifecycle.updateAccess(access),
     installTls: (material) => lifecycle.installTls(material),
     logFiles: () => lifecycle.logFiles(),
+    refuseWrites: (refused) => lifecycle.refuseWrites(refused),
   };
   if (modules.databases !== undefined) driver.databases = modules.databases.create(lifecycle);
   if (modules.users !== undefined) driver.users = modules.users.create(lifecycle);

@@ -347,6 +347,12 @@ export interface EngineLifecycle {
   installTls(material: TlsMaterial): Promise<void>;
   /** the engine's log files by log name (e.g. `general`), absolute paths inside the instance directory */
   logFiles(): Record<string, string>;
+  /**
+   * Puts the running engine in (or out of) the read-only mode a full volume calls for: tenants'
+   * writes are refused with the engine's own error while reads go on. Idempotent; a restart may
+   * drop the mode (the guest asks again while the volume is full).
+   */
+  refuseWrites(refused: boolean): Promise<void>;
 }
 
 /**

@@ -467,6 +467,15 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     await writeEngineSpec(dir, spec);
   }
 
+  /**
+   * read_only: refuses writes by every account without READ ONLY ADMIN (SUPER before 10.11 and
+   * on MySQL), which tenant users never have; an enabled root has it and can still write. Not in
+   * my.cnf: a restart clears it, and the guest sets it again while the volume is full.
+   */
+  async refuseWrites(refused: boolean): Promise<void> {
+    await this.admin.run((connection) => connection.query(`SET GLOBAL read_only = ${refused ? 'ON' : 'OFF'}`));
+  }
+
   async installTls(material: TlsMaterial): Promise<void> {
     await writeTlsFiles(this.runner, this.context.placement.dir, material);
     await this.rewriteTlsOptions();

@@ -25,6 +25,7 @@ import {
   ensureDatabasesAndUsers,
   reloadConfiguration,
   rotateAdminPassword,
+  withAdminClient,
   type AdminEndpoint,
   type AdminEndpointSource,
 } from './admin.js';
@@ -447,6 +448,23 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
 
   logFiles(): Record<string, string> {
     return { general: this.paths.logFile };
+  }
+
+  /**
+   * default_transaction_read_only through ALTER SYSTEM (postgresql.auto.conf, which the rendered
+   * postgresql.conf never touches and a restore drops), reloaded: every session's next
+   * transaction is read-only. PostgreSQL has no stronger switch that keeps reads: a tenant can
+   * still `SET default_transaction_read_only = off` in its own session (docs/trove-api.md says so).
+   */
+  async refuseWrites(refused: boolean): Promise<void> {
+    const endpoint = await this.endpoint();
+    const changed = await withAdminClient(endpoint, 'postgres', async (client) => {
+      const current = await client.query<{ value: string }>("SELECT reset_val AS value FROM pg_settings WHERE name = 'default_transaction_read_only'");
+      if ((current.rows[0]?.value === 'on') === refused) return false;
+      await client.query(refused ? 'ALTER SYSTEM SET default_transaction_read_only = on' : 'ALTER SYSTEM RESET default_transaction_read_only');
+      return true;
+    });
+    if (changed) await reloadConfiguration(endpoint);
   }
 
   start(): Promise<void> {

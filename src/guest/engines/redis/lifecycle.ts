@@ -60,6 +60,8 @@ const startTimeoutMs = 120_000;
 // a final RDB snapshot of a large dataset takes its time (~80 MB/s); the AOF has it anyway
 const stopTimeoutMs = 60_000;
 const probeTimeoutMs = 3_000;
+/** more replicas than any primary has: with min-replicas-to-write at this, every write is refused */
+const writeRefusingReplicas = 1_000_000;
 
 interface Layout extends ServerFiles {
   logFile: string;
@@ -383,6 +385,19 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     if (!(await this.isRunning())) return;
     const port = this.context.placement.port;
     await withAdminClient(await this.endpoint(), (client) => applyTls(client, files, port, requireTls));
+  }
+
+  /**
+   * Redis has no read-only switch for a primary: asking for more replicas than it has (it has
+   * none) makes it refuse every write command with NOREPLICAS while reads go on. Tenant users
+   * and root lack CONFIG SET (acl.ts), so they cannot undo it. Not in redis.conf: a restart
+   * clears it, and the guest sets it again while the volume is full.
+   */
+  async refuseWrites(refused: boolean): Promise<void> {
+    if (!(await this.isRunning())) return;
+    await withAdminClient(await this.endpoint(), (client) =>
+      client.call('CONFIG', ['SET', 'min-replicas-to-write', refused ? String(writeRefusingReplicas) : '0']),
+    );
   }
 
   logFiles(): Record<string, string> {

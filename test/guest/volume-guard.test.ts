@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { silentLogger } from '../../src/common/index.js';
+import { directoryUsage } from '../../src/guest/directory-usage.js';
+import { VolumeGuard, volumeFullMessage, volumeState } from '../../src/guest/volume-guard.js';
+import { tempDataDir } from '../support/temp-dir.js';
+
+// The guard's rules on a real directory, with the engine's switch recorded: when it measures,
+// what it tells the engine, and when.
+
+let dir: string;
+before(async () => {
+  dir = await tempDataDir('coffer-vg-');
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+test('the state by share of the size: ok below 90%, nearly full from 90%, full from 100%', () => {
+  assert.equal(volumeState(899, 1000), 'ok');
+  assert.equal(volumeState(900, 1000), 'nearly full');
+  assert.equal(volumeState(999, 1000), 'nearly full');
+  assert.equal(volumeState(1000, 1000), 'full');
+  assert.equal(
+    volumeFullMessage({ usedBytes: Math.round(1.02 * 1024 ** 3), sizeBytes: 1024 ** 3, state: 'full' }),
+    'The volume is full (1.02 of 1 GB used): writes are refused until it is resized (coffer instance resize-volume).',
+  );
+});
+
+test('a guard measures the directory, refuses writes once it is full (again on every check), and lets them in after a resize', async () => {
+  await writeFile(join(dir, 'data'), Buffer.alloc(64 * 1024, 1));
+  const used = await directoryUsage(dir);
+  const calls: boolean[] = [];
+  const gb = 1024 ** 3;
+  const guard = new VolumeGuard({ dir, sizeGb: (used * 4) / gb, refuseWrites: async (refused) => void calls.push(refused), logger: silentLogger() });
+
+  const first = await guard.check(0);
+  assert.equal(first.reading.state, 'ok');
+  assert.ok(first.measured && first.changed);
+  // the first check lifts whatever a previous guest may have left; later ones below the size ask nothing
+  assert.deepEqual(calls, [false]);
+  await writeFile(join(dir, 'more'), Buffer.alloc(used * 4, 1));
+  const soon = await guard.check(1000);
+  assert.equal(soon.measured, false, 'a volume well below its size is measured once a minute');
+  assert.equal(soon.reading.state, 'ok');
+  const later = await guard.check(61_000);
+  assert.equal(later.reading.state, 'full');
+  assert.ok(later.changed);
+  const again = await guard.check(62_000);
+  assert.ok(again.measured, 'a full volume is measured on every check');
+  assert.equal(again.changed, false);
+  assert.deepEqual(calls, [false, true, true]);
+
+  // 95% of the new size
+  guard.resize((await directoryUsage(dir)) / 0.95 / gb);
+  const resized = await guard.check(63_000);
+  assert.equal(resized.reading.state, 'nearly full');
+  assert.deepEqual(calls, [false, true, true, false]);
+  await rm(join(dir, 'more'));
+  assert.equal((await guard.check(64_000)).reading.state, 'ok', 'a nearly full volume is measured on every check');
+  assert.deepEqual(calls, [false, true, true, false]);
+});
+
+test('a switch that fails leaves the change to the next check, which reports it then', async () => {
+  const gb = 1024 ** 3;
+  let failing = true;
+  const guard = new VolumeGuard({
+    dir,
+    sizeGb: 1 / gb, // one byte: full
+    refuseWrites: async () => {
+      if (failing) throw new Error('the engine is restarting');
+    },
+    logger: silentLogger(),
+  });
+  await assert.rejects(guard.check(0), /restarting/);
+  failing = false;
+  const next = await guard.check(1000);
+  assert.equal(next.reading.state, 'full');
+  assert.ok(next.changed, 'the fill is news to this check: the guest sends the fault then');
+});
