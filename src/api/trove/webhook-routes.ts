@@ -30,7 +30,6 @@ const webhookSchema = z.object({
       .min(1)
       .max(webhookEventTypeNames.length)
       .refine((list) => new Set(list).size === list.length, 'must not name a type twice')
-      .nullable()
       .optional(),
   }),
 });
