@@ -69,11 +69,20 @@ function blockList(cidrs: readonly string[]): BlockList {
   return list;
 }
 
-/** ::ffff:10.0.0.1 is 10.0.0.1 on the wire: judge it as that. */
+/**
+ * ::ffff:10.0.0.1 is 10.0.0.1 on the wire: judge it as that. URLs spell it in hex
+ * (http://[::ffff:127.0.0.1]/ has the host [::ffff:7f00:1]).
+ */
 function normalise(address: string): { address: string; family: 4 | 6 } {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped !== null) return { address: mapped[1]!, family: 4 };
-  return { address, family: isIP(address) === 6 ? 6 : 4 };
+  const dotted = /^(?:0{0,4}:){0,5}:?ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (dotted !== null) return { address: dotted[1]!, family: 4 };
+  const hex = /^(?:0{0,4}:){0,5}:?ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(address);
+  if (hex !== null) {
+    const high = parseInt(hex[1]!, 16);
+    const low = parseInt(hex[2]!, 16);
+    return { address: [high >> 8, high & 255, low >> 8, low & 255].join('.'), family: 4 };
+  }
+  return { address: address.toLowerCase(), family: isIP(address) === 6 ? 6 : 4 };
 }
 
 function has(list: BlockList, address: string, family: 4 | 6): boolean {
