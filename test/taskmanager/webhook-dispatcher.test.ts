@@ -7,7 +7,8 @@ import { after, before, test } from 'node:test';
 import { serviceApiStatus } from '../../src/api/index.js';
 import { WebhookTargetGuard, newUuid, silentLogger, type ControlPlaneEndpoint } from '../../src/common/index.js';
 import { openStateStore, type StateStore, type WebhookDeliveryRow } from '../../src/db/index.js';
-import { WebhookDispatcher, type WebhookDispatcherOptions } from '../../src/taskmanager/index.js';
+import { InProcessTransport } from '../../src/bus/index.js';
+import { WebhookDispatcher, startTaskmanager, type WebhookDispatcherOptions } from '../../src/taskmanager/index.js';
 import { startHarness, type Harness } from '../api/api-harness.js';
 import { makeDataDir } from '../support/temp-dir.js';
 import { eventually } from '../support/wait.js';
@@ -227,5 +228,23 @@ test('two taskmanagers on one state database deliver each event exactly once', a
     assert.ok((await logOf(webhookId)).every((x) => x.attempts === 1));
   } finally {
     await second.close();
+  }
+});
+
+test('a taskmanager started with webhooks delivers them', async () => {
+  const r = await receiver([200]);
+  const { instanceId, webhookId, secret } = await hookedInstance(r.url('/tm'));
+  const transport = new InProcessTransport();
+  const taskmanager = await startTaskmanager({ store, transport, logger: silentLogger(), webhooks: { guard, intervalMs: 10 } });
+  try {
+    await store.instanceEvents.record({ instanceId, type: 'task.done', name: 'restart', message: null, createdAt: new Date() });
+    const [delivered] = await eventually('the delivery', () => logOf(webhookId), (log) => log[0]?.state === 'delivered');
+    assert.equal(delivered!.attempts, 1);
+    assert.equal(r.requests.length, 1);
+    verifySignature(r.requests[0]!, secret);
+    assert.equal(JSON.parse(r.requests[0]!.body).type, 'org.coffer.instance.task.done');
+  } finally {
+    await taskmanager.stop();
+    await transport.close();
   }
 });
