@@ -1,7 +1,7 @@
 import type { Selectable } from 'kysely';
 import { newUuid } from '../common/index.js';
 import type { RepositoryContext } from './repository-context.js';
-import { fromJson, toDate, toNullableDate } from './row-codec.js';
+import { fromJson, toBool, toDate, toNullableDate } from './row-codec.js';
 import type { WebhookDeliveriesTable, WebhooksTable } from './schema.js';
 import type {
   DueWebhookDelivery,
@@ -49,8 +49,9 @@ function toDelivery(r: Selectable<WebhookDeliveriesTable>): WebhookDeliveryRow {
  * exists, whichever process recorded them.
  */
 export async function enqueueWebhookDeliveries(ctx: RepositoryContext, event: InstanceEventRow): Promise<void> {
-  const instance = await ctx.db.selectFrom('instances').select(['tenant_id', 'name']).where('id', '=', event.instanceId).executeTakeFirst();
-  if (instance === undefined) return;
+  const instance = await ctx.db.selectFrom('instances').select(['tenant_id', 'name', 'internal']).where('id', '=', event.instanceId).executeTakeFirst();
+  // Coffer's internal instances (a verification's scratch copy) are not the project's to hear of
+  if (instance === undefined || toBool(instance.internal)) return;
   const type = webhookEventTypes[event.type];
   const hooks = (await ctx.db.selectFrom('webhooks').selectAll().where('tenant_id', '=', instance.tenant_id).execute())
     .map(toWebhook)

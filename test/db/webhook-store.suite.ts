@@ -53,6 +53,10 @@ export function webhookStoreTests(store: () => StateStore): void {
       assert.deepEqual((await store().webhooks.deliveries(tasksOnly.id, 10)).map((d) => d.eventId), [event2!.id]);
       assert.deepEqual((await store().webhooks.deliveries(late.id, 10)).map((d) => d.eventId), [event2!.id], 'not the event older than the hook');
       assert.deepEqual(await store().webhooks.deliveries(otherProject.id, 10), []);
+      const scratch = instance({ tenantId: i.tenantId, internal: true });
+      await store().instances.create(scratch);
+      await store().instanceEvents.record({ instanceId: scratch.id, type: 'status', name: 'RUNNING', message: null, createdAt: at.past2038 });
+      assert.equal((await store().webhooks.deliveries(all.id, 10)).length, 2, "Coffer's internal instances are not the project's to hear of");
       await store().webhooks.delete(all.id);
       assert.deepEqual(await store().webhooks.deliveries(all.id, 10), [], 'a deleted hook takes its log with it');
     });
