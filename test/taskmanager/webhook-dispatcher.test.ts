@@ -3,6 +3,8 @@ import { createHmac } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { after, before, test } from 'node:test';
 import { serviceApiStatus } from '../../src/api/index.js';
 import { WebhookTargetGuard, newUuid, silentLogger, type ControlPlaneEndpoint } from '../../src/common/index.js';
@@ -247,4 +249,22 @@ test('a taskmanager started with webhooks delivers them', async () => {
     await taskmanager.stop();
     await transport.close();
   }
+});
+
+test("the dispatcher's log names the delivery and the receiver's origin, never the secret or the URL's path and query", async () => {
+  const r = await receiver([500, 200]);
+  const { instanceId, webhookId, secret } = await hookedInstance(r.url('/private-path?token=receiver-token'));
+  let text = '';
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      text += chunk.toString('utf8');
+      done();
+    },
+  });
+  const d = dispatcher({ logger: pino({ level: 'trace' }, stream), retryBaseMs: 10 });
+  await store.instanceEvents.record({ instanceId, type: 'status', name: 'RUNNING', message: null, createdAt: new Date() });
+  await eventually('the delivery', async () => (await d.tick(), (await logOf(webhookId))[0]!), (x) => x.state === 'delivered');
+  assert.match(text, new RegExp(`"deliveryId":"[^"]+".*"origin":"http://127\\.0\\.0\\.1:${r.port}".*webhook delivery attempt failed`));
+  assert.match(text, /webhook delivered/);
+  for (const hidden of [secret, 'private-path', 'receiver-token']) assert.ok(!text.includes(hidden), `the log shows ${hidden}`);
 });
