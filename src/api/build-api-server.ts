@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { BackupStorage } from '../backup/index.js';
 import type { Transport } from '../bus/index.js';
-import { CofferError } from '../common/index.js';
+import { CofferError, WebhookTargetGuard } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
 import { healthRoutes, roleReadiness, type Readiness } from '../metrics/index.js';
@@ -57,6 +57,11 @@ export interface ApiOptions {
   readiness?: Readiness;
   /** takes every request's route pattern, status and duration (the role's /metrics) */
   requestObserver?: HttpRequestObserver;
+  /**
+   * which addresses a project's webhook may point at; default: the built-in refusals only
+   * (loopback, link-local, unspecified), with no control-plane endpoints named
+   */
+  webhookGuard?: WebhookTargetGuard;
 }
 
 /** What takes the API's request timings: the process's metrics, or a test. */
@@ -156,6 +161,7 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
       backups: { storage: options.backupStorage, defaultContainer: options.defaultBackupContainer ?? 'database_backups' },
       quotaDefaults: options.quotaDefaults ?? unlimitedQuotas,
       passwordPolicy,
+      webhookGuard: options.webhookGuard ?? new WebhookTargetGuard({ instanceCidrs: [], controlPlane: [] }),
       rateLimiter:
         options.rateLimitPerMinute === undefined || options.rateLimitPerMinute === 0
           ? undefined

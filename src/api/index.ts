@@ -11,3 +11,4 @@ export { connectKeystone, type ExternalIdentity, type ExternalKeystoneOptions } 
 export type { KeystoneInterface } from './keystone/keystone-client.js';
 export { scheduledBackupStarter, type ScheduledBackupStarterOptions } from './scheduled-backup-starter.js';
 export { scheduledVerificationStarter, type ScheduledVerificationStarterOptions } from './scheduled-verification-starter.js';
+export { serviceApiStatus } from './trove/instance-status.js';

@@ -15,6 +15,7 @@ import { registerInstanceCommands } from './instance-commands.js';
 import { registerLoginCommands } from './login-commands.js';
 import { registerRootCommands } from './root-commands.js';
 import { registerUserCommands } from './user-commands.js';
+import { registerWebhookCommands } from './webhook-commands.js';
 
 export type { CliIo, OutputStream } from './cli-io.js';
 
@@ -36,4 +37,5 @@ export function registerClientCommands(program: Command, io: CliIo = processIo()
   registerDatabaseCommands(program, io);
   registerUserCommands(program, io);
   registerRootCommands(program, io);
+  registerWebhookCommands(program, io);
 }

@@ -8,3 +8,4 @@ export * from './logger.js';
 export * from './time.js';
 export * from './cron-pattern.js';
 export * from './scheduled-requests.js';
+export * from './webhook-target.js';

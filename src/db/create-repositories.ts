@@ -23,6 +23,7 @@ import type { Repositories } from './state-store.js';
 import { SqlTaskRepository } from './task-repository.js';
 import { SqlTokenRepository } from './token-repository.js';
 import { SqlUserRepository } from './user-repository.js';
+import { SqlWebhookRepository } from './webhook-repository.js';
 
 /** Every repository, bound to one database handle: the pool, or a single transaction. */
 export function createRepositories(ctx: RepositoryContext): Repositories {
@@ -39,6 +40,7 @@ export function createRepositories(ctx: RepositoryContext): Repositories {
     serviceStatuses: new SqlServiceStatusRepository(ctx),
     faults: new SqlInstanceFaultRepository(ctx),
     instanceEvents: new SqlInstanceEventRepository(ctx),
+    webhooks: new SqlWebhookRepository(ctx),
     tasks: new SqlTaskRepository(ctx),
     conductorLastSeen: new SqlConductorLastSeenRepository(ctx),
     agents: new SqlAgentRepository(ctx),

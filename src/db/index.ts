@@ -7,3 +7,4 @@ export { openStateStore, type OpenStateStoreOptions } from './open-state-store.j
 export type * from './state-store.js';
 export { runningBackupStates } from './state-store.js';
 export { backupChain } from './backup-chain.js';
+export { webhookEventTypes, webhookEventTypeNames } from './webhook-event-types.js';

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { CofferError } from '../common/index.js';
 import type { RepositoryContext } from './repository-context.js';
 import { toDate } from './row-codec.js';
+import { enqueueWebhookDeliveries } from './webhook-repository.js';
 import type { InstanceEventRepository, InstanceEventRow, InstanceEventType } from './state-store.js';
 
 /**
@@ -27,10 +28,11 @@ export class SqlInstanceEventRepository implements InstanceEventRepository {
   constructor(private readonly ctx: RepositoryContext) {}
 
   async record(row: Omit<InstanceEventRow, 'id'>): Promise<void> {
+    const id = eventId(row.createdAt);
     await this.ctx.db
       .insertInto('instance_events')
       .values({
-        id: eventId(row.createdAt),
+        id,
         instance_id: row.instanceId,
         type: row.type,
         name: row.name,
@@ -38,6 +40,7 @@ export class SqlInstanceEventRepository implements InstanceEventRepository {
         created_at: row.createdAt,
       })
       .execute();
+    await enqueueWebhookDeliveries(this.ctx, { ...row, id });
     const oldestKept = await this.ctx.db
       .selectFrom('instance_events')
       .select('created_at')

@@ -145,6 +145,38 @@ export interface InstanceEventsTable {
   created_at: Timestamp;
 }
 
+export interface WebhooksTable {
+  id: string;
+  tenant_id: string;
+  url: string;
+  secret: string;
+  /** JSON array of event types, or null for every type */
+  events: string | null;
+  created_at: Timestamp;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  webhook_id: string;
+  event_id: string;
+  event_type: string;
+  instance_id: string;
+  instance_name: string;
+  event_name: string;
+  message: string | null;
+  event_time: Timestamp;
+  state: string;
+  attempts: number;
+  next_attempt_at: Timestamp;
+  lease_owner: string | null;
+  lease_until: NullableTimestamp;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  delivered_at: NullableTimestamp;
+}
+
 export interface TasksTable {
   id: string;
   instance_id: string;
@@ -301,6 +333,8 @@ export interface Database {
   service_statuses: ServiceStatusesTable;
   instance_faults: InstanceFaultsTable;
   instance_events: InstanceEventsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
   tasks: TasksTable;
   conductor_last_seen: ConductorLastSeenTable;
   agents: AgentsTable;

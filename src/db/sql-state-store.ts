@@ -9,6 +9,7 @@ import type {
   DatastoreRepository,
   FlavorRepository,
   InstanceEventRepository,
+  WebhookRepository,
   InstanceFaultRepository,
   InstanceRepository,
   ProjectRepository,
@@ -45,6 +46,7 @@ export class SqlStateStore implements StateStore {
   readonly serviceStatuses: ServiceStatusRepository;
   readonly faults: InstanceFaultRepository;
   readonly instanceEvents: InstanceEventRepository;
+  readonly webhooks: WebhookRepository;
   readonly tasks: TaskRepository;
   readonly conductorLastSeen: ConductorLastSeenRepository;
   readonly agents: AgentRepository;
@@ -76,6 +78,7 @@ export class SqlStateStore implements StateStore {
     this.serviceStatuses = repositories.serviceStatuses;
     this.faults = repositories.faults;
     this.instanceEvents = repositories.instanceEvents;
+    this.webhooks = repositories.webhooks;
     this.tasks = repositories.tasks;
     this.conductorLastSeen = repositories.conductorLastSeen;
     this.agents = repositories.agents;

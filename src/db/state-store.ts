@@ -778,10 +778,89 @@ export interface AgentRepository {
 }
 
 export interface InstanceEventRepository {
-  /** appends an event (its id made here, sorting as recorded); the instance keeps its newest `instanceEventsKept` */
+  /**
+   * appends an event (its id made here, sorting as recorded); the instance keeps its newest
+   * `instanceEventsKept`. Each webhook of the instance's project that takes the event's type gets
+   * a pending delivery of it.
+   */
   record(row: Omit<InstanceEventRow, 'id'>): Promise<void>;
   /** newest first; `after` (an event's id) pages on past that event; an unknown one is BadRequest */
   list(instanceId: string, page: { limit: number; after?: string }): Promise<InstanceEventRow[]>;
+}
+
+/** A project's webhook: where its instances' events go, and the secret that signs them. */
+export interface WebhookRow {
+  id: string;
+  tenantId: string;
+  url: string;
+  /** the HMAC key; shown to its owner once, at creation */
+  secret: string;
+  /** the CloudEvents types it receives (webhookEventTypes); null: every type */
+  events: string[] | null;
+  createdAt: Date;
+}
+
+/** pending: an attempt is due at nextAttemptAt; delivered: a 2xx answer; failed: the last attempt failed too */
+export type WebhookDeliveryState = 'pending' | 'delivered' | 'failed';
+
+/** One event on its way to one webhook, with what the event said and how the attempts went. */
+export interface WebhookDeliveryRow {
+  id: string;
+  webhookId: string;
+  eventId: string;
+  /** the CloudEvents type */
+  eventType: string;
+  instanceId: string;
+  instanceName: string;
+  /** the status or the task kind, as the instance event names it */
+  eventName: string;
+  message: string | null;
+  eventTime: Date;
+  state: WebhookDeliveryState;
+  attempts: number;
+  nextAttemptAt: Date;
+  lastStatusCode: number | null;
+  lastError: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  deliveredAt: Date | null;
+}
+
+/** A due delivery with where it goes and how it is signed. */
+export interface DueWebhookDelivery extends WebhookDeliveryRow {
+  tenantId: string;
+  url: string;
+  secret: string;
+}
+
+/** What one attempt did: its answer's status code, or why it got none. */
+export interface WebhookAttemptOutcome {
+  state: WebhookDeliveryState;
+  statusCode: number | null;
+  error: string | null;
+  /** when the next attempt is due (pending only) */
+  nextAttemptAt: Date;
+}
+
+export interface WebhookRepository {
+  create(row: WebhookRow): Promise<void>;
+  /** undefined for another project's when tenantId is given */
+  get(id: string, scope?: { tenantId?: string }): Promise<WebhookRow | undefined>;
+  /** the project's webhooks, oldest first */
+  list(tenantId: string): Promise<WebhookRow[]>;
+  /** removes the webhook and its delivery log; false when there was none */
+  delete(id: string): Promise<boolean>;
+  /** the webhook's newest deliveries first */
+  deliveries(webhookId: string, limit: number): Promise<WebhookDeliveryRow[]>;
+  /** pending deliveries due at `now` that nobody holds a live lease on, the longest due first */
+  listDue(now: Date, limit: number): Promise<DueWebhookDelivery[]>;
+  /**
+   * Takes a due delivery for `leaseMs`, in one conditional UPDATE: true for exactly one of
+   * several claimers, and again after the holder's lease ran out.
+   */
+  claim(id: string, owner: string, leaseMs: number, now: Date): Promise<boolean>;
+  /** records an attempt (counting it) and releases the lease; false when `owner` no longer held it */
+  recordAttempt(id: string, owner: string, outcome: WebhookAttemptOutcome, now: Date): Promise<boolean>;
 }
 
 export interface RootHistoryRepository {
@@ -817,6 +896,7 @@ export interface Repositories {
   serviceStatuses: ServiceStatusRepository;
   faults: InstanceFaultRepository;
   instanceEvents: InstanceEventRepository;
+  webhooks: WebhookRepository;
   tasks: TaskRepository;
   conductorLastSeen: ConductorLastSeenRepository;
   agents: AgentRepository;

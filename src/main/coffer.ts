@@ -151,6 +151,21 @@ function addNotificationOptions(command: Command): Command {
     .option('--notification-region <region>', "the notifications' region, default RegionOne (env COFFER_NOTIFICATION_REGION)");
 }
 
+/**
+ * Where projects' webhooks may point, for the roles that check it (the API at registration, the
+ * taskmanager before each attempt). serve has --address-pool already; the others learn the
+ * instances' range (and the taskmanager the API's URL) to refuse them.
+ */
+function addWebhookOptions(command: Command, parts: { addressPool: boolean; publicUrl: boolean }): Command {
+  command.option(
+    '--webhook-allowed-cidrs <cidrs>',
+    "comma-separated ranges projects' webhooks may reach, e.g. 10.20.0.0/16,192.0.2.0/24; default: any address but loopback and link-local. Coffer's own API, bus, state database and metrics addresses and the instances' address pool are refused either way (env COFFER_WEBHOOK_ALLOWED_CIDRS)",
+  );
+  if (parts.addressPool) command.option('--address-pool <cidr>', "the agents' instance address range, which webhooks may not reach, default 127.77.0.0/16 (env COFFER_ADDRESS_POOL)");
+  if (parts.publicUrl) command.option('--public-url <url>', "the API's URL, which webhooks may not reach (env COFFER_PUBLIC_URL)");
+  return command;
+}
+
 /** HTTPS for the API, for the roles that serve it. */
 function addHttpsOptions(command: Command): Command {
   return command
@@ -182,6 +197,7 @@ function buildProgram(): Command {
   // serve's defaults: <data dir>/backups and <data dir>/backup-master.key, made on first start
   addBackupOptions(serve, { key: true, container: true });
   addNotificationOptions(serve);
+  addWebhookOptions(serve, { addressPool: false, publicUrl: false });
   addKeystoneOptions(addLimitOptions(serve)).action((flags: Record<string, unknown>) =>
     runUntilSignalled(async () => {
       const config = loadConfig(serveConfigSchema, flags);
@@ -203,13 +219,14 @@ function buildProgram(): Command {
     .addOption(logOption())
     .addOption(configOption());
   addHttpsOptions(api);
+  addWebhookOptions(api, { addressPool: true, publicUrl: false });
   addBackupOptions(api, { key: false, container: true });
   addKeystoneOptions(addLimitOptions(api)).action((flags: Record<string, unknown>) =>
     runUntilSignalled(() => runApi(loadConfig(apiConfigSchema, flags), print)),
   );
 
   for (const [name, description, run] of [
-    ['taskmanager', 'Run the taskmanager: durable workflows (create, delete, resize, configuration, backups) and backup schedules', runTaskmanager],
+    ['taskmanager', "Run the taskmanager: durable workflows (create, delete, resize, configuration, backups), backup schedules and projects' webhooks", runTaskmanager],
     ['conductor', 'Run the conductor: turns guest and agent reports into state', runConductor],
   ] as const) {
     const worker = program
@@ -226,6 +243,7 @@ function buildProgram(): Command {
       addBackupOptions(worker, { key: true, container: true });
       worker.option('--max-backups-per-tenant <n>', 'backups per project, counted when a backup schedule runs: give the API\'s value, default 50, -1 unlimited (env COFFER_MAX_BACKUPS_PER_TENANT)');
       addNotificationOptions(worker);
+      addWebhookOptions(worker, { addressPool: true, publicUrl: true });
     }
     worker.action((flags: Record<string, unknown>) => runUntilSignalled(() => run(loadConfig(workerConfigSchema, flags))));
   }

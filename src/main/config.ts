@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { CofferError } from '../common/index.js';
+import { CofferError, parseCidrList } from '../common/index.js';
 import { busKeyHowTo } from '../bus/index.js';
 import type { ExternalKeystoneOptions } from '../api/index.js';
 import { engineNames } from '../guest/index.js';
@@ -178,6 +178,24 @@ const notificationSettings = {
   notificationRegion: z.string().min(1).default('RegionOne'),
 };
 
+/**
+ * Where projects' webhooks may point (comma-separated CIDRs); unset: anywhere but loopback and
+ * link-local. Coffer's own endpoints and the instances' address pool are refused either way.
+ */
+const webhookAllowedCidrs = z
+  .preprocess((value, ctx) => {
+    if (typeof value !== 'string' && !Array.isArray(value)) return value;
+    try {
+      return parseCidrList(value as string | string[]);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return value;
+    }
+  }, z.array(z.string()))
+  .optional();
+/** the instances' address range: the agents' --address-pool, which webhooks may not reach */
+const addressPool = z.string().default('127.77.0.0/16');
+
 export const serveConfigSchema = z.object({
   host: loopbackOrAny.default('127.0.0.1'),
   port: port.default(8779),
@@ -185,11 +203,12 @@ export const serveConfigSchema = z.object({
   publicUrl: z.string().url().optional(),
   adminPassword: z.string().min(8).optional(),
   engineUser: z.string().default('coffer-db'),
-  addressPool: z.string().default('127.77.0.0/16'),
+  addressPool,
   warmPoolSize,
   engineBinDir,
   ...caFiles,
   ...httpsFiles,
+  webhookAllowedCidrs,
   ...apiLimits,
   ...keystoneSettings,
   ...backupSettings,
@@ -210,6 +229,8 @@ export const apiConfigSchema = z.object({
   dataDir: z.string().default(defaultDataDir),
   adminPassword: z.string().min(8).optional(),
   ...httpsFiles,
+  webhookAllowedCidrs,
+  addressPool,
   ...apiLimits,
   ...keystoneSettings,
   ...backupSettings,
@@ -227,6 +248,10 @@ export const workerConfigSchema = z.object({
   /** what a backup schedule's run counts against, as the API's quota check does */
   maxBackupsPerTenant: apiLimits.maxBackupsPerTenant,
   ...notificationSettings,
+  webhookAllowedCidrs,
+  addressPool,
+  /** the API's URL (taskmanager): webhooks may not point at it */
+  publicUrl: z.string().url().optional(),
   metricsAddress,
   logLevel,
 });
@@ -301,6 +326,7 @@ const envNames: Record<string, string> = {
   notificationUrl: 'COFFER_NOTIFICATION_URL',
   notificationRegion: 'COFFER_NOTIFICATION_REGION',
   metricsAddress: 'COFFER_METRICS_ADDRESS',
+  webhookAllowedCidrs: 'COFFER_WEBHOOK_ALLOWED_CIDRS',
   logLevel: 'COFFER_LOG_LEVEL',
 };
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { buildApiServer, connectKeystone, scheduledBackupStarter, scheduledVerificationStarter, seedFlavors, type ExternalIdentity } from '../api/index.js';
+import { buildApiServer, connectKeystone, serviceApiStatus, scheduledBackupStarter, scheduledVerificationStarter, seedFlavors, type ExternalIdentity } from '../api/index.js';
 import { startAgent } from '../agent/index.js';
 import { BusKey, connectTransport, ObservedTransport, OsloNotifier } from '../bus/index.js';
 import type { Transport } from '../bus/index.js';
@@ -15,6 +15,7 @@ import { bootstrapAdmin } from './admin-password.js';
 import { apiBackupStorage, roleBackups, serveBackups, type RoleBackups } from './backup-setup.js';
 import { readBusKeyFile } from './bus-key-file.js';
 import { startupWarnings } from './startup-warnings.js';
+import { webhookGuard } from './webhook-guard.js';
 import { secureDataDir } from './data-dir.js';
 import { keystoneOptionsOf, type AgentConfig, type ApiConfig, type ServeConfig, type WorkerConfig } from './config.js';
 
@@ -22,6 +23,9 @@ import { keystoneOptionsOf, type AgentConfig, type ApiConfig, type ServeConfig, 
 // a stop function. Stopping a role never stops the database engines: they outlive the agent.
 
 export type Stop = () => Promise<void>;
+
+/** Webhooks name a status as the API shows it (RUNNING as ACTIVE). */
+const apiStatusName = (status: string): string => (serviceApiStatus as Record<string, string>)[status] ?? status;
 
 /** Two files named together or not at all: a certificate without its key (or the reverse) is a mistake. */
 function filePair(cert: string | undefined, key: string | undefined, names: [string, string]): { certFile: string; keyFile: string } | undefined {
@@ -116,6 +120,7 @@ async function listenApi(
     },
     readiness: observability.readiness,
     requestObserver: observability.metrics,
+    webhookGuard: webhookGuard(config),
   });
   await seedFlavors(store);
   await app.listen({ host: config.host, port: config.port });
@@ -163,6 +168,7 @@ export async function runServe(config: ServeConfig, print: (line: string) => voi
     taskObserver: metrics,
     backups,
     ...(notifications === undefined ? {} : { notifications }),
+    webhooks: { guard: webhookGuard(config), statusName: apiStatusName },
     backupSchedules: {
       startBackup: scheduledBackupStarter({ store, transport, logger, backupStorage: backups.storage, defaultBackupContainer: config.backupContainer, maxBackupsPerTenant: config.maxBackupsPerTenant }),
       startVerification: scheduledVerificationStarter({ store, transport, logger, backupStorage: backups.storage }),
@@ -263,6 +269,7 @@ export const runTaskmanager = (config: WorkerConfig): Promise<Stop> =>
     const taskmanager = await startTaskmanager({
       ...deps,
       ...(notifications === undefined ? {} : { notifications }),
+      webhooks: { guard: webhookGuard(config), statusName: apiStatusName },
       taskObserver: deps.metrics,
       backupSchedules: {
         startBackup: scheduledBackupStarter({

@@ -1,7 +1,8 @@
 // The taskmanager role: runs every operation that takes longer than a request (create, delete,
 // restart, stop, start, resize, access updates, configuration groups, backups and their verification)
 // as a durable task with a lease, so that any taskmanager can resume what a dead one started.
-// It also runs backup schedules and their retention (backup-scheduler.ts).
+// It also runs backup schedules and their retention (backup-scheduler.ts), and delivers projects'
+// webhooks (webhook-dispatcher.ts).
 import { hostname } from 'node:os';
 import { listenInstanceStatus, taskmanagerContract, taskmanagerTopic, serveRpc } from '../bus/index.js';
 import type { NotificationPublisher, Subscription, Transport } from '../bus/index.js';
@@ -27,6 +28,7 @@ import { verifyBackupFlow } from './verify-backup-flow.js';
 import { InstanceWaiter } from './instance-waiter.js';
 import { TaskRunner, type TaskObserver } from './task-runner.js';
 import { UsageNotifier } from './usage-notifications.js';
+import { WebhookDispatcher, type WebhookDispatcherOptions } from './webhook-dispatcher.js';
 
 export interface TaskmanagerOptions {
   store: StateStore;
@@ -70,11 +72,19 @@ export interface TaskmanagerOptions {
   notifications?: { publisher: NotificationPublisher; region: string };
   /** takes each task run's duration and outcome (the role's /metrics) */
   taskObserver?: TaskObserver;
+  /**
+   * Delivers projects' webhooks: `guard` says which addresses a hook may reach; the rest tunes
+   * the pace (defaults: every 1 s, 5 attempts 10 s apart doubling, 5 s per attempt). Without it
+   * this taskmanager delivers none.
+   */
+  webhooks?: Omit<WebhookDispatcherOptions, 'store' | 'logger' | 'workerId'>;
 }
 
 
 export { BackupScheduler, scheduledBackupName, type StartScheduledBackup, type StartScheduledVerification } from './backup-scheduler.js';
 export { retentionDeletes } from './backup-retention.js';
+export { WebhookDispatcher, cloudEvent, type WebhookDispatcherOptions } from './webhook-dispatcher.js';
+export { webhookSignature, signatureHeader, timestampHeader } from './webhook-sender.js';
 export type { TaskObserver, TaskRunOutcome } from './task-runner.js';
 
 export interface Taskmanager {
@@ -111,11 +121,12 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
     backupStallMs: options.backupStallMs ?? 120_000,
     backupTimeoutMs: options.backupTimeoutMs ?? 24 * 60 * 60_000,
   };
+  const workerId = options.workerId ?? `${hostname()}-${process.pid}-${newUuid().slice(0, 8)}`;
   const usage = options.notifications === undefined ? undefined : new UsageNotifier({ store, logger, ...options.notifications });
   const runner = new TaskRunner({
     store,
     logger,
-    workerId: options.workerId ?? `${hostname()}-${process.pid}-${newUuid().slice(0, 8)}`,
+    workerId,
     leaseMs: options.leaseMs ?? 15_000,
     sweepIntervalMs: options.sweepIntervalMs ?? 2_000,
     ...(usage === undefined ? {} : { onInstanceTaskEnded: (task, outcome) => usage.taskEnded(task, outcome) }),
@@ -168,8 +179,14 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
           intervalMs: options.backupSchedules.intervalMs ?? 30_000,
         });
   scheduler?.start();
+  const dispatcher =
+    options.webhooks === undefined
+      ? undefined
+      : new WebhookDispatcher({ ...options.webhooks, store, workerId, logger: logger.child({ component: 'webhook-dispatcher' }) });
+  dispatcher?.start();
   return {
     async stop() {
+      await dispatcher?.stop();
       await scheduler?.stop();
       await subscription.close();
       await runner.stop();

@@ -40,6 +40,7 @@ interface Objects {
   domainId: string;
   configurationId: string;
   backupId: string;
+  webhookId: string;
 }
 
 interface Row {
@@ -221,6 +222,12 @@ const scheduled = async () => {
   );
   return { instanceId };
 };
+/** A webhook of the owner's project. */
+const hook = async () => {
+  const webhookId = newUuid();
+  await h.store.webhooks.create({ id: webhookId, tenantId: owner.projectId, url: 'http://192.0.2.10/hook', secret: 'matrix-secret-0123456789', events: null, createdAt: new Date() });
+  return { webhookId };
+};
 const v1 = (rest: string) => `/v1.0/:tenantId${rest}`;
 const createBody = () => ({
   instance: { name: 'matrix-db', flavorRef: '2', volume: { size: 1 }, datastore: { type: 'postgresql', version: '15' } },
@@ -347,6 +354,12 @@ const rows: Row[] = [
   },
   { method: 'GET', path: v1('/instances/:instanceId/backup_schedule'), fresh: scheduled, expect: ownerOrAdmin(200) },
   { method: 'DELETE', path: v1('/instances/:instanceId/backup_schedule'), fresh: scheduled, expect: ownerOrAdmin(202) },
+  // webhooks (Coffer's extension): a project registers its own; a hook is its owner's or an admin's
+  { method: 'POST', path: v1('/webhooks'), body: () => ({ webhook: { url: 'http://192.0.2.10/hook' } }), expect: { ...anyone, admin: 202, owner: 202, other: 202 } },
+  { method: 'GET', path: v1('/webhooks'), fresh: hook, expect: anyone },
+  { method: 'GET', path: v1('/webhooks/:webhookId'), fresh: hook, expect: ownerOrAdmin(200) },
+  { method: 'DELETE', path: v1('/webhooks/:webhookId'), fresh: hook, expect: ownerOrAdmin(202) },
+  { method: 'GET', path: v1('/webhooks/:webhookId/deliveries'), fresh: hook, expect: ownerOrAdmin(200) },
   // a strategy is the caller's own project's
   { method: 'POST', path: v1('/backup_strategies'), body: () => ({ backup_strategy: { swift_container: 'matrix' } }), expect: { ...anyone, admin: 202, owner: 202, other: 202 } },
   { method: 'GET', path: v1('/backup_strategies'), expect: anyone },
@@ -424,6 +437,7 @@ async function call(row: Row, actor: Actor, unknownInstance = false) {
     domainId: 'default',
     configurationId: newUuid(),
     backupId: newUuid(),
+    webhookId: newUuid(),
   };
   const o = { ...base, ...(await row.fresh?.(base)), ...(unknownInstance ? { instanceId: newUuid() } : {}) };
   const session = sessionOf(actor);

@@ -13,6 +13,7 @@ import { fuzzSeed, hostileNames, randomNames, seededRandom } from '../support/ho
 import { LocalDirectoryStorage } from '../../src/backup/index.js';
 import { adminSession, json, memberSession, seedDatastores, seededCapabilities, startHarness, type Harness, type Session } from './api-harness.js';
 import { arr, bodyCases, isWellFormed, leaf, obj, sampleOf, str, unfitForEngine, violates, type Spec } from './fuzz-body.js';
+import { webhookEventTypeNames } from '../../src/db/index.js';
 import { registeredRoutes } from './route-table.js';
 
 // Malformed and hostile requests to every write endpoint (issue 3). Each must be answered with a
@@ -482,6 +483,22 @@ const targets = (): Target[] => [
     ),
   },
   { route: 'DELETE /v1.0/:tenantId/backup_strategies', as: 'owner', url: v1('/backup_strategies') },
+  {
+    route: 'POST /v1.0/:tenantId/webhooks',
+    as: 'owner',
+    url: v1('/webhooks'),
+    spec: obj({
+      webhook: obj(
+        {
+          url: str('http://192.0.2.10/hook', { invalid: (v) => typeof v === 'string' && !/^https?:\/\/[^/?#]/i.test(v) }),
+          secret: str('fuzz-secret-0123456789', { optional: true, invalid: (v) => typeof v === 'string' && (v.length < 16 || v.length > 256 || !/^[\x21-\x7e]+$/.test(v)) }),
+          events: arr(str('org.coffer.instance.status', { invalid: (v) => typeof v === 'string' && !webhookEventTypeNames.includes(v) }), { optional: true, nonEmpty: true }),
+        },
+        { strict: true },
+      ),
+    }),
+  },
+  { route: 'DELETE /v1.0/:tenantId/webhooks/:webhookId', as: 'owner', url: v1('/webhooks/x'), pathValue: (id) => `/v1.0/${owner.projectId}/webhooks/${id}` },
   {
     route: 'PUT /v1.0/:tenantId/instances/:instanceId/backup_schedule',
     as: 'owner',

@@ -265,6 +265,17 @@ describe('Trove: instances', () => {
     golden('GET events (page)', await get(member, trove(member, `/instances/${id}/events?limit=2`)), 200, z.object({ events: z.array(shape.instanceEvent).length(2), links: shape.nextLinks }));
   });
 
+  test('Coffer: POST /webhooks 202 (the secret this once), GET list and one without it, GET deliveries, DELETE 202', async () => {
+    const created = golden('POST webhooks', await send(member, 'POST', trove(member, '/webhooks'), { webhook: { url: 'https://192.0.2.10/hook' } }), 202, one('webhook', shape.createdWebhook), ['webhook.secret']);
+    const id = created.webhook.id as string;
+    golden('GET webhooks', await get(member, trove(member, '/webhooks')), 200, z.object({ webhooks: z.array(shape.webhook).min(1) }));
+    golden('GET webhook', await get(member, trove(member, `/webhooks/${id}`)), 200, one('webhook', shape.webhook));
+    const instanceId = await activeInstance(member, 'golden-hooked');
+    await h.store.instanceEvents.record({ instanceId, type: 'status', name: 'RUNNING', message: null, createdAt: new Date() });
+    golden('GET webhook deliveries', await get(member, trove(member, `/webhooks/${id}/deliveries`)), 200, z.object({ deliveries: z.array(shape.webhookDelivery).length(1) }));
+    empty('DELETE webhook', await send(member, 'DELETE', trove(member, `/webhooks/${id}`)));
+  });
+
   test('DELETE /instances/{id} answers 202 with an empty JSON body', async () => {
     const id = await activeInstance(member, 'golden-delete');
     const res = await send(member, 'DELETE', trove(member, `/instances/${id}`));

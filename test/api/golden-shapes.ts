@@ -375,6 +375,29 @@ export const instanceEvent = z.object({
   message: z.string().nullable(),
   created: troveTime,
 });
+/** Coffer's extension: a project's webhook, never with its secret but when it is created. */
+export const webhook = z.object({
+  id: uuid,
+  url: z.string().url(),
+  events: z.array(z.string().regex(/^org\.coffer\.instance\./)).nullable(),
+  created: troveTime,
+});
+export const createdWebhook = webhook.extend({ secret: z.string().min(16) });
+/** Coffer's extension: one entry of a webhook's delivery log. */
+export const webhookDelivery = z.object({
+  id: uuid,
+  event_id: z.string().regex(/^[0-9a-f]{12}-[0-9a-f]{6}-[0-9a-f]{16}$/),
+  type: z.string().regex(/^org\.coffer\.instance\./),
+  instance_id: uuid,
+  state: z.enum(['pending', 'delivered', 'failed']),
+  attempts: z.number().int().min(0),
+  last_status_code: z.number().int().nullable(),
+  last_error: z.string().nullable(),
+  created: troveTime,
+  updated: troveTime,
+  delivered: troveTime.nullable(),
+  next_attempt: troveTime.nullable(),
+});
 /** Coffer's extension: an instance's backup schedule. */
 export const backupSchedule = z.object({
   id: uuid,

@@ -5,6 +5,7 @@ import type { StateStore } from '../../src/db/index.js';
 import { instanceEventsKept } from '../../src/db/instance-event-repository.js';
 import { rejectsWithCode } from '../support/coffer-errors.js';
 import { backupScheduleStoreTests } from './backup-schedule-store.suite.js';
+import { webhookStoreTests } from './webhook-store.suite.js';
 import { at, configuration, instance, project, task, token, uid, user } from './state-store-fixtures.js';
 
 // The conformance suite every state-store engine runs (SQLite, MariaDB, PostgreSQL) against a
@@ -1281,6 +1282,7 @@ export function stateStoreSuite(
     });
 
     backupScheduleStoreTests(() => store);
+    webhookStoreTests(() => store);
 
     describe('transactions', () => {
       it('commits what fn wrote and returns its result', async () => {

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { BackupStorage } from '../../backup/index.js';
 import type { RequestContext, Transport } from '../../bus/index.js';
-import type { Logger } from '../../common/index.js';
+import type { Logger, WebhookTargetGuard } from '../../common/index.js';
 import type { StateStore } from '../../db/index.js';
 import { requireAuth, type CallerValidator } from '../auth-context.js';
 import { troveLinkBase } from '../base-url.js';
@@ -28,6 +28,8 @@ export interface TroveDeps {
   passwordPolicy: PasswordPolicy;
   /** where backups are stored (undefined: backups are refused with 501) and the container used when nothing names one */
   backups: { storage: BackupStorage | undefined; defaultContainer: string };
+  /** which addresses a project's webhook may point at */
+  webhookGuard: WebhookTargetGuard;
 }
 
 /** Route params of everything under /v1.0/{tenantId}. */

@@ -19,6 +19,7 @@ import { replyIfRateLimited } from './rate-limit-reply.js';
 import { rootRoutes } from './root-routes.js';
 import type { TenantParams, TroveDeps } from './trove-deps.js';
 import { userRoutes } from './user-routes.js';
+import { webhookRoutes } from './webhook-routes.js';
 
 // The Trove v1.0 API. Everything under /v1.0/{tenant} passes keystonemiddleware's token check
 // and then Trove's tenant check (reference 1.2), in that order, before its body is even parsed.
@@ -53,6 +54,7 @@ function v1Routes(deps: TroveDeps): FastifyPluginAsync {
     await rootRoutes(app, deps);
     await backupRoutes(app, deps);
     await backupScheduleRoutes(app, deps);
+    await webhookRoutes(app, deps);
   };
 }
 
