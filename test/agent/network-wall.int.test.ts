@@ -231,7 +231,8 @@ describe('network wall', { skip: notRoot }, () => {
     await run('nft', ['delete', 'element', 'inet', 'coffer', 'walled', `{ ${uids[0]} }`]);
     assert.ok(!(await walledUids()).includes(uids[0]!));
     await agent.stop();
-    await newAgent({ dataDir: options.dataDir, host: options.host, addressPool: options.addressPool, warmPoolSize: 0 });
+    // adoption runs in the background once the agent has started
+    await (await newAgent({ dataDir: options.dataDir, host: options.host, addressPool: options.addressPool, warmPoolSize: 0 })).agent.adopted;
     assert.ok((await walledUids()).includes(uids[0]!), 'walled again at adoption');
     assert.match((await asUser(await osUserOf(aId), ['tcp:127.0.0.1:5672']))['tcp:127.0.0.1:5672']!, /^refused:/);
 
@@ -261,7 +262,7 @@ describe('network wall', { skip: notRoot }, () => {
     walled.add(uid);
     await run('nft', ['delete', 'element', 'inet', 'coffer', 'walled', `{ ${uid} }`]);
 
-    await newAgent({ dataDir: options.dataDir, host: options.host, addressPool: options.addressPool, warmPoolSize: 0 });
+    await (await newAgent({ dataDir: options.dataDir, host: options.host, addressPool: options.addressPool, warmPoolSize: 0 })).agent.adopted;
     assert.ok((await walledUids()).includes(uid), 'walled at adoption');
     const mark = beats.length;
     await createRpcClient(transport, guestContract, guestTopic(instanceId)).prepare({ memoryMb: flavor.ramMb, adminPassword: `adm-${suffix()}` });
