@@ -31,7 +31,7 @@ export interface TaskRunnerOptions {
   flows: Record<TaskKind, Flow>;
   leaseMs: number;
   sweepIntervalMs: number;
-  /** told when a task on an instance ended (failed when it left a fault) and its end is recorded; must not throw */
+  /** told when a task on an instance ended, as its flow ended it, once its end is recorded; must not throw */
   onInstanceTaskEnded?: (task: TaskRow, outcome: 'done' | 'failed') => Promise<void>;
   observer?: TaskObserver;
 }
@@ -171,7 +171,7 @@ export class TaskRunner {
     const faulted = fault !== undefined && fault.createdAt >= task.createdAt;
     const ended = outcome === 'failed' || faulted ? 'failed' : 'done';
     await this.recordEvent(task, `task.${ended}`, faulted ? fault.message : null);
-    await this.options.onInstanceTaskEnded?.(task, ended);
+    await this.options.onInstanceTaskEnded?.(task, outcome);
   }
 
   /** The instance's event list is for people reading it: an event that cannot be written never fails the task. */

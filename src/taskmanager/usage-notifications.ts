@@ -1,6 +1,6 @@
 import type { NotificationPublisher } from '../bus/index.js';
 import type { Logger } from '../common/index.js';
-import type { StateStore, TaskKind, TaskRow } from '../db/index.js';
+import type { InstanceRow, StateStore, TaskKind, TaskRow } from '../db/index.js';
 
 // Trove's usage notifications (reference 7.2): `trove.instance.create` once an instance is
 // ACTIVE, `.delete` once it is gone, `.modify_flavor` and `.modify_volume` once a resize is done,
@@ -29,6 +29,22 @@ export function isoTime(date: Date): string {
   return `${date.toISOString().slice(0, 19)}Z`;
 }
 
+function tookEffect(task: TaskRow, instance: InstanceRow): boolean {
+  const payload = task.payload as Record<string, unknown> | null;
+  switch (task.kind) {
+    case 'create_instance':
+      return !instance.deleted && !instance.taskStatus.includes('ERROR');
+    case 'delete_instance':
+      return instance.deleted;
+    case 'resize_flavor':
+      return instance.flavorId === payload?.['newFlavorId'];
+    case 'resize_volume':
+      return typeof payload?.['newSizeGb'] === 'number' && instance.volumeSizeGb >= payload['newSizeGb'];
+    default:
+      return false;
+  }
+}
+
 export interface UsageNotifierOptions {
   store: StateStore;
   publisher: NotificationPublisher;
@@ -40,7 +56,12 @@ export interface UsageNotifierOptions {
 export class UsageNotifier {
   constructor(private readonly options: UsageNotifierOptions) {}
 
-  /** what the task runner calls when a task ended; only a successful create, delete or resize notifies */
+  /**
+   * What the task runner calls when a task ended. Only a create, delete or resize that took
+   * effect notifies, judged by the instance as the task left it: a flow that met a failure it
+   * could name ends as done (with a fault), and a fault from a heartbeat during a task that went
+   * well says nothing of the task.
+   */
   async taskEnded(task: TaskRow, outcome: 'done' | 'failed'): Promise<void> {
     const eventType = eventOf[task.kind];
     if (eventType === undefined || outcome !== 'done') return;
@@ -57,7 +78,7 @@ export class UsageNotifier {
     const { store, region } = this.options;
     const instance = await store.instances.get(task.instanceId, { includeDeleted: true });
     // Coffer's own scratch instances (backup verification) are nobody's usage
-    if (instance === undefined || instance.internal === true) return undefined;
+    if (instance === undefined || instance.internal === true || !tookEffect(task, instance)) return undefined;
     const [flavor, version] = await Promise.all([store.flavors.get(instance.flavorId), store.datastores.getVersion(instance.datastoreVersionId)]);
     const created = isoTime(instance.createdAt);
     const state = instance.deleted ? 'DELETED' : 'ACTIVE';

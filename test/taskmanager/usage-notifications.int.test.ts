@@ -125,10 +125,12 @@ test("a create, a flavor and a volume resize and a delete are Trove's events wit
   assert.equal(deleted.state, 'DELETED');
 });
 
-test('a failed task, a restart and a scratch instance notify nothing', async () => {
+test('a failed task, a resize that did not take, a restart and a scratch instance notify nothing', async () => {
   await instance('i-quiet');
   await instance('i-scratch', { internal: true });
   await notifier.taskEnded(task('i-quiet', 'create_instance'), 'failed');
+  await notifier.taskEnded(task('i-quiet', 'resize_flavor', { oldFlavorId: 'f-large', newFlavorId: 'f-small' }), 'done');
+  await notifier.taskEnded(task('i-quiet', 'delete_instance'), 'done');
   await notifier.taskEnded(task('i-quiet', 'restart'), 'done');
   await notifier.taskEnded(task('i-scratch', 'create_instance'), 'done');
   // a later notification arriving proves the earlier ones had their chance
@@ -138,12 +140,14 @@ test('a failed task, a restart and a scratch instance notify nothing', async () 
   assert.deepEqual(messagesFor('i-scratch'), []);
 });
 
-test("the task runner notifies once an instance task's end is recorded; a task that left a fault does not", async () => {
+test("the task runner notifies once an instance task's end is recorded; a build that failed does not, one that met a crash on the way does", async () => {
   await instance('i-runner');
   await instance('i-runner-faulted');
   const ok: Flow = async () => undefined;
+  // as the create flow ends a build it can name the failure of: a fault, the instance in error
   const faulting: Flow = async (handle) => {
     await store.faults.record({ id: `f-${handle.task.id}`, instanceId: handle.task.instanceId, message: 'initdb: disk full', details: 'initdb: disk full', createdAt: new Date() });
+    await store.instances.update(handle.task.instanceId, { taskStatus: 'BUILDING_ERROR_SERVER' });
   };
   const runner = (flow: Flow) =>
     new TaskRunner({
@@ -167,6 +171,17 @@ test("the task runner notifies once an instance task's end is recorded; a task t
   await fine.stop();
   assert.equal(messagesFor('i-runner')[0]!.message.event_type, 'trove.instance.create');
   assert.deepEqual(messagesFor('i-runner-faulted'), [], 'an instance whose build failed is not billed');
+
+  // a heartbeat's fault (the engine crashed once and came back) during a build that went well
+  await instance('i-runner-crashed');
+  const crashedOnce = runner(async (handle) => {
+    await store.faults.record({ id: `f-${handle.task.id}`, instanceId: handle.task.instanceId, message: 'PostgreSQL exited', details: 'PostgreSQL exited', createdAt: new Date() });
+  });
+  await store.tasks.create(task('i-runner-crashed', 'create_instance'));
+  await crashedOnce.trigger('t-i-runner-crashed-create_instance');
+  await eventually('the create notification', async () => messagesFor('i-runner-crashed'), (m) => m.length === 1);
+  await crashedOnce.stop();
+
 });
 
 test('an exchange the operator declared durable is used as it is; a broker that is down costs the notification only', async () => {
