@@ -127,11 +127,16 @@ test('a tool that fails after its output is FAILED with its reason, and nothing 
 });
 
 test('a storage that fails mid-upload stops the tool; FAILED, and nothing is stored', async () => {
-  // a tool still writing when the storage fails: its output never ends by itself
+  // a tool still writing when the storage fails: its output never ends by itself. It keeps
+  // writing, as a real one would: zstd -T2 may hold a finished block until more input comes, so a
+  // tool that wrote once and then stalled might never get a byte to the storage at all.
   const admin = { incremental: false, killed: false } as BackupAdmin & { killed: boolean };
   admin.start = async () => {
-    const stream = new PassThrough();
-    stream.write(randomBytes(4 << 20));
+    const stream = new Readable({
+      read() {
+        this.push(randomBytes(256 << 10));
+      },
+    });
     const finished = new Promise<BackupFacts>((_resolve, reject) =>
       stream.on('close', () => {
         admin.killed = true;
