@@ -214,4 +214,20 @@ export class SqlBackupRepository implements BackupRepository {
     const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').execute();
     return rows.map(toRow);
   }
+
+  async containers(): Promise<string[]> {
+    const rows = await this.ctx.db.selectFrom('backups').select('container').distinct().execute();
+    return rows.map((r) => r.container);
+  }
+
+  async byObjectNames(container: string, objectNames: readonly string[]): Promise<BackupRow[]> {
+    const rows: BackupRow[] = [];
+    // in slices: an IN list of thousands is past what some drivers bind in one statement
+    for (let i = 0; i < objectNames.length; i += 500) {
+      const slice = objectNames.slice(i, i + 500);
+      const found = await this.ctx.db.selectFrom('backups').selectAll().where('container', '=', container).where('object_name', 'in', slice).execute();
+      rows.push(...found.map(toRow));
+    }
+    return rows;
+  }
 }

@@ -650,6 +650,10 @@ export interface BackupRepository {
   countLive(tenantId: string): Promise<number>;
   /** the live backups schedules made (of one schedule when scheduleId is given), newest first */
   listScheduled(filter?: { scheduleId?: string }): Promise<BackupRow[]>;
+  /** every container a backup, live or deleted, was ever stored in */
+  containers(): Promise<string[]>;
+  /** the backups, deleted ones included, stored in `container` under one of `objectNames` */
+  byObjectNames(container: string, objectNames: readonly string[]): Promise<BackupRow[]>;
 }
 
 export interface BackupScheduleRepository {

@@ -13,6 +13,7 @@ import type { BackupStorage, MasterKey } from '../backup/index.js';
 import { newProjectKey, wrapKey } from '../backup/index.js';
 import { applyConfigurationFlow } from './apply-configuration-flow.js';
 import { backupsNotConfigured, type BackupFlowDeps } from './backup-flow-deps.js';
+import { BackupOrphanSweeper } from './backup-orphan-sweep.js';
 import { BackupScheduler, type StartScheduledBackup, type StartScheduledVerification } from './backup-scheduler.js';
 import { createBackupFlow } from './create-backup-flow.js';
 import { deleteBackupFlow } from './delete-backup-flow.js';
@@ -54,6 +55,12 @@ export interface TaskmanagerOptions {
   healthyWaitMs?: number;
   /** where backups live and the master key that wraps each project's data key; without them backup tasks fail, saying so */
   backups?: { storage: BackupStorage; masterKey: MasterKey };
+  /**
+   * With `backups`: how often what failed or deleted backups, and deleted instances' archived
+   * logs, left in storage is looked for, and how long after they ended it is kept (default 1 h
+   * each; see backup-orphan-sweep.ts)
+   */
+  backupOrphanSweep?: { intervalMs?: number; graceMs?: number };
   /** a running backup whose guest has not reported for this long is failed */
   backupStallMs?: number;
   backupTimeoutMs?: number;
@@ -83,6 +90,7 @@ export interface TaskmanagerOptions {
 
 export { BackupScheduler, scheduledBackupName, type StartScheduledBackup, type StartScheduledVerification } from './backup-scheduler.js';
 export { retentionDeletes } from './backup-retention.js';
+export { sweepBackupOrphans, type OrphanSweepResult } from './backup-orphan-sweep.js';
 export { WebhookDispatcher, cloudEvent, type WebhookDispatcherOptions } from './webhook-dispatcher.js';
 export { webhookSignature, signatureHeader, timestampHeader } from './webhook-sender.js';
 export type { TaskObserver, TaskRunOutcome } from './task-runner.js';
@@ -184,8 +192,20 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
       ? undefined
       : new WebhookDispatcher({ ...options.webhooks, store, workerId, logger: logger.child({ component: 'webhook-dispatcher' }) });
   dispatcher?.start();
+  const sweeper =
+    options.backups === undefined
+      ? undefined
+      : new BackupOrphanSweeper({
+          store,
+          storage: options.backups.storage,
+          logger: logger.child({ component: 'backup-orphan-sweep' }),
+          intervalMs: options.backupOrphanSweep?.intervalMs ?? 60 * 60_000,
+          graceMs: options.backupOrphanSweep?.graceMs ?? 60 * 60_000,
+        });
+  sweeper?.start();
   return {
     async stop() {
+      await sweeper?.stop();
       await dispatcher?.stop();
       await scheduler?.stop();
       await subscription.close();

@@ -1050,6 +1050,45 @@ export function stateStoreSuite(
       });
     });
 
+    describe('backups by stored name', () => {
+      it('byObjectNames finds deleted and failed backups of one container by object name, and containers lists every container ever used', async () => {
+        const a = instance();
+        await store.instances.create(a);
+        const container = `sweep-${uid()}`;
+        const backup = async (objectName: string, state: 'COMPLETED' | 'FAILED', inContainer = container) => {
+          const id = uid();
+          await store.backups.create({
+            id,
+            tenantId: a.tenantId,
+            instanceId: a.id,
+            name: objectName,
+            description: null,
+            datastoreVersionId: null,
+            parentId: null,
+            backupType: 'full',
+            state,
+            container: inContainer,
+            objectName,
+            createdAt: at.leapDay,
+            updatedAt: at.leapDay,
+          });
+          return id;
+        };
+        await backup('kept', 'COMPLETED');
+        await backup('failed', 'FAILED');
+        const deleted = await backup('deleted', 'COMPLETED');
+        await store.backups.markDeleted(deleted, at.leapDay);
+        await backup('elsewhere', 'FAILED', `${container}-other`);
+        const names = Array.from({ length: 1200 }, (_, i) => `absent-${i}`);
+        const found = await store.backups.byObjectNames(container, ['kept', 'failed', 'deleted', 'elsewhere', ...names]);
+        assert.deepEqual(found.map((b) => `${b.objectName}:${b.state}:${b.deleted}`).sort(), ['deleted:COMPLETED:true', 'failed:FAILED:false', 'kept:COMPLETED:false']);
+        assert.deepEqual(await store.backups.byObjectNames(container, []), []);
+        const containers = await store.backups.containers();
+        assert.ok(containers.includes(container) && containers.includes(`${container}-other`));
+        assert.equal(new Set(containers).size, containers.length, 'each container once');
+      });
+    });
+
     describe('ping', () => {
       it('answers while the database does (what /readyz asks)', async () => {
         await store.ping();
