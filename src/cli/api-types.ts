@@ -60,6 +60,17 @@ export interface DatastoreVersionView {
   inactive_reason?: string;
 }
 
+/** GET /mgmt/datastore-versions (admins) */
+export interface MgmtDatastoreVersionView {
+  id: string;
+  name: string;
+  version: string;
+  datastore_name: string | null;
+  active: boolean;
+  default: boolean;
+  inactive_reason?: string | null;
+}
+
 export interface DatastoreView {
   id: string;
   name: string;

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import type { ConfigurationParameterView, DatastoreVersionView, DatastoreView } from './api-types.js';
-import { ApiError } from './cli-error.js';
+import type { ConfigurationParameterView, DatastoreVersionView, DatastoreView, MgmtDatastoreVersionView } from './api-types.js';
+import { ApiError, CliError } from './cli-error.js';
 import type { CliIo } from './cli-io.js';
 import { runAction } from './command-runner.js';
 import { parameterHead, parameterRow } from './configuration-format.js';
@@ -25,6 +25,40 @@ export function registerDatastoreCommands(program: Command, io: CliIo): void {
         // Only admins see inactive versions; the column is there only when one is listed.
         const anyInactive = datastores.some((ds) => (ds.versions ?? []).some(isInactive));
         io.stdout.write(anyInactive ? renderTable([...head, 'Inactive because'], rows) : renderTable(head, rows.map((r) => r.slice(0, 5))));
+      }),
+    );
+
+  datastore
+    .command('version-set <datastore> <version>')
+    .description(
+      'Administrators: take a datastore version out of service or give it back (--inactive, --active), or make it the default (--default, --no-default leaves the datastore with none)',
+    )
+    .option('--active', 'give the version back to what its hosts report (active where an agent can run it)')
+    .option('--inactive', 'take the version out of service: no new instance runs it (those that do keep running)')
+    .option('--default', 'make it the version an instance gets when none is named')
+    .option('--no-default', 'leave the datastore with no default version (only when this one is the default)')
+    .action((datastoreName: string, versionRef: string, options: { active?: boolean; inactive?: boolean; default?: boolean }) =>
+      runAction(io, async () => {
+        if (options.active === true && options.inactive === true) throw new CliError('Give --active or --inactive, not both.');
+        const change = {
+          ...(options.active === true ? { active: true } : options.inactive === true ? { active: false } : {}),
+          ...(options.default === undefined ? {} : { default: options.default }),
+        };
+        if (Object.keys(change).length === 0) throw new CliError('Nothing to change.', 'Give --active, --inactive, --default or --no-default.');
+        const client = await openSession(io);
+        const versions = await client.getMember<MgmtDatastoreVersionView[]>('/mgmt/datastore-versions', 'versions');
+        const version = versions.find((v) => v.datastore_name === datastoreName && (v.name === versionRef || v.id === versionRef));
+        if (version === undefined) {
+          const known = versions.filter((v) => v.datastore_name === datastoreName).map((v) => v.name);
+          throw new CliError(
+            `No version ${versionRef} of datastore ${datastoreName}.`,
+            known.length === 0 ? 'See `coffer datastore list` for the datastores.' : `Its versions: ${known.join(', ')}.`,
+          );
+        }
+        await client.request('PATCH', `/mgmt/datastore-versions/${encodeURIComponent(version.id)}`, change);
+        const updated = await client.getMember<MgmtDatastoreVersionView>(`/mgmt/datastore-versions/${encodeURIComponent(version.id)}`, 'version');
+        const state = updated.active ? 'active' : `inactive (${updated.inactive_reason ?? 'no reason given'})`;
+        io.stdout.write(`${datastoreName} ${updated.name} is ${state}${updated.default ? ', and the default' : ''}.\n`);
       }),
     );
 

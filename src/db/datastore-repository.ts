@@ -45,6 +45,9 @@ function parseJson(text: string): unknown {
   }
 }
 
+/** the reason an inactive version gives when an administrator took it out of service */
+export const disabledByAdmin = 'an administrator deactivated it';
+
 function toVersion(r: Selectable<DatastoreVersionsTable>): DatastoreVersionRow {
   return {
     id: r.id,
@@ -52,8 +55,10 @@ function toVersion(r: Selectable<DatastoreVersionsTable>): DatastoreVersionRow {
     name: r.name,
     version: r.version,
     manager: r.manager,
-    active: toBool(r.active),
-    inactiveReason: r.inactive_reason,
+    // an administrator's word wins over what agents report (migration 0024)
+    active: toBool(r.active) && !toBool(r.disabled_by_admin),
+    inactiveReason: toBool(r.disabled_by_admin) ? disabledByAdmin : r.inactive_reason,
+    disabledByAdmin: toBool(r.disabled_by_admin),
     updatedAt: toDate(r.updated_at),
     capabilities: decodeCapabilities(r.capabilities),
     parameters: decodeParameters(r.parameters),
@@ -179,5 +184,10 @@ export class SqlDatastoreRepository implements DatastoreRepository {
     if (datastoreId !== undefined) query = query.where('datastore_id', '=', datastoreId);
     const rows = await query.orderBy('datastore_id').orderBy('name').execute();
     return rows.map(toVersion);
+  }
+
+  async setDisabledByAdmin(id: string, disabled: boolean): Promise<void> {
+    const result = await this.ctx.db.updateTable('datastore_versions').set({ disabled_by_admin: disabled }).where('id', '=', id).executeTakeFirst();
+    if (result.numUpdatedRows === 0n) throw versionNotFound(id);
   }
 }

@@ -84,6 +84,8 @@ export interface DatastoreVersionsTable {
   capabilities: JsonText | null;
   /** JSON ConfigurationParameter[]; null as capabilities */
   parameters: JsonText | null;
+  /** an administrator took it out of service, whatever agents report (migration 0024) */
+  disabled_by_admin: ColumnType<boolean | number, boolean | undefined, boolean>;
 }
 
 export interface InstancesTable {

@@ -108,9 +108,12 @@ export interface DatastoreVersionRow {
   version: string;
   /** engine (datastore manager) name, e.g. "postgresql" */
   manager: string;
+  /** an agent can run it and no administrator took it out of service */
   active: boolean;
-  /** why the version is inactive (binary missing ...), null when active */
+  /** why the version is inactive (binary missing, deactivated ...), null when active */
   inactiveReason: string | null;
+  /** an administrator took it out of service (PATCH /mgmt/datastore-versions/{id}) */
+  disabledByAdmin: boolean;
   updatedAt: Date;
   /** what the engine can do, as its agents report it; nothing for versions no agent has described */
   capabilities: EngineCapabilities;
@@ -119,7 +122,7 @@ export interface DatastoreVersionRow {
 }
 
 /** A version to upsert: without capabilities or parameters it can do nothing optional. */
-export type NewDatastoreVersion = Omit<DatastoreVersionRow, 'capabilities' | 'parameters'> &
+export type NewDatastoreVersion = Omit<DatastoreVersionRow, 'capabilities' | 'parameters' | 'disabledByAdmin'> &
   Partial<Pick<DatastoreVersionRow, 'capabilities' | 'parameters'>>;
 
 export interface InstanceAccess {
@@ -567,6 +570,8 @@ export interface DatastoreRepository {
   getVersions(ids: readonly string[]): Promise<Map<string, DatastoreVersionRow>>;
   getVersionByName(datastoreId: string, name: string): Promise<DatastoreVersionRow | undefined>;
   listVersions(datastoreId?: string): Promise<DatastoreVersionRow[]>;
+  /** takes the version out of service, or gives it back to what its agents report */
+  setDisabledByAdmin(id: string, disabled: boolean): Promise<void>;
 }
 
 export interface InstanceRepository {

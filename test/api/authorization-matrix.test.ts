@@ -320,6 +320,12 @@ const rows: Row[] = [
   { method: 'POST', path: v1('/mgmt/datastores/versions/:versionId/parameters'), body: () => ({ 'configuration-parameter': { name: 'x' } }), expect: adminOnly(501) },
   { method: 'PUT', path: v1('/mgmt/datastores/versions/:versionId/parameters/:name'), body: () => ({ 'configuration-parameter': {} }), fresh: parameter, expect: adminOnly(501) },
   { method: 'DELETE', path: v1('/mgmt/datastores/versions/:versionId/parameters/:name'), fresh: parameter, expect: adminOnly(501) },
+  { method: 'GET', path: v1('/mgmt/datastore-versions'), expect: adminOnly(200) },
+  { method: 'GET', path: v1('/mgmt/datastore-versions/:versionId'), expect: adminOnly(200) },
+  { method: 'PATCH', path: v1('/mgmt/datastore-versions/:versionId'), body: () => ({ active: true }), expect: adminOnly(202) },
+  // Versions are the engines agents find on their hosts: nobody creates or deletes them through the API.
+  { method: 'POST', path: v1('/mgmt/datastore-versions'), body: () => ({ version: { name: 'x' } }), expect: adminOnly(501) },
+  { method: 'DELETE', path: v1('/mgmt/datastore-versions/:versionId'), expect: adminOnly(501) },
 
   // Configuration groups: the collection is the caller's project's (an admin's: every project's);
   // a group is its project's or an admin's.

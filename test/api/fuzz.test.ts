@@ -553,6 +553,22 @@ const targets = (): Target[] => [
     pathValue: (name) => `/v1.0/${admin.projectId}/mgmt/datastores/versions/${pgVersionId}/parameters/${name}`,
     refuses: 501,
   },
+  { route: 'PATCH /v1.0/:tenantId/mgmt/datastore-versions/:versionId', as: 'admin', url: v1admin(`/mgmt/datastore-versions/${pgVersionId}`), spec: obj({ active: leaf(['boolean'], true) }, { strict: true }) },
+  // versions are the engines the agents report: creating or deleting one answers 501 to an admin
+  {
+    route: 'POST /v1.0/:tenantId/mgmt/datastore-versions',
+    as: 'admin',
+    url: v1admin('/mgmt/datastore-versions'),
+    spec: obj({ version: obj({ name: str('18'), datastore_name: str('postgresql'), datastore_manager: str('postgresql'), active: leaf(['boolean'], true) }) }),
+    refuses: 501,
+  },
+  {
+    route: 'DELETE /v1.0/:tenantId/mgmt/datastore-versions/:versionId',
+    as: 'admin',
+    url: v1admin(`/mgmt/datastore-versions/${pgVersionId}`),
+    pathValue: (id) => `/v1.0/${admin.projectId}/mgmt/datastore-versions/${id}`,
+    refuses: 501,
+  },
   { route: 'POST /v1.0/:tenantId/mgmt/instances/:instanceId/action', label: 'stop', as: 'admin', url: v1admin(`/mgmt/instances/${mysqlId}/action`), spec: obj({ stop: anyJson }, { strict: true }) },
   {
     route: 'POST /identity/v3/auth/tokens',

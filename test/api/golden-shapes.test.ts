@@ -357,6 +357,19 @@ describe('Trove: configuration groups', () => {
   });
 });
 
+describe('Trove: management datastore versions', () => {
+  test('GET list and one; PATCH answers 202 empty; POST and DELETE answer 501', async () => {
+    const listed = golden('GET mgmt versions', await get(admin, trove(admin, '/mgmt/datastore-versions')), 200, z.object({ versions: z.array(shape.mgmtDatastoreVersion).min(2) }));
+    assert.ok(listed.versions.some((v: { active: boolean }) => !v.active), 'an inactive version is listed too');
+    const base = trove(admin, `/mgmt/datastore-versions/${seeded.activeVersionId}`);
+    golden('GET mgmt version', await get(admin, base), 200, z.object({ version: shape.mgmtDatastoreVersion }));
+    empty('PATCH mgmt version', await send(admin, 'PATCH', base, { active: true }));
+    const refused = shape.troveError('notImplemented', 501);
+    golden('POST mgmt version', await send(admin, 'POST', trove(admin, '/mgmt/datastore-versions'), { version: { name: '18' } }), 501, refused);
+    golden('DELETE mgmt version', await send(admin, 'DELETE', base), 501, refused);
+  });
+});
+
 describe('Trove: instance update and actions', () => {
   test('PUT and PATCH /instances/{id} answer 202 with an empty JSON body', async () => {
     const id = await activeInstance(member, 'golden-update');

@@ -189,6 +189,21 @@ export const configurationDetail = configurationSummary.extend({
 export const instanceConfigurationRef = z.object({ id: uuid, name: z.string(), links: troveLinks });
 export const configurationInstances = z.object({ instances: z.array(z.object({ id: uuid, name: z.string() })) });
 /** the management view: the rule as stored, sizes null when none */
+export const mgmtDatastoreVersion = z.object({
+  id: uuid,
+  name: z.string(),
+  version: z.string(),
+  datastore_id: uuid,
+  datastore_name: z.string(),
+  datastore_manager: z.string(),
+  image: z.null(),
+  image_tags: z.tuple([z.literal('')]),
+  packages: z.tuple([z.literal('')]),
+  active: z.boolean(),
+  default: z.boolean(),
+  inactive_reason: z.string().optional(),
+});
+
 export const mgmtConfigurationParameter = z.object({
   name: z.string(),
   datastore_version_id: uuid,

@@ -350,7 +350,7 @@ export function stateStoreSuite(
           inactiveReason: null,
           updatedAt: at.leapDay,
         };
-        const described = { capabilities: { ...noEngineCapabilities }, parameters: [] };
+        const described = { capabilities: { ...noEngineCapabilities }, parameters: [], disabledByAdmin: false };
         assert.deepEqual(await store.datastores.upsertVersion(v15), { ...v15, ...described });
         const again = { ...v15, id: uid(), version: '15.19', active: false, inactiveReason: 'postgres binary missing', updatedAt: at.past2038, ...described };
         const stored = await store.datastores.upsertVersion(again);
@@ -392,17 +392,36 @@ export function stateStoreSuite(
           capabilities,
           parameters,
         };
-        assert.deepEqual(await store.datastores.upsertVersion(row), row);
-        assert.deepEqual(await store.datastores.getVersion(row.id), row);
-        assert.deepEqual((await store.datastores.listVersions(ds.id))[0], row);
+        const stored = { ...row, disabledByAdmin: false };
+        assert.deepEqual(await store.datastores.upsertVersion(row), stored);
+        assert.deepEqual(await store.datastores.getVersion(row.id), stored);
+        assert.deepEqual((await store.datastores.listVersions(ds.id))[0], stored);
         const fewer = { ...row, capabilities: { ...capabilities, root: false }, parameters: parameters.slice(1) };
-        assert.deepEqual(await store.datastores.upsertVersion(fewer), fewer);
+        assert.deepEqual(await store.datastores.upsertVersion(fewer), { ...fewer, disabledByAdmin: false });
         const { capabilities: _c, parameters: _p, ...undescribed } = row;
         assert.deepEqual(await store.datastores.upsertVersion(undescribed), {
           ...undescribed,
           capabilities: noEngineCapabilities,
           parameters: [],
+          disabledByAdmin: false,
         });
+      });
+
+      it('a version an administrator disabled stays inactive, with that reason, whatever agents upsert, until enabled again', async () => {
+        const ds = await store.datastores.ensureDatastore(`engine-${uid()}`, uid());
+        const row = { id: uid(), datastoreId: ds.id, name: '17', version: '17.2', manager: 'postgresql', active: true, inactiveReason: null, updatedAt: at.oneMs };
+        await store.datastores.upsertVersion(row);
+        await store.datastores.setDisabledByAdmin(row.id, true);
+        const disabled = await store.datastores.getVersion(row.id);
+        assert.equal(disabled?.active, false);
+        assert.equal(disabled?.disabledByAdmin, true);
+        assert.equal(disabled?.inactiveReason, 'an administrator deactivated it');
+        await store.datastores.upsertVersion({ ...row, version: '17.3' });
+        assert.equal((await store.datastores.getVersion(row.id))?.active, false);
+        assert.equal((await store.datastores.getVersion(row.id))?.version, '17.3');
+        await store.datastores.setDisabledByAdmin(row.id, false);
+        assert.deepEqual(await store.datastores.getVersion(row.id), { ...row, version: '17.3', capabilities: noEngineCapabilities, parameters: [], disabledByAdmin: false });
+        await rejectsWithCode(store.datastores.setDisabledByAdmin(uid(), true), 'DatastoreVersionNotFound');
       });
 
       it('setDefaultVersion accepts only a version of that datastore, and null', async () => {

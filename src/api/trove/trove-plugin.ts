@@ -13,6 +13,7 @@ import { datastoreRoutes } from './datastore-routes.js';
 import { flavorRoutes } from './flavor-routes.js';
 import { instanceRoutes } from './instance-routes.js';
 import { limitsRoutes } from './limits-routes.js';
+import { mgmtDatastoreVersionRoutes } from './mgmt-datastore-version-routes.js';
 import { mgmtRoutes } from './mgmt-routes.js';
 import { quotaRoutes } from './quota-routes.js';
 import { replyIfRateLimited } from './rate-limit-reply.js';
@@ -49,6 +50,7 @@ function v1Routes(deps: TroveDeps): FastifyPluginAsync {
     await limitsRoutes(app, deps);
     await quotaRoutes(app, deps);
     await mgmtRoutes(app, deps);
+    await mgmtDatastoreVersionRoutes(app, deps);
     await databaseRoutes(app, deps);
     await userRoutes(app, deps);
     await rootRoutes(app, deps);
