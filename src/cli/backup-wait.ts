@@ -1,4 +1,4 @@
-import { sleep } from '../common/index.js';
+import { sleep, storedSizeText } from '../common/index.js';
 import type { ApiClient } from './api-client.js';
 import type { BackupView } from './api-types.js';
 import { getBackup } from './backup-lookup.js';
@@ -70,12 +70,8 @@ async function backupProgressText(client: ApiClient, backup: BackupView): Promis
   if (!isRunning(backup) || backup.instance_id == null) return backup.status;
   const instance = await getInstance(client, backup.instance_id);
   const step = instance?.status === 'BACKUP' ? stepText(instance.progress) : undefined;
-  const stored = typeof backup.stored_bytes === 'number' && backup.stored_bytes > 0 ? `, ${storedText(backup.stored_bytes)} stored` : '';
+  const stored = typeof backup.stored_bytes === 'number' && backup.stored_bytes > 0 ? `, ${storedSizeText(backup.stored_bytes)} stored` : '';
   return step === undefined ? `${backup.status}${stored}` : `${backup.status} — ${step}${stored}`;
-}
-
-function storedText(bytes: number): string {
-  return bytes >= 1e9 ? `${(bytes / 1e9).toFixed(1)} GB` : `${Math.max(1, Math.round(bytes / 1e6))} MB`;
 }
 
 export type DeleteWaitResult =

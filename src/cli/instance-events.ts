@@ -26,6 +26,8 @@ const eventText: Record<string, (name: string) => string> = {
   'task.started': (name) => `${name} started`,
   'task.done': (name) => `${name} done`,
   'task.failed': (name) => `${name} failed`,
+  'backup.completed': (name) => `backup ${name} completed`,
+  'backup.failed': (name) => `backup ${name} failed`,
 };
 
 export async function listInstanceEvents(client: ApiClient, instanceId: string, limit: number): Promise<InstanceEventView[]> {

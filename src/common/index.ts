@@ -9,3 +9,4 @@ export * from './time.js';
 export * from './cron-pattern.js';
 export * from './scheduled-requests.js';
 export * from './webhook-target.js';
+export * from './byte-size.js';

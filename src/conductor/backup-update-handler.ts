@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { publishInstanceStatus, type conductorContract, type MessageMeta, type Transport } from '../bus/index.js';
-import type { Logger } from '../common/index.js';
+import { storedSizeText, type Logger } from '../common/index.js';
 import type { BackupPatch, StateStore } from '../db/index.js';
 
 type BackupUpdate = z.output<typeof conductorContract.methods.updateBackup.input>;
@@ -26,7 +26,18 @@ export function backupUpdateHandler(store: StateStore, transport: Transport, log
         Object.assign(patch, { sha256: update.sha256, sizeBytes: update.bytes, facts: update.facts ?? {} });
       }
       if (update.state === 'FAILED') patch.failReason = update.message ?? 'The backup failed.';
-      return (await tx.backups.updateIfState(update.backupId, ['NEW', 'BUILDING', 'SAVING'], patch)) ? 'written' : 'ended';
+      if (!(await tx.backups.updateIfState(update.backupId, ['NEW', 'BUILDING', 'SAVING'], patch))) return 'ended';
+      // the instance's history (and its project's webhooks) learn how the backup ended
+      if (update.state === 'COMPLETED' || update.state === 'FAILED') {
+        await tx.instanceEvents.record({
+          instanceId: update.instanceId,
+          type: update.state === 'COMPLETED' ? 'backup.completed' : 'backup.failed',
+          name: update.backupId,
+          message: update.state === 'COMPLETED' ? `${backup.backupType} backup ${backup.name}: ${storedSizeText(update.bytes!)} stored` : patch.failReason!.slice(0, 1000),
+          createdAt: new Date(),
+        });
+      }
+      return 'written';
     });
     if (outcome !== 'written') {
       logger.info({ instanceId: update.instanceId, backupId: update.backupId, state: update.state, outcome }, 'backup report dropped');

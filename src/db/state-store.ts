@@ -292,7 +292,8 @@ export interface AgentRow {
  * guest reported a warning, e.g. its volume nearly full; `name` is its status), or `task.started`,
  * `task.done`, `task.failed` (`name` is the task's kind; a failure's message is the fault it left).
  */
-export type InstanceEventType = 'status' | 'warning' | 'task.started' | 'task.done' | 'task.failed';
+/** `backup.*` events name the backup (its id) and say what it stored or why it failed */
+export type InstanceEventType = 'status' | 'warning' | 'task.started' | 'task.done' | 'task.failed' | 'backup.completed' | 'backup.failed';
 
 export interface InstanceEventRow {
   id: string;

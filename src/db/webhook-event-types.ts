@@ -11,6 +11,8 @@ export const webhookEventTypes: Readonly<Record<InstanceEventType, string>> = Ob
   'task.started': 'org.coffer.instance.task.started',
   'task.done': 'org.coffer.instance.task.done',
   'task.failed': 'org.coffer.instance.task.failed',
+  'backup.completed': 'org.coffer.instance.backup.completed',
+  'backup.failed': 'org.coffer.instance.backup.failed',
 });
 
 export const webhookEventTypeNames: readonly string[] = Object.freeze(Object.values(webhookEventTypes));

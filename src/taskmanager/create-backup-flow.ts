@@ -99,7 +99,12 @@ async function waitForEnd(deps: BackupFlowDeps, handle: TaskHandle, backup: Back
 
 /** FAILED with `reason`, unless the backup ended meanwhile; then its object is removed. */
 async function failBackup(deps: BackupFlowDeps, backup: BackupRow, reason: string): Promise<void> {
-  const failed = await deps.store.backups.updateIfState(backup.id, ['NEW', 'BUILDING', 'SAVING'], { state: 'FAILED', failReason: reason.slice(0, 1000) });
+  const failed = await deps.store.transaction(async (tx) => {
+    if (!(await tx.backups.updateIfState(backup.id, ['NEW', 'BUILDING', 'SAVING'], { state: 'FAILED', failReason: reason.slice(0, 1000) }))) return false;
+    // as the conductor records a failure its guest reports
+    await tx.instanceEvents.record({ instanceId: backup.instanceId, type: 'backup.failed', name: backup.id, message: reason.slice(0, 1000), createdAt: new Date() });
+    return true;
+  });
   if (failed) await removeObject(deps, backup, deps.logger);
 }
 

@@ -34,6 +34,7 @@ const deliveriesPerTick = 50;
 export function cloudEvent(delivery: DueWebhookDelivery, statusName: (status: string) => string): Record<string, unknown> {
   // a warning (a volume filling up) names the status the instance kept, as a status event does
   const isStatus = delivery.eventType.endsWith('.status') || delivery.eventType.endsWith('.warning');
+  const isBackup = delivery.eventType.includes('.backup.');
   return {
     specversion: '1.0',
     id: delivery.eventId,
@@ -45,7 +46,7 @@ export function cloudEvent(delivery: DueWebhookDelivery, statusName: (status: st
     data: {
       instance_id: delivery.instanceId,
       name: delivery.instanceName,
-      ...(isStatus ? { status: statusName(delivery.eventName) } : { task: delivery.eventName }),
+      ...(isStatus ? { status: statusName(delivery.eventName) } : isBackup ? { backup_id: delivery.eventName } : { task: delivery.eventName }),
       message: delivery.message,
     },
   };

@@ -255,6 +255,10 @@ describe('taking backups', () => {
     assert.ok(list.some((b: { id: string }) => b.id === created.id));
     const ofInstance = json(await call(alice, 'GET', `/instances/${instanceId}/backups`)).backups;
     assert.deepEqual(ofInstance.map((b: { id: string }) => b.id), [created.id]);
+    // the instance's history says how it ended, which its project's webhooks receive
+    const events = json(await call(alice, 'GET', `/instances/${instanceId}/events`)).events;
+    const completed = events.filter((e: { type: string }) => e.type === 'backup.completed');
+    assert.deepEqual(completed.map((e: { name: string; message: string }) => [e.name, e.message]), [[created.id, `full backup ${created.name}: 1 MB stored`]]);
   });
 
   test('while a backup runs the instance shows BACKUP, a second backup and a restart are refused (422)', async () => {
@@ -288,6 +292,11 @@ describe('taking backups', () => {
     const failed = await ended(alice, id, 'FAILED');
     assert.equal(failed.fail_reason, 'pg_basebackup: could not connect');
     assert.equal(failed.size, null);
+    const events = json(await call(alice, 'GET', `/instances/${instanceId}/events`)).events;
+    assert.deepEqual(
+      events.filter((e: { type: string }) => e.type.startsWith('backup.')).map((e: { type: string; name: string; message: string }) => [e.type, e.name, e.message]),
+      [['backup.failed', id, 'pg_basebackup: could not connect']],
+    );
     const row = await h.store.backups.get(id);
     assert.equal(await storage.head(row!.container, row!.objectName), undefined);
   });
@@ -298,6 +307,10 @@ describe('taking backups', () => {
     const id = json(await backup(alice, { instance: instanceId })).backup.id;
     const failed = await ended(alice, id, 'FAILED');
     assert.match(failed.fail_reason, /stopped reporting/);
+    const events = json(await call(alice, 'GET', `/instances/${instanceId}/events`)).events;
+    const backupEvents = events.filter((e: { type: string }) => e.type.startsWith('backup.'));
+    assert.deepEqual(backupEvents.map((e: { type: string; name: string }) => [e.type, e.name]), [['backup.failed', id]]);
+    assert.match(backupEvents[0].message, /stopped reporting/);
     assert.equal(json(await call(alice, 'GET', `/instances/${instanceId}`)).instance.status, 'ACTIVE');
   });
 
