@@ -49,9 +49,15 @@ export function portIsFree(address: string, port: number): Promise<boolean> {
   });
 }
 
+/** The ports of first..first+span-1 something already listens on. */
+async function busyPorts(address: string, first: number, span: number): Promise<number[]> {
+  const busy: number[] = [];
+  for (let port = first; port < first + span; port++) if (!(await portIsFree(address, port))) busy.push(port);
+  return busy;
+}
+
 async function portsAreFree(address: string, first: number, span: number): Promise<boolean> {
-  for (let port = first; port < first + span; port++) if (!(await portIsFree(address, port))) return false;
-  return true;
+  return (await busyPorts(address, first, span)).length === 0;
 }
 
 /** Loopback addresses from a 127/8 pool, each with the engine's standard port(s). */
@@ -175,12 +181,14 @@ export class HostPortAllocator implements AddressAllocator {
   async allocate(instanceId: string, needs: PortNeeds): Promise<Endpoint> {
     const own = this.endpointOf(instanceId);
     if (own !== undefined) return own;
-    for (let busy = 0; ; busy++) {
+    for (let tries = 1; ; tries++) {
       const port = this.takeNow(instanceId, needs.span);
-      if (await portsAreFree(this.address, port, needs.span)) return { address: this.address, port };
+      const busy = await busyPorts(this.address, port, needs.span);
+      if (busy.length === 0) return { address: this.address, port };
       this.release(instanceId);
-      for (let p = port; p < port + needs.span; p++) this.foreign.add(p);
-      if (busy + 1 >= maxBusyInARow) {
+      // only those: a free port beside a busy one serves the next instance
+      for (const p of busy) this.foreign.add(p);
+      if (tries >= maxBusyInARow) {
         throw new CofferError(
           'NoHostAvailable',
           `${maxBusyInARow} port blocks in a row of ${this.description} are in use by something else: is ${this.address} this host's address?`,
