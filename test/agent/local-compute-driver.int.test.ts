@@ -1,3 +1,4 @@
+// test-lane: serial (as root it adds and removes OS users, walls them and counts their processes by uid; ports from a random range of 127.0.0.1)
 import { rm } from 'node:fs/promises';
 import { silentLogger } from '../../src/common/logger.js';
 import { HostPortAllocator, LoopbackAllocator } from '../../src/agent/address-allocator.js';
