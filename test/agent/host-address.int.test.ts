@@ -2,13 +2,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { connect as tcpConnect, createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
-import { agentContract, agentTopic, createRpcClient, type ServerInfo } from '../../src/bus/index.js';
+import { agentContract, agentTopic, createRpcClient, guestContract, guestTopic, type ServerInfo } from '../../src/bus/index.js';
 import { withAdminClient } from '../../src/guest/engines/postgresql/admin.js';
 import { suffix } from '../guest/engine-fixture.js';
 import { agentHarness } from './agent-harness.js';
@@ -19,7 +19,8 @@ import { agentHarness } from './agent-harness.js';
 // instance at address:port, TLS verifies the instance by that address, a restarted agent adopts
 // them at the same ports, and the network wall still lets an engine's OS user (here through
 // PostgreSQL's COPY ... PROGRAM, as a tenant's superuser would) reach its own port and nothing
-// else: not the other instance on the same address, not the control plane's ports.
+// else: not the other instance on the same address, not the control plane's ports. Redis takes
+// two ports (plaintext, then TLS), MariaDB one.
 
 const run = promisify(execFile);
 const notRoot = process.getuid?.() !== 0 && 'only root gives each instance an OS user of its own and can set nftables';
@@ -46,7 +47,7 @@ function listen(host: string): Promise<Server> {
 }
 
 describe('agent with a host address', { skip: notRoot }, () => {
-  const { transport, newAgent, prepared } = agentHarness('coffer-hostaddr-');
+  const { transport, beat, beats, newAgent, prepared } = agentHarness('coffer-hostaddr-');
   // a random block of 50 in 43000-49999, so parallel runs rarely meet
   const first = 43_000 + Math.floor(Math.random() * 140) * 50;
   const instancePorts = `${first}-${first + 49}`;
@@ -128,5 +129,37 @@ describe('agent with a host address', { skip: notRoot }, () => {
 
     for (const server of [a, b, c]) assert.deepEqual(await agentRpc.deleteServer({ instanceId: server.instanceId }), { deleted: true });
     await assert.rejects(query(a, 'SELECT 1'), /ECONNREFUSED/);
+  });
+
+  it("gives Redis two ports (plaintext and TLS) and MariaDB one, on the host's address", async () => {
+    const { options } = await newAgent({ hostAddress: '127.0.0.1', instancePorts, warmPoolSize: 0 });
+    const agentRpc = createRpcClient(transport, agentContract, agentTopic(options.host));
+    const preparedOf = async (manager: string, version: string) => {
+      const instanceId = `host-${manager.slice(0, 2)}-${suffix()}`;
+      const server = await agentRpc.createServer({ instanceId, engine: { manager, version }, flavor: { id: 'small', ramMb: 512, vcpus: 1 }, volumeSizeGb: 1 });
+      const mark = beats.length;
+      await createRpcClient(transport, guestContract, guestTopic(instanceId)).prepare({ memoryMb: 512, adminPassword: `adm-${suffix()}` });
+      await beat(instanceId, 'HEALTHY', mark, 120_000);
+      return server;
+    };
+    const opens = (port: number) =>
+      new Promise<boolean>((resolve) => {
+        const socket = tcpConnect({ host: '127.0.0.1', port });
+        socket.once('connect', () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.once('error', () => resolve(false));
+      });
+    const redis = await preparedOf('redis', '7.0');
+    const mariadb = await preparedOf('mariadb', '10.11');
+    for (const server of [redis, mariadb]) assert.equal(server.address, '127.0.0.1');
+    // the port after Redis's is its TLS port: MariaDB gets neither
+    assert.ok(![redis.port, redis.port + 1].includes(mariadb.port), `MariaDB at ${mariadb.port}, Redis at ${redis.port}`);
+    assert.ok(await opens(redis.port), 'Redis plaintext');
+    assert.ok(await opens(redis.port + 1), 'Redis TLS, the next port');
+    assert.ok(await opens(mariadb.port), 'MariaDB');
+    for (const server of [redis, mariadb]) assert.deepEqual(await agentRpc.deleteServer({ instanceId: server.instanceId }), { deleted: true });
+    assert.equal(await opens(redis.port), false);
   });
 });
