@@ -493,9 +493,10 @@ class LocalAgent implements Agent {
 }
 
 /**
- * Starts the local compute driver of this host: discovers engine versions, re-adopts the
- * instances found under dataDir (running ones untouched, stopped ones that should run started),
- * serves `agent.<host>` and announces itself to the conductor.
+ * Starts the agent of this host on its compute driver (the local process driver unless
+ * `options.compute` names another): discovers engine versions, re-adopts the instances the
+ * driver finds (running ones untouched, stopped ones that should run started), serves
+ * `agent.<host>` and announces itself to the conductor.
  */
 export async function startAgent(options: AgentOptions): Promise<Agent> {
   const agent = new LocalAgent(options);
