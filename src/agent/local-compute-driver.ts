@@ -63,6 +63,11 @@ export class LocalComputeDriver implements ComputeDriver {
   private readonly logger: Logger;
   private wallOf: NetworkWall | undefined;
   private reachable = false;
+  /**
+   * instance users by name, looked up once (each lookup runs getent): hosting an instance needs
+   * its user for the runner and again for the wall. A name leaves with its user in `remove`.
+   */
+  private readonly identities = new Map<string, EngineIdentity>();
 
   constructor(private readonly options: LocalComputeDriverOptions) {
     this.instancesDir = join(resolve(options.dataDir), 'instances');
@@ -206,7 +211,13 @@ export class LocalComputeDriver implements ComputeDriver {
   }
 
   private async identityOf(instance: PlacedInstance): Promise<EngineIdentity | undefined> {
-    return instance.record.osUser === undefined ? undefined : await findInstanceUser(instance.record.osUser);
+    const name = instance.record.osUser;
+    if (name === undefined) return undefined;
+    const known = this.identities.get(name);
+    if (known !== undefined) return known;
+    const identity = await findInstanceUser(name);
+    this.identities.set(name, identity);
+    return identity;
   }
 
   async runnerFor(instance: PlacedInstance): Promise<LocalProcessRunner> {
@@ -221,7 +232,7 @@ export class LocalComputeDriver implements ComputeDriver {
     if (osUser === undefined || poolUser === undefined) return undefined;
     return async (path) => {
       const began = performance.now();
-      await chownTree(path, poolUser.uid, await findInstanceUser(osUser));
+      await chownTree(path, poolUser.uid, (await this.identityOf(instance))!);
       const ms = Math.round((performance.now() - began) * 10) / 10;
       this.logger.debug({ instanceId: instance.record.id, ms }, 'warm cluster handed to the instance user');
     };
@@ -272,6 +283,7 @@ export class LocalComputeDriver implements ComputeDriver {
       else {
         // before the directory and its record go: a remove that fails here is retried knowing the user
         const identity = await lookupUser(record.osUser).catch(() => undefined);
+        this.identities.delete(record.osUser);
         await removeInstanceUser(record.osUser, logger);
         // once nothing runs as it; a wall left behind only walls a uid whose next user gets its own allowed list
         if (identity !== undefined) {
