@@ -1,5 +1,3 @@
-import { chmod, chown, mkdir, rm } from 'node:fs/promises';
-import { createServer as createTcpServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import pLimit from 'p-limit';
 import {
@@ -31,21 +29,12 @@ import {
   type EngineName,
   type Guest,
 } from '../guest/index.js';
-import { AddressPool } from './address-pool.js';
+import { HostPortAllocator, LoopbackAllocator, type AddressAllocator, type PortNeeds } from './address-allocator.js';
 import { CertificateAuthority, type CaFiles } from './certificate-authority.js';
-import { checkEngineUserReaches, ensureEngineUser, lookupUser } from './engine-user.js';
-import { createInstanceUser, findInstanceUser, removeInstanceUser } from './instance-user.js';
-import {
-  isSafeInstanceId,
-  readInstanceRecord,
-  scanInstanceRecords,
-  writeInstanceRecord,
-  type InstanceRecord,
-} from './instance-record.js';
+import type { ComputeDriver, PlacedInstance } from './compute-driver.js';
+import { isSafeInstanceId, type InstanceRecord } from './instance-record.js';
 import { KeyedLock } from './keyed-lock.js';
-import { LocalProcessRunner, type EngineIdentity } from './local-process-runner.js';
-import { NetworkWall } from './network-wall.js';
-import { chownTree } from './owner-tree.js';
+import { LocalComputeDriver } from './local-compute-driver.js';
 import { WarmPool, type WarmKind } from './warm-pool.js';
 import { checkDataDirDepth } from './data-dir-depth.js';
 
@@ -60,8 +49,17 @@ export interface AgentOptions {
   dataDir: string;
   transport: Transport;
   logger: Logger;
-  /** CIDR inside 127.0.0.0/8 for instance addresses, default '127.77.0.0/16' */
+  /** CIDR inside 127.0.0.0/8 for instance addresses, default '127.77.0.0/16'; unused with `hostAddress` */
   addressPool?: string;
+  /**
+   * this host's own address: every instance's engine listens on it, each with ports of its own
+   * from `instancePorts`, instead of on a loopback address of its own with the standard port
+   */
+  hostAddress?: string;
+  /** the instances' ports with `hostAddress`, `from-to`; default 30000-32767 */
+  instancePorts?: string;
+  /** the host the agent drives; default the local process driver on `dataDir` */
+  compute?: ComputeDriver;
   /**
    * when the agent runs as root: the unprivileged user that discovers engine versions and
    * prepares the warm pool (each instance's engine runs as a user of its own); default 'coffer-db'
@@ -117,12 +115,7 @@ export interface Agent {
 
 const defaultAdoptionConcurrency = 8;
 
-// Clients of loopback instances connect from loopback addresses.
-const localClientCidrs = ['127.0.0.0/8'];
-
-interface Hosted {
-  record: InstanceRecord;
-  dir: string;
+interface Hosted extends PlacedInstance {
   guest: Guest;
 }
 
@@ -131,13 +124,18 @@ function warmKindName(manager: string, versionName: string): string {
   return `${manager}-${versionName}`;
 }
 
-/** True when nothing listens on address:port (another agent on this host, a stray server). */
-function portIsFree(address: string, port: number): Promise<boolean> {
-  return new Promise((resolvePromise) => {
-    const server = createTcpServer();
-    server.once('error', () => resolvePromise(false));
-    server.listen({ host: address, port, exclusive: true }, () => server.close(() => resolvePromise(true)));
-  });
+/** The ports an engine's instance holds: Redis's TLS port is a port of its own, the others serve TLS on theirs. */
+function portNeeds(manager: string): PortNeeds {
+  if (!isEngineName(manager)) return { standardPort: 0, span: 1 };
+  const factory = engineRegistry[manager];
+  const standardPort = factory.standardPort;
+  return { standardPort, span: factory.tlsPort(standardPort) === standardPort ? 1 : factory.tlsPort(standardPort) - standardPort + 1 };
+}
+
+/** The address allocator the options ask for: the host's address with a port each, or loopback addresses. */
+export function addressAllocator(options: Pick<AgentOptions, 'addressPool' | 'hostAddress' | 'instancePorts'>): AddressAllocator {
+  if (options.hostAddress !== undefined) return new HostPortAllocator(options.hostAddress, options.instancePorts);
+  return new LoopbackAllocator(options.addressPool ?? '127.77.0.0/16');
 }
 
 class LocalAgent implements Agent {
@@ -146,7 +144,7 @@ class LocalAgent implements Agent {
   private readonly warmPoolSize: number;
   private warmPool: WarmPool | undefined;
   private readonly logger: Logger;
-  private readonly pool: AddressPool;
+  private readonly compute: ComputeDriver;
   private readonly interval: number;
   private readonly hosted = new Map<string, Hosted>();
   /** found at start, not re-adopted yet */
@@ -154,18 +152,8 @@ class LocalAgent implements Agent {
   adopted: Promise<void> = Promise.resolve();
   private readonly locks = new KeyedLock();
   private readonly conductor: RpcClient<typeof conductorContract>;
-  /**
-   * as root, each instance's engine runs as an OS user of its own; otherwise every engine runs
-   * as the agent's user, and a tenant's superuser could reach other tenants and Coffer itself
-   */
-  private readonly isolated = process.getuid?.() === 0;
-  /** the host's own work: discovery and the warm pool; also every engine when not isolated */
-  private runner!: LocalProcessRunner;
-  /** as root: every instance user, and the host's engine user, reach only what they are allowed */
-  private wall: NetworkWall | undefined;
   private reports: EngineVersionReport[] = [];
   private binaries = new Map<EngineName, EngineBinary[]>();
-  private reachable = false;
   private ca!: CertificateAuthority;
   private subscription: Subscription | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -184,27 +172,28 @@ class LocalAgent implements Agent {
       throw new CofferError('BadRequest', `The adoption concurrency must be a whole number from 1, not ${concurrency}.`);
     }
     this.logger = options.logger.child({ component: 'agent', host: options.host });
-    this.pool = new AddressPool(options.addressPool ?? '127.77.0.0/16');
+    this.compute =
+      options.compute ??
+      new LocalComputeDriver({
+        dataDir: options.dataDir,
+        addresses: addressAllocator(options),
+        logger: this.logger,
+        ...(options.engineUser === undefined ? {} : { engineUser: options.engineUser }),
+        ...(options.nftPath === undefined ? {} : { nftPath: options.nftPath }),
+      });
     this.interval = options.heartbeatIntervalMs ?? 10_000;
     this.conductor = createRpcClient(options.transport, conductorContract, conductorTopic);
   }
 
   async start(): Promise<void> {
     checkDataDirDepth(resolve(this.options.dataDir), this.instancesDir);
-    // engine users traverse it to their own directory; listing it would show them the others
-    await mkdir(this.instancesDir, { recursive: true, mode: 0o711 });
-    await chmod(this.instancesDir, 0o711);
-    const identity = this.isolated ? await ensureEngineUser(this.options.engineUser ?? 'coffer-db', this.logger) : undefined;
-    this.runner = new LocalProcessRunner(identity);
-    if (identity !== undefined) {
-      this.wall = new NetworkWall(new LocalProcessRunner(undefined), this.options.nftPath);
-      await this.wallHostUser(identity);
-    }
+    // the instances found here keep their endpoints: no new one gets theirs
+    const found = await this.compute.open(portNeeds);
     // openssl runs as the agent's own user: the CA key is never readable by an engine's
     this.ca = await CertificateAuthority.open({
       dir: join(resolve(this.options.dataDir), 'ca'),
       ...(this.options.ca === undefined ? {} : { given: this.options.ca }),
-      runner: new LocalProcessRunner(undefined),
+      runner: this.compute.agentRunner,
       logger: this.logger,
     });
     await this.discover();
@@ -212,21 +201,11 @@ class LocalAgent implements Agent {
       dir: join(resolve(this.options.dataDir), 'pool'),
       size: this.warmPoolSize,
       kinds: this.warmKinds(),
-      runner: this.runner,
-      group: identity?.gid,
+      runner: this.compute.hostRunner,
+      group: this.compute.warmPoolGroup,
       logger: this.logger,
     });
-    const found: { dir: string; record: InstanceRecord }[] = [];
-    for (const entry of await scanInstanceRecords(this.instancesDir, this.logger)) {
-      try {
-        // before anything is created: a new instance never gets an address one found here has
-        this.pool.reserve(entry.record.id, entry.record.address);
-        this.pending.set(entry.record.id, entry.record);
-        found.push(entry);
-      } catch (err) {
-        this.logger.error({ err, instanceId: entry.record.id }, 'could not re-adopt instance');
-      }
-    }
+    for (const { record } of found) this.pending.set(record.id, record);
     this.subscription = await serveRpc(
       this.options.transport,
       agentContract,
@@ -249,22 +228,22 @@ class LocalAgent implements Agent {
       // after the instances are back: filling the pool is the least urgent work there is
       if (!this.stopped) this.warmPool?.start();
     });
-    this.logger.info({ instances: found.length, engines: this.reports }, 'agent started; re-adopting its instances');
+    this.logger.info({ instances: found.length, engines: this.reports, addresses: this.compute.addressing }, 'agent started; re-adopting its instances');
   }
 
   adopting(): string[] {
     return [...this.pending.keys()];
   }
 
-  private async adoptAll(found: readonly { dir: string; record: InstanceRecord }[]): Promise<void> {
+  private async adoptAll(found: readonly PlacedInstance[]): Promise<void> {
     const limit = pLimit(this.options.adoptionConcurrency ?? defaultAdoptionConcurrency);
     await Promise.all(
-      found.map(({ dir, record }) =>
+      found.map(({ record }) =>
         limit(() =>
           // one at a time with a create or delete of the same instance
           this.locks.run(record.id, async () => {
             try {
-              await this.adopt(record.id, dir);
+              await this.adopt(record.id);
             } catch (err) {
               this.logger.error({ err, instanceId: record.id }, 'could not re-adopt instance');
             } finally {
@@ -276,28 +255,14 @@ class LocalAgent implements Agent {
     );
   }
 
-  private async adopt(instanceId: string, dir: string): Promise<void> {
+  private async adopt(instanceId: string): Promise<void> {
     if (this.stopped || this.hosted.has(instanceId)) return;
     await this.options.beforeAdopt?.(instanceId);
     // a delete that came first took the record away; a create that came first hosts it already
-    const record = await readInstanceRecord(dir);
-    if (record === undefined || this.stopped || this.hosted.has(instanceId)) return;
-    const hosted = await this.hostInstance(record, dir);
+    const placed = await this.compute.find(instanceId);
+    if (placed === undefined || this.stopped || this.hosted.has(instanceId)) return;
+    const hosted = await this.hostInstance(placed);
     await hosted.guest.adopted;
-  }
-
-  /**
-   * The host's engine user runs no tenant's code (discovery and the warm pool's initdb, whose
-   * clusters no tenant reaches) and needs no network at all: walled with nothing allowed, as a
-   * second line should that ever change. Without nftables it only warns: each instance's own
-   * wall is what fails closed.
-   */
-  private async wallHostUser(identity: EngineIdentity): Promise<void> {
-    try {
-      await this.wall!.raise(identity.uid, []);
-    } catch (err) {
-      this.logger.error({ err, engineUser: identity.name }, 'the host engine user is not walled off the network; creates will fail');
-    }
   }
 
   private warmKinds(): WarmKind[] {
@@ -311,10 +276,10 @@ class LocalAgent implements Agent {
   private async discover(): Promise<void> {
     this.reports = [];
     for (const name of engineNames) {
-      const found = await engineRegistry[name].discover(this.options.binaries?.[name] ?? [], this.runner);
+      const found = await engineRegistry[name].discover(this.options.binaries?.[name] ?? [], this.compute.hostRunner);
       this.binaries.set(name, found.binaries);
       // a tenant's superuser runs programs as the engine's OS user: only one's own keeps it contained
-      const reports = this.isolated || !engineRegistry[name].rootReachesOsUser
+      const reports = this.compute.isolated || !engineRegistry[name].rootReachesOsUser
         ? found.reports
         : found.reports.map((report) => ({ ...report, capabilities: { ...report.capabilities, root: false } }));
       this.reports.push(...reports);
@@ -343,14 +308,15 @@ class LocalAgent implements Agent {
   }
 
   /** starts the instance's guest: from then on it serves guest.<id> and supervises the engine */
-  private async hostInstance(found: InstanceRecord, dir: string): Promise<Hosted> {
-    const manager = found.engine.manager;
+  private async hostInstance(found: PlacedInstance): Promise<Hosted> {
+    const manager = found.record.engine.manager;
     if (!isEngineName(manager)) throw new CofferError('DatastoreNotFound', `This agent has no engine ${manager}.`);
-    const record = this.isolated && found.osUser === undefined ? await this.giveOwnUser(found, dir) : found;
-    const identity = record.osUser === undefined ? undefined : await findInstanceUser(record.osUser);
+    const placed = await this.compute.ownIdentity(found, () => this.engineOf(found.record, found.dir).stop());
+    const { record, dir } = placed;
+    // resolves the instance's identity first: one whose user is gone fails here, its engine untouched
+    const runner = await this.compute.runnerFor(placed);
     // before anything runs as the instance's user (its initdb too); re-asserted at adoption
-    if (identity !== undefined && this.wall !== undefined) await this.raiseWall(record, dir, identity);
-    const runner = identity === undefined ? this.runner : new LocalProcessRunner(identity);
+    await this.raiseWall(placed);
     const binary = this.binaryFor(record.engine);
     if (binary === undefined) {
       this.logger.error(
@@ -369,7 +335,7 @@ class LocalAgent implements Agent {
       },
       engine: { manager, binary },
       runner,
-      rootAllowed: identity !== undefined || !engineRegistry[manager].rootReachesOsUser,
+      rootAllowed: record.osUser !== undefined || !engineRegistry[manager].rootReachesOsUser,
       certificates: this.certificatesFor(record.address),
       ...(this.options.backups === undefined ? {} : { backups: this.options.backups }),
       transport: this.options.transport,
@@ -378,11 +344,11 @@ class LocalAgent implements Agent {
       desiredState: record.desiredState,
       saveDesiredState: (state) => this.saveDesiredState(record.id, state),
       saveVolumeSize: (sizeGb) => this.saveVolumeSize(record.id, sizeGb),
-      defaultClientCidrs: localClientCidrs,
+      defaultClientCidrs: this.compute.defaultClientCidrs,
       warm:
         binary === undefined
           ? undefined
-          : this.warmPool?.source(warmKindName(record.engine.manager, binary.versionName), this.warmHandOver(record.id, identity)),
+          : this.warmPool?.source(warmKindName(record.engine.manager, binary.versionName), this.compute.handOverFor(placed)),
     });
     const hosted = { record, dir, guest };
     this.hosted.set(record.id, hosted);
@@ -390,10 +356,10 @@ class LocalAgent implements Agent {
   }
 
   /** Fails closed: an adopted engine that cannot be walled is stopped, a new one never starts. */
-  private async raiseWall(record: InstanceRecord, dir: string, identity: EngineIdentity): Promise<void> {
+  private async raiseWall({ record, dir }: PlacedInstance): Promise<void> {
     try {
       // its own engine only; replication and backup targets join this list when they come
-      await this.wall!.raise(identity.uid, [{ address: record.address, port: record.port }]);
+      await this.compute.wall({ record, dir }, [{ address: record.address, port: record.port }]);
     } catch (err) {
       this.logger.error({ err, instanceId: record.id }, 'the network wall could not be put up: the engine is stopped');
       await this.engineOf(record, dir)
@@ -413,55 +379,14 @@ class LocalAgent implements Agent {
     };
   }
 
-  /** A warm cluster the host's user made becomes the instance user's before its engine starts. */
-  private warmHandOver(instanceId: string, identity: EngineIdentity | undefined): ((path: string) => Promise<void>) | undefined {
-    const poolUser = this.runner.identity;
-    if (identity === undefined || poolUser === undefined) return undefined;
-    return async (path) => {
-      const began = performance.now();
-      await chownTree(path, poolUser.uid, identity);
-      const ms = Math.round((performance.now() - began) * 10) / 10;
-      this.logger.debug({ instanceId, ms }, 'warm cluster handed to the instance user');
-    };
-  }
-
-  /**
-   * The instance directory is the host's; only the engine's user may traverse it (its group),
-   * so no instance's user even learns the names of another's files.
-   */
-  private async lockInstanceDir(dir: string, identity: EngineIdentity | undefined): Promise<void> {
-    if (identity === undefined) {
-      await chmod(dir, this.isolated ? 0o711 : 0o700);
-      return;
-    }
-    await chown(dir, process.getuid!(), identity.gid);
-    await chmod(dir, 0o710);
-  }
-
-  /**
-   * An instance created before engines had users of their own (all ran as the host's user):
-   * its engine is stopped, it gets its own user and its files, and the guest starts it again.
-   */
-  private async giveOwnUser(record: InstanceRecord, dir: string): Promise<InstanceRecord> {
-    const hostUser = this.runner.identity!;
-    this.logger.warn({ instanceId: record.id }, `moving the instance's engine from ${hostUser.name} to a user of its own`);
-    await this.engineOf(record, dir).stop();
-    const identity = await createInstanceUser(record.id, this.logger);
-    await chownTree(dir, hostUser.uid, identity);
-    await this.lockInstanceDir(dir, identity);
-    const updated = { ...record, osUser: identity.name };
-    await writeInstanceRecord(dir, updated);
-    return updated;
-  }
-
   /** A driver for stopping the engine of an instance this agent does not host. */
   private engineOf(record: InstanceRecord, dir: string) {
     return engineRegistry[record.engine.manager as EngineName].create({
       placement: { instanceId: record.id, dir, address: record.address, port: record.port },
       binary: undefined,
-      runner: this.runner,
+      runner: this.compute.hostRunner,
       logger: this.logger.child({ instanceId: record.id }),
-      defaultClientCidrs: localClientCidrs,
+      defaultClientCidrs: this.compute.defaultClientCidrs,
     });
   }
 
@@ -469,7 +394,7 @@ class LocalAgent implements Agent {
     const hosted = this.hosted.get(instanceId);
     if (hosted === undefined) return;
     hosted.record = { ...hosted.record, desiredState: state };
-    await writeInstanceRecord(hosted.dir, hosted.record);
+    await this.compute.save(hosted);
   }
 
   /** a resized volume: a restarted agent's guest holds the engine to the new size */
@@ -477,7 +402,7 @@ class LocalAgent implements Agent {
     const hosted = this.hosted.get(instanceId);
     if (hosted === undefined) return;
     hosted.record = { ...hosted.record, volumeSizeGb: Math.ceil(sizeGb) };
-    await writeInstanceRecord(hosted.dir, hosted.record);
+    await this.compute.save(hosted);
   }
 
   private checkEngine(engine: InstanceRecord['engine']): void {
@@ -509,79 +434,38 @@ class LocalAgent implements Agent {
     }
     this.checkEngine(args.engine);
     const factory = engineRegistry[args.engine.manager as EngineName];
-    const dir = join(this.instancesDir, args.instanceId);
-    factory.checkInstanceDir(dir);
-    if (!this.reachable) {
-      await checkEngineUserReaches(this.instancesDir, this.runner);
-      this.reachable = true;
-    }
+    factory.checkInstanceDir(join(this.instancesDir, args.instanceId));
     // a record left by a createServer that failed after writing it is taken up again
-    let record = await readInstanceRecord(dir);
-    if (record !== undefined) {
-      this.pool.reserve(record.id, record.address);
-    } else {
-      const address = await this.pool.allocate(args.instanceId, (candidate) => portIsFree(candidate, factory.standardPort));
-      let identity: EngineIdentity | undefined;
-      try {
-        // the host's own directory: the engine's user may traverse it, not list or change it;
-        // the engine gets the data directory inside (see the engine's layout)
-        await mkdir(dir);
-        if (this.isolated) identity = await createInstanceUser(args.instanceId, this.logger);
-        await this.lockInstanceDir(dir, identity);
-        record = {
-          id: args.instanceId,
-          engine: args.engine,
-          address,
-          port: factory.standardPort,
-          flavor: args.flavor,
-          volumeSizeGb: args.volumeSizeGb,
-          desiredState: 'running',
-          createdAt: new Date().toISOString(),
-          ...(identity === undefined ? {} : { osUser: identity.name }),
-        };
-        await writeInstanceRecord(dir, record);
-      } catch (err) {
-        if (identity !== undefined) await removeInstanceUser(identity.name, this.logger);
-        this.pool.release(args.instanceId);
-        await rm(dir, { recursive: true, force: true });
-        throw err;
-      }
-    }
-    const hosted = await this.hostInstance(record, dir);
-    this.logger.info({ instanceId: record.id, address: record.address }, 'server created');
+    const placed = await this.compute.place({
+      instanceId: args.instanceId,
+      engine: args.engine,
+      flavor: args.flavor,
+      volumeSizeGb: args.volumeSizeGb,
+      ports: portNeeds(args.engine.manager),
+    });
+    const hosted = await this.hostInstance(placed);
+    this.logger.info({ instanceId: placed.record.id, address: placed.record.address, port: placed.record.port }, 'server created');
     return this.info(hosted.record);
   }
 
   private async deleteServer(instanceId: string): Promise<{ deleted: boolean }> {
     if (!isSafeInstanceId(instanceId)) return { deleted: false };
-    const dir = join(this.instancesDir, instanceId);
     const hosted = this.hosted.get(instanceId);
     let existed = hosted !== undefined;
-    let osUser = hosted?.record.osUser;
     if (hosted !== undefined) {
       await hosted.guest.destroy();
       this.hosted.delete(instanceId);
     } else {
       // not hosted (e.g. its guest failed to start): still make sure its engine is stopped
-      const record = await readInstanceRecord(dir).catch(() => undefined);
-      if (record !== undefined && isEngineName(record.engine.manager)) {
+      const placed = await this.compute.find(instanceId).catch(() => undefined);
+      if (placed !== undefined && isEngineName(placed.record.engine.manager)) {
         existed = true;
-        osUser = record.osUser;
-        await this.engineOf(record, dir).stop();
+        await this.engineOf(placed.record, placed.dir).stop();
       }
     }
     await this.options.transport.deleteTopic(guestTopic(instanceId));
-    // before the directory and its record go: a delete that fails here is retried knowing the user
-    if (osUser !== undefined) {
-      const identity = await lookupUser(osUser).catch(() => undefined);
-      await removeInstanceUser(osUser, this.logger.child({ instanceId }));
-      // once nothing runs as it; a wall left behind only walls a uid whose next user gets its own allowed list
-      if (identity !== undefined) {
-        await this.wall?.remove(identity.uid).catch((err: unknown) => this.logger.warn({ err, instanceId }, 'could not take the instance user out of the wall'));
-      }
-    }
-    await rm(dir, { recursive: true, force: true });
-    this.pool.release(instanceId);
+    // its user, wall, directory and endpoint
+    await this.compute.remove(instanceId);
     // one found at start and not adopted yet is gone: its adoption finds no record and skips it
     this.pending.delete(instanceId);
     if (existed) this.logger.info({ instanceId }, 'server deleted');
@@ -609,9 +493,10 @@ class LocalAgent implements Agent {
 }
 
 /**
- * Starts the local compute driver of this host: discovers engine versions, re-adopts the
- * instances found under dataDir (running ones untouched, stopped ones that should run started),
- * serves `agent.<host>` and announces itself to the conductor.
+ * Starts the agent of this host on its compute driver (the local process driver unless
+ * `options.compute` names another): discovers engine versions, re-adopts the instances the
+ * driver finds (running ones untouched, stopped ones that should run started), serves
+ * `agent.<host>` and announces itself to the conductor.
  */
 export async function startAgent(options: AgentOptions): Promise<Agent> {
   const agent = new LocalAgent(options);

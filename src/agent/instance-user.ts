@@ -69,7 +69,7 @@ export async function findInstanceUser(name: string): Promise<EngineIdentity> {
  * nothing, SIGKILL cannot end them, and where PID 1 does not reap orphans (as in some containers)
  * an engine that outlived its agent stays one after it stops. userdel does not count them either.
  */
-async function processesOf(uid: number): Promise<number[]> {
+export async function processesOf(uid: number): Promise<number[]> {
   const found: number[] = [];
   for (const name of await readdir('/proc')) {
     if (!/^\d+$/.test(name)) continue;

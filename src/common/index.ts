@@ -2,6 +2,7 @@
 // secrets, logging, time formats, and what an engine version can do. It imports no other component.
 export * from './configuration-values.js';
 export * from './engine-capabilities.js';
+export * from './engine-ports.js';
 export * from './errors.js';
 export * from './ids.js';
 export * from './logger.js';

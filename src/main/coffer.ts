@@ -2,6 +2,7 @@
 // The `coffer` command: one binary for every role (serve, api, taskmanager, conductor, agent)
 // and for the client commands (login, instance ...), which talk to the API over HTTP.
 import { Command, Option } from 'commander';
+import { defaultInstancePorts } from '../agent/index.js';
 import { registerClientCommands } from '../cli/index.js';
 import { CofferError } from '../common/index.js';
 import {
@@ -186,7 +187,9 @@ function buildProgram(): Command {
     .option('--data-dir <dir>', `state, instances and logs, default ${dataDirDefaultText} (env COFFER_DATA_DIR)`)
     .option('--public-url <url>', 'URL clients reach the API at (env COFFER_PUBLIC_URL)')
     .option('--engine-user <user>', 'as root: the unprivileged user that finds engine versions and fills the warm pool (each instance runs as a user of its own), default coffer-db')
-    .option('--address-pool <cidr>', 'loopback range for instance addresses, default 127.77.0.0/16')
+    .option('--address-pool <cidr>', 'loopback range for instance addresses, default 127.77.0.0/16 (env COFFER_ADDRESS_POOL)')
+    .option('--host-address <ip>', "this host's IPv4 address: every instance listens on it with ports of its own from --instance-ports, instead of on a loopback address of its own with the engine's standard port (env COFFER_HOST_ADDRESS)")
+    .option('--instance-ports <from-to>', `the instances' ports with --host-address, default ${defaultInstancePorts} (env COFFER_INSTANCE_PORTS)`)
     .option('--warm-pool-size <n>', 'pre-initialised clusters kept per engine version so creates skip initdb, default 2 (0: off)')
     .option('--engine-bin-dir <engine=dir...>', 'also look for an engine\'s binaries in dir, first, e.g. mysql=/opt/mysql/bin (env COFFER_ENGINE_BIN_DIRS, comma-separated)')
     .addOption(metricsOption())
@@ -254,7 +257,9 @@ function buildProgram(): Command {
     .option('--data-dir <dir>', `instance directories, default ${dataDirDefaultText} (env COFFER_DATA_DIR)`)
     .option('--agent-host <name>', 'this agent\'s host name, default the machine\'s (env COFFER_AGENT_HOST)')
     .option('--engine-user <user>', 'as root: the unprivileged user that finds engine versions and fills the warm pool (each instance runs as a user of its own), default coffer-db')
-    .option('--address-pool <cidr>', 'loopback range for instance addresses, default 127.77.0.0/16')
+    .option('--address-pool <cidr>', 'loopback range for instance addresses, default 127.77.0.0/16 (env COFFER_ADDRESS_POOL)')
+    .option('--host-address <ip>', "this host's IPv4 address: every instance listens on it with ports of its own from --instance-ports, instead of on a loopback address of its own with the engine's standard port (env COFFER_HOST_ADDRESS)")
+    .option('--instance-ports <from-to>', `the instances' ports with --host-address, default ${defaultInstancePorts} (env COFFER_INSTANCE_PORTS)`)
     .option('--warm-pool-size <n>', 'pre-initialised clusters kept per engine version so creates skip initdb, default 2 (0: off)')
     .option('--engine-bin-dir <engine=dir...>', 'also look for an engine\'s binaries in dir, first, e.g. mysql=/opt/mysql/bin (env COFFER_ENGINE_BIN_DIRS, comma-separated)')
     .addOption(busOption())

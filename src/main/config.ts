@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { CofferError, parseCidrList } from '../common/index.js';
 import { busKeyHowTo } from '../bus/index.js';
 import type { ExternalKeystoneOptions } from '../api/index.js';
+import { defaultInstancePorts } from '../agent/index.js';
 import { engineNames } from '../guest/index.js';
 import { backupStorageConfigSchema } from '../backup/index.js';
 import { parseListenAddress } from '../metrics/index.js';
@@ -195,6 +197,21 @@ const webhookAllowedCidrs = z
   .optional();
 /** the instances' address range: the agents' --address-pool, which webhooks may not reach */
 const addressPool = z.string().default('127.77.0.0/16');
+/**
+ * The agent's instance addressing (serve, agent): without a host address each instance gets a
+ * loopback address of its own from --address-pool and the engine's standard port; with one,
+ * every instance listens on that address with ports of its own from --instance-ports.
+ */
+const instanceAddressing = {
+  hostAddress: z
+    .string()
+    .refine((value) => isIPv4(value) && value !== '0.0.0.0', "give one IPv4 address of this host, e.g. 192.0.2.10")
+    .optional(),
+  instancePorts: z
+    .string()
+    .regex(/^\d{1,5}-\d{1,5}$/, 'use from-to, e.g. 30000-32767')
+    .default(defaultInstancePorts),
+};
 
 export const serveConfigSchema = z.object({
   host: loopbackOrAny.default('127.0.0.1'),
@@ -204,6 +221,7 @@ export const serveConfigSchema = z.object({
   adminPassword: z.string().min(8).optional(),
   engineUser: z.string().default('coffer-db'),
   addressPool,
+  ...instanceAddressing,
   warmPoolSize,
   engineBinDir,
   ...caFiles,
@@ -263,6 +281,7 @@ export const agentConfigSchema = z.object({
   agentHost: z.string().regex(/^[A-Za-z0-9._-]+$/).optional(),
   engineUser: z.string().default('coffer-db'),
   addressPool: z.string().default('127.77.0.0/16'),
+  ...instanceAddressing,
   warmPoolSize,
   engineBinDir,
   ...caFiles,
@@ -288,6 +307,8 @@ const envNames: Record<string, string> = {
   adminPassword: 'COFFER_ADMIN_PASSWORD',
   engineUser: 'COFFER_ENGINE_USER',
   addressPool: 'COFFER_ADDRESS_POOL',
+  hostAddress: 'COFFER_HOST_ADDRESS',
+  instancePorts: 'COFFER_INSTANCE_PORTS',
   agentHost: 'COFFER_AGENT_HOST',
   warmPoolSize: 'COFFER_WARM_POOL_SIZE',
   engineBinDir: 'COFFER_ENGINE_BIN_DIRS',

@@ -22,6 +22,8 @@ function endpointOf(text: string | undefined): ControlPlaneEndpoint[] {
 export interface WebhookGuardConfig {
   webhookAllowedCidrs?: readonly string[] | undefined;
   addressPool: string;
+  /** serve's --host-address: its instances listen there, on ports of their own */
+  hostAddress?: string | undefined;
   databaseUrl?: string;
   busUrl?: string;
   metricsAddress?: string | undefined;
@@ -39,5 +41,5 @@ export function webhookGuard(config: WebhookGuardConfig): WebhookTargetGuard {
     ...endpointOf(config.databaseUrl),
     ...(config.metricsAddress === undefined ? [] : [parseListenAddress(config.metricsAddress)]),
   ];
-  return new WebhookTargetGuard({ allowedCidrs: config.webhookAllowedCidrs, instanceCidrs: [config.addressPool], controlPlane });
+  return new WebhookTargetGuard({ allowedCidrs: config.webhookAllowedCidrs, instanceCidrs: [config.addressPool, ...(config.hostAddress === undefined ? [] : [`${config.hostAddress}/32`])], controlPlane });
 }

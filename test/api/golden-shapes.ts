@@ -69,7 +69,8 @@ export const datastore = z.object({
 
 // --- Trove: instances (reference 2.2)
 
-const address = z.object({ address: z.string(), type: z.enum(['private', 'public']) });
+/** Coffer's extension: `port`, only where it is not the engine's standard one */
+const address = z.object({ address: z.string(), type: z.enum(['private', 'public']), port: int.min(1).max(65535).optional() }).strict();
 const summaryFields = {
   id: uuid,
   name: z.string(),

@@ -47,7 +47,7 @@ function create(s: Session, payload: unknown) {
 /** An instance row written straight into the store, for list/show/delete tests. */
 async function insertInstance(
   s: Session,
-  options: { name?: string; createdAt?: Date; service?: ServiceStatusName; heartbeatAt?: Date; task?: 'NONE' | 'BUILDING'; address?: string } = {},
+  options: { name?: string; createdAt?: Date; service?: ServiceStatusName; heartbeatAt?: Date; task?: 'NONE' | 'BUILDING'; address?: string; port?: number } = {},
 ) {
   const id = newUuid();
   const createdAt = options.createdAt ?? new Date();
@@ -66,7 +66,7 @@ async function insertInstance(
     updatedAt: createdAt,
   });
   if (options.address !== undefined) {
-    await h.store.instances.update(id, { host: 'host-a', address: options.address, port: 5432 });
+    await h.store.instances.update(id, { host: 'host-a', address: options.address, port: options.port ?? 5432 });
   }
   await h.store.serviceStatuses.set({ instanceId: id, status: options.service ?? 'HEALTHY', updatedAt: options.heartbeatAt ?? new Date() });
   return id;
@@ -321,6 +321,20 @@ describe('GET /instances', () => {
     const [detail] = json(await h.app.inject({ method: 'GET', url: url(dave, '/detail'), headers: headers(dave) })).instances;
     assert.ok('created' in detail && 'service_status_updated' in detail);
     assert.equal(detail.datastore.version_number, '15.19');
+  });
+
+  test("an instance on a host's address shows its port in addresses (Coffer's extension), one on the standard port none", async () => {
+    const erin = await memberSession(h, 'erin');
+    const onHost = await insertInstance(erin, { name: 'on-host', address: '192.0.2.10', port: 30002 });
+    const standard = await insertInstance(erin, { name: 'standard', address: '127.77.0.10' });
+    const shown = async (id: string, path = '') => json(await h.app.inject({ method: 'GET', url: url(erin, `${path}/${id}`), headers: headers(erin) })).instance;
+    const host = await shown(onHost);
+    assert.deepEqual(host.addresses, [{ address: '192.0.2.10', type: 'private', port: 30002 }]);
+    // `ip` stays a list of addresses: Trove's clients read it as one
+    assert.deepEqual(host.ip, ['192.0.2.10']);
+    assert.deepEqual((await shown(standard)).addresses, [{ address: '127.77.0.10', type: 'private' }]);
+    const listed = json(await h.app.inject({ method: 'GET', url: url(erin), headers: headers(erin) })).instances as { id: string; addresses: unknown }[];
+    assert.deepEqual(listed.find((i) => i.id === onHost)?.addresses, [{ address: '192.0.2.10', type: 'private', port: 30002 }]);
   });
 
   test("another project's instances are neither listed nor shown (404), even to admins in lists", async () => {

@@ -20,4 +20,17 @@ describe('connection info', () => {
     });
     assert.equal(connectionInfo(redis)?.command, 'redis-cli -h 127.77.0.9 -p 6379 --user <user> --askpass');
   });
+
+  it("connects to an instance on a host's address at the port its view carries", () => {
+    const onHost = {
+      id: 'i2',
+      name: 'db',
+      addresses: [{ address: '192.0.2.10', type: 'private', port: 30002 }],
+      ip: ['192.0.2.10'],
+      datastore: { type: 'postgresql', version: '15' },
+    } as unknown as InstanceView;
+    const info = connectionInfo(onHost, 'app', 'app');
+    assert.equal(info?.command, 'psql -h 192.0.2.10 -p 30002 -U app -d app');
+    assert.equal(info?.url, 'postgresql://app@192.0.2.10:30002/app');
+  });
 });

@@ -184,3 +184,16 @@ test('--metrics-address: none by default on every role; host:port from the flag,
     (err: unknown) => err instanceof CofferError && /metricsAddress: not host:port, e\.g\. 127\.0\.0\.1:9180/.test(err.message),
   );
 });
+
+test('instances get loopback addresses unless --host-address names this host\'s, with ports from --instance-ports', () => {
+  const base = { busUrl: 'amqp://127.0.0.1', busKeyFile: '/k' };
+  const loopback = loadConfig(agentConfigSchema, base, {});
+  assert.equal(loopback.hostAddress, undefined);
+  assert.equal(loopback.instancePorts, '30000-32767');
+  const host = loadConfig(agentConfigSchema, { ...base, hostAddress: '192.0.2.10' }, { COFFER_INSTANCE_PORTS: '40000-40099' });
+  assert.deepEqual([host.hostAddress, host.instancePorts], ['192.0.2.10', '40000-40099']);
+  assert.equal(loadConfig(serveConfigSchema, {}, { COFFER_HOST_ADDRESS: '127.0.0.1' }).hostAddress, '127.0.0.1');
+  assert.throws(() => loadConfig(serveConfigSchema, { hostAddress: 'db.example' }, {}), /hostAddress/);
+  assert.throws(() => loadConfig(agentConfigSchema, { ...base, hostAddress: '0.0.0.0' }, {}), /hostAddress/);
+  assert.throws(() => loadConfig(agentConfigSchema, { ...base, instancePorts: '40000' }, {}), /instancePorts/);
+});

@@ -34,3 +34,13 @@ test('every role\'s help offers --metrics-address, off unless given', async () =
     assert.match(text, /--metrics-address <host:port> serve \/metrics \(Prometheus\), \/healthz and \/readyz for the operator on this address, e\.g\. 127\.0\.0\.1:9180; default none \(env COFFER_METRICS_ADDRESS\)/, `${role} --help`);
   }
 });
+
+test('serve and agent help offer the host address mode and its port range', async () => {
+  for (const role of ['serve', 'agent']) {
+    const help = await runCli([role, '--help']);
+    assert.equal(help.code, 0, help.stderr);
+    const text = help.stdout.replace(/\s+/g, ' ');
+    assert.match(text, /--host-address <ip> this host's IPv4 address: every instance listens on it with ports of its own from --instance-ports/, `${role} --help`);
+    assert.match(text, /--instance-ports <from-to> the instances' ports with --host-address, default 30000-32767 \(env COFFER_INSTANCE_PORTS\)/, `${role} --help`);
+  }
+});

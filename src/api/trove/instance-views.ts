@@ -1,4 +1,4 @@
-import { troveTimestamp } from '../../common/index.js';
+import { engineStandardPorts, troveTimestamp } from '../../common/index.js';
 import type {
   ConfigurationRow,
   DatastoreRow,
@@ -52,6 +52,17 @@ function accessView(instance: InstanceRow) {
   return instance.address === null ? {} : { is_public: false };
 }
 
+/**
+ * Coffer's extension to Trove's `addresses` entries: the port, where it is not the engine's
+ * standard one (instances on a host's own address listen on a port each). `ip` stays a list of
+ * addresses, as Trove clients read it.
+ */
+function portView({ instance, version }: InstanceViewData): { port?: number } {
+  if (instance.port === null) return {};
+  const standard = version === undefined ? undefined : engineStandardPorts[version.manager];
+  return instance.port === standard ? {} : { port: instance.port };
+}
+
 export function instanceSummaryView(data: InstanceViewData, ctx: InstanceViewContext) {
   const { instance, datastore, version, service } = data;
   const status = instanceStatus(instance.taskStatus, service?.status);
@@ -75,7 +86,7 @@ export function instanceSummaryView(data: InstanceViewData, ctx: InstanceViewCon
     volume: { size: instance.volumeSizeGb } as { size: number; used?: number },
     ...(instance.address === null
       ? {}
-      : { ip: [instance.address], addresses: [{ address: instance.address, type: 'private' }] }),
+      : { ip: [instance.address], addresses: [{ address: instance.address, type: 'private', ...portView(data) }] }),
     ...(ctx.isAdmin ? { tenant_id: instance.tenantId } : {}),
   };
 }

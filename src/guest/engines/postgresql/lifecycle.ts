@@ -98,8 +98,9 @@ function layout(dir: string): Layout {
   };
 }
 
+/** The longest socket path an instance in `dir` may have: its name carries the port, which on a host's address is not always the standard one. */
 export function socketPath(dir: string): string {
-  return join(layout(dir).socketDir, `.s.PGSQL.${standardPort}`);
+  return join(layout(dir).socketDir, '.s.PGSQL.65535');
 }
 
 interface Initialised {
