@@ -208,4 +208,18 @@ export class SqlInstanceRepository implements InstanceRepository {
     // PostgreSQL counts in int8, which pg hands back as text.
     return Number(r.count);
   }
+
+  async countLiveByHost(hosts: readonly string[]): Promise<Map<string, number>> {
+    const counts = new Map(hosts.map((host) => [host, 0]));
+    if (hosts.length === 0) return counts;
+    const rows = await this.ctx.db
+      .selectFrom('instances')
+      .select(['host', (eb) => eb.fn.countAll().as('count')])
+      .where('deleted', '=', false)
+      .where('host', 'in', [...hosts])
+      .groupBy('host')
+      .execute();
+    for (const row of rows) if (row.host !== null) counts.set(row.host, Number(row.count));
+    return counts;
+  }
 }

@@ -577,6 +577,8 @@ export interface DatastoreRepository {
 
 export interface InstanceRepository {
   create(row: NewInstance): Promise<void>;
+  /** how many live instances (internal ones too: they use the host as much) each of `hosts` holds, in one statement */
+  countLiveByHost(hosts: readonly string[]): Promise<Map<string, number>>;
   /**
    * undefined for unknown or deleted instances; with tenantId, also for another project's and for
    * internal ones (the project's own view of its instances)

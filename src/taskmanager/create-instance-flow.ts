@@ -141,7 +141,11 @@ async function place(
   await store.instances.update(instance.id, { address: server.address, port: server.port });
 }
 
-/** A random live agent among those whose host can run the instance's engine version. */
+/**
+ * The live agent, among those whose host can run the instance's engine version, whose host holds
+ * the fewest instances (a random one among equals): instances spread over the hosts, and a host
+ * that joins takes the next ones.
+ */
 async function pickHost(
   deps: InstanceFlowDeps,
   version: DatastoreVersionRow,
@@ -156,7 +160,12 @@ async function pickHost(
     const alive = await deps.store.agents.listAlive(new Date(Date.now() - deps.agentAliveWindowMs));
     const able = alive.filter((agent) => agent.engines.includes(key));
     const speaking = able.filter((agent) => unservedContracts(agent).length === 0);
-    if (speaking.length > 0) return speaking[Math.floor(Math.random() * speaking.length)]!.host;
+    if (speaking.length > 0) {
+      const load = await deps.store.instances.countLiveByHost(speaking.map((agent) => agent.host));
+      const least = Math.min(...load.values());
+      const candidates = speaking.filter((agent) => load.get(agent.host) === least);
+      return candidates[Math.floor(Math.random() * candidates.length)]!.host;
+    }
     if (Date.now() >= deadline) {
       // an agent being upgraded may come round within the wait; after it, say what is mismatched
       if (able.length > 0) throw contractMismatch(able);

@@ -1069,6 +1069,26 @@ export function stateStoreSuite(
       });
     });
 
+    describe('instances by host', () => {
+      it('countLiveByHost counts each named host’s live instances (internal ones too), zero for a host with none', async () => {
+        const [a, b] = [`host-${uid()}`, `host-${uid()}`];
+        const place = async (host: string, options: { deleted?: boolean; internal?: boolean } = {}) => {
+          const row = instance(options.internal === true ? { internal: true } : {});
+          await store.instances.create(row);
+          await store.instances.update(row.id, { host });
+          if (options.deleted === true) await store.instances.markDeleted(row.id, at.leapDay);
+        };
+        await place(a);
+        await place(a);
+        await place(a, { internal: true });
+        await place(a, { deleted: true });
+        await place(`host-${uid()}`);
+        const counts = await store.instances.countLiveByHost([a, b]);
+        assert.deepEqual([...counts.entries()].sort(), [[a, 3], [b, 0]].sort());
+        assert.equal((await store.instances.countLiveByHost([])).size, 0);
+      });
+    });
+
     describe('backups by stored name', () => {
       it('byObjectNames finds deleted and failed backups of one container by object name, and containers lists every container ever used', async () => {
         const a = instance();

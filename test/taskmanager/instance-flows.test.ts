@@ -379,6 +379,26 @@ test('a create is placed only on a host that can run its engine version', async 
   }
 });
 
+test('creates go to the host holding the fewest instances: they spread over the hosts, and a host that joins takes the next ones', async () => {
+  const world = await startWorld();
+  const first = new FakeAgent(world.transport, 'host-first', { kind: 'healthy' });
+  const joining = new FakeAgent(world.transport, 'host-joining', { kind: 'healthy' });
+  try {
+    await first.start();
+    for (let i = 0; i < 3; i++) assert.equal((await builtInstance(world, (await requestCreate(world)).instanceId)).host, 'host-first');
+    await joining.start();
+    // host-first holds three: the next three go to the newcomer, then they alternate by load
+    const hosts: string[] = [];
+    for (let i = 0; i < 5; i++) hosts.push((await builtInstance(world, (await requestCreate(world)).instanceId)).host!);
+    assert.deepEqual(hosts.slice(0, 3), ['host-joining', 'host-joining', 'host-joining']);
+    assert.deepEqual(hosts.slice(3).sort(), ['host-first', 'host-joining']);
+  } finally {
+    await first.stop();
+    await joining.stop();
+    await world.close();
+  }
+});
+
 test('a create with only hosts that lack its engine ends in ERROR saying what to install', async () => {
   const world = await startWorld({ noHostWaitMs: 300 });
   const without = new FakeAgent(world.transport, 'host-without', { kind: 'healthy' }, false);
