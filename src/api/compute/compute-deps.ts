@@ -16,9 +16,9 @@ export interface ComputeDeps {
   rateLimiter: RateLimiter | undefined;
 }
 
-/** Route params under /v2.1/{project_id}; absent under plain /v2.1. */
+/** Route params under /v2.1/{project_id} (named as Trove's routes name it); absent under plain /v2.1. */
 export interface ComputeParams {
-  projectId?: string;
+  tenantId?: string;
 }
 
 declare module 'fastify' {
@@ -29,5 +29,5 @@ declare module 'fastify' {
 }
 
 export function linkContext(request: FastifyRequest, deps: ComputeDeps): ComputeLinkContext {
-  return { base: publicBase(request, deps.publicUrl), urlProjectId: (request.params as ComputeParams).projectId };
+  return { base: publicBase(request, deps.publicUrl), urlProjectId: (request.params as ComputeParams).tenantId };
 }

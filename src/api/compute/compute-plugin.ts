@@ -23,12 +23,12 @@ function versionedRoutes(deps: ComputeDeps): FastifyPluginAsync {
     });
     app.addHook('onRequest', async (request, reply) => {
       const auth = await authenticateWith(request, deps.callers);
-      const { projectId } = request.params as ComputeParams;
+      const { tenantId } = request.params as ComputeParams;
       // Nova's wsgi.Resource: a project id in the URL must be the token's, admins included
-      if (projectId !== undefined && projectId !== auth.projectId) {
+      if (tenantId !== undefined && tenantId !== auth.projectId) {
         throw new CofferError(
           'BadRequest',
-          `Malformed request URL: URL's project_id '${projectId.slice(0, 64)}' doesn't match Context's project_id '${auth.projectId}'`,
+          `Malformed request URL: URL's project_id '${tenantId.slice(0, 64)}' doesn't match Context's project_id '${auth.projectId}'`,
         );
       }
       if (deps.rateLimiter !== undefined && replyIfRateLimited(request, reply, deps.rateLimiter, auth.projectId)) return reply;
@@ -60,6 +60,6 @@ export function computePlugin(deps: ComputeDeps): FastifyPluginAsync {
       },
     }));
     await app.register(versionedRoutes(deps), { prefix: '/v2.1' });
-    await app.register(versionedRoutes(deps), { prefix: '/v2.1/:projectId' });
+    await app.register(versionedRoutes(deps), { prefix: '/v2.1/:tenantId' });
   };
 }
