@@ -174,7 +174,7 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
     }),
   );
   // Nova's compute view of the same instances (read-only), for tools that look for the server
-  await app.register(computePlugin({ store: options.store, callers, publicUrl: options.publicUrl, heartbeatExpirySeconds, rateLimiter }));
+  await app.register(computePlugin({ store: options.store, callers, publicUrl: options.publicUrl, identityUri, heartbeatExpirySeconds, rateLimiter }));
   // an empty image service, without which OpenStack's client cannot show or list servers
   await app.register(imagePlugin({ callers, publicUrl: options.publicUrl }), { prefix: '/image' });
   return app;

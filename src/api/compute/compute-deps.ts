@@ -11,6 +11,8 @@ export interface ComputeDeps {
   /** validates each request's X-Auth-Token: the built-in identity or an external Keystone */
   callers: CallerValidator;
   publicUrl: string | undefined;
+  /** where a 401's WWW-Authenticate sends the client: Coffer's /identity or the external Keystone */
+  identityUri: (request: FastifyRequest) => string;
   heartbeatExpirySeconds: number;
   /** the same per-project budget as Trove's API; undefined when rate limiting is off */
   rateLimiter: RateLimiter | undefined;

@@ -17,7 +17,7 @@ function versionedRoutes(deps: ComputeDeps): FastifyPluginAsync {
   return async (app: FastifyInstance) => {
     app.decorateRequest('computeVersion', null);
     app.setErrorHandler((err, request, reply) => {
-      const out = computeErrorReply(err, { requestId: request.id, identityUri: `${publicBase(request, deps.publicUrl)}/identity` });
+      const out = computeErrorReply(err, { requestId: request.id, identityUri: deps.identityUri(request) });
       if (out.internal) request.log.error({ err }, 'request failed');
       reply.code(out.status).headers(out.headers).send(out.body);
     });
