@@ -16,13 +16,13 @@ export function namesMatching(pattern: string, names: readonly string[]): Set<st
     throw new CofferError('BadRequest', `Invalid input for query parameters name. Value should have at most ${maxPatternLength} characters.`);
   }
   try {
-    new RegExp(pattern, 'u');
+    new RegExp(pattern);
   } catch {
     throw new CofferError('BadRequest', 'Invalid input for query parameters name. Value is not a valid regular expression.');
   }
   const sandbox = vm.createContext({ pattern, names: [...names] });
   try {
-    const matched = vm.runInContext(`(() => { const re = new RegExp(pattern, 'u'); return names.filter((n) => re.test(n)); })()`, sandbox, {
+    const matched = vm.runInContext(`(() => { const re = new RegExp(pattern); return names.filter((n) => re.test(n)); })()`, sandbox, {
       timeout: timeLimitMs,
     }) as string[];
     return new Set(matched);

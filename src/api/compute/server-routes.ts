@@ -7,17 +7,25 @@ import { queryParam } from '../query-param.js';
 import { nextLink } from './compute-links.js';
 import { linkContext, type ComputeDeps, type ComputeParams } from './compute-deps.js';
 import { limitAndMarker, pageAfter, strictBool } from './list-query.js';
+import { atLeast } from './microversion.js';
 import { namesMatching } from './name-filter.js';
 import { serverState } from './server-status.js';
 import { serverDetailView, serverSummaryView, type ServerViewContext, type ServerViewData } from './server-views.js';
 
 // GET /servers, /servers/detail, /servers/{id} of Nova's compute API (read-only): a project sees
 // its own servers; `all_tenants` is Nova's admin-only policy (os_compute_api:servers:*:get_all_tenants,
-// 403 for anyone else, as Nova since its policy defaults of Wallaby; older Nova ignored it).
+// 403 for anyone else, as current Nova's servers.py does with context.can; much older Nova
+// ignored it for non-admins).
 // Filters served: name (a regular expression), status, flavor, tenant_id/project_id (with
 // all_tenants); others are ignored, as Nova before 2.75 ignores unknown ones.
 
 type ServerParams = { Params: ComputeParams & { serverId: string } };
+
+/** The statuses Nova's status filter knows (nova/api/openstack/common.py's state map). */
+const novaStatuses = new Set([
+  'ACTIVE', 'BUILD', 'REBOOT', 'HARD_REBOOT', 'PASSWORD', 'REBUILD', 'MIGRATING', 'RESIZE', 'VERIFY_RESIZE', 'REVERT_RESIZE',
+  'PAUSED', 'SUSPENDED', 'RESCUE', 'SHUTOFF', 'SHELVED', 'SHELVED_OFFLOADED', 'ERROR', 'DELETED', 'SOFT_DELETED',
+]);
 
 export async function serverRoutes(app: FastifyInstance, deps: ComputeDeps): Promise<void> {
   const { store } = deps;
@@ -49,13 +57,11 @@ export async function serverRoutes(app: FastifyInstance, deps: ComputeDeps): Pro
     const auth = requireAuth(request);
     const q = request.query;
     const allTenantsParam = queryParam(q, 'all_tenants');
-    const tenantParam = queryParam(q, 'tenant_id') ?? queryParam(q, 'project_id');
-    let allTenants = allTenantsParam === undefined ? false : strictBool(allTenantsParam);
-    // Nova: a tenant_id other than the caller's own implies all_tenants unless it was given
-    if (allTenantsParam === undefined && queryParam(q, 'tenant_id') !== undefined && queryParam(q, 'tenant_id') !== auth.projectId) allTenants = true;
+    const allTenants = allTenantsParam === undefined ? false : strictBool(allTenantsParam);
+    // Nova ignores tenant_id without all_tenants (lp:#1185290): the caller's own project
     if (!allTenants) return auth.projectId;
     enforce(auth, `os_compute_api:servers:${detail ? 'detail' : 'index'}:get_all_tenants`, auth.projectId);
-    return tenantParam;
+    return queryParam(q, 'tenant_id') ?? queryParam(q, 'project_id');
   }
 
   async function list(request: FastifyRequest, detail: boolean) {
@@ -77,6 +83,11 @@ export async function serverRoutes(app: FastifyInstance, deps: ComputeDeps): Pro
     let data = needsState || detail ? await viewData(rows) : rows.map((instance) => ({ instance }) as ServerViewData);
     if (status !== undefined) {
       const wanted = status.toUpperCase();
+      // Nova: a status it does not know lists nothing, and is refused from 2.38
+      if (!novaStatuses.has(wanted)) {
+        if (atLeast(request.computeVersion!, 38)) throw new CofferError('BadRequest', 'Invalid status value');
+        return { servers: [] };
+      }
       data = data.filter((d) => serverState(d.instance.taskStatus, d.service?.status).status === wanted);
     }
     const page = pageAfter(data, (d) => d.instance.id, limit, marker);
