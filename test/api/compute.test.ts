@@ -226,6 +226,17 @@ describe('servers of a project', () => {
   });
 });
 
+describe("Trove's admin views name the same server", () => {
+  test('server_id of the instance detail and server.id of the management view are the server\'s id', async () => {
+    const detail = json(await get(admin, `/v1.0/${admin.projectId}/mgmt/instances/${a1.id}`)).instance;
+    assert.equal(detail.server_id, a1.id);
+    assert.equal(detail.server.id, a1.id);
+    assert.equal(detail.server.host, 'host-a');
+    const server = json(await get(admin, `/v2.1/servers/${detail.server_id}`)).server;
+    assert.deepEqual([server.id, server.name, server['OS-EXT-SRV-ATTR:host']], [a1.id, 'orders-primary', 'host-a']);
+  });
+});
+
 describe('all_tenants', () => {
   test("is Nova's admin-only policy: 403 for a member, on the list and the detail", async () => {
     for (const [path, action] of [['/v2.1/servers?all_tenants=1', 'index'], ['/v2.1/servers/detail?all_tenants', 'detail']] as const) {
