@@ -7,6 +7,8 @@ import type { Logger } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
 import { healthRoutes, roleReadiness, type Readiness } from '../metrics/index.js';
 import { builtInCallers, type CallerValidator } from './auth-context.js';
+import { computePlugin } from './compute/index.js';
+import { imagePlugin } from './image/image-plugin.js';
 import { publicBase } from './base-url.js';
 import { keystoneErrorReply, troveErrorReply } from './error-replies.js';
 import { identityPlugin } from './identity/identity-plugin.js';
@@ -148,25 +150,32 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
       : externalIdentityPlugin(external.url),
     { prefix: '/identity' },
   );
+  const callers = external?.callers ?? builtInCallers(tokens);
+  const rateLimiter =
+    options.rateLimitPerMinute === undefined || options.rateLimitPerMinute === 0
+      ? undefined
+      : new RateLimiter(troveRateLimitRules(options.rateLimitPerMinute));
+  const heartbeatExpirySeconds = options.heartbeatExpirySeconds ?? 90;
   await app.register(
     trovePlugin({
       store: options.store,
       transport: options.transport,
       logger: options.logger,
-      callers: external?.callers ?? builtInCallers(tokens),
+      callers,
       publicUrl: options.publicUrl,
       region,
       maxVolumeSizeGb: options.maxVolumeSizeGb ?? 10,
-      heartbeatExpirySeconds: options.heartbeatExpirySeconds ?? 90,
+      heartbeatExpirySeconds,
       backups: { storage: options.backupStorage, defaultContainer: options.defaultBackupContainer ?? 'database_backups' },
       quotaDefaults: options.quotaDefaults ?? unlimitedQuotas,
       passwordPolicy,
       webhookGuard: options.webhookGuard ?? new WebhookTargetGuard({ instanceCidrs: [], controlPlane: [] }),
-      rateLimiter:
-        options.rateLimitPerMinute === undefined || options.rateLimitPerMinute === 0
-          ? undefined
-          : new RateLimiter(troveRateLimitRules(options.rateLimitPerMinute)),
+      rateLimiter,
     }),
   );
+  // Nova's compute view of the same instances (read-only), for tools that look for the server
+  await app.register(computePlugin({ store: options.store, callers, publicUrl: options.publicUrl, identityUri, heartbeatExpirySeconds, rateLimiter }));
+  // an empty image service, without which OpenStack's client cannot show or list servers
+  await app.register(imagePlugin({ callers, publicUrl: options.publicUrl }), { prefix: '/image' });
   return app;
 }

@@ -78,3 +78,21 @@ export function keystoneErrorReply(err: unknown, ctx: ErrorReplyContext): ErrorR
     internal,
   };
 }
+
+/**
+ * Nova's error bodies: the same `{"<fault>":{"code","message"}}` as Trove's, with Nova's
+ * `computeFault` for its own failures and for statuses it has no name for (406 for a microversion
+ * out of range).
+ */
+export function computeErrorReply(err: unknown, ctx: ErrorReplyContext): ErrorReply {
+  const status = (err as { statusCode?: unknown } | null)?.statusCode;
+  if (status === 406 && err instanceof Error) {
+    return { status: 406, headers: {}, body: { computeFault: { code: 406, message: err.message } }, internal: false };
+  }
+  const out = troveErrorReply(err, ctx);
+  const body = out.body as Record<string, unknown>;
+  if (out.status >= 500 && 'instanceFault' in body) {
+    return { ...out, body: { computeFault: body.instanceFault } };
+  }
+  return out;
+}

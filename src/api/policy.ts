@@ -1,7 +1,7 @@
 import { CofferError } from '../common/index.js';
 import type { AuthContext } from './auth-context.js';
 
-// Trove's policy defaults (reference 8.3), for the actions the API serves. `any` is the empty
+// Trove's policy defaults (reference 8.3), for the actions the API serves, and Nova's for the compute view. `any` is the empty
 // rule (anyone authenticated); `admin_or_owner` passes for admins and for the project that owns
 // the target. Actions not listed fall back to Trove's `default` rule, admin_or_owner.
 
@@ -17,6 +17,11 @@ const rules: Readonly<Record<string, Rule>> = {
   'datastore:version_show_by_uuid': 'any',
   'datastore:delete': 'admin',
   'instance:reset_status': 'admin',
+  // Nova's defaults for the compute view (src/api/compute): flavors for anyone, every project's
+  // servers for admins only
+  'os_compute_api:flavors': 'any',
+  'os_compute_api:servers:index:get_all_tenants': 'admin',
+  'os_compute_api:servers:detail:get_all_tenants': 'admin',
 };
 
 /** Throws PolicyNotAuthorized (403) when `auth` may not perform `action` on `targetTenant`'s object. */

@@ -41,11 +41,14 @@ interface Objects {
   configurationId: string;
   backupId: string;
   webhookId: string;
+  serverId: string;
 }
 
 interface Row {
   method: Method;
   path: string;
+  /** a query string (without `?`) sent with the path */
+  query?: string;
   body?: (o: Objects) => unknown;
   /** headers beyond the caller's token */
   headers?: (o: Objects) => Promise<Record<string, string>>;
@@ -409,6 +412,39 @@ const rows: Row[] = [
   { method: 'GET', path: v1('/instances/:instanceId/root'), fresh: instance, expect: ownerOrAdmin(200) },
   { method: 'POST', path: v1('/instances/:instanceId/root'), fresh: instance, expect: ownerOrAdmin(200) },
   { method: 'DELETE', path: v1('/instances/:instanceId/root'), fresh: instance, expect: ownerOrAdmin(204) },
+  // Nova's compute view (src/api/compute): servers are the caller's project's own, another
+  // project's is 404; every project's (all_tenants) is admin-only, 403 otherwise (Nova's policy);
+  // flavors for anyone with a token; the project id in the URL, when given, must be the token's.
+  { method: 'GET', path: '/v2.1', expect: everyone(200) },
+  { method: 'GET', path: '/image', expect: everyone(200) },
+  { method: 'GET', path: '/image/v2/images', expect: { admin: 200, owner: 200, other: 200, anon: 401 } },
+  ...(['', '/:tenantId'] as const).flatMap((project): Row[] => {
+    const at = (rest: string) => `/v2.1${project}${rest}`;
+    const mismatch = project === '' ? {} : { mismatch: 400 };
+    const everyToken = { admin: 200, owner: 200, other: 200, anon: 401, ...mismatch };
+    return [
+      ...(['/servers', '/servers/detail'] as const).flatMap((list): Row[] => [
+        { method: 'GET', path: at(list), fresh: async () => ({ serverId: await freshInstance() }), check: ownProjectOnly, expect: everyToken },
+        {
+          method: 'GET',
+          path: at(list),
+          query: 'all_tenants=1',
+          label: 'all_tenants',
+          fresh: async () => ({ serverId: await freshInstance() }),
+          check: async (actor, body) => {
+            const owners = await h.store.instances.listAll({ tenantId: owner.projectId, deleted: false });
+            assert.ok(owners.some((i) => body.includes(i.id)), `${actor} sees every project's servers`);
+          },
+          expect: { admin: 200, owner: 403, other: 403, anon: 401, ...mismatch },
+        },
+      ]),
+      { method: 'GET', path: at('/servers/:serverId'), fresh: async () => ({ serverId: await freshInstance() }), expect: { admin: 200, owner: 200, other: 404, anon: 401, ...mismatch } },
+      { method: 'GET', path: at('/flavors'), expect: everyToken },
+      { method: 'GET', path: at('/flavors/detail'), expect: everyToken },
+      { method: 'GET', path: at('/flavors/:flavorId'), expect: everyToken },
+      { method: 'GET', path: at('/flavors/:flavorId/os-extra_specs'), expect: everyToken },
+    ];
+  }),
 ];
 
 function sessionOf(actor: Actor): Session | undefined {
@@ -444,13 +480,14 @@ async function call(row: Row, actor: Actor, unknownInstance = false) {
     configurationId: newUuid(),
     backupId: newUuid(),
     webhookId: newUuid(),
+    serverId: newUuid(),
   };
-  const o = { ...base, ...(await row.fresh?.(base)), ...(unknownInstance ? { instanceId: newUuid() } : {}) };
+  const o = { ...base, ...(await row.fresh?.(base)), ...(unknownInstance ? { instanceId: newUuid(), serverId: newUuid() } : {}) };
   const session = sessionOf(actor);
   const body = row.body?.(o);
   const res = await h.app.inject({
     method: row.method,
-    url: fill(row.path, o),
+    url: `${fill(row.path, o)}${row.query === undefined ? '' : `?${row.query}`}`,
     headers: {
       host: 'db.example',
       ...(session === undefined ? {} : { 'x-auth-token': session.token }),
@@ -458,7 +495,8 @@ async function call(row: Row, actor: Actor, unknownInstance = false) {
     },
     ...(body === undefined ? {} : { payload: body as object }),
   });
-  return { res, instanceId: o.instanceId };
+  // a server's id is its instance's
+  return { res, instanceId: row.path.includes(':serverId') ? o.serverId : o.instanceId };
 }
 
 describe('authorization matrix', () => {
@@ -493,9 +531,12 @@ describe('authorization matrix', () => {
           assert.equal(body[fault].code, status);
           assert.equal(typeof body[fault].message, 'string');
         }
-        if (actor === 'mismatch') assert.match(res.body, /User with tenant id .* cannot access this resource/);
+        if (actor === 'mismatch') {
+          // Nova's own words for it under /v2.1/{project_id} (a 400), Trove's elsewhere
+          assert.match(res.body, row.path.startsWith('/v2.1') ? /Malformed request URL: URL's project_id/ : /User with tenant id .* cannot access this resource/);
+        }
         if (status === 401 && actor !== 'anon') assert.match(res.body, /does not have admin privileges/);
-        if (actor === 'other' && status === 404 && row.path.includes(':instanceId')) {
+        if (actor === 'other' && status === 404 && /:instanceId|:serverId/.test(row.path)) {
           // another project's instance is answered exactly as one that does not exist
           const unknown = await call(row, actor, true);
           assert.equal(unknown.res.statusCode, 404);

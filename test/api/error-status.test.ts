@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { keystoneErrorReply, troveErrorReply } from '../../src/api/error-replies.js';
+import { computeErrorReply, keystoneErrorReply, troveErrorReply } from '../../src/api/error-replies.js';
 import { errorStatus } from '../../src/api/error-status.js';
 import { CofferError, errorCodes } from '../../src/common/errors.js';
 
@@ -77,4 +77,21 @@ test('over HTTP, a failure of the state store is a 500 instanceFault naming only
     await h.app.close();
     await h.transport.close();
   }
+});
+
+test("Nova's error bodies: computeFault for its own failures and a 406, Trove's fault names otherwise", () => {
+  const failed = computeErrorReply(new Error('password=hunter2 at /srv/db.sqlite'), ctx);
+  assert.equal(failed.status, 500);
+  assert.equal(failed.internal, true);
+  assert.deepEqual(Object.keys(failed.body as object), ['computeFault']);
+  assert.doesNotMatch(JSON.stringify(failed.body), /hunter2|sqlite/);
+  assert.match(JSON.stringify(failed.body), /req-1/);
+  const unavailable = computeErrorReply(new CofferError('BusUnavailable', 'bus down'), ctx);
+  assert.deepEqual(unavailable.body, { serviceUnavailable: { code: 503, message: 'bus down' } });
+  const tooNew = computeErrorReply(Object.assign(new Error('Version 2.99 is not supported by the API.'), { statusCode: 406 }), ctx);
+  assert.deepEqual([tooNew.status, tooNew.body], [406, { computeFault: { code: 406, message: 'Version 2.99 is not supported by the API.' } }]);
+  assert.deepEqual(computeErrorReply(new CofferError('NotFound', 'Instance x could not be found.'), ctx).body, {
+    itemNotFound: { code: 404, message: 'Instance x could not be found.' },
+  });
+  assert.equal(computeErrorReply(new CofferError('Unauthorized', 'x'), ctx).headers['www-authenticate'], 'Keystone uri="http://h/identity"');
 });

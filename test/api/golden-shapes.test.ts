@@ -643,6 +643,43 @@ describe('Keystone v3 subset', () => {
   });
 });
 
+describe('Nova compute view and the image service', () => {
+  const v = (version: string) => ({ 'openstack-api-version': `compute ${version}` });
+  function getAt(s: Session | undefined, url: string, headers: Record<string, string> = {}) {
+    return inject({ method: 'GET', url, headers: { host, ...headers, ...(s === undefined ? {} : { 'x-auth-token': s.token }) } });
+  }
+
+  test('versions, servers and flavors, with and without the project in the URL', async () => {
+    const id = await activeInstance(member, 'golden-server');
+    golden('GET /v2.1', await getAt(undefined, '/v2.1'), 200, shape.novaVersion);
+    for (const prefix of ['/v2.1', `/v2.1/${member.projectId}`]) {
+      golden(`GET ${prefix}/servers`, await getAt(member, `${prefix}/servers`), 200, list('servers', shape.serverSummary));
+      golden(`GET ${prefix}/servers/detail`, await getAt(member, `${prefix}/servers/detail`), 200, list('servers', shape.server));
+      golden(`GET ${prefix}/servers/{id}`, await getAt(member, `${prefix}/servers/${id}`, v('2.47')), 200, one('server', shape.server));
+      golden(`GET ${prefix}/flavors`, await getAt(member, `${prefix}/flavors`), 200, list('flavors', shape.novaFlavorSummary));
+      golden(`GET ${prefix}/flavors/detail`, await getAt(member, `${prefix}/flavors/detail`), 200, list('flavors', shape.novaFlavor));
+      golden(`GET ${prefix}/flavors/{id}`, await getAt(member, `${prefix}/flavors/2`), 200, one('flavor', shape.novaFlavor));
+      golden(`GET ${prefix}/flavors/{id}/os-extra_specs`, await getAt(member, `${prefix}/flavors/2/os-extra_specs`), 200, z.object({ extra_specs: z.object({}).strict() }));
+    }
+    golden('GET /servers/{id} (admin, latest)', await getAt(admin, `/v2.1/servers/${id}`, v('latest')), 200, one('server', shape.serverAdmin));
+    golden('GET /servers/detail?all_tenants (admin, latest)', await getAt(admin, '/v2.1/servers/detail?all_tenants=1', v('latest')), 200, list('servers', shape.serverAdmin));
+  });
+
+  test("Nova's error bodies: 404, 403, 400, 406; 401 in Keystone's shape", async () => {
+    golden('unknown server', await getAt(member, `/v2.1/servers/${newUuid()}`), 404, shape.novaError('itemNotFound', 404));
+    golden('unknown flavor', await getAt(member, '/v2.1/flavors/nope'), 404, shape.novaError('itemNotFound', 404));
+    golden('all_tenants by a member', await getAt(member, '/v2.1/servers?all_tenants=1'), 403, shape.novaError('forbidden', 403));
+    golden('bad marker', await getAt(member, '/v2.1/servers?marker=nope'), 400, shape.novaError('badRequest', 400));
+    golden('version out of range', await getAt(member, '/v2.1/servers', v('2.99')), 406, shape.novaError('computeFault', 406));
+    golden('no token', await getAt(undefined, '/v2.1/servers'), 401, shape.keystoneError(401, 'Unauthorized'));
+  });
+
+  test('the image service: versions, an empty image list', async () => {
+    golden('GET /image', await getAt(undefined, '/image'), 200, shape.glanceVersions);
+    golden('GET /image/v2/images', await getAt(member, '/image/v2/images'), 200, z.object({ images: z.array(z.unknown()).length(0), first: z.string(), schema: z.string() }));
+  });
+});
+
 test('every route Coffer serves has its shapes checked above', () => {
   const toPattern = (route: string) =>
     new RegExp(`^${route.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z]+/g, '[^/]+')}$`);

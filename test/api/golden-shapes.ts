@@ -434,3 +434,75 @@ export const backupSchedule = z.object({
   updated: troveTime,
 });
 export const backupStrategy = z.object({ project_id: keystoneId, instance_id: z.string(), backend: z.literal('swift'), swift_container: z.string() });
+
+// Nova's compute view (src/api/compute) and the empty image service.
+const novaTime = z.string().regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+export const novaLinks = z.tuple([
+  z.object({ rel: z.literal('self'), href: z.string().regex(/\/v2\.1\/(?:[0-9a-f]{32}\/)?(servers|flavors)\/[^/]+$/) }),
+  z.object({ rel: z.literal('bookmark'), href: z.string().regex(/\/(servers|flavors)\/[^/]+$/) }),
+]);
+export const novaError = (fault: string, code: number) => z.object({ [fault]: z.object({ code: z.literal(code), message: z.string().min(1) }) }).strict();
+export const novaVersion = z.object({
+  version: z.object({
+    id: z.literal('v2.1'),
+    status: z.literal('CURRENT'),
+    version: z.string().regex(/^2\.\d+$/),
+    min_version: z.literal('2.1'),
+    updated: novaTime,
+    links: z.array(z.object({ rel: z.string(), href: z.string() })).min(1),
+    'media-types': z.array(z.object({ base: z.string(), type: z.string() })),
+  }),
+});
+export const serverSummary = z.object({ id: uuid, name: z.string(), links: novaLinks }).strict();
+const embeddedFlavor = z.object({ vcpus: int, ram: int, disk: int, ephemeral: int, swap: int, original_name: z.string(), extra_specs: z.record(z.string(), z.string()) });
+const serverFields = {
+  id: uuid,
+  name: z.string(),
+  status: z.enum(['ACTIVE', 'BUILD', 'SHUTOFF', 'ERROR', 'REBOOT', 'RESIZE', 'PAUSED']),
+  tenant_id: keystoneId,
+  user_id: z.null(),
+  metadata: z.object({}).strict(),
+  hostId: z.string(),
+  image: z.literal(''),
+  flavor: z.union([z.object({ id: z.string(), links: z.tuple([z.object({ rel: z.literal('bookmark'), href: z.string() })]) }).strict(), embeddedFlavor]),
+  created: novaTime,
+  updated: novaTime,
+  addresses: z.record(z.string(), z.array(z.object({ version: z.union([z.literal(4), z.literal(6)]), addr: z.string(), 'OS-EXT-IPS:type': z.literal('fixed') }))),
+  accessIPv4: z.string(),
+  accessIPv6: z.string(),
+  links: novaLinks,
+  'OS-DCF:diskConfig': z.literal('MANUAL'),
+  'OS-EXT-AZ:availability_zone': z.string(),
+  config_drive: z.string(),
+  key_name: z.null(),
+  'OS-SRV-USG:launched_at': z.string().nullable(),
+  'OS-SRV-USG:terminated_at': z.null(),
+  'OS-EXT-STS:task_state': z.string().nullable(),
+  'OS-EXT-STS:vm_state': z.string(),
+  'OS-EXT-STS:power_state': int,
+  'os-extended-volumes:volumes_attached': z.array(z.unknown()),
+};
+export const server = z.object(serverFields);
+export const serverAdmin = z.object({
+  ...serverFields,
+  'OS-EXT-SRV-ATTR:host': z.string().nullable(),
+  'OS-EXT-SRV-ATTR:hypervisor_hostname': z.string().nullable(),
+  'OS-EXT-SRV-ATTR:instance_name': z.string(),
+  host_status: z.enum(['UP', 'UNKNOWN', '']),
+  locked: z.boolean(),
+});
+export const novaFlavorSummary = z.object({ id: z.string(), name: z.string(), links: novaLinks }).strict();
+export const novaFlavor = z.object({
+  id: z.string(),
+  name: z.string(),
+  ram: int,
+  disk: int,
+  vcpus: int,
+  'OS-FLV-EXT-DATA:ephemeral': int,
+  'OS-FLV-DISABLED:disabled': z.boolean(),
+  swap: z.union([z.literal(''), int]),
+  rxtx_factor: z.number(),
+  'os-flavor-access:is_public': z.boolean(),
+  links: novaLinks,
+});
+export const glanceVersions = z.object({ versions: z.array(z.object({ id: z.string(), status: z.string(), links: z.array(z.object({ rel: z.string(), href: z.string() })) })).min(1) });

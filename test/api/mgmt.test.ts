@@ -107,7 +107,7 @@ describe('GET /mgmt/instances', () => {
     const mine = json(res).instances.filter((i: { tenant_id: string }) => i.tenant_id === member.projectId);
     assert.deepEqual(mine.map((i: { id: string }) => i.id), [building, placed, gone]);
     const [b, p, g] = mine;
-    assert.deepEqual(p.server, { id: 'host-a', name: p.name, status: 'ACTIVE', tenant_id: member.projectId, host: 'host-a' });
+    assert.deepEqual(p.server, { id: placed, name: p.name, status: 'ACTIVE', tenant_id: member.projectId, host: 'host-a' });
     assert.equal(p.service_status, 'HEALTHY');
     assert.equal(p.deleted, false);
     assert.equal(p.deleted_at, null);

@@ -50,7 +50,8 @@ function concrete(path: string): string {
     .replace('{version}', '15')
     .replace(/\{(name\[@host\]|name|db)\}/g, 'nobody')
     .replace(/\{[a-z_]+\}/g, () => newUuid());
-  if (filled === '/' || filled.startsWith('/identity')) return filled;
+  // the Identity, Compute and Image sections give their paths in full
+  if (filled === '/' || /^\/(identity|v2\.1|image)(\/|$)/.test(filled)) return filled;
   return `/v1.0/${admin.projectId}${filled}`;
 }
 

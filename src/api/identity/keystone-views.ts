@@ -115,6 +115,20 @@ function catalogView(projectId: string, options: CatalogOptions) {
       endpoints: endpoints('database', `${options.publicBase}/v1.0/${projectId}`, options.region),
     },
     {
+      id: stableId('compute'),
+      type: 'compute',
+      name: 'nova',
+      // Coffer's read-only compute view (src/api/compute): an instance's server is its engine process
+      endpoints: endpoints('compute', `${options.publicBase}/v2.1`, options.region),
+    },
+    {
+      id: stableId('image'),
+      type: 'image',
+      name: 'glance',
+      // an empty image list (src/api/image): OpenStack's client needs one to list servers
+      endpoints: endpoints('image', `${options.publicBase}/image`, options.region),
+    },
+    {
       id: stableId('identity'),
       type: 'identity',
       name: 'keystone',

@@ -166,8 +166,9 @@ export function instanceDetailView(data: InstanceViewData, ctx: InstanceViewCont
         }),
     ...(ctx.isAdmin
       ? {
-          // Coffer has no Nova server: the "server" is the agent host the instance runs on.
-          server_id: instance.host,
+          // Coffer has no Nova server: the "server" is the engine process on its agent host, served
+          // by the compute view (src/api/compute) under the instance's own id once it is placed.
+          server_id: instance.host === null ? null : instance.id,
           // Nor a Cinder volume; the key is kept for clients that read it.
           volume_id: null,
           encrypted_rpc_messaging: false,

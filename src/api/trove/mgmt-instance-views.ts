@@ -5,8 +5,8 @@ import { instanceDetailView, reportedVolumeUsedBytes, toGb, type InstanceViewCon
 
 // Trove's management instance views (reference 2.15, trove/extensions/mgmt/instances/views.py):
 // the detail view plus what only operators see. Coffer has no Nova server and no Cinder volume:
-// the "server" is the engine process on its agent host (its id is the host, as `server_id` in
-// the detail view) and the "volume" is the instance's directory there.
+// the "server" is the engine process on its agent host (its id is the instance's, as `server_id`
+// in the detail view and in the compute view) and the "volume" is the instance's directory there.
 
 /** Trove's ServiceStatus descriptions (reference 3.1), what guest_status.state_description shows. */
 const statusDescription: Readonly<Record<ServiceStatusName, string>> = Object.freeze({
@@ -30,7 +30,7 @@ const statusDescription: Readonly<Record<ServiceStatusName, string>> = Object.fr
 function serverView(instance: InstanceRow, service: ServiceStatusRow | undefined) {
   if (instance.deleted || instance.host === null) return null;
   return {
-    id: instance.host,
+    id: instance.id,
     name: instance.name,
     // What Nova's status would be: the status an instance with no task shows.
     status: instanceStatus('NONE', service?.status),

@@ -1,0 +1,2 @@
+export { computePlugin } from './compute-plugin.js';
+export type { ComputeDeps } from './compute-deps.js';
