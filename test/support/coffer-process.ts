@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import type { NetnsHost } from './netns-hosts.js';
 
 // Starts `coffer <role>` as a real child process from the TypeScript sources, the way an
 // operator runs it, and stops it the way an operator (or a crash) would.
@@ -23,14 +24,18 @@ export interface RoleProcess {
 export function startRole(
   args: string[],
   env: Record<string, string> = {},
-  as: { uid?: number; gid?: number } = {},
+  as: { uid?: number; gid?: number; host?: NetnsHost } = {},
 ): RoleProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+  const { host, ...ids } = as;
+  const command = [process.execPath, '--import', 'tsx', entry, ...args];
+  const options = {
     // Tests poll far faster than Trove's 200 requests a minute allow; a test may still set its own.
     env: { COFFER_RATE_LIMIT: '100000', ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    ...as,
-  });
+    stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'],
+    ...ids,
+  };
+  // inside a namespace host (netns-hosts.ts), as a role runs on another machine
+  const child = host === undefined ? spawn(command[0]!, command.slice(1), options) : host.spawn(command[0]!, command.slice(1), options);
   let text = '';
   const waiters = new Set<() => void>();
   const onData = (chunk: Buffer) => {

@@ -5,10 +5,14 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { NetnsHost } from './netns-hosts.js';
 
 // A private RabbitMQ node for tests that must stop or restart a broker: the shared one on 5672
 // belongs to everybody. It runs as the current user from a temp dir (its own cookie, mnesia,
-// logs, config), listens on 127.0.0.1 only, has no plugins, and boots in about 5 s.
+// logs, config), listens on 127.0.0.1 only, has no plugins, and boots in about 5 s. Given a
+// namespace host (netns-hosts.ts), it runs inside it instead and listens on the host's address,
+// where the other hosts reach it (guest may then log in from anywhere, as nothing but those
+// hosts can reach that address).
 
 const serverBin = '/usr/lib/rabbitmq/bin/rabbitmq-server';
 const ctlBin = '/usr/lib/rabbitmq/bin/rabbitmqctl';
@@ -38,7 +42,14 @@ function freePort(): Promise<number> {
   });
 }
 
-function portOpen(port: number): Promise<boolean> {
+function portOpen(port: number, host?: NetnsHost): Promise<boolean> {
+  if (host !== undefined) {
+    const probe = `const s = require('node:net').connect(${port}, '${host.address}'); s.on('connect', () => process.exit(0)); s.on('error', () => process.exit(1));`;
+    return host.exec(process.execPath, ['-e', probe]).then(
+      () => true,
+      () => false,
+    );
+  }
   return new Promise((resolve) => {
     const socket = createConnection({ host: '127.0.0.1', port });
     socket.once('connect', () => {
@@ -49,20 +60,22 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
-export async function startRabbitmqNode(options: { bootTimeoutMs?: number } = {}): Promise<RabbitmqNode> {
+export async function startRabbitmqNode(options: { bootTimeoutMs?: number; host?: NetnsHost } = {}): Promise<RabbitmqNode> {
   const bootTimeoutMs = options.bootTimeoutMs ?? 60_000;
+  const host = options.host;
+  const listenAddress = host?.address ?? '127.0.0.1';
   const dir = await mkdtemp(join(tmpdir(), 'coffer-rabbitmq-'));
   const [port, distPort] = [await freePort(), await freePort()];
   const nodeName = `coffer-t${randomBytes(4).toString('hex')}@localhost`;
   await writeFile(join(dir, 'enabled_plugins'), '[].\n');
-  await writeFile(join(dir, 'rabbitmq.conf'), `listeners.tcp.default = 127.0.0.1:${port}\n`);
+  await writeFile(join(dir, 'rabbitmq.conf'), `listeners.tcp.default = ${listenAddress}:${port}\n${host === undefined ? '' : 'loopback_users = none\n'}`);
   await writeFile(join(dir, 'rabbitmq-env.conf'), '');
   await writeFile(join(dir, '.erlang.cookie'), randomBytes(16).toString('hex').toUpperCase(), { mode: 0o400 });
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     HOME: dir, // the Erlang cookie the node and rabbitmqctl share
     RABBITMQ_NODENAME: nodeName,
-    RABBITMQ_NODE_IP_ADDRESS: '127.0.0.1',
+    RABBITMQ_NODE_IP_ADDRESS: listenAddress,
     RABBITMQ_NODE_PORT: String(port),
     RABBITMQ_DIST_PORT: String(distPort),
     RABBITMQ_MNESIA_BASE: join(dir, 'mnesia'),
@@ -74,11 +87,13 @@ export async function startRabbitmqNode(options: { bootTimeoutMs?: number } = {}
     ERL_FLAGS: '-kernel inet_dist_use_interface {127,0,0,1}', // Erlang distribution on loopback only
   };
   const ctl = async (...args: string[]) => {
-    await run(ctlBin, ['-n', nodeName, ...args], { env, timeout: 60_000 });
+    if (host !== undefined) await host.exec(ctlBin, ['-n', nodeName, ...args], { env, timeoutMs: 60_000 });
+    else await run(ctlBin, ['-n', nodeName, ...args], { env, timeout: 60_000 });
   };
 
   // Its own process group, so a node that ignores `rabbitmqctl stop` can be killed whole.
-  let child: ChildProcess | undefined = spawn(serverBin, [], { env, cwd: dir, stdio: 'ignore', detached: true });
+  let child: ChildProcess | undefined =
+    host === undefined ? spawn(serverBin, [], { env, cwd: dir, stdio: 'ignore', detached: true }) : host.spawn(serverBin, [], { env, cwd: dir, stdio: 'ignore' });
   const kill = () => {
     if (child?.pid !== undefined && !exited) {
       try {
@@ -95,7 +110,7 @@ export async function startRabbitmqNode(options: { bootTimeoutMs?: number } = {}
 
   const waitForListener = async () => {
     const deadline = Date.now() + bootTimeoutMs;
-    while (!(await portOpen(port))) {
+    while (!(await portOpen(port, host))) {
       if (exited) throw new Error(`RabbitMQ node ${nodeName} exited while booting; see ${join(dir, 'log')}`);
       if (Date.now() > deadline) throw new Error(`RabbitMQ node ${nodeName} did not listen on ${port} within ${bootTimeoutMs} ms`);
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -135,7 +150,7 @@ export async function startRabbitmqNode(options: { bootTimeoutMs?: number } = {}
   }
 
   return {
-    url: `amqp://guest:guest@127.0.0.1:${port}`,
+    url: `amqp://guest:guest@${listenAddress}:${port}`,
     port,
     nodeName,
     stopApp: () => ctl('stop_app'),
