@@ -48,8 +48,8 @@ describe('postgresql engine', () => {
 
   before(async () => {
     root = await tempDataDir('coffer-pg-');
-    // as long as the socket path <dir>/data/.s.PGSQL.5432 may be: 107 bytes
-    const name = 'i'.repeat(107 - '/data/.s.PGSQL.5432'.length - root.length - 1);
+    // as long as the socket path <dir>/data/.s.PGSQL.<port> may be for any port: 107 bytes
+    const name = 'i'.repeat(107 - '/data/.s.PGSQL.65535'.length - root.length - 1);
     assert.throws(() => engineRegistry.postgresql.checkInstanceDir(join(root, `${name}i`)), /shorter --data-dir/);
     engineRegistry.postgresql.checkInstanceDir(join(root, name));
     dir = await instanceDir(join(root, name));
