@@ -117,11 +117,14 @@ export async function performInstanceAction(
 
     case 'promote_to_replica_source':
       await gate(instance);
-      // Coffer has no replicas yet, so no instance is one.
-      throw new CofferError('BadRequest', `Instance ${instance.id} is not a replica.`);
+      if (instance.replicaOfId == null) throw new CofferError('BadRequest', `Instance ${instance.id} is not a replica.`);
+      throw new CofferError('NotImplemented', 'Promoting a replica to replica source is not supported by Coffer yet: detach it (PUT replica_of: null).');
 
     case 'eject_replica_source':
-      throw new CofferError('BadRequest', `Instance ${instance.id} is not a replica source.`);
+      if (((await deps.store.instances.replicasOf([instance.id])).get(instance.id)?.length ?? 0) === 0) {
+        throw new CofferError('BadRequest', `Instance ${instance.id} is not a replica source.`);
+      }
+      throw new CofferError('NotImplemented', 'Ejecting a replica source is not supported by Coffer yet.');
 
     // Coffer's stop and start: the instance keeps its directory, data, address and quota (its
     // row stays as it is), only its engine stops; STOPPED keeps every other action off it.

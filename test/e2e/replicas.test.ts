@@ -1,0 +1,128 @@
+// test-lane: parallel (coffer serve on a loopback range, a port and a data directory of its own; it checks processes of its own instances only)
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import pg from 'pg';
+import { request, trove, waitForInstance, type Session } from '../support/api-client.js';
+import { eventually } from '../support/wait.js';
+import { appPassword, connectAndWrite, createInstance, deleteAndVerifyGone, waitActive } from './instance-lifecycle.js';
+import { startServe, type ServeRun } from './serve-run.js';
+
+// Read replicas of PostgreSQL through the Trove API of a real `coffer serve`: a replica is
+// created from its primary (its flavor, datastore and volume), streams what the primary writes
+// (rows, databases, users made through the API), refuses writes, shows in both views, keeps its
+// primary from being deleted, and once detached is a writable instance of its own.
+
+const adminPassword = 'Replicas-admin-pass-1234';
+let run: ServeRun;
+let session: Session;
+
+before(async () => {
+  run = await startServe('coffer-e2e-replicas', adminPassword, ['--address-pool', '127.97.3.0/24']);
+  ({ session } = run);
+});
+
+after(async () => {
+  await run?.stop();
+});
+
+async function query(instance: any, sql: string, user = 'app', password = appPassword, database = 'app'): Promise<any[]> {
+  const client = new pg.Client({ host: instance.addresses[0].address, port: 5432, user, password, database, connectionTimeoutMillis: 5000 });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+async function show(id: string): Promise<any> {
+  const res = await request<any>('GET', trove(session, `/instances/${id}`), { token: session.token });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return res.body.instance;
+}
+
+async function post(path: string, body: unknown): Promise<{ status: number; body: any }> {
+  return request<any>('POST', trove(session, path), { token: session.token, body });
+}
+
+test('a PostgreSQL read replica: created from its primary, streaming, read-only, then detached', async () => {
+  const primary = await waitActive(session, (await createInstance(session, 'primary')).id);
+  await connectAndWrite(primary);
+
+  // what Trove refuses with replica_of
+  const refused = await post('/instances', { instance: { name: 'r', replica_of: primary.id, flavorRef: '1' } });
+  assert.equal(refused.status, 400);
+  assert.equal(refused.body.badRequest.message, 'Cannot specify flavor when creating replicas.');
+  const withUsers = await post('/instances', { instance: { name: 'r', replica_of: primary.id, users: [{ name: 'x', password: 'Xx-pass-12345' }] } });
+  assert.equal(withUsers.status, 400);
+  assert.equal(withUsers.body.badRequest.message, 'Cannot create a replica with users or databases.');
+
+  const created = await post('/instances', { instance: { name: 'replica', replica_of: primary.id } });
+  assert.equal(created.status, 200, JSON.stringify(created.body));
+  const view = created.body.instance;
+  assert.equal(view.status, 'BUILD');
+  assert.equal(view.replica_of.id, primary.id);
+  assert.match(view.replica_of.links[0].href, new RegExp(`/instances/${primary.id}$`));
+  assert.equal(view.flavor.id, primary.flavor.id);
+  assert.deepEqual(view.volume.size, primary.volume.size);
+  assert.equal(view.datastore.version, primary.datastore.version);
+
+  const replica = await waitActive(session, view.id, 120_000);
+  assert.equal(replica.replica_of.id, primary.id);
+  assert.deepEqual((await show(primary.id)).replicas.map((r: any) => r.id), [replica.id]);
+  const list = await request<any>('GET', trove(session, '/instances'), { token: session.token });
+  const listed = new Map<string, any>(list.body.instances.map((i: any) => [i.id, i]));
+  assert.deepEqual(listed.get(primary.id).replicas.map((r: any) => r.id), [replica.id]);
+  assert.equal(listed.get(replica.id).replica_of.id, primary.id);
+  assert.equal(listed.get(primary.id).replica_of, undefined);
+
+  // a replica of a replica is Trove's Forbidden
+  const cascade = await post('/instances', { instance: { name: 'r2', replica_of: replica.id } });
+  assert.equal(cascade.status, 401, JSON.stringify(cascade.body));
+
+  // what was written before, and what is written and made through the API after, reaches it
+  assert.deepEqual(await query(replica, 'SELECT body FROM notes'), [{ body: 'hello from coffer' }]);
+  await query(primary, "INSERT INTO notes (body) VALUES ('after the replica')");
+  assert.equal((await post(`/instances/${primary.id}/databases`, { databases: [{ name: 'later' }] })).status, 202);
+  const user = await post(`/instances/${primary.id}/users`, { users: [{ name: 'reader', password: 'Reader-pass-1234', databases: [{ name: 'later' }] }] });
+  assert.equal(user.status, 202, JSON.stringify(user.body));
+  await eventually(
+    'the row, the database and the user on the replica',
+    async () => {
+      const notes = await query(replica, 'SELECT count(*)::int AS n FROM notes').catch(() => []);
+      const who = await query(replica, 'SELECT current_user AS who', 'reader', 'Reader-pass-1234', 'later').catch(() => []);
+      return { notes: notes[0]?.n, who: who[0]?.who };
+    },
+    (seen) => seen.notes === 2 && seen.who === 'reader',
+    30_000,
+  );
+  const databases = await request<any>('GET', trove(session, `/instances/${replica.id}/databases`), { token: session.token });
+  assert.equal(databases.status, 200, JSON.stringify(databases.body));
+  assert.deepEqual(databases.body.databases.map((d: any) => d.name).sort(), ['app', 'later']);
+
+  // the engine itself refuses writes on the replica
+  await assert.rejects(query(replica, "INSERT INTO notes (body) VALUES ('on the replica')"), (err: { code?: string }) => err.code === '25006');
+
+  // a primary with replicas is not deleted
+  const deleting = await request<any>('DELETE', trove(session, `/instances/${primary.id}`), { token: session.token });
+  assert.equal(deleting.status, 403, JSON.stringify(deleting.body));
+  assert.equal(deleting.body.forbidden.message, 'Detach replicas before deleting replica source.');
+
+  // detach: a writable instance of its own, and its primary keeps no slot for it
+  const detach = await request('PUT', trove(session, `/instances/${replica.id}`), { token: session.token, body: { instance: { replica_of: null } } });
+  assert.equal(detach.status, 202, JSON.stringify(detach.body));
+  const detached = (await waitForInstance(session, replica.id, (i) => i?.status === 'ACTIVE' && i.replica_of === undefined, 60_000)).instance;
+  assert.equal(detached.replica_of, undefined);
+  assert.equal((await show(primary.id)).replicas, undefined);
+  await query(detached, "INSERT INTO notes (body) VALUES ('detached')");
+  assert.deepEqual(await query(detached, 'SELECT count(*)::int AS n FROM notes'), [{ n: 3 }]);
+  assert.deepEqual(await query(primary, 'SELECT count(*)::int AS n FROM notes'), [{ n: 2 }]);
+  assert.deepEqual(await query(primary, 'SELECT count(*)::int AS n FROM pg_replication_slots'), [{ n: 0 }]);
+  const again = await request<any>('PUT', trove(session, `/instances/${replica.id}`), { token: session.token, body: { instance: { replica_of: null } } });
+  assert.equal(again.status, 400);
+  assert.equal(again.body.badRequest.message, `Instance ${replica.id} is not a replica.`);
+
+  await deleteAndVerifyGone(session, replica.id, run.dataDir.path);
+  await deleteAndVerifyGone(session, primary.id, run.dataDir.path);
+});
