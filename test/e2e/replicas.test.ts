@@ -1,5 +1,9 @@
 // test-lane: parallel (coffer serve on a loopback range, a port and a data directory of its own; it checks processes of its own instances only)
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { request, trove, waitForInstance, type Session } from '../support/api-client.js';
@@ -34,6 +38,16 @@ async function query(instance: any, sql: string, user = 'app', password = appPas
   } finally {
     await client.end();
   }
+}
+
+/** Where the network wall lets an instance's engine user connect (its uid's address.port pairs), and the record the agent keeps. */
+async function wallOf(id: string): Promise<{ allowed: string[]; record: any }> {
+  const record = JSON.parse(await readFile(join(run.dataDir.path, 'instances', id, 'instance.json'), 'utf8'));
+  const { stdout: passwd } = await promisify(execFile)('id', ['-u', record.osUser]);
+  const uid = Number(passwd.trim());
+  const { stdout } = await promisify(execFile)('nft', ['-j', 'list', 'set', 'inet', 'coffer', 'allowed4']);
+  const elems: { concat: [number, string, number] }[] = JSON.parse(stdout).nftables.flatMap((item: any) => item.set?.elem ?? []);
+  return { allowed: elems.filter((e) => e.concat[0] === uid).map((e) => `${e.concat[1]}:${e.concat[2]}`).sort(), record };
 }
 
 async function show(id: string): Promise<any> {
@@ -77,6 +91,14 @@ test('a PostgreSQL read replica: created from its primary, streaming, read-only,
   assert.equal(listed.get(replica.id).replica_of.id, primary.id);
   assert.equal(listed.get(primary.id).replica_of, undefined);
 
+  // the replica's engine user may reach its own engine and its primary's, nothing else; the primary's only its own
+  const replicaAddress = replica.addresses[0].address as string;
+  const primaryAddress = primary.addresses[0].address as string;
+  const replicaWall = await wallOf(replica.id);
+  assert.deepEqual(replicaWall.allowed, [`${primaryAddress}:5432`, `${replicaAddress}:5432`].sort());
+  assert.deepEqual(replicaWall.record.replicationSource, { address: primaryAddress, port: 5432 });
+  assert.deepEqual((await wallOf(primary.id)).allowed, [`${primaryAddress}:5432`]);
+
   // a replica of a replica is Trove's Forbidden
   const cascade = await post('/instances', { instance: { name: 'r2', replica_of: replica.id } });
   assert.equal(cascade.status, 401, JSON.stringify(cascade.body));
@@ -119,6 +141,8 @@ test('a PostgreSQL read replica: created from its primary, streaming, read-only,
   assert.deepEqual(await query(detached, 'SELECT count(*)::int AS n FROM notes'), [{ n: 3 }]);
   assert.deepEqual(await query(primary, 'SELECT count(*)::int AS n FROM notes'), [{ n: 2 }]);
   assert.deepEqual(await query(primary, 'SELECT count(*)::int AS n FROM pg_replication_slots'), [{ n: 0 }]);
+  // nor may its engine user reach its former primary any more
+  assert.deepEqual((await wallOf(replica.id)).allowed, [`${replicaAddress}:5432`]);
   const again = await request<any>('PUT', trove(session, `/instances/${replica.id}`), { token: session.token, body: { instance: { replica_of: null } } });
   assert.equal(again.status, 400);
   assert.equal(again.body.badRequest.message, `Instance ${replica.id} is not a replica.`);
