@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { request, trove, waitForInstance, type Session } from '../support/api-client.js';
+import { describeRun, lastJson, openstack, type Credentials } from '../support/openstack-clients.js';
 import { eventually } from '../support/wait.js';
 import { appPassword, connectAndWrite, createInstance, deleteAndVerifyGone, waitActive } from './instance-lifecycle.js';
 import { startServe, type ServeRun } from './serve-run.js';
@@ -21,7 +22,7 @@ let run: ServeRun;
 let session: Session;
 
 before(async () => {
-  run = await startServe('coffer-e2e-replicas', adminPassword, ['--address-pool', '127.97.3.0/24']);
+  run = await startServe('coffer-e2e-replicas', adminPassword, ['--address-pool', '127.91.11.0/24']);
   ({ session } = run);
 });
 
@@ -147,6 +148,27 @@ test('a PostgreSQL read replica: created from its primary, streaming, read-only,
   assert.equal(again.status, 400);
   assert.equal(again.body.badRequest.message, `Instance ${replica.id} is not a replica.`);
 
+  await deleteAndVerifyGone(session, replica.id, run.dataDir.path);
+  await deleteAndVerifyGone(session, primary.id, run.dataDir.path);
+});
+
+test("Debian's openstack client: instance create --replica-of (no flavor, no size), detach", async () => {
+  const admin: Credentials = { authUrl: `${run.baseUrl}/identity/v3`, user: 'admin', password: adminPassword, project: 'admin' };
+  const os = async (args: string[]) => {
+    const result = await openstack(admin, args);
+    assert.equal(result.code, 0, describeRun(['openstack', ...args], result));
+    return result;
+  };
+  const primary = await waitActive(session, (await createInstance(session, 'os-primary')).id);
+  await connectAndWrite(primary);
+  const created = lastJson((await os(['database', 'instance', 'create', 'os-replica', '--replica-of', 'os-primary', '-f', 'json'])).stdout) as Record<string, unknown>;
+  assert.equal(created.name, 'os-replica');
+  const replica = await waitActive(session, String(created.id), 120_000);
+  assert.equal(replica.replica_of.id, primary.id);
+  assert.deepEqual(await query(replica, 'SELECT body FROM notes'), [{ body: 'hello from coffer' }]);
+  await os(['database', 'instance', 'detach', 'os-replica']);
+  await waitForInstance(session, replica.id, (i) => i?.status === 'ACTIVE' && i.replica_of === undefined, 60_000);
+  await query(replica, "INSERT INTO notes (body) VALUES ('written after detach')");
   await deleteAndVerifyGone(session, replica.id, run.dataDir.path);
   await deleteAndVerifyGone(session, primary.id, run.dataDir.path);
 });
