@@ -124,7 +124,14 @@ test('a PostgreSQL read replica: created from its primary, streaming, read-only,
   assert.equal(databases.status, 200, JSON.stringify(databases.body));
   assert.deepEqual(databases.body.databases.map((d: any) => d.name).sort(), ['app', 'later']);
 
-  // the engine itself refuses writes on the replica
+  // Coffer restarts (its engines keep running, it adopts them again): the replica stays a walled, streaming replica
+  await run.restart();
+  await waitActive(session, replica.id);
+  assert.deepEqual((await wallOf(replica.id)).allowed, [`${primaryAddress}:5432`, `${replicaAddress}:5432`].sort());
+  await query(primary, "INSERT INTO notes (body) VALUES ('after a restart')");
+  await eventually('the row written after the restart on the replica', async () => (await query(replica, 'SELECT count(*)::int AS n FROM notes').catch(() => []))[0]?.n, (n) => n === 3, 30_000);
+
+    // the engine itself refuses writes on the replica
   await assert.rejects(query(replica, "INSERT INTO notes (body) VALUES ('on the replica')"), (err: { code?: string }) => err.code === '25006');
 
   // a primary with replicas is not deleted
@@ -139,8 +146,8 @@ test('a PostgreSQL read replica: created from its primary, streaming, read-only,
   assert.equal(detached.replica_of, undefined);
   assert.equal((await show(primary.id)).replicas, undefined);
   await query(detached, "INSERT INTO notes (body) VALUES ('detached')");
-  assert.deepEqual(await query(detached, 'SELECT count(*)::int AS n FROM notes'), [{ n: 3 }]);
-  assert.deepEqual(await query(primary, 'SELECT count(*)::int AS n FROM notes'), [{ n: 2 }]);
+  assert.deepEqual(await query(detached, 'SELECT count(*)::int AS n FROM notes'), [{ n: 4 }]);
+  assert.deepEqual(await query(primary, 'SELECT count(*)::int AS n FROM notes'), [{ n: 3 }]);
   assert.deepEqual(await query(primary, 'SELECT count(*)::int AS n FROM pg_replication_slots'), [{ n: 0 }]);
   // nor may its engine user reach its former primary any more
   assert.deepEqual((await wallOf(replica.id)).allowed, [`${replicaAddress}:5432`]);
