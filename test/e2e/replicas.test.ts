@@ -120,6 +120,18 @@ test('a PostgreSQL read replica: created from its primary, streaming, read-only,
     (seen) => seen.notes === 2 && seen.who === 'reader',
     30_000,
   );
+  // how far each replica trails, as the engines say now
+  const sourceStatus = await request<any>('GET', trove(session, `/instances/${primary.id}/replication`), { token: session.token });
+  assert.equal(sourceStatus.status, 200, JSON.stringify(sourceStatus.body));
+  assert.equal(sourceStatus.body.replication.role, 'source');
+  assert.deepEqual(sourceStatus.body.replication.replicas.map((r: any) => [r.id, r.streaming, typeof r.lag_bytes]), [[replica.id, true, 'number']]);
+  const replicaStatus = await request<any>('GET', trove(session, `/instances/${replica.id}/replication`), { token: session.token });
+  assert.equal(replicaStatus.status, 200, JSON.stringify(replicaStatus.body));
+  assert.equal(replicaStatus.body.replication.role, 'replica');
+  assert.equal(replicaStatus.body.replication.replica_of, primary.id);
+  assert.equal(replicaStatus.body.replication.streaming, true);
+  assert.equal(typeof replicaStatus.body.replication.lag_bytes, 'number');
+
   const databases = await request<any>('GET', trove(session, `/instances/${replica.id}/databases`), { token: session.token });
   assert.equal(databases.status, 200, JSON.stringify(databases.body));
   assert.deepEqual(databases.body.databases.map((d: any) => d.name).sort(), ['app', 'later']);
