@@ -528,6 +528,15 @@ describe('read replicas (POST /instances replica_of, views, delete, detach, repl
     assertFault(await act(alice, source, { eject_replica_source: {} }), 501, 'notImplemented', 'Ejecting a replica source is not supported by Coffer yet.');
     assertFault(await act(alice, replica, { eject_replica_source: {} }), 400, 'badRequest', `Instance ${replica} is not a replica source.`);
 
+    // its databases, users and root are its source's
+    const refusal = `Instance ${replica} is a read replica of ${source}: its databases, users and root come from its source; change them there.`;
+    const write = (method: 'POST' | 'DELETE' | 'PUT', path: string, payload?: object) =>
+      h.app.inject({ method, url: url(alice, `/${replica}${path}`), headers: headers(alice), ...(payload === undefined ? {} : { payload }) });
+    assertFault(await write('POST', '/databases', { databases: [{ name: 'later' }] }), 400, 'badRequest', refusal);
+    assertFault(await write('DELETE', '/databases/app'), 400, 'badRequest', refusal);
+    assertFault(await write('POST', '/users', { users: [{ name: 'u', password: 'U-pass-123456' }] }), 400, 'badRequest', refusal);
+    assertFault(await write('POST', '/root'), 400, 'badRequest', refusal);
+
     const castsBefore = h.casts.length;
     await assertAccepted(await put(alice, replica, { instance: { slave_of: null } }, 'PATCH'));
     assert.equal((await queuedTask(replica, castsBefore)).kind, 'detach_replica');

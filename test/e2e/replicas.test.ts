@@ -143,7 +143,12 @@ test('a PostgreSQL read replica: created from its primary, streaming, read-only,
   await query(primary, "INSERT INTO notes (body) VALUES ('after a restart')");
   await eventually('the row written after the restart on the replica', async () => (await query(replica, 'SELECT count(*)::int AS n FROM notes').catch(() => []))[0]?.n, (n) => n === 3, 30_000);
 
-    // the engine itself refuses writes on the replica
+    // the API sends database and user changes to the source
+  const onReplica = await post(`/instances/${replica.id}/databases`, { databases: [{ name: 'nope' }] });
+  assert.equal(onReplica.status, 400, JSON.stringify(onReplica.body));
+  assert.match(onReplica.body.badRequest.message, new RegExp(`is a read replica of ${primary.id}`));
+
+  // the engine itself refuses writes on the replica
   await assert.rejects(query(replica, "INSERT INTO notes (body) VALUES ('on the replica')"), (err: { code?: string }) => err.code === '25006');
 
   // a primary with replicas is not deleted
