@@ -515,6 +515,26 @@ describe('read replicas (POST /instances replica_of, views, delete, detach, repl
     assert.equal((await h.store.instances.listAll({})).length, before);
   });
 
+  test('a replica never has less memory than its source: replicas grow first, sources shrink last', async () => {
+    const source = await insertInstance(alice, { version: 'pgRepl', flavorId: '3' });
+    const replica = await insertInstance(alice, { version: 'pgRepl', flavorId: '3' });
+    await h.store.instances.update(replica, { replicaOfId: source });
+    assertFault(
+      await act(alice, replica, { resize: { flavorRef: '2' } }),
+      400,
+      'badRequest',
+      `Instance ${replica} is a replica of ${source}, which has 1024 MB of RAM: a replica needs at least as much as its source.`,
+    );
+    assertFault(
+      await act(alice, source, { resize: { flavorRef: '4' } }),
+      400,
+      'badRequest',
+      `Instance ${source} has replica ${replica} with 1024 MB of RAM: resize its replicas to at least 2048 MB first.`,
+    );
+    await assertAccepted(await act(alice, replica, { resize: { flavorRef: '4' } }));
+    await assertAccepted(await act(alice, source, { resize: { flavorRef: '2' } }));
+  });
+
   test('a source with replicas is not deleted (403 ReplicaSourceDeleteForbidden); a replica detaches (DETACHING) and answers the replication actions', async () => {
     const source = await insertInstance(alice, { version: 'pgRepl' });
     const replica = await insertInstance(alice, { version: 'pgRepl' });
