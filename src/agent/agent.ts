@@ -344,6 +344,7 @@ class LocalAgent implements Agent {
       desiredState: record.desiredState,
       saveDesiredState: (state) => this.saveDesiredState(record.id, state),
       saveVolumeSize: (sizeGb) => this.saveVolumeSize(record.id, sizeGb),
+      allowReplicationSource: (source) => this.allowReplicationSource(record.id, source),
       defaultClientCidrs: this.compute.defaultClientCidrs,
       warm:
         binary === undefined
@@ -358,8 +359,9 @@ class LocalAgent implements Agent {
   /** Fails closed: an adopted engine that cannot be walled is stopped, a new one never starts. */
   private async raiseWall({ record, dir }: PlacedInstance): Promise<void> {
     try {
-      // its own engine only; replication and backup targets join this list when they come
-      await this.compute.wall({ record, dir }, [{ address: record.address, port: record.port }]);
+      // its own engine, and a replica's primary (replication streams from it); backup targets join this list when they come
+      const source = record.replicationSource;
+      await this.compute.wall({ record, dir }, [{ address: record.address, port: record.port }, ...(source === undefined ? [] : [source])]);
     } catch (err) {
       this.logger.error({ err, instanceId: record.id }, 'the network wall could not be put up: the engine is stopped');
       await this.engineOf(record, dir)
@@ -395,6 +397,19 @@ class LocalAgent implements Agent {
     if (hosted === undefined) return;
     hosted.record = { ...hosted.record, desiredState: state };
     await this.compute.save(hosted);
+  }
+
+  /**
+   * A replica's engine streams from its primary: its user may reach that address and port, and
+   * nothing else beside its own engine (recorded first, so a restarted agent walls it the same).
+   */
+  private async allowReplicationSource(instanceId: string, source: { address: string; port: number } | undefined): Promise<void> {
+    const hosted = this.hosted.get(instanceId);
+    if (hosted === undefined) return;
+    const { replicationSource: _previous, ...rest } = hosted.record;
+    hosted.record = source === undefined ? rest : { ...rest, replicationSource: source };
+    await this.compute.save(hosted);
+    await this.raiseWall(hosted);
   }
 
   /** a resized volume: a restarted agent's guest holds the engine to the new size */

@@ -22,6 +22,11 @@ const instanceRecord = z.object({
    * the engines run as the agent's own user (and in records from before per-instance users).
    */
   osUser: z.string().optional(),
+  /**
+   * A replica's primary, which its engine's user may reach through the network wall (besides
+   * its own engine); absent for an instance that is no replica.
+   */
+  replicationSource: z.object({ address: z.string(), port: z.number().int().positive() }).optional(),
 });
 export type InstanceRecord = z.infer<typeof instanceRecord>;
 

@@ -62,6 +62,7 @@ export const errorStatus: Readonly<Record<ErrorCode, HttpFault>> = Object.freeze
   ChecksumMismatch: { status: 409, fault: 'conflict' },
   BackupDecryptionFailed: { status: 409, fault: 'conflict' },
   BackupTooLarge: forbidden,
+  ReplicaSourceDeleteForbidden: forbidden,
   Internal: instanceFault,
 });
 

@@ -160,6 +160,21 @@ export function registerInstanceActionCommands(instance: Command, io: CliIo): vo
     ),
   );
 
+  withWaitOptions(
+    instance.command('detach <id-or-name>').description('Make a read replica a standalone, writable instance of its own (its source keeps nothing for it)'),
+  ).action((idOrName: string, flags: WaitFlags) =>
+    runAction(io, () =>
+      runInstanceAction(io, idOrName, flags, ({ id, name, replica_of }) => ({
+        doing: `Detaching ${name}${replica_of === undefined ? '' : ` from ${replica_of.id}`}`,
+        what: 'Detach',
+        send: async (client) => {
+          await client.request('PUT', `/instances/${encodeURIComponent(id)}`, { instance: { replica_of: null } });
+        },
+        done: (after) => (after.replica_of === undefined ? `Instance ${name} is a standalone instance now.` : undefined),
+      })),
+    ),
+  );
+
   withWaitOptions(instance.command('start <id-or-name>').description('Start a stopped instance again, on the data it had')).action(
     (idOrName: string, flags: WaitFlags) =>
       runAction(io, () =>

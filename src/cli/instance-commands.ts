@@ -21,11 +21,13 @@ export function registerInstanceCommands(program: Command, io: CliIo): void {
 
   instance
     .command('create <name>')
-    .description('Create a database instance, empty or from a backup, and wait until it is ready')
+    .description('Create a database instance, empty, from a backup or as a read replica of another, and wait until it is ready')
     .option('--datastore <type>', "engine, e.g. postgresql (see `coffer datastore list`); required unless --from-backup gives the backup's")
     .option('--datastore-version <version>', "engine version (default: the datastore's default; with --from-backup, the backup's)")
-    .requiredOption('--flavor <id-or-name>', 'instance size (see `coffer flavor list`)')
-    .requiredOption('--size <GB>', 'volume size in GB', positiveInteger)
+    .option('--flavor <id-or-name>', 'instance size (see `coffer flavor list`); required unless --replica-of')
+    .option('--size <GB>', 'volume size in GB; required unless --replica-of', positiveInteger)
+    .option('--replica-of <instance>', "a read replica of this instance (ID or name): its flavor, datastore, size, databases and users are the source's")
+    .option('--replica-count <n>', 'with --replica-of: this many replicas (1-3), named <name>-1 … <name>-n', positiveInteger)
     .option('--database <name>', 'create a database (repeatable)', collect)
     .option('--user <name:password>', 'create a user with access to every --database (repeatable)', collectUser)
     .option('--allow-duplicate-name', 'create it even if another of your instances has this name')

@@ -5,7 +5,7 @@ import type { CliIo } from './cli-io.js';
 import { findConfiguration } from './configuration-lookup.js';
 import { connectionInfo } from './connection-info.js';
 import { resolveFlavor } from './flavor-commands.js';
-import { listInstances } from './instance-lookup.js';
+import { findInstance, listInstances } from './instance-lookup.js';
 import type { UserSpec } from './option-parsers.js';
 import { openSession } from './session.js';
 import { printJson } from './table-format.js';
@@ -14,8 +14,12 @@ import { faultText, stateText, waitForInstance } from './instance-wait.js';
 import { createTarget, withRestoreHints, type CreateTarget, type RestoreFlags } from './instance-restore.js';
 
 export interface CreateOptions extends RestoreFlags {
-  flavor: string;
-  size: number;
+  /** required unless replicaOf */
+  flavor?: string;
+  size?: number;
+  /** an instance's ID or name: the new one is its read replica */
+  replicaOf?: string;
+  replicaCount?: number;
   database?: string[];
   user?: UserSpec[];
   allowDuplicateName?: boolean;
@@ -30,12 +34,60 @@ export interface CreateOptions extends RestoreFlags {
 
 export async function createInstance(io: CliIo, name: string, options: CreateOptions): Promise<void> {
   const client = await openSession(io);
+  if (options.replicaOf !== undefined) return createReplica(io, client, name, { ...options, replicaOf: options.replicaOf });
+  if (options.replicaCount !== undefined) throw new CliError('--replica-count needs --replica-of: the instance to make replicas of.');
+  if (options.flavor === undefined || options.size === undefined) {
+    throw new CliError(`Give ${options.flavor === undefined ? '--flavor' : '--size'} (see \`coffer flavor list\`), or --replica-of to make a read replica of an instance.`);
+  }
   const target = await createTarget(client, options);
   if (options.allowDuplicateName !== true) await refuseDuplicateName(client, name);
   const flavor = await resolveFlavor(client, options.flavor);
   const configuration = options.configuration === undefined ? undefined : (await findConfiguration(client, options.configuration)).id;
-  const body = createBody(name, flavorId(flavor), options, target, configuration);
+  const body = createBody(name, flavorId(flavor), options.size, options, target, configuration);
   const created = await withRestoreHints(target, () => client.postMember<InstanceView>('/instances', 'instance', body));
+  await finishCreate(io, client, created, name, options, target.backup === undefined ? `Creating ${name}` : `Restoring ${target.backup.name} into ${name}`);
+}
+
+/** What a replica takes from its source may not be given (the API would refuse it, in Trove's words). */
+const notWithReplica: ReadonlyArray<[keyof CreateOptions, string]> = [
+  ['flavor', '--flavor'],
+  ['size', '--size'],
+  ['datastore', '--datastore'],
+  ['datastoreVersion', '--datastore-version'],
+  ['database', '--database'],
+  ['user', '--user'],
+  ['fromBackup', '--from-backup'],
+  ['fromInstance', '--from-instance'],
+  ['restoreTime', '--restore-time'],
+];
+
+/** A read replica (or several) of an instance: the source's flavor, datastore, size, databases and users. */
+async function createReplica(io: CliIo, client: ApiClient, name: string, options: CreateOptions & { replicaOf: string }): Promise<void> {
+  const given = notWithReplica.filter(([key]) => options[key] !== undefined).map(([, flag]) => flag);
+  if (given.length > 0) {
+    throw new CliError(`${given.join(', ')} cannot be given with --replica-of: a replica takes its source's.`);
+  }
+  const source = await findInstance(client, options.replicaOf);
+  const count = options.replicaCount ?? 1;
+  const names = count === 1 ? [name] : Array.from({ length: count }, (_, index) => `${name}-${index + 1}`);
+  if (options.allowDuplicateName !== true) for (const each of names) await refuseDuplicateName(client, each);
+  const configuration = options.configuration === undefined ? undefined : (await findConfiguration(client, options.configuration)).id;
+  const body = {
+    instance: {
+      name,
+      replica_of: source.id,
+      ...(options.replicaCount === undefined ? {} : { replica_count: options.replicaCount }),
+      ...(options.requireTls === true ? { tls: { required: true } } : {}),
+      ...(configuration === undefined ? {} : { configuration }),
+    },
+  };
+  const created = await client.postMember<InstanceView>('/instances', 'instance', body);
+  // the API answers with the last replica; the others build beside it
+  if (count > 1 && options.wait) io.stderr.write(`Creating ${names.join(', ')} as replicas of ${source.name}.\n`);
+  await finishCreate(io, client, created, created.name, options, `Creating replica ${created.name} of ${source.name}`);
+}
+
+async function finishCreate(io: CliIo, client: ApiClient, created: InstanceView, name: string, options: CreateOptions, label: string): Promise<void> {
   if (!options.wait) {
     if (options.json === true) return printJson(io.stdout, created);
     io.stdout.write(
@@ -44,7 +96,6 @@ export async function createInstance(io: CliIo, name: string, options: CreateOpt
     );
     return;
   }
-  const label = target.backup === undefined ? `Creating ${name}` : `Restoring ${target.backup.name} into ${name}`;
   const instance = await waitUntilActive(io, client, created, label, options.timeout);
   const caFile = options.caFile === undefined ? undefined : await saveCaCertificate(instance, options.caFile);
   if (options.json === true) return printJson(io.stdout, instance);
@@ -66,14 +117,14 @@ async function refuseDuplicateName(client: ApiClient, name: string): Promise<voi
   );
 }
 
-function createBody(name: string, flavorRef: string, options: CreateOptions, target: CreateTarget, configuration: string | undefined): unknown {
+function createBody(name: string, flavorRef: string, size: number, options: CreateOptions, target: CreateTarget, configuration: string | undefined): unknown {
   const databases = options.database ?? [];
   const users = options.user ?? [];
   return {
     instance: {
       name,
       flavorRef,
-      volume: { size: options.size },
+      volume: { size },
       datastore: target.datastore,
       ...(target.restorePoint === undefined ? {} : { restorePoint: target.restorePoint }),
       ...(databases.length === 0 ? {} : { databases: databases.map((db) => ({ name: db })) }),

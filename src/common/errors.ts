@@ -40,6 +40,7 @@ export const errorCodes = [
   'ChecksumMismatch', // a backup object's bytes differ from the checksum recorded when it was stored (409)
   'BackupDecryptionFailed', // a backup object does not decrypt with the key given: wrong key or altered bytes (409)
   'BackupTooLarge', // the backup is larger than the volume asked for (403)
+  'ReplicaSourceDeleteForbidden', // deleting an instance that has replicas (403, as Trove)
   'Internal',
 ] as const;
 

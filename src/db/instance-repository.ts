@@ -1,9 +1,9 @@
-import type { Selectable, Updateable } from 'kysely';
+import { sql, type ExpressionBuilder, type Selectable, type Updateable } from 'kysely';
 import { CofferError, errors } from '../common/index.js';
 import { mapConstraintErrors } from './constraint-error.js';
 import type { RepositoryContext } from './repository-context.js';
 import { fromJson, toBool, toDate, toJson, toNullableDate } from './row-codec.js';
-import type { InstancesTable } from './schema.js';
+import type { Database, InstancesTable } from './schema.js';
 import { SqlServiceStatusRepository } from './service-status-repository.js';
 import type {
   InstanceAccess,
@@ -15,6 +15,32 @@ import type {
   Page,
   TaskStatusName,
 } from './state-store.js';
+
+/**
+ * A row's live replicas, read with it in the same statement (a correlated subquery on the
+ * replica_of_id index): a page of instances shows each one's replicas at no statement more.
+ */
+function replicaIdsColumn(ctx: RepositoryContext) {
+  const aggregate =
+    ctx.dialect.name === 'postgres'
+      ? sql<string | null>`string_agg(r.id, ',' order by r.id)`
+      : ctx.dialect.name === 'mysql'
+        ? sql<string | null>`group_concat(r.id order by r.id separator ',')`
+        : sql<string | null>`group_concat(r.id, ',')`;
+  return (eb: ExpressionBuilder<Database, 'instances'>) =>
+    eb
+      .selectFrom('instances as r')
+      .select(aggregate.as('ids'))
+      .whereRef('r.replica_of_id', '=', 'instances.id')
+      .where('r.deleted', '=', false)
+      .as('replica_ids');
+}
+
+function withReplicas(r: Selectable<InstancesTable> & { replica_ids: string | null }): InstanceRow {
+  const row = instanceFromRow(r);
+  // SQLite's group_concat keeps no order: sorted here for all
+  return r.replica_ids === null || r.replica_ids === '' ? row : { ...row, replicaIds: r.replica_ids.split(',').sort() };
+}
 
 export function instanceFromRow(r: Selectable<InstancesTable>): InstanceRow {
   return {
@@ -42,6 +68,7 @@ export function instanceFromRow(r: Selectable<InstancesTable>): InstanceRow {
     deleted: toBool(r.deleted),
     deletedAt: toNullableDate(r.deleted_at),
     internal: toBool(r.internal),
+    replicaOfId: r.replica_of_id,
   };
 }
 
@@ -59,6 +86,7 @@ function toColumns(patch: InstancePatch): Updateable<InstancesTable> {
     ...(patch.access !== undefined && { access: toJson(patch.access) }),
     ...(patch.tls !== undefined && { tls: toJson(patch.tls) }),
     ...(patch.configurationId !== undefined && { configuration_id: patch.configurationId }),
+    ...(patch.replicaOfId !== undefined && { replica_of_id: patch.replicaOfId }),
   };
 }
 
@@ -94,6 +122,7 @@ export class SqlInstanceRepository implements InstanceRepository {
             deleted: false,
             deleted_at: null,
             internal: row.internal === true,
+            replica_of_id: row.replicaOfId ?? null,
           })
           .execute(),
       { unique: (cause) => new CofferError('Conflict', `Instance ${row.id} already exists.`, { cause }) },
@@ -101,34 +130,39 @@ export class SqlInstanceRepository implements InstanceRepository {
   }
 
   async get(id: string, scope: { tenantId?: string; includeDeleted?: boolean } = {}): Promise<InstanceRow | undefined> {
-    let query = this.ctx.db.selectFrom('instances').selectAll().where('id', '=', id);
+    let query = this.ctx.db.selectFrom('instances').selectAll('instances').select(replicaIdsColumn(this.ctx)).where('id', '=', id);
     if (scope.includeDeleted !== true) query = query.where('deleted', '=', false);
     // a project's own view: Coffer's internal instances are not among its instances
     if (scope.tenantId !== undefined) query = query.where('tenant_id', '=', scope.tenantId).where('internal', '=', false);
     const r = await query.executeTakeFirst();
-    return r && instanceFromRow(r);
+    return r && withReplicas(r);
   }
 
   async list(filter: { tenantId?: string; limit: number; marker?: string; host?: string }): Promise<Page<InstanceRow>> {
     if (!Number.isInteger(filter.limit) || filter.limit < 1) {
       throw new CofferError('BadRequest', `limit must be a positive integer, not ${filter.limit}.`);
     }
-    let query = this.ctx.db.selectFrom('instances').selectAll().where('deleted', '=', false).where('internal', '=', false);
+    let query = this.ctx.db
+      .selectFrom('instances')
+      .selectAll('instances')
+      .select(replicaIdsColumn(this.ctx))
+      .where('deleted', '=', false)
+      .where('internal', '=', false);
     if (filter.tenantId !== undefined) query = query.where('tenant_id', '=', filter.tenantId);
     if (filter.host !== undefined) query = query.where('host', '=', filter.host);
     if (filter.marker !== undefined) query = query.where('id', '>', filter.marker);
     // One row past the page tells whether another page follows.
     const rows = await query.orderBy('id').limit(filter.limit + 1).execute();
-    const items = rows.slice(0, filter.limit).map(instanceFromRow);
+    const items = rows.slice(0, filter.limit).map(withReplicas);
     const nextMarker = rows.length > filter.limit ? (items[items.length - 1]?.id ?? null) : null;
     return { items, nextMarker };
   }
 
   async listAll(filter: { deleted?: boolean; tenantId?: string }): Promise<InstanceRow[]> {
-    let query = this.ctx.db.selectFrom('instances').selectAll();
+    let query = this.ctx.db.selectFrom('instances').selectAll('instances').select(replicaIdsColumn(this.ctx));
     if (filter.deleted !== undefined) query = query.where('deleted', '=', filter.deleted);
     if (filter.tenantId !== undefined) query = query.where('tenant_id', '=', filter.tenantId);
-    return (await query.orderBy('id').execute()).map(instanceFromRow);
+    return (await query.orderBy('id').execute()).map(withReplicas);
   }
 
   /** applies to deleted instances too, so a delete flow can still record its progress */
@@ -195,6 +229,23 @@ export class SqlInstanceRepository implements InstanceRepository {
     }
     const exists = await this.ctx.db.selectFrom('instances').select('id').where('id', '=', id).executeTakeFirst();
     if (exists === undefined) throw errors.instanceNotFound(id);
+  }
+
+  async replicasOf(sourceIds: readonly string[]): Promise<Map<string, string[]>> {
+    const found = new Map<string, string[]>();
+    if (sourceIds.length === 0) return found;
+    const rows = await this.ctx.db
+      .selectFrom('instances')
+      .select(['id', 'replica_of_id'])
+      .where('replica_of_id', 'in', [...sourceIds])
+      .where('deleted', '=', false)
+      .orderBy('id')
+      .execute();
+    for (const row of rows) {
+      const source = row.replica_of_id!;
+      found.set(source, [...(found.get(source) ?? []), row.id]);
+    }
+    return found;
   }
 
   async countActive(tenantId: string): Promise<number> {

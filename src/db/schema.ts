@@ -118,6 +118,8 @@ export interface InstancesTable {
   deleted_at: NullableTimestamp;
   /** made by Coffer for itself (a backup verification's scratch instance): hidden from its project */
   internal: Bool;
+  /** the instance a replica streams from; null: not a replica */
+  replica_of_id: string | null;
 }
 
 export interface ServiceStatusesTable {

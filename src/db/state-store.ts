@@ -20,7 +20,9 @@ export type TaskStatusName =
   // rests in RESTART_REQUIRED, until its owner starts it; the other two are the actions running.
   | 'STOPPING'
   | 'STOPPED'
-  | 'STARTING';
+  | 'STARTING'
+  // a replica being detached from its primary (Trove's DETACHING)
+  | 'DETACHING';
 
 /** Trove's service statuses (reference 3.1), stored by name. */
 export type ServiceStatusName =
@@ -175,6 +177,10 @@ export interface InstanceRow {
    * project, but the project's lists, shows (404) and quotas leave it out. Absent: false.
    */
   internal?: boolean;
+  /** the instance this one is a read replica of; absent or null: not a replica */
+  replicaOfId?: string | null;
+  /** its live read replicas (ids ordered), as read with it; absent: none */
+  replicaIds?: string[];
 }
 
 export type NewInstance = Omit<
@@ -198,6 +204,7 @@ export type InstancePatch = Partial<
     | 'access'
     | 'tls'
     | 'configurationId'
+    | 'replicaOfId'
   >
 >;
 
@@ -241,6 +248,8 @@ export type TaskKind =
   // Coffer's stop and start of an instance's engine
   | 'stop'
   | 'start'
+  // a replica promoted to a standalone primary (PUT replica_of: null)
+  | 'detach_replica'
   // the subject of a backup task is its instance; of a backup deletion, the backup
   | 'create_backup'
   | 'delete_backup'
@@ -606,6 +615,8 @@ export interface InstanceRepository {
   countActive(tenantId: string): Promise<number>;
   /** every project's, ordered by id; `deleted` true: only deleted ones, false: only live ones, absent: both */
   listAll(filter: { deleted?: boolean; tenantId?: string }): Promise<InstanceRow[]>;
+  /** the live replicas of each of `sourceIds` (ids ordered), in one statement; a source without any is absent */
+  replicasOf(sourceIds: readonly string[]): Promise<Map<string, string[]>>;
 }
 
 export interface ConfigurationRepository {

@@ -13,6 +13,7 @@ import {
   type GuestServiceStatus,
   type MessageMeta,
   type PrepareInput,
+  type ReplicationGrantSpec,
   type RpcClient,
   type Subscription,
   type Transport,
@@ -28,7 +29,10 @@ import type {
   EngineBinary,
   EngineDriver,
   PointInTimeSource,
+  PrepareProgress,
   PrepareStep,
+  PrepareTimings,
+  ReplicationAdmin,
   RestoreLink,
   RootAdmin,
   TlsMaterial,
@@ -104,6 +108,12 @@ export interface GuestOptions {
   backups?: GuestBackupHost;
   /** how often the engine's archived log is shipped to the backup storage; default 10 s */
   walShipIntervalMs?: number;
+  /**
+   * Lets the engine's OS user reach a replica's primary (`undefined`: no longer a replica) and
+   * records it, so that a restarted host walls the engine the same way. Absent: the host has
+   * no wall to open (its engines run as its own user).
+   */
+  allowReplicationSource?(source: { address: string; port: number } | undefined): Promise<void>;
 }
 
 export interface Guest {
@@ -313,6 +323,22 @@ class GuestAgent implements Guest {
           await this.adopted;
           return this.checkData(this.requestLogger(meta));
         },
+        addReplica: ({ replicaId, address }, meta) =>
+          this.running(async () => {
+            const replication = this.replicationAdmin();
+            this.requireStarted();
+            this.requestLogger(meta).info({ replicaId }, 'making room for a replica');
+            return replication.addReplica({ id: replicaId, address });
+          }),
+        removeReplica: ({ replicaId }, meta) =>
+          this.running(async () => {
+            const replication = this.replicationAdmin();
+            this.requireStarted();
+            this.requestLogger(meta).info({ replicaId }, 'dropping what a replica had');
+            await replication.removeReplica(replicaId);
+          }),
+        detachReplica: (_args, meta) => this.running(() => this.detachReplica(this.requestLogger(meta))),
+        getReplicationStatus: () => this.running(() => this.replicationAdmin().status()),
         rotateCertificate: (_args, meta) =>
           this.exclusive(async () => {
             this.requirePrepared();
@@ -531,13 +557,17 @@ class GuestAgent implements Guest {
     try {
       // before the engine's configuration is rendered: it serves TLS from its first start
       await this.renewCertificate(false, log);
-      const { restore, ...engineInput } = input;
-      const timings = await this.engine.prepare(
-        engineInput,
-        (step) => this.progress(step, preparePercent[step]),
-        restore === undefined ? undefined : this.restoreChain(restore),
-        restore?.pointInTime === undefined ? undefined : this.pointInTime(restore),
-      );
+      const { restore, replicaOf, ...engineInput } = input;
+      const report = (step: PrepareStep) => this.progress(step, preparePercent[step]);
+      const timings =
+        replicaOf === undefined
+          ? await this.engine.prepare(
+              engineInput,
+              report,
+              restore === undefined ? undefined : this.restoreChain(restore),
+              restore?.pointInTime === undefined ? undefined : this.pointInTime(restore),
+            )
+          : await this.prepareReplica(engineInput, replicaOf, report, log);
       await this.applied(input.generation);
       await writeFile(join(this.options.instance.dir, preparedMarker), new Date().toISOString());
       this.prepared = true;
@@ -552,6 +582,28 @@ class GuestAgent implements Guest {
       await this.engine.stop().catch((stopErr) => log.error({ err: stopErr }, 'stop after failed prepare failed'));
       await this.heartbeat('FAILED', describe(err));
     }
+  }
+
+  /** A replica's prepare: its engine's user may reach the primary first, then it copies it and streams. */
+  private async prepareReplica(input: PrepareInput, grant: ReplicationGrantSpec, report: PrepareProgress, log: Logger): Promise<PrepareTimings> {
+    const replication = this.replicationAdmin();
+    log.info({ source: `${grant.address}:${grant.port}` }, 'preparing a replica');
+    await this.options.allowReplicationSource?.({ address: grant.address, port: grant.port });
+    return replication.prepareReplica(input, grant, report);
+  }
+
+  private replicationAdmin(): ReplicationAdmin {
+    if (this.engine.replication === undefined) throw this.unsupported('replication');
+    return this.engine.replication;
+  }
+
+  /** A replica promoted to a standalone primary: its engine's user no longer needs its former primary. */
+  private async detachReplica(log: Logger): Promise<void> {
+    const replication = this.replicationAdmin();
+    this.requireStarted();
+    log.info('detaching the replica from its primary');
+    await replication.detach();
+    await this.options.allowReplicationSource?.(undefined);
   }
 
   /**

@@ -81,6 +81,9 @@ export function createInstanceFlow(deps: InstanceFlowDeps) {
           // what the guest records as applied once prepared; the flow records it when the engine is ready
           generation: instance.desiredGeneration,
           ...(payload.restoreBackupId === undefined ? {} : { restore: await restoreOf(store, payload.restoreBackupId, payload.restoreTime) }),
+          ...(instance.replicaOfId == null
+            ? {}
+            : { replicaOf: await replicaGrant(deps, instance.id, instance.replicaOfId, context, deadline, handle.signal) }),
         };
         return prepare;
       };
@@ -207,6 +210,32 @@ async function restoreOf(store: InstanceFlowDeps['store'], backupId: string, res
     throw new CofferError('Conflict', `Backup ${backupId} cannot be rolled forward to a moment: its instance's log was not archived from it on.`);
   }
   return { ...restore, pointInTime: { ...(restoreTime === undefined ? {} : { time: restoreTime }), container, prefix, wrappedKey } };
+}
+
+/**
+ * A replica's prepare carries what its primary's guest made for it (a role, a password, a slot):
+ * asked once the replica is placed, since the primary lets it in from its address. Never
+ * recorded (the task's payload is in the state database): a resumed task asks again, and the
+ * primary gives the role a new password.
+ */
+async function replicaGrant(
+  deps: InstanceFlowDeps,
+  replicaId: string,
+  sourceId: string,
+  context: RequestContext,
+  deadline: number,
+  signal: AbortSignal,
+): Promise<NonNullable<PrepareInput['replicaOf']>> {
+  const [replica, source] = await Promise.all([deps.store.instances.get(replicaId), deps.store.instances.get(sourceId)]);
+  if (source === undefined) throw new CofferError('InstanceNotFound', `Replica source ${sourceId} no longer exists.`);
+  if (replica?.address == null) throw new CofferError('Internal', `Replica ${replicaId} has no address yet.`);
+  const address = replica.address;
+  const guest = createRpcClient(deps.transport, guestContract, guestTopic(source.id));
+  return retryTransient(`addReplica on ${source.id}`, () => guest.addReplica({ replicaId, address }, { ...context, instanceId: source.id }), {
+    deadline,
+    signal,
+    logger: deps.logger,
+  });
 }
 
 async function sendPrepare(deps: InstanceFlowDeps, instance: InstanceRow, prepare: PrepareInput, context: RequestContext): Promise<void> {

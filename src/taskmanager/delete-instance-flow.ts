@@ -1,4 +1,4 @@
-import { agentContract, agentTopic, createRpcClient, deleteInstanceTaskPayload, type Transport } from '../bus/index.js';
+import { agentContract, agentTopic, createRpcClient, deleteInstanceTaskPayload, guestContract, guestTopic, type Transport } from '../bus/index.js';
 import { newUuid, type Logger } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
 import { isTransientBusError, retryTransient } from './flow-support.js';
@@ -34,6 +34,7 @@ export function deleteInstanceFlow(deps: DeleteFlowDeps) {
           logger: logger.child({ instanceId }),
         });
       }
+      if (instance.replicaOfId != null) await releaseFromSource(deps, instance.replicaOfId, instanceId, context, handle.signal);
       const now = new Date();
       await store.transaction(async (tx) => {
         await tx.instances.markDeleted(instanceId, now);
@@ -52,4 +53,28 @@ export function deleteInstanceFlow(deps: DeleteFlowDeps) {
       throw err;
     }
   };
+}
+
+/**
+ * A deleted replica's primary drops its slot, role and access rule: a slot left behind would keep
+ * WAL for a replica that never comes back. The delete goes on when the primary cannot be reached
+ * (its owner sees a fault on it); the replica is gone either way.
+ */
+async function releaseFromSource(deps: DeleteFlowDeps, sourceId: string, replicaId: string, context: { requestId: string }, signal: AbortSignal): Promise<void> {
+  const source = await deps.store.instances.get(sourceId);
+  if (source === undefined) return;
+  const log = deps.logger.child({ instanceId: replicaId, sourceId });
+  const guest = createRpcClient(deps.transport, guestContract, guestTopic(sourceId));
+  try {
+    await retryTransient(`removeReplica on ${sourceId}`, () => guest.removeReplica({ replicaId }, { ...context, instanceId: sourceId }), {
+      deadline: Date.now() + deps.deleteTimeoutMs,
+      signal,
+      logger: log,
+    });
+  } catch (err) {
+    if (signal.aborted) throw err;
+    const message = `The replication slot of deleted replica ${replicaId} could not be dropped: ${err instanceof Error ? err.message : String(err)}`;
+    log.error({ err }, "could not drop the deleted replica's slot on its primary");
+    await deps.store.faults.record({ id: newUuid(), instanceId: sourceId, message: message.slice(0, 255), details: message, createdAt: new Date() });
+  }
 }

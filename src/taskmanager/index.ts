@@ -24,6 +24,7 @@ import { resizeVolumeFlow } from './resize-volume-flow.js';
 import { restartInstanceFlow } from './restart-instance-flow.js';
 import { startInstanceFlow } from './start-instance-flow.js';
 import { stopInstanceFlow } from './stop-instance-flow.js';
+import { detachReplicaFlow } from './detach-replica-flow.js';
 import { updateAccessFlow } from './update-access-flow.js';
 import { verifyBackupFlow } from './verify-backup-flow.js';
 import { InstanceWaiter } from './instance-waiter.js';
@@ -148,6 +149,7 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
       resize_flavor: resizeFlavorFlow(deps),
       resize_volume: resizeVolumeFlow(deps),
       update_access: updateAccessFlow(deps),
+      detach_replica: detachReplicaFlow(deps),
       apply_configuration: applyConfigurationFlow(deps),
       create_backup: createBackupFlow(backupDeps),
       delete_backup: deleteBackupFlow(backupDeps),

@@ -86,7 +86,7 @@ before(async () => {
   const version = (await h.store.datastores.getVersion(versionId))!;
   await h.store.datastores.upsertVersion({
     ...version,
-    capabilities: { ...version.capabilities, configurationGroups: true, backup: true },
+    capabilities: { ...version.capabilities, configurationGroups: true, backup: true, replication: true },
     parameters: [{ name: 'max_connections', type: 'integer', restartRequired: true, min: 10, max: 1000 }],
   });
 });
@@ -98,7 +98,7 @@ after(async () => {
 
 /** An instance of the owner's project with a running guest holding database `orders`, user `app` and root history. */
 async function freshInstance(): Promise<string> {
-  const g = await guestInstance(h, owner, { capabilities: { ...seededCapabilities.postgresql, backup: true } });
+  const g = await guestInstance(h, owner, { capabilities: { ...seededCapabilities.postgresql, backup: true, replication: true } });
   guests.push(g);
   g.engine.databases.set('orders', { name: 'orders' });
   g.engine.users.set('app@%', { name: 'app', host: '%', password: 'pw', databases: new Set(['orders']) });
@@ -353,6 +353,8 @@ const rows: Row[] = [
   { method: 'GET', path: v1('/instances/:instanceId/backups'), fresh: instance, expect: ownerOrAdmin(200) },
   // an instance's events (Coffer's extension) are its owner's or an admin's
   { method: 'GET', path: v1('/instances/:instanceId/events'), fresh: instance, expect: ownerOrAdmin(200) },
+  // an instance's replication status (Coffer's extension) is its owner's or an admin's
+  { method: 'GET', path: v1('/instances/:instanceId/replication'), fresh: instance, expect: ownerOrAdmin(200) },
   // an instance's backup schedule (Coffer's extension) is its owner's or an admin's
   {
     method: 'PUT',

@@ -46,7 +46,7 @@ before(async () => {
   const version = (await h.store.datastores.getVersion(seeded.activeVersionId))!;
   await h.store.datastores.upsertVersion({
     ...version,
-    capabilities: { ...noCapabilities, databases: true, users: true, userAccess: true, root: true, accessRules: true, configurationGroups: true, backup: true },
+    capabilities: { ...noCapabilities, databases: true, users: true, userAccess: true, root: true, accessRules: true, configurationGroups: true, backup: true, replication: true },
     parameters: [
       { name: 'max_connections', type: 'integer', restartRequired: true, min: 1, max: 10_000 },
       { name: 'work_mem', type: 'integer', restartRequired: false, min: 0, max: 2_147_483_647 },
@@ -136,6 +136,7 @@ async function activeInstance(s: Session, name: string): Promise<string> {
         enableRoot: async () => ({ name: 'root' }),
         disableRoot: async () => ({}),
         getConfiguration: async () => ({ values: { max_connections: 100, work_mem: 4096, listen_addresses: '127.97.9.9' } }),
+        getReplicationStatus: async () => ({ role: 'source' as const, replicas: [{ replicaId: 'replica-1', connected: true, lagBytes: 128, lagSeconds: 0.25 }, { replicaId: 'replica-2', connected: false }] }),
       }),
     ),
   );
@@ -263,6 +264,17 @@ describe('Trove: instances', () => {
     const all = golden('GET events', await get(member, trove(member, `/instances/${id}/events`)), 200, z.object({ events: z.array(shape.instanceEvent).length(3) }));
     assert.deepEqual(all.events.map((e: { type: string }) => e.type), ['task.failed', 'status', 'task.started']);
     golden('GET events (page)', await get(member, trove(member, `/instances/${id}/events?limit=2`)), 200, z.object({ events: z.array(shape.instanceEvent).length(2), links: shape.nextLinks }));
+  });
+
+  test("Coffer: GET /instances/{id}/replication, each replica's streaming and lag as the guest reports them", async () => {
+    const id = await activeInstance(member, 'golden-replication');
+    const lag = z.number().nonnegative().nullable();
+    const replica = z.strictObject({ id: z.string(), streaming: z.boolean(), lag_bytes: lag, lag_seconds: lag });
+    const body = golden('GET replication', await get(member, trove(member, `/instances/${id}/replication`)), 200, z.strictObject({ replication: z.strictObject({ role: z.literal('source'), replicas: z.array(replica).length(2) }) }));
+    assert.deepEqual(body.replication.replicas, [
+      { id: 'replica-1', streaming: true, lag_bytes: 128, lag_seconds: 0.25 },
+      { id: 'replica-2', streaming: false, lag_bytes: null, lag_seconds: null },
+    ]);
   });
 
   test('Coffer: POST /webhooks 202 (the secret this once), GET list and one without it, GET deliveries, DELETE 202', async () => {

@@ -13,7 +13,7 @@ let h: Harness;
 let admin: Session;
 let alice: Session;
 let bob: Session;
-const versions: Record<'pg15' | 'pg16' | 'redis', string> = { pg15: '', pg16: '', redis: '' };
+const versions: Record<'pg15' | 'pg16' | 'redis' | 'pgRepl', string> = { pg15: '', pg16: '', redis: '', pgRepl: '' };
 
 before(async () => {
   h = await startHarness();
@@ -38,6 +38,7 @@ before(async () => {
   versions.pg15 = (await version(pg.id, '15')).id;
   versions.pg16 = (await version(pg.id, '16')).id;
   versions.redis = (await version(redis.id, '7', { ...noEngineCapabilities })).id;
+  versions.pgRepl = (await version(pg.id, '17', { ...withAccess, replication: true })).id;
 });
 after(() => h.close());
 
@@ -462,5 +463,107 @@ describe('POST /instances/{id}/action (any action)', () => {
     const id = await insertInstance(alice);
     assertFault(await act(bob, id, { restart: {} }), 404, 'itemNotFound', `Resource ${id} cannot be found.`);
     await assertAccepted(await act(alice, id, { restart: {}, note: 'ignored, as Trove allows' }));
+  });
+});
+
+describe('read replicas (POST /instances replica_of, views, delete, detach, replication actions)', () => {
+  const create = (s: Session, instance: Record<string, unknown>) =>
+    h.app.inject({ method: 'POST', url: url(s), headers: headers(s), payload: { instance } });
+
+  test("makes replica_count replicas named <name>-1..n with the source's flavor, version and volume, each with its create task; views link both ways", async () => {
+    const source = await insertInstance(alice, { version: 'pgRepl', flavorId: '3', volumeSizeGb: 4 });
+    const castsBefore = h.casts.length;
+    const res = await create(alice, { name: 'ro', replica_of: source, replica_count: 2 });
+    assert.equal(res.statusCode, 200, res.body);
+    const view = json(res).instance;
+    assert.equal(view.name, 'ro-2');
+    assert.equal(view.status, 'BUILD');
+    assert.deepEqual(view.replica_of, { id: source, links: view.replica_of.links });
+    assert.match(view.replica_of.links[0].href, new RegExp(`/instances/${source}$`));
+    assert.equal(view.flavor.id, '3');
+    assert.equal(view.volume.size, 4);
+    const rows = (await h.store.instances.listAll({ tenantId: alice.projectId })).filter((i) => i.replicaOfId === source);
+    assert.deepEqual(rows.map((r) => r.name).sort(), ['ro-1', 'ro-2']);
+    for (const row of rows) {
+      assert.equal(row.datastoreVersionId, versions.pgRepl);
+      assert.equal((await h.store.tasks.activeForInstance(row.id))?.kind, 'create_instance');
+    }
+    await until('both wake-up casts', () => h.casts.length >= castsBefore + 2);
+    const shown = json(await show(alice, source)).instance;
+    assert.deepEqual(shown.replicas.map((r: { id: string }) => r.id), rows.map((r) => r.id).sort());
+    assert.equal(shown.replica_of, undefined);
+  });
+
+  test("refuses what Trove refuses, in Trove's words, and creates nothing", async () => {
+    const source = await insertInstance(alice, { version: 'pgRepl' });
+    const replica = await insertInstance(alice, { version: 'pgRepl' });
+    await h.store.instances.update(replica, { replicaOfId: source });
+    const noReplication = await insertInstance(alice, { version: 'pg15' });
+    const building = await insertInstance(alice, { version: 'pgRepl', task: 'BUILDING', service: 'NEW' });
+    const bobs = await insertInstance(bob, { version: 'pgRepl' });
+    const before = (await h.store.instances.listAll({})).length;
+    assertFault(await create(alice, { name: 'r', replica_of: source, datastore: { type: 'postgresql' } }), 400, 'badRequest', 'Cannot specify datastore when creating replicas.');
+    assertFault(await create(alice, { name: 'r', replica_of: source, volume: { size: 1 } }), 400, 'badRequest', 'Cannot specify volume when creating replicas.');
+    assertFault(await create(alice, { name: 'r', replica_of: source, locality: 'affinity' }), 400, 'badRequest', 'Cannot specify locality when creating replicas.');
+    assertFault(await create(alice, { name: 'r', replica_of: source, databases: [{ name: 'app' }] }), 400, 'badRequest', 'Cannot create a replica with users or databases.');
+    assertFault(await create(alice, { name: 'r', replica_of: bobs }), 404, 'itemNotFound', `Resource ${bobs} cannot be found.`);
+    assertFault(await create(alice, { name: 'r', replica_of: replica }), 401, 'unauthorized', `Cannot create a replica of a replica ${replica}.`);
+    assertFault(await create(alice, { name: 'r', replica_of: noReplication }), 400, 'badRequest', 'Replication is not supported for datastore postgresql 15.');
+    assertFault(await create(alice, { name: 'r', replica_of: building }), 422, 'unprocessableEntity', `Instance ${building} is not currently available for an action to be performed (instance status was BUILD).`);
+    assertFault(await create(alice, { name: 'r', replica_of: source, replica_count: 4 }), 400, 'badRequest', /^Validation error: instance\.replica_count/);
+    assertFault(await create(alice, { name: 'r', flavorRef: '1', volume: { size: 1 }, datastore: { type: 'postgresql' }, replica_count: 2 }), 400, 'badRequest', 'replica_count can only be set when creating replicas.');
+    assert.equal((await h.store.instances.listAll({})).length, before);
+  });
+
+  test('a replica never has less memory than its source: replicas grow first, sources shrink last', async () => {
+    const source = await insertInstance(alice, { version: 'pgRepl', flavorId: '3' });
+    const replica = await insertInstance(alice, { version: 'pgRepl', flavorId: '3' });
+    await h.store.instances.update(replica, { replicaOfId: source });
+    assertFault(
+      await act(alice, replica, { resize: { flavorRef: '2' } }),
+      400,
+      'badRequest',
+      `Instance ${replica} is a replica of ${source}, which has 1024 MB of RAM: a replica needs at least as much as its source.`,
+    );
+    assertFault(
+      await act(alice, source, { resize: { flavorRef: '4' } }),
+      400,
+      'badRequest',
+      `Instance ${source} has replica ${replica} with 1024 MB of RAM: resize its replicas to at least 2048 MB first.`,
+    );
+    await assertAccepted(await act(alice, replica, { resize: { flavorRef: '4' } }));
+    await assertAccepted(await act(alice, source, { resize: { flavorRef: '2' } }));
+  });
+
+  test('a source with replicas is not deleted (403 ReplicaSourceDeleteForbidden); a replica detaches (DETACHING) and answers the replication actions', async () => {
+    const source = await insertInstance(alice, { version: 'pgRepl' });
+    const replica = await insertInstance(alice, { version: 'pgRepl' });
+    await h.store.instances.update(replica, { replicaOfId: source });
+    const deleting = await h.app.inject({ method: 'DELETE', url: url(alice, `/${source}`), headers: headers(alice) });
+    assertFault(deleting, 403, 'forbidden', 'Detach replicas before deleting replica source.');
+    assert.equal(await h.store.tasks.activeForInstance(source), undefined);
+    assert.equal((await h.store.instances.get(source))?.taskStatus, 'NONE');
+
+    assertFault(await act(alice, replica, { promote_to_replica_source: {} }), 501, 'notImplemented', /^Promoting a replica to replica source is not supported by Coffer yet/);
+    assertFault(await act(alice, source, { eject_replica_source: {} }), 501, 'notImplemented', 'Ejecting a replica source is not supported by Coffer yet.');
+    assertFault(await act(alice, replica, { eject_replica_source: {} }), 400, 'badRequest', `Instance ${replica} is not a replica source.`);
+
+    // its databases, users and root are its source's
+    const refusal = `Instance ${replica} is a read replica of ${source}: its databases, users and root come from its source; change them there.`;
+    const write = (method: 'POST' | 'DELETE' | 'PUT', path: string, payload?: object) =>
+      h.app.inject({ method, url: url(alice, `/${replica}${path}`), headers: headers(alice), ...(payload === undefined ? {} : { payload }) });
+    assertFault(await write('POST', '/databases', { databases: [{ name: 'later' }] }), 400, 'badRequest', refusal);
+    assertFault(await write('DELETE', '/databases/app'), 400, 'badRequest', refusal);
+    assertFault(await write('POST', '/users', { users: [{ name: 'u', password: 'U-pass-123456' }] }), 400, 'badRequest', refusal);
+    assertFault(await write('POST', '/root'), 400, 'badRequest', refusal);
+
+    const castsBefore = h.casts.length;
+    await assertAccepted(await put(alice, replica, { instance: { slave_of: null } }, 'PATCH'));
+    assert.equal((await queuedTask(replica, castsBefore)).kind, 'detach_replica');
+    const detaching = json(await show(alice, replica)).instance;
+    assert.equal(detaching.status, 'DETACH');
+    assert.equal((await h.store.instances.get(replica))?.taskStatus, 'DETACHING');
+    // while it detaches, nothing else is taken on
+    assertFault(await put(alice, replica, { instance: { replica_of: null } }), 422, 'unprocessableEntity', /not currently available for an action to be performed \(task status was DETACHING\)/);
   });
 });

@@ -33,6 +33,8 @@ interface CreateRequest {
     datastore?: { type?: unknown; version?: string };
     configuration?: unknown;
     restorePoint?: { backupRef?: string; instance_id?: string; restore_time?: string };
+    replica_of?: string;
+    replica_count?: number;
   };
 }
 
@@ -333,10 +335,33 @@ export class FakeCoffer {
     send(202);
   }
 
+  /** As the API: the source's flavor and size, `<name>-1..N` for several, the last one answered. */
+  private createReplicas(spec: { name: string; replica_of: string; replica_count?: number }, send: Send, fail: (fault: keyof typeof faults, message: string) => void) {
+    const source = this.instances.get(spec.replica_of);
+    if (source === undefined) return fail('itemNotFound', `Resource ${spec.replica_of} cannot be found.`);
+    const count = spec.replica_count ?? 1;
+    const names = count === 1 ? [spec.name] : Array.from({ length: count }, (_, i) => `${spec.name}-${i + 1}`);
+    const ids = names.map((name) =>
+      this.addInstance(name, [{ status: 'BUILD', operating_status: '' }, activeState('127.77.0.13')], {
+        volume: source.base.volume,
+        flavor: source.base.flavor,
+        replica_of: { id: source.id, links: [] },
+      }),
+    );
+    source.base.replicas = ids.map((id) => ({ id, links: [] }));
+    send(200, { instance: { ...this.view(this.instances.get(ids.at(-1)!)!) } });
+  }
+
   private updateInstance(instance: FakeInstance, body: unknown, send: Send, fail: (fault: keyof typeof faults, message: string) => void) {
     const update =
-      (body as { instance?: { name?: string; access?: InstanceState; tls?: { required: boolean }; configuration?: unknown } } | undefined)
+      (body as { instance?: { name?: string; access?: InstanceState; tls?: { required: boolean }; configuration?: unknown; replica_of?: null } } | undefined)
         ?.instance ?? {};
+    if ('replica_of' in update) {
+      if (instance.base.replica_of === undefined) return fail('badRequest', `Instance ${instance.id} is not a replica.`);
+      delete instance.base.replica_of;
+      this.follow(instance, { status: 'DETACH', operating_status: '' }, {});
+      return send(202);
+    }
     if ('configuration' in update && !this.configurations.attachOrDetach(instance, update.configuration, fail)) return;
     if (update.name !== undefined) instance.base.name = update.name;
     if (update.tls !== undefined) {
@@ -358,6 +383,7 @@ export class FakeCoffer {
   ) {
     const spec = (body as CreateRequest | undefined)?.instance;
     if (spec === undefined || typeof spec.name !== 'string') return fail('badRequest', 'Validation error: name');
+    if (spec.replica_of !== undefined) return this.createReplicas(spec as { name: string; replica_of: string; replica_count?: number }, send, fail);
     if (!this.flavors.some((f) => f.str_id === spec.flavorRef)) {
       return fail('badRequest', `Flavor ${String(spec.flavorRef)} could not be found.`);
     }

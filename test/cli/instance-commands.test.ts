@@ -150,6 +150,57 @@ describe('coffer instance', () => {
     });
   });
 
+  describe('replicas', () => {
+    it("creates a read replica of an instance by name, sending only what a replica may have, and shows what it replicates", async () => {
+      const source = fake.addInstance('orders');
+      const result = await runCli(dir, ['instance', 'create', 'orders-ro', '--replica-of', 'orders']);
+      assert.equal(result.code, 0, result.stderr);
+      const [create] = fake.requestsTo('POST', `/v1.0/${fake.projectId}/instances`);
+      assert.deepEqual(create?.body, { instance: { name: 'orders-ro', replica_of: source } });
+      assert.match(result.stderr, /Instance orders-ro \(.+\) is ACTIVE \/ HEALTHY after/);
+      const shown = await runCli(dir, ['instance', 'show', 'orders-ro']);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, new RegExp(`Replica of +│ ${source}`));
+      const primary = await runCli(dir, ['instance', 'show', 'orders']);
+      assert.match(primary.stdout, /Replicas +│ [0-9a-f-]{36}/);
+    });
+
+    it('asks for several replicas with --replica-count, names them <name>-1..n', async () => {
+      const source = fake.addInstance('orders');
+      const result = await runCli(dir, ['instance', 'create', 'ro', '--replica-of', source, '--replica-count', '2', '--no-wait']);
+      assert.equal(result.code, 0, result.stderr);
+      assert.deepEqual(fake.requestsTo('POST', `/v1.0/${fake.projectId}/instances`)[0]?.body, { instance: { name: 'ro', replica_of: source, replica_count: 2 } });
+      assert.match(result.stdout, /Creating instance ro-2 \(/);
+    });
+
+    it('refuses what a replica takes from its source, and a create with neither --flavor nor --replica-of, before any request', async () => {
+      fake.addInstance('orders');
+      const withFlavor = await runCli(dir, ['instance', 'create', 'ro', '--replica-of', 'orders', '--flavor', 'small', '--size', '1']);
+      assert.equal(withFlavor.code, 1);
+      assert.match(withFlavor.stderr, /--flavor, --size cannot be given with --replica-of: a replica takes its source's\./);
+      const bare = await runCli(dir, ['instance', 'create', 'x', '--datastore', 'postgresql']);
+      assert.equal(bare.code, 1);
+      assert.match(bare.stderr, /Give --flavor .*or --replica-of/);
+      const count = await runCli(dir, [...createArgs('y'), '--replica-count', '2']);
+      assert.equal(count.code, 1);
+      assert.match(count.stderr, /--replica-count needs --replica-of/);
+      assert.equal(fake.requestsTo('POST', `/v1.0/${fake.projectId}/instances`).length, 0);
+    });
+
+    it('detaches a replica and waits until it is standalone; a non-replica is refused as the API refuses it', async () => {
+      const source = fake.addInstance('orders');
+      await runCli(dir, ['instance', 'create', 'orders-ro', '--replica-of', 'orders']);
+      const result = await runCli(dir, ['instance', 'detach', 'orders-ro']);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, /^Instance orders-ro is a standalone instance now\. \(ACTIVE \/ HEALTHY, [\d.]+ s\)\n$/);
+      const put = fake.requestsTo('PUT', `/v1.0/${fake.projectId}/instances/`);
+      assert.deepEqual(put.at(-1)?.body, { instance: { replica_of: null } });
+      const refused = await runCli(dir, ['instance', 'detach', source]);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /is not a replica/);
+    });
+  });
+
   describe('list, show and delete', () => {
     it('list follows pagination and prints the API objects with --json, or a table', async () => {
       const ids = ['a', 'b', 'c', 'd', 'e'].map((n) => fake.addInstance(`db-${n}`));

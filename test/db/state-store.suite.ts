@@ -463,10 +463,31 @@ export function stateStoreSuite(
           deleted: false,
           deletedAt: null,
           internal: false,
+          replicaOfId: null,
         };
         assert.deepEqual(await store.instances.get(withAccess.id), { ...withAccess, ...extra });
         assert.deepEqual(await store.instances.get(bare.id), { ...bare, ...extra });
         await rejectsWithCode(store.instances.create(bare), 'Conflict');
+      });
+
+      it("reads a source's live replicas with it, in get, list and listAll, and each replica's source", async () => {
+        const tenantId = `tenant-${uid()}`;
+        const source = instance({ tenantId });
+        await store.instances.create(source);
+        const [b, a] = [instance({ tenantId, replicaOfId: source.id }), instance({ tenantId, replicaOfId: source.id })].sort((x, y) => (x.id < y.id ? 1 : -1));
+        await store.instances.create(b!);
+        await store.instances.create(a!);
+        const ordered = [a!.id, b!.id].sort();
+        assert.deepEqual((await store.instances.get(source.id))?.replicaIds, ordered);
+        assert.equal((await store.instances.get(a!.id))?.replicaOfId, source.id);
+        assert.equal((await store.instances.get(a!.id))?.replicaIds, undefined);
+        assert.deepEqual((await store.instances.list({ tenantId, limit: 10 })).items.find((x) => x.id === source.id)?.replicaIds, ordered);
+        assert.deepEqual((await store.instances.replicasOf([source.id, a!.id])).get(source.id), ordered);
+        await store.instances.markDeleted(b!.id, new Date());
+        assert.deepEqual((await store.instances.listAll({ tenantId })).find((x) => x.id === source.id)?.replicaIds, [a!.id]);
+        await store.instances.update(a!.id, { replicaOfId: null });
+        assert.equal((await store.instances.get(source.id))?.replicaIds, undefined);
+        assert.equal((await store.instances.get(a!.id))?.replicaOfId, null);
       });
 
       it('get is scoped to the tenant when one is given', async () => {
@@ -531,6 +552,7 @@ export function stateStoreSuite(
           deleted: false,
           deletedAt: null,
           internal: false,
+          replicaOfId: null,
         });
         await rejectsWithCode(store.instances.update(uid(), { name: 'x' }), 'InstanceNotFound');
       });

@@ -39,6 +39,10 @@ export function fakeGuestHandlers(overrides: Partial<GuestHandlers> = {}): Guest
       throw new CofferError('OperationNotSupported', 'Operation not supported by this fake guest.');
     },
     checkData: unsupported,
+    addReplica: unsupported,
+    removeReplica: unsupported,
+    detachReplica: unsupported,
+    getReplicationStatus: async () => ({ role: 'standalone' as const }),
     ...overrides,
   };
 }

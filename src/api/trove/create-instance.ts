@@ -15,6 +15,7 @@ import { checkPasswordPolicy } from '../password-policy.js';
 import { enforce } from '../policy.js';
 import { defaultVersionNotFound, findDatastore, findVersionOf, versionInactive, versionNotFound } from './datastore-lookup.js';
 import { configurationNotFound, groupForCreate } from './configuration-apply.js';
+import { createReplicas } from './create-replica.js';
 import { validateDatabases, validateUsers } from './database-user-rules.js';
 import type { CreateInstanceBody } from './instance-create-schema.js';
 import { enforceQuota } from './quota-enforcement.js';
@@ -37,8 +38,7 @@ function notSupportedYet(what: string): CofferError {
 }
 
 function rejectUnsupported(input: InstanceInput): void {
-  if (input.replica_of !== undefined) throw notSupportedYet('Replication (replica_of)');
-  if (input.replica_count !== undefined && input.replica_count > 1) {
+  if (input.replica_of === undefined && input.replica_count !== undefined && input.replica_count > 1) {
     throw new CofferError('BadRequest', 'replica_count can only be set when creating replicas.');
   }
   if (input.modules !== undefined && input.modules.length > 0) throw notSupportedYet('Applying modules');
@@ -178,6 +178,7 @@ export async function createInstance(
   if (input.users !== undefined && input.users.length > 0) enforce(auth, 'instance:extension:user:create', auth.projectId);
   if (input.configuration !== undefined) enforce(auth, 'instance:update', auth.projectId);
   rejectUnsupported(input);
+  if (input.replica_of !== undefined) return createReplicas(deps, auth, { ...input, replica_of: input.replica_of }, accessWithTls(input), context);
 
   const { datastore, version } = await resolveVersion(deps, input);
   // the group's values are read by the create flow when it prepares the engine
@@ -188,7 +189,8 @@ export async function createInstance(
   const users = validateUsers(input.users ?? [], target, databases);
   for (const u of users) checkPasswordPolicy(u.password, deps.passwordPolicy, `user '${u.name}'`);
 
-  const flavorId = flavorIdOf(input.flavorRef);
+  // required without replica_of (the schema says so)
+  const flavorId = flavorIdOf(input.flavorRef!);
   const flavor = await deps.store.flavors.get(flavorId);
   if (flavor === undefined) throw new CofferError('FlavorNotFound', `Resource ${flavorId} cannot be found.`);
 

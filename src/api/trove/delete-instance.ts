@@ -1,6 +1,6 @@
 import type { DeleteInstanceTaskPayload, RequestContext } from '../../bus/index.js';
 import { CofferError } from '../../common/index.js';
-import { runningBackupStates, type InstanceRow } from '../../db/index.js';
+import { runningBackupStates, type InstanceRow, type Repositories } from '../../db/index.js';
 import { instanceStatus } from './instance-status.js';
 import type { TroveDeps } from './trove-deps.js';
 import { pendingTask } from './queue-instance-task.js';
@@ -18,8 +18,16 @@ export async function deleteInstance(deps: TroveDeps, instance: InstanceRow, con
   if (status === 'BUILD') {
     throw new CofferError('UnprocessableEntity', `Instance ${instance.id} is not ready. (Status is ${status}).`);
   }
+  // as Trove: a source's replicas are detached (or deleted) first; checked again with the write
+  const refuseSource = async (store: Repositories) => {
+    if (((await store.instances.replicasOf([instance.id])).get(instance.id)?.length ?? 0) > 0) {
+      throw new CofferError('ReplicaSourceDeleteForbidden', 'Detach replicas before deleting replica source.');
+    }
+  };
+  await refuseSource(deps.store);
   const now = new Date();
   const taskId = await deps.store.transaction(async (tx) => {
+    await refuseSource(tx);
     const active = await tx.tasks.activeForInstance(instance.id);
     // as Trove: a backup of a deleted instance cannot finish (its flow removes what it stored)
     for (const backup of await tx.backups.running(instance.id)) {

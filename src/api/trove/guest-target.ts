@@ -49,6 +49,11 @@ function notReady(instanceId: string, status: ServiceStatusName, needs: string):
   );
 }
 
+/** The policy actions of the database, user and root APIs that write to the engine (the rest read). */
+function changesEngine(action: string): boolean {
+  return /^instance:extension:(database|user|user_access|root):(create|delete|update|update_all)$/.test(action);
+}
+
 export async function loadGuestTarget(
   deps: TroveDeps,
   request: FastifyRequest<{ Params: InstanceParams }>,
@@ -60,6 +65,13 @@ export async function loadGuestTarget(
   const { store } = deps;
   const instance = await loadTenantInstance(store, request, action);
 
+  // a replica's databases, users and root are its source's, streamed read-only: changed there
+  if (instance.replicaOfId != null && changesEngine(action)) {
+    throw new CofferError(
+      'BadRequest',
+      `Instance ${instance.id} is a read replica of ${instance.replicaOfId}: its databases, users and root come from its source; change them there.`,
+    );
+  }
   const version = await store.datastores.getVersion(instance.datastoreVersionId);
   if (version === undefined) {
     throw errors.internal(`Instance ${instance.id} refers to datastore version ${instance.datastoreVersionId}, which is gone.`);

@@ -63,6 +63,7 @@ export async function performInstanceAction(
       }
       const flavor = await deps.store.flavors.get(flavorId);
       if (flavor === undefined) throw new CofferError('FlavorNotFound', `Resource ${flavorId} cannot be found.`);
+      await checkReplicaMemory(deps, instance, flavor.ramMb);
       // Quotas count RAM from the instance's flavor, which changes only once the engine runs with
       // the new one: the delta is checked here, as Trove reserves it at the request.
       const oldRamMb = (await deps.store.flavors.get(instance.flavorId))?.ramMb ?? 0;
@@ -117,11 +118,14 @@ export async function performInstanceAction(
 
     case 'promote_to_replica_source':
       await gate(instance);
-      // Coffer has no replicas yet, so no instance is one.
-      throw new CofferError('BadRequest', `Instance ${instance.id} is not a replica.`);
+      if (instance.replicaOfId == null) throw new CofferError('BadRequest', `Instance ${instance.id} is not a replica.`);
+      throw new CofferError('NotImplemented', 'Promoting a replica to replica source is not supported by Coffer yet: detach it (PUT replica_of: null).');
 
     case 'eject_replica_source':
-      throw new CofferError('BadRequest', `Instance ${instance.id} is not a replica source.`);
+      if (((await deps.store.instances.replicasOf([instance.id])).get(instance.id)?.length ?? 0) === 0) {
+        throw new CofferError('BadRequest', `Instance ${instance.id} is not a replica source.`);
+      }
+      throw new CofferError('NotImplemented', 'Ejecting a replica source is not supported by Coffer yet.');
 
     // Coffer's stop and start: the instance keeps its directory, data, address and quota (its
     // row stays as it is), only its engine stops; STOPPED keeps every other action off it.
@@ -176,4 +180,28 @@ async function resetStatus(deps: TroveDeps, instance: InstanceRow): Promise<void
       await tx.backups.updateIfState(backup.id, runningBackupStates, { state: 'FAILED', failReason: 'An administrator reset the instance status while the backup ran.' });
     }
   });
+}
+
+/**
+ * A PostgreSQL hot standby refuses to run with fewer connections (and other memory-derived
+ * settings) than its primary, and Coffer derives them from the flavor's memory: a replica may not
+ * have less memory than its source, so a replica grows first and a source shrinks last.
+ */
+async function checkReplicaMemory(deps: TroveDeps, instance: InstanceRow, ramMb: number): Promise<void> {
+  const ramOf = async (id: string) => {
+    const row = await deps.store.instances.get(id);
+    return row === undefined ? undefined : (await deps.store.flavors.get(row.flavorId))?.ramMb;
+  };
+  if (instance.replicaOfId != null) {
+    const sourceRam = await ramOf(instance.replicaOfId);
+    if (sourceRam !== undefined && ramMb < sourceRam) {
+      throw new CofferError('BadRequest', `Instance ${instance.id} is a replica of ${instance.replicaOfId}, which has ${sourceRam} MB of RAM: a replica needs at least as much as its source.`);
+    }
+  }
+  for (const replicaId of instance.replicaIds ?? []) {
+    const replicaRam = await ramOf(replicaId);
+    if (replicaRam !== undefined && ramMb > replicaRam) {
+      throw new CofferError('BadRequest', `Instance ${instance.id} has replica ${replicaId} with ${replicaRam} MB of RAM: resize its replicas to at least ${ramMb} MB first.`);
+    }
+  }
 }

@@ -16,7 +16,8 @@ export function isCidr(value: string): boolean {
 export const createInstanceSchema = z.object({
   instance: z.object({
     name: z.string().min(1).max(255).regex(/[0-9a-zA-Z]/, "does not match '^.*[0-9a-zA-Z]+.*$'"),
-    flavorRef: z.union([nonEmpty, z.number().int()]),
+    // required unless replica_of: a replica takes its source's
+    flavorRef: z.union([nonEmpty, z.number().int()]).optional(),
     volume: z
       .object({
         size: z.union([z.number().int().min(1), z.string().regex(/^0*[1-9]+[0-9]*$/, 'is not a positive integer')]).optional(),
@@ -57,6 +58,10 @@ export const createInstanceSchema = z.object({
     configuration: nonEmpty.optional(),
     modules: z.array(z.unknown()).optional(),
     locality: z.enum(['affinity', 'anti-affinity']).optional(),
+  }).superRefine((instance, ctx) => {
+    if (instance.flavorRef === undefined && instance.replica_of === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['flavorRef'], message: 'is a required property' });
+    }
   }),
 });
 

@@ -81,6 +81,8 @@ export function instanceStatus(task: TaskStatusName, service: ServiceStatusName 
       return 'STOPPING';
     case 'STARTING':
       return 'STARTING';
+    case 'DETACHING':
+      return 'DETACH';
     default:
       // NONE and UPDATING fall through to a running backup, then the server status, as
       // MIGRATING/UPDATING do in Trove.

@@ -36,6 +36,8 @@ export async function loadInstanceViews(store: Repositories, instances: readonly
       progress: tasks.get(instance.id)?.progress ?? undefined,
       backupRunning: withRunningBackup.has(instance.id),
       recoverableWindow: windows.get(instance.id),
+      // read with the instance's row (instance-repository.ts): no statement more
+      replicaIds: instance.replicaIds ?? [],
     };
   });
 }

@@ -29,6 +29,8 @@ export interface InstanceViewData {
   backupRunning?: boolean;
   /** the moments a point-in-time restore of the instance can reach, when there are any */
   recoverableWindow?: RecoverableWindow | undefined;
+  /** the live replicas of the instance (ids ordered) */
+  replicaIds?: readonly string[];
 }
 
 export interface InstanceViewContext extends LinkContext {
@@ -87,6 +89,10 @@ export function instanceSummaryView(data: InstanceViewData, ctx: InstanceViewCon
     ...(instance.address === null
       ? {}
       : { ip: [instance.address], addresses: [{ address: instance.address, type: 'private', ...portView(data) }] }),
+    ...(instance.replicaOfId == null ? {} : { replica_of: { id: instance.replicaOfId, links: resourceLinks(ctx, 'instances', instance.replicaOfId) } }),
+    ...(data.replicaIds === undefined || data.replicaIds.length === 0
+      ? {}
+      : { replicas: data.replicaIds.map((id) => ({ id, links: resourceLinks(ctx, 'instances', id) })) }),
     ...(ctx.isAdmin ? { tenant_id: instance.tenantId } : {}),
   };
 }

@@ -1,6 +1,6 @@
-import type { RequestContext, UpdateAccessTaskPayload } from '../../bus/index.js';
+import type { DeleteInstanceTaskPayload, RequestContext, UpdateAccessTaskPayload } from '../../bus/index.js';
 import { CofferError } from '../../common/index.js';
-import type { InstanceAccess, InstanceRow } from '../../db/index.js';
+import type { InstanceAccess, InstanceRow, Repositories } from '../../db/index.js';
 import { notAvailable, gateAction, stoppedInstance } from './action-gate.js';
 import { changeConfiguration } from './configuration-apply.js';
 import { findVersionOf, versionNotFound } from './datastore-lookup.js';
@@ -29,15 +29,34 @@ export async function updateInstance(deps: TroveDeps, instance: InstanceRow, inp
   const { store } = deps;
   if (input.name !== undefined) await store.instances.update(instance.id, { name: input.name });
 
-  if ('replica_of' in input || 'slave_of' in input) {
-    // Detaching a replica: Trove checks the action gate first, then that it is one.
-    await gateAction(store, instance, deps.heartbeatExpirySeconds);
-    throw new CofferError('BadRequest', `Instance ${instance.id} is not a replica.`);
-  }
+  if ('replica_of' in input || 'slave_of' in input) return detachReplica(deps, instance, context);
   if (input.configuration !== undefined) return changeConfiguration(deps, instance, input.configuration, context);
   if (input.datastore_version !== undefined) return upgrade(deps, instance, input.datastore_version);
   if (input.access !== undefined) return updateAccess(deps, instance, input.access, context);
   if (input.tls !== undefined) return updateTls(deps, instance, input.tls.required, context);
+}
+
+/**
+ * Detaching a replica (reference 2.2): Trove checks the action gate first, then that it is one;
+ * the task DETACHING promotes it to a standalone primary (detach-replica-flow.ts).
+ */
+async function detachReplica(deps: TroveDeps, instance: InstanceRow, context: RequestContext): Promise<void> {
+  const check = async (current: InstanceRow, store: Repositories = deps.store) => {
+    await gateAction(store, current, deps.heartbeatExpirySeconds);
+    if (current.replicaOfId == null) throw new CofferError('BadRequest', `Instance ${current.id} is not a replica.`);
+  };
+  await check(instance);
+  await queueInstanceTask(
+    deps,
+    instance,
+    {
+      kind: 'detach_replica',
+      patch: { taskStatus: 'DETACHING', taskDescription: 'Detaching the replica from its source.' },
+      payload: { requestId: context.requestId } satisfies DeleteInstanceTaskPayload,
+      recheck: (current, tx) => check(current, tx),
+    },
+    context,
+  );
 }
 
 /** Only a no-op is possible yet: upgrading to the version the instance already runs (Trove: 202). */

@@ -87,6 +87,42 @@ export const createBackupInput = z.object({
 });
 export type CreateBackupInput = z.infer<typeof createBackupInput>;
 
+/**
+ * What a primary's guest hands a new replica's (addReplica): where to stream from, the
+ * replication role and its password (made for this replica alone), its slot, and the primary's
+ * administrative password, which the replica's copy of the cluster keeps until it is detached.
+ */
+export const replicationGrant = z.object({
+  address: z.string(),
+  port: z.number().int().positive(),
+  user: z.string(),
+  password: z.string(),
+  slot: z.string(),
+  adminPassword: z.string(),
+});
+export type ReplicationGrantSpec = z.infer<typeof replicationGrant>;
+
+/** How far a replica trails its primary: bytes of WAL not replayed, and seconds. */
+const replicaLag = z.object({
+  replicaId: z.string(),
+  connected: z.boolean(),
+  lagBytes: z.number().nonnegative().optional(),
+  lagSeconds: z.number().nonnegative().optional(),
+});
+
+export const replicationStatus = z.discriminatedUnion('role', [
+  z.object({ role: z.literal('standalone') }),
+  z.object({ role: z.literal('source'), replicas: z.array(replicaLag) }),
+  z.object({
+    role: z.literal('replica'),
+    source: z.object({ address: z.string(), port: z.number().int() }),
+    streaming: z.boolean(),
+    lagBytes: z.number().nonnegative().optional(),
+    lagSeconds: z.number().nonnegative().optional(),
+  }),
+]);
+export type ReplicationStatusSpec = z.infer<typeof replicationStatus>;
+
 export const prepareInput = z.object({
   memoryMb: z.number().int().positive(),
   databases: z.array(databaseSpec).default([]),
@@ -113,6 +149,8 @@ export const prepareInput = z.object({
         .optional(),
     })
     .optional(),
+  /** since 1.8: the instance is a replica of this primary (databases and users come from it) */
+  replicaOf: replicationGrant.optional(),
 });
 export type PrepareInput = z.infer<typeof prepareInput>;
 
@@ -148,7 +186,8 @@ export type DataCheckState = z.infer<typeof dataCheckState>;
 // 1.5: point in time (createBackup's walArchive, prepare's restore.pointInTime)
 // 1.6: checkData (backup verification)
 // 1.7: resizeVolume (the guest holds the engine to its volume size)
-export const guestContract = defineService('guest', '1.7', {
+// 1.8: replication (prepare's replicaOf, addReplica, removeReplica, detachReplica, getReplicationStatus)
+export const guestContract = defineService('guest', '1.8', {
   /** initialise, configure and start the engine, then create databases and users; heartbeats report progress */
   prepare: cast(prepareInput),
   restart: call(none, none, high),
@@ -224,6 +263,19 @@ export const guestContract = defineService('guest', '1.7', {
    * verification checks the instance its backup was restored into).
    */
   checkData: call(none, dataCheckState, low),
+
+  /**
+   * On a primary: a replication role, a slot and an access rule for the replica `replicaId`
+   * whose engine listens on `address`; answers what the replica's prepare needs (a new password
+   * each call). OperationNotSupported without capability `replication`; BadRequest on a replica.
+   */
+  addReplica: call(z.object({ replicaId: z.string(), address: z.string() }), replicationGrant, high),
+  /** On a primary: drops the replica's slot, role and access rule; a no-op for one it does not know. */
+  removeReplica: call(z.object({ replicaId: z.string() }), none, high),
+  /** On a replica: promotes it to a standalone, writable primary; a no-op on one that is not a replica. */
+  detachReplica: call(none, none, high),
+  /** the instance's role in replication and the lag of each replica (on a primary) or its own (on a replica) */
+  getReplicationStatus: call(none, replicationStatus, low),
 });
 
 export function guestTopic(instanceId: string): string {

@@ -16,6 +16,7 @@ import * as walArchive from './0014-wal-archive.js';
 import * as scheduleVerify from './0015-schedule-verify.js';
 import * as instanceEvents from './0020-instance-events.js';
 import * as webhooks from './0021-webhooks.js';
+import * as replicas from './0022-replicas.js';
 import * as datastoreVersionAdmin from './0024-datastore-version-admin.js';
 
 // Every migration, by name. Kysely runs them in name order and records each one it ran; a
@@ -38,5 +39,6 @@ export const migrations: Record<string, Migration> = {
   '0015-schedule-verify': scheduleVerify,
   '0020-instance-events': instanceEvents,
   '0021-webhooks': webhooks,
+  '0022-replicas': replicas,
   '0024-datastore-version-admin': datastoreVersionAdmin,
 };

@@ -11,6 +11,7 @@ import type {
   EngineDriver,
   EngineFactory,
   EngineLifecycle,
+  ReplicationAdmin,
   RootAdmin,
   UserAccessAdmin,
   UserAdmin,
@@ -77,6 +78,11 @@ export interface BackupModule<L> {
   create(lifecycle: L): BackupAdmin;
 }
 
+/** Capability `replication`: replicas streaming from a primary. */
+export interface ReplicationModule<L> {
+  create(lifecycle: L): ReplicationAdmin;
+}
+
 export interface EngineModules<L extends EngineLifecycle> {
   readonly lifecycle: LifecycleModule<L>;
   // L is what the lifecycle creates; each module takes it (or any narrower view of it)
@@ -85,8 +91,7 @@ export interface EngineModules<L extends EngineLifecycle> {
   readonly root?: RootModule<NoInfer<L>>;
   readonly configuration?: ConfigurationModule<NoInfer<L>>;
   readonly backup?: BackupModule<NoInfer<L>>;
-  /** room for a replication module (`replication.ts`), as for backup */
-  readonly replication?: never;
+  readonly replication?: ReplicationModule<NoInfer<L>>;
 }
 
 /** What an engine's modules imply it can do. */
@@ -139,6 +144,7 @@ export function assembleDriver<L extends EngineLifecycle>(modules: EngineModules
   if (modules.root !== undefined) driver.root = modules.root.create(lifecycle);
   if (modules.configuration !== undefined) driver.configuration = modules.configuration.create(lifecycle);
   if (modules.backup !== undefined) driver.backup = modules.backup.create(lifecycle);
+  if (modules.replication !== undefined) driver.replication = modules.replication.create(lifecycle);
   return driver;
 }
 

@@ -10,10 +10,29 @@ import { configurationValues } from '../../common/index.js';
 // part and writes it back, so no change wipes what another set. The host's file: the engine's
 // user neither reads nor writes it.
 
+/**
+ * The instance's place in replication: a replica names its source (the password lives in a file
+ * of its own beside the spec, see postgresql/replication.ts), a source the replicas it keeps a
+ * role, a slot and an access rule for. Absent: standalone. Part of the spec so that a restart
+ * or an adoption renders a replica as a replica again.
+ */
+export const replicationSpec = z.discriminatedUnion('role', [
+  z.object({
+    role: z.literal('replica'),
+    source: z.object({ address: z.string(), port: z.number().int().positive(), user: z.string(), slot: z.string() }),
+  }),
+  z.object({
+    role: z.literal('source'),
+    replicas: z.array(z.object({ id: z.string(), address: z.string(), user: z.string(), slot: z.string() })),
+  }),
+]);
+export type ReplicationSpec = z.infer<typeof replicationSpec>;
+
 export const engineSpec = z.object({
   memoryMb: z.number().int().positive(),
   access: accessSpec,
   overrides: configurationValues,
+  replication: replicationSpec.optional(),
 });
 export type EngineSpec = z.infer<typeof engineSpec>;
 

@@ -19,7 +19,7 @@ import type { EngineModules } from './engine-modules.js';
 // folder has the same file roles: `lifecycle.ts` (prepare, start, stop, health, process id,
 // resize, access, TLS: the part every engine has), `config.ts` (rendering its configuration
 // files), one file per capability module it has: `databases.ts`, `users.ts`, `root.ts`,
-// `configuration.ts`, `backup.ts` (later `replication.ts`), and `engine.ts`, which assembles
+// `configuration.ts`, `backup.ts`, `replication.ts`, and `engine.ts`, which assembles
 // them into the engine's factory. Beside them: `admin.ts` (the guest's administrative
 // connection, which the modules share), `binaries.ts` (finding the engine's versions),
 // `parameters.ts` (what a configuration group may set), `tls.ts`, and the engine's own helpers.
@@ -307,6 +307,61 @@ export interface PointInTimeSource {
 }
 
 /**
+ * What a primary hands one replica (ReplicationAdmin.addReplica): where to stream from, as which
+ * role, through which slot. `password` is the replication role's, made for this replica alone;
+ * `adminPassword` is the primary's administrative password, which the replica's copy of the
+ * cluster keeps (a standby cannot change it) and its guest logs in with until it is detached.
+ */
+export interface ReplicationGrant {
+  address: string;
+  port: number;
+  user: string;
+  password: string;
+  slot: string;
+  adminPassword: string;
+}
+
+/** How far one replica trails its primary; undefined where the engine cannot tell now. */
+export interface ReplicaLag {
+  replicaId: string;
+  /** streaming: connected to its slot; otherwise the slot waits for it */
+  connected: boolean;
+  /** WAL the primary wrote that the replica has not replayed */
+  lagBytes?: number;
+  /** the time the replica's replay trails (PostgreSQL's replay_lag) */
+  lagSeconds?: number;
+}
+
+/** An instance's place in replication, as its engine reports it. */
+export type ReplicationStatus =
+  | { role: 'standalone' }
+  | { role: 'source'; replicas: ReplicaLag[] }
+  | { role: 'replica'; source: { address: string; port: number }; streaming: boolean; lagBytes?: number; lagSeconds?: number };
+
+/**
+ * Capability `replication`. A primary gives each replica a role and a slot of its own
+ * (`addReplica`, idempotent per replica id, a new password each call); a replica is built by
+ * `prepareReplica` instead of `prepare`, streams from its primary, refuses writes (the engine's
+ * own read-only standby) and stays a replica across restarts (the role is part of the engine's
+ * saved spec). `detach` makes a replica a standalone primary; its primary then drops what it
+ * kept for it with `removeReplica`.
+ */
+export interface ReplicationAdmin {
+  addReplica(replica: { id: string; address: string }): Promise<ReplicationGrant>;
+  /** drops the replica's slot, role and access rule; a no-op for one it does not know */
+  removeReplica(replicaId: string): Promise<void>;
+  /**
+   * Fills a new instance's data directory from its primary (a base backup streaming the WAL it
+   * needs, through the replica's slot) and starts it as a read-only standby. `input`'s databases
+   * and users must be empty: they come from the primary. Resumes a partial run.
+   */
+  prepareReplica(input: PrepareInput, grant: ReplicationGrant, progress?: PrepareProgress): Promise<PrepareTimings>;
+  /** promotes a replica to a standalone, writable primary with an administrative password of its own; a no-op on one that is not a replica */
+  detach(): Promise<void>;
+  status(): Promise<ReplicationStatus>;
+}
+
+/**
  * The part of a driver every engine has: the engine process and its files. Every method is
  * idempotent.
  */
@@ -371,6 +426,8 @@ export interface EngineDriver extends EngineLifecycle {
   readonly configuration?: ConfigurationAdmin;
   /** present exactly when the engine has a `backup` module (capability `backup`) */
   readonly backup?: BackupAdmin;
+  /** present exactly when the engine has a `replication` module (capability `replication`) */
+  readonly replication?: ReplicationAdmin;
 }
 
 export interface EngineFactory {

@@ -27,7 +27,8 @@ export function checkName(kind: 'database' | 'user', name: string, reserved: Rea
   if (bytes === 0 || bytes > 63 || name.includes('\0')) {
     throw new CofferError('BadRequest', `Invalid ${kind} name "${name}": 1 to 63 bytes, no NUL character.`);
   }
-  if (reserved.has(name) || name.startsWith('pg_')) {
+  // os_repl_: each replica's replication role on its primary (replication.ts)
+  if (reserved.has(name) || name.startsWith('pg_') || (kind === 'user' && name.startsWith('os_repl_'))) {
     throw new CofferError('BadRequest', `The ${kind} name "${name}" is reserved.`);
   }
 }

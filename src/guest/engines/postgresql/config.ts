@@ -65,10 +65,56 @@ export interface ServerConfigInput {
   overrides?: ConfigurationValues;
   /** where basic_archive copies each finished WAL file for the guest to ship; undefined: no archiving */
   walSpoolDir?: string;
+  /** a replica's source: it runs as a hot standby streaming from there (standby.signal is the lifecycle's) */
+  standbyOf?: StandbySource;
+}
+
+/** Where a replica streams from: the password is in `passfile`, never in the configuration. */
+export interface StandbySource {
+  address: string;
+  port: number;
+  user: string;
+  slot: string;
+  passfile: string;
+}
+
+/** A libpq connection string value, quoted (single quotes and backslashes escaped). */
+function conninfoValue(value: string | number): string {
+  return `'${String(value).replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/**
+ * A standby's settings: it streams through its own slot and answers read-only queries meanwhile.
+ * sslmode prefer: TLS whenever the primary has a certificate installed.
+ */
+function standbySettings(source: StandbySource | undefined): [string, ConfigurationValue][] {
+  if (source === undefined) return [];
+  const conninfo = [
+    `host=${conninfoValue(source.address)}`,
+    `port=${conninfoValue(source.port)}`,
+    `user=${conninfoValue(source.user)}`,
+    `passfile=${conninfoValue(source.passfile)}`,
+    `application_name=${conninfoValue(source.slot)}`,
+    'sslmode=prefer',
+  ].join(' ');
+  return [
+    ['primary_conninfo', conninfo],
+    ['primary_slot_name', source.slot],
+    ['hot_standby', true],
+  ];
 }
 
 /** Where the host keeps the instance's files: its layout, not the tenant's configuration. */
-const hostPaths: ReadonlySet<string> = new Set(['unix_socket_directories', 'hba_file', 'ssl_cert_file', 'ssl_key_file', 'basic_archive.archive_directory']);
+const hostPaths: ReadonlySet<string> = new Set([
+  'unix_socket_directories',
+  'hba_file',
+  'ssl_cert_file',
+  'ssl_key_file',
+  'basic_archive.archive_directory',
+  // the replication wiring: the host's, and names its password file
+  'primary_conninfo',
+  'primary_slot_name',
+]);
 
 /**
  * Continuous archiving (wal-archive.ts) by PostgreSQL's own basic_archive module: no shell command
@@ -113,6 +159,7 @@ function settings(input: ServerConfigInput): RenderedSettings {
     ['max_wal_size', '1GB'],
     ['min_wal_size', '80MB'],
     ...archiveSettings(input.walSpoolDir),
+    ...standbySettings(input.standbyOf),
     // stderr goes to the log file the supervisor opened for the postmaster
     ['log_destination', 'stderr'],
     ['logging_collector', false],
@@ -174,15 +221,31 @@ function parseCidr(cidr: string): string {
   throw new CofferError('BadRequest', `Invalid client address range "${cidr}": expected a CIDR such as 10.0.0.0/8.`);
 }
 
+/** One replica as its primary's pg_hba sees it: its own replication role, from where its connections come. */
+export interface ReplicaAccess {
+  user: string;
+  /** the address the replica's connections come from (replication.ts, replicaSourceAddress) */
+  from: string;
+}
+
+/** Replication role names are the guest's own (replication.ts); checked again as they land in pg_hba verbatim. */
+const replicationRoleName = /^os_repl_[a-z0-9_]{1,50}$/;
+
 /**
  * Password (SCRAM) logins only, nothing trusted: the administrative role logs in over the
  * instance's own socket only and is refused over TCP; everyone else over TCP from `clientCidrs`
  * (over TLS only when `requireTls`). Replication connections (`all` does not match them) are
- * the administrative role's alone, over the socket: pg_basebackup's (backup.ts).
+ * the administrative role's over the socket (pg_basebackup's, backup.ts) and each replica's
+ * role from its replica's address; a replica's role may open no other session.
  */
-export function renderPgHba(adminRole: string, clientCidrs: readonly string[], requireTls = false): string {
+export function renderPgHba(adminRole: string, clientCidrs: readonly string[], requireTls = false, replicas: readonly ReplicaAccess[] = []): string {
   const cidrs = clientCidrs.map(parseCidr);
   const type = tenantConnectionType(requireTls);
+  const replicaLines = replicas.flatMap(({ user, from }) => {
+    if (!replicationRoleName.test(user)) throw new CofferError('Internal', `"${user}" is not a replication role name.`);
+    const cidr = parseCidr(`${from}/${isIPv4(from) ? 32 : 128}`);
+    return [`host replication ${user} ${cidr} scram-sha-256`, `host all ${user} 0.0.0.0/0 reject`, `host all ${user} ::/0 reject`];
+  });
   const lines = [
     '# Written by Coffer; rewritten on prepare.',
     '# TYPE  DATABASE  USER  ADDRESS  METHOD',
@@ -190,6 +253,7 @@ export function renderPgHba(adminRole: string, clientCidrs: readonly string[], r
     `local replication ${adminRole} scram-sha-256`,
     `host all ${adminRole} 0.0.0.0/0 reject`,
     `host all ${adminRole} ::/0 reject`,
+    ...replicaLines,
     ...cidrs.map((cidr) => `${type} all all ${cidr} scram-sha-256`),
   ];
   return `${lines.join('\n')}\n`;

@@ -6,6 +6,7 @@ import { discoverPostgresql } from './binaries.js';
 import { postgresqlConfiguration } from './configuration.js';
 import { postgresqlDatabases } from './databases.js';
 import { postgresqlLifecycle, socketPath, standardPort } from './lifecycle.js';
+import { postgresqlReplication } from './replication.js';
 import { postgresqlRoot } from './root.js';
 import { postgresqlUsers } from './users.js';
 import { postgresqlWarmStart } from './warm-cluster.js';
@@ -22,6 +23,7 @@ export const postgresqlEngine: EngineFactory = defineEngine({
     root: postgresqlRoot,
     configuration: postgresqlConfiguration,
     backup: postgresqlBackup,
+    replication: postgresqlReplication,
   },
   rootReachesOsUser: true,
   standardPort,

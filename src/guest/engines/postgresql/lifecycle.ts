@@ -32,10 +32,11 @@ import {
 import type { BaseBackupSource } from './backup.js';
 import { missingBinaryReason } from './binaries.js';
 import { changedSettings, effectivePostgresqlSettings, renderPgHba, renderPostgresqlConf, type ServerConfigInput } from './config.js';
+import { replicaAccessOf, standbySourceOf, type ReplicationHost } from './replication.js';
 import type { ConfigurationHost } from './configuration.js';
 import { postgresqlParameters } from './parameters.js';
 import { fileExists, writeEngineFile } from '../engine-files.js';
-import { currentEngineSpec, writeEngineSpec, type EngineSpec } from '../engine-spec-file.js';
+import { currentEngineSpec, readEngineSpec, writeEngineSpec, type EngineSpec, type ReplicationSpec } from '../engine-spec-file.js';
 import { checkTlsRequirement, installedTlsFiles, saveTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { KeptProbe } from '../kept-probe.js';
@@ -77,6 +78,8 @@ interface Layout {
   initialised: string;
   /** where basic_archive puts finished WAL files for the guest to ship: the engine's, in the host's directory */
   walSpool: string;
+  /** a replica's password for its primary (libpq's passfile), read by the engine's user alone */
+  replicationPassfile: string;
 }
 
 function layout(dir: string): Layout {
@@ -95,6 +98,7 @@ function layout(dir: string): Layout {
     adminSecret: join(dir, `${adminRole}.password`),
     initialised: join(dir, '.initdb.done'),
     walSpool: join(dir, 'wal-spool'),
+    replicationPassfile: join(dir, 'replication.pgpass'),
   };
 }
 
@@ -170,13 +174,16 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
   ): Promise<PrepareTimings> {
     const began = performance.now();
     checkPrepareNames(input);
+    // a redelivered prepare keeps what replication set up since
+    const replication = (await readEngineSpec(this.context.placement.dir))?.replication;
     const spec: EngineSpec = {
       memoryMb: input.memoryMb,
       access: input.access,
       overrides: this.checkOverrides(input.overrides),
+      ...(replication === undefined ? {} : { replication }),
     };
     const tls = await installedTlsFiles(this.context.placement.dir);
-    const hba = this.renderHba(input.access, tls);
+    const hba = this.renderHba(input.access, tls, replication);
     const conf = await this.renderConf(spec);
 
     let sync: Promise<unknown> = Promise.resolve();
@@ -315,6 +322,55 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
     };
   }
 
+  /** What the replication module needs: the instance's files, its spec and its server. */
+  replicationHost(): ReplicationHost {
+    return {
+      placement: this.context.placement,
+      runner: this.runner,
+      logger: this.logger,
+      dataDir: this.paths.dataDir,
+      passfile: this.paths.replicationPassfile,
+      initialisedMarker: this.paths.initialised,
+      program: (name) => this.bin(name),
+      endpoint: () => this.endpoint(),
+      readSpec: () => this.readSpec(),
+      applySpec: (spec) => this.applySpec(spec),
+      setAdminPassword: async (password) => {
+        await writeFile(this.paths.adminSecret, password, { mode: 0o600 });
+        this.adminPassword = password;
+        this.probe.close();
+      },
+      ensureStandbySignal: () => this.ensureStandbySignal(),
+      start: () => this.start(),
+      stop: () => this.stop(),
+      running: () => this.processId(),
+      discardDataDir: () => this.discardRestore(),
+    };
+  }
+
+  /** Renders both files from `spec` and saves it; a running server reloads them. */
+  private async applySpec(spec: EngineSpec): Promise<void> {
+    const tls = await installedTlsFiles(this.context.placement.dir);
+    const conf = await this.renderConf(spec);
+    await writeEngineFile(this.runner, this.paths.configFile, conf);
+    await writeEngineFile(this.runner, this.paths.hbaFile, this.renderHba(spec.access, tls, spec.replication));
+    await writeEngineSpec(this.context.placement.dir, spec);
+    await this.reloadIfRunning();
+  }
+
+  /**
+   * A replica's data directory holds standby.signal for as long as it is one (promotion removes
+   * it): put back should anything have taken it, so that a replica never starts as a primary.
+   * Created exclusively: a symlink the engine's user left there is not followed.
+   */
+  private async ensureStandbySignal(): Promise<void> {
+    const spec = await readEngineSpec(this.context.placement.dir);
+    if (spec?.replication?.role !== 'replica') return;
+    await writeFile(join(this.paths.dataDir, 'standby.signal'), '', { flag: 'wx', mode: 0o600 }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+  }
+
   /**
    * Renders pg_hba.conf again from the saved access rules and reloads it when it changed: an
    * instance prepared before its rules let the guest's role replicate gets the line a backup needs.
@@ -323,7 +379,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
     const dir = this.context.placement.dir;
     const spec = await currentEngineSpec(dir, this.context.memoryMb);
     if (spec === undefined) return;
-    const hba = this.renderHba(spec.access, await installedTlsFiles(dir));
+    const hba = this.renderHba(spec.access, await installedTlsFiles(dir), spec.replication);
     if ((await readFile(this.paths.hbaFile, 'utf8').catch(() => undefined)) === hba) return;
     await writeEngineFile(this.runner, this.paths.hbaFile, hba);
     await this.reloadIfRunning();
@@ -373,9 +429,9 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
     return { sync };
   }
 
-  private renderHba(access: AccessSpec, tls: TlsFiles | undefined): string {
+  private renderHba(access: AccessSpec, tls: TlsFiles | undefined, replication: ReplicationSpec | undefined): string {
     const cidrs = access?.allowedCidrs?.length ? access.allowedCidrs : this.context.defaultClientCidrs;
-    return renderPgHba(adminRole, cidrs, checkTlsRequirement(access, tls));
+    return renderPgHba(adminRole, cidrs, checkTlsRequirement(access, tls), replicaAccessOf(replication));
   }
 
   /** e.g. `postgresql 15`, as configuration errors name the datastore */
@@ -406,6 +462,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
       tls: await installedTlsFiles(this.context.placement.dir),
       overrides: spec.overrides,
       ...(this.archivesWal() ? { walSpoolDir: this.paths.walSpool } : {}),
+      ...standbySourceOf(spec.replication, this.paths.replicationPassfile),
     };
   }
 
@@ -428,9 +485,9 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
 
   async updateAccess(access: AccessSpec): Promise<void> {
     const dir = this.context.placement.dir;
-    await writeEngineFile(this.runner, this.paths.hbaFile, this.renderHba(access, await installedTlsFiles(dir)));
-    await saveTlsRequired(dir, access?.requireTls === true);
     const saved = await currentEngineSpec(dir, this.context.memoryMb);
+    await writeEngineFile(this.runner, this.paths.hbaFile, this.renderHba(access, await installedTlsFiles(dir), saved?.replication));
+    await saveTlsRequired(dir, access?.requireTls === true);
     // without a spec and a memory size there is nothing whole to save; the next resize saves one
     if (saved !== undefined) await writeEngineSpec(dir, { ...saved, access });
     await this.reloadIfRunning();
@@ -508,6 +565,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
         await killDataDirProcesses(dataDir);
         await this.ensureWalSpool();
         await this.removeStaleLocks();
+        await this.ensureStandbySignal();
         this.spawnedWith = await readFile(this.paths.configFile, 'utf8').catch(() => undefined);
       },
       // relative to its working directory: the postmaster's command line is anyone's to read in

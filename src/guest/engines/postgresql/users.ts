@@ -109,7 +109,7 @@ export class PostgresqlUserAdmin implements UserAdmin {
                      AND NOT d.datistemplate AND NOT (d.datname = ANY($2))
                    ORDER BY d.datname), '{}'::text[]) AS databases
            FROM pg_roles r
-          WHERE r.rolcanlogin AND NOT (r.rolname = ANY($1)) AND left(r.rolname, 3) <> 'pg_'
+          WHERE r.rolcanlogin AND NOT r.rolreplication AND NOT (r.rolname = ANY($1)) AND left(r.rolname, 3) <> 'pg_'
           ORDER BY r.rolname`,
         [[...reservedRoles], [...reservedDatabases]],
       );

@@ -1,0 +1,127 @@
+import type { CreateInstanceTaskPayload, RequestContext } from '../../bus/index.js';
+import { CofferError, errors, newUuid } from '../../common/index.js';
+import type { InstanceAccess, InstanceRow, ServiceStatusRow, TaskRow } from '../../db/index.js';
+import type { AuthContext } from '../auth-context.js';
+import { gateAction } from './action-gate.js';
+import { configurationNotFound, groupForCreate } from './configuration-apply.js';
+import type { CreateInstanceBody } from './instance-create-schema.js';
+import type { InstanceViewData } from './instance-views.js';
+import { enforceQuota } from './quota-enforcement.js';
+import type { TroveDeps } from './trove-deps.js';
+import { wakeTaskmanager } from './wake-taskmanager.js';
+
+// POST /instances with `replica_of` (reference 2.2 step 2): read replicas of an instance. A
+// replica takes its source's flavor, datastore version and volume size (none may be given), and
+// its databases and users from the source (none may be given either). `replica_count` N makes N
+// replicas named `<name>-1` … `<name>-N`, each an instance with its own create task; the
+// response shows the last, as Trove's does. Each counts against the quota as any instance.
+
+type InstanceInput = CreateInstanceBody['instance'];
+
+/** What Trove refuses alongside `replica_of`, in its order, with its words. */
+function rejectReplicaInput(input: InstanceInput): void {
+  if (input.flavorRef !== undefined) throw new CofferError('BadRequest', 'Cannot specify flavor when creating replicas.');
+  if (input.datastore !== undefined) throw new CofferError('BadRequest', 'Cannot specify datastore when creating replicas.');
+  if (input.volume !== undefined) throw new CofferError('BadRequest', 'Cannot specify volume when creating replicas.');
+  if (input.locality !== undefined) throw new CofferError('BadRequest', 'Cannot specify locality when creating replicas.');
+  if (input.restorePoint !== undefined) throw new CofferError('BadRequest', 'Cannot specify restorePoint when creating replicas: a replica is copied from its source.');
+}
+
+/** The source a tenant names: its own (404 otherwise), not itself a replica (Trove's Forbidden, 401). */
+async function replicaSource(deps: TroveDeps, auth: AuthContext, sourceId: string): Promise<InstanceRow> {
+  const source = await deps.store.instances.get(sourceId, auth.isAdmin ? {} : { tenantId: auth.projectId });
+  if (source === undefined) throw errors.notFound(sourceId);
+  if (source.replicaOfId != null) throw new CofferError('AdminRequired', `Cannot create a replica of a replica ${sourceId}.`);
+  return source;
+}
+
+export function replicaNames(name: string, count: number): string[] {
+  return count === 1 ? [name] : Array.from({ length: count }, (_, index) => `${name}-${index + 1}`);
+}
+
+export async function createReplicas(
+  deps: TroveDeps,
+  auth: AuthContext,
+  input: InstanceInput & { replica_of: string },
+  access: InstanceAccess | null,
+  context: RequestContext,
+): Promise<InstanceViewData> {
+  rejectReplicaInput(input);
+  const source = await replicaSource(deps, auth, input.replica_of);
+  if ((input.databases?.length ?? 0) > 0 || (input.users?.length ?? 0) > 0) {
+    throw new CofferError('BadRequest', 'Cannot create a replica with users or databases.');
+  }
+  const version = await deps.store.datastores.getVersion(source.datastoreVersionId);
+  const datastore = version === undefined ? undefined : await deps.store.datastores.getDatastore(version.datastoreId);
+  if (version === undefined || datastore === undefined) throw new CofferError('DatastoreVersionNotFound', `The datastore version of instance ${source.id} no longer exists.`);
+  if (!version.capabilities.replication) {
+    throw new CofferError('BadRequest', `Replication is not supported for datastore ${datastore.name} ${version.name}.`);
+  }
+  if (!version.active) throw new CofferError('DatastoreVersionInactive', `Datastore version ${version.name} of ${datastore.name} is not active.`);
+  await gateAction(deps.store, source, deps.heartbeatExpirySeconds);
+  const flavor = await deps.store.flavors.get(source.flavorId);
+  if (flavor === undefined) throw new CofferError('FlavorNotFound', `Resource ${source.flavorId} cannot be found.`);
+  const configuration = input.configuration === undefined ? undefined : await groupForCreate(deps.store, auth.projectId, input.configuration, version);
+
+  const now = new Date();
+  const made = replicaNames(input.name, input.replica_count ?? 1).map((name) => {
+    const instance: InstanceRow = {
+      id: newUuid(),
+      name,
+      tenantId: auth.projectId,
+      flavorId: flavor.id,
+      volumeSizeGb: source.volumeSizeGb,
+      datastoreVersionId: version.id,
+      taskStatus: 'BUILDING',
+      taskDescription: 'Building the initial instance.',
+      taskStartTime: now,
+      host: null,
+      address: null,
+      port: null,
+      access,
+      tls: null,
+      configurationId: configuration?.id ?? null,
+      desiredGeneration: 1,
+      appliedGeneration: 0,
+      walArchivedUntil: null,
+      createdAt: now,
+      updatedAt: now,
+      deleted: false,
+      deletedAt: null,
+      replicaOfId: source.id,
+    };
+    const payload: CreateInstanceTaskPayload = { databases: [], users: [], access, requestId: context.requestId };
+    const task: TaskRow = {
+      id: newUuid(),
+      instanceId: instance.id,
+      kind: 'create_instance',
+      step: 'start',
+      state: 'pending',
+      owner: null,
+      leaseExpiresAt: null,
+      payload,
+      attempts: 0,
+      createdAt: now,
+      updatedAt: now,
+    };
+    const service: ServiceStatusRow = { instanceId: instance.id, status: 'NEW', updatedAt: now };
+    return { instance, task, service };
+  });
+  await deps.store.transaction(async (tx) => {
+    // all the replicas or none: the quota counts them together
+    await enforceQuota(tx, auth.projectId, deps.quotaDefaults, { instances: made.length, ram: flavor.ramMb * made.length, volumes: source.volumeSizeGb * made.length });
+    if (configuration !== undefined && (await tx.configurations.get(configuration.id)) === undefined) throw configurationNotFound(configuration.id);
+    // a source deleted since it was looked up gets no replica
+    const current = await tx.instances.get(source.id);
+    if (current === undefined || current.taskStatus === 'DELETING') throw errors.notFound(source.id);
+    for (const { instance, task, service } of made) {
+      const { deleted: _deleted, deletedAt: _deletedAt, host: _host, address: _address, port: _port, tls: _tls, ...newInstance } = instance;
+      await tx.instances.create(newInstance);
+      await tx.serviceStatuses.set(service);
+      await tx.tasks.create(task);
+    }
+  });
+  for (const { instance, task } of made) await wakeTaskmanager(deps, task.id, { ...context, instanceId: instance.id });
+  const last = made.at(-1)!;
+  return { instance: last.instance, datastore, version, service: last.service, fault: undefined, configuration };
+}
