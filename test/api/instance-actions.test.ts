@@ -494,6 +494,19 @@ describe('read replicas (POST /instances replica_of, views, delete, detach, repl
     assert.equal(shown.replica_of, undefined);
   });
 
+  test('takes a flavor, a volume and the datastore when given, as far as a replica can run on them (Debian’s trove create always sends a flavor)', async () => {
+    const source = await insertInstance(alice, { version: 'pgRepl', flavorId: '3', volumeSizeGb: 4 });
+    const res = await create(alice, { name: 'given', replica_of: source, flavorRef: '4', volume: { size: 6 }, datastore: { type: 'postgresql' } });
+    assert.equal(res.statusCode, 200, res.body);
+    const view = json(res).instance;
+    assert.equal(view.flavor.id, '4');
+    assert.equal(view.volume.size, 6);
+    assert.equal(view.replica_of.id, source);
+    const same = await create(alice, { name: 'same', replica_of: source, flavorRef: '3' });
+    assert.equal(same.statusCode, 200, same.body);
+    assert.equal(json(same).instance.volume.size, 4, 'the source’s volume when none is given');
+  });
+
   test("refuses what Trove refuses, in Trove's words, and creates nothing", async () => {
     const source = await insertInstance(alice, { version: 'pgRepl' });
     const replica = await insertInstance(alice, { version: 'pgRepl' });
@@ -502,8 +515,10 @@ describe('read replicas (POST /instances replica_of, views, delete, detach, repl
     const building = await insertInstance(alice, { version: 'pgRepl', task: 'BUILDING', service: 'NEW' });
     const bobs = await insertInstance(bob, { version: 'pgRepl' });
     const before = (await h.store.instances.listAll({})).length;
-    assertFault(await create(alice, { name: 'r', replica_of: source, datastore: { type: 'postgresql' } }), 400, 'badRequest', 'Cannot specify datastore when creating replicas.');
-    assertFault(await create(alice, { name: 'r', replica_of: source, volume: { size: 1 } }), 400, 'badRequest', 'Cannot specify volume when creating replicas.');
+    assertFault(await create(alice, { name: 'r', replica_of: source, datastore: { type: 'mysql' } }), 400, 'badRequest', /^A replica runs its source's datastore, postgresql /);
+    assertFault(await create(alice, { name: 'r', replica_of: source, volume: { size: 1 } }), 400, 'badRequest', /1 GB is less than the 2 GB of instance/);
+    assertFault(await create(alice, { name: 'r', replica_of: source, flavorRef: '1' }), 400, 'badRequest', /m1.tiny has 256 MB of RAM, less than the 512 MB of instance .*a replica needs at least as much as its source/);
+    assertFault(await create(alice, { name: 'r', replica_of: source, flavorRef: '99' }), 400, 'badRequest', 'Resource 99 cannot be found.');
     assertFault(await create(alice, { name: 'r', replica_of: source, locality: 'affinity' }), 400, 'badRequest', 'Cannot specify locality when creating replicas.');
     assertFault(await create(alice, { name: 'r', replica_of: source, databases: [{ name: 'app' }] }), 400, 'badRequest', 'Cannot create a replica with users or databases.');
     assertFault(await create(alice, { name: 'r', replica_of: bobs }), 404, 'itemNotFound', `Resource ${bobs} cannot be found.`);

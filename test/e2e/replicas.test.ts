@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { request, trove, waitForInstance, type Session } from '../support/api-client.js';
-import { describeRun, lastJson, openstack, type Credentials } from '../support/openstack-clients.js';
+import { describeRun, lastJson, openstack, troveCli, type Credentials } from '../support/openstack-clients.js';
 import { eventually } from '../support/wait.js';
 import { appPassword, connectAndWrite, createInstance, deleteAndVerifyGone, waitActive } from './instance-lifecycle.js';
 import { startServe, type ServeRun } from './serve-run.js';
@@ -65,10 +65,10 @@ test('a PostgreSQL read replica: created from its primary, streaming, read-only,
   const primary = await waitActive(session, (await createInstance(session, 'primary')).id);
   await connectAndWrite(primary);
 
-  // what Trove refuses with replica_of
-  const refused = await post('/instances', { instance: { name: 'r', replica_of: primary.id, flavorRef: '1' } });
+  // what a replica cannot run on
+  const refused = await post('/instances', { instance: { name: 'r', replica_of: primary.id, datastore: { type: 'mariadb' } } });
   assert.equal(refused.status, 400);
-  assert.equal(refused.body.badRequest.message, 'Cannot specify flavor when creating replicas.');
+  assert.match(refused.body.badRequest.message, /^A replica runs its source's datastore, postgresql/);
   const withUsers = await post('/instances', { instance: { name: 'r', replica_of: primary.id, users: [{ name: 'x', password: 'Xx-pass-12345' }] } });
   assert.equal(withUsers.status, 400);
   assert.equal(withUsers.body.badRequest.message, 'Cannot create a replica with users or databases.');
@@ -176,7 +176,7 @@ test('a PostgreSQL read replica: created from its primary, streaming, read-only,
   await deleteAndVerifyGone(session, primary.id, run.dataDir.path);
 });
 
-test("Debian's openstack client: instance create --replica-of (no flavor, no size), detach", async () => {
+test("Debian's openstack client: instance create --replica-of (no flavor, no size), detach; the trove client's create --replica_of (with its flavor)", async () => {
   const admin: Credentials = { authUrl: `${run.baseUrl}/identity/v3`, user: 'admin', password: adminPassword, project: 'admin' };
   const os = async (args: string[]) => {
     const result = await openstack(admin, args);
@@ -190,6 +190,16 @@ test("Debian's openstack client: instance create --replica-of (no flavor, no siz
   const replica = await waitActive(session, String(created.id), 120_000);
   assert.equal(replica.replica_of.id, primary.id);
   assert.deepEqual(await query(replica, 'SELECT body FROM notes'), [{ body: 'hello from coffer' }]);
+
+  // the legacy client always sends a flavor: the source's (or a larger one) is taken
+  const legacy = await troveCli(admin, ['create', 'tr-replica', '1', '--replica_of', primary.id]);
+  assert.equal(legacy.code, 0, describeRun(['trove', 'create', 'tr-replica', '1', '--replica_of', primary.id], legacy));
+  const listed = await request<{ instances: Array<{ id: string; name: string }> }>('GET', trove(session, '/instances'), { token: session.token });
+  const trReplica = await waitActive(session, listed.body.instances.find((i) => i.name === 'tr-replica')!.id, 120_000);
+  assert.equal(trReplica.replica_of.id, primary.id);
+  assert.deepEqual(await query(trReplica, 'SELECT body FROM notes'), [{ body: 'hello from coffer' }]);
+  await deleteAndVerifyGone(session, trReplica.id, run.dataDir.path);
+
   await os(['database', 'instance', 'detach', 'os-replica']);
   await waitForInstance(session, replica.id, (i) => i?.status === 'ACTIVE' && i.replica_of === undefined, 60_000);
   await query(replica, "INSERT INTO notes (body) VALUES ('written after detach')");

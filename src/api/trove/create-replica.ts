@@ -6,13 +6,17 @@ import { gateAction } from './action-gate.js';
 import { configurationNotFound, groupForCreate } from './configuration-apply.js';
 import type { CreateInstanceBody } from './instance-create-schema.js';
 import type { InstanceViewData } from './instance-views.js';
+import { flavorIdOf } from './create-instance.js';
 import { enforceQuota } from './quota-enforcement.js';
 import type { TroveDeps } from './trove-deps.js';
 import { wakeTaskmanager } from './wake-taskmanager.js';
 
 // POST /instances with `replica_of` (reference 2.2 step 2): read replicas of an instance. A
-// replica takes its source's flavor, datastore version and volume size (none may be given), and
-// its databases and users from the source (none may be given either). `replica_count` N makes N
+// replica takes its source's flavor, datastore version and volume size unless given (issue 11),
+// and its databases and users from the source (none may be given). Trove refuses a flavor, a
+// datastore and a volume outright; Coffer accepts what a replica can run on (a flavor with at least
+// the source's RAM, a volume at least as large, the source's own datastore version), since
+// Debian's `trove create <name> <flavor> --replica_of` always sends a flavor. `replica_count` N makes N
 // replicas named `<name>-1` … `<name>-N`, each an instance with its own create task; the
 // response shows the last, as Trove's does. Each counts against the quota as any instance.
 
@@ -20,9 +24,6 @@ type InstanceInput = CreateInstanceBody['instance'];
 
 /** What Trove refuses alongside `replica_of`, in its order, with its words. */
 function rejectReplicaInput(input: InstanceInput): void {
-  if (input.flavorRef !== undefined) throw new CofferError('BadRequest', 'Cannot specify flavor when creating replicas.');
-  if (input.datastore !== undefined) throw new CofferError('BadRequest', 'Cannot specify datastore when creating replicas.');
-  if (input.volume !== undefined) throw new CofferError('BadRequest', 'Cannot specify volume when creating replicas.');
   if (input.locality !== undefined) throw new CofferError('BadRequest', 'Cannot specify locality when creating replicas.');
   if (input.restorePoint !== undefined) throw new CofferError('BadRequest', 'Cannot specify restorePoint when creating replicas: a replica is copied from its source.');
 }
@@ -33,6 +34,48 @@ async function replicaSource(deps: TroveDeps, auth: AuthContext, sourceId: strin
   if (source === undefined) throw errors.notFound(sourceId);
   if (source.replicaOfId != null) throw new CofferError('AdminRequired', `Cannot create a replica of a replica ${sourceId}.`);
   return source;
+}
+
+/** A flavor given for a replica: a hot standby needs at least its source's memory settings. */
+async function replicaFlavor(deps: TroveDeps, ref: string | number, source: InstanceRow, sourceRamMb: number) {
+  const flavorId = flavorIdOf(ref);
+  const flavor = await deps.store.flavors.get(flavorId);
+  if (flavor === undefined) throw new CofferError('FlavorNotFound', `Resource ${flavorId} cannot be found.`);
+  if (flavor.ramMb < sourceRamMb) {
+    throw new CofferError(
+      'BadRequest',
+      `Flavor ${flavor.name} has ${flavor.ramMb} MB of RAM, less than the ${sourceRamMb} MB of instance ${source.id}: a replica needs at least as much as its source. Leave flavorRef out to take the source's.`,
+    );
+  }
+  return flavor;
+}
+
+/** A volume given for a replica: it holds a copy of the source's data, so no smaller. */
+function replicaVolumeSize(input: InstanceInput, source: InstanceRow, maxVolumeSizeGb: number): number {
+  const size = input.volume?.size;
+  if (size === undefined) return source.volumeSizeGb;
+  const sizeGb = Number(size);
+  if (sizeGb < source.volumeSizeGb) {
+    throw new CofferError(
+      'BadRequest',
+      `A replica's volume holds a copy of its source's: ${sizeGb} GB is less than the ${source.volumeSizeGb} GB of instance ${source.id}. Leave volume out to take the source's.`,
+    );
+  }
+  if (sizeGb > maxVolumeSizeGb) {
+    throw new CofferError('OverLimit', `Volume 'size' cannot exceed maximum of ${maxVolumeSizeGb} GB, ${sizeGb} cannot be accepted.`);
+  }
+  return sizeGb;
+}
+
+/** A datastore given for a replica must name its source's own (a replica streams its source's files). */
+function checkReplicaDatastore(input: InstanceInput, source: InstanceRow, datastoreName: string, version: { id: string; name: string }): void {
+  const given = input.datastore;
+  if (given === undefined) return;
+  const sameType = given.type === undefined || given.type === datastoreName;
+  const sameVersion = given.version === undefined || given.version === version.name || given.version === version.id;
+  if (!sameType || !sameVersion) {
+    throw new CofferError('BadRequest', `A replica runs its source's datastore, ${datastoreName} ${version.name} (instance ${source.id}). Leave datastore out to take the source's.`);
+  }
 }
 
 export function replicaNames(name: string, count: number): string[] {
@@ -59,8 +102,11 @@ export async function createReplicas(
   }
   if (!version.active) throw new CofferError('DatastoreVersionInactive', `Datastore version ${version.name} of ${datastore.name} is not active.`);
   await gateAction(deps.store, source, deps.heartbeatExpirySeconds);
-  const flavor = await deps.store.flavors.get(source.flavorId);
-  if (flavor === undefined) throw new CofferError('FlavorNotFound', `Resource ${source.flavorId} cannot be found.`);
+  const sourceFlavor = await deps.store.flavors.get(source.flavorId);
+  if (sourceFlavor === undefined) throw new CofferError('FlavorNotFound', `Resource ${source.flavorId} cannot be found.`);
+  const flavor = input.flavorRef === undefined ? sourceFlavor : await replicaFlavor(deps, input.flavorRef, source, sourceFlavor.ramMb);
+  checkReplicaDatastore(input, source, datastore.name, version);
+  const volumeSizeGb = replicaVolumeSize(input, source, deps.maxVolumeSizeGb);
   const configuration = input.configuration === undefined ? undefined : await groupForCreate(deps.store, auth.projectId, input.configuration, version);
 
   const now = new Date();
@@ -70,7 +116,7 @@ export async function createReplicas(
       name,
       tenantId: auth.projectId,
       flavorId: flavor.id,
-      volumeSizeGb: source.volumeSizeGb,
+      volumeSizeGb,
       datastoreVersionId: version.id,
       taskStatus: 'BUILDING',
       taskDescription: 'Building the initial instance.',
@@ -109,7 +155,7 @@ export async function createReplicas(
   });
   await deps.store.transaction(async (tx) => {
     // all the replicas or none: the quota counts them together
-    await enforceQuota(tx, auth.projectId, deps.quotaDefaults, { instances: made.length, ram: flavor.ramMb * made.length, volumes: source.volumeSizeGb * made.length });
+    await enforceQuota(tx, auth.projectId, deps.quotaDefaults, { instances: made.length, ram: flavor.ramMb * made.length, volumes: volumeSizeGb * made.length });
     if (configuration !== undefined && (await tx.configurations.get(configuration.id)) === undefined) throw configurationNotFound(configuration.id);
     // a source deleted since it was looked up gets no replica
     const current = await tx.instances.get(source.id);
