@@ -91,7 +91,7 @@ export function createInstanceFlow(deps: InstanceFlowDeps) {
         {
           name: 'placed',
           run: async () => {
-            await place(deps, handle, instance, flavor, context, deadline);
+            await place(deps, handle, instance, flavor, context, deadline, payload.locality);
             // Generated once and recorded with the step: a resumed task resends the same password.
             payload = { ...payload, adminPassword: payload.adminPassword ?? newPassword() };
           },
@@ -115,6 +115,7 @@ async function place(
   flavor: FlavorRow,
   context: RequestContext,
   deadline: number,
+  locality: 'affinity' | 'anti-affinity' | undefined,
 ): Promise<void> {
   const { store, transport, logger } = deps;
   const version = await store.datastores.getVersion(instance.datastoreVersionId);
@@ -122,7 +123,7 @@ async function place(
 
   // The host is recorded before the agent is asked, so a resumed task returns to the same agent
   // (createServer is idempotent) instead of leaving a half-made server behind on another one.
-  const host = instance.host ?? (await pickHost(deps, version, handle.signal, deadline));
+  const host = instance.host ?? (await pickHost(deps, version, handle.signal, deadline, await replicaGroupHosts(deps, instance, locality)));
   if (instance.host === null) await store.instances.update(instance.id, { host });
   else await checkResumedHost(deps, host);
 
@@ -144,6 +145,32 @@ async function place(
   await store.instances.update(instance.id, { address: server.address, port: server.port });
 }
 
+/** A replica's group: the hosts its source and sibling replicas are on, and which way it leans. */
+interface ReplicaGroupHosts {
+  sourceHost: string | null;
+  hosts: ReadonlySet<string>;
+  locality: 'affinity' | 'anti-affinity';
+}
+
+async function replicaGroupHosts(deps: InstanceFlowDeps, instance: InstanceRow, locality: ReplicaGroupHosts['locality'] | undefined): Promise<ReplicaGroupHosts | undefined> {
+  if (instance.replicaOfId == null) return undefined;
+  const source = await deps.store.instances.get(instance.replicaOfId);
+  if (source === undefined) return undefined;
+  const siblings = (await deps.store.instances.listAll({ deleted: false, tenantId: source.tenantId })).filter((i) => i.replicaOfId === source.id && i.id !== instance.id);
+  const hosts = new Set([source, ...siblings].map((i) => i.host).filter((host): host is string => host !== null));
+  return { sourceHost: source.host, hosts, locality: locality ?? 'anti-affinity' };
+}
+
+/**
+ * Anti-affinity (a replica's default): the hosts none of its group is on, when there are any;
+ * affinity: its source's host when it can take it. Otherwise any: one host is still a replica.
+ */
+function preferredHosts<A extends { host: string }>(agents: A[], group: ReplicaGroupHosts): A[] {
+  const preferred =
+    group.locality === 'anti-affinity' ? agents.filter((agent) => !group.hosts.has(agent.host)) : agents.filter((agent) => agent.host === group.sourceHost);
+  return preferred.length > 0 ? preferred : agents;
+}
+
 /**
  * The live agent, among those whose host can run the instance's engine version, whose host holds
  * the fewest instances (a random one among equals): instances spread over the hosts, and a host
@@ -154,6 +181,7 @@ async function pickHost(
   version: DatastoreVersionRow,
   signal: AbortSignal,
   buildDeadline: number,
+  group?: ReplicaGroupHosts,
 ): Promise<string> {
   // An agent that is restarting comes back within seconds; none at all is a deployment mistake
   // that the user should hear about soon, not at the end of the build timeout.
@@ -164,9 +192,10 @@ async function pickHost(
     const able = alive.filter((agent) => agent.engines.includes(key));
     const speaking = able.filter((agent) => unservedContracts(agent).length === 0);
     if (speaking.length > 0) {
-      const load = await deps.store.instances.countLiveByHost(speaking.map((agent) => agent.host));
+      const preferred = group === undefined ? speaking : preferredHosts(speaking, group);
+      const load = await deps.store.instances.countLiveByHost(preferred.map((agent) => agent.host));
       const least = Math.min(...load.values());
-      const candidates = speaking.filter((agent) => load.get(agent.host) === least);
+      const candidates = preferred.filter((agent) => load.get(agent.host) === least);
       return candidates[Math.floor(Math.random() * candidates.length)]!.host;
     }
     if (Date.now() >= deadline) {

@@ -502,6 +502,9 @@ describe('read replicas (POST /instances replica_of, views, delete, detach, repl
     assert.equal(view.flavor.id, '4');
     assert.equal(view.volume.size, 6);
     assert.equal(view.replica_of.id, source);
+    assert.equal(((await h.store.tasks.activeForInstance(view.id))?.payload as { locality?: string }).locality, undefined, 'no locality asked: the flow’s default');
+    const near = json(await create(alice, { name: 'near', replica_of: source, locality: 'affinity' })).instance;
+    assert.equal(((await h.store.tasks.activeForInstance(near.id))?.payload as { locality?: string }).locality, 'affinity');
     const same = await create(alice, { name: 'same', replica_of: source, flavorRef: '3' });
     assert.equal(same.statusCode, 200, same.body);
     assert.equal(json(same).instance.volume.size, 4, 'the source’s volume when none is given');
@@ -519,7 +522,6 @@ describe('read replicas (POST /instances replica_of, views, delete, detach, repl
     assertFault(await create(alice, { name: 'r', replica_of: source, volume: { size: 1 } }), 400, 'badRequest', /1 GB is less than the 2 GB of instance/);
     assertFault(await create(alice, { name: 'r', replica_of: source, flavorRef: '1' }), 400, 'badRequest', /m1.tiny has 256 MB of RAM, less than the 512 MB of instance .*a replica needs at least as much as its source/);
     assertFault(await create(alice, { name: 'r', replica_of: source, flavorRef: '99' }), 400, 'badRequest', 'Resource 99 cannot be found.');
-    assertFault(await create(alice, { name: 'r', replica_of: source, locality: 'affinity' }), 400, 'badRequest', 'Cannot specify locality when creating replicas.');
     assertFault(await create(alice, { name: 'r', replica_of: source, databases: [{ name: 'app' }] }), 400, 'badRequest', 'Cannot create a replica with users or databases.');
     assertFault(await create(alice, { name: 'r', replica_of: bobs }), 404, 'itemNotFound', `Resource ${bobs} cannot be found.`);
     assertFault(await create(alice, { name: 'r', replica_of: replica }), 401, 'unauthorized', `Cannot create a replica of a replica ${replica}.`);

@@ -191,7 +191,7 @@ describe('POST /instances', () => {
     ['user database not created', () => create(alice, body({ users: [{ name: 'app', password: 'p', databases: [{ name: 'other' }] }] })), 400, 'badRequest', 'database other is not included in the initial databases list'],
     ['bad mysql charset', () => create(alice, body({ datastore: { type: 'mysql', version: '8.0' }, databases: [{ name: 'orders', character_set: 'klingon' }], users: [] })), 400, 'badRequest', "'klingon' not a valid character set."],
     ['bad access cidr', () => create(alice, body({ access: { allowed_cidrs: ['10.0.0.0/99'] } })), 400, 'badRequest', 'Validation error: instance.access.allowed_cidrs[0]'],
-    ['replica_of with a locality', () => create(alice, body({ replica_of: newUuid(), locality: 'affinity' })), 400, 'badRequest', 'Cannot specify locality when creating replicas.'],
+    ['replica_of with a restorePoint', () => create(alice, body({ replica_of: newUuid(), restorePoint: { backupRef: newUuid() } })), 400, 'badRequest', 'Cannot specify restorePoint when creating replicas'],
     ['replica_of naming no instance', () => create(alice, { instance: { name: 'r', replica_of: newUuid() } }), 404, 'itemNotFound', 'cannot be found'],
     ['no flavorRef and no replica_of', () => create(alice, body({ flavorRef: undefined })), 400, 'badRequest', "Validation error: instance 'flavorRef' is a required property"],
     ["another project's id in the URL", () => h.app.inject({ method: 'POST', url: url(bob), headers: headers(alice), payload: body() }), 403, 'forbidden', () => `User with tenant id ${alice.projectId} cannot access this resource.`],

@@ -147,3 +147,24 @@ test('a compute host cut off the network: its instance cannot be reached, the ot
   assert.ok(listed.body.databases.some((d) => d.name.startsWith('after_cut_')), JSON.stringify(listed.body));
   assert.equal(await psqlFrom(computes[1]!, at.host.address, at.port, 'SELECT 1'), '1', 'reachable again over the switch');
 });
+
+test('a replica goes to the other compute host and streams its source’s data over the switch', async () => {
+  const source = await waitActive(session, (await createInstance(session, 'mh-source')).id, 120_000);
+  const at = placement(source);
+  await psqlFrom(control, at.host.address, at.port, "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders VALUES (1), (2)");
+  const res = await request<{ instance: { id: string } }>('POST', trove(session, '/instances'), { token: session.token, body: { instance: { name: 'mh-replica', replica_of: source.id } } });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  const replica = await waitActive(session, res.body.instance.id, 180_000);
+  const there = placement(replica);
+  assert.notEqual(there.host.netns, at.host.netns, 'anti-affinity: not beside its source');
+  assert.equal(replica.replica_of.id, source.id);
+  assert.equal(await psqlFrom(control, there.host.address, there.port, 'SELECT count(*) FROM orders'), '2');
+  await psqlFrom(control, at.host.address, at.port, 'INSERT INTO orders VALUES (3)');
+  let count = '';
+  for (let i = 0; i < 50 && count !== '3'; i++) {
+    count = await psqlFrom(control, there.host.address, there.port, 'SELECT count(*) FROM orders');
+    if (count !== '3') await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  assert.equal(count, '3', 'a row written on the source reaches the replica on the other host');
+  await assert.rejects(psqlFrom(control, there.host.address, there.port, 'INSERT INTO orders VALUES (4)'), /read-only transaction/);
+});

@@ -150,6 +150,7 @@ async function startWorld(
 interface NewInstanceOptions {
   payload?: unknown;
   host?: string;
+  replicaOf?: string;
   step?: string;
   createdAt?: Date;
 }
@@ -175,6 +176,7 @@ async function requestCreate(world: World, options: NewInstanceOptions = {}): Pr
       updatedAt: now,
     });
     if (options.host !== undefined) await tx.instances.update(instanceId, { host: options.host });
+    if (options.replicaOf !== undefined) await tx.instances.update(instanceId, { replicaOfId: options.replicaOf });
     await tx.serviceStatuses.set({ instanceId, status: 'NEW', updatedAt: now });
     await tx.tasks.create(task(taskId, instanceId, 'create_instance', options.payload ?? defaultPayload, options.step ?? 'start'));
   });
@@ -395,6 +397,31 @@ test('creates go to the host holding the fewest instances: they spread over the 
   } finally {
     await first.stop();
     await joining.stop();
+    await world.close();
+  }
+});
+
+test('replicas go to a host none of their group is on when there is one (anti-affinity), beside their source when asked (affinity), and anywhere when one host is all there is', async () => {
+  const world = await startWorld();
+  const agents = ['host-a', 'host-b', 'host-c'].map((host) => new FakeAgent(world.transport, host, { kind: 'healthy' }));
+  try {
+    await agents[0]!.start();
+    const source = (await requestCreate(world)).instanceId;
+    assert.equal((await builtInstance(world, source)).host, 'host-a');
+    // one host only: the replica goes beside its source rather than nowhere
+    const lonely = (await requestCreate(world, { replicaOf: source })).instanceId;
+    assert.equal((await builtInstance(world, lonely)).host, 'host-a');
+    await agents[1]!.start();
+    await agents[2]!.start();
+    // host-a holds the most, yet affinity puts the replica there
+    const near = (await requestCreate(world, { replicaOf: source, payload: { ...defaultPayload, locality: 'affinity' } })).instanceId;
+    assert.equal((await builtInstance(world, near)).host, 'host-a');
+    // anti-affinity (the default): host-b or host-c, then the other one
+    const first = (await builtInstance(world, (await requestCreate(world, { replicaOf: source })).instanceId)).host!;
+    const second = (await builtInstance(world, (await requestCreate(world, { replicaOf: source })).instanceId)).host!;
+    assert.deepEqual([first, second].sort(), ['host-b', 'host-c']);
+  } finally {
+    for (const agent of agents) await agent.stop();
     await world.close();
   }
 });

@@ -24,7 +24,6 @@ type InstanceInput = CreateInstanceBody['instance'];
 
 /** What Trove refuses alongside `replica_of`, in its order, with its words. */
 function rejectReplicaInput(input: InstanceInput): void {
-  if (input.locality !== undefined) throw new CofferError('BadRequest', 'Cannot specify locality when creating replicas.');
   if (input.restorePoint !== undefined) throw new CofferError('BadRequest', 'Cannot specify restorePoint when creating replicas: a replica is copied from its source.');
 }
 
@@ -136,7 +135,7 @@ export async function createReplicas(
       deletedAt: null,
       replicaOfId: source.id,
     };
-    const payload: CreateInstanceTaskPayload = { databases: [], users: [], access, requestId: context.requestId };
+    const payload: CreateInstanceTaskPayload = { databases: [], users: [], access, requestId: context.requestId, ...(input.locality === undefined ? {} : { locality: input.locality }) };
     const task: TaskRow = {
       id: newUuid(),
       instanceId: instance.id,

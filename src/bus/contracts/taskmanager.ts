@@ -25,6 +25,8 @@ export const createInstanceTaskPayload = z.object({
   restoreBackupId: z.string().optional(),
   /** Coffer's point in time: the restored data rolled forward to this moment (ISO 8601) through its source's archived log */
   restoreTime: z.string().datetime({ offset: true }).optional(),
+  /** a replica's placement beside its source and sibling replicas (Trove's locality; default anti-affinity) */
+  locality: z.enum(['affinity', 'anti-affinity']).optional(),
 });
 export type CreateInstanceTaskPayload = z.input<typeof createInstanceTaskPayload>;
 
