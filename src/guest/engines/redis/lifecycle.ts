@@ -27,7 +27,8 @@ import type { AofArchiveHost } from './aof-archive.js';
 import { planAofReplay, writeRestoredAof, type AofReplayPlan } from './aof-replay.js';
 import type { RdbSource } from './backup.js';
 import { missingBinaryReason } from './binaries.js';
-import { maxmemoryMb, redisSettings, renderRedisConf, type RedisConfigInput } from './config.js';
+import { maxmemoryMb, redisSettings, renderRedisConf, type RedisConfigInput, type ReplicaOfSettings } from './config.js';
+import { replicationOverTls, type RedisReplicationHost } from './replication.js';
 import { setLive } from './live-config.js';
 import type { ConfigurationHost } from './configuration.js';
 import { redisParameters } from './parameters.js';
@@ -70,6 +71,8 @@ interface Layout extends ServerFiles {
   /** read by the guest only: owned by the host's user, not the engine's */
   adminSecret: string;
   initialised: string;
+  /** a replica's replication password (replication.ts): the host's file, never in the spec */
+  replicationSecret: string;
 }
 
 export function layout(dir: string): Layout {
@@ -85,6 +88,7 @@ export function layout(dir: string): Layout {
     aclFile: join(dataDir, 'users.acl'),
     adminSecret: join(dir, 'os_admin.password'),
     initialised: join(dir, '.redis-init.done'),
+    replicationSecret: join(dir, 'replication.password'),
   };
 }
 
@@ -241,6 +245,39 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
       pidFile: this.paths.pidFile,
       aclFile: this.paths.aclFile,
       archiveLog: this.archivesAof(),
+      ...(await this.replicaOf(spec)),
+    };
+  }
+
+  /** A replica's primary and credentials, from its spec and the host's password file. */
+  private async replicaOf(spec: EngineSpec): Promise<{ replicaOf?: ReplicaOfSettings }> {
+    const replication = spec.replication;
+    if (replication?.role !== 'replica') return {};
+    const password = await readFile(this.paths.replicationSecret, 'utf8').catch((err: unknown) => {
+      throw new CofferError('EngineError', "The replica's replication password is missing: create the replica again.", { cause: err });
+    });
+    const { address, port, user, slot } = replication.source;
+    return { replicaOf: { address, port, user, password, tls: slot === replicationOverTls } };
+  }
+
+  /** What the replication module needs: the spec, the running server, a prepare of its own. */
+  replicationHost(): RedisReplicationHost {
+    return {
+      placement: this.context.placement,
+      logger: this.logger,
+      readSpec: () => this.requireSpec(),
+      saveSpec: (spec) => writeEngineSpec(this.context.placement.dir, spec),
+      endpoint: () => this.endpoint(),
+      isRunning: () => this.isRunning(),
+      tlsInstalled: async () => (await installedTlsFiles(this.context.placement.dir)) !== undefined,
+      writeReplicationSecret: (password) => writeFile(this.paths.replicationSecret, password, { mode: 0o600 }),
+      removeReplicationSecret: () => rm(this.paths.replicationSecret, { force: true }),
+      render: async (spec) => {
+        const input = await this.confInput(spec);
+        await this.writeConf(renderRedisConf(input));
+        return redisSettings(input);
+      },
+      prepare: (input, spec, progress) => this.prepareWith(input, spec, progress),
     };
   }
 
@@ -258,9 +295,21 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     restore?: readonly RestoreLink[],
     pointInTime?: PointInTimeSource,
   ): Promise<PrepareTimings> {
+    const overrides = checkPrepareInput(input, this.datastore());
+    return this.prepareWith(input, { memoryMb: input.memoryMb, access: input.access, overrides }, progress, restore, pointInTime);
+  }
+
+  /** prepare's work for `spec` (a replica's carries its primary: replication.ts) */
+  private async prepareWith(
+    input: PrepareInput,
+    spec: EngineSpec,
+    progress: PrepareProgress = () => undefined,
+    restore?: readonly RestoreLink[],
+    pointInTime?: PointInTimeSource,
+  ): Promise<PrepareTimings> {
     const began = performance.now();
     const overrides = checkPrepareInput(input, this.datastore());
-    const spec: EngineSpec = { memoryMb: input.memoryMb, access: input.access, overrides };
+    spec = { ...spec, overrides };
     // rendered before anything changes: a bad value leaves the instance directory alone
     const confInput = await this.confInput(spec);
     const conf = renderRedisConf(confInput);
