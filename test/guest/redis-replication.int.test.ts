@@ -71,11 +71,6 @@ describe('redis replication', () => {
     return made;
   }
 
-  /** the replica's tenant user: ACL users are per server, so the test makes it there too */
-  async function tenantOn(target: Instance): Promise<void> {
-    await target.driver.users!.create([tenant]);
-  }
-
   async function eventually<T>(read: () => Promise<T>, expected: T): Promise<void> {
     const want = JSON.stringify(expected);
     await poll(`the replica to show ${want}`, () => read().catch(() => undefined), (value) => JSON.stringify(value) === want);
@@ -97,7 +92,6 @@ describe('redis replication', () => {
     await (await client(primary.address, [tenant.name, tenant.password])).set('before', 'one');
     grant = await primary.driver.replication!.addReplica({ id: 'Replica-1', address: replica.address });
     await replica.driver.replication!.prepareReplica(replicaInput, grant);
-    await tenantOn(replica);
   });
 
   after(async () => {
@@ -129,7 +123,7 @@ describe('redis replication', () => {
   it('lets the replication user do nothing but replicate', async () => {
     const repl = await client(primary.address, [grant.user, grant.password]);
     assert.equal(await repl.call('PING'), 'PONG');
-    for (const command of [['GET', 'before'], ['SET', 'x', 'y'], ['CONFIG', 'GET', 'masterauth'], ['KEYS', '*'], ['ACL', 'LIST'], ['INFO'], ['SUBSCRIBE', 'c']]) {
+    for (const command of [['GET', 'before'], ['SET', 'x', 'y'], ['CONFIG', 'GET', 'masterauth'], ['KEYS', '*'], ['ACL', 'LIST'], ['ACL', 'SETUSER', 'x'], ['INFO'], ['SUBSCRIBE', 'c'], ['REPLICAOF', 'NO', 'ONE']]) {
       await assert.rejects(repl.call(command[0]!, command.slice(1)), /NOPERM/, command.join(' '));
     }
     await assert.rejects(client(primary.address, [grant.user, 'wrong-password']), /WRONGPASS/);
@@ -143,6 +137,28 @@ describe('redis replication', () => {
     await eventually(() => reader.get('after'), 'two');
     await assert.rejects(reader.set('mine', 'no'), /READONLY/);
     assert.match(String(await reader.call('INFO', 'replication')), /^role:slave$/m);
+  });
+
+  it("copies the primary's users and root to the replica (Redis does not replicate them)", async () => {
+    // the tenant made with the primary came with the replica's prepare
+    assert.deepEqual((await replica.driver.users!.list()).map((u) => u.name), ['tenant']);
+    await primary.driver.users!.create([{ name: 'later', password: 'later-Pass-1', databases: [] }]);
+    assert.equal(await primary.driver.root!.enable('root-Pass-12345'), 'default');
+    // a status read copies them at once (the health checks do so every 15 s)
+    await replica.driver.replication!.status();
+    assert.deepEqual((await replica.driver.users!.list()).map((u) => u.name), ['later', 'tenant']);
+    const later = await client(replica.address, ['later', 'later-Pass-1']);
+    assert.equal(await later.get('before'), 'one');
+    await assert.rejects(later.call('CONFIG', ['GET', 'masterauth']), /NOPERM/);
+    const root = await client(replica.address, ['root-Pass-12345']);
+    assert.equal(await root.get('before'), 'one');
+    // gone from the primary, gone from the replica; root off there, off here
+    await primary.driver.users!.delete({ name: 'later', host: '%' });
+    await primary.driver.root!.disable();
+    await replica.driver.replication!.status();
+    assert.deepEqual((await replica.driver.users!.list()).map((u) => u.name), ['tenant']);
+    await assert.rejects(client(replica.address, ['later', 'later-Pass-1']), /WRONGPASS/);
+    await assert.rejects(client(replica.address, ['root-Pass-12345']), /WRONGPASS|disabled/);
   });
 
   it('reports each replica on the primary and its own place on the replica', async () => {
@@ -248,7 +264,6 @@ describe('redis replication over TLS', () => {
     const grant = await primary.driver.replication!.addReplica({ id: 'tls-replica', address: replica.address });
     assert.deepEqual({ port: grant.port, slot: grant.slot }, { port: redisTlsPort(6379), slot: 'tls' });
     await replica.driver.replication!.prepareReplica({ memoryMb: 128, databases: [], users: [], adminPassword: 'unused-Admin-1', access: null, overrides: {} }, grant);
-    await replica.driver.users!.create([tenant]);
     const writer = await connectRedis(primary.address, redisTlsPort(6379), [tenant.name, tenant.password], { ca: ca.certificate });
     clients.push(writer);
     await writer.set('secret', 'over tls');

@@ -119,8 +119,9 @@ export function tenantUserArguments(name: string, secret: Secret): string[] {
   return [name, 'reset', 'on', ...secretRules(secret), ...allData, ...tenantCommandRules];
 }
 
-export function rootEnableArguments(password: string): string[] {
-  return [rootUser, 'reset', 'on', ...secretRules({ password }), ...allData, ...rootCommandRules];
+export function rootEnableArguments(password: string | Secret): string[] {
+  const secret = typeof password === 'string' ? { password } : password;
+  return [rootUser, 'reset', 'on', ...secretRules(secret), ...allData, ...rootCommandRules];
 }
 
 /**

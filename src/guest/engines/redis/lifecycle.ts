@@ -28,7 +28,7 @@ import { planAofReplay, writeRestoredAof, type AofReplayPlan } from './aof-repla
 import type { RdbSource } from './backup.js';
 import { missingBinaryReason } from './binaries.js';
 import { maxmemoryMb, redisSettings, renderRedisConf, type RedisConfigInput, type ReplicaOfSettings } from './config.js';
-import { replicationOverTls, type RedisReplicationHost } from './replication.js';
+import { replicationOverTls, syncReplicaUsers, type RedisReplicationHost } from './replication.js';
 import { setLive } from './live-config.js';
 import type { ConfigurationHost } from './configuration.js';
 import { redisParameters } from './parameters.js';
@@ -61,6 +61,8 @@ const startTimeoutMs = 120_000;
 // a final RDB snapshot of a large dataset takes its time (~80 MB/s); the AOF has it anyway
 const stopTimeoutMs = 60_000;
 const probeTimeoutMs = 3_000;
+/** how often a replica's health check copies its primary's users (replica-users.ts) */
+const userCopyIntervalMs = 15_000;
 /** more replicas than any primary has: with min-replicas-to-write at this, every write is refused */
 const writeRefusingReplicas = 1_000_000;
 
@@ -271,6 +273,11 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
       isRunning: () => this.isRunning(),
       tlsInstalled: async () => (await installedTlsFiles(this.context.placement.dir)) !== undefined,
       writeReplicationSecret: (password) => writeFile(this.paths.replicationSecret, password, { mode: 0o600 }),
+      readReplicationSecret: () => readFile(this.paths.replicationSecret, 'utf8'),
+      caCertificate: async () => {
+        const files = await installedTlsFiles(this.context.placement.dir);
+        return files === undefined ? undefined : readFile(files.caFile, 'utf8');
+      },
       removeReplicationSecret: () => rm(this.paths.replicationSecret, { force: true }),
       render: async (spec) => {
         const input = await this.confInput(spec);
@@ -502,7 +509,23 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
       this.probe.close();
       return 'stopped';
     }
-    return (await this.probe.answers()) ? 'healthy' : 'running';
+    const healthy = await this.probe.answers();
+    if (healthy) this.copySourceUsers();
+    return healthy ? 'healthy' : 'running';
+  }
+
+  private lastUserCopy = 0;
+
+  /** A replica's users follow its primary's (replica-users.ts): copied in the background, at most every 15 s. */
+  private copySourceUsers(): void {
+    if (Date.now() - this.lastUserCopy < userCopyIntervalMs) return;
+    this.lastUserCopy = Date.now();
+    syncReplicaUsers(this.replicationHost()).then(
+      (changed) => {
+        if (changed > 0) this.logger.info({ changed }, "a replica's users copied from its primary");
+      },
+      (err: unknown) => this.logger.warn({ err }, "could not copy the primary's users to the replica"),
+    );
   }
 
   release(): void {

@@ -19,6 +19,7 @@ import { passwordHash, replicationUserPrefix } from './acl.js';
 import { applyAcl, infoFields, withAdminClient, type AdminEndpoint } from './admin.js';
 import type { RedisSetting } from './config.js';
 import { setLive } from './live-config.js';
+import { connectToSource, mirrorUsers } from './replica-users.js';
 import { redisTlsPort } from './tls.js';
 
 // The replication module of Redis: asynchronous replication (REPLICAOF), the replica read-only.
@@ -42,8 +43,10 @@ import { redisTlsPort } from './tls.js';
 // primary's certificate against its own CA file. The grant's `slot` (Redis has no slots) says
 // which, so the replica's spec keeps it across restarts.
 //
-// ACL users are not replicated (Redis keeps them per server): a replica serves reads to its own
-// users, which Coffer does not copy from the primary.
+// ACL users are not replicated (Redis keeps them per server): the replica's guest copies its
+// primary's root and tenant users (replica-users.ts) when the replica is made, at its health
+// checks (every 15 s at most) and when its replication status is asked for. For that the
+// replication user may also list users and read their password hashes (ACL USERS, ACL GETUSER).
 //
 // The role is part of the engine's spec, from which every render starts: a restarted or
 // adopted replica is a replica again.
@@ -66,6 +69,9 @@ export interface RedisReplicationHost {
   isRunning(): Promise<boolean>;
   tlsInstalled(): Promise<boolean>;
   writeReplicationSecret(password: string): Promise<void>;
+  readReplicationSecret(): Promise<string>;
+  /** the CA the instance's certificate came from (the agent's), undefined without one */
+  caCertificate(): Promise<string | undefined>;
   removeReplicationSecret(): Promise<void>;
   /** renders redis.conf from `spec` and answers its settings (the spec is not saved) */
   render(spec: EngineSpec): Promise<RedisSetting[]>;
@@ -80,9 +86,31 @@ export function replicationUser(replicaId: string): string {
 }
 
 
-/** What a replication user may do: a replica's handshake and stream, nothing else. */
+/**
+ * What a replication user may do: a replica's handshake and stream, and list the users with
+ * their password hashes (the replica copies them, replica-users.ts); no key, no channel, no
+ * other command.
+ */
 export function replicationUserArguments(user: string, password: string): string[] {
-  return [user, 'reset', 'on', `#${passwordHash(password)}`, '+ping', '+replconf', '+psync'];
+  return [user, 'reset', 'on', `#${passwordHash(password)}`, '+ping', '+replconf', '+psync', '+acl|users', '+acl|getuser'];
+}
+
+/**
+ * Copies the primary's root and tenant users to a replica (replica-users.ts); nothing on an
+ * instance that is no replica. Answers how many users it changed.
+ */
+export async function syncReplicaUsers(host: RedisReplicationHost): Promise<number> {
+  const spec = await host.readSpec();
+  if (spec.replication?.role !== 'replica') return 0;
+  const { address, port, user, slot } = spec.replication.source;
+  const password = await host.readReplicationSecret();
+  const ca = slot === replicationOverTls ? await host.caCertificate() : undefined;
+  const source = await connectToSource({ address, port, user, password, ...(ca === undefined ? {} : { ca }) });
+  try {
+    return await withAdminClient(await host.endpoint(), (replica) => mirrorUsers(source, replica));
+  } finally {
+    source.disconnect();
+  }
 }
 
 function strongPassword(): string {
@@ -162,6 +190,8 @@ export class RedisReplicationAdmin implements ReplicationAdmin {
     );
     const started = performance.now();
     await this.firstSync();
+    progress('creating users');
+    await syncReplicaUsers(this.host);
     return { ...timings, setupMs: timings.setupMs + (performance.now() - started) };
   }
 
@@ -210,6 +240,8 @@ export class RedisReplicationAdmin implements ReplicationAdmin {
     if (replication === undefined) return { role: 'standalone' };
     const fields = await this.admin(info);
     if (replication.role === 'replica') {
+      // users changed on the primary since the last copy come along now (as at each health check)
+      await syncReplicaUsers(this.host).catch((err: unknown) => this.host.logger.warn({ err }, "could not copy the primary's users"));
       // a replica cannot know its primary's offset: how far it trails is reported by its primary
       return {
         role: 'replica',
