@@ -69,7 +69,8 @@ test('a Redis read replica: created from its primary, following it read-only wit
 
   const primaryAddress = primary.addresses[0].address as string;
   const replicaAddress = replica.addresses[0].address as string;
-  assert.deepEqual(await wallOf(replica.id), [`${primaryAddress}:6379`, `${replicaAddress}:6379`].sort());
+  // replication goes over the primary's TLS port (6380): the only one of its ports the replica may reach
+  assert.deepEqual(await wallOf(replica.id), [`${primaryAddress}:6380`, `${replicaAddress}:6379`].sort());
 
   // the primary's data and users, and what comes after
   const reader = await as(replica, 'cache', cachePassword);

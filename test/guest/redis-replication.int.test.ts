@@ -23,8 +23,9 @@ import { cleanUp, localRunner, randomAddress } from './engine-fixture.js';
 // user of its own that can do nothing but replicate, the replica follows it read-only (Redis's
 // READONLY), stays a replica across a restart and an adoption, reports its place and lag, and
 // once detached takes writes of its own. The replica's engine runs as an OS user of its own,
-// walled as the agent walls it (network-wall.ts): its own address and its primary's. A second
-// pair replicates over TLS from a primary that requires it.
+// walled as the agent walls it (network-wall.ts): its own address and its primary's. The first
+// primary has no certificate (plaintext replication); a second pair replicates over TLS, as
+// every primary with a certificate does.
 
 const tenant = { name: 'tenant', password: 'tenant-Pass-1', databases: [] };
 
@@ -231,7 +232,7 @@ describe('redis replication over TLS', () => {
     }
   });
 
-  it('streams from a primary that requires TLS through its TLS port', async () => {
+  it("streams through the primary's TLS port when the primary has a certificate, also once it requires TLS", async () => {
     root = await tempDataDir('coffer-rdrepltls-');
     const binary = (await engineRegistry.redis.discover([], await localRunner())).binaries[0];
     assert.ok(binary !== undefined);
@@ -260,10 +261,12 @@ describe('redis replication over TLS', () => {
       { address: replica.address, port: 6379 },
       { address: primary.address, port: redisTlsPort(6379) },
     ]);
-    await primary.driver.prepare({ memoryMb: 128, databases: [], users: [tenant], adminPassword: 'unused-Admin-1', access: { requireTls: true }, overrides: {} });
+    await primary.driver.prepare({ memoryMb: 128, databases: [], users: [tenant], adminPassword: 'unused-Admin-1', access: null, overrides: {} });
     const grant = await primary.driver.replication!.addReplica({ id: 'tls-replica', address: replica.address });
     assert.deepEqual({ port: grant.port, slot: grant.slot }, { port: redisTlsPort(6379), slot: 'tls' });
     await replica.driver.replication!.prepareReplica({ memoryMb: 128, databases: [], users: [], adminPassword: 'unused-Admin-1', access: null, overrides: {} }, grant);
+    // the primary closes its plaintext port: its replica never used it
+    await primary.driver.updateAccess({ requireTls: true });
     const writer = await connectRedis(primary.address, redisTlsPort(6379), [tenant.name, tenant.password], { ca: ca.certificate });
     clients.push(writer);
     await writer.set('secret', 'over tls');

@@ -520,7 +520,10 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
   private copySourceUsers(): void {
     if (Date.now() - this.lastUserCopy < userCopyIntervalMs) return;
     this.lastUserCopy = Date.now();
-    syncReplicaUsers(this.replicationHost()).then(
+    // only a replica has a primary to copy from: any other instance reads its spec and stops there
+    readEngineSpec(this.context.placement.dir)
+      .then((spec) => (spec?.replication?.role === 'replica' ? syncReplicaUsers(this.replicationHost()) : 0))
+      .then(
       (changed) => {
         if (changed > 0) this.logger.info({ changed }, "a replica's users copied from its primary");
       },

@@ -38,10 +38,11 @@ import { redisTlsPort } from './tls.js';
 // cannot keep it out of CONFIG GET, so an enabled root (which has CONFIG GET) of the replica can
 // read it: what it opens is PSYNC on the primary, the same data the replica already serves.
 //
-// Transport: the primary's plaintext port while it has one; once it requires TLS (its plaintext
-// port closed) the replica connects to its TLS port with `tls-replication yes`, checking the
-// primary's certificate against its own CA file. The grant's `slot` (Redis has no slots) says
-// which, so the replica's spec keeps it across restarts.
+// Transport: the primary's TLS port with `tls-replication yes` whenever the primary has its
+// certificate (every instance a guest prepares has one), the replica checking the primary's
+// certificate against its own CA file (the deployment's CA signed both); the plaintext port only
+// for a primary without a certificate. The grant's `slot` (Redis has no slots) says which, so the
+// replica's spec keeps it across restarts.
 //
 // ACL users are not replicated (Redis keeps them per server): the replica's guest copies its
 // primary's root and tenant users (replica-users.ts) when the replica is made, at its health
@@ -143,7 +144,9 @@ export class RedisReplicationAdmin implements ReplicationAdmin {
     const password = strongPassword();
     await this.admin((client) => applyAcl(client, [['SETUSER', ...replicationUserArguments(user, password)]]));
     const others = spec.replication?.role === 'source' ? spec.replication.replicas.filter((known) => known.id !== replica.id) : [];
-    const tls = spec.access?.requireTls === true;
+    // over TLS whenever the primary has its certificate (the guest installs one before every
+    // prepare): encrypted, and unaffected by the primary later closing its plaintext port
+    const tls = await this.host.tlsInstalled();
     const slot = tls ? replicationOverTls : replicationPlaintext;
     await this.host.saveSpec({ ...spec, replication: { role: 'source', replicas: [...others, { id: replica.id, address: replica.address, user, slot }] } });
     const { address, port } = this.host.placement;
