@@ -14,6 +14,8 @@ export const adminUser = 'os_admin';
  */
 export const rootUser = 'default';
 const reservedUsers = new Set([adminUser, rootUser]);
+/** each replica's user on its primary (replication.ts): not a tenant's */
+export const replicationUserPrefix = 'os_repl_';
 
 const maxNameBytes = 128;
 const maxPasswordBytes = 1024;
@@ -81,7 +83,7 @@ export function checkUserName(name: string): void {
   if (/[\s\u0000-\u001f\u007f]/.test(name)) {
     throw bad(`Invalid user name ${JSON.stringify(name)}: Redis user names contain no spaces or control characters.`);
   }
-  if (reservedUsers.has(name)) throw bad(`The user name "${name}" is reserved.`);
+  if (reservedUsers.has(name) || name.startsWith(replicationUserPrefix)) throw bad(`The user name "${name}" is reserved.`);
 }
 
 /** Any characters (the server stores only its SHA-256), but never an empty password. */
@@ -117,8 +119,9 @@ export function tenantUserArguments(name: string, secret: Secret): string[] {
   return [name, 'reset', 'on', ...secretRules(secret), ...allData, ...tenantCommandRules];
 }
 
-export function rootEnableArguments(password: string): string[] {
-  return [rootUser, 'reset', 'on', ...secretRules({ password }), ...allData, ...rootCommandRules];
+export function rootEnableArguments(password: string | Secret): string[] {
+  const secret = typeof password === 'string' ? { password } : password;
+  return [rootUser, 'reset', 'on', ...secretRules(secret), ...allData, ...rootCommandRules];
 }
 
 /**
@@ -149,5 +152,5 @@ export function renderInitialAclFile(adminPassword: string): string {
 
 /** The tenant's users among what ACL USERS lists. */
 export function isTenantUser(name: string): boolean {
-  return !reservedUsers.has(name);
+  return !reservedUsers.has(name) && !name.startsWith(replicationUserPrefix);
 }

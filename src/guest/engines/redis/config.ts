@@ -60,6 +60,41 @@ export interface RedisConfigInput {
   overrides?: ConfigurationValues;
   /** the host archives the AOF (point in time, aof-archive.ts): what that needs wins over the group's values */
   archiveLog?: boolean;
+  /** a replica's primary (replication.ts); undefined: a primary of its own */
+  replicaOf?: ReplicaOfSettings;
+}
+
+/** Where a replica streams from, as whom, and whether over TLS (the primary's TLS port). */
+export interface ReplicaOfSettings {
+  address: string;
+  port: number;
+  user: string;
+  password: string;
+  tls: boolean;
+}
+
+/**
+ * A replica's settings: its primary, the replication user's credentials, read-only (Redis then
+ * refuses every write with READONLY), and its own address announced, so that its primary's INFO
+ * tells replicas on one host apart (they all connect from the loopback route's 127.0.0.1). Over
+ * TLS it checks the primary's certificate against its own CA (the agent's, which signed both).
+ */
+function replicaSettings(input: RedisConfigInput): RedisSetting[] {
+  const source = input.replicaOf;
+  if (source === undefined) return [];
+  if (isIP(source.address) === 0) throw new CofferError('BadRequest', `Invalid primary address "${source.address}".`);
+  if (source.tls && input.tls === undefined) {
+    throw new CofferError('EngineError', 'The primary serves TLS only, and this replica has no certificate to replicate over TLS with.');
+  }
+  return [
+    ['replicaof', `${source.address} ${source.port}`],
+    ['masteruser', source.user],
+    ['masterauth', source.password],
+    ['replica-read-only', true],
+    ['replica-announce-ip', input.address],
+    ['replica-announce-port', input.port],
+    ...(source.tls && input.tls !== undefined ? ([['tls-replication', true], ['tls-ca-cert-file', input.tls.caFile]] as RedisSetting[]) : []),
+  ];
 }
 
 /**
@@ -114,11 +149,13 @@ export function redisSettings(input: RedisConfigInput): RedisSetting[] {
       (input.archiveLog === true ? archivingSettings[name] : undefined) ?? overrides[name] ?? standard,
     ]),
     ...(input.archiveLog === true ? archivingExtras : []),
+    ...replicaSettings(input),
   ];
 }
 
 export function renderRedisConf(input: RedisConfigInput): string {
-  const lines = redisSettings(input).map(([name, value]) => `${name} ${confValue(value)}`);
+  // `replicaof` takes two arguments: written as such, never as one quoted string
+  const lines = redisSettings(input).map(([name, value]) => (name === 'replicaof' ? `${name} ${String(value)}` : `${name} ${confValue(value)}`));
   const overridden = Object.keys(input.overrides ?? {}).length;
   return [
     `# Written by Coffer from the instance's flavor (${input.memoryMb} MB RAM), access rules and ${overridden} configuration-group value(s);`,

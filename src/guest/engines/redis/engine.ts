@@ -5,6 +5,7 @@ import { redisBackup } from './backup.js';
 import { discoverRedis } from './binaries.js';
 import { redisConfiguration } from './configuration.js';
 import { layout, redisLifecycle, standardPort } from './lifecycle.js';
+import { redisReplication } from './replication.js';
 import { redisRoot } from './root.js';
 import { redisTlsPort } from './tls.js';
 import { redisUsers } from './users.js';
@@ -21,6 +22,7 @@ export const redisEngine: EngineFactory = defineEngine({
     root: redisRoot,
     configuration: redisConfiguration,
     backup: redisBackup,
+    replication: redisReplication,
   },
   // root is the default user, without CONFIG, MODULE or DEBUG: it cannot reach files or programs
   rootReachesOsUser: false,

@@ -27,7 +27,8 @@ import type { AofArchiveHost } from './aof-archive.js';
 import { planAofReplay, writeRestoredAof, type AofReplayPlan } from './aof-replay.js';
 import type { RdbSource } from './backup.js';
 import { missingBinaryReason } from './binaries.js';
-import { maxmemoryMb, redisSettings, renderRedisConf, type RedisConfigInput } from './config.js';
+import { maxmemoryMb, redisSettings, renderRedisConf, type RedisConfigInput, type ReplicaOfSettings } from './config.js';
+import { replicationOverTls, syncReplicaUsers, type RedisReplicationHost } from './replication.js';
 import { setLive } from './live-config.js';
 import type { ConfigurationHost } from './configuration.js';
 import { redisParameters } from './parameters.js';
@@ -60,6 +61,8 @@ const startTimeoutMs = 120_000;
 // a final RDB snapshot of a large dataset takes its time (~80 MB/s); the AOF has it anyway
 const stopTimeoutMs = 60_000;
 const probeTimeoutMs = 3_000;
+/** how often a replica's health check copies its primary's users (replica-users.ts) */
+const userCopyIntervalMs = 15_000;
 /** more replicas than any primary has: with min-replicas-to-write at this, every write is refused */
 const writeRefusingReplicas = 1_000_000;
 
@@ -70,6 +73,8 @@ interface Layout extends ServerFiles {
   /** read by the guest only: owned by the host's user, not the engine's */
   adminSecret: string;
   initialised: string;
+  /** a replica's replication password (replication.ts): the host's file, never in the spec */
+  replicationSecret: string;
 }
 
 export function layout(dir: string): Layout {
@@ -85,6 +90,7 @@ export function layout(dir: string): Layout {
     aclFile: join(dataDir, 'users.acl'),
     adminSecret: join(dir, 'os_admin.password'),
     initialised: join(dir, '.redis-init.done'),
+    replicationSecret: join(dir, 'replication.password'),
   };
 }
 
@@ -241,6 +247,44 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
       pidFile: this.paths.pidFile,
       aclFile: this.paths.aclFile,
       archiveLog: this.archivesAof(),
+      ...(await this.replicaOf(spec)),
+    };
+  }
+
+  /** A replica's primary and credentials, from its spec and the host's password file. */
+  private async replicaOf(spec: EngineSpec): Promise<{ replicaOf?: ReplicaOfSettings }> {
+    const replication = spec.replication;
+    if (replication?.role !== 'replica') return {};
+    const password = await readFile(this.paths.replicationSecret, 'utf8').catch((err: unknown) => {
+      throw new CofferError('EngineError', "The replica's replication password is missing: create the replica again.", { cause: err });
+    });
+    const { address, port, user, slot } = replication.source;
+    return { replicaOf: { address, port, user, password, tls: slot === replicationOverTls } };
+  }
+
+  /** What the replication module needs: the spec, the running server, a prepare of its own. */
+  replicationHost(): RedisReplicationHost {
+    return {
+      placement: this.context.placement,
+      logger: this.logger,
+      readSpec: () => this.requireSpec(),
+      saveSpec: (spec) => writeEngineSpec(this.context.placement.dir, spec),
+      endpoint: () => this.endpoint(),
+      isRunning: () => this.isRunning(),
+      tlsInstalled: async () => (await installedTlsFiles(this.context.placement.dir)) !== undefined,
+      writeReplicationSecret: (password) => writeFile(this.paths.replicationSecret, password, { mode: 0o600 }),
+      readReplicationSecret: () => readFile(this.paths.replicationSecret, 'utf8'),
+      caCertificate: async () => {
+        const files = await installedTlsFiles(this.context.placement.dir);
+        return files === undefined ? undefined : readFile(files.caFile, 'utf8');
+      },
+      removeReplicationSecret: () => rm(this.paths.replicationSecret, { force: true }),
+      render: async (spec) => {
+        const input = await this.confInput(spec);
+        await this.writeConf(renderRedisConf(input));
+        return redisSettings(input);
+      },
+      prepare: (input, spec, progress) => this.prepareWith(input, spec, progress),
     };
   }
 
@@ -258,9 +302,21 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     restore?: readonly RestoreLink[],
     pointInTime?: PointInTimeSource,
   ): Promise<PrepareTimings> {
+    const overrides = checkPrepareInput(input, this.datastore());
+    return this.prepareWith(input, { memoryMb: input.memoryMb, access: input.access, overrides }, progress, restore, pointInTime);
+  }
+
+  /** prepare's work for `spec` (a replica's carries its primary: replication.ts) */
+  private async prepareWith(
+    input: PrepareInput,
+    spec: EngineSpec,
+    progress: PrepareProgress = () => undefined,
+    restore?: readonly RestoreLink[],
+    pointInTime?: PointInTimeSource,
+  ): Promise<PrepareTimings> {
     const began = performance.now();
     const overrides = checkPrepareInput(input, this.datastore());
-    const spec: EngineSpec = { memoryMb: input.memoryMb, access: input.access, overrides };
+    spec = { ...spec, overrides };
     // rendered before anything changes: a bad value leaves the instance directory alone
     const confInput = await this.confInput(spec);
     const conf = renderRedisConf(confInput);
@@ -453,7 +509,26 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
       this.probe.close();
       return 'stopped';
     }
-    return (await this.probe.answers()) ? 'healthy' : 'running';
+    const healthy = await this.probe.answers();
+    if (healthy) this.copySourceUsers();
+    return healthy ? 'healthy' : 'running';
+  }
+
+  private lastUserCopy = 0;
+
+  /** A replica's users follow its primary's (replica-users.ts): copied in the background, at most every 15 s. */
+  private copySourceUsers(): void {
+    if (Date.now() - this.lastUserCopy < userCopyIntervalMs) return;
+    this.lastUserCopy = Date.now();
+    // only a replica has a primary to copy from: any other instance reads its spec and stops there
+    readEngineSpec(this.context.placement.dir)
+      .then((spec) => (spec?.replication?.role === 'replica' ? syncReplicaUsers(this.replicationHost()) : 0))
+      .then(
+      (changed) => {
+        if (changed > 0) this.logger.info({ changed }, "a replica's users copied from its primary");
+      },
+      (err: unknown) => this.logger.warn({ err }, "could not copy the primary's users to the replica"),
+    );
   }
 
   release(): void {

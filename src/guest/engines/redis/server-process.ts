@@ -1,7 +1,7 @@
 import { readFile, readlink } from 'node:fs/promises';
 import { CofferError, isCofferError } from '../../../common/index.js';
 import type { ProcessExit } from '../../process-runner.js';
-import { isProcessAlive, killProcessesIn, runsAsOwnerOf, stopProcess, waitUntilServing, worksIn } from '../process-watch.js';
+import { isProcessAlive, killProcessesIn, runsAsOwnerOf, stopProcess, waitFor, waitUntilServing, worksIn } from '../process-watch.js';
 import { withoutPaths } from '../start-failure-cause.js';
 import { probeServer, type AdminEndpoint } from './admin.js';
 
@@ -11,6 +11,7 @@ import { probeServer, type AdminEndpoint } from './admin.js';
 
 // Debian's /usr/bin/redis-server is a link to redis-check-rdb, which the kernel reports as exe
 const serverExecutable = /\/redis-(server|check-rdb)$/;
+const termRetryMs = 1_000;
 
 export interface ServerFiles {
   dataDir: string;
@@ -94,7 +95,19 @@ export async function waitUntilReady(options: WaitReadyOptions): Promise<void> {
  * and exits. After `timeoutMs` it and whatever it forked are killed; the AOF keeps the data.
  */
 export async function stopServer(pid: number, dataDir: string, timeoutMs: number): Promise<'stopped' | 'killed'> {
-  const how = await stopProcess(pid, 'SIGTERM', timeoutMs);
+  // Redis drops a SIGTERM it cannot act on now ("Writing initial AOF, can't exit": a replica
+  // right after its first sync): asked again each second until it goes, SIGKILL only at the end
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() + termRetryMs < deadline) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return 'stopped';
+      throw err;
+    }
+    if (await waitFor(async () => !(await isProcessAlive(pid)), termRetryMs)) return 'stopped';
+  }
+  const how = await stopProcess(pid, 'SIGTERM', Math.max(0, deadline - Date.now()));
   if (how === 'killed') await killServerProcesses(dataDir);
   return how;
 }
