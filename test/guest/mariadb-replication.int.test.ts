@@ -148,6 +148,9 @@ describe('mariadb replication', () => {
 
   it("refuses a tenant's writes on the replica with the engine's own error", async () => {
     await assert.rejects(query(replica.address, 'tenant', 'tenant-Pass-1', "INSERT INTO t VALUES ('no')"), (err: { code?: string }) => err.code === 'ER_OPTION_PREVENTS_STATEMENT');
+    // the volume guard's "writes allowed" (asked on every first check) leaves a replica read-only
+    await replica.driver.refuseWrites(false);
+    await assert.rejects(query(replica.address, 'tenant', 'tenant-Pass-1', "INSERT INTO t VALUES ('no')"), (err: { code?: string }) => err.code === 'ER_OPTION_PREVENTS_STATEMENT');
   });
 
   it('reports the replica connected on the primary and its own lag on the replica', async () => {

@@ -508,10 +508,12 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
   /**
    * read_only: refuses writes by every account without READ ONLY ADMIN (SUPER before 10.11 and
    * on MySQL), which tenant users never have; an enabled root has it and can still write. Not in
-   * my.cnf: a restart clears it, and the guest sets it again while the volume is full.
+   * my.cnf: a restart clears it, and the guest sets it again while the volume is full. A replica
+   * stays read-only whatever the volume (its my.cnf sets it, see replication.ts).
    */
   async refuseWrites(refused: boolean): Promise<void> {
-    await this.admin.run((connection) => connection.query(`SET GLOBAL read_only = ${refused ? 'ON' : 'OFF'}`));
+    const replica = (await currentEngineSpec(this.context.placement.dir, this.context.memoryMb))?.replication?.role === 'replica';
+    await this.admin.run((connection) => connection.query(`SET GLOBAL read_only = ${refused || replica ? 'ON' : 'OFF'}`));
   }
 
   async installTls(material: TlsMaterial): Promise<void> {
