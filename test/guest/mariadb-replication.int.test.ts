@@ -10,6 +10,7 @@ import { createInstanceUser, removeInstanceUser } from '../../src/agent/instance
 import { NetworkWall } from '../../src/agent/network-wall.js';
 import { engineRegistry, type EngineBinary, type EngineDriver } from '../../src/guest/index.js';
 import type { ReplicationGrant } from '../../src/guest/engines/engine.js';
+import { withAdminConnection } from '../../src/guest/engines/mysql-family/connection.js';
 import { replicationUser } from '../../src/guest/engines/mysql-family/replication.js';
 import { rejectsWithCode } from '../support/coffer-errors.js';
 import { tempDataDir } from '../support/temp-dir.js';
@@ -182,6 +183,24 @@ describe('mariadb replication', () => {
     await eventually(() => values(replica.address), ['after', 'before', 'restarted']);
     await assert.rejects(query(replica.address, 'tenant', 'tenant-Pass-1', "INSERT INTO t VALUES ('no')"), /read-only/);
     replica.driver = adopted;
+  });
+
+  it('refuses a replica to a primary whose binary log no longer starts at its creation', async () => {
+    const other = await instance('purged');
+    await other.driver.prepare({ ...input, adminPassword: 'purged-Admin-1' });
+    const admin = (sql: string) =>
+      withAdminConnection({ socketPath: join(other.dir, 'data', 'mysqld.sock'), password: 'purged-Admin-1' }, (c) => c.query(sql));
+    await admin('FLUSH BINARY LOGS');
+    // the server keeps a file until InnoDB no longer needs it for crash recovery: purged again until it goes
+    await poll('the first binary log purged', async () => {
+      const [logs] = (await admin('SHOW BINARY LOGS')) as unknown as [Row[]];
+      await admin(`PURGE BINARY LOGS TO '${String(logs.at(-1)!.Log_name)}'`);
+      return ((await admin('SHOW BINARY LOGS')) as unknown as [Row[]])[0].length;
+    }, (count) => count === 1);
+    await rejectsWithCode(other.driver.replication!.addReplica({ id: 'late', address: randomAddress() }), 'BadRequest');
+    // nothing was made for it
+    assert.deepEqual(await other.driver.replication!.status(), { role: 'standalone' });
+    await other.driver.stop();
   });
 
   it('refuses a replica as the source of another', async () => {

@@ -107,11 +107,13 @@ export class MysqlFamilyReplicationAdmin implements ReplicationAdmin {
     const password = strongPassword();
     const from = replicaSourceAddress(replica.address);
     await this.host.admin.run(async (connection) => {
-      // the binary log's first file must still start at the empty GTID position: nothing purged
+      // the binary log's first file must still start with no GTID before it (its Gtid_list
+      // event lists none): nothing was purged
       const [logs] = await connection.query<Row[]>('SHOW BINARY LOGS');
       const first = logs[0]?.Log_name;
-      const [[start]] = await connection.query<Row[]>('SELECT BINLOG_GTID_POS(?, 4) AS pos', [first]);
-      if (first === undefined || String(start?.pos ?? 'purged') !== '') {
+      const [events] = first === undefined ? [[]] : await connection.query<Row[]>(`SHOW BINLOG EVENTS IN ${escape(String(first))} LIMIT 4`);
+      const gtidList = events.find((event) => event.Event_type === 'Gtid_list');
+      if (gtidList === undefined || String(gtidList.Info) !== '[]') {
         throw new CofferError('BadRequest', "This instance's binary log no longer starts at its creation: it cannot be the source of a replica.");
       }
       // not in the replicas' binary log: the account is the primary's alone
