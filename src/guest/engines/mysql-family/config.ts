@@ -120,8 +120,15 @@ export function serverIdOf(instanceId: string): number {
  * in GTID strict mode, with a server id of the instance's own; a replica is read-only from its
  * first start (SQL thread writes go through, tenants' are refused).
  */
-export function replicationOptions(basename: string, serverId: number, replica: boolean): string[] {
-  return [...binlogOptions(basename, serverId), 'gtid_strict_mode = ON', 'log_slave_updates = ON', ...(replica ? ['read_only = ON'] : [])];
+export function replicationOptions(basename: string, serverId: number, replica: boolean, archived: boolean): string[] {
+  return [
+    ...binlogOptions(basename, serverId),
+    'gtid_strict_mode = ON',
+    'log_slave_updates = ON',
+    // no archive purges it: a week's files are kept (a replica can be made while the first is), not the whole history
+    ...(archived ? [] : [`binlog_expire_logs_seconds = ${7 * 24 * 3600}`]),
+    ...(replica ? ['read_only = ON'] : []),
+  ];
 }
 
 export interface MyCnfInput {

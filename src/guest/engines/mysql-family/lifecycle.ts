@@ -237,7 +237,7 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
   /** a replicating flavor's binary log (always on, see replication.ts), else the archive's, else none */
   private binlogLines(spec: EngineSpec): string[] {
     if (this.flavor.replication === true) {
-      return replicationOptions(binlogBasename, serverIdOf(this.context.placement.instanceId), spec.replication?.role === 'replica');
+      return replicationOptions(binlogBasename, serverIdOf(this.context.placement.instanceId), spec.replication?.role === 'replica', this.archivesBinlog());
     }
     return this.archivesBinlog() ? binlogOptions(binlogBasename) : [];
   }
