@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { RowDataPacket } from 'mysql2/promise';
+import { createConnection, type RowDataPacket } from 'mysql2/promise';
 import type { PrepareInput } from '../../src/bus/index.js';
 import { silentLogger } from '../../src/common/index.js';
 import { LocalProcessRunner, type EngineIdentity } from '../../src/agent/index.js';
@@ -14,6 +14,7 @@ import { withAdminConnection } from '../../src/guest/engines/mysql-family/connec
 import { replicationUser } from '../../src/guest/engines/mysql-family/replication.js';
 import { rejectsWithCode } from '../support/coffer-errors.js';
 import { tempDataDir } from '../support/temp-dir.js';
+import { testCa } from '../support/test-ca.js';
 import { eventually as poll } from '../support/wait.js';
 import { localRunner, randomAddress } from './engine-fixture.js';
 import { cleanUpMysqlFamily, connectTenant } from './mysql-family-fixture.js';
@@ -63,7 +64,12 @@ describe('mariadb replication', () => {
   }
 
   async function query(address: string, user: string, password: string, sql: string, database: string | null = 'app'): Promise<Row[]> {
-    const connection = await connectTenant({ address, port: 3306, user, password, database: database ?? undefined });
+    // the primary refuses plaintext clients (a test CA's certificate: not verified here)
+    const connection =
+      address === primary.address
+        ? await createConnection({ host: address, port: 3306, user, password, database: database ?? undefined, ssl: { rejectUnauthorized: false } })
+        : await connectTenant({ address, port: 3306, user, password, database: database ?? undefined });
+    connection.on('error', () => undefined);
     try {
       return (await connection.query<Row[]>(sql))[0];
     } finally {
@@ -90,7 +96,9 @@ describe('mariadb replication', () => {
       { address: replica.address, port: 3306 },
       { address: primary.address, port: 3306 },
     ]);
-    await primary.driver.prepare(input);
+    // as the guest does before a first start: the primary serves TLS, and here requires it
+    await primary.driver.installTls(await (await testCa()).issue({ address: primary.address, validityDays: 1 }));
+    await primary.driver.prepare({ ...input, access: { requireTls: true } });
     await query(primary.address, 'tenant', 'tenant-Pass-1', "CREATE TABLE t (v VARCHAR(20) PRIMARY KEY) AS SELECT 'before' AS v");
     grant = await primary.driver.replication!.addReplica({ id: 'replica', address: replica.address });
     await replica.driver.replication!.prepareReplica(replicaInput, grant);
@@ -123,6 +131,10 @@ describe('mariadb replication', () => {
     const rows = await query(primary.address, grant.user, grant.password, 'SHOW GRANTS', null);
     assert.equal(rows.length, 1);
     assert.match(String(Object.values(rows[0]!)[0]), new RegExp(`^GRANT REPLICATION SLAVE ON \\*\\.\\* TO \`${grant.user}\`@\`127\\.0\\.0\\.1\` IDENTIFIED BY PASSWORD '\\*[0-9A-F]{40}'$`));
+    // the primary refuses plaintext clients, and the replica connects to it over TLS
+    await assert.rejects(connectTenant({ address: primary.address, port: 3306, user: 'tenant', password: 'tenant-Pass-1' }), /secure transport|Access denied/i);
+    const [status] = await withAdminConnection({ socketPath: join(replica.dir, 'data', 'mysqld.sock'), password: grant.adminPassword }, async (c) => (await c.query<Row[]>('SHOW SLAVE STATUS'))[0]);
+    assert.equal(status!.Master_SSL_Allowed, 'Yes');
     assert.match(await readFile(join(primary.dir, 'my.cnf'), 'utf8'), /^gtid_strict_mode = ON$/m);
     // not archived here: the server expires its own files after a week
     assert.match(await readFile(join(primary.dir, 'my.cnf'), 'utf8'), /^binlog_expire_logs_seconds = 604800$/m);

@@ -174,7 +174,9 @@ export class MysqlFamilyReplicationAdmin implements ReplicationAdmin {
       await connection.query(
         `CHANGE MASTER TO MASTER_HOST = ${escape(grant.address)}, MASTER_PORT = ${Number(grant.port)}, ` +
           `MASTER_USER = ${escape(grant.user)}, MASTER_PASSWORD = ${escape(grant.password)}, ` +
-          `MASTER_CONNECT_RETRY = 5, MASTER_USE_GTID = slave_pos`,
+          // every instance serves TLS (its certificate is installed before its first start), and one
+          // that requires it refuses plaintext replication as any other client; the wall keeps the peer
+          `MASTER_SSL = 1, MASTER_CONNECT_RETRY = 5, MASTER_USE_GTID = slave_pos`,
       );
       await connection.query('START SLAVE');
     });
