@@ -181,6 +181,15 @@ describe('mariadb replication', () => {
     assert.equal(own.lagSeconds, 0);
   });
 
+  it("keeps its primary's client ranges through an access update, and keeps replicating", async () => {
+    await replica.driver.updateAccess({ allowedCidrs: ['10.0.0.0/8'] });
+    await query(primary.address, 'tenant', 'tenant-Pass-1', "INSERT INTO t VALUES ('access')");
+    await eventually(() => values(replica.address), ['access', 'after', 'before']);
+    assert.equal((await replica.driver.replication!.status() as { streaming?: boolean }).streaming, true);
+    await query(primary.address, 'tenant', 'tenant-Pass-1', "DELETE FROM t WHERE v = 'access'");
+    await eventually(() => values(replica.address), ['after', 'before']);
+  });
+
   it('stays a replica across a restart, and a new driver (an adopting agent) renders it as one', async () => {
     await replica.driver.stop();
     // a my.cnf that lost its replica lines is rendered again from the spec

@@ -258,6 +258,10 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
       initialise: async (adminPassword, spec) => {
         await this.initialise(adminPassword, await this.renderConf(spec, false));
       },
+      saveTlsRequirement: async (access) => {
+        const dir = this.context.placement.dir;
+        await saveTlsRequired(dir, checkTlsRequirement(access, await installedTlsFiles(dir)));
+      },
       adminPassword: async () => (await this.endpoint()).password,
       setAdminPassword: async (password) => {
         await writeFile(this.paths.adminSecret, password, { mode: 0o600 });
@@ -488,14 +492,20 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     const cidrs = this.clientCidrs(access);
     const dir = this.context.placement.dir;
     const requireTls = checkTlsRequirement(access, await installedTlsFiles(dir));
+    const saved = await currentEngineSpec(dir, this.context.memoryMb);
+    // a replica's accounts and registry are its primary's, replicated: written here they would
+    // diverge and stop replication (replication.ts), so its client ranges stay its primary's
+    const replica = saved?.replication?.role === 'replica';
+    if (replica) this.logger.warn('a replica keeps its primary\'s client ranges: only the TLS requirement applies');
     await this.admin.run(async (connection) => {
-      await this.admin.registry.setAccessRules(connection, cidrs);
-      await this.admin.registry.reconcileAll(connection);
+      if (!replica) {
+        await this.admin.registry.setAccessRules(connection, cidrs);
+        await this.admin.registry.reconcileAll(connection);
+      }
       await setRequireSecureTransport(connection, requireTls);
     });
     // my.cnf is rendered again from the saved choice and spec on every later change
     await saveTlsRequired(dir, requireTls);
-    const saved = await currentEngineSpec(dir, this.context.memoryMb);
     if (saved === undefined) {
       await this.rewriteTlsOptions();
       return;

@@ -67,6 +67,8 @@ export interface MysqlReplicationHost {
   /** the administrative password the guest logs in with */
   adminPassword(): Promise<string>;
   setAdminPassword(password: string): Promise<void>;
+  /** whether plaintext clients are refused, from `access` (rendered into my.cnf from then on) */
+  saveTlsRequirement(access: EngineSpec['access']): Promise<void>;
   start(): Promise<void>;
 }
 
@@ -163,6 +165,7 @@ export class MysqlFamilyReplicationAdmin implements ReplicationAdmin {
       await this.host.initialise(grant.adminPassword, spec);
     }
     const initialised = performance.now();
+    await this.host.saveTlsRequirement(input.access);
     await this.host.applySpec(spec);
     progress('starting');
     await this.host.start();
