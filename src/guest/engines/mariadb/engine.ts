@@ -77,6 +77,7 @@ export const mariadbFlavor: MysqlFamilyFlavor = {
     binlog: { readerNames: ['mariadb-binlog', 'mysqlbinlog'], clientNames: ['mariadb', 'mysql'] },
     missingReason: "install Debian's mariadb-backup package (apt-get install mariadb-backup), which provides mariadb-backup and mbstream",
   },
+  replication: true,
 };
 
 export const mariadbEngine: EngineFactory = mysqlFamilyEngine(mariadbFlavor);

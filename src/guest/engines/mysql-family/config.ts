@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { CofferError } from '../../../common/index.js';
 import type { ConfigurationValue, ConfigurationValues } from '../../../common/index.js';
 import type { MysqlParameter } from './parameters.js';
@@ -104,8 +105,30 @@ function settingText(value: ConfigurationValue): string {
  * fixed lines: no configuration group can set log_bin, binlog_format, sync_binlog, server_id or
  * an expiry (parameters.ts publishes none of them).
  */
-export function binlogOptions(basename: string): string[] {
-  return [`log-bin = ${basename}`, 'binlog_format = ROW', 'server_id = 1', 'sync_binlog = 1'];
+export function binlogOptions(basename: string, serverId = 1): string[] {
+  return [`log-bin = ${basename}`, 'binlog_format = ROW', `server_id = ${serverId}`, 'sync_binlog = 1'];
+}
+
+/** A server id of the instance's own (1 to 2^32 - 1), the same on every render: replication needs them distinct. */
+export function serverIdOf(instanceId: string): number {
+  const id = createHash('sha256').update(instanceId).digest().readUInt32BE(0);
+  return id === 0 ? 1 : id;
+}
+
+/**
+ * A replicating flavor's (replication.ts) fixed lines: the binary log from the first start on,
+ * in GTID strict mode, with a server id of the instance's own; a replica is read-only from its
+ * first start (SQL thread writes go through, tenants' are refused).
+ */
+export function replicationOptions(basename: string, serverId: number, replica: boolean, archived: boolean): string[] {
+  return [
+    ...binlogOptions(basename, serverId),
+    'gtid_strict_mode = ON',
+    'log_slave_updates = ON',
+    // no archive purges it: a week's files are kept (a replica can be made while the first is), not the whole history
+    ...(archived ? [] : [`binlog_expire_logs_seconds = ${7 * 24 * 3600}`]),
+    ...(replica ? ['read_only = ON'] : []),
+  ];
 }
 
 export interface MyCnfInput {

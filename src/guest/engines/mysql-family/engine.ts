@@ -7,6 +7,7 @@ import { mysqlFamilyConfiguration } from './configuration.js';
 import { mysqlFamilyDatabases } from './databases.js';
 import type { MysqlFamilyFlavor } from './flavor.js';
 import { layout, mysqlFamilyLifecycle, standardPort } from './lifecycle.js';
+import { mysqlFamilyReplication } from './replication.js';
 import { mysqlFamilyRoot } from './root.js';
 import { mysqlFamilyUsers } from './users.js';
 
@@ -26,6 +27,7 @@ export function mysqlFamilyEngine(flavor: MysqlFamilyFlavor): EngineFactory {
       configuration: mysqlFamilyConfiguration(flavor),
       // restores roll forward through the archived binary log where the flavor archives it
       backup: { ...mysqlFamilyBackup, pointInTime: flavor.backup.binlog !== undefined },
+      ...(flavor.replication === true ? { replication: mysqlFamilyReplication } : {}),
     },
     rootReachesOsUser: true,
     standardPort,

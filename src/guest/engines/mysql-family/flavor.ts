@@ -86,4 +86,6 @@ export interface MysqlFamilyFlavor {
   /** accounts the engine creates for itself, never listed nor touched */
   isSystemAccount(name: string): boolean;
   readonly backup: BackupToolFlavor;
+  /** GTID read replicas (replication.ts): MariaDB's GTIDs, which MySQL's differ from */
+  readonly replication?: boolean;
 }

@@ -27,12 +27,13 @@ import { findTools } from './binaries.js';
 import type { BinlogArchiveHost } from './binlog-archive.js';
 import { binlogBasename } from './binlog-files.js';
 import { planReplay, replayBinlog } from './binlog-replay.js';
-import { binlogOptions, cofferSettings, optionValue, renderMyCnf, withOverrides, type Settings } from './config.js';
+import { binlogOptions, cofferSettings, replicationOptions, serverIdOf, optionValue, renderMyCnf, withOverrides, type Settings } from './config.js';
 import { checkOverrides, type ConfigurationHost } from './configuration.js';
 import { healthProbeOps, type AdminEndpoint } from './connection.js';
 import { KeptProbe } from '../kept-probe.js';
 import type { Connection } from 'mysql2/promise';
 import type { MysqlFamilyFlavor, ServerTools } from './flavor.js';
+import type { MysqlReplicationHost } from './replication.js';
 import { restoreChain, restoredAccountsSql } from './restore-chain.js';
 import { runningServer, serversIn, stopServer, waitUntilReady } from './server.js';
 import { adminUser, checkDatabaseName, rootUser } from './sql.js';
@@ -68,6 +69,8 @@ interface Layout {
   initFile: string;
   adminSecret: string;
   initialised: string;
+  /** written at initialisation where the binary log is on from the first start: a replica can replay it all (replication.ts) */
+  binlogFromStart: string;
   /** where a backup's tool writes its checkpoints and info (backup.ts) */
   backupScratch: string;
   /** where a restore unpacks and prepares its chain (restore-chain.ts) */
@@ -91,6 +94,7 @@ export function layout(dir: string): Layout {
     // read by the guest only: owned by the host's user, not the engine's
     adminSecret: join(dir, `${adminUser}.password`),
     initialised: join(dir, '.initialised'),
+    binlogFromStart: join(dir, '.binlog-from-start'),
     backupScratch: join(dir, 'backup-scratch'),
     restoreScratch: join(dir, 'restore-scratch'),
   };
@@ -224,10 +228,47 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
       pidFile: this.paths.pidFile,
       slowLog: this.paths.slowLog,
       generalLog: this.paths.generalLog,
-      extraOptions: [...this.flavor.extraOptions, ...(this.archivesBinlog() ? binlogOptions(binlogBasename) : []), ...extraOptions],
+      extraOptions: [...this.flavor.extraOptions, ...this.binlogLines(spec), ...extraOptions],
       settings: this.settings(spec),
       parameters: this.flavor.parameters,
     });
+  }
+
+  /** a replicating flavor's binary log (always on, see replication.ts), else the archive's, else none */
+  private binlogLines(spec: EngineSpec): string[] {
+    if (this.flavor.replication === true) {
+      return replicationOptions(binlogBasename, serverIdOf(this.context.placement.instanceId), spec.replication?.role === 'replica', this.archivesBinlog());
+    }
+    return this.archivesBinlog() ? binlogOptions(binlogBasename) : [];
+  }
+
+  /** What the replication module needs of the lifecycle. */
+  replicationHost(): MysqlReplicationHost {
+    return {
+      placement: this.context.placement,
+      logger: this.logger,
+      admin: this.admin,
+      binlogFromStart: this.paths.binlogFromStart,
+      initialised: this.paths.initialised,
+      spec: () => this.spec(),
+      applySpec: async (spec) => {
+        await this.writeEngineFile(this.paths.configFile, await this.renderConf(spec));
+        await writeEngineSpec(this.context.placement.dir, spec);
+      },
+      initialise: async (adminPassword, spec) => {
+        await this.initialise(adminPassword, await this.renderConf(spec, false));
+      },
+      saveTlsRequirement: async (access) => {
+        const dir = this.context.placement.dir;
+        await saveTlsRequired(dir, checkTlsRequirement(access, await installedTlsFiles(dir)));
+      },
+      adminPassword: async () => (await this.endpoint()).password,
+      setAdminPassword: async (password) => {
+        await writeFile(this.paths.adminSecret, password, { mode: 0o600 });
+        this.adminPassword = password;
+      },
+      start: () => this.start(),
+    };
   }
 
   /** whether the server writes a binary log for the host to archive (binlog-archive.ts) */
@@ -306,6 +347,7 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     } finally {
       await rm(this.paths.initFile, { force: true });
     }
+    if (this.flavor.replication === true) await writeFile(this.paths.binlogFromStart, new Date().toISOString());
     await writeFile(this.paths.initialised, new Date().toISOString());
   }
 
@@ -432,7 +474,7 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     const dir = this.context.placement.dir;
     // the overrides stay; what follows from memory and no override sets is computed again
     const saved = await currentEngineSpec(dir, this.context.memoryMb);
-    const spec: EngineSpec = { memoryMb, access: saved?.access ?? null, overrides: saved?.overrides ?? {} };
+    const spec: EngineSpec = { ...saved, memoryMb, access: saved?.access ?? null, overrides: saved?.overrides ?? {} };
     const pool = spec.overrides.innodb_buffer_pool_size;
     if (typeof pool === 'number' && pool > memoryMb * 1024 * 1024) {
       // the group's value stands (as in Trove); an apply would refuse it now
@@ -450,14 +492,20 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     const cidrs = this.clientCidrs(access);
     const dir = this.context.placement.dir;
     const requireTls = checkTlsRequirement(access, await installedTlsFiles(dir));
+    const saved = await currentEngineSpec(dir, this.context.memoryMb);
+    // a replica's accounts and registry are its primary's, replicated: written here they would
+    // diverge and stop replication (replication.ts), so its client ranges stay its primary's
+    const replica = saved?.replication?.role === 'replica';
+    if (replica) this.logger.warn('a replica keeps its primary\'s client ranges: only the TLS requirement applies');
     await this.admin.run(async (connection) => {
-      await this.admin.registry.setAccessRules(connection, cidrs);
-      await this.admin.registry.reconcileAll(connection);
+      if (!replica) {
+        await this.admin.registry.setAccessRules(connection, cidrs);
+        await this.admin.registry.reconcileAll(connection);
+      }
       await setRequireSecureTransport(connection, requireTls);
     });
     // my.cnf is rendered again from the saved choice and spec on every later change
     await saveTlsRequired(dir, requireTls);
-    const saved = await currentEngineSpec(dir, this.context.memoryMb);
     if (saved === undefined) {
       await this.rewriteTlsOptions();
       return;
@@ -470,10 +518,12 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
   /**
    * read_only: refuses writes by every account without READ ONLY ADMIN (SUPER before 10.11 and
    * on MySQL), which tenant users never have; an enabled root has it and can still write. Not in
-   * my.cnf: a restart clears it, and the guest sets it again while the volume is full.
+   * my.cnf: a restart clears it, and the guest sets it again while the volume is full. A replica
+   * stays read-only whatever the volume (its my.cnf sets it, see replication.ts).
    */
   async refuseWrites(refused: boolean): Promise<void> {
-    await this.admin.run((connection) => connection.query(`SET GLOBAL read_only = ${refused ? 'ON' : 'OFF'}`));
+    const replica = (await currentEngineSpec(this.context.placement.dir, this.context.memoryMb))?.replication?.role === 'replica';
+    await this.admin.run((connection) => connection.query(`SET GLOBAL read_only = ${refused || replica ? 'ON' : 'OFF'}`));
   }
 
   async installTls(material: TlsMaterial): Promise<void> {

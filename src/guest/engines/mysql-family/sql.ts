@@ -16,6 +16,8 @@ export const rootUser = 'root';
 export const backupUser = 'os_backup';
 /** the account a point-in-time restore replays the archived binary log with (see binlog-replay.ts) */
 export const replayUser = 'os_replay';
+/** the accounts a primary keeps for its replicas, one each (see replication.ts) */
+export const replicationUserPrefix = 'os_repl_';
 
 export const systemDatabases = new Set(['mysql', 'information_schema', 'performance_schema', 'sys', guestDatabase]);
 const maxDatabaseName = 64;
@@ -52,7 +54,7 @@ export function checkUserName(name: string, maxLength: number, isSystemAccount: 
   if (length === 0 || length > maxLength || name.includes('\0')) {
     throw new CofferError('BadRequest', `Invalid user name "${name}": 1 to ${maxLength} characters, no NUL character.`);
   }
-  if (name === adminUser || name === rootUser || name === backupUser || name === replayUser || isSystemAccount(name)) {
+  if (name === adminUser || name === rootUser || name === backupUser || name === replayUser || name.startsWith(replicationUserPrefix) || isSystemAccount(name)) {
     throw new CofferError('BadRequest', `The user name "${name}" is reserved.`);
   }
 }
