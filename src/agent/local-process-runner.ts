@@ -53,6 +53,17 @@ export class LocalProcessRunner implements ProcessRunner {
         timeout: options.timeoutMs,
         killSignal: 'SIGKILL',
         signal: options.signal,
+        // its own process group: a run killed for its deadline or an abort takes what it started
+        // with it (initdb's postgres), instead of leaving it to end when its input closes
+        detached: true,
+      });
+      child.once('exit', (_code, signal) => {
+        if (signal !== 'SIGKILL' || child.pid === undefined) return;
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // nothing of the group is left
+        }
       });
       if (options.lowPriority === true && child.pid !== undefined) {
         // inherited by what it forks next; set before it has got far enough to fork anything big
