@@ -1,14 +1,11 @@
 import type { CreateInstanceTaskPayload, RequestContext } from '../../bus/index.js';
-import { CofferError, newUuid } from '../../common/index.js';
+import { CofferError } from '../../common/index.js';
 import {
   backupChain,
   type BackupRow,
   type DatastoreRow,
   type DatastoreVersionRow,
   type InstanceAccess,
-  type InstanceRow,
-  type ServiceStatusRow,
-  type TaskRow,
 } from '../../db/index.js';
 import type { AuthContext } from '../auth-context.js';
 import { checkPasswordPolicy } from '../password-policy.js';
@@ -24,6 +21,7 @@ import { parseRestoreTime, pointInTimeBase } from './point-in-time.js';
 import type { TroveDeps } from './trove-deps.js';
 import { localVolumeType } from './volume-types.js';
 import { wakeTaskmanager } from './wake-taskmanager.js';
+import { buildingInstanceRows } from './building-instance.js';
 
 // POST /instances, in Trove's validation order (reference 2.2): policy, unsupported features,
 // datastore and version, databases and users, flavor, volume. Nothing is written until every
@@ -210,32 +208,6 @@ export async function createInstance(
 
   const now = new Date();
   const access = accessWithTls(input);
-  const instance: InstanceRow = {
-    id: newUuid(),
-    name: input.name,
-    tenantId: auth.projectId,
-    flavorId: flavor.id,
-    volumeSizeGb: sizeGb,
-    datastoreVersionId: version.id,
-    taskStatus: 'BUILDING',
-    taskDescription: 'Building the initial instance.',
-    taskStartTime: now,
-    host: null,
-    address: null,
-    port: null,
-    access,
-    tls: null,
-    configurationId: configuration?.id ?? null,
-    // as the repository creates it: the first desired state, not yet applied
-    desiredGeneration: 1,
-    appliedGeneration: 0,
-    walArchivedUntil: null,
-    createdAt: now,
-    updatedAt: now,
-    deleted: false,
-    deletedAt: null,
-  };
-  const service: ServiceStatusRow = { instanceId: instance.id, status: 'NEW', updatedAt: now };
   const restore = input.restorePoint === undefined ? undefined : await restorePointOf(deps, auth, input.restorePoint, datastore, version, sizeGb);
   const payload: CreateInstanceTaskPayload = {
     databases,
@@ -245,20 +217,17 @@ export async function createInstance(
     ...(restore === undefined ? {} : { restoreBackupId: restore.backup.id }),
     ...(restore?.time === undefined ? {} : { restoreTime: restore.time.toISOString() }),
   };
-  const task: TaskRow = {
-    id: newUuid(),
-    instanceId: instance.id,
-    kind: 'create_instance',
-    step: 'start',
-    state: 'pending',
-    owner: null,
-    leaseExpiresAt: null,
+  const { instance, newInstance, service, task } = buildingInstanceRows({
+    name: input.name,
+    tenantId: auth.projectId,
+    flavorId: flavor.id,
+    volumeSizeGb: sizeGb,
+    datastoreVersionId: version.id,
+    access,
+    configurationId: configuration?.id ?? null,
     payload,
-    attempts: 0,
-    createdAt: now,
-    updatedAt: now,
-  };
-  const { deleted: _deleted, deletedAt: _deletedAt, host: _host, address: _address, port: _port, tls: _tls, ...newInstance } = instance;
+    now,
+  });
   await deps.store.transaction(async (tx) => {
     // The quota check and the insert share the transaction and the project's quota lock, so
     // concurrent creates cannot both pass on the same free slot (reference 7.1 deltas).

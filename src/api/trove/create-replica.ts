@@ -1,6 +1,6 @@
 import type { CreateInstanceTaskPayload, RequestContext } from '../../bus/index.js';
-import { CofferError, errors, newUuid } from '../../common/index.js';
-import type { InstanceAccess, InstanceRow, ServiceStatusRow, TaskRow } from '../../db/index.js';
+import { CofferError, errors } from '../../common/index.js';
+import type { InstanceAccess, InstanceRow } from '../../db/index.js';
 import type { AuthContext } from '../auth-context.js';
 import { gateAction } from './action-gate.js';
 import { configurationNotFound, groupForCreate } from './configuration-apply.js';
@@ -10,6 +10,7 @@ import { flavorIdOf } from './create-instance.js';
 import { enforceQuota } from './quota-enforcement.js';
 import type { TroveDeps } from './trove-deps.js';
 import { wakeTaskmanager } from './wake-taskmanager.js';
+import { buildingInstanceRows } from './building-instance.js';
 
 // POST /instances with `replica_of` (reference 2.2 step 2): read replicas of an instance. A
 // replica takes its source's flavor, datastore version and volume size unless given (issue 11),
@@ -109,49 +110,21 @@ export async function createReplicas(
   const configuration = input.configuration === undefined ? undefined : await groupForCreate(deps.store, auth.projectId, input.configuration, version);
 
   const now = new Date();
-  const made = replicaNames(input.name, input.replica_count ?? 1).map((name) => {
-    const instance: InstanceRow = {
-      id: newUuid(),
+  const payload: CreateInstanceTaskPayload = { databases: [], users: [], access, requestId: context.requestId, ...(input.locality === undefined ? {} : { locality: input.locality }) };
+  const made = replicaNames(input.name, input.replica_count ?? 1).map((name) =>
+    buildingInstanceRows({
       name,
       tenantId: auth.projectId,
       flavorId: flavor.id,
       volumeSizeGb,
       datastoreVersionId: version.id,
-      taskStatus: 'BUILDING',
-      taskDescription: 'Building the initial instance.',
-      taskStartTime: now,
-      host: null,
-      address: null,
-      port: null,
       access,
-      tls: null,
       configurationId: configuration?.id ?? null,
-      desiredGeneration: 1,
-      appliedGeneration: 0,
-      walArchivedUntil: null,
-      createdAt: now,
-      updatedAt: now,
-      deleted: false,
-      deletedAt: null,
       replicaOfId: source.id,
-    };
-    const payload: CreateInstanceTaskPayload = { databases: [], users: [], access, requestId: context.requestId, ...(input.locality === undefined ? {} : { locality: input.locality }) };
-    const task: TaskRow = {
-      id: newUuid(),
-      instanceId: instance.id,
-      kind: 'create_instance',
-      step: 'start',
-      state: 'pending',
-      owner: null,
-      leaseExpiresAt: null,
       payload,
-      attempts: 0,
-      createdAt: now,
-      updatedAt: now,
-    };
-    const service: ServiceStatusRow = { instanceId: instance.id, status: 'NEW', updatedAt: now };
-    return { instance, task, service };
-  });
+      now,
+    }),
+  );
   await deps.store.transaction(async (tx) => {
     // all the replicas or none: the quota counts them together
     await enforceQuota(tx, auth.projectId, deps.quotaDefaults, { instances: made.length, ram: flavor.ramMb * made.length, volumes: volumeSizeGb * made.length });
@@ -159,8 +132,7 @@ export async function createReplicas(
     // a source deleted since it was looked up gets no replica
     const current = await tx.instances.get(source.id);
     if (current === undefined || current.taskStatus === 'DELETING') throw errors.notFound(source.id);
-    for (const { instance, task, service } of made) {
-      const { deleted: _deleted, deletedAt: _deletedAt, host: _host, address: _address, port: _port, tls: _tls, ...newInstance } = instance;
+    for (const { newInstance, task, service } of made) {
       await tx.instances.create(newInstance);
       await tx.serviceStatuses.set(service);
       await tx.tasks.create(task);
