@@ -339,6 +339,15 @@ class GuestAgent implements Guest {
           }),
         detachReplica: (_args, meta) => this.running(() => this.detachReplica(this.requestLogger(meta))),
         getReplicationStatus: () => this.running(() => this.replicationAdmin().status()),
+        fenceSource: (_args, meta) => this.running(() => this.fenceSource(this.requestLogger(meta))),
+        followSource: ({ grant }, meta) => this.running(() => this.followSource(grant, this.requestLogger(meta))),
+        setSynchronous: ({ synchronous }, meta) =>
+          this.running(async () => {
+            const replication = this.replicationAdmin();
+            this.requireStarted();
+            this.requestLogger(meta).info({ synchronous }, 'setting how commits wait for replicas');
+            await replication.setSynchronous(synchronous);
+          }),
         rotateCertificate: (_args, meta) =>
           this.exclusive(async () => {
             this.requirePrepared();
@@ -604,6 +613,30 @@ class GuestAgent implements Guest {
     log.info('detaching the replica from its primary');
     await replication.detach();
     await this.options.allowReplicationSource?.(undefined);
+  }
+
+  /**
+   * A source being replaced stops taking writes for good: it is held down as a stopped instance
+   * (a host that restarts does not start it) until followSource makes it a replica.
+   */
+  private async fenceSource(log: Logger): Promise<{ position: number }> {
+    const replication = this.replicationAdmin();
+    log.info('fencing the source: its engine stops taking writes');
+    await this.setDesired('stopped');
+    const fenced = await replication.fence();
+    log.info({ position: fenced.position }, 'source fenced');
+    await this.heartbeat('SHUTDOWN');
+    return fenced;
+  }
+
+  /** A replica re-pointed to a new source, or a former source rejoining as its replica. */
+  private async followSource(grant: ReplicationGrantSpec, log: Logger): Promise<void> {
+    const replication = this.replicationAdmin();
+    log.info({ source: `${grant.address}:${grant.port}` }, 'following a new source');
+    await this.options.allowReplicationSource?.({ address: grant.address, port: grant.port });
+    await replication.follow(grant);
+    await this.setDesired('running');
+    await this.heartbeat('HEALTHY');
   }
 
   /**

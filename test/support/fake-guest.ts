@@ -43,6 +43,9 @@ export function fakeGuestHandlers(overrides: Partial<GuestHandlers> = {}): Guest
     removeReplica: unsupported,
     detachReplica: unsupported,
     getReplicationStatus: async () => ({ role: 'standalone' as const }),
+    fenceSource: unsupported,
+    followSource: unsupported,
+    setSynchronous: unsupported,
     ...overrides,
   };
 }

@@ -110,15 +110,19 @@ const replicaLag = z.object({
   lagSeconds: z.number().nonnegative().optional(),
 });
 
+/** since 1.9, `position`: where the engine's log stands (engine.ts ReplicationStatus) */
+const position = z.number().nonnegative();
+
 export const replicationStatus = z.discriminatedUnion('role', [
   z.object({ role: z.literal('standalone') }),
-  z.object({ role: z.literal('source'), replicas: z.array(replicaLag) }),
+  z.object({ role: z.literal('source'), replicas: z.array(replicaLag), position: position.optional() }),
   z.object({
     role: z.literal('replica'),
     source: z.object({ address: z.string(), port: z.number().int() }),
     streaming: z.boolean(),
     lagBytes: z.number().nonnegative().optional(),
     lagSeconds: z.number().nonnegative().optional(),
+    position: position.optional(),
   }),
 ]);
 export type ReplicationStatusSpec = z.infer<typeof replicationStatus>;
@@ -187,7 +191,8 @@ export type DataCheckState = z.infer<typeof dataCheckState>;
 // 1.6: checkData (backup verification)
 // 1.7: resizeVolume (the guest holds the engine to its volume size)
 // 1.8: replication (prepare's replicaOf, addReplica, removeReplica, detachReplica, getReplicationStatus)
-export const guestContract = defineService('guest', '1.8', {
+// 1.9: switchover and failover (fenceSource, followSource, setSynchronous, positions in getReplicationStatus)
+export const guestContract = defineService('guest', '1.9', {
   /** initialise, configure and start the engine, then create databases and users; heartbeats report progress */
   prepare: cast(prepareInput),
   restart: call(none, none, high),
@@ -276,6 +281,21 @@ export const guestContract = defineService('guest', '1.8', {
   detachReplica: call(none, none, high),
   /** the instance's role in replication and the lag of each replica (on a primary) or its own (on a replica) */
   getReplicationStatus: call(none, replicationStatus, low),
+  /**
+   * On a source being replaced: its engine stops taking writes and stays stopped (held down, as a
+   * stopped instance, until followSource); answers the last position it wrote once its connected
+   * replicas were sent all of it. BadRequest on a replica.
+   */
+  fenceSource: call(none, z.object({ position }), high),
+  /**
+   * Makes the instance a replica of the new source `grant` names (made for it by that source's
+   * addReplica): a replica re-points, a former source rejoins (its unreplicated writes undone
+   * where the engine can; Conflict where it cannot, the engine left stopped). Its engine runs
+   * again afterwards, read-only.
+   */
+  followSource: call(z.object({ grant: replicationGrant }), none, high),
+  /** On a source: whether commits wait for one replica to hold them (engine.ts setSynchronous). */
+  setSynchronous: call(z.object({ synchronous: z.boolean() }), none, high),
 });
 
 export function guestTopic(instanceId: string): string {

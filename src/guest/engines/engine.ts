@@ -332,11 +332,18 @@ export interface ReplicaLag {
   lagSeconds?: number;
 }
 
-/** An instance's place in replication, as its engine reports it. */
+/**
+ * An instance's place in replication, as its engine reports it. `position` is where the engine's
+ * log stands, in the engine's own monotonic measure (PostgreSQL: the WAL LSN as a number;
+ * MariaDB: the sequence number of the last GTID in domain 0; Redis: the replication offset): on a
+ * source what it wrote, on a replica what it received and keeps durably (what a promotion
+ * applies). Failover promotes the replica with the highest; a replica whose position reaches a
+ * fenced source's has every write of it.
+ */
 export type ReplicationStatus =
   | { role: 'standalone' }
-  | { role: 'source'; replicas: ReplicaLag[] }
-  | { role: 'replica'; source: { address: string; port: number }; streaming: boolean; lagBytes?: number; lagSeconds?: number };
+  | { role: 'source'; replicas: ReplicaLag[]; position?: number }
+  | { role: 'replica'; source: { address: string; port: number }; streaming: boolean; lagBytes?: number; lagSeconds?: number; position?: number };
 
 /**
  * Capability `replication`. A primary gives each replica a role and a slot of its own
@@ -359,6 +366,30 @@ export interface ReplicationAdmin {
   /** promotes a replica to a standalone, writable primary with an administrative password of its own; a no-op on one that is not a replica */
   detach(): Promise<void>;
   status(): Promise<ReplicationStatus>;
+  /**
+   * On a source, at a switchover: it takes no write from now on. The engine is stopped (a stop
+   * that first lets every connected replica receive all it wrote) and the answer is the last
+   * position it wrote (see ReplicationStatus). It stays stopped until `follow` makes it a replica
+   * (the guest holds it down meanwhile). Idempotent: a fenced, stopped source answers its position again.
+   */
+  fence(): Promise<{ position: number }>;
+  /**
+   * Makes this instance a replica of the source `grant` names (made for it by the new source's
+   * `addReplica`), its data kept: a replica re-points to the new source; a former source (fenced,
+   * or stopped by its host's death) rejoins, undoing what it wrote that the new source never
+   * received where the engine can (PostgreSQL: pg_rewind; Redis: a full resynchronisation);
+   * where it cannot (MariaDB with transactions the new source lacks) it throws CofferError
+   * 'Conflict' saying so and stays stopped. What a former source kept for its own replicas (slots,
+   * roles, access rules) is dropped. Started afterwards, streaming, read-only. Idempotent.
+   */
+  follow(grant: ReplicationGrant): Promise<void>;
+  /**
+   * On a source: whether a commit waits until at least one replica holds it durably (PostgreSQL
+   * `synchronous_standby_names = 'ANY 1 (…)'`; MariaDB semi-synchronous replication with
+   * AFTER_SYNC; Redis `min-replicas-to-write 1`, which bounds but cannot rule out loss). Part of
+   * the saved spec: a restart keeps it. With no replica connected, synchronous commits wait.
+   */
+  setSynchronous(synchronous: boolean): Promise<void>;
 }
 
 /**

@@ -218,6 +218,19 @@ export class MysqlFamilyReplicationAdmin implements ReplicationAdmin {
     await this.host.applySpec(standalone);
   }
 
+  // switchover and failover (guest contract 1.9): being built
+  fence(): Promise<{ position: number }> {
+    return Promise.reject(new CofferError('NotImplemented', 'Fencing a source is not supported by this engine yet.'));
+  }
+
+  follow(_grant: ReplicationGrant): Promise<void> {
+    return Promise.reject(new CofferError('NotImplemented', 'Following a new source is not supported by this engine yet.'));
+  }
+
+  setSynchronous(_synchronous: boolean): Promise<void> {
+    return Promise.reject(new CofferError('NotImplemented', 'Synchronous replication is not supported by this engine yet.'));
+  }
+
   async status(): Promise<ReplicationStatus> {
     const spec = await this.host.spec();
     const replication = spec.replication;

@@ -265,6 +265,19 @@ export class PostgresqlReplicationAdmin implements ReplicationAdmin {
     await rm(this.host.passfile, { force: true });
   }
 
+  // switchover and failover (guest contract 1.9): being built
+  fence(): Promise<{ position: number }> {
+    return Promise.reject(new CofferError('NotImplemented', 'Fencing a source is not supported by this engine yet.'));
+  }
+
+  follow(_grant: ReplicationGrant): Promise<void> {
+    return Promise.reject(new CofferError('NotImplemented', 'Following a new source is not supported by this engine yet.'));
+  }
+
+  setSynchronous(_synchronous: boolean): Promise<void> {
+    return Promise.reject(new CofferError('NotImplemented', 'Synchronous replication is not supported by this engine yet.'));
+  }
+
   async status(): Promise<ReplicationStatus> {
     const spec = await this.host.readSpec();
     const replication = spec.replication;
