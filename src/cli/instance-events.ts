@@ -28,6 +28,9 @@ const eventText: Record<string, (name: string) => string> = {
   'task.failed': (name) => `${name} failed`,
   'backup.completed': (name) => `backup ${name} completed`,
   'backup.failed': (name) => `backup ${name} failed`,
+  'replication.promoted': (name) => `${name} promoted to primary`,
+  'replication.failover': (name) => `failover to ${name}`,
+  'replication.rejoined': (name) => `rejoined as a replica of ${name}`,
 };
 
 export async function listInstanceEvents(client: ApiClient, instanceId: string, limit: number): Promise<InstanceEventView[]> {

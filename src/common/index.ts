@@ -11,3 +11,4 @@ export * from './cron-pattern.js';
 export * from './scheduled-requests.js';
 export * from './webhook-target.js';
 export * from './byte-size.js';
+export * from './primary-lease.js';

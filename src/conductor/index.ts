@@ -4,12 +4,13 @@
 // running task's progress, backup reports a backup's state), so they need no database access.
 import { conductorContract, conductorTopic, serveRpc } from '../bus/index.js';
 import type { Transport } from '../bus/index.js';
-import type { Logger } from '../common/index.js';
+import { primaryLeaseTimes, type Logger, type PrimaryLeaseTimes } from '../common/index.js';
 import type { InstanceHeartbeat, StateStore } from '../db/index.js';
 import { agentHeartbeatHandler } from './agent-heartbeat-handler.js';
 import { backupUpdateHandler } from './backup-update-handler.js';
 import { walArchivedHandler } from './wal-archived-handler.js';
 import { heartbeatHandler } from './heartbeat-handler.js';
+import { leaseHandler } from './lease-handler.js';
 import { instanceStatusPublisher } from './instance-status-publisher.js';
 import { progressHandler } from './progress-handler.js';
 
@@ -17,6 +18,8 @@ export interface ConductorOptions {
   store: StateStore;
   transport: Transport;
   logger: Logger;
+  /** the primary lease's times (tests shorten them); default primaryLeaseTimes */
+  leaseTimes?: PrimaryLeaseTimes;
 }
 
 export interface Conductor {
@@ -40,6 +43,7 @@ export async function startConductor(options: ConductorOptions): Promise<Conduct
       reportProgress: progressHandler(store, logger),
       updateBackup: backupUpdateHandler(store, transport, logger),
       walArchived: walArchivedHandler(store, logger),
+      renewLease: leaseHandler(store, logger, options.leaseTimes ?? primaryLeaseTimes),
     },
     logger,
   );

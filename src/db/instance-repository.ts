@@ -69,6 +69,10 @@ export function instanceFromRow(r: Selectable<InstancesTable>): InstanceRow {
     deletedAt: toNullableDate(r.deleted_at),
     internal: toBool(r.internal),
     replicaOfId: r.replica_of_id,
+    failover: toBool(r.failover),
+    synchronousReplication: toBool(r.synchronous_replication),
+    leaseRenewedAt: toNullableDate(r.lease_renewed_at),
+    fencedAt: toNullableDate(r.fenced_at),
   };
 }
 
@@ -87,6 +91,10 @@ function toColumns(patch: InstancePatch): Updateable<InstancesTable> {
     ...(patch.tls !== undefined && { tls: toJson(patch.tls) }),
     ...(patch.configurationId !== undefined && { configuration_id: patch.configurationId }),
     ...(patch.replicaOfId !== undefined && { replica_of_id: patch.replicaOfId }),
+    ...(patch.failover !== undefined && { failover: patch.failover }),
+    ...(patch.synchronousReplication !== undefined && { synchronous_replication: patch.synchronousReplication }),
+    ...(patch.leaseRenewedAt !== undefined && { lease_renewed_at: patch.leaseRenewedAt }),
+    ...(patch.fencedAt !== undefined && { fenced_at: patch.fencedAt }),
   };
 }
 
@@ -184,6 +192,60 @@ export class SqlInstanceRepository implements InstanceRepository {
       .where('task_status', 'in', from)
       .executeTakeFirst();
     return result.numUpdatedRows > 0n;
+  }
+
+  async renewLease(id: string, now: Date): Promise<boolean> {
+    const result = await this.ctx.db
+      .updateTable('instances')
+      .set({ lease_renewed_at: now })
+      .where('id', '=', id)
+      .where('deleted', '=', false)
+      .where('failover', '=', true)
+      .where('replica_of_id', 'is', null)
+      .where('fenced_at', 'is', null)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  async claimFailover(id: string, renewedBefore: Date, patch: InstancePatch): Promise<boolean> {
+    const result = await this.ctx.db
+      .updateTable('instances')
+      .set({ ...toColumns(patch), updated_at: new Date() })
+      .where('id', '=', id)
+      .where('deleted', '=', false)
+      .where('failover', '=', true)
+      .where('replica_of_id', 'is', null)
+      .where('fenced_at', 'is', null)
+      .where('task_status', '=', 'NONE')
+      .where('lease_renewed_at', '<', renewedBefore)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  async lapsedLeases(renewedBefore: Date): Promise<InstanceRow[]> {
+    const rows = await this.ctx.db
+      .selectFrom('instances')
+      .selectAll('instances')
+      .select(replicaIdsColumn(this.ctx))
+      .where('deleted', '=', false)
+      .where('failover', '=', true)
+      .where('replica_of_id', 'is', null)
+      .where('fenced_at', 'is', null)
+      .where('task_status', '=', 'NONE')
+      .where('lease_renewed_at', '<', renewedBefore)
+      .execute();
+    return rows.map(withReplicas);
+  }
+
+  async fencedReplicas(): Promise<InstanceRow[]> {
+    const rows = await this.ctx.db
+      .selectFrom('instances')
+      .selectAll()
+      .where('deleted', '=', false)
+      .where('fenced_at', 'is not', null)
+      .where('replica_of_id', 'is not', null)
+      .execute();
+    return rows.map(instanceFromRow);
   }
 
   async bumpDesiredGeneration(id: string): Promise<void> {

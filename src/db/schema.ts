@@ -120,6 +120,14 @@ export interface InstancesTable {
   internal: Bool;
   /** the instance a replica streams from; null: not a replica */
   replica_of_id: string | null;
+  /** a primary's: a replica takes over when it is lost */
+  failover: ColumnType<boolean | number, boolean | undefined, boolean>;
+  /** a primary's: commits wait for a replica */
+  synchronous_replication: ColumnType<boolean | number, boolean | undefined, boolean>;
+  /** a primary's guest's last lease renewal; null: never */
+  lease_renewed_at: ColumnType<Date | string | null, Date | null | undefined, Date | null>;
+  /** a former primary a failover replaced */
+  fenced_at: ColumnType<Date | string | null, Date | null | undefined, Date | null>;
 }
 
 export interface ServiceStatusesTable {

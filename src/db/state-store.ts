@@ -22,7 +22,10 @@ export type TaskStatusName =
   | 'STOPPED'
   | 'STARTING'
   // a replica being detached from its primary (Trove's DETACHING)
-  | 'DETACHING';
+  | 'DETACHING'
+  // a replication group's switchover (promote_to_replica_source) and failover (eject_replica_source)
+  | 'PROMOTING'
+  | 'EJECTING';
 
 /** Trove's service statuses (reference 3.1), stored by name. */
 export type ServiceStatusName =
@@ -181,6 +184,14 @@ export interface InstanceRow {
   replicaOfId?: string | null;
   /** its live read replicas (ids ordered), as read with it; absent: none */
   replicaIds?: string[];
+  /** a primary's: whether a replica takes over when it is lost (absent: true, the default) */
+  failover?: boolean;
+  /** a primary's: whether its commits wait until a replica holds them (absent: false) */
+  synchronousReplication?: boolean;
+  /** a primary's: when its guest last renewed its lease (see renewLease); absent or null: never */
+  leaseRenewedAt?: Date | null;
+  /** when a failover replaced this former primary: its engine must not run as a primary again */
+  fencedAt?: Date | null;
 }
 
 export type NewInstance = Omit<
@@ -205,6 +216,10 @@ export type InstancePatch = Partial<
     | 'tls'
     | 'configurationId'
     | 'replicaOfId'
+    | 'failover'
+    | 'synchronousReplication'
+    | 'leaseRenewedAt'
+    | 'fencedAt'
   >
 >;
 
@@ -250,6 +265,11 @@ export type TaskKind =
   | 'start'
   // a replica promoted to a standalone primary (PUT replica_of: null)
   | 'detach_replica'
+  // a replica made its group's primary: the old one alive (switchover) or lost (failover)
+  | 'promote_to_replica_source'
+  | 'eject_replica_source'
+  // a former primary a failover replaced, back again: made a replica of the new one
+  | 'rejoin_replica'
   // the subject of a backup task is its instance; of a backup deletion, the backup
   | 'create_backup'
   | 'delete_backup'
@@ -302,7 +322,18 @@ export interface AgentRow {
  * `task.done`, `task.failed` (`name` is the task's kind; a failure's message is the fault it left).
  */
 /** `backup.*` events name the backup (its id) and say what it stored or why it failed */
-export type InstanceEventType = 'status' | 'warning' | 'task.started' | 'task.done' | 'task.failed' | 'backup.completed' | 'backup.failed';
+export type InstanceEventType =
+  | 'status'
+  | 'warning'
+  | 'task.started'
+  | 'task.done'
+  | 'task.failed'
+  | 'backup.completed'
+  | 'backup.failed'
+  // a replication group's primary changed: by a switchover (promoted) or a failover; a former primary back as a replica (rejoined)
+  | 'replication.promoted'
+  | 'replication.failover'
+  | 'replication.rejoined';
 
 export interface InstanceEventRow {
   id: string;
@@ -617,6 +648,23 @@ export interface InstanceRepository {
   listAll(filter: { deleted?: boolean; tenantId?: string }): Promise<InstanceRow[]>;
   /** the live replicas of each of `sourceIds` (ids ordered), in one statement; a source without any is absent */
   replicasOf(sourceIds: readonly string[]): Promise<Map<string, string[]>>;
+  /**
+   * A primary's guest renews its lease: true (and `leaseRenewedAt` = now) only for a live
+   * primary with failover on that no failover took (not fenced: a failover's claim fences the
+   * primary it replaces). One conditional UPDATE: a claim (claimFailover) and a renewal of the
+   * same row never both succeed.
+   */
+  renewLease(id: string, now: Date): Promise<boolean>;
+  /**
+   * Takes a lost primary for a failover: sets `patch` (task EJECTING, fencedAt) only if its task is NONE,
+   * failover is on, it is not fenced, and its lease was last renewed before `renewedBefore`;
+   * one conditional UPDATE, so of several taskmanagers exactly one wins.
+   */
+  claimFailover(id: string, renewedBefore: Date, patch: InstancePatch): Promise<boolean>;
+  /** live primaries with failover on, task NONE, not fenced, whose lease was last renewed before `renewedBefore` */
+  lapsedLeases(renewedBefore: Date): Promise<InstanceRow[]>;
+  /** live former primaries a failover fenced that still name the primary they should follow */
+  fencedReplicas(): Promise<InstanceRow[]>;
 }
 
 export interface ConfigurationRepository {

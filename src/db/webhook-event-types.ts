@@ -13,6 +13,9 @@ export const webhookEventTypes: Readonly<Record<InstanceEventType, string>> = Ob
   'task.failed': 'org.coffer.instance.task.failed',
   'backup.completed': 'org.coffer.instance.backup.completed',
   'backup.failed': 'org.coffer.instance.backup.failed',
+  'replication.promoted': 'org.coffer.instance.replication.promoted',
+  'replication.failover': 'org.coffer.instance.replication.failover',
+  'replication.rejoined': 'org.coffer.instance.replication.rejoined',
 });
 
 export const webhookEventTypeNames: readonly string[] = Object.freeze(Object.values(webhookEventTypes));

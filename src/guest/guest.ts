@@ -18,8 +18,8 @@ import {
   type Subscription,
   type Transport,
 } from '../bus/index.js';
-import { CofferError, isCofferError } from '../common/index.js';
-import type { Logger } from '../common/index.js';
+import { CofferError, isCofferError, primaryLeaseTimes } from '../common/index.js';
+import type { Logger, PrimaryLeaseTimes } from '../common/index.js';
 import { recordAppliedGeneration } from './applied-generation.js';
 import { backupsNotOnHost, restoreChain, runBackup, type GuestBackupHost } from './backup-runner.js';
 import { directoryUsage } from './directory-usage.js';
@@ -39,6 +39,7 @@ import type {
   UserAdmin,
   WarmSource,
 } from './engines/engine.js';
+import { PrimaryLeaseKeeper } from './primary-lease-keeper.js';
 import { progressReporter, type ReportProgress } from './progress-reporter.js';
 import { pointInTimeSource, WalShipper } from './wal-shipper.js';
 import { VolumeGuard, volumeFullMessage, volumeNearlyFullMessage, type VolumeCheck } from './volume-guard.js';
@@ -114,6 +115,8 @@ export interface GuestOptions {
    * no wall to open (its engines run as its own user).
    */
   allowReplicationSource?(source: { address: string; port: number } | undefined): Promise<void>;
+  /** the primary lease's renewal period (tests); the lease's length is the conductor's */
+  leaseTimes?: PrimaryLeaseTimes;
 }
 
 export interface Guest {
@@ -217,6 +220,8 @@ class GuestAgent implements Guest {
   adopted: Promise<void> = Promise.resolve();
   /** holds the engine to the volume size: read-only once it is full */
   private readonly volume: VolumeGuard;
+  /** a primary with replicas runs its engine only while it holds its lease (engines with replication) */
+  private readonly lease: PrimaryLeaseKeeper | undefined;
 
   constructor(private readonly options: GuestOptions) {
     this.instanceId = options.instance.instanceId;
@@ -240,6 +245,19 @@ class GuestAgent implements Guest {
       refuseWrites: (refused) => this.engine.refuseWrites(refused),
       logger: this.logger,
     });
+    if (this.engine.replication !== undefined) {
+      this.lease = new PrimaryLeaseKeeper({
+        instanceId: this.instanceId,
+        dir: options.instance.dir,
+        conductor: this.conductor,
+        logger: this.logger.child({ component: 'primary-lease' }),
+        times: options.leaseTimes ?? primaryLeaseTimes,
+        fence: (reason) => this.fenceForLease(reason),
+        regained: () => {
+          this.exclusive(() => this.check()).catch((err: unknown) => this.logger.error({ err }, 'check after the lease was granted failed'));
+        },
+      });
+    }
     const archive = this.engine.backup?.walArchive;
     if (archive !== undefined && options.backups !== undefined) {
       this.walShipper = new WalShipper({
@@ -263,7 +281,11 @@ class GuestAgent implements Guest {
     // queued before serving, so that a request delivered at once (a prepare, a restart, a user
     // change) runs after it and never meets an engine not yet adopted
     this.adopted = this.prepared
-      ? this.exclusive(() => this.check()).catch((err) => this.logger.error({ err }, 'health check failed'))
+      ? this.exclusive(async () => {
+          // a primary with replicas learns whether it may run before its engine is started
+          await this.lease?.renewNow();
+          await this.check();
+        }).catch((err) => this.logger.error({ err }, 'health check failed'))
       : this.exclusive(() => this.stopUnprepared()).catch((err) => this.logger.error({ err }, 'stop of a leftover engine failed'));
     this.subscription = await serveRpc(
       this.options.transport,
@@ -328,7 +350,10 @@ class GuestAgent implements Guest {
             const replication = this.replicationAdmin();
             this.requireStarted();
             this.requestLogger(meta).info({ replicaId }, 'making room for a replica');
-            return replication.addReplica({ id: replicaId, address });
+            const grant = await replication.addReplica({ id: replicaId, address });
+            // a source with replicas holds a lease from now on; the first is asked for at once
+            void this.lease?.renewNow();
+            return grant;
           }),
         removeReplica: ({ replicaId }, meta) =>
           this.running(async () => {
@@ -359,6 +384,7 @@ class GuestAgent implements Guest {
     );
     this.schedule();
     this.walShipper?.start();
+    this.lease?.start();
   }
 
   /**
@@ -515,6 +541,7 @@ class GuestAgent implements Guest {
       // an expiring certificate is renewed on the next check if this one fails; the engine's health comes first
       await this.renewCertificate(false, this.logger).catch((err) => this.logger.error({ err }, 'certificate renewal failed'));
     }
+    if (this.lease?.mustStop() === true) return this.fenceForLease(`primary lease ${this.lease.current}`);
     const health = await this.engine.health();
     const adopting = this.adopting;
     this.adopting = false;
@@ -532,6 +559,10 @@ class GuestAgent implements Guest {
     if (health === 'healthy') return this.heartbeat('HEALTHY');
     if (health === 'running') return this.heartbeat('RUNNING');
     if (this.desired === 'stopped') return this.heartbeat('SHUTDOWN');
+    if (this.lease?.mayStart() === false) {
+      this.logger.warn('engine should run but its primary lease is not granted yet: it stays stopped');
+      return this.heartbeat('SHUTDOWN', 'The engine waits for the control plane to grant its primary lease.');
+    }
     if (adopting) {
       // found stopped when the host came up (e.g. after a reboot): a start, not a crash
       this.logger.info('engine should run but does not: starting it');
@@ -613,6 +644,18 @@ class GuestAgent implements Guest {
     log.info('detaching the replica from its primary');
     await replication.detach();
     await this.options.allowReplicationSource?.(undefined);
+  }
+
+  /**
+   * The lease of a primary with replicas is not held (lost, refused, or not granted yet): its
+   * engine must not take writes, so it is stopped at once, outside the operation queue (an
+   * operation in progress must not delay the fence), and reported stopped.
+   */
+  private async fenceForLease(reason: string): Promise<void> {
+    if ((await this.engine.processId()) === undefined) return;
+    this.logger.error({ reason }, 'stopping the engine: it may not take writes without its primary lease');
+    await this.engine.stop();
+    await this.heartbeat('SHUTDOWN', `The engine was stopped: ${reason}. It starts again once the control plane renews its lease.`);
   }
 
   /**
@@ -858,6 +901,7 @@ class GuestAgent implements Guest {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
+    await this.lease?.close();
     await this.walShipper?.stop();
     this.backupAbort.abort(new CofferError('EngineError', 'The guest stopped (its host is shutting down).'));
     await this.subscription?.close();

@@ -6,8 +6,8 @@
 import { hostname } from 'node:os';
 import { listenInstanceStatus, taskmanagerContract, taskmanagerTopic, serveRpc } from '../bus/index.js';
 import type { NotificationPublisher, Subscription, Transport } from '../bus/index.js';
-import type { Logger } from '../common/index.js';
-import { newUuid } from '../common/index.js';
+import type { Logger, PrimaryLeaseTimes } from '../common/index.js';
+import { newUuid, primaryLeaseTimes } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
 import type { BackupStorage, MasterKey } from '../backup/index.js';
 import { newProjectKey, wrapKey } from '../backup/index.js';
@@ -25,6 +25,8 @@ import { restartInstanceFlow } from './restart-instance-flow.js';
 import { startInstanceFlow } from './start-instance-flow.js';
 import { stopInstanceFlow } from './stop-instance-flow.js';
 import { detachReplicaFlow } from './detach-replica-flow.js';
+import { FailoverWatch } from './failover-watch.js';
+import { ejectFlow, promoteFlow, rejoinFlow } from './replica-source-flows.js';
 import { updateAccessFlow } from './update-access-flow.js';
 import { verifyBackupFlow } from './verify-backup-flow.js';
 import { InstanceWaiter } from './instance-waiter.js';
@@ -62,6 +64,8 @@ export interface TaskmanagerOptions {
    * each; see backup-orphan-sweep.ts)
    */
   backupOrphanSweep?: { intervalMs?: number; graceMs?: number };
+  /** the primary lease's times (tests may shorten them), how often leases are read, when a failed rejoin is tried again */
+  failover?: { times?: PrimaryLeaseTimes; intervalMs?: number; rejoinRetryMs?: number };
   /** a running backup whose guest has not reported for this long is failed */
   backupStallMs?: number;
   backupTimeoutMs?: number;
@@ -150,6 +154,9 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
       resize_volume: resizeVolumeFlow(deps),
       update_access: updateAccessFlow(deps),
       detach_replica: detachReplicaFlow(deps),
+      promote_to_replica_source: promoteFlow(deps),
+      eject_replica_source: ejectFlow(deps),
+      rejoin_replica: rejoinFlow(deps),
       apply_configuration: applyConfigurationFlow(deps),
       create_backup: createBackupFlow(backupDeps),
       delete_backup: deleteBackupFlow(backupDeps),
@@ -205,8 +212,18 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
           graceMs: options.backupOrphanSweep?.graceMs ?? 60 * 60_000,
         });
   sweeper?.start();
+  const failoverWatch = new FailoverWatch({
+    store,
+    logger: logger.child({ component: 'failover-watch' }),
+    times: options.failover?.times ?? primaryLeaseTimes,
+    intervalMs: options.failover?.intervalMs ?? 500,
+    rejoinRetryMs: options.failover?.rejoinRetryMs ?? 60_000,
+    runTask: (taskId) => runner.trigger(taskId),
+  });
+  failoverWatch.start();
   return {
     async stop() {
+      await failoverWatch.stop();
       await sweeper?.stop();
       await dispatcher?.stop();
       await scheduler?.stop();

@@ -48,6 +48,10 @@ const instanceTaskKinds: ReadonlySet<TaskKind> = new Set<TaskKind>([
   'create_backup',
   'stop',
   'start',
+  'detach_replica',
+  'promote_to_replica_source',
+  'eject_replica_source',
+  'rejoin_replica',
 ]);
 
 class LeaseLost extends Error {

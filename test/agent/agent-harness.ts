@@ -66,6 +66,7 @@ export function agentHarness(dataDirPrefix: string) {
       reportProgress: async () => undefined,
       updateBackup: async () => undefined,
       walArchived: async () => undefined,
+      renewLease: async () => ({ lease: 'none' as const }),
     });
   });
 

@@ -27,6 +27,7 @@ const conductor = await serveRpc(transport, conductorContract, conductorTopic, {
   reportProgress: async () => undefined,
   updateBackup: async () => undefined,
   walArchived: async () => undefined,
+  renewLease: async () => ({ lease: 'none' as const }),
 });
 const agent = await startAgent({ host: 'plain', dataDir, transport, logger: silentLogger(), addressPool, warmPoolSize: 0 });
 const agentRpc = createRpcClient(transport, agentContract, agentTopic('plain'));

@@ -518,6 +518,12 @@ const targets = (): Target[] => [
     }),
   },
   {
+    route: 'PATCH /v1.0/:tenantId/instances/:instanceId/replication',
+    as: 'owner',
+    url: v1(`/instances/${pgId}/replication`),
+    spec: obj({ replication: obj({ failover: leaf(['boolean'], true, { optional: true }), synchronous: leaf(['boolean'], false, { optional: true }) }, { strict: true }) }),
+  },
+  {
     route: 'DELETE /v1.0/:tenantId/instances/:instanceId/backup_schedule',
     as: 'owner',
     url: v1(`/instances/${pgId}/backup_schedule`),

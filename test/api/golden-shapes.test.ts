@@ -270,11 +270,15 @@ describe('Trove: instances', () => {
     const id = await activeInstance(member, 'golden-replication');
     const lag = z.number().nonnegative().nullable();
     const replica = z.strictObject({ id: z.string(), streaming: z.boolean(), lag_bytes: lag, lag_seconds: lag });
-    const body = golden('GET replication', await get(member, trove(member, `/instances/${id}/replication`)), 200, z.strictObject({ replication: z.strictObject({ role: z.literal('source'), replicas: z.array(replica).length(2) }) }));
+    const source = z.strictObject({ role: z.literal('source'), failover: z.boolean(), synchronous: z.boolean(), position: z.number().nullable(), replicas: z.array(replica).length(2) });
+    const body = golden('GET replication', await get(member, trove(member, `/instances/${id}/replication`)), 200, z.strictObject({ replication: source }));
     assert.deepEqual(body.replication.replicas, [
       { id: 'replica-1', streaming: true, lag_bytes: 128, lag_seconds: 0.25 },
       { id: 'replica-2', streaming: false, lag_bytes: null, lag_seconds: null },
     ]);
+    assert.equal(body.replication.failover, true);
+    const changed = golden('PATCH replication', await send(member, 'PATCH', trove(member, `/instances/${id}/replication`), { replication: { failover: false } }), 200, z.strictObject({ replication: source }));
+    assert.equal(changed.replication.failover, false);
   });
 
   test('Coffer: POST /webhooks 202 (the secret this once), GET list and one without it, GET deliveries, DELETE 202', async () => {

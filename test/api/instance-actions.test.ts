@@ -561,8 +561,7 @@ describe('read replicas (POST /instances replica_of, views, delete, detach, repl
     assert.equal(await h.store.tasks.activeForInstance(source), undefined);
     assert.equal((await h.store.instances.get(source))?.taskStatus, 'NONE');
 
-    assertFault(await act(alice, replica, { promote_to_replica_source: {} }), 501, 'notImplemented', /^Promoting a replica to replica source is not supported by Coffer yet/);
-    assertFault(await act(alice, source, { eject_replica_source: {} }), 501, 'notImplemented', 'Ejecting a replica source is not supported by Coffer yet.');
+    assertFault(await act(alice, source, { eject_replica_source: {} }), 400, 'badRequest', `Replica Source ${source} cannot be ejected as it has a current heartbeat`);
     assertFault(await act(alice, replica, { eject_replica_source: {} }), 400, 'badRequest', `Instance ${replica} is not a replica source.`);
 
     // its databases, users and root are its source's
@@ -582,5 +581,43 @@ describe('read replicas (POST /instances replica_of, views, delete, detach, repl
     assert.equal((await h.store.instances.get(replica))?.taskStatus, 'DETACHING');
     // while it detaches, nothing else is taken on
     assertFault(await put(alice, replica, { instance: { replica_of: null } }), 422, 'unprocessableEntity', /not currently available for an action to be performed \(task status was DETACHING\)/);
+  });
+
+  test('promote sets PROMOTING on the whole group and queues the switchover on the replica', async () => {
+    const source = await insertInstance(alice, { version: 'pgRepl' });
+    const [first, second] = [await insertInstance(alice, { version: 'pgRepl' }), await insertInstance(alice, { version: 'pgRepl' })];
+    for (const replica of [first, second]) await h.store.instances.update(replica, { replicaOfId: source });
+    assertFault(await act(alice, source, { promote_to_replica_source: {} }), 400, 'badRequest', `Instance ${source} is not a replica.`);
+
+    const castsBefore = h.casts.length;
+    await assertAccepted(await act(alice, first, { promote_to_replica_source: {} }));
+    const task = await queuedTask(first, castsBefore);
+    assert.equal(task.kind, 'promote_to_replica_source');
+    assert.deepEqual({ ...(task.payload as object), requestId: undefined }, { requestId: undefined, sourceId: source, replicaIds: [first, second].sort() });
+    for (const id of [source, first, second]) assert.equal((await h.store.instances.get(id))?.taskStatus, 'PROMOTING');
+    assert.equal(json(await show(alice, first)).instance.status, 'PROMOTE');
+    // the group is busy: a second promotion is refused
+    assertFault(await act(alice, second, { promote_to_replica_source: {} }), 422, 'unprocessableEntity', /task status was PROMOTING/);
+  });
+
+  test('eject is refused while the source heartbeats or holds its primary lease; once both are old it fences the source and queues the failover', async () => {
+    const source = await insertInstance(alice, { version: 'pgRepl' });
+    const replica = await insertInstance(alice, { version: 'pgRepl' });
+    await h.store.instances.update(replica, { replicaOfId: source });
+    const longAgo = new Date(Date.now() - 10 * 60_000);
+    await h.store.serviceStatuses.set({ instanceId: source, status: 'HEALTHY', updatedAt: longAgo });
+    await h.store.instances.update(source, { leaseRenewedAt: new Date() });
+    assertFault(await act(alice, source, { eject_replica_source: {} }), 400, 'badRequest', `Replica Source ${source} cannot be ejected as it has a current heartbeat`);
+
+    await h.store.instances.update(source, { leaseRenewedAt: longAgo });
+    const castsBefore = h.casts.length;
+    await assertAccepted(await act(alice, source, { eject_replica_source: {} }));
+    assert.equal((await queuedTask(source, castsBefore)).kind, 'eject_replica_source');
+    const fenced = await h.store.instances.get(source);
+    assert.equal(fenced?.taskStatus, 'EJECTING');
+    assert.ok(fenced?.fencedAt instanceof Date);
+    assert.equal((await h.store.instances.get(replica))?.taskStatus, 'EJECTING');
+    // a fenced primary's lease is never renewed again
+    assert.equal(await h.store.instances.renewLease(source, new Date()), false);
   });
 });

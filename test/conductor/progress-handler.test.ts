@@ -141,6 +141,7 @@ test('progress reports are stamped 1.2 while heartbeats keep 1.1: a 1.1 conducto
       reportProgress: async ({ step }) => void reports.push(step),
       updateBackup: async () => undefined,
       walArchived: async () => undefined,
+      renewLease: async () => ({ lease: 'none' as const }),
     },
     logger,
   );

@@ -464,6 +464,10 @@ export function stateStoreSuite(
           deletedAt: null,
           internal: false,
           replicaOfId: null,
+          failover: true,
+          synchronousReplication: false,
+          leaseRenewedAt: null,
+          fencedAt: null,
         };
         assert.deepEqual(await store.instances.get(withAccess.id), { ...withAccess, ...extra });
         assert.deepEqual(await store.instances.get(bare.id), { ...bare, ...extra });
@@ -488,6 +492,47 @@ export function stateStoreSuite(
         await store.instances.update(a!.id, { replicaOfId: null });
         assert.equal((await store.instances.get(source.id))?.replicaIds, undefined);
         assert.equal((await store.instances.get(a!.id))?.replicaOfId, null);
+      });
+
+      it("a primary's lease is renewed until a failover claims it; of a renewal and a claim only one wins", async () => {
+        const tenantId = `tenant-${uid()}`;
+        const primary = instance({ tenantId, taskStatus: 'NONE' });
+        await store.instances.create(primary);
+        const replica = instance({ tenantId, replicaOfId: primary.id });
+        await store.instances.create(replica);
+        const t0 = new Date(Math.floor(Date.now() / 1000) * 1000);
+        const at = (ms: number) => new Date(t0.getTime() + ms);
+        // never renewed: no failover without the primary's guarantee that it fenced itself
+        assert.deepEqual((await store.instances.lapsedLeases(at(60_000))).filter((x) => x.id === primary.id), []);
+        assert.equal(await store.instances.renewLease(primary.id, t0), true);
+        assert.deepEqual((await store.instances.get(primary.id))?.leaseRenewedAt, t0);
+        // a replica holds no lease
+        assert.equal(await store.instances.renewLease(replica.id, t0), false);
+        // fresh: neither lapsed nor claimable
+        assert.deepEqual((await store.instances.lapsedLeases(t0)).filter((x) => x.id === primary.id), []);
+        assert.equal(await store.instances.claimFailover(primary.id, t0, { taskStatus: 'EJECTING', fencedAt: at(5_000) }), false);
+        const lapsed = (await store.instances.lapsedLeases(at(1))).find((x) => x.id === primary.id);
+        assert.ok(lapsed, 'a lease last renewed before the cut-off has lapsed');
+        assert.deepEqual(lapsed.replicaIds, [replica.id]);
+        // failover off: not lapsed, not claimable
+        await store.instances.update(primary.id, { failover: false });
+        assert.deepEqual((await store.instances.lapsedLeases(at(1))).filter((x) => x.id === primary.id), []);
+        assert.equal(await store.instances.claimFailover(primary.id, at(1), { taskStatus: 'EJECTING', fencedAt: at(5_000) }), false);
+        assert.equal(await store.instances.renewLease(primary.id, at(2)), false);
+        await store.instances.update(primary.id, { failover: true });
+        // the claim wins once; it fences the primary, whose lease is never renewed again
+        assert.equal(await store.instances.claimFailover(primary.id, at(1), { taskStatus: 'EJECTING', fencedAt: at(5_000) }), true);
+        assert.equal(await store.instances.claimFailover(primary.id, at(1), { taskStatus: 'EJECTING', fencedAt: at(5_000) }), false);
+        assert.equal(await store.instances.renewLease(primary.id, at(6_000)), false);
+        const fenced = await store.instances.get(primary.id);
+        assert.equal(fenced?.taskStatus, 'EJECTING');
+        assert.deepEqual(fenced?.fencedAt, at(5_000));
+        // once it names its new primary it is a fenced replica, to rejoin
+        assert.deepEqual((await store.instances.fencedReplicas()).filter((x) => x.id === primary.id), []);
+        await store.instances.update(primary.id, { replicaOfId: replica.id, taskStatus: 'NONE' });
+        await store.instances.update(replica.id, { replicaOfId: null, synchronousReplication: true });
+        assert.deepEqual((await store.instances.fencedReplicas()).filter((x) => x.id === primary.id).map((x) => x.replicaOfId), [replica.id]);
+        assert.equal((await store.instances.get(replica.id))?.synchronousReplication, true);
       });
 
       it('get is scoped to the tenant when one is given', async () => {
@@ -553,6 +598,10 @@ export function stateStoreSuite(
           deletedAt: null,
           internal: false,
           replicaOfId: null,
+          failover: true,
+          synchronousReplication: false,
+          leaseRenewedAt: null,
+          fencedAt: null,
         });
         await rejectsWithCode(store.instances.update(uid(), { name: 'x' }), 'InstanceNotFound');
       });

@@ -34,10 +34,16 @@ export interface BusGuest {
   closeBus(): Promise<void>;
 }
 
+type LeaseAnswer = { lease: 'held'; ttlMs: number } | { lease: 'none' } | { lease: 'fenced' };
+
 export async function startBusGuest(
   options: Pick<GuestOptions, 'instance' | 'engine' | 'runner' | 'desiredState'> &
-    Partial<Pick<GuestOptions, 'certificates' | 'warm' | 'backups' | 'walShipIntervalMs'>>,
+    Partial<Pick<GuestOptions, 'certificates' | 'warm' | 'backups' | 'walShipIntervalMs' | 'leaseTimes'>> & {
+      /** what the conductor answers the guest's lease renewals (default: no lease needed); throwing: no answer */
+      renewLease?: () => Promise<LeaseAnswer>;
+    },
 ): Promise<BusGuest> {
+  const { renewLease, ...guestOptions } = options;
   const transport = await connectTransport('memory:', { key: BusKey.generate() });
   const beats: BusGuest['beats'] = [];
   const progress: BusGuest['progress'] = [];
@@ -57,6 +63,7 @@ export async function startBusGuest(
     walArchived: async ({ through }) => {
       walArchived.push(through);
     },
+    renewLease: renewLease ?? (async () => ({ lease: 'none' as const })),
   });
   const closeBus = async () => {
     await conductor.close();
@@ -64,7 +71,7 @@ export async function startBusGuest(
   };
   try {
     const guest = await startGuest({
-      ...options,
+      ...guestOptions,
       transport,
       // COFFER_TEST_LOG=<file>: the guest's debug log goes there, for a test being debugged
       logger: process.env.COFFER_TEST_LOG === undefined ? silentLogger() : pino({ level: 'debug' }, createWriteStream(process.env.COFFER_TEST_LOG, { flags: 'a' })),

@@ -74,6 +74,7 @@ describe('a guest on the signed bus, attacked by a process with the broker crede
       reportProgress: async () => undefined,
       updateBackup: async () => undefined,
       walArchived: async () => undefined,
+      renewLease: async () => ({ lease: 'none' as const }),
     });
     const runner = await localRunner();
     const discovery = await engineRegistry.redis.discover([], runner);

@@ -75,6 +75,7 @@ describe('WAL shipper', () => {
       walArchived: async ({ through }) => {
         reports.push(through);
       },
+      renewLease: async () => ({ lease: 'none' as const }),
     });
   });
 

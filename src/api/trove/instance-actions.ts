@@ -1,4 +1,5 @@
 import type {
+  ReplicaSourceTaskPayload,
   RequestContext,
   ResizeFlavorTaskPayload,
   ResizeVolumeTaskPayload,
@@ -6,14 +7,16 @@ import type {
   StartTaskPayload,
   StopTaskPayload,
 } from '../../bus/index.js';
-import { CofferError } from '../../common/index.js';
-import { runningBackupStates, type InstanceRow, type Repositories } from '../../db/index.js';
-import { gateAction, gateWith, validateCanStart, validateCanStop } from './action-gate.js';
+import { CofferError, errors, primaryLeaseTimes } from '../../common/index.js';
+import { runningBackupStates, type InstancePatch, type InstanceRow, type Repositories } from '../../db/index.js';
+import { gateAction, gateWith, notAvailable, validateCanStart, validateCanStop } from './action-gate.js';
 import { flavorIdOf } from './create-instance.js';
 import type { InstanceAction } from './instance-action-schema.js';
-import { queueInstanceTask } from './queue-instance-task.js';
+import { taskAction } from './instance-status.js';
+import { pendingTask, queueInstanceTask } from './queue-instance-task.js';
 import { enforceQuota } from './quota-enforcement.js';
 import type { TroveDeps } from './trove-deps.js';
+import { wakeTaskmanager } from './wake-taskmanager.js';
 
 // POST /instances/{id}/action (reference 2.2): each action's checks in Trove's order, then the
 // task status and a durable task for the taskmanager; reset_status is answered here at once.
@@ -117,15 +120,10 @@ export async function performInstanceAction(
       return resetStatus(deps, instance);
 
     case 'promote_to_replica_source':
-      await gate(instance);
-      if (instance.replicaOfId == null) throw new CofferError('BadRequest', `Instance ${instance.id} is not a replica.`);
-      throw new CofferError('NotImplemented', 'Promoting a replica to replica source is not supported by Coffer yet: detach it (PUT replica_of: null).');
+      return promote(deps, instance, context);
 
     case 'eject_replica_source':
-      if (((await deps.store.instances.replicasOf([instance.id])).get(instance.id)?.length ?? 0) === 0) {
-        throw new CofferError('BadRequest', `Instance ${instance.id} is not a replica source.`);
-      }
-      throw new CofferError('NotImplemented', 'Ejecting a replica source is not supported by Coffer yet.');
+      return eject(deps, instance, context);
 
     // Coffer's stop and start: the instance keeps its directory, data, address and quota (its
     // row stays as it is), only its engine stops; STOPPED keeps every other action off it.
@@ -159,6 +157,70 @@ export async function performInstanceAction(
         },
         context,
       );
+    }
+  }
+}
+
+/**
+ * promote_to_replica_source (reference 2.2, 3.6 "Promote"): on a replica, the action gate on it
+ * and on its primary (which is fenced first, so it must answer); PROMOTING on the whole group,
+ * in one transaction, each conditional on the task status the gate saw.
+ */
+async function promote(deps: TroveDeps, instance: InstanceRow, context: RequestContext): Promise<void> {
+  const gate = (current: InstanceRow, store: Repositories = deps.store) => gateAction(store, current, deps.heartbeatExpirySeconds);
+  await gate(instance);
+  const sourceId = instance.replicaOfId;
+  if (sourceId == null) throw new CofferError('BadRequest', `Instance ${instance.id} is not a replica.`);
+  const task = pendingTask('promote_to_replica_source', instance.id, {}, new Date());
+  await deps.store.transaction(async (tx) => {
+    const source = await tx.instances.get(sourceId);
+    if (source === undefined) throw errors.instanceNotFound(sourceId);
+    await gate(source, tx);
+    const replicaIds = source.replicaIds ?? [];
+    task.payload = { requestId: context.requestId, sourceId, replicaIds } satisfies ReplicaSourceTaskPayload;
+    await claimGroup(tx, [instance.id, sourceId, ...replicaIds.filter((id) => id !== instance.id)], {
+      taskStatus: 'PROMOTING',
+      taskDescription: 'Promoting a replica to replica source.',
+      taskStartTime: task.createdAt,
+    });
+    await tx.tasks.create(task);
+  });
+  await wakeTaskmanager(deps, task.id, context);
+}
+
+/**
+ * eject_replica_source (reference 2.2, 3.6 "Eject"): on a primary with replicas that is lost. As
+ * Trove, refused (400) while its heartbeat is current; Coffer also refuses while it holds its
+ * primary lease (it would still take writes). The primary is fenced with the claim: should it
+ * come back, it stays down until it rejoins as a replica.
+ */
+async function eject(deps: TroveDeps, instance: InstanceRow, context: RequestContext): Promise<void> {
+  const replicaIds = instance.replicaIds ?? [];
+  if (replicaIds.length === 0) throw new CofferError('BadRequest', `Instance ${instance.id} is not a replica source.`);
+  const now = new Date();
+  const heartbeat = await deps.store.serviceStatuses.get(instance.id);
+  const heartbeatCurrent = heartbeat !== undefined && now.getTime() - heartbeat.updatedAt.getTime() < deps.heartbeatExpirySeconds * 1000;
+  const leaseHeld = instance.leaseRenewedAt != null && now.getTime() - instance.leaseRenewedAt.getTime() < primaryLeaseTimes.failoverAfterMs;
+  if (heartbeatCurrent || leaseHeld) {
+    throw new CofferError('BadRequest', `Replica Source ${instance.id} cannot be ejected as it has a current heartbeat`);
+  }
+  const task = pendingTask('eject_replica_source', instance.id, { requestId: context.requestId, replicaIds } satisfies ReplicaSourceTaskPayload, now);
+  await deps.store.transaction(async (tx) => {
+    const current = await tx.instances.get(instance.id);
+    if (current === undefined) throw errors.instanceNotFound(instance.id);
+    await claimGroup(tx, [instance.id, ...replicaIds], { taskStatus: 'EJECTING', taskDescription: 'Ejecting the replica source.', taskStartTime: now });
+    await tx.instances.update(instance.id, { fencedAt: now });
+    await tx.tasks.create(task);
+  });
+  await wakeTaskmanager(deps, task.id, context);
+}
+
+/** Sets `patch` on each of `ids` whose task is NONE (or RESTART_REQUIRED); one that is busy refuses the whole action (422). */
+async function claimGroup(tx: Repositories, ids: readonly string[], patch: InstancePatch): Promise<void> {
+  for (const id of ids) {
+    if (!(await tx.instances.updateIfTask(id, ['NONE', 'RESTART_REQUIRED'], patch))) {
+      const current = await tx.instances.get(id);
+      throw notAvailable(id, 'task', taskAction(current?.taskStatus ?? 'NONE'));
     }
   }
 }

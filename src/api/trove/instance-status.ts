@@ -83,6 +83,10 @@ export function instanceStatus(task: TaskStatusName, service: ServiceStatusName 
       return 'STARTING';
     case 'DETACHING':
       return 'DETACH';
+    case 'PROMOTING':
+      return 'PROMOTE';
+    case 'EJECTING':
+      return 'EJECT';
     default:
       // NONE and UPDATING fall through to a running backup, then the server status, as
       // MIGRATING/UPDATING do in Trove.

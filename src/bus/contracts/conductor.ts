@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { configurationParameter, engineCapabilities } from '../../common/index.js';
-import { cast, defineService } from '../contract.js';
+import { call, cast, defineService } from '../contract.js';
 
 // Shared with the state database, which stores them with each datastore version.
 export {
@@ -63,7 +63,8 @@ export const backupState = z.enum(['BUILDING', 'COMPLETED', 'FAILED']);
 // 1.4: walArchived.
 // 1.5: heartbeat status BLOCKED (a full volume), and a warning message with HEALTHY. A conductor
 // on 1.4 refuses a BLOCKED beat (logged there); the guest's next beats say it again.
-export const conductorContract = defineService('conductor', '1.5', {
+// 1.6: renewLease, the one call: a primary's guest waits for its answer.
+export const conductorContract = defineService('conductor', '1.6', {
   heartbeat: cast(
     z.object({
       instanceId: z.string(),
@@ -132,6 +133,20 @@ export const conductorContract = defineService('conductor', '1.5', {
    * are dropped.
    */
   walArchived: cast(z.object({ instanceId: z.string(), through: z.string().datetime({ offset: true }) }), { since: '1.4' }),
+  /**
+   * A primary with replicas renews its lease (common/primary-lease.ts): `held` for `ttlMs`
+   * counted from when the guest sent the request; `none` when it needs none (failover off, no
+   * replicas, gone); `fenced` when a failover replaces or replaced it: its engine must not run.
+   */
+  renewLease: call(
+    z.object({ instanceId: z.string() }),
+    z.discriminatedUnion('lease', [
+      z.object({ lease: z.literal('held'), ttlMs: z.number().int().positive() }),
+      z.object({ lease: z.literal('none') }),
+      z.object({ lease: z.literal('fenced') }),
+    ]),
+    2_000,
+  ),
 });
 
 export const conductorTopic = 'conductor';

@@ -125,3 +125,22 @@ export const verifyBackupTaskPayload = z.object({
     .optional(),
 });
 export type VerifyBackupTaskPayload = z.input<typeof verifyBackupTaskPayload>;
+
+/**
+ * A replication group's primary changes (issue 11). promote_to_replica_source runs on the replica
+ * to promote, with its primary alive (a switchover: fenced first, nothing lost); eject_replica_source
+ * runs on a primary that is lost (a failover: the replica furthest ahead is promoted), asked by its
+ * owner or started by the taskmanager when the primary's lease lapsed (`automatic`). Recorded as
+ * the flow goes: the fenced primary's last position and the replica chosen.
+ */
+export const replicaSourceTaskPayload = z.object({
+  requestId: z.string().optional(),
+  /** the primary being replaced (promote) */
+  sourceId: z.string().optional(),
+  /** the group's replicas when the task began (eject) */
+  replicaIds: z.array(z.string()).optional(),
+  automatic: z.boolean().optional(),
+  position: z.number().nonnegative().optional(),
+  candidateId: z.string().optional(),
+});
+export type ReplicaSourceTaskPayload = z.input<typeof replicaSourceTaskPayload>;

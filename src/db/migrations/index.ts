@@ -18,6 +18,7 @@ import * as instanceEvents from './0020-instance-events.js';
 import * as webhooks from './0021-webhooks.js';
 import * as replicas from './0022-replicas.js';
 import * as datastoreVersionAdmin from './0024-datastore-version-admin.js';
+import * as failover from './0025-failover.js';
 
 // Every migration, by name. Kysely runs them in name order and records each one it ran; a
 // shipped migration never changes, a schema change is a new file with the next number.
@@ -41,4 +42,5 @@ export const migrations: Record<string, Migration> = {
   '0021-webhooks': webhooks,
   '0022-replicas': replicas,
   '0024-datastore-version-admin': datastoreVersionAdmin,
+  '0025-failover': failover,
 };

@@ -1,0 +1,148 @@
+import { randomUUID } from 'node:crypto';
+import type { conductorContract, RpcClient } from '../bus/index.js';
+import type { Logger, PrimaryLeaseTimes } from '../common/index.js';
+import { readEngineSpec } from './engines/engine-spec-file.js';
+
+// The guest's half of the primary lease (common/primary-lease.ts). A primary with replicas may
+// run its engine only while the control plane keeps renewing its lease; once the lease runs out
+// unrenewed (its host cut off from the control plane, the control plane down) or the control
+// plane says a failover replaced it, the keeper stops the engine itself, before any replica can
+// be promoted, and keeps it stopped until a lease is granted again. So a partition never leaves
+// two primaries taking writes: the replica is promoted only after the old primary's deadline.
+//
+// Whether the instance is such a primary comes from its saved engine spec (a source with
+// replicas); every other instance needs no lease and is left alone.
+
+/** Where the lease stands. `idle`: no lease needed; `unknown`: needed, not granted since the guest started. */
+export type LeaseState = 'idle' | 'unknown' | 'held' | 'lost' | 'fenced';
+
+export interface PrimaryLeaseKeeperOptions {
+  instanceId: string;
+  /** the instance directory, with the saved engine spec */
+  dir: string;
+  conductor: RpcClient<typeof conductorContract>;
+  logger: Logger;
+  times: PrimaryLeaseTimes;
+  /** stops the engine at once; called again on each tick while the lease is not held and the engine runs */
+  fence(reason: string): Promise<void>;
+  /** a lease was granted after none was held: the engine may be started again if it should run */
+  regained(): void;
+}
+
+export class PrimaryLeaseKeeper {
+  private state: LeaseState = 'idle';
+  /** performance.now() when the held lease runs out */
+  private deadline = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private ticking: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: PrimaryLeaseKeeperOptions) {}
+
+  get current(): LeaseState {
+    return this.state;
+  }
+
+  /** whether a stopped engine may be started: the instance needs no lease or holds one */
+  mayStart(): boolean {
+    return this.state === 'idle' || this.state === 'held';
+  }
+
+  /** whether a running engine must be stopped: the lease ran out, or a failover replaced the primary */
+  mustStop(): boolean {
+    return this.state === 'lost' || this.state === 'fenced';
+  }
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  /** asks now (a replica was just added, a promotion made this instance a source) */
+  renewNow(): Promise<void> {
+    this.ticking = this.ticking.then(() => this.tick());
+    return this.ticking;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.deadlineTimer);
+    await this.ticking;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.closed) return;
+    this.timer = setTimeout(() => {
+      this.ticking = this.ticking.then(() => this.tick()).finally(() => this.schedule(this.options.times.renewMs));
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  private async needsLease(): Promise<boolean> {
+    const spec = await readEngineSpec(this.options.dir).catch(() => undefined);
+    return spec?.replication?.role === 'source' && spec.replication.replicas.length > 0;
+  }
+
+  private async tick(): Promise<void> {
+    if (this.closed) return;
+    const { logger, conductor, instanceId, times } = this.options;
+    if (!(await this.needsLease())) {
+      this.settle('idle');
+      return;
+    }
+    if (this.state === 'idle') {
+      // a running engine gets one lease's time to be granted one (a guest restarted beside it)
+      this.state = 'unknown';
+      this.deadline = performance.now() + times.ttlMs;
+    }
+    const sentAt = performance.now();
+    try {
+      const answer = await conductor.renewLease({ instanceId }, { requestId: `lease-${randomUUID()}`, instanceId });
+      if (answer.lease === 'held') {
+        const regained = this.state !== 'held';
+        this.deadline = sentAt + answer.ttlMs;
+        this.state = 'held';
+        this.armDeadline();
+        if (regained) {
+          logger.info({ ttlMs: answer.ttlMs }, 'primary lease held');
+          this.options.regained();
+        }
+      } else if (answer.lease === 'none') {
+        this.settle('idle');
+      } else {
+        if (this.state !== 'fenced') logger.error('a failover replaced this primary: its engine stays stopped');
+        this.state = 'fenced';
+        clearTimeout(this.deadlineTimer);
+      }
+    } catch (err) {
+      // unanswered: the lease runs on to its deadline, and the next tick asks again
+      logger.warn({ err: { message: (err as Error).message }, state: this.state }, 'primary lease not renewed');
+      if (this.state === 'held' && performance.now() >= this.deadline) this.expire();
+    }
+    if (this.state === 'lost' || this.state === 'fenced' || (this.state === 'unknown' && performance.now() >= this.deadline)) {
+      await this.options.fence(this.state === 'fenced' ? 'replaced by a failover' : `primary lease not held (${times.ttlMs} ms without renewal)`);
+    }
+  }
+
+  private settle(state: 'idle'): void {
+    const regained = this.state === 'lost' || this.state === 'fenced' || this.state === 'unknown';
+    this.state = state;
+    clearTimeout(this.deadlineTimer);
+    if (regained) this.options.regained();
+  }
+
+  /** the deadline is kept by a timer of its own: a renewal stuck waiting for its answer must not delay the fence */
+  private armDeadline(): void {
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = setTimeout(() => this.expire(), Math.max(0, this.deadline - performance.now()));
+    this.deadlineTimer.unref();
+  }
+
+  private expire(): void {
+    if (this.state !== 'held' || performance.now() < this.deadline) return;
+    this.state = 'lost';
+    this.options.logger.error('primary lease expired unrenewed: stopping the engine so no write is taken while a replica may be promoted');
+    this.options.fence('primary lease expired').catch((err: unknown) => this.options.logger.error({ err }, 'fencing the engine failed'));
+  }
+}
