@@ -172,8 +172,13 @@ describe('redis replication', () => {
     assert.equal(typeof source.replicas[0]!.lagBytes, 'number');
     assert.ok(source.replicas[0]!.lagBytes! >= 0);
     assert.equal(typeof source.replicas[0]!.lagSeconds, 'number');
-    const own = await replica.driver.replication!.status();
+    const status = await replica.driver.replication!.status();
+    assert.ok(status.role === 'replica');
+    const { position, ...own } = status;
     assert.deepEqual(own, { role: 'replica', source: { address: primary.address, port: 6379 }, streaming: true });
+    // the replication offset: the primary's, once the replica applied all it sent
+    assert.ok(position !== undefined && position > 0);
+    assert.ok(source.position !== undefined && source.position >= position);
   });
 
   it('stays a replica across a restart, and a new driver (an adopting agent) keeps it one', async () => {
@@ -273,7 +278,9 @@ describe('redis replication over TLS', () => {
     const reader = await connectRedis(replica.address, 6379, [tenant.name, tenant.password]);
     clients.push(reader);
     await poll('the key on the replica', () => reader.get('secret').catch(() => undefined), (value) => value === 'over tls');
-    const own = await replica.driver.replication!.status();
+    const status = await replica.driver.replication!.status();
+    assert.ok(status.role === 'replica');
+    const { position: _position, ...own } = status;
     assert.deepEqual(own, { role: 'replica', source: { address: primary.address, port: redisTlsPort(6379) }, streaming: true });
   });
 });

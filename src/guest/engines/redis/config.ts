@@ -62,6 +62,24 @@ export interface RedisConfigInput {
   archiveLog?: boolean;
   /** a replica's primary (replication.ts); undefined: a primary of its own */
   replicaOf?: ReplicaOfSettings;
+  /** a source whose writes need a replica in sync (failover.ts, setSynchronous) */
+  synchronous?: boolean;
+}
+
+/** more replicas than any primary has: with min-replicas-to-write at this, every write is refused */
+export const writeRefusingReplicas = 1_000_000;
+
+/**
+ * A synchronous source refuses a write (NOREPLICAS) unless a replica acknowledged its stream
+ * within the last `min-replicas-max-lag` seconds. Redis checks that before the write, not
+ * after: an acknowledged write can still be lost with the source, at most this many seconds of
+ * them; it cannot wait for a replica to hold each write as PostgreSQL and MariaDB can.
+ */
+export function synchronousSettings(synchronous: boolean): RedisSetting[] {
+  return [
+    ['min-replicas-to-write', synchronous ? 1 : 0],
+    ['min-replicas-max-lag', 10],
+  ];
 }
 
 /** Where a replica streams from, as whom, and whether over TLS (the primary's TLS port). */
@@ -149,6 +167,7 @@ export function redisSettings(input: RedisConfigInput): RedisSetting[] {
       (input.archiveLog === true ? archivingSettings[name] : undefined) ?? overrides[name] ?? standard,
     ]),
     ...(input.archiveLog === true ? archivingExtras : []),
+    ...(input.synchronous === true ? synchronousSettings(true) : []),
     ...replicaSettings(input),
   ];
 }

@@ -27,8 +27,8 @@ import type { AofArchiveHost } from './aof-archive.js';
 import { planAofReplay, writeRestoredAof, type AofReplayPlan } from './aof-replay.js';
 import type { RdbSource } from './backup.js';
 import { missingBinaryReason } from './binaries.js';
-import { maxmemoryMb, redisSettings, renderRedisConf, type RedisConfigInput, type ReplicaOfSettings } from './config.js';
-import { replicationOverTls, syncReplicaUsers, type RedisReplicationHost } from './replication.js';
+import { maxmemoryMb, redisSettings, renderRedisConf, writeRefusingReplicas, type RedisConfigInput, type ReplicaOfSettings } from './config.js';
+import { replicationOverTls, syncReplicaUsers, type RedisReplicationHost } from './replication-host.js';
 import { setLive } from './live-config.js';
 import type { ConfigurationHost } from './configuration.js';
 import { redisParameters } from './parameters.js';
@@ -63,8 +63,6 @@ const stopTimeoutMs = 60_000;
 const probeTimeoutMs = 3_000;
 /** how often a replica's health check copies its primary's users (replica-users.ts) */
 const userCopyIntervalMs = 15_000;
-/** more replicas than any primary has: with min-replicas-to-write at this, every write is refused */
-const writeRefusingReplicas = 1_000_000;
 
 interface Layout extends ServerFiles {
   logFile: string;
@@ -75,6 +73,8 @@ interface Layout extends ServerFiles {
   initialised: string;
   /** a replica's replication password (replication.ts): the host's file, never in the spec */
   replicationSecret: string;
+  /** the offset a fenced source stopped at (failover.ts): the host's file */
+  fencedPosition: string;
 }
 
 export function layout(dir: string): Layout {
@@ -91,6 +91,7 @@ export function layout(dir: string): Layout {
     adminSecret: join(dir, 'os_admin.password'),
     initialised: join(dir, '.redis-init.done'),
     replicationSecret: join(dir, 'replication.password'),
+    fencedPosition: join(dir, 'fenced.position'),
   };
 }
 
@@ -102,6 +103,11 @@ function checkPrepareInput(input: PrepareInput, datastore: string): Configuratio
   checkUserSpecs(input.users);
   checkAccess(input.access);
   return validateConfigurationValues(input.overrides, redisParameters, datastore);
+}
+
+/** whether the spec's source has its writes wait for a replica in sync (failover.ts) */
+function synchronousSource(spec: EngineSpec): boolean {
+  return spec.replication?.role === 'source' && spec.replication.synchronous === true;
 }
 
 /** Redis cannot tell clients apart by address: only the host's default ranges are possible. */
@@ -247,6 +253,7 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
       pidFile: this.paths.pidFile,
       aclFile: this.paths.aclFile,
       archiveLog: this.archivesAof(),
+      synchronous: synchronousSource(spec),
       ...(await this.replicaOf(spec)),
     };
   }
@@ -271,6 +278,8 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
       saveSpec: (spec) => writeEngineSpec(this.context.placement.dir, spec),
       endpoint: () => this.endpoint(),
       isRunning: () => this.isRunning(),
+      start: () => this.start(),
+      stop: () => this.stop(),
       tlsInstalled: async () => (await installedTlsFiles(this.context.placement.dir)) !== undefined,
       writeReplicationSecret: (password) => writeFile(this.paths.replicationSecret, password, { mode: 0o600 }),
       readReplicationSecret: () => readFile(this.paths.replicationSecret, 'utf8'),
@@ -279,6 +288,13 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
         return files === undefined ? undefined : readFile(files.caFile, 'utf8');
       },
       removeReplicationSecret: () => rm(this.paths.replicationSecret, { force: true }),
+      readFencedPosition: async () => {
+        const text = await readFile(this.paths.fencedPosition, 'utf8').catch(() => undefined);
+        const position = Number(text?.trim());
+        return text === undefined || !Number.isSafeInteger(position) ? undefined : position;
+      },
+      writeFencedPosition: (position) => writeFile(this.paths.fencedPosition, `${position}\n`, { mode: 0o600 }),
+      removeFencedPosition: () => rm(this.paths.fencedPosition, { force: true }),
       render: async (spec) => {
         const input = await this.confInput(spec);
         await this.writeConf(renderRedisConf(input));
@@ -447,12 +463,14 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
    * Redis has no read-only switch for a primary: asking for more replicas than it has (it has
    * none) makes it refuse every write command with NOREPLICAS while reads go on. Tenant users
    * and root lack CONFIG SET (acl.ts), so they cannot undo it. Not in redis.conf: a restart
-   * clears it, and the guest sets it again while the volume is full.
+   * clears it, and the guest sets it again while the volume is full. Lifted, the value is the
+   * spec's again (a synchronous source's 1, failover.ts).
    */
   async refuseWrites(refused: boolean): Promise<void> {
     if (!(await this.isRunning())) return;
+    const lifted = refused ? undefined : synchronousSource(await this.requireSpec()) ? '1' : '0';
     await withAdminClient(await this.endpoint(), (client) =>
-      client.call('CONFIG', ['SET', 'min-replicas-to-write', refused ? String(writeRefusingReplicas) : '0']),
+      client.call('CONFIG', ['SET', 'min-replicas-to-write', lifted ?? String(writeRefusingReplicas)]),
     );
   }
 
@@ -461,6 +479,8 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
   }
 
   async start(): Promise<void> {
+    // a source started again is fenced no longer: a fence asked later reads its position anew
+    await rm(this.paths.fencedPosition, { force: true });
     await this.serverProcess.start();
     await this.repairDefaultUser().catch((err: unknown) => this.logger.warn({ err }, "could not give Redis's default user root's rights"));
   }

@@ -3,23 +3,22 @@ import { isIPv4 } from 'node:net';
 import type { Redis } from 'ioredis';
 import type { PrepareInput } from '../../../bus/index.js';
 import { CofferError } from '../../../common/index.js';
-import type { Logger } from '../../../common/index.js';
-import type {
-  InstancePlacement,
-  PrepareProgress,
-  PrepareTimings,
-  ReplicaLag,
-  ReplicationAdmin,
-  ReplicationGrant,
-  ReplicationStatus,
-} from '../engine.js';
+import type { PrepareProgress, PrepareTimings, ReplicaLag, ReplicationAdmin, ReplicationGrant, ReplicationStatus } from '../engine.js';
 import type { ReplicationModule } from '../engine-modules.js';
-import type { EngineSpec } from '../engine-spec-file.js';
 import { passwordHash, replicationUserPrefix } from './acl.js';
-import { applyAcl, infoFields, withAdminClient, type AdminEndpoint } from './admin.js';
-import type { RedisSetting } from './config.js';
+import { applyAcl, withAdminClient } from './admin.js';
+import { applySynchronous, fence, follow, setSynchronous } from './failover.js';
 import { setLive } from './live-config.js';
-import { connectToSource, mirrorUsers } from './replica-users.js';
+import {
+  connectedReplicas,
+  replicationInfo,
+  replicationOverTls,
+  replicationPlaintext,
+  replicationPosition,
+  syncReplicaUsers,
+  waitForLink,
+  type RedisReplicationHost,
+} from './replication-host.js';
 import { redisTlsPort } from './tls.js';
 
 // The replication module of Redis: asynchronous replication (REPLICAOF), the replica read-only.
@@ -50,35 +49,8 @@ import { redisTlsPort } from './tls.js';
 // replication user may also list users and read their password hashes (ACL USERS, ACL GETUSER).
 //
 // The role is part of the engine's spec, from which every render starts: a restarted or
-// adopted replica is a replica again.
-
-/** how long a replica may go without reaching its primary before its prepare fails */
-const linkTimeoutMs = 120_000;
-const syncPollMs = 100;
-
-/** the grant's `slot` for a replica streaming over its primary's TLS port */
-export const replicationOverTls = 'tls';
-const replicationPlaintext = 'plaintext';
-
-/** What the replication module needs of the instance's lifecycle. */
-export interface RedisReplicationHost {
-  placement: InstancePlacement;
-  logger: Logger;
-  readSpec(): Promise<EngineSpec>;
-  saveSpec(spec: EngineSpec): Promise<void>;
-  endpoint(): Promise<AdminEndpoint>;
-  isRunning(): Promise<boolean>;
-  tlsInstalled(): Promise<boolean>;
-  writeReplicationSecret(password: string): Promise<void>;
-  readReplicationSecret(): Promise<string>;
-  /** the CA the instance's certificate came from (the agent's), undefined without one */
-  caCertificate(): Promise<string | undefined>;
-  removeReplicationSecret(): Promise<void>;
-  /** renders redis.conf from `spec` and answers its settings (the spec is not saved) */
-  render(spec: EngineSpec): Promise<RedisSetting[]>;
-  /** the lifecycle's prepare for `spec` */
-  prepare(input: PrepareInput, spec: EngineSpec, progress?: PrepareProgress): Promise<PrepareTimings>;
-}
+// adopted replica is a replica again. Switchover and failover (fence, follow, synchronous):
+// failover.ts.
 
 /** Instance ids become user names: lower case, digits and underscores. */
 export function replicationUser(replicaId: string): string {
@@ -96,35 +68,8 @@ export function replicationUserArguments(user: string, password: string): string
   return [user, 'reset', 'on', `#${passwordHash(password)}`, '+ping', '+replconf', '+psync', '+acl|users', '+acl|getuser'];
 }
 
-/**
- * Copies the primary's root and tenant users to a replica (replica-users.ts); nothing on an
- * instance that is no replica. Answers how many users it changed.
- */
-export async function syncReplicaUsers(host: RedisReplicationHost): Promise<number> {
-  const spec = await host.readSpec();
-  if (spec.replication?.role !== 'replica') return 0;
-  const { address, port, user, slot } = spec.replication.source;
-  const password = await host.readReplicationSecret();
-  const ca = slot === replicationOverTls ? await host.caCertificate() : undefined;
-  const source = await connectToSource({ address, port, user, password, ...(ca === undefined ? {} : { ca }) });
-  try {
-    return await withAdminClient(await host.endpoint(), (replica) => mirrorUsers(source, replica));
-  } finally {
-    source.disconnect();
-  }
-}
-
 function strongPassword(): string {
   return randomBytes(32).toString('base64url');
-}
-
-async function info(client: Redis): Promise<Map<string, string>> {
-  return infoFields(String(await client.call('INFO', ['replication'])));
-}
-
-/** `slave0:ip=…,port=…,state=online,offset=…,lag=…` as a record */
-function replicaLine(value: string): Record<string, string> {
-  return Object.fromEntries(value.split(',').map((pair) => pair.split('=', 2) as [string, string]));
 }
 
 export class RedisReplicationAdmin implements ReplicationAdmin {
@@ -148,7 +93,8 @@ export class RedisReplicationAdmin implements ReplicationAdmin {
     // prepare): encrypted, and unaffected by the primary later closing its plaintext port
     const tls = await this.host.tlsInstalled();
     const slot = tls ? replicationOverTls : replicationPlaintext;
-    await this.host.saveSpec({ ...spec, replication: { role: 'source', replicas: [...others, { id: replica.id, address: replica.address, user, slot }] } });
+    const synchronous = spec.replication?.role === 'source' && spec.replication.synchronous === true ? { synchronous: true } : {};
+    await this.host.saveSpec({ ...spec, replication: { role: 'source', replicas: [...others, { id: replica.id, address: replica.address, user, slot }], ...synchronous } });
     const { address, port } = this.host.placement;
     // the replica keeps no copy of the primary's users (ACL users are not replicated): it has an
     // admin secret of its own from the start, and the primary's never leaves its host
@@ -160,7 +106,10 @@ export class RedisReplicationAdmin implements ReplicationAdmin {
     const spec = await this.host.readSpec();
     if (spec.replication?.role === 'source') {
       const replicas = spec.replication.replicas.filter((known) => known.id !== replicaId);
-      await this.host.saveSpec({ ...spec, replication: replicas.length === 0 ? undefined : { role: 'source', replicas } });
+      // a synchronous source stays one with no replica left: its writes wait for the next
+      const synchronous = spec.replication.synchronous === true;
+      const replication = replicas.length === 0 && !synchronous ? undefined : { role: 'source' as const, replicas, ...(synchronous ? { synchronous } : {}) };
+      await this.host.saveSpec({ ...spec, replication });
     }
     await this.admin(async (client) => {
       await applyAcl(client, [['DELUSER', user]]);
@@ -192,29 +141,11 @@ export class RedisReplicationAdmin implements ReplicationAdmin {
       progress,
     );
     const started = performance.now();
-    await this.firstSync();
+    // ready means serving the primary's data, as a PostgreSQL replica is once its base backup is done
+    await waitForLink(this.host);
     progress('creating users');
     await syncReplicaUsers(this.host);
     return { ...timings, setupMs: timings.setupMs + (performance.now() - started) };
-  }
-
-  /**
-   * Until the replica holds its primary's copy: ready means serving the primary's data, as a
-   * PostgreSQL replica is once its base backup is done. A copy in progress is waited for however
-   * long it takes; a primary not answering (or refusing the login) for `linkTimeoutMs` fails the
-   * prepare.
-   */
-  private async firstSync(): Promise<void> {
-    let lastProgress = Date.now();
-    for (;;) {
-      const fields = await this.admin(info);
-      if (fields.get('master_link_status') === 'up') return;
-      if (fields.get('master_sync_in_progress') === '1') lastProgress = Date.now();
-      else if (Date.now() - lastProgress > linkTimeoutMs) {
-        throw new CofferError('EngineError', 'The replica could not reach its primary or was refused by it: no copy began within 120 s.');
-      }
-      await new Promise((resolve) => setTimeout(resolve, syncPollMs));
-    }
   }
 
   async detach(): Promise<void> {
@@ -231,30 +162,39 @@ export class RedisReplicationAdmin implements ReplicationAdmin {
           ['masteruser', ''],
           ['masterauth', ''],
         ]);
+        // a former source made a replica keeps the min-replicas-to-write it ran with: a
+        // standalone refuses no write for want of replicas
+        await applySynchronous(client, false);
       });
     }
     await this.host.saveSpec(standalone);
     await this.host.removeReplicationSecret();
   }
 
-  // switchover and failover (guest contract 1.9): being built
   fence(): Promise<{ position: number }> {
-    return Promise.reject(new CofferError('NotImplemented', 'Fencing a source is not supported by this engine yet.'));
+    return fence(this.host);
   }
 
-  follow(_grant: ReplicationGrant): Promise<void> {
-    return Promise.reject(new CofferError('NotImplemented', 'Following a new source is not supported by this engine yet.'));
+  follow(grant: ReplicationGrant): Promise<void> {
+    return follow(this.host, grant);
   }
 
-  setSynchronous(_synchronous: boolean): Promise<void> {
-    return Promise.reject(new CofferError('NotImplemented', 'Synchronous replication is not supported by this engine yet.'));
+  setSynchronous(synchronous: boolean): Promise<void> {
+    return setSynchronous(this.host, synchronous);
   }
 
   async status(): Promise<ReplicationStatus> {
     const spec = await this.host.readSpec();
     const replication = spec.replication;
     if (replication === undefined) return { role: 'standalone' };
-    const fields = await this.admin(info);
+    const fenced = replication.role === 'source' && !(await this.host.isRunning()) ? await this.host.readFencedPosition() : undefined;
+    if (replication.role === 'source' && fenced !== undefined) {
+      // a fenced source is held stopped: what it wrote is what it answered the fence
+      const replicas = replication.replicas.map((replica): ReplicaLag => ({ replicaId: replica.id, connected: false }));
+      return { role: 'source', replicas, position: fenced };
+    }
+    const fields = await this.admin(replicationInfo);
+    const position = replicationPosition(fields);
     if (replication.role === 'replica') {
       // users changed on the primary since the last copy come along now (as at each health check)
       await syncReplicaUsers(this.host).catch((err: unknown) => this.host.logger.warn({ err }, "could not copy the primary's users"));
@@ -263,11 +203,12 @@ export class RedisReplicationAdmin implements ReplicationAdmin {
         role: 'replica',
         source: { address: replication.source.address, port: replication.source.port },
         streaming: fields.get('master_link_status') === 'up' && fields.get('master_sync_in_progress') === '0',
+        ...(position === undefined ? {} : { position }),
       };
     }
     const primaryOffset = Number(fields.get('master_repl_offset') ?? '0');
     // each replica announces its own address (config.ts), so that replicas on one host differ
-    const connected = [...fields.entries()].filter(([name]) => /^slave\d+$/.test(name)).map(([, value]) => replicaLine(value));
+    const connected = connectedReplicas(fields);
     const replicas: ReplicaLag[] = replication.replicas.map((replica) => {
       const line = connected.find((candidate) => candidate.ip === replica.address);
       if (line === undefined) return { replicaId: replica.id, connected: false };
@@ -280,7 +221,7 @@ export class RedisReplicationAdmin implements ReplicationAdmin {
         ...(online && line.lag !== undefined ? { lagSeconds: Number(line.lag) } : {}),
       };
     });
-    return { role: 'source', replicas };
+    return { role: 'source', replicas, ...(position === undefined ? {} : { position }) };
   }
 }
 
