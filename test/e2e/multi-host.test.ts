@@ -1,92 +1,33 @@
 // test-lane: parallel (namespaces, a /24, a RabbitMQ node and a data directory of its own; it checks processes under its own directory only)
 // test-long (minutes: a broker, three roles and two agents as processes, each in a namespace)
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { request, trove, waitForInstance, type Session } from '../support/api-client.js';
-import { startRole, type RoleProcess } from '../support/coffer-process.js';
-import { createHostNetwork, type HostNetwork, type NetnsHost } from '../support/netns-hosts.js';
-import { processesMentioning } from '../support/processes.js';
-import { startRabbitmqNode, type RabbitmqNode } from '../support/rabbitmq-node.js';
-import { makeDataDir } from '../support/temp-dir.js';
-import { adminSession, appPassword, createInstance, waitActive } from './instance-lifecycle.js';
+import { startMultiHostCluster, type MultiHostCluster } from '../support/multi-host-cluster.js';
+import type { NetnsHost } from '../support/netns-hosts.js';
+import { appPassword, createInstance, waitActive } from './instance-lifecycle.js';
 
-// Coffer over several machines, on one (issue 11): a control-plane host (RabbitMQ, the state
-// database, the API, conductor and taskmanager) and two compute hosts, each a network namespace
-// on a switch, each running its own `coffer agent --host-address` that reaches the bus over the
-// network. Instances spread over the compute hosts, listen on their host's address, and are
-// reached from the other hosts; a compute host cut off the network and plugged back serves again.
+// Coffer over several machines, on one (issue 11): a control-plane host and two compute hosts
+// (test/support/multi-host-cluster.ts). Instances spread over the compute hosts, listen on their
+// host's address, and are reached from the other hosts; a compute host cut off the network and
+// plugged back serves again.
 
-const adminPassword = 'Multi-host-admin-1234';
-const apiPort = 8779;
-let net: HostNetwork;
+let cluster: MultiHostCluster;
 let control: NetnsHost;
-let computes: NetnsHost[];
-let rabbit: RabbitmqNode;
-let dataDir: { path: string; remove: () => Promise<void> };
+let computes: readonly NetnsHost[];
 let session: Session;
-const roles: RoleProcess[] = [];
 
 before(async () => {
-  net = await createHostNetwork(3);
-  control = net.hosts[0]!;
-  computes = net.hosts.slice(1);
-  rabbit = await startRabbitmqNode({ host: control });
-  dataDir = await makeDataDir('cf-mh');
-  const busKeyFile = join(dataDir.path, 'bus.key');
-  await writeFile(busKeyFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
-  const env = {
-    COFFER_DATABASE_URL: `sqlite:${join(dataDir.path, 'state.db')}`,
-    COFFER_BUS_URL: rabbit.url,
-    COFFER_BUS_KEY_FILE: busKeyFile,
-    COFFER_ADMIN_PASSWORD: adminPassword,
-    COFFER_LOG_LEVEL: 'info',
-  };
-  const start = async (args: string[], host: NetnsHost, ready: RegExp) => {
-    const role = startRole(args, env, { host });
-    roles.push(role);
-    await role.waitFor(ready, 90_000);
-  };
-  // the state database is created by the first role that opens it
-  await start(['conductor'], control, /conductor running/);
-  await start(['taskmanager'], control, /taskmanager running/);
-  await mkdir(join(dataDir.path, 'api'));
-  await start(['api', '--host', control.address, '--port', String(apiPort), '--data-dir', join(dataDir.path, 'api')], control, /api listening/);
-  for (const [i, host] of computes.entries()) {
-    // short: instances keep their engine's Unix socket below it
-    const dir = join(dataDir.path, `h${i + 1}`);
-    await mkdir(dir);
-    await start(['agent', '--data-dir', dir, '--agent-host', host.netns, '--host-address', host.address], host, /agent running/);
-  }
-  session = await adminSession(`http://127.0.0.1:${await control.forward(apiPort)}`, adminPassword);
+  cluster = await startMultiHostCluster({ computeHosts: 2, apiPort: 8779, adminPassword: 'Multi-host-admin-1234', prefix: 'cf-mh' });
+  ({ control, computes, session } = cluster);
 });
 
 after(async () => {
-  for (const role of roles.reverse()) await role.stop().catch(() => undefined);
-  // engines outlive their agent by design: what this test started goes with its namespaces
-  await net?.remove();
-  await rabbit?.stop().catch(() => undefined);
-  for (const pid of processesMentioning(dataDir.path)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  await dataDir?.remove();
+  await cluster?.stop();
 });
 
-/** where an instance landed: the compute host whose address its view shows, and its port */
-function placement(instance: { addresses?: Array<{ address: string; port?: number }> }): { host: NetnsHost; port: number } {
-  const entry = instance.addresses?.[0];
-  assert.ok(entry !== undefined && entry.port !== undefined, `the view shows an address and a port: ${JSON.stringify(instance.addresses)}`);
-  const host = computes.find((h) => h.address === entry.address);
-  assert.ok(host !== undefined, `${entry.address} is one of the compute hosts'`);
-  return { host, port: entry.port };
-}
+const placement = (instance: { addresses?: Array<{ address: string; port?: number }> }) => cluster.placement(instance);
 
 /** psql run on `from`, connecting over the network to the instance */
 async function psqlFrom(from: NetnsHost, address: string, port: number, sql: string): Promise<string> {
