@@ -620,4 +620,33 @@ describe('read replicas (POST /instances replica_of, views, delete, detach, repl
     // a fenced primary's lease is never renewed again
     assert.equal(await h.store.instances.renewLease(source, new Date()), false);
   });
+
+  test("a primary's volume resize grows its smaller replicas with it, each with a resize of its own", async () => {
+    const source = await insertInstance(alice, { version: 'pgRepl', volumeSizeGb: 2 });
+    const small = await insertInstance(alice, { version: 'pgRepl', volumeSizeGb: 2 });
+    const large = await insertInstance(alice, { version: 'pgRepl', volumeSizeGb: 6 });
+    for (const replica of [small, large]) await h.store.instances.update(replica, { replicaOfId: source });
+    await assertAccepted(await act(alice, source, { resize: { volume: { size: 4 } } }));
+    for (const id of [source, small]) {
+      const row = await h.store.instances.get(id);
+      assert.equal(row?.taskStatus, 'RESIZING');
+      assert.equal(row?.volumeSizeGb, 4);
+      const task = await h.store.tasks.activeForInstance(id);
+      assert.equal(task?.kind, 'resize_volume');
+      assert.deepEqual({ ...(task?.payload as object), requestId: undefined }, { requestId: undefined, resumeTask: 'NONE', oldSizeGb: 2, newSizeGb: 4 });
+    }
+    // already larger: left as it is
+    assert.equal((await h.store.instances.get(large))?.taskStatus, 'NONE');
+    assert.equal(await h.store.tasks.activeForInstance(large), undefined);
+  });
+
+  test('a busy replica refuses its primary’s volume resize, and nothing is queued', async () => {
+    const source = await insertInstance(alice, { version: 'pgRepl', volumeSizeGb: 2 });
+    const replica = await insertInstance(alice, { version: 'pgRepl', volumeSizeGb: 2 });
+    await h.store.instances.update(replica, { replicaOfId: source, taskStatus: 'REBOOTING' });
+    assertFault(await act(alice, source, { resize: { volume: { size: 4 } } }), 422, 'unprocessableEntity', /task status was REBOOTING/);
+    assert.equal((await h.store.instances.get(source))?.taskStatus, 'NONE');
+    assert.equal((await h.store.instances.get(source))?.volumeSizeGb, 2);
+    assert.equal(await h.store.tasks.activeForInstance(source), undefined);
+  });
 });

@@ -13,7 +13,7 @@ import { gateAction, gateWith, notAvailable, validateCanStart, validateCanStop }
 import { flavorIdOf } from './create-instance.js';
 import type { InstanceAction } from './instance-action-schema.js';
 import { taskAction } from './instance-status.js';
-import { pendingTask, queueInstanceTask } from './queue-instance-task.js';
+import { pendingTask, queueInstanceTask, queueInstanceTasks } from './queue-instance-task.js';
 import { enforceQuota } from './quota-enforcement.js';
 import type { TroveDeps } from './trove-deps.js';
 import { wakeTaskmanager } from './wake-taskmanager.js';
@@ -97,23 +97,36 @@ export async function performInstanceAction(
       }
       // The new size is written with the task, in the transaction, so that quotas (counted from
       // the instance rows) count it from now on; a resize that fails gives the old size back.
-      return queueInstanceTask(
-        deps,
-        instance,
-        {
-          kind: 'resize_volume',
-          patch: { taskStatus: 'RESIZING', taskDescription: 'Resizing the volume of the instance.', volumeSizeGb: sizeGb },
-          payload: { ...payloadBase, resumeTask, oldSizeGb: instance.volumeSizeGb, newSizeGb: sizeGb } satisfies ResizeVolumeTaskPayload,
-          recheck: async (current, tx) => {
+      // A primary's replicas grow with it (Trove: RESIZING on each, one resize each), each
+      // checked by the gate as well: a replica never holds less than its primary writes.
+      const replicas: InstanceRow[] = [];
+      for (const replicaId of instance.replicaIds ?? []) {
+        const replica = await deps.store.instances.get(replicaId);
+        if (replica === undefined || replica.volumeSizeGb >= sizeGb) continue;
+        await gate(replica);
+        replicas.push(replica);
+      }
+      const resize = (target: InstanceRow) => ({
+        instance: target,
+        request: {
+          kind: 'resize_volume' as const,
+          patch: { taskStatus: 'RESIZING' as const, taskDescription: 'Resizing the volume of the instance.', volumeSizeGb: sizeGb },
+          payload: {
+            ...payloadBase,
+            resumeTask: target.taskStatus === 'RESTART_REQUIRED' ? ('RESTART_REQUIRED' as const) : ('NONE' as const),
+            oldSizeGb: target.volumeSizeGb,
+            newSizeGb: sizeGb,
+          } satisfies ResizeVolumeTaskPayload,
+          recheck: async (current: InstanceRow, tx: Repositories) => {
             await gate(current, tx);
-            if (sizeGb <= current.volumeSizeGb) {
+            if (current.id === instance.id && sizeGb <= current.volumeSizeGb) {
               throw new CofferError('BadRequest', `The new volume 'size' must be larger than the current volume size of '${current.volumeSizeGb}'.`);
             }
             await enforceQuota(tx, current.tenantId, deps.quotaDefaults, { volumes: sizeGb - current.volumeSizeGb });
           },
         },
-        context,
-      );
+      });
+      return queueInstanceTasks(deps, [resize(instance), ...replicas.map(resize)], context);
     }
 
     case 'reset_status':

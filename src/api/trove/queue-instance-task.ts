@@ -40,20 +40,34 @@ export async function createTaskRow(tx: Repositories, task: TaskRow): Promise<vo
  * task row are written in one transaction, then the taskmanager is woken (reference 2.2 "cast").
  */
 export async function queueInstanceTask(deps: TroveDeps, instance: InstanceRow, request: InstanceTaskRequest, context: RequestContext): Promise<void> {
+  return queueInstanceTasks(deps, [{ instance, request }], context);
+}
+
+/**
+ * The same for several instances at once (a primary's volume and its replicas'): all their tasks
+ * are written in one transaction, or none when one of them is refused.
+ */
+export async function queueInstanceTasks(
+  deps: TroveDeps,
+  actions: ReadonlyArray<{ instance: InstanceRow; request: InstanceTaskRequest }>,
+  context: RequestContext,
+): Promise<void> {
   const now = new Date();
-  const task = pendingTask(request.kind, instance.id, request.payload, now);
+  const tasks = actions.map(({ instance, request }) => pendingTask(request.kind, instance.id, request.payload, now));
   await deps.store.transaction(async (tx) => {
-    const current = await tx.instances.get(instance.id);
-    if (current === undefined) throw errors.notFound(instance.id);
-    await request.recheck(current, tx);
-    // Conditional on the task status just checked: of two requests racing past the checks, the
-    // second finds the first one's task and is refused as the gate would refuse it.
-    if (!(await tx.instances.updateIfTask(instance.id, [current.taskStatus], { taskStartTime: now, ...request.patch }))) {
-      const latest = await tx.instances.get(instance.id);
-      throw notAvailable(instance.id, 'task', taskAction(latest?.taskStatus ?? current.taskStatus));
+    for (const [i, { instance, request }] of actions.entries()) {
+      const current = await tx.instances.get(instance.id);
+      if (current === undefined) throw errors.notFound(instance.id);
+      await request.recheck(current, tx);
+      // Conditional on the task status just checked: of two requests racing past the checks, the
+      // second finds the first one's task and is refused as the gate would refuse it.
+      if (!(await tx.instances.updateIfTask(instance.id, [current.taskStatus], { taskStartTime: now, ...request.patch }))) {
+        const latest = await tx.instances.get(instance.id);
+        throw notAvailable(instance.id, 'task', taskAction(latest?.taskStatus ?? current.taskStatus));
+      }
+      if (request.serviceStatus !== undefined) await tx.serviceStatuses.set({ instanceId: instance.id, status: request.serviceStatus, updatedAt: now });
+      await createTaskRow(tx, tasks[i]!);
     }
-    if (request.serviceStatus !== undefined) await tx.serviceStatuses.set({ instanceId: instance.id, status: request.serviceStatus, updatedAt: now });
-    await createTaskRow(tx, task);
   });
-  await wakeTaskmanager(deps, task.id, context);
+  for (const task of tasks) await wakeTaskmanager(deps, task.id, context);
 }
