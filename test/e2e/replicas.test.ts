@@ -206,3 +206,40 @@ test("Debian's openstack client: instance create --replica-of (no flavor, no siz
   await deleteAndVerifyGone(session, replica.id, run.dataDir.path);
   await deleteAndVerifyGone(session, primary.id, run.dataDir.path);
 });
+
+test("Debian's clients: a replica promoted to replica source (openstack database instance promote, trove promote-to-replica-source): its primary follows it and nothing is lost; eject is refused while the primary heartbeats", async () => {
+  const admin: Credentials = { authUrl: `${run.baseUrl}/identity/v3`, user: 'admin', password: adminPassword, project: 'admin' };
+  const primary = await waitActive(session, (await createInstance(session, 'sw-primary')).id);
+  await connectAndWrite(primary);
+  const made = await post('/instances', { instance: { name: 'sw-replica', replica_of: primary.id } });
+  assert.equal(made.status, 200, JSON.stringify(made.body));
+  const replica = await waitActive(session, made.body.instance.id, 120_000);
+  await query(primary, "INSERT INTO notes (body) VALUES ('before the switchover')");
+
+  /** waits until `newPrimary` is the group's primary and `follower` streams from it, both ready */
+  const switched = async (newPrimary: any, follower: any) => {
+    await waitForInstance(session, newPrimary.id, (i) => i?.status === 'ACTIVE' && i.operating_status === 'HEALTHY' && i.replica_of === undefined, 120_000);
+    await waitForInstance(session, follower.id, (i) => i?.status === 'ACTIVE' && i.operating_status === 'HEALTHY' && i.replica_of?.id === newPrimary.id, 120_000);
+  };
+  const os = await openstack(admin, ['database', 'instance', 'promote', 'sw-replica']);
+  assert.equal(os.code, 0, describeRun(['openstack', 'database', 'instance', 'promote', 'sw-replica'], os));
+  await switched(replica, primary);
+  assert.deepEqual((await query(replica, 'SELECT body FROM notes ORDER BY id')).map((r) => r.body), ['hello from coffer', 'before the switchover']);
+  await query(replica, "INSERT INTO notes (body) VALUES ('on the new primary')");
+  await eventually('the old primary streams the new one', async () => (await query(primary, "SELECT count(*)::int AS n FROM notes WHERE body = 'on the new primary'"))[0].n, (n) => n === 1, 10_000);
+  await assert.rejects(query(primary, "INSERT INTO notes (body) VALUES ('refused')"), /read-only transaction/);
+  assert.ok((await request<any>('GET', trove(session, `/instances/${replica.id}/events`), { token: session.token })).body.events.some((e: any) => e.type === 'replication.promoted'));
+
+  const legacy = await troveCli(admin, ['promote-to-replica-source', primary.id]);
+  assert.equal(legacy.code, 0, describeRun(['trove', 'promote-to-replica-source', primary.id], legacy));
+  await switched(primary, replica);
+  await query(primary, "INSERT INTO notes (body) VALUES ('back on the first')");
+  await eventually('the replica streams the first primary again', async () => (await query(replica, "SELECT count(*)::int AS n FROM notes WHERE body = 'back on the first'"))[0].n, (n) => n === 1, 10_000);
+
+  const eject = await openstack(admin, ['database', 'instance', 'eject', 'sw-primary']);
+  assert.notEqual(eject.code, 0);
+  assert.match(eject.stderr + eject.stdout, new RegExp(`Replica Source ${primary.id} cannot be ejected as it has a current heartbeat`));
+
+  await deleteAndVerifyGone(session, replica.id, run.dataDir.path);
+  await deleteAndVerifyGone(session, primary.id, run.dataDir.path);
+});
