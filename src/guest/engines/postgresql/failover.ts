@@ -169,7 +169,12 @@ export class PostgresqlFailover {
       "its WAL went past the point where the new source's timeline began: copying the new source's data anew",
     );
     await this.host.stop();
-    await copySource(this.host, grant);
+    await copySource(this.host, grant).catch((err: unknown) => {
+      const why = err instanceof CofferError ? ` ${err.message}` : '';
+      throw new CofferError('Conflict', `This instance cannot follow its new source as it is, and copying that source's data failed; it stays stopped.${why}`, {
+        cause: err,
+      });
+    });
     await this.host.start();
     if (!(await this.follows(grant, undefined, catchUpWaitMs))) {
       throw new CofferError('EngineError', `PostgreSQL runs as a standby but does not stream from ${grant.address}:${grant.port}; see its log.`);
