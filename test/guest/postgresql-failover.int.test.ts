@@ -49,6 +49,8 @@ describe('postgresql switchover and failover', () => {
   let p: Node;
   let r1: Node;
   let r2: Node;
+  /** the topology the failover left */
+  let current: { source: Node; behind: Node } | undefined;
 
   async function node(name: string): Promise<Node> {
     const dir = join(root, name);
@@ -280,5 +282,36 @@ describe('postgresql switchover and failover', () => {
     const source = await promoted.driver.replication!.status();
     assert.ok(source.role === 'source');
     assert.ok(source.replicas.every((replica) => replica.connected));
+    current = { source: promoted, behind: other };
+  });
+
+  it('copies anew a running replica that received more than the replica promoted in its place', async (t) => {
+    const { source, behind } = current!;
+    // behind misses the last write, r1 gets it; then the source's host dies and behind is promoted all the same
+    await behind.driver.stop();
+    await query(source, "INSERT INTO t VALUES ('k-ahead')");
+    const written = await position(source);
+    await poll('r1 to reach the last write', () => position(r1), (at) => at >= written, 30_000);
+    const pid = await source.driver.processId();
+    assert.ok(pid !== undefined);
+    process.kill(pid, 'SIGKILL');
+    await killDataDirProcesses(join(source.dir, 'data'));
+    await behind.driver.start();
+    await behind.driver.replication!.detach();
+    await query(behind, "INSERT INTO t VALUES ('l-behind-promoted')");
+    const toR1 = await behind.driver.replication!.addReplica({ id: r1.name, address: r1.address });
+    const toSource = await behind.driver.replication!.addReplica({ id: source.name, address: source.address });
+    const [, aheadMs] = await timed(() => r1.driver.replication!.follow(toR1));
+    await source.driver.replication!.follow(toSource);
+    t.diagnostic(`follow of a replica ahead of the new source (copied anew) ${aheadMs} ms`);
+    for (const follower of [r1, source]) {
+      await poll(
+        `${follower.name} to show the new source's rows and not k-ahead`,
+        () => values(follower).catch((): string[] => []),
+        (rows) => rows.includes('l-behind-promoted') && !rows.includes('k-ahead'),
+        60_000,
+      );
+      await refusesWrites(follower);
+    }
   });
 });
