@@ -313,5 +313,20 @@ describe('postgresql switchover and failover', () => {
       );
       await refusesWrites(follower);
     }
+    current = { source: behind, behind: source };
+  });
+
+  it('keeps the data of an instance its new source refuses, stopped as it came, until a follow with a good grant', async () => {
+    const { source } = current!;
+    const grant = await source.driver.replication!.addReplica({ id: r1.name, address: r1.address });
+    await r1.driver.stop();
+    const dataDir = (await stat(join(r1.dir, 'data'))).ino;
+    await rejectsWithCode(r1.driver.replication!.follow({ ...grant, password: 'not-the-password' }), 'EngineError');
+    assert.equal(await r1.driver.processId(), undefined, 'stopped as it came');
+    assert.equal((await stat(join(r1.dir, 'data'))).ino, dataDir, 'its data directory kept');
+    await r1.driver.replication!.follow(grant);
+    assert.equal((await stat(join(r1.dir, 'data'))).ino, dataDir, 'followed as it was');
+    await query(source, "INSERT INTO t VALUES ('m-after-refusal')");
+    await poll('r1 to show the new row', () => values(r1).catch((): string[] => []), (rows) => rows.includes('m-after-refusal'), 60_000);
   });
 });

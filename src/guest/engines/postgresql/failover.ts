@@ -28,7 +28,9 @@ import type { ReplicationHost } from './replication.js';
 // died finishes its crash recovery as a standby. One whose WAL went past the start of the new
 // timeline (a dead source's writes no replica received, a replica that received more than the
 // promoted one) says so in its log at once, and is then copied anew from the new source
-// (pg_basebackup through its slot, as a new replica), which undoes what it alone had.
+// (pg_basebackup through its slot, as a new replica), which undoes what it alone had. Only that
+// fork discards data: one the new source refuses (its log says so at once) or that does not
+// stream within followWaitMs fails the follow with its data kept, a former source stopped again.
 //
 // Not pg_rewind, which would copy only what changed: with a source server it copies every file
 // of the source's data directory that is not a relation, and the socket PostgreSQL keeps there
@@ -37,7 +39,7 @@ import type { ReplicationHost } from './replication.js';
 // the replication role granted pg_ls_dir, pg_stat_file and pg_read_binary_file, which read no
 // more than its base backup may, and a pg_hba line for its session) can take the copy's place.
 
-/** how long a standby may take to stream from its new source, unless its log says it cannot, before it is copied anew */
+/** how long a standby may take to stream from its new source, unless its log says why it cannot, before the follow fails */
 const followWaitMs = 30_000;
 /** how long a fresh copy may take to stream and replay the new source's catalog (its admin password) */
 const catchUpWaitMs = 120_000;
@@ -85,6 +87,10 @@ export function recordEnd(start: number, length: number, pageSize: number, segme
  * of its own WAL (the startup process), or the source refuses the point it asks to stream from.
  */
 const forkedPast = /forked off current database system timeline|is not in this server's history|is ahead of the WAL flush position of this server/;
+/** What it logs when the new source refuses it: the grant is not (or no longer) the one the source made. */
+const refused = /password authentication failed for user "os_repl_|no pg_hba\.conf entry for replication connection/;
+
+type FollowOutcome = 'streaming' | 'forked' | 'stalled';
 
 export class PostgresqlFailover {
   constructor(private readonly host: ReplicationHost) {}
@@ -147,7 +153,8 @@ export class PostgresqlFailover {
       // reloaded with the admin password the standby's catalog still holds; the new source's arrives by streaming
       await this.host.applySpec(following);
       await this.host.setAdminPassword(grant.adminPassword);
-      if (await this.follows(grant, mark, followWaitMs)) return this.dropSlots();
+      // stalled: still a standby, of the new source, which it streams from once it can reach it
+      if (this.settled(await this.follows(grant, mark, followWaitMs), grant)) return this.dropSlots();
     } else {
       // a running former source shuts down fast; a dead host's leftovers are cleared
       await this.host.stop();
@@ -155,14 +162,11 @@ export class PostgresqlFailover {
       await this.host.setAdminPassword(grant.adminPassword);
       const mark = await this.logSize();
       // standby.signal comes with the start (the spec says replica); crash recovery, if needed, is part of it
-      const started = await this.host.start().then(
-        () => true,
-        (err: unknown) => {
-          this.host.logger.warn({ err }, 'PostgreSQL did not start as a standby of its new source');
-          return false;
-        },
-      );
-      if (started && (await this.follows(grant, mark, followWaitMs))) return this.dropSlots();
+      await this.host.start();
+      const outcome = await this.follows(grant, mark, followWaitMs);
+      // held down as it came, until a later follow
+      if (outcome === 'stalled') await this.host.stop();
+      if (this.settled(outcome, grant)) return this.dropSlots();
     }
     this.host.logger.warn(
       { source: `${grant.address}:${grant.port}` },
@@ -176,10 +180,19 @@ export class PostgresqlFailover {
       });
     });
     await this.host.start();
-    if (!(await this.follows(grant, undefined, catchUpWaitMs))) {
-      throw new CofferError('EngineError', `PostgreSQL runs as a standby but does not stream from ${grant.address}:${grant.port}; see its log.`);
-    }
+    this.settled(await this.follows(grant, undefined, catchUpWaitMs), grant);
     await this.dropSlots();
+  }
+
+  /**
+   * True once it streams, false when it forked and must be copied anew. Only a fork seen in the
+   * log discards data: a source that cannot be reached (yet) fails the follow, data kept.
+   */
+  private settled(outcome: FollowOutcome, grant: ReplicationGrant): boolean {
+    if (outcome === 'stalled') {
+      throw new CofferError('EngineError', `PostgreSQL does not stream from its new source ${grant.address}:${grant.port}; see its log. Its data is kept: follow again.`);
+    }
+    return outcome === 'streaming';
   }
 
   private async logSize(): Promise<number> {
@@ -203,10 +216,10 @@ export class PostgresqlFailover {
 
   /**
    * Whether the standby streams from `grant`'s source with its catalog replayed from there (the
-   * guest logs in with the new source's admin password, which only that replay brings). False at
-   * once when the log (since `mark`) shows it cannot: its WAL went past the new timeline's start.
+   * guest logs in with the new source's admin password, which only that replay brings); `forked`
+   * at once when the log (since `mark`) shows it cannot: its WAL went past the new timeline's start.
    */
-  private async follows(grant: ReplicationGrant, mark: number | undefined, waitMs: number): Promise<boolean> {
+  private async follows(grant: ReplicationGrant, mark: number | undefined, waitMs: number): Promise<FollowOutcome> {
     const deadline = Date.now() + waitMs;
     for (;;) {
       const streaming = await withAdminClient(
@@ -221,9 +234,11 @@ export class PostgresqlFailover {
           ).rows[0]!.streaming,
         2_000,
       ).catch(() => false);
-      if (streaming) return true;
-      if (mark !== undefined && forkedPast.test(await this.logSince(mark))) return false;
-      if (Date.now() > deadline) return false;
+      if (streaming) return 'streaming';
+      const logged = mark === undefined ? '' : await this.logSince(mark);
+      if (forkedPast.test(logged)) return 'forked';
+      if (refused.test(logged)) return 'stalled';
+      if (Date.now() > deadline) return 'stalled';
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
