@@ -24,9 +24,10 @@ import type { ReplicaAccess, StandbySource } from './config.js';
 import { lsnToNumber, PostgresqlFailover } from './failover.js';
 import { copySource, passfileLine } from './replica-copy.js';
 
-// The replication module of PostgreSQL: physical streaming replication, asynchronous (a commit
-// on the primary does not wait for its replicas), one replication slot per replica so the
-// primary keeps the WAL a replica has not received yet.
+// The replication module of PostgreSQL: physical streaming replication, asynchronous unless
+// the source is set synchronous (then a commit waits until any one replica flushed it), one
+// replication slot per replica so the primary keeps the WAL a replica has not received yet.
+// Switchover and failover (fence, follow) are failover.ts.
 //
 // On the primary each replica gets a role of its own (REPLICATION, a strong generated password
 // handed to the replica once, never logged) that pg_hba lets open replication connections from
