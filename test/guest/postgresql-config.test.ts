@@ -168,6 +168,25 @@ describe('postgresql.conf with a configuration group', () => {
   });
 });
 
+describe('postgresql.conf of a synchronous source', () => {
+  const base = { memoryMb: 512, address: '127.0.0.5', port: 5432, socketDir: '/srv/i/data', hbaFile: '/srv/i/pg_hba.conf' };
+
+  it('waits for any one of the replicas, named by their slots as they connect', () => {
+    const conf = renderPostgresqlConf({ ...base, synchronousStandbys: ['coffer_r1', 'coffer_r2'] });
+    assert.match(conf, /^synchronous_standby_names = 'ANY 1 \("coffer_r1", "coffer_r2"\)'$/m);
+    assert.match(conf, /^synchronous_commit = on$/m);
+    assert.doesNotMatch(renderPostgresqlConf(base), /synchronous_standby_names/);
+  });
+
+  it('still waits with no replica left, for a name no replica has', () => {
+    assert.match(renderPostgresqlConf({ ...base, synchronousStandbys: [] }), /^synchronous_standby_names = 'ANY 1 \("coffer-none"\)'$/m);
+  });
+
+  it('refuses a name that is not a slot', () => {
+    assert.throws(() => renderPostgresqlConf({ ...base, synchronousStandbys: ['x", "y'] }), isCode('Internal'));
+  });
+});
+
 describe('pg_hba.conf', () => {
   it('allows password logins only: the admin over the socket (replication too), users over TCP from the given ranges', () => {
     const hba = renderPgHba('os_admin', ['127.0.0.0/8', 'fd00::/8']);

@@ -24,6 +24,7 @@ export const replicationSpec = z.discriminatedUnion('role', [
   z.object({
     role: z.literal('source'),
     replicas: z.array(z.object({ id: z.string(), address: z.string(), user: z.string(), slot: z.string() })),
+    /** commits wait for one replica to hold them (ReplicationAdmin.setSynchronous) */
     synchronous: z.boolean().optional(),
   }),
 ]);

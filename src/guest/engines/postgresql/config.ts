@@ -67,6 +67,8 @@ export interface ServerConfigInput {
   walSpoolDir?: string;
   /** a replica's source: it runs as a hot standby streaming from there (standby.signal is the lifecycle's) */
   standbyOf?: StandbySource;
+  /** a source whose commits wait for one of these replicas (their application names, i.e. slot names) */
+  synchronousStandbys?: readonly string[];
 }
 
 /** Where a replica streams from: the password is in `passfile`, never in the configuration. */
@@ -101,6 +103,24 @@ function standbySettings(source: StandbySource | undefined): [string, Configurat
     ['primary_conninfo', conninfo],
     ['primary_slot_name', source.slot],
     ['hot_standby', true],
+  ];
+}
+
+/**
+ * A source in synchronous mode: a commit returns once any one of its replicas has flushed it.
+ * Replicas connect with their slot name as application_name (standbySettings). With no replica
+ * left the list names one no standby can have (slot names have no '-'), so commits still wait,
+ * as synchronous mode promises, instead of silently becoming asynchronous.
+ */
+function synchronousSettings(standbys: readonly string[] | undefined): [string, ConfigurationValue][] {
+  if (standbys === undefined) return [];
+  for (const name of standbys) {
+    if (!/^coffer_[a-z0-9_]{1,50}$/.test(name)) throw new CofferError('Internal', `"${name}" is not a replication slot name.`);
+  }
+  const names = standbys.length === 0 ? ['"coffer-none"'] : standbys.map((name) => `"${name}"`);
+  return [
+    ['synchronous_standby_names', `ANY 1 (${names.join(', ')})`],
+    ['synchronous_commit', true],
   ];
 }
 
@@ -160,6 +180,7 @@ function settings(input: ServerConfigInput): RenderedSettings {
     ['min_wal_size', '80MB'],
     ...archiveSettings(input.walSpoolDir),
     ...standbySettings(input.standbyOf),
+    ...synchronousSettings(input.synchronousStandbys),
     // stderr goes to the log file the supervisor opened for the postmaster
     ['log_destination', 'stderr'],
     ['logging_collector', false],

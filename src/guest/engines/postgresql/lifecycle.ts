@@ -32,7 +32,7 @@ import {
 import type { BaseBackupSource } from './backup.js';
 import { missingBinaryReason } from './binaries.js';
 import { changedSettings, effectivePostgresqlSettings, renderPgHba, renderPostgresqlConf, type ServerConfigInput } from './config.js';
-import { replicaAccessOf, standbySourceOf, type ReplicationHost } from './replication.js';
+import { replicaAccessOf, standbySourceOf, synchronousStandbysOf, type ReplicationHost } from './replication.js';
 import type { ConfigurationHost } from './configuration.js';
 import { postgresqlParameters } from './parameters.js';
 import { fileExists, writeEngineFile } from '../engine-files.js';
@@ -329,6 +329,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
       runner: this.runner,
       logger: this.logger,
       dataDir: this.paths.dataDir,
+      logFile: this.paths.logFile,
       passfile: this.paths.replicationPassfile,
       initialisedMarker: this.paths.initialised,
       program: (name) => this.bin(name),
@@ -463,6 +464,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
       overrides: spec.overrides,
       ...(this.archivesWal() ? { walSpoolDir: this.paths.walSpool } : {}),
       ...standbySourceOf(spec.replication, this.paths.replicationPassfile),
+      ...synchronousStandbysOf(spec.replication),
     };
   }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { isIPv4 } from 'node:net';
 import type { Client } from 'pg';
 import { escapeIdentifier, escapeLiteral } from 'pg';
@@ -21,11 +21,13 @@ import { fileExists, writeEngineFile } from '../engine-files.js';
 import type { EngineSpec, ReplicationSpec } from '../engine-spec-file.js';
 import { passwordSql, rotateAdminPassword, withAdminClient, type AdminEndpoint } from './admin.js';
 import type { ReplicaAccess, StandbySource } from './config.js';
-import { clearSourceState } from './restore.js';
+import { lsnToNumber, PostgresqlFailover } from './failover.js';
+import { copySource, passfileLine } from './replica-copy.js';
 
-// The replication module of PostgreSQL: physical streaming replication, asynchronous (a commit
-// on the primary does not wait for its replicas), one replication slot per replica so the
-// primary keeps the WAL a replica has not received yet.
+// The replication module of PostgreSQL: physical streaming replication, asynchronous unless
+// the source is set synchronous (then a commit waits until any one replica flushed it), one
+// replication slot per replica so the primary keeps the WAL a replica has not received yet.
+// Switchover and failover (fence, follow) are failover.ts.
 //
 // On the primary each replica gets a role of its own (REPLICATION, a strong generated password
 // handed to the replica once, never logged) that pg_hba lets open replication connections from
@@ -41,8 +43,6 @@ import { clearSourceState } from './restore.js';
 // (engine-spec-file.ts), from which every render starts: a restarted or adopted replica is a
 // replica again, and a source keeps its replicas' access rules through any access update.
 
-/** pg_basebackup of a large cluster runs for hours; past this something is wrong */
-const baseBackupTimeoutMs = 12 * 60 * 60 * 1000;
 /** how long a detached replica's walsender may take to let go of its slot */
 const slotReleaseMs = 10_000;
 
@@ -52,6 +52,8 @@ export interface ReplicationHost {
   runner: ProcessRunner;
   logger: Logger;
   dataDir: string;
+  /** the postmaster's log (stderr), the host's to read */
+  logFile: string;
   /** the replica's libpq passfile (the engine user's, mode 0600) */
   passfile: string;
   /** written once the data directory is complete: a later prepare resumes rather than starts over */
@@ -109,10 +111,10 @@ export function standbySourceOf(replication: ReplicationSpec | undefined, passfi
   return { standbyOf: { ...replication.source, passfile } };
 }
 
-/** A libpq passfile line: `:` and `\` escaped as libpq reads them. */
-function passfileLine(grant: ReplicationGrant): string {
-  const field = (value: string | number) => String(value).replace(/\\/g, '\\\\').replace(/:/g, '\\:');
-  return `${field(grant.address)}:${field(grant.port)}:replication:${field(grant.user)}:${field(grant.password)}\n`;
+/** A source's replicas whose flush a commit waits for, in synchronous mode (config.ts). */
+export function synchronousStandbysOf(replication: ReplicationSpec | undefined): { synchronousStandbys?: string[] } {
+  if (replication?.role !== 'source' || replication.synchronous !== true) return {};
+  return { synchronousStandbys: replication.replicas.map((replica) => replica.slot) };
 }
 
 function strongPassword(): string {
@@ -137,6 +139,8 @@ export class PostgresqlReplicationAdmin implements ReplicationAdmin {
     const password = strongPassword();
     const verifier = await passwordSql(password);
     await this.admin(async (client) => {
+      // a synchronous source with no replica connected would wait forever for this session's commits
+      await client.query('SET synchronous_commit = local');
       const known = (await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [user])).rowCount === 1;
       await client.query(
         `${known ? 'ALTER' : 'CREATE'} ROLE ${escapeIdentifier(user)} WITH REPLICATION LOGIN NOSUPERUSER NOINHERIT PASSWORD ${escapeLiteral(verifier)}`,
@@ -148,7 +152,11 @@ export class PostgresqlReplicationAdmin implements ReplicationAdmin {
       );
     });
     const others = spec.replication?.role === 'source' ? spec.replication.replicas.filter((known) => known.id !== replica.id) : [];
-    await this.host.applySpec({ ...spec, replication: { role: 'source', replicas: [...others, { id: replica.id, address: replica.address, user, slot }] } });
+    const synchronous = spec.replication?.role === 'source' && spec.replication.synchronous === true ? { synchronous: true } : {};
+    await this.host.applySpec({
+      ...spec,
+      replication: { role: 'source', replicas: [...others, { id: replica.id, address: replica.address, user, slot }], ...synchronous },
+    });
     const { address, port } = this.host.placement;
     return { address, port, user, password, slot, adminPassword: (await this.host.endpoint()).password };
   }
@@ -159,10 +167,16 @@ export class PostgresqlReplicationAdmin implements ReplicationAdmin {
     const spec = await this.host.readSpec();
     if (spec.replication?.role === 'source') {
       const replicas = spec.replication.replicas.filter((known) => known.id !== replicaId);
+      // a synchronous source stays one without replicas: its commits wait until one comes
+      const synchronous = spec.replication.synchronous === true;
       // first shut the door: the replica cannot connect again while its slot goes
-      await this.host.applySpec({ ...spec, replication: replicas.length === 0 ? undefined : { role: 'source', replicas } });
+      await this.host.applySpec({
+        ...spec,
+        replication: replicas.length === 0 && !synchronous ? undefined : { role: 'source', replicas, ...(synchronous ? { synchronous } : {}) },
+      });
     }
     await this.admin(async (client) => {
+      await client.query('SET synchronous_commit = local');
       const deadline = Date.now() + slotReleaseMs;
       for (;;) {
         await client.query('SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1 AND active_pid IS NOT NULL', [slot]);
@@ -198,18 +212,7 @@ export class PostgresqlReplicationAdmin implements ReplicationAdmin {
     await writeEngineFile(this.host.runner, this.host.passfile, passfileLine(grant));
     if (!(await fileExists(this.host.initialisedMarker))) {
       progress('restoring');
-      await this.host.discardDataDir();
-      await this.host.setAdminPassword(grant.adminPassword);
-      // as for initdb: the host makes the directory and hands it over before the engine's user fills it
-      await mkdir(this.host.dataDir, { mode: 0o700 });
-      await this.host.runner.handOver(this.host.dataDir);
-      try {
-        await this.baseBackup(grant);
-        await clearSourceState(this.host.dataDir);
-      } catch (err) {
-        await this.host.discardDataDir();
-        throw err;
-      }
+      await copySource(this.host, grant);
     }
     const copied = performance.now();
     // the spec before the start: the standby settings and standby.signal come from it
@@ -219,32 +222,6 @@ export class PostgresqlReplicationAdmin implements ReplicationAdmin {
     const started = performance.now();
     await writeFile(this.host.initialisedMarker, new Date().toISOString());
     return { initMs: copied - began, startMs: started - copied, setupMs: performance.now() - started };
-  }
-
-  /** As the engine's user, over TCP to the primary (the wall lets this user reach it), into the empty data directory. */
-  private async baseBackup(grant: ReplicationGrant): Promise<void> {
-    await this.host.runner
-      .run(
-      this.host.program('pg_basebackup'),
-      [
-        `--host=${grant.address}`,
-        `--port=${grant.port}`,
-        `--username=${grant.user}`,
-        '--no-password',
-        `--pgdata=${this.host.dataDir}`,
-        '--wal-method=stream',
-        `--slot=${grant.slot}`,
-        '--checkpoint=fast',
-        '--no-manifest',
-      ],
-      { timeoutMs: baseBackupTimeoutMs, env: { PGPASSFILE: this.host.passfile, PGAPPNAME: grant.slot, PGSSLMODE: 'prefer' } },
-      )
-      .catch((err: unknown) => {
-        // pg_basebackup's own words say why (the primary unreachable, refused, out of space)
-        const details = (err as { details?: unknown }).details;
-        const why = typeof details === 'string' && details !== '' ? ` ${details}` : '';
-        throw new CofferError('EngineError', `The replica could not copy its primary's data.${why}`, { cause: err });
-      });
   }
 
   async detach(): Promise<void> {
@@ -265,17 +242,24 @@ export class PostgresqlReplicationAdmin implements ReplicationAdmin {
     await rm(this.host.passfile, { force: true });
   }
 
-  // switchover and failover (guest contract 1.9): being built
   fence(): Promise<{ position: number }> {
-    return Promise.reject(new CofferError('NotImplemented', 'Fencing a source is not supported by this engine yet.'));
+    return new PostgresqlFailover(this.host).fence();
   }
 
-  follow(_grant: ReplicationGrant): Promise<void> {
-    return Promise.reject(new CofferError('NotImplemented', 'Following a new source is not supported by this engine yet.'));
+  follow(grant: ReplicationGrant): Promise<void> {
+    return new PostgresqlFailover(this.host).follow(grant);
   }
 
-  setSynchronous(_synchronous: boolean): Promise<void> {
-    return Promise.reject(new CofferError('NotImplemented', 'Synchronous replication is not supported by this engine yet.'));
+  /** Rendered from the spec (config.ts) and reloaded: synchronous_standby_names needs no restart. */
+  async setSynchronous(synchronous: boolean): Promise<void> {
+    const spec = await this.host.readSpec();
+    if (spec.replication?.role === 'replica') throw new CofferError('BadRequest', 'A replica has no replicas to wait for.');
+    const replicas = spec.replication?.role === 'source' ? spec.replication.replicas : [];
+    if (!synchronous && replicas.length === 0) {
+      await this.host.applySpec({ ...spec, replication: undefined });
+      return;
+    }
+    await this.host.applySpec({ ...spec, replication: { role: 'source', replicas, ...(synchronous ? { synchronous } : {}) } });
   }
 
   async status(): Promise<ReplicationStatus> {
@@ -284,8 +268,11 @@ export class PostgresqlReplicationAdmin implements ReplicationAdmin {
     if (replication === undefined) return { role: 'standalone' };
     if (replication.role === 'replica') {
       const row = await this.admin(async (client) => {
-        const result = await client.query<{ streaming: boolean; lag_bytes: string | null; lag_seconds: number | null }>(
+        // received and flushed, what a promotion replays; GREATEST because after a restart the receive
+        // position starts at the segment streaming resumes from, behind what was replayed (NULL until then)
+        const result = await client.query<{ streaming: boolean; lag_bytes: string | null; lag_seconds: number | null; position: string | null }>(
           `SELECT EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming') AS streaming,
+                  GREATEST(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text AS position,
                   pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::text AS lag_bytes,
                   CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
                        ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 END AS lag_seconds`,
@@ -298,9 +285,11 @@ export class PostgresqlReplicationAdmin implements ReplicationAdmin {
         streaming: row.streaming,
         ...(row.lag_bytes === null ? {} : { lagBytes: Number(row.lag_bytes) }),
         ...(row.lag_seconds === null ? {} : { lagSeconds: row.lag_seconds }),
+        ...(row.position === null ? {} : { position: lsnToNumber(row.position) }),
       };
     }
-    const rows = await this.admin(async (client) => {
+    const { rows, position } = await this.admin(async (client) => {
+      const written = (await client.query<{ position: string }>('SELECT pg_current_wal_lsn()::text AS position')).rows[0]!.position;
       const result = await client.query<{ slot: string; connected: boolean; lag_bytes: string | null; lag_seconds: number | null }>(
         `SELECT s.slot_name AS slot, r.pid IS NOT NULL AS connected,
                 pg_wal_lsn_diff(pg_current_wal_lsn(), COALESCE(r.replay_lsn, s.restart_lsn))::text AS lag_bytes,
@@ -309,7 +298,7 @@ export class PostgresqlReplicationAdmin implements ReplicationAdmin {
           WHERE s.slot_name = ANY($1)`,
         [replication.replicas.map((replica) => replica.slot)],
       );
-      return result.rows;
+      return { rows: result.rows, position: lsnToNumber(written) };
     });
     const replicas: ReplicaLag[] = replication.replicas.map((replica) => {
       const row = rows.find((candidate) => candidate.slot === replica.slot);
@@ -321,7 +310,7 @@ export class PostgresqlReplicationAdmin implements ReplicationAdmin {
         ...(row === undefined ? {} : { lagSeconds: row.lag_seconds ?? 0 }),
       };
     });
-    return { role: 'source', replicas };
+    return { role: 'source', replicas, position };
   }
 }
 
