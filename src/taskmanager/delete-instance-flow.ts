@@ -2,6 +2,7 @@ import { agentContract, agentTopic, createRpcClient, deleteInstanceTaskPayload, 
 import { newUuid, type Logger } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
 import { isTransientBusError, retryTransient } from './flow-support.js';
+import { releaseSynchronousSource } from './lone-synchronous-source.js';
 import type { TaskHandle } from './task-runner.js';
 
 export interface DeleteFlowDeps {
@@ -65,6 +66,7 @@ async function releaseFromSource(deps: DeleteFlowDeps, sourceId: string, replica
   if (source === undefined) return;
   const log = deps.logger.child({ instanceId: replicaId, sourceId });
   const guest = createRpcClient(deps.transport, guestContract, guestTopic(sourceId));
+  await releaseSynchronousSource(deps, sourceId, replicaId, { ...context, instanceId: sourceId });
   try {
     await retryTransient(`removeReplica on ${sourceId}`, () => guest.removeReplica({ replicaId }, { ...context, instanceId: sourceId }), {
       deadline: Date.now() + deps.deleteTimeoutMs,

@@ -2,6 +2,7 @@ import { createRpcClient, deleteInstanceTaskPayload, guestContract, guestTopic }
 import { newUuid } from '../common/index.js';
 import { type ActionFlowDeps, callGuest, endAction, messageOf, noTask, startAction } from './action-flow-support.js';
 import { runSteps } from './flow-steps.js';
+import { releaseSynchronousSource } from './lone-synchronous-source.js';
 import type { TaskHandle } from './task-runner.js';
 
 /**
@@ -33,6 +34,7 @@ export function detachReplicaFlow(deps: ActionFlowDeps) {
             const source = sourceId == null ? undefined : await deps.store.instances.get(sourceId);
             if (source === undefined) return;
             const sourceGuest = createRpcClient(deps.transport, guestContract, guestTopic(source.id));
+            await releaseSynchronousSource(deps, source.id, instance.id, { ...context, instanceId: source.id });
             try {
               await callGuest(deps, handle, 'removeReplica', log, () => sourceGuest.removeReplica({ replicaId: instance.id }, { ...context, instanceId: source.id }));
             } catch (err) {

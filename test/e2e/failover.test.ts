@@ -246,4 +246,16 @@ test('PostgreSQL, synchronous: the primary’s agent and engine killed, no ackno
   await cluster.restartAgent(at.index);
   await waitRejoined(primary.id, promoted.id, 120_000);
   await refusesWrites(primary);
+
+  // its replicas detached one by one, the primary is left without any: it stops waiting for one
+  for (const replica of (await show(promoted.id)).replicas as Array<{ id: string }>) {
+    const res = await request('PUT', trove(session, `/instances/${replica.id}`), { token: session.token, body: { instance: { replica_of: null } } });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    await waitForInstance(session, replica.id, (i) => i?.status === 'ACTIVE' && i.replica_of === undefined, 60_000);
+  }
+  const alone = await request<any>('GET', trove(session, `/instances/${promoted.id}/replication`), { token: session.token });
+  assert.equal(alone.body.replication.synchronous, false, 'no replica left: not synchronous any more');
+  const client = await clientOf(promoted);
+  await client.query('INSERT INTO ticks VALUES (3000000)');
+  await client.end();
 });
