@@ -233,18 +233,22 @@ describe('mariadb switchover and failover', () => {
     await admin(replica, 'STOP SLAVE');
     await poll('the replica to disconnect', () => source.driver.replication!.status(), (s) => s.role === 'source' && s.replicas.every((r) => !r.connected));
 
-    let committed = false;
-    const commit = query(source, "INSERT INTO t VALUES ('synchronous')").then(() => {
-      committed = true;
-    });
+    let committed: 'waiting' | 'yes' | Error = 'waiting';
+    const commit = query(source, "INSERT INTO t VALUES ('synchronous')").then(
+      () => (committed = 'yes'),
+      (err: Error) => (committed = err),
+    );
     await poll(
       'the commit to wait for an acknowledgement',
       async () => (await admin(source, "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE STATE LIKE '%semi-sync ACK%'"))[0]!.n,
       (n) => Number(n) === 1,
     );
-    assert.equal(committed, false);
+    assert.equal(committed, 'waiting');
     await admin(replica, 'START SLAVE');
+    // polled, not awaited: a commit that never completes fails the test instead of hanging it
+    await poll('the commit to complete', () => committed, (state) => state !== 'waiting');
     await commit;
+    assert.equal(committed, 'yes');
     await shows(replica, 'synchronous');
 
     // kept across a restart
