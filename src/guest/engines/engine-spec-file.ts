@@ -14,7 +14,8 @@ import { configurationValues } from '../../common/index.js';
  * The instance's place in replication: a replica names its source (the password lives in a file
  * of its own beside the spec, see postgresql/replication.ts), a source the replicas it keeps a
  * role, a slot and an access rule for. Absent: standalone. Part of the spec so that a restart
- * or an adoption renders a replica as a replica again.
+ * or an adoption renders a replica as a replica again. A source's `synchronous`: its commits wait
+ * until one replica holds them (ReplicationAdmin.setSynchronous).
  */
 export const replicationSpec = z.discriminatedUnion('role', [
   z.object({

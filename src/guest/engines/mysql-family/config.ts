@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { CofferError } from '../../../common/index.js';
 import type { ConfigurationValue, ConfigurationValues } from '../../../common/index.js';
+import type { ReplicationSpec } from '../engine-spec-file.js';
 import type { MysqlParameter } from './parameters.js';
 
 // my.cnf, rendered whole from the instance's spec (the flavor's memory and the configuration
@@ -116,18 +117,42 @@ export function serverIdOf(instanceId: string): number {
 }
 
 /**
+ * How long a semi-synchronous commit waits for a replica's acknowledgement before the server
+ * gives up and goes on asynchronously (rpl_semi_sync_master_timeout, ms). The server would fall
+ * back silently, which is exactly what a synchronous source must not do: 2^32 - 1 ms (49.7
+ * days) stands for "never" while staying far below the values whose nanoseconds overflow.
+ */
+export const semiSyncTimeoutMs = 4_294_967_295;
+
+/**
+ * Semi-synchronous replication as a source runs it when `synchronous`: a commit is written and
+ * synced to the binary log, then waits until one replica has received it (AFTER_SYNC: no client
+ * sees it before that, unlike AFTER_COMMIT), also while no replica is connected.
+ */
+export function semiSyncSourceOptions(): string[] {
+  return [
+    'rpl_semi_sync_master_enabled = ON',
+    'rpl_semi_sync_master_wait_point = AFTER_SYNC',
+    'rpl_semi_sync_master_wait_no_slave = ON',
+    `rpl_semi_sync_master_timeout = ${semiSyncTimeoutMs}`,
+  ];
+}
+
+/**
  * A replicating flavor's (replication.ts) fixed lines: the binary log from the first start on,
  * in GTID strict mode, with a server id of the instance's own; a replica is read-only from its
- * first start (SQL thread writes go through, tenants' are refused).
+ * first start (SQL thread writes go through, tenants' are refused) and acknowledges what it
+ * receives to a semi-synchronous source; a synchronous source waits for that acknowledgement.
  */
-export function replicationOptions(basename: string, serverId: number, replica: boolean, archived: boolean): string[] {
+export function replicationOptions(basename: string, serverId: number, role: ReplicationSpec | undefined, archived: boolean): string[] {
   return [
     ...binlogOptions(basename, serverId),
     'gtid_strict_mode = ON',
     'log_slave_updates = ON',
     // no archive purges it: a week's files are kept (a replica can be made while the first is), not the whole history
     ...(archived ? [] : [`binlog_expire_logs_seconds = ${7 * 24 * 3600}`]),
-    ...(replica ? ['read_only = ON'] : []),
+    ...(role?.role === 'replica' ? ['read_only = ON', 'rpl_semi_sync_slave_enabled = ON'] : []),
+    ...(role?.role === 'source' && role.synchronous === true ? semiSyncSourceOptions() : []),
   ];
 }
 

@@ -237,7 +237,7 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
   /** a replicating flavor's binary log (always on, see replication.ts), else the archive's, else none */
   private binlogLines(spec: EngineSpec): string[] {
     if (this.flavor.replication === true) {
-      return replicationOptions(binlogBasename, serverIdOf(this.context.placement.instanceId), spec.replication?.role === 'replica', this.archivesBinlog());
+      return replicationOptions(binlogBasename, serverIdOf(this.context.placement.instanceId), spec.replication, this.archivesBinlog());
     }
     return this.archivesBinlog() ? binlogOptions(binlogBasename) : [];
   }
@@ -268,6 +268,20 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
         this.adminPassword = password;
       },
       start: () => this.start(),
+      startIsolated: async (spec) => {
+        // TCP closed (no client but the guest's socket gets in) and no replication thread started by itself
+        await this.writeEngineFile(this.paths.configFile, await this.renderConf(spec, undefined, ['skip-networking', 'skip-slave-start']));
+        await this.start();
+      },
+      stop: () => this.stop(),
+      running: async () => (await runningServer(this.paths.pidFile, this.paths.dataDir)) !== undefined,
+      binlogState: async () => {
+        // the engine's file, read as the engine's user (see binlog-archive.ts); absent while a server runs or after a crash
+        const read = await this.runner
+          .run('/bin/cat', ['--', `${binlogBasename}.state`], { cwd: this.paths.dataDir, timeoutMs: 10_000 })
+          .catch(() => undefined);
+        return read?.stdout;
+      },
     };
   }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { isIPv4 } from 'node:net';
-import type { Connection, RowDataPacket } from 'mysql2/promise';
+import type { RowDataPacket } from 'mysql2/promise';
 import { escape } from 'mysql2';
 import type { PrepareInput } from '../../../bus/index.js';
 import { CofferError } from '../../../common/index.js';
@@ -17,6 +17,7 @@ import type { ReplicationModule } from '../engine-modules.js';
 import { fileExists } from '../engine-files.js';
 import type { EngineSpec } from '../engine-spec-file.js';
 import type { MysqlFamilyAdmin } from './admin.js';
+import { applyReceived, changeMasterStatement, MysqlFailover, replicaPosition, slaveStatus, sourcePosition } from './failover.js';
 import { account, adminUser, replicationUserPrefix } from './sql.js';
 
 // The replication module of MariaDB: asynchronous GTID replication (MASTER_USE_GTID=slave_pos).
@@ -45,6 +46,8 @@ import { account, adminUser, replicationUserPrefix } from './sql.js';
 //
 // The role is part of the engine's spec: a restarted or adopted replica renders read_only
 // again, and its server resumes replication from its own master.info.
+//
+// Switchover and failover (fence, follow, setSynchronous, positions) are failover.ts.
 
 const connectTimeoutMs = 60_000;
 
@@ -70,6 +73,12 @@ export interface MysqlReplicationHost {
   /** whether plaintext clients are refused, from `access` (rendered into my.cnf from then on) */
   saveTlsRequirement(access: EngineSpec['access']): Promise<void>;
   start(): Promise<void>;
+  /** starts the server for `spec` with no TCP listener and no replication thread (my.cnf is rendered for that start only) */
+  startIsolated(spec: EngineSpec): Promise<void>;
+  stop(): Promise<void>;
+  running(): Promise<boolean>;
+  /** the binary log's state file a clean shutdown leaves (`<binlog>.state`); undefined while running or after a crash */
+  binlogState(): Promise<string | undefined>;
 }
 
 function nameFor(replicaId: string): string {
@@ -90,13 +99,12 @@ function strongPassword(): string {
   return randomBytes(32).toString('base64url');
 }
 
-async function slaveStatus(connection: Connection): Promise<Row | undefined> {
-  const [rows] = await connection.query<Row[]>('SHOW SLAVE STATUS');
-  return rows[0];
-}
-
 export class MysqlFamilyReplicationAdmin implements ReplicationAdmin {
-  constructor(private readonly host: MysqlReplicationHost) {}
+  private readonly failover: MysqlFailover;
+
+  constructor(private readonly host: MysqlReplicationHost) {
+    this.failover = new MysqlFailover(host);
+  }
 
   async addReplica(replica: { id: string; address: string }): Promise<ReplicationGrant> {
     const user = replicationUser(replica.id);
@@ -123,8 +131,9 @@ export class MysqlFamilyReplicationAdmin implements ReplicationAdmin {
       await connection.query(`CREATE OR REPLACE USER ${account(user, from)} IDENTIFIED BY ${escape(password)}`);
       await connection.query(`GRANT REPLICATION SLAVE ON *.* TO ${account(user, from)}`);
     });
-    const others = spec.replication?.role === 'source' ? spec.replication.replicas.filter((known) => known.id !== replica.id) : [];
-    await this.host.applySpec({ ...spec, replication: { role: 'source', replicas: [...others, { id: replica.id, address: replica.address, user, slot: user }] } });
+    const source = spec.replication?.role === 'source' ? spec.replication : { role: 'source' as const, replicas: [] };
+    const others = source.replicas.filter((known) => known.id !== replica.id);
+    await this.host.applySpec({ ...spec, replication: { ...source, replicas: [...others, { id: replica.id, address: replica.address, user, slot: user }] } });
     const { address, port } = this.host.placement;
     return { address, port, user, password, slot: user, adminPassword: await this.host.adminPassword() };
   }
@@ -143,7 +152,9 @@ export class MysqlFamilyReplicationAdmin implements ReplicationAdmin {
     });
     if (known !== undefined && spec.replication?.role === 'source') {
       const replicas = spec.replication.replicas.filter((replica) => replica.id !== replicaId);
-      await this.host.applySpec({ ...spec, replication: replicas.length === 0 ? undefined : { role: 'source', replicas } });
+      // a synchronous source stays one with no replica left: its commits wait for the next
+      const keep = replicas.length > 0 || spec.replication.synchronous === true;
+      await this.host.applySpec({ ...spec, replication: keep ? { ...spec.replication, replicas } : undefined });
     }
   }
 
@@ -174,13 +185,7 @@ export class MysqlFamilyReplicationAdmin implements ReplicationAdmin {
       if ((await slaveStatus(connection)) !== undefined && !fresh) return;
       await connection.query('STOP SLAVE').catch(() => undefined);
       await connection.query("SET GLOBAL gtid_slave_pos = ''");
-      await connection.query(
-        `CHANGE MASTER TO MASTER_HOST = ${escape(grant.address)}, MASTER_PORT = ${Number(grant.port)}, ` +
-          `MASTER_USER = ${escape(grant.user)}, MASTER_PASSWORD = ${escape(grant.password)}, ` +
-          // every instance serves TLS (its certificate is installed before its first start), and one
-          // that requires it refuses plaintext replication as any other client; the wall keeps the peer
-          `MASTER_SSL = 1, MASTER_CONNECT_RETRY = 5, MASTER_USE_GTID = slave_pos`,
-      );
+      await connection.query(changeMasterStatement(grant));
       await connection.query('START SLAVE');
     });
     await this.waitConnected();
@@ -207,6 +212,8 @@ export class MysqlFamilyReplicationAdmin implements ReplicationAdmin {
     if (spec.replication?.role !== 'replica') return;
     const password = strongPassword();
     await this.host.admin.run(async (connection) => {
+      // what it received is applied first: a promotion keeps all its position counted
+      await applyReceived(connection);
       await connection.query('STOP SLAVE');
       await connection.query('RESET SLAVE ALL');
       await connection.query('SET GLOBAL read_only = OFF');
@@ -218,42 +225,58 @@ export class MysqlFamilyReplicationAdmin implements ReplicationAdmin {
     await this.host.applySpec(standalone);
   }
 
-  // switchover and failover (guest contract 1.9): being built
   fence(): Promise<{ position: number }> {
-    return Promise.reject(new CofferError('NotImplemented', 'Fencing a source is not supported by this engine yet.'));
+    return this.failover.fence();
   }
 
-  follow(_grant: ReplicationGrant): Promise<void> {
-    return Promise.reject(new CofferError('NotImplemented', 'Following a new source is not supported by this engine yet.'));
+  follow(grant: ReplicationGrant): Promise<void> {
+    return this.failover.follow(grant);
   }
 
-  setSynchronous(_synchronous: boolean): Promise<void> {
-    return Promise.reject(new CofferError('NotImplemented', 'Synchronous replication is not supported by this engine yet.'));
+  setSynchronous(synchronous: boolean): Promise<void> {
+    return this.failover.setSynchronous(synchronous);
   }
 
   async status(): Promise<ReplicationStatus> {
     const spec = await this.host.spec();
     const replication = spec.replication;
     if (replication === undefined) return { role: 'standalone' };
+    const running = await this.host.running();
     if (replication.role === 'replica') {
-      const row = await this.host.admin.run(slaveStatus);
+      const source = { address: replication.source.address, port: replication.source.port };
+      if (!running) return { role: 'replica', source, streaming: false };
+      const { row, position } = await this.host.admin.run(async (connection) => {
+        const status = await slaveStatus(connection);
+        return { row: status, position: await replicaPosition(connection, status) };
+      });
       const seconds = row?.Seconds_Behind_Master;
       return {
         role: 'replica',
-        source: { address: replication.source.address, port: replication.source.port },
+        source,
         streaming: row?.Slave_IO_Running === 'Yes' && row.Slave_SQL_Running === 'Yes',
         ...(seconds === null || seconds === undefined ? {} : { lagSeconds: Number(seconds) }),
+        position,
       };
     }
-    const connected = await this.host.admin.run(async (connection) => {
+    if (!running) {
+      // a fenced source answers what it wrote
+      const position = await this.failover.positionAtRest();
+      return {
+        role: 'source',
+        replicas: replication.replicas.map((replica) => ({ replicaId: replica.id, connected: false })),
+        ...(position === undefined ? {} : { position }),
+      };
+    }
+    const { connected, position } = await this.host.admin.run(async (connection) => {
       const [rows] = await connection.query<Row[]>(
         "SELECT DISTINCT USER AS user FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'",
       );
-      return new Set(rows.map((row) => String(row.user)));
+      return { connected: new Set(rows.map((row) => String(row.user))), position: await sourcePosition(connection) };
     });
     return {
       role: 'source',
       replicas: replication.replicas.map((replica) => ({ replicaId: replica.id, connected: connected.has(replica.user) })),
+      position,
     };
   }
 }
