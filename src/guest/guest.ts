@@ -39,6 +39,7 @@ import type {
   UserAdmin,
   WarmSource,
 } from './engines/engine.js';
+import { LeaseWatchdog } from './lease-watchdog.js';
 import { PrimaryLeaseKeeper } from './primary-lease-keeper.js';
 import { progressReporter, type ReportProgress } from './progress-reporter.js';
 import { pointInTimeSource, WalShipper } from './wal-shipper.js';
@@ -253,6 +254,8 @@ class GuestAgent implements Guest {
         logger: this.logger.child({ component: 'primary-lease' }),
         times: options.leaseTimes ?? primaryLeaseTimes,
         fence: (reason) => this.fenceForLease(reason),
+        enginePid: () => this.engine.processId(),
+        watchdog: new LeaseWatchdog(options.instance.dir, this.logger.child({ component: 'lease-watchdog' })),
         regained: () => {
           this.exclusive(() => this.check()).catch((err: unknown) => this.logger.error({ err }, 'check after the lease was granted failed'));
         },

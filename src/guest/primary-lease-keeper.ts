@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { conductorContract, RpcClient } from '../bus/index.js';
 import type { Logger, PrimaryLeaseTimes } from '../common/index.js';
 import { readEngineSpec } from './engines/engine-spec-file.js';
+import type { LeaseWatchdog } from './lease-watchdog.js';
 
 // The guest's half of the primary lease (common/primary-lease.ts). A primary with replicas may
 // run its engine only while the control plane keeps renewing its lease; once the lease runs out
@@ -16,6 +17,9 @@ import { readEngineSpec } from './engines/engine-spec-file.js';
 /** Where the lease stands. `idle`: no lease needed; `unknown`: needed, not granted since the guest started. */
 export type LeaseState = 'idle' | 'unknown' | 'held' | 'lost' | 'fenced';
 
+/** how often an instance that needs no lease looks again at whether it does */
+const idleCheckMs = 30_000;
+
 export interface PrimaryLeaseKeeperOptions {
   instanceId: string;
   /** the instance directory, with the saved engine spec */
@@ -27,6 +31,10 @@ export interface PrimaryLeaseKeeperOptions {
   fence(reason: string): Promise<void>;
   /** a lease was granted after none was held: the engine may be started again if it should run */
   regained(): void;
+  /** the running engine's pid, for the watchdog */
+  enginePid(): Promise<number | undefined>;
+  /** kills the engine should the guest itself not stop it by the deadline (absent: tests of the keeper alone) */
+  watchdog?: LeaseWatchdog;
 }
 
 export class PrimaryLeaseKeeper {
@@ -58,9 +66,10 @@ export class PrimaryLeaseKeeper {
     this.schedule(0);
   }
 
-  /** asks now (a replica was just added, a promotion made this instance a source) */
+  /** asks now (a replica was just added, a promotion made this instance a source), then on the usual period */
   renewNow(): Promise<void> {
-    this.ticking = this.ticking.then(() => this.tick());
+    clearTimeout(this.timer);
+    this.ticking = this.ticking.then(() => this.tick()).finally(() => this.scheduleNext());
     return this.ticking;
   }
 
@@ -73,10 +82,19 @@ export class PrimaryLeaseKeeper {
 
   private schedule(delayMs: number): void {
     if (this.closed) return;
+    clearTimeout(this.timer);
     this.timer = setTimeout(() => {
-      this.ticking = this.ticking.then(() => this.tick()).finally(() => this.schedule(this.options.times.renewMs));
+      this.ticking = this.ticking.then(() => this.tick()).finally(() => this.scheduleNext());
     }, delayMs);
     this.timer.unref();
+  }
+
+  /**
+   * An instance becomes a source with replicas through addReplica, which asks at once (renewNow):
+   * until then a slow look at its spec is only a safety net.
+   */
+  private scheduleNext(): void {
+    this.schedule(this.state === 'idle' ? idleCheckMs : this.options.times.renewMs);
   }
 
   private async needsLease(): Promise<boolean> {
@@ -104,6 +122,7 @@ export class PrimaryLeaseKeeper {
         this.deadline = sentAt + answer.ttlMs;
         this.state = 'held';
         this.armDeadline();
+        await this.options.watchdog?.arm(Date.now() + (this.deadline - performance.now()), await this.options.enginePid());
         if (regained) {
           logger.info({ ttlMs: answer.ttlMs }, 'primary lease held');
           this.options.regained();
@@ -129,6 +148,8 @@ export class PrimaryLeaseKeeper {
     const regained = this.state === 'lost' || this.state === 'fenced' || this.state === 'unknown';
     this.state = state;
     clearTimeout(this.deadlineTimer);
+    // also a watchdog left by an earlier lease (replicas removed while the guest was away)
+    this.options.watchdog?.disarm().catch((err: unknown) => this.options.logger.error({ err }, 'the lease watchdog could not be stopped'));
     if (regained) this.options.regained();
   }
 

@@ -1,7 +1,7 @@
 // test-lane: parallel (an engine as coffer-db on a random loopback address, its own directories)
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
-import { chmod, mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { engineRegistry } from '../../src/guest/index.js';
@@ -111,5 +111,24 @@ describe('primary lease', () => {
     // needing no lease any more (failover turned off), it runs again
     answer = async () => ({ lease: 'none' });
     await until('engine serving again', serving, 30_000);
+  });
+
+  it('its watchdog kills the engine once the lease runs out with the guest gone (an agent that crashed), and ends once no lease is needed', async () => {
+    answer = async () => ({ lease: 'held', ttlMs });
+    // a second replica: the guest asks at once (failover turned on again is noticed on its slower look)
+    await bus.rpc.addReplica({ replicaId: 'lease-replica-2', address: '127.94.0.2' });
+    await until('engine serving', serving, 30_000);
+    const watchdogPid = Number((await readFile(join(dir, 'primary-lease.watchdog'), 'utf8')).trim());
+    assert.match(await readFile(`/proc/${watchdogPid}/cmdline`, 'utf8'), /coffer-lease-watchdog/);
+    // the guest goes (its agent crashed): nobody renews, the engine runs on, until the watchdog
+    await bus.guest.close();
+    const gone = Date.now();
+    await until('engine killed', async () => !(await serving()), 10_000);
+    const killedAfter = Date.now() - gone;
+    // the last grant was at most one renewal before; then the deadline and the watchdog's grace
+    assert.ok(killedAfter <= ttlMs + 800 + 1_000, `killed ${killedAfter} ms after the guest went`);
+    // no lease file, no watchdog
+    await rm(join(dir, 'primary-lease'));
+    await until('watchdog ended', async () => (await readFile(`/proc/${watchdogPid}/cmdline`, 'utf8').catch(() => '')) === '', 5_000);
   });
 });

@@ -132,6 +132,9 @@ export async function createReplicas(
     // a source deleted since it was looked up gets no replica
     const current = await tx.instances.get(source.id);
     if (current === undefined || current.taskStatus === 'DELETING') throw errors.notFound(source.id);
+    // A lease renewed for an earlier group of this source is stale: the failover watch would take
+    // it for a lapsed one the moment the new replica's row exists. No failover until it renews.
+    if ((current.replicaIds ?? []).length === 0) await tx.instances.update(source.id, { leaseRenewedAt: null });
     for (const { newInstance, task, service } of made) {
       await tx.instances.create(newInstance);
       await tx.serviceStatuses.set(service);

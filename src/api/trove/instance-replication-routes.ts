@@ -68,6 +68,9 @@ export async function instanceReplicationRoutes(app: FastifyInstance, deps: Trov
       await target.guest.setSynchronous({ synchronous: input.synchronous }, target.context);
     }
     await deps.store.instances.update(instance.id, {
+      // turned on again: the lease renewed before it was turned off is stale, and would be taken
+      // for a lapsed one; no failover until the primary renews (its guest looks again within 30 s)
+      ...(input.failover === true && instance.failover === false ? { leaseRenewedAt: null } : {}),
       ...(input.failover === undefined ? {} : { failover: input.failover }),
       ...(input.synchronous === undefined ? {} : { synchronousReplication: input.synchronous }),
     });
