@@ -84,8 +84,11 @@ function footnote(instance: InstanceView, view: ReplicationView): string {
       return `${instance.name} has no replicas: add one with \`coffer instance create <name> --replica-of ${instance.name}\`.\n`;
     case 'replica':
       return `Failover and synchronous replication are its group's settings: see them on its primary, \`coffer instance replication ${view.replica_of ?? '<primary>'}\`.\n`;
-    case 'source':
-      return view.replicas.some((r) => !r.streaming) ? 'A replica that is not streaming cannot take over: `coffer instance events <replica>` may tell why.\n' : '';
+    case 'source': {
+      const streaming = new Set(view.replicas.filter((r) => r.streaming).map((r) => r.id));
+      const members = new Set([...view.replicas.map((r) => r.id), ...(instance.replicas ?? []).map((r) => r.id)]);
+      return [...members].some((id) => !streaming.has(id)) ? 'A replica that is not streaming cannot take over: `coffer instance events <replica>` may tell why.\n' : '';
+    }
   }
 }
 
@@ -105,9 +108,13 @@ async function showReplication(io: CliIo, idOrName: string, flags: ReplicationFl
     io.stdout.write(`Replication of ${instance.name}'s group changed: ${said}.\n`);
   }
   io.stdout.write(renderFields(groupFields(instance, view, names)));
-  if (view.role === 'source' && view.replicas.length > 0) {
-    const rows = view.replicas.map((r) => [r.id, names.get(r.id), yesNo(r.streaming), r.lag_bytes, r.lag_seconds]);
-    io.stdout.write(renderTable(['Replica', 'Name', 'Streaming', 'Lag (bytes)', 'Lag (s)'], rows));
+  if (view.role === 'source') {
+    const rows: Cell[][] = view.replicas.map((r) => [r.id, names.get(r.id), yesNo(r.streaming), r.lag_bytes, r.lag_seconds]);
+    // a member the engine does not know yet (a failed-over primary waiting for its host to rejoin)
+    for (const member of instance.replicas ?? []) {
+      if (!view.replicas.some((r) => r.id === member.id)) rows.push([member.id, names.get(member.id), 'no', null, null]);
+    }
+    if (rows.length > 0) io.stdout.write(renderTable(['Replica', 'Name', 'Streaming', 'Lag (bytes)', 'Lag (s)'], rows));
   }
   io.stdout.write(footnote(instance, view));
 }

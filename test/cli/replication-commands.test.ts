@@ -184,6 +184,7 @@ test('replication shows a primary, a replica and a standalone instance, each wit
   assert.match(primary.stdout, row('Replica', 'Name', 'Streaming', 'Lag (bytes)', 'Lag (s)'));
   assert.match(primary.stdout, row(ids['orders-1']!, 'orders-1', 'yes', '0', '0'));
   assert.match(primary.stdout, row(ids['orders-2']!, 'orders-2', 'yes', '120', '0'));
+  assert.doesNotMatch(primary.stdout, /not streaming/, 'every replica streams');
 
   const replica = await cli('instance', 'replication', 'orders-2');
   assert.equal(replica.code, 0, replica.stderr);
@@ -354,6 +355,9 @@ test('eject: refused while the primary reports; once it is lost, the replica fur
   assert.match(shown.stdout, row('Role', 'primary'));
   assert.match(shown.stdout, row('Failover', 'off'));
   assert.match(shown.stdout, row(ids['lost-behind']!, 'lost-behind', 'yes', '0'));
+  // the old primary is a member its new primary's engine does not stream to yet
+  assert.match(shown.stdout, row(ids.lost!, 'lost', 'no'));
+  assert.match(shown.stdout, /A replica that is not streaming cannot take over: `coffer instance events <replica>` may tell why\.\n$/);
   const events = await cli('instance', 'events', 'lost');
   assert.match(events.stdout, row(`failover to ${ids['lost-ahead']}`, `${ids.lost} was lost; ${ids['lost-ahead']} takes writes`));
 });
