@@ -172,3 +172,27 @@ export interface BackupScheduleView {
   last_backup_id: string | null;
   last_error: string | null;
 }
+
+/** One replica as its source's replication view shows it: lag is null while it is not connected. */
+export interface ReplicaStreamView {
+  id: string;
+  streaming: boolean;
+  lag_bytes: number | null;
+  lag_seconds: number | null;
+}
+
+/**
+ * Coffer's GET/PATCH /instances/{id}/replication: the group's settings (failover, synchronous)
+ * are shown on the primary and a standalone instance; `position` is the engine's own log position.
+ */
+export type ReplicationView =
+  | { role: 'standalone'; failover?: boolean; synchronous?: boolean }
+  | { role: 'source'; failover?: boolean; synchronous?: boolean; position?: number | null; replicas: ReplicaStreamView[] }
+  | {
+      role: 'replica';
+      replica_of: string | null;
+      streaming: boolean;
+      position?: number | null;
+      lag_bytes: number | null;
+      lag_seconds: number | null;
+    };

@@ -20,11 +20,12 @@ import { registerWebhookCommands } from './webhook-commands.js';
 export type { CliIo, OutputStream } from './cli-io.js';
 
 /**
- * Adds `login`, `logout`, `instance create|list|show|delete|restart|resize|...`, `flavor list`,
+ * Adds `login`, `logout`, `instance create|list|show|events|delete|restart|stop|start|resize|...`,
+ * a replication group's `instance detach|promote|eject|replication`, `flavor list`,
  * `datastore list|parameters`, `configuration create|list|show|update|delete|attach|detach|instances`,
  * `backup create|list|show|delete` and `backup strategy set|list|clear`,
- * `database list|create|delete`, `user list|create|show|delete|grant|revoke` and
- * `root enable|disable|show`.
+ * `database list|create|delete`, `user list|create|show|delete|grant|revoke`,
+ * `root enable|disable|show` and `webhook create|list|show|delete|deliveries`.
  * The actions are async: run the program with `parseAsync`. `io` defaults to the real process.
  */
 export function registerClientCommands(program: Command, io: CliIo = processIo()): void {

@@ -32,6 +32,13 @@ interface ActionSpec {
   send(client: ApiClient, instance: InstanceView): Promise<void>;
   /** the line printed once the task ended well; undefined when the instance shows the action failed */
   done(instance: InstanceView): string | undefined;
+  /**
+   * The action leaves a fault on the instance when it succeeds too (a failover's "replaced by"):
+   * done() alone says whether it worked, instead of any new fault meaning it failed.
+   */
+  faultIsOutcome?: boolean;
+  /** runs once the instance's task ended well, before its line is printed (the rest of a replication group settling) */
+  afterwards?(client: ApiClient, instance: InstanceView): Promise<void>;
 }
 
 interface TlsFlags {
@@ -71,11 +78,11 @@ export function withWaitOptions(command: Command): Command {
     .option('--json', 'print the API object as JSON once the action ended');
 }
 
-function actionPath(id: string): string {
+export function actionPath(id: string): string {
   return `/instances/${encodeURIComponent(id)}/action`;
 }
 
-function faultKey(instance: InstanceView): string {
+export function faultKey(instance: InstanceView): string {
   return instance.fault === undefined ? '' : `${instance.fault.created ?? ''} ${instance.fault.message}`;
 }
 
@@ -104,8 +111,9 @@ export async function runInstanceAction(
     case 'active':
     case 'settled': {
       // Actions that fail without an error status (a restart, a resize) leave a new fault.
-      const line = faultKey(result.instance) === faultKey(before) ? action.done(result.instance) : undefined;
+      const line = action.faultIsOutcome === true || faultKey(result.instance) === faultKey(before) ? action.done(result.instance) : undefined;
       if (line === undefined) throw new CliError(`${action.what} of ${name} (${id}) failed: ${faultText(result.instance)}`, showHint);
+      await action.afterwards?.(client, result.instance);
       if (flags.json === true) {
         printJson(io.stdout, result.instance);
         return undefined;

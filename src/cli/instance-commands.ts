@@ -11,6 +11,8 @@ import { caCertificateText, saveCaCertificate, tlsFields } from './instance-tls.
 import { findInstance, listInstances } from './instance-lookup.js';
 import { faultText, stateText, waitForInstance } from './instance-wait.js';
 import { collect, positiveInteger, positiveSeconds, userSpec, type UserSpec } from './option-parsers.js';
+import { registerReplicationActions } from './replication-actions.js';
+import { registerReplicationStatus } from './replication-status.js';
 import { openSession } from './session.js';
 import { printJson, renderFields, renderTable } from './table-format.js';
 
@@ -93,6 +95,8 @@ export function registerInstanceCommands(program: Command, io: CliIo): void {
     );
 
   registerInstanceActionCommands(instance, io);
+  registerReplicationActions(instance, io);
+  registerReplicationStatus(instance, io);
 }
 
 function collectUser(value: string, previous?: UserSpec[]): UserSpec[] {

@@ -76,7 +76,7 @@ export function registerWebhookCommands(program: Command, io: CliIo): void {
   webhook
     .command('create <url>')
     .description('Send the events of this project\'s instances to URL (http or https, a host Coffer may reach); prints the signing secret once')
-    .option('--events <types>', 'only these, comma-separated: status, task.started, task.done, task.failed (default: all)')
+    .option('--events <types>', 'only these, comma-separated: status, warning, task.started, task.done, task.failed, backup.completed, backup.failed, replication.promoted, replication.failover, replication.rejoined (default: all)')
     .option('--secret-stdin', 'sign with the secret read from standard input (16 to 256 printable characters) instead of a generated one')
     .option('--json', 'print the API object as JSON (with the secret)')
     .action((url: string, flags: { events?: string; secretStdin?: boolean; json?: boolean }) =>
