@@ -22,10 +22,11 @@ export async function releaseSynchronousSource(
     await guest.setSynchronous({ synchronous: false }, { ...context, instanceId: sourceId });
     await deps.store.transaction(async (tx) => {
       await tx.instances.update(sourceId, { synchronousReplication: false });
+      // a warning names the status the instance keeps, as the heartbeats' warnings do
       await tx.instanceEvents.record({
         instanceId: sourceId,
         type: 'warning',
-        name: 'synchronous replication off',
+        name: (await tx.serviceStatuses.get(sourceId))?.status ?? 'HEALTHY',
         message: `Its last replica ${leavingReplicaId} left: commits no longer wait for a replica.`,
         createdAt: now,
       });

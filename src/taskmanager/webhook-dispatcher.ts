@@ -35,6 +35,7 @@ export function cloudEvent(delivery: DueWebhookDelivery, statusName: (status: st
   // a warning (a volume filling up) names the status the instance kept, as a status event does
   const isStatus = delivery.eventType.endsWith('.status') || delivery.eventType.endsWith('.warning');
   const isBackup = delivery.eventType.includes('.backup.');
+  const isReplication = delivery.eventType.includes('.replication.');
   return {
     specversion: '1.0',
     id: delivery.eventId,
@@ -46,7 +47,13 @@ export function cloudEvent(delivery: DueWebhookDelivery, statusName: (status: st
     data: {
       instance_id: delivery.instanceId,
       name: delivery.instanceName,
-      ...(isStatus ? { status: statusName(delivery.eventName) } : isBackup ? { backup_id: delivery.eventName } : { task: delivery.eventName }),
+      ...(isStatus
+        ? { status: statusName(delivery.eventName) }
+        : isBackup
+          ? { backup_id: delivery.eventName }
+          : isReplication
+            ? { primary_id: delivery.eventName }
+            : { task: delivery.eventName }),
       message: delivery.message,
     },
   };

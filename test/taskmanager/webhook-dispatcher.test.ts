@@ -269,7 +269,7 @@ test("the dispatcher's log names the delivery and the receiver's origin, never t
   for (const hidden of [secret, 'private-path', 'receiver-token']) assert.ok(!text.includes(hidden), `the log shows ${hidden}`);
 });
 
-test('a warning event (a volume filling up) carries the status the instance kept, as a status event does; a task event its task; a backup event its backup', () => {
+test('a warning event (a volume filling up) carries the status the instance kept, as a status event does; a task event its task; a backup event its backup; a replication event the primary', () => {
   const delivery = (eventType: string, eventName: string) =>
     ({ eventId: 'e1', tenantId: 'p1', instanceId: 'i1', instanceName: 'orders', eventType, eventName, eventTime: new Date(0), message: 'over 90%' }) as never;
   assert.deepEqual((cloudEvent(delivery('org.coffer.instance.warning', 'HEALTHY'), (s) => `api:${s}`) as { data: unknown }).data, {
@@ -283,6 +283,12 @@ test('a warning event (a volume filling up) carries the status the instance kept
     instance_id: 'i1',
     name: 'orders',
     backup_id: 'b-1',
+    message: 'over 90%',
+  });
+  assert.deepEqual((cloudEvent(delivery('org.coffer.instance.replication.failover', 'i2'), (s) => s) as { data: unknown }).data, {
+    instance_id: 'i1',
+    name: 'orders',
+    primary_id: 'i2',
     message: 'over 90%',
   });
 });
