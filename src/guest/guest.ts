@@ -915,6 +915,7 @@ class GuestAgent implements Guest {
 
   async destroy(): Promise<void> {
     await this.close();
+    await this.lease?.destroy();
     await this.engine.stop();
   }
 }

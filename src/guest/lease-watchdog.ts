@@ -57,6 +57,21 @@ export class LeaseWatchdog {
     this.started = false;
   }
 
+  /** the instance is being deleted: the watchdog goes now, not on its next look */
+  async stop(): Promise<void> {
+    await this.disarm();
+    const pidFile = `${this.file}.watchdog`;
+    const known = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+    if (known > 1 && (await isWatchdog(known, this.file))) {
+      try {
+        process.kill(known, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await rm(pidFile, { force: true });
+  }
+
   /** one watchdog per instance: a guest restarted beside a running one leaves it be */
   private async ensureRunning(): Promise<void> {
     const pidFile = `${this.file}.watchdog`;

@@ -73,11 +73,18 @@ export class PrimaryLeaseKeeper {
     return this.ticking;
   }
 
+  /** the guest stops (its agent does): the watchdog stays, and guards the engine until a guest renews again */
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
     clearTimeout(this.deadlineTimer);
     await this.ticking;
+  }
+
+  /** the instance is deleted: nothing is left to guard */
+  async destroy(): Promise<void> {
+    await this.close();
+    await this.options.watchdog?.stop();
   }
 
   private schedule(delayMs: number): void {
