@@ -681,6 +681,9 @@ class GuestAgent implements Guest {
     log.info({ source: `${grant.address}:${grant.port}` }, 'following a new source');
     await this.options.allowReplicationSource?.({ address: grant.address, port: grant.port });
     await replication.follow(grant);
+    // a replica needs no lease: the keeper learns it now, before a check could take the fenced
+    // former source's lease state for its replica's
+    await this.lease?.renewNow();
     await this.setDesired('running');
     await this.heartbeat('HEALTHY');
   }
