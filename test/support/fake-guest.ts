@@ -46,6 +46,10 @@ export function fakeGuestHandlers(overrides: Partial<GuestHandlers> = {}): Guest
     fenceSource: unsupported,
     followSource: unsupported,
     setSynchronous: unsupported,
+    guestLogs: async () => ({ logs: [] }),
+    guestLogAction: async ({ name }) => {
+      throw new CofferError('BadRequest', `No log ${name} on this fake guest.`);
+    },
     ...overrides,
   };
 }
