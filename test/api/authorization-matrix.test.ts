@@ -415,6 +415,8 @@ const rows: Row[] = [
   // Trove's guest logs: an instance's owner's or an admin's
   { method: 'GET', path: v1('/instances/:instanceId/log'), fresh: instance, expect: ownerOrAdmin(200) },
   { method: 'POST', path: v1('/instances/:instanceId/log'), body: () => ({ name: 'general', publish: 1 }), fresh: instance, expect: ownerOrAdmin(200) },
+  // what was published of a log, read back (Coffer's extension): the same rule
+  { method: 'GET', path: v1('/instances/:instanceId/log/:name'), fresh: async () => ({ ...(await instance()), name: 'general' }), expect: ownerOrAdmin(200) },
   { method: 'GET', path: v1('/instances/:instanceId/root'), fresh: instance, expect: ownerOrAdmin(200) },
   { method: 'POST', path: v1('/instances/:instanceId/root'), fresh: instance, expect: ownerOrAdmin(200) },
   { method: 'DELETE', path: v1('/instances/:instanceId/root'), fresh: instance, expect: ownerOrAdmin(204) },

@@ -297,6 +297,9 @@ describe('Trove: instances', () => {
     assert.deepEqual([listed.logs[0].name, listed.logs[0].container, listed.logs[0].prefix], ['general', 'None', 'None']);
     const published = golden('POST log', await send(member, 'POST', trove(member, `/instances/${id}/log`), { name: 'general', publish: 1 }), 200, z.strictObject({ log }));
     assert.deepEqual([published.log.status, published.log.container, published.log.prefix], ['Published', 'database_logs', `${id}/postgresql-general/`]);
+    const contents = z.strictObject({ contents: z.strictObject({ name: z.literal('general'), text: z.string(), next: z.number().int(), more: z.boolean() }) });
+    const read = golden('GET log contents', await get(member, trove(member, `/instances/${id}/log/general`)), 200, contents);
+    assert.deepEqual(read.contents, { name: 'general', text: '', next: 0, more: false });
   });
 
   test('Coffer: POST /webhooks 202 (the secret this once), GET list and one without it, GET deliveries, DELETE 202', async () => {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { LocalDirectoryStorage } from '../../src/backup/index.js';
 import type { GuestLogActionInput, GuestLogState } from '../../src/bus/index.js';
@@ -18,13 +19,15 @@ let bareAlice: Session;
 let pg: GuestInstance;
 let bareInstance: GuestInstance;
 let storageDir: Awaited<ReturnType<typeof makeDataDir>>;
+let storage: LocalDirectoryStorage;
 const actions: GuestLogActionInput[] = [];
 
 const general = (overrides: Partial<GuestLogState> = {}): GuestLogState => ({ name: 'general', type: 'USER', status: 'Disabled', published: 0, pending: 0, stored: false, ...overrides });
 
 before(async () => {
   storageDir = await makeDataDir('coffer-api-logs');
-  h = await startHarness({ backupStorage: new LocalDirectoryStorage(storageDir.path) });
+  storage = new LocalDirectoryStorage(storageDir.path);
+  h = await startHarness({ backupStorage: storage });
   alice = await memberSession(h, 'alice');
   bob = await memberSession(h, 'bob');
   admin = await adminSession(h.app);
@@ -120,4 +123,33 @@ test('a deployment without a backup storage has no logs: 501, as Trove without S
     assert.equal(res.statusCode, 501, res.body);
     assert.match(res.body, /no backup storage/);
   }
+});
+
+function read(s: Session, id: string, name: string, query = '', harness: Harness = h) {
+  return harness.app.inject({ method: 'GET', url: `/v1.0/${s.projectId}/instances/${id}/log/${name}${query}`, headers: { 'x-auth-token': s.token } });
+}
+
+test('GET log/{name} reads the published objects back in order, a page of four at a time, from the number asked', async () => {
+  await storage.ensureContainer('database_logs');
+  for (let n = 0; n < 6; n += 1) {
+    await storage.put('database_logs', `${pg.id}/postgresql-general/${String(n).padStart(8, '0')}`, Readable.from([Buffer.from(`line ${n}\n`)]));
+  }
+  // another instance's objects and a stray name under the prefix are never read
+  await storage.put('database_logs', `${bareInstance.id}/postgresql-general/00000000`, Readable.from([Buffer.from('not yours\n')]));
+  await storage.put('database_logs', `${pg.id}/postgresql-general/stray`, Readable.from([Buffer.from('stray\n')]));
+  const first = await read(alice, pg.id, 'general');
+  assert.equal(first.statusCode, 200, first.body);
+  assert.deepEqual(json(first), { contents: { name: 'general', text: 'line 0\nline 1\nline 2\nline 3\n', next: 4, more: true } });
+  assert.deepEqual(json(await read(alice, pg.id, 'general', '?from=4')).contents, { name: 'general', text: 'line 4\nline 5\n', next: 6, more: false });
+  assert.deepEqual(json(await read(alice, pg.id, 'general', '?from=6')).contents, { name: 'general', text: '', next: 6, more: false });
+});
+
+test('GET log/{name} keeps the rules: another project 404, a hidden log 404 for a member, a bad from 400, no storage 501', async () => {
+  assert.equal((await read(bob, pg.id, 'general')).statusCode, 404);
+  assert.equal((await read(alice, pg.id, 'guest')).statusCode, 404);
+  assert.equal((await read(admin, pg.id, 'guest')).statusCode, 200);
+  for (const name of ['a.b', 'Upper', 'x%2Fy']) assert.equal((await read(admin, pg.id, name)).statusCode, 404, name);
+  assert.equal((await read(alice, pg.id, 'general', '?from=-1')).statusCode, 400);
+  assert.equal((await read(alice, pg.id, 'general', '?from=x')).statusCode, 400);
+  assert.equal((await read(bareAlice, bareInstance.id, 'general', '', bare)).statusCode, 501);
 });

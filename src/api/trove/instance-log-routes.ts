@@ -1,10 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { GuestLogState } from '../../bus/index.js';
-import { CofferError } from '../../common/index.js';
+import { CofferError, errors } from '../../common/index.js';
 import { requireAuth } from '../auth-context.js';
 import { parseTroveBody } from '../parse-body.js';
 import { loadGuestTarget, type GuestTarget, type InstanceParams } from './guest-target.js';
+import { loadTenantInstance } from './tenant-instance.js';
 import type { TroveDeps } from './trove-deps.js';
 
 // Trove's guest logs (reference "Logs"): the engine's log files, listed and shown with their
@@ -14,6 +15,12 @@ import type { TroveDeps } from './trove-deps.js';
 // deployment without a backup storage has no logs (501, as Trove without Swift). A tenant sees
 // the logs of its own instances only (loadGuestTarget: 404 for another project's), and a
 // non-admin only the logs Trove exposes (guest_log_exposed_logs); an admin sees every one.
+//
+// Coffer's extension, GET /instances/{id}/log/{name}: what was published of a log, read back from
+// the storage through the API (Trove's clients read Swift themselves; Coffer's tenants have no
+// storage credentials). Pages of at most `pageObjects` objects, from object number `from` on,
+// so that `coffer logs --follow` asks only for what is new. No guest is asked: a stopped
+// instance's published logs are readable.
 
 export const guestLogContainer = 'database_logs';
 
@@ -26,6 +33,13 @@ const exposedLogs: Readonly<Record<string, readonly string[]>> = {
 
 /** Trove's 0/1 flags; a boolean is taken as well */
 const flag = z.union([z.literal(0), z.literal(1), z.boolean()]).optional();
+
+/** objects (of at most 1 MB each, guest-logs.ts) per read */
+const pageObjects = 4;
+const logName = /^[a-z][a-z_]{0,63}$/;
+const objectNumber = /^\d{8}$/;
+
+type LogContentsParams = InstanceParams & { name: string };
 
 const logActionSchema = z
   .object({ name: z.string().min(1).max(64), enable: flag, disable: flag, publish: flag, discard: flag })
@@ -64,6 +78,42 @@ export async function instanceLogRoutes(app: FastifyInstance, deps: TroveDeps): 
     const { target, visible } = await loadTarget(request);
     const { logs } = await target.guest.guestLogs({}, target.context);
     return { logs: logs.filter((log) => visible(log.name)).map((log) => logView(target, log)) };
+  });
+
+  app.get<{ Params: LogContentsParams; Querystring: { from?: string } }>('/instances/:instanceId/log/:name', async (request) => {
+    const instance = await loadTenantInstance(deps.store, request, 'instance:guest_log_list');
+    const storage = deps.backups.storage;
+    if (storage === undefined) throw logsNotAvailable();
+    const version = await deps.store.datastores.getVersion(instance.datastoreVersionId);
+    if (version === undefined) throw errors.internal(`Instance ${instance.id} refers to datastore version ${instance.datastoreVersionId}, which is gone.`);
+    const { name } = request.params;
+    const exposed = requireAuth(request).isAdmin || (exposedLogs[version.manager] ?? []).includes(name);
+    if (!logName.test(name) || !exposed) throw new CofferError('NotFound', `No log ${name} on instance ${instance.id}.`);
+    const from = request.query.from === undefined ? 0 : Number(request.query.from);
+    if (!Number.isSafeInteger(from) || from < 0) throw new CofferError('BadRequest', "'from' must be an object number (0 or more).");
+    const prefix = `${instance.id}/${version.manager}-${name}/`;
+    const stored = await storage.list(guestLogContainer, prefix).catch((err: unknown) => {
+      // nothing was ever published on this deployment
+      if (err instanceof CofferError && err.code === 'NotFound') return [];
+      throw err;
+    });
+    const numbered = stored
+      .map((object) => ({ object, suffix: object.name.slice(prefix.length) }))
+      .filter(({ suffix }) => objectNumber.test(suffix) && Number(suffix) >= from)
+      .sort((a, b) => a.suffix.localeCompare(b.suffix));
+    const page = numbered.slice(0, pageObjects);
+    const chunks: Buffer[] = [];
+    for (const { object } of page) {
+      for await (const chunk of await storage.get(guestLogContainer, object.name, { expectedSha256: object.sha256 })) chunks.push(chunk as Buffer);
+    }
+    return {
+      contents: {
+        name,
+        text: Buffer.concat(chunks).toString('utf8'),
+        next: page.length === 0 ? from : Number(page.at(-1)!.suffix) + 1,
+        more: numbered.length > page.length,
+      },
+    };
   });
 
   app.post<{ Params: InstanceParams }>('/instances/:instanceId/log', async (request) => {
