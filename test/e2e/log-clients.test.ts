@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import { describeRun, lastJson, openstack, type ClientResult, type Credentials } from '../support/openstack-clients.js';
+import { describeRun, lastJson, openstack, troveCli, type ClientResult, type Credentials } from '../support/openstack-clients.js';
 import { eventually } from '../support/wait.js';
 import { startServe, type ServeRun } from './serve-run.js';
 
@@ -112,6 +112,15 @@ describe('guest logs through the OpenStack client', { concurrency: 1 }, () => {
     const hidden = await openstack(member, ['database', 'log', 'show', instanceName, 'guest']);
     assert.notEqual(hidden.code, 0);
     assert.match(hidden.stderr, /No log guest/);
+  });
+
+  test('the legacy trove CLI: log-list and log-show', { timeout: stepMs }, async () => {
+    const listed = await troveCli(member, ['log-list', instanceName]);
+    assert.equal(listed.code, 0, describeRun(['trove', 'log-list'], listed));
+    assert.deepEqual(lastJson<any[]>(listed.stdout).map((log) => log.name), ['general']);
+    const shown = await troveCli(member, ['log-show', instanceName, 'general']);
+    assert.equal(shown.code, 0, describeRun(['trove', 'log-show'], shown));
+    assert.equal(lastJson<any>(shown.stdout).status, 'Published');
   });
 
   test('openstack database log set --discard --disable: nothing stored, off again', { timeout: stepMs }, async () => {
