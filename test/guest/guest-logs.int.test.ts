@@ -127,6 +127,8 @@ describe('guest logs on postgresql', () => {
     const text = await published(fixture.storage, 'i1/postgresql-general/');
     assert.match(text, /marker-before-restart/);
     assert.match(text, /marker-after-restart/);
+    assert.match(text, /tenant@app LOG:  statement: SELECT 'marker-after-restart'/, 'the statement, with who ran it');
+    assert.doesNotMatch(text, /os_admin@/, "the guest's own sessions stay out of the tenant's log");
     assert.equal(after.published, Buffer.byteLength(text), 'published counts the bytes stored');
 
     // only what is new goes in the next object
@@ -217,6 +219,8 @@ describe('guest logs on mariadb', () => {
     const text = await published(fixture.storage, 'i1/mariadb-general/');
     assert.match(text, /maria-marker-1/);
     assert.match(text, /maria-marker-2/);
+    // the guest's own sessions (its health check's SELECT 1, its account changes) stay out of the tenant's log
+    assert.doesNotMatch(text, /\tQuery\tSELECT 1$/m);
     assert.equal(await variable('slow_query_log'), 'OFF', 'the other log stays off');
   });
 
