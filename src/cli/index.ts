@@ -12,6 +12,7 @@ import { registerDatabaseCommands } from './database-commands.js';
 import { registerDatastoreCommands } from './datastore-commands.js';
 import { registerFlavorCommands } from './flavor-commands.js';
 import { registerInstanceCommands } from './instance-commands.js';
+import { registerLogsCommand } from './instance-logs.js';
 import { registerLoginCommands } from './login-commands.js';
 import { registerRootCommands } from './root-commands.js';
 import { registerUserCommands } from './user-commands.js';
@@ -25,7 +26,7 @@ export type { CliIo, OutputStream } from './cli-io.js';
  * `datastore list|parameters`, `configuration create|list|show|update|delete|attach|detach|instances`,
  * `backup create|list|show|delete` and `backup strategy set|list|clear`,
  * `database list|create|delete`, `user list|create|show|delete|grant|revoke`,
- * `root enable|disable|show` and `webhook create|list|show|delete|deliveries`.
+ * `root enable|disable|show`, `webhook create|list|show|delete|deliveries` and `logs`.
  * The actions are async: run the program with `parseAsync`. `io` defaults to the real process.
  */
 export function registerClientCommands(program: Command, io: CliIo = processIo()): void {
@@ -39,4 +40,5 @@ export function registerClientCommands(program: Command, io: CliIo = processIo()
   registerUserCommands(program, io);
   registerRootCommands(program, io);
   registerWebhookCommands(program, io);
+  registerLogsCommand(program, io);
 }

@@ -39,6 +39,7 @@ import type {
   UserAdmin,
   WarmSource,
 } from './engines/engine.js';
+import { GuestLogs } from './guest-logs.js';
 import { LeaseWatchdog } from './lease-watchdog.js';
 import { PrimaryLeaseKeeper } from './primary-lease-keeper.js';
 import { progressReporter, type ReportProgress } from './progress-reporter.js';
@@ -143,6 +144,8 @@ export interface Guest {
 const preparedMarker = '.prepare.done';
 const maxMessage = 1000;
 const defaultWalShipIntervalMs = 10_000;
+/** how often the engine's log files are held to their size limit (guest-logs.ts) */
+const logTrimIntervalMs = 60_000;
 const usageIntervalMs = 5 * 60_000;
 const certificateCheckIntervalMs = 60 * 60_000;
 
@@ -218,6 +221,8 @@ class GuestAgent implements Guest {
   private tlsReportedAt = 0;
   /** ships the engine's archived log (engines with point-in-time recovery, on hosts with a backup storage) */
   private readonly walShipper: WalShipper | undefined;
+  private readonly logs: GuestLogs;
+  private logTrim: NodeJS.Timeout | undefined;
   adopted: Promise<void> = Promise.resolve();
   /** holds the engine to the volume size: read-only once it is full */
   private readonly volume: VolumeGuard;
@@ -261,6 +266,15 @@ class GuestAgent implements Guest {
         },
       });
     }
+    this.logs = new GuestLogs({
+      dir: options.instance.dir,
+      instanceId: this.instanceId,
+      manager: options.engine.manager,
+      files: () => this.engine.logFiles(),
+      control: this.engine.logs,
+      storage: options.backups?.storage,
+      logger: this.logger.child({ component: 'guest-logs' }),
+    });
     const archive = this.engine.backup?.walArchive;
     if (archive !== undefined && options.backups !== undefined) {
       this.walShipper = new WalShipper({
@@ -376,6 +390,8 @@ class GuestAgent implements Guest {
             this.requestLogger(meta).info({ synchronous }, 'setting how commits wait for replicas');
             await replication.setSynchronous(synchronous);
           }),
+        guestLogs: () => this.running(async () => ({ logs: await this.logs.list() })),
+        guestLogAction: (input, meta) => this.running(async () => ({ log: await this.logs.act(input, this.requestLogger(meta)) })),
         rotateCertificate: (_args, meta) =>
           this.exclusive(async () => {
             this.requirePrepared();
@@ -388,6 +404,10 @@ class GuestAgent implements Guest {
     this.schedule();
     this.walShipper?.start();
     this.lease?.start();
+    this.logTrim = setInterval(() => {
+      this.exclusive(() => this.logs.trim()).catch((err: unknown) => this.logger.warn({ err }, 'log files not checked against their limit'));
+    }, logTrimIntervalMs);
+    this.logTrim.unref();
   }
 
   /**
@@ -907,6 +927,7 @@ class GuestAgent implements Guest {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
+    clearInterval(this.logTrim);
     await this.lease?.close();
     await this.walShipper?.stop();
     this.backupAbort.abort(new CofferError('EngineError', 'The guest stopped (its host is shutting down).'));

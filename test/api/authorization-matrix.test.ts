@@ -412,6 +412,11 @@ const rows: Row[] = [
   { method: 'PUT', path: v1('/instances/:instanceId/users/:user/databases'), body: () => ({ databases: [{ name: 'orders' }] }), fresh: instance, expect: ownerOrAdmin(202) },
   { method: 'DELETE', path: v1('/instances/:instanceId/users/:user/databases/:database'), fresh: instance, expect: ownerOrAdmin(202) },
   { method: 'GET', path: v1('/instances/:instanceId/configuration'), fresh: async () => ({ instanceId: await freshConfigurableInstance() }), expect: ownerOrAdmin(200) },
+  // Trove's guest logs: an instance's owner's or an admin's
+  { method: 'GET', path: v1('/instances/:instanceId/log'), fresh: instance, expect: ownerOrAdmin(200) },
+  { method: 'POST', path: v1('/instances/:instanceId/log'), body: () => ({ name: 'general', publish: 1 }), fresh: instance, expect: ownerOrAdmin(200) },
+  // what was published of a log, read back (Coffer's extension): the same rule
+  { method: 'GET', path: v1('/instances/:instanceId/log/:name'), fresh: async () => ({ ...(await instance()), name: 'general' }), expect: ownerOrAdmin(200) },
   { method: 'GET', path: v1('/instances/:instanceId/root'), fresh: instance, expect: ownerOrAdmin(200) },
   { method: 'POST', path: v1('/instances/:instanceId/root'), fresh: instance, expect: ownerOrAdmin(200) },
   { method: 'DELETE', path: v1('/instances/:instanceId/root'), fresh: instance, expect: ownerOrAdmin(204) },

@@ -47,6 +47,7 @@ const guestWrites = new Set([
   'startDb',
   'resize',
   'updateAccess',
+  'guestLogAction',
 ]);
 
 let h: Harness;
@@ -524,6 +525,23 @@ const targets = (): Target[] => [
     spec: obj({ replication: obj({ failover: leaf(['boolean'], true, { optional: true }), synchronous: leaf(['boolean'], false, { optional: true }) }, { strict: true }) }),
   },
   {
+    route: 'POST /v1.0/:tenantId/instances/:instanceId/log',
+    as: 'owner',
+    url: v1(`/instances/${pgId}/log`),
+    spec: obj(
+      {
+        name: str('general', { invalid: (v) => typeof v === 'string' && (v.length === 0 || v.length > 64) }),
+        ...Object.fromEntries(
+          ['enable', 'disable', 'publish', 'discard'].map((flag) => [
+            flag,
+            leaf(['integer', 'boolean'], 0, { optional: true, invalid: (v) => typeof v === 'number' && v !== 0 && v !== 1 }),
+          ]),
+        ),
+      },
+      { strict: true },
+    ),
+  },
+  {
     route: 'DELETE /v1.0/:tenantId/instances/:instanceId/backup_schedule',
     as: 'owner',
     url: v1(`/instances/${pgId}/backup_schedule`),
@@ -812,6 +830,8 @@ function engineStrings(call: GuestCall): { names: string[]; secrets: string[] } 
   const names: string[] = [];
   const secrets: string[] = [];
   const walk = (value: unknown, key: string) => {
+    // the storage container a log is published to is the deployment's, never the client's
+    if (key === 'container') return;
     if (typeof value === 'string') (key === 'password' ? secrets : names).push(value);
     else if (Array.isArray(value)) for (const v of value) walk(v, key);
     else if (value !== null && typeof value === 'object') for (const [k, v] of Object.entries(value)) walk(v, k);

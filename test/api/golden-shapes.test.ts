@@ -281,6 +281,27 @@ describe('Trove: instances', () => {
     assert.equal(changed.replication.failover, false);
   });
 
+  test("GET and POST /instances/{id}/log: Trove's log objects, with its \"None\" strings until something is stored", async () => {
+    const id = await activeInstance(member, 'golden-logs');
+    const log = z.strictObject({
+      name: z.string(),
+      type: z.enum(['USER', 'SYS']),
+      status: z.enum(['Disabled', 'Enabled', 'Unavailable', 'Ready', 'Published', 'Partial', 'Rotated', 'Restart Required']),
+      published: z.number().int(),
+      pending: z.number().int(),
+      container: z.string(),
+      prefix: z.string(),
+      metafile: z.string(),
+    });
+    const listed = golden('GET log', await get(member, trove(member, `/instances/${id}/log`)), 200, z.strictObject({ logs: z.array(log).length(1) }));
+    assert.deepEqual([listed.logs[0].name, listed.logs[0].container, listed.logs[0].prefix], ['general', 'None', 'None']);
+    const published = golden('POST log', await send(member, 'POST', trove(member, `/instances/${id}/log`), { name: 'general', publish: 1 }), 200, z.strictObject({ log }));
+    assert.deepEqual([published.log.status, published.log.container, published.log.prefix], ['Published', 'database_logs', `${id}/postgresql-general/`]);
+    const contents = z.strictObject({ contents: z.strictObject({ name: z.literal('general'), text: z.string(), next: z.number().int(), more: z.boolean() }) });
+    const read = golden('GET log contents', await get(member, trove(member, `/instances/${id}/log/general`)), 200, contents);
+    assert.deepEqual(read.contents, { name: 'general', text: '', next: 0, more: false });
+  });
+
   test('Coffer: POST /webhooks 202 (the secret this once), GET list and one without it, GET deliveries, DELETE 202', async () => {
     const created = golden('POST webhooks', await send(member, 'POST', trove(member, '/webhooks'), { webhook: { url: 'https://192.0.2.10/hook' } }), 202, one('webhook', shape.createdWebhook), ['webhook.secret']);
     const id = created.webhook.id as string;

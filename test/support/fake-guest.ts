@@ -1,4 +1,4 @@
-import { guestContract, type RpcHandlers } from '../../src/bus/index.js';
+import { guestContract, type GuestLogState, type RpcHandlers } from '../../src/bus/index.js';
 import { CofferError, noEngineCapabilities } from '../../src/common/index.js';
 
 // A guest that answers the lifecycle calls with nothing and every administrative call with
@@ -9,6 +9,11 @@ type GuestHandlers = RpcHandlers<typeof guestContract>;
 const unsupported = async (): Promise<never> => {
   throw new CofferError('OperationNotSupported', 'Operation not supported by this fake guest.');
 };
+
+/** a log as a guest answers it: nothing published yet */
+function fakeLog(name: string, type: GuestLogState['type'], status: GuestLogState['status']): GuestLogState {
+  return { name, type, status, published: 0, pending: 0, stored: false };
+}
 
 export function fakeGuestHandlers(overrides: Partial<GuestHandlers> = {}): GuestHandlers {
   const noop = async () => ({});
@@ -46,6 +51,13 @@ export function fakeGuestHandlers(overrides: Partial<GuestHandlers> = {}): Guest
     fenceSource: unsupported,
     followSource: unsupported,
     setSynchronous: unsupported,
+    guestLogs: async () => ({ logs: [fakeLog('error', 'SYS', 'Ready'), fakeLog('general', 'USER', 'Disabled')] }),
+    guestLogAction: async ({ name, enable, publish }) => {
+      if (name !== 'general' && name !== 'error') throw new CofferError('BadRequest', `No log ${name} on this fake guest.`);
+      const type = name === 'general' ? 'USER' : 'SYS';
+      if (publish === true) return { log: { ...fakeLog(name, type, 'Published'), published: 10, stored: true } };
+      return { log: fakeLog(name, type, enable === true ? 'Enabled' : type === 'USER' ? 'Disabled' : 'Ready') };
+    },
     ...overrides,
   };
 }

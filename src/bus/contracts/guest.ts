@@ -158,6 +158,35 @@ export const prepareInput = z.object({
 });
 export type PrepareInput = z.infer<typeof prepareInput>;
 
+/** Trove's guest log statuses (its enum names with `_` as a space) */
+export const guestLogStatuses = ['Disabled', 'Enabled', 'Unavailable', 'Ready', 'Published', 'Partial', 'Rotated', 'Restart Required'] as const;
+
+/**
+ * One of the engine's logs as its guest sees it (guest-logs.ts): `published` the bytes stored
+ * since the last discard, `pending` those written since the last publish, `stored` whether any
+ * object of it is in the storage now.
+ */
+export const guestLogState = z.object({
+  name: z.string(),
+  type: z.enum(['USER', 'SYS']),
+  status: z.enum(guestLogStatuses),
+  published: z.number().int().nonnegative(),
+  pending: z.number().int().nonnegative(),
+  stored: z.boolean(),
+});
+export type GuestLogState = z.infer<typeof guestLogState>;
+
+export const guestLogActionInput = z.object({
+  name: z.string(),
+  enable: z.boolean().optional(),
+  disable: z.boolean().optional(),
+  publish: z.boolean().optional(),
+  discard: z.boolean().optional(),
+  /** the storage container log objects go to (the deployment's) */
+  container: z.string(),
+});
+export type GuestLogActionInput = z.infer<typeof guestLogActionInput>;
+
 const low = 15_000;
 const high = 180_000;
 const none = z.object({});
@@ -191,7 +220,8 @@ export type DataCheckState = z.infer<typeof dataCheckState>;
 // 1.6: checkData (backup verification)
 // 1.7: resizeVolume (the guest holds the engine to its volume size)
 // 1.8: replication (prepare's replicaOf, addReplica, removeReplica, detachReplica, getReplicationStatus)
-// 1.9: switchover and failover (fenceSource, followSource, setSynchronous, positions in getReplicationStatus)
+// 1.9: switchover and failover (fenceSource, followSource, setSynchronous, positions in getReplicationStatus);
+//      guest logs (guestLogs, guestLogAction)
 export const guestContract = defineService('guest', '1.9', {
   /** initialise, configure and start the engine, then create databases and users; heartbeats report progress */
   prepare: cast(prepareInput),
@@ -296,6 +326,16 @@ export const guestContract = defineService('guest', '1.9', {
   followSource: call(z.object({ grant: replicationGrant }), none, high),
   /** On a source: whether commits wait for one replica to hold them (engine.ts setSynchronous). */
   setSynchronous: call(z.object({ synchronous: z.boolean() }), none, high),
+
+  /** since 1.9: the engine's logs (Trove's guest_log_list) */
+  guestLogs: call(none, z.object({ logs: z.array(guestLogState) }), high),
+  /**
+   * since 1.9 (Trove's guest_log_action): turns a tenant's log on or off, stores what it gained
+   * since the last publish under `<instance id>/<manager>-<log>/` in `container`, or removes what
+   * was stored; answers the log after. BadRequest for a log the engine lacks, for turning a SYS log
+   * on or off, for enable with disable; NotImplemented on a host without a backup storage.
+   */
+  guestLogAction: call(guestLogActionInput, z.object({ log: guestLogState }), high),
 });
 
 export function guestTopic(instanceId: string): string {

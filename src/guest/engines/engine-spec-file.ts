@@ -36,6 +36,8 @@ export const engineSpec = z.object({
   access: accessSpec,
   overrides: configurationValues,
   replication: replicationSpec.optional(),
+  /** the tenant's logs turned on through the log API (guest-logs.ts), by log name */
+  logs: z.record(z.string(), z.boolean()).optional(),
 });
 export type EngineSpec = z.infer<typeof engineSpec>;
 

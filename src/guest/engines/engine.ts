@@ -393,6 +393,18 @@ export interface ReplicationAdmin {
 }
 
 /**
+ * The logs a tenant turns on and off (Trove's USER logs): saved in the engine spec, so that a
+ * restart, resize or configuration change keeps them; applied to the running engine at once.
+ */
+export interface LogControl {
+  readonly userLogs: readonly string[];
+  /** the user logs that are on, as saved */
+  enabled(): Promise<ReadonlySet<string>>;
+  /** turns `name` (one of userLogs) on or off, live and in the saved spec */
+  setEnabled(name: string, on: boolean): Promise<void>;
+}
+
+/**
  * The part of a driver every engine has: the engine process and its files. Every method is
  * idempotent.
  */
@@ -433,6 +445,8 @@ export interface EngineLifecycle {
   installTls(material: TlsMaterial): Promise<void>;
   /** the engine's log files by log name (e.g. `general`), absolute paths inside the instance directory */
   logFiles(): Record<string, string>;
+  /** absent: the engine has no log a tenant turns on or off (each of its logFiles is a SYS log) */
+  readonly logs?: LogControl;
   /**
    * Puts the running engine in (or out of) the read-only mode a full volume calls for: tenants'
    * writes are refused with the engine's own error while reads go on. Idempotent; a restart may

@@ -5,6 +5,7 @@ import { CofferError } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
 import type {
+  LogControl,
   EngineContext,
   EngineHealth,
   EngineLifecycle,
@@ -50,6 +51,9 @@ import { mysqlTlsOptions, reloadTls, setRequireSecureTransport } from './tls.js'
 // files handed to it.
 
 export const standardPort = 3306;
+
+/** the logs a tenant turns on through the log API, and the server variable that does it */
+const mysqlLogVariables: Readonly<Record<string, string>> = { general: 'general_log', slow_query: 'slow_query_log' };
 
 const initTimeoutMs = 180_000;
 const startTimeoutMs = 180_000;
@@ -158,11 +162,35 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
   }
 
   private settings(spec: EngineSpec): Settings {
-    return withOverrides(
+    const settings = withOverrides(
       cofferSettings(spec.memoryMb, (memory) => this.flavor.extraSettings(memory)),
       spec.overrides,
     );
+    // a log the tenant turned on through the log API stays on whatever the group says
+    const turnedOn = Object.entries(mysqlLogVariables).filter(([name]) => spec.logs?.[name] === true);
+    return turnedOn.length === 0 ? settings : new Map([...settings, ...turnedOn.map(([, variable]) => [variable, true] as const)]);
   }
+
+  readonly logs: LogControl = {
+    userLogs: Object.keys(mysqlLogVariables),
+    enabled: async () => {
+      const spec = await this.spec();
+      return new Set(Object.keys(mysqlLogVariables).filter((name) => spec.logs?.[name] === true));
+    },
+    setEnabled: async (name, on) => {
+      const variable = mysqlLogVariables[name];
+      if (variable === undefined) throw new CofferError('BadRequest', `${this.flavor.title} has no log ${name} to turn on or off.`);
+      const spec = await this.spec();
+      const next: EngineSpec = { ...spec, logs: { ...spec.logs, [name]: on } };
+      await this.writeEngineFile(this.paths.configFile, await this.renderConf(next));
+      // the file has it for the next start; a running server takes it at once (both are dynamic)
+      if ((await this.processId()) !== undefined) {
+        const value = this.settings(next).get(variable) === true ? 'ON' : 'OFF';
+        await this.admin.run((connection) => connection.query(`SET GLOBAL ${variable} = ${value}`));
+      }
+      await writeEngineSpec(this.context.placement.dir, next);
+    },
+  };
 
   private async serverTools(): Promise<ServerTools> {
     if (this.tools !== undefined) return this.tools;

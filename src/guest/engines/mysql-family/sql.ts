@@ -26,8 +26,11 @@ const maxDatabaseName = 64;
  * The guest's session whatever a configuration group (or a tenant's root) sets globally: a
  * sql_mode with no NO_BACKSLASH_ESCAPES or ANSI_QUOTES, which would change how quoting works,
  * and autocommit, without which the guest's own writes would be rolled back when it disconnects.
+ * Out of the general and slow-query logs, which the tenant may turn on and read (guest logs):
+ * its account statements and its health check's SELECT 1 every few seconds are not the tenant's.
  */
-export const adminSessionSettings = "SET SESSION sql_mode = 'STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION', autocommit = 1";
+export const adminSessionSettings =
+  "SET SESSION sql_mode = 'STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION', autocommit = 1, sql_log_off = 1, long_query_time = 31536000";
 
 /** One identifier, dots included (escapeId alone would read `a.b` as database a, table b). */
 export function quoteId(name: string): string {

@@ -142,6 +142,8 @@ export const adminSessionOptions = [
   'idle_in_transaction_session_timeout=0',
   'log_statement=none',
   'log_min_duration_statement=-1',
+  // an error would otherwise write the statement that failed (an ALTER ROLE ... PASSWORD) into the log
+  'log_min_error_statement=panic',
 ]
   .map((setting) => `-c ${setting}`)
   .join(' ');

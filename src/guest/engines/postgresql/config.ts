@@ -69,6 +69,8 @@ export interface ServerConfigInput {
   standbyOf?: StandbySource;
   /** a source whose commits wait for one of these replicas (their application names, i.e. slot names) */
   synchronousStandbys?: readonly string[];
+  /** the tenant turned its general log on (log API): every statement is logged */
+  logStatements?: boolean;
 }
 
 /** Where a replica streams from: the password is in `passfile`, never in the configuration. */
@@ -185,6 +187,7 @@ function settings(input: ServerConfigInput): RenderedSettings {
     ['log_destination', 'stderr'],
     ['logging_collector', false],
     ['log_line_prefix', '%m [%p] %q%u@%d '],
+    ...(input.logStatements === true ? ([['log_statement', 'all']] as [string, ConfigurationValue][]) : []),
     ['datestyle', 'iso, mdy'],
     ['timezone', 'UTC'],
     ['log_timezone', 'UTC'],

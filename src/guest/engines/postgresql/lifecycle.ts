@@ -11,6 +11,7 @@ import type {
   EngineContext,
   EngineHealth,
   EngineLifecycle,
+  LogControl,
   PointInTimeSource,
   PrepareProgress,
   PrepareTimings,
@@ -465,6 +466,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
       ...(this.archivesWal() ? { walSpoolDir: this.paths.walSpool } : {}),
       ...standbySourceOf(spec.replication, this.paths.replicationPassfile),
       ...synchronousStandbysOf(spec.replication),
+      logStatements: spec.logs?.general === true,
     };
   }
 
@@ -509,6 +511,17 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
   logFiles(): Record<string, string> {
     return { general: this.paths.logFile };
   }
+
+  /** the general log is the server's own, with every statement in it while it is on (log_statement, reloaded) */
+  readonly logs: LogControl = {
+    userLogs: ['general'],
+    enabled: async () => new Set((await this.readSpec()).logs?.general === true ? ['general'] : []),
+    setEnabled: async (name, on) => {
+      if (name !== 'general') throw new CofferError('BadRequest', `PostgreSQL has no log ${name} to turn on or off.`);
+      const spec = await this.readSpec();
+      await this.applySpec({ ...spec, logs: { ...spec.logs, general: on } });
+    },
+  };
 
   /**
    * default_transaction_read_only through ALTER SYSTEM (postgresql.auto.conf, which the rendered
