@@ -220,8 +220,12 @@ async function failOver({ engine, name, synchronous, loss }: Scenario): Promise<
   }
   const writer = await clientOf(engine, primary);
   const acked: number[] = [];
-  const refused = writeUntilRefused(writer, acked, 1);
-  while (acked.length < 200) await sleep(20);
+  let stopped: number | undefined;
+  const refused = writeUntilRefused(writer, acked, 1).then((at) => (stopped = at));
+  while (acked.length < 200) {
+    assert.equal(stopped, undefined, `the primary refused a write before the cut, after ${acked.length}: ${await writer.write(-2).catch((err: unknown) => String(err))}`);
+    await sleep(20);
+  }
 
   const at = cluster.placement(primary);
   const cutAt = Date.now();
@@ -289,11 +293,13 @@ async function failOver({ engine, name, synchronous, loss }: Scenario): Promise<
   return promotedId;
 }
 
-test('PostgreSQL: the primary’s host cut off the network: a replica takes writes within seconds, the old primary never does, and back on the network it rejoins as a replica', async () => {
+const timeout = { timeout: 10 * 60_000 };
+
+test('PostgreSQL: the primary’s host cut off the network: a replica takes writes within seconds, the old primary never does, and back on the network it rejoins as a replica', timeout, async () => {
   await failOver({ engine: 'postgresql', name: 'fo-pg', synchronous: false, loss: 'link' });
 });
 
-test('PostgreSQL, synchronous: the primary’s agent and engine killed, no acknowledged commit is lost; the agent back, the old primary rejoins; left without replicas, the primary stops waiting for one', async () => {
+test('PostgreSQL, synchronous: the primary’s agent and engine killed, no acknowledged commit is lost; the agent back, the old primary rejoins; left without replicas, the primary stops waiting for one', timeout, async () => {
   const promotedId = await failOver({ engine: 'postgresql', name: 'fo-pgs', synchronous: true, loss: 'host' });
   const promoted = await show(promotedId);
   const replication = await request<any>('GET', trove(session, `/instances/${promotedId}/replication`), { token: session.token });
@@ -310,10 +316,10 @@ test('PostgreSQL, synchronous: the primary’s agent and engine killed, no ackno
   await client.close();
 });
 
-test('MariaDB, semi-synchronous: the primary’s host cut off the network, no acknowledged commit is lost, the old primary never takes a write again', async () => {
+test('MariaDB, semi-synchronous: the primary’s host cut off the network, no acknowledged commit is lost, the old primary never takes a write again', timeout, async () => {
   await failOver({ engine: 'mariadb', name: 'fo-my', synchronous: true, loss: 'link' });
 });
 
-test('Redis: the primary’s agent and engine killed, a replica takes writes within seconds; the agent back, the old primary rejoins', async () => {
+test('Redis: the primary’s agent and engine killed, a replica takes writes within seconds; the agent back, the old primary rejoins', timeout, async () => {
   await failOver({ engine: 'redis', name: 'fo-rd', synchronous: false, loss: 'host' });
 });

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { CertificateAuthority, LocalProcessRunner } from '../../src/agent/index.js';
+import { silentLogger } from '../../src/common/index.js';
 import { adminSession } from '../e2e/instance-lifecycle.js';
 import type { Session } from './api-client.js';
 import { startRole, type RoleProcess } from './coffer-process.js';
@@ -77,9 +79,15 @@ export async function startMultiHostCluster(options: { computeHosts: number; api
     await start(['api', '--host', control.address, '--port', String(options.apiPort), '--data-dir', join(dataDir.path, 'api')], control, /api listening/);
     // short: instances keep their engine's Unix socket below it
     const agentDir = (i: number) => join(dataDir.path, `h${i + 1}`);
+    // one CA for the deployment, as an operator gives every host (--ca-cert-file): a replica checks
+    // its primary's certificate on another host against it
+    const caDir = join(dataDir.path, 'ca');
+    await mkdir(caDir);
+    await CertificateAuthority.open({ dir: caDir, runner: new LocalProcessRunner(undefined), logger: silentLogger() });
+    const ca = ['--ca-cert-file', join(caDir, 'ca.crt'), '--ca-key-file', join(caDir, 'ca.key')];
     const startAgent = (i: number) => {
       const host = computes[i]!;
-      return start(['agent', '--data-dir', agentDir(i), '--agent-host', host.netns, '--host-address', host.address], host, /agent running/);
+      return start(['agent', '--data-dir', agentDir(i), '--agent-host', host.netns, '--host-address', host.address, ...ca], host, /agent running/);
     };
     for (const i of computes.keys()) {
       await mkdir(agentDir(i));
