@@ -42,6 +42,16 @@ function withReplicas(r: Selectable<InstancesTable> & { replica_ids: string | nu
   return r.replica_ids === null || r.replica_ids === '' ? row : { ...row, replicaIds: r.replica_ids.split(',').sort() };
 }
 
+/** A live primary that holds a lease: failover on, not a replica, not fenced by a failover. */
+function leaseHolder(eb: ExpressionBuilder<Database, 'instances'>) {
+  return eb.and([eb('deleted', '=', false), eb('failover', '=', true), eb('replica_of_id', 'is', null), eb('fenced_at', 'is', null)]);
+}
+
+/** Such a primary at rest whose lease was last renewed before `renewedBefore`: one to fail over. */
+function lapsedBefore(renewedBefore: Date) {
+  return (eb: ExpressionBuilder<Database, 'instances'>) => eb.and([leaseHolder(eb), eb('task_status', '=', 'NONE'), eb('lease_renewed_at', '<', renewedBefore)]);
+}
+
 export function instanceFromRow(r: Selectable<InstancesTable>): InstanceRow {
   return {
     id: r.id,
@@ -199,10 +209,7 @@ export class SqlInstanceRepository implements InstanceRepository {
       .updateTable('instances')
       .set({ lease_renewed_at: now })
       .where('id', '=', id)
-      .where('deleted', '=', false)
-      .where('failover', '=', true)
-      .where('replica_of_id', 'is', null)
-      .where('fenced_at', 'is', null)
+      .where(leaseHolder)
       .executeTakeFirst();
     return result.numUpdatedRows > 0n;
   }
@@ -212,12 +219,7 @@ export class SqlInstanceRepository implements InstanceRepository {
       .updateTable('instances')
       .set({ ...toColumns(patch), updated_at: new Date() })
       .where('id', '=', id)
-      .where('deleted', '=', false)
-      .where('failover', '=', true)
-      .where('replica_of_id', 'is', null)
-      .where('fenced_at', 'is', null)
-      .where('task_status', '=', 'NONE')
-      .where('lease_renewed_at', '<', renewedBefore)
+      .where(lapsedBefore(renewedBefore))
       .executeTakeFirst();
     return result.numUpdatedRows > 0n;
   }
@@ -227,12 +229,7 @@ export class SqlInstanceRepository implements InstanceRepository {
       .selectFrom('instances')
       .selectAll('instances')
       .select(replicaIdsColumn(this.ctx))
-      .where('deleted', '=', false)
-      .where('failover', '=', true)
-      .where('replica_of_id', 'is', null)
-      .where('fenced_at', 'is', null)
-      .where('task_status', '=', 'NONE')
-      .where('lease_renewed_at', '<', renewedBefore)
+      .where(lapsedBefore(renewedBefore))
       .execute();
     return rows.map(withReplicas);
   }
