@@ -12,6 +12,11 @@ export interface PrimaryLeaseTimes {
   renewMs: number;
   ttlMs: number;
   failoverAfterMs: number;
+  /**
+   * the longest lease a guest may ask for once when its agent stops for a restart (an upgrade):
+   * the engine runs on, and no failover happens, while the agent comes back within it
+   */
+  restartHoldMs: number;
 }
 
-export const primaryLeaseTimes: PrimaryLeaseTimes = { renewMs: 1_000, ttlMs: 4_000, failoverAfterMs: 5_500 };
+export const primaryLeaseTimes: PrimaryLeaseTimes = { renewMs: 1_000, ttlMs: 4_000, failoverAfterMs: 5_500, restartHoldMs: 30_000 };

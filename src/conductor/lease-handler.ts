@@ -12,11 +12,14 @@ type LeaseAnswer = z.output<typeof conductorContract.methods.renewLease.output>;
  * no lease; one a failover replaces must stay down.
  */
 export function leaseHandler(store: StateStore, logger: Logger, times: PrimaryLeaseTimes) {
-  return async ({ instanceId }: { instanceId: string }): Promise<LeaseAnswer> => {
-    if (await store.instances.renewLease(instanceId, new Date())) {
+  return async ({ instanceId, holdMs }: { instanceId: string; holdMs?: number | undefined }): Promise<LeaseAnswer> => {
+    // A longer hold is recorded as a renewal in the future, so the failover watch's arithmetic
+    // (a failover once the last renewal is failoverAfterMs old) holds for it unchanged.
+    const ttlMs = Math.min(Math.max(holdMs ?? times.ttlMs, times.ttlMs), times.restartHoldMs);
+    if (await store.instances.renewLease(instanceId, new Date(Date.now() + ttlMs - times.ttlMs))) {
       const instance = await store.instances.get(instanceId);
       // renewed a primary whose last replica just went: held all the same, it ends at the next ask
-      if ((instance?.replicaIds?.length ?? 0) > 0) return { lease: 'held', ttlMs: times.ttlMs };
+      if ((instance?.replicaIds?.length ?? 0) > 0) return { lease: 'held', ttlMs };
       return { lease: 'none' };
     }
     const instance = await store.instances.get(instanceId);

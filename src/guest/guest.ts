@@ -923,11 +923,17 @@ class GuestAgent implements Guest {
     return {};
   }
 
+  /** the agent stops (for a restart, an upgrade): the engine runs on */
   async close(): Promise<void> {
+    return this.shutDown(true);
+  }
+
+  private async shutDown(restarting: boolean): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
     clearInterval(this.logTrim);
+    if (restarting) await this.lease?.holdForRestart();
     await this.lease?.close();
     await this.walShipper?.stop();
     this.backupAbort.abort(new CofferError('EngineError', 'The guest stopped (its host is shutting down).'));
@@ -938,7 +944,7 @@ class GuestAgent implements Guest {
   }
 
   async destroy(): Promise<void> {
-    await this.close();
+    await this.shutDown(false);
     await this.lease?.destroy();
     await this.engine.stop();
   }

@@ -20,13 +20,13 @@ const graceMs = 800;
 const fileName = 'primary-lease';
 
 const script = `
-f="$1"; grace="$2"
+f="$1"; grace="$2"; killed=""
 while [ -f "$f" ]; do
   read deadline pid < "$f" || exit 0
   now=$(date +%s%3N)
-  if [ -n "$pid" ] && [ "$pid" -gt 1 ] && [ "$now" -gt $((deadline + grace)) ]; then
+  if [ "$deadline $pid" != "$killed" ] && [ -n "$pid" ] && [ "$pid" -gt 1 ] && [ "$now" -gt $((deadline + grace)) ]; then
     kill -STOP "$pid" 2>/dev/null; pkill -KILL -P "$pid" 2>/dev/null; kill -KILL -- "-$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null
-    printf '%s 0\\n' "$deadline" > "$f.tmp" && mv "$f.tmp" "$f"
+    killed="$deadline $pid"
   fi
   sleep 0.2
 done

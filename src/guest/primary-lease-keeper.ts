@@ -73,6 +73,27 @@ export class PrimaryLeaseKeeper {
     return this.ticking;
   }
 
+  /**
+   * The agent stops for a restart: a held lease is stretched once, to restartHoldMs, so that the
+   * engine runs on and nothing fails over while the agent comes back; the watchdog guards the
+   * new deadline. Unanswered, the lease ends as it would have.
+   */
+  async holdForRestart(): Promise<void> {
+    await this.ticking;
+    if (this.state !== 'held' || this.closed) return;
+    const { conductor, instanceId, times, logger } = this.options;
+    const sentAt = performance.now();
+    try {
+      const answer = await conductor.renewLease({ instanceId, holdMs: times.restartHoldMs }, { requestId: `lease-${randomUUID()}`, instanceId });
+      if (answer.lease !== 'held') return;
+      this.deadline = sentAt + answer.ttlMs;
+      await this.options.watchdog?.arm(Date.now() + (this.deadline - performance.now()), await this.options.enginePid());
+      logger.info({ holdMs: answer.ttlMs }, 'primary lease held through the agent restart');
+    } catch (err) {
+      logger.warn({ err: { message: (err as Error).message } }, 'primary lease not stretched for the restart');
+    }
+  }
+
   /** the guest stops (its agent does): the watchdog stays, and guards the engine until a guest renews again */
   async close(): Promise<void> {
     this.closed = true;

@@ -104,7 +104,7 @@ test('a MariaDB read replica: created from its primary, replicating by GTID, rea
   assert.deepEqual((await query(detached, 'SELECT COUNT(*) AS n FROM notes')).map((r) => Number(r.n)), [3]);
   assert.deepEqual((await query(primary, 'SELECT COUNT(*) AS n FROM notes')).map((r) => Number(r.n)), [2]);
   assert.equal((await call('GET', `/instances/${primary.id}`)).body.instance.replicas, undefined);
-  assert.deepEqual((await call('GET', `/instances/${primary.id}/replication`)).body.replication, { role: 'standalone' });
+  assert.deepEqual((await call('GET', `/instances/${primary.id}/replication`)).body.replication, { role: 'standalone', failover: true, synchronous: false });
 
   await deleteAndVerifyGone(session, replica.id, run.dataDir.path);
   await deleteAndVerifyGone(session, primary.id, run.dataDir.path);

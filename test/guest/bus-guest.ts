@@ -40,7 +40,7 @@ export async function startBusGuest(
   options: Pick<GuestOptions, 'instance' | 'engine' | 'runner' | 'desiredState'> &
     Partial<Pick<GuestOptions, 'certificates' | 'warm' | 'backups' | 'walShipIntervalMs' | 'leaseTimes'>> & {
       /** what the conductor answers the guest's lease renewals (default: no lease needed); throwing: no answer */
-      renewLease?: () => Promise<LeaseAnswer>;
+      renewLease?: (request: { holdMs?: number | undefined }) => Promise<LeaseAnswer>;
     },
 ): Promise<BusGuest> {
   const { renewLease, ...guestOptions } = options;
@@ -63,7 +63,7 @@ export async function startBusGuest(
     walArchived: async ({ through }) => {
       walArchived.push(through);
     },
-    renewLease: renewLease ?? (async () => ({ lease: 'none' as const })),
+    renewLease: async ({ holdMs }) => (renewLease === undefined ? { lease: 'none' as const } : renewLease({ holdMs })),
   });
   const closeBus = async () => {
     await conductor.close();

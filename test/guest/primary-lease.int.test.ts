@@ -26,8 +26,9 @@ describe('primary lease', () => {
   let bus: BusGuest;
   const address = `127.94.${randomInt(0, 256)}.${randomInt(2, 254)}`;
   const ttlMs = 1_500;
-  let answer: () => Promise<Answer> = async () => ({ lease: 'held', ttlMs });
+  let answer: (request: { holdMs?: number | undefined }) => Promise<Answer> = async () => ({ lease: 'held', ttlMs });
   const asks: number[] = [];
+  const holdMs = 3_000;
 
   before(async () => {
     root = await tempDataDir('coffer-pl-');
@@ -41,10 +42,10 @@ describe('primary lease', () => {
       engine: { manager: 'redis', binary: discovery.binaries[0] },
       runner,
       desiredState: 'running',
-      leaseTimes: { renewMs: 200, ttlMs, failoverAfterMs: ttlMs + 1_000 },
-      renewLease: async () => {
+      leaseTimes: { renewMs: 200, ttlMs, failoverAfterMs: ttlMs + 1_000, restartHoldMs: holdMs },
+      renewLease: async (request) => {
         asks.push(Date.now());
-        return answer();
+        return answer(request);
       },
     });
     await bus.rpc.prepare({ memoryMb: 256, databases: [], users: [{ name: 'app', password: 'App-pass-1', databases: [] }], adminPassword: 'Adm1n-lease-test', access: null, generation: 1 });
@@ -113,20 +114,28 @@ describe('primary lease', () => {
     await until('engine serving again', serving, 30_000);
   });
 
-  it('its watchdog kills the engine once the lease runs out with the guest gone (an agent that crashed), and ends once no lease is needed', async () => {
-    answer = async () => ({ lease: 'held', ttlMs });
+  it('stopping for a restart, the guest holds its lease longer; its watchdog kills the engine once that runs out with no guest back (an agent that never returns), and ends once no lease is needed', async () => {
+    const holds: number[] = [];
+    answer = async (request) => {
+      if (request.holdMs !== undefined) holds.push(request.holdMs);
+      return { lease: 'held', ttlMs: request.holdMs ?? ttlMs };
+    };
     // a second replica: the guest asks at once (failover turned on again is noticed on its slower look)
     await bus.rpc.addReplica({ replicaId: 'lease-replica-2', address: '127.94.0.2' });
     await until('engine serving', serving, 30_000);
     const watchdogPid = Number((await readFile(join(dir, 'primary-lease.watchdog'), 'utf8')).trim());
     assert.match(await readFile(`/proc/${watchdogPid}/cmdline`, 'utf8'), /coffer-lease-watchdog/);
-    // the guest goes (its agent crashed): nobody renews, the engine runs on, until the watchdog
+    // the guest goes (its agent stops for a restart that never comes back): nobody renews
     await bus.guest.close();
     const gone = Date.now();
+    assert.deepEqual(holds, [holdMs], 'the guest asked once for the restart hold');
+    // past the usual lease the engine still serves: the restart hold covers it
+    await new Promise((resolve) => setTimeout(resolve, ttlMs + 1_000));
+    assert.equal(await serving(), true, 'the engine runs on through the hold');
     await until('engine killed', async () => !(await serving()), 10_000);
     const killedAfter = Date.now() - gone;
-    // the last grant was at most one renewal before; then the deadline and the watchdog's grace
-    assert.ok(killedAfter <= ttlMs + 800 + 1_000, `killed ${killedAfter} ms after the guest went`);
+    // the hold, then the watchdog's grace
+    assert.ok(killedAfter >= holdMs && killedAfter <= holdMs + 800 + 1_000, `killed ${killedAfter} ms after the guest went`);
     // no lease file, no watchdog
     await rm(join(dir, 'primary-lease'));
     await until('watchdog ended', async () => (await readFile(`/proc/${watchdogPid}/cmdline`, 'utf8').catch(() => '')) === '', 5_000);

@@ -16,7 +16,7 @@ import { makeDataDir } from '../support/temp-dir.js';
 // the claim (its guest is refused from then on), and rejoins it once its host's agent reports
 // again.
 
-const times: PrimaryLeaseTimes = { renewMs: 100, ttlMs: 400, failoverAfterMs: 600 };
+const times: PrimaryLeaseTimes = { renewMs: 100, ttlMs: 400, failoverAfterMs: 600, restartHoldMs: 5_000 };
 
 let dir: Awaited<ReturnType<typeof makeDataDir>>;
 let store: StateStore;
@@ -74,6 +74,11 @@ test('the conductor renews a primary’s lease only while it has replicas, failo
   assert.ok(((await store.instances.get(primaryId))?.leaseRenewedAt?.getTime() ?? 0) >= before - 1, 'the renewal is recorded');
   // a replica that still thinks itself a source (a switchover's old primary) must stay down
   assert.deepEqual(await ask(replicaId), { lease: 'fenced' });
+  // an agent stopping for a restart holds the lease longer, up to the conductor's cap, recorded ahead
+  const held = await client.renewLease({ instanceId: primaryId, holdMs: 60_000 }, { requestId: `req-${uid()}`, instanceId: primaryId });
+  assert.deepEqual(held, { lease: 'held', ttlMs: times.restartHoldMs });
+  const ahead = (await store.instances.get(primaryId))!.leaseRenewedAt!.getTime() - Date.now();
+  assert.ok(ahead > times.restartHoldMs - times.ttlMs - 1_000, `the renewal is recorded ${ahead} ms ahead`);
 
   await store.instances.update(primaryId, { failover: false });
   assert.deepEqual(await ask(primaryId), { lease: 'none' });

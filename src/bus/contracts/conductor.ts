@@ -137,9 +137,11 @@ export const conductorContract = defineService('conductor', '1.6', {
    * A primary with replicas renews its lease (common/primary-lease.ts): `held` for `ttlMs`
    * counted from when the guest sent the request; `none` when it needs none (failover off, no
    * replicas, gone); `fenced` when a failover replaces or replaced it: its engine must not run.
+   * `holdMs`: a longer lease asked for once by a guest whose agent is stopping for a restart
+   * (capped by the conductor), so a restart that takes a few seconds fails nothing over.
    */
   renewLease: call(
-    z.object({ instanceId: z.string() }),
+    z.object({ instanceId: z.string(), holdMs: z.number().int().positive().optional() }),
     z.discriminatedUnion('lease', [
       z.object({ lease: z.literal('held'), ttlMs: z.number().int().positive() }),
       z.object({ lease: z.literal('none') }),
