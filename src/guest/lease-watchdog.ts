@@ -16,7 +16,7 @@ import type { Logger } from '../common/index.js';
 // instance needs no lease any more.
 
 /** after the deadline, the guest's own stop goes first; the control plane fails over later still */
-const graceMs = 800;
+const graceMs = 300;
 const fileName = 'primary-lease';
 
 const script = `

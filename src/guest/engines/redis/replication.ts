@@ -196,8 +196,12 @@ export class RedisReplicationAdmin implements ReplicationAdmin {
     const fields = await this.admin(replicationInfo);
     const position = replicationPosition(fields);
     if (replication.role === 'replica') {
-      // users changed on the primary since the last copy come along now (as at each health check)
-      await syncReplicaUsers(this.host).catch((err: unknown) => this.host.logger.warn({ err }, "could not copy the primary's users"));
+      // Users changed on the primary since the last copy come along now (as at each health
+      // check), but only while the link is up: a failover asks a lost primary's replicas for
+      // their status, and must not wait on a connection to a host that is gone.
+      if (fields.get('master_link_status') === 'up') {
+        await syncReplicaUsers(this.host).catch((err: unknown) => this.host.logger.warn({ err }, "could not copy the primary's users"));
+      }
       // a replica cannot know its primary's offset: how far it trails is reported by its primary
       return {
         role: 'replica',
