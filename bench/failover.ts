@@ -19,7 +19,7 @@
 // new one. The next run cuts the new primary's host. A run with no failover within 60 s is
 // counted as failed and reported.
 //
-// Raw: the floor without detection or fencing, by hand, as the engine user, on loopback
+// Raw: the floor without detection or fencing, by hand, as `nobody`, on loopback
 // addresses of --subnet: a primary and a standby (PostgreSQL: initdb, pg_basebackup -R; Redis:
 // redis-server --replicaof; MariaDB: two mariadb-install-db and a GTID replica), a writer on the
 // primary, every process of the primary killed (SIGKILL, as a host dying), the standby promoted
