@@ -42,7 +42,11 @@ export async function startMultiHostCluster(options: { computeHosts: number; api
   let rabbit: RabbitmqNode | undefined;
   const dataDir = await makeDataDir(options.prefix);
   const stop = async () => {
-    for (const role of roles.reverse()) await role.stop().catch(() => undefined);
+    // a role that does not stop within 20 s (an agent waiting on a host cut off) is killed
+    for (const role of roles.reverse()) {
+      const stopped = role.stop().then(() => true, () => true);
+      if (!(await Promise.race([stopped, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 20_000))]))) await role.kill().catch(() => undefined);
+    }
     // engines outlive their agent by design: what this test started goes with its namespaces
     await net.remove();
     await rabbit?.stop().catch(() => undefined);
@@ -65,6 +69,10 @@ export async function startMultiHostCluster(options: { computeHosts: number; api
       COFFER_BUS_KEY_FILE: busKeyFile,
       COFFER_ADMIN_PASSWORD: options.adminPassword,
       COFFER_LOG_LEVEL: 'info',
+      // a test may hold several groups of three at once
+      COFFER_MAX_INSTANCES_PER_TENANT: '-1',
+      COFFER_MAX_RAM_PER_TENANT: '-1',
+      COFFER_MAX_VOLUMES_PER_TENANT: '-1',
     };
     const start = async (args: string[], host: NetnsHost, ready: RegExp) => {
       const role = startRole(args, env, { host });
