@@ -195,9 +195,10 @@ export function promoteFlow(deps: ActionFlowDeps) {
       if (handle.signal.aborted) throw err;
       const message = `Promoting ${candidateId} failed: ${messageOf(err)}`;
       log.error({ err }, 'switchover failed');
-      // not promoted yet: the old primary takes writes again (a fenced engine is started again)
+      // not promoted yet: the old primary takes writes again (a fence, even one that failed half
+      // way, left its engine held stopped; starting a running one is a no-op)
       const current = await deps.store.instances.get(candidateId);
-      if (current?.replicaOfId === oldPrimaryId && position !== undefined) {
+      if (current?.replicaOfId === oldPrimaryId) {
         const source = guestOf(group, oldPrimaryId);
         await callGuest(deps, handle, `startDb on ${oldPrimaryId}`, log, () => source.guest.startDb({}, source.context)).catch((startErr: unknown) =>
           log.error({ err: startErr }, 'the fenced primary could not be started again'),
