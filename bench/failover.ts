@@ -35,6 +35,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { createConnection, type Connection, type RowDataPacket } from 'mysql2/promise';
 import pg from 'pg';
+import { primaryLeaseTimes } from '../src/common/index.js';
 import { login, request, trove, type Session } from '../test/support/api-client.js';
 import { startMultiHostCluster, type MultiHostCluster } from '../test/support/multi-host-cluster.js';
 import { makeDataDir } from '../test/support/temp-dir.js';
@@ -866,7 +867,7 @@ async function main(): Promise<void> {
     'Times from the cut. The writer\'s first error comes when the engine stops (its session cut) or, for a write left waiting, after its own 10 s timeout.',
     '"Missing": commits the old primary acknowledged that the new primary lacks. "Rejoined": from the link back until the rejoin event and the old primary ACTIVE/HEALTHY as a replica of the new one.',
     'Every agent is given the same CA (COFFER_CA_CERT_FILE/COFFER_CA_KEY_FILE), as a deployment over several hosts is.',
-    `The lease: the guest stops its engine 4 s after its last renewal; the taskmanager fails over 5.5 s after it.`,
+    `The lease: the guest stops its engine ${primaryLeaseTimes.ttlMs / 1000} s after its last renewal; the taskmanager fails over ${primaryLeaseTimes.failoverAfterMs / 1000} s after it.`,
     '',
   ];
   for (const name of engines) {
