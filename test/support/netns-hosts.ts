@@ -143,7 +143,12 @@ export async function createHostNetwork(count: number): Promise<HostNetwork> {
           relay.stdout!.once('data', () => resolve());
           relay.once('exit', (code) => reject(new Error(`the relay into ${ns} exited with ${code}`)));
         });
+        // the connections are tracked: closing the relay ends them (a client a test left open
+        // must not keep `remove` waiting)
+        const open = new Set<import('node:net').Socket>();
         const server = createServer((client) => {
+          open.add(client);
+          client.once('close', () => open.delete(client));
           const inner = connect(socketPath);
           client.pipe(inner).pipe(client);
           const end = () => {
@@ -156,7 +161,13 @@ export async function createHostNetwork(count: number): Promise<HostNetwork> {
           inner.on('close', end);
         });
         await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-        closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+        closers.push(
+          () =>
+            new Promise<void>((resolve) => {
+              server.close(() => resolve());
+              for (const socket of open) socket.destroy();
+            }),
+        );
         return (server.address() as AddressInfo).port;
       },
     };

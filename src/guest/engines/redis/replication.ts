@@ -197,11 +197,11 @@ export class RedisReplicationAdmin implements ReplicationAdmin {
     const position = replicationPosition(fields);
     if (replication.role === 'replica') {
       // Users changed on the primary since the last copy come along now (as at each health
-      // check), but only while the link is up: a failover asks a lost primary's replicas for
-      // their status, and must not wait on a connection to a host that is gone.
-      if (fields.get('master_link_status') === 'up') {
-        await syncReplicaUsers(this.host).catch((err: unknown) => this.host.logger.warn({ err }, "could not copy the primary's users"));
-      }
+      // check), waited for 1 s at most: a failover asks a lost primary's replicas for their
+      // status, and must not wait on a connection to a host that is gone (a cut link still reads
+      // "up" until the replication timeout). A copy that takes longer goes on by itself.
+      const copied = syncReplicaUsers(this.host).catch((err: unknown) => this.host.logger.warn({ err }, "could not copy the primary's users"));
+      await Promise.race([copied, new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
       // a replica cannot know its primary's offset: how far it trails is reported by its primary
       return {
         role: 'replica',
