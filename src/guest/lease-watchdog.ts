@@ -22,10 +22,13 @@ const fileName = 'primary-lease';
 const script = `
 f="$1"; grace="$2"; killed=""
 while [ -f "$f" ]; do
-  read deadline pid < "$f" || exit 0
+  read deadline pid started < "$f" || exit 0
   now=$(date +%s%3N)
   if [ "$deadline $pid" != "$killed" ] && [ -n "$pid" ] && [ "$pid" -gt 1 ] && [ "$now" -gt $((deadline + grace)) ]; then
-    kill -STOP "$pid" 2>/dev/null; pkill -KILL -P "$pid" 2>/dev/null; kill -KILL -- "-$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null
+    # the engine only: a pid reused since (another process, started later) is left alone
+    if [ "$(cut -d' ' -f22 "/proc/$pid/stat" 2>/dev/null)" = "$started" ]; then
+      kill -STOP "$pid" 2>/dev/null; pkill -KILL -P "$pid" 2>/dev/null; kill -KILL -- "-$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null
+    fi
     killed="$deadline $pid"
   fi
   sleep 0.2
@@ -45,8 +48,11 @@ export class LeaseWatchdog {
 
   /** the engine (`pid`, its process group with it) must not run past `deadline` (epoch ms) */
   async arm(deadline: number, pid: number | undefined): Promise<void> {
+    // the process's start time (clock ticks since boot) goes with its pid, so the watchdog, which
+    // runs as the host, never kills a process that took the pid over after the engine's died
+    const started = pid === undefined ? undefined : await startTime(pid);
     const temporary = `${this.file}.tmp`;
-    await writeFile(temporary, `${Math.round(deadline)} ${pid ?? 0}\n`, { mode: 0o600 });
+    await writeFile(temporary, `${Math.round(deadline)} ${started === undefined ? 0 : pid} ${started ?? 0}\n`, { mode: 0o600 });
     await rename(temporary, this.file);
     if (!this.started) await this.ensureRunning();
   }
@@ -90,6 +96,12 @@ export class LeaseWatchdog {
     this.started = true;
     this.logger.info({ pid: child.pid }, 'lease watchdog started');
   }
+}
+
+/** field 22 of /proc/<pid>/stat, read past the command name (which may hold spaces) */
+async function startTime(pid: number): Promise<string | undefined> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
 }
 
 async function isWatchdog(pid: number, file: string): Promise<boolean> {
