@@ -33,6 +33,7 @@ import type {
   PrepareStep,
   PrepareTimings,
   ReplicationAdmin,
+  ReplicaSeed,
   RestoreLink,
   RootAdmin,
   TlsMaterial,
@@ -630,7 +631,7 @@ class GuestAgent implements Guest {
               restore === undefined ? undefined : this.restoreChain(restore),
               restore?.pointInTime === undefined ? undefined : this.pointInTime(restore),
             )
-          : await this.prepareReplica(engineInput, replicaOf, report, log);
+          : await this.prepareReplica(engineInput, replicaOf, report, log, restore);
       await this.applied(input.generation);
       await writeFile(join(this.options.instance.dir, preparedMarker), new Date().toISOString());
       this.prepared = true;
@@ -647,12 +648,33 @@ class GuestAgent implements Guest {
     }
   }
 
-  /** A replica's prepare: its engine's user may reach the primary first, then it copies it and streams. */
-  private async prepareReplica(input: PrepareInput, grant: ReplicationGrantSpec, report: PrepareProgress, log: Logger): Promise<PrepareTimings> {
+  /**
+   * A replica's prepare: its engine's user may reach the primary first, then it copies it (or
+   * starts from the primary's backup, `restore`, where it can) and streams.
+   */
+  private async prepareReplica(
+    input: PrepareInput,
+    grant: ReplicationGrantSpec,
+    report: PrepareProgress,
+    log: Logger,
+    restore: PrepareInput['restore'],
+  ): Promise<PrepareTimings> {
     const replication = this.replicationAdmin();
-    log.info({ source: `${grant.address}:${grant.port}` }, 'preparing a replica');
+    log.info({ source: `${grant.address}:${grant.port}`, backupId: restore?.chain[0]?.backupId }, 'preparing a replica');
     await this.options.allowReplicationSource?.({ address: grant.address, port: grant.port });
-    return replication.prepareReplica(input, grant, report);
+    const { copiedFrom, ...timings } = await replication.prepareReplica(input, grant, report, restore === undefined ? undefined : this.replicaSeed(restore, log));
+    if (copiedFrom !== undefined) log.info({ copiedFrom }, copiedFrom === 'backup' ? "the replica started from its primary's backup" : 'the replica copied its primary');
+    return timings;
+  }
+
+  /** The seed a replica may start from; none where this host cannot read the backups (the replica copies its primary). */
+  private replicaSeed(restore: NonNullable<PrepareInput['restore']>, log: Logger): ReplicaSeed | undefined {
+    try {
+      return { chain: this.restoreChain(restore), ...(restore.pointInTime === undefined ? {} : { log: this.pointInTime(restore) }) };
+    } catch (err) {
+      log.warn({ err }, "the primary's backup cannot be read here: the replica copies its primary");
+      return undefined;
+    }
   }
 
   private replicationAdmin(): ReplicationAdmin {

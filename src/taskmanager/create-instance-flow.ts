@@ -11,7 +11,7 @@ import {
 import type { RequestContext, Transport } from '../bus/index.js';
 import { CofferError, newPassword, newUuid, sleep } from '../common/index.js';
 import type { Logger } from '../common/index.js';
-import { backupChain, type DatastoreVersionRow, type FlavorRow, type InstanceRow, type StateStore } from '../db/index.js';
+import { backupChain, type BackupRow, type DatastoreVersionRow, type FlavorRow, type InstanceRow, type StateStore } from '../db/index.js';
 import { contractMismatch, unservedContracts } from './agent-contracts.js';
 import { overridesOf } from './configuration-overrides.js';
 import { engineFailed, engineState, retryTransient } from './flow-support.js';
@@ -83,7 +83,10 @@ export function createInstanceFlow(deps: InstanceFlowDeps) {
           ...(payload.restoreBackupId === undefined ? {} : { restore: await restoreOf(store, payload.restoreBackupId, payload.restoreTime) }),
           ...(instance.replicaOfId == null
             ? {}
-            : { replicaOf: await replicaGrant(deps, instance.id, instance.replicaOfId, context, deadline, handle.signal) }),
+            : {
+                ...(await replicaSeedOf(store, instance.replicaOfId)),
+                replicaOf: await replicaGrant(deps, instance.id, instance.replicaOfId, context, deadline, handle.signal),
+              }),
         };
         return prepare;
       };
@@ -226,19 +229,42 @@ async function checkResumedHost(deps: InstanceFlowDeps, host: string): Promise<v
 async function restoreOf(store: InstanceFlowDeps['store'], backupId: string, restoreTime: string | undefined): Promise<NonNullable<PrepareInput['restore']>> {
   const backup = await store.backups.get(backupId);
   if (backup === undefined) throw new CofferError('NotFound', `Backup ${backupId} no longer exists.`);
-  const chain = await backupChain(store, backup);
   const wrappedKey = await store.projectKeys.get(backup.tenantId);
   if (wrappedKey === undefined) throw new CofferError('Conflict', `Backup ${backupId} cannot be decrypted: its project has no key.`);
-  const restore = { projectId: backup.tenantId, chain: restoreLinks(chain, wrappedKey) };
-  const container = backup.facts?.['wal-container'];
-  const prefix = backup.facts?.['wal-prefix'];
+  const restore = await chainOf(store, backup, wrappedKey);
+  const log = archivedLogOf(backup, wrappedKey);
   // an incremental that is its instance's log (PostgreSQL's) is replayed from the archive too
-  const logIncremental = backup.backupType === 'incremental' && prefix !== undefined;
+  const logIncremental = backup.backupType === 'incremental' && log !== undefined;
   if (restoreTime === undefined && !logIncremental) return restore;
-  if (container === undefined || prefix === undefined) {
+  if (log === undefined) {
     throw new CofferError('Conflict', `Backup ${backupId} cannot be rolled forward to a moment: its instance's log was not archived from it on.`);
   }
-  return { ...restore, pointInTime: { ...(restoreTime === undefined ? {} : { time: restoreTime }), container, prefix, wrappedKey } };
+  return { ...restore, pointInTime: { ...(restoreTime === undefined ? {} : { time: restoreTime }), ...log } };
+}
+
+/**
+ * What a new replica may start from instead of copying its source (the guest falls back to the
+ * copy when it cannot): the source's newest completed backup, with the source's archived log
+ * for the catch-up where it has one. None without a backup.
+ */
+async function replicaSeedOf(store: InstanceFlowDeps['store'], sourceId: string): Promise<Pick<PrepareInput, 'restore'>> {
+  const backup = await store.backups.latestCompleted(sourceId);
+  if (backup === undefined) return {};
+  const wrappedKey = await store.projectKeys.get(backup.tenantId);
+  if (wrappedKey === undefined) return {};
+  const log = archivedLogOf(backup, wrappedKey);
+  return { restore: { ...(await chainOf(store, backup, wrappedKey)), ...(log === undefined ? {} : { pointInTime: log }) } };
+}
+
+async function chainOf(store: InstanceFlowDeps['store'], backup: BackupRow, wrappedKey: string): Promise<NonNullable<PrepareInput['restore']>> {
+  return { projectId: backup.tenantId, chain: restoreLinks(await backupChain(store, backup), wrappedKey) };
+}
+
+/** where the backup's instance archived its log from it on, if it did */
+function archivedLogOf(backup: BackupRow, wrappedKey: string): { container: string; prefix: string; wrappedKey: string } | undefined {
+  const container = backup.facts?.['wal-container'];
+  const prefix = backup.facts?.['wal-prefix'];
+  return container === undefined || prefix === undefined ? undefined : { container, prefix, wrappedKey };
 }
 
 /**

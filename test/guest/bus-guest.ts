@@ -30,6 +30,8 @@ export interface BusGuest {
   backupReports: { backupId: string; state: string; facts?: Record<string, string>; message?: string }[];
   /** every archived-log report's time, in order */
   walArchived: string[];
+  /** the guest's log records at info and above, in order (with `captureLog`) */
+  logs: Record<string, unknown>[];
   /** closes the conductor and the bus; the test stops or destroys the guest first */
   closeBus(): Promise<void>;
 }
@@ -41,9 +43,12 @@ export async function startBusGuest(
     Partial<Pick<GuestOptions, 'certificates' | 'warm' | 'backups' | 'walShipIntervalMs' | 'leaseTimes'>> & {
       /** what the conductor answers the guest's lease renewals (default: no lease needed); throwing: no answer */
       renewLease?: (request: { holdMs?: number | undefined }) => Promise<LeaseAnswer>;
+      /** keep the guest's log records in `logs` */
+      captureLog?: boolean;
     },
 ): Promise<BusGuest> {
-  const { renewLease, ...guestOptions } = options;
+  const { renewLease, captureLog, ...guestOptions } = options;
+  const logs: Record<string, unknown>[] = [];
   const transport = await connectTransport('memory:', { key: BusKey.generate() });
   const beats: BusGuest['beats'] = [];
   const progress: BusGuest['progress'] = [];
@@ -74,7 +79,12 @@ export async function startBusGuest(
       ...guestOptions,
       transport,
       // COFFER_TEST_LOG=<file>: the guest's debug log goes there, for a test being debugged
-      logger: process.env.COFFER_TEST_LOG === undefined ? silentLogger() : pino({ level: 'debug' }, createWriteStream(process.env.COFFER_TEST_LOG, { flags: 'a' })),
+      logger:
+        captureLog === true
+          ? pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) })
+          : process.env.COFFER_TEST_LOG === undefined
+            ? silentLogger()
+            : pino({ level: 'debug' }, createWriteStream(process.env.COFFER_TEST_LOG, { flags: 'a' })),
       // never fires during a test: the beats recorded are the ones the guest sends on a change
       heartbeatIntervalMs: 600_000,
       saveDesiredState: async () => undefined,
@@ -83,7 +93,7 @@ export async function startBusGuest(
       certificates: options.certificates ?? (await testCertificates(options.instance.address)),
     });
     const rpc = createRpcClient(transport, guestContract, guestTopic(options.instance.instanceId));
-    return { guest, rpc, beats, progress, backupReports, walArchived, closeBus };
+    return { guest, rpc, beats, progress, backupReports, walArchived, logs, closeBus };
   } catch (err) {
     await closeBus();
     throw err;

@@ -91,6 +91,7 @@ class FakeAgent {
       guestContract,
       guestTopic(instanceId),
       fakeGuestHandlers({
+        addReplica: async ({ replicaId }) => ({ address: '127.0.0.9', port: 5432, user: `os_repl_${replicaId}`, password: 'grant-password', slot: replicaId, adminPassword: 'source-admin' }),
         prepare: async (input) => {
           this.prepares.push(input);
           if (this.guest.kind === 'silent') return;
@@ -422,6 +423,42 @@ test('replicas go to a host none of their group is on when there is one (anti-af
     assert.deepEqual([first, second].sort(), ['host-b', 'host-c']);
   } finally {
     for (const agent of agents) await agent.stop();
+    await world.close();
+  }
+});
+
+test("a replica's prepare carries its source's newest completed backup chain and archived log to start from, and nothing when the source has none", async () => {
+  const world = await startWorld();
+  const agent = new FakeAgent(world.transport, 'host-a', { kind: 'healthy' });
+  try {
+    await agent.start();
+    const source = (await requestCreate(world)).instanceId;
+    await builtInstance(world, source);
+    await builtInstance(world, (await requestCreate(world, { replicaOf: source })).instanceId);
+    const wrappedKey = await world.store.projectKeys.getOrCreate('project-1', 'wrapped-project-key', new Date());
+    const backup = async (id: string, at: number, options: { parentId?: string; state?: 'COMPLETED' | 'FAILED' } = {}) => {
+      const when = new Date(Date.now() - 60_000 + at);
+      await world.store.backups.create({
+        id, tenantId: 'project-1', name: id, description: null, instanceId: source, parentId: options.parentId ?? null, datastoreVersionId: world.versionId,
+        backupType: options.parentId === undefined ? 'full' : 'incremental', state: options.state ?? 'COMPLETED', container: 'database_backups',
+        objectName: `${id}.postgresql.zst.enc`, createdAt: when, updatedAt: when,
+      });
+      await world.store.backups.update(id, { sha256: 'a'.repeat(64), sizeBytes: 1, facts: { 'wal-container': 'database_backups', 'wal-prefix': `${source}/wal` } });
+    };
+    await backup('full-1', 0);
+    await backup('incremental-1', 1000, { parentId: 'full-1' });
+    await backup('failed-later', 2000, { state: 'FAILED' });
+    await builtInstance(world, (await requestCreate(world, { replicaOf: source })).instanceId);
+    const [, plain, seeded] = agent.prepares;
+    assert.ok(plain?.replicaOf !== undefined && plain.restore === undefined, 'no backup, no seed: the replica copies its source');
+    assert.ok(seeded?.replicaOf !== undefined);
+    assert.deepEqual(seeded.restore?.chain.map((link) => [link.backupId, link.kind, link.wrappedKey]), [
+      ['full-1', 'full', wrappedKey],
+      ['incremental-1', 'incremental', wrappedKey],
+    ]);
+    assert.deepEqual(seeded.restore?.pointInTime, { container: 'database_backups', prefix: `${source}/wal`, wrappedKey });
+  } finally {
+    await agent.stop();
     await world.close();
   }
 });

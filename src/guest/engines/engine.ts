@@ -139,6 +139,21 @@ export interface PrepareTimings {
   setupMs: number;
 }
 
+/** A replica's: and where its first copy came from (none for a prepare resumed after it). */
+export interface ReplicaTimings extends PrepareTimings {
+  copiedFrom?: 'backup' | 'source';
+}
+
+/**
+ * The primary's latest backup, which a new replica may start from instead of copying the primary
+ * (engines that cannot, or a seed that fails, copy it): its restore chain, and the primary's
+ * archived log for the catch-up where it has one.
+ */
+export interface ReplicaSeed {
+  chain: readonly RestoreLink[];
+  log?: PointInTimeSource;
+}
+
 /** Databases after create. Names come from API users: every statement quotes them. */
 export interface DatabaseAdmin {
   /** the tenant's databases; the engine's own (system, templates, the guest's) are left out */
@@ -360,9 +375,11 @@ export interface ReplicationAdmin {
   /**
    * Fills a new instance's data directory from its primary (a base backup streaming the WAL it
    * needs, through the replica's slot) and starts it as a read-only standby. `input`'s databases
-   * and users must be empty: they come from the primary. Resumes a partial run.
+   * and users must be empty: they come from the primary. Resumes a partial run. With a `seed`,
+   * an engine that can starts from the primary's backup and catches up from the primary, and
+   * copies the primary when that fails.
    */
-  prepareReplica(input: PrepareInput, grant: ReplicationGrant, progress?: PrepareProgress): Promise<PrepareTimings>;
+  prepareReplica(input: PrepareInput, grant: ReplicationGrant, progress?: PrepareProgress, seed?: ReplicaSeed): Promise<ReplicaTimings>;
   /** promotes a replica to a standalone, writable primary with an administrative password of its own; a no-op on one that is not a replica */
   detach(): Promise<void>;
   status(): Promise<ReplicationStatus>;

@@ -334,6 +334,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
       passfile: this.paths.replicationPassfile,
       initialisedMarker: this.paths.initialised,
       program: (name) => this.bin(name),
+      versionName: this.binary().versionName,
       endpoint: () => this.endpoint(),
       readSpec: () => this.readSpec(),
       applySpec: (spec) => this.applySpec(spec),

@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { CofferError, isCofferError } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
 import type { ArchivedLogFile, BackupFacts, PointInTimeSource } from '../engine.js';
-import { isHistoryName, isSegmentName, microsOf, parseLsn, parseSegmentName, segmentOf } from './wal-files.js';
+import { isHistoryName, isSegmentName, microsOf, parseLsn, parseSegmentName, segmentName, segmentOf } from './wal-files.js';
 
 // A point-in-time restore: the base backup (restore.ts) rolled forward through the source's
 // archived WAL (wal-archive.ts) to a moment. The segments it needs are fetched from the storage
@@ -85,8 +85,24 @@ export function planRecovery(files: readonly ArchivedLogFile[], base: BackupFact
  * nothing but this restore has run in yet.
  */
 export async function fetchRecoveryFiles(runner: ProcessRunner, dataDir: string, source: PointInTimeSource, plan: RecoveryPlan): Promise<string[]> {
-  await runner.run('/bin/mkdir', ['-m', '0700', '--', restoreDirName], { cwd: dataDir, timeoutMs: copyTimeoutMs });
-  for (const name of plan.files) {
+  await fetchArchivedFiles(runner, dataDir, source, plan.files);
+  await runner.run('/usr/bin/touch', ['recovery.signal'], { cwd: dataDir, timeoutMs: copyTimeoutMs });
+  return [
+    `restore_command=${restoreCommand}`,
+    'recovery_target_timeline=current',
+    'recovery_target_action=promote',
+    ...(plan.targetTime === undefined ? [] : [`recovery_target_time=${plan.targetTime.toISOString().replace('T', ' ').replace('Z', '+00')}`, 'recovery_target_inclusive=on']),
+    ...(plan.targetName === undefined ? [] : [`recovery_target_name=${plan.targetName}`]),
+  ];
+}
+
+/** restore_command for the files fetched (run by the server in its data directory) */
+export const restoreCommand = `cp ${restoreDirName}/%f %p`;
+
+/** Fetches `names` of the source's archive into the data directory, as the engine's OS user. */
+export async function fetchArchivedFiles(runner: ProcessRunner, dataDir: string, source: PointInTimeSource, names: readonly string[]): Promise<void> {
+  await runner.run('/bin/mkdir', ['-p', '-m', '0700', '--', restoreDirName], { cwd: dataDir, timeoutMs: copyTimeoutMs });
+  for (const name of names) {
     const body = await source.open(name);
     const dd = runner.stream('/bin/dd', [`of=${restoreDirName}/${name}`, 'bs=1M', 'status=none'], { cwd: dataDir, timeoutMs: copyTimeoutMs });
     const [fed, exited] = await Promise.allSettled([pipeline(body, dd.stdin), (async () => { dd.stdout.resume(); await dd.exited; })()]);
@@ -94,14 +110,31 @@ export async function fetchRecoveryFiles(runner: ProcessRunner, dataDir: string,
     if (exited.status === 'rejected') throw exited.reason;
     if (fed.status === 'rejected') throw new CofferError('EngineError', `Archived WAL file ${name} could not be read: ${String(fed.reason)}`, { cause: fed.reason });
   }
-  await runner.run('/usr/bin/touch', ['recovery.signal'], { cwd: dataDir, timeoutMs: copyTimeoutMs });
-  return [
-    'restore_command=cp ' + `${restoreDirName}/%f %p`,
-    'recovery_target_timeline=current',
-    'recovery_target_action=promote',
-    ...(plan.targetTime === undefined ? [] : [`recovery_target_time=${plan.targetTime.toISOString().replace('T', ' ').replace('Z', '+00')}`, 'recovery_target_inclusive=on']),
-    ...(plan.targetName === undefined ? [] : [`recovery_target_name=${plan.targetName}`]),
-  ];
+}
+
+/**
+ * What a replica made from a base backup replays before it streams from its primary: the
+ * timelines' histories and every archived segment of the backup's timeline from the one it
+ * starts in, up to the first gap (streaming takes over from there, or the seed fails and the
+ * replica is copied from its primary instead). None is a plan too: the backup's own WAL makes
+ * it consistent.
+ */
+export function planCatchUp(files: readonly ArchivedLogFile[], base: BackupFacts): string[] {
+  const segmentBytes = Number(base['wal-segment-bytes'] ?? 16 * 1024 * 1024);
+  const timeline = Number(base.timeline);
+  const start = base['start-lsn'];
+  if (!Number.isInteger(timeline) || start === undefined) return [];
+  const segments = new Set<string>();
+  for (const file of files) {
+    if (isSegmentName(file.name) && parseSegmentName(file.name, segmentBytes).timeline === timeline) segments.add(file.name);
+  }
+  const chosen: string[] = [];
+  for (let number = segmentOf(parseLsn(start), segmentBytes); ; number += 1n) {
+    const name = segmentName(timeline, number, segmentBytes);
+    if (!segments.has(name)) break;
+    chosen.push(name);
+  }
+  return [...files.filter((f) => isHistoryName(f.name)).map((f) => f.name), ...chosen];
 }
 
 /** What the recovery leaves of the fetch once the cluster is promoted. */

@@ -10,11 +10,12 @@ import type { ProcessRunner } from '../../process-runner.js';
 import type {
   InstancePlacement,
   PrepareProgress,
-  PrepareTimings,
   ReplicaLag,
   ReplicationAdmin,
   ReplicationGrant,
   ReplicationStatus,
+  ReplicaSeed,
+  ReplicaTimings,
 } from '../engine.js';
 import type { ReplicationModule } from '../engine-modules.js';
 import { fileExists, writeEngineFile } from '../engine-files.js';
@@ -23,6 +24,7 @@ import { passwordSql, rotateAdminPassword, withAdminClient, type AdminEndpoint }
 import type { ReplicaAccess, StandbySource } from './config.js';
 import { lsnToNumber, PostgresqlFailover } from './failover.js';
 import { copySource, passfileLine } from './replica-copy.js';
+import { seedReplica } from './replica-seed.js';
 
 // The replication module of PostgreSQL: physical streaming replication, asynchronous unless
 // the source is set synchronous (then a commit waits until any one replica flushed it), one
@@ -59,6 +61,8 @@ export interface ReplicationHost {
   /** written once the data directory is complete: a later prepare resumes rather than starts over */
   initialisedMarker: string;
   program(name: string): string;
+  /** the major version of the instance's binaries (a backup restores into its own only) */
+  versionName: string;
   endpoint(): Promise<AdminEndpoint>;
   readSpec(): Promise<EngineSpec>;
   /** renders postgresql.conf and pg_hba.conf from `spec`, saves it, reloads a running server */
@@ -197,7 +201,7 @@ export class PostgresqlReplicationAdmin implements ReplicationAdmin {
     });
   }
 
-  async prepareReplica(input: PrepareInput, grant: ReplicationGrant, progress: PrepareProgress = () => undefined): Promise<PrepareTimings> {
+  async prepareReplica(input: PrepareInput, grant: ReplicationGrant, progress: PrepareProgress = () => undefined, seed?: ReplicaSeed): Promise<ReplicaTimings> {
     if (input.databases.length > 0 || input.users.length > 0) {
       throw new CofferError('BadRequest', 'A replica takes its databases and users from its primary.');
     }
@@ -210,18 +214,31 @@ export class PostgresqlReplicationAdmin implements ReplicationAdmin {
     };
     // the password first: libpq reads it from here, for the base backup as for streaming
     await writeEngineFile(this.host.runner, this.host.passfile, passfileLine(grant));
+    // the spec before any start: the standby settings and standby.signal come from it
+    await this.host.applySpec(spec);
+    let copiedFrom: ReplicaTimings['copiedFrom'];
     if (!(await fileExists(this.host.initialisedMarker))) {
       progress('restoring');
-      await copySource(this.host, grant);
+      copiedFrom = seed !== undefined && (await this.seeded(seed, grant)) ? 'backup' : 'source';
+      if (copiedFrom === 'source') await copySource(this.host, grant);
     }
     const copied = performance.now();
-    // the spec before the start: the standby settings and standby.signal come from it
-    await this.host.applySpec(spec);
     progress('starting');
-    await this.host.start();
+    if ((await this.host.running()) === undefined) await this.host.start();
     const started = performance.now();
     await writeFile(this.host.initialisedMarker, new Date().toISOString());
-    return { initMs: copied - began, startMs: started - copied, setupMs: performance.now() - started };
+    return { initMs: copied - began, startMs: started - copied, setupMs: performance.now() - started, ...(copiedFrom === undefined ? {} : { copiedFrom }) };
+  }
+
+  /** Whether the replica came up streaming from `seed` (replica-seed.ts); when not, it says why and copies its primary instead. */
+  private async seeded(seed: ReplicaSeed, grant: ReplicationGrant): Promise<boolean> {
+    try {
+      await seedReplica(this.host, seed, grant.adminPassword);
+      return true;
+    } catch (err) {
+      this.host.logger.warn({ err }, "the replica could not be made from its primary's backup: copying the primary instead");
+      return false;
+    }
   }
 
   async detach(): Promise<void> {

@@ -1,0 +1,200 @@
+// test-lane: alone (engines as coffer-db replicate between loopback addresses; an agent beside it may wall that uid off the network for a moment, and its replicas could not reach their primary)
+import assert from 'node:assert/strict';
+import { access, chmod, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Client } from 'pg';
+import type { LocalProcessRunner } from '../../src/agent/index.js';
+import { LocalDirectoryStorage, MasterKey, newProjectKey, wrapKey } from '../../src/backup/index.js';
+import type { PrepareInput, RestoreLinkSpec } from '../../src/bus/index.js';
+import { engineRegistry, type EngineBinary } from '../../src/guest/index.js';
+import { tempDataDir } from '../support/temp-dir.js';
+import { eventually, until } from '../support/wait.js';
+import { startBusGuest, type BusGuest } from './bus-guest.js';
+import { cleanUp, localRunner, randomAddress } from './engine-fixture.js';
+
+// A PostgreSQL replica started from its primary's latest backup instead of a copy of the
+// primary, through real guests: the base backup is unpacked, the archived WAL since it replayed,
+// and the replica then streams from its slot like any other. When the backup cannot be read, or
+// the WAL between it and the slot is gone, the replica copies its primary instead, and says so.
+
+const projectId = 'project-seed';
+const container = 'backups';
+const prefix = 'source/wal';
+
+type Node = BusGuest & { address: string; dir: string };
+
+describe('postgresql replicas from a backup', () => {
+  let root: string;
+  let runner: LocalProcessRunner;
+  let binary: EngineBinary;
+  let storage: LocalDirectoryStorage;
+  const masterKey = MasterKey.generate();
+  const wrappedKey = wrapKey(masterKey, newProjectKey(), projectId);
+  const guests: BusGuest[] = [];
+  let source: Node;
+  let base: RestoreLinkSpec;
+  const archive = { container, prefix, wrappedKey };
+
+  const replicaInput = (replicaOf: PrepareInput['replicaOf'], restore: PrepareInput['restore']): PrepareInput => ({
+    memoryMb: 256,
+    databases: [],
+    users: [],
+    adminPassword: 'unused-Admin-1',
+    access: null,
+    overrides: {},
+    replicaOf,
+    ...(restore === undefined ? {} : { restore }),
+  });
+
+  async function guest(name: string): Promise<Node> {
+    const dir = join(root, name);
+    await mkdir(dir);
+    await chmod(dir, 0o711);
+    const address = randomAddress();
+    const bus = await startBusGuest({
+      instance: { instanceId: name, dir, address, port: 5432, volumeSizeGb: 1 },
+      engine: { manager: 'postgresql', binary },
+      runner,
+      desiredState: 'running',
+      backups: { storage, masterKey },
+      walShipIntervalMs: 200,
+      captureLog: true,
+    });
+    guests.push(bus);
+    return Object.assign(bus, { address, dir });
+  }
+
+  async function prepared(bus: BusGuest, input: PrepareInput): Promise<void> {
+    await bus.rpc.prepare(input);
+    const reported = (status: string) => bus.beats.some((beat) => beat.status === status);
+    await until('prepare reports HEALTHY', () => reported('HEALTHY') || reported('FAILED'), 180_000);
+    assert.ok(!reported('FAILED'), JSON.stringify(bus.beats.at(-1)));
+  }
+
+  async function sql<T extends Record<string, unknown>>(host: string, text: string): Promise<T[]> {
+    const client = new Client({ host, port: 5432, user: 'tenant', password: 'tenant-Pass-1', database: 'app', connectionTimeoutMillis: 5000 });
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      return (await client.query<T>(text)).rows;
+    } finally {
+      await client.end();
+    }
+  }
+  async function sourceAdmin(text: string): Promise<void> {
+    const client = new Client({ host: join(source.dir, 'data'), port: 5432, user: 'os_admin', password: 'source-Admin-1', database: 'postgres' });
+    await client.connect();
+    try {
+      await client.query(text);
+    } finally {
+      await client.end();
+    }
+  }
+
+  const ids = async (host: string) => (await sql<{ id: number }>(host, 'SELECT id FROM events ORDER BY id')).map((row) => Number(row.id));
+  /** until the replica shows every row the source has */
+  async function caughtUp(replica: Node): Promise<void> {
+    const expected = JSON.stringify(await ids(source.address));
+    await eventually(`${replica.address} to show ${expected}`, () => ids(replica.address).catch(() => undefined), (seen) => JSON.stringify(seen) === expected, 30_000);
+  }
+  const copiedFrom = (bus: BusGuest) => bus.logs.find((record) => record.copiedFrom !== undefined)?.copiedFrom;
+
+  async function insertRows(count: number): Promise<void> {
+    for (let i = 0; i < count; i += 1) await sql(source.address, 'INSERT INTO events DEFAULT VALUES');
+  }
+
+  async function replicaOf(name: string, restore: PrepareInput['restore']): Promise<Node> {
+    const replica = await guest(name);
+    const grant = await source.rpc.addReplica({ replicaId: name, address: replica.address });
+    await prepared(replica, replicaInput(grant, restore));
+    return replica;
+  }
+
+  before(async () => {
+    root = await tempDataDir('coffer-pgseed-');
+    runner = await localRunner();
+    const discovery = await engineRegistry.postgresql.discover([], runner);
+    assert.ok(discovery.binaries[0] !== undefined, JSON.stringify(discovery.reports));
+    binary = discovery.binaries[0];
+    await mkdir(join(root, 'storage'));
+    storage = new LocalDirectoryStorage(join(root, 'storage'));
+    await storage.ensureContainer(container);
+
+    source = await guest('source');
+    await prepared(source, {
+      memoryMb: 256,
+      databases: [{ name: 'app' }],
+      users: [{ name: 'tenant', password: 'tenant-Pass-1', databases: [{ name: 'app' }] }],
+      adminPassword: 'source-Admin-1',
+      access: null,
+      overrides: {},
+    });
+    await sql(source.address, 'CREATE TABLE events (id serial PRIMARY KEY, payload text DEFAULT repeat(md5(random()::text), 20))');
+    await insertRows(3);
+    await source.rpc.createBackup({
+      target: { backupId: 'b1', container, objectName: 'b1.postgresql.zst.enc', wrappedKey },
+      kind: 'full',
+      projectId,
+      walArchive: { container, prefix },
+    });
+    await until('the backup ends', () => source.backupReports.some((r) => r.state === 'COMPLETED' || r.state === 'FAILED'), 120_000);
+    const done = source.backupReports.find((r) => r.state === 'COMPLETED');
+    assert.ok(done?.facts !== undefined, JSON.stringify(source.backupReports.at(-1)));
+    const stored = await storage.head(container, 'b1.postgresql.zst.enc');
+    assert.ok(stored !== undefined);
+    base = { backupId: 'b1', container, objectName: 'b1.postgresql.zst.enc', sha256: stored.sha256, wrappedKey, kind: 'full', facts: done.facts };
+  });
+
+  after(async () => {
+    for (const bus of guests) {
+      await bus.guest.destroy().catch(() => undefined);
+      await bus.closeBus();
+    }
+    if (root !== undefined) await cleanUp(root);
+  });
+
+  it('starts a replica from the backup and the WAL archived since, then streams what the primary writes next', async () => {
+    // rows the backup does not hold, in segments the archive does, and one in the segment still being written
+    await insertRows(3);
+    await sourceAdmin('SELECT pg_switch_wal()');
+    const archived = source.walArchived.length;
+    await until('a segment after the backup is archived', () => source.walArchived.length > archived, 60_000);
+    await insertRows(1);
+    const replica = await replicaOf('seeded', { projectId, chain: [base], pointInTime: archive });
+    assert.equal(copiedFrom(replica), 'backup', JSON.stringify(replica.logs.filter((r) => (r.level as number) >= 40)));
+    await caughtUp(replica);
+    assert.ok(replica.progress.some((p) => /^restoring: .* read$/.test(p.step)), 'the backup was read');
+    await insertRows(2);
+    await caughtUp(replica);
+    await assert.rejects(sql(replica.address, 'INSERT INTO events DEFAULT VALUES'), (err: { code?: string }) => err.code === '25006');
+    // the catch-up's files and restore_command are gone once it streams
+    await assert.rejects(access(join(replica.dir, 'data', 'coffer_restore_wal')));
+    await assert.rejects(access(join(replica.dir, 'data', 'postgresql.auto.conf')));
+    const status = await replica.rpc.getReplicationStatus({});
+    assert.equal(status.role, 'replica');
+    assert.ok(status.role === 'replica' && status.streaming);
+  });
+
+  it('copies the primary instead when the backup cannot be read', async () => {
+    const broken = { ...base, sha256: '0'.repeat(64) };
+    const replica = await replicaOf('unreadable', { projectId, chain: [broken], pointInTime: archive });
+    assert.equal(copiedFrom(replica), 'source');
+    assert.ok(replica.logs.some((r) => r.level === 40 && /copying the primary instead/.test(String(r.msg))));
+    await caughtUp(replica);
+  });
+
+  it('copies the primary instead when the WAL between the backup and the replica is gone', async () => {
+    // without the archive, and with the segments after the backup recycled by checkpoints
+    for (let i = 0; i < 3; i += 1) {
+      await insertRows(1);
+      await sourceAdmin('SELECT pg_switch_wal()');
+    }
+    await sourceAdmin('CHECKPOINT');
+    await sourceAdmin('CHECKPOINT');
+    const replica = await replicaOf('stalled', { projectId, chain: [base] });
+    assert.equal(copiedFrom(replica), 'source');
+    assert.ok(replica.logs.some((r) => r.level === 40 && /did not catch up/.test(JSON.stringify(r))), JSON.stringify(replica.logs.filter((r) => (r.level as number) >= 40)));
+    await caughtUp(replica);
+  });
+});
