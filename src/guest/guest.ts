@@ -363,12 +363,12 @@ class GuestAgent implements Guest {
           await this.adopted;
           return this.checkData(this.requestLogger(meta));
         },
-        addReplica: ({ replicaId, address }, meta) =>
+        addReplica: ({ replicaId, address, fromBackup }, meta) =>
           this.running(async () => {
             const replication = this.replicationAdmin();
             this.requireStarted();
-            this.requestLogger(meta).info({ replicaId }, 'making room for a replica');
-            const grant = await replication.addReplica({ id: replicaId, address });
+            this.requestLogger(meta).info({ replicaId, fromBackup }, 'making room for a replica');
+            const grant = await replication.addReplica({ id: replicaId, address, ...(fromBackup === undefined ? {} : { fromBackup }) });
             // a source with replicas holds a lease from now on; the first is asked for at once
             void this.lease?.renewNow();
             return grant;

@@ -83,10 +83,7 @@ export function createInstanceFlow(deps: InstanceFlowDeps) {
           ...(payload.restoreBackupId === undefined ? {} : { restore: await restoreOf(store, payload.restoreBackupId, payload.restoreTime) }),
           ...(instance.replicaOfId == null
             ? {}
-            : {
-                ...(await replicaSeedOf(store, instance.replicaOfId)),
-                replicaOf: await replicaGrant(deps, instance.id, instance.replicaOfId, context, deadline, handle.signal),
-              }),
+            : await replicaInput(deps, instance.id, instance.replicaOfId, context, deadline, handle.signal)),
         };
         return prepare;
       };
@@ -267,6 +264,20 @@ function archivedLogOf(backup: BackupRow, wrappedKey: string): { container: stri
   return container === undefined || prefix === undefined ? undefined : { container, prefix, wrappedKey };
 }
 
+/** A replica's part of its prepare: its source's backup to start from, when there is one, and its grant. */
+async function replicaInput(
+  deps: InstanceFlowDeps,
+  replicaId: string,
+  sourceId: string,
+  context: RequestContext,
+  deadline: number,
+  signal: AbortSignal,
+): Promise<Pick<PrepareInput, 'restore' | 'replicaOf'>> {
+  const seed = await replicaSeedOf(deps.store, sourceId);
+  const replicaOf = await replicaGrant(deps, replicaId, sourceId, seed.restore !== undefined, context, deadline, signal);
+  return { ...seed, replicaOf };
+}
+
 /**
  * A replica's prepare carries what its primary's guest made for it (a role, a password, a slot):
  * asked once the replica is placed, since the primary lets it in from its address. Never
@@ -277,6 +288,7 @@ async function replicaGrant(
   deps: InstanceFlowDeps,
   replicaId: string,
   sourceId: string,
+  fromBackup: boolean,
   context: RequestContext,
   deadline: number,
   signal: AbortSignal,
@@ -286,7 +298,7 @@ async function replicaGrant(
   if (replica?.address == null) throw new CofferError('Internal', `Replica ${replicaId} has no address yet.`);
   const address = replica.address;
   const guest = createRpcClient(deps.transport, guestContract, guestTopic(source.id));
-  return retryTransient(`addReplica on ${source.id}`, () => guest.addReplica({ replicaId, address }, { ...context, instanceId: source.id }), {
+  return retryTransient(`addReplica on ${source.id}`, () => guest.addReplica({ replicaId, address, ...(fromBackup ? { fromBackup } : {}) }, { ...context, instanceId: source.id }), {
     deadline,
     signal,
     logger: deps.logger,

@@ -153,7 +153,11 @@ export const prepareInput = z.object({
         .optional(),
     })
     .optional(),
-  /** since 1.8: the instance is a replica of this primary (databases and users come from it) */
+  /**
+   * since 1.8: the instance is a replica of this primary (databases and users come from it);
+   * since 1.10 `restore` beside it is the primary's backup, which the replica starts from where
+   * its engine can (it copies the primary otherwise)
+   */
   replicaOf: replicationGrant.optional(),
 });
 export type PrepareInput = z.infer<typeof prepareInput>;
@@ -222,7 +226,8 @@ export type DataCheckState = z.infer<typeof dataCheckState>;
 // 1.8: replication (prepare's replicaOf, addReplica, removeReplica, detachReplica, getReplicationStatus)
 // 1.9: switchover and failover (fenceSource, followSource, setSynchronous, positions in getReplicationStatus);
 //      guest logs (guestLogs, guestLogAction)
-export const guestContract = defineService('guest', '1.9', {
+// 1.10: replicas from a backup (prepare's restore beside replicaOf is the primary's backup to start from; addReplica's fromBackup)
+export const guestContract = defineService('guest', '1.10', {
   /** initialise, configure and start the engine, then create databases and users; heartbeats report progress */
   prepare: cast(prepareInput),
   restart: call(none, none, high),
@@ -304,7 +309,16 @@ export const guestContract = defineService('guest', '1.9', {
    * whose engine listens on `address`; answers what the replica's prepare needs (a new password
    * each call). OperationNotSupported without capability `replication`; BadRequest on a replica.
    */
-  addReplica: call(z.object({ replicaId: z.string(), address: z.string() }), replicationGrant, high),
+  addReplica: call(
+    z.object({
+      replicaId: z.string(),
+      address: z.string(),
+      /** since 1.10: the replica starts from this instance's backup (prepare's restore), not from nothing */
+      fromBackup: z.boolean().optional(),
+    }),
+    replicationGrant,
+    high,
+  ),
   /** On a primary: drops the replica's slot, role and access rule; a no-op for one it does not know. */
   removeReplica: call(z.object({ replicaId: z.string() }), none, high),
   /** On a replica: promotes it to a standalone, writable primary; a no-op on one that is not a replica. */

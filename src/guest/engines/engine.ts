@@ -369,7 +369,8 @@ export type ReplicationStatus =
  * kept for it with `removeReplica`.
  */
 export interface ReplicationAdmin {
-  addReplica(replica: { id: string; address: string }): Promise<ReplicationGrant>;
+  /** `fromBackup`: the replica starts from this instance's backup (ReplicaSeed), so the instance's log need not go back to its creation */
+  addReplica(replica: { id: string; address: string; fromBackup?: boolean }): Promise<ReplicationGrant>;
   /** drops the replica's slot, role and access rule; a no-op for one it does not know */
   removeReplica(replicaId: string): Promise<void>;
   /**

@@ -98,6 +98,8 @@ export async function replayBinlog(host: ReplayHost, source: PointInTimeSource, 
     const password = randomBytes(24).toString('base64url');
     const replay = account(replayUser, 'localhost');
     await host.admin.run(async (connection) => {
+      // the account is no transaction of the source's: kept out of the binary log (a replica's holds its primary's alone)
+      await connection.query('SET SESSION sql_log_bin = 0');
       await connection.query(dropUserStatement(replayUser, 'localhost'));
       await connection.query(`CREATE USER ${replay} IDENTIFIED ${host.flavor.identifiedClause(host.flavor.hashPassword(password))}`);
       await connection.query(`GRANT ALL PRIVILEGES ON *.* TO ${replay}`);
@@ -125,7 +127,10 @@ export async function replayBinlog(host: ReplayHost, source: PointInTimeSource, 
         throw isCofferError(reason) ? reason : new CofferError('EngineError', `The archived binary log could not be replayed: ${String(reason)}`, { cause: reason });
       }
     } finally {
-      await host.admin.run((connection) => connection.query(dropUserStatement(replayUser, 'localhost')));
+      await host.admin.run(async (connection) => {
+        await connection.query('SET SESSION sql_log_bin = 0');
+        await connection.query(dropUserStatement(replayUser, 'localhost'));
+      });
     }
   } finally {
     await runner.run('/bin/rm', ['-rf', '--', fetchDirName], { cwd: host.tmpDir, timeoutMs: copyTimeoutMs });

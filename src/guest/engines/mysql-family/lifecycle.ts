@@ -5,6 +5,7 @@ import { CofferError } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
 import type {
+  BackupFacts,
   LogControl,
   EngineContext,
   EngineHealth,
@@ -27,12 +28,12 @@ import { checkRestoreChain, findBackupTools, type BackupTools } from './backup-t
 import { findTools } from './binaries.js';
 import type { BinlogArchiveHost } from './binlog-archive.js';
 import { binlogBasename } from './binlog-files.js';
-import { planReplay, replayBinlog } from './binlog-replay.js';
+import { planReplay, replayBinlog, type ReplayHost, type ReplayPlan } from './binlog-replay.js';
 import { binlogOptions, cofferSettings, replicationOptions, serverIdOf, optionValue, renderMyCnf, withOverrides, type Settings } from './config.js';
 import { checkOverrides, type ConfigurationHost } from './configuration.js';
 import { healthProbeOps, type AdminEndpoint } from './connection.js';
 import { KeptProbe } from '../kept-probe.js';
-import type { Connection } from 'mysql2/promise';
+import type { Connection, RowDataPacket } from 'mysql2/promise';
 import type { MysqlFamilyFlavor, ServerTools } from './flavor.js';
 import type { MysqlReplicationHost } from './replication.js';
 import { restoreChain, restoredAccountsSql } from './restore-chain.js';
@@ -286,6 +287,7 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
       initialise: async (adminPassword, spec) => {
         await this.initialise(adminPassword, await this.renderConf(spec, false));
       },
+      restoreReplica: (chain, adminPassword, spec, log) => this.restoreReplica(chain, adminPassword, spec, log),
       saveTlsRequirement: async (access) => {
         const dir = this.context.placement.dir;
         await saveTlsRequired(dir, checkTlsRequirement(access, await installedTlsFiles(dir)));
@@ -410,12 +412,93 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     render: (extraOptions: readonly string[]) => Promise<string>,
     pointInTime?: PointInTimeSource,
   ): Promise<void> {
-    const versionName = await this.versionName();
-    checkRestoreChain(this.flavor, chain, versionName);
-    const tools = await this.backupTools();
     // checked before anything is restored: a plan that cannot be followed fails the restore up front
     const replayPlan =
       pointInTime?.target === undefined ? undefined : planReplay(await pointInTime.list(), chain.at(-1)!.facts, pointInTime.target);
+    try {
+      const tools = await this.unpackChain(chain, adminPassword, restoredAccountsSql(this.flavor, this.flavor.hashPassword(adminPassword)), render);
+      // before the accounts are derived for this instance: the replay may change the source's
+      if (pointInTime !== undefined && replayPlan !== undefined) await replayBinlog(this.replayHost(tools), pointInTime, replayPlan);
+      await this.admin.run(async (connection) => {
+        const registry = this.admin.registry;
+        await registry.ensureSchema(connection);
+        await connection.query(`DELETE FROM ${tenantUsers} WHERE name = ?`, [rootUser]);
+        await registry.setAccessRules(connection, cidrs);
+        await registry.lockDown(connection);
+        await registry.reconcileAll(connection);
+      });
+      await this.stop();
+      await writeFile(this.paths.initialised, new Date().toISOString());
+    } catch (err) {
+      await this.discardData();
+      throw err;
+    }
+  }
+
+  /**
+   * A replica's data directory from its primary's backup (replication.ts): the chain unpacked
+   * as for a restore, the guest's account given the primary's administrative password with
+   * nothing written to the replica's binary log (it holds the primary's transactions alone),
+   * and nothing else changed: the accounts are the primary's. Leaves the server stopped and the
+   * instance not yet initialised (its replication is not set up); a failure leaves no data directory.
+   */
+  private async restoreReplica(chain: readonly RestoreLink[], adminPassword: string, spec: EngineSpec, log?: PointInTimeSource): Promise<string> {
+    const facts = chain.at(-1)!.facts;
+    const replayPlan = log === undefined ? undefined : await this.catchUpPlan(log, facts);
+    if (replayPlan === undefined && facts.gtid === undefined) throw new CofferError('BadRequest', 'The backup records no GTID position to replicate from.');
+    const accounts = `SET SESSION sql_log_bin = 0;\n${restoredAccountsSql(this.flavor, this.flavor.hashPassword(adminPassword))}`;
+    try {
+      const tools = await this.unpackChain(chain, adminPassword, accounts, (extra) => this.renderConf(spec, false, ['skip-slave-start', ...extra]));
+      let position = facts.gtid!;
+      if (log !== undefined && replayPlan !== undefined) {
+        // the archive's transactions keep their GTIDs (mariadb-binlog sets them): the replica's log is its primary's
+        await replayBinlog(this.replayHost(tools), log, replayPlan);
+        position = await this.admin.run(async (connection) => String((await connection.query<RowDataPacket[]>('SELECT @@gtid_binlog_pos AS pos'))[0][0]!.pos));
+      }
+      await this.stop();
+      return position;
+    } catch (err) {
+      await this.discardData();
+      throw err;
+    }
+  }
+
+  /** The archived binary log since the backup, for a replica to replay before it replicates; none when nothing follows it yet. */
+  private async catchUpPlan(log: PointInTimeSource, facts: BackupFacts): Promise<ReplayPlan | undefined> {
+    try {
+      return planReplay(await log.list(), facts, undefined);
+    } catch (err) {
+      this.logger.info({ err }, "no archived binary log follows the backup: the replica replicates from the backup's position");
+      return undefined;
+    }
+  }
+
+  private replayHost(tools: BackupTools): ReplayHost {
+    return {
+      flavor: this.flavor,
+      runner: this.runner,
+      admin: this.admin,
+      tmpDir: this.paths.tmpDir,
+      dataDir: this.paths.dataDir,
+      socket: relative(this.paths.dataDir, this.paths.socket),
+      binlogTool: tools.binlogReader!,
+      client: tools.client!,
+    };
+  }
+
+  /**
+   * Fills the data directory from `chain` (restore-chain.ts) and starts it on the Unix socket
+   * alone (no TCP client can reach it), with an init file that runs `initSql` before the server
+   * serves anyone; the guest logs in with `adminPassword` from then on.
+   */
+  private async unpackChain(
+    chain: readonly RestoreLink[],
+    adminPassword: string,
+    initSql: string,
+    render: (extraOptions: readonly string[]) => Promise<string>,
+  ): Promise<BackupTools> {
+    checkRestoreChain(this.flavor, chain, await this.versionName());
+    const tools = await this.backupTools();
     // what an interrupted earlier attempt left: its server, its directories
     await this.stop();
     for (const dir of [this.paths.dataDir, this.paths.tmpDir, this.paths.filesDir]) await rm(dir, { recursive: true, force: true });
@@ -432,43 +515,19 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
       });
       await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
       this.adminPassword = adminPassword;
-      await this.writeEngineFile(this.paths.initFile, restoredAccountsSql(this.flavor, this.flavor.hashPassword(adminPassword)));
+      await this.writeEngineFile(this.paths.initFile, initSql);
       await this.writeEngineFile(this.paths.configFile, await render(['skip-networking', `init-file = ${optionValue(this.paths.initFile)}`]));
       await this.start();
-      // before the accounts are derived for this instance: the replay may change the source's
-      if (pointInTime !== undefined && replayPlan !== undefined) {
-        await replayBinlog(
-          {
-            flavor: this.flavor,
-            runner: this.runner,
-            admin: this.admin,
-            tmpDir: this.paths.tmpDir,
-            dataDir: this.paths.dataDir,
-            socket: relative(this.paths.dataDir, this.paths.socket),
-            binlogTool: tools.binlogReader!,
-            client: tools.client!,
-          },
-          pointInTime,
-          replayPlan,
-        );
-      }
-      await this.admin.run(async (connection) => {
-        const registry = this.admin.registry;
-        await registry.ensureSchema(connection);
-        await connection.query(`DELETE FROM ${tenantUsers} WHERE name = ?`, [rootUser]);
-        await registry.setAccessRules(connection, cidrs);
-        await registry.lockDown(connection);
-        await registry.reconcileAll(connection);
-      });
-      await this.stop();
-      await writeFile(this.paths.initialised, new Date().toISOString());
-    } catch (err) {
-      await this.stop().catch((stopErr: unknown) => this.logger.error({ err: stopErr }, 'stop after a failed restore failed'));
-      await rm(this.paths.dataDir, { recursive: true, force: true });
-      throw err;
+      return tools;
     } finally {
       await rm(this.paths.initFile, { force: true });
     }
+  }
+
+  /** What a failed restore leaves: no server running, no data directory. */
+  private async discardData(): Promise<void> {
+    await this.stop().catch((stopErr: unknown) => this.logger.error({ err: stopErr }, 'stop after a failed restore failed'));
+    await rm(this.paths.dataDir, { recursive: true, force: true });
   }
 
   private async versionName(): Promise<string> {

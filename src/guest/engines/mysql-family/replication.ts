@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { isIPv4 } from 'node:net';
 import type { RowDataPacket } from 'mysql2/promise';
 import { escape } from 'mysql2';
@@ -8,10 +9,13 @@ import type { Logger } from '../../../common/index.js';
 import type {
   InstancePlacement,
   PrepareProgress,
-  PrepareTimings,
   ReplicationAdmin,
   ReplicationGrant,
+  PointInTimeSource,
   ReplicationStatus,
+  ReplicaSeed,
+  ReplicaTimings,
+  RestoreLink,
 } from '../engine.js';
 import type { ReplicationModule } from '../engine-modules.js';
 import { fileExists } from '../engine-files.js';
@@ -36,8 +40,17 @@ import { account, adminUser, replicationUserPrefix } from './sql.js';
 // no bytes from it to the replica's guest; the replica's engine user reaches nothing of the
 // primary but its SQL port, where the replication account sees the binary log and nothing
 // else. The price: a primary whose binary log no longer starts at its creation (made before
-// replication existed, or whose archive purged files) cannot get replicas (addReplica says so),
-// and a replica's first sync replays the primary's history.
+// replication existed, or whose archive purged files) cannot get replicas this way (addReplica
+// says so), and a replica's first sync replays the primary's history.
+//
+// Where the primary has a completed backup, the replica starts from that instead (the taskmanager
+// sends it as prepare's restore, and addReplica then skips the check above): the chain restored
+// as a restore does, the guest's account given the primary's administrative password without a
+// word in the replica's binary log (which must hold the primary's transactions alone, or a
+// failover would find it diverged), the primary's archived binary log since the backup replayed
+// with its GTIDs (binlog-replay.ts: the archive purges what it shipped from the primary), and
+// replication started where that ends. A seed that fails (the backup unreadable here, the
+// primary's log purged past it) falls back to the replay from nothing.
 //
 // The replica runs read_only: tenants' writes are refused with the engine's own error. A root
 // the tenant enabled on the primary is root on the replica too (its accounts come from the
@@ -67,6 +80,13 @@ export interface MysqlReplicationHost {
   applySpec(spec: EngineSpec): Promise<void>;
   /** a fresh data directory, as prepare makes it, its server not started */
   initialise(adminPassword: string, spec: EngineSpec): Promise<void>;
+  /**
+   * The data directory from the primary's backup `chain` (rolled forward through the primary's
+   * archived binary log `log` where it follows the backup), with the primary's administrative
+   * password, the server stopped and not yet initialised: answers the GTID position replication
+   * goes on from
+   */
+  restoreReplica(chain: readonly RestoreLink[], adminPassword: string, spec: EngineSpec, log?: PointInTimeSource): Promise<string>;
   /** the administrative password the guest logs in with */
   adminPassword(): Promise<string>;
   setAdminPassword(password: string): Promise<void>;
@@ -106,12 +126,14 @@ export class MysqlFamilyReplicationAdmin implements ReplicationAdmin {
     this.failover = new MysqlFailover(host);
   }
 
-  async addReplica(replica: { id: string; address: string }): Promise<ReplicationGrant> {
+  async addReplica(replica: { id: string; address: string; fromBackup?: boolean }): Promise<ReplicationGrant> {
     const user = replicationUser(replica.id);
     if (!isIPv4(replica.address)) throw new CofferError('BadRequest', `"${replica.address}" is not a replica address.`);
     const spec = await this.host.spec();
     if (spec.replication?.role === 'replica') throw new CofferError('BadRequest', 'A replica cannot be the source of another replica.');
-    if (!(await fileExists(this.host.binlogFromStart))) {
+    // a replica from a backup replays the binary log from the backup's position on, not from the start
+    const fromStart = replica.fromBackup !== true;
+    if (fromStart && !(await fileExists(this.host.binlogFromStart))) {
       throw new CofferError('BadRequest', "This instance's binary log does not go back to its creation: it cannot be the source of a replica.");
     }
     const password = strongPassword();
@@ -123,7 +145,7 @@ export class MysqlFamilyReplicationAdmin implements ReplicationAdmin {
       const first = logs[0]?.Log_name;
       const [events] = first === undefined ? [[]] : await connection.query<Row[]>(`SHOW BINLOG EVENTS IN ${escape(String(first))} LIMIT 4`);
       const gtidList = events.find((event) => event.Event_type === 'Gtid_list');
-      if (gtidList === undefined || String(gtidList.Info) !== '[]') {
+      if (fromStart && (gtidList === undefined || String(gtidList.Info) !== '[]')) {
         throw new CofferError('BadRequest', "This instance's binary log no longer starts at its creation: it cannot be the source of a replica.");
       }
       // not in the replicas' binary log: the account is the primary's alone
@@ -158,7 +180,7 @@ export class MysqlFamilyReplicationAdmin implements ReplicationAdmin {
     }
   }
 
-  async prepareReplica(input: PrepareInput, grant: ReplicationGrant, progress: PrepareProgress = () => undefined): Promise<PrepareTimings> {
+  async prepareReplica(input: PrepareInput, grant: ReplicationGrant, progress: PrepareProgress = () => undefined, seed?: ReplicaSeed): Promise<ReplicaTimings> {
     if (input.databases.length > 0 || input.users.length > 0) {
       throw new CofferError('BadRequest', 'A replica takes its databases and users from its primary.');
     }
@@ -170,6 +192,12 @@ export class MysqlFamilyReplicationAdmin implements ReplicationAdmin {
       replication: { role: 'replica', source: { address: grant.address, port: grant.port, user: grant.user, slot: grant.slot } },
     };
     const fresh = !(await fileExists(this.host.initialised));
+    if (fresh && seed !== undefined) {
+      progress('restoring');
+      if (await this.seeded(seed, grant, spec, input.access)) {
+        return { initMs: performance.now() - began, startMs: 0, setupMs: 0, copiedFrom: 'backup' };
+      }
+    }
     if (fresh) {
       progress('initialising');
       // as the primary was made: the binary log then brings everything it did since
@@ -181,26 +209,64 @@ export class MysqlFamilyReplicationAdmin implements ReplicationAdmin {
     progress('starting');
     await this.host.start();
     const started = performance.now();
+    if (fresh || (await this.host.admin.run(slaveStatus)) === undefined) await this.replicateFrom(grant, '');
+    await this.waitConnected();
+    return {
+      initMs: initialised - began,
+      startMs: started - initialised,
+      setupMs: performance.now() - started,
+      ...(fresh ? { copiedFrom: 'source' as const } : {}),
+    };
+  }
+
+  /**
+   * Whether the replica came up replicating from its primary's backup: the chain restored, and
+   * replication started at the GTID position the backup ends at (the primary's binary log must
+   * still hold what followed). When not, it says why, and the replica is made as its primary
+   * was instead. `.initialised` is written last: a prepare interrupted before restores anew.
+   */
+  private async seeded(seed: ReplicaSeed, grant: ReplicationGrant, spec: EngineSpec, access: PrepareInput['access']): Promise<boolean> {
+    try {
+      const position = await this.host.restoreReplica(seed.chain, grant.adminPassword, spec, seed.log);
+      await this.host.saveTlsRequirement(access);
+      await this.host.applySpec(spec);
+      await this.host.start();
+      await this.replicateFrom(grant, position);
+      await this.waitConnected();
+      await writeFile(this.host.initialised, new Date().toISOString());
+      return true;
+    } catch (err) {
+      this.host.logger.warn({ err }, "the replica could not be made from its primary's backup: making it as its primary was made instead");
+      await this.host.stop().catch(() => undefined);
+      return false;
+    }
+  }
+
+  private async replicateFrom(grant: ReplicationGrant, position: string): Promise<void> {
     await this.host.admin.run(async (connection) => {
-      if ((await slaveStatus(connection)) !== undefined && !fresh) return;
       await connection.query('STOP SLAVE').catch(() => undefined);
-      await connection.query("SET GLOBAL gtid_slave_pos = ''");
+      await connection.query(`SET GLOBAL gtid_slave_pos = ${escape(position)}`);
       await connection.query(changeMasterStatement(grant));
       await connection.query('START SLAVE');
     });
-    await this.waitConnected();
-    return { initMs: initialised - began, startMs: started - initialised, setupMs: performance.now() - started };
   }
 
-  /** until the IO thread has connected once; its error (refused, binary log purged) fails the prepare */
+  /**
+   * Until the IO thread has connected and the primary began sending (its first event names the
+   * binary log file: a position the primary no longer holds gets error 1236 instead, which
+   * fails the prepare, as a refused login does)
+   */
   private async waitConnected(): Promise<void> {
     const deadline = Date.now() + connectTimeoutMs;
     for (;;) {
       const status = await this.host.admin.run(slaveStatus);
-      if (status?.Slave_IO_Running === 'Yes') return;
+      if (status?.Slave_IO_Running === 'Yes' && String(status.Master_Log_File ?? '') !== '') return;
       const error = String(status?.Last_IO_Error ?? '') || String(status?.Last_SQL_Error ?? '');
       if (error !== '' && (Date.now() > deadline || /1236|denied/i.test(error) || String(status?.Slave_SQL_Running) === 'No')) {
-        throw new CofferError('EngineError', `The replica could not replicate from its primary: ${error}`);
+        const advice = /1236/.test(error)
+          ? ' Take a backup of the primary and create the replica again: a replica starts from its primary\'s newest backup and needs its binary log from there on only.'
+          : '';
+        throw new CofferError('EngineError', `The replica could not replicate from its primary: ${error}${advice}`);
       }
       if (Date.now() > deadline) throw new CofferError('EngineError', 'The replica did not connect to its primary within 60 s.');
       await new Promise((resolve) => setTimeout(resolve, 200));

@@ -118,6 +118,7 @@ export class RedisReplicationAdmin implements ReplicationAdmin {
     });
   }
 
+  /** A seed (the primary's backup) is not used: Redis's replication begins with a full copy whatever the replica holds. */
   async prepareReplica(input: PrepareInput, grant: ReplicationGrant, progress: PrepareProgress = () => undefined): Promise<PrepareTimings> {
     if (input.databases.length > 0 || input.users.length > 0) {
       throw new CofferError('BadRequest', 'A replica takes its data from its primary: it is created without databases or users.');
