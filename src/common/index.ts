@@ -12,3 +12,4 @@ export * from './scheduled-requests.js';
 export * from './webhook-target.js';
 export * from './byte-size.js';
 export * from './primary-lease.js';
+export * from './engine-metrics.js';

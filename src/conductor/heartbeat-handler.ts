@@ -31,6 +31,7 @@ function guestReport(beat: Heartbeat, meta: MessageMeta, now: Date, stored: Serv
   return {
     ...(beat.volumeUsedBytes === undefined ? {} : { volumeUsage: { usedBytes: beat.volumeUsedBytes, measuredAt } }),
     ...(detail === undefined || detail === (stored?.healthDetail ?? null) ? {} : { healthDetail: detail }),
+    ...(beat.engineMetrics === undefined ? {} : { engineMetrics: { values: beat.engineMetrics, measuredAt } }),
   };
 }
 

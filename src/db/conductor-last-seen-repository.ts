@@ -1,5 +1,6 @@
 import type { RepositoryContext } from './repository-context.js';
-import type { ConductorLastSeenRepository, InstanceHeartbeat } from './state-store.js';
+import { engineMetricsOf } from './service-status-repository.js';
+import type { ConductorLastSeenRepository, InstanceHeartbeat, ServiceStatusName } from './state-store.js';
 
 export class SqlConductorLastSeenRepository implements ConductorLastSeenRepository {
   constructor(private readonly ctx: RepositoryContext) {}
@@ -24,12 +25,23 @@ export class SqlConductorLastSeenRepository implements ConductorLastSeenReposito
       .innerJoin('instances as i', 'i.id', 'seen.instance_id')
       .innerJoin('datastore_versions as v', 'v.id', 'i.datastore_version_id')
       .innerJoin('datastores as d', 'd.id', 'v.datastore_id')
-      .select(['seen.instance_id', 'seen.sent', 'i.tenant_id', 'd.name'])
+      .leftJoin('service_statuses as s', 's.instance_id', 'seen.instance_id')
+      .select(['seen.instance_id', 'seen.sent', 'i.tenant_id', 'd.name', 's.status', 's.engine_metrics', 's.engine_metrics_at'])
       .where('seen.method_name', '=', 'heartbeat')
       .where('i.deleted', '=', false)
       .orderBy('seen.instance_id')
       .execute();
-    return rows.map((row) => ({ instanceId: row.instance_id, tenantId: row.tenant_id, datastore: row.name, sentAt: Number(row.sent) }));
+    return rows.map((row) => {
+      const metrics = engineMetricsOf(row.engine_metrics, row.engine_metrics_at);
+      return {
+        instanceId: row.instance_id,
+        tenantId: row.tenant_id,
+        datastore: row.name,
+        sentAt: Number(row.sent),
+        ...(row.status === null ? {} : { status: row.status as ServiceStatusName }),
+        ...(metrics === undefined ? {} : { engineMetrics: metrics }),
+      };
+    });
   }
 
   private async exists(instanceId: string, method: string): Promise<boolean> {

@@ -138,6 +138,9 @@ export interface ServiceStatusesTable {
   volume_used_bytes: ColumnType<number | string | null, number | null | undefined, number | null>;
   volume_measured_at: ColumnType<Date | string | null, Date | null | undefined, Date | null>;
   health_detail: ColumnType<string | null, string | null | undefined, string | null>;
+  /** JSON: src/common/engine-metrics.ts */
+  engine_metrics: ColumnType<string | null, string | null | undefined, string | null>;
+  engine_metrics_at: ColumnType<Date | string | null, Date | null | undefined, Date | null>;
 }
 
 export interface InstanceFaultsTable {

@@ -1,11 +1,21 @@
 import type { Selectable } from 'kysely';
 import type { RepositoryContext } from './repository-context.js';
-import { toDate, toNullableDate } from './row-codec.js';
+import { engineMetrics, type EngineMetricsSample } from '../common/index.js';
+import { fromJson, toDate, toJson, toNullableDate } from './row-codec.js';
 import type { ServiceStatusesTable } from './schema.js';
 import type { GuestReport, ServiceStatusName, ServiceStatusRepository, ServiceStatusRow } from './state-store.js';
 
+/** the stored sample, when it is one this build reads (a row written by another version may not be) */
+export function engineMetricsOf(text: string | null, at: Date | string | null): EngineMetricsSample | undefined {
+  const measuredAt = toNullableDate(at);
+  if (text === null || measuredAt === null) return undefined;
+  const parsed = engineMetrics.safeParse(fromJson(text));
+  return parsed.success ? { values: parsed.data, measuredAt } : undefined;
+}
+
 function toRow(r: Selectable<ServiceStatusesTable>): ServiceStatusRow {
   const measuredAt = toNullableDate(r.volume_measured_at);
+  const metrics = engineMetricsOf(r.engine_metrics, r.engine_metrics_at);
   return {
     instanceId: r.instance_id,
     status: r.status as ServiceStatusName,
@@ -13,6 +23,7 @@ function toRow(r: Selectable<ServiceStatusesTable>): ServiceStatusRow {
     // bigint comes back as text from PostgreSQL; volumes stay far below 2^53 bytes
     ...(r.volume_used_bytes === null || measuredAt === null ? {} : { volumeUsage: { usedBytes: Number(r.volume_used_bytes), measuredAt } }),
     ...(r.health_detail === null ? {} : { healthDetail: r.health_detail }),
+    ...(metrics === undefined ? {} : { engineMetrics: metrics }),
   };
 }
 
@@ -53,6 +64,9 @@ export class SqlServiceStatusRepository implements ServiceStatusRepository {
         ? {}
         : { volume_used_bytes: report.volumeUsage.usedBytes, volume_measured_at: report.volumeUsage.measuredAt }),
       ...(report.healthDetail === undefined ? {} : { health_detail: report.healthDetail }),
+      ...(report.engineMetrics === undefined
+        ? {}
+        : { engine_metrics: toJson(report.engineMetrics.values), engine_metrics_at: report.engineMetrics.measuredAt }),
     };
     if (Object.keys(fields).length === 0) return;
     await this.ctx.db
@@ -69,7 +83,7 @@ export class SqlServiceStatusRepository implements ServiceStatusRepository {
   async clearReport(instanceId: string): Promise<void> {
     await this.ctx.db
       .updateTable('service_statuses')
-      .set({ volume_used_bytes: null, volume_measured_at: null, health_detail: null })
+      .set({ volume_used_bytes: null, volume_measured_at: null, health_detail: null, engine_metrics: null, engine_metrics_at: null })
       .where('instance_id', '=', instanceId)
       .execute();
   }

@@ -2,7 +2,7 @@
 // state database only through these repositories. Rows are camelCase TypeScript objects; the
 // adapter maps them to snake_case columns. Times are Date objects in UTC.
 
-import type { ConfigurationParameter, ConfigurationValues, EngineCapabilities } from '../common/index.js';
+import type { ConfigurationParameter, ConfigurationValues, EngineCapabilities, EngineMetricsSample } from '../common/index.js';
 
 export type TaskStatusName =
   | 'NONE'
@@ -231,6 +231,8 @@ export interface ServiceStatusRow {
   volumeUsage?: VolumeUsage;
   /** the engine's health as the guest last described it (a failure, a restart that keeps failing); absent when it said nothing */
   healthDetail?: string;
+  /** what the guest last measured of its engine; absent until it first did */
+  engineMetrics?: EngineMetricsSample;
 }
 
 export interface VolumeUsage {
@@ -242,6 +244,7 @@ export interface VolumeUsage {
 export interface GuestReport {
   volumeUsage?: VolumeUsage;
   healthDetail?: string | null;
+  engineMetrics?: EngineMetricsSample;
 }
 
 export interface InstanceFaultRow {
@@ -840,6 +843,10 @@ export interface InstanceHeartbeat {
   datastore: string;
   /** the guest's clock when it sent the heartbeat, epoch milliseconds */
   sentAt: number;
+  /** the service status that heartbeat left */
+  status?: ServiceStatusName;
+  /** what the guest last measured of its engine */
+  engineMetrics?: EngineMetricsSample;
 }
 
 export interface AgentRepository {

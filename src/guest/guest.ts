@@ -19,7 +19,7 @@ import {
   type Transport,
 } from '../bus/index.js';
 import { CofferError, isCofferError, primaryLeaseTimes } from '../common/index.js';
-import type { Logger, PrimaryLeaseTimes } from '../common/index.js';
+import type { EngineMetrics, Logger, PrimaryLeaseTimes } from '../common/index.js';
 import { recordAppliedGeneration } from './applied-generation.js';
 import { backupsNotOnHost, restoreChain, runBackup, type GuestBackupHost } from './backup-runner.js';
 import { directoryUsage } from './directory-usage.js';
@@ -89,6 +89,8 @@ export interface GuestOptions {
   transport: Transport;
   logger: Logger;
   heartbeatIntervalMs: number;
+  /** how often a healthy beat carries the engine's metrics (default a minute) */
+  engineMetricsIntervalMs?: number;
   /** whether the engine should be running, as last recorded by the host */
   desiredState: DesiredState;
   /** records a change of desired state, so that a restarted host knows whether to start the engine */
@@ -148,6 +150,7 @@ const defaultWalShipIntervalMs = 10_000;
 /** how often the engine's log files are held to their size limit (guest-logs.ts) */
 const logTrimIntervalMs = 60_000;
 const usageIntervalMs = 5 * 60_000;
+const defaultEngineMetricsIntervalMs = 60_000;
 const certificateCheckIntervalMs = 60 * 60_000;
 
 /** What the API shows of an instance's TLS, reported with heartbeats until the conductor has it. */
@@ -213,6 +216,7 @@ class GuestAgent implements Guest {
   /** the first check after the guest starts adopts what it finds (a prepare's engine is not adopted) */
   private adopting = false;
   private usageReportedAt = 0;
+  private metricsReportedAt = 0;
   /** why the last restart by supervision failed, while the engine stays down */
   private restartFailure: string | undefined;
   private certificateCheckedAt = 0;
@@ -488,6 +492,7 @@ class GuestAgent implements Guest {
       const { status, message } = this.volumeStatus(reported, reportedMessage, volume);
       const usageDue = volume !== undefined && volume.measured && (volume.changed || Date.now() - this.usageReportedAt >= usageIntervalMs);
       const usage = usageDue ? { volumeUsedBytes: volume.reading.usedBytes } : {};
+      const engineMetrics = status === 'HEALTHY' ? await this.engineMetricsDue() : undefined;
       await this.conductor.heartbeat(
         {
           instanceId: this.instanceId,
@@ -495,11 +500,13 @@ class GuestAgent implements Guest {
           ...(message === undefined ? {} : { message }),
           ...usage,
           ...(tls === undefined ? {} : { tls }),
+          ...(engineMetrics === undefined ? {} : { engineMetrics }),
         },
         { requestId: `req-${randomUUID()}`, instanceId: this.instanceId },
       );
       // a usage that never left is sent again with the next HEALTHY beat, not minutes later
       if (usage.volumeUsedBytes !== undefined) this.usageReportedAt = Date.now();
+      if (engineMetrics !== undefined) this.metricsReportedAt = Date.now();
       if (tls !== undefined) {
         this.tlsReported = tls;
         this.tlsReportedAt = Date.now();
@@ -507,6 +514,15 @@ class GuestAgent implements Guest {
     } catch (err) {
       this.logger.warn({ err, status: reported }, 'heartbeat not sent');
     }
+  }
+
+  /** The engine's metrics when a beat is due to carry them; a failed measurement is tried again with the next beat. */
+  private async engineMetricsDue(): Promise<EngineMetrics | undefined> {
+    if (Date.now() - this.metricsReportedAt < (this.options.engineMetricsIntervalMs ?? defaultEngineMetricsIntervalMs)) return undefined;
+    return this.engine.metrics().catch((err: unknown) => {
+      this.logger.warn({ err }, 'engine metrics not measured');
+      return undefined;
+    });
   }
 
   private async setDesired(state: DesiredState): Promise<void> {

@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { EngineMetricsSample } from '../common/index.js';
 
 // Every series here has labels from small, known sets (routes, contract methods, task kinds,
 // outcomes), or from live instances and warm pool kinds, which leave with them. Nothing a
@@ -9,12 +10,24 @@ export const metricNames = {
   busCall: 'coffer_bus_call_duration_seconds',
   task: 'coffer_task_duration_seconds',
   heartbeatAge: 'coffer_instance_heartbeat_age_seconds',
+  instanceUp: 'coffer_instance_up',
+  instanceConnections: 'coffer_instance_connections',
+  instanceDatabaseBytes: 'coffer_instance_database_bytes',
+  instanceOperations: 'coffer_instance_operations_total',
+  instanceCacheHitRatio: 'coffer_instance_cache_hit_ratio',
+  instanceReplicationLag: 'coffer_instance_replication_lag_seconds',
   warmPool: 'coffer_agent_warm_pool_clusters',
   adopting: 'coffer_agent_instances_adopting',
 } as const;
 
-/** Live instances' last heartbeats, read when Prometheus scrapes (the conductor's state DB). */
-export type HeartbeatSource = () => Promise<Array<{ instanceId: string; tenantId: string; datastore: string; sentAt: number }>>;
+/** Live instances' last heartbeats, with the status and engine metrics they left, read when Prometheus scrapes (the conductor's state DB). */
+export type HeartbeatSource = () => Promise<
+  Array<{ instanceId: string; tenantId: string; datastore: string; sentAt: number; status?: string; engineMetrics?: EngineMetricsSample }>
+>;
+
+type Heartbeat = Awaited<ReturnType<HeartbeatSource>>[number];
+type InstanceLabels = 'instance_id' | 'project_id' | 'datastore';
+const instanceLabels: InstanceLabels[] = ['instance_id', 'project_id', 'datastore'];
 /** Complete warm clusters per kind (e.g. postgresql-15), read when Prometheus scrapes. */
 export type WarmPoolSource = () => Promise<Record<string, number>>;
 /** How many instances an agent found at its start and has not re-adopted yet, read when Prometheus scrapes. */
@@ -37,6 +50,7 @@ export class CofferMetrics {
   private readonly bus: Histogram<'service' | 'method' | 'type' | 'outcome'>;
   private readonly tasks: Histogram<'kind' | 'outcome'>;
   private heartbeats: HeartbeatSource | undefined;
+  private heartbeatsRead: Promise<Heartbeat[]> | undefined;
   private readonly warmPools = new Map<string, WarmPoolSource>();
   private readonly adoptions = new Map<string, AdoptionSource>();
 
@@ -64,23 +78,42 @@ export class CofferMetrics {
       buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 14_400, 86_400],
       registers: [this.registry],
     });
-    const heartbeatAge: Gauge<'instance_id' | 'project_id' | 'datastore'> = new Gauge({
-      name: metricNames.heartbeatAge,
-      help: "Seconds since each live instance's guest sent its last heartbeat, as the conductors recorded it",
-      labelNames: ['instance_id', 'project_id', 'datastore'],
-      registers: [this.registry],
-      collect: async () => {
-        // read whole at each scrape: a deleted instance is gone from the next one
-        heartbeatAge.reset();
-        if (this.heartbeats === undefined) return;
-        const now = this.now();
-        // a state database that does not answer leaves the family empty; /readyz says why
-        for (const beat of await this.heartbeats().catch(() => [])) {
-          const labels = { instance_id: beat.instanceId, project_id: beat.tenantId, datastore: beat.datastore };
-          heartbeatAge.set(labels, Math.max(0, (now - beat.sentAt) / 1000));
-        }
-      },
-    });
+    // One gauge per measure of live instances, each read from the same rows: one read of the
+    // state DB per scrape (Prometheus collects the families at once), and a deleted instance is
+    // gone from the next scrape.
+    const instanceGauge = (name: string, help: string, value: (beat: Heartbeat) => number | undefined) => {
+      const gauge: Gauge<InstanceLabels> = new Gauge({
+        name,
+        help,
+        labelNames: instanceLabels,
+        registers: [this.registry],
+        collect: async () => {
+          gauge.reset();
+          for (const beat of await this.readHeartbeats()) {
+            const measured = value(beat);
+            if (measured !== undefined) gauge.set({ instance_id: beat.instanceId, project_id: beat.tenantId, datastore: beat.datastore }, measured);
+          }
+        },
+      });
+    };
+    instanceGauge(metricNames.heartbeatAge, "Seconds since each live instance's guest sent its last heartbeat, as the conductors recorded it", (beat) =>
+      Math.max(0, (this.now() - beat.sentAt) / 1000),
+    );
+    // what the guests measured (src/common/engine-metrics.ts), as the conductors kept it
+    instanceGauge(metricNames.instanceUp, "1 while the instance's guest reports its engine healthy, 0 otherwise", (beat) => (beat.status === 'HEALTHY' ? 1 : 0));
+    instanceGauge(metricNames.instanceConnections, "Tenants' open connections to the engine, as its guest last measured", (beat) => beat.engineMetrics?.values.connections);
+    instanceGauge(
+      metricNames.instanceDatabaseBytes,
+      "Bytes of the tenant's data as the engine counts it (its databases; Redis: its dataset in memory)",
+      (beat) => beat.engineMetrics?.values.databaseBytes,
+    );
+    instanceGauge(
+      metricNames.instanceOperations,
+      'Operations since the engine started (PostgreSQL: transactions ended; MariaDB: statements; Redis: commands); its rate() is the load',
+      (beat) => beat.engineMetrics?.values.operations,
+    );
+    instanceGauge(metricNames.instanceCacheHitRatio, "Reads served from the engine's cache over all reads since it started, 0-1", (beat) => beat.engineMetrics?.values.cacheHitRatio);
+    instanceGauge(metricNames.instanceReplicationLag, 'How far a replica trails its primary, as its engine tells', (beat) => beat.engineMetrics?.values.replicationLagSeconds);
     const warmPool: Gauge<'host' | 'kind'> = new Gauge({
       name: metricNames.warmPool,
       help: "Initialised clusters waiting in an agent's warm pool, per engine version",
@@ -125,6 +158,22 @@ export class CofferMetrics {
   /** A task run that ended (src/taskmanager TaskObserver). */
   observeTask(task: { kind: string; outcome: string; seconds: number }): void {
     this.tasks.observe({ kind: task.kind, outcome: task.outcome }, task.seconds);
+  }
+
+  /**
+   * The heartbeats, read once for the gauges of one scrape (a scrape collects its families at
+   * once, so they share the read in flight); a state DB that does not answer leaves them empty
+   * (/readyz says why).
+   */
+  private readHeartbeats(): Promise<Heartbeat[]> {
+    if (this.heartbeatsRead === undefined) {
+      const rows = this.heartbeats === undefined ? Promise.resolve([]) : this.heartbeats().catch(() => []);
+      this.heartbeatsRead = rows;
+      void rows.finally(() => {
+        if (this.heartbeatsRead === rows) this.heartbeatsRead = undefined;
+      });
+    }
+    return this.heartbeatsRead;
   }
 
   /** The conductor's view of heartbeats; one source per process. */

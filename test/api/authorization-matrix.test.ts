@@ -353,6 +353,7 @@ const rows: Row[] = [
   { method: 'GET', path: v1('/instances/:instanceId/backups'), fresh: instance, expect: ownerOrAdmin(200) },
   // an instance's events (Coffer's extension) are its owner's or an admin's
   { method: 'GET', path: v1('/instances/:instanceId/events'), fresh: instance, expect: ownerOrAdmin(200) },
+  { method: 'GET', path: v1('/instances/:instanceId/metrics'), fresh: instance, expect: ownerOrAdmin(200) },
   // an instance's replication status (Coffer's extension) is its owner's or an admin's
   { method: 'GET', path: v1('/instances/:instanceId/replication'), fresh: instance, expect: ownerOrAdmin(200) },
   { method: 'PATCH', path: v1('/instances/:instanceId/replication'), body: () => ({ replication: { failover: false } }), fresh: instance, expect: ownerOrAdmin(200) },

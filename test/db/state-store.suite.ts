@@ -856,6 +856,24 @@ export function stateStoreSuite(
         assert.deepEqual((await store.serviceStatuses.get(id))?.volumeUsage, { usedBytes: 0, measuredAt: at.oneMs });
       });
 
+      it("report keeps the engine's metrics beside the status, read back whole; markDeleted clears them", async () => {
+        const live = instance();
+        await store.instances.create(live);
+        await store.serviceStatuses.set({ instanceId: live.id, status: 'HEALTHY', updatedAt: at.oneMs });
+        const sample = {
+          values: { connections: 3, databaseBytes: 2 ** 40 + 1, operations: 2 ** 53 - 1, cacheHitRatio: 0.987654321, replicationLagSeconds: 1.5 },
+          measuredAt: at.leapDay,
+        };
+        await store.serviceStatuses.report(live.id, { engineMetrics: sample });
+        await store.serviceStatuses.report(live.id, { healthDetail: null });
+        assert.deepEqual((await store.serviceStatuses.get(live.id))?.engineMetrics, sample, 'a report without metrics keeps them');
+        const lean = { values: { connections: 0, databaseBytes: 0, operations: 0 }, measuredAt: at.past2038 };
+        await store.serviceStatuses.report(live.id, { engineMetrics: lean });
+        assert.deepEqual((await store.serviceStatuses.get(live.id))?.engineMetrics, lean);
+        await store.instances.markDeleted(live.id, at.past2038);
+        assert.equal((await store.serviceStatuses.get(live.id))?.engineMetrics, undefined);
+      });
+
       it("markDeleted clears what the guest reported, keeps the status, and later reports for the deleted instance are not kept", async () => {
         const gone = instance();
         await store.instances.create(gone);
@@ -1256,6 +1274,12 @@ export function stateStoreSuite(
         await store.instances.markDeleted(gone.id, at.leapDay);
         const mine = (await store.conductorLastSeen.listHeartbeats()).filter((h) => [live.id, gone.id, silent.id].includes(h.instanceId));
         assert.deepEqual(mine, [{ instanceId: live.id, tenantId: live.tenantId, datastore: ds.name, sentAt: sent }]);
+        // with the status and the engine's metrics the heartbeats left
+        await store.serviceStatuses.set({ instanceId: live.id, status: 'HEALTHY', updatedAt: at.leapDay });
+        const engineMetrics = { values: { connections: 2, databaseBytes: 4096, operations: 99, cacheHitRatio: 0.5 }, measuredAt: at.leapDay };
+        await store.serviceStatuses.report(live.id, { engineMetrics });
+        const [beat] = (await store.conductorLastSeen.listHeartbeats()).filter((h) => h.instanceId === live.id);
+        assert.deepEqual(beat, { instanceId: live.id, tenantId: live.tenantId, datastore: ds.name, sentAt: sent, status: 'HEALTHY', engineMetrics });
       });
 
       it('first messages of many instances recorded in concurrent transactions all go through', async () => {

@@ -11,8 +11,9 @@ import { startServe, type ServeRun } from './serve-run.js';
 
 // A real Prometheus (Debian's package) scrapes a running `coffer serve` on its --metrics-address
 // and answers PromQL over its HTTP API for what Coffer exported: API requests by route, the
-// create task, the guest's heartbeats over the bus, and the heartbeat age of a real PostgreSQL
-// instance, which leaves the scrape once the instance is deleted.
+// create task, the guest's heartbeats over the bus, and the heartbeat age and engine metrics of a
+// real PostgreSQL instance (also read through the API), which leave the scrape once the instance
+// is deleted.
 
 const adminPassword = 'Prom-admin-pass-1234';
 let run: ServeRun;
@@ -73,6 +74,21 @@ test('Prometheus scrapes Coffer and answers for request counts, the create task,
   assert.equal(sample!.metric['job'], 'coffer');
   const seconds = Number(sample!.value[1]);
   assert.ok(Number.isFinite(seconds) && seconds >= 0, `heartbeat age ${sample!.value[1]}`);
+
+  // what the guest measured of its engine: through Prometheus, and through the API to its project
+  assert.equal(await scalar(`coffer_instance_up{instance_id="${created.id}"}`, (v) => v === 1), 1);
+  const bytes = await scalar(`coffer_instance_database_bytes{instance_id="${created.id}",project_id="${session.projectId}",datastore="postgresql"}`, (v) => v > 0);
+  const operations = await scalar(`coffer_instance_operations_total{instance_id="${created.id}"}`, (v) => v >= 0);
+  const own = await request('GET', trove(session, `/instances/${created.id}/metrics`), { token: session.token });
+  assert.equal(own.status, 200);
+  const metrics = (own.body as { metrics: Record<string, unknown> }).metrics;
+  assert.equal(metrics['instance_id'], created.id);
+  assert.equal(metrics['up'], true);
+  assert.equal(metrics['operating_status'], 'HEALTHY');
+  assert.equal(typeof metrics['measured'], 'string');
+  assert.ok(Number(metrics['database_bytes']) > 0 && Number(metrics['operations_total']) >= 0, JSON.stringify(metrics));
+  assert.ok(Number(metrics['cache_hit_ratio']) >= 0 && Number(metrics['cache_hit_ratio']) <= 1, JSON.stringify(metrics));
+  assert.ok(bytes > 0 && operations >= 0);
 
   const pool = await eventually('the warm pool gauge', () => prometheus.query('coffer_agent_warm_pool_clusters{host="local"}'), (r) => r.length > 0, 60_000);
   assert.ok(pool.every((s) => /^[a-z]+-[0-9.]+$/.test(s.metric['kind']!)), JSON.stringify(pool));

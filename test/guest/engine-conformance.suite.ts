@@ -10,6 +10,7 @@ import { engineRegistry, type EngineBinary, type EngineDriver, type EngineName, 
 import { rejectsWithCode } from '../support/coffer-errors.js';
 import { processesMentioning } from '../support/processes.js';
 import { tempDataDir } from '../support/temp-dir.js';
+import { eventually } from '../support/wait.js';
 import { newTestCa, testCa } from '../support/test-ca.js';
 import { localRunner } from './engine-fixture.js';
 
@@ -257,6 +258,26 @@ export function runEngineConformance<S extends EngineSession>(fixture: EngineCon
         assert.deepEqual(names, ['app', 'victim']);
       }
       if (caps.users) assert.deepEqual((await driver.users!.list()).map((u) => u.name), ['tenant']);
+    });
+
+    test("measures itself for its metrics: tenants' connections (not the guest's), the data's size, an operations counter that grows", async () => {
+      const before = await driver.metrics();
+      assert.ok(before !== undefined, 'a healthy engine answers');
+      await asTenant(async (session) => {
+        for (let i = 0; i < 5; i += 1) await fixture.write(session, `metrics-${i}`, 'counted');
+        // statistics reach the engine's counters within a second or so (PostgreSQL flushes them when a session idles)
+        const during = await eventually(
+          'the operations counter to grow',
+          async () => (await driver.metrics())!,
+          (m) => m.operations > before.operations && m.connections >= 1,
+          15_000,
+        );
+        assert.ok(during.databaseBytes > 0, JSON.stringify(during));
+        if (during.cacheHitRatio !== undefined) assert.ok(during.cacheHitRatio >= 0 && during.cacheHitRatio <= 1);
+        assert.equal(during.replicationLagSeconds, undefined, 'no lag outside replication');
+      });
+      // the tenant's session is gone: its connection is no longer counted (the guest's own never was)
+      await eventually('the connection to close', async () => (await driver.metrics())!.connections, (n) => n === 0, 15_000);
     });
 
     test('is locked down: its own address only, passwords always, no admin over TCP', async () => {

@@ -107,6 +107,7 @@ describe('a hypothetical engine', () => {
     start = async () => undefined;
     stop = async () => undefined;
     health = async () => 'stopped' as const;
+    metrics = async () => undefined;
     release = () => undefined;
     processId = async () => undefined;
     resize = async () => undefined;

@@ -230,6 +230,41 @@ describe('heartbeat age', () => {
   });
 });
 
+describe('engine metrics', () => {
+  test("each live instance's engine measures as gauges labelled like its heartbeat age; up follows the status; a measure the engine lacks has no series", async () => {
+    const metrics = new CofferMetrics({ processMetrics: false });
+    const measuredAt = new Date();
+    let reads = 0;
+    metrics.watchHeartbeats(async () => {
+      reads += 1;
+      return [
+        {
+          instanceId: 'i-pg',
+          tenantId: 'p1',
+          datastore: 'postgresql',
+          sentAt: Date.now(),
+          status: 'HEALTHY',
+          engineMetrics: { values: { connections: 4, databaseBytes: 8_000_000, operations: 1234, cacheHitRatio: 0.99, replicationLagSeconds: 0.5 }, measuredAt },
+        },
+        { instanceId: 'i-redis', tenantId: 'p2', datastore: 'redis', sentAt: Date.now(), status: 'HEALTHY', engineMetrics: { values: { connections: 0, databaseBytes: 10, operations: 7 }, measuredAt } },
+        { instanceId: 'i-down', tenantId: 'p2', datastore: 'mariadb', sentAt: Date.now(), status: 'SHUTDOWN' },
+      ];
+    });
+    const text = await metrics.render();
+    assert.equal(reads, 1, 'one read of the state DB per scrape');
+    assert.equal(value(text, metricNames.instanceUp, { instance_id: 'i-pg' }), 1);
+    assert.equal(value(text, metricNames.instanceUp, { instance_id: 'i-down' }), 0);
+    assert.deepEqual(series(text, metricNames.instanceConnections, { instance_id: 'i-pg' })[0]!.labels, { instance_id: 'i-pg', project_id: 'p1', datastore: 'postgresql' });
+    assert.equal(value(text, metricNames.instanceConnections, { instance_id: 'i-pg' }), 4);
+    assert.equal(value(text, metricNames.instanceDatabaseBytes, { instance_id: 'i-pg' }), 8_000_000);
+    assert.equal(value(text, metricNames.instanceOperations, { instance_id: 'i-redis' }), 7);
+    assert.equal(value(text, metricNames.instanceCacheHitRatio, { instance_id: 'i-pg' }), 0.99);
+    assert.equal(value(text, metricNames.instanceReplicationLag, { instance_id: 'i-pg' }), 0.5);
+    assert.deepEqual(series(text, metricNames.instanceCacheHitRatio).map((s) => s.labels['instance_id']), ['i-pg']);
+    assert.deepEqual(series(text, metricNames.instanceConnections).map((s) => s.labels['instance_id']).sort(), ['i-pg', 'i-redis']);
+  });
+});
+
 describe('warm pool and process', () => {
   test("an agent's warm pool is one gauge per kind, read at each scrape", async () => {
     const metrics = new CofferMetrics({ processMetrics: false });

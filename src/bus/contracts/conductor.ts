@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { configurationParameter, engineCapabilities } from '../../common/index.js';
+import { configurationParameter, engineCapabilities, engineMetrics } from '../../common/index.js';
 import { call, cast, defineService } from '../contract.js';
 
 // Shared with the state database, which stores them with each datastore version.
@@ -64,7 +64,9 @@ export const backupState = z.enum(['BUILDING', 'COMPLETED', 'FAILED']);
 // 1.5: heartbeat status BLOCKED (a full volume), and a warning message with HEALTHY. A conductor
 // on 1.4 refuses a BLOCKED beat (logged there); the guest's next beats say it again.
 // 1.6: renewLease, the one call: a primary's guest waits for its answer.
-export const conductorContract = defineService('conductor', '1.6', {
+// 1.7: heartbeat's engineMetrics. A conductor on 1.6 refuses a beat that carries them (logged there);
+//      the beats between carry none.
+export const conductorContract = defineService('conductor', '1.7', {
   heartbeat: cast(
     z.object({
       instanceId: z.string(),
@@ -78,6 +80,8 @@ export const conductorContract = defineService('conductor', '1.6', {
       message: z.string().max(1000).optional(),
       /** the instance's TLS as its clients see it, sent when it changed (a new certificate or CA) */
       tls: instanceTlsReport.optional(),
+      /** since 1.7: what the guest measured of its engine, with a healthy beat, every minute at most */
+      engineMetrics: engineMetrics.optional(),
     }),
     { since: '1.1' },
   ),

@@ -19,6 +19,7 @@ import * as webhooks from './0021-webhooks.js';
 import * as replicas from './0022-replicas.js';
 import * as datastoreVersionAdmin from './0024-datastore-version-admin.js';
 import * as failover from './0025-failover.js';
+import * as engineMetrics from './0026-engine-metrics.js';
 
 // Every migration, by name. Kysely runs them in name order and records each one it ran; a
 // shipped migration never changes, a schema change is a new file with the next number.
@@ -43,4 +44,5 @@ export const migrations: Record<string, Migration> = {
   '0022-replicas': replicas,
   '0024-datastore-version-admin': datastoreVersionAdmin,
   '0025-failover': failover,
+  '0026-engine-metrics': engineMetrics,
 };

@@ -131,6 +131,7 @@ export function assembleDriver<L extends EngineLifecycle>(modules: EngineModules
     start: () => lifecycle.start(),
     stop: () => lifecycle.stop(),
     health: () => lifecycle.health(),
+    metrics: () => lifecycle.metrics(),
     release: () => lifecycle.release(),
     processId: () => lifecycle.processId(),
     resize: (memoryMb) => lifecycle.resize(memoryMb),

@@ -1,3 +1,4 @@
+import type { EngineMetrics } from '../../common/index.js';
 import type {
   AccessSpec,
   DataCheckResult,
@@ -443,6 +444,8 @@ export interface EngineLifecycle {
   stop(): Promise<void>;
   /** asks the engine a query over a connection kept between checks (kept-probe.ts) */
   health(): Promise<EngineHealth>;
+  /** what the engine says of its load and size now, over the health check's connection; undefined when it does not answer */
+  metrics(): Promise<EngineMetrics | undefined>;
   /** closes what the driver keeps open between calls (the health check's connection); the engine keeps running */
   release(): void;
   /** the pid of the running server process, if any */

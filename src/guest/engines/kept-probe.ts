@@ -31,6 +31,16 @@ export class KeptProbe<C> {
     return this.inFlight;
   }
 
+  /**
+   * `work` over the kept connection (checked or opened first), within the timeout: what the
+   * guest asks of an idle engine now and then (its metrics) costs no login. Undefined when the
+   * server does not answer.
+   */
+  async query<T>(work: (connection: C) => Promise<T>): Promise<T | undefined> {
+    if (!(await this.answers()) || this.connection === undefined) return undefined;
+    return this.withinTimeout(work(this.connection));
+  }
+
   /** closes the kept connection (before a stop, or when its guest goes): the next check opens one */
   close(): void {
     const connection = this.connection;

@@ -1,3 +1,4 @@
+import type { EngineMetrics } from '../../../common/index.js';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
@@ -38,7 +39,8 @@ import type { MysqlFamilyFlavor, ServerTools } from './flavor.js';
 import type { MysqlReplicationHost } from './replication.js';
 import { restoreChain, restoredAccountsSql } from './restore-chain.js';
 import { runningServer, serversIn, stopServer, waitUntilReady } from './server.js';
-import { adminUser, checkDatabaseName, rootUser } from './sql.js';
+import { adminUser, checkDatabaseName, guestDatabase, rootUser } from './sql.js';
+import { mysqlFamilyMetrics } from './metrics.js';
 import { mysqlTlsOptions, reloadTls, setRequireSecureTransport } from './tls.js';
 
 // The lifecycle module of the MySQL family (databases, users, root, configuration groups and
@@ -707,6 +709,10 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
       return 'stopped';
     }
     return (await this.probe.answers()) ? 'healthy' : 'running';
+  }
+
+  metrics(): Promise<EngineMetrics | undefined> {
+    return this.probe.query((connection) => mysqlFamilyMetrics(connection, guestDatabase));
   }
 
   release(): void {

@@ -1,3 +1,4 @@
+import type { EngineMetrics } from '../../../common/index.js';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Client } from 'pg';
 import { join, relative } from 'node:path';
@@ -41,6 +42,7 @@ import { currentEngineSpec, readEngineSpec, writeEngineSpec, type EngineSpec, ty
 import { checkTlsRequirement, installedTlsFiles, saveTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { KeptProbe } from '../kept-probe.js';
+import { postgresqlMetrics } from './metrics.js';
 import { killDataDirProcesses, runningPostmaster, stopPostmaster, waitUntilReady } from './postmaster.js';
 import { fetchRecoveryFiles, planRecovery, removeRecoveryFiles, type RecoveryTarget } from './point-in-time.js';
 import { checkRestoreChain, clearSourceState, extractBaseBackup, resetAdminOffline, resetRestoredRoles } from './restore.js';
@@ -334,7 +336,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
       passfile: this.paths.replicationPassfile,
       initialisedMarker: this.paths.initialised,
       program: (name) => this.bin(name),
-      versionName: this.binary().versionName,
+      versionName: () => this.binary().versionName,
       endpoint: () => this.endpoint(),
       readSpec: () => this.readSpec(),
       applySpec: (spec) => this.applySpec(spec),
@@ -627,6 +629,10 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
       return 'stopped';
     }
     return (await this.probe.answers()) ? 'healthy' : 'running';
+  }
+
+  metrics(): Promise<EngineMetrics | undefined> {
+    return this.probe.query(postgresqlMetrics);
   }
 
   release(): void {

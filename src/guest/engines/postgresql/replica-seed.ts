@@ -33,7 +33,7 @@ const autoConf = 'postgresql.auto.conf';
  * in place (the backup carries the primary's roles). Fails, leaving it running, when it cannot.
  */
 export async function seedReplica(host: ReplicationHost, seed: ReplicaSeed, adminPassword: string): Promise<void> {
-  const { full } = checkRestoreChain(seed.chain, host.versionName);
+  const { full } = checkRestoreChain(seed.chain, host.versionName());
   await host.discardDataDir();
   await host.setAdminPassword(adminPassword);
   // as for initdb: the host makes the directory and hands it over before the engine's user fills it

@@ -62,7 +62,7 @@ export interface ReplicationHost {
   initialisedMarker: string;
   program(name: string): string;
   /** the major version of the instance's binaries (a backup restores into its own only) */
-  versionName: string;
+  versionName(): string;
   endpoint(): Promise<AdminEndpoint>;
   readSpec(): Promise<EngineSpec>;
   /** renders postgresql.conf and pg_hba.conf from `spec`, saves it, reloads a running server */

@@ -1,3 +1,4 @@
+import type { EngineMetrics } from '../../../common/index.js';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { Redis } from 'ioredis';
@@ -21,6 +22,7 @@ import { currentEngineSpec, readEngineSpec, writeEngineSpec, type EngineSpec } f
 import { checkTlsRequirement, installedTlsFiles, readTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { KeptProbe } from '../kept-probe.js';
+import { redisMetrics } from './metrics.js';
 import { renderInitialAclFile, rootDisableArguments, rootUser } from './acl.js';
 import { applyAcl, healthProbeOps, setMaxmemory, withAdminClient, type AdminEndpoint, type AdminEndpointSource } from './admin.js';
 import type { AofArchiveHost } from './aof-archive.js';
@@ -549,6 +551,10 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
       },
       (err: unknown) => this.logger.warn({ err }, "could not copy the primary's users to the replica"),
     );
+  }
+
+  metrics(): Promise<EngineMetrics | undefined> {
+    return this.probe.query(redisMetrics);
   }
 
   release(): void {
