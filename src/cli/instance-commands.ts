@@ -5,6 +5,7 @@ import { runAction } from './command-runner.js';
 import { registerInstanceActionCommands } from './instance-action-commands.js';
 import { createInstance, type CreateOptions } from './instance-create.js';
 import { showInstanceEvents, type EventsOptions } from './instance-events.js';
+import { showInstanceMetrics } from './instance-metrics.js';
 import { listFlavors } from './flavor-commands.js';
 import { instanceFields, instanceListHead, instanceListRow } from './instance-format.js';
 import { caCertificateText, saveCaCertificate, tlsFields } from './instance-tls.js';
@@ -82,6 +83,12 @@ export function registerInstanceCommands(program: Command, io: CliIo): void {
     .option('--limit <n>', 'how many of the newest events to show', positiveInteger, 20)
     .option('--json', 'print the API objects as JSON (newest first)')
     .action((idOrName: string, options: EventsOptions) => runAction(io, () => showInstanceEvents(io, idOrName, options)));
+
+  instance
+    .command('metrics <id-or-name>')
+    .description("What the instance's engine last measured (once a minute): connections, data size, operations, cache hit ratio, a replica's lag")
+    .option('--json', 'print the API object as JSON')
+    .action((idOrName: string, options: { json?: boolean }) => runAction(io, () => showInstanceMetrics(io, idOrName, options)));
 
   instance
     .command('delete <id-or-name>')

@@ -48,6 +48,17 @@ interface FakeInstance {
   deleteAfterPolls?: number;
 }
 
+const unmeasured = {
+  operating_status: 'HEALTHY',
+  up: true,
+  measured: null,
+  connections: null,
+  database_bytes: null,
+  operations_total: null,
+  cache_hit_ratio: null,
+  replication_lag_seconds: null,
+};
+
 const faults = {
   badRequest: 400,
   unauthorized: 401,
@@ -96,6 +107,8 @@ export class FakeCoffer {
   ];
 
   private readonly instances = new Map<string, FakeInstance>();
+  /** what GET /instances/{id}/metrics answers, by instance id (unmeasured when absent) */
+  readonly metrics = new Map<string, Record<string, unknown>>();
   /** Configuration groups and the datastore versions' parameters. */
   readonly configurations = new FakeConfigurations({
     instance: (id) => this.instances.get(id),
@@ -195,6 +208,12 @@ export class FakeCoffer {
     }
     if (instance !== undefined && req.method === 'GET') return this.showInstance(instance, send, fail);
     if (instance !== undefined && req.method === 'PUT') return this.updateInstance(instance, body, send, fail);
+    const metricsMatch = /^\/instances\/([^/]+)\/metrics$/.exec(path);
+    if (metricsMatch !== null && req.method === 'GET') {
+      const target = this.instances.get(decodeURIComponent(metricsMatch[1]!));
+      if (target === undefined) return fail('itemNotFound', `Resource ${metricsMatch[1]!} cannot be found.`);
+      return send(200, { metrics: { instance_id: target.id, ...(this.metrics.get(target.id) ?? unmeasured) } });
+    }
     const actionMatch = /^\/instances\/([^/]+)\/action$/.exec(path);
     if (actionMatch !== null && req.method === 'POST') {
       const target = this.instances.get(decodeURIComponent(actionMatch[1]!));

@@ -241,6 +241,27 @@ describe('coffer instance', () => {
       assert.equal(JSON.parse(byName.stdout).created, '2024-05-01T10:00:00', '--json keeps the API object as it is');
     });
 
+    it("metrics prints what the engine last measured, says when it has not been measured yet, and gives the API object with --json", async () => {
+      const id = fake.addInstance('measured');
+      const waiting = await runCli(dir, ['instance', 'metrics', 'measured']);
+      assert.equal(waiting.code, 0, waiting.stderr);
+      assert.match(waiting.stdout, /measured has not been measured yet/);
+      const values = {
+        operating_status: 'HEALTHY', up: true, measured: '2026-12-05T21:40:07', connections: 3, database_bytes: 8_110_755,
+        operations_total: 48_213, cache_hit_ratio: 0.9987, replication_lag_seconds: 0.5,
+      };
+      fake.metrics.set(id, values);
+      const table = await runCli(dir, ['instance', 'metrics', id]);
+      assert.equal(table.code, 0, table.stderr);
+      assert.match(table.stdout, /│ Measured +│ 2026-12-05 21:40:07 UTC +│/);
+      assert.match(table.stdout, /│ Connections +│ 3 +│/);
+      assert.match(table.stdout, /│ Data +│ 8\.1 MB +│/);
+      assert.match(table.stdout, /│ Operations since start +│ 48213 +│/);
+      assert.match(table.stdout, /│ Cache hit ratio +│ 99\.9% +│/);
+      assert.match(table.stdout, /│ Replication lag +│ 0\.5 s +│/);
+      assert.deepEqual(JSON.parse((await runCli(dir, ['instance', 'metrics', 'measured', '--json'])).stdout), { instance_id: id, ...values });
+    });
+
     it('create refuses a name another instance has, naming its id, unless --allow-duplicate-name', async () => {
       const existing = fake.addInstance('twice');
       const refused = await runCli(dir, createArgs('twice'));
