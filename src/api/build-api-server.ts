@@ -5,6 +5,7 @@ import type { Transport } from '../bus/index.js';
 import { CofferError, WebhookTargetGuard } from '../common/index.js';
 import type { Logger } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
+import { dashboardRoutes } from './dashboard/dashboard-routes.js';
 import { healthRoutes, roleReadiness, type Readiness } from '../metrics/index.js';
 import { builtInCallers, type CallerValidator } from './auth-context.js';
 import { computePlugin } from './compute/index.js';
@@ -177,5 +178,6 @@ export async function buildApiServer(options: ApiOptions): Promise<FastifyInstan
   await app.register(computePlugin({ store: options.store, callers, publicUrl: options.publicUrl, identityUri, heartbeatExpirySeconds, rateLimiter }));
   // an empty image service, without which OpenStack's client cannot show or list servers
   await app.register(imagePlugin({ callers, publicUrl: options.publicUrl }), { prefix: '/image' });
+  await app.register(dashboardRoutes);
   return app;
 }

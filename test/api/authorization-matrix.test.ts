@@ -252,6 +252,13 @@ const rows: Row[] = [
     headers: async () => ({ 'x-subject-token': (await login(h.app, ownerName, 'pw-member', (await h.store.projects.get(owner.projectId))!.name)).token }),
     expect: { admin: method === 'GET' ? 200 : 204, owner: method === 'GET' ? 200 : 204, other: 403, anon: 401 },
   })),
+  // the dashboard's files: no token needed (the page logs in)
+  { method: 'GET', path: '/dashboard', expect: everyone(200) },
+  { method: 'GET', path: '/dashboard/static/:name', fresh: async () => ({ name: 'style.css' }), expect: everyone(200) },
+  { method: 'GET', path: '/dashboard/js/:name', fresh: async () => ({ name: 'app.js' }), expect: everyone(200) },
+  { method: 'GET', path: '/dashboard/js/pages/:name', fresh: async () => ({ name: 'login.js' }), expect: everyone(200) },
+  // the projects a token's user may scope a token to (the dashboard's picker): everyone's own
+  { method: 'GET', path: '/identity/v3/auth/projects', expect: { admin: 200, owner: 200, other: 200, anon: 401 } },
   { method: 'POST', path: '/identity/v3/users', body: () => ({ user: { name: `new-${newUuid().slice(0, 8)}` } }), expect: keystoneAdmin(201) },
   { method: 'GET', path: '/identity/v3/users', expect: keystoneAdmin(200) },
   { method: 'GET', path: '/identity/v3/users/:userId', expect: { admin: 200, owner: 200, other: 403, anon: 401 }, label: 'self' },
@@ -314,6 +321,7 @@ const rows: Row[] = [
 
   // Management: admins only, Trove's 401 for everyone else.
   { method: 'GET', path: v1('/mgmt/instances'), expect: adminOnly(200) },
+  { method: 'GET', path: v1('/mgmt/hosts'), expect: adminOnly(200) },
   { method: 'GET', path: v1('/mgmt/instances/:instanceId'), fresh: instance, expect: adminOnly(200) },
   { method: 'GET', path: v1('/mgmt/instances/:instanceId/root'), fresh: instance, expect: adminOnly(200) },
   { method: 'POST', path: v1('/mgmt/instances/:instanceId/action'), body: () => ({ 'reset-task-status': {} }), fresh: instance, expect: adminOnly(202) },

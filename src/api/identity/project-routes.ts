@@ -65,6 +65,16 @@ export async function projectRoutes(app: FastifyInstance, deps: IdentityDeps): P
     return { project: projectView(row, v3Base(request, deps)) };
   });
 
+  // Keystone's list of the projects the token's user can scope a token to (a dashboard's project picker)
+  app.get('/v3/auth/projects', async (request) => {
+    const auth = await authenticate(request, deps.tokens);
+    const ids = [...new Set((await store.roleAssignments.list({ userId: auth.userId })).map((assignment) => assignment.projectId))];
+    const rows = (await Promise.all(ids.map((id) => store.projects.get(id)))).filter((p): p is ProjectRow => p?.enabled === true);
+    rows.sort((a, b) => a.name.localeCompare(b.name));
+    const base = v3Base(request, deps);
+    return { projects: rows.map((p) => projectView(p, base)), links: listLinks(`${base}/auth/projects`) };
+  });
+
   app.get('/v3/projects', async (request) => {
     await requireAdmin(request, deps, 'identity:list_projects');
     const name = queryParam(request.query, 'name');

@@ -5,6 +5,7 @@ import { publicBase } from '../base-url.js';
 import { backupRoutes } from './backup-routes.js';
 import { instanceEventRoutes } from './instance-event-routes.js';
 import { instanceMetricsRoutes } from './instance-metrics-routes.js';
+import { mgmtHostRoutes } from './mgmt-host-routes.js';
 import { instanceLogRoutes } from './instance-log-routes.js';
 import { instanceReplicationRoutes } from './instance-replication-routes.js';
 import { backupScheduleRoutes } from './backup-schedule-routes.js';
@@ -47,6 +48,7 @@ function v1Routes(deps: TroveDeps): FastifyPluginAsync {
     await instanceRoutes(app, deps);
     await instanceEventRoutes(app, deps);
     await instanceMetricsRoutes(app, deps);
+    await mgmtHostRoutes(app, deps);
     await instanceReplicationRoutes(app, deps);
     await instanceLogRoutes(app, deps);
     await catalogRoutes(app, deps);
