@@ -417,7 +417,8 @@ class Group {
       const deadline = upAt + rejoinTimeoutMs;
       while ((await this.api.lastEvent(oldId, 'replication.rejoined')) === rejoinedBefore) {
         const old = await this.api.show(oldId);
-        if (old.status === 'ERROR' && /cannot rejoin/.test(String(old.fault?.message ?? ''))) {
+        // it stays stopped, its status SHUTDOWN with a fault saying why
+        if (/cannot rejoin/.test(String(old.fault?.message ?? ''))) {
           result.diverged = true;
           break;
         }
