@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import {
   BusKey,
   conductorContract,
@@ -7,12 +8,15 @@ import {
   guestContract,
   guestTopic,
   serveRpc,
+  type RestoreLinkSpec,
   type RpcClient,
 } from '../../src/bus/index.js';
 import { createWriteStream } from 'node:fs';
 import { pino } from 'pino';
 import { silentLogger } from '../../src/common/index.js';
+import type { BackupStorage } from '../../src/backup/index.js';
 import { startGuest, type Guest, type GuestOptions } from '../../src/guest/index.js';
+import { until } from '../support/wait.js';
 import { testCertificates } from '../support/test-ca.js';
 
 // A guest served on an in-process bus as its agent would start it (signed, as every role's bus
@@ -98,4 +102,28 @@ export async function startBusGuest(
     await closeBus();
     throw err;
   }
+}
+
+/**
+ * Has `bus` take a full backup into `storage` (archiving its log from it on under `walPrefix`
+ * when given) and answers the link a restore reads it by.
+ */
+export async function fullBackup(
+  bus: BusGuest,
+  storage: BackupStorage,
+  target: { backupId: string; container: string; objectName: string; wrappedKey: string; projectId: string; walPrefix?: string },
+): Promise<RestoreLinkSpec> {
+  const { backupId, container, objectName, wrappedKey, projectId, walPrefix } = target;
+  await bus.rpc.createBackup({
+    target: { backupId, container, objectName, wrappedKey },
+    kind: 'full',
+    projectId,
+    ...(walPrefix === undefined ? {} : { walArchive: { container, prefix: walPrefix } }),
+  });
+  await until(`backup ${backupId} ends`, () => bus.backupReports.some((r) => r.backupId === backupId && (r.state === 'COMPLETED' || r.state === 'FAILED')), 180_000);
+  const done = bus.backupReports.find((r) => r.backupId === backupId && r.state === 'COMPLETED');
+  assert.ok(done?.facts !== undefined, JSON.stringify(bus.backupReports.at(-1)));
+  const stored = await storage.head(container, objectName);
+  assert.ok(stored !== undefined, `${objectName} is stored`);
+  return { backupId, container, objectName, sha256: stored.sha256, wrappedKey, kind: 'full', facts: done.facts };
 }

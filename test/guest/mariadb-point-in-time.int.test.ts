@@ -12,7 +12,7 @@ import { engineRegistry, type EngineBinary } from '../../src/guest/index.js';
 import { withAdminConnection } from '../../src/guest/engines/mysql-family/connection.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { until } from '../support/wait.js';
-import { startBusGuest, type BusGuest } from './bus-guest.js';
+import { fullBackup, startBusGuest, type BusGuest } from './bus-guest.js';
 import { localRunner, randomAddress } from './engine-fixture.js';
 import { cleanUpMysqlFamily, connectTenant } from './mysql-family-fixture.js';
 
@@ -128,18 +128,7 @@ describe('mariadb point-in-time recovery', () => {
     await tenant(source.address, 'CREATE TABLE events (id INT AUTO_INCREMENT PRIMARY KEY, at DATETIME(6) NOT NULL DEFAULT NOW(6), payload TEXT)');
     await insertRow();
 
-    await source.rpc.createBackup({
-      target: { backupId: 'b1', container, objectName: 'b1.mariadb.zst.enc', wrappedKey },
-      kind: 'full',
-      projectId,
-      walArchive: { container, prefix },
-    });
-    await until('the backup ends', () => source.backupReports.some((r) => r.state === 'COMPLETED' || r.state === 'FAILED'), 180_000);
-    const done = source.backupReports.find((r) => r.state === 'COMPLETED');
-    assert.ok(done?.facts !== undefined, JSON.stringify(source.backupReports.at(-1)));
-    const stored = await storage.head(container, 'b1.mariadb.zst.enc');
-    assert.ok(stored !== undefined);
-    base = { backupId: 'b1', container, objectName: 'b1.mariadb.zst.enc', sha256: stored.sha256, wrappedKey, kind: 'full', facts: done.facts };
+    base = await fullBackup(source, storage, { backupId: 'b1', container, objectName: 'b1.mariadb.zst.enc', wrappedKey, projectId, walPrefix: prefix });
 
     // rows after the backup, each in a second of its own (binlog times are whole seconds)
     await sleep(2100);

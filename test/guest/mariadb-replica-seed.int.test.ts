@@ -11,7 +11,7 @@ import { engineRegistry, type EngineBinary } from '../../src/guest/index.js';
 import { withAdminConnection } from '../../src/guest/engines/mysql-family/connection.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { eventually, until } from '../support/wait.js';
-import { startBusGuest, type BusGuest } from './bus-guest.js';
+import { fullBackup, startBusGuest, type BusGuest } from './bus-guest.js';
 import { localRunner, randomAddress } from './engine-fixture.js';
 import { cleanUpMysqlFamily, connectTenant } from './mysql-family-fixture.js';
 
@@ -135,18 +135,8 @@ describe('mariadb replicas from a backup', () => {
       30_000,
     );
     await insertRows(2);
-    await source.rpc.createBackup({
-      target: { backupId: 'b1', container, objectName: 'b1.mariadb.zst.enc', wrappedKey },
-      kind: 'full',
-      projectId,
-      walArchive: { container, prefix },
-    });
-    await until('the backup ends', () => source.backupReports.some((r) => r.state === 'COMPLETED' || r.state === 'FAILED'), 180_000);
-    const done = source.backupReports.find((r) => r.state === 'COMPLETED');
-    assert.ok(done?.facts?.gtid !== undefined, JSON.stringify(source.backupReports.at(-1)));
-    const stored = await storage.head(container, 'b1.mariadb.zst.enc');
-    assert.ok(stored !== undefined);
-    base = { backupId: 'b1', container, objectName: 'b1.mariadb.zst.enc', sha256: stored.sha256, wrappedKey, kind: 'full', facts: done.facts };
+    base = await fullBackup(source, storage, { backupId: 'b1', container, objectName: 'b1.mariadb.zst.enc', wrappedKey, projectId, walPrefix: prefix });
+    assert.ok(base.facts.gtid !== undefined, 'the backup records the GTID it ends at');
     // rows the backup does not hold, archived: the archive purges what it shipped from the
     // primary, so a replica of the backup finds them in the archive alone
     await insertRows(2);

@@ -11,7 +11,7 @@ import type { PrepareInput, RestoreLinkSpec } from '../../src/bus/index.js';
 import { engineRegistry, type EngineBinary } from '../../src/guest/index.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { until } from '../support/wait.js';
-import { startBusGuest, type BusGuest } from './bus-guest.js';
+import { fullBackup, startBusGuest, type BusGuest } from './bus-guest.js';
 import { cleanUp, localRunner, randomAddress } from './engine-fixture.js';
 
 // Point-in-time recovery on a real PostgreSQL through its guest: the WAL a full backup asked for
@@ -120,18 +120,7 @@ describe('postgresql point-in-time recovery', () => {
     await tenant(source.address, 'CREATE TABLE events (id serial PRIMARY KEY, payload text DEFAULT repeat(md5(random()::text), 20))');
     await insertRow();
 
-    await source.rpc.createBackup({
-      target: { backupId: 'b1', container, objectName: 'b1.postgresql.zst.enc', wrappedKey },
-      kind: 'full',
-      projectId,
-      walArchive: { container, prefix },
-    });
-    await until('the backup ends', () => source.backupReports.some((r) => r.state === 'COMPLETED' || r.state === 'FAILED'), 120_000);
-    const done = source.backupReports.find((r) => r.state === 'COMPLETED');
-    assert.ok(done?.facts !== undefined, JSON.stringify(source.backupReports.at(-1)));
-    const stored = await storage.head(container, 'b1.postgresql.zst.enc');
-    assert.ok(stored !== undefined);
-    base = { backupId: 'b1', container, objectName: 'b1.postgresql.zst.enc', sha256: stored.sha256, wrappedKey, kind: 'full', facts: done.facts };
+    base = await fullBackup(source, storage, { backupId: 'b1', container, objectName: 'b1.postgresql.zst.enc', wrappedKey, projectId, walPrefix: prefix });
 
     // rows after the backup, a few apart, so that a moment between two of them is easy to name
     await sleep(1100);

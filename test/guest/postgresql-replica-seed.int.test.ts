@@ -10,7 +10,7 @@ import type { PrepareInput, RestoreLinkSpec } from '../../src/bus/index.js';
 import { engineRegistry, type EngineBinary } from '../../src/guest/index.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { eventually, until } from '../support/wait.js';
-import { startBusGuest, type BusGuest } from './bus-guest.js';
+import { fullBackup, startBusGuest, type BusGuest } from './bus-guest.js';
 import { cleanUp, localRunner, randomAddress } from './engine-fixture.js';
 
 // A PostgreSQL replica started from its primary's latest backup instead of a copy of the
@@ -82,11 +82,11 @@ describe('postgresql replicas from a backup', () => {
       await client.end();
     }
   }
-  async function sourceAdmin(text: string): Promise<void> {
+  async function sourceAdmin<T extends Record<string, unknown>>(text: string, values: unknown[] = []): Promise<T[]> {
     const client = new Client({ host: join(source.dir, 'data'), port: 5432, user: 'os_admin', password: 'source-Admin-1', database: 'postgres' });
     await client.connect();
     try {
-      await client.query(text);
+      return (await client.query<T>(text, values)).rows;
     } finally {
       await client.end();
     }
@@ -132,18 +132,7 @@ describe('postgresql replicas from a backup', () => {
     });
     await sql(source.address, 'CREATE TABLE events (id serial PRIMARY KEY, payload text DEFAULT repeat(md5(random()::text), 20))');
     await insertRows(3);
-    await source.rpc.createBackup({
-      target: { backupId: 'b1', container, objectName: 'b1.postgresql.zst.enc', wrappedKey },
-      kind: 'full',
-      projectId,
-      walArchive: { container, prefix },
-    });
-    await until('the backup ends', () => source.backupReports.some((r) => r.state === 'COMPLETED' || r.state === 'FAILED'), 120_000);
-    const done = source.backupReports.find((r) => r.state === 'COMPLETED');
-    assert.ok(done?.facts !== undefined, JSON.stringify(source.backupReports.at(-1)));
-    const stored = await storage.head(container, 'b1.postgresql.zst.enc');
-    assert.ok(stored !== undefined);
-    base = { backupId: 'b1', container, objectName: 'b1.postgresql.zst.enc', sha256: stored.sha256, wrappedKey, kind: 'full', facts: done.facts };
+    base = await fullBackup(source, storage, { backupId: 'b1', container, objectName: 'b1.postgresql.zst.enc', wrappedKey, projectId, walPrefix: prefix });
   });
 
   after(async () => {
@@ -185,13 +174,21 @@ describe('postgresql replicas from a backup', () => {
   });
 
   it('copies the primary instead when the WAL between the backup and the replica is gone', async () => {
-    // without the archive, and with the segments after the backup recycled by checkpoints
-    for (let i = 0; i < 3; i += 1) {
-      await insertRows(1);
-      await sourceAdmin('SELECT pg_switch_wal()');
-    }
-    await sourceAdmin('CHECKPOINT');
-    await sourceAdmin('CHECKPOINT');
+    // without the archive, and with the segment the backup ends in gone from the primary
+    // (switched, archived and recycled by checkpoints: how long that takes varies)
+    const [{ stop }] = (await sourceAdmin<{ stop: string }>('SELECT pg_walfile_name($1) AS stop', [base.facts['stop-lsn']])) as [{ stop: string }];
+    await eventually(
+      `segment ${stop} to leave the primary's pg_wal`,
+      async () => {
+        await insertRows(1);
+        await sourceAdmin('SELECT pg_switch_wal()');
+        await sourceAdmin('CHECKPOINT');
+        const [{ oldest }] = (await sourceAdmin<{ oldest: string | null }>("SELECT min(name) AS oldest FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$'")) as [{ oldest: string | null }];
+        return oldest ?? '';
+      },
+      (oldest) => oldest > stop,
+      60_000,
+    );
     const replica = await replicaOf('stalled', { projectId, chain: [base] });
     assert.equal(copiedFrom(replica), 'source');
     assert.ok(replica.logs.some((r) => r.level === 40 && /did not catch up/.test(JSON.stringify(r))), JSON.stringify(replica.logs.filter((r) => (r.level as number) >= 40)));

@@ -14,7 +14,7 @@ import { killServerProcesses } from '../../src/guest/engines/redis/server-proces
 import { connectRedis } from '../support/redis-client.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { until } from '../support/wait.js';
-import { startBusGuest, type BusGuest } from './bus-guest.js';
+import { fullBackup, startBusGuest, type BusGuest } from './bus-guest.js';
 import { localRunner, randomAddress } from './engine-fixture.js';
 
 // Point-in-time recovery on a real Redis through its guest: a full backup is the RDB base of an
@@ -126,18 +126,7 @@ describe('redis point-in-time recovery', () => {
     await prepared(source, input());
     await write();
 
-    await source.rpc.createBackup({
-      target: { backupId: 'b1', container, objectName: 'b1.redis.zst.enc', wrappedKey },
-      kind: 'full',
-      projectId,
-      walArchive: { container, prefix },
-    });
-    await until('the backup ends', () => source.backupReports.some((r) => r.state === 'COMPLETED' || r.state === 'FAILED'), 120_000);
-    const done = source.backupReports.find((r) => r.state === 'COMPLETED');
-    assert.ok(done?.facts !== undefined, JSON.stringify(source.backupReports.at(-1)));
-    const stored = await storage.head(container, 'b1.redis.zst.enc');
-    assert.ok(stored !== undefined);
-    base = { backupId: 'b1', container, objectName: 'b1.redis.zst.enc', sha256: stored.sha256, wrappedKey, kind: 'full', facts: done.facts };
+    base = await fullBackup(source, storage, { backupId: 'b1', container, objectName: 'b1.redis.zst.enc', wrappedKey, projectId, walPrefix: prefix });
 
     // writes after the backup, each in a second of its own (`#TS` times are whole seconds)
     await sleep(2100);
