@@ -1,6 +1,7 @@
 import { currentSession, identity, logout, onSessionEnd, SessionExpired, switchProject } from './api.js';
 import { h, replace } from './dom.js';
 import { adminPage } from './pages/admin.js';
+import { configurationsPage } from './pages/configurations.js';
 import { createPage } from './pages/create.js';
 import { instancePage } from './pages/instance.js';
 import { instancesPage } from './pages/instances.js';
@@ -44,6 +45,7 @@ function drawNav(): void {
     nav,
     h('a', { href: '#/instances' }, 'Instances'),
     h('a', { href: '#/create' }, 'Create'),
+    h('a', { href: '#/configurations' }, 'Configuration groups'),
     session.isAdmin ? h('a', { href: '#/admin' }, 'Administration') : null,
     h('span', { class: 'muted' }, session.userName),
     picker,
@@ -79,6 +81,7 @@ async function render(): Promise<void> {
     } else if (path === '/instances') await instancesPage(app, context);
     else if (instance !== null) await instancePage(app, context, decodeURIComponent(instance[1]!));
     else if (path === '/create') await createPage(app, context);
+    else if (path === '/configurations') await configurationsPage(app, context);
     else if (path === '/admin') await adminPage(app, context);
     else replace(app, h('h1', {}, 'Not found'), h('p', {}, h('a', { href: '#/instances' }, 'Back to the instances')));
   } catch (err) {

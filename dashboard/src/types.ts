@@ -24,6 +24,17 @@ export interface Instance {
   access?: { is_public?: boolean; allowed_cidrs?: string[] } | null;
   tls?: { port?: number; required?: boolean } | null;
   locality?: string;
+  configuration?: { id: string; name?: string } | null;
+}
+
+export interface ConfigurationGroup {
+  id: string;
+  name: string;
+  description?: string | null;
+  datastore_name?: string;
+  datastore_version_name?: string;
+  instance_count?: number;
+  values?: Record<string, unknown>;
 }
 
 export interface Flavor {

@@ -167,6 +167,25 @@ test('a member creates an instance through the form, watches it turn ACTIVE, add
     // the API has them: not just the page
     const users = await request<any>('GET', `${run.baseUrl}/v1.0/${admin.projectId}/instances/${instanceId}/users`, { token: admin.token });
     assert.deepEqual(users.body.users.map((u: { name: string }) => u.name).sort(), ['app', 'reporter']);
+    // a configuration group, made on its page and attached on the instance's
+    await page.click('a[href="#/configurations"]');
+    await page.waitForSelector('#configuration-form');
+    await page.fill('#configuration-form input[name=name]', 'tuned');
+    await page.selectOption('#configuration-form select[name=datastore]', { label: 'postgresql 15' });
+    await page.fill('#configuration-form textarea[name=values]', 'work_mem = nonsense');
+    await page.click('#configuration-form button[type=submit]');
+    await page.waitForFunction(() => (document.getElementById('configuration-error')?.textContent ?? '') !== '');
+    await page.fill('#configuration-form textarea[name=values]', 'work_mem = 8MB');
+    await page.click('#configuration-form button[type=submit]');
+    await page.waitForSelector('#configurations');
+    assert.match((await page.textContent('#configurations')) ?? '', /tuned.*work_mem = 8MB/);
+    await page.evaluate((id) => (window.location.hash = `#/instances/${id}`), instanceId);
+    await page.waitForSelector('#attach-configuration');
+    await page.click('#attach-configuration button[type=submit]');
+    await page.waitForFunction(() => /Attached: tuned/.test(document.getElementById('configuration')?.textContent ?? ''));
+    const view = await request<any>('GET', `${run.baseUrl}/v1.0/${admin.projectId}/instances/${instanceId}`, { token: admin.token });
+    assert.equal(view.body.instance.configuration?.name, 'tuned');
+    await page.waitForFunction(() => /ACTIVE\s+HEALTHY/.test(document.getElementById('instance-status')?.textContent ?? ''), undefined, { timeout: 60_000 });
     await page.waitForFunction(() => /Measured/.test(document.getElementById('metrics')?.textContent ?? ''), undefined, { timeout: 90_000 });
     await page.screenshot({ path: new URL('dashboard-instance.png', shots).pathname, fullPage: true });
 

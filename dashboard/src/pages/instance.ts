@@ -1,7 +1,7 @@
 import { ApiError, trove } from '../api.js';
 import { fields, formValues, h, replace, statusText } from '../dom.js';
 import { addressText, bytesText, connectCommand, timeText } from '../format.js';
-import type { Flavor, Instance, InstanceEvent } from '../types.js';
+import type { ConfigurationGroup, Flavor, Instance, InstanceEvent } from '../types.js';
 import { errorText, poll, type PageContext } from './page.js';
 
 // One instance: its status (live), connection, metrics, history and fault; its databases, users,
@@ -223,6 +223,25 @@ export async function instancePage(root: HTMLElement, context: PageContext, id: 
         actionForm('access-form', [field('Allowed ranges (CIDRs, comma-separated)', 'cidrs', { value: cidrs.join(', ') })], 'Save access rules', (v) =>
           trove('PUT', path, { instance: { access: { allowed_cidrs: (v.cidrs ?? '').split(',').map((c) => c.trim()).filter((c) => c !== '') } } }),
         ),
+      );
+    }),
+    section('Configuration group', 'configuration', async (body) => {
+      const [current, { configurations }] = await Promise.all([
+        trove<{ instance: Instance }>('GET', path).then((r) => r.instance),
+        trove<{ configurations: ConfigurationGroup[] }>('GET', '/configurations'),
+      ]);
+      const attached = current.configuration ?? undefined;
+      const fitting = configurations.filter((c) => c.datastore_name === current.datastore?.type && c.datastore_version_name === current.datastore?.version);
+      replace(
+        body,
+        h('p', {}, attached === undefined ? 'No configuration group: the engine runs with Coffer\'s settings.' : `Attached: ${attached.name ?? attached.id}`),
+        attached === undefined
+          ? fitting.length === 0
+            ? h('p', { class: 'muted' }, `The project has no configuration group for ${current.datastore?.type ?? ''} ${current.datastore?.version ?? ''}.`)
+            : actionForm('attach-configuration', [h('label', {}, 'Group', h('select', { name: 'group' }, ...fitting.map((c) => h('option', { value: c.id }, c.name))))], 'Attach', (v) =>
+                trove('PUT', path, { instance: { configuration: v.group } }),
+              )
+          : actionForm('detach-configuration', [], 'Detach', () => trove('PUT', path, { instance: { configuration: null } })),
       );
     }),
     section('Resize', 'resize', async (body) => {
