@@ -266,6 +266,30 @@ describe('Trove: instances', () => {
     golden('GET events (page)', await get(member, trove(member, `/instances/${id}/events?limit=2`)), 200, z.object({ events: z.array(shape.instanceEvent).length(2), links: shape.nextLinks }));
   });
 
+  test("Coffer: GET /instances/{id}/metrics, what the guest last measured of its engine (nulls until it did)", async () => {
+    const id = await activeInstance(member, 'golden-metrics');
+    const count = z.number().nonnegative().nullable();
+    const metrics = (measured: z.ZodTypeAny) =>
+      z.object({
+        metrics: z.strictObject({
+          instance_id: z.literal(id),
+          operating_status: z.string().nullable(),
+          up: z.boolean(),
+          measured,
+          connections: count,
+          database_bytes: count,
+          operations_total: count,
+          cache_hit_ratio: z.number().min(0).max(1).nullable(),
+          replication_lag_seconds: count,
+        }),
+      });
+    golden('GET metrics (none yet)', await get(member, trove(member, `/instances/${id}/metrics`)), 200, metrics(z.null()));
+    await h.store.serviceStatuses.report(id, { engineMetrics: { values: { connections: 2, databaseBytes: 8_000_000, operations: 42, cacheHitRatio: 0.9 }, measuredAt: new Date() } });
+    const measured = golden('GET metrics', await get(member, trove(member, `/instances/${id}/metrics`)), 200, metrics(shape.troveTime));
+    assert.equal(measured.metrics.connections, 2);
+    golden("GET another project's metrics", await get(admin, trove(admin, `/instances/${newUuid()}/metrics`)), 404, shape.troveError('itemNotFound', 404));
+  });
+
   test("Coffer: GET /instances/{id}/replication, each replica's streaming and lag as the guest reports them", async () => {
     const id = await activeInstance(member, 'golden-replication');
     const lag = z.number().nonnegative().nullable();
@@ -531,6 +555,17 @@ describe('Trove: limits, quotas, management', () => {
     golden('GET mgmt instance', await get(admin, trove(admin, `/mgmt/instances/${id}`)), 200, one('instance', shape.mgmtInstanceDetail));
     empty('POST mgmt action', await send(admin, 'POST', trove(admin, `/mgmt/instances/${id}/action`), { 'reset-task-status': {} }));
     golden('mgmt as a member', await get(member, trove(member, '/mgmt/instances')), 401, shape.troveError('unauthorized', 401));
+    golden(
+      'GET /mgmt/hosts',
+      await get(admin, trove(admin, '/mgmt/hosts')),
+      200,
+      z.object({
+        hosts: z.array(
+          z.strictObject({ name: z.string(), instanceCount: z.number().int().nonnegative(), last_seen: shape.troveTime, alive: z.boolean(), engines: z.array(z.string()), contracts: z.record(z.string(), z.string()) }),
+        ),
+      }),
+    );
+    golden('GET /mgmt/hosts as a member', await get(member, trove(member, '/mgmt/hosts')), 401, shape.troveError('unauthorized', 401));
   });
 });
 
@@ -623,6 +658,7 @@ describe('Keystone v3 subset', () => {
     const projectId = p.project.id;
     golden('GET /projects', await get(admin, '/identity/v3/projects?name=golden-project'), 200, z.object({ projects: z.array(shape.keystoneProject).length(1), links: shape.keystoneListLinks }));
     golden('GET /projects/{id}', await get(admin, `/identity/v3/projects/${projectId}`), 200, one('project', shape.keystoneProject));
+    golden('GET /auth/projects', await get(member, '/identity/v3/auth/projects'), 200, z.object({ projects: z.array(shape.keystoneProject).min(1), links: shape.keystoneListLinks }));
     golden('PATCH /projects/{id}', await send(admin, 'PATCH', `/identity/v3/projects/${projectId}`, { project: { description: 'e' } }), 200, one('project', shape.keystoneProject));
 
     const u = golden(
@@ -715,6 +751,21 @@ describe('Nova compute view and the image service', () => {
     golden('GET /image', await getAt(undefined, '/image'), 200, shape.glanceVersions);
     golden('GET /image/v2/images', await getAt(member, '/image/v2/images'), 200, z.object({ images: z.array(z.unknown()).length(0), first: z.string(), schema: z.string() }));
   });
+});
+
+test("the web dashboard: its page, stylesheet and scripts (the browser's, not JSON) with a strict CSP; a file it does not have is Trove's 404", async () => {
+  for (const [url, type] of [
+    ['/dashboard', 'text/html'],
+    ['/dashboard/static/style.css', 'text/css'],
+    ['/dashboard/js/app.js', 'text/javascript'],
+    ['/dashboard/js/pages/login.js', 'text/javascript'],
+  ] as const) {
+    const res = await get(undefined, url);
+    assert.equal(res.statusCode, 200, `${url}: ${res.body.slice(0, 200)}`);
+    assert.match(String(res.headers['content-type']), new RegExp(`^${type}`), url);
+    assert.match(String(res.headers['content-security-policy']), /^default-src 'none'; script-src 'self'/, url);
+  }
+  golden('unknown dashboard file', await get(undefined, '/dashboard/js/nope.js'), 404, shape.troveError('itemNotFound', 404));
 });
 
 test('every route Coffer serves has its shapes checked above', () => {
