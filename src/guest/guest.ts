@@ -516,11 +516,12 @@ class GuestAgent implements Guest {
     }
   }
 
-  /** The engine's metrics when a beat is due to carry them; a failed measurement is tried again with the next beat. */
+  /** The engine's metrics when a beat is due to carry them; a failed measurement waits for the next interval (one warning each). */
   private async engineMetricsDue(): Promise<EngineMetrics | undefined> {
     if (Date.now() - this.metricsReportedAt < (this.options.engineMetricsIntervalMs ?? defaultEngineMetricsIntervalMs)) return undefined;
     return this.engine.metrics().catch((err: unknown) => {
       this.logger.warn({ err }, 'engine metrics not measured');
+      this.metricsReportedAt = Date.now();
       return undefined;
     });
   }
