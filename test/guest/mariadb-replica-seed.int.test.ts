@@ -1,10 +1,13 @@
-// test-lane: alone (engines as coffer-db replicate between loopback addresses; an agent beside it may wall that uid off the network for a moment, and its replicas could not reach their primary)
+// test-lane: alone (each node runs as an OS user of its own, walled to the group's endpoints: nftables elements by uid, and uids are reused by the next useradd anywhere)
 import assert from 'node:assert/strict';
 import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RowDataPacket } from 'mysql2/promise';
-import type { LocalProcessRunner } from '../../src/agent/index.js';
+import { LocalProcessRunner, type EngineIdentity } from '../../src/agent/index.js';
+import { createInstanceUser, removeInstanceUser } from '../../src/agent/instance-user.js';
+import { NetworkWall } from '../../src/agent/network-wall.js';
+import { silentLogger } from '../../src/common/index.js';
 import { LocalDirectoryStorage, MasterKey, newProjectKey, wrapKey } from '../../src/backup/index.js';
 import type { PrepareInput, RestoreLinkSpec } from '../../src/bus/index.js';
 import { engineRegistry, type EngineBinary } from '../../src/guest/index.js';
@@ -33,7 +36,11 @@ type Node = BusGuest & { address: string; dir: string };
 
 describe('mariadb replicas from a backup', () => {
   let root: string;
-  let runner: LocalProcessRunner;
+  /** each node's engine runs as an OS user of its own, walled as an agent walls it: the group's endpoints, nothing else */
+  const names = ['source', 'seeded', 'unreadable'];
+  const addresses = new Map(names.map((name) => [name, randomAddress()]));
+  const users: EngineIdentity[] = [];
+  const wall = new NetworkWall(new LocalProcessRunner(undefined));
   let binary: EngineBinary;
   let storage: LocalDirectoryStorage;
   const masterKey = MasterKey.generate();
@@ -46,11 +53,14 @@ describe('mariadb replicas from a backup', () => {
     const dir = join(root, name);
     await mkdir(dir);
     await chmod(dir, 0o711);
-    const address = randomAddress();
+    const address = addresses.get(name)!;
+    const user = await createInstanceUser(`seed-${name}`, silentLogger());
+    users.push(user);
+    await wall.raise(user.uid, [...addresses.values()].map((each) => ({ address: each, port: 3306 })));
     const bus = await startBusGuest({
       instance: { instanceId: name, dir, address, port: 3306, volumeSizeGb: 1 },
       engine: { manager: 'mariadb', binary },
-      runner,
+      runner: new LocalProcessRunner(user),
       desiredState: 'running',
       backups: { storage, masterKey },
       walShipIntervalMs: 200,
@@ -102,8 +112,7 @@ describe('mariadb replicas from a backup', () => {
 
   before(async () => {
     root = await tempDataDir('coffer-myseed-');
-    runner = await localRunner();
-    const discovery = await engineRegistry.mariadb.discover([], runner);
+    const discovery = await engineRegistry.mariadb.discover([], await localRunner());
     assert.ok(discovery.binaries[0] !== undefined, JSON.stringify(discovery.reports));
     binary = discovery.binaries[0];
     await mkdir(join(root, 'storage'));
@@ -151,6 +160,10 @@ describe('mariadb replicas from a backup', () => {
       await bus.closeBus();
     }
     if (root !== undefined) await cleanUpMysqlFamily(root);
+    for (const user of users) {
+      await wall.remove(user.uid).catch(() => undefined);
+      await removeInstanceUser(user.name, silentLogger()).catch(() => undefined);
+    }
   });
 
   it('refuses a replica made from nothing of a primary whose binary log no longer starts at its creation', async () => {

@@ -1,10 +1,13 @@
-// test-lane: alone (engines as coffer-db replicate between loopback addresses; an agent beside it may wall that uid off the network for a moment, and its replicas could not reach their primary)
+// test-lane: alone (each node runs as an OS user of its own, walled to the group's endpoints: nftables elements by uid, and uids are reused by the next useradd anywhere)
 import assert from 'node:assert/strict';
 import { access, chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
-import type { LocalProcessRunner } from '../../src/agent/index.js';
+import { LocalProcessRunner, type EngineIdentity } from '../../src/agent/index.js';
+import { createInstanceUser, removeInstanceUser } from '../../src/agent/instance-user.js';
+import { NetworkWall } from '../../src/agent/network-wall.js';
+import { silentLogger } from '../../src/common/index.js';
 import { LocalDirectoryStorage, MasterKey, newProjectKey, wrapKey } from '../../src/backup/index.js';
 import type { PrepareInput, RestoreLinkSpec } from '../../src/bus/index.js';
 import { engineRegistry, type EngineBinary } from '../../src/guest/index.js';
@@ -26,7 +29,11 @@ type Node = BusGuest & { address: string; dir: string };
 
 describe('postgresql replicas from a backup', () => {
   let root: string;
-  let runner: LocalProcessRunner;
+  /** each node's engine runs as an OS user of its own, walled as an agent walls it: the group's endpoints, nothing else */
+  const names = ['source', 'seeded', 'unreadable', 'stalled'];
+  const addresses = new Map(names.map((name) => [name, randomAddress()]));
+  const users: EngineIdentity[] = [];
+  const wall = new NetworkWall(new LocalProcessRunner(undefined));
   let binary: EngineBinary;
   let storage: LocalDirectoryStorage;
   const masterKey = MasterKey.generate();
@@ -51,11 +58,14 @@ describe('postgresql replicas from a backup', () => {
     const dir = join(root, name);
     await mkdir(dir);
     await chmod(dir, 0o711);
-    const address = randomAddress();
+    const address = addresses.get(name)!;
+    const user = await createInstanceUser(`seed-${name}`, silentLogger());
+    users.push(user);
+    await wall.raise(user.uid, [...addresses.values()].map((each) => ({ address: each, port: 5432 })));
     const bus = await startBusGuest({
       instance: { instanceId: name, dir, address, port: 5432, volumeSizeGb: 1 },
       engine: { manager: 'postgresql', binary },
-      runner,
+      runner: new LocalProcessRunner(user),
       desiredState: 'running',
       backups: { storage, masterKey },
       walShipIntervalMs: 200,
@@ -113,8 +123,7 @@ describe('postgresql replicas from a backup', () => {
 
   before(async () => {
     root = await tempDataDir('coffer-pgseed-');
-    runner = await localRunner();
-    const discovery = await engineRegistry.postgresql.discover([], runner);
+    const discovery = await engineRegistry.postgresql.discover([], await localRunner());
     assert.ok(discovery.binaries[0] !== undefined, JSON.stringify(discovery.reports));
     binary = discovery.binaries[0];
     await mkdir(join(root, 'storage'));
@@ -141,6 +150,10 @@ describe('postgresql replicas from a backup', () => {
       await bus.closeBus();
     }
     if (root !== undefined) await cleanUp(root);
+    for (const user of users) {
+      await wall.remove(user.uid).catch(() => undefined);
+      await removeInstanceUser(user.name, silentLogger()).catch(() => undefined);
+    }
   });
 
   it('starts a replica from the backup and the WAL archived since, then streams what the primary writes next', async () => {
