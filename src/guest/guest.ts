@@ -483,7 +483,12 @@ class GuestAgent implements Guest {
     return { status, message };
   }
 
-  private async heartbeat(reported: GuestServiceStatus, reportedMessage?: string): Promise<void> {
+  /**
+   * `measure`: the periodic health check's beat, whose check just used the kept connection, may
+   * carry the engine's metrics (asked over that same connection: no login shows in the engine's
+   * logs between two checks)
+   */
+  private async heartbeat(reported: GuestServiceStatus, reportedMessage?: string, measure = false): Promise<void> {
     // again every few minutes too: a cast that reached the bus may still be lost or arrive stale
     const tlsDue = this.tls !== this.tlsReported || Date.now() - this.tlsReportedAt >= usageIntervalMs;
     const tls = tlsDue ? this.tls : undefined;
@@ -492,7 +497,7 @@ class GuestAgent implements Guest {
       const { status, message } = this.volumeStatus(reported, reportedMessage, volume);
       const usageDue = volume !== undefined && volume.measured && (volume.changed || Date.now() - this.usageReportedAt >= usageIntervalMs);
       const usage = usageDue ? { volumeUsedBytes: volume.reading.usedBytes } : {};
-      const engineMetrics = status === 'HEALTHY' ? await this.engineMetricsDue() : undefined;
+      const engineMetrics = measure && status === 'HEALTHY' ? await this.engineMetricsDue() : undefined;
       await this.conductor.heartbeat(
         {
           instanceId: this.instanceId,
@@ -597,7 +602,7 @@ class GuestAgent implements Guest {
       await this.engine.stop();
       return this.heartbeat('SHUTDOWN');
     }
-    if (health === 'healthy') return this.heartbeat('HEALTHY');
+    if (health === 'healthy') return this.heartbeat('HEALTHY', undefined, true);
     if (health === 'running') return this.heartbeat('RUNNING');
     if (this.desired === 'stopped') return this.heartbeat('SHUTDOWN');
     if (this.lease?.mayStart() === false) {

@@ -281,6 +281,9 @@ test('a tool that writes nothing for a while is still reported BUILDING, so the 
   });
   const states = reports.map((r) => r.state);
   assert.equal(states.at(-1), 'COMPLETED');
-  assert.ok(states.filter((s) => s === 'BUILDING').length >= 3, `reported while silent: ${states.join(', ')}`);
-  assert.ok(reports.slice(1, -1).every((r) => r.bytes === 0 && r.dataBytes === undefined), 'keep-alives carry the bytes stored so far');
+  const keptAlive = reports.slice(1, -1);
+  assert.ok(keptAlive.filter((r) => r.state === 'BUILDING' && r.bytes === 0).length >= 3, `reported while silent: ${JSON.stringify(reports)}`);
+  // nothing, until the tool's 1 KB was stored (a loaded machine may send one more beat after it)
+  const stored = reports.at(-1)!.bytes;
+  assert.ok(keptAlive.every((r) => (r.bytes === 0 || r.bytes === stored) && r.dataBytes === undefined), `keep-alives carry the bytes stored so far: ${JSON.stringify(keptAlive)}`);
 });

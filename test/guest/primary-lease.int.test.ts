@@ -122,8 +122,12 @@ describe('primary lease', () => {
     // a second replica: the guest asks at once (failover turned on again is noticed on its slower look)
     await bus.rpc.addReplica({ replicaId: 'lease-replica-2', address: '127.94.0.2' });
     await until('engine serving', serving, 30_000);
-    const watchdogPid = Number((await readFile(join(dir, 'primary-lease.watchdog'), 'utf8')).trim());
-    assert.match(await readFile(`/proc/${watchdogPid}/cmdline`, 'utf8'), /coffer-lease-watchdog/);
+    // the file may still name the watchdog of the lease before, which ended a moment ago
+    let watchdogPid = 0;
+    await until('the watchdog of this lease running', async () => {
+      watchdogPid = Number((await readFile(join(dir, 'primary-lease.watchdog'), 'utf8').catch(() => '0')).trim());
+      return /coffer-lease-watchdog/.test(await readFile(`/proc/${watchdogPid}/cmdline`, 'utf8').catch(() => ''));
+    }, 10_000);
     // the guest goes (its agent stops for a restart that never comes back): nobody renews
     await bus.guest.close();
     const gone = Date.now();
