@@ -24,7 +24,9 @@ import { checkRestoreChain, clearSourceState, extractBaseBackup } from './restor
 
 /** a standby whose replay has not moved for this long, and that does not stream, has stalled */
 const stallMs = 30_000;
-const pollMs = 500;
+/** a receiver streaming this long under one pid was not refused its start */
+const steadyMs = 2_000;
+const pollMs = 250;
 const autoConf = 'postgresql.auto.conf';
 
 /**
@@ -52,23 +54,36 @@ export async function seedReplica(host: ReplicationHost, seed: ReplicaSeed, admi
   await withAdminClient(await host.endpoint(), 'postgres', (client) => client.query('SELECT pg_reload_conf()'));
 }
 
-/** Until the standby's WAL receiver streams; fails once replay stalled for `stallMs` without it. */
+/**
+ * Until the standby's WAL receiver streams, steadily: a receiver whose start position the primary
+ * no longer has shows `streaming` for a moment (the primary answers START_REPLICATION before it
+ * finds the segment missing) and then exits, to be started anew 5 s later with another pid; one
+ * that keeps its pid streaming for `steadyMs` has what it needs. Fails once replay stalled for
+ * `stallMs` without that.
+ */
 async function waitStreaming(host: ReplicationHost): Promise<void> {
   let replayed: string | undefined;
   let movedAt = Date.now();
+  let streaming: { pid: number; since: number } | undefined;
   for (;;) {
     const state = await withAdminClient(await host.endpoint(), 'postgres', async (client) => {
-      const result = await client.query<{ receiver: string | null; replayed: string | null }>(
-        'SELECT (SELECT status FROM pg_stat_wal_receiver) AS receiver, pg_last_wal_replay_lsn()::text AS replayed',
+      const result = await client.query<{ receiver: string | null; pid: number | null; replayed: string | null }>(
+        'SELECT r.status AS receiver, r.pid, pg_last_wal_replay_lsn()::text AS replayed FROM (SELECT 1) AS one LEFT JOIN pg_stat_wal_receiver AS r ON true',
       );
       return result.rows[0]!;
     }).catch(() => undefined);
-    if (state?.receiver === 'streaming') return;
+    const now = Date.now();
+    if (state?.receiver === 'streaming' && state.pid !== null) {
+      if (streaming?.pid !== state.pid) streaming = { pid: state.pid, since: now };
+      if (now - streaming.since >= steadyMs) return;
+    } else {
+      streaming = undefined;
+    }
     if (state !== undefined && state.replayed !== replayed) {
       replayed = state.replayed ?? undefined;
-      movedAt = Date.now();
+      movedAt = now;
     }
-    if (Date.now() - movedAt > stallMs) {
+    if (streaming === undefined && now - movedAt > stallMs) {
       throw new CofferError('EngineError', `The replica restored from a backup did not catch up with its primary (replay stalled at ${replayed ?? 'its start'}).`);
     }
     await sleep(pollMs);
