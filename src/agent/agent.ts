@@ -269,7 +269,11 @@ class LocalAgent implements Agent {
     return [...this.binaries].flatMap(([manager, binaries]) => {
       const warm = engineRegistry[manager].warm;
       if (warm === undefined) return [];
-      return binaries.map((binary) => ({ name: warmKindName(manager, binary.versionName), binary, warm }));
+      // the first version found, which a new deployment makes the default: a pool per major
+      // (PostgreSQL 15 to 18 on a bare machine) would spend four times the CPU and disk on
+      // clusters that few creates take
+      const first = binaries[0];
+      return first === undefined ? [] : [{ name: warmKindName(manager, first.versionName), binary: first, warm }];
     });
   }
 

