@@ -101,6 +101,9 @@ await bus.serveRpc(transport, bus.agentContract, bus.agentTopic('bench-host'), {
     return { instanceId, host: 'bench-host', address: '127.77.0.9', port: 5432 };
   },
   deleteServer: async () => ({ deleted: true }),
+  upgradeServer: async () => {
+    throw new Error('no upgrade is asked of this agent');
+  },
   listServers: async () => [],
 });
 const engines = [{ datastore: 'postgresql', manager: 'postgresql', name: '15', version: '15.19', active: true, inactiveReason: null, capabilities: noCapabilities, parameters: [] }];

@@ -20,6 +20,7 @@ import type { Logger } from '../common/index.js';
 import {
   engineNames,
   engineRegistry,
+  forgetWalTarget,
   isEngineName,
   startGuest,
   type CertificateIssuer,
@@ -213,6 +214,7 @@ class LocalAgent implements Agent {
       {
         createServer: (args) => this.locks.run(args.instanceId, () => this.createServer(args)),
         deleteServer: (args) => this.locks.run(args.instanceId, () => this.deleteServer(args.instanceId)),
+        upgradeServer: (args) => this.locks.run(args.instanceId, () => this.upgradeServer(args.instanceId, args.version)),
         // those still being re-adopted are this host's as much as the others
         listServers: async () => [...[...this.hosted.values()].map(({ record }) => record), ...this.pending.values()].map((record) => this.info(record)),
       },
@@ -489,6 +491,49 @@ class LocalAgent implements Agent {
     this.pending.delete(instanceId);
     if (existed) this.logger.info({ instanceId }, 'server deleted');
     return { deleted: existed };
+  }
+
+  private async upgradeServer(instanceId: string, version: string): Promise<{ method: string }> {
+    const hosted = this.hosted.get(instanceId);
+    if (hosted === undefined) throw new CofferError('NotFound', `Host ${this.host} does not run instance ${instanceId}.`);
+    const { record, dir } = hosted;
+    // a call repeated after the taskmanager lost the first answer finds the work done
+    if (record.engine.version === version) return { method: 'none' };
+    const target = { manager: record.engine.manager, version };
+    this.checkEngine(target);
+    const manager = record.engine.manager as EngineName;
+    const from = this.binaryFor(record.engine);
+    const to = this.binaryFor(target)!;
+    if (from === undefined) throw new CofferError('DatastoreVersionNotFound', `Host ${this.host} no longer has ${manager} ${record.engine.version}: the instance cannot be upgraded from it.`);
+    const log = this.logger.child({ instanceId });
+    await hosted.guest.close();
+    this.hosted.delete(instanceId);
+    let outcome: { method: string } | undefined;
+    let failure: unknown;
+    try {
+      await this.engineOf(record, dir).stop();
+      outcome = (await engineRegistry[manager].upgrade?.({
+        placement: { instanceId, dir, address: record.address, port: record.port },
+        from,
+        to,
+        installed: this.binaries.get(manager) ?? [],
+        runner: await this.compute.runnerFor(hosted),
+        logger: log,
+      })) ?? { method: 'restart' };
+      // the archived log of the old version ends here: the next full backup starts the new one's
+      await forgetWalTarget(dir);
+      hosted.record = { ...record, engine: target };
+      await this.compute.save(hosted);
+      log.info({ from: record.engine.version, to: version, method: outcome.method }, 'instance upgraded');
+    } catch (err) {
+      failure = err;
+      log.error({ err, from: record.engine.version, to: version }, 'upgrade failed: the instance stays on its version');
+    }
+    // on whichever version it now is, its guest takes it up and starts the engine as before
+    const rehosted = await this.hostInstance({ record: hosted.record, dir });
+    await rehosted.guest.adopted;
+    if (outcome === undefined) throw failure;
+    return outcome;
   }
 
   async warmPoolSizes(): Promise<Record<string, number>> {

@@ -90,6 +90,7 @@ function toColumns(patch: InstancePatch): Updateable<InstancesTable> {
   return {
     ...(patch.name !== undefined && { name: patch.name }),
     ...(patch.flavorId !== undefined && { flavor_id: patch.flavorId }),
+    ...(patch.datastoreVersionId !== undefined && { datastore_version_id: patch.datastoreVersionId }),
     ...(patch.volumeSizeGb !== undefined && { volume_size_gb: patch.volumeSizeGb }),
     ...(patch.taskStatus !== undefined && { task_status: patch.taskStatus }),
     ...(patch.taskDescription !== undefined && { task_description: patch.taskDescription }),

@@ -25,7 +25,9 @@ export type TaskStatusName =
   | 'DETACHING'
   // a replication group's switchover (promote_to_replica_source) and failover (eject_replica_source)
   | 'PROMOTING'
-  | 'EJECTING';
+  | 'EJECTING'
+  // Trove's upgrade to another datastore version (PATCH datastore_version)
+  | 'UPGRADING';
 
 /** Trove's service statuses (reference 3.1), stored by name. */
 export type ServiceStatusName =
@@ -205,6 +207,7 @@ export type InstancePatch = Partial<
     InstanceRow,
     | 'name'
     | 'flavorId'
+    | 'datastoreVersionId'
     | 'volumeSizeGb'
     | 'taskStatus'
     | 'taskDescription'
@@ -277,7 +280,9 @@ export type TaskKind =
   | 'create_backup'
   | 'delete_backup'
   // Coffer's: the subject is the backup; the scratch instance it restores has tasks of its own
-  | 'verify_backup';
+  | 'verify_backup'
+  // Trove's upgrade: the instance moved to another version of its datastore
+  | 'upgrade';
 export type TaskState = 'pending' | 'running' | 'done' | 'failed';
 
 export interface TaskRow {

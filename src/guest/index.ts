@@ -5,6 +5,7 @@
 // host provides.
 
 export { startGuest } from './guest.js';
+export { forgetWalTarget } from './wal-shipper.js';
 export type { CertificateIssuer, DesiredState, Guest, GuestInstance, GuestOptions } from './guest.js';
 export type { GuestBackupHost } from './backup-runner.js';
 export type {
@@ -32,6 +33,8 @@ export type {
   PrepareStep,
   PrepareTimings,
   TlsMaterial,
+  UpgradeContext,
+  UpgradeOutcome,
   WarmSource,
   WarmStart,
 } from './engines/engine.js';

@@ -1,4 +1,4 @@
-import { chmod, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
@@ -38,6 +38,11 @@ export async function writeWalTarget(dir: string, target: WalTarget): Promise<vo
   await writeFile(temporary, `${JSON.stringify(walTarget.parse(target))}\n`, { mode: 0o600 });
   await chmod(temporary, 0o600);
   await rename(temporary, join(dir, targetFile));
+}
+
+/** The log of the engine now in `dir` goes nowhere until a full backup names a place for it (after an upgrade: another cluster's log). */
+export async function forgetWalTarget(dir: string): Promise<void> {
+  await rm(join(dir, targetFile), { force: true });
 }
 
 export interface WalShipperOptions {

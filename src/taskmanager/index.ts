@@ -20,6 +20,7 @@ import { deleteBackupFlow } from './delete-backup-flow.js';
 import { createInstanceFlow } from './create-instance-flow.js';
 import { deleteInstanceFlow } from './delete-instance-flow.js';
 import { resizeFlavorFlow } from './resize-flavor-flow.js';
+import { upgradeInstanceFlow } from './upgrade-instance-flow.js';
 import { resizeVolumeFlow } from './resize-volume-flow.js';
 import { restartInstanceFlow } from './restart-instance-flow.js';
 import { startInstanceFlow } from './start-instance-flow.js';
@@ -157,6 +158,7 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
       promote_to_replica_source: promoteFlow(deps),
       eject_replica_source: ejectFlow(deps),
       rejoin_replica: rejoinFlow(deps),
+      upgrade: upgradeInstanceFlow(deps),
       apply_configuration: applyConfigurationFlow(deps),
       create_backup: createBackupFlow(backupDeps),
       delete_backup: deleteBackupFlow(backupDeps),

@@ -52,6 +52,7 @@ const instanceTaskKinds: ReadonlySet<TaskKind> = new Set<TaskKind>([
   'promote_to_replica_source',
   'eject_replica_source',
   'rejoin_replica',
+  'upgrade',
 ]);
 
 class LeaseLost extends Error {

@@ -128,6 +128,9 @@ before(async () => {
       guests.delete(instanceId);
       return { deleted: true };
     },
+    upgradeServer: async () => {
+      throw new Error('no upgrade is asked of this agent');
+    },
     listServers: async () => [],
   });
   await conductorClient().agentHeartbeat({

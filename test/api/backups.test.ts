@@ -151,6 +151,9 @@ before(async () => {
       return { instanceId, host, address: '127.88.1.9', port: 5432 };
     },
     deleteServer: async () => ({ deleted: true }),
+    upgradeServer: async () => {
+      throw new Error('no upgrade is asked of this agent');
+    },
     listServers: async () => [],
   });
   const report = (datastore: string, name: string, version: string, capabilities: typeof noCapabilities) => ({

@@ -121,6 +121,9 @@ before(async () => {
       return { instanceId, host, address: '127.88.0.9', port: 5432 };
     },
     deleteServer: async () => ({ deleted: true }),
+    upgradeServer: async () => {
+      throw new Error('no upgrade is asked of this agent');
+    },
     listServers: async () => [],
   });
   const withGroups = { ...noCapabilities, configurationGroups: true };

@@ -215,17 +215,49 @@ describe('PUT /instances/{id}', () => {
     );
   });
 
-  test('configuration: an unknown group is 404, detaching none is nothing to do; datastore_version upgrades only to the same version', async () => {
+  test('configuration: an unknown group is 404, detaching none is nothing to do', async () => {
     const id = await insertInstance(alice);
     const unknown = newUuid();
     assertFault(await put(alice, id, { instance: { configuration: unknown } }), 404, 'itemNotFound', `Configuration group with ID ${unknown} could not be found.`);
     await assertAccepted(await put(alice, id, { instance: { configuration: null } }));
     assert.equal(await h.store.tasks.activeForInstance(id), undefined, 'no task for a detach without a group');
+  });
+
+  test('datastore_version: the same version is nothing to do; a newer one the host runs queues the upgrade, the instance keeping its version until it is done', async () => {
+    const id = await insertInstance(alice);
     await assertAccepted(await put(alice, id, { instance: { datastore_version: '15' } }));
     await assertAccepted(await put(alice, id, { instance: { datastore_version: versions.pg15 } }, 'PATCH'));
-    assertFault(await put(alice, id, { instance: { datastore_version: '16' } }), 501, 'notImplemented', /Upgrading an instance to another datastore version/);
+    assert.equal(await h.store.tasks.activeForInstance(id), undefined, 'no task for the version it runs');
     assertFault(await put(alice, id, { instance: { datastore_version: '9.6' } }), 400, 'badRequest', "Datastore version '9.6' cannot be found.");
-    assert.equal((await h.store.instances.get(id))?.datastoreVersionId, versions.pg15);
+
+    // its host reports only 15: refused with what to do
+    await h.store.agents.heartbeat('host-a', new Date(), ['postgresql/15']);
+    assertFault(await put(alice, id, { instance: { datastore_version: '16' } }, 'PATCH'), 400, 'badRequest', /host of instance .* \(host-a\) cannot run postgresql 16: install that version there first/);
+    await h.store.agents.heartbeat('host-a', new Date(), ['postgresql/15', 'postgresql/16', 'postgresql/17']);
+
+    const castsBefore = h.casts.length;
+    const res = await put(alice, id, { instance: { datastore_version: '16' } }, 'PATCH');
+    await assertAccepted(res);
+    const task = await queuedTask(id, castsBefore);
+    assert.equal(task.kind, 'upgrade');
+    assert.deepEqual(task.payload, { requestId: res.headers['x-openstack-request-id'], fromVersionId: versions.pg15, toVersionId: versions.pg16 });
+    const row = await h.store.instances.get(id);
+    assert.equal(row?.taskStatus, 'UPGRADING');
+    assert.equal(row?.datastoreVersionId, versions.pg15, 'the version changes once the upgrade is done');
+    assert.equal(json(await show(alice, id)).instance.status, 'UPGRADE');
+    assertFault(await put(alice, id, { instance: { datastore_version: '17' } }, 'PATCH'), 422, 'unprocessableEntity', /not currently available .*task status was UPGRADING/);
+  });
+
+  test('datastore_version: no downgrade, and no upgrade of one member of a replication group', async () => {
+    const newer = await insertInstance(alice, { version: 'pg16' });
+    assertFault(await put(alice, newer, { instance: { datastore_version: '15' } }), 400, 'badRequest', /runs postgresql 16: it cannot be downgraded to 15/);
+    const source = await insertInstance(alice);
+    const replica = await insertInstance(alice);
+    await h.store.instances.update(replica, { replicaOfId: source });
+    for (const member of [source, replica]) {
+      assertFault(await put(alice, member, { instance: { datastore_version: '16' } }), 400, 'badRequest', /is in a replication group, whose members must run one version: detach the replicas/);
+      assert.equal((await h.store.instances.get(member))?.taskStatus, 'NONE');
+    }
   });
 
   const invalid: [string, unknown, string | RegExp, ('PUT' | 'PATCH')?][] = [

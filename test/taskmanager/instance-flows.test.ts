@@ -40,6 +40,8 @@ class FakeAgent {
   private subscription: Subscription | undefined;
   private readonly guests = new Map<string, Subscription>();
   deleteError: CofferError | undefined;
+  readonly upgraded: Array<{ instanceId: string; version: string }> = [];
+  upgradeError: CofferError | undefined;
 
   constructor(
     private readonly transport: InProcessTransport,
@@ -66,6 +68,11 @@ class FakeAgent {
         await this.guests.get(instanceId)?.close();
         this.guests.delete(instanceId);
         return { deleted: true };
+      },
+      upgradeServer: async ({ instanceId, version }) => {
+        this.upgraded.push({ instanceId, version });
+        if (this.upgradeError !== undefined) throw this.upgradeError;
+        return { method: 'dump' };
       },
       listServers: async () => [],
     });

@@ -56,6 +56,9 @@ export function serverState(task: TaskStatusName, service: ServiceStatusName | u
       return running('REBOOT', 'active', 'rebooting');
     case 'RESIZING':
       return running('RESIZE', 'active', 'resize_migrating');
+    // Nova's nearest: a server rebuilt on another image keeps its name and address
+    case 'UPGRADING':
+      return running('REBUILD', 'active', 'rebuilding');
     case 'STOPPED':
       return shutOff();
     case 'STOPPING':

@@ -70,6 +70,19 @@ export async function startScheduledBackup(deps: BackupAdmissionDeps, request: S
   );
 }
 
+/**
+ * The full backup an upgrade takes first (where backups are configured and the datastore has
+ * them): admitted as a request would be, so a quota or storage problem refuses the upgrade.
+ */
+export async function startUpgradeBackup(deps: BackupAdmissionDeps, instance: InstanceRow, toVersion: string, context: RequestContext): Promise<BackupRow> {
+  return admitBackup(
+    deps,
+    instance,
+    { name: `Before the upgrade to ${toVersion}`, description: 'Taken by Coffer before upgrading the instance.', incremental: false, scope: { tenantId: instance.tenantId } },
+    { ...context, instanceId: instance.id },
+  );
+}
+
 async function admitBackup(deps: BackupAdmissionDeps, instance: InstanceRow, input: BackupAdmission, context: RequestContext): Promise<BackupRow> {
   const { store } = deps;
   await gateAction(store, instance, deps.heartbeatExpirySeconds);
@@ -125,10 +138,15 @@ async function parentOf(deps: BackupAdmissionDeps, instance: InstanceRow, input:
       throw new CofferError('BadRequest', `Backup ${parent.id} is a backup of another instance: an incremental backup follows a backup of its own instance.`);
     }
     if (parent.state !== 'COMPLETED') throw new CofferError('BadRequest', `Backup ${parent.id} is not completed (it is ${parent.state}): it cannot be a parent.`);
+    if (parent.datastoreVersionId !== instance.datastoreVersionId) {
+      throw new CofferError('BadRequest', `Backup ${parent.id} was taken before the instance's upgrade: an incremental backup follows a backup of the version the instance runs. Take a full backup.`);
+    }
     return parent;
   }
-  if (input.incremental) return deps.store.backups.latestCompleted(instance.id);
-  return undefined;
+  if (!input.incremental) return undefined;
+  // a backup of the version before an upgrade holds another cluster: the first after it is full
+  const latest = await deps.store.backups.latestCompleted(instance.id);
+  return latest?.datastoreVersionId === instance.datastoreVersionId ? latest : undefined;
 }
 
 /** The request's container, else the instance's strategy, else the project's, else the configured default. */

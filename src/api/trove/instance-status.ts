@@ -87,6 +87,8 @@ export function instanceStatus(task: TaskStatusName, service: ServiceStatusName 
       return 'PROMOTE';
     case 'EJECTING':
       return 'EJECT';
+    case 'UPGRADING':
+      return 'UPGRADE';
     default:
       // NONE and UPDATING fall through to a running backup, then the server status, as
       // MIGRATING/UPDATING do in Trove.

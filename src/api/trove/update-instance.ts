@@ -1,9 +1,10 @@
-import type { DeleteInstanceTaskPayload, RequestContext, UpdateAccessTaskPayload } from '../../bus/index.js';
+import { engineVersionKey, type DeleteInstanceTaskPayload, type RequestContext, type UpdateAccessTaskPayload, type UpgradeTaskPayload } from '../../bus/index.js';
 import { CofferError } from '../../common/index.js';
 import type { InstanceAccess, InstanceRow, Repositories } from '../../db/index.js';
 import { notAvailable, gateAction, stoppedInstance } from './action-gate.js';
 import { changeConfiguration } from './configuration-apply.js';
-import { findVersionOf, versionNotFound } from './datastore-lookup.js';
+import { startUpgradeBackup } from './backup-create.js';
+import { findVersionOf, versionInactive, versionNotFound } from './datastore-lookup.js';
 import { taskAction } from './instance-status.js';
 import type { UpdateInstanceInput } from './instance-update-schema.js';
 import { queueInstanceTask } from './queue-instance-task.js';
@@ -18,10 +19,6 @@ export function checkOneAttribute(input: Record<string, unknown>): void {
   if (others.length > 1) throw new CofferError('BadRequest', "Only one attribute (except 'name') is allowed to update.");
 }
 
-function notSupportedYet(what: string): CofferError {
-  return new CofferError('NotImplemented', `${what} is not supported by Coffer yet.`);
-}
-
 /** Task statuses from which the access rules may be rewritten (a failed rewrite may be asked again). */
 const accessUpdatable = new Set(['NONE', 'RESTART_REQUIRED', 'UPDATING_ERROR_ACCESS']);
 
@@ -31,7 +28,7 @@ export async function updateInstance(deps: TroveDeps, instance: InstanceRow, inp
 
   if ('replica_of' in input || 'slave_of' in input) return detachReplica(deps, instance, context);
   if (input.configuration !== undefined) return changeConfiguration(deps, instance, input.configuration, context);
-  if (input.datastore_version !== undefined) return upgrade(deps, instance, input.datastore_version);
+  if (input.datastore_version !== undefined) return upgrade(deps, instance, input.datastore_version, context);
   if (input.access !== undefined) return updateAccess(deps, instance, input.access, context);
   if (input.tls !== undefined) return updateTls(deps, instance, input.tls.required, context);
 }
@@ -59,15 +56,68 @@ async function detachReplica(deps: TroveDeps, instance: InstanceRow, context: Re
   );
 }
 
-/** Only a no-op is possible yet: upgrading to the version the instance already runs (Trove: 202). */
-async function upgrade(deps: TroveDeps, instance: InstanceRow, requested: string): Promise<void> {
+/**
+ * Trove's upgrade: to the version the instance runs, a no-op (202); to another version of its
+ * datastore, the `upgrade` task (upgrade-instance-flow.ts), after a full backup where backups are
+ * configured. Coffer checks what Trove leaves to the guest: the action gate, a newer version, one
+ * the instance's host runs, and no replication group (each member would run another version).
+ */
+async function upgrade(deps: TroveDeps, instance: InstanceRow, requested: string, context: RequestContext): Promise<void> {
   const current = await deps.store.datastores.getVersion(instance.datastoreVersionId);
   const datastore = current === undefined ? undefined : await deps.store.datastores.getDatastore(current.datastoreId);
   if (current === undefined || datastore === undefined) throw versionNotFound(requested);
   const version = await findVersionOf(deps.store, datastore, requested);
   if (version === undefined) throw versionNotFound(requested);
   if (version.name === current.name) return;
-  throw notSupportedYet('Upgrading an instance to another datastore version');
+  if (!version.active) throw versionInactive(version);
+  if (compareVersions(version.version, current.version) < 0) {
+    throw new CofferError('BadRequest', `Instance ${instance.id} runs ${datastore.name} ${current.name}: it cannot be downgraded to ${version.name}.`);
+  }
+  const check = async (row: InstanceRow, store: Repositories = deps.store) => {
+    await gateAction(store, row, deps.heartbeatExpirySeconds);
+    if (row.replicaOfId !== null || ((await store.instances.replicasOf([row.id])).get(row.id) ?? []).length > 0) {
+      throw new CofferError(
+        'BadRequest',
+        `Instance ${row.id} is in a replication group, whose members must run one version: detach the replicas, upgrade the primary, then create the replicas again.`,
+      );
+    }
+  };
+  await check(instance);
+  const host = instance.host === null ? undefined : (await deps.store.agents.listAlive(new Date(0))).find((agent) => agent.host === instance.host);
+  if (host !== undefined && !host.engines.includes(engineVersionKey(version.manager, version.name))) {
+    throw new CofferError(
+      'BadRequest',
+      `The host of instance ${instance.id} (${host.host}) cannot run ${datastore.name} ${version.name}: install that version there first.`,
+    );
+  }
+  const backup = deps.backups.storage !== undefined && current.capabilities.backup ? await startUpgradeBackup(deps, instance, version.name, context) : undefined;
+  await queueInstanceTask(
+    deps,
+    instance,
+    {
+      kind: 'upgrade',
+      patch: { taskStatus: 'UPGRADING', taskDescription: `Upgrading the instance to ${datastore.name} ${version.name}.` },
+      payload: {
+        requestId: context.requestId,
+        fromVersionId: current.id,
+        toVersionId: version.id,
+        ...(backup === undefined ? {} : { backupId: backup.id }),
+      } satisfies UpgradeTaskPayload,
+      recheck: (row, tx) => check(row, tx),
+    },
+    context,
+  );
+}
+
+/** -1, 0 or 1 as `a` is an older, the same or a newer dotted version than `b` (15.20 < 16.4). */
+export function compareVersions(a: string, b: string): number {
+  const left = a.split('.').map(Number);
+  const right = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(left.length, right.length); i++) {
+    const difference = (left[i] ?? 0) - (right[i] ?? 0);
+    if (difference !== 0) return Math.sign(difference);
+  }
+  return 0;
 }
 
 async function updateAccess(

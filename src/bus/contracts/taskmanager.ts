@@ -55,6 +55,16 @@ export const resizeFlavorTaskPayload = z.object({
 });
 export type ResizeFlavorTaskPayload = z.input<typeof resizeFlavorTaskPayload>;
 
+export const upgradeTaskPayload = z.object({
+  requestId: z.string().optional(),
+  /** the version the instance runs until the upgrade succeeds */
+  fromVersionId: z.string(),
+  toVersionId: z.string(),
+  /** a full backup taken first (where backups are configured): the upgrade waits for it, and does not start if it failed */
+  backupId: z.string().optional(),
+});
+export type UpgradeTaskPayload = z.input<typeof upgradeTaskPayload>;
+
 export const resizeVolumeTaskPayload = z.object({
   requestId: z.string().optional(),
   resumeTask,

@@ -1,0 +1,77 @@
+import { agentContract, agentTopic, createRpcClient, upgradeTaskPayload } from '../bus/index.js';
+import { CofferError, sleep } from '../common/index.js';
+import { type ActionFlowDeps, endAction, messageOf, noTask, startAction, waitUntilHealthy } from './action-flow-support.js';
+import { runSteps } from './flow-steps.js';
+import type { TaskHandle } from './task-runner.js';
+
+/**
+ * upgrade (Trove's PATCH datastore_version): the instance moves to another version of its
+ * datastore on its own host. Where backups are configured the API took a full backup first;
+ * the upgrade starts only once that backup completed. The host's agent moves the data
+ * (agent contract 1.1 upgradeServer); the instance takes the new version only once it is
+ * healthy on it. A failed upgrade leaves it on its old version, its data as it was, with a fault
+ * saying why.
+ */
+export function upgradeInstanceFlow(deps: ActionFlowDeps) {
+  return async (handle: TaskHandle): Promise<void> => {
+    const parsed = upgradeTaskPayload.safeParse(handle.task.payload ?? {});
+    const started = await startAction(deps, handle, 'UPGRADING', parsed.data?.requestId);
+    if (started === undefined) return;
+    const { instance, context, log } = started;
+    const from = parsed.data === undefined ? undefined : await deps.store.datastores.getVersion(parsed.data.fromVersionId);
+    try {
+      if (!parsed.success) throw new CofferError('Internal', 'The upgrade task names no versions.');
+      const { toVersionId, backupId } = parsed.data;
+      const to = await deps.store.datastores.getVersion(toVersionId);
+      if (to === undefined) throw new CofferError('DatastoreVersionNotFound', `Datastore version ${toVersionId} no longer exists.`);
+      if (instance.host === null) throw new CofferError('Internal', `Instance ${instance.id} has no host.`);
+      const agent = createRpcClient(deps.transport, agentContract, agentTopic(instance.host));
+      await runSteps(handle, [
+        {
+          name: 'backed-up',
+          repeatable: true,
+          run: async () => {
+            if (backupId !== undefined) await waitForBackup(deps, handle, backupId);
+          },
+        },
+        {
+          name: 'upgraded',
+          // the agent answers a repeated call with the work done
+          repeatable: true,
+          run: async () => {
+            log.info({ from: from?.name, to: to.name }, 'upgrading the instance');
+            const outcome = await agent.upgradeServer({ instanceId: instance.id, version: to.name }, context);
+            log.info({ method: outcome.method }, 'the host moved the data');
+          },
+        },
+        {
+          name: 'ended',
+          repeatable: true,
+          run: async () => {
+            if (!(await waitUntilHealthy(deps, handle, 'UPGRADING'))) return;
+            await endAction(deps, handle, 'UPGRADING', { ...noTask, datastoreVersionId: to.id });
+            log.info({ version: to.name }, 'instance upgraded');
+          },
+        },
+      ]);
+    } catch (err) {
+      if (handle.signal.aborted) throw err;
+      log.error({ err }, 'upgrade failed');
+      const keeps = from === undefined ? '' : ` The instance keeps version ${from.name}.`;
+      await endAction(deps, handle, 'UPGRADING', noTask, `Upgrade failed: ${messageOf(err).replace(/\.?$/, '.')}${keeps}`);
+      throw err;
+    }
+  };
+}
+
+/** The backup taken before the upgrade, until it completed; one that failed stops the upgrade before anything changed. */
+async function waitForBackup(deps: ActionFlowDeps, handle: TaskHandle, backupId: string): Promise<void> {
+  for (;;) {
+    const backup = await deps.store.backups.get(backupId);
+    if (backup === undefined || backup.state === 'FAILED' || backup.state === 'DELETE_FAILED') {
+      throw new CofferError('EngineError', `The backup taken before the upgrade (${backupId}) did not complete: nothing was changed.`);
+    }
+    if (backup.state === 'COMPLETED') return;
+    await sleep(1000, handle.signal);
+  }
+}
