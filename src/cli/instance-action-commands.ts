@@ -217,6 +217,25 @@ export function registerInstanceActionCommands(instance: Command, io: CliIo): vo
 
   withWaitOptions(
     instance
+      .command('upgrade')
+      .description('Move an instance to a newer version of its datastore, keeping its data (a full backup is taken first where backups are configured)')
+      .argument('<id-or-name>')
+      .argument('<version>', 'a version name, e.g. 16 (`coffer datastore list` lists them)'),
+  ).action((idOrName: string, version: string, flags: WaitFlags) =>
+    runAction(io, () =>
+      runInstanceAction(io, idOrName, flags, ({ id, name, datastore }) => ({
+        doing: `Upgrading ${name} from ${datastore?.version ?? 'its version'} to ${version}`,
+        what: 'Upgrade',
+        send: async (client) => {
+          await client.request('PATCH', `/instances/${encodeURIComponent(id)}`, { instance: { datastore_version: version } });
+        },
+        done: (after) => (after.datastore?.version === version ? `Instance ${name} now runs ${after.datastore.type ?? 'version'} ${version}.` : undefined),
+      })),
+    ),
+  );
+
+  withWaitOptions(
+    instance
       .command('resize-volume')
       .description("Grow an instance's volume (a full one, BLOCKED, takes writes again)")
       .argument('<id-or-name>')

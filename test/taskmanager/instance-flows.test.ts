@@ -663,3 +663,48 @@ test('a taskmanager that cannot subscribe fails to start and claims nothing', as
     await store.close();
   }
 });
+
+/** What the API writes for PATCH datastore_version: the instance UPGRADING and a pending upgrade task. */
+async function requestUpgrade(world: World, instanceId: string, toVersionId: string): Promise<string> {
+  const taskId = randomUUID();
+  await world.store.transaction(async (tx) => {
+    await tx.instances.update(instanceId, { taskStatus: 'UPGRADING', taskDescription: 'Upgrading the instance.' });
+    await tx.tasks.create(task(taskId, instanceId, 'upgrade', { fromVersionId: world.versionId, toVersionId }));
+  });
+  await wake(world, taskId);
+  return taskId;
+}
+
+test('an upgrade asks the instance’s agent to move it to the new version, which the instance takes only then; a refused one keeps its version with the agent’s reason', async () => {
+  const world = await startWorld();
+  const agent = new FakeAgent(world.transport, 'host-1', { kind: 'healthy' });
+  try {
+    await agent.start();
+    const current = (await world.store.datastores.getVersion(world.versionId))!;
+    const newer = await world.store.datastores.upsertVersion({ ...current, id: randomUUID(), name: '16', version: '16.4', updatedAt: new Date() });
+    const { instanceId } = await requestCreate(world);
+    assert.equal((await builtInstance(world, instanceId)).taskStatus, 'NONE');
+
+    agent.upgradeError = new CofferError('EngineError', 'pg_upgrade --check refused the upgrade: the instance keeps its version and data.');
+    const refused = await requestUpgrade(world, instanceId, newer.id);
+    assert.equal((await endedTask(world, refused)).state, 'failed');
+    const kept = await world.store.instances.get(instanceId);
+    assert.equal(kept?.taskStatus, 'NONE');
+    assert.equal(kept?.datastoreVersionId, world.versionId);
+    assert.match((await world.store.faults.latest(instanceId))?.message ?? '', /^Upgrade failed: pg_upgrade --check refused the upgrade.*The instance keeps version 15\.$/);
+
+    agent.upgradeError = undefined;
+    const done = await requestUpgrade(world, instanceId, newer.id);
+    assert.equal((await endedTask(world, done)).state, 'done');
+    const upgraded = await world.store.instances.get(instanceId);
+    assert.equal(upgraded?.taskStatus, 'NONE');
+    assert.equal(upgraded?.datastoreVersionId, newer.id);
+    assert.deepEqual(agent.upgraded, [
+      { instanceId, version: '16' },
+      { instanceId, version: '16' },
+    ]);
+  } finally {
+    await agent.stop();
+    await world.close();
+  }
+});
