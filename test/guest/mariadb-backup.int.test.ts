@@ -121,6 +121,15 @@ runIncrementalBackupSuite<Connection>(
       assert.deepEqual(await restored.driver.users!.list().then((users) => users.map((user) => user.name).sort()), ['fresh', 'tenant']);
     });
 
+    test("mariadb: a restore records its backup's version, and upgrades a backup of an older minor version as it restores it", async () => {
+      const { full, restoreInto, linkOf } = context();
+      const recorded = async (instance: TestInstance) => (await readFile(join(instance.dir, 'data', 'mysql_upgrade_info'), 'utf8')).trimEnd();
+      const current = await restoreInto([linkOf(full)], 'restored-version');
+      assert.equal(await recorded(current), full.facts.version, "the restore's record: mariadb-upgrade did not run");
+      const older = await restoreInto([{ ...linkOf(full), facts: { ...full.facts, version: `${versionName}.1` } }], 'restored-older');
+      assert.equal(await recorded(older), `${full.facts.version}-MariaDB`, "mariadb-upgrade's record");
+    });
+
     test('mariadb: the backup tool gets a password of its own, never the admin password, and not on its command line', async () => {
       const { source } = context();
       const controller = new AbortController();

@@ -22,6 +22,7 @@ import {
   prepareArgs,
 } from '../../src/guest/engines/mysql-family/backup-tools.js';
 import { restoredAccountsSql } from '../../src/guest/engines/mysql-family/restore-chain.js';
+import { parseUpgradeInfo, upgradeArgs } from '../../src/guest/engines/mysql-family/upgrade.js';
 import type { MysqlFamilyFlavor } from '../../src/guest/engines/mysql-family/flavor.js';
 import { reportedParameters } from '../../src/guest/engines/mysql-family/parameters.js';
 import {
@@ -666,5 +667,28 @@ describe('mysql-family backups', () => {
       assert.equal(engine.capabilities.backup, true);
       assert.equal(engine.capabilities.incrementalBackup, true);
     }
+  });
+});
+
+describe('mysql-family upgrades by restart', () => {
+  it('reads the version the upgrade tool records, and runs it forced, out of the binary log, with no password or host path', () => {
+    assert.equal(parseUpgradeInfo('10.11.19-MariaDB\n'), '10.11.19');
+    assert.equal(parseUpgradeInfo('10.11.19'), '10.11.19');
+    assert.equal(parseUpgradeInfo('garbage'), undefined);
+    // paths relative to the data directory, the password in MYSQL_PWD
+    assert.deepEqual(upgradeArgs('mysqld.sock', '../tmp'), [
+      '--no-defaults',
+      '--socket=mysqld.sock',
+      '--user=os_upgrade',
+      '--force',
+      '--skip-write-binlog',
+      '--tmpdir=../tmp',
+      '--silent',
+    ]);
+  });
+
+  it('is MariaDB\'s alone: MySQL upgrades its own system tables as it starts', () => {
+    assert.deepEqual(mariadbFlavor.upgrade?.toolNames, ['mariadb-upgrade', 'mysql_upgrade']);
+    assert.equal(mysqlFlavor.upgrade, undefined);
   });
 });

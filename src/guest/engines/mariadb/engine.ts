@@ -77,6 +77,11 @@ export const mariadbFlavor: MysqlFamilyFlavor = {
     binlog: { readerNames: ['mariadb-binlog', 'mysqlbinlog'], clientNames: ['mariadb', 'mysql'] },
     missingReason: "install Debian's mariadb-backup package (apt-get install mariadb-backup), which provides mariadb-backup and mbstream",
   },
+  upgrade: {
+    toolNames: ['mariadb-upgrade', 'mysql_upgrade'],
+    // 10.11 writes mysql_upgrade_info; later versions rename it (MDEV-30498) and remove the old one
+    infoFiles: ['mariadb_upgrade_info', 'mysql_upgrade_info'],
+  },
   replication: true,
 };
 

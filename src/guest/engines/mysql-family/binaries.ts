@@ -28,6 +28,16 @@ export async function findTools(flavor: MysqlFamilyFlavor, binDir: string): Prom
   return undefined;
 }
 
+/** The upgrade tool of the installation whose server lives in `binDir`: beside it or in its `bin` (Debian's /usr/bin beside /usr/sbin). */
+export async function findUpgradeTool(flavor: MysqlFamilyFlavor, binDir: string): Promise<string | undefined> {
+  for (const dir of [binDir, join(dirname(binDir), 'bin')]) {
+    for (const name of flavor.upgrade?.toolNames ?? []) {
+      if (await isExecutable(join(dir, name))) return join(dir, name);
+    }
+  }
+  return undefined;
+}
+
 async function probe(flavor: MysqlFamilyFlavor, binDir: string, runner: ProcessRunner): Promise<Probe | undefined> {
   const tools = await findTools(flavor, binDir);
   if (tools === undefined) return undefined;

@@ -86,6 +86,12 @@ export interface MysqlFamilyFlavor {
   /** accounts the engine creates for itself, never listed nor touched */
   isSystemAccount(name: string): boolean;
   readonly backup: BackupToolFlavor;
+  /**
+   * The program that brings a data directory's system tables up to the server's version after
+   * the server changed version (upgrade.ts), and the files it records that version in, newest
+   * name first; undefined where the server does it itself as it starts.
+   */
+  readonly upgrade?: { readonly toolNames: readonly string[]; readonly infoFiles: readonly string[] };
   /** GTID read replicas (replication.ts): MariaDB's GTIDs, which MySQL's differ from */
   readonly replication?: boolean;
 }

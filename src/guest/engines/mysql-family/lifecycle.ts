@@ -26,7 +26,7 @@ import { registrySchema, tenantUsers } from './account-registry.js';
 import { MysqlFamilyAdmin } from './admin.js';
 import type { BackupHost } from './backup.js';
 import { checkRestoreChain, findBackupTools, type BackupTools } from './backup-tools.js';
-import { findTools } from './binaries.js';
+import { findTools, findUpgradeTool } from './binaries.js';
 import type { BinlogArchiveHost } from './binlog-archive.js';
 import { binlogBasename } from './binlog-files.js';
 import { planReplay, replayBinlog, type ReplayHost, type ReplayPlan } from './binlog-replay.js';
@@ -42,6 +42,7 @@ import { runningServer, serversIn, stopServer, waitUntilReady } from './server.j
 import { adminUser, checkDatabaseName, guestDatabase, rootUser } from './sql.js';
 import { mysqlFamilyMetrics } from './metrics.js';
 import { mysqlTlsOptions, reloadTls, setRequireSecureTransport } from './tls.js';
+import { recordUpgradedVersion, upgradeIfNeeded } from './upgrade.js';
 
 // The lifecycle module of the MySQL family (databases, users, root, configuration groups and
 // backups are the modules beside it, engine.ts assembles them). A MySQL-family server (MariaDB,
@@ -515,6 +516,7 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
         scratchDir: this.paths.restoreScratch,
         dataDir: this.paths.dataDir,
       });
+      await recordUpgradedVersion(this.flavor, this.runner, this.paths.dataDir, chain.at(-1)!.facts.version!);
       await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
       this.adminPassword = adminPassword;
       await this.writeEngineFile(this.paths.initFile, initSql);
@@ -666,6 +668,25 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     // an instance never prepared has no admin password: refused before any server starts
     await this.endpoint();
     await this.server.start();
+    await this.upgradeIfNeeded();
+  }
+
+  /** After the server changed version (upgrade.ts); a failure leaves it running. */
+  private async upgradeIfNeeded(): Promise<void> {
+    // throws where this host lacks the instance's version
+    await this.serverTools();
+    const binary = this.context.binary!;
+    await upgradeIfNeeded({
+      flavor: this.flavor,
+      runner: this.runner,
+      logger: this.logger,
+      admin: this.admin,
+      dataDir: this.paths.dataDir,
+      socket: relative(this.paths.dataDir, this.paths.socket),
+      tmpDir: relative(this.paths.dataDir, this.paths.tmpDir),
+      serverVersion: binary.version,
+      tool: () => findUpgradeTool(this.flavor, binary.binDir),
+    });
   }
 
   stop(): Promise<void> {

@@ -16,6 +16,8 @@ export const rootUser = 'root';
 export const backupUser = 'os_backup';
 /** the account a point-in-time restore replays the archived binary log with (see binlog-replay.ts) */
 export const replayUser = 'os_replay';
+/** the account the upgrade tool logs in with after the server changed version (see upgrade.ts) */
+export const upgradeUser = 'os_upgrade';
 /** the accounts a primary keeps for its replicas, one each (see replication.ts) */
 export const replicationUserPrefix = 'os_repl_';
 
@@ -57,7 +59,7 @@ export function checkUserName(name: string, maxLength: number, isSystemAccount: 
   if (length === 0 || length > maxLength || name.includes('\0')) {
     throw new CofferError('BadRequest', `Invalid user name "${name}": 1 to ${maxLength} characters, no NUL character.`);
   }
-  if (name === adminUser || name === rootUser || name === backupUser || name === replayUser || name.startsWith(replicationUserPrefix) || isSystemAccount(name)) {
+  if (name === adminUser || name === rootUser || name === backupUser || name === replayUser || name === upgradeUser || name.startsWith(replicationUserPrefix) || isSystemAccount(name)) {
     throw new CofferError('BadRequest', `The user name "${name}" is reserved.`);
   }
 }

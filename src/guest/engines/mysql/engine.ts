@@ -73,6 +73,7 @@ export const mysqlFlavor: MysqlFamilyFlavor = {
     applyLogOnly: true,
     missingReason: "install Percona XtraBackup of the server's major version (its xtrabackup and xbstream) beside the server or in /usr/bin",
   },
+  // no upgrade tool: from 8.0.16 the server upgrades its own system tables as it starts, and mysql_upgrade does nothing
 };
 
 export const mysqlEngine: EngineFactory = mysqlFamilyEngine(mysqlFlavor);
