@@ -31,7 +31,8 @@ export interface OrphanSweepResult {
 }
 
 const backupObject = /^[0-9a-f-]{36}\.[a-z0-9_-]+\.zst\.enc$/;
-const walObject = /^([0-9a-f-]{36})\/wal\/./;
+// `<instance>/wal-<version>/…`, and `<instance>/wal/…` as archives were named before versions had places of their own
+const walObject = /^([0-9a-f-]{36})\/wal(?:-[^/]+)?\/./;
 
 /** One pass over every container backups were stored in. */
 export async function sweepBackupOrphans(deps: OrphanSweepDeps, now: Date): Promise<OrphanSweepResult> {
@@ -88,7 +89,7 @@ function rollsForwardFrom(backup: BackupRow, container: string, instanceId: stri
   if (backup.state === 'FAILED') return false;
   if (backup.state !== 'COMPLETED') return true;
   const facts = backup.facts ?? {};
-  return facts['wal-container'] === container && facts['wal-prefix'] === `${instanceId}/wal`;
+  return facts['wal-container'] === container && walObject.exec(`${facts['wal-prefix'] ?? ''}/x`)?.[1] === instanceId;
 }
 
 /** Sweeps every `intervalMs` until stopped; the first pass comes one interval after start. */

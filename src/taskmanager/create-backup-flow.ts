@@ -37,7 +37,7 @@ export function createBackupFlow(deps: BackupFlowDeps) {
               projectId: backup.tenantId,
               ...(backup.parentId === null ? {} : { parentFacts: await parentFacts(deps, backup) }),
               // from a full backup on, an engine that archives its log ships it beside the backup (point in time)
-              ...(backup.backupType === 'full' ? { walArchive: { container: backup.container, prefix: walArchivePrefix(instanceId) } } : {}),
+              ...(backup.backupType === 'full' ? { walArchive: { container: backup.container, prefix: await walPrefixOf(deps, backup) } } : {}),
             };
             await storageOf(deps).ensureContainer(backup.container);
             log.info({ kind: backup.backupType }, 'asking the guest for a backup');
@@ -57,7 +57,17 @@ export function createBackupFlow(deps: BackupFlowDeps) {
 }
 
 /** Where an instance's archived log lives in its backups' container: beside the backup objects, named by the instance. */
-export const walArchivePrefix = (instanceId: string): string => `${instanceId}/wal`;
+/**
+ * Where an instance's archived log goes, one place per version: an upgraded instance runs a new
+ * cluster, whose log files take the names the old one's had (PostgreSQL's after a logical copy).
+ */
+export const walArchivePrefix = (instanceId: string, versionName: string): string => `${instanceId}/wal-${versionName}`;
+
+async function walPrefixOf(deps: BackupFlowDeps, backup: BackupRow): Promise<string> {
+  const version = backup.datastoreVersionId === null ? undefined : await deps.store.datastores.getVersion(backup.datastoreVersionId);
+  if (version === undefined) throw new CofferError('DatastoreVersionNotFound', `Datastore version ${backup.datastoreVersionId} no longer exists.`);
+  return walArchivePrefix(backup.instanceId, version.name);
+}
 
 async function parentFacts(deps: BackupFlowDeps, backup: BackupRow): Promise<Record<string, string>> {
   const parent = await deps.store.backups.get(backup.parentId!);

@@ -501,7 +501,7 @@ describe('point in time', () => {
     const pg = await createInstance(alice);
     const full = json(await backup(alice, { instance: pg })).backup.id;
     await ended(alice, full);
-    assert.deepEqual(instances.get(pg)!.backups[0]!.walArchive, { container: 'database_backups', prefix: `${pg}/wal` });
+    assert.deepEqual(instances.get(pg)!.backups[0]!.walArchive, { container: 'database_backups', prefix: `${pg}/wal-15` });
     const inc = await createInstance(alice, 'mariadb', '10.11');
     json(await backup(alice, { instance: inc }));
     await eventually('the mariadb backup asked', async () => instances.get(inc)!.backups.length, (n) => n === 1);
@@ -542,7 +542,7 @@ describe('point in time', () => {
       assert.deepEqual(prepare.restore?.pointInTime, {
         time: moment,
         container: 'database_backups',
-        prefix: `${pg}/wal`,
+        prefix: `${pg}/wal-15`,
         wrappedKey: instances.get(pg)!.backups[0]!.target.wrappedKey,
       });
     }
@@ -567,8 +567,8 @@ describe('the archived log is kept as long as a backup needs it', () => {
     await ended(alice, second);
     const [start1, start2] = [(await h.store.backups.get(first))!.facts!['wal-start']!, (await h.store.backups.get(second))!.facts!['wal-start']!];
     assert.deepEqual([start1, start2], [segment(1), segment(3)]);
-    for (let n = 1; n <= 5; n += 1) await storage.put('database_backups', `${pg}/wal/${segment(n)}`, Readable.from([randomBytes(64)]));
-    const archived = async () => (await storage.list('database_backups', `${pg}/wal/`)).map((o) => o.name.slice(`${pg}/wal/`.length));
+    for (let n = 1; n <= 5; n += 1) await storage.put('database_backups', `${pg}/wal-15/${segment(n)}`, Readable.from([randomBytes(64)]));
+    const archived = async () => (await storage.list('database_backups', `${pg}/wal-15/`)).map((o) => o.name.slice(`${pg}/wal-15/`.length));
 
     assert.equal((await call(alice, 'DELETE', `/backups/${first}`)).statusCode, 202);
     await eventually('the first backup deleted', () => h.store.backups.get(first), (row) => row === undefined);

@@ -21,6 +21,7 @@ import { cleanUp, localRunner, randomAddress } from './engine-fixture.js';
 const password = 'App-pass-1x';
 let runner: LocalProcessRunner;
 let binaries: EngineBinary[];
+let reports: Array<{ name: string; capabilities: { backup: boolean; replication: boolean } }>;
 let root: string;
 
 const binary = (major: string) => {
@@ -89,7 +90,7 @@ async function upgrade(instance: Instance, from: EngineBinary, to: EngineBinary)
 describe('postgresql major version upgrades', { timeout: 600_000 }, () => {
   before(async () => {
     runner = await localRunner();
-    binaries = (await engineRegistry.postgresql.discover([], runner)).binaries;
+    ({ binaries, reports } = await engineRegistry.postgresql.discover([], runner));
     root = await tempDataDir('coffer-pg-upgrade-');
     await chmod(root, 0o711);
   });
@@ -98,10 +99,19 @@ describe('postgresql major version upgrades', { timeout: 600_000 }, () => {
     await cleanUp(root);
   });
 
-  it('offers the npm builds of 16 to 18 beside Debian’s 15, which stays first', () => {
+  it('offers the npm builds of 16 to 18 beside Debian’s 15, which stays first; without pg_basebackup they have no backups or replicas', () => {
     assert.deepEqual(
       binaries.map((b) => b.versionName),
       ['15', '16', '17', '18'],
+    );
+    assert.deepEqual(
+      reports.map((r) => [r.name, r.capabilities.backup, r.capabilities.replication]),
+      [
+        ['15', true, true],
+        ['16', false, false],
+        ['17', false, false],
+        ['18', false, false],
+      ],
     );
   });
 

@@ -76,7 +76,7 @@ async function newBackup(
     updatedAt: when,
   });
   if (state === 'COMPLETED' && options.rollsForward === true) {
-    await store.backups.update(id, { facts: { 'wal-container': into, 'wal-prefix': `${instanceId}/wal`, 'wal-start': '000000010000000000000001' } });
+    await store.backups.update(id, { facts: { 'wal-container': into, 'wal-prefix': `${instanceId}/wal-15`, 'wal-start': '000000010000000000000001' } });
   }
   if (options.deleted === true) await store.backups.markDeleted(id, when);
   await put(objectName, into);
@@ -107,6 +107,8 @@ test('the sweep removes failed and deleted backups’ objects and dead instances
   const deadDeleted = await newBackup(dead, 'COMPLETED', { endedAgoMs: 6 * hour, deleted: true });
   await put(`${dead}/wal/000000010000000000000001`);
   await put(`${dead}/wal/000000010000000000000002`);
+  // an upgraded instance archived each version in a place of its own
+  await put(`${dead}/wal-16/000000010000000000000001`);
   // deleted a moment ago: a guest may still be shipping its last file
   const recent = await newInstance(grace / 2);
   await put(`${recent}/wal/000000010000000000000001`);
@@ -120,7 +122,7 @@ test('the sweep removes failed and deleted backups’ objects and dead instances
 
   const before = await names();
   const result = await sweepBackupOrphans({ store, storage, logger: silentLogger(), graceMs: grace }, new Date());
-  const gone = [lateWriter, deletedLongAgo, deadDeleted, `${dead}/wal/000000010000000000000001`, `${dead}/wal/000000010000000000000002`];
+  const gone = [lateWriter, deletedLongAgo, deadDeleted, `${dead}/wal/000000010000000000000001`, `${dead}/wal/000000010000000000000002`, `${dead}/wal-16/000000010000000000000001`];
   assert.deepEqual(result.removed.sort(), gone.map((name) => `${container}/${name}`).sort());
   assert.deepEqual(await names(), before.filter((name) => !gone.includes(name)));
   for (const name of [kept, running, justFailed, deletedJustNow, stranger, 'operator-notes']) assert.ok((await names()).includes(name), name);

@@ -73,8 +73,7 @@ async function upgrade(deps: TroveDeps, instance: InstanceRow, requested: string
   if (compareVersions(version.version, current.version) < 0) {
     throw new CofferError('BadRequest', `Instance ${instance.id} runs ${datastore.name} ${current.name}: it cannot be downgraded to ${version.name}.`);
   }
-  const check = async (row: InstanceRow, store: Repositories = deps.store) => {
-    await gateAction(store, row, deps.heartbeatExpirySeconds);
+  const alone = async (row: InstanceRow, store: Repositories) => {
     if (row.replicaOfId !== null || ((await store.instances.replicasOf([row.id])).get(row.id) ?? []).length > 0) {
       throw new CofferError(
         'BadRequest',
@@ -82,7 +81,8 @@ async function upgrade(deps: TroveDeps, instance: InstanceRow, requested: string
       );
     }
   };
-  await check(instance);
+  await gateAction(deps.store, instance, deps.heartbeatExpirySeconds);
+  await alone(instance, deps.store);
   const host = instance.host === null ? undefined : (await deps.store.agents.listAlive(new Date(0))).find((agent) => agent.host === instance.host);
   if (host !== undefined && !host.engines.includes(engineVersionKey(version.manager, version.name))) {
     throw new CofferError(
@@ -103,7 +103,11 @@ async function upgrade(deps: TroveDeps, instance: InstanceRow, requested: string
         toVersionId: version.id,
         ...(backup === undefined ? {} : { backupId: backup.id }),
       } satisfies UpgradeTaskPayload,
-      recheck: (row, tx) => check(row, tx),
+      // the gate would now see the backup just admitted: what it checked must only not have changed
+      recheck: async (row, tx) => {
+        if (row.taskStatus !== instance.taskStatus) throw notAvailable(row.id, 'task', taskAction(row.taskStatus));
+        await alone(row, tx);
+      },
     },
     context,
   );

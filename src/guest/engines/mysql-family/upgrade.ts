@@ -96,6 +96,16 @@ export async function upgradeIfNeeded(host: UpgradeHost): Promise<void> {
   if (upgrade === undefined) return;
   const from = await upgradedVersion(host, upgrade.infoFiles);
   if (from === host.serverVersion) return;
+  // a server adopted after the host's package changed still runs the old binary, which the new
+  // tool refuses: its data is upgraded when it next starts on the new one
+  const running = await host.admin.run(async (connection) => {
+    const [rows] = await connection.query('SELECT VERSION() AS version');
+    return String((rows as Array<{ version: unknown }>)[0]?.version ?? '');
+  });
+  if (running.split('-')[0] !== host.serverVersion) {
+    host.logger.info({ running, installed: host.serverVersion }, 'the server runs another version than the installed one: its data is upgraded when it restarts');
+    return;
+  }
   const tool = await host.tool();
   const what = `the upgrade of the data directory from ${host.flavor.title} ${from ?? '(no recorded version)'} to ${host.serverVersion}`;
   host.logger.info({ from: from ?? null, to: host.serverVersion, tool }, 'upgrading the data directory to the server\'s version');

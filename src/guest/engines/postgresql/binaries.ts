@@ -70,7 +70,23 @@ export async function discoverPostgresql(
 ): Promise<EngineDiscovery> {
   const candidates = [...extraBinDirs, ...(await debianBinDirs()), ...embeddedBinDirs()];
   const { binaries, failures } = await probeAll(candidates, (binDir) => probe(binDir, runner));
-  if (binaries.length > 0) return { binaries, reports: binaries.map((b) => versionReport(postgresql, b.versionName, b.version, null)) };
+  if (binaries.length > 0) {
+    const reports = await Promise.all(binaries.map(async (b) => versionReport(await identityOf(postgresql, b.binDir), b.versionName, b.version, null)));
+    return { binaries, reports };
+  }
   const reason = failures.length > 0 ? `${failures.join('; ')}. ${missingBinaryReason}` : missingBinaryReason;
   return { binaries, reports: [versionReport(postgresql, '15', '15', reason)] };
+}
+
+/**
+ * Backups, point in time and replicas copy the cluster with pg_basebackup of the server's own
+ * version: an installation without it (the npm builds) runs instances that cannot have them,
+ * which the API then refuses up front instead of a backup failing later.
+ */
+async function identityOf(postgresql: EngineIdentity, binDir: string): Promise<EngineIdentity> {
+  if (await isExecutable(join(binDir, 'pg_basebackup'))) return postgresql;
+  return {
+    ...postgresql,
+    capabilities: { ...postgresql.capabilities, backup: false, incrementalBackup: false, pointInTimeRecovery: false, replication: false },
+  };
 }
