@@ -141,7 +141,7 @@ function runFile({ file, lane }) {
       const status = ok ? 'passed' : signal !== null ? `killed by ${signal}` : `FAILED (exit ${code})`;
       const body = takeCounts(Buffer.concat(chunks).toString('utf8').trimEnd());
       process.stdout.write(`\n── ${ok ? '✔' : '✖'} ${file}: ${status} in ${seconds(ms)} (from ${startedAt}) [${lane}]\n${body}\n── end of ${file}\n`);
-      results.push({ file, lane, ok, ms });
+      results.push({ file, lane, ok, ms, ...(ok ? {} : { summary: failureSummary(body) }) });
       resolve();
     };
     child.on('close', finish);
@@ -154,6 +154,16 @@ function runFile({ file, lane }) {
       }, 2000).unref();
     });
   });
+}
+
+/**
+ * What failed in a file, short: the spec reporter's closing list of failing tests, else the end
+ * of the output. Repeated under the final tally, where a CI log cut in the middle still shows it.
+ */
+function failureSummary(body) {
+  const at = body.lastIndexOf('✖ failing tests:');
+  const text = at >= 0 ? body.slice(at) : body;
+  return text.length > 4000 ? `…${text.slice(-4000)}` : text;
 }
 
 /** The next file the lanes let start now, if any. */
@@ -209,5 +219,6 @@ for (const r of slowest) console.log(`  ${seconds(r.ms).padStart(8)}  ${r.file} 
 if (failed.length > 0) {
   console.log(`\n✖ ${failed.length} failing file(s); run one again with node scripts/run-tests.mjs <file>:`);
   for (const r of failed) console.log(`  ${r.file}`);
+  for (const r of failed) console.log(`\n── what failed in ${r.file}:\n${r.summary}`);
 }
 process.exit(failed.length > 0 || stopping ? 1 : 0);
