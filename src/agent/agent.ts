@@ -295,7 +295,13 @@ class LocalAgent implements Agent {
   private async announce(): Promise<void> {
     if (this.stopped) return;
     try {
-      await this.conductor.agentHeartbeat({ host: this.host, engines: this.reports, contracts: servedContracts });
+      const adopting = [...this.pending.keys()];
+      await this.conductor.agentHeartbeat({
+        host: this.host,
+        engines: this.reports,
+        contracts: servedContracts,
+        ...(adopting.length === 0 ? {} : { adopting }),
+      });
     } catch (err) {
       this.logger.warn({ err }, 'agent heartbeat not sent');
     }

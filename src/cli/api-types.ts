@@ -37,6 +37,7 @@ export interface InstanceView {
   tls?: { required?: boolean; ca_certificate?: string | null; expires?: string | null; port?: number | null };
   /** Coffer's: the moments a point-in-time restore of the instance can reach (UTC) */
   recoverable_window?: { earliest: string; latest: string };
+  awaiting_adoption?: boolean;
   /** The generated root password: only in the create response, and only with root_on_create. */
   password?: string;
 }

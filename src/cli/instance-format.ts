@@ -63,6 +63,7 @@ export function instanceFields(instance: InstanceView, flavors: readonly FlavorV
     ['Created', timestampText(instance.created)],
     ['Updated', timestampText(instance.updated)],
     ['Last heartbeat', timestampText(instance.service_status_updated)],
+    ['Host agent', instance.awaiting_adoption === true ? 'restarted, not yet taken this instance up again: the status is the last one heard' : undefined],
     ['Fault', instance.fault?.message],
     ['Fault time', timestampText(instance.fault?.created)],
     ['Fault details', instance.fault?.details],

@@ -16,6 +16,8 @@ export function agentHeartbeatHandler(store: StateStore, logger: Logger) {
   return async (beat: AgentHeartbeat): Promise<void> => {
     const runnable = beat.engines.filter((e) => e.active).map((e) => engineVersionKey(e.manager, e.name));
     await store.agents.heartbeat(beat.host, new Date(), runnable, beat.contracts ?? {});
+    // the views say so until each instance's own next heartbeat
+    if (beat.adopting !== undefined) await store.serviceStatuses.markAwaitingAdoption(beat.adopting);
     const key = JSON.stringify(beat.engines);
     if (lastReport.get(beat.host) === key) return;
     for (const engine of beat.engines) await registerVersion(store, engine);

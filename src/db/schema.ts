@@ -141,6 +141,7 @@ export interface ServiceStatusesTable {
   /** JSON: src/common/engine-metrics.ts */
   engine_metrics: ColumnType<string | null, string | null | undefined, string | null>;
   engine_metrics_at: ColumnType<Date | string | null, Date | null | undefined, Date | null>;
+  awaiting_adoption: ColumnType<boolean | number, boolean | undefined, boolean>;
 }
 
 export interface InstanceFaultsTable {

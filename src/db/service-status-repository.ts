@@ -24,6 +24,7 @@ function toRow(r: Selectable<ServiceStatusesTable>): ServiceStatusRow {
     ...(r.volume_used_bytes === null || measuredAt === null ? {} : { volumeUsage: { usedBytes: Number(r.volume_used_bytes), measuredAt } }),
     ...(r.health_detail === null ? {} : { healthDetail: r.health_detail }),
     ...(metrics === undefined ? {} : { engineMetrics: metrics }),
+    ...(r.awaiting_adoption === true || r.awaiting_adoption === 1 ? { awaitingAdoption: true as const } : {}),
   };
 }
 
@@ -50,12 +51,17 @@ export class SqlServiceStatusRepository implements ServiceStatusRepository {
   }
 
   async set(row: Pick<ServiceStatusRow, 'instanceId' | 'status' | 'updatedAt'>): Promise<void> {
-    const fields = { status: row.status, updated_at: row.updatedAt };
+    const fields = { status: row.status, updated_at: row.updatedAt, awaiting_adoption: false };
     await this.ctx.dialect.upsert(
       this.ctx.db.insertInto('service_statuses').values({ instance_id: row.instanceId, ...fields }),
       ['instance_id'],
       fields,
     );
+  }
+
+  async markAwaitingAdoption(instanceIds: readonly string[]): Promise<void> {
+    if (instanceIds.length === 0) return;
+    await this.ctx.db.updateTable('service_statuses').set({ awaiting_adoption: true }).where('instance_id', 'in', [...instanceIds]).execute();
   }
 
   async report(instanceId: string, report: GuestReport): Promise<void> {

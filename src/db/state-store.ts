@@ -236,6 +236,8 @@ export interface ServiceStatusRow {
   healthDetail?: string;
   /** what the guest last measured of its engine; absent until it first did */
   engineMetrics?: EngineMetricsSample;
+  /** its host's agent restarted and has not taken it up again yet; absent otherwise */
+  awaitingAdoption?: true;
 }
 
 export interface VolumeUsage {
@@ -789,8 +791,10 @@ export interface ServiceStatusRepository {
   get(instanceId: string): Promise<ServiceStatusRow | undefined>;
   /** the status rows of those of `instanceIds` that have one, by instance id, in one statement */
   getMany(instanceIds: readonly string[]): Promise<Map<string, ServiceStatusRow>>;
-  /** writes the status and its time only: what the guest reported stays (see `report`) */
+  /** writes the status and its time only: what the guest reported stays (see `report`); a status written is newer than any wait for adoption */
   set(row: Pick<ServiceStatusRow, 'instanceId' | 'status' | 'updatedAt'>): Promise<void>;
+  /** those of `instanceIds` with a status row await their host agent's adoption, until their next status */
+  markAwaitingAdoption(instanceIds: readonly string[]): Promise<void>;
   /** keeps what a heartbeat carried on the instance's status row; nothing when it has none */
   report(instanceId: string, report: GuestReport): Promise<void>;
   /** forgets what the guest reported (its instance is deleted); the status stays */

@@ -48,7 +48,7 @@ export interface Beat {
 export function agentHarness(dataDirPrefix: string) {
   const transport = new InProcessTransport();
   const beats: Beat[] = [];
-  const announcements: { host: string; engines: EngineVersionReport[] }[] = [];
+  const announcements: { host: string; engines: EngineVersionReport[]; adopting?: string[] }[] = [];
   /** directories removed after the suite, engines under them killed */
   const roots: string[] = [];
   /** agents stopped after the suite */

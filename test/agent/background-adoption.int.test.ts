@@ -18,7 +18,7 @@ function gate(): { opened: Promise<void>; open: () => void } {
 }
 
 describe('agent re-adoption in the background', () => {
-  const { transport, beats, newAgent, prepared } = agentHarness('coffer-readopt-');
+  const { transport, beats, announcements, newAgent, prepared } = agentHarness('coffer-readopt-');
 
   it('serves before its instances are re-adopted, adopts two at a time, and holds requests for one until it is adopted', async () => {
     const { agent: first, options } = await newAgent({ warmPoolSize: 0 });
@@ -28,6 +28,7 @@ describe('agent re-adoption in the background', () => {
     await first.stop();
 
     const holds = new Map(ids.map((id) => [id, gate()]));
+    const announced = announcements.length;
     const entered: string[] = [];
     const { agent } = await newAgent({
       dataDir: options.dataDir,
@@ -39,8 +40,10 @@ describe('agent re-adoption in the background', () => {
         await holds.get(instanceId)?.opened;
       },
     });
-    // startAgent resolved: the agent serves, with none of its instances adopted yet
+    // startAgent resolved: the agent serves, with none of its instances adopted yet, and says so
     assert.deepEqual(agent.adopting().sort(), [...ids].sort());
+    await until('the new agent announced itself', () => announcements.length > announced);
+    assert.deepEqual(announcements[announced]!.adopting?.sort(), [...ids].sort(), 'its first beat names the instances it has yet to take up');
     const rpc = createRpcClient(transport, agentContract, agentTopic(options.host));
     const listed = await rpc.listServers({});
     assert.deepEqual(listed.map((server) => server.instanceId).sort(), [...ids].sort(), 'instances being adopted are listed');
@@ -69,6 +72,9 @@ describe('agent re-adoption in the background', () => {
     holds.get(third)!.open();
     await agent.adopted;
     assert.deepEqual(agent.adopting(), []);
+    const after = announcements.length;
+    await until('a beat after the adoptions', () => announcements.length > after);
+    assert.equal(announcements.at(-1)!.adopting, undefined, 'no instance left to name');
     for (const id of ids) {
       assert.ok(beats.some((b, i) => i >= mark && b.instanceId === id && b.status === 'HEALTHY'), `${id} adopted and HEALTHY`);
     }

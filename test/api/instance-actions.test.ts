@@ -682,3 +682,16 @@ describe('read replicas (POST /instances replica_of, views, delete, detach, repl
     assert.equal(await h.store.tasks.activeForInstance(source), undefined);
   });
 });
+
+describe('GET /instances/{id} after its host agent restarted', () => {
+  test('shows awaiting_adoption with the last status heard until the instance’s own next heartbeat', async () => {
+    const id = await insertInstance(alice);
+    assert.equal(json(await show(alice, id)).instance.awaiting_adoption, undefined);
+    await h.store.serviceStatuses.markAwaitingAdoption([id]);
+    const waiting = json(await show(alice, id)).instance;
+    assert.equal(waiting.awaiting_adoption, true);
+    assert.equal(waiting.status, 'ACTIVE');
+    await h.store.serviceStatuses.set({ instanceId: id, status: 'HEALTHY', updatedAt: new Date() });
+    assert.equal(json(await show(alice, id)).instance.awaiting_adoption, undefined);
+  });
+});

@@ -19,6 +19,7 @@ test('a running task decides the status, whatever the guest reports', () => {
     ['STOPPING', 'STOPPING'],
     ['STOPPED', 'SHUTOFF'],
     ['STARTING', 'STARTING'],
+    ['UPGRADING', 'UPGRADE'],
   ];
   for (const [task, expected] of cases) assert.equal(instanceStatus(task, 'HEALTHY'), expected, task);
   assert.equal(instanceStatus('STOPPED', 'SHUTDOWN', true), 'SHUTOFF');

@@ -207,7 +207,7 @@ export class FakeCoffer {
       return fail('itemNotFound', `Resource ${decodeURIComponent(instanceMatch[1]!)} cannot be found.`);
     }
     if (instance !== undefined && req.method === 'GET') return this.showInstance(instance, send, fail);
-    if (instance !== undefined && req.method === 'PUT') return this.updateInstance(instance, body, send, fail);
+    if (instance !== undefined && (req.method === 'PUT' || req.method === 'PATCH')) return this.updateInstance(instance, body, send, fail);
     const metricsMatch = /^\/instances\/([^/]+)\/metrics$/.exec(path);
     if (metricsMatch !== null && req.method === 'GET') {
       const target = this.instances.get(decodeURIComponent(metricsMatch[1]!));
@@ -373,8 +373,20 @@ export class FakeCoffer {
 
   private updateInstance(instance: FakeInstance, body: unknown, send: Send, fail: (fault: keyof typeof faults, message: string) => void) {
     const update =
-      (body as { instance?: { name?: string; access?: InstanceState; tls?: { required: boolean }; configuration?: unknown; replica_of?: null } } | undefined)
-        ?.instance ?? {};
+      (
+        body as
+          | { instance?: { name?: string; access?: InstanceState; tls?: { required: boolean }; configuration?: unknown; replica_of?: null; datastore_version?: string } }
+          | undefined
+      )?.instance ?? {};
+    if (update.datastore_version !== undefined) {
+      // as the upgrade flow ends: the new version, or (an instance named "broken") the old one with a fault
+      const datastore = instance.base.datastore as { type: string; version: string };
+      const ended = String(instance.base.name).includes('broken')
+        ? { fault: { message: `Upgrade failed: no pg_upgrade for ${update.datastore_version}. The instance keeps version ${datastore.version}.`, created: '2024-05-01T10:06:00', details: null } }
+        : { datastore: { ...datastore, version: update.datastore_version } };
+      this.follow(instance, { status: 'UPGRADE', operating_status: '' }, ended);
+      return send(202);
+    }
     if ('replica_of' in update) {
       if (instance.base.replica_of === undefined) return fail('badRequest', `Instance ${instance.id} is not a replica.`);
       delete instance.base.replica_of;

@@ -55,6 +55,29 @@ describe('coffer instance actions', () => {
     assert.match(started.stdout, /^Instance orders started\. \(ACTIVE \/ HEALTHY, \d+\.\d s\)\n$/);
   });
 
+  it('upgrade sends Trove’s PATCH with the version and follows UPGRADE until the instance runs it; a failed one exits 1 with the fault', async () => {
+    const id = fake.addInstance('orders');
+    const result = await runCli(dir, ['instance', 'upgrade', 'orders', '16']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(fake.requestsTo('PATCH', `/v1.0/${fake.projectId}/instances/${id}`).map((r) => r.body), [{ instance: { datastore_version: '16' } }]);
+    assert.match(result.stderr, /^Upgrading orders from 15 to 16: UPGRADE \(\d+s\)\nUpgrading orders from 15 to 16: ACTIVE \/ HEALTHY \(\d+s\)\n$/);
+    assert.match(result.stdout, /^Instance orders now runs postgresql 16\. \(ACTIVE \/ HEALTHY, \d+\.\d s\)\n$/);
+
+    const broken = fake.addInstance('broken-db');
+    const failed = await runCli(dir, ['instance', 'upgrade', broken, '17']);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, new RegExp(`Error: Upgrade of broken-db \\(${broken}\\) failed: Upgrade failed: no pg_upgrade for 17\\. The instance keeps version 15\\.`));
+  });
+
+  it('show says when the host agent has not taken the instance up again', async () => {
+    const id = fake.addInstance('orders', undefined, { awaiting_adoption: true });
+    const shown = await runCli(dir, ['instance', 'show', id]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /│ Host agent +│ restarted, not yet taken this instance up again: the status is the last one heard +│/);
+    const plain = await runCli(dir, ['instance', 'show', fake.addInstance('ledger')]);
+    assert.doesNotMatch(plain.stdout, /Host agent/);
+  });
+
   it("start of an instance that is not stopped shows the API's 409 message and exits 1", async () => {
     const id = fake.addInstance('orders');
     const result = await runCli(dir, ['instance', 'start', 'orders']);

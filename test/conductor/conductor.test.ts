@@ -185,6 +185,22 @@ test('agent reports store each version\'s capabilities and parameters, and a cha
   assert.deepEqual(updated?.parameters, []);
 });
 
+test('the instances a restarted agent has yet to take up await adoption until their own next heartbeat', async () => {
+  const client = createRpcClient(transport, conductorContract, conductorTopic);
+  for (const id of ['i-ad-1', 'i-ad-2']) {
+    await makeInstance(id);
+    await client.heartbeat({ instanceId: id, status: 'HEALTHY' });
+    await eventually(`${id} HEALTHY`, () => store.serviceStatuses.get(id), (s) => s?.status === 'HEALTHY');
+  }
+  await client.agentHeartbeat({ host: 'host-ad', engines: [], adopting: ['i-ad-1', 'i-ad-2', 'i-unknown'] });
+  await eventually('both awaiting adoption', () => store.serviceStatuses.getMany(['i-ad-1', 'i-ad-2']), (m) => [...m.values()].every((s) => s.awaitingAdoption === true));
+  assert.equal((await store.serviceStatuses.get('i-ad-1'))?.status, 'HEALTHY', 'the last status heard stays');
+
+  await client.heartbeat({ instanceId: 'i-ad-1', status: 'HEALTHY' });
+  await eventually('i-ad-1 adopted', () => store.serviceStatuses.get('i-ad-1'), (s) => s?.awaitingAdoption === undefined);
+  assert.equal((await store.serviceStatuses.get('i-ad-2'))?.awaitingAdoption, true, 'the other one still waits');
+});
+
 /** `store` whose instance reads (outside and inside transactions) first wait for `gate()`. */
 function withGatedInstanceReads(real: StateStore, gate: () => Promise<void>): StateStore {
   const gated = (repo: InstanceRepository): InstanceRepository =>

@@ -830,6 +830,17 @@ export function stateStoreSuite(
         assert.deepEqual(await store.serviceStatuses.get(id), { instanceId: id, status: 'HEALTHY', updatedAt: at.leapDay });
       });
 
+      it('markAwaitingAdoption flags the rows of those instances only, leaving their status and time; the next set clears it', async () => {
+        const [waiting, other] = [uid(), uid()];
+        for (const id of [waiting, other]) await store.serviceStatuses.set({ instanceId: id, status: 'HEALTHY', updatedAt: at.oneMs });
+        await store.serviceStatuses.markAwaitingAdoption([waiting, uid()]);
+        await store.serviceStatuses.markAwaitingAdoption([]);
+        assert.deepEqual(await store.serviceStatuses.get(waiting), { instanceId: waiting, status: 'HEALTHY', updatedAt: at.oneMs, awaitingAdoption: true });
+        assert.equal((await store.serviceStatuses.get(other))?.awaitingAdoption, undefined);
+        await store.serviceStatuses.set({ instanceId: waiting, status: 'HEALTHY', updatedAt: at.leapDay });
+        assert.deepEqual(await store.serviceStatuses.get(waiting), { instanceId: waiting, status: 'HEALTHY', updatedAt: at.leapDay });
+      });
+
       it('report keeps volume usage (past 2^32 bytes, time to the millisecond) and health detail beside the status; set leaves them', async () => {
         const live = instance();
         await store.instances.create(live);

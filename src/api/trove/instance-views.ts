@@ -148,6 +148,9 @@ export function instanceDetailView(data: InstanceViewData, ctx: InstanceViewCont
     ...(data.progress === undefined
       ? {}
       : { progress: { step: data.progress.step, percent: data.progress.percent, updated: troveTimestamp(data.progress.updatedAt) } }),
+    // Coffer's extension: its host's agent restarted and has not taken it up again yet, so its
+    // status is the last one heard; gone with its next heartbeat
+    ...(service?.awaitingAdoption === true ? { awaiting_adoption: true } : {}),
     // Coffer's extension: the whole seconds a point-in-time restore can reach
     ...(data.recoverableWindow === undefined
       ? {}

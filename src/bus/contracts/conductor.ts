@@ -66,7 +66,7 @@ export const backupState = z.enum(['BUILDING', 'COMPLETED', 'FAILED']);
 // 1.6: renewLease, the one call: a primary's guest waits for its answer.
 // 1.7: heartbeat's engineMetrics. A conductor on 1.6 refuses a beat that carries them (logged there);
 //      the beats between carry none.
-export const conductorContract = defineService('conductor', '1.7', {
+export const conductorContract = defineService('conductor', '1.8', {
   heartbeat: cast(
     z.object({
       instanceId: z.string(),
@@ -95,6 +95,11 @@ export const conductorContract = defineService('conductor', '1.7', {
       engines: z.array(engineVersionReport),
       /** since 1.1: contract name to the version the agent and its guests serve (servesVersion) */
       contracts: z.record(z.string(), z.string()).optional(),
+      /**
+       * since 1.8: the instances the agent found when it started and has not taken up again yet
+       * (sent only while there are some, so that an older conductor hears every other beat)
+       */
+      adopting: z.array(z.string()).optional(),
     }),
     { since: '1.1' },
   ),

@@ -20,6 +20,7 @@ import * as replicas from './0022-replicas.js';
 import * as datastoreVersionAdmin from './0024-datastore-version-admin.js';
 import * as failover from './0025-failover.js';
 import * as engineMetrics from './0026-engine-metrics.js';
+import * as awaitingAdoption from './0027-awaiting-adoption.js';
 
 // Every migration, by name. Kysely runs them in name order and records each one it ran; a
 // shipped migration never changes, a schema change is a new file with the next number.
@@ -45,4 +46,5 @@ export const migrations: Record<string, Migration> = {
   '0024-datastore-version-admin': datastoreVersionAdmin,
   '0025-failover': failover,
   '0026-engine-metrics': engineMetrics,
+  '0027-awaiting-adoption': awaitingAdoption,
 };
