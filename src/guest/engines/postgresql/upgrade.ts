@@ -116,7 +116,8 @@ export async function moveCluster(context: UpgradeContext, method: Method): Prom
   // the swap: two renames in the host's directory; the old cluster goes only once the new one is in place
   await rename(paths.dataDir, paths.oldDir);
   await rename(paths.newDir, paths.dataDir);
-  await rm(paths.oldDir, { recursive: true, force: true });
+  // the upgrade is done whatever happens to the leftovers: the next upgrade removes them first
+  await rm(paths.oldDir, { recursive: true, force: true }).catch((err: unknown) => logger.warn({ err }, 'could not remove the cluster before the upgrade'));
   logger.info({ from: from.version, to: to.version, method: method.kind }, 'PostgreSQL upgraded');
 }
 
