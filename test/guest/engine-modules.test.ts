@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { isDeepStrictEqual } from 'node:util';
 import { noEngineCapabilities, silentLogger } from '../../src/common/index.js';
 import type { EngineIdentity } from '../../src/guest/engines/binary-discovery.js';
 import {
@@ -66,9 +67,13 @@ describe('engines of the registry', () => {
       // real discovery: versions found active, missing ones inactive; each is reported the same way
       const discovery = await factory.discover([], await localRunner());
       assert.ok(discovery.reports.length > 0);
+      const modules = capabilitiesOf(factory.modules);
+      // an installation without the tool that copies a cluster (PostgreSQL's npm builds lack
+      // pg_basebackup) reports no backups or replicas, and nothing else differs
+      const withoutCopies = { ...modules, backup: false, incrementalBackup: false, pointInTimeRecovery: false, replication: false };
       for (const report of discovery.reports) {
         assert.equal(report.manager, name);
-        assert.deepEqual(report.capabilities, capabilitiesOf(factory.modules), report.name);
+        assert.ok(isDeepStrictEqual(report.capabilities, modules) || isDeepStrictEqual(report.capabilities, withoutCopies), `${report.name}: ${JSON.stringify(report.capabilities)}`);
         assert.deepEqual(report.parameters, parametersOf(factory.modules), report.name);
       }
     });
