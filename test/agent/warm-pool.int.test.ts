@@ -14,7 +14,7 @@ import {
   type ServerInfo,
 } from '../../src/bus/index.js';
 import { withAdminClient } from '../../src/guest/engines/postgresql/admin.js';
-import { localRunner, ownerOf, suffix } from '../guest/engine-fixture.js';
+import { ownerOf, suffix } from '../guest/engine-fixture.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { until } from '../support/wait.js';
 import { agentHarness, engine, processesUsing } from './agent-harness.js';
@@ -75,12 +75,14 @@ describe('agent warm pool', () => {
     const instancesDir = join(options.dataDir, 'instances');
     const poolDir = join(options.dataDir, 'pool');
     // the instances' layout: the host's directories, the engine user's data directory, the host's secret
-    const engineUid = (await localRunner()).identity?.uid ?? process.getuid!();
+    // the agent's host engine user runs the pool's initdb
+    const poolUser = isRoot ? await lookupUser('coffer-db') : undefined;
+    const engineUid = poolUser?.uid ?? process.getuid!();
     const entry = join(kindDir, (await entries(kindDir))[0]!);
     // the host's directories: only the pool's user may traverse them (by its group), no instance's user
     for (const dir of [poolDir, kindDir, entry]) {
       assert.deepEqual(await ownerOf(dir), { uid: process.getuid!(), mode: isRoot ? '710' : '700' }, dir);
-      if (isRoot) assert.equal((await stat(dir)).gid, (await localRunner()).identity!.gid, dir);
+      if (isRoot) assert.equal((await stat(dir)).gid, poolUser!.gid, dir);
     }
     assert.deepEqual(await ownerOf(join(entry, 'data')), { uid: engineUid, mode: '700' });
     assert.deepEqual(await ownerOf(join(entry, 'os_admin.pool-password')), { uid: process.getuid!(), mode: '600' });

@@ -9,8 +9,14 @@ import { isProcessAlive } from '../../src/guest/engines/process-watch.js';
 // Shared by the engine and agent integration tests: real binaries, real processes, and a
 // runner that, as root (how CI runs), runs engines as the unprivileged engine user.
 
+/**
+ * Not the agents' `coffer-db`: every agent walls its host engine user off the network and leaves
+ * it so, which refused TCP between these tests' engines whenever an agent test had run before.
+ */
+const testEngineUser = 'coffer-test-db';
+
 export async function localRunner(): Promise<LocalProcessRunner> {
-  const identity = process.getuid?.() === 0 ? await ensureEngineUser('coffer-db', silentLogger()) : undefined;
+  const identity = process.getuid?.() === 0 ? await ensureEngineUser(testEngineUser, silentLogger()) : undefined;
   return new LocalProcessRunner(identity);
 }
 

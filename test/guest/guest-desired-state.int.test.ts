@@ -1,4 +1,4 @@
-// test-lane: parallel (a Redis engine as coffer-db on a random loopback address, its own directories; it checks processes under its own directory only)
+// test-lane: parallel (a Redis engine as coffer-test-db on a random loopback address, its own directories; it checks processes under its own directory only)
 import assert from 'node:assert/strict';
 import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-// test-lane: parallel (engines as coffer-db on random loopback addresses, its own directories)
+// test-lane: parallel (engines as coffer-test-db on random loopback addresses, its own directories)
 import { escapeId } from 'mysql2';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { runEngineConformance } from './engine-conformance.suite.js';

@@ -1,4 +1,4 @@
-// test-lane: parallel (PostgreSQL 15, 16 and 17 as coffer-db on random loopback addresses, each in its own directory)
+// test-lane: parallel (PostgreSQL 15, 16 and 17 as coffer-test-db on random loopback addresses, each in its own directory)
 import assert from 'node:assert/strict';
 import { chmod, mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-// test-lane: parallel (an engine as coffer-db on a random loopback address, its own directories)
+// test-lane: parallel (an engine as coffer-test-db on a random loopback address, its own directories)
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { chmod, mkdir, readFile, rm } from 'node:fs/promises';

@@ -1,4 +1,4 @@
-// test-lane: parallel (engines as coffer-db on random loopback addresses, its own directories)
+// test-lane: parallel (engines as coffer-test-db on random loopback addresses, its own directories)
 import { dirname, join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { readdir, readFile } from 'node:fs/promises';

@@ -1,4 +1,4 @@
-// test-lane: parallel (a vhost of its own; Redis as coffer-db on a random address)
+// test-lane: parallel (a vhost of its own; Redis as coffer-test-db on a random address)
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
