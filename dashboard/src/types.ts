@@ -46,7 +46,7 @@ export interface Flavor {
 
 export interface Datastore {
   name: string;
-  versions: Array<{ id: string; name: string; active?: number | boolean }>;
+  versions: Array<{ id: string; name: string; version?: string; active?: number | boolean }>;
   default_version?: string;
 }
 

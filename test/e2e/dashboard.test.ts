@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { after, before, test } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { login, request, type Session } from '../support/api-client.js';
+import { login, request, waitForInstance, type Session } from '../support/api-client.js';
 import { randomPool } from '../guest/engine-fixture.js';
 import { startServe, type ServeRun } from './serve-run.js';
 
@@ -14,7 +14,8 @@ import { startServe, type ServeRun } from './serve-run.js';
 // wrong password is refused, a member of another project opening the instance's URL finds
 // nothing, a revoked session sends the page back to the login form, an administrator sees the
 // projects, datastore versions and agents, and the page fits a phone's width. The token is never
-// in the page's storage. Screenshots go to docs/.
+// in the page's storage. From an instance's page a member creates a replica, promotes it, detaches
+// the old primary and upgrades that to PostgreSQL 16. Screenshots go to docs/.
 
 // what the functions run in the page (page.evaluate, waitForFunction) name there: this file is
 // compiled for Node, without the DOM's types
@@ -33,6 +34,8 @@ let run: ServeRun;
 let browser: Browser;
 let admin: Session;
 let instanceId: string | undefined;
+/** the replication test's instances, deleted after (replicas first: a source with replicas is not) */
+const groupIds: string[] = [];
 
 async function identity(method: string, path: string, body?: unknown): Promise<any> {
   const res = await request<any>(method, `${run.baseUrl}/identity/v3${path}`, { token: admin.token, ...(body === undefined ? {} : { body }) });
@@ -78,8 +81,23 @@ async function logIn(page: Page, user: string, password: string): Promise<void> 
   await page.keyboard.press('Enter');
 }
 
+async function removeGroup(): Promise<void> {
+  const url = (id: string) => `${run.baseUrl}/v1.0/${admin.projectId}/instances/${id}`;
+  const views = await Promise.all(groupIds.map((id) => request<any>('GET', url(id), { token: admin.token })));
+  const replicasFirst = groupIds.filter((_, index) => views[index]?.body?.instance?.replica_of != null);
+  for (const id of replicasFirst) await request('DELETE', url(id), { token: admin.token });
+  const deadline = Date.now() + 60_000;
+  for (const id of groupIds.filter((other) => !replicasFirst.includes(other))) {
+    // refused (403) while its replicas' deletes run
+    while ((await request('DELETE', url(id), { token: admin.token })).status === 403 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+}
+
 before(async () => {
-  run = await startServe('coffer-e2e-dashboard', adminPassword, ['--address-pool', randomPool(), '--warm-pool-size', '1']);
+  // a short name: an upgrade's temporary server listens on a socket in the instance's directory
+  // under this one, and a Unix socket's path must fit in 107 bytes ("coffer-e2e-dashboard" made
+  // /tmp/…/instances/<id>/data.upgrading/.s.PGSQL.5432 one byte too long)
+  run = await startServe('coffer-e2e-dash', adminPassword, ['--address-pool', randomPool(), '--warm-pool-size', '1']);
   admin = await login(run.baseUrl, 'admin', adminPassword, 'admin');
   await member('shop', 'alice');
   await member('elsewhere', 'mallory');
@@ -91,6 +109,7 @@ after(async () => {
   await browser?.close();
   // an instance a failed check left (an admin may delete any project's)
   if (instanceId !== undefined) await request('DELETE', `${run.baseUrl}/v1.0/${admin.projectId}/instances/${instanceId}`, { token: admin.token }).catch(() => undefined);
+  if (run !== undefined) await removeGroup().catch(() => undefined);
   await run?.stop();
 });
 
@@ -214,6 +233,72 @@ test('a member creates an instance through the form, watches it turn ACTIVE, add
     await page.waitForSelector('#instances');
     await page.waitForFunction((id) => document.querySelector(`tr[data-instance="${id}"]`) === null, instanceId, { timeout: 120_000 });
     instanceId = undefined;
+  } finally {
+    await context.close();
+  }
+});
+
+test('on the instance page a member creates a replica, sees it ACTIVE, promotes it, detaches the old primary and upgrades that to PostgreSQL 16', { timeout: 420_000 }, async () => {
+  const alice = await login(run.baseUrl, 'alice', memberPassword, 'shop');
+  const api = async (path: string) => (await request<any>('GET', `${run.baseUrl}/v1.0/${alice.projectId}${path}`, { token: alice.token })).body;
+  const made = await request<any>('POST', `${run.baseUrl}/v1.0/${alice.projectId}/instances`, {
+    token: alice.token,
+    body: { instance: { name: 'ledger-db', flavorRef: '1', volume: { size: 1 }, datastore: { type: 'postgresql', version: '15' } } },
+  });
+  assert.equal(made.status, 200, JSON.stringify(made.body));
+  const primaryId = made.body.instance.id as string;
+  groupIds.push(primaryId);
+  const { context, page } = await open(`#/instances/${primaryId}`);
+  const healthy = () => page.waitForFunction(() => /ACTIVE\s+HEALTHY/.test(document.getElementById('instance-status')?.textContent ?? ''), undefined, { timeout: 120_000 });
+  try {
+    await logIn(page, 'alice', memberPassword);
+    // the versions this host runs newer than 15: Debian's 15, the npm builds of 16 to 18
+    await page.waitForSelector('#upgrade-form');
+    assert.deepEqual(await page.$$eval('#upgrade-form select[name=version] option', (options) => options.map((o: any) => o.value)), ['16', '17', '18']);
+    await healthy();
+
+    await page.fill('#create-replica input[name=name]', 'ledger-db-copy');
+    await page.click('#create-replica button[type=submit]');
+    // listed at once, and its status followed without a reload
+    await page.waitForFunction(() => /ledger-db-copy/.test(document.getElementById('replica-list')?.textContent ?? ''));
+    await page.waitForFunction(() => /ledger-db-copy\s+ACTIVE/.test(document.getElementById('replica-list')?.textContent ?? ''), undefined, { timeout: 120_000 });
+    // a group's members run one version: the API's reason shows next to the form
+    await page.click('#upgrade-form button[type=submit]');
+    await page.waitForFunction(() => /replication group/.test(document.querySelector('#upgrade-form .field-error')?.textContent ?? ''));
+
+    await page.click('#replica-list a');
+    await page.waitForSelector('#promote');
+    const replicaId = decodeURIComponent(new URL(page.url()).hash.replace('#/instances/', ''));
+    groupIds.push(replicaId);
+    assert.match((await page.textContent('#replica-source')) ?? '', /A read replica of ledger-db/);
+    await page.click('#promote');
+    await page.click('#promote-form button[type=submit]');
+    // promoted, the page is a primary's, with the old primary as its replica
+    await page.waitForFunction((id) => document.querySelector(`#replica-list a[href="#/instances/${id}"]`) !== null, primaryId, { timeout: 120_000 });
+    assert.equal((await api(`/instances/${primaryId}`)).instance.replica_of?.id, replicaId);
+    const promoted = (await api(`/instances/${replicaId}`)).instance;
+    assert.equal(promoted.replica_of, undefined);
+    assert.deepEqual(promoted.replicas.map((r: { id: string }) => r.id), [primaryId]);
+
+    // the old primary, detached, runs alone and may then be upgraded
+    await page.click(`#replica-list a[href="#/instances/${primaryId}"]`);
+    await page.waitForSelector('#detach');
+    await healthy();
+    await page.click('#detach');
+    await page.click('#detach-form button[type=submit]');
+    await page.waitForSelector('#create-replica', { timeout: 120_000 });
+    await healthy();
+    await page.selectOption('#upgrade-form select[name=version]', '16');
+    await page.click('#upgrade-form button[type=submit]');
+    await page.waitForFunction(() => /UPGRADE|postgresql 16/.test((document.getElementById('instance-status')?.textContent ?? '') + (document.getElementById('overview')?.textContent ?? '')), undefined, { timeout: 60_000 });
+    // a failed upgrade leaves the instance ACTIVE on 15 with a fault: that ends the wait too
+    const upgraded = await waitForInstance(alice, primaryId, (i) => i?.status === 'ERROR' || /^Upgrade failed/.test(i?.fault?.message ?? '') || (i?.status === 'ACTIVE' && i?.datastore?.version === '16'), 180_000);
+    assert.equal(upgraded.instance.status, 'ACTIVE', JSON.stringify(upgraded.instance.fault));
+    assert.equal(upgraded.instance.datastore.version, '16', JSON.stringify(upgraded.instance.fault));
+    await page.waitForFunction(() => /postgresql 16/.test(document.getElementById('overview')?.textContent ?? ''), undefined, { timeout: 30_000 });
+    // 16 is an npm build without pg_basebackup: no replicas, and so no form for one
+    await page.waitForFunction(() => /has no replication here/.test(document.getElementById('replicas')?.textContent ?? ''), undefined, { timeout: 30_000 });
+    assert.equal(await page.$('#create-replica'), null);
   } finally {
     await context.close();
   }

@@ -1,13 +1,14 @@
 import { ApiError, trove } from '../api.js';
 import { fields, formValues, h, replace, statusText } from '../dom.js';
 import { addressText, bytesText, connectCommand, timeText } from '../format.js';
-import type { ConfigurationGroup, Flavor, Instance, InstanceEvent } from '../types.js';
+import type { ConfigurationGroup, Datastore, Flavor, Instance, InstanceEvent } from '../types.js';
 import { errorText, poll, type PageContext } from './page.js';
 
 // One instance: its status (live), connection, metrics, history and fault; its databases, users,
-// root and access rules; resize, restart and delete (confirmed by typing its name); its backups
-// and replicas. Each section loads on its own, so one the engine lacks (Redis has no databases)
-// says so without hiding the others.
+// root and access rules; resize, upgrade, restart and delete (confirmed by typing its name); its
+// backups; its replicas (create one) or, on a replica, its source (promote, detach). Each section
+// loads on its own, so one the engine lacks (Redis has no databases) says so without hiding the
+// others.
 
 /** a section whose body comes from `load`; a refusal of the API shows as its text */
 function section(title: string, id: string, load: (body: HTMLElement) => Promise<void>): HTMLElement {
@@ -127,6 +128,7 @@ export async function instancePage(root: HTMLElement, context: PageContext, id: 
 
   const flavors = (await trove<{ flavors: Flavor[] }>('GET', '/flavors')).flavors;
   const isReplica = instance.replica_of?.id !== undefined;
+  const replicas = replicasSection(path, instance.name);
 
   replace(
     root,
@@ -255,6 +257,28 @@ export async function instancePage(root: HTMLElement, context: PageContext, id: 
         ),
       );
     }),
+    section('Upgrade', 'upgrade', async (body) => {
+      const [current, { datastores }] = await Promise.all([
+        trove<{ instance: Instance }>('GET', path).then((r) => r.instance),
+        trove<{ datastores: Datastore[] }>('GET', '/datastores'),
+      ]);
+      const type = current.datastore?.type ?? '';
+      const own = current.datastore?.version ?? '';
+      const newer = newerVersions(datastores.find((d) => d.name === type), own);
+      replace(
+        body,
+        h('p', {}, `Runs ${type} ${own}.`),
+        newer.length === 0
+          ? h('p', { class: 'muted' }, `No newer version of ${type} is available.`)
+          : actionForm(
+              'upgrade-form',
+              [h('label', {}, 'Upgrade to version', h('select', { name: 'version' }, ...newer.map((v) => h('option', { value: v.name }, v.version === undefined || v.version === v.name ? v.name : `${v.name} (${v.version})`))))],
+              'Upgrade',
+              (v) => trove('PATCH', path, { instance: { datastore_version: v.version } }),
+            ),
+      );
+    }),
+    replicas.element,
     section('Backups', 'backups', async (body) => {
       const { backups } = await trove<{ backups: Array<{ id: string; name: string; status: string; created: string; size?: number | null }> }>('GET', `${path}/backups`);
       replace(
@@ -283,7 +307,14 @@ export async function instancePage(root: HTMLElement, context: PageContext, id: 
     if (ticks % 5 === 0) document.getElementById('metrics')?.dispatchEvent(new Event('refresh'));
     const changed = current.status !== instance.status || current.operating_status !== instance.operating_status;
     instance = current;
+    if ((current.replica_of?.id !== undefined) !== isReplica) {
+      // promoted or detached: what may be changed here (databases, users, root) changed with it
+      context.go(location.hash);
+      return;
+    }
     drawStatus(current);
+    // a new replica's build is followed closely, a settled group's every 15 s
+    if (!changed && (current.replicas ?? []).length > 0 && (replicas.settling() || ticks % 5 === 0)) replicas.element.dispatchEvent(new Event('refresh'));
     if (changed) {
       drawOverview(current);
       // what the engine refused while it was not ready (a build, a restart) is asked again
@@ -302,4 +333,154 @@ function removeButton(label: string, act: () => Promise<unknown>): HTMLButtonEle
     });
   });
   return button;
+}
+
+/** a dotted version's order against another's (15.18 < 16.4); what is not a number counts as 0 */
+function compareVersions(a: string, b: string): number {
+  const left = a.split('.').map((part) => Number.parseInt(part, 10) || 0);
+  const right = b.split('.').map((part) => Number.parseInt(part, 10) || 0);
+  for (let i = 0; i < Math.max(left.length, right.length); i++) {
+    const difference = (left[i] ?? 0) - (right[i] ?? 0);
+    if (difference !== 0) return Math.sign(difference);
+  }
+  return 0;
+}
+
+/** the datastore's versions an instance on `own` may be upgraded to, oldest first (the API refuses a downgrade) */
+function newerVersions(datastore: Datastore | undefined, own: string): Datastore['versions'] {
+  // an administrator's list has the inactive versions too, which nothing can run
+  const usable = (datastore?.versions ?? []).filter((v) => v.active !== false && v.active !== 0);
+  const number = (v: Datastore['versions'][number]) => v.version ?? v.name;
+  const current = usable.find((v) => v.name === own || v.id === own);
+  const base = current === undefined ? own : number(current);
+  return usable.filter((v) => v.name !== own && compareVersions(number(v), base) > 0).sort((a, b) => compareVersions(number(a), number(b)));
+}
+
+/**
+ * A button whose action is asked about first, as delete is, in `panel` (shared by a row of such
+ * buttons: one question at a time): the question says what follows, its confirm button takes the
+ * focus, Cancel gives it back. An instance's data is not lost by these, so no name is typed.
+ */
+function confirmedAction(panel: HTMLElement, id: string, label: string, question: string, confirmLabel: string, act: () => Promise<unknown>): HTMLButtonElement {
+  const trigger = h('button', { type: 'button', class: 'secondary', id }, label);
+  trigger.addEventListener('click', () => {
+    const error = h('span', { class: 'field-error', role: 'alert' });
+    const confirmButton = h('button', { type: 'submit', class: 'danger' }, confirmLabel);
+    const form = h(
+      'form',
+      { id: `${id}-form` },
+      h('p', {}, question),
+      h(
+        'div',
+        { class: 'row' },
+        confirmButton,
+        h('button', {
+          type: 'button',
+          class: 'secondary',
+          onclick: () => {
+            replace(panel);
+            trigger.focus();
+          },
+        }, 'Cancel'),
+        error,
+      ),
+    );
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      error.textContent = '';
+      confirmButton.disabled = true;
+      act().then(
+        // the page's poll follows the task, and redraws the page when the instance's role changes
+        () => replace(panel, h('p', { class: 'notice', role: 'status' }, `${confirmLabel}: started. The status above follows it.`)),
+        (err: unknown) => {
+          confirmButton.disabled = false;
+          error.textContent = errorText(err);
+        },
+      );
+    });
+    replace(panel, form);
+    confirmButton.focus();
+  });
+  return trigger;
+}
+
+const instanceLink = (other: Instance | undefined, otherId: string) => h('a', { href: `#/instances/${encodeURIComponent(otherId)}` }, other?.name ?? otherId);
+
+/**
+ * The Replicas card. On a primary: its replicas, each with its status (read again while one is
+ * not ACTIVE, in place, so that the create form keeps what is being typed), and a form that
+ * creates one. On a replica: its source, promote and detach.
+ */
+function replicasSection(path: string, name: string): { element: HTMLElement; settling: () => boolean } {
+  let settling = false;
+  const read = (otherId: string) => trove<{ instance: Instance }>('GET', `/instances/${encodeURIComponent(otherId)}`).then((r) => r.instance, () => undefined);
+  const element = section('Replicas', 'replicas', async (body) => {
+    const current = (await trove<{ instance: Instance }>('GET', path)).instance;
+    const sourceId = current.replica_of?.id;
+    if (sourceId !== undefined) {
+      settling = false;
+      const source = await read(sourceId);
+      const panel = h('div', { id: 'replica-confirm' });
+      replace(
+        body,
+        h('p', { id: 'replica-source' }, 'A read replica of ', instanceLink(source, sourceId), source === undefined ? '' : ' ', source === undefined ? null : statusText(source.status), '. Its databases, users and root are its source\'s, changed there.'),
+        h(
+          'div',
+          { class: 'row' },
+          confirmedAction(
+            panel,
+            'promote',
+            'Promote to primary…',
+            `Promote ${current.name} to primary? ${source?.name ?? sourceId} becomes its replica, with the group's other replicas; clients that write must connect to ${current.name} from then on.`,
+            'Promote',
+            () => trove('POST', `${path}/action`, { promote_to_replica_source: {} }),
+          ),
+          confirmedAction(
+            panel,
+            'detach',
+            'Detach…',
+            `Detach ${current.name} from ${source?.name ?? sourceId}? It keeps the data it has now and stops following its source for good: a standalone instance that takes writes.`,
+            'Detach',
+            () => trove('PUT', path, { instance: { replica_of: null } }),
+          ),
+        ),
+        panel,
+      );
+      return;
+    }
+    const ids = (current.replicas ?? []).map((r) => r.id);
+    const found = await Promise.all(ids.map(read));
+    settling = found.some((r) => r !== undefined && r.status !== 'ACTIVE' && r.status !== 'ERROR');
+    const list = body.querySelector<HTMLElement>('#replica-list');
+    if (list !== null && list.dataset.ids === ids.join(',') && body.querySelector('#create-replica') !== null) {
+      // the same replicas: only their status changes
+      found.forEach((replica, index) => {
+        const cell = list.children[index]?.querySelector('.replica-status');
+        if (cell instanceof HTMLElement && replica !== undefined) replace(cell, statusText(replica.status), ' ', statusText(replica.operating_status));
+      });
+      return;
+    }
+    // only a standalone instance may lack replication: its engine's answer says so up front
+    let supported = true;
+    if (ids.length === 0) {
+      await trove('GET', `${path}/replication`).catch((err: unknown) => {
+        if (err instanceof ApiError && err.status === 422 && /^Operation not supported/.test(err.message)) supported = false;
+      });
+    }
+    const items = ids.map((replicaId, index) => {
+      const replica = found[index];
+      return h('li', {}, instanceLink(replica, replicaId), ' ', h('span', { class: 'replica-status' }, statusText(replica?.status), ' ', statusText(replica?.operating_status)));
+    });
+    replace(
+      body,
+      ids.length === 0 ? h('p', { class: 'muted' }, supported ? 'No replicas.' : `${current.datastore?.type ?? ''} ${current.datastore?.version ?? ''} has no replication here.`) : h('ul', { id: 'replica-list', 'data-ids': ids.join(',') }, ...items),
+      supported
+        ? actionForm('create-replica', [field('Create a replica', 'name', { required: true, value: `${name}-replica-${ids.length + 1}`, autocomplete: 'off' })], 'Create replica', (v) =>
+            // no flavor, volume or datastore: Trove refuses them with replica_of, and Coffer gives a replica its source's
+            trove('POST', '/instances', { instance: { name: v.name, replica_of: current.id } }),
+          )
+        : null,
+    );
+  });
+  return { element, settling: () => settling };
 }
