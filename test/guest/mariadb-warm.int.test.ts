@@ -1,6 +1,6 @@
 // test-lane: parallel (engines as coffer-db on random loopback addresses, its own directories)
 import assert from 'node:assert/strict';
-import { access, chmod, mkdir, readdir, readFile, rename, stat } from 'node:fs/promises';
+import { access, chmod, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RowDataPacket } from 'mysql2/promise';
@@ -230,6 +230,35 @@ describe('mariadb engine with warm data directories', () => {
       await adminQuery(dir, admin, 'SELECT 1');
     }
     assert.equal(handedOut, true);
+  });
+
+  it('starts over with another entry when a prepare from the pool failed before its password was rotated', async () => {
+    const entries: string[] = [];
+    for (const n of [1, 2]) {
+      const entry = await hostDir(join(root, 'pool', `retry-${n}`));
+      await warm.make(entry, binary, runner, new AbortController().signal);
+      entries.push(entry);
+    }
+    // the first entry's file no longer holds its account's password: its first start refuses the guest
+    await writeFile(join(entries[0]!, secretName), 'not-the-pool-password');
+    let taken = 0;
+    const retrySource: WarmSource = {
+      take: async (dest) => {
+        const entry = entries.shift();
+        if (entry === undefined) return false;
+        taken += 1;
+        await rename(entry, dest);
+        return true;
+      },
+    };
+    const { dir, address, driver } = await newInstance('retried', retrySource);
+    const admin = `adm-${suffix()}`;
+    await assert.rejects(driver.prepare(input(admin)), /refuses the guest's administrative login/);
+    await assert.rejects(access(join(dir, '.initialised')), 'not initialised: the next prepare starts over');
+    await driver.prepare(input(admin));
+    assert.equal(taken, 2, 'the second prepare took the other entry');
+    await tenantWrites(address);
+    await adminQuery(dir, admin, 'SELECT 1');
   });
 
   it("refills the agent's pool behind a take, with an install of its own each time", async () => {
