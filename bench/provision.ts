@@ -1,7 +1,7 @@
 // bench/provision: how long Coffer takes to turn "create instance" into a database that answers,
 // next to the raw engine doing the same job by hand, measured in the same run on the same box.
 //
-//   npm run bench -- [--runs 7] [--subnet 127.79] [--out bench/results/provision.md]
+//   npm run bench -- [--runs 7] [--subnet 127.79] [--datastores postgresql,redis,mariadb] [--out bench/results/provision.md]
 //
 // --subnet: the first two octets of the loopback addresses used (instances get <subnet>.1.0/24,
 // the raw engines <subnet>.0.1-3), so that a run does not meet another one on the same host.
@@ -13,8 +13,10 @@
 // it ready), start the postmaster directly, wait until it accepts a connection (SELECT 1).
 // Redis: the same create (one user, no database) against redis-server started by hand with AOF
 // on, answering PING.
-// MariaDB: the same create (one database, one user) against mariadb-install-db, mariadbd started
-// directly and a first query over its socket, by hand.
+// MariaDB: the same create (one database, one user), with the agent's warm pool of data
+// directories installed ahead of time and without it, against mariadb-install-db, mariadbd
+// started directly and a first query over its socket, by hand.
+// --datastores: which datastores' rows to measure (all three by default).
 import { spawn, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readdirSync } from 'node:fs';
@@ -35,8 +37,10 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '7' },
     subnet: { type: 'string', default: '127.79' },
     out: { type: 'string', default: 'bench/results/provision.md' },
+    datastores: { type: 'string', default: 'postgresql,redis,mariadb' },
   },
 });
+const datastores = new Set(values.datastores!.split(','));
 const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs takes a whole number of at least 1');
 if (!/^127\.\d{1,3}$/.test(values.subnet!)) throw new Error('--subnet takes two octets of 127.0.0.0/8, e.g. 127.79');
@@ -113,14 +117,22 @@ async function rawOnce(bin: string, root: string, address: string, i: number): P
   return elapsed;
 }
 
-/** Complete warm-pool entries on disk (their directories are named by 16 hex digits). */
-function warmEntries(dataDir: string): number {
+/** Complete warm-pool entries on disk of the kind whose directory starts with `<engine>-` (entries are named by 16 hex digits). */
+function warmEntries(dataDir: string, engine: string): number {
   const pool = join(dataDir, 'pool');
   if (!existsSync(pool)) return 0;
   return readdirSync(pool)
-    .flatMap((version) => readdirSync(join(pool, version)))
+    .filter((kind) => kind.startsWith(`${engine}-`))
+    .flatMap((kind) => readdirSync(join(pool, kind)))
     .filter((name) => /^[0-9a-f]{16}$/.test(name)).length;
 }
+
+/**
+ * The engines whose pools the agent fills (one kind each) among those measured: a create is
+ * timed once all are full, with no build beside it. Measuring one alone where the other is
+ * installed times its creates while the other's pool may still fill.
+ */
+const pooledEngines = ['postgresql', 'mariadb'].filter((engine) => datastores.has(engine));
 
 /** What a create asks for, and how its created user gets a first answer from the instance. */
 interface BenchDatastore {
@@ -192,7 +204,7 @@ async function measureCoffer(poolSize: number, datastore: BenchDatastore = postg
     await serve.waitFor(/serving the Trove API/, 60_000);
     const session = await login(`http://127.0.0.1:${port}`, 'admin', adminPassword, 'admin');
     for (let i = 0; i <= runs; i++) {
-      while (warmEntries(dataDir.path) < poolSize) await new Promise((r) => setTimeout(r, 50));
+      while (pooledEngines.some((engine) => warmEntries(dataDir.path, engine) < poolSize)) await new Promise((r) => setTimeout(r, 50));
       const started = performance.now();
       const res = await request<any>('POST', trove(session, '/instances'), {
         token: session.token,
@@ -324,16 +336,32 @@ function measureRawMariadb(): Promise<number[]> {
 async function main(): Promise<void> {
   // Other work on the host skews every row alike; the load says how busy it was.
   const loadBefore = loadavg()[0]!;
-  const warm = await measureCoffer(2);
-  const cold = await measureCoffer(0);
-  const raw = await measureRaw();
-  const redisCoffer = await measureCoffer(0, redis);
-  const redisRaw = await measureRawRedis();
-  const mariadbCoffer = await measureCoffer(0, mariadb);
-  const mariadbRaw = await measureRawMariadb();
+  const rows: string[] = [];
+  const row = (what: string, xs: number[], baseline: number[]) =>
+    rows.push(`| ${what} | ${median(xs).toFixed(0)} ms | ${(median(xs) / median(baseline)).toFixed(2)} | ${xs.map((x) => x.toFixed(0)).join(', ')} |`);
+  if (datastores.has('postgresql')) {
+    const warm = await measureCoffer(2);
+    const cold = await measureCoffer(0);
+    const raw = await measureRaw();
+    row('Coffer, warm pool of 2 (refilled between creates)', warm, raw);
+    row('Coffer, no warm pool (`--warm-pool-size 0`; also a burst that drained the pool)', cold, raw);
+    row('raw PostgreSQL', raw, raw);
+  }
+  if (datastores.has('redis')) {
+    const redisCoffer = await measureCoffer(0, redis);
+    const redisRaw = await measureRawRedis();
+    row('Coffer, Redis (one user)', redisCoffer, redisRaw);
+    row('raw Redis (redis-server → PING)', redisRaw, redisRaw);
+  }
+  if (datastores.has('mariadb')) {
+    const mariadbWarm = await measureCoffer(2, mariadb);
+    const mariadbCoffer = await measureCoffer(0, mariadb);
+    const mariadbRaw = await measureRawMariadb();
+    row('Coffer, MariaDB, warm pool of 2 (refilled between creates)', mariadbWarm, mariadbRaw);
+    row('Coffer, MariaDB, no warm pool (one database, one user)', mariadbCoffer, mariadbRaw);
+    row('raw MariaDB (install-db → mariadbd → SELECT 1)', mariadbRaw, mariadbRaw);
+  }
   const loadAfter = loadavg()[0]!;
-  const row = (what: string, xs: number[], baseline = raw) =>
-    `| ${what} | ${median(xs).toFixed(0)} ms | ${(median(xs) / median(baseline)).toFixed(2)} | ${xs.map((x) => x.toFixed(0)).join(', ')} |`;
   const lines = [
     `# bench/provision — ${new Date().toISOString().slice(0, 19)}Z`,
     '',
@@ -346,13 +374,7 @@ async function main(): Promise<void> {
     '',
     '| what | median | ratio to raw | all runs (ms) |',
     '| --- | --- | --- | --- |',
-    row('Coffer, warm pool of 2 (refilled between creates)', warm),
-    row('Coffer, no warm pool (`--warm-pool-size 0`; also a burst that drained the pool)', cold),
-    row('raw PostgreSQL', raw),
-    row('Coffer, Redis (one user)', redisCoffer, redisRaw),
-    row('raw Redis (redis-server → PING)', redisRaw, redisRaw),
-    row('Coffer, MariaDB (one database, one user)', mariadbCoffer, mariadbRaw),
-    row('raw MariaDB (install-db → mariadbd → SELECT 1)', mariadbRaw, mariadbRaw),
+    ...rows,
     '',
   ];
   const text = lines.join('\n');

@@ -110,9 +110,14 @@ export function agentHarness(dataDirPrefix: string) {
       timeoutMs,
     );
 
-  /** Creates `instanceId` through `agentRpc` and prepares it with `prepareInput`; resolves once it is HEALTHY. */
-  async function prepared(agentRpc: RpcClient<typeof agentContract>, instanceId: string, adminPassword: string): Promise<ServerInfo> {
-    const server = await agentRpc.createServer({ instanceId, engine, flavor, volumeSizeGb: 1 });
+  /** Creates `instanceId` (of `engine` unless another is named) through `agentRpc` and prepares it with `prepareInput`; resolves once it is HEALTHY. */
+  async function prepared(
+    agentRpc: RpcClient<typeof agentContract>,
+    instanceId: string,
+    adminPassword: string,
+    ofEngine: { manager: string; version: string } = engine,
+  ): Promise<ServerInfo> {
+    const server = await agentRpc.createServer({ instanceId, engine: ofEngine, flavor, volumeSizeGb: 1 });
     const mark = beats.length;
     await createRpcClient(transport, guestContract, guestTopic(instanceId)).prepare(prepareInput(adminPassword));
     await beat(instanceId, 'HEALTHY', mark, 30_000);

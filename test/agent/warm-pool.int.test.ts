@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { access, lstat, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { createConnection, type RowDataPacket } from 'mysql2/promise';
 import { Client } from 'pg';
 import type { AgentOptions } from '../../src/agent/index.js';
 import { lookupUser } from '../../src/agent/engine-user.js';
@@ -13,14 +14,17 @@ import {
   type RpcClient,
   type ServerInfo,
 } from '../../src/bus/index.js';
+import { withAdminConnection } from '../../src/guest/engines/mysql-family/connection.js';
+import { nativePasswordHash } from '../../src/guest/engines/mysql-family/password-hash.js';
 import { withAdminClient } from '../../src/guest/engines/postgresql/admin.js';
 import { ownerOf, suffix } from '../guest/engine-fixture.js';
 import { tempDataDir } from '../support/temp-dir.js';
-import { until } from '../support/wait.js';
+import { until, waitUntil } from '../support/wait.js';
 import { agentHarness, engine, processesUsing } from './agent-harness.js';
 
 // The agent's warm pool with real PostgreSQL: clusters made ahead of time by initdb, each
-// handed to one create only, refilled, cleaned after a crash, stopped with the agent.
+// handed to one create only, refilled, cleaned after a crash, stopped with the agent; and a
+// MariaDB create served from the pool's MariaDB data directories the same way.
 
 const kind = `postgresql-${engine.version}`;
 /** a pool initdb runs at low priority next to other tests: give it time */
@@ -136,6 +140,38 @@ describe('agent warm pool', () => {
     assert.deepEqual((await second.agentRpc.listServers({})).map((s) => s.instanceId).sort(), ids);
     assert.equal((await entries(kindDir)).length, 2, 'complete entries are kept across restarts');
     for (const id of ids) await second.agentRpc.deleteServer({ instanceId: id });
+  });
+
+  it('hands a MariaDB create a data directory installed ahead of time, given to the instance\'s own user, and refills', async (t) => {
+    const { options, agentRpc } = await newAgent({ warmPoolSize: 1 });
+    const poolDir = join(options.dataDir, 'pool');
+    const mariadbKind = await waitUntil('a MariaDB pool', async () => (await readdir(poolDir).catch(() => [] as string[])).find((name) => name.startsWith('mariadb-')), fillTimeoutMs);
+    const kindDir = join(poolDir, mariadbKind);
+    await filled(kindDir, 1);
+    const entryIno = (await stat(join(kindDir, (await entries(kindDir))[0]!, 'data'))).ino;
+    const admin = `adm-${suffix()}`;
+    const instanceId = `inst-${suffix()}`;
+    const began = performance.now();
+    const server = await harness.prepared(agentRpc, instanceId, admin, { manager: 'mariadb', version: mariadbKind.slice('mariadb-'.length) });
+    t.diagnostic(`a MariaDB create + prepare from the pool: ${(performance.now() - began).toFixed(0)} ms`);
+    const dir = join(options.dataDir, 'instances', instanceId);
+    assert.equal((await stat(join(dir, 'data'))).ino, entryIno, 'the data directory is the pool entry');
+
+    const app = await createConnection({ host: server.address, port: server.port, user: 'app', password: 'app-Secret-1', database: 'appdb' });
+    await app.query('CREATE TABLE t (v INT)');
+    await app.query('INSERT INTO t VALUES (1)');
+    await app.end();
+    const [row] = await withAdminConnection({ socketPath: join(dir, 'data', 'mysqld.sock'), password: admin }, async (c) =>
+      (await c.query<RowDataPacket[]>("SELECT authentication_string AS hash FROM mysql.user WHERE User = 'os_admin'"))[0],
+    );
+    assert.equal(row!.hash, nativePasswordHash(admin));
+    if (isRoot) {
+      const owner = await instanceUser(dir);
+      assert.deepEqual(await ownersUnder(join(dir, 'data')), new Set([owner.uid]), 'every file of the data directory is the instance user\'s');
+      assert.deepEqual(await ownerOf(join(dir, 'os_admin.password')), { uid: 0, mode: '600' });
+    }
+    await filled(kindDir, 1);
+    await agentRpc.deleteServer({ instanceId });
   });
 
   it('removes a half-made entry at start and never hands it out', async () => {

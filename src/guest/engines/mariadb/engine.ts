@@ -83,6 +83,7 @@ export const mariadbFlavor: MysqlFamilyFlavor = {
     infoFiles: ['mariadb_upgrade_info', 'mysql_upgrade_info'],
   },
   replication: true,
+  warmPool: true,
 };
 
 export const mariadbEngine: EngineFactory = mysqlFamilyEngine(mariadbFlavor);

@@ -6,6 +6,7 @@ import { discoverMysqlFamily } from './binaries.js';
 import { mysqlFamilyConfiguration } from './configuration.js';
 import { mysqlFamilyDatabases } from './databases.js';
 import type { MysqlFamilyFlavor } from './flavor.js';
+import { mysqlFamilyWarmStart } from './install.js';
 import { layout, mysqlFamilyLifecycle, standardPort } from './lifecycle.js';
 import { mysqlFamilyReplication } from './replication.js';
 import { mysqlFamilyRoot } from './root.js';
@@ -35,5 +36,6 @@ export function mysqlFamilyEngine(flavor: MysqlFamilyFlavor): EngineFactory {
     tlsPort: (port) => port,
     discover: (extraBinDirs, runner, identity) => discoverMysqlFamily(flavor, extraBinDirs, runner, identity),
     checkInstanceDir: (dir) => checkSocketPath(flavor.title, layout(dir).socket),
+    ...(flavor.warmPool === true ? { warm: mysqlFamilyWarmStart(flavor) } : {}),
   });
 }

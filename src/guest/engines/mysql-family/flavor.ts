@@ -94,4 +94,10 @@ export interface MysqlFamilyFlavor {
   readonly upgrade?: { readonly toolNames: readonly string[]; readonly infoFiles: readonly string[] };
   /** GTID read replicas (replication.ts): MariaDB's GTIDs, which MySQL's differ from */
   readonly replication?: boolean;
+  /**
+   * Whether the host's warm pool installs data directories ahead of time (install.ts). Not
+   * MySQL's yet: its `--initialize` and the server_uuid it keeps in auto.cnf were never tried
+   * with one, nor is MySQL installed where Coffer is tested.
+   */
+  readonly warmPool?: boolean;
 }

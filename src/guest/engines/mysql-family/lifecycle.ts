@@ -16,13 +16,14 @@ import type {
   PrepareTimings,
   RestoreLink,
   TlsMaterial,
+  WarmSource,
 } from '../engine.js';
 import type { LifecycleModule } from '../engine-modules.js';
 import { fileExists, writeEngineFile } from '../engine-files.js';
 import { currentEngineSpec, writeEngineSpec, type EngineSpec } from '../engine-spec-file.js';
 import { checkTlsRequirement, installedTlsFiles, readTlsRequired, saveTlsRequired, writeTlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
-import { registrySchema, tenantUsers } from './account-registry.js';
+import { tenantUsers } from './account-registry.js';
 import { MysqlFamilyAdmin } from './admin.js';
 import type { BackupHost } from './backup.js';
 import { checkRestoreChain, findBackupTools, type BackupTools } from './backup-tools.js';
@@ -36,10 +37,11 @@ import { healthProbeOps, type AdminEndpoint } from './connection.js';
 import { KeptProbe } from '../kept-probe.js';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import type { MysqlFamilyFlavor, ServerTools } from './flavor.js';
+import { installSql, takeWarmDataDir } from './install.js';
 import type { MysqlReplicationHost } from './replication.js';
 import { restoreChain, restoredAccountsSql } from './restore-chain.js';
 import { runningServer, serversIn, stopServer, waitUntilReady } from './server.js';
-import { adminUser, checkDatabaseName, guestDatabase, rootUser } from './sql.js';
+import { adminUser, alterUserPasswordStatement, checkDatabaseName, guestDatabase, rootUser } from './sql.js';
 import { mysqlFamilyMetrics } from './metrics.js';
 import { mysqlTlsOptions, reloadTls, setRequireSecureTransport } from './tls.js';
 import { recordUpgradedVersion, upgradeIfNeeded } from './upgrade.js';
@@ -47,8 +49,9 @@ import { recordUpgradedVersion, upgradeIfNeeded } from './upgrade.js';
 // The lifecycle module of the MySQL family (databases, users, root, configuration groups and
 // backups are the modules beside it, engine.ts assembles them). A MySQL-family server (MariaDB,
 // MySQL) as a supervised local process: the data directory initialised once with an init file
-// that leaves only the guest's own account (no anonymous users, no root), or filled once from a
-// backup chain (see `restore`), a my.cnf rendered whole from the instance's spec (engine-spec-file.ts: the
+// that leaves only the guest's own account (no anonymous users, no root), or taken so made from
+// the host's warm pool (install.ts), or filled once from a backup chain (see `restore`), a
+// my.cnf rendered whole from the instance's spec (engine-spec-file.ts: the
 // flavor's memory and the configuration group) on every change, the server started directly (no
 // mysqld_safe) and stopped with SIGTERM. As for PostgreSQL, the instance directory belongs to
 // the host; the engine's OS user owns only its data, temporary and file directories and the
@@ -339,13 +342,13 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     const spec: EngineSpec = { memoryMb: input.memoryMb, access: input.access, overrides };
     const conf = await this.renderConf(spec, requireTls);
 
+    let poolPassword: string | undefined;
     if (!(await fileExists(this.paths.initialised))) {
       // the group's values from the first start on, not while the init SQL runs (a sql_mode
       // with NO_BACKSLASH_ESCAPES would misread its literals)
       const plainSpec = { ...spec, overrides: {} };
       if (restore === undefined) {
-        progress('initialising');
-        await this.initialise(input.adminPassword, await this.renderConf(plainSpec, requireTls));
+        poolPassword = await this.initialise(input.adminPassword, await this.renderConf(plainSpec, requireTls), progress, this.context.warm);
       } else {
         progress('restoring');
         await this.restore(restore, input.adminPassword, cidrs, (extra) => this.renderConf(plainSpec, requireTls, extra), pointInTime);
@@ -359,6 +362,8 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     await saveTlsRequired(dir, requireTls);
     progress('starting');
     await this.start();
+    // before anything else: from here on only the instance's own password opens it
+    if (poolPassword !== undefined) await this.rotatePoolPassword(input.adminPassword);
     const started = performance.now();
     progress('creating databases and users');
     await this.admin.run(async (connection) => {
@@ -374,27 +379,72 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     return { initMs: initialised - began, startMs: started - initialised, setupMs: done - started };
   }
 
-  private async initialise(adminPassword: string, conf: string): Promise<void> {
+  /**
+   * A data directory from the host's warm pool when it has one ready, made by the flavor's
+   * install otherwise. Answers the pool password a taken one's guest account still has: such an
+   * instance counts as initialised only once its first start rotated it (`rotatePoolPassword`),
+   * so that an interrupted prepare starts over with another directory.
+   */
+  private async initialise(
+    adminPassword: string,
+    conf: string,
+    progress: PrepareProgress = () => undefined,
+    warm?: WarmSource,
+  ): Promise<string | undefined> {
     const tools = await this.serverTools();
     // what an interrupted earlier attempt left: its server, its directories
     await this.stop();
-    for (const dir of [this.paths.dataDir, this.paths.tmpDir, this.paths.filesDir]) {
-      await rm(dir, { recursive: true, force: true });
-      await this.engineDir(dir);
-    }
+    for (const dir of [this.paths.dataDir, this.paths.tmpDir, this.paths.filesDir]) await rm(dir, { recursive: true, force: true });
+    for (const dir of [this.paths.tmpDir, this.paths.filesDir]) await this.engineDir(dir);
     await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
     this.adminPassword = adminPassword;
     await this.writeEngineFile(this.paths.configFile, conf);
+    const poolPassword = await this.takeFromPool(warm, progress);
+    if (poolPassword === undefined) await this.install(tools, adminPassword, progress);
+    // neither the install nor the pool writes one: it begins at the first start
+    if (this.flavor.replication === true) await writeFile(this.paths.binlogFromStart, new Date().toISOString());
+    if (poolPassword === undefined) await writeFile(this.paths.initialised, new Date().toISOString());
+    return poolPassword;
+  }
+
+  private async takeFromPool(warm: WarmSource | undefined, progress: PrepareProgress): Promise<string | undefined> {
+    if (warm === undefined) return undefined;
+    progress('taking a prepared cluster');
+    const poolPassword = await takeWarmDataDir(warm, this.context.placement.dir, this.paths.dataDir, this.logger);
+    if (poolPassword === undefined) return undefined;
+    this.logger.debug('took a data directory from the warm pool');
+    // the guest logs in with it until the first start rotates it
+    this.adminPassword = poolPassword;
+    return poolPassword;
+  }
+
+  private async install(tools: ServerTools, adminPassword: string, progress: PrepareProgress): Promise<void> {
+    progress('initialising');
+    await this.engineDir(this.paths.dataDir);
     // the guest's tables are made here too, before the server first starts: fewer statements to wait for after it
-    const initSql = [this.flavor.initSql(this.flavor.hashPassword(adminPassword)), ...registrySchema.map((statement) => `${statement};`)];
-    await this.writeEngineFile(this.paths.initFile, `${initSql.join('\n')}\n`);
+    await this.writeEngineFile(this.paths.initFile, installSql(this.flavor, this.flavor.hashPassword(adminPassword)));
     try {
       const command = this.flavor.initCommand(tools, this.paths.configFile, this.paths.initFile);
       await this.runner.run(command.file, command.args, { timeoutMs: initTimeoutMs, cwd: this.paths.dataDir });
     } finally {
       await rm(this.paths.initFile, { force: true });
     }
-    if (this.flavor.replication === true) await writeFile(this.paths.binlogFromStart, new Date().toISOString());
+  }
+
+  /**
+   * Gives the guest's account in a data directory taken from the pool the instance's password,
+   * out of the binary log (a replica made as this instance was made has its own install's
+   * account), and counts the instance initialised.
+   */
+  private async rotatePoolPassword(adminPassword: string): Promise<void> {
+    const identified = this.flavor.identifiedClause(this.flavor.hashPassword(adminPassword));
+    await this.admin.run(async (connection) => {
+      await connection.query('SET SESSION sql_log_bin = 0');
+      await connection.query(alterUserPasswordStatement(adminUser, 'localhost', identified));
+    });
+    this.adminPassword = adminPassword;
+    // a health check's session opened with the pool's password would outlive it
+    this.probe.close();
     await writeFile(this.paths.initialised, new Date().toISOString());
   }
 

@@ -1,7 +1,7 @@
 import { readFile, readlink, realpath } from 'node:fs/promises';
 import { CofferError } from '../../../common/index.js';
 import type { ProcessExit } from '../../process-runner.js';
-import { isProcessAlive, processesIn, runsAsOwnerOf, stopProcess, waitFor, waitUntilServing } from '../process-watch.js';
+import { isProcessAlive, killProcessesIn, processesIn, runsAsOwnerOf, stopProcess, waitFor, waitUntilServing } from '../process-watch.js';
 import { probeServer, type AdminEndpoint } from './connection.js';
 
 // The server seen from outside: its pid file, whether that pid is alive and really serves our
@@ -33,6 +33,11 @@ export async function runningServer(pidFile: string, dataDir: string): Promise<n
 /** Servers working in `dataDir` whether or not they wrote a pid file yet. */
 export function serversIn(dataDir: string): Promise<number[]> {
   return processesIn(dataDir, serverExe);
+}
+
+/** Kills every server working in `dataDir`: for a directory being thrown away, whose data nobody needs flushed. */
+export function killServersIn(dataDir: string): Promise<void> {
+  return killProcessesIn(dataDir, serverExe);
 }
 
 export interface WaitReadyOptions {

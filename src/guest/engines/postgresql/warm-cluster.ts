@@ -1,18 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
 import type { EngineBinary, WarmSource, WarmStart } from '../engine.js';
+import { poolSecretName, takeWarmEntry, writeDurably } from '../warm-entry.js';
 import { adminRole } from './admin.js';
 import { killDataDirProcesses } from './postmaster.js';
 
-// A warm cluster: `<dir>/data`, made by an initdb of its own ahead of time (so it has its own
-// system identifier, unlike a copy of a template), and beside it, readable by the host only,
-// the random password its superuser was given. An instance that takes it rotates that password
-// to its own at once; the file goes with the directory it came in.
+export { syncDirectory } from '../warm-entry.js';
 
-const secretFile = `${adminRole}.pool-password`;
+// A warm cluster (a pool entry as warm-entry.ts lays it out): `<dir>/data`, made by an initdb
+// of its own ahead of time (so it has its own system identifier, unlike a copy of a template),
+// and beside it the random password its superuser was given, which the instance that takes it
+// rotates to its own at once.
+
+const secretFile = poolSecretName(adminRole);
 /** where a taken cluster lands in the instance's directory before its data directory moves into place */
 const landingName = '.warm-cluster';
 const initdbTimeoutMs = 120_000;
@@ -35,7 +38,7 @@ async function makeWarmCluster(dir: string, binary: EngineBinary, runner: Proces
   await mkdir(dataDir, { mode: 0o700 });
   await runner.handOver(dataDir);
   const password = randomBytes(24).toString('base64url');
-  await writeFile(join(dir, secretFile), password, { mode: 0o600 });
+  await writeDurably(join(dir, secretFile), password);
   const pwfile = join(dir, '.initdb-pwfile');
   await writeFile(pwfile, password, { mode: 0o600 });
   await runner.handOver(pwfile);
@@ -57,44 +60,11 @@ export const postgresqlWarmStart: WarmStart = {
   discard: (dir) => killDataDirProcesses(join(dir, 'data')),
 };
 
-/** The landing place of a taken cluster: whatever an interrupted take left there goes first. */
-function warmLanding(instanceDir: string): string {
-  return join(instanceDir, landingName);
-}
-
 /**
  * Takes a warm cluster whose data directory becomes `dataDir` (which must not exist) and
  * returns the password its superuser has; undefined when the pool had none, and the caller
  * runs initdb as it would without a pool.
  */
-export async function takeWarmCluster(
-  source: WarmSource,
-  instanceDir: string,
-  dataDir: string,
-  logger: Logger,
-): Promise<string | undefined> {
-  const landing = warmLanding(instanceDir);
-  await rm(landing, { recursive: true, force: true });
-  if (!(await source.take(landing))) return undefined;
-  try {
-    const password = await readFile(join(landing, secretFile), 'utf8');
-    await rename(join(landing, 'data'), dataDir);
-    return password;
-  } catch (err) {
-    logger.warn({ err }, 'the warm cluster taken was incomplete: initialising one instead');
-    return undefined;
-  } finally {
-    // the pool's password leaves with the directory it came in
-    await rm(landing, { recursive: true, force: true });
-  }
-}
-
-/** Makes the renames in `dir` durable, as initdb's fsync does for the files it writes. */
-export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+export function takeWarmCluster(source: WarmSource, instanceDir: string, dataDir: string, logger: Logger): Promise<string | undefined> {
+  return takeWarmEntry(source, join(instanceDir, landingName), dataDir, secretFile, logger);
 }
