@@ -1,4 +1,4 @@
-// test-lane: alone (engines as coffer-db replicate between loopback addresses; an agent beside it may wall that uid off the network for a moment, and its replica could not reach its primary)
+// test-lane: alone (engines as coffer-test-db replicate between loopback addresses, as the replication tests do)
 import assert from 'node:assert/strict';
 import { chmod, mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';

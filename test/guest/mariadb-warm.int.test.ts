@@ -1,4 +1,4 @@
-// test-lane: parallel (engines as coffer-db on random loopback addresses, its own directories)
+// test-lane: parallel (engines as coffer-test-db on random loopback addresses, its own directories)
 import assert from 'node:assert/strict';
 import { access, chmod, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
