@@ -94,10 +94,9 @@ async function removeGroup(): Promise<void> {
 }
 
 before(async () => {
-  // a short name: an upgrade's temporary server listens on a socket in the instance's directory
-  // under this one, and a Unix socket's path must fit in 107 bytes ("coffer-e2e-dashboard" made
-  // /tmp/…/instances/<id>/data.upgrading/.s.PGSQL.5432 one byte too long)
-  run = await startServe('coffer-e2e-dash', adminPassword, ['--address-pool', randomPool(), '--warm-pool-size', '1']);
+  // the longer name this had once made an upgrade's socket path too long: postgresql-upgrade's
+  // test now upgrades an instance as deep as its own socket allows
+  run = await startServe('coffer-e2e-dashboard', adminPassword, ['--address-pool', randomPool(), '--warm-pool-size', '1']);
   admin = await login(run.baseUrl, 'admin', adminPassword, 'admin');
   await member('shop', 'alice');
   await member('elsewhere', 'mallory');

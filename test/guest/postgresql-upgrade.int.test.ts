@@ -115,8 +115,10 @@ describe('postgresql major version upgrades', { timeout: 600_000 }, () => {
     );
   });
 
-  it('upgrades 15 to 16 by a logical copy, keeping data, users, grants and every database', async () => {
-    const instance = await preparedWithData('a', binary('15'));
+  it('upgrades 15 to 16 by a logical copy, keeping data, users, grants and every database, from an instance directory as deep as its socket allows', async () => {
+    // 85 bytes: the instance's own socket (data/.s.PGSQL.65535) fits in 107, one beside a new cluster (data.upgrading/…) would not
+    const deep = 'a'.padEnd(85 - root.length - 1, 'x');
+    const instance = await preparedWithData(deep, binary('15'));
     assert.equal((await chooseUpgradeMethod(binary('15'), binary('16'), binaries)).kind, 'dump');
     const outcome = await upgrade(instance, binary('15'), binary('16'));
     assert.equal(outcome.method, 'dump');

@@ -1,4 +1,5 @@
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CofferError } from '../../../common/index.js';
@@ -103,15 +104,18 @@ export async function moveCluster(context: UpgradeContext, method: Method): Prom
   await rm(paths.newDir, { recursive: true, force: true });
   await rm(paths.oldDir, { recursive: true, force: true });
   logger.info({ from: from.version, to: to.version, method: method.kind }, 'upgrading PostgreSQL');
+  const sockets = await socketDir(runner);
   try {
     await initdbNew(runner, to, paths, password);
-    if (method.kind === 'pg_upgrade') await runPgUpgrade(runner, from, to, paths, password);
-    else await copyLogically(runner, from, to, method.tools, paths, password, context.placement.port);
+    if (method.kind === 'pg_upgrade') await runPgUpgrade(runner, from, to, paths, password, sockets);
+    else await copyLogically(runner, from, to, method.tools, paths, password, sockets);
   } catch (err) {
     await rm(paths.newDir, { recursive: true, force: true });
     // pg_upgrade's link mode disables the old cluster (global/pg_control renamed) once it links
     await rename(join(paths.dataDir, 'global', 'pg_control.old'), join(paths.dataDir, 'global', 'pg_control')).catch(() => undefined);
     throw err;
+  } finally {
+    await rm(sockets, { recursive: true, force: true });
   }
   // the swap: two renames in the host's directory; the old cluster goes only once the new one is in place
   await rename(paths.dataDir, paths.oldDir);
@@ -119,6 +123,17 @@ export async function moveCluster(context: UpgradeContext, method: Method): Prom
   // the upgrade is done whatever happens to the leftovers: the next upgrade removes them first
   await rm(paths.oldDir, { recursive: true, force: true }).catch((err: unknown) => logger.warn({ err }, 'could not remove the cluster before the upgrade'));
   logger.info({ from: from.version, to: to.version, method: method.kind }, 'PostgreSQL upgraded');
+}
+
+/**
+ * Where the upgrade's servers put their sockets: a directory of the engine's user alone, with a
+ * short path, since a socket's path has at most 107 bytes and an instance's directory may be deep
+ * (the instance's own socket is checked against that limit; `data.upgrading` is longer).
+ */
+async function socketDir(runner: ProcessRunner): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'coffer-up-'));
+  await runner.handOver(dir);
+  return dir;
 }
 
 async function initdbNew(runner: ProcessRunner, to: EngineBinary, paths: Paths, password: string): Promise<void> {
@@ -134,15 +149,15 @@ async function initdbNew(runner: ProcessRunner, to: EngineBinary, paths: Paths, 
   }
 }
 
-async function runPgUpgrade(runner: ProcessRunner, from: EngineBinary, to: EngineBinary, paths: Paths, password: string): Promise<void> {
+async function runPgUpgrade(runner: ProcessRunner, from: EngineBinary, to: EngineBinary, paths: Paths, password: string, sockets: string): Promise<void> {
   const args = [
     `--old-bindir=${from.binDir}`,
     `--new-bindir=${to.binDir}`,
     `--old-datadir=${paths.dataDir}`,
     `--new-datadir=${paths.newDir}`,
     `--username=${adminRole}`,
-    // its servers listen on a socket in the new cluster's directory, which the engine's user owns
-    `--socketdir=${paths.newDir}`,
+    // its servers listen on a socket there and nowhere else
+    `--socketdir=${sockets}`,
   ];
   const options = { timeoutMs: upgradeTimeoutMs, cwd: paths.newDir, env: { PGPASSWORD: password } };
   // refuses (an extension the new version lacks, a data type it cannot read) before anything changes
@@ -165,11 +180,11 @@ interface Temporary {
   dataDir: string;
 }
 
-/** A server on a socket of its own inside its data directory, with the data directory's own settings and no TCP. */
-async function startTemporary(runner: ProcessRunner, binary: EngineBinary, dataDir: string, port: number, log: string): Promise<Temporary> {
+/** A server with its data directory's own settings, no TCP, and a socket in `sockets` named by `port`. */
+async function startTemporary(runner: ProcessRunner, binary: EngineBinary, dataDir: string, sockets: string, port: number, log: string): Promise<Temporary> {
   const process = await runner.spawnDetached(
     join(binary.binDir, 'postgres'),
-    ['-D', '.', '-c', "listen_addresses=", '-c', 'unix_socket_directories=.', '-c', `port=${port}`, '-c', 'archive_mode=off'],
+    ['-D', '.', '-c', "listen_addresses=", '-c', `unix_socket_directories=${sockets}`, '-c', `port=${port}`, '-c', 'archive_mode=off'],
     { logFile: log, cwd: dataDir },
   );
   await waitUntilReady({ dataDir, pid: process.pid, exited: process.exited, logFile: log, timeoutMs: serverTimeoutMs });
@@ -183,13 +198,21 @@ async function copyLogically(
   tools: string,
   paths: Paths,
   password: string,
-  port: number,
+  sockets: string,
 ): Promise<void> {
   const servers: Temporary[] = [];
+  // the two servers' sockets, side by side: one port each
+  const [oldPort, newPort] = [5432, 5433];
   try {
-    servers.push(await startTemporary(runner, from, paths.dataDir, port, paths.log));
-    servers.push(await startTemporary(runner, to, paths.newDir, port, paths.log));
-    const env = (dataDir: string) => ({ PGHOST: dataDir, PGPORT: String(port), PGUSER: adminRole, PGPASSWORD: password, PGAPPNAME: 'coffer-upgrade' });
+    servers.push(await startTemporary(runner, from, paths.dataDir, sockets, oldPort, paths.log));
+    servers.push(await startTemporary(runner, to, paths.newDir, sockets, newPort, paths.log));
+    const env = (dataDir: string) => ({
+      PGHOST: sockets,
+      PGPORT: String(dataDir === paths.dataDir ? oldPort : newPort),
+      PGUSER: adminRole,
+      PGPASSWORD: password,
+      PGAPPNAME: 'coffer-upgrade',
+    });
     const restore = (database: string) => ['--no-psqlrc', '--quiet', '--set=ON_ERROR_STOP=1', `--dbname=${database}`];
     // roles first; the guest's own exists in the new cluster already (pg_dumpall's CREATE of
     // it is the one statement that is expected to fail: it goes, its ALTER stays)
