@@ -6,6 +6,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { login, request, waitForInstance, type Session } from '../support/api-client.js';
 import { randomPool } from '../guest/engine-fixture.js';
 import { startServe, type ServeRun } from './serve-run.js';
+import { eventually } from '../support/wait.js';
 
 // The web dashboard in a real browser (Debian's chromium, driven by playwright-core; nothing
 // downloads a browser): a member logs in with the keyboard, creates a PostgreSQL instance through
@@ -221,6 +222,41 @@ test('a member creates an instance through the form, watches it turn ACTIVE, add
     assert.equal(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), true, 'no sideways scrolling at 375 px');
     await page.screenshot({ path: new URL('dashboard-phone.png', shots).pathname, fullPage: true });
     await page.setViewportSize({ width: 1200, height: 900 });
+
+    // a backup taken on the page, then restored from it into a new instance, whose page opens
+    await page.fill('#create-backup input[name=name]', 'before-delete');
+    await page.click('#create-backup button[type=submit]');
+    await eventually(
+      'the backup completed',
+      async () => (await request<any>('GET', `${run.baseUrl}/v1.0/${admin.projectId}/instances/${instanceId}/backups`, { token: admin.token })).body.backups,
+      (backups: Array<{ status: string }>) => backups.some((b) => b.status === 'COMPLETED'),
+      120_000,
+    );
+    await page.click('a[href="#/instances"]');
+    await page.waitForSelector(`tr[data-instance="${instanceId}"]`);
+    await page.evaluate((id) => (window.location.hash = `#/instances/${id}`), instanceId);
+    await page.waitForSelector('#restore-backup');
+    assert.match((await page.textContent('#restore-backup select[name=backup]')) ?? '', /before-delete/);
+    await page.fill('#restore-backup input[name=time]', 'yesterday');
+    await page.fill('#restore-backup input[name=name]', `${instanceName}-restored`);
+    await page.click('#restore-backup button[type=submit]');
+    await page.waitForFunction(() => /restore_time "yesterday" is not a time/.test(document.querySelector('#restore-backup .field-error')?.textContent ?? ''));
+    await page.fill('#restore-backup input[name=time]', '');
+    await page.click('#restore-backup button[type=submit]');
+    await page.waitForFunction((id) => !window.location.hash.endsWith(id) && window.location.hash.startsWith('#/instances/'), instanceId);
+    const restoredId = decodeURIComponent(new URL(page.url()).hash.replace('#/instances/', ''));
+    // the new instance's own page (not the one it came from), live until its restore is done
+    await page.waitForFunction(
+      (name) => (document.querySelector('h1')?.textContent ?? '').includes(name) && /ACTIVE\s+HEALTHY/.test(document.getElementById('instance-status')?.textContent ?? ''),
+      `${instanceName}-restored`,
+      { timeout: 180_000 },
+    );
+    const restoredDatabases = await request<any>('GET', `${run.baseUrl}/v1.0/${admin.projectId}/instances/${restoredId}/databases`, { token: admin.token });
+    assert.equal(restoredDatabases.status, 200, JSON.stringify(restoredDatabases.body));
+    assert.ok(restoredDatabases.body.databases.some((d: { name: string }) => d.name === 'orders'), 'the restored instance has what the backup held');
+    assert.equal((await request('DELETE', `${run.baseUrl}/v1.0/${admin.projectId}/instances/${restoredId}`, { token: admin.token })).status, 202);
+    await page.evaluate((id) => (window.location.hash = `#/instances/${id}`), instanceId);
+    await page.waitForSelector('#delete');
 
     // delete: refused until the name is typed
     await page.click('#delete');

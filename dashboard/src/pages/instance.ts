@@ -6,7 +6,7 @@ import { errorText, poll, type PageContext } from './page.js';
 
 // One instance: its status (live), connection, metrics, history and fault; its databases, users,
 // root and access rules; resize, upgrade, restart and delete (confirmed by typing its name); its
-// backups; its replicas (create one) or, on a replica, its source (promote, detach). Each section
+// backups (take one, restore one into a new instance); its replicas (create one) or, on a replica, its source (promote, detach). Each section
 // loads on its own, so one the engine lacks (Redis has no databases) says so without hiding the
 // others.
 
@@ -52,6 +52,36 @@ function actionForm(id: string, controls: HTMLElement[], label: string, act: (va
 }
 
 const field = (label: string, name: string, attributes: Record<string, string | boolean> = {}) => h('label', {}, label, h('input', { name, ...attributes }));
+
+/**
+ * A backup restored into a new instance (always a new one, as Trove's), with this instance's
+ * datastore, version, flavor and size; at a moment within the backup's window when one is given.
+ * The new instance's page opens once the API accepted it.
+ */
+function restoreForm(context: PageContext, instance: Instance, completed: ReadonlyArray<{ id: string; name: string; created: string }>): HTMLFormElement {
+  return actionForm(
+    'restore-backup',
+    [
+      h('label', {}, 'Backup', h('select', { name: 'backup' }, ...completed.map((b) => h('option', { value: b.id }, `${b.name} (${timeText(b.created)})`)))),
+      field('New instance name', 'name', { required: true }),
+      field('To a moment (optional, e.g. 2026-12-06T10:30:00Z)', 'time', { placeholder: 'the end of the backup' }),
+    ],
+    'Restore into a new instance',
+    async (v) => {
+      const restorePoint = { backupRef: v.backup, ...(v.time === '' || v.time === undefined ? {} : { restore_time: v.time }) };
+      const created = await trove<{ instance: Instance }>('POST', '/instances', {
+        instance: {
+          name: v.name,
+          flavorRef: instance.flavor?.id,
+          volume: { size: instance.volume?.size },
+          datastore: { type: instance.datastore?.type, version: instance.datastore?.version },
+          restorePoint,
+        },
+      });
+      context.go(`#/instances/${encodeURIComponent(created.instance.id)}`);
+    },
+  );
+}
 
 export async function instancePage(root: HTMLElement, context: PageContext, id: string): Promise<void> {
   const path = `/instances/${encodeURIComponent(id)}`;
@@ -281,10 +311,12 @@ export async function instancePage(root: HTMLElement, context: PageContext, id: 
     replicas.element,
     section('Backups', 'backups', async (body) => {
       const { backups } = await trove<{ backups: Array<{ id: string; name: string; status: string; created: string; size?: number | null }> }>('GET', `${path}/backups`);
+      const completed = backups.filter((b) => b.status === 'COMPLETED');
       replace(
         body,
         backups.length === 0 ? h('p', { class: 'muted' }, 'No backups.') : h('ul', {}, ...backups.map((b) => h('li', {}, `${b.name} `, statusText(b.status), ` ${timeText(b.created)}`))),
         actionForm('create-backup', [field('Backup name', 'name', { required: true })], 'Back up now', (v) => trove('POST', '/backups', { backup: { name: v.name, instance: id } })),
+        completed.length === 0 ? '' : restoreForm(context, instance, completed),
       );
     }),
     section('History', 'history', async (body) => {
