@@ -8,9 +8,9 @@ import type { TaskHandle } from './task-runner.js';
  * upgrade (Trove's PATCH datastore_version): the instance moves to another version of its
  * datastore on its own host. Where backups are configured the API took a full backup first;
  * the upgrade starts only once that backup completed. The host's agent moves the data
- * (agent contract 1.1 upgradeServer); the instance takes the new version only once it is
- * healthy on it. A failed upgrade leaves it on its old version, its data as it was, with a fault
- * saying why.
+ * (agent contract 1.1 upgradeServer); the instance takes the new version as soon as its data is
+ * the new version's. A failed upgrade leaves it on its old version, its data as it was, with a
+ * fault saying why; an engine that does not come up after its data moved leaves a fault saying so.
  */
 export function upgradeInstanceFlow(deps: ActionFlowDeps) {
   return async (handle: TaskHandle): Promise<void> => {
@@ -19,6 +19,7 @@ export function upgradeInstanceFlow(deps: ActionFlowDeps) {
     if (started === undefined) return;
     const { instance, context, log } = started;
     const from = parsed.data === undefined ? undefined : await deps.store.datastores.getVersion(parsed.data.fromVersionId);
+    let moved = false;
     try {
       if (!parsed.success) throw new CofferError('Internal', 'The upgrade task names no versions.');
       const { toVersionId, backupId } = parsed.data;
@@ -41,6 +42,9 @@ export function upgradeInstanceFlow(deps: ActionFlowDeps) {
           run: async () => {
             log.info({ from: from?.name, to: to.name }, 'upgrading the instance');
             const outcome = await agent.upgradeServer({ instanceId: instance.id, version: to.name }, context);
+            // the data is the new version's from here on, whether or not its engine starts
+            await deps.store.instances.update(instance.id, { datastoreVersionId: to.id });
+            moved = true;
             log.info({ method: outcome.method }, 'the host moved the data');
           },
         },
@@ -48,8 +52,9 @@ export function upgradeInstanceFlow(deps: ActionFlowDeps) {
           name: 'ended',
           repeatable: true,
           run: async () => {
+            moved = true;
             if (!(await waitUntilHealthy(deps, handle, 'UPGRADING'))) return;
-            await endAction(deps, handle, 'UPGRADING', { ...noTask, datastoreVersionId: to.id });
+            await endAction(deps, handle, 'UPGRADING', noTask);
             log.info({ version: to.name }, 'instance upgraded');
           },
         },
@@ -57,8 +62,11 @@ export function upgradeInstanceFlow(deps: ActionFlowDeps) {
     } catch (err) {
       if (handle.signal.aborted) throw err;
       log.error({ err }, 'upgrade failed');
-      const keeps = from === undefined ? '' : ` The instance keeps version ${from.name}.`;
-      await endAction(deps, handle, 'UPGRADING', noTask, `Upgrade failed: ${messageOf(err).replace(/\.?$/, '.')}${keeps}`);
+      const reason = messageOf(err).replace(/\.?$/, '.');
+      const fault = moved
+        ? `The instance's data was upgraded, but its engine did not come up on the new version: ${reason}`
+        : `Upgrade failed: ${reason}${from === undefined ? '' : ` The instance keeps version ${from.name}.`}`;
+      await endAction(deps, handle, 'UPGRADING', noTask, fault);
       throw err;
     }
   };

@@ -42,6 +42,8 @@ class FakeAgent {
   deleteError: CofferError | undefined;
   readonly upgraded: Array<{ instanceId: string; version: string }> = [];
   upgradeError: CofferError | undefined;
+  /** the data moves, but the engine then reports FAILED on the new version */
+  upgradeBreaksEngine = false;
 
   constructor(
     private readonly transport: InProcessTransport,
@@ -72,6 +74,9 @@ class FakeAgent {
       upgradeServer: async ({ instanceId, version }) => {
         this.upgraded.push({ instanceId, version });
         if (this.upgradeError !== undefined) throw this.upgradeError;
+        if (this.upgradeBreaksEngine) {
+          await createRpcClient(this.transport, conductorContract, conductorTopic).heartbeat({ instanceId, status: 'FAILED', message: 'PostgreSQL exited (code 1) while starting.' });
+        }
         return { method: 'dump' };
       },
       listServers: async () => [],
@@ -703,6 +708,14 @@ test('an upgrade asks the instance’s agent to move it to the new version, whic
       { instanceId, version: '16' },
       { instanceId, version: '16' },
     ]);
+
+    // the data moved but the engine does not come up: the instance says it runs the new version, and why it is down
+    const newest = await world.store.datastores.upsertVersion({ ...current, id: randomUUID(), name: '17', version: '17.2', updatedAt: new Date() });
+    agent.upgradeBreaksEngine = true;
+    const broken = await requestUpgrade(world, instanceId, newest.id);
+    assert.equal((await endedTask(world, broken)).state, 'failed');
+    assert.equal((await world.store.instances.get(instanceId))?.datastoreVersionId, newest.id);
+    assert.match((await world.store.faults.latest(instanceId))?.message ?? '', /^The instance's data was upgraded, but its engine did not come up on the new version: /);
   } finally {
     await agent.stop();
     await world.close();
