@@ -30,6 +30,8 @@ export interface MultiHostCluster {
   restartAgent(i: number): Promise<void>;
   /** where an instance landed: the compute host whose address its view shows, and its port */
   placement(instance: { addresses?: Array<{ address: string; port?: number }> }): { host: NetnsHost; port: number; index: number };
+  /** the lines every role (agents restarted included) printed that mention `text`, the last `count` of them: what a failing test says */
+  logLines(text: string, count?: number): string;
   stop(): Promise<void>;
 }
 
@@ -117,6 +119,13 @@ export async function startMultiHostCluster(options: { computeHosts: number; api
         const index = computes.findIndex((h) => h.address === entry.address);
         assert.ok(index >= 0, `${entry.address} is one of the compute hosts'`);
         return { host: computes[index]!, port: entry.port, index };
+      },
+      logLines(text, count = 40) {
+        return roles
+          .flatMap((role) => role.output().split('\n'))
+          .filter((line) => line.includes(text))
+          .slice(-count)
+          .join('\n');
       },
       stop,
     };
