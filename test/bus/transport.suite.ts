@@ -225,6 +225,12 @@ export function transportSuite(name: string, makeTransport: () => Promise<Transp
         });
         await sleep(300);
         assert.equal(seen.length, 0, 'the expired request was dropped');
+        // the subscription does receive: a fresh request reaches it (it answers no reply, so the call fails)
+        await assert.rejects(client.double({ n: 2 }));
+        assert.deepEqual(
+          seen.map((m) => m.args),
+          [{ n: 2 }],
+        );
       }));
 
     it('times out a slow handler and ignores its late reply', () =>

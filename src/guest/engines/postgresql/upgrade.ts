@@ -84,11 +84,11 @@ export async function upgradePostgresql(context: UpgradeContext): Promise<Upgrad
     throw new CofferError('BadRequest', `PostgreSQL ${from.versionName} cannot be downgraded to ${to.versionName}.`);
   }
   if ((await runningPostmaster(paths.dataDir)) !== undefined) throw new CofferError('Internal', 'PostgreSQL still runs: it is stopped before an upgrade.');
-  const onDisk = (await readFile(join(paths.dataDir, 'PG_VERSION'), 'utf8')).trim();
+  const onDisk = await dataVersion(context.runner, paths.dataDir);
   if (onDisk === to.versionName) return { method: 'none' };
   if (major(to.version) === major(from.version)) return { method: 'restart' };
   if (onDisk !== from.versionName) {
-    throw new CofferError('EngineError', `The data directory holds PostgreSQL ${onDisk}, not ${from.versionName}: it is left as it is.`);
+    throw new CofferError('EngineError', `The data directory does not hold PostgreSQL ${from.versionName}: it is left as it is.`);
   }
   const method = await chooseUpgradeMethod(from, to, context.installed);
   await moveCluster(context, method);
@@ -111,8 +111,9 @@ export async function moveCluster(context: UpgradeContext, method: Method): Prom
     else await copyLogically(runner, from, to, method.tools, paths, password, sockets);
   } catch (err) {
     await rm(paths.newDir, { recursive: true, force: true });
-    // pg_upgrade's link mode disables the old cluster (global/pg_control renamed) once it links
-    await rename(join(paths.dataDir, 'global', 'pg_control.old'), join(paths.dataDir, 'global', 'pg_control')).catch(() => undefined);
+    // pg_upgrade's link mode disables the old cluster (global/pg_control renamed) once it links;
+    // put back as the engine's user, since the host never works through the data directory's paths
+    await runner.run('/bin/mv', ['-n', 'global/pg_control.old', 'global/pg_control'], { cwd: paths.dataDir, timeoutMs: serverTimeoutMs }).catch(() => undefined);
     throw err;
   } finally {
     await rm(sockets, { recursive: true, force: true });
@@ -123,6 +124,16 @@ export async function moveCluster(context: UpgradeContext, method: Method): Prom
   // the upgrade is done whatever happens to the leftovers: the next upgrade removes them first
   await rm(paths.oldDir, { recursive: true, force: true }).catch((err: unknown) => logger.warn({ err }, 'could not remove the cluster before the upgrade'));
   logger.info({ from: from.version, to: to.version, method: method.kind }, 'PostgreSQL upgraded');
+}
+
+/**
+ * The major version the data directory holds, read as the engine's user: the file is in a
+ * directory that user owns (it could be a link to one only the host may read), and what it says
+ * is only ever compared, never shown.
+ */
+async function dataVersion(runner: ProcessRunner, dataDir: string): Promise<string> {
+  const { stdout } = await runner.run('/bin/cat', ['PG_VERSION'], { cwd: dataDir, timeoutMs: serverTimeoutMs });
+  return stdout.trim();
 }
 
 /**
