@@ -69,6 +69,10 @@ async function render(): Promise<void> {
     return;
   }
   const instance = /^\/instances\/([^/]+)$/.exec(path);
+  // the view being left stays on screen until the next is drawn, but can no longer be acted on: a
+  // click meant for the new instance's page must not land on the old one's buttons
+  app.inert = true;
+  app.setAttribute('aria-busy', 'true');
   try {
     if (path === '/login') {
       const notice = loginNotice;
@@ -85,11 +89,16 @@ async function render(): Promise<void> {
     else if (path === '/admin') await adminPage(app, context);
     else replace(app, h('h1', {}, 'Not found'), h('p', {}, h('a', { href: '#/instances' }, 'Back to the instances')));
   } catch (err) {
-    if (err instanceof SessionExpired) return;
-    if (mine === generation) alertError(err);
+    if (!(err instanceof SessionExpired) && mine === generation) alertError(err);
   }
-  // a new view takes the keyboard's focus, unless it gave it to one of its fields already
-  if (mine === generation && !app.contains(document.activeElement)) app.focus();
+  if (mine !== generation) return;
+  app.inert = false;
+  app.removeAttribute('aria-busy');
+  // a new view takes the keyboard's focus, on its field marked autofocus if it has one (it could
+  // not take it itself while inert)
+  const field = app.querySelector<HTMLElement>('[autofocus]');
+  if (field !== null) field.focus();
+  else if (!app.contains(document.activeElement)) app.focus();
 }
 
 onSessionEnd(() => {

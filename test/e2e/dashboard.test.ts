@@ -256,7 +256,8 @@ test('a member creates an instance through the form, watches it turn ACTIVE, add
     assert.ok(restoredDatabases.body.databases.some((d: { name: string }) => d.name === 'orders'), 'the restored instance has what the backup held');
     assert.equal((await request('DELETE', `${run.baseUrl}/v1.0/${admin.projectId}/instances/${restoredId}`, { token: admin.token })).status, 202);
     await page.evaluate((id) => (window.location.hash = `#/instances/${id}`), instanceId);
-    await page.waitForSelector('#delete');
+    // the restored instance's page (with a Delete button of its own) stays until this one is drawn
+    await page.waitForFunction((name) => document.querySelector('h1')?.textContent === name && document.getElementById('delete') !== null, instanceName);
 
     // delete: refused until the name is typed
     await page.click('#delete');
@@ -353,6 +354,31 @@ test("a member of another project opening an instance's URL finds nothing there"
   } finally {
     await context.close();
     await request('DELETE', `${run.baseUrl}/v1.0/${admin.projectId}/instances/${made.body.instance.id}`, { token: admin.token });
+  }
+});
+
+test('the page being left cannot be acted on while the next one loads, and the next one gets the keyboard', async () => {
+  const { context, page } = await open();
+  try {
+    await logIn(page, 'alice', memberPassword);
+    await page.waitForSelector('#instances');
+    // the next page's first answer is held back, as a slow API would
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await page.route('**/configurations', async (route) => {
+      await held;
+      await route.continue();
+    });
+    await page.evaluate(() => (window.location.hash = '#/configurations'));
+    await page.waitForFunction(() => document.getElementById('app')?.getAttribute('aria-busy') === 'true');
+    assert.equal(await page.evaluate(() => document.getElementById('app')!.inert), true);
+    assert.ok(await page.$('#instances'), 'the list stays on screen meanwhile');
+    release();
+    await page.waitForFunction(() => !document.getElementById('app')!.inert && document.getElementById('app')!.getAttribute('aria-busy') === null);
+    assert.equal(await page.$('#instances'), null);
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'app');
+  } finally {
+    await context.close();
   }
 });
 

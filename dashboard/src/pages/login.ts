@@ -7,7 +7,7 @@ export async function loginPage(root: HTMLElement, _context: PageContext, notice
   const form = h(
     'form',
     { class: 'stack', id: 'login-form' },
-    h('label', {}, 'User name', h('input', { name: 'user', autocomplete: 'username', required: true })),
+    h('label', {}, 'User name', h('input', { name: 'user', autocomplete: 'username', required: true, autofocus: true })),
     h('label', {}, 'Password', h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true })),
     h('label', {}, 'Project (empty: your default project)', h('input', { name: 'project' })),
     h('button', { type: 'submit' }, 'Log in'),
@@ -24,5 +24,4 @@ export async function loginPage(root: HTMLElement, _context: PageContext, notice
     });
   });
   replace(root, h('h1', {}, 'Log in to Coffer'), error, form);
-  form.querySelector('input')!.focus();
 }
