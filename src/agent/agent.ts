@@ -72,7 +72,8 @@ export interface AgentOptions {
   binaries?: Partial<Record<EngineName, string[]>>;
   /**
    * clusters kept initialised ahead of time per engine version in <dataDir>/pool, so that a
-   * create skips initdb; made one at a time at low CPU priority. Default 2; 0 keeps none.
+   * create skips initdb; made one at a time at low CPU priority. As root, as many instance OS
+   * users are kept made ahead of time (spare-users.ts). Default 2; 0 keeps none.
    */
   warmPoolSize?: number;
   /**
@@ -181,6 +182,8 @@ class LocalAgent implements Agent {
         logger: this.logger,
         ...(options.engineUser === undefined ? {} : { engineUser: options.engineUser }),
         ...(options.nftPath === undefined ? {} : { nftPath: options.nftPath }),
+        // as many users ready as warm clusters: a create that takes one needs the other
+        spareUsers: this.warmPoolSize,
       });
     this.interval = options.heartbeatIntervalMs ?? 10_000;
     this.conductor = createRpcClient(options.transport, conductorContract, conductorTopic);
@@ -227,8 +230,10 @@ class LocalAgent implements Agent {
     const began = performance.now();
     this.adopted = this.adoptAll(found).then(() => {
       if (found.length > 0) this.logger.info({ instances: found.length, ms: Math.round(performance.now() - began) }, 'instances re-adopted');
-      // after the instances are back: filling the pool is the least urgent work there is
-      if (!this.stopped) this.warmPool?.start();
+      // after the instances are back: filling the pools is the least urgent work there is
+      if (this.stopped) return;
+      void this.compute.prepareAhead();
+      this.warmPool?.start();
     });
     this.logger.info({ instances: found.length, engines: this.reports, addresses: this.compute.addressing }, 'agent started; re-adopting its instances');
   }
@@ -558,6 +563,7 @@ class LocalAgent implements Agent {
     await this.locks.drain();
     await Promise.all([...this.hosted.values()].map(({ guest }) => guest.close()));
     this.hosted.clear();
+    await this.compute.close();
     this.logger.info('agent stopped; database processes keep running');
   }
 }

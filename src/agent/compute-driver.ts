@@ -49,6 +49,10 @@ export interface ComputeDriver {
    * `ports` says what each engine's instances hold, by datastore manager.
    */
   open(ports: (manager: string) => PortNeeds): Promise<PlacedInstance[]>;
+  /** Makes ahead of time what placing an instance needs (spare identities); resolves when done, never rejects. */
+  prepareAhead(): Promise<void>;
+  /** Ends that background work; what it made stays for the next `open`. */
+  close(): Promise<void>;
   /**
    * Places an instance: directory, identity, endpoint, record. Idempotent: an instance already
    * placed (a create retried after it failed later on) is returned as it is.

@@ -31,25 +31,31 @@ const killRounds = 50;
  * the instances beside theirs. The instance record keeps the name; records from before keep
  * theirs (the start of the id), which is found and removed the same way.
  */
-function instanceUserName(): string {
+export function instanceUserName(): string {
   return `coffer-${randomBytes(6).toString('hex')}`;
+}
+
+/** Makes the user `name` with a group of its own; undefined when the name is taken (a user is never shared). */
+export async function addInstanceUser(name: string): Promise<EngineIdentity | undefined> {
+  const code = await addSystemUser(name);
+  if (code === 9) return undefined;
+  if (code !== 0) throw new CofferError('Internal', `useradd ${name} failed with exit code ${code}.`);
+  const identity = await lookupUser(name);
+  if (identity === undefined) throw new CofferError('Internal', `The new user ${name} cannot be looked up.`);
+  // the instance directory opens to this gid: a group shared with other users would open it to them
+  if ((await lookupGroup(name)) !== identity.gid) {
+    await changeAccounts('userdel', [name]);
+    throw new CofferError('Internal', `The new user ${name} did not get a group of its own.`);
+  }
+  return identity;
 }
 
 /** Creates a user no one else has: a name already in use is never shared, the next candidate is tried. */
 export async function createInstanceUser(instanceId: string, logger: Logger): Promise<EngineIdentity> {
   for (let attempt = 0; attempt < candidates; attempt += 1) {
-    const name = instanceUserName();
-    const code = await addSystemUser(name);
-    if (code === 9) continue;
-    if (code !== 0) throw new CofferError('Internal', `useradd ${name} failed with exit code ${code}.`);
-    const identity = await lookupUser(name);
-    if (identity === undefined) throw new CofferError('Internal', `The new user ${name} cannot be looked up.`);
-    // the instance directory opens to this gid: a group shared with other users would open it to them
-    if ((await lookupGroup(name)) !== identity.gid) {
-      await changeAccounts('userdel', [name]);
-      throw new CofferError('Internal', `The new user ${name} did not get a group of its own.`);
-    }
-    logger.info({ instanceId, osUser: name, uid: identity.uid }, 'created the instance user');
+    const identity = await addInstanceUser(instanceUserName());
+    if (identity === undefined) continue;
+    logger.info({ instanceId, osUser: identity.name, uid: identity.uid }, 'created the instance user');
     return identity;
   }
   throw new CofferError('Internal', `No free OS user name for instance ${instanceId}.`);

@@ -10,6 +10,7 @@ import { isSafeInstanceId, readInstanceRecord, scanInstanceRecords, writeInstanc
 import { LocalProcessRunner, type EngineIdentity } from './local-process-runner.js';
 import { NetworkWall } from './network-wall.js';
 import { chownTree } from './owner-tree.js';
+import { SpareUsers } from './spare-users.js';
 
 // The local process driver: instances are directories under <dataDir>/instances, engines are
 // detached processes on this host. As root each instance's engine runs as an OS user of its own
@@ -26,6 +27,8 @@ export interface LocalComputeDriverOptions {
   engineUser?: string;
   /** the nftables program, default `nft` on the PATH */
   nftPath?: string;
+  /** as root: instance users made ahead of time (spare-users.ts); default 0 */
+  spareUsers?: number;
 }
 
 const termGraceMs = 5_000;
@@ -62,6 +65,7 @@ export class LocalComputeDriver implements ComputeDriver {
   private readonly instancesDir: string;
   private readonly logger: Logger;
   private wallOf: NetworkWall | undefined;
+  private spares: SpareUsers | undefined;
   private reachable = false;
   /**
    * instance users by name, looked up once (each lookup runs getent): hosting an instance needs
@@ -95,6 +99,8 @@ export class LocalComputeDriver implements ComputeDriver {
     if (identity !== undefined) {
       this.wallOf = new NetworkWall(this.agentRunner, this.options.nftPath);
       await this.wallHostUser(identity);
+      this.spares = new SpareUsers({ file: join(resolve(this.options.dataDir), 'spare-users.json'), size: this.options.spareUsers ?? 0, logger: this.logger });
+      await this.spares.open();
     }
     const found: PlacedInstance[] = [];
     for (const entry of await scanInstanceRecords(this.instancesDir, this.logger)) {
@@ -107,6 +113,19 @@ export class LocalComputeDriver implements ComputeDriver {
       }
     }
     return found;
+  }
+
+  async prepareAhead(): Promise<void> {
+    await this.spares?.fill();
+  }
+
+  async close(): Promise<void> {
+    await this.spares?.stop();
+  }
+
+  /** a user of its own for a new instance: a spare one when one is ready */
+  private newInstanceUser(instanceId: string): Promise<EngineIdentity> {
+    return this.spares?.take(instanceId) ?? createInstanceUser(instanceId, this.logger);
   }
 
   /**
@@ -146,7 +165,7 @@ export class LocalComputeDriver implements ComputeDriver {
       // the host's own directory: the engine's user may traverse it, not list or change it;
       // the engine gets the data directory inside (see the engine's layout)
       await mkdir(dir);
-      if (this.isolated) identity = await createInstanceUser(request.instanceId, this.logger);
+      if (this.isolated) identity = await this.newInstanceUser(request.instanceId);
       await this.lockInstanceDir(dir, identity);
       const record: InstanceRecord = {
         id: request.instanceId,
@@ -202,7 +221,7 @@ export class LocalComputeDriver implements ComputeDriver {
     const hostUser = this.hostRunner.identity!;
     this.logger.warn({ instanceId: instance.record.id }, `moving the instance's engine from ${hostUser.name} to a user of its own`);
     await stopEngine();
-    const identity = await createInstanceUser(instance.record.id, this.logger);
+    const identity = await this.newInstanceUser(instance.record.id);
     await chownTree(instance.dir, hostUser.uid, identity);
     await this.lockInstanceDir(instance.dir, identity);
     const updated = { ...instance, record: { ...instance.record, osUser: identity.name } };

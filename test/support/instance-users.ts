@@ -5,12 +5,16 @@ import { silentLogger } from '../../src/common/logger.js';
 
 // As root, the agent gives each instance an OS user of its own, removed when the instance is
 // deleted. A test that removes a data directory with instances still in it (a failed test, a
-// killed serve) removes their users too, and with them every process they still run.
+// killed serve) removes their users too (and its agents' spare ones), and with them every process
+// they still run.
 
-/** The OS users recorded by the instances under `root` (a data directory, or up to two levels above one). */
+/** The OS users recorded by the instances and agents under `root` (a data directory, or up to two levels above one). */
 export async function osUsersUnder(root: string): Promise<string[]> {
   const users: string[] = [];
   const visit = async (dir: string, depth: number): Promise<void> => {
+    // an agent's users made ahead of time, not yet any instance's (src/agent/spare-users.ts)
+    const spare = await readFile(join(dir, 'spare-users.json'), 'utf8').catch(() => '{}');
+    users.push(...((JSON.parse(spare) as { users?: string[] }).users ?? []));
     const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
     for (const entry of entries.filter((e) => e.isDirectory())) {
       const path = join(dir, entry.name);

@@ -1,0 +1,142 @@
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { z } from 'zod';
+import type { Logger } from '../common/index.js';
+import { lookupGroup, lookupUser } from './engine-user.js';
+import { addInstanceUser, createInstanceUser, instanceUserName, processesOf, removeInstanceUser } from './instance-user.js';
+import type { EngineIdentity } from './local-process-runner.js';
+
+// Instance users made ahead of time. useradd rewrites /etc/passwd, shadow, group and gshadow
+// under their locks, one change at a time on the whole host (50 to 100 ms each on a busy 2-core
+// box): on the path of every create, and a burst of creates queues behind it. A few spare users,
+// made while nothing waits for them, take it off that path; a create that finds none makes its
+// own as before. A spare user is like any instance's (random name, a group of its own, no home,
+// no files, nothing running); it only has no instance yet.
+//
+// The names are kept in one file of the agent's: a name is written there before its useradd
+// runs, so a user made as the agent died is found at the next start (a name whose user was
+// never made is dropped then). The file is the only record of which users are spare.
+
+const recordSchema = z.object({ users: z.array(z.string().regex(/^coffer-[0-9a-f]{12}$/)) });
+
+export interface SpareUsersOptions {
+  /** the agent's record of its spare users */
+  file: string;
+  /** spare users kept ready; 0 keeps none (and removes those left from before) */
+  size: number;
+  logger: Logger;
+}
+
+export class SpareUsers {
+  /** made and checked, ready to be taken */
+  private readonly ready: string[] = [];
+  /** every name in the file: the ready ones and the one being made */
+  private readonly recorded = new Set<string>();
+  private saving: Promise<void> = Promise.resolve();
+  private filling: Promise<void> | undefined;
+  private stopped = false;
+  private readonly logger: Logger;
+
+  constructor(private readonly options: SpareUsersOptions) {
+    this.logger = options.logger.child({ component: 'spare-users' });
+  }
+
+  /** Takes up what an earlier run left: users that exist are ready again, the rest are forgotten. */
+  async open(): Promise<void> {
+    const text = await readFile(this.options.file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    const parsed = text === undefined ? undefined : recordSchema.safeParse(JSON.parse(text));
+    if (parsed?.success === false) this.logger.warn({ file: this.options.file }, 'the spare users record is unreadable: starting without one');
+    for (const name of parsed?.data?.users ?? []) {
+      if ((await lookupUser(name)) === undefined) continue;
+      this.recorded.add(name);
+      this.ready.push(name);
+    }
+    // a smaller size than before: what is over goes
+    while (this.ready.length > this.options.size) await this.discard(this.ready.pop()!);
+    await this.save();
+  }
+
+  /** Makes spare users until `size` are ready, one at a time; resolves once it stopped (never rejects). */
+  fill(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    this.filling ??= this.makeUntilFull()
+      .catch((err: unknown) => this.logger.warn({ err }, 'could not make a spare instance user: creates make their own'))
+      .finally(() => (this.filling = undefined));
+    return this.filling;
+  }
+
+  /** A user for a new instance: a spare one when one is ready, else one made now. */
+  async take(instanceId: string): Promise<EngineIdentity> {
+    for (;;) {
+      const name = this.ready.shift();
+      if (name === undefined) break;
+      this.recorded.delete(name);
+      await this.save();
+      const identity = await this.usable(name);
+      if (identity === undefined) continue;
+      this.logger.info({ instanceId, osUser: name, uid: identity.uid }, 'gave the instance a spare user');
+      void this.fill();
+      return identity;
+    }
+    const identity = await createInstanceUser(instanceId, this.logger);
+    void this.fill();
+    return identity;
+  }
+
+  /** Ends the filling; a useradd under way finishes (its name is on record). What is made stays. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.filling;
+    await this.saving;
+  }
+
+  private async makeUntilFull(): Promise<void> {
+    while (!this.stopped && this.ready.length < this.options.size) {
+      const name = instanceUserName();
+      this.recorded.add(name);
+      await this.save();
+      const identity = await addInstanceUser(name).catch(async (err: unknown) => {
+        this.recorded.delete(name);
+        await this.save();
+        throw err;
+      });
+      if (identity === undefined) {
+        // the name is someone else's: never shared, never removed
+        this.recorded.delete(name);
+        await this.save();
+        continue;
+      }
+      this.ready.push(name);
+    }
+  }
+
+  /**
+   * The spare user as it was made: still there, with its own group and nothing running as it.
+   * Anything else is discarded rather than handed to a tenant.
+   */
+  private async usable(name: string): Promise<EngineIdentity | undefined> {
+    const identity = await lookupUser(name);
+    if (identity !== undefined && (await lookupGroup(name)) === identity.gid && (await processesOf(identity.uid)).length === 0) return identity;
+    this.logger.warn({ osUser: name }, 'a spare instance user is not as it was made: discarding it');
+    await this.discard(name);
+    return undefined;
+  }
+
+  private async discard(name: string): Promise<void> {
+    this.recorded.delete(name);
+    await removeInstanceUser(name, this.logger).catch((err: unknown) => this.logger.warn({ err, osUser: name }, 'could not remove a spare instance user'));
+  }
+
+  /** Writes the record as it is now; writes queue, so the last one holds the newest names. */
+  private save(): Promise<void> {
+    const write = async () => {
+      const temporary = `${this.options.file}.new`;
+      await writeFile(temporary, JSON.stringify({ users: [...this.recorded] }), { mode: 0o600 });
+      await rename(temporary, this.options.file);
+    };
+    this.saving = this.saving.then(write, write);
+    return this.saving;
+  }
+}
