@@ -31,7 +31,7 @@ import { findTools, findUpgradeTool } from './binaries.js';
 import type { BinlogArchiveHost } from './binlog-archive.js';
 import { binlogBasename } from './binlog-files.js';
 import { planReplay, replayBinlog, type ReplayHost, type ReplayPlan } from './binlog-replay.js';
-import { binlogOptions, cofferSettings, replicationOptions, serverIdOf, optionValue, renderMyCnf, withOverrides, type Settings } from './config.js';
+import { binaryLogLines, cofferSettings, serverIdOf, optionValue, renderMyCnf, withOverrides, type Settings } from './config.js';
 import { checkOverrides, type ConfigurationHost } from './configuration.js';
 import { healthProbeOps, type AdminEndpoint } from './connection.js';
 import { KeptProbe } from '../kept-probe.js';
@@ -263,18 +263,19 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
       pidFile: this.paths.pidFile,
       slowLog: this.paths.slowLog,
       generalLog: this.paths.generalLog,
-      extraOptions: [...this.flavor.extraOptions, ...this.binlogLines(spec), ...extraOptions],
+      extraOptions: [
+        ...this.flavor.extraOptions,
+        ...binaryLogLines(this.flavor, {
+          basename: binlogBasename,
+          archived: this.archivesBinlog(),
+          serverId: serverIdOf(this.context.placement.instanceId),
+          replication: spec.replication,
+        }),
+        ...extraOptions,
+      ],
       settings: this.settings(spec),
       parameters: this.flavor.parameters,
     });
-  }
-
-  /** a replicating flavor's binary log (always on, see replication.ts), else the archive's, else none */
-  private binlogLines(spec: EngineSpec): string[] {
-    if (this.flavor.replication === true) {
-      return replicationOptions(binlogBasename, serverIdOf(this.context.placement.instanceId), spec.replication, this.archivesBinlog());
-    }
-    return this.archivesBinlog() ? binlogOptions(binlogBasename) : [];
   }
 
   /** What the replication module needs of the lifecycle. */
