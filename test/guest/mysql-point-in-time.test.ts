@@ -15,7 +15,7 @@ import { mysqlEngine, mysqlFlavor } from '../../src/guest/engines/mysql/engine.j
 import type { MysqlFamilyAdmin } from '../../src/guest/engines/mysql-family/admin.js';
 import { backupFacts, findBackupTools } from '../../src/guest/engines/mysql-family/backup-tools.js';
 import { BinlogArchive, rotateAfterMs } from '../../src/guest/engines/mysql-family/binlog-archive.js';
-import { beginsTransaction, binlogEvents, endsTransaction } from '../../src/guest/engines/mysql-family/binlog-files.js';
+import { beginsTransaction, binlogEvents, endsTransaction, isBinlogName } from '../../src/guest/engines/mysql-family/binlog-files.js';
 import { planReplay, replayBinlog } from '../../src/guest/engines/mysql-family/binlog-replay.js';
 import { binaryLogLines } from '../../src/guest/engines/mysql-family/config.js';
 import { cachingSha2PasswordHash } from '../../src/guest/engines/mysql-family/password-hash.js';
@@ -304,6 +304,8 @@ describe('MySQL point in time: archiving the binary log', () => {
       "SHOW BINLOG EVENTS IN 'coffer-binlog.000004' LIMIT 20",
       'FLUSH BINARY LOGS',
     ]);
+    // nothing MySQL 8.4 removed (SHOW MASTER STATUS became SHOW BINARY LOG STATUS there): SHOW BINARY LOGS is in both
+    assert.ok(!statements.some((sql) => /MASTER/i.test(sql)));
   });
 
   it('stamps a shipped file with its last commit, read by mysqlbinlog as the engine\'s user in UTC', async () => {
@@ -323,6 +325,12 @@ describe('MySQL point in time: archiving the binary log', () => {
     assert.deepEqual(calls.at(-1), { file: reader, args: ['--base64-output=decode-rows', '--stop-position=236', '--', 'coffer-binlog.000004'], cwd: dataDir, env: { TZ: 'UTC' } });
     // a file between the last shipped and the active one is not shipped yet
     assert.equal(await archive.archivedThrough('coffer-binlog.000002'), undefined);
+  });
+
+  it('takes MySQL\'s numbered files for the log and never its index (log-bin = coffer-binlog)', () => {
+    assert.ok(isBinlogName('coffer-binlog.000003'));
+    assert.ok(isBinlogName('coffer-binlog.1000000'));
+    for (const name of ['coffer-binlog.index', 'binlog.000003', 'coffer-binlog.000003.tmp']) assert.ok(!isBinlogName(name), name);
   });
 
   it('purges a shipped file with PURGE BINARY LOGS TO the next one', async () => {

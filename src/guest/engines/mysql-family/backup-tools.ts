@@ -14,10 +14,10 @@ export interface BackupTools {
   tool: string;
   /** unpacks the tool's xbstream output (`-x -C <dir>`) */
   extractor: string;
-  /** reads the binary log, where the flavor archives it (flavor.backup.binlog) */
-  binlogReader?: string;
+  /** reads the binary log (flavor.backup.binlog) */
+  binlogReader: string;
   /** the SQL client a point-in-time restore replays the binary log with */
-  client?: string;
+  client: string;
 }
 
 /**
@@ -44,7 +44,6 @@ export async function findBackupTools(
     );
   }
   const binlog = flavor.backup.binlog;
-  if (binlog === undefined) return { tool, extractor };
   const binlogDirs = binlog.installationOnly ? installation : undefined;
   const [binlogReader, client] = [await find(binlog.readerNames, binlogDirs), await find(binlog.clientNames, binlogDirs)];
   if (binlogReader === undefined || client === undefined) {

@@ -168,8 +168,7 @@ export function binaryLogLines(
   input: { basename: string; archived: boolean; serverId: number; replication: ReplicationSpec | undefined },
 ): string[] {
   if (flavor.replication === true) return replicationOptions(input.basename, input.serverId, input.replication, input.archived);
-  const binlog = flavor.backup.binlog;
-  return input.archived && binlog !== undefined ? [...binlogOptions(input.basename), ...binlog.serverOptions] : [...flavor.noBinlogOptions];
+  return input.archived ? [...binlogOptions(input.basename), ...flavor.backup.binlog.serverOptions] : [...flavor.noBinlogOptions];
 }
 
 export interface MyCnfInput {

@@ -37,11 +37,8 @@ export interface BackupToolFlavor {
    * MariaDB's tool prepares the full backup, then applies each incremental to it as is.
    */
   readonly applyLogOnly: boolean;
-  /**
-   * What archiving the binary log for point-in-time recovery (binlog-archive.ts) takes where the
-   * engine does it; undefined where it does not.
-   */
-  readonly binlog?: BinlogToolFlavor;
+  /** what archiving the binary log for point-in-time recovery takes (binlog-archive.ts, binlog-replay.ts) */
+  readonly binlog: BinlogToolFlavor;
   /** how to install the tools, for the error when they are missing */
   readonly missingReason: string;
 }

@@ -322,9 +322,9 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     };
   }
 
-  /** whether the server writes a binary log for the host to archive (binlog-archive.ts) */
+  /** whether the server writes a binary log for the host to archive (binlog-archive.ts): wherever the host has a backup storage */
   archivesBinlog(): boolean {
-    return this.context.archiveLog === true && this.flavor.backup.binlog !== undefined;
+    return this.context.archiveLog === true;
   }
 
   async prepare(
@@ -535,8 +535,8 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
       tmpDir: this.paths.tmpDir,
       dataDir: this.paths.dataDir,
       socket: relative(this.paths.dataDir, this.paths.socket),
-      binlogTool: tools.binlogReader!,
-      client: tools.client!,
+      binlogTool: tools.binlogReader,
+      client: tools.client,
     };
   }
 
@@ -621,7 +621,7 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
       dataDir: this.paths.dataDir,
       runner: this.runner,
       admin: this.admin,
-      binlogTool: async () => (await this.backupTools()).binlogReader!,
+      binlogTool: async () => (await this.backupTools()).binlogReader,
       running: async () => (await this.health()) === 'healthy',
     };
   }
