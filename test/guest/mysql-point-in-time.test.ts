@@ -7,12 +7,13 @@ import { PassThrough, Readable } from 'node:stream';
 import { describe, it, type TestContext } from 'node:test';
 import { escape } from 'mysql2';
 import type { Connection } from 'mysql2/promise';
-import { isCofferError } from '../../src/common/index.js';
+import { isCofferError, silentLogger } from '../../src/common/index.js';
 import type { ProcessRunner, RunOptions, StreamOptions, StreamingProcess } from '../../src/guest/process-runner.js';
 import type { ArchivedLogFile, PointInTimeSource } from '../../src/guest/engines/engine.js';
 import { mariadbEngine, mariadbFlavor } from '../../src/guest/engines/mariadb/engine.js';
 import { mysqlEngine, mysqlFlavor } from '../../src/guest/engines/mysql/engine.js';
 import type { MysqlFamilyAdmin } from '../../src/guest/engines/mysql-family/admin.js';
+import { mysqlFamilyBackup, type BackupHost } from '../../src/guest/engines/mysql-family/backup.js';
 import { backupFacts, findBackupTools } from '../../src/guest/engines/mysql-family/backup-tools.js';
 import { BinlogArchive, rotateAfterMs } from '../../src/guest/engines/mysql-family/binlog-archive.js';
 import { beginsTransaction, binlogEvents, endsTransaction, isBinlogName } from '../../src/guest/engines/mysql-family/binlog-files.js';
@@ -337,6 +338,80 @@ describe('MySQL point in time: archiving the binary log', () => {
     const { admin, statements } = fakeAdmin(() => undefined);
     await archiveOf(fakeRunner().runner, admin).remove('coffer-binlog.000003');
     assert.deepEqual(statements, ["PURGE BINARY LOGS TO 'coffer-binlog.000004'"]);
+  });
+});
+
+describe('MySQL point in time: a backup where the host archives the log', () => {
+  it('grants XtraBackup what it reads the position with, and records where in the binary log a point-in-time restore begins', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'coffer-mysql-backup-'));
+    try {
+      const dataDir = join(root, 'data');
+      const scratchDir = join(root, 'backup-scratch');
+      const fake = fakeRunner();
+      // XtraBackup leaves xtrabackup_checkpoints and xtrabackup_info in --extra-lsndir as it exits
+      const runner: ProcessRunner = {
+        ...fake.runner,
+        stream: (file, args, options) => {
+          const child = fake.runner.stream(file, args, options);
+          const exited = child.exited.then(async () => {
+            await writeFile(join(scratchDir, 'xtrabackup_checkpoints'), checkpoints);
+            await writeFile(join(scratchDir, 'xtrabackup_info'), xtrabackupInfo("filename 'coffer-binlog.000003', position '1568'"));
+          });
+          return { ...child, exited };
+        },
+      };
+      const { admin, statements } = fakeAdmin(() => undefined);
+      const bin = '/usr/local/mysql/bin';
+      const host: BackupHost = {
+        flavor: mysqlFlavor,
+        runner,
+        logger: silentLogger(),
+        admin,
+        dataDir,
+        configFile: join(root, 'my.cnf'),
+        socket: join(dataDir, 'mysqld.sock'),
+        scratchDir,
+        versionName: async () => '8.0',
+        tools: async () => ({ tool: `${bin}/xtrabackup`, extractor: `${bin}/xbstream`, binlogReader: `${bin}/mysqlbinlog`, client: `${bin}/mysql` }),
+        running: async () => true,
+        archivesBinlog: true,
+      };
+      const backup = mysqlFamilyBackup.create({ backupHost: () => host, binlogArchiveHost: () => undefined });
+      const run = await backup.start({ signal: new AbortController().signal });
+      run.stream.resume();
+      const facts = await run.finished;
+      assert.deepEqual({ ...facts, 'completed-at': undefined }, {
+        uuid: '6d5b2c4e-b0f1-11f1-8a4e-0242ac110002',
+        'from-lsn': '0',
+        'to-lsn': '18153472',
+        version: '8.0.36',
+        'binlog-file': 'coffer-binlog.000003',
+        'binlog-position': '1568',
+        'wal-archiving': 'on',
+        'wal-start': 'coffer-binlog.000003',
+        'completed-at': undefined,
+      });
+      const password = fake.calls[0]?.env?.MYSQL_PWD ?? '';
+      assert.deepEqual(fake.calls, [
+        {
+          file: `${bin}/xtrabackup`,
+          args: ['--defaults-file=../my.cnf', '--backup', '--stream=xbstream', '--target-dir=../backup-scratch', '--extra-lsndir=../backup-scratch', '--socket=mysqld.sock', '--user=os_backup', '--no-version-check'],
+          cwd: dataDir,
+          env: { MYSQL_PWD: password },
+        },
+      ]);
+      assert.match(password, /^[A-Za-z0-9_-]{32}$/);
+      assert.equal(statements[0], "DROP USER IF EXISTS 'os_backup'@'localhost'");
+      assert.match(statements[1]!, /^CREATE USER 'os_backup'@'localhost' IDENTIFIED WITH caching_sha2_password AS '\$A\$005\$.{63}'$/);
+      // BACKUP_ADMIN and performance_schema.log_status: where XtraBackup 8 reads the binary log position
+      assert.deepEqual(statements.slice(2, 4), [
+        "GRANT RELOAD, PROCESS, LOCK TABLES, REPLICATION CLIENT, BACKUP_ADMIN ON *.* TO 'os_backup'@'localhost'",
+        "GRANT SELECT ON performance_schema.log_status TO 'os_backup'@'localhost'",
+      ]);
+      assert.equal(statements[4], "DROP USER IF EXISTS 'os_backup'@'localhost'", 'the account goes when the backup ends');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
 
