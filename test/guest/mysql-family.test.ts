@@ -9,7 +9,7 @@ import { mariadbEngine, mariadbFlavor, mariadbInitSql, parseMariadbVersion } fro
 import { mysqlEngine, mysqlFlavor, mysqlInitSql, parseMysqlVersion } from '../../src/guest/engines/mysql/engine.js';
 import { deriveAccounts, rangesOf } from '../../src/guest/engines/mysql-family/account-registry.js';
 import { MysqlFamilyAdmin } from '../../src/guest/engines/mysql-family/admin.js';
-import { cofferSettings, optionValue, renderMyCnf, tuneMemory, withOverrides } from '../../src/guest/engines/mysql-family/config.js';
+import { binaryLogLines, cofferSettings, optionValue, renderMyCnf, tuneMemory, withOverrides } from '../../src/guest/engines/mysql-family/config.js';
 import { checkOverrides, planChange, setGlobalStatement } from '../../src/guest/engines/mysql-family/configuration.js';
 import {
   backupArgs,
@@ -80,7 +80,8 @@ describe('my.cnf', () => {
     renderMyCnf({
       ...placement,
       memoryMb,
-      extraOptions: flavor.extraOptions,
+      // as the lifecycle renders an instance of a host without a backup storage (no archive)
+      extraOptions: [...flavor.extraOptions, ...binaryLogLines(flavor, { basename: 'coffer-binlog', archived: false, serverId: 1, replication: undefined })],
       settings: withOverrides(cofferSettings(memoryMb, (memory) => flavor.extraSettings(memory)), overrides),
       parameters: flavor.parameters,
     });
@@ -641,13 +642,16 @@ describe('mysql-family backups', () => {
       const system = join(root, 'usr-bin');
       await mkdir(bin, { recursive: true });
       await mkdir(system);
-      for (const path of [join(bin, 'xtrabackup'), join(system, 'xbstream')]) {
+      // MySQL's binary log programs come with its server (see mysql-point-in-time.test.ts)
+      for (const path of [join(bin, 'xtrabackup'), join(system, 'xbstream'), join(bin, 'mysqlbinlog'), join(bin, 'mysql')]) {
         await writeFile(path, '#!/bin/sh\n');
         await chmod(path, 0o755);
       }
       assert.deepEqual(await findBackupTools(mysqlFlavor, bin, [system]), {
         tool: join(bin, 'xtrabackup'),
         extractor: join(system, 'xbstream'),
+        binlogReader: join(bin, 'mysqlbinlog'),
+        client: join(bin, 'mysql'),
       });
       await assert.rejects(
         findBackupTools(mysqlFlavor, join(root, 'nowhere'), [system]),

@@ -51,6 +51,8 @@ export const mariadbFlavor: MysqlFamilyFlavor = {
   hashPassword: nativePasswordHash,
   extraSettings: (memory) => ({ collation_server: 'utf8mb4_general_ci', innodb_log_file_size: memory.logFileMb * 1024 * 1024 }),
   extraOptions: [],
+  // the binary log is off unless log-bin turns it on
+  noBinlogOptions: [],
   parameters: mariadbParameters,
   initCommand: (tools, defaultsFile, initFile) => ({
     file: tools.installer ?? join(tools.baseDir, 'bin', 'mariadb-install-db'),
@@ -74,7 +76,8 @@ export const mariadbFlavor: MysqlFamilyFlavor = {
     grants: [{ privileges: 'RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR', on: '*.*' }],
     backupArgs: [],
     applyLogOnly: false,
-    binlog: { readerNames: ['mariadb-binlog', 'mysqlbinlog'], clientNames: ['mariadb', 'mysql'] },
+    // expire_logs_days and binlog_expire_logs_seconds are 0 by default: nothing expires
+    binlog: { readerNames: ['mariadb-binlog', 'mysqlbinlog'], clientNames: ['mariadb', 'mysql'], installationOnly: false, serverOptions: [] },
     missingReason: "install Debian's mariadb-backup package (apt-get install mariadb-backup), which provides mariadb-backup and mbstream",
   },
   upgrade: {

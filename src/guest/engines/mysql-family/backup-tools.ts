@@ -14,24 +14,25 @@ export interface BackupTools {
   tool: string;
   /** unpacks the tool's xbstream output (`-x -C <dir>`) */
   extractor: string;
-  /** reads the binary log, where the flavor archives it (flavor.backup.binlog) */
-  binlogReader?: string;
+  /** reads the binary log (flavor.backup.binlog) */
+  binlogReader: string;
   /** the SQL client a point-in-time restore replays the binary log with */
-  client?: string;
+  client: string;
 }
 
 /**
  * The tools of the installation whose server lives in `binDir`: beside it, in its `bin`, then
- * where the distribution's packages put them (`systemDirs`).
+ * where the distribution's packages put them (`systemDirs`; not for a flavor's binary log
+ * programs that must be its installation's own, flavor.backup.binlog.installationOnly).
  */
 export async function findBackupTools(
   flavor: MysqlFamilyFlavor,
   binDir: string,
   systemDirs: readonly string[] = ['/usr/bin', '/usr/local/bin'],
 ): Promise<BackupTools> {
-  const dirs = [...new Set([binDir, join(dirname(binDir), 'bin'), ...systemDirs])];
-  const find = async (names: readonly string[]) => {
-    for (const dir of dirs) for (const name of names) if (await isExecutable(join(dir, name))) return join(dir, name);
+  const installation = [binDir, join(dirname(binDir), 'bin')];
+  const find = async (names: readonly string[], dirs: readonly string[] = [...installation, ...systemDirs]) => {
+    for (const dir of new Set(dirs)) for (const name of names) if (await isExecutable(join(dir, name))) return join(dir, name);
     return undefined;
   };
   const [tool, extractor] = [await find(flavor.backup.toolNames), await find(flavor.backup.extractorNames)];
@@ -43,12 +44,14 @@ export async function findBackupTools(
     );
   }
   const binlog = flavor.backup.binlog;
-  if (binlog === undefined) return { tool, extractor };
-  const [binlogReader, client] = [await find(binlog.readerNames), await find(binlog.clientNames)];
+  const binlogDirs = binlog.installationOnly ? installation : undefined;
+  const [binlogReader, client] = [await find(binlog.readerNames, binlogDirs), await find(binlog.clientNames, binlogDirs)];
   if (binlogReader === undefined || client === undefined) {
+    const missing = binlogReader === undefined ? binlog.readerNames[0] : binlog.clientNames[0];
     throw new CofferError(
       'EngineError',
-      `This host cannot archive or replay ${flavor.title}'s binary log: ${binlogReader === undefined ? binlog.readerNames[0] : binlog.clientNames[0]} is not installed.`,
+      `This host cannot archive or replay ${flavor.title}'s binary log: ${missing} is not installed` +
+        `${binlog.installationOnly ? ` beside the server (${[...new Set(installation)].join(' or ')})` : ''}.`,
     );
   }
   return { tool, extractor, binlogReader, client };

@@ -188,5 +188,7 @@ class MysqlFamilyBackupAdmin implements BackupAdmin {
 /** The backup module of the family: what it needs of the lifecycle is `backupHost`. */
 export const mysqlFamilyBackup: BackupModule<{ backupHost(): BackupHost; binlogArchiveHost(): BinlogArchiveHost | undefined }> = {
   incremental: true,
+  // restores roll forward through the archived binary log (binlog-replay.ts)
+  pointInTime: true,
   create: (lifecycle) => new MysqlFamilyBackupAdmin(lifecycle.backupHost(), lifecycle.binlogArchiveHost()),
 };

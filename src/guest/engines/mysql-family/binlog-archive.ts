@@ -5,7 +5,7 @@ import { CofferError } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
 import type { WalArchive } from '../engine.js';
 import type { MysqlFamilyAdmin } from './admin.js';
-import { beginsTransaction, binlogEvents, endsTransaction, isBinlogName, nextBinlogName } from './binlog-files.js';
+import { beginsTransaction, beginsTransactionType, binlogEvents, endsTransaction, isBinlogName, nextBinlogName } from './binlog-files.js';
 
 // Binary log archiving, the guest's side (PostgreSQL's is wal-archive.ts). The server writes its
 // binary log into the data directory (config: log-bin); the closed files are the spool: the
@@ -28,7 +28,7 @@ export interface BinlogArchiveHost {
   dataDir: string;
   runner: ProcessRunner;
   admin: MysqlFamilyAdmin;
-  /** mariadb-binlog */
+  /** the flavor's binary log reader (mariadb-binlog, MySQL's mysqlbinlog) */
   binlogTool(): Promise<string>;
   running(): Promise<boolean>;
 }
@@ -49,7 +49,7 @@ export class BinlogArchive implements WalArchive {
       if (this.active?.name !== current) this.active = { name: current, since: Date.now() };
       if (Date.now() - this.active.since >= rotateAfterMs) {
         const [events] = await connection.query<Row[]>(`SHOW BINLOG EVENTS IN ${connection.escape(current)} LIMIT 20`);
-        if (events.some((event) => event.Event_type === 'Gtid')) {
+        if (events.some((event) => beginsTransactionType(event.Event_type))) {
           await connection.query('FLUSH BINARY LOGS');
           return [...listed];
         }
@@ -112,7 +112,7 @@ export class BinlogArchive implements WalArchive {
       const active = logs.map((row) => String(row.Log_name)).at(-1);
       if (active === undefined) return undefined;
       const [events] = await connection.query<Row[]>(`SHOW BINLOG EVENTS IN ${connection.escape(active)} LIMIT 20`);
-      const gtid = events.find((event) => event.Event_type === 'Gtid');
+      const gtid = events.find((event) => beginsTransactionType(event.Event_type));
       return { active, firstTransactionEnd: gtid === undefined ? undefined : Number(gtid.End_log_pos) };
     });
     // files not shipped yet between the last shipped and the active one: nothing can be said this time

@@ -1,8 +1,12 @@
 import { CofferError } from '../../../common/index.js';
 
-// The binary log's files as mariadb-binlog prints them, run with TZ=UTC: each event has a header
+// The binary log's files as mariadb-binlog and MySQL's mysqlbinlog print them, run with TZ=UTC
+// (both print and read times in the local time zone): each event has a header
 // `#YYMMDD HH:MM:SS server id N  end_log_pos P ...` followed by its type. Binlog times have one
 // second's precision: an event stamped 12:00:05 happened somewhere in [12:00:05, 12:00:06).
+// Each transaction begins with a GTID event: MariaDB's `GTID 0-1-4 trans`, MySQL's
+// `GTID\tlast_committed=...` (gtid_mode ON) or `Anonymous_GTID\tlast_committed=...` (OFF, its
+// default, which Coffer keeps).
 
 /** the binary log's basename, in the data directory (config: log-bin) */
 export const binlogBasename = 'coffer-binlog';
@@ -43,7 +47,12 @@ export function binlogEvents(output: string): BinlogEvent[] {
   return events;
 }
 
-/** an event that ends a transaction or is one on its own (DDL) */
+/**
+ * an event that ends a transaction or is one on its own (DDL); MySQL's `BEGIN` is a Query event
+ * too, which its header does not tell apart, but the transaction's own end always follows it
+ */
 export const endsTransaction = (event: BinlogEvent): boolean => /^(Xid = |Query\t)/.test(event.kind);
 /** the event that begins each transaction */
-export const beginsTransaction = (event: BinlogEvent): boolean => /^GTID /.test(event.kind);
+export const beginsTransaction = (event: BinlogEvent): boolean => /^(Anonymous_)?GTID[ \t]/.test(event.kind);
+/** the same event as SHOW BINLOG EVENTS names its type (`Event_type`) */
+export const beginsTransactionType = (type: unknown): boolean => type === 'Gtid' || type === 'Anonymous_Gtid';

@@ -11,8 +11,9 @@ import { account, dropUserStatement, replayUser } from './sql.js';
 // A point-in-time restore: the restored backup (restore-chain.ts) rolled forward through the
 // source's archived binary log (binlog-archive.ts). After the chain is restored and the server
 // runs on its socket alone (no client can reach it), the files from the one the backup is
-// consistent at on are fetched into the instance's tmp directory and replayed: mariadb-binlog
-// from the backup's position, stopping at the target, piped into the client.
+// consistent at on are fetched into the instance's tmp directory and replayed: the flavor's
+// reader (mariadb-binlog, MySQL's mysqlbinlog, which take the same arguments) from the backup's
+// position, stopping at the target, piped into its client (mariadb, mysql).
 //
 // Binlog times have one second's precision, so the target is too: a change stamped in the
 // target's second counts as before it (replay stops at the next whole second).

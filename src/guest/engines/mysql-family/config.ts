@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { CofferError } from '../../../common/index.js';
 import type { ConfigurationValue, ConfigurationValues } from '../../../common/index.js';
 import type { ReplicationSpec } from '../engine-spec-file.js';
+import type { MysqlFamilyFlavor } from './flavor.js';
 import type { MysqlParameter } from './parameters.js';
 
 // my.cnf, rendered whole from the instance's spec (the flavor's memory and the configuration
@@ -102,7 +103,8 @@ function settingText(value: ConfigurationValue): string {
 /**
  * The binary log, where the host archives it for point-in-time recovery (binlog-archive.ts): in
  * the data directory, row-based (a replay then does exactly what the source did), flushed at
- * each commit, and kept until the guest has shipped and purged each file (no expiry). These are
+ * each commit, and kept until the guest has shipped and purged each file (no expiry: a flavor
+ * whose server has one by default turns it off, flavor.backup.binlog.serverOptions). These are
  * fixed lines: no configuration group can set log_bin, binlog_format, sync_binlog, server_id or
  * an expiry (parameters.ts publishes none of them).
  */
@@ -154,6 +156,19 @@ export function replicationOptions(basename: string, serverId: number, role: Rep
     ...(role?.role === 'replica' ? ['read_only = ON', 'rpl_semi_sync_slave_enabled = ON'] : []),
     ...(role?.role === 'source' && role.synchronous === true ? semiSyncSourceOptions() : []),
   ];
+}
+
+/**
+ * The binary log's lines of a member's my.cnf: a replicating flavor's (always on, see
+ * replication.ts), else the archive's with what the flavor's server needs to keep its files
+ * until they are shipped, else the flavor's own lines that keep it off.
+ */
+export function binaryLogLines(
+  flavor: MysqlFamilyFlavor,
+  input: { basename: string; archived: boolean; serverId: number; replication: ReplicationSpec | undefined },
+): string[] {
+  if (flavor.replication === true) return replicationOptions(input.basename, input.serverId, input.replication, input.archived);
+  return input.archived ? [...binlogOptions(input.basename), ...flavor.backup.binlog.serverOptions] : [...flavor.noBinlogOptions];
 }
 
 export interface MyCnfInput {

@@ -26,8 +26,7 @@ export function mysqlFamilyEngine(flavor: MysqlFamilyFlavor): EngineFactory {
       users: mysqlFamilyUsers,
       root: mysqlFamilyRoot,
       configuration: mysqlFamilyConfiguration(flavor),
-      // restores roll forward through the archived binary log where the flavor archives it
-      backup: { ...mysqlFamilyBackup, pointInTime: flavor.backup.binlog !== undefined },
+      backup: mysqlFamilyBackup,
       ...(flavor.replication === true ? { replication: mysqlFamilyReplication } : {}),
     },
     rootReachesOsUser: true,

@@ -37,13 +37,27 @@ export interface BackupToolFlavor {
    * MariaDB's tool prepares the full backup, then applies each incremental to it as is.
    */
   readonly applyLogOnly: boolean;
-  /**
-   * the binary log's reader and the SQL client, preferred first, where the engine archives its
-   * binary log for point-in-time recovery (binlog-archive.ts); undefined where it does not yet
-   */
-  readonly binlog?: { readonly readerNames: readonly string[]; readonly clientNames: readonly string[] };
+  /** what archiving the binary log for point-in-time recovery takes (binlog-archive.ts, binlog-replay.ts) */
+  readonly binlog: BinlogToolFlavor;
   /** how to install the tools, for the error when they are missing */
   readonly missingReason: string;
+}
+
+/** The programs that read and replay the binary log, and what the server needs to keep it for the archive. */
+export interface BinlogToolFlavor {
+  /** the binary log's reader (it prints events with their times, and replays them as SQL), preferred first */
+  readonly readerNames: readonly string[];
+  /** the SQL client a replay pipes the reader's output into, preferred first */
+  readonly clientNames: readonly string[];
+  /**
+   * Whether the two are looked for only in the server's own installation (its bin directory and
+   * the `bin` beside it), not also in the system's directories: where the system's programs of
+   * those names may be another engine's (Debian's /usr/bin/mysqlbinlog and mysql are MariaDB's),
+   * which does not read this engine's binary log.
+   */
+  readonly installationOnly: boolean;
+  /** my.cnf lines an archived binary log needs beside Coffer's own (config.ts binlogOptions) */
+  readonly serverOptions: readonly string[];
 }
 
 export interface MysqlFamilyFlavor {
@@ -72,6 +86,8 @@ export interface MysqlFamilyFlavor {
   extraSettings(memory: MemorySettings): Record<string, ConfigurationValue>;
   /** fixed lines added to the [mysqld] section of my.cnf, which no group changes */
   readonly extraOptions: readonly string[];
+  /** fixed lines where the server writes no binary log (MySQL writes one unless told not to) */
+  readonly noBinlogOptions: readonly string[];
   /** what a configuration group may set, in the order SET GLOBAL applies them (see parameters.ts) */
   readonly parameters: readonly MysqlParameter[];
   /**

@@ -31,7 +31,7 @@ import { findTools, findUpgradeTool } from './binaries.js';
 import type { BinlogArchiveHost } from './binlog-archive.js';
 import { binlogBasename } from './binlog-files.js';
 import { planReplay, replayBinlog, type ReplayHost, type ReplayPlan } from './binlog-replay.js';
-import { binlogOptions, cofferSettings, replicationOptions, serverIdOf, optionValue, renderMyCnf, withOverrides, type Settings } from './config.js';
+import { binaryLogLines, cofferSettings, serverIdOf, optionValue, renderMyCnf, withOverrides, type Settings } from './config.js';
 import { checkOverrides, type ConfigurationHost } from './configuration.js';
 import { healthProbeOps, type AdminEndpoint } from './connection.js';
 import { KeptProbe } from '../kept-probe.js';
@@ -263,18 +263,19 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
       pidFile: this.paths.pidFile,
       slowLog: this.paths.slowLog,
       generalLog: this.paths.generalLog,
-      extraOptions: [...this.flavor.extraOptions, ...this.binlogLines(spec), ...extraOptions],
+      extraOptions: [
+        ...this.flavor.extraOptions,
+        ...binaryLogLines(this.flavor, {
+          basename: binlogBasename,
+          archived: this.archivesBinlog(),
+          serverId: serverIdOf(this.context.placement.instanceId),
+          replication: spec.replication,
+        }),
+        ...extraOptions,
+      ],
       settings: this.settings(spec),
       parameters: this.flavor.parameters,
     });
-  }
-
-  /** a replicating flavor's binary log (always on, see replication.ts), else the archive's, else none */
-  private binlogLines(spec: EngineSpec): string[] {
-    if (this.flavor.replication === true) {
-      return replicationOptions(binlogBasename, serverIdOf(this.context.placement.instanceId), spec.replication, this.archivesBinlog());
-    }
-    return this.archivesBinlog() ? binlogOptions(binlogBasename) : [];
   }
 
   /** What the replication module needs of the lifecycle. */
@@ -321,9 +322,9 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     };
   }
 
-  /** whether the server writes a binary log for the host to archive (binlog-archive.ts) */
+  /** whether the server writes a binary log for the host to archive (binlog-archive.ts): wherever the host has a backup storage */
   archivesBinlog(): boolean {
-    return this.context.archiveLog === true && this.flavor.backup.binlog !== undefined;
+    return this.context.archiveLog === true;
   }
 
   async prepare(
@@ -534,8 +535,8 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
       tmpDir: this.paths.tmpDir,
       dataDir: this.paths.dataDir,
       socket: relative(this.paths.dataDir, this.paths.socket),
-      binlogTool: tools.binlogReader!,
-      client: tools.client!,
+      binlogTool: tools.binlogReader,
+      client: tools.client,
     };
   }
 
@@ -620,7 +621,7 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
       dataDir: this.paths.dataDir,
       runner: this.runner,
       admin: this.admin,
-      binlogTool: async () => (await this.backupTools()).binlogReader!,
+      binlogTool: async () => (await this.backupTools()).binlogReader,
       running: async () => (await this.health()) === 'healthy',
     };
   }

@@ -50,8 +50,10 @@ export const mysqlFlavor: MysqlFamilyFlavor = {
   identifiedClause: (hash) => `WITH caching_sha2_password AS ${escape(hash)}`,
   hashPassword: (password) => cachingSha2PasswordHash(password),
   extraSettings: () => ({}),
-  // the X Protocol plugin would listen on every address (port 33060); binary logging is on by default
-  extraOptions: ['mysqlx = OFF', 'skip-log-bin'],
+  // the X Protocol plugin would listen on every address (port 33060)
+  extraOptions: ['mysqlx = OFF'],
+  // binary logging is on by default
+  noBinlogOptions: ['skip-log-bin'],
   parameters: mysqlParameters,
   initCommand: (tools, defaultsFile, initFile) => ({
     file: tools.server,
@@ -71,6 +73,14 @@ export const mysqlFlavor: MysqlFamilyFlavor = {
     // it would otherwise ask Percona's servers whether it is up to date
     backupArgs: ['--no-version-check'],
     applyLogOnly: true,
+    binlog: {
+      readerNames: ['mysqlbinlog'],
+      clientNames: ['mysql'],
+      // MySQL's own, from its installation: Debian's mysqlbinlog and mysql are MariaDB's
+      installationOnly: true,
+      // the server would delete each file 30 days after it closed, shipped or not: the archive purges them
+      serverOptions: ['binlog_expire_logs_seconds = 0'],
+    },
     missingReason: "install Percona XtraBackup of the server's major version (its xtrabackup and xbstream) beside the server or in /usr/bin",
   },
   // no upgrade tool: from 8.0.16 the server upgrades its own system tables as it starts, and mysql_upgrade does nothing
