@@ -2,7 +2,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 import type { Logger } from '../common/index.js';
 import { lookupGroup, lookupUser } from './engine-user.js';
-import { addInstanceUser, createInstanceUser, instanceUserName, processesOf, removeInstanceUser } from './instance-user.js';
+import { addInstanceUser, createInstanceUser, instanceUserName, removeInstanceUser } from './instance-user.js';
 import type { EngineIdentity } from './local-process-runner.js';
 
 // Instance users made ahead of time. useradd rewrites /etc/passwd, shadow, group and gshadow
@@ -113,12 +113,14 @@ export class SpareUsers {
   }
 
   /**
-   * The spare user as it was made: still there, with its own group and nothing running as it.
-   * Anything else is discarded rather than handed to a tenant.
+   * The spare user as it was made: still there, with its own group. Anything else is discarded
+   * rather than handed to a tenant. (Nothing can run as it: only root could start it, and the
+   * processes a removed user's uid had end before its userdel. Scanning /proc for them would put
+   * a walk of every process on the host on the path of every create.)
    */
   private async usable(name: string): Promise<EngineIdentity | undefined> {
     const identity = await lookupUser(name);
-    if (identity !== undefined && (await lookupGroup(name)) === identity.gid && (await processesOf(identity.uid)).length === 0) return identity;
+    if (identity !== undefined && (await lookupGroup(name)) === identity.gid) return identity;
     this.logger.warn({ osUser: name }, 'a spare instance user is not as it was made: discarding it');
     await this.discard(name);
     return undefined;

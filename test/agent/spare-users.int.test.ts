@@ -1,6 +1,7 @@
 // test-lane: serial (as root it adds and removes OS users and runs a process as one of them)
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -18,6 +19,7 @@ import { until } from '../support/wait.js';
 // on the whole host): a create takes one, the agent makes the next in the background, and the
 // record of them survives a restart.
 
+const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
 const dirs: string[] = [];
 
@@ -77,25 +79,22 @@ describe('spare instance users', { skip: !isRoot && 'needs root (useradd)' }, ()
     await removeInstanceUser(user.name, silentLogger());
   });
 
-  it('never hands out a spare user something runs as: it is removed, its process killed, and another user given', async () => {
+  it('never hands out a spare user changed since it was made (no group of its own): it is removed and another user given', async () => {
     const { file, recorded } = await spareDir();
     const spares = new SpareUsers({ file, size: 1, logger: silentLogger() });
     await spares.open();
     await spares.fill();
     await spares.stop();
     const [tampered] = await recorded();
-    const identity = (await lookupUser(tampered!))!;
-    const intruder = spawn('sleep', ['60'], { uid: identity.uid, gid: identity.gid, stdio: 'ignore' });
-    const exited = new Promise((resolve) => intruder.once('exit', resolve));
-    await until('the intruder runs', async () => (await processesOf(identity.uid)).length === 1, 5_000);
+    // its primary group now one others share: the instance directory opens to that gid
+    await run('usermod', ['-g', 'nogroup', tampered!]);
 
     const again = new SpareUsers({ file, size: 1, logger: silentLogger() });
     await again.open();
     const given = await again.take('instance-c');
     assert.notEqual(given.name, tampered);
     await assertFreshUser(given.name);
-    await exited;
-    assert.equal(await lookupUser(tampered!), undefined, 'the tampered user is gone');
+    assert.equal(await lookupUser(tampered!), undefined, 'the changed user is gone');
     await again.stop();
     await removeInstanceUser(given.name, silentLogger());
   });
