@@ -127,12 +127,13 @@ describe('CertificateAuthority', () => {
     assert.equal(serials.size, 20);
   });
 
-  test("an operator's RSA CA, and EC P-384 CA, sign as their keys do, and their subjects become the issuer byte for byte", async () => {
+  test("an operator's RSA, EC P-384 and EC P-521 CAs sign as their keys do, and their subjects become the issuer byte for byte", async () => {
     const root = await scratch();
     const operatorCas = [
       // C as PrintableString, O and CN as UTF8String, and no subjectKeyIdentifier: the issued AKI is then its key's hash
       { name: 'rsa', keyArgs: ['-newkey', 'rsa:2048'], subject: '/C=DE/O=Example Ops/CN=Ops Root', extra: ['-addext', 'subjectKeyIdentifier=none', '-addext', 'authorityKeyIdentifier=none'], signature: 'sha256WithRSAEncryption' },
       { name: 'p384', keyArgs: ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384'], subject: '/O=Example Ops/OU=Databases/CN=Ops EC Root', extra: [], signature: 'ecdsa-with-SHA384' },
+      { name: 'p521', keyArgs: ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-521'], subject: '/CN=Ops P-521 Root', extra: [], signature: 'ecdsa-with-SHA512' },
     ];
     for (const given of operatorCas) {
       const dir = join(root, given.name);
