@@ -193,11 +193,10 @@ class LocalAgent implements Agent {
     checkDataDirDepth(resolve(this.options.dataDir), this.instancesDir);
     // the instances found here keep their endpoints: no new one gets theirs
     const found = await this.compute.open(portNeeds);
-    // openssl runs as the agent's own user: the CA key is never readable by an engine's
+    // the CA key stays with the agent's own user: never readable by an engine's
     this.ca = await CertificateAuthority.open({
       dir: join(resolve(this.options.dataDir), 'ca'),
       ...(this.options.ca === undefined ? {} : { given: this.options.ca }),
-      runner: this.compute.agentRunner,
       logger: this.logger,
     });
     await this.discover();

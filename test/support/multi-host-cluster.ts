@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CertificateAuthority, LocalProcessRunner } from '../../src/agent/index.js';
+import { CertificateAuthority } from '../../src/agent/index.js';
 import { silentLogger } from '../../src/common/index.js';
 import { adminSession } from '../e2e/instance-lifecycle.js';
 import type { Session } from './api-client.js';
@@ -93,7 +93,7 @@ export async function startMultiHostCluster(options: { computeHosts: number; api
     // its primary's certificate on another host against it
     const caDir = join(dataDir.path, 'ca');
     await mkdir(caDir);
-    await CertificateAuthority.open({ dir: caDir, runner: new LocalProcessRunner(undefined), logger: silentLogger() });
+    await CertificateAuthority.open({ dir: caDir, logger: silentLogger() });
     const ca = ['--ca-cert-file', join(caDir, 'ca.crt'), '--ca-key-file', join(caDir, 'ca.key')];
     const startAgent = (i: number) => {
       const host = computes[i]!;

@@ -2,12 +2,12 @@ import { rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CertificateAuthority, LocalProcessRunner } from '../../src/agent/index.js';
+import { CertificateAuthority } from '../../src/agent/index.js';
 import { silentLogger } from '../../src/common/index.js';
 import type { CertificateIssuer } from '../../src/guest/index.js';
 
-// A CA of the tests' own, made as an agent makes its own (openssl, as the test's user), in a
-// private temporary directory; one per test process is enough.
+// A CA of the tests' own, made as an agent makes its own, in a private temporary directory;
+// one per test process is enough.
 
 let shared: Promise<CertificateAuthority> | undefined;
 const made: string[] = [];
@@ -19,7 +19,7 @@ process.once('exit', () => {
 export async function newTestCa(): Promise<CertificateAuthority> {
   const dir = await mkdtemp(join(tmpdir(), 'coffer-ca-'));
   made.push(dir);
-  return CertificateAuthority.open({ dir, runner: new LocalProcessRunner(undefined), logger: silentLogger() });
+  return CertificateAuthority.open({ dir, logger: silentLogger() });
 }
 
 export function testCa(): Promise<CertificateAuthority> {
