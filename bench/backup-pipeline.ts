@@ -195,7 +195,7 @@ try {
       '| what | CPU s/GB, Node (median) | CPU s/GB, children | MB/s (median, loaded machine) | Node CPU s/GB, all rounds |',
       '| --- | --- | --- | --- | --- |',
       row('backup, raw (dd \\| zstd > file)', rows.rawBackup),
-      row('**backup, Coffer (tool → encodeBackup → storage put)**', rows.backup),
+      row('**backup, Coffer (tool → codec → storage put)**', rows.backup),
       row('restore, raw (zstd -d \\| cat)', rows.rawRestore),
       row('**restore, Coffer (storage get → decodeBackupInto cat)**', rows.restore),
       '',
