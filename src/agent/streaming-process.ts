@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { constants, setPriority } from 'node:os';
 import { basename } from 'node:path';
+import { Readable } from 'node:stream';
 import type { StreamOptions, StreamingProcess } from '../guest/index.js';
 import { CofferError } from '../common/index.js';
 
@@ -37,11 +38,14 @@ export function startStreamingProcess(
     gid: how.gid,
     cwd: options.cwd,
     env: how.env,
-    stdio: ['pipe', 'pipe', 'pipe'],
+    stdio: ['pipe', options.stdout ?? 'pipe', 'pipe'],
     // its own process group (and session); not unref'd: the agent waits for and reaps it
     detached: true,
   });
   const pid = child.pid;
+  // piped: only stdout may go elsewhere
+  const stdin = child.stdin!;
+  const stderrPipe = child.stderr!;
   if (pid !== undefined && options.lowPriority === true) {
     try {
       setPriority(pid, constants.priority.PRIORITY_LOW);
@@ -51,10 +55,10 @@ export function startStreamingProcess(
   }
   // the program may exit before reading all its input; the writer learns of it through
   // `exited`, and an EPIPE must not crash the agent as an unhandled 'error'
-  child.stdin.on('error', () => undefined);
+  stdin.on('error', () => undefined);
 
   let stderr = Buffer.alloc(0);
-  child.stderr.on('data', (chunk: Buffer) => {
+  stderrPipe.on('data', (chunk: Buffer) => {
     stderr = Buffer.concat([stderr, chunk]);
     if (stderr.length > stderrLimit) stderr = stderr.subarray(stderr.length - stderrLimit);
   });
@@ -67,7 +71,7 @@ export function startStreamingProcess(
     stoppedBecause = reason;
     if (pid !== undefined) killGroup(pid);
     // unblock whoever is piping into or out of it
-    child.stdin.destroy();
+    stdin.destroy();
   };
   const timer = setTimeout(() => stop(`timed out after ${options.timeoutMs} ms`), options.timeoutMs);
   const onAbort = (): void => stop('was aborted');
@@ -107,10 +111,19 @@ export function startStreamingProcess(
   // a caller that only awaits the streams must not see an unhandled rejection
   exited.catch(() => undefined);
 
+  // with a stdout target the program writes there itself: ours only ends, once it is gone
+  let stdout: Readable;
+  if (child.stdout !== null) {
+    stdout = child.stdout;
+  } else {
+    stdout = new Readable({ read: () => undefined });
+    child.on('close', () => stdout.push(null));
+  }
+
   return {
     pid: pid ?? -1,
-    stdin: child.stdin,
-    stdout: child.stdout,
+    stdin,
+    stdout,
     exited,
     kill: () => stop('was killed'),
   };

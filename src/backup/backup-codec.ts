@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Socket } from 'node:net';
-import { type Duplex, PassThrough, type Readable, type Writable, addAbortSignal, pipeline } from 'node:stream';
+import { type Duplex, PassThrough, Readable, type Writable, addAbortSignal, pipeline } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { CofferError } from '../common/index.js';
 import { type BackupCompression, checkKeyId, defaultFrameSize, maxFrameSize, objectKey, saltBytes, writeBackupHeader } from './backup-format.js';
@@ -48,6 +48,35 @@ export interface DecodeOptions {
 
 /** Turns engine output into the bytes of a backup object. */
 export function encodeBackup(source: Readable, options: EncodeOptions): Readable {
+  return startBackupEncoding(options).from(source);
+}
+
+/**
+ * An encoding started before its input is known, so that the engine's tool can be started
+ * writing into zstd itself: the uncompressed output, three times the stored bytes, then never
+ * passes through this process, which on a busy host of two cores spends as much CPU carrying
+ * it from one pipe to the next as zstd spends compressing it. Exactly one of `fedDirectly`,
+ * `from` and `cancel` is called.
+ */
+export interface BackupEncoding {
+  /**
+   * zstd's stdin (undefined without compression): a process started with it as its stdout
+   * (StreamOptions.stdout) writes the engine output into zstd itself; then call `fedDirectly`.
+   */
+  readonly input: Writable | undefined;
+  /**
+   * The process given `input` was started: the object's bytes, which end once that process
+   * closed its output (exited) and zstd exited 0. That process's exit status is the caller's
+   * to check: a tool that dies midway leaves zstd a shorter input, which it encodes whole.
+   */
+  fedDirectly(): Readable;
+  /** The engine output is `source` (as encodeBackup). */
+  from(source: Readable): Readable;
+  /** No input comes: zstd is stopped. */
+  cancel(): void;
+}
+
+export function startBackupEncoding(options: EncodeOptions): BackupEncoding {
   const frameSize = options.frameSize ?? defaultFrameSize;
   if (!Number.isInteger(frameSize) || frameSize < 1 || frameSize > maxFrameSize) {
     throw new CofferError('Internal', `A backup frame holds 1 to ${maxFrameSize} bytes, not ${frameSize}.`);
@@ -58,10 +87,23 @@ export function encodeBackup(source: Readable, options: EncodeOptions): Readable
   if (key !== undefined) checkKeyId(keyId);
   const salt = key === undefined ? Buffer.alloc(0) : randomBytes(saltBytes);
   const header = writeBackupHeader({ compression: options.compression, sealed: key !== undefined, frameSize, keyId, salt });
+  const zstd = options.compression === 'zstd' ? new ZstdStream(options.zstdPath ?? zstdProgram, zstdCompressArgs) : undefined;
   const stages: Duplex[] = [];
-  if (options.compression === 'zstd') stages.push(new ZstdStream(options.zstdPath ?? zstdProgram, zstdCompressArgs));
+  if (zstd !== undefined) stages.push(zstd);
   stages.push(new FrameSealer(header, frameSize, key === undefined ? undefined : objectKey(key, salt)));
-  return connect(source, stages, options.signal);
+  return {
+    input: zstd?.stdin,
+    fedDirectly: () => {
+      if (zstd === undefined) throw new CofferError('Internal', 'An uncompressed backup has no input for a process to write into.');
+      zstd.inputHandedOver();
+      // the stages' writable side takes no bytes now, only the end
+      return connect(Readable.from([]), stages, options.signal);
+    },
+    from: (source) => connect(source, stages, options.signal),
+    cancel: () => {
+      for (const stage of stages) stage.destroy();
+    },
+  };
 }
 
 /** Turns the bytes of a backup object back into the engine output it was made from. */

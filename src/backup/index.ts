@@ -14,7 +14,16 @@ export {
   type BackupStorageConfig,
 } from './storage-config.js';
 // The codec (compression, encryption, framing) and the keys it seals with.
-export { decodeBackup, decodeBackupInto, encodeBackup, type BackupCompression, type DecodeOptions, type EncodeOptions } from './backup-codec.js';
+export {
+  decodeBackup,
+  decodeBackupInto,
+  encodeBackup,
+  startBackupEncoding,
+  type BackupCompression,
+  type BackupEncoding,
+  type DecodeOptions,
+  type EncodeOptions,
+} from './backup-codec.js';
 export {
   backupKeyId,
   MasterKey,

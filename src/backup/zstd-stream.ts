@@ -19,6 +19,11 @@ import { CofferError } from '../common/index.js';
 // only reads and checks the third of the bytes that is compressed. The stream's readable side
 // carries nothing then but its end, once zstd exited successfully.
 //
+// Its input may come the same way: a process started with zstd's stdin (`stdin`) as its stdout
+// writes into zstd itself (the backup tool of an engine whose output needs no watching), and
+// then the uncompressed bytes, three times the compressed ones, never pass through this process
+// either. The stream's writable side then takes no bytes, only its end.
+//
 // Its life is the stream's: it ends when its input ends (and it exited 0), and destroying the
 // stream kills it (SIGKILL) and waits until it is reaped before the stream closes. There is no
 // timeout of its own: a backup takes as long as the engine's output does, so the caller's
@@ -38,6 +43,7 @@ export class ZstdStream extends Duplex {
   #child: ChildProcess | undefined;
   #passThrough = false;
   #inputEnded = false;
+  #inputHandedOver = false;
   #stderr = '';
   /** a write held until the reader wants more (pass-through mode) */
   #heldWrite: (() => void) | undefined;
@@ -108,6 +114,22 @@ export class ZstdStream extends Duplex {
     });
   }
 
+  /** zstd's stdin once started, for a process to write into itself (then {@link inputHandedOver}) */
+  get stdin(): Writable | undefined {
+    return this.#child?.stdin ?? undefined;
+  }
+
+  /**
+   * The process given {@link stdin} as its stdout was started: our copy of the pipe goes, so that
+   * zstd's input ends when that process closes its own (when it exits).
+   */
+  inputHandedOver(): void {
+    if (this.#child === undefined) return;
+    this.#inputHandedOver = true;
+    this.#inputEnded = true;
+    this.#child.stdin!.destroy();
+  }
+
   /** no compression: bytes pass unchanged */
   passThrough(): void {
     if (this.#child === undefined) this.#passThrough = true;
@@ -125,6 +147,10 @@ export class ZstdStream extends Duplex {
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     const child = this.#child;
+    if (this.#inputHandedOver) {
+      callback(new CofferError('Internal', 'The backup codec was given bytes for zstd after another process took over its input.'));
+      return;
+    }
     if (child !== undefined) {
       if (child.stdin!.write(chunk)) callback();
       // if it dies instead of draining, its close destroys this stream, which drops the callback
@@ -141,8 +167,9 @@ export class ZstdStream extends Duplex {
 
   override _final(callback: (error?: Error | null) => void): void {
     this.#inputEnded = true;
-    if (this.#child !== undefined) this.#child.stdin!.end();
-    else this.push(null);
+    // handed over: the input ends when the process writing it closes it
+    if (this.#child === undefined) this.push(null);
+    else if (!this.#inputHandedOver) this.#child.stdin!.end();
     callback();
   }
 

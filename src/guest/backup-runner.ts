@@ -1,5 +1,5 @@
 import { pipeline, Transform, type Readable, type Writable } from 'node:stream';
-import { backupKeyId, decodeBackup, decodeBackupInto, encodeBackup, unwrapKey, type BackupStorage, type MasterKey } from '../backup/index.js';
+import { backupKeyId, decodeBackup, decodeBackupInto, startBackupEncoding, unwrapKey, type BackupStorage, type MasterKey } from '../backup/index.js';
 import type { conductorContract, CreateBackupInput, PrepareInput, RpcClient } from '../bus/index.js';
 import { CofferError, type Logger } from '../common/index.js';
 import type { BackupAdmin, RestoreLink } from './engines/engine.js';
@@ -64,8 +64,22 @@ export async function runBackup(job: BackupJob): Promise<void> {
     await report({ state: 'BUILDING', dataBytes: job.dataBytes });
     job.progress('backing up', 0);
     const key = unwrapKey(host.masterKey, input.target.wrappedKey, input.projectId);
-    const run = await job.admin.start({ ...(input.parentFacts === undefined ? {} : { parent: input.parentFacts }), signal: job.signal });
-    const body = encodeBackup(run.stream, { compression: 'zstd', key, keyId: backupKeyId(key), signal: job.signal });
+    // zstd first: a tool whose output the engine does not watch then writes into it directly
+    const encoding = startBackupEncoding({ compression: 'zstd', key, keyId: backupKeyId(key), signal: job.signal });
+    const run = await job.admin
+      .start({ ...(input.parentFacts === undefined ? {} : { parent: input.parentFacts }), signal: job.signal, output: encoding.input })
+      .catch((err: unknown) => {
+        encoding.cancel();
+        throw err;
+      });
+    let body: Readable;
+    if (run.wroteToOutput === true) {
+      body = encoding.fedDirectly();
+      // it carries only the tool's end; read, so that it ends and closes
+      run.stream.resume();
+    } else {
+      body = encoding.from(run.stream);
+    }
     // Which side failed first decides the reason given. A tool that fails while the upload still
     // reads its output failed on its own; one that fails after the upload gave up on it (a
     // storage gone silent, say: the upload destroys what it reads) was only stopped by that,

@@ -31,6 +31,12 @@ export interface StreamOptions {
   /** added to the runner's minimal environment; the host's own environment is never passed on */
   env?: Record<string, string>;
   lowPriority?: boolean;
+  /**
+   * A stream backed by a descriptor (another child's stdin) that the program writes its output
+   * into itself, so that output never passes through this process; `stdout` then carries
+   * nothing and ends once the program exited.
+   */
+  stdout?: Writable;
 }
 
 /**

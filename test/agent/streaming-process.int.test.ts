@@ -191,4 +191,28 @@ describe('LocalProcessRunner.stream', () => {
     assert.match(err.message, /aborted|could not run/);
     if (proc.pid > 0) assert.ok(await groupGone(proc.pid));
   });
+
+  it('with a stdout target the program writes into that process itself; its own stdout only ends', async () => {
+    const data = randomBytes(3 * mib);
+    const reader = runner.stream('sha256sum', [], { timeoutMs: 60_000 });
+    const writer = runner.stream('cat', [], { timeoutMs: 60_000, stdout: reader.stdin });
+    // the reader's input ends only once no one holds it open: the writer's copy goes with it
+    reader.stdin.destroy();
+    const [, , , digest] = await Promise.all([
+      pipeline(Readable.from([data]), writer.stdin),
+      writer.exited,
+      (async () => {
+        const chunks: Buffer[] = [];
+        for await (const chunk of writer.stdout) chunks.push(chunk as Buffer);
+        assert.equal(Buffer.concat(chunks).length, 0, 'nothing came back through this process');
+      })(),
+      (async () => {
+        let out = '';
+        for await (const chunk of reader.stdout) out += String(chunk);
+        await reader.exited;
+        return out;
+      })(),
+    ]);
+    assert.equal(digest.split(' ')[0], createHash('sha256').update(data).digest('hex'));
+  });
 });

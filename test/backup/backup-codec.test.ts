@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { PassThrough, Readable, type Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
-import { decodeBackup, decodeBackupInto, encodeBackup, type BackupCompression } from '../../src/backup/backup-codec.js';
+import { decodeBackup, decodeBackupInto, encodeBackup, startBackupEncoding, type BackupCompression } from '../../src/backup/backup-codec.js';
 import { isCofferError } from '../../src/common/index.js';
 import { backupKeyId, newProjectKey } from '../../src/backup/backup-keys.js';
 import {
@@ -472,5 +472,58 @@ describe('decoding into a process', () => {
     const sink = new PassThrough();
     const [, read] = await Promise.all([decodeBackupInto(Readable.from([bytes]), sink, { key }), collect(sink)]);
     assert.deepEqual(read, sample);
+  });
+});
+
+describe('encoding what a process writes into zstd itself', () => {
+  /** `cat` of `data` (from a file) started with the encoding's input as its stdout, as a backup tool is */
+  async function catInto(input: Writable, data: Buffer): Promise<Promise<number | null>> {
+    const path = join(dir, `tool-${randomBytes(4).toString('hex')}`);
+    await writeFile(path, data);
+    const tool = spawn('/bin/cat', [path], { stdio: ['ignore', input, 'ignore'] });
+    return once(tool, 'close').then(([code]) => code as number | null);
+  }
+
+  test('the object decodes to exactly what the process wrote; the bytes never passed through this process', async () => {
+    const data = Buffer.concat([sample, randomBytes(1024 * 1024 + 3)]);
+    const encoding = startBackupEncoding({ compression: 'zstd', key });
+    assert.ok(encoding.input !== undefined);
+    const compressor = zstdChildren()[0];
+    const tool = await catInto(encoding.input, data);
+    const body = encoding.fedDirectly();
+    // zstd's stdin is the tool's stdout: this process no longer holds that socket
+    const held = readdirSync('/proc/self/fd').map((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    });
+    const zstdInput = readlinkSync(`/proc/${compressor}/fd/0`);
+    const bytes = await collect(body);
+    assert.equal(await tool, 0);
+    assert.ok(!held.includes(zstdInput), 'this process dropped its copy of zstd’s input');
+    assert.deepEqual(await decode(bytes, { key }), data);
+    assert.deepEqual(zstdChildren(), []);
+  });
+
+  test('fed from a stream instead, it is encodeBackup; cancelled, its zstd goes', async () => {
+    const data = randomBytes(200_000);
+    const fromStream = startBackupEncoding({ compression: 'zstd', key });
+    assert.deepEqual(await decode(await collect(fromStream.from(Readable.from([data]))), { key }), data);
+    const cancelled = startBackupEncoding({ compression: 'zstd', key });
+    assert.equal(zstdChildren().length, 1);
+    cancelled.cancel();
+    while (zstdChildren().length > 0) await sleep(20);
+  });
+
+  test('without compression there is no input to hand a process', () => {
+    const encoding = startBackupEncoding({ compression: 'none', key });
+    assert.equal(encoding.input, undefined);
+    assert.throws(() => encoding.fedDirectly(), (err) => {
+      assertCode(err, 'Internal');
+      return true;
+    });
+    encoding.cancel();
   });
 });

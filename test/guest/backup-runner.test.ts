@@ -6,13 +6,16 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import { LocalDirectoryStorage, MasterKey, newProjectKey, wrapKey, type BackupStorage } from '../../src/backup/index.js';
 import type { CreateBackupInput } from '../../src/bus/index.js';
 import { CofferError, silentLogger } from '../../src/common/index.js';
 import { restoreChain, runBackup, type GuestBackupHost } from '../../src/guest/backup-runner.js';
 import { feedRestore } from '../../src/guest/engines/restore-input.js';
-import type { BackupAdmin, BackupFacts, BackupRun } from '../../src/guest/engines/engine.js';
+import type { BackupAdmin, BackupFacts, BackupRequest, BackupRun } from '../../src/guest/engines/engine.js';
+import { LocalProcessRunner } from '../../src/agent/local-process-runner.js';
+import { zstdChildren } from '../backup/codec-helpers.js';
 import { makeDataDir } from '../support/temp-dir.js';
 
 // The guest's half of a backup, between an engine's tool and the storage: the tool's bytes go
@@ -286,4 +289,64 @@ test('a tool that writes nothing for a while is still reported BUILDING, so the 
   // nothing, until the tool's 1 KB was stored (a loaded machine may send one more beat after it)
   const stored = reports.at(-1)!.bytes;
   assert.ok(keptAlive.every((r) => (r.bytes === 0 || r.bytes === stored) && r.dataBytes === undefined), `keep-alives carry the bytes stored so far: ${JSON.stringify(keptAlive)}`);
+});
+
+/**
+ * An engine tool whose output nothing watches, as the MySQL family's: a real process that writes
+ * `data` (from a file) into the compressor's stdin itself and then exits with `code`.
+ */
+function directTool(data: Buffer, code: number): BackupAdmin & { tookOutput: boolean } {
+  const admin = {
+    incremental: false,
+    checkData: notChecked,
+    tookOutput: false,
+    async start(request: BackupRequest): Promise<BackupRun> {
+      const path = join(dir.path, `tool-output-${randomBytes(4).toString('hex')}`);
+      await writeFile(path, data);
+      admin.tookOutput = request.output !== undefined;
+      const tool = new LocalProcessRunner(undefined).stream('/bin/sh', ['-c', 'cat "$1"; exit "$2"', 'sh', path, String(code)], {
+        timeoutMs: 60_000,
+        signal: request.signal,
+        ...(request.output === undefined ? {} : { stdout: request.output }),
+      });
+      tool.stdin.end();
+      const finished = tool.exited.then(() => ({ 'tool-exit': '0' }));
+      finished.catch(() => undefined);
+      return { stream: tool.stdout, finished, wroteToOutput: request.output !== undefined };
+    },
+  };
+  return admin;
+}
+
+test('a tool that writes into zstd itself: COMPLETED, and reads back as it wrote', async () => {
+  const data = Buffer.concat([randomBytes(2 << 20), Buffer.alloc(3 << 20, 'coffer direct backup ')]);
+  const admin = directTool(data, 0);
+  const reports = await backup(admin, 'direct.zst.enc');
+  assert.ok(admin.tookOutput, 'the runner offered the compressor’s input');
+  assert.deepEqual(reports.map((r) => r.state), ['BUILDING', 'COMPLETED']);
+  const done = reports.at(-1)!;
+  assert.deepEqual(done.facts, { 'tool-exit': '0' });
+  assert.ok(done.bytes! < data.length, 'compressed');
+  assert.deepEqual(await buffer(await link('direct.zst.enc', done.sha256!).open()), data);
+  assert.deepEqual(zstdChildren(), []);
+});
+
+test('a tool writing into zstd itself that exits non-zero is FAILED, and nothing is stored', async () => {
+  const reports = await backup(directTool(randomBytes(1 << 20), 3), 'direct-failed');
+  assert.deepEqual(reports.map((r) => r.state), ['BUILDING', 'FAILED']);
+  assert.match(reports[1]!.message!, /exited with code 3/);
+  assert.equal(await storage.head('backups', 'direct-failed'), undefined);
+  assert.deepEqual(zstdChildren(), []);
+});
+
+test('an engine that cannot start its tool is FAILED, and the compressor started for it goes', async () => {
+  const admin: BackupAdmin = {
+    incremental: false,
+    checkData: notChecked,
+    start: () => Promise.reject(new CofferError('EngineError', 'the server is not running')),
+  };
+  const reports = await backup(admin, 'never-started');
+  assert.deepEqual(reports.map((r) => r.state), ['BUILDING', 'FAILED']);
+  assert.match(reports[1]!.message!, /not running/);
+  while (zstdChildren().length > 0) await sleep(20);
 });

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { before, test } from 'node:test';
 import { escapeId } from 'mysql2';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
+import { decodeBackup, newProjectKey, startBackupEncoding } from '../../src/backup/index.js';
 import { engineRegistry } from '../../src/guest/index.js';
 import { probeServer, withAdminConnection } from '../../src/guest/engines/mysql-family/connection.js';
 import { isProcessAlive } from '../../src/guest/engines/process-watch.js';
@@ -156,6 +159,22 @@ runIncrementalBackupSuite<Connection>(
         return Number(rows[0]!.n);
       });
       assert.equal(left, 0, "an aborted backup's account is gone too");
+    });
+
+    test('mariadb: given the compressor’s input, the tool writes its stream into zstd itself, and that backup restores', async () => {
+      const { source, restoreInto, linkOf } = context();
+      const key = newProjectKey();
+      const encoding = startBackupEncoding({ compression: 'zstd', key });
+      const run = await source.driver.backup!.start({ signal: new AbortController().signal, output: encoding.input });
+      assert.equal(run.wroteToOutput, true);
+      const body = encoding.fedDirectly();
+      run.stream.resume();
+      const backups = join(source.dir, '..', 'backups');
+      await pipeline(body, createWriteStream(join(backups, 'direct.enc')));
+      const facts = await run.finished;
+      await pipeline(decodeBackup(createReadStream(join(backups, 'direct.enc')), { key }), createWriteStream(join(backups, 'direct')));
+      const restored = await restoreInto([linkOf({ kind: 'full', facts, file: join(backups, 'direct') })], 'restored-direct');
+      assert.equal(await restored.driver.health(), 'healthy');
     });
 
     // last: the source requires TLS from here on

@@ -230,10 +230,21 @@ export type BackupKind = 'full' | 'incremental';
  */
 export type BackupFacts = Record<string, string>;
 
+export interface BackupRequest {
+  parent?: BackupFacts;
+  signal: AbortSignal;
+  output?: Writable;
+}
+
 /** A backup being taken: the engine tool's output, and what it learnt once it ended. */
 export interface BackupRun {
   /** read it to the end; destroying it aborts the backup and kills the tool */
   readonly stream: Readable;
+  /**
+   * The tool writes into the request's `output` itself: `stream` carries none of its output
+   * and ends once the tool exited (destroying it still kills the tool).
+   */
+  readonly wroteToOutput?: boolean;
   /**
    * Resolves once the tool exited successfully after `stream` ended, with the facts to record;
    * rejects (EngineError with the tool's reason) when it failed or was aborted. A backup whose
@@ -267,8 +278,10 @@ export interface BackupAdmin {
   /**
    * Starts a backup of the running engine: full, or with `parent` (the facts of the backup it
    * follows) the changes since that one. `signal` aborts it (the tool is killed, `finished` rejects).
+   * With `output` (the compressor's stdin, a child's pipe), an engine that does not watch its
+   * tool's output may start the tool writing into it directly (and says so: `wroteToOutput`).
    */
-  start(request: { parent?: BackupFacts; signal: AbortSignal }): Promise<BackupRun>;
+  start(request: BackupRequest): Promise<BackupRun>;
   /**
    * Runs the engine's own consistency check over all of the instance's data, read-only, and
    * answers what it counted: how a backup verification tells a restored backup is sound. Errors

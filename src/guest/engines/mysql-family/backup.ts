@@ -6,7 +6,7 @@ import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { CofferError } from '../../../common/index.js';
 import type { Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
-import type { BackupAdmin, BackupFacts, BackupRun, WalArchive } from '../engine.js';
+import type { BackupAdmin, BackupFacts, BackupRun, BackupRequest, WalArchive } from '../engine.js';
 import { BinlogArchive, type BinlogArchiveHost } from './binlog-archive.js';
 import type { BackupModule } from '../engine-modules.js';
 import type { MysqlFamilyAdmin } from './admin.js';
@@ -101,7 +101,7 @@ class MysqlFamilyBackupAdmin implements BackupAdmin {
     this.walArchive = archiveHost === undefined ? undefined : new BinlogArchive(archiveHost);
   }
 
-  async start(request: { parent?: BackupFacts; signal: AbortSignal }): Promise<BackupRun> {
+  async start(request: BackupRequest): Promise<BackupRun> {
     const { host } = this;
     const { flavor } = host;
     if (request.signal.aborted) throw new CofferError('EngineError', `The ${flavor.title} backup was aborted before it started.`);
@@ -142,6 +142,8 @@ class MysqlFamilyBackupAdmin implements BackupAdmin {
         signal: request.signal,
         cwd: host.dataDir,
         env: { MYSQL_PWD: password },
+        // nothing here reads the xbstream: it may go straight into the compressor
+        ...(request.output === undefined ? {} : { stdout: request.output }),
       });
       child.stdin.end();
       const stream = child.stdout;
@@ -173,7 +175,7 @@ class MysqlFamilyBackupAdmin implements BackupAdmin {
       })();
       // the caller may give up on the stream without awaiting this; it still settles
       finished.catch(() => undefined);
-      return { stream, finished };
+      return { stream, finished, wroteToOutput: request.output !== undefined };
     } catch (err) {
       await cleanUp();
       throw err;

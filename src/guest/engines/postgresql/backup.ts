@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { CofferError } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
-import type { BackupAdmin, BackupFacts, BackupRun, WalArchive } from '../engine.js';
+import type { BackupAdmin, BackupFacts, BackupRun, BackupRequest, WalArchive } from '../engine.js';
 import type { BackupModule } from '../engine-modules.js';
 import { toolBackupRun, type BackupInspector } from '../tool-backup-run.js';
 import type { DataCheckResult } from '../../../bus/index.js';
@@ -113,7 +113,7 @@ export class PostgresqlBackupAdmin implements BackupAdmin {
     this.incremental = archiveHost !== undefined;
   }
 
-  async start(request: { parent?: BackupFacts; signal: AbortSignal }): Promise<BackupRun> {
+  async start(request: BackupRequest): Promise<BackupRun> {
     if ((await this.source.running()) === undefined) {
       throw new CofferError('EngineError', 'PostgreSQL is not running: start the instance before backing it up.');
     }

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { CofferError } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
-import type { BackupAdmin, BackupFacts, BackupRun, WalArchive } from '../engine.js';
+import type { BackupAdmin, BackupFacts, BackupRun, BackupRequest, WalArchive } from '../engine.js';
 import type { BackupModule } from '../engine-modules.js';
 import { toolBackupRun, type BackupInspector } from '../tool-backup-run.js';
 import type { DataCheckResult } from '../../../bus/index.js';
@@ -189,7 +189,7 @@ export class RedisBackupAdmin implements BackupAdmin {
     this.walArchive = archiveHost === undefined ? undefined : new RedisAofArchive(archiveHost);
   }
 
-  async start(request: { parent?: BackupFacts; signal: AbortSignal }): Promise<BackupRun> {
+  async start(request: BackupRequest): Promise<BackupRun> {
     if (request.parent !== undefined) {
       throw new CofferError('OperationNotSupported', 'Operation not supported for datastore redis: incremental backups.');
     }

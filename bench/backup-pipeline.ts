@@ -1,0 +1,219 @@
+// bench/backup-pipeline: the guest's whole backup and restore path, minus the database: a tool
+// process writes a backup stream to its stdout (dd of a file in tmpfs, `--tool-block` bytes per
+// write, as pg_basebackup writes its 32 KiB copy messages), the guest reads it (through the
+// PostgreSQL tar watch; unwatched, as the MySQL family did before the tool wrote into zstd
+// itself; or `direct`, the tool started writing into zstd's stdin), encodes it (zstd -1 -T2,
+// AES-256-GCM frames) and stores it in a local directory storage (SHA-256, fsync); the restore
+// reads it back with its checksum checked and decodes it into a process (`cat > /dev/null`, in
+// place of tar or mbstream). Measures the CPU this Node process spends per GB of the tool's
+// stream, which is what a 2-core host loses to the guest: unlike wall time, it does not swing
+// with the other load on a shared machine.
+//
+//   node --import tsx bench/backup-pipeline.ts [--size-mib 256] [--rounds 3] [--tool-block 32768]
+//       [--mode tar,plain,direct] [--profile-dir DIR] [--out FILE]
+//
+// The raw rows are the same tool by hand: `dd | zstd -1 -T2 -q -c > file`, then
+// `zstd -d -q -c file | cat > /dev/null`.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { parseArgs } from 'node:util';
+import { startStreamingProcess } from '../src/agent/streaming-process.js';
+import { decodeBackupInto, encodeBackup, startBackupEncoding } from '../src/backup/backup-codec.js';
+import { newProjectKey } from '../src/backup/backup-keys.js';
+import { LocalDirectoryStorage } from '../src/backup/local-directory-storage.js';
+import { TarWatch } from '../src/guest/engines/postgresql/tar-watch.js';
+import { toolBackupRun } from '../src/guest/engines/tool-backup-run.js';
+import { sampleChunks } from '../test/backup/sample-data.js';
+
+const { values } = parseArgs({
+  options: {
+    'size-mib': { type: 'string', default: '256' },
+    rounds: { type: 'string', default: '3' },
+    'tool-block': { type: 'string', default: '32768' },
+    mode: { type: 'string', default: 'tar,plain,direct' },
+    'profile-dir': { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+const size = Number(values['size-mib']) * 1024 * 1024;
+const rounds = Number(values.rounds);
+const toolBlock = Number(values['tool-block']);
+type Mode = 'tar' | 'plain' | 'direct';
+const modes = values.mode!.split(',') as Mode[];
+const zstd = '/usr/bin/zstd';
+const env = { PATH: '/usr/bin:/bin', LANG: 'C' };
+
+const shm = await mkdtemp(join('/dev/shm', 'coffer-pipeline-'));
+const key = newProjectKey();
+const storage = new LocalDirectoryStorage(shm);
+await storage.ensureContainer('backups');
+
+/** a tar like pg_basebackup's: the data as 16 MiB files, with the entries the PostgreSQL inspector keeps */
+async function makeTar(): Promise<string> {
+  const dir = join(shm, 'cluster');
+  await mkdir(join(dir, 'base'), { recursive: true });
+  let n = 0;
+  for (const chunk of sampleChunks(size, 42, 16 * 1024 * 1024)) await writeFile(join(dir, 'base', String(16384 + n++)), chunk);
+  await writeFile(join(dir, 'backup_label'), 'START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nSTART TIMELINE: 1\n');
+  await writeFile(join(dir, 'PG_VERSION'), '15\n');
+  await writeFile(join(dir, 'backup_manifest'), '{"WAL-Ranges": [\n{ "Timeline": 1, "Start-LSN": "0/2000028", "End-LSN": "0/2000100" }\n] }\n');
+  const tar = join(shm, 'data.tar');
+  await run('tar', ['-cf', tar, '-C', dir, 'backup_label', 'PG_VERSION', 'base', 'backup_manifest']);
+  await rm(dir, { recursive: true });
+  return tar;
+}
+
+async function makePlain(): Promise<string> {
+  const file = join(shm, 'data.raw');
+  await writeFile(file, [...sampleChunks(size, 43)]);
+  return file;
+}
+
+async function run(file: string, args: string[]): Promise<void> {
+  const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'inherit'], env });
+  const [code] = (await once(child, 'close')) as [number];
+  if (code !== 0) throw new Error(`${file} exited with ${code}`);
+}
+
+function startTool(input: string, stdout?: Writable) {
+  return startStreamingProcess('/bin/dd', [`if=${input}`, `bs=${toolBlock}`, 'status=none'], { timeoutMs: 600_000, ...(stdout === undefined ? {} : { stdout }) }, { env });
+}
+
+async function coderBackup(mode: Mode, input: string, name: string): Promise<string> {
+  if (mode === 'direct') {
+    const encoding = startBackupEncoding({ compression: 'zstd', key });
+    const tool = startTool(input, encoding.input);
+    tool.stdin.end();
+    const body = encoding.fedDirectly();
+    tool.stdout.resume();
+    const stored = await storage.put('backups', name, body);
+    await tool.exited;
+    return stored.sha256;
+  }
+  const tool = startTool(input);
+  let stream: Readable;
+  let finished: Promise<unknown>;
+  if (mode === 'tar') {
+    const watch = new TarWatch([
+      { name: 'backup_label', limit: 64 * 1024, keep: 'head' },
+      { name: 'backup_manifest', limit: 64 * 1024, keep: 'tail' },
+      { name: 'PG_VERSION', limit: 64, keep: 'head' },
+    ]);
+    ({ stream, finished } = toolBackupRun(tool, { see: (chunk) => watch.see(chunk), facts: () => ({ complete: String(watch.complete) }) }, new AbortController().signal));
+  } else {
+    tool.stdin.end();
+    ({ stdout: stream, exited: finished } = tool);
+  }
+  const body = encodeBackup(stream, { compression: 'zstd', key });
+  const stored = await storage.put('backups', name, body);
+  await finished;
+  return stored.sha256;
+}
+
+async function coderRestore(name: string, sha256: string): Promise<void> {
+  const sink = spawn('/bin/sh', ['-c', 'cat > /dev/null'], { stdio: ['pipe', 'ignore', 'inherit'], env });
+  const closed = once(sink, 'close');
+  const stored = await storage.get('backups', name, { expectedSha256: sha256 });
+  await decodeBackupInto(stored, sink.stdin, { key });
+  const [code] = (await closed) as [number];
+  if (code !== 0) throw new Error(`cat exited with ${code}`);
+}
+
+const rawFile = join(shm, 'raw.zst');
+const rawBackup = (input: string) => run('/bin/sh', ['-c', `dd if="$1" bs=${toolBlock} status=none | ${zstd} -1 -T2 -q -c > "$2"`, 'sh', input, rawFile]);
+const rawRestore = () => run('/bin/sh', ['-c', `${zstd} -d -q -c "$1" | cat > /dev/null`, 'sh', rawFile]);
+
+interface Sample {
+  ms: number;
+  nodeCpuMs: number;
+  childCpuMs: number;
+}
+
+/** CPU time of the children this process reaped, ms (/proc/self/stat cutime + cstime, 100 ticks a second) */
+async function childrenCpuMs(): Promise<number> {
+  const stat = await readFile('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[13]) + Number(fields[14])) * 10;
+}
+
+const profiler = values['profile-dir'] === undefined ? undefined : new Session();
+profiler?.connect();
+const post = (method: string, params?: object) =>
+  new Promise<unknown>((resolve, reject) => profiler!.post(method, params, (err, result) => (err === null ? resolve(result) : reject(err))));
+if (profiler !== undefined) await mkdir(values['profile-dir']!, { recursive: true });
+
+async function timed(work: () => Promise<unknown>, profile?: string): Promise<Sample> {
+  if (profile !== undefined && profiler !== undefined) {
+    await post('Profiler.enable');
+    await post('Profiler.start');
+  }
+  const children = await childrenCpuMs();
+  const cpu = process.cpuUsage();
+  const began = performance.now();
+  await work();
+  const ms = performance.now() - began;
+  const used = process.cpuUsage(cpu);
+  const sample = { ms, nodeCpuMs: (used.user + used.system) / 1000, childCpuMs: (await childrenCpuMs()) - children };
+  if (profile !== undefined && profiler !== undefined) {
+    const { profile: taken } = (await post('Profiler.stop')) as { profile: object };
+    await writeFile(join(values['profile-dir']!, `${profile}.cpuprofile`), JSON.stringify(taken));
+  }
+  return sample;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const loadBefore = loadavg();
+const lines: string[] = [];
+try {
+  for (const mode of modes) {
+    const input = mode === 'tar' ? await makeTar() : await makePlain();
+
+    const streamBytes = Number((await import('node:fs')).statSync(input).size);
+    const rows = { rawBackup: [] as Sample[], backup: [] as Sample[], rawRestore: [] as Sample[], restore: [] as Sample[] };
+    for (let round = 1; round <= rounds; round++) {
+      process.stdout.write(`${mode}: round ${round}/${rounds}\n`);
+      rows.rawBackup.push(await timed(() => rawBackup(input)));
+      let sha = '';
+      rows.backup.push(await timed(async () => (sha = await coderBackup(mode, input, `${mode}-${round}`)), round === 1 ? `${mode}-backup` : undefined));
+      rows.rawRestore.push(await timed(rawRestore));
+      rows.restore.push(await timed(() => coderRestore(`${mode}-${round}`, sha), round === 1 ? `${mode}-restore` : undefined));
+      await storage.delete('backups', `${mode}-${round}`);
+    }
+    await rm(input);
+    const gb = streamBytes / 1e9;
+    const rate = (samples: Sample[]) => streamBytes / 1e6 / (median(samples.map((s) => s.ms)) / 1000);
+    const row = (what: string, samples: Sample[]) =>
+      `| ${what} | ${median(samples.map((s) => s.nodeCpuMs / 1000 / gb)).toFixed(2)} | ${median(samples.map((s) => s.childCpuMs / 1000 / gb)).toFixed(2)} | ${rate(samples).toFixed(0)} | ${samples.map((s) => (s.nodeCpuMs / 1000 / gb).toFixed(2)).join(', ')} |`;
+    lines.push(
+      `${{ tar: 'tar watched (PostgreSQL)', plain: 'unwatched, through this process (the MySQL family on main)', direct: 'the tool writing into zstd itself (the MySQL family on this branch)' }[mode]}, ${(streamBytes / 1e6).toFixed(0)} MB written ${toolBlock} bytes at a time:`,
+      '',
+      '| what | CPU s/GB, Node (median) | CPU s/GB, children | MB/s (median, loaded machine) | Node CPU s/GB, all rounds |',
+      '| --- | --- | --- | --- | --- |',
+      row('backup, raw (dd \\| zstd > file)', rows.rawBackup),
+      row('**backup, Coffer (tool → codec → storage put)**', rows.backup),
+      row('restore, raw (zstd -d \\| cat)', rows.rawRestore),
+      row('**restore, Coffer (storage get → decodeBackupInto cat)**', rows.restore),
+      '',
+    );
+  }
+} finally {
+  profiler?.disconnect();
+  await rm(shm, { recursive: true, force: true });
+}
+const report = [
+  `### ${new Date().toISOString()}: ${size / 1024 / 1024} MiB, ${rounds} rounds`,
+  '',
+  `Machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before, ${loadavg().map((l) => l.toFixed(2)).join(' ')} after.`,
+  '',
+  ...lines,
+].join('\n');
+process.stdout.write(`${report}\n`);
+if (values.out !== undefined) {
+  await mkdir(dirname(values.out), { recursive: true });
+  await appendFile(values.out, `${report}\n`);
+}
