@@ -3,7 +3,13 @@
 // by hand, measured the same way in the same run.
 //
 //   node --import tsx bench/density.ts [--redis 1000] [--postgresql 300] [--seconds 60] [--parallel 8]
-//       [--raw full|<n>|none] [--subnet 127.81] [--settle 30] [--out bench/results/density.md]
+//       [--raw full|<n>|none] [--coffer yes|no] [--subnet 127.81] [--settle 30] [--delete-minutes 20]
+//       [--max-failures 3] [--out <file>]
+//
+// As root. The data directory is made under $TMPDIR (/tmp by default): give TMPDIR a short
+// directory outside /tmp (e.g. TMPDIR=/var/lib/cdt, at most 18 bytes: sockets live under it) to
+// delete as a real host does; each delete sweeps /tmp for the instance user's files, and walks
+// every instance's data directory when it is there (bench/results/density.md).
 //
 // Coffer: one `coffer serve` (every role in one process: API, taskmanager, conductor, agent, the
 // guests), started as the e2e tests start it, with the project's instance, volume and RAM quotas
