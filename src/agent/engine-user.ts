@@ -67,12 +67,25 @@ export function changeAccounts(program: 'useradd' | 'userdel' | 'groupdel', args
   return result;
 }
 
+/** A range of uids and gids, both ends included. */
+export interface IdRange {
+  min: number;
+  max: number;
+}
+
 /**
  * A system user without home or login shell, with a group of its own (whatever login.defs'
- * USERGROUPS_ENAB says): `useradd` exit code, 9 when the name is taken.
+ * USERGROUPS_ENAB says): `useradd` exit code, 9 when the name is taken. `ids`: where its uid
+ * and gid come from instead of login.defs' system range (SYS_UID_MIN..SYS_UID_MAX, 101..999 by
+ * default: room for fewer than 900 users beside the packages' own).
  */
-export function addSystemUser(name: string): Promise<number> {
-  return changeAccounts('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', name]);
+export function addSystemUser(name: string, ids?: IdRange): Promise<number> {
+  const range =
+    ids === undefined
+      ? []
+      : ['SYS_UID_MIN', 'SYS_GID_MIN'].flatMap((key) => ['-K', `${key}=${ids.min}`]).concat(['SYS_UID_MAX', 'SYS_GID_MAX'].flatMap((key) => ['-K', `${key}=${ids.max}`]));
+  // --no-log-init: no lastlog or faillog record, which for a high uid would be written far into those files
+  return changeAccounts('useradd', ['--system', ...range, '--user-group', '--no-create-home', '--no-log-init', '--shell', '/usr/sbin/nologin', name]);
 }
 
 /** The gid of the group `name`, if there is one. */

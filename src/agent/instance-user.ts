@@ -4,7 +4,7 @@ import { access, readdir, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { CofferError } from '../common/index.js';
 import type { Logger } from '../common/index.js';
-import { addSystemUser, changeAccounts, isValidUserName, lookupGroup, lookupUser } from './engine-user.js';
+import { addSystemUser, changeAccounts, isValidUserName, lookupGroup, lookupUser, type IdRange } from './engine-user.js';
 import type { EngineIdentity } from './local-process-runner.js';
 
 // When the agent runs as root, each instance's engine runs as an OS user of its own. A
@@ -24,6 +24,13 @@ const sysvIpc = [
   { table: '/proc/sysvipc/msg', id: 'msqid', flag: '-q' },
 ];
 const killRounds = 50;
+/**
+ * Where instance users' uids and gids come from: one user per instance outgrows login.defs'
+ * system range (fewer than 900 ids on Debian, shared with the packages' users) long before a
+ * host is full. Above Debian's reserved ids and systemd's dynamic users (up to 65535), below
+ * 100000, where useradd begins the subordinate ids of rootless containers: 34,464 users.
+ */
+export const instanceIds = { min: 65536, max: 99999 };
 
 /**
  * `coffer-` and 12 random hex digits (useradd allows 32 characters). Random, not derived from
@@ -36,9 +43,13 @@ export function instanceUserName(): string {
 }
 
 /** Makes the user `name` with a group of its own; undefined when the name is taken (a user is never shared). */
-export async function addInstanceUser(name: string): Promise<EngineIdentity | undefined> {
-  const code = await addSystemUser(name);
+export async function addInstanceUser(name: string, ids: IdRange = instanceIds): Promise<EngineIdentity | undefined> {
+  const code = await addSystemUser(name, ids);
   if (code === 9) return undefined;
+  // 4: no free uid or gid left in the range
+  if (code === 4) {
+    throw new CofferError('Internal', `useradd ${name} found no free uid or gid from ${ids.min} to ${ids.max}: this host holds as many instance users as it can.`);
+  }
   if (code !== 0) throw new CofferError('Internal', `useradd ${name} failed with exit code ${code}.`);
   const identity = await lookupUser(name);
   if (identity === undefined) throw new CofferError('Internal', `The new user ${name} cannot be looked up.`);
@@ -51,9 +62,9 @@ export async function addInstanceUser(name: string): Promise<EngineIdentity | un
 }
 
 /** Creates a user no one else has: a name already in use is never shared, the next candidate is tried. */
-export async function createInstanceUser(instanceId: string, logger: Logger): Promise<EngineIdentity> {
+export async function createInstanceUser(instanceId: string, logger: Logger, ids: IdRange = instanceIds): Promise<EngineIdentity> {
   for (let attempt = 0; attempt < candidates; attempt += 1) {
-    const identity = await addInstanceUser(instanceUserName());
+    const identity = await addInstanceUser(instanceUserName(), ids);
     if (identity === undefined) continue;
     logger.info({ instanceId, osUser: identity.name, uid: identity.uid }, 'created the instance user');
     return identity;

@@ -30,6 +30,7 @@ describe('redis AOF archive', () => {
   let archiveHost: ConstructorParameters<typeof RedisAofArchive>[0];
   const address = randomAddress();
   const aofDir = () => join(dir, 'data', 'appendonlydir');
+  let programsRun = 0;
 
   const admin = async (): Promise<AdminEndpoint> => ({
     socketPath: join(dir, 'data', 'redis.sock'),
@@ -62,7 +63,20 @@ describe('redis AOF archive', () => {
     dir = join(root, 'i');
     await mkdir(dir);
     await chmod(dir, 0o711);
-    const runner = await localRunner();
+    const local = await localRunner();
+    // counts the programs run as the engine's user (each a process spawned)
+    const runner = new Proxy(local, {
+      get(target, name, receiver) {
+        const value = Reflect.get(target, name, receiver) as unknown;
+        if ((name === 'run' || name === 'stream') && typeof value === 'function') {
+          return (...args: unknown[]) => {
+            programsRun += 1;
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        }
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
     const discovery = await engineRegistry.redis.discover([], runner);
     assert.ok(discovery.binaries[0] !== undefined, JSON.stringify(discovery.reports));
     driver = engineRegistry.redis.create({
@@ -142,6 +156,40 @@ describe('redis AOF archive', () => {
     const [next] = await archive.pending();
     assert.deepEqual(parseChunkName(next!), { seq, offset: onDisk.length });
     await ship(next!);
+  });
+
+  it('reads no file while Redis reports its AOF unchanged, and finds a write or a rewrite at the next round', async () => {
+    // the driver's own archive, as the guest's shipper runs it: its host asks Redis over the health check's kept connection
+    const guestArchive = driver.backup!.walArchive!;
+    for (const name of await guestArchive.pending()) await guestArchive.remove(name);
+    // the round that finds nothing reads the files once, to know nothing waits
+    assert.deepEqual(await guestArchive.pending(), []);
+    const quiet = programsRun;
+    for (let round = 0; round < 5; round += 1) assert.deepEqual(await guestArchive.pending(), []);
+    assert.equal(programsRun, quiet, 'an idle round runs no program');
+
+    // a write: the next round reads the files and finds it waiting for its minute, and so does every round until it goes
+    await set('quiet-1');
+    assert.deepEqual(await guestArchive.pending(), []);
+    assert.ok(programsRun > quiet, 'a round after a write reads the files');
+    const waiting = programsRun;
+    assert.deepEqual(await guestArchive.pending(), []);
+    assert.ok(programsRun > waiting, 'bytes waiting are looked at again each round');
+
+    // a rewrite closes the file: the next round ships its end, the write with it
+    await withAdminClient(await admin(), (client) => rewriteAof(client, new AbortController().signal, Date.now() + 60_000));
+    const [closed, ...none] = await guestArchive.pending();
+    assert.deepEqual(none, []);
+    assert.equal((await guestArchive.inspect(closed!)).final, 'yes');
+    assert.match((await buffer(guestArchive.read(closed!, new AbortController().signal))).toString('latin1'), /quiet-1/);
+    await guestArchive.remove(closed!);
+    // then quiet again
+    assert.deepEqual(await guestArchive.pending(), []);
+    const again = programsRun;
+    assert.deepEqual(await guestArchive.pending(), []);
+    assert.equal(programsRun, again);
+    // the tests below drive the test's own archive, which must read the state the guest's left
+    archive = new RedisAofArchive(archiveHost, { shipAfterMs: 0 });
   });
 
   it('ships a closed file to its end, then lets Redis remove the files a rewrite replaced', async () => {

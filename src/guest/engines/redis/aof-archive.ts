@@ -49,6 +49,23 @@ export interface AofArchiveHost {
   logger: Logger;
   endpoint(): Promise<AdminEndpoint>;
   running(): Promise<boolean>;
+  /**
+   * INFO's server and persistence fields, asked over a connection the host keeps (the health
+   * check's); undefined when the server does not answer. Without it every round reads the files.
+   */
+  persistence?(): Promise<Map<string, string> | undefined>;
+}
+
+/**
+ * What Redis says of its AOF that changes whenever the files could have: a write appended
+ * (aof_current_size), a rewrite begun or ended (which opens a new incremental file and closes the
+ * last), another server (run_id: a restart). Undefined while a rewrite runs or when AOF is off:
+ * the files are read then.
+ */
+function aofFingerprint(fields: Map<string, string> | undefined): string | undefined {
+  if (fields === undefined || fields.get('aof_enabled') !== '1' || fields.get('aof_rewrite_in_progress') !== '0') return undefined;
+  const parts = ['run_id', 'aof_rewrites', 'aof_current_size', 'aof_base_size'].map((name) => fields.get(name));
+  return parts.some((part) => part === undefined || part === '') ? undefined : parts.join(' ');
 }
 
 interface PlannedChunk extends ChunkPosition {
@@ -66,6 +83,13 @@ export class RedisAofArchive implements WalArchive {
   /** when the guest first saw the current file's bytes waiting */
   private waiting: { seq: number; offset: number; since: number } | undefined;
   private state: ArchiveState | undefined;
+  /**
+   * The AOF's fingerprint when a round last found nothing to ship and nothing waiting: while
+   * Redis reports the same, the files are as they were and a round reads none of them (each
+   * read runs a program as the engine's user, which cost an idle host of a thousand instances
+   * most of its CPU).
+   */
+  private quietAt: string | undefined;
 
   private readonly shipAfterMs: number;
 
@@ -83,8 +107,20 @@ export class RedisAofArchive implements WalArchive {
   async pending(): Promise<string[]> {
     this.planned.clear();
     if (!(await this.host.running())) return [];
+    // read before the files: a write that lands after it changes the next round's fingerprint
+    const fingerprint = aofFingerprint(await this.host.persistence?.());
+    if (fingerprint !== undefined && fingerprint === this.quietAt) return [];
+    this.quietAt = undefined;
+    const { names, settled } = await this.plan();
+    // nothing to ship and nothing waiting for its time: the same fingerprint next round means the same files
+    if (names.length === 0 && settled) this.quietAt = fingerprint;
+    return names;
+  }
+
+  /** the chunks to ship now; `settled` when every byte of the files is shipped (none waits) */
+  private async plan(): Promise<{ names: string[]; settled: boolean }> {
     const files = await this.incrementals();
-    if (files.length === 0) return [];
+    if (files.length === 0) return { names: [], settled: true };
     const current = files.at(-1)!;
     let state = await this.readState();
     // first run, or files gone before they were shipped (a gap the restore planner will see)
@@ -118,7 +154,7 @@ export class RedisAofArchive implements WalArchive {
         plan((await this.scan(file.name, file.seq, offset, size, true))!);
         continue;
       }
-      if (size <= offset) break;
+      if (size <= offset) return { names, settled: true };
       if (this.waiting?.seq !== file.seq || this.waiting.offset !== offset) this.waiting = { seq: file.seq, offset, since: Date.now() };
       const due = Date.now() - this.waiting.since >= this.shipAfterMs;
       // what has waited goes whole, in chunks of at most chunkBytes; a full chunk goes at once
@@ -132,7 +168,7 @@ export class RedisAofArchive implements WalArchive {
         offset = chunk.end;
       }
     }
-    return names;
+    return { names, settled: false };
   }
 
   async inspect(name: string): Promise<Record<string, string>> {

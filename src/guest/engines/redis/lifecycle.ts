@@ -24,7 +24,7 @@ import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { KeptProbe } from '../kept-probe.js';
 import { redisMetrics } from './metrics.js';
 import { renderInitialAclFile, rootDisableArguments, rootUser } from './acl.js';
-import { applyAcl, healthProbeOps, setMaxmemory, withAdminClient, type AdminEndpoint, type AdminEndpointSource } from './admin.js';
+import { applyAcl, healthProbeOps, infoFields, setMaxmemory, withAdminClient, type AdminEndpoint, type AdminEndpointSource } from './admin.js';
 import type { AofArchiveHost } from './aof-archive.js';
 import { planAofReplay, writeRestoredAof, type AofReplayPlan } from './aof-replay.js';
 import type { RdbSource } from './backup.js';
@@ -194,6 +194,7 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
       logger: this.logger,
       endpoint: () => this.endpoint(),
       running: async () => (await this.health()) === 'healthy',
+      persistence: () => this.probe.query(async (client) => infoFields(String(await client.call('INFO', ['server', 'persistence'])))),
     };
   }
 
