@@ -19,7 +19,7 @@
 import { spawn } from 'node:child_process';
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { appendFile, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
@@ -27,6 +27,7 @@ import { parseArgs } from 'node:util';
 import { decodeBackup, decodeBackupInto, encodeBackup } from '../src/backup/backup-codec.js';
 import { newProjectKey } from '../src/backup/backup-keys.js';
 import { sampleChunks } from '../test/backup/sample-data.js';
+import { cpuTimer, type Sample } from './cpu-timing.js';
 
 const { values } = parseArgs({
   options: {
@@ -51,34 +52,7 @@ const dataFile = join(shm, 'data');
 const zstFile = join(shm, 'data.zst');
 await writeFile(dataFile, data);
 
-interface Sample {
-  ms: number;
-  /** CPU time of this process during the run (user + system), ms */
-  nodeCpuMs: number;
-  /** CPU time of the children it reaped during the run (zstd), ms */
-  childCpuMs: number;
-}
-
-/**
- * CPU time of the children this process reaped, ms: fields cutime and cstime of
- * /proc/self/stat, in clock ticks (100 per second on Linux). On a shared machine wall time says
- * how much CPU the run got; CPU time says how much it needed.
- */
-async function childrenCpuMs(): Promise<number> {
-  const stat = await readFile('/proc/self/stat', 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[13]) + Number(fields[14])) * 10;
-}
-
-async function timed(run: () => Promise<unknown>): Promise<Sample> {
-  const children = await childrenCpuMs();
-  const cpu = process.cpuUsage();
-  const began = process.hrtime.bigint();
-  await run();
-  const ms = Number(process.hrtime.bigint() - began) / 1e6;
-  const used = process.cpuUsage(cpu);
-  return { ms, nodeCpuMs: (used.user + used.system) / 1000, childCpuMs: (await childrenCpuMs()) - children };
-}
+const { timed } = cpuTimer();
 
 async function byHandFromFile(args: string[], input: string): Promise<number> {
   const devNull = await open('/dev/null', 'w');

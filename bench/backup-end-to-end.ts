@@ -27,8 +27,7 @@
 // from /proc/self/stat) — not the database server's side of the backup.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { appendFile, chmod, chown, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
-import { Session } from 'node:inspector';
+import { appendFile, chmod, chown, mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -46,6 +45,7 @@ import { mariadbFlavor } from '../src/guest/engines/mariadb/engine.js';
 import { findBackupTools } from '../src/guest/engines/mysql-family/backup-tools.js';
 import { restoreChain as mysqlRestoreChain } from '../src/guest/engines/mysql-family/restore-chain.js';
 import { extractBaseBackup } from '../src/guest/engines/postgresql/restore.js';
+import { cpuTimer, type Sample } from './cpu-timing.js';
 
 const { values } = parseArgs({
   options: {
@@ -242,42 +242,7 @@ async function mariadbSize(connection: Awaited<ReturnType<typeof createConnectio
 // ---------------------------------------------------------------------------------------------
 // measuring
 
-interface Sample {
-  ms: number;
-  nodeCpuMs: number;
-  childCpuMs: number;
-}
-
-async function childrenCpuMs(): Promise<number> {
-  const stat = await readFile('/proc/self/stat', 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[13]) + Number(fields[14])) * 10;
-}
-
-const profiler = values['profile-dir'] === undefined ? undefined : new Session();
-profiler?.connect();
-const post = (method: string, params?: object) =>
-  new Promise<unknown>((resolve, reject) => profiler!.post(method, params, (err, result) => (err === null ? resolve(result) : reject(err))));
-
-/** `run` timed; CPU-profiled into `--profile-dir` as `profile`.cpuprofile when named and asked for */
-async function timed(run: () => Promise<unknown>, profile?: string): Promise<Sample> {
-  if (profile !== undefined && profiler !== undefined) {
-    await post('Profiler.enable');
-    await post('Profiler.start');
-  }
-  const children = await childrenCpuMs();
-  const cpu = process.cpuUsage();
-  const began = performance.now();
-  await run();
-  const ms = performance.now() - began;
-  const used = process.cpuUsage(cpu);
-  const sample = { ms, nodeCpuMs: (used.user + used.system) / 1000, childCpuMs: (await childrenCpuMs()) - children };
-  if (profile !== undefined && profiler !== undefined) {
-    const { profile: taken } = (await post('Profiler.stop')) as { profile: object };
-    await writeFile(join(values['profile-dir']!, `${profile}.cpuprofile`), JSON.stringify(taken));
-  }
-  return sample;
-}
+const { timed, close: closeProfiler } = cpuTimer(values['profile-dir']);
 
 /** runs `script` in a shell with `args` as $1…; rejects with its stderr when it fails */
 async function shell(script: string, args: string[], env: Record<string, string> = {}, cwd?: string): Promise<string> {
@@ -566,7 +531,7 @@ try {
   }
 } finally {
   clearInterval(loadTimer);
-  profiler?.disconnect();
+  closeProfiler();
   await rm(root, { recursive: true, force: true });
 }
 const loads = loadSamples.length === 0 ? [loadavg()[0]!] : loadSamples;

@@ -16,8 +16,7 @@
 // `zstd -d -q -c file | cat > /dev/null`.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { Session } from 'node:inspector';
+import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -29,6 +28,7 @@ import { LocalDirectoryStorage } from '../src/backup/local-directory-storage.js'
 import { TarWatch } from '../src/guest/engines/postgresql/tar-watch.js';
 import { toolBackupRun } from '../src/guest/engines/tool-backup-run.js';
 import { sampleChunks } from '../test/backup/sample-data.js';
+import { cpuTimer, type Sample } from './cpu-timing.js';
 
 const { values } = parseArgs({
   options: {
@@ -128,43 +128,7 @@ const rawFile = join(shm, 'raw.zst');
 const rawBackup = (input: string) => run('/bin/sh', ['-c', `dd if="$1" bs=${toolBlock} status=none | ${zstd} -1 -T2 -q -c > "$2"`, 'sh', input, rawFile]);
 const rawRestore = () => run('/bin/sh', ['-c', `${zstd} -d -q -c "$1" | cat > /dev/null`, 'sh', rawFile]);
 
-interface Sample {
-  ms: number;
-  nodeCpuMs: number;
-  childCpuMs: number;
-}
-
-/** CPU time of the children this process reaped, ms (/proc/self/stat cutime + cstime, 100 ticks a second) */
-async function childrenCpuMs(): Promise<number> {
-  const stat = await readFile('/proc/self/stat', 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[13]) + Number(fields[14])) * 10;
-}
-
-const profiler = values['profile-dir'] === undefined ? undefined : new Session();
-profiler?.connect();
-const post = (method: string, params?: object) =>
-  new Promise<unknown>((resolve, reject) => profiler!.post(method, params, (err, result) => (err === null ? resolve(result) : reject(err))));
-if (profiler !== undefined) await mkdir(values['profile-dir']!, { recursive: true });
-
-async function timed(work: () => Promise<unknown>, profile?: string): Promise<Sample> {
-  if (profile !== undefined && profiler !== undefined) {
-    await post('Profiler.enable');
-    await post('Profiler.start');
-  }
-  const children = await childrenCpuMs();
-  const cpu = process.cpuUsage();
-  const began = performance.now();
-  await work();
-  const ms = performance.now() - began;
-  const used = process.cpuUsage(cpu);
-  const sample = { ms, nodeCpuMs: (used.user + used.system) / 1000, childCpuMs: (await childrenCpuMs()) - children };
-  if (profile !== undefined && profiler !== undefined) {
-    const { profile: taken } = (await post('Profiler.stop')) as { profile: object };
-    await writeFile(join(values['profile-dir']!, `${profile}.cpuprofile`), JSON.stringify(taken));
-  }
-  return sample;
-}
+const { timed, close: closeProfiler } = cpuTimer(values['profile-dir']);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const loadBefore = loadavg();
@@ -202,7 +166,7 @@ try {
     );
   }
 } finally {
-  profiler?.disconnect();
+  closeProfiler();
   await rm(shm, { recursive: true, force: true });
 }
 const report = [
