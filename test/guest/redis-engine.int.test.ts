@@ -201,6 +201,31 @@ describe('redis engine', () => {
     });
   });
 
+  it("slows an idle server's timer and gives it back at the first check after a tenant's command", async () => {
+    // the guest's own connections (os_admin) are no tenant's use: one kept open reads the rate
+    await withAdminClient(await admin(), async (watcher) => {
+      const hz = async () => ((await watcher.call('CONFIG', ['GET', 'hz'])) as string[])[1];
+      await driver.health();
+      await driver.health();
+      assert.equal(await hz(), '1', 'nothing happened between two checks');
+      const alice = await connect(['alice', passwords.alice]);
+      try {
+        await alice.set('ticks', '1');
+        assert.equal(await driver.health(), 'healthy');
+        assert.equal(await hz(), '10', 'a connection was opened and used');
+        await new Promise((resolve) => setTimeout(resolve, 1_200));
+        await driver.health();
+        await driver.health();
+        assert.equal(await hz(), '1', 'a connection kept open, quiet since before the last check');
+        await alice.incr('ticks');
+        await driver.health();
+        assert.equal(await hz(), '10', 'a kept connection sent a command');
+      } finally {
+        alice.disconnect();
+      }
+    });
+  });
+
   it('creates, lists, updates and deletes users with real logins', async () => {
     const users = driver.users!;
     assert.deepEqual(await users.list(), [

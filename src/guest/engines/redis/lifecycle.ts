@@ -24,6 +24,7 @@ import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { KeptProbe } from '../kept-probe.js';
 import { redisMetrics } from './metrics.js';
 import { renderInitialAclFile, rootDisableArguments, rootUser } from './acl.js';
+import { idleHz, IdleHzPolicy, readServerActivity } from './idle-hz.js';
 import { applyAcl, healthProbeOps, infoFields, setMaxmemory, withAdminClient, type AdminEndpoint, type AdminEndpointSource } from './admin.js';
 import type { AofArchiveHost } from './aof-archive.js';
 import { planAofReplay, writeRestoredAof, type AofReplayPlan } from './aof-replay.js';
@@ -533,8 +534,27 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
       return 'stopped';
     }
     const healthy = await this.probe.answers();
-    if (healthy) this.copySourceUsers();
+    if (healthy) {
+      this.copySourceUsers();
+      await this.adjustHz();
+    }
     return healthy ? 'healthy' : 'running';
+  }
+
+  private readonly hzPolicy = new IdleHzPolicy();
+
+  /** An idle instance's timer slowed, a used one's given back (idle-hz.ts); a failure only costs idle CPU. */
+  private async adjustHz(): Promise<void> {
+    try {
+      await this.probe.query(async (client) => {
+        const hz = await this.hzPolicy.next(await readServerActivity(client), async () => (await this.currentSpec())?.overrides?.hz);
+        if (hz === undefined) return;
+        await client.call('CONFIG', ['SET', 'hz', String(hz)]);
+        this.logger.debug({ hz }, hz === idleHz ? 'idle: Redis timer slowed' : 'in use: Redis timer back to its rate');
+      });
+    } catch (err) {
+      this.logger.warn({ err }, "Redis's timer rate not adjusted to its use");
+    }
   }
 
   private lastUserCopy = 0;

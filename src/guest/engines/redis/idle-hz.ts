@@ -1,0 +1,87 @@
+import type { Redis } from 'ioredis';
+import type { ConfigurationValue } from '../../../common/index.js';
+import { adminUser } from './acl.js';
+import { infoFields } from './admin.js';
+import { redisParameterTable } from './parameters.js';
+
+// Redis wakes `hz` times a second whether anyone uses it or not. At the standard 10 an idle
+// redis-server costs about 0.09 % of a core here, 90 % of a core per 1,000 idle instances, and at
+// 1 about a seventeenth of that (bench/results/density.md). Lowering it for good would stretch
+// what the timer does for a server in use (active expiry in longer slices, client timeouts,
+// statistics), so the guest lowers it only while nobody uses the instance, and gives it back at
+// the first health check that sees a client of the tenant's at work. A configuration group that
+// sets `hz` is obeyed as it is: the guest never changes a value somebody chose.
+
+/** what an idle instance runs with */
+export const idleHz = 1;
+
+const standardHz = Number(redisParameterTable.find((parameter) => parameter.name === 'hz')?.standard);
+
+/** The server's state as one check reads it. */
+export interface ServerActivity {
+  /** the running value (CONFIG GET hz) */
+  hz: number;
+  /** INFO stats' total_connections_received: it grows with every connection, closed or not */
+  connectionsReceived: number;
+  /** seconds since each open connection that is not the guest's own last sent a command */
+  tenantIdleSeconds: number[];
+}
+
+/** Parses CLIENT LIST: the idle seconds of every connection not logged in as the guest's user. */
+export function tenantIdleSeconds(clientList: string): number[] {
+  return clientList
+    .split('\n')
+    .map((line) => new Map(line.trim().split(' ').map((field) => field.split('=', 2) as [string, string])))
+    .filter((fields) => fields.has('idle') && fields.get('user') !== adminUser)
+    .map((fields) => Number(fields.get('idle')));
+}
+
+export async function readServerActivity(client: Redis): Promise<ServerActivity> {
+  const [hz, stats, clients] = (await client
+    .pipeline()
+    .call('CONFIG', 'GET', 'hz')
+    .call('INFO', 'stats')
+    .call('CLIENT', 'LIST')
+    .exec()
+    .then((results) =>
+      (results ?? []).map(([err, value]) => {
+        if (err !== null) throw err;
+        return value;
+      }),
+    )) as [string[], string, string];
+  return {
+    hz: Number(hz[1]),
+    connectionsReceived: Number(infoFields(stats).get('total_connections_received')),
+    tenantIdleSeconds: tenantIdleSeconds(clients),
+  };
+}
+
+/**
+ * Decides, one health check at a time, the `hz` an instance should run with. Idle means: since
+ * the previous check no connection was opened (the guest keeps its own open) and no open one
+ * of the tenant's sent a command. The first check after the guest starts has nothing to compare
+ * with and changes nothing.
+ */
+export class IdleHzPolicy {
+  private previous: { at: number; connectionsReceived: number } | undefined;
+
+  /**
+   * The hz to set now, or undefined to leave the server as it is. `groupHz`: the value a
+   * configuration group sets, if any (asked only when a change is due: it reads the spec).
+   */
+  async next(activity: ServerActivity, groupHz: () => Promise<ConfigurationValue | undefined>, now = Date.now()): Promise<number | undefined> {
+    const previous = this.previous;
+    this.previous = { at: now, connectionsReceived: activity.connectionsReceived };
+    if (previous === undefined || !Number.isFinite(activity.hz)) return undefined;
+    // CLIENT LIST rounds idle time down: a connection whose count is under the time since the
+    // previous check may have been quiet since before it, and is taken as used all the same
+    const sinceSeconds = (now - previous.at) / 1000;
+    const busy =
+      activity.connectionsReceived !== previous.connectionsReceived ||
+      activity.tenantIdleSeconds.some((idle) => !(idle >= sinceSeconds));
+    const wanted = busy ? standardHz : idleHz;
+    if (activity.hz === wanted || (busy && activity.hz !== idleHz)) return undefined;
+    if ((await groupHz()) !== undefined) return undefined;
+    return wanted;
+  }
+}
