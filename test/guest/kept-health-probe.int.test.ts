@@ -144,6 +144,17 @@ function runProbeChecks(fixture: ProbeFixture): void {
       assert.notEqual(now[0], kept);
     });
 
+    test('a query over a session killed from inside the engine is answered over a new one', async () => {
+      assert.equal(await driver.health(), 'healthy');
+      const [kept] = await sessions();
+      await fixture.kill(dir, adminPassword, kept!);
+      // a query is not preceded by a check: it fails on the dead session, which is replaced, and runs again
+      assert.notEqual(await driver.metrics(), undefined);
+      const now = await sessions();
+      assert.equal(now.length, 1);
+      assert.notEqual(now[0], kept);
+    });
+
     test('a hung engine is not healthy while the kept session is open, and healthy once it answers again', async () => {
       const pids = await fixture.frozen(dir, adminPassword, (await driver.processId())!);
       for (const pid of pids) process.kill(pid, 'SIGSTOP');

@@ -4,7 +4,8 @@ import { chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
-import { runsAsOwnerOf } from '../../src/guest/engines/process-watch.js';
+import { once } from 'node:events';
+import { runsAsOwnerOf, ServerWatch } from '../../src/guest/engines/process-watch.js';
 
 // Where another user's working directory is unreadable, an engine whose command line names no
 // path is recognised by running as the owner of its data directory.
@@ -27,4 +28,30 @@ it('tells whether a process runs as the owner of a directory', async () => {
     await rm(other, { recursive: true, force: true });
   }
   assert.equal(await runsAsOwnerOf(2 ** 22 + 1, mine), false, 'a pid that does not exist runs as no one');
+});
+
+it("keeps a verified server by its pid and start time, and looks again once it is gone", async () => {
+  const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+  let finds = 0;
+  let found: number | undefined = child.pid!;
+  const watch = new ServerWatch(async () => {
+    finds += 1;
+    return found;
+  });
+  try {
+    assert.equal(await watch.pid(), child.pid);
+    assert.equal(await watch.pid(), child.pid);
+    assert.equal(await watch.pid(), child.pid);
+    assert.equal(finds, 1, 'a server still running with its start time is not verified again');
+    const exited = once(child, 'exit');
+    process.kill(child.pid!, 'SIGKILL');
+    await exited;
+    found = undefined;
+    assert.equal(await watch.pid(), undefined);
+    assert.equal(finds, 2, 'a server gone is looked for again');
+    assert.equal(await watch.pid(), undefined);
+    assert.equal(finds, 3, 'nothing found is not kept');
+  } finally {
+    child.kill('SIGKILL');
+  }
 });

@@ -32,11 +32,20 @@ export class KeptProbe<C> {
   }
 
   /**
-   * `work` over the kept connection (checked or opened first), within the timeout: what the
-   * guest asks of an idle engine now and then (its metrics) costs no login. Undefined when the
-   * server does not answer.
+   * `work` over the kept connection, within the timeout: what the guest asks of an idle engine
+   * now and then (its metrics) costs no login. `work` is itself a query, so a kept connection is
+   * not checked first; where it fails, the connection is checked (replaced if broken) and `work`
+   * runs once more. Undefined when the server does not answer.
    */
   async query<T>(work: (connection: C) => Promise<T>): Promise<T | undefined> {
+    const kept = this.connection;
+    if (kept !== undefined) {
+      try {
+        return await this.withinTimeout(work(kept));
+      } catch {
+        // a broken connection, or the server's refusal: told again below, over a checked one
+      }
+    }
     if (!(await this.answers()) || this.connection === undefined) return undefined;
     return this.withinTimeout(work(this.connection));
   }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { open, readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
 import { CofferError, sleep } from '../../common/index.js';
 import type { ProcessExit } from '../process-runner.js';
@@ -21,6 +22,41 @@ export async function isProcessAlive(pid: number): Promise<boolean> {
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
+  }
+}
+
+/** `pid`'s start time in clock ticks since boot, undefined when it is gone or a zombie. */
+function startTicks(pid: number): string | undefined {
+  try {
+    // read in place: /proc is memory, and the thread pool's open, fstat, read and close cost more
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // after the command name: state is field 3, starttime field 22
+    return fields[0] === 'Z' ? undefined : fields[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * An engine's server as last found and verified by `find` (the pid file, the working directory,
+ * the executable), kept as its pid and start time: a health check every 10 s then costs one read
+ * of /proc/<pid>/stat. Once verified, a process stays the instance's server for its life; a pid
+ * reused by another process has another start time, and a gone one is looked for anew.
+ */
+export class ServerWatch {
+  private known: { pid: number; startTicks: string } | undefined;
+
+  constructor(private readonly find: () => Promise<number | undefined>) {}
+
+  async pid(): Promise<number | undefined> {
+    const known = this.known;
+    if (known !== undefined && startTicks(known.pid) === known.startTicks) return known.pid;
+    this.known = undefined;
+    const pid = await this.find();
+    const ticks = pid === undefined ? undefined : startTicks(pid);
+    if (pid !== undefined && ticks !== undefined) this.known = { pid, startTicks: ticks };
+    return pid;
   }
 }
 

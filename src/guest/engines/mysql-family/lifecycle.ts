@@ -35,6 +35,7 @@ import { binaryLogLines, cofferSettings, serverIdOf, optionValue, renderMyCnf, w
 import { checkOverrides, type ConfigurationHost } from './configuration.js';
 import { healthProbeOps, type AdminEndpoint } from './connection.js';
 import { KeptProbe } from '../kept-probe.js';
+import { ServerWatch } from '../process-watch.js';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import type { MysqlFamilyFlavor, ServerTools } from './flavor.js';
 import { installSql, takeWarmDataDir } from './install.js';
@@ -122,6 +123,7 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
   private backupToolsFound: BackupTools | undefined;
   private readonly server: SupervisedServer;
   private readonly probe: KeptProbe<Connection>;
+  private readonly running: ServerWatch;
 
   constructor(
     private readonly flavor: MysqlFamilyFlavor,
@@ -133,6 +135,7 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
     this.admin = new MysqlFamilyAdmin(flavor, () => this.endpoint());
     this.server = new SupervisedServer(this.serverControl(), this.logger);
     this.probe = new KeptProbe(healthProbeOps(() => this.endpoint()), probeTimeoutMs);
+    this.running = new ServerWatch(() => runningServer(this.paths.pidFile, this.paths.dataDir));
   }
 
   /** What the configuration module needs: the spec, my.cnf and the admin connection. */
@@ -776,7 +779,7 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
   }
 
   async health(): Promise<EngineHealth> {
-    if ((await runningServer(this.paths.pidFile, this.paths.dataDir)) === undefined) {
+    if ((await this.running.pid()) === undefined) {
       this.probe.close();
       return 'stopped';
     }
@@ -792,7 +795,7 @@ export class MysqlFamilyLifecycle implements EngineLifecycle {
   }
 
   processId(): Promise<number | undefined> {
-    return runningServer(this.paths.pidFile, this.paths.dataDir);
+    return this.running.pid();
   }
 }
 

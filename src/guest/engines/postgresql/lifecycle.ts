@@ -42,6 +42,7 @@ import { currentEngineSpec, readEngineSpec, writeEngineSpec, type EngineSpec, ty
 import { checkTlsRequirement, installedTlsFiles, saveTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { KeptProbe } from '../kept-probe.js';
+import { ServerWatch } from '../process-watch.js';
 import { postgresqlMetrics } from './metrics.js';
 import { killDataDirProcesses, runningPostmaster, stopPostmaster, waitUntilReady } from './postmaster.js';
 import { fetchRecoveryFiles, planRecovery, removeRecoveryFiles, type RecoveryTarget } from './point-in-time.js';
@@ -126,6 +127,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
   /** what the postmaster being spawned reads: saved as the last good configuration once it is ready */
   private spawnedWith: string | undefined;
   private readonly probe: KeptProbe<Client>;
+  private readonly postmaster: ServerWatch;
 
   constructor(private readonly context: EngineContext) {
     this.paths = layout(context.placement.dir);
@@ -133,6 +135,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
     this.logger = context.logger;
     this.server = new SupervisedServer(this.serverControl(), this.logger);
     this.probe = new KeptProbe(healthProbeOps(() => this.endpoint()), probeTimeoutMs);
+    this.postmaster = new ServerWatch(() => runningPostmaster(this.paths.dataDir));
   }
 
   /** What the configuration module needs: the spec, the configuration file and the running server. */
@@ -624,7 +627,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
   }
 
   async health(): Promise<EngineHealth> {
-    if ((await runningPostmaster(this.paths.dataDir)) === undefined) {
+    if ((await this.postmaster.pid()) === undefined) {
       this.probe.close();
       return 'stopped';
     }
@@ -640,7 +643,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
   }
 
   processId(): Promise<number | undefined> {
-    return runningPostmaster(this.paths.dataDir);
+    return this.postmaster.pid();
   }
 }
 

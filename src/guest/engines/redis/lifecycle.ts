@@ -22,6 +22,7 @@ import { currentEngineSpec, readEngineSpec, writeEngineSpec, type EngineSpec } f
 import { checkTlsRequirement, installedTlsFiles, readTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { KeptProbe } from '../kept-probe.js';
+import { ServerWatch } from '../process-watch.js';
 import { redisMetrics } from './metrics.js';
 import { renderInitialAclFile, rootDisableArguments, rootUser } from './acl.js';
 import { idleHz, IdleHzPolicy, readServerActivity } from './idle-hz.js';
@@ -130,6 +131,7 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
   private adminPassword: string | undefined;
   private readonly serverProcess: SupervisedServer;
   private readonly probe: KeptProbe<Redis>;
+  private readonly running: ServerWatch;
 
   constructor(private readonly context: EngineContext) {
     this.paths = layout(context.placement.dir);
@@ -137,6 +139,7 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     this.logger = context.logger;
     this.serverProcess = new SupervisedServer(this.serverControl(), this.logger);
     this.probe = new KeptProbe(healthProbeOps(() => this.endpoint()), probeTimeoutMs);
+    this.running = new ServerWatch(() => runningServer(this.paths));
   }
 
   /** What the configuration module needs: the spec, redis.conf and the running server. */
@@ -529,7 +532,7 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
   }
 
   async health(): Promise<EngineHealth> {
-    if ((await runningServer(this.paths)) === undefined) {
+    if ((await this.running.pid()) === undefined) {
       this.probe.close();
       return 'stopped';
     }
@@ -583,7 +586,7 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
   }
 
   processId(): Promise<number | undefined> {
-    return runningServer(this.paths);
+    return this.running.pid();
   }
 }
 
