@@ -43,6 +43,7 @@ import type {
 import { GuestLogs } from './guest-logs.js';
 import { LeaseWatchdog } from './lease-watchdog.js';
 import { PrimaryLeaseKeeper } from './primary-lease-keeper.js';
+import { RepeatedBeats } from './repeated-beats.js';
 import { progressReporter, type ReportProgress } from './progress-reporter.js';
 import { pointInTimeSource, WalShipper } from './wal-shipper.js';
 import { VolumeGuard, volumeFullMessage, volumeNearlyFullMessage, type VolumeCheck } from './volume-guard.js';
@@ -224,6 +225,8 @@ class GuestAgent implements Guest {
   /** the report the conductor last received */
   private tlsReported: TlsReport | undefined;
   private tlsReportedAt = 0;
+  /** periodic beats that say nothing new are thinned out (repeated-beats.ts) */
+  private readonly repeats: RepeatedBeats;
   /** ships the engine's archived log (engines with point-in-time recovery, on hosts with a backup storage) */
   private readonly walShipper: WalShipper | undefined;
   private readonly logs: GuestLogs;
@@ -238,6 +241,7 @@ class GuestAgent implements Guest {
     this.instanceId = options.instance.instanceId;
     this.logger = options.logger.child({ instanceId: this.instanceId });
     this.desired = options.desiredState;
+    this.repeats = new RepeatedBeats(3 * options.heartbeatIntervalMs);
     this.conductor = createRpcClient(options.transport, conductorContract, conductorTopic);
     this.progress = progressReporter(this.conductor, this.instanceId, this.logger);
     this.engine = engineRegistry[options.engine.manager].create({
@@ -498,6 +502,8 @@ class GuestAgent implements Guest {
       const usageDue = volume !== undefined && volume.measured && (volume.changed || Date.now() - this.usageReportedAt >= usageIntervalMs);
       const usage = usageDue ? { volumeUsedBytes: volume.reading.usedBytes } : {};
       const engineMetrics = measure && status === 'HEALTHY' ? await this.engineMetricsDue() : undefined;
+      const summary = { status, message, carriesNews: usage.volumeUsedBytes !== undefined || tls !== undefined || engineMetrics !== undefined };
+      if (measure && !this.repeats.due(summary)) return;
       await this.conductor.heartbeat(
         {
           instanceId: this.instanceId,
@@ -509,6 +515,7 @@ class GuestAgent implements Guest {
         },
         { requestId: `req-${randomUUID()}`, instanceId: this.instanceId },
       );
+      this.repeats.sent(summary);
       // a usage that never left is sent again with the next HEALTHY beat, not minutes later
       if (usage.volumeUsedBytes !== undefined) this.usageReportedAt = Date.now();
       if (engineMetrics !== undefined) this.metricsReportedAt = Date.now();
