@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { silentLogger } from '../../src/common/index.js';
@@ -16,6 +17,25 @@ before(async () => {
 });
 after(async () => {
   await rm(dir, { recursive: true, force: true });
+});
+
+test('the usage is what du counts, over a tree deeper and wider than one slice of the walk, without following links', async () => {
+  const tree = join(dir, 'tree');
+  let nested = tree;
+  for (let depth = 0; depth < 12; depth += 1) {
+    nested = join(nested, `d${depth}`);
+    await mkdir(nested, { recursive: true });
+    await writeFile(join(nested, 'f'), Buffer.alloc(5000 * (depth + 1), 1));
+  }
+  for (let n = 0; n < 300; n += 1) await writeFile(join(tree, `wide-${n}`), Buffer.alloc(n * 37, 1));
+  const outside = join(dir, 'outside');
+  await writeFile(outside, Buffer.alloc(1 << 20, 1));
+  await symlink(outside, join(tree, 'link'));
+  const du = Number(execFileSync('du', ['-s', '--block-size=1', tree], { encoding: 'utf8' }).split('\t')[0]);
+  assert.equal(await directoryUsage(tree), du);
+  assert.equal(await directoryUsage(join(dir, 'missing')), 0);
+  await rm(tree, { recursive: true });
+  await rm(outside);
 });
 
 test('the state by share of the size: ok below 90%, nearly full from 90%, full from 100%', () => {

@@ -1,3 +1,4 @@
+import { statSync, type BigIntStats } from 'node:fs';
 import { chmod, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -43,16 +44,41 @@ export type EngineSpec = z.infer<typeof engineSpec>;
 
 const specFile = 'engine-spec.json';
 
+/**
+ * Specs as last read, by file: a replica's health check looks at its role every 15 s, and a
+ * thousand instances reading and parsing their file each time was a share of the host's idle
+ * CPU. An entry holds while the file keeps its inode (a write renames a new file in place), its
+ * change time and its size. Bounded: a host that made and deleted many instances starts afresh.
+ */
+const readSpecs = new Map<string, { ino: bigint; ctimeNs: bigint; size: bigint; spec: EngineSpec }>();
+const readSpecsLimit = 10_000;
+
 /** The saved spec; undefined for an instance prepared before specs were saved (or not yet prepared). */
 export async function readEngineSpec(dir: string): Promise<EngineSpec | undefined> {
+  const file = join(dir, specFile);
+  let seen: BigIntStats;
+  try {
+    // in place: a stat of the host's own small file is cheaper than a trip through the thread pool
+    seen = statSync(file, { bigint: true });
+  } catch (err) {
+    readSpecs.delete(file);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const kept = readSpecs.get(file);
+  if (kept !== undefined && kept.ino === seen.ino && kept.ctimeNs === seen.ctimeNs && kept.size === seen.size) return structuredClone(kept.spec);
   let text: string;
   try {
-    text = await readFile(join(dir, specFile), 'utf8');
+    text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  return engineSpec.parse(JSON.parse(text));
+  const spec = engineSpec.parse(JSON.parse(text));
+  if (readSpecs.size >= readSpecsLimit) readSpecs.clear();
+  // the stat taken before the read: a write between the two makes the next read look again
+  readSpecs.set(file, { ino: seen.ino, ctimeNs: seen.ctimeNs, size: seen.size, spec: structuredClone(spec) });
+  return spec;
 }
 
 /**
