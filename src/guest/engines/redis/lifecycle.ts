@@ -132,6 +132,7 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
   private readonly serverProcess: SupervisedServer;
   private readonly probe: KeptProbe<Redis>;
   private readonly running: ServerWatch;
+  private readonly hzPolicy = new IdleHzPolicy();
 
   constructor(private readonly context: EngineContext) {
     this.paths = layout(context.placement.dir);
@@ -543,8 +544,6 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     }
     return healthy ? 'healthy' : 'running';
   }
-
-  private readonly hzPolicy = new IdleHzPolicy();
 
   /** An idle instance's timer slowed, a used one's given back (idle-hz.ts); a failure only costs idle CPU. */
   private async adjustHz(): Promise<void> {
