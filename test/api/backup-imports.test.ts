@@ -85,7 +85,7 @@ before(async () => {
     version,
     active,
     inactiveReason: active ? null : 'binary missing',
-    capabilities: { ...noCapabilities, backup },
+    capabilities: { ...noCapabilities, backup, pointInTimeRecovery: backup },
     parameters: [],
   });
   await conductorClient().agentHeartbeat({
@@ -228,6 +228,11 @@ describe('importing an object (restore_from)', () => {
       [[created.id, container, name, stored.sha256, 'full', '7.0.15']],
     );
     assert.equal(prepare!.restore?.projectId, alice.projectId);
+    // no instance's archived log follows an import: no point in time from it
+    const moment = await call(alice, 'POST', '/instances', {
+      instance: { name: 'pitr', flavorRef: '2', volume: { size: 1 }, datastore: { type: 'redis', version: '7' }, restorePoint: { backupRef: created.id, restore_time: new Date().toISOString() } },
+    });
+    expectFault(moment, 409, 'conflict', `Backup ${created.id} was imported (restore_from): no instance's archived log follows it, so it restores only as it is, without restore_time.`);
     // Coffer's verification takes it as any restorable backup
     const verify = await call(alice, 'POST', `/backups/${created.id}/action`, { verify: {} });
     assert.equal(verify.statusCode, 202, verify.body);
