@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { encodeBackup, LocalDirectoryStorage, MasterKey, newProjectKey, wrapKey, type BackupStorage } from '../../src/backup/index.js';
@@ -11,6 +10,7 @@ import { fakeGuestHandlers, noCapabilities } from '../support/fake-guest.js';
 import { makeDataDir } from '../support/temp-dir.js';
 import { eventually } from '../support/wait.js';
 import { adminSession, json, memberSession, startHarness, type Harness, type Session } from './api-harness.js';
+import { baseBackup, rdb } from './backup-import-objects.js';
 
 // POST /backups with Trove's restore_from, over HTTP: the real API, taskmanager and conductor on
 // one SQLite store and the in-process bus, a real local-directory storage holding objects sealed
@@ -133,46 +133,6 @@ function expectFault(res: { statusCode: number; body: string }, status: number, 
   if (typeof message === 'string') assert.equal(body[fault].message, message);
   else assert.match(body[fault].message, message);
 }
-
-/** an RDB as Redis 7.0 writes one: header, aux fields, (no keys), EOF and a checksum */
-function rdb(redisVersion = '7.0.15'): Buffer {
-  const str = (s: string) => Buffer.concat([Buffer.from([Buffer.byteLength(s)]), Buffer.from(s)]);
-  const aux = (k: string, v: string) => Buffer.concat([Buffer.from([0xfa]), str(k), str(v)]);
-  return Buffer.concat([Buffer.from('REDIS0010'), aux('redis-ver', redisVersion), aux('redis-bits', '64'), Buffer.from([0xff]), randomBytes(8)]);
-}
-
-/** a ustar archive of `files`, as pg_basebackup -Ft writes one */
-function tar(files: Record<string, string | Buffer>): Buffer {
-  const blocks: Buffer[] = [];
-  for (const [name, content] of Object.entries(files)) {
-    const data = Buffer.from(content);
-    const header = Buffer.alloc(512);
-    header.write(name, 0);
-    header.write('0000600\0', 100);
-    header.write('0000000\0', 108);
-    header.write('0000000\0', 116);
-    header.write(`${data.length.toString(8).padStart(11, '0')}\0`, 124);
-    header.write('00000000000\0', 136);
-    header.write('        ', 148);
-    header.write('0', 156);
-    header.write('ustar\0', 257);
-    header.write('00', 263);
-    let sum = 0;
-    for (const b of header) sum += b;
-    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
-    blocks.push(header, data, Buffer.alloc((512 - (data.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
-}
-
-const baseBackup = (major = '15') =>
-  tar({
-    backup_label: 'START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nSTART TIMELINE: 1\n',
-    'base/1/1259': randomBytes(5000),
-    PG_VERSION: `${major}\n`,
-    backup_manifest: '{}',
-  });
 
 /** stores `content` as a guest stores a backup: zstd, then sealed under `key` (null: not sealed) */
 async function storeObject(name: string, content: Buffer, key: Buffer | null = aliceKey, metadata: Record<string, string> = {}) {
