@@ -277,6 +277,9 @@ describe('what an import refuses, before any record', () => {
     }
     expectFault(await importBackup(alice, valid, { instance: newUuid() }), 400, 'badRequest', 'restore_from imports an existing backup object: it takes no instance.');
     expectFault(await importBackup(alice, valid, { parent_id: newUuid(), swift_container: 'c' }), 400, 'badRequest', 'restore_from imports an existing backup object: it takes no parent_id, swift_container.');
+    expectFault(await importBackup(alice, valid, { incremental: 1 }), 400, 'badRequest', 'restore_from imports an existing backup object: it takes no incremental.');
+    // as troveclient sends for a backup of an instance: no incremental asked for
+    expectFault(await importBackup(alice, valid, { incremental: 0 }), 404, 'itemNotFound', /Backup object database_backups\/x cannot be found/);
   });
 
   test('datastore versions: unknown 404, inactive 400, an engine whose imports Coffer cannot read 501', async () => {

@@ -9,6 +9,7 @@ import pg from 'pg';
 import { encodeBackup, LocalDirectoryStorage, newProjectKey } from '../../src/backup/index.js';
 import { newUuid } from '../../src/common/index.js';
 import { request, trove, waitForInstance, type Session } from '../support/api-client.js';
+import { describeRun, openstack } from '../support/openstack-clients.js';
 import { connectRedis } from '../support/redis-client.js';
 import { startServe, type ServeRun } from './serve-run.js';
 
@@ -163,6 +164,16 @@ test('Redis: a backup’s object copied under a name of its own and its backup d
     return Object.fromEntries(await Promise.all(names.map(async (name) => [name, await client.get(name)] as const)));
   });
   assert.deepEqual(restoredKeys, Object.fromEntries(Object.entries(keys).sort(([a], [b]) => (a < b ? -1 : 1))));
+
+  // Debian's `openstack database backup create --restore-from` sends Trove's body: imported the same way
+  const oscName = `copied-in/${newUuid()}.redis.zst.enc`;
+  const oscCopy = await storage.put(container, oscName, await storage.get(container, copyName));
+  const args = ['database', 'backup', 'create', 'via-osc', '--restore-from', storage.locationOf(container, oscName), '--restore-datastore-version', versionId, '--restore-size', String(oscCopy.size / 1024 ** 3), '-f', 'json'];
+  const osc = await openstack({ authUrl: `${run.baseUrl}/identity/v3`, user: 'admin', password: adminPassword, project: 'admin' }, args);
+  assert.equal(osc.code, 0, describeRun(['openstack', ...args], osc));
+  const viaOsc = JSON.parse(osc.stdout) as { id: string; status: string };
+  assert.equal(viaOsc.status, 'NEW');
+  assert.equal((await backupEnded(viaOsc.id, ['NEW'])).status, 'RESTORED');
 
   // sealed under a key this deployment does not hold: FAILED saying so, the object left as it was
   const foreignName = `copied-in/${newUuid()}.redis.zst.enc`;

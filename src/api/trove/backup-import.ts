@@ -33,7 +33,10 @@ const objectNotFound = (location: string) =>
 
 export async function importBackup(deps: TroveDeps, auth: AuthContext, input: ImportInput, context: RequestContext): Promise<BackupRow> {
   const from = input.restore_from;
-  const mixed = (['instance', 'parent_id', 'incremental', 'swift_container'] as const).filter((key) => input[key] !== undefined);
+  // Trove's schema lets `incremental: 0` through beside restore_from; anything that asks for more is refused
+  const mixed = (['instance', 'parent_id', 'incremental', 'swift_container'] as const).filter((key) =>
+    key === 'incremental' ? input.incremental === 1 || input.incremental === true : input[key] !== undefined,
+  );
   if (mixed.length > 0) {
     throw new CofferError('BadRequest', `restore_from imports an existing backup object: it takes no ${mixed.join(', ')}.`);
   }
