@@ -147,7 +147,7 @@ test('PostgreSQL: an imported copy of a base backup restores the same rows', { t
   assert.equal(rows[0].n, 5000);
 });
 
-test('Redis: a backup’s object copied under a name of its own and its backup deleted is imported RESTORED and restores the same keys', { timeout: 600_000 }, async () => {
+test('Redis: a backup’s object copied under a name of its own and its backup deleted is imported RESTORED, restores the same keys and verifies PASSED', { timeout: 600_000 }, async () => {
   const source = await createRedis('import-source');
   const keys: Record<string, string> = {};
   await asCache(source.address, async (client) => {
@@ -164,6 +164,19 @@ test('Redis: a backup’s object copied under a name of its own and its backup d
     return Object.fromEntries(await Promise.all(names.map(async (name) => [name, await client.get(name)] as const)));
   });
   assert.deepEqual(restoredKeys, Object.fromEntries(Object.entries(keys).sort(([a], [b]) => (a < b ? -1 : 1))));
+
+  // Coffer's verification restores it into a scratch instance and has the engine check it, as any backup
+  await api('POST', `/backups/${imported.id}/action`, 202, { verify: {} });
+  const verified = await (async () => {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const shown = (await api('GET', `/backups/${imported.id}`, 200)).backup;
+      if (shown.verification !== null && shown.verification.status !== 'RUNNING') return shown.verification;
+      assert.ok(Date.now() < deadline, `verification still ${JSON.stringify(shown.verification)}`);
+      await sleep(500);
+    }
+  })();
+  assert.equal(verified.status, 'PASSED', JSON.stringify(verified));
 
   // Debian's `openstack database backup create --restore-from` sends Trove's body: imported the same way
   const oscName = `copied-in/${newUuid()}.redis.zst.enc`;
