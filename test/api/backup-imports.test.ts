@@ -248,6 +248,19 @@ describe('importing an object (restore_from)', () => {
     assert.ok((await storage.head(container, plainName)) !== undefined);
   });
 
+  test('the object of a deleted backup of the project, copied back under its name: imported, and the sweep keeps it for the import', async () => {
+    const name = `${newUuid()}.redis.zst.enc`;
+    const stored = await storeObject(name, rdb());
+    const now = new Date(Date.now() - 60_000);
+    const gone = { id: newUuid(), tenantId: alice.projectId, name: 'gone', description: null, instanceId: newUuid(), parentId: null, datastoreVersionId: versionIds.redis, backupType: 'full' as const, state: 'COMPLETED' as const, container, objectName: name, createdAt: now, updatedAt: now };
+    await h.store.backups.create(gone);
+    await h.store.backups.markDeleted(gone.id, now);
+    const id = json(await importBackup(alice, { remote_location: `${container}/${name}`, local_datastore_version_id: versionIds.redis, size: sizeGb(stored.size) })).backup.id;
+    await ended(alice, id, 'RESTORED');
+    await sweepBackupOrphans({ store: h.store, storage, logger: silentLogger(), graceMs: 0 }, new Date(Date.now() + 1000));
+    assert.ok((await storage.head(container, name)) !== undefined, 'the deleted backup’s row does not take the import’s object with it');
+  });
+
   test('a project without a backup key imports nothing: FAILED saying so', async () => {
     const carol = await memberSession(h, 'carol');
     const name = `${newUuid()}.redis.zst.enc`;
