@@ -3,6 +3,7 @@ import type { ApiClient } from './api-client.js';
 import type { BackupView, InstanceView } from './api-types.js';
 import { createBackup, restoreCommand, type BackupCreateFlags } from './backup-create.js';
 import { deleteBackup } from './backup-delete.js';
+import { importBackup, type BackupImportFlags } from './backup-import.js';
 import { backupFields, backupListHead, backupListRow } from './backup-format.js';
 import { findBackup, getBackup, instanceRef, listBackups, type InstanceRef } from './backup-lookup.js';
 import { registerBackupScheduleCommands } from './backup-schedule-commands.js';
@@ -14,7 +15,7 @@ import type { CliIo } from './cli-io.js';
 import { runAction } from './command-runner.js';
 import { getInstance, listInstances } from './instance-lookup.js';
 import { stepText } from './instance-wait.js';
-import { containerName, positiveSeconds } from './option-parsers.js';
+import { containerName, nonNegativeNumber, positiveSeconds } from './option-parsers.js';
 import { openSession } from './session.js';
 import { printJson, renderFields, renderTable } from './table-format.js';
 
@@ -42,6 +43,25 @@ export function registerBackupCommands(program: Command, io: CliIo): void {
     .option('--timeout <seconds>', 'how long to wait for the backup', positiveSeconds, defaultTimeoutSeconds)
     .option('--json', 'print the API object as JSON')
     .action((instance: string, flags: BackupCreateFlags) => runAction(io, () => createBackup(io, instance, flags)));
+
+  backup
+    .command('import <location>')
+    .description(
+      "Import a backup object already in this Coffer's backup storage (`<container>/<object name>`, or the locationRef the storage gives it) " +
+        "as a backup of your project (Trove's restore_from): Coffer reads it through with your project's key and it is RESTORED, or FAILED with the reason. " +
+        'PostgreSQL and Redis backups only',
+    )
+    .requiredOption('--name <name>', "the backup's name")
+    .requiredOption('--datastore <datastore>', 'the datastore it is a backup of (postgresql, redis)')
+    .option('--datastore-version <version>', "the version it was taken from, by name or ID (default: the datastore's default)")
+    .requiredOption('--size <GB>', "the object's size in GB, as `coffer backup show` gave it for the backup it was copied from", nonNegativeNumber)
+    .option('--description <text>', 'what the backup is for')
+    .option('--allow-duplicate-name', 'import it even if another of your backups has this name')
+    .option('--wait', 'wait until the backup is RESTORED or FAILED (the default)')
+    .option('--no-wait', 'return once the API accepted the request')
+    .option('--timeout <seconds>', 'how long to wait for the import', positiveSeconds, defaultTimeoutSeconds)
+    .option('--json', 'print the API object as JSON')
+    .action((location: string, flags: BackupImportFlags) => runAction(io, () => importBackup(io, location, flags)));
 
   backup
     .command('list')

@@ -82,7 +82,7 @@ export function restoreCommand(source: Pick<InstanceView, 'flavor' | 'volume'> |
 }
 
 /** As instance create does: every command that takes a name would then need the ID instead. */
-async function refuseDuplicateName(client: ApiClient, name: string): Promise<void> {
+export async function refuseDuplicateName(client: ApiClient, name: string): Promise<void> {
   const same = (await listBackups(client)).filter((backup) => backup.name === name);
   if (same.length === 0) return;
   throw new CliError(

@@ -16,6 +16,14 @@ export function positiveSeconds(value: string): number {
   return n;
 }
 
+export function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) {
+    throw new InvalidArgumentError('Expected a number (0 or more).');
+  }
+  return n;
+}
+
 /** For repeatable options: `--database a --database b` gives ['a', 'b']. */
 export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];

@@ -55,3 +55,11 @@ export const configurationParameter = z.object({
   max: z.number().optional(),
 });
 export type ConfigurationParameter = z.infer<typeof configurationParameter>;
+
+/**
+ * The engines whose backup objects can be imported (POST /backups with `restore_from`): those
+ * whose restore needs only what the object itself says (PostgreSQL's PG_VERSION in its base
+ * backup, the Redis version an RDB records), which the import reads back. MariaDB's and MySQL's
+ * restores need their tool's LSNs, which Coffer keeps beside the object, not in it.
+ */
+export const importableBackupEngines: ReadonlySet<string> = new Set(['postgresql', 'redis']);

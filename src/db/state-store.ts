@@ -281,6 +281,8 @@ export type TaskKind =
   // the subject of a backup task is its instance; of a backup deletion, the backup
   | 'create_backup'
   | 'delete_backup'
+  // the subject is the backup imported from an existing object (restore_from)
+  | 'import_backup'
   // Coffer's: the subject is the backup; the scratch instance it restores has tasks of its own
   | 'verify_backup'
   // Trove's upgrade: the instance moved to another version of its datastore
@@ -399,6 +401,7 @@ export interface BackupRow {
   tenantId: string;
   name: string;
   description: string | null;
+  /** '' for a backup imported from an existing object (restore_from): it has no instance */
   instanceId: string;
   parentId: string | null;
   datastoreVersionId: string | null;

@@ -1,6 +1,7 @@
 import type { BackupStorage } from '../backup/index.js';
 import { sleep, type Logger } from '../common/index.js';
 import type { BackupRow, StateStore } from '../db/index.js';
+import { isFailedImport } from './backup-flow-deps.js';
 
 // What a backup left in storage that nothing will ever read, found and removed. The flows tidy
 // up as they go (a failed backup's object, a deleted backup's log no backup needs), but a storage
@@ -61,7 +62,12 @@ export async function sweepBackupOrphans(deps: OrphanSweepDeps, now: Date): Prom
 
 async function endedBackupObjects(deps: OrphanSweepDeps, container: string, names: string[], now: Date): Promise<string[]> {
   const rows = await deps.store.backups.byObjectNames(container, names);
-  return rows.filter((row) => (row.deleted || row.state === 'FAILED') && now.getTime() - row.updatedAt.getTime() >= deps.graceMs).map((row) => row.objectName);
+  // a failed import's object was there before it and is not Coffer's to remove; but one that
+  // another backup row of the name still holds is never removed either
+  const kept = new Set(rows.filter((row) => isFailedImport(row) || (!row.deleted && row.state !== 'FAILED')).map((row) => row.objectName));
+  return rows
+    .filter((row) => (row.deleted || row.state === 'FAILED') && !kept.has(row.objectName) && now.getTime() - row.updatedAt.getTime() >= deps.graceMs)
+    .map((row) => row.objectName);
 }
 
 async function deadInstanceLogs(deps: OrphanSweepDeps, container: string, names: string[], now: Date): Promise<string[]> {

@@ -1,7 +1,7 @@
 import { deleteBackupTaskPayload } from '../bus/index.js';
 import type { BackupRow } from '../db/index.js';
 import { messageOf } from './action-flow-support.js';
-import { storageOf, type BackupFlowDeps } from './backup-flow-deps.js';
+import { isFailedImport, storageOf, type BackupFlowDeps } from './backup-flow-deps.js';
 import type { TaskHandle } from './task-runner.js';
 import { pruneWalArchive } from './wal-archive-retention.js';
 
@@ -27,7 +27,8 @@ export function deleteBackupFlow(deps: BackupFlowDeps) {
 async function deleteWithChildren(deps: BackupFlowDeps, backup: BackupRow, log: BackupFlowDeps['logger']): Promise<void> {
   for (const child of await deps.store.backups.children(backup.id)) await deleteWithChildren(deps, child, log);
   try {
-    await storageOf(deps).delete(backup.container, backup.objectName);
+    // an import that failed never took the object on: it stays as it was before the import
+    if (!isFailedImport(backup)) await storageOf(deps).delete(backup.container, backup.objectName);
   } catch (err) {
     log.error({ err }, 'could not delete the backup object');
     await deps.store.backups.update(backup.id, { state: 'DELETE_FAILED', failReason: `Delete failed: ${messageOf(err)}`.slice(0, 1000) });
@@ -35,5 +36,6 @@ async function deleteWithChildren(deps: BackupFlowDeps, backup: BackupRow, log: 
   }
   await deps.store.backups.markDeleted(backup.id, new Date());
   log.info('backup deleted');
-  await pruneWalArchive(deps, backup, log);
+  // an imported backup has no instance, and no archived log of one
+  if (backup.instanceId !== '') await pruneWalArchive(deps, backup, log);
 }

@@ -10,13 +10,14 @@ import type { Logger, PrimaryLeaseTimes } from '../common/index.js';
 import { newUuid, primaryLeaseTimes } from '../common/index.js';
 import type { StateStore } from '../db/index.js';
 import type { BackupStorage, MasterKey } from '../backup/index.js';
-import { newProjectKey, wrapKey } from '../backup/index.js';
+import { newProjectKey, unwrapKey, wrapKey } from '../backup/index.js';
 import { applyConfigurationFlow } from './apply-configuration-flow.js';
 import { backupsNotConfigured, type BackupFlowDeps } from './backup-flow-deps.js';
 import { BackupOrphanSweeper } from './backup-orphan-sweep.js';
 import { BackupScheduler, type StartScheduledBackup, type StartScheduledVerification } from './backup-scheduler.js';
 import { createBackupFlow } from './create-backup-flow.js';
 import { deleteBackupFlow } from './delete-backup-flow.js';
+import { importBackupFlow } from './import-backup-flow.js';
 import { createInstanceFlow } from './create-instance-flow.js';
 import { deleteInstanceFlow } from './delete-instance-flow.js';
 import { resizeFlavorFlow } from './resize-flavor-flow.js';
@@ -132,6 +133,11 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
         (await store.projectKeys.getOrCreate(tenantId, wrapKey(backups.masterKey, newProjectKey(), tenantId), new Date()))
       );
     },
+    projectDataKey: async (tenantId) => {
+      if (backups === undefined) throw backupsNotConfigured();
+      const wrapped = await store.projectKeys.get(tenantId);
+      return wrapped === undefined ? undefined : unwrapKey(backups.masterKey, wrapped, tenantId);
+    },
     backupStallMs: options.backupStallMs ?? 120_000,
     backupTimeoutMs: options.backupTimeoutMs ?? 24 * 60 * 60_000,
   };
@@ -162,6 +168,7 @@ export async function startTaskmanager(options: TaskmanagerOptions): Promise<Tas
       apply_configuration: applyConfigurationFlow(deps),
       create_backup: createBackupFlow(backupDeps),
       delete_backup: deleteBackupFlow(backupDeps),
+      import_backup: importBackupFlow(backupDeps),
       verify_backup: verifyBackupFlow({
         ...backupDeps,
         buildTimeoutMs: deps.buildTimeoutMs,

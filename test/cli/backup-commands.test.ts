@@ -199,6 +199,60 @@ describe('coffer backup', () => {
     });
   });
 
+  describe('import', () => {
+    it("sends Trove's restore_from with the version's ID, follows it until RESTORED and prints how to restore", async () => {
+      const result = await runCli(dir, ['backup', 'import', 'database_backups/copied/orders.zst.enc', '--name', 'from-region-b', '--datastore', 'postgresql', '--size', '0.02']);
+      assert.equal(result.code, 0, result.stderr);
+      assert.deepEqual(backupPosts(), [
+        { backup: { name: 'from-region-b', restore_from: { remote_location: 'database_backups/copied/orders.zst.enc', local_datastore_version_id: 'v15', size: 0.02 } } },
+      ]);
+      const [backupId] = fake.backups.backups.keys();
+      assert.deepEqual(lines(result.stderr), [
+        'Importing database_backups/copied/orders.zst.enc: NEW (Ns)',
+        'Importing database_backups/copied/orders.zst.enc: RESTORED (Ns)',
+        `Backup from-region-b (${backupId}) is RESTORED after N s.`,
+        '',
+      ]);
+      assert.equal(
+        result.stdout,
+        `Backup from-region-b (${backupId}) imported from database_backups/copied/orders.zst.enc: 0.02 GB.\n` +
+          'Restore it into a new instance with `coffer instance create <new name> --from-backup from-region-b --flavor <flavor> --size <GB>`.\n',
+      );
+    });
+
+    it('takes a version by name; an unknown datastore or version is refused before any request', async () => {
+      const ok = await runCli(dir, ['backup', 'import', 'database_backups/x', '--name', 'b16', '--datastore', 'postgresql', '--datastore-version', '16', '--size', '0.02', '--no-wait']);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal(fake.backups.imports[0]?.local_datastore_version_id, 'v16');
+      assert.match(ok.stdout, /^Importing database_backups\/x as b16 \(.+\): NEW\.\nFollow it with `coffer backup show .+`\.\n$/);
+      const unknown = await runCli(dir, ['backup', 'import', 'database_backups/x', '--name', 'b', '--datastore', 'postgresql', '--datastore-version', '9', '--size', '0']);
+      assert.equal(unknown.code, 1);
+      assert.match(unknown.stderr, /Error: Datastore postgresql has no version 9\.\nGive --datastore-version, one of: 15, 16\.\n$/);
+      const bad = await runCli(dir, ['backup', 'import', 'database_backups/x', '--name', 'b', '--datastore', 'postgresql', '--size', '-1']);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /Expected a number \(0 or more\)/);
+      assert.equal(fake.backups.imports.length, 1);
+    });
+
+    it('exits 1 when the import FAILED, with the reason and what to do next; the API’s refusals say what to fix', async () => {
+      const failed = await runCli(dir, ['backup', 'import', 'database_backups/foreign.zst.enc', '--name', 'broken-import', '--datastore', 'postgresql', '--size', '0.02']);
+      assert.equal(failed.code, 1);
+      const [backupId] = fake.backups.backups.keys();
+      assert.match(
+        failed.stderr,
+        new RegExp(
+          `\\nError: Backup broken-import \\(${backupId}\\) could not be imported: The object cannot be imported: The backup cannot be decrypted with this project's key, .+\\n` +
+            `The object stays where it is\\. Remove the failed record \\(it counts against your backups quota\\) with \\\`coffer backup delete ${backupId}\\\`\\.\\n$`,
+        ),
+      );
+      const outside = await runCli(dir, ['backup', 'import', 'http://169.254.169.254/x', '--name', 'b', '--datastore', 'postgresql', '--size', '0.02']);
+      assert.equal(outside.code, 1);
+      assert.match(outside.stderr, /is not an object in one of your project's backup containers .*\nCopy the object into one of your backup containers first/);
+      const size = await runCli(dir, ['backup', 'import', 'database_backups/x', '--name', 'b', '--datastore', 'postgresql', '--size', '3']);
+      assert.match(size.stderr, /does not match the object's size.*\nGive --size as the object's size in GB/);
+    });
+  });
+
   describe('list and show', () => {
     it('lists every page, newest first, with the instance by name (by ID once it is gone), type, size and status', async () => {
       const orders = fake.addInstance('orders');
@@ -693,7 +747,8 @@ describe('coffer backup', () => {
 
   it('--help describes every backup command and instance create --from-backup', async () => {
     const expected: Array<[string[], RegExp]> = [
-      [['backup', '--help'], /create \[options\] <instance>[\s\S]*list[\s\S]*show[\s\S]*verify[\s\S]*delete[\s\S]*strategy/],
+      [['backup', '--help'], /create \[options\] <instance>[\s\S]*import \[options\] <location>[\s\S]*list[\s\S]*show[\s\S]*verify[\s\S]*delete[\s\S]*strategy/],
+      [['backup', 'import', '--help'], /restore_from[\s\S]*RESTORED[\s\S]*--name <name>[\s\S]*--datastore <datastore>[\s\S]*--datastore-version <version>[\s\S]*--size <GB>[\s\S]*--no-wait/],
       [['backup', 'verify', '--help'], /scratch instance[\s\S]*PASSED or FAILED[\s\S]*--no-wait[\s\S]*--timeout <seconds>[\s\S]*--json/],
       [['backup', 'create', '--help'], /--name <name>[\s\S]*--incremental[\s\S]*--parent <backup>[\s\S]*--container <name>[\s\S]*--no-wait[\s\S]*--timeout/],
       [['backup', 'list', '--help'], /--instance <instance>[\s\S]*--all-projects/],

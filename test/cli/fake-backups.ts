@@ -18,6 +18,12 @@ export interface BackupHost {
   pageSize(): number;
 }
 
+interface ImportSpec {
+  remote_location: string;
+  local_datastore_version_id: string;
+  size: number;
+}
+
 interface FakeBackup {
   view: State;
   /** what each GET shows in turn (status, fail_reason, size, and `percent` for the instance's progress); the last one stays */
@@ -67,6 +73,8 @@ export class FakeBackups {
   /** whether the caller may list every project's backups (an admin) */
   allProjects = true;
   private clock = 0;
+  /** the restore_from bodies POST /backups was given */
+  readonly imports: ImportSpec[] = [];
 
   constructor(private readonly host: BackupHost) {}
 
@@ -210,6 +218,22 @@ export class FakeBackups {
     };
   }
 
+  /** Trove's restore_from: the object must be in the default container; `broken` names one sealed under another key. */
+  private import(name: string, description: string | undefined, from: ImportSpec, send: Send, fail: BackupFail): void {
+    if (!from.remote_location.startsWith('database_backups/')) {
+      return fail('badRequest', `restore_from.remote_location ${JSON.stringify(from.remote_location)} is not an object in one of your project's backup containers (database_backups) of this deployment's backup storage.`);
+    }
+    if (from.size !== 0.02) return fail('badRequest', `restore_from.size ${from.size} does not match the object's size, 0.02 GB (21474836 bytes): check the remote_location.`);
+    const id = randomUUID();
+    const view = { ...this.newView(id, name, '', { type: 'postgresql', version: '15' }, null), instance_id: null, description: description ?? null };
+    const course = name.includes('broken')
+      ? [{ status: 'NEW' }, { status: 'FAILED', fail_reason: "The object cannot be imported: The backup cannot be decrypted with this project's key, or it was altered (it was sealed with key 1f2e3d4c5b6a7988; the key given is 0a1b2c3d4e5f6071)." }]
+      : [{ status: 'NEW' }, { status: 'RESTORED', size: 0.02, locationRef: `file:///var/lib/coffer/backups/${from.remote_location}` }];
+    this.backups.set(id, { view, course, polls: 0, dataGb: 0.5, container: 'database_backups' });
+    this.imports.push(from);
+    send(202, { backup: view });
+  }
+
   /** where its course is: what the last GET showed (NEW before the first) */
   private step(backup: FakeBackup): State | undefined {
     return backup.course[Math.min(Math.max(backup.polls - 1, 0), backup.course.length - 1)];
@@ -275,8 +299,9 @@ export class FakeBackups {
   }
 
   private create(body: unknown, send: Send, fail: BackupFail): void {
-    const spec = (body as { backup?: { name?: string; instance?: string; description?: string; incremental?: boolean; parent_id?: string; swift_container?: string } })?.backup;
+    const spec = (body as { backup?: { name?: string; instance?: string; description?: string; incremental?: boolean; parent_id?: string; swift_container?: string; restore_from?: ImportSpec } })?.backup;
     if (spec === undefined || typeof spec.name !== 'string') return fail('badRequest', "Validation error: backup: 'name' is a required property");
+    if (spec.restore_from !== undefined) return this.import(spec.name, spec.description, spec.restore_from, send, fail);
     const instance = this.host.instance(spec.instance ?? '');
     if (instance === undefined) return fail('itemNotFound', `Instance ${String(spec.instance)} cannot be found.`);
     const mine = [...this.backups.values()].map((b) => this.current(b)).filter((v) => v.instance_id === instance.id);

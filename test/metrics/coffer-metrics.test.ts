@@ -139,7 +139,7 @@ describe('task runs', () => {
       leaseMs: 5_000,
       sweepIntervalMs: 60_000,
       observer: metrics,
-      flows: { create_instance: noop, delete_instance: noop, restart: failing, resize_flavor: noop, resize_volume: noop, update_access: noop, detach_replica: noop, promote_to_replica_source: noop, eject_replica_source: noop, rejoin_replica: noop, apply_configuration: noop, create_backup: noop, delete_backup: noop, verify_backup: noop, stop: noop, start: noop, upgrade: noop },
+      flows: { create_instance: noop, delete_instance: noop, restart: failing, resize_flavor: noop, resize_volume: noop, update_access: noop, detach_replica: noop, promote_to_replica_source: noop, eject_replica_source: noop, rejoin_replica: noop, apply_configuration: noop, create_backup: noop, delete_backup: noop, import_backup: noop, verify_backup: noop, stop: noop, start: noop, upgrade: noop },
     });
     const now = new Date();
     const task = (id: string, kind: 'create_instance' | 'restart') => ({

@@ -37,7 +37,7 @@ function runner(workerId: string, flow: Flow, leaseMs = 300): TaskRunner {
     workerId,
     leaseMs,
     sweepIntervalMs: 50,
-    flows: { create_instance: flow, delete_instance: noop, restart: noop, stop: noop, start: noop, resize_flavor: noop, resize_volume: noop, update_access: noop, detach_replica: noop, promote_to_replica_source: noop, eject_replica_source: noop, rejoin_replica: noop, apply_configuration: noop, create_backup: noop, delete_backup: noop, verify_backup: noop, upgrade: noop },
+    flows: { create_instance: flow, delete_instance: noop, restart: noop, stop: noop, start: noop, resize_flavor: noop, resize_volume: noop, update_access: noop, detach_replica: noop, promote_to_replica_source: noop, eject_replica_source: noop, rejoin_replica: noop, apply_configuration: noop, create_backup: noop, delete_backup: noop, import_backup: noop, verify_backup: noop, upgrade: noop },
   });
 }
 
@@ -192,6 +192,7 @@ test('a task whose end could not be recorded is resumed and ends done, never mar
       create_backup: async () => undefined,
       verify_backup: async () => undefined,
       delete_backup: async () => undefined,
+      import_backup: async () => undefined,
       upgrade: async () => undefined,
     },
   });

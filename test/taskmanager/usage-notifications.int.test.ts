@@ -157,7 +157,7 @@ test("the task runner notifies once an instance task's end is recorded; a build 
       leaseMs: 5000,
       sweepIntervalMs: 60_000,
       onInstanceTaskEnded: (t, outcome) => notifier.taskEnded(t, outcome),
-      flows: { create_instance: flow, delete_instance: ok, restart: ok, resize_flavor: ok, resize_volume: ok, update_access: ok, detach_replica: ok, promote_to_replica_source: ok, eject_replica_source: ok, rejoin_replica: ok, apply_configuration: ok, create_backup: ok, delete_backup: ok, verify_backup: ok, stop: ok, start: ok, upgrade: ok },
+      flows: { create_instance: flow, delete_instance: ok, restart: ok, resize_flavor: ok, resize_volume: ok, update_access: ok, detach_replica: ok, promote_to_replica_source: ok, eject_replica_source: ok, rejoin_replica: ok, apply_configuration: ok, create_backup: ok, delete_backup: ok, import_backup: ok, verify_backup: ok, stop: ok, start: ok, upgrade: ok },
     });
   const faulted = runner(faulting);
   await store.tasks.create(task('i-runner-faulted', 'create_instance'));

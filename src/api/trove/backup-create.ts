@@ -4,6 +4,7 @@ import type { BackupRow, InstanceRow, NewBackup } from '../../db/index.js';
 import type { AuthContext } from '../auth-context.js';
 import { enforce } from '../policy.js';
 import { gateAction } from './action-gate.js';
+import { importBackup } from './backup-import.js';
 import { containerName, type CreateBackupBody } from './backup-schemas.js';
 import { enforceQuota } from './quota-enforcement.js';
 import type { TroveDeps } from './trove-deps.js';
@@ -38,7 +39,7 @@ interface BackupAdmission {
 export async function createBackup(deps: TroveDeps, auth: AuthContext, body: CreateBackupBody, context: RequestContext): Promise<BackupRow> {
   const input = body.backup;
   enforce(auth, 'backup:create', auth.projectId);
-  if (input.restore_from !== undefined) throw notSupported('Importing a backup from another storage (restore_from) is not supported by Coffer yet.');
+  if (input.restore_from !== undefined) return importBackup(deps, auth, { ...input, restore_from: input.restore_from }, context);
   if (input.instance === undefined) throw new CofferError('BadRequest', 'instance is missing.');
   const scope = auth.isAdmin ? {} : { tenantId: auth.projectId };
   const instance = await deps.store.instances.get(input.instance, scope);

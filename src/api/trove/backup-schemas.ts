@@ -22,7 +22,15 @@ export const createBackupSchema = z.object({
     // Trove's schema takes 0 or 1; troveclient sends a boolean
     incremental: z.union([z.literal(0), z.literal(1), z.boolean()]).optional(),
     swift_container: z.string().optional(),
-    restore_from: z.unknown().optional(),
+    // Trove's import of a backup object that already exists (reference 2.9): backup-import.ts
+    restore_from: z
+      .strictObject({
+        remote_location: z.string().min(1).max(2048),
+        local_datastore_version_id: nonEmpty.max(64),
+        // Trove's backup view's size: GB as a float
+        size: z.number().nonnegative().finite(),
+      })
+      .optional(),
   }),
 });
 export type CreateBackupBody = z.infer<typeof createBackupSchema>;

@@ -36,7 +36,8 @@ export function backupView(data: BackupViewData, storage: BackupStorage | undefi
     name: backup.name,
     description: backup.description,
     locationRef: stored && storage !== undefined ? storage.locationOf(backup.container, backup.objectName) : null,
-    instance_id: backup.instanceId,
+    // an imported backup (restore_from) has no instance, as in Trove
+    instance_id: backup.instanceId === '' ? null : backup.instanceId,
     created: troveTimestamp(backup.createdAt),
     updated: troveTimestamp(backup.updatedAt),
     size: stored && backup.sizeBytes !== null ? toGb(backup.sizeBytes) : null,

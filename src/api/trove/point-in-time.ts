@@ -94,6 +94,9 @@ export async function pointInTimeBase(
   if (!version.capabilities.pointInTimeRecovery) {
     throw new CofferError('NotImplemented', `Point-in-time restore (restorePoint.restore_time) is not supported for datastore ${version.manager} yet.`);
   }
+  if (point.backup?.instanceId === '') {
+    throw new CofferError('Conflict', `Backup ${point.backup.id} was imported (restore_from): no instance's archived log follows it, so it restores only as it is, without restore_time.`);
+  }
   const sourceId = point.backup?.instanceId ?? point.instanceId;
   if (sourceId === undefined) throw new CofferError('BadRequest', 'restorePoint needs backupRef or instance_id with restore_time.');
   const source = await store.instances.get(sourceId, { ...scope, includeDeleted: true });

@@ -116,6 +116,13 @@ export const deleteBackupTaskPayload = z.object({ requestId: z.string().optional
 export type DeleteBackupTaskPayload = z.input<typeof deleteBackupTaskPayload>;
 
 /**
+ * Importing the task's subject, a backup recorded NEW from an existing object (restore_from):
+ * the object is read once, and the backup is RESTORED or FAILED with the reason.
+ */
+export const importBackupTaskPayload = z.object({ requestId: z.string().optional() });
+export type ImportBackupTaskPayload = z.input<typeof importBackupTaskPayload>;
+
+/**
  * Verifying the task's subject, a backup (Coffer's): restored into a scratch instance of its
  * project, hidden from it, checked by the engine, then deleted. The API recorded the
  * verification RUNNING; the flow records the scratch instance it made, so a resumed task finds it.
