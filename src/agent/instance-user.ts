@@ -121,11 +121,12 @@ async function runAs(identity: EngineIdentity, file: string, args: string[]): Pr
  * the processes it may signal, those whose real or saved uid is the user's (never the caller),
  * and the kernel delivers it to all of them in one pass over its task list, in which a fork
  * under way either finishes first (and its child is signalled) or is undone. No walk of /proc:
- * the cost does not grow with the processes other instances run. The exit code says nothing
- * (kill(-1) fails with EPERM for every process of other users).
+ * the cost does not grow with the processes other instances run. A constant script, nothing of
+ * the instance's in it; its exit code says nothing (kill(-1) is refused for other users' processes).
  */
 async function killAsUser(identity: EngineIdentity): Promise<void> {
-  await runAs(identity, 'kill', ['-9', '-1']);
+  // the shell's own kill: sh is on every host, procps' kill not necessarily
+  await runAs(identity, 'sh', ['-c', 'kill -9 -1']);
 }
 
 /**
