@@ -199,14 +199,20 @@ async function clearTempDirs(identity: EngineIdentity, logger: Logger): Promise<
   // preorder, so each directory is opened before find reads it
   await runAs(identity, 'find', [...dirs, '-xdev', '-type', 'd', '-user', uid, '!', '-perm', '-u=rwx', '-exec', 'chmod', 'u+rwx', '{}', ';']);
   const stderr = await runAs(identity, 'find', [...dirs, '-xdev', '-user', uid, '-delete']);
-  // `find: '<dir>': Permission denied` is a directory the user may not enter: expected
-  const problems = stderr.split('\n').filter((line) => line !== '' && !/^find: '.*': (Permission denied|No such file or directory)$/.test(line.replace(/[‘’]/g, "'")));
-  const stuck = dirs.filter((dir) => problems.some((line) => line.includes(`cannot delete`) && line.includes(`Permission denied`) && line.replace(/[‘’]/g, "'").includes(`'${dir}/`)));
-  for (const dir of stuck) {
+  const lines = stderr
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => line.replace(/[‘’]/g, "'"));
+  // `find: '<dir>': Permission denied`: a directory the user may not enter, as expected
+  const problems = lines.filter((line) => !/^find: '.*': (Permission denied|No such file or directory)$/.test(line));
+  const undeletable = (line: string) => /^find: cannot delete '.*': Permission denied$/.test(line);
+  for (const dir of dirs.filter((d) => problems.some((line) => undeletable(line) && line.includes(`'${d}/`)))) {
     logger.warn({ osUser: identity.name, dir }, 'the instance user left files it cannot delete itself: walking all of the directory as root');
-    await run('find', [dir, '-xdev', '-user', uid, '-delete'], { timeout: 60_000 }).catch((err: unknown) => logger.warn({ err, osUser: identity.name }, 'could not remove all the instance user left'));
+    await run('find', [dir, '-xdev', '-user', uid, '-delete'], { timeout: 60_000 }).catch((err: unknown) =>
+      logger.warn({ err, osUser: identity.name }, 'could not remove all the instance user left'),
+    );
   }
-  const others = problems.filter((line) => !(line.includes('cannot delete') && line.includes('Permission denied')));
+  const others = problems.filter((line) => !undeletable(line));
   if (others.length > 0) logger.warn({ osUser: identity.name, problems: others.slice(0, 20) }, 'could not remove all the instance user left in the temp directories');
 }
 
