@@ -24,7 +24,7 @@ const sysvIpc = [
   { table: '/proc/sysvipc/msg', id: 'msqid', flag: '-q' },
 ];
 const killRounds = 50;
-/** rounds of killing as the user before killing by pid: 150 ms of waits in all for the killed to be gone */
+/** rounds of killing as the user, with 150 ms of waits in all for the killed to be gone */
 const fastRounds = 5;
 const userRunTimeoutMs = 60_000;
 const userEnv = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' };
@@ -149,8 +149,8 @@ async function aloneAsUser(identity: EngineIdentity): Promise<boolean> {
 
 /**
  * The slow way, by pid from a scan of /proc, as root: for what killAsUser cannot reach (a process
- * whose effective uid alone is the user's, which only a privileged program makes) or what
- * outlives it. Repeated until none is left, as one may fork while the others die.
+ * whose effective uid alone is the user's, which only a privileged program makes), once userdel
+ * refused the user for it. Repeated until none is left, as one may fork while the others die.
  */
 async function killAllOf(uid: number, logger: Logger): Promise<void> {
   for (let round = 0; round < killRounds; round += 1) {
@@ -231,9 +231,9 @@ async function removeLeftovers(identity: EngineIdentity, logger: Logger): Promis
  * Removes the instance's user once its engine is stopped; a no-op when it is already gone.
  * Nothing of it is left: its processes, its files in the shared temp directories, its System V
  * IPC objects, the user and its group. Nothing here reads every process or every file of the
- * host, unless a process of the user outlives being killed as the user (or lingers as a zombie):
- * then it is killed by pid from a scan of /proc, as before. userdel itself still reads the
- * status of every process (in C, -f or not) and refuses a user a live process runs as.
+ * host but userdel, which reads the status of every process (in C, -f or not) and refuses a user
+ * a live process still runs as: only then are its processes killed by pid from a scan of /proc,
+ * as before, and the temp directories swept again.
  */
 export async function removeInstanceUser(name: string, logger: Logger): Promise<void> {
   const identity = isValidUserName(name) ? await lookupUser(name) : undefined;
@@ -245,10 +245,16 @@ export async function removeInstanceUser(name: string, logger: Logger): Promise<
     if (round > 0) await new Promise((resolve) => setTimeout(resolve, 10 * 2 ** (round - 1)));
     alone = await aloneAsUser(identity);
   }
-  if (!alone) await killAllOf(identity.uid, logger);
-  // once nothing runs as the user: nothing makes files behind the sweep
+  // once nothing runs as the user: nothing makes files behind the sweep (what the probe still
+  // counts after 150 ms is, but for a privileged program's child, zombies: userdel tells)
   await removeLeftovers(identity, logger);
-  const code = await changeAccounts('userdel', [name]);
+  let code = await changeAccounts('userdel', [name]);
+  // 8: a live process of the user (real, effective or saved uid) outlived being killed as the user
+  if (code === 8) {
+    await killAllOf(identity.uid, logger);
+    await removeLeftovers(identity, logger);
+    code = await changeAccounts('userdel', [name]);
+  }
   // 6: removed meanwhile
   if (code !== 0 && code !== 6) throw new CofferError('Internal', `userdel ${name} failed with exit code ${code}.`);
   // userdel keeps the group where login.defs says USERGROUPS_ENAB no

@@ -124,6 +124,25 @@ describe('instance users', { skip: asRoot ? false : 'creating OS users needs roo
     assert.deepEqual(await liveWith(`sleep\0${otherMark}\0`), []);
   });
 
+  it("kills by pid what killing as the user cannot reach: a process whose effective uid alone is the user's", async () => {
+    const user = await createInstanceUser('euid', silentLogger());
+    const mark = `${600 + Math.floor(Math.random() * 300)}.${Math.floor(Math.random() * 1e6)}`;
+    try {
+      // real and saved uid root's (seteuid without exec: an exec would make the saved uid the
+      // user's): the user's kill(-1) does not reach it, userdel still counts it
+      spawn('perl', ['-e', '$> = $ARGV[0]; sleep 600', String(user.uid), mark], { detached: true, stdio: 'ignore' }).unref();
+      for (let i = 0; i < 100 && (await liveWith(`\0${mark}\0`)).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal((await liveWith(`\0${mark}\0`)).length, 1);
+      const { logger, warnings } = warningLogger();
+      await removeInstanceUser(user.name, logger);
+      assert.equal(await lookupUser(user.name), undefined);
+      assert.deepEqual(await liveWith(`\0${mark}\0`), []);
+      assert.deepEqual(warnings, ['processes of the instance user outlived SIGKILL sent as the user: killing them by pid']);
+    } finally {
+      await removeInstanceUser(user.name, silentLogger());
+    }
+  });
+
   it("removes the user's files from /tmp, /var/tmp and /dev/shm and its System V segments, and nothing of another user", async () => {
     const [a, b] = [await createInstanceUser('files-a', silentLogger()), await createInstanceUser('files-b', silentLogger())];
     const tag = `coffer-leftover-${suffix()}`;
