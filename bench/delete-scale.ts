@@ -1,7 +1,7 @@
 // bench/delete-scale: what one instance delete costs the agent as the number of instances on the
 // host grows (issue 14: deletes ran at 5/s with 120 instances and at 0.7/s with 1,000).
 //
-//   node --import tsx bench/delete-scale.ts [--others 20,300] [--deletes 10] [--processes 3] [--files 300] [--out bench/results/delete-scale.md]
+//   node --import tsx bench/delete-scale.ts [--others 20,300] [--deletes 10] [--processes 3] [--files 300] [--orphans] [--out bench/results/delete-scale.md]
 //
 // As root. For each count in --others it places that many instances plus --deletes more with the
 // local compute driver on a fresh data directory under TMPDIR (/tmp by default: where the tests'
@@ -34,6 +34,9 @@ const { values } = parseArgs({
     deletes: { type: 'string', default: '10' },
     processes: { type: 'string', default: '3' },
     files: { type: 'string', default: '300' },
+    // the processes are orphans of PID 1 (started through a shell that exits), as a tenant's
+    // programs are and an adopted engine's: PID 1 has to reap them once killed
+    orphans: { type: 'boolean', default: false },
     out: { type: 'string' },
   },
 });
@@ -82,7 +85,8 @@ async function furnish(driver: LocalComputeDriver, instance: PlacedInstance, mar
     marks.push(path);
   }
   for (let p = 0; p < processCount; p += 1) {
-    const child = spawn('sleep', ['3600'], { uid: identity.uid, gid: identity.gid, cwd: data, detached: true, stdio: 'ignore' });
+    const [file, args] = values.orphans === true ? ['sh', ['-c', 'sleep 3600 & exit 0']] : ['sleep', ['3600']];
+    const child = spawn(file, args, { uid: identity.uid, gid: identity.gid, cwd: data, detached: true, stdio: 'ignore' });
     child.unref();
   }
 }
@@ -170,7 +174,7 @@ for (const others of sizes) {
 }
 
 const report = [
-  `${new Date().toISOString()}, ${cpus().length} cores, commit ${await run('git', ['rev-parse', '--short', 'HEAD']).then(({ stdout }) => stdout.trim(), () => 'unknown')}; ${deletes} deletes each, ${processCount} processes and ${fileCount} files per instance`,
+  `${new Date().toISOString()}, ${cpus().length} cores, commit ${await run('git', ['rev-parse', '--short', 'HEAD']).then(({ stdout }) => stdout.trim(), () => 'unknown')}; ${deletes} deletes each, ${processCount} processes${values.orphans === true ? ' (orphans of PID 1)' : ''} and ${fileCount} files per instance`,
   '',
   '| other instances | processes on the host | entries under /tmp | remove, median ms | min-max ms | JS /proc walk ms | nft list table ms | find /tmp -user ms | load average (1, 5, 15 min) before → after the deletes |',
   '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
