@@ -1,5 +1,4 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import { z } from 'zod';
 import { CofferError } from '../common/index.js';
 import type { LocalProcessRunner } from './local-process-runner.js';
 
@@ -13,47 +12,37 @@ import type { LocalProcessRunner } from './local-process-runner.js';
 // connections others opened to the engine pass (conntrack's established state), so clients
 // and the guest still reach it.
 //
-// One table of Coffer's own (`inet coffer`, never anyone else's), with one fixed chain and
-// three sets: the walled uids and the allowed uid.address.port triples. Each change is one `nft -f -`
-// transaction, which the kernel applies whole or not at all, so there is never a moment when
-// a uid is half walled; and sets need no rule handles to find and delete, unlike a chain per uid.
-// Refused rather than dropped: a dropped SYN leaves the program (and the tests) waiting minutes.
+// One table of Coffer's own (`inet coffer`, never anyone else's). Each walled uid has a chain of
+// its own, `wall_<uid>`: accept what it is allowed, refuse the rest; a map sends each packet of a
+// walled uid to its chain. Raising a wall rewrites the uid's chain and removing it deletes the
+// chain and its map element, both by name: no change reads the table, so a change costs the same
+// with ten walled uids or a thousand (it used to list the whole table to find the uid's elements).
+// Each change is one `nft -f -` transaction, which the kernel applies whole or not at all, so
+// there is never a moment when a uid is half walled. Refused rather than dropped: a dropped SYN
+// leaves the program (and the tests) waiting minutes.
+//
+// Before, the table held sets instead (`walled` uids, `allowed4`/`allowed6` uid.address.port
+// triples) and a chain `output` that judged by them. A host upgraded keeps them; they wall the
+// uids put there before until each is walled again in a chain of its own (every adoption does),
+// which takes the uid out of `walled`: its stale triples left in the allowed sets only accept,
+// and a packet accepted in one output chain is still judged by the other.
 
 const table = 'coffer';
 const family = 'inet';
 const timeoutMs = 10_000;
 
-const triple = z.object({ concat: z.tuple([z.number(), z.string(), z.number()]) });
-const listing = z.object({
-  nftables: z.array(
-    z.object({
-      set: z
-        .object({
-          name: z.string(),
-          // uids in `walled`, uid.address.port triples in the allowed sets
-          elem: z.array(z.unknown()).optional(),
-        })
-        .optional(),
-    }),
-  ),
-});
-
-/** The fixed part, asserted whole with every change (a set or chain that exists is kept, the chain's rules rewritten). */
+/** The fixed part, asserted whole with every change (a map or chain that exists is kept, the hook chain's rules rewritten). */
 function baseRuleset(): string[] {
   const t = `${family} ${table}`;
   return [
     `add table ${t}`,
+    `add map ${t} walls { type uid : verdict; }`,
+    `add chain ${t} wall_output { type filter hook output priority 0; policy accept; }`,
+    `flush chain ${t} wall_output`,
+    `add rule ${t} wall_output ct state established,related accept`,
+    `add rule ${t} wall_output meta skuid vmap @walls`,
+    // the set the walls of before judged by: a uid walled now leaves it (see above)
     `add set ${t} walled { type uid; }`,
-    `add set ${t} allowed4 { type uid . ipv4_addr . inet_service; }`,
-    `add set ${t} allowed6 { type uid . ipv6_addr . inet_service; }`,
-    `add chain ${t} output { type filter hook output priority 0; policy accept; }`,
-    `flush chain ${t} output`,
-    `add rule ${t} output ct state established,related accept`,
-    // th dport only where there is one: an ICMP header has none
-    `add rule ${t} output meta l4proto { tcp, udp } meta skuid . ip daddr . th dport @allowed4 accept`,
-    `add rule ${t} output meta l4proto { tcp, udp } meta skuid . ip6 daddr . th dport @allowed6 accept`,
-    `add rule ${t} output meta skuid @walled meta l4proto tcp reject with tcp reset`,
-    `add rule ${t} output meta skuid @walled reject with icmpx type admin-prohibited`,
   ];
 }
 
@@ -62,9 +51,9 @@ function checkUid(uid: number): void {
   if (!Number.isInteger(uid) || uid <= 0 || uid > 0xfffffffe) throw new CofferError('Internal', `Cannot wall uid ${uid}.`);
 }
 
-/** `add` before `delete` makes the delete succeed whether or not the element was there. */
-function removeElement(set: string, element: string): string[] {
-  return [`add element ${family} ${table} ${set} { ${element} }`, `delete element ${family} ${table} ${set} { ${element} }`];
+/** Takes `uid` out of the walls of before; `add` before `delete` makes the delete succeed whether or not it was there. */
+function leaveOldWall(uid: number): string[] {
+  return [`add element ${family} ${table} walled { ${uid} }`, `delete element ${family} ${table} walled { ${uid} }`];
 }
 
 /** Where a walled user may open connections (TCP) or send datagrams (UDP). */
@@ -73,12 +62,10 @@ export interface Destination {
   port: number;
 }
 
-interface Allowed extends Destination {
-  set: 'allowed4' | 'allowed6';
-}
-
-function element(uid: number, { address, port }: Destination): string {
-  return `${uid} . ${address} . ${port}`;
+function acceptRule(chain: string, { address, port }: Destination): string {
+  const match = isIPv4(address) ? 'ip daddr' : 'ip6 daddr';
+  // th dport only where there is one: an ICMP header has none
+  return `add rule ${family} ${table} ${chain} meta l4proto { tcp, udp } ${match} ${address} th dport ${port} accept`;
 }
 
 export class NetworkWall {
@@ -102,46 +89,35 @@ export class NetworkWall {
         throw new CofferError('Internal', `Not a destination to allow: ${address} port ${port}.`);
       }
     }
-    const same = (a: Destination) => (b: Destination) => a.address === b.address && a.port === b.port;
-    const lines = [...baseRuleset()];
-    for (const stale of (await this.allowedOf(uid)).filter((old) => !allowed.some(same(old)))) {
-      lines.push(...removeElement(stale.set, element(uid, stale)));
-    }
-    lines.push(`add element ${family} ${table} walled { ${uid} }`);
-    for (const destination of allowed) {
-      lines.push(`add element ${family} ${table} ${isIPv4(destination.address) ? 'allowed4' : 'allowed6'} { ${element(uid, destination)} }`);
-    }
-    await this.apply(lines);
+    const t = `${family} ${table}`;
+    const chain = `wall_${uid}`;
+    await this.apply([
+      ...baseRuleset(),
+      `add chain ${t} ${chain}`,
+      `flush chain ${t} ${chain}`,
+      ...allowed.map((destination) => acceptRule(chain, destination)),
+      `add rule ${t} ${chain} meta l4proto tcp reject with tcp reset`,
+      `add rule ${t} ${chain} reject with icmpx type admin-prohibited`,
+      `add element ${t} walls { ${uid} : jump ${chain} }`,
+      ...leaveOldWall(uid),
+    ]);
   }
 
   /** Takes `uid` out of the wall once nothing runs as it any more; a no-op when it is not walled. */
   async remove(uid: number): Promise<void> {
     checkUid(uid);
-    const lines = [...baseRuleset(), ...removeElement('walled', String(uid))];
-    for (const old of await this.allowedOf(uid)) lines.push(...removeElement(old.set, element(uid, old)));
-    await this.apply(lines);
-  }
-
-  /** What `uid` is allowed now, in the kernel; nothing when Coffer's table does not exist yet. */
-  private async allowedOf(uid: number): Promise<Allowed[]> {
-    let stdout: string;
-    try {
-      ({ stdout } = await this.runner.run(this.nft, ['-j', 'list', 'table', family, table], { timeoutMs }));
-    } catch (err) {
-      // nft runs but the table is not there yet: nothing to replace
-      if (/No such file or directory/.test((err as CofferError).details ?? '')) return [];
-      throw this.fault(err);
-    }
-    const found: Allowed[] = [];
-    for (const item of listing.parse(JSON.parse(stdout)).nftables) {
-      const set = item.set;
-      if (set === undefined || (set.name !== 'allowed4' && set.name !== 'allowed6')) continue;
-      for (const entry of set.elem ?? []) {
-        const [owner, address, port] = triple.parse(entry).concat;
-        if (owner === uid) found.push({ set: set.name, address, port });
-      }
-    }
-    return found;
+    const t = `${family} ${table}`;
+    const chain = `wall_${uid}`;
+    // each added first, so that each delete finds what it deletes
+    await this.apply([
+      ...baseRuleset(),
+      `add chain ${t} ${chain}`,
+      `add element ${t} walls { ${uid} : jump ${chain} }`,
+      `delete element ${t} walls { ${uid} }`,
+      `flush chain ${t} ${chain}`,
+      `delete chain ${t} ${chain}`,
+      ...leaveOldWall(uid),
+    ]);
   }
 
   private async apply(lines: string[]): Promise<void> {

@@ -73,11 +73,16 @@ async function processesOf(uid: number): Promise<number[]> {
   return found;
 }
 
-/** The uids in Coffer's wall. */
+/** The uids in Coffer's wall (the keys of its map of uids to their chains). */
 async function walledUids(): Promise<number[]> {
-  const { stdout } = await run('nft', ['-j', 'list', 'set', 'inet', 'coffer', 'walled']);
-  const parsed = JSON.parse(stdout) as { nftables: { set?: { elem?: number[] } }[] };
-  return parsed.nftables.flatMap((item) => item.set?.elem ?? []);
+  const { stdout } = await run('nft', ['-j', 'list', 'map', 'inet', 'coffer', 'walls']);
+  const parsed = JSON.parse(stdout) as { nftables: { map?: { elem?: [number, unknown][] } }[] };
+  return parsed.nftables.flatMap((item) => item.map?.elem ?? []).map(([uid]) => uid);
+}
+
+/** A wall lost, as after an operator's flush: the uid's packets no longer go to its chain. */
+async function dropWall(uid: number): Promise<void> {
+  await run('nft', ['delete', 'element', 'inet', 'coffer', 'walls', `{ ${uid} }`]);
 }
 
 describe('network wall', { skip: notRoot }, () => {
@@ -228,7 +233,7 @@ describe('network wall', { skip: notRoot }, () => {
     const uids = await Promise.all([a, b, m, r].map(async (server) => (await lookupUser(await osUserOf(server.instanceId)))!.uid));
     for (const uid of uids) walled.add(uid);
     for (const uid of uids) assert.ok((await walledUids()).includes(uid), `uid ${uid} is walled`);
-    await run('nft', ['delete', 'element', 'inet', 'coffer', 'walled', `{ ${uids[0]} }`]);
+    await dropWall(uids[0]!);
     assert.ok(!(await walledUids()).includes(uids[0]!));
     await agent.stop();
     // adoption runs in the background once the agent has started
@@ -260,7 +265,7 @@ describe('network wall', { skip: notRoot }, () => {
     await writeFile(recordFile, JSON.stringify({ ...record, osUser: oldName }), { mode: 0o600 });
     const uid = (await lookupUser(oldName))!.uid;
     walled.add(uid);
-    await run('nft', ['delete', 'element', 'inet', 'coffer', 'walled', `{ ${uid} }`]);
+    await dropWall(uid);
 
     await (await newAgent({ dataDir: options.dataDir, host: options.host, addressPool: options.addressPool, warmPoolSize: 0 })).agent.adopted;
     assert.ok((await walledUids()).includes(uid), 'walled at adoption');

@@ -1,12 +1,15 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { lookupUser } from '../../src/agent/engine-user.js';
 import { removeInstanceUser } from '../../src/agent/instance-user.js';
+import { LocalProcessRunner } from '../../src/agent/local-process-runner.js';
+import { NetworkWall } from '../../src/agent/network-wall.js';
 import { silentLogger } from '../../src/common/logger.js';
 
 // As root, the agent gives each instance an OS user of its own, removed when the instance is
 // deleted. A test that removes a data directory with instances still in it (a failed test, a
 // killed serve) removes their users too (and its agents' spare ones), and with them every process
-// they still run.
+// they still run and their walls (nftables), as the agent's delete does.
 
 /** The OS users recorded by the instances and agents under `root` (a data directory, or up to two levels above one). */
 export async function osUsersUnder(root: string): Promise<string[]> {
@@ -33,7 +36,14 @@ export async function osUsersUnder(root: string): Promise<string[]> {
   return users;
 }
 
-/** Kills what the instance users under `root` still run and removes the users. */
+/** Kills what the instance users under `root` still run, removes the users and takes them out of the wall. */
 export async function removeInstanceUsersUnder(root: string): Promise<void> {
-  for (const user of await osUsersUnder(root)) await removeInstanceUser(user, silentLogger());
+  const wall = new NetworkWall(new LocalProcessRunner(undefined));
+  for (const user of await osUsersUnder(root)) {
+    const identity = await lookupUser(user);
+    if (identity === undefined) continue;
+    await removeInstanceUser(user, silentLogger());
+    // as the driver's remove: once nothing runs as it (without nftables there is no wall to take down)
+    await wall.remove(identity.uid).catch(() => undefined);
+  }
 }
