@@ -47,7 +47,7 @@ import { killDataDirProcesses, runningPostmaster, stopPostmaster, waitUntilReady
 import { fetchRecoveryFiles, planRecovery, removeRecoveryFiles, type RecoveryTarget } from './point-in-time.js';
 import { checkRestoreChain, clearSourceState, extractBaseBackup, resetAdminOffline, resetRestoredRoles } from './restore.js';
 import type { WalArchiveHost } from './wal-archive.js';
-import { initdbArguments, syncDirectory, takeWarmCluster } from './warm-cluster.js';
+import { forgetInitdbStatistics, initdbArguments, syncDirectory, takeWarmCluster } from './warm-cluster.js';
 
 // The lifecycle module of PostgreSQL (databases, users, root, configuration groups and backups
 // are the modules beside it, engine.ts assembles them). PostgreSQL as a supervised local process:
@@ -409,6 +409,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
       this.context.warm === undefined ? undefined : await takeWarmCluster(this.context.warm, dir, this.paths.dataDir, this.logger);
     if (poolPassword !== undefined) {
       this.logger.debug('took a cluster from the warm pool');
+      await forgetInitdbStatistics(this.runner, this.paths.dataDir);
       // the pool made its cluster durable; what remains is the rename that brought it here
       const sync = syncDirectory(dir);
       sync.catch(() => undefined);
@@ -426,6 +427,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
     } finally {
       await rm(this.paths.pwfile, { force: true });
     }
+    await forgetInitdbStatistics(this.runner, this.paths.dataDir);
     const sync = this.runner.run(this.bin('initdb'), ['--sync-only', `--pgdata=${this.paths.dataDir}`], {
       timeoutMs: initdbTimeoutMs,
     });
