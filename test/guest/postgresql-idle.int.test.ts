@@ -1,18 +1,22 @@
 // test-lane: parallel (engines as coffer-test-db on random loopback addresses, its own directories)
 import assert from 'node:assert/strict';
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Client } from 'pg';
 import { silentLogger } from '../../src/common/logger.js';
 import { engineRegistry, type EngineDriver, type ProcessRunner } from '../../src/guest/index.js';
 import { withAdminClient, type AdminEndpoint } from '../../src/guest/engines/postgresql/admin.js';
+import { isSegmentName } from '../../src/guest/engines/postgresql/wal-files.js';
 import { tempDataDir } from '../support/temp-dir.js';
-import { eventually } from '../support/wait.js';
+import { eventually, until } from '../support/wait.js';
 import { cleanUp, localRunner, randomAddress } from './engine-fixture.js';
 
-// What an idle PostgreSQL instance as the guest makes it does (bench/results/postgresql-idle.md):
-// autovacuum visits only the databases someone connected to, not template1 as initdb's own
-// statistics would have it.
+// What an idle PostgreSQL instance as the guest makes it does, on its own and at the guest's
+// asking (bench/results/postgresql-idle.md): autovacuum visits only the databases someone
+// connected to, not template1 as initdb's own statistics would have it; the WAL archive's reach
+// check asks over the health check's kept connection (no login) and reads the WAL with pg_waldump
+// only when WAL was inserted since its last look, so a check on an idle server runs nothing.
 
 const adminPassword = 'admin-Pass-1';
 
@@ -20,6 +24,24 @@ async function instanceDir(path: string): Promise<string> {
   await mkdir(path);
   await chmod(path, 0o711);
   return path;
+}
+
+/** The runner, counting the programs run through it (each a process spawned as the engine's user). */
+function counting(runner: ProcessRunner): { runner: ProcessRunner; programs: () => number } {
+  let programs = 0;
+  const proxy = new Proxy(runner, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver) as unknown;
+      if ((name === 'run' || name === 'stream') && typeof value === 'function') {
+        return (...args: unknown[]) => {
+          programs += 1;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { runner: proxy, programs: () => programs };
 }
 
 describe('postgresql when idle', () => {
@@ -80,5 +102,70 @@ describe('postgresql when idle', () => {
     // by now the launcher has had as many turns for template1, had it an entry
     assert.equal((await touched()).template1, 0, 'an autovacuum worker went into template1');
   });
+
+  it('checks how far an idle archive reaches over the kept connection, reading the WAL only after new writes', async () => {
+    const { runner, programs } = counting(await localRunner());
+    // autovacuum off: nothing but the test writes WAL (the background writer's snapshots aside)
+    const { driver, dir, endpoint } = await prepared('archive', runner, { autovacuum: false, log_connections: true });
+    const archive = driver.backup!.walArchive!;
+    const logins = async () => ((await readFile(join(dir, 'postgresql.log'), 'utf8')).match(/connection authorized/g) ?? []).length;
+    // a write in a finished segment: what the shipper has shipped before
+    await withAdminClient(endpoint, 'app', (client) => client.query('CREATE TABLE t (id int); INSERT INTO t VALUES (1)'));
+    await withAdminClient(endpoint, 'postgres', (client) => client.query('SELECT pg_switch_wal()'));
+    let last: string | undefined;
+    await until(
+      'the finished segment in the spool',
+      async () => {
+        for (const name of await archive.pending()) {
+          if (isSegmentName(name)) last = name;
+          await archive.remove(name);
+        }
+        return last !== undefined;
+      },
+      30_000,
+    );
+    // the health check's connection, kept from here on; and the test's own, opened once
+    assert.equal(await driver.health(), 'healthy');
+    const watcher = await withAdminClientKept(endpoint);
+    try {
+      const insertLsn = async () => (await watcher.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
+      const loginsBefore = await logins();
+      // the first look reads the WAL after the segment; a second with nothing inserted since reads none
+      let checked = false;
+      for (let attempt = 0; attempt < 5 && !checked; attempt += 1) {
+        const lsn = await insertLsn();
+        const first = await archive.archivedThrough(last!);
+        assert.ok(first !== undefined);
+        const programsBefore = programs();
+        const second = await archive.archivedThrough(last!);
+        const ran = programs() - programsBefore;
+        // the background writer may log a snapshot of running transactions in between: then again
+        if ((await insertLsn()) !== lsn) continue;
+        assert.equal(ran, 0, 'pg_waldump ran though no WAL was inserted since the last look');
+        assert.ok(second !== undefined && second >= first, `${String(second)} before ${first.toISOString()}`);
+        checked = true;
+      }
+      assert.ok(checked, 'the insert position never held still for two checks');
+      assert.equal(await logins(), loginsBefore, 'a reach check logged in a session of its own');
+
+      // a commit after the archive's end: the next check reads the WAL again and stops before it
+      const programsBefore = programs();
+      const began = new Date();
+      await withAdminClient(endpoint, 'app', (client) => client.query('INSERT INTO t VALUES (2)'));
+      const committed = new Date();
+      const reach = await archive.archivedThrough(last!);
+      assert.ok(programs() > programsBefore, 'pg_waldump did not read the new WAL');
+      assert.ok(reach !== undefined && reach.getTime() >= began.getTime() - 1000 && reach < committed, `${String(reach)} not between ${began.toISOString()} and ${committed.toISOString()}`);
+    } finally {
+      await watcher.end();
+    }
+  });
 });
 
+/** An admin session of the test's own, kept open (a login counted once). */
+async function withAdminClientKept(endpoint: AdminEndpoint): Promise<Client> {
+  const client = new Client({ host: endpoint.socketDir, port: endpoint.port, user: 'os_admin', password: endpoint.password, database: 'postgres' });
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}

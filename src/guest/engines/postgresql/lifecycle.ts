@@ -311,6 +311,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
       runner: this.runner,
       program: (name) => this.bin(name),
       runningEndpoint: async () => ((await this.processId()) === undefined ? undefined : this.endpoint()),
+      keptQuery: (work) => this.probe.query(work),
     };
   }
 
