@@ -8,6 +8,7 @@ import { silentLogger } from '../../src/common/logger.js';
 import { engineRegistry, type EngineDriver, type ProcessRunner } from '../../src/guest/index.js';
 import { withAdminClient, type AdminEndpoint } from '../../src/guest/engines/postgresql/admin.js';
 import { isSegmentName } from '../../src/guest/engines/postgresql/wal-files.js';
+import { archiveTimeoutSeconds } from '../../src/guest/engines/postgresql/wal-archive.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { eventually, until } from '../support/wait.js';
 import { cleanUp, localRunner, randomAddress } from './engine-fixture.js';
@@ -16,7 +17,8 @@ import { cleanUp, localRunner, randomAddress } from './engine-fixture.js';
 // asking (bench/results/postgresql-idle.md): autovacuum visits only the databases someone
 // connected to, not template1 as initdb's own statistics would have it; the WAL archive's reach
 // check asks over the health check's kept connection (no login) and reads the WAL with pg_waldump
-// only when WAL was inserted since its last look, so a check on an idle server runs nothing.
+// only when WAL was inserted since its last look, so a check on an idle server runs nothing; and
+// the archive's timeout holds from a server's start on (its checkpointer woken once it is ready).
 
 const adminPassword = 'admin-Pass-1';
 
@@ -159,6 +161,19 @@ describe('postgresql when idle', () => {
     } finally {
       await watcher.end();
     }
+  });
+
+  it('archives what is written right after a start within archive_timeout', async () => {
+    const { driver, endpoint } = await prepared('restart', await localRunner(), { autovacuum: false });
+    const archive = driver.backup!.walArchive!;
+    await driver.stop();
+    for (const name of await archive.pending()) await archive.remove(name);
+    await driver.start();
+    const written = Date.now();
+    await withAdminClient(endpoint, 'app', (client) => client.query('CREATE TABLE t (id int); INSERT INTO t VALUES (1)'));
+    // a checkpointer asleep for its first checkpoint_timeout would finish the segment after 5 minutes
+    await until('the segment with the write in the spool', async () => (await archive.pending()).some(isSegmentName), (archiveTimeoutSeconds + 30) * 1000);
+    assert.ok(Date.now() - written < (archiveTimeoutSeconds + 30) * 1000);
   });
 });
 

@@ -62,6 +62,21 @@ import { forgetInitdbStatistics, initdbArguments, syncDirectory, takeWarmCluster
 
 export const standardPort = 5432;
 
+/**
+ * A new postmaster's checkpointer reckons its first sleep while recovery still runs, when
+ * archive_timeout does not count, and so sleeps a whole checkpoint_timeout (5 minutes): what is
+ * written meanwhile reaches the archive only then, not within the archive_timeout the recovery
+ * point promises. A reload (SIGHUP, what pg_ctl reload sends) once the server is ready wakes it
+ * to reckon again, archive_timeout included; the configuration it reads is the one just started.
+ */
+function wakeCheckpointer(pid: number): void {
+  try {
+    process.kill(pid, 'SIGHUP');
+  } catch {
+    // gone already: the supervisor sees it exit
+  }
+}
+
 const initdbTimeoutMs = 120_000;
 const startTimeoutMs = 120_000;
 const stopTimeoutMs = 30_000;
@@ -598,6 +613,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
         }),
       waitReady: async (pid, exited) => {
         await waitUntilReady({ dataDir, pid, exited, logFile, timeoutMs: startTimeoutMs });
+        if (exited !== undefined && this.archivesWal()) wakeCheckpointer(pid);
         // only a postmaster spawned here (`exited` known) read the file this host just wrote
         if (exited !== undefined && this.spawnedWith !== undefined) {
           // a server that runs is not failed for want of this record: a later fallback has one start less to go back to
