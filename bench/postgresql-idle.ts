@@ -3,20 +3,28 @@
 // same load) and reads each process's CPU over an idle window of `--seconds`, by backend type.
 //
 //   node --import tsx bench/postgresql-idle.ts [--count 10] [--seconds 90] [--settle 60]
-//       [--profiles stock,coffer-quiet,coffer] [--memory 256] [--out <file>]
+//       [--profiles stock,coffer-quiet,coffer] [--memory 256] [--subnet 127.83] [--naptime 5min] [--out <file>]
 //
 // As root (the servers run as the `postgres` user). Profiles:
 //   - stock: initdb's postgresql.conf with the memory settings Coffer gives the flavor (as
 //     bench/density's raw servers), nothing connected;
 //   - coffer-quiet: postgresql.conf and pg_hba.conf as Coffer renders them (config.ts: archiving
 //     to a spool with basic_archive and archive_timeout, the memory settings, ...), initdb as the
-//     guest runs it, one tenant database and user made by the guest's own function, nothing
-//     connected in the window: what the server alone costs;
+//     guest runs it (warm-cluster.ts, initdb's statistics file removed), one tenant database and
+//     user made by the guest's own function, nothing connected in the window: what the server
+//     alone costs;
 //   - coffer: the same, plus what the guest sends an idle instance, by the guest's own code:
 //     the health check over its kept connection every 10 s (KeptProbe, healthProbeOps), the
 //     engine metrics once a minute over it (postgresqlMetrics), and the WAL shipper's round
 //     every 10 s (spool files taken away; PostgresqlWalArchive.archivedThrough at most every
-//     15 s once a file was shipped, with its pg_waldump run as the engine's user).
+//     15 s once a file was shipped, over the kept connection, with its pg_waldump run as the
+//     engine's user).
+// Give --settle at least 330 s to measure a settled server: a postmaster's checkpointer first
+// sleeps a whole checkpoint_timeout (it computes that sleep while recovery still runs, when
+// archive_timeout does not count), so the WAL of a new cluster is switched and archived only
+// about 5 minutes after the start, and autovacuum's first rounds analyse initdb's catalogs.
+//   - coffer-naptime: coffer with autovacuum_naptime set by a configuration group (--naptime):
+//     what a longer naptime would save.
 // One more server per profile (the witness, left out of the CPU figures) logs at debug1 to count
 // what happens in the window: autovacuum workers per database, checkpoints done and skipped, WAL
 // files archived.
@@ -37,7 +45,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { renderPgHba, renderPostgresqlConf, tuneMemory } from '../src/guest/engines/postgresql/config.js';
 import { adminRole, ensureDatabasesAndUsers, healthProbeOps, type AdminEndpoint } from '../src/guest/engines/postgresql/admin.js';
-import { initdbArguments } from '../src/guest/engines/postgresql/warm-cluster.js';
+import { forgetInitdbStatistics, initdbArguments } from '../src/guest/engines/postgresql/warm-cluster.js';
 import { postgresqlMetrics } from '../src/guest/engines/postgresql/metrics.js';
 import { PostgresqlWalArchive } from '../src/guest/engines/postgresql/wal-archive.js';
 import { KeptProbe } from '../src/guest/engines/kept-probe.js';
@@ -51,6 +59,8 @@ const { values } = parseArgs({
     profiles: { type: 'string', default: 'stock,coffer-quiet,coffer' },
     memory: { type: 'string', default: '256' },
     bin: { type: 'string', default: '/usr/lib/postgresql/15/bin' },
+    subnet: { type: 'string', default: '127.83' },
+    naptime: { type: 'string', default: '5min' },
     out: { type: 'string', default: '' },
   },
 });
@@ -59,9 +69,9 @@ const seconds = Number(values.seconds);
 const settle = Number(values.settle);
 const memoryMb = Number(values.memory);
 const bin = values.bin;
-type Profile = 'stock' | 'coffer-quiet' | 'coffer';
+type Profile = 'stock' | 'coffer-quiet' | 'coffer' | 'coffer-naptime';
 const profiles = values.profiles.split(',') as Profile[];
-for (const p of profiles) if (!['stock', 'coffer-quiet', 'coffer'].includes(p)) throw new Error(`unknown profile ${p}`);
+for (const p of profiles) if (!['stock', 'coffer-quiet', 'coffer', 'coffer-naptime'].includes(p)) throw new Error(`unknown profile ${p}`);
 
 const log = (text: string) => process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${text}\n`);
 const load = () => loadavg().map((n) => n.toFixed(1)).join(' ');
@@ -69,6 +79,7 @@ const ids = {
   uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()),
   gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim()),
 };
+const engineRunner = new LocalProcessRunner({ name: 'postgres', ...ids });
 const password = 'Idle-bench-pass-1234';
 const ticksPerSecond = 100;
 
@@ -142,7 +153,7 @@ async function startOne(profile: Profile, i: number, witness: boolean): Promise<
   const spool = profile === 'stock' ? undefined : join(dir, 'spool');
   if (spool !== undefined) await mkdir(spool);
   const port = 5432;
-  const address = `127.83.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+  const address = `${values.subnet}.${Math.floor(i / 250)}.${(i % 250) + 1}`;
   const confFile = join(dir, 'postgresql.conf');
   const hbaFile = join(dir, 'pg_hba.conf');
   let conf: string;
@@ -155,12 +166,15 @@ async function startOne(profile: Profile, i: number, witness: boolean): Promise<
         `work_mem = ${mem.workMemKb}kB`, `maintenance_work_mem = ${mem.maintenanceWorkMemMb}MB`, '',
       ].join('\n');
   } else {
-    conf = renderPostgresqlConf({ memoryMb, address, port, socketDir, hbaFile, walSpoolDir: spool });
+    const overrides: Record<string, string> = profile === 'coffer-naptime' ? { autovacuum_naptime: values.naptime } : {};
+    conf = renderPostgresqlConf({ memoryMb, address, port, socketDir, hbaFile, walSpoolDir: spool, overrides });
   }
   if (witness) conf += "log_min_messages = debug1\nlog_line_prefix = '%m [%p] %b %d '\n";
   await writeFile(confFile, conf);
   await writeFile(hbaFile, renderPgHba(adminRole, ['127.0.0.0/8']));
   execFileSync('chown', ['-R', `${ids.uid}:${ids.gid}`, dir]);
+  // as the guest prepares a cluster (warm-cluster.ts)
+  if (profile !== 'stock') await forgetInitdbStatistics(engineRunner, data);
   const logFile = join(dir, 'log');
   const { openSync } = await import('node:fs');
   const fd = openSync(logFile, 'a');
@@ -185,7 +199,7 @@ async function startOne(profile: Profile, i: number, witness: boolean): Promise<
     // what a create asks of the guest: one database and one user
     await ensureDatabasesAndUsers(endpoint, { databases: [{ name: 'app' }], users: [{ name: 'appuser', password, databases: [{ name: 'app' }] }] });
   }
-  if (profile === 'coffer') guestTraffic(server, endpoint);
+  if (profile === 'coffer' || profile === 'coffer-naptime') guestTraffic(server, endpoint);
   return server;
 }
 
@@ -195,12 +209,14 @@ let firstShips = 0;
 /** What the guest does to an idle instance, by its own code (bench/postgresql-idle's header). */
 function guestTraffic(server: Server, endpoint: AdminEndpoint): void {
   const probe = new KeptProbe(healthProbeOps(async () => endpoint), 3_000);
+  // as the lifecycle's walArchiveHost()
   const archive = new PostgresqlWalArchive({
     spoolDir: server.spool!,
     dataDir: join(server.dir, 'data'),
-    runner: new LocalProcessRunner({ name: 'postgres', uid: ids.uid, gid: ids.gid }),
+    runner: engineRunner,
     program: (name) => join(bin, name),
     runningEndpoint: async () => endpoint,
+    keptQuery: (work) => probe.query(work),
   });
   let lastShipped: string | undefined;
   let checkedAt = 0;
@@ -362,7 +378,7 @@ for (const [s, offset] of logOffsets) {
   const text = (await readFile(s.logFile, 'utf8')).slice(offset);
   witnessEvents[s.profile] = Object.fromEntries(Object.entries(events(text)).map(([k2, v]) => [k2, (v * 60) / elapsed]));
 }
-const coffersN = servers.filter((s) => s.profile === 'coffer' && !s.witness).length;
+const coffersN = servers.filter((s) => (s.profile === 'coffer' || s.profile === 'coffer-naptime') && !s.witness).length;
 const benchMs = ((ownEnd - ownStart) * 1000) / ticksPerSecond;
 
 const f = (x: number | undefined, d = 1) => (x === undefined ? '—' : x.toFixed(d));
@@ -382,12 +398,12 @@ lines.push('', '(in brackets: live processes of that kind per instance at the en
 lines.push(`| witness (debug1), per minute | ${profiles.join(' | ')} |`, `| --- |${profiles.map(() => ' --- |').join('')}`);
 const eventKinds = [...new Set(profiles.flatMap((p) => Object.keys(witnessEvents[p] ?? {})))].sort();
 for (const e of eventKinds) lines.push(`| ${e} | ${profiles.map((p) => f(witnessEvents[p]?.[e] ?? 0, 1)).join(' | ')} |`);
-if (profiles.includes('coffer')) {
+if (coffersN > 0) {
   lines.push(
     '',
-    `Guest side (coffer profile, this process: the health checks, metrics, shipper rounds, pg_waldump): ${f(perMinute(benchMs, coffersN), 1)} ms per instance per minute ` +
+    `Guest side (the coffer profiles, this process: the health checks, metrics, shipper rounds, pg_waldump): ${f(perMinute(benchMs, coffersN), 1)} ms per instance per minute ` +
       `(includes the bench's own reading of /proc); WAL files shipped in the window: ${f(((shippedFiles - shippedBefore) * 60) / elapsed / coffersN, 2)} per instance per minute; ` +
-      `reach checks (a new session + pg_waldump each): ${f(((reachChecks - checksBefore) * 60) / elapsed / coffersN, 2)} per instance per minute.`,
+      `reach checks: ${f(((reachChecks - checksBefore) * 60) / elapsed / coffersN, 2)} per instance per minute.`,
   );
 }
 if (walLines.length > 0) lines.push('', 'witness lines on archiving:', ...walLines.map((l) => `    ${l}`));
