@@ -51,7 +51,7 @@ export interface WalArchiveHost {
   keptQuery?<T>(work: (client: Client) => Promise<T>): Promise<T | undefined>;
 }
 
-interface WalSizes {
+export interface WalSizes {
   segmentBytes: number;
   pageBytes: bigint;
 }
@@ -145,7 +145,7 @@ export class PostgresqlWalArchive implements WalArchive {
       if (found === 'unknown') return undefined;
       firstPending = found;
       // WAL inserted but not yet written out was not there for pg_waldump to read
-      this.lastScan = allWritten(insert, flush, sizes.pageBytes) ? { lastSegment, timeline, insert, firstPending } : undefined;
+      this.lastScan = allWritten(insert, flush, sizes) ? { lastSegment, timeline, insert, firstPending } : undefined;
     }
     if (firstPending === undefined) return checked;
     // everything before the first transaction end not archived yet is archived
@@ -192,13 +192,16 @@ export class PostgresqlWalArchive implements WalArchive {
 }
 
 /**
- * Whether everything inserted into the WAL up to `insert` was written out at `flush`. The insert
- * position stands past the header of the page it is on (24 bytes, 40 at a segment's start) while
- * the flush position stops at the page's start: with no record in between (the smallest takes 24
- * bytes, more than a page starting there leaves under 40) the two differ by the header alone.
+ * Whether everything inserted into the WAL up to `insert` was written out at `flush`. With nothing
+ * inserted on a new page yet, the insert position stands past that page's header while the flush
+ * position stops at its start: they differ by the header exactly (24 bytes, 40 on a segment's
+ * first page, on 64-bit builds). Any more, even the tail of a record begun on the page before, is
+ * WAL not written yet.
  */
-function allWritten(insert: bigint, flush: bigint, pageBytes: bigint): boolean {
-  return flush >= insert || (flush % pageBytes === 0n && insert - flush <= 40n);
+export function allWritten(insert: bigint, flush: bigint, sizes: WalSizes): boolean {
+  if (flush >= insert) return true;
+  if (flush % sizes.pageBytes !== 0n) return false;
+  return insert - flush === (flush % BigInt(sizes.segmentBytes) === 0n ? 40n : 24n);
 }
 
 function latest(times: readonly string[]): string | undefined {
