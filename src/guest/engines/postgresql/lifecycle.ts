@@ -48,7 +48,7 @@ import { killDataDirProcesses, runningPostmaster, stopPostmaster, waitUntilReady
 import { fetchRecoveryFiles, planRecovery, removeRecoveryFiles, type RecoveryTarget } from './point-in-time.js';
 import { checkRestoreChain, clearSourceState, extractBaseBackup, resetAdminOffline, resetRestoredRoles } from './restore.js';
 import type { WalArchiveHost } from './wal-archive.js';
-import { initdbArguments, syncDirectory, takeWarmCluster } from './warm-cluster.js';
+import { forgetInitdbStatistics, initdbArguments, syncDirectory, takeWarmCluster } from './warm-cluster.js';
 
 // The lifecycle module of PostgreSQL (databases, users, root, configuration groups and backups
 // are the modules beside it, engine.ts assembles them). PostgreSQL as a supervised local process:
@@ -62,6 +62,21 @@ import { initdbArguments, syncDirectory, takeWarmCluster } from './warm-cluster.
 // into a symlink, as it could anywhere inside a directory that user owns.
 
 export const standardPort = 5432;
+
+/**
+ * A new postmaster's checkpointer reckons its first sleep while recovery still runs, when
+ * archive_timeout does not count, and so sleeps a whole checkpoint_timeout (5 minutes): what is
+ * written meanwhile reaches the archive only then, not within the archive_timeout the recovery
+ * point promises. A reload (SIGHUP, what pg_ctl reload sends) once the server is ready wakes it
+ * to reckon again, archive_timeout included; the configuration it reads is the one just started.
+ */
+function wakeCheckpointer(pid: number): void {
+  try {
+    process.kill(pid, 'SIGHUP');
+  } catch {
+    // gone already: the supervisor sees it exit
+  }
+}
 
 const initdbTimeoutMs = 120_000;
 const startTimeoutMs = 120_000;
@@ -314,6 +329,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
       runner: this.runner,
       program: (name) => this.bin(name),
       runningEndpoint: async () => ((await this.processId()) === undefined ? undefined : this.endpoint()),
+      keptQuery: (work) => this.probe.query(work),
     };
   }
 
@@ -412,6 +428,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
       this.context.warm === undefined ? undefined : await takeWarmCluster(this.context.warm, dir, this.paths.dataDir, this.logger);
     if (poolPassword !== undefined) {
       this.logger.debug('took a cluster from the warm pool');
+      await forgetInitdbStatistics(this.runner, this.paths.dataDir);
       // the pool made its cluster durable; what remains is the rename that brought it here
       const sync = syncDirectory(dir);
       sync.catch(() => undefined);
@@ -429,6 +446,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
     } finally {
       await rm(this.paths.pwfile, { force: true });
     }
+    await forgetInitdbStatistics(this.runner, this.paths.dataDir);
     const sync = this.runner.run(this.bin('initdb'), ['--sync-only', `--pgdata=${this.paths.dataDir}`], {
       timeoutMs: initdbTimeoutMs,
     });
@@ -598,6 +616,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
         }),
       waitReady: async (pid, exited) => {
         await waitUntilReady({ dataDir, pid, exited, logFile, timeoutMs: startTimeoutMs });
+        if (exited !== undefined && this.archivesWal()) wakeCheckpointer(pid);
         // only a postmaster spawned here (`exited` known) read the file this host just wrote
         if (exited !== undefined && this.spawnedWith !== undefined) {
           // a server that runs is not failed for want of this record: a later fallback has one start less to go back to

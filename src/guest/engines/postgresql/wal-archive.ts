@@ -1,5 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import type { Client } from 'pg';
 import { CofferError, isCofferError } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
 import type { WalArchive } from '../engine.js';
@@ -42,13 +43,33 @@ export interface WalArchiveHost {
   program(name: string): string;
   /** undefined while the server is not running */
   runningEndpoint(): Promise<AdminEndpoint | undefined>;
+  /**
+   * `work` over a connection the host keeps open (the health check's, in `postgres`), undefined
+   * when the server does not answer. Without it every reach check logs in a session of its own:
+   * on an idle instance a backend forked and a SCRAM exchange every 15 s.
+   */
+  keptQuery?<T>(work: (client: Client) => Promise<T>): Promise<T | undefined>;
+}
+
+export interface WalSizes {
+  segmentBytes: number;
+  pageBytes: bigint;
+}
+
+/** The last look at the WAL after the archive's end that saw all of it, and what it found there. */
+interface WalScan {
+  lastSegment: string;
+  timeline: number;
+  insert: bigint;
+  firstPending: string | undefined;
 }
 
 /** pg_waldump's exit at the end of the WAL written so far, as opposed to a failure to read it */
 const endOfWal = /invalid record length at [0-9A-F]+\/[0-9A-F]+: wanted \d+, got 0|could not find file|could not find a valid record after/;
 
 export class PostgresqlWalArchive implements WalArchive {
-  private segmentBytes: number | undefined;
+  private sizes: WalSizes | undefined;
+  private lastScan: WalScan | undefined;
 
   constructor(private readonly host: WalArchiveHost) {}
 
@@ -94,22 +115,38 @@ export class PostgresqlWalArchive implements WalArchive {
   async archivedThrough(lastSegment: string): Promise<Date | undefined> {
     const endpoint = await this.host.runningEndpoint();
     if (endpoint === undefined || !isSegmentName(lastSegment)) return undefined;
-    const segmentBytes = await this.segmentSize(endpoint);
+    const sizes = await this.walSizes(endpoint);
+    if (sizes === undefined) return undefined;
+    const { segmentBytes } = sizes;
     const { timeline, number } = parseSegmentName(lastSegment, segmentBytes);
     const end = (number + 1n) * BigInt(segmentBytes);
     // a commit takes its time just before its WAL is written: one stamped a moment before this
     // check may reach the WAL only after pg_waldump read it, so "now" is claimed a second short
     const checked = new Date(Date.now() - 1000);
-    const [insert, currentTimeline] = await withAdminClient(endpoint, 'postgres', async (client) => {
-      const result = await client.query<{ lsn: string; timeline: string }>(
-        'SELECT pg_current_wal_insert_lsn()::text AS lsn, timeline_id::text AS timeline FROM pg_control_checkpoint()',
+    const position = await this.query(endpoint, async (client) => {
+      const result = await client.query<{ insert: string; flush: string; timeline: string }>(
+        'SELECT pg_current_wal_insert_lsn()::text AS insert, pg_current_wal_flush_lsn()::text AS flush, timeline_id::text AS timeline FROM pg_control_checkpoint()',
       );
-      return [parseLsn(result.rows[0]!.lsn), Number(result.rows[0]!.timeline)];
+      const row = result.rows[0]!;
+      return { insert: parseLsn(row.insert), flush: parseLsn(row.flush), timeline: Number(row.timeline) };
     });
+    if (position === undefined) return undefined;
+    const { insert, flush } = position;
     // another timeline, or a file shipped out of order: nothing can be said this time
-    if (currentTimeline !== timeline || insert < end) return undefined;
-    const firstPending = await this.firstTransactionEndAfter(end);
-    if (firstPending === 'unknown') return undefined;
+    if (position.timeline !== timeline || insert < end) return undefined;
+    // WAL only grows: with nothing inserted since a scan that read all of it, pg_waldump would
+    // find what it found then (on an idle instance, every check after the first)
+    const scan = this.lastScan;
+    let firstPending: string | undefined;
+    if (scan !== undefined && scan.lastSegment === lastSegment && scan.timeline === timeline && scan.insert === insert) {
+      firstPending = scan.firstPending;
+    } else {
+      const found = await this.firstTransactionEndAfter(end);
+      if (found === 'unknown') return undefined;
+      firstPending = found;
+      // WAL inserted but not yet written out was not there for pg_waldump to read
+      this.lastScan = allWritten(insert, flush, sizes) ? { lastSegment, timeline, insert, firstPending } : undefined;
+    }
     if (firstPending === undefined) return checked;
     // everything before the first transaction end not archived yet is archived
     const micros = microsOf(firstPending) - 1n;
@@ -140,12 +177,31 @@ export class PostgresqlWalArchive implements WalArchive {
     return transactionEndTimes(output)[0];
   }
 
-  private async segmentSize(endpoint: AdminEndpoint): Promise<number> {
-    this.segmentBytes ??= await withAdminClient(endpoint, 'postgres', async (client) =>
-      parseSegmentSize((await client.query<{ wal_segment_size: string }>('SHOW wal_segment_size')).rows[0]!.wal_segment_size),
-    );
-    return this.segmentBytes;
+  private async walSizes(endpoint: AdminEndpoint): Promise<WalSizes | undefined> {
+    this.sizes ??= await this.query(endpoint, async (client) => {
+      const row = (await client.query<{ segment: string; page: string }>("SELECT current_setting('wal_segment_size') AS segment, current_setting('wal_block_size') AS page")).rows[0]!;
+      return { segmentBytes: parseSegmentSize(row.segment), pageBytes: BigInt(row.page) };
+    });
+    return this.sizes;
   }
+
+  /** `work` over the host's kept connection when it has one, else over a session of its own */
+  private query<T>(endpoint: AdminEndpoint, work: (client: Client) => Promise<T>): Promise<T | undefined> {
+    return this.host.keptQuery !== undefined ? this.host.keptQuery(work) : withAdminClient(endpoint, 'postgres', work);
+  }
+}
+
+/**
+ * Whether everything inserted into the WAL up to `insert` was written out at `flush`. With nothing
+ * inserted on a new page yet, the insert position stands past that page's header while the flush
+ * position stops at its start: they differ by the header exactly (24 bytes, 40 on a segment's
+ * first page, on 64-bit builds). Any more, even the tail of a record begun on the page before, is
+ * WAL not written yet.
+ */
+export function allWritten(insert: bigint, flush: bigint, sizes: WalSizes): boolean {
+  if (flush >= insert) return true;
+  if (flush % sizes.pageBytes !== 0n) return false;
+  return insert - flush === (flush % BigInt(sizes.segmentBytes) === 0n ? 40n : 24n);
 }
 
 function latest(times: readonly string[]): string | undefined {

@@ -32,6 +32,21 @@ export function initdbArguments(dataDir: string, pwfile: string): string[] {
   ];
 }
 
+/**
+ * initdb leaves the statistics of its own sessions behind (pg_stat/pgstat.stat, read at the first
+ * start), with an entry for template1 and postgres, and the autovacuum launcher visits every
+ * database that has an entry: a worker forked into each once per autovacuum_naptime, idle or not,
+ * which is most of what an idle server costs (bench/results/postgresql-idle.md). Without initdb's
+ * file a database gets its entry when a session first connects to it: the guest's `postgres` and
+ * the tenant's databases at once, template1 (which no one connects to) never, and like template0
+ * it is then vacuumed only when its age nears wraparound (the launcher checks that for every
+ * database, entry or not). What is lost is initdb's own counts. Run on the cluster before its
+ * first start, as the engine's user (the data directory is that user's).
+ */
+export async function forgetInitdbStatistics(runner: ProcessRunner, dataDir: string): Promise<void> {
+  await runner.run('/bin/rm', ['-f', '--', join(dataDir, 'pg_stat', 'pgstat.stat')], { timeoutMs: initdbTimeoutMs });
+}
+
 async function makeWarmCluster(dir: string, binary: EngineBinary, runner: ProcessRunner, signal: AbortSignal): Promise<void> {
   const dataDir = join(dir, 'data');
   // initdb fills an empty directory; the engine's user could not create one in the host's
