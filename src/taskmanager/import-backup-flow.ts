@@ -57,7 +57,7 @@ async function readThrough(deps: BackupFlowDeps, backup: BackupRow, signal: Abor
   if (version === undefined) throw new CofferError('DatastoreVersionNotFound', `Datastore version ${backup.datastoreVersionId} no longer exists.`);
   const key = await deps.projectDataKey(backup.tenantId);
   if (key === undefined) {
-    throw new CofferError('BackupDecryptionFailed', "This project has no backup key in this deployment yet, so no object can be sealed under it: only an object a backup of this project sealed can be imported. Take a backup here first, or import under the project that made it.");
+    throw new CofferError('BackupDecryptionFailed', "This project has no backup key in this deployment yet, so no object can be sealed under it: only an object a backup of this project sealed can be imported. Import it under the project whose backup it was.");
   }
   const stored = await storage.head(backup.container, backup.objectName);
   if (stored === undefined) throw new CofferError('NotFound', `Backup object ${backup.container}/${backup.objectName} is no longer in the backup storage.`);
