@@ -11,6 +11,7 @@ import { connectRedis } from '../support/redis-client.js';
 import { eventually } from '../support/wait.js';
 import { deleteAndVerifyGone, waitActive } from './instance-lifecycle.js';
 import { startServe, type ServeRun } from './serve-run.js';
+import { wallDestinations } from '../support/network-walls.js';
 
 // Read replicas of Redis through the Trove API of a real `coffer serve`, as PostgreSQL's
 // (replicas.test.ts): a replica is made from its primary, follows what it writes, serves the
@@ -46,9 +47,7 @@ async function post(path: string, body: unknown): Promise<{ status: number; body
 async function wallOf(id: string): Promise<string[]> {
   const record = JSON.parse(await readFile(join(run.dataDir.path, 'instances', id, 'instance.json'), 'utf8'));
   const uid = Number((await promisify(execFile)('id', ['-u', record.osUser])).stdout.trim());
-  const { stdout } = await promisify(execFile)('nft', ['-j', 'list', 'set', 'inet', 'coffer', 'allowed4']);
-  const elems: { concat: [number, string, number] }[] = JSON.parse(stdout).nftables.flatMap((item: any) => item.set?.elem ?? []);
-  return elems.filter((e) => e.concat[0] === uid).map((e) => `${e.concat[1]}:${e.concat[2]}`).sort();
+  return wallDestinations(uid);
 }
 
 test('a Redis read replica: created from its primary, following it read-only with its users, then detached', async () => {

@@ -11,6 +11,7 @@ import { describeRun, lastJson, openstack, troveCli, type Credentials } from '..
 import { eventually } from '../support/wait.js';
 import { appPassword, connectAndWrite, createInstance, deleteAndVerifyGone, waitActive } from './instance-lifecycle.js';
 import { startServe, type ServeRun } from './serve-run.js';
+import { wallDestinations } from '../support/network-walls.js';
 
 // Read replicas of PostgreSQL through the Trove API of a real `coffer serve`: a replica is
 // created from its primary (its flavor, datastore and volume), streams what the primary writes
@@ -46,9 +47,7 @@ async function wallOf(id: string): Promise<{ allowed: string[]; record: any }> {
   const record = JSON.parse(await readFile(join(run.dataDir.path, 'instances', id, 'instance.json'), 'utf8'));
   const { stdout: passwd } = await promisify(execFile)('id', ['-u', record.osUser]);
   const uid = Number(passwd.trim());
-  const { stdout } = await promisify(execFile)('nft', ['-j', 'list', 'set', 'inet', 'coffer', 'allowed4']);
-  const elems: { concat: [number, string, number] }[] = JSON.parse(stdout).nftables.flatMap((item: any) => item.set?.elem ?? []);
-  return { allowed: elems.filter((e) => e.concat[0] === uid).map((e) => `${e.concat[1]}:${e.concat[2]}`).sort(), record };
+  return { allowed: await wallDestinations(uid), record };
 }
 
 async function show(id: string): Promise<any> {
