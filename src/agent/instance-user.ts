@@ -196,9 +196,10 @@ async function clearTempDirs(identity: EngineIdentity, logger: Logger): Promise<
   for (const dir of sharedTempDirs) if (await access(dir).then(() => true, () => false)) dirs.push(dir);
   if (dirs.length === 0) return;
   const uid = String(identity.uid);
-  // preorder, so each directory is opened before find reads it
-  await runAs(identity, 'find', [...dirs, '-xdev', '-type', 'd', '-user', uid, '!', '-perm', '-u=rwx', '-exec', 'chmod', 'u+rwx', '{}', ';']);
-  const stderr = await runAs(identity, 'find', [...dirs, '-xdev', '-user', uid, '-delete']);
+  // preorder, so each directory is opened before find reads it; -ignore_readdir_race: other programs'
+  // files vanishing under the walk (a shared /tmp) are no failure of this one
+  await runAs(identity, 'find', [...dirs, '-xdev', '-ignore_readdir_race', '-type', 'd', '-user', uid, '!', '-perm', '-u=rwx', '-exec', 'chmod', 'u+rwx', '{}', ';']);
+  const stderr = await runAs(identity, 'find', [...dirs, '-xdev', '-ignore_readdir_race', '-user', uid, '-delete']);
   const lines = stderr
     .split('\n')
     .filter((line) => line !== '')
@@ -208,7 +209,7 @@ async function clearTempDirs(identity: EngineIdentity, logger: Logger): Promise<
   const undeletable = (line: string) => /^find: cannot delete '.*': Permission denied$/.test(line);
   for (const dir of dirs.filter((d) => problems.some((line) => undeletable(line) && line.includes(`'${d}/`)))) {
     logger.warn({ osUser: identity.name, dir }, 'the instance user left files it cannot delete itself: walking all of the directory as root');
-    await run('find', [dir, '-xdev', '-user', uid, '-delete'], { timeout: 60_000 }).catch((err: unknown) =>
+    await run('find', [dir, '-xdev', '-ignore_readdir_race', '-user', uid, '-delete'], { timeout: 60_000 }).catch((err: unknown) =>
       logger.warn({ err, osUser: identity.name }, 'could not remove all the instance user left'),
     );
   }
