@@ -1,4 +1,4 @@
-// test-lane: alone (engines as coffer-test-db replicate between loopback addresses; an agent beside it may wall that uid off the network for a moment, and its replicas could not reach their primary)
+// test-lane: parallel (engines as coffer-test-db, a user no agent walls, replicate between random loopback addresses; their own directories)
 import assert from 'node:assert/strict';
 import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
