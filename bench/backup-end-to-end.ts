@@ -12,8 +12,8 @@
 //   tool run as the engine's OS user as Coffer runs it, then the file fsynced (as the local
 //   directory storage fsyncs what it stores);
 // - Coffer: runBackup (src/guest/backup-runner.ts) with the driver's own backup admin: the tool,
-//   the codec (zstd -1 -T2, AES-256-GCM frames; MariaDB's tool writes into zstd's stdin itself,
-//   PostgreSQL's output passes through the guest's tar watch), LocalDirectoryStorage.put (SHA-256, fsync).
+//   the codec (zstd -1 -T2, AES-256-GCM frames; both tools write into zstd's stdin themselves),
+//   LocalDirectoryStorage.put (SHA-256, fsync).
 // Restore (the part a backup's bytes flow through; the rest of a prepare is the same work either way)
 // - raw: `zstd -d -q -c file | tar -x` (PostgreSQL) or `| mbstream -x`, then
 //   `mariadb-backup --prepare` (MariaDB), the extractors run as the engine's OS user;
