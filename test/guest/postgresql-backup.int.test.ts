@@ -232,6 +232,25 @@ describe('postgresql backup and restore', () => {
     await restored.driver.stop();
   });
 
+  it('refuses a backup whose tar was cut short between two entries (which tar itself accepts), before the server runs on it', async () => {
+    // where each entry's header starts: a cut there leaves a tar that unpacks without complaint
+    const starts: number[] = [];
+    for (let at = 0; at + 512 <= backup.length && backup[at] !== 0; ) {
+      starts.push(at);
+      const size = parseInt(backup.toString('latin1', at + 124, at + 136).replace(/\0.*$/s, '').trim() || '0', 8);
+      at += 512 + Math.ceil(size / 512) * 512;
+    }
+    assert.ok(starts.length > 100, `the base backup has ${starts.length} entries`);
+    const cut = backup.subarray(0, starts[Math.floor(starts.length / 2)]);
+    const short = await instance('short');
+    await assert.rejects(short.driver.prepare(input, undefined, full(() => Readable.from([cut]))), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'EngineError', err.message);
+      assert.match(err.message, /manifest/);
+      return true;
+    });
+    assert.equal(await short.driver.processId(), undefined);
+  });
+
   it('extracts nothing outside the data directory, and fails a restore whose tar tries', async () => {
     const hostile = await instance('hostile');
     const archive = tarArchive([

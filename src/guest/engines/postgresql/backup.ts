@@ -34,7 +34,7 @@ import { parseLsn, parseSegmentSize, segmentName, segmentOf } from './wal-files.
 //   and it says "base backup completed" only after writing all of it, manifest included;
 // - a backup that cannot be restored: both WAL positions must be there, the end not before the
 //   start, and a restore checks the unpacked files against the backup's manifest
-//   (verifyBaseBackup in restore.ts) before it replays anything.
+//   (extractBaseBackup in restore.ts) before it replays anything.
 
 /** pg_basebackup of a large cluster runs for hours; past this something is wrong */
 const backupTimeoutMs = 12 * 60 * 60 * 1000;
