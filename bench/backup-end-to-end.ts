@@ -12,14 +12,14 @@
 //   tool run as the engine's OS user as Coffer runs it, then the file fsynced (as the local
 //   directory storage fsyncs what it stores);
 // - Coffer: runBackup (src/guest/backup-runner.ts) with the driver's own backup admin: the tool,
-//   the codec (zstd -1 -T2, AES-256-GCM frames; MariaDB's tool writes into zstd's stdin itself,
-//   PostgreSQL's output passes through the guest's tar watch), LocalDirectoryStorage.put (SHA-256, fsync).
+//   the codec (zstd -1 -T2, AES-256-GCM frames; both tools write into zstd's stdin themselves),
+//   LocalDirectoryStorage.put (SHA-256, fsync).
 // Restore (the part a backup's bytes flow through; the rest of a prepare is the same work either way)
 // - raw: `zstd -d -q -c file | tar -x` (PostgreSQL) or `| mbstream -x`, then
 //   `mariadb-backup --prepare` (MariaDB), the extractors run as the engine's OS user;
 // - Coffer: the link restoreChain (backup-runner.ts) makes (storage get with the SHA-256 check,
-//   decodeBackup) into the engine's own restore: extractBaseBackup (PostgreSQL) or the family's
-//   restoreChain (MariaDB: mbstream, then mariadb-backup --prepare).
+//   decodeBackup) into the engine's own restore: extractBaseBackup (PostgreSQL, with its
+//   manifest check) or the family's restoreChain (MariaDB: mbstream, then mariadb-backup --prepare).
 // Then once: a new instance's whole prepare from the Coffer backup, its steps timed.
 //
 // MB/s are of the tool's uncompressed output (10^6 bytes). CPU s/GB: CPU time per GB of that
@@ -398,7 +398,7 @@ async function benchEngine(engine: BenchEngine, root: string): Promise<EngineRes
     const cofferRestore = async (objectName: string, target: string) => {
       if (engine === 'postgresql') {
         await engineDir(target);
-        await extractBaseBackup(runner, target, link(objectName)[0]!);
+        await extractBaseBackup(runner, target, link(objectName)[0]!, program('pg_verifybackup'));
       } else {
         await mysqlRestoreChain({
           flavor: mariadbFlavor,

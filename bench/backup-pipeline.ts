@@ -1,8 +1,9 @@
 // bench/backup-pipeline: the guest's whole backup and restore path, minus the database: a tool
 // process writes a backup stream to its stdout (dd of a file in tmpfs, `--tool-block` bytes per
-// write, as pg_basebackup writes its 32 KiB copy messages), the guest reads it (through the
-// PostgreSQL tar watch; unwatched, as the MySQL family did before the tool wrote into zstd
-// itself; or `direct`, the tool started writing into zstd's stdin), encodes it (zstd -1 -T2,
+// write, as pg_basebackup writes its 32 KiB copy messages), the guest reads it (`plain`, as every
+// engine did before its tool wrote into zstd itself; PostgreSQL's also passed a tar watch, since
+// removed) or not at all (`direct`, the tool started writing into zstd's stdin, as both
+// PostgreSQL and the MySQL family do now), encodes it (zstd -1 -T2,
 // AES-256-GCM frames) and stores it in a local directory storage (SHA-256, fsync); the restore
 // reads it back with its checksum checked and decodes it into a process (`cat > /dev/null`, in
 // place of tar or mbstream). Measures the CPU this Node process spends per GB of the tool's
@@ -10,7 +11,7 @@
 // with the other load on a shared machine.
 //
 //   node --import tsx bench/backup-pipeline.ts [--size-mib 256] [--rounds 3] [--tool-block 32768]
-//       [--mode tar,plain,direct] [--profile-dir DIR] [--out FILE]
+//       [--mode plain,direct] [--profile-dir DIR] [--out FILE]
 //
 // The raw rows are the same tool by hand: `dd | zstd -1 -T2 -q -c > file`, then
 // `zstd -d -q -c file | cat > /dev/null`.
@@ -19,14 +20,12 @@ import { once } from 'node:events';
 import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { startStreamingProcess } from '../src/agent/streaming-process.js';
 import { decodeBackupInto, encodeBackup, startBackupEncoding } from '../src/backup/backup-codec.js';
 import { newProjectKey } from '../src/backup/backup-keys.js';
 import { LocalDirectoryStorage } from '../src/backup/local-directory-storage.js';
-import { TarWatch } from '../src/guest/engines/postgresql/tar-watch.js';
-import { toolBackupRun } from '../src/guest/engines/tool-backup-run.js';
 import { sampleChunks } from '../test/backup/sample-data.js';
 import { cpuTimer, type Sample } from './cpu-timing.js';
 
@@ -35,7 +34,7 @@ const { values } = parseArgs({
     'size-mib': { type: 'string', default: '256' },
     rounds: { type: 'string', default: '3' },
     'tool-block': { type: 'string', default: '32768' },
-    mode: { type: 'string', default: 'tar,plain,direct' },
+    mode: { type: 'string', default: 'plain,direct' },
     'profile-dir': { type: 'string' },
     out: { type: 'string' },
   },
@@ -43,7 +42,7 @@ const { values } = parseArgs({
 const size = Number(values['size-mib']) * 1024 * 1024;
 const rounds = Number(values.rounds);
 const toolBlock = Number(values['tool-block']);
-type Mode = 'tar' | 'plain' | 'direct';
+type Mode = 'plain' | 'direct';
 const modes = values.mode!.split(',') as Mode[];
 const zstd = '/usr/bin/zstd';
 const env = { PATH: '/usr/bin:/bin', LANG: 'C' };
@@ -52,21 +51,6 @@ const shm = await mkdtemp(join('/dev/shm', 'coffer-pipeline-'));
 const key = newProjectKey();
 const storage = new LocalDirectoryStorage(shm);
 await storage.ensureContainer('backups');
-
-/** a tar like pg_basebackup's: the data as 16 MiB files, with the entries the PostgreSQL inspector keeps */
-async function makeTar(): Promise<string> {
-  const dir = join(shm, 'cluster');
-  await mkdir(join(dir, 'base'), { recursive: true });
-  let n = 0;
-  for (const chunk of sampleChunks(size, 42, 16 * 1024 * 1024)) await writeFile(join(dir, 'base', String(16384 + n++)), chunk);
-  await writeFile(join(dir, 'backup_label'), 'START WAL LOCATION: 0/2000028 (file 000000010000000000000002)\nSTART TIMELINE: 1\n');
-  await writeFile(join(dir, 'PG_VERSION'), '15\n');
-  await writeFile(join(dir, 'backup_manifest'), '{"WAL-Ranges": [\n{ "Timeline": 1, "Start-LSN": "0/2000028", "End-LSN": "0/2000100" }\n] }\n');
-  const tar = join(shm, 'data.tar');
-  await run('tar', ['-cf', tar, '-C', dir, 'backup_label', 'PG_VERSION', 'base', 'backup_manifest']);
-  await rm(dir, { recursive: true });
-  return tar;
-}
 
 async function makePlain(): Promise<string> {
   const file = join(shm, 'data.raw');
@@ -96,19 +80,8 @@ async function coderBackup(mode: Mode, input: string, name: string): Promise<str
     return stored.sha256;
   }
   const tool = startTool(input);
-  let stream: Readable;
-  let finished: Promise<unknown>;
-  if (mode === 'tar') {
-    const watch = new TarWatch([
-      { name: 'backup_label', limit: 64 * 1024, keep: 'head' },
-      { name: 'backup_manifest', limit: 64 * 1024, keep: 'tail' },
-      { name: 'PG_VERSION', limit: 64, keep: 'head' },
-    ]);
-    ({ stream, finished } = toolBackupRun(tool, { see: (chunk) => watch.see(chunk), facts: () => ({ complete: String(watch.complete) }) }, new AbortController().signal));
-  } else {
-    tool.stdin.end();
-    ({ stdout: stream, exited: finished } = tool);
-  }
+  tool.stdin.end();
+  const { stdout: stream, exited: finished } = tool;
   const body = encodeBackup(stream, { compression: 'zstd', key });
   const stored = await storage.put('backups', name, body);
   await finished;
@@ -135,7 +108,7 @@ const loadBefore = loadavg();
 const lines: string[] = [];
 try {
   for (const mode of modes) {
-    const input = mode === 'tar' ? await makeTar() : await makePlain();
+    const input = await makePlain();
 
     const streamBytes = Number((await import('node:fs')).statSync(input).size);
     const rows = { rawBackup: [] as Sample[], backup: [] as Sample[], rawRestore: [] as Sample[], restore: [] as Sample[] };
@@ -154,7 +127,7 @@ try {
     const row = (what: string, samples: Sample[]) =>
       `| ${what} | ${median(samples.map((s) => s.nodeCpuMs / 1000 / gb)).toFixed(2)} | ${median(samples.map((s) => s.childCpuMs / 1000 / gb)).toFixed(2)} | ${rate(samples).toFixed(0)} | ${samples.map((s) => (s.nodeCpuMs / 1000 / gb).toFixed(2)).join(', ')} |`;
     lines.push(
-      `${{ tar: 'tar watched (PostgreSQL)', plain: 'unwatched, through this process (the MySQL family on main)', direct: 'the tool writing into zstd itself (the MySQL family on this branch)' }[mode]}, ${(streamBytes / 1e6).toFixed(0)} MB written ${toolBlock} bytes at a time:`,
+      `${{ plain: 'through this process (every engine before its tool wrote into zstd itself)', direct: 'the tool writing into zstd itself (PostgreSQL and the MySQL family)' }[mode]}, ${(streamBytes / 1e6).toFixed(0)} MB written ${toolBlock} bytes at a time:`,
       '',
       '| what | CPU s/GB, Node (median) | CPU s/GB, children | MB/s (median, loaded machine) | Node CPU s/GB, all rounds |',
       '| --- | --- | --- | --- | --- |',

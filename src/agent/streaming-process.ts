@@ -126,5 +126,6 @@ export function startStreamingProcess(
     stdout,
     exited,
     kill: () => stop('was killed'),
+    stderrTail: () => stderr.toString('utf8'),
   };
 }

@@ -56,6 +56,11 @@ export interface StreamingProcess {
   readonly exited: Promise<void>;
   /** Kills the program and its process group; `exited` rejects unless it had already settled. */
   kill(): void;
+  /**
+   * What the program wrote to its standard error so far, its last 64 KiB: whole once `exited`
+   * resolved (a tool's own account of what it did, pg_basebackup's WAL positions).
+   */
+  stderrTail(): string;
 }
 
 export interface SpawnDetachedOptions {

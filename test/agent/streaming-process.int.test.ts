@@ -163,6 +163,25 @@ describe('LocalProcessRunner.stream', () => {
     assert.ok(err.details.length <= 1500);
   });
 
+  it("a program's stderr is there to read once it exited 0, its last 64 KiB of a longer one", async () => {
+    const proc = runner.stream('sh', ['-c', 'echo "start point: 0/2000028" >&2; head -c 100000 /dev/zero | tr "\\0" x >&2; printf "\\nbackup completed\\n" >&2'], {
+      timeoutMs: 60_000,
+    });
+    proc.stdin.end();
+    proc.stdout.resume();
+    await proc.exited;
+    const tail = proc.stderrTail();
+    assert.equal(tail.length, 64 * 1024);
+    assert.ok(tail.endsWith('x\nbackup completed\n'), tail.slice(-40));
+    assert.ok(!tail.includes('start point'), 'only the tail is kept');
+
+    const short = runner.stream('sh', ['-c', 'echo "start point: 0/2000028" >&2'], { timeoutMs: 60_000 });
+    short.stdin.end();
+    short.stdout.resume();
+    await short.exited;
+    assert.equal(short.stderrTail(), 'start point: 0/2000028\n');
+  });
+
   it('a program that cannot start rejects without crashing the writer', async () => {
     const proc = runner.stream('/nonexistent/program', [], { timeoutMs: 5_000 });
     proc.stdin.end('ignored');

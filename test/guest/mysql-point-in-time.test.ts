@@ -240,7 +240,7 @@ function fakeRunner(outputs: Record<string, string> = {}) {
         inputs.set(`${file} ${args.join(' ')}`, received);
       });
       stdin.resume();
-      return { pid: 4242, stdin, stdout, exited, kill: () => stdout.destroy() };
+      return { pid: 4242, stdin, stdout, exited, kill: () => stdout.destroy(), stderrTail: () => '' };
     },
     spawnDetached: () => Promise.reject(new Error('not used')),
     handOver: async () => undefined,

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
+import { decodeBackup, newProjectKey, startBackupEncoding } from '../../src/backup/index.js';
 import type { PrepareInput } from '../../src/bus/index.js';
 import { silentLogger } from '../../src/common/index.js';
 import { engineRegistry, type EngineBinary, type EngineDriver } from '../../src/guest/index.js';
@@ -108,6 +111,56 @@ describe('postgresql backup and restore', () => {
     assert.match(facts['system-identifier']!, /^\d{10,}$/);
   });
 
+  it("given the compressor's input, pg_basebackup writes into zstd itself: the facts come from its log, and that backup restores", async () => {
+    const key = newProjectKey();
+    const encoding = startBackupEncoding({ compression: 'zstd', key });
+    const run = await source.driver.backup!.start({ signal: new AbortController().signal, output: encoding.input });
+    assert.equal(run.wroteToOutput, true);
+    const body = encoding.fedDirectly();
+    run.stream.resume();
+    const stored: Buffer[] = [];
+    for await (const chunk of body) stored.push(chunk as Buffer);
+    const direct = await run.finished;
+    assert.equal(direct.version, facts.version);
+    assert.equal(direct['system-identifier'], facts['system-identifier']);
+    assert.ok(lsnValue(direct['start-lsn']!) > lsnValue(facts['stop-lsn']!), 'a later backup starts after the first one ended');
+    assert.ok(lsnValue(direct['stop-lsn']!) > lsnValue(direct['start-lsn']!), JSON.stringify(direct));
+    const restored = await instance('restored-direct');
+    await restored.driver.prepare(
+      { ...input, adminPassword: 'direct-Admin-1' },
+      undefined,
+      full(() => decodeBackup(Readable.from(stored), { key }), direct),
+    );
+    const [row] = await query<{ v: string }>(restored.address, 'tenant', 'tenant-Pass-1', 'SELECT v FROM t');
+    assert.equal(row?.v, 'kept');
+    await restored.driver.stop();
+  });
+
+  it('a pg_basebackup whose output breaks midway (its compressor gone) rejects finished', async () => {
+    // a reader that takes nothing: the tool blocks on a full pipe until the reader dies
+    const sink = spawn('/bin/sleep', ['600'], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const gone = once(sink, 'close');
+    const run = await source.driver.backup!.start({ signal: new AbortController().signal, output: sink.stdin });
+    sink.stdin.destroy();
+    run.stream.resume();
+    const settled = run.finished.then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    // once pg_basebackup is writing (its connection shows up), the reader goes
+    for (let i = 0; i < 100; i++) {
+      const rows = await query(source.address, 'root', 'root-Pass-1', "SELECT 1 FROM pg_stat_activity WHERE application_name = 'coffer-backup'", 'postgres');
+      if (rows.length > 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    sink.kill('SIGKILL');
+    await gone;
+    const err = await settled;
+    assert.equal((err as { code?: string } | undefined)?.code, 'EngineError', String(err));
+    // the tool's own failure, not facts missing from a log that ended early
+    assert.match((err as Error).message, /^pg_basebackup (exited with code|was killed by)/);
+  });
+
   it('refuses an incremental backup: PostgreSQL 15 backups are full ones', async () => {
     await rejectsWithCode(source.driver.backup!.start({ parent: facts, signal: new AbortController().signal }), 'OperationNotSupported');
   });
@@ -177,6 +230,25 @@ describe('postgresql backup and restore', () => {
     assert.ok(damaged.checks.errors! > 0, JSON.stringify(damaged));
     assert.ok(damaged.problems.some((p) => p.includes('rows')), damaged.problems.join('\n'));
     await restored.driver.stop();
+  });
+
+  it('refuses a backup whose tar was cut short between two entries (which tar itself accepts), before the server runs on it', async () => {
+    // where each entry's header starts: a cut there leaves a tar that unpacks without complaint
+    const starts: number[] = [];
+    for (let at = 0; at + 512 <= backup.length && backup[at] !== 0; ) {
+      starts.push(at);
+      const size = parseInt(backup.toString('latin1', at + 124, at + 136).replace(/\0.*$/s, '').trim() || '0', 8);
+      at += 512 + Math.ceil(size / 512) * 512;
+    }
+    assert.ok(starts.length > 100, `the base backup has ${starts.length} entries`);
+    const cut = backup.subarray(0, starts[Math.floor(starts.length / 2)]);
+    const short = await instance('short');
+    await assert.rejects(short.driver.prepare(input, undefined, full(() => Readable.from([cut]))), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'EngineError', err.message);
+      assert.match(err.message, /manifest/);
+      return true;
+    });
+    assert.equal(await short.driver.processId(), undefined);
   });
 
   it('extracts nothing outside the data directory, and fails a restore whose tar tries', async () => {

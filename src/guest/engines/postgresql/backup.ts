@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { CofferError } from '../../../common/index.js';
-import type { ProcessRunner } from '../../process-runner.js';
+import type { ProcessRunner, StreamingProcess } from '../../process-runner.js';
 import type { BackupAdmin, BackupFacts, BackupRun, BackupRequest, WalArchive } from '../engine.js';
 import type { BackupModule } from '../engine-modules.js';
 import { toolBackupRun, type BackupInspector } from '../tool-backup-run.js';
 import type { DataCheckResult } from '../../../bus/index.js';
 import { adminRole, withAdminClient, type AdminEndpoint } from './admin.js';
 import { checkPostgresqlData } from './data-check.js';
-import { TarWatch } from './tar-watch.js';
 import { PostgresqlWalArchive, type WalArchiveHost } from './wal-archive.js';
 import { startWalIncremental } from './wal-incremental.js';
 import { parseLsn, parseSegmentSize, segmentName, segmentOf } from './wal-files.js';
@@ -23,9 +22,19 @@ import { parseLsn, parseSegmentSize, segmentName, segmentOf } from './wal-files.
 // archives the instance's WAL; PostgreSQL 17's block-level `pg_basebackup --incremental` needs
 // WAL summarisation, which Coffer does not run (only PostgreSQL 15 is installed here).
 //
-// The facts come from the stream itself as it passes: backup_label (where the backup's WAL
-// starts, on which timeline), the manifest pg_basebackup appends (where it ends) and
-// PG_VERSION (the major version, which a restore must match).
+// pg_basebackup writes into the compressor's stdin itself: the tar, three times the stored
+// bytes, never passes through the guest, which spent as much CPU carrying it from one pipe to
+// the next as zstd spends compressing it (bench/results/backup-end-to-end.md). The facts come
+// from pg_basebackup's own account (`--verbose` on stderr) of what the server told it: where the
+// backup's WAL starts, on which timeline, and where it ends; the major version is the server's,
+// asked before (the PG_VERSION a restore checks). What once came from watching the tar is
+// guarded this way instead:
+// - a stream cut short or empty: pg_basebackup exits non-zero when the server's stream breaks
+//   or its writes into zstd fail (zstd's own exit status and framing are the codec's to check),
+//   and it says "base backup completed" only after writing all of it, manifest included;
+// - a backup that cannot be restored: both WAL positions must be there, the end not before the
+//   start, and a restore checks the unpacked files against the backup's manifest
+//   (extractBaseBackup in restore.ts) before it replays anything.
 
 /** pg_basebackup of a large cluster runs for hours; past this something is wrong */
 const backupTimeoutMs = 12 * 60 * 60 * 1000;
@@ -50,49 +59,42 @@ export const postgresqlBackup: BackupModule<{ baseBackupSource(): BaseBackupSour
   create: (lifecycle) => new PostgresqlBackupAdmin(lifecycle.baseBackupSource(), lifecycle.walArchiveHost()),
 };
 
-/** What a base backup's own files say about it; throws EngineError when one of them is missing. */
-export function baseBackupFacts(files: { label?: string; manifestTail?: string; version?: string }): BackupFacts {
+/**
+ * The facts of a base backup from what `pg_basebackup --verbose` wrote to stderr (in the C
+ * locale) and the server's major version; throws EngineError when the log lacks a position or
+ * the tool's last word, "base backup completed" (then it did not finish writing).
+ */
+export function baseBackupFacts(log: string, version: string): BackupFacts {
   const missing = (what: string) =>
-    new CofferError('EngineError', `pg_basebackup's output lacks ${what}: it is not a complete base backup.`);
-  if (files.label === undefined) throw missing('backup_label');
-  if (files.manifestTail === undefined) throw missing('its backup manifest');
-  if (files.version === undefined) throw missing('PG_VERSION');
-  const start = new RegExp(`^START WAL LOCATION: (${lsn})`, 'm').exec(files.label)?.[1];
-  const timeline = /^START TIMELINE: (\d+)$/m.exec(files.label)?.[1];
-  if (start === undefined || timeline === undefined) throw missing('a start position in its backup_label');
-  const ranges = [...files.manifestTail.matchAll(new RegExp(`"Timeline": (\\d+), "Start-LSN": "(${lsn})", "End-LSN": "(${lsn})"`, 'g'))];
-  const last = ranges.at(-1);
-  if (last === undefined) throw missing('the WAL range in its backup manifest');
-  const version = files.version.trim();
-  if (!/^\d+$/.test(version)) throw missing('a major version in PG_VERSION');
-  const facts: BackupFacts = { format: 'tar', version, timeline, 'start-lsn': start, 'stop-lsn': last[3]! };
-  // a backup taken from a standby while it was promoted ends on a later timeline
-  if (last[1] !== timeline) facts['stop-timeline'] = last[1]!;
-  return facts;
+    new CofferError('EngineError', `pg_basebackup did not report ${what}: the backup is not known to be complete.`, { details: log.slice(-1500) });
+  const start = new RegExp(`^pg_basebackup: write-ahead log start point: (${lsn}) on timeline (\\d+)$`, 'm').exec(log);
+  if (start === null) throw missing('where its WAL starts');
+  const stop = new RegExp(`^pg_basebackup: write-ahead log end point: (${lsn})$`, 'm').exec(log)?.[1];
+  if (stop === undefined) throw missing('where its WAL ends');
+  if (!/^pg_basebackup: base backup completed$/m.test(log)) throw missing('the backup completed');
+  if (parseLsn(stop) < parseLsn(start[1]!)) throw new CofferError('EngineError', `pg_basebackup reported a backup ending (${stop}) before it starts (${start[1]!}).`);
+  if (!/^\d+$/.test(version)) throw new CofferError('Internal', `PostgreSQL's major version is a number, not ${version}.`);
+  return { format: 'tar', version, timeline: start[2]!, 'start-lsn': start[1]!, 'stop-lsn': stop };
 }
 
-class BaseBackupInspector implements BackupInspector {
-  private readonly watch = new TarWatch([
-    { name: 'backup_label', limit: 64 * 1024, keep: 'head' },
-    // the WAL ranges close the manifest, which lists every file of the cluster before them
-    { name: 'backup_manifest', limit: 64 * 1024, keep: 'tail' },
-    { name: 'PG_VERSION', limit: 64, keep: 'head' },
-  ]);
+/** Reads the facts off the tool's stderr once it exited; the tar itself passes unread. */
+class BaseBackupLog implements BackupInspector {
+  constructor(
+    private readonly tool: StreamingProcess,
+    private readonly known: BackupFacts,
+    private readonly version: string,
+  ) {}
 
-  constructor(private readonly known: BackupFacts) {}
-
-  see(chunk: Buffer): void {
-    this.watch.see(chunk);
+  see(): void {
+    // only when no compressor took the tar (an uncompressed backup): nothing to learn from it here
   }
 
   facts(): BackupFacts {
-    if (!this.watch.complete) throw new CofferError('EngineError', "pg_basebackup's output ended before the end of its tar archive.");
-    const read = (name: string) => this.watch.entry(name)?.toString('utf8');
     const facts: BackupFacts = {
       ...this.known,
       // a point-in-time restore from this backup reaches no earlier than its end
       'completed-at': new Date().toISOString(),
-      ...baseBackupFacts({ label: read('backup_label'), manifestTail: read('backup_manifest'), version: read('PG_VERSION') }),
+      ...baseBackupFacts(this.tool.stderrTail(), this.version),
     };
     // the first archived file a restore from it reads: the archive's older files serve no backup after it
     const segmentBytes = Number(facts['wal-segment-bytes']);
@@ -126,19 +128,23 @@ export class PostgresqlBackupAdmin implements BackupAdmin {
     await this.source.allowReplication();
     const endpoint = await this.source.endpoint();
     // which cluster the backup is of (WAL archived later must come from the same one), its WAL
-    // segments' size, and whether its WAL is archived from here on (wal-archive.ts)
-    const known = await withAdminClient(endpoint, 'postgres', async (client) => {
-      const result = await client.query<{ id: string; segment: string; mode: string; library: string }>(
+    // segments' size, whether its WAL is archived from here on (wal-archive.ts), its major
+    // version, and whether it is a standby (whose timeline may change under the backup)
+    const server = await withAdminClient(endpoint, 'postgres', async (client) => {
+      const result = await client.query<{ id: string; segment: string; mode: string; library: string; version: string; standby: boolean }>(
         "SELECT system_identifier::text AS id, current_setting('wal_segment_size') AS segment, " +
-          "current_setting('archive_mode') AS mode, current_setting('archive_library', true) AS library FROM pg_control_system()",
+          "current_setting('archive_mode') AS mode, current_setting('archive_library', true) AS library, " +
+          "current_setting('server_version_num') AS version, pg_is_in_recovery() AS standby FROM pg_control_system()",
       );
       const row = result.rows[0]!;
       const archiving = this.walArchive !== undefined && row.mode === 'on' && row.library === 'basic_archive';
-      return { 'system-identifier': row.id, 'wal-segment-bytes': String(parseSegmentSize(row.segment)), 'wal-archiving': archiving ? 'on' : 'off' };
+      const known: BackupFacts = { 'system-identifier': row.id, 'wal-segment-bytes': String(parseSegmentSize(row.segment)), 'wal-archiving': archiving ? 'on' : 'off' };
+      // 150004 → 15: the data directory's PG_VERSION, which a restore matches
+      return { known, version: String(Math.floor(Number(row.version) / 10000)), standby: row.standby };
     });
     const tool = this.source.runner.stream(
       this.source.program('pg_basebackup'),
-      ['--pgdata=-', '--format=tar', '--wal-method=fetch', '--checkpoint=fast', '--no-password', '--label=coffer'],
+      ['--pgdata=-', '--format=tar', '--wal-method=fetch', '--checkpoint=fast', '--no-password', '--label=coffer', '--verbose'],
       {
         timeoutMs: backupTimeoutMs,
         signal: request.signal,
@@ -151,10 +157,33 @@ export class PostgresqlBackupAdmin implements BackupAdmin {
           PGUSER: adminRole,
           PGPASSWORD: endpoint.password,
           PGAPPNAME: 'coffer-backup',
+          // its verbose lines are read (baseBackupFacts): untranslated
+          LC_MESSAGES: 'C',
         },
+        ...(request.output === undefined ? {} : { stdout: request.output }),
       },
     );
-    return toolBackupRun(tool, new BaseBackupInspector(known), request.signal);
+    const run = toolBackupRun(tool, new BaseBackupLog(tool, server.known, server.version), request.signal);
+    const finished = server.standby ? run.finished.then((facts) => this.sameTimeline(endpoint, facts)) : run.finished;
+    finished.catch(() => undefined);
+    return { stream: run.stream, finished, wroteToOutput: request.output !== undefined };
+  }
+
+  /**
+   * A standby follows its primary onto a new timeline after a failover; pg_basebackup does not
+   * say on which timeline the backup ended (its manifest did). The timeline a standby has
+   * replayed to only grows: when it is still the backup's start one, the backup ended there.
+   * Otherwise it may span two timelines, whose end this guest cannot name: it is taken again.
+   */
+  private async sameTimeline(endpoint: AdminEndpoint, facts: BackupFacts): Promise<BackupFacts> {
+    const now = await withAdminClient(endpoint, 'postgres', async (client) => {
+      const result = await client.query<{ timeline: number }>('SELECT min_recovery_end_timeline AS timeline FROM pg_control_recovery()');
+      return result.rows[0]!.timeline;
+    });
+    if (now > Number(facts.timeline)) {
+      throw new CofferError('EngineError', `The standby moved from timeline ${facts.timeline} to ${now} while it was backed up (a failover): take the backup again.`);
+    }
+    return facts;
   }
 
   checkData(signal: AbortSignal): Promise<DataCheckResult> {

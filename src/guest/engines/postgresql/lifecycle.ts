@@ -278,7 +278,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
     await mkdir(this.paths.dataDir, { mode: 0o700 });
     await this.runner.handOver(this.paths.dataDir);
     try {
-      await extractBaseBackup(this.runner, this.paths.dataDir, link);
+      await extractBaseBackup(this.runner, this.paths.dataDir, link, this.bin('pg_verifybackup'));
       await clearSourceState(this.paths.dataDir);
       const { dataDir, configFile } = this.paths;
       const recovery =

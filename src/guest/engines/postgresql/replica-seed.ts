@@ -41,7 +41,7 @@ export async function seedReplica(host: ReplicationHost, seed: ReplicaSeed, admi
   // as for initdb: the host makes the directory and hands it over before the engine's user fills it
   await mkdir(host.dataDir, { mode: 0o700 });
   await host.runner.handOver(host.dataDir);
-  await extractBaseBackup(host.runner, host.dataDir, full);
+  await extractBaseBackup(host.runner, host.dataDir, full, host.program('pg_verifybackup'));
   await clearSourceState(host.dataDir);
   if (seed.log !== undefined) {
     await fetchArchivedFiles(host.runner, host.dataDir, seed.log, planCatchUp(await seed.log.list(), full.facts));

@@ -14,6 +14,10 @@ import { adminRole, disableRootStatement, passwordSql, rootRole, withAdminClient
 // 1. `extractBaseBackup`: Debian's tar, run as the engine's OS user, unpacks the stream, so every
 //    file belongs to that user and nothing is written anywhere else: GNU tar refuses members
 //    with `..`, strips a leading `/`, and never writes through a symlink it extracted.
+//    A backup this guest took (its facts record where its WAL ends) carries pg_basebackup's
+//    manifest: the unpacked files are checked against it (pg_verifybackup, without reading them
+//    whole: names and sizes, and the manifest's own checksum), so that a backup whose stream
+//    came out short is refused before anything runs on it. Imported backups need not have one.
 // 2. `clearSourceState`: what would make the copy act as its source: its lock files,
 //    recovery/standby signals, and postgresql.auto.conf (ALTER SYSTEM, a superuser's: it is
 //    read after Coffer's postgresql.conf and could hold the source's address, port, socket
@@ -66,10 +70,12 @@ export function checkRestoreChain(links: readonly RestoreLink[], versionName: st
 }
 
 /**
- * Unpacks the link's stream into `dataDir` (empty, the engine user's). The stream's own
- * failure (the storage's ChecksumMismatch, say) is what rejects, when it failed; else tar's.
+ * Unpacks the link's stream into `dataDir` (empty, the engine user's) and checks it against its
+ * manifest when it must have one, with `verifier` (pg_verifybackup of the instance's version).
+ * The stream's own failure (the storage's ChecksumMismatch, say) is what rejects, when it
+ * failed; else tar's, else the check's.
  */
-export async function extractBaseBackup(runner: ProcessRunner, dataDir: string, link: RestoreLink): Promise<void> {
+export async function extractBaseBackup(runner: ProcessRunner, dataDir: string, link: RestoreLink, verifier: string): Promise<void> {
   const tar = runner.stream(tarProgram, ['--extract', '--file=-', '--no-same-owner'], { cwd: dataDir, timeoutMs: extractTimeoutMs });
   const [fed, exited] = await Promise.allSettled([feedRestore(link, tar.stdin), tar.exited]);
   if (fed.status === 'rejected' && isCofferError(fed.reason)) throw fed.reason;
@@ -77,6 +83,17 @@ export async function extractBaseBackup(runner: ProcessRunner, dataDir: string, 
   if (fed.status === 'rejected') {
     throw new CofferError('EngineError', `The backup could not be read to its end: ${String(fed.reason)}`, { cause: fed.reason });
   }
+  // pg_basebackup always writes a manifest; the guest's own backups always kept it (an imported one records no end)
+  if (link.facts['stop-lsn'] === undefined) return;
+  await runner
+    .run(verifier, ['--quiet', '--exit-on-error', '--no-parse-wal', '--skip-checksums', '.'], { cwd: dataDir, timeoutMs: extractTimeoutMs })
+    .catch((err: unknown) => {
+      const details = isCofferError(err) ? err.details : undefined;
+      throw new CofferError('EngineError', 'The backup is not the whole base backup its manifest lists: it cannot be restored.', {
+        cause: err,
+        ...(details === undefined ? {} : { details }),
+      });
+    });
 }
 
 /** Removes what the backup carried of its source's running state and settings (see step 2). */
