@@ -29,6 +29,7 @@ import {
   type EngineBinary,
   type EngineName,
   type Guest,
+  type TlsMaterial,
 } from '../guest/index.js';
 import { HostPortAllocator, LoopbackAllocator, type AddressAllocator, type PortNeeds } from './address-allocator.js';
 import { CertificateAuthority, type CaFiles } from './certificate-authority.js';
@@ -42,6 +43,8 @@ import { checkDataDirDepth } from './data-dir-depth.js';
 // Reported with every heartbeat, so callers check before they send. The guests run in this
 // process from the same build, so they serve what it was built with.
 const servedContracts = { [agentContract.name]: agentContract.version, [guestContract.name]: guestContract.version };
+/** how long after its create a guest's first certificate may still be the one signed then (a prepare resent late) */
+const firstCertificateUseMs = 3_600_000;
 
 export interface AgentOptions {
   /** agent host name, e.g. os.hostname() or 'local' */
@@ -323,8 +326,11 @@ class LocalAgent implements Agent {
     return this.binaries.get(engine.manager)?.find((binary) => binary.versionName === engine.version);
   }
 
-  /** starts the instance's guest: from then on it serves guest.<id> and supervises the engine */
-  private async hostInstance(found: PlacedInstance): Promise<Hosted> {
+  /**
+   * starts the instance's guest: from then on it serves guest.<id> and supervises the engine.
+   * `firstCertificate`: one already being issued for it, which the guest's first issue takes.
+   */
+  private async hostInstance(found: PlacedInstance, firstCertificate?: Promise<TlsMaterial>): Promise<Hosted> {
     const manager = found.record.engine.manager;
     if (!isEngineName(manager)) throw new CofferError('DatastoreNotFound', `This agent has no engine ${manager}.`);
     const placed = await this.compute.ownIdentity(found, () => this.engineOf(found.record, found.dir).stop());
@@ -352,7 +358,7 @@ class LocalAgent implements Agent {
       engine: { manager, binary },
       runner,
       rootAllowed: record.osUser !== undefined || !engineRegistry[manager].rootReachesOsUser,
-      certificates: this.certificatesFor(record.address),
+      certificates: this.certificatesFor(record.address, firstCertificate),
       ...(this.options.backups === undefined ? {} : { backups: this.options.backups }),
       transport: this.options.transport,
       logger: this.options.logger,
@@ -387,12 +393,20 @@ class LocalAgent implements Agent {
     }
   }
 
-  private certificatesFor(address: string): CertificateIssuer {
+  private certificatesFor(address: string, first?: Promise<TlsMaterial>): CertificateIssuer {
     const validityDays = this.options.certificateValidityDays ?? 90;
     const ca = this.ca;
+    // only the first issue takes it, and only soon: a guest that had a certificate already
+    // renews months later, and then with one signed then
+    let early = first;
+    const earlyUntil = Date.now() + firstCertificateUseMs;
     return {
       caCertificate: ca.certificate,
-      issue: () => ca.issue({ address, validityDays }),
+      issue: () => {
+        const taken = Date.now() < earlyUntil ? early : undefined;
+        early = undefined;
+        return taken ?? ca.issue({ address, validityDays });
+      },
       renewBeforeMs: (validityDays * 86_400_000) / 3,
     };
   }
@@ -474,7 +488,11 @@ class LocalAgent implements Agent {
       volumeSizeGb: args.volumeSizeGb,
       ports: portNeeds(args.engine.manager),
     });
-    const hosted = await this.hostInstance(placed);
+    // Signed while the instance's user is looked up and walled, instead of after them at the
+    // start of its prepare: the guest's first certificate. Unused if the guest has one already.
+    const certificate = this.certificatesFor(placed.record.address).issue();
+    certificate.catch(() => undefined); // a failure is the prepare's to report, when it takes it
+    const hosted = await this.hostInstance(placed, certificate);
     this.logger.info({ instanceId: placed.record.id, address: placed.record.address, port: placed.record.port }, 'server created');
     return this.info(hosted.record);
   }

@@ -123,9 +123,15 @@ export class LocalComputeDriver implements ComputeDriver {
     await this.spares?.stop();
   }
 
-  /** a user of its own for a new instance: a spare one when one is ready */
-  private newInstanceUser(instanceId: string): Promise<EngineIdentity> {
-    return this.spares?.take(instanceId) ?? createInstanceUser(instanceId, this.logger);
+  /**
+   * a user of its own for a new instance: a spare one when one is ready. Remembered as looked
+   * up just now: hosting the instance next needs it for the runner and the wall, and another
+   * getent would only add its process start to the create.
+   */
+  private async newInstanceUser(instanceId: string): Promise<EngineIdentity> {
+    const identity = await (this.spares?.take(instanceId) ?? createInstanceUser(instanceId, this.logger));
+    this.identities.set(identity.name, identity);
+    return identity;
   }
 
   /**
@@ -181,7 +187,10 @@ export class LocalComputeDriver implements ComputeDriver {
       await writeInstanceRecord(dir, record);
       return { record, dir };
     } catch (err) {
-      if (identity !== undefined) await removeInstanceUser(identity.name, this.logger);
+      if (identity !== undefined) {
+        this.identities.delete(identity.name);
+        await removeInstanceUser(identity.name, this.logger);
+      }
       this.options.addresses.release(request.instanceId);
       await rm(dir, { recursive: true, force: true });
       throw err;

@@ -119,8 +119,9 @@ export class SpareUsers {
    * a walk of every process on the host on the path of every create.)
    */
   private async usable(name: string): Promise<EngineIdentity | undefined> {
-    const identity = await lookupUser(name);
-    if (identity !== undefined && (await lookupGroup(name)) === identity.gid) return identity;
+    // both at once: each is a getent of its own, on the path of the create
+    const [identity, gid] = await Promise.all([lookupUser(name), lookupGroup(name)]);
+    if (identity !== undefined && gid === identity.gid) return identity;
     this.logger.warn({ osUser: name }, 'a spare instance user is not as it was made: discarding it');
     await this.discard(name);
     return undefined;

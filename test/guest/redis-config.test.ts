@@ -316,6 +316,17 @@ describe('redis ACL rules', () => {
     );
     assert.ok(!file.includes('the admin secret'));
   });
+
+  it("starts a new instance with the tenant's users in its ACL file, known by their hashes only", () => {
+    const file = renderInitialAclFile('the admin secret', [{ name: 'alice', password: 'alice pass >x' }, { name: `o"d\\d`, password: 'odd' }]);
+    const lines = file.trimEnd().split('\n');
+    assert.equal(lines.length, 4);
+    assert.equal(lines[2], `user ${tenantUserArguments('alice', { hashes: [passwordHash('alice pass >x')] }).join(' ')}`);
+    assert.equal(lines[3], `user o"d\\d reset on #${passwordHash('odd')} ~* &* ${tenantCommandRules.join(' ')}`);
+    assert.ok(!file.includes('alice pass') && !file.includes('>'), 'no password in the clear');
+    assert.throws(() => renderInitialAclFile('the admin secret', [{ name: 'os_admin', password: 'p' }]), isCode('BadRequest'));
+    assert.throws(() => renderInitialAclFile('the admin secret', [{ name: 'has space', password: 'p' }]), isCode('BadRequest'));
+  });
 });
 
 describe('redis discovery', () => {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { join } from 'node:path';
-import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { randomInt } from 'node:crypto';
 import { connect as tcpConnect } from 'node:net';
 import type { Redis } from 'ioredis';
@@ -100,7 +100,6 @@ describe('redis engine', () => {
   after(async () => {
     await driver?.stop().catch(() => undefined);
     if (dir !== undefined) await killServerProcesses(join(dir, 'data')).catch(() => undefined);
-    const { rm } = await import('node:fs/promises');
     await rm(root, { recursive: true, force: true });
   });
 
@@ -375,5 +374,30 @@ describe('redis engine', () => {
     await watcher.stop();
     assert.equal(await driver.health(), 'stopped');
     assert.ok((await stat(join(dir, 'data', 'dump.rdb'))).size > 0);
+  });
+
+  it('starts a data directory without its marker over, stopping the server that runs in it first', async () => {
+    // as a restore the host died in leaves it: a server started, its data not yet marked as in
+    const other = await instanceDir(join(root, 'over'));
+    const otherHost = address();
+    const otherContext = { ...context, placement: { instanceId: 'over', dir: other, address: otherHost, port: 6379 } };
+    const first = engineRegistry.redis.create(otherContext);
+    await first.prepare({ ...input, users: [{ name: 'alice', password: 'first-Pass-1', databases: [] }] });
+    const pid = (await first.processId())!;
+    await rm(join(other, '.redis-init.done'));
+    // a new driver, as after an agent restart
+    const again = engineRegistry.redis.create(otherContext);
+    try {
+      await again.prepare(input);
+      assert.equal(await isProcessAlive(pid), false, 'the server left in the directory was stopped');
+      assert.notEqual(await again.processId(), pid);
+      const alice = await connectRedis(otherHost, 6379, ['alice', passwords.alice]);
+      assert.equal(await alice.call('ACL', ['WHOAMI']), 'alice');
+      alice.disconnect();
+      await assert.rejects(connectRedis(otherHost, 6379, ['alice', 'first-Pass-1']), /WRONGPASS/);
+    } finally {
+      await again.stop();
+      await killServerProcesses(join(other, 'data')).catch(() => undefined);
+    }
   });
 });

@@ -136,16 +136,22 @@ export function rootDisableArguments(): string[] {
 }
 
 /**
- * The ACL file a new instance starts from: no way in but the guest's user, whose password is
- * stored as its hash. Without a `default` line Redis would create that user passwordless and
- * with every right.
+ * The ACL file a new instance starts from: no way in but the guest's user and the tenant's
+ * `users`, every password stored as its hash. Without a `default` line Redis would create that
+ * user passwordless and with every right. The tenant's users are there from the first start, so
+ * the server answers them as soon as it answers at all, with no ACL change after it. Redis
+ * splits each line at spaces only (names have none) and writes it the same way with ACL SAVE.
  */
-export function renderInitialAclFile(adminPassword: string): string {
+export function renderInitialAclFile(adminPassword: string, users: readonly { name: string; password: string }[] = []): string {
   checkPassword(adminPassword);
   return [
     // off, with root's rights for the AOF's transactions (see rootDisableArguments)
     `user ${rootUser} off resetpass ${[...allData, ...rootCommandRules].join(' ')}`,
     `user ${adminUser} on #${passwordHash(adminPassword)} ~* &* +@all`,
+    ...users.map(({ name, password }) => {
+      checkPassword(password);
+      return `user ${tenantUserArguments(name, { hashes: [passwordHash(password)] }).join(' ')}`;
+    }),
     '',
   ].join('\n');
 }

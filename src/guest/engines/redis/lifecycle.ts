@@ -2,7 +2,7 @@ import type { EngineMetrics } from '../../../common/index.js';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { Redis } from 'ioredis';
-import type { AccessSpec, PrepareInput } from '../../../bus/index.js';
+import type { AccessSpec, PrepareInput, UserSpec } from '../../../bus/index.js';
 import { CofferError, newPassword, validateConfigurationValues, type ConfigurationValues, type Logger } from '../../../common/index.js';
 import type { ProcessRunner } from '../../process-runner.js';
 import type {
@@ -133,6 +133,8 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
   private readonly probe: KeptProbe<Redis>;
   private readonly running: ServerWatch;
   private readonly hzPolicy = new IdleHzPolicy();
+  /** the data directory was made by initialise and no server has started in it since */
+  private freshData = false;
 
   constructor(private readonly context: EngineContext) {
     this.paths = layout(context.placement.dir);
@@ -347,6 +349,8 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     // a restore already finished (a redelivered prepare) is an instance like any other
     const restoring = restore !== undefined && !(await fileExists(this.paths.initialised));
     let rolledForward = false;
+    // a new instance's users are in the ACL file it starts with (initialise)
+    let usersCreated = false;
     if (restoring) {
       const link = checkRdbChain(restore, this.binary().version);
       // checked before anything is restored: a plan that cannot be followed fails the restore up front
@@ -356,7 +360,8 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
       rolledForward = plan !== undefined;
     } else if (!(await fileExists(this.paths.initialised))) {
       progress('initialising');
-      await this.initialise();
+      await this.initialise(undefined, undefined, input.users);
+      usersCreated = true;
     }
     const initialised = performance.now();
     // Redis 7 with the AOF on loads the AOF alone: the restored RDB is loaded with it off (restore.ts);
@@ -382,8 +387,10 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
       throw err;
     }
     const started = performance.now();
-    progress('creating users');
-    await ensureUsers(await this.endpoint(), input.users);
+    if (!usersCreated) {
+      progress('creating users');
+      await ensureUsers(await this.endpoint(), input.users);
+    }
     const done = performance.now();
     return { initMs: initialised - began, startMs: started - initialised, setupMs: done - started };
   }
@@ -395,13 +402,19 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
    * before handing it to the engine's user. A restored instance gets the marker once its data
    * is loaded and its AOF written (prepare), a new one here.
    */
-  private async initialise(restore?: RestoreLink, rollForward?: { source: PointInTimeSource; plan: AofReplayPlan }): Promise<void> {
+  private async initialise(
+    restore?: RestoreLink,
+    rollForward?: { source: PointInTimeSource; plan: AofReplayPlan },
+    users: readonly UserSpec[] = [],
+  ): Promise<void> {
     await this.discardData();
     const adminPassword = newPassword(48);
     await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
     this.adminPassword = adminPassword;
     await mkdir(this.paths.dataDir, { mode: 0o700 });
-    await writeFile(this.paths.aclFile, renderInitialAclFile(adminPassword), { mode: 0o600 });
+    // no server has worked in it: the next start need not look for one's leftovers (start)
+    this.freshData = true;
+    await writeFile(this.paths.aclFile, renderInitialAclFile(adminPassword, users), { mode: 0o600 });
     await this.runner.handOver(this.paths.aclFile);
     if (restore !== undefined) {
       const rdb = join(this.paths.dataDir, 'dump.rdb');
@@ -420,6 +433,10 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
 
   /** Stops whatever serves the data directory and removes it: before a new one, and what a failed restore leaves. */
   private async discardData(): Promise<void> {
+    // none yet (a new instance): no server can work in it (Redis runs in its data directory),
+    // and looking for one walks every process on the host
+    if (!(await fileExists(this.paths.dataDir))) return;
+    this.freshData = false;
     await this.serverProcess.stop().catch((err: unknown) => this.logger.warn({ err }, 'could not stop Redis before discarding its data'));
     await rm(this.paths.dataDir, { recursive: true, force: true });
   }
@@ -489,7 +506,14 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
   async start(): Promise<void> {
     // a source started again is fenced no longer: a fence asked later reads its position anew
     await rm(this.paths.fencedPosition, { force: true });
-    await this.serverProcess.start();
+    const fresh = this.freshData;
+    try {
+      await this.serverProcess.start();
+    } finally {
+      this.freshData = false;
+    }
+    // a data directory initialised now has the default user as it should be
+    if (fresh) return;
     await this.repairDefaultUser().catch((err: unknown) => this.logger.warn({ err }, "could not give Redis's default user root's rights"));
   }
 
@@ -522,7 +546,8 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
       stopTimeoutMs,
       // adopted (after an agent restart) or still starting: waited for until it answers
       running: () => runningServer(this.paths),
-      beforeSpawn: () => killServerProcesses(dataDir),
+      // what a server that died left there; none in a data directory no server has worked in
+      beforeSpawn: async () => (this.freshData ? undefined : killServerProcesses(dataDir)),
       // relative: the command line is anyone's to read in ps, and the path names the instance
       spawn: () => this.runner.spawnDetached(this.server(), [relative(dataDir, this.paths.configFile)], { logFile, cwd: dataDir }),
       waitReady: (pid, exited) =>
