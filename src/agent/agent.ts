@@ -22,6 +22,7 @@ import {
   engineRegistry,
   forgetWalTarget,
   isEngineName,
+  CheckRound,
   startGuest,
   type CertificateIssuer,
   type GuestBackupHost,
@@ -148,6 +149,8 @@ class LocalAgent implements Agent {
   private readonly logger: Logger;
   private readonly compute: ComputeDriver;
   private readonly interval: number;
+  /** every hosted guest's health check, spread over the interval (check-round.ts) */
+  private readonly checks: CheckRound;
   private readonly hosted = new Map<string, Hosted>();
   /** found at start, not re-adopted yet */
   private readonly pending = new Map<string, InstanceRecord>();
@@ -186,6 +189,7 @@ class LocalAgent implements Agent {
         spareUsers: this.warmPoolSize,
       });
     this.interval = options.heartbeatIntervalMs ?? 10_000;
+    this.checks = new CheckRound({ intervalMs: this.interval, logger: this.logger });
     this.conductor = createRpcClient(options.transport, conductorContract, conductorTopic);
   }
 
@@ -357,6 +361,7 @@ class LocalAgent implements Agent {
       transport: this.options.transport,
       logger: this.options.logger,
       heartbeatIntervalMs: this.interval,
+      checkRound: this.checks,
       desiredState: record.desiredState,
       saveDesiredState: (state) => this.saveDesiredState(record.id, state),
       saveVolumeSize: (sizeGb) => this.saveVolumeSize(record.id, sizeGb),

@@ -5,6 +5,7 @@
 // host provides.
 
 export { startGuest } from './guest.js';
+export { CheckRound } from './check-round.js';
 export { forgetWalTarget } from './wal-shipper.js';
 export type { CertificateIssuer, DesiredState, Guest, GuestInstance, GuestOptions } from './guest.js';
 export type { GuestBackupHost } from './backup-runner.js';
