@@ -8,6 +8,12 @@ import type { Logger } from '../common/index.js';
 // few run at a time, and the checks that finish together can share what follows them (their
 // heartbeats go to the conductor in one message: heartbeat-batch.ts).
 
+/** What a guest needs of its host's round (tests drive one by hand). */
+export interface RoundOfChecks {
+  /** checks `check` once per interval from now on; answers the function that takes it out */
+  join(check: () => Promise<void>): () => void;
+}
+
 export interface CheckRoundOptions {
   /** how often each member is checked */
   intervalMs: number;
@@ -23,7 +29,7 @@ interface Member {
   running: boolean;
 }
 
-export class CheckRound {
+export class CheckRound implements RoundOfChecks {
   readonly intervalMs: number;
   private readonly slots: Set<Member>[];
   private readonly concurrency: number;

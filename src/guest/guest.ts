@@ -41,7 +41,7 @@ import type {
   UserAdmin,
   WarmSource,
 } from './engines/engine.js';
-import { CheckRound } from './check-round.js';
+import { CheckRound, type RoundOfChecks } from './check-round.js';
 import { GuestLogs } from './guest-logs.js';
 import { LeaseWatchdog } from './lease-watchdog.js';
 import { PrimaryLeaseKeeper } from './primary-lease-keeper.js';
@@ -96,7 +96,7 @@ export interface GuestOptions {
    * The host's round of health checks, which checks this guest every `heartbeatIntervalMs` among
    * the others (check-round.ts). Absent: the guest keeps a round of its own.
    */
-  checkRound?: CheckRound;
+  checkRound?: RoundOfChecks;
   /**
    * How often the engine itself is asked while it is idle (engines that tell: EngineLifecycle.idle);
    * the checks between look at its process only. Default a minute.
@@ -483,7 +483,8 @@ class GuestAgent implements Guest {
   private async observe(periodic: boolean): Promise<{ health: EngineHealth; asked: boolean }> {
     const last = this.probed;
     // the next probe may come up to a tick early rather than a whole interval late
-    const spacing = (this.options.idleProbeIntervalMs ?? defaultIdleProbeIntervalMs) - this.options.heartbeatIntervalMs / 2;
+    const interval = this.options.heartbeatIntervalMs;
+    const spacing = Math.max(this.options.idleProbeIntervalMs ?? defaultIdleProbeIntervalMs, interval) - interval / 2;
     if (
       periodic &&
       last !== undefined &&
