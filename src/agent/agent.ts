@@ -23,6 +23,7 @@ import {
   forgetWalTarget,
   isEngineName,
   CheckRound,
+  HeartbeatBatch,
   startGuest,
   type CertificateIssuer,
   type GuestBackupHost,
@@ -151,6 +152,8 @@ class LocalAgent implements Agent {
   private readonly interval: number;
   /** every hosted guest's health check, spread over the interval (check-round.ts) */
   private readonly checks: CheckRound;
+  /** their periodic heartbeats, gathered into one message per slice of the round */
+  private readonly beats: HeartbeatBatch;
   private readonly hosted = new Map<string, Hosted>();
   /** found at start, not re-adopted yet */
   private readonly pending = new Map<string, InstanceRecord>();
@@ -191,6 +194,7 @@ class LocalAgent implements Agent {
     this.interval = options.heartbeatIntervalMs ?? 10_000;
     this.checks = new CheckRound({ intervalMs: this.interval, logger: this.logger });
     this.conductor = createRpcClient(options.transport, conductorContract, conductorTopic);
+    this.beats = new HeartbeatBatch({ conductor: this.conductor });
   }
 
   async start(): Promise<void> {
@@ -362,6 +366,7 @@ class LocalAgent implements Agent {
       logger: this.options.logger,
       heartbeatIntervalMs: this.interval,
       checkRound: this.checks,
+      heartbeatBatch: this.beats,
       desiredState: record.desiredState,
       saveDesiredState: (state) => this.saveDesiredState(record.id, state),
       saveVolumeSize: (sizeGb) => this.saveVolumeSize(record.id, sizeGb),

@@ -43,6 +43,7 @@ import type {
 } from './engines/engine.js';
 import { CheckRound, type RoundOfChecks } from './check-round.js';
 import { GuestLogs } from './guest-logs.js';
+import type { HeartbeatBatch } from './heartbeat-batch.js';
 import { LeaseWatchdog } from './lease-watchdog.js';
 import { PrimaryLeaseKeeper } from './primary-lease-keeper.js';
 import { RepeatedBeats } from './repeated-beats.js';
@@ -97,6 +98,8 @@ export interface GuestOptions {
    * the others (check-round.ts). Absent: the guest keeps a round of its own.
    */
   checkRound?: RoundOfChecks;
+  /** sends the periodic beats of the host's guests together (heartbeat-batch.ts); absent: each alone */
+  heartbeatBatch?: HeartbeatBatch;
   /**
    * How often the engine itself is asked while it is idle (engines that tell: EngineLifecycle.idle);
    * the checks between look at its process only. Default a minute.
@@ -244,6 +247,8 @@ class GuestAgent implements Guest {
   /** the report the conductor last received */
   private tlsReported: TlsReport | undefined;
   private tlsReportedAt = 0;
+  /** the periodic beat waiting in the host's batch, if any: the guest's next beat goes after it */
+  private batched: Promise<void> = Promise.resolve();
   /** periodic beats that say nothing new are thinned out (repeated-beats.ts) */
   private readonly repeats: RepeatedBeats;
   /** ships the engine's archived log (engines with point-in-time recovery, on hosts with a backup storage) */
@@ -552,25 +557,35 @@ class GuestAgent implements Guest {
       const engineMetrics = measure && status === 'HEALTHY' ? await this.engineMetricsDue() : undefined;
       const summary = { status, message, carriesNews: usage.volumeUsedBytes !== undefined || tls !== undefined || engineMetrics !== undefined };
       if (periodic && !this.repeats.due(summary)) return;
-      await this.conductor.heartbeat(
-        {
-          instanceId: this.instanceId,
-          status,
-          ...(message === undefined ? {} : { message }),
-          ...usage,
-          ...(tls === undefined ? {} : { tls }),
-          ...(engineMetrics === undefined ? {} : { engineMetrics }),
-        },
-        { requestId: `req-${randomUUID()}`, instanceId: this.instanceId },
-      );
-      this.repeats.sent(summary);
-      // a usage that never left is sent again with the next HEALTHY beat, not minutes later
-      if (usage.volumeUsedBytes !== undefined) this.usageReportedAt = Date.now();
-      if (engineMetrics !== undefined) this.metricsReportedAt = Date.now();
-      if (tls !== undefined) {
-        this.tlsReported = tls;
-        this.tlsReportedAt = Date.now();
+      const beat = {
+        instanceId: this.instanceId,
+        status,
+        ...(message === undefined ? {} : { message }),
+        ...usage,
+        ...(tls === undefined ? {} : { tls }),
+        ...(engineMetrics === undefined ? {} : { engineMetrics }),
+      };
+      const sent = () => {
+        this.repeats.sent(summary);
+        // a usage that never left is sent again with the next HEALTHY beat, not minutes later
+        if (usage.volumeUsedBytes !== undefined) this.usageReportedAt = Date.now();
+        if (engineMetrics !== undefined) this.metricsReportedAt = Date.now();
+        if (tls !== undefined) {
+          this.tlsReported = tls;
+          this.tlsReportedAt = Date.now();
+        }
+      };
+      const batch = this.options.heartbeatBatch;
+      if (periodic && batch !== undefined) {
+        // the check ends now (the host's round goes on with its others); the beat goes with its
+        // slice's, before any beat this guest sends after it
+        const going = batch.send(beat).then(sent, (err: unknown) => this.logger.warn({ err, status: reported }, 'heartbeat not sent'));
+        this.batched = going;
+        return;
       }
+      await this.batched;
+      await this.conductor.heartbeat(beat, { requestId: `req-${randomUUID()}`, instanceId: this.instanceId });
+      sent();
     } catch (err) {
       this.logger.warn({ err, status: reported }, 'heartbeat not sent');
     }

@@ -62,6 +62,9 @@ export async function startBusGuest(
     heartbeat: async ({ status, message, tls }) => {
       beats.push({ status, message, ...(tls === undefined ? {} : { tls }) });
     },
+    heartbeats: async (args) => {
+      for (const { status, message, tls } of args.beats) beats.push({ status, message, ...(tls === undefined ? {} : { tls }) });
+    },
     agentHeartbeat: async () => undefined,
     reportProgress: async ({ step, percent }) => {
       progress.push({ step, percent });
