@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { ReplyError, type Redis } from 'ioredis';
 import type { ConfigurationValue } from '../../../common/index.js';
 import { adminUser } from './acl.js';
 import { infoFields } from './admin.js';
@@ -44,6 +44,10 @@ export function tenantIdleSeconds(clientList: string): number[] {
 export async function readProbe(client: Redis): Promise<{ answers: boolean; activity: ServerActivity | undefined }> {
   const results =
     (await client.pipeline().call('PING').call('CONFIG', 'GET', 'hz').call('INFO', 'stats').call('CLIENT', 'LIST').exec()) ?? [];
+  // a pipeline on a closed connection answers each command with the connection's error: thrown,
+  // so that the kept connection is replaced; the server's own refusal (LOADING) is its answer
+  const broken = results.find(([err]) => err !== null && !(err instanceof ReplyError))?.[0];
+  if (broken !== undefined && broken !== null) throw broken;
   const [pong, hz, stats, clients] = results.map(([err, value]) => (err === null ? value : undefined)) as [
     string | undefined,
     string[] | undefined,
