@@ -19,7 +19,11 @@ export interface CheckRoundOptions {
   intervalMs: number;
   /** how many parts the interval is cut into, one slice of the members checked in each; default 10 */
   slices?: number;
-  /** how many checks run at once on the host; default 8 */
+  /**
+   * how many checks run at once on the host; default 16. A check that restarts a crashed engine
+   * holds its place until the engine serves: enough places that a few such keep no other
+   * instance's beat waiting long.
+   */
   concurrency?: number;
   logger: Logger;
 }
@@ -41,7 +45,7 @@ export class CheckRound implements RoundOfChecks {
 
   constructor(options: CheckRoundOptions) {
     const slices = options.slices ?? 10;
-    const concurrency = options.concurrency ?? 8;
+    const concurrency = options.concurrency ?? 16;
     if (!(options.intervalMs > 0) || !Number.isInteger(slices) || slices < 1 || !Number.isInteger(concurrency) || concurrency < 1) {
       throw new RangeError(`A check round needs a positive interval, slices and concurrency, not ${options.intervalMs} ms, ${slices}, ${concurrency}.`);
     }
