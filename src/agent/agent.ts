@@ -22,6 +22,8 @@ import {
   engineRegistry,
   forgetWalTarget,
   isEngineName,
+  CheckRound,
+  HeartbeatBatch,
   startGuest,
   type CertificateIssuer,
   type GuestBackupHost,
@@ -151,6 +153,10 @@ class LocalAgent implements Agent {
   private readonly logger: Logger;
   private readonly compute: ComputeDriver;
   private readonly interval: number;
+  /** every hosted guest's health check, spread over the interval (check-round.ts) */
+  private readonly checks: CheckRound;
+  /** their periodic heartbeats, gathered into one message per slice of the round */
+  private readonly beats: HeartbeatBatch;
   private readonly hosted = new Map<string, Hosted>();
   /** found at start, not re-adopted yet */
   private readonly pending = new Map<string, InstanceRecord>();
@@ -189,7 +195,9 @@ class LocalAgent implements Agent {
         spareUsers: this.warmPoolSize,
       });
     this.interval = options.heartbeatIntervalMs ?? 10_000;
+    this.checks = new CheckRound({ intervalMs: this.interval, logger: this.logger });
     this.conductor = createRpcClient(options.transport, conductorContract, conductorTopic);
+    this.beats = new HeartbeatBatch({ conductor: this.conductor });
   }
 
   async start(): Promise<void> {
@@ -363,6 +371,8 @@ class LocalAgent implements Agent {
       transport: this.options.transport,
       logger: this.options.logger,
       heartbeatIntervalMs: this.interval,
+      checkRound: this.checks,
+      heartbeatBatch: this.beats,
       desiredState: record.desiredState,
       saveDesiredState: (state) => this.saveDesiredState(record.id, state),
       saveVolumeSize: (sizeGb) => this.saveVolumeSize(record.id, sizeGb),

@@ -9,7 +9,7 @@ import type { InstanceHeartbeat, StateStore } from '../db/index.js';
 import { agentHeartbeatHandler } from './agent-heartbeat-handler.js';
 import { backupUpdateHandler } from './backup-update-handler.js';
 import { walArchivedHandler } from './wal-archived-handler.js';
-import { heartbeatHandler } from './heartbeat-handler.js';
+import { heartbeatHandlers } from './heartbeat-handler.js';
 import { leaseHandler } from './lease-handler.js';
 import { instanceStatusPublisher } from './instance-status-publisher.js';
 import { progressHandler } from './progress-handler.js';
@@ -33,12 +33,14 @@ export interface Conductor {
 
 export async function startConductor(options: ConductorOptions): Promise<Conductor> {
   const { store, transport, logger } = options;
+  const beats = heartbeatHandlers(store, logger, instanceStatusPublisher(transport, logger));
   const subscription = await serveRpc(
     transport,
     conductorContract,
     conductorTopic,
     {
-      heartbeat: heartbeatHandler(store, logger, instanceStatusPublisher(transport, logger)),
+      heartbeat: beats.one,
+      heartbeats: beats.many,
       agentHeartbeat: agentHeartbeatHandler(store, logger),
       reportProgress: progressHandler(store, logger),
       updateBackup: backupUpdateHandler(store, transport, logger),

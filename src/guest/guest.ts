@@ -28,6 +28,7 @@ import type {
   DatabaseAdmin,
   EngineBinary,
   EngineDriver,
+  EngineHealth,
   PointInTimeSource,
   PrepareProgress,
   PrepareStep,
@@ -40,7 +41,9 @@ import type {
   UserAdmin,
   WarmSource,
 } from './engines/engine.js';
+import { CheckRound, type RoundOfChecks } from './check-round.js';
 import { GuestLogs } from './guest-logs.js';
+import type { HeartbeatBatch } from './heartbeat-batch.js';
 import { LeaseWatchdog } from './lease-watchdog.js';
 import { PrimaryLeaseKeeper } from './primary-lease-keeper.js';
 import { RepeatedBeats } from './repeated-beats.js';
@@ -90,6 +93,18 @@ export interface GuestOptions {
   transport: Transport;
   logger: Logger;
   heartbeatIntervalMs: number;
+  /**
+   * The host's round of health checks, which checks this guest every `heartbeatIntervalMs` among
+   * the others (check-round.ts). Absent: the guest keeps a round of its own.
+   */
+  checkRound?: RoundOfChecks;
+  /** sends the periodic beats of the host's guests together (heartbeat-batch.ts); absent: each alone */
+  heartbeatBatch?: HeartbeatBatch;
+  /**
+   * How often the engine itself is asked while it is idle (engines that tell: EngineLifecycle.idle);
+   * the checks between look at its process only. Default a minute.
+   */
+  idleProbeIntervalMs?: number;
   /** how often a healthy beat carries the engine's metrics (default a minute) */
   engineMetricsIntervalMs?: number;
   /** whether the engine should be running, as last recorded by the host */
@@ -152,6 +167,7 @@ const defaultWalShipIntervalMs = 10_000;
 const logTrimIntervalMs = 60_000;
 const usageIntervalMs = 5 * 60_000;
 const defaultEngineMetricsIntervalMs = 60_000;
+const defaultIdleProbeIntervalMs = 60_000;
 const certificateCheckIntervalMs = 60 * 60_000;
 
 /** What the API shows of an instance's TLS, reported with heartbeats until the conductor has it. */
@@ -211,7 +227,13 @@ class GuestAgent implements Guest {
   private readonly backupAbort = new AbortController();
   private desired: DesiredState;
   private closed = false;
-  private timer: NodeJS.Timeout | undefined;
+  /** takes the guest out of its host's round of checks */
+  private leaveRound: (() => void) | undefined;
+  /**
+   * When the engine was last asked, what it answered, and whether an operation touched it since:
+   * a periodic check asks an idle engine that answered healthy only every idleProbeIntervalMs.
+   */
+  private probed: { at: number; health: EngineHealth; touched: boolean } | undefined;
   private tail: Promise<unknown> = Promise.resolve();
   private busy = 0;
   /** the first check after the guest starts adopts what it finds (a prepare's engine is not adopted) */
@@ -225,6 +247,8 @@ class GuestAgent implements Guest {
   /** the report the conductor last received */
   private tlsReported: TlsReport | undefined;
   private tlsReportedAt = 0;
+  /** the periodic beat waiting in the host's batch, if any: the guest's next beat goes after it */
+  private batched: Promise<void> = Promise.resolve();
   /** periodic beats that say nothing new are thinned out (repeated-beats.ts) */
   private readonly repeats: RepeatedBeats;
   /** ships the engine's archived log (engines with point-in-time recovery, on hosts with a backup storage) */
@@ -410,7 +434,8 @@ class GuestAgent implements Guest {
       },
       this.logger,
     );
-    this.schedule();
+    const round = this.options.checkRound ?? new CheckRound({ intervalMs: this.options.heartbeatIntervalMs, slices: 1, logger: this.logger });
+    this.leaveRound = round.join(() => this.periodicCheck());
     this.walShipper?.start();
     this.lease?.start();
     this.logTrim = setInterval(() => {
@@ -436,7 +461,9 @@ class GuestAgent implements Guest {
     return this.logger.child({ requestId: meta.context.requestId });
   }
 
-  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+  private exclusive<T>(work: () => Promise<T>, periodic = false): Promise<T> {
+    // an operation may have restarted or reconfigured the engine: the next check asks it
+    if (!periodic && this.probed !== undefined) this.probed.touched = true;
     this.busy += 1;
     const run = this.tail.then(work).finally(() => {
       this.busy -= 1;
@@ -445,14 +472,39 @@ class GuestAgent implements Guest {
     return run;
   }
 
-  private schedule(): void {
-    if (this.closed) return;
-    this.timer = setTimeout(() => {
-      // a tick that finds an operation in progress is skipped: that operation reports itself
-      const check = this.busy === 0 ? this.exclusive(() => this.check()) : Promise.resolve();
-      check.catch((err) => this.logger.error({ err }, 'health check failed')).finally(() => this.schedule());
-    }, this.options.heartbeatIntervalMs);
-    this.timer.unref();
+  /** the host's round calls on the guest: a turn that finds an operation in progress is skipped (that operation reports itself) */
+  private async periodicCheck(): Promise<void> {
+    if (this.busy !== 0 || this.closed) return;
+    await this.exclusive(() => this.check(true), true);
+  }
+
+  /**
+   * The engine's health as a check finds it. A periodic check of an idle engine that answered
+   * healthy at its last probe, less than idleProbeIntervalMs ago with no operation since, looks
+   * at its process only: a process gone is seen at once (and the engine asked, restarted as
+   * needed), a hung one at the next probe. An idle instance then costs neither its engine nor
+   * Coffer a round trip every interval. Answers whether the engine was asked.
+   */
+  private async observe(periodic: boolean): Promise<{ health: EngineHealth; asked: boolean }> {
+    const last = this.probed;
+    // the next probe may come up to a tick early rather than a whole interval late
+    const interval = this.options.heartbeatIntervalMs;
+    const spacing = Math.max(this.options.idleProbeIntervalMs ?? defaultIdleProbeIntervalMs, interval) - interval / 2;
+    if (
+      periodic &&
+      last !== undefined &&
+      last.health === 'healthy' &&
+      !last.touched &&
+      Date.now() - last.at < spacing &&
+      this.engine.idle?.() === true &&
+      (await this.engine.processId()) !== undefined
+    ) {
+      return { health: 'healthy', asked: false };
+    }
+    const at = Date.now();
+    const health = await this.engine.health();
+    this.probed = { at, health, touched: false };
+    return { health, asked: true };
   }
 
   /**
@@ -488,11 +540,12 @@ class GuestAgent implements Guest {
   }
 
   /**
-   * `measure`: the periodic health check's beat, whose check just used the kept connection, may
-   * carry the engine's metrics (asked over that same connection: no login shows in the engine's
-   * logs between two checks)
+   * `periodic`: the host round's beat, which goes only when it says something new or its last
+   * twin is old (repeated-beats.ts). `measure`: a beat whose check just asked the engine over the
+   * kept connection may carry the engine's metrics (asked over that same connection: no login
+   * shows in the engine's logs between two checks)
    */
-  private async heartbeat(reported: GuestServiceStatus, reportedMessage?: string, measure = false): Promise<void> {
+  private async heartbeat(reported: GuestServiceStatus, reportedMessage?: string, periodic = false, measure = periodic): Promise<void> {
     // again every few minutes too: a cast that reached the bus may still be lost or arrive stale
     const tlsDue = this.tls !== this.tlsReported || Date.now() - this.tlsReportedAt >= usageIntervalMs;
     const tls = tlsDue ? this.tls : undefined;
@@ -503,26 +556,36 @@ class GuestAgent implements Guest {
       const usage = usageDue ? { volumeUsedBytes: volume.reading.usedBytes } : {};
       const engineMetrics = measure && status === 'HEALTHY' ? await this.engineMetricsDue() : undefined;
       const summary = { status, message, carriesNews: usage.volumeUsedBytes !== undefined || tls !== undefined || engineMetrics !== undefined };
-      if (measure && !this.repeats.due(summary)) return;
-      await this.conductor.heartbeat(
-        {
-          instanceId: this.instanceId,
-          status,
-          ...(message === undefined ? {} : { message }),
-          ...usage,
-          ...(tls === undefined ? {} : { tls }),
-          ...(engineMetrics === undefined ? {} : { engineMetrics }),
-        },
-        { requestId: `req-${randomUUID()}`, instanceId: this.instanceId },
-      );
-      this.repeats.sent(summary);
-      // a usage that never left is sent again with the next HEALTHY beat, not minutes later
-      if (usage.volumeUsedBytes !== undefined) this.usageReportedAt = Date.now();
-      if (engineMetrics !== undefined) this.metricsReportedAt = Date.now();
-      if (tls !== undefined) {
-        this.tlsReported = tls;
-        this.tlsReportedAt = Date.now();
+      if (periodic && !this.repeats.due(summary)) return;
+      const beat = {
+        instanceId: this.instanceId,
+        status,
+        ...(message === undefined ? {} : { message }),
+        ...usage,
+        ...(tls === undefined ? {} : { tls }),
+        ...(engineMetrics === undefined ? {} : { engineMetrics }),
+      };
+      const sent = () => {
+        this.repeats.sent(summary);
+        // a usage that never left is sent again with the next HEALTHY beat, not minutes later
+        if (usage.volumeUsedBytes !== undefined) this.usageReportedAt = Date.now();
+        if (engineMetrics !== undefined) this.metricsReportedAt = Date.now();
+        if (tls !== undefined) {
+          this.tlsReported = tls;
+          this.tlsReportedAt = Date.now();
+        }
+      };
+      const batch = this.options.heartbeatBatch;
+      if (periodic && batch !== undefined) {
+        // the check ends now (the host's round goes on with its others); the beat goes with its
+        // slice's, before any beat this guest sends after it
+        const going = batch.send(beat).then(sent, (err: unknown) => this.logger.warn({ err, status: reported }, 'heartbeat not sent'));
+        this.batched = going;
+        return;
       }
+      await this.batched;
+      await this.conductor.heartbeat(beat, { requestId: `req-${randomUUID()}`, instanceId: this.instanceId });
+      sent();
     } catch (err) {
       this.logger.warn({ err, status: reported }, 'heartbeat not sent');
     }
@@ -530,7 +593,10 @@ class GuestAgent implements Guest {
 
   /** The engine's metrics when a beat is due to carry them; a failed measurement waits for the next interval (one warning each). */
   private async engineMetricsDue(): Promise<EngineMetrics | undefined> {
-    if (Date.now() - this.metricsReportedAt < (this.options.engineMetricsIntervalMs ?? defaultEngineMetricsIntervalMs)) return undefined;
+    // due up to half a check early: an idle engine is asked once a minute, and a minute's metrics
+    // must not wait for the probe after
+    const interval = (this.options.engineMetricsIntervalMs ?? defaultEngineMetricsIntervalMs) - this.options.heartbeatIntervalMs / 2;
+    if (Date.now() - this.metricsReportedAt < interval) return undefined;
     return this.engine.metrics().catch((err: unknown) => {
       this.logger.warn({ err }, 'engine metrics not measured');
       this.metricsReportedAt = Date.now();
@@ -587,7 +653,8 @@ class GuestAgent implements Guest {
     });
   }
 
-  private async check(): Promise<void> {
+  /** `periodic`: the host round's check (its beats thin out, an idle engine is asked less often), not an operation's */
+  private async check(periodic = false): Promise<void> {
     if (!this.prepared || this.closed) return;
     const checkEvery = this.options.certificateCheckIntervalMs ?? certificateCheckIntervalMs;
     if (Date.now() - this.certificateCheckedAt >= checkEvery) {
@@ -595,7 +662,7 @@ class GuestAgent implements Guest {
       await this.renewCertificate(false, this.logger).catch((err) => this.logger.error({ err }, 'certificate renewal failed'));
     }
     if (this.lease?.mustStop() === true) return this.fenceForLease(`primary lease ${this.lease.current}`);
-    const health = await this.engine.health();
+    const { health, asked } = await this.observe(periodic);
     const adopting = this.adopting;
     this.adopting = false;
     // what a host that came back found, and what it will make of it (operators, and tests, read it)
@@ -609,7 +676,7 @@ class GuestAgent implements Guest {
       await this.engine.stop();
       return this.heartbeat('SHUTDOWN');
     }
-    if (health === 'healthy') return this.heartbeat('HEALTHY', undefined, true);
+    if (health === 'healthy') return this.heartbeat('HEALTHY', undefined, periodic, asked);
     if (health === 'running') return this.heartbeat('RUNNING');
     if (this.desired === 'stopped') return this.heartbeat('SHUTDOWN');
     if (this.lease?.mayStart() === false) {
@@ -982,7 +1049,7 @@ class GuestAgent implements Guest {
   private async shutDown(restarting: boolean): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.timer);
+    this.leaveRound?.();
     clearInterval(this.logTrim);
     if (restarting) await this.lease?.holdForRestart();
     await this.lease?.close();

@@ -5,6 +5,9 @@
 // host provides.
 
 export { startGuest } from './guest.js';
+export { CheckRound } from './check-round.js';
+export { HeartbeatBatch } from './heartbeat-batch.js';
+export type { RoundOfChecks } from './check-round.js';
 export { forgetWalTarget } from './wal-shipper.js';
 export type { CertificateIssuer, DesiredState, Guest, GuestInstance, GuestOptions } from './guest.js';
 export type { GuestBackupHost } from './backup-runner.js';

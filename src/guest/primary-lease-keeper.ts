@@ -45,6 +45,12 @@ export class PrimaryLeaseKeeper {
   private deadlineTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private ticking: Promise<void> = Promise.resolve();
+  /**
+   * The watchdog's file is gone since the last look: an instance that needs no lease (nearly all)
+   * then removes nothing every 30 s. The first look after the guest starts removes one left by an
+   * earlier lease (replicas removed while the guest was away).
+   */
+  private disarmed = false;
 
   constructor(private readonly options: PrimaryLeaseKeeperOptions) {}
 
@@ -87,6 +93,7 @@ export class PrimaryLeaseKeeper {
       const answer = await conductor.renewLease({ instanceId, holdMs: times.restartHoldMs }, { requestId: `lease-${randomUUID()}`, instanceId });
       if (answer.lease !== 'held') return;
       this.deadline = sentAt + answer.ttlMs;
+      this.disarmed = false;
       await this.options.watchdog?.arm(Date.now() + (this.deadline - performance.now()), await this.options.enginePid());
       logger.info({ holdMs: answer.ttlMs }, 'primary lease held through the agent restart');
     } catch (err) {
@@ -150,7 +157,8 @@ export class PrimaryLeaseKeeper {
         this.deadline = sentAt + answer.ttlMs;
         this.state = 'held';
         this.armDeadline();
-        await this.options.watchdog?.arm(Date.now() + (this.deadline - performance.now()), await this.options.enginePid());
+        this.disarmed = false;
+      await this.options.watchdog?.arm(Date.now() + (this.deadline - performance.now()), await this.options.enginePid());
         if (regained) {
           logger.info({ ttlMs: answer.ttlMs }, 'primary lease held');
           this.options.regained();
@@ -176,8 +184,13 @@ export class PrimaryLeaseKeeper {
     const regained = this.state === 'lost' || this.state === 'fenced' || this.state === 'unknown';
     this.state = state;
     clearTimeout(this.deadlineTimer);
-    // also a watchdog left by an earlier lease (replicas removed while the guest was away)
-    this.options.watchdog?.disarm().catch((err: unknown) => this.options.logger.error({ err }, 'the lease watchdog could not be stopped'));
+    if (!this.disarmed) {
+      this.disarmed = true;
+      this.options.watchdog?.disarm().catch((err: unknown) => {
+        this.disarmed = false;
+        this.options.logger.error({ err }, 'the lease watchdog could not be stopped');
+      });
+    }
     if (regained) this.options.regained();
   }
 

@@ -60,6 +60,9 @@ export function agentHarness(dataDirPrefix: string) {
       heartbeat: async (args) => {
         beats.push(args);
       },
+      heartbeats: async (args) => {
+        beats.push(...args.beats);
+      },
       agentHeartbeat: async (args) => {
         announcements.push(args);
       },

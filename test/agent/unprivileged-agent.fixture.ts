@@ -23,6 +23,7 @@ let announced: (engines: EngineVersionReport[]) => void;
 const engines = new Promise<EngineVersionReport[]>((resolve) => (announced = resolve));
 const conductor = await serveRpc(transport, conductorContract, conductorTopic, {
   heartbeat: async () => undefined,
+  heartbeats: async () => undefined,
   agentHeartbeat: async (args) => announced(args.engines),
   reportProgress: async () => undefined,
   updateBackup: async () => undefined,

@@ -12,6 +12,7 @@ import { pino } from 'pino';
 import { silentLogger } from '../../src/common/logger.js';
 import { startConductor, type Conductor } from '../../src/conductor/index.js';
 import { heartbeatHandler } from '../../src/conductor/heartbeat-handler.js';
+import { HeartbeatBatch } from '../../src/guest/index.js';
 import { openStateStore, type InstanceRepository, type Repositories, type StateStore } from '../../src/db/index.js';
 import { noCapabilities } from '../support/fake-guest.js';
 import { eventually } from '../support/wait.js';
@@ -113,6 +114,41 @@ test("a heartbeat's TLS report is recorded on the instance, and written again on
   const renewed = { ...tls, expiresAt: '2027-06-01T00:00:00.000Z' };
   await transport.cast(conductorTopic, beat(t0 + 20, renewed));
   await eventually('the renewed certificate', () => store.instances.get('i-tls'), (i) => i?.tls?.expiresAt === renewed.expiresAt);
+});
+
+test("a host's periodic beats gathered into one message each reach the state database, an unknown instance's among them changing nothing", async () => {
+  await makeInstance('i-batch-1');
+  await makeInstance('i-batch-2');
+  const client = createRpcClient(transport, conductorContract, conductorTopic);
+  const batch = new HeartbeatBatch({ conductor: client, gatherMs: 10 });
+  await client.heartbeat({ instanceId: 'i-batch-2', status: 'RUNNING' });
+  await eventually('RUNNING', () => store.serviceStatuses.get('i-batch-2'), (s) => s?.status === 'RUNNING');
+  await Promise.all([
+    batch.send({ instanceId: 'i-batch-1', status: 'HEALTHY', volumeUsedBytes: 4096 }),
+    batch.send({ instanceId: 'nope-batch', status: 'HEALTHY' }),
+    batch.send({ instanceId: 'i-batch-2', status: 'HEALTHY' }),
+  ]);
+  const first = await eventually('the first beat', () => store.serviceStatuses.get('i-batch-1'), (s) => s?.status === 'HEALTHY');
+  assert.equal(first?.volumeUsage?.usedBytes, 4096);
+  await eventually('the second beat', () => store.serviceStatuses.get('i-batch-2'), (s) => s?.status === 'HEALTHY');
+  const events = await store.instanceEvents.list('i-batch-2', { limit: 10 });
+  assert.deepEqual(events.map((e) => e.name), ['HEALTHY', 'RUNNING'], 'a status changed in a batch is an event as any other');
+  assert.equal(await store.serviceStatuses.get('nope-batch'), undefined);
+});
+
+test('a batch older than a beat already written for an instance changes nothing of it', async () => {
+  await makeInstance('i-batch-stale');
+  const t0 = Date.now();
+  await transport.cast(conductorTopic, heartbeatAt('i-batch-stale', 'SHUTDOWN', t0 + 10));
+  await eventually('SHUTDOWN', () => store.serviceStatuses.get('i-batch-stale'), (s) => s?.status === 'SHUTDOWN');
+  await transport.cast(conductorTopic, {
+    ...heartbeatAt('i-batch-stale', 'HEALTHY', t0),
+    version: '1.9',
+    method: 'heartbeats',
+    args: { beats: [{ instanceId: 'i-batch-stale', status: 'HEALTHY' }] },
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal((await store.serviceStatuses.get('i-batch-stale'))?.status, 'SHUTDOWN');
 });
 
 test('heartbeats of unknown instances change nothing', async () => {

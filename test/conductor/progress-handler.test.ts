@@ -137,6 +137,7 @@ test('progress reports are stamped 1.2 while heartbeats keep 1.1: a 1.1 conducto
     conductorTopic,
     {
       heartbeat: async ({ status }) => void beats.push(status),
+      heartbeats: async (args) => void beats.push(...args.beats.map((beat) => beat.status)),
       agentHeartbeat: async () => undefined,
       reportProgress: async ({ step }) => void reports.push(step),
       updateBackup: async () => undefined,

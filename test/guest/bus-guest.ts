@@ -44,7 +44,7 @@ type LeaseAnswer = { lease: 'held'; ttlMs: number } | { lease: 'none' } | { leas
 
 export async function startBusGuest(
   options: Pick<GuestOptions, 'instance' | 'engine' | 'runner' | 'desiredState'> &
-    Partial<Pick<GuestOptions, 'certificates' | 'warm' | 'backups' | 'walShipIntervalMs' | 'leaseTimes'>> & {
+    Partial<Pick<GuestOptions, 'certificates' | 'warm' | 'backups' | 'walShipIntervalMs' | 'leaseTimes' | 'checkRound' | 'idleProbeIntervalMs' | 'heartbeatIntervalMs'>> & {
       /** what the conductor answers the guest's lease renewals (default: no lease needed); throwing: no answer */
       renewLease?: (request: { holdMs?: number | undefined }) => Promise<LeaseAnswer>;
       /** keep the guest's log records in `logs` */
@@ -61,6 +61,9 @@ export async function startBusGuest(
   const conductor = await serveRpc(transport, conductorContract, conductorTopic, {
     heartbeat: async ({ status, message, tls }) => {
       beats.push({ status, message, ...(tls === undefined ? {} : { tls }) });
+    },
+    heartbeats: async (args) => {
+      for (const { status, message, tls } of args.beats) beats.push({ status, message, ...(tls === undefined ? {} : { tls }) });
     },
     agentHeartbeat: async () => undefined,
     reportProgress: async ({ step, percent }) => {
@@ -89,8 +92,9 @@ export async function startBusGuest(
           : process.env.COFFER_TEST_LOG === undefined
             ? silentLogger()
             : pino({ level: 'debug' }, createWriteStream(process.env.COFFER_TEST_LOG, { flags: 'a' })),
-      // never fires during a test: the beats recorded are the ones the guest sends on a change
-      heartbeatIntervalMs: 600_000,
+      // never fires during a test unless it says so (a round of checks it drives itself, say):
+      // the beats recorded are the ones the guest sends on a change
+      heartbeatIntervalMs: guestOptions.heartbeatIntervalMs ?? 600_000,
       saveDesiredState: async () => undefined,
       defaultClientCidrs: ['127.0.0.0/8'],
       rootAllowed: true,

@@ -70,6 +70,7 @@ describe('a guest on the signed bus, attacked by a process with the broker crede
     attacker = await AmqpTransport.connect(vhost.url);
     await serveRpc(controlPlane, conductorContract, conductorTopic, {
       heartbeat: async ({ status }) => void beats.push(status),
+      heartbeats: async (args) => void beats.push(...args.beats.map((beat) => beat.status)),
       agentHeartbeat: async () => undefined,
       reportProgress: async () => undefined,
       updateBackup: async () => undefined,

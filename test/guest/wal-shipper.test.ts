@@ -69,6 +69,7 @@ describe('WAL shipper', () => {
     transport = await connectTransport('memory:', { key: BusKey.generate() });
     conductor = await serveRpc(transport, conductorContract, conductorTopic, {
       heartbeat: async () => undefined,
+      heartbeats: async () => undefined,
       agentHeartbeat: async () => undefined,
       reportProgress: async () => undefined,
       updateBackup: async () => undefined,

@@ -66,25 +66,35 @@ export const backupState = z.enum(['BUILDING', 'COMPLETED', 'FAILED']);
 // 1.6: renewLease, the one call: a primary's guest waits for its answer.
 // 1.7: heartbeat's engineMetrics. A conductor on 1.6 refuses a beat that carries them (logged there);
 //      the beats between carry none.
-export const conductorContract = defineService('conductor', '1.8', {
-  heartbeat: cast(
-    z.object({
-      instanceId: z.string(),
-      status: guestServiceStatus,
-      /** bytes used in the instance's volume: with the first HEALTHY beat, then every few minutes; the views show what the conductor kept */
-      volumeUsedBytes: z.number().int().nonnegative().optional(),
-      /**
-       * what went wrong, with FAILED, CRASHED or BLOCKED: becomes the instance's fault message;
-       * with HEALTHY a warning (e.g. a nearly full volume), recorded as an event once
-       */
-      message: z.string().max(1000).optional(),
-      /** the instance's TLS as its clients see it, sent when it changed (a new certificate or CA) */
-      tls: instanceTlsReport.optional(),
-      /** since 1.7: what the guest measured of its engine, with a healthy beat, every minute at most */
-      engineMetrics: engineMetrics.optional(),
-    }),
-    { since: '1.1' },
-  ),
+// 1.8: agentHeartbeat's adopting.
+// 1.9: heartbeats, the periodic beats of a host's guests in one message. A conductor on 1.8
+//      refuses it (logged there), and those instances show silent after the expiry: upgrade the
+//      conductors before the agents.
+const heartbeatInput = z.object({
+  instanceId: z.string(),
+  status: guestServiceStatus,
+  /** bytes used in the instance's volume: with the first HEALTHY beat, then every few minutes; the views show what the conductor kept */
+  volumeUsedBytes: z.number().int().nonnegative().optional(),
+  /**
+   * what went wrong, with FAILED, CRASHED or BLOCKED: becomes the instance's fault message;
+   * with HEALTHY a warning (e.g. a nearly full volume), recorded as an event once
+   */
+  message: z.string().max(1000).optional(),
+  /** the instance's TLS as its clients see it, sent when it changed (a new certificate or CA) */
+  tls: instanceTlsReport.optional(),
+  /** since 1.7: what the guest measured of its engine, with a healthy beat, every minute at most */
+  engineMetrics: engineMetrics.optional(),
+});
+export type HeartbeatInput = z.infer<typeof heartbeatInput>;
+
+export const conductorContract = defineService('conductor', '1.9', {
+  heartbeat: cast(heartbeatInput, { since: '1.1' }),
+  /**
+   * The periodic beats of the guests of one host that checked their engines together
+   * (check-round.ts): one message and one state-database transaction instead of one each. Each
+   * is handled as a `heartbeat` would be, all as old as the message.
+   */
+  heartbeats: cast(z.object({ beats: z.array(heartbeatInput).min(1).max(1000) }), { since: '1.9' }),
   /**
    * An agent announces itself (so the taskmanager can place instances on it) and the engine
    * versions its host can run (registered as datastore versions; missing binaries as inactive).

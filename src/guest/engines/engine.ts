@@ -457,6 +457,12 @@ export interface EngineLifecycle {
   stop(): Promise<void>;
   /** asks the engine a query over a connection kept between checks (kept-probe.ts) */
   health(): Promise<EngineHealth>;
+  /**
+   * Whether no client of the tenant's used the engine between the last two health checks, where
+   * the driver can tell (Redis); the guest asks an idle engine less often and watches its pid
+   * between (guest.ts). Absent: every check asks the engine.
+   */
+  idle?(): boolean;
   /** what the engine says of its load and size now, over the health check's connection; undefined when it does not answer */
   metrics(): Promise<EngineMetrics | undefined>;
   /** closes what the driver keeps open between calls (the health check's connection); the engine keeps running */

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { ReplyError, type Redis } from 'ioredis';
 import type { ConfigurationValue } from '../../../common/index.js';
 import { adminUser } from './acl.js';
 import { infoFields } from './admin.js';
@@ -36,23 +36,33 @@ export function tenantIdleSeconds(clientList: string): number[] {
     .map((fields) => Number(fields.get('idle')));
 }
 
-export async function readServerActivity(client: Redis): Promise<ServerActivity> {
-  const [hz, stats, clients] = (await client
-    .pipeline()
-    .call('CONFIG', 'GET', 'hz')
-    .call('INFO', 'stats')
-    .call('CLIENT', 'LIST')
-    .exec()
-    .then((results) =>
-      (results ?? []).map(([err, value]) => {
-        if (err !== null) throw err;
-        return value;
-      }),
-    )) as [string[], string, string];
+/**
+ * One round trip: PING, whose PONG is the health check's answer (a server still loading its data
+ * answers it with an error), and the activity the hz policy reads. `activity` is undefined where
+ * the server refused a part of it; a broken connection rejects, as any query over the kept one does.
+ */
+export async function readProbe(client: Redis): Promise<{ answers: boolean; activity: ServerActivity | undefined }> {
+  const results =
+    (await client.pipeline().call('PING').call('CONFIG', 'GET', 'hz').call('INFO', 'stats').call('CLIENT', 'LIST').exec()) ?? [];
+  // a pipeline on a closed connection answers each command with the connection's error: thrown,
+  // so that the kept connection is replaced; the server's own refusal (LOADING) is its answer
+  const broken = results.find(([err]) => err !== null && !(err instanceof ReplyError))?.[0];
+  if (broken !== undefined && broken !== null) throw broken;
+  const [pong, hz, stats, clients] = results.map(([err, value]) => (err === null ? value : undefined)) as [
+    string | undefined,
+    string[] | undefined,
+    string | undefined,
+    string | undefined,
+  ];
+  if (pong !== 'PONG') return { answers: false, activity: undefined };
+  if (hz === undefined || stats === undefined || clients === undefined) return { answers: true, activity: undefined };
   return {
-    hz: Number(hz[1]),
-    connectionsReceived: Number(infoFields(stats).get('total_connections_received')),
-    tenantIdleSeconds: tenantIdleSeconds(clients),
+    answers: true,
+    activity: {
+      hz: Number(hz[1]),
+      connectionsReceived: Number(infoFields(stats).get('total_connections_received')),
+      tenantIdleSeconds: tenantIdleSeconds(clients),
+    },
   };
 }
 
@@ -64,6 +74,16 @@ export async function readServerActivity(client: Redis): Promise<ServerActivity>
  */
 export class IdleHzPolicy {
   private previous: { at: number; connectionsReceived: number } | undefined;
+  /**
+   * Whether the last two readings found the server unused; undefined until there are two, and
+   * after a reading could not be taken (`unknown`). The guest probes such a server less often.
+   */
+  idle: boolean | undefined;
+
+  /** a check that could not read the server's activity: it is not known to be idle */
+  unknown(): void {
+    this.idle = undefined;
+  }
 
   /**
    * The hz to set now, or undefined to leave the server as it is. `groupHz`: the value a
@@ -72,13 +92,17 @@ export class IdleHzPolicy {
   async next(activity: ServerActivity, groupHz: () => Promise<ConfigurationValue | undefined>, now = Date.now()): Promise<number | undefined> {
     const previous = this.previous;
     this.previous = { at: now, connectionsReceived: activity.connectionsReceived };
-    if (previous === undefined || !Number.isFinite(activity.hz)) return undefined;
+    if (previous === undefined || !Number.isFinite(activity.hz)) {
+      this.idle = undefined;
+      return undefined;
+    }
     // CLIENT LIST rounds idle time down: a connection whose count is under the time since the
     // previous check may have been quiet since before it, and is taken as used all the same
     const sinceSeconds = (now - previous.at) / 1000;
     const busy =
       activity.connectionsReceived !== previous.connectionsReceived ||
       activity.tenantIdleSeconds.some((idle) => !(idle >= sinceSeconds));
+    this.idle = !busy;
     const wanted = busy ? standardHz : idleHz;
     if (activity.hz === wanted || (busy && activity.hz !== idleHz)) return undefined;
     if ((await groupHz()) !== undefined) return undefined;

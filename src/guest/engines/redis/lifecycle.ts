@@ -25,7 +25,7 @@ import { KeptProbe } from '../kept-probe.js';
 import { ServerWatch } from '../process-watch.js';
 import { redisMetrics } from './metrics.js';
 import { renderInitialAclFile, rootDisableArguments, rootUser } from './acl.js';
-import { idleHz, IdleHzPolicy, readServerActivity } from './idle-hz.js';
+import { idleHz, IdleHzPolicy, readProbe } from './idle-hz.js';
 import { applyAcl, healthProbeOps, infoFields, setMaxmemory, withAdminClient, type AdminEndpoint, type AdminEndpointSource } from './admin.js';
 import type { AofArchiveHost } from './aof-archive.js';
 import { planAofReplay, writeRestoredAof, type AofReplayPlan } from './aof-replay.js';
@@ -200,7 +200,9 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
       runner: this.runner,
       logger: this.logger,
       endpoint: () => this.endpoint(),
-      running: async () => (await this.health()) === 'healthy',
+      // the pid checked now, and what the last health check found (a check of its own beside the
+      // guest's would double the round trips to an idle server); before any, a check now
+      running: async () => (await this.processId()) !== undefined && (this.answered || (await this.health()) === 'healthy'),
       persistence: () => this.probe.query(async (client) => infoFields(String(await client.call('INFO', ['server', 'persistence'])))),
     };
   }
@@ -535,6 +537,7 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
 
   stop(): Promise<void> {
     this.probe.close();
+    this.answered = false;
     return this.serverProcess.stop();
   }
 
@@ -560,28 +563,51 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
   async health(): Promise<EngineHealth> {
     if ((await this.running.pid()) === undefined) {
       this.probe.close();
+      this.answered = false;
       return 'stopped';
     }
-    const healthy = await this.probe.answers();
-    if (healthy) {
-      this.copySourceUsers();
-      await this.adjustHz();
-    }
-    return healthy ? 'healthy' : 'running';
+    // one round trip answers the check and feeds the hz policy; it throws only where the server
+    // answered a PING over a new connection and then failed the rest
+    const healthy = await this.probe.query((client) => this.probeOnce(client)).catch((err: unknown) => {
+      this.hzPolicy.unknown();
+      this.logger.warn({ err }, "Redis answered but its activity could not be read: its timer rate is left as it is");
+      return true;
+    });
+    this.answered = healthy === true;
+    if (this.answered) this.copySourceUsers();
+    return this.answered ? 'healthy' : 'running';
   }
 
-  /** An idle instance's timer slowed, a used one's given back (idle-hz.ts); a failure only costs idle CPU. */
-  private async adjustHz(): Promise<void> {
+  /** Whether the last health check found the server answering (the guest probes an idle one less often than it checks its pid). */
+  private answered = false;
+
+  /** whether the server answers; an idle instance's timer slowed, a used one's given back (idle-hz.ts) */
+  private async probeOnce(client: Redis): Promise<boolean> {
+    const { answers, activity } = await readProbe(client);
+    if (!answers) {
+      this.hzPolicy.unknown();
+      return false;
+    }
+    if (activity === undefined) {
+      this.hzPolicy.unknown();
+      return true;
+    }
     try {
-      await this.probe.query(async (client) => {
-        const hz = await this.hzPolicy.next(await readServerActivity(client), async () => (await this.currentSpec())?.overrides?.hz);
-        if (hz === undefined) return;
+      const hz = await this.hzPolicy.next(activity, async () => (await this.currentSpec())?.overrides?.hz);
+      if (hz !== undefined) {
         await client.call('CONFIG', ['SET', 'hz', String(hz)]);
         this.logger.debug({ hz }, hz === idleHz ? 'idle: Redis timer slowed' : 'in use: Redis timer back to its rate');
-      });
+      }
     } catch (err) {
+      // a failure only costs idle CPU
       this.logger.warn({ err }, "Redis's timer rate not adjusted to its use");
     }
+    return true;
+  }
+
+  /** no client of the tenant's used the server between the last two health checks (idle-hz.ts) */
+  idle(): boolean {
+    return this.hzPolicy.idle === true;
   }
 
   private lastUserCopy = 0;
