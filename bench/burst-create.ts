@@ -15,7 +15,9 @@
 // created user. Then all are deleted and the next run waits for the pools to refill. One
 // untimed single create first (code paths, the host's engine user).
 // Raw: `count` × (initdb → postgres → SELECT 1), or (mariadb-install-db → mariadbd → SELECT 1),
-// all started at once, as the same user provision's raw rows use, with the same binaries.
+// all started at once, as the same user provision's raw rows use, with the same binaries. The
+// raw bursts take turns with Coffer's, on the same serve once its pools are full again, so
+// that both meet the same load from the rest of the host.
 import { spawn, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -226,8 +228,29 @@ async function deleteAll(session: Session, ids: string[]): Promise<void> {
   await Promise.all(ids.map((id) => waitForInstance(session, id, (_x, status) => status === 404, 120_000)));
 }
 
-async function measureCoffer(engine: Engine): Promise<{ samples: number[]; pools: string }> {
+/** One burst of `count` raw engines started at once in `root`: the time until all answered. */
+async function rawBurst(engine: Engine, root: string, round: string): Promise<number> {
+  const ids = engineIds();
+  const dirs = Array.from({ length: count }, (_x, i) => join(root, `${round}-${i}`));
+  for (const dir of dirs) {
+    await mkdir(dir);
+    if (ids.uid !== undefined) await chown(dir, ids.uid, ids.gid!);
+  }
+  const started = performance.now();
+  const stops = await Promise.all(dirs.map((dir, i) => engine.raw(dir, `${subnet}.0.${i + 1}`)));
+  const elapsed = performance.now() - started;
+  await Promise.all(stops.map((stop) => stop()));
+  await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+  return elapsed;
+}
+
+/**
+ * Coffer's bursts and the raw ones, taken in turns on one `coffer serve` (idle and full while
+ * the raw burst runs), so that both meet the same load from the rest of the host.
+ */
+async function measure(engine: Engine): Promise<{ coffer: number[]; raw: number[]; pools: string }> {
   const dataDir = await makeDataDir('coffer-bench-burst');
+  const rawRoot = await makeDataDir('coffer-bench-burst-raw');
   const port = await freePort();
   const adminPassword = 'Bench-admin-pass-1234';
   const serve = startRole(
@@ -237,54 +260,33 @@ async function measureCoffer(engine: Engine): Promise<{ samples: number[]; pools
     ],
     { COFFER_ADMIN_PASSWORD: adminPassword },
   );
-  const samples: number[] = [];
+  const coffer: number[] = [];
+  const raw: number[] = [];
   let pools = '';
   try {
     await serve.waitFor(/serving the Trove API/, 60_000);
     const session = await login(`http://127.0.0.1:${port}`, 'admin', adminPassword, 'admin');
     await waitForFullPools(dataDir.path);
+    // untimed: code paths, the host's engine user, the binaries in the page cache
     await deleteAll(session, [await createAndAnswer(session, engine, 'bench-warm-up')]);
+    await rawBurst(engine, rawRoot.path, 'warm-up');
     for (let run = 0; run < runs; run++) {
       pools = await waitForFullPools(dataDir.path);
       const started = performance.now();
       const ids = await Promise.all(Array.from({ length: count }, (_x, i) => createAndAnswer(session, engine, `bench-${run}-${i}`)));
-      samples.push(performance.now() - started);
-      process.stderr.write(`coffer ${engine.type} run ${run}: ${Math.round(samples.at(-1)!)} ms (pools before: ${pools}; load ${loadavg()[0]!.toFixed(1)})\n`);
+      coffer.push(performance.now() - started);
+      process.stderr.write(`coffer ${engine.type} run ${run}: ${Math.round(coffer.at(-1)!)} ms (pools before: ${pools}; load ${loadavg()[0]!.toFixed(1)})\n`);
       await deleteAll(session, ids);
+      await waitForFullPools(dataDir.path);
+      raw.push(await rawBurst(engine, rawRoot.path, String(run)));
+      process.stderr.write(`raw ${engine.type} run ${run}: ${Math.round(raw.at(-1)!)} ms (load ${loadavg()[0]!.toFixed(1)})\n`);
     }
   } finally {
     await serve.stop();
     await dataDir.remove();
+    await rawRoot.remove();
   }
-  return { samples, pools };
-}
-
-async function measureRaw(engine: Engine): Promise<number[]> {
-  const root = await makeDataDir('coffer-bench-burst-raw');
-  const ids = engineIds();
-  const samples: number[] = [];
-  try {
-    // the first (untimed) round loads the binaries into the page cache, as Coffer's warm-up create does
-    for (let run = 0; run <= runs; run++) {
-      const dirs = Array.from({ length: count }, (_x, i) => join(root.path, `${run}-${i}`));
-      for (const dir of dirs) {
-        await mkdir(dir);
-        if (ids.uid !== undefined) await chown(dir, ids.uid, ids.gid!);
-      }
-      const started = performance.now();
-      const stops = await Promise.all(dirs.map((dir, i) => engine.raw(dir, `${subnet}.0.${i + 1}`)));
-      const elapsed = performance.now() - started;
-      await Promise.all(stops.map((stop) => stop()));
-      await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
-      if (run > 0) {
-        samples.push(elapsed);
-        process.stderr.write(`raw ${engine.type} run ${run}: ${Math.round(elapsed)} ms (load ${loadavg()[0]!.toFixed(1)})\n`);
-      }
-    }
-  } finally {
-    await root.remove();
-  }
-  return samples;
+  return { coffer, raw, pools };
 }
 
 async function main(): Promise<void> {
@@ -296,10 +298,8 @@ async function main(): Promise<void> {
   for (const name of datastores) {
     const engine = engines[name];
     if (engine === undefined) throw new Error(`--datastores: no ${name} here (postgresql, mariadb)`);
-    // raw first: its first round also creates nothing Coffer needs, but Coffer's warm-up made coffer-db
-    const coffer = await measureCoffer(engine);
-    const raw = await measureRaw(engine);
-    row(`Coffer, ${name}, ${count} creates at once, ${pool} (full before: ${coffer.pools})`, coffer.samples, raw);
+    const { coffer, raw, pools } = await measure(engine);
+    row(`Coffer, ${name}, ${count} creates at once, ${pool} (full before: ${pools})`, coffer, raw);
     row(`raw ${name}, ${count} by hand in parallel`, raw, raw);
   }
   const loadAfter = loadavg()[0]!;
@@ -308,7 +308,7 @@ async function main(): Promise<void> {
     `## ${new Date().toISOString().slice(0, 19)}Z${values.label === '' ? '' : ` — ${values.label}`}`,
     '',
     `Machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; PostgreSQL from ${postgresBinDir()}; ${process.getuid?.() === 0 ? 'as root (an OS user per instance)' : 'not as root'}.`,
-    `${runs} bursts each (after one warm-up); Coffer polled every ${pollMs} ms per instance.`,
+    `${runs} bursts each (after one warm-up), Coffer's and the raw ones in turns; Coffer polled every ${pollMs} ms per instance.`,
     `Load average (1 min) ${loadBefore.toFixed(1)} at the start, ${loadAfter.toFixed(1)} at the end.`,
     '',
     '| what | median | ratio to raw | all runs (ms) |',

@@ -39,8 +39,9 @@ import type { ComputeDriver, PlacedInstance } from './compute-driver.js';
 import { isSafeInstanceId, type InstanceRecord } from './instance-record.js';
 import { KeyedLock } from './keyed-lock.js';
 import { LocalComputeDriver } from './local-compute-driver.js';
-import { WarmPool, type WarmKind } from './warm-pool.js';
+import { WarmPool, defaultWarmPoolSize, type WarmKind } from './warm-pool.js';
 import { checkDataDirDepth } from './data-dir-depth.js';
+import { CreatesInFlight } from './creates-in-flight.js';
 
 // Reported with every heartbeat, so callers check before they send. The guests run in this
 // process from the same build, so they serve what it was built with.
@@ -78,7 +79,8 @@ export interface AgentOptions {
   /**
    * clusters kept initialised ahead of time per engine version in <dataDir>/pool, so that a
    * create skips initdb; made one at a time at low CPU priority. As root, as many instance OS
-   * users are kept made ahead of time (spare-users.ts). Default 2; 0 keeps none.
+   * users are kept made ahead of time (spare-users.ts). Neither is made while creates are under
+   * way. Default from the host's cores and memory (defaultWarmPoolSize); 0 keeps none.
    */
   warmPoolSize?: number;
   /**
@@ -162,6 +164,8 @@ class LocalAgent implements Agent {
   private readonly pending = new Map<string, InstanceRecord>();
   adopted: Promise<void> = Promise.resolve();
   private readonly locks = new KeyedLock();
+  /** the warm pool and the spare users are made back only once none is under way */
+  private readonly creating = new CreatesInFlight();
   private readonly conductor: RpcClient<typeof conductorContract>;
   private reports: EngineVersionReport[] = [];
   private binaries = new Map<EngineName, EngineBinary[]>();
@@ -174,7 +178,7 @@ class LocalAgent implements Agent {
     if (options.host.trim() === '') throw new CofferError('BadRequest', 'The agent needs a host name.');
     this.host = options.host;
     this.instancesDir = join(resolve(options.dataDir), 'instances');
-    this.warmPoolSize = options.warmPoolSize ?? 2;
+    this.warmPoolSize = options.warmPoolSize ?? defaultWarmPoolSize();
     if (!Number.isInteger(this.warmPoolSize) || this.warmPoolSize < 0) {
       throw new CofferError('BadRequest', `The warm pool size must be a whole number from 0, not ${options.warmPoolSize}.`);
     }
@@ -193,6 +197,7 @@ class LocalAgent implements Agent {
         ...(options.nftPath === undefined ? {} : { nftPath: options.nftPath }),
         // as many users ready as warm clusters: a create that takes one needs the other
         spareUsers: this.warmPoolSize,
+        busy: () => this.creating.busy(),
       });
     this.interval = options.heartbeatIntervalMs ?? 10_000;
     this.checks = new CheckRound({ intervalMs: this.interval, logger: this.logger });
@@ -218,6 +223,7 @@ class LocalAgent implements Agent {
       runner: this.compute.hostRunner,
       group: this.compute.warmPoolGroup,
       logger: this.logger,
+      busy: () => this.creating.busy(),
     });
     for (const { record } of found) this.pending.set(record.id, record);
     this.subscription = await serveRpc(
@@ -490,20 +496,30 @@ class LocalAgent implements Agent {
     this.checkEngine(args.engine);
     const factory = engineRegistry[args.engine.manager as EngineName];
     factory.checkInstanceDir(join(this.instancesDir, args.instanceId));
-    // a record left by a createServer that failed after writing it is taken up again
-    const placed = await this.compute.place({
-      instanceId: args.instanceId,
-      engine: args.engine,
-      flavor: args.flavor,
-      volumeSizeGb: args.volumeSizeGb,
-      ports: portNeeds(args.engine.manager),
-    });
-    // Signed while the instance's user is looked up and walled, instead of after them at the
-    // start of its prepare: the guest's first certificate. Unused if the guest has one already.
-    const certificate = this.certificatesFor(placed.record.address).issue();
-    certificate.catch(() => undefined); // a failure is the prepare's to report, when it takes it
-    const hosted = await this.hostInstance(placed, certificate);
-    this.logger.info({ instanceId: placed.record.id, address: placed.record.address, port: placed.record.port }, 'server created');
+    this.creating.begin(args.instanceId);
+    let hosted: Hosted;
+    try {
+      // a record left by a createServer that failed after writing it is taken up again
+      const placed = await this.compute.place({
+        instanceId: args.instanceId,
+        engine: args.engine,
+        flavor: args.flavor,
+        volumeSizeGb: args.volumeSizeGb,
+        ports: portNeeds(args.engine.manager),
+      });
+      // Signed while the instance's user is looked up and walled, instead of after them at the
+      // start of its prepare: the guest's first certificate. Unused if the guest has one already.
+      const certificate = this.certificatesFor(placed.record.address).issue();
+      certificate.catch(() => undefined); // a failure is the prepare's to report, when it takes it
+      hosted = await this.hostInstance(placed, certificate);
+    } catch (err) {
+      this.creating.end(args.instanceId);
+      throw err;
+    }
+    // under way until its guest has prepared the engine (the taskmanager's next call), or it is deleted
+    const { guest } = hosted;
+    this.creating.begin(args.instanceId, () => guest.lastPrepareMs !== undefined || this.hosted.get(args.instanceId)?.guest !== guest);
+    this.logger.info({ instanceId: hosted.record.id, address: hosted.record.address, port: hosted.record.port }, 'server created');
     return this.info(hosted.record);
   }
 

@@ -29,6 +29,8 @@ export interface LocalComputeDriverOptions {
   nftPath?: string;
   /** as root: instance users made ahead of time (spare-users.ts); default 0 */
   spareUsers?: number;
+  /** true while creates are under way: spare users are made back only once it is false */
+  busy?: () => boolean;
 }
 
 const termGraceMs = 5_000;
@@ -99,7 +101,7 @@ export class LocalComputeDriver implements ComputeDriver {
     if (identity !== undefined) {
       this.wallOf = new NetworkWall(this.agentRunner, this.options.nftPath);
       await this.wallHostUser(identity);
-      this.spares = new SpareUsers({ file: join(resolve(this.options.dataDir), 'spare-users.json'), size: this.options.spareUsers ?? 0, logger: this.logger });
+      this.spares = new SpareUsers({ file: join(resolve(this.options.dataDir), 'spare-users.json'), size: this.options.spareUsers ?? 0, logger: this.logger, ...(this.options.busy === undefined ? {} : { busy: this.options.busy }) });
       await this.spares.open();
     }
     const found: PlacedInstance[] = [];

@@ -1,4 +1,5 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Logger } from '../common/index.js';
 import { lookupGroup, lookupUser } from './engine-user.js';
@@ -6,11 +7,14 @@ import { addInstanceUser, createInstanceUser, instanceUserName, removeInstanceUs
 import type { EngineIdentity } from './local-process-runner.js';
 
 // Instance users made ahead of time. useradd rewrites /etc/passwd, shadow, group and gshadow
-// under their locks, one change at a time on the whole host (50 to 100 ms each on a busy 2-core
-// box): on the path of every create, and a burst of creates queues behind it. A few spare users,
-// made while nothing waits for them, take it off that path; a create that finds none makes its
-// own as before. A spare user is like any instance's (random name, a group of its own, no home,
-// no files, nothing running); it only has no instance yet.
+// under their locks, one change at a time on the whole host, with an fdatasync of each (50 to
+// 100 ms on a quiet 2-core box, 0.2 to 1.5 s while a burst's initdbs fill the disk queue): on
+// the path of every create, and a burst of creates queues behind it. Spare users, made while
+// nothing waits for them, take it off that path; a create that finds none makes its own as
+// before. They are made back only once no create is under way (`busy`): made during a burst,
+// each useradd would queue before the next create's own. A spare user is like any instance's
+// (random name, a group of its own, no home, no files, nothing running); it only has no
+// instance yet.
 //
 // The names are kept in one file of the agent's: a name is written there before its useradd
 // runs, so a user made as the agent died is found at the next start (a name whose user was
@@ -24,6 +28,10 @@ export interface SpareUsersOptions {
   /** spare users kept ready; 0 keeps none (and removes those left from before) */
   size: number;
   logger: Logger;
+  /** true while creates are under way: no spare user is made then (one under way finishes) */
+  busy?: () => boolean;
+  /** how often a filling held back by `busy` asks again; default 250 ms */
+  busyPollMs?: number;
 }
 
 export class SpareUsers {
@@ -94,6 +102,7 @@ export class SpareUsers {
 
   private async makeUntilFull(): Promise<void> {
     while (!this.stopped && this.ready.length < this.options.size) {
+      if (await this.yieldToCreates()) continue;
       const name = instanceUserName();
       this.recorded.add(name);
       await this.save();
@@ -110,6 +119,13 @@ export class SpareUsers {
       }
       this.ready.push(name);
     }
+  }
+
+  /** Waits while creates are under way (or until stopped); true when it waited. */
+  private async yieldToCreates(): Promise<boolean> {
+    if (this.options.busy?.() !== true) return false;
+    while (!this.stopped && this.options.busy()) await sleep(this.options.busyPollMs ?? 250);
+    return true;
   }
 
   /**

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, chown, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../common/index.js';
 import type { EngineBinary, ProcessRunner, WarmSource, WarmStart } from '../guest/index.js';
 
@@ -9,7 +11,9 @@ import type { EngineBinary, ProcessRunner, WarmSource, WarmStart } from '../gues
 // An entry is built under a dot-name and renamed to its id once complete: a name without a dot
 // is the only mark of a complete entry, so a half-made one (agent killed mid-initdb) is never
 // handed out, and the next start removes it. Taking is a rename too: of two concurrent takers
-// of one entry, exactly one gets it. Entries are built one at a time, at low CPU priority.
+// of one entry, exactly one gets it. Entries are built one at a time, at low CPU priority, and
+// none begins while creates are under way (`busy`): a burst that drained the pool gets the
+// host's disk and cores for its own initdbs, the pool fills back behind it.
 
 /** One engine version the pool keeps clusters for. */
 export interface WarmKind {
@@ -34,6 +38,30 @@ export interface WarmPoolOptions {
   logger: Logger;
   /** after a failed build the kind rests this long before the next try */
   retryMs?: number;
+  /** true while creates are under way: no build begins then (one under way finishes) */
+  busy?: () => boolean;
+  /** how often a pool held back by `busy` asks again; default 250 ms */
+  busyPollMs?: number;
+}
+
+/** What {@link defaultWarmPoolSize} sizes the pool from. */
+export interface HostSize {
+  cores: number;
+  memoryBytes: number;
+}
+
+/**
+ * The pool size when none is given: four entries per core, at most one per GiB of memory,
+ * from 2 to 16. A burst of creates runs its engines side by side: every create past the pool's
+ * entries runs its own initdb (about a core-second each) at the same time as the others, so a
+ * host takes, and fills back, a pool in proportion to its cores; the engines a burst starts all
+ * stay in memory, so a host with little memory cannot hold a big burst anyway. Each entry costs
+ * disk only while it waits (PostgreSQL 15 ≈ 40 MB, MariaDB 10.11 ≈ 50 MB) and nothing of memory.
+ */
+export function defaultWarmPoolSize(host: HostSize = { cores: availableParallelism(), memoryBytes: totalmem() }): number {
+  const byCores = 4 * Math.max(1, Math.floor(host.cores));
+  const byMemory = Math.floor(host.memoryBytes / 2 ** 30);
+  return Math.min(16, Math.max(2, Math.min(byCores, byMemory)));
 }
 
 const buildingPrefix = '.building-';
@@ -59,6 +87,7 @@ export class WarmPool {
   /** kinds resting after a failed build, each until its timer fires */
   private readonly resting = new Map<string, NodeJS.Timeout>();
   private readonly retryMs: number;
+  private readonly busyPollMs: number;
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = false;
@@ -66,6 +95,7 @@ export class WarmPool {
   constructor(private readonly options: WarmPoolOptions) {
     this.logger = options.logger.child({ component: 'warm-pool' });
     this.retryMs = options.retryMs ?? 60_000;
+    this.busyPollMs = options.busyPollMs ?? 250;
   }
 
   /** Removes what an earlier run left unfinished or in excess, then fills the pool, in the background. */
@@ -162,8 +192,20 @@ export class WarmPool {
       this.again = false;
       const kind = await this.nextShort();
       if (kind === undefined) return;
+      if (await this.yieldToCreates()) continue;
       await this.build(kind);
     }
+  }
+
+  /** Waits while creates are under way; true when it waited (what is short may have changed meanwhile). */
+  private async yieldToCreates(): Promise<boolean> {
+    if (this.options.busy?.() !== true) return false;
+    const began = performance.now();
+    while (!this.stopped && this.options.busy()) {
+      await sleep(this.busyPollMs, undefined, { signal: this.abort.signal }).catch(() => undefined);
+    }
+    this.logger.debug({ ms: Math.round(performance.now() - began) }, 'warm pool waited for creates to finish');
+    return true;
   }
 
   private async nextShort(): Promise<WarmKind | undefined> {

@@ -22,8 +22,11 @@ const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'si
 const port = z.coerce.number().int().min(1).max(65535);
 const loopbackOrAny = z.string().min(1);
 
-/** pre-initialised clusters an agent keeps per engine version, so that a create skips initdb */
-const warmPoolSize = z.coerce.number().int().min(0).max(50).default(2);
+/**
+ * pre-initialised clusters an agent keeps per engine version, so that a create skips initdb;
+ * left out, the agent sizes it from the host (defaultWarmPoolSize in the agent)
+ */
+const warmPoolSize = z.coerce.number().int().min(0).max(50).optional();
 
 /**
  * Extra directories searched first for an engine's binaries, per engine: `mysql=/opt/mysql/bin`

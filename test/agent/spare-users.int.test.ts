@@ -68,6 +68,26 @@ describe('spare instance users', { skip: !isRoot && 'needs root (useradd)' }, ()
     await removeInstanceUser(taken.name, silentLogger());
   });
 
+  it('makes no spare user while creates are under way, and makes them once they are over', async () => {
+    const { file, recorded } = await spareDir();
+    let creating = true;
+    const spares = new SpareUsers({ file, size: 1, logger: silentLogger(), busy: () => creating, busyPollMs: 10 });
+    await spares.open();
+    const filling = spares.fill();
+    // a create meanwhile makes its own user: it does not queue behind a spare's useradd
+    const user = await spares.take('instance-c');
+    await assertFreshUser(user.name);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(await recorded(), [], 'nothing made during the creates');
+    creating = false;
+    await filling;
+    const made = await recorded();
+    assert.equal(made.length, 1);
+    await assertFreshUser(made[0]!);
+    await spares.stop();
+    await removeInstanceUser(user.name, silentLogger());
+  });
+
   it('makes a user at once when none is ready', async () => {
     const { file, recorded } = await spareDir();
     const spares = new SpareUsers({ file, size: 0, logger: silentLogger() });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { LocalProcessRunner } from '../../src/agent/index.js';
-import { WarmPool, type WarmKind } from '../../src/agent/warm-pool.js';
+import { WarmPool, defaultWarmPoolSize, type WarmKind } from '../../src/agent/warm-pool.js';
 import { silentLogger } from '../../src/common/logger.js';
 import type { WarmStart } from '../../src/guest/index.js';
 import { until } from '../support/wait.js';
@@ -58,11 +58,11 @@ describe('warm pool', () => {
     for (const root of roots) await rm(root, { recursive: true, force: true });
   });
 
-  async function newPool(size: number, warm: WarmStart, dir?: string, retryMs?: number) {
+  async function newPool(size: number, warm: WarmStart, dir?: string, retryMs?: number, busy?: () => boolean) {
     const root = dir ?? (await mkdtemp(join(tmpdir(), 'coffer-wp-')));
     if (dir === undefined) roots.push(root);
     const kinds: WarmKind[] = [{ name: 'fake-1', binary, warm }];
-    const pool = new WarmPool({ dir: join(root, 'pool'), size, kinds, runner, logger, ...(retryMs ? { retryMs } : {}) });
+    const pool = new WarmPool({ dir: join(root, 'pool'), size, kinds, runner, logger, ...(retryMs ? { retryMs } : {}), ...(busy ? { busy, busyPollMs: 10 } : {}) });
     pools.push(pool);
     return { pool, root, kindDir: join(root, 'pool', 'fake-1') };
   }
@@ -91,6 +91,35 @@ describe('warm pool', () => {
     await full(pool, 3);
     assert.equal(fake.made, 6);
     assert.equal(pool.source('other-1'), undefined);
+  });
+
+  it('begins no build while creates are under way, and fills back once they are over', async () => {
+    const fake = fakeStart();
+    fake.release();
+    let creating = false;
+    const { pool, root, kindDir } = await newPool(2, fake, undefined, undefined, () => creating);
+    pool.start();
+    await full(pool, 2);
+    creating = true;
+    assert.equal(await pool.take('fake-1', join(root, 'a')), true);
+    assert.equal(await pool.take('fake-1', join(root, 'b')), true);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(await readdir(kindDir), [], 'nothing built, nor begun, during the creates');
+    assert.equal(fake.made, 2);
+    creating = false;
+    await full(pool, 2);
+    assert.equal(fake.made, 4);
+  });
+
+  it('stops while it waits for creates to finish', async () => {
+    const fake = fakeStart();
+    fake.release();
+    const { pool, kindDir } = await newPool(1, fake, undefined, undefined, () => true);
+    pool.start();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await pool.stop();
+    assert.equal(fake.made, 0);
+    assert.deepEqual(await readdir(kindDir).catch(() => []), []);
   });
 
   it('hands a taken entry to its taker before the take resolves, and removes one it could not hand over', async () => {
@@ -177,5 +206,29 @@ describe('warm pool', () => {
     fake.release();
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(fake.made, 0, 'nothing is built after stop');
+  });
+});
+
+describe('the default warm pool size', () => {
+  const gib = 2 ** 30;
+
+  it('keeps four entries per core when memory allows', () => {
+    assert.equal(defaultWarmPoolSize({ cores: 2, memoryBytes: 24 * gib }), 8);
+    assert.equal(defaultWarmPoolSize({ cores: 3, memoryBytes: 16 * gib }), 12);
+  });
+
+  it('keeps no more than one per GiB of memory', () => {
+    assert.equal(defaultWarmPoolSize({ cores: 4, memoryBytes: 6.5 * gib }), 6);
+  });
+
+  it('keeps from 2 to 16', () => {
+    assert.equal(defaultWarmPoolSize({ cores: 1, memoryBytes: 1 * gib }), 2);
+    assert.equal(defaultWarmPoolSize({ cores: 0, memoryBytes: 0 }), 2);
+    assert.equal(defaultWarmPoolSize({ cores: 64, memoryBytes: 512 * gib }), 16);
+  });
+
+  it('is sized from this host when none is given', () => {
+    const size = defaultWarmPoolSize();
+    assert.ok(Number.isInteger(size) && size >= 2 && size <= 16, String(size));
   });
 });
