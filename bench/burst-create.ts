@@ -2,11 +2,13 @@
 // parallel, in the same run on the same box.
 //
 //   node --import tsx bench/burst-create.ts [--runs 3] [--count 10] [--subnet 127.81]
-//     [--warm-pool-size N] [--datastores postgresql,mariadb] [--out bench/results/burst-create.md]
+//     [--warm-pool-size N] [--datastores postgresql,mariadb] [--serve-log FILE] [--label TEXT]
+//     [--out bench/results/burst-create.md]
 //
 // --subnet: the first two octets of the loopback addresses used (instances get <subnet>.1.0/24,
 // the raw engines <subnet>.0.1-<count>), so that a run does not meet another one on the same host.
 // --warm-pool-size: passed to `coffer serve`; left out, the agent's own default.
+// --serve-log <file>: the serve's log, at debug level (each prepare's steps and their times).
 //
 // Coffer: a fresh `coffer serve` (SQLite, in-process bus; as root each instance gets its own OS
 // user). Once its warm pools and spare users are full (no entry being built, counts unchanged for
@@ -39,6 +41,7 @@ const { values } = parseArgs({
     'warm-pool-size': { type: 'string' },
     datastores: { type: 'string', default: 'postgresql' },
     label: { type: 'string', default: '' },
+    'serve-log': { type: 'string' },
     out: { type: 'string', default: 'bench/results/burst-create.md' },
   },
 });
@@ -255,7 +258,7 @@ async function measure(engine: Engine): Promise<{ coffer: number[]; raw: number[
   const adminPassword = 'Bench-admin-pass-1234';
   const serve = startRole(
     [
-      'serve', '--port', String(port), '--data-dir', dataDir.path, '--log-level', 'warn', '--address-pool', `${subnet}.1.0/24`,
+      'serve', '--port', String(port), '--data-dir', dataDir.path, '--log-level', values['serve-log'] === undefined ? 'warn' : 'debug', '--address-pool', `${subnet}.1.0/24`,
       ...(poolSize === undefined ? [] : ['--warm-pool-size', poolSize]),
     ],
     { COFFER_ADMIN_PASSWORD: adminPassword },
@@ -273,9 +276,17 @@ async function measure(engine: Engine): Promise<{ coffer: number[]; raw: number[
     for (let run = 0; run < runs; run++) {
       pools = await waitForFullPools(dataDir.path);
       const started = performance.now();
-      const ids = await Promise.all(Array.from({ length: count }, (_x, i) => createAndAnswer(session, engine, `bench-${run}-${i}`)));
+      const each: number[] = [];
+      const ids = await Promise.all(
+        Array.from({ length: count }, async (_x, i) => {
+          const id = await createAndAnswer(session, engine, `bench-${run}-${i}`);
+          each.push(performance.now() - started);
+          return id;
+        }),
+      );
       coffer.push(performance.now() - started);
-      process.stderr.write(`coffer ${engine.type} run ${run}: ${Math.round(coffer.at(-1)!)} ms (pools before: ${pools}; load ${loadavg()[0]!.toFixed(1)})\n`);
+      const answered = each.map((ms) => Math.round(ms)).join(', ');
+      process.stderr.write(`coffer ${engine.type} run ${run}: ${Math.round(coffer.at(-1)!)} ms (each answered at ${answered}; pools before: ${pools}; load ${loadavg()[0]!.toFixed(1)})\n`);
       await deleteAll(session, ids);
       await waitForFullPools(dataDir.path);
       raw.push(await rawBurst(engine, rawRoot.path, String(run)));
@@ -283,6 +294,7 @@ async function measure(engine: Engine): Promise<{ coffer: number[]; raw: number[
     }
   } finally {
     await serve.stop();
+    if (values['serve-log'] !== undefined) await writeFile(values['serve-log'], serve.output());
     await dataDir.remove();
     await rawRoot.remove();
   }

@@ -35,12 +35,13 @@ test('every role\'s help offers --metrics-address, off unless given', async () =
   }
 });
 
-test('serve and agent help offer the host address mode and its port range', async () => {
+test('serve and agent help offer the host address mode and its port range, and say how the warm pool is sized', async () => {
   for (const role of ['serve', 'agent']) {
     const help = await runCli([role, '--help']);
     assert.equal(help.code, 0, help.stderr);
     const text = help.stdout.replace(/\s+/g, ' ');
     assert.match(text, /--host-address <ip> this host's IPv4 address: every instance listens on it with ports of its own from --instance-ports/, `${role} --help`);
     assert.match(text, /--instance-ports <from-to> the instances' ports with --host-address, default 30000-32767 \(env COFFER_INSTANCE_PORTS\)/, `${role} --help`);
+    assert.match(text, /--warm-pool-size <n> .*default 4 per core, at most 1 per GiB of memory, from 2 to 16 \(0: off\)/, `${role} --help`);
   }
 });
