@@ -125,6 +125,10 @@ function runFile({ file, lane }) {
     const startedAt = clock(begin - started);
     const child = spawn(process.execPath, ['--import', 'tsx', '--test-reporter=spec', file], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      // Agents and `coffer serve` started by tests keep the small pool they always had: the
+      // host-sized default (8 on a 2-core box) would make each start fill 16 clusters beside the
+      // other lanes. A test that means another size says so.
+      env: { COFFER_WARM_POOL_SIZE: '2', ...process.env },
     });
     running.set(file, { child, lane });
     // stdout and stderr in the order they came, printed together once the file ends

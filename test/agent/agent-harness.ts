@@ -95,6 +95,8 @@ export function agentHarness(dataDirPrefix: string) {
       logger: silentLogger(),
       addressPool: randomPool(),
       heartbeatIntervalMs: 200,
+      // the size these tests were written with, not the host-sized default (see scripts/run-tests.mjs)
+      warmPoolSize: 2,
       ...overrides,
     };
     const agent = await startAgent(options);
