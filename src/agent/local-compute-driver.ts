@@ -174,6 +174,8 @@ export class LocalComputeDriver implements ComputeDriver {
       // the engine gets the data directory inside (see the engine's layout)
       await mkdir(dir);
       if (this.isolated) identity = await this.newInstanceUser(request.instanceId);
+      // looked up as it was made or taken: hosting the instance need not run getent again
+      if (identity !== undefined) this.identities.set(identity.name, identity);
       await this.lockInstanceDir(dir, identity);
       const record: InstanceRecord = {
         id: request.instanceId,
