@@ -174,8 +174,6 @@ export class LocalComputeDriver implements ComputeDriver {
       // the engine gets the data directory inside (see the engine's layout)
       await mkdir(dir);
       if (this.isolated) identity = await this.newInstanceUser(request.instanceId);
-      // looked up as it was made or taken: hosting the instance need not run getent again
-      if (identity !== undefined) this.identities.set(identity.name, identity);
       await this.lockInstanceDir(dir, identity);
       const record: InstanceRecord = {
         id: request.instanceId,
@@ -192,6 +190,7 @@ export class LocalComputeDriver implements ComputeDriver {
       return { record, dir };
     } catch (err) {
       if (identity !== undefined) {
+        // newInstanceUser remembered it: the user goes, so does its entry
         this.identities.delete(identity.name);
         await removeInstanceUser(identity.name, this.logger);
       }
