@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Logger } from '../common/index.js';
 import { sleep } from '../common/index.js';
 import type { InstanceEventType, StateStore, TaskKind, TaskRow } from '../db/index.js';
@@ -71,7 +72,11 @@ export class TaskRunner {
   private readonly stopController = new AbortController();
   private sweeper: Promise<void> | undefined;
 
-  constructor(private readonly options: TaskRunnerOptions) {}
+  constructor(private readonly options: TaskRunnerOptions) {
+    // each running task listens for the stop (removed when it ends): as many listeners as tasks
+    // run at once, which a burst of creates takes past Node's warning at 10
+    setMaxListeners(0, this.stopController.signal);
+  }
 
   start(): void {
     this.sweeper = this.sweepLoop();

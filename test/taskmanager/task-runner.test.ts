@@ -205,3 +205,29 @@ test('a task whose end could not be recorded is resumed and ends done, never mar
     await r.stop();
   }
 });
+
+test('a burst of tasks running at once gives no listener warning (each listens for the runner stopping)', async () => {
+  const warnings: Error[] = [];
+  const onWarning = (warning: Error) => warnings.push(warning);
+  process.on('warning', onWarning);
+  let release!: () => void;
+  const blocked = new Promise<void>((r) => (release = r));
+  let started = 0;
+  const burst = runner('worker-burst', async () => {
+    started += 1;
+    await blocked;
+  });
+  try {
+    const ids = Array.from({ length: 12 }, (_, i) => `t-burst-${i}`);
+    for (const id of ids) await store.tasks.create(newTask(id));
+    await Promise.all(ids.map((id) => burst.trigger(id)));
+    await eventually('all 12 flows running', () => started, (n) => n === 12);
+    // warnings are emitted on the next tick
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(warnings.map((w) => w.name), []);
+  } finally {
+    release();
+    await burst.stop();
+    process.off('warning', onWarning);
+  }
+});
