@@ -7,9 +7,9 @@ import type { conductorContract, HeartbeatInput, RpcClient } from '../bus/index.
 // Coffer's own idle CPU. A beat waits here at most `gatherMs` for the others of its slice, then
 // all go as one `heartbeats` message, handled in one transaction.
 //
-// A guest's check waits until its beat has gone: a beat an operation sends after the check (a
-// restart's RESTARTING) is then sent after it, and a conductor that orders beats by their sent
-// time never takes the periodic one for the newer.
+// A guest's check does not wait for its beat to go; a beat the guest sends itself after it (a
+// restart's RESTARTING) waits for the batched one first (guest.ts `batched`), so a conductor that
+// orders beats by their sent time never takes the periodic one for the newer.
 
 export interface HeartbeatBatchOptions {
   conductor: RpcClient<typeof conductorContract>;
