@@ -1,9 +1,11 @@
 // test-lane: parallel (engines as coffer-test-db, a user no agent walls, replicate between random loopback addresses; their own directories)
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
+import { decodeBackup, newProjectKey, startBackupEncoding } from '../../src/backup/index.js';
 import type { PrepareInput } from '../../src/bus/index.js';
 import { silentLogger } from '../../src/common/index.js';
 import { LocalProcessRunner, type EngineIdentity } from '../../src/agent/index.js';
@@ -68,6 +70,11 @@ describe('postgresql replication', () => {
     } finally {
       await client.end();
     }
+  }
+
+  function lsnValue(text: string): bigint {
+    const [high, low] = text.split('/');
+    return (BigInt(`0x${high}`) << 32n) + BigInt(`0x${low}`);
   }
 
   /** what the replica answers once it replayed what the primary wrote */
@@ -150,6 +157,35 @@ describe('postgresql replication', () => {
     assert.deepEqual(await query(replica.address, 'newcomer', 'newcomer-Pass-1', 'SELECT current_user AS who', 'later'), [{ who: 'newcomer' }]);
   });
 
+  it("backs up the standby: its base backup, taken through the compressor as a backup storage takes it, restores the primary's data on the primary's timeline", async () => {
+    const key = newProjectKey();
+    const encoding = startBackupEncoding({ compression: 'zstd', key });
+    const run = await replica.driver.backup!.start({ signal: new AbortController().signal, output: encoding.input });
+    const body = encoding.fedDirectly();
+    run.stream.resume();
+    const stored: Buffer[] = [];
+    for await (const chunk of body) stored.push(chunk as Buffer);
+    const facts = await run.finished;
+    const [primaryState] = await query<{ id: string; timeline: number }>(
+      primary.address,
+      'tenant',
+      'tenant-Pass-1',
+      'SELECT system_identifier::text AS id, (SELECT timeline_id FROM pg_control_checkpoint()) AS timeline FROM pg_control_system()',
+    );
+    // the same cluster as its primary: WAL archived from either one continues this backup
+    assert.equal(facts['system-identifier'], primaryState!.id);
+    assert.equal(facts.timeline, String(primaryState!.timeline));
+    assert.ok(lsnValue(facts['stop-lsn']!) >= lsnValue(facts['start-lsn']!), JSON.stringify(facts));
+    const restored = await instance('restored-from-standby');
+    await restored.driver.prepare({ ...input, adminPassword: 'restored-Admin-1' }, undefined, [
+      { kind: 'full', facts, open: async () => decodeBackup(Readable.from(stored), { key }) },
+    ]);
+    assert.deepEqual(await query(restored.address, 'tenant', 'tenant-Pass-1', 'SELECT v FROM t ORDER BY v'), [{ v: 'after' }, { v: 'before' }]);
+    // a restore is a primary of its own, writable
+    await query(restored.address, 'tenant', 'tenant-Pass-1', "INSERT INTO t VALUES ('restored')");
+    await restored.driver.stop();
+  });
+
   it('does not list the replication role among the primary\'s users, nor lets one be made under its prefix', async () => {
     assert.deepEqual((await primary.driver.users!.list()).map((u) => u.name).sort(), ['newcomer', 'tenant']);
     await rejectsWithCode(primary.driver.users!.create([{ name: 'os_repl_x', password: 'x-Pass-1234', databases: [] }]), 'BadRequest');
@@ -176,9 +212,19 @@ describe('postgresql replication', () => {
     assert.equal(typeof own.lagBytes, 'number');
   });
 
-  it('stays a replica across a restart, and a new driver (an adopting agent) renders it as one', async () => {
+  it('stays a replica across a restart (its standby.signal put back readable, a link in its place not followed), and a new driver (an adopting agent) renders it as one', async () => {
+    const signal = join(replica.dir, 'data', 'standby.signal');
+    // as an earlier version made it, unreadable to the engine (a base backup of the standby failed on it)
     await replica.driver.stop();
-    await rm(join(replica.dir, 'data', 'standby.signal'), { force: true });
+    await chmod(signal, 0o600);
+    await replica.driver.start();
+    assert.equal((await lstat(signal)).mode & 0o777, 0o644);
+    // the engine's user swapped it for a link to a file it must not open up: the link is replaced, not followed
+    await replica.driver.stop();
+    const target = join(root, 'not-the-signal');
+    await writeFile(target, 'secret', { mode: 0o600 });
+    await rm(signal);
+    await symlink(target, signal);
     const adopted = engineRegistry.postgresql.create({
       placement: { instanceId: 'replica', dir: replica.dir, address: replica.address, port: 5432 },
       binary,
@@ -189,6 +235,8 @@ describe('postgresql replication', () => {
     drivers.push(adopted);
     await adopted.start();
     assert.deepEqual(await query(replica.address, 'tenant', 'tenant-Pass-1', 'SELECT pg_is_in_recovery() AS r'), [{ r: true }]);
+    assert.ok((await lstat(signal)).isFile());
+    assert.equal((await stat(target)).mode & 0o777, 0o600);
     await query(primary.address, 'tenant', 'tenant-Pass-1', "INSERT INTO t VALUES ('restarted')");
     await eventually(async () => (await query<{ n: number }>(replica.address, 'tenant', 'tenant-Pass-1', 'SELECT count(*)::int AS n FROM t'))[0]!.n, 3);
     replica.driver = adopted;

@@ -1,5 +1,6 @@
 import type { EngineMetrics } from '../../../common/index.js';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Client } from 'pg';
 import { join, relative } from 'node:path';
 import type { PrepareInput } from '../../../bus/index.js';
@@ -385,14 +386,26 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
   /**
    * A replica's data directory holds standby.signal for as long as it is one (promotion removes
    * it): put back should anything have taken it, so that a replica never starts as a primary.
-   * Created exclusively: a symlink the engine's user left there is not followed.
+   * Readable by the engine's user: PostgreSQL only looks for it, but a base backup of the
+   * standby reads every file of the data directory (one made 0600 by an earlier version is
+   * opened up). Opened without following a symlink, and without blocking on a FIFO, that the
+   * engine's user left there; such a link is replaced.
    */
   private async ensureStandbySignal(): Promise<void> {
     const spec = await readEngineSpec(this.context.placement.dir);
     if (spec?.replication?.role !== 'replica') return;
-    await writeFile(join(this.paths.dataDir, 'standby.signal'), '', { flag: 'wx', mode: 0o600 }).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EEXIST') throw err;
+    const file = join(this.paths.dataDir, 'standby.signal');
+    const flags = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW;
+    const signal = await open(file, flags | constants.O_CREAT, 0o644).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ELOOP') throw err;
+      await rm(file);
+      return open(file, flags | constants.O_CREAT | constants.O_EXCL, 0o644);
     });
+    try {
+      await signal.chmod(0o644);
+    } finally {
+      await signal.close();
+    }
   }
 
   /**
