@@ -73,14 +73,19 @@ export async function readToolFile(path: string): Promise<string> {
 
 type Row = RowDataPacket & Record<string, unknown>;
 
+// The tool's account is this server's alone, kept out of its binary log: on a replica, a write
+// of its own there would be a GTID its primary never had (strict mode then stops replication),
+// and a primary's would reach its replicas and the binary logs a point-in-time restore replays.
 async function createBackupAccount(connection: Connection, flavor: MysqlFamilyFlavor, password: string): Promise<void> {
   const backup = account(backupUser, 'localhost');
+  await connection.query('SET SESSION sql_log_bin = 0');
   await connection.query(dropUserStatement(backupUser, 'localhost'));
   await connection.query(`CREATE USER ${backup} IDENTIFIED ${flavor.identifiedClause(flavor.hashPassword(password))}`);
   for (const grant of flavor.backup.grants) await connection.query(`GRANT ${grant.privileges} ON ${grant.on} TO ${backup}`);
 }
 
 async function dropBackupAccount(connection: Connection): Promise<void> {
+  await connection.query('SET SESSION sql_log_bin = 0');
   await connection.query(dropUserStatement(backupUser, 'localhost'));
   // a dropped account's sessions stay open: whoever else learnt the password loses it too
   const [sessions] = await connection.query<Row[]>('SELECT ID AS id FROM information_schema.PROCESSLIST WHERE USER = ?', [backupUser]);
