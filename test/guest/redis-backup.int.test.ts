@@ -116,6 +116,26 @@ describe('redis backup and restore', () => {
     await restored.driver.stop();
   });
 
+  it('snapshots no earlier than asked, even while an AOF rewrite is running (as on a replica after its first sync)', async () => {
+    const endpoint = await admin(source.dir);
+    // the rewrite writes its RDB preamble with the same (debugging) delay per key
+    await withAdminClient(endpoint, async (client) => {
+      await client.call('CONFIG', ['SET', 'rdb-key-save-delay', '20000']);
+      await client.call('BGREWRITEAOF');
+    });
+    await tenant(source.address, (client) => client.set('later', 'written while the AOF was rewritten'));
+    let backup: { rdb: Buffer; facts: BackupFacts };
+    try {
+      backup = await takeBackup(source.driver);
+    } finally {
+      await withAdminClient(endpoint, (client) => client.call('CONFIG', ['SET', 'rdb-key-save-delay', '0']));
+    }
+    const restored = await instance('after-rewrite');
+    await restored.driver.prepare(input, undefined, full(backup.rdb, backup.facts));
+    assert.equal(await tenant(restored.address, (client) => client.get('later')), 'written while the AOF was rewritten');
+    await restored.driver.stop();
+  });
+
   it('restores with the AOF off too, and keeps the data across a restart', async () => {
     const { rdb, facts } = await takeBackup(source.driver);
     const restored = await instance('no-aof');

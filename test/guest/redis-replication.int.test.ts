@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import type { PrepareInput } from '../../src/bus/index.js';
@@ -139,6 +140,22 @@ describe('redis replication', () => {
     await eventually(() => reader.get('after'), 'two');
     await assert.rejects(reader.set('mine', 'no'), /READONLY/);
     assert.match(String(await reader.call('INFO', 'replication')), /^role:slave$/m);
+  });
+
+  it("backs up the replica: its snapshot restores the primary's keys into an instance of its own, and the replica goes on following", async () => {
+    const run = await replica.driver.backup!.start({ signal: new AbortController().signal });
+    const chunks: Buffer[] = [];
+    for await (const chunk of run.stream) chunks.push(chunk as Buffer);
+    const facts = await run.finished;
+    const restored = await instance('restored-from-replica');
+    await restored.driver.prepare(input, undefined, [{ kind: 'full', facts, open: async () => Readable.from([Buffer.concat(chunks)]) }]);
+    const reader = await client(restored.address, [tenant.name, tenant.password]);
+    assert.deepEqual([await reader.get('before'), await reader.get('after')], ['one', 'two']);
+    // a restore is a primary of its own
+    assert.equal(await reader.set('mine', 'yes'), 'OK');
+    await (await client(primary.address, [tenant.name, tenant.password])).set('after-backup', 'four');
+    await eventually(async () => (await client(replica.address, [tenant.name, tenant.password])).get('after-backup'), 'four');
+    await restored.driver.stop();
   });
 
   it("copies the primary's users and root to the replica (Redis does not replicate them)", async () => {

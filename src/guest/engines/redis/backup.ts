@@ -85,7 +85,8 @@ export async function snapshot(client: Redis, signal: AbortSignal, deadline: num
       throw new CofferError('EngineError', `Redis answered BGSAVE with "${reply}".`);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      if (!/in progress/i.test(message)) throw err instanceof CofferError ? err : new CofferError('EngineError', `Redis refused BGSAVE: ${message}`);
+      // "Background save already in progress"; an AOF rewrite's (a replica's after its first sync): "Another child process is active"
+      if (!/in progress|another child process is active/i.test(message)) throw err instanceof CofferError ? err : new CofferError('EngineError', `Redis refused BGSAVE: ${message}`);
       await sleep(pollMs);
     }
   }
