@@ -56,6 +56,8 @@ describe('postgresql replication', () => {
       runner: runner ?? (await localRunner()),
       logger: silentLogger(),
       defaultClientCidrs: ['127.0.0.0/8'],
+      // as on a host with a backup storage: the replica's settings archive WAL, which a standby does not
+      archiveLog: name === 'replica',
     });
     drivers.push(driver);
     return { driver, address, dir };
@@ -176,6 +178,13 @@ describe('postgresql replication', () => {
     assert.equal(facts['system-identifier'], primaryState!.id);
     assert.equal(facts.timeline, String(primaryState!.timeline));
     assert.ok(lsnValue(facts['stop-lsn']!) >= lsnValue(facts['start-lsn']!), JSON.stringify(facts));
+    // a standby archives no WAL of its own (its primary does): nothing can follow this backup from it
+    assert.equal(facts['wal-archiving'], 'off');
+    // nor from a backup of its primary's: an incremental is refused on a replica, with the reason
+    await assert.rejects(
+      replica.driver.backup!.start({ parent: { ...facts, 'wal-archiving': 'on', 'wal-prefix': 'primary', 'wal-start': 'x' }, signal: new AbortController().signal }),
+      (err: { code?: string; message?: string }) => err.code === 'BadRequest' && /is a replica/.test(err.message ?? ''),
+    );
     const restored = await instance('restored-from-standby');
     await restored.driver.prepare({ ...input, adminPassword: 'restored-Admin-1' }, undefined, [
       { kind: 'full', facts, open: async () => decodeBackup(Readable.from(stored), { key }) },

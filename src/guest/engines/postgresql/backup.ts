@@ -137,7 +137,8 @@ export class PostgresqlBackupAdmin implements BackupAdmin {
           "current_setting('server_version_num') AS version, pg_is_in_recovery() AS standby FROM pg_control_system()",
       );
       const row = result.rows[0]!;
-      const archiving = this.walArchive !== undefined && row.mode === 'on' && row.library === 'basic_archive';
+      // a standby does not archive (archive_mode on, not always): its primary does
+      const archiving = this.walArchive !== undefined && row.mode === 'on' && row.library === 'basic_archive' && !row.standby;
       const known: BackupFacts = { 'system-identifier': row.id, 'wal-segment-bytes': String(parseSegmentSize(row.segment)), 'wal-archiving': archiving ? 'on' : 'off' };
       // 150004 → 15: the data directory's PG_VERSION, which a restore matches
       return { known, version: String(Math.floor(Number(row.version) / 10000)), standby: row.standby };

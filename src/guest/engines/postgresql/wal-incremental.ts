@@ -27,13 +27,20 @@ export interface WalIncrementalSource {
 }
 
 export async function startWalIncremental(source: WalIncrementalSource, parent: BackupFacts, backupName: string, signal: AbortSignal): Promise<BackupRun> {
+  const endpoint = await source.endpoint();
+  const standby = await withAdminClient(endpoint, 'postgres', async (client) => (await client.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby')).rows[0]!.standby);
+  if (standby) {
+    throw new CofferError(
+      'BadRequest',
+      "This instance is a replica, whose write-ahead log its primary archives: take incremental backups of the primary, or full backups of the replica.",
+    );
+  }
   if (parent['wal-archiving'] !== 'on' || parent['wal-prefix'] === undefined || parent['wal-start'] === undefined) {
     throw new CofferError(
       'BadRequest',
       "The parent backup was taken before this instance's write-ahead log was archived: take a full backup, then incremental ones after it.",
     );
   }
-  const endpoint = await source.endpoint();
   const mark = await withAdminClient(endpoint, 'postgres', async (client) => {
     const system = await client.query<{ id: string; timeline: string }>(
       'SELECT system_identifier::text AS id, (SELECT timeline_id::text FROM pg_control_checkpoint()) AS timeline FROM pg_control_system()',
