@@ -135,6 +135,32 @@ test('a PostgreSQL read replica: created from its primary, streaming, read-only,
   assert.equal(databases.status, 200, JSON.stringify(databases.body));
   assert.deepEqual(databases.body.databases.map((d: any) => d.name).sort(), ['app', 'later']);
 
+  // a backup of the replica (off its primary's back): it restores what the primary wrote into an instance of its own;
+  // an incremental of it is refused, saying why (a standby archives no WAL: its primary does)
+  const backupOf = async (body: object): Promise<any> => {
+    const made = await post('/backups', { backup: { instance: replica.id, ...body } });
+    assert.equal(made.status, 202, JSON.stringify(made.body));
+    return eventually(
+      `backup ${made.body.backup.id} to end`,
+      async () => (await request<any>('GET', trove(session, `/backups/${made.body.backup.id}`), { token: session.token })).body.backup,
+      (view) => view?.status === 'COMPLETED' || view?.status === 'FAILED',
+      60_000,
+    );
+  };
+  const full = await backupOf({ name: 'of-the-replica' });
+  assert.equal(full.status, 'COMPLETED', full.fail_reason);
+  const incremental = await backupOf({ name: 'incremental-of-the-replica', incremental: true });
+  assert.equal(incremental.status, 'FAILED');
+  assert.match(incremental.fail_reason, /is a replica, whose write-ahead log its primary archives/);
+  const fromBackup = await post('/instances', {
+    instance: { name: 'from-the-replica', flavorRef: primary.flavor.id, volume: { size: 1 }, datastore: { type: 'postgresql' }, restorePoint: { backupRef: full.id } },
+  });
+  assert.equal(fromBackup.status, 200, JSON.stringify(fromBackup.body));
+  const restored = await waitActive(session, fromBackup.body.instance.id, 120_000);
+  assert.deepEqual(await query(restored, 'SELECT count(*)::int AS n FROM notes'), [{ n: 2 }]);
+  await deleteAndVerifyGone(session, restored.id, run.dataDir.path);
+  for (const id of [incremental.id, full.id]) assert.equal((await request('DELETE', trove(session, `/backups/${id}`), { token: session.token })).status, 202);
+
   // Coffer restarts (its engines keep running, it adopts them again): the replica stays a walled, streaming replica
   await run.restart();
   await waitActive(session, replica.id);
