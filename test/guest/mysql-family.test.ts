@@ -528,6 +528,8 @@ describe('mysql-family backups', () => {
       '--extra-lsndir=../backup-scratch',
       '--socket=mysqld.sock',
       '--user=os_backup',
+      // a session's LOCK TABLES makes the backup fail after a while, not wait for ever
+      '--startup-wait-timeout=60',
     ]);
     const mysql = backupArgs(mysqlFlavor, { ...input, incrementalLsn: '18153472' });
     assert.equal(mysql[0], '--defaults-file=../my.cnf');

@@ -4,6 +4,7 @@ import type { EngineFactory } from '../engine.js';
 import type { MysqlFamilyFlavor, ParsedVersion } from '../mysql-family/flavor.js';
 import { mysqlFamilyEngine } from '../mysql-family/engine.js';
 import { nativePasswordHash } from '../mysql-family/password-hash.js';
+import { backupLockWaitSeconds } from '../mysql-family/backup-tools.js';
 import { adminUser } from '../mysql-family/sql.js';
 import { mariadbParameters } from './parameters.js';
 
@@ -74,7 +75,7 @@ export const mariadbFlavor: MysqlFamilyFlavor = {
     extractorNames: ['mbstream'],
     // 10.5 split BINLOG MONITOR out of REPLICATION CLIENT; SLAVE MONITOR only serves --slave-info, which Coffer does not use
     grants: [{ privileges: 'RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR', on: '*.*' }],
-    backupArgs: [],
+    backupArgs: [`--startup-wait-timeout=${backupLockWaitSeconds}`],
     applyLogOnly: false,
     // expire_logs_days and binlog_expire_logs_seconds are 0 by default: nothing expires
     binlog: { readerNames: ['mariadb-binlog', 'mysqlbinlog'], clientNames: ['mariadb', 'mysql'], installationOnly: false, serverOptions: [] },

@@ -59,6 +59,24 @@ export async function findBackupTools(
 
 const capitalise = (text: string) => text.charAt(0).toUpperCase() + text.slice(1);
 
+/**
+ * How long a backup waits for the sessions that hold LOCK TABLES (mariadb-backup's BACKUP STAGE
+ * START waits for them, by default for ever): past it the backup fails saying so, instead of
+ * keeping the instance in BACKUP while a tenant's session keeps its lock.
+ */
+export const backupLockWaitSeconds = 60;
+
+/** The tool's failure to get its lock in time, as the reason a user can act on; undefined for any other failure. */
+export function lockWaitFailure(err: unknown): CofferError | undefined {
+  const details = (err as { details?: unknown }).details;
+  if (typeof details !== 'string' || !/BACKUP STAGE START: Lock wait timeout exceeded/.test(details)) return undefined;
+  return new CofferError(
+    'EngineError',
+    `A session of this instance held a table lock (LOCK TABLES) for over ${backupLockWaitSeconds} s, which a backup waits for: end it (UNLOCK TABLES or disconnect), then take the backup again.`,
+    { cause: err },
+  );
+}
+
 export interface BackupArgsInput {
   /** the instance's my.cnf, for the data directory and InnoDB's settings */
   defaultsFile: string;

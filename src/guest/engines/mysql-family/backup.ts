@@ -10,7 +10,7 @@ import type { BackupAdmin, BackupFacts, BackupRun, BackupRequest, WalArchive } f
 import { BinlogArchive, type BinlogArchiveHost } from './binlog-archive.js';
 import type { BackupModule } from '../engine-modules.js';
 import type { MysqlFamilyAdmin } from './admin.js';
-import { backupArgs, backupFacts, checkParent, type BackupTools } from './backup-tools.js';
+import { backupArgs, backupFacts, checkParent, lockWaitFailure, type BackupTools } from './backup-tools.js';
 import type { MysqlFamilyFlavor } from './flavor.js';
 import { account, backupUser, dropUserStatement } from './sql.js';
 import type { DataCheckResult } from '../../../bus/index.js';
@@ -159,7 +159,9 @@ class MysqlFamilyBackupAdmin implements BackupAdmin {
       host.logger.info({ incremental: incrementalLsn !== undefined }, `${flavor.title} backup started`);
       const finished = (async () => {
         try {
-          await child.exited;
+          await child.exited.catch((err: unknown) => {
+            throw lockWaitFailure(err) ?? err;
+          });
           const [checkpoints, info] = await Promise.all([
             readToolFile(join(host.scratchDir, 'xtrabackup_checkpoints')),
             readToolFile(join(host.scratchDir, 'xtrabackup_info')),
