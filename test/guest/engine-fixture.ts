@@ -1,8 +1,12 @@
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { randomInt } from 'node:crypto';
 import { ensureEngineUser, LocalProcessRunner } from '../../src/agent/index.js';
+import { decodeBackup, newProjectKey, startBackupEncoding } from '../../src/backup/index.js';
 import { silentLogger } from '../../src/common/logger.js';
+import type { EngineDriver } from '../../src/guest/index.js';
+import type { BackupFacts, RestoreLink } from '../../src/guest/engines/engine.js';
 import { killDataDirProcesses, readPostmasterPid } from '../../src/guest/engines/postgresql/postmaster.js';
 import { isProcessAlive } from '../../src/guest/engines/process-watch.js';
 
@@ -64,4 +68,20 @@ export async function cleanUp(root: string): Promise<void> {
     await killDataDirProcesses(dataDir);
   }
   await rm(root, { recursive: true, force: true });
+}
+
+/**
+ * A full backup of `driver` as a backup storage takes it (the engine's tool writing into the
+ * compressor, sealed under a key of its own), and the restore link that reads it back.
+ */
+export async function sealedFullBackup(driver: EngineDriver): Promise<{ facts: BackupFacts; link: RestoreLink }> {
+  const key = newProjectKey();
+  const encoding = startBackupEncoding({ compression: 'zstd', key });
+  const run = await driver.backup!.start({ signal: new AbortController().signal, output: encoding.input });
+  const body = encoding.fedDirectly();
+  run.stream.resume();
+  const stored: Buffer[] = [];
+  for await (const chunk of body) stored.push(chunk as Buffer);
+  const facts = await run.finished;
+  return { facts, link: { kind: 'full', facts, open: async () => decodeBackup(Readable.from(stored), { key }) } };
 }

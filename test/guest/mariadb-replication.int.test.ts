@@ -2,10 +2,8 @@
 import assert from 'node:assert/strict';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { createConnection, type RowDataPacket } from 'mysql2/promise';
-import { decodeBackup, newProjectKey, startBackupEncoding } from '../../src/backup/index.js';
 import type { PrepareInput } from '../../src/bus/index.js';
 import { silentLogger } from '../../src/common/index.js';
 import { LocalProcessRunner, type EngineIdentity } from '../../src/agent/index.js';
@@ -19,7 +17,7 @@ import { rejectsWithCode } from '../support/coffer-errors.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { testCa } from '../support/test-ca.js';
 import { eventually as poll } from '../support/wait.js';
-import { localRunner, randomAddress } from './engine-fixture.js';
+import { localRunner, randomAddress, sealedFullBackup } from './engine-fixture.js';
 import { cleanUpMysqlFamily, connectTenant } from './mysql-family-fixture.js';
 
 // MariaDB read replicas at the engine level, with real servers: a primary gives a replica an
@@ -161,21 +159,12 @@ describe('mariadb replication', () => {
   });
 
   it("backs up the replica: its backup, taken through the compressor as a backup storage takes it, restores the primary's rows", async () => {
-    const key = newProjectKey();
-    const encoding = startBackupEncoding({ compression: 'zstd', key });
-    const run = await replica.driver.backup!.start({ signal: new AbortController().signal, output: encoding.input });
-    const body = encoding.fedDirectly();
-    run.stream.resume();
-    const stored: Buffer[] = [];
-    for await (const chunk of body) stored.push(chunk as Buffer);
-    const facts = await run.finished;
+    const { link } = await sealedFullBackup(replica.driver);
     // the backup wrote nothing of its own into the replica's binary log: it goes on replaying its primary's
     await query(primary.address, 'tenant', 'tenant-Pass-1', 'CREATE TABLE after_backup (v INT)');
     await eventually(async () => (await query(replica.address, 'tenant', 'tenant-Pass-1', 'SELECT COUNT(*) AS n FROM after_backup')).map((row) => Number(row.n)), [0]);
     const restored = await instance('restored-from-replica');
-    await restored.driver.prepare({ ...input, adminPassword: 'restored-Admin-1' }, undefined, [
-      { kind: 'full', facts, open: async () => decodeBackup(Readable.from(stored), { key }) },
-    ]);
+    await restored.driver.prepare({ ...input, adminPassword: 'restored-Admin-1' }, undefined, [link]);
     assert.deepEqual(await values(restored.address), ['after', 'before']);
     // a restore is a primary of its own, writable, and replicates from nobody
     await query(restored.address, 'tenant', 'tenant-Pass-1', "INSERT INTO t VALUES ('restored')");

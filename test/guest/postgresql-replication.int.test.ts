@@ -2,10 +2,8 @@
 import assert from 'node:assert/strict';
 import { chmod, lstat, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
-import { decodeBackup, newProjectKey, startBackupEncoding } from '../../src/backup/index.js';
 import type { PrepareInput } from '../../src/bus/index.js';
 import { silentLogger } from '../../src/common/index.js';
 import { LocalProcessRunner, type EngineIdentity } from '../../src/agent/index.js';
@@ -17,7 +15,7 @@ import { replicationRole, replicationSlot } from '../../src/guest/engines/postgr
 import { rejectsWithCode } from '../support/coffer-errors.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { eventually as poll } from '../support/wait.js';
-import { cleanUp, localRunner, randomAddress } from './engine-fixture.js';
+import { cleanUp, localRunner, randomAddress, sealedFullBackup } from './engine-fixture.js';
 
 // PostgreSQL read replicas at the engine level, with real servers: a primary gives a replica a
 // role and a slot of its own, the replica is a base backup streaming from it as a hot standby,
@@ -160,14 +158,7 @@ describe('postgresql replication', () => {
   });
 
   it("backs up the standby: its base backup, taken through the compressor as a backup storage takes it, restores the primary's data on the primary's timeline", async () => {
-    const key = newProjectKey();
-    const encoding = startBackupEncoding({ compression: 'zstd', key });
-    const run = await replica.driver.backup!.start({ signal: new AbortController().signal, output: encoding.input });
-    const body = encoding.fedDirectly();
-    run.stream.resume();
-    const stored: Buffer[] = [];
-    for await (const chunk of body) stored.push(chunk as Buffer);
-    const facts = await run.finished;
+    const { facts, link } = await sealedFullBackup(replica.driver);
     const [primaryState] = await query<{ id: string; timeline: number }>(
       primary.address,
       'tenant',
@@ -186,9 +177,7 @@ describe('postgresql replication', () => {
       (err: { code?: string; message?: string }) => err.code === 'BadRequest' && /is a replica/.test(err.message ?? ''),
     );
     const restored = await instance('restored-from-standby');
-    await restored.driver.prepare({ ...input, adminPassword: 'restored-Admin-1' }, undefined, [
-      { kind: 'full', facts, open: async () => decodeBackup(Readable.from(stored), { key }) },
-    ]);
+    await restored.driver.prepare({ ...input, adminPassword: 'restored-Admin-1' }, undefined, [link]);
     assert.deepEqual(await query(restored.address, 'tenant', 'tenant-Pass-1', 'SELECT v FROM t ORDER BY v'), [{ v: 'after' }, { v: 'before' }]);
     // a restore is a primary of its own, writable
     await query(restored.address, 'tenant', 'tenant-Pass-1', "INSERT INTO t VALUES ('restored')");
