@@ -161,6 +161,38 @@ describe('postgresql backup and restore', () => {
     assert.match((err as Error).message, /^pg_basebackup (exited with code|was killed by)/);
   });
 
+  it("keeps the WAL the backup needs while a busy server recycles its segments, and holds none once it ended", async () => {
+    const root = (sql: string) => query(source.address, 'root', 'root-Pass-1', sql, 'postgres');
+    // a small WAL: every checkpoint below recycles the segments written since the backup began
+    await root("ALTER SYSTEM SET max_wal_size = '32MB'");
+    await root("ALTER SYSTEM SET min_wal_size = '32MB'");
+    await root('SELECT pg_reload_conf()');
+    try {
+      await query(source.address, 'tenant', 'tenant-Pass-1', 'CREATE TABLE busy AS SELECT g, md5(g::text) AS m FROM generate_series(1, 100000) g');
+      const run = await source.driver.backup!.start({ signal: new AbortController().signal });
+      const reader = run.stream[Symbol.asyncIterator]();
+      // the tool has begun (its first bytes are here) and waits on its full pipe while the server writes on
+      const first = await reader.next();
+      const chunks: Buffer[] = [first.value as Buffer];
+      for (let i = 0; i < 4; i++) {
+        await query(source.address, 'tenant', 'tenant-Pass-1', 'UPDATE busy SET m = md5(m)');
+        await root('CHECKPOINT');
+      }
+      for (let next = await reader.next(); next.done !== true; next = await reader.next()) chunks.push(next.value as Buffer);
+      const busyFacts = await run.finished;
+      assert.deepEqual(await root('SELECT slot_name FROM pg_replication_slots'), []);
+      const restored = await instance('restored-busy');
+      await restored.driver.prepare({ ...input, adminPassword: 'busy-Admin-1' }, undefined, full(() => Readable.from(chunks), busyFacts));
+      const [count] = await query<{ n: number }>(restored.address, 'tenant', 'tenant-Pass-1', 'SELECT count(*)::int AS n FROM busy');
+      assert.equal(count?.n, 100000);
+      await restored.driver.stop();
+    } finally {
+      await root('ALTER SYSTEM RESET max_wal_size');
+      await root('ALTER SYSTEM RESET min_wal_size');
+      await root('SELECT pg_reload_conf()');
+    }
+  });
+
   it('refuses an incremental backup: PostgreSQL 15 backups are full ones', async () => {
     await rejectsWithCode(source.driver.backup!.start({ parent: facts, signal: new AbortController().signal }), 'OperationNotSupported');
   });

@@ -148,7 +148,7 @@ export const adminSessionOptions = [
   .map((setting) => `-c ${setting}`)
   .join(' ');
 
-async function openAdminClient(endpoint: AdminEndpoint, database: string, timeoutMs: number): Promise<Client> {
+export async function openAdminClient(endpoint: AdminEndpoint, database: string, timeoutMs = 10_000): Promise<Client> {
   const client = new Client({
     host: endpoint.socketDir,
     port: endpoint.port,

@@ -1,11 +1,11 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { CofferError } from '../../../common/index.js';
 import type { ProcessRunner, StreamingProcess } from '../../process-runner.js';
 import type { BackupAdmin, BackupFacts, BackupRun, BackupRequest, WalArchive } from '../engine.js';
 import type { BackupModule } from '../engine-modules.js';
 import { toolBackupRun, type BackupInspector } from '../tool-backup-run.js';
 import type { DataCheckResult } from '../../../bus/index.js';
-import { adminRole, withAdminClient, type AdminEndpoint } from './admin.js';
+import { adminRole, openAdminClient, withAdminClient, type AdminEndpoint } from './admin.js';
 import { checkPostgresqlData } from './data-check.js';
 import { PostgresqlWalArchive, type WalArchiveHost } from './wal-archive.js';
 import { startWalIncremental } from './wal-incremental.js';
@@ -103,6 +103,24 @@ class BaseBackupLog implements BackupInspector {
   }
 }
 
+/**
+ * Keeps the server's WAL from now on until released. `-X fetch` reads the WAL from the backup's
+ * start at its end, and a busy server recycles it meanwhile (max_wal_size, one checkpoint after
+ * another): the backup failed with "requested WAL segment ... has already been removed". A
+ * temporary slot reserves it; it belongs to this guest session and goes with it, so a guest that
+ * dies mid-backup leaves no slot holding WAL for ever.
+ */
+async function holdWal(endpoint: AdminEndpoint): Promise<{ release: () => Promise<void> }> {
+  const client = await openAdminClient(endpoint, 'postgres');
+  try {
+    await client.query('SELECT pg_create_physical_replication_slot($1, true, true)', [`coffer_backup_${randomBytes(8).toString('hex')}`]);
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw err;
+  }
+  return { release: () => client.end().catch(() => undefined) };
+}
+
 export class PostgresqlBackupAdmin implements BackupAdmin {
   readonly incremental: boolean;
   readonly walArchive: WalArchive | undefined;
@@ -143,29 +161,36 @@ export class PostgresqlBackupAdmin implements BackupAdmin {
       // 150004 → 15: the data directory's PG_VERSION, which a restore matches
       return { known, version: String(Math.floor(Number(row.version) / 10000)), standby: row.standby };
     });
-    const tool = this.source.runner.stream(
-      this.source.program('pg_basebackup'),
-      ['--pgdata=-', '--format=tar', '--wal-method=fetch', '--checkpoint=fast', '--no-password', '--label=coffer', '--verbose'],
-      {
-        timeoutMs: backupTimeoutMs,
-        signal: request.signal,
-        // in the environment, not on the command line that anyone may read in ps. The program runs
-        // as the engine's OS user, who can read it there; but whoever runs programs as that user
-        // owns the data directory already, and the guest's password gives them nothing more.
-        env: {
-          PGHOST: endpoint.socketDir,
-          PGPORT: String(endpoint.port),
-          PGUSER: adminRole,
-          PGPASSWORD: endpoint.password,
-          PGAPPNAME: 'coffer-backup',
-          // its verbose lines are read (baseBackupFacts): untranslated
-          LC_MESSAGES: 'C',
+    const walHold = await holdWal(endpoint);
+    let tool: StreamingProcess;
+    try {
+      tool = this.source.runner.stream(
+        this.source.program('pg_basebackup'),
+        ['--pgdata=-', '--format=tar', '--wal-method=fetch', '--checkpoint=fast', '--no-password', '--label=coffer', '--verbose'],
+        {
+          timeoutMs: backupTimeoutMs,
+          signal: request.signal,
+          // in the environment, not on the command line that anyone may read in ps. The program runs
+          // as the engine's OS user, who can read it there; but whoever runs programs as that user
+          // owns the data directory already, and the guest's password gives them nothing more.
+          env: {
+            PGHOST: endpoint.socketDir,
+            PGPORT: String(endpoint.port),
+            PGUSER: adminRole,
+            PGPASSWORD: endpoint.password,
+            PGAPPNAME: 'coffer-backup',
+            // its verbose lines are read (baseBackupFacts): untranslated
+            LC_MESSAGES: 'C',
+          },
+          ...(request.output === undefined ? {} : { stdout: request.output }),
         },
-        ...(request.output === undefined ? {} : { stdout: request.output }),
-      },
-    );
+      );
+    } catch (err) {
+      await walHold.release();
+      throw err;
+    }
     const run = toolBackupRun(tool, new BaseBackupLog(tool, server.known, server.version), request.signal);
-    const finished = server.standby ? run.finished.then((facts) => this.sameTimeline(endpoint, facts)) : run.finished;
+    const finished = (server.standby ? run.finished.then((facts) => this.sameTimeline(endpoint, facts)) : run.finished).finally(walHold.release);
     finished.catch(() => undefined);
     return { stream: run.stream, finished, wroteToOutput: request.output !== undefined };
   }
