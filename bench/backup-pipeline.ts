@@ -37,8 +37,12 @@ const { values } = parseArgs({
     mode: { type: 'string', default: 'plain,direct' },
     'profile-dir': { type: 'string' },
     out: { type: 'string' },
+    /** MiB of live JS objects held through the run, as a guest's own heap is: V8's collections cost with the heap */
+    'heap-mib': { type: 'string', default: '0' },
   },
 });
+// ~100 bytes per object: small records in an array, as a long-lived process's state is
+const ballast = Array.from({ length: Number(values['heap-mib']) * 10_000 }, (_, i) => ({ i, name: `object ${i}`, tags: [i, i + 1] }));
 const size = Number(values['size-mib']) * 1024 * 1024;
 const rounds = Number(values.rounds);
 const toolBlock = Number(values['tool-block']);
@@ -145,7 +149,7 @@ try {
 const report = [
   `### ${new Date().toISOString()}: ${size / 1024 / 1024} MiB, ${rounds} rounds`,
   '',
-  `Machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before, ${loadavg().map((l) => l.toFixed(2)).join(' ')} after.`,
+  `Machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before, ${loadavg().map((l) => l.toFixed(2)).join(' ')} after; ${ballast.length} ballast objects held (\`--heap-mib ${values['heap-mib']}\`), JS heap in use at the end ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB.`,
   '',
   ...lines,
 ].join('\n');
