@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, sep } from 'node:path';
-import { Writable, type Readable } from 'node:stream';
+import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import { CofferError } from '../common/index.js';
@@ -165,20 +165,22 @@ export class LocalDirectoryStorage implements BackupStorage {
     const hash = createHash('sha256');
     let size = 0;
     let reported = 0;
-    // written and synced through the handle itself: a stream made from a FileHandle keeps it
-    // from closing unless the stream closes it, and then no sync could come in between. Counted
-    // and hashed in the same stage, with nothing queued before it: a chunk held in a stream's
-    // buffer costs a full collection of the guest's heap (stream-buffering.ts)
-    let failed: unknown;
-    const out = new Writable({
-      highWaterMark: 0,
-      write(chunk: Buffer, _encoding, callback) {
+    const count = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
         hash.update(chunk);
         size += chunk.length;
         if (size - reported >= progressEveryBytes) {
           reported = size;
           options.onProgress?.(size);
         }
+        callback(null, chunk);
+      },
+    });
+    // written and synced through the handle itself: a stream made from a FileHandle keeps it
+    // from closing unless the stream closes it, and then no sync could come in between
+    let failed: unknown;
+    const out = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
         file.write(chunk).then(
           () => callback(),
           (err: unknown) => callback((failed = err) as Error),
@@ -192,7 +194,7 @@ export class LocalDirectoryStorage implements BackupStorage {
       },
     });
     try {
-      await pipeline(body, out, options.signal === undefined ? {} : { signal: options.signal });
+      await pipeline(body, count, out, options.signal === undefined ? {} : { signal: options.signal });
     } catch (err) {
       // the body's own failure (or the abort) is the caller's; a write failure is the storage's
       throw failed !== undefined ? this.fsError(failed, temp) : err;
