@@ -11,7 +11,12 @@
 // with the other load on a shared machine.
 //
 //   node --import tsx bench/backup-pipeline.ts [--size-mib 256] [--rounds 3] [--tool-block 32768]
-//       [--mode plain,direct] [--profile-dir DIR] [--out FILE]
+//       [--mode plain,direct] [--heap-mib 0] [--profile-dir DIR] [--out FILE]
+//
+// --heap-mib holds that many MiB (roughly; V8 counts more) of small live objects through the run,
+// as a long-lived guest's own state is: V8's full collections, which every few tens of MB of
+// buffers the pipeline allocates set off, cost in proportion to the live heap, so Node's CPU per
+// GB here depends on it (bench/results/backup-end-to-end.md, 2026-12-06 "where Node's CPU goes").
 //
 // The raw rows are the same tool by hand: `dd | zstd -1 -T2 -q -c > file`, then
 // `zstd -d -q -c file | cat > /dev/null`.
