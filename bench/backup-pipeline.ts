@@ -11,7 +11,12 @@
 // with the other load on a shared machine.
 //
 //   node --import tsx bench/backup-pipeline.ts [--size-mib 256] [--rounds 3] [--tool-block 32768]
-//       [--mode plain,direct] [--profile-dir DIR] [--out FILE]
+//       [--mode plain,direct] [--heap-mib 0] [--profile-dir DIR] [--out FILE]
+//
+// --heap-mib holds that many MiB (roughly; V8 counts more) of small live objects through the run,
+// as a long-lived guest's own state is: V8's full collections, which every few tens of MB of
+// buffers the pipeline allocates set off, cost in proportion to the live heap, so Node's CPU per
+// GB here depends on it (bench/results/backup-end-to-end.md, 2026-12-06 "where Node's CPU goes").
 //
 // The raw rows are the same tool by hand: `dd | zstd -1 -T2 -q -c > file`, then
 // `zstd -d -q -c file | cat > /dev/null`.
@@ -37,8 +42,12 @@ const { values } = parseArgs({
     mode: { type: 'string', default: 'plain,direct' },
     'profile-dir': { type: 'string' },
     out: { type: 'string' },
+    /** MiB of live JS objects held through the run, as a guest's own heap is: V8's collections cost with the heap */
+    'heap-mib': { type: 'string', default: '0' },
   },
 });
+// ~100 bytes per object: small records in an array, as a long-lived process's state is
+const ballast = Array.from({ length: Number(values['heap-mib']) * 10_000 }, (_, i) => ({ i, name: `object ${i}`, tags: [i, i + 1] }));
 const size = Number(values['size-mib']) * 1024 * 1024;
 const rounds = Number(values.rounds);
 const toolBlock = Number(values['tool-block']);
@@ -145,7 +154,7 @@ try {
 const report = [
   `### ${new Date().toISOString()}: ${size / 1024 / 1024} MiB, ${rounds} rounds`,
   '',
-  `Machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before, ${loadavg().map((l) => l.toFixed(2)).join(' ')} after.`,
+  `Machine: ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; load average ${loadBefore.map((l) => l.toFixed(2)).join(' ')} before, ${loadavg().map((l) => l.toFixed(2)).join(' ')} after; ${ballast.length} ballast objects held (\`--heap-mib ${values['heap-mib']}\`), JS heap in use at the end ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB.`,
   '',
   ...lines,
 ].join('\n');
