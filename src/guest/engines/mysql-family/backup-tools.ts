@@ -66,15 +66,31 @@ const capitalise = (text: string) => text.charAt(0).toUpperCase() + text.slice(1
  */
 export const backupLockWaitSeconds = 60;
 
-/** The tool's failure to get its lock in time, as the reason a user can act on; undefined for any other failure. */
-export function lockWaitFailure(err: unknown): CofferError | undefined {
+/**
+ * The tool's failures a user can act on, as their reasons; undefined for any other failure (its
+ * own message and log stay the reason then).
+ */
+export function knownToolFailure(err: unknown): CofferError | undefined {
   const details = (err as { details?: unknown }).details;
-  if (typeof details !== 'string' || !/BACKUP STAGE START: Lock wait timeout exceeded/.test(details)) return undefined;
-  return new CofferError(
-    'EngineError',
-    `A session of this instance held a table lock (LOCK TABLES) for over ${backupLockWaitSeconds} s, which a backup waits for: end it (UNLOCK TABLES or disconnect), then take the backup again.`,
-    { cause: err },
-  );
+  if (typeof details !== 'string') return undefined;
+  if (/BACKUP STAGE START: Lock wait timeout exceeded/.test(details)) {
+    return new CofferError(
+      'EngineError',
+      `A session of this instance held a table lock (LOCK TABLES) for over ${backupLockWaitSeconds} s, which a backup waits for: end it (UNLOCK TABLES or disconnect), then take the backup again.`,
+      { cause: err },
+    );
+  }
+  // the tool copies the redo log as the server writes it, into the same stream as the data: a
+  // busy server, a slow storage, and the log wrapped around before the copy read it
+  if (/Retrying read of log at LSN|was overwritten|log has wrapped around/i.test(details)) {
+    return new CofferError(
+      'EngineError',
+      'The server wrote its redo log faster than the backup could copy it (the backup storage took the backup too slowly), so the backup is not usable: ' +
+        'take it again when the instance is less busy, or give the instance a larger innodb_log_file_size (a configuration group).',
+      { cause: err },
+    );
+  }
+  return undefined;
 }
 
 export interface BackupArgsInput {

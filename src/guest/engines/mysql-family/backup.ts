@@ -10,7 +10,7 @@ import type { BackupAdmin, BackupFacts, BackupRun, BackupRequest, WalArchive } f
 import { BinlogArchive, type BinlogArchiveHost } from './binlog-archive.js';
 import type { BackupModule } from '../engine-modules.js';
 import type { MysqlFamilyAdmin } from './admin.js';
-import { backupArgs, backupFacts, checkParent, lockWaitFailure, type BackupTools } from './backup-tools.js';
+import { backupArgs, backupFacts, checkParent, knownToolFailure, type BackupTools } from './backup-tools.js';
 import type { MysqlFamilyFlavor } from './flavor.js';
 import { account, backupUser, dropUserStatement } from './sql.js';
 import type { DataCheckResult } from '../../../bus/index.js';
@@ -160,7 +160,7 @@ class MysqlFamilyBackupAdmin implements BackupAdmin {
       const finished = (async () => {
         try {
           await child.exited.catch((err: unknown) => {
-            throw lockWaitFailure(err) ?? err;
+            throw knownToolFailure(err) ?? err;
           });
           const [checkpoints, info] = await Promise.all([
             readToolFile(join(host.scratchDir, 'xtrabackup_checkpoints')),

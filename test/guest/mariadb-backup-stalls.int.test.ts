@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { RowDataPacket } from 'mysql2/promise';
+import type { Connection, RowDataPacket } from 'mysql2/promise';
 import type { PrepareInput } from '../../src/bus/index.js';
 import { silentLogger } from '../../src/common/index.js';
 import { engineRegistry, type EngineDriver } from '../../src/guest/index.js';
@@ -13,12 +13,15 @@ import { tempDataDir } from '../support/temp-dir.js';
 import { localRunner, randomAddress } from './engine-fixture.js';
 import { cleanUpMysqlFamily, connectTenant } from './mysql-family-fixture.js';
 
-// A tenant's session that holds LOCK TABLES would keep a MariaDB backup waiting for ever
-// (mariadb-backup's BACKUP STAGE START waits for it): the backup gives up after a minute with a
-// reason the tenant can act on, leaves no account behind, and the next one, once the lock is
-// gone, succeeds.
+// MariaDB backups that cannot go on, each ending with a reason the tenant can act on and the next
+// backup, once the cause is gone, succeeding:
+// - a tenant's session that holds LOCK TABLES would keep a backup waiting for ever
+//   (mariadb-backup's BACKUP STAGE START waits for it): the backup gives up after a minute and
+//   leaves no account behind;
+// - a server that writes its redo log faster than the backup's stream is taken (a slow storage)
+//   overwrites the log before the tool copied it: that backup is unusable and says why.
 
-describe('mariadb backup behind a table lock', () => {
+describe('mariadb backups that cannot go on', () => {
   let root: string;
   let driver: EngineDriver;
   let dir: string;
@@ -38,8 +41,10 @@ describe('mariadb backup behind a table lock', () => {
     return run.finished;
   }
 
+  const asAdmin = <T>(work: (connection: Connection) => Promise<T>) =>
+    withAdminConnection({ socketPath: join(dir, 'data', 'mysqld.sock'), password: input.adminPassword }, work);
   const backupAccounts = () =>
-    withAdminConnection({ socketPath: join(dir, 'data', 'mysqld.sock'), password: input.adminPassword }, async (connection) => {
+    asAdmin(async (connection) => {
       const [rows] = await connection.query<RowDataPacket[]>("SELECT COUNT(*) AS n FROM mysql.user WHERE User = 'os_backup'");
       return Number(rows[0]!.n);
     });
@@ -82,6 +87,33 @@ describe('mariadb backup behind a table lock', () => {
     } finally {
       await tenant.end();
     }
+    const facts = await backup();
+    assert.match((facts as { 'to-lsn'?: string })['to-lsn'] ?? '', /^\d+$/);
+  });
+
+  it('fails saying why when the server overwrote its redo log before the backup copied it (a stream taken too slowly)', async () => {
+    // the smallest log this server takes, and a table whose updates write many times that
+    await asAdmin(async (connection) => {
+      await connection.query('SET GLOBAL innodb_log_file_size = @@innodb_log_buffer_size');
+      await connection.query('SET SESSION max_recursive_iterations = 1000000');
+      await connection.query('CREATE TABLE app.busy (id INT PRIMARY KEY, m VARCHAR(64))');
+      await connection.query('INSERT INTO app.busy WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 100000) SELECT n, md5(n) FROM s');
+    });
+    const run = await driver.backup!.start({ signal: new AbortController().signal });
+    const reader = run.stream[Symbol.asyncIterator]();
+    // the tool has begun and now waits on its full pipe, redo log copy included, while the server writes on
+    await reader.next();
+    await asAdmin(async (connection) => {
+      for (let i = 0; i < 6; i++) await connection.query('UPDATE app.busy SET m = md5(m)');
+    });
+    for (let next = await reader.next(); next.done !== true; next = await reader.next());
+    await assert.rejects(run.finished, (err: { code?: string; message?: string }) => {
+      assert.equal(err.code, 'EngineError');
+      assert.match(err.message ?? '', /wrote its redo log faster than the backup could copy it.*larger innodb_log_file_size/);
+      return true;
+    });
+    assert.equal(await backupAccounts(), 0, "the failed backup's account is gone");
+    // read as fast as it comes, the next one is whole
     const facts = await backup();
     assert.match((facts as { 'to-lsn'?: string })['to-lsn'] ?? '', /^\d+$/);
   });
