@@ -513,7 +513,9 @@ class LocalAgent implements Agent {
     this.creating.begin(args.instanceId);
     let hosted: Hosted;
     try {
-      // a record left by a createServer that failed after writing it is taken up again
+      // a record left by a createServer that failed after writing it is taken up again; one
+      // placed only now has run nothing yet (hostInstance)
+      const created = (await this.compute.find(args.instanceId)) === undefined;
       const placed = await this.compute.place({
         instanceId: args.instanceId,
         engine: args.engine,
@@ -525,7 +527,7 @@ class LocalAgent implements Agent {
       // start of its prepare: the guest's first certificate. Unused if the guest has one already.
       const certificate = this.certificatesFor(placed.record.address).issue();
       certificate.catch(() => undefined); // a failure is the prepare's to report, when it takes it
-      hosted = await this.hostInstance(placed, certificate, placed.created);
+      hosted = await this.hostInstance(placed, certificate, created);
     } catch (err) {
       this.creating.end(args.instanceId);
       throw err;

@@ -55,9 +55,9 @@ export interface ComputeDriver {
   close(): Promise<void>;
   /**
    * Places an instance: directory, identity, endpoint, record. Idempotent: an instance already
-   * placed (a create retried after it failed later on) is returned as it is, `created` false.
+   * placed (a create retried after it failed later on) is returned as it is.
    */
-  place(request: PlacementRequest): Promise<PlacedInstance & { created: boolean }>;
+  place(request: PlacementRequest): Promise<PlacedInstance>;
   /** the instance as its host knows it now; undefined when it is not placed here */
   find(instanceId: string): Promise<PlacedInstance | undefined>;
   /** keeps a changed record (desired state, volume size) for the next adoption */

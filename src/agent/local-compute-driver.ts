@@ -155,7 +155,7 @@ export class LocalComputeDriver implements ComputeDriver {
     return join(this.instancesDir, instanceId);
   }
 
-  async place(request: PlacementRequest): Promise<PlacedInstance & { created: boolean }> {
+  async place(request: PlacementRequest): Promise<PlacedInstance> {
     const dir = this.dirOf(request.instanceId);
     if (!this.reachable) {
       await checkEngineUserReaches(this.instancesDir, this.hostRunner);
@@ -165,7 +165,7 @@ export class LocalComputeDriver implements ComputeDriver {
     const existing = await readInstanceRecord(dir);
     if (existing !== undefined) {
       this.options.addresses.reserve(existing.id, { address: existing.address, port: existing.port }, request.ports);
-      return { record: existing, dir, created: false };
+      return { record: existing, dir };
     }
     const endpoint = await this.options.addresses.allocate(request.instanceId, request.ports);
     let identity: EngineIdentity | undefined;
@@ -187,7 +187,7 @@ export class LocalComputeDriver implements ComputeDriver {
         ...(identity === undefined ? {} : { osUser: identity.name }),
       };
       await writeInstanceRecord(dir, record);
-      return { record, dir, created: true };
+      return { record, dir };
     } catch (err) {
       if (identity !== undefined) {
         // newInstanceUser remembered it: the user goes, so does its entry
