@@ -7,8 +7,13 @@
 //
 // A tree is a checkout with its node_modules (a `git worktree` of the other commit, say). Each
 // create waits, as bench/provision.ts does, until its serve's warm pools and spare users are full.
-import { spawn } from 'node:child_process';
+// Each round also starts a raw redis-server by hand, as bench/provision.ts does (AOF on, as
+// the host's engine user, → first PING), in turn with the creates: the process start that
+// Redis's fixed cost (issue 14) is measured against, under the same load.
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chown, mkdir, rm } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -79,12 +84,12 @@ function ready(dataDir: string): boolean {
   return warm('postgresql') >= poolSize && warm('mariadb') >= poolSize && spare >= poolSize;
 }
 
-async function ping(address: string): Promise<void> {
+async function ping(address: string, user = 'app', password = userPassword): Promise<void> {
   const client = new Redis({ host: address, port: 6379, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, enableOfflineQueue: false, enableReadyCheck: false, disableClientInfo: true });
   client.on('error', () => undefined);
   try {
     await client.connect();
-    await client.call('AUTH', ['app', userPassword]);
+    await client.call('AUTH', [user, password]);
     await client.ping();
   } finally {
     client.disconnect();
@@ -114,22 +119,60 @@ async function createOnce(serve: Serve, i: number): Promise<number> {
   return elapsed;
 }
 
+/** the host's engine user as root (bench/provision.ts runs the raw engines as it too) */
+function engineIds(): { uid?: number; gid?: number } {
+  if (process.getuid?.() !== 0) return {};
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'coffer-db'], { encoding: 'utf8' }).trim());
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+/** redis-server started by hand as bench/provision.ts does (AOF on, in the foreground) → first PING. */
+async function rawRedisOnce(root: string, address: string, i: number): Promise<number> {
+  const ids = engineIds();
+  const dir = join(root, `raw-redis-${i}`);
+  await mkdir(dir, { recursive: true });
+  if (ids.uid !== undefined) await chown(dir, ids.uid, ids.gid!);
+  const password = 'Raw-bench-pass-1234';
+  const started = performance.now();
+  const server = spawn('redis-server', ['--bind', address, '--port', '6379', '--dir', dir, '--appendonly', 'yes', '--requirepass', password], { ...ids, stdio: 'ignore' });
+  for (;;) {
+    try {
+      await ping(address, 'default', password);
+      break;
+    } catch (err) {
+      // another's server on the address answers, but not to this password
+      if (server.exitCode !== null || performance.now() - started > 30_000) throw new Error(`raw redis-server on ${address} did not answer: ${String(err)}`);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  }
+  const elapsed = performance.now() - started;
+  server.kill('SIGTERM');
+  await once(server, 'exit');
+  await rm(dir, { recursive: true, force: true });
+  return elapsed;
+}
+
 const loadBefore = loadavg()[0]!;
 const a = await startServe(resolve(values.a), '127.95');
 const b = await startServe(resolve(values.b), '127.96');
 const samples = new Map<Serve, number[]>([[a, []], [b, []]]);
+const raw: number[] = [];
+const rawDir = await makeDataDir('coffer-bench-ab-raw');
 try {
-  // run 0 of each is the warm-up; then A B, B A, A B...
+  // run 0 of each is the warm-up; then A B raw, B A raw, A B raw...
   for (let i = 0; i <= runs; i++) {
     for (const serve of i % 2 === 0 ? [a, b] : [b, a]) {
       const elapsed = await createOnce(serve, i);
       if (i > 0) samples.get(serve)!.push(elapsed);
     }
+    const elapsed = await rawRedisOnce(rawDir.path, '127.94.200.2', i);
+    if (i > 0) raw.push(elapsed);
   }
 } finally {
-  await Promise.all([a.stop(), b.stop()]);
+  await Promise.all([a.stop(), b.stop(), rawDir.remove()]);
 }
 process.stdout.write(`${runs} creates each, interleaved; load average (1 min) ${loadBefore.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end.\n`);
 for (const [serve, xs] of samples) {
   process.stdout.write(`${serve.tree}: median ${median(xs).toFixed(0)} ms (${xs.map((x) => x.toFixed(0)).join(', ')})\n`);
 }
+process.stdout.write(`raw redis-server → PING: median ${median(raw).toFixed(0)} ms (${raw.map((x) => x.toFixed(0)).join(', ')})\n`);

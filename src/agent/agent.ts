@@ -164,6 +164,8 @@ class LocalAgent implements Agent {
   private readonly pending = new Map<string, InstanceRecord>();
   adopted: Promise<void> = Promise.resolve();
   private readonly locks = new KeyedLock();
+  /** an instance's wall changes in the order asked: a new one's own, raised beside its create, before its replica source's */
+  private readonly wallChanges = new KeyedLock();
   /** the warm pool and the spare users are made back only once none is under way */
   private readonly creating = new CreatesInFlight();
   private readonly conductor: RpcClient<typeof conductorContract>;
@@ -343,16 +345,24 @@ class LocalAgent implements Agent {
   /**
    * starts the instance's guest: from then on it serves guest.<id> and supervises the engine.
    * `firstCertificate`: one already being issued for it, which the guest's first issue takes.
+   * `created`: placed by this very create, so nothing of it has run or can run before its
+   * prepare, which is when its wall must be up (see below).
    */
-  private async hostInstance(found: PlacedInstance, firstCertificate?: Promise<TlsMaterial>): Promise<Hosted> {
+  private async hostInstance(found: PlacedInstance, firstCertificate?: Promise<TlsMaterial>, created = false): Promise<Hosted> {
     const manager = found.record.engine.manager;
     if (!isEngineName(manager)) throw new CofferError('DatastoreNotFound', `This agent has no engine ${manager}.`);
     const placed = await this.compute.ownIdentity(found, () => this.engineOf(found.record, found.dir).stop());
     const { record, dir } = placed;
+    // The wall goes up before anything runs as the instance's user (its initdb too), and is
+    // re-asserted at adoption. A new instance's goes up beside the rest of its create (its guest
+    // started, the prepare sent, its files written), and its runner starts nothing until it is
+    // up, nor ever if it fails: the prepare then fails with why. Any other instance's goes up
+    // before its guest starts, since that guest may start the engine at once.
+    const walled = created ? this.raiseWall(placed) : undefined;
+    walled?.catch(() => undefined); // the runner's to report, at the first program it would start
     // resolves the instance's identity first: one whose user is gone fails here, its engine untouched
-    const runner = await this.compute.runnerFor(placed);
-    // before anything runs as the instance's user (its initdb too); re-asserted at adoption
-    await this.raiseWall(placed);
+    const runner = await this.compute.runnerFor(placed, walled);
+    if (walled === undefined) await this.raiseWall(placed);
     const binary = this.binaryFor(record.engine);
     if (binary === undefined) {
       this.logger.error(
@@ -395,7 +405,11 @@ class LocalAgent implements Agent {
   }
 
   /** Fails closed: an adopted engine that cannot be walled is stopped, a new one never starts. */
-  private async raiseWall({ record, dir }: PlacedInstance): Promise<void> {
+  private raiseWall({ record, dir }: PlacedInstance): Promise<void> {
+    return this.wallChanges.run(record.id, () => this.raiseWallNow({ record, dir }));
+  }
+
+  private async raiseWallNow({ record, dir }: PlacedInstance): Promise<void> {
     try {
       // its own engine, and a replica's primary (replication streams from it); backup targets join this list when they come
       const source = record.replicationSource;
@@ -499,7 +513,9 @@ class LocalAgent implements Agent {
     this.creating.begin(args.instanceId);
     let hosted: Hosted;
     try {
-      // a record left by a createServer that failed after writing it is taken up again
+      // a record left by a createServer that failed after writing it is taken up again; one
+      // placed only now has run nothing yet (hostInstance)
+      const created = (await this.compute.find(args.instanceId)) === undefined;
       const placed = await this.compute.place({
         instanceId: args.instanceId,
         engine: args.engine,
@@ -507,11 +523,11 @@ class LocalAgent implements Agent {
         volumeSizeGb: args.volumeSizeGb,
         ports: portNeeds(args.engine.manager),
       });
-      // Signed while the instance's user is looked up and walled, instead of after them at the
+      // Signed while the instance is walled and its guest starts, instead of after them at the
       // start of its prepare: the guest's first certificate. Unused if the guest has one already.
       const certificate = this.certificatesFor(placed.record.address).issue();
       certificate.catch(() => undefined); // a failure is the prepare's to report, when it takes it
-      hosted = await this.hostInstance(placed, certificate);
+      hosted = await this.hostInstance(placed, certificate, created);
     } catch (err) {
       this.creating.end(args.instanceId);
       throw err;
@@ -539,8 +555,9 @@ class LocalAgent implements Agent {
       }
     }
     await this.options.transport.deleteTopic(guestTopic(instanceId));
-    // its user, wall, directory and endpoint
-    await this.compute.remove(instanceId);
+    // its user, wall, directory and endpoint; after a wall change still under way, which would
+    // otherwise leave a chain behind for a uid the next user may get
+    await this.wallChanges.run(instanceId, () => this.compute.remove(instanceId));
     // one found at start and not adopted yet is gone: its adoption finds no record and skips it
     this.pending.delete(instanceId);
     if (existed) this.logger.info({ instanceId }, 'server deleted');

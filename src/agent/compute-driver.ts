@@ -67,8 +67,11 @@ export interface ComputeDriver {
    * stopped what ran as the host's user; returns the instance unchanged when it needs none.
    */
   ownIdentity(instance: PlacedInstance, stopEngine: () => Promise<void>): Promise<PlacedInstance>;
-  /** runs the instance's programs (its engine too) as its identity, detached ones outliving the agent */
-  runnerFor(instance: PlacedInstance): Promise<ProcessRunner>;
+  /**
+   * runs the instance's programs (its engine too) as its identity, detached ones outliving the
+   * agent; with `walled` (its wall being raised), none before that has settled, and none if it fails
+   */
+  runnerFor(instance: PlacedInstance, walled?: Promise<void>): Promise<ProcessRunner>;
   /**
    * Hands what `hostRunner` made (a warm cluster) at `path` to the instance's identity; undefined
    * when both are the same and nothing needs handing over.

@@ -251,9 +251,9 @@ export class LocalComputeDriver implements ComputeDriver {
     return identity;
   }
 
-  async runnerFor(instance: PlacedInstance): Promise<LocalProcessRunner> {
+  async runnerFor(instance: PlacedInstance, walled?: Promise<void>): Promise<LocalProcessRunner> {
     const identity = await this.identityOf(instance);
-    return identity === undefined ? this.hostRunner : new LocalProcessRunner(identity);
+    return identity === undefined ? this.hostRunner : new LocalProcessRunner(identity, walled);
   }
 
   /** A warm cluster the host's user made becomes the instance user's before its engine starts. */

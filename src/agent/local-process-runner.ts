@@ -33,14 +33,38 @@ function tail(text: string, length = 1500): string {
 }
 
 export class LocalProcessRunner implements ProcessRunner {
-  /** `identity` undefined: run as the agent's own user */
-  constructor(readonly identity: EngineIdentity | undefined) {}
+  /** settled `walled`: undefined while it is pending, else what it came to */
+  private wall: { up: true } | { up: false; err: unknown } | undefined = { up: true };
+
+  /**
+   * `identity` undefined: run as the agent's own user. `walled`: the identity's network wall
+   * being put up (network-wall.ts), which nothing this runner starts may precede: every program
+   * waits for it, and none starts if it fails. A new instance's wall is raised beside the rest of
+   * its create instead of ahead of it (one `nft` transaction, 15 to 25 ms here); this keeps
+   * the order that matters, the wall before anything runs as the instance's user.
+   */
+  constructor(
+    readonly identity: EngineIdentity | undefined,
+    private readonly walled?: Promise<void>,
+  ) {
+    if (walled === undefined) return;
+    this.wall = undefined;
+    walled.then(
+      () => (this.wall = { up: true }),
+      (err: unknown) => (this.wall = { up: false, err }),
+    );
+  }
 
   private ids(): { uid?: number; gid?: number } {
     return this.identity === undefined ? {} : { uid: this.identity.uid, gid: this.identity.gid };
   }
 
-  run(file: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+  async run(file: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+    await this.walled;
+    return this.runNow(file, args, options);
+  }
+
+  private runNow(file: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
     const name = basename(file);
     return new Promise<RunResult>((resolve, reject) => {
       const began = Date.now();
@@ -109,10 +133,15 @@ export class LocalProcessRunner implements ProcessRunner {
   }
 
   stream(file: string, args: readonly string[], options: StreamOptions): StreamingProcess {
+    // started at once or not at all: a stream is asked for only once the instance runs (its
+    // backups), long after its wall went up
+    if (this.wall === undefined) throw new CofferError('Internal', `${basename(file)} was not started: the instance's network wall is not up yet.`);
+    if (!this.wall.up) throw this.wall.err;
     return startStreamingProcess(file, args, options, { ...this.ids(), env: { ...baseEnv, ...options.env } });
   }
 
   async spawnDetached(file: string, args: readonly string[], options: SpawnDetachedOptions): Promise<DetachedProcess> {
+    await this.walled;
     const log = await open(options.logFile, 'a', 0o600);
     try {
       await this.handOver(options.logFile);

@@ -2,7 +2,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Logger } from '../common/index.js';
-import { lookupGroup, lookupUser } from './engine-user.js';
+import { lookupUser, stillAsMade } from './engine-user.js';
 import { addInstanceUser, createInstanceUser, instanceUserName, removeInstanceUser } from './instance-user.js';
 import type { EngineIdentity } from './local-process-runner.js';
 
@@ -35,8 +35,8 @@ export interface SpareUsersOptions {
 }
 
 export class SpareUsers {
-  /** made and checked, ready to be taken */
-  private readonly ready: string[] = [];
+  /** made and checked, ready to be taken: each as it was made (or found at open), checked again when taken */
+  private readonly ready: EngineIdentity[] = [];
   /** every name in the file: the ready ones and the one being made */
   private readonly recorded = new Set<string>();
   private saving: Promise<void> = Promise.resolve();
@@ -57,12 +57,13 @@ export class SpareUsers {
     const parsed = text === undefined ? undefined : recordSchema.safeParse(JSON.parse(text));
     if (parsed?.success === false) this.logger.warn({ file: this.options.file }, 'the spare users record is unreadable: starting without one');
     for (const name of parsed?.data?.users ?? []) {
-      if ((await lookupUser(name)) === undefined) continue;
+      const identity = await lookupUser(name);
+      if (identity === undefined) continue;
       this.recorded.add(name);
-      this.ready.push(name);
+      this.ready.push(identity);
     }
     // a smaller size than before: what is over goes
-    while (this.ready.length > this.options.size) await this.discard(this.ready.pop()!);
+    while (this.ready.length > this.options.size) await this.discard(this.ready.pop()!.name);
     await this.save();
   }
 
@@ -78,13 +79,14 @@ export class SpareUsers {
   /** A user for a new instance: a spare one when one is ready, else one made now. */
   async take(instanceId: string): Promise<EngineIdentity> {
     for (;;) {
-      const name = this.ready.shift();
-      if (name === undefined) break;
-      this.recorded.delete(name);
-      await this.save();
-      const identity = await this.usable(name);
+      const made = this.ready.shift();
+      if (made === undefined) break;
+      this.recorded.delete(made.name);
+      // off the record before it is handed out (an agent that dies now must not give it twice);
+      // the check beside the write, not after it
+      const [identity] = await Promise.all([this.usable(made), this.save()]);
       if (identity === undefined) continue;
-      this.logger.info({ instanceId, osUser: name, uid: identity.uid }, 'gave the instance a spare user');
+      this.logger.info({ instanceId, osUser: identity.name, uid: identity.uid }, 'gave the instance a spare user');
       void this.fill();
       return identity;
     }
@@ -117,7 +119,7 @@ export class SpareUsers {
         await this.save();
         continue;
       }
-      this.ready.push(name);
+      this.ready.push(identity);
     }
   }
 
@@ -134,12 +136,10 @@ export class SpareUsers {
    * processes a removed user's uid had end before its userdel. Scanning /proc for them would put
    * a walk of every process on the host on the path of every create.)
    */
-  private async usable(name: string): Promise<EngineIdentity | undefined> {
-    // both at once: each is a getent of its own, on the path of the create
-    const [identity, gid] = await Promise.all([lookupUser(name), lookupGroup(name)]);
-    if (identity !== undefined && gid === identity.gid) return identity;
-    this.logger.warn({ osUser: name }, 'a spare instance user is not as it was made: discarding it');
-    await this.discard(name);
+  private async usable(made: EngineIdentity): Promise<EngineIdentity | undefined> {
+    if (await stillAsMade(made)) return made;
+    this.logger.warn({ osUser: made.name }, 'a spare instance user is not as it was made: discarding it');
+    await this.discard(made.name);
     return undefined;
   }
 

@@ -280,20 +280,23 @@ describe('network wall', { skip: notRoot }, () => {
     assert.ok(!(await walledUids()).includes(uid));
   });
 
-  it('fails closed: without nftables a create fails with a fault that says what to install, and no engine runs', async () => {
+  it('fails closed: without nftables a create fails with a fault that says what to install, and nothing runs as the instance user', async () => {
     const { options } = await newAgent({ warmPoolSize: 0, nftPath: '/nonexistent/nft' });
     const agentRpc = createRpcClient(transport, agentContract, agentTopic(options.host));
     const instanceId = `wall-closed-${suffix()}`;
-    await assert.rejects(agentRpc.createServer({ instanceId, engine, flavor, volumeSizeGb: 1 }), (err: Error) => {
-      assert.match(err.message, /network wall .* could not be put up/);
-      assert.match(err.message, /apt-get install nftables/);
-      return true;
-    });
+    // the wall goes up beside the create (agent.ts): the create is placed, its prepare fails with why
+    await agentRpc.createServer({ instanceId, engine, flavor, volumeSizeGb: 1 });
+    const mark = beats.length;
+    await createRpcClient(transport, guestContract, guestTopic(instanceId)).prepare({ memoryMb: flavor.ramMb, adminPassword: `adm-${suffix()}` });
+    const failed = beats[await beat(instanceId, 'FAILED', mark, 60_000)]!;
+    assert.match(failed.message ?? '', /network wall .* could not be put up/);
+    assert.match(failed.message ?? '', /apt-get install nftables/);
     const dir = join(options.dataDir, 'instances', instanceId);
     const { osUser } = JSON.parse(await readFile(join(dir, 'instance.json'), 'utf8')) as { osUser: string };
     const identity = (await lookupUser(osUser))!;
     assert.deepEqual(await processesOf(identity.uid), [], 'nothing runs as the instance user');
-    assert.deepEqual(await readdir(dir).then((names) => names.filter((name) => name === 'data')), [], 'no initdb ran');
+    // the host made the data directory for initdb, which never ran in it
+    assert.deepEqual(await readdir(join(dir, 'data')).catch(() => []), [], 'no initdb ran');
     // and the instance whose wall never went up is still deleted cleanly
     assert.deepEqual(await agentRpc.deleteServer({ instanceId }), { deleted: true });
     assert.equal(await lookupUser(osUser), undefined);

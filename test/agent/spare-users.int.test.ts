@@ -119,6 +119,24 @@ describe('spare instance users', { skip: !isRoot && 'needs root (useradd)' }, ()
     await removeInstanceUser(given.name, silentLogger());
   });
 
+  it('checks a spare user against what it was made as when taken: one whose uid changed meanwhile is removed, not handed out', async () => {
+    const { file, recorded } = await spareDir();
+    const spares = new SpareUsers({ file, size: 1, logger: silentLogger() });
+    await spares.open();
+    await spares.fill();
+    const [changed] = await recorded();
+    const made = (await lookupUser(changed!))!;
+    // the same agent, which remembers it as made (the take reads the account files, not getent)
+    await run('usermod', ['-u', String(made.uid + 7), changed!]);
+    const given = await spares.take('instance-d');
+    assert.notEqual(given.name, changed);
+    await assertFreshUser(given.name);
+    assert.equal(await lookupUser(changed!), undefined, 'the changed user is gone');
+    await spares.stop();
+    await removeInstanceUser(given.name, silentLogger());
+    for (const name of await recorded()) await removeInstanceUser(name, silentLogger());
+  });
+
   it('takes up the users an earlier run left, forgets names never made, and removes what is over the size', async () => {
     const { file, recorded } = await spareDir();
     const first = new SpareUsers({ file, size: 3, logger: silentLogger() });

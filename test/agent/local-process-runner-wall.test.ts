@@ -1,0 +1,66 @@
+// test-lane: parallel (its own temp directories, programs as the current user)
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { LocalProcessRunner } from '../../src/agent/index.js';
+import { CofferError } from '../../src/common/index.js';
+import { until } from '../support/wait.js';
+
+// A new instance's wall goes up beside the rest of its create (agent.ts): its runner is what
+// keeps the order that matters, the wall before anything runs as the instance's user.
+
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((yes, no) => {
+    resolve = yes;
+    reject = no;
+  });
+  return { promise, resolve, reject };
+}
+
+const wallFault = () => new CofferError('Internal', 'The network wall around the instance\'s engine could not be put up, so the engine was not started.');
+
+describe('LocalProcessRunner behind a wall being raised', () => {
+  it('starts no program until the wall is up, then runs it', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'coffer-runner-wall-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const wall = deferred();
+    const runner = new LocalProcessRunner(undefined, wall.promise);
+    const marker = join(dir, 'ran');
+    const running = runner.run('sh', ['-c', `echo yes > ${marker}`], { timeoutMs: 10_000 });
+    const detached = runner.spawnDetached('sh', ['-c', `echo yes > ${marker}.detached`], { logFile: join(dir, 'log'), cwd: dir });
+    assert.throws(() => runner.stream('true', [], { timeoutMs: 10_000 }), /network wall is not up yet/);
+    // a program started at once would have written its file by now
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await assert.rejects(readFile(marker), { code: 'ENOENT' });
+    await assert.rejects(readFile(`${marker}.detached`), { code: 'ENOENT' });
+    wall.resolve();
+    await running;
+    assert.equal(await readFile(marker, 'utf8'), 'yes\n');
+    // a detached child is unref'd: its exit keeps nothing waiting, its file is looked for instead
+    await detached;
+    await until('the detached program ran', async () => (await readFile(`${marker}.detached`, 'utf8').catch(() => '')) === 'yes\n', 10_000);
+    const streamed = runner.stream('true', [], { timeoutMs: 10_000 });
+    streamed.stdout.resume();
+    await streamed.exited;
+  });
+
+  it('starts nothing, ever, when the wall cannot be put up: every start fails with why', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'coffer-runner-wall-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const wall = deferred();
+    const runner = new LocalProcessRunner(undefined, wall.promise);
+    const marker = join(dir, 'ran');
+    const running = runner.run('sh', ['-c', `echo yes > ${marker}`], { timeoutMs: 10_000 });
+    wall.reject(wallFault());
+    await assert.rejects(running, /network wall .* could not be put up/);
+    await assert.rejects(runner.spawnDetached('sh', ['-c', `echo yes > ${marker}`], { logFile: join(dir, 'log'), cwd: dir }), /network wall .* could not be put up/);
+    assert.throws(() => runner.stream('sh', ['-c', `echo yes > ${marker}`], { timeoutMs: 10_000 }), /network wall .* could not be put up/);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await assert.rejects(readFile(marker), { code: 'ENOENT' });
+    await assert.rejects(readFile(join(dir, 'log')), { code: 'ENOENT' }, 'not even the log was opened');
+  });
+});
