@@ -1,4 +1,4 @@
-// test-lane: parallel (OS users of random names; the one-id range at the bottom of the instance range is far from the ids useradd hands out from the top)
+// test-lane: alone (it checks the network wall's chain and map element by uid after the user is removed, and an agent beside it may reuse that uid at once and wall it)
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
