@@ -5,28 +5,39 @@
 // Real API over a SQLite state file (WAL, as `coffer serve` keeps it) and the in-process bus;
 // every instance HEALTHY with usage stored as the conductor keeps it, a fault on every fifth
 // instance and a running backup on every tenth, so each per-instance look-up has rows to find.
-// Prints; asserts nothing. Other work on the machine skews the timings: note the load. The CPU
-// time per request (this process's, the HTTP client's share included) is steadier than latency.
+// Prints; asserts nothing. Other work on the machine skews the timings: note the load. The HTTP
+// client runs in a process of its own (bench/http-load.ts); the CPU time per request is this
+// process's, the server's alone, and steadier than latency.
 //
-//   node --import tsx bench/api-reads.ts [--instances 1000] [--requests 2000] [--concurrency 16]
+// With --workers N (N > 1) the API runs in N processes sharing the port (node:cluster, as
+// `coffer api --api-workers N`; bench/api-reads-worker.ts), and the CPU per request is theirs
+// summed, the distributing process's included.
+//
+//   node --import tsx bench/api-reads.ts [--instances 1000] [--requests 2000] [--concurrency 16] [--workers 1]
+import cluster, { type Worker } from 'node:cluster';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { newUuid } from '../src/common/ids.js';
 import { adminSession, memberSession, seedDatastores, startHarness } from '../test/api/api-harness.js';
+import { startHttpLoad } from './http-load.js';
 
 const { values } = parseArgs({
   options: {
     instances: { type: 'string', default: '1000' },
     requests: { type: 'string', default: '2000' },
     concurrency: { type: 'string', default: '16' },
+    workers: { type: 'string', default: '1' },
   },
 });
 const count = Number(values.instances);
 const requests = Number(values.requests);
 const concurrency = Number(values.concurrency);
-for (const [name, n] of Object.entries({ count, requests, concurrency })) {
+const workers = Number(values.workers);
+for (const [name, n] of Object.entries({ count, requests, concurrency, workers })) {
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} takes a whole number of at least 1`);
 }
 
@@ -84,11 +95,11 @@ process.stdout.write(`seeded ${count} instances in ${((performance.now() - seedS
 const memberHeaders = { 'x-auth-token': member.token };
 const adminHeaders = { 'x-auth-token': admin.token };
 const base = `/v1.0/${member.projectId}`;
-const reads: { label: string; url: (n: number) => string; headers: Record<string, string> }[] = [
-  { label: 'GET /instances (page of 20)', url: () => `${base}/instances`, headers: memberHeaders },
-  { label: 'GET /instances/detail (page of 20)', url: () => `${base}/instances/detail`, headers: memberHeaders },
-  { label: 'GET /instances/{id}', url: (n) => `${base}/instances/${ids[n % ids.length]!}`, headers: memberHeaders },
-  { label: 'GET /mgmt/instances/{id}', url: (n) => `/v1.0/${admin.projectId}/mgmt/instances/${ids[n % ids.length]!}`, headers: adminHeaders },
+const reads: { label: string; paths: string[]; headers: Record<string, string> }[] = [
+  { label: 'GET /instances (page of 20)', paths: [`${base}/instances`], headers: memberHeaders },
+  { label: 'GET /instances/detail (page of 20)', paths: [`${base}/instances/detail`], headers: memberHeaders },
+  { label: 'GET /instances/{id}', paths: ids.map((id) => `${base}/instances/${id}`), headers: memberHeaders },
+  { label: 'GET /mgmt/instances/{id}', paths: ids.map((id) => `/v1.0/${admin.projectId}/mgmt/instances/${id}`), headers: adminHeaders },
 ];
 
 // statements per request, at the smallest page and the largest
@@ -118,41 +129,88 @@ for (const [label, url] of [
   process.stdout.write(`  GET /mgmt/instances (all ${count}): ${statements - before}\n`);
 }
 
-// over real HTTP: N connections, each sending its next request as soon as the last one answered
-const address = await h.app.listen({ host: '127.0.0.1', port: 0 });
-process.stdout.write(`\nover HTTP, ${concurrency} concurrent connections, ${requests} requests each, after 100 warm-up requests:\n`);
+// over real HTTP from another process (bench/http-load.ts), so this process only serves and its
+// own CPU time is the server's: N connections, each sending its next request as soon as the last
+// one answered
+const server = workers === 1 ? await inProcessServer() : await clusterServer(workers);
+const address = server.address;
+const load = startHttpLoad();
+process.stdout.write(`\nover HTTP, ${concurrency} concurrent connections, ${requests} requests each, after 100 warm-up requests, ${workers} API process(es):\n`);
 for (const read of reads) {
-  const run = async (total: number, samples: number[]) => {
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (next < total) {
-          const n = next++;
-          const began = performance.now();
-          const res = await fetch(`${address}${read.url(n)}`, { headers: read.headers });
-          await res.arrayBuffer();
-          if (res.status !== 200) throw new Error(`${read.label}: ${res.status}`);
-          samples.push(performance.now() - began);
-        }
-      }),
-    );
-  };
-  await run(100, []);
-  const samples: number[] = [];
-  const began = performance.now();
-  const cpuBefore = process.cpuUsage();
-  await run(requests, samples);
-  const cpu = process.cpuUsage(cpuBefore);
-  const seconds = (performance.now() - began) / 1000;
+  const job = { address, paths: read.paths, headers: read.headers, concurrency };
+  await load.run({ ...job, requests: 100 });
+  const cpuBefore = await server.cpuMicros();
+  const { samples, seconds, failures } = await load.run({ ...job, requests });
+  const cpuMicros = (await server.cpuMicros()) - cpuBefore;
+  if (failures.length > 0) throw new Error(`${read.label}: ${failures.join(', ')}`);
   // CPU per request says more than latency on a shared machine: others' work does not add to it
-  const cpuMs = (cpu.user + cpu.system) / 1000 / requests;
+  const cpuMs = cpuMicros / 1000 / requests;
   samples.sort((a, b) => a - b);
   const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]!.toFixed(1);
   process.stdout.write(
-    `  ${read.label}: p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, ${(requests / seconds).toFixed(0)} requests/s, ${cpuMs.toFixed(2)} ms CPU per request\n`,
+    `  ${read.label}: p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, ${(requests / seconds).toFixed(0)} requests/s, ${cpuMs.toFixed(2)} ms server CPU per request\n`,
   );
 }
+load.close();
+await server.close();
 process.stdout.write(`\nload average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (2 cores)\n`);
 
 await h.close();
 await rm(dir, { recursive: true, force: true });
+
+interface BenchServer {
+  address: string;
+  /** user + system CPU time of every process that serves, µs */
+  cpuMicros(): Promise<number>;
+  close(): Promise<void>;
+}
+
+function ownCpuMicros(): number {
+  const cpu = process.cpuUsage();
+  return cpu.user + cpu.system;
+}
+
+async function inProcessServer(): Promise<BenchServer> {
+  const listening = await h.app.listen({ host: '127.0.0.1', port: 0 });
+  return { address: listening, cpuMicros: async () => ownCpuMicros(), close: async () => undefined };
+}
+
+async function clusterServer(n: number): Promise<BenchServer> {
+  const port = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const bound = probe.address() as AddressInfo;
+      probe.close(() => resolve(bound.port));
+    });
+  });
+  cluster.setupPrimary({ exec: fileURLToPath(new URL('./api-reads-worker.ts', import.meta.url)) });
+  const forked = await Promise.all(
+    Array.from({ length: n }, () => {
+      const worker = cluster.fork({ BENCH_STATE_URL: `sqlite:${join(dir, 'state.db')}`, BENCH_PORT: String(port) });
+      return new Promise<Worker>((resolve, reject) => {
+        worker.once('message', (m) => (m === 'listening' ? resolve(worker) : reject(new Error(String(m)))));
+        worker.once('exit', (code) => reject(new Error(`a worker exited (${code})`)));
+      });
+    }),
+  );
+  const cpuOf = (worker: Worker) =>
+    new Promise<number>((resolve) => {
+      worker.once('message', (m: { cpu: NodeJS.CpuUsage }) => resolve(m.cpu.user + m.cpu.system));
+      worker.send('cpu');
+    });
+  return {
+    address: `http://127.0.0.1:${port}`,
+    cpuMicros: async () => (await Promise.all(forked.map(cpuOf))).reduce((a, b) => a + b, ownCpuMicros()),
+    close: async () => {
+      await Promise.all(
+        forked.map(
+          (worker) =>
+            new Promise<void>((resolve) => {
+              worker.removeAllListeners('exit');
+              worker.once('exit', () => resolve());
+              worker.send('stop');
+            }),
+        ),
+      );
+    },
+  };
+}

@@ -40,8 +40,8 @@ function encodingParameters(raw: BetterSqlite3.Database): SqliteDatabase {
   const statementFor = (sqlText: string): BetterSqlite3.Statement => {
     const kept = prepared.get(sqlText);
     // a statement still iterating rows cannot run again until it is done: that caller gets its own
-    if (kept !== undefined) return kept.busy ? raw.prepare(sqlText) : kept;
-    const statement = raw.prepare(sqlText);
+    if (kept !== undefined) return kept.busy ? asArrays(raw.prepare(sqlText)) : kept;
+    const statement = asArrays(raw.prepare(sqlText));
     prepared.set(sqlText, statement);
     if (prepared.size > preparedStatementsKept) prepared.delete(prepared.keys().next().value!);
     return statement;
@@ -49,13 +49,58 @@ function encodingParameters(raw: BetterSqlite3.Database): SqliteDatabase {
   return {
     close: () => raw.close(),
     prepare(sqlText) {
+      // a schema change (a migration) may rename the columns a kept statement reads
+      if (/^\s*(create|alter|drop)\s/i.test(sqlText)) prepared.clear();
       const statement = statementFor(sqlText);
+      if (!statement.reader) {
+        return {
+          reader: false,
+          all: (parameters) => statement.all(encode(parameters)),
+          run: (parameters) => statement.run(encode(parameters)),
+          iterate: (parameters) => statement.iterate(encode(parameters)),
+        };
+      }
       return {
-        reader: statement.reader,
-        all: (parameters) => statement.all(encode(parameters)),
+        reader: true,
+        all: (parameters) => {
+          const rows = statement.all(encode(parameters)) as unknown[][];
+          return rows.map(rowBuilder(statement, rows[0]));
+        },
         run: (parameters) => statement.run(encode(parameters)),
-        iterate: (parameters) => statement.iterate(encode(parameters)),
+        *iterate(parameters) {
+          let build: ((row: unknown[]) => Record<string, unknown>) | undefined;
+          for (const row of statement.iterate(encode(parameters)) as IterableIterator<unknown[]>) {
+            build ??= rowBuilder(statement, row);
+            yield build(row);
+          }
+        },
       };
     },
+  };
+}
+
+// better-sqlite3 builds each row object property by property through V8's C++ API, which cost
+// more than running the statements on the read path (issue 14: 20 instance rows of 29 columns,
+// 0.17 ms as objects, 0.10 ms as arrays made into objects here). A reader statement hands back
+// arrays; each becomes an object with the columns' names in order, a later column of the same
+// name winning as in better-sqlite3's own objects.
+const columnNames = new WeakMap<BetterSqlite3.Statement, string[]>();
+
+function asArrays(statement: BetterSqlite3.Statement): BetterSqlite3.Statement {
+  return statement.reader ? statement.raw(true) : statement;
+}
+
+function rowBuilder(statement: BetterSqlite3.Statement, sample: unknown[] | undefined): (row: unknown[]) => Record<string, unknown> {
+  let names = columnNames.get(statement);
+  // another process's migration re-prepares the statement inside SQLite and may add or drop columns
+  if (names === undefined || (sample !== undefined && sample.length !== names.length)) {
+    names = statement.columns().map((column) => column.name);
+    columnNames.set(statement, names);
+  }
+  const kept = names;
+  return (row) => {
+    const out: Record<string, unknown> = {};
+    for (let n = 0; n < kept.length; n++) out[kept[n]!] = row[n];
+    return out;
   };
 }

@@ -215,6 +215,7 @@ function buildProgram(): Command {
     .option('--port <port>', 'port to listen on, default 8779 (env COFFER_PORT)')
     .option('--public-url <url>', 'URL clients reach the API at (env COFFER_PUBLIC_URL)')
     .option('--data-dir <dir>', 'where the generated admin password is kept (the file admin-password, nothing else), default ./.coffer, /var/lib/coffer as root (env COFFER_DATA_DIR)')
+    .option('--api-workers <n>', "API processes sharing the port, as Trove's api_workers, e.g. one per core; each counts its own rate limits and serves its metrics on --metrics-address's port + its index; default 1 (env COFFER_API_WORKERS)")
     .addOption(dbOption())
     .addOption(busOption())
     .addOption(busKeyOption())

@@ -257,6 +257,8 @@ export const apiConfigSchema = z.object({
   ...backupSettings,
   metricsAddress,
   logLevel,
+  /** API processes sharing the port (Trove's api_workers); 1: this process serves alone */
+  apiWorkers: z.coerce.number().int().min(1).max(64).default(1),
 }).superRefine(requireKeystoneCredentials);
 
 /** the taskmanager and the conductor; only the taskmanager reads the backup settings */
@@ -352,6 +354,7 @@ const envNames: Record<string, string> = {
   metricsAddress: 'COFFER_METRICS_ADDRESS',
   webhookAllowedCidrs: 'COFFER_WEBHOOK_ALLOWED_CIDRS',
   logLevel: 'COFFER_LOG_LEVEL',
+  apiWorkers: 'COFFER_API_WORKERS',
 };
 
 /** Secrets may also come from a file named by <ENV>_FILE, so they stay out of the process list. */

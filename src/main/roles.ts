@@ -12,6 +12,7 @@ import { openStateStore, type StateStore } from '../db/index.js';
 import { CofferMetrics, parseListenAddress, roleReadiness, startMetricsListener, type MetricsListener, type Readiness } from '../metrics/index.js';
 import { startTaskmanager } from '../taskmanager/index.js';
 import { bootstrapAdmin } from './admin-password.js';
+import { announceApiListening, apiWorkerIndex, runApiWorkers } from './api-workers.js';
 import { apiBackupStorage, roleBackups, serveBackups, type RoleBackups } from './backup-setup.js';
 import { readBusKeyFile } from './bus-key-file.js';
 import { startupWarnings } from './startup-warnings.js';
@@ -69,9 +70,13 @@ async function metricsListener(
   metrics: CofferMetrics,
   readiness: Readiness,
   logger: Logger,
+  /** an API worker's index (api-workers.ts): its listener takes the port that many above the address's */
+  portOffset = 0,
 ): Promise<MetricsListener | undefined> {
   if (address === undefined) return undefined;
-  return startMetricsListener({ address: parseListenAddress(address), metrics, readiness, logger });
+  const parsed = parseListenAddress(address);
+  const port = parsed.port === 0 ? 0 : parsed.port + portOffset;
+  return startMetricsListener({ address: { ...parsed, port }, metrics, readiness, logger });
 }
 
 async function listenApi(
@@ -218,6 +223,9 @@ async function prepareBus(config: DistributedBusConfig, logger: Logger, metrics:
 
 export async function runApi(config: ApiConfig, print: (line: string) => void): Promise<Stop> {
   const logger = createLogger({ name: 'coffer-api', level: config.logLevel });
+  const worker = apiWorkerIndex();
+  // --api-workers: this process only starts and stops the workers, which serve (api-workers.ts)
+  if (config.apiWorkers > 1 && worker === undefined) return runApiWorkers(config.apiWorkers, logger);
   const metrics = new CofferMetrics();
   const openBus = await prepareBus(config, logger, metrics);
   const store = await openStateStore(config.databaseUrl, { logger });
@@ -226,8 +234,10 @@ export async function runApi(config: ApiConfig, print: (line: string) => void): 
   await bootstrapBuiltInAdmin(store, config, print);
   const backupStorage = apiBackupStorage(config);
   const { app, publicUrl, keystoneUrl } = await listenApi(store, transport, logger, config, backupStorage, { metrics, readiness });
-  const operator = await metricsListener(config.metricsAddress, metrics, readiness, logger);
-  logger.info({ publicUrl, keystoneUrl }, 'api listening');
+  // each worker counts its own requests: worker k serves its metrics on the address's port + k
+  const operator = await metricsListener(config.metricsAddress, metrics, readiness, logger, worker ?? 0);
+  logger.info({ publicUrl, keystoneUrl, ...(worker === undefined ? {} : { worker }) }, 'api listening');
+  announceApiListening();
   return async () => {
     await operator?.close();
     await app.close();

@@ -29,7 +29,9 @@ export async function startMetricsListener(options: MetricsListenerOptions): Pro
     reply.code(404).send({ error: 'not found: this address serves /metrics, /healthz and /readyz' });
   });
   await app.register(healthRoutes({ readiness: options.readiness, metrics: options.metrics }));
-  await app.listen({ host: options.address.host, port: options.address.port });
+  // exclusive: in a cluster worker (coffer api --api-workers) the listener is this process's own,
+  // not a port shared with the other workers, so a scrape always reaches the same process
+  await app.listen({ host: options.address.host, port: options.address.port, exclusive: true });
   const bound = app.server.address();
   const port = typeof bound === 'object' && bound !== null ? bound.port : options.address.port;
   const host = options.address.host.includes(':') ? `[${options.address.host}]` : options.address.host;

@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { adminSession, memberSession, startHarness, type Harness, type Session } from './api-harness.js';
 
-// Token validation on the read path (issue 14): one statement per request, read afresh, so that
-// a revocation holds at once in every API process sharing the state database, not only in the
-// one that revoked. Two API servers on one SQLite file stand in for two `coffer api` processes:
+// Token validation on the read path (issue 14): one statement per request, so that a revocation
+// holds at once in every API process sharing the state database, not only in the one that
+// revoked. The token's holder (user, project, roles) is read once and reused for a few seconds;
+// the statement of a reuse only checks by key that the token is still stored. Two API servers on one SQLite file stand in for two `coffer api` processes:
 // they share nothing but the file.
 
 describe('token validation', () => {
@@ -15,13 +16,19 @@ describe('token validation', () => {
   let a: Harness;
   let b: Harness;
   let statementsOnB = 0;
+  const textsOnB: string[] = [];
   let admin: Session;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'coffer-tokens-'));
     const url = `sqlite:${join(dir, 'state.db')}`;
     a = await startHarness({ rateLimitPerMinute: 0 }, url);
-    b = await startHarness({ rateLimitPerMinute: 0 }, url, { onStatement: () => (statementsOnB += 1) });
+    b = await startHarness({ rateLimitPerMinute: 0 }, url, {
+      onStatement: (sql) => {
+        statementsOnB += 1;
+        textsOnB.push(sql);
+      },
+    });
     admin = await adminSession(a.app);
   });
   after(async () => {
@@ -39,6 +46,16 @@ describe('token validation', () => {
     const res = await listOn(b, member);
     assert.equal(res.statusCode, 200, res.body);
     assert.equal(statementsOnB - before, 2);
+  });
+
+  it("reads a token's holder once, then only looks its row up by key", async () => {
+    const member = await memberSession(a, 'reuse');
+    textsOnB.length = 0;
+    for (let n = 0; n < 3; n++) assert.equal((await listOn(b, member)).statusCode, 200);
+    const tokenStatements = textsOnB.filter((t) => /from "tokens"/.test(t));
+    assert.equal(tokenStatements.length, 3, textsOnB.join('\n'));
+    assert.match(tokenStatements[0]!, /inner join "role_assignments"/);
+    assert.deepEqual(tokenStatements.slice(1), ['select * from "tokens" where "token_hash" = ?', 'select * from "tokens" where "token_hash" = ?']);
   });
 
   it('a token revoked through one API process is refused by another at once, which had just accepted it', async () => {
