@@ -1,3 +1,4 @@
+import { lstatSync, readdirSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -68,6 +69,28 @@ function aofFingerprint(fields: Map<string, string> | undefined): string | undef
   return parts.some((part) => part === undefined || part === '') ? undefined : parts.join(' ');
 }
 
+/**
+ * What the AOF directory says of itself, read in place (no program, no round trip to Redis): each
+ * entry's name, inode, size and times, and the directory's own. A write grows the current file, a
+ * rewrite opens a new one and renames a new manifest over the old, a restart that replays a torn
+ * tail truncates the file: each changes it. Undefined where the directory cannot be read here (its
+ * owner's alone): Redis is asked instead.
+ */
+function directoryFingerprint(dir: string): string | undefined {
+  try {
+    const top = lstatSync(dir, { bigint: true });
+    if (!top.isDirectory()) return undefined;
+    const parts = [`${top.ino}:${top.mtimeNs}:${top.ctimeNs}`];
+    for (const name of readdirSync(dir).sort()) {
+      const entry = lstatSync(join(dir, name), { bigint: true });
+      parts.push(`${name}:${entry.ino}:${entry.size}:${entry.mtimeNs}:${entry.ctimeNs}`);
+    }
+    return parts.join(' ');
+  } catch {
+    return undefined;
+  }
+}
+
 interface PlannedChunk extends ChunkPosition {
   /** the file the chunk is read from */
   file: string;
@@ -84,10 +107,11 @@ export class RedisAofArchive implements WalArchive {
   private waiting: { seq: number; offset: number; since: number } | undefined;
   private state: ArchiveState | undefined;
   /**
-   * The AOF's fingerprint when a round last found nothing to ship and nothing waiting: while
-   * Redis reports the same, the files are as they were and a round reads none of them (each
-   * read runs a program as the engine's user, which cost an idle host of a thousand instances
-   * most of its CPU).
+   * The AOF's fingerprint when a round last found nothing to ship and nothing waiting: while it
+   * is the same, the files are as they were and a round reads none of them (each read runs a
+   * program as the engine's user, which cost an idle host of a thousand instances most of its
+   * CPU). The directory's own (directoryFingerprint) where it can be read, so that an idle
+   * round asks Redis nothing either; else what Redis reports of its AOF.
    */
   private quietAt: string | undefined;
 
@@ -108,7 +132,7 @@ export class RedisAofArchive implements WalArchive {
     this.planned.clear();
     if (!(await this.host.running())) return [];
     // read before the files: a write that lands after it changes the next round's fingerprint
-    const fingerprint = aofFingerprint(await this.host.persistence?.());
+    const fingerprint = directoryFingerprint(this.aofDir) ?? aofFingerprint(await this.host.persistence?.());
     if (fingerprint !== undefined && fingerprint === this.quietAt) return [];
     this.quietAt = undefined;
     const { names, settled } = await this.plan();
