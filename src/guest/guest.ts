@@ -119,6 +119,8 @@ export interface GuestOptions {
   certificateCheckIntervalMs?: number;
   /** where backups are stored and the key that unwraps projects' keys; absent: backups are refused */
   backups?: GuestBackupHost;
+  /** how often the host's round also holds the engine's log files to their size limit; default a minute */
+  logTrimIntervalMs?: number;
   /** how often the engine's archived log is shipped to the backup storage; default 10 s */
   walShipIntervalMs?: number;
   /**
@@ -154,7 +156,7 @@ export interface Guest {
 const preparedMarker = '.prepare.done';
 const defaultWalShipIntervalMs = 10_000;
 /** how often the engine's log files are held to their size limit (guest-logs.ts) */
-const logTrimIntervalMs = 60_000;
+const defaultLogTrimIntervalMs = 60_000;
 const defaultEngineMetricsIntervalMs = 60_000;
 const defaultIdleProbeIntervalMs = 60_000;
 const certificateCheckIntervalMs = 60 * 60_000;
@@ -210,7 +212,7 @@ class GuestAgent implements Guest {
   /** ships the engine's archived log (engines with point-in-time recovery, on hosts with a backup storage) */
   private readonly walShipper: WalShipper | undefined;
   private readonly logs: GuestLogs;
-  private logTrim: NodeJS.Timeout | undefined;
+  private logsTrimmedAt = Date.now();
   adopted: Promise<void> = Promise.resolve();
   /** holds the engine to the volume size: read-only once it is full */
   private readonly volume: VolumeGuard;
@@ -426,10 +428,6 @@ class GuestAgent implements Guest {
     this.leaveRound = round.join(() => this.periodicCheck());
     this.walShipper?.start();
     this.lease?.start();
-    this.logTrim = setInterval(() => {
-      this.exclusive(() => this.logs.trim()).catch((err: unknown) => this.logger.warn({ err }, 'log files not checked against their limit'));
-    }, logTrimIntervalMs);
-    this.logTrim.unref();
   }
 
   /**
@@ -463,7 +461,24 @@ class GuestAgent implements Guest {
   /** the host's round calls on the guest: a turn that finds an operation in progress is skipped (that operation reports itself) */
   private async periodicCheck(): Promise<void> {
     if (this.busy !== 0 || this.closed) return;
-    await this.exclusive(() => this.check(true), true);
+    await this.exclusive(async () => {
+      try {
+        await this.check(true);
+      } finally {
+        await this.trimLogsWhenDue();
+      }
+    }, true);
+  }
+
+  /**
+   * The log files are held to their limit from the host's round, in the turn of a check: no timer
+   * of the guest's own, and (unlike an operation) no probe of an idle engine at the next check,
+   * since a trim does not touch the engine.
+   */
+  private async trimLogsWhenDue(): Promise<void> {
+    if (Date.now() - this.logsTrimmedAt < (this.options.logTrimIntervalMs ?? defaultLogTrimIntervalMs)) return;
+    this.logsTrimmedAt = Date.now();
+    await this.logs.trim().catch((err: unknown) => this.logger.warn({ err }, 'log files not checked against their limit'));
   }
 
   private async setDesired(state: DesiredState): Promise<void> {
@@ -834,7 +849,6 @@ class GuestAgent implements Guest {
     if (this.closed) return;
     this.closed = true;
     this.leaveRound?.();
-    clearInterval(this.logTrim);
     if (restarting) await this.lease?.holdForRestart();
     await this.lease?.close();
     await this.walShipper?.stop();
