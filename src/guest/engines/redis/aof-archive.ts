@@ -73,21 +73,51 @@ function aofFingerprint(fields: Map<string, string> | undefined): string | undef
  * What the AOF directory says of itself, read in place (no program, no round trip to Redis): each
  * entry's name, inode, size and times, and the directory's own. A write grows the current file, a
  * rewrite opens a new one and renames a new manifest over the old, a restart that replays a torn
- * tail truncates the file: each changes it. Undefined where the directory cannot be read here (its
- * owner's alone): Redis is asked instead.
+ * tail truncates the file: each changes it. The names are listed again only when something
+ * changed. Undefined where the directory cannot be read here (its owner's alone): Redis is asked
+ * instead.
  */
-function directoryFingerprint(dir: string): string | undefined {
-  try {
-    const top = lstatSync(dir, { bigint: true });
-    if (!top.isDirectory()) return undefined;
+class DirectoryFingerprint {
+  /** the names last listed, and the fingerprint read with them */
+  private listed: { names: string[]; fingerprint: string } | undefined;
+
+  constructor(private readonly dir: string) {}
+
+  read(): string | undefined {
+    try {
+      // a directory's times are coarse (a change in the same tick as the listing keeps them): the
+      // kept names are trusted only while nothing at all changed (none gone either), else listed again
+      const again = this.kept();
+      if (again !== undefined) return again;
+      const names = readdirSync(this.dir).sort();
+      const fingerprint = this.with(names);
+      this.listed = { names, fingerprint };
+      return fingerprint;
+    } catch {
+      this.listed = undefined;
+      return undefined;
+    }
+  }
+
+  private kept(): string | undefined {
+    if (this.listed === undefined) return undefined;
+    try {
+      const fingerprint = this.with(this.listed.names);
+      return fingerprint === this.listed.fingerprint ? fingerprint : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private with(names: string[]): string {
+    const top = lstatSync(this.dir, { bigint: true });
+    if (!top.isDirectory()) throw new Error('not a directory');
     const parts = [`${top.ino}:${top.mtimeNs}:${top.ctimeNs}`];
-    for (const name of readdirSync(dir).sort()) {
-      const entry = lstatSync(join(dir, name), { bigint: true });
+    for (const name of names) {
+      const entry = lstatSync(join(this.dir, name), { bigint: true });
       parts.push(`${name}:${entry.ino}:${entry.size}:${entry.mtimeNs}:${entry.ctimeNs}`);
     }
     return parts.join(' ');
-  } catch {
-    return undefined;
   }
 }
 
@@ -116,12 +146,14 @@ export class RedisAofArchive implements WalArchive {
   private quietAt: string | undefined;
 
   private readonly shipAfterMs: number;
+  private readonly directory: DirectoryFingerprint;
 
   constructor(
     private readonly host: AofArchiveHost,
     options: { shipAfterMs?: number } = {},
   ) {
     this.shipAfterMs = options.shipAfterMs ?? shipAfterMs;
+    this.directory = new DirectoryFingerprint(join(host.dataDir, aofDirName));
   }
 
   private get aofDir(): string {
@@ -132,7 +164,7 @@ export class RedisAofArchive implements WalArchive {
     this.planned.clear();
     if (!(await this.host.running())) return [];
     // read before the files: a write that lands after it changes the next round's fingerprint
-    const fingerprint = directoryFingerprint(this.aofDir) ?? aofFingerprint(await this.host.persistence?.());
+    const fingerprint = this.directory.read() ?? aofFingerprint(await this.host.persistence?.());
     if (fingerprint !== undefined && fingerprint === this.quietAt) return [];
     this.quietAt = undefined;
     const { names, settled } = await this.plan();
