@@ -1,6 +1,5 @@
 import { access, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
 import {
   conductorContract,
   conductorTopic,
@@ -19,7 +18,7 @@ import {
   type Transport,
 } from '../bus/index.js';
 import { CofferError, isCofferError, primaryLeaseTimes } from '../common/index.js';
-import type { EngineMetrics, Logger, PrimaryLeaseTimes } from '../common/index.js';
+import type { Logger, PrimaryLeaseTimes } from '../common/index.js';
 import { recordAppliedGeneration } from './applied-generation.js';
 import { backupsNotOnHost, restoreChain, runBackup, type GuestBackupHost } from './backup-runner.js';
 import { directoryUsage } from './directory-usage.js';
@@ -28,7 +27,6 @@ import type {
   DatabaseAdmin,
   EngineBinary,
   EngineDriver,
-  EngineHealth,
   PointInTimeSource,
   PrepareProgress,
   PrepareStep,
@@ -37,26 +35,30 @@ import type {
   ReplicaSeed,
   RestoreLink,
   RootAdmin,
-  TlsMaterial,
   UserAdmin,
   WarmSource,
 } from './engines/engine.js';
 import { CheckRound, type RoundOfChecks } from './check-round.js';
 import { GuestLogs } from './guest-logs.js';
 import type { HeartbeatBatch } from './heartbeat-batch.js';
+import { GuestHeartbeats } from './guest-heartbeats.js';
+import { CertificateRenewal, type CertificateIssuer } from './certificate-renewal.js';
+import { ProbeSpacing } from './probe-spacing.js';
+import { EngineSupervision } from './engine-supervision.js';
+import { faultMessage } from './fault-message.js';
 import { LeaseWatchdog } from './lease-watchdog.js';
 import { PrimaryLeaseKeeper } from './primary-lease-keeper.js';
-import { RepeatedBeats } from './repeated-beats.js';
 import { progressReporter, type ReportProgress } from './progress-reporter.js';
 import { pointInTimeSource, WalShipper } from './wal-shipper.js';
-import { VolumeGuard, volumeFullMessage, volumeNearlyFullMessage, type VolumeCheck } from './volume-guard.js';
+import { VolumeGuard } from './volume-guard.js';
 import { engineRegistry, type EngineName } from './engines/registry.js';
-import { readInstalledCertificate } from './engines/tls-files.js';
 import type { ProcessRunner } from './process-runner.js';
 
 // The guest of one instance: serves `guest.<instanceId>`, drives the engine through its driver,
 // and heartbeats the engine's health to the conductor. Operations on the engine run one at a
-// time; a health check never overlaps a prepare, stop or restart.
+// time; a health check never overlaps a prepare, stop or restart. The check itself is
+// engine-supervision.ts, how often it asks the engine probe-spacing.ts, its beats
+// guest-heartbeats.ts, the certificate's renewal certificate-renewal.ts.
 
 export type DesiredState = 'running' | 'stopped';
 
@@ -72,18 +74,7 @@ export interface GuestInstance {
   memoryMb?: number;
 }
 
-/**
- * The host's CA as a guest sees it: it issues the instance's server certificate. The guest
- * decides when (none installed, expiring, or signed by another CA than the host's current one).
- */
-export interface CertificateIssuer {
-  /** the CA certificate (PEM) that signs what `issue` returns */
-  readonly caCertificate: string;
-  /** a new certificate and key for the instance's address */
-  issue(): Promise<TlsMaterial>;
-  /** a certificate with less than this left (ms) is renewed */
-  readonly renewBeforeMs: number;
-}
+export type { CertificateIssuer } from './certificate-renewal.js';
 
 export interface GuestOptions {
   instance: GuestInstance;
@@ -128,6 +119,8 @@ export interface GuestOptions {
   certificateCheckIntervalMs?: number;
   /** where backups are stored and the key that unwraps projects' keys; absent: backups are refused */
   backups?: GuestBackupHost;
+  /** how often the host's round also holds the engine's log files to their size limit; default a minute */
+  logTrimIntervalMs?: number;
   /** how often the engine's archived log is shipped to the backup storage; default 10 s */
   walShipIntervalMs?: number;
   /**
@@ -161,40 +154,19 @@ export interface Guest {
 
 /** Trove's `.guestagent.prepare.end`: from then on the guest supervises and heartbeats. */
 const preparedMarker = '.prepare.done';
-const maxMessage = 1000;
 const defaultWalShipIntervalMs = 10_000;
 /** how often the engine's log files are held to their size limit (guest-logs.ts) */
-const logTrimIntervalMs = 60_000;
-const usageIntervalMs = 5 * 60_000;
+const defaultLogTrimIntervalMs = 60_000;
 const defaultEngineMetricsIntervalMs = 60_000;
 const defaultIdleProbeIntervalMs = 60_000;
 const certificateCheckIntervalMs = 60 * 60_000;
 
-/** What the API shows of an instance's TLS, reported with heartbeats until the conductor has it. */
-interface TlsReport {
-  caCertificate: string;
-  expiresAt: string;
-  port: number;
-}
 const rootNotContained = () =>
   new CofferError(
     'OperationNotSupported',
     "Root is not available on this host: its engines run as one shared OS user, which a tenant's root could use " +
       'to reach other instances and Coffer itself. Run the Coffer agent as root so that each instance gets its own OS user.',
   );
-
-/**
- * The error on its first line and, as room allows, the end of its details on the next: a log's
- * last lines say what failed. The conductor shows tenants the first line only (the log may name
- * host paths); the whole goes into the fault's details, which only admins see.
- */
-function describe(err: unknown): string {
-  const message = (err instanceof Error ? err.message : String(err)).replace(/\n/g, ' ').slice(0, maxMessage);
-  const details = err instanceof CofferError ? (err.details ?? '') : '';
-  const room = maxMessage - message.length - 1;
-  if (details === '' || room <= 0) return message;
-  return `${message}\n${details.slice(-room)}`;
-}
 
 /** how far along a prepare is as each of its phases begins: initdb and the start take most of it */
 const preparePercent: Record<PrepareStep, number> = {
@@ -229,32 +201,18 @@ class GuestAgent implements Guest {
   private closed = false;
   /** takes the guest out of its host's round of checks */
   private leaveRound: (() => void) | undefined;
-  /**
-   * When the engine was last asked, what it answered, and whether an operation touched it since:
-   * a periodic check asks an idle engine that answered healthy only every idleProbeIntervalMs.
-   */
-  private probed: { at: number; health: EngineHealth; touched: boolean } | undefined;
   private tail: Promise<unknown> = Promise.resolve();
   private busy = 0;
-  /** the first check after the guest starts adopts what it finds (a prepare's engine is not adopted) */
-  private adopting = false;
-  private usageReportedAt = 0;
-  private metricsReportedAt = 0;
-  /** why the last restart by supervision failed, while the engine stays down */
-  private restartFailure: string | undefined;
-  private certificateCheckedAt = 0;
-  private tls: TlsReport | undefined;
-  /** the report the conductor last received */
-  private tlsReported: TlsReport | undefined;
-  private tlsReportedAt = 0;
-  /** the periodic beat waiting in the host's batch, if any: the guest's next beat goes after it */
-  private batched: Promise<void> = Promise.resolve();
-  /** periodic beats that say nothing new are thinned out (repeated-beats.ts) */
-  private readonly repeats: RepeatedBeats;
+  /** how often the checks ask the engine (an idle one less often) */
+  private readonly probes: ProbeSpacing;
+  private readonly beats: GuestHeartbeats;
+  private readonly certificate: CertificateRenewal;
+  /** the health check of a prepared instance, and what it does about what it finds */
+  private readonly supervision: EngineSupervision;
   /** ships the engine's archived log (engines with point-in-time recovery, on hosts with a backup storage) */
   private readonly walShipper: WalShipper | undefined;
   private readonly logs: GuestLogs;
-  private logTrim: NodeJS.Timeout | undefined;
+  private logsTrimmedAt = Date.now();
   adopted: Promise<void> = Promise.resolve();
   /** holds the engine to the volume size: read-only once it is full */
   private readonly volume: VolumeGuard;
@@ -265,7 +223,6 @@ class GuestAgent implements Guest {
     this.instanceId = options.instance.instanceId;
     this.logger = options.logger.child({ instanceId: this.instanceId });
     this.desired = options.desiredState;
-    this.repeats = new RepeatedBeats(3 * options.heartbeatIntervalMs);
     this.conductor = createRpcClient(options.transport, conductorContract, conductorTopic);
     this.progress = progressReporter(this.conductor, this.instanceId, this.logger);
     this.engine = engineRegistry[options.engine.manager].create({
@@ -284,6 +241,29 @@ class GuestAgent implements Guest {
       refuseWrites: (refused) => this.engine.refuseWrites(refused),
       logger: this.logger,
     });
+    this.probes = new ProbeSpacing({
+      engine: this.engine,
+      checkIntervalMs: options.heartbeatIntervalMs,
+      idleProbeIntervalMs: options.idleProbeIntervalMs ?? defaultIdleProbeIntervalMs,
+    });
+    this.certificate = new CertificateRenewal({
+      issuer: options.certificates,
+      dir: options.instance.dir,
+      install: (material) => this.engine.installTls(material),
+      tlsPort: engineRegistry[options.engine.manager].tlsPort(options.instance.port),
+      checkIntervalMs: options.certificateCheckIntervalMs ?? certificateCheckIntervalMs,
+    });
+    this.beats = new GuestHeartbeats({
+      instanceId: this.instanceId,
+      conductor: this.conductor,
+      volume: this.volume,
+      metrics: () => this.engine.metrics(),
+      tls: () => this.certificate.report,
+      ...(options.heartbeatBatch === undefined ? {} : { batch: options.heartbeatBatch }),
+      checkIntervalMs: options.heartbeatIntervalMs,
+      engineMetricsIntervalMs: options.engineMetricsIntervalMs ?? defaultEngineMetricsIntervalMs,
+      logger: this.logger,
+    });
     if (this.engine.replication !== undefined) {
       this.lease = new PrimaryLeaseKeeper({
         instanceId: this.instanceId,
@@ -299,6 +279,16 @@ class GuestAgent implements Guest {
         },
       });
     }
+    this.supervision = new EngineSupervision({
+      engine: this.engine,
+      probes: this.probes,
+      certificate: this.certificate,
+      heartbeat: (status, message, periodic, measure) => this.heartbeat(status, message, periodic, measure),
+      lease: this.lease,
+      fenceForLease: (reason) => this.fenceForLease(reason),
+      desired: () => this.desired,
+      logger: this.logger,
+    });
     this.logs = new GuestLogs({
       dir: options.instance.dir,
       instanceId: this.instanceId,
@@ -327,7 +317,7 @@ class GuestAgent implements Guest {
       () => true,
       () => false,
     );
-    this.adopting = this.prepared;
+    this.supervision.adopting = this.prepared;
     // queued before serving, so that a request delivered at once (a prepare, a restart, a user
     // change) runs after it and never meets an engine not yet adopted
     this.adopted = this.prepared
@@ -428,7 +418,7 @@ class GuestAgent implements Guest {
         rotateCertificate: (_args, meta) =>
           this.exclusive(async () => {
             this.requirePrepared();
-            await this.renewCertificate(true, this.requestLogger(meta));
+            await this.certificate.renew(true, this.requestLogger(meta));
             return {};
           }),
       },
@@ -438,10 +428,6 @@ class GuestAgent implements Guest {
     this.leaveRound = round.join(() => this.periodicCheck());
     this.walShipper?.start();
     this.lease?.start();
-    this.logTrim = setInterval(() => {
-      this.exclusive(() => this.logs.trim()).catch((err: unknown) => this.logger.warn({ err }, 'log files not checked against their limit'));
-    }, logTrimIntervalMs);
-    this.logTrim.unref();
   }
 
   /**
@@ -463,7 +449,7 @@ class GuestAgent implements Guest {
 
   private exclusive<T>(work: () => Promise<T>, periodic = false): Promise<T> {
     // an operation may have restarted or reconfigured the engine: the next check asks it
-    if (!periodic && this.probed !== undefined) this.probed.touched = true;
+    if (!periodic) this.probes.touched();
     this.busy += 1;
     const run = this.tail.then(work).finally(() => {
       this.busy -= 1;
@@ -475,133 +461,24 @@ class GuestAgent implements Guest {
   /** the host's round calls on the guest: a turn that finds an operation in progress is skipped (that operation reports itself) */
   private async periodicCheck(): Promise<void> {
     if (this.busy !== 0 || this.closed) return;
-    await this.exclusive(() => this.check(true), true);
-  }
-
-  /**
-   * The engine's health as a check finds it. A periodic check of an idle engine that answered
-   * healthy at its last probe, less than idleProbeIntervalMs ago with no operation since, looks
-   * at its process only: a process gone is seen at once (and the engine asked, restarted as
-   * needed), a hung one at the next probe. An idle instance then costs neither its engine nor
-   * Coffer a round trip every interval. Answers whether the engine was asked.
-   */
-  private async observe(periodic: boolean): Promise<{ health: EngineHealth; asked: boolean }> {
-    const last = this.probed;
-    // the next probe may come up to a tick early rather than a whole interval late
-    const interval = this.options.heartbeatIntervalMs;
-    const spacing = Math.max(this.options.idleProbeIntervalMs ?? defaultIdleProbeIntervalMs, interval) - interval / 2;
-    if (
-      periodic &&
-      last !== undefined &&
-      last.health === 'healthy' &&
-      !last.touched &&
-      Date.now() - last.at < spacing &&
-      this.engine.idle?.() === true &&
-      (await this.engine.processId()) !== undefined
-    ) {
-      return { health: 'healthy', asked: false };
-    }
-    const at = Date.now();
-    const health = await this.engine.health();
-    this.probed = { at, health, touched: false };
-    return { health, asked: true };
-  }
-
-  /**
-   * Walking the volume costs a few ms per instance; on every heartbeat of a thousand instances
-   * that adds up, so the guard measures a volume well below its size once a minute (one near it
-   * on every check), and the usage rides along only every few minutes, with the first HEALTHY
-   * beat (views show what the conductor stored, so a new instance's usage should not wait
-   * minutes) and when the volume's state changes.
-   */
-  private async volumeCheck(status: GuestServiceStatus): Promise<VolumeCheck | undefined> {
-    // the volume is held while the engine serves; a stopped or failing one writes nothing
-    if (status !== 'HEALTHY') return undefined;
-    try {
-      return await this.volume.check();
-    } catch (err) {
-      // the status matters more than the usage: the beat goes without it
-      this.logger.warn({ err }, 'volume usage not measured or not enforced');
-      return undefined;
-    }
-  }
-
-  /**
-   * A healthy engine's beat says how full its volume is: BLOCKED with the fault's message once it
-   * is full (the message once, when it fills: the conductor keeps the fault), and HEALTHY with a
-   * warning (the same words each time, recorded once) near the size.
-   */
-  private volumeStatus(status: GuestServiceStatus, message: string | undefined, volume: VolumeCheck | undefined) {
-    if (volume?.reading.state === 'full') {
-      return { status: 'BLOCKED' as const, message: volume.changed ? volumeFullMessage(volume.reading) : undefined };
-    }
-    if (volume?.reading.state === 'nearly full' && message === undefined) return { status, message: volumeNearlyFullMessage };
-    return { status, message };
-  }
-
-  /**
-   * `periodic`: the host round's beat, which goes only when it says something new or its last
-   * twin is old (repeated-beats.ts). `measure`: a beat whose check just asked the engine over the
-   * kept connection may carry the engine's metrics (asked over that same connection: no login
-   * shows in the engine's logs between two checks)
-   */
-  private async heartbeat(reported: GuestServiceStatus, reportedMessage?: string, periodic = false, measure = periodic): Promise<void> {
-    // again every few minutes too: a cast that reached the bus may still be lost or arrive stale
-    const tlsDue = this.tls !== this.tlsReported || Date.now() - this.tlsReportedAt >= usageIntervalMs;
-    const tls = tlsDue ? this.tls : undefined;
-    try {
-      const volume = await this.volumeCheck(reported);
-      const { status, message } = this.volumeStatus(reported, reportedMessage, volume);
-      const usageDue = volume !== undefined && volume.measured && (volume.changed || Date.now() - this.usageReportedAt >= usageIntervalMs);
-      const usage = usageDue ? { volumeUsedBytes: volume.reading.usedBytes } : {};
-      const engineMetrics = measure && status === 'HEALTHY' ? await this.engineMetricsDue() : undefined;
-      const summary = { status, message, carriesNews: usage.volumeUsedBytes !== undefined || tls !== undefined || engineMetrics !== undefined };
-      if (periodic && !this.repeats.due(summary)) return;
-      const beat = {
-        instanceId: this.instanceId,
-        status,
-        ...(message === undefined ? {} : { message }),
-        ...usage,
-        ...(tls === undefined ? {} : { tls }),
-        ...(engineMetrics === undefined ? {} : { engineMetrics }),
-      };
-      const sent = () => {
-        this.repeats.sent(summary);
-        // a usage that never left is sent again with the next HEALTHY beat, not minutes later
-        if (usage.volumeUsedBytes !== undefined) this.usageReportedAt = Date.now();
-        if (engineMetrics !== undefined) this.metricsReportedAt = Date.now();
-        if (tls !== undefined) {
-          this.tlsReported = tls;
-          this.tlsReportedAt = Date.now();
-        }
-      };
-      const batch = this.options.heartbeatBatch;
-      if (periodic && batch !== undefined) {
-        // the check ends now (the host's round goes on with its others); the beat goes with its
-        // slice's, before any beat this guest sends after it
-        const going = batch.send(beat).then(sent, (err: unknown) => this.logger.warn({ err, status: reported }, 'heartbeat not sent'));
-        this.batched = going;
-        return;
+    await this.exclusive(async () => {
+      try {
+        await this.check(true);
+      } finally {
+        await this.trimLogsWhenDue();
       }
-      await this.batched;
-      await this.conductor.heartbeat(beat, { requestId: `req-${randomUUID()}`, instanceId: this.instanceId });
-      sent();
-    } catch (err) {
-      this.logger.warn({ err, status: reported }, 'heartbeat not sent');
-    }
+    }, true);
   }
 
-  /** The engine's metrics when a beat is due to carry them; a failed measurement waits for the next interval (one warning each). */
-  private async engineMetricsDue(): Promise<EngineMetrics | undefined> {
-    // due up to half a check early: an idle engine is asked once a minute, and a minute's metrics
-    // must not wait for the probe after
-    const interval = (this.options.engineMetricsIntervalMs ?? defaultEngineMetricsIntervalMs) - this.options.heartbeatIntervalMs / 2;
-    if (Date.now() - this.metricsReportedAt < interval) return undefined;
-    return this.engine.metrics().catch((err: unknown) => {
-      this.logger.warn({ err }, 'engine metrics not measured');
-      this.metricsReportedAt = Date.now();
-      return undefined;
-    });
+  /**
+   * The log files are held to their limit from the host's round, in the turn of a check: no timer
+   * of the guest's own, and (unlike an operation) no probe of an idle engine at the next check,
+   * since a trim does not touch the engine.
+   */
+  private async trimLogsWhenDue(): Promise<void> {
+    if (Date.now() - this.logsTrimmedAt < (this.options.logTrimIntervalMs ?? defaultLogTrimIntervalMs)) return;
+    this.logsTrimmedAt = Date.now();
+    await this.logs.trim().catch((err: unknown) => this.logger.warn({ err }, 'log files not checked against their limit'));
   }
 
   private async setDesired(state: DesiredState): Promise<void> {
@@ -609,100 +486,22 @@ class GuestAgent implements Guest {
     this.desired = state;
     await this.options.saveDesiredState(state);
   }
-
-  /**
-   * Installs a certificate from the host's CA when the instance has none, when it expires within
-   * the renewal window, when another CA signed it (the operator changed the CA), or when `force`d.
-   */
-  private async renewCertificate(force: boolean, log: Logger): Promise<void> {
-    const issuer = this.options.certificates;
-    const dir = this.options.instance.dir;
-    const installed = await readInstalledCertificate(dir);
-    const why = force
-      ? 'rotation asked for'
-      : installed === undefined
-        ? 'none installed'
-        : installed.caCertificate !== issuer.caCertificate
-          ? 'signed by another CA'
-          : Date.parse(installed.certificate.validTo) - Date.now() < issuer.renewBeforeMs
-            ? 'expires soon'
-            : undefined;
-    let current = installed;
-    if (why !== undefined) {
-      await this.engine.installTls(await issuer.issue());
-      current = await readInstalledCertificate(dir);
-      if (current === undefined) throw new CofferError('EngineError', 'The certificate just installed cannot be read back.');
-      log.info({ serial: current.certificate.serialNumber, expires: current.certificate.validTo, why }, 'certificate installed');
-    }
-    this.certificateCheckedAt = Date.now();
-    if (current === undefined) return;
-    const expiresAt = new Date(current.certificate.validTo).toISOString();
-    if (this.tls?.expiresAt !== expiresAt || this.tls.caCertificate !== current.caCertificate) {
-      this.tls = {
-        caCertificate: current.caCertificate,
-        expiresAt,
-        port: engineRegistry[this.options.engine.manager].tlsPort(this.options.instance.port),
-      };
-    }
+  /** an operation's beat, or (`periodic`) the host round's: see guest-heartbeats.ts */
+  private heartbeat(status: GuestServiceStatus, message?: string, periodic = false, measure = periodic): Promise<void> {
+    return this.beats.send(status, message, periodic, measure);
   }
 
   async rotateCertificate(): Promise<void> {
     await this.exclusive(async () => {
       this.requirePrepared();
-      await this.renewCertificate(true, this.logger);
+      await this.certificate.renew(true, this.logger);
     });
   }
 
-  /** `periodic`: the host round's check (its beats thin out, an idle engine is asked less often), not an operation's */
+  /** `periodic`: the host round's check (engine-supervision.ts) */
   private async check(periodic = false): Promise<void> {
     if (!this.prepared || this.closed) return;
-    const checkEvery = this.options.certificateCheckIntervalMs ?? certificateCheckIntervalMs;
-    if (Date.now() - this.certificateCheckedAt >= checkEvery) {
-      // an expiring certificate is renewed on the next check if this one fails; the engine's health comes first
-      await this.renewCertificate(false, this.logger).catch((err) => this.logger.error({ err }, 'certificate renewal failed'));
-    }
-    if (this.lease?.mustStop() === true) return this.fenceForLease(`primary lease ${this.lease.current}`);
-    const { health, asked } = await this.observe(periodic);
-    const adopting = this.adopting;
-    this.adopting = false;
-    // what a host that came back found, and what it will make of it (operators, and tests, read it)
-    if (adopting) this.logger.info({ health, desired: this.desired }, 'instance adopted');
-    if (health !== 'stopped' || this.desired === 'stopped') this.restartFailure = undefined;
-    if (this.desired === 'stopped' && health !== 'stopped') {
-      // Its owner stopped it (or an admin did): an engine found running anyway (a stop cut short
-      // by the host going down, a start from outside Coffer) is stopped again, so that a stopped
-      // instance holds no memory, whatever adoption finds.
-      this.logger.warn({ pid: await this.engine.processId() }, 'engine runs but should be stopped: stopping it');
-      await this.engine.stop();
-      return this.heartbeat('SHUTDOWN');
-    }
-    if (health === 'healthy') return this.heartbeat('HEALTHY', undefined, periodic, asked);
-    if (health === 'running') return this.heartbeat('RUNNING');
-    if (this.desired === 'stopped') return this.heartbeat('SHUTDOWN');
-    if (this.lease?.mayStart() === false) {
-      this.logger.warn('engine should run but its primary lease is not granted yet: it stays stopped');
-      return this.heartbeat('SHUTDOWN', 'The engine waits for the control plane to grant its primary lease.');
-    }
-    if (adopting) {
-      // found stopped when the host came up (e.g. after a reboot): a start, not a crash
-      this.logger.info('engine should run but does not: starting it');
-    } else if (this.restartFailure === undefined) {
-      this.logger.warn('engine should run but stopped: restarting it');
-      await this.heartbeat('CRASHED', 'The database process stopped unexpectedly; restarting it.');
-    }
-    try {
-      await this.engine.start();
-      this.restartFailure = undefined;
-      this.logger.info({ pid: await this.engine.processId() }, 'engine restarted');
-      await this.heartbeat('HEALTHY');
-    } catch (err) {
-      this.logger.error({ err }, 'engine restart failed');
-      // every message becomes a fault: a restart that keeps failing the same way reports it
-      // once (compared without the details, whose log lines carry timestamps)
-      const failure = err instanceof Error ? err.message : String(err);
-      await this.heartbeat('CRASHED', failure === this.restartFailure ? undefined : describe(err));
-      this.restartFailure = failure;
-    }
+    return this.supervision.check(periodic);
   }
 
   private async prepare(input: PrepareInput, log: Logger): Promise<void> {
@@ -716,7 +515,7 @@ class GuestAgent implements Guest {
     await this.heartbeat('BUILDING');
     try {
       // before the engine's configuration is rendered: it serves TLS from its first start
-      await this.renewCertificate(false, log);
+      await this.certificate.renew(false, log);
       const { restore, replicaOf, ...engineInput } = input;
       const report = (step: PrepareStep) => this.progress(step, preparePercent[step]);
       const timings =
@@ -740,7 +539,7 @@ class GuestAgent implements Guest {
       log.error({ err }, 'prepare failed');
       // nothing may keep running that nobody supervises
       await this.engine.stop().catch((stopErr) => log.error({ err: stopErr }, 'stop after failed prepare failed'));
-      await this.heartbeat('FAILED', describe(err));
+      await this.heartbeat('FAILED', faultMessage(err));
     }
   }
 
@@ -835,7 +634,7 @@ class GuestAgent implements Guest {
       this.requirePrepared();
       const result = await work().catch((err: unknown) => {
         // what the engine itself refused (a statement, a lost connection) is the engine's error, not Coffer's fault
-        throw isCofferError(err) ? err : new CofferError('EngineError', describe(err), { cause: err });
+        throw isCofferError(err) ? err : new CofferError('EngineError', faultMessage(err), { cause: err });
       });
       return (result ?? {}) as T extends void ? Record<string, never> : T;
     });
@@ -977,7 +776,7 @@ class GuestAgent implements Guest {
         },
         (err: unknown) => {
           log.error({ err }, 'data check failed');
-          check.state = { state: 'failed', message: describe(err).split('\n', 1)[0] ?? 'The data check failed.' };
+          check.state = { state: 'failed', message: faultMessage(err).split('\n', 1)[0] ?? 'The data check failed.' };
         },
       );
       this.dataCheck = check;
@@ -1050,7 +849,6 @@ class GuestAgent implements Guest {
     if (this.closed) return;
     this.closed = true;
     this.leaveRound?.();
-    clearInterval(this.logTrim);
     if (restarting) await this.lease?.holdForRestart();
     await this.lease?.close();
     await this.walShipper?.stop();

@@ -8,7 +8,7 @@ import type { conductorContract, HeartbeatInput, RpcClient } from '../bus/index.
 // all go as one `heartbeats` message, handled in one transaction.
 //
 // A guest's check does not wait for its beat to go; a beat the guest sends itself after it (a
-// restart's RESTARTING) waits for the batched one first (guest.ts `batched`), so a conductor that
+// restart's RESTARTING) waits for the batched one first (guest-heartbeats.ts `batched`), so a conductor that
 // orders beats by their sent time never takes the periodic one for the newer.
 
 export interface HeartbeatBatchOptions {

@@ -44,7 +44,7 @@ type LeaseAnswer = { lease: 'held'; ttlMs: number } | { lease: 'none' } | { leas
 
 export async function startBusGuest(
   options: Pick<GuestOptions, 'instance' | 'engine' | 'runner' | 'desiredState'> &
-    Partial<Pick<GuestOptions, 'certificates' | 'warm' | 'backups' | 'walShipIntervalMs' | 'leaseTimes' | 'checkRound' | 'idleProbeIntervalMs' | 'heartbeatIntervalMs'>> & {
+    Partial<Pick<GuestOptions, 'certificates' | 'warm' | 'backups' | 'walShipIntervalMs' | 'leaseTimes' | 'checkRound' | 'idleProbeIntervalMs' | 'heartbeatIntervalMs' | 'logTrimIntervalMs'>> & {
       /** what the conductor answers the guest's lease renewals (default: no lease needed); throwing: no answer */
       renewLease?: (request: { holdMs?: number | undefined }) => Promise<LeaseAnswer>;
       /** keep the guest's log records in `logs` */

@@ -50,12 +50,17 @@ describe('postgresql when idle', () => {
   let root: string;
   const drivers: EngineDriver[] = [];
 
-  async function prepared(name: string, runner: ProcessRunner, overrides: Record<string, string | boolean>): Promise<{ driver: EngineDriver; dir: string; endpoint: AdminEndpoint }> {
+  async function prepared(
+    name: string,
+    runner: ProcessRunner,
+    overrides: Record<string, string | boolean>,
+  ): Promise<{ driver: EngineDriver; dir: string; endpoint: AdminEndpoint; address: string }> {
     const dir = await instanceDir(join(root, name));
+    const address = randomAddress();
     const discovery = await engineRegistry.postgresql.discover([], runner);
     assert.ok(discovery.binaries[0] !== undefined, JSON.stringify(discovery.reports));
     const driver = engineRegistry.postgresql.create({
-      placement: { instanceId: name, dir, address: randomAddress(), port: 5432 },
+      placement: { instanceId: name, dir, address, port: 5432 },
       binary: discovery.binaries[0],
       runner,
       logger: silentLogger(),
@@ -71,7 +76,7 @@ describe('postgresql when idle', () => {
       access: null,
       overrides,
     });
-    return { driver, dir, endpoint: { socketDir: join(dir, 'data'), port: 5432, password: adminPassword } };
+    return { driver, dir, endpoint: { socketDir: join(dir, 'data'), port: 5432, password: adminPassword }, address };
   }
 
   before(async () => {
@@ -81,6 +86,29 @@ describe('postgresql when idle', () => {
   after(async () => {
     for (const driver of drivers) await driver.stop().catch(() => undefined);
     await cleanUp(root);
+  });
+
+  it("tells the guest whether others use the server (its checks of an idle one are spaced out)", async () => {
+    const { driver, address } = await prepared('activity', await localRunner(), { autovacuum: false });
+    const checkedIdle = async () => {
+      assert.equal(await driver.health(), 'healthy');
+      return driver.idle?.() === true;
+    };
+    // the kept session's own opening reaches the statistics a moment later: idle within a few checks
+    await until('idle with nobody connected', checkedIdle, 30_000);
+    const tenant = new Client({ host: address, port: 5432, user: 'tenant', password: 'tenant-Pass-1', database: 'app' });
+    await tenant.connect();
+    try {
+      await tenant.query('SELECT 1');
+      assert.equal(await checkedIdle(), false, 'a session opened and used since the last check');
+      // a session left open and unused (a pool's) does not keep the server in use
+      await until('idle with a quiet session open', checkedIdle, 30_000);
+      await tenant.query('SELECT 1');
+      assert.equal(await checkedIdle(), false, 'a statement since the last check');
+    } finally {
+      await tenant.end();
+    }
+    await until('idle once the session is gone', checkedIdle, 30_000);
   });
 
   it('runs autovacuum in the databases sessions use, and never in template1', async () => {

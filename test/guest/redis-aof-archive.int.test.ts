@@ -9,7 +9,7 @@ import { silentLogger } from '../../src/common/index.js';
 import { engineRegistry, type EngineDriver } from '../../src/guest/index.js';
 import { RedisAofArchive } from '../../src/guest/engines/redis/aof-archive.js';
 import { chunkName, parseChunkName } from '../../src/guest/engines/redis/aof-files.js';
-import { withAdminClient, type AdminEndpoint } from '../../src/guest/engines/redis/admin.js';
+import { infoFields, withAdminClient, type AdminEndpoint } from '../../src/guest/engines/redis/admin.js';
 import { rewriteAof } from '../../src/guest/engines/redis/backup.js';
 import { killServerProcesses } from '../../src/guest/engines/redis/server-process.js';
 import { connectRedis } from '../support/redis-client.js';
@@ -189,6 +189,39 @@ describe('redis AOF archive', () => {
     assert.deepEqual(await guestArchive.pending(), []);
     assert.equal(programsRun, again);
     // the tests below drive the test's own archive, which must read the state the guest's left
+    archive = new RedisAofArchive(archiveHost, { shipAfterMs: 0 });
+  });
+
+  it('asks Redis nothing in idle rounds: the AOF directory tells that nothing changed', async () => {
+    let asked = 0;
+    const counted = new RedisAofArchive(
+      {
+        ...archiveHost,
+        persistence: async () => {
+          asked += 1;
+          return withAdminClient(await admin(), async (client) => infoFields(String(await client.call('INFO', ['server', 'persistence']))));
+        },
+      },
+      { shipAfterMs: 0 },
+    );
+    for (const name of await counted.pending()) await counted.remove(name);
+    assert.deepEqual(await counted.pending(), []);
+    const quietPrograms = programsRun;
+    for (let round = 0; round < 5; round += 1) assert.deepEqual(await counted.pending(), []);
+    assert.equal(asked, 0, 'an idle round asks Redis nothing');
+    assert.equal(programsRun, quietPrograms, 'an idle round runs no program');
+    // a write, and a rewrite, are still found at the next round
+    await set('dir-quiet-1');
+    const [written] = await counted.pending();
+    assert.match((await buffer(counted.read(written!, new AbortController().signal))).toString('latin1'), /dir-quiet-1/);
+    await counted.remove(written!);
+    assert.deepEqual(await counted.pending(), []);
+    await withAdminClient(await admin(), (client) => rewriteAof(client, new AbortController().signal, Date.now() + 60_000));
+    const afterRewrite = programsRun;
+    await counted.pending();
+    assert.ok(programsRun > afterRewrite, 'a round after a rewrite reads the files');
+    for (const name of await counted.pending()) await counted.remove(name);
+    assert.equal(asked, 0);
     archive = new RedisAofArchive(archiveHost, { shipAfterMs: 0 });
   });
 

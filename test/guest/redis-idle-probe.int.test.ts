@@ -1,7 +1,7 @@
 // test-lane: parallel (engines as coffer-test-db on random loopback addresses, its own directories)
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
-import { chmod, mkdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { engineRegistry, type RoundOfChecks } from '../../src/guest/index.js';
@@ -61,6 +61,8 @@ describe('redis guest: checks of an idle engine', () => {
       heartbeatIntervalMs: 10_000,
       // never reached here: between two probes of an idle engine only its process is looked at
       idleProbeIntervalMs: 3_600_000,
+      // every check also holds the logs to their limit
+      logTrimIntervalMs: 1,
     });
     await bus.rpc.prepare({
       memoryMb: 256,
@@ -102,6 +104,19 @@ describe('redis guest: checks of an idle engine', () => {
     assert.equal(used.hz, '10', 'the tenant was seen: the timer is back to its rate');
     await check();
     assert.equal((await serverInfo()).pings - before, 2, 'one PING a check while the engine is in use');
+  });
+
+  it("holds the engine's log to its limit in the round's checks, without asking an idle engine for it", async () => {
+    await check();
+    await check();
+    const idle = await serverInfo();
+    assert.equal(idle.hz, '1');
+    // past the 50 MB limit (sparse: nothing written)
+    const log = join(dir, 'redis.log');
+    await truncate(log, 60 * 1024 * 1024);
+    for (let i = 0; i < 3; i++) await check();
+    assert.ok((await stat(log)).size < 1024 * 1024, 'the log was truncated by a check');
+    assert.equal((await serverInfo()).pings, idle.pings, 'a trim is no operation on the engine: an idle one is not asked after it');
   });
 
   it('sees a dead engine at the next check, idle or not, and starts it again', async () => {

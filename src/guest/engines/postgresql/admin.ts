@@ -1,4 +1,5 @@
 import { Client, escapeIdentifier, escapeLiteral } from 'pg';
+import { activityQuery, parseActivity, type ServerActivity } from './idle-activity.js';
 import type { PrepareInput } from '../../../bus/index.js';
 import { CofferError } from '../../../common/index.js';
 import type { KeptProbeOps } from '../kept-probe.js';
@@ -245,11 +246,13 @@ export async function rotateAdminPassword(current: AdminEndpoint, password: stri
 const closeGraceMs = 1_000;
 
 /**
- * The health check's session, kept between checks (kept-probe.ts): `SELECT 1` as the
- * administrative role. A configuration group's idle_session_timeout (PostgreSQL 14 and later)
- * would end it between checks, so the session turns it off for itself where the server has it.
+ * The health check's session, kept between checks (kept-probe.ts): one query as the
+ * administrative role, which also reads whether others use the server (idle-activity.ts), handed
+ * to `observe` (undefined when the check failed). A configuration group's idle_session_timeout
+ * (PostgreSQL 14 and later) would end it between checks, so the session turns it off for itself
+ * where the server has it.
  */
-export function healthProbeOps(endpoint: () => Promise<AdminEndpoint>): KeptProbeOps<Client> {
+export function healthProbeOps(endpoint: () => Promise<AdminEndpoint>, observe: (activity: ServerActivity | undefined) => void = () => {}): KeptProbeOps<Client> {
   return {
     open: async (timeoutMs) => {
       const client = await openAdminClient(await endpoint(), 'postgres', timeoutMs);
@@ -263,7 +266,15 @@ export function healthProbeOps(endpoint: () => Promise<AdminEndpoint>): KeptProb
       }
       return client;
     },
-    ask: async (client) => (await client.query('SELECT 1')).rowCount === 1,
+    ask: async (client) => {
+      const result = await client.query<Parameters<typeof parseActivity>[0]>(activityQuery).catch((err: unknown) => {
+        observe(undefined);
+        throw err;
+      });
+      const row = result.rows[0];
+      observe(row === undefined ? undefined : parseActivity(row));
+      return row !== undefined;
+    },
     close: (client) => {
       const stream = (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream;
       const cut = setTimeout(() => stream.destroy(), closeGraceMs);

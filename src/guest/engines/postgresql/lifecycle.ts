@@ -43,6 +43,7 @@ import { currentEngineSpec, readEngineSpec, writeEngineSpec, type EngineSpec, ty
 import { checkTlsRequirement, installedTlsFiles, saveTlsRequired, writeTlsFiles, type TlsFiles } from '../tls-files.js';
 import { SupervisedServer, type ServerControl } from '../supervised-server.js';
 import { KeptProbe } from '../kept-probe.js';
+import { IdleActivity } from './idle-activity.js';
 import { ServerWatch } from '../process-watch.js';
 import { postgresqlMetrics } from './metrics.js';
 import { killDataDirProcesses, runningPostmaster, stopPostmaster, waitUntilReady } from './postmaster.js';
@@ -143,6 +144,8 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
   /** what the postmaster being spawned reads: saved as the last good configuration once it is ready */
   private spawnedWith: string | undefined;
   private readonly probe: KeptProbe<Client>;
+  /** whether others used the server between the last two health checks */
+  private readonly activity = new IdleActivity();
   private readonly postmaster: ServerWatch;
 
   constructor(private readonly context: EngineContext) {
@@ -150,7 +153,7 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
     this.runner = context.runner;
     this.logger = context.logger;
     this.server = new SupervisedServer(this.serverControl(), this.logger);
-    this.probe = new KeptProbe(healthProbeOps(() => this.endpoint()), probeTimeoutMs);
+    this.probe = new KeptProbe(healthProbeOps(() => this.endpoint(), (activity) => this.activity.observe(activity)), probeTimeoutMs);
     this.postmaster = new ServerWatch(() => runningPostmaster(this.paths.dataDir));
   }
 
@@ -664,6 +667,11 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
       return 'stopped';
     }
     return (await this.probe.answers()) ? 'healthy' : 'running';
+  }
+
+  /** nobody but the guest used the server between the last two health checks (idle-activity.ts) */
+  idle(): boolean {
+    return this.activity.idle === true;
   }
 
   metrics(): Promise<EngineMetrics | undefined> {

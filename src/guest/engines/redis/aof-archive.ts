@@ -1,3 +1,4 @@
+import { lstatSync, readdirSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -68,6 +69,58 @@ function aofFingerprint(fields: Map<string, string> | undefined): string | undef
   return parts.some((part) => part === undefined || part === '') ? undefined : parts.join(' ');
 }
 
+/**
+ * What the AOF directory says of itself, read in place (no program, no round trip to Redis): each
+ * entry's name, inode, size and times, and the directory's own. A write grows the current file, a
+ * rewrite opens a new one and renames a new manifest over the old, a restart that replays a torn
+ * tail truncates the file: each changes it. The names are listed again only when something
+ * changed. Undefined where the directory cannot be read here (its owner's alone): Redis is asked
+ * instead.
+ */
+class DirectoryFingerprint {
+  /** the names last listed, and the fingerprint read with them */
+  private listed: { names: string[]; fingerprint: string } | undefined;
+
+  constructor(private readonly dir: string) {}
+
+  read(): string | undefined {
+    try {
+      // a directory's times are coarse (a change in the same tick as the listing keeps them): the
+      // kept names are trusted only while nothing at all changed (none gone either), else listed again
+      const again = this.kept();
+      if (again !== undefined) return again;
+      const names = readdirSync(this.dir).sort();
+      const fingerprint = this.with(names);
+      this.listed = { names, fingerprint };
+      return fingerprint;
+    } catch {
+      this.listed = undefined;
+      return undefined;
+    }
+  }
+
+  private kept(): string | undefined {
+    if (this.listed === undefined) return undefined;
+    try {
+      const fingerprint = this.with(this.listed.names);
+      return fingerprint === this.listed.fingerprint ? fingerprint : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private with(names: string[]): string {
+    const top = lstatSync(this.dir, { bigint: true });
+    if (!top.isDirectory()) throw new Error('not a directory');
+    const parts = [`${top.ino}:${top.mtimeNs}:${top.ctimeNs}`];
+    for (const name of names) {
+      const entry = lstatSync(join(this.dir, name), { bigint: true });
+      parts.push(`${name}:${entry.ino}:${entry.size}:${entry.mtimeNs}:${entry.ctimeNs}`);
+    }
+    return parts.join(' ');
+  }
+}
+
 interface PlannedChunk extends ChunkPosition {
   /** the file the chunk is read from */
   file: string;
@@ -84,20 +137,23 @@ export class RedisAofArchive implements WalArchive {
   private waiting: { seq: number; offset: number; since: number } | undefined;
   private state: ArchiveState | undefined;
   /**
-   * The AOF's fingerprint when a round last found nothing to ship and nothing waiting: while
-   * Redis reports the same, the files are as they were and a round reads none of them (each
-   * read runs a program as the engine's user, which cost an idle host of a thousand instances
-   * most of its CPU).
+   * The AOF's fingerprint when a round last found nothing to ship and nothing waiting: while it
+   * is the same, the files are as they were and a round reads none of them (each read runs a
+   * program as the engine's user, which cost an idle host of a thousand instances most of its
+   * CPU). The directory's own (directoryFingerprint) where it can be read, so that an idle
+   * round asks Redis nothing either; else what Redis reports of its AOF.
    */
   private quietAt: string | undefined;
 
   private readonly shipAfterMs: number;
+  private readonly directory: DirectoryFingerprint;
 
   constructor(
     private readonly host: AofArchiveHost,
     options: { shipAfterMs?: number } = {},
   ) {
     this.shipAfterMs = options.shipAfterMs ?? shipAfterMs;
+    this.directory = new DirectoryFingerprint(join(host.dataDir, aofDirName));
   }
 
   private get aofDir(): string {
@@ -108,7 +164,7 @@ export class RedisAofArchive implements WalArchive {
     this.planned.clear();
     if (!(await this.host.running())) return [];
     // read before the files: a write that lands after it changes the next round's fingerprint
-    const fingerprint = aofFingerprint(await this.host.persistence?.());
+    const fingerprint = this.directory.read() ?? aofFingerprint(await this.host.persistence?.());
     if (fingerprint !== undefined && fingerprint === this.quietAt) return [];
     this.quietAt = undefined;
     const { names, settled } = await this.plan();
