@@ -397,9 +397,14 @@ async function runCoffer(): Promise<CofferRun> {
   const pid = serve.child.pid!;
   const session = await login(`http://127.0.0.1:${port}`, 'admin', adminPassword, 'admin');
   api.session = session;
-  // as provision measures a create: once the warm pool is full (its size is 2 a kind by default)
-  const deadline = Date.now() + 120_000;
-  while (warmEntries(dataDir.path) < 2 && Date.now() < deadline) await sleep(200);
+  // once the warm pool is full (its size comes from the host: 8 a kind here), so that its filling
+  // is not read as Coffer's idle cost: no entry added for 10 s
+  const deadline = Date.now() + 300_000;
+  for (let seen = -1, since = Date.now(); Date.now() < deadline; await sleep(500)) {
+    const now = warmEntries(dataDir.path);
+    if (now !== seen) [seen, since] = [now, Date.now()];
+    else if (now > 0 && Date.now() - since >= 10_000) break;
+  }
   await sleep(Math.min(settleSeconds, 15) * 1000);
   const baselineIdle = await idleWindow(pid, true, Math.min(seconds, 30));
   const baseline = baselineIdle.end;
