@@ -35,6 +35,7 @@ import {
 } from '../guest/index.js';
 import { HostPortAllocator, LoopbackAllocator, type AddressAllocator, type PortNeeds } from './address-allocator.js';
 import { CertificateAuthority, type CaFiles } from './certificate-authority.js';
+import { instanceCertificates } from './instance-certificates.js';
 import type { ComputeDriver, PlacedInstance } from './compute-driver.js';
 import { isSafeInstanceId, type InstanceRecord } from './instance-record.js';
 import { KeyedLock } from './keyed-lock.js';
@@ -46,8 +47,6 @@ import { CreatesInFlight } from './creates-in-flight.js';
 // Reported with every heartbeat, so callers check before they send. The guests run in this
 // process from the same build, so they serve what it was built with.
 const servedContracts = { [agentContract.name]: agentContract.version, [guestContract.name]: guestContract.version };
-/** how long after its create a guest's first certificate may still be the one signed then (a prepare resent late) */
-const firstCertificateUseMs = 3_600_000;
 
 export interface AgentOptions {
   /** agent host name, e.g. os.hostname() or 'local' */
@@ -424,21 +423,7 @@ class LocalAgent implements Agent {
   }
 
   private certificatesFor(address: string, first?: Promise<TlsMaterial>): CertificateIssuer {
-    const validityDays = this.options.certificateValidityDays ?? 90;
-    const ca = this.ca;
-    // only the first issue takes it, and only soon: a guest that had a certificate already
-    // renews months later, and then with one signed then
-    let early = first;
-    const earlyUntil = Date.now() + firstCertificateUseMs;
-    return {
-      caCertificate: ca.certificate,
-      issue: () => {
-        const taken = Date.now() < earlyUntil ? early : undefined;
-        early = undefined;
-        return taken ?? ca.issue({ address, validityDays });
-      },
-      renewBeforeMs: (validityDays * 86_400_000) / 3,
-    };
+    return instanceCertificates({ ca: this.ca, address, validityDays: this.options.certificateValidityDays ?? 90, ...(first === undefined ? {} : { first }) });
   }
 
   /** A driver for stopping the engine of an instance this agent does not host. */
