@@ -401,14 +401,16 @@ describe('MySQL point in time: a backup where the host archives the log', () => 
         },
       ]);
       assert.match(password, /^[A-Za-z0-9_-]{32}$/);
-      assert.equal(statements[0], "DROP USER IF EXISTS 'os_backup'@'localhost'");
-      assert.match(statements[1]!, /^CREATE USER 'os_backup'@'localhost' IDENTIFIED WITH caching_sha2_password AS '\$A\$005\$.{63}'$/);
+      // the account is this server's alone: kept out of the binary log (a replica's own GTID would stop its replication)
+      assert.equal(statements[0], 'SET SESSION sql_log_bin = 0');
+      assert.equal(statements[1], "DROP USER IF EXISTS 'os_backup'@'localhost'");
+      assert.match(statements[2]!, /^CREATE USER 'os_backup'@'localhost' IDENTIFIED WITH caching_sha2_password AS '\$A\$005\$.{63}'$/);
       // BACKUP_ADMIN and performance_schema.log_status: where XtraBackup 8 reads the binary log position
-      assert.deepEqual(statements.slice(2, 4), [
+      assert.deepEqual(statements.slice(3, 5), [
         "GRANT RELOAD, PROCESS, LOCK TABLES, REPLICATION CLIENT, BACKUP_ADMIN ON *.* TO 'os_backup'@'localhost'",
         "GRANT SELECT ON performance_schema.log_status TO 'os_backup'@'localhost'",
       ]);
-      assert.equal(statements[4], "DROP USER IF EXISTS 'os_backup'@'localhost'", 'the account goes when the backup ends');
+      assert.deepEqual(statements.slice(5, 7), ['SET SESSION sql_log_bin = 0', "DROP USER IF EXISTS 'os_backup'@'localhost'"], 'the account goes when the backup ends');
     } finally {
       await rm(root, { recursive: true, force: true });
     }
