@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -14,8 +14,9 @@ test('serve needs no configuration at all', () => {
   assert.ok(Object.isFrozen(config));
 });
 
-test('flags beat the environment, which beats the config file', async () => {
+test('flags beat the environment, which beats the config file', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'coffer-config-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'coffer.json');
   await writeFile(file, JSON.stringify({ port: 9000, host: '127.0.0.2', logLevel: 'debug' }));
   const config = loadConfig(serveConfigSchema, { config: file, port: '9100' }, { COFFER_HOST: '127.0.0.3' });
@@ -43,15 +44,16 @@ test('bad values are refused with the name of the setting', () => {
   assert.throws(() => loadConfig(workerConfigSchema, { databaseUrl: 'oracle://x', busUrl: 'amqp://x' }, {}), /state database URL/);
 });
 
-test('a secret can come from a file named by <NAME>_FILE', async () => {
+test('a secret can come from a file named by <NAME>_FILE', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'coffer-config-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
   const secret = join(dir, 'password');
   await writeFile(secret, 'From-a-file-123\n');
   const config = loadConfig(serveConfigSchema, {}, { COFFER_ADMIN_PASSWORD_FILE: secret });
   assert.equal(config.adminPassword, 'From-a-file-123');
 });
 
-test("quota defaults and the rate limit: Trove's values, from flags, environment or file; -1 and 0 allowed, less refused", async () => {
+test("quota defaults and the rate limit: Trove's values, from flags, environment or file; -1 and 0 allowed, less refused", async (t) => {
   const api = { databaseUrl: 'mysql://root@127.0.0.1/c', busUrl: 'amqp://x', busKeyFile: '/k' };
   const defaults = loadConfig(apiConfigSchema, api, {});
   assert.deepEqual(
@@ -59,6 +61,7 @@ test("quota defaults and the rate limit: Trove's values, from flags, environment
     [10, -1, 40, 50, 200],
   );
   const dir = await mkdtemp(join(tmpdir(), 'coffer-config-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'coffer.json');
   await writeFile(file, JSON.stringify({ maxBackupsPerTenant: 5, rateLimit: 1000 }));
   const set = loadConfig(
@@ -107,8 +110,9 @@ test('a Keystone URL needs the service user and its password, and says which is 
   );
 });
 
-test('Keystone settings: defaults as keystonemiddleware\'s, the password from a file, yes/no from the environment', async () => {
+test('Keystone settings: defaults as keystonemiddleware\'s, the password from a file, yes/no from the environment', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'coffer-config-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
   const passwordFile = join(dir, 'keystone-password');
   await writeFile(passwordFile, 'from-the-file\n', { mode: 0o600 });
   const config = loadConfig(
@@ -153,12 +157,13 @@ test("the CA (serve, agent) and the API's HTTPS files (serve, api) come from fla
   assert.deepEqual([serve.caCertFile, serve.tlsCertFile], [undefined, undefined], 'none by default');
 });
 
-test("Trove's usage notifications: off without a URL, the URL from a file, an amqp URL only, RegionOne unless given", async () => {
+test("Trove's usage notifications: off without a URL, the URL from a file, an amqp URL only, RegionOne unless given", async (t) => {
   const worker = { databaseUrl: 'sqlite::memory:', busUrl: 'amqp://x', busKeyFile: '/k' };
   const off = loadConfig(workerConfigSchema, worker, {});
   assert.equal(off.notificationUrl, undefined);
   assert.equal(off.notificationRegion, 'RegionOne');
   const dir = await mkdtemp(join(tmpdir(), 'coffer-config-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
   const urlFile = join(dir, 'notification-url');
   await writeFile(urlFile, 'amqp://billing:s3cret@broker.example/billing\n');
   const fromFile = loadConfig(serveConfigSchema, {}, { COFFER_NOTIFICATION_URL_FILE: urlFile, COFFER_NOTIFICATION_REGION: 'north' });
@@ -167,7 +172,7 @@ test("Trove's usage notifications: off without a URL, the URL from a file, an am
   assert.throws(() => loadConfig(workerConfigSchema, { ...worker, notificationUrl: 'http://broker.example' }, {}), /notificationUrl: the notification URL must be an amqp/);
 });
 
-test('--metrics-address: none by default on every role; host:port from the flag, the environment or the file; anything else refused', async () => {
+test('--metrics-address: none by default on every role; host:port from the flag, the environment or the file; anything else refused', async (t) => {
   const needs = { databaseUrl: 'sqlite::memory:', busUrl: 'amqp://u:p@127.0.0.1/v', busKeyFile: '/k' };
   assert.equal(loadConfig(serveConfigSchema, {}, {}).metricsAddress, undefined);
   assert.equal(loadConfig(apiConfigSchema, needs, {}).metricsAddress, undefined);
@@ -176,6 +181,7 @@ test('--metrics-address: none by default on every role; host:port from the flag,
   assert.equal(loadConfig(workerConfigSchema, { ...needs, metricsAddress: '127.0.0.1:9180' }, {}).metricsAddress, '127.0.0.1:9180');
   assert.equal(loadConfig(agentConfigSchema, needs, { COFFER_METRICS_ADDRESS: '[::1]:9181' }).metricsAddress, '[::1]:9181');
   const dir = await mkdtemp(join(tmpdir(), 'coffer-config-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
   const file = join(dir, 'coffer.json');
   await writeFile(file, JSON.stringify({ metricsAddress: '0.0.0.0:9182' }));
   assert.equal(loadConfig(serveConfigSchema, { config: file }, {}).metricsAddress, '0.0.0.0:9182');
