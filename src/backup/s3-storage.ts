@@ -128,7 +128,9 @@ export class S3Storage implements BackupStorage {
     const metadata = { ...options.metadata };
     checkMetadata(metadata);
     const { signal, onProgress } = options;
-    const send = signal === undefined ? {} : { abortSignal: signal };
+    // The signal stops the put between requests, not inside one: a request that stores something,
+    // cut off on this side, may still be stored by the server after the clean-up below ran (a part
+    // after its upload was aborted), and nothing would remove it then.
     const what = `store backup object ${name}`;
     // the storage's failures become storage errors; the body's own failure stays what it is
     const call = <T>(request: Promise<T>): Promise<T> =>
@@ -147,10 +149,7 @@ export class S3Storage implements BackupStorage {
         const md5 = createHash('md5').update(segment.data).digest('base64');
         if (segment.index === 0 && segment.last) {
           const stored = await call(
-            this.client.send(
-              new PutObjectCommand({ Bucket: container, Key: name, Body: segment.data, ContentLength: segment.data.length, ContentMD5: md5, Metadata: objectMetadata }),
-              send,
-            ),
+            this.client.send(new PutObjectCommand({ Bucket: container, Key: name, Body: segment.data, ContentLength: segment.data.length, ContentMD5: md5, Metadata: objectMetadata })),
           );
           etag = stored.ETag;
           onProgress?.(size);
@@ -159,23 +158,25 @@ export class S3Storage implements BackupStorage {
         if (segment.index >= maxParts) {
           throw new CofferError('BadRequest', `Backup object ${name} needs more than ${maxParts} S3 parts of ${this.partBytes} bytes: configure a larger partBytes.`);
         }
-        uploadId ??= (await call(this.client.send(new CreateMultipartUploadCommand({ Bucket: container, Key: name, Metadata: objectMetadata }), send))).UploadId;
-        const part = await call(this.client.send(
-          new UploadPartCommand({
-            Bucket: container,
-            Key: name,
-            UploadId: uploadId,
-            PartNumber: segment.index + 1,
-            Body: segment.data,
-            ContentLength: segment.data.length,
-            ContentMD5: md5,
-          }),
-          send,
-        ));
+        uploadId ??= (await call(this.client.send(new CreateMultipartUploadCommand({ Bucket: container, Key: name, Metadata: objectMetadata })))).UploadId;
+        const part = await call(
+          this.client.send(
+            new UploadPartCommand({
+              Bucket: container,
+              Key: name,
+              UploadId: uploadId,
+              PartNumber: segment.index + 1,
+              Body: segment.data,
+              ContentLength: segment.data.length,
+              ContentMD5: md5,
+            }),
+          ),
+        );
         onProgress?.(size);
         const completed: CompletedPart = { PartNumber: segment.index + 1, ETag: part.ETag };
         return completed;
       });
+      signal?.throwIfAborted();
       if (uploadId !== undefined) {
         const completed = await call(
           this.client.send(
@@ -185,18 +186,15 @@ export class S3Storage implements BackupStorage {
               UploadId: uploadId,
               MultipartUpload: { Parts: parts.filter((part): part is CompletedPart => part !== undefined) },
             }),
-            send,
           ),
         );
         uploadId = undefined;
         etag = completed.ETag;
       }
+      signal?.throwIfAborted();
       const record: ObjectRecord = { size, sha256: sha256.digest('hex'), etag: unquote(etag), metadata };
       await call(
-        this.client.send(
-          new PutObjectCommand({ Bucket: container, Key: recordKey(name), Body: JSON.stringify(record), ContentType: 'application/json' }),
-          send,
-        ),
+        this.client.send(new PutObjectCommand({ Bucket: container, Key: recordKey(name), Body: JSON.stringify(record), ContentType: 'application/json' })),
       );
       return { name, size, sha256: record.sha256, metadata };
     } catch (err) {
