@@ -1,6 +1,6 @@
 // test-lane: parallel (engines as coffer-test-db on random loopback addresses, its own directories)
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../src/common/index.js';
 import { engineRegistry, type EngineDriver } from '../../src/guest/index.js';
 import { RedisAofArchive } from '../../src/guest/engines/redis/aof-archive.js';
-import { chunkName, parseChunkName } from '../../src/guest/engines/redis/aof-files.js';
+import { aofDirName, chunkName, parseChunkName } from '../../src/guest/engines/redis/aof-files.js';
 import { infoFields, withAdminClient, type AdminEndpoint } from '../../src/guest/engines/redis/admin.js';
 import { rewriteAof } from '../../src/guest/engines/redis/backup.js';
 import { killServerProcesses } from '../../src/guest/engines/redis/server-process.js';
@@ -223,6 +223,31 @@ describe('redis AOF archive', () => {
     for (const name of await counted.pending()) await counted.remove(name);
     assert.equal(asked, 0);
     archive = new RedisAofArchive(archiveHost, { shipAfterMs: 0 });
+  });
+
+  it('asks Redis instead of reading a directory its engine user filled past what Redis keeps there', async () => {
+    let asked = 0;
+    const counted = new RedisAofArchive(
+      {
+        ...archiveHost,
+        persistence: async () => {
+          asked += 1;
+          return withAdminClient(await admin(), async (client) => infoFields(String(await client.call('INFO', ['server', 'persistence']))));
+        },
+      },
+      { shipAfterMs: 0 },
+    );
+    const dir = join(archiveHost.dataDir, aofDirName);
+    const filler = Array.from({ length: 300 }, (_, n) => join(dir, `filler-${n}`));
+    await Promise.all(filler.map((file) => writeFile(file, '')));
+    try {
+      for (const name of await counted.pending()) await counted.remove(name);
+      const before = asked;
+      for (let round = 0; round < 3; round += 1) assert.deepEqual(await counted.pending(), []);
+      assert.equal(asked, before + 3, 'each idle round asks Redis');
+    } finally {
+      await Promise.all(filler.map((file) => rm(file, { force: true })));
+    }
   });
 
   it('ships a closed file to its end, then lets Redis remove the files a rewrite replaced', async () => {

@@ -1,4 +1,4 @@
-import { lstatSync, readdirSync } from 'node:fs';
+import { lstatSync, opendirSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -70,12 +70,34 @@ function aofFingerprint(fields: Map<string, string> | undefined): string | undef
 }
 
 /**
+ * The most entries a round reads of the AOF directory in place: Redis keeps a manifest, a base
+ * and a few incremental files there. The directory is the engine user's, who could fill it; the
+ * reads run on the agent's thread, so past this many Redis is asked instead.
+ */
+const directoryEntriesRead = 256;
+
+/** The directory's names, sorted; throws when it holds more than `most`, without reading the rest. */
+function listAtMost(dir: string, most: number): string[] {
+  const handle = opendirSync(dir);
+  try {
+    const names: string[] = [];
+    for (let entry = handle.readSync(); entry !== null; entry = handle.readSync()) {
+      if (names.length === most) throw new Error(`more than ${most} entries`);
+      names.push(entry.name);
+    }
+    return names.sort();
+  } finally {
+    handle.closeSync();
+  }
+}
+
+/**
  * What the AOF directory says of itself, read in place (no program, no round trip to Redis): each
  * entry's name, inode, size and times, and the directory's own. A write grows the current file, a
  * rewrite opens a new one and renames a new manifest over the old, a restart that replays a torn
  * tail truncates the file: each changes it. The names are listed again only when something
- * changed. Undefined where the directory cannot be read here (its owner's alone): Redis is asked
- * instead.
+ * changed. Undefined where the directory cannot be read here (its owner's alone) or holds more
+ * than directoryEntriesRead entries: Redis is asked instead.
  */
 class DirectoryFingerprint {
   /** the names last listed, and the fingerprint read with them */
@@ -89,7 +111,7 @@ class DirectoryFingerprint {
       // kept names are trusted only while nothing at all changed (none gone either), else listed again
       const again = this.kept();
       if (again !== undefined) return again;
-      const names = readdirSync(this.dir).sort();
+      const names = listAtMost(this.dir, directoryEntriesRead);
       const fingerprint = this.with(names);
       this.listed = { names, fingerprint };
       return fingerprint;
