@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { LocalProcessRunner } from '../../src/agent/index.js';
 import { CofferError } from '../../src/common/index.js';
 import { until } from '../support/wait.js';
@@ -23,18 +23,27 @@ function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err
 
 const wallFault = () => new CofferError('Internal', 'The network wall around the instance\'s engine could not be put up, so the engine was not started.');
 
+/** A temporary directory, a wall being raised, and a runner behind it. */
+async function behindWall(t: TestContext) {
+  const dir = await mkdtemp(join(tmpdir(), 'coffer-runner-wall-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const wall = deferred();
+  return { dir, wall, runner: new LocalProcessRunner(undefined, wall.promise), marker: join(dir, 'ran') };
+}
+
+/** The same program, started after the others by a runner without a wall, has run and written its file: the walled ones had time to. */
+async function unwalledRunFinished(marker: string): Promise<void> {
+  await new LocalProcessRunner(undefined).run('sh', ['-c', `echo yes > ${marker}.unwalled`], { timeoutMs: 10_000 });
+  assert.equal(await readFile(`${marker}.unwalled`, 'utf8'), 'yes\n');
+}
+
 describe('LocalProcessRunner behind a wall being raised', () => {
   it('starts no program until the wall is up, then runs it', async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'coffer-runner-wall-'));
-    t.after(() => rm(dir, { recursive: true, force: true }));
-    const wall = deferred();
-    const runner = new LocalProcessRunner(undefined, wall.promise);
-    const marker = join(dir, 'ran');
+    const { dir, wall, runner, marker } = await behindWall(t);
     const running = runner.run('sh', ['-c', `echo yes > ${marker}`], { timeoutMs: 10_000 });
     const detached = runner.spawnDetached('sh', ['-c', `echo yes > ${marker}.detached`], { logFile: join(dir, 'log'), cwd: dir });
     assert.throws(() => runner.stream('true', [], { timeoutMs: 10_000 }), /network wall is not up yet/);
-    // a program started at once would have written its file by now
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await unwalledRunFinished(marker);
     await assert.rejects(readFile(marker), { code: 'ENOENT' });
     await assert.rejects(readFile(`${marker}.detached`), { code: 'ENOENT' });
     wall.resolve();
@@ -49,17 +58,13 @@ describe('LocalProcessRunner behind a wall being raised', () => {
   });
 
   it('starts nothing, ever, when the wall cannot be put up: every start fails with why', async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'coffer-runner-wall-'));
-    t.after(() => rm(dir, { recursive: true, force: true }));
-    const wall = deferred();
-    const runner = new LocalProcessRunner(undefined, wall.promise);
-    const marker = join(dir, 'ran');
+    const { dir, wall, runner, marker } = await behindWall(t);
     const running = runner.run('sh', ['-c', `echo yes > ${marker}`], { timeoutMs: 10_000 });
     wall.reject(wallFault());
     await assert.rejects(running, /network wall .* could not be put up/);
     await assert.rejects(runner.spawnDetached('sh', ['-c', `echo yes > ${marker}`], { logFile: join(dir, 'log'), cwd: dir }), /network wall .* could not be put up/);
     assert.throws(() => runner.stream('sh', ['-c', `echo yes > ${marker}`], { timeoutMs: 10_000 }), /network wall .* could not be put up/);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await unwalledRunFinished(marker);
     await assert.rejects(readFile(marker), { code: 'ENOENT' });
     await assert.rejects(readFile(join(dir, 'log')), { code: 'ENOENT' }, 'not even the log was opened');
   });
