@@ -1,6 +1,5 @@
 import type { EngineMetrics } from '../../../common/index.js';
-import { constants } from 'node:fs';
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Client } from 'pg';
 import { join, relative } from 'node:path';
 import type { PrepareInput } from '../../../bus/index.js';
@@ -368,7 +367,6 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
         this.adminPassword = password;
         this.probe.close();
       },
-      ensureStandbySignal: () => this.ensureStandbySignal(),
       start: () => this.start(),
       stop: () => this.stop(),
       running: () => this.processId(),
@@ -388,27 +386,18 @@ export class PostgresqlLifecycle implements EngineLifecycle, AdminEndpointSource
 
   /**
    * A replica's data directory holds standby.signal for as long as it is one (promotion removes
-   * it): put back should anything have taken it, so that a replica never starts as a primary.
-   * Readable by the engine's user: PostgreSQL only looks for it, but a base backup of the
-   * standby reads every file of the data directory (one made 0600 by an earlier version is
-   * opened up). Opened without following a symlink, and without blocking on a FIFO, that the
-   * engine's user left there; such a link is replaced.
+   * it): made anew before every start, so that a replica never starts as a primary. Readable by
+   * the engine's user: PostgreSQL only looks for it, but a base backup of the standby reads every
+   * file of the data directory (one made 0600 by an earlier version failed it). Replaced, never
+   * opened: what the engine's user may have left under its name (a link, a hard link to a file it
+   * must not read, a FIFO) is unlinked, not followed or changed.
    */
   private async ensureStandbySignal(): Promise<void> {
     const spec = await readEngineSpec(this.context.placement.dir);
     if (spec?.replication?.role !== 'replica') return;
     const file = join(this.paths.dataDir, 'standby.signal');
-    const flags = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW;
-    const signal = await open(file, flags | constants.O_CREAT, 0o644).catch(async (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ELOOP') throw err;
-      await rm(file);
-      return open(file, flags | constants.O_CREAT | constants.O_EXCL, 0o644);
-    });
-    try {
-      await signal.chmod(0o644);
-    } finally {
-      await signal.close();
-    }
+    await rm(file, { recursive: true, force: true });
+    await writeFile(file, '', { flag: 'wx', mode: 0o644 });
   }
 
   /**

@@ -69,7 +69,6 @@ export interface ReplicationHost {
   applySpec(spec: EngineSpec): Promise<void>;
   /** the administrative password the guest logs in with from now on */
   setAdminPassword(password: string): Promise<void>;
-  ensureStandbySignal(): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
   running(): Promise<number | undefined>;
