@@ -327,15 +327,6 @@ class GuestAgent implements Guest {
           await this.check();
         }).catch((err) => this.logger.error({ err }, 'health check failed'))
       : this.exclusive(() => this.stopUnprepared()).catch((err) => this.logger.error({ err }, 'stop of a leftover engine failed'));
-    // A new instance's first certificate is installed while its create goes on (the agent
-    // answers, the taskmanager sends the prepare) rather than at the start of the prepare, which
-    // then finds it in place; as there, before the engine's configuration exists. A failure here
-    // is the prepare's to retry and report.
-    if (!this.prepared) {
-      this.exclusive(() => this.certificate.renew(false, this.logger)).catch((err: unknown) =>
-        this.logger.warn({ err }, 'certificate not installed ahead of the prepare: the prepare installs it'),
-      );
-    }
     this.subscription = await serveRpc(
       this.options.transport,
       guestContract,

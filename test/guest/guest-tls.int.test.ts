@@ -1,13 +1,12 @@
 // test-lane: parallel (engines as coffer-test-db on random loopback addresses, its own directories)
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
-import { access, chmod, mkdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { engineRegistry, type CertificateIssuer } from '../../src/guest/index.js';
 import { killServerProcesses, runningServer } from '../../src/guest/engines/redis/server-process.js';
-import { readInstalledCertificate } from '../../src/guest/engines/tls-files.js';
 import { connectRedis } from '../support/redis-client.js';
 import { testCa } from '../support/test-ca.js';
 import { tempDataDir } from '../support/temp-dir.js';
@@ -21,7 +20,6 @@ import { localRunner } from './engine-fixture.js';
 // the running engine without a restart.
 
 const instanceId = 'guest-tls';
-const fileExists = (path: string) => access(path).then(() => true, () => false);
 
 describe('guest TLS', () => {
   let root: string;
@@ -71,24 +69,11 @@ describe('guest TLS', () => {
     }
   });
 
-  it("installs a new instance's certificate as its guest starts, before any prepare arrives", async () => {
-    bus = await start(10 * 86_400_000);
-    await until('certificate installed', async () => (await readInstalledCertificate(dir)) !== undefined, 30_000);
-    assert.equal((await readInstalledCertificate(dir))?.caCertificate, (await testCa()).certificate);
-    assert.equal(await fileExists(join(dir, 'redis.conf')), false, 'nothing of the engine before the prepare');
-    assert.equal(await processOf(), undefined);
-    await bus.guest.close();
-    await bus.closeBus();
-    bus = undefined;
-  });
-
-  it("installs a certificate before the first start and reports it with the prepare's heartbeats", async () => {
+  it('installs a certificate before the first start and reports it with the healthy heartbeat', async () => {
     bus = await start(10 * 86_400_000);
     await bus.rpc.prepare(input);
     await until('prepare reports', () => bus!.beats.some((b) => b.status === 'FAILED' || b.status === 'HEALTHY'), 60_000);
-    assert.ok(bus.beats.some((b) => b.status === 'HEALTHY'), JSON.stringify(bus.beats));
-    // installed as the guest started: the prepare's first beat (BUILDING) carries it already
-    const healthy = bus.beats.find((b) => b.tls !== undefined);
+    const healthy = bus.beats.find((b) => b.status === 'HEALTHY');
     assert.ok(healthy?.tls, JSON.stringify(bus.beats));
     assert.equal(healthy.tls.caCertificate, (await testCa()).certificate);
     assert.equal(healthy.tls.port, 6380);
