@@ -3,7 +3,7 @@
 // the load other work puts on a shared machine weighs on both alike. Run one after the other, two
 // bench runs drift with that load by more than a change of tens of milliseconds.
 //
-//   node --import tsx bench/provision-ab.ts --a <tree> --b <tree> [--runs 15]
+//   node --import tsx bench/provision-ab.ts --a <tree> --b <tree> [--runs 15] [--poll-ms 2]
 //
 // A tree is a checkout with its node_modules (a `git worktree` of the other commit, say). Each
 // create waits, as bench/provision.ts does, until its serve's warm pools and spare users are full.
@@ -22,10 +22,14 @@ import { login, request, trove, waitForInstance, type Session } from '../test/su
 import { freePort } from '../test/support/coffer-process.js';
 import { makeDataDir } from '../test/support/temp-dir.js';
 
-const { values } = parseArgs({ options: { a: { type: 'string' }, b: { type: 'string' }, runs: { type: 'string', default: '15' } } });
+const { values } = parseArgs({ options: { a: { type: 'string' }, b: { type: 'string' }, runs: { type: 'string', default: '15' }, 'poll-ms': { type: 'string', default: '2' } } });
 if (values.a === undefined || values.b === undefined) throw new Error('--a and --b name the two source trees');
 const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs takes a whole number of at least 1');
+// how often a create's GET asks for ACTIVE: the measurement's resolution (half of it on average is
+// added to every create), not Coffer's cost; bench/provision.ts polls every 20 ms
+const pollMs = Number(values['poll-ms']);
+if (!Number.isInteger(pollMs) || pollMs < 1) throw new Error('--poll-ms takes a whole number of at least 1');
 const adminPassword = 'Bench-admin-pass-1234';
 const userPassword = 'Bench-user-pass-1234';
 const poolSize = 2;
@@ -96,7 +100,7 @@ async function ping(address: string, user = 'app', password = userPassword): Pro
   }
 }
 
-/** POST → ACTIVE/HEALTHY (polled every 20 ms, as bench/provision.ts) → PING as the user; then delete. */
+/** POST → ACTIVE/HEALTHY (polled every --poll-ms) → PING as the user; then delete. */
 async function createOnce(serve: Serve, i: number): Promise<number> {
   while (!ready(serve.dataDir.path)) await new Promise((r) => setTimeout(r, 50));
   const { session } = serve;
@@ -110,7 +114,7 @@ async function createOnce(serve: Serve, i: number): Promise<number> {
     instance = (await request<any>('GET', trove(session, `/instances/${id}`), { token: session.token })).body.instance;
     if (instance.status === 'ERROR') throw new Error(`instance failed: ${JSON.stringify(instance.fault)}`);
     if (instance.status === 'ACTIVE' && instance.operating_status === 'HEALTHY') break;
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
   await ping(instance.addresses[0].address);
   const elapsed = performance.now() - started;

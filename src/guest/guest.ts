@@ -512,7 +512,9 @@ class GuestAgent implements Guest {
       return this.check();
     }
     const began = performance.now();
-    await this.heartbeat('BUILDING');
+    // not waited for before the work: the guest's next beat goes after it (guest-heartbeats.ts)
+    // and the conductor drops an older beat arriving after a newer one
+    const building = this.heartbeat('BUILDING');
     try {
       // before the engine's configuration is rendered: it serves TLS from its first start
       await this.certificate.renew(false, log);
@@ -527,6 +529,8 @@ class GuestAgent implements Guest {
               restore?.pointInTime === undefined ? undefined : this.pointInTime(restore),
             )
           : await this.prepareReplica(engineInput, replicaOf, report, log, restore);
+      // a replica's data (PostgreSQL's postgresql.auto.conf) or a backup's may carry its source's refusal
+      if (replicaOf === undefined && restore === undefined) this.volume.startedFresh();
       await this.applied(input.generation);
       await writeFile(join(this.options.instance.dir, preparedMarker), new Date().toISOString());
       this.prepared = true;
@@ -534,11 +538,13 @@ class GuestAgent implements Guest {
       this.lastPrepareMs = performance.now() - began;
       log.info({ prepareMs: Math.round(this.lastPrepareMs), ...roundAll(timings) }, 'prepare finished');
       this.progress('ready', 100);
+      await building;
       await this.heartbeat('HEALTHY');
     } catch (err) {
       log.error({ err }, 'prepare failed');
       // nothing may keep running that nobody supervises
       await this.engine.stop().catch((stopErr) => log.error({ err: stopErr }, 'stop after failed prepare failed'));
+      await building;
       await this.heartbeat('FAILED', faultMessage(err));
     }
   }

@@ -68,6 +68,15 @@ export class VolumeGuard {
     this.sizeGb = options.sizeGb;
   }
 
+  /**
+   * The engine was just made from nothing (a prepare's fresh data, no backup, no source): no guest
+   * ever told it to refuse writes, so the first check need not lift a refusal (a connection to
+   * the engine on the path of every create). A full volume is still refused at that check.
+   */
+  startedFresh(): void {
+    this.writesRefused ??= false;
+  }
+
   get sizeBytes(): number {
     return Math.floor(this.sizeGb * bytesPerGb);
   }

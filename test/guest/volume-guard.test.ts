@@ -100,3 +100,18 @@ test('a switch that fails leaves the change to the next check, which reports it 
   assert.equal(next.reading.state, 'full');
   assert.ok(next.changed, 'the fill is news to this check: the guest sends the fault then');
 });
+
+test("an engine started fresh is not asked to lift a refusal at the first check, but a full volume still refuses its writes", async () => {
+  const gb = 1024 ** 3;
+  const used = await directoryUsage(dir);
+  const calls: boolean[] = [];
+  const guard = new VolumeGuard({ dir, sizeGb: (used * 4) / gb, refuseWrites: async (refused) => void calls.push(refused), logger: silentLogger() });
+  guard.startedFresh();
+  assert.equal((await guard.check(0)).reading.state, 'ok');
+  assert.equal(calls.length, 0, "no connection to the engine on the first check of a new instance");
+
+  const full = new VolumeGuard({ dir, sizeGb: 1 / gb, refuseWrites: async (refused) => void calls.push(refused), logger: silentLogger() });
+  full.startedFresh();
+  assert.equal((await full.check(0)).reading.state, 'full');
+  assert.deepEqual(calls, [true]);
+});

@@ -35,10 +35,10 @@ export async function installedTlsFiles(dir: string): Promise<TlsFiles | undefin
 export async function writeTlsFiles(runner: ProcessRunner, dir: string, material: TlsMaterial): Promise<TlsFiles> {
   const files = tlsFiles(dir);
   // the key before its certificate: an engine that reads both between two writes fails its
-  // reload (and keeps the old pair) rather than pairing the new certificate with the old key
+  // reload (and keeps the old pair) rather than pairing the new certificate with the old key;
+  // the CA's beside the certificate
   await writeEngineFile(runner, files.keyFile, material.privateKey);
-  await writeEngineFile(runner, files.certFile, material.certificate);
-  await writeEngineFile(runner, files.caFile, material.caCertificate);
+  await Promise.all([writeEngineFile(runner, files.certFile, material.certificate), writeEngineFile(runner, files.caFile, material.caCertificate)]);
   return files;
 }
 

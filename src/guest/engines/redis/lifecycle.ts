@@ -371,8 +371,7 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     const aof = !rolledForward && redisSettings(confInput).some(([name, value]) => name === 'appendonly' && value === true);
     // (archiving, which keeps the AOF on, waits until the AOF is written: ensureArchiving below)
     const loadRdb = { ...confInput, archiveLog: false, overrides: { ...overrides, appendonly: false } };
-    await this.writeConf(restoring && aof ? renderRedisConf(loadRdb) : conf);
-    await writeEngineSpec(this.context.placement.dir, spec);
+    await Promise.all([this.writeConf(restoring && aof ? renderRedisConf(loadRdb) : conf), writeEngineSpec(this.context.placement.dir, spec)]);
     progress('starting');
     try {
       await this.start();
