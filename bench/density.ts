@@ -397,7 +397,7 @@ async function runCoffer(): Promise<CofferRun> {
   const pid = serve.child.pid!;
   const session = await login(`http://127.0.0.1:${port}`, 'admin', adminPassword, 'admin');
   api.session = session;
-  // once the warm pool is full (its size comes from the host: 8 a kind here), so that its filling
+  // once the warm pool is full (its size comes from the host: 10 a kind here), so that its filling
   // is not read as Coffer's idle cost: no entry added for 10 s
   const deadline = Date.now() + 300_000;
   for (let seen = -1, since = Date.now(); Date.now() < deadline; await sleep(500)) {

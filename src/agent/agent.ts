@@ -40,7 +40,7 @@ import type { ComputeDriver, PlacedInstance } from './compute-driver.js';
 import { isSafeInstanceId, type InstanceRecord } from './instance-record.js';
 import { KeyedLock } from './keyed-lock.js';
 import { LocalComputeDriver } from './local-compute-driver.js';
-import { WarmPool, defaultWarmPoolSize, type WarmKind } from './warm-pool.js';
+import { WarmPool, defaultWarmPoolSize, thisHost, type WarmKind } from './warm-pool.js';
 import { checkDataDirDepth } from './data-dir-depth.js';
 import { CreatesInFlight } from './creates-in-flight.js';
 
@@ -79,7 +79,7 @@ export interface AgentOptions {
    * clusters kept initialised ahead of time per engine version in <dataDir>/pool, so that a
    * create skips initdb; made one at a time at low CPU priority. As root, as many instance OS
    * users are kept made ahead of time (spare-users.ts). Neither is made while creates are under
-   * way. Default from the host's cores and memory (defaultWarmPoolSize); 0 keeps none.
+   * way. Default from the host's cores, memory and free disk (defaultWarmPoolSize); 0 keeps none.
    */
   warmPoolSize?: number;
   /**
@@ -179,7 +179,7 @@ class LocalAgent implements Agent {
     if (options.host.trim() === '') throw new CofferError('BadRequest', 'The agent needs a host name.');
     this.host = options.host;
     this.instancesDir = join(resolve(options.dataDir), 'instances');
-    this.warmPoolSize = options.warmPoolSize ?? defaultWarmPoolSize();
+    this.warmPoolSize = options.warmPoolSize ?? defaultWarmPoolSize(thisHost(options.dataDir));
     if (!Number.isInteger(this.warmPoolSize) || this.warmPoolSize < 0) {
       throw new CofferError('BadRequest', `The warm pool size must be a whole number from 0, not ${options.warmPoolSize}.`);
     }

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { statfsSync } from 'node:fs';
 import { chmod, chown, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { availableParallelism, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../common/index.js';
 import type { EngineBinary, ProcessRunner, WarmSource, WarmStart } from '../guest/index.js';
@@ -48,20 +49,48 @@ export interface WarmPoolOptions {
 export interface HostSize {
   cores: number;
   memoryBytes: number;
+  /** free space on the filesystem of the agent's data directory, where the pool lives; unknown: not a bound */
+  diskFreeBytes?: number;
 }
 
+/** The burst of creates at once a host's pool serves whole when memory and disk allow. */
+export const burstCreates = 10;
+
 /**
- * The pool size when none is given: four entries per core, at most one per GiB of memory,
- * from 2 to 16. A burst of creates runs its engines side by side: every create past the pool's
- * entries runs its own initdb (about a core-second each) at the same time as the others, so a
- * host takes, and fills back, a pool in proportion to its cores; the engines a burst starts all
- * stay in memory, so a host with little memory cannot hold a big burst anyway. Each entry costs
- * disk only while it waits (PostgreSQL 15 ≈ 40 MB, MariaDB 10.11 ≈ 50 MB) and nothing of memory.
+ * The pool size when none is given: a burst of {@link burstCreates} creates at once, or four
+ * entries per core where that is more, but at most one per GiB of memory and one per GiB of free
+ * disk, from 2 to 16. A create past the pool's entries runs its engine's install (about a
+ * core-second each) beside the burst's engine starts, and is the burst's tail (MariaDB: 3.7 s
+ * for a warm create in a burst of ten on 2 cores, 5.1 s for one past the pool): a pool of the
+ * burst's size takes that tail off on any host, and a host with more cores fills back, and
+ * takes, more. The engines a burst starts all stay in memory, so a host with little memory
+ * cannot hold a big burst anyway. Each entry costs disk only while it waits (PostgreSQL 15 ≈ 40
+ * MB, MariaDB 10.11 ≈ 50 MB, per engine kind: a pool of 10 ≈ 0.9 GB for both) and nothing of
+ * memory: one per GiB free keeps the pool under a tenth of the free disk with two kinds.
  */
-export function defaultWarmPoolSize(host: HostSize = { cores: availableParallelism(), memoryBytes: totalmem() }): number {
-  const byCores = 4 * Math.max(1, Math.floor(host.cores));
+export function defaultWarmPoolSize(host: HostSize = thisHost()): number {
+  const wanted = Math.max(burstCreates, 4 * Math.max(1, Math.floor(host.cores)));
   const byMemory = Math.floor(host.memoryBytes / 2 ** 30);
-  return Math.min(16, Math.max(2, Math.min(byCores, byMemory)));
+  const byDisk = host.diskFreeBytes === undefined ? Infinity : Math.floor(host.diskFreeBytes / 2 ** 30);
+  return Math.min(16, Math.max(2, Math.min(wanted, byMemory, byDisk)));
+}
+
+/** This host's cores and memory, and the free disk where `dataDir` is (when given). */
+export function thisHost(dataDir?: string): HostSize {
+  const free = dataDir === undefined ? undefined : diskFreeBytes(dataDir);
+  return { cores: availableParallelism(), memoryBytes: totalmem(), ...(free === undefined ? {} : { diskFreeBytes: free }) };
+}
+
+/** Free space on the filesystem holding `path` (its nearest existing parent); undefined when it cannot be read. */
+export function diskFreeBytes(path: string): number | undefined {
+  for (let dir = resolve(path); ; dir = dirname(dir)) {
+    try {
+      const stats = statfsSync(dir);
+      return stats.bavail * stats.bsize;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(dir) === dir) return undefined;
+    }
+  }
 }
 
 const buildingPrefix = '.building-';

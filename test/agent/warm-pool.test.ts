@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { LocalProcessRunner } from '../../src/agent/index.js';
-import { WarmPool, defaultWarmPoolSize, type WarmKind } from '../../src/agent/warm-pool.js';
+import { WarmPool, burstCreates, defaultWarmPoolSize, diskFreeBytes, thisHost, type WarmKind } from '../../src/agent/warm-pool.js';
 import { silentLogger } from '../../src/common/logger.js';
 import type { WarmStart } from '../../src/guest/index.js';
 import { until } from '../support/wait.js';
@@ -212,8 +212,13 @@ describe('warm pool', () => {
 describe('the default warm pool size', () => {
   const gib = 2 ** 30;
 
-  it('keeps four entries per core when memory allows', () => {
-    assert.equal(defaultWarmPoolSize({ cores: 2, memoryBytes: 24 * gib }), 8);
+  it('serves a burst of ten from the pool on any host where memory and disk allow', () => {
+    assert.equal(burstCreates, 10);
+    assert.equal(defaultWarmPoolSize({ cores: 1, memoryBytes: 24 * gib }), 10);
+    assert.equal(defaultWarmPoolSize({ cores: 2, memoryBytes: 24 * gib, diskFreeBytes: 78 * gib }), 10);
+  });
+
+  it('keeps four entries per core where that is more than the burst', () => {
     assert.equal(defaultWarmPoolSize({ cores: 3, memoryBytes: 16 * gib }), 12);
   });
 
@@ -221,10 +226,22 @@ describe('the default warm pool size', () => {
     assert.equal(defaultWarmPoolSize({ cores: 4, memoryBytes: 6.5 * gib }), 6);
   });
 
+  it('keeps no more than one per GiB of free disk', () => {
+    assert.equal(defaultWarmPoolSize({ cores: 2, memoryBytes: 24 * gib, diskFreeBytes: 7.9 * gib }), 7);
+  });
+
   it('keeps from 2 to 16', () => {
     assert.equal(defaultWarmPoolSize({ cores: 1, memoryBytes: 1 * gib }), 2);
     assert.equal(defaultWarmPoolSize({ cores: 0, memoryBytes: 0 }), 2);
+    assert.equal(defaultWarmPoolSize({ cores: 2, memoryBytes: 24 * gib, diskFreeBytes: 0 }), 2);
     assert.equal(defaultWarmPoolSize({ cores: 64, memoryBytes: 512 * gib }), 16);
+  });
+
+  it("reads the free disk of a data directory's filesystem, from its nearest existing parent", () => {
+    const free = diskFreeBytes(join(tmpdir(), 'not-made-yet', 'data'));
+    assert.ok(free !== undefined && free > 0, String(free));
+    assert.equal(thisHost(join(tmpdir(), 'not-made-yet')).diskFreeBytes !== undefined, true);
+    assert.equal(thisHost().diskFreeBytes, undefined);
   });
 
   it('is sized from this host when none is given', () => {

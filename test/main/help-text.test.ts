@@ -42,6 +42,6 @@ test('serve and agent help offer the host address mode and its port range, and s
     const text = help.stdout.replace(/\s+/g, ' ');
     assert.match(text, /--host-address <ip> this host's IPv4 address: every instance listens on it with ports of its own from --instance-ports/, `${role} --help`);
     assert.match(text, /--instance-ports <from-to> the instances' ports with --host-address, default 30000-32767 \(env COFFER_INSTANCE_PORTS\)/, `${role} --help`);
-    assert.match(text, /--warm-pool-size <n> .*default 4 per core, at most 1 per GiB of memory, from 2 to 16 \(0: off\)/, `${role} --help`);
+    assert.match(text, /--warm-pool-size <n> .*default 10 \(a burst of ten creates\) or 4 per core where more, at most 1 per GiB of memory and 1 per GiB of free disk, from 2 to 16 \(0: off\)/, `${role} --help`);
   }
 });
