@@ -2,6 +2,7 @@ import type { Selectable } from 'kysely';
 import { CofferError } from '../common/index.js';
 import { mapConstraintErrors } from './constraint-error.js';
 import type { RepositoryContext } from './repository-context.js';
+import { runReusable } from './reusable-query.js';
 import { toBool, toDate } from './row-codec.js';
 import type { BackupsTable } from './schema.js';
 import {
@@ -174,27 +175,29 @@ export class SqlBackupRepository implements BackupRepository {
 
   async completedFullOf(instanceIds: readonly string[]): Promise<BackupRow[]> {
     if (instanceIds.length === 0) return [];
-    const rows = await this.ctx.db
-      .selectFrom('backups')
-      .selectAll()
-      .where('instance_id', 'in', [...instanceIds])
-      .where('deleted', '=', false)
-      .where('state', '=', 'COMPLETED')
-      .where('backup_type', '=', 'full')
-      .execute();
+    const rows = await runReusable(this.ctx, 'backups.completedFullOf', [instanceIds] as const, ([instanceIds]) =>
+      this.ctx.db
+        .selectFrom('backups')
+        .selectAll()
+        .where('instance_id', 'in', instanceIds)
+        .where('deleted', '=', false)
+        .where('state', '=', 'COMPLETED')
+        .where('backup_type', '=', 'full'),
+    );
     return rows.map(toRow);
   }
 
   async instancesWithRunning(instanceIds: readonly string[]): Promise<Set<string>> {
     if (instanceIds.length === 0) return new Set();
-    const rows = await this.ctx.db
-      .selectFrom('backups')
-      .select('instance_id')
-      .distinct()
-      .where('instance_id', 'in', [...instanceIds])
-      .where('deleted', '=', false)
-      .where('state', 'in', [...runningBackupStates])
-      .execute();
+    const rows = await runReusable(this.ctx, 'backups.instancesWithRunning', [instanceIds] as const, ([instanceIds]) =>
+      this.ctx.db
+        .selectFrom('backups')
+        .select('instance_id')
+        .distinct()
+        .where('instance_id', 'in', instanceIds)
+        .where('deleted', '=', false)
+        .where('state', 'in', [...runningBackupStates]),
+    );
     return new Set(rows.map((r) => r.instance_id));
   }
 

@@ -3,6 +3,7 @@ import { CofferError, configurationValues } from '../common/index.js';
 import { mapConstraintErrors } from './constraint-error.js';
 import { instanceFromRow } from './instance-repository.js';
 import type { RepositoryContext } from './repository-context.js';
+import { runReusable } from './reusable-query.js';
 import { toBool, toDate, toNullableDate } from './row-codec.js';
 import type { ConfigurationsTable } from './schema.js';
 import type {
@@ -78,7 +79,9 @@ export class SqlConfigurationRepository implements ConfigurationRepository {
 
   async getMany(ids: readonly string[]): Promise<Map<string, ConfigurationRow>> {
     if (ids.length === 0) return new Map();
-    const rows = await this.ctx.db.selectFrom('configurations').selectAll().where('id', 'in', [...ids]).where('deleted', '=', false).execute();
+    const rows = await runReusable(this.ctx, 'configurations.getMany', [ids] as const, ([ids]) =>
+      this.ctx.db.selectFrom('configurations').selectAll().where('id', 'in', ids).where('deleted', '=', false),
+    );
     return new Map(rows.map((r) => [r.id, toRow(r)]));
   }
 

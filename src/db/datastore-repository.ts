@@ -10,6 +10,7 @@ import {
 } from '../common/index.js';
 import { mapConstraintErrors } from './constraint-error.js';
 import type { RepositoryContext } from './repository-context.js';
+import { runReusable } from './reusable-query.js';
 import { toBool, toDate } from './row-codec.js';
 import type { DatastoresTable, DatastoreVersionsTable } from './schema.js';
 import type { DatastoreRepository, DatastoreRow, DatastoreVersionRow, NewDatastoreVersion } from './state-store.js';
@@ -106,7 +107,9 @@ export class SqlDatastoreRepository implements DatastoreRepository {
 
   async getDatastores(ids: readonly string[]): Promise<Map<string, DatastoreRow>> {
     if (ids.length === 0) return new Map();
-    const rows = await this.ctx.db.selectFrom('datastores').selectAll().where('id', 'in', [...ids]).execute();
+    const rows = await runReusable(this.ctx, 'datastores.getMany', [ids] as const, ([ids]) =>
+      this.ctx.db.selectFrom('datastores').selectAll().where('id', 'in', ids),
+    );
     return new Map(rows.map((r) => [r.id, toDatastore(r)]));
   }
 
@@ -165,7 +168,9 @@ export class SqlDatastoreRepository implements DatastoreRepository {
 
   async getVersions(ids: readonly string[]): Promise<Map<string, DatastoreVersionRow>> {
     if (ids.length === 0) return new Map();
-    const rows = await this.ctx.db.selectFrom('datastore_versions').selectAll().where('id', 'in', [...ids]).execute();
+    const rows = await runReusable(this.ctx, 'datastore_versions.getMany', [ids] as const, ([ids]) =>
+      this.ctx.db.selectFrom('datastore_versions').selectAll().where('id', 'in', ids),
+    );
     return new Map(rows.map((r) => [r.id, toVersion(r)]));
   }
 

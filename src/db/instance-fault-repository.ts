@@ -2,6 +2,7 @@ import type { Selectable } from 'kysely';
 import { CofferError } from '../common/index.js';
 import { mapConstraintErrors } from './constraint-error.js';
 import type { RepositoryContext } from './repository-context.js';
+import { runReusable } from './reusable-query.js';
 import { toDate } from './row-codec.js';
 import type { InstanceFaultsTable } from './schema.js';
 import type { InstanceFaultRepository, InstanceFaultRow } from './state-store.js';
@@ -49,21 +50,22 @@ export class SqlInstanceFaultRepository implements InstanceFaultRepository {
     if (instanceIds.length === 0) return new Map();
     // each instance's newest only (a failing instance may have many faults): ranked per
     // instance in the same order as `latest`, which all three engines' window functions do
-    const ranked = this.ctx.db
-      .selectFrom('instance_faults')
-      .selectAll()
-      .select((eb) =>
-        eb.fn
-          .agg<number>('row_number')
-          .over((ob) => ob.partitionBy('instance_id').orderBy('created_at', 'desc').orderBy('id', 'desc'))
-          .as('rank'),
-      )
-      .where('instance_id', 'in', [...instanceIds]);
-    const rows = await this.ctx.db
-      .selectFrom(ranked.as('ranked'))
-      .select(['id', 'instance_id', 'message', 'details', 'created_at'])
-      .where('rank', '=', 1)
-      .execute();
+    const rows = await runReusable(this.ctx, 'instance_faults.latestOf', [instanceIds] as const, ([instanceIds]) => {
+      const ranked = this.ctx.db
+        .selectFrom('instance_faults')
+        .selectAll()
+        .select((eb) =>
+          eb.fn
+            .agg<number>('row_number')
+            .over((ob) => ob.partitionBy('instance_id').orderBy('created_at', 'desc').orderBy('id', 'desc'))
+            .as('rank'),
+        )
+        .where('instance_id', 'in', instanceIds);
+      return this.ctx.db
+        .selectFrom(ranked.as('ranked'))
+        .select(['id', 'instance_id', 'message', 'details', 'created_at'])
+        .where('rank', '=', 1);
+    });
     return new Map(rows.map((r) => [r.instance_id, toRow(r)]));
   }
 

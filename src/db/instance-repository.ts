@@ -1,6 +1,7 @@
 import { sql, type ExpressionBuilder, type Selectable, type Updateable } from 'kysely';
 import { CofferError, errors } from '../common/index.js';
 import { mapConstraintErrors } from './constraint-error.js';
+import { runReusable } from './reusable-query.js';
 import type { RepositoryContext } from './repository-context.js';
 import { fromJson, toBool, toDate, toJson, toNullableDate } from './row-codec.js';
 import type { Database, InstancesTable } from './schema.js';
@@ -149,11 +150,13 @@ export class SqlInstanceRepository implements InstanceRepository {
   }
 
   async get(id: string, scope: { tenantId?: string; includeDeleted?: boolean } = {}): Promise<InstanceRow | undefined> {
-    let query = this.ctx.db.selectFrom('instances').selectAll('instances').select(replicaIdsColumn(this.ctx)).where('id', '=', id);
-    if (scope.includeDeleted !== true) query = query.where('deleted', '=', false);
-    // a project's own view: Coffer's internal instances are not among its instances
-    if (scope.tenantId !== undefined) query = query.where('tenant_id', '=', scope.tenantId).where('internal', '=', false);
-    const r = await query.executeTakeFirst();
+    const [r] = await runReusable(this.ctx, `instances.get:${scope.includeDeleted === true}`, [id, scope.tenantId] as const, ([id, tenantId]) => {
+      let query = this.ctx.db.selectFrom('instances').selectAll('instances').select(replicaIdsColumn(this.ctx)).where('id', '=', id);
+      if (scope.includeDeleted !== true) query = query.where('deleted', '=', false);
+      // a project's own view: Coffer's internal instances are not among its instances
+      if (tenantId !== undefined) query = query.where('tenant_id', '=', tenantId).where('internal', '=', false);
+      return query;
+    });
     return r && withReplicas(r);
   }
 
@@ -161,17 +164,20 @@ export class SqlInstanceRepository implements InstanceRepository {
     if (!Number.isInteger(filter.limit) || filter.limit < 1) {
       throw new CofferError('BadRequest', `limit must be a positive integer, not ${filter.limit}.`);
     }
-    let query = this.ctx.db
-      .selectFrom('instances')
-      .selectAll('instances')
-      .select(replicaIdsColumn(this.ctx))
-      .where('deleted', '=', false)
-      .where('internal', '=', false);
-    if (filter.tenantId !== undefined) query = query.where('tenant_id', '=', filter.tenantId);
-    if (filter.host !== undefined) query = query.where('host', '=', filter.host);
-    if (filter.marker !== undefined) query = query.where('id', '>', filter.marker);
     // One row past the page tells whether another page follows.
-    const rows = await query.orderBy('id').limit(filter.limit + 1).execute();
+    const values = [filter.tenantId, filter.host, filter.marker, filter.limit + 1] as const;
+    const rows = await runReusable(this.ctx, 'instances.list', values, ([tenantId, host, marker, limit]) => {
+      let query = this.ctx.db
+        .selectFrom('instances')
+        .selectAll('instances')
+        .select(replicaIdsColumn(this.ctx))
+        .where('deleted', '=', false)
+        .where('internal', '=', false);
+      if (tenantId !== undefined) query = query.where('tenant_id', '=', tenantId);
+      if (host !== undefined) query = query.where('host', '=', host);
+      if (marker !== undefined) query = query.where('id', '>', marker);
+      return query.orderBy('id').limit(limit);
+    });
     const items = rows.slice(0, filter.limit).map(withReplicas);
     const nextMarker = rows.length > filter.limit ? (items[items.length - 1]?.id ?? null) : null;
     return { items, nextMarker };

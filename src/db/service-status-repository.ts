@@ -1,5 +1,6 @@
 import type { Selectable } from 'kysely';
 import type { RepositoryContext } from './repository-context.js';
+import { runReusable } from './reusable-query.js';
 import { engineMetrics, type EngineMetricsSample } from '../common/index.js';
 import { fromJson, toDate, toJson, toNullableDate } from './row-codec.js';
 import type { ServiceStatusesTable } from './schema.js';
@@ -42,11 +43,9 @@ export class SqlServiceStatusRepository implements ServiceStatusRepository {
 
   async getMany(instanceIds: readonly string[]): Promise<Map<string, ServiceStatusRow>> {
     if (instanceIds.length === 0) return new Map();
-    const rows = await this.ctx.db
-      .selectFrom('service_statuses')
-      .selectAll()
-      .where('instance_id', 'in', [...instanceIds])
-      .execute();
+    const rows = await runReusable(this.ctx, 'service_statuses.getMany', [instanceIds] as const, ([instanceIds]) =>
+      this.ctx.db.selectFrom('service_statuses').selectAll().where('instance_id', 'in', instanceIds),
+    );
     return new Map(rows.map((r) => [r.instance_id, toRow(r)]));
   }
 

@@ -2,6 +2,7 @@ import type { ExpressionBuilder, Selectable } from 'kysely';
 import { CofferError } from '../common/index.js';
 import { mapConstraintErrors } from './constraint-error.js';
 import type { RepositoryContext } from './repository-context.js';
+import { runReusable } from './reusable-query.js';
 import { fromJson, toDate, toJson, toNullableDate } from './row-codec.js';
 import type { Database, TasksTable } from './schema.js';
 import type { TaskKind, TaskProgress, TaskRepository, TaskRow, TaskState } from './state-store.js';
@@ -171,14 +172,15 @@ export class SqlTaskRepository implements TaskRepository {
     if (instanceIds.length === 0) return new Map();
     // an instance has at most a few unfinished tasks: the newest of each is picked here, in
     // the order `activeForInstance` uses
-    const rows = await this.ctx.db
-      .selectFrom('tasks')
-      .selectAll()
-      .where('instance_id', 'in', [...instanceIds])
-      .where('state', 'in', ['pending', 'running'])
-      .orderBy('created_at', 'desc')
-      .orderBy('id', 'desc')
-      .execute();
+    const rows = await runReusable(this.ctx, 'tasks.activeForInstances', [instanceIds] as const, ([instanceIds]) =>
+      this.ctx.db
+        .selectFrom('tasks')
+        .selectAll()
+        .where('instance_id', 'in', instanceIds)
+        .where('state', 'in', ['pending', 'running'])
+        .orderBy('created_at', 'desc')
+        .orderBy('id', 'desc'),
+    );
     const active = new Map<string, TaskRow>();
     for (const r of rows) {
       if (!active.has(r.instance_id)) active.set(r.instance_id, toRow(r));

@@ -2,6 +2,7 @@ import type { Selectable } from 'kysely';
 import { CofferError } from '../common/index.js';
 import { mapConstraintErrors } from './constraint-error.js';
 import type { RepositoryContext } from './repository-context.js';
+import { runReusable } from './reusable-query.js';
 import { fromJson, toDate } from './row-codec.js';
 import type { TokensTable } from './schema.js';
 import { projectFromRow } from './project-repository.js';
@@ -47,11 +48,9 @@ export class SqlTokenRepository implements TokenRepository {
   }
 
   async get(tokenHash: string): Promise<TokenRow | undefined> {
-    const r = await this.ctx.db
-      .selectFrom('tokens')
-      .selectAll()
-      .where('token_hash', '=', tokenHash)
-      .executeTakeFirst();
+    const [r] = await runReusable(this.ctx, 'tokens.get', [tokenHash] as const, ([tokenHash]) =>
+      this.ctx.db.selectFrom('tokens').selectAll().where('token_hash', '=', tokenHash),
+    );
     return r && toRow(r);
   }
 

@@ -164,6 +164,19 @@ export function readStatementsSuite(name: string, storeUrl: () => Promise<{ url:
       });
     }
 
+    it('GET /instances reads none of what only the detail shows: fewer statements than GET /instances/detail', async () => {
+      const summary = await counted(`/v1.0/${member.projectId}/instances?limit=20`, member);
+      const detail = await counted(`/v1.0/${member.projectId}/instances/detail?limit=20`, member);
+      // no fault, configuration group, task progress or recoverable window (and their statements)
+      assert.ok(summary.count < detail.count, `summary ${summary.count} statements, detail ${detail.count}`);
+      for (const view of summary.body.instances) {
+        const want = expected.get(view.name)!;
+        assert.equal(view.status, want.resizing ? 'RESIZE' : 'BACKUP');
+        assert.equal(view.datastore.type, want.datastore);
+        for (const key of ['fault', 'configuration', 'progress', 'recoverable_window']) assert.equal(key in view, false, key);
+      }
+    });
+
     it('each instance of a page shows its own status, fault, configuration, datastore, usage and progress', async () => {
       const { body } = await counted(`/v1.0/${member.projectId}/instances/detail`, member);
       assert.equal(body.instances.length, 20);

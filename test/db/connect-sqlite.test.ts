@@ -25,6 +25,17 @@ test('rows come back as better-sqlite3 makes them, a later column of the same na
   }
 });
 
+test('a column named __proto__ is a property of the row, not its prototype', async () => {
+  const db = connectSqlite(':memory:');
+  try {
+    const [row] = (await sql.raw<Record<string, unknown>>(`select 1 as a, 'x' as "__proto__", 2 as "b c", 3 as "'"`).execute(db)).rows;
+    assert.equal(Object.getPrototypeOf(row), Object.prototype);
+    assert.deepEqual(Object.entries(row!), [['a', 1], ['__proto__', 'x'], ['b c', 2], ["'", 3]]);
+  } finally {
+    await db.destroy();
+  }
+});
+
 test('a statement kept across a schema change reads the columns the table has now', async () => {
   const db = connectSqlite(':memory:');
   try {

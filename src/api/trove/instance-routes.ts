@@ -45,7 +45,7 @@ export async function instanceRoutes(app: FastifyInstance, deps: TroveDeps): Pro
     const page = await store.instances.list({ tenantId: auth.projectId, ...pageRequest(request) });
     const ctx = instanceContext(request);
     const items = [...page.items].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
-    const views = (await loadInstanceViews(store, items)).map((data) => (detail ? instanceDetailView(data, ctx) : instanceSummaryView(data, ctx)));
+    const views = (await loadInstanceViews(store, items, { summary: !detail })).map((data) => (detail ? instanceDetailView(data, ctx) : instanceSummaryView(data, ctx)));
     return {
       instances: views,
       ...(page.nextMarker === null ? {} : { links: [nextPageLink(request, ctx.linkBase, page.nextMarker)] }),

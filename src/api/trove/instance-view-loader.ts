@@ -1,25 +1,31 @@
-import type { InstanceRow, Repositories } from '../../db/index.js';
+import type { InstanceFaultRow, InstanceRow, Repositories } from '../../db/index.js';
 import type { InstanceViewData } from './instance-views.js';
-import { recoverableWindows } from './point-in-time.js';
+import { recoverableWindows, type RecoverableWindow } from './point-in-time.js';
 
 /**
  * Gathers what the views of a page of instances (or of one) show, each kind of row read once for
  * the whole page: a page costs the same few statements whether it holds one instance or twenty
- * (issue 14), at most 10 with the token's.
+ * (issue 14), at most 10 with the token's. With `summary`, only what the summary view shows
+ * (instanceSummaryView): no fault, configuration, task progress or recoverable window is read.
  */
-export async function loadInstanceViews(store: Repositories, instances: readonly InstanceRow[]): Promise<InstanceViewData[]> {
+export async function loadInstanceViews(
+  store: Repositories,
+  instances: readonly InstanceRow[],
+  options: { summary?: boolean } = {},
+): Promise<InstanceViewData[]> {
+  const detail = options.summary !== true;
   const ids = instances.map((i) => i.id);
-  const configurationIds = unique(instances.flatMap((i) => (i.configurationId === null ? [] : [i.configurationId])));
+  const configurationIds = detail ? unique(instances.flatMap((i) => (i.configurationId === null ? [] : [i.configurationId]))) : [];
   const [versions, services, faults, configurations, withRunningBackup, windows] = await Promise.all([
     store.datastores.getVersions(unique(instances.map((i) => i.datastoreVersionId))),
     store.serviceStatuses.getMany(ids),
-    store.faults.latestOf(ids),
+    detail ? store.faults.latestOf(ids) : new Map<string, InstanceFaultRow>(),
     store.configurations.getMany(configurationIds),
     store.backups.instancesWithRunning(ids),
-    recoverableWindows(store, instances),
+    detail ? recoverableWindows(store, instances) : new Map<string, RecoverableWindow>(),
   ]);
   // only an instance with a task in progress (or a backup running) has a task to read progress from
-  const busy = instances.filter((i) => i.taskStatus !== 'NONE' || withRunningBackup.has(i.id)).map((i) => i.id);
+  const busy = detail ? instances.filter((i) => i.taskStatus !== 'NONE' || withRunningBackup.has(i.id)).map((i) => i.id) : [];
   const [datastores, tasks] = await Promise.all([
     store.datastores.getDatastores(unique([...versions.values()].map((v) => v.datastoreId))),
     store.tasks.activeForInstances(busy),
