@@ -201,6 +201,8 @@ class GuestAgent implements Guest {
   private closed = false;
   /** takes the guest out of its host's round of checks */
   private leaveRound: (() => void) | undefined;
+  /** the host's round of checks, or (a guest started alone) one of its own */
+  private readonly round: RoundOfChecks;
   private tail: Promise<unknown> = Promise.resolve();
   private busy = 0;
   /** how often the checks ask the engine (an idle one less often) */
@@ -223,6 +225,7 @@ class GuestAgent implements Guest {
     this.instanceId = options.instance.instanceId;
     this.logger = options.logger.child({ instanceId: this.instanceId });
     this.desired = options.desiredState;
+    this.round = options.checkRound ?? new CheckRound({ intervalMs: options.heartbeatIntervalMs, slices: 1, logger: this.logger });
     this.conductor = createRpcClient(options.transport, conductorContract, conductorTopic);
     this.progress = progressReporter(this.conductor, this.instanceId, this.logger);
     this.engine = engineRegistry[options.engine.manager].create({
@@ -300,6 +303,7 @@ class GuestAgent implements Guest {
     });
     const archive = this.engine.backup?.walArchive;
     if (archive !== undefined && options.backups !== undefined) {
+      const shipIntervalMs = options.walShipIntervalMs ?? defaultWalShipIntervalMs;
       this.walShipper = new WalShipper({
         archive,
         host: options.backups,
@@ -307,7 +311,9 @@ class GuestAgent implements Guest {
         instanceId: this.instanceId,
         conductor: this.conductor,
         log: this.logger.child({ component: 'wal-shipper' }),
-        intervalMs: options.walShipIntervalMs ?? defaultWalShipIntervalMs,
+        intervalMs: shipIntervalMs,
+        // at the same pace, the shipper's rounds go in the host's round's turns (no timer of its own)
+        ...(shipIntervalMs === options.heartbeatIntervalMs ? { round: this.round } : {}),
       });
     }
   }
@@ -424,8 +430,7 @@ class GuestAgent implements Guest {
       },
       this.logger,
     );
-    const round = this.options.checkRound ?? new CheckRound({ intervalMs: this.options.heartbeatIntervalMs, slices: 1, logger: this.logger });
-    this.leaveRound = round.join(() => this.periodicCheck());
+    this.leaveRound = this.round.join(() => this.periodicCheck());
     this.walShipper?.start();
     this.lease?.start();
   }
