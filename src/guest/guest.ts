@@ -242,6 +242,7 @@ class GuestAgent implements Guest {
       dir: options.instance.dir,
       sizeGb: options.instance.volumeSizeGb,
       refuseWrites: (refused) => this.engine.refuseWrites(refused),
+      quiet: () => this.engine.idle?.() === true,
       logger: this.logger,
     });
     this.probes = new ProbeSpacing({
