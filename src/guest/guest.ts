@@ -47,7 +47,7 @@ import { ProbeSpacing } from './probe-spacing.js';
 import { EngineSupervision } from './engine-supervision.js';
 import { faultMessage } from './fault-message.js';
 import { LeaseWatchdog } from './lease-watchdog.js';
-import { PrimaryLeaseKeeper } from './primary-lease-keeper.js';
+import { idleCheckMs as leaseIdleCheckMs, PrimaryLeaseKeeper } from './primary-lease-keeper.js';
 import { progressReporter, type ReportProgress } from './progress-reporter.js';
 import { pointInTimeSource, WalShipper } from './wal-shipper.js';
 import { VolumeGuard } from './volume-guard.js';
@@ -278,6 +278,8 @@ class GuestAgent implements Guest {
         fence: (reason) => this.fenceForLease(reason),
         enginePid: () => this.engine.processId(),
         watchdog: new LeaseWatchdog(options.instance.dir, this.logger.child({ component: 'lease-watchdog' })),
+        // a round at least as frequent as the keeper's own look takes that look in its turns
+        ...(options.heartbeatIntervalMs <= leaseIdleCheckMs ? { round: this.round } : {}),
         regained: () => {
           this.exclusive(() => this.check()).catch((err: unknown) => this.logger.error({ err }, 'check after the lease was granted failed'));
         },
