@@ -1,5 +1,5 @@
 import { chmod, open, readFile, rename, writeFile, type FileHandle } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { constants, lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
@@ -108,6 +108,10 @@ export class GuestLogs {
   /** Truncates each log file grown past the limit; run now and then by the guest. */
   async trim(): Promise<void> {
     for (const [name, path] of Object.entries(this.options.files())) {
+      // every guest's logs are looked at once a minute: one under its limit (nearly always) is
+      // read in place, with no open, stat and close through the thread pool; anything else (over
+      // its limit, not a plain file, gone) goes the careful way below
+      if (underLimit(path, this.limitBytes)) continue;
       const handle = await openLogFile(path, constants.O_WRONLY).catch((err: unknown) => {
         this.options.logger.warn({ err, log: name }, 'log file not checked against its limit');
         return undefined;
@@ -228,6 +232,12 @@ async function openLogFile(path: string, mode: number): Promise<FileHandle | und
     throw new CofferError('BadRequest', `${path} is not the engine's log file (not a regular file with one name): it is left alone.`);
   }
   return handle;
+}
+
+/** A regular file of at most `limitBytes` at `path` (not through a link): nothing to trim. */
+function underLimit(path: string, limitBytes: number): boolean {
+  const stats = lstatSync(path, { throwIfNoEntry: false });
+  return stats !== undefined && stats.isFile() && stats.size <= limitBytes;
 }
 
 async function fileSize(path: string): Promise<number | undefined> {

@@ -47,7 +47,7 @@ import { ProbeSpacing } from './probe-spacing.js';
 import { EngineSupervision } from './engine-supervision.js';
 import { faultMessage } from './fault-message.js';
 import { LeaseWatchdog } from './lease-watchdog.js';
-import { PrimaryLeaseKeeper } from './primary-lease-keeper.js';
+import { idleCheckMs as leaseIdleCheckMs, PrimaryLeaseKeeper } from './primary-lease-keeper.js';
 import { progressReporter, type ReportProgress } from './progress-reporter.js';
 import { pointInTimeSource, WalShipper } from './wal-shipper.js';
 import { VolumeGuard } from './volume-guard.js';
@@ -201,6 +201,8 @@ class GuestAgent implements Guest {
   private closed = false;
   /** takes the guest out of its host's round of checks */
   private leaveRound: (() => void) | undefined;
+  /** the host's round of checks, or (a guest started alone) one of its own */
+  private readonly round: RoundOfChecks;
   private tail: Promise<unknown> = Promise.resolve();
   private busy = 0;
   /** how often the checks ask the engine (an idle one less often) */
@@ -223,6 +225,7 @@ class GuestAgent implements Guest {
     this.instanceId = options.instance.instanceId;
     this.logger = options.logger.child({ instanceId: this.instanceId });
     this.desired = options.desiredState;
+    this.round = options.checkRound ?? new CheckRound({ intervalMs: options.heartbeatIntervalMs, slices: 1, logger: this.logger });
     this.conductor = createRpcClient(options.transport, conductorContract, conductorTopic);
     this.progress = progressReporter(this.conductor, this.instanceId, this.logger);
     this.engine = engineRegistry[options.engine.manager].create({
@@ -239,6 +242,7 @@ class GuestAgent implements Guest {
       dir: options.instance.dir,
       sizeGb: options.instance.volumeSizeGb,
       refuseWrites: (refused) => this.engine.refuseWrites(refused),
+      quiet: () => this.engine.idle?.() === true,
       logger: this.logger,
     });
     this.probes = new ProbeSpacing({
@@ -274,6 +278,8 @@ class GuestAgent implements Guest {
         fence: (reason) => this.fenceForLease(reason),
         enginePid: () => this.engine.processId(),
         watchdog: new LeaseWatchdog(options.instance.dir, this.logger.child({ component: 'lease-watchdog' })),
+        // a round at least as frequent as the keeper's own look takes that look in its turns
+        ...(options.heartbeatIntervalMs <= leaseIdleCheckMs ? { round: this.round } : {}),
         regained: () => {
           this.exclusive(() => this.check()).catch((err: unknown) => this.logger.error({ err }, 'check after the lease was granted failed'));
         },
@@ -300,6 +306,7 @@ class GuestAgent implements Guest {
     });
     const archive = this.engine.backup?.walArchive;
     if (archive !== undefined && options.backups !== undefined) {
+      const shipIntervalMs = options.walShipIntervalMs ?? defaultWalShipIntervalMs;
       this.walShipper = new WalShipper({
         archive,
         host: options.backups,
@@ -307,7 +314,9 @@ class GuestAgent implements Guest {
         instanceId: this.instanceId,
         conductor: this.conductor,
         log: this.logger.child({ component: 'wal-shipper' }),
-        intervalMs: options.walShipIntervalMs ?? defaultWalShipIntervalMs,
+        intervalMs: shipIntervalMs,
+        // at the same pace, the shipper's rounds go in the host's round's turns (no timer of its own)
+        ...(shipIntervalMs === options.heartbeatIntervalMs ? { round: this.round } : {}),
       });
     }
   }
@@ -424,8 +433,7 @@ class GuestAgent implements Guest {
       },
       this.logger,
     );
-    const round = this.options.checkRound ?? new CheckRound({ intervalMs: this.options.heartbeatIntervalMs, slices: 1, logger: this.logger });
-    this.leaveRound = round.join(() => this.periodicCheck());
+    this.leaveRound = this.round.join(() => this.periodicCheck());
     this.walShipper?.start();
     this.lease?.start();
   }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { conductorContract, RpcClient } from '../bus/index.js';
 import type { Logger, PrimaryLeaseTimes } from '../common/index.js';
+import type { RoundOfChecks } from './check-round.js';
 import { readEngineSpec } from './engines/engine-spec-file.js';
 import type { LeaseWatchdog } from './lease-watchdog.js';
 
@@ -18,7 +19,7 @@ import type { LeaseWatchdog } from './lease-watchdog.js';
 export type LeaseState = 'idle' | 'unknown' | 'held' | 'lost' | 'fenced';
 
 /** how often an instance that needs no lease looks again at whether it does */
-const idleCheckMs = 30_000;
+export const idleCheckMs = 30_000;
 
 export interface PrimaryLeaseKeeperOptions {
   instanceId: string;
@@ -35,6 +36,15 @@ export interface PrimaryLeaseKeeperOptions {
   enginePid(): Promise<number | undefined>;
   /** kills the engine should the guest itself not stop it by the deadline (absent: tests of the keeper alone) */
   watchdog?: LeaseWatchdog;
+  /**
+   * The host's round of checks: while the instance needs no lease (nearly all do not), its slow
+   * look at the spec is taken in the round's turns instead of on a timer of the keeper's own (a
+   * thousand instances, a thousand timers). Its interval must not exceed `idleCheckMs`. Absent: a
+   * timer of its own.
+   */
+  round?: RoundOfChecks;
+  /** how often an instance that needs no lease looks again at whether it does; default 30 s */
+  idleCheckMs?: number;
 }
 
 export class PrimaryLeaseKeeper {
@@ -51,6 +61,11 @@ export class PrimaryLeaseKeeper {
    * earlier lease (replicas removed while the guest was away).
    */
   private disarmed = false;
+  private leaveRound: (() => void) | undefined;
+  /** when an instance that needs no lease last looked (a round's turn looks again once idleCheckMs passed) */
+  private idleLookedAt = 0;
+  /** a look a round's turn started is still under way */
+  private looking = false;
 
   constructor(private readonly options: PrimaryLeaseKeeperOptions) {}
 
@@ -69,7 +84,26 @@ export class PrimaryLeaseKeeper {
   }
 
   start(): void {
+    const round = this.options.round;
+    if (round !== undefined) {
+      // the turn only starts the look: a renewal it leads to must not hold one of the host's check places
+      this.leaveRound = round.join(async () => {
+        if (this.closed || this.looking || this.state !== 'idle' || Date.now() - this.idleLookedAt < this.idleCheckMs) return;
+        this.looking = true;
+        clearTimeout(this.timer);
+        this.ticking = this.ticking
+          .then(() => this.tick())
+          .finally(() => {
+            this.looking = false;
+            this.scheduleNext();
+          });
+      });
+    }
     this.schedule(0);
+  }
+
+  private get idleCheckMs(): number {
+    return this.options.idleCheckMs ?? idleCheckMs;
   }
 
   /** asks now (a replica was just added, a promotion made this instance a source), then on the usual period */
@@ -104,6 +138,7 @@ export class PrimaryLeaseKeeper {
   /** the guest stops (its agent does): the watchdog stays, and guards the engine until a guest renews again */
   async close(): Promise<void> {
     this.closed = true;
+    this.leaveRound?.();
     clearTimeout(this.timer);
     clearTimeout(this.deadlineTimer);
     await this.ticking;
@@ -129,7 +164,13 @@ export class PrimaryLeaseKeeper {
    * until then a slow look at its spec is only a safety net.
    */
   private scheduleNext(): void {
-    this.schedule(this.state === 'idle' ? idleCheckMs : this.options.times.renewMs);
+    if (this.state === 'idle' && this.options.round !== undefined) {
+      // the round's turns look again
+      this.idleLookedAt = Date.now();
+      clearTimeout(this.timer);
+      return;
+    }
+    this.schedule(this.state === 'idle' ? this.idleCheckMs : this.options.times.renewMs);
   }
 
   private async needsLease(): Promise<boolean> {

@@ -6,6 +6,7 @@ import { backupKeyId, decodeBackup, encodeBackup, unwrapKey } from '../backup/in
 import type { conductorContract, PrepareInput, RpcClient } from '../bus/index.js';
 import type { Logger } from '../common/index.js';
 import type { GuestBackupHost } from './backup-runner.js';
+import type { RoundOfChecks } from './check-round.js';
 import type { ArchivedLogFile, PointInTimeSource, WalArchive } from './engines/engine.js';
 
 // The guest's side of continuous log archiving: the engine copies each finished log file into
@@ -54,10 +55,20 @@ export interface WalShipperOptions {
   conductor: RpcClient<typeof conductorContract>;
   log: Logger;
   intervalMs: number;
+  /**
+   * The host's round of checks, whose interval is `intervalMs`: the shipper's rounds then start in
+   * its turns instead of on a timer of the shipper's own (at a thousand instances, a thousand
+   * timers waking the agent at moments nothing arranged, nearly always to find nothing to ship).
+   * Absent: a timer of its own.
+   */
+  round?: RoundOfChecks;
 }
 
 export class WalShipper {
   private timer: NodeJS.Timeout | undefined;
+  private leaveRound: (() => void) | undefined;
+  /** a round started from the host's round is still under way: the next turn starts none */
+  private shipping = false;
   private readonly abort = new AbortController();
   private running: Promise<void> = Promise.resolve();
   private target: WalTarget | undefined;
@@ -70,6 +81,20 @@ export class WalShipper {
   constructor(private readonly options: WalShipperOptions) {}
 
   start(): void {
+    const round = this.options.round;
+    if (round !== undefined) {
+      // the turn only starts the round: a shipment (an upload, pg_waldump) must not hold one of
+      // the host's check places, and a round still under way is not doubled
+      this.leaveRound = round.join(async () => {
+        if (this.shipping || this.stopped) return;
+        this.shipping = true;
+        const run = this.running.then(() => this.ship());
+        this.running = run.finally(() => {
+          this.shipping = false;
+        });
+      });
+      return;
+    }
     const loop = () => {
       this.timer = setTimeout(() => {
         this.running = this.ship().finally(() => {
@@ -97,6 +122,7 @@ export class WalShipper {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.leaveRound?.();
     this.abort.abort();
     await this.running;
   }

@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFile, link, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import { pino } from 'pino';
 import { LocalDirectoryStorage } from '../../src/backup/index.js';
 import { silentLogger } from '../../src/common/index.js';
 import { GuestLogs } from '../../src/guest/guest-logs.js';
@@ -104,6 +105,31 @@ describe('guest logs', () => {
     await writeFile(join(dir, 'general.log'), 'c'.repeat(1000));
     await logs.trim();
     assert.equal((await stat(join(dir, 'general.log'))).size, 1000);
+  });
+
+  it('looks at a log under its limit in place, without opening it', async () => {
+    // a file with another name is refused once opened (and the trim warns); under the limit it
+    // is not even opened: the trim of the minute costs one lstat per log
+    const warnings: string[] = [];
+    const watched = new GuestLogs({
+      dir,
+      instanceId: 'i1',
+      manager: 'mariadb',
+      files: () => ({ general: join(dir, 'general.log') }),
+      control,
+      storage,
+      logger: pino({ level: 'warn' }, { write: (line: string) => void warnings.push((JSON.parse(line) as { msg: string }).msg) }),
+      limitBytes: 1000,
+    });
+    const outside = join(root, `small-${Date.now()}`);
+    await writeFile(outside, 'y'.repeat(500));
+    await link(outside, join(dir, 'general.log'));
+    await watched.trim();
+    assert.deepEqual(warnings, []);
+    await appendFile(outside, 'y'.repeat(600));
+    await watched.trim();
+    assert.deepEqual(warnings, ['log file not checked against its limit'], 'past its limit it is opened, and refused');
+    assert.equal((await readFile(outside, 'utf8')).length, 1100, 'never cut');
   });
 
   it('refuses a hard link and a FIFO in place of the log, without truncating or blocking', async () => {

@@ -115,3 +115,30 @@ test("an engine started fresh is not asked to lift a refusal at the first check,
   assert.equal((await full.check(0)).reading.state, 'full');
   assert.deepEqual(calls, [true]);
 });
+
+test('a volume under half its size is measured every five minutes while its engine is quiet, again within a check once it is used', async () => {
+  const sub = join(dir, 'quiet');
+  await mkdir(sub);
+  await writeFile(join(sub, 'data'), Buffer.alloc(64 * 1024, 1));
+  const used = await directoryUsage(sub);
+  const gb = 1024 ** 3;
+  let quiet = true;
+  const guard = new VolumeGuard({ dir: sub, sizeGb: (used * 4) / gb, refuseWrites: async () => undefined, quiet: () => quiet, logger: silentLogger() });
+  assert.ok((await guard.check(0)).measured);
+  await writeFile(join(sub, 'more'), Buffer.alloc(used * 4, 1));
+  assert.equal((await guard.check(61_000)).measured, false, 'quiet: not measured after a minute');
+  assert.equal((await guard.check(299_000)).reading.state, 'ok');
+  const fifth = await guard.check(300_000);
+  assert.ok(fifth.measured, 'measured after five minutes');
+  assert.equal(fifth.reading.state, 'full');
+  await rm(join(sub, 'more'));
+  await guard.check(301_000); // full: measured on every check, now ok again
+  quiet = false;
+  assert.equal((await guard.check(302_000)).measured, false, 'used: measured once a minute, as any volume');
+  assert.ok((await guard.check(361_000)).measured);
+  await writeFile(join(sub, 'half'), Buffer.alloc(used * 2, 1));
+  assert.equal((await guard.check(421_000)).reading.state, 'ok');
+  quiet = true;
+  assert.ok((await guard.check(481_000)).measured, 'over half its size: once a minute, quiet or not');
+  await rm(sub, { recursive: true });
+});

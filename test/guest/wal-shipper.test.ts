@@ -8,6 +8,7 @@ import { decodeBackup, LocalDirectoryStorage, MasterKey, newProjectKey, unwrapKe
 import { BusKey, conductorContract, conductorTopic, connectTransport, createRpcClient, serveRpc, type Subscription, type Transport } from '../../src/bus/index.js';
 import { silentLogger } from '../../src/common/index.js';
 import type { WalArchive } from '../../src/guest/engines/engine.js';
+import type { RoundOfChecks } from '../../src/guest/check-round.js';
 import { readWalTarget, WalShipper } from '../../src/guest/wal-shipper.js';
 import { makeDataDir } from '../support/temp-dir.js';
 import { until } from '../support/wait.js';
@@ -86,7 +87,7 @@ describe('WAL shipper', () => {
     await root.remove();
   });
 
-  async function setUp(name: string) {
+  async function setUp(name: string, round?: RoundOfChecks) {
     const dir = join(root.path, name);
     const spool = join(dir, 'spool');
     const storageDir = join(dir, 'storage');
@@ -102,6 +103,7 @@ describe('WAL shipper', () => {
       conductor: createRpcClient(transport, conductorContract, conductorTopic),
       log: silentLogger(),
       intervalMs: 20,
+      ...(round === undefined ? {} : { round }),
     });
     return { dir, spool, storageDir, archive, storage, shipper };
   }
@@ -176,5 +178,29 @@ describe('WAL shipper', () => {
     await until('the running shipper reports', () => reports.length === 2, 10_000);
     await shipper.stop();
     assert.equal(reports[1], '2026-12-03T10:01:00.000Z');
+  });
+  it("ships in the host round's turns when given the round, with no timer of its own, and leaves the round when stopped", async () => {
+    // a round driven by hand: a turn is whatever the test says
+    const members = new Set<() => Promise<void>>();
+    const round: RoundOfChecks = {
+      join(check) {
+        members.add(check);
+        return () => members.delete(check);
+      },
+    };
+    const turn = async () => {
+      for (const check of members) await check();
+    };
+    const { spool, shipper } = await setUp('in-round', round);
+    shipper.start();
+    assert.equal(members.size, 1, 'joined the round');
+    await writeFile(join(spool, '000000010000000000000003'), 'segment 3');
+    // its interval (20 ms) passes many times over: without a turn nothing runs
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual(await readdir(spool), ['000000010000000000000003']);
+    await turn();
+    await until('the turn shipped (here: discarded, no target yet)', async () => (await readdir(spool)).length === 0, 10_000);
+    await shipper.stop();
+    assert.equal(members.size, 0, 'left the round');
   });
 });

@@ -1,3 +1,4 @@
+import { lstatSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Client } from 'pg';
@@ -67,20 +68,49 @@ interface WalScan {
 /** pg_waldump's exit at the end of the WAL written so far, as opposed to a failure to read it */
 const endOfWal = /invalid record length at [0-9A-F]+\/[0-9A-F]+: wanted \d+, got 0|could not find file|could not find a valid record after/;
 
+/**
+ * The spool directory's identity and times (lstat, in place), when they are settled: its last
+ * change more than a second before now, so that any later change (a file renamed in, one removed)
+ * gives it other times. Undefined when unsettled or unreadable.
+ */
+function settledSpoolStamp(dir: string): string | undefined {
+  try {
+    const stats = lstatSync(dir, { bigint: true, throwIfNoEntry: false });
+    if (stats === undefined || !stats.isDirectory()) return undefined;
+    const changedMs = Number((stats.mtimeNs > stats.ctimeNs ? stats.mtimeNs : stats.ctimeNs) / 1_000_000n);
+    if (Date.now() - changedMs < 1000) return undefined;
+    return `${stats.ino}:${stats.mtimeNs}:${stats.ctimeNs}`;
+  } catch {
+    return undefined;
+  }
+}
+
 export class PostgresqlWalArchive implements WalArchive {
   private sizes: WalSizes | undefined;
   private lastScan: WalScan | undefined;
+  /**
+   * The spool's stamp when it was last listed and held nothing to ship: while it holds, nothing
+   * was added, and the shipper's round (every 10 s, for every instance) lists nothing. An idle
+   * server archives a segment at most every archive_timeout, and only after writes.
+   */
+  private emptyAt: string | undefined;
 
   constructor(private readonly host: WalArchiveHost) {}
 
   async pending(): Promise<string[]> {
+    // read before the listing: a file added after it changes the stamp
+    const stamp = settledSpoolStamp(this.host.spoolDir);
+    if (stamp !== undefined && stamp === this.emptyAt) return [];
+    this.emptyAt = undefined;
     const names = await readdir(this.host.spoolDir).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return [];
       throw err;
     });
     // a restore reads a timeline's history before its segments
     const rank = (name: string) => (isHistoryName(name) ? 0 : 1);
-    return names.filter(isArchivedFileName).sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+    const archived = names.filter(isArchivedFileName).sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+    if (archived.length === 0) this.emptyAt = stamp;
+    return archived;
   }
 
   async inspect(name: string): Promise<Record<string, string>> {
