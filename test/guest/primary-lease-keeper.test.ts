@@ -3,11 +3,11 @@ import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { primaryLeaseTimes, silentLogger } from '../../src/common/index.js';
-import type { RoundOfChecks } from '../../src/guest/check-round.js';
 import { writeEngineSpec } from '../../src/guest/engines/engine-spec-file.js';
 import { PrimaryLeaseKeeper } from '../../src/guest/primary-lease-keeper.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { until } from '../support/wait.js';
+import { handDrivenRound } from '../support/hand-round.js';
 
 // The lease keeper of an instance that needs no lease, in a host's round: its slow look at
 // whether the instance became a source with replicas is taken in the round's turns, with no
@@ -16,17 +16,7 @@ import { until } from '../support/wait.js';
 describe('primary lease keeper in a round', () => {
   it("looks at the spec in the round's turns only while no lease is needed, and leaves the round when closed", async () => {
     const dir = await tempDataDir('coffer-lease-round-');
-    // a round driven by hand
-    const members = new Set<() => Promise<void>>();
-    const round: RoundOfChecks = {
-      join(check) {
-        members.add(check);
-        return () => members.delete(check);
-      },
-    };
-    const turn = async () => {
-      for (const check of members) await check();
-    };
+    const { round, members, turn } = handDrivenRound();
     let asked = 0;
     const keeper = new PrimaryLeaseKeeper({
       instanceId: 'i-lease',

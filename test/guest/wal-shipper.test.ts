@@ -7,11 +7,12 @@ import { after, before, describe, it } from 'node:test';
 import { decodeBackup, LocalDirectoryStorage, MasterKey, newProjectKey, unwrapKey, wrapKey } from '../../src/backup/index.js';
 import { BusKey, conductorContract, conductorTopic, connectTransport, createRpcClient, serveRpc, type Subscription, type Transport } from '../../src/bus/index.js';
 import { silentLogger } from '../../src/common/index.js';
-import type { WalArchive } from '../../src/guest/engines/engine.js';
 import type { RoundOfChecks } from '../../src/guest/check-round.js';
+import type { WalArchive } from '../../src/guest/engines/engine.js';
 import { readWalTarget, WalShipper } from '../../src/guest/wal-shipper.js';
 import { makeDataDir } from '../support/temp-dir.js';
 import { until } from '../support/wait.js';
+import { handDrivenRound } from '../support/hand-round.js';
 
 // The guest's WAL shipper against a spool of plain files (the engine's side, which the
 // PostgreSQL point-in-time test runs for real) and a real local directory storage: what it does
@@ -180,17 +181,7 @@ describe('WAL shipper', () => {
     assert.equal(reports[1], '2026-12-03T10:01:00.000Z');
   });
   it("ships in the host round's turns when given the round, with no timer of its own, and leaves the round when stopped", async () => {
-    // a round driven by hand: a turn is whatever the test says
-    const members = new Set<() => Promise<void>>();
-    const round: RoundOfChecks = {
-      join(check) {
-        members.add(check);
-        return () => members.delete(check);
-      },
-    };
-    const turn = async () => {
-      for (const check of members) await check();
-    };
+    const { round, members, turn } = handDrivenRound();
     const { spool, shipper } = await setUp('in-round', round);
     shipper.start();
     assert.equal(members.size, 1, 'joined the round');
