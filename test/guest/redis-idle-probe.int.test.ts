@@ -4,9 +4,10 @@ import { randomInt } from 'node:crypto';
 import { chmod, mkdir, readFile, rm, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { engineRegistry, type RoundOfChecks } from '../../src/guest/index.js';
+import { engineRegistry } from '../../src/guest/index.js';
 import { isProcessAlive } from '../../src/guest/engines/process-watch.js';
 import { killServerProcesses } from '../../src/guest/engines/redis/server-process.js';
+import { handDrivenRound } from '../support/hand-round.js';
 import { connectRedis } from '../support/redis-client.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { until } from '../support/wait.js';
@@ -24,13 +25,9 @@ describe('redis guest: checks of an idle engine', () => {
   let root: string;
   let dir: string;
   let bus: BusGuest;
-  let check: () => Promise<void> = async () => undefined;
-  const round: RoundOfChecks = {
-    join: (joined) => {
-      check = joined;
-      return () => undefined;
-    },
-  };
+  // every member the guest puts in the round (its check, the lease keeper's look at the spec, ...)
+  // takes its turn, as in a host's round
+  const { round, turn: check } = handDrivenRound();
   const address = `127.94.${randomInt(0, 256)}.${randomInt(2, 254)}`;
 
   /** what the server says of itself, asked over a connection of the tenant's own */
