@@ -37,6 +37,22 @@ describe('redis AOF archive', () => {
     password: await readFile(join(dir, 'os_admin.password'), 'utf8'),
   });
 
+  /** an archive of the test's instance that counts how often it asks Redis for its persistence state */
+  function countingArchive(): { counted: RedisAofArchive; asked(): number } {
+    let asked = 0;
+    const counted = new RedisAofArchive(
+      {
+        ...archiveHost,
+        persistence: async () => {
+          asked += 1;
+          return withAdminClient(await admin(), async (client) => infoFields(String(await client.call('INFO', ['server', 'persistence']))));
+        },
+      },
+      { shipAfterMs: 0 },
+    );
+    return { counted, asked: () => asked };
+  }
+
   async function set(key: string): Promise<void> {
     const client = await connectRedis(address, 6379, ['tenant', 'tenant-Pass-1']);
     try {
@@ -193,22 +209,12 @@ describe('redis AOF archive', () => {
   });
 
   it('asks Redis nothing in idle rounds: the AOF directory tells that nothing changed', async () => {
-    let asked = 0;
-    const counted = new RedisAofArchive(
-      {
-        ...archiveHost,
-        persistence: async () => {
-          asked += 1;
-          return withAdminClient(await admin(), async (client) => infoFields(String(await client.call('INFO', ['server', 'persistence']))));
-        },
-      },
-      { shipAfterMs: 0 },
-    );
+    const { counted, asked } = countingArchive();
     for (const name of await counted.pending()) await counted.remove(name);
     assert.deepEqual(await counted.pending(), []);
     const quietPrograms = programsRun;
     for (let round = 0; round < 5; round += 1) assert.deepEqual(await counted.pending(), []);
-    assert.equal(asked, 0, 'an idle round asks Redis nothing');
+    assert.equal(asked(), 0, 'an idle round asks Redis nothing');
     assert.equal(programsRun, quietPrograms, 'an idle round runs no program');
     // a write, and a rewrite, are still found at the next round
     await set('dir-quiet-1');
@@ -221,30 +227,20 @@ describe('redis AOF archive', () => {
     await counted.pending();
     assert.ok(programsRun > afterRewrite, 'a round after a rewrite reads the files');
     for (const name of await counted.pending()) await counted.remove(name);
-    assert.equal(asked, 0);
+    assert.equal(asked(), 0);
     archive = new RedisAofArchive(archiveHost, { shipAfterMs: 0 });
   });
 
   it('asks Redis instead of reading a directory its engine user filled past what Redis keeps there', async () => {
-    let asked = 0;
-    const counted = new RedisAofArchive(
-      {
-        ...archiveHost,
-        persistence: async () => {
-          asked += 1;
-          return withAdminClient(await admin(), async (client) => infoFields(String(await client.call('INFO', ['server', 'persistence']))));
-        },
-      },
-      { shipAfterMs: 0 },
-    );
+    const { counted, asked } = countingArchive();
     const dir = join(archiveHost.dataDir, aofDirName);
     const filler = Array.from({ length: 300 }, (_, n) => join(dir, `filler-${n}`));
     await Promise.all(filler.map((file) => writeFile(file, '')));
     try {
       for (const name of await counted.pending()) await counted.remove(name);
-      const before = asked;
+      const before = asked();
       for (let round = 0; round < 3; round += 1) assert.deepEqual(await counted.pending(), []);
-      assert.equal(asked, before + 3, 'each idle round asks Redis');
+      assert.equal(asked(), before + 3, 'each idle round asks Redis');
     } finally {
       await Promise.all(filler.map((file) => rm(file, { force: true })));
     }
