@@ -38,9 +38,10 @@ describe('primary lease keeper in a round', () => {
     try {
       keeper.start();
       assert.equal(members.size, 1, 'joined the round');
-      // the first look (at start) finds no spec: no lease needed
-      await sleep(50);
+      // the look at start, and one asked for now after it, find no spec: no lease needed
+      await keeper.renewNow();
       assert.equal(keeper.current, 'idle');
+      assert.equal(asked, 0);
       await writeEngineSpec(dir, {
         memoryMb: 256,
         access: null,
