@@ -1,4 +1,4 @@
-import { sql, type ExpressionBuilder, type Selectable, type Updateable } from 'kysely';
+import { sql, type ExpressionBuilder, type Selectable, type SelectQueryBuilder, type Updateable } from 'kysely';
 import { CofferError, errors } from '../common/index.js';
 import { mapConstraintErrors } from './constraint-error.js';
 import { runReusable } from './reusable-query.js';
@@ -11,6 +11,7 @@ import type {
   InstancePatch,
   InstanceRepository,
   InstanceRow,
+  InstanceSummaryRow,
   InstanceTls,
   NewInstance,
   Page,
@@ -39,8 +40,72 @@ function replicaIdsColumn(ctx: RepositoryContext) {
 
 function withReplicas(r: Selectable<InstancesTable> & { replica_ids: string | null }): InstanceRow {
   const row = instanceFromRow(r);
+  const replicaIds = replicaIdsFrom(r.replica_ids);
+  return replicaIds === undefined ? row : { ...row, replicaIds };
+}
+
+function replicaIdsFrom(text: string | null): string[] | undefined {
   // SQLite's group_concat keeps no order: sorted here for all
-  return r.replica_ids === null || r.replica_ids === '' ? row : { ...row, replicaIds: r.replica_ids.split(',').sort() };
+  return text === null || text === '' ? undefined : text.split(',').sort();
+}
+
+/** The columns of InstanceSummaryRow. */
+const summaryColumns = [
+  'id',
+  'name',
+  'tenant_id',
+  'flavor_id',
+  'volume_size_gb',
+  'datastore_version_id',
+  'task_status',
+  'address',
+  'port',
+  'access',
+  'created_at',
+  'replica_of_id',
+] as const;
+
+function summaryFromRow(r: Pick<Selectable<InstancesTable>, (typeof summaryColumns)[number]> & { replica_ids: string | null }): InstanceSummaryRow {
+  const replicaIds = replicaIdsFrom(r.replica_ids);
+  return {
+    id: r.id,
+    name: r.name,
+    tenantId: r.tenant_id,
+    flavorId: r.flavor_id,
+    volumeSizeGb: r.volume_size_gb,
+    datastoreVersionId: r.datastore_version_id,
+    taskStatus: r.task_status as TaskStatusName,
+    address: r.address,
+    port: r.port,
+    access: fromJson<InstanceAccess>(r.access),
+    createdAt: toDate(r.created_at),
+    replicaOfId: r.replica_of_id,
+    ...(replicaIds === undefined ? {} : { replicaIds }),
+  };
+}
+
+type PageFilter = { tenantId?: string; limit: number; marker?: string; host?: string };
+
+/** The live, listed instances of a page (InstanceRepository.list), one row past it. */
+function pageOf<O>(query: SelectQueryBuilder<Database, 'instances', O>, [tenantId, host, marker, limit]: readonly [string | undefined, string | undefined, string | undefined, number]) {
+  let q = query.where('deleted', '=', false).where('internal', '=', false);
+  if (tenantId !== undefined) q = q.where('tenant_id', '=', tenantId);
+  if (host !== undefined) q = q.where('host', '=', host);
+  if (marker !== undefined) q = q.where('id', '>', marker);
+  return q.orderBy('id').limit(limit);
+}
+
+function pageValues(filter: PageFilter) {
+  if (!Number.isInteger(filter.limit) || filter.limit < 1) {
+    throw new CofferError('BadRequest', `limit must be a positive integer, not ${filter.limit}.`);
+  }
+  // One row past the page tells whether another page follows.
+  return [filter.tenantId, filter.host, filter.marker, filter.limit + 1] as const;
+}
+
+function toPage<R, T extends { id: string }>(rows: readonly R[], limit: number, map: (row: R) => T): Page<T> {
+  const items = rows.slice(0, limit).map(map);
+  return { items, nextMarker: rows.length > limit ? (items[items.length - 1]?.id ?? null) : null };
 }
 
 /** A live primary that holds a lease: failover on, not a replica, not fenced by a failover. */
@@ -160,27 +225,18 @@ export class SqlInstanceRepository implements InstanceRepository {
     return r && withReplicas(r);
   }
 
-  async list(filter: { tenantId?: string; limit: number; marker?: string; host?: string }): Promise<Page<InstanceRow>> {
-    if (!Number.isInteger(filter.limit) || filter.limit < 1) {
-      throw new CofferError('BadRequest', `limit must be a positive integer, not ${filter.limit}.`);
-    }
-    // One row past the page tells whether another page follows.
-    const values = [filter.tenantId, filter.host, filter.marker, filter.limit + 1] as const;
-    const rows = await runReusable(this.ctx, 'instances.list', values, ([tenantId, host, marker, limit]) => {
-      let query = this.ctx.db
-        .selectFrom('instances')
-        .selectAll('instances')
-        .select(replicaIdsColumn(this.ctx))
-        .where('deleted', '=', false)
-        .where('internal', '=', false);
-      if (tenantId !== undefined) query = query.where('tenant_id', '=', tenantId);
-      if (host !== undefined) query = query.where('host', '=', host);
-      if (marker !== undefined) query = query.where('id', '>', marker);
-      return query.orderBy('id').limit(limit);
-    });
-    const items = rows.slice(0, filter.limit).map(withReplicas);
-    const nextMarker = rows.length > filter.limit ? (items[items.length - 1]?.id ?? null) : null;
-    return { items, nextMarker };
+  async list(filter: PageFilter): Promise<Page<InstanceRow>> {
+    const rows = await runReusable(this.ctx, 'instances.list', pageValues(filter), (stand) =>
+      pageOf(this.ctx.db.selectFrom('instances').selectAll('instances').select(replicaIdsColumn(this.ctx)), stand),
+    );
+    return toPage(rows, filter.limit, withReplicas);
+  }
+
+  async listSummaries(filter: PageFilter): Promise<Page<InstanceSummaryRow>> {
+    const rows = await runReusable(this.ctx, 'instances.listSummaries', pageValues(filter), (stand) =>
+      pageOf(this.ctx.db.selectFrom('instances').select(summaryColumns).select(replicaIdsColumn(this.ctx)), stand),
+    );
+    return toPage(rows, filter.limit, summaryFromRow);
   }
 
   async listAll(filter: { deleted?: boolean; tenantId?: string }): Promise<InstanceRow[]> {

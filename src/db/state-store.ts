@@ -628,6 +628,16 @@ export interface DatastoreRepository {
   setDisabledByAdmin(id: string, disabled: boolean): Promise<void>;
 }
 
+/**
+ * What a project's instance list (GET /instances, instanceSummaryView) shows of an instance and
+ * orders it by: a list page reads only these columns of its rows, not the TLS certificate, the
+ * generations or the lease (issue 14).
+ */
+export type InstanceSummaryRow = Pick<
+  InstanceRow,
+  'id' | 'name' | 'tenantId' | 'flavorId' | 'volumeSizeGb' | 'datastoreVersionId' | 'taskStatus' | 'address' | 'port' | 'access' | 'createdAt' | 'replicaOfId' | 'replicaIds'
+>;
+
 export interface InstanceRepository {
   create(row: NewInstance): Promise<void>;
   /** how many live instances (internal ones too: they use the host as much) each of `hosts` holds, in one statement */
@@ -639,6 +649,8 @@ export interface InstanceRepository {
   get(id: string, scope?: { tenantId?: string; includeDeleted?: boolean }): Promise<InstanceRow | undefined>;
   /** not deleted, ordered by id ascending; marker = id of the last item of the previous page; internal ones left out */
   list(filter: { tenantId?: string; limit: number; marker?: string; host?: string }): Promise<Page<InstanceRow>>;
+  /** list's page with only the columns of InstanceSummaryRow */
+  listSummaries(filter: { tenantId?: string; limit: number; marker?: string; host?: string }): Promise<Page<InstanceSummaryRow>>;
   /** sets updatedAt too */
   update(id: string, patch: InstancePatch): Promise<void>;
   /**

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { noEngineCapabilities } from '../../src/common/index.js';
-import type { StateStore } from '../../src/db/index.js';
+import type { InstanceRow, StateStore } from '../../src/db/index.js';
 import { instanceEventsKept } from '../../src/db/instance-event-repository.js';
 import { rejectsWithCode } from '../support/coffer-errors.js';
 import { backupScheduleStoreTests } from './backup-schedule-store.suite.js';
@@ -692,6 +692,36 @@ export function stateStoreSuite(
         assert.equal(exact.nextMarker, null, 'a page that ends the list has no next marker');
         assert.deepEqual(await store.instances.list({ tenantId, limit: 3, marker: ids[4]! }), { items: [], nextMarker: null });
         await rejectsWithCode(store.instances.list({ tenantId, limit: 0 }), 'BadRequest');
+      });
+
+      it("lists summaries: list's pages with only the summary's fields, replicas and access included", async () => {
+        const tenantId = `tenant-${uid()}`;
+        const source = instance({ tenantId, access: { isPublic: false, allowedCidrs: ['10.0.0.0/8'] } });
+        await store.instances.create(source);
+        const replica = instance({ tenantId, replicaOfId: source.id });
+        await store.instances.create(replica);
+        for (let n = 0; n < 3; n++) await store.instances.create(instance({ tenantId }));
+        await store.instances.update(source.id, { address: '127.0.0.9', port: 5432, tls: { caCertificate: 'pem', expiresAt: new Date().toISOString(), port: 5433 } });
+        await store.instances.create(instance()); // another tenant's
+        const fields = ['id', 'name', 'tenantId', 'flavorId', 'volumeSizeGb', 'datastoreVersionId', 'taskStatus', 'address', 'port', 'access', 'createdAt', 'replicaOfId', 'replicaIds'] as const;
+        const summaryOf = (row: InstanceRow) => Object.fromEntries(fields.flatMap((f) => (row[f] === undefined ? [] : [[f, row[f]]])));
+        let marker: string | undefined;
+        let pages = 0;
+        do {
+          const filter = { tenantId, limit: 2, ...(marker === undefined ? {} : { marker }) };
+          const [whole, summaries] = await Promise.all([store.instances.list(filter), store.instances.listSummaries(filter)]);
+          assert.deepEqual(summaries.items, whole.items.map(summaryOf));
+          assert.equal(summaries.nextMarker, whole.nextMarker);
+          for (const row of summaries.items) assert.deepEqual(Object.keys(row).filter((k) => !(fields as readonly string[]).includes(k)), [], 'no column beyond the summary');
+          marker = summaries.nextMarker ?? undefined;
+          pages += 1;
+        } while (marker !== undefined);
+        assert.equal(pages, 3);
+        const sourceSummary = (await store.instances.listSummaries({ tenantId, limit: 10 })).items.find((x) => x.id === source.id);
+        assert.deepEqual(sourceSummary?.replicaIds, [replica.id]);
+        assert.deepEqual(sourceSummary?.access, { isPublic: false, allowedCidrs: ['10.0.0.0/8'] });
+        assert.equal(sourceSummary?.port, 5432);
+        await rejectsWithCode(store.instances.listSummaries({ tenantId, limit: 0 }), 'BadRequest');
       });
 
       it('lists by host, across tenants', async () => {

@@ -42,13 +42,23 @@ export async function instanceRoutes(app: FastifyInstance, deps: TroveDeps): Pro
     const auth = requireAuth(request);
     enforce(auth, detail ? 'instance:detail' : 'instance:index', auth.projectId);
     // Only the caller's project, even for admins (reference 2.2).
-    const page = await store.instances.list({ tenantId: auth.projectId, ...pageRequest(request) });
+    const filter = { tenantId: auth.projectId, ...pageRequest(request) };
     const ctx = instanceContext(request);
-    const items = [...page.items].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
-    const views = (await loadInstanceViews(store, items, { summary: !detail })).map((data) => (detail ? instanceDetailView(data, ctx) : instanceSummaryView(data, ctx)));
+    let views: object[];
+    let nextMarker: string | null;
+    if (detail) {
+      const page = await store.instances.list(filter);
+      views = (await loadInstanceViews(store, newestFirst(page.items))).map((data) => instanceDetailView(data, ctx));
+      nextMarker = page.nextMarker;
+    } else {
+      // a summary page reads only the columns its view shows
+      const page = await store.instances.listSummaries(filter);
+      views = (await loadInstanceViews(store, newestFirst(page.items), { summary: true })).map((data) => instanceSummaryView(data, ctx));
+      nextMarker = page.nextMarker;
+    }
     return {
       instances: views,
-      ...(page.nextMarker === null ? {} : { links: [nextPageLink(request, ctx.linkBase, page.nextMarker)] }),
+      ...(nextMarker === null ? {} : { links: [nextPageLink(request, ctx.linkBase, nextMarker)] }),
     };
   }
 
@@ -92,4 +102,9 @@ export async function instanceRoutes(app: FastifyInstance, deps: TroveDeps): Pro
     await deleteInstance(deps, instance, busContext(request, instance.id));
     reply.code(202).type('application/json').send();
   });
+}
+
+/** A page's instances, the newest first (as Trove lists them). */
+function newestFirst<T extends { createdAt: Date }>(items: readonly T[]): T[] {
+  return [...items].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
 }

@@ -1,5 +1,5 @@
-import type { InstanceFaultRow, InstanceRow, Repositories } from '../../db/index.js';
-import type { InstanceViewData } from './instance-views.js';
+import type { InstanceFaultRow, InstanceRow, InstanceSummaryRow, Repositories } from '../../db/index.js';
+import type { InstanceSummaryViewData, InstanceViewData } from './instance-views.js';
 import { recoverableWindows, type RecoverableWindow } from './point-in-time.js';
 
 /**
@@ -8,12 +8,16 @@ import { recoverableWindows, type RecoverableWindow } from './point-in-time.js';
  * (issue 14), at most 10 with the token's. With `summary`, only what the summary view shows
  * (instanceSummaryView): no fault, configuration, task progress or recoverable window is read.
  */
+export function loadInstanceViews(store: Repositories, instances: readonly InstanceRow[]): Promise<InstanceViewData[]>;
+export function loadInstanceViews(store: Repositories, instances: readonly InstanceSummaryRow[], options: { summary: true }): Promise<InstanceSummaryViewData[]>;
 export async function loadInstanceViews(
   store: Repositories,
-  instances: readonly InstanceRow[],
-  options: { summary?: boolean } = {},
-): Promise<InstanceViewData[]> {
+  rows: readonly InstanceSummaryRow[],
+  options: { summary?: true } = {},
+): Promise<InstanceSummaryViewData[]> {
   const detail = options.summary !== true;
+  // without `summary` the rows are whole (the first signature)
+  const instances = rows as readonly InstanceRow[];
   const ids = instances.map((i) => i.id);
   const configurationIds = detail ? unique(instances.flatMap((i) => (i.configurationId === null ? [] : [i.configurationId]))) : [];
   const [versions, services, faults, configurations, withRunningBackup, windows] = await Promise.all([
@@ -38,7 +42,7 @@ export async function loadInstanceViews(
       datastore: version === undefined ? undefined : datastores.get(version.datastoreId),
       service: services.get(instance.id),
       fault: faults.get(instance.id),
-      configuration: instance.configurationId === null ? undefined : configurations.get(instance.configurationId),
+      configuration: detail && instance.configurationId !== null ? configurations.get(instance.configurationId) : undefined,
       progress: tasks.get(instance.id)?.progress ?? undefined,
       backupRunning: withRunningBackup.has(instance.id),
       recoverableWindow: windows.get(instance.id),

@@ -5,6 +5,7 @@ import type {
   DatastoreVersionRow,
   InstanceFaultRow,
   InstanceRow,
+  InstanceSummaryRow,
   ServiceStatusRow,
   TaskProgress,
 } from '../../db/index.js';
@@ -15,22 +16,27 @@ import { resourceLinks, type LinkContext } from './links.js';
 // Trove's instance views (reference 2.2 "Instance view"): the summary of GET /instances and the
 // detail of GET /instances/detail, GET /instances/{id} and the create response.
 
-export interface InstanceViewData {
-  instance: InstanceRow;
+/** What the summary view shows: a list page reads no more (loadInstanceViews with `summary`). */
+export interface InstanceSummaryViewData {
+  instance: InstanceSummaryRow;
   datastore: DatastoreRow | undefined;
   version: DatastoreVersionRow | undefined;
   service: ServiceStatusRow | undefined;
+  /** a backup of the instance is running: it shows BACKUP */
+  backupRunning?: boolean;
+  /** the live replicas of the instance (ids ordered) */
+  replicaIds?: readonly string[];
+}
+
+export interface InstanceViewData extends InstanceSummaryViewData {
+  instance: InstanceRow;
   fault: InstanceFaultRow | undefined;
   /** the attached configuration group, when there is one */
   configuration?: ConfigurationRow | undefined;
   /** how far the running task's guest operation got, when it reported */
   progress?: TaskProgress | undefined;
-  /** a backup of the instance is running: it shows BACKUP */
-  backupRunning?: boolean;
   /** the moments a point-in-time restore of the instance can reach, when there are any */
   recoverableWindow?: RecoverableWindow | undefined;
-  /** the live replicas of the instance (ids ordered) */
-  replicaIds?: readonly string[];
 }
 
 export interface InstanceViewContext extends LinkContext {
@@ -40,7 +46,7 @@ export interface InstanceViewContext extends LinkContext {
   heartbeatExpirySeconds: number;
 }
 
-function accessView(instance: InstanceRow) {
+function accessView(instance: InstanceSummaryRow) {
   // Coffer's requireTls is shown as `tls.required`, not among Trove's access keys
   const { requireTls, ...trove } = instance.access ?? {};
   const onlyTls = requireTls !== undefined && Object.keys(trove).length === 0;
@@ -59,13 +65,13 @@ function accessView(instance: InstanceRow) {
  * standard one (instances on a host's own address listen on a port each). `ip` stays a list of
  * addresses, as Trove clients read it.
  */
-function portView({ instance, version }: InstanceViewData): { port?: number } {
+function portView({ instance, version }: InstanceSummaryViewData): { port?: number } {
   if (instance.port === null) return {};
   const standard = version === undefined ? undefined : engineStandardPorts[version.manager];
   return instance.port === standard ? {} : { port: instance.port };
 }
 
-export function instanceSummaryView(data: InstanceViewData, ctx: InstanceViewContext) {
+export function instanceSummaryView(data: InstanceSummaryViewData, ctx: InstanceViewContext) {
   const { instance, datastore, version, service } = data;
   const status = instanceStatus(instance.taskStatus, service?.status);
   const known = datastore !== undefined && version !== undefined;
