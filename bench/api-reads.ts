@@ -5,7 +5,8 @@
 // Real API over a SQLite state file (WAL, as `coffer serve` keeps it) and the in-process bus;
 // every instance HEALTHY with usage stored as the conductor keeps it, a fault on every fifth
 // instance and a running backup on every tenth, so each per-instance look-up has rows to find;
-// every row carries a real CA certificate in its TLS report, as a live instance's does.
+// every row carries a real CA certificate in its TLS report and engine metrics in its status, as
+// a live instance's does.
 // Prints; asserts nothing. Other work on the machine skews the timings: note the load. The HTTP
 // client runs in a process of its own (bench/http-load.ts); the CPU time per request is this
 // process's, the server's alone, and steadier than latency.
@@ -81,7 +82,10 @@ for (let n = 0; n < count; n++) {
   });
   await h.store.instances.update(id, { host: 'host-a', address: `127.80.${Math.floor(n / 250)}.${(n % 250) + 1}`, port: 5432, tls });
   await h.store.serviceStatuses.set({ instanceId: id, status: 'HEALTHY', updatedAt: now });
-  await h.store.serviceStatuses.report(id, { volumeUsage: { usedBytes: 0.5 * gb, measuredAt: now } });
+  await h.store.serviceStatuses.report(id, {
+    volumeUsage: { usedBytes: 0.5 * gb, measuredAt: now },
+    engineMetrics: { values: { connections: 2, databaseBytes: 8_000_000, operations: 123_456, cacheHitRatio: 0.99 }, measuredAt: now },
+  });
   if (n % 5 === 0) await h.store.faults.record({ id: newUuid(), instanceId: id, message: 'an old fault', details: 'trace', createdAt: now });
   if (n % 10 === 0) {
     await h.store.backups.create({

@@ -4,7 +4,7 @@ import { runReusable } from './reusable-query.js';
 import { engineMetrics, type EngineMetricsSample } from '../common/index.js';
 import { fromJson, toDate, toJson, toNullableDate } from './row-codec.js';
 import type { ServiceStatusesTable } from './schema.js';
-import type { GuestReport, ServiceStatusName, ServiceStatusRepository, ServiceStatusRow } from './state-store.js';
+import type { GuestReport, ServiceStatusName, ServiceStatusRepository, ServiceStatusRow, ServiceStatusSummary } from './state-store.js';
 
 /** the stored sample, when it is one this build reads (a row written by another version may not be) */
 export function engineMetricsOf(text: string | null, at: Date | string | null): EngineMetricsSample | undefined {
@@ -14,18 +14,29 @@ export function engineMetricsOf(text: string | null, at: Date | string | null): 
   return parsed.success ? { values: parsed.data, measuredAt } : undefined;
 }
 
-function toRow(r: Selectable<ServiceStatusesTable>): ServiceStatusRow {
+/** The columns of ServiceStatusSummary. */
+const summaryColumns = ['instance_id', 'status', 'updated_at', 'volume_used_bytes', 'volume_measured_at', 'awaiting_adoption'] as const;
+
+function toSummary(r: Pick<Selectable<ServiceStatusesTable>, (typeof summaryColumns)[number]>): ServiceStatusSummary {
   const measuredAt = toNullableDate(r.volume_measured_at);
-  const metrics = engineMetricsOf(r.engine_metrics, r.engine_metrics_at);
   return {
     instanceId: r.instance_id,
     status: r.status as ServiceStatusName,
     updatedAt: toDate(r.updated_at),
     // bigint comes back as text from PostgreSQL; volumes stay far below 2^53 bytes
     ...(r.volume_used_bytes === null || measuredAt === null ? {} : { volumeUsage: { usedBytes: Number(r.volume_used_bytes), measuredAt } }),
+    ...(r.awaiting_adoption === true || r.awaiting_adoption === 1 ? { awaitingAdoption: true as const } : {}),
+  };
+}
+
+function toRow(r: Selectable<ServiceStatusesTable>): ServiceStatusRow {
+  const { awaitingAdoption, ...summary } = toSummary(r);
+  const metrics = engineMetricsOf(r.engine_metrics, r.engine_metrics_at);
+  return {
+    ...summary,
     ...(r.health_detail === null ? {} : { healthDetail: r.health_detail }),
     ...(metrics === undefined ? {} : { engineMetrics: metrics }),
-    ...(r.awaiting_adoption === true || r.awaiting_adoption === 1 ? { awaitingAdoption: true as const } : {}),
+    ...(awaitingAdoption === undefined ? {} : { awaitingAdoption }),
   };
 }
 
@@ -41,12 +52,12 @@ export class SqlServiceStatusRepository implements ServiceStatusRepository {
     return r && toRow(r);
   }
 
-  async getMany(instanceIds: readonly string[]): Promise<Map<string, ServiceStatusRow>> {
+  async getMany(instanceIds: readonly string[]): Promise<Map<string, ServiceStatusSummary>> {
     if (instanceIds.length === 0) return new Map();
     const rows = await runReusable(this.ctx, 'service_statuses.getMany', [instanceIds] as const, ([instanceIds]) =>
-      this.ctx.db.selectFrom('service_statuses').selectAll().where('instance_id', 'in', instanceIds),
+      this.ctx.db.selectFrom('service_statuses').select(summaryColumns).where('instance_id', 'in', instanceIds),
     );
-    return new Map(rows.map((r) => [r.instance_id, toRow(r)]));
+    return new Map(rows.map((r) => [r.instance_id, toSummary(r)]));
   }
 
   async set(row: Pick<ServiceStatusRow, 'instanceId' | 'status' | 'updatedAt'>): Promise<void> {

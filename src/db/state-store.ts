@@ -240,6 +240,13 @@ export interface ServiceStatusRow {
   awaitingAdoption?: true;
 }
 
+/**
+ * A status as a page of views shows it. The engine's metrics (checked against their schema on
+ * every read) and the health detail are left out: no view shows them, and a list page read and
+ * checked them for every instance (issue 14).
+ */
+export type ServiceStatusSummary = Omit<ServiceStatusRow, 'healthDetail' | 'engineMetrics'>;
+
 export interface VolumeUsage {
   usedBytes: number;
   measuredAt: Date;
@@ -804,8 +811,11 @@ export interface ProjectKeyRepository {
 
 export interface ServiceStatusRepository {
   get(instanceId: string): Promise<ServiceStatusRow | undefined>;
-  /** the status rows of those of `instanceIds` that have one, by instance id, in one statement */
-  getMany(instanceIds: readonly string[]): Promise<Map<string, ServiceStatusRow>>;
+  /**
+   * the status rows of those of `instanceIds` that have one, by instance id, in one statement, as
+   * a page of views shows them: without the engine's metrics and health detail (`get` reads those)
+   */
+  getMany(instanceIds: readonly string[]): Promise<Map<string, ServiceStatusSummary>>;
   /** writes the status and its time only: what the guest reported stays (see `report`); a status written is newer than any wait for adoption */
   set(row: Pick<ServiceStatusRow, 'instanceId' | 'status' | 'updatedAt'>): Promise<void>;
   /** those of `instanceIds` with a status row await their host agent's adoption, until their next status */

@@ -957,6 +957,15 @@ export function stateStoreSuite(
         assert.deepEqual(statuses.get(a), await store.serviceStatuses.get(a));
         assert.deepEqual(statuses.get(b), await store.serviceStatuses.get(b));
         assert.equal((await store.serviceStatuses.getMany([])).size, 0);
+        // what views show, not the engine's metrics or health detail: get has those (a report needs a live instance)
+        await store.instances.create(instance({ id: a }));
+        const usage = { usedBytes: 7_000_000_000, measuredAt: at.dstSwitch };
+        const engineMetrics = { values: { connections: 3, databaseBytes: 1024, operations: 99 }, measuredAt: at.dstSwitch };
+        await store.serviceStatuses.report(a, { volumeUsage: usage, healthDetail: 'restarted twice', engineMetrics });
+        await store.serviceStatuses.markAwaitingAdoption([a]);
+        const whole = await store.serviceStatuses.get(a);
+        assert.deepEqual(whole, { instanceId: a, status: 'HEALTHY', updatedAt: at.leapDay, volumeUsage: usage, healthDetail: 'restarted twice', engineMetrics, awaitingAdoption: true });
+        assert.deepEqual((await store.serviceStatuses.getMany([a])).get(a), { instanceId: a, status: 'HEALTHY', updatedAt: at.leapDay, volumeUsage: usage, awaitingAdoption: true });
         const fault = (instanceId: string, createdAt: Date, id = uid()) => ({ id, instanceId, message: `m-${id}`, details: 'd', createdAt });
         // b's two newest share a millisecond: the higher id wins, as in `latest`
         const faults = [fault(a, at.oneMs), fault(a, at.leapDay), fault(a, at.dstSwitch), fault(b, at.leapDay, `1-${uid()}`), fault(b, at.leapDay, `2-${uid()}`)];

@@ -6,7 +6,7 @@ import type {
   InstanceFaultRow,
   InstanceRow,
   InstanceSummaryRow,
-  ServiceStatusRow,
+  ServiceStatusSummary,
   TaskProgress,
 } from '../../db/index.js';
 import { instanceStatus, operatingStatus } from './instance-status.js';
@@ -21,7 +21,7 @@ export interface InstanceSummaryViewData {
   instance: InstanceSummaryRow;
   datastore: DatastoreRow | undefined;
   version: DatastoreVersionRow | undefined;
-  service: ServiceStatusRow | undefined;
+  service: ServiceStatusSummary | undefined;
   /** a backup of the instance is running: it shows BACKUP */
   backupRunning?: boolean;
   /** the live replicas of the instance (ids ordered) */
