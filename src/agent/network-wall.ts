@@ -51,6 +51,15 @@ function checkUid(uid: number): void {
   if (!Number.isInteger(uid) || uid <= 0 || uid > 0xfffffffe) throw new CofferError('Internal', `Cannot wall uid ${uid}.`);
 }
 
+/** validated: they are written into the ruleset's text */
+function checkDestinations(allowed: readonly Destination[]): void {
+  for (const { address, port } of allowed) {
+    if ((!isIPv4(address) && !isIPv6(address)) || !Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new CofferError('Internal', `Not a destination to allow: ${address} port ${port}.`);
+    }
+  }
+}
+
 /** Takes `uid` out of the walls of before; `add` before `delete` makes the delete succeed whether or not it was there. */
 function leaveOldWall(uid: number): string[] {
   return [`add element ${family} ${table} walled { ${uid} }`, `delete element ${family} ${table} walled { ${uid} }`];
@@ -62,10 +71,10 @@ export interface Destination {
   port: number;
 }
 
-function acceptRule(chain: string, { address, port }: Destination): string {
+function acceptRule(chain: string, { address, port }: Destination, verb: 'add' | 'insert' = 'add'): string {
   const match = isIPv4(address) ? 'ip daddr' : 'ip6 daddr';
   // th dport only where there is one: an ICMP header has none
-  return `add rule ${family} ${table} ${chain} meta l4proto { tcp, udp } ${match} ${address} th dport ${port} accept`;
+  return `${verb} rule ${family} ${table} ${chain} meta l4proto { tcp, udp } ${match} ${address} th dport ${port} accept`;
 }
 
 export class NetworkWall {
@@ -83,12 +92,7 @@ export class NetworkWall {
    */
   async raise(uid: number, allowed: readonly Destination[]): Promise<void> {
     checkUid(uid);
-    // validated: they are written into the ruleset's text
-    for (const { address, port } of allowed) {
-      if ((!isIPv4(address) && !isIPv6(address)) || !Number.isInteger(port) || port < 1 || port > 65535) {
-        throw new CofferError('Internal', `Not a destination to allow: ${address} port ${port}.`);
-      }
-    }
+    checkDestinations(allowed);
     const t = `${family} ${table}`;
     const chain = `wall_${uid}`;
     await this.apply([
@@ -100,6 +104,28 @@ export class NetworkWall {
       `add rule ${t} ${chain} reject with icmpx type admin-prohibited`,
       `add element ${t} walls { ${uid} : jump ${chain} }`,
       ...leaveOldWall(uid),
+    ]);
+  }
+
+  /**
+   * Lets `uid`, walled with nothing allowed by `raise(uid, [])` and changed by nothing since, reach
+   * `allowed` as well: the same chain `raise(uid, allowed)` makes, by additions alone. A
+   * transaction that deletes anything (a chain's rules flushed, a set's element taken out) waits
+   * for the kernel's grace period before it returns: a raise takes 10 to 25 ms here, this 2 to 8
+   * (mostly nft's own start). Rejects, changing nothing, when the uid's chain is not there (the
+   * host rebooted, the table was flushed): the caller raises the wall whole then. Only its caller
+   * knows that the chain holds nothing but what `raise(uid, [])` put there: one that may allow
+   * more (a uid walled for an earlier owner) must be raised whole.
+   */
+  async extend(uid: number, allowed: readonly Destination[]): Promise<void> {
+    checkUid(uid);
+    checkDestinations(allowed);
+    const t = `${family} ${table}`;
+    const chain = `wall_${uid}`;
+    // each inserted at the head, ahead of the refusals: the last first keeps raise's order
+    await this.apply([
+      `add element ${t} walls { ${uid} : jump ${chain} }`,
+      ...[...allowed].reverse().map((destination) => acceptRule(chain, destination, 'insert')),
     ]);
   }
 
