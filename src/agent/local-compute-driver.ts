@@ -9,6 +9,7 @@ import { createInstanceUser, findInstanceUser, processesOf, removeInstanceUser }
 import { isSafeInstanceId, readInstanceRecord, scanInstanceRecords, writeInstanceRecord, type InstanceRecord } from './instance-record.js';
 import { LocalProcessRunner, type EngineIdentity } from './local-process-runner.js';
 import { NetworkWall } from './network-wall.js';
+import { NftSession } from './nft-session.js';
 import { chownTree } from './owner-tree.js';
 import { SpareUsers } from './spare-users.js';
 
@@ -67,6 +68,7 @@ export class LocalComputeDriver implements ComputeDriver {
   private readonly instancesDir: string;
   private readonly logger: Logger;
   private wallOf: NetworkWall | undefined;
+  private nftSession: NftSession | undefined;
   private spares: SpareUsers | undefined;
   private reachable = false;
   /**
@@ -105,7 +107,8 @@ export class LocalComputeDriver implements ComputeDriver {
     const identity = this.isolated ? await ensureEngineUser(this.options.engineUser ?? 'coffer-db', this.logger) : undefined;
     this.hostRunner = new LocalProcessRunner(identity);
     if (identity !== undefined) {
-      this.wallOf = new NetworkWall(this.agentRunner, this.options.nftPath);
+      this.nftSession = new NftSession(this.options.nftPath);
+      this.wallOf = new NetworkWall(this.agentRunner, this.options.nftPath, this.nftSession);
       await this.wallHostUser(identity);
       const wall = this.wallOf;
       this.spares = new SpareUsers({
@@ -136,6 +139,7 @@ export class LocalComputeDriver implements ComputeDriver {
 
   async close(): Promise<void> {
     await this.spares?.stop();
+    this.nftSession?.close();
   }
 
   /**

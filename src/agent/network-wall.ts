@@ -1,6 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { CofferError } from '../common/index.js';
 import type { LocalProcessRunner } from './local-process-runner.js';
+import type { NftSession } from './nft-session.js';
 
 // A tenant's superuser runs programs as its engine's OS user (PostgreSQL's COPY ... PROGRAM),
 // and everything the control plane listens on is on this host's loopback: the bus, the state
@@ -78,10 +79,15 @@ function acceptRule(chain: string, { address, port }: Destination, verb: 'add' |
 }
 
 export class NetworkWall {
-  /** `nft`: the nftables program, by path or found on the runner's PATH; `runner` runs as root */
+  /**
+   * `nft`: the nftables program, by path or found on the runner's PATH; `runner` runs as root.
+   * `session`: a shell kept up that runs the changes instead (nft-session.ts: the agent is not
+   * forked for each), with the same `nft`.
+   */
   constructor(
     private readonly runner: LocalProcessRunner,
     private readonly nft = 'nft',
+    private readonly session?: NftSession,
   ) {}
 
   /**
@@ -148,7 +154,9 @@ export class NetworkWall {
 
   private async apply(lines: string[]): Promise<void> {
     try {
-      await this.runner.run(this.nft, ['-f', '-'], { timeoutMs, input: `${lines.join('\n')}\n` });
+      const input = `${lines.join('\n')}\n`;
+      if (this.session === undefined) await this.runner.run(this.nft, ['-f', '-'], { timeoutMs, input });
+      else await this.session.apply(input, timeoutMs);
     } catch (err) {
       throw this.fault(err);
     }
