@@ -98,11 +98,11 @@ async function serverKey(): Promise<ServerKey> {
 /**
  * How long after an issue the next server key is made: a create's certificate is signed on its
  * path, beside its guest's start, and the key's making and its identifier (three round trips
- * through the thread pool while the event loop is at its busiest) came first. Made a moment
- * later, when the create is over, the next issue finds it ready; a burst of creates faster than
- * that makes its own keys, as before.
+ * through the thread pool while the event loop is at its busiest) came first. Made once the
+ * create is over (a Redis create takes 50 to 100 ms here), the next issue finds it ready; creates
+ * closer together than that make their own keys, as before.
  */
-const keyAheadDelayMs = 1_000;
+const keyAheadDelayMs = 100;
 
 /** A single-CN name, from characters that need no escaping anywhere a client prints it. */
 function commonName(value: string): x509.Name {

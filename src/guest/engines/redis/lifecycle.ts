@@ -422,9 +422,8 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
   ): Promise<void> {
     await this.discardData();
     const adminPassword = newPassword(48);
-    await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
+    await Promise.all([writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 }), mkdir(this.paths.dataDir, { mode: 0o700 })]);
     this.adminPassword = adminPassword;
-    await mkdir(this.paths.dataDir, { mode: 0o700 });
     // no server has worked in it: the next start need not look for one's leftovers (start)
     this.freshData = true;
     await writeFile(this.paths.aclFile, renderInitialAclFile(adminPassword, users), { mode: 0o600 });
