@@ -2,18 +2,21 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { basename } from 'node:path';
 import { CofferError } from '../common/index.js';
 
-// The agent's nftables changes, run by a small shell that stays up beside it instead of each by
-// a process the agent starts itself. Starting a program from the agent forks the agent, whose
-// page tables are hundreds of MB: the event loop (the API, the flows, every guest) stops for 3
-// to 8 ms on this 2-core box each time, and a create's wall change was one of them. The shell
-// forks nft from its own small process, on the other core; the agent only writes the ruleset to
-// a pipe and reads one line back.
+// The agent's nftables changes, run by small shells that stay up beside it instead of each by a
+// process the agent starts itself. Starting a program from the agent forks the agent, whose page
+// tables are hundreds of MB: the event loop (the API, the flows, every guest) stops for 3 to 8 ms
+// on this 2-core box each time, and a create's wall change was one of them. A shell forks nft
+// from its own small process, on the other core; the agent only writes the ruleset to a pipe and
+// reads one line back.
 //
-// One change at a time, in the order asked (nft's own transactions are whole or nothing; the
-// wall's order per uid is its caller's). A shell that died, or a change that ran past its
-// deadline (the shell is killed with what it ran), is started anew at the next change.
+// Each shell runs one change at a time; changes asked while every shell is busy go to another
+// one, started then (up to `maxShells`), so that a create's wall change does not wait behind a
+// spare user's (as before, when each was a process of its own: changes asked together run
+// together, and the kernel applies each whole). A caller that needs an order waits for one
+// change before it asks for the next. A shell that died, or whose change ran past its deadline
+// (it is killed with what it ran), is replaced at the next change.
 
-/** dash or bash: a ruleset between lines of its own ending in a line `.`; answers the code, and nft's words when it failed */
+/** a ruleset between lines of its own ending in a line `.`; answers the code, and nft's words when it failed */
 const script = `nft=$1
 while :; do
   buf=
@@ -30,48 +33,84 @@ while :; do
 done`;
 
 const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8' };
+const maxShells = 4;
+
+interface Shell {
+  child: ChildProcessWithoutNullStreams;
+  busy: boolean;
+  /** killed for its deadline: never given another change */
+  killed?: true;
+}
 
 export class NftSession {
-  private child: ChildProcessWithoutNullStreams | undefined;
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly shells: Shell[] = [];
+  /** changes waiting for a shell, in the order asked */
+  private readonly waiting: (() => void)[] = [];
   private closed = false;
 
   /** `nft`: the nftables program, by path or on the PATH */
   constructor(private readonly nft = 'nft') {}
 
   /** Applies `ruleset` (nft -f syntax, no line of it a lone `.`) as one transaction; rejects with nft's words. */
-  apply(ruleset: string, timeoutMs: number): Promise<void> {
+  async apply(ruleset: string, timeoutMs: number): Promise<void> {
     if (ruleset.split('\n').includes('.')) throw new CofferError('Internal', 'A ruleset line cannot be a lone ".".');
-    const run = this.tail.then(() => this.applyNow(ruleset, timeoutMs));
-    this.tail = run.catch(() => undefined);
-    return run;
+    if (this.closed) throw new CofferError('Internal', 'The nftables session is closed.');
+    const shell = await this.idleShell();
+    try {
+      await this.applyIn(shell, ruleset, timeoutMs);
+    } finally {
+      shell.busy = false;
+      this.waiting.shift()?.();
+    }
   }
 
-  /** Ends the shell (its input closed: it exits once a change under way is done). */
+  /** Ends the shells (their input closed: each exits once a change under way is done). */
   close(): void {
     this.closed = true;
-    this.child?.stdin.end();
-    this.child = undefined;
+    for (const { child } of this.shells.splice(0)) child.stdin.end();
   }
 
-  private shell(): ChildProcessWithoutNullStreams {
-    if (this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null) return this.child;
+  /** how many shells are up (tests) */
+  get size(): number {
+    return this.shells.length;
+  }
+
+  private async idleShell(): Promise<Shell> {
+    for (;;) {
+      // a shell that exited is dropped; its replacement is started below
+      for (let i = this.shells.length - 1; i >= 0; i--) {
+        const { child, busy, killed } = this.shells[i]!;
+        if (!busy && (killed === true || child.exitCode !== null || child.signalCode !== null)) this.shells.splice(i, 1);
+      }
+      const idle = this.shells.find((shell) => !shell.busy);
+      if (idle !== undefined) {
+        idle.busy = true;
+        return idle;
+      }
+      if (this.shells.length < maxShells) {
+        const shell = { child: this.startShell(), busy: true };
+        this.shells.push(shell);
+        return shell;
+      }
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+  }
+
+  private startShell(): ChildProcessWithoutNullStreams {
     const child = spawn('/bin/sh', ['-c', script, 'nft-session', this.nft], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     child.stdin.on('error', () => undefined);
-    // a shell that cannot start fails the change under way (applyNow listens too)
+    // a shell that cannot start fails the change under way (applyIn listens too)
     child.on('error', () => undefined);
     child.stdout.setEncoding('utf8');
     child.stderr.resume();
     // never keeps the agent's process alive by itself
     child.unref();
     for (const stream of [child.stdin, child.stdout, child.stderr] as unknown as { unref?: () => void }[]) stream.unref?.();
-    this.child = child;
     return child;
   }
 
-  private applyNow(ruleset: string, timeoutMs: number): Promise<void> {
-    if (this.closed) return Promise.reject(new CofferError('Internal', 'The nftables session is closed.'));
-    const child = this.shell();
+  private applyIn(shell: Shell, ruleset: string, timeoutMs: number): Promise<void> {
+    const { child } = shell;
     const name = basename(this.nft);
     return new Promise<void>((resolve, reject) => {
       let answer = '';
@@ -95,12 +134,12 @@ export class NftSession {
       const onExit = () => done(new CofferError('EngineError', `${name} could not run: the shell that runs it exited.`));
       const timer = setTimeout(() => {
         // with what it runs: a hung nft must not answer the next change's question
+        shell.killed = true;
         try {
           process.kill(-child.pid!, 'SIGKILL');
         } catch {
           // gone already
         }
-        if (this.child === child) this.child = undefined;
         done(new CofferError('EngineError', `${name} timed out after ${timeoutMs} ms.`));
       }, timeoutMs);
       child.stdout.on('data', onData);

@@ -5,9 +5,9 @@ import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
 import { NftSession } from '../../src/agent/nft-session.js';
 
-// The agent's nftables changes go through a shell kept up beside it (the agent is not forked for
-// each): each change is one nft transaction, applied in the order asked, with nft's own words
-// when it fails, and a shell that died is started again.
+// The agent's nftables changes go through shells kept up beside it (the agent is not forked for
+// each): each change is one nft transaction, with nft's own words when it fails; changes asked
+// together run side by side (a few shells at most), and a shell that died is replaced.
 
 const run = promisify(execFile);
 const notRoot = process.getuid?.() !== 0 && 'only root can set nftables';
@@ -26,14 +26,12 @@ describe('nft session', { skip: notRoot }, () => {
     return [...stdout.matchAll(/chain (\S+) \{/g)].map((match) => match[1]!);
   };
 
-  it('applies changes in the order asked, each whole or not at all, with nft’s words when one fails', async () => {
-    // asked together: each needs the one before it
-    await Promise.all([
-      session.apply(`add table ${table}\n`, 10_000),
-      session.apply(`add chain ${table} a\nadd rule ${table} a accept\n`, 10_000),
-      session.apply(`add chain ${table} b\n`, 10_000),
-    ]);
+  it('applies each change whole or not at all, with nft’s words when one fails', async () => {
+    await session.apply(`add table ${table}\n`, 10_000);
+    await session.apply(`add chain ${table} a\nadd rule ${table} a accept\n`, 10_000);
+    await session.apply(`add chain ${table} b\n`, 10_000);
     assert.deepEqual(await chains(), ['a', 'b']);
+    assert.equal(session.size, 1, 'one after the other: one shell');
 
     // the second line fails: the first is not applied either
     await assert.rejects(session.apply(`add chain ${table} c\nadd rule ${table} nowhere accept\n`, 10_000), (err: Error & { details?: string }) => {
@@ -46,18 +44,30 @@ describe('nft session', { skip: notRoot }, () => {
     // the same shell goes on
     await session.apply(`add chain ${table} d`, 10_000);
     assert.deepEqual(await chains(), ['a', 'b', 'd']);
-    assert.throws(() => session.apply(`add chain ${table} e\n.\nadd chain ${table} f\n`, 10_000), /lone/);
+    await assert.rejects(session.apply(`add chain ${table} e\n.\nadd chain ${table} f\n`, 10_000), /lone/);
   });
 
-  it('starts the shell again when it died', async () => {
-    const shell = (session as unknown as { child?: ChildProcess }).child;
+  it('runs changes asked together side by side, in shells of their own (no change waits behind another)', async () => {
+    await Promise.all(['h1', 'h2', 'h3'].map((chain) => session.apply(`add chain ${table} ${chain}\n`, 10_000)));
+    const three = await chains();
+    assert.ok(['h1', 'h2', 'h3'].every((chain) => three.includes(chain)));
+    assert.equal(session.size, 3);
+    // and six at once: four shells at most, the rest wait for one
+    await Promise.all(['k1', 'k2', 'k3', 'k4', 'k5', 'k6'].map((chain) => session.apply(`add chain ${table} ${chain}\n`, 10_000)));
+    const all = await chains();
+    for (const chain of ['h1', 'h2', 'h3', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6']) assert.ok(all.includes(chain), chain);
+    assert.equal(session.size, 4);
+  });
+
+  it('starts a shell again when one died', async () => {
+    const shell = (session as unknown as { shells: { child: ChildProcess }[] }).shells[0]?.child;
     assert.ok(shell?.pid !== undefined);
     shell.kill('SIGKILL');
     // the shell is unref'd (it never keeps the agent up): its exit is polled for
     while (shell.exitCode === null && shell.signalCode === null) await new Promise((resolve) => setTimeout(resolve, 5));
     await session.apply(`add chain ${table} g\n`, 10_000);
     assert.ok((await chains()).includes('g'));
-    assert.notEqual((session as unknown as { child?: ChildProcess }).child?.pid, shell.pid);
+    assert.ok(!(session as unknown as { shells: { child: ChildProcess }[] }).shells.some(({ child }) => child === shell), 'the dead one is gone');
   });
 
   it('fails with the reason when there is no nft to run', async () => {
