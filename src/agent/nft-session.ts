@@ -64,10 +64,12 @@ export class NftSession {
     }
   }
 
-  /** Ends the shells (their input closed: each exits once a change under way is done). */
+  /** Ends the shells (their input closed: each exits once a change under way is done); a change not yet sent to one is refused. */
   close(): void {
     this.closed = true;
     for (const { child } of this.shells.splice(0)) child.stdin.end();
+    // changes still waiting for a shell are refused (idleShell)
+    for (const wake of this.waiting.splice(0)) wake();
   }
 
   /** how many shells are up (tests) */
@@ -77,6 +79,7 @@ export class NftSession {
 
   private async idleShell(): Promise<Shell> {
     for (;;) {
+      if (this.closed) throw new CofferError('Internal', 'The nftables session is closed.');
       // a shell that exited is dropped; its replacement is started below
       for (let i = this.shells.length - 1; i >= 0; i--) {
         const { child, busy, killed } = this.shells[i]!;

@@ -70,6 +70,19 @@ describe('nft session', { skip: notRoot }, () => {
     assert.ok(!(session as unknown as { shells: { child: ChildProcess }[] }).shells.some(({ child }) => child === shell), 'the dead one is gone');
   });
 
+  it('refuses changes once closed, those waiting for a shell too', async () => {
+    const closing = new NftSession();
+    const asked = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6'].map((chain) => closing.apply(`add chain ${table} ${chain}\n`, 10_000));
+    closing.close();
+    // every one settles (the agent stops): the two waiting for a shell are refused as closed
+    const outcomes = await Promise.allSettled(asked);
+    for (const outcome of outcomes.slice(4)) {
+      assert.equal(outcome.status, 'rejected');
+      assert.match(String((outcome as PromiseRejectedResult).reason), /closed/);
+    }
+    await assert.rejects(closing.apply(`add chain ${table} c7\n`, 10_000), /closed/);
+  });
+
   it('fails with the reason when there is no nft to run', async () => {
     const missing = new NftSession('/nonexistent/nft');
     try {
