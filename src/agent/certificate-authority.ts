@@ -82,6 +82,28 @@ function publicKeyOf(key: KeyObject): x509.PublicKey {
   return new x509.PublicKey(key.export({ type: 'spki', format: 'der' }));
 }
 
+/** A server certificate's own key, with what the certificate says of it. */
+interface ServerKey {
+  privateKey: KeyObject;
+  publicKey: x509.PublicKey;
+  keyId: x509.SubjectKeyIdentifierExtension;
+}
+
+async function serverKey(): Promise<ServerKey> {
+  const { publicKey, privateKey } = await keyPair();
+  const spki = publicKeyOf(publicKey);
+  return { privateKey, publicKey: spki, keyId: await x509.SubjectKeyIdentifierExtension.create(spki, false, crypto) };
+}
+
+/**
+ * How long after an issue the next server key is made: a create's certificate is signed on its
+ * path, beside its guest's start, and the key's making and its identifier (three round trips
+ * through the thread pool while the event loop is at its busiest) came first. Made once the
+ * create is over (a Redis create takes 50 to 100 ms here), the next issue finds it ready; creates
+ * closer together than that make their own keys, as before.
+ */
+const keyAheadDelayMs = 100;
+
 /** A single-CN name, from characters that need no escaping anywhere a client prints it. */
 function commonName(value: string): x509.Name {
   if (!/^[A-Za-z0-9 .:_-]+$/.test(value)) throw new CofferError('BadRequest', `Invalid certificate name "${value}".`);
@@ -115,7 +137,35 @@ export class CertificateAuthority {
     private readonly issuer: x509.Name,
     /** the extensions every server certificate carries alike */
     private readonly serverExtensions: readonly x509.Extension[],
-  ) {}
+  ) {
+    this.makeKeyAhead();
+  }
+
+  /** the next server certificate's key, made ahead; each is taken by one issue only */
+  private keyAhead: Promise<ServerKey> | undefined;
+  private keyAheadTimer: NodeJS.Timeout | undefined;
+
+  /** The key made ahead if there is one (the next one made a moment later), else one made now. */
+  private takeKey(): Promise<ServerKey> {
+    const key = this.keyAhead ?? serverKey();
+    this.keyAhead = undefined;
+    this.makeKeyAhead();
+    return key;
+  }
+
+  private makeKeyAhead(): void {
+    clearTimeout(this.keyAheadTimer);
+    this.keyAheadTimer = setTimeout(() => {
+      const made = serverKey();
+      // a key that could not be made is made again by the issue that needs it
+      made.catch(() => {
+        if (this.keyAhead === made) this.keyAhead = undefined;
+      });
+      this.keyAhead = made;
+    }, keyAheadDelayMs);
+    // never keeps the agent's process alive
+    this.keyAheadTimer.unref();
+  }
 
   /**
    * The operator's CA when `given` names its files, else the one in `dir`, made there on first
@@ -220,8 +270,7 @@ export class CertificateAuthority {
     if (isIP(request.address) === 0) throw new CofferError('BadRequest', `Invalid instance address "${request.address}".`);
     const subject = commonName(request.address);
     const names: x509.JsonGeneralName[] = [{ type: 'ip', value: request.address }, ...(request.dnsNames ?? []).map(dnsName)];
-    const { publicKey, privateKey } = await keyPair();
-    const serverKey = publicKeyOf(publicKey);
+    const { privateKey, publicKey: serverKey, keyId } = await this.takeKey();
     const cert = await x509.X509CertificateGenerator.create(
       {
         serialNumber: randomBytes(16).toString('hex'),
@@ -234,7 +283,7 @@ export class CertificateAuthority {
         extensions: [
           ...this.serverExtensions,
           new x509.SubjectAlternativeNameExtension(names),
-          await x509.SubjectKeyIdentifierExtension.create(serverKey, false, crypto),
+          keyId,
         ],
       },
       crypto,

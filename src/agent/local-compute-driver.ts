@@ -9,6 +9,7 @@ import { createInstanceUser, findInstanceUser, processesOf, removeInstanceUser }
 import { isSafeInstanceId, readInstanceRecord, scanInstanceRecords, writeInstanceRecord, type InstanceRecord } from './instance-record.js';
 import { LocalProcessRunner, type EngineIdentity } from './local-process-runner.js';
 import { NetworkWall } from './network-wall.js';
+import { NftSession } from './nft-session.js';
 import { chownTree } from './owner-tree.js';
 import { SpareUsers } from './spare-users.js';
 
@@ -67,6 +68,7 @@ export class LocalComputeDriver implements ComputeDriver {
   private readonly instancesDir: string;
   private readonly logger: Logger;
   private wallOf: NetworkWall | undefined;
+  private nftSession: NftSession | undefined;
   private spares: SpareUsers | undefined;
   private reachable = false;
   /**
@@ -74,6 +76,12 @@ export class LocalComputeDriver implements ComputeDriver {
    * its user for the runner and again for the wall. A name leaves with its user in `remove`.
    */
   private readonly identities = new Map<string, EngineIdentity>();
+  /**
+   * uids of spare users walled with nothing allowed when they were made (spare-users.ts), given
+   * to a new instance, and not walled for it yet: its wall is an `extend` of that one. A uid
+   * leaves at its first wall change, or with its user.
+   */
+  private readonly walledAhead = new Set<number>();
 
   constructor(private readonly options: LocalComputeDriverOptions) {
     this.instancesDir = join(resolve(options.dataDir), 'instances');
@@ -99,9 +107,17 @@ export class LocalComputeDriver implements ComputeDriver {
     const identity = this.isolated ? await ensureEngineUser(this.options.engineUser ?? 'coffer-db', this.logger) : undefined;
     this.hostRunner = new LocalProcessRunner(identity);
     if (identity !== undefined) {
-      this.wallOf = new NetworkWall(this.agentRunner, this.options.nftPath);
+      this.nftSession = new NftSession(this.options.nftPath);
+      this.wallOf = new NetworkWall(this.agentRunner, this.options.nftPath, this.nftSession);
       await this.wallHostUser(identity);
-      this.spares = new SpareUsers({ file: join(resolve(this.options.dataDir), 'spare-users.json'), size: this.options.spareUsers ?? 0, logger: this.logger, ...(this.options.busy === undefined ? {} : { busy: this.options.busy }) });
+      const wall = this.wallOf;
+      this.spares = new SpareUsers({
+        file: join(resolve(this.options.dataDir), 'spare-users.json'),
+        size: this.options.spareUsers ?? 0,
+        logger: this.logger,
+        ...(this.options.busy === undefined ? {} : { busy: this.options.busy }),
+        wall: (spare) => wall.raise(spare.uid, []),
+      });
       await this.spares.open();
     }
     const found: PlacedInstance[] = [];
@@ -123,6 +139,7 @@ export class LocalComputeDriver implements ComputeDriver {
 
   async close(): Promise<void> {
     await this.spares?.stop();
+    this.nftSession?.close();
   }
 
   /**
@@ -131,8 +148,9 @@ export class LocalComputeDriver implements ComputeDriver {
    * getent would only add its process start to the create.
    */
   private async newInstanceUser(instanceId: string): Promise<EngineIdentity> {
-    const identity = await (this.spares?.take(instanceId) ?? createInstanceUser(instanceId, this.logger));
+    const { identity, walled } = await (this.spares?.take(instanceId) ?? createInstanceUser(instanceId, this.logger).then((made) => ({ identity: made, walled: false })));
     this.identities.set(identity.name, identity);
+    if (walled) this.walledAhead.add(identity.uid);
     return identity;
   }
 
@@ -273,6 +291,16 @@ export class LocalComputeDriver implements ComputeDriver {
     if (this.wallOf === undefined) return;
     const identity = await this.identityOf(instance);
     if (identity === undefined) return;
+    // a spare's wall of nothing, unchanged since: only the instance's endpoint is added (a few
+    // ms on a create's path, where a whole raise commits for 10 to 25)
+    if (this.walledAhead.delete(identity.uid)) {
+      try {
+        await this.wallOf.extend(identity.uid, allowed);
+        return;
+      } catch (err) {
+        this.logger.warn({ err, instanceId: instance.record.id }, "the instance user's wall made ahead is gone: raising it whole");
+      }
+    }
     await this.wallOf.raise(identity.uid, allowed);
   }
 
@@ -315,6 +343,7 @@ export class LocalComputeDriver implements ComputeDriver {
         // before the directory and its record go: a remove that fails here is retried knowing the user
         const identity = await lookupUser(record.osUser).catch(() => undefined);
         this.identities.delete(record.osUser);
+        if (identity !== undefined) this.walledAhead.delete(identity.uid);
         await removeInstanceUser(record.osUser, logger);
         // once nothing runs as it; a wall left behind only walls a uid whose next user gets its own allowed list
         if (identity !== undefined) {

@@ -1,6 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { CofferError } from '../common/index.js';
 import type { LocalProcessRunner } from './local-process-runner.js';
+import type { NftSession } from './nft-session.js';
 
 // A tenant's superuser runs programs as its engine's OS user (PostgreSQL's COPY ... PROGRAM),
 // and everything the control plane listens on is on this host's loopback: the bus, the state
@@ -51,6 +52,15 @@ function checkUid(uid: number): void {
   if (!Number.isInteger(uid) || uid <= 0 || uid > 0xfffffffe) throw new CofferError('Internal', `Cannot wall uid ${uid}.`);
 }
 
+/** validated: they are written into the ruleset's text */
+function checkDestinations(allowed: readonly Destination[]): void {
+  for (const { address, port } of allowed) {
+    if ((!isIPv4(address) && !isIPv6(address)) || !Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new CofferError('Internal', `Not a destination to allow: ${address} port ${port}.`);
+    }
+  }
+}
+
 /** Takes `uid` out of the walls of before; `add` before `delete` makes the delete succeed whether or not it was there. */
 function leaveOldWall(uid: number): string[] {
   return [`add element ${family} ${table} walled { ${uid} }`, `delete element ${family} ${table} walled { ${uid} }`];
@@ -62,17 +72,22 @@ export interface Destination {
   port: number;
 }
 
-function acceptRule(chain: string, { address, port }: Destination): string {
+function acceptRule(chain: string, { address, port }: Destination, verb: 'add' | 'insert' = 'add'): string {
   const match = isIPv4(address) ? 'ip daddr' : 'ip6 daddr';
   // th dport only where there is one: an ICMP header has none
-  return `add rule ${family} ${table} ${chain} meta l4proto { tcp, udp } ${match} ${address} th dport ${port} accept`;
+  return `${verb} rule ${family} ${table} ${chain} meta l4proto { tcp, udp } ${match} ${address} th dport ${port} accept`;
 }
 
 export class NetworkWall {
-  /** `nft`: the nftables program, by path or found on the runner's PATH; `runner` runs as root */
+  /**
+   * `nft`: the nftables program, by path or found on the runner's PATH; `runner` runs as root.
+   * `session`: a shell kept up that runs the changes instead (nft-session.ts: the agent is not
+   * forked for each), with the same `nft`.
+   */
   constructor(
     private readonly runner: LocalProcessRunner,
     private readonly nft = 'nft',
+    private readonly session?: NftSession,
   ) {}
 
   /**
@@ -83,12 +98,7 @@ export class NetworkWall {
    */
   async raise(uid: number, allowed: readonly Destination[]): Promise<void> {
     checkUid(uid);
-    // validated: they are written into the ruleset's text
-    for (const { address, port } of allowed) {
-      if ((!isIPv4(address) && !isIPv6(address)) || !Number.isInteger(port) || port < 1 || port > 65535) {
-        throw new CofferError('Internal', `Not a destination to allow: ${address} port ${port}.`);
-      }
-    }
+    checkDestinations(allowed);
     const t = `${family} ${table}`;
     const chain = `wall_${uid}`;
     await this.apply([
@@ -100,6 +110,28 @@ export class NetworkWall {
       `add rule ${t} ${chain} reject with icmpx type admin-prohibited`,
       `add element ${t} walls { ${uid} : jump ${chain} }`,
       ...leaveOldWall(uid),
+    ]);
+  }
+
+  /**
+   * Lets `uid`, walled with nothing allowed by `raise(uid, [])` and changed by nothing since, reach
+   * `allowed` as well: the same chain `raise(uid, allowed)` makes, by additions alone. A
+   * transaction that deletes anything (a chain's rules flushed, a set's element taken out) waits
+   * for the kernel's grace period before it returns: a raise takes 10 to 25 ms here, this 2 to 8
+   * (mostly nft's own start). Rejects, changing nothing, when the uid's chain is not there (the
+   * host rebooted, the table was flushed): the caller raises the wall whole then. Only its caller
+   * knows that the chain holds nothing but what `raise(uid, [])` put there: one that may allow
+   * more (a uid walled for an earlier owner) must be raised whole.
+   */
+  async extend(uid: number, allowed: readonly Destination[]): Promise<void> {
+    checkUid(uid);
+    checkDestinations(allowed);
+    const t = `${family} ${table}`;
+    const chain = `wall_${uid}`;
+    // each inserted at the head, ahead of the refusals: the last first keeps raise's order
+    await this.apply([
+      `add element ${t} walls { ${uid} : jump ${chain} }`,
+      ...[...allowed].reverse().map((destination) => acceptRule(chain, destination, 'insert')),
     ]);
   }
 
@@ -122,7 +154,9 @@ export class NetworkWall {
 
   private async apply(lines: string[]): Promise<void> {
     try {
-      await this.runner.run(this.nft, ['-f', '-'], { timeoutMs, input: `${lines.join('\n')}\n` });
+      const input = `${lines.join('\n')}\n`;
+      if (this.session === undefined) await this.runner.run(this.nft, ['-f', '-'], { timeoutMs, input });
+      else await this.session.apply(input, timeoutMs);
     } catch (err) {
       throw this.fault(err);
     }

@@ -19,6 +19,12 @@ import type { EngineIdentity } from './local-process-runner.js';
 // The names are kept in one file of the agent's: a name is written there before its useradd
 // runs, so a user made as the agent died is found at the next start (a name whose user was
 // never made is dropped then). The file is the only record of which users are spare.
+//
+// As root each spare is walled off the network as soon as it is made, with nothing allowed
+// (`wall`): a create then only adds its own endpoint to that wall (network-wall.ts, `extend`),
+// which costs a few ms, instead of raising a wall whole on its path (10 to 25 ms of a commit). Which
+// spares are walled so is known to this process alone: those found at open (the host may have
+// rebooted since, taking every wall with it) are walled again before the filling makes new ones.
 
 const recordSchema = z.object({ users: z.array(z.string().regex(/^coffer-[0-9a-f]{12}$/)) });
 
@@ -30,13 +36,21 @@ export interface SpareUsersOptions {
   logger: Logger;
   /** true while creates are under way: no spare user is made then (one under way finishes) */
   busy?: () => boolean;
+  /** walls a spare off the network with nothing allowed; absent: none is walled ahead */
+  wall?: (identity: EngineIdentity) => Promise<void>;
   /** how often a filling held back by `busy` asks again; default 250 ms */
   busyPollMs?: number;
 }
 
+/** A user for a new instance, and whether this process walled it with nothing allowed (`wall`) since it was made. */
+export interface TakenUser {
+  identity: EngineIdentity;
+  walled: boolean;
+}
+
 export class SpareUsers {
   /** made and checked, ready to be taken: each as it was made (or found at open), checked again when taken */
-  private readonly ready: EngineIdentity[] = [];
+  private readonly ready: TakenUser[] = [];
   /** every name in the file: the ready ones and the one being made */
   private readonly recorded = new Set<string>();
   private saving: Promise<void> = Promise.resolve();
@@ -60,10 +74,10 @@ export class SpareUsers {
       const identity = await lookupUser(name);
       if (identity === undefined) continue;
       this.recorded.add(name);
-      this.ready.push(identity);
+      this.ready.push({ identity, walled: false });
     }
     // a smaller size than before: what is over goes
-    while (this.ready.length > this.options.size) await this.discard(this.ready.pop()!.name);
+    while (this.ready.length > this.options.size) await this.discard(this.ready.pop()!.identity.name);
     await this.save();
   }
 
@@ -76,23 +90,23 @@ export class SpareUsers {
     return this.filling;
   }
 
-  /** A user for a new instance: a spare one when one is ready, else one made now. */
-  async take(instanceId: string): Promise<EngineIdentity> {
+  /** A user for a new instance: a spare one when one is ready, else one made now (never walled ahead). */
+  async take(instanceId: string): Promise<TakenUser> {
     for (;;) {
-      const made = this.ready.shift();
-      if (made === undefined) break;
-      this.recorded.delete(made.name);
+      const spare = this.ready.shift();
+      if (spare === undefined) break;
+      this.recorded.delete(spare.identity.name);
       // off the record before it is handed out (an agent that dies now must not give it twice);
       // the check beside the write, not after it
-      const [identity] = await Promise.all([this.usable(made), this.save()]);
+      const [identity] = await Promise.all([this.usable(spare.identity), this.save()]);
       if (identity === undefined) continue;
-      this.logger.info({ instanceId, osUser: identity.name, uid: identity.uid }, 'gave the instance a spare user');
+      this.logger.info({ instanceId, osUser: identity.name, uid: identity.uid, walled: spare.walled }, 'gave the instance a spare user');
       void this.fill();
-      return identity;
+      return { identity, walled: spare.walled };
     }
     const identity = await createInstanceUser(instanceId, this.logger);
     void this.fill();
-    return identity;
+    return { identity, walled: false };
   }
 
   /** Ends the filling; a useradd under way finishes (its name is on record). What is made stays. */
@@ -103,6 +117,7 @@ export class SpareUsers {
   }
 
   private async makeUntilFull(): Promise<void> {
+    await this.wallFound();
     while (!this.stopped && this.ready.length < this.options.size) {
       if (await this.yieldToCreates()) continue;
       const name = instanceUserName();
@@ -119,7 +134,38 @@ export class SpareUsers {
         await this.save();
         continue;
       }
-      this.ready.push(identity);
+      this.ready.push({ identity, walled: await this.wallAhead(identity) });
+    }
+  }
+
+  /**
+   * The spares found at open, walled with nothing allowed, once each. Out of `ready` meanwhile:
+   * a create that took one now could have its own wall raised first and then lose it to this one.
+   */
+  private async wallFound(): Promise<void> {
+    if (this.options.wall === undefined) return;
+    for (const spare of [...this.ready]) {
+      if (this.stopped) return;
+      if (spare.walled) continue;
+      await this.yieldToCreates();
+      const at = this.ready.indexOf(spare);
+      // taken meanwhile
+      if (at < 0) continue;
+      this.ready.splice(at, 1);
+      const walled = await this.wallAhead(spare.identity);
+      this.ready.push({ identity: spare.identity, walled });
+    }
+  }
+
+  /** whether the spare is walled now; one that is not is still handed out, and its create raises its wall whole */
+  private async wallAhead(identity: EngineIdentity): Promise<boolean> {
+    if (this.options.wall === undefined) return false;
+    try {
+      await this.options.wall(identity);
+      return true;
+    } catch (err) {
+      this.logger.warn({ err, osUser: identity.name }, 'a spare instance user could not be walled ahead: its create walls it');
+      return false;
     }
   }
 

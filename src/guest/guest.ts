@@ -524,9 +524,16 @@ class GuestAgent implements Guest {
     // and the conductor drops an older beat arriving after a newer one
     const building = this.heartbeat('BUILDING');
     try {
-      // before the engine's configuration is rendered: it serves TLS from its first start
-      await this.certificate.renew(false, log);
       const { restore, replicaOf, ...engineInput } = input;
+      // a fresh engine's own files (its data directory, secrets, users) beside the certificate:
+      // neither needs the other
+      const files = replicaOf === undefined && restore === undefined ? this.engine.prepareFiles?.(engineInput) : undefined;
+      // before the engine's configuration is rendered: it serves TLS from its first start
+      const installed = this.certificate.renew(false, log);
+      // both settled before either's failure fails the prepare (whose stop must not race the files)
+      const [certificate, made] = await Promise.allSettled([installed, files]);
+      if (certificate.status === 'rejected') throw certificate.reason;
+      if (made.status === 'rejected') throw made.reason;
       const report = (step: PrepareStep) => this.progress(step, preparePercent[step]);
       const timings =
         replicaOf === undefined

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile as execFileCallback } from 'node:child_process';
-import { createHash, createPrivateKey, X509Certificate } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { CertificateAuthority } from '../../src/agent/index.js';
 import { silentLogger } from '../../src/common/index.js';
 import { rejectsWithCode } from '../support/coffer-errors.js';
 import { tempDataDir } from '../support/temp-dir.js';
+import { until } from '../support/wait.js';
 
 // Coffer's CA: made once and kept, brought by the operator, and issuing server certificates
 // that a TLS client would accept for the instance's address. Debian's openssl is the
@@ -60,6 +61,29 @@ describe('CertificateAuthority', () => {
     const other = await ca.issue({ address: '127.77.1.2', validityDays: 30 });
     assert.notEqual(new X509Certificate(other.certificate).serialNumber, cert.serialNumber, 'a serial of its own');
     assert.notEqual(other.privateKey, material.privateKey, 'a key of its own');
+  });
+
+  test('a key made ahead of the next issue is that certificate’s alone: no two certificates share a key, each names its own', async () => {
+    const ca = await open(join(await scratch(), 'ca'));
+    const issued = [];
+    for (let i = 0; i < 3; i++) {
+      // the next key is made a moment after an issue (and after the CA opens)
+      await until('a key made ahead', async () => (ca as unknown as { keyAhead?: Promise<unknown> }).keyAhead !== undefined, 10_000);
+      issued.push(await ca.issue({ address: `127.77.1.${10 + i}`, validityDays: 30 }));
+    }
+    // and one asked for at once after another: made then
+    issued.push(await ca.issue({ address: '127.77.1.20', validityDays: 30 }));
+    const keys = issued.map((material) => createPrivateKey(material.privateKey));
+    const publicKeys = keys.map((key) => sha1Hex(publicKeyBits(createPublicKey(key))));
+    assert.equal(new Set(publicKeys).size, issued.length, 'no two share a key');
+    for (const [i, material] of issued.entries()) {
+      const cert = new X509Certificate(material.certificate);
+      assert.ok(cert.checkPrivateKey(keys[i]!), 'the key is the certificate’s');
+      const dir = await scratch();
+      await writeFile(join(dir, 'server.crt'), material.certificate);
+      const text = await openssl('x509', '-in', join(dir, 'server.crt'), '-noout', '-text');
+      assert.equal(keyId(text, 'Subject'), publicKeys[i], 'its key identifier is its own key’s');
+    }
   });
 
   test("an operator's CA is used as given; a key of another CA or a non-CA certificate is refused", async () => {

@@ -43,10 +43,10 @@ describe('network wall chains', { skip: notRoot }, () => {
   const wall = new NetworkWall(new LocalProcessRunner(undefined));
   // uids no user has: far above what useradd hands out, random so that parallel runs do not meet
   const base = 4_000_000_000 + Math.floor(Math.random() * 1_000_000) * 100;
-  const [a, b, c] = [base + 1, base + 2, base + 3];
+  const [a, b, c, d, e, f] = [base + 1, base + 2, base + 3, base + 4, base + 5, base + 6];
 
   after(async () => {
-    for (const uid of [a, b, c]) await wall.remove(uid);
+    for (const uid of [a, b, c, d, e, f]) await wall.remove(uid);
   });
 
   it("removes a uid's chain and map element by name and keeps its neighbour's; raising again replaces what it allowed", async () => {
@@ -91,5 +91,23 @@ describe('network wall chains', { skip: notRoot }, () => {
     await wall.remove(c);
     assert.equal(await inOldSet(c), false, 'removed: out of the old set');
     assert.equal(await inMap(c), false);
+  });
+
+  it('extends a wall of nothing into the very chain a whole raise makes, and refuses a uid with no chain, changing nothing', async () => {
+    const allowed = [
+      { address: '127.0.0.9', port: 6379 },
+      { address: '::1', port: 6380 },
+    ];
+    await wall.raise(d, allowed);
+    const raised = (await chainOf(d))!;
+    await wall.raise(e, []);
+    await wall.extend(e, allowed);
+    assert.deepEqual(await chainOf(e), raised, 'the same rules in the same order');
+    assert.ok(await inMap(e));
+
+    // no chain (a host rebooted since the wall of nothing, the table flushed): nothing is added
+    await assert.rejects(wall.extend(f, allowed), /network wall/);
+    assert.equal(await chainOf(f), undefined);
+    assert.equal(await inMap(f), false);
   });
 });

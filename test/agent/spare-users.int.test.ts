@@ -9,6 +9,8 @@ import { HostPortAllocator } from '../../src/agent/address-allocator.js';
 import { lookupGroup, lookupUser } from '../../src/agent/engine-user.js';
 import { processesOf, removeInstanceUser } from '../../src/agent/instance-user.js';
 import { LocalComputeDriver } from '../../src/agent/local-compute-driver.js';
+import { LocalProcessRunner } from '../../src/agent/local-process-runner.js';
+import { NetworkWall } from '../../src/agent/network-wall.js';
 import { SpareUsers } from '../../src/agent/spare-users.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { removeInstanceUsersUnder } from '../support/instance-users.js';
@@ -45,6 +47,27 @@ async function assertFreshUser(name: string): Promise<void> {
   assert.deepEqual(await processesOf(identity.uid), []);
 }
 
+/** What `uid`'s wall chain holds, one rule a line; undefined when it has none. */
+async function chainOf(uid: number): Promise<string[] | undefined> {
+  try {
+    const { stdout } = await run('nft', ['list', 'chain', 'inet', 'coffer', `wall_${uid}`]);
+    return stdout
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '' && !/^(table|chain|\})/.test(line));
+  } catch {
+    return undefined;
+  }
+}
+
+/** walled with nothing allowed: the two refusals alone */
+function assertWallOfNothing(chain: string[] | undefined, what: string): void {
+  assert.ok(chain !== undefined, `${what} is walled`);
+  assert.equal(chain.length, 2, chain.join('\n'));
+  assert.match(chain[0]!, /reject with tcp reset/);
+  assert.match(chain[1]!, /reject/);
+}
+
 describe('spare instance users', { skip: !isRoot && 'needs root (useradd)' }, () => {
   it('are made in the background up to the size, each recorded, and a take hands one out and makes the next', async () => {
     const { file, recorded } = await spareDir();
@@ -58,7 +81,7 @@ describe('spare instance users', { skip: !isRoot && 'needs root (useradd)' }, ()
       await assertFreshUser(name);
     }
 
-    const taken = await spares.take('instance-a');
+    const taken = (await spares.take('instance-a')).identity;
     assert.ok(made.includes(taken.name), 'the create got a user made ahead of time');
     assert.ok(!(await recorded()).includes(taken.name), 'a taken user is no longer spare');
     await spares.fill();
@@ -75,7 +98,7 @@ describe('spare instance users', { skip: !isRoot && 'needs root (useradd)' }, ()
     await spares.open();
     const filling = spares.fill();
     // a create meanwhile makes its own user: it does not queue behind a spare's useradd
-    const user = await spares.take('instance-c');
+    const user = (await spares.take('instance-c')).identity;
     await assertFreshUser(user.name);
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.deepEqual(await recorded(), [], 'nothing made during the creates');
@@ -92,7 +115,7 @@ describe('spare instance users', { skip: !isRoot && 'needs root (useradd)' }, ()
     const { file, recorded } = await spareDir();
     const spares = new SpareUsers({ file, size: 0, logger: silentLogger() });
     await spares.open();
-    const user = await spares.take('instance-b');
+    const user = (await spares.take('instance-b')).identity;
     await assertFreshUser(user.name);
     assert.deepEqual(await recorded(), []);
     await spares.stop();
@@ -111,7 +134,7 @@ describe('spare instance users', { skip: !isRoot && 'needs root (useradd)' }, ()
 
     const again = new SpareUsers({ file, size: 1, logger: silentLogger() });
     await again.open();
-    const given = await again.take('instance-c');
+    const given = (await again.take('instance-c')).identity;
     assert.notEqual(given.name, tampered);
     await assertFreshUser(given.name);
     assert.equal(await lookupUser(tampered!), undefined, 'the changed user is gone');
@@ -128,7 +151,7 @@ describe('spare instance users', { skip: !isRoot && 'needs root (useradd)' }, ()
     const made = (await lookupUser(changed!))!;
     // the same agent, which remembers it as made (the take reads the account files, not getent)
     await run('usermod', ['-u', String(made.uid + 7), changed!]);
-    const given = await spares.take('instance-d');
+    const given = (await spares.take('instance-d')).identity;
     assert.notEqual(given.name, changed);
     await assertFreshUser(given.name);
     assert.equal(await lookupUser(changed!), undefined, 'the changed user is gone');
@@ -156,7 +179,7 @@ describe('spare instance users', { skip: !isRoot && 'needs root (useradd)' }, ()
     const removed = left.filter((name) => !kept.includes(name));
     assert.equal(removed.length, 1);
     assert.equal(await lookupUser(removed[0]!), undefined, 'the user over the size is removed');
-    const taken = await second.take('instance-d');
+    const taken = (await second.take('instance-d')).identity;
     assert.ok(kept.includes(taken.name));
     await second.stop();
     await removeInstanceUser(taken.name, silentLogger());
@@ -189,6 +212,105 @@ describe('spare instance users', { skip: !isRoot && 'needs root (useradd)' }, ()
     assert.ok(!(await recorded()).includes(spare!));
     await driver.remove('spare-user-instance');
     assert.equal(await lookupUser(spare!), undefined, "the instance's user goes with it");
+    await driver.close();
+  });
+
+  it('walls each spare with nothing allowed as it is made and hands it out as walled; one the wall fails for is handed out unwalled', async () => {
+    const wall = new NetworkWall(new LocalProcessRunner(undefined));
+    const { file, recorded } = await spareDir();
+    const spares = new SpareUsers({ file, size: 1, logger: silentLogger(), wall: (identity) => wall.raise(identity.uid, []) });
+    await spares.open();
+    await spares.fill();
+    const [made] = await recorded();
+    const uid = (await lookupUser(made!))!.uid;
+    assertWallOfNothing(await chainOf(uid), 'the spare');
+    const taken = await spares.take('instance-w');
+    assert.deepEqual(taken, { identity: { name: made, uid, gid: taken.identity.gid }, walled: true });
+    await spares.stop();
+    await removeInstanceUser(made!, silentLogger());
+    await wall.remove(uid);
+
+    const failing = await spareDir();
+    const unwalled = new SpareUsers({ file: failing.file, size: 1, logger: silentLogger(), wall: () => Promise.reject(new Error('no nftables')) });
+    await unwalled.open();
+    await unwalled.fill();
+    const given = await unwalled.take('instance-x');
+    assert.equal(given.walled, false, 'its create raises its wall whole');
+    await assertFreshUser(given.identity.name);
+    await unwalled.stop();
+    await removeInstanceUser(given.identity.name, silentLogger());
+  });
+
+  it('takes up spares left by an earlier run as unwalled (the host may have rebooted) and walls them before it makes new ones', async () => {
+    const wall = new NetworkWall(new LocalProcessRunner(undefined));
+    const { file, recorded } = await spareDir();
+    const first = new SpareUsers({ file, size: 2, logger: silentLogger() });
+    await first.open();
+    await first.fill();
+    await first.stop();
+    const left = await recorded();
+
+    const walls: string[] = [];
+    const second = new SpareUsers({
+      file,
+      size: 2,
+      logger: silentLogger(),
+      wall: async (identity) => {
+        walls.push(identity.name);
+        await wall.raise(identity.uid, []);
+      },
+    });
+    await second.open();
+    const early = await second.take('instance-y');
+    assert.ok(left.includes(early.identity.name));
+    assert.equal(early.walled, false, 'not walled by this run yet');
+    await second.fill();
+    const [kept] = left.filter((name) => name !== early.identity.name);
+    assert.equal(walls[0], kept, 'the one found is walled first');
+    const late = await second.take('instance-z');
+    assert.deepEqual([late.identity.name, late.walled], [kept, true]);
+    assertWallOfNothing(await chainOf(late.identity.uid), 'the spare found');
+    await second.stop();
+    for (const { identity } of [early, late]) {
+      await removeInstanceUser(identity.name, silentLogger());
+      await wall.remove(identity.uid);
+    }
+    for (const name of await recorded()) {
+      const identity = await lookupUser(name);
+      await removeInstanceUser(name, silentLogger());
+      if (identity !== undefined) await wall.remove(identity.uid);
+    }
+  });
+
+  it("the local driver walls an instance on a spare user's wall of nothing, and raises it whole when that wall is gone", async () => {
+    const { dir } = await spareDir();
+    const first = 42_000 + Math.floor(Math.random() * 80) * 100;
+    const driver = new LocalComputeDriver({ dataDir: dir, addresses: new HostPortAllocator('127.0.0.1', `${first}-${first + 99}`), logger: silentLogger(), spareUsers: 1 });
+    await driver.open(() => ({ standardPort: 6379, span: 2 }));
+    const place = (instanceId: string) =>
+      driver.place({ instanceId, engine: { manager: 'redis', version: '7' }, flavor: { id: 'small', ramMb: 512, vcpus: 1 }, volumeSizeGb: 1, ports: { standardPort: 6379, span: 2 } });
+    const allowed = (placed: Awaited<ReturnType<typeof place>>) => [{ address: placed.record.address, port: placed.record.port }];
+
+    await driver.prepareAhead();
+    const placed = await place('walled-ahead-a');
+    const uid = (await lookupUser(placed.record.osUser!))!.uid;
+    assertWallOfNothing(await chainOf(uid), 'placed, before anything runs as it');
+    await driver.wall(placed, allowed(placed));
+    const chain = (await chainOf(uid))!;
+    assert.equal(chain.length, 3, chain.join('\n'));
+    assert.match(chain[0]!, new RegExp(`ip daddr 127\\.0\\.0\\.1 th dport ${placed.record.port} accept`));
+
+    await driver.prepareAhead();
+    const second = await place('walled-ahead-b');
+    const secondUid = (await lookupUser(second.record.osUser!))!.uid;
+    // as a reboot leaves it: no chain for the uid
+    await new NetworkWall(new LocalProcessRunner(undefined)).remove(secondUid);
+    await driver.wall(second, allowed(second));
+    assert.deepEqual(await chainOf(secondUid), [chain[0]!.replace(String(placed.record.port), String(second.record.port)), chain[1], chain[2]]);
+
+    await driver.remove('walled-ahead-a');
+    await driver.remove('walled-ahead-b');
+    assert.equal(await chainOf(uid), undefined, 'the wall goes with the instance');
     await driver.close();
   });
 });

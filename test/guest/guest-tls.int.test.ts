@@ -101,6 +101,47 @@ describe('guest TLS', () => {
     assert.equal(await processOf(), pid, 'no restart');
   });
 
+  it("fails a new instance's prepare with its certificate's fault once the files made beside it are done, starting nothing; delivered again, it starts", async () => {
+    const otherDir = join(root, 'failing');
+    await mkdir(otherDir);
+    await chmod(otherDir, 0o711);
+    const otherAddress = `127.93.${randomInt(0, 256)}.${randomInt(2, 254)}`;
+    const ca = await testCa();
+    let issues = 0;
+    const runner = await localRunner();
+    const discovery = await engineRegistry.redis.discover([], runner);
+    const failing = await startBusGuest({
+      instance: { instanceId: 'guest-tls-failing', dir: otherDir, address: otherAddress, port: 6379, volumeSizeGb: 1 },
+      engine: { manager: 'redis', binary: discovery.binaries[0] },
+      runner,
+      desiredState: 'running',
+      certificates: {
+        caCertificate: ca.certificate,
+        // the first as a CA that cannot sign: the files are being made meanwhile
+        issue: async () => (++issues === 1 ? Promise.reject(new Error('the CA cannot sign')) : ca.issue({ address: otherAddress, validityDays: 30 })),
+        renewBeforeMs: 86_400_000,
+      },
+    });
+    const dataDir = join(otherDir, 'data');
+    try {
+      await failing.rpc.prepare(input);
+      await until('prepare reports', () => failing.beats.some((b) => b.status === 'FAILED' || b.status === 'HEALTHY'), 60_000);
+      const failed = failing.beats.find((b) => b.status === 'FAILED');
+      assert.match(failed?.message ?? '', /the CA cannot sign/, JSON.stringify(failing.beats));
+      assert.equal(await runningServer({ dataDir, pidFile: join(dataDir, 'redis.pid'), configFile: join(otherDir, 'redis.conf') }), undefined, 'nothing started');
+
+      await failing.rpc.prepare(input);
+      await until('prepared again', () => failing.beats.some((b) => b.status === 'HEALTHY'), 60_000);
+      const app = await connectRedis(otherAddress, 6379, ['app', 'App-pass-1']);
+      assert.equal(await app.call('ACL', ['WHOAMI']), 'app');
+      app.disconnect();
+    } finally {
+      await failing.guest.destroy().catch(() => undefined);
+      await failing.closeBus();
+      await killServerProcesses(dataDir).catch(() => undefined);
+    }
+  });
+
   function processOf(): Promise<number | undefined> {
     return runningServer({ dataDir: join(dir, 'data'), pidFile: join(dir, 'data', 'redis.pid'), configFile: join(dir, 'redis.conf') });
   }

@@ -400,4 +400,28 @@ describe('redis engine', () => {
       await killServerProcesses(join(other, 'data')).catch(() => undefined);
     }
   });
+
+  it("makes a new instance's files ahead of its prepare (beside its certificate), refusing first what prepare refuses; the prepare starts with its users there", async () => {
+    const other = await instanceDir(join(root, 'ahead'));
+    const otherHost = address();
+    const ahead = engineRegistry.redis.create({ ...context, placement: { instanceId: 'ahead', dir: other, address: otherHost, port: 6379 } });
+    try {
+      await assert.rejects(ahead.prepareFiles!({ ...input, databases: [{ name: 'db' }] }), { code: 'BadRequest', message: /Redis has no databases/ });
+      assert.deepEqual(await readdir(other), [], 'nothing made');
+      await ahead.prepareFiles!(input);
+      assert.ok((await readdir(join(other, 'data'))).includes('users.acl'));
+      assert.equal(await ahead.health(), 'stopped', 'nothing started');
+
+      await ahead.prepare(input);
+      const alice = await connectRedis(otherHost, 6379, ['alice', passwords.alice]);
+      assert.equal(await alice.call('ACL', ['WHOAMI']), 'alice');
+      alice.disconnect();
+      const endpoint = { socketPath: join(other, 'data', 'redis.sock'), password: await readFile(join(other, 'os_admin.password'), 'utf8') };
+      const stats = await withAdminClient(endpoint, (client) => client.call('INFO', ['commandstats']));
+      assert.doesNotMatch(String(stats), /cmdstat_acl\|(setuser|save)/, 'the users were in the ACL file it started with');
+    } finally {
+      await ahead.stop();
+      await killServerProcesses(join(other, 'data')).catch(() => undefined);
+    }
+  });
 });

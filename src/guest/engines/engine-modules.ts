@@ -142,6 +142,7 @@ export function assembleDriver<L extends EngineLifecycle>(modules: EngineModules
   };
   if (lifecycle.logs !== undefined) driver.logs = lifecycle.logs;
   if (lifecycle.idle !== undefined) driver.idle = () => lifecycle.idle!();
+  if (lifecycle.prepareFiles !== undefined) driver.prepareFiles = (input) => lifecycle.prepareFiles!(input);
   if (modules.databases !== undefined) driver.databases = modules.databases.create(lifecycle);
   if (modules.users !== undefined) driver.users = modules.users.create(lifecycle);
   if (modules.root !== undefined) driver.root = modules.root.create(lifecycle);

@@ -451,6 +451,12 @@ export interface EngineLifecycle {
    * log to `pointInTime.target`.
    */
   prepare(input: PrepareInput, progress?: PrepareProgress, restore?: readonly RestoreLink[], pointInTime?: PointInTimeSource): Promise<PrepareTimings>;
+  /**
+   * The part of a fresh prepare (no restore, no source) that needs no certificate: the guest runs
+   * it beside the certificate's installation, then `prepare` with the same input, which finds it
+   * done. Refuses what `prepare` refuses before it changes anything. Absent: all of it is `prepare`'s.
+   */
+  prepareFiles?(input: PrepareInput): Promise<void>;
   /** start (or adopt the already running process) and wait until it accepts queries */
   start(): Promise<void>;
   /** stop quickly; forcibly after a timeout */

@@ -135,6 +135,8 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
   private readonly hzPolicy = new IdleHzPolicy();
   /** the data directory was made by initialise and no server has started in it since */
   private freshData = false;
+  /** the users the ACL file initialise wrote holds (prepareFiles), until a prepare with them finds them there */
+  private usersWritten: readonly UserSpec[] | undefined;
 
   constructor(private readonly context: EngineContext) {
     this.paths = layout(context.placement.dir);
@@ -324,6 +326,15 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     return (await runningServer(this.paths)) !== undefined;
   }
 
+  /** A new instance's data directory, secret and ACL file (initialise), made beside its certificate (guest.ts). */
+  async prepareFiles(input: PrepareInput): Promise<void> {
+    // what prepare refuses, refused before anything changes
+    checkPrepareInput(input, this.datastore());
+    if (await fileExists(this.paths.initialised)) return;
+    await this.initialise(undefined, undefined, input.users);
+    this.usersWritten = input.users;
+  }
+
   async prepare(
     input: PrepareInput,
     progress: PrepareProgress = () => undefined,
@@ -351,8 +362,9 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
     // a restore already finished (a redelivered prepare) is an instance like any other
     const restoring = restore !== undefined && !(await fileExists(this.paths.initialised));
     let rolledForward = false;
-    // a new instance's users are in the ACL file it starts with (initialise)
-    let usersCreated = false;
+    // a new instance's users are in the ACL file it starts with (initialise, here or in prepareFiles)
+    let usersCreated = !restoring && this.usersWritten === input.users;
+    this.usersWritten = undefined;
     if (restoring) {
       const link = checkRdbChain(restore, this.binary().version);
       // checked before anything is restored: a plan that cannot be followed fails the restore up front
@@ -410,9 +422,8 @@ export class RedisLifecycle implements EngineLifecycle, AdminEndpointSource {
   ): Promise<void> {
     await this.discardData();
     const adminPassword = newPassword(48);
-    await writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 });
+    await Promise.all([writeFile(this.paths.adminSecret, adminPassword, { mode: 0o600 }), mkdir(this.paths.dataDir, { mode: 0o700 })]);
     this.adminPassword = adminPassword;
-    await mkdir(this.paths.dataDir, { mode: 0o700 });
     // no server has worked in it: the next start need not look for one's leftovers (start)
     this.freshData = true;
     await writeFile(this.paths.aclFile, renderInitialAclFile(adminPassword, users), { mode: 0o600 });
