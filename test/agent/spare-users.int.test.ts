@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { HostPortAllocator } from '../../src/agent/address-allocator.js';
 import { lookupGroup, lookupUser } from '../../src/agent/engine-user.js';
-import { processesOf, removeInstanceUser } from '../../src/agent/instance-user.js';
+import { instanceIds, processesOf, removeInstanceUser } from '../../src/agent/instance-user.js';
 import { LocalComputeDriver } from '../../src/agent/local-compute-driver.js';
 import { LocalProcessRunner } from '../../src/agent/local-process-runner.js';
 import { NetworkWall } from '../../src/agent/network-wall.js';
@@ -149,8 +149,10 @@ describe('spare instance users', { skip: !isRoot && 'needs root (useradd)' }, ()
     await spares.fill();
     const [changed] = await recorded();
     const made = (await lookupUser(changed!))!;
-    // the same agent, which remembers it as made (the take reads the account files, not getent)
-    await run('usermod', ['-u', String(made.uid + 7), changed!]);
+    // the same agent, which remembers it as made (the take reads the account files, not getent);
+    // the new uid is above the range useradd gives instance users, so that no user made beside
+    // this test (other files run in parallel) can hold it already
+    await run('usermod', ['-u', String(instanceIds.max + 1 + (made.uid % 10_000)), changed!]);
     const given = (await spares.take('instance-d')).identity;
     assert.notEqual(given.name, changed);
     await assertFreshUser(given.name);
