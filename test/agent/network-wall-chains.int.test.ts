@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
 import { LocalProcessRunner } from '../../src/agent/local-process-runner.js';
 import { NetworkWall } from '../../src/agent/network-wall.js';
+import { chainOf } from '../support/network-walls.js';
 
 // How the wall is kept in nftables: a chain per walled uid and one map element sending the uid's
 // packets there, changed by name, so that taking a uid down never lists the table and never
@@ -13,19 +14,6 @@ import { NetworkWall } from '../../src/agent/network-wall.js';
 
 const run = promisify(execFile);
 const notRoot = process.getuid?.() !== 0 && 'only root can set nftables';
-
-/** What `uid`'s chain holds, one rule a line; undefined when it has none. */
-async function chainOf(uid: number): Promise<string[] | undefined> {
-  try {
-    const { stdout } = await run('nft', ['list', 'chain', 'inet', 'coffer', `wall_${uid}`]);
-    return stdout
-      .split('\n')
-      .map((line) => line.trim())
-      .filter((line) => line !== '' && !/^(table|chain|\})/.test(line));
-  } catch {
-    return undefined;
-  }
-}
 
 async function inMap(uid: number): Promise<boolean> {
   const { stdout } = await run('nft', ['-j', 'list', 'map', 'inet', 'coffer', 'walls']);

@@ -14,6 +14,7 @@ import { NetworkWall } from '../../src/agent/network-wall.js';
 import { SpareUsers } from '../../src/agent/spare-users.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { removeInstanceUsersUnder } from '../support/instance-users.js';
+import { chainOf } from '../support/network-walls.js';
 import { tempDataDir } from '../support/temp-dir.js';
 import { until } from '../support/wait.js';
 
@@ -45,19 +46,6 @@ async function assertFreshUser(name: string): Promise<void> {
   assert.ok(identity !== undefined, `${name} exists`);
   assert.equal(await lookupGroup(name), identity.gid, `${name} has a group of its own`);
   assert.deepEqual(await processesOf(identity.uid), []);
-}
-
-/** What `uid`'s wall chain holds, one rule a line; undefined when it has none. */
-async function chainOf(uid: number): Promise<string[] | undefined> {
-  try {
-    const { stdout } = await run('nft', ['list', 'chain', 'inet', 'coffer', `wall_${uid}`]);
-    return stdout
-      .split('\n')
-      .map((line) => line.trim())
-      .filter((line) => line !== '' && !/^(table|chain|\})/.test(line));
-  } catch {
-    return undefined;
-  }
 }
 
 /** walled with nothing allowed: the two refusals alone */

@@ -26,3 +26,16 @@ export async function wallDestinations(uid: number): Promise<string[]> {
     .map((expr) => `${String(field(expr, 'daddr'))}:${String(field(expr, 'dport'))}`)
     .sort();
 }
+
+/** What `uid`'s wall chain holds, one rule a line as `nft` lists it; undefined when it has none. */
+export async function chainOf(uid: number): Promise<string[] | undefined> {
+  try {
+    const { stdout } = await run('nft', ['list', 'chain', 'inet', 'coffer', `wall_${uid}`]);
+    return stdout
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '' && !/^(table|chain|\})/.test(line));
+  } catch {
+    return undefined;
+  }
+}
