@@ -2,6 +2,7 @@
 // test-long (minutes: a real agent killed and restarted around real backups and restores of PostgreSQL)
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
@@ -201,9 +202,21 @@ async function waitFirstSegment(objectName: string): Promise<void> {
   await eventually(`a first segment of ${objectName}`, () => storedNames(objectName), (names) => names.some((n) => n.startsWith(`${container}_segments/`)), waitMs);
 }
 
-/** The processes the agent runs now, apart from the engines that outlive it by design. */
+/**
+ * The processes the agent runs now for its work, apart from the engines that outlive it by design
+ * and the shells it keeps up for its nftables changes (src/agent/nft-session.ts: `sh` named
+ * nft-session, living as long as the agent).
+ */
 function agentTools(): { pid: number; name: string }[] {
-  return liveDescendants(agent!.child.pid!).filter((proc) => !engineProcessNames.has(proc.name));
+  return liveDescendants(agent!.child.pid!).filter((proc) => !engineProcessNames.has(proc.name) && !isNftSessionShell(proc.pid));
+}
+
+function isNftSessionShell(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('nft-session');
+  } catch {
+    return false;
+  }
 }
 
 /** Fails with what is left when a process in `pids` is still running once its agent is gone. */
@@ -309,12 +322,16 @@ describe('backup faults', { concurrency: 1, timeout: 600_000 }, () => {
     // Swift is held still only so that the kill lands mid-upload every time, not after the manifest
     swift.pause();
     const tools = agentTools();
+    // the shells the agent keeps for nftables (it walled the source when creating it) end with it too
+    const shells = liveDescendants(agent!.child.pid!).filter((proc) => isNftSessionShell(proc.pid));
     await killAgent();
     const killedAt = Date.now();
     swift.resume();
     assert.ok(tools.some((p) => p.name === 'pg_basebackup'), `pg_basebackup ran: ${JSON.stringify(tools)}`);
+    assert.ok(shells.length > 0, 'the agent kept a shell for its nftables changes');
 
     await toolsEnd(tools.map((p) => p.pid), 'pg_basebackup and zstd to end with their agent');
+    await toolsEnd(shells.map((p) => p.pid), "the agent's nftables shells to end with it");
     await sourceServes('while its agent is dead');
     await startAgent();
     const failed = await waitBackup(backup.id, ['FAILED', 'COMPLETED']);
