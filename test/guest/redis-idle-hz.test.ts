@@ -47,6 +47,18 @@ describe('the idle hz policy', () => {
     assert.equal(await kept.next(activity(10, 5, [13]), noGroup, 20_000), idleHz);
   });
 
+  it('takes a connection used within the last second as used, however close the two checks were', async () => {
+    const policy = new IdleHzPolicy();
+    await policy.next(activity(idleHz, 5, [30]), noGroup, 1_000);
+    // a command sent between two checks in the same millisecond: CLIENT LIST says idle 0
+    assert.equal(await policy.next(activity(idleHz, 5, [0]), noGroup, 1_000), 10);
+    const close = new IdleHzPolicy();
+    await close.next(activity(10, 5, [30]), noGroup, 1_000);
+    assert.equal(await close.next(activity(10, 5, [0]), noGroup, 1_300), undefined, 'used: the standard rate stays');
+    // a second quiet since the last check: idle 1 is before it
+    assert.equal(await close.next(activity(10, 5, [1]), noGroup, 1_500), idleHz);
+  });
+
   it('leaves a rate somebody else set while the server is used', async () => {
     const policy = new IdleHzPolicy();
     await policy.next(activity(50, 5), noGroup, 0);

@@ -97,8 +97,10 @@ export class IdleHzPolicy {
       return undefined;
     }
     // CLIENT LIST rounds idle time down: a connection whose count is under the time since the
-    // previous check may have been quiet since before it, and is taken as used all the same
-    const sinceSeconds = (now - previous.at) / 1000;
+    // previous check may have been quiet since before it, and is taken as used all the same. A
+    // count of 0 says "used within the last second", which checks less than a second apart
+    // (two in the same millisecond, even) cannot place before or after the previous one: used.
+    const sinceSeconds = Math.max((now - previous.at) / 1000, 1);
     const busy =
       activity.connectionsReceived !== previous.connectionsReceived ||
       activity.tenantIdleSeconds.some((idle) => !(idle >= sinceSeconds));
