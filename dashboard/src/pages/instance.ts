@@ -337,7 +337,9 @@ export async function instancePage(root: HTMLElement, context: PageContext, id: 
     // the guest measures its engine once a minute: its figures are read again every 15 s
     ticks += 1;
     if (ticks % 5 === 0) document.getElementById('metrics')?.dispatchEvent(new Event('refresh'));
-    const changed = current.status !== instance.status || current.operating_status !== instance.operating_status;
+    // a task quicker than the poll (a small upgrade, a resize) leaves the status as it was between
+    // two looks: the instance's own time of change says it happened all the same
+    const changed = current.status !== instance.status || current.operating_status !== instance.operating_status || current.updated !== instance.updated;
     instance = current;
     if ((current.replica_of?.id !== undefined) !== isReplica) {
       // promoted or detached: what may be changed here (databases, users, root) changed with it
