@@ -132,9 +132,13 @@ export class LocalProcessRunner implements ProcessRunner {
     });
   }
 
+  async ready(): Promise<void> {
+    await this.walled;
+  }
+
   stream(file: string, args: readonly string[], options: StreamOptions): StreamingProcess {
-    // started at once or not at all: a stream is asked for only once the instance runs (its
-    // backups), long after its wall went up
+    // started at once or not at all: a stream is asked for once the instance runs (its backups),
+    // long after its wall went up, or by a restore's prepare, which waits for `ready` first
     if (this.wall === undefined) throw new CofferError('Internal', `${basename(file)} was not started: the instance's network wall is not up yet.`);
     if (!this.wall.up) throw this.wall.err;
     return startStreamingProcess(file, args, options, { ...this.ids(), env: { ...baseEnv, ...options.env } });

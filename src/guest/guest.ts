@@ -530,8 +530,12 @@ class GuestAgent implements Guest {
       const files = replicaOf === undefined && restore === undefined ? this.engine.prepareFiles?.(engineInput) : undefined;
       // before the engine's configuration is rendered: it serves TLS from its first start
       const installed = this.certificate.renew(false, log);
-      // both settled before either's failure fails the prepare (whose stop must not race the files)
-      const [certificate, made] = await Promise.allSettled([installed, files]);
+      // a restore or a replica's copy streams its data through programs run as the engine's user
+      // (tar, dd), which start only once the instance's wall, raised beside this, is up
+      const walled = replicaOf === undefined && restore === undefined ? undefined : this.options.runner.ready();
+      // all settled before one's failure fails the prepare (whose stop must not race the files)
+      const [certificate, made, wall] = await Promise.allSettled([installed, files, walled]);
+      if (wall.status === 'rejected') throw wall.reason;
       if (certificate.status === 'rejected') throw certificate.reason;
       if (made.status === 'rejected') throw made.reason;
       const report = (step: PrepareStep) => this.progress(step, preparePercent[step]);

@@ -97,6 +97,11 @@ export interface ProcessRunner {
    */
   stream(file: string, args: readonly string[], options: StreamOptions): StreamingProcess;
   /**
+   * Resolves once programs may start as the engine's OS user: its network wall is up (`stream`
+   * refuses before, where `run` and `spawnDetached` wait). Rejects, with why, when they never may.
+   */
+  ready(): Promise<void>;
+  /**
    * Starts a long-running program as the engine's OS user in its own process group, detached
    * from the host so that it outlives it. Resolves once the process exists.
    */

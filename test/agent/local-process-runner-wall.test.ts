@@ -43,10 +43,15 @@ describe('LocalProcessRunner behind a wall being raised', () => {
     const running = runner.run('sh', ['-c', `echo yes > ${marker}`], { timeoutMs: 10_000 });
     const detached = runner.spawnDetached('sh', ['-c', `echo yes > ${marker}.detached`], { logFile: join(dir, 'log'), cwd: dir });
     assert.throws(() => runner.stream('true', [], { timeoutMs: 10_000 }), /network wall is not up yet/);
+    // what a restore's prepare waits for before it streams
+    let ready = false;
+    const readiness = runner.ready().then(() => (ready = true));
     await unwalledRunFinished(marker);
+    assert.equal(ready, false, 'not ready while the wall is being raised');
     await assert.rejects(readFile(marker), { code: 'ENOENT' });
     await assert.rejects(readFile(`${marker}.detached`), { code: 'ENOENT' });
     wall.resolve();
+    await readiness;
     await running;
     assert.equal(await readFile(marker, 'utf8'), 'yes\n');
     // a detached child is unref'd: its exit keeps nothing waiting, its file is looked for instead
@@ -62,6 +67,7 @@ describe('LocalProcessRunner behind a wall being raised', () => {
     const running = runner.run('sh', ['-c', `echo yes > ${marker}`], { timeoutMs: 10_000 });
     wall.reject(wallFault());
     await assert.rejects(running, /network wall .* could not be put up/);
+    await assert.rejects(runner.ready(), /network wall .* could not be put up/);
     await assert.rejects(runner.spawnDetached('sh', ['-c', `echo yes > ${marker}`], { logFile: join(dir, 'log'), cwd: dir }), /network wall .* could not be put up/);
     assert.throws(() => runner.stream('sh', ['-c', `echo yes > ${marker}`], { timeoutMs: 10_000 }), /network wall .* could not be put up/);
     await unwalledRunFinished(marker);

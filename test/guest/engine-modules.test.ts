@@ -30,6 +30,7 @@ const idleRunner: ProcessRunner = {
     throw new Error('no programs in this test');
   },
   handOver: async () => undefined,
+  ready: async () => undefined,
 };
 
 function context(runner: ProcessRunner = idleRunner): EngineContext {

@@ -467,6 +467,7 @@ describe('mysql-family discovery', () => {
       throw new Error('not used');
     },
     handOver: async () => undefined,
+    ready: async () => undefined,
   };
 
   it('finds MySQL only where a real MySQL server is, and otherwise says how to install one', async () => {

@@ -244,6 +244,7 @@ function fakeRunner(outputs: Record<string, string> = {}) {
     },
     spawnDetached: () => Promise.reject(new Error('not used')),
     handOver: async () => undefined,
+    ready: async () => undefined,
   };
   return { runner, calls, inputs };
 }

@@ -341,6 +341,7 @@ describe('redis discovery', () => {
       throw new Error('not used');
     },
     handOver: async () => undefined,
+    ready: async () => undefined,
   });
   const binDir = async (withServer: boolean) => {
     const dir = await mkdtemp(join(tmpdir(), 'coffer-rdbin-'));
