@@ -337,9 +337,11 @@ export async function instancePage(root: HTMLElement, context: PageContext, id: 
     // the guest measures its engine once a minute: its figures are read again every 15 s
     ticks += 1;
     if (ticks % 5 === 0) document.getElementById('metrics')?.dispatchEvent(new Event('refresh'));
+    const changed = current.status !== instance.status || current.operating_status !== instance.operating_status;
     // a task quicker than the poll (a small upgrade, a resize) leaves the status as it was between
-    // two looks: the instance's own time of change says it happened all the same
-    const changed = current.status !== instance.status || current.operating_status !== instance.operating_status || current.updated !== instance.updated;
+    // two looks: the instance's own time of change says it happened all the same. Only the
+    // overview is drawn again for it; the cards (with their forms) follow a change of status.
+    const redraw = changed || current.updated !== instance.updated;
     instance = current;
     if ((current.replica_of?.id !== undefined) !== isReplica) {
       // promoted or detached: what may be changed here (databases, users, root) changed with it
@@ -349,8 +351,8 @@ export async function instancePage(root: HTMLElement, context: PageContext, id: 
     drawStatus(current);
     // a new replica's build is followed closely, a settled group's every 15 s
     if (!changed && (current.replicas ?? []).length > 0 && (replicas.settling() || ticks % 5 === 0)) replicas.element.dispatchEvent(new Event('refresh'));
+    if (redraw) drawOverview(current);
     if (changed) {
-      drawOverview(current);
       // what the engine refused while it was not ready (a build, a restart) is asked again
       for (const card of root.querySelectorAll('section.card')) card.dispatchEvent(new Event('refresh'));
     }
